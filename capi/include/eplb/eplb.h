@@ -1,0 +1,297 @@
+/*
+ * eplb.h — the public C API of libeplb, expert-parallel load balancing for Mixture-of-Experts
+ * serving. This header is the reference manual: every declaration says what it does, who owns
+ * what, how NULL is treated, what may run concurrently and which statuses it returns.
+ *
+ * Conventions that hold for every function unless its comment says otherwise
+ * ---------------------------------------------------------------------------
+ * - Fallible functions return an `eplb_status`; outputs are the last parameters and are written
+ *   only on EPLB_OK. On failure `eplb_last_error_message()` holds a message naming the offending
+ *   argument and value, for the calling thread, until that thread's next libeplb call.
+ * - No C++ exception, abort or signal ever leaves the library because of bad input.
+ * - Arrays are row-major with explicit lengths in elements (never bytes). Ids are int32_t,
+ *   loads are double. The library never keeps a caller's pointer after a call returns.
+ * - Handles returned through an `out_*` parameter are owned by the caller and released with the
+ *   matching `_destroy`, which accepts NULL.
+ * - Options structs start with `struct_size`; initialise them with their `_init` function. The
+ *   library reads only the fields the caller's `struct_size` covers (older callers get defaults
+ *   for newer fields); a larger size is accepted only if the bytes it does not know are zero.
+ * - Threading: functions taking a `const` handle may run concurrently on the same handle; a
+ *   function taking a non-const handle needs the caller to serialise calls on that handle.
+ *   Different handles are independent. There is no global initialisation.
+ *
+ * Versioning: EPLB_VERSION_NUMBER is MAJOR*10000 + MINOR*100 + PATCH. The SONAME carries the
+ * major version (MAJOR.MINOR while MAJOR is 0); within it, functions, statuses, algorithms and
+ * struct fields are only ever added.
+ */
+#ifndef EPLB_EPLB_H
+#define EPLB_EPLB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EPLB_VERSION_MAJOR 0
+#define EPLB_VERSION_MINOR 1
+#define EPLB_VERSION_PATCH 0
+#define EPLB_VERSION_NUMBER \
+  (EPLB_VERSION_MAJOR * 10000 + EPLB_VERSION_MINOR * 100 + EPLB_VERSION_PATCH)
+#define EPLB_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define EPLB_API __attribute__((visibility("default")))
+#else
+#define EPLB_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ============================================================================================ */
+/* Section: status codes and errors                                                             */
+/* ============================================================================================ */
+
+/* Result of every fallible call. Values are stable; new ones are only appended. */
+typedef enum {
+  EPLB_OK = 0,
+  /* An argument is NULL, zero, out of range, inconsistent with another, or a load is negative,
+   * NaN or infinite. The message names the argument and its value. */
+  EPLB_ERR_INVALID_ARGUMENT = 1,
+  /* An allocation failed, or a requested size overflows size_t. */
+  EPLB_ERR_OUT_OF_MEMORY = 2,
+  /* A caller-provided output buffer is shorter than required; the message gives the size. */
+  EPLB_ERR_BUFFER_TOO_SMALL = 3,
+  /* A bug in libeplb (an internal invariant failed). Please report it with the message. */
+  EPLB_ERR_INTERNAL = 4
+} eplb_status;
+
+/* Static English text for a status ("ok", "invalid argument", ...); never NULL, also for values
+ * this version does not know ("unknown status"). Thread-safe. */
+EPLB_API const char* eplb_status_string(eplb_status status);
+
+/* The detailed message of the calling thread's most recent failed call, or "" if its most recent
+ * call succeeded. Never NULL. The pointer stays valid until the thread's next libeplb call; copy
+ * it before calling again. Bindings must read it in the same native call as the failing function
+ * (Go moves goroutines between threads between two cgo calls). */
+EPLB_API const char* eplb_last_error_message(void);
+
+/* ============================================================================================ */
+/* Section: version                                                                             */
+/* ============================================================================================ */
+
+/* EPLB_VERSION_NUMBER of the library actually loaded (compare with the header's macro). */
+EPLB_API uint32_t eplb_version_number(void);
+/* EPLB_VERSION_STRING of the library actually loaded; static, never NULL. */
+EPLB_API const char* eplb_version_string(void);
+
+/* ============================================================================================ */
+/* Section: algorithms                                                                          */
+/* ============================================================================================ */
+
+/* Placement algorithms. Stored in `uint32_t` fields; ids are stable and only appended. */
+typedef enum {
+  /* The library's recommended planner for this version (today: EPLB_ALGORITHM_DEEPSEEK). */
+  EPLB_ALGORITHM_DEFAULT = 0,
+  /* DeepSeek's hierarchical EPLB (deepseek-ai/EPLB `rebalance_experts`), reproduced exactly:
+   * groups packed to nodes, replicas by water-filling inside each node, replicas packed to GPUs.
+   * When num_groups % num_nodes != 0 it is the global policy (one group, one node), as in the
+   * reference. Loads are rounded to float32 and packed sums accumulate in float32 like the
+   * reference; on equal weights the lowest index wins. */
+  EPLB_ALGORITHM_DEEPSEEK = 1,
+  /* No balancing: physical slot p holds logical expert p % E (SGLang's `trivial` location).
+   * With num_physical_experts == num_logical_experts this is contiguous blocks per GPU. */
+  EPLB_ALGORITHM_TRIVIAL = 2
+} eplb_algorithm;
+
+/* Number of the highest algorithm id; ids 1..eplb_algorithm_count() are all valid. */
+EPLB_API uint32_t eplb_algorithm_count(void);
+/* Short name of an algorithm id ("deepseek", "trivial", "default" for 0); NULL for an unknown
+ * id. Static string. Thread-safe. */
+EPLB_API const char* eplb_algorithm_name(uint32_t algorithm);
+/* One-line description of an algorithm id; NULL for an unknown id. Static string. */
+EPLB_API const char* eplb_algorithm_description(uint32_t algorithm);
+/* Looks an algorithm up by its name (case-sensitive, as eplb_algorithm_name prints it).
+ * EPLB_ERR_INVALID_ARGUMENT: name or out_algorithm is NULL, or the name is unknown (the message
+ * lists the known names). */
+EPLB_API eplb_status eplb_algorithm_from_name(const char* name, uint32_t* out_algorithm);
+
+/* ============================================================================================ */
+/* Section: placement — an immutable expert placement for all layers                            */
+/* ============================================================================================ */
+
+/* A placement maps, for every MoE layer, each physical expert slot to the logical expert whose
+ * weights it holds. Slot p of a layer lives on GPU p / (num_physical_experts / num_gpus); GPU g
+ * lives on node g / (num_gpus / num_nodes). A placement is immutable once made, so a server can
+ * swap in a new one by pointer while readers still use the old; all `const` functions may run
+ * concurrently. */
+struct eplb_placement;
+typedef struct eplb_placement eplb_placement;
+
+/* Shape, topology and provenance of a placement. */
+typedef struct eplb_placement_info {
+  uint32_t struct_size;          /* in: sizeof(eplb_placement_info) */
+  uint32_t num_layers;           /* MoE layers (rows) */
+  uint32_t num_logical_experts;  /* E */
+  uint32_t num_physical_experts; /* R: slots per layer, summed over all GPUs */
+  uint32_t num_nodes;
+  uint32_t num_gpus;
+  uint32_t num_groups;          /* expert groups the planner was given (1 if none) */
+  uint32_t slots_per_gpu;       /* R / num_gpus */
+  uint32_t log2phy_width;       /* X: max replicas of any expert in any layer */
+  uint32_t algorithm;           /* eplb_algorithm that made it; 0 if imported from a map */
+  uint32_t hierarchical;        /* 1 if replicas were kept on their group's node, else 0 */
+  uint32_t reserved0;           /* 0 */
+  double plan_seconds;          /* wall time the planner spent (0 for imported placements) */
+} eplb_placement_info;
+
+/* Fills `*out_info`; the caller sets out_info->struct_size first.
+ * EPLB_ERR_INVALID_ARGUMENT: placement or out_info is NULL, or struct_size is invalid. */
+EPLB_API eplb_status eplb_placement_get_info(const eplb_placement* placement,
+                                             eplb_placement_info* out_info);
+
+/* Copies phy2log, int32 [num_layers][num_physical_experts]: the logical expert of each slot.
+ * `out_len` is the capacity of `out` in elements.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer. EPLB_ERR_BUFFER_TOO_SMALL: out_len too small. */
+EPLB_API eplb_status eplb_placement_get_phy2log(const eplb_placement* placement, int32_t* out,
+                                                size_t out_len);
+
+/* Copies the replica counts, int32 [num_layers][num_logical_experts]: the number of slots
+ * holding each logical expert (>= 1, each row sums to num_physical_experts).
+ * Errors as eplb_placement_get_phy2log. */
+EPLB_API eplb_status eplb_placement_get_replica_counts(const eplb_placement* placement,
+                                                       int32_t* out, size_t out_len);
+
+/* Copies log2phy, int32 [num_layers][num_logical_experts][log2phy_width]: the slots of each
+ * expert's replicas in replica-rank order, padded with -1. For placements from a planner the
+ * order is the planner's replica rank (DeepSeek: rank 0 is the expert's original slot, then the
+ * order replicas were added); for imported maps it is ascending slot index.
+ * Errors as eplb_placement_get_phy2log. */
+EPLB_API eplb_status eplb_placement_get_log2phy(const eplb_placement* placement, int32_t* out,
+                                                size_t out_len);
+
+/* Builds a placement from a phy2log map (e.g. SGLang's `physical_to_logical_map`), int32
+ * [num_layers][num_physical_experts] with values in [0, num_logical_experts); every expert must
+ * appear in every layer. log2phy lists replicas in ascending slot order, and info.algorithm is 0
+ * (imported).
+ * EPLB_ERR_INVALID_ARGUMENT: NULL pointers, zero or inconsistent sizes (num_physical_experts %
+ * num_gpus, num_gpus % num_nodes, R < E), phy2log_len != num_layers * num_physical_experts, an id
+ * out of range or an expert missing from a layer (the message names layer, slot and value).
+ * EPLB_ERR_OUT_OF_MEMORY: allocation failure or size overflow. */
+EPLB_API eplb_status eplb_placement_create_from_phy2log(
+    uint32_t num_layers, uint32_t num_logical_experts, uint32_t num_physical_experts,
+    uint32_t num_nodes, uint32_t num_gpus, const int32_t* phy2log, size_t phy2log_len,
+    eplb_placement** out_placement);
+
+/* Releases a placement. NULL is a no-op. Not concurrently with other calls on the same handle. */
+EPLB_API void eplb_placement_destroy(eplb_placement* placement);
+
+/* ============================================================================================ */
+/* Section: planner — turns a load matrix into a placement                                      */
+/* ============================================================================================ */
+
+/* A planner holds the model shape, topology and algorithm, plus scratch space reused across
+ * plans. One thread at a time per planner; use one planner per thread to plan concurrently. */
+struct eplb_planner;
+typedef struct eplb_planner eplb_planner;
+
+typedef struct eplb_planner_options {
+  uint32_t struct_size;          /* sizeof(eplb_planner_options) */
+  uint32_t algorithm;            /* eplb_algorithm; default EPLB_ALGORITHM_DEFAULT */
+  uint32_t num_layers;           /* MoE layers per plan, >= 1 (no default) */
+  uint32_t num_logical_experts;  /* E >= 1, a multiple of num_groups (no default) */
+  uint32_t num_physical_experts; /* R >= E, a multiple of num_gpus (no default) */
+  uint32_t num_groups;           /* expert groups (DeepSeek-V3: 8); default 1 */
+  uint32_t num_nodes;            /* nodes; num_gpus must be a multiple; default 1 */
+  uint32_t num_gpus;             /* GPUs in the expert-parallel group (no default) */
+} eplb_planner_options;
+
+/* Sets struct_size and every default; fields without a default are 0 and must be set.
+ * NULL is a no-op. */
+EPLB_API void eplb_planner_options_init(eplb_planner_options* options);
+
+/* Validates the options and creates a planner.
+ * EPLB_ERR_INVALID_ARGUMENT: options or out_planner is NULL; bad struct_size; an unknown
+ * algorithm; a zero count; E % num_groups != 0; R % num_gpus != 0; num_gpus % num_nodes != 0;
+ * R < E; a count above INT32_MAX. The message names the field and value.
+ * EPLB_ERR_OUT_OF_MEMORY: allocation failure or an array size overflowing size_t. */
+EPLB_API eplb_status eplb_planner_create(const eplb_planner_options* options,
+                                         eplb_planner** out_planner);
+
+/* Releases a planner. NULL is a no-op. */
+EPLB_API void eplb_planner_destroy(eplb_planner* planner);
+
+/* Plans a placement from `loads`, double [num_layers][num_logical_experts]: the load (e.g. token
+ * count) of each logical expert in each layer, finite and >= 0. A layer whose loads are all zero
+ * (e.g. a dense layer) gets the trivial placement. The new placement is owned by the caller.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer; loads_len != num_layers * num_logical_experts; a
+ * negative, NaN or infinite load, or (deepseek) one above FLT_MAX (the message names layer,
+ * expert and value). EPLB_ERR_OUT_OF_MEMORY. Not concurrently on the same planner. */
+EPLB_API eplb_status eplb_planner_plan(eplb_planner* planner, const double* loads,
+                                       size_t loads_len, eplb_placement** out_placement);
+
+/* ============================================================================================ */
+/* Section: metrics — how balanced a placement is under a load matrix                           */
+/* ============================================================================================ */
+
+/* The load model: a logical expert's load is split evenly over its replicas, and a GPU's load is
+ * the sum over its slots of load / replicas. All sums are in double precision. A layer whose
+ * total load is zero counts as perfectly balanced (1.0) and has bound 0. */
+
+/* Metrics of one layer. */
+typedef struct eplb_layer_metrics {
+  uint32_t struct_size;       /* in: sizeof(eplb_layer_metrics) */
+  uint32_t duplicate_gpus;    /* GPUs holding two or more replicas of one expert */
+  uint32_t max_replicas;      /* most replicas of one expert */
+  uint32_t reserved0;         /* 0 */
+  double total_load;          /* sum of the layer's loads */
+  double mean_gpu_load;       /* total_load / num_gpus */
+  double max_gpu_load;        /* busiest GPU */
+  double lower_bound;         /* no placement with this R and topology has a lower max GPU load:
+                                 max(mean, min over replica counts of the max load per replica,
+                                 with each expert spread over at most num_gpus GPUs) */
+  double balancedness;        /* mean_gpu_load / max_gpu_load, in (0, 1] */
+  double node_balancedness;   /* mean node load / max node load */
+  double max_load_over_bound; /* max_gpu_load / lower_bound, >= 1 (1 when the bound is 0) */
+} eplb_layer_metrics;
+
+/* Metrics over all layers. */
+typedef struct eplb_metrics {
+  uint32_t struct_size;             /* in: sizeof(eplb_metrics) */
+  uint32_t num_layers;
+  uint32_t max_replicas;            /* most replicas of one expert in any layer */
+  uint32_t reserved0;               /* 0 */
+  uint64_t duplicate_pairs;         /* (layer, GPU) pairs holding two replicas of one expert */
+  double balancedness;              /* mean over layers of the layer balancedness */
+  double min_balancedness;          /* worst layer */
+  double node_balancedness;         /* mean over layers */
+  double max_load_over_bound;       /* mean over layers of max_gpu_load / lower_bound */
+  double worst_max_load_over_bound; /* largest over layers */
+  double max_over_mean;             /* mean over layers of max_gpu_load / mean_gpu_load */
+} eplb_metrics;
+
+/* Computes the metrics of `placement` under `loads`, double [num_layers][num_logical_experts]
+ * with the placement's shape (the load it was planned on, or any other). The caller sets
+ * out_metrics->struct_size. Thread-safe for concurrent calls on one placement.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, bad struct_size, loads_len mismatch, or a negative,
+ * NaN or infinite load. */
+EPLB_API eplb_status eplb_metrics_compute(const eplb_placement* placement, const double* loads,
+                                          size_t loads_len, eplb_metrics* out_metrics);
+
+/* Computes the metrics of one layer; `layer_loads` holds that layer's num_logical_experts loads.
+ * EPLB_ERR_INVALID_ARGUMENT: as eplb_metrics_compute, or layer >= num_layers. */
+EPLB_API eplb_status eplb_metrics_compute_layer(const eplb_placement* placement, uint32_t layer,
+                                                const double* layer_loads,
+                                                size_t layer_loads_len,
+                                                eplb_layer_metrics* out_metrics);
+
+/* Writes the per-GPU loads, double [num_layers][num_gpus], of `placement` under `loads`.
+ * EPLB_ERR_INVALID_ARGUMENT as eplb_metrics_compute; EPLB_ERR_BUFFER_TOO_SMALL if out_len <
+ * num_layers * num_gpus. */
+EPLB_API eplb_status eplb_metrics_gpu_loads(const eplb_placement* placement, const double* loads,
+                                            size_t loads_len, double* out, size_t out_len);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* EPLB_EPLB_H */

@@ -1,0 +1,18 @@
+// The private structs behind the C API's opaque handles: each wraps its C++ object, so handles
+// can grow per-handle state without changing the C++ classes.
+#pragma once
+
+#include <utility>
+
+#include "../../core/placement.hpp"
+#include "../../core/planner.hpp"
+
+struct eplb_placement {
+  explicit eplb_placement(eplb::Placement p) : value(std::move(p)) {}
+  eplb::Placement value;
+};
+
+struct eplb_planner {
+  explicit eplb_planner(eplb::Planner p) : value(std::move(p)) {}
+  eplb::Planner value;
+};

@@ -1,0 +1,59 @@
+#include <memory>
+#include <span>
+
+#include "guard.hpp"
+#include "handles.hpp"
+#include "struct_io.hpp"
+
+namespace {
+
+constexpr std::size_t kOptionsV1Size = sizeof(eplb_planner_options);
+
+eplb_planner_options default_options() {
+  eplb_planner_options options{};
+  options.struct_size = sizeof(eplb_planner_options);
+  options.algorithm = EPLB_ALGORITHM_DEFAULT;
+  options.num_groups = 1;
+  options.num_nodes = 1;
+  return options;
+}
+
+}  // namespace
+
+extern "C" {
+
+void eplb_planner_options_init(eplb_planner_options* options) {
+  if (options != nullptr) *options = default_options();
+}
+
+eplb_status eplb_planner_create(const eplb_planner_options* options,
+                                eplb_planner** out_planner) {
+  return eplb::capi::guard([&] {
+    eplb::capi::require_not_null(options, "options");
+    eplb::capi::require_not_null(out_planner, "out_planner");
+    const auto o = eplb::capi::read_struct(options, default_options(), kOptionsV1Size, "options");
+    eplb::Topology topology;
+    topology.num_layers = o.num_layers;
+    topology.num_logical = o.num_logical_experts;
+    topology.num_physical = o.num_physical_experts;
+    topology.num_nodes = o.num_nodes;
+    topology.num_gpus = o.num_gpus;
+    topology.num_groups = o.num_groups;
+    *out_planner = std::make_unique<eplb_planner>(eplb::Planner(topology, o.algorithm)).release();
+  });
+}
+
+void eplb_planner_destroy(eplb_planner* planner) { delete planner; }  // NOLINT: owning C handle
+
+eplb_status eplb_planner_plan(eplb_planner* planner, const double* loads, size_t loads_len,
+                              eplb_placement** out_placement) {
+  return eplb::capi::guard([&] {
+    eplb::capi::require_not_null(planner, "planner");
+    eplb::capi::require_not_null(loads, "loads");
+    eplb::capi::require_not_null(out_placement, "out_placement");
+    auto placement = planner->value.plan(std::span(loads, loads_len));
+    *out_placement = std::make_unique<eplb_placement>(std::move(placement)).release();
+  });
+}
+
+}  // extern "C"

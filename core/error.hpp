@@ -1,0 +1,56 @@
+// Errors raised inside the core. The C API turns each into an eplb_status plus its message;
+// nothing else in the library needs to know about statuses.
+#pragma once
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace eplb {
+
+enum class Errc {
+  invalid_argument,
+  out_of_memory,
+  buffer_too_small,
+  internal,
+};
+
+class Error : public std::runtime_error {
+ public:
+  Error(Errc code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  [[nodiscard]] Errc code() const noexcept { return code_; }
+
+ private:
+  Errc code_;
+};
+
+// Concatenates anything streamable into one string: cat("num_gpus (", g, ") must be ...").
+template <typename... Parts>
+[[nodiscard]] std::string cat(Parts&&... parts) {
+  std::ostringstream out;
+  out.precision(17);
+  (out << ... << std::forward<Parts>(parts));
+  return out.str();
+}
+
+template <typename... Parts>
+[[noreturn]] void fail(Errc code, Parts&&... parts) {
+  throw Error(code, cat(std::forward<Parts>(parts)...));
+}
+
+template <typename... Parts>
+[[noreturn]] void fail_invalid(Parts&&... parts) {
+  fail(Errc::invalid_argument, std::forward<Parts>(parts)...);
+}
+
+// Checks an internal invariant; a failure is a bug in libeplb, reported as EPLB_ERR_INTERNAL.
+#define EPLB_ASSERT(condition)                                                          \
+  do {                                                                                  \
+    if (!(condition)) {                                                                 \
+      ::eplb::fail(::eplb::Errc::internal, "internal invariant failed: " #condition " (", \
+                   __FILE__, ":", __LINE__, ")");                                       \
+    }                                                                                   \
+  } while (false)
+
+}  // namespace eplb

@@ -1,0 +1,44 @@
+#include "loads.hpp"
+
+#include <cmath>
+
+#include "error.hpp"
+
+namespace eplb {
+
+namespace {
+
+void check_values(std::span<const double> row, std::size_t layer, const char* name) {
+  for (std::size_t expert = 0; expert < row.size(); ++expert) {
+    const double value = row[expert];
+    if (std::isnan(value)) fail_invalid(name, "[", layer, "][", expert, "] is NaN");
+    if (std::isinf(value)) fail_invalid(name, "[", layer, "][", expert, "] is infinite");
+    if (value < 0) fail_invalid(name, "[", layer, "][", expert, "] = ", value, " is negative");
+  }
+}
+
+}  // namespace
+
+void validate_loads(std::span<const double> loads, const Topology& topology, const char* name) {
+  if (loads.data() == nullptr) fail_invalid(name, " is NULL");
+  if (loads.size() != topology.load_count()) {
+    fail_invalid(name, " has ", loads.size(), " values but num_layers (", topology.num_layers,
+                 ") * num_logical_experts (", topology.num_logical, ") = ",
+                 topology.load_count());
+  }
+  for (std::size_t layer = 0; layer < topology.num_layers; ++layer) {
+    check_values(loads.subspan(layer * topology.num_logical, topology.num_logical), layer, name);
+  }
+}
+
+void validate_layer_loads(std::span<const double> loads, std::size_t layer,
+                          const Topology& topology, const char* name) {
+  if (loads.data() == nullptr) fail_invalid(name, " is NULL");
+  if (loads.size() != topology.num_logical) {
+    fail_invalid(name, " has ", loads.size(), " values but num_logical_experts is ",
+                 topology.num_logical);
+  }
+  check_values(loads, layer, name);
+}
+
+}  // namespace eplb

@@ -1,0 +1,126 @@
+#include "metrics.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "error.hpp"
+#include "loads.hpp"
+#include "replication.hpp"
+
+namespace eplb {
+
+namespace {
+
+double mean_over_max(std::span<const double> values) {
+  double sum = 0;
+  double peak = 0;
+  for (double v : values) {
+    sum += v;
+    peak = std::max(peak, v);
+  }
+  return peak > 0 ? (sum / static_cast<double>(values.size())) / peak : 1.0;
+}
+
+LayerMetrics layer_metrics_unchecked(const Placement& placement, std::size_t layer,
+                                     std::span<const double> layer_loads) {
+  const Topology& topology = placement.topology();
+  LayerMetrics m;
+  std::vector<double> gpu_loads(topology.num_gpus);
+  layer_gpu_loads(placement, layer, layer_loads, gpu_loads);
+  for (double load : layer_loads) m.total_load += load;
+  m.mean_gpu_load = m.total_load / topology.num_gpus;
+  m.max_gpu_load = *std::max_element(gpu_loads.begin(), gpu_loads.end());
+  m.balancedness = mean_over_max(gpu_loads);
+
+  std::vector<double> node_loads(topology.num_nodes, 0.0);
+  for (std::uint32_t gpu = 0; gpu < topology.num_gpus; ++gpu) {
+    node_loads[topology.node_of_gpu(gpu)] += gpu_loads[gpu];
+  }
+  m.node_balancedness = mean_over_max(node_loads);
+
+  m.lower_bound = max_gpu_load_lower_bound(layer_loads, topology);
+  m.max_load_over_bound = m.lower_bound > 0 ? m.max_gpu_load / m.lower_bound : 1.0;
+
+  const auto counts = placement.replica_counts_layer(layer);
+  m.max_replicas = static_cast<std::uint32_t>(*std::max_element(counts.begin(), counts.end()));
+
+  // A stamp per expert: the last GPU (plus one) on which it was seen.
+  std::vector<std::uint32_t> seen_on(topology.num_logical, 0);
+  const auto row = placement.phy2log_layer(layer);
+  const std::uint32_t per_gpu = topology.slots_per_gpu();
+  for (std::uint32_t gpu = 0; gpu < topology.num_gpus; ++gpu) {
+    bool duplicate = false;
+    for (std::uint32_t s = 0; s < per_gpu; ++s) {
+      auto& stamp = seen_on[static_cast<std::size_t>(row[gpu * per_gpu + s])];
+      duplicate = duplicate || stamp == gpu + 1;
+      stamp = gpu + 1;
+    }
+    m.duplicate_gpus += duplicate ? 1 : 0;
+  }
+  return m;
+}
+
+}  // namespace
+
+void layer_gpu_loads(const Placement& placement, std::size_t layer,
+                     std::span<const double> layer_loads, std::span<double> gpu_loads) {
+  const Topology& topology = placement.topology();
+  EPLB_ASSERT(gpu_loads.size() == topology.num_gpus);
+  std::fill(gpu_loads.begin(), gpu_loads.end(), 0.0);
+  const auto row = placement.phy2log_layer(layer);
+  const auto counts = placement.replica_counts_layer(layer);
+  for (std::uint32_t slot = 0; slot < topology.num_physical; ++slot) {
+    const auto expert = static_cast<std::size_t>(row[slot]);
+    gpu_loads[topology.gpu_of_slot(slot)] += layer_loads[expert] / counts[expert];
+  }
+}
+
+double max_gpu_load_lower_bound(std::span<const double> layer_loads, const Topology& topology) {
+  double total = 0;
+  for (double load : layer_loads) total += load;
+  const double mean = total / topology.num_gpus;
+  return std::max(mean,
+                  min_max_load_per_replica(layer_loads, topology.num_physical, topology.num_gpus));
+}
+
+LayerMetrics compute_layer_metrics(const Placement& placement, std::size_t layer,
+                                   std::span<const double> layer_loads) {
+  if (layer >= placement.topology().num_layers) {
+    fail_invalid("layer (", layer, ") must be below num_layers (",
+                 placement.topology().num_layers, ")");
+  }
+  validate_layer_loads(layer_loads, layer, placement.topology(), "layer_loads");
+  return layer_metrics_unchecked(placement, layer, layer_loads);
+}
+
+Metrics compute_metrics(const Placement& placement, std::span<const double> loads) {
+  const Topology& topology = placement.topology();
+  validate_loads(loads, topology, "loads");
+  Metrics total;
+  total.num_layers = topology.num_layers;
+  double balancedness = 0;
+  double node_balancedness = 0;
+  double over_bound = 0;
+  double over_mean = 0;
+  for (std::size_t layer = 0; layer < topology.num_layers; ++layer) {
+    const LayerMetrics m = layer_metrics_unchecked(
+        placement, layer, loads.subspan(layer * topology.num_logical, topology.num_logical));
+    balancedness += m.balancedness;
+    node_balancedness += m.node_balancedness;
+    over_bound += m.max_load_over_bound;
+    over_mean += m.mean_gpu_load > 0 ? m.max_gpu_load / m.mean_gpu_load : 1.0;
+    total.min_balancedness = std::min(total.min_balancedness, m.balancedness);
+    total.worst_max_load_over_bound =
+        std::max(total.worst_max_load_over_bound, m.max_load_over_bound);
+    total.max_replicas = std::max(total.max_replicas, m.max_replicas);
+    total.duplicate_pairs += m.duplicate_gpus;
+  }
+  const double layers = topology.num_layers;
+  total.balancedness = balancedness / layers;
+  total.node_balancedness = node_balancedness / layers;
+  total.max_load_over_bound = over_bound / layers;
+  total.max_over_mean = over_mean / layers;
+  return total;
+}
+
+}  // namespace eplb

@@ -1,0 +1,37 @@
+// eplb algorithms: the placement algorithms this libeplb has.
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "eplb/commands.hpp"
+#include "eplb/eplb.h"
+#include "eplb/library.hpp"
+#include "eplb/table.hpp"
+
+namespace eplb_cli {
+
+void register_algorithms_command(CLI::App& app) {
+  auto* command = app.add_subcommand("algorithms", "List the placement algorithms");
+  auto json = std::make_shared<bool>(false);
+  command->add_flag("--json", *json, "Print JSON instead of a table");
+  command->callback([json] {
+    uint32_t default_id = 0;
+    check(eplb_algorithm_from_name("default", &default_id), "");
+    if (*json) {
+      nlohmann::json list = nlohmann::json::array();
+      for (uint32_t id = 1; id <= eplb_algorithm_count(); ++id) {
+        list.push_back({{"id", id},
+                        {"name", eplb_algorithm_name(id)},
+                        {"description", eplb_algorithm_description(id)}});
+      }
+      std::cout << nlohmann::json{{"algorithms", list}}.dump(2) << '\n';
+      return;
+    }
+    Table table({"name", "description"});
+    for (uint32_t id = 1; id <= eplb_algorithm_count(); ++id) {
+      table.add_row({eplb_algorithm_name(id), eplb_algorithm_description(id)});
+    }
+    table.print(std::cout);
+  });
+}
+
+}  // namespace eplb_cli

@@ -1,0 +1,127 @@
+// eplb plan: a placement from SGLang's expert load file.
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "eplb/atomic_file.hpp"
+#include "eplb/commands.hpp"
+#include "eplb/library.hpp"
+#include "eplb/load_file.hpp"
+#include "eplb/placement_json.hpp"
+#include "eplb/report.hpp"
+#include "eplb/table.hpp"
+
+namespace eplb_cli {
+
+namespace {
+
+struct PlanArgs {
+  std::string counts;
+  uint32_t replicas = 0;
+  uint32_t gpus = 0;
+  uint32_t nodes = 1;
+  uint32_t groups = 1;
+  std::string algorithm = "default";
+  std::string out;
+  bool report = false;
+};
+
+void print_summary(const eplb_placement* placement, const std::vector<double>& loads,
+                   const PlanArgs& args) {
+  const auto info = info_of(placement);
+  const auto m = metrics_of(placement, loads);
+  std::cout << "Planned " << info.num_layers << " layers x " << info.num_logical_experts
+            << " experts onto " << info.num_physical_experts << " slots per layer ("
+            << info.num_gpus << " GPUs in " << info.num_nodes << " nodes, "
+            << info.slots_per_gpu << " per GPU) with " << algorithm_name(info.algorithm) << " ("
+            << (info.hierarchical != 0 ? "hierarchical" : "global") << ") in "
+            << fixed(info.plan_seconds * 1e3, 3) << " ms\n\n";
+  Table table({"metric", "value"});
+  table.add_row({"GPU balancedness (mean/max, mean over layers)", fixed(m.balancedness, 4)});
+  table.add_row({"worst layer balancedness", fixed(m.min_balancedness, 4)});
+  table.add_row({"node balancedness", fixed(m.node_balancedness, 4)});
+  table.add_row({"max / mean GPU load", fixed(m.max_over_mean, 4)});
+  table.add_row({"max GPU load / lower bound", fixed(m.max_load_over_bound, 4)});
+  table.add_row({"worst layer max / lower bound", fixed(m.worst_max_load_over_bound, 4)});
+  table.add_row({"(layer, GPU) pairs with a duplicate", std::to_string(m.duplicate_pairs)});
+  table.add_row({"most replicas of one expert", std::to_string(m.max_replicas)});
+  table.print(std::cout);
+  if (!args.out.empty()) std::cout << "\nWrote " << args.out << '\n';
+}
+
+void run_plan(const PlanArgs& args) {
+  if (!args.out.empty() && std::filesystem::path(args.out).extension() != ".json") {
+    throw InputError("--out " + args.out +
+                     ": unsupported output format (use a .json file for SGLang's "
+                     "physical_to_logical_map)");
+  }
+  const LoadMatrix matrix = read_logical_count_file(args.counts);
+  uint32_t algorithm = 0;
+  check(eplb_algorithm_from_name(args.algorithm.c_str(), &algorithm), "--algorithm: ");
+
+  eplb_planner_options options;
+  eplb_planner_options_init(&options);
+  options.algorithm = algorithm;
+  options.num_layers = matrix.num_layers;
+  options.num_logical_experts = matrix.num_experts;
+  options.num_physical_experts = args.replicas;
+  options.num_groups = args.groups;
+  options.num_nodes = args.nodes;
+  options.num_gpus = args.gpus;
+  const auto planner = make_planner(
+      options, "cannot plan " + std::to_string(matrix.num_experts) + " experts from " +
+                   args.counts + " with --replicas " + std::to_string(args.replicas) +
+                   " --gpus " + std::to_string(args.gpus) + " --nodes " +
+                   std::to_string(args.nodes) + " --groups " + std::to_string(args.groups) +
+                   ": ");
+  const auto placement = plan(planner.get(), matrix.loads);
+
+  if (!args.out.empty()) write_file_atomically(args.out, sglang_placement_json(placement.get()));
+  if (args.report) {
+    std::cout << plan_report(placement.get(), matrix.loads).dump(2) << '\n';
+  } else {
+    print_summary(placement.get(), matrix.loads, args);
+  }
+}
+
+}  // namespace
+
+void register_plan_command(CLI::App& app) {
+  auto args = std::make_shared<PlanArgs>();
+  auto* command = app.add_subcommand(
+      "plan", "Plan a placement from an expert load file (SGLang's logical_count JSON)");
+  command->add_option("--counts", args->counts,
+                      "Load file: JSON object with logical_count as [layers][experts] or "
+                      "[steps][layers][experts] (steps are summed)")
+      ->required()
+      ->option_text("FILE");
+  command->add_option("--replicas", args->replicas, "Physical expert slots per layer (R)")
+      ->required()
+      ->check(CLI::Range(1U, 2147483647U))
+      ->option_text("R");
+  command->add_option("--gpus", args->gpus, "GPUs in the expert-parallel group")
+      ->required()
+      ->check(CLI::Range(1U, 2147483647U))
+      ->option_text("G");
+  command->add_option("--nodes", args->nodes, "Nodes (GPUs are split evenly)")
+      ->capture_default_str()
+      ->check(CLI::Range(1U, 2147483647U))
+      ->option_text("N");
+  command->add_option("--groups", args->groups, "Expert groups (DeepSeek-V3: 8)")
+      ->capture_default_str()
+      ->check(CLI::Range(1U, 2147483647U))
+      ->option_text("K");
+  command->add_option("--algorithm", args->algorithm,
+                      "Placement algorithm (see 'eplb algorithms')")
+      ->capture_default_str()
+      ->option_text("NAME");
+  command->add_option("--out", args->out,
+                      "Write the placement: x.json = SGLang's physical_to_logical_map")
+      ->option_text("FILE");
+  command->add_flag("--report,--json", args->report,
+                    "Print a JSON report (metrics per layer and in total, planning time)");
+  command->callback([args] { run_plan(*args); });
+}
+
+}  // namespace eplb_cli

@@ -1,0 +1,72 @@
+// Small RAII helpers over the C API for the CLI and benchmarks: handles in unique_ptrs, and a
+// failed status turned into an InputError (invalid argument) or a Failure (anything else)
+// carrying the library's message.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "eplb/cli_error.hpp"
+#include "eplb/eplb.h"
+
+namespace eplb_cli {
+
+struct PlannerDeleter {
+  void operator()(eplb_planner* p) const { eplb_planner_destroy(p); }
+};
+struct PlacementDeleter {
+  void operator()(eplb_placement* p) const { eplb_placement_destroy(p); }
+};
+using PlannerPtr = std::unique_ptr<eplb_planner, PlannerDeleter>;
+using PlacementPtr = std::unique_ptr<eplb_placement, PlacementDeleter>;
+
+// Throws if `status` is not EPLB_OK; `context` prefixes the library's message.
+inline void check(eplb_status status, const std::string& context) {
+  if (status == EPLB_OK) return;
+  std::string message = context + eplb_last_error_message();
+  if (status == EPLB_ERR_INVALID_ARGUMENT) throw InputError(message);
+  throw Failure(message + " [" + eplb_status_string(status) + "]");
+}
+
+inline PlannerPtr make_planner(const eplb_planner_options& options, const std::string& context) {
+  eplb_planner* planner = nullptr;
+  check(eplb_planner_create(&options, &planner), context);
+  return PlannerPtr(planner);
+}
+
+inline PlacementPtr plan(eplb_planner* planner, const std::vector<double>& loads) {
+  eplb_placement* placement = nullptr;
+  check(eplb_planner_plan(planner, loads.data(), loads.size(), &placement), "");
+  return PlacementPtr(placement);
+}
+
+inline eplb_placement_info info_of(const eplb_placement* placement) {
+  eplb_placement_info info{};
+  info.struct_size = sizeof(info);
+  check(eplb_placement_get_info(placement, &info), "");
+  return info;
+}
+
+inline eplb_metrics metrics_of(const eplb_placement* placement, const std::vector<double>& loads) {
+  eplb_metrics metrics{};
+  metrics.struct_size = sizeof(metrics);
+  check(eplb_metrics_compute(placement, loads.data(), loads.size(), &metrics), "");
+  return metrics;
+}
+
+inline std::vector<std::int32_t> phy2log_of(const eplb_placement* placement) {
+  const auto info = info_of(placement);
+  std::vector<std::int32_t> map(static_cast<std::size_t>(info.num_layers) *
+                                info.num_physical_experts);
+  check(eplb_placement_get_phy2log(placement, map.data(), map.size()), "");
+  return map;
+}
+
+inline std::string algorithm_name(std::uint32_t id) {
+  const char* name = eplb_algorithm_name(id);
+  return name == nullptr ? "imported" : name;
+}
+
+}  // namespace eplb_cli

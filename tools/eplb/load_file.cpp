@@ -1,0 +1,130 @@
+#include "eplb/load_file.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "eplb/cli_error.hpp"
+
+namespace eplb_cli {
+
+namespace {
+
+using nlohmann::json;
+
+std::string index_path(const std::vector<std::size_t>& indices) {
+  std::ostringstream path;
+  path << "logical_count";
+  for (std::size_t i : indices) path << '[' << i << ']';
+  return path.str();
+}
+
+[[noreturn]] void bad(const std::string& source, const std::string& what) {
+  throw InputError(source + ": " + what);
+}
+
+const json& require_array(const json& value, const std::string& source,
+                          const std::vector<std::size_t>& at) {
+  if (!value.is_array()) {
+    bad(source, index_path(at) + " is a " + std::string(value.type_name()) + ", expected a list");
+  }
+  if (value.empty()) bad(source, index_path(at) + " is an empty list");
+  return value;
+}
+
+double require_load(const json& value, const std::string& source,
+                    const std::vector<std::size_t>& at) {
+  if (!value.is_number()) {
+    bad(source, index_path(at) + " is a " + std::string(value.type_name()) + ", expected a number");
+  }
+  const double load = value.get<double>();
+  if (!std::isfinite(load)) bad(source, index_path(at) + " is not finite");
+  if (load < 0) {
+    std::ostringstream text;
+    text << index_path(at) << " = " << value.dump() << " is negative";
+    bad(source, text.str());
+  }
+  return load;
+}
+
+std::uint32_t checked_count(std::size_t n, const std::string& source, const std::string& what) {
+  if (n > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) {
+    bad(source, what + " (" + std::to_string(n) + ") is too large");
+  }
+  return static_cast<std::uint32_t>(n);
+}
+
+}  // namespace
+
+LoadMatrix parse_logical_count(const std::string& text, const std::string& source) {
+  json document;
+  try {
+    document = json::parse(text);
+  } catch (const json::parse_error& error) {
+    bad(source, std::string("invalid JSON: ") + error.what());
+  }
+  if (!document.is_object()) {
+    bad(source, std::string("expected a JSON object with a 'logical_count' key, found a ") +
+                    document.type_name());
+  }
+  const auto found = document.find("logical_count");
+  if (found == document.end()) {
+    std::string keys;
+    for (const auto& item : document.items()) keys += (keys.empty() ? "" : ", ") + item.key();
+    bad(source, "no 'logical_count' key (keys present: " + (keys.empty() ? "none" : keys) + ")");
+  }
+  const json& root = require_array(*found, source, {});
+  // 3-D when the first element's first element is itself a list.
+  const json& first = require_array(root.front(), source, {0});
+  const bool three_d = first.front().is_array();
+  const std::size_t steps = three_d ? root.size() : 1;
+
+  LoadMatrix matrix;
+  matrix.num_steps = checked_count(steps, source, "number of steps");
+  std::size_t layers = 0;
+  std::size_t experts = 0;
+  for (std::size_t step = 0; step < steps; ++step) {
+    const json& step_rows = three_d ? require_array(root[step], source, {step}) : root;
+    if (step == 0) {
+      layers = step_rows.size();
+    } else if (step_rows.size() != layers) {
+      bad(source, index_path({step}) + " has " + std::to_string(step_rows.size()) +
+                      " layers, expected " + std::to_string(layers) + " (as step 0)");
+    }
+    for (std::size_t layer = 0; layer < layers; ++layer) {
+      std::vector<std::size_t> at = three_d ? std::vector<std::size_t>{step, layer}
+                                            : std::vector<std::size_t>{layer};
+      const json& row = require_array(step_rows[layer], source, at);
+      if (experts == 0) {
+        experts = row.size();
+        matrix.loads.assign(layers * experts, 0.0);
+      } else if (row.size() != experts) {
+        bad(source, index_path(at) + " has " + std::to_string(row.size()) +
+                        " experts, expected " + std::to_string(experts) + " (as the first row)");
+      }
+      for (std::size_t e = 0; e < experts; ++e) {
+        at.push_back(e);
+        matrix.loads[layer * experts + e] += require_load(row[e], source, at);
+        at.pop_back();
+      }
+    }
+  }
+  matrix.num_layers = checked_count(layers, source, "number of layers");
+  matrix.num_experts = checked_count(experts, source, "number of experts");
+  return matrix;
+}
+
+LoadMatrix read_logical_count_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError("cannot open '" + path + "': " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw Failure("cannot read '" + path + "'");
+  return parse_logical_count(text.str(), path);
+}
+
+}  // namespace eplb_cli

@@ -1,0 +1,48 @@
+// eplb: the command-line face of libeplb. Exit status 0 on success, 2 on bad usage or bad input
+// (one line on stderr naming the problem), 1 on any other failure.
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <iostream>
+#include <string>
+
+#include "eplb/cli_error.hpp"
+#include "eplb/commands.hpp"
+#include "eplb/eplb.h"
+
+namespace {
+
+int report(const char* message, int code) {
+  std::cerr << "eplb: error: " << message << '\n';
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"eplb: expert-parallel load balancing for Mixture-of-Experts serving (libeplb " +
+                   std::string(eplb_version_string()) + ")",
+               "eplb"};
+  app.set_version_flag("--version", std::string("eplb ") + eplb_version_string());
+  app.require_subcommand(1);
+  app.footer("Run 'eplb COMMAND --help' for the options of a command.");
+  eplb_cli::register_plan_command(app);
+  eplb_cli::register_demo_command(app);
+  eplb_cli::register_algorithms_command(app);
+  try {
+    app.parse(argc, argv);
+    return eplb_cli::kExitOk;
+  } catch (const CLI::ParseError& error) {
+    if (error.get_exit_code() == 0) return app.exit(error);  // --help, --version
+    std::string message = error.what();
+    if (message.empty()) message = "bad usage";
+    return report((message + " (see 'eplb --help')").c_str(), eplb_cli::kExitUsage);
+  } catch (const eplb_cli::InputError& error) {
+    return report(error.what(), eplb_cli::kExitUsage);
+  } catch (const eplb_cli::Failure& error) {
+    return report(error.what(), eplb_cli::kExitFailure);
+  } catch (const std::exception& error) {
+    return report(error.what(), eplb_cli::kExitFailure);
+  } catch (...) {
+    return report("unexpected failure", eplb_cli::kExitFailure);
+  }
+}

@@ -1,0 +1,58 @@
+#include "eplb/report.hpp"
+
+#include "eplb/library.hpp"
+
+namespace eplb_cli {
+
+nlohmann::json metrics_json(const eplb_metrics& m) {
+  return {
+      {"balancedness", m.balancedness},
+      {"min_balancedness", m.min_balancedness},
+      {"node_balancedness", m.node_balancedness},
+      {"max_over_mean", m.max_over_mean},
+      {"max_load_over_bound", m.max_load_over_bound},
+      {"worst_max_load_over_bound", m.worst_max_load_over_bound},
+      {"duplicate_pairs", m.duplicate_pairs},
+      {"max_replicas", m.max_replicas},
+  };
+}
+
+nlohmann::json plan_report(const eplb_placement* placement, const std::vector<double>& loads) {
+  const auto info = info_of(placement);
+  nlohmann::json layers = nlohmann::json::array();
+  for (std::uint32_t layer = 0; layer < info.num_layers; ++layer) {
+    eplb_layer_metrics m{};
+    m.struct_size = sizeof(m);
+    check(eplb_metrics_compute_layer(placement, layer,
+                                     loads.data() + std::size_t{layer} * info.num_logical_experts,
+                                     info.num_logical_experts, &m),
+          "");
+    layers.push_back({
+        {"layer", layer},
+        {"total_load", m.total_load},
+        {"mean_gpu_load", m.mean_gpu_load},
+        {"max_gpu_load", m.max_gpu_load},
+        {"lower_bound", m.lower_bound},
+        {"balancedness", m.balancedness},
+        {"node_balancedness", m.node_balancedness},
+        {"max_load_over_bound", m.max_load_over_bound},
+        {"duplicate_gpus", m.duplicate_gpus},
+        {"max_replicas", m.max_replicas},
+    });
+  }
+  return {
+      {"algorithm", algorithm_name(info.algorithm)},
+      {"policy", info.hierarchical != 0 ? "hierarchical" : "global"},
+      {"num_layers", info.num_layers},
+      {"num_logical_experts", info.num_logical_experts},
+      {"num_physical_experts", info.num_physical_experts},
+      {"num_gpus", info.num_gpus},
+      {"num_nodes", info.num_nodes},
+      {"num_groups", info.num_groups},
+      {"plan_seconds", info.plan_seconds},
+      {"summary", metrics_json(metrics_of(placement, loads))},
+      {"layers", std::move(layers)},
+  };
+}
+
+}  // namespace eplb_cli
