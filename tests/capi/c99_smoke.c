@@ -1,0 +1,2 @@
+#include "eplb/eplb.h"
+int main(void) { return 0; }

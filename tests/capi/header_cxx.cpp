@@ -1,0 +1,1 @@
+#include "eplb/eplb.h"
