@@ -14,6 +14,12 @@ constexpr std::array kRegistry{
                   "DeepSeek EPLB, exact: groups to nodes, water-filled replicas, LPT to GPUs"},
     AlgorithmInfo{Algorithm::trivial, "trivial",
                   "no balancing: slot p holds expert p mod E (SGLang's trivial location)"},
+    AlgorithmInfo{Algorithm::balanced, "balanced",
+                  "joint replica counts and packing, replicas anywhere, no duplicates on a GPU"},
+    AlgorithmInfo{Algorithm::balanced_hierarchical, "balanced-hierarchical",
+                  "balanced, keeping DeepSeek's locality (whole groups per node)"},
+    AlgorithmInfo{Algorithm::balanced_relaxed, "balanced-relaxed",
+                  "balanced-hierarchical plus a per-layer budget of cross-node replicas"},
 };
 
 }  // namespace
@@ -37,7 +43,7 @@ const AlgorithmInfo* find_algorithm(std::string_view name) {
 }
 
 Algorithm resolve_algorithm(Algorithm algorithm) {
-  return algorithm == Algorithm::default_choice ? Algorithm::deepseek : algorithm;
+  return algorithm == Algorithm::default_choice ? Algorithm::balanced : algorithm;
 }
 
 }  // namespace eplb

@@ -12,6 +12,9 @@ enum class Algorithm : std::uint32_t {
   default_choice = 0,  // resolved by resolve_algorithm()
   deepseek = 1,
   trivial = 2,
+  balanced = 3,
+  balanced_hierarchical = 4,
+  balanced_relaxed = 5,
 };
 
 struct AlgorithmInfo {

@@ -40,7 +40,8 @@ void deepseek_balanced_packing(std::span<const float> weights, std::uint32_t num
   // index on equal sums, exactly Python's min() over packs in index order.
   auto& heap = scratch.heap;
   heap.clear();
-  for (std::uint32_t p = 0; p < num_packs; ++p) heap.emplace_back(0.0F, static_cast<std::int32_t>(p));
+  for (std::uint32_t p = 0; p < num_packs; ++p)
+    heap.emplace_back(0.0F, static_cast<std::int32_t>(p));
   const auto lighter_first = std::greater<>();
   std::make_heap(heap.begin(), heap.end(), lighter_first);
   scratch.items_in_pack.assign(num_packs, 0);

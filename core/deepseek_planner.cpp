@@ -72,8 +72,8 @@ void deepseek_plan_layer(const Topology& topology, std::span<const double> loads
       scratch.node_weights[j] = w[static_cast<std::size_t>(node_experts[j])];
     }
     // Step 2: replicas by water-filling inside the node (every node gets the same slot count).
-    deepseek_replicate(scratch.node_weights, slots_per_node, scratch.slot_expert,
-                       scratch.slot_rank, scratch.node_counts, scratch.replication);
+    deepseek_replicate(scratch.node_weights, slots_per_node, scratch.slot_expert, scratch.slot_rank,
+                       scratch.node_counts, scratch.replication);
     // Step 3: pack the node's replicas onto its GPUs by load per replica.
     for (std::uint32_t k = 0; k < slots_per_node; ++k) {
       const auto j = static_cast<std::size_t>(scratch.slot_expert[k]);
@@ -83,10 +83,9 @@ void deepseek_plan_layer(const Topology& topology, std::span<const double> loads
     deepseek_balanced_packing(scratch.replica_loads, gpus_per_node, scratch.replica_gpu,
                               scratch.replica_position, scratch.packing);
     for (std::uint32_t k = 0; k < slots_per_node; ++k) {
-      const std::size_t slot =
-          static_cast<std::size_t>(node) * slots_per_node +
-          static_cast<std::size_t>(scratch.replica_gpu[k]) * slots_per_gpu +
-          static_cast<std::size_t>(scratch.replica_position[k]);
+      const std::size_t slot = static_cast<std::size_t>(node) * slots_per_node +
+                               static_cast<std::size_t>(scratch.replica_gpu[k]) * slots_per_gpu +
+                               static_cast<std::size_t>(scratch.replica_position[k]);
       phy2log[slot] = node_experts[scratch.slot_expert[k]];
       replica_rank[slot] = scratch.slot_rank[k];
     }

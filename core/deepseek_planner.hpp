@@ -14,11 +14,11 @@ namespace eplb {
 
 // Per-layer scratch, reused across layers and plans.
 struct DeepseekScratch {
-  std::vector<float> weights;          // [E] the layer's loads as float32
-  std::vector<float> group_weights;    // [groups]
+  std::vector<float> weights;        // [E] the layer's loads as float32
+  std::vector<float> group_weights;  // [groups]
   std::vector<std::int32_t> group_pack, group_rank;
-  std::vector<std::int32_t> node_major_to_logical;  // mlog2log [E]
-  std::vector<float> node_weights;                  // [E/N]
+  std::vector<std::int32_t> node_major_to_logical;                // mlog2log [E]
+  std::vector<float> node_weights;                                // [E/N]
   std::vector<std::int32_t> slot_expert, slot_rank, node_counts;  // replicate_experts outputs
   std::vector<float> replica_loads;                               // [R/N]
   std::vector<std::int32_t> replica_gpu, replica_position;

@@ -45,12 +45,12 @@ template <typename... Parts>
 }
 
 // Checks an internal invariant; a failure is a bug in libeplb, reported as EPLB_ERR_INTERNAL.
-#define EPLB_ASSERT(condition)                                                          \
-  do {                                                                                  \
-    if (!(condition)) {                                                                 \
+#define EPLB_ASSERT(condition)                                                            \
+  do {                                                                                    \
+    if (!(condition)) {                                                                   \
       ::eplb::fail(::eplb::Errc::internal, "internal invariant failed: " #condition " (", \
-                   __FILE__, ":", __LINE__, ")");                                       \
-    }                                                                                   \
+                   __FILE__, ":", __LINE__, ")");                                         \
+    }                                                                                     \
   } while (false)
 
 }  // namespace eplb

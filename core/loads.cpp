@@ -12,7 +12,9 @@ void check_values(std::span<const double> row, std::size_t layer, const char* na
   for (std::size_t expert = 0; expert < row.size(); ++expert) {
     const double value = row[expert];
     if (std::isnan(value)) fail_invalid(name, "[", layer, "][", expert, "] is NaN");
-    if (std::isinf(value)) fail_invalid(name, "[", layer, "][", expert, "] is infinite");
+    if (std::isinf(value)) {
+      fail_invalid(name, "[", layer, "][", expert, "] = ", value, " is infinite");
+    }
     if (value < 0) fail_invalid(name, "[", layer, "][", expert, "] = ", value, " is negative");
   }
 }
@@ -23,8 +25,7 @@ void validate_loads(std::span<const double> loads, const Topology& topology, con
   if (loads.data() == nullptr) fail_invalid(name, " is NULL");
   if (loads.size() != topology.load_count()) {
     fail_invalid(name, " has ", loads.size(), " values but num_layers (", topology.num_layers,
-                 ") * num_logical_experts (", topology.num_logical, ") = ",
-                 topology.load_count());
+                 ") * num_logical_experts (", topology.num_logical, ") = ", topology.load_count());
   }
   for (std::size_t layer = 0; layer < topology.num_layers; ++layer) {
     check_values(loads.subspan(layer * topology.num_logical, topology.num_logical), layer, name);

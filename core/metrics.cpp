@@ -37,6 +37,7 @@ LayerMetrics layer_metrics_unchecked(const Placement& placement, std::size_t lay
     node_loads[topology.node_of_gpu(gpu)] += gpu_loads[gpu];
   }
   m.node_balancedness = mean_over_max(node_loads);
+  m.node_bound = *std::max_element(node_loads.begin(), node_loads.end()) / topology.gpus_per_node();
 
   m.lower_bound = max_gpu_load_lower_bound(layer_loads, topology);
   m.max_load_over_bound = m.lower_bound > 0 ? m.max_gpu_load / m.lower_bound : 1.0;
@@ -56,6 +57,18 @@ LayerMetrics layer_metrics_unchecked(const Placement& placement, std::size_t lay
       stamp = gpu + 1;
     }
     m.duplicate_gpus += duplicate ? 1 : 0;
+  }
+
+  // Replicas outside the node that holds most of their expert's replicas.
+  std::vector<std::uint32_t> per_node(std::size_t{topology.num_logical} * topology.num_nodes, 0);
+  for (std::uint32_t slot = 0; slot < topology.num_physical; ++slot) {
+    const auto expert = static_cast<std::size_t>(row[slot]);
+    ++per_node[expert * topology.num_nodes + topology.node_of_gpu(topology.gpu_of_slot(slot))];
+  }
+  for (std::size_t expert = 0; expert < topology.num_logical; ++expert) {
+    const auto first = per_node.begin() + static_cast<std::ptrdiff_t>(expert * topology.num_nodes);
+    const std::uint32_t main = *std::max_element(first, first + topology.num_nodes);
+    m.cross_node_replicas += static_cast<std::uint32_t>(counts[expert]) - main;
   }
   return m;
 }
@@ -86,8 +99,8 @@ double max_gpu_load_lower_bound(std::span<const double> layer_loads, const Topol
 LayerMetrics compute_layer_metrics(const Placement& placement, std::size_t layer,
                                    std::span<const double> layer_loads) {
   if (layer >= placement.topology().num_layers) {
-    fail_invalid("layer (", layer, ") must be below num_layers (",
-                 placement.topology().num_layers, ")");
+    fail_invalid("layer (", layer, ") must be below num_layers (", placement.topology().num_layers,
+                 ")");
   }
   validate_layer_loads(layer_loads, layer, placement.topology(), "layer_loads");
   return layer_metrics_unchecked(placement, layer, layer_loads);
@@ -102,6 +115,7 @@ Metrics compute_metrics(const Placement& placement, std::span<const double> load
   double node_balancedness = 0;
   double over_bound = 0;
   double over_mean = 0;
+  double over_node_bound = 0;
   for (std::size_t layer = 0; layer < topology.num_layers; ++layer) {
     const LayerMetrics m = layer_metrics_unchecked(
         placement, layer, loads.subspan(layer * topology.num_logical, topology.num_logical));
@@ -114,12 +128,15 @@ Metrics compute_metrics(const Placement& placement, std::span<const double> load
         std::max(total.worst_max_load_over_bound, m.max_load_over_bound);
     total.max_replicas = std::max(total.max_replicas, m.max_replicas);
     total.duplicate_pairs += m.duplicate_gpus;
+    total.cross_node_replicas += m.cross_node_replicas;
+    over_node_bound += m.node_bound > 0 ? m.max_gpu_load / m.node_bound : 1.0;
   }
   const double layers = topology.num_layers;
   total.balancedness = balancedness / layers;
   total.node_balancedness = node_balancedness / layers;
   total.max_load_over_bound = over_bound / layers;
   total.max_over_mean = over_mean / layers;
+  total.max_load_over_node_bound = over_node_bound / layers;
   return total;
 }
 

@@ -17,20 +17,24 @@ struct LayerMetrics {
   double balancedness = 1;
   double node_balancedness = 1;
   double max_load_over_bound = 1;
+  double node_bound = 0;             // busiest node's load / GPUs per node
   std::uint32_t duplicate_gpus = 0;  // GPUs holding two or more replicas of one expert
   std::uint32_t max_replicas = 0;
+  std::uint32_t cross_node_replicas = 0;  // replicas off their expert's main node
 };
 
 struct Metrics {
   std::uint32_t num_layers = 0;
   std::uint32_t max_replicas = 0;
   std::uint64_t duplicate_pairs = 0;
+  std::uint64_t cross_node_replicas = 0;
   double balancedness = 1;
   double min_balancedness = 1;
   double node_balancedness = 1;
   double max_load_over_bound = 1;
   double worst_max_load_over_bound = 1;
   double max_over_mean = 1;
+  double max_load_over_node_bound = 1;
 };
 
 // Per-GPU loads of one layer; `gpu_loads` has num_gpus entries. Inputs are trusted (validated by

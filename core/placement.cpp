@@ -24,8 +24,7 @@ void Placement::count_replicas() {
   log2phy_.assign(checked_mul(topology_.load_count(), log2phy_width_, "log2phy size"), -1);
 }
 
-Placement Placement::from_ranked_slots(const Topology& topology,
-                                       std::vector<std::int32_t> phy2log,
+Placement Placement::from_ranked_slots(const Topology& topology, std::vector<std::int32_t> phy2log,
                                        std::span<const std::int32_t> replica_rank,
                                        const Provenance& provenance) {
   EPLB_ASSERT(phy2log.size() == topology.slot_count());

@@ -2,6 +2,7 @@
 
 #include <cfloat>
 #include <chrono>
+#include <thread>
 #include <vector>
 
 #include "error.hpp"
@@ -11,6 +12,8 @@
 namespace eplb {
 
 namespace {
+
+constexpr std::uint32_t kMaxThreads = 256;
 
 void require_float32_range(std::span<const double> loads, std::uint32_t num_logical) {
   for (std::size_t i = 0; i < loads.size(); ++i) {
@@ -22,44 +25,103 @@ void require_float32_range(std::span<const double> loads, std::uint32_t num_logi
   }
 }
 
-}  // namespace
-
-Planner::Planner(const Topology& topology, std::uint32_t algorithm)
-    : topology_(topology), algorithm_(Algorithm::default_choice) {
-  topology_.validate();
-  const AlgorithmInfo* info = find_algorithm(algorithm);
-  if (info == nullptr) fail_invalid("algorithm (", algorithm, ") is not a known algorithm id");
-  algorithm_ = resolve_algorithm(info->id);
+BalancedSettings balanced_settings(Algorithm algorithm, std::uint32_t budget) {
+  BalancedSettings settings;
+  settings.policy = algorithm == Algorithm::balanced_hierarchical ? BalancedPolicy::hierarchical
+                    : algorithm == Algorithm::balanced_relaxed    ? BalancedPolicy::relaxed
+                                                                  : BalancedPolicy::global;
+  settings.cross_node_budget = budget;
+  return settings;
 }
 
-Placement Planner::plan(std::span<const double> loads) {
-  validate_loads(loads, topology_, "loads");
-  const auto start = std::chrono::steady_clock::now();
+}  // namespace
+
+Planner::Planner(const Topology& topology, const PlannerSettings& settings)
+    : topology_(topology), algorithm_(Algorithm::default_choice), settings_(settings) {
+  topology_.validate();
+  const AlgorithmInfo* info = find_algorithm(settings.algorithm);
+  if (info == nullptr) {
+    fail_invalid("algorithm (", settings.algorithm, ") is not a known algorithm id");
+  }
+  algorithm_ = resolve_algorithm(info->id);
+  if (settings.num_threads > kMaxThreads) {
+    fail_invalid("num_threads (", settings.num_threads, ") exceeds ", kMaxThreads);
+  }
+  if (settings.cross_node_budget > topology_.num_physical) {
+    fail_invalid("cross_node_budget (", settings.cross_node_budget,
+                 ") exceeds num_physical_experts (", topology_.num_physical, ")");
+  }
+  settings_.num_threads = std::max<std::uint32_t>(1, settings.num_threads);
+  workers_.resize(std::min<std::uint32_t>(settings_.num_threads, topology_.num_layers));
+}
+
+void Planner::plan_layers(std::span<const double> loads, std::span<std::int32_t> phy2log,
+                          std::span<std::int32_t> replica_rank, std::size_t first, std::size_t last,
+                          Worker& worker) const {
   const std::size_t num_logical = topology_.num_logical;
   const std::size_t num_physical = topology_.num_physical;
-  std::vector<std::int32_t> phy2log(topology_.slot_count());
-  std::vector<std::int32_t> replica_rank(topology_.slot_count());
-  Provenance provenance;
-  provenance.algorithm = static_cast<std::uint32_t>(algorithm_);
-
-  for (std::size_t layer = 0; layer < topology_.num_layers; ++layer) {
+  const BalancedSettings balanced = balanced_settings(algorithm_, settings_.cross_node_budget);
+  for (std::size_t layer = first; layer < last; ++layer) {
     const auto layer_loads = loads.subspan(layer * num_logical, num_logical);
-    const auto layer_map = std::span(phy2log).subspan(layer * num_physical, num_physical);
-    const auto layer_rank = std::span(replica_rank).subspan(layer * num_physical, num_physical);
+    const auto layer_map = phy2log.subspan(layer * num_physical, num_physical);
+    const auto layer_rank = replica_rank.subspan(layer * num_physical, num_physical);
     switch (algorithm_) {
       case Algorithm::deepseek:
-        if (layer == 0) require_float32_range(loads, topology_.num_logical);
-        deepseek_plan_layer(topology_, layer_loads, layer_map, layer_rank, deepseek_scratch_);
+        deepseek_plan_layer(topology_, layer_loads, layer_map, layer_rank, worker.deepseek);
         break;
       case Algorithm::trivial:
         trivial_plan_layer(topology_, layer_map, layer_rank);
+        break;
+      case Algorithm::balanced:
+      case Algorithm::balanced_hierarchical:
+      case Algorithm::balanced_relaxed:
+        worker.balanced.plan_layer(topology_, balanced, layer_loads, layer_map, layer_rank);
         break;
       case Algorithm::default_choice:
         fail(Errc::internal, "unresolved default algorithm");
     }
   }
-  provenance.hierarchical = algorithm_ == Algorithm::deepseek &&
-                            deepseek_is_hierarchical(topology_) && topology_.num_nodes > 1;
+}
+
+Placement Planner::plan(std::span<const double> loads) {
+  validate_loads(loads, topology_, "loads");
+  if (algorithm_ == Algorithm::deepseek) require_float32_range(loads, topology_.num_logical);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::int32_t> phy2log(topology_.slot_count());
+  std::vector<std::int32_t> replica_rank(topology_.slot_count());
+
+  // Layers are independent: split them into contiguous ranges, one per worker. The result does
+  // not depend on the number of threads.
+  const std::size_t layers = topology_.num_layers;
+  const std::size_t threads = workers_.size();
+  if (threads <= 1) {
+    plan_layers(loads, phy2log, replica_rank, 0, layers, workers_.front());
+  } else {
+    std::vector<std::exception_ptr> errors(threads);
+    std::vector<std::thread> pool;
+    for (std::size_t t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        try {
+          plan_layers(loads, phy2log, replica_rank, layers * t / threads,
+                      layers * (t + 1) / threads, workers_[t]);
+        } catch (...) {
+          errors[t] = std::current_exception();
+        }
+      });
+    }
+    for (auto& thread : pool) thread.join();
+    for (const auto& error : errors) {
+      if (error) std::rethrow_exception(error);
+    }
+  }
+
+  Provenance provenance;
+  provenance.algorithm = static_cast<std::uint32_t>(algorithm_);
+  provenance.hierarchical = (algorithm_ == Algorithm::deepseek &&
+                             deepseek_is_hierarchical(topology_) && topology_.num_nodes > 1) ||
+                            ((algorithm_ == Algorithm::balanced_hierarchical ||
+                              algorithm_ == Algorithm::balanced_relaxed) &&
+                             balanced_is_hierarchical(topology_, BalancedPolicy::hierarchical));
   provenance.plan_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return Placement::from_ranked_slots(topology_, std::move(phy2log), replica_rank, provenance);

@@ -2,18 +2,28 @@
 #pragma once
 
 #include <span>
+#include <vector>
 
 #include "algorithms.hpp"
+#include "balanced_planner.hpp"
 #include "deepseek_planner.hpp"
 #include "placement.hpp"
 #include "topology.hpp"
 
 namespace eplb {
 
+struct PlannerSettings {
+  std::uint32_t algorithm = 0;          // eplb_algorithm id; 0 = the default
+  std::uint32_t cross_node_budget = 0;  // balanced-relaxed: replicas per layer off their node
+  std::uint32_t num_threads = 1;        // layers are split across this many threads
+};
+
 class Planner {
  public:
-  // Validates the topology and the algorithm id; throws Error(invalid_argument).
-  Planner(const Topology& topology, std::uint32_t algorithm);
+  // Validates the topology and the settings; throws Error(invalid_argument).
+  Planner(const Topology& topology, const PlannerSettings& settings);
+  Planner(const Topology& topology, std::uint32_t algorithm)
+      : Planner(topology, PlannerSettings{algorithm, 0, 1}) {}
 
   // Plans all layers from `loads` [layers][E] (validated here). Not thread-safe: one plan at a
   // time per planner.
@@ -23,9 +33,19 @@ class Planner {
   [[nodiscard]] Algorithm algorithm() const { return algorithm_; }
 
  private:
+  // Scratch for one thread's share of the layers.
+  struct Worker {
+    DeepseekScratch deepseek;
+    BalancedPlanner balanced;
+  };
+  void plan_layers(std::span<const double> loads, std::span<std::int32_t> phy2log,
+                   std::span<std::int32_t> replica_rank, std::size_t first, std::size_t last,
+                   Worker& worker) const;
+
   Topology topology_;
   Algorithm algorithm_;
-  DeepseekScratch deepseek_scratch_;
+  PlannerSettings settings_;
+  std::vector<Worker> workers_;
 };
 
 }  // namespace eplb

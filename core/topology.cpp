@@ -37,9 +37,8 @@ void Topology::validate() const {
                  num_gpus, ")");
   }
   if (num_physical < num_logical) {
-    fail_invalid("num_physical_experts (", num_physical,
-                 ") must be at least num_logical_experts (", num_logical,
-                 "): every expert needs a slot");
+    fail_invalid("num_physical_experts (", num_physical, ") must be at least num_logical_experts (",
+                 num_logical, "): every expert needs a slot");
   }
   (void)checked_mul(num_layers, num_physical, "num_layers * num_physical_experts");
   (void)checked_mul(num_layers, num_logical, "num_layers * num_logical_experts");

@@ -19,9 +19,7 @@ struct Topology {
   [[nodiscard]] std::uint32_t gpu_of_slot(std::uint32_t slot) const {
     return slot / slots_per_gpu();
   }
-  [[nodiscard]] std::uint32_t node_of_gpu(std::uint32_t gpu) const {
-    return gpu / gpus_per_node();
-  }
+  [[nodiscard]] std::uint32_t node_of_gpu(std::uint32_t gpu) const { return gpu / gpus_per_node(); }
   // num_layers * num_logical, checked against size_t overflow by validate().
   [[nodiscard]] std::size_t load_count() const {
     return static_cast<std::size_t>(num_layers) * num_logical;

@@ -1,8 +1,8 @@
 #include <span>
 #include <vector>
 
-#include "../../core/metrics.hpp"
 #include "../../core/loads.hpp"
+#include "../../core/metrics.hpp"
 #include "guard.hpp"
 #include "handles.hpp"
 #include "struct_io.hpp"
@@ -22,7 +22,6 @@ eplb_status eplb_metrics_compute(const eplb_placement* placement, const double* 
     eplb::capi::require_not_null(placement, "placement");
     eplb::capi::require_not_null(loads, "loads");
     eplb::capi::require_not_null(out_metrics, "out_metrics");
-    eplb::capi::check_struct_size(out_metrics, kMetricsV1Size, "out_metrics");
     const auto m = eplb::compute_metrics(placement->value, std::span(loads, loads_len));
     eplb_metrics result{};
     result.struct_size = sizeof(result);
@@ -35,6 +34,8 @@ eplb_status eplb_metrics_compute(const eplb_placement* placement, const double* 
     result.max_load_over_bound = m.max_load_over_bound;
     result.worst_max_load_over_bound = m.worst_max_load_over_bound;
     result.max_over_mean = m.max_over_mean;
+    result.cross_node_replicas = m.cross_node_replicas;
+    result.max_load_over_node_bound = m.max_load_over_node_bound;
     eplb::capi::write_struct(out_metrics, result, kMetricsV1Size, "out_metrics");
   });
 }
@@ -59,6 +60,8 @@ eplb_status eplb_metrics_compute_layer(const eplb_placement* placement, uint32_t
     result.balancedness = m.balancedness;
     result.node_balancedness = m.node_balancedness;
     result.max_load_over_bound = m.max_load_over_bound;
+    result.cross_node_replicas = m.cross_node_replicas;
+    result.node_bound = m.node_bound;
     eplb::capi::write_struct(out_metrics, result, kLayerMetricsV1Size, "out_metrics");
   });
 }

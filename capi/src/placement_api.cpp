@@ -74,8 +74,7 @@ eplb_status eplb_placement_get_log2phy(const eplb_placement* placement, int32_t*
 eplb_status eplb_placement_create_from_phy2log(uint32_t num_layers, uint32_t num_logical_experts,
                                                uint32_t num_physical_experts, uint32_t num_nodes,
                                                uint32_t num_gpus, const int32_t* phy2log,
-                                               size_t phy2log_len,
-                                               eplb_placement** out_placement) {
+                                               size_t phy2log_len, eplb_placement** out_placement) {
   return eplb::capi::guard([&] {
     eplb::capi::require_not_null(phy2log, "phy2log");
     eplb::capi::require_not_null(out_placement, "out_placement");
@@ -87,6 +86,12 @@ eplb_status eplb_placement_create_from_phy2log(uint32_t num_layers, uint32_t num
     topology.num_gpus = num_gpus;
     topology.num_groups = 1;
     topology.validate();
+    // Check the length before copying: the caller's buffer holds only phy2log_len elements.
+    if (phy2log_len != topology.slot_count()) {
+      eplb::fail_invalid("phy2log has ", phy2log_len, " entries but num_layers (", num_layers,
+                         ") * num_physical_experts (", num_physical_experts,
+                         ") = ", topology.slot_count());
+    }
     std::vector<int32_t> map(phy2log, phy2log + phy2log_len);
     auto placement = eplb::Placement::from_phy2log(topology, std::move(map));
     *out_placement = std::make_unique<eplb_placement>(std::move(placement)).release();

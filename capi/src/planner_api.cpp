@@ -15,6 +15,7 @@ eplb_planner_options default_options() {
   options.algorithm = EPLB_ALGORITHM_DEFAULT;
   options.num_groups = 1;
   options.num_nodes = 1;
+  options.num_threads = 1;
   return options;
 }
 
@@ -26,8 +27,7 @@ void eplb_planner_options_init(eplb_planner_options* options) {
   if (options != nullptr) *options = default_options();
 }
 
-eplb_status eplb_planner_create(const eplb_planner_options* options,
-                                eplb_planner** out_planner) {
+eplb_status eplb_planner_create(const eplb_planner_options* options, eplb_planner** out_planner) {
   return eplb::capi::guard([&] {
     eplb::capi::require_not_null(options, "options");
     eplb::capi::require_not_null(out_planner, "out_planner");
@@ -39,7 +39,11 @@ eplb_status eplb_planner_create(const eplb_planner_options* options,
     topology.num_nodes = o.num_nodes;
     topology.num_gpus = o.num_gpus;
     topology.num_groups = o.num_groups;
-    *out_planner = std::make_unique<eplb_planner>(eplb::Planner(topology, o.algorithm)).release();
+    eplb::PlannerSettings settings;
+    settings.algorithm = o.algorithm;
+    settings.cross_node_budget = o.cross_node_budget;
+    settings.num_threads = o.num_threads;
+    *out_planner = std::make_unique<eplb_planner>(eplb::Planner(topology, settings)).release();
   });
 }
 

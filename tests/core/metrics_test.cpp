@@ -1,1 +1,154 @@
+// Metrics against a brute-force computation written independently here, and the lower bound
+// against the exact optimum of tiny instances (enumerating every placement).
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "metrics.hpp"
+#include "placement.hpp"
+#include "support/random_cases.hpp"
+
+namespace eplb {
+namespace {
+
+struct Brute {
+  std::vector<double> gpu;
+  double balancedness = 1, node_balancedness = 1;
+  std::uint32_t duplicates = 0;
+};
+
+Brute brute_force(const Topology& t, const std::vector<int>& map, const std::vector<double>& w) {
+  Brute b;
+  b.gpu.assign(t.num_gpus, 0.0);
+  std::vector<int> count(t.num_logical, 0);
+  for (int e : map) ++count[e];
+  const std::uint32_t per_gpu = t.num_physical / t.num_gpus;
+  for (std::uint32_t s = 0; s < t.num_physical; ++s)
+    b.gpu[s / per_gpu] += w[map[s]] / count[map[s]];
+  for (std::uint32_t g = 0; g < t.num_gpus; ++g) {
+    bool dup = false;
+    for (std::uint32_t a = 0; a < per_gpu; ++a) {
+      for (std::uint32_t c = a + 1; c < per_gpu; ++c) {
+        dup = dup || map[g * per_gpu + a] == map[g * per_gpu + c];
+      }
+    }
+    b.duplicates += dup ? 1 : 0;
+  }
+  auto ratio = [](const std::vector<double>& v) {
+    const double mx = *std::max_element(v.begin(), v.end());
+    double sum = 0;
+    for (double x : v) sum += x;
+    return mx > 0 ? sum / static_cast<double>(v.size()) / mx : 1.0;
+  };
+  b.balancedness = ratio(b.gpu);
+  std::vector<double> node(t.num_nodes, 0.0);
+  for (std::uint32_t g = 0; g < t.num_gpus; ++g) node[g / (t.num_gpus / t.num_nodes)] += b.gpu[g];
+  b.node_balancedness = ratio(node);
+  return b;
+}
+
+// A random map where every expert appears at least once.
+std::vector<int> random_map(std::mt19937_64& rng, const Topology& t) {
+  std::vector<int> map(t.num_physical);
+  for (std::uint32_t s = 0; s < t.num_physical; ++s) {
+    map[s] = s < t.num_logical
+                 ? static_cast<int>(s)
+                 : std::uniform_int_distribution<int>(0, static_cast<int>(t.num_logical) - 1)(rng);
+  }
+  std::shuffle(map.begin(), map.end(), rng);
+  return map;
+}
+
+TEST(Metrics, MatchBruteForceOnRandomPlacements) {
+  std::mt19937_64 rng(5);
+  for (int trial = 0; trial < 500; ++trial) {
+    Topology t = test::random_topology(rng, trial % 2 == 0);
+    t.num_layers = 1;
+    const auto map = random_map(rng, t);
+    const Placement p =
+        Placement::from_phy2log(t, std::vector<std::int32_t>(map.begin(), map.end()));
+    const auto w =
+        trial % 4 == 0 ? test::random_small_loads(rng, t, 2) : test::random_tie_free_loads(rng, t);
+    const Brute b = brute_force(t, map, w);
+    const LayerMetrics m = compute_layer_metrics(p, 0, w);
+    std::vector<double> gpu(t.num_gpus);
+    layer_gpu_loads(p, 0, w, gpu);
+    for (std::uint32_t g = 0; g < t.num_gpus; ++g)
+      ASSERT_NEAR(gpu[g], b.gpu[g], 1e-9 * (1 + b.gpu[g]));
+    ASSERT_NEAR(m.balancedness, b.balancedness, 1e-12);
+    ASSERT_NEAR(m.node_balancedness, b.node_balancedness, 1e-12);
+    ASSERT_EQ(m.duplicate_gpus, b.duplicates);
+    ASSERT_NEAR(m.max_gpu_load, *std::max_element(b.gpu.begin(), b.gpu.end()),
+                1e-9 * (1 + m.max_gpu_load));
+    ASSERT_LE(m.lower_bound, m.max_gpu_load * (1 + 1e-12));
+    ASSERT_GE(m.lower_bound, m.mean_gpu_load * (1 - 1e-12));
+    ASSERT_GE(m.max_load_over_bound, 1.0 - 1e-12);
+  }
+}
+
+// Enumerates every phy2log of a tiny instance and returns the smallest max GPU load.
+double exact_optimum(const Topology& t, const std::vector<double>& w) {
+  std::vector<int> map(t.num_physical, 0);
+  double best = INFINITY;
+  while (true) {
+    std::vector<int> count(t.num_logical, 0);
+    for (int e : map) ++count[e];
+    if (std::all_of(count.begin(), count.end(), [](int c) { return c > 0; })) {
+      const Brute b = brute_force(t, map, w);
+      best = std::min(best, *std::max_element(b.gpu.begin(), b.gpu.end()));
+    }
+    std::size_t i = 0;
+    while (i < map.size() && ++map[i] == static_cast<int>(t.num_logical)) map[i++] = 0;
+    if (i == map.size()) break;
+  }
+  return best;
+}
+
+TEST(Metrics, LowerBoundNeverExceedsTheExactOptimum) {
+  std::mt19937_64 rng(9);
+  for (int trial = 0; trial < 60; ++trial) {
+    Topology t;
+    t.num_layers = 1;
+    t.num_gpus = std::uniform_int_distribution<std::uint32_t>(1, 3)(rng);
+    t.num_physical =
+        t.num_gpus * std::uniform_int_distribution<std::uint32_t>(1, 6 / t.num_gpus + 1)(rng);
+    t.num_physical = std::min<std::uint32_t>(t.num_physical, 7);
+    t.num_physical -= t.num_physical % t.num_gpus;
+    t.num_logical = std::uniform_int_distribution<std::uint32_t>(1, t.num_physical)(rng);
+    const auto w = test::random_tie_free_loads(rng, t);
+    const Placement p = Placement::from_phy2log(t, [&] {
+      std::vector<std::int32_t> m(t.num_physical);
+      for (std::uint32_t s = 0; s < t.num_physical; ++s)
+        m[s] = static_cast<std::int32_t>(s % t.num_logical);
+      return m;
+    }());
+    const double optimum = exact_optimum(t, w);
+    const LayerMetrics m = compute_layer_metrics(p, 0, w);
+    ASSERT_LE(m.lower_bound, optimum * (1 + 1e-12)) << "trial " << trial;
+  }
+}
+
+TEST(Metrics, ZeroLoadLayerIsPerfectlyBalanced) {
+  Topology t;
+  t.num_layers = 2;
+  t.num_logical = 4;
+  t.num_physical = 4;
+  t.num_gpus = 2;
+  const Placement p = Placement::from_phy2log(t, {0, 1, 2, 3, 3, 2, 1, 0});
+  const std::vector<double> loads = {0, 0, 0, 0, 1, 2, 3, 4};
+  const Metrics m = compute_metrics(p, loads);
+  const LayerMetrics zero = compute_layer_metrics(p, 0, std::span(loads).subspan(0, 4));
+  EXPECT_EQ(zero.balancedness, 1.0);
+  EXPECT_EQ(zero.lower_bound, 0.0);
+  EXPECT_EQ(zero.max_load_over_bound, 1.0);
+  // Layer 1: GPU loads 4+3=7 and 2+1=3, mean 5.
+  EXPECT_DOUBLE_EQ(m.balancedness, (1.0 + 5.0 / 7.0) / 2);
+  EXPECT_DOUBLE_EQ(m.min_balancedness, 5.0 / 7.0);
+  EXPECT_DOUBLE_EQ(m.max_over_mean, (1.0 + 7.0 / 5.0) / 2);
+}
+
+}  // namespace
+}  // namespace eplb

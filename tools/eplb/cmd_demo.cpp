@@ -107,8 +107,8 @@ void run_demo(const DemoArgs& args) {
             << spec.num_experts << " experts in " << spec.num_groups
             << " groups, lognormal popularity (sigma 0.5-0.8), seed " << spec.seed << "\n"
             << "Cluster:  " << kNodes << " nodes x " << kGpus / kNodes << " GPUs, " << kReplicas
-            << " physical experts per layer (" << kReplicas - spec.num_experts
-            << " redundant, " << kReplicas / kGpus << " per GPU)\n\n";
+            << " physical experts per layer (" << kReplicas - spec.num_experts << " redundant, "
+            << kReplicas / kGpus << " per GPU)\n\n";
   Table table({"algorithm", "policy", "slots", "balancedness", "worst layer", "max/mean",
                "max/bound", "dup (layer,GPU)", "max replicas", "plan ms"});
   for (const Row& row : rows) {

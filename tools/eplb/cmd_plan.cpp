@@ -33,8 +33,8 @@ void print_summary(const eplb_placement* placement, const std::vector<double>& l
   const auto m = metrics_of(placement, loads);
   std::cout << "Planned " << info.num_layers << " layers x " << info.num_logical_experts
             << " experts onto " << info.num_physical_experts << " slots per layer ("
-            << info.num_gpus << " GPUs in " << info.num_nodes << " nodes, "
-            << info.slots_per_gpu << " per GPU) with " << algorithm_name(info.algorithm) << " ("
+            << info.num_gpus << " GPUs in " << info.num_nodes << " nodes, " << info.slots_per_gpu
+            << " per GPU) with " << algorithm_name(info.algorithm) << " ("
             << (info.hierarchical != 0 ? "hierarchical" : "global") << ") in "
             << fixed(info.plan_seconds * 1e3, 3) << " ms\n\n";
   Table table({"metric", "value"});
@@ -71,11 +71,10 @@ void run_plan(const PlanArgs& args) {
   options.num_gpus = args.gpus;
   const auto planner = make_planner(
       options, "cannot plan " + std::to_string(matrix.num_experts) + " experts from " +
-                   args.counts + " with --replicas " + std::to_string(args.replicas) +
-                   " --gpus " + std::to_string(args.gpus) + " --nodes " +
-                   std::to_string(args.nodes) + " --groups " + std::to_string(args.groups) +
-                   ": ");
-  const auto placement = plan(planner.get(), matrix.loads);
+                   args.counts + " with --replicas " + std::to_string(args.replicas) + " --gpus " +
+                   std::to_string(args.gpus) + " --nodes " + std::to_string(args.nodes) +
+                   " --groups " + std::to_string(args.groups) + ": ");
+  const auto placement = plan(planner.get(), matrix.loads, args.counts + ": ");
 
   if (!args.out.empty()) write_file_atomically(args.out, sglang_placement_json(placement.get()));
   if (args.report) {
@@ -91,9 +90,10 @@ void register_plan_command(CLI::App& app) {
   auto args = std::make_shared<PlanArgs>();
   auto* command = app.add_subcommand(
       "plan", "Plan a placement from an expert load file (SGLang's logical_count JSON)");
-  command->add_option("--counts", args->counts,
-                      "Load file: JSON object with logical_count as [layers][experts] or "
-                      "[steps][layers][experts] (steps are summed)")
+  command
+      ->add_option("--counts", args->counts,
+                   "Load file: JSON object with logical_count as [layers][experts] or "
+                   "[steps][layers][experts] (steps are summed)")
       ->required()
       ->option_text("FILE");
   command->add_option("--replicas", args->replicas, "Physical expert slots per layer (R)")
@@ -112,12 +112,12 @@ void register_plan_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1U, 2147483647U))
       ->option_text("K");
-  command->add_option("--algorithm", args->algorithm,
-                      "Placement algorithm (see 'eplb algorithms')")
+  command->add_option("--algorithm", args->algorithm, "Placement algorithm (see 'eplb algorithms')")
       ->capture_default_str()
       ->option_text("NAME");
-  command->add_option("--out", args->out,
-                      "Write the placement: x.json = SGLang's physical_to_logical_map")
+  command
+      ->add_option("--out", args->out,
+                   "Write the placement: x.json = SGLang's physical_to_logical_map")
       ->option_text("FILE");
   command->add_flag("--report,--json", args->report,
                     "Print a JSON report (metrics per layer and in total, planning time)");

@@ -36,9 +36,10 @@ inline PlannerPtr make_planner(const eplb_planner_options& options, const std::s
   return PlannerPtr(planner);
 }
 
-inline PlacementPtr plan(eplb_planner* planner, const std::vector<double>& loads) {
+inline PlacementPtr plan(eplb_planner* planner, const std::vector<double>& loads,
+                         const std::string& context = "") {
   eplb_placement* placement = nullptr;
-  check(eplb_planner_plan(planner, loads.data(), loads.size(), &placement), "");
+  check(eplb_planner_plan(planner, loads.data(), loads.size(), &placement), context);
   return PlacementPtr(placement);
 }
 

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -23,6 +24,12 @@ std::string index_path(const std::vector<std::size_t>& indices) {
   return path.str();
 }
 
+// "an array", "a number": the JSON type of `value` with its article.
+std::string a_type(const json& value) {
+  const std::string name = value.type_name();
+  return (name == "array" || name == "object" ? "an " : "a ") + name;
+}
+
 [[noreturn]] void bad(const std::string& source, const std::string& what) {
   throw InputError(source + ": " + what);
 }
@@ -30,7 +37,7 @@ std::string index_path(const std::vector<std::size_t>& indices) {
 const json& require_array(const json& value, const std::string& source,
                           const std::vector<std::size_t>& at) {
   if (!value.is_array()) {
-    bad(source, index_path(at) + " is a " + std::string(value.type_name()) + ", expected a list");
+    bad(source, index_path(at) + " is " + a_type(value) + ", expected a list");
   }
   if (value.empty()) bad(source, index_path(at) + " is an empty list");
   return value;
@@ -39,7 +46,7 @@ const json& require_array(const json& value, const std::string& source,
 double require_load(const json& value, const std::string& source,
                     const std::vector<std::size_t>& at) {
   if (!value.is_number()) {
-    bad(source, index_path(at) + " is a " + std::string(value.type_name()) + ", expected a number");
+    bad(source, index_path(at) + " is " + a_type(value) + ", expected a number");
   }
   const double load = value.get<double>();
   if (!std::isfinite(load)) bad(source, index_path(at) + " is not finite");
@@ -64,12 +71,13 @@ LoadMatrix parse_logical_count(const std::string& text, const std::string& sourc
   json document;
   try {
     document = json::parse(text);
-  } catch (const json::parse_error& error) {
+  } catch (const json::exception& error) {
+    // parse_error, and out_of_range for a number too large for a double (1e400).
     bad(source, std::string("invalid JSON: ") + error.what());
   }
   if (!document.is_object()) {
-    bad(source, std::string("expected a JSON object with a 'logical_count' key, found a ") +
-                    document.type_name());
+    bad(source, std::string("expected a JSON object with a 'logical_count' key, found ") +
+                    a_type(document));
   }
   const auto found = document.find("logical_count");
   if (found == document.end()) {
@@ -96,15 +104,15 @@ LoadMatrix parse_logical_count(const std::string& text, const std::string& sourc
                       " layers, expected " + std::to_string(layers) + " (as step 0)");
     }
     for (std::size_t layer = 0; layer < layers; ++layer) {
-      std::vector<std::size_t> at = three_d ? std::vector<std::size_t>{step, layer}
-                                            : std::vector<std::size_t>{layer};
+      std::vector<std::size_t> at =
+          three_d ? std::vector<std::size_t>{step, layer} : std::vector<std::size_t>{layer};
       const json& row = require_array(step_rows[layer], source, at);
       if (experts == 0) {
         experts = row.size();
         matrix.loads.assign(layers * experts, 0.0);
       } else if (row.size() != experts) {
-        bad(source, index_path(at) + " has " + std::to_string(row.size()) +
-                        " experts, expected " + std::to_string(experts) + " (as the first row)");
+        bad(source, index_path(at) + " has " + std::to_string(row.size()) + " experts, expected " +
+                        std::to_string(experts) + " (as the first row)");
       }
       for (std::size_t e = 0; e < experts; ++e) {
         at.push_back(e);
@@ -119,6 +127,10 @@ LoadMatrix parse_logical_count(const std::string& text, const std::string& sourc
 }
 
 LoadMatrix read_logical_count_file(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) {
+    throw InputError("cannot read '" + path + "': it is a directory");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError("cannot open '" + path + "': " + std::strerror(errno));
   std::ostringstream text;

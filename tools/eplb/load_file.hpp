@@ -11,8 +11,8 @@ namespace eplb_cli {
 struct LoadMatrix {
   std::uint32_t num_layers = 0;
   std::uint32_t num_experts = 0;
-  std::uint32_t num_steps = 1;   // 1 for the 2-D form
-  std::vector<double> loads;     // [layers][experts], summed over steps
+  std::uint32_t num_steps = 1;  // 1 for the 2-D form
+  std::vector<double> loads;    // [layers][experts], summed over steps
 };
 
 // Throws InputError naming the file, key, indices and value of the first problem.

@@ -4,6 +4,7 @@
 #include <exception>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "eplb/cli_error.hpp"
 #include "eplb/commands.hpp"
@@ -30,10 +31,26 @@ int main(int argc, char** argv) {
   eplb_cli::register_algorithms_command(app);
   try {
     app.parse(argc, argv);
+    // Output that did not reach stdout (a full disk, a closed pipe) is a failure, not success.
+    std::cout.flush();
+    if (!std::cout) return report("cannot write to standard output", eplb_cli::kExitFailure);
     return eplb_cli::kExitOk;
   } catch (const CLI::ParseError& error) {
     if (error.get_exit_code() == 0) return app.exit(error);  // --help, --version
     std::string message = error.what();
+    // "eplb frobnicate" and "eplb --bogus" fail as "A subcommand is required": name the word.
+    const std::vector<std::string> left = app.remaining();
+    if (app.get_subcommands().empty() && !left.empty()) {
+      if (left.front().rfind('-', 0) == 0) {
+        message = "unknown option '" + left.front() + "'";
+      } else {
+        std::string known;
+        for (const CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+          known += (known.empty() ? "" : ", ") + command->get_name();
+        }
+        message = "unknown command '" + left.front() + "' (known: " + known + ")";
+      }
+    }
     if (message.empty()) message = "bad usage";
     return report((message + " (see 'eplb --help')").c_str(), eplb_cli::kExitUsage);
   } catch (const eplb_cli::InputError& error) {

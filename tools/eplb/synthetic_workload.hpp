@@ -13,9 +13,9 @@ struct WorkloadSpec {
   std::uint32_t num_layers = 58;
   std::uint32_t num_experts = 256;
   std::uint32_t num_groups = 8;
-  double sigma_min = 0.5;      // per-layer sigma of ln(popularity) is uniform in [min, max]
-  double sigma_max = 0.8;      // (median 0.65, the middle of the recordings' 0.56..0.86)
-  double group_sigma = 0.25;   // sigma of the per-group factor (group max/mean ~1.4..2.0)
+  double sigma_min = 0.5;        // per-layer sigma of ln(popularity) is uniform in [min, max]
+  double sigma_max = 0.8;        // (median 0.65, the middle of the recordings' 0.56..0.86)
+  double group_sigma = 0.25;     // sigma of the per-group factor (group max/mean ~1.4..2.0)
   std::uint64_t tokens = 65536;  // tokens per layer
   std::uint32_t top_k = 8;
   std::uint64_t seed = 1;

@@ -90,7 +90,7 @@ EPLB_API const char* eplb_version_string(void);
 
 /* Placement algorithms. Stored in `uint32_t` fields; ids are stable and only appended. */
 typedef enum {
-  /* The library's recommended planner for this version (today: EPLB_ALGORITHM_DEEPSEEK). */
+  /* The library's recommended planner for this version (today: EPLB_ALGORITHM_BALANCED). */
   EPLB_ALGORITHM_DEFAULT = 0,
   /* DeepSeek's hierarchical EPLB (deepseek-ai/EPLB `rebalance_experts`), reproduced exactly:
    * groups packed to nodes, replicas by water-filling inside each node, replicas packed to GPUs.
@@ -100,7 +100,20 @@ typedef enum {
   EPLB_ALGORITHM_DEEPSEEK = 1,
   /* No balancing: physical slot p holds logical expert p % E (SGLang's `trivial` location).
    * With num_physical_experts == num_logical_experts this is contiguous blocks per GPU. */
-  EPLB_ALGORITHM_TRIVIAL = 2
+  EPLB_ALGORITHM_TRIVIAL = 2,
+  /* libeplb's planner, replicas anywhere (global policy): replica counts and packing chosen
+   * together (water-filling, LPT, swaps from the busiest GPU, replica exchanges between experts),
+   * never two replicas of one expert on a GPU while another GPU could take one, and never a busier
+   * GPU than EPLB_ALGORITHM_DEEPSEEK's global plan of the same layer. */
+  EPLB_ALGORITHM_BALANCED = 3,
+  /* EPLB_ALGORITHM_BALANCED under DeepSeek's locality: whole expert groups per node and every
+   * replica on its group's node (needs num_groups % num_nodes == 0 and num_nodes > 1, else it is
+   * the global policy, as DeepSeek falls back). Its ceiling is node balance: see
+   * eplb_layer_metrics.node_bound. Never busier than DeepSeek's hierarchical plan. */
+  EPLB_ALGORITHM_BALANCED_HIERARCHICAL = 4,
+  /* EPLB_ALGORITHM_BALANCED_HIERARCHICAL plus up to options.cross_node_budget replicas per layer
+   * of hot experts on nodes other than their group's, placed where they lift the node ceiling. */
+  EPLB_ALGORITHM_BALANCED_RELAXED = 5
 } eplb_algorithm;
 
 /* Number of the highest algorithm id; ids 1..eplb_algorithm_count() are all valid. */
@@ -135,13 +148,13 @@ typedef struct eplb_placement_info {
   uint32_t num_physical_experts; /* R: slots per layer, summed over all GPUs */
   uint32_t num_nodes;
   uint32_t num_gpus;
-  uint32_t num_groups;          /* expert groups the planner was given (1 if none) */
-  uint32_t slots_per_gpu;       /* R / num_gpus */
-  uint32_t log2phy_width;       /* X: max replicas of any expert in any layer */
-  uint32_t algorithm;           /* eplb_algorithm that made it; 0 if imported from a map */
-  uint32_t hierarchical;        /* 1 if replicas were kept on their group's node, else 0 */
-  uint32_t reserved0;           /* 0 */
-  double plan_seconds;          /* wall time the planner spent (0 for imported placements) */
+  uint32_t num_groups;    /* expert groups the planner was given (1 if none) */
+  uint32_t slots_per_gpu; /* R / num_gpus */
+  uint32_t log2phy_width; /* X: max replicas of any expert in any layer */
+  uint32_t algorithm;     /* eplb_algorithm that made it; 0 if imported from a map */
+  uint32_t hierarchical;  /* 1 if replicas were kept on their group's node, else 0 */
+  uint32_t reserved0;     /* 0 */
+  double plan_seconds;    /* wall time the planner spent (0 for imported placements) */
 } eplb_placement_info;
 
 /* Fills `*out_info`; the caller sets out_info->struct_size first.
@@ -177,10 +190,12 @@ EPLB_API eplb_status eplb_placement_get_log2phy(const eplb_placement* placement,
  * num_gpus, num_gpus % num_nodes, R < E), phy2log_len != num_layers * num_physical_experts, an id
  * out of range or an expert missing from a layer (the message names layer, slot and value).
  * EPLB_ERR_OUT_OF_MEMORY: allocation failure or size overflow. */
-EPLB_API eplb_status eplb_placement_create_from_phy2log(
-    uint32_t num_layers, uint32_t num_logical_experts, uint32_t num_physical_experts,
-    uint32_t num_nodes, uint32_t num_gpus, const int32_t* phy2log, size_t phy2log_len,
-    eplb_placement** out_placement);
+EPLB_API eplb_status eplb_placement_create_from_phy2log(uint32_t num_layers,
+                                                        uint32_t num_logical_experts,
+                                                        uint32_t num_physical_experts,
+                                                        uint32_t num_nodes, uint32_t num_gpus,
+                                                        const int32_t* phy2log, size_t phy2log_len,
+                                                        eplb_placement** out_placement);
 
 /* Releases a placement. NULL is a no-op. Not concurrently with other calls on the same handle. */
 EPLB_API void eplb_placement_destroy(eplb_placement* placement);
@@ -203,6 +218,10 @@ typedef struct eplb_planner_options {
   uint32_t num_groups;           /* expert groups (DeepSeek-V3: 8); default 1 */
   uint32_t num_nodes;            /* nodes; num_gpus must be a multiple; default 1 */
   uint32_t num_gpus;             /* GPUs in the expert-parallel group (no default) */
+  uint32_t cross_node_budget;    /* balanced-relaxed: replicas per layer allowed outside their
+                                    group's node, <= num_physical_experts; default 0 */
+  uint32_t num_threads;          /* threads to split layers across, 1..256; 0 or 1 = the caller's
+                                    thread only. The plan does not depend on it. Default 1 */
 } eplb_planner_options;
 
 /* Sets struct_size and every default; fields without a default are 0 and must be set.
@@ -212,7 +231,8 @@ EPLB_API void eplb_planner_options_init(eplb_planner_options* options);
 /* Validates the options and creates a planner.
  * EPLB_ERR_INVALID_ARGUMENT: options or out_planner is NULL; bad struct_size; an unknown
  * algorithm; a zero count; E % num_groups != 0; R % num_gpus != 0; num_gpus % num_nodes != 0;
- * R < E; a count above INT32_MAX. The message names the field and value.
+ * R < E; a count above INT32_MAX; cross_node_budget > R; num_threads > 256. The message names
+ * the field and value.
  * EPLB_ERR_OUT_OF_MEMORY: allocation failure or an array size overflowing size_t. */
 EPLB_API eplb_status eplb_planner_create(const eplb_planner_options* options,
                                          eplb_planner** out_planner);
@@ -226,8 +246,8 @@ EPLB_API void eplb_planner_destroy(eplb_planner* planner);
  * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer; loads_len != num_layers * num_logical_experts; a
  * negative, NaN or infinite load, or (deepseek) one above FLT_MAX (the message names layer,
  * expert and value). EPLB_ERR_OUT_OF_MEMORY. Not concurrently on the same planner. */
-EPLB_API eplb_status eplb_planner_plan(eplb_planner* planner, const double* loads,
-                                       size_t loads_len, eplb_placement** out_placement);
+EPLB_API eplb_status eplb_planner_plan(eplb_planner* planner, const double* loads, size_t loads_len,
+                                       eplb_placement** out_placement);
 
 /* ============================================================================================ */
 /* Section: metrics — how balanced a placement is under a load matrix                           */
@@ -239,24 +259,27 @@ EPLB_API eplb_status eplb_planner_plan(eplb_planner* planner, const double* load
 
 /* Metrics of one layer. */
 typedef struct eplb_layer_metrics {
-  uint32_t struct_size;       /* in: sizeof(eplb_layer_metrics) */
-  uint32_t duplicate_gpus;    /* GPUs holding two or more replicas of one expert */
-  uint32_t max_replicas;      /* most replicas of one expert */
-  uint32_t reserved0;         /* 0 */
-  double total_load;          /* sum of the layer's loads */
-  double mean_gpu_load;       /* total_load / num_gpus */
-  double max_gpu_load;        /* busiest GPU */
-  double lower_bound;         /* no placement with this R and topology has a lower max GPU load:
-                                 max(mean, min over replica counts of the max load per replica,
-                                 with each expert spread over at most num_gpus GPUs) */
-  double balancedness;        /* mean_gpu_load / max_gpu_load, in (0, 1] */
-  double node_balancedness;   /* mean node load / max node load */
-  double max_load_over_bound; /* max_gpu_load / lower_bound, >= 1 (1 when the bound is 0) */
+  uint32_t struct_size;         /* in: sizeof(eplb_layer_metrics) */
+  uint32_t duplicate_gpus;      /* GPUs holding two or more replicas of one expert */
+  uint32_t max_replicas;        /* most replicas of one expert */
+  uint32_t cross_node_replicas; /* replicas not on their expert's main node (the node holding
+                                   most of its replicas, lowest index on ties) */
+  double total_load;            /* sum of the layer's loads */
+  double mean_gpu_load;         /* total_load / num_gpus */
+  double max_gpu_load;          /* busiest GPU */
+  double lower_bound;           /* no placement with this R and topology has a lower max GPU load:
+                                   max(mean, min over replica counts of the max load per replica,
+                                   with each expert spread over at most num_gpus GPUs) */
+  double balancedness;          /* mean_gpu_load / max_gpu_load, in (0, 1] */
+  double node_balancedness;     /* mean node load / max node load */
+  double max_load_over_bound;   /* max_gpu_load / lower_bound, >= 1 (1 when the bound is 0) */
+  double node_bound;            /* busiest node's load / GPUs per node: no packing of this
+                                   placement's node contents onto GPUs does better */
 } eplb_layer_metrics;
 
 /* Metrics over all layers. */
 typedef struct eplb_metrics {
-  uint32_t struct_size;             /* in: sizeof(eplb_metrics) */
+  uint32_t struct_size; /* in: sizeof(eplb_metrics) */
   uint32_t num_layers;
   uint32_t max_replicas;            /* most replicas of one expert in any layer */
   uint32_t reserved0;               /* 0 */
@@ -267,6 +290,9 @@ typedef struct eplb_metrics {
   double max_load_over_bound;       /* mean over layers of max_gpu_load / lower_bound */
   double worst_max_load_over_bound; /* largest over layers */
   double max_over_mean;             /* mean over layers of max_gpu_load / mean_gpu_load */
+  double max_load_over_node_bound;  /* mean over layers of max_gpu_load / node_bound (1 when the
+                                       bound is 0): how close GPUs are to the node ceiling */
+  uint64_t cross_node_replicas;     /* sum over layers of eplb_layer_metrics.cross_node_replicas */
 } eplb_metrics;
 
 /* Computes the metrics of `placement` under `loads`, double [num_layers][num_logical_experts]
@@ -280,8 +306,7 @@ EPLB_API eplb_status eplb_metrics_compute(const eplb_placement* placement, const
 /* Computes the metrics of one layer; `layer_loads` holds that layer's num_logical_experts loads.
  * EPLB_ERR_INVALID_ARGUMENT: as eplb_metrics_compute, or layer >= num_layers. */
 EPLB_API eplb_status eplb_metrics_compute_layer(const eplb_placement* placement, uint32_t layer,
-                                                const double* layer_loads,
-                                                size_t layer_loads_len,
+                                                const double* layer_loads, size_t layer_loads_len,
                                                 eplb_layer_metrics* out_metrics);
 
 /* Writes the per-GPU loads, double [num_layers][num_gpus], of `placement` under `loads`.

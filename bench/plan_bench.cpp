@@ -1,0 +1,256 @@
+// eplb_bench_plan: planning time of every registered algorithm on the DeepSeek-V3 shape (58 MoE
+// layers x 256 experts, 8 groups) through the public C API, for four EP topologies:
+//   hier_4x8_R288   hierarchical, 4 nodes x 8 GPUs, R = 288
+//   global_32_R288  global, 32 GPUs (4 nodes, groups = 1), R = 288
+//   hier_8x8_R320   hierarchical, 8 nodes x 8 GPUs, R = 320
+//   global_64_R320  global, 64 GPUs (8 nodes, groups = 1), R = 320
+// With groups = 1 and more than one node, num_groups % num_nodes != 0, so DeepSeek's algorithm
+// falls back to its global policy, exactly as the reference does.
+//
+// Loads: the synthetic DeepSeek-V3-shaped workload (eplb_cli::synthetic_loads), and SGLang's real
+// recording prefill_in1024.json (rows 3..60, the 58 MoE layers) when the shared data directory is
+// there ($EPLB_SHARED, default <source>/../shared). Each benchmark reports the median over
+// repetitions, and counters with the plan's quality under the loads it was planned on, so the
+// table shows what the time buys. The `plan_1layer` benchmarks plan one layer per call, cycling
+// through the 58 synthetic layers (planning the same layer over and over would flatter it: the
+// branch predictor learns that one layer), to show the cost per layer and per call.
+//
+// The console shows only the median of each benchmark's repetitions, with counters in columns;
+// pass --benchmark_format=console (or json, csv) for Google Benchmark's own reporter with every
+// aggregate, or --benchmark_out=FILE to record them all. --benchmark_min_time defaults to 0.2 s
+// per repetition here (the library's 0.5 s makes a run take minutes).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "eplb/eplb.h"
+#include "eplb/library.hpp"
+#include "eplb/load_file.hpp"
+#include "eplb/synthetic_workload.hpp"
+
+namespace {
+
+constexpr std::uint32_t kLayers = 58;
+constexpr std::uint32_t kExperts = 256;
+constexpr std::uint32_t kGroups = 8;
+// DeepSeek-V3 has 61 layers; the first three are dense and recorded as all-zero rows.
+constexpr std::uint32_t kFirstMoeRow = 3;
+constexpr int kRepetitions = 5;
+constexpr const char* kDefaultMinTime = "--benchmark_min_time=0.2";
+constexpr const char* kRealFile = "data/real/sglang-deepseek-v3-ep-stats/prefill_in1024.json";
+
+struct Config {
+  const char* name;
+  std::uint32_t replicas;
+  std::uint32_t gpus;
+  std::uint32_t nodes;
+  std::uint32_t groups;
+};
+
+constexpr Config kConfigs[] = {
+    {"hier_4x8_R288", 288, 32, 4, kGroups},
+    {"global_32_R288", 288, 32, 4, 1},
+    {"hier_8x8_R320", 320, 64, 8, kGroups},
+    {"global_64_R320", 320, 64, 8, 1},
+};
+
+struct Workload {
+  std::string name;
+  std::uint32_t num_layers = 0;
+  std::vector<double> loads;  // [num_layers][kExperts]
+};
+
+// The real recording's MoE rows, or nothing (with a message on stderr) when the file is absent.
+std::unique_ptr<Workload> real_workload() {
+  const char* env = std::getenv("EPLB_SHARED");
+  const std::filesystem::path shared = env != nullptr && *env != '\0' ? env : EPLB_SHARED_DEFAULT;
+  const std::filesystem::path path = shared / kRealFile;
+  if (!std::filesystem::exists(path)) {
+    std::cerr << "eplb_bench_plan: " << path.string()
+              << " not found (set EPLB_SHARED to the shared directory); skipping the real-data "
+                 "benchmarks\n";
+    return nullptr;
+  }
+  const auto matrix = eplb_cli::read_logical_count_file(path.string());
+  if (matrix.num_experts != kExperts || matrix.num_layers < kFirstMoeRow + kLayers) {
+    throw eplb_cli::InputError(
+        path.string() + ": expected at least " + std::to_string(kFirstMoeRow + kLayers) +
+        " rows of " + std::to_string(kExperts) + " experts, got " +
+        std::to_string(matrix.num_layers) + " x " + std::to_string(matrix.num_experts));
+  }
+  auto workload = std::make_unique<Workload>();
+  workload->name = "real";
+  workload->num_layers = kLayers;
+  const auto begin = matrix.loads.begin() + std::ptrdiff_t{kFirstMoeRow} * kExperts;
+  workload->loads.assign(begin, begin + std::ptrdiff_t{kLayers} * kExperts);
+  return workload;
+}
+
+// The console reporter, keeping only the median of each benchmark's repetitions (and any error).
+class MedianConsoleReporter final : public benchmark::ConsoleReporter {
+ public:
+  MedianConsoleReporter() : ConsoleReporter(OO_Tabular) {}
+
+  void ReportRuns(const std::vector<Run>& runs) override {
+    std::vector<Run> medians;
+    for (const Run& run : runs) {
+      if (run.run_type != Run::RT_Aggregate || run.aggregate_name == "median") {
+        medians.push_back(run);
+      }
+    }
+    if (!medians.empty()) ConsoleReporter::ReportRuns(medians);
+  }
+};
+
+bool flag_given(int argc, char** argv, std::string_view flag) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]).starts_with(flag)) return true;
+  }
+  return false;
+}
+
+// Plans `workload` in calls of `layers_per_call` layers: all of them at once, or one layer per
+// call, moving to the next layer at each iteration. The counters give the quality of the plans
+// over the whole workload, so both forms must show the same (layers are planned independently).
+void bench_plan(benchmark::State& state, const Config& config, std::uint32_t algorithm,
+                const Workload* workload_ptr, std::uint32_t layers_per_call) {
+  const Workload& workload = *workload_ptr;
+  try {
+    eplb_planner_options options;
+    eplb_planner_options_init(&options);
+    options.algorithm = algorithm;
+    options.num_layers = layers_per_call;
+    options.num_logical_experts = kExperts;
+    options.num_physical_experts = config.replicas;
+    options.num_groups = config.groups;
+    options.num_nodes = config.nodes;
+    options.num_gpus = config.gpus;
+    const auto planner = eplb_cli::make_planner(options, "eplb_planner_create: ");
+
+    const std::size_t call_len = std::size_t{layers_per_call} * kExperts;
+    const std::size_t calls = workload.num_layers / layers_per_call;
+    const auto plan_call = [&](std::size_t call, eplb_cli::PlacementPtr& out) {
+      eplb_placement* placement = nullptr;
+      eplb_cli::check(eplb_planner_plan(planner.get(), workload.loads.data() + call * call_len,
+                                        call_len, &placement),
+                      "eplb_planner_plan: ");
+      out.reset(placement);  // frees the previous plan inside the loop: a re-plan's real cost
+    };
+
+    std::vector<eplb_cli::PlacementPtr> placements(calls);
+    std::size_t call = 0;
+    for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the library idiom
+      plan_call(call, placements[call]);
+      call = call + 1 == calls ? 0 : call + 1;
+    }
+    state.counters["layers/s"] = benchmark::Counter(
+        static_cast<double>(state.iterations()) * layers_per_call, benchmark::Counter::kIsRate);
+
+    // Quality over the whole workload (layers the loop did not reach are planned now).
+    double balancedness = 0;
+    double worst = 1;
+    double over_bound = 0;
+    for (std::size_t c = 0; c < calls; ++c) {
+      if (placements[c] == nullptr) plan_call(c, placements[c]);
+      eplb_metrics metrics{};
+      metrics.struct_size = sizeof(metrics);
+      eplb_cli::check(
+          eplb_metrics_compute(placements[c].get(), workload.loads.data() + c * call_len, call_len,
+                               &metrics),
+          "eplb_metrics_compute: ");
+      balancedness += metrics.balancedness / static_cast<double>(calls);
+      worst = std::min(worst, metrics.min_balancedness);
+      over_bound += metrics.max_load_over_bound / static_cast<double>(calls);
+    }
+    state.counters["balancedness"] = balancedness;
+    state.counters["worst_bal"] = worst;
+    state.counters["max/bound"] = over_bound;
+  } catch (const std::exception& error) {
+    state.SkipWithError(error.what());
+  }
+}
+
+void register_one(const std::string& name, const Config& config, std::uint32_t algorithm,
+                  const Workload* workload, std::uint32_t layers_per_call,
+                  benchmark::TimeUnit unit) {
+  benchmark::RegisterBenchmark(name.c_str(), bench_plan, config, algorithm, workload,
+                               layers_per_call)
+      ->Repetitions(kRepetitions)
+      ->ReportAggregatesOnly(true)
+      ->Unit(unit);
+}
+
+void register_all(const std::vector<const Workload*>& workloads, const Workload& per_layer) {
+  const std::uint32_t count = eplb_algorithm_count();
+  for (const Workload* workload : workloads) {
+    for (const Config& config : kConfigs) {
+      for (std::uint32_t algorithm = 1; algorithm <= count; ++algorithm) {
+        register_one("plan/" + workload->name + "/" + config.name + "/" +
+                         eplb_cli::algorithm_name(algorithm),
+                     config, algorithm, workload, workload->num_layers, benchmark::kMillisecond);
+      }
+    }
+  }
+  for (const Config& config : kConfigs) {
+    for (std::uint32_t algorithm = 1; algorithm <= count; ++algorithm) {
+      register_one("plan_1layer/" + per_layer.name + "/" + config.name + "/" +
+                       eplb_cli::algorithm_name(algorithm),
+                   config, algorithm, &per_layer, 1, benchmark::kMicrosecond);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool own_reporter = !flag_given(argc, argv, "--benchmark_format");
+  std::vector<char*> args(argv, argv + argc);
+  std::string min_time = kDefaultMinTime;
+  if (!flag_given(argc, argv, "--benchmark_min_time")) args.push_back(min_time.data());
+  int arg_count = static_cast<int>(args.size());
+  args.push_back(nullptr);
+  benchmark::Initialize(&arg_count, args.data());
+  if (benchmark::ReportUnrecognizedArguments(arg_count, args.data())) return 1;
+
+  // The workloads live until the benchmarks have run (the benchmarks hold pointers to them).
+  Workload synthetic;
+  std::unique_ptr<Workload> real;
+  try {
+    eplb_cli::WorkloadSpec spec;
+    spec.num_layers = kLayers;
+    spec.num_experts = kExperts;
+    spec.num_groups = kGroups;
+    synthetic = {"synthetic", kLayers, eplb_cli::synthetic_loads(spec)};
+    real = real_workload();
+  } catch (const std::exception& error) {
+    std::cerr << "eplb_bench_plan: " << error.what() << '\n';
+    return 1;
+  }
+
+  std::vector<const Workload*> workloads{&synthetic};
+  if (real != nullptr) workloads.push_back(real.get());
+  benchmark::AddCustomContext("libeplb", eplb_version_string());
+  benchmark::AddCustomContext("loads", real != nullptr
+                                           ? "synthetic (seed 1) and real (prefill_in1024.json "
+                                             "rows 3..60), 58 x 256, groups 8"
+                                           : "synthetic (seed 1), 58 x 256, groups 8");
+  register_all(workloads, synthetic);
+
+  if (own_reporter) {
+    MedianConsoleReporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+  } else {
+    benchmark::RunSpecifiedBenchmarks();
+  }
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Configures and builds libeplb into a build directory.
+#   scripts/build.sh [BUILD_DIR] [extra cmake arguments...]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build_dir=${1:-"$root/build"}
+shift || true
+
+# nvcc lives outside PATH on a stock CUDA install; let CMake find it.
+if [[ -x /usr/local/cuda/bin/nvcc ]] && ! command -v nvcc >/dev/null; then
+  export PATH="/usr/local/cuda/bin:$PATH"
+fi
+
+cmake -S "$root" -B "$build_dir" -DPython3_EXECUTABLE=/usr/bin/python3 "$@" >/dev/null
+cmake --build "$build_dir" -j"$(nproc)"

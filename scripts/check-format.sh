@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Fails if any C, C++ or CUDA source differs from .clang-format. `--fix` rewrites them instead.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+mapfile -t files < <(git ls-files '*.c' '*.h' '*.cpp' '*.hpp' '*.cu' '*.cuh' | grep -v '^bindings/.*/generated/')
+if [[ ${1:-} == --fix ]]; then
+  clang-format -i "${files[@]}"
+else
+  clang-format --dry-run --Werror "${files[@]}"
+fi
