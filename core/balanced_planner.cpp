@@ -80,7 +80,8 @@ void balanced_partition(std::span<const double> weights, std::uint32_t num_parts
     ++size[best];
   }
   for (std::size_t step = 0; step < 16 * n; ++step) {
-    const auto h = static_cast<std::int32_t>(std::max_element(sum.begin(), sum.end()) - sum.begin());
+    const auto h =
+        static_cast<std::int32_t>(std::max_element(sum.begin(), sum.end()) - sum.begin());
     const double peak = sum[static_cast<std::size_t>(h)];
     double best = peak * (1 - kRelativeGain);
     std::size_t best_a = n;
@@ -105,7 +106,6 @@ void balanced_partition(std::span<const double> weights, std::uint32_t num_parts
     std::swap(part_of[best_a], part_of[best_b]);
   }
 }
-
 
 // Feasibility of a bottleneck `target`: experts in decreasing load each take the fewest replicas
 // that fit on distinct GPUs with a free slot and room under the target (tightest fit first),
@@ -157,7 +157,8 @@ bool fit_under(std::span<const double> w, std::span<const std::int32_t> order, d
       std::size_t best = n;
       double best_load = 0;
       for (std::size_t e = 0; e < n; ++e) {
-        if (holds[std::size_t{g} * n + e] != 0 || static_cast<std::uint32_t>(counts[e]) >= cap) continue;
+        if (holds[std::size_t{g} * n + e] != 0 || static_cast<std::uint32_t>(counts[e]) >= cap)
+          continue;
         const double load = w[e] / (counts[e] + 1);
         if (best == n || load < best_load) {
           best = e;
@@ -179,7 +180,8 @@ bool fit_under(std::span<const double> w, std::span<const std::int32_t> order, d
   for (std::uint32_t g = 0; g < num_gpus; ++g) {
     std::uint32_t s = 0;
     for (std::size_t e = 0; e < n; ++e) {
-      if (holds[std::size_t{g} * n + e] != 0) gpu_expert[g * slots_per_gpu + s++] = static_cast<std::int32_t>(e);
+      if (holds[std::size_t{g} * n + e] != 0)
+        gpu_expert[g * slots_per_gpu + s++] = static_cast<std::int32_t>(e);
     }
     EPLB_ASSERT(s == slots_per_gpu);
   }
@@ -311,7 +313,8 @@ double BalancedPlanner::exchange_counts(const Block& b, std::vector<std::int32_t
     if (exhaustive) {
       for (std::size_t i = 0; i < n; ++i) {
         if (counts[i] >= 2) donors.push_back(static_cast<std::int32_t>(i));
-        if (static_cast<std::uint32_t>(counts[i]) < b.cap) receivers.push_back(static_cast<std::int32_t>(i));
+        if (static_cast<std::uint32_t>(counts[i]) < b.cap)
+          receivers.push_back(static_cast<std::int32_t>(i));
       }
     } else {
       for (std::size_t i = 0; i < n; ++i) {
@@ -465,7 +468,7 @@ bool BalancedPlanner::search_counts(const Block& b, double peak,
   };
 
   const std::function<void(std::size_t, std::uint32_t)> visit = [&](std::size_t depth,
-                                                                      std::uint32_t left) {
+                                                                    std::uint32_t left) {
     if (leaves >= kSearchLeaves) return;
     const auto e = static_cast<std::size_t>(order[depth]);
     const std::size_t after = n - depth - 1;
@@ -484,7 +487,8 @@ bool BalancedPlanner::search_counts(const Block& b, double peak,
     // Fewest replicas that keep this expert's replica under the best peak; most that leave one
     // slot for each expert still to place.
     const auto fewest = static_cast<std::uint32_t>(std::floor(b.local[e] / best)) + 1;
-    const std::uint32_t most = std::min<std::uint32_t>(b.cap, left - static_cast<std::uint32_t>(after));
+    const std::uint32_t most =
+        std::min<std::uint32_t>(b.cap, left - static_cast<std::uint32_t>(after));
     for (std::uint32_t c = std::max(1U, fewest); c <= most; ++c) {
       counts[e] = static_cast<std::int32_t>(c);
       visit(depth + 1, left - c);
@@ -511,7 +515,8 @@ void BalancedPlanner::plan_nodes(const Topology& topology, const BalancedSetting
   std::vector<std::vector<std::int32_t>> node_experts(nodes);
   for (std::uint32_t g = 0; g < groups; ++g) {
     for (std::uint32_t i = 0; i < group_size; ++i) {
-      node_experts[static_cast<std::size_t>(node_of_group[g])].push_back(static_cast<std::int32_t>(g * group_size + i));
+      node_experts[static_cast<std::size_t>(node_of_group[g])].push_back(
+          static_cast<std::int32_t>(g * group_size + i));
     }
   }
   for (std::uint32_t n = 0; n < nodes; ++n) {
@@ -548,7 +553,8 @@ void BalancedPlanner::plan_nodes(const Topology& topology, const BalancedSetting
   std::vector<std::int32_t> candidates_in;
   std::vector<std::int32_t> candidates_out;
   for (std::uint32_t move = 0; move < settings.cross_node_budget; ++move) {
-    const auto h = static_cast<std::uint32_t>(std::max_element(node_load.begin(), node_load.end()) - node_load.begin());
+    const auto h = static_cast<std::uint32_t>(std::max_element(node_load.begin(), node_load.end()) -
+                                              node_load.begin());
     const double peak = node_load[h];
     double best = peak * (1 - kRelativeGain);
     std::int32_t best_e = -1;
@@ -557,14 +563,20 @@ void BalancedPlanner::plan_nodes(const Topology& topology, const BalancedSetting
     // Experts on the busiest node, heaviest replicas first, are the ones worth spreading.
     candidates_in.clear();
     for (std::uint32_t e = 0; e < num_experts; ++e) {
-      if (copies[std::size_t{e} * nodes + h] > 0 && static_cast<std::uint32_t>(counts[e]) < topology.num_gpus) {
+      if (copies[std::size_t{e} * nodes + h] > 0 &&
+          static_cast<std::uint32_t>(counts[e]) < topology.num_gpus) {
         candidates_in.push_back(static_cast<std::int32_t>(e));
       }
     }
-    const auto per_replica = [&](std::int32_t e) { return loads[static_cast<std::size_t>(e)] / counts[static_cast<std::size_t>(e)]; };
+    const auto per_replica = [&](std::int32_t e) {
+      return loads[static_cast<std::size_t>(e)] / counts[static_cast<std::size_t>(e)];
+    };
     const std::size_t keep_in = std::min<std::size_t>(8, candidates_in.size());
-    std::partial_sort(candidates_in.begin(), candidates_in.begin() + static_cast<std::ptrdiff_t>(keep_in), candidates_in.end(),
-                      [&](std::int32_t a, std::int32_t b) { return per_replica(a) > per_replica(b) || (per_replica(a) == per_replica(b) && a < b); });
+    std::partial_sort(
+        candidates_in.begin(), candidates_in.begin() + static_cast<std::ptrdiff_t>(keep_in),
+        candidates_in.end(), [&](std::int32_t a, std::int32_t b) {
+          return per_replica(a) > per_replica(b) || (per_replica(a) == per_replica(b) && a < b);
+        });
     candidates_in.resize(keep_in);
     for (std::uint32_t m = 0; m < nodes; ++m) {
       if (m == h || node_load[m] >= best) continue;
@@ -575,10 +587,15 @@ void BalancedPlanner::plan_nodes(const Topology& topology, const BalancedSetting
         const bool spare = here >= 2 || (here == 1 && home[f] != static_cast<std::int32_t>(m));
         if (spare && counts[f] >= 2) candidates_out.push_back(static_cast<std::int32_t>(f));
       }
-      const auto grown = [&](std::int32_t f) { return loads[static_cast<std::size_t>(f)] / (counts[static_cast<std::size_t>(f)] - 1); };
+      const auto grown = [&](std::int32_t f) {
+        return loads[static_cast<std::size_t>(f)] / (counts[static_cast<std::size_t>(f)] - 1);
+      };
       const std::size_t keep_out = std::min<std::size_t>(8, candidates_out.size());
-      std::partial_sort(candidates_out.begin(), candidates_out.begin() + static_cast<std::ptrdiff_t>(keep_out), candidates_out.end(),
-                        [&](std::int32_t a, std::int32_t b) { return grown(a) < grown(b) || (grown(a) == grown(b) && a < b); });
+      std::partial_sort(candidates_out.begin(),
+                        candidates_out.begin() + static_cast<std::ptrdiff_t>(keep_out),
+                        candidates_out.end(), [&](std::int32_t a, std::int32_t b) {
+                          return grown(a) < grown(b) || (grown(a) == grown(b) && a < b);
+                        });
       candidates_out.resize(keep_out);
       for (std::int32_t e : candidates_in) {
         for (std::int32_t f : candidates_out) {

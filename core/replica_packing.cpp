@@ -167,8 +167,8 @@ double ReplicaPacker::swap_search(std::span<const Replica> replicas,
                                   std::span<std::int32_t> slot_replica) {
   const std::uint32_t max_swaps = kMaxSwapsPerGpu * num_gpus_;
   for (std::uint32_t step = 0; step < max_swaps; ++step) {
-    const auto h = static_cast<std::uint32_t>(
-        std::max_element(gpu_load_.begin(), gpu_load_.end()) - gpu_load_.begin());
+    const auto h = static_cast<std::uint32_t>(std::max_element(gpu_load_.begin(), gpu_load_.end()) -
+                                              gpu_load_.begin());
     const double peak = gpu_load_[h];
     double best = peak * (1 - kRelativeGain);
     std::size_t best_a = 0;

@@ -63,7 +63,8 @@ TwoSlotOptimum exact_two_slot_optimum(const std::vector<double>& w, std::uint32_
       if (counts[i] > static_cast<int>(num_slots / 2)) return;
       std::vector<std::pair<double, int>> items;
       for (std::size_t e = 0; e < n; ++e) {
-        for (int c = 0; c < counts[e]; ++c) items.emplace_back(w[e] / counts[e], static_cast<int>(e));
+        for (int c = 0; c < counts[e]; ++c)
+          items.emplace_back(w[e] / counts[e], static_cast<int>(e));
       }
       std::sort(items.begin(), items.end());
       double peak = 0;
@@ -71,7 +72,8 @@ TwoSlotOptimum exact_two_slot_optimum(const std::vector<double>& w, std::uint32_
         peak = std::max(peak, items[k].first + items[items.size() - 1 - k].first);
       }
       best.any = std::min(best.any, peak);
-      if (peak < best.no_twins) best.no_twins = std::min(best.no_twins, best_pairing_without_twins(items));
+      if (peak < best.no_twins)
+        best.no_twins = std::min(best.no_twins, best_pairing_without_twins(items));
       return;
     }
     for (int extra = 0; extra <= left && 1 + extra <= static_cast<int>(num_slots / 2); ++extra) {
@@ -132,8 +134,8 @@ TEST(BalancedPlanner, NeverWorseThanDeepseekAndNoAvoidableDuplicates) {
   for (int trial = 0; trial < 300; ++trial) {
     const bool hierarchical = trial % 2 == 0;
     const Topology t = test::random_topology(rng, hierarchical);
-    const auto loads = trial % 3 == 0 ? test::random_small_loads(rng, t, 4)
-                                      : test::random_tie_free_loads(rng, t);
+    const auto loads =
+        trial % 3 == 0 ? test::random_small_loads(rng, t, 4) : test::random_tie_free_loads(rng, t);
     const Algorithm ours = hierarchical ? Algorithm::balanced_hierarchical : Algorithm::balanced;
     Topology reference_topology = t;
     if (!hierarchical || !balanced_is_hierarchical(t, BalancedPolicy::hierarchical)) {
@@ -156,16 +158,19 @@ TEST(BalancedPlanner, NeverWorseThanDeepseekAndNoAvoidableDuplicates) {
       // Duplicates only where some expert has more replicas than there are GPUs to hold them.
       const auto counts = p.replica_counts_layer(layer);
       const std::uint32_t block_gpus =
-          balanced_is_hierarchical(t, hierarchical ? BalancedPolicy::hierarchical : BalancedPolicy::global)
+          balanced_is_hierarchical(
+              t, hierarchical ? BalancedPolicy::hierarchical : BalancedPolicy::global)
               ? t.gpus_per_node()
               : t.num_gpus;
-      if (*std::max_element(counts.begin(), counts.end()) <= static_cast<std::int32_t>(block_gpus)) {
+      if (*std::max_element(counts.begin(), counts.end()) <=
+          static_cast<std::int32_t>(block_gpus)) {
         ASSERT_EQ(mine.duplicate_gpus, 0U) << "trial " << trial << " layer " << layer;
       }
     }
   }
   // Such layers are rare (DeepSeek's duplicates rarely help).
-  EXPECT_LE(beaten_only_by_duplicates * 50, layers) << beaten_only_by_duplicates << " of " << layers;
+  EXPECT_LE(beaten_only_by_duplicates * 50, layers)
+      << beaten_only_by_duplicates << " of " << layers;
 }
 
 TEST(BalancedPlanner, HierarchicalKeepsGroupsOnOneNode) {
@@ -185,7 +190,8 @@ TEST(BalancedPlanner, HierarchicalKeepsGroupsOnOneNode) {
         if (node_of_group[group] < 0) node_of_group[group] = node;
         ASSERT_EQ(node_of_group[group], node) << "trial " << trial;
       }
-      ASSERT_EQ(compute_layer_metrics(p, layer, std::span(loads).subspan(layer * t.num_logical, t.num_logical))
+      ASSERT_EQ(compute_layer_metrics(
+                    p, layer, std::span(loads).subspan(layer * t.num_logical, t.num_logical))
                     .cross_node_replicas,
                 0U);
     }

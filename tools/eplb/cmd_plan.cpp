@@ -24,6 +24,8 @@ struct PlanArgs {
   uint32_t groups = 1;
   std::string algorithm = "default";
   std::string out;
+  uint32_t cross_node_budget = 0;
+  uint32_t threads = 1;
   bool report = false;
 };
 
@@ -44,7 +46,9 @@ void print_summary(const eplb_placement* placement, const std::vector<double>& l
   table.add_row({"max / mean GPU load", fixed(m.max_over_mean, 4)});
   table.add_row({"max GPU load / lower bound", fixed(m.max_load_over_bound, 4)});
   table.add_row({"worst layer max / lower bound", fixed(m.worst_max_load_over_bound, 4)});
+  table.add_row({"max GPU load / node ceiling", fixed(m.max_load_over_node_bound, 4)});
   table.add_row({"(layer, GPU) pairs with a duplicate", std::to_string(m.duplicate_pairs)});
+  table.add_row({"replicas off their expert's main node", std::to_string(m.cross_node_replicas)});
   table.add_row({"most replicas of one expert", std::to_string(m.max_replicas)});
   table.print(std::cout);
   if (!args.out.empty()) std::cout << "\nWrote " << args.out << '\n';
@@ -69,6 +73,8 @@ void run_plan(const PlanArgs& args) {
   options.num_groups = args.groups;
   options.num_nodes = args.nodes;
   options.num_gpus = args.gpus;
+  options.cross_node_budget = args.cross_node_budget;
+  options.num_threads = args.threads;
   const auto planner = make_planner(
       options, "cannot plan " + std::to_string(matrix.num_experts) + " experts from " +
                    args.counts + " with --replicas " + std::to_string(args.replicas) + " --gpus " +
@@ -119,6 +125,17 @@ void register_plan_command(CLI::App& app) {
       ->add_option("--out", args->out,
                    "Write the placement: x.json = SGLang's physical_to_logical_map")
       ->option_text("FILE");
+  command
+      ->add_option("--cross-node-budget", args->cross_node_budget,
+                   "balanced-relaxed: replicas per layer allowed off their group's node")
+      ->capture_default_str()
+      ->option_text("N");
+  command
+      ->add_option("--threads", args->threads,
+                   "Threads to split layers across (the plan does not depend on it)")
+      ->capture_default_str()
+      ->check(CLI::Range(1U, 256U))
+      ->option_text("N");
   command->add_flag("--report,--json", args->report,
                     "Print a JSON report (metrics per layer and in total, planning time)");
   command->callback([args] { run_plan(*args); });

@@ -12,7 +12,9 @@ nlohmann::json metrics_json(const eplb_metrics& m) {
       {"max_over_mean", m.max_over_mean},
       {"max_load_over_bound", m.max_load_over_bound},
       {"worst_max_load_over_bound", m.worst_max_load_over_bound},
+      {"max_load_over_node_bound", m.max_load_over_node_bound},
       {"duplicate_pairs", m.duplicate_pairs},
+      {"cross_node_replicas", m.cross_node_replicas},
       {"max_replicas", m.max_replicas},
   };
 }
@@ -36,7 +38,9 @@ nlohmann::json plan_report(const eplb_placement* placement, const std::vector<do
         {"balancedness", m.balancedness},
         {"node_balancedness", m.node_balancedness},
         {"max_load_over_bound", m.max_load_over_bound},
+        {"node_bound", m.node_bound},
         {"duplicate_gpus", m.duplicate_gpus},
+        {"cross_node_replicas", m.cross_node_replicas},
         {"max_replicas", m.max_replicas},
     });
   }
