@@ -292,6 +292,7 @@ double BalancedPlanner::exchange_counts(const Block& b, std::vector<std::int32_t
   // (donor, receiver) pair; large ones the experts on the busiest GPU as receivers and the
   // experts whose load per replica grows least as donors.
   const std::size_t n = b.experts.size();
+  if (n > kExhaustiveExperts) return exchange_counts_incremental(b, counts, block);
   const auto spread = [&] {
     double squares = 0;
     for (double load : packer_.gpu_loads()) squares += load * load;
@@ -371,6 +372,118 @@ double BalancedPlanner::exchange_counts(const Block& b, std::vector<std::int32_t
     ++counts[static_cast<std::size_t>(best_receiver)];
     peak = pack_counts(b.experts, b.loads, counts, counts, b.num_gpus, b.slots_per_gpu, block);
     squares = spread();
+  }
+  return peak;
+}
+
+double BalancedPlanner::exchange_counts_incremental(const Block& b,
+                                                    std::vector<std::int32_t>& counts,
+                                                    std::span<std::int32_t> block) {
+  // For large blocks: a move hands one slot of a donor expert to an expert on the busiest GPU.
+  // Only the GPUs holding either expert change load, so each candidate (receiver, donor, slot)
+  // is scored in O(GPUs); the best move is applied and the packing polished by the swap search.
+  const std::size_t n = b.experts.size();
+  const std::uint32_t per_gpu = b.slots_per_gpu;
+  double peak = pack_counts(b.experts, b.loads, counts, counts, b.num_gpus, per_gpu, block);
+  std::vector<std::int32_t> local_of(
+      static_cast<std::size_t>(*std::max_element(b.experts.begin(), b.experts.end())) + 1, -1);
+  for (std::size_t i = 0; i < n; ++i) {
+    local_of[static_cast<std::size_t>(b.experts[i])] = static_cast<std::int32_t>(i);
+  }
+  std::vector<std::int32_t> slot_expert(block.size());
+  std::vector<double> gpu(b.num_gpus);
+  std::vector<double> trial(b.num_gpus);
+  std::vector<std::uint8_t> holds(std::size_t{b.num_gpus} * n);
+  std::vector<std::int32_t> donors;
+  std::vector<std::int32_t> receivers;
+  for (int round = 0; round < kMaxCountRounds && peak > b.bound * (1 + kRelativeGain); ++round) {
+    std::fill(gpu.begin(), gpu.end(), 0.0);
+    std::fill(holds.begin(), holds.end(), 0);
+    for (std::size_t s = 0; s < block.size(); ++s) {
+      const auto i = static_cast<std::size_t>(local_of[static_cast<std::size_t>(block[s])]);
+      slot_expert[s] = static_cast<std::int32_t>(i);
+      gpu[s / per_gpu] += b.local[i] / counts[i];
+      holds[(s / per_gpu) * n + i] = 1;
+    }
+    const auto h =
+        static_cast<std::uint32_t>(std::max_element(gpu.begin(), gpu.end()) - gpu.begin());
+    receivers.clear();
+    for (std::uint32_t k = 0; k < per_gpu; ++k) {
+      const std::int32_t i = slot_expert[h * per_gpu + k];
+      if (static_cast<std::uint32_t>(counts[static_cast<std::size_t>(i)]) < b.cap &&
+          std::find(receivers.begin(), receivers.end(), i) == receivers.end()) {
+        receivers.push_back(i);
+      }
+    }
+    donors.clear();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (counts[i] >= 2) donors.push_back(static_cast<std::int32_t>(i));
+    }
+    const auto grown = [&](std::int32_t i) {
+      return b.local[static_cast<std::size_t>(i)] / (counts[static_cast<std::size_t>(i)] - 1);
+    };
+    const std::size_t keep = std::min<std::size_t>(2 * kDonorCandidates, donors.size());
+    std::partial_sort(donors.begin(), donors.begin() + static_cast<std::ptrdiff_t>(keep),
+                      donors.end(), [&](std::int32_t x, std::int32_t y) {
+                        return grown(x) < grown(y) || (grown(x) == grown(y) && x < y);
+                      });
+    donors.resize(keep);
+
+    double best = peak * (1 - kRelativeGain);
+    std::size_t best_slot = block.size();
+    std::int32_t best_receiver = -1;
+    for (std::int32_t r : receivers) {
+      const auto ur = static_cast<std::size_t>(r);
+      const double r_gain = b.local[ur] / counts[ur] - b.local[ur] / (counts[ur] + 1);
+      const double r_new = b.local[ur] / (counts[ur] + 1);
+      for (std::int32_t d : donors) {
+        if (d == r) continue;
+        const auto ud = static_cast<std::size_t>(d);
+        const double d_old = b.local[ud] / counts[ud];
+        const double d_new = b.local[ud] / (counts[ud] - 1);
+        for (std::size_t s = 0; s < block.size(); ++s) {
+          if (slot_expert[s] != d) continue;
+          const std::size_t x = s / per_gpu;
+          if (holds[x * n + ur] != 0) continue;  // the receiver is already on that GPU
+          double trial_peak = 0;
+          for (std::uint32_t g = 0; g < b.num_gpus; ++g) {
+            double load = gpu[g];
+            if (holds[std::size_t{g} * n + ur] != 0) load -= r_gain;
+            if (g == x) {
+              load += r_new - d_old;
+            } else if (holds[std::size_t{g} * n + ud] != 0) {
+              load += d_new - d_old;
+            }
+            trial_peak = std::max(trial_peak, load);
+            if (trial_peak >= best) break;
+          }
+          if (trial_peak < best) {
+            best = trial_peak;
+            best_slot = s;
+            best_receiver = r;
+          }
+        }
+      }
+    }
+    if (best_receiver < 0) break;
+    const auto donor = static_cast<std::size_t>(slot_expert[best_slot]);
+    --counts[donor];
+    ++counts[static_cast<std::size_t>(best_receiver)];
+    block[best_slot] = b.experts[static_cast<std::size_t>(best_receiver)];
+    // Polish the new packing with the swap search.
+    replicas_.clear();
+    slot_replica_.resize(block.size());
+    for (std::size_t s = 0; s < block.size(); ++s) {
+      const auto i = static_cast<std::size_t>(local_of[static_cast<std::size_t>(block[s])]);
+      replicas_.push_back(Replica{static_cast<std::int32_t>(i), b.local[i] / counts[i]});
+      slot_replica_[s] = static_cast<std::int32_t>(s);
+    }
+    peak = packer_.improve(replicas_, b.num_gpus, per_gpu, static_cast<std::uint32_t>(n),
+                           slot_replica_);
+    for (std::size_t s = 0; s < block.size(); ++s) {
+      block[s] = b.experts[static_cast<std::size_t>(
+          replicas_[static_cast<std::size_t>(slot_replica_[s])].expert)];
+    }
   }
   return peak;
 }
@@ -549,7 +662,6 @@ void BalancedPlanner::plan_nodes(const Topology& topology, const BalancedSetting
     }
   };
   recompute(node_load, counts, copies);
-  std::vector<double> trial(nodes);
   std::vector<std::int32_t> candidates_in;
   std::vector<std::int32_t> candidates_out;
   for (std::uint32_t move = 0; move < settings.cross_node_budget; ++move) {
@@ -600,22 +712,28 @@ void BalancedPlanner::plan_nodes(const Topology& topology, const BalancedSetting
       for (std::int32_t e : candidates_in) {
         for (std::int32_t f : candidates_out) {
           if (e == f) continue;
-          ++counts[static_cast<std::size_t>(e)];
-          ++copies[static_cast<std::size_t>(e) * nodes + m];
-          --counts[static_cast<std::size_t>(f)];
-          --copies[static_cast<std::size_t>(f) * nodes + m];
-          recompute(trial, counts, copies);
-          const double trial_peak = *std::max_element(trial.begin(), trial.end());
+          // Node loads after moving one replica of f on node m to e: only e's and f's shares
+          // change.
+          const auto ue = static_cast<std::size_t>(e);
+          const auto uf = static_cast<std::size_t>(f);
+          double trial_peak = 0;
+          for (std::uint32_t n = 0; n < nodes; ++n) {
+            const double ke = copies[ue * nodes + n];
+            const double kf = copies[uf * nodes + n];
+            const double ke_after = ke + (n == m ? 1 : 0);
+            const double kf_after = kf - (n == m ? 1 : 0);
+            const double load = node_load[n] - ke * loads[ue] / counts[ue] +
+                                ke_after * loads[ue] / (counts[ue] + 1) -
+                                kf * loads[uf] / counts[uf] +
+                                kf_after * loads[uf] / (counts[uf] - 1);
+            trial_peak = std::max(trial_peak, load);
+          }
           if (trial_peak < best) {
             best = trial_peak;
             best_e = e;
             best_f = f;
             best_m = m;
           }
-          --counts[static_cast<std::size_t>(e)];
-          --copies[static_cast<std::size_t>(e) * nodes + m];
-          ++counts[static_cast<std::size_t>(f)];
-          ++copies[static_cast<std::size_t>(f) * nodes + m];
         }
       }
     }
@@ -712,6 +830,50 @@ void BalancedPlanner::plan_layer(const Topology& topology, const BalancedSetting
     plan_block(all, loads, topology.num_gpus, topology.slots_per_gpu(), phy2log);
   }
   keep_better_deepseek(topology, hierarchical, loads, phy2log);
+  ranks_in_slot_order(phy2log, topology.num_logical, replica_rank);
+}
+
+void BalancedPlanner::plan_layer_windows(const Topology& topology, const BalancedSettings& settings,
+                                         std::span<const double> window_loads,
+                                         std::size_t num_windows, std::span<std::int32_t> phy2log,
+                                         std::span<std::int32_t> replica_rank) {
+  const std::size_t num_experts = topology.num_logical;
+  std::vector<double> mean(num_experts, 0.0);
+  for (std::size_t w = 0; w < num_windows; ++w) {
+    for (std::size_t e = 0; e < num_experts; ++e) mean[e] += window_loads[w * num_experts + e];
+  }
+  for (double& m : mean) m /= static_cast<double>(num_windows);
+  plan_layer(topology, settings, mean, phy2log, replica_rank);
+  double total = 0;
+  for (double m : mean) total += m;
+  if (total == 0 || num_windows == 1) return;
+
+  std::vector<std::int32_t> counts(num_experts, 0);
+  for (std::int32_t e : phy2log) ++counts[static_cast<std::size_t>(e)];
+  // Locality-keeping plans move replicas only within a node.
+  const bool per_node = balanced_is_hierarchical(topology, settings.policy);
+  const std::uint32_t blocks = per_node ? topology.num_nodes : 1;
+  const std::size_t block_slots = phy2log.size() / blocks;
+  const std::uint32_t block_gpus = topology.num_gpus / blocks;
+  std::vector<std::int32_t> expert_of(block_slots);
+  std::vector<double> replica_loads(block_slots * num_windows);
+  std::vector<std::int32_t> slot_replica(block_slots);
+  for (std::uint32_t b = 0; b < blocks; ++b) {
+    auto block = phy2log.subspan(b * block_slots, block_slots);
+    for (std::size_t s = 0; s < block_slots; ++s) {
+      const auto e = static_cast<std::size_t>(block[s]);
+      expert_of[s] = block[s];
+      for (std::size_t w = 0; w < num_windows; ++w) {
+        replica_loads[s * num_windows + w] = window_loads[w * num_experts + e] / counts[e];
+      }
+      slot_replica[s] = static_cast<std::int32_t>(s);
+    }
+    window_packer_.improve(expert_of, replica_loads, num_windows, block_gpus,
+                           topology.slots_per_gpu(), topology.num_logical, slot_replica);
+    for (std::size_t s = 0; s < block_slots; ++s) {
+      block[s] = expert_of[static_cast<std::size_t>(slot_replica[s])];
+    }
+  }
   ranks_in_slot_order(phy2log, topology.num_logical, replica_rank);
 }
 

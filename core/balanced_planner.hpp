@@ -18,6 +18,7 @@
 #include "deepseek_planner.hpp"
 #include "replica_packing.hpp"
 #include "topology.hpp"
+#include "window_packing.hpp"
 
 namespace eplb {
 
@@ -40,6 +41,13 @@ class BalancedPlanner {
                   std::span<const double> loads, std::span<std::int32_t> phy2log,
                   std::span<std::int32_t> replica_rank);
 
+  // Plans one layer from several windows (`window_loads` is [num_windows][E]) for the smallest
+  // mean over windows of the busiest GPU: the plan of the mean load, then its replicas swapped
+  // between GPUs (per node when locality is kept) while that lowers the windows' mean peak.
+  void plan_layer_windows(const Topology& topology, const BalancedSettings& settings,
+                          std::span<const double> window_loads, std::size_t num_windows,
+                          std::span<std::int32_t> phy2log, std::span<std::int32_t> replica_rank);
+
  private:
   // Counts and packing for `experts` on `num_gpus` GPUs (slots_per_gpu each): the experts'
   // replicas are written to `block` (num_gpus * slots_per_gpu logical ids). Returns the busiest
@@ -60,6 +68,9 @@ class BalancedPlanner {
   // Improves `counts` by moving single replicas between experts; writes the best block found.
   double exchange_counts(const Block& b, std::vector<std::int32_t>& counts,
                          std::span<std::int32_t> block);
+  // exchange_counts for large blocks, scoring each move incrementally.
+  double exchange_counts_incremental(const Block& b, std::vector<std::int32_t>& counts,
+                                     std::span<std::int32_t> block);
   // Counts from the smallest bottleneck the constructive fit reaches below `peak`, if any.
   bool fit_bottleneck(const Block& b, double peak, std::vector<std::int32_t>& counts);
   // Branch and bound over replica counts for small blocks; the best count vector it scores.
@@ -76,6 +87,7 @@ class BalancedPlanner {
                             std::span<const double> loads, std::span<std::int32_t> phy2log);
 
   ReplicaPacker packer_;
+  WindowPacker window_packer_;
   DeepseekScratch deepseek_;
   std::vector<Replica> replicas_;
   std::vector<std::int32_t> slot_replica_;

@@ -32,6 +32,32 @@ void validate_loads(std::span<const double> loads, const Topology& topology, con
   }
 }
 
+void validate_window_loads(std::span<const double> loads, std::size_t num_windows,
+                           const Topology& topology, const char* name) {
+  if (loads.data() == nullptr) fail_invalid(name, " is NULL");
+  if (num_windows == 0) fail_invalid("num_windows must be at least 1 (got 0)");
+  const std::size_t per_window = topology.load_count();
+  const std::size_t expected = checked_mul(num_windows, per_window, "num_windows * loads");
+  if (loads.size() != expected) {
+    fail_invalid(name, " has ", loads.size(), " values but num_windows (", num_windows,
+                 ") * num_layers (", topology.num_layers, ") * num_logical_experts (",
+                 topology.num_logical, ") = ", expected);
+  }
+  for (std::size_t window = 0; window < num_windows; ++window) {
+    const auto matrix = loads.subspan(window * per_window, per_window);
+    for (std::size_t i = 0; i < per_window; ++i) {
+      const double value = matrix[i];
+      if (std::isfinite(value) && value >= 0) continue;
+      const std::size_t layer = i / topology.num_logical;
+      const std::size_t expert = i % topology.num_logical;
+      fail_invalid(name, "[", window, "][", layer, "][", expert, "] = ", value,
+                   std::isnan(value) ? " is NaN"
+                   : value < 0       ? " is negative"
+                                     : " is infinite");
+    }
+  }
+}
+
 void validate_layer_loads(std::span<const double> loads, std::size_t layer,
                           const Topology& topology, const char* name) {
   if (loads.data() == nullptr) fail_invalid(name, " is NULL");

@@ -12,6 +12,10 @@ namespace eplb {
 // >= 0. Throws Error(invalid_argument) naming the argument, and the layer, expert and value.
 void validate_loads(std::span<const double> loads, const Topology& topology, const char* name);
 
+// Checks `loads` as [num_windows][layers][experts]; messages name window, layer and expert.
+void validate_window_loads(std::span<const double> loads, std::size_t num_windows,
+                           const Topology& topology, const char* name);
+
 // Checks one layer's row of num_logical values, as validate_loads.
 void validate_layer_loads(std::span<const double> loads, std::size_t layer,
                           const Topology& topology, const char* name);

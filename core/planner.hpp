@@ -1,6 +1,7 @@
 // A planner: the topology and algorithm fixed at creation, scratch space reused across plans.
 #pragma once
 
+#include <chrono>
 #include <span>
 #include <vector>
 
@@ -29,6 +30,11 @@ class Planner {
   // time per planner.
   [[nodiscard]] Placement plan(std::span<const double> loads);
 
+  // Plans from `num_windows` load matrices [windows][layers][E] (validated here): the balanced
+  // algorithms minimise the mean over windows of each window's busiest GPU; the others plan on
+  // the sum of the windows.
+  [[nodiscard]] Placement plan_windows(std::span<const double> loads, std::size_t num_windows);
+
   [[nodiscard]] const Topology& topology() const { return topology_; }
   [[nodiscard]] Algorithm algorithm() const { return algorithm_; }
 
@@ -37,10 +43,15 @@ class Planner {
   struct Worker {
     DeepseekScratch deepseek;
     BalancedPlanner balanced;
+    std::vector<double> window_loads;  // one layer's [windows][E]
   };
-  void plan_layers(std::span<const double> loads, std::span<std::int32_t> phy2log,
-                   std::span<std::int32_t> replica_rank, std::size_t first, std::size_t last,
-                   Worker& worker) const;
+  // Runs plan_one(layer, worker) for every layer, split into contiguous ranges over the
+  // workers' threads; rethrows the first error.
+  template <typename PlanOne>
+  void for_each_layer(PlanOne&& plan_one);
+  [[nodiscard]] Placement finish(std::vector<std::int32_t> phy2log,
+                                 std::span<const std::int32_t> replica_rank,
+                                 std::chrono::steady_clock::time_point start) const;
 
   Topology topology_;
   Algorithm algorithm_;

@@ -165,6 +165,7 @@ void ReplicaPacker::remove_duplicates(std::span<const Replica> replicas,
 
 double ReplicaPacker::swap_search(std::span<const Replica> replicas,
                                   std::span<std::int32_t> slot_replica) {
+  gpu_order_.clear();
   const std::uint32_t max_swaps = kMaxSwapsPerGpu * num_gpus_;
   for (std::uint32_t step = 0; step < max_swaps; ++step) {
     const auto h = static_cast<std::uint32_t>(std::max_element(gpu_load_.begin(), gpu_load_.end()) -
@@ -174,11 +175,29 @@ double ReplicaPacker::swap_search(std::span<const Replica> replicas,
     std::size_t best_a = 0;
     std::size_t best_b = 0;
     bool found = false;
-    for (std::uint32_t i = 0; i < slots_; ++i) {
-      const std::size_t slot_a = std::size_t{h} * slots_ + i;
-      const Replica& a = replicas[static_cast<std::size_t>(slot_replica[slot_a])];
-      for (std::uint32_t g = 0; g < num_gpus_; ++g) {
-        if (g == h || gpu_load_[g] >= best || holds(g, a.expert)) continue;
+    // A swap with GPU g leaves the pair at no less than (peak + load_g) / 2, so visit GPUs from
+    // the lightest and stop once that bound cannot beat the best swap found.
+    if (gpu_order_.size() != num_gpus_) {
+      gpu_order_.resize(num_gpus_);
+      for (std::uint32_t g = 0; g < num_gpus_; ++g) gpu_order_[g] = g;
+    }
+    // Insertion sort: after a swap only two GPUs moved, so the order is nearly sorted.
+    const auto lighter = [this](std::uint32_t x, std::uint32_t y) {
+      return gpu_load_[x] < gpu_load_[y] || (gpu_load_[x] == gpu_load_[y] && x < y);
+    };
+    for (std::size_t i = 1; i < gpu_order_.size(); ++i) {
+      const std::uint32_t g = gpu_order_[i];
+      std::size_t j = i;
+      for (; j > 0 && lighter(g, gpu_order_[j - 1]); --j) gpu_order_[j] = gpu_order_[j - 1];
+      gpu_order_[j] = g;
+    }
+    for (std::uint32_t g : gpu_order_) {
+      if (0.5 * (peak + gpu_load_[g]) >= best) break;
+      if (g == h) continue;
+      for (std::uint32_t i = 0; i < slots_; ++i) {
+        const std::size_t slot_a = std::size_t{h} * slots_ + i;
+        const Replica& a = replicas[static_cast<std::size_t>(slot_replica[slot_a])];
+        if (holds(g, a.expert)) continue;
         for (std::uint32_t j = 0; j < slots_; ++j) {
           const std::size_t slot_b = std::size_t{g} * slots_ + j;
           const Replica& b = replicas[static_cast<std::size_t>(slot_replica[slot_b])];

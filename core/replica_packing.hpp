@@ -52,6 +52,7 @@ class ReplicaPacker {
   std::vector<std::int32_t> heap_;
   std::vector<std::int32_t> skipped_;
   std::vector<std::uint32_t> filled_;
+  std::vector<std::uint32_t> gpu_order_;
 };
 
 }  // namespace eplb

@@ -60,4 +60,16 @@ eplb_status eplb_planner_plan(eplb_planner* planner, const double* loads, size_t
   });
 }
 
+eplb_status eplb_planner_plan_windows(eplb_planner* planner, const double* loads,
+                                      size_t num_windows, size_t loads_len,
+                                      eplb_placement** out_placement) {
+  return eplb::capi::guard([&] {
+    eplb::capi::require_not_null(planner, "planner");
+    eplb::capi::require_not_null(loads, "loads");
+    eplb::capi::require_not_null(out_placement, "out_placement");
+    auto placement = planner->value.plan_windows(std::span(loads, loads_len), num_windows);
+    *out_placement = std::make_unique<eplb_placement>(std::move(placement)).release();
+  });
+}
+
 }  // extern "C"

@@ -17,7 +17,8 @@ namespace eplb_cli {
 namespace {
 
 struct PlanArgs {
-  std::string counts;
+  std::vector<std::string> counts;
+  bool robust = false;
   uint32_t replicas = 0;
   uint32_t gpus = 0;
   uint32_t nodes = 1;
@@ -60,7 +61,26 @@ void run_plan(const PlanArgs& args) {
                      ": unsupported output format (use a .json file for SGLang's "
                      "physical_to_logical_map)");
   }
-  const LoadMatrix matrix = read_logical_count_file(args.counts);
+  // Every file's steps are windows of one recording; the plan is judged on their sum.
+  std::vector<LoadMatrix> files;
+  for (const auto& path : args.counts) files.push_back(read_logical_count_file(path));
+  LoadMatrix matrix = files.front();
+  std::vector<double> windows = matrix.steps;
+  std::size_t num_windows = matrix.num_steps;
+  for (std::size_t f = 1; f < files.size(); ++f) {
+    const LoadMatrix& other = files[f];
+    if (other.num_layers != matrix.num_layers || other.num_experts != matrix.num_experts) {
+      throw InputError(args.counts[f] + ": " + std::to_string(other.num_layers) + " layers x " +
+                       std::to_string(other.num_experts) + " experts, but " + args.counts[0] +
+                       " has " + std::to_string(matrix.num_layers) + " x " +
+                       std::to_string(matrix.num_experts));
+    }
+    for (std::size_t i = 0; i < matrix.loads.size(); ++i) matrix.loads[i] += other.loads[i];
+    windows.insert(windows.end(), other.steps.begin(), other.steps.end());
+    num_windows += other.num_steps;
+  }
+  const std::string sources =
+      files.size() == 1 ? args.counts[0] : std::to_string(files.size()) + " load files";
   uint32_t algorithm = 0;
   check(eplb_algorithm_from_name(args.algorithm.c_str(), &algorithm), "--algorithm: ");
 
@@ -76,15 +96,20 @@ void run_plan(const PlanArgs& args) {
   options.cross_node_budget = args.cross_node_budget;
   options.num_threads = args.threads;
   const auto planner = make_planner(
-      options, "cannot plan " + std::to_string(matrix.num_experts) + " experts from " +
-                   args.counts + " with --replicas " + std::to_string(args.replicas) + " --gpus " +
+      options, "cannot plan " + std::to_string(matrix.num_experts) + " experts from " + sources +
+                   " with --replicas " + std::to_string(args.replicas) + " --gpus " +
                    std::to_string(args.gpus) + " --nodes " + std::to_string(args.nodes) +
                    " --groups " + std::to_string(args.groups) + ": ");
-  const auto placement = plan(planner.get(), matrix.loads, args.counts + ": ");
+  const auto placement = args.robust
+                             ? plan_windows(planner.get(), windows, num_windows, sources + ": ")
+                             : plan(planner.get(), matrix.loads, sources + ": ");
 
   if (!args.out.empty()) write_file_atomically(args.out, sglang_placement_json(placement.get()));
   if (args.report) {
-    std::cout << plan_report(placement.get(), matrix.loads).dump(2) << '\n';
+    auto report = plan_report(placement.get(), matrix.loads);
+    report["windows"] = num_windows;
+    report["robust"] = args.robust;
+    std::cout << report.dump(2) << '\n';
   } else {
     print_summary(placement.get(), matrix.loads, args);
   }
@@ -99,9 +124,15 @@ void register_plan_command(CLI::App& app) {
   command
       ->add_option("--counts", args->counts,
                    "Load file: JSON object with logical_count as [layers][experts] or "
-                   "[steps][layers][experts] (steps are summed)")
+                   "[steps][layers][experts]; repeat for several files. Steps and files are "
+                   "summed, or are the windows of --robust")
       ->required()
-      ->option_text("FILE");
+      ->take_all()
+      ->allow_extra_args(true)
+      ->option_text("FILE...");
+  command->add_flag("--robust", args->robust,
+                    "Plan for the mean over windows (steps, files) of each window's busiest GPU "
+                    "instead of the busiest GPU of their sum (balanced algorithms)");
   command->add_option("--replicas", args->replicas, "Physical expert slots per layer (R)")
       ->required()
       ->check(CLI::Range(1U, 2147483647U))

@@ -43,6 +43,14 @@ inline PlacementPtr plan(eplb_planner* planner, const std::vector<double>& loads
   return PlacementPtr(placement);
 }
 
+inline PlacementPtr plan_windows(eplb_planner* planner, const std::vector<double>& windows,
+                                 std::size_t num_windows, const std::string& context = "") {
+  eplb_placement* placement = nullptr;
+  check(eplb_planner_plan_windows(planner, windows.data(), num_windows, windows.size(), &placement),
+        context);
+  return PlacementPtr(placement);
+}
+
 inline eplb_placement_info info_of(const eplb_placement* placement) {
   eplb_placement_info info{};
   info.struct_size = sizeof(info);

@@ -110,13 +110,16 @@ LoadMatrix parse_logical_count(const std::string& text, const std::string& sourc
       if (experts == 0) {
         experts = row.size();
         matrix.loads.assign(layers * experts, 0.0);
+        matrix.steps.assign(steps * layers * experts, 0.0);
       } else if (row.size() != experts) {
         bad(source, index_path(at) + " has " + std::to_string(row.size()) + " experts, expected " +
                         std::to_string(experts) + " (as the first row)");
       }
       for (std::size_t e = 0; e < experts; ++e) {
         at.push_back(e);
-        matrix.loads[layer * experts + e] += require_load(row[e], source, at);
+        const double load = require_load(row[e], source, at);
+        matrix.loads[layer * experts + e] += load;
+        matrix.steps[(step * layers + layer) * experts + e] = load;
         at.pop_back();
       }
     }

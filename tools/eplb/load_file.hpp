@@ -13,6 +13,7 @@ struct LoadMatrix {
   std::uint32_t num_experts = 0;
   std::uint32_t num_steps = 1;  // 1 for the 2-D form
   std::vector<double> loads;    // [layers][experts], summed over steps
+  std::vector<double> steps;    // [steps][layers][experts] as recorded
 };
 
 // Throws InputError naming the file, key, indices and value of the first problem.

@@ -249,6 +249,20 @@ EPLB_API void eplb_planner_destroy(eplb_planner* planner);
 EPLB_API eplb_status eplb_planner_plan(eplb_planner* planner, const double* loads, size_t loads_len,
                                        eplb_placement** out_placement);
 
+/* Plans one placement from several load matrices ("windows": consecutive recording intervals,
+ * SGLang's [steps][layers][experts] dump, or several workloads), double
+ * [num_windows][num_layers][num_logical_experts]. The balanced algorithms minimise the expected
+ * per-window peak (the mean over windows of each window's busiest GPU) instead of the peak of the
+ * summed load, so the plan holds up when the load moves between windows (the idea of SGLang's
+ * deepseek_vec); the other algorithms plan on the sum of the windows. A layer whose windows are
+ * all zero gets the trivial placement. With one window this is eplb_planner_plan.
+ * EPLB_ERR_INVALID_ARGUMENT: as eplb_planner_plan, num_windows == 0, or loads_len !=
+ * num_windows * num_layers * num_logical_experts (the message names window, layer and expert of
+ * a bad value). EPLB_ERR_OUT_OF_MEMORY. Not concurrently on the same planner. */
+EPLB_API eplb_status eplb_planner_plan_windows(eplb_planner* planner, const double* loads,
+                                               size_t num_windows, size_t loads_len,
+                                               eplb_placement** out_placement);
+
 /* ============================================================================================ */
 /* Section: metrics — how balanced a placement is under a load matrix                           */
 /* ============================================================================================ */
