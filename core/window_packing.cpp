@@ -125,8 +125,7 @@ double WindowPacker::improve(std::span<const std::int32_t> replica_expert,
                   replica_loads[a * num_windows + w] - replica_loads[b * num_windows + w];
               const double new_h = gpu_load_[std::size_t{h} * num_windows + w] - d;
               const double new_g = gpu_load_[std::size_t{g} * num_windows + w] + d;
-              const double peak =
-                  gpu_load_[static_cast<std::size_t>(top_[w][0]) * num_windows + w];
+              const double peak = gpu_load_[static_cast<std::size_t>(top_[w][0]) * num_windows + w];
               delta += std::max({new_h, new_g, other_peak(w, h, g)}) - peak;
             }
             if (delta < best_delta) {

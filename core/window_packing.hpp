@@ -30,10 +30,10 @@ class WindowPacker {
 
   std::size_t windows_ = 0;
   std::uint32_t num_gpus_ = 0;
-  std::vector<double> gpu_load_;                     // [gpu][window]
-  std::vector<std::uint16_t> copies_;                // [gpu][expert]
-  std::vector<std::array<std::int32_t, 3>> top_;     // per window: its three busiest GPUs
-  std::vector<std::uint32_t> busiest_count_;         // per GPU: windows where it is busiest
+  std::vector<double> gpu_load_;                  // [gpu][window]
+  std::vector<std::uint16_t> copies_;             // [gpu][expert]
+  std::vector<std::array<std::int32_t, 3>> top_;  // per window: its three busiest GPUs
+  std::vector<std::uint32_t> busiest_count_;      // per GPU: windows where it is busiest
   std::vector<std::uint32_t> candidates_;
 };
 

@@ -1,6 +1,7 @@
 #include <span>
 #include <vector>
 
+#include "../../core/exact_optimum.hpp"
 #include "../../core/loads.hpp"
 #include "../../core/metrics.hpp"
 #include "guard.hpp"
@@ -85,6 +86,19 @@ eplb_status eplb_metrics_gpu_loads(const eplb_placement* placement, const double
       eplb::layer_gpu_loads(p, layer, all.subspan(layer * t.num_logical, t.num_logical),
                             std::span(out + layer * t.num_gpus, t.num_gpus));
     }
+  });
+}
+
+eplb_status eplb_metrics_exact_optimum(const eplb_placement* placement, const double* layer_loads,
+                                       size_t layer_loads_len, double* out_optimum) {
+  return eplb::capi::guard([&] {
+    eplb::capi::require_not_null(placement, "placement");
+    eplb::capi::require_not_null(layer_loads, "layer_loads");
+    eplb::capi::require_not_null(out_optimum, "out_optimum");
+    const auto& topology = placement->value.topology();
+    const auto loads = std::span(layer_loads, layer_loads_len);
+    eplb::validate_layer_loads(loads, 0, topology, "layer_loads");
+    *out_optimum = eplb::exact_optimum(loads, topology).value_or(-1.0);
   });
 }
 

@@ -344,3 +344,41 @@ TEST(RobustPlanning, RejectsBadWindows) {
 
 }  // namespace
 }  // namespace eplb
+
+#include "exact_optimum.hpp"
+
+namespace eplb {
+namespace {
+
+TEST(ExactOptimum, MatchesTheTestsOwnBruteForceAndBoundsEveryPlan) {
+  std::mt19937_64 rng(53);
+  std::lognormal_distribution<double> popularity(0.0, 1.0);
+  for (int trial = 0; trial < 25; ++trial) {
+    Topology t;
+    t.num_layers = 1;
+    t.num_logical = 8;
+    t.num_physical = 16;
+    t.num_gpus = 8;
+    std::vector<double> loads(8);
+    for (double& w : loads) w = std::round(1000 * popularity(rng)) + 1;
+    const auto optimum = exact_optimum(loads, t);
+    ASSERT_TRUE(optimum.has_value());
+    EXPECT_NEAR(*optimum, exact_two_slot_optimum(loads, 16).no_twins, 1e-9 * *optimum);
+    for (Algorithm a : {Algorithm::deepseek, Algorithm::balanced}) {
+      const Placement p = plan_with(t, a, loads);
+      const LayerMetrics m = compute_layer_metrics(p, 0, loads);
+      if (m.duplicate_gpus == 0) {
+        EXPECT_GE(m.max_gpu_load, *optimum * (1 - 1e-12));
+      }
+    }
+  }
+  Topology big;
+  big.num_layers = 1;
+  big.num_logical = 256;
+  big.num_physical = 288;
+  big.num_gpus = 32;
+  EXPECT_FALSE(exact_optimum(std::vector<double>(256, 1.0), big).has_value());
+}
+
+}  // namespace
+}  // namespace eplb

@@ -29,7 +29,13 @@ nlohmann::json plan_report(const eplb_placement* placement, const std::vector<do
                                      loads.data() + std::size_t{layer} * info.num_logical_experts,
                                      info.num_logical_experts, &m),
           "");
+    double optimum = -1;
+    check(eplb_metrics_exact_optimum(placement,
+                                     loads.data() + std::size_t{layer} * info.num_logical_experts,
+                                     info.num_logical_experts, &optimum),
+          "");
     layers.push_back({
+        {"exact_optimum", optimum >= 0 ? nlohmann::json(optimum) : nlohmann::json(nullptr)},
         {"layer", layer},
         {"total_load", m.total_load},
         {"mean_gpu_load", m.mean_gpu_load},

@@ -329,6 +329,18 @@ EPLB_API eplb_status eplb_metrics_compute_layer(const eplb_placement* placement,
 EPLB_API eplb_status eplb_metrics_gpu_loads(const eplb_placement* placement, const double* loads,
                                             size_t loads_len, double* out, size_t out_len);
 
+/* The exact smallest possible busiest-GPU load for one layer's loads on `placement`'s topology
+ * (any replica counts, any placement without two replicas of one expert on a GPU), when the
+ * instance is small enough to solve exactly: one slot per GPU, or two slots per GPU with at most
+ * 16 slots per layer. Writes -1 to *out_optimum when it is not. Compare with
+ * eplb_layer_metrics.max_gpu_load to see how far a plan is from optimal. Costs up to a few
+ * milliseconds per layer. Thread-safe.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, layer_loads_len != num_logical_experts, or a
+ * negative, NaN or infinite load. */
+EPLB_API eplb_status eplb_metrics_exact_optimum(const eplb_placement* placement,
+                                                const double* layer_loads, size_t layer_loads_len,
+                                                double* out_optimum);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
