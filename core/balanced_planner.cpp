@@ -23,6 +23,8 @@ constexpr std::size_t kDonorCandidates = 8;
 constexpr std::size_t kExhaustiveExperts = 24;
 constexpr double kRelativeGain = 1e-12;
 constexpr int kBisectionSteps = 12;
+// Candidate experts per node considered by each relaxed move.
+constexpr std::size_t kRelaxedCandidates = 16;
 // Blocks with at most this many experts also get the branch and bound over replica counts,
 // cut off after this many complete count vectors.
 constexpr std::size_t kSearchExperts = 16;
@@ -664,11 +666,54 @@ void BalancedPlanner::plan_nodes(const Topology& topology, const BalancedSetting
   recompute(node_load, counts, copies);
   std::vector<std::int32_t> candidates_in;
   std::vector<std::int32_t> candidates_out;
-  for (std::uint32_t move = 0; move < settings.cross_node_budget; ++move) {
+  // Pack each node's replicas onto its GPUs.
+  std::vector<std::int32_t> present;
+  std::vector<std::int32_t> present_copies;
+  std::vector<std::int32_t> present_counts;
+  const auto pack_nodes = [&](std::vector<std::int32_t>& out) {
+    out.resize(phy2log.size());
+    for (std::uint32_t n = 0; n < nodes; ++n) {
+      present.clear();
+      present_copies.clear();
+      present_counts.clear();
+      for (std::uint32_t e = 0; e < num_experts; ++e) {
+        const std::int32_t k = copies[std::size_t{e} * nodes + n];
+        if (k > 0) {
+          present.push_back(static_cast<std::int32_t>(e));
+          present_copies.push_back(k);
+          present_counts.push_back(counts[e]);
+        }
+      }
+      pack_counts(present, loads, present_copies, present_counts, gpus_per_node, per_gpu,
+                  std::span(out).subspan(std::size_t{n} * slots_per_node, slots_per_node));
+    }
+  };
+  // The node-level moves ignore GPU granularity, so the GPU plan is checked at a few points of
+  // the budget and the best kept: more budget never ends busier.
+  std::vector<std::int32_t> relaxed;
+  double best_gpu_peak = max_gpu_load(topology, loads, phy2log);
+  const auto checkpoint = [&] {
+    pack_nodes(relaxed);
+    const double gpu_peak = max_gpu_load(topology, loads, relaxed);
+    if (gpu_peak < best_gpu_peak * (1 - kRelativeGain)) {
+      best_gpu_peak = gpu_peak;
+      std::copy(relaxed.begin(), relaxed.end(), phy2log.begin());
+    }
+  };
+  const std::uint32_t budget = settings.cross_node_budget;
+  std::uint32_t cross = 0;  // replicas off their home node
+  std::uint32_t next_checkpoint = (budget + 3) / 4;
+  const auto squares_of = [&](const std::vector<double>& v) {
+    double sum = 0;
+    for (double x : v) sum += x * x;
+    return sum;
+  };
+  for (std::uint32_t step = 0; step < 4 * budget + nodes; ++step) {
     const auto h = static_cast<std::uint32_t>(std::max_element(node_load.begin(), node_load.end()) -
                                               node_load.begin());
     const double peak = node_load[h];
-    double best = peak * (1 - kRelativeGain);
+    double best = peak;
+    double best_squares = squares_of(node_load);
     std::int32_t best_e = -1;
     std::int32_t best_f = -1;
     std::uint32_t best_m = 0;
@@ -683,7 +728,7 @@ void BalancedPlanner::plan_nodes(const Topology& topology, const BalancedSetting
     const auto per_replica = [&](std::int32_t e) {
       return loads[static_cast<std::size_t>(e)] / counts[static_cast<std::size_t>(e)];
     };
-    const std::size_t keep_in = std::min<std::size_t>(8, candidates_in.size());
+    const std::size_t keep_in = std::min<std::size_t>(kRelaxedCandidates, candidates_in.size());
     std::partial_sort(
         candidates_in.begin(), candidates_in.begin() + static_cast<std::ptrdiff_t>(keep_in),
         candidates_in.end(), [&](std::int32_t a, std::int32_t b) {
@@ -691,7 +736,7 @@ void BalancedPlanner::plan_nodes(const Topology& topology, const BalancedSetting
         });
     candidates_in.resize(keep_in);
     for (std::uint32_t m = 0; m < nodes; ++m) {
-      if (m == h || node_load[m] >= best) continue;
+      if (m == h || node_load[m] >= peak) continue;
       // A replica on node m that can be given up: its expert keeps a replica at home.
       candidates_out.clear();
       for (std::uint32_t f = 0; f < num_experts; ++f) {
@@ -702,7 +747,7 @@ void BalancedPlanner::plan_nodes(const Topology& topology, const BalancedSetting
       const auto grown = [&](std::int32_t f) {
         return loads[static_cast<std::size_t>(f)] / (counts[static_cast<std::size_t>(f)] - 1);
       };
-      const std::size_t keep_out = std::min<std::size_t>(8, candidates_out.size());
+      const std::size_t keep_out = std::min<std::size_t>(kRelaxedCandidates, candidates_out.size());
       std::partial_sort(candidates_out.begin(),
                         candidates_out.begin() + static_cast<std::ptrdiff_t>(keep_out),
                         candidates_out.end(), [&](std::int32_t a, std::int32_t b) {
@@ -710,13 +755,20 @@ void BalancedPlanner::plan_nodes(const Topology& topology, const BalancedSetting
                         });
       candidates_out.resize(keep_out);
       for (std::int32_t e : candidates_in) {
+        // A new replica on m counts against the budget unless m is e's home; giving up f's
+        // replica on m frees budget when m is not f's home.
+        const std::uint32_t added =
+            home[static_cast<std::size_t>(e)] != static_cast<std::int32_t>(m) ? 1 : 0;
         for (std::int32_t f : candidates_out) {
           if (e == f) continue;
-          // Node loads after moving one replica of f on node m to e: only e's and f's shares
-          // change.
+          const std::uint32_t freed =
+              home[static_cast<std::size_t>(f)] != static_cast<std::int32_t>(m) ? 1 : 0;
+          if (cross + added - freed > budget) continue;
+          // Node loads after handing f's slot on node m to e: only e's and f's shares change.
           const auto ue = static_cast<std::size_t>(e);
           const auto uf = static_cast<std::size_t>(f);
           double trial_peak = 0;
+          double trial_squares = 0;
           for (std::uint32_t n = 0; n < nodes; ++n) {
             const double ke = copies[ue * nodes + n];
             const double kf = copies[uf * nodes + n];
@@ -727,9 +779,14 @@ void BalancedPlanner::plan_nodes(const Topology& topology, const BalancedSetting
                                 kf * loads[uf] / counts[uf] +
                                 kf_after * loads[uf] / (counts[uf] - 1);
             trial_peak = std::max(trial_peak, load);
+            trial_squares += load * load;
           }
-          if (trial_peak < best) {
+          const bool lower = trial_peak < best * (1 - kRelativeGain);
+          const bool flatter =
+              trial_peak <= best && trial_squares < best_squares * (1 - kRelativeGain);
+          if (lower || flatter) {
             best = trial_peak;
+            best_squares = trial_squares;
             best_e = e;
             best_f = f;
             best_m = m;
@@ -738,36 +795,19 @@ void BalancedPlanner::plan_nodes(const Topology& topology, const BalancedSetting
       }
     }
     if (best_e < 0) break;
+    cross += home[static_cast<std::size_t>(best_e)] != static_cast<std::int32_t>(best_m) ? 1 : 0;
+    cross -= home[static_cast<std::size_t>(best_f)] != static_cast<std::int32_t>(best_m) ? 1 : 0;
     ++counts[static_cast<std::size_t>(best_e)];
     ++copies[static_cast<std::size_t>(best_e) * nodes + best_m];
     --counts[static_cast<std::size_t>(best_f)];
     --copies[static_cast<std::size_t>(best_f) * nodes + best_m];
     recompute(node_load, counts, copies);
-  }
-
-  // Pack each node's replicas onto its GPUs; keep the relaxed plan only if it is better.
-  std::vector<std::int32_t> relaxed(phy2log.size());
-  std::vector<std::int32_t> present;
-  std::vector<std::int32_t> present_copies;
-  std::vector<std::int32_t> present_counts;
-  for (std::uint32_t n = 0; n < nodes; ++n) {
-    present.clear();
-    present_copies.clear();
-    present_counts.clear();
-    for (std::uint32_t e = 0; e < num_experts; ++e) {
-      const std::int32_t k = copies[std::size_t{e} * nodes + n];
-      if (k > 0) {
-        present.push_back(static_cast<std::int32_t>(e));
-        present_copies.push_back(k);
-        present_counts.push_back(counts[e]);
-      }
+    if (cross >= next_checkpoint) {
+      checkpoint();
+      next_checkpoint = cross + (budget + 3) / 4;
     }
-    pack_counts(present, loads, present_copies, present_counts, gpus_per_node, per_gpu,
-                std::span(relaxed).subspan(std::size_t{n} * slots_per_node, slots_per_node));
   }
-  if (max_gpu_load(topology, loads, relaxed) < max_gpu_load(topology, loads, phy2log)) {
-    std::copy(relaxed.begin(), relaxed.end(), phy2log.begin());
-  }
+  checkpoint();
 }
 
 void BalancedPlanner::keep_better_deepseek(const Topology& topology, bool hierarchical,
@@ -785,31 +825,45 @@ void BalancedPlanner::keep_better_deepseek(const Topology& topology, bool hierar
   std::vector<std::int32_t> ranks(phy2log.size());
   deepseek_plan_layer(reference, loads, theirs, ranks, deepseek_);
   const double ours = max_gpu_load(topology, loads, phy2log);
-  if (!(max_gpu_load(topology, loads, theirs) < ours)) return;
-  // DeepSeek won this layer: improve its packing with the same local search (which also moves
-  // duplicate replicas apart), per node when locality must be kept.
+  if (!(max_gpu_load(topology, loads, theirs) < ours * (1 - kRelativeGain))) return;
+
+  // DeepSeek won this layer. Improve its packing with the same swap search (per node when
+  // locality must be kept), first moving its duplicate replicas apart; only if that cannot
+  // match it either, keep its duplicates (the swaps never add one): a duplicate stays only where
+  // it is the one way found to be no busier than DeepSeek.
   std::vector<std::int32_t> counts(topology.num_logical, 0);
   for (std::int32_t e : theirs) ++counts[static_cast<std::size_t>(e)];
   const std::uint32_t blocks = hierarchical ? topology.num_nodes : 1;
   const std::size_t block_size = theirs.size() / blocks;
-  for (std::uint32_t b = 0; b < blocks; ++b) {
-    auto block = std::span(theirs).subspan(b * block_size, block_size);
-    replicas_.clear();
-    slot_replica_.resize(block_size);
-    for (std::size_t s = 0; s < block_size; ++s) {
-      const auto e = static_cast<std::size_t>(block[s]);
-      replicas_.push_back(Replica{block[s], loads[e] / counts[e]});
-      slot_replica_[s] = static_cast<std::int32_t>(s);
+  const auto improved = [&](bool separate_duplicates) {
+    std::vector<std::int32_t> result = theirs;
+    for (std::uint32_t b = 0; b < blocks; ++b) {
+      auto block = std::span(result).subspan(b * block_size, block_size);
+      replicas_.clear();
+      slot_replica_.resize(block_size);
+      for (std::size_t s = 0; s < block_size; ++s) {
+        const auto e = static_cast<std::size_t>(block[s]);
+        replicas_.push_back(Replica{block[s], loads[e] / counts[e]});
+        slot_replica_[s] = static_cast<std::int32_t>(s);
+      }
+      packer_.improve(replicas_, static_cast<std::uint32_t>(block_size / topology.slots_per_gpu()),
+                      topology.slots_per_gpu(), topology.num_logical, slot_replica_,
+                      separate_duplicates);
+      for (std::size_t s = 0; s < block_size; ++s) {
+        block[s] = replicas_[static_cast<std::size_t>(slot_replica_[s])].expert;
+      }
     }
-    packer_.improve(replicas_, static_cast<std::uint32_t>(block_size / topology.slots_per_gpu()),
-                    topology.slots_per_gpu(), topology.num_logical, slot_replica_);
-    for (std::size_t s = 0; s < block_size; ++s) {
-      block[s] = replicas_[static_cast<std::size_t>(slot_replica_[s])].expert;
-    }
+    return result;
+  };
+  const double deepseek_peak = max_gpu_load(topology, loads, theirs);
+  const std::vector<std::int32_t> apart = improved(true);
+  if (max_gpu_load(topology, loads, apart) <= deepseek_peak * (1 + kRelativeGain)) {
+    std::copy(apart.begin(), apart.end(), phy2log.begin());
+    return;
   }
-  if (max_gpu_load(topology, loads, theirs) < ours) {
-    std::copy(theirs.begin(), theirs.end(), phy2log.begin());
-  }
+  const std::vector<std::int32_t> kept = improved(false);
+  EPLB_ASSERT(max_gpu_load(topology, loads, kept) <= deepseek_peak * (1 + kRelativeGain));
+  std::copy(kept.begin(), kept.end(), phy2log.begin());
 }
 
 void BalancedPlanner::plan_layer(const Topology& topology, const BalancedSettings& settings,

@@ -113,10 +113,10 @@ double ReplicaPacker::pack(std::span<const Replica> replicas, std::uint32_t num_
 
 double ReplicaPacker::improve(std::span<const Replica> replicas, std::uint32_t num_gpus,
                               std::uint32_t slots_per_gpu, std::uint32_t num_experts,
-                              std::span<std::int32_t> slot_replica) {
+                              std::span<std::int32_t> slot_replica, bool separate_duplicates) {
   EPLB_ASSERT(replicas.size() == std::size_t{num_gpus} * slots_per_gpu);
   load_state(replicas, num_gpus, slots_per_gpu, num_experts, slot_replica);
-  remove_duplicates(replicas, slot_replica);
+  if (separate_duplicates) remove_duplicates(replicas, slot_replica);
   const double peak = swap_search(replicas, slot_replica);
   order_slots(replicas, slot_replica);
   return peak;

@@ -30,9 +30,11 @@ class ReplicaPacker {
   // Per-GPU loads after the last pack() or improve().
   [[nodiscard]] std::span<const double> gpu_loads() const { return gpu_load_; }
 
+  // With `separate_duplicates` false, duplicates already in the assignment are left where they
+  // are (the search still never creates one).
   double improve(std::span<const Replica> replicas, std::uint32_t num_gpus,
                  std::uint32_t slots_per_gpu, std::uint32_t num_experts,
-                 std::span<std::int32_t> slot_replica);
+                 std::span<std::int32_t> slot_replica, bool separate_duplicates = true);
 
  private:
   void load_state(std::span<const Replica> replicas, std::uint32_t num_gpus,

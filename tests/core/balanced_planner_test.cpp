@@ -118,7 +118,10 @@ TEST(BalancedPlanner, TwoSlotsPerGpuWithinOnePercentOfTheOptimum) {
     const TwoSlotOptimum exact = exact_two_slot_optimum(loads, 16);
     const Placement p = plan_with(t, Algorithm::balanced, loads);
     const LayerMetrics m = compute_layer_metrics(p, 0, loads);
-    ASSERT_EQ(m.duplicate_gpus, 0U);
+    // A duplicate must pay for itself: beat every plan without one.
+    if (m.duplicate_gpus > 0) {
+      EXPECT_LT(m.max_gpu_load, exact.no_twins) << "trial " << trial;
+    }
     const double ratio = m.max_gpu_load / exact.no_twins;
     worst = std::max(worst, ratio);
     EXPECT_LE(ratio, 1.01) << "trial " << trial;
@@ -131,7 +134,7 @@ TEST(BalancedPlanner, TwoSlotsPerGpuWithinOnePercentOfTheOptimum) {
 TEST(BalancedPlanner, NeverWorseThanDeepseekAndNoAvoidableDuplicates) {
   std::mt19937_64 rng(23);
   int layers = 0;
-  int beaten_only_by_duplicates = 0;
+  int kept_duplicates = 0;
   for (int trial = 0; trial < 300; ++trial) {
     const bool hierarchical = trial % 2 == 0;
     const Topology t = test::random_topology(rng, hierarchical);
@@ -149,14 +152,15 @@ TEST(BalancedPlanner, NeverWorseThanDeepseekAndNoAvoidableDuplicates) {
       const auto row = std::span(loads).subspan(layer * t.num_logical, t.num_logical);
       const LayerMetrics mine = compute_layer_metrics(p, layer, row);
       const LayerMetrics theirs = compute_layer_metrics(reference, layer, row);
-      // Never busier than DeepSeek, except where DeepSeek's layer is lower only by putting two
-      // replicas of one expert on a GPU, which the balanced planners refuse.
-      if (mine.max_gpu_load > theirs.max_gpu_load * (1 + 1e-12)) {
+      // Never busier than DeepSeek. A duplicate only where DeepSeek's layer has one too and
+      // moving it apart would have made the plan busier than DeepSeek's.
+      ASSERT_LE(mine.max_gpu_load, theirs.max_gpu_load * (1 + 1e-12))
+          << "trial " << trial << " layer " << layer;
+      if (mine.duplicate_gpus > 0) {
         ASSERT_GT(theirs.duplicate_gpus, 0U) << "trial " << trial << " layer " << layer;
-        ++beaten_only_by_duplicates;
       }
-      ++layers;
-      // Duplicates only where some expert has more replicas than there are GPUs to hold them.
+      // Where no expert has more replicas than its block has GPUs, a duplicate is avoidable:
+      // those must be rare.
       const auto counts = p.replica_counts_layer(layer);
       const std::uint32_t block_gpus =
           balanced_is_hierarchical(
@@ -165,13 +169,13 @@ TEST(BalancedPlanner, NeverWorseThanDeepseekAndNoAvoidableDuplicates) {
               : t.num_gpus;
       if (*std::max_element(counts.begin(), counts.end()) <=
           static_cast<std::int32_t>(block_gpus)) {
-        ASSERT_EQ(mine.duplicate_gpus, 0U) << "trial " << trial << " layer " << layer;
+        ++layers;
+        if (mine.duplicate_gpus > 0) ++kept_duplicates;
       }
     }
   }
-  // Such layers are rare (DeepSeek's duplicates rarely help).
-  EXPECT_LE(beaten_only_by_duplicates * 50, layers)
-      << beaten_only_by_duplicates << " of " << layers;
+  // Avoidable duplicates are kept only where DeepSeek would otherwise be less busy: rare.
+  EXPECT_LE(kept_duplicates * 50, layers) << kept_duplicates << " of " << layers;
 }
 
 TEST(BalancedPlanner, HierarchicalKeepsGroupsOnOneNode) {
