@@ -14,6 +14,10 @@ enum class Errc {
   out_of_memory,
   buffer_too_small,
   internal,
+  io,
+  corrupt,
+  truncated,
+  unsupported_version,
 };
 
 class Error : public std::runtime_error {

@@ -7,6 +7,25 @@
 
 namespace eplb {
 
+namespace {
+
+[[noreturn, gnu::cold]] void fail_log2phy_entry(std::size_t layer, std::size_t expert,
+                                                std::size_t rank, std::int32_t slot,
+                                                bool listed_twice) {
+  if (listed_twice) fail(Errc::corrupt, "log2phy layer ", layer, " lists slot ", slot, " twice");
+  fail(Errc::corrupt, "log2phy[", layer, "][", expert, "][", rank, "] = ", slot,
+       " is not a slot of expert ", expert, " in layer ", layer);
+}
+
+[[noreturn, gnu::cold]] void fail_log2phy_padding(std::size_t layer, std::size_t expert,
+                                                  std::size_t rank, std::int32_t value,
+                                                  std::size_t count) {
+  fail(Errc::corrupt, "log2phy[", layer, "][", expert, "][", rank, "] = ", value, " but expert ",
+       expert, " has ", count, " replicas (padding must be -1)");
+}
+
+}  // namespace
+
 Placement::Placement(const Topology& topology, std::vector<std::int32_t> phy2log,
                      const Provenance& provenance)
     : topology_(topology), provenance_(provenance), phy2log_(std::move(phy2log)) {}
@@ -21,6 +40,9 @@ void Placement::count_replicas() {
     widest = std::max(widest, *std::max_element(counts.begin(), counts.end()));
   }
   log2phy_width_ = static_cast<std::uint32_t>(widest);
+}
+
+void Placement::allocate_log2phy() {
   log2phy_.assign(checked_mul(topology_.load_count(), log2phy_width_, "log2phy size"), -1);
 }
 
@@ -31,6 +53,7 @@ Placement Placement::from_ranked_slots(const Topology& topology, std::vector<std
   EPLB_ASSERT(replica_rank.size() == topology.slot_count());
   Placement placement(topology, std::move(phy2log), provenance);
   placement.count_replicas();
+  placement.allocate_log2phy();
   const std::size_t width = placement.log2phy_width_;
   const std::size_t num_physical = topology.num_physical;
   for (std::size_t layer = 0; layer < topology.num_layers; ++layer) {
@@ -67,6 +90,7 @@ Placement Placement::from_phy2log(const Topology& topology, std::vector<std::int
   }
   Placement placement(topology, std::move(phy2log), Provenance{});
   placement.count_replicas();
+  placement.allocate_log2phy();
   const std::size_t width = placement.log2phy_width_;
   std::vector<std::int32_t> next_rank(topology.num_logical);
   for (std::size_t layer = 0; layer < topology.num_layers; ++layer) {
@@ -86,6 +110,80 @@ Placement Placement::from_phy2log(const Topology& topology, std::vector<std::int
           static_cast<std::int32_t>(slot);
     }
   }
+  return placement;
+}
+
+Placement Placement::from_stored(const Topology& topology, std::vector<std::int32_t> phy2log,
+                                 std::span<const std::int32_t> replica_counts,
+                                 std::vector<std::int32_t> log2phy, std::uint32_t log2phy_width,
+                                 const Provenance& provenance) {
+  const std::size_t num_physical = topology.num_physical;
+  const std::size_t num_logical = topology.num_logical;
+  if (phy2log.size() != topology.slot_count() || replica_counts.size() != topology.load_count()) {
+    fail(Errc::corrupt, "phy2log has ", phy2log.size(), " entries and replica_counts ",
+         replica_counts.size(), " but the shape needs ", topology.slot_count(), " and ",
+         topology.load_count());
+  }
+  for (std::size_t layer = 0; layer < topology.num_layers; ++layer) {
+    for (std::size_t slot = 0; slot < num_physical; ++slot) {
+      const std::int32_t expert = phy2log[layer * num_physical + slot];
+      if (expert < 0 || static_cast<std::uint32_t>(expert) >= topology.num_logical) {
+        fail(Errc::corrupt, "phy2log[", layer, "][", slot, "] = ", expert,
+             " is not a logical expert id in [0, ", topology.num_logical, ")");
+      }
+    }
+  }
+  Placement placement(topology, std::move(phy2log), provenance);
+  placement.count_replicas();
+  for (std::size_t layer = 0; layer < topology.num_layers; ++layer) {
+    const auto counts = placement.replica_counts_layer(layer);
+    for (std::size_t expert = 0; expert < num_logical; ++expert) {
+      if (counts[expert] == 0) {
+        fail(Errc::corrupt, "phy2log layer ", layer, " has no slot for logical expert ", expert);
+      }
+      const std::int32_t stored = replica_counts[layer * num_logical + expert];
+      if (stored != counts[expert]) {
+        fail(Errc::corrupt, "replica_counts[", layer, "][", expert, "] = ", stored, " but phy2log ",
+             "places expert ", expert, " in ", counts[expert], " slots of layer ", layer);
+      }
+    }
+  }
+  if (log2phy_width != placement.log2phy_width_) {
+    fail(Errc::corrupt, "log2phy width ", log2phy_width, " is not the largest replica count (",
+         placement.log2phy_width_, ")");
+  }
+  const std::size_t log2phy_size = topology.load_count() * std::size_t{log2phy_width};
+  if (log2phy.size() != log2phy_size) {
+    fail(Errc::corrupt, "log2phy has ", log2phy.size(), " entries but the shape needs ",
+         log2phy_size);
+  }
+  // The hot loop stays small: failures are reported by cold helpers.
+  const std::size_t width = log2phy_width;
+  std::vector<std::uint32_t> listed_in(num_physical, 0);  // layer + 1 that listed the slot
+  for (std::size_t layer = 0; layer < topology.num_layers; ++layer) {
+    const auto row = placement.phy2log_layer(layer);
+    const auto counts = placement.replica_counts_layer(layer);
+    const auto stamp = static_cast<std::uint32_t>(layer + 1);
+    for (std::size_t expert = 0; expert < num_logical; ++expert) {
+      const std::int32_t* entries = log2phy.data() + (layer * num_logical + expert) * width;
+      const auto count = static_cast<std::size_t>(counts[expert]);
+      for (std::size_t rank = 0; rank < count; ++rank) {
+        const auto slot = static_cast<std::uint32_t>(entries[rank]);  // -1 becomes huge
+        if (slot >= num_physical || row[slot] != static_cast<std::int32_t>(expert) ||
+            listed_in[slot] == stamp) [[unlikely]] {
+          fail_log2phy_entry(layer, expert, rank, entries[rank],
+                             slot < num_physical && listed_in[slot] == stamp);
+        }
+        listed_in[slot] = stamp;
+      }
+      for (std::size_t rank = count; rank < width; ++rank) {
+        if (entries[rank] != -1) [[unlikely]] {
+          fail_log2phy_padding(layer, expert, rank, entries[rank], count);
+        }
+      }
+    }
+  }
+  placement.log2phy_ = std::move(log2phy);
   return placement;
 }
 

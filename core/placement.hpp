@@ -16,6 +16,7 @@ struct Provenance {
   std::uint32_t algorithm = 0;
   bool hierarchical = false;
   double plan_seconds = 0.0;
+  std::uint32_t cross_node_budget = 0;  // balanced-relaxed's option; 0 for other algorithms
 };
 
 class Placement {
@@ -31,6 +32,17 @@ class Placement {
   // first expert missing from a layer.
   static Placement from_phy2log(const Topology& topology, std::vector<std::int32_t> phy2log);
 
+  // From stored arrays (a snapshot): `phy2log` [layers][R], `replica_counts` [layers][E] and
+  // `log2phy` [layers][E][log2phy_width] exactly as replica_counts() and log2phy() return them,
+  // so the replica-rank order is kept. `topology` must be valid. Throws Error(corrupt) naming
+  // the layer, expert or slot of any inconsistency: an id out of range, an unplaced expert,
+  // counts that disagree with phy2log, a width that is not the largest count, a log2phy entry
+  // that is not a slot of its expert, a slot listed twice, or padding other than -1.
+  static Placement from_stored(const Topology& topology, std::vector<std::int32_t> phy2log,
+                               std::span<const std::int32_t> replica_counts,
+                               std::vector<std::int32_t> log2phy, std::uint32_t log2phy_width,
+                               const Provenance& provenance);
+
   [[nodiscard]] const Topology& topology() const { return topology_; }
   [[nodiscard]] const Provenance& provenance() const { return provenance_; }
   [[nodiscard]] std::uint32_t log2phy_width() const { return log2phy_width_; }
@@ -45,7 +57,8 @@ class Placement {
  private:
   Placement(const Topology& topology, std::vector<std::int32_t> phy2log,
             const Provenance& provenance);
-  void count_replicas();
+  void count_replicas();    // replica_counts_ and log2phy_width_ from phy2log_
+  void allocate_log2phy();  // log2phy_ of the right size, all -1
 
   Topology topology_;
   Provenance provenance_;

@@ -102,6 +102,9 @@ Placement Planner::finish(std::vector<std::int32_t> phy2log,
                              balanced_is_hierarchical(topology_, BalancedPolicy::hierarchical));
   provenance.plan_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (algorithm_ == Algorithm::balanced_relaxed) {
+    provenance.cross_node_budget = settings_.cross_node_budget;
+  }
   return Placement::from_ranked_slots(topology_, std::move(phy2log), replica_rank, provenance);
 }
 

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libcli11-dev libzstd-dev
+  nlohmann-json3-dev libcli11-dev libzstd-dev libxxhash-dev
   python3 python3-pytest python3-numpy
   clang-format
 )

@@ -29,6 +29,14 @@ eplb_status status_of(Errc code) noexcept {
       return EPLB_ERR_BUFFER_TOO_SMALL;
     case Errc::internal:
       return EPLB_ERR_INTERNAL;
+    case Errc::io:
+      return EPLB_ERR_IO;
+    case Errc::corrupt:
+      return EPLB_ERR_CORRUPT;
+    case Errc::truncated:
+      return EPLB_ERR_TRUNCATED;
+    case Errc::unsupported_version:
+      return EPLB_ERR_UNSUPPORTED_VERSION;
   }
   return EPLB_ERR_INTERNAL;
 }
@@ -49,6 +57,14 @@ const char* eplb_status_string(eplb_status status) {
       return "buffer too small";
     case EPLB_ERR_INTERNAL:
       return "internal error";
+    case EPLB_ERR_IO:
+      return "input/output error";
+    case EPLB_ERR_CORRUPT:
+      return "corrupt data";
+    case EPLB_ERR_TRUNCATED:
+      return "truncated data";
+    case EPLB_ERR_UNSUPPORTED_VERSION:
+      return "unsupported version";
   }
   return "unknown status";
 }

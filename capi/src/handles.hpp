@@ -6,6 +6,8 @@
 
 #include "../../core/placement.hpp"
 #include "../../core/planner.hpp"
+#include "../../core/snapshot.hpp"
+#include "../../core/tracker.hpp"
 
 struct eplb_placement {
   explicit eplb_placement(eplb::Placement p) : value(std::move(p)) {}
@@ -15,4 +17,14 @@ struct eplb_placement {
 struct eplb_planner {
   explicit eplb_planner(eplb::Planner p) : value(std::move(p)) {}
   eplb::Planner value;
+};
+
+struct eplb_snapshot {
+  explicit eplb_snapshot(eplb::Snapshot s) : value(std::move(s)) {}
+  eplb::Snapshot value;
+};
+
+struct eplb_tracker {
+  explicit eplb_tracker(eplb::Tracker t) : value(std::move(t)) {}
+  eplb::Tracker value;
 };

@@ -96,9 +96,13 @@ TEST(StatusString, EveryStatusAndUnknownValues) {
   EXPECT_STREQ(eplb_status_string(EPLB_ERR_OUT_OF_MEMORY), "out of memory");
   EXPECT_STREQ(eplb_status_string(EPLB_ERR_BUFFER_TOO_SMALL), "buffer too small");
   EXPECT_STREQ(eplb_status_string(EPLB_ERR_INTERNAL), "internal error");
-  // Values this version does not know (kept inside the enum's value range, 0..7, so the
+  EXPECT_STREQ(eplb_status_string(EPLB_ERR_IO), "input/output error");
+  EXPECT_STREQ(eplb_status_string(EPLB_ERR_CORRUPT), "corrupt data");
+  EXPECT_STREQ(eplb_status_string(EPLB_ERR_TRUNCATED), "truncated data");
+  EXPECT_STREQ(eplb_status_string(EPLB_ERR_UNSUPPORTED_VERSION), "unsupported version");
+  // Values this version does not know (kept inside the enum's value range, 0..15, so the
   // conversion is well defined in C++).
-  for (int value : {5, 6, 7}) {
+  for (int value : {9, 12, 15}) {
     const char* text = eplb_status_string(static_cast<eplb_status>(value));
     ASSERT_NE(text, nullptr);
     EXPECT_STREQ(text, "unknown status") << value;
@@ -108,6 +112,10 @@ TEST(StatusString, EveryStatusAndUnknownValues) {
   EXPECT_EQ(EPLB_ERR_OUT_OF_MEMORY, 2);
   EXPECT_EQ(EPLB_ERR_BUFFER_TOO_SMALL, 3);
   EXPECT_EQ(EPLB_ERR_INTERNAL, 4);
+  EXPECT_EQ(EPLB_ERR_IO, 5);
+  EXPECT_EQ(EPLB_ERR_CORRUPT, 6);
+  EXPECT_EQ(EPLB_ERR_TRUNCATED, 7);
+  EXPECT_EQ(EPLB_ERR_UNSUPPORTED_VERSION, 8);
 }
 
 TEST(Destroy, NullIsANoOp) {

@@ -44,6 +44,10 @@ void write_file_atomically(const std::string& path, std::string_view content) {
       if (errno == EINTR) continue;
       abandon("write");
     }
+    if (n == 0) {  // no progress: treat as a full device rather than spin
+      errno = ENOSPC;
+      abandon("write");
+    }
     written += static_cast<std::size_t>(n);
   }
   if (::fchmod(fd, 0644) != 0) abandon("set permissions of");

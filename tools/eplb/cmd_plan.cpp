@@ -25,6 +25,8 @@ struct PlanArgs {
   uint32_t groups = 1;
   std::string algorithm = "default";
   std::string out;
+  std::string label;          // stored in an .eplb --out
+  uint32_t dense_layers = 0;  // SGLang rows before the MoE layers in --out
   uint32_t cross_node_budget = 0;
   uint32_t threads = 1;
   bool report = false;
@@ -55,11 +57,37 @@ void print_summary(const eplb_placement* placement, const std::vector<double>& l
   if (!args.out.empty()) std::cout << "\nWrote " << args.out << '\n';
 }
 
+bool is_snapshot_path(const std::string& path) {
+  return std::filesystem::path(path).extension() == ".eplb";
+}
+
+// A snapshot with the loads the plan was judged on (summed over windows and files).
+void write_snapshot(const std::string& path, const eplb_placement* placement,
+                    const std::vector<double>& loads, const std::string& label) {
+  eplb_snapshot_options options;
+  eplb_snapshot_options_init(&options);
+  options.loads = loads.data();
+  options.loads_len = loads.size();
+  options.label = label.empty() ? nullptr : label.c_str();
+  const eplb_status status = eplb_snapshot_save(placement, &options, path.c_str());
+  check(status, status == EPLB_ERR_INVALID_ARGUMENT ? "--label: " : "");
+}
+
 void run_plan(const PlanArgs& args) {
-  if (!args.out.empty() && std::filesystem::path(args.out).extension() != ".json") {
-    throw InputError("--out " + args.out +
-                     ": unsupported output format (use a .json file for SGLang's "
-                     "physical_to_logical_map)");
+  if (!args.out.empty()) {
+    const auto extension = std::filesystem::path(args.out).extension();
+    if (extension != ".json" && extension != ".eplb") {
+      throw InputError("--out " + args.out +
+                       ": unsupported output format (use a .json file for SGLang's "
+                       "physical_to_logical_map or an .eplb file for a libeplb snapshot)");
+    }
+  }
+  if (!args.label.empty() && !is_snapshot_path(args.out)) {
+    throw InputError("--label applies to snapshots only: write one with --out FILE.eplb");
+  }
+  if (args.label.size() > 255) {
+    throw InputError("--label is " + std::to_string(args.label.size()) +
+                     " bytes long; at most 255 are allowed");
   }
   // Every file's steps are windows of one recording; the plan is judged on their sum.
   std::vector<LoadMatrix> files;
@@ -104,7 +132,11 @@ void run_plan(const PlanArgs& args) {
                              ? plan_windows(planner.get(), windows, num_windows, sources + ": ")
                              : plan(planner.get(), matrix.loads, sources + ": ");
 
-  if (!args.out.empty()) write_file_atomically(args.out, sglang_placement_json(placement.get()));
+  if (is_snapshot_path(args.out)) {
+    write_snapshot(args.out, placement.get(), matrix.loads, args.label);
+  } else if (!args.out.empty()) {
+    write_file_atomically(args.out, sglang_placement_json(placement.get(), args.dense_layers));
+  }
   if (args.report) {
     auto report = plan_report(placement.get(), matrix.loads);
     report["windows"] = num_windows;
@@ -154,8 +186,18 @@ void register_plan_command(CLI::App& app) {
       ->option_text("NAME");
   command
       ->add_option("--out", args->out,
-                   "Write the placement: x.json = SGLang's physical_to_logical_map")
+                   "Write the placement: x.json = SGLang's physical_to_logical_map, x.eplb = a "
+                   "libeplb snapshot with the load statistics (see 'eplb inspect')")
       ->option_text("FILE");
+  command->add_option("--label", args->label, "A label stored in an .eplb snapshot (UTF-8)")
+      ->option_text("TEXT");
+  command
+      ->add_option("--dense-layers", args->dense_layers,
+                   "Trivial rows written before the MoE layers in SGLang's map, so that rows "
+                   "equal the model's hidden layers (DeepSeek-V3: 3, for 61 rows)")
+      ->capture_default_str()
+      ->check(CLI::Range(0U, 2147483647U))
+      ->option_text("K");
   command
       ->add_option("--cross-node-budget", args->cross_node_budget,
                    "balanced-relaxed: replicas per layer allowed off their group's node")

@@ -9,5 +9,8 @@ namespace eplb_cli {
 void register_plan_command(CLI::App& app);
 void register_demo_command(CLI::App& app);
 void register_algorithms_command(CLI::App& app);
+void register_inspect_command(CLI::App& app);
+void register_convert_command(CLI::App& app);
+void register_plot_command(CLI::App& app);
 
 }  // namespace eplb_cli

@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
   eplb_cli::register_plan_command(app);
   eplb_cli::register_demo_command(app);
   eplb_cli::register_algorithms_command(app);
+  eplb_cli::register_inspect_command(app);
+  eplb_cli::register_convert_command(app);
+  eplb_cli::register_plot_command(app);
   try {
     app.parse(argc, argv);
     // Output that did not reach stdout (a full disk, a closed pipe) is a failure, not success.

@@ -1,22 +1,43 @@
 #include "eplb/placement_json.hpp"
 
-#include <nlohmann/json.hpp>
+#include <memory>
 
 #include "eplb/library.hpp"
 
 namespace eplb_cli {
 
-std::string sglang_placement_json(const eplb_placement* placement) {
-  const auto info = info_of(placement);
-  const auto map = phy2log_of(placement);
-  nlohmann::json rows = nlohmann::json::array();
-  for (std::size_t layer = 0; layer < info.num_layers; ++layer) {
-    const auto* begin = map.data() + layer * info.num_physical_experts;
-    rows.push_back(std::vector<std::int32_t>(begin, begin + info.num_physical_experts));
-  }
-  nlohmann::json document = nlohmann::json::object();
-  document["physical_to_logical_map"] = std::move(rows);
-  return document.dump() + "\n";
+namespace {
+
+struct BufferFree {
+  void operator()(char* buffer) const { eplb_buffer_free(buffer); }
+};
+
+// Runs a C API writer and takes its malloc'ed string.
+template <typename Write>
+std::string take_text(const Write& write, const std::string& context) {
+  char* text = nullptr;
+  std::size_t len = 0;
+  check(write(&text, &len), context);
+  const std::unique_ptr<char, BufferFree> owned(text);
+  return {text, len};
+}
+
+}  // namespace
+
+std::string sglang_placement_json(const eplb_placement* placement, std::uint32_t num_dense_layers) {
+  return take_text(
+      [&](char** text, std::size_t* len) {
+        return eplb_placement_to_sglang_json(placement, num_dense_layers, text, len);
+      },
+      "cannot write SGLang's map: ");
+}
+
+std::string vllm_ascend_placement_json(const eplb_placement* placement) {
+  return take_text(
+      [&](char** text, std::size_t* len) {
+        return eplb_placement_to_vllm_ascend_json(placement, text, len);
+      },
+      "cannot write vLLM-Ascend's map: ");
 }
 
 }  // namespace eplb_cli

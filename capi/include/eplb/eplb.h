@@ -62,7 +62,18 @@ typedef enum {
   /* A caller-provided output buffer is shorter than required; the message gives the size. */
   EPLB_ERR_BUFFER_TOO_SMALL = 3,
   /* A bug in libeplb (an internal invariant failed). Please report it with the message. */
-  EPLB_ERR_INTERNAL = 4
+  EPLB_ERR_INTERNAL = 4,
+  /* A file could not be opened, read, written, flushed or renamed; the message names the path
+   * and the system's reason. A failed write leaves any existing file untouched. */
+  EPLB_ERR_IO = 5,
+  /* Input data (a snapshot, a JSON document) is damaged or inconsistent: a checksum mismatch, an
+   * impossible size or offset, a placement that does not hold together. */
+  EPLB_ERR_CORRUPT = 6,
+  /* Input data ends before its declared size. */
+  EPLB_ERR_TRUNCATED = 7,
+  /* A snapshot of a format major version this library does not read, or one that requires a
+   * feature this library does not have. */
+  EPLB_ERR_UNSUPPORTED_VERSION = 8
 } eplb_status;
 
 /* Static English text for a status ("ok", "invalid argument", ...); never NULL, also for values
@@ -264,6 +275,279 @@ EPLB_API eplb_status eplb_planner_plan_windows(eplb_planner* planner, const doub
                                                eplb_placement** out_placement);
 
 /* ============================================================================================ */
+/* Section: snapshots — placements on disk (.eplb files)                                        */
+/* ============================================================================================ */
+
+/* A snapshot file holds a placement, how it was made, optionally the load statistics it was
+ * planned from, and its metrics: zstd-compressed sections, each checksummed, behind a versioned
+ * header (docs/SNAPSHOT_FORMAT.md). Readers accept any file of the same format major version and
+ * skip optional sections they do not know. A loaded snapshot is immutable and thread-safe. */
+struct eplb_snapshot;
+typedef struct eplb_snapshot eplb_snapshot;
+
+#define EPLB_SNAPSHOT_FORMAT_MAJOR 1
+#define EPLB_SNAPSHOT_FORMAT_MINOR 1
+
+typedef struct eplb_snapshot_options {
+  uint32_t struct_size;       /* sizeof(eplb_snapshot_options) */
+  uint32_t compression_level; /* zstd level 1..19; default 3 */
+  const double* loads;        /* optional: the load statistics, [num_layers][num_logical_experts]
+                                 (or NULL); stored with the placement and used for its metrics */
+  size_t loads_len;           /* elements in loads (0 when loads is NULL) */
+  const char* label;          /* optional: a user label, UTF-8, at most 255 bytes (or NULL) */
+} eplb_snapshot_options;
+
+/* Sets struct_size and the defaults. NULL is a no-op. */
+EPLB_API void eplb_snapshot_options_init(eplb_snapshot_options* options);
+
+/* What a snapshot holds, read from its header and small sections only. */
+typedef struct eplb_snapshot_info {
+  uint32_t struct_size; /* in: sizeof(eplb_snapshot_info) */
+  uint32_t format_major;
+  uint32_t format_minor;
+  uint32_t num_layers;
+  uint32_t num_logical_experts;
+  uint32_t num_physical_experts;
+  uint32_t num_nodes;
+  uint32_t num_gpus;
+  uint32_t num_groups;
+  uint32_t algorithm;        /* eplb_algorithm that made the placement; 0 if imported */
+  uint32_t has_loads;        /* 1 if the load statistics are stored */
+  uint32_t has_coactivation; /* 1 if co-activation statistics are stored */
+  uint64_t created_unix_seconds;
+  uint64_t file_size; /* bytes */
+  double plan_seconds;
+  double balancedness;      /* stored metrics under the stored loads; -1 when no metrics
+                               are stored (no statistics, or a format 1.0 file) */
+  char library_version[16]; /* libeplb version that wrote it, NUL-terminated */
+  char label[256];          /* NUL-terminated, "" if none */
+} eplb_snapshot_info;
+
+/* Writes `placement` (and the options' statistics and label) to `path` atomically: a temporary
+ * file in the same directory, fsync, rename over `path`, fsync of the directory. A crash or a
+ * full disk leaves the previous file intact. `options` may be NULL (defaults).
+ * EPLB_ERR_INVALID_ARGUMENT: NULL placement or path, bad options (struct_size, loads_len not
+ * num_layers * num_logical_experts, a bad load, a label over 255 bytes, a compression level
+ * outside 1..19). EPLB_ERR_IO: the message names the path and the system's reason. */
+EPLB_API eplb_status eplb_snapshot_save(const eplb_placement* placement,
+                                        const eplb_snapshot_options* options, const char* path);
+
+/* As eplb_snapshot_save, into a new buffer owned by the caller and released with
+ * eplb_buffer_free. */
+EPLB_API eplb_status eplb_snapshot_save_to_buffer(const eplb_placement* placement,
+                                                  const eplb_snapshot_options* options,
+                                                  void** out_buffer, size_t* out_size);
+
+/* Releases a buffer returned by libeplb. NULL is a no-op. */
+EPLB_API void eplb_buffer_free(void* buffer);
+
+/* Reads and validates a whole snapshot file (every size checked before allocation, every
+ * checksum, the placement's consistency). The snapshot is owned by the caller.
+ * EPLB_ERR_IO (cannot open or read), EPLB_ERR_TRUNCATED, EPLB_ERR_CORRUPT,
+ * EPLB_ERR_UNSUPPORTED_VERSION, EPLB_ERR_INVALID_ARGUMENT (NULL), EPLB_ERR_OUT_OF_MEMORY. */
+EPLB_API eplb_status eplb_snapshot_load(const char* path, eplb_snapshot** out_snapshot);
+
+/* As eplb_snapshot_load, from `size` bytes at `data` (not retained after the call). */
+EPLB_API eplb_status eplb_snapshot_load_from_buffer(const void* data, size_t size,
+                                                    eplb_snapshot** out_snapshot);
+
+/* Reads what a snapshot file holds from its header and small sections, without decoding the
+ * placement or statistics. Errors as eplb_snapshot_load. */
+EPLB_API eplb_status eplb_snapshot_inspect(const char* path, eplb_snapshot_info* out_info);
+
+/* Fills `*out_info` (caller sets struct_size). EPLB_ERR_INVALID_ARGUMENT on NULL or a bad
+ * struct_size. */
+EPLB_API eplb_status eplb_snapshot_get_info(const eplb_snapshot* snapshot,
+                                            eplb_snapshot_info* out_info);
+
+/* A new placement equal to the stored one (phy2log, counts, log2phy in the stored replica-rank
+ * order, provenance), owned by the caller. EPLB_ERR_INVALID_ARGUMENT on NULL. */
+EPLB_API eplb_status eplb_snapshot_get_placement(const eplb_snapshot* snapshot,
+                                                 eplb_placement** out_placement);
+
+/* Copies the stored load statistics, double [num_layers][num_logical_experts].
+ * EPLB_ERR_INVALID_ARGUMENT: NULL, or the snapshot has no statistics (info.has_loads == 0).
+ * EPLB_ERR_BUFFER_TOO_SMALL: out_len too small. */
+EPLB_API eplb_status eplb_snapshot_get_loads(const eplb_snapshot* snapshot, double* out,
+                                             size_t out_len);
+
+/* Releases a snapshot. NULL is a no-op. */
+EPLB_API void eplb_snapshot_destroy(eplb_snapshot* snapshot);
+
+/* ============================================================================================ */
+/* Section: interop — the JSON formats of SGLang and vLLM-Ascend                                */
+/* ============================================================================================ */
+
+/* SGLang's placement file: {"physical_to_logical_map": [[...], ...]}, exactly one key, one row
+ * per layer (--init-expert-location). `num_dense_layers` all-trivial rows (slot p holds expert
+ * p % E) are emitted first so that rows equal the model's hidden layers (DeepSeek-V3: 3 dense
+ * layers before 58 MoE layers, 61 rows). Writes a new NUL-terminated UTF-8 string owned by the
+ * caller (eplb_buffer_free); *out_len excludes the NUL. EPLB_ERR_INVALID_ARGUMENT on NULL, or
+ * when num_layers + num_dense_layers exceeds INT32_MAX. */
+EPLB_API eplb_status eplb_placement_to_sglang_json(const eplb_placement* placement,
+                                                   uint32_t num_dense_layers, char** out_json,
+                                                   size_t* out_len);
+
+/* Reads SGLang's placement file (`json`, `json_len` bytes, need not be NUL-terminated) for a
+ * deployment of num_nodes nodes and num_gpus GPUs, skipping the first `num_dense_layers` rows.
+ * Rows must all have the same width R (a multiple of num_gpus) and hold ids in
+ * [0, num_logical_experts); num_logical_experts 0 means one more than the largest id.
+ * EPLB_ERR_CORRUPT: not JSON, not exactly the documented object, ragged rows, an id out of
+ * range, an expert missing from a row (the message names row, column and value).
+ * EPLB_ERR_INVALID_ARGUMENT: NULL pointers, inconsistent topology, num_dense_layers >= the
+ * number of rows, or num_logical_experts greater than the row width. */
+EPLB_API eplb_status eplb_placement_from_sglang_json(const char* json, size_t json_len,
+                                                     uint32_t num_logical_experts,
+                                                     uint32_t num_nodes, uint32_t num_gpus,
+                                                     uint32_t num_dense_layers,
+                                                     eplb_placement** out_placement);
+
+/* vLLM-Ascend's expert map file: {"moe_layer_count": L, "layer_list": [{"layer_id": l,
+ * "device_count": G, "device_list": [{"device_id": g, "device_expert": [logical ids]}]}]}.
+ * Writes a new NUL-terminated string owned by the caller (eplb_buffer_free).
+ * EPLB_ERR_INVALID_ARGUMENT on NULL. */
+EPLB_API eplb_status eplb_placement_to_vllm_ascend_json(const eplb_placement* placement,
+                                                        char** out_json, size_t* out_len);
+
+/* Reads vLLM-Ascend's expert map file. Every device must list the same number of experts.
+ * num_logical_experts 0 means: one more than the largest id. `layer_id`, `device_count` and
+ * `device_id` may be omitted (vLLM-Ascend's own examples omit them) but are checked when present;
+ * other keys are ignored. Errors as eplb_placement_from_sglang_json. */
+EPLB_API eplb_status eplb_placement_from_vllm_ascend_json(const char* json, size_t json_len,
+                                                          uint32_t num_logical_experts,
+                                                          uint32_t num_nodes,
+                                                          eplb_placement** out_placement);
+
+/* Reads SGLang's expert load file: {"logical_count": [layers][E]} or [steps][layers][E]
+ * (steps summed); other keys ignored. Writes a new array double [*out_num_layers][*out_num_experts]
+ * owned by the caller (eplb_buffer_free). EPLB_ERR_CORRUPT names the key, indices and value of
+ * a bad entry (negative, not a number, ragged). */
+EPLB_API eplb_status eplb_loads_from_sglang_json(const char* json, size_t json_len,
+                                                 double** out_loads, uint32_t* out_num_layers,
+                                                 uint32_t* out_num_experts);
+
+/* ============================================================================================ */
+/* Section: tracker — load and co-activation statistics recorded online                         */
+/* ============================================================================================ */
+
+/* A tracker is fed the top-k expert ids of every batch, per layer, and keeps per layer:
+ * - expert load: each valid slot counts once for its expert (a token listing an expert twice
+ *   adds 2, as SGLang's recorder does);
+ * - co-activation: for each token, 1 for every pair of *distinct* valid experts it lists
+ *   (repeated ids and masked slots add no pair), kept as a packed upper triangle;
+ * - a reservoir: a uniform random sample (Algorithm R, seeded) of up to reservoir_capacity full
+ *   top-k rows among the tokens with at least one valid slot recorded since creation or reset —
+ *   the input of eplb_metrics_nodes_touched.
+ * A *batch* is one eplb_tracker_record call for one layer; windows count batches per layer.
+ * Masked slots are -1.
+ * Threading: a tracker is NOT internally synchronised. Record into one tracker from one thread
+ * at a time (e.g. one tracker per thread or per rank) and merge them with eplb_tracker_merge
+ * before planning. The `const` getters may run concurrently with each other. */
+struct eplb_tracker;
+typedef struct eplb_tracker eplb_tracker;
+
+/* How a tracker forgets. Stored in a `uint32_t` field; values are stable and only appended. */
+typedef enum {
+  /* Everything since creation or the last reset; exact counts. */
+  EPLB_WINDOW_CUMULATIVE = 0,
+  /* The last `window_batches` batches of each layer; exact counts. Keeps one delta per batch:
+   * memory window_batches * (E + E*(E-1)/2) * 4 bytes per layer, and each batch costs an extra
+   * O(E^2) pass to retire the oldest. A batch may hold at most 2^32-1 slots. */
+  EPLB_WINDOW_SLIDING = 1,
+  /* Exponential decay: before each batch of a layer, its statistics are multiplied by `decay`
+   * (so a batch b batches old weighs decay^b). O(1) per batch (a scale factor). */
+  EPLB_WINDOW_DECAY = 2
+} eplb_window;
+
+typedef struct eplb_tracker_options {
+  uint32_t struct_size;         /* sizeof(eplb_tracker_options) */
+  uint32_t num_layers;          /* MoE layers, >= 1 (no default) */
+  uint32_t num_logical_experts; /* E >= 1 (no default) */
+  uint32_t top_k;               /* slots per token, 1..1024 (no default) */
+  uint32_t window;              /* eplb_window; default EPLB_WINDOW_CUMULATIVE */
+  uint32_t window_batches;      /* sliding: W >= 1; default 64 (ignored by other windows) */
+  double decay;                 /* decay: factor per batch in (0, 1]; default 0.99 (ignored by
+                                   other windows) */
+  uint32_t reservoir_capacity;  /* rows sampled per layer; 0 = none; default 4096 */
+  uint32_t reserved0;           /* 0 */
+  uint64_t seed;                /* reservoir RNG seed; default 0 */
+} eplb_tracker_options;
+
+/* Sets struct_size and every default; fields without a default are 0 and must be set.
+ * NULL is a no-op. */
+EPLB_API void eplb_tracker_options_init(eplb_tracker_options* options);
+
+/* Validates the options and creates an empty tracker, owned by the caller.
+ * EPLB_ERR_INVALID_ARGUMENT: options or out_tracker is NULL; bad struct_size; a zero count;
+ * top_k > 1024; an unknown window; window_batches == 0 (sliding); decay outside (0, 1] (decay).
+ * The message names the field and value.
+ * EPLB_ERR_OUT_OF_MEMORY: allocation failure or a size overflowing size_t. */
+EPLB_API eplb_status eplb_tracker_create(const eplb_tracker_options* options,
+                                         eplb_tracker** out_tracker);
+
+/* Releases a tracker. NULL is a no-op. */
+EPLB_API void eplb_tracker_destroy(eplb_tracker* tracker);
+
+/* Records one batch of `layer`: `topk_ids` holds int32 [num_tokens][top_k] logical expert ids
+ * in [0, E), or -1 for a masked slot. num_tokens may be 0 (an empty batch still advances the
+ * window). Everything is validated before anything is recorded, so a failed call changes
+ * nothing. Not concurrently with any other call on the same tracker.
+ * EPLB_ERR_INVALID_ARGUMENT: tracker NULL; topk_ids NULL with num_tokens > 0; layer >=
+ * num_layers; top_k differs from the tracker's; an id outside [-1, E) (the message names layer,
+ * token, slot and value); more than 2^32-1 slots in one batch of a sliding window. */
+EPLB_API eplb_status eplb_tracker_record(eplb_tracker* tracker, uint32_t layer,
+                                         const int32_t* topk_ids, size_t num_tokens,
+                                         uint32_t top_k);
+
+/* As eplb_tracker_record, with physical slot ids in [0, num_physical_experts) of `placement`
+ * (or -1), as a dispatch after logical-to-physical mapping sees them; each is folded to the
+ * logical expert its slot holds. The placement must have the tracker's num_layers and
+ * num_logical_experts; it is only read during the call.
+ * EPLB_ERR_INVALID_ARGUMENT: as eplb_tracker_record (the message says "physical id"), placement
+ * NULL, or a placement of another shape. */
+EPLB_API eplb_status eplb_tracker_record_physical(eplb_tracker* tracker,
+                                                  const eplb_placement* placement, uint32_t layer,
+                                                  const int32_t* topk_ids, size_t num_tokens,
+                                                  uint32_t top_k);
+
+/* Adds `src`'s statistics into `dst`: the result equals one tracker that recorded both streams
+ * (exactly for loads and pair counts). Sliding windows are aligned by age (the i-th most recent
+ * batch of each layer is summed); decayed statistics add at their current weights; the reservoir
+ * becomes a uniform sample of both histories (weighted by the tokens each saw), drawn with
+ * `dst`'s RNG. `src` is unchanged; dst == src is allowed (doubles the counts). Not concurrently
+ * with other calls on `dst`; `src` may be read concurrently.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL tracker, or options that differ in anything but the seed. */
+EPLB_API eplb_status eplb_tracker_merge(eplb_tracker* dst, const eplb_tracker* src);
+
+/* Forgets all statistics, windows and samples; the reservoir RNG restarts from the seed.
+ * EPLB_ERR_INVALID_ARGUMENT: tracker NULL. */
+EPLB_API eplb_status eplb_tracker_reset(eplb_tracker* tracker);
+
+/* Copies the expert loads, double [num_layers][num_logical_experts], at current weights:
+ * ready for eplb_planner_plan. EPLB_ERR_INVALID_ARGUMENT: a NULL pointer.
+ * EPLB_ERR_BUFFER_TOO_SMALL: out_len < num_layers * num_logical_experts. */
+EPLB_API eplb_status eplb_tracker_get_loads(const eplb_tracker* tracker, double* out,
+                                            size_t out_len);
+
+/* Copies one layer's co-activation counts as a packed upper triangle, double [E*(E-1)/2]: the
+ * count of pair (a, b), a < b, is at index a*(2E-a-1)/2 + (b-a-1) (row a's pairs (a, a+1) ..
+ * (a, E-1), then row a+1's, ...). A dense [E][E] matrix is the triangle mirrored, with the
+ * diagonal left to the caller (e.g. the loads).
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, layer >= num_layers.
+ * EPLB_ERR_BUFFER_TOO_SMALL: out_len < E*(E-1)/2 (the message gives the size). */
+EPLB_API eplb_status eplb_tracker_get_coactivation(const eplb_tracker* tracker, uint32_t layer,
+                                                   double* out, size_t out_len);
+
+/* Copies one layer's sampled rows, int32 [rows][top_k] logical ids as recorded (masked slots
+ * stay -1), into `out` (capacity `out_len` elements) and writes the row count to *out_rows.
+ * Size query: with out == NULL and out_len == 0 only *out_rows is written. At most
+ * reservoir_capacity rows.
+ * EPLB_ERR_INVALID_ARGUMENT: tracker or out_rows NULL, out NULL with out_len > 0, layer >=
+ * num_layers. EPLB_ERR_BUFFER_TOO_SMALL: out_len < rows * top_k (the message gives the size). */
+EPLB_API eplb_status eplb_tracker_get_samples(const eplb_tracker* tracker, uint32_t layer,
+                                              int32_t* out, size_t out_len, size_t* out_rows);
+
+/* ============================================================================================ */
 /* Section: metrics — how balanced a placement is under a load matrix                           */
 /* ============================================================================================ */
 
@@ -340,6 +624,22 @@ EPLB_API eplb_status eplb_metrics_gpu_loads(const eplb_placement* placement, con
 EPLB_API eplb_status eplb_metrics_exact_optimum(const eplb_placement* placement,
                                                 const double* layer_loads, size_t layer_loads_len,
                                                 double* out_optimum);
+
+/* Nodes touched per token, the cross-node traffic of a dispatch that sends a token once per
+ * destination node: for each row of `rows` (int32 [num_rows][top_k] logical ids of `layer`, -1
+ * masked, e.g. eplb_tracker_get_samples' output), the number of distinct nodes its experts are
+ * served from when each expert's replica is chosen by this rule: experts with replicas on a
+ * single node fix that node; then an expert with a replica on an already chosen node uses it;
+ * otherwise the node holding replicas of the most still-uncovered experts is chosen (lowest node
+ * index on ties), and the previous step repeats. Repeated ids count once; rows with no valid id
+ * are left out. Writes the mean over the counted rows (0 if none) to *out_mean; its lower bound
+ * is 1. Thread-safe for concurrent calls on one placement.
+ * EPLB_ERR_INVALID_ARGUMENT: placement or out_mean NULL, rows NULL with num_rows > 0, top_k == 0,
+ * layer >= num_layers, an id outside [-1, num_logical_experts) (the message names row, slot and
+ * value). */
+EPLB_API eplb_status eplb_metrics_nodes_touched(const eplb_placement* placement, uint32_t layer,
+                                                const int32_t* rows, size_t num_rows,
+                                                uint32_t top_k, double* out_mean);
 
 #ifdef __cplusplus
 } /* extern "C" */

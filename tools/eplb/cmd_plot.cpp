@@ -1,0 +1,190 @@
+// eplb plot: an SVG picture of how a placement spreads the load over the GPUs, next to the
+// layout without balancing.
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "eplb/atomic_file.hpp"
+#include "eplb/commands.hpp"
+#include "eplb/placement_io.hpp"
+#include "eplb/svg_plot.hpp"
+#include "eplb/table.hpp"
+
+namespace eplb_cli {
+
+namespace {
+
+struct PlotArgs {
+  std::string file;
+  std::string out;
+  std::string counts;
+  int layer = -1;
+  TopologyArgs topology;
+};
+
+// "Before": no balancing at all, every expert once, in contiguous blocks of experts per GPU
+// (expert e on GPU e * G / E), the layout of a deployment without EPLB.
+std::vector<double> unbalanced_gpu_loads(const std::vector<double>& loads,
+                                         const eplb_placement_info& info) {
+  const std::size_t experts = info.num_logical_experts;
+  const std::size_t gpus = info.num_gpus;
+  std::vector<double> out(std::size_t{info.num_layers} * gpus, 0.0);
+  for (std::size_t l = 0; l < info.num_layers; ++l) {
+    for (std::size_t e = 0; e < experts; ++e) {
+      out[l * gpus + e * gpus / experts] += loads[l * experts + e];
+    }
+  }
+  return out;
+}
+
+// `text` cut in the middle to at most `longest` bytes, so that a line fits the picture. Cuts
+// move off UTF-8 continuation bytes, so no character is split.
+std::string clipped(const std::string& text, std::size_t longest) {
+  if (text.size() <= longest) return text;
+  const auto continuation = [&](std::size_t i) {
+    return i < text.size() && (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80;
+  };
+  std::size_t head = (longest - 3) / 2;
+  std::size_t tail = text.size() - head;
+  while (head > 0 && continuation(head)) --head;
+  while (continuation(tail)) ++tail;
+  return text.substr(0, head) + "..." + text.substr(tail);
+}
+
+// A file's name for the picture: no directories, long names cut in the middle.
+std::string short_name(const std::string& path) {
+  return clipped(std::filesystem::path(path).filename().string(), 48);
+}
+
+// Mean over layers of mean / max GPU load; an idle layer counts as balanced (as eplb_metrics).
+double balancedness(const std::vector<double>& gpu_loads, std::size_t layers, std::size_t gpus) {
+  double sum = 0;
+  for (std::size_t l = 0; l < layers; ++l) {
+    const auto begin = gpu_loads.begin() + static_cast<std::ptrdiff_t>(l * gpus);
+    const double max = *std::max_element(begin, begin + static_cast<std::ptrdiff_t>(gpus));
+    double total = 0;
+    for (auto it = begin; it != begin + static_cast<std::ptrdiff_t>(gpus); ++it) total += *it;
+    sum += max > 0 ? total / static_cast<double>(gpus) / max : 1.0;
+  }
+  return sum / static_cast<double>(layers);
+}
+
+void run_plot(const PlotArgs& args) {
+  if (std::filesystem::path(args.out).extension() != ".svg") {
+    throw InputError("--out " + args.out + ": plots are SVG files: name it .svg");
+  }
+  PlacementFile file = read_placement_file(args.file, args.topology);
+  const eplb_placement* placement = file.placement.get();
+  const auto info = info_of(placement);
+  std::vector<double> loads = std::move(file.loads);
+  std::string source = short_name(args.file);
+  if (!args.counts.empty()) {
+    Loads counts = read_sglang_loads(args.counts);
+    // A load file of all hidden layers (SGLang records dense layers as zero rows): drop them.
+    const std::uint32_t skip = args.topology.dense_layers;
+    if (counts.num_experts != info.num_logical_experts ||
+        (counts.num_layers != info.num_layers && counts.num_layers != info.num_layers + skip)) {
+      throw InputError(args.counts + ": " + std::to_string(counts.num_layers) + " layers x " +
+                       std::to_string(counts.num_experts) + " experts, but " + args.file + " has " +
+                       std::to_string(info.num_layers) + " x " +
+                       std::to_string(info.num_logical_experts));
+    }
+    const std::size_t offset =
+        counts.num_layers == info.num_layers ? 0 : std::size_t{skip} * counts.num_experts;
+    loads.assign(counts.values.begin() + static_cast<std::ptrdiff_t>(offset), counts.values.end());
+    source += " with loads from " + short_name(args.counts);
+  }
+  if (loads.empty()) {
+    throw InputError(args.file +
+                     " carries no load statistics to plot: pass --counts FILE "
+                     "(SGLang's logical_count JSON), or plot a snapshot written with them");
+  }
+  if (args.layer >= 0 && static_cast<std::uint32_t>(args.layer) >= info.num_layers) {
+    throw InputError("--layer " + std::to_string(args.layer) + " is out of range: " + args.file +
+                     " has " + std::to_string(info.num_layers) + " MoE layers (0.." +
+                     std::to_string(info.num_layers - 1) + ")");
+  }
+
+  std::vector<double> after(std::size_t{info.num_layers} * info.num_gpus);
+  check(eplb_metrics_gpu_loads(placement, loads.data(), loads.size(), after.data(), after.size()),
+        args.file + ": ");
+  const auto metrics = metrics_of(placement, loads);
+  const std::string algorithm =
+      info.algorithm == 0 ? "imported map" : algorithm_name(info.algorithm);
+
+  PlotData data;
+  data.title = info.algorithm == 0 ? "Expert placement: imported map"
+                                   : "Expert placement: " + algorithm + " algorithm";
+  // "plan.eplb "label" · 58 MoE layers x 256 experts, 288 slots on 32 GPUs in 4 nodes"
+  data.subtitle = source;
+  if (!file.label.empty())
+    data.subtitle += " \xe2\x80\x9c" + clipped(file.label, 60) + "\xe2\x80\x9d";
+  data.subtitle += "  \xc2\xb7  " + shape_text(info);
+  data.before_name = "before: no replication";
+  data.after_name = "after: " + algorithm;
+  data.num_layers = info.num_layers;
+  data.num_gpus = info.num_gpus;
+  data.num_nodes = info.num_nodes;
+  data.before = unbalanced_gpu_loads(loads, info);
+  data.after = std::move(after);
+  data.balancedness_before = balancedness(data.before, info.num_layers, info.num_gpus);
+  data.balancedness_after = metrics.balancedness;
+  data.layer = args.layer;
+  data.footer = {
+      "Balancedness: mean / max GPU load, averaged over layers. A GPU's load: its experts' "
+      "loads, each split evenly over the expert's replicas.",
+      "Before: each expert once, experts in contiguous blocks per GPU (no balancing).  "
+      "Drawn by eplb plot, libeplb " +
+          std::string(eplb_version_string()) + "."};
+  write_file_atomically(args.out, render_plot_svg(data));
+  std::cout << "Wrote " << args.out << ": " << info.num_layers << " layers x " << info.num_gpus
+            << " GPUs, balancedness " << fixed(data.balancedness_before, 4)
+            << " before (no replication) -> " << fixed(data.balancedness_after, 4) << " after ("
+            << algorithm << ")\n";
+}
+
+}  // namespace
+
+void register_plot_command(CLI::App& app) {
+  auto args = std::make_shared<PlotArgs>();
+  auto* command = app.add_subcommand(
+      "plot", "Draw an SVG of per-GPU load: heat maps (layers x GPUs) and bars, before and after");
+  command->footer(
+      "FILE is a snapshot written with its load statistics (eplb plan --out x.eplb), or any "
+      "placement file plus --counts. 'Before' is the layout without balancing: every expert once, "
+      "in contiguous blocks per GPU.");
+  command->add_option("FILE", args->file, "Placement file (.eplb, SGLang or vLLM-Ascend JSON)")
+      ->required();
+  command->add_option("--out", args->out, "SVG file to write")->required()->option_text("x.svg");
+  command
+      ->add_option("--layer", args->layer,
+                   "Bars for this MoE layer (default: summed over layers); marked in the heat "
+                   "maps")
+      ->check(CLI::Range(0, 2147483647))
+      ->option_text("N");
+  command
+      ->add_option("--counts", args->counts,
+                   "Load file (SGLang's logical_count JSON) if FILE carries no statistics")
+      ->option_text("FILE");
+  command->add_option("--gpus", args->topology.gpus, "GPUs (to read SGLang's map)")
+      ->check(CLI::Range(1U, 2147483647U))
+      ->option_text("G");
+  command->add_option("--nodes", args->topology.nodes, "Nodes (to read a JSON map; default 1)")
+      ->check(CLI::Range(1U, 2147483647U))
+      ->option_text("N");
+  command
+      ->add_option("--experts", args->topology.experts,
+                   "Logical experts (to read a JSON map; default: largest id + 1)")
+      ->check(CLI::Range(1U, 2147483647U))
+      ->option_text("E");
+  command
+      ->add_option("--dense-layers", args->topology.dense_layers,
+                   "Dense rows of SGLang's map (and of the load file) before the MoE layers")
+      ->check(CLI::Range(0U, 2147483647U))
+      ->option_text("K");
+  command->callback([args] { run_plot(*args); });
+}
+
+}  // namespace eplb_cli
