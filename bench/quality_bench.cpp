@@ -394,7 +394,19 @@ ConfigResult run_config(const Config& config, const std::vector<LoadSet>& sets) 
           std::ostringstream text;
           text << "layer " << layer << ": " << ours.duplicate_gpus << " dup, max replicas "
                << ours.max_replicas;
-          if (ours.max_replicas <= spread) {
+          // The planners keep an avoidable duplicate only where DeepSeek's layer has one and
+          // moving it apart would leave the plan busier than DeepSeek's (documented in eplb.h):
+          // that is a note, anything else a finding.
+          const bool matches_deepseek_duplicate =
+              theirs.duplicate_gpus > 0 &&
+              ours.max_gpu_load <= theirs.max_gpu_load * (1 + kTolerance);
+          if (ours.max_replicas <= spread && matches_deepseek_duplicate) {
+            g_notes.push_back(where + ": " + std::to_string(ours.duplicate_gpus) +
+                              " GPU(s) keep two replicas of one expert, as DeepSeek's plan does "
+                              "(" +
+                              std::to_string(theirs.duplicate_gpus) +
+                              " GPUs); without them the layer would be busier than DeepSeek's");
+          } else if (ours.max_replicas <= spread) {
             g_findings.push_back(where + ": " + std::to_string(ours.duplicate_gpus) +
                                  " GPU(s) hold two replicas of one expert although no expert "
                                  "has more than " +
