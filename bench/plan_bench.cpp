@@ -47,6 +47,16 @@ constexpr std::uint32_t kFirstMoeRow = 3;
 constexpr int kRepetitions = 5;
 constexpr const char* kDefaultMinTime = "--benchmark_min_time=0.2";
 constexpr const char* kRealFile = "data/real/sglang-deepseek-v3-ep-stats/prefill_in1024.json";
+// balanced-relaxed runs with this many off-node replicas per layer (named "balanced-relaxed-b32"):
+// with the default budget 0 it would be balanced-hierarchical.
+constexpr std::uint32_t kRelaxedBudget = 32;
+
+// The benchmark name of an algorithm: its name, with the relaxed budget appended.
+std::string bench_name(std::uint32_t algorithm) {
+  std::string name = eplb_cli::algorithm_name(algorithm);
+  if (algorithm == EPLB_ALGORITHM_BALANCED_RELAXED) name += "-b" + std::to_string(kRelaxedBudget);
+  return name;
+}
 
 struct Config {
   const char* name;
@@ -134,6 +144,7 @@ void bench_plan(benchmark::State& state, const Config& config, std::uint32_t alg
     options.num_groups = config.groups;
     options.num_nodes = config.nodes;
     options.num_gpus = config.gpus;
+    if (algorithm == EPLB_ALGORITHM_BALANCED_RELAXED) options.cross_node_budget = kRelaxedBudget;
     const auto planner = eplb_cli::make_planner(options, "eplb_planner_create: ");
 
     const std::size_t call_len = std::size_t{layers_per_call} * kExperts;
@@ -194,17 +205,16 @@ void register_all(const std::vector<const Workload*>& workloads, const Workload&
   for (const Workload* workload : workloads) {
     for (const Config& config : kConfigs) {
       for (std::uint32_t algorithm = 1; algorithm <= count; ++algorithm) {
-        register_one("plan/" + workload->name + "/" + config.name + "/" +
-                         eplb_cli::algorithm_name(algorithm),
+        register_one("plan/" + workload->name + "/" + config.name + "/" + bench_name(algorithm),
                      config, algorithm, workload, workload->num_layers, benchmark::kMillisecond);
       }
     }
   }
   for (const Config& config : kConfigs) {
     for (std::uint32_t algorithm = 1; algorithm <= count; ++algorithm) {
-      register_one("plan_1layer/" + per_layer.name + "/" + config.name + "/" +
-                       eplb_cli::algorithm_name(algorithm),
-                   config, algorithm, &per_layer, 1, benchmark::kMicrosecond);
+      register_one(
+          "plan_1layer/" + per_layer.name + "/" + config.name + "/" + bench_name(algorithm), config,
+          algorithm, &per_layer, 1, benchmark::kMicrosecond);
     }
   }
 }

@@ -6,6 +6,9 @@
 //      sets: mean and worst layer balancedness, max/mean, duplicates, off-node replicas, how close
 //      the GPUs are to the node ceiling, on how many layers a libeplb planner is below DeepSeek,
 //      and the planning time.
+//   1b. The relaxed policy against its ceiling on the real recordings: eplb_metrics_relaxed_bound
+//      (no plan with the budget can beat it) next to the plan for budgets 8..128, and the
+//      smallest budget whose bound reaches the global target.
 //   2. Two slots per GPU (Mixtral-like, 8 experts, 16 slots, 8 GPUs): the plans against the exact
 //      optimum found by brute force over every replica-count vector (which also checks the
 //      library's eplb_metrics_exact_optimum).
@@ -598,6 +601,9 @@ std::size_t find_variant(const ConfigResult& result, std::string_view label) {
   return result.variants.size();
 }
 
+double ceiling_balancedness(const eplb_placement* placement, const std::vector<double>& loads,
+                            std::uint32_t budget);
+
 // The targets, with the measured figures and MET / MISSED.
 json check_targets(const std::vector<ConfigResult>& results, std::ostream& out, bool print) {
   json targets = json::array();
@@ -667,6 +673,23 @@ json check_targets(const std::vector<ConfigResult>& results, std::ostream& out, 
     } else {
       text << (stated ? "MISSED" : "no");
     }
+    // What any plan could reach with b=32 (section 1b): the relaxed bound per file.
+    const auto planner = eplb_cli::make_planner(options_for(*result->config, result->variants[0]),
+                                                "eplb_planner_create: ");
+    double best_ceiling = 0;
+    std::size_t below = 0;
+    std::size_t files = 0;
+    for (const SetResult& set : result->sets) {
+      if (!set.set->real) continue;
+      const auto placement = eplb_cli::plan(planner.get(), set.set->loads, "eplb_planner_plan: ");
+      const double ceiling = ceiling_balancedness(placement.get(), set.set->loads, 32);
+      best_ceiling = std::max(best_ceiling, ceiling);
+      below += ceiling < target ? 1 : 0;
+      ++files;
+    }
+    text << "; the relaxed bound with b=32 is below " << fixed(target, 3) << " on " << below
+         << " of " << files << " files (at most " << fixed(best_ceiling, 4)
+         << "), so no plan can reach it on those files";
     line(text.str());
     targets.push_back({{"target", std::string(config_name) + " relaxed >= " + fixed(target, 3)},
                        {"stated", stated},
@@ -680,6 +703,132 @@ json check_targets(const std::vector<ConfigResult>& results, std::ostream& out, 
   relaxed_target("hier_4x8_R288", kTargetGlobal32, false);
   if (print) out << '\n';
   return targets;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Section 1b: the relaxed policy against its own ceiling
+// ------------------------------------------------------------------------------------------------
+
+constexpr std::uint32_t kCeilingBudgets[] = {8, 16, 32, 64, 128};
+
+// Mean over layers of the most balancedness any relaxed plan with `budget` can reach:
+// min(1, mean GPU load / eplb_metrics_relaxed_bound).
+double ceiling_balancedness(const eplb_placement* placement, const std::vector<double>& loads,
+                            std::uint32_t budget) {
+  double sum = 0;
+  for (std::uint32_t layer = 0; layer < kLayers; ++layer) {
+    const double* row = loads.data() + std::size_t{layer} * kExperts;
+    double bound = 0;
+    eplb_cli::check(eplb_metrics_relaxed_bound(placement, row, kExperts, budget, &bound),
+                    "eplb_metrics_relaxed_bound: ");
+    const double total = std::accumulate(row, row + kExperts, 0.0);
+    const auto info = eplb_cli::info_of(placement);
+    sum += bound > 0 ? std::min(1.0, total / info.num_gpus / bound) : 1.0;
+  }
+  return sum / kLayers;
+}
+
+json run_section_ceiling(const std::vector<ConfigResult>& results, const std::vector<LoadSet>& real,
+                         std::ostream& out, bool print) {
+  json rows = json::array();
+  if (real.empty()) return rows;
+  if (print) {
+    out << "## 1b. The relaxed policy against its ceiling (real recordings)\n\n"
+        << "bound b=B = mean over layers of min(1, mean GPU load / eplb_metrics_relaxed_bound): "
+           "the most\nbalancedness any plan keeping whole groups per node, every expert with a "
+           "replica on its\ngroup's node and at most B replicas per layer off their group's node "
+           "can reach (a relaxation:\nslot limits and the load remote replicas add are ignored, "
+           "so it is optimistic). plan b=B =\nbalanced-relaxed with budget B. need = the smallest "
+           "budget whose bound reaches the target\n(no plan can reach it with less); plan need = "
+           "the smallest budget above at which the planner\nreaches it (> 128: none); never = "
+           "no budget can (the bound caps the budget at R - E).\n\n";
+  }
+  for (const char* name : {"hier_8x8_R320", "hier_4x8_R288"}) {
+    const ConfigResult* result = find_config(results, name);
+    if (result == nullptr) continue;
+    const Config& config = *result->config;
+    const double target = config.gpus == 64 ? kTargetGlobal64 : kTargetGlobal32;
+    std::vector<eplb_cli::PlannerPtr> planners;
+    for (std::uint32_t budget : kCeilingBudgets) {
+      planners.push_back(eplb_cli::make_planner(
+          options_for(EPLB_ALGORITHM_BALANCED_RELAXED, kLayers, kExperts, config.replicas,
+                      config.gpus, config.nodes, config.groups, budget),
+          "eplb_planner_create (relaxed): "));
+    }
+    std::vector<std::string> header = {"file"};
+    for (std::uint32_t budget : kCeilingBudgets) {
+      header.push_back("bound b=" + std::to_string(budget));
+      header.push_back("plan b=" + std::to_string(budget));
+    }
+    header.emplace_back("need");
+    header.emplace_back("plan need");
+    eplb_cli::Table table(header);
+    std::uint32_t most_needed = 0;
+    std::size_t unreachable_at_32 = 0;
+    std::size_t never_files = 0;
+    for (const LoadSet& set : real) {
+      progress(std::string("section 1b: ") + name + " / " + set.name);
+      std::vector<std::string> cells = {set.name};
+      json row = {{"config", name}, {"file", set.name}, {"target", target}};
+      json budgets = json::array();
+      std::optional<std::uint32_t> plan_need;
+      eplb_cli::PlacementPtr any;
+      for (std::size_t b = 0; b < std::size(kCeilingBudgets); ++b) {
+        const std::uint32_t budget = kCeilingBudgets[b];
+        auto placement = eplb_cli::plan(planners[b].get(), set.loads, "eplb_planner_plan: ");
+        const eplb_metrics m = eplb_cli::metrics_of(placement.get(), set.loads);
+        const double ceiling = ceiling_balancedness(placement.get(), set.loads, budget);
+        cells.push_back(fixed(ceiling, 4));
+        cells.push_back(fixed(m.balancedness, 4));
+        if (m.balancedness >= target && !plan_need) plan_need = budget;
+        if (budget == 32 && ceiling < target) ++unreachable_at_32;
+        budgets.push_back({{"budget", budget},
+                           {"bound_balancedness", ceiling},
+                           {"balancedness", m.balancedness},
+                           {"cross_node_replicas", m.cross_node_replicas}});
+        any = std::move(placement);
+      }
+      // The smallest budget whose ceiling reaches the target (the ceiling grows with the budget).
+      std::uint32_t lo = 0;
+      std::uint32_t hi = config.replicas;
+      if (ceiling_balancedness(any.get(), set.loads, hi) < target) {
+        lo = hi;
+      } else {
+        while (lo < hi) {
+          const std::uint32_t mid = (lo + hi) / 2;
+          if (ceiling_balancedness(any.get(), set.loads, mid) >= target) {
+            hi = mid;
+          } else {
+            lo = mid + 1;
+          }
+        }
+      }
+      // Past R - E the bound stops growing: no budget reaches the target.
+      const bool never = lo >= config.replicas;
+      if (!never) most_needed = std::max(most_needed, lo);
+      never_files += never ? 1 : 0;
+      cells.push_back(never ? std::string("never") : std::to_string(lo));
+      cells.push_back(plan_need ? std::to_string(*plan_need) : std::string("> 128"));
+      table.add_row(cells);
+      row["budgets"] = budgets;
+      row["budget_needed_by_bound"] = never ? json(nullptr) : json(lo);
+      row["budget_needed_by_plan"] = plan_need ? json(*plan_need) : json(nullptr);
+      rows.push_back(std::move(row));
+    }
+    if (print) {
+      out << "### " << name << ", target " << fixed(target, 3) << "\n\n";
+      table.print(out);
+      out << "\nThe bound proves " << unreachable_at_32 << " of " << real.size()
+          << " files cannot reach " << fixed(target, 3) << " with b=32 and " << never_files
+          << " with any budget (at most R - E = " << config.replicas - kExperts
+          << " slots can hold remote replicas)";
+      if (never_files < real.size()) {
+        out << "; the others need up to " << most_needed << " replicas per layer";
+      }
+      out << ".\n\n";
+    }
+  }
+  return rows;
 }
 
 json section1_json(const std::vector<ConfigResult>& results) {
@@ -1242,6 +1391,7 @@ int main(int argc, char** argv) {
     progress_done();
     if (print) print_section1(results, out);
     const json targets = check_targets(results, out, print);
+    const json ceiling = run_section_ceiling(results, real, out, print);
     const json small = run_section2(out, print);
     const json robust = run_section3(real, out, print);
 
@@ -1264,6 +1414,7 @@ int main(int argc, char** argv) {
                              {"real_files", real.size()},
                              {"per_layer_quality", section1_json(results)},
                              {"targets", targets},
+                             {"relaxed_ceiling", ceiling},
                              {"two_slots_per_gpu", small},
                              {"cross_workload", robust},
                              {"findings", g_findings},

@@ -1,12 +1,16 @@
 #include "balanced_planner.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 #include <limits>
 #include <numeric>
 
 #include "error.hpp"
+#include "exact_optimum.hpp"
+#include "relaxed_bound.hpp"
+#include "relaxed_nodes.hpp"
 #include "replication.hpp"
 #include "trivial_planner.hpp"
 
@@ -32,6 +36,10 @@ constexpr std::size_t kSearchLeaves = 20000;
 // Upward scan of bottleneck targets: 0.25 % steps, up to 60 % above the lower bound.
 constexpr double kScanStep = 2.5e-3;
 constexpr int kScanSteps = 190;
+// Relaxed policy, node level: bisection steps for the smallest node target, and the looser
+// targets (relative) also packed onto GPUs.
+constexpr int kNodeTargetSteps = 30;
+constexpr std::array<double, 6> kNodeTargetSlack = {0.0, 2e-3, 5e-3, 1e-2, 2e-2, 4e-2};
 
 // Water-filling replica counts in double precision (each extra slot to the largest load per
 // replica, lowest index on ties), at most `cap` replicas per expert while that is possible.
@@ -282,6 +290,17 @@ double BalancedPlanner::plan_block(std::span<const std::int32_t> experts,
     if (other < peak * (1 - kRelativeGain)) {
       peak = other;
       std::copy(alternative_.begin(), alternative_.end(), block.begin());
+    }
+  }
+  // Two slots per GPU and few slots: the exact optimum is cheap, so take it where it is better.
+  if (slots_per_gpu == 2 && num_slots <= kExactMaxPairedSlots &&
+      peak > b.bound * (1 + kRelativeGain)) {
+    const auto exact = exact_two_slot_arrangement(b.local, num_gpus, peak * (1 - kRelativeGain));
+    if (exact) {
+      for (std::size_t s = 0; s < block.size(); ++s) {
+        block[s] = experts[static_cast<std::size_t>(exact->slots[s])];
+      }
+      peak = exact->peak;
     }
   }
   return peak;
@@ -808,6 +827,40 @@ void BalancedPlanner::plan_nodes(const Topology& topology, const BalancedSetting
     }
   }
   checkpoint();
+
+  // Node level first: the smallest node target the shedding construction reaches (bisection
+  // from the relaxed bound, which no layout can beat, up to the busiest node found so far), then
+  // each node's replicas packed onto its GPUs, at that target and a few slightly looser ones
+  // (GPU granularity may favour those); the best GPU plan of all is kept.
+  std::vector<std::uint32_t> home_node(home.begin(), home.end());
+  std::vector<double> node_load_now(nodes, 0.0);  // of the best plan so far
+  {
+    std::vector<std::int32_t> now(num_experts, 0);
+    for (std::int32_t e : phy2log) ++now[static_cast<std::size_t>(e)];
+    for (std::size_t slot = 0; slot < phy2log.size(); ++slot) {
+      const auto e = static_cast<std::size_t>(phy2log[slot]);
+      node_load_now[slot / slots_per_node] += loads[e] / now[e];
+    }
+  }
+  const auto layout_under = [&](double target, RelaxedNodeLayout& out) {
+    return relaxed_node_layout(loads, home_node, nodes, slots_per_node, gpus_per_node, budget,
+                               target, out);
+  };
+  RelaxedNodeLayout layout;
+  double lo = relaxed_node_bound(loads, home_node, nodes, budget);
+  double hi = *std::max_element(node_load_now.begin(), node_load_now.end());
+  if (!layout_under(hi, layout)) return;
+  if (layout_under(lo, layout)) hi = lo;
+  for (int step = 0; step < kNodeTargetSteps && hi > lo * (1 + 1e-6); ++step) {
+    const double mid = 0.5 * (lo + hi);
+    (layout_under(mid, layout) ? hi : lo) = mid;
+  }
+  for (const double slack : kNodeTargetSlack) {
+    if (!layout_under(hi * (1 + slack), layout)) continue;
+    copies = layout.copies;
+    counts = layout.counts;
+    checkpoint();
+  }
 }
 
 void BalancedPlanner::keep_better_deepseek(const Topology& topology, bool hierarchical,

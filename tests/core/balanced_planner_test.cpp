@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -100,34 +101,44 @@ TEST(BalancedPlanner, FlashLbExampleWithinOnePercentOfTheOptimum) {
   const Placement p = plan_with(t, Algorithm::balanced, loads);
   const LayerMetrics m = compute_layer_metrics(p, 0, loads);
   EXPECT_LE(m.max_gpu_load, optimum * 1.01) << "DeepSeek reaches 232";
+  EXPECT_NEAR(m.max_gpu_load, optimum, 1e-9 * optimum);
   EXPECT_EQ(m.duplicate_gpus, 0U);
 }
 
-TEST(BalancedPlanner, TwoSlotsPerGpuWithinOnePercentOfTheOptimum) {
+TEST(BalancedPlanner, TwoSlotsPerGpuAtTheExactOptimum) {
+  // Random two-slots-per-GPU instances of several shapes and skews: the planner solves blocks
+  // this small exactly, so it must match the brute-force optimum without twins (the 1 % of the
+  // issue is the ceiling; equality up to rounding is what it reaches).
   std::mt19937_64 rng(17);
-  std::lognormal_distribution<double> popularity(0.0, 1.0);
   double worst = 1;
-  for (int trial = 0; trial < 40; ++trial) {
-    Topology t;
-    t.num_layers = 1;
-    t.num_logical = 8;
-    t.num_physical = 16;
-    t.num_gpus = 8;
-    std::vector<double> loads(8);
-    for (double& w : loads) w = std::round(1000 * popularity(rng)) + 1;
-    const TwoSlotOptimum exact = exact_two_slot_optimum(loads, 16);
-    const Placement p = plan_with(t, Algorithm::balanced, loads);
-    const LayerMetrics m = compute_layer_metrics(p, 0, loads);
-    // A duplicate must pay for itself: beat every plan without one.
-    if (m.duplicate_gpus > 0) {
-      EXPECT_LT(m.max_gpu_load, exact.no_twins) << "trial " << trial;
+  int trials = 0;
+  for (const double sigma : {0.5, 1.0, 1.5}) {
+    std::lognormal_distribution<double> popularity(0.0, sigma);
+    for (std::uint32_t gpus = 3; gpus <= 8; ++gpus) {
+      for (int repeat = 0; repeat < 6; ++repeat) {
+        Topology t;
+        t.num_layers = 1;
+        t.num_gpus = gpus;
+        t.num_physical = 2 * gpus;
+        t.num_logical = gpus + 1 + static_cast<std::uint32_t>(rng() % gpus);  // E in (G, 2G]
+        std::vector<double> loads(t.num_logical);
+        for (double& w : loads) w = std::round(1000 * popularity(rng)) + 1;
+        const TwoSlotOptimum exact = exact_two_slot_optimum(loads, t.num_physical);
+        const Placement p = plan_with(t, Algorithm::balanced, loads);
+        const LayerMetrics m = compute_layer_metrics(p, 0, loads);
+        // A duplicate must pay for itself: beat every plan without one (it is kept only where
+        // DeepSeek's plan has it and is better than the twin-free optimum).
+        if (m.duplicate_gpus > 0) {
+          EXPECT_LT(m.max_gpu_load, exact.no_twins) << "trial " << trials;
+        }
+        const double ratio = m.max_gpu_load / exact.no_twins;
+        worst = std::max(worst, ratio);
+        EXPECT_LE(ratio, 1 + 1e-9) << "trial " << trials << " sigma " << sigma << " gpus " << gpus;
+        ++trials;
+      }
     }
-    const double ratio = m.max_gpu_load / exact.no_twins;
-    worst = std::max(worst, ratio);
-    EXPECT_LE(ratio, 1.01) << "trial " << trial;
-    // Even against an optimum allowed to put two replicas of one expert on a GPU, within 2 %.
-    EXPECT_LE(m.max_gpu_load, exact.any * 1.02) << "trial " << trial;
   }
+  EXPECT_EQ(trials, 108);
   RecordProperty("worst_ratio_to_optimum", std::to_string(worst));
 }
 
@@ -382,6 +393,35 @@ TEST(ExactOptimum, MatchesTheTestsOwnBruteForceAndBoundsEveryPlan) {
   big.num_physical = 288;
   big.num_gpus = 32;
   EXPECT_FALSE(exact_optimum(std::vector<double>(256, 1.0), big).has_value());
+}
+
+TEST(ExactOptimum, ArrangementIsValidAndReachesItsPeak) {
+  std::mt19937_64 rng(59);
+  std::lognormal_distribution<double> popularity(0.0, 1.0);
+  for (int trial = 0; trial < 20; ++trial) {
+    const std::uint32_t gpus = 4 + static_cast<std::uint32_t>(trial % 5);
+    std::vector<double> loads(gpus + 1 + static_cast<std::size_t>(rng() % gpus));
+    for (double& w : loads) w = std::round(1000 * popularity(rng)) + 1;
+    const auto arrangement =
+        exact_two_slot_arrangement(loads, gpus, std::numeric_limits<double>::infinity());
+    ASSERT_TRUE(arrangement.has_value());
+    ASSERT_EQ(arrangement->slots.size(), 2 * gpus);
+    std::vector<int> counts(loads.size(), 0);
+    for (std::int32_t e : arrangement->slots) ++counts.at(static_cast<std::size_t>(e));
+    double peak = 0;
+    for (std::uint32_t g = 0; g < gpus; ++g) {
+      const auto a = static_cast<std::size_t>(arrangement->slots[2 * g]);
+      const auto b = static_cast<std::size_t>(arrangement->slots[2 * g + 1]);
+      EXPECT_NE(a, b) << "trial " << trial << " gpu " << g;
+      peak = std::max(peak, loads[a] / counts[a] + loads[b] / counts[b]);
+    }
+    for (int c : counts) EXPECT_GE(c, 1);
+    EXPECT_NEAR(peak, arrangement->peak, 1e-9 * peak);
+    const double oracle = exact_two_slot_optimum(loads, 2 * gpus).no_twins;
+    EXPECT_NEAR(arrangement->peak, oracle, 1e-9 * oracle);
+    // Nothing beats the optimum, so a cut-off at it finds nothing.
+    EXPECT_FALSE(exact_two_slot_arrangement(loads, gpus, oracle * (1 - 1e-9)).has_value());
+  }
 }
 
 }  // namespace
