@@ -16,6 +16,7 @@
 #include "placement.hpp"
 #include "snapshot_format.hpp"
 #include "topology.hpp"
+#include "tracker.hpp"
 
 namespace eplb {
 
@@ -30,6 +31,9 @@ struct SnapshotInfo {
   Provenance provenance;
   bool has_loads = false;
   bool has_coactivation = false;
+  // False for a statistics snapshot (format >= 1.2): co-activation statistics without a
+  // placement; `topology` then holds only num_layers and num_logical (the rest 0).
+  bool has_placement = true;
   std::optional<Metrics> metrics;  // stored metrics under the stored loads (format >= 1.1)
   std::uint64_t created_unix_seconds = 0;
   std::string library_version;
@@ -40,6 +44,7 @@ struct SnapshotWriteOptions {
   int compression_level = 3;                     // zstd level, 1..19
   std::optional<std::span<const double>> loads;  // [layers][E]; stored, and its metrics
   std::string label;                             // UTF-8, at most 255 bytes
+  const Tracker* tracker = nullptr;  // co-activation statistics (section 7); not retained
 
   // For tests and the golden-file generator only; the C API never sets them.
   struct ExtraSection {
@@ -63,6 +68,14 @@ struct SnapshotWriteOptions {
 void save_snapshot(const Placement& placement, const SnapshotWriteOptions& options,
                    const std::string& path);
 
+// A statistics snapshot: `tracker`'s statistics (section 7) and the provenance, no placement
+// (the header's required feature kFeatureStatisticsOnly). options.loads and options.tracker
+// must be unset (Error(invalid_argument)): the loads are the tracker's.
+[[nodiscard]] std::vector<std::byte> encode_statistics_snapshot(
+    const Tracker& tracker, const SnapshotWriteOptions& options);
+void save_statistics_snapshot(const Tracker& tracker, const SnapshotWriteOptions& options,
+                              const std::string& path);
+
 // A loaded, fully validated snapshot. Immutable.
 class Snapshot {
  public:
@@ -77,18 +90,26 @@ class Snapshot {
   [[nodiscard]] static SnapshotInfo inspect(const std::string& path);
 
   [[nodiscard]] const SnapshotInfo& info() const { return info_; }
-  [[nodiscard]] const Placement& placement() const { return placement_; }
+  // Throws Error(invalid_argument) for a statistics snapshot (!info().has_placement).
+  [[nodiscard]] const Placement& placement() const;
   // [layers][E]; empty when !info().has_loads.
   [[nodiscard]] std::span<const double> loads() const { return loads_; }
+  // The stored co-activation statistics; nullptr when !info().has_coactivation.
+  [[nodiscard]] const Tracker* tracker() const { return tracker_ ? &*tracker_ : nullptr; }
 
  private:
-  Snapshot(SnapshotInfo info, Placement placement, std::vector<double> loads)
-      : info_(std::move(info)), placement_(std::move(placement)), loads_(std::move(loads)) {}
+  Snapshot(SnapshotInfo info, std::optional<Placement> placement, std::vector<double> loads,
+           std::optional<Tracker> tracker)
+      : info_(std::move(info)),
+        placement_(std::move(placement)),
+        loads_(std::move(loads)),
+        tracker_(std::move(tracker)) {}
   friend class SnapshotReader;
 
   SnapshotInfo info_;
-  Placement placement_;
+  std::optional<Placement> placement_;
   std::vector<double> loads_;
+  std::optional<Tracker> tracker_;
 };
 
 }  // namespace eplb

@@ -19,8 +19,9 @@ namespace eplb::snapshot_format {
 inline constexpr std::array<unsigned char, 8> kMagic = {0x89, 'E', 'P', 'L', 'B', '\r', '\n', 0x1a};
 
 inline constexpr std::uint16_t kFormatMajor = 1;
-// 1.0: the first layout. 1.1: adds the optional metrics section.
-inline constexpr std::uint16_t kFormatMinor = 1;
+// 1.0: the first layout. 1.1: adds the optional metrics section. 1.2: the co-activation
+// section (7) gets its content, and statistics snapshots (kFeatureStatisticsOnly).
+inline constexpr std::uint16_t kFormatMinor = 2;
 
 // The fixed header (all little-endian).
 inline constexpr std::size_t kHeaderSize = 64;  // written; readers accept [64, kMaxHeaderSize]
@@ -68,14 +69,18 @@ enum class SectionType : std::uint32_t {
   replica_counts = 4,  // required: int32 [layers][E]
   log2phy = 5,         // required: int32 [layers][E][width], -1 padded
   loads = 6,           // optional: float64 [layers][E]
-  coactivation = 7,    // optional: reserved for co-activation statistics (no writer yet)
+  coactivation = 7,    // optional, content since 1.2: a tracker's statistics (tracker_state)
   metrics = 8,         // optional, since 1.1: the metrics under the stored loads, 80 bytes
   provenance = 9,      // required: creation time, library version, label
 };
 
-// Feature bits of the header. None is defined in 1.x: a file that sets a required bit needs a
+// Feature bits of the header: a file that sets a required bit this reader does not know needs a
 // newer reader.
-inline constexpr std::uint64_t kKnownRequiredFeatures = 0;
+// Since 1.2: a statistics snapshot. No placement (sections 1-6 and 8 absent), section 7
+// present. Required, so that 1.0 and 1.1 readers refuse it ("upgrade") instead of calling it
+// corrupt for its missing placement.
+inline constexpr std::uint64_t kFeatureStatisticsOnly = 1;
+inline constexpr std::uint64_t kKnownRequiredFeatures = kFeatureStatisticsOnly;
 
 // Fixed-size records: readers need at least this many bytes and ignore any they do not know.
 inline constexpr std::size_t kShapeSize = 32;

@@ -19,6 +19,7 @@
 
 #include "error.hpp"
 #include "snapshot.hpp"
+#include "tracker_state.hpp"
 
 namespace eplb {
 
@@ -156,6 +157,7 @@ struct Layout {
   std::uint16_t minor = 0;
   std::uint32_t writer_version = 0;
   std::uint64_t file_size = 0;
+  bool statistics_only = false;  // required feature kFeatureStatisticsOnly
   std::vector<Entry> entries;
   // The entry of each known section type (index = type), if present.
   std::array<std::optional<Entry>, kLastKnownType + 1> known{};
@@ -255,6 +257,7 @@ Layout parse_layout(const ByteSource& source) {
                      hex(required & ~format::kKnownRequiredFeatures),
                      " that this library does not have; upgrade libeplb");
   }
+  layout.statistics_only = (required & format::kFeatureStatisticsOnly) != 0;
 
   layout.entries.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
@@ -311,9 +314,26 @@ Layout parse_layout(const ByteSource& source) {
     }
     // Unknown optional sections are skipped.
   }
-  for (SectionType type :
-       {SectionType::shape, SectionType::algorithm, SectionType::phy2log,
-        SectionType::replica_counts, SectionType::log2phy, SectionType::provenance}) {
+  if (layout.statistics_only) {
+    // A statistics snapshot: the co-activation statistics and the provenance, no placement.
+    for (SectionType type : {SectionType::shape, SectionType::algorithm, SectionType::phy2log,
+                             SectionType::replica_counts, SectionType::log2phy, SectionType::loads,
+                             SectionType::metrics}) {
+      if (const auto& entry = layout.find(type)) {
+        const auto id = static_cast<std::uint32_t>(type);
+        source.fail_with(Errc::corrupt, "a statistics snapshot (feature ",
+                         hex(format::kFeatureStatisticsOnly), ") holds the placement section ",
+                         section_name(id), " (type ", id, ", section ", entry->index, ")");
+      }
+    }
+  }
+  const std::vector<SectionType> needed =
+      layout.statistics_only
+          ? std::vector<SectionType>{SectionType::coactivation, SectionType::provenance}
+          : std::vector<SectionType>{SectionType::shape,   SectionType::algorithm,
+                                     SectionType::phy2log, SectionType::replica_counts,
+                                     SectionType::log2phy, SectionType::provenance};
+  for (SectionType type : needed) {
     if (!layout.find(type)) {
       const auto id = static_cast<std::uint32_t>(type);
       source.fail_with(Errc::corrupt, "the required section ", section_name(id), " (type ", id,
@@ -437,6 +457,29 @@ T field(std::span<const std::byte> record, std::size_t offset) {
   return format::load<T>(record.data() + offset);
 }
 
+void read_provenance(const ByteSource& source, const Layout& layout, ZSTD_DCtx* context,
+                     SnapshotInfo& info) {
+  const auto provenance = read_record(source, *layout.find(SectionType::provenance), context,
+                                      format::kProvenanceFixedSize);
+  info.created_unix_seconds = field<std::uint64_t>(provenance, 0);
+  const std::uint32_t version_bytes = field<std::uint32_t>(provenance, 8);
+  const std::uint32_t label_bytes = field<std::uint32_t>(provenance, 12);
+  if (version_bytes > format::kMaxVersionBytes || label_bytes > format::kMaxLabelBytes ||
+      format::kProvenanceFixedSize + version_bytes + label_bytes > provenance.size()) {
+    source.fail_with(Errc::corrupt, "section provenance: a ", version_bytes, "-byte version and a ",
+                     label_bytes, "-byte label do not fit its ", provenance.size(),
+                     " bytes (limits ", format::kMaxVersionBytes, " and ", format::kMaxLabelBytes,
+                     ")");
+  }
+  const auto* text =
+      reinterpret_cast<const char*>(provenance.data()) + format::kProvenanceFixedSize;
+  info.library_version.assign(text, version_bytes);
+  info.label.assign(text + version_bytes, label_bytes);
+  if (!format::is_valid_text(info.library_version) || !format::is_valid_text(info.label)) {
+    source.fail_with(Errc::corrupt, "section provenance: the version or label is not valid UTF-8");
+  }
+}
+
 SnapshotInfo read_info(const ByteSource& source, const Layout& layout, ZSTD_DCtx* context) {
   SnapshotInfo info;
   info.format_major = layout.major;
@@ -445,6 +488,9 @@ SnapshotInfo read_info(const ByteSource& source, const Layout& layout, ZSTD_DCtx
   info.file_size = layout.file_size;
   info.has_loads = layout.find(SectionType::loads).has_value();
   info.has_coactivation = layout.find(SectionType::coactivation).has_value();
+  info.has_placement = !layout.statistics_only;
+  read_provenance(source, layout, context, info);
+  if (layout.statistics_only) return info;
 
   const auto shape =
       read_record(source, *layout.find(SectionType::shape), context, format::kShapeSize);
@@ -478,26 +524,6 @@ SnapshotInfo read_info(const ByteSource& source, const Layout& layout, ZSTD_DCtx
                      " is not a finite number of seconds >= 0");
   }
 
-  const auto provenance = read_record(source, *layout.find(SectionType::provenance), context,
-                                      format::kProvenanceFixedSize);
-  info.created_unix_seconds = field<std::uint64_t>(provenance, 0);
-  const std::uint32_t version_bytes = field<std::uint32_t>(provenance, 8);
-  const std::uint32_t label_bytes = field<std::uint32_t>(provenance, 12);
-  if (version_bytes > format::kMaxVersionBytes || label_bytes > format::kMaxLabelBytes ||
-      format::kProvenanceFixedSize + version_bytes + label_bytes > provenance.size()) {
-    source.fail_with(Errc::corrupt, "section provenance: a ", version_bytes, "-byte version and a ",
-                     label_bytes, "-byte label do not fit its ", provenance.size(),
-                     " bytes (limits ", format::kMaxVersionBytes, " and ", format::kMaxLabelBytes,
-                     ")");
-  }
-  const auto* text =
-      reinterpret_cast<const char*>(provenance.data()) + format::kProvenanceFixedSize;
-  info.library_version.assign(text, version_bytes);
-  info.label.assign(text + version_bytes, label_bytes);
-  if (!format::is_valid_text(info.library_version) || !format::is_valid_text(info.label)) {
-    source.fail_with(Errc::corrupt, "section provenance: the version or label is not valid UTF-8");
-  }
-
   if (const auto& entry = layout.find(SectionType::metrics)) {
     const auto record = read_record(source, *entry, context, format::kMetricsSize);
     Metrics m;
@@ -528,6 +554,24 @@ SnapshotInfo read_info(const ByteSource& source, const Layout& layout, ZSTD_DCtx
   return info;
 }
 
+// The co-activation section: a tracker's state, decoded and validated (tracker_state.hpp).
+Tracker read_tracker(const ByteSource& source, const Entry& entry, ZSTD_DCtx* context) {
+  if (entry.raw_size > format::kMaxSectionRawSize) {
+    source.fail_with(Errc::corrupt, "section coactivation is ", entry.raw_size, " bytes, over the ",
+                     format::kMaxSectionRawSize, "-byte limit of a section");
+  }
+  std::vector<std::byte> scratch;
+  const auto stored = checked_frame(source, entry, scratch);
+  std::vector<std::byte> content(static_cast<std::size_t>(entry.raw_size));
+  decompress(source, entry, context, stored, content);
+  try {
+    return decode_tracker_state(content);
+  } catch (const Error& error) {
+    if (error.code() != Errc::corrupt) throw;
+    source.fail_with(Errc::corrupt, error.what());
+  }
+}
+
 std::uint64_t product(const ByteSource& source, std::initializer_list<std::uint64_t> factors) {
   std::uint64_t result = 1;
   for (std::uint64_t factor : factors) {
@@ -547,6 +591,22 @@ class SnapshotReader {
     const Layout layout = parse_layout(source);
     const DCtxPtr context = make_dctx();
     SnapshotInfo info = read_info(source, layout, context.get());
+    std::optional<Tracker> tracker;
+    if (const auto& entry = layout.find(SectionType::coactivation)) {
+      tracker = read_tracker(source, *entry, context.get());
+      if (layout.statistics_only) {
+        info.topology.num_layers = tracker->options().num_layers;
+        info.topology.num_logical = tracker->options().num_experts;
+        return Snapshot(std::move(info), std::nullopt, {}, std::move(tracker));
+      }
+      if (tracker->options().num_layers != info.topology.num_layers ||
+          tracker->options().num_experts != info.topology.num_logical) {
+        source.fail_with(Errc::corrupt, "section coactivation: ", tracker->options().num_layers,
+                         " layers of ", tracker->options().num_experts,
+                         " experts, but the shape has ", info.topology.num_layers, " of ",
+                         info.topology.num_logical);
+      }
+    }
     const Topology& t = info.topology;
     auto phy2log =
         read_array<std::int32_t>(source, *layout.find(SectionType::phy2log), context.get(),
@@ -571,7 +631,7 @@ class SnapshotReader {
     try {
       Placement placement = Placement::from_stored(
           t, std::move(phy2log), counts, std::move(log2phy), info.log2phy_width, info.provenance);
-      return Snapshot(std::move(info), std::move(placement), std::move(loads));
+      return Snapshot(std::move(info), std::move(placement), std::move(loads), std::move(tracker));
     } catch (const Error& error) {
       if (error.code() != Errc::corrupt) throw;
       source.fail_with(Errc::corrupt, "inconsistent placement: ", error.what());
@@ -581,9 +641,25 @@ class SnapshotReader {
   static SnapshotInfo inspect(const ByteSource& source) {
     const Layout layout = parse_layout(source);
     const DCtxPtr context = make_dctx();
-    return read_info(source, layout, context.get());
+    SnapshotInfo info = read_info(source, layout, context.get());
+    if (layout.statistics_only) {
+      // The statistics are the whole content of such a file: decode them for the shape.
+      const Tracker tracker =
+          read_tracker(source, *layout.find(SectionType::coactivation), context.get());
+      info.topology.num_layers = tracker.options().num_layers;
+      info.topology.num_logical = tracker.options().num_experts;
+    }
+    return info;
   }
 };
+
+const Placement& Snapshot::placement() const {
+  if (!placement_) {
+    fail_invalid("the snapshot holds no placement (a statistics snapshot: co-activation ",
+                 "statistics only)");
+  }
+  return *placement_;
+}
 
 Snapshot Snapshot::decode(std::span<const std::byte> bytes, const std::string& source) {
   return SnapshotReader::read(MemorySource(bytes, source));

@@ -10,6 +10,7 @@
 #include "error.hpp"
 #include "loads.hpp"
 #include "snapshot.hpp"
+#include "tracker_state.hpp"
 
 namespace eplb {
 
@@ -77,7 +78,7 @@ void add_array(std::vector<PendingSection>& sections, SectionType type, std::uin
   }
 }
 
-void validate_options(const Placement& placement, const SnapshotWriteOptions& options) {
+void validate_common_options(const SnapshotWriteOptions& options) {
   if (options.compression_level < 1 || options.compression_level > 19) {
     fail_invalid("compression_level (", options.compression_level, ") must be in 1..19");
   }
@@ -90,7 +91,23 @@ void validate_options(const Placement& placement, const SnapshotWriteOptions& op
     fail_invalid("format_minor (", options.format_minor, ") is newer than this writer (",
                  format::kFormatMinor, ")");
   }
+}
+
+void validate_options(const Placement& placement, const SnapshotWriteOptions& options) {
+  validate_common_options(options);
   if (options.loads) validate_loads(*options.loads, placement.topology(), "loads");
+  if (options.tracker != nullptr) {
+    const Topology& t = placement.topology();
+    const TrackerOptions& o = options.tracker->options();
+    if (o.num_layers != t.num_layers || o.num_experts != t.num_logical) {
+      fail_invalid("tracker has ", o.num_layers, " layers of ", o.num_experts,
+                   " experts; the placement has ", t.num_layers, " of ", t.num_logical);
+    }
+    if (options.format_minor < 2) {
+      fail_invalid("co-activation statistics need format 1.2 or newer (format_minor ",
+                   options.format_minor, ")");
+    }
+  }
 }
 
 std::vector<std::byte> shape_record(const Placement& placement) {
@@ -149,28 +166,10 @@ std::vector<std::byte> provenance_record(const SnapshotWriteOptions& options) {
   return record.take();
 }
 
-}  // namespace
-
-std::vector<std::byte> encode_snapshot(const Placement& placement,
-                                       const SnapshotWriteOptions& options) {
-  validate_options(placement, options);
-  constexpr std::uint32_t required = format::kSectionRequired;
-  std::vector<PendingSection> sections;
-  sections.reserve(9 + options.extra_sections.size());
-  add_owned(sections, SectionType::shape, required, shape_record(placement));
-  add_owned(sections, SectionType::algorithm, required, algorithm_record(placement.provenance()));
-  add_array(sections, SectionType::phy2log, required, placement.phy2log());
-  add_array(sections, SectionType::replica_counts, required, placement.replica_counts());
-  add_array(sections, SectionType::log2phy, required, placement.log2phy());
-  if (options.loads) {
-    add_array(sections, SectionType::loads, 0, *options.loads);
-    // Format 1.0 has no metrics section.
-    if (options.format_minor >= 1) {
-      add_owned(sections, SectionType::metrics, 0,
-                metrics_record(compute_metrics(placement, *options.loads)));
-    }
-  }
-  add_owned(sections, SectionType::provenance, required, provenance_record(options));
+// Compresses the sections, lays them out after the header and the table, checksums everything.
+std::vector<std::byte> serialise(std::vector<PendingSection>& sections,
+                                 const SnapshotWriteOptions& options,
+                                 std::uint64_t required_features) {
   for (const auto& extra : options.extra_sections) {
     PendingSection& section = sections.emplace_back();
     section.type = extra.type;
@@ -227,7 +226,7 @@ std::vector<std::byte> encode_snapshot(const Placement& placement,
   format::store<std::uint16_t>(header + h::format_major, format::kFormatMajor);
   format::store<std::uint16_t>(header + h::format_minor, options.format_minor);
   format::store<std::uint32_t>(header + h::header_size, format::kHeaderSize);
-  format::store<std::uint64_t>(header + h::required_features, options.required_features);
+  format::store<std::uint64_t>(header + h::required_features, required_features);
   format::store<std::uint64_t>(header + h::optional_features, options.optional_features);
   format::store<std::uint64_t>(header + h::file_size, file.size());
   format::store<std::uint32_t>(header + h::section_count,
@@ -237,6 +236,61 @@ std::vector<std::byte> encode_snapshot(const Placement& placement,
   format::store<std::uint32_t>(header + h::reserved, 0);
   format::seal_header(file);
   return file;
+}
+
+}  // namespace
+
+std::vector<std::byte> encode_snapshot(const Placement& placement,
+                                       const SnapshotWriteOptions& options) {
+  validate_options(placement, options);
+  constexpr std::uint32_t required = format::kSectionRequired;
+  std::vector<PendingSection> sections;
+  sections.reserve(10 + options.extra_sections.size());
+  add_owned(sections, SectionType::shape, required, shape_record(placement));
+  add_owned(sections, SectionType::algorithm, required, algorithm_record(placement.provenance()));
+  add_array(sections, SectionType::phy2log, required, placement.phy2log());
+  add_array(sections, SectionType::replica_counts, required, placement.replica_counts());
+  add_array(sections, SectionType::log2phy, required, placement.log2phy());
+  if (options.loads) {
+    add_array(sections, SectionType::loads, 0, *options.loads);
+    // Format 1.0 has no metrics section.
+    if (options.format_minor >= 1) {
+      add_owned(sections, SectionType::metrics, 0,
+                metrics_record(compute_metrics(placement, *options.loads)));
+    }
+  }
+  if (options.tracker != nullptr) {
+    add_owned(sections, SectionType::coactivation, 0, encode_tracker_state(*options.tracker));
+  }
+  add_owned(sections, SectionType::provenance, required, provenance_record(options));
+  return serialise(sections, options, options.required_features);
+}
+
+std::vector<std::byte> encode_statistics_snapshot(const Tracker& tracker,
+                                                  const SnapshotWriteOptions& options) {
+  validate_common_options(options);
+  if (options.loads) {
+    fail_invalid("loads: a statistics snapshot stores the tracker's loads; pass no loads");
+  }
+  if (options.tracker != nullptr) {
+    fail_invalid("tracker: a statistics snapshot stores the tracker it is given; set no other");
+  }
+  if (options.format_minor < 2) {
+    fail_invalid("statistics snapshots need format 1.2 or newer (format_minor ",
+                 options.format_minor, ")");
+  }
+  std::vector<PendingSection> sections;
+  sections.reserve(2 + options.extra_sections.size());
+  add_owned(sections, SectionType::coactivation, 0, encode_tracker_state(tracker));
+  add_owned(sections, SectionType::provenance, format::kSectionRequired,
+            provenance_record(options));
+  return serialise(sections, options, options.required_features | format::kFeatureStatisticsOnly);
+}
+
+void save_statistics_snapshot(const Tracker& tracker, const SnapshotWriteOptions& options,
+                              const std::string& path) {
+  const std::vector<std::byte> bytes = encode_statistics_snapshot(tracker, options);
+  write_file_atomically(path, bytes);
 }
 
 void save_snapshot(const Placement& placement, const SnapshotWriteOptions& options,

@@ -4,6 +4,11 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <utility>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
 
 #include "error.hpp"
 
@@ -40,47 +45,196 @@ const char* window_name(TrackerWindow w) {
   return "unknown";
 }
 
-// Adds one batch of valid (already checked) logical ids into `load` and `pair`, with weight `w`.
-template <typename T, typename P = T>
-void accumulate(const std::int32_t* ids, std::size_t num_tokens, std::uint32_t top_k,
-                const std::size_t* row_base, T* load, P* pair, T w, P pw = P{1}) {
-  std::array<std::int32_t, kMaxTopK> row{};
-  for (std::size_t t = 0; t < num_tokens; ++t) {
-    const std::int32_t* in = ids + t * top_k;
-    std::uint32_t m = 0;
-    for (std::uint32_t s = 0; s < top_k; ++s) {
-      const std::int32_t v = in[s];
-      if (v >= 0) {
-        load[v] += w;
-        row[m++] = v;
-      }
-    }
-    if (m < 2) continue;
-    if (m <= 16) {
-      for (std::uint32_t i = 1; i < m; ++i) {
-        const std::int32_t v = row[i];
-        std::uint32_t j = i;
-        while (j > 0 && row[j - 1] > v) {
-          row[j] = row[j - 1];
-          --j;
-        }
-        row[j] = v;
-      }
-    } else {
-      std::sort(row.begin(), row.begin() + m);
-    }
-    for (std::uint32_t i = 0; i + 1 < m; ++i) {
-      const std::int32_t a = row[i];
-      if (a == row[i + 1]) continue;  // a duplicate: its last copy makes the pairs
-      const std::size_t base = row_base[a];
-      std::int32_t previous = a;
-      for (std::uint32_t j = i + 1; j < m; ++j) {
-        const std::int32_t b = row[j];
-        if (b != previous) pair[base + static_cast<std::size_t>(b)] += pw;
-        previous = b;
-      }
+// What one pass over a batch found: whether some token held an id outside [-1, E) (such tokens
+// are skipped, and the caller throws), and how many tokens had no valid slot.
+struct BatchScan {
+  bool bad = false;
+  std::size_t empty = 0;
+};
+
+enum class TokenKind { counted, empty, bad };
+
+// Adds one token of k ids with weight w (loads) / pw (pairs), unless one of its ids is outside
+// [-1, limit): then nothing is added. `row` is scratch for kMaxTopK ids.
+template <typename L, typename P>
+TokenKind add_token(const std::int32_t* in, std::uint32_t k, std::uint32_t limit,
+                    const std::size_t* row_base, L* load, P* pair, L w, P pw, std::int32_t* row) {
+  std::uint32_t worst = 0;
+  for (std::uint32_t s = 0; s < k; ++s) {
+    worst = std::max(worst, static_cast<std::uint32_t>(in[s]) + 1U);
+  }
+  if (worst > limit) return TokenKind::bad;
+  std::uint32_t m = 0;
+  for (std::uint32_t s = 0; s < k; ++s) {
+    const std::int32_t v = in[s];
+    if (v >= 0) {
+      load[v] += w;
+      row[m++] = v;
     }
   }
+  if (m == 0) return TokenKind::empty;
+  if (m < 2) return TokenKind::counted;
+  if (m <= 16) {
+    for (std::uint32_t i = 1; i < m; ++i) {
+      const std::int32_t v = row[i];
+      std::uint32_t j = i;
+      while (j > 0 && row[j - 1] > v) {
+        row[j] = row[j - 1];
+        --j;
+      }
+      row[j] = v;
+    }
+  } else {
+    std::sort(row, row + m);
+  }
+  for (std::uint32_t i = 0; i + 1 < m; ++i) {
+    const std::int32_t a = row[i];
+    if (a == row[i + 1]) continue;  // a duplicate: its last copy makes the pairs
+    const std::size_t base = row_base[a];
+    std::int32_t previous = a;
+    for (std::uint32_t j = i + 1; j < m; ++j) {
+      const std::int32_t b = row[j];
+      if (b != previous) pair[base + static_cast<std::size_t>(b)] += pw;
+      previous = b;
+    }
+  }
+  return TokenKind::counted;
+}
+
+// Adds a batch token by token (any top_k, any weight); tokens with a bad id are skipped.
+template <typename L, typename P>
+BatchScan accumulate_generic(const std::int32_t* ids, std::size_t num_tokens, std::uint32_t top_k,
+                             std::uint32_t limit, const std::size_t* row_base, L* load, P* pair,
+                             L w, P pw) {
+  std::array<std::int32_t, kMaxTopK> row{};
+  BatchScan scan;
+  for (std::size_t t = 0; t < num_tokens; ++t) {
+    const TokenKind kind =
+        add_token<L, P>(ids + t * top_k, top_k, limit, row_base, load, pair, w, pw, row.data());
+    scan.bad |= kind == TokenKind::bad;
+    scan.empty += kind == TokenKind::empty ? 1 : 0;
+  }
+  return scan;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define EPLB_TRACKER_AVX2 1
+
+bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2") != 0;
+  return has;
+}
+
+// One compare-exchange step of a sorting network on 8 lanes: each lane meets the lane `partner`
+// names; lanes whose bit is set in Max keep the larger value, the others the smaller.
+template <int Max>
+__attribute__((target("avx2"), always_inline)) inline __m256i exchange(__m256i v, __m256i partner) {
+  return _mm256_blend_epi32(_mm256_min_epi32(v, partner), _mm256_max_epi32(v, partner), Max);
+}
+
+// top_k = 8, counting with weight 1: per token, a bitonic network sorts the 8 ids in one AVX2
+// register, one mask test finds the rare token with a masked slot, a duplicate or a bad id (it
+// takes add_token), and the common token adds its 8 loads and 28 pairs without a branch.
+template <typename L, typename P>
+__attribute__((target("avx2"))) BatchScan accumulate8_avx2(const std::int32_t* ids,
+                                                           std::size_t num_tokens,
+                                                           std::uint32_t limit,
+                                                           const std::size_t* row_base, L* load,
+                                                           P* pair) {
+  std::array<std::int32_t, kMaxTopK> row{};
+  BatchScan scan;
+  const __m256i reverse = _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+  const __m256i next = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0);
+  const __m256i top = _mm256_set1_epi32(static_cast<std::int32_t>(limit - 1));
+  alignas(32) std::uint32_t sorted[8];
+  for (std::size_t t = 0; t < num_tokens; ++t) {
+    const std::int32_t* in = ids + t * 8;
+    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in));
+    v = exchange<0xAA>(v, _mm256_shuffle_epi32(v, 0xB1));            // lanes i ^ 1
+    v = exchange<0xCC>(v, _mm256_shuffle_epi32(v, 0x1B));            // i ^ 3
+    v = exchange<0xAA>(v, _mm256_shuffle_epi32(v, 0xB1));            // i ^ 1
+    v = exchange<0xF0>(v, _mm256_permutevar8x32_epi32(v, reverse));  // i ^ 7
+    v = exchange<0xCC>(v, _mm256_shuffle_epi32(v, 0x4E));            // i ^ 2
+    v = exchange<0xAA>(v, _mm256_shuffle_epi32(v, 0xB1));            // i ^ 1
+    // Sign bit set in a lane if it is negative (masked or bad), above E - 1, or equal to the
+    // next lane (lane 7 meets lane 0: equal only if all are).
+    const __m256i odd =
+        _mm256_or_si256(_mm256_or_si256(v, _mm256_cmpgt_epi32(v, top)),
+                        _mm256_cmpeq_epi32(v, _mm256_permutevar8x32_epi32(v, next)));
+    if (_mm256_movemask_ps(_mm256_castsi256_ps(odd)) != 0) [[unlikely]] {
+      const TokenKind kind =
+          add_token<L, P>(in, 8, limit, row_base, load, pair, L{1}, P{1}, row.data());
+      scan.bad |= kind == TokenKind::bad;
+      scan.empty += kind == TokenKind::empty ? 1 : 0;
+      continue;
+    }
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sorted), v);
+    const std::size_t x0 = sorted[0], x1 = sorted[1], x2 = sorted[2], x3 = sorted[3];
+    const std::size_t x4 = sorted[4], x5 = sorted[5], x6 = sorted[6], x7 = sorted[7];
+    load[x0] += 1, load[x1] += 1, load[x2] += 1, load[x3] += 1;
+    load[x4] += 1, load[x5] += 1, load[x6] += 1, load[x7] += 1;
+    // Row a of the triangle, as an address: pair + row_base[a] wraps around for a = 0 (row_base
+    // is unsigned), so it is formed as an integer; row(a)[b] is pair[pair_index(a, b)].
+    const auto row_at = [pair, row_base](std::size_t a) {
+      return reinterpret_cast<P*>(reinterpret_cast<std::uintptr_t>(pair) + row_base[a] * sizeof(P));
+    };
+    P* r = row_at(x0);
+    r[x1] += 1, r[x2] += 1, r[x3] += 1, r[x4] += 1, r[x5] += 1, r[x6] += 1, r[x7] += 1;
+    r = row_at(x1);
+    r[x2] += 1, r[x3] += 1, r[x4] += 1, r[x5] += 1, r[x6] += 1, r[x7] += 1;
+    r = row_at(x2);
+    r[x3] += 1, r[x4] += 1, r[x5] += 1, r[x6] += 1, r[x7] += 1;
+    r = row_at(x3);
+    r[x4] += 1, r[x5] += 1, r[x6] += 1, r[x7] += 1;
+    r = row_at(x4);
+    r[x5] += 1, r[x6] += 1, r[x7] += 1;
+    r = row_at(x5);
+    r[x6] += 1, r[x7] += 1;
+    row_at(x6)[x7] += 1;
+  }
+  return scan;
+}
+#endif
+
+// Counts a batch with weight 1 into `load` / `pair`, through the fastest kernel for top_k.
+template <typename L, typename P>
+BatchScan count_batch(const std::int32_t* ids, std::size_t num_tokens, std::uint32_t top_k,
+                      std::uint32_t limit, const std::size_t* row_base, L* load, P* pair) {
+#ifdef EPLB_TRACKER_AVX2
+  if (top_k == 8 && cpu_has_avx2()) {
+    return accumulate8_avx2<L, P>(ids, num_tokens, limit, row_base, load, pair);
+  }
+#endif
+  return accumulate_generic<L, P>(ids, num_tokens, top_k, limit, row_base, load, pair, L{1}, P{1});
+}
+
+// total[i] += scratch[i], scratch[i] = 0: the cumulative commit, vectorised with AVX2 where the
+// CPU has it (the library is built for baseline x86-64).
+template <typename S>
+void add_and_clear(std::uint64_t* total, S* scratch, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) total[i] += std::exchange(scratch[i], S{0});
+}
+#ifdef EPLB_TRACKER_AVX2
+template <typename S>
+__attribute__((target("avx2"))) void add_and_clear_avx2(std::uint64_t* total, S* scratch,
+                                                        std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) total[i] += std::exchange(scratch[i], S{0});
+}
+#endif
+template <typename S>
+void commit_add(std::uint64_t* total, S* scratch, std::size_t n) {
+#ifdef EPLB_TRACKER_AVX2
+  if (cpu_has_avx2()) {
+    add_and_clear_avx2<S>(total, scratch, n);
+    return;
+  }
+#endif
+  add_and_clear<S>(total, scratch, n);
+}
+
+// A double uniform in (0, 1].
+double uniform_open0(std::uint64_t& state) {
+  return static_cast<double>((splitmix64(state) >> 11) + 1) * 0x1.0p-53;
 }
 
 }  // namespace
@@ -120,6 +274,14 @@ Tracker::Tracker(const TrackerOptions& options) : options_(options) {
   options_.validate();
   num_experts_ = options_.num_experts;
   num_pairs_ = pair_count(options_.num_experts);
+  // Counts that each pass validate() can still multiply past size_t: refuse before allocating
+  // anything (found by the bad-input matrix, tests/reliability/).
+  std::size_t statistics_bytes = 0;
+  if (__builtin_mul_overflow(num_pairs_ + num_experts_, sizeof(double) * options_.num_layers,
+                             &statistics_bytes)) {
+    fail(Errc::out_of_memory, "the statistics of num_layers (", options_.num_layers,
+         ") x num_logical_experts (", options_.num_experts, ") overflow size_t");
+  }
   // pair_index(a, b) = a*(2E-a-1)/2 + b - a - 1; unsigned wrap-around makes a = 0 work.
   row_base_.resize(num_experts_);
   for (std::size_t a = 0; a < num_experts_; ++a) {
@@ -153,7 +315,7 @@ void Tracker::reset() {
     if (options_.window == TrackerWindow::sliding) {
       l.ring.assign(delta_size() * options_.window_batches, 0);
     }
-    l.sample.reserve(checked_mul(options_.reservoir_capacity, options_.top_k, "reservoir"));
+    (void)checked_mul(options_.reservoir_capacity, options_.top_k, "reservoir");
     l.rng_state = layer_seed(i);
   }
   layers_ = std::move(fresh);
@@ -186,22 +348,23 @@ void Tracker::check_batch(std::uint32_t layer, std::span<const std::int32_t> ids
 void Tracker::record(std::uint32_t layer, std::span<const std::int32_t> ids, std::size_t num_tokens,
                      std::uint32_t top_k) {
   check_batch(layer, ids, num_tokens, top_k);
+  record_ids(layer, ids, num_tokens, false);
+}
+
+void Tracker::check_ids(std::uint32_t layer, std::span<const std::int32_t> ids) const {
   // One branch-free pass finds whether any id is outside [-1, E); only then look for the first.
   const auto limit = static_cast<std::uint32_t>(num_experts_);
-  bool bad = false;
-  for (const std::int32_t v : ids) {
-    bad |= static_cast<std::uint32_t>(v) + 1U > limit;
-  }
-  if (bad) {
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      const std::int32_t v = ids[i];
-      if (v < -1 || v >= static_cast<std::int32_t>(limit)) {
-        fail_invalid("expert id ", v, " at layer ", layer, ", token ", i / top_k, ", slot ",
-                     i % top_k, " is outside [0, ", limit, ") (and is not -1, masked)");
-      }
+  const std::uint32_t k = options_.top_k;
+  std::uint32_t worst = 0;
+  for (const std::int32_t v : ids) worst = std::max(worst, static_cast<std::uint32_t>(v) + 1U);
+  if (worst <= limit) return;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const std::int32_t v = ids[i];
+    if (v < -1 || v >= static_cast<std::int32_t>(limit)) {
+      fail_invalid("expert id ", v, " at layer ", layer, ", token ", i / k, ", slot ", i % k,
+                   " is outside [0, ", limit, ") (and is not -1, masked)");
     }
   }
-  record_valid(layer, ids.data(), num_tokens);
 }
 
 void Tracker::record_physical(const Placement& placement, std::uint32_t layer,
@@ -227,7 +390,7 @@ void Tracker::record_physical(const Placement& placement, std::uint32_t layer,
       scratch_[i] = phy2log[static_cast<std::size_t>(v)];
     }
   }
-  record_valid(layer, scratch_.data(), num_tokens);
+  record_ids(layer, scratch_, num_tokens, true);
 }
 
 void Tracker::renormalise(Layer& l) const {
@@ -236,77 +399,175 @@ void Tracker::renormalise(Layer& l) const {
   l.scale = 1.0;
 }
 
-void Tracker::record_valid(std::uint32_t layer, const std::int32_t* ids, std::size_t num_tokens) {
+void Tracker::advance_decay(Layer& l) const {
+  if (l.batches > 0) {
+    l.scale *= options_.decay;
+    if (l.scale < kMinScale) renormalise(l);
+  }
+}
+
+void Tracker::record_ids(std::uint32_t layer, std::span<const std::int32_t> ids,
+                         std::size_t num_tokens, bool checked) {
   Layer& l = layers_[layer];
   const std::uint32_t k = options_.top_k;
+  const auto limit = static_cast<std::uint32_t>(num_experts_);
+  const std::size_t pairs_per_token = static_cast<std::size_t>(k) * (k - 1) / 2;
+  std::size_t empty = 0;
+  // Small batches (fewer pair increments than pairs) add straight into the totals after a
+  // validation pass. Larger ones, and every sliding batch, count into per-batch uint32 scratch
+  // (the ids validated in the same pass: a bad id only throws the scratch away), committed with
+  // one vectorisable pass over the triangle.
+  const bool direct = options_.window != TrackerWindow::sliding &&
+                      (pairs_per_token == 0 || num_tokens <= num_pairs_ / pairs_per_token);
+  if (direct) {
+    if (!checked) check_ids(layer, ids);
+    if (options_.window == TrackerWindow::cumulative) {
+      empty = count_batch<std::uint64_t, std::uint64_t>(ids.data(), num_tokens, k, limit,
+                                                        row_base_.data(), l.load_count.data(),
+                                                        l.pair_count.data())
+                  .empty;
+    } else {
+      advance_decay(l);
+      const double w = 1.0 / l.scale;
+      empty = accumulate_generic<double, double>(ids.data(), num_tokens, k, limit, row_base_.data(),
+                                                 l.load_weight.data(), l.pair_weight.data(), w, w)
+                  .empty;
+    }
+  } else {
+    if (load_scratch_.size() != num_experts_) load_scratch_.assign(num_experts_, 0);
+    if (pair_scratch_.size() != num_pairs_) pair_scratch_.assign(num_pairs_, 0);
+    // A token adds at most 1 to a pair, k to a load: per chunk, the counts fit the scratch.
+    constexpr std::size_t chunk = std::numeric_limits<std::uint16_t>::max();
+    if (!checked && num_tokens > chunk) {
+      check_ids(layer, ids);
+      checked = true;
+    }
+    std::size_t from = 0;
+    do {
+      const std::size_t n = std::min(chunk, num_tokens - from);
+      const BatchScan scan = count_batch<std::uint32_t, std::uint16_t>(
+          ids.data() + from * k, n, k, limit, row_base_.data(), load_scratch_.data(),
+          pair_scratch_.data());
+      if (scan.bad) {
+        std::fill(load_scratch_.begin(), load_scratch_.end(), 0U);
+        std::fill(pair_scratch_.begin(), pair_scratch_.end(), std::uint16_t{0});
+        check_ids(layer, ids);  // throws, naming the first bad id
+      }
+      empty += scan.empty;
+      commit_scratch(l, from == 0);
+      from += n;
+    } while (from < num_tokens);
+  }
+  ++l.batches;
+  if (options_.reservoir_capacity > 0) sample_batch(l, ids.data(), num_tokens, empty);
+}
+
+void Tracker::commit_scratch(Layer& l, bool first_chunk) {
+  std::uint32_t* ls = load_scratch_.data();
+  std::uint16_t* ps = pair_scratch_.data();
+  const std::size_t e = num_experts_, p = num_pairs_;
   switch (options_.window) {
     case TrackerWindow::cumulative: {
-      // Large batches count pairs into a 16-bit scratch triangle first (a quarter of the cache
-      // footprint of the 64-bit totals, so the scattered increments mostly hit L1/L2), folded
-      // into the totals once per chunk; small batches increment the totals directly.
-      const std::size_t pairs_per_token = static_cast<std::size_t>(k) * (k - 1) / 2;
-      if (num_tokens * pairs_per_token <= num_pairs_) {
-        accumulate<std::uint64_t>(ids, num_tokens, k, row_base_.data(), l.load_count.data(),
-                                  l.pair_count.data(), 1);
-        break;
-      }
-      constexpr std::size_t kChunk = 65535;  // one token adds at most 1 to a pair
-      pair_scratch_.assign(num_pairs_, 0);
-      for (std::size_t from = 0; from < num_tokens; from += kChunk) {
-        const std::size_t n = std::min(kChunk, num_tokens - from);
-        accumulate<std::uint64_t, std::uint16_t>(ids + from * k, n, k, row_base_.data(),
-                                                 l.load_count.data(), pair_scratch_.data(), 1);
-        std::uint64_t* pair = l.pair_count.data();
-        for (std::size_t i = 0; i < num_pairs_; ++i) pair[i] += pair_scratch_[i];
-        if (from + n < num_tokens) std::fill(pair_scratch_.begin(), pair_scratch_.end(), 0);
-      }
+      std::uint64_t* load = l.load_count.data();
+      std::uint64_t* pair = l.pair_count.data();
+      commit_add(load, ls, e);
+      commit_add(pair, ps, p);
       break;
     }
     case TrackerWindow::sliding: {
-      const std::uint32_t w = options_.window_batches;
-      if (l.batches > 0) l.ring_head = (l.ring_head + 1) % w;
+      // The first chunk replaces the oldest delta of the ring, which leaves the totals; later
+      // chunks of the same batch add to it.
+      if (first_chunk && l.batches > 0) l.ring_head = (l.ring_head + 1) % options_.window_batches;
       std::uint32_t* delta = l.ring.data() + static_cast<std::size_t>(l.ring_head) * delta_size();
-      // Retire the batch leaving the window (zeros while the window is filling up).
+      std::uint32_t* pair_delta = delta + e;
       std::uint64_t* load = l.load_count.data();
       std::uint64_t* pair = l.pair_count.data();
-      for (std::size_t i = 0; i < num_experts_; ++i) load[i] -= delta[i];
-      for (std::size_t i = 0; i < num_pairs_; ++i) pair[i] -= delta[num_experts_ + i];
-      std::fill(delta, delta + delta_size(), 0U);
-      accumulate<std::uint32_t>(ids, num_tokens, k, row_base_.data(), delta, delta + num_experts_,
-                                1U);
-      for (std::size_t i = 0; i < num_experts_; ++i) load[i] += delta[i];
-      for (std::size_t i = 0; i < num_pairs_; ++i) pair[i] += delta[num_experts_ + i];
+      if (first_chunk) {
+        for (std::size_t i = 0; i < e; ++i) {
+          load[i] = load[i] - delta[i] + ls[i];
+          delta[i] = std::exchange(ls[i], 0U);
+        }
+        for (std::size_t i = 0; i < p; ++i) {
+          pair[i] = pair[i] - pair_delta[i] + ps[i];
+          pair_delta[i] = std::exchange(ps[i], std::uint16_t{0});
+        }
+      } else {
+        for (std::size_t i = 0; i < e; ++i) {
+          load[i] += ls[i];
+          delta[i] += std::exchange(ls[i], 0U);
+        }
+        for (std::size_t i = 0; i < p; ++i) {
+          pair[i] += ps[i];
+          pair_delta[i] += std::exchange(ps[i], std::uint16_t{0});
+        }
+      }
       break;
     }
-    case TrackerWindow::decay:
-      if (l.batches > 0) {
-        l.scale *= options_.decay;
-        if (l.scale < kMinScale) renormalise(l);
+    case TrackerWindow::decay: {
+      if (first_chunk) advance_decay(l);
+      const double w = 1.0 / l.scale;
+      double* load = l.load_weight.data();
+      double* pair = l.pair_weight.data();
+      for (std::size_t i = 0; i < e; ++i) {
+        load[i] += static_cast<double>(std::exchange(ls[i], 0U)) * w;
       }
-      accumulate<double>(ids, num_tokens, k, row_base_.data(), l.load_weight.data(),
-                         l.pair_weight.data(), 1.0 / l.scale, 1.0 / l.scale);
+      for (std::size_t i = 0; i < p; ++i) {
+        pair[i] += static_cast<double>(std::exchange(ps[i], std::uint16_t{0})) * w;
+      }
       break;
+    }
   }
-  ++l.batches;
-  if (options_.reservoir_capacity > 0) sample_batch(l, ids, num_tokens);
 }
 
-void Tracker::sample_batch(Layer& l, const std::int32_t* ids, std::size_t num_tokens) {
+// Algorithm R keeps the n-th token (n > capacity) with probability capacity / n, independently of
+// every other token, in a uniformly chosen slot. Drawing that per token costs a random number
+// each; instead the kept tokens are found by skipping ahead: within a block of tokens numbered
+// first .. 2*first-1, candidates are a Bernoulli(capacity / first) process (geometric gaps, one
+// logarithm per candidate), each kept with probability first / n. The thinned process is exactly
+// Algorithm R's (up to floating point), with about 2 random numbers per kept token.
+void Tracker::sample_batch(Layer& l, const std::int32_t* ids, std::size_t num_tokens,
+                           std::size_t empty) {
   const std::uint32_t k = options_.top_k;
   const std::uint64_t capacity = options_.reservoir_capacity;
-  for (std::size_t t = 0; t < num_tokens; ++t) {
-    const std::int32_t* row = ids + t * k;
-    bool any = false;
-    for (std::uint32_t s = 0; s < k; ++s) any |= row[s] >= 0;
-    if (!any) continue;
-    if (l.seen < capacity) {
-      l.sample.insert(l.sample.end(), row, row + k);
-    } else {
-      const std::uint64_t j = uniform_below(l.rng_state, l.seen + 1);
-      if (j < capacity)
-        std::copy(row, row + k, l.sample.begin() + static_cast<std::ptrdiff_t>(j * k));
+  // Rows of the tokens with a valid slot: all rows unless some were fully masked.
+  std::vector<std::size_t> valid_rows;
+  if (empty > 0) {
+    valid_rows.reserve(num_tokens - empty);
+    for (std::size_t t = 0; t < num_tokens; ++t) {
+      const std::int32_t* row = ids + t * k;
+      bool any = false;
+      for (std::uint32_t s = 0; s < k; ++s) any |= row[s] >= 0;
+      if (any) valid_rows.push_back(t);
     }
-    ++l.seen;
+  }
+  const std::size_t valid = num_tokens - empty;
+  const auto row_of = [&](std::size_t i) { return ids + (empty > 0 ? valid_rows[i] : i) * k; };
+  std::size_t i = 0;
+  for (; i < valid && l.seen < capacity; ++i, ++l.seen) {
+    // Reserved on first use, not at creation: a tracker decoded from a snapshot allocates
+    // only what the file holds.
+    if (l.sample.capacity() == 0) l.sample.reserve(static_cast<std::size_t>(capacity) * k);
+    const std::int32_t* row = row_of(i);
+    l.sample.insert(l.sample.end(), row, row + k);
+  }
+  while (i < valid) {
+    const std::uint64_t first = l.seen + 1;  // the number of token i
+    const std::size_t block = static_cast<std::size_t>(std::min<std::uint64_t>(valid - i, first));
+    const double log_skip = std::log1p(-static_cast<double>(capacity) / static_cast<double>(first));
+    std::size_t at = 0;
+    for (;;) {
+      const double gap = std::floor(std::log(uniform_open0(l.rng_state)) / log_skip);
+      if (!(gap < static_cast<double>(block - at))) break;
+      at += static_cast<std::size_t>(gap);
+      if (uniform_below(l.rng_state, first + at) < first) {
+        const std::uint64_t j = uniform_below(l.rng_state, capacity);
+        const std::int32_t* row = row_of(i + at);
+        std::copy(row, row + k, l.sample.begin() + static_cast<std::ptrdiff_t>(j * k));
+      }
+      ++at;
+    }
+    i += block;
+    l.seen += block;
   }
 }
 

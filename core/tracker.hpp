@@ -17,6 +17,7 @@
 //   a layer, that layer's statistics are multiplied by `decay`, lazily through a scale factor).
 // - Reservoir: Algorithm R over every token with at least one valid slot recorded since creation
 //   or reset, whatever the window: it is a uniform sample of the whole history, not of the window.
+//   The kept tokens are drawn by skipping ahead (same distribution as one draw per token).
 //   Rows are stored as given (logical ids, masked slots kept as -1). Seeded per layer, so the
 //   sample is a deterministic function of the seed and the recorded sequence.
 // - Threading: a Tracker is not internally synchronised. Record from one thread per tracker and
@@ -99,6 +100,8 @@ class Tracker {
   [[nodiscard]] std::uint64_t batches(std::uint32_t layer) const;
 
  private:
+  friend class TrackerStateCodec;  // snapshots: the whole state as bytes and back
+
   struct Layer {
     // cumulative and sliding: exact counts; decay: weights / scale.
     std::vector<std::uint64_t> load_count, pair_count;
@@ -117,9 +120,18 @@ class Tracker {
   void check_layer(std::uint32_t layer, const char* what) const;
   void check_batch(std::uint32_t layer, std::span<const std::int32_t> ids, std::size_t num_tokens,
                    std::uint32_t top_k) const;
-  void record_valid(std::uint32_t layer, const std::int32_t* ids, std::size_t num_tokens);
-  void sample_batch(Layer& l, const std::int32_t* ids, std::size_t num_tokens);
+  // Throws Error(invalid_argument) naming the first id outside [-1, E), if any.
+  void check_ids(std::uint32_t layer, std::span<const std::int32_t> ids) const;
+  // Records a batch whose shape is checked; `checked`: its ids are known to be in [-1, E).
+  void record_ids(std::uint32_t layer, std::span<const std::int32_t> ids, std::size_t num_tokens,
+                  bool checked);
+  // Adds the per-batch scratch counts to the layer's window and zeroes them.
+  void commit_scratch(Layer& l, bool first_chunk);
+  // `empty`: how many of the rows have no valid slot.
+  void sample_batch(Layer& l, const std::int32_t* ids, std::size_t num_tokens, std::size_t empty);
   void renormalise(Layer& l) const;
+  // Decay: ages the layer's statistics by one batch (not before its first).
+  void advance_decay(Layer& l) const;
   [[nodiscard]] std::size_t delta_size() const { return num_experts_ + num_pairs_; }
   [[nodiscard]] std::uint64_t layer_seed(std::uint32_t layer) const;
 
@@ -128,8 +140,11 @@ class Tracker {
   std::size_t num_pairs_ = 0;
   std::vector<std::size_t> row_base_;  // pair_index(a, b) = row_base_[a] + b
   std::vector<Layer> layers_;
-  std::vector<std::int32_t> scratch_;        // folded physical ids
-  std::vector<std::uint16_t> pair_scratch_;  // per-chunk pair counts of large batches
+  std::vector<std::int32_t> scratch_;  // folded physical ids
+  // Per-chunk counts of large (and sliding) batches, zero between calls; 16-bit pairs keep the
+  // triangle's scattered increments mostly in L1/L2 (chunks of at most 65535 tokens).
+  std::vector<std::uint32_t> load_scratch_;
+  std::vector<std::uint16_t> pair_scratch_;
 };
 
 }  // namespace eplb

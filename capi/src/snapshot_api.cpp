@@ -1,5 +1,6 @@
 // The snapshot section of eplb.h: .eplb files and buffers over eplb::Snapshot.
 #include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -13,7 +14,8 @@
 
 namespace {
 
-constexpr std::size_t kOptionsV1Size = sizeof(eplb_snapshot_options);
+// The first published eplb_snapshot_options ended before `tracker` (format 1.2).
+constexpr std::size_t kOptionsV1Size = offsetof(eplb_snapshot_options, tracker);
 constexpr std::size_t kInfoV1Size = sizeof(eplb_snapshot_info);
 constexpr const char* kBufferName = "snapshot buffer";
 
@@ -49,6 +51,22 @@ eplb::SnapshotWriteOptions read_options(const eplb_snapshot_options* in) {
                          " bytes");
     }
     result.label.assign(options.label, length);
+  }
+  if (options.tracker != nullptr) result.tracker = &options.tracker->value;
+  return result;
+}
+
+// Options of a statistics snapshot: the options' loads and tracker must be unset (named in the
+// message as the caller's fields).
+eplb::SnapshotWriteOptions read_statistics_options(const eplb_snapshot_options* in) {
+  eplb::SnapshotWriteOptions result = read_options(in);
+  if (result.loads) {
+    eplb::fail_invalid("options->loads must be NULL for a statistics snapshot (it stores the ",
+                       "tracker's loads)");
+  }
+  if (result.tracker != nullptr) {
+    eplb::fail_invalid("options->tracker must be NULL for a statistics snapshot (the tracker is ",
+                       "the first argument)");
   }
   return result;
 }
@@ -187,5 +205,41 @@ eplb_status eplb_snapshot_get_loads(const eplb_snapshot* snapshot, double* out, 
 }
 
 void eplb_snapshot_destroy(eplb_snapshot* snapshot) { delete snapshot; }  // NOLINT
+
+eplb_status eplb_snapshot_save_statistics(const eplb_tracker* tracker,
+                                          const eplb_snapshot_options* options, const char* path) {
+  return eplb::capi::guard([&] {
+    eplb::capi::require_not_null(tracker, "tracker");
+    eplb::capi::require_not_null(path, "path");
+    eplb::save_statistics_snapshot(tracker->value, read_statistics_options(options), path);
+  });
+}
+
+eplb_status eplb_snapshot_save_statistics_to_buffer(const eplb_tracker* tracker,
+                                                    const eplb_snapshot_options* options,
+                                                    void** out_buffer, size_t* out_size) {
+  return eplb::capi::guard([&] {
+    eplb::capi::require_not_null(tracker, "tracker");
+    eplb::capi::require_not_null(out_buffer, "out_buffer");
+    eplb::capi::require_not_null(out_size, "out_size");
+    const std::vector<std::byte> bytes =
+        eplb::encode_statistics_snapshot(tracker->value, read_statistics_options(options));
+    *out_buffer = eplb::capi::copy_to_malloc(std::span<const std::byte>(bytes));
+    *out_size = bytes.size();
+  });
+}
+
+eplb_status eplb_snapshot_get_tracker(const eplb_snapshot* snapshot, eplb_tracker** out_tracker) {
+  return eplb::capi::guard([&] {
+    eplb::capi::require_not_null(snapshot, "snapshot");
+    eplb::capi::require_not_null(out_tracker, "out_tracker");
+    const eplb::Tracker* tracker = snapshot->value.tracker();
+    if (tracker == nullptr) {
+      eplb::fail_invalid(
+          "the snapshot holds no co-activation statistics (info.has_coactivation == 0)");
+    }
+    *out_tracker = std::make_unique<eplb_tracker>(*tracker).release();
+  });
+}
 
 }  // extern "C"

@@ -152,6 +152,39 @@ eplb_status eplb_tracker_get_samples(const eplb_tracker* tracker, uint32_t layer
   });
 }
 
+eplb_status eplb_tracker_get_options(const eplb_tracker* tracker,
+                                     eplb_tracker_options* out_options) {
+  return eplb::capi::guard([&] {
+    eplb::capi::require_not_null(tracker, "tracker");
+    eplb::capi::require_not_null(out_options, "out_options");
+    const eplb::TrackerOptions& t = tracker->value.options();
+    eplb_tracker_options o = default_options();
+    o.num_layers = t.num_layers;
+    o.num_logical_experts = t.num_experts;
+    o.top_k = t.top_k;
+    o.window = static_cast<uint32_t>(t.window);
+    o.window_batches = t.window_batches;
+    o.decay = t.decay;
+    o.reservoir_capacity = t.reservoir_capacity;
+    o.reserved0 = 0;
+    o.seed = t.seed;
+    eplb::capi::write_struct(out_options, o, kTrackerOptionsV1Size, "out_options");
+  });
+}
+
+eplb_status eplb_tracker_get_layer_counts(const eplb_tracker* tracker, uint32_t layer,
+                                          uint64_t* out_batches, uint64_t* out_tokens) {
+  return eplb::capi::guard([&] {
+    eplb::capi::require_not_null(tracker, "tracker");
+    const auto& o = tracker->value.options();
+    if (layer >= o.num_layers) {
+      eplb::fail_invalid("layer (", layer, ") must be below num_layers (", o.num_layers, ")");
+    }
+    if (out_batches != nullptr) *out_batches = tracker->value.batches(layer);
+    if (out_tokens != nullptr) *out_tokens = tracker->value.tokens_seen(layer);
+  });
+}
+
 eplb_status eplb_metrics_nodes_touched(const eplb_placement* placement, uint32_t layer,
                                        const int32_t* rows, size_t num_rows, uint32_t top_k,
                                        double* out_mean) {

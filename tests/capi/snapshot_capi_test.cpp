@@ -194,9 +194,10 @@ TEST(SnapshotCapi, OptionsInit) {
   EXPECT_EQ(options.loads, nullptr);
   EXPECT_EQ(options.loads_len, 0U);
   EXPECT_EQ(options.label, nullptr);
+  EXPECT_EQ(options.tracker, nullptr);
   eplb_snapshot_options_init(nullptr);
   EXPECT_EQ(EPLB_SNAPSHOT_FORMAT_MAJOR, 1);
-  EXPECT_EQ(EPLB_SNAPSHOT_FORMAT_MINOR, 1);
+  EXPECT_EQ(EPLB_SNAPSHOT_FORMAT_MINOR, 2);
 }
 
 // --- Round trips --------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ def test_plan_writes_a_snapshot_that_inspect_shows(eplb, workdir, readme_counts)
     assert workdir.listing() == ["readme.eplb", "readme.json"]
 
     text = ok(eplb("inspect", out)).stdout
-    assert f"Snapshot {out}: format 1.1, {out.stat().st_size} bytes" in text
+    assert f"Snapshot {out}: format 1.2, {out.stat().st_size} bytes" in text
     assert 'label "readme \u2713"' in text
     assert "2 MoE layers x 12 logical experts, 16 slots per layer" in text
     assert "8 GPUs in 2 nodes (2 slots per GPU), 4 expert groups" in text
@@ -156,7 +156,7 @@ def test_inspect_json_agrees_with_the_plan_report_and_the_model(eplb, workdir, r
     report = json.loads(ok(eplb("plan", "--counts", readme_counts, *README_DEEPSEEK, "--report",
                                 "--out", out)).stdout)
     doc = inspect_json(eplb, out)
-    assert doc["format_major"] == 1 and doc["format_minor"] == 1
+    assert doc["format_major"] == 1 and doc["format_minor"] == 2
     assert doc["file"] == str(out)
     assert doc["file_size"] == out.stat().st_size
     assert doc["library_version"] == ok(eplb("--version")).stdout.split()[1]

@@ -313,15 +313,23 @@ TEST_F(SnapshotDamage, UnknownEncodings) {
   EXPECT_NE(o.message.find("encoding 2"), std::string::npos) << o.message;
 }
 
-TEST_F(SnapshotDamage, CoactivationSectionIsReported) {
+TEST_F(SnapshotDamage, CoactivationSectionIsReportedAndValidated) {
+  TrackerOptions tracker_options;
+  tracker_options.num_layers = 2;
+  tracker_options.num_experts = 12;
+  tracker_options.top_k = 2;
+  const Tracker tracker(tracker_options);
   SnapshotWriteOptions options;
-  options.extra_sections.push_back(
-      {static_cast<std::uint32_t>(SectionType::coactivation), 0, {std::byte{1}, std::byte{2}}});
+  options.tracker = &tracker;
   const auto bytes = encode_snapshot(original(small_snapshot()).placement(), options);
   const Outcome o = decode(bytes);
   ASSERT_TRUE(o.snapshot) << describe(o);
   EXPECT_TRUE(o.snapshot->info().has_coactivation);
   EXPECT_TRUE(Snapshot::inspect(bytes, "t").has_coactivation);
+  // Since 1.2 the section has content, and a reader checks it (tracker_snapshot_test has more).
+  const std::vector<std::byte> junk = {std::byte{1}, std::byte{2}};
+  expect_corrupt(decode_with_content(bytes, SectionType::coactivation, junk),
+                 "section coactivation");
 }
 
 TEST_F(SnapshotDamage, FeatureBits) {
@@ -329,7 +337,10 @@ TEST_F(SnapshotDamage, FeatureBits) {
   SnapshotWriteOptions options;
   options.optional_features = 0xffffffffffffffffULL;  // unknown optional bits are ignored
   EXPECT_TRUE(decode(encode_snapshot(placement, options)).snapshot);
-  for (int bit = 0; bit < 64; ++bit) {
+  // Bit 0 (since 1.2) marks a statistics snapshot, which must not hold a placement.
+  options.required_features = format::kFeatureStatisticsOnly;
+  expect_corrupt(decode(encode_snapshot(placement, options)), "a statistics snapshot");
+  for (int bit = 1; bit < 64; ++bit) {
     options.required_features = std::uint64_t{1} << bit;
     const Outcome o = decode(encode_snapshot(placement, options));
     ASSERT_EQ(o.error, Errc::unsupported_version) << "bit " << bit << ": " << describe(o);

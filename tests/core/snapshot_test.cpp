@@ -147,7 +147,7 @@ TEST(SnapshotRoundTrip, EveryAlgorithmWithAndWithoutLoads) {
         expect_same_placement(snapshot.placement(), placement);
         const SnapshotInfo& info = snapshot.info();
         EXPECT_EQ(info.format_major, 1);
-        EXPECT_EQ(info.format_minor, 1);
+        EXPECT_EQ(info.format_minor, snapshot_format::kFormatMinor);
         EXPECT_EQ(info.file_size, bytes.size());
         EXPECT_EQ(info.has_loads, with_loads);
         EXPECT_FALSE(info.has_coactivation);

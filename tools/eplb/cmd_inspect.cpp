@@ -1,18 +1,21 @@
 // eplb inspect: what an .eplb snapshot holds — shape, topology, algorithm, provenance, metrics
 // and per-GPU loads under its stored statistics — as text or JSON. The whole snapshot is loaded,
 // so every checksum and the placement's consistency are verified on the way.
+#include <algorithm>
 #include <ctime>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "eplb/commands.hpp"
 #include "eplb/library.hpp"
 #include "eplb/report.hpp"
 #include "eplb/table.hpp"
+#include "eplb/tracker_handle.hpp"
 
 namespace eplb_cli {
 
@@ -22,6 +25,7 @@ struct InspectArgs {
   std::string file;
   std::optional<std::uint32_t> layer;
   bool json = false;
+  bool pairs = false;  // --pairs: every layer's co-activation triangle in the JSON
 };
 
 struct SnapshotDeleter {
@@ -33,6 +37,7 @@ struct Loaded {
   PlacementPtr placement;
   eplb_placement_info placement_info{};
   std::vector<double> loads;  // empty without statistics
+  TrackerPtr tracker;         // co-activation statistics, if stored
 };
 
 // A damaged or unreadable file is bad input (exit 2); only the library failing is exit 1.
@@ -48,6 +53,12 @@ Loaded load(const std::string& path) {
   Loaded loaded;
   loaded.info.struct_size = sizeof(loaded.info);
   check(eplb_snapshot_get_info(snapshot.get(), &loaded.info), "");
+  if (loaded.info.has_coactivation != 0) {
+    eplb_tracker* tracker = nullptr;
+    check(eplb_snapshot_get_tracker(snapshot.get(), &tracker), "");
+    loaded.tracker.reset(tracker);
+  }
+  if (loaded.info.num_physical_experts == 0) return loaded;  // a statistics snapshot
   eplb_placement* placement = nullptr;
   check(eplb_snapshot_get_placement(snapshot.get(), &placement), "");
   loaded.placement.reset(placement);
@@ -101,6 +112,108 @@ std::vector<double> gpu_loads(const Loaded& s, std::optional<std::uint32_t> laye
   return sum;
 }
 
+// The co-activation statistics: options, tokens per layer, the most frequent pairs.
+struct StatisticsSummary {
+  eplb_tracker_options options{};
+  std::vector<std::uint64_t> tokens, batches;
+  std::vector<std::size_t> sampled_rows;
+  std::vector<std::vector<double>> pairs;  // [layers][E*(E-1)/2]
+};
+
+StatisticsSummary summarise(const eplb_tracker* tracker) {
+  StatisticsSummary s;
+  s.options = tracker_options_of(tracker);
+  const std::uint32_t e = s.options.num_logical_experts;
+  for (std::uint32_t l = 0; l < s.options.num_layers; ++l) {
+    std::uint64_t batches = 0;
+    std::uint64_t tokens = 0;
+    check(eplb_tracker_get_layer_counts(tracker, l, &batches, &tokens), "");
+    s.batches.push_back(batches);
+    s.tokens.push_back(tokens);
+    std::size_t rows = 0;
+    check(eplb_tracker_get_samples(tracker, l, nullptr, 0, &rows), "");
+    s.sampled_rows.push_back(rows);
+    std::vector<double> pairs(std::size_t{e} * (e - 1) / 2);
+    if (!pairs.empty()) {
+      check(eplb_tracker_get_coactivation(tracker, l, pairs.data(), pairs.size()), "");
+    }
+    s.pairs.push_back(std::move(pairs));
+  }
+  return s;
+}
+
+// The `count` most frequent pairs summed over layers: (a, b, count).
+std::vector<std::tuple<std::uint32_t, std::uint32_t, double>> top_pairs(const StatisticsSummary& s,
+                                                                        std::size_t count) {
+  const std::uint32_t e = s.options.num_logical_experts;
+  std::vector<std::tuple<std::uint32_t, std::uint32_t, double>> all;
+  std::size_t index = 0;
+  for (std::uint32_t a = 0; a < e; ++a) {
+    for (std::uint32_t b = a + 1; b < e; ++b, ++index) {
+      double sum = 0;
+      for (const auto& layer : s.pairs) sum += layer[index];
+      if (sum > 0) all.emplace_back(a, b, sum);
+    }
+  }
+  std::stable_sort(all.begin(), all.end(),
+                   [](const auto& x, const auto& y) { return std::get<2>(x) > std::get<2>(y); });
+  if (all.size() > count) all.resize(count);
+  return all;
+}
+
+void print_statistics_text(const StatisticsSummary& s) {
+  const auto& o = s.options;
+  std::uint64_t total = 0;
+  std::uint64_t least = s.tokens.empty() ? 0 : s.tokens.front();
+  std::uint64_t most = 0;
+  for (auto t : s.tokens) {
+    total += t;
+    least = std::min(least, t);
+    most = std::max(most, t);
+  }
+  std::cout << "\nCo-activation statistics: " << o.num_layers << " layers x "
+            << o.num_logical_experts << " experts, top-" << o.top_k << ", window "
+            << window_text(o.window);
+  if (o.window == EPLB_WINDOW_SLIDING) std::cout << " (" << o.window_batches << " batches)";
+  if (o.window == EPLB_WINDOW_DECAY) std::cout << " (factor " << o.decay << " per batch)";
+  std::cout << "\n  tokens seen: " << total << " (per layer " << least << " to " << most
+            << "), up to " << o.reservoir_capacity << " sampled rows per layer\n";
+  const auto top = top_pairs(s, 5);
+  if (!top.empty()) {
+    std::cout << "  most frequent pairs (summed over layers):";
+    for (const auto& [a, b, n] : top) std::cout << " (" << a << ", " << b << ") " << fixed(n, 0);
+    std::cout << "\n";
+  }
+}
+
+nlohmann::json statistics_json(const StatisticsSummary& s, const Loaded& loaded, bool pairs) {
+  const auto& o = s.options;
+  nlohmann::json top = nlohmann::json::array();
+  for (const auto& [a, b, n] : top_pairs(s, 10)) top.push_back({{"a", a}, {"b", b}, {"count", n}});
+  std::vector<double> loads = tracker_loads(loaded.tracker.get());
+  nlohmann::json layer_loads = nlohmann::json::array();
+  for (std::uint32_t l = 0; l < o.num_layers; ++l) {
+    const auto* begin = loads.data() + std::size_t{l} * o.num_logical_experts;
+    layer_loads.push_back(std::vector<double>(begin, begin + o.num_logical_experts));
+  }
+  nlohmann::json document = {
+      {"num_layers", o.num_layers},
+      {"num_experts", o.num_logical_experts},
+      {"top_k", o.top_k},
+      {"window", window_text(o.window)},
+      {"window_batches", o.window_batches},
+      {"decay", o.decay},
+      {"reservoir_capacity", o.reservoir_capacity},
+      {"tokens_per_layer", s.tokens},
+      {"batches_per_layer", s.batches},
+      {"sampled_rows_per_layer", s.sampled_rows},
+      {"loads", layer_loads},
+      {"top_pairs", top},
+  };
+  if (pairs) document["coactivation"] = s.pairs;
+  return document;
+}
+
 void print_text(const std::string& path, const Loaded& s, std::optional<std::uint32_t> layer) {
   const eplb_snapshot_info& i = s.info;
   std::cout << "Snapshot " << path << ": format " << i.format_major << "." << i.format_minor << ", "
@@ -109,6 +222,11 @@ void print_text(const std::string& path, const Loaded& s, std::optional<std::uin
             << utc_time(i.created_unix_seconds);
   if (i.label[0] != '\0') std::cout << ", label \"" << i.label << "\"";
   std::cout << "\n";
+  if (!s.placement) {
+    std::cout << "Statistics snapshot (no placement; plan from it with 'eplb plan --stats')\n";
+    print_statistics_text(summarise(s.tracker.get()));
+    return;
+  }
   std::cout << "Shape:      " << i.num_layers << " MoE layers x " << i.num_logical_experts
             << " logical experts, " << i.num_physical_experts << " slots per layer\n";
   std::cout << "Topology:   " << i.num_gpus << " GPUs in " << i.num_nodes << " nodes ("
@@ -123,6 +241,7 @@ void print_text(const std::string& path, const Loaded& s, std::optional<std::uin
             << (i.has_coactivation != 0 ? "co-activation statistics stored"
                                         : "no co-activation statistics")
             << "\n";
+  if (s.tracker) print_statistics_text(summarise(s.tracker.get()));
   if (i.has_loads == 0) {
     std::cout << "\nNo metrics or GPU loads: the snapshot holds no load statistics.\n";
     return;
@@ -159,8 +278,31 @@ void print_text(const std::string& path, const Loaded& s, std::optional<std::uin
   table.print(std::cout);
 }
 
-void print_json(const std::string& path, const Loaded& s, std::optional<std::uint32_t> layer) {
+void print_json(const std::string& path, const Loaded& s, std::optional<std::uint32_t> layer,
+                bool pairs) {
   const eplb_snapshot_info& i = s.info;
+  const nlohmann::json statistics =
+      s.tracker ? statistics_json(summarise(s.tracker.get()), s, pairs) : nlohmann::json(nullptr);
+  if (!s.placement) {
+    const nlohmann::json document = {
+        {"file", path},
+        {"format_major", i.format_major},
+        {"format_minor", i.format_minor},
+        {"file_size", i.file_size},
+        {"library_version", i.library_version},
+        {"created_unix_seconds", i.created_unix_seconds},
+        {"created_utc", iso_time(i.created_unix_seconds)},
+        {"label", i.label},
+        {"has_placement", false},
+        {"num_layers", i.num_layers},
+        {"num_logical_experts", i.num_logical_experts},
+        {"has_loads", false},
+        {"has_coactivation", true},
+        {"statistics", statistics},
+    };
+    std::cout << document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    return;
+  }
   nlohmann::json document = {
       {"file", path},
       {"format_major", i.format_major},
@@ -184,6 +326,8 @@ void print_json(const std::string& path, const Loaded& s, std::optional<std::uin
       {"plan_seconds", i.plan_seconds},
       {"has_loads", i.has_loads != 0},
       {"has_coactivation", i.has_coactivation != 0},
+      {"has_placement", true},
+      {"statistics", statistics},
       {"stored_balancedness", i.balancedness >= 0 ? nlohmann::json(i.balancedness) : nullptr},
       {"summary", nullptr},
       {"gpu_loads", nullptr},
@@ -202,6 +346,10 @@ void print_json(const std::string& path, const Loaded& s, std::optional<std::uin
 void run_inspect(const InspectArgs& args) {
   const Loaded snapshot = load(args.file);
   if (args.layer) {
+    if (!snapshot.placement) {
+      throw InputError("--layer " + std::to_string(*args.layer) + ": " + args.file +
+                       " is a statistics snapshot (no placement, no GPU loads)");
+    }
     if (snapshot.info.has_loads == 0) {
       throw InputError("--layer " + std::to_string(*args.layer) + ": " + args.file +
                        " holds no load statistics");
@@ -213,7 +361,7 @@ void run_inspect(const InspectArgs& args) {
     }
   }
   if (args.json) {
-    print_json(args.file, snapshot, args.layer);
+    print_json(args.file, snapshot, args.layer, args.pairs);
   } else {
     print_text(args.file, snapshot, args.layer);
   }
@@ -233,6 +381,9 @@ void register_inspect_command(CLI::App& app) {
                    "Show the GPU loads of this layer (0-based) instead of the sum over layers")
       ->option_text("N");
   command->add_flag("--json", args->json, "Print one JSON document instead of text");
+  command->add_flag("--pairs", args->pairs,
+                    "With --json: every layer's co-activation counts (packed upper triangle, "
+                    "pair (a, b) at a*(2E-a-1)/2 + b-a-1) under statistics.coactivation");
   command->callback([args] { run_inspect(*args); });
 }
 

@@ -1,0 +1,296 @@
+// eplb record: co-activation statistics from top-k routing traces (JSON lines, one object per
+// token and layer with `layer` and `experts`, as in the Mixtral traces; other keys ignored) into
+// a statistics snapshot, through the tracker of the C API.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "eplb/commands.hpp"
+#include "eplb/library.hpp"
+#include "eplb/tracker_handle.hpp"
+
+namespace eplb_cli {
+
+namespace {
+
+struct RecordArgs {
+  std::vector<std::string> traces;
+  std::uint32_t experts = 0;
+  std::uint32_t layers = 0;  // 0: the largest layer seen + 1
+  std::uint32_t top_k = 0;   // 0: the widest row seen
+  std::string window = "cumulative";
+  std::uint32_t window_batches = 64;
+  double decay = 0.99;
+  std::uint32_t batch_tokens = 256;
+  std::uint32_t samples = 4096;
+  std::uint64_t seed = 0;
+  std::string out;
+  std::string label;
+  bool json = false;
+};
+
+// Every row of every file, in file order.
+struct Rows {
+  std::vector<std::uint32_t> layer;   // [rows]
+  std::vector<std::size_t> begin{0};  // [rows + 1] into ids
+  std::vector<std::int32_t> ids;
+  std::uint32_t widest = 0;
+  std::uint32_t max_layer = 0;
+};
+
+// Progress on stderr, when it is a terminal and the work has taken more than a second.
+class Progress {
+ public:
+  Progress() : tty_(::isatty(STDERR_FILENO) != 0), start_(Clock::now()), last_(start_) {}
+  void tick(const std::string& what, std::size_t done) {
+    if (!tty_ || (done & 0xfff) != 0) return;
+    const auto now = Clock::now();
+    if (now - start_ < std::chrono::seconds(1) || now - last_ < std::chrono::milliseconds(200)) {
+      return;
+    }
+    last_ = now;
+    shown_ = true;
+    std::cerr << "\r" << what << ": " << done << " lines" << std::flush;
+  }
+  void finish() {
+    if (shown_) std::cerr << "\r\033[K" << std::flush;
+    shown_ = false;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  bool tty_;
+  bool shown_ = false;
+  Clock::time_point start_;
+  Clock::time_point last_;
+};
+
+std::string where(const std::string& path, std::size_t line) {
+  return path + ":" + std::to_string(line) + ": ";
+}
+
+void read_trace(const std::string& path, const RecordArgs& args, Rows& rows, Progress& progress) {
+  std::ifstream in(path);
+  if (!in) throw InputError("--trace " + path + ": cannot open the file");
+  std::string text;
+  std::size_t line = 0;
+  while (std::getline(in, text)) {
+    ++line;
+    progress.tick("reading " + path, line);
+    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines
+    nlohmann::json object;
+    try {
+      object = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error& error) {
+      throw InputError(where(path, line) + "not valid JSON (" + error.what() + ")");
+    }
+    if (!object.is_object()) throw InputError(where(path, line) + "not a JSON object");
+    const auto layer = object.find("layer");
+    if (layer == object.end()) throw InputError(where(path, line) + "no \"layer\" key");
+    if (!layer->is_number_integer() || layer->get<std::int64_t>() < 0 ||
+        layer->get<std::int64_t>() > 0x7fffffff) {
+      throw InputError(where(path, line) + "\"layer\" is " + layer->dump() +
+                       ", not an integer in 0..2147483647");
+    }
+    const auto l = layer->get<std::uint32_t>();
+    if (args.layers != 0 && l >= args.layers) {
+      throw InputError(where(path, line) + "unknown layer " + std::to_string(l) + " (--layers " +
+                       std::to_string(args.layers) + ": 0.." + std::to_string(args.layers - 1) +
+                       ")");
+    }
+    const auto experts = object.find("experts");
+    if (experts == object.end()) throw InputError(where(path, line) + "no \"experts\" key");
+    if (!experts->is_array()) {
+      throw InputError(where(path, line) + "\"experts\" is " + experts->dump() + ", not a list");
+    }
+    if (args.top_k != 0 && experts->size() > args.top_k) {
+      throw InputError(where(path, line) + "\"experts\" lists " + std::to_string(experts->size()) +
+                       " ids, more than --top-k " + std::to_string(args.top_k));
+    }
+    if (experts->size() > 1024) {
+      throw InputError(where(path, line) + "\"experts\" lists " + std::to_string(experts->size()) +
+                       " ids; at most 1024 are supported");
+    }
+    for (std::size_t s = 0; s < experts->size(); ++s) {
+      const auto& id = (*experts)[s];
+      if (!id.is_number_integer() || id.get<std::int64_t>() < -1 ||
+          id.get<std::int64_t>() >= static_cast<std::int64_t>(args.experts)) {
+        throw InputError(where(path, line) + "expert id " + id.dump() + " (slot " +
+                         std::to_string(s) + ") is outside 0.." + std::to_string(args.experts - 1) +
+                         " (--experts " + std::to_string(args.experts) + "; -1 = masked)");
+      }
+      rows.ids.push_back(id.get<std::int32_t>());
+    }
+    rows.layer.push_back(l);
+    rows.begin.push_back(rows.ids.size());
+    rows.widest = std::max(rows.widest, static_cast<std::uint32_t>(experts->size()));
+    rows.max_layer = std::max(rows.max_layer, l);
+  }
+  if (in.bad()) throw Failure("--trace " + path + ": read error");
+}
+
+std::uint32_t window_of(const std::string& name) {
+  if (name == "cumulative") return EPLB_WINDOW_CUMULATIVE;
+  if (name == "sliding") return EPLB_WINDOW_SLIDING;
+  if (name == "decay") return EPLB_WINDOW_DECAY;
+  throw InputError("--window " + name + ": unknown (use cumulative, sliding or decay)");
+}
+
+void run_record(const RecordArgs& args) {
+  const std::uint32_t window = window_of(args.window);
+  if (args.label.size() > 255) {
+    throw InputError("--label is " + std::to_string(args.label.size()) +
+                     " bytes long; at most 255 are allowed");
+  }
+  Rows rows;
+  Progress progress;
+  for (const auto& path : args.traces) read_trace(path, args, rows, progress);
+  progress.finish();
+  if (rows.layer.empty()) {
+    throw InputError("--trace: no rows in " + std::to_string(args.traces.size()) +
+                     " file(s): nothing to record");
+  }
+  eplb_tracker_options options;
+  eplb_tracker_options_init(&options);
+  options.num_layers = args.layers != 0 ? args.layers : rows.max_layer + 1;
+  options.num_logical_experts = args.experts;
+  options.top_k = args.top_k != 0 ? args.top_k : std::max<std::uint32_t>(rows.widest, 1);
+  options.window = window;
+  options.window_batches = args.window_batches;
+  options.decay = args.decay;
+  options.reservoir_capacity = args.samples;
+  options.seed = args.seed;
+  eplb_tracker* raw = nullptr;
+  check(eplb_tracker_create(&options, &raw), "cannot create the tracker: ");
+  const TrackerPtr tracker(raw);
+
+  // Rows of each layer, in file order, recorded in batches of --batch-tokens (padded with -1).
+  const std::uint32_t k = options.top_k;
+  std::vector<std::vector<std::int32_t>> pending(options.num_layers);
+  std::vector<std::uint64_t> tokens(options.num_layers, 0);
+  std::size_t padded = 0;
+  auto flush = [&](std::uint32_t layer) {
+    auto& batch = pending[layer];
+    check(eplb_tracker_record(tracker.get(), layer, batch.data(), batch.size() / k, k),
+          "layer " + std::to_string(layer) + ": ");
+    batch.clear();
+  };
+  for (std::size_t r = 0; r < rows.layer.size(); ++r) {
+    const std::uint32_t layer = rows.layer[r];
+    auto& batch = pending[layer];
+    const std::size_t width = rows.begin[r + 1] - rows.begin[r];
+    batch.insert(batch.end(), rows.ids.begin() + static_cast<std::ptrdiff_t>(rows.begin[r]),
+                 rows.ids.begin() + static_cast<std::ptrdiff_t>(rows.begin[r + 1]));
+    batch.insert(batch.end(), k - width, -1);
+    padded += width < k ? 1 : 0;
+    ++tokens[layer];
+    if (batch.size() / k >= args.batch_tokens) flush(layer);
+  }
+  for (std::uint32_t layer = 0; layer < options.num_layers; ++layer) {
+    if (!pending[layer].empty()) flush(layer);
+  }
+
+  eplb_snapshot_options save;
+  eplb_snapshot_options_init(&save);
+  save.label = args.label.empty() ? nullptr : args.label.c_str();
+  check(eplb_snapshot_save_statistics(tracker.get(), &save, args.out.c_str()), "");
+
+  std::uint64_t total = 0;
+  for (auto t : tokens) total += t;
+  if (args.json) {
+    nlohmann::json document = {
+        {"traces", args.traces},
+        {"out", args.out},
+        {"rows", total},
+        {"padded_rows", padded},
+        {"num_layers", options.num_layers},
+        {"num_experts", options.num_logical_experts},
+        {"top_k", options.top_k},
+        {"window", window_text(options.window)},
+        {"window_batches", options.window == EPLB_WINDOW_SLIDING ? options.window_batches : 0},
+        {"decay", options.window == EPLB_WINDOW_DECAY ? options.decay : 1.0},
+        {"batch_tokens", args.batch_tokens},
+        {"reservoir_capacity", options.reservoir_capacity},
+        {"rows_per_layer", tokens},
+    };
+    std::cout << document.dump(2) << '\n';
+  } else {
+    std::cout << "Recorded " << total << " rows from " << args.traces.size()
+              << " file(s): " << options.num_layers << " layers x " << options.num_logical_experts
+              << " experts, top-" << k << " (" << padded << " rows padded with -1), window "
+              << window_text(window) << ", up to " << options.reservoir_capacity
+              << " sampled rows per layer\nWrote " << args.out << '\n';
+  }
+}
+
+}  // namespace
+
+void register_record_command(CLI::App& app) {
+  auto args = std::make_shared<RecordArgs>();
+  auto* command = app.add_subcommand(
+      "record",
+      "Record expert load and co-activation statistics from top-k routing traces (JSON lines) "
+      "into a statistics snapshot (.eplb) for 'eplb plan --stats'");
+  command
+      ->add_option("--trace", args->traces,
+                   "Trace file: JSON lines, one object per token and layer with \"layer\" and "
+                   "\"experts\" (a list of expert ids, -1 = masked); other keys are ignored. "
+                   "Repeat or list several files")
+      ->required()
+      ->take_all()
+      ->option_text("FILE...");
+  command->add_option("--experts", args->experts, "Logical experts per layer (E)")
+      ->required()
+      ->check(CLI::Range(1U, 2147483647U))
+      ->option_text("E");
+  command
+      ->add_option("--layers", args->layers,
+                   "MoE layers (default: the largest layer in the traces + 1); a larger layer "
+                   "is an error")
+      ->check(CLI::Range(1U, 2147483647U))
+      ->option_text("L");
+  command
+      ->add_option("--top-k", args->top_k,
+                   "Slots per token (default: the widest row seen; shorter rows are padded "
+                   "with -1)")
+      ->check(CLI::Range(1U, 1024U))
+      ->option_text("K");
+  command->add_option("--window", args->window, "cumulative, sliding or decay")
+      ->capture_default_str()
+      ->option_text("KIND");
+  command->add_option("--window-batches", args->window_batches, "sliding: batches kept per layer")
+      ->capture_default_str()
+      ->check(CLI::Range(1U, 1U << 20))
+      ->option_text("W");
+  command->add_option("--decay", args->decay, "decay: weight factor per batch, in (0, 1]")
+      ->capture_default_str()
+      ->option_text("D");
+  command
+      ->add_option("--batch-tokens", args->batch_tokens,
+                   "Rows of a layer per batch (what windows count), in file order")
+      ->capture_default_str()
+      ->check(CLI::Range(1U, 1U << 30))
+      ->option_text("N");
+  command->add_option("--samples", args->samples, "Sampled top-k rows kept per layer (0 = none)")
+      ->capture_default_str()
+      ->option_text("N");
+  command->add_option("--seed", args->seed, "Seed of the row sampler")
+      ->capture_default_str()
+      ->option_text("S");
+  command->add_option("--out", args->out, "The statistics snapshot to write (.eplb)")
+      ->required()
+      ->option_text("FILE");
+  command->add_option("--label", args->label, "A label stored in the snapshot (UTF-8)")
+      ->option_text("TEXT");
+  command->add_flag("--json", args->json, "Print a JSON summary instead of text");
+  command->callback([args] { run_record(*args); });
+}
+
+}  // namespace eplb_cli
