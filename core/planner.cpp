@@ -56,6 +56,15 @@ Planner::Planner(const Topology& topology, const PlannerSettings& settings)
     fail_invalid("cross_node_budget (", settings.cross_node_budget,
                  ") exceeds num_physical_experts (", topology_.num_physical, ")");
   }
+  if (settings.affinity) {
+    if (!(settings.affinity_min_balance > 0.0 && settings.affinity_min_balance <= 1.0)) {
+      fail_invalid("affinity_min_balance (", settings.affinity_min_balance, ") must be in (0, 1]");
+    }
+    if (topology_.num_nodes > 64) {
+      fail_invalid("affinity planning supports at most 64 nodes (num_nodes = ", topology_.num_nodes,
+                   ")");
+    }
+  }
   settings_.num_threads = std::max<std::uint32_t>(1, settings.num_threads);
   workers_.resize(std::min<std::uint32_t>(settings_.num_threads, topology_.num_layers));
 }
@@ -109,18 +118,90 @@ Placement Planner::finish(std::vector<std::int32_t> phy2log,
 }
 
 Placement Planner::plan(std::span<const double> loads) {
+  if (settings_.affinity) {
+    fail_invalid(
+        "affinity planning needs co-activation statistics: plan with a tracker "
+        "(eplb_planner_plan_tracked)");
+  }
   validate_loads(loads, topology_, "loads");
   if (algorithm_ == Algorithm::deepseek) require_float32_range(loads, topology_.num_logical);
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::int32_t> phy2log(topology_.slot_count());
   std::vector<std::int32_t> replica_rank(topology_.slot_count());
+  plan_slots(loads, phy2log, replica_rank);
+  return finish(std::move(phy2log), replica_rank, start);
+}
+
+Placement Planner::plan_tracked(std::span<const double> loads, const Tracker& stats) {
+  const TrackerOptions& o = stats.options();
+  if (o.num_layers != topology_.num_layers || o.num_experts != topology_.num_logical) {
+    fail_invalid("the tracker's shape (", o.num_layers, " layers x ", o.num_experts,
+                 " experts) does not match the planner's (", topology_.num_layers, " x ",
+                 topology_.num_logical, ")");
+  }
+  std::vector<double> tracked;
+  if (loads.empty()) {
+    tracked.resize(topology_.load_count());
+    stats.loads(tracked);
+    loads = tracked;
+  }
+  validate_loads(loads, topology_, "loads");
+  if (algorithm_ == Algorithm::deepseek) require_float32_range(loads, topology_.num_logical);
+  if (settings_.affinity && o.reservoir_capacity == 0) {
+    fail_invalid(
+        "affinity planning needs sampled top-k rows, but the tracker keeps none "
+        "(reservoir_capacity = 0)");
+  }
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::int32_t> phy2log(topology_.slot_count());
+  std::vector<std::int32_t> replica_rank(topology_.slot_count());
+  plan_slots(loads, phy2log, replica_rank);
+  if (settings_.affinity && topology_.num_nodes > 1) {
+    AffinitySettings affinity;
+    affinity.scope = affinity_scope();
+    affinity.cross_node_budget = settings_.cross_node_budget;
+    affinity.min_balance_ratio = settings_.affinity_min_balance;
+    const std::size_t num_logical = topology_.num_logical;
+    const std::size_t num_physical = topology_.num_physical;
+    for_each_layer([&](std::size_t layer, Worker& worker) {
+      const auto l = static_cast<std::uint32_t>(layer);
+      worker.affinity.improve_layer(
+          topology_, affinity, loads.subspan(layer * num_logical, num_logical), stats.samples(l),
+          stats.sample_rows(l), o.top_k,
+          std::span(phy2log).subspan(layer * num_physical, num_physical),
+          std::span(replica_rank).subspan(layer * num_physical, num_physical));
+    });
+  }
+  return finish(std::move(phy2log), replica_rank, start);
+}
+
+AffinityScope Planner::affinity_scope() const {
+  switch (algorithm_) {
+    case Algorithm::balanced_hierarchical:
+      return balanced_is_hierarchical(topology_, BalancedPolicy::hierarchical)
+                 ? AffinityScope::hierarchical
+                 : AffinityScope::global;
+    case Algorithm::balanced_relaxed:
+      return balanced_is_hierarchical(topology_, BalancedPolicy::relaxed) ? AffinityScope::relaxed
+                                                                          : AffinityScope::global;
+    case Algorithm::deepseek:
+      return deepseek_is_hierarchical(topology_) && topology_.num_nodes > 1
+                 ? AffinityScope::hierarchical
+                 : AffinityScope::global;
+    default:
+      return AffinityScope::global;
+  }
+}
+
+void Planner::plan_slots(std::span<const double> loads, std::span<std::int32_t> phy2log,
+                         std::span<std::int32_t> replica_rank) {
   const std::size_t num_logical = topology_.num_logical;
   const std::size_t num_physical = topology_.num_physical;
   const BalancedSettings balanced = balanced_settings(algorithm_, settings_.cross_node_budget);
   for_each_layer([&](std::size_t layer, Worker& worker) {
     const auto layer_loads = loads.subspan(layer * num_logical, num_logical);
-    const auto layer_map = std::span(phy2log).subspan(layer * num_physical, num_physical);
-    const auto layer_rank = std::span(replica_rank).subspan(layer * num_physical, num_physical);
+    const auto layer_map = phy2log.subspan(layer * num_physical, num_physical);
+    const auto layer_rank = replica_rank.subspan(layer * num_physical, num_physical);
     switch (algorithm_) {
       case Algorithm::deepseek:
         deepseek_plan_layer(topology_, layer_loads, layer_map, layer_rank, worker.deepseek);
@@ -137,7 +218,6 @@ Placement Planner::plan(std::span<const double> loads) {
         fail(Errc::internal, "unresolved default algorithm");
     }
   });
-  return finish(std::move(phy2log), replica_rank, start);
 }
 
 Placement Planner::plan_windows(std::span<const double> loads, std::size_t num_windows) {

@@ -5,11 +5,13 @@
 #include <span>
 #include <vector>
 
+#include "affinity_planner.hpp"
 #include "algorithms.hpp"
 #include "balanced_planner.hpp"
 #include "deepseek_planner.hpp"
 #include "placement.hpp"
 #include "topology.hpp"
+#include "tracker.hpp"
 
 namespace eplb {
 
@@ -17,6 +19,8 @@ struct PlannerSettings {
   std::uint32_t algorithm = 0;          // eplb_algorithm id; 0 = the default
   std::uint32_t cross_node_budget = 0;  // balanced-relaxed: replicas per layer off their node
   std::uint32_t num_threads = 1;        // layers are split across this many threads
+  bool affinity = false;                // plan_tracked: lower nodes touched per token
+  double affinity_min_balance = 0.99;   // affinity: balancedness >= this x the balance-only plan's
 };
 
 class Planner {
@@ -24,11 +28,18 @@ class Planner {
   // Validates the topology and the settings; throws Error(invalid_argument).
   Planner(const Topology& topology, const PlannerSettings& settings);
   Planner(const Topology& topology, std::uint32_t algorithm)
-      : Planner(topology, PlannerSettings{algorithm, 0, 1}) {}
+      : Planner(topology, PlannerSettings{algorithm, 0, 1, false, 0.99}) {}
 
   // Plans all layers from `loads` [layers][E] (validated here). Not thread-safe: one plan at a
-  // time per planner.
+  // time per planner. Throws Error(invalid_argument) when the settings ask for affinity, which
+  // needs plan_tracked.
   [[nodiscard]] Placement plan(std::span<const double> loads);
+
+  // Plans from `loads` (or, when empty, the tracker's loads) and, with settings.affinity, then
+  // moves replicas to lower the nodes touched per token of the tracker's sampled rows
+  // (affinity_planner.hpp; the balance-only plan of the same algorithm is the starting point and
+  // the balance reference). The tracker must have the planner's layers and experts.
+  [[nodiscard]] Placement plan_tracked(std::span<const double> loads, const Tracker& stats);
 
   // Plans from `num_windows` load matrices [windows][layers][E] (validated here): the balanced
   // algorithms minimise the mean over windows of each window's busiest GPU; the others plan on
@@ -44,7 +55,11 @@ class Planner {
     DeepseekScratch deepseek;
     BalancedPlanner balanced;
     std::vector<double> window_loads;  // one layer's [windows][E]
+    AffinityPlanner affinity;
   };
+  void plan_slots(std::span<const double> loads, std::span<std::int32_t> phy2log,
+                  std::span<std::int32_t> replica_rank);
+  [[nodiscard]] AffinityScope affinity_scope() const;
   // Runs plan_one(layer, worker) for every layer, split into contiguous ranges over the
   // workers' threads; rethrows the first error.
   template <typename PlanOne>

@@ -1,3 +1,4 @@
+#include <cstddef>
 #include <memory>
 #include <span>
 
@@ -7,7 +8,8 @@
 
 namespace {
 
-constexpr std::size_t kOptionsV1Size = sizeof(eplb_planner_options);
+// The 0.1 struct ended at num_threads.
+constexpr std::size_t kOptionsV1Size = offsetof(eplb_planner_options, affinity);
 
 eplb_planner_options default_options() {
   eplb_planner_options options{};
@@ -16,6 +18,7 @@ eplb_planner_options default_options() {
   options.num_groups = 1;
   options.num_nodes = 1;
   options.num_threads = 1;
+  options.affinity_min_balance = 0.99;
   return options;
 }
 
@@ -43,6 +46,12 @@ eplb_status eplb_planner_create(const eplb_planner_options* options, eplb_planne
     settings.algorithm = o.algorithm;
     settings.cross_node_budget = o.cross_node_budget;
     settings.num_threads = o.num_threads;
+    if (o.affinity > 1) eplb::fail_invalid("options->affinity (", o.affinity, ") must be 0 or 1");
+    if (o.reserved0 != 0) {
+      eplb::fail_invalid("options->reserved0 (", o.reserved0, ") must be 0");
+    }
+    settings.affinity = o.affinity == 1;
+    settings.affinity_min_balance = o.affinity_min_balance;
     *out_planner = std::make_unique<eplb_planner>(eplb::Planner(topology, settings)).release();
   });
 }
@@ -68,6 +77,25 @@ eplb_status eplb_planner_plan_windows(eplb_planner* planner, const double* loads
     eplb::capi::require_not_null(loads, "loads");
     eplb::capi::require_not_null(out_placement, "out_placement");
     auto placement = planner->value.plan_windows(std::span(loads, loads_len), num_windows);
+    *out_placement = std::make_unique<eplb_placement>(std::move(placement)).release();
+  });
+}
+
+eplb_status eplb_planner_plan_tracked(eplb_planner* planner, const double* loads, size_t loads_len,
+                                      const eplb_tracker* tracker, eplb_placement** out_placement) {
+  return eplb::capi::guard([&] {
+    eplb::capi::require_not_null(planner, "planner");
+    eplb::capi::require_not_null(tracker, "tracker");
+    eplb::capi::require_not_null(out_placement, "out_placement");
+    if (loads == nullptr && loads_len != 0) {
+      eplb::fail_invalid("loads is NULL but loads_len is ", loads_len);
+    }
+    const std::span<const double> given =
+        loads == nullptr ? std::span<const double>() : std::span(loads, loads_len);
+    if (loads != nullptr && loads_len == 0) {
+      eplb::fail_invalid("loads_len is 0; pass loads = NULL to plan from the tracker's loads");
+    }
+    auto placement = planner->value.plan_tracked(given, tracker->value);
     *out_placement = std::make_unique<eplb_placement>(std::move(placement)).release();
   });
 }

@@ -1,0 +1,790 @@
+#include "affinity_planner.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <numeric>
+
+#include "error.hpp"
+
+namespace eplb {
+
+namespace {
+
+// A round stops after this many candidates in a row that do not improve the exact metric.
+constexpr std::uint32_t kMaxMissesPerRound = 1024;
+// Candidates kept per round, best proxy first.
+constexpr std::size_t kCandidatesPerRound = 32768;
+// Layers with at most this many slots try every swap between nodes, whatever the proxy says.
+constexpr std::uint32_t kAllPairsSlots = 64;
+// Layers with at most this many slots also try pairs of swaps as one move, among this many
+// candidate swaps (best proxy first).
+constexpr std::uint32_t kPairMoveSlots = 16;
+constexpr std::size_t kPairMoveCandidates = 40;
+// Large layers pack a node again (when a swap fits no other way) for this many best candidates
+// of each round.
+constexpr std::size_t kRepackCandidates = 256;
+// Relative slack on the balance bound, for rounding.
+constexpr double kCapSlack = 1e-12;
+
+// Sorts the best `limit` candidates (highest proxy, then lowest slots) to the front; returns how
+// many that is.
+template <typename Candidate>
+std::size_t keep_best(std::vector<Candidate>& candidates, std::size_t limit) {
+  const std::size_t keep = std::min(candidates.size(), limit);
+  std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(keep),
+                    candidates.end(), [](const Candidate& l, const Candidate& r) {
+                      if (l.proxy != r.proxy) return l.proxy > r.proxy;
+                      if (l.s1 != r.s1) return l.s1 < r.s1;
+                      return l.s2 < r.s2;
+                    });
+  return keep;
+}
+
+std::uint32_t lowest_node(std::uint64_t mask) {
+  return static_cast<std::uint32_t>(std::countr_zero(mask));
+}
+
+}  // namespace
+
+void AffinityPlanner::load_rows(std::uint32_t num_experts, std::span<const std::int32_t> rows,
+                                std::size_t num_rows, std::uint32_t top_k) {
+  row_off_.assign(1, 0);
+  row_ids_.clear();
+  constant_rows_ = 0;
+  std::vector<std::uint32_t> seen(num_experts, 0);
+  std::uint32_t seen_stamp = 0;
+  for (std::size_t r = 0; r < num_rows; ++r) {
+    ++seen_stamp;
+    const std::size_t start = row_ids_.size();
+    for (std::uint32_t j = 0; j < top_k; ++j) {
+      const std::int32_t v = rows[r * top_k + j];
+      if (v < 0) continue;
+      const auto e = static_cast<std::uint32_t>(v);
+      if (seen[e] == seen_stamp) continue;
+      seen[e] = seen_stamp;
+      row_ids_.push_back(e);
+    }
+    const std::size_t distinct = row_ids_.size() - start;
+    if (distinct < 2) {
+      // No valid id: not a token of the metric. One expert: always one node, whatever the plan.
+      if (distinct == 1) ++constant_rows_;
+      row_ids_.resize(start);
+      continue;
+    }
+    row_off_.push_back(static_cast<std::uint32_t>(row_ids_.size()));
+  }
+  const std::size_t n = row_off_.size() - 1;
+  rows_of_off_.assign(std::size_t{num_experts} + 1, 0);
+  for (const std::uint32_t e : row_ids_) ++rows_of_off_[e + 1];
+  std::partial_sum(rows_of_off_.begin(), rows_of_off_.end(), rows_of_off_.begin());
+  rows_of_.assign(row_ids_.size(), 0);
+  std::vector<std::uint32_t> fill(rows_of_off_.begin(), rows_of_off_.end() - 1);
+  for (std::size_t r = 0; r < n; ++r) {
+    for (std::uint32_t i = row_off_[r]; i < row_off_[r + 1]; ++i) {
+      rows_of_[fill[row_ids_[i]]++] = static_cast<std::uint32_t>(r);
+    }
+  }
+  value_.assign(n, 0);
+  row_stamp_.assign(n, 0);
+  stamp_ = 0;
+}
+
+std::uint32_t AffinityPlanner::eval_row(std::size_t r) {
+  // The rule of traffic.hpp on node masks: single-node experts fix their node; experts with a
+  // replica on a chosen node use it; otherwise the node serving the most uncovered experts
+  // (lowest index on ties) is chosen.
+  std::uint64_t chosen = 0;
+  const std::uint32_t begin = row_off_[r];
+  const std::uint32_t end = row_off_[r + 1];
+  for (std::uint32_t i = begin; i < end; ++i) {
+    const std::uint64_t m = mask_[row_ids_[i]];
+    if ((m & (m - 1)) == 0) chosen |= m;
+  }
+  uncovered_.clear();
+  for (std::uint32_t i = begin; i < end; ++i) {
+    const std::uint64_t m = mask_[row_ids_[i]];
+    if ((m & chosen) == 0) uncovered_.push_back(m);
+  }
+  while (!uncovered_.empty()) {
+    std::uint64_t any = 0;
+    for (const std::uint64_t m : uncovered_) any |= m;
+    std::uint32_t best = 0;
+    std::uint32_t best_votes = 0;
+    for (std::uint64_t bits = any; bits != 0; bits &= bits - 1) {
+      const std::uint32_t node = lowest_node(bits);
+      const std::uint64_t bit = std::uint64_t{1} << node;
+      std::uint32_t votes = 0;
+      for (const std::uint64_t m : uncovered_) votes += (m & bit) != 0 ? 1U : 0U;
+      if (votes > best_votes) {  // ascending node order: ties keep the lowest index
+        best = node;
+        best_votes = votes;
+      }
+    }
+    chosen |= std::uint64_t{1} << best;
+    std::erase_if(uncovered_, [&](std::uint64_t m) { return (m & chosen) != 0; });
+  }
+  return static_cast<std::uint32_t>(std::popcount(chosen));
+}
+
+double AffinityPlanner::mean_nodes_touched() {
+  const std::size_t n = value_.size();
+  const std::size_t total = n + constant_rows_;
+  if (total == 0) return 0.0;
+  double sum = static_cast<double>(constant_rows_);
+  for (std::size_t r = 0; r < n; ++r) {
+    value_[r] = eval_row(r);
+    sum += value_[r];
+  }
+  return sum / static_cast<double>(total);
+}
+
+void AffinityPlanner::update_pull(std::uint32_t e, std::uint32_t node, std::int32_t sign) {
+  for (std::uint32_t i = rows_of_off_[e]; i < rows_of_off_[e + 1]; ++i) {
+    const std::uint32_t r = rows_of_[i];
+    for (std::uint32_t j = row_off_[r]; j < row_off_[r + 1]; ++j) {
+      const std::uint32_t f = row_ids_[j];
+      if (f != e) pull_[std::size_t{f} * nodes_ + node] += sign;
+    }
+  }
+}
+
+void AffinityPlanner::move_replica(std::uint32_t e, std::uint32_t from, std::uint32_t to,
+                                   bool track_pull) {
+  std::int32_t& c_from = cnt_[std::size_t{e} * nodes_ + from];
+  std::int32_t& c_to = cnt_[std::size_t{e} * nodes_ + to];
+  if (--c_from == 0) {
+    mask_[e] &= ~(std::uint64_t{1} << from);
+    if (track_pull) update_pull(e, from, -1);
+  }
+  if (c_to++ == 0) {
+    mask_[e] |= std::uint64_t{1} << to;
+    if (track_pull) update_pull(e, to, +1);
+  }
+}
+
+AffinityLayerResult AffinityPlanner::improve_layer(
+    const Topology& topology, const AffinitySettings& settings, std::span<const double> loads,
+    std::span<const std::int32_t> rows, std::size_t num_rows, std::uint32_t top_k,
+    std::span<std::int32_t> phy2log, std::span<std::int32_t> replica_rank) {
+  if (topology.num_nodes > 64) {
+    fail_invalid("affinity planning supports at most 64 nodes (num_nodes = ", topology.num_nodes,
+                 ")");
+  }
+  nodes_ = topology.num_nodes;
+  experts_ = topology.num_logical;
+  load_rows(experts_, rows, num_rows, top_k);
+  const std::uint32_t slots_per_node = topology.num_physical / nodes_;
+  const auto set_masks = [&] {
+    cnt_.assign(std::size_t{experts_} * nodes_, 0);
+    mask_.assign(experts_, 0);
+    for (std::uint32_t s = 0; s < topology.num_physical; ++s) {
+      const auto e = static_cast<std::uint32_t>(phy2log[s]);
+      const std::uint32_t node = s / slots_per_node;
+      ++cnt_[std::size_t{e} * nodes_ + node];
+      mask_[e] |= std::uint64_t{1} << node;
+    }
+  };
+  set_masks();
+  AffinityLayerResult result;
+  result.nodes_touched_before = mean_nodes_touched();
+  result.nodes_touched_after = result.nodes_touched_before;
+  if (nodes_ == 1 || value_.empty()) return result;
+
+  result.moves = settings.scope == AffinityScope::hierarchical
+                     ? exchange_groups(topology, settings, loads, phy2log, replica_rank)
+                     : swap_replicas(topology, settings, loads, phy2log, replica_rank);
+  set_masks();
+  result.nodes_touched_after = mean_nodes_touched();
+  return result;
+}
+
+std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
+                                             const AffinitySettings& settings,
+                                             std::span<const double> loads,
+                                             std::span<std::int32_t> phy2log,
+                                             std::span<std::int32_t> replica_rank) {
+  const std::uint32_t num_slots = topology.num_physical;
+  const std::uint32_t per_gpu = topology.slots_per_gpu();
+  const std::uint32_t slots_per_node = num_slots / nodes_;
+  std::vector<std::int32_t> count(experts_, 0);
+  for (const std::int32_t e : phy2log) ++count[static_cast<std::size_t>(e)];
+  std::vector<double> share(experts_, 0.0);  // load of one replica
+  for (std::uint32_t e = 0; e < experts_; ++e) {
+    if (count[e] > 0) share[e] = loads[e] / count[e];
+  }
+  std::vector<double> gpu_load(topology.num_gpus, 0.0);
+  for (std::uint32_t s = 0; s < num_slots; ++s) {
+    gpu_load[s / per_gpu] += share[static_cast<std::size_t>(phy2log[s])];
+  }
+  const double base_max = *std::max_element(gpu_load.begin(), gpu_load.end());
+  if (!(base_max > 0.0)) return 0;
+  const double cap = base_max / settings.min_balance_ratio * (1 + kCapSlack);
+
+  // Relaxed: an expert's home node is where its group keeps most replicas.
+  const bool relaxed = settings.scope == AffinityScope::relaxed;
+  std::vector<std::uint32_t> home(experts_, 0);
+  std::int64_t off_home = 0;
+  if (relaxed) {
+    const std::uint32_t group_size = experts_ / topology.num_groups;
+    for (std::uint32_t g = 0; g < topology.num_groups; ++g) {
+      std::vector<std::int64_t> per_node(nodes_, 0);
+      for (std::uint32_t e = g * group_size; e < (g + 1) * group_size; ++e) {
+        for (std::uint32_t n = 0; n < nodes_; ++n) per_node[n] += cnt_[std::size_t{e} * nodes_ + n];
+      }
+      const auto node = static_cast<std::uint32_t>(
+          std::max_element(per_node.begin(), per_node.end()) - per_node.begin());
+      for (std::uint32_t e = g * group_size; e < (g + 1) * group_size; ++e) {
+        home[e] = node;
+        off_home += count[e] - cnt_[std::size_t{e} * nodes_ + node];
+      }
+    }
+  }
+
+  pull_.assign(std::size_t{experts_} * nodes_, 0);
+  for (std::uint32_t e = 0; e < experts_; ++e) {
+    for (std::uint64_t bits = mask_[e]; bits != 0; bits &= bits - 1) {
+      update_pull(e, lowest_node(bits), +1);
+    }
+  }
+
+  // Whether `gpu` holds `expert` in a slot other than `except`.
+  const auto holds = [&](std::uint32_t gpu, std::uint32_t expert, std::uint32_t except) {
+    for (std::uint32_t s = gpu * per_gpu; s < (gpu + 1) * per_gpu; ++s) {
+      if (s != except && phy2log[s] == static_cast<std::int32_t>(expert)) return true;
+    }
+    return false;
+  };
+  std::vector<char> used(num_slots, 0);
+  // Where expert `in` lands on the node of slot `v`, whose expert `out` leaves the node: `v`
+  // itself, or a slot t on another GPU of that node whose expert moves into `v` (a three-way
+  // move with the same effect on the node's experts, for when `in` does not fit on v's GPU).
+  // Returns num_slots when no such arrangement keeps the balance bound and the no-duplicate rule.
+  // Packs the node of slot `v` again, largest replica first onto its least loaded GPU without a
+  // replica of the same expert, with `in` (rank `rank`) in place of v's replica. Returns whether
+  // the result keeps the balance bound; writes it (and marks the node's slots used) if `write`.
+  std::vector<std::uint32_t> order;
+  std::vector<std::int32_t> items_e, items_r, placed_e, placed_r;
+  std::vector<std::uint32_t> fill;
+  std::vector<double> node_load;
+  const auto repack_node = [&](std::uint32_t v, std::uint32_t in, std::int32_t rank, bool write) {
+    const std::uint32_t first = v / slots_per_node * slots_per_node;
+    const std::uint32_t first_gpu = first / per_gpu;
+    const std::uint32_t gpus = slots_per_node / per_gpu;
+    items_e.assign(phy2log.begin() + first, phy2log.begin() + first + slots_per_node);
+    items_r.assign(replica_rank.begin() + first, replica_rank.begin() + first + slots_per_node);
+    items_e[v - first] = static_cast<std::int32_t>(in);
+    items_r[v - first] = rank;
+    order.resize(slots_per_node);
+    std::iota(order.begin(), order.end(), 0U);
+    std::sort(order.begin(), order.end(), [&](std::uint32_t l, std::uint32_t r) {
+      const double sl = share[static_cast<std::size_t>(items_e[l])];
+      const double sr = share[static_cast<std::size_t>(items_e[r])];
+      if (sl != sr) return sl > sr;
+      if (items_e[l] != items_e[r]) return items_e[l] < items_e[r];
+      return items_r[l] < items_r[r];
+    });
+    placed_e.assign(slots_per_node, -1);
+    placed_r.assign(slots_per_node, -1);
+    fill.assign(gpus, 0);
+    node_load.assign(gpus, 0.0);
+    for (const std::uint32_t i : order) {
+      const std::int32_t e = items_e[i];
+      std::uint32_t pick = gpus;
+      for (std::uint32_t g = 0; g < gpus; ++g) {
+        if (fill[g] == per_gpu) continue;
+        bool twin = false;
+        for (std::uint32_t k = 0; k < fill[g]; ++k) twin = twin || placed_e[g * per_gpu + k] == e;
+        if (twin) continue;
+        if (pick == gpus || node_load[g] < node_load[pick]) pick = g;
+      }
+      if (pick == gpus) return false;
+      placed_e[pick * per_gpu + fill[pick]] = e;
+      placed_r[pick * per_gpu + fill[pick]] = items_r[i];
+      ++fill[pick];
+      node_load[pick] += share[static_cast<std::size_t>(e)];
+      if (node_load[pick] > cap) return false;
+    }
+    if (write) {
+      std::copy(placed_e.begin(), placed_e.end(), phy2log.begin() + first);
+      std::copy(placed_r.begin(), placed_r.end(), replica_rank.begin() + first);
+      for (std::uint32_t g = 0; g < gpus; ++g) gpu_load[first_gpu + g] = node_load[g];
+      std::fill(used.begin() + first, used.begin() + first + slots_per_node, 1);
+    }
+    return true;
+  };
+  bool allow_repack = num_slots <= kPairMoveSlots;
+  const auto landing = [&](std::uint32_t v, std::uint32_t out, std::uint32_t in) {
+    const std::uint32_t gv = v / per_gpu;
+    if (gpu_load[gv] - share[out] + share[in] <= cap && !holds(gv, in, v)) return v;
+    const std::uint32_t first = v / slots_per_node * slots_per_node;
+    std::uint32_t best = num_slots;
+    double best_peak = 0;
+    for (std::uint32_t t = first; t < first + slots_per_node; ++t) {
+      const std::uint32_t gt = t / per_gpu;
+      const auto c = static_cast<std::uint32_t>(phy2log[t]);
+      if (gt == gv || used[t] != 0 || c == in || c == out) continue;
+      const double load_v = gpu_load[gv] - share[out] + share[c];
+      const double load_t = gpu_load[gt] - share[c] + share[in];
+      const double peak = std::max(load_v, load_t);
+      if (peak > cap || (best != num_slots && peak >= best_peak)) continue;
+      if (holds(gv, c, v) || holds(gt, in, t)) continue;
+      best = t;
+      best_peak = peak;
+    }
+    // Packing the whole node again costs ~100x a landing check: small layers, or the best
+    // candidates of a round.
+    if (best == num_slots && allow_repack && repack_node(v, in, 0, false)) {
+      best = num_slots + 1;
+    }
+    return best;
+  };
+  // Puts `in` (replica rank `rank`) into the node of the vacated slot `v` through `t`.
+  const auto land = [&](std::uint32_t v, std::uint32_t t, std::uint32_t out, std::uint32_t in,
+                        std::int32_t rank) {
+    const std::uint32_t gv = v / per_gpu;
+    if (t == num_slots + 1) {
+      (void)out;
+      (void)repack_node(v, in, rank, true);
+      return;
+    }
+    if (t == v) {
+      phy2log[v] = static_cast<std::int32_t>(in);
+      replica_rank[v] = rank;
+      gpu_load[gv] += share[in] - share[out];
+      return;
+    }
+    const auto c = static_cast<std::uint32_t>(phy2log[t]);
+    phy2log[v] = static_cast<std::int32_t>(c);
+    replica_rank[v] = replica_rank[t];
+    phy2log[t] = static_cast<std::int32_t>(in);
+    replica_rank[t] = rank;
+    gpu_load[gv] += share[c] - share[out];
+    gpu_load[t / per_gpu] += share[in] - share[c];
+    used[t] = 1;
+  };
+  const auto proxy = [&](std::uint32_t e, std::uint32_t from, std::uint32_t to) {
+    const std::size_t base = std::size_t{e} * nodes_;
+    double p = 0;
+    if (cnt_[base + to] == 0) p += static_cast<double>(pull_[base + to]);
+    if (cnt_[base + from] == 1) p -= static_cast<double>(pull_[base + from]);
+    return p;
+  };
+
+  // Every swap of two replicas on different nodes, with its proxy; `all` also keeps those
+  // whose proxy is not positive.
+  const auto list_swaps = [&](std::vector<Candidate>& out, bool all) {
+    out.clear();
+    for (std::uint32_t s1 = 0; s1 < num_slots; ++s1) {
+      const auto a = static_cast<std::uint32_t>(phy2log[s1]);
+      const std::uint32_t x = s1 / slots_per_node;
+      for (std::uint32_t s2 = (x + 1) * slots_per_node; s2 < num_slots; ++s2) {
+        const auto b = static_cast<std::uint32_t>(phy2log[s2]);
+        if (a == b) continue;
+        const std::uint32_t y = s2 / slots_per_node;
+        const double p = proxy(a, x, y) + proxy(b, y, x);
+        if (all || p > 0) out.push_back({p, s1, s2});
+      }
+    }
+  };
+
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> changed;  // (row, new value)
+  std::uint32_t moves = 0;
+  for (std::uint32_t round = 0; round < settings.max_rounds; ++round) {
+    // Small layers try every swap (the proxy misses moves that pay off only together).
+    list_swaps(candidates_, num_slots <= kAllPairsSlots);
+    if (candidates_.empty()) break;
+    const std::size_t keep = keep_best(candidates_, kCandidatesPerRound);
+    std::fill(used.begin(), used.end(), 0);
+    std::uint32_t applied = 0;
+    std::uint32_t misses = 0;
+    for (std::size_t i = 0; i < keep && misses < kMaxMissesPerRound; ++i) {
+      const Candidate c = candidates_[i];
+      if (used[c.s1] != 0 || used[c.s2] != 0) continue;
+      allow_repack = num_slots <= kPairMoveSlots || i < kRepackCandidates;
+      const auto a = static_cast<std::uint32_t>(phy2log[c.s1]);
+      const auto b = static_cast<std::uint32_t>(phy2log[c.s2]);
+      const std::uint32_t x = c.s1 / slots_per_node;
+      const std::uint32_t y = c.s2 / slots_per_node;
+      const std::uint32_t t1 = landing(c.s1, a, b);
+      if (t1 == num_slots) continue;
+      const std::uint32_t t2 = landing(c.s2, b, a);
+      if (t2 == num_slots) continue;
+      std::int64_t off_delta = 0;
+      if (relaxed) {
+        if ((x == home[a] && cnt_[std::size_t{a} * nodes_ + x] == 1) ||
+            (y == home[b] && cnt_[std::size_t{b} * nodes_ + y] == 1)) {
+          continue;  // an expert would lose its last replica at home
+        }
+        off_delta = std::int64_t{y != home[a]} - std::int64_t{x != home[a]} +
+                    std::int64_t{x != home[b]} - std::int64_t{y != home[b]};
+        if (off_home + off_delta > settings.cross_node_budget) continue;
+      }
+      // The exact change of the metric over the rows of a and b.
+      move_replica(a, x, y, false);
+      move_replica(b, y, x, false);
+      ++stamp_;
+      changed.clear();
+      std::int64_t delta = 0;
+      for (const std::uint32_t e : {a, b}) {
+        for (std::uint32_t k = rows_of_off_[e]; k < rows_of_off_[e + 1]; ++k) {
+          const std::uint32_t r = rows_of_[k];
+          if (row_stamp_[r] == stamp_) continue;
+          row_stamp_[r] = stamp_;
+          const std::uint32_t v = eval_row(r);
+          delta += std::int64_t{v} - std::int64_t{value_[r]};
+          changed.emplace_back(r, v);
+        }
+      }
+      move_replica(b, x, y, false);
+      move_replica(a, y, x, false);
+      if (delta >= 0) {
+        ++misses;
+        continue;
+      }
+      misses = 0;
+      move_replica(a, x, y, true);
+      move_replica(b, y, x, true);
+      for (const auto& [r, v] : changed) value_[r] = v;
+      const std::int32_t rank_a = replica_rank[c.s1];
+      const std::int32_t rank_b = replica_rank[c.s2];
+      land(c.s1, t1, a, b, rank_b);
+      land(c.s2, t2, b, a, rank_a);
+      off_home += off_delta;
+      used[c.s1] = used[c.s2] = 1;
+      ++applied;
+    }
+    moves += applied;
+    if (applied == 0) break;
+    rebalance_nodes(topology, share, gpu_load, phy2log, replica_rank);
+  }
+  if (num_slots > kPairMoveSlots) return moves;
+
+  // Small layers, once no single swap helps: joint moves. A move is one or two swaps between
+  // nodes applied together (some pay off, or fit under the balance bound, only together, e.g.
+  // two experts trading places with two others); the nodes they touch are then packed again
+  // (largest replica first, see repack_node) unless their GPUs already fit. The best move over
+  // the top candidates is applied, until none improves the exact metric.
+  std::vector<std::uint32_t> touched_nodes;
+  std::vector<std::uint32_t> moved;  // experts whose nodes the move changes
+  const auto raw_swap = [&](std::uint32_t s1, std::uint32_t s2) {
+    const auto a = static_cast<std::uint32_t>(phy2log[s1]);
+    const auto b = static_cast<std::uint32_t>(phy2log[s2]);
+    const std::uint32_t x = s1 / slots_per_node;
+    const std::uint32_t y = s2 / slots_per_node;
+    if (a == b || x == y) return false;
+    if (relaxed) {
+      if ((x == home[a] && cnt_[std::size_t{a} * nodes_ + x] == 1) ||
+          (y == home[b] && cnt_[std::size_t{b} * nodes_ + y] == 1)) {
+        return false;
+      }
+      const std::int64_t off_delta = std::int64_t{y != home[a]} - std::int64_t{x != home[a]} +
+                                     std::int64_t{x != home[b]} - std::int64_t{y != home[b]};
+      if (off_home + off_delta > settings.cross_node_budget) return false;
+      off_home += off_delta;
+    }
+    move_replica(a, x, y, false);
+    move_replica(b, y, x, false);
+    gpu_load[s1 / per_gpu] += share[b] - share[a];
+    gpu_load[s2 / per_gpu] += share[a] - share[b];
+    std::swap(phy2log[s1], phy2log[s2]);
+    std::swap(replica_rank[s1], replica_rank[s2]);
+    moved.push_back(a);
+    moved.push_back(b);
+    touched_nodes.push_back(x);
+    touched_nodes.push_back(y);
+    return true;
+  };
+  // Whether every touched node fits (as it is, or packed again).
+  const auto settle = [&] {
+    for (const std::uint32_t node : touched_nodes) {
+      const std::uint32_t first = node * slots_per_node;
+      bool fits = true;
+      for (std::uint32_t s = first; s < first + slots_per_node && fits; ++s) {
+        const std::uint32_t g = s / per_gpu;
+        fits = gpu_load[g] <= cap && !holds(g, static_cast<std::uint32_t>(phy2log[s]), s);
+      }
+      if (!fits && !repack_node(first, static_cast<std::uint32_t>(phy2log[first]),
+                                replica_rank[first], true)) {
+        return false;
+      }
+    }
+    return true;
+  };
+  const auto delta_of_moved = [&] {
+    ++stamp_;
+    std::int64_t delta = 0;
+    for (const std::uint32_t e : moved) {
+      for (std::uint32_t k = rows_of_off_[e]; k < rows_of_off_[e + 1]; ++k) {
+        const std::uint32_t r = rows_of_[k];
+        if (row_stamp_[r] == stamp_) continue;
+        row_stamp_[r] = stamp_;
+        delta += std::int64_t{eval_row(r)} - std::int64_t{value_[r]};
+      }
+    }
+    return delta;
+  };
+  std::vector<Candidate> singles;
+  for (std::uint32_t round = 0; round < settings.max_rounds; ++round) {
+    list_swaps(singles, true);
+    const std::size_t keep = keep_best(singles, kPairMoveCandidates);
+    const std::vector<std::int32_t> map0(phy2log.begin(), phy2log.end());
+    const std::vector<std::int32_t> rank0(replica_rank.begin(), replica_rank.end());
+    const std::vector<double> load0 = gpu_load;
+    const std::vector<std::int32_t> cnt0 = cnt_;
+    const std::vector<std::uint64_t> mask0 = mask_;
+    const std::int64_t off0 = off_home;
+    const auto restore = [&] {
+      std::copy(map0.begin(), map0.end(), phy2log.begin());
+      std::copy(rank0.begin(), rank0.end(), replica_rank.begin());
+      gpu_load = load0;
+      cnt_ = cnt0;
+      mask_ = mask0;
+      off_home = off0;
+      moved.clear();
+      touched_nodes.clear();
+    };
+    // A move: singles[i], then singles[j] unless j == i (both orders are tried: the first swap
+    // can change what the second's slots hold). Returns its delta, or 0 if illegal.
+    const auto trial = [&](std::size_t i, std::size_t j) {
+      restore();
+      if (!raw_swap(singles[i].s1, singles[i].s2)) return std::int64_t{0};
+      if (j != i && !raw_swap(singles[j].s1, singles[j].s2)) return std::int64_t{0};
+      if (!settle()) return std::int64_t{0};
+      return delta_of_moved();
+    };
+    std::int64_t best_delta = 0;
+    std::size_t best_i = 0, best_j = 0;
+    for (std::size_t i = 0; i < keep; ++i) {
+      for (std::size_t j = 0; j < keep; ++j) {
+        const std::int64_t delta = trial(i, j);
+        if (delta < best_delta) {
+          best_delta = delta;
+          best_i = i;
+          best_j = j;
+        }
+      }
+    }
+    if (best_delta >= 0) {
+      restore();
+      break;
+    }
+    (void)trial(best_i, best_j);
+    ++stamp_;
+    for (const std::uint32_t e : moved) {
+      for (std::uint32_t k = rows_of_off_[e]; k < rows_of_off_[e + 1]; ++k) {
+        const std::uint32_t r = rows_of_[k];
+        if (row_stamp_[r] == stamp_) continue;
+        row_stamp_[r] = stamp_;
+        value_[r] = eval_row(r);
+      }
+    }
+    // Keep the proxy's node pulls in step with the new masks.
+    for (std::uint32_t e = 0; e < experts_; ++e) {
+      if (mask_[e] == mask0[e]) continue;
+      for (std::uint32_t n = 0; n < nodes_; ++n) {
+        const std::uint64_t bit = std::uint64_t{1} << n;
+        const bool was = (mask0[e] & bit) != 0;
+        const bool is = (mask_[e] & bit) != 0;
+        if (was != is) update_pull(e, n, is ? 1 : -1);
+      }
+    }
+    moved.clear();
+    touched_nodes.clear();
+    moves += best_j != best_i ? 2 : 1;
+  }
+  return moves;
+}
+
+void AffinityPlanner::rebalance_nodes(const Topology& topology, std::span<const double> share,
+                                      std::span<double> gpu_load, std::span<std::int32_t> phy2log,
+                                      std::span<std::int32_t> replica_rank) {
+  // Swaps within a node change no node's experts, so the metric stays; lowering each node's
+  // busiest GPU leaves room under the balance bound for the next swaps between nodes.
+  const std::uint32_t per_gpu = topology.slots_per_gpu();
+  const std::uint32_t gpus_per_node = topology.gpus_per_node();
+  const auto holds = [&](std::uint32_t gpu, std::int32_t expert) {
+    for (std::uint32_t s = gpu * per_gpu; s < (gpu + 1) * per_gpu; ++s) {
+      if (phy2log[s] == expert) return true;
+    }
+    return false;
+  };
+  for (std::uint32_t node = 0; node < nodes_; ++node) {
+    const std::uint32_t first_gpu = node * gpus_per_node;
+    for (std::uint32_t step = 0; step < 4 * gpus_per_node; ++step) {
+      std::uint32_t h = first_gpu;
+      for (std::uint32_t g = first_gpu; g < first_gpu + gpus_per_node; ++g) {
+        if (gpu_load[g] > gpu_load[h]) h = g;
+      }
+      double best_peak = gpu_load[h] * (1 - 1e-9);
+      std::uint32_t best_a = 0, best_b = 0;
+      bool found = false;
+      for (std::uint32_t o = first_gpu; o < first_gpu + gpus_per_node; ++o) {
+        if (o == h) continue;
+        for (std::uint32_t sa = h * per_gpu; sa < (h + 1) * per_gpu; ++sa) {
+          const std::int32_t x = phy2log[sa];
+          for (std::uint32_t sb = o * per_gpu; sb < (o + 1) * per_gpu; ++sb) {
+            const std::int32_t y = phy2log[sb];
+            if (x == y) continue;
+            const double dx = share[static_cast<std::size_t>(x)];
+            const double dy = share[static_cast<std::size_t>(y)];
+            const double peak = std::max(gpu_load[h] - dx + dy, gpu_load[o] - dy + dx);
+            if (peak >= best_peak || holds(o, x) || holds(h, y)) continue;
+            best_peak = peak;
+            best_a = sa;
+            best_b = sb;
+            found = true;
+          }
+        }
+      }
+      if (!found) break;
+      const double dx = share[static_cast<std::size_t>(phy2log[best_a])];
+      const double dy = share[static_cast<std::size_t>(phy2log[best_b])];
+      gpu_load[best_a / per_gpu] += dy - dx;
+      gpu_load[best_b / per_gpu] += dx - dy;
+      std::swap(phy2log[best_a], phy2log[best_b]);
+      std::swap(replica_rank[best_a], replica_rank[best_b]);
+    }
+  }
+}
+
+std::uint32_t AffinityPlanner::exchange_groups(const Topology& topology,
+                                               const AffinitySettings& settings,
+                                               std::span<const double> loads,
+                                               std::span<std::int32_t> phy2log,
+                                               std::span<std::int32_t> replica_rank) {
+  const std::uint32_t groups = topology.num_groups;
+  if (groups % nodes_ != 0 || groups == nodes_) return 0;  // one group per node: nothing to gain
+  const std::uint32_t group_size = experts_ / groups;
+  const std::uint32_t num_slots = topology.num_physical;
+  const std::uint32_t slots_per_node = num_slots / nodes_;
+  const std::uint32_t per_gpu = topology.slots_per_gpu();
+  const std::uint32_t gpus_per_node = topology.gpus_per_node();
+
+  // The plan must keep every group on one node; otherwise there is no group to move.
+  std::vector<std::uint32_t> node_of_group(groups, nodes_);
+  for (std::uint32_t s = 0; s < num_slots; ++s) {
+    const auto g = static_cast<std::uint32_t>(phy2log[s]) / group_size;
+    const std::uint32_t node = s / slots_per_node;
+    if (node_of_group[g] == nodes_) node_of_group[g] = node;
+    if (node_of_group[g] != node) return 0;
+  }
+
+  // Rows as sets of groups: with whole groups per node a row touches exactly its groups' nodes.
+  std::vector<std::uint32_t> group_off(1, 0);
+  std::vector<std::uint32_t> group_ids;
+  std::vector<std::uint32_t> stamp(groups, 0);
+  std::uint32_t next = 0;
+  for (std::size_t r = 0; r + 1 < row_off_.size(); ++r) {
+    ++next;
+    for (std::uint32_t i = row_off_[r]; i < row_off_[r + 1]; ++i) {
+      const std::uint32_t g = row_ids_[i] / group_size;
+      if (stamp[g] == next) continue;
+      stamp[g] = next;
+      group_ids.push_back(g);
+    }
+    group_off.push_back(static_cast<std::uint32_t>(group_ids.size()));
+  }
+  const auto metric = [&](const std::vector<std::uint32_t>& where) {
+    std::uint64_t total = 0;
+    for (std::size_t r = 0; r + 1 < group_off.size(); ++r) {
+      std::uint64_t nodes = 0;
+      for (std::uint32_t i = group_off[r]; i < group_off[r + 1]; ++i) {
+        nodes |= std::uint64_t{1} << where[group_ids[i]];
+      }
+      total += static_cast<std::uint64_t>(std::popcount(nodes));
+    }
+    return total;
+  };
+
+  const auto gpu_loads_of = [&](std::span<const std::int32_t> map) {
+    std::vector<std::int32_t> count(experts_, 0);
+    for (const std::int32_t e : map) ++count[static_cast<std::size_t>(e)];
+    std::vector<double> out(topology.num_gpus, 0.0);
+    for (std::uint32_t s = 0; s < num_slots; ++s) {
+      const auto e = static_cast<std::size_t>(map[s]);
+      out[s / per_gpu] += loads[e] / count[e];
+    }
+    return out;
+  };
+  const std::vector<double> base_loads = gpu_loads_of(phy2log);
+  const double base_max = *std::max_element(base_loads.begin(), base_loads.end());
+  if (!(base_max > 0.0)) return 0;
+  const double cap = base_max / settings.min_balance_ratio * (1 + kCapSlack);
+
+  // Plans one node's slots for a set of groups with the balanced planner (global within it).
+  Topology sub;
+  sub.num_layers = 1;
+  sub.num_logical = group_size * (groups / nodes_);
+  sub.num_physical = slots_per_node;
+  sub.num_nodes = 1;
+  sub.num_gpus = gpus_per_node;
+  sub.num_groups = 1;
+  std::vector<double> local_loads(sub.num_logical);
+  std::vector<std::int32_t> local_map(slots_per_node), local_rank(slots_per_node);
+  const auto plan_node = [&](std::uint32_t node, const std::vector<std::uint32_t>& where,
+                             std::span<std::int32_t> map, std::span<std::int32_t> rank) {
+    std::vector<std::int32_t> experts;
+    for (std::uint32_t g = 0; g < groups; ++g) {
+      if (where[g] != node) continue;
+      for (std::uint32_t e = g * group_size; e < (g + 1) * group_size; ++e) {
+        experts.push_back(static_cast<std::int32_t>(e));
+      }
+    }
+    for (std::size_t i = 0; i < experts.size(); ++i) {
+      local_loads[i] = loads[static_cast<std::size_t>(experts[i])];
+    }
+    node_planner_.plan_layer(sub, BalancedSettings{}, local_loads, local_map, local_rank);
+    for (std::uint32_t s = 0; s < slots_per_node; ++s) {
+      map[std::size_t{node} * slots_per_node + s] = experts[static_cast<std::size_t>(local_map[s])];
+      rank[std::size_t{node} * slots_per_node + s] = local_rank[s];
+    }
+  };
+
+  std::vector<std::int32_t> trial_map(phy2log.begin(), phy2log.end());
+  std::vector<std::int32_t> trial_rank(replica_rank.begin(), replica_rank.end());
+  struct Exchange {
+    std::uint64_t metric;
+    std::uint32_t g1, g2;
+  };
+  std::vector<Exchange> exchanges;
+  std::uint32_t moves = 0;
+  for (std::uint32_t round = 0; round < settings.max_rounds; ++round) {
+    const std::uint64_t current = metric(node_of_group);
+    exchanges.clear();
+    for (std::uint32_t g1 = 0; g1 < groups; ++g1) {
+      for (std::uint32_t g2 = g1 + 1; g2 < groups; ++g2) {
+        if (node_of_group[g1] == node_of_group[g2]) continue;
+        std::vector<std::uint32_t> where = node_of_group;
+        std::swap(where[g1], where[g2]);
+        const std::uint64_t m = metric(where);
+        if (m < current) exchanges.push_back({m, g1, g2});
+      }
+    }
+    std::sort(exchanges.begin(), exchanges.end(), [](const Exchange& l, const Exchange& r) {
+      if (l.metric != r.metric) return l.metric < r.metric;
+      if (l.g1 != r.g1) return l.g1 < r.g1;
+      return l.g2 < r.g2;
+    });
+    bool applied = false;
+    for (const Exchange& x : exchanges) {
+      std::vector<std::uint32_t> where = node_of_group;
+      std::swap(where[x.g1], where[x.g2]);
+      std::copy(phy2log.begin(), phy2log.end(), trial_map.begin());
+      std::copy(replica_rank.begin(), replica_rank.end(), trial_rank.begin());
+      plan_node(node_of_group[x.g1], where, trial_map, trial_rank);
+      plan_node(node_of_group[x.g2], where, trial_map, trial_rank);
+      const std::vector<double> trial_loads = gpu_loads_of(trial_map);
+      if (*std::max_element(trial_loads.begin(), trial_loads.end()) > cap) continue;
+      std::copy(trial_map.begin(), trial_map.end(), phy2log.begin());
+      std::copy(trial_rank.begin(), trial_rank.end(), replica_rank.begin());
+      node_of_group = where;
+      ++moves;
+      applied = true;
+      break;
+    }
+    if (!applied) break;
+  }
+  return moves;
+}
+
+}  // namespace eplb
