@@ -1,0 +1,233 @@
+// Weight migration after a re-plan, on SGLang's real DeepSeek-V3 recordings: for every ordered
+// pair of workloads (A, B), the GPUs hold the plan made for A and the server re-plans for B's
+// load. Experts and bytes moved (44 MB per expert, DeepSeek-V3 in FP8) by
+//   - a naive full reload (every slot of every MoE layer),
+//   - vLLM's rule: keep only experts that stay on the same GPU (no relabeling),
+//   - libeplb's migration planner (relabel nodes, GPUs and slots, then move the rest),
+// and a bounded-budget mode: the planner with max_total_bytes = 25 % of its full migration,
+// moving the changes with most balancedness gain per byte first, against the full re-plan's gain.
+//
+// Usage: eplb_bench_migration [--pairs] [--quick]   (--pairs also prints one row per workload
+// pair; --quick uses the first four recordings only)
+// The recordings are read from $EPLB_SHARED/data/real/sglang-deepseek-v3-ep-stats (default
+// <source>/../shared); without them the benchmark says so and exits 0.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "eplb/eplb.h"
+#include "eplb/library.hpp"
+#include "eplb/load_file.hpp"
+#include "eplb/table.hpp"
+
+namespace {
+
+using eplb_cli::fixed;
+
+constexpr std::uint32_t kLayers = 58, kExperts = 256, kGroups = 8, kFirstMoeRow = 3;
+constexpr const char* kRealDir = "data/real/sglang-deepseek-v3-ep-stats";
+constexpr std::uint64_t kBytesPerExpert = 44'000'000;  // DeepSeek-V3 expert in FP8
+constexpr double kBudgetFraction = 0.25;
+
+struct Workload {
+  std::string name;
+  std::vector<double> loads;  // [kLayers][kExperts]
+};
+
+struct Config {
+  const char* name;
+  std::uint32_t gpus, nodes, replicas;
+};
+
+struct MigrationDeleter {
+  void operator()(eplb_migration* m) const { eplb_migration_destroy(m); }
+};
+using MigrationPtr = std::unique_ptr<eplb_migration, MigrationDeleter>;
+
+std::filesystem::path shared_dir() {
+  const char* env = std::getenv("EPLB_SHARED");
+  return env != nullptr && *env != '\0' ? env : EPLB_SHARED_DEFAULT;
+}
+
+std::vector<Workload> workloads() {
+  const auto dir = shared_dir() / kRealDir;
+  std::vector<Workload> out;
+  if (!std::filesystem::is_directory(dir)) return out;
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".json") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& file : files) {
+    const auto matrix = eplb_cli::read_logical_count_file(file.string());
+    if (matrix.num_experts != kExperts || matrix.num_layers < kFirstMoeRow + kLayers) {
+      throw eplb_cli::InputError(file.string() + ": not a DeepSeek-V3 recording");
+    }
+    const auto begin = matrix.loads.begin() + std::ptrdiff_t{kFirstMoeRow} * kExperts;
+    out.push_back({file.stem().string(), {begin, begin + std::ptrdiff_t{kLayers} * kExperts}});
+  }
+  return out;
+}
+
+struct Result {
+  eplb_migration_summary full{}, bounded{};
+  double plan_ms = 0;
+};
+
+eplb_migration_summary summary_of(const eplb_migration* m) {
+  eplb_migration_summary s{};
+  s.struct_size = sizeof(s);
+  eplb_cli::check(eplb_migration_get_summary(m, &s), "eplb_migration_get_summary: ");
+  return s;
+}
+
+Result migrate(const eplb_placement* from, const eplb_placement* to,
+               const std::vector<double>& loads, std::uint32_t relabel) {
+  Result result;
+  eplb_migration_options options;
+  eplb_migration_options_init(&options);
+  options.bytes_per_expert = kBytesPerExpert;
+  options.relabel = relabel;
+  eplb_migration* raw = nullptr;
+  const auto start = std::chrono::steady_clock::now();
+  eplb_cli::check(eplb_migration_plan(from, to, loads.data(), loads.size(), &options, &raw),
+                  "eplb_migration_plan: ");
+  result.plan_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  MigrationPtr full(raw);
+  result.full = summary_of(full.get());
+  options.max_total_bytes =
+      static_cast<std::uint64_t>(static_cast<double>(result.full.moved_bytes) * kBudgetFraction);
+  if (options.max_total_bytes == 0) options.max_total_bytes = 1;
+  eplb_cli::check(eplb_migration_plan(from, to, loads.data(), loads.size(), &options, &raw),
+                  "eplb_migration_plan: ");
+  MigrationPtr bounded(raw);
+  result.bounded = summary_of(bounded.get());
+  return result;
+}
+
+double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+std::string gb(double bytes) { return fixed(bytes / 1e9, 1); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    bool print_pairs = false, quick = false;
+    for (int i = 1; i < argc; ++i) {
+      print_pairs = print_pairs || std::string(argv[i]) == "--pairs";
+      quick = quick || std::string(argv[i]) == "--quick";
+    }
+    auto sets = workloads();
+    if (quick && sets.size() > 4) sets.resize(4);
+    if (sets.size() < 2) {
+      std::cout << "eplb_bench_migration: " << (shared_dir() / kRealDir).string()
+                << " not found or holds fewer than two recordings (set EPLB_SHARED); skipped\n";
+      return 0;
+    }
+    const Config configs[] = {{"32 GPUs / 4 nodes, 288 slots", 32, 4, 288},
+                              {"64 GPUs / 8 nodes, 320 slots", 64, 8, 320}};
+    const std::uint32_t algorithms[] = {EPLB_ALGORITHM_DEEPSEEK, EPLB_ALGORITHM_BALANCED};
+    const std::pair<std::uint32_t, const char*> modes[] = {
+        {EPLB_MIGRATION_RELABEL_NODES_AND_GPUS, "relabel"},
+        {EPLB_MIGRATION_RELABEL_REPACK_IN_NODE, "repack"}};
+    eplb_cli::Table summary({"config", "algorithm", "planner", "pairs", "naive GB", "vLLM rule GB",
+                             "planner GB", "planner/vLLM", "intra-node GB", "cross-node GB",
+                             "budget GB", "budget/full bytes", "old bal", "new bal", "budget bal",
+                             "budget gain/full gain (mean)", "(min)", "plan ms (median)"});
+    eplb_cli::Table pairs({"config", "algorithm", "planner", "from", "to", "naive", "vLLM rule",
+                           "planner", "old bal", "new bal", "budget bal", "gain kept"});
+    for (const Config& config : configs) {
+      for (const std::uint32_t algorithm : algorithms) {
+        eplb_planner_options options;
+        eplb_planner_options_init(&options);
+        options.algorithm = algorithm;
+        options.num_layers = kLayers;
+        options.num_logical_experts = kExperts;
+        options.num_physical_experts = config.replicas;
+        options.num_groups = kGroups;
+        options.num_nodes = config.nodes;
+        options.num_gpus = config.gpus;
+        auto planner = eplb_cli::make_planner(options, "eplb_planner_create: ");
+        std::vector<eplb_cli::PlacementPtr> plans;
+        for (const auto& set : sets) plans.push_back(eplb_cli::plan(planner.get(), set.loads));
+        for (const auto& [mode, mode_name] : modes) {
+          double naive = 0, vllm = 0, ours = 0, intra = 0, cross = 0, budget = 0;
+          double gain_sum = 0, gain_min = 1e9, bytes_ratio_sum = 0;
+          double old_bal = 0, new_bal = 0, budget_bal = 0;
+          int gain_pairs = 0, count = 0;
+          std::vector<double> times;
+          for (std::size_t a = 0; a < sets.size(); ++a) {
+            for (std::size_t b = 0; b < sets.size(); ++b) {
+              if (a == b) continue;
+              const Result r = migrate(plans[a].get(), plans[b].get(), sets[b].loads, mode);
+              ++count;
+              times.push_back(r.plan_ms);
+              naive += static_cast<double>(r.full.naive_experts) * kBytesPerExpert;
+              vllm += static_cast<double>(r.full.same_gpu_rule_experts) * kBytesPerExpert;
+              ours += static_cast<double>(r.full.moved_bytes);
+              intra += static_cast<double>(r.full.intra_node_bytes + r.full.same_gpu_bytes);
+              cross += static_cast<double>(r.full.cross_node_bytes);
+              budget += static_cast<double>(r.bounded.moved_bytes);
+              if (r.full.moved_bytes > 0) {
+                bytes_ratio_sum += static_cast<double>(r.bounded.moved_bytes) /
+                                   static_cast<double>(r.full.moved_bytes);
+              }
+              old_bal += r.full.old_balancedness;
+              new_bal += r.full.new_balancedness;
+              budget_bal += r.bounded.target_balancedness;
+              const double full_gain = r.full.gain;
+              double kept = 1;
+              if (full_gain > 1e-4) {
+                kept = r.bounded.gain / full_gain;
+                gain_sum += kept;
+                gain_min = std::min(gain_min, kept);
+                ++gain_pairs;
+              }
+              if (print_pairs) {
+                pairs.add_row({config.name, eplb_cli::algorithm_name(algorithm), mode_name,
+                               sets[a].name, sets[b].name, std::to_string(r.full.naive_experts),
+                               std::to_string(r.full.same_gpu_rule_experts),
+                               std::to_string(r.full.moved_experts),
+                               fixed(r.full.old_balancedness, 4), fixed(r.full.new_balancedness, 4),
+                               fixed(r.bounded.target_balancedness, 4), fixed(kept, 3)});
+              }
+            }
+          }
+          const double n = count;
+          summary.add_row({config.name, eplb_cli::algorithm_name(algorithm), mode_name,
+                           std::to_string(count), gb(naive / n), gb(vllm / n), gb(ours / n),
+                           fixed(ours / vllm, 3), gb(intra / n), gb(cross / n), gb(budget / n),
+                           fixed(bytes_ratio_sum / n, 3), fixed(old_bal / n, 4),
+                           fixed(new_bal / n, 4), fixed(budget_bal / n, 4),
+                           gain_pairs ? fixed(gain_sum / gain_pairs, 3) : "-",
+                           gain_pairs ? fixed(gain_min, 3) : "-", fixed(median(times), 1)});
+        }
+      }
+    }
+    std::cout << "Re-plans between " << sets.size()
+              << " real DeepSeek-V3 recordings (every ordered pair; 58 MoE layers x 256 experts, "
+                 "44 MB per expert); means per re-plan; budget = 25 % of the planner's bytes\n\n";
+    summary.print(std::cout);
+    if (print_pairs) {
+      std::cout << "\n";
+      pairs.print(std::cout);
+    }
+    return 0;
+  } catch (const std::exception& error) {
+    std::cerr << "eplb_bench_migration: " << error.what() << "\n";
+    return 1;
+  }
+}

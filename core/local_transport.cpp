@@ -1,0 +1,58 @@
+#include "local_transport.hpp"
+
+#include <cstring>
+
+#include "error.hpp"
+
+namespace eplb {
+
+LocalTransportHub::LocalTransportHub(std::uint32_t num_ranks) : num_ranks_(num_ranks) {
+  if (num_ranks == 0) fail_invalid("num_ranks is 0");
+  mailboxes_.reserve(std::size_t{num_ranks} * num_ranks);
+  for (std::size_t i = 0; i < std::size_t{num_ranks} * num_ranks; ++i) {
+    mailboxes_.push_back(std::make_unique<Mailbox>());
+  }
+  for (std::uint32_t rank = 0; rank < num_ranks; ++rank) {
+    endpoints_.push_back(std::make_unique<Endpoint>(*this, rank));
+  }
+}
+
+MigrationTransport& LocalTransportHub::endpoint(std::uint32_t rank) {
+  if (rank >= num_ranks_)
+    fail_invalid("rank (", rank, ") is not below num_ranks (", num_ranks_, ")");
+  return *endpoints_[rank];
+}
+
+LocalTransportHub::Mailbox& LocalTransportHub::mailbox(std::uint32_t from, std::uint32_t to) {
+  if (from >= num_ranks_ || to >= num_ranks_) {
+    fail_invalid("peer (", from >= num_ranks_ ? from : to, ") is not below num_ranks (", num_ranks_,
+                 ")");
+  }
+  return *mailboxes_[std::size_t{from} * num_ranks_ + to];
+}
+
+// Sends copy eagerly, so a send never blocks and posting order cannot deadlock.
+void LocalTransportHub::Endpoint::send(std::uint32_t peer, std::span<const std::byte> data) {
+  Mailbox& box = hub_.mailbox(rank_, peer);
+  {
+    std::lock_guard lock(box.mutex);
+    box.messages.emplace_back(data.begin(), data.end());
+  }
+  box.ready.notify_all();
+}
+
+void LocalTransportHub::Endpoint::recv(std::uint32_t peer, std::span<std::byte> data) {
+  Mailbox& box = hub_.mailbox(peer, rank_);
+  std::unique_lock lock(box.mutex);
+  box.ready.wait(lock, [&] { return !box.messages.empty(); });
+  std::vector<std::byte> message = std::move(box.messages.front());
+  box.messages.pop_front();
+  lock.unlock();
+  if (message.size() != data.size()) {
+    fail(Errc::internal, "rank ", rank_, " expected ", data.size(), " bytes from rank ", peer,
+         " but the next message has ", message.size());
+  }
+  if (!message.empty()) std::memcpy(data.data(), message.data(), message.size());
+}
+
+}  // namespace eplb

@@ -1,0 +1,993 @@
+#include "migration_plan.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <map>
+#include <queue>
+#include <tuple>
+#include <utility>
+
+#include "assignment.hpp"
+#include "error.hpp"
+#include "loads.hpp"
+#include "metrics.hpp"
+
+namespace eplb {
+
+namespace {
+
+using Row = std::span<const std::int32_t>;
+
+// Sorted experts of each GPU of a layer: [gpus][slots_per_gpu].
+std::vector<std::int32_t> sorted_gpu_contents(const Topology& topology, Row row) {
+  std::vector<std::int32_t> sorted(row.begin(), row.end());
+  const std::size_t per_gpu = topology.slots_per_gpu();
+  for (std::size_t gpu = 0; gpu < topology.num_gpus; ++gpu) {
+    const auto first = sorted.begin() + static_cast<std::ptrdiff_t>(gpu * per_gpu);
+    std::sort(first, first + static_cast<std::ptrdiff_t>(per_gpu));
+  }
+  return sorted;
+}
+
+// Size of the multiset intersection of two sorted ranges.
+std::int64_t common_count(const std::int32_t* a, const std::int32_t* b, std::size_t n) {
+  std::size_t i = 0, j = 0;
+  std::int64_t common = 0;
+  while (i < n && j < n) {
+    if (a[i] < b[j]) {
+      ++i;
+    } else if (b[j] < a[i]) {
+      ++j;
+    } else {
+      ++common, ++i, ++j;
+    }
+  }
+  return common;
+}
+
+// Best assignment of new GPUs [new_first, +count) to old GPUs [old_first, +count); writes the old
+// GPU of each new GPU into map and returns the experts kept.
+std::int64_t assign_block(const std::vector<std::int32_t>& old_sorted,
+                          const std::vector<std::int32_t>& new_sorted, std::size_t per_gpu,
+                          std::size_t new_first, std::size_t old_first, std::size_t count,
+                          std::uint32_t* map) {
+  std::vector<std::int64_t> weights(count * count);
+  for (std::size_t b = 0; b < count; ++b) {
+    for (std::size_t a = 0; a < count; ++a) {
+      weights[b * count + a] = common_count(new_sorted.data() + (new_first + b) * per_gpu,
+                                            old_sorted.data() + (old_first + a) * per_gpu, per_gpu);
+    }
+  }
+  const auto columns = max_weight_assignment(weights, count);
+  std::int64_t kept = 0;
+  for (std::size_t b = 0; b < count; ++b) {
+    map[b] = static_cast<std::uint32_t>(old_first + columns[b]);
+    kept += weights[b * count + columns[b]];
+  }
+  return kept;
+}
+
+// One slot change of a layer: `slot` must end up holding `expert`.
+struct Change {
+  std::uint32_t slot = 0;
+  std::int32_t expert = 0;
+};
+
+// Changes applied together (a cycle of single-replica experts, or one change), in layer order.
+struct Group {
+  std::uint32_t layer = 0;
+  std::uint32_t first = 0;  // index into the layer's ordered changes
+  std::uint32_t count = 0;
+  double gain = 0;  // balancedness gain of the layer (not yet divided by the layer count)
+};
+
+// The evolving content of one layer: phy2log, replica counts and the slots of each expert.
+class LayerState {
+ public:
+  LayerState(const Topology& topology, Row row)
+      : topology_(topology),
+        row_(row.begin(), row.end()),
+        counts_(topology.num_logical, 0),
+        slots_(topology.num_logical) {
+    for (std::uint32_t slot = 0; slot < row_.size(); ++slot) {
+      const auto expert = static_cast<std::size_t>(row_[slot]);
+      ++counts_[expert];
+      slots_[expert].push_back(slot);
+    }
+  }
+  [[nodiscard]] std::int32_t at(std::uint32_t slot) const { return row_[slot]; }
+  [[nodiscard]] std::int32_t count(std::int32_t expert) const {
+    return counts_[static_cast<std::size_t>(expert)];
+  }
+  [[nodiscard]] const std::vector<std::uint32_t>& slots_of(std::int32_t expert) const {
+    return slots_[static_cast<std::size_t>(expert)];
+  }
+  [[nodiscard]] const std::vector<std::int32_t>& row() const { return row_; }
+  // The change keeps every expert placed when its slot's expert has another replica.
+  [[nodiscard]] bool can_apply_alone(const Change& change) const {
+    return count(row_[change.slot]) >= 2;
+  }
+  void apply(const Change& change) {
+    const std::int32_t old_expert = row_[change.slot];
+    auto& old_slots = slots_[static_cast<std::size_t>(old_expert)];
+    old_slots.erase(std::find(old_slots.begin(), old_slots.end(), change.slot));
+    --counts_[static_cast<std::size_t>(old_expert)];
+    ++counts_[static_cast<std::size_t>(change.expert)];
+    slots_[static_cast<std::size_t>(change.expert)].push_back(change.slot);
+    row_[change.slot] = change.expert;
+  }
+  void gpu_loads(std::span<const double> loads, std::vector<double>& out) const {
+    out.assign(topology_.num_gpus, 0.0);
+    for (std::uint32_t slot = 0; slot < row_.size(); ++slot) {
+      const auto expert = static_cast<std::size_t>(row_[slot]);
+      out[topology_.gpu_of_slot(slot)] += loads[expert] / counts_[expert];
+    }
+  }
+
+ private:
+  const Topology& topology_;
+  std::vector<std::int32_t> row_;
+  std::vector<std::int32_t> counts_;
+  std::vector<std::vector<std::uint32_t>> slots_;
+};
+
+double max_of(const std::vector<double>& values) {
+  return values.empty() ? 0.0 : *std::max_element(values.begin(), values.end());
+}
+
+double balancedness_of(double total, std::uint32_t gpus, double max_load) {
+  return max_load > 0 ? total / gpus / max_load : 1.0;
+}
+
+// Scores single changes under the load model: the busiest GPU and the sum of squared GPU loads
+// after the change, computed from the GPUs the change touches only.
+class ChangeScorer {
+ public:
+  ChangeScorer(const Topology& topology, std::span<const double> loads)
+      : topology_(topology),
+        loads_(loads),
+        stamp_(topology.num_gpus, 0),
+        delta_(topology.num_gpus) {}
+
+  void refresh(const LayerState& state) {
+    state.gpu_loads(loads_, gpu_loads_);
+    order_.resize(gpu_loads_.size());
+    for (std::uint32_t g = 0; g < order_.size(); ++g) order_[g] = g;
+    std::sort(order_.begin(), order_.end(), [&](std::uint32_t a, std::uint32_t b) {
+      return gpu_loads_[a] > gpu_loads_[b] || (gpu_loads_[a] == gpu_loads_[b] && a < b);
+    });
+  }
+  [[nodiscard]] double current_max() const { return gpu_loads_[order_.front()]; }
+  [[nodiscard]] std::uint32_t busiest() const { return order_.front(); }
+
+  // (max GPU load, change in the sum of squares) after two changes that trade experts a and b
+  // between two slots: replica counts stay, only the two GPUs change.
+  std::pair<double, double> score_swap(const LayerState& state, const Change& first,
+                                       const Change& second) {
+    ++epoch_;
+    touched_.clear();
+    const std::int32_t a = state.at(first.slot), b = first.expert;
+    const double weight_a = loads_[static_cast<std::size_t>(a)] / state.count(a);
+    const double weight_b = loads_[static_cast<std::size_t>(b)] / state.count(b);
+    add(topology_.gpu_of_slot(first.slot), weight_b - weight_a);
+    add(topology_.gpu_of_slot(second.slot), weight_a - weight_b);
+    return finish();
+  }
+
+  // (max GPU load, change in the sum of squares) after the change.
+  std::pair<double, double> score(const LayerState& state, const Change& change) {
+    ++epoch_;
+    touched_.clear();
+    const std::int32_t a = state.at(change.slot);
+    const std::int32_t b = change.expert;
+    const double load_a = loads_[static_cast<std::size_t>(a)];
+    const double load_b = loads_[static_cast<std::size_t>(b)];
+    const double count_a = state.count(a), count_b = state.count(b);
+    for (std::uint32_t slot : state.slots_of(a)) {
+      add(topology_.gpu_of_slot(slot),
+          slot == change.slot ? -load_a / count_a : load_a / (count_a - 1) - load_a / count_a);
+    }
+    for (std::uint32_t slot : state.slots_of(b)) {
+      add(topology_.gpu_of_slot(slot), load_b / (count_b + 1) - load_b / count_b);
+    }
+    add(topology_.gpu_of_slot(change.slot), load_b / (count_b + 1));
+    return finish();
+  }
+
+ private:
+  std::pair<double, double> finish() {
+    double max_load = 0, squares = 0;
+    for (std::uint32_t gpu : touched_) {
+      const double before = gpu_loads_[gpu], after = before + delta_[gpu];
+      max_load = std::max(max_load, after);
+      squares += after * after - before * before;
+    }
+    for (std::uint32_t gpu : order_) {
+      if (stamp_[gpu] != epoch_) {
+        max_load = std::max(max_load, gpu_loads_[gpu]);
+        break;
+      }
+    }
+    return {max_load, squares};
+  }
+
+  void add(std::uint32_t gpu, double delta) {
+    if (stamp_[gpu] != epoch_) {
+      stamp_[gpu] = epoch_;
+      delta_[gpu] = 0;
+      touched_.push_back(gpu);
+    }
+    delta_[gpu] += delta;
+  }
+
+  const Topology& topology_;
+  std::span<const double> loads_;
+  std::vector<double> gpu_loads_;
+  std::vector<std::uint32_t> order_;
+  std::vector<std::uint64_t> stamp_;
+  std::vector<double> delta_;
+  std::vector<std::uint32_t> touched_;
+  std::uint64_t epoch_ = 0;
+};
+
+// Orders a layer's changes into groups, each leaving every expert with a replica. Appends the
+// ordered changes to `ordered` and the groups to `groups`.
+void order_layer(const Topology& topology, std::uint32_t layer, Row old_row,
+                 std::span<const std::int32_t> target_row, std::span<const double> layer_loads,
+                 std::vector<Change>& ordered, std::vector<Group>& groups) {
+  LayerState state(topology, old_row);
+  std::vector<Change> remaining;
+  for (std::uint32_t slot = 0; slot < old_row.size(); ++slot) {
+    if (old_row[slot] != target_row[slot]) remaining.push_back({slot, target_row[slot]});
+  }
+  const bool with_loads = !layer_loads.empty();
+  double total = 0;
+  for (double load : layer_loads) total += load;
+  ChangeScorer scorer(topology, layer_loads);
+  std::vector<double> gpu_loads;
+  double max_before = 0;
+  if (with_loads) {
+    state.gpu_loads(layer_loads, gpu_loads);
+    max_before = max_of(gpu_loads);
+  }
+  const std::uint32_t base = static_cast<std::uint32_t>(ordered.size());
+  std::vector<Change> group;
+  std::map<std::pair<std::int32_t, std::int32_t>, std::size_t> swap_index;  // (from, to) -> change
+  while (!remaining.empty()) {
+    group.clear();
+    std::size_t best = remaining.size(), partner = remaining.size();
+    // Improvement per expert moved: of the busiest GPU, then of the sum of squared loads.
+    std::pair<double, double> best_gain{0, 0};
+    if (with_loads) {
+      scorer.refresh(state);
+      const double current = scorer.current_max();
+      const auto consider = [&](std::pair<double, double> score, double experts, std::size_t i,
+                                std::size_t j) {
+        const std::pair<double, double> gain{(current - score.first) / experts,
+                                             -score.second / experts};
+        if (best == remaining.size() || gain > best_gain) {
+          best = i;
+          partner = j;
+          best_gain = gain;
+        }
+      };
+      // Trades of two experts between two slots (often the last replica of both) score as a
+      // unit, so that they are not all left for the end.
+      swap_index.clear();
+      for (std::size_t i = 0; i < remaining.size(); ++i) {
+        swap_index.emplace(std::pair{state.at(remaining[i].slot), remaining[i].expert}, i);
+      }
+      for (std::size_t i = 0; i < remaining.size(); ++i) {
+        if (state.can_apply_alone(remaining[i])) {
+          consider(scorer.score(state, remaining[i]), 1.0, i, remaining.size());
+        }
+        const auto match =
+            swap_index.find(std::pair{remaining[i].expert, state.at(remaining[i].slot)});
+        if (match != swap_index.end() && match->second > i) {
+          consider(scorer.score_swap(state, remaining[i], remaining[match->second]), 2.0, i,
+                   match->second);
+        }
+      }
+    } else {
+      for (std::size_t i = 0; i < remaining.size(); ++i) {
+        if (state.can_apply_alone(remaining[i])) {
+          best = i;
+          break;
+        }
+      }
+    }
+    if (best < remaining.size()) {
+      group.push_back(remaining[best]);
+      if (partner < remaining.size()) {
+        group.push_back(remaining[partner]);
+        remaining.erase(remaining.begin() + static_cast<std::ptrdiff_t>(partner));
+      }
+      remaining.erase(remaining.begin() + static_cast<std::ptrdiff_t>(best));
+    } else {
+      // Every remaining change overwrites the last replica of its expert. That expert must be
+      // written elsewhere by another remaining change; following these links closes a cycle,
+      // which keeps every replica count when applied at once.
+      std::vector<std::size_t> path{0};
+      std::vector<std::size_t> position(remaining.size(), remaining.size());
+      position[0] = 0;
+      while (true) {
+        const std::int32_t needed = state.at(remaining[path.back()].slot);
+        std::size_t next = remaining.size();
+        for (std::size_t i = 0; i < remaining.size(); ++i) {
+          if (remaining[i].expert == needed) {
+            next = i;
+            break;
+          }
+        }
+        EPLB_ASSERT(next < remaining.size());
+        if (position[next] != remaining.size()) {
+          path.erase(path.begin(), path.begin() + static_cast<std::ptrdiff_t>(position[next]));
+          break;
+        }
+        position[next] = path.size();
+        path.push_back(next);
+      }
+      for (std::size_t i : path) group.push_back(remaining[i]);
+      std::sort(path.begin(), path.end(), std::greater<>());
+      for (std::size_t i : path)
+        remaining.erase(remaining.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    for (const Change& change : group) state.apply(change);
+    Group record;
+    record.layer = layer;
+    record.first = static_cast<std::uint32_t>(ordered.size()) - base;
+    record.count = static_cast<std::uint32_t>(group.size());
+    if (with_loads) {
+      state.gpu_loads(layer_loads, gpu_loads);
+      const double max_after = max_of(gpu_loads);
+      record.gain = balancedness_of(total, topology.num_gpus, max_after) -
+                    balancedness_of(total, topology.num_gpus, max_before);
+      max_before = max_after;
+    }
+    ordered.insert(ordered.end(), group.begin(), group.end());
+    groups.push_back(record);
+  }
+}
+
+// The alternative for a small budget: rebalance the old placement itself, one move at a time,
+// each the best for the busiest GPU per expert moved: a replica of one of its experts onto a
+// slot of another GPU whose expert keeps another replica, or a trade of one of its experts with
+// an expert of another GPU (of the same node when `same_node_only`, for hierarchical plans). No
+// slot is written twice. Stops when no move lowers the busiest GPU or after `max_changes` slot
+// changes.
+void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
+                     std::span<const double> layer_loads, std::size_t max_changes,
+                     bool same_node_only, std::vector<Change>& ordered,
+                     std::vector<Group>& groups) {
+  LayerState state(topology, old_row);
+  ChangeScorer scorer(topology, layer_loads);
+  const std::uint32_t per_gpu = topology.slots_per_gpu();
+  const auto num_slots = static_cast<std::uint32_t>(old_row.size());
+  std::vector<char> used(num_slots, 0);
+  double total = 0;
+  for (double load : layer_loads) total += load;
+  const auto gpu_holds = [&](std::uint32_t gpu, std::int32_t expert) {
+    for (std::uint32_t j = 0; j < per_gpu; ++j) {
+      if (state.at(gpu * per_gpu + j) == expert) return true;
+    }
+    return false;
+  };
+  const auto base = static_cast<std::uint32_t>(ordered.size());
+  std::size_t changes = 0;
+  while (changes < max_changes) {
+    scorer.refresh(state);
+    const double current = scorer.current_max();
+    if (current <= 0) break;
+    const std::uint32_t busiest = scorer.busiest();
+    std::pair<double, double> best_gain{0, 0};
+    Change first{}, second{};
+    int best_size = 0;
+    const auto consider = [&](std::pair<double, double> score, int size, Change a, Change b) {
+      const std::pair<double, double> gain{(current - score.first) / size, -score.second / size};
+      if (gain.first > current * 1e-12 && (best_size == 0 || gain > best_gain)) {
+        best_gain = gain;
+        best_size = size;
+        first = a;
+        second = b;
+      }
+    };
+    for (std::uint32_t i = 0; i < per_gpu; ++i) {
+      const std::uint32_t s1 = busiest * per_gpu + i;
+      const std::int32_t x = state.at(s1);
+      for (std::uint32_t s = 0; s < num_slots; ++s) {
+        const std::uint32_t gpu = topology.gpu_of_slot(s);
+        if (gpu == busiest || used[s]) continue;
+        if (same_node_only && topology.node_of_gpu(gpu) != topology.node_of_gpu(busiest)) continue;
+        const std::int32_t y = state.at(s);
+        if (y == x || gpu_holds(gpu, x)) continue;
+        if (state.count(y) >= 2) consider(scorer.score(state, {s, x}), 1, {s, x}, {});
+        if (changes + 2 <= max_changes && !used[s1] && !gpu_holds(busiest, y)) {
+          consider(scorer.score_swap(state, {s1, y}, {s, x}), 2, {s1, y}, {s, x});
+        }
+      }
+    }
+    if (best_size == 0) break;
+    std::vector<double> gpu_loads;
+    state.gpu_loads(layer_loads, gpu_loads);
+    const double max_before = max_of(gpu_loads);
+    Group record;
+    record.layer = layer;
+    record.first = static_cast<std::uint32_t>(ordered.size()) - base;
+    record.count = static_cast<std::uint32_t>(best_size);
+    // Both changes of a trade are read before either is written (one step), so apply them
+    // together; the replica counts do not change.
+    state.apply(first);
+    ordered.push_back(first);
+    if (best_size == 2) {
+      state.apply(second);
+      ordered.push_back(second);
+    }
+    used[first.slot] = 1;
+    if (best_size == 2) used[second.slot] = 1;
+    changes += static_cast<std::size_t>(best_size);
+    state.gpu_loads(layer_loads, gpu_loads);
+    record.gain = balancedness_of(total, topology.num_gpus, max_of(gpu_loads)) -
+                  balancedness_of(total, topology.num_gpus, max_before);
+    groups.push_back(record);
+  }
+}
+
+// A run of consecutive groups of one layer on the upper concave hull of (bytes, gain).
+struct Chunk {
+  std::uint32_t layer = 0;
+  std::size_t first_group = 0, end_group = 0;  // indices into the layer's groups
+  double ratio = 0;                            // gain per expert moved
+};
+
+std::vector<Chunk> hull_chunks(std::uint32_t layer, std::span<const Group> groups) {
+  std::vector<Chunk> chunks;
+  std::size_t start = 0;
+  while (start < groups.size()) {
+    double gain = 0, experts = 0, best_ratio = -std::numeric_limits<double>::infinity();
+    std::size_t best_end = start + 1;
+    for (std::size_t end = start; end < groups.size(); ++end) {
+      gain += groups[end].gain;
+      experts += groups[end].count;
+      const double ratio = gain / experts;
+      if (ratio >= best_ratio - 1e-15) {  // the farthest end among the best ratios
+        best_ratio = std::max(best_ratio, ratio);
+        best_end = end + 1;
+      }
+    }
+    chunks.push_back({layer, start, best_end, best_ratio});
+    start = best_end;
+  }
+  return chunks;
+}
+
+TransferKind kind_of(const Topology& topology, std::uint32_t src_slot, std::uint32_t dst_slot) {
+  const std::uint32_t src_gpu = topology.gpu_of_slot(src_slot);
+  const std::uint32_t dst_gpu = topology.gpu_of_slot(dst_slot);
+  if (src_gpu == dst_gpu) return TransferKind::same_gpu;
+  return topology.node_of_gpu(src_gpu) == topology.node_of_gpu(dst_gpu) ? TransferKind::intra_node
+                                                                        : TransferKind::cross_node;
+}
+
+// Placement of `rows` with replica ranks in ascending slot order.
+Placement ascending_placement(const Topology& topology, std::vector<std::int32_t> rows,
+                              const Provenance& provenance) {
+  std::vector<std::int32_t> ranks(rows.size());
+  std::vector<std::int32_t> seen(topology.num_logical);
+  for (std::size_t layer = 0; layer < topology.num_layers; ++layer) {
+    std::fill(seen.begin(), seen.end(), 0);
+    for (std::size_t slot = 0; slot < topology.num_physical; ++slot) {
+      const std::size_t i = layer * topology.num_physical + slot;
+      ranks[i] = seen[static_cast<std::size_t>(rows[i])]++;
+    }
+  }
+  return Placement::from_ranked_slots(topology, std::move(rows), ranks, provenance);
+}
+
+double mean_balancedness(const Placement& placement, std::span<const double> loads) {
+  return compute_metrics(placement, loads).balancedness;
+}
+
+void check_same_shape(const Topology& a, const Topology& b) {
+  const auto check = [](const char* field, std::uint32_t old_value, std::uint32_t new_value) {
+    if (old_value != new_value) {
+      fail_invalid("new_placement ", field, " (", new_value, ") differs from old_placement's (",
+                   old_value, ")");
+    }
+  };
+  check("num_layers", a.num_layers, b.num_layers);
+  check("num_logical_experts", a.num_logical, b.num_logical);
+  check("num_physical_experts", a.num_physical, b.num_physical);
+  check("num_gpus", a.num_gpus, b.num_gpus);
+  check("num_nodes", a.num_nodes, b.num_nodes);
+}
+
+void check_options(const MigrationOptions& options) {
+  if (static_cast<std::uint32_t>(options.relabel) > 3) {
+    fail_invalid("options->relabel (", static_cast<std::uint32_t>(options.relabel),
+                 ") is not an eplb_migration_relabel value (0..3)");
+  }
+  if (options.bytes_per_expert == 0) fail_invalid("options->bytes_per_expert is 0");
+  if (!std::isfinite(options.min_gain)) {
+    fail_invalid("options->min_gain (", options.min_gain, ") is not finite");
+  }
+  if (!std::isfinite(options.min_gain_per_gib) || options.min_gain_per_gib < 0) {
+    fail_invalid("options->min_gain_per_gib (", options.min_gain_per_gib,
+                 ") must be finite and >= 0");
+  }
+}
+
+// A replica of the new plan: its expert and its replica rank (kept through relabeling).
+struct Replica {
+  std::int32_t expert = 0;
+  std::int32_t rank = 0;
+};
+
+// Re-packs each node's replicas onto the node's GPUs to keep more experts where they are:
+// pairwise exchanges of replicas between two GPUs of a node that raise the number of replicas
+// already on their GPU, never taking a GPU above the layer's busiest GPU and never putting two
+// replicas of one expert on a GPU. The node's replicas, hence node loads, replica counts and
+// off-node replicas, do not change, and the busiest GPU does not get busier. `content` is
+// [gpus][slots_per_gpu], the replicas each physical GPU will hold.
+void repack_layer(const Topology& topology, Row old_row, std::span<const double> layer_loads,
+                  std::vector<Replica>& content) {
+  const std::uint32_t per_gpu = topology.slots_per_gpu(), per_node = topology.gpus_per_node();
+  std::vector<std::int32_t> counts(topology.num_logical, 0);
+  for (const Replica& r : content) ++counts[static_cast<std::size_t>(r.expert)];
+  const auto weight = [&](std::int32_t e) {
+    return layer_loads[static_cast<std::size_t>(e)] / counts[static_cast<std::size_t>(e)];
+  };
+  std::vector<double> gpu_load(topology.num_gpus, 0.0);
+  for (std::uint32_t slot = 0; slot < content.size(); ++slot) {
+    gpu_load[slot / per_gpu] += weight(content[slot].expert);
+  }
+  const double cap = *std::max_element(gpu_load.begin(), gpu_load.end());
+  const auto had = [&](std::uint32_t gpu, std::int32_t e) {
+    const auto first = old_row.begin() + std::ptrdiff_t{gpu} * per_gpu;
+    return std::find(first, first + per_gpu, e) != first + per_gpu ? 1 : 0;
+  };
+  const auto holds = [&](std::uint32_t gpu, std::int32_t e) {
+    for (std::uint32_t j = 0; j < per_gpu; ++j) {
+      if (content[gpu * per_gpu + j].expert == e) return true;
+    }
+    return false;
+  };
+  for (std::uint32_t node = 0; node < topology.num_nodes; ++node) {
+    const std::uint32_t first_gpu = node * per_node;
+    bool duplicates = false;
+    for (std::uint32_t g = first_gpu; g < first_gpu + per_node && !duplicates; ++g) {
+      for (std::uint32_t i = 0; i < per_gpu && !duplicates; ++i) {
+        for (std::uint32_t j = i + 1; j < per_gpu; ++j) {
+          duplicates =
+              duplicates || content[g * per_gpu + i].expert == content[g * per_gpu + j].expert;
+        }
+      }
+    }
+    if (duplicates) continue;  // keep the plan's own packing of such a node
+    for (int pass = 0; pass < 64; ++pass) {
+      bool improved = false;
+      for (std::uint32_t g1 = first_gpu; g1 < first_gpu + per_node; ++g1) {
+        for (std::uint32_t i = 0; i < per_gpu; ++i) {
+          const std::int32_t x = content[g1 * per_gpu + i].expert;
+          if (had(g1, x)) continue;  // already in place
+          // Best exchange of x with a replica y of another GPU g2 that held x.
+          int best_gain = 0;
+          std::uint32_t best_g2 = 0, best_j = 0;
+          for (std::uint32_t g2 = first_gpu; g2 < first_gpu + per_node; ++g2) {
+            if (g2 == g1 || !had(g2, x) || holds(g2, x)) continue;
+            for (std::uint32_t j = 0; j < per_gpu; ++j) {
+              const std::int32_t y = content[g2 * per_gpu + j].expert;
+              if (holds(g1, y)) continue;
+              const int gain = 1 + had(g1, y) - had(g2, y);
+              if (gain <= best_gain) continue;
+              const double delta = weight(y) - weight(x);
+              if (gpu_load[g1] + delta > cap || gpu_load[g2] - delta > cap) continue;
+              best_gain = gain;
+              best_g2 = g2;
+              best_j = j;
+            }
+          }
+          if (best_gain > 0) {
+            const std::int32_t y = content[best_g2 * per_gpu + best_j].expert;
+            const double delta = weight(y) - weight(x);
+            gpu_load[g1] += delta;
+            gpu_load[best_g2] -= delta;
+            std::swap(content[g1 * per_gpu + i], content[best_g2 * per_gpu + best_j]);
+            improved = true;
+          }
+        }
+      }
+      if (!improved) break;
+    }
+  }
+}
+
+struct Selection {
+  std::vector<const Group*> chosen;  // in schedule order
+  double gain = 0;                   // summed layer balancedness gains of the chosen groups
+  bool complete = true;              // every group chosen
+};
+
+// Orders the groups of all layers (by gain per expert moved along each layer's concave hull when
+// `by_gain`, else layer by layer) and keeps those that fit `max_total_bytes` (0: all); a layer
+// whose next group does not fit stops there.
+Selection select_groups(const std::vector<std::vector<Group>>& groups, bool by_gain,
+                        std::uint64_t max_total_bytes, std::uint64_t bytes) {
+  const auto layers = static_cast<std::uint32_t>(groups.size());
+  std::vector<Chunk> chunk_order;
+  if (by_gain) {
+    std::vector<std::vector<Chunk>> per_layer(layers);
+    const auto worse = [](const Chunk& a, const Chunk& b) {
+      return a.ratio < b.ratio || (a.ratio == b.ratio && a.layer > b.layer);
+    };
+    std::priority_queue<Chunk, std::vector<Chunk>, decltype(worse)> queue(worse);
+    std::vector<std::size_t> next_chunk(layers, 1);
+    for (std::uint32_t layer = 0; layer < layers; ++layer) {
+      per_layer[layer] = hull_chunks(layer, groups[layer]);
+      if (!per_layer[layer].empty()) queue.push(per_layer[layer][0]);
+    }
+    while (!queue.empty()) {
+      const Chunk chunk = queue.top();
+      queue.pop();
+      chunk_order.push_back(chunk);
+      auto& next = next_chunk[chunk.layer];
+      if (next < per_layer[chunk.layer].size()) queue.push(per_layer[chunk.layer][next++]);
+    }
+  } else {
+    for (std::uint32_t layer = 0; layer < layers; ++layer) {
+      if (!groups[layer].empty()) chunk_order.push_back({layer, 0, groups[layer].size(), 0});
+    }
+  }
+  Selection selection;
+  std::vector<char> closed(layers, 0);
+  std::uint64_t total_bytes = 0;
+  for (const Chunk& chunk : chunk_order) {
+    for (std::size_t g = chunk.first_group; g < chunk.end_group; ++g) {
+      const Group& group = groups[chunk.layer][g];
+      if (closed[chunk.layer]) break;
+      const std::uint64_t group_bytes = group.count * bytes;
+      if (max_total_bytes != 0 && total_bytes + group_bytes > max_total_bytes) {
+        closed[chunk.layer] = 1;
+        selection.complete = false;
+        break;
+      }
+      total_bytes += group_bytes;
+      selection.gain += group.gain;
+      selection.chosen.push_back(&group);
+    }
+  }
+  return selection;
+}
+
+}  // namespace
+
+std::vector<std::uint32_t> relabel_gpus(const Topology& topology, Row old_row, Row new_row,
+                                        MigrationRelabel relabel) {
+  const std::uint32_t gpus = topology.num_gpus, nodes = topology.num_nodes;
+  const std::uint32_t per_node = topology.gpus_per_node();
+  const std::size_t per_gpu = topology.slots_per_gpu();
+  std::vector<std::uint32_t> map(gpus);
+  if (relabel == MigrationRelabel::none) {
+    for (std::uint32_t g = 0; g < gpus; ++g) map[g] = g;
+    return map;
+  }
+  const auto old_sorted = sorted_gpu_contents(topology, old_row);
+  const auto new_sorted = sorted_gpu_contents(topology, new_row);
+  if (relabel == MigrationRelabel::gpus_in_node || nodes == 1) {
+    for (std::uint32_t node = 0; node < nodes; ++node) {
+      assign_block(old_sorted, new_sorted, per_gpu, std::size_t{node} * per_node,
+                   std::size_t{node} * per_node, per_node,
+                   map.data() + std::size_t{node} * per_node);
+    }
+    return map;
+  }
+  // Nodes and GPUs: the best GPU assignment for every (new node, old node) pair, then the best
+  // node assignment over those values. Optimal: for a fixed node permutation the GPU
+  // assignments of different nodes are independent.
+  std::vector<std::int64_t> node_weights(std::size_t{nodes} * nodes);
+  std::vector<std::uint32_t> pair_maps(std::size_t{nodes} * nodes * per_node);
+  for (std::uint32_t new_node = 0; new_node < nodes; ++new_node) {
+    for (std::uint32_t old_node = 0; old_node < nodes; ++old_node) {
+      const std::size_t pair = std::size_t{new_node} * nodes + old_node;
+      node_weights[pair] =
+          assign_block(old_sorted, new_sorted, per_gpu, std::size_t{new_node} * per_node,
+                       std::size_t{old_node} * per_node, per_node, &pair_maps[pair * per_node]);
+    }
+  }
+  const auto node_map = max_weight_assignment(node_weights, nodes);
+  for (std::uint32_t new_node = 0; new_node < nodes; ++new_node) {
+    const std::size_t pair = std::size_t{new_node} * nodes + node_map[new_node];
+    std::copy_n(&pair_maps[pair * per_node], per_node,
+                map.data() + std::size_t{new_node} * per_node);
+  }
+  return map;
+}
+
+std::uint64_t experts_kept(const Topology& topology, Row old_row, Row new_row,
+                           std::span<const std::uint32_t> gpu_map) {
+  const auto old_sorted = sorted_gpu_contents(topology, old_row);
+  const auto new_sorted = sorted_gpu_contents(topology, new_row);
+  const std::size_t per_gpu = topology.slots_per_gpu();
+  std::uint64_t kept = 0;
+  for (std::size_t b = 0; b < topology.num_gpus; ++b) {
+    kept += static_cast<std::uint64_t>(common_count(
+        new_sorted.data() + b * per_gpu, old_sorted.data() + gpu_map[b] * per_gpu, per_gpu));
+  }
+  return kept;
+}
+
+MigrationPlan MigrationPlan::make(const Placement& old_placement, const Placement& new_placement,
+                                  std::span<const double> loads, const MigrationOptions& options) {
+  const Topology topology = old_placement.topology();
+  check_same_shape(topology, new_placement.topology());
+  check_options(options);
+  const bool with_loads = !loads.empty();
+  if (with_loads) validate_loads(loads, topology, "loads");
+
+  const std::uint32_t layers = topology.num_layers, gpus = topology.num_gpus;
+  const std::size_t num_physical = topology.num_physical, per_gpu = topology.slots_per_gpu();
+  const std::size_t num_logical = topology.num_logical;
+
+  // 1. Relabel every layer.
+  std::vector<std::uint32_t> gpu_map(std::size_t{layers} * gpus);
+  std::vector<std::int32_t> relabeled_rows(topology.slot_count());
+  std::vector<std::int32_t> relabeled_ranks(topology.slot_count());
+  {
+    // replica rank of every slot of the new plan, from its log2phy
+    std::vector<std::int32_t> new_ranks(topology.slot_count());
+    const auto log2phy = new_placement.log2phy();
+    const std::size_t width = new_placement.log2phy_width();
+    for (std::size_t layer = 0; layer < layers; ++layer) {
+      for (std::size_t e = 0; e < num_logical; ++e) {
+        for (std::size_t r = 0; r < width; ++r) {
+          const std::int32_t slot = log2phy[(layer * num_logical + e) * width + r];
+          if (slot >= 0) {
+            new_ranks[layer * num_physical + static_cast<std::size_t>(slot)] =
+                static_cast<std::int32_t>(r);
+          }
+        }
+      }
+    }
+    std::vector<char> taken(per_gpu), filled(per_gpu);
+    std::vector<Replica> content(num_physical);
+    for (std::uint32_t layer = 0; layer < layers; ++layer) {
+      const Row old_row = old_placement.phy2log_layer(layer);
+      const Row new_row = new_placement.phy2log_layer(layer);
+      const auto map = relabel_gpus(topology, old_row, new_row, options.relabel);
+      std::copy(map.begin(), map.end(), gpu_map.begin() + std::ptrdiff_t{layer} * gpus);
+      const std::size_t row_base = std::size_t{layer} * num_physical;
+      // The replicas each physical GPU will hold.
+      for (std::uint32_t b = 0; b < gpus; ++b) {
+        for (std::size_t j = 0; j < per_gpu; ++j) {
+          content[map[b] * per_gpu + j] = {new_row[b * per_gpu + j],
+                                           new_ranks[row_base + b * per_gpu + j]};
+        }
+      }
+      if (options.relabel == MigrationRelabel::repack_in_node && with_loads) {
+        repack_layer(topology, old_row,
+                     loads.subspan(std::size_t{layer} * num_logical, num_logical), content);
+      }
+      for (std::uint32_t a = 0; a < gpus; ++a) {
+        const std::size_t first = std::size_t{a} * per_gpu;
+        std::fill(taken.begin(), taken.end(), 0);    // replicas of the GPU already placed
+        std::fill(filled.begin(), filled.end(), 0);  // slots already filled
+        // Experts already on the GPU keep their slot.
+        for (std::size_t i = 0; i < per_gpu; ++i) {
+          for (std::size_t j = 0; j < per_gpu; ++j) {
+            if (!taken[j] && content[first + j].expert == old_row[first + i]) {
+              taken[j] = 1;
+              filled[i] = 1;
+              relabeled_rows[row_base + first + i] = content[first + j].expert;
+              relabeled_ranks[row_base + first + i] = content[first + j].rank;
+              break;
+            }
+          }
+        }
+        std::size_t next = 0;
+        for (std::size_t j = 0; j < per_gpu; ++j) {
+          if (taken[j]) continue;
+          while (filled[next]) ++next;
+          filled[next] = 1;
+          relabeled_rows[row_base + first + next] = content[first + j].expert;
+          relabeled_ranks[row_base + first + next] = content[first + j].rank;
+        }
+      }
+    }
+  }
+  Placement relabeled = Placement::from_ranked_slots(topology, relabeled_rows, relabeled_ranks,
+                                                     new_placement.provenance());
+
+  // 2. Order each layer's changes into groups.
+  std::vector<std::vector<Change>> ordered(layers);
+  std::vector<std::vector<Group>> groups(layers);
+  std::uint64_t full_changes = 0;
+  for (std::uint32_t layer = 0; layer < layers; ++layer) {
+    const auto layer_loads = with_loads
+                                 ? loads.subspan(std::size_t{layer} * num_logical, num_logical)
+                                 : std::span<const double>();
+    order_layer(topology, layer, old_placement.phy2log_layer(layer), relabeled.phy2log_layer(layer),
+                layer_loads, ordered[layer], groups[layer]);
+    full_changes += ordered[layer].size();
+  }
+
+  // 3. Merge layers (by gain per expert with loads, else in layer order) and apply the total
+  // budget. With loads and a budget, a rebalance of the old placement competes with the prefix
+  // of the migration to the new plan; the one with more predicted gain is scheduled.
+  const std::uint64_t bytes = options.bytes_per_expert;
+  auto selection = select_groups(groups, with_loads, options.max_total_bytes, bytes);
+  if (with_loads && !selection.complete) {
+    std::vector<std::vector<Change>> alt_ordered(layers);
+    std::vector<std::vector<Group>> alt_groups(layers);
+    for (std::uint32_t layer = 0; layer < layers; ++layer) {
+      rebalance_layer(topology, layer, old_placement.phy2log_layer(layer),
+                      loads.subspan(std::size_t{layer} * num_logical, num_logical),
+                      ordered[layer].size(), new_placement.provenance().hierarchical,
+                      alt_ordered[layer], alt_groups[layer]);
+    }
+    auto alternative = select_groups(alt_groups, true, options.max_total_bytes, bytes);
+    if (alternative.gain > selection.gain) {
+      ordered = std::move(alt_ordered);
+      groups = std::move(alt_groups);
+      selection = select_groups(groups, true, options.max_total_bytes, bytes);
+      selection.complete = false;
+    }
+  }
+  const std::vector<const Group*>& chosen = selection.chosen;
+  const bool complete = selection.complete;
+
+  // 4. Cut into steps and choose sources from the placement in force before each step.
+  MigrationPlan plan(old_placement, relabeled,
+                     relabeled);  // target_ replaced below when incomplete
+  plan.options_ = options;
+  plan.gpu_map_ = std::move(gpu_map);
+  std::vector<LayerState> states;
+  states.reserve(layers);
+  for (std::uint32_t layer = 0; layer < layers; ++layer) {
+    states.emplace_back(topology, old_placement.phy2log_layer(layer));
+  }
+  MigrationSummary& summary = plan.summary_;
+  std::vector<std::uint32_t> sent(gpus, 0), received(gpus, 0);
+  std::vector<char> layer_in_step(layers, 0);
+  std::vector<std::pair<std::uint32_t, Change>> step_changes;
+  plan.step_offsets_.push_back(0);
+  const auto flush_step = [&] {
+    if (step_changes.empty()) return;
+    const auto step = static_cast<std::uint32_t>(plan.step_offsets_.size() - 1);
+    std::sort(step_changes.begin(), step_changes.end(), [](const auto& a, const auto& b) {
+      return a.first < b.first || (a.first == b.first && a.second.slot < b.second.slot);
+    });
+    std::fill(sent.begin(), sent.end(), 0);
+    std::fill(received.begin(), received.end(), 0);
+    for (const auto& [layer, change] : step_changes) {
+      const std::uint32_t dst_gpu = topology.gpu_of_slot(change.slot);
+      std::uint32_t best = 0;
+      std::tuple<int, std::uint32_t, std::uint32_t> best_key{3, 0, 0};
+      for (std::uint32_t slot : states[layer].slots_of(change.expert)) {
+        const auto kind = static_cast<int>(kind_of(topology, slot, change.slot));
+        const std::tuple<int, std::uint32_t, std::uint32_t> key{
+            kind, sent[topology.gpu_of_slot(slot)], slot};
+        if (key < best_key) {
+          best_key = key;
+          best = slot;
+        }
+      }
+      EPLB_ASSERT(std::get<0>(best_key) < 3);
+      ++sent[topology.gpu_of_slot(best)];
+      ++received[dst_gpu];
+      Transfer transfer;
+      transfer.step = step;
+      transfer.layer = layer;
+      transfer.expert = static_cast<std::uint32_t>(change.expert);
+      transfer.src_slot = best;
+      transfer.dst_slot = change.slot;
+      transfer.kind = kind_of(topology, best, change.slot);
+      plan.transfers_.push_back(transfer);
+    }
+    for (const auto& [layer, change] : step_changes) states[layer].apply(change);
+    summary.max_staging_slots =
+        std::max(summary.max_staging_slots, *std::max_element(received.begin(), received.end()));
+    summary.max_step_bytes =
+        std::max<std::uint64_t>(summary.max_step_bytes, step_changes.size() * bytes);
+    plan.step_offsets_.push_back(plan.transfers_.size());
+    step_changes.clear();
+    std::fill(layer_in_step.begin(), layer_in_step.end(), 0);
+  };
+  std::uint64_t step_bytes = 0;
+  std::uint32_t step_layers = 0;
+  for (const Group* group : chosen) {
+    const std::uint64_t group_bytes = group->count * bytes;
+    const bool over_bytes =
+        options.max_bytes_per_step != 0 && step_bytes + group_bytes > options.max_bytes_per_step;
+    const bool over_layers = options.max_layers_per_step != 0 && !layer_in_step[group->layer] &&
+                             step_layers == options.max_layers_per_step;
+    if (!step_changes.empty() && (over_bytes || over_layers)) {
+      flush_step();
+      step_bytes = 0;
+      step_layers = 0;
+    }
+    if (!layer_in_step[group->layer]) {
+      layer_in_step[group->layer] = 1;
+      ++step_layers;
+    }
+    step_bytes += group_bytes;
+    const auto& changes = ordered[group->layer];
+    for (std::uint32_t i = group->first; i < group->first + group->count; ++i) {
+      step_changes.emplace_back(group->layer, changes[i]);
+    }
+  }
+  flush_step();
+
+  // 5. Summary and target.
+  if (!complete) {
+    std::vector<std::int32_t> rows(topology.slot_count());
+    for (std::uint32_t layer = 0; layer < layers; ++layer) {
+      std::copy(states[layer].row().begin(), states[layer].row().end(),
+                rows.begin() + static_cast<std::ptrdiff_t>(std::size_t{layer} * num_physical));
+    }
+    plan.target_ = ascending_placement(topology, std::move(rows), new_placement.provenance());
+  }
+  summary.num_steps = static_cast<std::uint32_t>(plan.step_offsets_.size() - 1);
+  summary.complete = complete;
+  summary.has_loads = with_loads;
+  for (const Transfer& t : plan.transfers_) {
+    ++summary.moved_experts;
+    if (t.kind == TransferKind::same_gpu) ++summary.same_gpu_experts;
+    if (t.kind == TransferKind::intra_node) ++summary.intra_node_experts;
+    if (t.kind == TransferKind::cross_node) ++summary.cross_node_experts;
+  }
+  summary.moved_bytes = summary.moved_experts * bytes;
+  summary.same_gpu_bytes = summary.same_gpu_experts * bytes;
+  summary.intra_node_bytes = summary.intra_node_experts * bytes;
+  summary.cross_node_bytes = summary.cross_node_experts * bytes;
+  summary.full_migration_experts = full_changes;
+  summary.naive_experts = topology.slot_count();
+  {
+    std::vector<std::uint32_t> identity(gpus);
+    for (std::uint32_t g = 0; g < gpus; ++g) identity[g] = g;
+    for (std::uint32_t layer = 0; layer < layers; ++layer) {
+      summary.same_gpu_rule_experts +=
+          num_physical - experts_kept(topology, old_placement.phy2log_layer(layer),
+                                      new_placement.phy2log_layer(layer), identity);
+    }
+  }
+  if (with_loads) {
+    summary.old_balancedness = mean_balancedness(old_placement, loads);
+    summary.new_balancedness = mean_balancedness(relabeled, loads);
+    summary.target_balancedness =
+        complete ? summary.new_balancedness : mean_balancedness(plan.target_, loads);
+    summary.gain = summary.target_balancedness - summary.old_balancedness;
+    const double gib = static_cast<double>(summary.moved_bytes) / (1024.0 * 1024.0 * 1024.0);
+    summary.worth_it = summary.moved_experts > 0 && summary.gain > 0 &&
+                       summary.gain >= options.min_gain &&
+                       summary.gain >= options.min_gain_per_gib * gib;
+  } else {
+    summary.worth_it = summary.moved_experts > 0;
+  }
+  return plan;
+}
+
+std::span<const Transfer> MigrationPlan::step_transfers(std::uint32_t step) const {
+  if (step >= summary_.num_steps) {
+    fail_invalid("step (", step, ") is out of range: the schedule has ", summary_.num_steps,
+                 " steps");
+  }
+  return std::span(transfers_)
+      .subspan(step_offsets_[step], step_offsets_[step + 1] - step_offsets_[step]);
+}
+
+Placement MigrationPlan::placement_after_step(std::uint32_t step) const {
+  const auto steps = step_transfers(step);  // validates step
+  if (summary_.complete && step + 1 == summary_.num_steps) return relabeled_;
+  const Topology& topology = old_.topology();
+  std::vector<std::int32_t> rows(old_.phy2log().begin(), old_.phy2log().end());
+  const auto end = static_cast<std::size_t>(steps.data() + steps.size() - transfers_.data());
+  for (std::size_t i = 0; i < end; ++i) {
+    const Transfer& t = transfers_[i];
+    rows[std::size_t{t.layer} * topology.num_physical + t.dst_slot] =
+        static_cast<std::int32_t>(t.expert);
+  }
+  return ascending_placement(topology, std::move(rows), relabeled_.provenance());
+}
+
+}  // namespace eplb
