@@ -1,0 +1,344 @@
+// Package eplb is the Go binding of libeplb: expert-parallel load balancing for
+// Mixture-of-Experts serving.
+//
+// Failed calls return an *Error holding the C status and the library's message (read inside the
+// same cgo call). Handles are released by Close, or by a finalizer when forgotten. Slices go in
+// and out; C never keeps a Go pointer. Placement and Snapshot are immutable and safe for
+// concurrent use; Planner and Tracker serialise their calls with a mutex (the C objects need
+// one caller at a time), so they are safe too.
+package eplb
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"eplb/internal/capi"
+)
+
+// Error is a failed libeplb call: Status is the C eplb_status, Message names the bad value.
+type Error = capi.Error
+
+// C status codes (eplb_status; checked against the header in the tests).
+const (
+	StatusInvalidArgument    = 1
+	StatusOutOfMemory        = 2
+	StatusBufferTooSmall     = 3
+	StatusInternal           = 4
+	StatusIO                 = 5
+	StatusCorrupt            = 6
+	StatusTruncated          = 7
+	StatusUnsupportedVersion = 8
+)
+
+// StatusOf returns the C status of err (an *Error, possibly wrapped), or 0.
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+// ErrClosed is returned when a closed handle is used.
+var ErrClosed = errors.New("eplb: use of a closed handle")
+
+// Version is the version string of the libeplb actually loaded.
+func Version() string { return capi.Eplb_version_string() }
+
+// CheckVersion fails when the loaded libeplb is incompatible with the header of this package.
+func CheckVersion() error {
+	runtimeVersion, header := int(capi.Eplb_version_number()), int(capi.EPLB_VERSION_NUMBER)
+	if runtimeVersion/100 != header/100 || runtimeVersion < header {
+		return fmt.Errorf("eplb: libeplb %d is loaded but this package needs %d", runtimeVersion, header)
+	}
+	return nil
+}
+
+// AlgorithmID looks an algorithm up by name ("deepseek", "balanced", ...).
+func AlgorithmID(name string) (uint32, error) {
+	var id uint
+	err := capi.Eplb_algorithm_from_name(name, &id)
+	return uint32(id), err
+}
+
+// PlannerOptions are the model shape, topology and algorithm of a Planner. Zero Groups and
+// Nodes mean 1; an empty Algorithm means the library default.
+type PlannerOptions struct {
+	Algorithm                               string
+	Layers, LogicalExperts, PhysicalExperts uint32
+	Groups, Nodes, GPUs                     uint32
+	CrossNodeBudget, Threads                uint32
+}
+
+// Planner turns load matrices into placements.
+type Planner struct {
+	mu              sync.Mutex
+	handle          uintptr
+	layers, experts int
+}
+
+// NewPlanner validates the options and creates a planner.
+func NewPlanner(o PlannerOptions) (*Planner, error) {
+	options := capi.NewEplb_planner_options()
+	defer capi.DeleteEplb_planner_options(options)
+	capi.Eplb_planner_options_init(options)
+	if o.Algorithm != "" {
+		id, err := AlgorithmID(o.Algorithm)
+		if err != nil {
+			return nil, err
+		}
+		options.SetAlgorithm(uint(id))
+	}
+	options.SetNum_layers(uint(o.Layers))
+	options.SetNum_logical_experts(uint(o.LogicalExperts))
+	options.SetNum_physical_experts(uint(o.PhysicalExperts))
+	options.SetNum_gpus(uint(o.GPUs))
+	options.SetCross_node_budget(uint(o.CrossNodeBudget))
+	options.SetNum_threads(uint(o.Threads))
+	if o.Groups != 0 {
+		options.SetNum_groups(uint(o.Groups))
+	}
+	if o.Nodes != 0 {
+		options.SetNum_nodes(uint(o.Nodes))
+	}
+	var handle uintptr
+	if err := capi.Eplb_planner_create(options, &handle); err != nil {
+		return nil, err
+	}
+	p := &Planner{handle: handle, layers: int(o.Layers), experts: int(o.LogicalExperts)}
+	runtime.SetFinalizer(p, (*Planner).Close)
+	return p, nil
+}
+
+// Plan plans a placement for loads, [layers][logical experts] row-major.
+func (p *Planner) Plan(loads []float64) (*Placement, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.handle == 0 {
+		return nil, ErrClosed
+	}
+	var out uintptr
+	err := capi.Eplb_planner_plan(capi.SwigcptrEplb_planner(p.handle), loads, &out)
+	runtime.KeepAlive(p)
+	if err != nil {
+		return nil, err
+	}
+	return newPlacement(out)
+}
+
+// Close releases the planner; later calls return ErrClosed. Safe to call twice.
+func (p *Planner) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.handle != 0 {
+		capi.Eplb_planner_destroy(capi.SwigcptrEplb_planner(p.handle))
+		p.handle = 0
+		runtime.SetFinalizer(p, nil)
+	}
+	return nil
+}
+
+// Placement is an immutable expert placement for all layers.
+type Placement struct {
+	handle uintptr
+	// Shape and topology.
+	Layers, LogicalExperts, PhysicalExperts, Nodes, GPUs, Log2PhyWidth int
+	closeOnce                                                          sync.Once
+}
+
+func newPlacement(handle uintptr) (*Placement, error) {
+	p := &Placement{handle: handle}
+	runtime.SetFinalizer(p, (*Placement).Close)
+	info := capi.NewEplb_placement_info()
+	defer capi.DeleteEplb_placement_info(info)
+	if err := capi.Eplb_placement_get_info(p.raw(), info); err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.Layers, p.LogicalExperts = int(info.GetNum_layers()), int(info.GetNum_logical_experts())
+	p.PhysicalExperts, p.Nodes = int(info.GetNum_physical_experts()), int(info.GetNum_nodes())
+	p.GPUs, p.Log2PhyWidth = int(info.GetNum_gpus()), int(info.GetLog2phy_width())
+	return p, nil
+}
+
+func (p *Placement) raw() capi.Eplb_placement { return capi.SwigcptrEplb_placement(p.handle) }
+
+// PlacementFromPhy2Log builds a placement from a [layers][physical experts] map.
+func PlacementFromPhy2Log(layers, logicalExperts, physicalExperts, nodes, gpus uint32, phy2log []int32) (*Placement, error) {
+	var out uintptr
+	if err := capi.Eplb_placement_create_from_phy2log(uint(layers), uint(logicalExperts),
+		uint(physicalExperts), uint(nodes), uint(gpus), phy2log, &out); err != nil {
+		return nil, err
+	}
+	return newPlacement(out)
+}
+
+// Phy2Log returns [layers][physical experts]: the logical expert held by each slot.
+func (p *Placement) Phy2Log() ([]int32, error) {
+	out := make([]int32, p.Layers*p.PhysicalExperts)
+	err := capi.Eplb_placement_get_phy2log(p.raw(), out)
+	runtime.KeepAlive(p)
+	return out, err
+}
+
+// ReplicaCounts returns [layers][logical experts]: the replicas of each expert.
+func (p *Placement) ReplicaCounts() ([]int32, error) {
+	out := make([]int32, p.Layers*p.LogicalExperts)
+	err := capi.Eplb_placement_get_replica_counts(p.raw(), out)
+	runtime.KeepAlive(p)
+	return out, err
+}
+
+// Log2Phy returns [layers][logical experts][Log2PhyWidth]: each replica's slot, -1 padded.
+func (p *Placement) Log2Phy() ([]int32, error) {
+	out := make([]int32, p.Layers*p.LogicalExperts*p.Log2PhyWidth)
+	err := capi.Eplb_placement_get_log2phy(p.raw(), out)
+	runtime.KeepAlive(p)
+	return out, err
+}
+
+// Balancedness is the mean over layers of mean GPU load / max GPU load under loads.
+func (p *Placement) Balancedness(loads []float64) (float64, error) {
+	metrics := capi.NewEplb_metrics()
+	defer capi.DeleteEplb_metrics(metrics)
+	err := capi.Eplb_metrics_compute(p.raw(), loads, metrics)
+	runtime.KeepAlive(p)
+	if err != nil {
+		return 0, err
+	}
+	return metrics.GetBalancedness(), nil
+}
+
+// GPULoads returns [layers][GPUs]: each GPU's load under loads.
+func (p *Placement) GPULoads(loads []float64) ([]float64, error) {
+	out := make([]float64, p.Layers*p.GPUs)
+	err := capi.Eplb_metrics_gpu_loads(p.raw(), loads, out)
+	runtime.KeepAlive(p)
+	return out, err
+}
+
+// Save writes the placement to an .eplb snapshot atomically; loads (may be nil) are stored with
+// it, label may be "".
+func (p *Placement) Save(path string, loads []float64, label string) error {
+	err := capi.Eplb_go_snapshot_save(p.raw(), loads, label, path)
+	runtime.KeepAlive(p)
+	return err
+}
+
+// Close releases the placement. Safe to call twice; not while other goroutines use it.
+func (p *Placement) Close() error {
+	p.closeOnce.Do(func() {
+		capi.Eplb_placement_destroy(p.raw())
+		runtime.SetFinalizer(p, nil)
+	})
+	return nil
+}
+
+// LoadSnapshot reads and validates an .eplb file and returns its placement and label.
+func LoadSnapshot(path string) (*Placement, string, error) {
+	var handle uintptr
+	if err := capi.Eplb_snapshot_load(path, &handle); err != nil {
+		return nil, "", err
+	}
+	snapshot := capi.SwigcptrEplb_snapshot(handle)
+	defer capi.Eplb_snapshot_destroy(snapshot)
+	info := capi.NewEplb_snapshot_info()
+	defer capi.DeleteEplb_snapshot_info(info)
+	if err := capi.Eplb_snapshot_get_info(snapshot, info); err != nil {
+		return nil, "", err
+	}
+	var out uintptr
+	if err := capi.Eplb_snapshot_get_placement(snapshot, &out); err != nil {
+		return nil, "", err
+	}
+	placement, err := newPlacement(out)
+	return placement, info.GetLabel(), err
+}
+
+// TrackerOptions configure a Tracker. Window is "cumulative" (default), "sliding" (the last
+// WindowBatches batches) or "decay" (factor Decay per batch).
+type TrackerOptions struct {
+	Layers, LogicalExperts, TopK uint32
+	Window                       string
+	WindowBatches                uint32
+	Decay                        float64
+}
+
+// Tracker records per-layer expert load and co-activation from top-k routing.
+type Tracker struct {
+	mu                    sync.Mutex
+	handle                uintptr
+	layers, experts, topK int
+}
+
+// NewTracker creates an empty tracker.
+func NewTracker(o TrackerOptions) (*Tracker, error) {
+	options := capi.NewEplb_tracker_options()
+	defer capi.DeleteEplb_tracker_options(options)
+	capi.Eplb_tracker_options_init(options)
+	options.SetNum_layers(uint(o.Layers))
+	options.SetNum_logical_experts(uint(o.LogicalExperts))
+	options.SetTop_k(uint(o.TopK))
+	switch o.Window {
+	case "", "cumulative":
+	case "sliding":
+		options.SetWindow(uint(capi.EPLB_WINDOW_SLIDING))
+		if o.WindowBatches != 0 {
+			options.SetWindow_batches(uint(o.WindowBatches))
+		}
+	case "decay":
+		options.SetWindow(uint(capi.EPLB_WINDOW_DECAY))
+		if o.Decay != 0 {
+			options.SetDecay(o.Decay)
+		}
+	default:
+		return nil, &Error{Status: StatusInvalidArgument, Message: fmt.Sprintf("unknown window %q", o.Window)}
+	}
+	var handle uintptr
+	if err := capi.Eplb_tracker_create(options, &handle); err != nil {
+		return nil, err
+	}
+	t := &Tracker{handle: handle, layers: int(o.Layers), experts: int(o.LogicalExperts), topK: int(o.TopK)}
+	runtime.SetFinalizer(t, (*Tracker).Close)
+	return t, nil
+}
+
+// Record records one batch of layer: topkIDs is [tokens][top_k] logical ids, -1 masked.
+func (t *Tracker) Record(layer int, topkIDs []int32) error {
+	if len(topkIDs)%t.topK != 0 {
+		return &Error{Status: StatusInvalidArgument,
+			Message: fmt.Sprintf("topk_ids length %d is not a multiple of top_k %d", len(topkIDs), t.topK)}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.handle == 0 {
+		return ErrClosed
+	}
+	return capi.Eplb_tracker_record(capi.SwigcptrEplb_tracker(t.handle), uint(layer), topkIDs,
+		int64(len(topkIDs)/t.topK), uint(t.topK))
+}
+
+// Loads returns [layers][logical experts] at current weights, ready for Planner.Plan.
+func (t *Tracker) Loads() ([]float64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.handle == 0 {
+		return nil, ErrClosed
+	}
+	out := make([]float64, t.layers*t.experts)
+	return out, capi.Eplb_tracker_get_loads(capi.SwigcptrEplb_tracker(t.handle), out)
+}
+
+// Close releases the tracker. Safe to call twice.
+func (t *Tracker) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.handle != 0 {
+		capi.Eplb_tracker_destroy(capi.SwigcptrEplb_tracker(t.handle))
+		t.handle = 0
+		runtime.SetFinalizer(t, nil)
+	}
+	return nil
+}

@@ -1,0 +1,222 @@
+package eplb
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"eplb/internal/capi"
+)
+
+// deepseek-ai/EPLB README example and the reference's output.
+var (
+	weight = []float64{90, 132, 40, 61, 104, 165, 39, 4, 73, 56, 183, 86,
+		20, 107, 104, 64, 19, 197, 187, 157, 172, 86, 16, 27}
+	wantPhy2Log = []int32{5, 6, 5, 7, 8, 4, 3, 4, 10, 9, 10, 2, 0, 1, 11, 1,
+		7, 10, 6, 8, 6, 11, 8, 9, 2, 4, 5, 1, 5, 0, 3, 1}
+)
+
+func readme(algorithm string) PlannerOptions {
+	return PlannerOptions{Algorithm: algorithm, Layers: 2, LogicalExperts: 12, PhysicalExperts: 16,
+		Groups: 4, Nodes: 2, GPUs: 8}
+}
+
+func TestDeepseekReadmeExample(t *testing.T) {
+	if err := CheckVersion(); err != nil {
+		t.Fatal(err)
+	}
+	planner, err := NewPlanner(readme("deepseek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer planner.Close()
+	placement, err := planner.Plan(weight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer placement.Close()
+	got, err := placement.Phy2Log()
+	if err != nil || !reflect.DeepEqual(got, wantPhy2Log) {
+		t.Fatalf("phy2log = %v, %v; want %v", got, err, wantPhy2Log)
+	}
+	counts, _ := placement.ReplicaCounts()
+	for layer := 0; layer < 2; layer++ { // counts recomputed from phy2log
+		for expert := 0; expert < 12; expert++ {
+			n := 0
+			for _, e := range wantPhy2Log[layer*16 : (layer+1)*16] {
+				if int(e) == expert {
+					n++
+				}
+			}
+			if int(counts[layer*12+expert]) != n {
+				t.Fatalf("count of layer %d expert %d = %d, want %d", layer, expert, counts[layer*12+expert], n)
+			}
+		}
+	}
+}
+
+func TestErrorsCarryStatusAndMessage(t *testing.T) {
+	for status, value := range map[int]int{StatusInvalidArgument: capi.EPLB_ERR_INVALID_ARGUMENT,
+		StatusIO: capi.EPLB_ERR_IO, StatusCorrupt: capi.EPLB_ERR_CORRUPT,
+		StatusUnsupportedVersion: capi.EPLB_ERR_UNSUPPORTED_VERSION} {
+		if status != value {
+			t.Fatalf("status constant %d != header value %d", status, value)
+		}
+	}
+	options := readme("balanced")
+	options.PhysicalExperts = 15
+	_, err := NewPlanner(options)
+	var e *Error
+	if !errors.As(err, &e) || e.Status != StatusInvalidArgument || !strings.Contains(e.Message, "num_physical_experts (15)") {
+		t.Fatalf("err = %#v", err)
+	}
+	planner, _ := NewPlanner(readme("balanced"))
+	defer planner.Close()
+	bad := append([]float64(nil), weight...)
+	bad[5] = -1
+	if _, err := planner.Plan(bad); StatusOf(err) != StatusInvalidArgument || !strings.Contains(err.Error(), "-1") {
+		t.Fatalf("negative load: %v", err)
+	}
+	if _, err := planner.Plan(weight[:3]); StatusOf(err) != StatusInvalidArgument {
+		t.Fatalf("short loads: %v", err)
+	}
+	if _, _, err := LoadSnapshot("/nonexistent/x.eplb"); StatusOf(err) != StatusIO || !strings.Contains(err.Error(), "/nonexistent/x.eplb") {
+		t.Fatalf("missing file: %v", err)
+	}
+	if _, err := AlgorithmID("nope"); StatusOf(err) != StatusInvalidArgument {
+		t.Fatalf("unknown algorithm: %v", err)
+	}
+	tracker, _ := NewTracker(TrackerOptions{Layers: 1, LogicalExperts: 4, TopK: 2})
+	defer tracker.Close()
+	if err := tracker.Record(0, []int32{0, 7}); StatusOf(err) != StatusInvalidArgument || !strings.Contains(err.Error(), "7") {
+		t.Fatalf("bad id: %v", err)
+	}
+	planner.Close()
+	if _, err := planner.Plan(weight); err != ErrClosed {
+		t.Fatalf("closed planner: %v", err)
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	planner, _ := NewPlanner(readme("balanced"))
+	defer planner.Close()
+	placement, err := planner.Plan(weight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "plan.eplb")
+	if err := placement.Save(path, weight, "go test"); err != nil {
+		t.Fatal(err)
+	}
+	loaded, label, err := LoadSnapshot(path)
+	if err != nil || label != "go test" {
+		t.Fatalf("load: %v %q", err, label)
+	}
+	a, _ := placement.Phy2Log()
+	b, _ := loaded.Phy2Log()
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("loaded placement differs")
+	}
+	if err := os.WriteFile(path, []byte("EPLB garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadSnapshot(path); StatusOf(err) != StatusCorrupt && StatusOf(err) != StatusTruncated {
+		t.Fatalf("damaged file: %v", err)
+	}
+}
+
+func TestTrackerMatchesBruteForce(t *testing.T) {
+	tracker, err := NewTracker(TrackerOptions{Layers: 2, LogicalExperts: 5, TopK: 2, Window: "sliding", WindowBatches: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tracker.Close()
+	want := make([]float64, 10)
+	state := uint64(1)
+	for batch := 0; batch < 20; batch++ {
+		ids := make([]int32, 40)
+		for i := range ids {
+			state = state*6364136223846793005 + 1442695040888963407
+			ids[i] = int32(state>>33%6) - 1
+			if ids[i] >= 0 {
+				want[5+int(ids[i])]++
+			}
+		}
+		if err := tracker.Record(1, ids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := tracker.Loads()
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("loads = %v %v, want %v", got, err, want)
+	}
+}
+
+// Many goroutines: one shared placement read concurrently, one shared planner and tracker
+// (serialised by their mutex), and per-goroutine planners; errors stay with their goroutine.
+func TestConcurrentUse(t *testing.T) {
+	shared, _ := NewPlanner(readme("deepseek"))
+	defer shared.Close()
+	placement, _ := shared.Plan(weight)
+	tracker, _ := NewTracker(TrackerOptions{Layers: 2, LogicalExperts: 12, TopK: 1})
+	defer tracker.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := 0; g < 32; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			own, err := NewPlanner(readme("deepseek"))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer own.Close()
+			for i := 0; i < 20; i++ {
+				p, err := own.Plan(weight)
+				if err != nil {
+					errs <- err
+					return
+				}
+				got, _ := p.Phy2Log()
+				p.Close()
+				if !reflect.DeepEqual(got, wantPhy2Log) {
+					errs <- errors.New("own planner: wrong phy2log")
+				}
+				if q, err := shared.Plan(weight); err != nil {
+					errs <- err
+				} else {
+					q.Close()
+				}
+				if b, err := placement.Balancedness(weight); err != nil || b <= 0 {
+					errs <- err
+				}
+				if _, err := placement.Balancedness(weight[:g%3]); StatusOf(err) != StatusInvalidArgument ||
+					!strings.Contains(err.Error(), "loads") {
+					errs <- errors.New("bad loads: wrong error: " + err.Error())
+				}
+				if err := tracker.Record(g%2, []int32{int32(g % 12)}); err != nil {
+					errs <- err
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	loads, _ := tracker.Loads()
+	total := 0.0
+	for _, v := range loads {
+		total += v
+	}
+	if total != 32*20 {
+		t.Fatalf("tracker recorded %v tokens, want %d", total, 32*20)
+	}
+	placement.Close()
+}

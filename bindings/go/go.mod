@@ -1,0 +1,3 @@
+module eplb
+
+go 1.19

@@ -1,0 +1,272 @@
+/* SWIG interface of the Python binding: the whole public header, wrapped for CPython.
+ *
+ * The module is `eplb.capi` (low level, one function per C entry point); the pythonic API lives
+ * in the `eplb` package. Every declaration of eplb.h is picked up by the %include at the end, so
+ * functions added to the header appear here without editing this file, as long as their
+ * parameters follow the header's conventions:
+ *   - (const double*|const int32_t*|const char*|const void*, size_t) pairs take any C-contiguous
+ *     buffer of the right item type (numpy arrays, bytes) without a copy;
+ *   - (double*|int32_t*, size_t) pairs are caller buffers, written in place (None: NULL, 0);
+ *   - `T** out_x` handles are returned; `uint32_t*|size_t*|double* out_x` scalars are returned;
+ *   - an eplb_status other than EPLB_OK raises eplb.Error (a subclass per status) carrying the
+ *     status and eplb_last_error_message(), read inside the same native call;
+ *   - the GIL is released around every C call (`-threads`) except trivial getters.
+ * Options and info structs get a constructor that sets struct_size (see EPLB_SIZED_STRUCT).
+ */
+%module(package="eplb", threads="1") capi
+
+%{
+#include <string.h>
+
+#include "eplb/eplb.h"
+
+/* Raises eplb.Error for `status` with `message` (copied: the caller's pointer is the library's
+ * thread-local buffer). The exception classes live in eplb/_errors.py. */
+static void eplb_py_raise(eplb_status status, const char* message) {
+  PyObject* module = PyImport_ImportModule("eplb._errors");
+  if (module == NULL) return; /* ImportError is already set */
+  PyObject* error = PyObject_CallMethod(module, "_make_error", "is", (int)status, message);
+  Py_DECREF(module);
+  if (error == NULL) return;
+  PyErr_SetObject((PyObject*)Py_TYPE(error), error);
+  Py_DECREF(error);
+}
+
+/* Fills `view` from a C-contiguous buffer of `itemsize`-byte items of one of `formats`
+ * (struct-module codes, e.g. "d", "i"). `writable` asks for a writable buffer. */
+static int eplb_py_get_buffer(PyObject* object, Py_buffer* view, Py_ssize_t itemsize,
+                              const char* formats, int writable, const char* what) {
+  int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+  if (PyObject_GetBuffer(object, view, flags) != 0) {
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError,
+                 "%s must be a C-contiguous%s buffer (e.g. a numpy array), got %s", what,
+                 writable ? " writable" : "", Py_TYPE(object)->tp_name);
+    return -1;
+  }
+  const char* format = view->format != NULL ? view->format : "B";
+  if (*format == '@' || *format == '=' || *format == '<') ++format;
+  if (view->itemsize != itemsize || strlen(format) != 1 || strchr(formats, *format) == NULL) {
+    PyErr_Format(PyExc_TypeError, "%s has item format '%s' (%zd bytes); expected one of '%s' "
+                 "with %zd bytes", what, view->format ? view->format : "B", view->itemsize,
+                 formats, itemsize);
+    PyBuffer_Release(view);
+    return -1;
+  }
+  return 0;
+}
+%}
+
+%include <stdint.i>
+%include <typemaps.i>
+
+/* ---- statuses ------------------------------------------------------------------------------ */
+%typemap(out) eplb_status {
+  if ($1 != EPLB_OK) {
+    eplb_py_raise($1, eplb_last_error_message());
+    SWIG_fail;
+  }
+  $result = SWIG_Py_Void();
+}
+/* eplb_status as a parameter (eplb_status_string) is a plain int. */
+%typemap(in) eplb_status status {
+  long value = PyLong_AsLong($input);
+  if (value == -1 && PyErr_Occurred()) SWIG_fail;
+  $1 = (eplb_status)value;
+}
+
+/* ---- input arrays: any C-contiguous buffer, no copy ----------------------------------------- */
+%define EPLB_IN_BUFFER(CTYPE, ITEMSIZE, FORMATS)
+%typemap(in) (const CTYPE* INPUT_BUFFER, size_t INPUT_LEN) (Py_buffer view, int have_view = 0),
+             (const CTYPE*, size_t) (Py_buffer view, int have_view = 0) {
+  if (eplb_py_get_buffer($input, &view, ITEMSIZE, FORMATS, 0, "$1_name") != 0) SWIG_fail;
+  have_view = 1;
+  $1 = ($1_ltype)view.buf;
+  $2 = (size_t)(view.len / ITEMSIZE);
+}
+%typemap(freearg) (const CTYPE* INPUT_BUFFER, size_t INPUT_LEN), (const CTYPE*, size_t) {
+  if (have_view$argnum) PyBuffer_Release(&view$argnum);
+}
+%enddef
+EPLB_IN_BUFFER(double, 8, "d")
+EPLB_IN_BUFFER(int32_t, 4, "il")
+EPLB_IN_BUFFER(void, 1, "Bbc")
+EPLB_IN_BUFFER(char, 1, "Bbc")
+/* SWIG matches multi-argument typemaps by name: the header's names for (array, length) pairs. */
+%apply (const double* INPUT_BUFFER, size_t INPUT_LEN) {
+  (const double* loads, size_t loads_len), (const double* layer_loads, size_t layer_loads_len),
+  (const double* weights, size_t weights_len), (const double* costs, size_t costs_len)
+};
+%apply (const int32_t* INPUT_BUFFER, size_t INPUT_LEN) {
+  (const int32_t* phy2log, size_t phy2log_len), (const int32_t* ids, size_t ids_len)
+};
+%apply (const void* INPUT_BUFFER, size_t INPUT_LEN) { (const void* data, size_t size) };
+%apply (const char* INPUT_BUFFER, size_t INPUT_LEN) { (const char* json, size_t json_len) };
+
+/* [rows][top_k] int32 matrices: the row count and width come from the array's shape. */
+%typemap(in) (const int32_t* MATRIX, size_t ROWS, uint32_t WIDTH) (Py_buffer view, int have_view = 0) {
+  if (eplb_py_get_buffer($input, &view, 4, "il", 0, "$1_name") != 0) SWIG_fail;
+  have_view = 1;
+  if (view.ndim != 2) {
+    PyErr_Format(PyExc_ValueError, "$1_name must be 2-D [tokens][top_k], got %d dimensions",
+                 view.ndim);
+    SWIG_fail;
+  }
+  $1 = (int32_t*)view.buf;
+  $2 = (size_t)view.shape[0];
+  $3 = (uint32_t)view.shape[1];
+}
+%typemap(freearg) (const int32_t* MATRIX, size_t ROWS, uint32_t WIDTH) {
+  if (have_view$argnum) PyBuffer_Release(&view$argnum);
+}
+%apply (const int32_t* MATRIX, size_t ROWS, uint32_t WIDTH) {
+  (const int32_t* topk_ids, size_t num_tokens, uint32_t top_k),
+  (const int32_t* rows, size_t num_rows, uint32_t top_k)
+};
+
+/* [windows][layers][experts] loads: the window count is the array's first dimension. */
+%typemap(in) (const double* loads, size_t num_windows, size_t loads_len) (Py_buffer view, int have_view = 0) {
+  if (eplb_py_get_buffer($input, &view, 8, "d", 0, "loads") != 0) SWIG_fail;
+  have_view = 1;
+  if (view.ndim < 1) {
+    PyErr_SetString(PyExc_ValueError, "loads must be [windows][layers][experts]");
+    SWIG_fail;
+  }
+  $1 = (double*)view.buf;
+  $2 = (size_t)view.shape[0];
+  $3 = (size_t)(view.len / 8);
+}
+%typemap(freearg) (const double* loads, size_t num_windows, size_t loads_len) {
+  if (have_view$argnum) PyBuffer_Release(&view$argnum);
+}
+
+/* ---- output arrays: caller buffers written in place (None passes NULL, 0) ------------------- */
+%define EPLB_OUT_BUFFER(CTYPE, ITEMSIZE, FORMATS)
+%typemap(in) (CTYPE* OUTPUT_BUFFER, size_t OUTPUT_LEN) (Py_buffer view, int have_view = 0) {
+  if ($input == Py_None) {
+    $1 = NULL;
+    $2 = 0;
+  } else {
+    if (eplb_py_get_buffer($input, &view, ITEMSIZE, FORMATS, 1, "$1_name") != 0) SWIG_fail;
+    have_view = 1;
+    $1 = ($1_ltype)view.buf;
+    $2 = (size_t)(view.len / ITEMSIZE);
+  }
+}
+%typemap(freearg) (CTYPE* OUTPUT_BUFFER, size_t OUTPUT_LEN) {
+  if (have_view$argnum) PyBuffer_Release(&view$argnum);
+}
+%apply (CTYPE* OUTPUT_BUFFER, size_t OUTPUT_LEN) { (CTYPE* out, size_t out_len) };
+%enddef
+EPLB_OUT_BUFFER(double, 8, "d")
+EPLB_OUT_BUFFER(int32_t, 4, "il")
+
+/* ---- outputs returned to Python -------------------------------------------------------------- */
+/* Any handle written through `T**` comes back as a SWIG pointer owned by the caller. */
+%typemap(in, numinputs=0) SWIGTYPE** ($*1_ltype handle = NULL) "$1 = &handle;"
+%typemap(argout) SWIGTYPE** {
+  $result = SWIG_Python_AppendOutput($result, SWIG_NewPointerObj(*$1, $*1_descriptor, 0));
+}
+/* Library-owned buffers become bytes (copied once) and are freed at once. */
+%typemap(in, numinputs=0) (void** out_buffer, size_t* out_size) (void* buffer = NULL, size_t size = 0) {
+  $1 = &buffer;
+  $2 = &size;
+}
+%typemap(argout) (void** out_buffer, size_t* out_size) {
+  $result = SWIG_Python_AppendOutput($result, PyBytes_FromStringAndSize((const char*)*$1, (Py_ssize_t)*$2));
+}
+%typemap(freearg) (void** out_buffer, size_t* out_size) "eplb_buffer_free(buffer$argnum);"
+%typemap(in, numinputs=0) (char** out_json, size_t* out_len) (char* text = NULL, size_t size = 0) {
+  $1 = &text;
+  $2 = &size;
+}
+%typemap(argout) (char** out_json, size_t* out_len) {
+  $result = SWIG_Python_AppendOutput($result, PyUnicode_DecodeUTF8(*$1, (Py_ssize_t)*$2, "strict"));
+}
+%typemap(freearg) (char** out_json, size_t* out_len) "eplb_buffer_free(text$argnum);"
+%typemap(in, numinputs=0) double** out_loads (double* loads = NULL) "$1 = &loads;"
+%typemap(argout) double** out_loads {
+  /* The element count is only known with the shape outputs; returned as raw bytes here and
+   * shaped by the caller (eplb.loads_from_sglang_json). */
+  $result = SWIG_Python_AppendOutput($result, PyLong_FromVoidPtr(*$1));
+}
+%apply uint32_t* OUTPUT { uint32_t* out_algorithm, uint32_t* out_num_layers, uint32_t* out_num_experts };
+%apply size_t* OUTPUT { size_t* out_rows };
+%apply double* OUTPUT { double* out_mean, double* out_optimum };
+
+/* Trivial getters keep the GIL (releasing it costs more than the call). */
+%nothread eplb_status_string;
+%nothread eplb_last_error_message;
+%nothread eplb_version_number;
+%nothread eplb_version_string;
+%nothread eplb_algorithm_count;
+%nothread eplb_algorithm_name;
+%nothread eplb_algorithm_description;
+%nothread eplb_algorithm_from_name;
+%nothread eplb_planner_options_init;
+%nothread eplb_tracker_options_init;
+%nothread eplb_snapshot_options_init;
+%nothread eplb_buffer_free;
+
+/* Options and info structs: the constructor sets struct_size (and defaults, where the header has
+ * an _init function). */
+%define EPLB_SIZED_STRUCT(T)
+%extend T {
+  T() {
+    T* value = (T*)calloc(1, sizeof(T));
+    if (value != NULL) value->struct_size = (uint32_t)sizeof(T);
+    return value;
+  }
+}
+%enddef
+%define EPLB_OPTIONS_STRUCT(T)
+%extend T {
+  T() {
+    T* value = (T*)calloc(1, sizeof(T));
+    if (value != NULL) T ## _init(value);
+    return value;
+  }
+}
+%enddef
+EPLB_SIZED_STRUCT(eplb_placement_info)
+EPLB_SIZED_STRUCT(eplb_snapshot_info)
+EPLB_SIZED_STRUCT(eplb_metrics)
+EPLB_SIZED_STRUCT(eplb_layer_metrics)
+EPLB_OPTIONS_STRUCT(eplb_planner_options)
+EPLB_OPTIONS_STRUCT(eplb_tracker_options)
+EPLB_OPTIONS_STRUCT(eplb_snapshot_options)
+
+/* Pointer fields of eplb_snapshot_options are set from Python buffers that the caller keeps
+ * alive until the save returns (eplb.save_snapshot does). */
+%ignore eplb_snapshot_options::loads;
+%ignore eplb_snapshot_options::label;
+%extend eplb_snapshot_options {
+  void set_loads(const double* INPUT_BUFFER, size_t INPUT_LEN) {
+    $self->loads = INPUT_BUFFER;
+    $self->loads_len = INPUT_LEN;
+  }
+  void set_label(const char* INPUT_BUFFER, size_t INPUT_LEN) {
+    (void)INPUT_LEN;
+    $self->label = INPUT_BUFFER;
+  }
+}
+
+%pythoncode %{
+def _loads_from_address(address, num_layers, num_experts):
+    """Copies a library-owned double array into numpy and frees it."""
+    import ctypes
+    import numpy
+    count = int(num_layers) * int(num_experts)
+    try:
+        array = numpy.ctypeslib.as_array((ctypes.c_double * count).from_address(address)).copy()
+    finally:
+        _buffer_free_address(address)
+    return array.reshape(int(num_layers), int(num_experts))
+%}
+%inline %{
+/* Frees a buffer given by address (see _loads_from_address). */
+void _buffer_free_address(uintptr_t address) { eplb_buffer_free((void*)address); }
+%}
+
+#define EPLB_API
+%include "eplb/eplb.h"

@@ -1,0 +1,452 @@
+"""libeplb for Python: expert-parallel load balancing for Mixture-of-Experts serving.
+
+A thin pythonic layer over the C API (the `eplb.capi` SWIG module). Arrays go in and out as
+numpy arrays without copies where the C API allows (C-contiguous float64 loads and int32 ids are
+passed as they are; outputs are written straight into new numpy arrays). Failed calls raise an
+`eplb.Error` subclass carrying the C status and the library's message. The GIL is released while
+the library plans, records and reads or writes files.
+
+    import eplb
+    planner = eplb.Planner(num_layers=2, num_logical_experts=12, num_physical_experts=16,
+                           num_gpus=8, num_nodes=2, num_groups=4, algorithm="deepseek")
+    placement = planner.plan(weight)
+    placement.phy2log          # int32 [layers][physical experts]
+
+For DeepSeek's EPLB signature see `eplb.rebalance_experts`.
+"""
+
+import os
+import threading
+
+import numpy as np
+
+from . import capi as _capi
+from ._errors import (
+    BufferTooSmallError,
+    CorruptError,
+    Error,
+    InternalError,
+    InvalidArgumentError,
+    IOError,
+    OutOfMemoryError,
+    TruncatedError,
+    UnsupportedVersionError,
+)
+
+__all__ = [
+    "Error", "InvalidArgumentError", "OutOfMemoryError", "BufferTooSmallError", "InternalError",
+    "IOError", "CorruptError", "TruncatedError", "UnsupportedVersionError",
+    "Planner", "Placement", "Tracker", "Snapshot", "Metrics",
+    "algorithms", "rebalance_experts", "load_snapshot", "save_snapshot", "version",
+    "HEADER_VERSION", "WINDOW_CUMULATIVE", "WINDOW_SLIDING", "WINDOW_DECAY",
+]
+
+#: EPLB_VERSION_NUMBER of the header this module was generated from.
+HEADER_VERSION = _capi.EPLB_VERSION_NUMBER
+
+
+def _check_runtime_version():
+    runtime = _capi.eplb_version_number()
+    # Within one SONAME (major.minor while major is 0) the ABI only grows: the library must be
+    # at least as new as the header, with the same major (and minor while major is 0).
+    header_major, header_minor = HEADER_VERSION // 10000, HEADER_VERSION // 100 % 100
+    major, minor = runtime // 10000, runtime // 100 % 100
+    compatible = major == header_major and (minor == header_minor if major == 0
+                                            else minor >= header_minor)
+    if not compatible or runtime < HEADER_VERSION:
+        raise ImportError(
+            f"eplb: the loaded libeplb is version {_capi.eplb_version_string()} ({runtime}) but "
+            f"this module was built for {_capi.EPLB_VERSION_STRING} ({HEADER_VERSION})")
+
+
+_check_runtime_version()
+
+WINDOW_CUMULATIVE = _capi.EPLB_WINDOW_CUMULATIVE
+WINDOW_SLIDING = _capi.EPLB_WINDOW_SLIDING
+WINDOW_DECAY = _capi.EPLB_WINDOW_DECAY
+_WINDOWS = {"cumulative": WINDOW_CUMULATIVE, "sliding": WINDOW_SLIDING, "decay": WINDOW_DECAY}
+
+
+def version():
+    """The version string of the libeplb actually loaded."""
+    return _capi.eplb_version_string()
+
+
+def algorithms():
+    """{name: description} of every placement algorithm, in id order."""
+    return {_capi.eplb_algorithm_name(i): _capi.eplb_algorithm_description(i)
+            for i in range(1, _capi.eplb_algorithm_count() + 1)}
+
+
+def _algorithm_id(algorithm):
+    if isinstance(algorithm, str):
+        return _capi.eplb_algorithm_from_name(algorithm)
+    return int(algorithm)
+
+
+def _as_f64(array, name):
+    """A C-contiguous float64 view of `array` (no copy when it already is one)."""
+    result = np.ascontiguousarray(array, dtype=np.float64)
+    if result.ndim == 0:
+        raise InvalidArgumentError(_capi.EPLB_ERR_INVALID_ARGUMENT, f"{name} must be an array")
+    return result
+
+
+def _as_i32(array):
+    return np.ascontiguousarray(array, dtype=np.int32)
+
+
+class _Handle:
+    """Owns one C handle; close() (or the context manager, or garbage collection) releases it."""
+
+    _destroy = None
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    def close(self):
+        """Releases the native object now. Further use raises ValueError."""
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle is not None:
+            type(self)._destroy(handle)
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def _h(self):
+        if self._handle is None:
+            raise ValueError(f"{type(self).__name__} is closed")
+        return self._handle
+
+
+class Metrics:
+    """Balance metrics of a placement under a load matrix (eplb_metrics as attributes)."""
+
+    _FIELDS = ("num_layers", "max_replicas", "duplicate_pairs", "balancedness", "min_balancedness",
+               "node_balancedness", "max_load_over_bound", "worst_max_load_over_bound",
+               "max_over_mean", "max_load_over_node_bound", "cross_node_replicas")
+
+    def __init__(self, native):
+        for field in self._FIELDS:
+            setattr(self, field, getattr(native, field))
+
+    def __repr__(self):
+        return "Metrics(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS) + ")"
+
+
+class Placement(_Handle):
+    """An immutable expert placement for all layers; safe to share between threads."""
+
+    _destroy = staticmethod(_capi.eplb_placement_destroy)
+
+    def __init__(self, handle):
+        super().__init__(handle)
+        info = _capi.eplb_placement_info()
+        _capi.eplb_placement_get_info(handle, info)
+        self.num_layers = info.num_layers
+        self.num_logical_experts = info.num_logical_experts
+        self.num_physical_experts = info.num_physical_experts
+        self.num_nodes = info.num_nodes
+        self.num_gpus = info.num_gpus
+        self.num_groups = info.num_groups
+        self.slots_per_gpu = info.slots_per_gpu
+        self.log2phy_width = info.log2phy_width
+        self.algorithm = _capi.eplb_algorithm_name(info.algorithm) if info.algorithm else None
+        self.hierarchical = bool(info.hierarchical)
+        self.plan_seconds = info.plan_seconds
+
+    @classmethod
+    def from_phy2log(cls, phy2log, num_logical_experts, num_nodes, num_gpus):
+        """Builds a placement from a [layers][physical experts] map (e.g. SGLang's)."""
+        phy2log = _as_i32(phy2log)
+        if phy2log.ndim != 2:
+            raise InvalidArgumentError(_capi.EPLB_ERR_INVALID_ARGUMENT,
+                                       f"phy2log must be 2-D, got shape {phy2log.shape}")
+        return cls(_capi.eplb_placement_create_from_phy2log(
+            phy2log.shape[0], num_logical_experts, phy2log.shape[1], num_nodes, num_gpus, phy2log))
+
+    @classmethod
+    def from_sglang_json(cls, text, num_nodes, num_gpus, num_logical_experts=0,
+                         num_dense_layers=0):
+        """Reads SGLang's {"physical_to_logical_map": ...} document (str or bytes)."""
+        data = text.encode() if isinstance(text, str) else bytes(text)
+        return cls(_capi.eplb_placement_from_sglang_json(data, num_logical_experts, num_nodes,
+                                                         num_gpus, num_dense_layers))
+
+    def to_sglang_json(self, num_dense_layers=0):
+        """SGLang's placement document, `num_dense_layers` trivial rows first."""
+        return _capi.eplb_placement_to_sglang_json(self._h, num_dense_layers)
+
+    def to_vllm_ascend_json(self):
+        """vLLM-Ascend's expert map document."""
+        return _capi.eplb_placement_to_vllm_ascend_json(self._h)
+
+    @property
+    def phy2log(self):
+        """int32 [layers][physical experts]: the logical expert held by each slot (a new array)."""
+        out = np.empty((self.num_layers, self.num_physical_experts), dtype=np.int32)
+        _capi.eplb_placement_get_phy2log(self._h, out)
+        return out
+
+    @property
+    def replica_counts(self):
+        """int32 [layers][logical experts]: replicas of each expert."""
+        out = np.empty((self.num_layers, self.num_logical_experts), dtype=np.int32)
+        _capi.eplb_placement_get_replica_counts(self._h, out)
+        return out
+
+    @property
+    def log2phy(self):
+        """int32 [layers][logical experts][log2phy_width]: slots of each replica, -1 padded."""
+        out = np.empty((self.num_layers, self.num_logical_experts, self.log2phy_width),
+                       dtype=np.int32)
+        _capi.eplb_placement_get_log2phy(self._h, out)
+        return out
+
+    def metrics(self, loads):
+        """Metrics of this placement under `loads` [layers][logical experts]."""
+        native = _capi.eplb_metrics()
+        _capi.eplb_metrics_compute(self._h, _as_f64(loads, "loads"), native)
+        return Metrics(native)
+
+    def gpu_loads(self, loads):
+        """float64 [layers][gpus]: each GPU's load under `loads`."""
+        out = np.empty((self.num_layers, self.num_gpus), dtype=np.float64)
+        _capi.eplb_metrics_gpu_loads(self._h, _as_f64(loads, "loads"), out)
+        return out
+
+    def save(self, path, loads=None, label=None, compression_level=None):
+        """Writes this placement to an .eplb snapshot file atomically (see save_snapshot)."""
+        save_snapshot(path, self, loads=loads, label=label, compression_level=compression_level)
+
+    def __repr__(self):
+        return (f"Placement(layers={self.num_layers}, logical={self.num_logical_experts}, "
+                f"physical={self.num_physical_experts}, gpus={self.num_gpus}, "
+                f"nodes={self.num_nodes}, algorithm={self.algorithm!r})")
+
+
+class Planner(_Handle):
+    """Turns load matrices into placements for one model shape, topology and algorithm.
+
+    The C planner is used by one thread at a time; this class serialises calls with a lock, so
+    sharing one Planner between threads is safe (use one per thread to plan concurrently)."""
+
+    _destroy = staticmethod(_capi.eplb_planner_destroy)
+
+    def __init__(self, num_layers, num_logical_experts, num_physical_experts, num_gpus,
+                 num_nodes=1, num_groups=1, algorithm="balanced", cross_node_budget=0,
+                 num_threads=1):
+        options = _capi.eplb_planner_options()
+        options.algorithm = _algorithm_id(algorithm)
+        options.num_layers = num_layers
+        options.num_logical_experts = num_logical_experts
+        options.num_physical_experts = num_physical_experts
+        options.num_groups = num_groups
+        options.num_nodes = num_nodes
+        options.num_gpus = num_gpus
+        options.cross_node_budget = cross_node_budget
+        options.num_threads = num_threads
+        self._lock = threading.Lock()
+        super().__init__(_capi.eplb_planner_create(options))
+
+    def plan(self, loads):
+        """A new Placement for `loads`, float64 [layers][logical experts] (the GIL is released
+        while planning)."""
+        loads = _as_f64(loads, "loads")
+        with self._lock:
+            return Placement(_capi.eplb_planner_plan(self._h, loads))
+
+    def plan_windows(self, loads):
+        """One Placement robust over windows: `loads` is [windows][layers][logical experts]."""
+        loads = _as_f64(loads, "loads")
+        with self._lock:
+            return Placement(_capi.eplb_planner_plan_windows(self._h, loads))
+
+    def close(self):
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return super().close()
+        with lock:
+            return super().close()
+
+
+class Tracker(_Handle):
+    """Per-layer expert load and co-activation statistics recorded from top-k routing.
+
+    Calls are serialised with a lock (the C tracker is not synchronised); for throughput use one
+    tracker per thread and merge them before planning."""
+
+    _destroy = staticmethod(_capi.eplb_tracker_destroy)
+
+    def __init__(self, num_layers, num_logical_experts, top_k, window="cumulative",
+                 window_batches=None, decay=None, reservoir_capacity=None, seed=0):
+        options = _capi.eplb_tracker_options()
+        options.num_layers = num_layers
+        options.num_logical_experts = num_logical_experts
+        options.top_k = top_k
+        options.window = _WINDOWS[window] if isinstance(window, str) else int(window)
+        if window_batches is not None:
+            options.window_batches = window_batches
+        if decay is not None:
+            options.decay = decay
+        if reservoir_capacity is not None:
+            options.reservoir_capacity = reservoir_capacity
+        options.seed = seed
+        self.num_layers = num_layers
+        self.num_logical_experts = num_logical_experts
+        self.top_k = top_k
+        self._lock = threading.Lock()
+        super().__init__(_capi.eplb_tracker_create(options))
+
+    def record(self, layer, topk_ids):
+        """Records one batch of `layer`: int32 [tokens][top_k] logical ids, -1 masked."""
+        ids = _as_i32(topk_ids)
+        if ids.ndim == 1 and ids.size == 0:
+            ids = ids.reshape(0, self.top_k)
+        with self._lock:
+            _capi.eplb_tracker_record(self._h, layer, ids)
+
+    def record_physical(self, placement, layer, topk_ids):
+        """As record, with physical slot ids of `placement`."""
+        with self._lock:
+            _capi.eplb_tracker_record_physical(self._h, placement._h, layer, _as_i32(topk_ids))
+
+    def merge(self, other):
+        """Adds `other`'s statistics into this tracker."""
+        with self._lock:
+            _capi.eplb_tracker_merge(self._h, other._h)
+
+    def reset(self):
+        """Forgets all statistics."""
+        with self._lock:
+            _capi.eplb_tracker_reset(self._h)
+
+    def loads(self):
+        """float64 [layers][logical experts] at current weights, ready for Planner.plan."""
+        out = np.empty((self.num_layers, self.num_logical_experts), dtype=np.float64)
+        with self._lock:
+            _capi.eplb_tracker_get_loads(self._h, out)
+        return out
+
+    def coactivation(self, layer):
+        """float64 [E*(E-1)/2]: one layer's pair counts as a packed upper triangle."""
+        e = self.num_logical_experts
+        out = np.empty(e * (e - 1) // 2, dtype=np.float64)
+        with self._lock:
+            _capi.eplb_tracker_get_coactivation(self._h, layer, out)
+        return out
+
+    def samples(self, layer):
+        """int32 [rows][top_k]: one layer's sampled top-k rows."""
+        with self._lock:
+            rows = _capi.eplb_tracker_get_samples(self._h, layer, None)
+            out = np.empty((rows, self.top_k), dtype=np.int32)
+            if rows:
+                _capi.eplb_tracker_get_samples(self._h, layer, out)
+        return out
+
+
+class Snapshot(_Handle):
+    """A loaded .eplb snapshot: placement, provenance and optional load statistics."""
+
+    _destroy = staticmethod(_capi.eplb_snapshot_destroy)
+
+    def __init__(self, handle):
+        super().__init__(handle)
+        info = _capi.eplb_snapshot_info()
+        _capi.eplb_snapshot_get_info(handle, info)
+        self.info = _info_dict(info)
+
+    @classmethod
+    def load(cls, path):
+        """Reads and validates a snapshot file (the GIL is released while reading)."""
+        return cls(_capi.eplb_snapshot_load(os.fspath(path)))
+
+    @classmethod
+    def from_bytes(cls, data):
+        """Reads a snapshot from bytes (e.g. Placement.to_snapshot_bytes())."""
+        return cls(_capi.eplb_snapshot_load_from_buffer(data))
+
+    def placement(self):
+        """A new Placement equal to the stored one."""
+        return Placement(_capi.eplb_snapshot_get_placement(self._h))
+
+    def loads(self):
+        """The stored load statistics [layers][logical experts], or None."""
+        if not self.info["has_loads"]:
+            return None
+        out = np.empty((self.info["num_layers"], self.info["num_logical_experts"]),
+                       dtype=np.float64)
+        _capi.eplb_snapshot_get_loads(self._h, out)
+        return out
+
+    @staticmethod
+    def inspect(path):
+        """What a snapshot file holds, from its header only, as a dict."""
+        info = _capi.eplb_snapshot_info()
+        _capi.eplb_snapshot_inspect(os.fspath(path), info)
+        return _info_dict(info)
+
+
+def _info_dict(info):
+    fields = ("format_major", "format_minor", "num_layers", "num_logical_experts",
+              "num_physical_experts", "num_nodes", "num_gpus", "num_groups", "algorithm",
+              "has_loads", "has_coactivation", "created_unix_seconds", "file_size",
+              "plan_seconds", "balancedness", "library_version", "label")
+    result = {field: getattr(info, field) for field in fields}
+    result["algorithm"] = _capi.eplb_algorithm_name(info.algorithm) if info.algorithm else None
+    return result
+
+
+def _snapshot_options(placement, loads, label, compression_level):
+    options = _capi.eplb_snapshot_options()
+    keep = []
+    if compression_level is not None:
+        options.compression_level = compression_level
+    if loads is not None:
+        loads = _as_f64(loads, "loads")
+        keep.append(loads)
+        options.set_loads(loads)
+    if label is not None:
+        encoded = label.encode("utf-8")
+        keep.append(encoded)
+        options.set_label(encoded)
+    return options, keep
+
+
+def save_snapshot(path, placement, loads=None, label=None, compression_level=None):
+    """Writes `placement` (plus optional `loads` statistics and a `label`) to `path` atomically
+    (temporary file, fsync, rename): a crash leaves the previous file intact."""
+    options, keep = _snapshot_options(placement, loads, label, compression_level)
+    _capi.eplb_snapshot_save(placement._h, options, os.fspath(path))
+    del keep
+
+
+def snapshot_bytes(placement, loads=None, label=None, compression_level=None):
+    """The .eplb snapshot of `placement` as bytes."""
+    options, keep = _snapshot_options(placement, loads, label, compression_level)
+    data = _capi.eplb_snapshot_save_to_buffer(placement._h, options)
+    del keep
+    return data
+
+
+def load_snapshot(path):
+    """Snapshot.load(path)."""
+    return Snapshot.load(path)
+
+
+def loads_from_sglang_json(text):
+    """Reads SGLang's {"logical_count": ...} document; float64 [layers][experts]."""
+    data = text.encode() if isinstance(text, str) else bytes(text)
+    address, layers, experts = _capi.eplb_loads_from_sglang_json(data)
+    return _capi._loads_from_address(address, layers, experts)
+
+
+from ._deepseek import rebalance_experts  # noqa: E402  (needs the names above)

@@ -1,0 +1,65 @@
+"""Exceptions raised by libeplb calls: one eplb.Error subclass per C status."""
+
+
+class Error(Exception):
+    """A libeplb call failed. `status` is the C eplb_status (int), `message` the library's
+    message naming the offending value (eplb_last_error_message(), read in the same call)."""
+
+    status = -1
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def __str__(self):
+        return self.message
+
+
+class InvalidArgumentError(Error, ValueError):
+    """EPLB_ERR_INVALID_ARGUMENT: a NULL, zero, out-of-range or inconsistent argument."""
+
+
+class OutOfMemoryError(Error, MemoryError):
+    """EPLB_ERR_OUT_OF_MEMORY."""
+
+
+class BufferTooSmallError(Error, ValueError):
+    """EPLB_ERR_BUFFER_TOO_SMALL: an output array is shorter than required."""
+
+
+class InternalError(Error, RuntimeError):
+    """EPLB_ERR_INTERNAL: a bug in libeplb; please report it with the message."""
+
+
+class IOError(Error, OSError):  # noqa: A001 (named after the C status)
+    """EPLB_ERR_IO: a file could not be opened, read, written or renamed."""
+
+
+class CorruptError(Error, ValueError):
+    """EPLB_ERR_CORRUPT: damaged or inconsistent input data (snapshot, JSON)."""
+
+
+class TruncatedError(CorruptError):
+    """EPLB_ERR_TRUNCATED: input data ends before its declared size."""
+
+
+class UnsupportedVersionError(Error):
+    """EPLB_ERR_UNSUPPORTED_VERSION: a snapshot format this library does not read."""
+
+
+_BY_STATUS = {
+    1: InvalidArgumentError,
+    2: OutOfMemoryError,
+    3: BufferTooSmallError,
+    4: InternalError,
+    5: IOError,
+    6: CorruptError,
+    7: TruncatedError,
+    8: UnsupportedVersionError,
+}
+
+
+def _make_error(status, message):
+    """Called by the native module with the status and the message of a failed call."""
+    return _BY_STATUS.get(status, Error)(status, message)

@@ -1,0 +1,226 @@
+"""Tests of the Python binding against independent oracles: DeepSeek's published README example,
+numpy recomputations of every derived array, and brute-force tracker statistics."""
+
+import itertools
+import threading
+
+import numpy as np
+import pytest
+
+import eplb
+from eplb import capi
+
+# deepseek-ai/EPLB README example and the reference's output (torch 1.13).
+WEIGHT = [[90, 132, 40, 61, 104, 165, 39, 4, 73, 56, 183, 86],
+          [20, 107, 104, 64, 19, 197, 187, 157, 172, 86, 16, 27]]
+PHY2LOG = [[5, 6, 5, 7, 8, 4, 3, 4, 10, 9, 10, 2, 0, 1, 11, 1],
+           [7, 10, 6, 8, 6, 11, 8, 9, 2, 4, 5, 1, 5, 0, 3, 1]]
+LOGCNT = [[1, 2, 1, 1, 2, 2, 1, 1, 1, 1, 2, 1],
+          [1, 2, 1, 1, 1, 2, 2, 1, 2, 1, 1, 1]]
+LOG2PHY = [[[12, -1], [15, 13], [11, -1], [6, -1], [7, 5], [0, 2], [1, -1], [3, -1], [4, -1],
+            [9, -1], [8, 10], [14, -1]],
+           [[13, -1], [15, 11], [8, -1], [14, -1], [9, -1], [10, 12], [2, 4], [0, -1], [6, 3],
+            [7, -1], [1, -1], [5, -1]]]
+
+
+def test_rebalance_experts_reproduces_deepseek_readme():
+    phy2log, log2phy, logcnt = eplb.rebalance_experts(WEIGHT, 16, 4, 2, 8)
+    assert phy2log.dtype == log2phy.dtype == logcnt.dtype == np.int64
+    assert phy2log.tolist() == PHY2LOG
+    assert logcnt.tolist() == LOGCNT
+    assert log2phy.tolist() == LOG2PHY
+
+
+def test_readme_snippet_rebalance_experts():
+    weight = np.array(WEIGHT, dtype=np.float64)
+    # readme-snippet:begin (README.md, Bindings; checked by the python_readme_snippets test)
+    import eplb
+    phy2log, log2phy, logcnt = eplb.rebalance_experts(weight, num_replicas=16, num_groups=4,
+                                                      num_nodes=2, num_gpus=8)  # algorithm="balanced" plans better
+    # readme-snippet:end
+    assert phy2log.tolist() == PHY2LOG and logcnt.tolist() == LOGCNT
+
+
+def test_rebalance_experts_torch_in_torch_out():
+    torch = pytest.importorskip("torch")
+    phy2log, log2phy, logcnt = eplb.rebalance_experts(torch.tensor(WEIGHT), 16, 4, 2, 8)
+    for tensor in (phy2log, log2phy, logcnt):
+        assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.int64
+    assert phy2log.tolist() == PHY2LOG and logcnt.tolist() == LOGCNT
+    assert log2phy.tolist() == LOG2PHY
+
+
+def _check_consistent(phy2log, log2phy, logcnt, experts):
+    """Recomputes logcnt and log2phy's slot sets from phy2log with numpy."""
+    for layer in range(phy2log.shape[0]):
+        assert np.bincount(phy2log[layer], minlength=experts).tolist() == logcnt[layer].tolist()
+        for expert in range(experts):
+            slots = sorted(s for s in log2phy[layer, expert] if s >= 0)
+            assert slots == np.flatnonzero(phy2log[layer] == expert).tolist()
+    assert log2phy.shape[2] == logcnt.max()
+
+
+@pytest.mark.parametrize("algorithm", ["deepseek", "balanced", "balanced-hierarchical", "trivial"])
+def test_rebalance_experts_random_inputs_are_consistent(algorithm):
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        layers, groups, nodes = rng.integers(1, 4), int(rng.choice([1, 2, 4])), int(rng.choice([1, 2]))
+        experts = groups * int(rng.integers(1, 5))
+        gpus = nodes * int(rng.integers(1, 4))
+        replicas = gpus * int(rng.integers(-(-experts // gpus), -(-experts // gpus) + 3))
+        weight = rng.lognormal(size=(layers, experts)) * 100
+        phy2log, log2phy, logcnt = eplb.rebalance_experts(weight, replicas, groups, nodes, gpus,
+                                                          algorithm=algorithm)
+        assert phy2log.shape == (layers, replicas)
+        _check_consistent(phy2log, log2phy, logcnt, experts)
+
+
+def test_balanced_is_never_busier_than_deepseek_on_the_readme_example():
+    deepseek = eplb.Planner(2, 12, 16, 8, num_nodes=2, num_groups=4, algorithm="deepseek")
+    balanced = eplb.Planner(2, 12, 16, 8, num_nodes=2, num_groups=4, algorithm="balanced")
+    ours, theirs = balanced.plan(WEIGHT).gpu_loads(WEIGHT), deepseek.plan(WEIGHT).gpu_loads(WEIGHT)
+    assert (ours.max(axis=1) <= theirs.max(axis=1) + 1e-9).all()
+    # Per-GPU loads by hand: load / replicas summed over each GPU's two slots.
+    placement = deepseek.plan(WEIGHT)
+    w, counts = np.array(WEIGHT, float), np.array(LOGCNT)
+    phy = np.array(PHY2LOG)
+    by_hand = (np.take_along_axis(w / counts, phy, axis=1)).reshape(2, 8, 2).sum(axis=2)
+    np.testing.assert_allclose(placement.gpu_loads(WEIGHT), by_hand)
+
+
+def test_errors_carry_status_and_message():
+    with pytest.raises(eplb.InvalidArgumentError) as info:
+        eplb.Planner(2, 12, 15, 8)
+    assert info.value.status == capi.EPLB_ERR_INVALID_ARGUMENT
+    assert "num_physical_experts (15)" in str(info.value) and isinstance(info.value, eplb.Error)
+    assert isinstance(info.value, ValueError)
+    planner = eplb.Planner(2, 12, 16, 8)
+    bad = np.array(WEIGHT, float)
+    bad[1, 3] = -5
+    with pytest.raises(eplb.InvalidArgumentError, match="-5"):
+        planner.plan(bad)
+    with pytest.raises(eplb.InvalidArgumentError, match="loads"):
+        planner.plan(bad[:1])
+    with pytest.raises(eplb.InvalidArgumentError, match="nope"):
+        eplb.Planner(2, 12, 16, 8, algorithm="nope")
+    placement = planner.plan(WEIGHT)
+    with pytest.raises(eplb.BufferTooSmallError) as info:
+        capi.eplb_placement_get_phy2log(placement._h, np.empty(3, np.int32))
+    assert info.value.status == capi.EPLB_ERR_BUFFER_TOO_SMALL
+    with pytest.raises(TypeError, match="int32|format"):
+        capi.eplb_placement_get_phy2log(placement._h, np.empty(32, np.int64))
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(eplb.IOError, match="missing.eplb") as info:
+        eplb.load_snapshot(tmp_path / "missing.eplb")
+    assert info.value.status == capi.EPLB_ERR_IO and isinstance(info.value, OSError)
+    with pytest.raises(eplb.CorruptError):
+        eplb.Snapshot.from_bytes(b"EPLB" + b"\0" * 200)
+    placement = eplb.Planner(2, 12, 16, 8).plan(WEIGHT)
+    data = eplb.snapshot_bytes(placement)
+    with pytest.raises(eplb.CorruptError):  # TruncatedError is a CorruptError
+        eplb.Snapshot.from_bytes(data[: len(data) // 2])
+    with pytest.raises(eplb.InvalidArgumentError, match="label"):
+        placement.save(tmp_path / "x.eplb", label="x" * 300)
+
+
+def test_outputs_are_written_in_place_without_copies():
+    placement = eplb.Planner(2, 12, 16, 8, num_nodes=2, num_groups=4,
+                             algorithm="deepseek").plan(np.array(WEIGHT, float))
+    out = np.full(32, -7, dtype=np.int32)
+    capi.eplb_placement_get_phy2log(placement._h, out)
+    assert out.reshape(2, 16).tolist() == PHY2LOG
+    view = out[::2]  # not contiguous: refused rather than silently copied
+    with pytest.raises(TypeError, match="contiguous"):
+        capi.eplb_placement_get_phy2log(placement._h, view)
+
+
+def test_snapshot_round_trip(tmp_path):
+    planner = eplb.Planner(2, 12, 16, 8, num_nodes=2, num_groups=4)
+    placement = planner.plan(WEIGHT)
+    path = tmp_path / "plan.eplb"
+    placement.save(path, loads=WEIGHT, label="week 47")
+    info = eplb.Snapshot.inspect(path)
+    assert info["label"] == "week 47" and info["num_layers"] == 2 and info["has_loads"] == 1
+    with eplb.load_snapshot(path) as snapshot:
+        assert snapshot.info["algorithm"] == "balanced"
+        np.testing.assert_array_equal(snapshot.loads(), np.array(WEIGHT, float))
+        restored = snapshot.placement()
+    np.testing.assert_array_equal(restored.phy2log, placement.phy2log)
+    np.testing.assert_array_equal(restored.log2phy, placement.log2phy)
+    again = eplb.Snapshot.from_bytes(eplb.snapshot_bytes(placement)).placement()
+    np.testing.assert_array_equal(again.phy2log, placement.phy2log)
+    assert again.metrics(WEIGHT).balancedness == pytest.approx(placement.metrics(WEIGHT).balancedness)
+
+
+def test_sglang_json_round_trip():
+    placement = eplb.Planner(2, 12, 16, 8).plan(WEIGHT)
+    text = placement.to_sglang_json(num_dense_layers=1)
+    back = eplb.Placement.from_sglang_json(text, num_nodes=1, num_gpus=8, num_dense_layers=1)
+    np.testing.assert_array_equal(back.phy2log, placement.phy2log)
+    loads = eplb.loads_from_sglang_json('{"logical_count": [[[1, 2], [3, 4]], [[1, 1], [1, 1]]]}')
+    assert loads.tolist() == [[2.0, 3.0], [4.0, 5.0]]
+    with pytest.raises(eplb.CorruptError, match="logical_count"):
+        eplb.loads_from_sglang_json('{"logical_count": [[1, -2]]}')
+
+
+def test_tracker_matches_brute_force():
+    rng = np.random.default_rng(3)
+    experts, top_k = 10, 3
+    tracker = eplb.Tracker(num_layers=2, num_logical_experts=experts, top_k=top_k,
+                           reservoir_capacity=1000)
+    loads = np.zeros((2, experts))
+    pairs = np.zeros((experts, experts))
+    for _ in range(5):
+        ids = rng.integers(-1, experts, size=(50, top_k)).astype(np.int32)
+        tracker.record(0, ids)
+        for row in ids:
+            for e in row[row >= 0]:
+                loads[0, e] += 1
+            for a, b in itertools.combinations(sorted(set(row[row >= 0].tolist())), 2):
+                pairs[a, b] += 1
+    np.testing.assert_array_equal(tracker.loads(), loads)
+    triangle = pairs[np.triu_indices(experts, 1)]
+    np.testing.assert_array_equal(tracker.coactivation(0), triangle)
+    assert tracker.samples(0).shape[1] == top_k and tracker.samples(1).shape == (0, top_k)
+    with pytest.raises(eplb.InvalidArgumentError, match="layer 0, token 1, slot 2"):
+        tracker.record(0, np.array([[0, 1, 2], [0, 1, experts]]))
+    with pytest.raises(eplb.InvalidArgumentError, match="top_k"):
+        tracker.record(0, np.zeros((4, 2), np.int32))
+    np.testing.assert_array_equal(tracker.loads(), loads)  # a failed call changes nothing
+    tracker.reset()
+    assert tracker.loads().sum() == 0
+
+
+def test_concurrent_planning_from_threads_matches_serial():
+    rng = np.random.default_rng(11)
+    loads = [rng.lognormal(size=(4, 64)) * 100 for _ in range(8)]
+    planner = eplb.Planner(4, 64, 80, 16, num_nodes=2, num_groups=4)
+    serial = [planner.plan(w).phy2log for w in loads]
+    results = [None] * len(loads)
+    shared = eplb.Planner(4, 64, 80, 16, num_nodes=2, num_groups=4)
+
+    def work(i):
+        own = eplb.Planner(4, 64, 80, 16, num_nodes=2, num_groups=4)
+        results[i] = (own.plan(loads[i]).phy2log, shared.plan(loads[i]).phy2log)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(loads))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for expected, (own, via_shared) in zip(serial, results):
+        np.testing.assert_array_equal(own, expected)
+        np.testing.assert_array_equal(via_shared, expected)
+
+
+def test_version_and_closed_handles():
+    assert eplb.HEADER_VERSION == capi.eplb_version_number()
+    assert eplb.version() == capi.EPLB_VERSION_STRING
+    assert set(eplb.algorithms()) >= {"deepseek", "balanced", "trivial"}
+    planner = eplb.Planner(1, 4, 4, 2)
+    planner.close()
+    planner.close()
+    with pytest.raises(ValueError, match="closed"):
+        planner.plan([[1, 2, 3, 4]])

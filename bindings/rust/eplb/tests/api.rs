@@ -1,0 +1,182 @@
+//! Tests of the safe crate against DeepSeek's published README example and brute-force oracles.
+use eplb::{Algorithm, Placement, Planner, PlannerOptions, Snapshot, Status, Tracker, Window};
+
+const WEIGHT: [f64; 24] = [
+    90., 132., 40., 61., 104., 165., 39., 4., 73., 56., 183., 86., //
+    20., 107., 104., 64., 19., 197., 187., 157., 172., 86., 16., 27.,
+];
+const PHY2LOG: [i32; 32] = [
+    5, 6, 5, 7, 8, 4, 3, 4, 10, 9, 10, 2, 0, 1, 11, 1, //
+    7, 10, 6, 8, 6, 11, 8, 9, 2, 4, 5, 1, 5, 0, 3, 1,
+];
+
+fn readme_options(algorithm: Algorithm) -> PlannerOptions {
+    PlannerOptions {
+        algorithm,
+        num_layers: 2,
+        num_logical_experts: 12,
+        num_physical_experts: 16,
+        num_groups: 4,
+        num_nodes: 2,
+        num_gpus: 8,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn deepseek_reproduces_the_readme_example() {
+    eplb::check_version().unwrap();
+    let placement = Planner::new(&readme_options(Algorithm::Deepseek))
+        .unwrap()
+        .plan(&WEIGHT)
+        .unwrap();
+    assert_eq!(placement.phy2log().unwrap(), PHY2LOG);
+    let counts = placement.replica_counts().unwrap();
+    // Replica counts recomputed from phy2log.
+    for layer in 0..2 {
+        for expert in 0..12 {
+            let n = PHY2LOG[layer * 16..(layer + 1) * 16]
+                .iter()
+                .filter(|&&e| e == expert as i32)
+                .count();
+            assert_eq!(counts[layer * 12 + expert] as usize, n);
+        }
+    }
+    let info = placement.info().unwrap();
+    assert_eq!((info.num_layers, info.log2phy_width), (2, 2));
+    assert_eq!(
+        &placement.log2phy().unwrap()[..6],
+        &[12, -1, 15, 13, 11, -1]
+    );
+}
+
+#[test]
+fn errors_carry_status_and_message() {
+    let mut options = readme_options(Algorithm::Balanced);
+    options.num_physical_experts = 15;
+    let error = Planner::new(&options).err().unwrap();
+    assert_eq!(error.status, Status::InvalidArgument);
+    assert!(
+        error.message.contains("num_physical_experts (15)"),
+        "{}",
+        error.message
+    );
+    let mut planner = Planner::new(&readme_options(Algorithm::Balanced)).unwrap();
+    let mut bad = WEIGHT;
+    bad[13] = f64::NAN;
+    let error = planner.plan(&bad).err().unwrap();
+    assert!(error.message.contains("loads[1][1] is NaN"), "{error}");
+    let error = planner.plan(&WEIGHT[..5]).err().unwrap();
+    assert_eq!(error.status, Status::InvalidArgument);
+    let error = Snapshot::load("/nonexistent/dir/x.eplb").err().unwrap();
+    assert_eq!(error.status, Status::Io);
+    assert!(error.message.contains("/nonexistent/dir/x.eplb"));
+    assert!(matches!(
+        Snapshot::from_bytes(&[0u8; 100]).err().unwrap().status,
+        Status::Corrupt | Status::Truncated
+    ));
+    assert_eq!(
+        Algorithm::from_name("nope").err().unwrap().status,
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        Algorithm::from_name("balanced-relaxed").unwrap(),
+        Algorithm::BalancedRelaxed
+    );
+}
+
+#[test]
+fn snapshot_round_trip() {
+    let dir = std::env::temp_dir().join(format!("eplb-rust-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("plan.eplb");
+    let placement = Planner::new(&readme_options(Algorithm::Balanced))
+        .unwrap()
+        .plan(&WEIGHT)
+        .unwrap();
+    placement
+        .save(&path, Some(&WEIGHT), Some("rust test"))
+        .unwrap();
+    let snapshot = Snapshot::load(&path).unwrap();
+    assert_eq!(snapshot.label().unwrap(), "rust test");
+    assert_eq!(snapshot.loads().unwrap().unwrap(), WEIGHT.to_vec());
+    assert_eq!(
+        snapshot.placement().unwrap().phy2log().unwrap(),
+        placement.phy2log().unwrap()
+    );
+    let json = placement.to_sglang_json(0).unwrap();
+    assert!(json.starts_with("{\"physical_to_logical_map\""));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn tracker_matches_brute_force() {
+    let (experts, top_k) = (6usize, 2usize);
+    let mut tracker = Tracker::new(1, experts as u32, top_k as u32, Window::Cumulative).unwrap();
+    let mut state = 12345u64;
+    let mut loads = vec![0.0; experts];
+    let mut pairs = vec![vec![0.0; experts]; experts];
+    for _ in 0..20 {
+        let mut ids = Vec::new();
+        for _ in 0..30 {
+            let mut row = Vec::new();
+            for _ in 0..top_k {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                row.push(((state >> 33) % (experts as u64 + 1)) as i32 - 1);
+            }
+            for &e in row.iter().filter(|&&e| e >= 0) {
+                loads[e as usize] += 1.0;
+            }
+            if row[0] >= 0 && row[1] >= 0 && row[0] != row[1] {
+                let (a, b) = (row[0].min(row[1]) as usize, row[0].max(row[1]) as usize);
+                pairs[a][b] += 1.0;
+            }
+            ids.extend(row);
+        }
+        tracker.record(0, &ids).unwrap();
+    }
+    assert_eq!(tracker.loads().unwrap(), loads);
+    let triangle: Vec<f64> = (0..experts)
+        .flat_map(|a| ((a + 1)..experts).map(move |b| (a, b)))
+        .map(|(a, b)| pairs[a][b])
+        .collect();
+    assert_eq!(tracker.coactivation(0).unwrap(), triangle);
+    let error = tracker.record(0, &[0, 9]).err().unwrap();
+    assert!(error.message.contains("9"), "{error}");
+    assert_eq!(tracker.loads().unwrap(), loads);
+}
+
+#[test]
+fn placements_are_shared_across_threads_and_planners_move_between_them() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Placement>();
+    assert_send_sync::<Planner>();
+    assert_send_sync::<Snapshot>();
+    assert_send_sync::<Tracker>();
+    let placement = std::sync::Arc::new(
+        Planner::new(&readme_options(Algorithm::Deepseek))
+            .unwrap()
+            .plan(&WEIGHT)
+            .unwrap(),
+    );
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let shared = placement.clone();
+            std::thread::spawn(move || {
+                let mut own = Planner::new(&readme_options(Algorithm::Deepseek)).unwrap();
+                assert_eq!(own.plan(&WEIGHT).unwrap().phy2log().unwrap(), PHY2LOG);
+                assert_eq!(shared.phy2log().unwrap(), PHY2LOG);
+                let balance = shared.metrics(&WEIGHT).unwrap().balancedness;
+                // Errors are per thread: a failure here does not leak into another thread.
+                if i % 2 == 0 {
+                    assert!(shared.metrics(&WEIGHT[..3]).is_err());
+                }
+                balance
+            })
+        })
+        .collect();
+    let results: Vec<f64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(results.windows(2).all(|w| w[0] == w[1]));
+}
