@@ -1,0 +1,648 @@
+/*
+ * eplb.h — the public C API of libeplb, expert-parallel load balancing for Mixture-of-Experts
+ * serving. This header is the reference manual: every declaration says what it does, who owns
+ * what, how NULL is treated, what may run concurrently and which statuses it returns.
+ *
+ * Conventions that hold for every function unless its comment says otherwise
+ * ---------------------------------------------------------------------------
+ * - Fallible functions return an `eplb_status`; outputs are the last parameters and are written
+ *   only on EPLB_OK. On failure `eplb_last_error_message()` holds a message naming the offending
+ *   argument and value, for the calling thread, until that thread's next libeplb call.
+ * - No C++ exception, abort or signal ever leaves the library because of bad input.
+ * - Arrays are row-major with explicit lengths in elements (never bytes). Ids are int32_t,
+ *   loads are double. The library never keeps a caller's pointer after a call returns.
+ * - Handles returned through an `out_*` parameter are owned by the caller and released with the
+ *   matching `_destroy`, which accepts NULL.
+ * - Options structs start with `struct_size`; initialise them with their `_init` function. The
+ *   library reads only the fields the caller's `struct_size` covers (older callers get defaults
+ *   for newer fields); a larger size is accepted only if the bytes it does not know are zero.
+ * - Threading: functions taking a `const` handle may run concurrently on the same handle; a
+ *   function taking a non-const handle needs the caller to serialise calls on that handle.
+ *   Different handles are independent. There is no global initialisation.
+ *
+ * Versioning: EPLB_VERSION_NUMBER is MAJOR*10000 + MINOR*100 + PATCH. The SONAME carries the
+ * major version (MAJOR.MINOR while MAJOR is 0); within it, functions, statuses, algorithms and
+ * struct fields are only ever added.
+ */
+#ifndef EPLB_EPLB_H
+#define EPLB_EPLB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EPLB_VERSION_MAJOR 0
+#define EPLB_VERSION_MINOR 1
+#define EPLB_VERSION_PATCH 0
+#define EPLB_VERSION_NUMBER \
+  (EPLB_VERSION_MAJOR * 10000 + EPLB_VERSION_MINOR * 100 + EPLB_VERSION_PATCH)
+#define EPLB_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define EPLB_API __attribute__((visibility("default")))
+#else
+#define EPLB_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ============================================================================================ */
+/* Section: status codes and errors                                                             */
+/* ============================================================================================ */
+
+/* Result of every fallible call. Values are stable; new ones are only appended. */
+typedef enum {
+  EPLB_OK = 0,
+  /* An argument is NULL, zero, out of range, inconsistent with another, or a load is negative,
+   * NaN or infinite. The message names the argument and its value. */
+  EPLB_ERR_INVALID_ARGUMENT = 1,
+  /* An allocation failed, or a requested size overflows size_t. */
+  EPLB_ERR_OUT_OF_MEMORY = 2,
+  /* A caller-provided output buffer is shorter than required; the message gives the size. */
+  EPLB_ERR_BUFFER_TOO_SMALL = 3,
+  /* A bug in libeplb (an internal invariant failed). Please report it with the message. */
+  EPLB_ERR_INTERNAL = 4,
+  /* A file could not be opened, read, written, flushed or renamed; the message names the path
+   * and the system's reason. A failed write leaves any existing file untouched. */
+  EPLB_ERR_IO = 5,
+  /* Input data (a snapshot, a JSON document) is damaged or inconsistent: a checksum mismatch, an
+   * impossible size or offset, a placement that does not hold together. */
+  EPLB_ERR_CORRUPT = 6,
+  /* Input data ends before its declared size. */
+  EPLB_ERR_TRUNCATED = 7,
+  /* A snapshot of a format major version this library does not read, or one that requires a
+   * feature this library does not have. */
+  EPLB_ERR_UNSUPPORTED_VERSION = 8
+} eplb_status;
+
+/* Static English text for a status ("ok", "invalid argument", ...); never NULL, also for values
+ * this version does not know ("unknown status"). Thread-safe. */
+EPLB_API const char* eplb_status_string(eplb_status status);
+
+/* The detailed message of the calling thread's most recent failed call, or "" if its most recent
+ * call succeeded. Never NULL. The pointer stays valid until the thread's next libeplb call; copy
+ * it before calling again. Bindings must read it in the same native call as the failing function
+ * (Go moves goroutines between threads between two cgo calls). */
+EPLB_API const char* eplb_last_error_message(void);
+
+/* ============================================================================================ */
+/* Section: version                                                                             */
+/* ============================================================================================ */
+
+/* EPLB_VERSION_NUMBER of the library actually loaded (compare with the header's macro). */
+EPLB_API uint32_t eplb_version_number(void);
+/* EPLB_VERSION_STRING of the library actually loaded; static, never NULL. */
+EPLB_API const char* eplb_version_string(void);
+
+/* ============================================================================================ */
+/* Section: algorithms                                                                          */
+/* ============================================================================================ */
+
+/* Placement algorithms. Stored in `uint32_t` fields; ids are stable and only appended. */
+typedef enum {
+  /* The library's recommended planner for this version (today: EPLB_ALGORITHM_BALANCED). */
+  EPLB_ALGORITHM_DEFAULT = 0,
+  /* DeepSeek's hierarchical EPLB (deepseek-ai/EPLB `rebalance_experts`), reproduced exactly:
+   * groups packed to nodes, replicas by water-filling inside each node, replicas packed to GPUs.
+   * When num_groups % num_nodes != 0 it is the global policy (one group, one node), as in the
+   * reference. Loads are rounded to float32 and packed sums accumulate in float32 like the
+   * reference; on equal weights the lowest index wins. */
+  EPLB_ALGORITHM_DEEPSEEK = 1,
+  /* No balancing: physical slot p holds logical expert p % E (SGLang's `trivial` location).
+   * With num_physical_experts == num_logical_experts this is contiguous blocks per GPU. */
+  EPLB_ALGORITHM_TRIVIAL = 2,
+  /* libeplb's planner, replicas anywhere (global policy): replica counts and packing chosen
+   * together (water-filling, LPT, swaps from the busiest GPU, replica exchanges between experts),
+   * never two replicas of one expert on a GPU while another GPU could take one, and never a busier
+   * GPU than EPLB_ALGORITHM_DEEPSEEK's global plan of the same layer. */
+  EPLB_ALGORITHM_BALANCED = 3,
+  /* EPLB_ALGORITHM_BALANCED under DeepSeek's locality: whole expert groups per node and every
+   * replica on its group's node (needs num_groups % num_nodes == 0 and num_nodes > 1, else it is
+   * the global policy, as DeepSeek falls back). Its ceiling is node balance: see
+   * eplb_layer_metrics.node_bound. Never busier than DeepSeek's hierarchical plan. */
+  EPLB_ALGORITHM_BALANCED_HIERARCHICAL = 4,
+  /* EPLB_ALGORITHM_BALANCED_HIERARCHICAL plus up to options.cross_node_budget replicas per layer
+   * of hot experts on nodes other than their group's, placed where they lift the node ceiling. */
+  EPLB_ALGORITHM_BALANCED_RELAXED = 5
+} eplb_algorithm;
+
+/* Number of the highest algorithm id; ids 1..eplb_algorithm_count() are all valid. */
+EPLB_API uint32_t eplb_algorithm_count(void);
+/* Short name of an algorithm id ("deepseek", "trivial", "default" for 0); NULL for an unknown
+ * id. Static string. Thread-safe. */
+EPLB_API const char* eplb_algorithm_name(uint32_t algorithm);
+/* One-line description of an algorithm id; NULL for an unknown id. Static string. */
+EPLB_API const char* eplb_algorithm_description(uint32_t algorithm);
+/* Looks an algorithm up by its name (case-sensitive, as eplb_algorithm_name prints it).
+ * EPLB_ERR_INVALID_ARGUMENT: name or out_algorithm is NULL, or the name is unknown (the message
+ * lists the known names). */
+EPLB_API eplb_status eplb_algorithm_from_name(const char* name, uint32_t* out_algorithm);
+
+/* ============================================================================================ */
+/* Section: placement — an immutable expert placement for all layers                            */
+/* ============================================================================================ */
+
+/* A placement maps, for every MoE layer, each physical expert slot to the logical expert whose
+ * weights it holds. Slot p of a layer lives on GPU p / (num_physical_experts / num_gpus); GPU g
+ * lives on node g / (num_gpus / num_nodes). A placement is immutable once made, so a server can
+ * swap in a new one by pointer while readers still use the old; all `const` functions may run
+ * concurrently. */
+struct eplb_placement;
+typedef struct eplb_placement eplb_placement;
+
+/* Shape, topology and provenance of a placement. */
+typedef struct eplb_placement_info {
+  uint32_t struct_size;          /* in: sizeof(eplb_placement_info) */
+  uint32_t num_layers;           /* MoE layers (rows) */
+  uint32_t num_logical_experts;  /* E */
+  uint32_t num_physical_experts; /* R: slots per layer, summed over all GPUs */
+  uint32_t num_nodes;
+  uint32_t num_gpus;
+  uint32_t num_groups;    /* expert groups the planner was given (1 if none) */
+  uint32_t slots_per_gpu; /* R / num_gpus */
+  uint32_t log2phy_width; /* X: max replicas of any expert in any layer */
+  uint32_t algorithm;     /* eplb_algorithm that made it; 0 if imported from a map */
+  uint32_t hierarchical;  /* 1 if replicas were kept on their group's node, else 0 */
+  uint32_t reserved0;     /* 0 */
+  double plan_seconds;    /* wall time the planner spent (0 for imported placements) */
+} eplb_placement_info;
+
+/* Fills `*out_info`; the caller sets out_info->struct_size first.
+ * EPLB_ERR_INVALID_ARGUMENT: placement or out_info is NULL, or struct_size is invalid. */
+EPLB_API eplb_status eplb_placement_get_info(const eplb_placement* placement,
+                                             eplb_placement_info* out_info);
+
+/* Copies phy2log, int32 [num_layers][num_physical_experts]: the logical expert of each slot.
+ * `out_len` is the capacity of `out` in elements.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer. EPLB_ERR_BUFFER_TOO_SMALL: out_len too small. */
+EPLB_API eplb_status eplb_placement_get_phy2log(const eplb_placement* placement, int32_t* out,
+                                                size_t out_len);
+
+/* Copies the replica counts, int32 [num_layers][num_logical_experts]: the number of slots
+ * holding each logical expert (>= 1, each row sums to num_physical_experts).
+ * Errors as eplb_placement_get_phy2log. */
+EPLB_API eplb_status eplb_placement_get_replica_counts(const eplb_placement* placement,
+                                                       int32_t* out, size_t out_len);
+
+/* Copies log2phy, int32 [num_layers][num_logical_experts][log2phy_width]: the slots of each
+ * expert's replicas in replica-rank order, padded with -1. For placements from a planner the
+ * order is the planner's replica rank (DeepSeek: rank 0 is the expert's original slot, then the
+ * order replicas were added); for imported maps it is ascending slot index.
+ * Errors as eplb_placement_get_phy2log. */
+EPLB_API eplb_status eplb_placement_get_log2phy(const eplb_placement* placement, int32_t* out,
+                                                size_t out_len);
+
+/* Builds a placement from a phy2log map (e.g. SGLang's `physical_to_logical_map`), int32
+ * [num_layers][num_physical_experts] with values in [0, num_logical_experts); every expert must
+ * appear in every layer. log2phy lists replicas in ascending slot order, and info.algorithm is 0
+ * (imported).
+ * EPLB_ERR_INVALID_ARGUMENT: NULL pointers, zero or inconsistent sizes (num_physical_experts %
+ * num_gpus, num_gpus % num_nodes, R < E), phy2log_len != num_layers * num_physical_experts, an id
+ * out of range or an expert missing from a layer (the message names layer, slot and value).
+ * EPLB_ERR_OUT_OF_MEMORY: allocation failure or size overflow. */
+EPLB_API eplb_status eplb_placement_create_from_phy2log(uint32_t num_layers,
+                                                        uint32_t num_logical_experts,
+                                                        uint32_t num_physical_experts,
+                                                        uint32_t num_nodes, uint32_t num_gpus,
+                                                        const int32_t* phy2log, size_t phy2log_len,
+                                                        eplb_placement** out_placement);
+
+/* Releases a placement. NULL is a no-op. Not concurrently with other calls on the same handle. */
+EPLB_API void eplb_placement_destroy(eplb_placement* placement);
+
+/* ============================================================================================ */
+/* Section: planner — turns a load matrix into a placement                                      */
+/* ============================================================================================ */
+
+/* A planner holds the model shape, topology and algorithm, plus scratch space reused across
+ * plans. One thread at a time per planner; use one planner per thread to plan concurrently. */
+struct eplb_planner;
+typedef struct eplb_planner eplb_planner;
+
+typedef struct eplb_planner_options {
+  uint32_t struct_size;          /* sizeof(eplb_planner_options) */
+  uint32_t algorithm;            /* eplb_algorithm; default EPLB_ALGORITHM_DEFAULT */
+  uint32_t num_layers;           /* MoE layers per plan, >= 1 (no default) */
+  uint32_t num_logical_experts;  /* E >= 1, a multiple of num_groups (no default) */
+  uint32_t num_physical_experts; /* R >= E, a multiple of num_gpus (no default) */
+  uint32_t num_groups;           /* expert groups (DeepSeek-V3: 8); default 1 */
+  uint32_t num_nodes;            /* nodes; num_gpus must be a multiple; default 1 */
+  uint32_t num_gpus;             /* GPUs in the expert-parallel group (no default) */
+  uint32_t cross_node_budget;    /* balanced-relaxed: replicas per layer allowed outside their
+                                    group's node, <= num_physical_experts; default 0 */
+  uint32_t num_threads;          /* threads to split layers across, 1..256; 0 or 1 = the caller's
+                                    thread only. The plan does not depend on it. Default 1 */
+} eplb_planner_options;
+
+/* Sets struct_size and every default; fields without a default are 0 and must be set.
+ * NULL is a no-op. */
+EPLB_API void eplb_planner_options_init(eplb_planner_options* options);
+
+/* Validates the options and creates a planner.
+ * EPLB_ERR_INVALID_ARGUMENT: options or out_planner is NULL; bad struct_size; an unknown
+ * algorithm; a zero count; E % num_groups != 0; R % num_gpus != 0; num_gpus % num_nodes != 0;
+ * R < E; a count above INT32_MAX; cross_node_budget > R; num_threads > 256. The message names
+ * the field and value.
+ * EPLB_ERR_OUT_OF_MEMORY: allocation failure or an array size overflowing size_t. */
+EPLB_API eplb_status eplb_planner_create(const eplb_planner_options* options,
+                                         eplb_planner** out_planner);
+
+/* Releases a planner. NULL is a no-op. */
+EPLB_API void eplb_planner_destroy(eplb_planner* planner);
+
+/* Plans a placement from `loads`, double [num_layers][num_logical_experts]: the load (e.g. token
+ * count) of each logical expert in each layer, finite and >= 0. A layer whose loads are all zero
+ * (e.g. a dense layer) gets the trivial placement. The new placement is owned by the caller.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer; loads_len != num_layers * num_logical_experts; a
+ * negative, NaN or infinite load, or (deepseek) one above FLT_MAX (the message names layer,
+ * expert and value). EPLB_ERR_OUT_OF_MEMORY. Not concurrently on the same planner. */
+EPLB_API eplb_status eplb_planner_plan(eplb_planner* planner, const double* loads, size_t loads_len,
+                                       eplb_placement** out_placement);
+
+/* Plans one placement from several load matrices ("windows": consecutive recording intervals,
+ * SGLang's [steps][layers][experts] dump, or several workloads), double
+ * [num_windows][num_layers][num_logical_experts]. The balanced algorithms minimise the expected
+ * per-window peak (the mean over windows of each window's busiest GPU) instead of the peak of the
+ * summed load, so the plan holds up when the load moves between windows (the idea of SGLang's
+ * deepseek_vec); the other algorithms plan on the sum of the windows. A layer whose windows are
+ * all zero gets the trivial placement. With one window this is eplb_planner_plan.
+ * EPLB_ERR_INVALID_ARGUMENT: as eplb_planner_plan, num_windows == 0, or loads_len !=
+ * num_windows * num_layers * num_logical_experts (the message names window, layer and expert of
+ * a bad value). EPLB_ERR_OUT_OF_MEMORY. Not concurrently on the same planner. */
+EPLB_API eplb_status eplb_planner_plan_windows(eplb_planner* planner, const double* loads,
+                                               size_t num_windows, size_t loads_len,
+                                               eplb_placement** out_placement);
+
+/* ============================================================================================ */
+/* Section: snapshots — placements on disk (.eplb files)                                        */
+/* ============================================================================================ */
+
+/* A snapshot file holds a placement, how it was made, optionally the load statistics it was
+ * planned from, and its metrics: zstd-compressed sections, each checksummed, behind a versioned
+ * header (docs/SNAPSHOT_FORMAT.md). Readers accept any file of the same format major version and
+ * skip optional sections they do not know. A loaded snapshot is immutable and thread-safe. */
+struct eplb_snapshot;
+typedef struct eplb_snapshot eplb_snapshot;
+
+#define EPLB_SNAPSHOT_FORMAT_MAJOR 1
+#define EPLB_SNAPSHOT_FORMAT_MINOR 1
+
+typedef struct eplb_snapshot_options {
+  uint32_t struct_size;       /* sizeof(eplb_snapshot_options) */
+  uint32_t compression_level; /* zstd level 1..19; default 3 */
+  const double* loads;        /* optional: the load statistics, [num_layers][num_logical_experts]
+                                 (or NULL); stored with the placement and used for its metrics */
+  size_t loads_len;           /* elements in loads (0 when loads is NULL) */
+  const char* label;          /* optional: a user label, UTF-8, at most 255 bytes (or NULL) */
+} eplb_snapshot_options;
+
+/* Sets struct_size and the defaults. NULL is a no-op. */
+EPLB_API void eplb_snapshot_options_init(eplb_snapshot_options* options);
+
+/* What a snapshot holds, read from its header and small sections only. */
+typedef struct eplb_snapshot_info {
+  uint32_t struct_size; /* in: sizeof(eplb_snapshot_info) */
+  uint32_t format_major;
+  uint32_t format_minor;
+  uint32_t num_layers;
+  uint32_t num_logical_experts;
+  uint32_t num_physical_experts;
+  uint32_t num_nodes;
+  uint32_t num_gpus;
+  uint32_t num_groups;
+  uint32_t algorithm;        /* eplb_algorithm that made the placement; 0 if imported */
+  uint32_t has_loads;        /* 1 if the load statistics are stored */
+  uint32_t has_coactivation; /* 1 if co-activation statistics are stored */
+  uint64_t created_unix_seconds;
+  uint64_t file_size; /* bytes */
+  double plan_seconds;
+  double balancedness;      /* stored metrics under the stored loads; -1 when no metrics
+                               are stored (no statistics, or a format 1.0 file) */
+  char library_version[16]; /* libeplb version that wrote it, NUL-terminated */
+  char label[256];          /* NUL-terminated, "" if none */
+} eplb_snapshot_info;
+
+/* Writes `placement` (and the options' statistics and label) to `path` atomically: a temporary
+ * file in the same directory, fsync, rename over `path`, fsync of the directory. A crash or a
+ * full disk leaves the previous file intact. `options` may be NULL (defaults).
+ * EPLB_ERR_INVALID_ARGUMENT: NULL placement or path, bad options (struct_size, loads_len not
+ * num_layers * num_logical_experts, a bad load, a label over 255 bytes, a compression level
+ * outside 1..19). EPLB_ERR_IO: the message names the path and the system's reason. */
+EPLB_API eplb_status eplb_snapshot_save(const eplb_placement* placement,
+                                        const eplb_snapshot_options* options, const char* path);
+
+/* As eplb_snapshot_save, into a new buffer owned by the caller and released with
+ * eplb_buffer_free. */
+EPLB_API eplb_status eplb_snapshot_save_to_buffer(const eplb_placement* placement,
+                                                  const eplb_snapshot_options* options,
+                                                  void** out_buffer, size_t* out_size);
+
+/* Releases a buffer returned by libeplb. NULL is a no-op. */
+EPLB_API void eplb_buffer_free(void* buffer);
+
+/* Reads and validates a whole snapshot file (every size checked before allocation, every
+ * checksum, the placement's consistency). The snapshot is owned by the caller.
+ * EPLB_ERR_IO (cannot open or read), EPLB_ERR_TRUNCATED, EPLB_ERR_CORRUPT,
+ * EPLB_ERR_UNSUPPORTED_VERSION, EPLB_ERR_INVALID_ARGUMENT (NULL), EPLB_ERR_OUT_OF_MEMORY. */
+EPLB_API eplb_status eplb_snapshot_load(const char* path, eplb_snapshot** out_snapshot);
+
+/* As eplb_snapshot_load, from `size` bytes at `data` (not retained after the call). */
+EPLB_API eplb_status eplb_snapshot_load_from_buffer(const void* data, size_t size,
+                                                    eplb_snapshot** out_snapshot);
+
+/* Reads what a snapshot file holds from its header and small sections, without decoding the
+ * placement or statistics. Errors as eplb_snapshot_load. */
+EPLB_API eplb_status eplb_snapshot_inspect(const char* path, eplb_snapshot_info* out_info);
+
+/* Fills `*out_info` (caller sets struct_size). EPLB_ERR_INVALID_ARGUMENT on NULL or a bad
+ * struct_size. */
+EPLB_API eplb_status eplb_snapshot_get_info(const eplb_snapshot* snapshot,
+                                            eplb_snapshot_info* out_info);
+
+/* A new placement equal to the stored one (phy2log, counts, log2phy in the stored replica-rank
+ * order, provenance), owned by the caller. EPLB_ERR_INVALID_ARGUMENT on NULL. */
+EPLB_API eplb_status eplb_snapshot_get_placement(const eplb_snapshot* snapshot,
+                                                 eplb_placement** out_placement);
+
+/* Copies the stored load statistics, double [num_layers][num_logical_experts].
+ * EPLB_ERR_INVALID_ARGUMENT: NULL, or the snapshot has no statistics (info.has_loads == 0).
+ * EPLB_ERR_BUFFER_TOO_SMALL: out_len too small. */
+EPLB_API eplb_status eplb_snapshot_get_loads(const eplb_snapshot* snapshot, double* out,
+                                             size_t out_len);
+
+/* Releases a snapshot. NULL is a no-op. */
+EPLB_API void eplb_snapshot_destroy(eplb_snapshot* snapshot);
+
+/* ============================================================================================ */
+/* Section: interop — the JSON formats of SGLang and vLLM-Ascend                                */
+/* ============================================================================================ */
+
+/* SGLang's placement file: {"physical_to_logical_map": [[...], ...]}, exactly one key, one row
+ * per layer (--init-expert-location). `num_dense_layers` all-trivial rows (slot p holds expert
+ * p % E) are emitted first so that rows equal the model's hidden layers (DeepSeek-V3: 3 dense
+ * layers before 58 MoE layers, 61 rows). Writes a new NUL-terminated UTF-8 string owned by the
+ * caller (eplb_buffer_free); *out_len excludes the NUL. EPLB_ERR_INVALID_ARGUMENT on NULL, or
+ * when num_layers + num_dense_layers exceeds INT32_MAX. */
+EPLB_API eplb_status eplb_placement_to_sglang_json(const eplb_placement* placement,
+                                                   uint32_t num_dense_layers, char** out_json,
+                                                   size_t* out_len);
+
+/* Reads SGLang's placement file (`json`, `json_len` bytes, need not be NUL-terminated) for a
+ * deployment of num_nodes nodes and num_gpus GPUs, skipping the first `num_dense_layers` rows.
+ * Rows must all have the same width R (a multiple of num_gpus) and hold ids in
+ * [0, num_logical_experts); num_logical_experts 0 means one more than the largest id.
+ * EPLB_ERR_CORRUPT: not JSON, not exactly the documented object, ragged rows, an id out of
+ * range, an expert missing from a row (the message names row, column and value).
+ * EPLB_ERR_INVALID_ARGUMENT: NULL pointers, inconsistent topology, num_dense_layers >= the
+ * number of rows, or num_logical_experts greater than the row width. */
+EPLB_API eplb_status eplb_placement_from_sglang_json(const char* json, size_t json_len,
+                                                     uint32_t num_logical_experts,
+                                                     uint32_t num_nodes, uint32_t num_gpus,
+                                                     uint32_t num_dense_layers,
+                                                     eplb_placement** out_placement);
+
+/* vLLM-Ascend's expert map file: {"moe_layer_count": L, "layer_list": [{"layer_id": l,
+ * "device_count": G, "device_list": [{"device_id": g, "device_expert": [logical ids]}]}]}.
+ * Writes a new NUL-terminated string owned by the caller (eplb_buffer_free).
+ * EPLB_ERR_INVALID_ARGUMENT on NULL. */
+EPLB_API eplb_status eplb_placement_to_vllm_ascend_json(const eplb_placement* placement,
+                                                        char** out_json, size_t* out_len);
+
+/* Reads vLLM-Ascend's expert map file. Every device must list the same number of experts.
+ * num_logical_experts 0 means: one more than the largest id. `layer_id`, `device_count` and
+ * `device_id` may be omitted (vLLM-Ascend's own examples omit them) but are checked when present;
+ * other keys are ignored. Errors as eplb_placement_from_sglang_json. */
+EPLB_API eplb_status eplb_placement_from_vllm_ascend_json(const char* json, size_t json_len,
+                                                          uint32_t num_logical_experts,
+                                                          uint32_t num_nodes,
+                                                          eplb_placement** out_placement);
+
+/* Reads SGLang's expert load file: {"logical_count": [layers][E]} or [steps][layers][E]
+ * (steps summed); other keys ignored. Writes a new array double [*out_num_layers][*out_num_experts]
+ * owned by the caller (eplb_buffer_free). EPLB_ERR_CORRUPT names the key, indices and value of
+ * a bad entry (negative, not a number, ragged). */
+EPLB_API eplb_status eplb_loads_from_sglang_json(const char* json, size_t json_len,
+                                                 double** out_loads, uint32_t* out_num_layers,
+                                                 uint32_t* out_num_experts);
+
+/* ============================================================================================ */
+/* Section: tracker — load and co-activation statistics recorded online                         */
+/* ============================================================================================ */
+
+/* A tracker is fed the top-k expert ids of every batch, per layer, and keeps per layer:
+ * - expert load: each valid slot counts once for its expert (a token listing an expert twice
+ *   adds 2, as SGLang's recorder does);
+ * - co-activation: for each token, 1 for every pair of *distinct* valid experts it lists
+ *   (repeated ids and masked slots add no pair), kept as a packed upper triangle;
+ * - a reservoir: a uniform random sample (Algorithm R, seeded) of up to reservoir_capacity full
+ *   top-k rows among the tokens with at least one valid slot recorded since creation or reset —
+ *   the input of eplb_metrics_nodes_touched.
+ * A *batch* is one eplb_tracker_record call for one layer; windows count batches per layer.
+ * Masked slots are -1.
+ * Threading: a tracker is NOT internally synchronised. Record into one tracker from one thread
+ * at a time (e.g. one tracker per thread or per rank) and merge them with eplb_tracker_merge
+ * before planning. The `const` getters may run concurrently with each other. */
+struct eplb_tracker;
+typedef struct eplb_tracker eplb_tracker;
+
+/* How a tracker forgets. Stored in a `uint32_t` field; values are stable and only appended. */
+typedef enum {
+  /* Everything since creation or the last reset; exact counts. */
+  EPLB_WINDOW_CUMULATIVE = 0,
+  /* The last `window_batches` batches of each layer; exact counts. Keeps one delta per batch:
+   * memory window_batches * (E + E*(E-1)/2) * 4 bytes per layer, and each batch costs an extra
+   * O(E^2) pass to retire the oldest. A batch may hold at most 2^32-1 slots. */
+  EPLB_WINDOW_SLIDING = 1,
+  /* Exponential decay: before each batch of a layer, its statistics are multiplied by `decay`
+   * (so a batch b batches old weighs decay^b). O(1) per batch (a scale factor). */
+  EPLB_WINDOW_DECAY = 2
+} eplb_window;
+
+typedef struct eplb_tracker_options {
+  uint32_t struct_size;         /* sizeof(eplb_tracker_options) */
+  uint32_t num_layers;          /* MoE layers, >= 1 (no default) */
+  uint32_t num_logical_experts; /* E >= 1 (no default) */
+  uint32_t top_k;               /* slots per token, 1..1024 (no default) */
+  uint32_t window;              /* eplb_window; default EPLB_WINDOW_CUMULATIVE */
+  uint32_t window_batches;      /* sliding: W >= 1; default 64 (ignored by other windows) */
+  double decay;                 /* decay: factor per batch in (0, 1]; default 0.99 (ignored by
+                                   other windows) */
+  uint32_t reservoir_capacity;  /* rows sampled per layer; 0 = none; default 4096 */
+  uint32_t reserved0;           /* 0 */
+  uint64_t seed;                /* reservoir RNG seed; default 0 */
+} eplb_tracker_options;
+
+/* Sets struct_size and every default; fields without a default are 0 and must be set.
+ * NULL is a no-op. */
+EPLB_API void eplb_tracker_options_init(eplb_tracker_options* options);
+
+/* Validates the options and creates an empty tracker, owned by the caller.
+ * EPLB_ERR_INVALID_ARGUMENT: options or out_tracker is NULL; bad struct_size; a zero count;
+ * top_k > 1024; an unknown window; window_batches == 0 (sliding); decay outside (0, 1] (decay).
+ * The message names the field and value.
+ * EPLB_ERR_OUT_OF_MEMORY: allocation failure or a size overflowing size_t. */
+EPLB_API eplb_status eplb_tracker_create(const eplb_tracker_options* options,
+                                         eplb_tracker** out_tracker);
+
+/* Releases a tracker. NULL is a no-op. */
+EPLB_API void eplb_tracker_destroy(eplb_tracker* tracker);
+
+/* Records one batch of `layer`: `topk_ids` holds int32 [num_tokens][top_k] logical expert ids
+ * in [0, E), or -1 for a masked slot. num_tokens may be 0 (an empty batch still advances the
+ * window). Everything is validated before anything is recorded, so a failed call changes
+ * nothing. Not concurrently with any other call on the same tracker.
+ * EPLB_ERR_INVALID_ARGUMENT: tracker NULL; topk_ids NULL with num_tokens > 0; layer >=
+ * num_layers; top_k differs from the tracker's; an id outside [-1, E) (the message names layer,
+ * token, slot and value); more than 2^32-1 slots in one batch of a sliding window. */
+EPLB_API eplb_status eplb_tracker_record(eplb_tracker* tracker, uint32_t layer,
+                                         const int32_t* topk_ids, size_t num_tokens,
+                                         uint32_t top_k);
+
+/* As eplb_tracker_record, with physical slot ids in [0, num_physical_experts) of `placement`
+ * (or -1), as a dispatch after logical-to-physical mapping sees them; each is folded to the
+ * logical expert its slot holds. The placement must have the tracker's num_layers and
+ * num_logical_experts; it is only read during the call.
+ * EPLB_ERR_INVALID_ARGUMENT: as eplb_tracker_record (the message says "physical id"), placement
+ * NULL, or a placement of another shape. */
+EPLB_API eplb_status eplb_tracker_record_physical(eplb_tracker* tracker,
+                                                  const eplb_placement* placement, uint32_t layer,
+                                                  const int32_t* topk_ids, size_t num_tokens,
+                                                  uint32_t top_k);
+
+/* Adds `src`'s statistics into `dst`: the result equals one tracker that recorded both streams
+ * (exactly for loads and pair counts). Sliding windows are aligned by age (the i-th most recent
+ * batch of each layer is summed); decayed statistics add at their current weights; the reservoir
+ * becomes a uniform sample of both histories (weighted by the tokens each saw), drawn with
+ * `dst`'s RNG. `src` is unchanged; dst == src is allowed (doubles the counts). Not concurrently
+ * with other calls on `dst`; `src` may be read concurrently.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL tracker, or options that differ in anything but the seed. */
+EPLB_API eplb_status eplb_tracker_merge(eplb_tracker* dst, const eplb_tracker* src);
+
+/* Forgets all statistics, windows and samples; the reservoir RNG restarts from the seed.
+ * EPLB_ERR_INVALID_ARGUMENT: tracker NULL. */
+EPLB_API eplb_status eplb_tracker_reset(eplb_tracker* tracker);
+
+/* Copies the expert loads, double [num_layers][num_logical_experts], at current weights:
+ * ready for eplb_planner_plan. EPLB_ERR_INVALID_ARGUMENT: a NULL pointer.
+ * EPLB_ERR_BUFFER_TOO_SMALL: out_len < num_layers * num_logical_experts. */
+EPLB_API eplb_status eplb_tracker_get_loads(const eplb_tracker* tracker, double* out,
+                                            size_t out_len);
+
+/* Copies one layer's co-activation counts as a packed upper triangle, double [E*(E-1)/2]: the
+ * count of pair (a, b), a < b, is at index a*(2E-a-1)/2 + (b-a-1) (row a's pairs (a, a+1) ..
+ * (a, E-1), then row a+1's, ...). A dense [E][E] matrix is the triangle mirrored, with the
+ * diagonal left to the caller (e.g. the loads).
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, layer >= num_layers.
+ * EPLB_ERR_BUFFER_TOO_SMALL: out_len < E*(E-1)/2 (the message gives the size). */
+EPLB_API eplb_status eplb_tracker_get_coactivation(const eplb_tracker* tracker, uint32_t layer,
+                                                   double* out, size_t out_len);
+
+/* Copies one layer's sampled rows, int32 [rows][top_k] logical ids as recorded (masked slots
+ * stay -1), into `out` (capacity `out_len` elements) and writes the row count to *out_rows.
+ * Size query: with out == NULL and out_len == 0 only *out_rows is written. At most
+ * reservoir_capacity rows.
+ * EPLB_ERR_INVALID_ARGUMENT: tracker or out_rows NULL, out NULL with out_len > 0, layer >=
+ * num_layers. EPLB_ERR_BUFFER_TOO_SMALL: out_len < rows * top_k (the message gives the size). */
+EPLB_API eplb_status eplb_tracker_get_samples(const eplb_tracker* tracker, uint32_t layer,
+                                              int32_t* out, size_t out_len, size_t* out_rows);
+
+/* ============================================================================================ */
+/* Section: metrics — how balanced a placement is under a load matrix                           */
+/* ============================================================================================ */
+
+/* The load model: a logical expert's load is split evenly over its replicas, and a GPU's load is
+ * the sum over its slots of load / replicas. All sums are in double precision. A layer whose
+ * total load is zero counts as perfectly balanced (1.0) and has bound 0. */
+
+/* Metrics of one layer. */
+typedef struct eplb_layer_metrics {
+  uint32_t struct_size;         /* in: sizeof(eplb_layer_metrics) */
+  uint32_t duplicate_gpus;      /* GPUs holding two or more replicas of one expert */
+  uint32_t max_replicas;        /* most replicas of one expert */
+  uint32_t cross_node_replicas; /* replicas not on their expert's main node (the node holding
+                                   most of its replicas, lowest index on ties) */
+  double total_load;            /* sum of the layer's loads */
+  double mean_gpu_load;         /* total_load / num_gpus */
+  double max_gpu_load;          /* busiest GPU */
+  double lower_bound;           /* no placement with this R and topology has a lower max GPU load:
+                                   max(mean, min over replica counts of the max load per replica,
+                                   with each expert spread over at most num_gpus GPUs) */
+  double balancedness;          /* mean_gpu_load / max_gpu_load, in (0, 1] */
+  double node_balancedness;     /* mean node load / max node load */
+  double max_load_over_bound;   /* max_gpu_load / lower_bound, >= 1 (1 when the bound is 0) */
+  double node_bound;            /* busiest node's load / GPUs per node: no packing of this
+                                   placement's node contents onto GPUs does better */
+} eplb_layer_metrics;
+
+/* Metrics over all layers. */
+typedef struct eplb_metrics {
+  uint32_t struct_size; /* in: sizeof(eplb_metrics) */
+  uint32_t num_layers;
+  uint32_t max_replicas;            /* most replicas of one expert in any layer */
+  uint32_t reserved0;               /* 0 */
+  uint64_t duplicate_pairs;         /* (layer, GPU) pairs holding two replicas of one expert */
+  double balancedness;              /* mean over layers of the layer balancedness */
+  double min_balancedness;          /* worst layer */
+  double node_balancedness;         /* mean over layers */
+  double max_load_over_bound;       /* mean over layers of max_gpu_load / lower_bound */
+  double worst_max_load_over_bound; /* largest over layers */
+  double max_over_mean;             /* mean over layers of max_gpu_load / mean_gpu_load */
+  double max_load_over_node_bound;  /* mean over layers of max_gpu_load / node_bound (1 when the
+                                       bound is 0): how close GPUs are to the node ceiling */
+  uint64_t cross_node_replicas;     /* sum over layers of eplb_layer_metrics.cross_node_replicas */
+} eplb_metrics;
+
+/* Computes the metrics of `placement` under `loads`, double [num_layers][num_logical_experts]
+ * with the placement's shape (the load it was planned on, or any other). The caller sets
+ * out_metrics->struct_size. Thread-safe for concurrent calls on one placement.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, bad struct_size, loads_len mismatch, or a negative,
+ * NaN or infinite load. */
+EPLB_API eplb_status eplb_metrics_compute(const eplb_placement* placement, const double* loads,
+                                          size_t loads_len, eplb_metrics* out_metrics);
+
+/* Computes the metrics of one layer; `layer_loads` holds that layer's num_logical_experts loads.
+ * EPLB_ERR_INVALID_ARGUMENT: as eplb_metrics_compute, or layer >= num_layers. */
+EPLB_API eplb_status eplb_metrics_compute_layer(const eplb_placement* placement, uint32_t layer,
+                                                const double* layer_loads, size_t layer_loads_len,
+                                                eplb_layer_metrics* out_metrics);
+
+/* Writes the per-GPU loads, double [num_layers][num_gpus], of `placement` under `loads`.
+ * EPLB_ERR_INVALID_ARGUMENT as eplb_metrics_compute; EPLB_ERR_BUFFER_TOO_SMALL if out_len <
+ * num_layers * num_gpus. */
+EPLB_API eplb_status eplb_metrics_gpu_loads(const eplb_placement* placement, const double* loads,
+                                            size_t loads_len, double* out, size_t out_len);
+
+/* The exact smallest possible busiest-GPU load for one layer's loads on `placement`'s topology
+ * (any replica counts, any placement without two replicas of one expert on a GPU), when the
+ * instance is small enough to solve exactly: one slot per GPU, or two slots per GPU with at most
+ * 16 slots per layer. Writes -1 to *out_optimum when it is not. Compare with
+ * eplb_layer_metrics.max_gpu_load to see how far a plan is from optimal. Costs up to a few
+ * milliseconds per layer. Thread-safe.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, layer_loads_len != num_logical_experts, or a
+ * negative, NaN or infinite load. */
+EPLB_API eplb_status eplb_metrics_exact_optimum(const eplb_placement* placement,
+                                                const double* layer_loads, size_t layer_loads_len,
+                                                double* out_optimum);
+
+/* Nodes touched per token, the cross-node traffic of a dispatch that sends a token once per
+ * destination node: for each row of `rows` (int32 [num_rows][top_k] logical ids of `layer`, -1
+ * masked, e.g. eplb_tracker_get_samples' output), the number of distinct nodes its experts are
+ * served from when each expert's replica is chosen by this rule: experts with replicas on a
+ * single node fix that node; then an expert with a replica on an already chosen node uses it;
+ * otherwise the node holding replicas of the most still-uncovered experts is chosen (lowest node
+ * index on ties), and the previous step repeats. Repeated ids count once; rows with no valid id
+ * are left out. Writes the mean over the counted rows (0 if none) to *out_mean; its lower bound
+ * is 1. Thread-safe for concurrent calls on one placement.
+ * EPLB_ERR_INVALID_ARGUMENT: placement or out_mean NULL, rows NULL with num_rows > 0, top_k == 0,
+ * layer >= num_layers, an id outside [-1, num_logical_experts) (the message names row, slot and
+ * value). */
+EPLB_API eplb_status eplb_metrics_nodes_touched(const eplb_placement* placement, uint32_t layer,
+                                                const int32_t* rows, size_t num_rows,
+                                                uint32_t top_k, double* out_mean);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* EPLB_EPLB_H */
