@@ -9,6 +9,9 @@ packages=(
   nlohmann-json3-dev libcli11-dev libzstd-dev libxxhash-dev
   python3 python3-pytest python3-numpy
   clang-format
+  valgrind
+  swig golang-go python3-dev bindgen python3-setuptools python3-wheel
+  dpkg-dev python3-venv python3-pip
 )
 
 missing=()

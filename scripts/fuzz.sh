@@ -2,16 +2,21 @@
 # Builds the libFuzzer targets with clang (in build-fuzz/, instrumented with AddressSanitizer and
 # UndefinedBehaviorSanitizer), replays each target's committed seed corpus (tests/fuzz/corpus/),
 # then fuzzes each target for a bounded time.
-#   scripts/fuzz.sh            20 s per target (what CI runs)
-#   scripts/fuzz.sh 600        ten minutes per target
+#   scripts/fuzz.sh            20 s per target (scripts/test.sh passes EPLB_FUZZ_SECONDS, default 20)
+#   scripts/fuzz.sh 600        ten minutes per target (the longer runs RELIABILITY.md records)
+#   scripts/fuzz.sh 60 fuzz_cli_args   one target only
+# EPLB_FUZZ_BUILD_DIR overrides the build directory (default build-fuzz/).
 # New interesting inputs go to build-fuzz/corpus/<target>/ (the committed corpus is not touched);
 # a crashing input is saved as build-fuzz/artifacts/<target>-crash-* and fails the script.
 # Copy small inputs worth keeping into tests/fuzz/corpus/<target>/ by hand.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-20}
-build="$root/build-fuzz"
-targets=(fuzz_snapshot_load fuzz_json_readers)
+build=${EPLB_FUZZ_BUILD_DIR:-"$root/build-fuzz"}
+targets=(fuzz_snapshot_load fuzz_json_readers fuzz_cli_load_counts fuzz_cli_args)
+if [[ $# -ge 2 ]]; then
+  targets=("${@:2}")
+fi
 
 if ! command -v clang++ >/dev/null; then
   echo "fuzz.sh: clang++ not found; the fuzzers need clang (libFuzzer)" >&2

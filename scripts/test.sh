@@ -2,7 +2,8 @@
 # Quick start 2: install what is missing, build, and run every test: the format check, the
 # release build's suite, then the whole suite again under AddressSanitizer + UndefinedBehavior-
 # Sanitizer (a second build directory), and the fuzzers over their seed corpora for a bounded time
-# (scripts/fuzz.sh, when clang is installed; EPLB_FUZZ_SECONDS per target, default 20).
+# (scripts/fuzz.sh, when clang is installed; EPLB_FUZZ_SECONDS per target, default 15); valgrind
+# memcheck on the C programs and ThreadSanitizer on the concurrency tests (RELIABILITY.md).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
@@ -15,15 +16,41 @@ echo "== release build and tests" >&2
 "$root/scripts/build.sh" "$root/build" -DEPLB_WERROR=ON
 ctest --test-dir "$root/build" --output-on-failure -j"$jobs"
 
+echo "== install, package, and consumers built against the installed copy only" >&2
+"$root/scripts/test-install.sh" "$root/build"
+
+echo "== valgrind memcheck: the C programs" >&2
+if command -v valgrind >/dev/null; then
+  memcheck=(valgrind --quiet --error-exitcode=1 --leak-check=full
+    --errors-for-leak-kinds=definite,indirect)
+  "${memcheck[@]}" "$root/build/bin/capi_c99_smoke" >/dev/null
+  # Every error path of the C API once (the bad-input matrix), also under memcheck.
+  "${memcheck[@]}" "$root/build/bin/bad_input_matrix_test" \
+    --gtest_filter='Matrix.EveryBadInput*' >/dev/null
+else
+  echo "skipped: valgrind not found" >&2
+fi
+
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests" >&2
 "$root/scripts/build.sh" "$root/build-asan" -DEPLB_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DEPLB_SANITIZE=address,undefined -DEPLB_WITH_CUDA=OFF -DEPLB_BUILD_BENCH=OFF
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$root/build-asan" --output-on-failure -j"$jobs"
 
+echo "== ThreadSanitizer: the concurrency tests" >&2
+# Only libeplb and the concurrency tests, in their own build directory. Not -Werror: GCC 12 warns
+# falsely (-Wstringop-overflow) on TSan-instrumented code; the two builds above enforce warnings.
+cmake -S "$root" -B "$root/build-tsan" -DPython3_EXECUTABLE=/usr/bin/python3 -DEPLB_WERROR=OFF \
+  -DCMAKE_BUILD_TYPE=Release -DEPLB_SANITIZE=thread -DEPLB_WITH_CUDA=OFF \
+  -DEPLB_BUILD_BENCH=OFF >/dev/null
+cmake --build "$root/build-tsan" -j"$jobs" --target concurrency_test
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir "$root/build-tsan" -R '^concurrency_' \
+  --output-on-failure -j"$jobs"
+
 echo "== fuzzers: seed corpus replay and a bounded run per target" >&2
 if command -v clang++ >/dev/null; then
-  "$root/scripts/fuzz.sh" "${EPLB_FUZZ_SECONDS:-20}"
+  # Four targets: about a minute of fuzzing in all.
+  "$root/scripts/fuzz.sh" "${EPLB_FUZZ_SECONDS:-15}"
 else
   echo "skipped: clang++ not found (the libFuzzer targets need clang)" >&2
 fi

@@ -4,6 +4,7 @@
 #include "../../core/exact_optimum.hpp"
 #include "../../core/loads.hpp"
 #include "../../core/metrics.hpp"
+#include "../../core/relaxed_bound.hpp"
 #include "guard.hpp"
 #include "handles.hpp"
 #include "struct_io.hpp"
@@ -99,6 +100,20 @@ eplb_status eplb_metrics_exact_optimum(const eplb_placement* placement, const do
     const auto loads = std::span(layer_loads, layer_loads_len);
     eplb::validate_layer_loads(loads, 0, topology, "layer_loads");
     *out_optimum = eplb::exact_optimum(loads, topology).value_or(-1.0);
+  });
+}
+
+eplb_status eplb_metrics_relaxed_bound(const eplb_placement* placement, const double* layer_loads,
+                                       size_t layer_loads_len, uint32_t cross_node_budget,
+                                       double* out_bound) {
+  return eplb::capi::guard([&] {
+    eplb::capi::require_not_null(placement, "placement");
+    eplb::capi::require_not_null(layer_loads, "layer_loads");
+    eplb::capi::require_not_null(out_bound, "out_bound");
+    const auto& topology = placement->value.topology();
+    const auto loads = std::span(layer_loads, layer_loads_len);
+    eplb::validate_layer_loads(loads, 0, topology, "layer_loads");
+    *out_bound = eplb::relaxed_gpu_bound(loads, topology, cross_node_budget);
   });
 }
 

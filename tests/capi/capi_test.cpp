@@ -654,14 +654,21 @@ TEST(ImportedPlacement, RoundTripsThroughPhy2log) {
 }
 
 TEST(StructSize, SmallerOptionsAreRejected) {
+  // Smaller than the first published version (0.1, which ended at num_threads).
+  const size_t first_version = offsetof(eplb_planner_options, affinity);
   eplb_planner_options o = options_for(readme_shape());
-  o.struct_size = static_cast<uint32_t>(sizeof(o) - 4);
+  o.struct_size = static_cast<uint32_t>(first_version - 4);
   eplb_planner* planner = nullptr;
   EXPECT_EQ(eplb_planner_create(&o, &planner), EPLB_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(planner, nullptr);
-  EXPECT_NE(std::string(eplb_last_error_message()).find(std::to_string(sizeof(o) - 4)),
+  EXPECT_NE(std::string(eplb_last_error_message()).find(std::to_string(first_version - 4)),
             std::string::npos)
       << eplb_last_error_message();
+  // The first version itself is accepted, with the later fields at their defaults.
+  o.struct_size = static_cast<uint32_t>(first_version);
+  o.affinity = 7;  // beyond the caller's struct: not read
+  ASSERT_EQ(eplb_planner_create(&o, &planner), EPLB_OK) << eplb_last_error_message();
+  eplb_planner_destroy(planner);
 }
 
 TEST(StructSize, LargerOptionsWithZeroTailAreAccepted) {

@@ -97,7 +97,7 @@ TrackerOptions options(std::uint32_t layers, std::uint32_t e, std::uint32_t k,
 TEST(Tracker, RandomInputEqualsBruteForce) {
   std::mt19937_64 rng(1);
   for (const std::uint32_t e : {1U, 2U, 7U, 33U}) {
-    for (const std::uint32_t k : {1U, 2U, 4U, 9U, 20U}) {
+    for (const std::uint32_t k : {1U, 2U, 4U, 8U, 9U, 20U}) {
       Tracker tracker(options(3, e, k));
       std::vector<Oracle> oracle(3, Oracle(e));
       for (int n = 0; n < 12; ++n) {
@@ -443,6 +443,34 @@ TEST(Tracker, BadIdsAreRejectedWithoutRecordingAnything) {
   EXPECT_THROW(t.record(2, ids, 3, 4), Error);  // layer
   EXPECT_THROW(t.record(0, ids, 3, 3), Error);  // top_k
   EXPECT_THROW(t.record(0, ids, 4, 4), Error);  // length
+}
+
+// Large top-8 batches are validated while counting into scratch: a bad id in the middle must
+// leave nothing behind (neither in the totals nor in the scratch used by the next batch).
+TEST(Tracker, BadIdInALargeTop8BatchLeavesNothingBehind) {
+  for (const TrackerWindow w :
+       {TrackerWindow::cumulative, TrackerWindow::sliding, TrackerWindow::decay}) {
+    Tracker t(options(1, 16, 8, w));
+    std::vector<std::int32_t> ids;
+    for (std::int32_t token = 0; token < 40; ++token) {
+      for (std::int32_t s = 0; s < 8; ++s) ids.push_back((token + s) % 16);
+    }
+    std::vector<std::int32_t> bad = ids;
+    bad[20 * 8 + 5] = 16;
+    try {
+      t.record(0, bad, 40, 8);
+      FAIL();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("expert id 16 at layer 0, token 20, slot 5"),
+                std::string::npos)
+          << e.what();
+    }
+    EXPECT_EQ(t.batches(0), 0U);
+    t.record(0, ids, 40, 8);
+    Oracle oracle(16);
+    oracle.add(Batch{0, 40, ids}, 8);
+    expect_equal(t, 0, oracle);
+  }
 }
 
 TEST(Tracker, OptionsAreValidated) {

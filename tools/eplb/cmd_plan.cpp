@@ -11,6 +11,7 @@
 #include "eplb/placement_json.hpp"
 #include "eplb/report.hpp"
 #include "eplb/table.hpp"
+#include "eplb/tracker_handle.hpp"
 
 namespace eplb_cli {
 
@@ -18,6 +19,7 @@ namespace {
 
 struct PlanArgs {
   std::vector<std::string> counts;
+  std::string stats;  // a snapshot with co-activation statistics (eplb record), instead of counts
   bool robust = false;
   uint32_t replicas = 0;
   uint32_t gpus = 0;
@@ -29,11 +31,39 @@ struct PlanArgs {
   uint32_t dense_layers = 0;  // SGLang rows before the MoE layers in --out
   uint32_t cross_node_budget = 0;
   uint32_t threads = 1;
+  bool affinity = false;      // --stats only: lower nodes touched per token
+  double min_balance = 0.99;  // --affinity: balancedness >= this x the balance-only plan's
   bool report = false;
 };
 
+// Nodes touched per token over a tracker's sampled rows (all layers, weighted by rows).
+struct Traffic {
+  double nodes_touched = 0;
+  double balance_only = 0;  // the same algorithm without --affinity (when --affinity is on)
+  std::size_t rows = 0;
+};
+
+double sampled_nodes_touched(const eplb_placement* placement, const eplb_tracker* tracker,
+                             std::size_t* out_rows) {
+  const auto o = tracker_options_of(tracker);
+  double sum = 0;
+  std::size_t total = 0;
+  std::vector<std::int32_t> rows(std::size_t{o.reservoir_capacity} * o.top_k);
+  for (std::uint32_t layer = 0; layer < o.num_layers; ++layer) {
+    std::size_t n = 0;
+    check(eplb_tracker_get_samples(tracker, layer, rows.data(), rows.size(), &n), "");
+    if (n == 0) continue;
+    double mean = 0;
+    check(eplb_metrics_nodes_touched(placement, layer, rows.data(), n, o.top_k, &mean), "");
+    sum += mean * static_cast<double>(n);
+    total += n;
+  }
+  *out_rows = total;
+  return total == 0 ? 0.0 : sum / static_cast<double>(total);
+}
+
 void print_summary(const eplb_placement* placement, const std::vector<double>& loads,
-                   const PlanArgs& args) {
+                   const PlanArgs& args, const Traffic* traffic) {
   const auto info = info_of(placement);
   const auto m = metrics_of(placement, loads);
   std::cout << "Planned " << info.num_layers << " layers x " << info.num_logical_experts
@@ -53,6 +83,13 @@ void print_summary(const eplb_placement* placement, const std::vector<double>& l
   table.add_row({"(layer, GPU) pairs with a duplicate", std::to_string(m.duplicate_pairs)});
   table.add_row({"replicas off their expert's main node", std::to_string(m.cross_node_replicas)});
   table.add_row({"most replicas of one expert", std::to_string(m.max_replicas)});
+  if (traffic != nullptr && traffic->rows > 0) {
+    table.add_row(
+        {"nodes touched per token (sampled rows; bound 1)", fixed(traffic->nodes_touched, 4)});
+    if (args.affinity) {
+      table.add_row({"  the same without --affinity", fixed(traffic->balance_only, 4)});
+    }
+  }
   table.print(std::cout);
   if (!args.out.empty()) std::cout << "\nWrote " << args.out << '\n';
 }
@@ -63,9 +100,11 @@ bool is_snapshot_path(const std::string& path) {
 
 // A snapshot with the loads the plan was judged on (summed over windows and files).
 void write_snapshot(const std::string& path, const eplb_placement* placement,
-                    const std::vector<double>& loads, const std::string& label) {
+                    const std::vector<double>& loads, const std::string& label,
+                    const eplb_tracker* tracker) {
   eplb_snapshot_options options;
   eplb_snapshot_options_init(&options);
+  options.tracker = tracker;  // --stats: the co-activation statistics go along
   options.loads = loads.data();
   options.loads_len = loads.size();
   options.label = label.empty() ? nullptr : label.c_str();
@@ -89,8 +128,29 @@ void run_plan(const PlanArgs& args) {
     throw InputError("--label is " + std::to_string(args.label.size()) +
                      " bytes long; at most 255 are allowed");
   }
-  // Every file's steps are windows of one recording; the plan is judged on their sum.
+  if (args.counts.empty() == args.stats.empty()) {
+    throw InputError(args.stats.empty()
+                         ? "--counts FILE or --stats FILE.eplb is required (the loads to plan from)"
+                         : "--counts and --stats are exclusive: plan from one of them");
+  }
+  if (!args.stats.empty() && args.robust) {
+    throw InputError("--robust needs several windows (--counts files or steps); --stats gives one");
+  }
+  // --stats: the statistics of `eplb record` (or of a snapshot saved with a tracker). The
+  // tracker stays available to the planning code below (e.g. co-activation for --affinity).
+  TrackerPtr stats_tracker;
   std::vector<LoadMatrix> files;
+  if (!args.stats.empty()) {
+    stats_tracker = load_tracker_from_snapshot(args.stats, "--stats");
+    const auto o = tracker_options_of(stats_tracker.get());
+    LoadMatrix matrix;
+    matrix.num_layers = o.num_layers;
+    matrix.num_experts = o.num_logical_experts;
+    matrix.loads = tracker_loads(stats_tracker.get());
+    matrix.steps = matrix.loads;
+    files.push_back(std::move(matrix));
+  }
+  // Every file's steps are windows of one recording; the plan is judged on their sum.
   for (const auto& path : args.counts) files.push_back(read_logical_count_file(path));
   LoadMatrix matrix = files.front();
   std::vector<double> windows = matrix.steps;
@@ -107,8 +167,9 @@ void run_plan(const PlanArgs& args) {
     windows.insert(windows.end(), other.steps.begin(), other.steps.end());
     num_windows += other.num_steps;
   }
-  const std::string sources =
-      files.size() == 1 ? args.counts[0] : std::to_string(files.size()) + " load files";
+  const std::string sources = !args.stats.empty() ? args.stats
+                              : files.size() == 1 ? args.counts[0]
+                                                  : std::to_string(files.size()) + " load files";
   uint32_t algorithm = 0;
   check(eplb_algorithm_from_name(args.algorithm.c_str(), &algorithm), "--algorithm: ");
 
@@ -128,12 +189,42 @@ void run_plan(const PlanArgs& args) {
                    " with --replicas " + std::to_string(args.replicas) + " --gpus " +
                    std::to_string(args.gpus) + " --nodes " + std::to_string(args.nodes) +
                    " --groups " + std::to_string(args.groups) + ": ");
-  const auto placement = args.robust
-                             ? plan_windows(planner.get(), windows, num_windows, sources + ": ")
-                             : plan(planner.get(), matrix.loads, sources + ": ");
+  if (args.affinity && !stats_tracker) {
+    throw InputError(
+        "--affinity needs co-activation statistics: plan from --stats FILE.eplb "
+        "(written by 'eplb record')");
+  }
+  PlacementPtr placement;
+  Traffic traffic;
+  if (stats_tracker) {
+    // Plan with the statistics (affinity needs their sampled rows) and measure the traffic.
+    const auto plan_tracked = [&](eplb_planner* p) {
+      eplb_placement* raw = nullptr;
+      check(eplb_planner_plan_tracked(p, matrix.loads.data(), matrix.loads.size(),
+                                      stats_tracker.get(), &raw),
+            sources + ": ");
+      return PlacementPtr(raw);
+    };
+    if (args.affinity) {
+      options.affinity = 1;
+      options.affinity_min_balance = args.min_balance;
+      const auto affinity_planner = make_planner(options, "--affinity: ");
+      placement = plan_tracked(affinity_planner.get());
+      const auto balance_only = plan_tracked(planner.get());
+      std::size_t rows = 0;
+      traffic.balance_only = sampled_nodes_touched(balance_only.get(), stats_tracker.get(), &rows);
+    } else {
+      placement = plan_tracked(planner.get());
+    }
+    traffic.nodes_touched =
+        sampled_nodes_touched(placement.get(), stats_tracker.get(), &traffic.rows);
+  } else {
+    placement = args.robust ? plan_windows(planner.get(), windows, num_windows, sources + ": ")
+                            : plan(planner.get(), matrix.loads, sources + ": ");
+  }
 
   if (is_snapshot_path(args.out)) {
-    write_snapshot(args.out, placement.get(), matrix.loads, args.label);
+    write_snapshot(args.out, placement.get(), matrix.loads, args.label, stats_tracker.get());
   } else if (!args.out.empty()) {
     write_file_atomically(args.out, sglang_placement_json(placement.get(), args.dense_layers));
   }
@@ -141,9 +232,16 @@ void run_plan(const PlanArgs& args) {
     auto report = plan_report(placement.get(), matrix.loads);
     report["windows"] = num_windows;
     report["robust"] = args.robust;
+    if (stats_tracker) {
+      report["traffic"] = {{"nodes_touched_per_token", traffic.nodes_touched},
+                           {"sampled_rows", traffic.rows},
+                           {"lower_bound", 1.0},
+                           {"affinity", args.affinity}};
+      if (args.affinity) report["traffic"]["balance_only_nodes_touched"] = traffic.balance_only;
+    }
     std::cout << report.dump(2) << '\n';
   } else {
-    print_summary(placement.get(), matrix.loads, args);
+    print_summary(placement.get(), matrix.loads, args, stats_tracker ? &traffic : nullptr);
   }
 }
 
@@ -158,10 +256,14 @@ void register_plan_command(CLI::App& app) {
                    "Load file: JSON object with logical_count as [layers][experts] or "
                    "[steps][layers][experts]; repeat for several files. Steps and files are "
                    "summed, or are the windows of --robust")
-      ->required()
       ->take_all()
       ->allow_extra_args(true)
       ->option_text("FILE...");
+  command
+      ->add_option("--stats", args->stats,
+                   "Plan from the loads of a statistics snapshot ('eplb record') instead of "
+                   "--counts; an .eplb --out keeps its co-activation statistics")
+      ->option_text("FILE.eplb");
   command->add_flag("--robust", args->robust,
                     "Plan for the mean over windows (steps, files) of each window's busiest GPU "
                     "instead of the busiest GPU of their sum (balanced algorithms)");
@@ -209,6 +311,18 @@ void register_plan_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1U, 256U))
       ->option_text("N");
+  auto* affinity =
+      command->add_flag("--affinity", args->affinity,
+                        "With --stats: keep experts that tokens pick together on one node (fewer "
+                        "nodes touched per token), within --min-balance of the balance-only plan; "
+                        "any algorithm");
+  command
+      ->add_option("--min-balance", args->min_balance,
+                   "--affinity: keep balancedness >= this x that of the balance-only plan")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 1.0))
+      ->needs(affinity)
+      ->option_text("X");
   command->add_flag("--report,--json", args->report,
                     "Print a JSON report (metrics per layer and in total, planning time)");
   command->callback([args] { run_plan(*args); });

@@ -12,5 +12,6 @@ void register_algorithms_command(CLI::App& app);
 void register_inspect_command(CLI::App& app);
 void register_convert_command(CLI::App& app);
 void register_plot_command(CLI::App& app);
+void register_record_command(CLI::App& app);
 
 }  // namespace eplb_cli

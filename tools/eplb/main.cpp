@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   eplb_cli::register_inspect_command(app);
   eplb_cli::register_convert_command(app);
   eplb_cli::register_plot_command(app);
+  eplb_cli::register_record_command(app);
   try {
     app.parse(argc, argv);
     // Output that did not reach stdout (a full disk, a closed pipe) is a failure, not success.

@@ -233,6 +233,13 @@ typedef struct eplb_planner_options {
                                     group's node, <= num_physical_experts; default 0 */
   uint32_t num_threads;          /* threads to split layers across, 1..256; 0 or 1 = the caller's
                                     thread only. The plan does not depend on it. Default 1 */
+  /* Fields below were added in 0.2; a caller built against 0.1 gets their defaults. */
+  uint32_t affinity;           /* 1: eplb_planner_plan_tracked also keeps experts that tokens
+                                  pick together on one node (fewer nodes touched per token);
+                                  eplb_planner_plan then refuses. 0 or 1; default 0 */
+  uint32_t reserved0;          /* 0 */
+  double affinity_min_balance; /* affinity: the plan's balancedness stays >= this x that of the
+                                  balance-only plan of the same algorithm; (0, 1]; default 0.99 */
 } eplb_planner_options;
 
 /* Sets struct_size and every default; fields without a default are 0 and must be set.
@@ -256,7 +263,8 @@ EPLB_API void eplb_planner_destroy(eplb_planner* planner);
  * (e.g. a dense layer) gets the trivial placement. The new placement is owned by the caller.
  * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer; loads_len != num_layers * num_logical_experts; a
  * negative, NaN or infinite load, or (deepseek) one above FLT_MAX (the message names layer,
- * expert and value). EPLB_ERR_OUT_OF_MEMORY. Not concurrently on the same planner. */
+ * expert and value); options.affinity is set (affinity needs statistics: use
+ * eplb_planner_plan_tracked). EPLB_ERR_OUT_OF_MEMORY. Not concurrently on the same planner. */
 EPLB_API eplb_status eplb_planner_plan(eplb_planner* planner, const double* loads, size_t loads_len,
                                        eplb_placement** out_placement);
 
@@ -286,7 +294,9 @@ struct eplb_snapshot;
 typedef struct eplb_snapshot eplb_snapshot;
 
 #define EPLB_SNAPSHOT_FORMAT_MAJOR 1
-#define EPLB_SNAPSHOT_FORMAT_MINOR 1
+#define EPLB_SNAPSHOT_FORMAT_MINOR 2
+
+struct eplb_tracker; /* the tracker section below: statistics snapshots hold one */
 
 typedef struct eplb_snapshot_options {
   uint32_t struct_size;       /* sizeof(eplb_snapshot_options) */
@@ -295,12 +305,19 @@ typedef struct eplb_snapshot_options {
                                  (or NULL); stored with the placement and used for its metrics */
   size_t loads_len;           /* elements in loads (0 when loads is NULL) */
   const char* label;          /* optional: a user label, UTF-8, at most 255 bytes (or NULL) */
+  /* Since format 1.2 (appended; callers built before it pass a smaller struct_size). */
+  const struct eplb_tracker* tracker; /* optional: co-activation statistics stored with the
+                                         placement (its shape must match), or NULL; only read
+                                         during the call */
 } eplb_snapshot_options;
 
 /* Sets struct_size and the defaults. NULL is a no-op. */
 EPLB_API void eplb_snapshot_options_init(eplb_snapshot_options* options);
 
-/* What a snapshot holds, read from its header and small sections only. */
+/* What a snapshot holds, read from its header and small sections only. A statistics snapshot
+ * (eplb_snapshot_save_statistics: co-activation statistics, no placement) reports
+ * num_physical_experts = num_nodes = num_gpus = num_groups = 0, algorithm 0, has_loads 0 and
+ * has_coactivation 1; num_layers and num_logical_experts are the tracker's. */
 typedef struct eplb_snapshot_info {
   uint32_t struct_size; /* in: sizeof(eplb_snapshot_info) */
   uint32_t format_major;
@@ -361,7 +378,8 @@ EPLB_API eplb_status eplb_snapshot_get_info(const eplb_snapshot* snapshot,
                                             eplb_snapshot_info* out_info);
 
 /* A new placement equal to the stored one (phy2log, counts, log2phy in the stored replica-rank
- * order, provenance), owned by the caller. EPLB_ERR_INVALID_ARGUMENT on NULL. */
+ * order, provenance), owned by the caller. EPLB_ERR_INVALID_ARGUMENT on NULL, or for a
+ * statistics snapshot (no placement; info.num_physical_experts == 0). */
 EPLB_API eplb_status eplb_snapshot_get_placement(const eplb_snapshot* snapshot,
                                                  eplb_placement** out_placement);
 
@@ -373,6 +391,33 @@ EPLB_API eplb_status eplb_snapshot_get_loads(const eplb_snapshot* snapshot, doub
 
 /* Releases a snapshot. NULL is a no-op. */
 EPLB_API void eplb_snapshot_destroy(eplb_snapshot* snapshot);
+
+/* Writes a statistics snapshot to `path` atomically (as eplb_snapshot_save): `tracker`'s whole
+ * state (options, loads, co-activation counts, sliding-window deltas, reservoir rows and RNG
+ * state; enough to resume recording exactly) and the provenance, without a placement. It
+ * requires format 1.2 to read (older readers answer EPLB_ERR_UNSUPPORTED_VERSION). `options`
+ * may be NULL; its loads and tracker fields must be NULL (the loads are the tracker's). The
+ * tracker is only read during the call (not concurrently with calls that change it).
+ * EPLB_ERR_INVALID_ARGUMENT: NULL tracker or path, bad options (as eplb_snapshot_save, or loads
+ * or tracker set). EPLB_ERR_IO: the message names the path and the system's reason. */
+EPLB_API eplb_status eplb_snapshot_save_statistics(const struct eplb_tracker* tracker,
+                                                   const eplb_snapshot_options* options,
+                                                   const char* path);
+
+/* As eplb_snapshot_save_statistics, into a new buffer owned by the caller and released with
+ * eplb_buffer_free. EPLB_ERR_INVALID_ARGUMENT also when out_buffer or out_size is NULL. */
+EPLB_API eplb_status eplb_snapshot_save_statistics_to_buffer(const struct eplb_tracker* tracker,
+                                                             const eplb_snapshot_options* options,
+                                                             void** out_buffer, size_t* out_size);
+
+/* A new tracker equal to the stored statistics (same options, counts, window state, samples and
+ * RNG state: recording into it continues exactly as the saved tracker would), owned by the
+ * caller (eplb_tracker_destroy). Works for statistics snapshots and for placement snapshots
+ * saved with options.tracker. The statistics were validated when the snapshot was loaded.
+ * EPLB_ERR_INVALID_ARGUMENT: NULL, or the snapshot holds no co-activation statistics
+ * (info.has_coactivation == 0). EPLB_ERR_OUT_OF_MEMORY. */
+EPLB_API eplb_status eplb_snapshot_get_tracker(const eplb_snapshot* snapshot,
+                                               struct eplb_tracker** out_tracker);
 
 /* ============================================================================================ */
 /* Section: interop — the JSON formats of SGLang and vLLM-Ascend                                */
@@ -547,6 +592,97 @@ EPLB_API eplb_status eplb_tracker_get_coactivation(const eplb_tracker* tracker, 
 EPLB_API eplb_status eplb_tracker_get_samples(const eplb_tracker* tracker, uint32_t layer,
                                               int32_t* out, size_t out_len, size_t* out_rows);
 
+/* Plans from a tracker's statistics: the loads are `loads` (double [num_layers][num_logical_
+ * experts], as eplb_planner_plan) or, when `loads` is NULL (loads_len 0), the tracker's current
+ * loads. With options.affinity set, the balance-only plan of the planner's algorithm is then
+ * improved for traffic: replicas move between nodes so that the experts the tracker's sampled
+ * top-k rows pick together share a node, lowering the nodes touched per token
+ * (eplb_metrics_nodes_touched) while the busiest GPU stays within 1 / affinity_min_balance of the
+ * balance-only plan's. Replica counts, per-GPU slot counts and the no-duplicate rule are kept;
+ * balanced-relaxed keeps every expert's home-node replica and the cross-node budget;
+ * balanced-hierarchical (and hierarchical deepseek) exchanges whole groups between nodes and
+ * re-plans those nodes, so with one group per node it keeps the balance-only plan. Without
+ * options.affinity this is eplb_planner_plan on the chosen loads. Deterministic for any
+ * num_threads. The new placement is owned by the caller; the tracker is only read.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL planner, tracker or out_placement; loads NULL with
+ * loads_len > 0; the tracker's layers or experts differ from the planner's; bad loads (as
+ * eplb_planner_plan); options.affinity with a tracker that keeps no samples
+ * (reservoir_capacity 0). EPLB_ERR_OUT_OF_MEMORY. Not concurrently on the same planner; the
+ * tracker must not be recorded into meanwhile. */
+EPLB_API eplb_status eplb_planner_plan_tracked(eplb_planner* planner, const double* loads,
+                                               size_t loads_len, const eplb_tracker* tracker,
+                                               eplb_placement** out_placement);
+
+/* ============================================================================================ */
+/* Section: workload simulator — synthetic top-k routing for demos, tests and benchmarks         */
+/* ============================================================================================ */
+
+/* Generates top-k expert ids per layer per token with lognormal expert popularity, latent topics
+ * that make experts co-activate, temporal locality and drift (the model of the research notes,
+ * calibrated to real DeepSeek-V3 recordings):
+ *   score(token, layer, e) = ln p[layer][e] + (boost if e is one of the token's topic's experts)
+ *                            + noise_scale * Gumbel noise,
+ * and the token takes the top_k scores; with num_groups > 1 and topk_groups > 0 DeepSeek's
+ * group-limited routing first keeps the topk_groups groups with the largest sum of their two best
+ * scores. ln p[layer] ~ Normal(0, sigma_layer), sigma_layer uniform in [sigma_min, sigma_max];
+ * a token keeps the previous token's topic with probability topic_persistence (topics have Zipf
+ * weights); after each batch ln p <- drift_rho * ln p + sqrt(1 - drift_rho^2) * sigma * N(0, 1).
+ * Deterministic for a seed on every platform. One thread at a time per simulator. */
+struct eplb_workload;
+typedef struct eplb_workload eplb_workload;
+
+typedef struct eplb_workload_options {
+  uint32_t struct_size;     /* sizeof(eplb_workload_options) */
+  uint32_t num_layers;      /* >= 1; default 1 */
+  uint32_t num_experts;     /* logical experts per layer, >= top_k; default 256 */
+  uint32_t top_k;           /* experts per token, >= 1; default 8 */
+  uint32_t num_groups;      /* expert groups (DeepSeek-V3: 8); default 1 */
+  uint32_t topk_groups;     /* groups a token may use (DeepSeek-V3: 4); 0 = all; default 0 */
+  uint32_t num_topics;      /* latent topics; 0 = none; default 32 */
+  uint32_t topic_experts;   /* experts boosted per topic and layer; 0 = 2 * top_k; default 0 */
+  double sigma_min;         /* ln-popularity sigma range; default 0.5 */
+  double sigma_max;         /* default 0.9 */
+  double topic_zipf;        /* topic z has weight 1 / (z + 1)^topic_zipf; default 1.0 */
+  double boost;             /* log-score boost of a topic's experts; default 1.0 */
+  double topic_persistence; /* P(a token keeps the previous token's topic); default 0.8 */
+  double drift_rho;         /* per-batch correlation of ln popularity, [0, 1]; default 1 */
+  double noise_scale;       /* scale of the Gumbel noise, >= 0; default 1.0 */
+  uint64_t seed;            /* default 0 */
+} eplb_workload_options;
+
+/* Sets struct_size and the defaults. NULL is a no-op. */
+EPLB_API void eplb_workload_options_init(eplb_workload_options* options);
+
+/* Creates a simulator. EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, bad struct_size, or a bad field
+ * (the message names it and its value). EPLB_ERR_OUT_OF_MEMORY. */
+EPLB_API eplb_status eplb_workload_create(const eplb_workload_options* options,
+                                          eplb_workload** out_workload);
+
+/* Releases a simulator. NULL is a no-op. */
+EPLB_API void eplb_workload_destroy(eplb_workload* workload);
+
+/* Generates the next batch of `num_tokens` tokens into `out`, int32
+ * [num_layers][num_tokens][top_k] logical ids (distinct within a row, never -1), e.g. the input of
+ * eplb_tracker_record per layer. Drifts the popularity afterwards.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer or num_tokens == 0. EPLB_ERR_BUFFER_TOO_SMALL: out_len
+ * below num_layers * num_tokens * top_k (nothing is generated). EPLB_ERR_OUT_OF_MEMORY. */
+EPLB_API eplb_status eplb_workload_next_batch(eplb_workload* workload, size_t num_tokens,
+                                              int32_t* out, size_t out_len);
+
+/* The tracker's options (caller sets out_options->struct_size, e.g. with
+ * eplb_tracker_options_init). Fields a window does not use read back as stored: window_batches
+ * 0 unless sliding, decay 1.0 unless decay, for a tracker loaded from a snapshot.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer or a bad struct_size. */
+EPLB_API eplb_status eplb_tracker_get_options(const eplb_tracker* tracker,
+                                              eplb_tracker_options* out_options);
+
+/* How much one layer has recorded since creation or reset: *out_batches the batches (record
+ * calls; after a merge, the larger of the two), *out_tokens the tokens with at least one valid
+ * slot that its reservoir saw (0 when reservoir_capacity is 0). Either output may be NULL.
+ * EPLB_ERR_INVALID_ARGUMENT: tracker NULL, layer >= num_layers. */
+EPLB_API eplb_status eplb_tracker_get_layer_counts(const eplb_tracker* tracker, uint32_t layer,
+                                                   uint64_t* out_batches, uint64_t* out_tokens);
+
 /* ============================================================================================ */
 /* Section: metrics — how balanced a placement is under a load matrix                           */
 /* ============================================================================================ */
@@ -625,6 +761,22 @@ EPLB_API eplb_status eplb_metrics_exact_optimum(const eplb_placement* placement,
                                                 const double* layer_loads, size_t layer_loads_len,
                                                 double* out_optimum);
 
+/* A lower bound on the busiest GPU's load that any plan of one layer's loads on `placement`'s
+ * topology can reach under the balanced-relaxed rules: whole expert groups per node, every
+ * expert with at least one replica on its group's node, and at most `cross_node_budget`
+ * replicas off their group's node (a budget above R - E counts as R - E: every expert holds a
+ * slot on its home node). Minimised over every assignment of groups to nodes (when there are at
+ * most 20000), and never below the global bound (eplb_layer_metrics.lower_bound). A relaxation:
+ * slot limits per node and GPU granularity are ignored, so it can be optimistic.
+ * Where it is above the global bound, no relaxed plan with that budget can reach the global
+ * policy's balance: mean GPU load / this bound caps the layer's balancedness. Topologies without
+ * locality (one node, or num_groups % num_nodes != 0) get the global bound. Thread-safe.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, layer_loads_len != num_logical_experts, or a
+ * negative, NaN or infinite load. */
+EPLB_API eplb_status eplb_metrics_relaxed_bound(const eplb_placement* placement,
+                                                const double* layer_loads, size_t layer_loads_len,
+                                                uint32_t cross_node_budget, double* out_bound);
+
 /* Nodes touched per token, the cross-node traffic of a dispatch that sends a token once per
  * destination node: for each row of `rows` (int32 [num_rows][top_k] logical ids of `layer`, -1
  * masked, e.g. eplb_tracker_get_samples' output), the number of distinct nodes its experts are
@@ -640,6 +792,247 @@ EPLB_API eplb_status eplb_metrics_exact_optimum(const eplb_placement* placement,
 EPLB_API eplb_status eplb_metrics_nodes_touched(const eplb_placement* placement, uint32_t layer,
                                                 const int32_t* rows, size_t num_rows,
                                                 uint32_t top_k, double* out_mean);
+
+/* ============================================================================================ */
+/* Section: migration — moving expert weights from one placement to the next                    */
+/* ============================================================================================ */
+
+/* A migration plan turns an old placement and a new plan into a schedule of weight transfers.
+ * The new plan is first relabeled without changing any of its metrics (whole nodes trade places,
+ * GPUs within a node trade places, slots within a GPU trade places) so that as many experts as
+ * possible are already on their GPU; the node and GPU permutations are optimal (assignment
+ * problems), and an expert already on its GPU keeps its slot. The remaining slot changes are
+ * ordered so that after every step each expert keeps at least one replica (the placement after
+ * any step can be served; eplb_migration_get_step_placement returns it) and cut into steps under
+ * optional budgets. Each transfer copies one expert's weights from a slot of the placement in
+ * force before its step: a source on the same GPU first, then the same node, then another node,
+ * the sender with the fewest transfers in the step first. An executor runs a step as: copy
+ * same-GPU sources and receive remote ones into staging, send from the current weights, wait,
+ * then commit staging into the destination slots (all reads before any write, so a step may
+ * swap experts between GPUs). A plan is immutable; `const` calls may run concurrently. */
+struct eplb_migration;
+typedef struct eplb_migration eplb_migration;
+
+/* How the new plan may be relabeled (eplb_migration_options.relabel). */
+typedef enum {
+  /* Permute nodes, GPUs within a node and slots within a GPU (default). Node balance, GPU
+   * balance, duplicates and off-node replica counts are unchanged. */
+  EPLB_MIGRATION_RELABEL_NODES_AND_GPUS = 0,
+  /* Permute GPUs within their node and slots within a GPU; nodes keep their experts. */
+  EPLB_MIGRATION_RELABEL_GPUS_IN_NODE = 1,
+  /* Only slots within a GPU: keep what stays on its GPU (vLLM's rule). */
+  EPLB_MIGRATION_RELABEL_NONE = 2,
+  /* NODES_AND_GPUS, then, when loads are given, exchanges of replicas between GPUs of one node
+   * that keep more experts on their GPU. Not a pure relabeling: GPU loads change, but each node
+   * keeps its replicas (node loads, replica counts and off-node replicas are unchanged), no GPU
+   * goes above the layer's busiest GPU under the given loads (balancedness never drops) and no
+   * GPU gets two replicas of one expert. Without loads it is NODES_AND_GPUS. */
+  EPLB_MIGRATION_RELABEL_REPACK_IN_NODE = 3
+} eplb_migration_relabel;
+
+/* Where a transfer's source is relative to its destination. */
+typedef enum {
+  EPLB_TRANSFER_SAME_GPU = 0,
+  EPLB_TRANSFER_INTRA_NODE = 1,
+  EPLB_TRANSFER_CROSS_NODE = 2
+} eplb_transfer_kind;
+
+typedef struct eplb_migration_options {
+  uint32_t struct_size;         /* sizeof(eplb_migration_options) */
+  uint32_t relabel;             /* eplb_migration_relabel; default NODES_AND_GPUS */
+  uint64_t bytes_per_expert;    /* bytes of one expert's weights, > 0; default 1 (counts experts) */
+  uint64_t max_bytes_per_step;  /* 0 (default): no limit. A step that swaps experts along a
+                                 * cycle (each the only replica) moves the whole cycle at once and
+                                 * may exceed it alone in its step */
+  uint64_t max_total_bytes;     /* 0 (default): migrate completely. Otherwise stop before the
+                                 * first change that would exceed it in each layer; the schedule
+                                 * then ends at a partial placement (summary.complete = 0). With
+                                 * loads, the changes with most balancedness gain per byte go
+                                 * first, and a greedy rebalance of the old placement within the
+                                 * budget (moves onto other GPUs' slots; same node only for
+                                 * hierarchical plans) competes: the one with more predicted
+                                 * gain is scheduled, so the target may not be on the way to
+                                 * the new plan */
+  uint32_t max_layers_per_step; /* 0 (default): no limit; else at most this many layers a step */
+  uint32_t reserved0;           /* 0 */
+  double min_gain;              /* worth-it gate: predicted balancedness gain at least this;
+                                 * default 0.005 */
+  double min_gain_per_gib;      /* ... and at least this gain per GiB moved; default 0 */
+} eplb_migration_options;
+
+/* Writes the defaults into *options (struct_size included). NULL is a no-op. Thread-safe. */
+EPLB_API void eplb_migration_options_init(eplb_migration_options* options);
+
+/* Plans the migration from `old_placement` (what the GPUs hold now) to `new_placement` (a new
+ * plan). `loads` (double [num_layers][num_logical_experts], may be NULL with loads_len 0) is the
+ * measured load: with it, the schedule moves the most useful changes first and the summary
+ * predicts balancedness; without it, layers go in order and the gate only checks that something
+ * moves. `options` may be NULL for the defaults. The plan copies what it needs: the caller keeps
+ * ownership of every argument and may destroy them afterwards. On success *out_migration is a new
+ * plan owned by the caller (eplb_migration_destroy). Thread-safe (reads its inputs only).
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer (loads NULL with loads_len > 0), placements of
+ * different shape (layers, experts, slots, GPUs, nodes; the message names the field),
+ * loads_len != num_layers * num_logical_experts, a negative or non-finite load, a bad option
+ * (relabel > 3, bytes_per_expert 0, reserved0 != 0, non-finite min_gain, negative
+ * min_gain_per_gib) or struct_size. EPLB_ERR_OUT_OF_MEMORY: allocation failure. */
+EPLB_API eplb_status eplb_migration_plan(const eplb_placement* old_placement,
+                                         const eplb_placement* new_placement, const double* loads,
+                                         size_t loads_len, const eplb_migration_options* options,
+                                         eplb_migration** out_migration);
+
+/* Releases a plan. NULL is a no-op. Not concurrently with other calls on the same handle. */
+EPLB_API void eplb_migration_destroy(eplb_migration* migration);
+
+/* What a plan moves and predicts. Experts count transfers; bytes are experts * bytes_per_expert. */
+typedef struct eplb_migration_summary {
+  uint32_t struct_size;         /* in: sizeof(eplb_migration_summary) */
+  uint32_t num_steps;           /* steps of the schedule (0 if nothing moves) */
+  uint32_t complete;            /* 1 if the schedule reaches the relabeled new plan */
+  uint32_t worth_it;            /* 1 if the gate says apply (see eplb_migration_options) */
+  uint32_t has_loads;           /* 1 if loads were given (balancedness fields are set) */
+  uint32_t max_staging_experts; /* most experts one GPU stages in one step: size the
+                                 * executor's staging buffer to this * bytes_per_expert */
+  uint64_t moved_experts;       /* transfers of the schedule */
+  uint64_t same_gpu_experts;    /* of which copied within a GPU */
+  uint64_t intra_node_experts;  /* ... from another GPU of the same node */
+  uint64_t cross_node_experts;  /* ... from another node */
+  uint64_t moved_bytes;         /* and the same in bytes */
+  uint64_t same_gpu_bytes;
+  uint64_t intra_node_bytes;
+  uint64_t cross_node_bytes;
+  uint64_t max_step_bytes;         /* the largest step, all GPUs together */
+  uint64_t full_migration_experts; /* transfers to reach the relabeled new plan */
+  uint64_t same_gpu_rule_experts;  /* transfers without relabeling (vLLM's rule) */
+  uint64_t naive_experts;          /* a full reload: num_layers * num_physical_experts */
+  double old_balancedness;         /* mean over layers under `loads` (0 without loads) */
+  double target_balancedness;      /* of where the schedule ends */
+  double new_balancedness;         /* of the new plan */
+  double gain;                     /* target_balancedness - old_balancedness */
+} eplb_migration_summary;
+
+/* Fills *out_summary; the caller sets out_summary->struct_size first. Thread-safe.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer or a struct_size below the first version's. */
+EPLB_API eplb_status eplb_migration_get_summary(const eplb_migration* migration,
+                                                eplb_migration_summary* out_summary);
+
+/* One transfer: copy `expert`'s weights of `layer` from slot src_slot (as it is before the step)
+ * into slot dst_slot. Slots are global (GPU = slot / slots_per_gpu). Plain data: this layout
+ * never changes (a new layout would come with new functions). */
+typedef struct eplb_migration_transfer {
+  uint32_t step;
+  uint32_t layer;
+  uint32_t expert;
+  uint32_t src_slot;
+  uint32_t dst_slot;
+  uint32_t src_gpu;
+  uint32_t dst_gpu;
+  uint32_t kind; /* eplb_transfer_kind */
+} eplb_migration_transfer;
+
+/* Selects every step in eplb_migration_get_transfers. */
+#define EPLB_MIGRATION_ALL_STEPS UINT32_MAX
+
+/* Copies the transfers of `step` (or of every step with EPLB_MIGRATION_ALL_STEPS), ordered by
+ * step, layer, destination slot, into `out` (capacity out_len) and writes their number to
+ * *out_count. Size query: out NULL with out_len 0 writes only *out_count. Thread-safe.
+ * EPLB_ERR_INVALID_ARGUMENT: migration or out_count NULL, out NULL with out_len > 0, step out
+ * of range. EPLB_ERR_BUFFER_TOO_SMALL: out_len below the count (given in the message and
+ * *out_count). */
+EPLB_API eplb_status eplb_migration_get_transfers(const eplb_migration* migration, uint32_t step,
+                                                  eplb_migration_transfer* out, size_t out_len,
+                                                  size_t* out_count);
+
+/* As eplb_migration_get_transfers into a new array owned by the caller (eplb_buffer_free; never
+ * NULL on success, even for zero transfers). Thread-safe.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer or step out of range. */
+EPLB_API eplb_status eplb_migration_copy_transfers(const eplb_migration* migration, uint32_t step,
+                                                   eplb_migration_transfer** out_transfers,
+                                                   size_t* out_count);
+
+/* Copies the relabeling: uint32 [num_layers][num_gpus], the GPU each GPU of the new plan moved to.
+ * Thread-safe. EPLB_ERR_INVALID_ARGUMENT: a NULL pointer. EPLB_ERR_BUFFER_TOO_SMALL: out_len
+ * below num_layers * num_gpus. */
+EPLB_API eplb_status eplb_migration_get_gpu_map(const eplb_migration* migration, uint32_t* out,
+                                                size_t out_len);
+
+/* The placement to serve once the schedule is done: the relabeled new plan (same metrics as the
+ * new plan, replica ranks kept), or the partial placement when a total budget cut the schedule.
+ * *out_placement is a new handle owned by the caller (eplb_placement_destroy). Thread-safe.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer. */
+EPLB_API eplb_status eplb_migration_get_target(const eplb_migration* migration,
+                                               eplb_placement** out_placement);
+
+/* The placement in force after step `step` (0-based) has been committed; every expert has a
+ * replica in it. Replica order is ascending slot, except after the last step of a complete
+ * schedule, which gives the target. New handle owned by the caller. Thread-safe.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer or step >= num_steps. */
+EPLB_API eplb_status eplb_migration_get_step_placement(const eplb_migration* migration,
+                                                       uint32_t step,
+                                                       eplb_placement** out_placement);
+
+/* ============================================================================================ */
+/* Section: per-batch balancing — replica split and shared-expert waterfill (CPU)               */
+/* ============================================================================================ */
+
+/* Scratch for eplb_split_solve: after the first solve of a given shape, a solve allocates
+ * nothing. One thread at a time per workspace; separate workspaces run concurrently. */
+struct eplb_split_workspace;
+typedef struct eplb_split_workspace eplb_split_workspace;
+
+/* Creates a workspace owned by the caller (eplb_split_workspace_destroy).
+ * EPLB_ERR_INVALID_ARGUMENT: out_workspace is NULL. EPLB_ERR_OUT_OF_MEMORY. */
+EPLB_API eplb_status eplb_split_workspace_create(eplb_split_workspace** out_workspace);
+
+/* Releases a workspace. NULL is a no-op. */
+EPLB_API void eplb_split_workspace_destroy(eplb_split_workspace* workspace);
+
+/* Splits this batch's tokens of each logical expert of `layer` over its replicas so that the
+ * busiest GPU's load is minimal (exact, in integers). `counts` int32 [num_logical_experts]:
+ * tokens per expert in this batch, >= 0. GPU g's load is w[g] * (extra[g] + tokens sent to g),
+ * where `gpu_weights` (NULL: all 1; finite > 0, e.g. 2 for a GPU twice as slow) and
+ * `gpu_extra_load` (NULL: all 0; finite >= 0 tokens, e.g. shared-expert work) have gpu_len ==
+ * num_gpus entries (gpu_len may be 0 when both are NULL). Writes `out_quotas` int32
+ * [num_physical_experts]: the tokens each slot of the layer takes, integral, >= 0, summing over
+ * an expert's replicas exactly to its count (a single-replica expert's slot takes its whole
+ * count; when no expert has two replicas this is all the work). *out_max_load (may be NULL)
+ * gets the busiest GPU's weighted load. `workspace` may be NULL (a temporary one is used).
+ * Concurrent calls need distinct workspaces; the placement is only read.
+ * EPLB_ERR_INVALID_ARGUMENT: placement, counts or out_quotas NULL; layer >= num_layers;
+ * counts_len != num_logical_experts; out_quotas_len != num_physical_experts; a negative count;
+ * gpu_len != num_gpus with a non-NULL per-GPU array; a bad weight or extra load (the message
+ * names the index and value). EPLB_ERR_OUT_OF_MEMORY. Outputs are written only on success. */
+EPLB_API eplb_status eplb_split_solve(eplb_split_workspace* workspace,
+                                      const eplb_placement* placement, uint32_t layer,
+                                      const int32_t* counts, size_t counts_len,
+                                      const double* gpu_weights, const double* gpu_extra_load,
+                                      size_t gpu_len, int32_t* out_quotas, size_t out_quotas_len,
+                                      double* out_max_load);
+
+/* eplb_shared_expert_waterfill flag: every GPU is a candidate (adds traffic). */
+#define EPLB_WATERFILL_ANY_GPU 1u
+
+/* Gives each token's shared-expert work to one GPU, deterministically. `topk_slots` int32
+ * [num_tokens][top_k]: the physical slots each token is dispatched to (-1 = unused entry).
+ * Candidates: the GPUs of the token's slots plus its source GPU (`source_gpu` int32 [num_tokens],
+ * NULL if unknown), or every GPU with EPLB_WATERFILL_ANY_GPU. Tokens with fewer candidates choose
+ * first (then in token order); each takes the candidate with the smallest weighted load after
+ * taking it, ties to its source GPU, then the lowest GPU id. `gpu_loads` double [gpu_len ==
+ * num_gpus], in/out: the tokens each GPU already has (NULL: counted from topk_slots), plus the
+ * shared tokens assigned. `gpu_weights` as in eplb_split_solve (NULL: all 1). Writes `out_topk`
+ * int32 [num_tokens][top_k + 1]: each input row followed by the shared expert's slot
+ * num_physical_experts + g of the chosen GPU g, or -1 for a token without any valid entry
+ * (padding). The slots of the placement's layer do not matter, only its topology. Thread-safe.
+ * EPLB_ERR_INVALID_ARGUMENT: placement, topk_slots (with num_tokens > 0) or out_topk NULL;
+ * top_k == 0; an unknown flag; out_topk_len != num_tokens * (top_k + 1); gpu_len != num_gpus
+ * with a non-NULL per-GPU array; a slot outside [-1, num_physical_experts), a source GPU, load or
+ * weight out of range (the message names the index and value). EPLB_ERR_OUT_OF_MEMORY.
+ * Outputs are written only on success. */
+EPLB_API eplb_status eplb_shared_expert_waterfill(const eplb_placement* placement,
+                                                  const int32_t* topk_slots, size_t num_tokens,
+                                                  uint32_t top_k, const int32_t* source_gpu,
+                                                  const double* gpu_weights, double* gpu_loads,
+                                                  size_t gpu_len, uint32_t flags,
+                                                  int32_t* out_topk, size_t out_topk_len);
 
 #ifdef __cplusplus
 } /* extern "C" */
