@@ -77,6 +77,8 @@ std::uint64_t mix(std::uint64_t x) {  // splitmix64
   return x ^ (x >> 31);
 }
 
+std::uint32_t gpu_of(std::int32_t slot) { return static_cast<std::uint32_t>(slot) / kPerGpu; }
+
 struct Layout {                        // one layer of a placement
   std::vector<std::int32_t> replicas;  // [E] replica counts
   std::vector<std::int32_t> log2phy;   // [E][width]

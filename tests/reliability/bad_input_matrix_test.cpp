@@ -957,6 +957,37 @@ const std::vector<Row>& matrix() {
     {"step == num_steps", kInvalid, {"step", "out of range"}, [](World& w) { return step_placement_at(w, w.migration_steps); }},
     {"step UINT32_MAX", kInvalid, {"step (4294967295)", "out of range"}, [](World& w) { return step_placement_at(w, UINT32_MAX); }},
   }, {}, {}},
+  {"eplb_split_workspace_create", {
+    {"NULL out_workspace", kInvalid, {"out_workspace", "NULL"}, [](World&) { return eplb_split_workspace_create(nullptr); }},
+  }, {}, {}},
+  {"eplb_split_workspace_destroy", {}, "NULL is a no-op", [](World&) { eplb_split_workspace_destroy(nullptr); return true; }},
+  {"eplb_split_solve", {
+    {"NULL placement", kInvalid, {"placement", "NULL"}, [](World&) { const int32_t c[4] = {1, 2, 3, 4}; int32_t q[8]; return eplb_split_solve(nullptr, nullptr, 0, c, 4, nullptr, nullptr, 0, q, 8, nullptr); }},
+    {"NULL counts", kInvalid, {"counts", "NULL"}, [](World& w) { int32_t q[8]; return eplb_split_solve(nullptr, w.placement, 0, nullptr, 4, nullptr, nullptr, 0, q, 8, nullptr); }},
+    {"NULL out_quotas", kInvalid, {"out_quotas", "NULL"}, [](World& w) { const int32_t c[4] = {1, 2, 3, 4}; return eplb_split_solve(nullptr, w.placement, 0, c, 4, nullptr, nullptr, 0, nullptr, 8, nullptr); }},
+    {"layer == num_layers", kInvalid, {"layer (2)"}, [](World& w) { const int32_t c[4] = {1, 2, 3, 4}; int32_t q[8]; return eplb_split_solve(nullptr, w.placement, 2, c, 4, nullptr, nullptr, 0, q, 8, nullptr); }},
+    {"counts_len one short", kInvalid, {"counts has 3"}, [](World& w) { const int32_t c[4] = {1, 2, 3, 4}; int32_t q[8]; return eplb_split_solve(nullptr, w.placement, 0, c, 3, nullptr, nullptr, 0, q, 8, nullptr); }},
+    {"negative count", kInvalid, {"counts[2] = -1"}, [](World& w) { const int32_t c[4] = {1, 2, -1, 4}; int32_t q[8]; return eplb_split_solve(nullptr, w.placement, 0, c, 4, nullptr, nullptr, 0, q, 8, nullptr); }},
+    {"out_quotas_len one short", kInvalid, {"out_quotas_len (7)"}, [](World& w) { const int32_t c[4] = {1, 2, 3, 4}; int32_t q[8]; return eplb_split_solve(nullptr, w.placement, 0, c, 4, nullptr, nullptr, 0, q, 7, nullptr); }},
+    {"gpu_len != num_gpus", kInvalid, {"gpu_len (3)"}, [](World& w) { const int32_t c[4] = {1, 2, 3, 4}; const double g[4] = {1, 1, 1, 1}; int32_t q[8]; return eplb_split_solve(nullptr, w.placement, 0, c, 4, g, nullptr, 3, q, 8, nullptr); }},
+    {"NaN weight", kInvalid, {"gpu_weights[1]", "nan"}, [](World& w) { const int32_t c[4] = {1, 2, 3, 4}; const double g[4] = {1, kNaN, 1, 1}; int32_t q[8]; return eplb_split_solve(nullptr, w.placement, 0, c, 4, g, nullptr, 4, q, 8, nullptr); }},
+    {"zero weight", kInvalid, {"gpu_weights[0] = 0"}, [](World& w) { const int32_t c[4] = {1, 2, 3, 4}; const double g[4] = {0, 1, 1, 1}; int32_t q[8]; return eplb_split_solve(nullptr, w.placement, 0, c, 4, g, nullptr, 4, q, 8, nullptr); }},
+    {"infinite extra load", kInvalid, {"gpu_extra_load[3]", "inf"}, [](World& w) { const int32_t c[4] = {1, 2, 3, 4}; const double x[4] = {0, 0, 0, kInf}; int32_t q[8]; return eplb_split_solve(nullptr, w.placement, 0, c, 4, nullptr, x, 4, q, 8, nullptr); }},
+  }, {}, {}},
+  {"eplb_shared_expert_waterfill", {
+    {"NULL placement", kInvalid, {"placement", "NULL"}, [](World& w) { int32_t o[9]; return eplb_shared_expert_waterfill(nullptr, w.topk.data(), 3, World::kTopK, nullptr, nullptr, nullptr, 0, 0, o, 9); }},
+    {"NULL topk_slots with tokens", kInvalid, {"topk_slots", "NULL"}, [](World& w) { int32_t o[9]; return eplb_shared_expert_waterfill(w.placement, nullptr, 3, World::kTopK, nullptr, nullptr, nullptr, 0, 0, o, 9); }},
+    {"NULL out_topk", kInvalid, {"out_topk", "NULL"}, [](World& w) { return eplb_shared_expert_waterfill(w.placement, w.topk.data(), 3, World::kTopK, nullptr, nullptr, nullptr, 0, 0, nullptr, 9); }},
+    {"top_k 0", kInvalid, {"top_k (0)"}, [](World& w) { int32_t o[9]; return eplb_shared_expert_waterfill(w.placement, w.topk.data(), 3, 0, nullptr, nullptr, nullptr, 0, 0, o, 9); }},
+    {"unknown flag", kInvalid, {"flags (2)"}, [](World& w) { int32_t o[9]; return eplb_shared_expert_waterfill(w.placement, w.topk.data(), 3, World::kTopK, nullptr, nullptr, nullptr, 0, 2, o, 9); }},
+    {"out_topk_len one short", kInvalid, {"out_topk_len (8)"}, [](World& w) { int32_t o[9]; return eplb_shared_expert_waterfill(w.placement, w.topk.data(), 3, World::kTopK, nullptr, nullptr, nullptr, 0, 0, o, 8); }},
+    {"num_tokens * (top_k + 1) overflows", EPLB_ERR_OUT_OF_MEMORY, {"num_tokens"}, [](World& w) { int32_t o[9]; return eplb_shared_expert_waterfill(w.placement, w.topk.data(), kSizeMax / 2, World::kTopK, nullptr, nullptr, nullptr, 0, 0, o, 9); }},
+    {"slot out of range", kInvalid, {"topk_slots[1] = 8"}, [](World& w) { const int32_t t[2] = {0, 8}; int32_t o[3]; return eplb_shared_expert_waterfill(w.placement, t, 1, World::kTopK, nullptr, nullptr, nullptr, 0, 0, o, 3); }},
+    {"source GPU out of range", kInvalid, {"source_gpu[2] = 4"}, [](World& w) { const int32_t s[3] = {0, 1, 4}; int32_t o[9]; return eplb_shared_expert_waterfill(w.placement, w.topk.data(), 3, World::kTopK, s, nullptr, nullptr, 0, 0, o, 9); }},
+    {"gpu_len != num_gpus", kInvalid, {"gpu_len (2)"}, [](World& w) { double l[4] = {0, 0, 0, 0}; int32_t o[9]; return eplb_shared_expert_waterfill(w.placement, w.topk.data(), 3, World::kTopK, nullptr, nullptr, l, 2, 0, o, 9); }},
+    {"negative load", kInvalid, {"gpu_loads[1] = -1"}, [](World& w) { double l[4] = {0, -1, 0, 0}; int32_t o[9]; return eplb_shared_expert_waterfill(w.placement, w.topk.data(), 3, World::kTopK, nullptr, nullptr, l, 4, 0, o, 9); }},
+    {"NaN weight", kInvalid, {"gpu_weights[2]", "nan"}, [](World& w) { const double g[4] = {1, 1, kNaN, 1}; int32_t o[9]; return eplb_shared_expert_waterfill(w.placement, w.topk.data(), 3, World::kTopK, nullptr, g, nullptr, 4, 0, o, 9); }},
+  }, {}, {}},
   };
   return rows;
 }

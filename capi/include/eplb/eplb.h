@@ -1031,8 +1031,8 @@ EPLB_API eplb_status eplb_shared_expert_waterfill(const eplb_placement* placemen
                                                   const int32_t* topk_slots, size_t num_tokens,
                                                   uint32_t top_k, const int32_t* source_gpu,
                                                   const double* gpu_weights, double* gpu_loads,
-                                                  size_t gpu_len, uint32_t flags,
-                                                  int32_t* out_topk, size_t out_topk_len);
+                                                  size_t gpu_len, uint32_t flags, int32_t* out_topk,
+                                                  size_t out_topk_len);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -175,6 +175,15 @@ typedef _gostring_ swig_type_145;
 typedef long long swig_type_146;
 typedef _gostring_ swig_type_147;
 typedef _gostring_ swig_type_148;
+typedef _gostring_ swig_type_149;
+typedef _gostring_ swig_type_150;
+typedef long long swig_type_151;
+typedef long long swig_type_152;
+typedef long long swig_type_153;
+typedef _gostring_ swig_type_154;
+typedef long long swig_type_155;
+typedef long long swig_type_156;
+typedef long long swig_type_157;
 extern void _wrap_Swig_free_capi_cb5f82e9032c643b(uintptr_t arg1);
 extern uintptr_t _wrap_Swig_malloc_capi_cb5f82e9032c643b(swig_intgo arg1);
 extern swig_type_1 _wrap_eplb_go_snapshot_save_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_2 arg2, swig_type_3 arg3, swig_type_4 arg4);
@@ -571,6 +580,10 @@ extern swig_type_144 _wrap_eplb_migration_copy_transfers_capi_cb5f82e9032c643b(u
 extern swig_type_145 _wrap_eplb_migration_get_gpu_map_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_type_146 arg3);
 extern swig_type_147 _wrap_eplb_migration_get_target_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2);
 extern swig_type_148 _wrap_eplb_migration_get_step_placement_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
+extern swig_type_149 _wrap_eplb_split_workspace_create_capi_cb5f82e9032c643b(uintptr_t arg1);
+extern void _wrap_eplb_split_workspace_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
+extern swig_type_150 _wrap_eplb_split_solve_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_voidp arg4, swig_type_151 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_152 arg8, swig_voidp arg9, swig_type_153 arg10, swig_voidp arg11);
+extern swig_type_154 _wrap_eplb_shared_expert_waterfill_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_type_155 arg3, swig_intgo arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, swig_type_156 arg8, swig_intgo arg9, swig_voidp arg10, swig_type_157 arg11);
 #undef intgo
 */
 import "C"
@@ -4792,6 +4805,105 @@ func Eplb_migration_get_step_placement(arg1 Eplb_migration, arg2 uint, arg3 *uin
 	return swig_r_1
 }
 
+func Eplb_split_workspace_create(arg1 Eplb_split_workspace) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	swig_r_p := C._wrap_eplb_split_workspace_create_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
+func Eplb_split_workspace_destroy(arg1 Eplb_split_workspace) {
+	_swig_i_0 := getSwigcptr(arg1)
+	C._wrap_eplb_split_workspace_destroy_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+}
+
+func Eplb_split_solve(arg1 Eplb_split_workspace, arg2 Eplb_placement, arg3 uint, arg4 *int, arg5 int64, arg6 *float64, arg7 *float64, arg8 int64, arg9 *int, arg10 int64, arg11 *float64) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := getSwigcptr(arg2)
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	_swig_i_4 := arg5
+	_swig_i_5 := arg6
+	_swig_i_6 := arg7
+	_swig_i_7 := arg8
+	_swig_i_8 := arg9
+	_swig_i_9 := arg10
+	_swig_i_10 := arg11
+	swig_r_p := C._wrap_eplb_split_solve_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_type_151(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_152(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_type_153(_swig_i_9), C.swig_voidp(_swig_i_10))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
+const EPLB_WATERFILL_ANY_GPU uint = 1
+
+func Eplb_shared_expert_waterfill(arg1 Eplb_placement, arg2 *int, arg3 int64, arg4 uint, arg5 *int, arg6 *float64, arg7 *float64, arg8 int64, arg9 uint, arg10 *int, arg11 int64) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	_swig_i_4 := arg5
+	_swig_i_5 := arg6
+	_swig_i_6 := arg7
+	_swig_i_7 := arg8
+	_swig_i_8 := arg9
+	_swig_i_9 := arg10
+	_swig_i_10 := arg11
+	swig_r_p := C._wrap_eplb_shared_expert_waterfill_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_type_155(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_156(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_type_157(_swig_i_10))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
 type SwigcptrEplb_migration uintptr
 type Eplb_migration interface {
 	Swigcptr() uintptr
@@ -4834,6 +4946,15 @@ type Eplb_snapshot interface {
 }
 
 func (p SwigcptrEplb_snapshot) Swigcptr() uintptr {
+	return uintptr(p)
+}
+
+type SwigcptrEplb_split_workspace uintptr
+type Eplb_split_workspace interface {
+	Swigcptr() uintptr
+}
+
+func (p SwigcptrEplb_split_workspace) Swigcptr() uintptr {
 	return uintptr(p)
 }
 

@@ -6017,6 +6017,125 @@ _gostring_ _wrap_eplb_migration_get_step_placement_capi_cb5f82e9032c643b(eplb_mi
 }
 
 
+_gostring_ _wrap_eplb_split_workspace_create_capi_cb5f82e9032c643b(eplb_split_workspace **_swig_go_0) {
+  eplb_split_workspace **arg1 = (eplb_split_workspace **) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_split_workspace ***)&_swig_go_0; 
+  
+  result = (eplb_status)eplb_split_workspace_create(arg1);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_split_workspace_destroy_capi_cb5f82e9032c643b(eplb_split_workspace *_swig_go_0) {
+  eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
+  
+  arg1 = *(eplb_split_workspace **)&_swig_go_0; 
+  
+  eplb_split_workspace_destroy(arg1);
+  
+}
+
+
+_gostring_ _wrap_eplb_split_solve_capi_cb5f82e9032c643b(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, intgo *_swig_go_3, long long _swig_go_4, double *_swig_go_5, double *_swig_go_6, long long _swig_go_7, intgo *_swig_go_8, long long _swig_go_9, double *_swig_go_10) {
+  eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
+  eplb_placement *arg2 = (eplb_placement *) 0 ;
+  uint32_t arg3 ;
+  int32_t *arg4 = (int32_t *) 0 ;
+  size_t arg5 ;
+  double *arg6 = (double *) 0 ;
+  double *arg7 = (double *) 0 ;
+  size_t arg8 ;
+  int32_t *arg9 = (int32_t *) 0 ;
+  size_t arg10 ;
+  double *arg11 = (double *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_split_workspace **)&_swig_go_0; 
+  arg2 = *(eplb_placement **)&_swig_go_1; 
+  arg3 = (uint32_t)_swig_go_2; 
+  arg4 = *(int32_t **)&_swig_go_3; 
+  arg5 = (size_t)_swig_go_4; 
+  arg6 = *(double **)&_swig_go_5; 
+  arg7 = *(double **)&_swig_go_6; 
+  arg8 = (size_t)_swig_go_7; 
+  arg9 = *(int32_t **)&_swig_go_8; 
+  arg10 = (size_t)_swig_go_9; 
+  arg11 = *(double **)&_swig_go_10; 
+  
+  result = (eplb_status)eplb_split_solve(arg1,(eplb_placement const *)arg2,arg3,(int const *)arg4,arg5,(double const *)arg6,(double const *)arg7,arg8,arg9,arg10,arg11);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_shared_expert_waterfill_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo *_swig_go_4, double *_swig_go_5, double *_swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long _swig_go_10) {
+  eplb_placement *arg1 = (eplb_placement *) 0 ;
+  int32_t *arg2 = (int32_t *) 0 ;
+  size_t arg3 ;
+  uint32_t arg4 ;
+  int32_t *arg5 = (int32_t *) 0 ;
+  double *arg6 = (double *) 0 ;
+  double *arg7 = (double *) 0 ;
+  size_t arg8 ;
+  uint32_t arg9 ;
+  int32_t *arg10 = (int32_t *) 0 ;
+  size_t arg11 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_placement **)&_swig_go_0; 
+  arg2 = *(int32_t **)&_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = *(int32_t **)&_swig_go_4; 
+  arg6 = *(double **)&_swig_go_5; 
+  arg7 = *(double **)&_swig_go_6; 
+  arg8 = (size_t)_swig_go_7; 
+  arg9 = (uint32_t)_swig_go_8; 
+  arg10 = *(int32_t **)&_swig_go_9; 
+  arg11 = (size_t)_swig_go_10; 
+  
+  result = (eplb_status)eplb_shared_expert_waterfill((eplb_placement const *)arg1,(int const *)arg2,arg3,arg4,(int const *)arg5,(double const *)arg6,arg7,arg8,arg9,arg10,arg11);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@ pub const EPLB_VERSION_STRING: &[u8; 6usize] = b"0.1.0\0";
 pub const EPLB_SNAPSHOT_FORMAT_MAJOR: u32 = 1;
 pub const EPLB_SNAPSHOT_FORMAT_MINOR: u32 = 2;
 pub const EPLB_MIGRATION_ALL_STEPS: u32 = 4294967295;
+pub const EPLB_WATERFILL_ANY_GPU: u32 = 1;
 pub type __int32_t = ::std::os::raw::c_int;
 pub type __uint32_t = ::std::os::raw::c_uint;
 pub type __uint64_t = ::std::os::raw::c_ulong;
@@ -696,5 +697,48 @@ extern "C" {
         migration: *const eplb_migration,
         step: u32,
         out_placement: *mut *mut eplb_placement,
+    ) -> eplb_status;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct eplb_split_workspace {
+    _unused: [u8; 0],
+}
+extern "C" {
+    pub fn eplb_split_workspace_create(
+        out_workspace: *mut *mut eplb_split_workspace,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_split_workspace_destroy(workspace: *mut eplb_split_workspace);
+}
+extern "C" {
+    pub fn eplb_split_solve(
+        workspace: *mut eplb_split_workspace,
+        placement: *const eplb_placement,
+        layer: u32,
+        counts: *const i32,
+        counts_len: usize,
+        gpu_weights: *const f64,
+        gpu_extra_load: *const f64,
+        gpu_len: usize,
+        out_quotas: *mut i32,
+        out_quotas_len: usize,
+        out_max_load: *mut f64,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_shared_expert_waterfill(
+        placement: *const eplb_placement,
+        topk_slots: *const i32,
+        num_tokens: usize,
+        top_k: u32,
+        source_gpu: *const i32,
+        gpu_weights: *const f64,
+        gpu_loads: *mut f64,
+        gpu_len: usize,
+        flags: u32,
+        out_topk: *mut i32,
+        out_topk_len: usize,
     ) -> eplb_status;
 }
