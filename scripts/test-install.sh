@@ -151,6 +151,8 @@ readelf -d "$work/deb/usr/lib/libeplb.so.$version" | grep -q "Library soname: \[
 PKG_CONFIG_PATH=$work/deb/usr/lib/pkgconfig pkg-config --libs eplb | grep -q -- "-L$work/deb/usr/" ||
   fail "the .deb's eplb.pc is not relocatable"
 tgz=$(ls "$work"/cpack/*.tar.gz)
-tar -tzf "$tgz" | grep -q "/lib/libeplb.so.$version\$" || fail "the .tar.gz lacks the library"
-tar -tzf "$tgz" | grep -q "/bin/eplb\$" || fail "the .tar.gz lacks the CLI"
+# List first: `tar | grep -q` would die of SIGPIPE when grep stops early, and pipefail reports it.
+tar -tzf "$tgz" >"$work/tgz.list"
+grep -q "/lib/libeplb.so.$version\$" "$work/tgz.list" || fail "the .tar.gz lacks the library"
+grep -q "/bin/eplb\$" "$work/tgz.list" || fail "the .tar.gz lacks the CLI"
 echo "test-install: every consumer works from the installed artefacts ($(basename "$deb"), $depends)"
