@@ -24,6 +24,13 @@ if command -v valgrind >/dev/null; then
   memcheck=(valgrind --quiet --error-exitcode=1 --leak-check=full
     --errors-for-leak-kinds=definite,indirect)
   "${memcheck[@]}" "$root/build/bin/capi_c99_smoke" >/dev/null
+  # The dlopen example (examples/c), when the examples are built.
+  if [[ -x $root/build/bin/c_dlopen_example ]]; then
+    scratch=$(mktemp -d)
+    "${memcheck[@]}" "$root/build/bin/c_dlopen_example" "$root/build/lib/libeplb.so" \
+      "$scratch/example.eplb" >/dev/null
+    rm -rf "$scratch"
+  fi
   # Every error path of the C API once (the bad-input matrix), also under memcheck.
   "${memcheck[@]}" "$root/build/bin/bad_input_matrix_test" \
     --gtest_filter='Matrix.EveryBadInput*' >/dev/null
