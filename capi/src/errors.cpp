@@ -37,6 +37,14 @@ eplb_status status_of(Errc code) noexcept {
       return EPLB_ERR_TRUNCATED;
     case Errc::unsupported_version:
       return EPLB_ERR_UNSUPPORTED_VERSION;
+    case Errc::no_device:
+      return EPLB_ERR_NO_DEVICE;
+    case Errc::device:
+      return EPLB_ERR_DEVICE;
+    case Errc::no_nccl:
+      return EPLB_ERR_NO_NCCL;
+    case Errc::nccl:
+      return EPLB_ERR_NCCL;
   }
   return EPLB_ERR_INTERNAL;
 }
@@ -65,6 +73,14 @@ const char* eplb_status_string(eplb_status status) {
       return "truncated data";
     case EPLB_ERR_UNSUPPORTED_VERSION:
       return "unsupported version";
+    case EPLB_ERR_NO_DEVICE:
+      return "no CUDA device";
+    case EPLB_ERR_DEVICE:
+      return "CUDA error";
+    case EPLB_ERR_NO_NCCL:
+      return "NCCL not available";
+    case EPLB_ERR_NCCL:
+      return "NCCL error";
   }
   return "unknown status";
 }

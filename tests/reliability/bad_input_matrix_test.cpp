@@ -988,6 +988,9 @@ const std::vector<Row>& matrix() {
     {"negative load", kInvalid, {"gpu_loads[1] = -1"}, [](World& w) { double l[4] = {0, -1, 0, 0}; int32_t o[9]; return eplb_shared_expert_waterfill(w.placement, w.topk.data(), 3, World::kTopK, nullptr, nullptr, l, 4, 0, o, 9); }},
     {"NaN weight", kInvalid, {"gpu_weights[2]", "nan"}, [](World& w) { const double g[4] = {1, 1, kNaN, 1}; int32_t o[9]; return eplb_shared_expert_waterfill(w.placement, w.topk.data(), 3, World::kTopK, nullptr, g, nullptr, 4, 0, o, 9); }},
   }, {}, {}},
+  {"eplb_device_count", {
+    {"NULL out_count", kInvalid, {"out_count", "NULL"}, [](World&) { return eplb_device_count(nullptr); }},
+  }, {}, {}},
   };
   return rows;
 }

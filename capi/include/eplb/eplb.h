@@ -73,7 +73,19 @@ typedef enum {
   EPLB_ERR_TRUNCATED = 7,
   /* A snapshot of a format major version this library does not read, or one that requires a
    * feature this library does not have. */
-  EPLB_ERR_UNSUPPORTED_VERSION = 8
+  EPLB_ERR_UNSUPPORTED_VERSION = 8,
+  /* No usable CUDA device: the library was built without CUDA, or this machine has no NVIDIA
+   * driver or GPU (the message says which). Only GPU entry points return it; every CPU feature
+   * works without a GPU. */
+  EPLB_ERR_NO_DEVICE = 9,
+  /* A CUDA call failed; the message names the call and CUDA's error string. An asynchronous
+   * error from earlier work on the device may surface here too (CUDA reports it late). */
+  EPLB_ERR_DEVICE = 10,
+  /* NCCL could not be loaded at run time (no libnccl.so.2, or one without a needed symbol), or
+   * the library was built without NCCL support. */
+  EPLB_ERR_NO_NCCL = 11,
+  /* An NCCL call failed; the message names the call and NCCL's error string. */
+  EPLB_ERR_NCCL = 12
 } eplb_status;
 
 /* Static English text for a status ("ok", "invalid argument", ...); never NULL, also for values
@@ -1033,6 +1045,33 @@ EPLB_API eplb_status eplb_shared_expert_waterfill(const eplb_placement* placemen
                                                   const double* gpu_weights, double* gpu_loads,
                                                   size_t gpu_len, uint32_t flags, int32_t* out_topk,
                                                   size_t out_topk_len);
+
+/* ============================================================================================ */
+/* Section: GPU device and kernels — conventions                                                */
+/* ============================================================================================ */
+
+/* The CUDA kernels run on every MoE layer of every serving step. Every kernel entry point
+ * (eplb_kernel_*) follows these rules, in addition to the conventions at the top:
+ * - Device arrays are typed pointers documented as device memory (cudaMalloc'd, managed, or
+ *   mapped pinned host memory); the CUDA stream is a `void*` (NULL = the legacy default stream).
+ *   This header includes no CUDA header.
+ * - A kernel allocates nothing and never synchronises with the host: scratch space comes from a
+ *   caller-provided device workspace whose size eplb_kernel_*_workspace_size reports. So every
+ *   kernel can be captured in a CUDA graph; work is only enqueued on the stream, and the status
+ *   says whether the launch was accepted (errors during execution surface on later CUDA calls).
+ * - Each kernel has a CPU reference, eplb_kernel_*_cpu, with the same parameters and semantics
+ *   on host memory (the stream is ignored; the workspace is host memory of the same size). It
+ *   needs no GPU, and integer outputs are bit-exact between the two; results are deterministic
+ *   run to run.
+ * - With no usable GPU (built without CUDA, no driver, no device) the GPU entry points return
+ *   EPLB_ERR_NO_DEVICE and the CPU references keep working. Before launching, the GPU entry
+ *   points check their arguments like every other function, including that the pointers are
+ *   device memory (EPLB_ERR_INVALID_ARGUMENT naming the pointer otherwise). */
+
+/* Number of CUDA devices visible to this process, > 0. Thread-safe.
+ * EPLB_ERR_NO_DEVICE: built without CUDA, no NVIDIA driver, or no GPU (the message says which).
+ * EPLB_ERR_INVALID_ARGUMENT: out_count is NULL. */
+EPLB_API eplb_status eplb_device_count(int32_t* out_count);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -1,0 +1,55 @@
+// device.hpp over the CUDA runtime (linked statically, so libeplb.so has no NEEDED entry on
+// libcudart; the runtime opens libcuda.so.1 itself when first used and reports a missing driver as
+// an error, which becomes EPLB_ERR_NO_DEVICE).
+#include <cuda_runtime_api.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "../core/error.hpp"
+#include "cuda_check.hpp"
+#include "device.hpp"
+
+namespace eplb::kernels {
+
+namespace {
+std::atomic<int> known_device_count{0};  // 0 = not yet discovered (or discovery failed)
+}
+
+bool built_with_cuda() noexcept { return true; }
+
+int device_count() {
+  const int known = known_device_count.load(std::memory_order_acquire);
+  if (known > 0) return known;
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    cudaGetLastError();  // discovery errors are sticky in the runtime's last-error slot
+    fail(Errc::no_device, "no CUDA device: cudaGetDeviceCount failed: ", cudaGetErrorString(status),
+         " (no NVIDIA driver or GPU on this machine?)");
+  }
+  if (count <= 0) fail(Errc::no_device, "no CUDA device: the driver reports 0 GPUs");
+  known_device_count.store(count, std::memory_order_release);
+  return count;
+}
+
+void require_device() { static_cast<void>(device_count()); }
+
+void require_device_pointer(const void* pointer, const char* name) {
+  if (pointer == nullptr) fail_invalid(name, " is NULL");
+  cudaPointerAttributes attributes{};
+  const cudaError_t status = cudaPointerGetAttributes(&attributes, pointer);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    fail_invalid(name, " (", pointer,
+                 ") is not a pointer CUDA knows: ", cudaGetErrorString(status));
+  }
+  if (attributes.type == cudaMemoryTypeUnregistered ||
+      (attributes.type == cudaMemoryTypeHost && attributes.devicePointer == nullptr)) {
+    fail_invalid(name, " (", pointer, ") is host memory, not device memory");
+  }
+}
+
+void check_launch(const char* what) { check_cuda(cudaGetLastError(), what); }
+
+}  // namespace eplb::kernels
