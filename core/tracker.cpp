@@ -237,6 +237,56 @@ double uniform_open0(std::uint64_t& state) {
   return static_cast<double>((splitmix64(state) >> 11) + 1) * 0x1.0p-53;
 }
 
+// Folds physical slot ids to logical ids through `phy2log` (-1 stays -1). Returns false, leaving
+// `out` partly written, when an id is neither -1 nor in [0, slots): the caller then names it.
+bool fold_generic(const std::int32_t* ids, std::size_t n, const std::int32_t* phy2log,
+                  std::uint32_t slots, std::int32_t* out) {
+  bool bad = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int32_t v = ids[i];
+    bad |= v < -1 || (v >= 0 && static_cast<std::uint32_t>(v) >= slots);
+    out[i] = v >= 0 && static_cast<std::uint32_t>(v) < slots ? phy2log[v] : -1;
+  }
+  return !bad;
+}
+
+#ifdef EPLB_TRACKER_AVX2
+// fold_generic with 8 ids per step: a masked gather from the table (masked and bad ids read
+// nothing), and the bad-id test accumulated in one register.
+__attribute__((target("avx2"))) bool fold_avx2(const std::int32_t* ids, std::size_t n,
+                                               const std::int32_t* phy2log, std::uint32_t slots,
+                                               std::int32_t* out) {
+  const __m256i minus_one = _mm256_set1_epi32(-1);
+  const __m256i limit = _mm256_set1_epi32(static_cast<std::int32_t>(slots));
+  __m256i bad = _mm256_setzero_si256();
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ids + i));
+    const __m256i below = _mm256_cmpgt_epi32(minus_one, v);         // v < -1
+    const __m256i non_negative = _mm256_cmpgt_epi32(v, minus_one);  // v >= 0
+    const __m256i below_limit = _mm256_cmpgt_epi32(limit, v);       // v < slots
+    const __m256i in_range = _mm256_and_si256(non_negative, below_limit);
+    const __m256i above = _mm256_andnot_si256(below_limit, non_negative);  // v >= slots
+    bad = _mm256_or_si256(bad, _mm256_or_si256(below, above));
+    const __m256i mapped = _mm256_mask_i32gather_epi32(minus_one, phy2log, v, in_range, 4);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), mapped);
+  }
+  const bool tail_ok = fold_generic(ids + i, n - i, phy2log, slots, out + i);
+  return tail_ok && _mm256_testz_si256(bad, bad) != 0;
+}
+#endif
+
+bool fold_to_logical(const std::int32_t* ids, std::size_t n, const std::int32_t* phy2log,
+                     std::uint32_t slots, std::int32_t* out) {
+#ifdef EPLB_TRACKER_AVX2
+  if (cpu_has_avx2() &&
+      slots <= static_cast<std::uint32_t>(std::numeric_limits<std::int32_t>::max())) {
+    return fold_avx2(ids, n, phy2log, slots, out);
+  }
+#endif
+  return fold_generic(ids, n, phy2log, slots, out);
+}
+
 }  // namespace
 
 void TrackerOptions::validate() const {
@@ -379,15 +429,13 @@ void Tracker::record_physical(const Placement& placement, std::uint32_t layer,
   const auto phy2log = placement.phy2log_layer(layer);
   const auto slots = static_cast<std::uint32_t>(phy2log.size());
   scratch_.resize(ids.size());
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    const std::int32_t v = ids[i];
-    if (v == -1) {
-      scratch_[i] = -1;
-    } else if (v < 0 || static_cast<std::uint32_t>(v) >= slots) {
-      fail_invalid("physical id ", v, " at layer ", layer, ", token ", i / top_k, ", slot ",
-                   i % top_k, " is outside [0, ", slots, ") (and is not -1, masked)");
-    } else {
-      scratch_[i] = phy2log[static_cast<std::size_t>(v)];
+  if (!fold_to_logical(ids.data(), ids.size(), phy2log.data(), slots, scratch_.data())) {
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const std::int32_t v = ids[i];
+      if (v != -1 && (v < 0 || static_cast<std::uint32_t>(v) >= slots)) {
+        fail_invalid("physical id ", v, " at layer ", layer, ", token ", i / top_k, ", slot ",
+                     i % top_k, " is outside [0, ", slots, ") (and is not -1, masked)");
+      }
     }
   }
   record_ids(layer, scratch_, num_tokens, true);

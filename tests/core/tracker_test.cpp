@@ -415,6 +415,30 @@ TEST(Tracker, PhysicalIdsFoldToLogical) {
         << e.what();
   }
   EXPECT_THROW(Tracker(options(3, 4, 3)).record_physical(placement, 0, bad, 1, 3), Error);
+  // Bad ids inside a long batch (the vectorised fold) and in its tail are named, and nothing is
+  // recorded.
+  for (const auto& [at, value] : std::vector<std::pair<std::size_t, std::int32_t>>{
+           {17, 6}, {22, -2}, {58, 100}, {4, std::numeric_limits<std::int32_t>::min()}}) {
+    std::vector<std::int32_t> ids(60, 2);  // 20 tokens of top-3
+    ids[at] = value;
+    const std::vector<double> before = [&] {
+      std::vector<double> v(4);
+      phys.layer_loads(0, v);
+      return v;
+    }();
+    try {
+      phys.record_physical(placement, 0, ids, 20, 3);
+      FAIL() << "no error for " << value << " at " << at;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(cat("physical id ", value, " at layer 0, token ",
+                                               at / 3, ", slot ", at % 3)),
+                std::string::npos)
+          << e.what();
+    }
+    std::vector<double> after(4);
+    phys.layer_loads(0, after);
+    EXPECT_EQ(before, after);
+  }
 }
 
 // ----- errors ---------------------------------------------------------------------------------
