@@ -6,12 +6,14 @@
 #include <vector>
 
 #include "../../core/replica_split.hpp"
+#include "../../core/replica_split_nodes.hpp"
 #include "../../core/shared_waterfill.hpp"
 #include "guard.hpp"
 #include "handles.hpp"
 
 struct eplb_split_workspace {
   eplb::SplitWorkspace value;
+  eplb::NodeSplitWorkspace by_node;
   std::vector<std::int32_t> quotas;
 };
 
@@ -72,6 +74,41 @@ eplb_status eplb_split_solve(eplb_split_workspace* workspace, const eplb_placeme
         workspace->value.solve(p, layer, std::span(counts, counts_len), terms, workspace->quotas);
     std::copy(workspace->quotas.begin(), workspace->quotas.end(), out_quotas);
     if (out_max_load != nullptr) *out_max_load = result.max_load;
+  });
+}
+
+eplb_status eplb_split_solve_by_node(eplb_split_workspace* workspace,
+                                     const eplb_placement* placement, uint32_t layer,
+                                     const int32_t* counts_by_node, size_t counts_len,
+                                     const double* gpu_weights, const double* gpu_extra_load,
+                                     size_t gpu_len, double slack, int32_t* out_quotas,
+                                     size_t out_quotas_len, double* out_max_load,
+                                     int64_t* out_cross_node_tokens) {
+  return eplb::capi::guard([&] {
+    eplb::capi::require_not_null(placement, "placement");
+    eplb::capi::require_not_null(counts_by_node, "counts_by_node");
+    eplb::capi::require_not_null(out_quotas, "out_quotas");
+    const auto& p = placement->value;
+    const auto& t = p.topology();
+    check_gpu_len(t, gpu_weights, gpu_extra_load, gpu_len);
+    const std::size_t expected = std::size_t{t.num_physical} * t.num_nodes;
+    if (out_quotas_len != expected) {
+      eplb::fail_invalid("out_quotas_len (", out_quotas_len,
+                         ") must equal num_physical_experts x num_nodes (", expected, ")");
+    }
+    std::unique_ptr<eplb_split_workspace> temporary;
+    if (workspace == nullptr) {
+      temporary = std::make_unique<eplb_split_workspace>();
+      workspace = temporary.get();
+    }
+    workspace->quotas.resize(expected);
+    const eplb::SplitGpuTerms terms{optional_span(gpu_weights, gpu_len),
+                                    optional_span(gpu_extra_load, gpu_len)};
+    const auto result = workspace->by_node.solve(p, layer, std::span(counts_by_node, counts_len),
+                                                 terms, slack, workspace->quotas);
+    std::copy(workspace->quotas.begin(), workspace->quotas.end(), out_quotas);
+    if (out_max_load != nullptr) *out_max_load = result.max_load;
+    if (out_cross_node_tokens != nullptr) *out_cross_node_tokens = result.cross_node;
   });
 }
 

@@ -132,3 +132,61 @@ TEST(SplitCapi, BadInputReturnsStatusAndNamesTheValue) {
 }
 
 }  // namespace
+
+namespace {
+
+// eplb_split_solve_by_node: the plain optimum kept (slack 0), quotas summing per (expert, node),
+// and the reported cross-node tokens recomputed from the quotas; fewer than a node-blind split.
+TEST(SplitCapi, ByNodeKeepsTheOptimumAndCountsCrossNodeTokens) {
+  // 3 GPUs in 3 nodes (one GPU each) of layer 0 of kPhy2log.
+  PlacementPtr p;
+  ASSERT_EQ(
+      eplb_placement_create_from_phy2log(2, 5, 9, 3, 3, kPhy2log.data(), kPhy2log.size(), &p.p),
+      EPLB_OK);
+  std::mt19937 rng(5);
+  eplb_split_workspace* ws = nullptr;
+  ASSERT_EQ(eplb_split_workspace_create(&ws), EPLB_OK);
+  for (int trial = 0; trial < 50; ++trial) {
+    std::vector<std::int32_t> by_node(5 * 3), counts(5, 0);
+    for (std::size_t i = 0; i < by_node.size(); ++i) {
+      by_node[i] = static_cast<std::int32_t>(rng() % 40);
+      counts[i / 3] += by_node[i];
+    }
+    std::vector<std::int32_t> quotas(9 * 3, -1), plain(9);
+    double max_load = -1.0, optimum = -1.0;
+    std::int64_t cross = -1;
+    ASSERT_EQ(eplb_split_solve(ws, p.p, 0, counts.data(), 5, nullptr, nullptr, 0, plain.data(), 9,
+                               &optimum),
+              EPLB_OK);
+    ASSERT_EQ(eplb_split_solve_by_node(ws, p.p, 0, by_node.data(), by_node.size(), nullptr, nullptr,
+                                       0, 0.0, quotas.data(), quotas.size(), &max_load, &cross),
+              EPLB_OK)
+        << eplb_last_error_message();
+    EXPECT_DOUBLE_EQ(max_load, optimum);
+    std::vector<std::int32_t> sums(by_node.size(), 0);
+    std::int64_t recount = 0, blind = 0;
+    for (std::size_t s = 0; s < 9; ++s) {
+      const auto e = static_cast<std::size_t>(kPhy2log[s]);
+      const std::size_t node = s / 3;
+      for (std::size_t n = 0; n < 3; ++n) {
+        ASSERT_GE(quotas[s * 3 + n], 0);
+        sums[e * 3 + n] += quotas[s * 3 + n];
+        if (n != node) recount += quotas[s * 3 + n];
+      }
+      // Node-blind: slot s takes its plain quota in proportion to where the tokens come from.
+      if (counts[e] > 0) {
+        for (std::size_t n = 0; n < 3; ++n) {
+          if (n != node) {
+            blind += static_cast<std::int64_t>(plain[s]) * by_node[e * 3 + n] / counts[e];
+          }
+        }
+      }
+    }
+    EXPECT_EQ(sums, by_node);
+    EXPECT_EQ(cross, recount);
+    EXPECT_LE(cross, blind + 9);  // the blind estimate rounds down once per slot
+  }
+  eplb_split_workspace_destroy(ws);
+}
+
+}  // namespace

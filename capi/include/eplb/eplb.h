@@ -1020,6 +1020,30 @@ EPLB_API eplb_status eplb_split_solve(eplb_split_workspace* workspace,
                                       size_t gpu_len, int32_t* out_quotas, size_t out_quotas_len,
                                       double* out_max_load);
 
+/* eplb_split_solve with a per-node term, for when this batch's tokens are known by the node they
+ * come from. `counts_by_node` int32 [num_logical_experts][num_nodes] (counts_len == their
+ * product): tokens of each expert from each node, >= 0. Two goals, in order, both exact: the
+ * busiest GPU's weighted load stays within (1 + slack) x the optimum of eplb_split_solve on the
+ * summed counts (`slack` finite >= 0; 0 gives up no balance), and under that bound as few tokens
+ * as possible are served on a node other than their own (a min-cost flow, one unit of cost per
+ * cross-node token). Writes `out_quotas` int32 [num_physical_experts][num_nodes]: the tokens from
+ * node n that slot r takes; over an expert's replicas they sum to its count from each node (each
+ * node's ranks then split their node's share, e.g. with the mapping kernel's quota mode).
+ * *out_max_load and *out_cross_node_tokens (each may be NULL) get the busiest GPU's weighted load
+ * and the tokens served off their node (single-replica experts' included). `workspace`,
+ * `gpu_weights`, `gpu_extra_load` and `gpu_len` as in eplb_split_solve.
+ * EPLB_ERR_INVALID_ARGUMENT: placement, counts_by_node or out_quotas NULL; layer >= num_layers;
+ * counts_len != num_logical_experts x num_nodes; out_quotas_len != num_physical_experts x
+ * num_nodes; a negative count; a negative, NaN or infinite slack; a bad per-GPU term (the message
+ * names it). EPLB_ERR_OUT_OF_MEMORY. Outputs are written only on success. */
+EPLB_API eplb_status eplb_split_solve_by_node(eplb_split_workspace* workspace,
+                                              const eplb_placement* placement, uint32_t layer,
+                                              const int32_t* counts_by_node, size_t counts_len,
+                                              const double* gpu_weights,
+                                              const double* gpu_extra_load, size_t gpu_len,
+                                              double slack, int32_t* out_quotas,
+                                              size_t out_quotas_len, double* out_max_load,
+                                              int64_t* out_cross_node_tokens);
 /* eplb_shared_expert_waterfill flag: every GPU is a candidate (adds traffic). */
 #define EPLB_WATERFILL_ANY_GPU 1u
 
