@@ -13,7 +13,10 @@
 // Replica counts, per-GPU slot counts and the no-duplicate rule are kept: a swap never puts a
 // second replica of an expert on a GPU. Candidate swaps are ranked by a co-activation proxy (how
 // many sampled tokens pair an expert with experts already on the destination node) and accepted
-// only when the exact metric over the sampled rows improves and the balance bound holds.
+// only when the exact metric over the sampled rows improves and the balance bound holds. Large
+// layers then rank every swap by an estimate of its change of the metric (per row: a node added
+// for the moved expert, its old node dropped), kept up to date move by move; a swap that lowers
+// the metric but leaves a node over the bound may bring a second, compensating swap along.
 // Deterministic: the result depends only on the inputs.
 #pragma once
 
@@ -63,7 +66,11 @@ class AffinityPlanner {
 
   void load_rows(std::uint32_t num_experts, std::span<const std::int32_t> rows,
                  std::size_t num_rows, std::uint32_t top_k);
-  [[nodiscard]] std::uint32_t eval_row(std::size_t r);
+  // The nodes the rule of traffic.hpp chooses for row r under mask_.
+  [[nodiscard]] std::uint64_t row_nodes(std::size_t r);
+  // Calls visit(r) once for every deduplicated sampled row r that holds one of `experts`.
+  template <typename Visit>
+  void for_each_row_of(std::span<const std::uint32_t> experts, Visit&& visit);
   [[nodiscard]] double mean_nodes_touched();
   // The two strategies; each returns the number of moves applied.
   std::uint32_t swap_replicas(const Topology& topology, const AffinitySettings& settings,
@@ -81,6 +88,9 @@ class AffinityPlanner {
   // `track_pull`).
   void move_replica(std::uint32_t e, std::uint32_t from, std::uint32_t to, bool track_pull);
   void update_pull(std::uint32_t e, std::uint32_t node, std::int32_t sign);
+  // Adds (sign +1) or removes (-1) row r's estimated changes (-1, 0 or +1) of its nodes touched
+  // when one replica of a member moves to another node, under the current state, to gain_.
+  void add_row_gains(std::size_t r, std::int32_t sign);
 
   std::uint32_t nodes_ = 0;
   std::uint32_t experts_ = 0;
@@ -89,14 +99,18 @@ class AffinityPlanner {
   std::vector<std::uint32_t> row_off_, row_ids_;
   std::size_t constant_rows_ = 0;  // rows with one distinct expert: always one node
   std::vector<std::uint32_t> rows_of_off_, rows_of_;  // inverted index expert -> rows
-  std::vector<std::uint32_t> value_;                  // current nodes touched of each row
+  std::vector<std::uint64_t> chosen_;                 // nodes each row touches now
   std::vector<std::uint64_t> row_stamp_;
   std::uint64_t stamp_ = 0;
   std::vector<std::int32_t> cnt_;    // [E][nodes] replicas per node
   std::vector<std::uint64_t> mask_;  // [E] nodes holding a replica
   std::vector<std::int64_t> pull_;   // [E][nodes] co-selections with experts on the node
+  // [E][from][to]: estimated change of the metric's sum over the sampled rows if one replica of
+  // e moved from node `from` to node `to` (add_row_gains); kept in step with every applied move
+  // of the estimate phase (the rows it changes are taken out and added back).
+  std::vector<std::int32_t> gain_;
   std::vector<Candidate> candidates_;
-  std::vector<std::uint64_t> uncovered_;  // eval_row scratch
+  std::vector<std::uint64_t> uncovered_;  // row_nodes and add_row_gains scratch, longest row
   BalancedPlanner node_planner_;
 };
 
