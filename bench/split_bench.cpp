@@ -10,6 +10,11 @@
 //   split       eplb_split_solve's exact quotas, realised in token order
 //   waterfill   static dispatch, shared expert by eplb_shared_expert_waterfill (visited GPUs)
 //   split+wf    split, then waterfill on its loads
+//   waterfill-par / split+wf-par
+//               the same with eplb_kernel_shared_waterfill_cpu, the parallel deterministic rule
+//               of the GPU kernel (bit-identical to it), next to the sequential greedy
+// The GPU solver's CPU reference (eplb_kernel_split_solve_cpu, the kernel's algorithm) must reach
+// eplb_split_solve's max load on every batch; both are timed.
 // plus a fractional lower bound (fixed loads, and the water level of the replicated tokens over
 // all GPUs, ignoring where replicas are) and an independent exact optimum (Edmonds-Karp max flow
 // and bisection written in this file) that the solver's max load must equal.
@@ -48,7 +53,10 @@ constexpr std::uint32_t kTopK = 8;
 constexpr const char* kRealDir = "data/real/sglang-deepseek-v3-ep-stats";
 const std::vector<std::uint32_t> kBatchSizes{128, 1024, 8192};
 const std::vector<std::string> kPolicies{
-    "static", "round-robin", "hash", "split", "waterfill", "split+wf", "fractional bound"};
+    "static",   "round-robin",      "hash",          "split",       "waterfill",
+    "split+wf", "fractional bound", "waterfill-par", "split+wf-par"};
+// Rows of the main table, in this order (the bound last).
+const std::vector<std::size_t> kPolicyOrder{0, 1, 2, 3, 4, 7, 5, 8, 6};
 
 void check(eplb_status status, const char* what) {
   if (status != EPLB_OK) {
@@ -265,6 +273,11 @@ int main(int argc, char** argv) try {
   // [batch size][policy] -> max/mean per batch
   std::vector<std::vector<Stats>> stats(kBatchSizes.size(), std::vector<Stats>(kPolicies.size()));
   std::vector<Stats> solve_us(kBatchSizes.size());
+  std::vector<Stats> kernel_cpu_us(kBatchSizes.size());  // eplb_kernel_split_solve_cpu
+  std::vector<Stats> wf_seq_us(kBatchSizes.size());
+  std::vector<Stats> wf_par_us(kBatchSizes.size());
+  std::vector<Stats> wf_par_over_seq(kBatchSizes.size());  // max load, static dispatch
+  std::size_t kernel_mismatches = 0;
   std::vector<Stats> split_over_bound(kBatchSizes.size());
   std::vector<Stats> split_over_exact(kBatchSizes.size());
   std::size_t mismatches = 0;
@@ -284,6 +297,12 @@ int main(int argc, char** argv) try {
     std::vector<std::int32_t> log2phy(std::size_t{kLayers} * kExperts * info.log2phy_width);
     check(eplb_placement_get_replica_counts(placement, replicas.data(), replicas.size()), "counts");
     check(eplb_placement_get_log2phy(placement, log2phy.data(), log2phy.size()), "log2phy");
+    eplb_split_tables* tables = nullptr;
+    check(eplb_split_tables_create(placement, 0, 0, EPLB_SPLIT_TABLES_HOST_ONLY, nullptr, &tables),
+          "eplb_split_tables_create");
+    std::size_t tables_ws_bytes = 0;
+    check(eplb_kernel_split_solve_workspace_size(tables, &tables_ws_bytes), "workspace size");
+    std::vector<std::uint64_t> tables_ws(tables_ws_bytes / 8 + 1);
 
     for (std::uint32_t layer = 0; layer < kLayers; ++layer) {
       Layout l;
@@ -361,16 +380,47 @@ int main(int argc, char** argv) try {
           const auto split_loads = gpu_loads(split_slots);
           if (*std::max_element(split_loads.begin(), split_loads.end()) != solved) ++mismatches;
 
+          // The GPU solver's algorithm on the CPU: the same optimum.
+          std::vector<std::int32_t> kernel_quotas(kSlots);
+          double kernel_max = 0.0;
+          const auto kernel_start = std::chrono::steady_clock::now();
+          check(eplb_kernel_split_solve_cpu(tables, layer, b.counts.data(), nullptr,
+                                            shared_local.data(), kernel_quotas.data(), &kernel_max,
+                                            tables_ws.data(), tables_ws_bytes, nullptr),
+                "eplb_kernel_split_solve_cpu");
+          kernel_cpu_us[bi].values.push_back(std::chrono::duration<double, std::micro>(
+                                                 std::chrono::steady_clock::now() - kernel_start)
+                                                 .count());
+          if (kernel_max != solved) ++kernel_mismatches;
+
           // Waterfill over the routed loads (shared expert not yet placed anywhere).
           std::vector<std::int32_t> source(n);
           for (std::uint32_t t = 0; t < n; ++t) source[t] = static_cast<std::int32_t>(t % kGpus);
-          auto waterfill = [&](const std::vector<std::int32_t>& slots) {
+          auto waterfill = [&](const std::vector<std::int32_t>& slots, bool parallel, Stats* us) {
             std::vector<double> g(kGpus, 0.0);
             for (const std::int32_t s : slots) g[gpu_of(s)] += 1.0;
             std::vector<std::int32_t> out(std::size_t{n} * (kTopK + 1));
-            check(eplb_shared_expert_waterfill(placement, slots.data(), n, kTopK, source.data(),
+            std::size_t wf_bytes = 0;
+            check(eplb_kernel_shared_waterfill_workspace_size(placement, n, &wf_bytes),
+                  "eplb_kernel_shared_waterfill_workspace_size");
+            std::vector<std::uint64_t> wf_ws(wf_bytes / 8 + 1);
+            const auto wf_start = std::chrono::steady_clock::now();
+            if (parallel) {
+              check(eplb_kernel_shared_waterfill_cpu(
+                        placement, slots.data(), n, kTopK, source.data(), nullptr, g.data(), 0,
+                        out.data(), g.data(), wf_ws.data(), wf_bytes, nullptr),
+                    "eplb_kernel_shared_waterfill_cpu");
+            } else {
+              check(
+                  eplb_shared_expert_waterfill(placement, slots.data(), n, kTopK, source.data(),
                                                nullptr, g.data(), kGpus, 0, out.data(), out.size()),
                   "eplb_shared_expert_waterfill");
+            }
+            if (us != nullptr) {
+              us->values.push_back(std::chrono::duration<double, std::micro>(
+                                       std::chrono::steady_clock::now() - wf_start)
+                                       .count());
+            }
             return g;
           };
 
@@ -404,9 +454,14 @@ int main(int argc, char** argv) try {
           s[1].values.push_back(max_over_mean(gpu_loads(rr_slots)));
           s[2].values.push_back(max_over_mean(gpu_loads(hash_slots)));
           s[3].values.push_back(solved / mean);
-          s[4].values.push_back(max_over_mean(waterfill(static_slots)));
-          s[5].values.push_back(max_over_mean(waterfill(split_slots)));
+          const double wf_seq = max_over_mean(waterfill(static_slots, false, &wf_seq_us[bi]));
+          const double wf_par = max_over_mean(waterfill(static_slots, true, &wf_par_us[bi]));
+          s[4].values.push_back(wf_seq);
+          s[5].values.push_back(max_over_mean(waterfill(split_slots, false, nullptr)));
           s[6].values.push_back(level / mean);
+          s[7].values.push_back(wf_par);
+          s[8].values.push_back(max_over_mean(waterfill(split_slots, true, nullptr)));
+          wf_par_over_seq[bi].values.push_back(wf_par / wf_seq);
           split_over_bound[bi].values.push_back(solved / level);
           // The independent exact optimum: search [ceil(bound), solved]; the solver must reach
           // it and no integral T below it may be feasible (checked at solved - 1).
@@ -418,6 +473,7 @@ int main(int argc, char** argv) try {
         }
       }
     }
+    eplb_split_tables_destroy(tables);
     eplb_placement_destroy(placement);
     std::cerr << "\rpair " << pair + 1 << "/" << pairs << std::flush;
   }
@@ -433,7 +489,7 @@ int main(int argc, char** argv) try {
     headers.push_back(std::to_string(n) + " p99");
   }
   eplb_cli::Table table(headers);
-  for (std::size_t p = 0; p < kPolicies.size(); ++p) {
+  for (const std::size_t p : kPolicyOrder) {
     std::vector<std::string> row{kPolicies[p]};
     for (std::size_t bi = 0; bi < kBatchSizes.size(); ++bi) {
       row.push_back(eplb_cli::fixed(stats[bi][p].mean(), 3));
@@ -460,12 +516,29 @@ int main(int argc, char** argv) try {
                    eplb_cli::fixed(solve_us[bi].quantile(0.5), 1)});
   }
   gains.print(std::cout);
+  std::cout << "\nGPU algorithms on the CPU (medians, this machine): the split kernel's reference "
+               "against eplb_split_solve, and the parallel waterfill rule against the sequential "
+               "greedy (static dispatch, visited GPUs + source):\n\n";
+  eplb_cli::Table kernels({"batch", "split us", "split kernel cpu us", "wf seq us", "wf par us",
+                           "wf par/seq max (mean)", "wf par/seq max (worst)"});
+  for (std::size_t bi = 0; bi < kBatchSizes.size(); ++bi) {
+    kernels.add_row({std::to_string(kBatchSizes[bi]),
+                     eplb_cli::fixed(solve_us[bi].quantile(0.5), 1),
+                     eplb_cli::fixed(kernel_cpu_us[bi].quantile(0.5), 1),
+                     eplb_cli::fixed(wf_seq_us[bi].quantile(0.5), 1),
+                     eplb_cli::fixed(wf_par_us[bi].quantile(0.5), 1),
+                     eplb_cli::fixed(wf_par_over_seq[bi].mean(), 4),
+                     eplb_cli::fixed(wf_par_over_seq[bi].quantile(1.0), 4)});
+  }
+  kernels.print(std::cout);
+  std::cout << "\nsplit kernel reference max != eplb_split_solve max: " << kernel_mismatches
+            << " batches";
   std::cout << "\nrealised split max != solver's reported max: " << mismatches
             << " batches; solver above the independent exact optimum: " << not_optimal
             << " batches\n";
   eplb_split_workspace_destroy(ws);
   eplb_planner_destroy(planner);
-  return mismatches == 0 && not_optimal == 0 ? 0 : 1;
+  return mismatches == 0 && not_optimal == 0 && kernel_mismatches == 0 ? 0 : 1;
 } catch (const std::exception& e) {
   std::cerr << "eplb_bench_split: " << e.what() << "\n";
   return 1;

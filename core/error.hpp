@@ -18,10 +18,10 @@ enum class Errc {
   corrupt,
   truncated,
   unsupported_version,
-  no_device,    // built without CUDA, or no driver / GPU: GPU entry points only
-  device,       // a CUDA call failed
-  no_nccl,      // NCCL could not be loaded, or the build has no NCCL support
-  nccl,         // an NCCL call failed
+  no_device,  // built without CUDA, or no driver / GPU: GPU entry points only
+  device,     // a CUDA call failed
+  no_nccl,    // NCCL could not be loaded, or the build has no NCCL support
+  nccl,       // an NCCL call failed
 };
 
 class Error : public std::runtime_error {

@@ -51,14 +51,40 @@ class MigrationTransport {
   virtual void recv(std::uint32_t peer, std::span<std::byte> data) = 0;
   // Completes everything posted since the last wait().
   virtual void wait() = 0;
+  // Copies within this rank's memory (same-GPU sources into staging, staging into slots), in
+  // order with the posted transfers: a copy issued before a send or after wait() sees their
+  // effects. The CPU transport copies at once; the NCCL one enqueues on its stream.
+  virtual void copy(std::span<std::byte> to, std::span<const std::byte> from);
 };
 
-// A rank's expert weights: the bytes of (layer, local slot), bytes_per_expert long.
+// A rank's expert weights as one or more tensors per expert (e.g. w13, w2 and their scales):
+// tensor t of every expert is tensor_bytes[t] long, and address(layer, local_slot, t) is where
+// it lives for that slot of this rank. Addresses are only passed to the transport, never
+// dereferenced by the step logic, so they may be device pointers. A staged expert is its
+// tensors back to back: tensor t at offset sum(tensor_bytes[0..t)) of its staging slot.
+struct ExpertTensors {
+  std::span<const std::size_t> tensor_bytes;
+  std::function<std::byte*(std::uint32_t layer, std::uint32_t local_slot, std::uint32_t tensor)>
+      address;
+  [[nodiscard]] std::size_t expert_bytes() const;  // the sum of tensor_bytes
+};
+
+// Runs one rank's part of a step: the sequence of transport calls every transport follows
+// (copies of same-GPU sources into staging; for each tensor of each send and receive, in
+// schedule order, send() / recv(); wait(); copies of staging into the destination slots).
+// `staging` spans at least ops.staging_slots * weights.expert_bytes() bytes (it too is only
+// passed to the transport). Throws Error(invalid_argument) when staging is too small, a tensor
+// size is 0 or there are no tensors, or an address is NULL.
+void run_migration_step(const RankStepOps& ops, const ExpertTensors& weights,
+                        std::span<std::byte> staging, MigrationTransport& transport);
+
+// A rank's expert weights as one tensor: the bytes of (layer, local slot), at least
+// bytes_per_expert long.
 using SlotBytes =
     std::function<std::span<std::byte>(std::uint32_t layer, std::uint32_t local_slot)>;
 
-// Runs one rank's part of a step. `staging` holds at least ops.staging_slots * bytes_per_expert
-// bytes. Throws Error(invalid_argument) when a buffer is too small.
+// run_migration_step with one tensor of bytes_per_expert per expert. Throws
+// Error(invalid_argument) also when a slot holds fewer than bytes_per_expert bytes.
 void run_migration_step(const RankStepOps& ops, const SlotBytes& slot, std::span<std::byte> staging,
                         std::size_t bytes_per_expert, MigrationTransport& transport);
 

@@ -762,4 +762,74 @@ std::uint64_t Tracker::batches(std::uint32_t layer) const {
   return layers_[layer].batches;
 }
 
+Tracker::Counters Tracker::counters() const {
+  Counters out;
+  const std::uint32_t w = options_.window == TrackerWindow::sliding ? options_.window_batches : 0;
+  for (const Layer& l : layers_) {
+    out.batches.push_back(l.batches);
+    if (options_.window == TrackerWindow::decay) {
+      for (const double v : l.load_weight) out.weights.push_back(v * l.scale);
+      for (const double v : l.pair_weight) out.weights.push_back(v * l.scale);
+      continue;
+    }
+    out.counts.insert(out.counts.end(), l.load_count.begin(), l.load_count.end());
+    out.counts.insert(out.counts.end(), l.pair_count.begin(), l.pair_count.end());
+    for (std::uint32_t age = 0; age < w; ++age) {
+      const std::uint32_t* delta = l.ring.data() + ((l.ring_head + w - age) % w) * delta_size();
+      out.counts.insert(out.counts.end(), delta, delta + delta_size());
+    }
+  }
+  return out;
+}
+
+void Tracker::set_counters(const Counters& counters) {
+  const std::size_t layers = options_.num_layers;
+  const bool decay = options_.window == TrackerWindow::decay;
+  const std::uint32_t w = options_.window_batches;
+  const std::size_t ring = options_.window == TrackerWindow::sliding ? w * delta_size() : 0;
+  const std::size_t per_layer_counts = decay ? 0 : num_experts_ + num_pairs_ + ring;
+  const std::size_t per_layer_weights = decay ? num_experts_ + num_pairs_ : 0;
+  if (counters.counts.size() != layers * per_layer_counts ||
+      counters.weights.size() != layers * per_layer_weights || counters.batches.size() != layers) {
+    fail_invalid("counters have ", counters.counts.size(), " counts, ", counters.weights.size(),
+                 " weights and ", counters.batches.size(), " batches but this tracker needs ",
+                 layers * per_layer_counts, ", ", layers * per_layer_weights, " and ", layers);
+  }
+  for (std::size_t layer = 0; layer < layers; ++layer) {
+    const std::size_t base = layer * per_layer_counts + num_experts_ + num_pairs_;
+    for (std::size_t i = 0; i < ring; ++i) {
+      if (counters.counts[base + i] > std::numeric_limits<std::uint32_t>::max()) {
+        fail_invalid("a sliding-window batch count of layer ", layer, " (",
+                     counters.counts[base + i], ") exceeds 2^32-1");
+      }
+    }
+  }
+  for (std::size_t i = 0; i < counters.weights.size(); ++i) {
+    if (!std::isfinite(counters.weights[i]) || counters.weights[i] < 0) {
+      fail_invalid("counters weight ", i, " (", counters.weights[i], ") is negative or not finite");
+    }
+  }
+  for (std::size_t layer = 0; layer < layers; ++layer) {
+    Layer& l = layers_[layer];
+    l.batches = counters.batches[layer];
+    if (decay) {
+      const double* v = counters.weights.data() + layer * per_layer_weights;
+      l.load_weight.assign(v, v + num_experts_);
+      l.pair_weight.assign(v + num_experts_, v + num_experts_ + num_pairs_);
+      l.scale = 1.0;
+      continue;
+    }
+    const std::uint64_t* v = counters.counts.data() + layer * per_layer_counts;
+    l.load_count.assign(v, v + num_experts_);
+    l.pair_count.assign(v + num_experts_, v + num_experts_ + num_pairs_);
+    const std::uint64_t* deltas = v + num_experts_ + num_pairs_;
+    for (std::uint32_t age = 0; age < (ring > 0 ? w : 0); ++age) {
+      std::uint32_t* delta = l.ring.data() + ((l.ring_head + w - age) % w) * delta_size();
+      for (std::size_t i = 0; i < delta_size(); ++i) {
+        delta[i] = static_cast<std::uint32_t>(deltas[std::size_t{age} * delta_size() + i]);
+      }
+    }
+  }
+}
+
 }  // namespace eplb

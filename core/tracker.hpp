@@ -83,6 +83,23 @@ class Tracker {
   // sample of both histories (weighted by the tokens each has seen), using this tracker's RNG.
   void merge(const Tracker& other);
 
+  // The statistics merge() adds up, flattened for a sum across ranks (an NCCL all-reduce):
+  // `counts` (cumulative and sliding: per layer the load counts, the pair counts, then for
+  // sliding windows the W per-batch deltas newest first), `weights` (decay: per layer the loads
+  // then the pairs, at their current value) and `batches` (per layer; merged by maximum).
+  struct Counters {
+    std::vector<std::uint64_t> counts;
+    std::vector<double> weights;
+    std::vector<std::uint64_t> batches;
+  };
+  [[nodiscard]] Counters counters() const;
+  // Replaces the statistics with `counters`, laid out as counters() lays them out for this
+  // tracker's options (e.g. their element-wise sum over ranks, batches by maximum): the tracker
+  // then reports them as if it had recorded them. Reservoirs and RNG states are unchanged.
+  // Validates before changing anything: throws Error(invalid_argument) for a wrong length, a
+  // sliding-window delta above 2^32-1, or a negative or non-finite weight.
+  void set_counters(const Counters& counters);
+
   // Forgets everything (statistics, windows, reservoirs); the RNGs restart from the seed.
   void reset();
 

@@ -30,6 +30,10 @@ const (
 	StatusCorrupt            = 6
 	StatusTruncated          = 7
 	StatusUnsupportedVersion = 8
+	StatusNoDevice           = 9
+	StatusDevice             = 10
+	StatusNoNccl             = 11
+	StatusNccl               = 12
 )
 
 // StatusOf returns the C status of err (an *Error, possibly wrapped), or 0.

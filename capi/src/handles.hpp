@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "../../core/migration_plan.hpp"
 #include "../../core/placement.hpp"
 #include "../../core/planner.hpp"
 #include "../../core/snapshot.hpp"
@@ -27,4 +28,9 @@ struct eplb_snapshot {
 struct eplb_tracker {
   explicit eplb_tracker(eplb::Tracker t) : value(std::move(t)) {}
   eplb::Tracker value;
+};
+
+struct eplb_migration {
+  explicit eplb_migration(eplb::MigrationPlan p) : value(std::move(p)) {}
+  eplb::MigrationPlan value;
 };

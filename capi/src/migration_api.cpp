@@ -11,11 +11,6 @@
 #include "handles.hpp"
 #include "struct_io.hpp"
 
-struct eplb_migration {
-  explicit eplb_migration(eplb::MigrationPlan p) : value(std::move(p)) {}
-  eplb::MigrationPlan value;
-};
-
 namespace {
 
 constexpr std::size_t kOptionsV1Size = sizeof(eplb_migration_options);

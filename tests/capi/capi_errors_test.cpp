@@ -100,9 +100,13 @@ TEST(StatusString, EveryStatusAndUnknownValues) {
   EXPECT_STREQ(eplb_status_string(EPLB_ERR_CORRUPT), "corrupt data");
   EXPECT_STREQ(eplb_status_string(EPLB_ERR_TRUNCATED), "truncated data");
   EXPECT_STREQ(eplb_status_string(EPLB_ERR_UNSUPPORTED_VERSION), "unsupported version");
+  EXPECT_STREQ(eplb_status_string(EPLB_ERR_NO_DEVICE), "no CUDA device");
+  EXPECT_STREQ(eplb_status_string(EPLB_ERR_DEVICE), "CUDA error");
+  EXPECT_STREQ(eplb_status_string(EPLB_ERR_NO_NCCL), "NCCL not available");
+  EXPECT_STREQ(eplb_status_string(EPLB_ERR_NCCL), "NCCL error");
   // Values this version does not know (kept inside the enum's value range, 0..15, so the
   // conversion is well defined in C++).
-  for (int value : {9, 12, 15}) {
+  for (int value : {13, 14, 15}) {
     const char* text = eplb_status_string(static_cast<eplb_status>(value));
     ASSERT_NE(text, nullptr);
     EXPECT_STREQ(text, "unknown status") << value;
@@ -116,6 +120,10 @@ TEST(StatusString, EveryStatusAndUnknownValues) {
   EXPECT_EQ(EPLB_ERR_CORRUPT, 6);
   EXPECT_EQ(EPLB_ERR_TRUNCATED, 7);
   EXPECT_EQ(EPLB_ERR_UNSUPPORTED_VERSION, 8);
+  EXPECT_EQ(EPLB_ERR_NO_DEVICE, 9);
+  EXPECT_EQ(EPLB_ERR_DEVICE, 10);
+  EXPECT_EQ(EPLB_ERR_NO_NCCL, 11);
+  EXPECT_EQ(EPLB_ERR_NCCL, 12);
 }
 
 TEST(Destroy, NullIsANoOp) {

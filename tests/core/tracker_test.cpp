@@ -430,8 +430,8 @@ TEST(Tracker, PhysicalIdsFoldToLogical) {
       phys.record_physical(placement, 0, ids, 20, 3);
       FAIL() << "no error for " << value << " at " << at;
     } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(cat("physical id ", value, " at layer 0, token ",
-                                               at / 3, ", slot ", at % 3)),
+      EXPECT_NE(std::string(e.what()).find(
+                    cat("physical id ", value, " at layer 0, token ", at / 3, ", slot ", at % 3)),
                 std::string::npos)
           << e.what();
     }

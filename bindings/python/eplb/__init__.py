@@ -24,10 +24,14 @@ from . import capi as _capi
 from ._errors import (
     BufferTooSmallError,
     CorruptError,
+    DeviceError,
     Error,
     InternalError,
     InvalidArgumentError,
     IOError,
+    NcclError,
+    NoDeviceError,
+    NoNcclError,
     OutOfMemoryError,
     TruncatedError,
     UnsupportedVersionError,
@@ -35,7 +39,8 @@ from ._errors import (
 
 __all__ = [
     "Error", "InvalidArgumentError", "OutOfMemoryError", "BufferTooSmallError", "InternalError",
-    "IOError", "CorruptError", "TruncatedError", "UnsupportedVersionError",
+    "IOError", "CorruptError", "TruncatedError", "UnsupportedVersionError", "NoDeviceError",
+    "DeviceError", "NoNcclError", "NcclError",
     "Planner", "Placement", "Tracker", "Snapshot", "Metrics",
     "algorithms", "rebalance_experts", "load_snapshot", "save_snapshot", "version",
     "HEADER_VERSION", "WINDOW_CUMULATIVE", "WINDOW_SLIDING", "WINDOW_DECAY",

@@ -48,6 +48,22 @@ class UnsupportedVersionError(Error):
     """EPLB_ERR_UNSUPPORTED_VERSION: a snapshot format this library does not read."""
 
 
+class NoDeviceError(Error, RuntimeError):
+    """EPLB_ERR_NO_DEVICE: built without CUDA, or no NVIDIA driver or GPU on this machine."""
+
+
+class DeviceError(Error, RuntimeError):
+    """EPLB_ERR_DEVICE: a CUDA call failed (the message names it)."""
+
+
+class NoNcclError(Error, RuntimeError):
+    """EPLB_ERR_NO_NCCL: NCCL could not be loaded, or the build has no NCCL support."""
+
+
+class NcclError(Error, RuntimeError):
+    """EPLB_ERR_NCCL: an NCCL call failed (the message names it)."""
+
+
 _BY_STATUS = {
     1: InvalidArgumentError,
     2: OutOfMemoryError,
@@ -57,6 +73,10 @@ _BY_STATUS = {
     6: CorruptError,
     7: TruncatedError,
     8: UnsupportedVersionError,
+    9: NoDeviceError,
+    10: DeviceError,
+    11: NoNcclError,
+    12: NcclError,
 }
 
 

@@ -1036,14 +1036,12 @@ EPLB_API eplb_status eplb_split_solve(eplb_split_workspace* workspace,
  * counts_len != num_logical_experts x num_nodes; out_quotas_len != num_physical_experts x
  * num_nodes; a negative count; a negative, NaN or infinite slack; a bad per-GPU term (the message
  * names it). EPLB_ERR_OUT_OF_MEMORY. Outputs are written only on success. */
-EPLB_API eplb_status eplb_split_solve_by_node(eplb_split_workspace* workspace,
-                                              const eplb_placement* placement, uint32_t layer,
-                                              const int32_t* counts_by_node, size_t counts_len,
-                                              const double* gpu_weights,
-                                              const double* gpu_extra_load, size_t gpu_len,
-                                              double slack, int32_t* out_quotas,
-                                              size_t out_quotas_len, double* out_max_load,
-                                              int64_t* out_cross_node_tokens);
+EPLB_API eplb_status eplb_split_solve_by_node(
+    eplb_split_workspace* workspace, const eplb_placement* placement, uint32_t layer,
+    const int32_t* counts_by_node, size_t counts_len, const double* gpu_weights,
+    const double* gpu_extra_load, size_t gpu_len, double slack, int32_t* out_quotas,
+    size_t out_quotas_len, double* out_max_load, int64_t* out_cross_node_tokens);
+
 /* eplb_shared_expert_waterfill flag: every GPU is a candidate (adds traffic). */
 #define EPLB_WATERFILL_ANY_GPU 1u
 
@@ -1096,6 +1094,688 @@ EPLB_API eplb_status eplb_shared_expert_waterfill(const eplb_placement* placemen
  * EPLB_ERR_NO_DEVICE: built without CUDA, no NVIDIA driver, or no GPU (the message says which).
  * EPLB_ERR_INVALID_ARGUMENT: out_count is NULL. */
 EPLB_API eplb_status eplb_device_count(int32_t* out_count);
+
+/* ============================================================================================ */
+/* Section: NCCL — communicator, statistics all-reduce, migration executor                      */
+/* ============================================================================================ */
+
+/* libeplb loads NCCL at run time: dlopen of $EPLB_NCCL_LIBRARY when that is set and not empty,
+ * else of "libnccl.so.2" (the dynamic loader's search; a libnccl.so.2 already loaded in the
+ * process, e.g. by PyTorch, is the one used). libeplb.so has no link-time dependency on NCCL and
+ * loads without it. Every function of this section, except those taking only host-checkable
+ * bad arguments, first loads NCCL (once per path; a path that failed is tried again on the next
+ * call, so the variable may be set or fixed at any time before the first successful load):
+ * - EPLB_ERR_NO_NCCL: the library cannot be loaded or lacks a needed symbol (the message names
+ *   the path and dlerror's reason), it is not NCCL 2.x, or this libeplb was built without NCCL
+ *   support (EPLB_WITH_NCCL or EPLB_WITH_CUDA off at build time: then always this status).
+ * - EPLB_ERR_NO_DEVICE: no NVIDIA driver or GPU (functions that need a device).
+ * - EPLB_ERR_NCCL: an NCCL call failed, or the communicator has an asynchronous error (a peer
+ *   died, a network error); the message names the call and NCCL's error string.
+ * - EPLB_ERR_DEVICE: a CUDA call failed.
+ * Arguments a host can check (NULL pointers, sizes, ranges) are checked before NCCL is loaded,
+ * so those errors are EPLB_ERR_INVALID_ARGUMENT on every machine.
+ *
+ * Threading follows NCCL: calls on one eplb_comm must be serialised by the caller; the
+ * collective functions (create, the all-reduces, the executor) must be called by every rank of
+ * the group in the same order. Streams are `void*` (cudaStream_t; NULL = the legacy default
+ * stream) and device buffers are device memory of the communicator's GPU. */
+struct eplb_comm;
+typedef struct eplb_comm eplb_comm;
+
+/* Bytes of an NCCL unique id (NCCL_UNIQUE_ID_BYTES). */
+#define EPLB_COMM_UNIQUE_ID_BYTES 128
+
+/* Element types of eplb_comm_allreduce. Stored in a `uint32_t`; values are stable. */
+typedef enum {
+  EPLB_COMM_INT32 = 0,
+  EPLB_COMM_INT64 = 1,
+  EPLB_COMM_UINT64 = 2,
+  EPLB_COMM_FLOAT32 = 3,
+  EPLB_COMM_FLOAT64 = 4
+} eplb_comm_dtype;
+
+/* Reductions of eplb_comm_allreduce. Stored in a `uint32_t`; values are stable. */
+typedef enum { EPLB_COMM_SUM = 0, EPLB_COMM_MAX = 1, EPLB_COMM_MIN = 2 } eplb_comm_op;
+
+/* The version code of the NCCL loaded (ncclGetVersion: 22805 for 2.28.5; NCCL's own encoding).
+ * Thread-safe. EPLB_ERR_INVALID_ARGUMENT: out_version NULL. EPLB_ERR_NO_NCCL. */
+EPLB_API eplb_status eplb_nccl_version(int32_t* out_version);
+
+/* Makes a new NCCL unique id (ncclGetUniqueId) and writes its EPLB_COMM_UNIQUE_ID_BYTES bytes to
+ * `out_id` (capacity out_len). These bytes are the serialised id: one rank makes it and sends
+ * them to every other rank by any means (they are plain bytes), and every rank passes them to
+ * eplb_comm_create. Needs no GPU in recent NCCL versions (it opens a bootstrap socket).
+ * Thread-safe. EPLB_ERR_INVALID_ARGUMENT: out_id NULL. EPLB_ERR_BUFFER_TOO_SMALL: out_len below
+ * EPLB_COMM_UNIQUE_ID_BYTES. EPLB_ERR_NO_NCCL, EPLB_ERR_NCCL (e.g. no network interface). */
+EPLB_API eplb_status eplb_comm_get_unique_id(void* out_id, size_t out_len);
+
+/* Creates the communicator of rank `rank` in a group of `nranks` (ncclCommInitRank) from the
+ * unique id's bytes (unique_id_len must be EPLB_COMM_UNIQUE_ID_BYTES), on CUDA device `device`
+ * (-1: the calling thread's current device; the thread's current device is left as it was).
+ * Collective: blocks until every rank has called it. In the migration executor, rank r is GPU r
+ * of the placements. On success *out_comm is owned by the caller (eplb_comm_destroy).
+ * EPLB_ERR_INVALID_ARGUMENT: unique_id or out_comm NULL, unique_id_len wrong, nranks <= 0, rank
+ * outside [0, nranks), device < -1 or not below the device count. EPLB_ERR_NO_NCCL.
+ * EPLB_ERR_NO_DEVICE: no driver or GPU. EPLB_ERR_NCCL: ncclCommInitRank failed. */
+EPLB_API eplb_status eplb_comm_create(const void* unique_id, size_t unique_id_len, int32_t nranks,
+                                      int32_t rank, int32_t device, eplb_comm** out_comm);
+
+/* Wraps the caller's existing communicator `nccl_comm` (an ncclComm_t) without taking it over:
+ * eplb_comm_destroy does not destroy it, and it must outlive the eplb_comm. It must come from the
+ * same libnccl that libeplb loads (see above: normally the libnccl.so.2 already in the process).
+ * Its device is taken to be the calling thread's current device. *out_comm is owned by the
+ * caller (eplb_comm_destroy). EPLB_ERR_INVALID_ARGUMENT: a NULL pointer. EPLB_ERR_NO_NCCL,
+ * EPLB_ERR_NO_DEVICE, EPLB_ERR_NCCL (querying its rank and size failed). */
+EPLB_API eplb_status eplb_comm_adopt(void* nccl_comm, eplb_comm** out_comm);
+
+/* Releases a communicator and its staging buffer. One made by eplb_comm_create is destroyed
+ * (ncclCommDestroy, which waits for its outstanding work; ncclCommAbort when NCCL reports an
+ * asynchronous error, so a dead peer cannot hang it); an adopted one is left to its owner. NULL
+ * is a no-op. Not concurrently with other calls on the same communicator. */
+EPLB_API void eplb_comm_destroy(eplb_comm* comm);
+
+/* This process's rank / the number of ranks. Thread-safe.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer. */
+EPLB_API eplb_status eplb_comm_get_rank(const eplb_comm* comm, int32_t* out_rank);
+EPLB_API eplb_status eplb_comm_get_size(const eplb_comm* comm, int32_t* out_size);
+
+/* Sums the load and co-activation statistics of every rank's `local` tracker into `out_sum` on
+ * every rank, so that all ranks plan from the same numbers: out_sum's statistics become those of
+ * one tracker that recorded every rank's batches (as eplb_tracker_merge of all of them: sliding
+ * windows aligned by age, decayed weights at their current value; batch counts are the maximum
+ * over ranks). out_sum's sampled rows stay as they were (samples are not summed). `out_sum` may
+ * be `local` (in place); keep recording into a separate tracker if you all-reduce repeatedly, or
+ * each all-reduce counts the earlier sums again. Every rank's trackers must have the same options
+ * apart from the seed (checked across ranks first). Synchronous and not for the hot path: the
+ * counters (num_layers * (E + E*(E-1)/2) values, plus the window for sliding windows) go through
+ * a device staging buffer the communicator allocates on first use, on a stream of its own, and
+ * the call returns when the sums are in out_sum. Collective.
+ * EPLB_ERR_INVALID_ARGUMENT: local, out_sum or comm NULL; out_sum's options differ from local's;
+ * the trackers of the ranks differ (every rank gets this status); a summed sliding-window batch
+ * count above 2^32-1. EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE, EPLB_ERR_NCCL, EPLB_ERR_OUT_OF_MEMORY.
+ * On failure out_sum is unchanged. */
+EPLB_API eplb_status eplb_comm_allreduce_tracker(eplb_comm* comm, const eplb_tracker* local,
+                                                 eplb_tracker* out_sum);
+
+/* In-place all-reduce (ncclAllReduce) of `count` elements of type `dtype` (eplb_comm_dtype) in
+ * device memory `data`, with reduction `op` (eplb_comm_op), on `stream`: e.g. the int64 expert
+ * counts of a GPU recorder, summed over ranks before folding them into a tracker. Asynchronous:
+ * enqueued on the stream, not waited for; the buffer must not change until the stream reaches it.
+ * count 0 is a no-op. Collective. EPLB_ERR_INVALID_ARGUMENT: comm NULL, data NULL with count > 0,
+ * an unknown dtype or op, data not device memory. EPLB_ERR_NO_DEVICE, EPLB_ERR_NCCL. */
+EPLB_API eplb_status eplb_comm_allreduce(eplb_comm* comm, void* data, size_t count, uint32_t dtype,
+                                         uint32_t op, void* stream);
+
+/* Runs this rank's part of step `step` of a migration over NCCL, on `stream`, and returns once it
+ * is enqueued (asynchronous). The communicator's rank r is GPU r of the migration's placements
+ * (its size must be num_gpus). The caller describes its weights: an expert is `num_tensors`
+ * tensors (e.g. w13, w2, their scales) of tensor_bytes[t] bytes each, the same for every expert,
+ * and `slot_tensors` (void* [num_layers][slots_per_gpu][num_tensors], slot_tensors_len entries)
+ * gives the device address of tensor t of this rank's local slot s of layer l (global slot
+ * rank * slots_per_gpu + s). Only the entries of slots the step reads or writes are used (and
+ * must be device memory); the others may be NULL. `staging` is device memory of staging_bytes,
+ * at least summary.max_staging_experts * sum(tensor_bytes) (a staged expert is its tensors back
+ * to back); it may be NULL with staging_bytes 0 when this rank receives nothing.
+ * The step is enqueued as: cudaMemcpyAsync of same-GPU sources into staging; one
+ * ncclGroupStart/ncclGroupEnd holding an ncclSend per tensor of every expert this rank sends
+ * (from the weights as they are before the step) and an ncclRecv per tensor of every expert it
+ * receives (into staging); then cudaMemcpyAsync from staging into the destination slots. This is
+ * the op sequence the library's CPU tests run over an in-process multi-rank transport.
+ * Collective: every rank must call it for the same step, in step order. Layer-chunked serving:
+ * cut the schedule with options.max_layers_per_step / max_bytes_per_step and run one step
+ * between forward passes; work enqueued on `stream` after this call sees the new weights, and
+ * the placement in force after the step is eplb_migration_get_step_placement(step) (switch the
+ * dispatch tables at that point of the stream). Kernels on other streams that read the slots of
+ * the step must be ordered with `stream` by the caller (events).
+ * EPLB_ERR_INVALID_ARGUMENT: migration, comm, tensor_bytes or slot_tensors NULL; step out of
+ * range; num_tensors 0 or a tensor_bytes entry 0; slot_tensors_len wrong; staging NULL with
+ * staging_bytes > 0; staging too small for the step; a used address NULL or not device memory
+ * (the message names the tensor, layer and slot); the communicator's size differs from num_gpus.
+ * EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE, EPLB_ERR_NCCL. Nothing is enqueued when an argument is
+ * bad. */
+EPLB_API eplb_status eplb_migration_execute_step(const eplb_migration* migration, eplb_comm* comm,
+                                                 uint32_t step, void* const* slot_tensors,
+                                                 size_t slot_tensors_len,
+                                                 const uint64_t* tensor_bytes, uint32_t num_tensors,
+                                                 void* staging, uint64_t staging_bytes,
+                                                 void* stream);
+
+/* ============================================================================================ */
+/* Section: GPU kernels — dispatch layout, expert sort, permute / unpermute                      */
+/* ============================================================================================ */
+
+/* These work on PHYSICAL expert ids (after the logical → physical mapping) with the topology
+ * given as scalars: physical expert p lives on rank p / (num_physical_experts / num_ranks), and
+ * rank r on node r / (num_ranks / num_nodes). An id outside [0, num_physical_experts) — -1 for a
+ * masked slot, or any invalid value — is ignored everywhere (it is not an error: a kernel cannot
+ * report one without a host synchronisation). Each GPU function has a CPU reference `_cpu` with
+ * the same parameters on host memory (stream ignored) and the same validation, so a bad argument
+ * returns the same status with and without a GPU. The GPU functions check, in this order:
+ * host-checkable arguments (EPLB_ERR_INVALID_ARGUMENT naming the value), a usable device
+ * (EPLB_ERR_NO_DEVICE), that every array is device memory (EPLB_ERR_INVALID_ARGUMENT naming it);
+ * then they enqueue their kernels (EPLB_ERR_DEVICE if a launch is refused). They allocate
+ * nothing, never synchronise with the host, use no memset, and can be captured in a CUDA graph.
+ * Integer outputs are bit-exact between GPU and CPU and deterministic. An array whose length is
+ * 0 may be NULL. Limits: num_tokens * top_k and num_tokens * num_ranks below 2^31,
+ * num_physical_experts <= 8192, num_ranks <= 1024 (per-block tables in shared memory).
+ * Threading: the functions keep no state; concurrent calls on distinct outputs are fine. */
+
+/* Element type of token rows for permute / unpermute. Passed as `uint32_t`; values are stable. */
+typedef enum {
+  EPLB_ROW_DTYPE_FLOAT32 = 0,
+  EPLB_ROW_DTYPE_FLOAT16 = 1, /* IEEE binary16 */
+  EPLB_ROW_DTYPE_BFLOAT16 = 2
+} eplb_row_dtype;
+
+/* Bytes of device workspace eplb_kernel_dispatch_layout needs for these sizes (0 when
+ * num_tokens is 0): 4 * ceil(num_tokens / 128) * (num_physical_experts + 5 * num_ranks +
+ * num_nodes). The CPU reference asks for the same size (and does not touch it).
+ * EPLB_ERR_INVALID_ARGUMENT: out_bytes NULL, top_k 0, a topology the layout rejects (see
+ * eplb_kernel_dispatch_layout), or a size over the limits. */
+EPLB_API eplb_status eplb_kernel_dispatch_layout_workspace_size(size_t num_tokens, size_t top_k,
+                                                                uint32_t num_physical_experts,
+                                                                uint32_t num_ranks,
+                                                                uint32_t num_nodes,
+                                                                size_t* out_bytes);
+
+/* Dispatch layout of one batch (DeepEP's get_dispatch_layout plus per-node counts and send
+ * offsets). topk_ids: int32 [num_tokens][top_k] physical ids. Outputs (device memory, overwritten
+ * entirely):
+ * - tokens_per_expert [num_physical_experts]: (token, slot) entries per physical expert;
+ * - tokens_per_rank [num_ranks]: tokens with at least one entry on the rank (a token counts once
+ *   per rank) — the rows a rank receives;
+ * - tokens_per_node [num_nodes]: tokens with at least one entry on the node (counted once per
+ *   node); summed over the nodes other than the sender's it is the cross-node traffic in tokens;
+ * - is_token_in_rank uint8 [num_tokens][num_ranks]: 1 if the token sends to the rank, else 0;
+ * - send_offsets int32 [num_tokens][num_ranks] (optional, NULL to skip): the token's row in a
+ *   rank-major packed send buffer — rank r's rows start at tokens_per_rank[0] + ... +
+ *   tokens_per_rank[r - 1] and hold its tokens in increasing token order — or -1 where
+ *   is_token_in_rank is 0.
+ * workspace: device memory of at least eplb_kernel_dispatch_layout_workspace_size bytes; no
+ * initialisation needed, its content is scratch. stream: a cudaStream_t (NULL = legacy default).
+ * Three kernels (count, reduce, rows); counts are order-independent, offsets follow token order.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL array (other than send_offsets), top_k 0,
+ * num_physical_experts not in [1, 8192], num_ranks not in [1, 1024] or not dividing
+ * num_physical_experts, num_nodes 0 or not dividing num_ranks, a size over the limits,
+ * workspace_size too small, or an array that is not device memory.
+ * EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE. */
+EPLB_API eplb_status eplb_kernel_dispatch_layout(
+    const int32_t* topk_ids, size_t num_tokens, size_t top_k, uint32_t num_physical_experts,
+    uint32_t num_ranks, uint32_t num_nodes, int32_t* tokens_per_expert, int32_t* tokens_per_rank,
+    int32_t* tokens_per_node, uint8_t* is_token_in_rank, int32_t* send_offsets, void* workspace,
+    size_t workspace_size, void* stream);
+
+/* CPU reference of eplb_kernel_dispatch_layout: same parameters and results on host memory
+ * (workspace: host memory of the reported size, or NULL when that size is 0; stream ignored).
+ * EPLB_ERR_INVALID_ARGUMENT as the GPU function except the device-memory checks. */
+EPLB_API eplb_status eplb_kernel_dispatch_layout_cpu(
+    const int32_t* topk_ids, size_t num_tokens, size_t top_k, uint32_t num_physical_experts,
+    uint32_t num_ranks, uint32_t num_nodes, int32_t* tokens_per_expert, int32_t* tokens_per_rank,
+    int32_t* tokens_per_node, uint8_t* is_token_in_rank, int32_t* send_offsets, void* workspace,
+    size_t workspace_size, void* stream);
+
+/* The worst-case padded length of eplb_kernel_expert_sort for these sizes, the minimum
+ * `capacity`: with n = num_tokens * top_k, round_up(n + min(n, num_experts) * (block_size - 1),
+ * block_size). A graph captured with this capacity serves every routing of the batch.
+ * EPLB_ERR_INVALID_ARGUMENT: out_capacity NULL, top_k 0, num_experts not in [1, 8192],
+ * block_size not in [1, 65536], or a result of 2^31 or more. */
+EPLB_API eplb_status eplb_kernel_expert_sort_capacity(size_t num_tokens, size_t top_k,
+                                                      uint32_t num_experts, uint32_t block_size,
+                                                      size_t* out_capacity);
+
+/* Bytes of device workspace eplb_kernel_expert_sort needs: 4 * (ceil(num_tokens * top_k / 1024)
+ * + 1) * num_experts. EPLB_ERR_INVALID_ARGUMENT: out_bytes NULL, top_k 0, num_experts not in
+ * [1, 8192], or num_tokens * top_k of 2^31 or more. */
+EPLB_API eplb_status eplb_kernel_expert_sort_workspace_size(size_t num_tokens, size_t top_k,
+                                                            uint32_t num_experts,
+                                                            size_t* out_bytes);
+
+/* Stable sort of the (token, slot) pairs by physical expert, each expert's segment padded to a
+ * multiple of block_size (what moe_align_block_size computes, but deterministic: within an
+ * expert, pairs are in (token, slot) order). Pair (t, k) is the flat index i = t * top_k + k.
+ * Outputs (device memory, overwritten entirely):
+ * - sorted_ids int32 [capacity]: the flat indices grouped by expert (experts in increasing
+ *   order), each segment followed by padding up to a multiple of block_size; padding entries and
+ *   every entry from *total_padded on hold num_tokens * top_k (so `id < num_tokens * top_k`
+ *   tells a real pair, as with moe_align_block_size);
+ * - block_experts int32 [capacity / block_size]: the expert of each block of block_size
+ *   entries, -1 for blocks from *total_padded on;
+ * - expert_offsets int32 [num_experts + 1]: start of each expert's padded segment; the last
+ *   entry is the total;
+ * - inverse int32 [num_tokens][top_k]: the position of each pair in sorted_ids (its row in the
+ *   permuted buffer), -1 for a masked or invalid id;
+ * - total_padded int32 [1]: the padded length actually used, <= capacity.
+ * capacity: at least eplb_kernel_expert_sort_capacity(...) and a multiple of block_size.
+ * workspace: at least eplb_kernel_expert_sort_workspace_size bytes, no initialisation needed.
+ * Three kernels (count, prefix, scatter). Ids outside [0, num_experts) are left out.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL array, top_k 0, num_experts not in [1, 8192], block_size
+ * not in [1, 65536], capacity too small or not a multiple of block_size, workspace_size too
+ * small, a size over the limits, or an array that is not device memory.
+ * EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE. */
+EPLB_API eplb_status eplb_kernel_expert_sort(const int32_t* topk_ids, size_t num_tokens,
+                                             size_t top_k, uint32_t num_experts,
+                                             uint32_t block_size, size_t capacity,
+                                             int32_t* sorted_ids, int32_t* block_experts,
+                                             int32_t* expert_offsets, int32_t* inverse,
+                                             int32_t* total_padded, void* workspace,
+                                             size_t workspace_size, void* stream);
+
+/* CPU reference of eplb_kernel_expert_sort (host memory, stream ignored; bit-exact). */
+EPLB_API eplb_status eplb_kernel_expert_sort_cpu(const int32_t* topk_ids, size_t num_tokens,
+                                                 size_t top_k, uint32_t num_experts,
+                                                 uint32_t block_size, size_t capacity,
+                                                 int32_t* sorted_ids, int32_t* block_experts,
+                                                 int32_t* expert_offsets, int32_t* inverse,
+                                                 int32_t* total_padded, void* workspace,
+                                                 size_t workspace_size, void* stream);
+
+/* Permute: copies token t's row of `input` [num_tokens][hidden] to row inverse[t][k] of
+ * `output` [output_rows][hidden] for every slot k with 0 <= inverse[t][k] < output_rows (others
+ * are skipped), i.e. gathers tokens into the expert-contiguous order of eplb_kernel_expert_sort
+ * (output_rows = its capacity). Rows no pair maps to — the padding and everything from
+ * *total_padded on — are NOT written (they keep whatever the buffer held; a grouped GEMM's
+ * results for them are never read by eplb_kernel_unpermute). dtype: an eplb_row_dtype; the copy
+ * is bit-exact, so the dtype only sets the row size. hidden: a positive multiple of 8; input and
+ * output 16-byte aligned (rows move as 16-byte vectors). Each token row is read once.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL array, unknown dtype, hidden 0 or not a multiple of 8, top_k
+ * 0, a misaligned pointer, sizes over the limits, or an array that is not device memory.
+ * EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE. */
+EPLB_API eplb_status eplb_kernel_permute(const void* input, uint32_t dtype, size_t num_tokens,
+                                         size_t top_k, size_t hidden, const int32_t* inverse,
+                                         size_t output_rows, void* output, void* stream);
+
+/* CPU reference of eplb_kernel_permute (host memory, stream ignored; bit-exact). */
+EPLB_API eplb_status eplb_kernel_permute_cpu(const void* input, uint32_t dtype, size_t num_tokens,
+                                             size_t top_k, size_t hidden, const int32_t* inverse,
+                                             size_t output_rows, void* output, void* stream);
+
+/* Unpermute with the weighted top-k sum: output[t] = sum over k = 0 .. top_k - 1, in that order,
+ * of weights[t][k] * permuted[inverse[t][k]], skipping slots with inverse outside
+ * [0, permuted_rows). Accumulates in float32 starting from -0 (the additive identity, so a single
+ * slot with weight 1 reproduces its row bit for bit), each term as one rounded multiply then one
+ * rounded add (no fused multiply-add), and rounds once to dtype (round to nearest even), so GPU
+ * and CPU results are bit-exact (a NaN's payload may differ). A token with no valid slot gets +0.
+ * permuted [permuted_rows][hidden], weights float32 [num_tokens][top_k], output
+ * [num_tokens][hidden]; hidden a positive multiple of 8; permuted and output 16-byte aligned.
+ * EPLB_ERR_INVALID_ARGUMENT, EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE as eplb_kernel_permute. */
+EPLB_API eplb_status eplb_kernel_unpermute(const void* permuted, uint32_t dtype, size_t num_tokens,
+                                           size_t top_k, size_t hidden, const int32_t* inverse,
+                                           const float* weights, size_t permuted_rows, void* output,
+                                           void* stream);
+
+/* CPU reference of eplb_kernel_unpermute (host memory, stream ignored; bit-exact). */
+EPLB_API eplb_status eplb_kernel_unpermute_cpu(const void* permuted, uint32_t dtype,
+                                               size_t num_tokens, size_t top_k, size_t hidden,
+                                               const int32_t* inverse, const float* weights,
+                                               size_t permuted_rows, void* output, void* stream);
+
+/* ============================================================================================ */
+/* Section: GPU kernels — device tables, load recorder, replica mapping, co-activation          */
+/* ============================================================================================ */
+
+/* The per-layer routing kernels of a serving step: the router's top-k LOGICAL expert ids go in,
+ * physical slot ids come out (one launch, which also records the load), and a co-activation
+ * counter feeds the tracker. They follow the conventions of "GPU device and kernels" above. The
+ * GPU functions check, in this order: host-checkable arguments (EPLB_ERR_INVALID_ARGUMENT naming
+ * the value), a usable device (EPLB_ERR_NO_DEVICE), that every array is device memory
+ * (EPLB_ERR_INVALID_ARGUMENT naming it); then they enqueue one kernel (EPLB_ERR_DEVICE if the
+ * launch is refused). None needs a workspace. Each has a CPU reference `_cpu` with the same
+ * parameters on host memory (stream ignored) and the same validation, without the device checks.
+ * Ids: `topk_ids` is int32 or int64 [num_tokens][top_k] (id_type); an id outside [0, E) — -1 for
+ * a masked slot, or any other value — is ignored (it is not an error: a kernel cannot report one
+ * without a host synchronisation). Limits: 1 <= top_k <= 1024, num_tokens * top_k < 2^31.
+ * Counts are int64 and are ADDED to (never reset): zero them with cudaMemsetAsync when a
+ * recording window starts. The result of integer atomics does not depend on their order, so
+ * every output is deterministic and bit-exact between GPU and CPU.
+ * Enable flag: `enable_flag` is an int32 in device memory (host memory for `_cpu`) read by the
+ * kernel, or NULL (= enabled); 0 turns recording off without touching the captured graph.
+ * Threading: calls with a const eplb_device_tables may run concurrently; outputs must differ. */
+
+/* Element type of `topk_ids`. Passed as `uint32_t`; values are stable. */
+typedef enum { EPLB_IDS_INT32 = 0, EPLB_IDS_INT64 = 1 } eplb_id_type;
+
+/* A placement's lookup tables for one rank, in device memory (plus a host copy that the CPU
+ * references read). Arrays, all for every layer: phy2log int32 [L][P]; replica counts int32
+ * [L][E]; log2phy int32 [L][E][max_replicas] (log2phy order, -1 padded); the rank's static map
+ * int32 [L][E] (below); node masks uint64 [L][E] (bit n: the expert has a replica on node n;
+ * only with <= 64 nodes). Static map of expert e for rank g: its replica on GPU g if any (the
+ * first in log2phy order), else the (g % m)-th of its m replicas on g's node, else the
+ * (g % count)-th of all its replicas — each replica then serves floor or ceil of num_gpus /
+ * count ranks. */
+struct eplb_device_tables;
+typedef struct eplb_device_tables eplb_device_tables;
+
+/* eplb_device_tables_create flag: build the host copy only (no GPU needed; the GPU kernels then
+ * refuse the tables, the CPU references accept them). */
+#define EPLB_DEVICE_TABLES_HOST_ONLY 1u
+
+/* Builds the tables of `placement` for rank `gpu` (0 <= gpu < num_gpus) and, unless
+ * EPLB_DEVICE_TABLES_HOST_ONLY, allocates one device buffer on the CUDA device current on the
+ * calling thread and uploads them with cudaMemcpyAsync on `stream` (from library-owned pageable
+ * memory, so the call returns once the data is staged; do not call it during graph capture).
+ * `max_replicas` is the log2phy row capacity: 0 = the placement's log2phy width; pass the
+ * largest width later placements may have so that eplb_device_tables_update can reuse the
+ * buffer. The placement is only read during the call. Owned by the caller.
+ * EPLB_ERR_INVALID_ARGUMENT: placement or out_tables NULL, gpu >= num_gpus, an unknown flag,
+ * max_replicas below the placement's width or above num_physical_experts.
+ * EPLB_ERR_NO_DEVICE (device tables without a GPU). EPLB_ERR_DEVICE (allocation or copy failed).
+ * EPLB_ERR_OUT_OF_MEMORY. */
+EPLB_API eplb_status eplb_device_tables_create(const eplb_placement* placement, uint32_t gpu,
+                                               uint32_t max_replicas, uint32_t flags, void* stream,
+                                               eplb_device_tables** out_tables);
+
+/* Rewrites the tables with a new placement of the same shape (layers, experts, slots, GPUs,
+ * nodes) and a log2phy width within the capacity, in the SAME device buffer, enqueued on
+ * `stream`: kernels enqueued before it on that stream read the old tables, later ones the new,
+ * and CUDA graphs captured on the tables need no re-capture. Same rank. Not during graph capture;
+ * not concurrently with other calls on `tables`. On failure the tables are unchanged.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, another shape, a width above the capacity.
+ * EPLB_ERR_DEVICE. EPLB_ERR_OUT_OF_MEMORY. */
+EPLB_API eplb_status eplb_device_tables_update(eplb_device_tables* tables,
+                                               const eplb_placement* placement, void* stream);
+
+/* Releases the tables (cudaFree, which waits for the device's pending work). NULL is a no-op.
+ * No kernel may still be reading them. */
+EPLB_API void eplb_device_tables_destroy(eplb_device_tables* tables);
+
+typedef struct eplb_device_tables_info {
+  uint32_t struct_size;          /* in: sizeof(eplb_device_tables_info) */
+  uint32_t num_layers;           /* L */
+  uint32_t num_logical_experts;  /* E */
+  uint32_t num_physical_experts; /* P: slots per layer */
+  uint32_t max_replicas;         /* log2phy row capacity */
+  uint32_t num_nodes;
+  uint32_t num_gpus;
+  uint32_t slots_per_gpu;
+  uint32_t gpus_per_node;
+  uint32_t gpu;          /* the rank the static map is for */
+  uint32_t flags;        /* as created */
+  int32_t device;        /* CUDA device holding the tables, -1 for host-only tables */
+  uint64_t device_bytes; /* size of the device buffer (0 for host-only tables) */
+} eplb_device_tables_info;
+
+/* Fills `*out_info`; the caller sets out_info->struct_size first. Thread-safe.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer or a bad struct_size. */
+EPLB_API eplb_status eplb_device_tables_get_info(const eplb_device_tables* tables,
+                                                 eplb_device_tables_info* out_info);
+
+/* Copies the rank's static map (host copy), int32 [num_layers][num_logical_experts].
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer. EPLB_ERR_BUFFER_TOO_SMALL: out_len < L * E. */
+EPLB_API eplb_status eplb_device_tables_get_static_map(const eplb_device_tables* tables,
+                                                       int32_t* out, size_t out_len);
+
+/* Load recorder: adds, for each valid id of `topk_ids` (ids in [0, num_experts)), 1 to
+ * counts[layer][id]; counts is int64 [num_layers][num_experts]. Nothing when *enable_flag is 0.
+ * One kernel (per-block shared-memory histograms when num_experts <= 12288, then one global
+ * atomic per non-zero bin).
+ * EPLB_ERR_INVALID_ARGUMENT: counts NULL, topk_ids NULL with num_tokens > 0, an unknown id_type,
+ * top_k outside [1, 1024], num_tokens * top_k >= 2^31, num_experts or num_layers 0, layer >=
+ * num_layers. */
+EPLB_API eplb_status eplb_kernel_record_load(const void* topk_ids, uint32_t id_type,
+                                             size_t num_tokens, uint32_t top_k,
+                                             uint32_t num_experts, uint32_t num_layers,
+                                             uint32_t layer, const int32_t* enable_flag,
+                                             int64_t* counts, void* stream);
+/* CPU reference of eplb_kernel_record_load (host memory). */
+EPLB_API eplb_status eplb_kernel_record_load_cpu(const void* topk_ids, uint32_t id_type,
+                                                 size_t num_tokens, uint32_t top_k,
+                                                 uint32_t num_experts, uint32_t num_layers,
+                                                 uint32_t layer, const int32_t* enable_flag,
+                                                 int64_t* counts, void* stream);
+
+/* Replica choice of eplb_kernel_map_record. Passed as `uint32_t`; values are stable. "Entry
+ * position" is token * top_k + slot. */
+typedef enum {
+  /* The tables' static map of the rank: zero per-batch cost, blind to the batch. */
+  EPLB_MAP_STATIC = 0,
+  /* Replica (position % count) in log2phy order (vLLM's rule). */
+  EPLB_MAP_ROUND_ROBIN = 1,
+  /* Replica floor(hi32(h) * count / 2^32) with h = m(m(m(seed ^ layer) ^ position) ^ expert),
+   * m = SplitMix64's finaliser (x += 0x9E3779B97F4A7C15, then the two xor-shift-multiply steps
+   * by 0xBF58476D1CE4E5B9 and 0x94D049BB133111EB, then x ^ (x >> 31)): seeded, stateless. */
+  EPLB_MAP_HASH = 2,
+  /* Fewest nodes per token, by the rule of eplb_metrics_nodes_touched (so that metric predicts
+   * the dispatch exactly): experts whose replicas are all on one node fix that node; while some
+   * expert has no replica on a chosen node, choose the node holding replicas of the most such
+   * distinct experts (lowest index on ties). Each expert then uses the node that covered it: a
+   * fixed node if it has a replica on one (the rank's own node if possible, else the lowest),
+   * else the first chosen node holding one. Within that node: the replica on the rank's GPU if
+   * the node is the rank's and the GPU holds one, else the (position % m)-th of the expert's m
+   * replicas on the node (log2phy order). Needs num_nodes <= 64. */
+  EPLB_MAP_NODE_AWARE = 3,
+  /* Exact per-batch shares: `quotas` int32 [num_physical_experts] of this layer (device memory)
+   * gives the tokens each slot takes in this batch — e.g. eplb_split_solve's out_quotas. The
+   * valid entries of expert e, in entry-position order, are ranked 0, 1, ...; replica r (log2phy
+   * order) takes the ranks [Q_r, Q_r + quota_r), Q being the prefix sums of its replicas' quotas
+   * (a negative quota counts as 0). Ranks beyond the expert's total go round-robin (rank %
+   * count), so quotas that undercount are still safe. Needs num_logical_experts <= 1024. */
+  EPLB_MAP_QUOTA = 4
+} eplb_map_mode;
+
+/* Maps this batch's logical ids of `layer` to physical slots and records the load, in ONE
+ * kernel: out_physical int32 [num_tokens][top_k] gets the slot of every valid entry and -1 for
+ * every masked or out-of-range one; unless counts is NULL or *enable_flag is 0, each mapped entry
+ * adds 1 to counts[layer][slot], counts int64 [num_layers][num_physical_experts] (fold them with
+ * eplb_kernel_fold_counts). `seed` is used by EPLB_MAP_HASH only, `quotas` by EPLB_MAP_QUOTA
+ * only (else it may be NULL). The tables must be device tables (not host-only) on the current
+ * device. Kernel shapes: one thread per entry (per token for node-aware); quota mode uses
+ * blocks of 1024 entries, each counting the earlier entries' experts itself (no inter-block
+ * waiting), so its cost grows with num_tokens * top_k.
+ * EPLB_ERR_INVALID_ARGUMENT: tables NULL or host-only, layer >= num_layers, an unknown mode,
+ * node-aware with more than 64 nodes, quota with more than 1024 experts or quotas NULL,
+ * topk_ids or out_physical NULL with num_tokens > 0, an unknown id_type, top_k outside
+ * [1, 1024], num_tokens * top_k >= 2^31. */
+EPLB_API eplb_status eplb_kernel_map_record(const eplb_device_tables* tables, uint32_t layer,
+                                            uint32_t mode, uint64_t seed, const int32_t* quotas,
+                                            const void* topk_ids, uint32_t id_type,
+                                            size_t num_tokens, uint32_t top_k,
+                                            const int32_t* enable_flag, int64_t* counts,
+                                            int32_t* out_physical, void* stream);
+/* CPU reference of eplb_kernel_map_record (host memory; any tables, host-only included). */
+EPLB_API eplb_status eplb_kernel_map_record_cpu(const eplb_device_tables* tables, uint32_t layer,
+                                                uint32_t mode, uint64_t seed, const int32_t* quotas,
+                                                const void* topk_ids, uint32_t id_type,
+                                                size_t num_tokens, uint32_t top_k,
+                                                const int32_t* enable_flag, int64_t* counts,
+                                                int32_t* out_physical, void* stream);
+
+/* Folds physical counts to logical counts for every layer: logical_counts[l][e] (int64 [L][E],
+ * overwritten) = the sum of physical_counts[l][s] (int64 [L][P]) over the slots s of e's
+ * replicas — ready for a planner (as double) or an all-reduce across ranks. One kernel.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, host-only tables. */
+EPLB_API eplb_status eplb_kernel_fold_counts(const eplb_device_tables* tables,
+                                             const int64_t* physical_counts,
+                                             int64_t* logical_counts, void* stream);
+/* CPU reference of eplb_kernel_fold_counts (host memory; any tables). */
+EPLB_API eplb_status eplb_kernel_fold_counts_cpu(const eplb_device_tables* tables,
+                                                 const int64_t* physical_counts,
+                                                 int64_t* logical_counts, void* stream);
+
+/* Co-activation counter of `layer`: for each token, adds 1 to pair_counts[layer][pair(a, b)]
+ * for every pair a < b of DISTINCT valid ids in its row (repeats and masked slots add nothing —
+ * the tracker's rule), pair(a, b) = a*(2E-a-1)/2 + (b-a-1), the packed upper triangle of
+ * eplb_tracker_get_coactivation; pair_counts int64 [num_layers][E*(E-1)/2], or NULL to sample
+ * only. One kernel: the triangle is cut into slices of at most 12288 pairs, one block each;
+ * each block reads every token and counts its own slice in shared memory, then adds it to
+ * global memory without atomics (no block shares a pair), so skewed routing costs only
+ * shared-memory contention.
+ * Samples (optional): with sample_capacity > 0, out_samples int32 [sample_capacity][top_k] is
+ * OVERWRITTEN: row i is the ids of token sample_offset + i * sample_stride (invalid ids as -1),
+ * for i < rows = min(sample_capacity, ceil((num_tokens - sample_offset) / sample_stride)) (0
+ * when sample_offset >= num_tokens), and all -1 after — full top-k rows for
+ * eplb_tracker_record (vary sample_offset per step to cover all positions). Nothing is written
+ * when *enable_flag is 0.
+ * EPLB_ERR_INVALID_ARGUMENT: topk_ids NULL with num_tokens > 0, an unknown id_type, top_k
+ * outside [1, 64], num_tokens * top_k >= 2^31, num_experts outside [1, 65535], num_layers 0,
+ * layer >= num_layers, sample_capacity > 0 with out_samples NULL or sample_stride 0. */
+EPLB_API eplb_status eplb_kernel_coactivation(const void* topk_ids, uint32_t id_type,
+                                              size_t num_tokens, uint32_t top_k,
+                                              uint32_t num_experts, uint32_t num_layers,
+                                              uint32_t layer, const int32_t* enable_flag,
+                                              int64_t* pair_counts, uint32_t sample_stride,
+                                              uint32_t sample_offset, uint32_t sample_capacity,
+                                              int32_t* out_samples, void* stream);
+/* CPU reference of eplb_kernel_coactivation (host memory). */
+EPLB_API eplb_status eplb_kernel_coactivation_cpu(const void* topk_ids, uint32_t id_type,
+                                                  size_t num_tokens, uint32_t top_k,
+                                                  uint32_t num_experts, uint32_t num_layers,
+                                                  uint32_t layer, const int32_t* enable_flag,
+                                                  int64_t* pair_counts, uint32_t sample_stride,
+                                                  uint32_t sample_offset, uint32_t sample_capacity,
+                                                  int32_t* out_samples, void* stream);
+
+/* ============================================================================================ */
+/* Section: GPU kernels — per-batch replica split and shared-expert waterfill                   */
+/* ============================================================================================ */
+
+/* The GPU versions of eplb_split_solve and eplb_shared_expert_waterfill (issue #9), following the
+ * kernel conventions above: no allocation, no host synchronisation, graph-capturable,
+ * deterministic, and a CPU reference (`_cpu`) that runs the very same algorithm, so integer
+ * outputs are bit-identical between the two. The split solver is one launch of one block; the
+ * waterfill is a memset and four launches over the tokens. */
+
+/* Device-side description of a placement's layers for eplb_kernel_split_solve: which replicas
+ * each expert has on which GPU, packed into one table per layer and uploaded once (rebuild it
+ * after the placement changes). */
+struct eplb_split_tables;
+typedef struct eplb_split_tables eplb_split_tables;
+
+/* eplb_split_tables_create flag: keep the tables on the host only (no GPU needed; only
+ * eplb_kernel_split_solve_cpu can use them). */
+#define EPLB_SPLIT_TABLES_HOST_ONLY 1u
+
+/* Builds the tables of layers [first_layer, first_layer + num_layers) of `placement` (num_layers
+ * 0: through the last layer) and, unless EPLB_SPLIT_TABLES_HOST_ONLY, copies them to the current
+ * CUDA device on `stream` and synchronises it (a setup call: allocates device memory, not
+ * capturable). The placement is only read and not kept. The caller owns the tables
+ * (eplb_split_tables_destroy); they are immutable, so concurrent solves may share them.
+ * EPLB_ERR_INVALID_ARGUMENT: placement or out_tables NULL, an unknown flag, first_layer >=
+ * num_layers, the range past the last layer. EPLB_ERR_NO_DEVICE: no GPU (without HOST_ONLY).
+ * EPLB_ERR_OUT_OF_MEMORY. EPLB_ERR_DEVICE: the allocation or the copy failed (CUDA's message). */
+EPLB_API eplb_status eplb_split_tables_create(const eplb_placement* placement, uint32_t first_layer,
+                                              uint32_t num_layers, uint32_t flags, void* stream,
+                                              eplb_split_tables** out_tables);
+
+/* Releases the tables (and their device copy: cudaFree, which waits for the device). NULL is a
+ * no-op. No kernel using them may still be pending. */
+EPLB_API void eplb_split_tables_destroy(eplb_split_tables* tables);
+
+/* Workspace bytes eplb_kernel_split_solve(_cpu) needs for any layer of `tables` (the solver's
+ * state, about 60 bytes per GPU and 20 per replica of a multi-replica expert; 8-byte aligned).
+ * Thread-safe. EPLB_ERR_INVALID_ARGUMENT: a NULL pointer. */
+EPLB_API eplb_status eplb_kernel_split_solve_workspace_size(const eplb_split_tables* tables,
+                                                            size_t* out_bytes);
+
+/* The exact per-batch replica split of `layer` (absolute index, inside the tables' range), on the
+ * GPU: the same problem as eplb_split_solve, whose optimum it reaches — the busiest GPU's load
+ * max_g w[g] * (extra[g] + tokens on g) is minimal over all integral splits. Device arrays:
+ * `counts` int32 [num_logical_experts] (this batch's tokens per expert, e.g. from the recorder),
+ * `gpu_weights` and `gpu_extra_load` double [num_gpus] or NULL (all 1 / all 0; finite > 0 and
+ * finite >= 0), `out_quotas` int32 [num_physical_experts]: the tokens each slot of the layer
+ * takes — integral, >= 0, summing over an expert's replicas to its count — exactly the `quota`
+ * input of the mapping kernel; `out_max_load` double [1] or NULL: the optimal max load.
+ * Which slot takes what: an expert whose replicas all sit on one GPU gives its whole count to its
+ * lowest-numbered slot there; an expert on several GPUs uses its lowest-numbered slot on each of
+ * its GPUs (other replicas on the same GPU get 0). The quotas are the solver's (below); they may
+ * differ from eplb_split_solve's where several splits are optimal, the max load does not (equal bit
+ * for bit with integral weights and extra loads; otherwise to the last rounding of extra + tokens).
+ * Algorithm (kernels/split_solver.hpp), deterministic: only experts with replicas on >= 2 GPUs
+ * and a count > 0 are solved; each first splits its tokens over its GPUs in proportion to their
+ * room below the average level (a warm start); then a search over the exact candidate bottleneck
+ * values w[g] * (extra[g] + fixed[g] + n) — halving while the bracket is wider than the smallest
+ * weight, then one candidate at a time — with an incremental max-flow check (GPUs above their
+ * capacity shed tokens, shortest augmenting paths in a fixed order reroute them; a failed check
+ * restores the last feasible flow). When no expert has replicas on two GPUs, no search runs: the
+ * kernel only copies counts to slots. Cost: one block of 256 threads; all threads compute the
+ * GPUs' fixed loads and write the quotas, one warp runs the search on block-shared state (in the
+ * workspace when it exceeds 48 KiB): per-GPU and per-edge steps spread over its lanes, each
+ * augmenting path on one lane. On the DeepSeek-V3 shape (256 experts, 288 slots, 32 GPUs, 8192 x 8
+ * tokens) a solve takes about 12 checks and 30 augmenting paths; not yet timed on a GPU
+ * (bench/split_kernels_bench.cpp).
+ * The kernel cannot reject device data: a negative count counts as 0 and weights / extra loads
+ * are not checked (the CPU reference rejects both). `workspace` device memory of at least
+ * eplb_kernel_split_solve_workspace_size bytes; concurrent launches need distinct workspaces.
+ * EPLB_ERR_INVALID_ARGUMENT: tables, counts or out_quotas NULL; host-only tables; layer outside
+ * the tables; workspace_bytes too small or workspace NULL; an array that is not device memory.
+ * EPLB_ERR_NO_DEVICE: no GPU. EPLB_ERR_DEVICE: the launch was refused. */
+EPLB_API eplb_status eplb_kernel_split_solve(const eplb_split_tables* tables, uint32_t layer,
+                                             const int32_t* counts, const double* gpu_weights,
+                                             const double* gpu_extra_load, int32_t* out_quotas,
+                                             double* out_max_load, void* workspace,
+                                             size_t workspace_bytes, void* stream);
+/* CPU reference of eplb_kernel_split_solve (host memory, any tables; stream ignored): the same
+ * algorithm and outputs. Also EPLB_ERR_INVALID_ARGUMENT for a negative count, a weight that is not
+ * finite > 0 or an extra load that is not finite >= 0 (naming the index and value), a workspace
+ * that is not 8-byte aligned. Outputs are written only on success. */
+EPLB_API eplb_status eplb_kernel_split_solve_cpu(const eplb_split_tables* tables, uint32_t layer,
+                                                 const int32_t* counts, const double* gpu_weights,
+                                                 const double* gpu_extra_load, int32_t* out_quotas,
+                                                 double* out_max_load, void* workspace,
+                                                 size_t workspace_bytes, void* stream);
+
+/* Workspace bytes of eplb_kernel_shared_waterfill(_cpu) for num_tokens tokens on the placement's
+ * GPUs: about 8 bytes per token plus 8 per GPU per 512 tokens. Thread-safe.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, num_tokens >= 2^31. */
+EPLB_API eplb_status eplb_kernel_shared_waterfill_workspace_size(const eplb_placement* placement,
+                                                                 size_t num_tokens,
+                                                                 size_t* out_bytes);
+
+/* Gives each token's shared-expert work to one GPU among its candidates, on the GPU,
+ * deterministically (no sampling, no host synchronisation). The placement
+ * (host handle) only supplies the topology: num_physical_experts P, num_gpus G (at most 256),
+ * slot s on GPU s / (P / G). Device arrays: `topk_slots` int32 [num_tokens][top_k] (physical
+ * slots, -1 = unused; the kernel also ignores slots outside [0, P)), `source_gpu` int32
+ * [num_tokens] or NULL, `gpu_weights` double [G] or NULL (all 1), `gpu_loads` double [G] or NULL
+ * (the tokens each GPU already has; NULL: counted from topk_slots), `out_topk` int32
+ * [num_tokens][top_k + 1]: each input row, then slot P + g of the chosen GPU g (as
+ * eplb_shared_expert_waterfill), or -1 for a token without a valid slot; `out_gpu_loads` double
+ * [G] or NULL: gpu_loads plus the shared tokens given to each GPU (may alias gpu_loads).
+ * Candidates (EPLB_WATERFILL_ANY_GPU: all GPUs, ascending) are the distinct GPUs of the token's
+ * valid slots in order of first appearance, then its source GPU if not among them.
+ * The rule (waterfill_rule.hpp; differs from the sequential greedy of eplb_shared_expert_waterfill
+ * but lands within a few percent of its max load, see bench/split_bench.cpp), with L[g] the loads,
+ * w[g] the weights, taken[g] the shared tokens given so far (0 at first):
+ *  1. the level H that the n tokens with a valid slot, poured over all GPUs, reach:
+ *     w[g] * (L[g] + x[g]) = H for every GPU with x[g] > 0 (fractional; GPUs visited in ascending
+ *     w * L, ties by id, adding 1 / w and L until H no longer reaches the next GPU); each GPU's
+ *     capacity is rem[g] = max(0, ceil(H / w[g] - L[g])), at most n;
+ *  2. two rounds; in a round every unplaced token t proposes to one candidate: with
+ *     S the sum of rem over its candidates with rem > 0 (none: no proposal) and position
+ *     p = floor(h(t) * S / 2^32), h(t) = (t + 1) * 2654435769 mod 2^32 (a golden-ratio sequence:
+ *     consecutive tokens spread evenly), the candidate whose running sum of rem (in candidate
+ *     order) first exceeds p. GPU g accepts its proposers in token order while fewer than rem[g]
+ *     were accepted in the round; then rem[g] and taken[g] are updated;
+ *  3. every token still unplaced takes the candidate with the smallest w[g] * (L[g] + taken[g] +
+ *     1), ties to its source GPU, then the lowest id (loads as after step 2, not updated between
+ *     these tokens).
+ * Execution: a 4-byte memset and four kernels on `stream` (init: rows, loads, level; round 0;
+ * round 1; fallback and loads), each over ceil(num_tokens / 512) blocks of 256 threads; ranks in
+ * token order come from __match_any_sync within a warp, a scan over the block's warps, and a scan
+ * over blocks done by the last block to finish (integer counters only). Not yet timed on a GPU
+ * (bench/split_kernels_bench.cpp). `workspace`: device memory of at least
+ * eplb_kernel_shared_waterfill_workspace_size(placement, num_tokens) bytes, 8-byte aligned, any
+ * content (nothing to clear); concurrent launches need distinct workspaces. The CPU reference
+ * checks the size but does not use it. While the kernels run, out_topk's last column holds
+ * internal marks.
+ * EPLB_ERR_INVALID_ARGUMENT: placement NULL; topk_slots or out_topk NULL with num_tokens > 0;
+ * top_k 0; an unknown flag; num_tokens >= 2^31; num_gpus > 256; workspace NULL, misaligned or
+ * workspace_bytes below the query; an array that is not device memory.
+ * EPLB_ERR_OUT_OF_MEMORY: num_tokens * (top_k + 1) overflows.
+ * EPLB_ERR_NO_DEVICE: no GPU. EPLB_ERR_DEVICE: the launch was refused. */
+EPLB_API eplb_status eplb_kernel_shared_waterfill(
+    const eplb_placement* placement, const int32_t* topk_slots, size_t num_tokens, uint32_t top_k,
+    const int32_t* source_gpu, const double* gpu_weights, const double* gpu_loads, uint32_t flags,
+    int32_t* out_topk, double* out_gpu_loads, void* workspace, size_t workspace_bytes,
+    void* stream);
+/* CPU reference of eplb_kernel_shared_waterfill (host memory; stream ignored): the same rule and
+ * outputs. Also EPLB_ERR_INVALID_ARGUMENT for a slot outside [-1, P), a source GPU outside
+ * [0, G), a weight that is not finite > 0 or a load that is not finite >= 0 (naming the index and
+ * value). Outputs are written only on success. */
+EPLB_API eplb_status eplb_kernel_shared_waterfill_cpu(
+    const eplb_placement* placement, const int32_t* topk_slots, size_t num_tokens, uint32_t top_k,
+    const int32_t* source_gpu, const double* gpu_weights, const double* gpu_loads, uint32_t flags,
+    int32_t* out_topk, double* out_gpu_loads, void* workspace, size_t workspace_bytes,
+    void* stream);
 
 #ifdef __cplusplus
 } /* extern "C" */

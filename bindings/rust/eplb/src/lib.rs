@@ -44,6 +44,14 @@ pub enum Status {
     Corrupt,
     Truncated,
     UnsupportedVersion,
+    /// Built without CUDA, or no NVIDIA driver or GPU on this machine.
+    NoDevice,
+    /// A CUDA call failed.
+    Device,
+    /// NCCL could not be loaded, or the build has no NCCL support.
+    NoNccl,
+    /// An NCCL call failed.
+    Nccl,
     /// A status this crate does not know (from a newer library).
     Other(u32),
 }
@@ -59,6 +67,10 @@ impl Status {
             sys::EPLB_ERR_CORRUPT => Status::Corrupt,
             sys::EPLB_ERR_TRUNCATED => Status::Truncated,
             sys::EPLB_ERR_UNSUPPORTED_VERSION => Status::UnsupportedVersion,
+            sys::EPLB_ERR_NO_DEVICE => Status::NoDevice,
+            sys::EPLB_ERR_DEVICE => Status::Device,
+            sys::EPLB_ERR_NO_NCCL => Status::NoNccl,
+            sys::EPLB_ERR_NCCL => Status::Nccl,
             other => Status::Other(other),
         }
     }

@@ -1,0 +1,280 @@
+// The NCCL part of the C API as a user sees it (eplb.h and libeplb.so only): the status without
+// NCCL, unique ids, communicator creation without a GPU, and, where a GPU is present, one-rank
+// all-reduces and a migration step executed over NCCL.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "eplb/eplb.h"
+
+#if EPLB_TEST_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace {
+
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    const char* old = std::getenv(name);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    if (value != nullptr) {
+      setenv(name, value, 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+  ~ScopedEnv() {
+    if (had_) {
+      setenv(name_, old_.c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  bool had_ = false;
+  std::string old_;
+};
+
+// NCCL loads (default path) and the build has NCCL support.
+bool nccl_loads(std::string& why) {
+  const ScopedEnv env("EPLB_NCCL_LIBRARY", nullptr);
+  int32_t version = 0;
+  if (eplb_nccl_version(&version) == EPLB_OK) return true;
+  why = eplb_last_error_message();
+  return false;
+}
+
+bool have_gpu() {
+  int32_t count = 0;
+  return eplb_device_count(&count) == EPLB_OK && count > 0;
+}
+
+TEST(NcclCapi, MissingLibraryIsNoNcclNamingThePath) {
+  const ScopedEnv env("EPLB_NCCL_LIBRARY", "/nonexistent/libnccl.so.2");
+  int32_t version = -7;
+  ASSERT_EQ(eplb_nccl_version(&version), EPLB_ERR_NO_NCCL);
+  EXPECT_EQ(version, -7);
+  const std::string message = eplb_last_error_message();
+  unsigned char id[EPLB_COMM_UNIQUE_ID_BYTES];
+  ASSERT_EQ(eplb_comm_get_unique_id(id, sizeof(id)), EPLB_ERR_NO_NCCL);
+  eplb_comm* comm = nullptr;
+  EXPECT_EQ(eplb_comm_create(id, sizeof(id), 1, 0, -1, &comm), EPLB_ERR_NO_NCCL);
+  EXPECT_EQ(comm, nullptr);
+  int dummy = 0;
+  EXPECT_EQ(eplb_comm_adopt(&dummy, &comm), EPLB_ERR_NO_NCCL);
+  std::string last = eplb_last_error_message();
+  if (message.find("built without NCCL") == std::string::npos) {
+    EXPECT_NE(message.find("/nonexistent/libnccl.so.2"), std::string::npos) << message;
+    EXPECT_NE(last.find("/nonexistent/libnccl.so.2"), std::string::npos) << last;
+  }
+  EXPECT_STREQ(eplb_status_string(EPLB_ERR_NO_NCCL), eplb_status_string(EPLB_ERR_NO_NCCL));
+}
+
+TEST(NcclCapi, VersionIsNccl2WhenItLoads) {
+  std::string why;
+  if (!nccl_loads(why)) GTEST_SKIP() << "NCCL does not load here: " << why;
+  int32_t version = 0;
+  ASSERT_EQ(eplb_nccl_version(&version), EPLB_OK);
+  EXPECT_GE(version, 2000);
+  EXPECT_LT(version, 30000);
+}
+
+TEST(NcclCapi, UniqueIdRoundTrip) {
+  std::string why;
+  if (!nccl_loads(why)) GTEST_SKIP() << "NCCL does not load here: " << why;
+  const ScopedEnv env("EPLB_NCCL_LIBRARY", nullptr);
+  unsigned char small[EPLB_COMM_UNIQUE_ID_BYTES - 1];
+  EXPECT_EQ(eplb_comm_get_unique_id(small, sizeof(small)), EPLB_ERR_BUFFER_TOO_SMALL);
+  std::vector<unsigned char> a(EPLB_COMM_UNIQUE_ID_BYTES + 8, 0xEE);
+  const eplb_status status = eplb_comm_get_unique_id(a.data(), a.size());
+  if (status != EPLB_OK) {
+    ASSERT_EQ(status, EPLB_ERR_NCCL) << eplb_last_error_message();
+    GTEST_SKIP() << "ncclGetUniqueId fails on this machine: " << eplb_last_error_message();
+  }
+  // Exactly EPLB_COMM_UNIQUE_ID_BYTES written, not all zero, and two ids differ.
+  EXPECT_EQ(a[EPLB_COMM_UNIQUE_ID_BYTES], 0xEE);
+  bool nonzero = false;
+  for (size_t i = 0; i < EPLB_COMM_UNIQUE_ID_BYTES; ++i) nonzero |= a[i] != 0;
+  EXPECT_TRUE(nonzero);
+  std::vector<unsigned char> b(EPLB_COMM_UNIQUE_ID_BYTES);
+  ASSERT_EQ(eplb_comm_get_unique_id(b.data(), b.size()), EPLB_OK);
+  EXPECT_NE(std::memcmp(a.data(), b.data(), EPLB_COMM_UNIQUE_ID_BYTES), 0);
+  // The serialised bytes travel as plain bytes: a copy is a valid id for eplb_comm_create
+  // (which here fails only for lack of a GPU, not because of the id).
+  std::vector<unsigned char> received(a.begin(), a.begin() + EPLB_COMM_UNIQUE_ID_BYTES);
+  if (have_gpu()) return;  // creation with a GPU is the GPU tests' job
+  eplb_comm* comm = nullptr;
+  const eplb_status created = eplb_comm_create(received.data(), received.size(), 1, 0, -1, &comm);
+  EXPECT_TRUE(created == EPLB_ERR_NO_DEVICE || created == EPLB_ERR_NCCL)
+      << eplb_status_string(created) << ": " << eplb_last_error_message();
+  EXPECT_EQ(comm, nullptr);
+}
+
+TEST(NcclCapi, CreateWithoutGpuIsNoDeviceOrNccl) {
+  if (have_gpu()) GTEST_SKIP() << "a GPU is present: covered by the GPU tests";
+  std::string why;
+  if (!nccl_loads(why)) GTEST_SKIP() << "NCCL does not load here: " << why;
+  const ScopedEnv env("EPLB_NCCL_LIBRARY", nullptr);
+  const std::vector<unsigned char> id(EPLB_COMM_UNIQUE_ID_BYTES, 0);
+  eplb_comm* comm = nullptr;
+  const eplb_status status = eplb_comm_create(id.data(), id.size(), 1, 0, -1, &comm);
+  EXPECT_TRUE(status == EPLB_ERR_NO_DEVICE || status == EPLB_ERR_NCCL)
+      << eplb_status_string(status) << ": " << eplb_last_error_message();
+  EXPECT_NE(std::string(eplb_last_error_message()), "");
+  EXPECT_EQ(comm, nullptr);
+  int dummy = 0;
+  const eplb_status adopted = eplb_comm_adopt(&dummy, &comm);
+  EXPECT_EQ(adopted, EPLB_ERR_NO_DEVICE) << eplb_last_error_message();
+}
+
+// --- one rank on a GPU
+// ------------------------------------------------------------------------------
+
+#if EPLB_TEST_WITH_CUDA
+class OneRank : public testing::Test {
+ protected:
+  void SetUp() override {
+    if (!have_gpu()) GTEST_SKIP() << "no GPU: the NCCL execution paths were not run";
+    std::string why;
+    if (!nccl_loads(why)) GTEST_SKIP() << "NCCL does not load here: " << why;
+    unsigned char id[EPLB_COMM_UNIQUE_ID_BYTES];
+    ASSERT_EQ(eplb_comm_get_unique_id(id, sizeof(id)), EPLB_OK) << eplb_last_error_message();
+    ASSERT_EQ(eplb_comm_create(id, sizeof(id), 1, 0, 0, &comm_), EPLB_OK)
+        << eplb_last_error_message();
+    ASSERT_EQ(cudaStreamCreate(&stream_), cudaSuccess);
+  }
+  void TearDown() override {
+    eplb_comm_destroy(comm_);
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+  eplb_comm* comm_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+};
+
+TEST_F(OneRank, RankAndSize) {
+  int32_t rank = -1, size = -1;
+  ASSERT_EQ(eplb_comm_get_rank(comm_, &rank), EPLB_OK);
+  ASSERT_EQ(eplb_comm_get_size(comm_, &size), EPLB_OK);
+  EXPECT_EQ(rank, 0);
+  EXPECT_EQ(size, 1);
+}
+
+TEST_F(OneRank, DeviceAllReduceOfRecorderCounts) {
+  const std::vector<int64_t> counts = {1, 2, 3, 1LL << 40};
+  void* device = nullptr;
+  ASSERT_EQ(cudaMalloc(&device, counts.size() * 8), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(device, counts.data(), counts.size() * 8, cudaMemcpyHostToDevice),
+            cudaSuccess);
+  ASSERT_EQ(
+      eplb_comm_allreduce(comm_, device, counts.size(), EPLB_COMM_INT64, EPLB_COMM_SUM, stream_),
+      EPLB_OK)
+      << eplb_last_error_message();
+  std::vector<int64_t> back(counts.size());
+  ASSERT_EQ(cudaStreamSynchronize(stream_), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(back.data(), device, back.size() * 8, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(back, counts);  // one rank: the sum is itself
+  // Host memory is refused by name.
+  EXPECT_EQ(
+      eplb_comm_allreduce(comm_, back.data(), back.size(), EPLB_COMM_INT64, EPLB_COMM_SUM, stream_),
+      EPLB_ERR_INVALID_ARGUMENT);
+  cudaFree(device);
+}
+
+TEST_F(OneRank, TrackerAllReduceKeepsOneRanksStatistics) {
+  eplb_tracker_options options;
+  eplb_tracker_options_init(&options);
+  options.num_layers = 2;
+  options.num_logical_experts = 4;
+  options.top_k = 2;
+  eplb_tracker* local = nullptr;
+  eplb_tracker* sum = nullptr;
+  ASSERT_EQ(eplb_tracker_create(&options, &local), EPLB_OK);
+  ASSERT_EQ(eplb_tracker_create(&options, &sum), EPLB_OK);
+  const int32_t ids[] = {0, 1, 2, 3, 1, -1};
+  ASSERT_EQ(eplb_tracker_record(local, 1, ids, 3, 2), EPLB_OK);
+  ASSERT_EQ(eplb_comm_allreduce_tracker(comm_, local, sum), EPLB_OK) << eplb_last_error_message();
+  double want[8], got[8];
+  ASSERT_EQ(eplb_tracker_get_loads(local, want, 8), EPLB_OK);
+  ASSERT_EQ(eplb_tracker_get_loads(sum, got, 8), EPLB_OK);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(got[i], want[i]);
+  ASSERT_EQ(eplb_comm_allreduce_tracker(comm_, local, local), EPLB_OK);  // in place
+  eplb_tracker_destroy(local);
+  eplb_tracker_destroy(sum);
+}
+
+// One GPU: layer 0 goes from experts {0, 1, 2, 2} to {0, 1, 1, 2}, so one slot gets expert 1's
+// two tensors by a device copy through staging.
+TEST_F(OneRank, MigrationStepCopiesThroughStaging) {
+  const int32_t old_map[] = {0, 1, 2, 2};
+  const int32_t new_map[] = {0, 1, 1, 2};
+  eplb_placement* old_placement = nullptr;
+  eplb_placement* new_placement = nullptr;
+  ASSERT_EQ(eplb_placement_create_from_phy2log(1, 3, 4, 1, 1, old_map, 4, &old_placement), EPLB_OK);
+  ASSERT_EQ(eplb_placement_create_from_phy2log(1, 3, 4, 1, 1, new_map, 4, &new_placement), EPLB_OK);
+  const uint64_t tensor_bytes[] = {1000, 24};
+  eplb_migration_options options;
+  eplb_migration_options_init(&options);
+  options.bytes_per_expert = 1024;
+  eplb_migration* migration = nullptr;
+  ASSERT_EQ(eplb_migration_plan(old_placement, new_placement, nullptr, 0, &options, &migration),
+            EPLB_OK);
+  eplb_migration_summary summary;
+  summary.struct_size = sizeof(summary);
+  ASSERT_EQ(eplb_migration_get_summary(migration, &summary), EPLB_OK);
+  ASSERT_EQ(summary.num_steps, 1u);
+  ASSERT_EQ(summary.moved_experts, 1u);
+  // Device tensors: slot s tensor t filled with the byte 16 * expert + t + 1.
+  std::vector<void*> slots(4 * 2);
+  for (int s = 0; s < 4; ++s) {
+    for (int t = 0; t < 2; ++t) {
+      ASSERT_EQ(cudaMalloc(&slots[s * 2 + t], tensor_bytes[t]), cudaSuccess);
+      ASSERT_EQ(cudaMemset(slots[s * 2 + t], 16 * old_map[s] + t + 1, tensor_bytes[t]),
+                cudaSuccess);
+    }
+  }
+  void* staging = nullptr;
+  const uint64_t staging_bytes = summary.max_staging_experts * (tensor_bytes[0] + tensor_bytes[1]);
+  ASSERT_EQ(cudaMalloc(&staging, staging_bytes), cudaSuccess);
+  ASSERT_EQ(eplb_migration_execute_step(migration, comm_, 0, slots.data(), slots.size(),
+                                        tensor_bytes, 2, staging, staging_bytes, stream_),
+            EPLB_OK)
+      << eplb_last_error_message();
+  ASSERT_EQ(cudaStreamSynchronize(stream_), cudaSuccess);
+  eplb_placement* after = nullptr;
+  ASSERT_EQ(eplb_migration_get_step_placement(migration, 0, &after), EPLB_OK);
+  int32_t after_map[4];
+  ASSERT_EQ(eplb_placement_get_phy2log(after, after_map, 4), EPLB_OK);
+  for (int s = 0; s < 4; ++s) {
+    for (int t = 0; t < 2; ++t) {
+      std::vector<unsigned char> bytes(tensor_bytes[t]);
+      ASSERT_EQ(cudaMemcpy(bytes.data(), slots[s * 2 + t], bytes.size(), cudaMemcpyDeviceToHost),
+                cudaSuccess);
+      for (unsigned char b : bytes) {
+        ASSERT_EQ(b, 16 * after_map[s] + t + 1) << "slot " << s << " tensor " << t;
+      }
+    }
+  }
+  // Staging too small is refused before anything is enqueued.
+  EXPECT_EQ(eplb_migration_execute_step(migration, comm_, 0, slots.data(), slots.size(),
+                                        tensor_bytes, 2, staging, 8, stream_),
+            EPLB_ERR_INVALID_ARGUMENT);
+  for (void* p : slots) cudaFree(p);
+  cudaFree(staging);
+  eplb_placement_destroy(after);
+  eplb_migration_destroy(migration);
+  eplb_placement_destroy(old_placement);
+  eplb_placement_destroy(new_placement);
+}
+#endif
+
+}  // namespace
