@@ -413,6 +413,54 @@ intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_cb5f82e9032c643b() {
 }
 
 
+intgo _wrap_EPLB_ERR_NO_DEVICE_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_ERR_NO_DEVICE;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_ERR_DEVICE_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_ERR_DEVICE;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_ERR_NO_NCCL_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_ERR_NO_NCCL;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_ERR_NCCL_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_ERR_NCCL;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
 _gostring_ _wrap_eplb_last_error_message_capi_cb5f82e9032c643b() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -6093,6 +6141,53 @@ _gostring_ _wrap_eplb_split_solve_capi_cb5f82e9032c643b(eplb_split_workspace *_s
 }
 
 
+_gostring_ _wrap_eplb_split_solve_by_node_capi_cb5f82e9032c643b(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, intgo *_swig_go_3, long long _swig_go_4, double *_swig_go_5, double *_swig_go_6, long long _swig_go_7, double _swig_go_8, intgo *_swig_go_9, long long _swig_go_10, double *_swig_go_11, long long *_swig_go_12) {
+  eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
+  eplb_placement *arg2 = (eplb_placement *) 0 ;
+  uint32_t arg3 ;
+  int32_t *arg4 = (int32_t *) 0 ;
+  size_t arg5 ;
+  double *arg6 = (double *) 0 ;
+  double *arg7 = (double *) 0 ;
+  size_t arg8 ;
+  double arg9 ;
+  int32_t *arg10 = (int32_t *) 0 ;
+  size_t arg11 ;
+  double *arg12 = (double *) 0 ;
+  int64_t *arg13 = (int64_t *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_split_workspace **)&_swig_go_0; 
+  arg2 = *(eplb_placement **)&_swig_go_1; 
+  arg3 = (uint32_t)_swig_go_2; 
+  arg4 = *(int32_t **)&_swig_go_3; 
+  arg5 = (size_t)_swig_go_4; 
+  arg6 = *(double **)&_swig_go_5; 
+  arg7 = *(double **)&_swig_go_6; 
+  arg8 = (size_t)_swig_go_7; 
+  arg9 = (double)_swig_go_8; 
+  arg10 = *(int32_t **)&_swig_go_9; 
+  arg11 = (size_t)_swig_go_10; 
+  arg12 = *(double **)&_swig_go_11; 
+  arg13 = *(int64_t **)&_swig_go_12; 
+  
+  result = (eplb_status)eplb_split_solve_by_node(arg1,(eplb_placement const *)arg2,arg3,(int const *)arg4,arg5,(double const *)arg6,(double const *)arg7,arg8,arg9,arg10,arg11,arg12,arg13);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
 _gostring_ _wrap_eplb_shared_expert_waterfill_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo *_swig_go_4, double *_swig_go_5, double *_swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long _swig_go_10) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
@@ -6121,6 +6216,2034 @@ _gostring_ _wrap_eplb_shared_expert_waterfill_capi_cb5f82e9032c643b(eplb_placeme
   arg11 = (size_t)_swig_go_10; 
   
   result = (eplb_status)eplb_shared_expert_waterfill((eplb_placement const *)arg1,(int const *)arg2,arg3,arg4,(int const *)arg5,(double const *)arg6,arg7,arg8,arg9,arg10,arg11);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_device_count_capi_cb5f82e9032c643b(intgo *_swig_go_0) {
+  int32_t *arg1 = (int32_t *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(int32_t **)&_swig_go_0; 
+  
+  result = (eplb_status)eplb_device_count(arg1);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_COMM_INT32_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_COMM_INT32;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_COMM_INT64_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_COMM_INT64;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_COMM_UINT64_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_COMM_UINT64;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_COMM_FLOAT32_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_COMM_FLOAT32;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_COMM_FLOAT64_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_COMM_FLOAT64;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_COMM_SUM_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_COMM_SUM;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_COMM_MAX_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_COMM_MAX;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_COMM_MIN_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_COMM_MIN;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_nccl_version_capi_cb5f82e9032c643b(intgo *_swig_go_0) {
+  int32_t *arg1 = (int32_t *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(int32_t **)&_swig_go_0; 
+  
+  result = (eplb_status)eplb_nccl_version(arg1);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_comm_get_unique_id_capi_cb5f82e9032c643b(void *_swig_go_0, long long _swig_go_1) {
+  void *arg1 = (void *) 0 ;
+  size_t arg2 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(void **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  
+  result = (eplb_status)eplb_comm_get_unique_id(arg1,arg2);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_comm_create_capi_cb5f82e9032c643b(void *_swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_comm **_swig_go_5) {
+  void *arg1 = (void *) 0 ;
+  size_t arg2 ;
+  int32_t arg3 ;
+  int32_t arg4 ;
+  int32_t arg5 ;
+  eplb_comm **arg6 = (eplb_comm **) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(void **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  arg3 = (int32_t)_swig_go_2; 
+  arg4 = (int32_t)_swig_go_3; 
+  arg5 = (int32_t)_swig_go_4; 
+  arg6 = *(eplb_comm ***)&_swig_go_5; 
+  
+  result = (eplb_status)eplb_comm_create((void const *)arg1,arg2,arg3,arg4,arg5,arg6);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_comm_adopt_capi_cb5f82e9032c643b(void *_swig_go_0, eplb_comm **_swig_go_1) {
+  void *arg1 = (void *) 0 ;
+  eplb_comm **arg2 = (eplb_comm **) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(void **)&_swig_go_0; 
+  arg2 = *(eplb_comm ***)&_swig_go_1; 
+  
+  result = (eplb_status)eplb_comm_adopt(arg1,arg2);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_comm_destroy_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0) {
+  eplb_comm *arg1 = (eplb_comm *) 0 ;
+  
+  arg1 = *(eplb_comm **)&_swig_go_0; 
+  
+  eplb_comm_destroy(arg1);
+  
+}
+
+
+_gostring_ _wrap_eplb_comm_get_rank_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
+  eplb_comm *arg1 = (eplb_comm *) 0 ;
+  int32_t *arg2 = (int32_t *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_comm **)&_swig_go_0; 
+  arg2 = *(int32_t **)&_swig_go_1; 
+  
+  result = (eplb_status)eplb_comm_get_rank((eplb_comm const *)arg1,arg2);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_comm_get_size_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
+  eplb_comm *arg1 = (eplb_comm *) 0 ;
+  int32_t *arg2 = (int32_t *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_comm **)&_swig_go_0; 
+  arg2 = *(int32_t **)&_swig_go_1; 
+  
+  result = (eplb_status)eplb_comm_get_size((eplb_comm const *)arg1,arg2);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_comm_allreduce_tracker_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0, eplb_tracker *_swig_go_1, eplb_tracker *_swig_go_2) {
+  eplb_comm *arg1 = (eplb_comm *) 0 ;
+  eplb_tracker *arg2 = (eplb_tracker *) 0 ;
+  eplb_tracker *arg3 = (eplb_tracker *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_comm **)&_swig_go_0; 
+  arg2 = *(eplb_tracker **)&_swig_go_1; 
+  arg3 = *(eplb_tracker **)&_swig_go_2; 
+  
+  result = (eplb_status)eplb_comm_allreduce_tracker(arg1,(eplb_tracker const *)arg2,arg3);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_comm_allreduce_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0, void *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+  eplb_comm *arg1 = (eplb_comm *) 0 ;
+  void *arg2 = (void *) 0 ;
+  size_t arg3 ;
+  uint32_t arg4 ;
+  uint32_t arg5 ;
+  void *arg6 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_comm **)&_swig_go_0; 
+  arg2 = *(void **)&_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = (uint32_t)_swig_go_4; 
+  arg6 = *(void **)&_swig_go_5; 
+  
+  result = (eplb_status)eplb_comm_allreduce(arg1,arg2,arg3,arg4,arg5,arg6);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_migration_execute_step_capi_cb5f82e9032c643b(eplb_migration *_swig_go_0, eplb_comm *_swig_go_1, intgo _swig_go_2, void **_swig_go_3, long long _swig_go_4, long long *_swig_go_5, intgo _swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
+  eplb_migration *arg1 = (eplb_migration *) 0 ;
+  eplb_comm *arg2 = (eplb_comm *) 0 ;
+  uint32_t arg3 ;
+  void **arg4 = (void **) 0 ;
+  size_t arg5 ;
+  uint64_t *arg6 = (uint64_t *) 0 ;
+  uint32_t arg7 ;
+  void *arg8 = (void *) 0 ;
+  uint64_t arg9 ;
+  void *arg10 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_migration **)&_swig_go_0; 
+  arg2 = *(eplb_comm **)&_swig_go_1; 
+  arg3 = (uint32_t)_swig_go_2; 
+  arg4 = *(void ***)&_swig_go_3; 
+  arg5 = (size_t)_swig_go_4; 
+  arg6 = *(uint64_t **)&_swig_go_5; 
+  arg7 = (uint32_t)_swig_go_6; 
+  arg8 = *(void **)&_swig_go_7; 
+  arg9 = (uint64_t)_swig_go_8; 
+  arg10 = *(void **)&_swig_go_9; 
+  
+  result = (eplb_status)eplb_migration_execute_step((eplb_migration const *)arg1,arg2,arg3,(void *const *)arg4,arg5,(unsigned long long const *)arg6,arg7,arg8,arg9,arg10);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_ROW_DTYPE_FLOAT32;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_ROW_DTYPE_FLOAT16;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_ROW_DTYPE_BFLOAT16;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_cb5f82e9032c643b(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long *_swig_go_5) {
+  size_t arg1 ;
+  size_t arg2 ;
+  uint32_t arg3 ;
+  uint32_t arg4 ;
+  uint32_t arg5 ;
+  size_t *arg6 = (size_t *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = (size_t)_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  arg3 = (uint32_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = (uint32_t)_swig_go_4; 
+  arg6 = *(size_t **)&_swig_go_5; 
+  
+  result = (eplb_status)eplb_kernel_dispatch_layout_workspace_size(arg1,arg2,arg3,arg4,arg5,arg6);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_dispatch_layout_capi_cb5f82e9032c643b(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+  int32_t *arg1 = (int32_t *) 0 ;
+  size_t arg2 ;
+  size_t arg3 ;
+  uint32_t arg4 ;
+  uint32_t arg5 ;
+  uint32_t arg6 ;
+  int32_t *arg7 = (int32_t *) 0 ;
+  int32_t *arg8 = (int32_t *) 0 ;
+  int32_t *arg9 = (int32_t *) 0 ;
+  uint8_t *arg10 = (uint8_t *) 0 ;
+  int32_t *arg11 = (int32_t *) 0 ;
+  void *arg12 = (void *) 0 ;
+  size_t arg13 ;
+  void *arg14 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = (int32_t *)_swig_go_0.array; 
+  arg2 = (size_t)_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = (uint32_t)_swig_go_4; 
+  arg6 = (uint32_t)_swig_go_5; 
+  arg7 = *(int32_t **)&_swig_go_6; 
+  arg8 = *(int32_t **)&_swig_go_7; 
+  arg9 = *(int32_t **)&_swig_go_8; 
+  arg10 = *(uint8_t **)&_swig_go_9; 
+  arg11 = *(int32_t **)&_swig_go_10; 
+  arg12 = *(void **)&_swig_go_11; 
+  arg13 = (size_t)_swig_go_12; 
+  arg14 = *(void **)&_swig_go_13; 
+  
+  result = (eplb_status)eplb_kernel_dispatch_layout((int const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,arg8,arg9,arg10,arg11,arg12,arg13,arg14);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_dispatch_layout_cpu_capi_cb5f82e9032c643b(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+  int32_t *arg1 = (int32_t *) 0 ;
+  size_t arg2 ;
+  size_t arg3 ;
+  uint32_t arg4 ;
+  uint32_t arg5 ;
+  uint32_t arg6 ;
+  int32_t *arg7 = (int32_t *) 0 ;
+  int32_t *arg8 = (int32_t *) 0 ;
+  int32_t *arg9 = (int32_t *) 0 ;
+  uint8_t *arg10 = (uint8_t *) 0 ;
+  int32_t *arg11 = (int32_t *) 0 ;
+  void *arg12 = (void *) 0 ;
+  size_t arg13 ;
+  void *arg14 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = (int32_t *)_swig_go_0.array; 
+  arg2 = (size_t)_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = (uint32_t)_swig_go_4; 
+  arg6 = (uint32_t)_swig_go_5; 
+  arg7 = *(int32_t **)&_swig_go_6; 
+  arg8 = *(int32_t **)&_swig_go_7; 
+  arg9 = *(int32_t **)&_swig_go_8; 
+  arg10 = *(uint8_t **)&_swig_go_9; 
+  arg11 = *(int32_t **)&_swig_go_10; 
+  arg12 = *(void **)&_swig_go_11; 
+  arg13 = (size_t)_swig_go_12; 
+  arg14 = *(void **)&_swig_go_13; 
+  
+  result = (eplb_status)eplb_kernel_dispatch_layout_cpu((int const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,arg8,arg9,arg10,arg11,arg12,arg13,arg14);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_expert_sort_capacity_capi_cb5f82e9032c643b(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, long long *_swig_go_4) {
+  size_t arg1 ;
+  size_t arg2 ;
+  uint32_t arg3 ;
+  uint32_t arg4 ;
+  size_t *arg5 = (size_t *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = (size_t)_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  arg3 = (uint32_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = *(size_t **)&_swig_go_4; 
+  
+  result = (eplb_status)eplb_kernel_expert_sort_capacity(arg1,arg2,arg3,arg4,arg5);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_expert_sort_workspace_size_capi_cb5f82e9032c643b(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, long long *_swig_go_3) {
+  size_t arg1 ;
+  size_t arg2 ;
+  uint32_t arg3 ;
+  size_t *arg4 = (size_t *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = (size_t)_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  arg3 = (uint32_t)_swig_go_2; 
+  arg4 = *(size_t **)&_swig_go_3; 
+  
+  result = (eplb_status)eplb_kernel_expert_sort_workspace_size(arg1,arg2,arg3,arg4);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_expert_sort_capi_cb5f82e9032c643b(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+  int32_t *arg1 = (int32_t *) 0 ;
+  size_t arg2 ;
+  size_t arg3 ;
+  uint32_t arg4 ;
+  uint32_t arg5 ;
+  size_t arg6 ;
+  int32_t *arg7 = (int32_t *) 0 ;
+  int32_t *arg8 = (int32_t *) 0 ;
+  int32_t *arg9 = (int32_t *) 0 ;
+  int32_t *arg10 = (int32_t *) 0 ;
+  int32_t *arg11 = (int32_t *) 0 ;
+  void *arg12 = (void *) 0 ;
+  size_t arg13 ;
+  void *arg14 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = (int32_t *)_swig_go_0.array; 
+  arg2 = (size_t)_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = (uint32_t)_swig_go_4; 
+  arg6 = (size_t)_swig_go_5; 
+  arg7 = *(int32_t **)&_swig_go_6; 
+  arg8 = *(int32_t **)&_swig_go_7; 
+  arg9 = *(int32_t **)&_swig_go_8; 
+  arg10 = *(int32_t **)&_swig_go_9; 
+  arg11 = *(int32_t **)&_swig_go_10; 
+  arg12 = *(void **)&_swig_go_11; 
+  arg13 = (size_t)_swig_go_12; 
+  arg14 = *(void **)&_swig_go_13; 
+  
+  result = (eplb_status)eplb_kernel_expert_sort((int const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,arg8,arg9,arg10,arg11,arg12,arg13,arg14);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_expert_sort_cpu_capi_cb5f82e9032c643b(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+  int32_t *arg1 = (int32_t *) 0 ;
+  size_t arg2 ;
+  size_t arg3 ;
+  uint32_t arg4 ;
+  uint32_t arg5 ;
+  size_t arg6 ;
+  int32_t *arg7 = (int32_t *) 0 ;
+  int32_t *arg8 = (int32_t *) 0 ;
+  int32_t *arg9 = (int32_t *) 0 ;
+  int32_t *arg10 = (int32_t *) 0 ;
+  int32_t *arg11 = (int32_t *) 0 ;
+  void *arg12 = (void *) 0 ;
+  size_t arg13 ;
+  void *arg14 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = (int32_t *)_swig_go_0.array; 
+  arg2 = (size_t)_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = (uint32_t)_swig_go_4; 
+  arg6 = (size_t)_swig_go_5; 
+  arg7 = *(int32_t **)&_swig_go_6; 
+  arg8 = *(int32_t **)&_swig_go_7; 
+  arg9 = *(int32_t **)&_swig_go_8; 
+  arg10 = *(int32_t **)&_swig_go_9; 
+  arg11 = *(int32_t **)&_swig_go_10; 
+  arg12 = *(void **)&_swig_go_11; 
+  arg13 = (size_t)_swig_go_12; 
+  arg14 = *(void **)&_swig_go_13; 
+  
+  result = (eplb_status)eplb_kernel_expert_sort_cpu((int const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,arg8,arg9,arg10,arg11,arg12,arg13,arg14);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_permute_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
+  void *arg1 = (void *) 0 ;
+  uint32_t arg2 ;
+  size_t arg3 ;
+  size_t arg4 ;
+  size_t arg5 ;
+  int32_t *arg6 = (int32_t *) 0 ;
+  size_t arg7 ;
+  void *arg8 = (void *) 0 ;
+  void *arg9 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(void **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (size_t)_swig_go_3; 
+  arg5 = (size_t)_swig_go_4; 
+  arg6 = *(int32_t **)&_swig_go_5; 
+  arg7 = (size_t)_swig_go_6; 
+  arg8 = *(void **)&_swig_go_7; 
+  arg9 = *(void **)&_swig_go_8; 
+  
+  result = (eplb_status)eplb_kernel_permute((void const *)arg1,arg2,arg3,arg4,arg5,(int const *)arg6,arg7,arg8,arg9);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_permute_cpu_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
+  void *arg1 = (void *) 0 ;
+  uint32_t arg2 ;
+  size_t arg3 ;
+  size_t arg4 ;
+  size_t arg5 ;
+  int32_t *arg6 = (int32_t *) 0 ;
+  size_t arg7 ;
+  void *arg8 = (void *) 0 ;
+  void *arg9 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(void **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (size_t)_swig_go_3; 
+  arg5 = (size_t)_swig_go_4; 
+  arg6 = *(int32_t **)&_swig_go_5; 
+  arg7 = (size_t)_swig_go_6; 
+  arg8 = *(void **)&_swig_go_7; 
+  arg9 = *(void **)&_swig_go_8; 
+  
+  result = (eplb_status)eplb_kernel_permute_cpu((void const *)arg1,arg2,arg3,arg4,arg5,(int const *)arg6,arg7,arg8,arg9);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_unpermute_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
+  void *arg1 = (void *) 0 ;
+  uint32_t arg2 ;
+  size_t arg3 ;
+  size_t arg4 ;
+  size_t arg5 ;
+  int32_t *arg6 = (int32_t *) 0 ;
+  float *arg7 = (float *) 0 ;
+  size_t arg8 ;
+  void *arg9 = (void *) 0 ;
+  void *arg10 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(void **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (size_t)_swig_go_3; 
+  arg5 = (size_t)_swig_go_4; 
+  arg6 = *(int32_t **)&_swig_go_5; 
+  arg7 = *(float **)&_swig_go_6; 
+  arg8 = (size_t)_swig_go_7; 
+  arg9 = *(void **)&_swig_go_8; 
+  arg10 = *(void **)&_swig_go_9; 
+  
+  result = (eplb_status)eplb_kernel_unpermute((void const *)arg1,arg2,arg3,arg4,arg5,(int const *)arg6,(float const *)arg7,arg8,arg9,arg10);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_unpermute_cpu_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
+  void *arg1 = (void *) 0 ;
+  uint32_t arg2 ;
+  size_t arg3 ;
+  size_t arg4 ;
+  size_t arg5 ;
+  int32_t *arg6 = (int32_t *) 0 ;
+  float *arg7 = (float *) 0 ;
+  size_t arg8 ;
+  void *arg9 = (void *) 0 ;
+  void *arg10 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(void **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (size_t)_swig_go_3; 
+  arg5 = (size_t)_swig_go_4; 
+  arg6 = *(int32_t **)&_swig_go_5; 
+  arg7 = *(float **)&_swig_go_6; 
+  arg8 = (size_t)_swig_go_7; 
+  arg9 = *(void **)&_swig_go_8; 
+  arg10 = *(void **)&_swig_go_9; 
+  
+  result = (eplb_status)eplb_kernel_unpermute_cpu((void const *)arg1,arg2,arg3,arg4,arg5,(int const *)arg6,(float const *)arg7,arg8,arg9,arg10);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_IDS_INT32_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_IDS_INT32;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_IDS_INT64_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_IDS_INT64;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_device_tables_create_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_device_tables **_swig_go_5) {
+  eplb_placement *arg1 = (eplb_placement *) 0 ;
+  uint32_t arg2 ;
+  uint32_t arg3 ;
+  uint32_t arg4 ;
+  void *arg5 = (void *) 0 ;
+  eplb_device_tables **arg6 = (eplb_device_tables **) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_placement **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  arg3 = (uint32_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = *(void **)&_swig_go_4; 
+  arg6 = *(eplb_device_tables ***)&_swig_go_5; 
+  
+  result = (eplb_status)eplb_device_tables_create((eplb_placement const *)arg1,arg2,arg3,arg4,arg5,arg6);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_device_tables_update_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0, eplb_placement *_swig_go_1, void *_swig_go_2) {
+  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
+  eplb_placement *arg2 = (eplb_placement *) 0 ;
+  void *arg3 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_device_tables **)&_swig_go_0; 
+  arg2 = *(eplb_placement **)&_swig_go_1; 
+  arg3 = *(void **)&_swig_go_2; 
+  
+  result = (eplb_status)eplb_device_tables_update(arg1,(eplb_placement const *)arg2,arg3);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_device_tables_destroy_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0) {
+  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
+  
+  arg1 = *(eplb_device_tables **)&_swig_go_0; 
+  
+  eplb_device_tables_destroy(arg1);
+  
+}
+
+
+void _wrap_eplb_device_tables_info_struct_size_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->struct_size = arg2;
+  
+}
+
+
+intgo _wrap_eplb_device_tables_info_struct_size_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->struct_size);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_device_tables_info_num_layers_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->num_layers = arg2;
+  
+}
+
+
+intgo _wrap_eplb_device_tables_info_num_layers_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->num_layers);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_device_tables_info_num_logical_experts_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->num_logical_experts = arg2;
+  
+}
+
+
+intgo _wrap_eplb_device_tables_info_num_logical_experts_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->num_logical_experts);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_device_tables_info_num_physical_experts_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->num_physical_experts = arg2;
+  
+}
+
+
+intgo _wrap_eplb_device_tables_info_num_physical_experts_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->num_physical_experts);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_device_tables_info_max_replicas_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->max_replicas = arg2;
+  
+}
+
+
+intgo _wrap_eplb_device_tables_info_max_replicas_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->max_replicas);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_device_tables_info_num_nodes_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->num_nodes = arg2;
+  
+}
+
+
+intgo _wrap_eplb_device_tables_info_num_nodes_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->num_nodes);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_device_tables_info_num_gpus_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->num_gpus = arg2;
+  
+}
+
+
+intgo _wrap_eplb_device_tables_info_num_gpus_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->num_gpus);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_device_tables_info_slots_per_gpu_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->slots_per_gpu = arg2;
+  
+}
+
+
+intgo _wrap_eplb_device_tables_info_slots_per_gpu_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->slots_per_gpu);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_device_tables_info_gpus_per_node_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->gpus_per_node = arg2;
+  
+}
+
+
+intgo _wrap_eplb_device_tables_info_gpus_per_node_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->gpus_per_node);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_device_tables_info_gpu_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->gpu = arg2;
+  
+}
+
+
+intgo _wrap_eplb_device_tables_info_gpu_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->gpu);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_device_tables_info_flags_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->flags = arg2;
+  
+}
+
+
+intgo _wrap_eplb_device_tables_info_flags_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->flags);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_device_tables_info_device_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  int32_t arg2 ;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  arg2 = (int32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->device = arg2;
+  
+}
+
+
+intgo _wrap_eplb_device_tables_info_device_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  int32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  
+  result = (int32_t) ((arg1)->device);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_device_tables_info_device_bytes_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, long long _swig_go_1) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint64_t arg2 ;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  arg2 = (uint64_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->device_bytes = arg2;
+  
+}
+
+
+long long _wrap_eplb_device_tables_info_device_bytes_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  uint64_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  
+  result = (uint64_t) ((arg1)->device_bytes);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+struct eplb_device_tables_info *_wrap_new_eplb_device_tables_info_capi_cb5f82e9032c643b() {
+  struct eplb_device_tables_info *result = 0 ;
+  struct eplb_device_tables_info *_swig_go_result;
+  
+  
+  result = (struct eplb_device_tables_info *)calloc(1, sizeof(struct eplb_device_tables_info));
+  *(struct eplb_device_tables_info **)&_swig_go_result = (struct eplb_device_tables_info *)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_delete_eplb_device_tables_info_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
+  
+  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
+  
+  free((char *) arg1);
+  
+}
+
+
+_gostring_ _wrap_eplb_device_tables_get_info_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0, struct eplb_device_tables_info *_swig_go_1) {
+  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
+  eplb_device_tables_info *arg2 = (eplb_device_tables_info *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_device_tables **)&_swig_go_0; 
+  arg2 = *(eplb_device_tables_info **)&_swig_go_1; 
+  
+  result = (eplb_status)eplb_device_tables_get_info((eplb_device_tables const *)arg1,arg2);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_device_tables_get_static_map_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0, _goslice_ _swig_go_1) {
+  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
+  int32_t *arg2 = (int32_t *) 0 ;
+  size_t arg3 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_device_tables **)&_swig_go_0; 
+  
+  arg2 = (int32_t *)_swig_go_1.array;
+  arg3 = (size_t)_swig_go_1.len;
+  
+  
+  result = (eplb_status)eplb_device_tables_get_static_map((eplb_device_tables const *)arg1,arg2,arg3);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_record_load_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
+  void *arg1 = (void *) 0 ;
+  uint32_t arg2 ;
+  size_t arg3 ;
+  uint32_t arg4 ;
+  uint32_t arg5 ;
+  uint32_t arg6 ;
+  uint32_t arg7 ;
+  int32_t *arg8 = (int32_t *) 0 ;
+  int64_t *arg9 = (int64_t *) 0 ;
+  void *arg10 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(void **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = (uint32_t)_swig_go_4; 
+  arg6 = (uint32_t)_swig_go_5; 
+  arg7 = (uint32_t)_swig_go_6; 
+  arg8 = *(int32_t **)&_swig_go_7; 
+  arg9 = *(int64_t **)&_swig_go_8; 
+  arg10 = *(void **)&_swig_go_9; 
+  
+  result = (eplb_status)eplb_kernel_record_load((void const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,(int const *)arg8,arg9,arg10);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_record_load_cpu_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
+  void *arg1 = (void *) 0 ;
+  uint32_t arg2 ;
+  size_t arg3 ;
+  uint32_t arg4 ;
+  uint32_t arg5 ;
+  uint32_t arg6 ;
+  uint32_t arg7 ;
+  int32_t *arg8 = (int32_t *) 0 ;
+  int64_t *arg9 = (int64_t *) 0 ;
+  void *arg10 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(void **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = (uint32_t)_swig_go_4; 
+  arg6 = (uint32_t)_swig_go_5; 
+  arg7 = (uint32_t)_swig_go_6; 
+  arg8 = *(int32_t **)&_swig_go_7; 
+  arg9 = *(int64_t **)&_swig_go_8; 
+  arg10 = *(void **)&_swig_go_9; 
+  
+  result = (eplb_status)eplb_kernel_record_load_cpu((void const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,(int const *)arg8,arg9,arg10);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_MAP_STATIC_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_MAP_STATIC;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_MAP_ROUND_ROBIN;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_MAP_HASH_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_MAP_HASH;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_MAP_NODE_AWARE_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_MAP_NODE_AWARE;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_EPLB_MAP_QUOTA_capi_cb5f82e9032c643b() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_MAP_QUOTA;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_map_record_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
+  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
+  uint32_t arg2 ;
+  uint32_t arg3 ;
+  uint64_t arg4 ;
+  int32_t *arg5 = (int32_t *) 0 ;
+  void *arg6 = (void *) 0 ;
+  uint32_t arg7 ;
+  size_t arg8 ;
+  uint32_t arg9 ;
+  int32_t *arg10 = (int32_t *) 0 ;
+  int64_t *arg11 = (int64_t *) 0 ;
+  int32_t *arg12 = (int32_t *) 0 ;
+  void *arg13 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_device_tables **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  arg3 = (uint32_t)_swig_go_2; 
+  arg4 = (uint64_t)_swig_go_3; 
+  arg5 = *(int32_t **)&_swig_go_4; 
+  arg6 = *(void **)&_swig_go_5; 
+  arg7 = (uint32_t)_swig_go_6; 
+  arg8 = (size_t)_swig_go_7; 
+  arg9 = (uint32_t)_swig_go_8; 
+  arg10 = *(int32_t **)&_swig_go_9; 
+  arg11 = *(int64_t **)&_swig_go_10; 
+  arg12 = *(int32_t **)&_swig_go_11; 
+  arg13 = *(void **)&_swig_go_12; 
+  
+  result = (eplb_status)eplb_kernel_map_record((eplb_device_tables const *)arg1,arg2,arg3,arg4,(int const *)arg5,(void const *)arg6,arg7,arg8,arg9,(int const *)arg10,arg11,arg12,arg13);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_map_record_cpu_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
+  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
+  uint32_t arg2 ;
+  uint32_t arg3 ;
+  uint64_t arg4 ;
+  int32_t *arg5 = (int32_t *) 0 ;
+  void *arg6 = (void *) 0 ;
+  uint32_t arg7 ;
+  size_t arg8 ;
+  uint32_t arg9 ;
+  int32_t *arg10 = (int32_t *) 0 ;
+  int64_t *arg11 = (int64_t *) 0 ;
+  int32_t *arg12 = (int32_t *) 0 ;
+  void *arg13 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_device_tables **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  arg3 = (uint32_t)_swig_go_2; 
+  arg4 = (uint64_t)_swig_go_3; 
+  arg5 = *(int32_t **)&_swig_go_4; 
+  arg6 = *(void **)&_swig_go_5; 
+  arg7 = (uint32_t)_swig_go_6; 
+  arg8 = (size_t)_swig_go_7; 
+  arg9 = (uint32_t)_swig_go_8; 
+  arg10 = *(int32_t **)&_swig_go_9; 
+  arg11 = *(int64_t **)&_swig_go_10; 
+  arg12 = *(int32_t **)&_swig_go_11; 
+  arg13 = *(void **)&_swig_go_12; 
+  
+  result = (eplb_status)eplb_kernel_map_record_cpu((eplb_device_tables const *)arg1,arg2,arg3,arg4,(int const *)arg5,(void const *)arg6,arg7,arg8,arg9,(int const *)arg10,arg11,arg12,arg13);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_fold_counts_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
+  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
+  int64_t *arg2 = (int64_t *) 0 ;
+  int64_t *arg3 = (int64_t *) 0 ;
+  void *arg4 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_device_tables **)&_swig_go_0; 
+  arg2 = *(int64_t **)&_swig_go_1; 
+  arg3 = *(int64_t **)&_swig_go_2; 
+  arg4 = *(void **)&_swig_go_3; 
+  
+  result = (eplb_status)eplb_kernel_fold_counts((eplb_device_tables const *)arg1,(long long const *)arg2,arg3,arg4);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_fold_counts_cpu_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
+  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
+  int64_t *arg2 = (int64_t *) 0 ;
+  int64_t *arg3 = (int64_t *) 0 ;
+  void *arg4 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_device_tables **)&_swig_go_0; 
+  arg2 = *(int64_t **)&_swig_go_1; 
+  arg3 = *(int64_t **)&_swig_go_2; 
+  arg4 = *(void **)&_swig_go_3; 
+  
+  result = (eplb_status)eplb_kernel_fold_counts_cpu((eplb_device_tables const *)arg1,(long long const *)arg2,arg3,arg4);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_coactivation_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
+  void *arg1 = (void *) 0 ;
+  uint32_t arg2 ;
+  size_t arg3 ;
+  uint32_t arg4 ;
+  uint32_t arg5 ;
+  uint32_t arg6 ;
+  uint32_t arg7 ;
+  int32_t *arg8 = (int32_t *) 0 ;
+  int64_t *arg9 = (int64_t *) 0 ;
+  uint32_t arg10 ;
+  uint32_t arg11 ;
+  uint32_t arg12 ;
+  int32_t *arg13 = (int32_t *) 0 ;
+  void *arg14 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(void **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = (uint32_t)_swig_go_4; 
+  arg6 = (uint32_t)_swig_go_5; 
+  arg7 = (uint32_t)_swig_go_6; 
+  arg8 = *(int32_t **)&_swig_go_7; 
+  arg9 = *(int64_t **)&_swig_go_8; 
+  arg10 = (uint32_t)_swig_go_9; 
+  arg11 = (uint32_t)_swig_go_10; 
+  arg12 = (uint32_t)_swig_go_11; 
+  arg13 = *(int32_t **)&_swig_go_12; 
+  arg14 = *(void **)&_swig_go_13; 
+  
+  result = (eplb_status)eplb_kernel_coactivation((void const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,(int const *)arg8,arg9,arg10,arg11,arg12,arg13,arg14);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_coactivation_cpu_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
+  void *arg1 = (void *) 0 ;
+  uint32_t arg2 ;
+  size_t arg3 ;
+  uint32_t arg4 ;
+  uint32_t arg5 ;
+  uint32_t arg6 ;
+  uint32_t arg7 ;
+  int32_t *arg8 = (int32_t *) 0 ;
+  int64_t *arg9 = (int64_t *) 0 ;
+  uint32_t arg10 ;
+  uint32_t arg11 ;
+  uint32_t arg12 ;
+  int32_t *arg13 = (int32_t *) 0 ;
+  void *arg14 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(void **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = (uint32_t)_swig_go_4; 
+  arg6 = (uint32_t)_swig_go_5; 
+  arg7 = (uint32_t)_swig_go_6; 
+  arg8 = *(int32_t **)&_swig_go_7; 
+  arg9 = *(int64_t **)&_swig_go_8; 
+  arg10 = (uint32_t)_swig_go_9; 
+  arg11 = (uint32_t)_swig_go_10; 
+  arg12 = (uint32_t)_swig_go_11; 
+  arg13 = *(int32_t **)&_swig_go_12; 
+  arg14 = *(void **)&_swig_go_13; 
+  
+  result = (eplb_status)eplb_kernel_coactivation_cpu((void const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,(int const *)arg8,arg9,arg10,arg11,arg12,arg13,arg14);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_split_tables_create_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_split_tables **_swig_go_5) {
+  eplb_placement *arg1 = (eplb_placement *) 0 ;
+  uint32_t arg2 ;
+  uint32_t arg3 ;
+  uint32_t arg4 ;
+  void *arg5 = (void *) 0 ;
+  eplb_split_tables **arg6 = (eplb_split_tables **) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_placement **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  arg3 = (uint32_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = *(void **)&_swig_go_4; 
+  arg6 = *(eplb_split_tables ***)&_swig_go_5; 
+  
+  result = (eplb_status)eplb_split_tables_create((eplb_placement const *)arg1,arg2,arg3,arg4,arg5,arg6);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_split_tables_destroy_capi_cb5f82e9032c643b(eplb_split_tables *_swig_go_0) {
+  eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
+  
+  arg1 = *(eplb_split_tables **)&_swig_go_0; 
+  
+  eplb_split_tables_destroy(arg1);
+  
+}
+
+
+_gostring_ _wrap_eplb_kernel_split_solve_workspace_size_capi_cb5f82e9032c643b(eplb_split_tables *_swig_go_0, long long *_swig_go_1) {
+  eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
+  size_t *arg2 = (size_t *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_split_tables **)&_swig_go_0; 
+  arg2 = *(size_t **)&_swig_go_1; 
+  
+  result = (eplb_status)eplb_kernel_split_solve_workspace_size((eplb_split_tables const *)arg1,arg2);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_split_solve_capi_cb5f82e9032c643b(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, double *_swig_go_3, double *_swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
+  eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
+  uint32_t arg2 ;
+  int32_t *arg3 = (int32_t *) 0 ;
+  double *arg4 = (double *) 0 ;
+  double *arg5 = (double *) 0 ;
+  int32_t *arg6 = (int32_t *) 0 ;
+  double *arg7 = (double *) 0 ;
+  void *arg8 = (void *) 0 ;
+  size_t arg9 ;
+  void *arg10 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_split_tables **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  arg3 = *(int32_t **)&_swig_go_2; 
+  arg4 = *(double **)&_swig_go_3; 
+  arg5 = *(double **)&_swig_go_4; 
+  arg6 = *(int32_t **)&_swig_go_5; 
+  arg7 = *(double **)&_swig_go_6; 
+  arg8 = *(void **)&_swig_go_7; 
+  arg9 = (size_t)_swig_go_8; 
+  arg10 = *(void **)&_swig_go_9; 
+  
+  result = (eplb_status)eplb_kernel_split_solve((eplb_split_tables const *)arg1,arg2,(int const *)arg3,(double const *)arg4,(double const *)arg5,arg6,arg7,arg8,arg9,arg10);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_split_solve_cpu_capi_cb5f82e9032c643b(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, double *_swig_go_3, double *_swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
+  eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
+  uint32_t arg2 ;
+  int32_t *arg3 = (int32_t *) 0 ;
+  double *arg4 = (double *) 0 ;
+  double *arg5 = (double *) 0 ;
+  int32_t *arg6 = (int32_t *) 0 ;
+  double *arg7 = (double *) 0 ;
+  void *arg8 = (void *) 0 ;
+  size_t arg9 ;
+  void *arg10 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_split_tables **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  arg3 = *(int32_t **)&_swig_go_2; 
+  arg4 = *(double **)&_swig_go_3; 
+  arg5 = *(double **)&_swig_go_4; 
+  arg6 = *(int32_t **)&_swig_go_5; 
+  arg7 = *(double **)&_swig_go_6; 
+  arg8 = *(void **)&_swig_go_7; 
+  arg9 = (size_t)_swig_go_8; 
+  arg10 = *(void **)&_swig_go_9; 
+  
+  result = (eplb_status)eplb_kernel_split_solve_cpu((eplb_split_tables const *)arg1,arg2,(int const *)arg3,(double const *)arg4,(double const *)arg5,arg6,arg7,arg8,arg9,arg10);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, long long _swig_go_1, long long *_swig_go_2) {
+  eplb_placement *arg1 = (eplb_placement *) 0 ;
+  size_t arg2 ;
+  size_t *arg3 = (size_t *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_placement **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  arg3 = *(size_t **)&_swig_go_2; 
+  
+  result = (eplb_status)eplb_kernel_shared_waterfill_workspace_size((eplb_placement const *)arg1,arg2,arg3);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_shared_waterfill_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo *_swig_go_4, double *_swig_go_5, double *_swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
+  eplb_placement *arg1 = (eplb_placement *) 0 ;
+  int32_t *arg2 = (int32_t *) 0 ;
+  size_t arg3 ;
+  uint32_t arg4 ;
+  int32_t *arg5 = (int32_t *) 0 ;
+  double *arg6 = (double *) 0 ;
+  double *arg7 = (double *) 0 ;
+  uint32_t arg8 ;
+  int32_t *arg9 = (int32_t *) 0 ;
+  double *arg10 = (double *) 0 ;
+  void *arg11 = (void *) 0 ;
+  size_t arg12 ;
+  void *arg13 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_placement **)&_swig_go_0; 
+  arg2 = *(int32_t **)&_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = *(int32_t **)&_swig_go_4; 
+  arg6 = *(double **)&_swig_go_5; 
+  arg7 = *(double **)&_swig_go_6; 
+  arg8 = (uint32_t)_swig_go_7; 
+  arg9 = *(int32_t **)&_swig_go_8; 
+  arg10 = *(double **)&_swig_go_9; 
+  arg11 = *(void **)&_swig_go_10; 
+  arg12 = (size_t)_swig_go_11; 
+  arg13 = *(void **)&_swig_go_12; 
+  
+  result = (eplb_status)eplb_kernel_shared_waterfill((eplb_placement const *)arg1,(int const *)arg2,arg3,arg4,(int const *)arg5,(double const *)arg6,(double const *)arg7,arg8,arg9,arg10,arg11,arg12,arg13);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_kernel_shared_waterfill_cpu_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo *_swig_go_4, double *_swig_go_5, double *_swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
+  eplb_placement *arg1 = (eplb_placement *) 0 ;
+  int32_t *arg2 = (int32_t *) 0 ;
+  size_t arg3 ;
+  uint32_t arg4 ;
+  int32_t *arg5 = (int32_t *) 0 ;
+  double *arg6 = (double *) 0 ;
+  double *arg7 = (double *) 0 ;
+  uint32_t arg8 ;
+  int32_t *arg9 = (int32_t *) 0 ;
+  double *arg10 = (double *) 0 ;
+  void *arg11 = (void *) 0 ;
+  size_t arg12 ;
+  void *arg13 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_placement **)&_swig_go_0; 
+  arg2 = *(int32_t **)&_swig_go_1; 
+  arg3 = (size_t)_swig_go_2; 
+  arg4 = (uint32_t)_swig_go_3; 
+  arg5 = *(int32_t **)&_swig_go_4; 
+  arg6 = *(double **)&_swig_go_5; 
+  arg7 = *(double **)&_swig_go_6; 
+  arg8 = (uint32_t)_swig_go_7; 
+  arg9 = *(int32_t **)&_swig_go_8; 
+  arg10 = *(double **)&_swig_go_9; 
+  arg11 = *(void **)&_swig_go_10; 
+  arg12 = (size_t)_swig_go_11; 
+  arg13 = *(void **)&_swig_go_12; 
+  
+  result = (eplb_status)eplb_kernel_shared_waterfill_cpu((eplb_placement const *)arg1,(int const *)arg2,arg3,arg4,(int const *)arg5,(double const *)arg6,(double const *)arg7,arg8,arg9,arg10,arg11,arg12,arg13);
   
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);

@@ -11,8 +11,13 @@ pub const EPLB_SNAPSHOT_FORMAT_MAJOR: u32 = 1;
 pub const EPLB_SNAPSHOT_FORMAT_MINOR: u32 = 2;
 pub const EPLB_MIGRATION_ALL_STEPS: u32 = 4294967295;
 pub const EPLB_WATERFILL_ANY_GPU: u32 = 1;
+pub const EPLB_COMM_UNIQUE_ID_BYTES: u32 = 128;
+pub const EPLB_DEVICE_TABLES_HOST_ONLY: u32 = 1;
+pub const EPLB_SPLIT_TABLES_HOST_ONLY: u32 = 1;
+pub type __uint8_t = ::std::os::raw::c_uchar;
 pub type __int32_t = ::std::os::raw::c_int;
 pub type __uint32_t = ::std::os::raw::c_uint;
+pub type __int64_t = ::std::os::raw::c_long;
 pub type __uint64_t = ::std::os::raw::c_ulong;
 pub const EPLB_OK: eplb_status = 0;
 pub const EPLB_ERR_INVALID_ARGUMENT: eplb_status = 1;
@@ -23,6 +28,10 @@ pub const EPLB_ERR_IO: eplb_status = 5;
 pub const EPLB_ERR_CORRUPT: eplb_status = 6;
 pub const EPLB_ERR_TRUNCATED: eplb_status = 7;
 pub const EPLB_ERR_UNSUPPORTED_VERSION: eplb_status = 8;
+pub const EPLB_ERR_NO_DEVICE: eplb_status = 9;
+pub const EPLB_ERR_DEVICE: eplb_status = 10;
+pub const EPLB_ERR_NO_NCCL: eplb_status = 11;
+pub const EPLB_ERR_NCCL: eplb_status = 12;
 pub type eplb_status = ::std::os::raw::c_uint;
 extern "C" {
     pub fn eplb_status_string(status: eplb_status) -> *const ::std::os::raw::c_char;
@@ -728,6 +737,23 @@ extern "C" {
     ) -> eplb_status;
 }
 extern "C" {
+    pub fn eplb_split_solve_by_node(
+        workspace: *mut eplb_split_workspace,
+        placement: *const eplb_placement,
+        layer: u32,
+        counts_by_node: *const i32,
+        counts_len: usize,
+        gpu_weights: *const f64,
+        gpu_extra_load: *const f64,
+        gpu_len: usize,
+        slack: f64,
+        out_quotas: *mut i32,
+        out_quotas_len: usize,
+        out_max_load: *mut f64,
+        out_cross_node_tokens: *mut i64,
+    ) -> eplb_status;
+}
+extern "C" {
     pub fn eplb_shared_expert_waterfill(
         placement: *const eplb_placement,
         topk_slots: *const i32,
@@ -740,5 +766,516 @@ extern "C" {
         flags: u32,
         out_topk: *mut i32,
         out_topk_len: usize,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_device_count(out_count: *mut i32) -> eplb_status;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct eplb_comm {
+    _unused: [u8; 0],
+}
+pub const EPLB_COMM_INT32: eplb_comm_dtype = 0;
+pub const EPLB_COMM_INT64: eplb_comm_dtype = 1;
+pub const EPLB_COMM_UINT64: eplb_comm_dtype = 2;
+pub const EPLB_COMM_FLOAT32: eplb_comm_dtype = 3;
+pub const EPLB_COMM_FLOAT64: eplb_comm_dtype = 4;
+pub type eplb_comm_dtype = ::std::os::raw::c_uint;
+pub const EPLB_COMM_SUM: eplb_comm_op = 0;
+pub const EPLB_COMM_MAX: eplb_comm_op = 1;
+pub const EPLB_COMM_MIN: eplb_comm_op = 2;
+pub type eplb_comm_op = ::std::os::raw::c_uint;
+extern "C" {
+    pub fn eplb_nccl_version(out_version: *mut i32) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_comm_get_unique_id(
+        out_id: *mut ::std::os::raw::c_void,
+        out_len: usize,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_comm_create(
+        unique_id: *const ::std::os::raw::c_void,
+        unique_id_len: usize,
+        nranks: i32,
+        rank: i32,
+        device: i32,
+        out_comm: *mut *mut eplb_comm,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_comm_adopt(
+        nccl_comm: *mut ::std::os::raw::c_void,
+        out_comm: *mut *mut eplb_comm,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_comm_destroy(comm: *mut eplb_comm);
+}
+extern "C" {
+    pub fn eplb_comm_get_rank(comm: *const eplb_comm, out_rank: *mut i32) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_comm_get_size(comm: *const eplb_comm, out_size: *mut i32) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_comm_allreduce_tracker(
+        comm: *mut eplb_comm,
+        local: *const eplb_tracker,
+        out_sum: *mut eplb_tracker,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_comm_allreduce(
+        comm: *mut eplb_comm,
+        data: *mut ::std::os::raw::c_void,
+        count: usize,
+        dtype: u32,
+        op: u32,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_migration_execute_step(
+        migration: *const eplb_migration,
+        comm: *mut eplb_comm,
+        step: u32,
+        slot_tensors: *const *mut ::std::os::raw::c_void,
+        slot_tensors_len: usize,
+        tensor_bytes: *const u64,
+        num_tensors: u32,
+        staging: *mut ::std::os::raw::c_void,
+        staging_bytes: u64,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+pub const EPLB_ROW_DTYPE_FLOAT32: eplb_row_dtype = 0;
+pub const EPLB_ROW_DTYPE_FLOAT16: eplb_row_dtype = 1;
+pub const EPLB_ROW_DTYPE_BFLOAT16: eplb_row_dtype = 2;
+pub type eplb_row_dtype = ::std::os::raw::c_uint;
+extern "C" {
+    pub fn eplb_kernel_dispatch_layout_workspace_size(
+        num_tokens: usize,
+        top_k: usize,
+        num_physical_experts: u32,
+        num_ranks: u32,
+        num_nodes: u32,
+        out_bytes: *mut usize,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_dispatch_layout(
+        topk_ids: *const i32,
+        num_tokens: usize,
+        top_k: usize,
+        num_physical_experts: u32,
+        num_ranks: u32,
+        num_nodes: u32,
+        tokens_per_expert: *mut i32,
+        tokens_per_rank: *mut i32,
+        tokens_per_node: *mut i32,
+        is_token_in_rank: *mut u8,
+        send_offsets: *mut i32,
+        workspace: *mut ::std::os::raw::c_void,
+        workspace_size: usize,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_dispatch_layout_cpu(
+        topk_ids: *const i32,
+        num_tokens: usize,
+        top_k: usize,
+        num_physical_experts: u32,
+        num_ranks: u32,
+        num_nodes: u32,
+        tokens_per_expert: *mut i32,
+        tokens_per_rank: *mut i32,
+        tokens_per_node: *mut i32,
+        is_token_in_rank: *mut u8,
+        send_offsets: *mut i32,
+        workspace: *mut ::std::os::raw::c_void,
+        workspace_size: usize,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_expert_sort_capacity(
+        num_tokens: usize,
+        top_k: usize,
+        num_experts: u32,
+        block_size: u32,
+        out_capacity: *mut usize,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_expert_sort_workspace_size(
+        num_tokens: usize,
+        top_k: usize,
+        num_experts: u32,
+        out_bytes: *mut usize,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_expert_sort(
+        topk_ids: *const i32,
+        num_tokens: usize,
+        top_k: usize,
+        num_experts: u32,
+        block_size: u32,
+        capacity: usize,
+        sorted_ids: *mut i32,
+        block_experts: *mut i32,
+        expert_offsets: *mut i32,
+        inverse: *mut i32,
+        total_padded: *mut i32,
+        workspace: *mut ::std::os::raw::c_void,
+        workspace_size: usize,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_expert_sort_cpu(
+        topk_ids: *const i32,
+        num_tokens: usize,
+        top_k: usize,
+        num_experts: u32,
+        block_size: u32,
+        capacity: usize,
+        sorted_ids: *mut i32,
+        block_experts: *mut i32,
+        expert_offsets: *mut i32,
+        inverse: *mut i32,
+        total_padded: *mut i32,
+        workspace: *mut ::std::os::raw::c_void,
+        workspace_size: usize,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_permute(
+        input: *const ::std::os::raw::c_void,
+        dtype: u32,
+        num_tokens: usize,
+        top_k: usize,
+        hidden: usize,
+        inverse: *const i32,
+        output_rows: usize,
+        output: *mut ::std::os::raw::c_void,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_permute_cpu(
+        input: *const ::std::os::raw::c_void,
+        dtype: u32,
+        num_tokens: usize,
+        top_k: usize,
+        hidden: usize,
+        inverse: *const i32,
+        output_rows: usize,
+        output: *mut ::std::os::raw::c_void,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_unpermute(
+        permuted: *const ::std::os::raw::c_void,
+        dtype: u32,
+        num_tokens: usize,
+        top_k: usize,
+        hidden: usize,
+        inverse: *const i32,
+        weights: *const f32,
+        permuted_rows: usize,
+        output: *mut ::std::os::raw::c_void,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_unpermute_cpu(
+        permuted: *const ::std::os::raw::c_void,
+        dtype: u32,
+        num_tokens: usize,
+        top_k: usize,
+        hidden: usize,
+        inverse: *const i32,
+        weights: *const f32,
+        permuted_rows: usize,
+        output: *mut ::std::os::raw::c_void,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+pub const EPLB_IDS_INT32: eplb_id_type = 0;
+pub const EPLB_IDS_INT64: eplb_id_type = 1;
+pub type eplb_id_type = ::std::os::raw::c_uint;
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct eplb_device_tables {
+    _unused: [u8; 0],
+}
+extern "C" {
+    pub fn eplb_device_tables_create(
+        placement: *const eplb_placement,
+        gpu: u32,
+        max_replicas: u32,
+        flags: u32,
+        stream: *mut ::std::os::raw::c_void,
+        out_tables: *mut *mut eplb_device_tables,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_device_tables_update(
+        tables: *mut eplb_device_tables,
+        placement: *const eplb_placement,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_device_tables_destroy(tables: *mut eplb_device_tables);
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct eplb_device_tables_info {
+    pub struct_size: u32,
+    pub num_layers: u32,
+    pub num_logical_experts: u32,
+    pub num_physical_experts: u32,
+    pub max_replicas: u32,
+    pub num_nodes: u32,
+    pub num_gpus: u32,
+    pub slots_per_gpu: u32,
+    pub gpus_per_node: u32,
+    pub gpu: u32,
+    pub flags: u32,
+    pub device: i32,
+    pub device_bytes: u64,
+}
+extern "C" {
+    pub fn eplb_device_tables_get_info(
+        tables: *const eplb_device_tables,
+        out_info: *mut eplb_device_tables_info,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_device_tables_get_static_map(
+        tables: *const eplb_device_tables,
+        out: *mut i32,
+        out_len: usize,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_record_load(
+        topk_ids: *const ::std::os::raw::c_void,
+        id_type: u32,
+        num_tokens: usize,
+        top_k: u32,
+        num_experts: u32,
+        num_layers: u32,
+        layer: u32,
+        enable_flag: *const i32,
+        counts: *mut i64,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_record_load_cpu(
+        topk_ids: *const ::std::os::raw::c_void,
+        id_type: u32,
+        num_tokens: usize,
+        top_k: u32,
+        num_experts: u32,
+        num_layers: u32,
+        layer: u32,
+        enable_flag: *const i32,
+        counts: *mut i64,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+pub const EPLB_MAP_STATIC: eplb_map_mode = 0;
+pub const EPLB_MAP_ROUND_ROBIN: eplb_map_mode = 1;
+pub const EPLB_MAP_HASH: eplb_map_mode = 2;
+pub const EPLB_MAP_NODE_AWARE: eplb_map_mode = 3;
+pub const EPLB_MAP_QUOTA: eplb_map_mode = 4;
+pub type eplb_map_mode = ::std::os::raw::c_uint;
+extern "C" {
+    pub fn eplb_kernel_map_record(
+        tables: *const eplb_device_tables,
+        layer: u32,
+        mode: u32,
+        seed: u64,
+        quotas: *const i32,
+        topk_ids: *const ::std::os::raw::c_void,
+        id_type: u32,
+        num_tokens: usize,
+        top_k: u32,
+        enable_flag: *const i32,
+        counts: *mut i64,
+        out_physical: *mut i32,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_map_record_cpu(
+        tables: *const eplb_device_tables,
+        layer: u32,
+        mode: u32,
+        seed: u64,
+        quotas: *const i32,
+        topk_ids: *const ::std::os::raw::c_void,
+        id_type: u32,
+        num_tokens: usize,
+        top_k: u32,
+        enable_flag: *const i32,
+        counts: *mut i64,
+        out_physical: *mut i32,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_fold_counts(
+        tables: *const eplb_device_tables,
+        physical_counts: *const i64,
+        logical_counts: *mut i64,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_fold_counts_cpu(
+        tables: *const eplb_device_tables,
+        physical_counts: *const i64,
+        logical_counts: *mut i64,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_coactivation(
+        topk_ids: *const ::std::os::raw::c_void,
+        id_type: u32,
+        num_tokens: usize,
+        top_k: u32,
+        num_experts: u32,
+        num_layers: u32,
+        layer: u32,
+        enable_flag: *const i32,
+        pair_counts: *mut i64,
+        sample_stride: u32,
+        sample_offset: u32,
+        sample_capacity: u32,
+        out_samples: *mut i32,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_coactivation_cpu(
+        topk_ids: *const ::std::os::raw::c_void,
+        id_type: u32,
+        num_tokens: usize,
+        top_k: u32,
+        num_experts: u32,
+        num_layers: u32,
+        layer: u32,
+        enable_flag: *const i32,
+        pair_counts: *mut i64,
+        sample_stride: u32,
+        sample_offset: u32,
+        sample_capacity: u32,
+        out_samples: *mut i32,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct eplb_split_tables {
+    _unused: [u8; 0],
+}
+extern "C" {
+    pub fn eplb_split_tables_create(
+        placement: *const eplb_placement,
+        first_layer: u32,
+        num_layers: u32,
+        flags: u32,
+        stream: *mut ::std::os::raw::c_void,
+        out_tables: *mut *mut eplb_split_tables,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_split_tables_destroy(tables: *mut eplb_split_tables);
+}
+extern "C" {
+    pub fn eplb_kernel_split_solve_workspace_size(
+        tables: *const eplb_split_tables,
+        out_bytes: *mut usize,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_split_solve(
+        tables: *const eplb_split_tables,
+        layer: u32,
+        counts: *const i32,
+        gpu_weights: *const f64,
+        gpu_extra_load: *const f64,
+        out_quotas: *mut i32,
+        out_max_load: *mut f64,
+        workspace: *mut ::std::os::raw::c_void,
+        workspace_bytes: usize,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_split_solve_cpu(
+        tables: *const eplb_split_tables,
+        layer: u32,
+        counts: *const i32,
+        gpu_weights: *const f64,
+        gpu_extra_load: *const f64,
+        out_quotas: *mut i32,
+        out_max_load: *mut f64,
+        workspace: *mut ::std::os::raw::c_void,
+        workspace_bytes: usize,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_shared_waterfill_workspace_size(
+        placement: *const eplb_placement,
+        num_tokens: usize,
+        out_bytes: *mut usize,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_shared_waterfill(
+        placement: *const eplb_placement,
+        topk_slots: *const i32,
+        num_tokens: usize,
+        top_k: u32,
+        source_gpu: *const i32,
+        gpu_weights: *const f64,
+        gpu_loads: *const f64,
+        flags: u32,
+        out_topk: *mut i32,
+        out_gpu_loads: *mut f64,
+        workspace: *mut ::std::os::raw::c_void,
+        workspace_bytes: usize,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_kernel_shared_waterfill_cpu(
+        placement: *const eplb_placement,
+        topk_slots: *const i32,
+        num_tokens: usize,
+        top_k: u32,
+        source_gpu: *const i32,
+        gpu_weights: *const f64,
+        gpu_loads: *const f64,
+        flags: u32,
+        out_topk: *mut i32,
+        out_gpu_loads: *mut f64,
+        workspace: *mut ::std::os::raw::c_void,
+        workspace_bytes: usize,
+        stream: *mut ::std::os::raw::c_void,
     ) -> eplb_status;
 }
