@@ -22,6 +22,7 @@
 // Usage: eplb_bench_split [--pairs N] [--batches B] [--seed S]; EPLB_SHARED overrides the shared
 // directory. Uses the public C API only (plus the CLI's load-file reader and table printer).
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -278,6 +279,10 @@ int main(int argc, char** argv) try {
   std::vector<Stats> wf_par_us(kBatchSizes.size());
   std::vector<Stats> wf_par_over_seq(kBatchSizes.size());  // max load, static dispatch
   std::size_t kernel_mismatches = 0;
+  // Share of routed entries served off their token's node: static, split, split by node.
+  std::vector<std::array<Stats, 3>> cross_share(kBatchSizes.size());
+  std::vector<Stats> by_node_us(kBatchSizes.size());
+  std::size_t by_node_mismatches = 0;  // by-node max load != the plain optimum (slack 0)
   std::vector<Stats> split_over_bound(kBatchSizes.size());
   std::vector<Stats> split_over_exact(kBatchSizes.size());
   std::size_t mismatches = 0;
@@ -392,6 +397,42 @@ int main(int argc, char** argv) try {
                                                  std::chrono::steady_clock::now() - kernel_start)
                                                  .count());
           if (kernel_max != solved) ++kernel_mismatches;
+
+          // The per-node term: the same optimum (slack 0), then the fewest entries off their
+          // token's node; quotas per (slot, source node), realised in token order per node.
+          const auto node_of_gpu = [](std::uint32_t g) { return g / (kGpus / kNodes); };
+          std::vector<std::int32_t> by_node(std::size_t{kExperts} * kNodes, 0);
+          for (std::uint32_t t = 0; t < n; ++t) {
+            for (std::uint32_t j = 0; j < kTopK; ++j) {
+              const auto e = static_cast<std::size_t>(b.experts[t * kTopK + j]);
+              ++by_node[e * kNodes + node_of_gpu(t % kGpus)];
+            }
+          }
+          std::vector<std::int32_t> node_quotas(std::size_t{kSlots} * kNodes);
+          double by_node_max = 0.0;
+          std::int64_t by_node_cross = 0;
+          const auto by_node_start = std::chrono::steady_clock::now();
+          check(
+              eplb_split_solve_by_node(ws, placement, layer, by_node.data(), by_node.size(),
+                                       nullptr, shared_local.data(), kGpus, 0.0, node_quotas.data(),
+                                       node_quotas.size(), &by_node_max, &by_node_cross),
+              "eplb_split_solve_by_node");
+          by_node_us[bi].values.push_back(std::chrono::duration<double, std::micro>(
+                                              std::chrono::steady_clock::now() - by_node_start)
+                                              .count());
+          if (by_node_max != solved) ++by_node_mismatches;
+          const auto cross_of = [&](const std::vector<std::int32_t>& slots) {
+            std::size_t off = 0;
+            for (std::size_t i = 0; i < slots.size(); ++i) {
+              const auto source_node = node_of_gpu(static_cast<std::uint32_t>(i / kTopK) % kGpus);
+              off += node_of_gpu(gpu_of(slots[i])) != source_node ? 1 : 0;
+            }
+            return static_cast<double>(off) / static_cast<double>(slots.size());
+          };
+          cross_share[bi][0].values.push_back(cross_of(static_slots));
+          cross_share[bi][1].values.push_back(cross_of(split_slots));
+          cross_share[bi][2].values.push_back(static_cast<double>(by_node_cross) /
+                                              static_cast<double>(b.experts.size()));
 
           // Waterfill over the routed loads (shared expert not yet placed anywhere).
           std::vector<std::int32_t> source(n);
@@ -531,6 +572,20 @@ int main(int argc, char** argv) try {
                      eplb_cli::fixed(wf_par_over_seq[bi].quantile(1.0), 4)});
   }
   kernels.print(std::cout);
+  std::cout << "\nThe per-node term (eplb_split_solve_by_node, slack 0: the same busiest GPU as "
+               "the split): share of routed entries served on another node than their token's "
+               "(mean over batches), and its time per layer solve (median, this machine):\n\n";
+  eplb_cli::Table nodes(
+      {"batch", "static", "split", "split by node", "by node / split", "by-node us (median)"});
+  for (std::size_t bi = 0; bi < kBatchSizes.size(); ++bi) {
+    const auto& c = cross_share[bi];
+    nodes.add_row({std::to_string(kBatchSizes[bi]), eplb_cli::fixed(c[0].mean(), 4),
+                   eplb_cli::fixed(c[1].mean(), 4), eplb_cli::fixed(c[2].mean(), 4),
+                   eplb_cli::fixed(c[2].mean() / c[1].mean(), 3),
+                   eplb_cli::fixed(by_node_us[bi].quantile(0.5), 1)});
+  }
+  nodes.print(std::cout);
+  std::cout << "\nby-node max != split max: " << by_node_mismatches << " batches";
   std::cout << "\nsplit kernel reference max != eplb_split_solve max: " << kernel_mismatches
             << " batches";
   std::cout << "\nrealised split max != solver's reported max: " << mismatches
@@ -538,7 +593,9 @@ int main(int argc, char** argv) try {
             << " batches\n";
   eplb_split_workspace_destroy(ws);
   eplb_planner_destroy(planner);
-  return mismatches == 0 && not_optimal == 0 && kernel_mismatches == 0 ? 0 : 1;
+  return mismatches == 0 && not_optimal == 0 && kernel_mismatches == 0 && by_node_mismatches == 0
+             ? 0
+             : 1;
 } catch (const std::exception& e) {
   std::cerr << "eplb_bench_split: " << e.what() << "\n";
   return 1;
