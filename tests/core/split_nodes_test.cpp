@@ -16,6 +16,7 @@
 #include "placement.hpp"
 #include "replica_split.hpp"
 #include "replica_split_nodes.hpp"
+#include "support/split_placements.hpp"
 
 namespace {
 
@@ -23,26 +24,6 @@ using eplb::NodeSplitWorkspace;
 using eplb::Placement;
 using eplb::SplitGpuTerms;
 using eplb::Topology;
-
-// One layer, `nodes` x `gpus_per_node` GPUs of `per_gpu` slots: every expert once, the other
-// slots random experts.
-Placement random_placement(std::mt19937& rng, std::uint32_t experts, std::uint32_t nodes,
-                           std::uint32_t gpus_per_node, std::uint32_t per_gpu) {
-  Topology t;
-  t.num_layers = 1;
-  t.num_logical = experts;
-  t.num_nodes = nodes;
-  t.num_gpus = nodes * gpus_per_node;
-  t.num_physical = t.num_gpus * per_gpu;
-  std::vector<std::int32_t> phy2log(t.num_physical);
-  for (std::uint32_t s = 0; s < t.num_physical; ++s) {
-    phy2log[s] = s < experts
-                     ? static_cast<std::int32_t>(s)
-                     : static_cast<std::int32_t>(static_cast<std::uint32_t>(rng()) % experts);
-  }
-  std::shuffle(phy2log.begin(), phy2log.end(), rng);
-  return Placement::from_phy2log(t, std::move(phy2log));
-}
 
 struct Best {
   double max_load = std::numeric_limits<double>::infinity();
@@ -126,7 +107,8 @@ TEST(SplitByNode, MatchesBruteForceOnTinyInstances) {
     const std::uint32_t experts = 2 + static_cast<std::uint32_t>(rng() % 3);
     const std::uint32_t gpus_per_node =
         1 + static_cast<std::uint32_t>(rng() % 2);  // 4 slots either way
-    const Placement p = random_placement(rng, experts, 2, gpus_per_node, 2 / gpus_per_node);
+    const Placement p =
+        eplb::test::random_split_placement(rng, experts, 2, gpus_per_node, 2 / gpus_per_node);
     const Topology& t = p.topology();
     std::vector<std::int32_t> counts(experts * t.num_nodes);
     for (auto& c : counts) c = static_cast<std::int32_t>(rng() % 4);
@@ -179,7 +161,7 @@ TEST(SplitByNode, LocalReplicasTakeLocalTokensWhenBalanceAllows) {
 
 TEST(SplitByNode, BadInputIsNamed) {
   std::mt19937 rng(1);
-  const Placement p = random_placement(rng, 3, 2, 1, 2);
+  const Placement p = eplb::test::random_split_placement(rng, 3, 2, 1, 2);
   NodeSplitWorkspace ws;
   std::vector<std::int32_t> counts(6, 1), quotas(8);
   const auto message = [&](auto&& call) {

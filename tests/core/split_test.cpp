@@ -14,6 +14,7 @@
 #include "error.hpp"
 #include "placement.hpp"
 #include "replica_split.hpp"
+#include "support/split_placements.hpp"
 
 namespace {
 
@@ -22,23 +23,10 @@ using eplb::SplitGpuTerms;
 using eplb::SplitWorkspace;
 using eplb::Topology;
 
-// A one-layer placement with `experts` experts on `gpus` GPUs of `per_gpu` slots: every expert
-// once, the remaining slots random experts (so some experts get several replicas).
+// A one-layer placement on one node of `gpus` GPUs with `per_gpu` slots each.
 Placement random_placement(std::mt19937& rng, std::uint32_t experts, std::uint32_t gpus,
                            std::uint32_t per_gpu) {
-  Topology t;
-  t.num_layers = 1;
-  t.num_logical = experts;
-  t.num_physical = gpus * per_gpu;
-  t.num_gpus = gpus;
-  std::vector<std::int32_t> phy2log(t.num_physical);
-  for (std::uint32_t s = 0; s < t.num_physical; ++s) {
-    phy2log[s] = s < experts
-                     ? static_cast<std::int32_t>(s)
-                     : static_cast<std::int32_t>(static_cast<std::uint32_t>(rng()) % experts);
-  }
-  std::shuffle(phy2log.begin(), phy2log.end(), rng);
-  return Placement::from_phy2log(t, std::move(phy2log));
+  return eplb::test::random_split_placement(rng, experts, 1, gpus, per_gpu);
 }
 
 double max_load(const Topology& t, const std::vector<std::int32_t>& quotas,
