@@ -7,19 +7,21 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
+# Each phase's header says how long the run has taken so far (SECONDS counts from the start).
+phase() { echo "== $1 (at ${SECONDS}s)" >&2; }
 "$root/scripts/bootstrap.sh"
 
-echo "== format check" >&2
+phase "format check"
 "$root/scripts/check-format.sh"
 
-echo "== release build and tests" >&2
+phase "release build and tests"
 "$root/scripts/build.sh" "$root/build" -DEPLB_WERROR=ON
 ctest --test-dir "$root/build" --output-on-failure -j"$jobs"
 
-echo "== install, package, and consumers built against the installed copy only" >&2
+phase "install, package, and consumers built against the installed copy only"
 "$root/scripts/test-install.sh" "$root/build"
 
-echo "== valgrind memcheck: the C programs" >&2
+phase "valgrind memcheck: the C programs"
 if command -v valgrind >/dev/null; then
   memcheck=(valgrind --quiet --error-exitcode=1 --leak-check=full
     --errors-for-leak-kinds=definite,indirect)
@@ -38,7 +40,7 @@ else
   echo "skipped: valgrind not found" >&2
 fi
 
-echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests" >&2
+phase "AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
 # -O1 with line tables only: what sanitizers need for their reports, and the build costs about a
 # third less than -O2 -g on CI's two cores.
 "$root/scripts/build.sh" "$root/build-asan" -DEPLB_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -47,7 +49,7 @@ echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests" >&2
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$root/build-asan" --output-on-failure -j"$jobs"
 
-echo "== ThreadSanitizer: the concurrency tests" >&2
+phase "ThreadSanitizer: the concurrency tests"
 # Only libeplb and the concurrency tests, in their own build directory. Not -Werror: GCC 12 warns
 # falsely (-Wstringop-overflow) on TSan-instrumented code; the two builds above enforce warnings.
 cmake -S "$root" -B "$root/build-tsan" -DPython3_EXECUTABLE=/usr/bin/python3 -DEPLB_WERROR=OFF \
@@ -57,10 +59,11 @@ cmake --build "$root/build-tsan" -j"$jobs" --target concurrency_test
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir "$root/build-tsan" -R '^concurrency_' \
   --output-on-failure -j"$jobs"
 
-echo "== fuzzers: seed corpus replay and a bounded run per target" >&2
+phase "fuzzers: seed corpus replay and a bounded run per target"
 if command -v clang++ >/dev/null; then
   # Four targets: 40 s of fuzzing in all (scripts/fuzz.sh SECONDS runs them longer).
   "$root/scripts/fuzz.sh" "${EPLB_FUZZ_SECONDS:-10}"
 else
   echo "skipped: clang++ not found (the libFuzzer targets need clang)" >&2
 fi
+phase "done"
