@@ -21,9 +21,16 @@ int device_count();
 void require_device();
 
 // Throws Error(Errc::invalid_argument) "<name> is NULL" for a null pointer, and "<name> (0x..) is
-// host memory, not device memory" for pageable host memory that a kernel cannot read. Device,
-// managed and pinned (mapped) host memory pass. Call it only after require_device().
+// host memory, not device memory" for pageable host memory that a kernel cannot read, and for
+// device memory of another device than the calling thread's current one (naming both). Device
+// memory of the current device, managed and pinned (mapped) host memory pass. Call it only after
+// require_device().
 void require_device_pointer(const void* pointer, const char* name);
+
+// Throws Error(Errc::invalid_argument) naming `name` and both devices unless `device` is the
+// CUDA device current on the calling thread (where kernels are launched). Call it only after
+// require_device() (or with an object that only exists where there is a device).
+void require_current_device(int device, const char* name);
 
 // Throws Error(Errc::device) with CUDA's message when a launch just made on the calling thread
 // failed (cudaGetLastError), naming `what` (e.g. "record_load kernel").

@@ -14,7 +14,17 @@ namespace eplb::kernels {
 
 namespace {
 std::atomic<int> known_device_count{0};  // 0 = not yet discovered (or discovery failed)
+
+int current_device() {
+  int device = -1;
+  const cudaError_t status = cudaGetDevice(&device);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    fail(Errc::no_device, "no CUDA device: cudaGetDevice failed: ", cudaGetErrorString(status));
+  }
+  return device;
 }
+}  // namespace
 
 bool built_with_cuda() noexcept { return true; }
 
@@ -47,6 +57,22 @@ void require_device_pointer(const void* pointer, const char* name) {
   if (attributes.type == cudaMemoryTypeUnregistered ||
       (attributes.type == cudaMemoryTypeHost && attributes.devicePointer == nullptr)) {
     fail_invalid(name, " (", pointer, ") is host memory, not device memory");
+  }
+  if (attributes.type == cudaMemoryTypeDevice) {
+    const int current = current_device();
+    if (attributes.device != current) {
+      fail_invalid(name, " (", pointer, ") is memory of CUDA device ", attributes.device,
+                   ", not of the calling thread's current device ", current);
+    }
+  }
+}
+
+void require_current_device(int device, const char* name) {
+  const int current = current_device();
+  if (device != current) {
+    fail_invalid(name, " live on CUDA device ", device,
+                 ", not on the calling thread's current device ", current, " (call cudaSetDevice(",
+                 device, ") first)");
   }
 }
 

@@ -15,6 +15,8 @@ void require_device() { static_cast<void>(device_count()); }
 
 void require_device_pointer(const void* /*pointer*/, const char* /*name*/) { require_device(); }
 
+void require_current_device(int /*device*/, const char* /*name*/) { require_device(); }
+
 void check_launch(const char* /*what*/) { require_device(); }
 
 }  // namespace eplb::kernels

@@ -258,9 +258,11 @@ __global__ void sort_count_kernel(const int32_t* __restrict__ ids, int pairs, in
   const int tid = static_cast<int>(threadIdx.x);
   for (int e = tid; e < num_experts; e += kCountThreads) histogram[e] = 0;
   __syncthreads();
-  const int begin = static_cast<int>(blockIdx.x) * kSortPairsPerChunk;
-  const int end = min(pairs, begin + kSortPairsPerChunk);
-  for (int i = begin + tid; i < end; i += kCountThreads) {
+  // 64-bit indices: near the 2^31 pair limit, begin + kSortPairsPerChunk and i + kCountThreads
+  // would overflow int.
+  const long long begin = static_cast<long long>(blockIdx.x) * kSortPairsPerChunk;
+  const long long end = min(static_cast<long long>(pairs), begin + kSortPairsPerChunk);
+  for (long long i = begin + tid; i < end; i += kCountThreads) {
     const int id = ids[i];
     if (id >= 0 && id < num_experts) atomicAdd(&histogram[id], 1);
   }
@@ -314,8 +316,12 @@ __global__ void sort_scatter_kernel(
     if (tid == 0) *total_padded = total;
   }
   // Padding: entries past the end of their segment's pairs, and everything from `total` on.
-  const int stride = static_cast<int>(gridDim.x * blockDim.x);
-  for (int s = static_cast<int>(blockIdx.x * blockDim.x) + tid; s < capacity; s += stride) {
+  // 64-bit loop index: near the 2^31 capacity limit, s + stride would overflow int. Inside the
+  // loop s < capacity, so it fits an int.
+  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
+  for (long long s64 = static_cast<long long>(blockIdx.x) * blockDim.x + tid; s64 < capacity;
+       s64 += stride) {
+    const int s = static_cast<int>(s64);
     int expert = -1;
     if (s < total) expert = segment_of(start, num_experts, s);
     if (expert < 0 || s - start[expert] >= totals[expert]) sorted_ids[s] = pairs;
@@ -330,10 +336,10 @@ __global__ void sort_scatter_kernel(
   __syncthreads();
   if (tid >= 32) return;
   const int lane = tid;
-  const int begin = static_cast<int>(blockIdx.x) * kSortPairsPerChunk;
-  const int end = min(pairs, begin + kSortPairsPerChunk);
-  for (int step = begin; step < end; step += 32) {
-    const int i = step + lane;
+  const long long begin = static_cast<long long>(blockIdx.x) * kSortPairsPerChunk;
+  const long long end = min(static_cast<long long>(pairs), begin + kSortPairsPerChunk);
+  for (long long step = begin; step < end; step += 32) {
+    const long long i = step + lane;
     int key = -1;
     if (i < end) {
       const int id = ids[i];
@@ -343,7 +349,7 @@ __global__ void sort_scatter_kernel(
     const unsigned before = peers & lanemask_lt(lane);
     if (key >= 0) {
       const int position = start[key] + __popc(before);
-      sorted_ids[position] = i;
+      sorted_ids[position] = static_cast<int>(i);  // i < end <= pairs < 2^31
       inverse[i] = position;
     } else if (i < end) {
       inverse[i] = -1;
@@ -540,7 +546,8 @@ void launch_expert_sort(const SortArgs& a, void* stream_handle) {
   const cudaStream_t stream = as_stream(stream_handle);
   const int pairs = static_cast<int>(a.num_tokens * a.top_k);
   const int experts = static_cast<int>(a.num_experts);
-  const int chunks = (pairs + kSortPairsPerChunk - 1) / kSortPairsPerChunk;
+  const int chunks = static_cast<int>((static_cast<long long>(pairs) + kSortPairsPerChunk - 1) /
+                                      kSortPairsPerChunk);
   auto* partial = static_cast<int32_t*>(a.workspace);
   int32_t* totals = partial + static_cast<size_t>(chunks) * experts;
   if (chunks > 0) {
@@ -554,7 +561,8 @@ void launch_expert_sort(const SortArgs& a, void* stream_handle) {
                                                                    totals);
   check_launch("expert_sort prefix kernel");
   const int capacity = static_cast<int>(a.capacity);
-  const int fill_blocks = (capacity + kScatterThreads * 8 - 1) / (kScatterThreads * 8);
+  const int fill_blocks = static_cast<int>(
+      (static_cast<long long>(capacity) + kScatterThreads * 8 - 1) / (kScatterThreads * 8));
   const int scatter_blocks = std::max({chunks, std::min(fill_blocks, 1024), 1});
   sort_scatter_kernel<<<scatter_blocks, kScatterThreads, sizeof(int) * (experts + 1), stream>>>(
       a.topk_ids, pairs, experts, static_cast<int>(a.block_size), capacity, chunks, partial, totals,

@@ -46,6 +46,15 @@ void require_aligned16(const void* pointer, const char* name) {
   }
 }
 
+// The kernels use the workspace as int32 arrays: a misaligned one would be a misaligned address
+// on the GPU (checked here, in the shared validation, so the CPU reference rejects it too).
+void require_workspace_aligned(const void* workspace) {
+  if (reinterpret_cast<uintptr_t>(workspace) % alignof(int32_t) != 0) {
+    fail_invalid("workspace (", workspace, ") is not ", alignof(int32_t),
+                 "-byte aligned (the kernels use it as int32 arrays)");
+  }
+}
+
 void validate_topology(uint32_t num_experts, uint32_t num_ranks, uint32_t num_nodes) {
   if (num_experts == 0 || num_experts > kMaxPhysicalExperts) {
     fail_invalid("num_physical_experts (", num_experts, ") must be in [1, ", kMaxPhysicalExperts,
@@ -197,6 +206,7 @@ void validate_layout(const LayoutArgs& a) {
                  " bytes eplb_kernel_dispatch_layout_workspace_size reports");
   }
   require_array(static_cast<const char*>(a.workspace), needed, "workspace");
+  require_workspace_aligned(a.workspace);
 }
 
 void check_layout_device_pointers(const LayoutArgs& a) {
@@ -309,6 +319,7 @@ void validate_sort(const SortArgs& a) {
                  " bytes eplb_kernel_expert_sort_workspace_size reports");
   }
   require_array(static_cast<const char*>(a.workspace), needed, "workspace");
+  require_workspace_aligned(a.workspace);
 }
 
 void check_sort_device_pointers(const SortArgs& a) {

@@ -25,6 +25,16 @@ __device__ __forceinline__ bool flag_enabled(const std::int32_t* flag) {
   return flag == nullptr || *flag != 0;
 }
 
+// The enable flag as one value for the whole block: thread 0 reads it once and the barrier
+// (__syncthreads_or) hands its value to every thread. The host or another stream may flip the flag
+// while a kernel runs, so per-thread reads could disagree, and the barriers and warp collectives
+// that depend on the flag would then diverge. No shared memory: the kernels may use all 48 KiB of
+// dynamic shared memory. Every thread of the block must call it (it is a barrier). Blocks may
+// still see different values; no kernel here synchronises across blocks.
+__device__ __forceinline__ bool block_flag_enabled(const std::int32_t* flag) {
+  return __syncthreads_or(threadIdx.x == 0 && flag_enabled(flag)) != 0;
+}
+
 __device__ __forceinline__ void add_count(std::int64_t* counts, std::size_t index,
                                           unsigned long long amount) {
   atomicAdd(reinterpret_cast<unsigned long long*>(counts) + index, amount);
@@ -41,7 +51,7 @@ unsigned grid_for(std::size_t work, unsigned per_block) {
 // to the layer's row with one global atomic each: skewed routing contends only in shared memory.
 __global__ void record_load_kernel(RecordArgs a, bool privatise) {
   extern __shared__ unsigned int hist[];
-  if (!flag_enabled(a.enable_flag)) return;  // the same for every thread of the grid
+  if (!block_flag_enabled(a.enable_flag)) return;  // uniform within the block
   std::int64_t* row = a.counts + static_cast<std::size_t>(a.layer) * a.num_experts;
   const std::size_t n = a.topk.entries();
   const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
@@ -71,7 +81,8 @@ __global__ void record_load_kernel(RecordArgs a, bool privatise) {
 
 __global__ void map_record_kernel(TablesView t, MapArgs a, bool privatise) {
   extern __shared__ unsigned int hist[];
-  const bool record = a.counts != nullptr && flag_enabled(a.enable_flag);
+  // Uniform within the block (the barriers below depend on it); the map is written either way.
+  const bool record = block_flag_enabled(a.enable_flag) && a.counts != nullptr;
   std::int64_t* row =
       record ? a.counts + static_cast<std::size_t>(a.layer) * t.num_physical : nullptr;
   const bool shared_hist = record && privatise;
@@ -135,6 +146,9 @@ constexpr unsigned quota_warps = quota_threads / 32;
 
 __global__ void __launch_bounds__(quota_threads) quota_map_kernel(TablesView t, MapArgs a) {
   extern __shared__ int quota_smem[];
+  // Uniform within the block (the __match_any_sync below depends on it); the map is written
+  // either way.
+  const bool record = block_flag_enabled(a.enable_flag) && a.counts != nullptr;
   const std::uint32_t E = t.num_logical;
   int* before = quota_smem;                                             // [E]
   auto* warp_count = reinterpret_cast<unsigned char*>(quota_smem + E);  // [32][E]
@@ -167,7 +181,6 @@ __global__ void __launch_bounds__(quota_threads) quota_map_kernel(TablesView t, 
     slot = quota_slot(t, a.layer, e, rank, a.quotas);
   }
   if (i < n) a.out[i] = slot;
-  const bool record = a.counts != nullptr && flag_enabled(a.enable_flag);
   if (record) {
     const unsigned same = __match_any_sync(full_warp, slot);
     if (slot >= 0 && (same & ((1u << lane) - 1u)) == 0) {
@@ -207,7 +220,7 @@ constexpr std::uint32_t pair_blocks_target = 32;
 __global__ void __launch_bounds__(pair_threads)
     coactivation_kernel(CoactivationArgs a, std::int64_t pairs_total, std::uint32_t slice) {
   extern __shared__ unsigned int pair_hist[];
-  if (!flag_enabled(a.enable_flag)) return;  // the same for every thread of the grid
+  if (!block_flag_enabled(a.enable_flag)) return;  // uniform within the block
   const std::uint32_t E = a.num_experts;
   const std::uint32_t k = a.topk.top_k;
   if (a.pair_counts != nullptr && pairs_total > 0) {

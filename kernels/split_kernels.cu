@@ -21,6 +21,17 @@ namespace {
 constexpr std::size_t smem_limit = 48 * 1024;  // dynamic shared memory without an opt-in
 constexpr unsigned split_threads = 256;
 
+// Device-side weights and loads the host cannot check (the CPU references reject such values): a
+// weight that is not finite and > 0 counts as 1, a load that is not finite and >= 0 as 0, so NaN
+// or infinity never reaches the comparisons the warps and the rank computations rely on. Valid
+// values pass unchanged, so results stay bit-identical with the CPU references.
+__device__ __forceinline__ double device_weight(double w) {
+  return isfinite(w) && w > 0.0 ? w : 1.0;
+}
+__device__ __forceinline__ double device_load(double x) {
+  return isfinite(x) && x >= 0.0 ? x : 0.0;
+}
+
 // --- replica-split solver ---------------------------------------------------------------------
 
 // Threads compute the GPUs' fixed loads, warp 0 runs the solver on the state (in shared memory
@@ -41,8 +52,9 @@ __global__ void __launch_bounds__(split_threads)
         fixed += c > 0 ? c : 0;
       }
     }
-    s.x[g] = (a.gpu_extra != nullptr ? a.gpu_extra[g] : 0.0) + static_cast<double>(fixed);
-    s.w[g] = a.gpu_weights != nullptr ? a.gpu_weights[g] : 1.0;
+    s.x[g] =
+        (a.gpu_extra != nullptr ? device_load(a.gpu_extra[g]) : 0.0) + static_cast<double>(fixed);
+    s.w[g] = a.gpu_weights != nullptr ? device_weight(a.gpu_weights[g]) : 1.0;
   }
   __syncthreads();
   if (threadIdx.x < 32) {  // warp 0 runs the solver (split_solver.hpp, WarpExec)
@@ -163,9 +175,9 @@ __global__ void __launch_bounds__(wf_threads)
     if (g == gpus) {
       *ws.eligible = sum;
     } else {
-      ws.load[g] = a.gpu_loads != nullptr ? a.gpu_loads[g] : static_cast<double>(sum);
+      ws.load[g] = a.gpu_loads != nullptr ? device_load(a.gpu_loads[g]) : static_cast<double>(sum);
       cur[g] = ws.load[g] + 0.0;  // + taken (0), rounded like the CPU reference
-      weight[g] = a.gpu_weights != nullptr ? a.gpu_weights[g] : 1.0;
+      weight[g] = a.gpu_weights != nullptr ? device_weight(a.gpu_weights[g]) : 1.0;
       ws.taken[g] = 0;
     }
   }
@@ -308,8 +320,8 @@ __global__ void __launch_bounds__(wf_threads)
   wf_accept(tk, ws);
   for (std::int32_t g = static_cast<std::int32_t>(threadIdx.x); g < gpus;
        g += static_cast<std::int32_t>(blockDim.x)) {
-    load[g] = ws.load[g];
-    weight[g] = a.gpu_weights != nullptr ? a.gpu_weights[g] : 1.0;
+    load[g] = ws.load[g];  // sanitised by the init kernel
+    weight[g] = a.gpu_weights != nullptr ? device_weight(a.gpu_weights[g]) : 1.0;
     taken[g] = ws.taken[g];
     fallback[g] = 0;
   }

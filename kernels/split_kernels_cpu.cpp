@@ -182,6 +182,10 @@ std::size_t waterfill_workspace_bytes(std::uint32_t num_tokens, std::uint32_t nu
 
 void validate_shared_waterfill(const WaterfillKernelArgs& a) {
   if (a.top_k == 0) fail_invalid("top_k (0) must be >= 1");
+  // The kernels count a block's 512 rows of top_k entries in int counters and index rows with
+  // top_k + 1 in 32 bits: 1024 keeps every counter far from overflow (shared with the CPU
+  // reference, so both reject the same arguments).
+  if (a.top_k > 1024) fail_invalid("top_k (", a.top_k, ") must be at most 1024");
   if (a.num_tokens > 0 && a.topk_slots == nullptr) fail_invalid("topk_slots is NULL");
   if (a.num_tokens > 0 && a.out_topk == nullptr) fail_invalid("out_topk is NULL");
   if (a.num_tokens > static_cast<std::uint32_t>(std::numeric_limits<std::int32_t>::max())) {

@@ -199,30 +199,22 @@ struct WarpExec {
     for (std::int32_t i = static_cast<std::int32_t>(lane); i < n; i += 32) f(i);
     __syncwarp();
   }
+  // fmin / fmax: symmetric even with a NaN operand (they return the other one), so every lane
+  // ends the butterfly with the same value and the lanes cannot diverge. For the values the solver
+  // reduces without NaN (no -0 either: x = extra + fixed is never -0, w > 0), they equal
+  // SerialExec's comparisons, so GPU and CPU results stay identical.
   template <typename F>
   __device__ double min_of(std::int32_t n, F&& f) const {
     double m = INFINITY;
-    for (std::int32_t i = static_cast<std::int32_t>(lane); i < n; i += 32) {
-      const double v = f(i);
-      m = v < m ? v : m;
-    }
-    for (int offset = 16; offset > 0; offset /= 2) {
-      const double other = __shfl_xor_sync(kFull, m, offset);
-      m = other < m ? other : m;
-    }
+    for (std::int32_t i = static_cast<std::int32_t>(lane); i < n; i += 32) m = fmin(m, f(i));
+    for (int offset = 16; offset > 0; offset /= 2) m = fmin(m, __shfl_xor_sync(kFull, m, offset));
     return m;
   }
   template <typename F>
   __device__ double max_of(std::int32_t n, F&& f) const {
     double m = 0.0;
-    for (std::int32_t i = static_cast<std::int32_t>(lane); i < n; i += 32) {
-      const double v = f(i);
-      m = v > m ? v : m;
-    }
-    for (int offset = 16; offset > 0; offset /= 2) {
-      const double other = __shfl_xor_sync(kFull, m, offset);
-      m = other > m ? other : m;
-    }
+    for (std::int32_t i = static_cast<std::int32_t>(lane); i < n; i += 32) m = fmax(m, f(i));
+    for (int offset = 16; offset > 0; offset /= 2) m = fmax(m, __shfl_xor_sync(kFull, m, offset));
     return m;
   }
   template <typename F>

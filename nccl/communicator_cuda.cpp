@@ -2,6 +2,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include "../kernels/cuda_check.hpp"
@@ -115,13 +116,30 @@ struct Communicator::Impl {
     }
   }
 
-  // Throws Error(nccl) when NCCL reports an asynchronous error on the communicator.
-  void check_async() const {
+  // Throws Error(nccl) when NCCL reports an asynchronous error on the communicator (or when it
+  // was aborted after one).
+  void check_async() const { static_cast<void>(async_state()); }
+
+  // The communicator's asynchronous state: ncclSuccess or ncclInProgress; throws Error(nccl) on
+  // an error.
+  ncclResult_t async_state() const {
+    if (comm == nullptr) {
+      fail(Errc::nccl,
+           "the communicator was aborted after an asynchronous error (a peer failed); destroy it");
+    }
     ncclResult_t async = ncclSuccess;
     check(*nccl, nccl->CommGetAsyncError(comm, &async), "ncclCommGetAsyncError");
     if (async != ncclSuccess && async != ncclInProgress) {
       check(*nccl, async, "the communicator (asynchronous error; destroy it)");
     }
+    return async;
+  }
+
+  // After a call returned ncclInProgress (a non-blocking communicator): waits, yielding, until
+  // NCCL has enqueued the operation, so that stream order holds again. Throws Error(nccl) on an
+  // asynchronous error.
+  void wait_enqueued() const {
+    while (async_state() == ncclInProgress) std::this_thread::yield();
   }
 
   void query_shape() {
@@ -147,12 +165,54 @@ struct Communicator::Impl {
     }
     kernels::check_cuda(cudaMemcpyAsync(staging, data, bytes, cudaMemcpyHostToDevice, stream),
                         "cudaMemcpyAsync to the staging buffer");
-    check(*nccl, nccl->AllReduce(staging, staging, count, to_nccl(type), to_nccl(op), comm, stream),
-          "ncclAllReduce");
+    if (check_enqueue(
+            *nccl,
+            nccl->AllReduce(staging, staging, count, to_nccl(type), to_nccl(op), comm, stream),
+            "ncclAllReduce")) {
+      try {
+        wait_enqueued();  // the copy back must follow the all-reduce on the stream
+      } catch (...) {
+        abort_owned();
+        throw;
+      }
+    }
     kernels::check_cuda(cudaMemcpyAsync(data, staging, bytes, cudaMemcpyDeviceToHost, stream),
                         "cudaMemcpyAsync from the staging buffer");
-    kernels::check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    wait_stream();
     check_async();
+  }
+
+  // After an asynchronous error in a host all-reduce: aborts a communicator we own, so that its
+  // kernels exit and the staging buffer and stream can be released (later calls then fail with
+  // Error(nccl)); an adopted communicator is left to its owner.
+  void abort_owned() {
+    if (owned && comm != nullptr) {
+      static_cast<void>(nccl->CommAbort(comm));
+      comm = nullptr;
+    }
+  }
+
+  // Waits for `stream` without blocking in cudaStreamSynchronize, which never returns if a peer
+  // dies: polls the stream and the communicator's asynchronous error, yielding in between. On an
+  // error, aborts a communicator we own (its kernels then exit and the stream drains; the
+  // communicator is unusable afterwards) and throws Error(nccl). An adopted communicator belongs
+  // to the caller, who must abort it (ncclCommAbort) after the error.
+  void wait_stream() {
+    for (;;) {
+      const cudaError_t status = cudaStreamQuery(stream);
+      if (status == cudaSuccess) return;
+      if (status != cudaErrorNotReady) kernels::check_cuda(status, "cudaStreamQuery");
+      ncclResult_t async = ncclSuccess;
+      const ncclResult_t queried = nccl->CommGetAsyncError(comm, &async);
+      const ncclResult_t error = queried != ncclSuccess ? queried : async;
+      if (error != ncclSuccess && error != ncclInProgress) {
+        abort_owned();
+        check(*nccl, error,
+              "the host all-reduce (asynchronous error; the communicator is aborted "
+              "if libeplb created it; destroy it)");
+      }
+      std::this_thread::yield();
+    }
   }
 };
 
@@ -174,22 +234,25 @@ class NcclTransport final : public MigrationTransport {
 
   void send(std::uint32_t peer, std::span<const std::byte> data) override {
     begin();
-    check(*comm_.nccl,
-          comm_.nccl->Send(data.data(), data.size(), ncclUint8, static_cast<int>(peer), comm_.comm,
-                           stream_),
-          "ncclSend");
+    // ncclInProgress (non-blocking communicator) passes: wait() waits for the whole group.
+    static_cast<void>(check_enqueue(*comm_.nccl,
+                                    comm_.nccl->Send(data.data(), data.size(), ncclUint8,
+                                                     static_cast<int>(peer), comm_.comm, stream_),
+                                    "ncclSend"));
   }
   void recv(std::uint32_t peer, std::span<std::byte> data) override {
     begin();
-    check(*comm_.nccl,
-          comm_.nccl->Recv(data.data(), data.size(), ncclUint8, static_cast<int>(peer), comm_.comm,
-                           stream_),
-          "ncclRecv");
+    static_cast<void>(check_enqueue(*comm_.nccl,
+                                    comm_.nccl->Recv(data.data(), data.size(), ncclUint8,
+                                                     static_cast<int>(peer), comm_.comm, stream_),
+                                    "ncclRecv"));
   }
   void wait() override {
     if (!in_group_) return;
     in_group_ = false;
-    check(*comm_.nccl, comm_.nccl->GroupEnd(), "ncclGroupEnd");
+    // Non-blocking communicator: the group's operations must be on the stream before the copies
+    // and the caller's later work are enqueued behind them.
+    if (check_enqueue(*comm_.nccl, comm_.nccl->GroupEnd(), "ncclGroupEnd")) comm_.wait_enqueued();
   }
   void copy(std::span<std::byte> to, std::span<const std::byte> from) override {
     EPLB_ASSERT(!in_group_ && to.size() == from.size());
@@ -267,9 +330,14 @@ void Communicator::allreduce(void* data, std::size_t count, DataType type, Reduc
   if (count == 0) return;
   require_device_pointer(data, "data");
   impl_->check_async();
-  check(*impl_->nccl,
-        impl_->nccl->AllReduce(data, data, count, to_nccl(type), to_nccl(op), impl_->comm, stream),
-        "ncclAllReduce");
+  // Non-blocking communicator: return once the all-reduce is on the stream, so that the caller's
+  // later work on it is ordered after it.
+  if (check_enqueue(*impl_->nccl,
+                    impl_->nccl->AllReduce(data, data, count, to_nccl(type), to_nccl(op),
+                                           impl_->comm, stream),
+                    "ncclAllReduce")) {
+    impl_->wait_enqueued();
+  }
 }
 
 void Communicator::allreduce_host(std::span<std::uint64_t> data, ReduceOp op) {

@@ -83,4 +83,11 @@ struct NcclApi {
 // Throws Error(Errc::nccl) "<what> failed: <NCCL's error string> (ncclResult_t N)" unless ok.
 void check(const NcclApi& nccl, ncclResult_t result, const char* what);
 
+// As check() for the calls that enqueue work (AllReduce, Send, Recv, GroupEnd), but also passes
+// ncclInProgress: a non-blocking communicator (one adopted from the caller) is still enqueueing
+// the operation in the background. Returns true then; the caller must wait until
+// ncclCommGetAsyncError stops reporting ncclInProgress before it relies on the operation being on
+// the stream (stream order, a synchronisation, the next call on the communicator).
+[[nodiscard]] bool check_enqueue(const NcclApi& nccl, ncclResult_t result, const char* what);
+
 }  // namespace eplb::nccl

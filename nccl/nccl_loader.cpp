@@ -105,4 +105,10 @@ void check(const NcclApi& nccl, ncclResult_t result, const char* what) {
        " (ncclResult_t ", static_cast<int>(result), ")");
 }
 
+bool check_enqueue(const NcclApi& nccl, ncclResult_t result, const char* what) {
+  if (result == ncclInProgress) return true;
+  check(nccl, result, what);
+  return false;
+}
+
 }  // namespace eplb::nccl

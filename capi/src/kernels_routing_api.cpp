@@ -65,6 +65,8 @@ const k::DeviceTables& device_tables(const eplb_device_tables* tables) {
         "tables were created with EPLB_DEVICE_TABLES_HOST_ONLY; the GPU kernels need "
         "device tables (the _cpu references accept both)");
   }
+  // The kernels run on the current device: tables of another device would be an illegal address.
+  k::require_current_device(tables->value.device_id(), "tables");
   return tables->value;
 }
 

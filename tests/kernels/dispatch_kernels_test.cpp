@@ -383,6 +383,44 @@ TEST(Sort, RejectsSmallCapacity) {
   EXPECT_NE(std::string(eplb_last_error_message()).find("capacity"), std::string::npos);
 }
 
+// The kernels use the workspace as int32 arrays: a workspace that is not 4-byte aligned is
+// rejected by the shared validation, so the CPU references refuse it as the GPU functions do.
+TEST(Workspace, MisalignedWorkspaceIsRejected) {
+  const Routing r{4, 2, {0, 1, 2, 3, 0, 1, 2, 3}};
+  const size_t capacity = capacity_of(r, 4, 4);
+  std::vector<int32_t> ids(capacity), blocks(capacity / 4), offsets(5), inverse(8);
+  int32_t total = 0;
+  size_t bytes = 0;
+  ASSERT_EQ(eplb_kernel_expert_sort_workspace_size(4, 2, 4, &bytes), EPLB_OK);
+  std::vector<int32_t> storage(bytes / 4 + 2);
+  unsigned char* misaligned = reinterpret_cast<unsigned char*>(storage.data()) + 1;
+  EXPECT_EQ(eplb_kernel_expert_sort_cpu(r.ids.data(), 4, 2, 4, 4, capacity, ids.data(),
+                                        blocks.data(), offsets.data(), inverse.data(), &total,
+                                        misaligned, bytes, nullptr),
+            EPLB_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(eplb_last_error_message()).find("aligned"), std::string::npos);
+  EXPECT_NE(std::string(eplb_last_error_message()).find("workspace"), std::string::npos);
+  // The aligned workspace is accepted.
+  EXPECT_EQ(eplb_kernel_expert_sort_cpu(r.ids.data(), 4, 2, 4, 4, capacity, ids.data(),
+                                        blocks.data(), offsets.data(), inverse.data(), &total,
+                                        storage.data(), bytes, nullptr),
+            EPLB_OK);
+
+  int32_t layout_ids[2] = {0, 1};
+  int32_t e[8], rk[4], n[2], off[8];
+  uint8_t in[8];
+  ASSERT_EQ(eplb_kernel_dispatch_layout_workspace_size(2, 1, 8, 4, 2, &bytes), EPLB_OK);
+  std::vector<int32_t> layout_storage(bytes / 4 + 2);
+  unsigned char* layout_ws = reinterpret_cast<unsigned char*>(layout_storage.data()) + 2;
+  EXPECT_EQ(eplb_kernel_dispatch_layout_cpu(layout_ids, 2, 1, 8, 4, 2, e, rk, n, in, off, layout_ws,
+                                            bytes, nullptr),
+            EPLB_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(eplb_last_error_message()).find("aligned"), std::string::npos);
+  EXPECT_EQ(eplb_kernel_dispatch_layout_cpu(layout_ids, 2, 1, 8, 4, 2, e, rk, n, in, off,
+                                            layout_storage.data(), bytes, nullptr),
+            EPLB_OK);
+}
+
 // --- permute / unpermute ------------------------------------------------------------------------
 
 // Independent conversions for the expectations: GCC's _Float16 (software, round to nearest even)

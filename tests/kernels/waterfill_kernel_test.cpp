@@ -344,6 +344,9 @@ TEST(WaterfillKernelCpu, RejectsBadInputWithoutWritingOutputs) {
   EXPECT_EQ(call(good.data(), 2, source.data(), 0, bytes), EPLB_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(eplb_last_error_message()).find("source_gpu[1] = 4"), std::string::npos);
   EXPECT_EQ(call(good.data(), 0, nullptr, 0, bytes), EPLB_ERR_INVALID_ARGUMENT);
+  // top_k is bounded (the kernels' per-block int counters): rejected before any row is read.
+  EXPECT_EQ(call(good.data(), 1025, nullptr, 0, bytes), EPLB_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(eplb_last_error_message()).find("top_k (1025)"), std::string::npos);
   EXPECT_EQ(call(good.data(), 2, nullptr, 4, bytes), EPLB_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(call(good.data(), 2, nullptr, 0, bytes - 1), EPLB_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(eplb_last_error_message()).find("workspace_bytes"), std::string::npos);

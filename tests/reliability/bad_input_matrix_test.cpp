@@ -1132,6 +1132,7 @@ const std::vector<Row>& matrix() {
   {"eplb_kernel_dispatch_layout_cpu", {
     {"NULL tokens_per_expert", kInvalid, {"tokens_per_expert", "NULL"}, [](World&) { int32_t ids[2] = {0, 1}, r[4], n[2]; uint8_t in[8]; unsigned char ws[256]; return eplb_kernel_dispatch_layout_cpu(ids, 2, 1, 8, 4, 2, nullptr, r, n, in, nullptr, ws, sizeof ws, nullptr); }},
     {"short workspace", kInvalid, {"workspace_size (0)"}, [](World&) { int32_t ids[2] = {0, 1}, e[8], r[4], n[2]; uint8_t in[8]; return eplb_kernel_dispatch_layout_cpu(ids, 2, 1, 8, 4, 2, e, r, n, in, nullptr, nullptr, 0, nullptr); }},
+    {"misaligned workspace", kInvalid, {"workspace", "4-byte aligned"}, [](World&) { int32_t ids[2] = {0, 1}, e[8], r[4], n[2]; uint8_t in[8]; alignas(4) unsigned char ws[260]; return eplb_kernel_dispatch_layout_cpu(ids, 2, 1, 8, 4, 2, e, r, n, in, nullptr, ws + 1, 256, nullptr); }},
   }, {}, {}},
   {"eplb_kernel_expert_sort_capacity", {
     {"NULL out_capacity", kInvalid, {"out_capacity", "NULL"}, [](World&) { return eplb_kernel_expert_sort_capacity(4, 2, 8, 16, nullptr); }},
@@ -1249,6 +1250,7 @@ const std::vector<Row>& matrix() {
   {"eplb_kernel_shared_waterfill", {
     {"NULL placement", kInvalid, {"placement", "NULL"}, [](World& w) { int32_t o[9]; return eplb_kernel_shared_waterfill(nullptr, w.topk.data(), 3, World::kTopK, nullptr, nullptr, nullptr, 0, o, nullptr, wf_ws(), kWfWsBytes, nullptr); }},
     {"top_k 0", kInvalid, {"top_k (0)"}, [](World& w) { int32_t o[9]; return eplb_kernel_shared_waterfill(w.placement, w.topk.data(), 3, 0, nullptr, nullptr, nullptr, 0, o, nullptr, wf_ws(), kWfWsBytes, nullptr); }},
+    {"top_k above 1024", kInvalid, {"top_k (1025)"}, [](World& w) { int32_t o[9]; return eplb_kernel_shared_waterfill(w.placement, w.topk.data(), 3, 1025, nullptr, nullptr, nullptr, 0, o, nullptr, wf_ws(), kWfWsBytes, nullptr); }},
     {"unknown flag", kInvalid, {"flags (2)"}, [](World& w) { int32_t o[9]; return eplb_kernel_shared_waterfill(w.placement, w.topk.data(), 3, World::kTopK, nullptr, nullptr, nullptr, 2, o, nullptr, wf_ws(), kWfWsBytes, nullptr); }},
     {"NULL out_topk with tokens", kInvalid, {"out_topk", "NULL"}, [](World& w) { return eplb_kernel_shared_waterfill(w.placement, w.topk.data(), 3, World::kTopK, nullptr, nullptr, nullptr, 0, nullptr, nullptr, wf_ws(), kWfWsBytes, nullptr); }},
   }, {}, {}},

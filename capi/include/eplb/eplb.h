@@ -1118,7 +1118,8 @@ EPLB_API eplb_status eplb_device_count(int32_t* out_count);
  * Threading follows NCCL: calls on one eplb_comm must be serialised by the caller; the
  * collective functions (create, the all-reduces, the executor) must be called by every rank of
  * the group in the same order. Streams are `void*` (cudaStream_t; NULL = the legacy default
- * stream) and device buffers are device memory of the communicator's GPU. */
+ * stream) and device buffers are device memory of the communicator's GPU, which must be the
+ * calling thread's current device (memory of another device is EPLB_ERR_INVALID_ARGUMENT). */
 struct eplb_comm;
 typedef struct eplb_comm eplb_comm;
 
@@ -1163,8 +1164,11 @@ EPLB_API eplb_status eplb_comm_create(const void* unique_id, size_t unique_id_le
 /* Wraps the caller's existing communicator `nccl_comm` (an ncclComm_t) without taking it over:
  * eplb_comm_destroy does not destroy it, and it must outlive the eplb_comm. It must come from the
  * same libnccl that libeplb loads (see above: normally the libnccl.so.2 already in the process).
- * Its device is taken to be the calling thread's current device. *out_comm is owned by the
- * caller (eplb_comm_destroy). EPLB_ERR_INVALID_ARGUMENT: a NULL pointer. EPLB_ERR_NO_NCCL,
+ * Its device is taken to be the calling thread's current device. A non-blocking communicator
+ * (ncclConfig_t blocking = 0) works: where NCCL answers ncclInProgress (ncclAllReduce,
+ * ncclSend, ncclRecv, ncclGroupEnd), libeplb polls ncclCommGetAsyncError until the operation is
+ * enqueued before it returns or enqueues more work, so stream order holds. *out_comm is owned by
+ * the caller (eplb_comm_destroy). EPLB_ERR_INVALID_ARGUMENT: a NULL pointer. EPLB_ERR_NO_NCCL,
  * EPLB_ERR_NO_DEVICE, EPLB_ERR_NCCL (querying its rank and size failed). */
 EPLB_API eplb_status eplb_comm_adopt(void* nccl_comm, eplb_comm** out_comm);
 
@@ -1189,7 +1193,11 @@ EPLB_API eplb_status eplb_comm_get_size(const eplb_comm* comm, int32_t* out_size
  * apart from the seed (checked across ranks first). Synchronous and not for the hot path: the
  * counters (num_layers * (E + E*(E-1)/2) values, plus the window for sliding windows) go through
  * a device staging buffer the communicator allocates on first use, on a stream of its own, and
- * the call returns when the sums are in out_sum. Collective.
+ * the call returns when the sums are in out_sum. It waits by polling the stream and
+ * ncclCommGetAsyncError (yielding the thread in between), not in cudaStreamSynchronize, so a
+ * peer that dies mid-call gives EPLB_ERR_NCCL instead of a hang: a communicator made by
+ * eplb_comm_create is then aborted (ncclCommAbort; later calls on it fail with EPLB_ERR_NCCL,
+ * destroy it); an adopted one is left to its owner, who must abort it. Collective.
  * EPLB_ERR_INVALID_ARGUMENT: local, out_sum or comm NULL; out_sum's options differ from local's;
  * the trackers of the ranks differ (every rank gets this status); a summed sliding-window batch
  * count above 2^32-1. EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE, EPLB_ERR_NCCL, EPLB_ERR_OUT_OF_MEMORY.
@@ -1252,8 +1260,9 @@ EPLB_API eplb_status eplb_migration_execute_step(const eplb_migration* migration
  * the same parameters on host memory (stream ignored) and the same validation, so a bad argument
  * returns the same status with and without a GPU. The GPU functions check, in this order:
  * host-checkable arguments (EPLB_ERR_INVALID_ARGUMENT naming the value), a usable device
- * (EPLB_ERR_NO_DEVICE), that every array is device memory (EPLB_ERR_INVALID_ARGUMENT naming it);
- * then they enqueue their kernels (EPLB_ERR_DEVICE if a launch is refused). They allocate
+ * (EPLB_ERR_NO_DEVICE), that every array is device memory of the calling thread's current device
+ * (EPLB_ERR_INVALID_ARGUMENT naming it, and both devices for memory of another device); then they
+ * enqueue their kernels (EPLB_ERR_DEVICE if a launch is refused). They allocate
  * nothing, never synchronise with the host, use no memset, and can be captured in a CUDA graph.
  * Integer outputs are bit-exact between GPU and CPU and deterministic. An array whose length is
  * 0 may be NULL. Limits: num_tokens * top_k and num_tokens * num_ranks below 2^31,
@@ -1291,14 +1300,15 @@ EPLB_API eplb_status eplb_kernel_dispatch_layout_workspace_size(size_t num_token
  *   rank-major packed send buffer — rank r's rows start at tokens_per_rank[0] + ... +
  *   tokens_per_rank[r - 1] and hold its tokens in increasing token order — or -1 where
  *   is_token_in_rank is 0.
- * workspace: device memory of at least eplb_kernel_dispatch_layout_workspace_size bytes; no
- * initialisation needed, its content is scratch. stream: a cudaStream_t (NULL = legacy default).
+ * workspace: device memory of at least eplb_kernel_dispatch_layout_workspace_size bytes, 4-byte
+ * aligned (used as int32 arrays); no initialisation needed, its content is scratch.
+ * stream: a cudaStream_t (NULL = legacy default).
  * Three kernels (count, reduce, rows); counts are order-independent, offsets follow token order.
  * EPLB_ERR_INVALID_ARGUMENT: a NULL array (other than send_offsets), top_k 0,
  * num_physical_experts not in [1, 8192], num_ranks not in [1, 1024] or not dividing
  * num_physical_experts, num_nodes 0 or not dividing num_ranks, a size over the limits,
- * workspace_size too small, or an array that is not device memory.
- * EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE. */
+ * workspace_size too small, a workspace that is not 4-byte aligned, or an array that is not
+ * device memory. EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE. */
 EPLB_API eplb_status eplb_kernel_dispatch_layout(
     const int32_t* topk_ids, size_t num_tokens, size_t top_k, uint32_t num_physical_experts,
     uint32_t num_ranks, uint32_t num_nodes, int32_t* tokens_per_expert, int32_t* tokens_per_rank,
@@ -1346,11 +1356,13 @@ EPLB_API eplb_status eplb_kernel_expert_sort_workspace_size(size_t num_tokens, s
  *   permuted buffer), -1 for a masked or invalid id;
  * - total_padded int32 [1]: the padded length actually used, <= capacity.
  * capacity: at least eplb_kernel_expert_sort_capacity(...) and a multiple of block_size.
- * workspace: at least eplb_kernel_expert_sort_workspace_size bytes, no initialisation needed.
+ * workspace: at least eplb_kernel_expert_sort_workspace_size bytes, 4-byte aligned (used as int32
+ * arrays), no initialisation needed.
  * Three kernels (count, prefix, scatter). Ids outside [0, num_experts) are left out.
  * EPLB_ERR_INVALID_ARGUMENT: a NULL array, top_k 0, num_experts not in [1, 8192], block_size
  * not in [1, 65536], capacity too small or not a multiple of block_size, workspace_size too
- * small, a size over the limits, or an array that is not device memory.
+ * small, a workspace that is not 4-byte aligned, a size over the limits, or an array that is not
+ * device memory.
  * EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE. */
 EPLB_API eplb_status eplb_kernel_expert_sort(const int32_t* topk_ids, size_t num_tokens,
                                              size_t top_k, uint32_t num_experts,
@@ -1394,7 +1406,9 @@ EPLB_API eplb_status eplb_kernel_permute_cpu(const void* input, uint32_t dtype, 
  * [0, permuted_rows). Accumulates in float32 starting from -0 (the additive identity, so a single
  * slot with weight 1 reproduces its row bit for bit), each term as one rounded multiply then one
  * rounded add (no fused multiply-add), and rounds once to dtype (round to nearest even), so GPU
- * and CPU results are bit-exact (a NaN's payload may differ). A token with no valid slot gets +0.
+ * and CPU results are bit-exact except for NaN payloads: where a term or the sum is NaN, the NaN's
+ * payload (and sign) may differ between GPU and CPU, for float32 output too (IEEE arithmetic
+ * leaves the payload of a NaN result to the hardware). A token with no valid slot gets +0.
  * permuted [permuted_rows][hidden], weights float32 [num_tokens][top_k], output
  * [num_tokens][hidden]; hidden a positive multiple of 8; permuted and output 16-byte aligned.
  * EPLB_ERR_INVALID_ARGUMENT, EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE as eplb_kernel_permute. */
@@ -1417,9 +1431,10 @@ EPLB_API eplb_status eplb_kernel_unpermute_cpu(const void* permuted, uint32_t dt
  * physical slot ids come out (one launch, which also records the load), and a co-activation
  * counter feeds the tracker. They follow the conventions of "GPU device and kernels" above. The
  * GPU functions check, in this order: host-checkable arguments (EPLB_ERR_INVALID_ARGUMENT naming
- * the value), a usable device (EPLB_ERR_NO_DEVICE), that every array is device memory
- * (EPLB_ERR_INVALID_ARGUMENT naming it); then they enqueue one kernel (EPLB_ERR_DEVICE if the
- * launch is refused). None needs a workspace. Each has a CPU reference `_cpu` with the same
+ * the value), a usable device (EPLB_ERR_NO_DEVICE), that every array is device memory of the
+ * calling thread's current device (EPLB_ERR_INVALID_ARGUMENT naming it, and both devices for
+ * memory of another device); then they enqueue one kernel (EPLB_ERR_DEVICE if the launch is
+ * refused). None needs a workspace. Each has a CPU reference `_cpu` with the same
  * parameters on host memory (stream ignored) and the same validation, without the device checks.
  * Ids: `topk_ids` is int32 or int64 [num_tokens][top_k] (id_type); an id outside [0, E) — -1 for
  * a masked slot, or any other value — is ignored (it is not an error: a kernel cannot report one
@@ -1428,7 +1443,9 @@ EPLB_API eplb_status eplb_kernel_unpermute_cpu(const void* permuted, uint32_t dt
  * recording window starts. The result of integer atomics does not depend on their order, so
  * every output is deterministic and bit-exact between GPU and CPU.
  * Enable flag: `enable_flag` is an int32 in device memory (host memory for `_cpu`) read by the
- * kernel, or NULL (= enabled); 0 turns recording off without touching the captured graph.
+ * kernel, or NULL (= enabled); 0 turns recording off without touching the captured graph. Each
+ * thread block reads the flag once; a flag changed while a kernel runs may take effect in some
+ * of its blocks only.
  * Threading: calls with a const eplb_device_tables may run concurrently; outputs must differ. */
 
 /* Element type of `topk_ids`. Passed as `uint32_t`; values are stable. */
@@ -1557,11 +1574,14 @@ typedef enum {
  * every masked or out-of-range one; unless counts is NULL or *enable_flag is 0, each mapped entry
  * adds 1 to counts[layer][slot], counts int64 [num_layers][num_physical_experts] (fold them with
  * eplb_kernel_fold_counts). `seed` is used by EPLB_MAP_HASH only, `quotas` by EPLB_MAP_QUOTA
- * only (else it may be NULL). The tables must be device tables (not host-only) on the current
- * device. Kernel shapes: one thread per entry (per token for node-aware); quota mode uses
- * blocks of 1024 entries, each counting the earlier entries' experts itself (no inter-block
- * waiting), so its cost grows with num_tokens * top_k.
- * EPLB_ERR_INVALID_ARGUMENT: tables NULL or host-only, layer >= num_layers, an unknown mode,
+ * only (else it may be NULL). out_physical is written whether or not recording is on. The tables
+ * must be device tables (not host-only) on the calling thread's current device. Kernel shapes:
+ * one thread per entry (per token for node-aware); quota mode uses blocks of 1024 entries, each
+ * reading every earlier entry of the batch itself (no inter-block waiting), so its total work
+ * grows quadratically with the entries per batch: about n^2 / 2048 id reads for n = num_tokens *
+ * top_k (e.g. 2^19 entries: 2^27 reads).
+ * EPLB_ERR_INVALID_ARGUMENT: tables NULL or host-only, tables on another device than the current
+ * one (the message names both), layer >= num_layers, an unknown mode,
  * node-aware with more than 64 nodes, quota with more than 1024 experts or quotas NULL,
  * topk_ids or out_physical NULL with num_tokens > 0, an unknown id_type, top_k outside
  * [1, 1024], num_tokens * top_k >= 2^31. */
@@ -1582,7 +1602,8 @@ EPLB_API eplb_status eplb_kernel_map_record_cpu(const eplb_device_tables* tables
 /* Folds physical counts to logical counts for every layer: logical_counts[l][e] (int64 [L][E],
  * overwritten) = the sum of physical_counts[l][s] (int64 [L][P]) over the slots s of e's
  * replicas — ready for a planner (as double) or an all-reduce across ranks. One kernel.
- * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, host-only tables. */
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, host-only tables, tables on another device than the
+ * calling thread's current one (the message names both). */
 EPLB_API eplb_status eplb_kernel_fold_counts(const eplb_device_tables* tables,
                                              const int64_t* physical_counts,
                                              int64_t* logical_counts, void* stream);
@@ -1598,7 +1619,9 @@ EPLB_API eplb_status eplb_kernel_fold_counts_cpu(const eplb_device_tables* table
  * only. One kernel: the triangle is cut into slices of at most 12288 pairs, one block each;
  * each block reads every token and counts its own slice in shared memory, then adds it to
  * global memory without atomics (no block shares a pair), so skewed routing costs only
- * shared-memory contention.
+ * shared-memory contention. Because those adds are plain read-modify-writes, not atomics,
+ * concurrent launches (e.g. on two streams) that add to the same pair_counts layer lose
+ * updates: serialise them, or give each its own buffer and sum them afterwards.
  * Samples (optional): with sample_capacity > 0, out_samples int32 [sample_capacity][top_k] is
  * OVERWRITTEN: row i is the ids of token sample_offset + i * sample_stride (invalid ids as -1),
  * for i < rows = min(sample_capacity, ceil((num_tokens - sample_offset) / sample_stride)) (0
@@ -1692,11 +1715,14 @@ EPLB_API eplb_status eplb_kernel_split_solve_workspace_size(const eplb_split_tab
  * augmenting path on one lane. On the DeepSeek-V3 shape (256 experts, 288 slots, 32 GPUs, 8192 x 8
  * tokens) a solve takes about 12 checks and 30 augmenting paths; not yet timed on a GPU
  * (bench/split_kernels_bench.cpp).
- * The kernel cannot reject device data: a negative count counts as 0 and weights / extra loads
- * are not checked (the CPU reference rejects both). `workspace` device memory of at least
- * eplb_kernel_split_solve_workspace_size bytes; concurrent launches need distinct workspaces.
+ * The kernel cannot reject device data: a negative count counts as 0, a weight that is NaN,
+ * infinite or <= 0 counts as 1, and an extra load that is NaN, infinite or negative counts as 0
+ * (the CPU reference rejects all of them), so bad data gives a wrong split, never a hang.
+ * `workspace` device memory of at least eplb_kernel_split_solve_workspace_size bytes; concurrent
+ * launches need distinct workspaces.
  * EPLB_ERR_INVALID_ARGUMENT: tables, counts or out_quotas NULL; host-only tables; layer outside
- * the tables; workspace_bytes too small or workspace NULL; an array that is not device memory.
+ * the tables; workspace_bytes too small or workspace NULL; an array (the tables' device copy
+ * included) that is not device memory of the calling thread's current device.
  * EPLB_ERR_NO_DEVICE: no GPU. EPLB_ERR_DEVICE: the launch was refused. */
 EPLB_API eplb_status eplb_kernel_split_solve(const eplb_split_tables* tables, uint32_t layer,
                                              const int32_t* counts, const double* gpu_weights,
@@ -1756,10 +1782,13 @@ EPLB_API eplb_status eplb_kernel_shared_waterfill_workspace_size(const eplb_plac
  * eplb_kernel_shared_waterfill_workspace_size(placement, num_tokens) bytes, 8-byte aligned, any
  * content (nothing to clear); concurrent launches need distinct workspaces. The CPU reference
  * checks the size but does not use it. While the kernels run, out_topk's last column holds
- * internal marks.
+ * internal marks. The kernels cannot reject device data: a weight that is NaN, infinite or <= 0
+ * counts as 1 and a gpu_loads entry that is NaN, infinite or negative counts as 0 (also in
+ * out_gpu_loads); the CPU reference rejects both.
  * EPLB_ERR_INVALID_ARGUMENT: placement NULL; topk_slots or out_topk NULL with num_tokens > 0;
- * top_k 0; an unknown flag; num_tokens >= 2^31; num_gpus > 256; workspace NULL, misaligned or
- * workspace_bytes below the query; an array that is not device memory.
+ * top_k 0 or above 1024; an unknown flag; num_tokens >= 2^31; num_gpus > 256; workspace NULL,
+ * misaligned or workspace_bytes below the query; an array that is not device memory of the
+ * calling thread's current device.
  * EPLB_ERR_OUT_OF_MEMORY: num_tokens * (top_k + 1) overflows.
  * EPLB_ERR_NO_DEVICE: no GPU. EPLB_ERR_DEVICE: the launch was refused. */
 EPLB_API eplb_status eplb_kernel_shared_waterfill(
