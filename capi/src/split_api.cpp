@@ -5,6 +5,7 @@
 #include <span>
 #include <vector>
 
+#include "../../core/rank_quotas.hpp"
 #include "../../core/replica_split.hpp"
 #include "../../core/replica_split_nodes.hpp"
 #include "../../core/shared_waterfill.hpp"
@@ -109,6 +110,23 @@ eplb_status eplb_split_solve_by_node(eplb_split_workspace* workspace,
     std::copy(workspace->quotas.begin(), workspace->quotas.end(), out_quotas);
     if (out_max_load != nullptr) *out_max_load = result.max_load;
     if (out_cross_node_tokens != nullptr) *out_cross_node_tokens = result.cross_node;
+  });
+}
+
+eplb_status eplb_split_rank_quotas(const eplb_placement* placement, uint32_t layer,
+                                   const int32_t* quotas, size_t quotas_len,
+                                   const int32_t* rank_counts, size_t rank_counts_len,
+                                   uint32_t num_ranks, uint32_t rank, int32_t* out_quotas,
+                                   size_t out_quotas_len) {
+  return eplb::capi::guard([&] {
+    eplb::capi::require_not_null(placement, "placement");
+    eplb::capi::require_not_null(quotas, "quotas");
+    eplb::capi::require_not_null(rank_counts, "rank_counts");
+    eplb::capi::require_not_null(out_quotas, "out_quotas");
+    std::vector<std::int32_t> out(out_quotas_len);
+    eplb::rank_quotas(placement->value, layer, std::span(quotas, quotas_len),
+                      std::span(rank_counts, rank_counts_len), num_ranks, rank, out);
+    std::copy(out.begin(), out.end(), out_quotas);
   });
 }
 

@@ -190,3 +190,60 @@ TEST(SplitCapi, ByNodeKeepsTheOptimumAndCountsCrossNodeTokens) {
 }
 
 }  // namespace
+
+namespace {
+
+// eplb_split_rank_quotas end to end: every rank maps only its own tokens with the mapping
+// kernel's quota mode (its CPU reference) and its share; together the slots take exactly the
+// batch-wide split.
+TEST(SplitCapi, RankSharesRealiseTheBatchSplitThroughQuotaMode) {
+  PlacementPtr p;
+  ASSERT_EQ(
+      eplb_placement_create_from_phy2log(2, 5, 9, 1, 3, kPhy2log.data(), kPhy2log.size(), &p.p),
+      EPLB_OK);
+  std::mt19937 rng(12);
+  constexpr std::uint32_t kRanks = 3, kTopK = 2;
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<std::vector<std::int32_t>> ids(kRanks);
+    std::vector<std::int32_t> rank_counts(kRanks * 5, 0), totals(5, 0);
+    for (std::uint32_t g = 0; g < kRanks; ++g) {
+      const std::size_t tokens = rng() % 40;
+      for (std::size_t t = 0; t < tokens; ++t) {
+        const auto a = static_cast<std::int32_t>(rng() % 5);
+        const auto b =
+            static_cast<std::int32_t>((a + 1 + static_cast<std::int32_t>(rng() % 4)) % 5);
+        for (const std::int32_t e : {a, b}) {
+          ids[g].push_back(e);
+          ++rank_counts[g * 5 + static_cast<std::size_t>(e)];
+          ++totals[static_cast<std::size_t>(e)];
+        }
+      }
+    }
+    std::vector<std::int32_t> quotas(9);
+    ASSERT_EQ(eplb_split_solve(nullptr, p.p, 0, totals.data(), 5, nullptr, nullptr, 0,
+                               quotas.data(), 9, nullptr),
+              EPLB_OK);
+    std::vector<std::int64_t> counts(2 * 9, 0);
+    for (std::uint32_t g = 0; g < kRanks; ++g) {
+      std::vector<std::int32_t> mine(9, -1);
+      ASSERT_EQ(eplb_split_rank_quotas(p.p, 0, quotas.data(), 9, rank_counts.data(),
+                                       rank_counts.size(), kRanks, g, mine.data(), 9),
+                EPLB_OK)
+          << eplb_last_error_message();
+      eplb_device_tables* tables = nullptr;
+      ASSERT_EQ(
+          eplb_device_tables_create(p.p, g, 0, EPLB_DEVICE_TABLES_HOST_ONLY, nullptr, &tables),
+          EPLB_OK);
+      std::vector<std::int32_t> physical(ids[g].size());
+      EXPECT_EQ(eplb_kernel_map_record_cpu(tables, 0, EPLB_MAP_QUOTA, 0, mine.data(), ids[g].data(),
+                                           EPLB_IDS_INT32, ids[g].size() / kTopK, kTopK, nullptr,
+                                           counts.data(), physical.data(), nullptr),
+                EPLB_OK)
+          << eplb_last_error_message();
+      eplb_device_tables_destroy(tables);
+    }
+    for (std::size_t s = 0; s < 9; ++s) EXPECT_EQ(counts[s], quotas[s]) << "slot " << s;
+  }
+}
+
+}  // namespace

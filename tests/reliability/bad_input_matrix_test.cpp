@@ -1046,6 +1046,15 @@ const std::vector<Row>& matrix() {
     {"gpu_len != num_gpus", kInvalid, {"gpu_len (3)"}, [](World& w) { const int32_t c[8] = {1, 2, 3, 4, 5, 6, 7, 8}; const double g[4] = {1, 1, 1, 1}; int32_t q[16]; return eplb_split_solve_by_node(nullptr, w.placement, 0, c, 8, g, nullptr, 3, 0.0, q, 16, nullptr, nullptr); }},
     {"zero weight", kInvalid, {"gpu_weights[2] = 0"}, [](World& w) { const int32_t c[8] = {1, 2, 3, 4, 5, 6, 7, 8}; const double g[4] = {1, 1, 0, 1}; int32_t q[16]; return eplb_split_solve_by_node(nullptr, w.placement, 0, c, 8, g, nullptr, 4, 0.0, q, 16, nullptr, nullptr); }},
   }, {}, {}},
+  {"eplb_split_rank_quotas", {
+    {"NULL placement", kInvalid, {"placement", "NULL"}, [](World&) { const int32_t q[8] = {}; const int32_t c[8] = {}; int32_t o[8]; return eplb_split_rank_quotas(nullptr, 0, q, 8, c, 8, 2, 0, o, 8); }},
+    {"NULL rank_counts", kInvalid, {"rank_counts", "NULL"}, [](World& w) { const int32_t q[8] = {}; int32_t o[8]; return eplb_split_rank_quotas(w.placement, 0, q, 8, nullptr, 8, 2, 0, o, 8); }},
+    {"rank == num_ranks", kInvalid, {"rank (2)"}, [](World& w) { const int32_t q[8] = {}; const int32_t c[8] = {}; int32_t o[8]; return eplb_split_rank_quotas(w.placement, 0, q, 8, c, 8, 2, 2, o, 8); }},
+    {"rank_counts_len for 3 ranks", kInvalid, {"rank_counts has 8"}, [](World& w) { const int32_t q[8] = {}; const int32_t c[8] = {}; int32_t o[8]; return eplb_split_rank_quotas(w.placement, 0, q, 8, c, 8, 3, 0, o, 8); }},
+    {"quotas short of the counts", kInvalid, {"expert 0", "sum to 0"}, [](World& w) { const int32_t q[8] = {}; const int32_t c[8] = {1, 0, 0, 0, 0, 0, 0, 0}; int32_t o[8]; return eplb_split_rank_quotas(w.placement, 0, q, 8, c, 8, 2, 0, o, 8); }},
+    {"negative count", kInvalid, {"rank_counts[5] = -1"}, [](World& w) { const int32_t q[8] = {}; const int32_t c[8] = {0, 0, 0, 0, 0, -1, 0, 0}; int32_t o[8]; return eplb_split_rank_quotas(w.placement, 0, q, 8, c, 8, 2, 0, o, 8); }},
+    {"out_quotas_len one short", kInvalid, {"out_quotas has 7"}, [](World& w) { const int32_t q[8] = {}; const int32_t c[8] = {}; int32_t o[8]; return eplb_split_rank_quotas(w.placement, 0, q, 8, c, 8, 2, 0, o, 7); }},
+  }, {}, {}},
   {"eplb_shared_expert_waterfill", {
     {"NULL placement", kInvalid, {"placement", "NULL"}, [](World& w) { int32_t o[9]; return eplb_shared_expert_waterfill(nullptr, w.topk.data(), 3, World::kTopK, nullptr, nullptr, nullptr, 0, 0, o, 9); }},
     {"NULL topk_slots with tokens", kInvalid, {"topk_slots", "NULL"}, [](World& w) { int32_t o[9]; return eplb_shared_expert_waterfill(w.placement, nullptr, 3, World::kTopK, nullptr, nullptr, nullptr, 0, 0, o, 9); }},

@@ -285,8 +285,9 @@ void run_demo(const DemoArgs& args) {
   }
   dispatch_table.print(std::cout);
   std::cout << "\nquota: eplb_split_solve gives each replica an exact share of this batch's "
-               "tokens of its expert,\nminimising the busiest GPU; node-aware sends each token to "
-               "the fewest nodes (the traffic metric's rule).\n";
+               "tokens of its expert,\nminimising the busiest GPU, and eplb_split_rank_quotas cuts "
+               "it into each GPU's share of its own tokens;\nnode-aware sends each token to the "
+               "fewest nodes (the traffic metric's rule).\n";
 }
 
 }  // namespace

@@ -34,7 +34,7 @@ constexpr Mode kModes[] = {{"static (own GPU, then own node)", EPLB_MAP_STATIC},
                            {"round-robin (vLLM)", EPLB_MAP_ROUND_ROBIN},
                            {"hash", EPLB_MAP_HASH},
                            {"node-aware (fewest nodes)", EPLB_MAP_NODE_AWARE},
-                           {"quota from eplb_split_solve", EPLB_MAP_QUOTA}};
+                           {"quota (eplb_split_solve, per-GPU shares)", EPLB_MAP_QUOTA}};
 
 double max_over_mean(const std::vector<std::int64_t>& slot_counts) {
   std::vector<double> gpu(kGpus, 0.0);
@@ -133,32 +133,39 @@ DispatchDemo run_dispatch_demo(std::uint64_t seed) {
       check(eplb_split_solve(split.get(), placement.get(), l, expert_counts.data(), kExperts,
                              nullptr, nullptr, 0, quotas.data(), kSlots, nullptr),
             "demo: ");
+      // Each GPU's entries per expert (what an all-gather of the recorders' counts gives).
+      std::vector<std::int32_t> rank_counts(std::size_t{kGpus} * kExperts, 0);
+      for (std::size_t i = 0; i < std::size_t{kTokens} * kTopK; ++i) {
+        if (layer_ids[i] >= 0) {
+          ++rank_counts[(i / kTopK) % kGpus * kExperts + static_cast<std::size_t>(layer_ids[i])];
+        }
+      }
       for (std::size_t m = 0; m < std::size(kModes); ++m) {
         std::fill(counts.begin(), counts.end(), 0);
-        if (kModes[m].id == EPLB_MAP_QUOTA) {
-          // The exact shares are for the whole batch: one dispatcher maps it at once.
-          check(eplb_kernel_map_record_cpu(tables[0].get(), l, EPLB_MAP_QUOTA, 0, quotas.data(),
-                                           layer_ids, EPLB_IDS_INT32, kTokens, kTopK, nullptr,
-                                           counts.data(), physical.data(), nullptr),
-                "demo: ");
-        } else {
-          // Each GPU maps its own tokens (token t comes from GPU t % 32) with its own tables.
-          for (std::uint32_t g = 0; g < kGpus; ++g) {
-            rank_ids.clear();
-            for (std::uint32_t t = g; t < kTokens; t += kGpus) {
-              rank_ids.insert(rank_ids.end(), layer_ids + std::size_t{t} * kTopK,
-                              layer_ids + std::size_t{t + 1} * kTopK);
-            }
-            rank_physical.resize(rank_ids.size());
-            check(eplb_kernel_map_record_cpu(tables[g].get(), l, kModes[m].id, seed, nullptr,
-                                             rank_ids.data(), EPLB_IDS_INT32,
-                                             rank_ids.size() / kTopK, kTopK, nullptr, counts.data(),
-                                             rank_physical.data(), nullptr),
+        // Each GPU maps its own tokens (token t comes from GPU t % 32) with its own tables; in
+        // quota mode with its share of the batch-wide split.
+        for (std::uint32_t g = 0; g < kGpus; ++g) {
+          rank_ids.clear();
+          for (std::uint32_t t = g; t < kTokens; t += kGpus) {
+            rank_ids.insert(rank_ids.end(), layer_ids + std::size_t{t} * kTopK,
+                            layer_ids + std::size_t{t + 1} * kTopK);
+          }
+          std::vector<std::int32_t> rank_quotas(kSlots);
+          if (kModes[m].id == EPLB_MAP_QUOTA) {
+            check(eplb_split_rank_quotas(placement.get(), l, quotas.data(), kSlots,
+                                         rank_counts.data(), rank_counts.size(), kGpus, g,
+                                         rank_quotas.data(), kSlots),
                   "demo: ");
-            for (std::size_t i = 0; i < rank_ids.size() / kTopK; ++i) {
-              std::copy_n(rank_physical.begin() + static_cast<std::ptrdiff_t>(i * kTopK), kTopK,
-                          physical.begin() + static_cast<std::ptrdiff_t>((g + i * kGpus) * kTopK));
-            }
+          }
+          rank_physical.resize(rank_ids.size());
+          check(eplb_kernel_map_record_cpu(tables[g].get(), l, kModes[m].id, seed,
+                                           rank_quotas.data(), rank_ids.data(), EPLB_IDS_INT32,
+                                           rank_ids.size() / kTopK, kTopK, nullptr, counts.data(),
+                                           rank_physical.data(), nullptr),
+                "demo: ");
+          for (std::size_t i = 0; i < rank_ids.size() / kTopK; ++i) {
+            std::copy_n(rank_physical.begin() + static_cast<std::ptrdiff_t>(i * kTopK), kTopK,
+                        physical.begin() + static_cast<std::ptrdiff_t>((g + i * kGpus) * kTopK));
           }
         }
         const std::vector<std::int64_t> layer_counts(

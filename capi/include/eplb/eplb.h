@@ -1042,6 +1042,25 @@ EPLB_API eplb_status eplb_split_solve_by_node(
     const double* gpu_extra_load, size_t gpu_len, double slack, int32_t* out_quotas,
     size_t out_quotas_len, double* out_max_load, int64_t* out_cross_node_tokens);
 
+/* One rank's share of a batch-wide split, for when every rank maps only its own tokens (the
+ * mapping kernel's EPLB_MAP_QUOTA ranks an expert's entries within the tokens it is given).
+ * `quotas` int32 [num_physical_experts]: the batch-wide split of `layer` (eplb_split_solve's
+ * out_quotas on the counts summed over ranks); `rank_counts` int32
+ * [num_ranks][num_logical_experts]: each rank's entries per expert in this batch (e.g. all-gathered
+ * recorder counts). Taking the batch's entries of each expert in rank order, rank g owns ranks
+ * [O_g, O_g + c_g) (O_g: the entries of lower ranks) and replica r (log2phy order) takes [Q_r, Q_r
+ * + q_r); writes `out_quotas` [num_physical_experts]: the size of each intersection for rank
+ * `rank`. Fed to every rank's quota mode, these make each slot take exactly its batch-wide quota.
+ * Thread-safe. EPLB_ERR_INVALID_ARGUMENT: a NULL pointer; layer >= num_layers; quotas_len or
+ * out_quotas_len != num_physical_experts; rank_counts_len != num_ranks x num_logical_experts;
+ * num_ranks 0; rank >= num_ranks; a negative count or quota; an expert whose quotas do not sum to
+ * its entries over the ranks (the message names it). Outputs are written only on success. */
+EPLB_API eplb_status eplb_split_rank_quotas(const eplb_placement* placement, uint32_t layer,
+                                            const int32_t* quotas, size_t quotas_len,
+                                            const int32_t* rank_counts, size_t rank_counts_len,
+                                            uint32_t num_ranks, uint32_t rank, int32_t* out_quotas,
+                                            size_t out_quotas_len);
+
 /* eplb_shared_expert_waterfill flag: every GPU is a candidate (adds traffic). */
 #define EPLB_WATERFILL_ANY_GPU 1u
 

@@ -189,108 +189,112 @@ typedef long long swig_type_159;
 typedef long long swig_type_160;
 typedef long long swig_type_161;
 typedef _gostring_ swig_type_162;
-typedef _gostring_ swig_type_163;
-typedef _gostring_ swig_type_164;
+typedef long long swig_type_163;
+typedef long long swig_type_164;
 typedef long long swig_type_165;
 typedef _gostring_ swig_type_166;
-typedef long long swig_type_167;
+typedef _gostring_ swig_type_167;
 typedef _gostring_ swig_type_168;
-typedef _gostring_ swig_type_169;
+typedef long long swig_type_169;
 typedef _gostring_ swig_type_170;
-typedef _gostring_ swig_type_171;
+typedef long long swig_type_171;
 typedef _gostring_ swig_type_172;
-typedef long long swig_type_173;
+typedef _gostring_ swig_type_173;
 typedef _gostring_ swig_type_174;
-typedef long long swig_type_175;
-typedef long long swig_type_176;
-typedef _gostring_ swig_type_177;
-typedef long long swig_type_178;
+typedef _gostring_ swig_type_175;
+typedef _gostring_ swig_type_176;
+typedef long long swig_type_177;
+typedef _gostring_ swig_type_178;
 typedef long long swig_type_179;
-typedef _gostring_ swig_type_180;
-typedef _goslice_ swig_type_181;
+typedef long long swig_type_180;
+typedef _gostring_ swig_type_181;
 typedef long long swig_type_182;
 typedef long long swig_type_183;
-typedef long long swig_type_184;
-typedef _gostring_ swig_type_185;
-typedef _goslice_ swig_type_186;
+typedef _gostring_ swig_type_184;
+typedef _goslice_ swig_type_185;
+typedef long long swig_type_186;
 typedef long long swig_type_187;
 typedef long long swig_type_188;
-typedef long long swig_type_189;
-typedef _gostring_ swig_type_190;
+typedef _gostring_ swig_type_189;
+typedef _goslice_ swig_type_190;
 typedef long long swig_type_191;
 typedef long long swig_type_192;
-typedef _gostring_ swig_type_193;
-typedef long long swig_type_194;
+typedef long long swig_type_193;
+typedef _gostring_ swig_type_194;
 typedef long long swig_type_195;
-typedef _gostring_ swig_type_196;
-typedef _goslice_ swig_type_197;
+typedef long long swig_type_196;
+typedef _gostring_ swig_type_197;
 typedef long long swig_type_198;
 typedef long long swig_type_199;
-typedef long long swig_type_200;
-typedef long long swig_type_201;
-typedef _gostring_ swig_type_202;
-typedef _goslice_ swig_type_203;
+typedef _gostring_ swig_type_200;
+typedef _goslice_ swig_type_201;
+typedef long long swig_type_202;
+typedef long long swig_type_203;
 typedef long long swig_type_204;
 typedef long long swig_type_205;
-typedef long long swig_type_206;
-typedef long long swig_type_207;
-typedef _gostring_ swig_type_208;
+typedef _gostring_ swig_type_206;
+typedef _goslice_ swig_type_207;
+typedef long long swig_type_208;
 typedef long long swig_type_209;
 typedef long long swig_type_210;
 typedef long long swig_type_211;
-typedef long long swig_type_212;
-typedef _gostring_ swig_type_213;
+typedef _gostring_ swig_type_212;
+typedef long long swig_type_213;
 typedef long long swig_type_214;
 typedef long long swig_type_215;
 typedef long long swig_type_216;
-typedef long long swig_type_217;
-typedef _gostring_ swig_type_218;
+typedef _gostring_ swig_type_217;
+typedef long long swig_type_218;
 typedef long long swig_type_219;
 typedef long long swig_type_220;
 typedef long long swig_type_221;
-typedef long long swig_type_222;
-typedef _gostring_ swig_type_223;
+typedef _gostring_ swig_type_222;
+typedef long long swig_type_223;
 typedef long long swig_type_224;
 typedef long long swig_type_225;
 typedef long long swig_type_226;
-typedef long long swig_type_227;
-typedef _gostring_ swig_type_228;
-typedef _gostring_ swig_type_229;
+typedef _gostring_ swig_type_227;
+typedef long long swig_type_228;
+typedef long long swig_type_229;
 typedef long long swig_type_230;
 typedef long long swig_type_231;
 typedef _gostring_ swig_type_232;
 typedef _gostring_ swig_type_233;
-typedef _goslice_ swig_type_234;
-typedef _gostring_ swig_type_235;
-typedef long long swig_type_236;
+typedef long long swig_type_234;
+typedef long long swig_type_235;
+typedef _gostring_ swig_type_236;
 typedef _gostring_ swig_type_237;
-typedef long long swig_type_238;
+typedef _goslice_ swig_type_238;
 typedef _gostring_ swig_type_239;
 typedef long long swig_type_240;
-typedef long long swig_type_241;
-typedef _gostring_ swig_type_242;
-typedef long long swig_type_243;
+typedef _gostring_ swig_type_241;
+typedef long long swig_type_242;
+typedef _gostring_ swig_type_243;
 typedef long long swig_type_244;
-typedef _gostring_ swig_type_245;
+typedef long long swig_type_245;
 typedef _gostring_ swig_type_246;
-typedef _gostring_ swig_type_247;
+typedef long long swig_type_247;
 typedef long long swig_type_248;
 typedef _gostring_ swig_type_249;
-typedef long long swig_type_250;
+typedef _gostring_ swig_type_250;
 typedef _gostring_ swig_type_251;
-typedef _gostring_ swig_type_252;
+typedef long long swig_type_252;
 typedef _gostring_ swig_type_253;
 typedef long long swig_type_254;
 typedef _gostring_ swig_type_255;
-typedef long long swig_type_256;
+typedef _gostring_ swig_type_256;
 typedef _gostring_ swig_type_257;
 typedef long long swig_type_258;
 typedef _gostring_ swig_type_259;
 typedef long long swig_type_260;
-typedef long long swig_type_261;
-typedef _gostring_ swig_type_262;
-typedef long long swig_type_263;
+typedef _gostring_ swig_type_261;
+typedef long long swig_type_262;
+typedef _gostring_ swig_type_263;
 typedef long long swig_type_264;
+typedef long long swig_type_265;
+typedef _gostring_ swig_type_266;
+typedef long long swig_type_267;
+typedef long long swig_type_268;
 extern void _wrap_Swig_free_capi_cb5f82e9032c643b(uintptr_t arg1);
 extern uintptr_t _wrap_Swig_malloc_capi_cb5f82e9032c643b(swig_intgo arg1);
 extern swig_type_1 _wrap_eplb_go_snapshot_save_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_2 arg2, swig_type_3 arg3, swig_type_4 arg4);
@@ -695,8 +699,9 @@ extern swig_type_149 _wrap_eplb_split_workspace_create_capi_cb5f82e9032c643b(uin
 extern void _wrap_eplb_split_workspace_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
 extern swig_type_150 _wrap_eplb_split_solve_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_voidp arg4, swig_type_151 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_152 arg8, swig_voidp arg9, swig_type_153 arg10, swig_voidp arg11);
 extern swig_type_154 _wrap_eplb_split_solve_by_node_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_voidp arg4, swig_type_155 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_156 arg8, double arg9, swig_voidp arg10, swig_type_157 arg11, swig_voidp arg12, swig_voidp arg13);
-extern swig_type_158 _wrap_eplb_shared_expert_waterfill_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_type_159 arg3, swig_intgo arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, swig_type_160 arg8, swig_intgo arg9, swig_voidp arg10, swig_type_161 arg11);
-extern swig_type_162 _wrap_eplb_device_count_capi_cb5f82e9032c643b(swig_voidp arg1);
+extern swig_type_158 _wrap_eplb_split_rank_quotas_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_type_159 arg4, swig_voidp arg5, swig_type_160 arg6, swig_intgo arg7, swig_intgo arg8, swig_voidp arg9, swig_type_161 arg10);
+extern swig_type_162 _wrap_eplb_shared_expert_waterfill_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_type_163 arg3, swig_intgo arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, swig_type_164 arg8, swig_intgo arg9, swig_voidp arg10, swig_type_165 arg11);
+extern swig_type_166 _wrap_eplb_device_count_capi_cb5f82e9032c643b(swig_voidp arg1);
 extern swig_intgo _wrap_EPLB_COMM_INT32_capi_cb5f82e9032c643b(void);
 extern swig_intgo _wrap_EPLB_COMM_INT64_capi_cb5f82e9032c643b(void);
 extern swig_intgo _wrap_EPLB_COMM_UINT64_capi_cb5f82e9032c643b(void);
@@ -705,34 +710,34 @@ extern swig_intgo _wrap_EPLB_COMM_FLOAT64_capi_cb5f82e9032c643b(void);
 extern swig_intgo _wrap_EPLB_COMM_SUM_capi_cb5f82e9032c643b(void);
 extern swig_intgo _wrap_EPLB_COMM_MAX_capi_cb5f82e9032c643b(void);
 extern swig_intgo _wrap_EPLB_COMM_MIN_capi_cb5f82e9032c643b(void);
-extern swig_type_163 _wrap_eplb_nccl_version_capi_cb5f82e9032c643b(swig_voidp arg1);
-extern swig_type_164 _wrap_eplb_comm_get_unique_id_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_165 arg2);
-extern swig_type_166 _wrap_eplb_comm_create_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_167 arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
-extern swig_type_168 _wrap_eplb_comm_adopt_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_167 _wrap_eplb_nccl_version_capi_cb5f82e9032c643b(swig_voidp arg1);
+extern swig_type_168 _wrap_eplb_comm_get_unique_id_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_169 arg2);
+extern swig_type_170 _wrap_eplb_comm_create_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_171 arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
+extern swig_type_172 _wrap_eplb_comm_adopt_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2);
 extern void _wrap_eplb_comm_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_169 _wrap_eplb_comm_get_rank_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_170 _wrap_eplb_comm_get_size_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_171 _wrap_eplb_comm_allreduce_tracker_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
-extern swig_type_172 _wrap_eplb_comm_allreduce_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_type_173 arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
-extern swig_type_174 _wrap_eplb_migration_execute_step_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_voidp arg4, swig_type_175 arg5, swig_voidp arg6, swig_intgo arg7, uintptr_t arg8, swig_type_176 arg9, uintptr_t arg10);
+extern swig_type_173 _wrap_eplb_comm_get_rank_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_174 _wrap_eplb_comm_get_size_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_175 _wrap_eplb_comm_allreduce_tracker_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
+extern swig_type_176 _wrap_eplb_comm_allreduce_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_type_177 arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
+extern swig_type_178 _wrap_eplb_migration_execute_step_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_voidp arg4, swig_type_179 arg5, swig_voidp arg6, swig_intgo arg7, uintptr_t arg8, swig_type_180 arg9, uintptr_t arg10);
 extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_cb5f82e9032c643b(void);
 extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_cb5f82e9032c643b(void);
 extern swig_intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_cb5f82e9032c643b(void);
-extern swig_type_177 _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_cb5f82e9032c643b(swig_type_178 arg1, swig_type_179 arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_voidp arg6);
-extern swig_type_180 _wrap_eplb_kernel_dispatch_layout_capi_cb5f82e9032c643b(swig_type_181 arg1, swig_type_182 arg2, swig_type_183 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_184 arg13, uintptr_t arg14);
-extern swig_type_185 _wrap_eplb_kernel_dispatch_layout_cpu_capi_cb5f82e9032c643b(swig_type_186 arg1, swig_type_187 arg2, swig_type_188 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_189 arg13, uintptr_t arg14);
-extern swig_type_190 _wrap_eplb_kernel_expert_sort_capacity_capi_cb5f82e9032c643b(swig_type_191 arg1, swig_type_192 arg2, swig_intgo arg3, swig_intgo arg4, swig_voidp arg5);
-extern swig_type_193 _wrap_eplb_kernel_expert_sort_workspace_size_capi_cb5f82e9032c643b(swig_type_194 arg1, swig_type_195 arg2, swig_intgo arg3, swig_voidp arg4);
-extern swig_type_196 _wrap_eplb_kernel_expert_sort_capi_cb5f82e9032c643b(swig_type_197 arg1, swig_type_198 arg2, swig_type_199 arg3, swig_intgo arg4, swig_intgo arg5, swig_type_200 arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_201 arg13, uintptr_t arg14);
-extern swig_type_202 _wrap_eplb_kernel_expert_sort_cpu_capi_cb5f82e9032c643b(swig_type_203 arg1, swig_type_204 arg2, swig_type_205 arg3, swig_intgo arg4, swig_intgo arg5, swig_type_206 arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_207 arg13, uintptr_t arg14);
-extern swig_type_208 _wrap_eplb_kernel_permute_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_209 arg3, swig_type_210 arg4, swig_type_211 arg5, swig_voidp arg6, swig_type_212 arg7, uintptr_t arg8, uintptr_t arg9);
-extern swig_type_213 _wrap_eplb_kernel_permute_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_214 arg3, swig_type_215 arg4, swig_type_216 arg5, swig_voidp arg6, swig_type_217 arg7, uintptr_t arg8, uintptr_t arg9);
-extern swig_type_218 _wrap_eplb_kernel_unpermute_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_219 arg3, swig_type_220 arg4, swig_type_221 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_222 arg8, uintptr_t arg9, uintptr_t arg10);
-extern swig_type_223 _wrap_eplb_kernel_unpermute_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_224 arg3, swig_type_225 arg4, swig_type_226 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_227 arg8, uintptr_t arg9, uintptr_t arg10);
+extern swig_type_181 _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_cb5f82e9032c643b(swig_type_182 arg1, swig_type_183 arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_voidp arg6);
+extern swig_type_184 _wrap_eplb_kernel_dispatch_layout_capi_cb5f82e9032c643b(swig_type_185 arg1, swig_type_186 arg2, swig_type_187 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_188 arg13, uintptr_t arg14);
+extern swig_type_189 _wrap_eplb_kernel_dispatch_layout_cpu_capi_cb5f82e9032c643b(swig_type_190 arg1, swig_type_191 arg2, swig_type_192 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_193 arg13, uintptr_t arg14);
+extern swig_type_194 _wrap_eplb_kernel_expert_sort_capacity_capi_cb5f82e9032c643b(swig_type_195 arg1, swig_type_196 arg2, swig_intgo arg3, swig_intgo arg4, swig_voidp arg5);
+extern swig_type_197 _wrap_eplb_kernel_expert_sort_workspace_size_capi_cb5f82e9032c643b(swig_type_198 arg1, swig_type_199 arg2, swig_intgo arg3, swig_voidp arg4);
+extern swig_type_200 _wrap_eplb_kernel_expert_sort_capi_cb5f82e9032c643b(swig_type_201 arg1, swig_type_202 arg2, swig_type_203 arg3, swig_intgo arg4, swig_intgo arg5, swig_type_204 arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_205 arg13, uintptr_t arg14);
+extern swig_type_206 _wrap_eplb_kernel_expert_sort_cpu_capi_cb5f82e9032c643b(swig_type_207 arg1, swig_type_208 arg2, swig_type_209 arg3, swig_intgo arg4, swig_intgo arg5, swig_type_210 arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_211 arg13, uintptr_t arg14);
+extern swig_type_212 _wrap_eplb_kernel_permute_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_213 arg3, swig_type_214 arg4, swig_type_215 arg5, swig_voidp arg6, swig_type_216 arg7, uintptr_t arg8, uintptr_t arg9);
+extern swig_type_217 _wrap_eplb_kernel_permute_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_218 arg3, swig_type_219 arg4, swig_type_220 arg5, swig_voidp arg6, swig_type_221 arg7, uintptr_t arg8, uintptr_t arg9);
+extern swig_type_222 _wrap_eplb_kernel_unpermute_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_223 arg3, swig_type_224 arg4, swig_type_225 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_226 arg8, uintptr_t arg9, uintptr_t arg10);
+extern swig_type_227 _wrap_eplb_kernel_unpermute_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_228 arg3, swig_type_229 arg4, swig_type_230 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_231 arg8, uintptr_t arg9, uintptr_t arg10);
 extern swig_intgo _wrap_EPLB_IDS_INT32_capi_cb5f82e9032c643b(void);
 extern swig_intgo _wrap_EPLB_IDS_INT64_capi_cb5f82e9032c643b(void);
-extern swig_type_228 _wrap_eplb_device_tables_create_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
-extern swig_type_229 _wrap_eplb_device_tables_update_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
+extern swig_type_232 _wrap_eplb_device_tables_create_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
+extern swig_type_233 _wrap_eplb_device_tables_update_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
 extern void _wrap_eplb_device_tables_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
 extern void _wrap_eplb_device_tables_info_struct_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_device_tables_info_struct_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
@@ -758,33 +763,33 @@ extern void _wrap_eplb_device_tables_info_flags_set_capi_cb5f82e9032c643b(uintpt
 extern swig_intgo _wrap_eplb_device_tables_info_flags_get_capi_cb5f82e9032c643b(uintptr_t arg1);
 extern void _wrap_eplb_device_tables_info_device_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_device_tables_info_device_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_device_bytes_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_230 arg2);
-extern swig_type_231 _wrap_eplb_device_tables_info_device_bytes_get_capi_cb5f82e9032c643b(uintptr_t arg1);
+extern void _wrap_eplb_device_tables_info_device_bytes_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_234 arg2);
+extern swig_type_235 _wrap_eplb_device_tables_info_device_bytes_get_capi_cb5f82e9032c643b(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_device_tables_info_capi_cb5f82e9032c643b(void);
 extern void _wrap_delete_eplb_device_tables_info_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_232 _wrap_eplb_device_tables_get_info_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_233 _wrap_eplb_device_tables_get_static_map_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_234 arg2);
-extern swig_type_235 _wrap_eplb_kernel_record_load_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_236 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, uintptr_t arg10);
-extern swig_type_237 _wrap_eplb_kernel_record_load_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_238 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, uintptr_t arg10);
+extern swig_type_236 _wrap_eplb_device_tables_get_info_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_237 _wrap_eplb_device_tables_get_static_map_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_238 arg2);
+extern swig_type_239 _wrap_eplb_kernel_record_load_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_240 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, uintptr_t arg10);
+extern swig_type_241 _wrap_eplb_kernel_record_load_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_242 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, uintptr_t arg10);
 extern swig_intgo _wrap_EPLB_MAP_STATIC_capi_cb5f82e9032c643b(void);
 extern swig_intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_cb5f82e9032c643b(void);
 extern swig_intgo _wrap_EPLB_MAP_HASH_capi_cb5f82e9032c643b(void);
 extern swig_intgo _wrap_EPLB_MAP_NODE_AWARE_capi_cb5f82e9032c643b(void);
 extern swig_intgo _wrap_EPLB_MAP_QUOTA_capi_cb5f82e9032c643b(void);
-extern swig_type_239 _wrap_eplb_kernel_map_record_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_240 arg4, swig_voidp arg5, uintptr_t arg6, swig_intgo arg7, swig_type_241 arg8, swig_intgo arg9, swig_voidp arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
-extern swig_type_242 _wrap_eplb_kernel_map_record_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_243 arg4, swig_voidp arg5, uintptr_t arg6, swig_intgo arg7, swig_type_244 arg8, swig_intgo arg9, swig_voidp arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
-extern swig_type_245 _wrap_eplb_kernel_fold_counts_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3, uintptr_t arg4);
-extern swig_type_246 _wrap_eplb_kernel_fold_counts_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3, uintptr_t arg4);
-extern swig_type_247 _wrap_eplb_kernel_coactivation_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_248 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, swig_intgo arg10, swig_intgo arg11, swig_intgo arg12, swig_voidp arg13, uintptr_t arg14);
-extern swig_type_249 _wrap_eplb_kernel_coactivation_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_250 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, swig_intgo arg10, swig_intgo arg11, swig_intgo arg12, swig_voidp arg13, uintptr_t arg14);
-extern swig_type_251 _wrap_eplb_split_tables_create_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
+extern swig_type_243 _wrap_eplb_kernel_map_record_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_244 arg4, swig_voidp arg5, uintptr_t arg6, swig_intgo arg7, swig_type_245 arg8, swig_intgo arg9, swig_voidp arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
+extern swig_type_246 _wrap_eplb_kernel_map_record_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_247 arg4, swig_voidp arg5, uintptr_t arg6, swig_intgo arg7, swig_type_248 arg8, swig_intgo arg9, swig_voidp arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
+extern swig_type_249 _wrap_eplb_kernel_fold_counts_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3, uintptr_t arg4);
+extern swig_type_250 _wrap_eplb_kernel_fold_counts_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3, uintptr_t arg4);
+extern swig_type_251 _wrap_eplb_kernel_coactivation_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_252 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, swig_intgo arg10, swig_intgo arg11, swig_intgo arg12, swig_voidp arg13, uintptr_t arg14);
+extern swig_type_253 _wrap_eplb_kernel_coactivation_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_254 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, swig_intgo arg10, swig_intgo arg11, swig_intgo arg12, swig_voidp arg13, uintptr_t arg14);
+extern swig_type_255 _wrap_eplb_split_tables_create_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
 extern void _wrap_eplb_split_tables_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_252 _wrap_eplb_kernel_split_solve_workspace_size_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_253 _wrap_eplb_kernel_split_solve_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, uintptr_t arg8, swig_type_254 arg9, uintptr_t arg10);
-extern swig_type_255 _wrap_eplb_kernel_split_solve_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, uintptr_t arg8, swig_type_256 arg9, uintptr_t arg10);
-extern swig_type_257 _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_258 arg2, swig_voidp arg3);
-extern swig_type_259 _wrap_eplb_kernel_shared_waterfill_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_type_260 arg3, swig_intgo arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_261 arg12, uintptr_t arg13);
-extern swig_type_262 _wrap_eplb_kernel_shared_waterfill_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_type_263 arg3, swig_intgo arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_264 arg12, uintptr_t arg13);
+extern swig_type_256 _wrap_eplb_kernel_split_solve_workspace_size_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_257 _wrap_eplb_kernel_split_solve_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, uintptr_t arg8, swig_type_258 arg9, uintptr_t arg10);
+extern swig_type_259 _wrap_eplb_kernel_split_solve_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, uintptr_t arg8, swig_type_260 arg9, uintptr_t arg10);
+extern swig_type_261 _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_262 arg2, swig_voidp arg3);
+extern swig_type_263 _wrap_eplb_kernel_shared_waterfill_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_type_264 arg3, swig_intgo arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_265 arg12, uintptr_t arg13);
+extern swig_type_266 _wrap_eplb_kernel_shared_waterfill_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_type_267 arg3, swig_intgo arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_268 arg12, uintptr_t arg13);
 #undef intgo
 */
 import "C"
@@ -5137,6 +5142,39 @@ func Eplb_split_solve_by_node(arg1 Eplb_split_workspace, arg2 Eplb_placement, ar
 	return swig_r_1
 }
 
+func Eplb_split_rank_quotas(arg1 Eplb_placement, arg2 uint, arg3 *int, arg4 int64, arg5 *int, arg6 int64, arg7 uint, arg8 uint, arg9 *int, arg10 int64) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	_swig_i_4 := arg5
+	_swig_i_5 := arg6
+	_swig_i_6 := arg7
+	_swig_i_7 := arg8
+	_swig_i_8 := arg9
+	_swig_i_9 := arg10
+	swig_r_p := C._wrap_eplb_split_rank_quotas_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_type_159(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_type_160(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_type_161(_swig_i_9))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
 const EPLB_WATERFILL_ANY_GPU uint = 1
 
 func Eplb_shared_expert_waterfill(arg1 Eplb_placement, arg2 *int, arg3 int64, arg4 uint, arg5 *int, arg6 *float64, arg7 *float64, arg8 int64, arg9 uint, arg10 *int, arg11 int64) (_swig_ret error) {
@@ -5152,7 +5190,7 @@ func Eplb_shared_expert_waterfill(arg1 Eplb_placement, arg2 *int, arg3 int64, ar
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
 	_swig_i_10 := arg11
-	swig_r_p := C._wrap_eplb_shared_expert_waterfill_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_type_159(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_160(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_type_161(_swig_i_10))
+	swig_r_p := C._wrap_eplb_shared_expert_waterfill_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_type_163(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_164(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_type_165(_swig_i_10))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5295,7 +5333,7 @@ func Eplb_comm_get_unique_id(arg1 uintptr, arg2 int64) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_comm_get_unique_id_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_165(_swig_i_1))
+	swig_r_p := C._wrap_eplb_comm_get_unique_id_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_169(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5324,7 +5362,7 @@ func Eplb_comm_create(arg1 uintptr, arg2 int64, arg3 int, arg4 int, arg5 int, ar
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := getSwigcptr(arg6)
-	swig_r_p := C._wrap_eplb_comm_create_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_167(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5))
+	swig_r_p := C._wrap_eplb_comm_create_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_171(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5459,7 +5497,7 @@ func Eplb_comm_allreduce(arg1 Eplb_comm, arg2 uintptr, arg3 int64, arg4 uint, ar
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_comm_allreduce_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_173(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5))
+	swig_r_p := C._wrap_eplb_comm_allreduce_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_177(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5492,7 +5530,7 @@ func Eplb_migration_execute_step(arg1 Eplb_migration, arg2 Eplb_comm, arg3 uint,
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_migration_execute_step_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_type_175(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_intgo(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_176(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_migration_execute_step_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_type_179(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_intgo(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_180(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5547,7 +5585,7 @@ func Eplb_kernel_dispatch_layout_workspace_size(arg1 int64, arg2 int64, arg3 uin
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_workspace_size_capi_cb5f82e9032c643b(C.swig_type_178(_swig_i_0), C.swig_type_179(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
+	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_workspace_size_capi_cb5f82e9032c643b(C.swig_type_182(_swig_i_0), C.swig_type_183(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5584,7 +5622,7 @@ func Eplb_kernel_dispatch_layout(arg1 []int32, arg2 int64, arg3 int64, arg4 uint
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_capi_cb5f82e9032c643b(*(*C.swig_type_181)(unsafe.Pointer(&_swig_i_0)), C.swig_type_182(_swig_i_1), C.swig_type_183(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_184(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_capi_cb5f82e9032c643b(*(*C.swig_type_185)(unsafe.Pointer(&_swig_i_0)), C.swig_type_186(_swig_i_1), C.swig_type_187(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_188(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -5624,7 +5662,7 @@ func Eplb_kernel_dispatch_layout_cpu(arg1 []int32, arg2 int64, arg3 int64, arg4 
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_cpu_capi_cb5f82e9032c643b(*(*C.swig_type_186)(unsafe.Pointer(&_swig_i_0)), C.swig_type_187(_swig_i_1), C.swig_type_188(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_189(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_cpu_capi_cb5f82e9032c643b(*(*C.swig_type_190)(unsafe.Pointer(&_swig_i_0)), C.swig_type_191(_swig_i_1), C.swig_type_192(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_193(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -5655,7 +5693,7 @@ func Eplb_kernel_expert_sort_capacity(arg1 int64, arg2 int64, arg3 uint, arg4 ui
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_capacity_capi_cb5f82e9032c643b(C.swig_type_191(_swig_i_0), C.swig_type_192(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4))
+	swig_r_p := C._wrap_eplb_kernel_expert_sort_capacity_capi_cb5f82e9032c643b(C.swig_type_195(_swig_i_0), C.swig_type_196(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5682,7 +5720,7 @@ func Eplb_kernel_expert_sort_workspace_size(arg1 int64, arg2 int64, arg3 uint, a
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_workspace_size_capi_cb5f82e9032c643b(C.swig_type_194(_swig_i_0), C.swig_type_195(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_kernel_expert_sort_workspace_size_capi_cb5f82e9032c643b(C.swig_type_198(_swig_i_0), C.swig_type_199(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5719,7 +5757,7 @@ func Eplb_kernel_expert_sort(arg1 []int32, arg2 int64, arg3 int64, arg4 uint, ar
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_capi_cb5f82e9032c643b(*(*C.swig_type_197)(unsafe.Pointer(&_swig_i_0)), C.swig_type_198(_swig_i_1), C.swig_type_199(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_type_200(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_201(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_expert_sort_capi_cb5f82e9032c643b(*(*C.swig_type_201)(unsafe.Pointer(&_swig_i_0)), C.swig_type_202(_swig_i_1), C.swig_type_203(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_type_204(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_205(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -5759,7 +5797,7 @@ func Eplb_kernel_expert_sort_cpu(arg1 []int32, arg2 int64, arg3 int64, arg4 uint
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_cpu_capi_cb5f82e9032c643b(*(*C.swig_type_203)(unsafe.Pointer(&_swig_i_0)), C.swig_type_204(_swig_i_1), C.swig_type_205(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_type_206(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_207(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_expert_sort_cpu_capi_cb5f82e9032c643b(*(*C.swig_type_207)(unsafe.Pointer(&_swig_i_0)), C.swig_type_208(_swig_i_1), C.swig_type_209(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_type_210(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_211(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -5794,7 +5832,7 @@ func Eplb_kernel_permute(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, arg5 i
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
-	swig_r_p := C._wrap_eplb_kernel_permute_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_209(_swig_i_2), C.swig_type_210(_swig_i_3), C.swig_type_211(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_type_212(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8))
+	swig_r_p := C._wrap_eplb_kernel_permute_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_213(_swig_i_2), C.swig_type_214(_swig_i_3), C.swig_type_215(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_type_216(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5826,7 +5864,7 @@ func Eplb_kernel_permute_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, ar
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
-	swig_r_p := C._wrap_eplb_kernel_permute_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_214(_swig_i_2), C.swig_type_215(_swig_i_3), C.swig_type_216(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_type_217(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8))
+	swig_r_p := C._wrap_eplb_kernel_permute_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_218(_swig_i_2), C.swig_type_219(_swig_i_3), C.swig_type_220(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_type_221(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5859,7 +5897,7 @@ func Eplb_kernel_unpermute(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, arg5
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_unpermute_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_219(_swig_i_2), C.swig_type_220(_swig_i_3), C.swig_type_221(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_222(_swig_i_7), C.uintptr_t(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_unpermute_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_223(_swig_i_2), C.swig_type_224(_swig_i_3), C.swig_type_225(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_226(_swig_i_7), C.uintptr_t(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5892,7 +5930,7 @@ func Eplb_kernel_unpermute_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, 
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_unpermute_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_224(_swig_i_2), C.swig_type_225(_swig_i_3), C.swig_type_226(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_227(_swig_i_7), C.uintptr_t(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_unpermute_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_228(_swig_i_2), C.swig_type_229(_swig_i_3), C.swig_type_230(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_231(_swig_i_7), C.uintptr_t(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6161,7 +6199,7 @@ func (arg1 SwigcptrEplb_device_tables_info) GetDevice() (_swig_ret int) {
 func (arg1 SwigcptrEplb_device_tables_info) SetDevice_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_device_bytes_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_230(_swig_i_1))
+	C._wrap_eplb_device_tables_info_device_bytes_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_234(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) GetDevice_bytes() (_swig_ret uint64) {
@@ -6242,7 +6280,7 @@ func Eplb_device_tables_get_static_map(arg1 Eplb_device_tables, arg2 []int32) (_
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_device_tables_get_static_map_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_234)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_device_tables_get_static_map_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_238)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -6278,7 +6316,7 @@ func Eplb_kernel_record_load(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint, arg
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_record_load_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_236(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_record_load_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_240(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6311,7 +6349,7 @@ func Eplb_kernel_record_load_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint,
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_record_load_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_238(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_record_load_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_242(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6389,7 +6427,7 @@ func Eplb_kernel_map_record(arg1 Eplb_device_tables, arg2 uint, arg3 uint, arg4 
 	_swig_i_10 := arg11
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_map_record_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_type_240(_swig_i_3), C.swig_voidp(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_type_241(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
+	swig_r_p := C._wrap_eplb_kernel_map_record_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_type_244(_swig_i_3), C.swig_voidp(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_type_245(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6425,7 +6463,7 @@ func Eplb_kernel_map_record_cpu(arg1 Eplb_device_tables, arg2 uint, arg3 uint, a
 	_swig_i_10 := arg11
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_map_record_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_type_243(_swig_i_3), C.swig_voidp(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_type_244(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
+	swig_r_p := C._wrap_eplb_kernel_map_record_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_type_247(_swig_i_3), C.swig_voidp(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_type_248(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6516,7 +6554,7 @@ func Eplb_kernel_coactivation(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint, ar
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_coactivation_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_248(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_intgo(_swig_i_9), C.swig_intgo(_swig_i_10), C.swig_intgo(_swig_i_11), C.swig_voidp(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_coactivation_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_252(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_intgo(_swig_i_9), C.swig_intgo(_swig_i_10), C.swig_intgo(_swig_i_11), C.swig_voidp(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6553,7 +6591,7 @@ func Eplb_kernel_coactivation_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_coactivation_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_250(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_intgo(_swig_i_9), C.swig_intgo(_swig_i_10), C.swig_intgo(_swig_i_11), C.swig_voidp(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_coactivation_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_254(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_intgo(_swig_i_9), C.swig_intgo(_swig_i_10), C.swig_intgo(_swig_i_11), C.swig_voidp(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6647,7 +6685,7 @@ func Eplb_kernel_split_solve(arg1 Eplb_split_tables, arg2 uint, arg3 *int, arg4 
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_split_solve_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_254(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_split_solve_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_258(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6680,7 +6718,7 @@ func Eplb_kernel_split_solve_cpu(arg1 Eplb_split_tables, arg2 uint, arg3 *int, a
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_split_solve_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_256(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_split_solve_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_260(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6706,7 +6744,7 @@ func Eplb_kernel_shared_waterfill_workspace_size(arg1 Eplb_placement, arg2 int64
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_workspace_size_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_258(_swig_i_1), C.swig_voidp(_swig_i_2))
+	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_workspace_size_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_262(_swig_i_1), C.swig_voidp(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6742,7 +6780,7 @@ func Eplb_kernel_shared_waterfill(arg1 Eplb_placement, arg2 *int, arg3 int64, ar
 	_swig_i_10 := arg11
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_type_260(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.uintptr_t(_swig_i_10), C.swig_type_261(_swig_i_11), C.uintptr_t(_swig_i_12))
+	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_type_264(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.uintptr_t(_swig_i_10), C.swig_type_265(_swig_i_11), C.uintptr_t(_swig_i_12))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6778,7 +6816,7 @@ func Eplb_kernel_shared_waterfill_cpu(arg1 Eplb_placement, arg2 *int, arg3 int64
 	_swig_i_10 := arg11
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_type_263(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.uintptr_t(_swig_i_10), C.swig_type_264(_swig_i_11), C.uintptr_t(_swig_i_12))
+	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_type_267(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.uintptr_t(_swig_i_10), C.swig_type_268(_swig_i_11), C.uintptr_t(_swig_i_12))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 

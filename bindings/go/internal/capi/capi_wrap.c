@@ -6188,6 +6188,47 @@ _gostring_ _wrap_eplb_split_solve_by_node_capi_cb5f82e9032c643b(eplb_split_works
 }
 
 
+_gostring_ _wrap_eplb_split_rank_quotas_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, long long _swig_go_3, intgo *_swig_go_4, long long _swig_go_5, intgo _swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, long long _swig_go_9) {
+  eplb_placement *arg1 = (eplb_placement *) 0 ;
+  uint32_t arg2 ;
+  int32_t *arg3 = (int32_t *) 0 ;
+  size_t arg4 ;
+  int32_t *arg5 = (int32_t *) 0 ;
+  size_t arg6 ;
+  uint32_t arg7 ;
+  uint32_t arg8 ;
+  int32_t *arg9 = (int32_t *) 0 ;
+  size_t arg10 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_placement **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  arg3 = *(int32_t **)&_swig_go_2; 
+  arg4 = (size_t)_swig_go_3; 
+  arg5 = *(int32_t **)&_swig_go_4; 
+  arg6 = (size_t)_swig_go_5; 
+  arg7 = (uint32_t)_swig_go_6; 
+  arg8 = (uint32_t)_swig_go_7; 
+  arg9 = *(int32_t **)&_swig_go_8; 
+  arg10 = (size_t)_swig_go_9; 
+  
+  result = (eplb_status)eplb_split_rank_quotas((eplb_placement const *)arg1,arg2,(int const *)arg3,arg4,(int const *)arg5,arg6,arg7,arg8,arg9,arg10);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
 _gostring_ _wrap_eplb_shared_expert_waterfill_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo *_swig_go_4, double *_swig_go_5, double *_swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long _swig_go_10) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;

@@ -754,6 +754,20 @@ extern "C" {
     ) -> eplb_status;
 }
 extern "C" {
+    pub fn eplb_split_rank_quotas(
+        placement: *const eplb_placement,
+        layer: u32,
+        quotas: *const i32,
+        quotas_len: usize,
+        rank_counts: *const i32,
+        rank_counts_len: usize,
+        num_ranks: u32,
+        rank: u32,
+        out_quotas: *mut i32,
+        out_quotas_len: usize,
+    ) -> eplb_status;
+}
+extern "C" {
     pub fn eplb_shared_expert_waterfill(
         placement: *const eplb_placement,
         topk_slots: *const i32,
