@@ -21,35 +21,87 @@ void NodeSplitWorkspace::add_edge(std::int32_t from, std::int32_t to, std::int64
   }
 }
 
-// Cheapest source -> sink path in the residual graph (SPFA: costs are 0, 1 and -1 on reverse
-// edges, no negative cycle after successive shortest paths). Fills parent_edge_.
-bool NodeSplitWorkspace::shortest_path() {
+// Primal-dual min-cost flow. Reduced costs cost + h[u] - h[v] stay >= 0 on residual edges, so
+// Dijkstra finds the cheapest remaining path length; then a blocking-flow max flow routes as
+// much as possible over the edges whose reduced cost is 0 (all cheapest paths at once). With
+// costs of 0 and 1 this takes a handful of phases instead of one augmentation per path.
+bool NodeSplitWorkspace::update_potentials() {
   constexpr std::int64_t kFar = std::numeric_limits<std::int64_t>::max() / 4;
   const auto n = static_cast<std::size_t>(num_nodes_);
   dist_.assign(n, kFar);
-  parent_edge_.assign(n, -1);
-  queued_.assign(n, 0);
-  queue_.clear();
+  done_.assign(n, 0);
   dist_[static_cast<std::size_t>(source_)] = 0;
-  queue_.push_back(source_);
-  queued_[static_cast<std::size_t>(source_)] = 1;
-  for (std::size_t at = 0; at < queue_.size(); ++at) {
-    const auto u = static_cast<std::size_t>(queue_[at]);
-    queued_[u] = 0;
+  for (;;) {  // O(V^2) Dijkstra: the graph is a few hundred nodes
+    std::size_t u = n;
+    for (std::size_t v = 0; v < n; ++v) {
+      if (!done_[v] && dist_[v] < kFar && (u == n || dist_[v] < dist_[u])) u = v;
+    }
+    if (u == n) break;
+    done_[u] = 1;
     for (std::int32_t e = head_[u]; e >= 0; e = next_[static_cast<std::size_t>(e)]) {
       const auto ei = static_cast<std::size_t>(e);
       const auto v = static_cast<std::size_t>(to_[ei]);
-      if (cap_[ei] > 0 && dist_[u] + cost_[ei] < dist_[v]) {
-        dist_[v] = dist_[u] + cost_[ei];
-        parent_edge_[v] = e;
-        if (!queued_[v]) {
-          queued_[v] = 1;
-          queue_.push_back(static_cast<std::int32_t>(v));
+      if (cap_[ei] <= 0) continue;
+      const std::int64_t d = dist_[u] + cost_[ei] + potential_[u] - potential_[v];
+      if (d < dist_[v]) dist_[v] = d;
+    }
+  }
+  const std::int64_t to_sink = dist_[static_cast<std::size_t>(sink_)];
+  if (to_sink >= kFar) return false;
+  for (std::size_t v = 0; v < n; ++v) potential_[v] += std::min(dist_[v], to_sink);
+  return true;
+}
+
+bool NodeSplitWorkspace::admissible(std::size_t e, std::size_t u) const {
+  const auto v = static_cast<std::size_t>(to_[e]);
+  return cap_[e] > 0 && cost_[e] + potential_[u] - potential_[v] == 0;
+}
+
+std::int64_t NodeSplitWorkspace::push(std::int32_t node, std::int64_t limit) {
+  if (node == sink_) return limit;
+  const auto u = static_cast<std::size_t>(node);
+  for (std::int32_t& e = iter_[u]; e >= 0; e = next_[static_cast<std::size_t>(e)]) {
+    const auto ei = static_cast<std::size_t>(e);
+    const auto v = static_cast<std::size_t>(to_[ei]);
+    if (!admissible(ei, u) || level_[v] != level_[u] + 1) continue;
+    const std::int64_t pushed = push(to_[ei], std::min(limit, cap_[ei]));
+    if (pushed > 0) {
+      cap_[ei] -= pushed;
+      cap_[ei ^ 1U] += pushed;
+      return pushed;
+    }
+  }
+  return 0;
+}
+
+std::int64_t NodeSplitWorkspace::admissible_max_flow(std::int64_t limit) {
+  const auto n = static_cast<std::size_t>(num_nodes_);
+  std::int64_t total = 0;
+  while (total < limit) {
+    level_.assign(n, -1);
+    queue_.clear();
+    queue_.push_back(source_);
+    level_[static_cast<std::size_t>(source_)] = 0;
+    for (std::size_t at = 0; at < queue_.size(); ++at) {
+      const auto u = static_cast<std::size_t>(queue_[at]);
+      for (std::int32_t e = head_[u]; e >= 0; e = next_[static_cast<std::size_t>(e)]) {
+        const auto ei = static_cast<std::size_t>(e);
+        const auto v = static_cast<std::size_t>(to_[ei]);
+        if (level_[v] < 0 && admissible(ei, u)) {
+          level_[v] = level_[u] + 1;
+          queue_.push_back(to_[ei]);
         }
       }
     }
+    if (level_[static_cast<std::size_t>(sink_)] < 0) break;
+    iter_.assign(head_.begin(), head_.end());
+    while (total < limit) {
+      const std::int64_t pushed = push(source_, limit - total);
+      if (pushed == 0) break;
+      total += pushed;
+    }
   }
-  return dist_[static_cast<std::size_t>(sink_)] < kFar;
+  return total;
 }
 
 NodeSplitResult NodeSplitWorkspace::solve(const Placement& placement, std::size_t layer,
@@ -155,22 +207,13 @@ NodeSplitResult NodeSplitWorkspace::solve(const Placement& placement, std::size_
     add_edge(gpu0 + static_cast<std::int32_t>(g), sink_, cap, 0);
   }
 
-  // Successive shortest paths: each augmentation routes the cheapest remaining tokens.
+  // Primal-dual phases: cheapest path length, then a blocking flow over the cheapest edges.
+  potential_.assign(static_cast<std::size_t>(num_nodes_), 0);
   std::int64_t routed = 0;
-  while (routed < split_total && shortest_path()) {
-    std::int64_t push = split_total - routed;
-    for (std::int32_t v = sink_; v != source_;) {
-      const auto e = static_cast<std::size_t>(parent_edge_[static_cast<std::size_t>(v)]);
-      push = std::min(push, cap_[e]);
-      v = to_[e ^ 1U];
-    }
-    for (std::int32_t v = sink_; v != source_;) {
-      const auto e = static_cast<std::size_t>(parent_edge_[static_cast<std::size_t>(v)]);
-      cap_[e] -= push;
-      cap_[e ^ 1U] += push;
-      v = to_[e ^ 1U];
-    }
-    routed += push;
+  while (routed < split_total && update_potentials()) {
+    const std::int64_t pushed = admissible_max_flow(split_total - routed);
+    if (pushed == 0) break;
+    routed += pushed;
   }
   EPLB_ASSERT(routed == split_total);  // the plain optimum is feasible under the bound
 

@@ -35,16 +35,18 @@ class NodeSplitWorkspace {
 
  private:
   void add_edge(std::int32_t from, std::int32_t to, std::int64_t capacity, std::int32_t cost);
-  bool shortest_path();
+  bool update_potentials();
+  [[nodiscard]] bool admissible(std::size_t edge, std::size_t from) const;
+  std::int64_t push(std::int32_t node, std::int64_t limit);
+  std::int64_t admissible_max_flow(std::int64_t limit);
 
   SplitWorkspace plain_;
   std::vector<std::int32_t> counts_, plain_quotas_;
-  // Min-cost flow graph (successive shortest paths; costs 0/1, so SPFA on a tiny graph).
+  // Min-cost flow graph (primal-dual: Dijkstra on reduced costs, then blocking flows).
   std::int32_t num_nodes_ = 0, source_ = 0, sink_ = 0;
-  std::vector<std::int32_t> head_, next_, to_, cost_, parent_edge_;
-  std::vector<std::int64_t> cap_, dist_;
-  std::vector<std::uint8_t> queued_;
-  std::vector<std::int32_t> queue_;
+  std::vector<std::int32_t> head_, next_, to_, cost_, level_, iter_, queue_;
+  std::vector<std::int64_t> cap_, dist_, potential_;
+  std::vector<std::uint8_t> done_;
 };
 
 }  // namespace eplb

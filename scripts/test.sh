@@ -53,7 +53,8 @@ phase "ThreadSanitizer: the concurrency tests"
 # Only libeplb and the concurrency tests, in their own build directory. Not -Werror: GCC 12 warns
 # falsely (-Wstringop-overflow) on TSan-instrumented code; the two builds above enforce warnings.
 cmake -S "$root" -B "$root/build-tsan" -DPython3_EXECUTABLE=/usr/bin/python3 -DEPLB_WERROR=OFF \
-  -DCMAKE_BUILD_TYPE=Release -DEPLB_SANITIZE=thread -DEPLB_WITH_CUDA=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DEPLB_SANITIZE=thread -DEPLB_WITH_CUDA=OFF \
   -DEPLB_BUILD_BENCH=OFF >/dev/null
 cmake --build "$root/build-tsan" -j"$jobs" --target concurrency_test
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir "$root/build-tsan" -R '^concurrency_' \
