@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "eplb/eplb.h"
+#include "support/scoped_env.hpp"
 
 #if EPLB_TEST_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -17,33 +18,7 @@
 
 namespace {
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    const char* old = std::getenv(name);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    if (value != nullptr) {
-      setenv(name, value, 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-  ~ScopedEnv() {
-    if (had_) {
-      setenv(name_, old_.c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-
- private:
-  const char* name_;
-  bool had_ = false;
-  std::string old_;
-};
+using eplb::test::ScopedEnv;
 
 // NCCL loads (default path) and the build has NCCL support.
 bool nccl_loads(std::string& why) {

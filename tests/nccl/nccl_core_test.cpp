@@ -21,6 +21,7 @@
 #include "migration_plan.hpp"
 #include "nccl_api.hpp"
 #include "placement.hpp"
+#include "support/scoped_env.hpp"
 #include "tracker.hpp"
 
 #if EPLB_HAVE_NCCL
@@ -32,33 +33,7 @@ namespace {
 
 // --- loader -------------------------------------------------------------------------------------
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    const char* old = std::getenv(name);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    if (value != nullptr) {
-      setenv(name, value, 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-  ~ScopedEnv() {
-    if (had_) {
-      setenv(name_, old_.c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-
- private:
-  const char* name_;
-  bool had_ = false;
-  std::string old_;
-};
+using eplb::test::ScopedEnv;
 
 TEST(NcclLoader, MissingLibraryIsNoNcclNamingThePath) {
   const ScopedEnv env("EPLB_NCCL_LIBRARY", "/nonexistent/libnccl.so.2");
