@@ -17,7 +17,7 @@
 #include "eplb/eplb.h"
 
 #if EPLB_BENCH_WITH_CUDA
-#include <cuda_runtime_api.h>
+#include "gpu_bench_support.hpp"
 #endif
 
 namespace {
@@ -31,83 +31,10 @@ constexpr size_t kHidden = 7168;
 
 #if EPLB_BENCH_WITH_CUDA
 
-#define CHECK_CUDA(call)                                                      \
-  do {                                                                        \
-    const cudaError_t e_ = (call);                                            \
-    if (e_ != cudaSuccess) {                                                  \
-      std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(e_)); \
-      std::exit(1);                                                           \
-    }                                                                         \
-  } while (false)
-
-#define CHECK_EPLB(call)                                                         \
-  do {                                                                           \
-    const eplb_status s_ = (call);                                               \
-    if (s_ != EPLB_OK) {                                                         \
-      std::fprintf(stderr, "%s failed: %s\n", #call, eplb_last_error_message()); \
-      std::exit(1);                                                              \
-    }                                                                            \
-  } while (false)
-
-template <typename T>
-T* device_alloc(size_t count) {
-  void* p = nullptr;
-  CHECK_CUDA(cudaMalloc(&p, std::max<size_t>(count, 1) * sizeof(T)));
-  CHECK_CUDA(cudaMemset(p, 0, std::max<size_t>(count, 1) * sizeof(T)));
-  return static_cast<T*>(p);
-}
-
-struct Timing {
-  double graph_us = 0;
-  double stream_us = 0;
-};
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// Median per-call time of `op`: `calls` calls captured in one graph and replayed `repeats` times,
-// and `calls` calls issued directly from the stream, `repeats` times.
-template <typename Op>
-Timing time_op(cudaStream_t stream, int calls, int repeats, Op op) {
-  cudaEvent_t start = nullptr;
-  cudaEvent_t stop = nullptr;
-  CHECK_CUDA(cudaEventCreate(&start));
-  CHECK_CUDA(cudaEventCreate(&stop));
-  op(stream);  // warm-up (module load)
-  CHECK_CUDA(cudaStreamSynchronize(stream));
-  cudaGraph_t graph = nullptr;
-  cudaGraphExec_t exec = nullptr;
-  CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  for (int i = 0; i < calls; ++i) op(stream);
-  CHECK_CUDA(cudaStreamEndCapture(stream, &graph));
-  CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
-  CHECK_CUDA(cudaGraphLaunch(exec, stream));
-  CHECK_CUDA(cudaStreamSynchronize(stream));
-  std::vector<double> graph_times;
-  std::vector<double> stream_times;
-  for (int r = 0; r < repeats; ++r) {
-    float ms = 0;
-    CHECK_CUDA(cudaEventRecord(start, stream));
-    CHECK_CUDA(cudaGraphLaunch(exec, stream));
-    CHECK_CUDA(cudaEventRecord(stop, stream));
-    CHECK_CUDA(cudaEventSynchronize(stop));
-    CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    graph_times.push_back(1000.0 * ms / calls);
-    CHECK_CUDA(cudaEventRecord(start, stream));
-    for (int i = 0; i < calls; ++i) op(stream);
-    CHECK_CUDA(cudaEventRecord(stop, stream));
-    CHECK_CUDA(cudaEventSynchronize(stop));
-    CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    stream_times.push_back(1000.0 * ms / calls);
-  }
-  CHECK_CUDA(cudaGraphExecDestroy(exec));
-  CHECK_CUDA(cudaGraphDestroy(graph));
-  CHECK_CUDA(cudaEventDestroy(start));
-  CHECK_CUDA(cudaEventDestroy(stop));
-  return {median(graph_times), median(stream_times)};
-}
+using eplb_bench::device_alloc;
+using eplb_bench::time_op;
+using eplb_bench::Timing;
+using eplb_bench::upload;
 
 struct Row {
   std::string op;
@@ -138,10 +65,8 @@ int run(bool json, int repeats) {
     }
     size_t valid = 0;
     for (int32_t id : ids) valid += id >= 0 ? 1 : 0;
-    int32_t* d_ids = device_alloc<int32_t>(ids.size());
-    CHECK_CUDA(cudaMemcpy(d_ids, ids.data(), ids.size() * 4, cudaMemcpyHostToDevice));
-    float* d_weights = device_alloc<float>(weights.size());
-    CHECK_CUDA(cudaMemcpy(d_weights, weights.data(), weights.size() * 4, cudaMemcpyHostToDevice));
+    int32_t* d_ids = upload(ids);
+    float* d_weights = upload(weights);
     const int calls = tokens > 1000 ? 100 : 200;
 
     // Layout.

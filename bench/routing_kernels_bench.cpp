@@ -5,8 +5,6 @@
 // graph, replayed (per-launch time), and 100 launches issued from the stream; medians of 11
 // repetitions, cudaEvent timing. Prints a table, or JSON with --json. Without a GPU it prints
 // "skipped: no CUDA device" and exits 0.
-#include <cuda_runtime_api.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -18,27 +16,15 @@
 #include <vector>
 
 #include "eplb/eplb.h"
+#include "gpu_bench_support.hpp"
 
 namespace {
 
 constexpr uint32_t kExperts = 256, kSlots = 288, kGpus = 32, kNodes = 4, kTopK = 8;
 constexpr int kLaunches = 100, kReps = 11;
 
-#define CHECK_CUDA(call)                                                      \
-  do {                                                                        \
-    const cudaError_t e_ = (call);                                            \
-    if (e_ != cudaSuccess) {                                                  \
-      std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(e_)); \
-      std::exit(1);                                                           \
-    }                                                                         \
-  } while (0)
-#define CHECK_EPLB(call)                                                         \
-  do {                                                                           \
-    if ((call) != EPLB_OK) {                                                     \
-      std::fprintf(stderr, "%s failed: %s\n", #call, eplb_last_error_message()); \
-      std::exit(1);                                                              \
-    }                                                                            \
-  } while (0)
+using eplb_bench::Timing;
+using eplb_bench::upload;
 
 // Distinct top-k per token; Zipf(skew) popularity over a random expert order when skew > 0.
 std::vector<int32_t> routing(size_t tokens, double skew, uint32_t seed) {
@@ -64,58 +50,9 @@ std::vector<int32_t> routing(size_t tokens, double skew, uint32_t seed) {
   return ids;
 }
 
-struct Timing {
-  double graph_us, stream_us;
-};
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
+// Per-launch time of `op`: kLaunches launches in a CUDA graph and from the stream, median of kReps.
 Timing time_op(cudaStream_t stream, const std::function<void(cudaStream_t)>& op) {
-  cudaEvent_t start, stop;
-  CHECK_CUDA(cudaEventCreate(&start));
-  CHECK_CUDA(cudaEventCreate(&stop));
-  op(stream);  // warm-up
-  CHECK_CUDA(cudaStreamSynchronize(stream));
-  cudaGraph_t graph;
-  CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  for (int i = 0; i < kLaunches; ++i) op(stream);
-  CHECK_CUDA(cudaStreamEndCapture(stream, &graph));
-  cudaGraphExec_t exec;
-  CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
-  CHECK_CUDA(cudaGraphLaunch(exec, stream));
-  std::vector<double> graph_times, stream_times;
-  for (int r = 0; r < kReps; ++r) {
-    float ms = 0;
-    CHECK_CUDA(cudaEventRecord(start, stream));
-    CHECK_CUDA(cudaGraphLaunch(exec, stream));
-    CHECK_CUDA(cudaEventRecord(stop, stream));
-    CHECK_CUDA(cudaEventSynchronize(stop));
-    CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    graph_times.push_back(ms * 1000.0 / kLaunches);
-    CHECK_CUDA(cudaEventRecord(start, stream));
-    for (int i = 0; i < kLaunches; ++i) op(stream);
-    CHECK_CUDA(cudaEventRecord(stop, stream));
-    CHECK_CUDA(cudaEventSynchronize(stop));
-    CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    stream_times.push_back(ms * 1000.0 / kLaunches);
-  }
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return {median(graph_times), median(stream_times)};
-}
-
-template <typename T>
-T* upload(const std::vector<T>& host) {
-  T* device = nullptr;
-  CHECK_CUDA(
-      cudaMalloc(reinterpret_cast<void**>(&device), std::max<size_t>(host.size(), 1) * sizeof(T)));
-  CHECK_CUDA(cudaMemcpy(device, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-  return device;
+  return eplb_bench::time_op(stream, kLaunches, kReps, op);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "eplb/eplb.h"
+#include "support/capi_placement.hpp"
 
 namespace {
 
@@ -23,14 +24,14 @@ namespace {
 // Small RAII wrappers and helpers over the C API.
 // ----------------------------------------------------------------------------------------------
 
+using eplb::test::info_of;
+using eplb::test::phy2log_of;
+using eplb::test::PlacementPtr;
+
 struct PlannerDeleter {
   void operator()(eplb_planner* p) const { eplb_planner_destroy(p); }
 };
-struct PlacementDeleter {
-  void operator()(eplb_placement* p) const { eplb_placement_destroy(p); }
-};
 using PlannerPtr = std::unique_ptr<eplb_planner, PlannerDeleter>;
-using PlacementPtr = std::unique_ptr<eplb_placement, PlacementDeleter>;
 
 struct Shape {
   uint32_t layers = 1;
@@ -68,21 +69,6 @@ PlacementPtr plan(eplb_planner* planner, const std::vector<double>& loads) {
   const eplb_status st = eplb_planner_plan(planner, loads.data(), loads.size(), &raw);
   EXPECT_EQ(st, EPLB_OK) << eplb_last_error_message();
   return PlacementPtr(raw);
-}
-
-eplb_placement_info info_of(const eplb_placement* p) {
-  eplb_placement_info info;
-  std::memset(&info, 0, sizeof(info));
-  info.struct_size = sizeof(info);
-  EXPECT_EQ(eplb_placement_get_info(p, &info), EPLB_OK) << eplb_last_error_message();
-  return info;
-}
-
-std::vector<int32_t> phy2log_of(const eplb_placement* p) {
-  const eplb_placement_info info = info_of(p);
-  std::vector<int32_t> out(static_cast<size_t>(info.num_layers) * info.num_physical_experts);
-  EXPECT_EQ(eplb_placement_get_phy2log(p, out.data(), out.size()), EPLB_OK);
-  return out;
 }
 
 std::vector<int32_t> counts_of(const eplb_placement* p) {

@@ -14,15 +14,15 @@
 #include <vector>
 
 #include "eplb/eplb.h"
+#include "support/capi_placement.hpp"
 
 namespace {
 
 using nlohmann::json;
 
-struct PlacementDeleter {
-  void operator()(eplb_placement* p) const { eplb_placement_destroy(p); }
-};
-using PlacementPtr = std::unique_ptr<eplb_placement, PlacementDeleter>;
+using eplb::test::info_of;
+using eplb::test::phy2log_of;
+using eplb::test::PlacementPtr;
 
 struct BufferDeleter {
   void operator()(void* p) const { eplb_buffer_free(p); }
@@ -42,21 +42,6 @@ PlacementPtr readme_placement() {
             EPLB_OK)
       << eplb_last_error_message();
   return PlacementPtr(raw);
-}
-
-eplb_placement_info info_of(const eplb_placement* p) {
-  eplb_placement_info info;
-  std::memset(&info, 0, sizeof(info));
-  info.struct_size = sizeof(info);
-  EXPECT_EQ(eplb_placement_get_info(p, &info), EPLB_OK) << eplb_last_error_message();
-  return info;
-}
-
-std::vector<int32_t> phy2log_of(const eplb_placement* p) {
-  const eplb_placement_info info = info_of(p);
-  std::vector<int32_t> out(static_cast<size_t>(info.num_layers) * info.num_physical_experts);
-  EXPECT_EQ(eplb_placement_get_phy2log(p, out.data(), out.size()), EPLB_OK);
-  return out;
 }
 
 // Calls a writer, checks the buffer (NUL at out_len, no earlier NUL) and returns its text.

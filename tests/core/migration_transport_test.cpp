@@ -3,12 +3,10 @@
 // weights of the experts the placement in force says they hold.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <exception>
 #include <random>
-#include <thread>
+#include <span>
 #include <vector>
 
 #include "error.hpp"
@@ -16,9 +14,12 @@
 #include "migration_exchange.hpp"
 #include "migration_plan.hpp"
 #include "placement.hpp"
+#include "support/migration_ranks.hpp"
 
 namespace eplb {
 namespace {
+
+using test::random_placement;
 
 // The weights of (layer, expert): bytes that differ between any two experts and layers.
 std::byte weight_byte(std::uint32_t layer, std::int32_t expert, std::size_t i) {
@@ -38,17 +39,14 @@ std::vector<Rank> load_weights(const Placement& placement, std::size_t bytes,
   const Topology& t = placement.topology();
   const std::uint32_t per_gpu = t.slots_per_gpu();
   std::vector<Rank> ranks(t.num_gpus);
-  for (std::uint32_t gpu = 0; gpu < t.num_gpus; ++gpu) {
-    ranks[gpu].weights.resize(std::size_t{t.num_layers} * per_gpu * bytes);
-    ranks[gpu].staging.resize(std::size_t{staging_slots} * bytes);
-    for (std::uint32_t layer = 0; layer < t.num_layers; ++layer) {
-      for (std::uint32_t s = 0; s < per_gpu; ++s) {
-        const std::int32_t expert = placement.phy2log_layer(layer)[gpu * per_gpu + s];
-        for (std::size_t i = 0; i < bytes; ++i) {
-          ranks[gpu].weights[(std::size_t{layer} * per_gpu + s) * bytes + i] =
-              weight_byte(layer, expert, i);
-        }
-      }
+  for (Rank& rank : ranks) {
+    rank.weights.resize(std::size_t{t.num_layers} * per_gpu * bytes);
+    rank.staging.resize(std::size_t{staging_slots} * bytes);
+  }
+  for (const test::SlotExpert& s : test::slots_of(placement)) {
+    for (std::size_t i = 0; i < bytes; ++i) {
+      ranks[s.gpu].weights[(std::size_t{s.layer} * per_gpu + s.slot) * bytes + i] =
+          weight_byte(s.layer, s.expert, i);
     }
   }
   return ranks;
@@ -56,34 +54,14 @@ std::vector<Rank> load_weights(const Placement& placement, std::size_t bytes,
 
 void expect_weights(const std::vector<Rank>& ranks, const Placement& placement, std::size_t bytes,
                     const char* when) {
-  const Topology& t = placement.topology();
-  const std::uint32_t per_gpu = t.slots_per_gpu();
-  for (std::uint32_t gpu = 0; gpu < t.num_gpus; ++gpu) {
-    for (std::uint32_t layer = 0; layer < t.num_layers; ++layer) {
-      for (std::uint32_t s = 0; s < per_gpu; ++s) {
-        const std::int32_t expert = placement.phy2log_layer(layer)[gpu * per_gpu + s];
-        for (std::size_t i = 0; i < bytes; ++i) {
-          ASSERT_EQ(ranks[gpu].weights[(std::size_t{layer} * per_gpu + s) * bytes + i],
-                    weight_byte(layer, expert, i))
-              << when << ": gpu " << gpu << " layer " << layer << " slot " << s;
-        }
-      }
+  const std::uint32_t per_gpu = placement.topology().slots_per_gpu();
+  for (const test::SlotExpert& s : test::slots_of(placement)) {
+    for (std::size_t i = 0; i < bytes; ++i) {
+      ASSERT_EQ(ranks[s.gpu].weights[(std::size_t{s.layer} * per_gpu + s.slot) * bytes + i],
+                weight_byte(s.layer, s.expert, i))
+          << when << ": gpu " << s.gpu << " layer " << s.layer << " slot " << s.slot;
     }
   }
-}
-
-Placement random_placement(std::mt19937_64& rng, const Topology& t) {
-  std::vector<std::int32_t> rows;
-  std::uniform_int_distribution<std::int32_t> pick(0, static_cast<std::int32_t>(t.num_logical) - 1);
-  for (std::uint32_t l = 0; l < t.num_layers; ++l) {
-    std::vector<std::int32_t> row(t.num_physical);
-    for (std::uint32_t s = 0; s < t.num_physical; ++s) {
-      row[s] = s < t.num_logical ? static_cast<std::int32_t>(s) : pick(rng);
-    }
-    std::shuffle(row.begin(), row.end(), rng);
-    rows.insert(rows.end(), row.begin(), row.end());
-  }
-  return Placement::from_phy2log(t, rows);
 }
 
 // Runs every step with one thread per rank; checks the weights after each step.
@@ -92,27 +70,15 @@ void run_threads(const MigrationPlan& plan, std::vector<Rank>& ranks, std::size_
   const std::uint32_t per_gpu = t.slots_per_gpu();
   for (std::uint32_t step = 0; step < plan.summary().num_steps; ++step) {
     LocalTransportHub hub(t.num_gpus);
-    std::vector<std::exception_ptr> errors(t.num_gpus);
-    std::vector<std::thread> threads;
-    for (std::uint32_t rank = 0; rank < t.num_gpus; ++rank) {
-      threads.emplace_back([&, rank] {
-        try {
-          const RankStepOps ops = rank_step_ops(plan, step, rank);
-          Rank& mine = ranks[rank];
-          const SlotBytes slot = [&](std::uint32_t layer, std::uint32_t local) {
-            return std::span(mine.weights)
-                .subspan((std::size_t{layer} * per_gpu + local) * bytes, bytes);
-          };
-          run_migration_step(ops, slot, mine.staging, bytes, hub.endpoint(rank));
-        } catch (...) {
-          errors[rank] = std::current_exception();
-        }
-      });
-    }
-    for (auto& thread : threads) thread.join();
-    for (const auto& error : errors) {
-      if (error) std::rethrow_exception(error);
-    }
+    test::run_rank_threads(t.num_gpus, [&](std::uint32_t rank) {
+      const RankStepOps ops = rank_step_ops(plan, step, rank);
+      Rank& mine = ranks[rank];
+      const SlotBytes slot = [&](std::uint32_t layer, std::uint32_t local) {
+        return std::span(mine.weights)
+            .subspan((std::size_t{layer} * per_gpu + local) * bytes, bytes);
+      };
+      run_migration_step(ops, slot, mine.staging, bytes, hub.endpoint(rank));
+    });
     expect_weights(ranks, plan.placement_after_step(step), bytes, "after a step");
   }
 }
@@ -120,13 +86,7 @@ void run_threads(const MigrationPlan& plan, std::vector<Rank>& ranks, std::size_
 TEST(LocalTransport, ExecutesSchedulesExactly) {
   std::mt19937_64 rng(77);
   for (int trial = 0; trial < 24; ++trial) {
-    Topology t;
-    t.num_layers = 1 + trial % 3;
-    t.num_nodes = 1 + trial % 2;
-    t.num_gpus = t.num_nodes * (2 + trial % 3);
-    t.num_physical = t.num_gpus * (1 + trial % 3);
-    t.num_logical = t.num_physical - trial % 3;
-    t.validate();
+    const Topology t = test::trial_topology(trial, 1 + trial % 3);
     const Placement old = random_placement(rng, t);
     const Placement next = random_placement(rng, t);
     MigrationOptions options;
@@ -142,12 +102,7 @@ TEST(LocalTransport, ExecutesSchedulesExactly) {
 }
 
 TEST(LocalTransport, StagingTooSmallIsAnError) {
-  Topology t;
-  t.num_layers = 1;
-  t.num_logical = 2;
-  t.num_physical = 2;
-  t.num_gpus = 2;
-  t.validate();
+  const Topology t = test::one_layer_topology(2, 2, 2);
   const Placement old = Placement::from_phy2log(t, {0, 1});
   const Placement next = Placement::from_phy2log(t, {1, 0});
   MigrationOptions options;

@@ -8,10 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <limits>
-#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -20,41 +18,25 @@
 #include "planner.hpp"
 #include "snapshot.hpp"
 #include "support/random_cases.hpp"
+#include "support/readme_example.hpp"
 #include "support/snapshot_files.hpp"
+#include "support/snapshot_outcome.hpp"
 
 namespace eplb {
 namespace {
 
 namespace format = snapshot_format;
 using format::SectionType;
+using test::decode;
+using test::decode_with_content;
+using test::describe;
+using test::expect_corrupt;
+using test::Outcome;
 using test::RawFile;
-
-struct Outcome {
-  std::optional<Errc> error;  // nullopt: loaded
-  std::string message;
-  std::optional<Snapshot> snapshot;
-};
-
-// Decodes `bytes`; only eplb::Error may escape the reader, anything else fails the test.
-Outcome decode(std::span<const std::byte> bytes) {
-  Outcome outcome;
-  try {
-    outcome.snapshot = Snapshot::decode(bytes, "forged");
-  } catch (const Error& error) {
-    outcome.error = error.code();
-    outcome.message = error.what();
-  }
-  return outcome;
-}
 
 bool clean_failure(const Outcome& o) {
   return o.error == Errc::corrupt || o.error == Errc::truncated ||
          o.error == Errc::unsupported_version;
-}
-
-std::string describe(const Outcome& o) {
-  if (!o.error) return "loaded";
-  return "error " + std::to_string(static_cast<int>(*o.error)) + ": " + o.message;
 }
 
 // A DeepSeek-V3 placement (58 x 256, 288 slots, 4 nodes x 8 GPUs) with its statistics.
@@ -82,16 +64,8 @@ const std::vector<std::byte>& realistic_snapshot() {
 // The README example (2 layers x 12 experts), about a kilobyte.
 const std::vector<std::byte>& small_snapshot() {
   static const std::vector<std::byte> bytes = [] {
-    Topology t;
-    t.num_layers = 2;
-    t.num_logical = 12;
-    t.num_physical = 16;
-    t.num_nodes = 2;
-    t.num_gpus = 8;
-    t.num_groups = 4;
-    const std::vector<double> loads = {90, 132, 40,  61, 104, 165, 39,  4,   73,  56, 183, 86,
-                                       20, 107, 104, 64, 19,  197, 187, 157, 172, 86, 16,  27};
-    const Placement placement = Planner(t, 1).plan(loads);
+    const std::vector<double> loads = test::readme_loads();
+    const Placement placement = Planner(test::readme_topology(), 1).plan(loads);
     SnapshotWriteOptions options;
     options.loads = std::span<const double>(loads);
     options.label = "small";
@@ -127,34 +101,7 @@ void put(std::vector<std::byte>& content, std::size_t offset, T value) {
   format::store<T>(content.data() + offset, value);
 }
 
-// `raw` with the content of its `type` section replaced.
-std::vector<std::byte> with_content(RawFile raw, SectionType type,
-                                    std::span<const std::byte> content) {
-  auto& section = raw.section(type);
-  section = test::make_section(section.type, section.flags, content);
-  return test::join(raw);
-}
-
-Outcome decode_with_content(std::span<const std::byte> bytes, SectionType type,
-                            std::span<const std::byte> content) {
-  return decode(with_content(test::split(bytes), type, content));
-}
-
-void expect_corrupt(const Outcome& o, const std::string& fragment) {
-  EXPECT_EQ(o.error, Errc::corrupt) << describe(o);
-  EXPECT_NE(o.message.find(fragment), std::string::npos)
-      << "'" << fragment << "' not in: " << o.message;
-  EXPECT_EQ(o.message.rfind("forged: ", 0), 0U) << "the message names the source: " << o.message;
-}
-
-class SnapshotDamage : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (std::endian::native != std::endian::little) {
-      GTEST_SKIP() << "the forging helpers edit arrays in host order";
-    }
-  }
-};
+class SnapshotDamage : public test::ForgingTest {};
 
 // --- Truncation ---------------------------------------------------------------------------------
 

@@ -5,8 +5,6 @@
 // anything worse.
 #include <gtest/gtest.h>
 
-#include <bit>
-#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -14,7 +12,9 @@
 #include "error.hpp"
 #include "planner.hpp"
 #include "snapshot.hpp"
+#include "support/readme_example.hpp"
 #include "support/snapshot_files.hpp"
+#include "support/snapshot_outcome.hpp"
 #include "tracker.hpp"
 
 namespace eplb {
@@ -22,40 +22,15 @@ namespace {
 
 namespace format = snapshot_format;
 using format::SectionType;
+using test::decode;
+using test::describe;
+using test::expect_corrupt;
+using test::Outcome;
 using test::RawFile;
 
 // The fixed record and per-layer header of the section's content (docs/SNAPSHOT_FORMAT.md).
 constexpr std::size_t kFixed = 56;
 constexpr std::size_t kLayerHeader = 40;
-
-struct Outcome {
-  std::optional<Errc> error;
-  std::string message;
-  std::optional<Snapshot> snapshot;
-};
-
-Outcome decode(std::span<const std::byte> bytes) {
-  Outcome outcome;
-  try {
-    outcome.snapshot = Snapshot::decode(bytes, "forged");
-  } catch (const Error& error) {
-    outcome.error = error.code();
-    outcome.message = error.what();
-  }
-  return outcome;
-}
-
-std::string describe(const Outcome& o) {
-  if (!o.error) return "loaded";
-  return "error " + std::to_string(static_cast<int>(*o.error)) + ": " + o.message;
-}
-
-void expect_corrupt(const Outcome& o, const std::string& fragment) {
-  EXPECT_EQ(o.error, Errc::corrupt) << describe(o);
-  EXPECT_NE(o.message.find(fragment), std::string::npos)
-      << "'" << fragment << "' not in: " << o.message;
-  EXPECT_EQ(o.message.rfind("forged: ", 0), 0U) << "the message names the source: " << o.message;
-}
 
 TrackerOptions options_for(TrackerWindow window, std::uint32_t layers = 3, std::uint32_t e = 9,
                            std::uint32_t k = 3) {
@@ -177,16 +152,7 @@ INSTANTIATE_TEST_SUITE_P(Windows, TrackerSnapshot,
 
 // The README example placement (2 layers x 12 experts).
 Placement small_placement() {
-  Topology t;
-  t.num_layers = 2;
-  t.num_logical = 12;
-  t.num_physical = 16;
-  t.num_nodes = 2;
-  t.num_gpus = 8;
-  t.num_groups = 4;
-  const std::vector<double> loads = {90, 132, 40,  61, 104, 165, 39,  4,   73,  56, 183, 86,
-                                     20, 107, 104, 64, 19,  197, 187, 157, 172, 86, 16,  27};
-  return Planner(t, 1).plan(loads);
+  return Planner(test::readme_topology(), 1).plan(test::readme_loads());
 }
 
 TEST(TrackerSnapshotPlacement, PlacementSnapshotsCarryATrackerOfTheirShape) {
@@ -243,10 +209,7 @@ std::vector<std::byte> content(const std::vector<std::byte>& file) {
 }
 
 Outcome with_content(const std::vector<std::byte>& file, std::span<const std::byte> bytes) {
-  RawFile raw = test::split(file);
-  auto& section = raw.section(SectionType::coactivation);
-  section = test::make_section(section.type, section.flags, bytes);
-  return decode(test::join(raw));
+  return test::decode_with_content(file, SectionType::coactivation, bytes);
 }
 
 template <format::Field T>
@@ -254,14 +217,7 @@ void put(std::vector<std::byte>& bytes, std::size_t offset, T value) {
   format::store<T>(bytes.data() + offset, value);
 }
 
-class TrackerSnapshotDamage : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (std::endian::native != std::endian::little) {
-      GTEST_SKIP() << "the forging helpers edit arrays in host order";
-    }
-  }
-};
+class TrackerSnapshotDamage : public test::ForgingTest {};
 
 TEST_F(TrackerSnapshotDamage, TruncationAndBitFlipsFailCleanly) {
   for (TrackerWindow w :

@@ -14,10 +14,7 @@
 #include <vector>
 
 #include "eplb/eplb.h"
-
-#if EPLB_TEST_WITH_CUDA
-#include <cuda_runtime_api.h>
-#endif
+#include "support/gpu_test_support.hpp"
 
 namespace {
 
@@ -671,50 +668,7 @@ TEST(Permute, SkipsOutOfRangeRows) {
 
 #if EPLB_TEST_WITH_CUDA
 
-#define SKIP_WITHOUT_GPU()                                                \
-  do {                                                                    \
-    int32_t count_ = 0;                                                   \
-    const eplb_status status_ = eplb_device_count(&count_);               \
-    if (status_ == EPLB_ERR_NO_DEVICE) {                                  \
-      GTEST_SKIP() << "no CUDA device (" << eplb_last_error_message()     \
-                   << "): GPU-vs-CPU parity not checked on this machine"; \
-    }                                                                     \
-    ASSERT_EQ(status_, EPLB_OK) << eplb_last_error_message();             \
-  } while (false)
-
-#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
-
-// A device buffer holding a copy of a host vector (or `count` poisoned elements).
-template <typename T>
-struct DeviceArray {
-  T* pointer = nullptr;
-  size_t count = 0;
-  explicit DeviceArray(size_t n) : count(n) {
-    if (n > 0) {
-      void* raw = nullptr;
-      EXPECT_EQ(cudaMalloc(&raw, n * sizeof(T)), cudaSuccess);
-      pointer = static_cast<T*>(raw);
-      EXPECT_EQ(cudaMemset(pointer, 0xab, n * sizeof(T)), cudaSuccess);
-    }
-  }
-  explicit DeviceArray(const std::vector<T>& host) : DeviceArray(host.size()) {
-    if (!host.empty()) {
-      EXPECT_EQ(cudaMemcpy(pointer, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice),
-                cudaSuccess);
-    }
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  ~DeviceArray() { cudaFree(pointer); }
-  std::vector<T> host() const {
-    std::vector<T> out(count);
-    if (count > 0) {
-      EXPECT_EQ(cudaMemcpy(out.data(), pointer, count * sizeof(T), cudaMemcpyDeviceToHost),
-                cudaSuccess);
-    }
-    return out;
-  }
-};
+using eplb::test::DeviceArray;
 
 // Runs `enqueue(stream)` either directly or captured in a CUDA graph replayed twice (the second
 // replay starts from the first one's workspace, as in a serving loop).
@@ -770,8 +724,8 @@ TEST(Parity, LayoutIsBitExact) {
                                            per_node.pointer, in_rank.pointer, offsets.pointer,
                                            workspace.pointer, bytes, stream);
       });
-      Layout got{per_expert.host(), per_rank.host(), per_node.host(), in_rank.host(),
-                 offsets.host()};
+      Layout got{per_expert.to_host(), per_rank.to_host(), per_node.to_host(), in_rank.to_host(),
+                 offsets.to_host()};
       expect_same_layout(got, want);
     }
   }
@@ -805,7 +759,8 @@ TEST(Parity, SortIsBitExact) {
                                        inverse.pointer, total.pointer, workspace.pointer, bytes,
                                        stream);
       });
-      Sorted got{sorted.host(), blocks.host(), offsets.host(), inverse.host(), total.host()[0]};
+      Sorted got{sorted.to_host(), blocks.to_host(), offsets.to_host(), inverse.to_host(),
+                 total.to_host()[0]};
       expect_same_sort(got, want);
     }
   }
@@ -855,9 +810,9 @@ TEST(Parity, PermuteAndUnpermuteAreBitExact) {
                                        d_output.pointer, stream);
         });
         // Padding rows are not written: both sides were poisoned with 0xab.
-        const std::vector<unsigned char> permuted = d_permuted.host();
+        const std::vector<unsigned char> permuted = d_permuted.to_host();
         EXPECT_EQ(std::memcmp(permuted.data(), want_permuted.data(), permuted.size()), 0);
-        const std::vector<unsigned char> output = d_output.host();
+        const std::vector<unsigned char> output = d_output.to_host();
         EXPECT_EQ(std::memcmp(output.data(), want_output.data(), output.size()), 0);
       }
     }

@@ -15,10 +15,7 @@
 #include <vector>
 
 #include "eplb/eplb.h"
-
-#if EPLB_TEST_WITH_CUDA
-#include <cuda_runtime_api.h>
-#endif
+#include "support/gpu_test_support.hpp"
 
 namespace {
 
@@ -629,43 +626,11 @@ TEST(Coactivation, SamplesFollowTheStrideRuleAndTheFlag) {
 
 // --- GPU against CPU (skipped without a GPU) ---------------------------------------------------
 
-bool have_gpu() {
-  int32_t count = 0;
-  const eplb_status status = eplb_device_count(&count);
-  return status == EPLB_OK && count > 0;
-}
-
-#define REQUIRE_GPU()                                                                 \
-  do {                                                                                \
-    if (!have_gpu()) GTEST_SKIP() << "no CUDA device: " << eplb_last_error_message(); \
-  } while (0)
+using eplb::test::have_gpu;
 
 #if EPLB_TEST_WITH_CUDA
 
-#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
-
-template <typename T>
-struct DeviceArray {
-  T* data = nullptr;
-  size_t size = 0;
-  explicit DeviceArray(const std::vector<T>& host) : size(host.size()) {
-    if (cudaMalloc(reinterpret_cast<void**>(&data), std::max<size_t>(size, 1) * sizeof(T)) !=
-        cudaSuccess)
-      data = nullptr;
-    if (size > 0) cudaMemcpy(data, host.data(), size * sizeof(T), cudaMemcpyHostToDevice);
-  }
-  ~DeviceArray() { cudaFree(data); }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  [[nodiscard]] std::vector<T> get() const {
-    std::vector<T> host(size);
-    if (size > 0) cudaMemcpy(host.data(), data, size * sizeof(T), cudaMemcpyDeviceToHost);
-    return host;
-  }
-  void set(const std::vector<T>& host) {
-    cudaMemcpy(data, host.data(), size * sizeof(T), cudaMemcpyHostToDevice);
-  }
-};
+using eplb::test::DeviceArray;
 
 TablesPtr gpu_tables(const eplb_placement* p, uint32_t gpu, uint32_t max_replicas = 0) {
   eplb_device_tables* t = nullptr;
@@ -675,7 +640,7 @@ TablesPtr gpu_tables(const eplb_placement* p, uint32_t gpu, uint32_t max_replica
 }
 
 TEST(Parity, MapRecordEveryModeBothIdWidths) {
-  REQUIRE_GPU();
+  SKIP_WITHOUT_GPU();
   std::mt19937 rng(20);
   const Shape s{2, 64, 80, 4, 16};
   auto p = make_placement(s, random_phy2log(s, rng));
@@ -698,14 +663,14 @@ TEST(Parity, MapRecordEveryModeBothIdWidths) {
             DeviceArray<int64_t> d_counts(std::vector<int64_t>(size_t{s.layers} * s.slots, 0));
             DeviceArray<int32_t> d_out(std::vector<int32_t>(ids.size(), 7777));
             DeviceArray<int32_t> d_flag(std::vector<int32_t>{1});
-            ASSERT_EPLB_OK(
-                eplb_kernel_map_record(gt.get(), 1, mode, 99, d_quotas.data,
-                                       wide ? static_cast<const void*>(d_ids64.data) : d_ids.data,
-                                       wide ? EPLB_IDS_INT64 : EPLB_IDS_INT32, tokens, k,
-                                       d_flag.data, d_counts.data, d_out.data, nullptr));
+            ASSERT_EPLB_OK(eplb_kernel_map_record(
+                gt.get(), 1, mode, 99, d_quotas.pointer,
+                wide ? static_cast<const void*>(d_ids64.pointer) : d_ids.pointer,
+                wide ? EPLB_IDS_INT64 : EPLB_IDS_INT32, tokens, k, d_flag.pointer, d_counts.pointer,
+                d_out.pointer, nullptr));
             CUDA_OK(cudaDeviceSynchronize());
-            EXPECT_EQ(d_out.get(), want.out) << "mode " << mode << " tokens " << tokens;
-            EXPECT_EQ(d_counts.get(), want.counts) << "mode " << mode << " tokens " << tokens;
+            EXPECT_EQ(d_out.to_host(), want.out) << "mode " << mode << " tokens " << tokens;
+            EXPECT_EQ(d_counts.to_host(), want.counts) << "mode " << mode << " tokens " << tokens;
           }
         }
       }
@@ -714,7 +679,7 @@ TEST(Parity, MapRecordEveryModeBothIdWidths) {
 }
 
 TEST(Parity, RecorderFoldAndCoactivation) {
-  REQUIRE_GPU();
+  SKIP_WITHOUT_GPU();
   std::mt19937 rng(21);
   const Shape s{2, 256, 288, 4, 32};
   auto p = make_placement(s, random_phy2log(s, rng));
@@ -727,42 +692,43 @@ TEST(Parity, RecorderFoldAndCoactivation) {
     // Recorder.
     std::vector<int64_t> counts(size_t{s.layers} * s.experts, 3);
     DeviceArray<int64_t> d_counts(counts);
-    ASSERT_EPLB_OK(eplb_kernel_record_load(d_ids.data, EPLB_IDS_INT32, tokens, k, s.experts,
-                                           s.layers, 1, nullptr, d_counts.data, nullptr));
+    ASSERT_EPLB_OK(eplb_kernel_record_load(d_ids.pointer, EPLB_IDS_INT32, tokens, k, s.experts,
+                                           s.layers, 1, nullptr, d_counts.pointer, nullptr));
     ASSERT_EPLB_OK(eplb_kernel_record_load_cpu(ids.data(), EPLB_IDS_INT32, tokens, k, s.experts,
                                                s.layers, 1, nullptr, counts.data(), nullptr));
     CUDA_OK(cudaDeviceSynchronize());
-    EXPECT_EQ(d_counts.get(), counts);
+    EXPECT_EQ(d_counts.to_host(), counts);
     // Fold.
     std::vector<int64_t> physical(size_t{s.layers} * s.slots);
     for (auto& c : physical) c = static_cast<uint32_t>(rng()) % 5000;
     DeviceArray<int64_t> d_physical(physical);
     DeviceArray<int64_t> d_logical(std::vector<int64_t>(size_t{s.layers} * s.experts, -1));
     std::vector<int64_t> logical(size_t{s.layers} * s.experts, -1);
-    ASSERT_EPLB_OK(eplb_kernel_fold_counts(gt.get(), d_physical.data, d_logical.data, nullptr));
+    ASSERT_EPLB_OK(
+        eplb_kernel_fold_counts(gt.get(), d_physical.pointer, d_logical.pointer, nullptr));
     ASSERT_EPLB_OK(eplb_kernel_fold_counts_cpu(gt.get(), physical.data(), logical.data(), nullptr));
     CUDA_OK(cudaDeviceSynchronize());
-    EXPECT_EQ(d_logical.get(), logical);
+    EXPECT_EQ(d_logical.to_host(), logical);
     // Co-activation with samples.
     const size_t pairs = size_t{s.experts} * (s.experts - 1) / 2;
     std::vector<int64_t> pc(pairs * s.layers, 1);
     std::vector<int32_t> samples(100 * k, 5);
     DeviceArray<int64_t> d_pc(pc);
     DeviceArray<int32_t> d_samples(samples);
-    ASSERT_EPLB_OK(eplb_kernel_coactivation(d_ids.data, EPLB_IDS_INT32, tokens, k, s.experts,
-                                            s.layers, 0, nullptr, d_pc.data, 41, 7, 100,
-                                            d_samples.data, nullptr));
+    ASSERT_EPLB_OK(eplb_kernel_coactivation(d_ids.pointer, EPLB_IDS_INT32, tokens, k, s.experts,
+                                            s.layers, 0, nullptr, d_pc.pointer, 41, 7, 100,
+                                            d_samples.pointer, nullptr));
     ASSERT_EPLB_OK(eplb_kernel_coactivation_cpu(ids.data(), EPLB_IDS_INT32, tokens, k, s.experts,
                                                 s.layers, 0, nullptr, pc.data(), 41, 7, 100,
                                                 samples.data(), nullptr));
     CUDA_OK(cudaDeviceSynchronize());
-    EXPECT_EQ(d_pc.get(), pc);
-    EXPECT_EQ(d_samples.get(), samples);
+    EXPECT_EQ(d_pc.to_host(), pc);
+    EXPECT_EQ(d_samples.to_host(), samples);
   }
 }
 
 TEST(Parity, GraphCaptureFlagToggleAndTableUpdate) {
-  REQUIRE_GPU();
+  SKIP_WITHOUT_GPU();
   std::mt19937 rng(22);
   const Shape s{1, 32, 48, 2, 8};
   auto p = make_placement(s, random_phy2log(s, rng));
@@ -785,12 +751,12 @@ TEST(Parity, GraphCaptureFlagToggleAndTableUpdate) {
   CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   cudaGraph_t graph = nullptr;
   CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  const eplb_status mapped = eplb_kernel_map_record(gt.get(), 0, EPLB_MAP_NODE_AWARE, 0, nullptr,
-                                                    d_ids.data, EPLB_IDS_INT32, tokens, k,
-                                                    d_flag.data, d_counts.data, d_out.data, stream);
+  const eplb_status mapped = eplb_kernel_map_record(
+      gt.get(), 0, EPLB_MAP_NODE_AWARE, 0, nullptr, d_ids.pointer, EPLB_IDS_INT32, tokens, k,
+      d_flag.pointer, d_counts.pointer, d_out.pointer, stream);
   const eplb_status paired =
-      eplb_kernel_coactivation(d_ids.data, EPLB_IDS_INT32, tokens, k, s.experts, 1, 0, d_flag.data,
-                               d_pairs.data, 0, 0, 0, nullptr, stream);
+      eplb_kernel_coactivation(d_ids.pointer, EPLB_IDS_INT32, tokens, k, s.experts, 1, 0,
+                               d_flag.pointer, d_pairs.pointer, 0, 0, 0, nullptr, stream);
   CUDA_OK(cudaStreamEndCapture(stream, &graph));
   ASSERT_EQ(mapped, EPLB_OK);
   ASSERT_EQ(paired, EPLB_OK);
@@ -801,7 +767,7 @@ TEST(Parity, GraphCaptureFlagToggleAndTableUpdate) {
   std::vector<int32_t> out(ids.size());
   const std::vector<int32_t> flags = {1, 0, 1};
   for (const int32_t flag : flags) {
-    d_flag.set({flag});
+    d_flag.from_host({flag});
     CUDA_OK(cudaGraphLaunch(exec, stream));
     CUDA_OK(cudaStreamSynchronize(stream));
     ASSERT_EPLB_OK(eplb_kernel_map_record_cpu(hp.get(), 0, EPLB_MAP_NODE_AWARE, 0, nullptr,
@@ -809,9 +775,9 @@ TEST(Parity, GraphCaptureFlagToggleAndTableUpdate) {
                                               counts.data(), out.data(), nullptr));
     ASSERT_EPLB_OK(eplb_kernel_coactivation_cpu(ids.data(), EPLB_IDS_INT32, tokens, k, s.experts, 1,
                                                 0, &flag, pc.data(), 0, 0, 0, nullptr, nullptr));
-    EXPECT_EQ(d_out.get(), out);
-    EXPECT_EQ(d_counts.get(), counts);
-    EXPECT_EQ(d_pairs.get(), pc);
+    EXPECT_EQ(d_out.to_host(), out);
+    EXPECT_EQ(d_counts.to_host(), counts);
+    EXPECT_EQ(d_pairs.to_host(), pc);
   }
   ASSERT_EPLB_OK(eplb_device_tables_update(gt.get(), q.get(), stream));
   CUDA_OK(cudaGraphLaunch(exec, stream));
@@ -820,15 +786,15 @@ TEST(Parity, GraphCaptureFlagToggleAndTableUpdate) {
   ASSERT_EPLB_OK(eplb_kernel_map_record_cpu(hq.get(), 0, EPLB_MAP_NODE_AWARE, 0, nullptr,
                                             ids.data(), EPLB_IDS_INT32, tokens, k, &on,
                                             counts.data(), out.data(), nullptr));
-  EXPECT_EQ(d_out.get(), out);
-  EXPECT_EQ(d_counts.get(), counts);
+  EXPECT_EQ(d_out.to_host(), out);
+  EXPECT_EQ(d_counts.to_host(), counts);
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
 }
 
 TEST(Parity, HostPointersAreRefused) {
-  REQUIRE_GPU();
+  SKIP_WITHOUT_GPU();
   std::vector<int32_t> ids(8, 0);
   std::vector<int64_t> counts(8, 0);
   EXPECT_EQ(eplb_kernel_record_load(ids.data(), EPLB_IDS_INT32, 1, 8, 8, 1, 0, nullptr,

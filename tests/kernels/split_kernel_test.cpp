@@ -17,6 +17,7 @@
 
 #include "eplb/eplb.h"
 #include "split_test_support.hpp"
+#include "support/gpu_test_support.hpp"
 
 namespace {
 
@@ -355,10 +356,10 @@ TEST(SplitKernelCpu, RejectsBadInputWithoutWritingOutputs) {
 
 #if EPLB_TEST_WITH_CUDA
 
-using split_test::DeviceArray;
+using eplb::test::DeviceArray;
 
 TEST(SplitKernelParity, GpuEqualsCpuBitForBit) {
-  SPLIT_SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_GPU();
   std::mt19937 rng(17);
   for (int trial = 0; trial < 60; ++trial) {
     const bool deepseek = trial % 4 == 0;
@@ -409,7 +410,7 @@ TEST(SplitKernelParity, GpuEqualsCpuBitForBit) {
 }
 
 TEST(SplitKernelParity, ReplaysFromACudaGraph) {
-  SPLIT_SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_GPU();
   std::mt19937 rng(23);
   const Instance in = random_instance(rng, 1, 256, 32, 9);
   Placement p;

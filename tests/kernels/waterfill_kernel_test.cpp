@@ -16,6 +16,7 @@
 
 #include "eplb/eplb.h"
 #include "split_test_support.hpp"
+#include "support/gpu_test_support.hpp"
 
 namespace {
 
@@ -365,10 +366,10 @@ TEST(WaterfillKernelCpu, RejectsBadInputWithoutWritingOutputs) {
 
 #if EPLB_TEST_WITH_CUDA
 
-using split_test::DeviceArray;
+using eplb::test::DeviceArray;
 
 TEST(WaterfillKernelParity, GpuEqualsCpuBitForBit) {
-  SPLIT_SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_GPU();
   std::mt19937 rng(19);
   const std::size_t sizes[] = {0, 1, 31, 128, 1000, 8192, 8193, 20000};
   int trial = 0;
@@ -413,7 +414,7 @@ TEST(WaterfillKernelParity, GpuEqualsCpuBitForBit) {
 }
 
 TEST(WaterfillKernelParity, ReplaysFromACudaGraph) {
-  SPLIT_SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_GPU();
   std::mt19937 rng(29);
   Placement p;
   flat_placement(p, 32, 8, 4);

@@ -8,10 +8,9 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <exception>
 #include <random>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include "communicator.hpp"
@@ -21,6 +20,7 @@
 #include "migration_plan.hpp"
 #include "nccl_api.hpp"
 #include "placement.hpp"
+#include "support/migration_ranks.hpp"
 #include "support/scoped_env.hpp"
 #include "tracker.hpp"
 
@@ -76,6 +76,8 @@ TEST(NcclLoader, DefaultPathLoadsNcclWhenInstalled) {
 
 // --- the step logic, multi-tensor, over the CPU transport ----------------------------------------
 
+using eplb::test::random_placement;
+
 std::byte weight_byte(std::uint32_t layer, std::int32_t expert, std::uint32_t tensor,
                       std::size_t i) {
   std::uint64_t x = (std::uint64_t{layer} * 1000003u + static_cast<std::uint64_t>(expert)) *
@@ -93,21 +95,14 @@ struct Rank {
 
 std::vector<Rank> load(const Placement& placement, const std::vector<std::size_t>& sizes,
                        std::size_t staging_bytes) {
-  const Topology& t = placement.topology();
-  const std::uint32_t per_gpu = t.slots_per_gpu();
-  std::vector<Rank> ranks(t.num_gpus);
-  for (std::uint32_t gpu = 0; gpu < t.num_gpus; ++gpu) {
-    ranks[gpu].staging.resize(staging_bytes);
-    for (std::uint32_t layer = 0; layer < t.num_layers; ++layer) {
-      for (std::uint32_t s = 0; s < per_gpu; ++s) {
-        const std::int32_t expert = placement.phy2log_layer(layer)[gpu * per_gpu + s];
-        for (std::uint32_t k = 0; k < sizes.size(); ++k) {
-          std::vector<std::byte> bytes(sizes[k]);
-          for (std::size_t i = 0; i < bytes.size(); ++i)
-            bytes[i] = weight_byte(layer, expert, k, i);
-          ranks[gpu].tensors.push_back(std::move(bytes));
-        }
-      }
+  std::vector<Rank> ranks(placement.topology().num_gpus);
+  for (Rank& rank : ranks) rank.staging.resize(staging_bytes);
+  for (const test::SlotExpert& s : test::slots_of(placement)) {
+    for (std::uint32_t k = 0; k < sizes.size(); ++k) {
+      std::vector<std::byte> bytes(sizes[k]);
+      for (std::size_t i = 0; i < bytes.size(); ++i)
+        bytes[i] = weight_byte(s.layer, s.expert, k, i);
+      ranks[s.gpu].tensors.push_back(std::move(bytes));
     }
   }
   return ranks;
@@ -115,20 +110,14 @@ std::vector<Rank> load(const Placement& placement, const std::vector<std::size_t
 
 void expect_holds(const std::vector<Rank>& ranks, const Placement& placement,
                   const std::vector<std::size_t>& sizes) {
-  const Topology& t = placement.topology();
-  const std::uint32_t per_gpu = t.slots_per_gpu();
-  for (std::uint32_t gpu = 0; gpu < t.num_gpus; ++gpu) {
-    for (std::uint32_t layer = 0; layer < t.num_layers; ++layer) {
-      for (std::uint32_t s = 0; s < per_gpu; ++s) {
-        const std::int32_t expert = placement.phy2log_layer(layer)[gpu * per_gpu + s];
-        for (std::uint32_t k = 0; k < sizes.size(); ++k) {
-          const auto& bytes =
-              ranks[gpu].tensors[(std::size_t{layer} * per_gpu + s) * sizes.size() + k];
-          for (std::size_t i = 0; i < bytes.size(); ++i) {
-            ASSERT_EQ(bytes[i], weight_byte(layer, expert, k, i))
-                << "gpu " << gpu << " layer " << layer << " slot " << s << " tensor " << k;
-          }
-        }
+  const std::uint32_t per_gpu = placement.topology().slots_per_gpu();
+  for (const test::SlotExpert& s : test::slots_of(placement)) {
+    for (std::uint32_t k = 0; k < sizes.size(); ++k) {
+      const auto& bytes =
+          ranks[s.gpu].tensors[(std::size_t{s.layer} * per_gpu + s.slot) * sizes.size() + k];
+      for (std::size_t i = 0; i < bytes.size(); ++i) {
+        ASSERT_EQ(bytes[i], weight_byte(s.layer, s.expert, k, i))
+            << "gpu " << s.gpu << " layer " << s.layer << " slot " << s.slot << " tensor " << k;
       }
     }
   }
@@ -144,30 +133,10 @@ ExpertTensors tensors_of(Rank& rank, const std::vector<std::size_t>& sizes, std:
   return weights;
 }
 
-Placement random_placement(std::mt19937_64& rng, const Topology& t) {
-  std::vector<std::int32_t> rows;
-  std::uniform_int_distribution<std::int32_t> pick(0, static_cast<std::int32_t>(t.num_logical) - 1);
-  for (std::uint32_t l = 0; l < t.num_layers; ++l) {
-    std::vector<std::int32_t> row(t.num_physical);
-    for (std::uint32_t s = 0; s < t.num_physical; ++s) {
-      row[s] = s < t.num_logical ? static_cast<std::int32_t>(s) : pick(rng);
-    }
-    std::shuffle(row.begin(), row.end(), rng);
-    rows.insert(rows.end(), row.begin(), row.end());
-  }
-  return Placement::from_phy2log(t, rows);
-}
-
 TEST(NcclExecutorLogic, MultiTensorExpertsReachTheirNewSlotsOverThreads) {
   std::mt19937_64 rng(2024);
   for (int trial = 0; trial < 16; ++trial) {
-    Topology t;
-    t.num_layers = 1 + trial % 3;
-    t.num_nodes = 1 + trial % 2;
-    t.num_gpus = t.num_nodes * (2 + trial % 3);
-    t.num_physical = t.num_gpus * (2 + trial % 2);
-    t.num_logical = t.num_physical - trial % 3;
-    t.validate();
+    const Topology t = test::trial_topology(trial, 2 + trial % 2);
     const std::vector<std::size_t> sizes = {static_cast<std::size_t>(5 + trial), 16, 3};
     const std::size_t expert_bytes = 24 + trial;
     const Placement old = random_placement(rng, t);
@@ -181,23 +150,11 @@ TEST(NcclExecutorLogic, MultiTensorExpertsReachTheirNewSlotsOverThreads) {
     SCOPED_TRACE(testing::Message() << "trial " << trial);
     for (std::uint32_t step = 0; step < plan.summary().num_steps; ++step) {
       LocalTransportHub hub(t.num_gpus);
-      std::vector<std::exception_ptr> errors(t.num_gpus);
-      std::vector<std::thread> threads;
-      for (std::uint32_t rank = 0; rank < t.num_gpus; ++rank) {
-        threads.emplace_back([&, rank] {
-          try {
-            const ExpertTensors weights = tensors_of(ranks[rank], sizes, t.slots_per_gpu());
-            run_migration_step(rank_step_ops(plan, step, rank), weights, ranks[rank].staging,
-                               hub.endpoint(rank));
-          } catch (...) {
-            errors[rank] = std::current_exception();
-          }
-        });
-      }
-      for (auto& thread : threads) thread.join();
-      for (const auto& error : errors) {
-        if (error) std::rethrow_exception(error);
-      }
+      test::run_rank_threads(t.num_gpus, [&](std::uint32_t rank) {
+        const ExpertTensors weights = tensors_of(ranks[rank], sizes, t.slots_per_gpu());
+        run_migration_step(rank_step_ops(plan, step, rank), weights, ranks[rank].staging,
+                           hub.endpoint(rank));
+      });
       expect_holds(ranks, plan.placement_after_step(step), sizes);
     }
     expect_holds(ranks, plan.target(), sizes);
@@ -224,12 +181,7 @@ class RecordingTransport final : public MigrationTransport {
 // Two GPUs trade experts and GPU 0 also copies one locally: the sequence the NCCL transport
 // turns into memcpy, ncclGroupStart, sends, receives, ncclGroupEnd, memcpy.
 TEST(NcclExecutorLogic, OpSequenceIsCopiesSendsRecvsWaitCommits) {
-  Topology t;
-  t.num_layers = 1;
-  t.num_logical = 3;
-  t.num_physical = 4;
-  t.num_gpus = 2;
-  t.validate();
+  const Topology t = test::one_layer_topology(3, 4, 2);
   const Placement old = Placement::from_phy2log(t, {0, 2, 1, 1});
   const Placement next = Placement::from_phy2log(t, {1, 0, 2, 0});
   MigrationOptions options;
@@ -272,12 +224,7 @@ TEST(NcclExecutorLogic, OpSequenceIsCopiesSendsRecvsWaitCommits) {
 }
 
 TEST(NcclExecutorLogic, BadWeightsFailBeforeAnyTransfer) {
-  Topology t;
-  t.num_layers = 1;
-  t.num_logical = 2;
-  t.num_physical = 2;
-  t.num_gpus = 2;
-  t.validate();
+  const Topology t = test::one_layer_topology(2, 2, 2);
   const auto plan =
       MigrationPlan::make(Placement::from_phy2log(t, {0, 1}), Placement::from_phy2log(t, {1, 0}),
                           {}, MigrationOptions{.relabel = MigrationRelabel::none});
