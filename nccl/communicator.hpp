@@ -57,6 +57,14 @@ class Communicator {
 
   [[nodiscard]] int rank() const;
   [[nodiscard]] int size() const;
+  // The CUDA device of the communicator.
+  [[nodiscard]] int device() const;
+
+  // Waits on the host until the work enqueued on `stream` so far is done, polling the stream and
+  // the communicator's asynchronous error instead of blocking in cudaStreamSynchronize, so that a
+  // dead peer gives Error(nccl) instead of a hang (a communicator made by create() is then
+  // aborted).
+  void synchronize(void* stream);
 
   // In-place all-reduce of `count` elements of device memory on `stream` (NULL: the legacy
   // default stream); enqueued, not waited for.

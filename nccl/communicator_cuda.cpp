@@ -197,9 +197,10 @@ struct Communicator::Impl {
   // error, aborts a communicator we own (its kernels then exit and the stream drains; the
   // communicator is unusable afterwards) and throws Error(nccl). An adopted communicator belongs
   // to the caller, who must abort it (ncclCommAbort) after the error.
-  void wait_stream() {
+  void wait_stream() { wait_stream(stream); }
+  void wait_stream(cudaStream_t waited) {
     for (;;) {
-      const cudaError_t status = cudaStreamQuery(stream);
+      const cudaError_t status = cudaStreamQuery(waited);
       if (status == cudaSuccess) return;
       if (status != cudaErrorNotReady) kernels::check_cuda(status, "cudaStreamQuery");
       ncclResult_t async = ncclSuccess;
@@ -208,7 +209,7 @@ struct Communicator::Impl {
       if (error != ncclSuccess && error != ncclInProgress) {
         abort_owned();
         check(*nccl, error,
-              "the host all-reduce (asynchronous error; the communicator is aborted "
+              "waiting for the stream (asynchronous error; the communicator is aborted "
               "if libeplb created it; destroy it)");
       }
       std::this_thread::yield();
@@ -319,6 +320,12 @@ std::unique_ptr<Communicator> Communicator::adopt(void* nccl_comm) {
 
 int Communicator::rank() const { return impl_->rank; }
 int Communicator::size() const { return impl_->size; }
+int Communicator::device() const { return impl_->device; }
+
+void Communicator::synchronize(void* stream) {
+  impl_->check_async();
+  impl_->wait_stream(kernels::as_stream(stream));
+}
 
 void Communicator::require_device_pointer(const void* pointer, const char* name) {
   kernels::require_device();

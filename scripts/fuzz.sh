@@ -2,9 +2,11 @@
 # Builds the libFuzzer targets with clang (in build-fuzz/, instrumented with AddressSanitizer and
 # UndefinedBehaviorSanitizer), replays each target's committed seed corpus (tests/fuzz/corpus/),
 # then fuzzes each target for a bounded time.
-#   scripts/fuzz.sh            20 s per target (scripts/test.sh passes EPLB_FUZZ_SECONDS, default 20)
+#   scripts/fuzz.sh            20 s per target (scripts/test.sh passes EPLB_FUZZ_SECONDS, default 5)
 #   scripts/fuzz.sh 600        ten minutes per target (the longer runs RELIABILITY.md records)
 #   scripts/fuzz.sh 60 fuzz_cli_args   one target only
+#   scripts/fuzz.sh build      only build the targets (scripts/test.sh builds them in the
+#                              background while the sanitizer tests run)
 # EPLB_FUZZ_BUILD_DIR overrides the build directory (default build-fuzz/).
 # New interesting inputs go to build-fuzz/corpus/<target>/ (the committed corpus is not touched);
 # a crashing input is saved as build-fuzz/artifacts/<target>-crash-* and fails the script.
@@ -12,6 +14,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-20}
+build_only=false
+if [[ $seconds == build ]]; then
+  build_only=true
+fi
 build=${EPLB_FUZZ_BUILD_DIR:-"$root/build-fuzz"}
 targets=(fuzz_snapshot_load fuzz_json_readers fuzz_cli_load_counts fuzz_cli_args)
 if [[ $# -ge 2 ]]; then
@@ -29,6 +35,9 @@ CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DEPLB_BUILD_FUZZERS=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" >/dev/null
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}"
+if $build_only; then
+  exit 0
+fi
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -10,13 +10,9 @@
 #include <vector>
 
 #include "../../nccl/communicator.hpp"
+#include "comm_handle.hpp"
 #include "guard.hpp"
 #include "handles.hpp"
-
-struct eplb_comm {
-  explicit eplb_comm(std::unique_ptr<eplb::nccl::Communicator> c) : value(std::move(c)) {}
-  std::unique_ptr<eplb::nccl::Communicator> value;
-};
 
 namespace {
 

@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eplb/eplb.h"
@@ -14,6 +16,7 @@
 
 #if EPLB_TEST_WITH_CUDA
 #include <cuda_runtime_api.h>
+#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
 #endif
 
 namespace {
@@ -110,6 +113,62 @@ TEST(NcclCapi, CreateWithoutGpuIsNoDeviceOrNccl) {
   int dummy = 0;
   const eplb_status adopted = eplb_comm_adopt(&dummy, &comm);
   EXPECT_EQ(adopted, EPLB_ERR_NO_DEVICE) << eplb_last_error_message();
+}
+
+// --- token exchange: what a host checks
+// ---------------------------------------------------------------------
+
+eplb_token_exchange_options valid_exchange_options() {
+  eplb_token_exchange_options o;
+  eplb_token_exchange_options_init(&o);
+  o.slots_per_rank = 4;
+  o.top_k = 2;
+  o.row_bytes = 32;
+  o.hidden = 8;
+  o.max_tokens = 16;
+  return o;
+}
+
+TEST(NcclCapi, TokenExchangeOptionsAreCheckedBeforeTheCommunicator) {
+  eplb_token_exchange_options defaults;
+  std::memset(&defaults, 0xff, sizeof(defaults));
+  eplb_token_exchange_options_init(&defaults);
+  EXPECT_EQ(defaults.struct_size, sizeof(defaults));
+  EXPECT_EQ(defaults.out_dtype, static_cast<uint32_t>(EPLB_ROW_DTYPE_FLOAT32));
+  EXPECT_EQ(defaults.capacity, 0u);
+  eplb_token_exchange* exchange = nullptr;
+  const eplb_token_exchange_options valid = valid_exchange_options();
+  EXPECT_EQ(eplb_token_exchange_create(nullptr, nullptr, &exchange), EPLB_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(eplb_last_error_message()).find("options"), std::string::npos);
+  EXPECT_EQ(eplb_token_exchange_create(nullptr, &valid, nullptr), EPLB_ERR_INVALID_ARGUMENT);
+  // The options are checked before the (here NULL) communicator, naming the field.
+  const std::vector<std::pair<std::string, void (*)(eplb_token_exchange_options&)>> bad = {
+      {"row_bytes (20)", [](eplb_token_exchange_options& o) { o.row_bytes = 20; }},
+      {"hidden (0)", [](eplb_token_exchange_options& o) { o.hidden = 0; }},
+      {"top_k (0)", [](eplb_token_exchange_options& o) { o.top_k = 0; }},
+      {"slots_per_rank (0)", [](eplb_token_exchange_options& o) { o.slots_per_rank = 0; }},
+      {"max_tokens (0)", [](eplb_token_exchange_options& o) { o.max_tokens = 0; }},
+      {"out_dtype (3)", [](eplb_token_exchange_options& o) { o.out_dtype = 3; }},
+      {"struct_size (4)", [](eplb_token_exchange_options& o) { o.struct_size = 4; }},
+  };
+  for (const auto& [needle, spoil] : bad) {
+    eplb_token_exchange_options o = valid;
+    spoil(o);
+    EXPECT_EQ(eplb_token_exchange_create(nullptr, &o, &exchange), EPLB_ERR_INVALID_ARGUMENT)
+        << needle;
+    EXPECT_NE(std::string(eplb_last_error_message()).find(needle), std::string::npos)
+        << eplb_last_error_message();
+  }
+  EXPECT_EQ(eplb_token_exchange_create(nullptr, &valid, &exchange), EPLB_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(eplb_last_error_message()).find("comm is NULL"), std::string::npos);
+  EXPECT_EQ(exchange, nullptr);
+  uint64_t rows = 0;
+  EXPECT_EQ(eplb_token_exchange_dispatch(nullptr, 0, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                         nullptr, nullptr, 0, nullptr, &rows, nullptr),
+            EPLB_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(eplb_token_exchange_combine(nullptr, nullptr, 0, nullptr, nullptr),
+            EPLB_ERR_INVALID_ARGUMENT);
+  eplb_token_exchange_destroy(nullptr);
 }
 
 // --- one rank on a GPU
@@ -249,6 +308,111 @@ TEST_F(OneRank, MigrationStepCopiesThroughStaging) {
   eplb_migration_destroy(migration);
   eplb_placement_destroy(old_placement);
   eplb_placement_destroy(new_placement);
+}
+// One rank: every token's slots are on rank 0, so each token comes back to itself once; its
+// combined row must be the weighted sum of the experts (expert s: x * (s + 1)) the test computes
+// from what it received. Exact and padded variants.
+TEST_F(OneRank, TokenDispatchAndCombineThroughSelf) {
+  for (const uint32_t capacity : {0U, 6U}) {
+    eplb_token_exchange_options o = valid_exchange_options();  // 4 slots, top-2, fp32, hidden 8
+    o.capacity = capacity;
+    eplb_token_exchange* exchange = nullptr;
+    ASSERT_EQ(eplb_token_exchange_create(comm_, &o, &exchange), EPLB_OK)
+        << eplb_last_error_message();
+    const size_t tokens = 5, k = 2, hidden = 8;
+    const std::vector<int32_t> slots = {0, 1, 3, -1, 2, 2, -1, -1, 1, 3};
+    const std::vector<float> weights = {0.5F, 0.25F, 1.0F, 9.0F, 0.5F,
+                                        0.5F, 2.0F,  2.0F, 1.0F, 2.0F};
+    std::vector<float> rows(tokens * hidden);
+    for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<float>(i % 13) - 6.0F;
+    const size_t capacity_rows = 16;
+    void *d_slots = nullptr, *d_weights = nullptr, *d_rows = nullptr, *d_recv_rows = nullptr,
+         *d_recv_slots = nullptr, *d_recv_weights = nullptr, *d_counts = nullptr,
+         *d_dropped = nullptr, *d_expert = nullptr, *d_out = nullptr;
+    CUDA_OK(cudaMalloc(&d_slots, slots.size() * 4));
+    CUDA_OK(cudaMalloc(&d_weights, weights.size() * 4));
+    CUDA_OK(cudaMalloc(&d_rows, rows.size() * 4));
+    CUDA_OK(cudaMalloc(&d_recv_rows, capacity_rows * hidden * 4));
+    CUDA_OK(cudaMalloc(&d_recv_slots, capacity_rows * k * 4));
+    CUDA_OK(cudaMalloc(&d_recv_weights, capacity_rows * k * 4));
+    CUDA_OK(cudaMalloc(&d_counts, 4));
+    CUDA_OK(cudaMalloc(&d_dropped, 4));
+    CUDA_OK(cudaMalloc(&d_expert, capacity_rows * hidden * 4));
+    CUDA_OK(cudaMalloc(&d_out, tokens * hidden * 4));
+    CUDA_OK(cudaMemcpy(d_slots, slots.data(), slots.size() * 4, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(d_weights, weights.data(), weights.size() * 4, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(d_rows, rows.data(), rows.size() * 4, cudaMemcpyHostToDevice));
+    uint64_t used = 0;
+    ASSERT_EQ(eplb_token_exchange_dispatch(
+                  exchange, tokens, static_cast<int32_t*>(d_slots), static_cast<float*>(d_weights),
+                  d_rows, d_recv_rows, static_cast<int32_t*>(d_recv_slots),
+                  static_cast<float*>(d_recv_weights), static_cast<int32_t*>(d_counts),
+                  capacity_rows, static_cast<int32_t*>(d_dropped), &used, stream_),
+              EPLB_OK)
+        << eplb_last_error_message();
+    CUDA_OK(cudaStreamSynchronize(stream_));
+    int32_t count = -1, dropped = -1;
+    CUDA_OK(cudaMemcpy(&count, d_counts, 4, cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(&dropped, d_dropped, 4, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(count, 4);  // token 3 has no slot
+    EXPECT_EQ(dropped, 0);
+    EXPECT_EQ(used, capacity == 0 ? 4u : 6u);
+    std::vector<float> got_rows(used * hidden), got_weights(used * k), expert(used * hidden, 0.0F);
+    std::vector<int32_t> got_slots(used * k);
+    CUDA_OK(cudaMemcpy(got_rows.data(), d_recv_rows, got_rows.size() * 4, cudaMemcpyDeviceToHost));
+    CUDA_OK(
+        cudaMemcpy(got_slots.data(), d_recv_slots, got_slots.size() * 4, cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(got_weights.data(), d_recv_weights, got_weights.size() * 4,
+                       cudaMemcpyDeviceToHost));
+    const size_t sent_tokens[] = {0, 1, 2, 4};
+    for (size_t i = 0; i < 4; ++i) {
+      EXPECT_EQ(0, std::memcmp(&got_rows[i * hidden], &rows[sent_tokens[i] * hidden], hidden * 4));
+      for (size_t j = 0; j < k; ++j) {
+        EXPECT_EQ(got_slots[i * k + j], slots[sent_tokens[i] * k + j]);
+        EXPECT_EQ(got_weights[i * k + j],
+                  slots[sent_tokens[i] * k + j] < 0 ? 0.0F : weights[sent_tokens[i] * k + j]);
+      }
+    }
+    for (size_t i = 0; i < used; ++i) {
+      for (size_t j = 0; j < k; ++j) {
+        const int32_t s = got_slots[i * k + j];
+        if (s < 0) continue;
+        for (size_t h = 0; h < hidden; ++h) {
+          expert[i * hidden + h] +=
+              got_weights[i * k + j] * got_rows[i * hidden + h] * static_cast<float>(s + 1);
+        }
+      }
+    }
+    CUDA_OK(cudaMemcpy(d_expert, expert.data(), expert.size() * 4, cudaMemcpyHostToDevice));
+    ASSERT_EQ(eplb_token_exchange_combine(exchange, d_expert, used, d_out, stream_), EPLB_OK)
+        << eplb_last_error_message();
+    std::vector<float> out(tokens * hidden);
+    CUDA_OK(cudaStreamSynchronize(stream_));
+    CUDA_OK(cudaMemcpy(out.data(), d_out, out.size() * 4, cudaMemcpyDeviceToHost));
+    for (size_t t = 0; t < tokens; ++t) {
+      for (size_t h = 0; h < hidden; ++h) {
+        double want = 0.0;
+        for (size_t j = 0; j < k; ++j) {
+          const int32_t s = slots[t * k + j];
+          if (s >= 0) want += double{weights[t * k + j]} * rows[t * hidden + h] * (s + 1);
+        }
+        EXPECT_NEAR(out[t * hidden + h], want, 1e-4 * (1.0 + std::abs(want))) << t << ", " << h;
+      }
+    }
+    // Host memory is refused by name, before anything is enqueued.
+    EXPECT_EQ(eplb_token_exchange_dispatch(
+                  exchange, tokens, slots.data(), weights.data(), rows.data(), d_recv_rows,
+                  static_cast<int32_t*>(d_recv_slots), static_cast<float*>(d_recv_weights),
+                  static_cast<int32_t*>(d_counts), capacity_rows, nullptr, &used, stream_),
+              EPLB_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(eplb_last_error_message()).find("topk_slots"), std::string::npos)
+        << eplb_last_error_message();
+    for (void* p : {d_slots, d_weights, d_rows, d_recv_rows, d_recv_slots, d_recv_weights, d_counts,
+                    d_dropped, d_expert, d_out}) {
+      cudaFree(p);
+    }
+    eplb_token_exchange_destroy(exchange);
+  }
 }
 #endif
 

@@ -523,6 +523,17 @@ eplb_status with_split_tables(World& w, const std::function<eplb_status(eplb_spl
   return status;
 }
 
+eplb_token_exchange_options exchange_options() {
+  eplb_token_exchange_options o;
+  eplb_token_exchange_options_init(&o);
+  o.slots_per_rank = 4;
+  o.top_k = 2;
+  o.row_bytes = 32;
+  o.hidden = 8;
+  o.max_tokens = 16;
+  return o;
+}
+
 eplb_status create_split_tables(const eplb_placement* placement, uint32_t first, uint32_t count,
                                 uint32_t flags, bool null_out = false) {
   eplb_split_tables* out = sentinel<eplb_split_tables>();
@@ -1225,6 +1236,26 @@ const std::vector<Row>& matrix() {
     {"slot_tensors_len one short", kInvalid, {"slot_tensors_len (7)", "8"}, [](World& w) { void* t[8] = {}; const uint64_t b[2] = {8, 8}; return eplb_migration_execute_step(w.migration, nullptr, 0, t, 7, b, 2, nullptr, 0, nullptr); }},
     {"NULL staging with staging_bytes 64", kInvalid, {"staging is NULL", "64"}, [](World& w) { void* t[8] = {}; const uint64_t b[2] = {8, 8}; return eplb_migration_execute_step(w.migration, nullptr, 0, t, 8, b, 2, nullptr, 64, nullptr); }},
     {"NULL comm", kInvalid, {"comm", "NULL"}, [](World& w) { void* t[8] = {}; const uint64_t b[2] = {8, 8}; return eplb_migration_execute_step(w.migration, nullptr, 0, t, 8, b, 2, nullptr, 0, nullptr); }},
+  }, {}, {}},
+  // Token dispatch and combine over NCCL: the options are checked before the communicator.
+  {"eplb_token_exchange_options_init", {}, "NULL is a no-op", [](World&) { eplb_token_exchange_options_init(nullptr); return true; }},
+  {"eplb_token_exchange_create", {
+    {"NULL options", kInvalid, {"options", "NULL"}, [](World&) { eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, nullptr, &x); }},
+    {"NULL out_exchange", kInvalid, {"out_exchange", "NULL"}, [](World&) { const auto o = exchange_options(); return eplb_token_exchange_create(nullptr, &o, nullptr); }},
+    {"row_bytes 24", kInvalid, {"row_bytes (24)", "multiple of 16"}, [](World&) { auto o = exchange_options(); o.row_bytes = 24; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
+    {"hidden 12", kInvalid, {"hidden (12)", "multiple of 8"}, [](World&) { auto o = exchange_options(); o.hidden = 12; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
+    {"out_dtype 3", kInvalid, {"out_dtype (3)"}, [](World&) { auto o = exchange_options(); o.out_dtype = 3; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
+    {"max_tokens 0", kInvalid, {"max_tokens (0)"}, [](World&) { auto o = exchange_options(); o.max_tokens = 0; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
+    {"slots_per_rank 9000", kInvalid, {"slots_per_rank (9000)"}, [](World&) { auto o = exchange_options(); o.slots_per_rank = 9000; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
+    {"struct_size 8", kInvalid, {"struct_size (8)"}, [](World&) { auto o = exchange_options(); o.struct_size = 8; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
+    {"NULL comm", kInvalid, {"comm", "NULL"}, [](World&) { const auto o = exchange_options(); eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
+  }, {}, {}},
+  {"eplb_token_exchange_destroy", {}, "NULL is a no-op", [](World&) { eplb_token_exchange_destroy(nullptr); return true; }},
+  {"eplb_token_exchange_dispatch", {
+    {"NULL exchange", kInvalid, {"exchange", "NULL"}, [](World&) { uint64_t n = 0; return eplb_token_exchange_dispatch(nullptr, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr, &n, nullptr); }},
+  }, {}, {}},
+  {"eplb_token_exchange_combine", {
+    {"NULL exchange", kInvalid, {"exchange", "NULL"}, [](World&) { return eplb_token_exchange_combine(nullptr, nullptr, 0, nullptr, nullptr); }},
   }, {}, {}},
   // GPU replica split and shared-expert waterfill (issue #9): host-checkable errors, so the status
   // is the same with and without a GPU (the GPU entry points check arguments before the device).

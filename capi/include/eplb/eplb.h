@@ -1825,6 +1825,112 @@ EPLB_API eplb_status eplb_kernel_shared_waterfill_cpu(
     int32_t* out_topk, double* out_gpu_loads, void* workspace, size_t workspace_bytes,
     void* stream);
 
+/* ============================================================================================ */
+/* Section: NCCL — token dispatch and combine                                                   */
+/* ============================================================================================ */
+
+/* Expert parallelism without DeepEP: each token goes once to every rank that holds one of its
+ * top-k physical slots (grouped ncclSend/ncclRecv), every rank runs its experts on what it
+ * received, and the outputs go back and are summed per token. The rules of the NCCL section
+ * hold (loading, statuses, threading, streams, current device); in addition:
+ * - Slots are physical: slot s lives on rank s / slots_per_rank, as local slot
+ *   s % slots_per_rank (e.g. the output of eplb_kernel_map_record). Entries of -1, and ids at or
+ *   beyond num_ranks * slots_per_rank, are not dispatched.
+ * - Exact variant (capacity 0): blocks travel with their exact sizes. A dispatch reads the count
+ *   matrix on the host (a host synchronisation: not capturable in a CUDA graph), and if any rank's
+ *   receive buffer is too small every rank's call fails alike with EPLB_ERR_BUFFER_TOO_SMALL
+ *   (naming the rank), before any token moves.
+ * - Padded variant (capacity > 0): every (source, destination) pair exchanges a slab of
+ *   `capacity` rows, so message sizes are fixed, nothing waits on the host and a CUDA graph can
+ *   capture dispatch and combine (with a fixed num_tokens; pad with -1 slots). Tokens beyond a
+ *   pair's capacity are dropped (their outputs miss that rank's experts) and counted in
+ *   `dropped`. Source s's tokens are receive rows [s * capacity, s * capacity + recv_counts[s]);
+ *   the other rows of its slab have all local slots -1 and weights 0.
+ * Collective: every rank of the communicator calls dispatch, then combine, in the same order. */
+struct eplb_token_exchange;
+typedef struct eplb_token_exchange eplb_token_exchange;
+
+typedef struct eplb_token_exchange_options {
+  uint32_t struct_size;    /* sizeof(eplb_token_exchange_options) */
+  uint32_t slots_per_rank; /* physical expert slots per rank, >= 1 (no default); num_ranks *
+                              slots_per_rank <= 8192 */
+  uint32_t top_k;          /* slots per token, >= 1 (no default) */
+  uint32_t out_dtype;      /* eplb_row_dtype of expert outputs and combined rows; default
+                              EPLB_ROW_DTYPE_FLOAT32 */
+  uint64_t row_bytes;      /* bytes of a dispatched token row, a positive multiple of 16 (no
+                              default; e.g. hidden * 2 for bf16 activations) */
+  uint64_t hidden;         /* elements of an expert output row, a positive multiple of 8 (no
+                              default) */
+  uint32_t max_tokens;     /* most tokens one dispatch sends from this rank, >= 1 (no default);
+                              may differ between ranks */
+  uint32_t capacity;       /* 0 (default): exact variant; > 0: padded variant, the most tokens
+                              one rank sends another per dispatch */
+} eplb_token_exchange_options;
+
+/* Fills the defaults and struct_size; the fields without a default are 0 (invalid until set). */
+EPLB_API void eplb_token_exchange_options_init(eplb_token_exchange_options* options);
+
+/* Creates this rank's token exchange over `comm` and allocates its buffers on the communicator's
+ * device (the calling thread's current device), once: the pack blocks, the returned partial
+ * outputs (rows x hidden x out_dtype's size, rows = num_ranks * capacity when padded, else
+ * max_tokens * min(num_ranks, top_k)), and the layout and count buffers. Collective: checks that
+ * every rank passed the same options (max_tokens aside; every rank gets
+ * EPLB_ERR_INVALID_ARGUMENT naming the field otherwise). `comm` must outlive the exchange. On
+ * success *out_exchange is owned by the caller (eplb_token_exchange_destroy).
+ * EPLB_ERR_INVALID_ARGUMENT: comm, options or out_exchange NULL; a bad options field (named);
+ * struct_size wrong; the current device is not the communicator's. EPLB_ERR_OUT_OF_MEMORY: the
+ * buffers do not fit. EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE, EPLB_ERR_NCCL. */
+EPLB_API eplb_status eplb_token_exchange_create(eplb_comm* comm,
+                                                const eplb_token_exchange_options* options,
+                                                eplb_token_exchange** out_exchange);
+
+/* Frees the exchange's buffers. Call it when no dispatch or combine of it is still running on
+ * a stream (e.g. after synchronising them). NULL is a no-op. */
+EPLB_API void eplb_token_exchange_destroy(eplb_token_exchange* exchange);
+
+/* Dispatches this rank's `num_tokens` tokens (<= max_tokens) on `stream`: topk_slots and
+ * topk_weights (int32 / float [num_tokens][top_k]) and rows ([num_tokens][row_bytes], 16-byte
+ * aligned), all device memory. Writes, in device memory, the tokens this rank receives, ordered
+ * by source rank and then by the source's token order: recv_rows [recv_capacity][row_bytes]
+ * (16-byte aligned), recv_local_slots [recv_capacity][top_k] (the local slot of each of the
+ * token's slots that is on this rank, else -1), recv_weights [recv_capacity][top_k] (the
+ * weight, or 0 where the slot is -1), recv_counts [num_ranks] (tokens from each source) and, if
+ * not NULL, dropped [1] (tokens over capacity, padded variant; 0 for exact). *out_recv_rows
+ * (host) is the number of receive rows in use: the tokens received (exact) or num_ranks *
+ * capacity (padded). The caller then computes, for each receive row i, the weighted sum over j of
+ * recv_weights[i][j] * expert[recv_local_slots[i][j]](recv_rows[i]) (e.g. eplb_kernel_expert_sort
+ * and eplb_kernel_permute on recv_local_slots) and passes it to eplb_token_exchange_combine.
+ * Exact variant: returns after a host synchronisation with the receives enqueued; padded:
+ * returns once everything is enqueued. recv_capacity must be at least num_ranks * capacity
+ * (padded) or the tokens this rank receives (exact: at most num_ranks * max_tokens).
+ * EPLB_ERR_INVALID_ARGUMENT: exchange or out_recv_rows NULL; num_tokens above max_tokens; an
+ * array NULL, misaligned, or not device memory of the current device (named); recv_capacity
+ * below num_ranks * capacity (padded); the current device is not the communicator's.
+ * EPLB_ERR_BUFFER_TOO_SMALL: exact variant, some rank's recv_capacity is too small (on every
+ * rank). EPLB_ERR_DEVICE, EPLB_ERR_NCCL. Arguments are checked before anything is enqueued, but
+ * the other ranks' calls then wait for this rank's messages: treat such an error as fatal for
+ * the group. */
+EPLB_API eplb_status eplb_token_exchange_dispatch(eplb_token_exchange* exchange, size_t num_tokens,
+                                                  const int32_t* topk_slots,
+                                                  const float* topk_weights, const void* rows,
+                                                  void* recv_rows, int32_t* recv_local_slots,
+                                                  float* recv_weights, int32_t* recv_counts,
+                                                  uint64_t recv_capacity, int32_t* dropped,
+                                                  uint64_t* out_recv_rows, void* stream);
+
+/* Combines the last dispatch on `stream`: `expert_out` (device, [expert_out_rows][hidden] of
+ * out_dtype, 16-byte aligned, expert_out_rows >= that dispatch's *out_recv_rows) holds the
+ * caller's output for each receive row; each row goes back to its source, and `out` (device,
+ * [num_tokens of the dispatch][hidden] of out_dtype) receives, per token, the sum of the rows
+ * from its destination ranks in ascending rank order, in float32 rounded once to out_dtype
+ * (zero for a token with no slot). Deterministic. Returns once enqueued.
+ * EPLB_ERR_INVALID_ARGUMENT: exchange NULL; no dispatch before; expert_out_rows too small;
+ * expert_out or out NULL, misaligned or not device memory; the current device is not the
+ * communicator's. EPLB_ERR_DEVICE, EPLB_ERR_NCCL. */
+EPLB_API eplb_status eplb_token_exchange_combine(eplb_token_exchange* exchange,
+                                                 const void* expert_out, uint64_t expert_out_rows,
+                                                 void* out, void* stream);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -295,6 +295,16 @@ typedef long long swig_type_265;
 typedef _gostring_ swig_type_266;
 typedef long long swig_type_267;
 typedef long long swig_type_268;
+typedef long long swig_type_269;
+typedef long long swig_type_270;
+typedef long long swig_type_271;
+typedef long long swig_type_272;
+typedef _gostring_ swig_type_273;
+typedef _gostring_ swig_type_274;
+typedef long long swig_type_275;
+typedef long long swig_type_276;
+typedef _gostring_ swig_type_277;
+typedef long long swig_type_278;
 extern void _wrap_Swig_free_capi_cb5f82e9032c643b(uintptr_t arg1);
 extern uintptr_t _wrap_Swig_malloc_capi_cb5f82e9032c643b(swig_intgo arg1);
 extern swig_type_1 _wrap_eplb_go_snapshot_save_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_2 arg2, swig_type_3 arg3, swig_type_4 arg4);
@@ -790,6 +800,29 @@ extern swig_type_259 _wrap_eplb_kernel_split_solve_cpu_capi_cb5f82e9032c643b(uin
 extern swig_type_261 _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_262 arg2, swig_voidp arg3);
 extern swig_type_263 _wrap_eplb_kernel_shared_waterfill_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_type_264 arg3, swig_intgo arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_265 arg12, uintptr_t arg13);
 extern swig_type_266 _wrap_eplb_kernel_shared_waterfill_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_type_267 arg3, swig_intgo arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_268 arg12, uintptr_t arg13);
+extern void _wrap_eplb_token_exchange_options_struct_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_token_exchange_options_slots_per_rank_get_capi_cb5f82e9032c643b(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_top_k_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_token_exchange_options_top_k_get_capi_cb5f82e9032c643b(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_out_dtype_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_cb5f82e9032c643b(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_row_bytes_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_269 arg2);
+extern swig_type_270 _wrap_eplb_token_exchange_options_row_bytes_get_capi_cb5f82e9032c643b(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_hidden_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_271 arg2);
+extern swig_type_272 _wrap_eplb_token_exchange_options_hidden_get_capi_cb5f82e9032c643b(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_max_tokens_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_cb5f82e9032c643b(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_capacity_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_token_exchange_options_capacity_get_capi_cb5f82e9032c643b(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_token_exchange_options_capi_cb5f82e9032c643b(void);
+extern void _wrap_delete_eplb_token_exchange_options_capi_cb5f82e9032c643b(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_init_capi_cb5f82e9032c643b(uintptr_t arg1);
+extern swig_type_273 _wrap_eplb_token_exchange_create_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
+extern void _wrap_eplb_token_exchange_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
+extern swig_type_274 _wrap_eplb_token_exchange_dispatch_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_275 arg2, swig_voidp arg3, swig_voidp arg4, uintptr_t arg5, uintptr_t arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_type_276 arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
+extern swig_type_277 _wrap_eplb_token_exchange_combine_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_type_278 arg3, uintptr_t arg4, uintptr_t arg5);
 #undef intgo
 */
 import "C"
@@ -6837,6 +6870,251 @@ func Eplb_kernel_shared_waterfill_cpu(arg1 Eplb_placement, arg2 *int, arg3 int64
 	return swig_r_1
 }
 
+type SwigcptrEplb_token_exchange_options uintptr
+
+func (p SwigcptrEplb_token_exchange_options) Swigcptr() uintptr {
+	return (uintptr)(p)
+}
+
+func (p SwigcptrEplb_token_exchange_options) SwigIsEplb_token_exchange_options() {
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) SetStruct_size(arg2 uint) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_token_exchange_options_struct_size_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) GetStruct_size() (_swig_ret uint) {
+	var swig_r uint
+	_swig_i_0 := arg1
+	swig_r = (uint)(C._wrap_eplb_token_exchange_options_struct_size_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) SetSlots_per_rank(arg2 uint) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_token_exchange_options_slots_per_rank_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) GetSlots_per_rank() (_swig_ret uint) {
+	var swig_r uint
+	_swig_i_0 := arg1
+	swig_r = (uint)(C._wrap_eplb_token_exchange_options_slots_per_rank_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) SetTop_k(arg2 uint) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_token_exchange_options_top_k_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) GetTop_k() (_swig_ret uint) {
+	var swig_r uint
+	_swig_i_0 := arg1
+	swig_r = (uint)(C._wrap_eplb_token_exchange_options_top_k_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) SetOut_dtype(arg2 uint) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_token_exchange_options_out_dtype_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) GetOut_dtype() (_swig_ret uint) {
+	var swig_r uint
+	_swig_i_0 := arg1
+	swig_r = (uint)(C._wrap_eplb_token_exchange_options_out_dtype_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) SetRow_bytes(arg2 uint64) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_token_exchange_options_row_bytes_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_269(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) GetRow_bytes() (_swig_ret uint64) {
+	var swig_r uint64
+	_swig_i_0 := arg1
+	swig_r = (uint64)(C._wrap_eplb_token_exchange_options_row_bytes_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) SetHidden(arg2 uint64) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_token_exchange_options_hidden_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_271(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) GetHidden() (_swig_ret uint64) {
+	var swig_r uint64
+	_swig_i_0 := arg1
+	swig_r = (uint64)(C._wrap_eplb_token_exchange_options_hidden_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) SetMax_tokens(arg2 uint) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_token_exchange_options_max_tokens_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) GetMax_tokens() (_swig_ret uint) {
+	var swig_r uint
+	_swig_i_0 := arg1
+	swig_r = (uint)(C._wrap_eplb_token_exchange_options_max_tokens_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) SetCapacity(arg2 uint) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_token_exchange_options_capacity_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_token_exchange_options) GetCapacity() (_swig_ret uint) {
+	var swig_r uint
+	_swig_i_0 := arg1
+	swig_r = (uint)(C._wrap_eplb_token_exchange_options_capacity_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func NewEplb_token_exchange_options() (_swig_ret Eplb_token_exchange_options) {
+	var swig_r Eplb_token_exchange_options
+	swig_r = (Eplb_token_exchange_options)(SwigcptrEplb_token_exchange_options(C._wrap_new_eplb_token_exchange_options_capi_cb5f82e9032c643b()))
+	return swig_r
+}
+
+func DeleteEplb_token_exchange_options(arg1 Eplb_token_exchange_options) {
+	_swig_i_0 := getSwigcptr(arg1)
+	C._wrap_delete_eplb_token_exchange_options_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+}
+
+type Eplb_token_exchange_options interface {
+	Swigcptr() uintptr
+	SwigIsEplb_token_exchange_options()
+	SetStruct_size(arg2 uint)
+	GetStruct_size() (_swig_ret uint)
+	SetSlots_per_rank(arg2 uint)
+	GetSlots_per_rank() (_swig_ret uint)
+	SetTop_k(arg2 uint)
+	GetTop_k() (_swig_ret uint)
+	SetOut_dtype(arg2 uint)
+	GetOut_dtype() (_swig_ret uint)
+	SetRow_bytes(arg2 uint64)
+	GetRow_bytes() (_swig_ret uint64)
+	SetHidden(arg2 uint64)
+	GetHidden() (_swig_ret uint64)
+	SetMax_tokens(arg2 uint)
+	GetMax_tokens() (_swig_ret uint)
+	SetCapacity(arg2 uint)
+	GetCapacity() (_swig_ret uint)
+}
+
+func Eplb_token_exchange_options_init(arg1 Eplb_token_exchange_options) {
+	_swig_i_0 := getSwigcptr(arg1)
+	C._wrap_eplb_token_exchange_options_init_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+}
+
+func Eplb_token_exchange_create(arg1 Eplb_comm, arg2 Eplb_token_exchange_options, arg3 Eplb_token_exchange) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := getSwigcptr(arg2)
+	_swig_i_2 := getSwigcptr(arg3)
+	swig_r_p := C._wrap_eplb_token_exchange_create_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
+func Eplb_token_exchange_destroy(arg1 Eplb_token_exchange) {
+	_swig_i_0 := getSwigcptr(arg1)
+	C._wrap_eplb_token_exchange_destroy_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+}
+
+func Eplb_token_exchange_dispatch(arg1 Eplb_token_exchange, arg2 int64, arg3 *int, arg4 *float32, arg5 uintptr, arg6 uintptr, arg7 *int, arg8 *float32, arg9 *int, arg10 uint64, arg11 *int, arg12 *uint64, arg13 uintptr) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	_swig_i_4 := arg5
+	_swig_i_5 := arg6
+	_swig_i_6 := arg7
+	_swig_i_7 := arg8
+	_swig_i_8 := arg9
+	_swig_i_9 := arg10
+	_swig_i_10 := arg11
+	_swig_i_11 := arg12
+	_swig_i_12 := arg13
+	swig_r_p := C._wrap_eplb_token_exchange_dispatch_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_275(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3), C.uintptr_t(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_type_276(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
+func Eplb_token_exchange_combine(arg1 Eplb_token_exchange, arg2 uintptr, arg3 uint64, arg4 uintptr, arg5 uintptr) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	_swig_i_4 := arg5
+	swig_r_p := C._wrap_eplb_token_exchange_combine_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_278(_swig_i_2), C.uintptr_t(_swig_i_3), C.uintptr_t(_swig_i_4))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
 type SwigcptrEplb_migration uintptr
 type Eplb_migration interface {
 	Swigcptr() uintptr
@@ -6888,6 +7166,15 @@ type Eplb_split_workspace interface {
 }
 
 func (p SwigcptrEplb_split_workspace) Swigcptr() uintptr {
+	return uintptr(p)
+}
+
+type SwigcptrEplb_token_exchange uintptr
+type Eplb_token_exchange interface {
+	Swigcptr() uintptr
+}
+
+func (p SwigcptrEplb_token_exchange) Swigcptr() uintptr {
 	return uintptr(p)
 }
 

@@ -8300,6 +8300,352 @@ _gostring_ _wrap_eplb_kernel_shared_waterfill_cpu_capi_cb5f82e9032c643b(eplb_pla
 }
 
 
+void _wrap_eplb_token_exchange_options_struct_size_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->struct_size = arg2;
+  
+}
+
+
+intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->struct_size);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->slots_per_rank = arg2;
+  
+}
+
+
+intgo _wrap_eplb_token_exchange_options_slots_per_rank_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->slots_per_rank);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_token_exchange_options_top_k_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->top_k = arg2;
+  
+}
+
+
+intgo _wrap_eplb_token_exchange_options_top_k_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->top_k);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_token_exchange_options_out_dtype_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->out_dtype = arg2;
+  
+}
+
+
+intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->out_dtype);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_token_exchange_options_row_bytes_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint64_t arg2 ;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  arg2 = (uint64_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->row_bytes = arg2;
+  
+}
+
+
+long long _wrap_eplb_token_exchange_options_row_bytes_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint64_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  
+  result = (uint64_t) ((arg1)->row_bytes);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_token_exchange_options_hidden_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint64_t arg2 ;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  arg2 = (uint64_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->hidden = arg2;
+  
+}
+
+
+long long _wrap_eplb_token_exchange_options_hidden_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint64_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  
+  result = (uint64_t) ((arg1)->hidden);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_token_exchange_options_max_tokens_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->max_tokens = arg2;
+  
+}
+
+
+intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->max_tokens);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_token_exchange_options_capacity_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->capacity = arg2;
+  
+}
+
+
+intgo _wrap_eplb_token_exchange_options_capacity_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->capacity);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+struct eplb_token_exchange_options *_wrap_new_eplb_token_exchange_options_capi_cb5f82e9032c643b() {
+  struct eplb_token_exchange_options *result = 0 ;
+  struct eplb_token_exchange_options *_swig_go_result;
+  
+  
+  result = (struct eplb_token_exchange_options *)calloc(1, sizeof(struct eplb_token_exchange_options));
+  *(struct eplb_token_exchange_options **)&_swig_go_result = (struct eplb_token_exchange_options *)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_delete_eplb_token_exchange_options_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
+  
+  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
+  
+  free((char *) arg1);
+  
+}
+
+
+void _wrap_eplb_token_exchange_options_init_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+  eplb_token_exchange_options *arg1 = (eplb_token_exchange_options *) 0 ;
+  
+  arg1 = *(eplb_token_exchange_options **)&_swig_go_0; 
+  
+  eplb_token_exchange_options_init(arg1);
+  
+}
+
+
+_gostring_ _wrap_eplb_token_exchange_create_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0, struct eplb_token_exchange_options *_swig_go_1, eplb_token_exchange **_swig_go_2) {
+  eplb_comm *arg1 = (eplb_comm *) 0 ;
+  eplb_token_exchange_options *arg2 = (eplb_token_exchange_options *) 0 ;
+  eplb_token_exchange **arg3 = (eplb_token_exchange **) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_comm **)&_swig_go_0; 
+  arg2 = *(eplb_token_exchange_options **)&_swig_go_1; 
+  arg3 = *(eplb_token_exchange ***)&_swig_go_2; 
+  
+  result = (eplb_status)eplb_token_exchange_create(arg1,(struct eplb_token_exchange_options const *)arg2,arg3);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_token_exchange_destroy_capi_cb5f82e9032c643b(eplb_token_exchange *_swig_go_0) {
+  eplb_token_exchange *arg1 = (eplb_token_exchange *) 0 ;
+  
+  arg1 = *(eplb_token_exchange **)&_swig_go_0; 
+  
+  eplb_token_exchange_destroy(arg1);
+  
+}
+
+
+_gostring_ _wrap_eplb_token_exchange_dispatch_capi_cb5f82e9032c643b(eplb_token_exchange *_swig_go_0, long long _swig_go_1, intgo *_swig_go_2, float *_swig_go_3, void *_swig_go_4, void *_swig_go_5, intgo *_swig_go_6, float *_swig_go_7, intgo *_swig_go_8, long long _swig_go_9, intgo *_swig_go_10, long long *_swig_go_11, void *_swig_go_12) {
+  eplb_token_exchange *arg1 = (eplb_token_exchange *) 0 ;
+  size_t arg2 ;
+  int32_t *arg3 = (int32_t *) 0 ;
+  float *arg4 = (float *) 0 ;
+  void *arg5 = (void *) 0 ;
+  void *arg6 = (void *) 0 ;
+  int32_t *arg7 = (int32_t *) 0 ;
+  float *arg8 = (float *) 0 ;
+  int32_t *arg9 = (int32_t *) 0 ;
+  uint64_t arg10 ;
+  int32_t *arg11 = (int32_t *) 0 ;
+  uint64_t *arg12 = (uint64_t *) 0 ;
+  void *arg13 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_token_exchange **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  arg3 = *(int32_t **)&_swig_go_2; 
+  arg4 = *(float **)&_swig_go_3; 
+  arg5 = *(void **)&_swig_go_4; 
+  arg6 = *(void **)&_swig_go_5; 
+  arg7 = *(int32_t **)&_swig_go_6; 
+  arg8 = *(float **)&_swig_go_7; 
+  arg9 = *(int32_t **)&_swig_go_8; 
+  arg10 = (uint64_t)_swig_go_9; 
+  arg11 = *(int32_t **)&_swig_go_10; 
+  arg12 = *(uint64_t **)&_swig_go_11; 
+  arg13 = *(void **)&_swig_go_12; 
+  
+  result = (eplb_status)eplb_token_exchange_dispatch(arg1,arg2,(int const *)arg3,(float const *)arg4,(void const *)arg5,arg6,arg7,arg8,arg9,arg10,arg11,arg12,arg13);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_token_exchange_combine_capi_cb5f82e9032c643b(eplb_token_exchange *_swig_go_0, void *_swig_go_1, long long _swig_go_2, void *_swig_go_3, void *_swig_go_4) {
+  eplb_token_exchange *arg1 = (eplb_token_exchange *) 0 ;
+  void *arg2 = (void *) 0 ;
+  uint64_t arg3 ;
+  void *arg4 = (void *) 0 ;
+  void *arg5 = (void *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_token_exchange **)&_swig_go_0; 
+  arg2 = *(void **)&_swig_go_1; 
+  arg3 = (uint64_t)_swig_go_2; 
+  arg4 = *(void **)&_swig_go_3; 
+  arg5 = *(void **)&_swig_go_4; 
+  
+  result = (eplb_status)eplb_token_exchange_combine(arg1,(void const *)arg2,arg3,arg4,arg5);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
 #ifdef __cplusplus
 }
 #endif

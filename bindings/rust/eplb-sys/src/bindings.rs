@@ -1293,3 +1293,59 @@ extern "C" {
         stream: *mut ::std::os::raw::c_void,
     ) -> eplb_status;
 }
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct eplb_token_exchange {
+    _unused: [u8; 0],
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct eplb_token_exchange_options {
+    pub struct_size: u32,
+    pub slots_per_rank: u32,
+    pub top_k: u32,
+    pub out_dtype: u32,
+    pub row_bytes: u64,
+    pub hidden: u64,
+    pub max_tokens: u32,
+    pub capacity: u32,
+}
+extern "C" {
+    pub fn eplb_token_exchange_options_init(options: *mut eplb_token_exchange_options);
+}
+extern "C" {
+    pub fn eplb_token_exchange_create(
+        comm: *mut eplb_comm,
+        options: *const eplb_token_exchange_options,
+        out_exchange: *mut *mut eplb_token_exchange,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_token_exchange_destroy(exchange: *mut eplb_token_exchange);
+}
+extern "C" {
+    pub fn eplb_token_exchange_dispatch(
+        exchange: *mut eplb_token_exchange,
+        num_tokens: usize,
+        topk_slots: *const i32,
+        topk_weights: *const f32,
+        rows: *const ::std::os::raw::c_void,
+        recv_rows: *mut ::std::os::raw::c_void,
+        recv_local_slots: *mut i32,
+        recv_weights: *mut f32,
+        recv_counts: *mut i32,
+        recv_capacity: u64,
+        dropped: *mut i32,
+        out_recv_rows: *mut u64,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_token_exchange_combine(
+        exchange: *mut eplb_token_exchange,
+        expert_out: *const ::std::os::raw::c_void,
+        expert_out_rows: u64,
+        out: *mut ::std::os::raw::c_void,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> eplb_status;
+}
