@@ -126,7 +126,7 @@ std::vector<RankResult> run(const TokenExchangeShape& base, const std::vector<Ra
         const std::size_t tokens = in.tokens(hidden);
         const std::uint64_t capacity = recv_capacity[r];
         const AlignedBytes rows(in.rows.size() * sizeof(float));
-        std::memcpy(rows.get(), in.rows.data(), in.rows.size() * sizeof(float));
+        std::copy(in.rows.begin(), in.rows.end(), rows.as<float>());
         const AlignedBytes recv_rows(capacity * shape.row_bytes);
         std::vector<std::int32_t> recv_slots(capacity * k, -7);
         std::vector<float> recv_weights(capacity * k, -7.0F);
