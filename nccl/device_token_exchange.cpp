@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "../kernels/cuda_check.hpp"
@@ -76,6 +77,31 @@ struct DeviceTokenExchange::Impl {
     if (pinned != nullptr) static_cast<void>(cudaFreeHost(pinned));
   }
 
+  // The buffers, zeroed once (so a padded slab's unused rows never carry stale or uninitialised
+  // bytes to a peer), and for the exact variant the pinned count matrix.
+  void allocate(std::size_t bytes) {
+    const cudaError_t allocated = cudaMalloc(&memory, bytes);
+    if (allocated != cudaSuccess) {
+      memory = nullptr;
+      if (allocated == cudaErrorMemoryAllocation) {
+        cudaGetLastError();
+        fail(Errc::out_of_memory, "cudaMalloc of the token exchange's ", bytes,
+             " bytes of buffers failed (lower max_tokens or capacity)");
+      }
+      kernels::check_cuda(allocated, "cudaMalloc of the token exchange's buffers");
+    }
+    kernels::check_cuda(cudaMemset(memory, 0, bytes), "cudaMemset of the token exchange's buffers");
+    if (shape.capacity > 0) return;
+    const std::size_t matrix =
+        sizeof(std::int32_t) * shape.num_ranks * (shape.num_ranks + std::size_t{1});
+    const cudaError_t pinned_status = cudaMallocHost(reinterpret_cast<void**>(&pinned), matrix);
+    if (pinned_status != cudaSuccess) {
+      pinned = nullptr;
+      cudaGetLastError();
+      fail(Errc::out_of_memory, "cudaMallocHost of the ", matrix, "-byte count matrix failed");
+    }
+  }
+
   void require_current() const {
     kernels::require_current_device(comm->device(), "the communicator's device");
   }
@@ -89,20 +115,36 @@ std::unique_ptr<DeviceTokenExchange> DeviceTokenExchange::create(Communicator& c
   TokenExchangeShape s = shape;
   s.num_ranks = static_cast<std::uint32_t>(comm.size());
   s.rank = static_cast<std::uint32_t>(comm.rank());
-  s.validate();
-  const std::size_t bytes = TokenExchangeBuffers::bytes(s);
-  kernels::require_device();
-  kernels::require_current_device(comm.device(), "the communicator's device");
+  kernels::require_device();  // a communicator exists, so this holds on every rank
 
+  // Every rank takes part in both all-reduces below whatever happens locally, so that a rank
+  // whose options, device or allocation fail cannot leave the others waiting: the failure is
+  // shared, and every rank throws.
+  std::size_t bytes = 0;
+  std::optional<Error> local;
+  try {
+    s.validate();
+    bytes = TokenExchangeBuffers::bytes(s);
+    kernels::require_current_device(comm.device(), "the communicator's device");
+  } catch (const Error& e) {
+    local = e;
+  }
   // Every rank must describe the same exchange, or the messages would not match: one MAX
-  // all-reduce of the fields and of their complements (whose maximum is the fields' minimum).
+  // all-reduce of a failure flag, the fields and their complements (whose maximum is the
+  // fields' minimum).
   const std::vector<std::uint64_t> mine = shared_fields(s);
-  std::vector<std::uint64_t> extremes;
+  std::vector<std::uint64_t> extremes{local ? 1U : 0U};
   for (const std::uint64_t v : mine) extremes.push_back(v);
   for (const std::uint64_t v : mine) extremes.push_back(~v);
   comm.allreduce_host(extremes, ReduceOp::max);
+  if (local) throw *local;
+  if (extremes[0] != 0) {
+    fail_invalid(
+        "another rank's token exchange options or device were rejected (its call says "
+        "why); no exchange was made");
+  }
   for (std::size_t i = 0; i < mine.size(); ++i) {
-    const std::uint64_t high = extremes[i], low = ~extremes[mine.size() + i];
+    const std::uint64_t high = extremes[1 + i], low = ~extremes[1 + mine.size() + i];
     if (high != low) {
       fail_invalid("the token exchange's ", kSharedFieldNames[i], " differs across ranks (from ",
                    low, " to ", high, "; this rank has ", mine[i], ")");
@@ -112,17 +154,18 @@ std::unique_ptr<DeviceTokenExchange> DeviceTokenExchange::create(Communicator& c
   auto impl = std::make_unique<Impl>();
   impl->comm = &comm;
   impl->shape = s;
-  const cudaError_t allocated = cudaMalloc(&impl->memory, bytes);
-  if (allocated == cudaErrorMemoryAllocation) {
-    cudaGetLastError();
-    impl->memory = nullptr;
-    fail(Errc::out_of_memory, "cudaMalloc of the token exchange's ", bytes,
-         " bytes of buffers failed (lower max_tokens or capacity)");
+  try {
+    impl->allocate(bytes);
+  } catch (const Error& e) {
+    local = e;
   }
-  kernels::check_cuda(allocated, "cudaMalloc of the token exchange's buffers");
-  const std::size_t matrix = sizeof(std::int32_t) * s.num_ranks * (s.num_ranks + std::size_t{1});
-  kernels::check_cuda(cudaMallocHost(reinterpret_cast<void**>(&impl->pinned), matrix),
-                      "cudaMallocHost of the count matrix");
+  std::vector<std::uint64_t> failed{local ? 1U : 0U};
+  comm.allreduce_host(failed, ReduceOp::max);
+  if (local) throw *local;
+  if (failed[0] != 0) {
+    fail(Errc::out_of_memory,
+         "another rank could not allocate its token exchange buffers (its call says why)");
+  }
   impl->exchange = std::make_unique<TokenExchange>(s, TokenExchangeBuffers::carve(s, impl->memory));
   return std::unique_ptr<DeviceTokenExchange>(new DeviceTokenExchange(std::move(impl)));
 }

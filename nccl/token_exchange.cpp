@@ -91,8 +91,9 @@ void TokenExchangeShape::validate() const {
   if (row_bytes == 0 || row_bytes % 16 != 0 || row_bytes > kInt32Max) {
     fail_invalid("row_bytes (", row_bytes, ") must be a positive multiple of 16 below 2^31");
   }
-  if (hidden == 0 || hidden % 8 != 0 || hidden > kInt32Max / 4) {
-    fail_invalid("hidden (", hidden, ") must be a positive multiple of 8 below 2^29");
+  // The combine kernel's grid has one y-block per 128 vectors of 16 bytes (at most 65535).
+  if (hidden == 0 || hidden % 8 != 0 || hidden > (std::size_t{1} << 24)) {
+    fail_invalid("hidden (", hidden, ") must be a positive multiple of 8, at most 2^24");
   }
   const auto dtype = static_cast<std::uint32_t>(out_dtype);
   if (dtype > static_cast<std::uint32_t>(kernels::RowDtype::bfloat16)) {
@@ -199,6 +200,7 @@ std::uint64_t TokenExchange::dispatch(const DispatchRequest& q, TokenExchangeDev
   const TokenExchangeShape& s = shape_;
   const std::uint32_t ranks = s.num_ranks, me = s.rank, k = s.top_k;
   const bool padded = s.capacity > 0;
+  dispatched_ = false;  // a failed dispatch leaves nothing to combine
   // Everything a host can check, before any message.
   if (q.num_tokens > s.max_tokens) {
     fail_invalid("num_tokens (", q.num_tokens, ") exceeds the exchange's max_tokens (",
@@ -222,7 +224,6 @@ std::uint64_t TokenExchange::dispatch(const DispatchRequest& q, TokenExchangeDev
   }
   device.require_memory(q.recv_counts, "recv_counts");
   if (q.dropped != nullptr) device.require_memory(q.dropped, "dropped");
-  dispatched_ = false;
 
   // 1-2: layout and pack.
   kernels::LayoutArgs layout;

@@ -2,13 +2,14 @@
 // goes once to every rank that holds one of its top-k physical slots, the ranks run their experts,
 // and the results come back and are summed per token. This is the step logic, written once over
 // MigrationTransport and a TokenExchangeDevice: the NCCL path runs it with grouped
-// ncclSend/ncclRecv and the CUDA kernels on a stream (token_exchange_nccl.cpp); the tests run it
+// ncclSend/ncclRecv and the CUDA kernels on a stream (device_token_exchange.cpp); the tests run it
 // over the in-process transport with the CPU references, one thread per rank. No CUDA here.
 //
 // A dispatch, on every rank of the group:
 //   1. the dispatch layout kernel (one node, num_ranks * slots_per_rank physical slots): each
 //      token's destination ranks and its position in each destination's block;
-//   2. the pack kernel: one block per destination (rows, destination-local slots, weights);
+//   2. the pack kernel: each token's row, destination-local slots and weights into the block of
+//      each of its destinations;
 //   3. the count messages: every rank sends every rank (itself included) its counts per
 //      destination plus its receive capacity, so every rank knows the whole count matrix;
 //   4. exact variant (capacity 0): the matrix is read on the host (a host synchronisation), a rank
@@ -40,7 +41,7 @@ struct TokenExchangeShape {
   std::uint32_t slots_per_rank = 0;  // physical slot s lives on rank s / slots_per_rank
   std::uint32_t top_k = 0;
   std::size_t row_bytes = 0;  // bytes of a dispatched row, a positive multiple of 16
-  std::size_t hidden = 0;     // elements of a combine row, a positive multiple of 8
+  std::size_t hidden = 0;     // elements of a combine row, a positive multiple of 8, <= 2^24
   kernels::RowDtype out_dtype = kernels::RowDtype::float32;
   std::uint32_t max_tokens = 0;  // most tokens one dispatch sends from this rank
   std::uint32_t capacity = 0;    // 0: exact sizes; > 0: padded, rows per source and destination

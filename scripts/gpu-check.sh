@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything libeplb checks and measures on a GPU machine, in phases that each fit the device
 # tool's 10-minute call: build the C++/CUDA part, run the GPU tests, run the parity tests under
-# compute-sanitizer, and run the kernel benchmarks next to their PyTorch equivalents. Logs and a
-# summary go to REPORT_DIR ($OUT on the device machine, so they come back).
+# compute-sanitizer (memcheck, racecheck, synccheck, initcheck), and run the kernel benchmarks
+# next to their PyTorch equivalents. Logs and a summary go to REPORT_DIR ($OUT on the device
+# machine, so they come back).
 #   scripts/gpu-check.sh PHASE... [--report REPORT_DIR]
 #   PHASE: build | test | sanitize | bench | all
 # From a machine without a GPU (the device tool carries the working tree and .gpu-deps):
@@ -23,7 +24,7 @@ while [[ $# -gt 0 ]]; do
     --report) report=$2; shift 2 ;;
     all) phases+=(build test sanitize bench); shift ;;
     build | test | sanitize | bench) phases+=("$1"); shift ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -93,7 +94,7 @@ for phase in "${phases[@]}"; do
       for entry in "${parity[@]}"; do
         binary=${entry%%:*}
         filter=${entry#*:}
-        for tool in memcheck racecheck; do
+        for tool in memcheck racecheck synccheck initcheck; do
           step "$tool-$binary" compute-sanitizer --tool "$tool" --error-exitcode 1 \
             "$build/bin/$binary" --gtest_filter="$filter"
         done

@@ -414,6 +414,69 @@ TEST_F(OneRank, TokenDispatchAndCombineThroughSelf) {
     eplb_token_exchange_destroy(exchange);
   }
 }
+// The padded variant under CUDA graph capture: dispatch and combine captured once and replayed
+// give the eager run's outputs bit for bit (no host synchronisation inside the capture).
+TEST_F(OneRank, PaddedTokenExchangeReplaysFromACudaGraph) {
+  eplb_token_exchange_options o = valid_exchange_options();  // 4 slots, top-2, fp32, hidden 8
+  o.capacity = 8;
+  eplb_token_exchange* exchange = nullptr;
+  ASSERT_EQ(eplb_token_exchange_create(comm_, &o, &exchange), EPLB_OK) << eplb_last_error_message();
+  const size_t tokens = 8, k = 2, hidden = 8, rows_cap = 8;
+  std::vector<int32_t> slots(tokens * k);
+  std::vector<float> weights(tokens * k), rows(tokens * hidden), expert(rows_cap * hidden);
+  for (size_t i = 0; i < slots.size(); ++i) slots[i] = static_cast<int32_t>((i * 5) % 6) - 1;
+  for (size_t i = 0; i < weights.size(); ++i) weights[i] = 0.25F * static_cast<float>(i % 5);
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<float>(i % 11) - 5.0F;
+  for (size_t i = 0; i < expert.size(); ++i) expert[i] = static_cast<float>(i % 7) * 0.5F;
+  std::vector<void*> buffers;
+  const auto upload = [&](const void* host, size_t bytes) {
+    void* device = nullptr;
+    EXPECT_EQ(cudaMalloc(&device, bytes), cudaSuccess);
+    if (host != nullptr) {
+      EXPECT_EQ(cudaMemcpy(device, host, bytes, cudaMemcpyHostToDevice), cudaSuccess);
+    }
+    buffers.push_back(device);
+    return device;
+  };
+  auto* d_slots = static_cast<int32_t*>(upload(slots.data(), slots.size() * 4));
+  auto* d_weights = static_cast<float*>(upload(weights.data(), weights.size() * 4));
+  void* d_rows = upload(rows.data(), rows.size() * 4);
+  void* d_recv_rows = upload(nullptr, rows_cap * hidden * 4);
+  auto* d_recv_slots = static_cast<int32_t*>(upload(nullptr, rows_cap * k * 4));
+  auto* d_recv_weights = static_cast<float*>(upload(nullptr, rows_cap * k * 4));
+  auto* d_counts = static_cast<int32_t*>(upload(nullptr, 4));
+  void* d_expert = upload(expert.data(), expert.size() * 4);
+  void* d_out = upload(nullptr, tokens * hidden * 4);
+  uint64_t used = 0;
+  const auto step = [&] {
+    ASSERT_EQ(eplb_token_exchange_dispatch(exchange, tokens, d_slots, d_weights, d_rows,
+                                           d_recv_rows, d_recv_slots, d_recv_weights, d_counts,
+                                           rows_cap, nullptr, &used, stream_),
+              EPLB_OK)
+        << eplb_last_error_message();
+    ASSERT_EQ(eplb_token_exchange_combine(exchange, d_expert, used, d_out, stream_), EPLB_OK)
+        << eplb_last_error_message();
+  };
+  step();
+  CUDA_OK(cudaStreamSynchronize(stream_));
+  std::vector<float> eager(tokens * hidden), replayed(tokens * hidden);
+  CUDA_OK(cudaMemcpy(eager.data(), d_out, eager.size() * 4, cudaMemcpyDeviceToHost));
+  CUDA_OK(cudaMemset(d_out, 0xff, tokens * hidden * 4));
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t instance = nullptr;
+  CUDA_OK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeGlobal));
+  step();
+  CUDA_OK(cudaStreamEndCapture(stream_, &graph));
+  CUDA_OK(cudaGraphInstantiate(&instance, graph, 0));
+  CUDA_OK(cudaGraphLaunch(instance, stream_));
+  CUDA_OK(cudaStreamSynchronize(stream_));
+  CUDA_OK(cudaMemcpy(replayed.data(), d_out, replayed.size() * 4, cudaMemcpyDeviceToHost));
+  EXPECT_EQ(0, std::memcmp(eager.data(), replayed.data(), eager.size() * 4));
+  cudaGraphExecDestroy(instance);
+  cudaGraphDestroy(graph);
+  for (void* p : buffers) cudaFree(p);
+  eplb_token_exchange_destroy(exchange);
+}
 #endif
 
 }  // namespace

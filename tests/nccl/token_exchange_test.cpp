@@ -17,6 +17,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "../kernels/dispatch.hpp"
@@ -99,10 +100,12 @@ struct RankResult {
   std::vector<float> out;  // [T][hidden], fp32 outputs
 };
 
-// Runs dispatch, the experts (this rank's slots, weighted, in float32) and combine on every rank.
+// Runs dispatch, the experts (this rank's slots, weighted, in float32) and combine on every rank,
+// once per round with the same exchange (its buffers reused); results are [round][rank].
 // `recv_capacity[r]` overrides rank r's receive rows when given.
-std::vector<RankResult> run(const TokenExchangeShape& base, const std::vector<RankInput>& inputs,
-                            std::vector<std::uint64_t> recv_capacity = {}) {
+std::vector<std::vector<RankResult>> run_rounds(const TokenExchangeShape& base,
+                                                const std::vector<std::vector<RankInput>>& rounds,
+                                                std::vector<std::uint64_t> recv_capacity = {}) {
   const std::uint32_t ranks = base.num_ranks;
   const std::size_t hidden = base.hidden, k = base.top_k;
   if (recv_capacity.empty()) {
@@ -110,7 +113,7 @@ std::vector<RankResult> run(const TokenExchangeShape& base, const std::vector<Ra
         ranks, base.capacity > 0 ? base.padded_recv_rows() : std::size_t{ranks} * base.max_tokens);
   }
   LocalTransportHub hub(ranks);
-  std::vector<RankResult> results(ranks);
+  std::vector<std::vector<RankResult>> results(rounds.size(), std::vector<RankResult>(ranks));
   std::vector<std::exception_ptr> errors(ranks);
   std::vector<std::thread> threads;
   for (std::uint32_t r = 0; r < ranks; ++r) {
@@ -122,71 +125,73 @@ std::vector<RankResult> run(const TokenExchangeShape& base, const std::vector<Ra
         TokenExchange exchange(shape, TokenExchangeBuffers::carve(shape, memory.get()));
         CpuTokenExchangeDevice device;
         MigrationTransport& transport = hub.endpoint(r);
-        const RankInput& in = inputs[r];
-        const std::size_t tokens = in.tokens(hidden);
-        const std::uint64_t capacity = recv_capacity[r];
-        const AlignedBytes rows(in.rows.size() * sizeof(float));
-        std::copy(in.rows.begin(), in.rows.end(), rows.as<float>());
-        const AlignedBytes recv_rows(capacity * shape.row_bytes);
-        std::vector<std::int32_t> recv_slots(capacity * k, -7);
-        std::vector<float> recv_weights(capacity * k, -7.0F);
-        RankResult& result = results[r];
-        result.counts.assign(ranks, -1);
-        DispatchRequest request;
-        request.num_tokens = tokens;
-        request.topk_slots = in.slots.data();
-        request.topk_weights = in.weights.data();
-        request.rows = rows.get();
-        request.recv_rows = recv_rows.get();
-        request.recv_slots = recv_slots.data();
-        request.recv_weights = recv_weights.data();
-        request.recv_counts = result.counts.data();
-        request.recv_capacity = capacity;
-        request.dropped = &result.dropped;
-        // Empty inputs still pass valid (unused) pointers.
-        static const std::int32_t no_slot = -1;
-        static const float no_weight = 0.0F;
-        if (tokens == 0) {
-          request.topk_slots = &no_slot;
-          request.topk_weights = &no_weight;
-        }
-        const std::uint64_t used = exchange.dispatch(request, device, transport);
-        result.recv_rows = used;
-        result.rows.assign(recv_rows.as<float>(), recv_rows.as<float>() + used * hidden);
-        result.slots.assign(recv_slots.begin(), recv_slots.begin() + static_cast<long>(used * k));
-        result.weights.assign(recv_weights.begin(),
-                              recv_weights.begin() + static_cast<long>(used * k));
+        for (std::size_t round = 0; round < rounds.size(); ++round) {
+          const RankInput& in = rounds[round][r];
+          const std::size_t tokens = in.tokens(hidden);
+          const std::uint64_t capacity = recv_capacity[r];
+          const AlignedBytes rows(in.rows.size() * sizeof(float));
+          std::copy(in.rows.begin(), in.rows.end(), rows.as<float>());
+          const AlignedBytes recv_rows(capacity * shape.row_bytes);
+          std::vector<std::int32_t> recv_slots(capacity * k, -7);
+          std::vector<float> recv_weights(capacity * k, -7.0F);
+          RankResult& result = results[round][r];
+          result.counts.assign(ranks, -1);
+          DispatchRequest request;
+          request.num_tokens = tokens;
+          request.topk_slots = in.slots.data();
+          request.topk_weights = in.weights.data();
+          request.rows = rows.get();
+          request.recv_rows = recv_rows.get();
+          request.recv_slots = recv_slots.data();
+          request.recv_weights = recv_weights.data();
+          request.recv_counts = result.counts.data();
+          request.recv_capacity = capacity;
+          request.dropped = &result.dropped;
+          // Empty inputs still pass valid (unused) pointers.
+          static const std::int32_t no_slot = -1;
+          static const float no_weight = 0.0F;
+          if (tokens == 0) {
+            request.topk_slots = &no_slot;
+            request.topk_weights = &no_weight;
+          }
+          const std::uint64_t used = exchange.dispatch(request, device, transport);
+          result.recv_rows = used;
+          result.rows.assign(recv_rows.as<float>(), recv_rows.as<float>() + used * hidden);
+          result.slots.assign(recv_slots.begin(), recv_slots.begin() + static_cast<long>(used * k));
+          result.weights.assign(recv_weights.begin(),
+                                recv_weights.begin() + static_cast<long>(used * k));
 
-        // The experts: out[i] = sum_j w * expert(global slot, x), in float32, skipping -1.
-        const std::size_t out_bytes = kernels::row_dtype_bytes(shape.out_dtype);
-        const AlignedBytes expert_out(used * hidden * out_bytes);
-        for (std::size_t i = 0; i < used; ++i) {
-          for (std::size_t h = 0; h < hidden; ++h) {
-            float sum = 0.0F;
-            for (std::size_t j = 0; j < k; ++j) {
-              const std::int32_t local = recv_slots[i * k + j];
-              if (local < 0) continue;
-              const auto slot = static_cast<std::int32_t>(r * shape.slots_per_rank) + local;
-              sum += recv_weights[i * k + j] * expert(slot, result.rows[i * hidden + h]);
-            }
-            const std::size_t at = i * hidden + h;
-            if (shape.out_dtype == RowDtype::float32) {
-              expert_out.as<float>()[at] = sum;
-            } else if (shape.out_dtype == RowDtype::bfloat16) {
-              expert_out.as<std::uint16_t>()[at] = kernels::float_to_bf16(sum);
-            } else {
-              expert_out.as<std::uint16_t>()[at] = kernels::float_to_fp16(sum);
+          // The experts: out[i] = sum_j w * expert(global slot, x), in float32, skipping -1.
+          const std::size_t out_bytes = kernels::row_dtype_bytes(shape.out_dtype);
+          const AlignedBytes expert_out(used * hidden * out_bytes);
+          for (std::size_t i = 0; i < used; ++i) {
+            for (std::size_t h = 0; h < hidden; ++h) {
+              float sum = 0.0F;
+              for (std::size_t j = 0; j < k; ++j) {
+                const std::int32_t local = recv_slots[i * k + j];
+                if (local < 0) continue;
+                const auto slot = static_cast<std::int32_t>(r * shape.slots_per_rank) + local;
+                sum += recv_weights[i * k + j] * expert(slot, result.rows[i * hidden + h]);
+              }
+              const std::size_t at = i * hidden + h;
+              if (shape.out_dtype == RowDtype::float32) {
+                expert_out.as<float>()[at] = sum;
+              } else if (shape.out_dtype == RowDtype::bfloat16) {
+                expert_out.as<std::uint16_t>()[at] = kernels::float_to_bf16(sum);
+              } else {
+                expert_out.as<std::uint16_t>()[at] = kernels::float_to_fp16(sum);
+              }
             }
           }
-        }
-        const AlignedBytes out(std::max<std::size_t>(tokens, 1) * hidden * out_bytes);
-        exchange.combine(expert_out.get(), used, out.get(), device, transport);
-        result.out.resize(tokens * hidden);
-        for (std::size_t i = 0; i < result.out.size(); ++i) {
-          result.out[i] = shape.out_dtype == RowDtype::float32 ? out.as<float>()[i]
-                          : shape.out_dtype == RowDtype::bfloat16
-                              ? kernels::bf16_to_float(out.as<std::uint16_t>()[i])
-                              : kernels::fp16_to_float(out.as<std::uint16_t>()[i]);
+          const AlignedBytes out(std::max<std::size_t>(tokens, 1) * hidden * out_bytes);
+          exchange.combine(expert_out.get(), used, out.get(), device, transport);
+          result.out.resize(tokens * hidden);
+          for (std::size_t i = 0; i < result.out.size(); ++i) {
+            result.out[i] = shape.out_dtype == RowDtype::float32 ? out.as<float>()[i]
+                            : shape.out_dtype == RowDtype::bfloat16
+                                ? kernels::bf16_to_float(out.as<std::uint16_t>()[i])
+                                : kernels::fp16_to_float(out.as<std::uint16_t>()[i]);
+          }
         }
       } catch (...) {
         errors[r] = std::current_exception();
@@ -198,6 +203,11 @@ std::vector<RankResult> run(const TokenExchangeShape& base, const std::vector<Ra
     if (e) std::rethrow_exception(e);
   }
   return results;
+}
+
+std::vector<RankResult> run(const TokenExchangeShape& base, const std::vector<RankInput>& inputs,
+                            std::vector<std::uint64_t> recv_capacity = {}) {
+  return run_rounds(base, {inputs}, std::move(recv_capacity)).front();
 }
 
 TokenExchangeShape shape_of(std::uint32_t ranks, std::uint32_t slots, std::uint32_t k,
@@ -346,6 +356,21 @@ TEST(TokenExchange, PaddedWithRoomGivesTheExactVariantsResultsBitForBit) {
   }
 }
 
+TEST(TokenExchange, LaterRoundsReuseTheBuffersWithoutStaleState) {
+  std::mt19937_64 rng(29);
+  for (const std::uint32_t capacity : {0U, 5U}) {
+    const TokenExchangeShape shape = shape_of(3, 2, 2, 8, 16, capacity);
+    std::vector<std::vector<RankInput>> rounds(3);
+    for (auto& inputs : rounds) {
+      for (std::uint32_t r = 0; r < 3; ++r) inputs.push_back(random_input(rng, shape, rng() % 17));
+    }
+    const auto results = run_rounds(shape, rounds);
+    for (std::size_t round = 0; round < rounds.size(); ++round) {
+      expect_matches_oracle(shape, rounds[round], results[round], 1e-4);
+    }
+  }
+}
+
 TEST(TokenExchange, HalfPrecisionOutputsRoundOnceFromTheFloatSum) {
   std::mt19937_64 rng(13);
   for (const RowDtype dtype : {RowDtype::bfloat16, RowDtype::float16}) {
@@ -369,6 +394,7 @@ TEST(TokenExchange, ATooSmallReceiveBufferFailsEveryRankAlikeBeforeTokensMove) {
   std::vector<std::uint64_t> capacity = {30, 1, 30};
   LocalTransportHub hub(3);
   std::vector<std::string> messages(3);
+  std::vector<char> untouched(3, 0);
   std::vector<std::thread> threads;
   for (std::uint32_t r = 0; r < 3; ++r) {
     threads.emplace_back([&, r] {
@@ -379,8 +405,8 @@ TEST(TokenExchange, ATooSmallReceiveBufferFailsEveryRankAlikeBeforeTokensMove) {
       CpuTokenExchangeDevice device;
       const AlignedBytes rows(10 * mine.row_bytes);
       const AlignedBytes recv_rows(capacity[r] * mine.row_bytes);
-      std::vector<std::int32_t> recv_slots(capacity[r] * 2), counts(3);
-      std::vector<float> recv_weights(capacity[r] * 2);
+      std::vector<std::int32_t> recv_slots(capacity[r] * 2, -7), counts(3, -7);
+      std::vector<float> recv_weights(capacity[r] * 2, -7.0F);
       DispatchRequest q;
       q.num_tokens = 10;
       q.topk_slots = inputs[r].slots.data();
@@ -396,12 +422,20 @@ TEST(TokenExchange, ATooSmallReceiveBufferFailsEveryRankAlikeBeforeTokensMove) {
       } catch (const Error& e) {
         if (e.code() == Errc::buffer_too_small) messages[r] = e.what();
       }
+      // No token moved: the receive arrays are as they were.
+      untouched[r] =
+          std::all_of(recv_slots.begin(), recv_slots.end(),
+                      [](std::int32_t v) { return v == -7; }) &&
+          std::all_of(recv_weights.begin(), recv_weights.end(),
+                      [](float v) { return v == -7.0F; }) &&
+          std::all_of(counts.begin(), counts.end(), [](std::int32_t v) { return v == -7; });
     });
   }
   for (auto& t : threads) t.join();
   for (std::uint32_t r = 0; r < 3; ++r) {
     EXPECT_NE(messages[r].find("rank 1 receives"), std::string::npos) << r << ": " << messages[r];
     EXPECT_NE(messages[r].find("recv_capacity (1)"), std::string::npos) << messages[r];
+    EXPECT_TRUE(untouched[r]) << "rank " << r;
   }
 }
 

@@ -39,15 +39,25 @@ TEST(TokenKernels, PackCountsAndCombineMatchTheCpuReferenceBitForBit) {
 #if EPLB_TEST_WITH_CUDA
   using test::DeviceArray;
   std::mt19937_64 rng(17);
-  for (int trial = 0; trial < 24; ++trial) {
-    const auto ranks = static_cast<uint32_t>(1 + rng() % 40);
-    const auto slots = static_cast<uint32_t>(1 + rng() % 8);
-    const size_t k = 1 + rng() % 8;
-    const size_t tokens = rng() % 300;
-    const uint32_t capacity = trial % 2 == 0 ? 0 : static_cast<uint32_t>(1 + rng() % 40);
-    const auto dtype = static_cast<RowDtype>(trial % 3);
-    const size_t hidden = 8 * (1 + rng() % 4);
-    const size_t row_bytes = 16 * (1 + rng() % 5);
+  // 24 small random trials, then two that reach the strided paths: production-sized rows and
+  // hidden (several y-blocks in combine), and more ranks than a block has threads with padded
+  // slabs large enough that the fill blocks stride.
+  for (int trial = 0; trial < 26; ++trial) {
+    auto ranks = static_cast<uint32_t>(1 + rng() % 40);
+    auto slots = static_cast<uint32_t>(1 + rng() % 8);
+    size_t k = 1 + rng() % 8;
+    size_t tokens = rng() % 300;
+    uint32_t capacity = trial % 2 == 0 ? 0 : static_cast<uint32_t>(1 + rng() % 40);
+    auto dtype = static_cast<RowDtype>(trial % 3);
+    size_t hidden = 8 * (1 + rng() % 4);
+    size_t row_bytes = 16 * (1 + rng() % 5);
+    if (trial == 24) {  // exact, 7 KiB rows, bf16 outputs of hidden 4096
+      ranks = 200, slots = 2, k = 8, tokens = 64, capacity = 0;
+      dtype = RowDtype::bfloat16, hidden = 4096, row_bytes = 7168;
+    } else if (trial == 25) {  // padded, 256 ranks, 1.2M slot entries to fill
+      ranks = 256, slots = 2, k = 8, tokens = 300, capacity = 600;
+      dtype = RowDtype::float32, hidden = 8, row_bytes = 32;
+    }
     const uint32_t experts = ranks * slots;
     std::vector<int32_t> ids(tokens * k);
     for (auto& id : ids) id = static_cast<int32_t>(rng() % (experts + 2)) - 1;
@@ -154,6 +164,16 @@ TEST(TokenKernels, PackCountsAndCombineMatchTheCpuReferenceBitForBit) {
       auto* f = reinterpret_cast<float*>(partial.data());
       for (size_t i = 0; i < send_rows * hidden; ++i)
         f[i] = static_cast<float>(rng() % 2001) / 3.0F - 333.0F;
+    }
+    // Every 7th element -0: a token with one destination keeps it only if the sum starts from -0.
+    for (size_t i = 0; i < send_rows * hidden; i += 7) {
+      if (dtype == RowDtype::float32) {
+        const float negative_zero = -0.0F;
+        std::memcpy(&partial[i * 4], &negative_zero, 4);
+      } else {
+        const uint16_t negative_zero = 0x8000;
+        std::memcpy(&partial[i * 2], &negative_zero, 2);
+      }
     }
     std::vector<uint8_t> cpu_out(tokens * hidden * element + 16);
     TokenCombineArgs combine;

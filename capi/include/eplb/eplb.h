@@ -1846,7 +1846,9 @@ EPLB_API eplb_status eplb_kernel_shared_waterfill_cpu(
  *   pair's capacity are dropped (their outputs miss that rank's experts) and counted in
  *   `dropped`. Source s's tokens are receive rows [s * capacity, s * capacity + recv_counts[s]);
  *   the other rows of its slab have all local slots -1 and weights 0.
- * Collective: every rank of the communicator calls dispatch, then combine, in the same order. */
+ * Collective: every rank of the communicator calls dispatch, then combine, in the same order.
+ * An exchange's buffers are reused by each call: issue its calls on one stream (or order them
+ * with events), and keep at most one dispatch/combine pair in flight per exchange. */
 struct eplb_token_exchange;
 typedef struct eplb_token_exchange eplb_token_exchange;
 
@@ -1859,8 +1861,8 @@ typedef struct eplb_token_exchange_options {
                               EPLB_ROW_DTYPE_FLOAT32 */
   uint64_t row_bytes;      /* bytes of a dispatched token row, a positive multiple of 16 (no
                               default; e.g. hidden * 2 for bf16 activations) */
-  uint64_t hidden;         /* elements of an expert output row, a positive multiple of 8 (no
-                              default) */
+  uint64_t hidden;         /* elements of an expert output row, a positive multiple of 8, at
+                              most 2^24 (no default) */
   uint32_t max_tokens;     /* most tokens one dispatch sends from this rank, >= 1 (no default);
                               may differ between ranks */
   uint32_t capacity;       /* 0 (default): exact variant; > 0: padded variant, the most tokens
@@ -1873,10 +1875,11 @@ EPLB_API void eplb_token_exchange_options_init(eplb_token_exchange_options* opti
 /* Creates this rank's token exchange over `comm` and allocates its buffers on the communicator's
  * device (the calling thread's current device), once: the pack blocks, the returned partial
  * outputs (rows x hidden x out_dtype's size, rows = num_ranks * capacity when padded, else
- * max_tokens * min(num_ranks, top_k)), and the layout and count buffers. Collective: checks that
- * every rank passed the same options (max_tokens aside; every rank gets
- * EPLB_ERR_INVALID_ARGUMENT naming the field otherwise). `comm` must outlive the exchange. On
- * success *out_exchange is owned by the caller (eplb_token_exchange_destroy).
+ * max_tokens * min(num_ranks, top_k)), and the layout and count buffers, zeroed. Collective, and
+ * every rank fails alike: if any rank's options, device or allocation fail, or the ranks' options
+ * differ (max_tokens aside), every rank gets an error (that rank's own reason, or one naming the
+ * differing field or saying another rank failed). `comm` must outlive the exchange. On success
+ * *out_exchange is owned by the caller (eplb_token_exchange_destroy).
  * EPLB_ERR_INVALID_ARGUMENT: comm, options or out_exchange NULL; a bad options field (named);
  * struct_size wrong; the current device is not the communicator's. EPLB_ERR_OUT_OF_MEMORY: the
  * buffers do not fit. EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE, EPLB_ERR_NCCL. */
@@ -1902,7 +1905,8 @@ EPLB_API void eplb_token_exchange_destroy(eplb_token_exchange* exchange);
  * and eplb_kernel_permute on recv_local_slots) and passes it to eplb_token_exchange_combine.
  * Exact variant: returns after a host synchronisation with the receives enqueued; padded:
  * returns once everything is enqueued. recv_capacity must be at least num_ranks * capacity
- * (padded) or the tokens this rank receives (exact: at most num_ranks * max_tokens).
+ * (padded) or the tokens this rank receives (exact: at most the sum of every rank's
+ * max_tokens).
  * EPLB_ERR_INVALID_ARGUMENT: exchange or out_recv_rows NULL; num_tokens above max_tokens; an
  * array NULL, misaligned, or not device memory of the current device (named); recv_capacity
  * below num_ranks * capacity (padded); the current device is not the communicator's.
@@ -1923,7 +1927,9 @@ EPLB_API eplb_status eplb_token_exchange_dispatch(eplb_token_exchange* exchange,
  * caller's output for each receive row; each row goes back to its source, and `out` (device,
  * [num_tokens of the dispatch][hidden] of out_dtype) receives, per token, the sum of the rows
  * from its destination ranks in ascending rank order, in float32 rounded once to out_dtype
- * (zero for a token with no slot). Deterministic. Returns once enqueued.
+ * (zero for a token with no slot, or whose every destination dropped it). Deterministic; the
+ * CPU tests check it bit for bit against the kernels for NaN-free rows (a NaN's payload may
+ * differ). Returns once enqueued.
  * EPLB_ERR_INVALID_ARGUMENT: exchange NULL; no dispatch before; expert_out_rows too small;
  * expert_out or out NULL, misaligned or not device memory; the current device is not the
  * communicator's. EPLB_ERR_DEVICE, EPLB_ERR_NCCL. */
