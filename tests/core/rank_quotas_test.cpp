@@ -12,6 +12,7 @@
 #include "placement.hpp"
 #include "rank_quotas.hpp"
 #include "replica_split.hpp"
+#include "support/error_message.hpp"
 #include "support/split_placements.hpp"
 
 namespace {
@@ -76,23 +77,21 @@ TEST(RankQuotas, BadInputIsNamed) {
   const Placement p = eplb::test::random_split_placement(rng, 3, 1, 2, 2);
   const std::vector<std::int32_t> counts = {1, 2, 3, 4, 5, 6};  // 2 ranks x 3 experts
   std::vector<std::int32_t> quotas(4, 0), out(4);
-  const auto message = [&](auto&& call) {
-    try {
-      call();
-    } catch (const eplb::Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  EXPECT_NE(message([&] { eplb::rank_quotas(p, 0, quotas, counts, 2, 2, out); }).find("rank (2)"),
+  EXPECT_NE(eplb::test::error_message([&] {
+              eplb::rank_quotas(p, 0, quotas, counts, 2, 2, out);
+            }).find("rank (2)"),
             std::string::npos);
-  EXPECT_NE(message([&] {
+  EXPECT_NE(eplb::test::error_message([&] {
               eplb::rank_quotas(p, 0, quotas, counts, 3, 0, out);
             }).find("rank_counts has 6"),
             std::string::npos);
-  EXPECT_NE(message([&] { eplb::rank_quotas(p, 0, quotas, counts, 2, 0, out); }).find("sum to 0"),
+  EXPECT_NE(eplb::test::error_message([&] {
+              eplb::rank_quotas(p, 0, quotas, counts, 2, 0, out);
+            }).find("sum to 0"),
             std::string::npos);
-  EXPECT_NE(message([&] { eplb::rank_quotas(p, 1, quotas, counts, 2, 0, out); }).find("layer (1)"),
+  EXPECT_NE(eplb::test::error_message([&] {
+              eplb::rank_quotas(p, 1, quotas, counts, 2, 0, out);
+            }).find("layer (1)"),
             std::string::npos);
 }
 

@@ -16,6 +16,7 @@
 #include "placement.hpp"
 #include "replica_split.hpp"
 #include "replica_split_nodes.hpp"
+#include "support/error_message.hpp"
 #include "support/split_placements.hpp"
 
 namespace {
@@ -164,31 +165,27 @@ TEST(SplitByNode, BadInputIsNamed) {
   const Placement p = eplb::test::random_split_placement(rng, 3, 2, 1, 2);
   NodeSplitWorkspace ws;
   std::vector<std::int32_t> counts(6, 1), quotas(8);
-  const auto message = [&](auto&& call) {
-    try {
-      call();
-    } catch (const eplb::Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  EXPECT_NE(message([&] {
+  EXPECT_NE(eplb::test::error_message([&] {
               ws.solve(p, 0, std::span(counts).first(5), {}, 0.0, quotas);
             }).find("counts_by_node has 5"),
             std::string::npos);
   counts[4] = -2;
-  EXPECT_NE(
-      message([&] { ws.solve(p, 0, counts, {}, 0.0, quotas); }).find("counts_by_node[4] = -2"),
-      std::string::npos);
-  counts[4] = 1;
-  EXPECT_NE(message([&] { ws.solve(p, 0, counts, {}, -0.5, quotas); }).find("slack (-0.5)"),
+  EXPECT_NE(eplb::test::error_message([&] {
+              ws.solve(p, 0, counts, {}, 0.0, quotas);
+            }).find("counts_by_node[4] = -2"),
             std::string::npos);
-  EXPECT_NE(message([&] {
+  counts[4] = 1;
+  EXPECT_NE(eplb::test::error_message([&] {
+              ws.solve(p, 0, counts, {}, -0.5, quotas);
+            }).find("slack (-0.5)"),
+            std::string::npos);
+  EXPECT_NE(eplb::test::error_message([&] {
               ws.solve(p, 0, counts, {}, 0.0, std::span(quotas).first(7));
             }).find("quotas_by_node has 7"),
             std::string::npos);
-  EXPECT_NE(message([&] { ws.solve(p, 1, counts, {}, 0.0, quotas); }).find("layer (1)"),
-            std::string::npos);
+  EXPECT_NE(
+      eplb::test::error_message([&] { ws.solve(p, 1, counts, {}, 0.0, quotas); }).find("layer (1)"),
+      std::string::npos);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "error.hpp"
 #include "placement.hpp"
 #include "replica_split.hpp"
+#include "support/error_message.hpp"
 #include "support/split_placements.hpp"
 
 namespace {
@@ -204,37 +205,31 @@ TEST(SplitSolver, RejectsBadInputNamingTheValue) {
   SplitWorkspace ws;
   std::vector<std::int32_t> quotas(6);
   const std::vector<std::int32_t> counts{1, 2, 3, 4};
-  auto message = [&](auto&& call) {
-    try {
-      call();
-    } catch (const eplb::Error& e) {
-      EXPECT_EQ(e.code(), eplb::Errc::invalid_argument);
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  EXPECT_NE(message([&] { ws.solve(p, 1, counts, {}, quotas); }).find("layer (1)"),
-            std::string::npos);
-  EXPECT_NE(message([&] {
+  EXPECT_NE(
+      eplb::test::error_message([&] { ws.solve(p, 1, counts, {}, quotas); }).find("layer (1)"),
+      std::string::npos);
+  EXPECT_NE(eplb::test::error_message([&] {
               ws.solve(p, 0, std::vector<std::int32_t>{1, -5, 0, 0}, {}, quotas);
             }).find("counts[1] = -5"),
             std::string::npos);
-  EXPECT_NE(message([&] {
+  EXPECT_NE(eplb::test::error_message([&] {
               ws.solve(p, 0, std::vector<std::int32_t>{1, 2}, {}, quotas);
             }).find("counts has 2"),
             std::string::npos);
   const std::vector<double> bad_w{1.0, 0.0};
-  EXPECT_NE(message([&] {
+  EXPECT_NE(eplb::test::error_message([&] {
               ws.solve(p, 0, counts, {bad_w, {}}, quotas);
             }).find("gpu_weights[1]"),
             std::string::npos);
   const std::vector<double> bad_x{1.0, std::nan("")};
-  EXPECT_NE(message([&] {
+  EXPECT_NE(eplb::test::error_message([&] {
               ws.solve(p, 0, counts, {{}, bad_x}, quotas);
             }).find("gpu_extra_load[1]"),
             std::string::npos);
   std::vector<std::int32_t> short_quotas(5);
-  EXPECT_NE(message([&] { ws.solve(p, 0, counts, {}, short_quotas); }).find("quotas has 5"),
+  EXPECT_NE(eplb::test::error_message([&] {
+              ws.solve(p, 0, counts, {}, short_quotas);
+            }).find("quotas has 5"),
             std::string::npos);
 }
 

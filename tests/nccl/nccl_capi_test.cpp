@@ -13,6 +13,7 @@
 
 #include "eplb/eplb.h"
 #include "support/scoped_env.hpp"
+#include "support/token_exchange_options.hpp"
 
 #if EPLB_TEST_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -118,17 +119,6 @@ TEST(NcclCapi, CreateWithoutGpuIsNoDeviceOrNccl) {
 // --- token exchange: what a host checks
 // ---------------------------------------------------------------------
 
-eplb_token_exchange_options valid_exchange_options() {
-  eplb_token_exchange_options o;
-  eplb_token_exchange_options_init(&o);
-  o.slots_per_rank = 4;
-  o.top_k = 2;
-  o.row_bytes = 32;
-  o.hidden = 8;
-  o.max_tokens = 16;
-  return o;
-}
-
 TEST(NcclCapi, TokenExchangeOptionsAreCheckedBeforeTheCommunicator) {
   eplb_token_exchange_options defaults;
   std::memset(&defaults, 0xff, sizeof(defaults));
@@ -137,7 +127,7 @@ TEST(NcclCapi, TokenExchangeOptionsAreCheckedBeforeTheCommunicator) {
   EXPECT_EQ(defaults.out_dtype, static_cast<uint32_t>(EPLB_ROW_DTYPE_FLOAT32));
   EXPECT_EQ(defaults.capacity, 0u);
   eplb_token_exchange* exchange = nullptr;
-  const eplb_token_exchange_options valid = valid_exchange_options();
+  const eplb_token_exchange_options valid = eplb::test::small_token_exchange_options();
   EXPECT_EQ(eplb_token_exchange_create(nullptr, nullptr, &exchange), EPLB_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(eplb_last_error_message()).find("options"), std::string::npos);
   EXPECT_EQ(eplb_token_exchange_create(nullptr, &valid, nullptr), EPLB_ERR_INVALID_ARGUMENT);
@@ -314,7 +304,8 @@ TEST_F(OneRank, MigrationStepCopiesThroughStaging) {
 // from what it received. Exact and padded variants.
 TEST_F(OneRank, TokenDispatchAndCombineThroughSelf) {
   for (const uint32_t capacity : {0U, 6U}) {
-    eplb_token_exchange_options o = valid_exchange_options();  // 4 slots, top-2, fp32, hidden 8
+    eplb_token_exchange_options o =
+        eplb::test::small_token_exchange_options();  // 4 slots, top-2, fp32, hidden 8
     o.capacity = capacity;
     eplb_token_exchange* exchange = nullptr;
     ASSERT_EQ(eplb_token_exchange_create(comm_, &o, &exchange), EPLB_OK)
@@ -417,7 +408,8 @@ TEST_F(OneRank, TokenDispatchAndCombineThroughSelf) {
 // The padded variant under CUDA graph capture: dispatch and combine captured once and replayed
 // give the eager run's outputs bit for bit (no host synchronisation inside the capture).
 TEST_F(OneRank, PaddedTokenExchangeReplaysFromACudaGraph) {
-  eplb_token_exchange_options o = valid_exchange_options();  // 4 slots, top-2, fp32, hidden 8
+  eplb_token_exchange_options o =
+      eplb::test::small_token_exchange_options();  // 4 slots, top-2, fp32, hidden 8
   o.capacity = 8;
   eplb_token_exchange* exchange = nullptr;
   ASSERT_EQ(eplb_token_exchange_create(comm_, &o, &exchange), EPLB_OK) << eplb_last_error_message();

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "eplb/eplb.h"
+#include "support/token_exchange_options.hpp"
 
 namespace {
 
@@ -521,17 +522,6 @@ eplb_status with_split_tables(World& w, const std::function<eplb_status(eplb_spl
   const eplb_status status = call(tables);
   eplb_split_tables_destroy(tables);
   return status;
-}
-
-eplb_token_exchange_options exchange_options() {
-  eplb_token_exchange_options o;
-  eplb_token_exchange_options_init(&o);
-  o.slots_per_rank = 4;
-  o.top_k = 2;
-  o.row_bytes = 32;
-  o.hidden = 8;
-  o.max_tokens = 16;
-  return o;
 }
 
 eplb_status create_split_tables(const eplb_placement* placement, uint32_t first, uint32_t count,
@@ -1241,14 +1231,14 @@ const std::vector<Row>& matrix() {
   {"eplb_token_exchange_options_init", {}, "NULL is a no-op", [](World&) { eplb_token_exchange_options_init(nullptr); return true; }},
   {"eplb_token_exchange_create", {
     {"NULL options", kInvalid, {"options", "NULL"}, [](World&) { eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, nullptr, &x); }},
-    {"NULL out_exchange", kInvalid, {"out_exchange", "NULL"}, [](World&) { const auto o = exchange_options(); return eplb_token_exchange_create(nullptr, &o, nullptr); }},
-    {"row_bytes 24", kInvalid, {"row_bytes (24)", "multiple of 16"}, [](World&) { auto o = exchange_options(); o.row_bytes = 24; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
-    {"hidden 12", kInvalid, {"hidden (12)", "multiple of 8"}, [](World&) { auto o = exchange_options(); o.hidden = 12; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
-    {"out_dtype 3", kInvalid, {"out_dtype (3)"}, [](World&) { auto o = exchange_options(); o.out_dtype = 3; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
-    {"max_tokens 0", kInvalid, {"max_tokens (0)"}, [](World&) { auto o = exchange_options(); o.max_tokens = 0; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
-    {"slots_per_rank 9000", kInvalid, {"slots_per_rank (9000)"}, [](World&) { auto o = exchange_options(); o.slots_per_rank = 9000; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
-    {"struct_size 8", kInvalid, {"struct_size (8)"}, [](World&) { auto o = exchange_options(); o.struct_size = 8; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
-    {"NULL comm", kInvalid, {"comm", "NULL"}, [](World&) { const auto o = exchange_options(); eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
+    {"NULL out_exchange", kInvalid, {"out_exchange", "NULL"}, [](World&) { const auto o = eplb::test::small_token_exchange_options(); return eplb_token_exchange_create(nullptr, &o, nullptr); }},
+    {"row_bytes 24", kInvalid, {"row_bytes (24)", "multiple of 16"}, [](World&) { auto o = eplb::test::small_token_exchange_options(); o.row_bytes = 24; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
+    {"hidden 12", kInvalid, {"hidden (12)", "multiple of 8"}, [](World&) { auto o = eplb::test::small_token_exchange_options(); o.hidden = 12; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
+    {"out_dtype 3", kInvalid, {"out_dtype (3)"}, [](World&) { auto o = eplb::test::small_token_exchange_options(); o.out_dtype = 3; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
+    {"max_tokens 0", kInvalid, {"max_tokens (0)"}, [](World&) { auto o = eplb::test::small_token_exchange_options(); o.max_tokens = 0; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
+    {"slots_per_rank 9000", kInvalid, {"slots_per_rank (9000)"}, [](World&) { auto o = eplb::test::small_token_exchange_options(); o.slots_per_rank = 9000; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
+    {"struct_size 8", kInvalid, {"struct_size (8)"}, [](World&) { auto o = eplb::test::small_token_exchange_options(); o.struct_size = 8; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
+    {"NULL comm", kInvalid, {"comm", "NULL"}, [](World&) { const auto o = eplb::test::small_token_exchange_options(); eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
   }, {}, {}},
   {"eplb_token_exchange_destroy", {}, "NULL is a no-op", [](World&) { eplb_token_exchange_destroy(nullptr); return true; }},
   {"eplb_token_exchange_dispatch", {
