@@ -16,12 +16,12 @@
 #include "device.hpp"
 #include "dispatch.hpp"
 #include "row_vector.cuh"
+#include "warp.cuh"
 
 namespace eplb::kernels {
 
 namespace {
 
-constexpr unsigned kAllLanes = 0xffffffffu;
 constexpr int kLayoutTokensPerBlock = 128;  // = threads per block; must match the reference
 constexpr int kLayoutWarps = kLayoutTokensPerBlock / 32;
 constexpr int kSortPairsPerChunk = 1024;  // must match the reference

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "argument_checks.hpp"
 #include "device.hpp"
 #include "dispatch.hpp"
 
@@ -21,29 +22,8 @@ constexpr size_t kInt32Max = static_cast<size_t>(std::numeric_limits<int32_t>::m
 constexpr size_t kLayoutTokensPerBlock = 128;  // must match dispatch.cu
 constexpr size_t kSortPairsPerChunk = 1024;    // must match dispatch.cu
 
-template <typename T>
-void require_array(const T* pointer, size_t length, const char* name) {
-  if (length > 0 && pointer == nullptr) fail_invalid(name, " is NULL");
-}
-
 void require_device_array(const void* pointer, size_t length, const char* name) {
   if (length > 0) require_device_pointer(pointer, name);
-}
-
-// a * b, or an invalid-argument error naming the product when it exceeds int32 (the kernels index
-// with 32-bit ids and write int32 positions).
-size_t product_within_int32(size_t a, size_t b, const char* a_name, const char* b_name) {
-  if (a != 0 && b > kInt32Max / a) {
-    fail_invalid(a_name, " (", a, ") * ", b_name, " (", b, ") exceeds 2^31 - 1");
-  }
-  return a * b;
-}
-
-void require_aligned16(const void* pointer, const char* name) {
-  if (reinterpret_cast<uintptr_t>(pointer) % 16 != 0) {
-    fail_invalid(name, " (", pointer,
-                 ") is not 16-byte aligned (rows are moved in 16-byte vectors)");
-  }
 }
 
 // The kernels use the workspace as int32 arrays: a misaligned one would be a misaligned address

@@ -10,13 +10,13 @@
 #include "device.hpp"
 #include "row_vector.cuh"
 #include "token_exchange.hpp"
+#include "warp.cuh"
 
 namespace eplb::kernels {
 
 namespace {
 
 constexpr int kThreads = 128;
-constexpr unsigned kAllLanes = 0xffffffffu;
 
 // Warp 0 writes the exclusive prefix sums of tokens_per_rank into `start` (num_ranks entries):
 // 32 ranks at a time, a shuffle scan within each chunk plus the running total. Needed only by

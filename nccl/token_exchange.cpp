@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "../kernels/argument_checks.hpp"
 #include "error.hpp"
 
 namespace eplb::nccl {
@@ -66,12 +67,6 @@ std::span<const std::byte> bytes_of(const T* data, std::size_t count) {
 template <typename T>
 std::span<std::byte> writable_bytes_of(T* data, std::size_t count) {
   return {reinterpret_cast<std::byte*>(data), count * sizeof(T)};
-}
-
-void require_aligned16(const void* pointer, const char* name) {
-  if (reinterpret_cast<std::uintptr_t>(pointer) % 16 != 0) {
-    fail_invalid(name, " (", pointer, ") is not 16-byte aligned (rows move as 16-byte vectors)");
-  }
 }
 
 }  // namespace
@@ -214,13 +209,13 @@ std::uint64_t TokenExchange::dispatch(const DispatchRequest& q, TokenExchangeDev
     device.require_memory(q.topk_slots, "topk_slots");
     device.require_memory(q.topk_weights, "topk_weights");
     device.require_memory(q.rows, "rows");
-    require_aligned16(q.rows, "rows");
+    kernels::require_aligned16(q.rows, "rows");
   }
   if (q.recv_capacity > 0) {
     device.require_memory(q.recv_rows, "recv_rows");
     device.require_memory(q.recv_slots, "recv_local_slots");
     device.require_memory(q.recv_weights, "recv_weights");
-    require_aligned16(q.recv_rows, "recv_rows");
+    kernels::require_aligned16(q.recv_rows, "recv_rows");
   }
   device.require_memory(q.recv_counts, "recv_counts");
   if (q.dropped != nullptr) device.require_memory(q.dropped, "dropped");
@@ -347,11 +342,11 @@ void TokenExchange::combine(const void* expert_out, std::uint64_t expert_out_row
   }
   if (received_rows_ > 0) {
     device.require_memory(expert_out, "expert_out");
-    require_aligned16(expert_out, "expert_out");
+    kernels::require_aligned16(expert_out, "expert_out");
   }
   if (num_tokens_ > 0) {
     device.require_memory(out, "out");
-    require_aligned16(out, "out");
+    kernels::require_aligned16(out, "out");
   }
   const std::size_t row = s.out_row_bytes();
   std::size_t back_at = 0, partial_at = 0;

@@ -42,9 +42,13 @@ fi
 
 phase "AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
 # -O1 with line tables only: what sanitizers need for their reports, and the build costs about a
-# third less than -O2 -g on CI's two cores.
+# third less than -O2 -g on CI's two cores. UBSan's vptr check (dynamic types of polymorphic
+# objects; libeplb has a handful, and ASan catches the use-after-free behind most bad casts) is
+# left out: it costs about 15 % of this build's compile time, most of it in the JSON and CLI
+# templates.
 "$root/scripts/build.sh" "$root/build-asan" -DEPLB_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -fno-sanitize=vptr" \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DEPLB_SANITIZE=address,undefined -DEPLB_WITH_CUDA=OFF -DEPLB_BUILD_BENCH=OFF
 # The fuzzers' clang build runs alongside: the suite spends much of its time in one long test
 # (cli.pytest drives the CLI under ASan), so a core is mostly free.
