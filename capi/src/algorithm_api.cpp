@@ -19,6 +19,10 @@ const char* eplb_algorithm_description(uint32_t algorithm) {
   return info == nullptr ? nullptr : info->description.data();
 }
 
+uint32_t eplb_algorithm_default(void) {
+  return static_cast<uint32_t>(eplb::resolve_algorithm(eplb::Algorithm::default_choice));
+}
+
 eplb_status eplb_algorithm_from_name(const char* name, uint32_t* out_algorithm) {
   return eplb::capi::guard([&] {
     eplb::capi::require_not_null(name, "name");

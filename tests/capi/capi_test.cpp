@@ -410,6 +410,13 @@ TEST(Algorithms, Registry) {
   EXPECT_EQ(id, static_cast<uint32_t>(EPLB_ALGORITHM_DEFAULT));
 }
 
+TEST(Algorithms, DefaultNamesTheAlgorithmItsPlacementsReport) {
+  const uint32_t id = eplb_algorithm_default();
+  EXPECT_NE(id, static_cast<uint32_t>(EPLB_ALGORITHM_DEFAULT));
+  ASSERT_NE(eplb_algorithm_name(id), nullptr) << id;
+  EXPECT_EQ(id, resolved_default_algorithm()) << "a default plan reports another algorithm";
+}
+
 TEST(PlannerOptions, InitSetsDefaults) {
   eplb_planner_options o;
   std::memset(&o, 0xAB, sizeof(o));

@@ -315,7 +315,7 @@ TEST(SnapshotCapi, GoldenFormat10File) {
   EXPECT_EQ(info.balancedness, -1.0);  // 1.0 stores no metrics
   EXPECT_EQ(info.has_loads, 1U);
   EXPECT_STREQ(info.label, "golden: format 1.0");
-  EXPECT_STREQ(info.library_version, "0.1.0");
+  EXPECT_STREQ(info.library_version, "0.1.0");  // the release that wrote it
   EXPECT_EQ(info.created_unix_seconds, 1790000000U);
   EXPECT_EQ(info.plan_seconds, 0.00125);
   const auto placement = placement_of(snapshot.get());

@@ -34,6 +34,8 @@ std::vector<Row> placement_and_snapshot_rows() {
   {"eplb_algorithm_description", {}, "an unknown id gives NULL",
    [](World&) { return eplb_algorithm_description(eplb_algorithm_count() + 1) == nullptr &&
                        eplb_algorithm_description(UINT32_MAX) == nullptr; }},
+  {"eplb_algorithm_default", {}, "no input; a valid algorithm id other than EPLB_ALGORITHM_DEFAULT",
+   [](World&) { const uint32_t id = eplb_algorithm_default(); return id >= 1 && id <= eplb_algorithm_count(); }},
   {"eplb_algorithm_from_name", {
     {"NULL name", kInvalid, {"name", "NULL"}, [](World&) { uint32_t a = 0; return eplb_algorithm_from_name(nullptr, &a); }},
     {"NULL out_algorithm", kInvalid, {"out_algorithm", "NULL"}, [](World&) { return eplb_algorithm_from_name("deepseek", nullptr); }},

@@ -22,7 +22,18 @@
  *
  * Versioning: EPLB_VERSION_NUMBER is MAJOR*10000 + MINOR*100 + PATCH. The SONAME carries the
  * major version (MAJOR.MINOR while MAJOR is 0); within it, functions, statuses, algorithms and
- * struct fields are only ever added.
+ * struct fields are only ever added, and a release that adds any raises PATCH. Check
+ * eplb_version_number() (the library actually loaded) before using what a release added:
+ * - 0.1.0: placements, planners, metrics, snapshots, the SGLang / vLLM-Ascend JSON formats and
+ *   the co-activation tracker (the header as released: packaging/abi/eplb-0.1.0.h).
+ * - 0.1.1: affinity-aware planning (eplb_planner_options.affinity*, eplb_planner_plan_tracked),
+ *   eplb_algorithm_default, statistics snapshots (eplb_snapshot_save_statistics*,
+ *   eplb_snapshot_get_tracker,
+ *   eplb_snapshot_options.tracker),
+ *   eplb_tracker_get_options / get_layer_counts, eplb_metrics_relaxed_bound, the workload
+ *   simulator (eplb_workload_*), migration (eplb_migration_*), per-batch balancing (eplb_split_*,
+ *   eplb_shared_expert_waterfill), the GPU kernels (eplb_device_*, eplb_kernel_*) and NCCL
+ *   (eplb_nccl_version, eplb_comm_*, eplb_token_exchange_*).
  */
 #ifndef EPLB_EPLB_H
 #define EPLB_EPLB_H
@@ -32,10 +43,10 @@
 
 #define EPLB_VERSION_MAJOR 0
 #define EPLB_VERSION_MINOR 1
-#define EPLB_VERSION_PATCH 0
+#define EPLB_VERSION_PATCH 1
 #define EPLB_VERSION_NUMBER \
   (EPLB_VERSION_MAJOR * 10000 + EPLB_VERSION_MINOR * 100 + EPLB_VERSION_PATCH)
-#define EPLB_VERSION_STRING "0.1.0"
+#define EPLB_VERSION_STRING "0.1.1"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define EPLB_API __attribute__((visibility("default")))
@@ -146,6 +157,9 @@ EPLB_API uint32_t eplb_algorithm_count(void);
 EPLB_API const char* eplb_algorithm_name(uint32_t algorithm);
 /* One-line description of an algorithm id; NULL for an unknown id. Static string. */
 EPLB_API const char* eplb_algorithm_description(uint32_t algorithm);
+/* The concrete algorithm EPLB_ALGORITHM_DEFAULT stands for in the library actually loaded
+ * (today EPLB_ALGORITHM_BALANCED), e.g. to show users what "default" means. Since 0.1.1. */
+EPLB_API uint32_t eplb_algorithm_default(void);
 /* Looks an algorithm up by its name (case-sensitive, as eplb_algorithm_name prints it).
  * EPLB_ERR_INVALID_ARGUMENT: name or out_algorithm is NULL, or the name is unknown (the message
  * lists the known names). */
@@ -245,7 +259,7 @@ typedef struct eplb_planner_options {
                                     group's node, <= num_physical_experts; default 0 */
   uint32_t num_threads;          /* threads to split layers across, 1..256; 0 or 1 = the caller's
                                     thread only. The plan does not depend on it. Default 1 */
-  /* Fields below were added in 0.2; a caller built against 0.1 gets their defaults. */
+  /* Fields below were added in 0.1.1; a caller built against 0.1.0 gets their defaults. */
   uint32_t affinity;           /* 1: eplb_planner_plan_tracked also keeps experts that tokens
                                   pick together on one node (fewer nodes touched per token);
                                   eplb_planner_plan then refuses. 0 or 1; default 0 */
@@ -317,7 +331,8 @@ typedef struct eplb_snapshot_options {
                                  (or NULL); stored with the placement and used for its metrics */
   size_t loads_len;           /* elements in loads (0 when loads is NULL) */
   const char* label;          /* optional: a user label, UTF-8, at most 255 bytes (or NULL) */
-  /* Since format 1.2 (appended; callers built before it pass a smaller struct_size). */
+  /* Added in 0.1.1 with snapshot format 1.2 (callers built against 0.1.0 pass a smaller
+     struct_size and store no statistics). */
   const struct eplb_tracker* tracker; /* optional: co-activation statistics stored with the
                                          placement (its shape must match), or NULL; only read
                                          during the call */

@@ -334,6 +334,7 @@ extern swig_intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_cb5f82e9032c643b(vo
 extern swig_intgo _wrap_eplb_algorithm_count_capi_cb5f82e9032c643b(void);
 extern swig_type_7 _wrap_eplb_algorithm_name_capi_cb5f82e9032c643b(swig_intgo arg1);
 extern swig_type_8 _wrap_eplb_algorithm_description_capi_cb5f82e9032c643b(swig_intgo arg1);
+extern swig_intgo _wrap_eplb_algorithm_default_capi_cb5f82e9032c643b(void);
 extern swig_type_9 _wrap_eplb_algorithm_from_name_capi_cb5f82e9032c643b(swig_type_10 arg1, swig_voidp arg2);
 extern void _wrap_eplb_placement_info_struct_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_placement_info_struct_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
@@ -925,7 +926,7 @@ func Eplb_go_snapshot_save(arg1 Eplb_placement, arg2 []float64, arg3 string, arg
 
 const EPLB_VERSION_MAJOR int = 0
 const EPLB_VERSION_MINOR int = 1
-const EPLB_VERSION_PATCH int = 0
+const EPLB_VERSION_PATCH int = 1
 
 func _swig_getEPLB_VERSION_NUMBER() (_swig_ret int) {
 	var swig_r int
@@ -935,7 +936,7 @@ func _swig_getEPLB_VERSION_NUMBER() (_swig_ret int) {
 
 var EPLB_VERSION_NUMBER int = _swig_getEPLB_VERSION_NUMBER()
 
-const EPLB_VERSION_STRING string = "0.1.0"
+const EPLB_VERSION_STRING string = "0.1.1"
 
 type Eplb_status int
 
@@ -1141,6 +1142,12 @@ func Eplb_algorithm_description(arg1 uint) (_swig_ret string) {
 	var swig_r_1 string
 	swig_r_1 = swigCopyString(swig_r)
 	return swig_r_1
+}
+
+func Eplb_algorithm_default() (_swig_ret uint) {
+	var swig_r uint
+	swig_r = (uint)(C._wrap_eplb_algorithm_default_capi_cb5f82e9032c643b())
+	return swig_r
 }
 
 func Eplb_algorithm_from_name(arg1 string, arg2 *uint) (_swig_ret error) {

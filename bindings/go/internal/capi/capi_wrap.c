@@ -299,7 +299,7 @@ intgo _wrap_EPLB_VERSION_NUMBER_capi_cb5f82e9032c643b() {
   intgo _swig_go_result;
   
   
-  result = (int)((0*10000+1*100+0));
+  result = (int)((0*10000+1*100+1));
   _swig_go_result = result; 
   return _swig_go_result;
 }
@@ -599,6 +599,17 @@ _gostring_ _wrap_eplb_algorithm_description_capi_cb5f82e9032c643b(intgo _swig_go
   
   result = (char *)eplb_algorithm_description(arg1);
   _swig_go_result = Swig_AllocateString((char*)result, result ? strlen((char*)result) : 0); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_eplb_algorithm_default_capi_cb5f82e9032c643b() {
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  
+  result = (uint32_t)eplb_algorithm_default();
+  _swig_go_result = result; 
   return _swig_go_result;
 }
 

@@ -4,9 +4,9 @@
 
 pub const EPLB_VERSION_MAJOR: u32 = 0;
 pub const EPLB_VERSION_MINOR: u32 = 1;
-pub const EPLB_VERSION_PATCH: u32 = 0;
-pub const EPLB_VERSION_NUMBER: u32 = 100;
-pub const EPLB_VERSION_STRING: &[u8; 6usize] = b"0.1.0\0";
+pub const EPLB_VERSION_PATCH: u32 = 1;
+pub const EPLB_VERSION_NUMBER: u32 = 101;
+pub const EPLB_VERSION_STRING: &[u8; 6usize] = b"0.1.1\0";
 pub const EPLB_SNAPSHOT_FORMAT_MAJOR: u32 = 1;
 pub const EPLB_SNAPSHOT_FORMAT_MINOR: u32 = 2;
 pub const EPLB_MIGRATION_ALL_STEPS: u32 = 4294967295;
@@ -60,6 +60,9 @@ extern "C" {
 }
 extern "C" {
     pub fn eplb_algorithm_description(algorithm: u32) -> *const ::std::os::raw::c_char;
+}
+extern "C" {
+    pub fn eplb_algorithm_default() -> u32;
 }
 extern "C" {
     pub fn eplb_algorithm_from_name(
