@@ -89,6 +89,13 @@ def failure(result, *fragments):
     return assert_error(result, 1, *fragments)
 
 
+def algorithm_args(name, budget=2):
+    """`eplb plan` options selecting algorithm `name`: balanced-relaxed also needs its budget of
+    replicas off their group's node (--cross-node-budget), which the others refuse."""
+    extra = ["--cross-node-budget", str(budget)] if name == "balanced-relaxed" else []
+    return ["--algorithm", name, *extra]
+
+
 def trivial_row(num_physical, num_logical):
     return [slot % num_logical for slot in range(num_physical)]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import usage_error
+from cli_support import algorithm_args, usage_error
 
 HEADER = Path(__file__).resolve().parents[2] / "capi" / "include" / "eplb" / "eplb.h"
 
@@ -109,7 +109,7 @@ def test_every_listed_algorithm_plans(eplb, workdir, readme_counts, algorithm_na
     for name in algorithm_names:
         out = workdir / f"{name}.json"
         result = eplb("plan", "--counts", readme_counts, "--replicas", "16", "--gpus", "8",
-                      "--algorithm", name, "--out", out)
+                      *algorithm_args(name), "--out", out)
         assert result.returncode == 0, (name, result.stderr)
         rows = json.loads(out.read_text())["physical_to_logical_map"]
         assert all(sorted(set(row)) == list(range(12)) for row in rows), name

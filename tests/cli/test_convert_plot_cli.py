@@ -103,6 +103,20 @@ def test_dense_layers_round_trip(eplb, workdir, readme_counts):
     assert len(vllm_rows(five)) == 5
 
 
+def test_dense_layers_refused_on_a_plan_that_has_them(eplb, workdir):
+    # A snapshot planned from SGLang's own load file holds the dense rows (no load) already.
+    zeros = [0] * 12
+    counts = workdir.counts([zeros, README_WEIGHTS[0], README_WEIGHTS[1]], "sglang.json")
+    snapshot = workdir / "p.eplb"
+    ok(eplb("plan", "--counts", counts, *README_DEEPSEEK, "--out", snapshot))
+    out = workdir / "sglang_map.json"
+    assert_error(eplb("convert", snapshot, out, "--dense-layers", "1"), 2,
+                 "the first layer has no load", "leave it out")
+    assert not out.exists()
+    ok(eplb("convert", snapshot, out))
+    assert len(sglang_rows(out)) == 3
+
+
 def test_snapshot_round_trip(eplb, workdir, readme_map, readme_snapshot):
     assert readme_snapshot.read_bytes()[:5] == b"\x89EPLB"
     for target, read in (("sglang", sglang_rows), ("vllm-ascend", vllm_rows)):

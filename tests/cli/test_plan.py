@@ -13,10 +13,12 @@ from cli_support import (
     README_GLOBAL_PHY2LOG,
     README_PHY2LOG,
     README_WEIGHTS,
+    algorithm_args,
     close,
     layer_metrics,
     replica_counts,
     trivial_row,
+    usage_error,
 )
 
 REPORT_KEYS = {"algorithm", "policy", "num_layers", "num_logical_experts", "num_physical_experts",
@@ -171,9 +173,27 @@ def test_dense_layers_trivial_with_every_algorithm(eplb, workdir, algorithm_name
     zeros = [0.0] * 12
     counts = workdir.counts([zeros, README_WEIGHTS[0], zeros])
     for name in algorithm_names:
-        phy2log = plan_map(eplb, workdir, counts, *README_ARGS, "--algorithm", name)
+        phy2log = plan_map(eplb, workdir, counts, *README_ARGS, *algorithm_args(name))
         assert phy2log[0] == phy2log[2] == trivial_row(16, 12), name
         assert_valid_map(phy2log, 3, 16, 12)
+
+
+def test_dense_layers_option_refuses_inputs_that_have_them(eplb, workdir, readme_counts):
+    # SGLang's own files already hold the dense rows (all zero): --dense-layers would add more.
+    zeros = [0] * 12
+    counts = workdir.counts([zeros, zeros, README_WEIGHTS[0]])
+    out = workdir / "dense.json"
+    usage_error(eplb("plan", "--counts", counts, *README_DEEPSEEK, "--dense-layers", "2",
+                     "--out", out), "the first 2 layers have no load", "leave it out")
+    assert not out.exists()
+    # Only SGLang's map has dense rows: refused without a .json --out.
+    usage_error(eplb("plan", "--counts", readme_counts, *README_DEEPSEEK, "--dense-layers", "1"),
+                "--dense-layers applies to SGLang's map")
+    usage_error(eplb("plan", "--counts", readme_counts, *README_DEEPSEEK, "--dense-layers", "1",
+                     "--out", workdir / "p.eplb"), "--dense-layers applies to SGLang's map")
+    # An input of MoE layers only gets the rows written before its own.
+    phy2log = plan_map(eplb, workdir, readme_counts, *README_DEEPSEEK, "--dense-layers", "1")
+    assert phy2log[0] == trivial_row(16, 12) and phy2log[1:] == README_PHY2LOG
 
 
 def test_all_zero_matrix(eplb, workdir):

@@ -70,6 +70,18 @@ def test_robust_uses_steps_as_windows_and_never_raises_their_mean_peak(eplb, wor
         assert mean_peak(robust_out) <= mean_peak(plain_out) * (1 + 1e-9)
 
 
+def test_robust_needs_windows_and_a_balanced_algorithm(eplb, workdir):
+    steps = workdir.counts([random_counts(seed) for seed in range(2)], "steps.json")
+    one = workdir.counts(random_counts(5), "one.json")
+    for algorithm in ("deepseek", "trivial"):
+        result = eplb("plan", "--counts", steps, *SHAPE, "--algorithm", algorithm, "--robust")
+        assert result.returncode == 2 and "--robust applies to balanced" in result.stderr
+    result = eplb("plan", "--counts", one, *SHAPE, "--robust")
+    assert result.returncode == 2 and "--robust needs several windows" in result.stderr
+    # Two files are two windows.
+    assert report(eplb, "--counts", one, one, *SHAPE, "--robust")["windows"] == 2
+
+
 def test_relaxed_respects_its_budget(eplb, workdir):
     rows = random_counts(3, layers=6, experts=32)
     for row in rows:  # one hot group
@@ -97,7 +109,15 @@ def test_threads_do_not_change_the_plan(eplb, workdir):
 def test_bad_budget_and_threads(eplb, workdir):
     counts = workdir.counts(README_WEIGHTS, "r.json")
     args = ["--replicas", "16", "--gpus", "8", "--nodes", "2", "--groups", "4"]
-    result = eplb("plan", "--counts", counts, *args, "--cross-node-budget", "17")
+    relaxed = ["--algorithm", "balanced-relaxed"]
+    result = eplb("plan", "--counts", counts, *args, *relaxed, "--cross-node-budget", "17")
     assert result.returncode == 2 and "cross_node_budget (17)" in result.stderr
+    # The budget is balanced-relaxed's: required there, refused elsewhere, never negative.
+    result = eplb("plan", "--counts", counts, *args, *relaxed)
+    assert result.returncode == 2 and "needs --cross-node-budget" in result.stderr
+    result = eplb("plan", "--counts", counts, *args, "--cross-node-budget", "2")
+    assert result.returncode == 2 and "applies to balanced-relaxed only" in result.stderr
+    result = eplb("plan", "--counts", counts, *args, *relaxed, "--cross-node-budget", "-1")
+    assert result.returncode == 2 and "--cross-node-budget: -1 is below 0" in result.stderr
     result = eplb("plan", "--counts", counts, *args, "--threads", "0")
     assert result.returncode == 2 and "--threads" in result.stderr

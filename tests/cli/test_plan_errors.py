@@ -31,15 +31,43 @@ def test_counts_is_a_directory(eplb, workdir):
     assert "is a directory" in message.replace(str(folder), "")
 
 
+def test_empty_file(eplb, workdir):
+    for text in ["", "  \n"]:
+        path = workdir.write_text("empty.json", text)
+        usage_error(eplb("plan", "--counts", path, *SMALL), str(path), "is empty")
+
+
+def test_snapshot_and_json_swapped(eplb, workdir):
+    counts = workdir.write_text("c.json", '{"logical_count": [[1, 2, 3, 4]]}')
+    snapshot = workdir / "p.eplb"
+    assert eplb("plan", "--counts", counts, *SMALL, "--out", snapshot).returncode == 0
+    usage_error(eplb("plan", "--counts", snapshot, *SMALL), "is an .eplb snapshot", "--stats")
+    usage_error(eplb("plan", "--stats", counts, *SMALL), "is not an .eplb snapshot", "--counts")
+    usage_error(eplb("plan", "--stats", snapshot, *SMALL), "no co-activation statistics",
+                "eplb record")
+
+
+def test_usage_errors_point_at_the_command_and_suggest_options(eplb, workdir):
+    counts = workdir.write_text("c.json", '{"logical_count": [[1, 2, 3, 4]]}')
+    usage_error(eplb("plan", "--count", counts, *SMALL), "unknown option '--count'",
+                "did you mean '--counts'?", "see 'eplb plan --help'")
+    usage_error(eplb("plan", "--counts", counts, "--gpus", "2"), "--replicas is required",
+                "see 'eplb plan --help'")
+    usage_error(eplb("plan", "--counts", counts, *SMALL, "--replicas", "abc"),
+                "--replicas: 'abc' is not a whole number")
+    usage_error(eplb("demo", "--seed", "-1"), "--seed: -1 is below 0", "see 'eplb demo --help'")
+    # An option given twice takes the last value.
+    assert eplb("plan", "--counts", counts, *SMALL, "--gpus", "3", "--gpus", "2").returncode == 0
+
+
 @pytest.mark.parametrize("text", [
-    "",
     "{",
     '{"logical_count": [[1, 2], [3, 4]]',
     '{"logical_count": [[1, 2,], [3, 4]]}',
     "{'logical_count': [[1, 2]]}",
     '{"logical_count": [[1, 2]]} trailing',
     "\x00\x01binary",
-], ids=["empty", "open-brace", "unclosed", "trailing-comma", "single-quotes", "trailing-text",
+], ids=["open-brace", "unclosed", "trailing-comma", "single-quotes", "trailing-text",
         "binary"])
 def test_invalid_json(eplb, workdir, text):
     path = workdir.write_text("bad.json", text)

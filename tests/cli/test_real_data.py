@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from cli_support import trivial_row
+from cli_support import algorithm_args, trivial_row
 
 REAL = "data/real/sglang-deepseek-v3-ep-stats"
 DEEPSEEK_V3 = ["--replicas", "288", "--gpus", "32", "--nodes", "4", "--groups", "8"]
@@ -61,7 +61,7 @@ def test_report_on_deepseek_v3_prefill(eplb, prefill_in1024):
 def test_every_algorithm_on_deepseek_v3_prefill(eplb, workdir, prefill_in1024, algorithm_names):
     for name in algorithm_names:
         out = workdir / f"{name}.json"
-        result = eplb("plan", "--counts", prefill_in1024, *DEEPSEEK_V3, "--algorithm", name,
+        result = eplb("plan", "--counts", prefill_in1024, *DEEPSEEK_V3, *algorithm_args(name, 16),
                       "--out", out)
         assert result.returncode == 0, (name, result.stderr)
         with open(out) as f:

@@ -152,10 +152,24 @@ def test_bad_lines_name_file_and_line(eplb, workdir, line, fragments):
 def test_bad_options(eplb, workdir):
     trace = workdir.write_text("t.jsonl", '{"layer": 0, "experts": [1, 2]}\n')
     out = workdir / "s.eplb"
-    assert_error(eplb("record", "--trace", trace, "--experts", 8, "--out", out, "--window", "x"),
-                 2, "--window x")
-    assert_error(eplb("record", "--trace", trace, "--experts", 8, "--out", out, "--window",
-                      "decay", "--decay", 1.5), 2, "decay (1.5)")
+    base = ["record", "--trace", trace, "--experts", 8]
+    assert_error(eplb(*base, "--out", out, "--window", "x"), 2, "--window: x not in")
+    assert_error(eplb(*base, "--out", out, "--window", "decay", "--decay", 1.5), 2,
+                 "--decay: 1.5 is outside")
+    assert_error(eplb(*base, "--out", out, "--window", "decay", "--decay", 0), 2, "decay (0)")
+    # Options of another window are errors, not ignored.
+    assert_error(eplb(*base, "--out", out, "--decay", 0.5), 2,
+                 "--decay applies to --window decay (--window is cumulative)")
+    assert_error(eplb(*base, "--out", out, "--window", "decay", "--window-batches", 4), 2,
+                 "--window-batches applies to --window sliding")
+    # record writes a snapshot: a .json name is refused, and a snapshot is not a trace.
+    assert_error(eplb(*base, "--out", workdir / "s.json"), 2, "name it FILE.eplb")
+    assert not (workdir / "s.json").exists()
+    assert eplb(*base, "--out", out).returncode == 0
+    assert_error(eplb("record", "--trace", out, "--experts", 8, "--out", workdir / "t.eplb"), 2,
+                 "is an .eplb snapshot, not a JSON-lines trace")
+    assert_error(eplb("record", "--trace", workdir.path, "--experts", 8, "--out", out), 2,
+                 "it is a directory")
     assert_error(eplb("record", "--trace", workdir / "none.jsonl", "--experts", 8, "--out", out),
                  2, "none.jsonl")
     empty = workdir.write_text("e.jsonl", "\n")
@@ -168,8 +182,10 @@ def test_windows_record(eplb, workdir, window):
     lines = random_trace(rng, 2, 6, 100, 2)
     trace = workdir.write_text("t.jsonl", "\n".join(lines))
     out = workdir / "s.eplb"
+    # A window holding every batch, or no decay.
+    option = {"cumulative": [], "sliding": ["--window-batches", 1000], "decay": ["--decay", 1.0]}
     result = eplb("record", "--trace", trace, "--experts", 6, "--out", out, "--window", window,
-                  "--window-batches", 1000, "--decay", 1.0, "--batch-tokens", 10, "--json")
+                  *option[window], "--batch-tokens", 10, "--json")
     assert result.returncode == 0, result.stderr
     # A window holding every batch (or no decay) counts everything.
     expect_counts(recorded(eplb, out), brute_force(lines, 6), 6)

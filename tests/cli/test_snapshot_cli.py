@@ -23,6 +23,7 @@ from cli_support import (
     README_DEEPSEEK,
     README_PHY2LOG,
     README_WEIGHTS,
+    algorithm_args,
     close,
     failure,
     gpu_loads,
@@ -140,7 +141,7 @@ def test_plan_writes_a_snapshot_that_inspect_shows(eplb, workdir, readme_counts)
 def test_snapshot_holds_the_same_placement_as_the_json_map(eplb, workdir, readme_counts,
                                                            library, algorithm_names):
     for name in algorithm_names:
-        args = [*README_ARGS, "--algorithm", name]
+        args = [*README_ARGS, *algorithm_args(name)]
         snapshot = plan_snapshot(eplb, workdir, readme_counts, *args, name=f"{name}.eplb")
         ok(eplb("plan", "--counts", readme_counts, *args, "--out", workdir / f"{name}.json"))
         with open(workdir / f"{name}.json") as f:

@@ -14,21 +14,22 @@ void register_algorithms_command(CLI::App& app) {
   auto json = std::make_shared<bool>(false);
   command->add_flag("--json", *json, "Print JSON instead of a table");
   command->callback([json] {
-    uint32_t default_id = 0;
-    check(eplb_algorithm_from_name("default", &default_id), "");
+    const uint32_t default_id = default_algorithm();
     if (*json) {
       nlohmann::json list = nlohmann::json::array();
       for (uint32_t id = 1; id <= eplb_algorithm_count(); ++id) {
         list.push_back({{"id", id},
                         {"name", eplb_algorithm_name(id)},
-                        {"description", eplb_algorithm_description(id)}});
+                        {"description", eplb_algorithm_description(id)},
+                        {"default", id == default_id}});
       }
       std::cout << nlohmann::json{{"algorithms", list}}.dump(2) << '\n';
       return;
     }
     Table table({"name", "description"});
     for (uint32_t id = 1; id <= eplb_algorithm_count(); ++id) {
-      table.add_row({eplb_algorithm_name(id), eplb_algorithm_description(id)});
+      table.add_row({std::string(eplb_algorithm_name(id)) + (id == default_id ? " (default)" : ""),
+                     eplb_algorithm_description(id)});
     }
     table.print(std::cout);
   });

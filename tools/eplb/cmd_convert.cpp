@@ -3,7 +3,9 @@
 #include <memory>
 #include <string>
 
+#include "eplb/cli_checks.hpp"
 #include "eplb/commands.hpp"
+#include "eplb/load_file.hpp"
 #include "eplb/placement_io.hpp"
 
 namespace eplb_cli {
@@ -43,6 +45,10 @@ void run_convert(const ConvertArgs& args) {
                        std::to_string(info.num_logical_experts));
     }
     file.loads = std::move(loads.values);
+  }
+  if (target == PlacementFormat::sglang && args.topology.dense_layers != 0 && !file.loads.empty()) {
+    require_no_dense_rows(file.loads, info.num_logical_experts, args.topology.dense_layers,
+                          args.in);
   }
   const std::string label = args.label.empty() ? file.label : args.label;
   write_placement_file(args.out, target, file.placement.get(), file.loads, label,
@@ -85,32 +91,33 @@ void register_convert_command(CLI::App& app) {
   command->add_option("OUT", args->out, "File to write (atomically)")->required();
   command->add_option("--to", args->to, "Output format: eplb, sglang or vllm-ascend")
       ->check(CLI::IsMember({"eplb", "sglang", "vllm-ascend"}))
-      ->option_text("FORMAT");
+      ->type_name("FORMAT");
   command
       ->add_option("--gpus", args->topology.gpus,
                    "GPUs the slots are split over (required to read SGLang's map)")
-      ->check(CLI::Range(1U, 2147483647U))
-      ->option_text("G");
+      ->check(whole_number(1))
+      ->type_name("G");
   command
       ->add_option("--nodes", args->topology.nodes, "Nodes (JSON maps do not record it; default 1)")
-      ->check(CLI::Range(1U, 2147483647U))
-      ->option_text("N");
+      ->check(whole_number(1))
+      ->type_name("N");
   command
       ->add_option("--experts", args->topology.experts,
                    "Logical experts (default: one more than the largest id)")
-      ->check(CLI::Range(1U, 2147483647U))
-      ->option_text("E");
+      ->check(whole_number(1))
+      ->type_name("E");
   command
       ->add_option("--dense-layers", args->topology.dense_layers,
                    "SGLang rows before the first MoE layer: skipped when reading, written as "
-                   "trivial rows (DeepSeek-V3: 3, for 61 rows)")
-      ->check(CLI::Range(0U, 2147483647U))
-      ->option_text("K");
+                   "trivial rows (DeepSeek-V3: 3, for a placement of its 58 MoE layers; one "
+                   "planned from SGLang's 61-row load file already has them)")
+      ->check(whole_number(0))
+      ->type_name("K");
   command
       ->add_option("--counts", args->counts,
                    "Store this load file (SGLang's logical_count) in the .eplb snapshot")
-      ->option_text("FILE");
-  command->add_option("--label", args->label, "Label of the .eplb snapshot")->option_text("TEXT");
+      ->type_name("FILE");
+  command->add_option("--label", args->label, "Label of the .eplb snapshot")->type_name("TEXT");
   command->callback([args] { run_convert(*args); });
 }
 

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "eplb/cli_checks.hpp"
 #include "eplb/commands.hpp"
 #include "eplb/demo_dispatch.hpp"
 #include "eplb/library.hpp"
@@ -297,7 +299,9 @@ void register_demo_command(CLI::App& app) {
   auto* command = app.add_subcommand(
       "demo", "Plan an embedded DeepSeek-V3-shaped workload with every algorithm and compare");
   command->add_option("--seed", args->seed, "Seed of the synthetic workload")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(whole_number(0, std::numeric_limits<std::int64_t>::max()))
+      ->type_name("S");
   command->add_flag("--json", args->json, "Print JSON instead of a table");
   command->callback([args] { run_demo(*args); });
 }

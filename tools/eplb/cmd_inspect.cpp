@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "eplb/cli_checks.hpp"
 #include "eplb/commands.hpp"
 #include "eplb/library.hpp"
 #include "eplb/report.hpp"
@@ -375,15 +376,18 @@ void register_inspect_command(CLI::App& app) {
       "inspect",
       "Show what an .eplb snapshot holds: shape, topology, algorithm, provenance, "
       "metrics and per-GPU loads under its stored statistics");
-  command->add_option("file", args->file, "The snapshot (.eplb)")->required()->option_text("FILE");
+  command->add_option("file", args->file, "The snapshot (.eplb)")->required()->type_name("FILE");
   command
       ->add_option("--layer", args->layer,
                    "Show the GPU loads of this layer (0-based) instead of the sum over layers")
-      ->option_text("N");
-  command->add_flag("--json", args->json, "Print one JSON document instead of text");
-  command->add_flag("--pairs", args->pairs,
-                    "With --json: every layer's co-activation counts (packed upper triangle, "
-                    "pair (a, b) at a*(2E-a-1)/2 + b-a-1) under statistics.coactivation");
+      ->check(whole_number(0))
+      ->type_name("N");
+  auto* json = command->add_flag("--json", args->json, "Print one JSON document instead of text");
+  command
+      ->add_flag("--pairs", args->pairs,
+                 "With --json: every layer's co-activation counts (packed upper triangle, "
+                 "pair (a, b) at a*(2E-a-1)/2 + b-a-1) under statistics.coactivation")
+      ->needs(json);
   command->callback([args] { run_inspect(*args); });
 }
 

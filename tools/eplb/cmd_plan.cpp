@@ -1,10 +1,12 @@
 // eplb plan: a placement from SGLang's expert load file.
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
 
 #include "eplb/atomic_file.hpp"
+#include "eplb/cli_checks.hpp"
 #include "eplb/commands.hpp"
 #include "eplb/library.hpp"
 #include "eplb/load_file.hpp"
@@ -112,6 +114,32 @@ void write_snapshot(const std::string& path, const eplb_placement* placement,
   check(status, status == EPLB_ERR_INVALID_ARGUMENT ? "--label: " : "");
 }
 
+// Options that only some algorithms use are errors with the others, rather than ignored.
+void check_algorithm_options(const PlanArgs& args, uint32_t algorithm, std::size_t num_windows) {
+  const std::string name = eplb_algorithm_name(algorithm);
+  const bool balanced = algorithm == EPLB_ALGORITHM_BALANCED ||
+                        algorithm == EPLB_ALGORITHM_BALANCED_HIERARCHICAL ||
+                        algorithm == EPLB_ALGORITHM_BALANCED_RELAXED;
+  if (algorithm == EPLB_ALGORITHM_BALANCED_RELAXED && args.cross_node_budget == 0) {
+    throw InputError(
+        "balanced-relaxed needs --cross-node-budget N > 0, the replicas per layer it may place "
+        "off their expert group's node (with 0 it is balanced-hierarchical)");
+  }
+  if (algorithm != EPLB_ALGORITHM_BALANCED_RELAXED && args.cross_node_budget > 0) {
+    throw InputError("--cross-node-budget applies to balanced-relaxed only (--algorithm is " +
+                     name + ")");
+  }
+  if (args.robust && !balanced) {
+    throw InputError("--robust applies to balanced, balanced-hierarchical and balanced-relaxed (" +
+                     name + " would plan on the sum of the windows)");
+  }
+  if (args.robust && num_windows < 2) {
+    throw InputError(
+        "--robust needs several windows (a [steps][layers][experts] file or several --counts "
+        "files); the input has one");
+  }
+}
+
 void run_plan(const PlanArgs& args) {
   if (!args.out.empty()) {
     const auto extension = std::filesystem::path(args.out).extension();
@@ -132,6 +160,9 @@ void run_plan(const PlanArgs& args) {
     throw InputError(args.stats.empty()
                          ? "--counts FILE or --stats FILE.eplb is required (the loads to plan from)"
                          : "--counts and --stats are exclusive: plan from one of them");
+  }
+  if (args.dense_layers > 0 && (args.out.empty() || is_snapshot_path(args.out))) {
+    throw InputError("--dense-layers applies to SGLang's map: write one with --out FILE.json");
   }
   if (!args.stats.empty() && args.robust) {
     throw InputError("--robust needs several windows (--counts files or steps); --stats gives one");
@@ -172,6 +203,11 @@ void run_plan(const PlanArgs& args) {
                                                   : std::to_string(files.size()) + " load files";
   uint32_t algorithm = 0;
   check(eplb_algorithm_from_name(args.algorithm.c_str(), &algorithm), "--algorithm: ");
+  if (algorithm == EPLB_ALGORITHM_DEFAULT) algorithm = default_algorithm();
+  check_algorithm_options(args, algorithm, num_windows);
+  if (args.dense_layers > 0) {
+    require_no_dense_rows(matrix.loads, matrix.num_experts, args.dense_layers, sources);
+  }
 
   eplb_planner_options options;
   eplb_planner_options_init(&options);
@@ -250,7 +286,9 @@ void run_plan(const PlanArgs& args) {
 void register_plan_command(CLI::App& app) {
   auto args = std::make_shared<PlanArgs>();
   auto* command = app.add_subcommand(
-      "plan", "Plan a placement from an expert load file (SGLang's logical_count JSON)");
+      "plan",
+      "Plan a placement from expert loads: SGLang's logical_count JSON (--counts) or a "
+      "statistics snapshot of 'eplb record' (--stats)");
   command
       ->add_option("--counts", args->counts,
                    "Load file: JSON object with logical_count as [layers][experts] or "
@@ -258,59 +296,61 @@ void register_plan_command(CLI::App& app) {
                    "summed, or are the windows of --robust")
       ->take_all()
       ->allow_extra_args(true)
-      ->option_text("FILE...");
+      ->type_name("FILE...");
   command
       ->add_option("--stats", args->stats,
                    "Plan from the loads of a statistics snapshot ('eplb record') instead of "
                    "--counts; an .eplb --out keeps its co-activation statistics")
-      ->option_text("FILE.eplb");
+      ->type_name("FILE.eplb");
   command->add_flag("--robust", args->robust,
                     "Plan for the mean over windows (steps, files) of each window's busiest GPU "
                     "instead of the busiest GPU of their sum (balanced algorithms)");
   command->add_option("--replicas", args->replicas, "Physical expert slots per layer (R)")
       ->required()
-      ->check(CLI::Range(1U, 2147483647U))
-      ->option_text("R");
+      ->check(whole_number(1))
+      ->type_name("R");
   command->add_option("--gpus", args->gpus, "GPUs in the expert-parallel group")
       ->required()
-      ->check(CLI::Range(1U, 2147483647U))
-      ->option_text("G");
+      ->check(whole_number(1))
+      ->type_name("G");
   command->add_option("--nodes", args->nodes, "Nodes (GPUs are split evenly)")
       ->capture_default_str()
-      ->check(CLI::Range(1U, 2147483647U))
-      ->option_text("N");
+      ->check(whole_number(1))
+      ->type_name("N");
   command->add_option("--groups", args->groups, "Expert groups (DeepSeek-V3: 8)")
       ->capture_default_str()
-      ->check(CLI::Range(1U, 2147483647U))
-      ->option_text("K");
+      ->check(whole_number(1))
+      ->type_name("K");
   command->add_option("--algorithm", args->algorithm, "Placement algorithm (see 'eplb algorithms')")
-      ->capture_default_str()
-      ->option_text("NAME");
+      ->default_str(default_algorithm_name())
+      ->type_name("NAME");
   command
       ->add_option("--out", args->out,
                    "Write the placement: x.json = SGLang's physical_to_logical_map, x.eplb = a "
                    "libeplb snapshot with the load statistics (see 'eplb inspect')")
-      ->option_text("FILE");
+      ->type_name("FILE");
   command->add_option("--label", args->label, "A label stored in an .eplb snapshot (UTF-8)")
-      ->option_text("TEXT");
+      ->type_name("TEXT");
   command
       ->add_option("--dense-layers", args->dense_layers,
-                   "Trivial rows written before the MoE layers in SGLang's map, so that rows "
-                   "equal the model's hidden layers (DeepSeek-V3: 3, for 61 rows)")
+                   "With --out FILE.json: trivial rows written before the MoE layers, so that rows "
+                   "equal the model's hidden layers, for an input of MoE layers only (DeepSeek-V3: "
+                   "3 on 58 rows; SGLang's own logical_count files already have the 61)")
       ->capture_default_str()
-      ->check(CLI::Range(0U, 2147483647U))
-      ->option_text("K");
+      ->check(whole_number(0))
+      ->type_name("K");
   command
       ->add_option("--cross-node-budget", args->cross_node_budget,
-                   "balanced-relaxed: replicas per layer allowed off their group's node")
-      ->capture_default_str()
-      ->option_text("N");
+                   "balanced-relaxed (required there): replicas per layer allowed off their "
+                   "expert group's node")
+      ->check(whole_number(0))
+      ->type_name("N");
   command
       ->add_option("--threads", args->threads,
                    "Threads to split layers across (the plan does not depend on it)")
       ->capture_default_str()
-      ->check(CLI::Range(1U, 256U))
-      ->option_text("N");
+      ->check(whole_number(1, 256))
+      ->type_name("N");
   auto* affinity =
       command->add_flag("--affinity", args->affinity,
                         "With --stats: keep experts that tokens pick together on one node (fewer "
@@ -320,9 +360,9 @@ void register_plan_command(CLI::App& app) {
       ->add_option("--min-balance", args->min_balance,
                    "--affinity: keep balancedness >= this x that of the balance-only plan")
       ->capture_default_str()
-      ->check(CLI::Range(0.01, 1.0))
+      ->check(real_number(0.01, 1.0))
       ->needs(affinity)
-      ->option_text("X");
+      ->type_name("X");
   command->add_flag("--report,--json", args->report,
                     "Print a JSON report (metrics per layer and in total, planning time)");
   command->callback([args] { run_plan(*args); });

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "eplb/atomic_file.hpp"
+#include "eplb/cli_checks.hpp"
 #include "eplb/commands.hpp"
 #include "eplb/placement_io.hpp"
 #include "eplb/svg_plot.hpp"
@@ -157,33 +158,33 @@ void register_plot_command(CLI::App& app) {
       "in contiguous blocks per GPU.");
   command->add_option("FILE", args->file, "Placement file (.eplb, SGLang or vLLM-Ascend JSON)")
       ->required();
-  command->add_option("--out", args->out, "SVG file to write")->required()->option_text("x.svg");
+  command->add_option("--out", args->out, "SVG file to write")->required()->type_name("x.svg");
   command
       ->add_option("--layer", args->layer,
                    "Bars for this MoE layer (default: summed over layers); marked in the heat "
                    "maps")
-      ->check(CLI::Range(0, 2147483647))
-      ->option_text("N");
+      ->check(whole_number(0))
+      ->type_name("N");
   command
       ->add_option("--counts", args->counts,
                    "Load file (SGLang's logical_count JSON) if FILE carries no statistics")
-      ->option_text("FILE");
+      ->type_name("FILE");
   command->add_option("--gpus", args->topology.gpus, "GPUs (to read SGLang's map)")
-      ->check(CLI::Range(1U, 2147483647U))
-      ->option_text("G");
+      ->check(whole_number(1))
+      ->type_name("G");
   command->add_option("--nodes", args->topology.nodes, "Nodes (to read a JSON map; default 1)")
-      ->check(CLI::Range(1U, 2147483647U))
-      ->option_text("N");
+      ->check(whole_number(1))
+      ->type_name("N");
   command
       ->add_option("--experts", args->topology.experts,
                    "Logical experts (to read a JSON map; default: largest id + 1)")
-      ->check(CLI::Range(1U, 2147483647U))
-      ->option_text("E");
+      ->check(whole_number(1))
+      ->type_name("E");
   command
       ->add_option("--dense-layers", args->topology.dense_layers,
                    "Dense rows of SGLang's map (and of the load file) before the MoE layers")
-      ->check(CLI::Range(0U, 2147483647U))
-      ->option_text("K");
+      ->check(whole_number(0))
+      ->type_name("K");
   command->callback([args] { run_plot(*args); });
 }
 

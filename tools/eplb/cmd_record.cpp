@@ -5,14 +5,18 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "eplb/cli_checks.hpp"
 #include "eplb/commands.hpp"
+#include "eplb/input_file.hpp"
 #include "eplb/library.hpp"
 #include "eplb/tracker_handle.hpp"
 
@@ -34,6 +38,8 @@ struct RecordArgs {
   std::string out;
   std::string label;
   bool json = false;
+  bool window_batches_given = false;  // set from the command line, checked against --window
+  bool decay_given = false;
 };
 
 // Every row of every file, in file order.
@@ -77,8 +83,10 @@ std::string where(const std::string& path, std::size_t line) {
 }
 
 void read_trace(const std::string& path, const RecordArgs& args, Rows& rows, Progress& progress) {
-  std::ifstream in(path);
-  if (!in) throw InputError("--trace " + path + ": cannot open the file");
+  if (starts_like_snapshot(path)) {
+    throw InputError("--trace " + path + " is an .eplb snapshot, not a JSON-lines trace");
+  }
+  std::ifstream in = open_input(path, "--trace: ");
   std::string text;
   std::size_t line = 0;
   while (std::getline(in, text)) {
@@ -145,6 +153,17 @@ std::uint32_t window_of(const std::string& name) {
 
 void run_record(const RecordArgs& args) {
   const std::uint32_t window = window_of(args.window);
+  if (args.window_batches_given && window != EPLB_WINDOW_SLIDING) {
+    throw InputError("--window-batches applies to --window sliding (--window is " + args.window +
+                     ")");
+  }
+  if (args.decay_given && window != EPLB_WINDOW_DECAY) {
+    throw InputError("--decay applies to --window decay (--window is " + args.window + ")");
+  }
+  if (std::filesystem::path(args.out).extension() != ".eplb") {
+    throw InputError("--out " + args.out +
+                     ": record writes a statistics snapshot; name it FILE.eplb");
+  }
   if (args.label.size() > 255) {
     throw InputError("--label is " + std::to_string(args.label.size()) +
                      " bytes long; at most 255 are allowed");
@@ -245,52 +264,66 @@ void register_record_command(CLI::App& app) {
                    "Repeat or list several files")
       ->required()
       ->take_all()
-      ->option_text("FILE...");
+      ->type_name("FILE...");
   command->add_option("--experts", args->experts, "Logical experts per layer (E)")
       ->required()
-      ->check(CLI::Range(1U, 2147483647U))
-      ->option_text("E");
+      ->check(whole_number(1))
+      ->type_name("E");
   command
       ->add_option("--layers", args->layers,
                    "MoE layers (default: the largest layer in the traces + 1); a larger layer "
                    "is an error")
-      ->check(CLI::Range(1U, 2147483647U))
-      ->option_text("L");
+      ->check(whole_number(1))
+      ->type_name("L");
   command
       ->add_option("--top-k", args->top_k,
                    "Slots per token (default: the widest row seen; shorter rows are padded "
                    "with -1)")
-      ->check(CLI::Range(1U, 1024U))
-      ->option_text("K");
-  command->add_option("--window", args->window, "cumulative, sliding or decay")
+      ->check(whole_number(1, 1024))
+      ->type_name("K");
+  command
+      ->add_option("--window", args->window,
+                   "What the statistics remember: cumulative (everything), sliding (the last "
+                   "--window-batches batches) or decay (older batches weigh --decay less each)")
       ->capture_default_str()
-      ->option_text("KIND");
-  command->add_option("--window-batches", args->window_batches, "sliding: batches kept per layer")
-      ->capture_default_str()
-      ->check(CLI::Range(1U, 1U << 20))
-      ->option_text("W");
-  command->add_option("--decay", args->decay, "decay: weight factor per batch, in (0, 1]")
-      ->capture_default_str()
-      ->option_text("D");
+      ->check(CLI::IsMember({"cumulative", "sliding", "decay"}).description(""))
+      ->type_name("KIND");
+  auto* window_batches =
+      command
+          ->add_option("--window-batches", args->window_batches, "sliding: batches kept per layer")
+          ->capture_default_str()
+          ->check(whole_number(1, 1 << 20))
+          ->type_name("W");
+  auto* decay =
+      command->add_option("--decay", args->decay, "decay: weight factor per batch, in (0, 1]")
+          ->capture_default_str()
+          ->check(real_number(0, 1))
+          ->type_name("D");
   command
       ->add_option("--batch-tokens", args->batch_tokens,
                    "Rows of a layer per batch (what windows count), in file order")
       ->capture_default_str()
-      ->check(CLI::Range(1U, 1U << 30))
-      ->option_text("N");
+      ->check(whole_number(1, 1 << 30))
+      ->type_name("N");
   command->add_option("--samples", args->samples, "Sampled top-k rows kept per layer (0 = none)")
       ->capture_default_str()
-      ->option_text("N");
+      ->check(whole_number(0))
+      ->type_name("N");
   command->add_option("--seed", args->seed, "Seed of the row sampler")
       ->capture_default_str()
-      ->option_text("S");
+      ->check(whole_number(0, std::numeric_limits<std::int64_t>::max()))
+      ->type_name("S");
   command->add_option("--out", args->out, "The statistics snapshot to write (.eplb)")
       ->required()
-      ->option_text("FILE");
+      ->type_name("FILE");
   command->add_option("--label", args->label, "A label stored in the snapshot (UTF-8)")
-      ->option_text("TEXT");
+      ->type_name("TEXT");
   command->add_flag("--json", args->json, "Print a JSON summary instead of text");
-  command->callback([args] { run_record(*args); });
+  command->callback([args, window_batches, decay] {
+    args->window_batches_given = window_batches->count() > 0;
+    args->decay_given = decay->count() > 0;
+    run_record(*args);
+  });
 }
 
 }  // namespace eplb_cli

@@ -78,4 +78,9 @@ inline std::string algorithm_name(std::uint32_t id) {
   return name == nullptr ? "imported" : name;
 }
 
+// The library's recommended algorithm (what "default" and an unset --algorithm mean).
+inline std::uint32_t default_algorithm() { return eplb_algorithm_default(); }
+
+inline std::string default_algorithm_name() { return algorithm_name(default_algorithm()); }
+
 }  // namespace eplb_cli

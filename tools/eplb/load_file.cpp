@@ -1,7 +1,9 @@
 #include "eplb/load_file.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +12,7 @@
 #include <sstream>
 
 #include "eplb/cli_error.hpp"
+#include "eplb/input_file.hpp"
 
 namespace eplb_cli {
 
@@ -129,16 +132,34 @@ LoadMatrix parse_logical_count(const std::string& text, const std::string& sourc
   return matrix;
 }
 
-LoadMatrix read_logical_count_file(const std::string& path) {
-  std::error_code error;
-  if (std::filesystem::is_directory(path, error)) {
-    throw InputError("cannot read '" + path + "': it is a directory");
+void require_no_dense_rows(const std::vector<double>& loads, std::uint32_t num_experts,
+                           std::uint32_t dense_layers, const std::string& source) {
+  const std::size_t rows = std::min<std::size_t>(dense_layers, loads.size() / num_experts);
+  const auto end = loads.begin() + static_cast<std::ptrdiff_t>(rows * num_experts);
+  if (rows > 0 && std::all_of(loads.begin(), end, [](double load) { return load == 0; })) {
+    const std::string first =
+        rows == 1 ? "the first layer has" : "the first " + std::to_string(rows) + " layers have";
+    throw InputError(source + ": " + first +
+                     " no load: the input already has the dense layers' rows (as "
+                     "SGLang's logical_count files do), so --dense-layers " +
+                     std::to_string(dense_layers) + " would add " + std::to_string(dense_layers) +
+                     " more; leave it out");
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError("cannot open '" + path + "': " + std::strerror(errno));
+}
+
+LoadMatrix read_logical_count_file(const std::string& path) {
+  if (starts_like_snapshot(path)) {
+    throw InputError(path +
+                     " is an .eplb snapshot, not a JSON load file: plan from the "
+                     "statistics of 'eplb record' with --stats");
+  }
+  std::ifstream in = open_input(path, "");
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) throw Failure("cannot read '" + path + "'");
+  if (text.str().find_first_not_of(" \t\r\n") == std::string::npos) {
+    throw InputError(path + " is empty: expected a JSON object with logical_count");
+  }
   return parse_logical_count(text.str(), path);
 }
 

@@ -19,6 +19,13 @@ struct LoadMatrix {
 // Throws InputError naming the file, key, indices and value of the first problem.
 [[nodiscard]] LoadMatrix read_logical_count_file(const std::string& path);
 
+// For --dense-layers K (K trivial rows written before the MoE layers of SGLang's map): throws
+// InputError when the first K layers of `loads` ([layers][num_experts]) have no load, i.e. the
+// input already has the dense layers' rows, as SGLang's own logical_count files do (61 rows for
+// DeepSeek-V3), and K more would be written. `source` names the input in the message.
+void require_no_dense_rows(const std::vector<double>& loads, std::uint32_t num_experts,
+                           std::uint32_t dense_layers, const std::string& source);
+
 // Parses the JSON text of a load file; `source` names it in messages.
 [[nodiscard]] LoadMatrix parse_logical_count(const std::string& text, const std::string& source);
 

@@ -1,6 +1,8 @@
 // eplb: the command-line face of libeplb. Exit status 0 on success, 2 on bad usage or bad input
 // (one line on stderr naming the problem), 1 on any other failure.
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstddef>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -12,9 +14,71 @@
 
 namespace {
 
-int report(const char* message, int code) {
+int report(const std::string& message, int code) {
   std::cerr << "eplb: error: " << message << '\n';
   return code;
+}
+
+// Levenshtein distance, for "did you mean" on a mistyped option.
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// The closest long option of `command` to `word` ("--count" -> "--counts"), or "" when none is
+// within two edits.
+std::string closest_option(const CLI::App& command, const std::string& word) {
+  std::string best;
+  std::size_t best_distance = 3;
+  for (const CLI::Option* option : command.get_options()) {
+    for (const std::string& name : option->get_lnames()) {
+      const std::size_t d = edit_distance(word, "--" + name);
+      if (d < best_distance) {
+        best_distance = d;
+        best = "--" + name;
+      }
+    }
+  }
+  return best;
+}
+
+// A usage error's message: CLI11's, or a plainer one for an unknown command or option.
+std::string usage_message(CLI::App& app, const CLI::ParseError& error) {
+  std::string message = error.what();
+  const std::vector<CLI::App*> chosen = app.get_subcommands();
+  if (chosen.empty()) {
+    // "eplb frobnicate" and "eplb --bogus" fail as "A subcommand is required": name the word.
+    const std::vector<std::string> left = app.remaining();
+    if (!left.empty()) {
+      if (left.front().rfind('-', 0) == 0) return "unknown option '" + left.front() + "'";
+      std::string known;
+      for (const CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+        known += (known.empty() ? "" : ", ") + command->get_name();
+      }
+      return "unknown command '" + left.front() + "' (known: " + known + ")";
+    }
+    return message.empty() ? "bad usage" : message;
+  }
+  // "eplb plan --count f" fails as "The following arguments were not expected: f --count".
+  const CLI::App& command = *chosen.front();
+  for (const std::string& word : command.remaining()) {
+    if (word.rfind("--", 0) != 0) continue;
+    const std::string name = word.substr(0, word.find('='));
+    const std::string near = closest_option(command, name);
+    return "unknown option '" + name + "' for 'eplb " + command.get_name() + "'" +
+           (near.empty() ? "" : " (did you mean '" + near + "'?)");
+  }
+  return message.empty() ? "bad usage" : message;
 }
 
 }  // namespace
@@ -25,7 +89,8 @@ int main(int argc, char** argv) {
                "eplb"};
   app.set_version_flag("--version", std::string("eplb ") + eplb_version_string());
   app.require_subcommand(1);
-  app.footer("Run 'eplb COMMAND --help' for the options of a command.");
+  // An option given twice takes its last value, as in most command-line tools.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   eplb_cli::register_plan_command(app);
   eplb_cli::register_demo_command(app);
   eplb_cli::register_algorithms_command(app);
@@ -33,6 +98,8 @@ int main(int argc, char** argv) {
   eplb_cli::register_convert_command(app);
   eplb_cli::register_plot_command(app);
   eplb_cli::register_record_command(app);
+  // Set after the commands, which would otherwise inherit it.
+  app.footer("Run 'eplb COMMAND --help' for the options of a command.");
   try {
     app.parse(argc, argv);
     // Output that did not reach stdout (a full disk, a closed pipe) is a failure, not success.
@@ -41,22 +108,10 @@ int main(int argc, char** argv) {
     return eplb_cli::kExitOk;
   } catch (const CLI::ParseError& error) {
     if (error.get_exit_code() == 0) return app.exit(error);  // --help, --version
-    std::string message = error.what();
-    // "eplb frobnicate" and "eplb --bogus" fail as "A subcommand is required": name the word.
-    const std::vector<std::string> left = app.remaining();
-    if (app.get_subcommands().empty() && !left.empty()) {
-      if (left.front().rfind('-', 0) == 0) {
-        message = "unknown option '" + left.front() + "'";
-      } else {
-        std::string known;
-        for (const CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
-          known += (known.empty() ? "" : ", ") + command->get_name();
-        }
-        message = "unknown command '" + left.front() + "' (known: " + known + ")";
-      }
-    }
-    if (message.empty()) message = "bad usage";
-    return report((message + " (see 'eplb --help')").c_str(), eplb_cli::kExitUsage);
+    const std::vector<CLI::App*> chosen = app.get_subcommands();
+    const std::string help =
+        chosen.empty() ? "eplb --help" : "eplb " + chosen.front()->get_name() + " --help";
+    return report(usage_message(app, error) + " (see '" + help + "')", eplb_cli::kExitUsage);
   } catch (const eplb_cli::InputError& error) {
     return report(error.what(), eplb_cli::kExitUsage);
   } catch (const eplb_cli::Failure& error) {

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "eplb/atomic_file.hpp"
+#include "eplb/input_file.hpp"
 #include "eplb/placement_json.hpp"
 
 namespace eplb_cli {
@@ -35,35 +36,17 @@ void check_input(eplb_status status, const std::string& path) {
   throw InputError(message);
 }
 
-std::string read_bytes(const std::string& path, std::size_t limit) {
-  std::error_code error;
-  if (std::filesystem::is_directory(path, error)) {
-    throw InputError("cannot read '" + path + "': it is a directory");
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError("cannot open '" + path + "': " + std::strerror(errno));
-  std::string bytes;
-  if (limit == 0) {
-    std::ostringstream text;
-    text << in.rdbuf();
-    bytes = text.str();
-  } else {
-    bytes.resize(limit);
-    in.read(bytes.data(), static_cast<std::streamsize>(limit));
-    bytes.resize(static_cast<std::size_t>(in.gcount()));
-  }
+std::string read_text(const std::string& path) {
+  std::ifstream in = open_input(path, "");
+  std::ostringstream text;
+  text << in.rdbuf();
   if (in.bad()) throw InputError("cannot read '" + path + "'");
-  return bytes;
+  return text.str();
 }
 
 bool has_extension(const std::string& path, const char* extension) {
   return std::filesystem::path(path).extension() == extension;
 }
-
-// The first bytes of docs/SNAPSHOT_FORMAT.md's magic (PNG-style: high bit, name, line ends).
-constexpr std::string_view kSnapshotMagic =
-    "\x89"
-    "EPLB";
 
 void require_agrees(std::uint32_t given, std::uint32_t stored, const char* option,
                     const std::string& path, const char* what) {
@@ -107,7 +90,7 @@ std::string keys_of(const nlohmann::json& document) {
 }
 
 PlacementFile read_json_map(const std::string& path, const TopologyArgs& args) {
-  const std::string text = read_bytes(path, 0);
+  const std::string text = read_text(path);
   nlohmann::json document;
   try {
     document = nlohmann::json::parse(text);
@@ -165,7 +148,7 @@ const char* describe(PlacementFormat format) {
 }
 
 PlacementFile read_placement_file(const std::string& path, const TopologyArgs& args) {
-  if (has_extension(path, ".eplb") || read_bytes(path, kSnapshotMagic.size()) == kSnapshotMagic) {
+  if (has_extension(path, ".eplb") || starts_like_snapshot(path)) {
     return read_snapshot(path, args);
   }
   return read_json_map(path, args);
@@ -208,7 +191,7 @@ void write_placement_file(const std::string& path, PlacementFormat format,
 }
 
 Loads read_sglang_loads(const std::string& path) {
-  const std::string text = read_bytes(path, 0);
+  const std::string text = read_text(path);
   double* values = nullptr;
   Loads loads;
   check_input(eplb_loads_from_sglang_json(text.data(), text.size(), &values, &loads.num_layers,

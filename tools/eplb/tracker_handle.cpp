@@ -1,8 +1,16 @@
 #include "eplb/tracker_handle.hpp"
 
+#include "eplb/input_file.hpp"
+
 namespace eplb_cli {
 
 TrackerPtr load_tracker_from_snapshot(const std::string& path, const std::string& option) {
+  if (!starts_like_snapshot(path)) {
+    static_cast<void>(open_input(path, option + ": "));  // names a missing file or a directory
+    throw InputError(option + " " + path +
+                     " is not an .eplb snapshot (plan from a JSON load file with --counts; "
+                     "write statistics with 'eplb record')");
+  }
   eplb_snapshot* snapshot = nullptr;
   const eplb_status status = eplb_snapshot_load(path.c_str(), &snapshot);
   if (status == EPLB_ERR_OUT_OF_MEMORY || status == EPLB_ERR_INTERNAL) check(status, "");
@@ -12,11 +20,11 @@ TrackerPtr load_tracker_from_snapshot(const std::string& path, const std::string
   }
   eplb_tracker* tracker = nullptr;
   const eplb_status got = eplb_snapshot_get_tracker(snapshot, &tracker);
-  const std::string message = eplb_last_error_message();
   eplb_snapshot_destroy(snapshot);
   if (got == EPLB_ERR_INVALID_ARGUMENT) {
-    throw InputError(option + " " + path + ": " + message +
-                     "; write statistics with 'eplb record'");
+    throw InputError(option + " " + path +
+                     ": the snapshot holds a placement but no co-activation statistics; write "
+                     "statistics with 'eplb record'");
   }
   check(got, option + " " + path + ": ");
   return TrackerPtr(tracker);
