@@ -14,8 +14,9 @@ constexpr std::array kRegistry{
                   "DeepSeek EPLB, exact: groups to nodes, water-filled replicas, LPT to GPUs"},
     AlgorithmInfo{Algorithm::trivial, "trivial",
                   "no balancing: slot p holds expert p mod E (SGLang's trivial location)"},
-    AlgorithmInfo{Algorithm::balanced, "balanced",
-                  "joint replica counts and packing, replicas anywhere, no duplicates on a GPU"},
+    AlgorithmInfo{
+        Algorithm::balanced, "balanced",
+        "joint replica counts and packing, replicas anywhere, no avoidable duplicates on a GPU"},
     AlgorithmInfo{Algorithm::balanced_hierarchical, "balanced-hierarchical",
                   "balanced, keeping DeepSeek's locality (whole groups per node)"},
     AlgorithmInfo{Algorithm::balanced_relaxed, "balanced-relaxed",

@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 
+#include "duplicate_free_fit.hpp"
 #include "error.hpp"
 #include "exact_optimum.hpp"
 #include "relaxed_bound.hpp"
@@ -40,6 +41,8 @@ constexpr int kScanSteps = 190;
 // targets (relative) also packed onto GPUs.
 constexpr int kNodeTargetSteps = 30;
 constexpr std::array<double, 6> kNodeTargetSlack = {0.0, 2e-3, 5e-3, 1e-2, 2e-2, 4e-2};
+// Search nodes for a plan without duplicates where DeepSeek's plan wins a block with some.
+constexpr std::size_t kFitSteps = std::size_t{1} << 16;
 
 // Water-filling replica counts in double precision (each extra slot to the largest load per
 // replica, lowest index on ties), at most `cap` replicas per expert while that is possible.
@@ -196,6 +199,19 @@ bool fit_under(std::span<const double> w, std::span<const std::int32_t> order, d
     EPLB_ASSERT(s == slots_per_gpu);
   }
   return true;
+}
+
+bool has_duplicate(std::span<const std::int32_t> block, std::uint32_t slots_per_gpu) {
+  for (std::size_t first = 0; first < block.size(); first += slots_per_gpu) {
+    const auto gpu = block.subspan(first, slots_per_gpu);
+    for (std::size_t i = 0; i < gpu.size(); ++i) {
+      if (std::find(gpu.begin() + static_cast<std::ptrdiff_t>(i) + 1, gpu.end(), gpu[i]) !=
+          gpu.end()) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 void ranks_in_slot_order(std::span<const std::int32_t> phy2log, std::uint32_t num_experts,
@@ -880,43 +896,86 @@ void BalancedPlanner::keep_better_deepseek(const Topology& topology, bool hierar
   const double ours = max_gpu_load(topology, loads, phy2log);
   if (!(max_gpu_load(topology, loads, theirs) < ours * (1 - kRelativeGain))) return;
 
-  // DeepSeek won this layer. Improve its packing with the same swap search (per node when
-  // locality must be kept), first moving its duplicate replicas apart; only if that cannot
-  // match it either, keep its duplicates (the swaps never add one): a duplicate stays only where
-  // it is the one way found to be no busier than DeepSeek.
-  std::vector<std::int32_t> counts(topology.num_logical, 0);
-  for (std::int32_t e : theirs) ++counts[static_cast<std::size_t>(e)];
+  // DeepSeek won this layer. Take its plan block by block (per node when locality must be kept;
+  // no expert has replicas in two blocks), each improved by the same swap search and rid of its
+  // duplicates wherever that leaves no GPU busier than DeepSeek's busiest: first by moving the
+  // duplicate replicas apart (the same counts), else by the search over every replica count
+  // and placement without duplicates. A duplicate stays only where neither finds such a plan,
+  // which, when the search completes, means none exists: the duplicate is then the price of
+  // being no busier than DeepSeek.
+  const double deepseek_peak = max_gpu_load(topology, loads, theirs);
+  const double ceiling = deepseek_peak * (1 + kRelativeGain);
+  std::copy(theirs.begin(), theirs.end(), phy2log.begin());
   const std::uint32_t blocks = hierarchical ? topology.num_nodes : 1;
   const std::size_t block_size = theirs.size() / blocks;
-  const auto improved = [&](bool separate_duplicates) {
-    std::vector<std::int32_t> result = theirs;
-    for (std::uint32_t b = 0; b < blocks; ++b) {
-      auto block = std::span(result).subspan(b * block_size, block_size);
-      replicas_.clear();
-      slot_replica_.resize(block_size);
-      for (std::size_t s = 0; s < block_size; ++s) {
-        const auto e = static_cast<std::size_t>(block[s]);
-        replicas_.push_back(Replica{block[s], loads[e] / counts[e]});
-        slot_replica_[s] = static_cast<std::int32_t>(s);
-      }
-      packer_.improve(replicas_, static_cast<std::uint32_t>(block_size / topology.slots_per_gpu()),
-                      topology.slots_per_gpu(), topology.num_logical, slot_replica_,
-                      separate_duplicates);
-      for (std::size_t s = 0; s < block_size; ++s) {
-        block[s] = replicas_[static_cast<std::size_t>(slot_replica_[s])].expert;
+  const std::uint32_t block_gpus = topology.num_gpus / blocks;
+  const std::uint32_t per_gpu = topology.slots_per_gpu();
+  std::vector<std::int32_t> apart(block_size);
+  for (std::uint32_t b = 0; b < blocks; ++b) {
+    auto block = phy2log.subspan(b * block_size, block_size);
+    std::copy(block.begin(), block.end(), apart.begin());
+    const double apart_peak = polish_block(loads, block_gpus, per_gpu, apart, true);
+    const bool fits = apart_peak <= ceiling;
+    if (fits && !has_duplicate(apart, per_gpu)) {
+      std::copy(apart.begin(), apart.end(), block.begin());
+    } else if (!fit_block_without_duplicates(loads, block_gpus, per_gpu, deepseek_peak, block)) {
+      if (fits) {
+        std::copy(apart.begin(), apart.end(), block.begin());  // fewer duplicates
+      } else {
+        polish_block(loads, block_gpus, per_gpu, block, false);  // the swaps never add one
       }
     }
-    return result;
-  };
-  const double deepseek_peak = max_gpu_load(topology, loads, theirs);
-  const std::vector<std::int32_t> apart = improved(true);
-  if (max_gpu_load(topology, loads, apart) <= deepseek_peak * (1 + kRelativeGain)) {
-    std::copy(apart.begin(), apart.end(), phy2log.begin());
-    return;
   }
-  const std::vector<std::int32_t> kept = improved(false);
-  EPLB_ASSERT(max_gpu_load(topology, loads, kept) <= deepseek_peak * (1 + kRelativeGain));
-  std::copy(kept.begin(), kept.end(), phy2log.begin());
+  EPLB_ASSERT(max_gpu_load(topology, loads, phy2log) <= ceiling);
+}
+
+double BalancedPlanner::polish_block(std::span<const double> loads, std::uint32_t num_gpus,
+                                     std::uint32_t slots_per_gpu, std::span<std::int32_t> block,
+                                     bool separate_duplicates) {
+  std::vector<std::int32_t> counts(loads.size(), 0);
+  for (std::int32_t e : block) ++counts[static_cast<std::size_t>(e)];
+  replicas_.clear();
+  slot_replica_.resize(block.size());
+  for (std::size_t s = 0; s < block.size(); ++s) {
+    const auto e = static_cast<std::size_t>(block[s]);
+    replicas_.push_back(Replica{block[s], loads[e] / counts[e]});
+    slot_replica_[s] = static_cast<std::int32_t>(s);
+  }
+  const double peak =
+      packer_.improve(replicas_, num_gpus, slots_per_gpu, static_cast<std::uint32_t>(loads.size()),
+                      slot_replica_, separate_duplicates);
+  for (std::size_t s = 0; s < block.size(); ++s) {
+    block[s] = replicas_[static_cast<std::size_t>(slot_replica_[s])].expert;
+  }
+  return peak;
+}
+
+bool BalancedPlanner::fit_block_without_duplicates(std::span<const double> loads,
+                                                   std::uint32_t num_gpus,
+                                                   std::uint32_t slots_per_gpu, double target,
+                                                   std::span<std::int32_t> block) {
+  std::vector<std::int32_t> experts(block.begin(), block.end());
+  std::sort(experts.begin(), experts.end());
+  experts.erase(std::unique(experts.begin(), experts.end()), experts.end());
+  std::vector<double> local(experts.size());
+  for (std::size_t i = 0; i < experts.size(); ++i) {
+    local[i] = loads[static_cast<std::size_t>(experts[i])];
+  }
+  std::vector<std::int32_t> gpu_expert;
+  if (fit_without_duplicates(local, num_gpus, slots_per_gpu, target, kFitSteps, gpu_expert) !=
+      DuplicateFreeFit::found) {
+    return false;
+  }
+  std::vector<std::int32_t> fitted(block.size());
+  for (std::size_t s = 0; s < block.size(); ++s) {
+    fitted[s] = experts[static_cast<std::size_t>(gpu_expert[s])];
+  }
+  // The fit tolerates rounding noise; the swap search only lowers the busiest GPU.
+  if (polish_block(loads, num_gpus, slots_per_gpu, fitted, true) > target * (1 + kRelativeGain)) {
+    return false;
+  }
+  std::copy(fitted.begin(), fitted.end(), block.begin());
+  return true;
 }
 
 void BalancedPlanner::plan_layer(const Topology& topology, const BalancedSettings& settings,

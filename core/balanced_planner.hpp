@@ -1,7 +1,9 @@
 // libeplb's own planner: replica counts and packing chosen together, no duplicate replicas on a
 // GPU where avoidable, and never a higher busiest-GPU load than DeepSeek's plan of the same layer
 // under the same policy (it is computed too, and improved by the same local search, when it
-// would win).
+// would win). Where DeepSeek's plan wins with duplicates, they are removed, by other replica
+// counts if need be (duplicate_free_fit.hpp), unless no plan without one is as little busy:
+// only then is a duplicate the price of being no busier than DeepSeek.
 //
 // Policies:
 //   global        replicas anywhere;
@@ -85,6 +87,16 @@ class BalancedPlanner {
                   std::span<const double> loads, std::span<std::int32_t> phy2log);
   void keep_better_deepseek(const Topology& topology, bool hierarchical,
                             std::span<const double> loads, std::span<std::int32_t> phy2log);
+  // The swap search on one block of a plan (its experts have no replicas outside it), first
+  // moving duplicates apart if `separate_duplicates`. Returns the block's busiest GPU.
+  double polish_block(std::span<const double> loads, std::uint32_t num_gpus,
+                      std::uint32_t slots_per_gpu, std::span<std::int32_t> block,
+                      bool separate_duplicates);
+  // Replaces `block` by a plan of its experts without duplicates and no GPU above `target`
+  // (any replica counts), if fit_without_duplicates finds one; false leaves it unchanged.
+  bool fit_block_without_duplicates(std::span<const double> loads, std::uint32_t num_gpus,
+                                    std::uint32_t slots_per_gpu, double target,
+                                    std::span<std::int32_t> block);
 
   ReplicaPacker packer_;
   WindowPacker window_packer_;

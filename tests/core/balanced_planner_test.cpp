@@ -1,6 +1,8 @@
 // The balanced planners: against the exact optimum of small instances found by brute force,
-// never worse than DeepSeek on the same layer, no avoidable duplicates, locality of the
-// hierarchical policy, the relaxed policy's budget, and determinism across thread counts.
+// never worse than DeepSeek on the same layer, no duplicate where a brute force finds a plan
+// without one that is no busier than DeepSeek's (and the search behind that rule against the
+// brute force), locality of the hierarchical policy, the relaxed policy's budget, and
+// determinism across thread counts.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "balanced_planner.hpp"
+#include "duplicate_free_fit.hpp"
 #include "error.hpp"
 #include "metrics.hpp"
 #include "planner.hpp"
@@ -87,6 +90,72 @@ TwoSlotOptimum exact_two_slot_optimum(const std::vector<double>& w, std::uint32_
   return best;
 }
 
+// Whether some placement of `loads` on `gpus` GPUs of `slots` slots each has no two replicas of
+// one expert on a GPU and no GPU above `target` (up to rounding): every vector of replica counts
+// (only `fixed_counts` when given), each packed by trying every GPU for every replica, heaviest
+// first (of the empty GPUs only the first, as they are interchangeable). Small blocks only.
+bool duplicate_free_plan_exists(const std::vector<double>& loads, std::uint32_t gpus,
+                                std::uint32_t slots, double target,
+                                const std::vector<int>& fixed_counts = {}) {
+  const std::size_t n = loads.size();
+  const double ceiling = target * (1 + 1e-9);
+  std::vector<double> gpu_load(gpus, 0.0);
+  std::vector<std::uint32_t> used(gpus, 0);
+  std::vector<std::vector<bool>> holds(gpus, std::vector<bool>(n, false));
+  std::vector<std::pair<double, std::size_t>> replicas;
+  std::function<bool(std::size_t)> pack = [&](std::size_t k) {
+    if (k == replicas.size()) return true;
+    const auto [replica, e] = replicas[k];
+    bool tried_empty = false;
+    for (std::uint32_t g = 0; g < gpus; ++g) {
+      if (used[g] == 0) {
+        if (tried_empty) continue;
+        tried_empty = true;
+      }
+      if (used[g] == slots || holds[g][e] || gpu_load[g] + replica > ceiling) continue;
+      gpu_load[g] += replica;
+      ++used[g];
+      holds[g][e] = true;
+      const bool fits = pack(k + 1);
+      gpu_load[g] -= replica;
+      --used[g];
+      holds[g][e] = false;
+      if (fits) return true;
+    }
+    return false;
+  };
+  const auto pack_counts = [&](const std::vector<int>& counts) {
+    replicas.clear();
+    for (std::size_t e = 0; e < n; ++e) {
+      for (int c = 0; c < counts[e]; ++c) replicas.emplace_back(loads[e] / counts[e], e);
+    }
+    std::sort(replicas.rbegin(), replicas.rend());
+    return pack(0);
+  };
+  if (!fixed_counts.empty()) return pack_counts(fixed_counts);
+  std::vector<int> counts(n, 0);
+  std::function<bool(std::size_t, int)> choose = [&](std::size_t e, int left) {
+    if (e == n) return left == 0 && pack_counts(counts);
+    for (int c = 1; c <= static_cast<int>(gpus) && c <= left; ++c) {
+      if (loads[e] / c > ceiling) continue;
+      counts[e] = c;
+      if (choose(e + 1, left - c)) return true;
+    }
+    return false;
+  };
+  return choose(0, static_cast<int>(gpus * slots));
+}
+
+// Whether one GPU's slots hold an expert twice.
+bool gpu_has_duplicate(std::span<const std::int32_t> gpu_slots) {
+  for (std::size_t i = 0; i < gpu_slots.size(); ++i) {
+    for (std::size_t j = i + 1; j < gpu_slots.size(); ++j) {
+      if (gpu_slots[i] == gpu_slots[j]) return true;
+    }
+  }
+  return false;
+}
+
 TEST(BalancedPlanner, FlashLbExampleWithinOnePercentOfTheOptimum) {
   Topology t;
   t.num_layers = 1;
@@ -143,8 +212,13 @@ TEST(BalancedPlanner, TwoSlotsPerGpuAtTheExactOptimum) {
 }
 
 TEST(BalancedPlanner, NeverWorseThanDeepseekAndNoAvoidableDuplicates) {
+  // A duplicate is allowed only where every plan of its block (the layer, or the node when
+  // locality is kept) has one, or where none without one is as little busy as DeepSeek's layer:
+  // a brute force over every count vector and packing of that block must find none. (This test
+  // once allowed duplicates wherever DeepSeek's plan had some, in up to 2 % of the layers; its
+  // cases reach DeepSeek's fallback only a few times, so FallbackToDeepseekRemovesAvoidable-
+  // Duplicates below reaches it often.)
   std::mt19937_64 rng(23);
-  int layers = 0;
   int kept_duplicates = 0;
   for (int trial = 0; trial < 300; ++trial) {
     const bool hierarchical = trial % 2 == 0;
@@ -153,40 +227,163 @@ TEST(BalancedPlanner, NeverWorseThanDeepseekAndNoAvoidableDuplicates) {
         trial % 3 == 0 ? test::random_small_loads(rng, t, 4) : test::random_tie_free_loads(rng, t);
     const Algorithm ours = hierarchical ? Algorithm::balanced_hierarchical : Algorithm::balanced;
     Topology reference_topology = t;
-    if (!hierarchical || !balanced_is_hierarchical(t, BalancedPolicy::hierarchical)) {
+    const bool per_node = hierarchical && balanced_is_hierarchical(t, BalancedPolicy::hierarchical);
+    if (!per_node) {
       reference_topology.num_groups = 1;  // DeepSeek's global policy
       reference_topology.num_nodes = 1;
     }
     const Placement p = plan_with(t, ours, loads);
     const Placement reference = plan_with(reference_topology, Algorithm::deepseek, loads);
+    const std::uint32_t block_gpus = per_node ? t.gpus_per_node() : t.num_gpus;
+    const std::uint32_t per_gpu = t.slots_per_gpu();
+    const std::uint32_t block_slots = block_gpus * per_gpu;
     for (std::uint32_t layer = 0; layer < t.num_layers; ++layer) {
       const auto row = std::span(loads).subspan(layer * t.num_logical, t.num_logical);
       const LayerMetrics mine = compute_layer_metrics(p, layer, row);
       const LayerMetrics theirs = compute_layer_metrics(reference, layer, row);
-      // Never busier than DeepSeek. A duplicate only where DeepSeek's layer has one too and
-      // moving it apart would have made the plan busier than DeepSeek's.
       ASSERT_LE(mine.max_gpu_load, theirs.max_gpu_load * (1 + 1e-12))
           << "trial " << trial << " layer " << layer;
-      if (mine.duplicate_gpus > 0) {
-        ASSERT_GT(theirs.duplicate_gpus, 0U) << "trial " << trial << " layer " << layer;
-      }
-      // Where no expert has more replicas than its block has GPUs, a duplicate is avoidable:
-      // those must be rare.
-      const auto counts = p.replica_counts_layer(layer);
-      const std::uint32_t block_gpus =
-          balanced_is_hierarchical(
-              t, hierarchical ? BalancedPolicy::hierarchical : BalancedPolicy::global)
-              ? t.gpus_per_node()
-              : t.num_gpus;
-      if (*std::max_element(counts.begin(), counts.end()) <=
-          static_cast<std::int32_t>(block_gpus)) {
-        ++layers;
-        if (mine.duplicate_gpus > 0) ++kept_duplicates;
+      if (mine.duplicate_gpus == 0) continue;
+      ASSERT_GT(theirs.duplicate_gpus, 0U) << "trial " << trial << " layer " << layer;
+      const auto slots = p.phy2log_layer(layer);
+      for (std::uint32_t first = 0; first < t.num_physical; first += block_slots) {
+        const auto block = slots.subspan(first, block_slots);
+        bool duplicate = false;
+        for (std::uint32_t g = 0; g < block_gpus; ++g) {
+          duplicate =
+              duplicate || gpu_has_duplicate(block.subspan(std::size_t{g} * per_gpu, per_gpu));
+        }
+        if (!duplicate) continue;
+        std::vector<std::int32_t> experts(block.begin(), block.end());
+        std::sort(experts.begin(), experts.end());
+        experts.erase(std::unique(experts.begin(), experts.end()), experts.end());
+        // More slots than GPUs times experts: every plan of the block has a duplicate.
+        if (experts.size() * block_gpus < block_slots) continue;
+        std::vector<double> block_loads(experts.size());
+        for (std::size_t i = 0; i < experts.size(); ++i) {
+          block_loads[i] = row[static_cast<std::size_t>(experts[i])];
+        }
+        ASSERT_LE(block_slots, 24U) << "trial " << trial << ": too large for the brute force";
+        EXPECT_FALSE(
+            duplicate_free_plan_exists(block_loads, block_gpus, per_gpu, theirs.max_gpu_load))
+            << "trial " << trial << " layer " << layer << ": an avoidable duplicate";
+        ++kept_duplicates;
       }
     }
   }
-  // Avoidable duplicates are kept only where DeepSeek would otherwise be less busy: rare.
-  EXPECT_LE(kept_duplicates * 50, layers) << kept_duplicates << " of " << layers;
+  RecordProperty("unavoidable_duplicate_blocks", kept_duplicates);
+}
+
+TEST(BalancedPlanner, FallbackToDeepseekRemovesAvoidableDuplicates) {
+  // Layer 24 of the Mixtral-8x7B gsm8k routing trace (real data), 16 slots on 4 GPUs. DeepSeek
+  // reaches 124 with experts 7, 5 and 6 each twice on one GPU; the balanced search alone stops
+  // at 124.17 and so takes DeepSeek's plan. No packing of DeepSeek's replica counts without
+  // duplicates reaches 124 (124.67 is the best), but other counts do, e.g. two replicas each.
+  Topology t;
+  t.num_layers = 1;
+  t.num_logical = 8;
+  t.num_physical = 16;
+  t.num_gpus = 4;
+  t.num_nodes = 2;
+  const std::vector<double> loads = {36, 64, 76, 72, 30, 94, 67, 55};
+  Topology global = t;
+  global.num_nodes = 1;
+  const Placement theirs = plan_with(global, Algorithm::deepseek, loads);
+  const LayerMetrics reference = compute_layer_metrics(theirs, 0, loads);
+  EXPECT_DOUBLE_EQ(reference.max_gpu_load, 124);
+  EXPECT_EQ(reference.duplicate_gpus, 3U);
+  const auto deepseek_counts = theirs.replica_counts_layer(0);
+  EXPECT_FALSE(duplicate_free_plan_exists(
+      loads, 4, 4, 124, std::vector<int>(deepseek_counts.begin(), deepseek_counts.end())));
+  EXPECT_TRUE(duplicate_free_plan_exists(loads, 4, 4, 124, std::vector<int>(8, 2)));
+  for (Algorithm algorithm : {Algorithm::balanced, Algorithm::balanced_hierarchical}) {
+    const LayerMetrics mine = compute_layer_metrics(plan_with(t, algorithm, loads), 0, loads);
+    EXPECT_EQ(mine.duplicate_gpus, 0U);
+    EXPECT_LE(mine.max_gpu_load, reference.max_gpu_load * (1 + 1e-12));
+  }
+
+  // Small layers with whole-number loads (ties, as in recorded traces), where DeepSeek's plan
+  // often wins with duplicates: a duplicate stays only where the brute force finds no plan
+  // without one as little busy as DeepSeek's.
+  std::mt19937_64 rng(43);
+  int repaired = 0;
+  int kept = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    Topology small;
+    small.num_layers = 1;
+    small.num_gpus = 2 + static_cast<std::uint32_t>(rng() % 3);
+    const auto per_gpu = 2 + static_cast<std::uint32_t>(rng() % 3);
+    small.num_physical = small.num_gpus * per_gpu;
+    small.num_logical = std::min<std::uint32_t>(
+        8, small.num_gpus +
+               static_cast<std::uint32_t>(rng() % (small.num_physical - small.num_gpus + 1)));
+    const auto spread = 5 + static_cast<int>(rng() % 100);
+    std::vector<double> row(small.num_logical);
+    for (double& load : row) load = 1 + static_cast<double>(rng() % spread);
+    const LayerMetrics mine =
+        compute_layer_metrics(plan_with(small, Algorithm::balanced, row), 0, row);
+    const LayerMetrics deepseek =
+        compute_layer_metrics(plan_with(small, Algorithm::deepseek, row), 0, row);
+    ASSERT_LE(mine.max_gpu_load, deepseek.max_gpu_load * (1 + 1e-12)) << "trial " << trial;
+    if (mine.duplicate_gpus > 0) {
+      ++kept;
+      EXPECT_FALSE(duplicate_free_plan_exists(row, small.num_gpus, per_gpu, deepseek.max_gpu_load))
+          << "trial " << trial << ": an avoidable duplicate";
+    } else if (deepseek.duplicate_gpus > 0 && mine.max_gpu_load == deepseek.max_gpu_load) {
+      ++repaired;  // DeepSeek's peak without its duplicates
+    }
+  }
+  EXPECT_GE(repaired, 100) << "the cases should reach the fallback often";
+  RecordProperty("repaired", repaired);
+  RecordProperty("unavoidable", kept);
+}
+
+TEST(DuplicateFreeFit, AgreesWithTheBruteForceAndWritesValidPlacements) {
+  std::mt19937_64 rng(47);
+  int found = 0;
+  int impossible = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const auto gpus = 2 + static_cast<std::uint32_t>(rng() % 3);
+    const auto per_gpu = 1 + static_cast<std::uint32_t>(rng() % 4);
+    const std::uint32_t slots = gpus * per_gpu;
+    const auto experts = std::min<std::uint32_t>(8, 1 + static_cast<std::uint32_t>(rng() % slots));
+    std::vector<double> loads(experts);
+    for (double& load : loads) load = static_cast<double>(rng() % 60);
+    double total = 0;
+    for (double load : loads) total += load;
+    const double target = total / gpus * (1 + 0.02 * static_cast<double>(rng() % 8));
+    std::vector<std::int32_t> gpu_expert;
+    const DuplicateFreeFit outcome =
+        fit_without_duplicates(loads, gpus, per_gpu, target, std::size_t{1} << 20, gpu_expert);
+    ASSERT_NE(outcome, DuplicateFreeFit::gave_up) << "trial " << trial;
+    const bool exists = duplicate_free_plan_exists(loads, gpus, per_gpu, target);
+    ASSERT_EQ(outcome == DuplicateFreeFit::found, exists) << "trial " << trial;
+    if (outcome != DuplicateFreeFit::found) {
+      ++impossible;
+      continue;
+    }
+    ++found;
+    ASSERT_EQ(gpu_expert.size(), slots);
+    std::vector<int> counts(experts, 0);
+    for (std::int32_t e : gpu_expert) {
+      ASSERT_GE(e, 0);
+      ASSERT_LT(e, static_cast<std::int32_t>(experts));
+      ++counts[static_cast<std::size_t>(e)];
+    }
+    for (std::uint32_t g = 0; g < gpus; ++g) {
+      const auto gpu =
+          std::span<const std::int32_t>(gpu_expert).subspan(std::size_t{g} * per_gpu, per_gpu);
+      ASSERT_FALSE(gpu_has_duplicate(gpu)) << "trial " << trial;
+      double load = 0;
+      for (std::int32_t e : gpu) {
+        load += loads[static_cast<std::size_t>(e)] / counts[static_cast<std::size_t>(e)];
+      }
+      ASSERT_LE(load, target * (1 + 1e-9)) << "trial " << trial;
+    }
+    for (int c : counts) ASSERT_GE(c, 1);
+  }
+  EXPECT_GT(found, 100);
+  EXPECT_GT(impossible, 50);
 }
 
 TEST(BalancedPlanner, HierarchicalKeepsGroupsOnOneNode) {

@@ -137,8 +137,9 @@ typedef enum {
   EPLB_ALGORITHM_TRIVIAL = 2,
   /* libeplb's planner, replicas anywhere (global policy): replica counts and packing chosen
    * together (water-filling, LPT, swaps from the busiest GPU, replica exchanges between experts),
-   * never two replicas of one expert on a GPU while another GPU could take one, and never a busier
-   * GPU than EPLB_ALGORITHM_DEEPSEEK's global plan of the same layer. */
+   * never a busier GPU than EPLB_ALGORITHM_DEEPSEEK's global plan of the same layer, and never
+   * two replicas of one expert on a GPU unless every plan without one would be busier than that
+   * (rare, small layers; checked by an exhaustive search over replica counts and packings). */
   EPLB_ALGORITHM_BALANCED = 3,
   /* EPLB_ALGORITHM_BALANCED under DeepSeek's locality: whole expert groups per node and every
    * replica on its group's node (needs num_groups % num_nodes == 0 and num_nodes > 1, else it is
