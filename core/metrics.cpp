@@ -109,16 +109,24 @@ LayerMetrics compute_layer_metrics(const Placement& placement, std::size_t layer
 Metrics compute_metrics(const Placement& placement, std::span<const double> loads) {
   const Topology& topology = placement.topology();
   validate_loads(loads, topology, "loads");
+  std::vector<LayerMetrics> layers;
+  layers.reserve(topology.num_layers);
   Metrics total;
   total.num_layers = topology.num_layers;
+  for (std::size_t layer = 0; layer < topology.num_layers; ++layer) {
+    layers.push_back(layer_metrics_unchecked(
+        placement, layer, loads.subspan(layer * topology.num_logical, topology.num_logical)));
+    total.loaded_layers += layers.back().total_load > 0 ? 1 : 0;
+  }
   double balancedness = 0;
   double node_balancedness = 0;
   double over_bound = 0;
   double over_mean = 0;
   double over_node_bound = 0;
-  for (std::size_t layer = 0; layer < topology.num_layers; ++layer) {
-    const LayerMetrics m = layer_metrics_unchecked(
-        placement, layer, loads.subspan(layer * topology.num_logical, topology.num_logical));
+  std::uint32_t counted = 0;
+  for (const LayerMetrics& m : layers) {
+    if (total.loaded_layers > 0 && m.total_load <= 0) continue;
+    ++counted;
     balancedness += m.balancedness;
     node_balancedness += m.node_balancedness;
     over_bound += m.max_load_over_bound;
@@ -131,12 +139,13 @@ Metrics compute_metrics(const Placement& placement, std::span<const double> load
     total.cross_node_replicas += m.cross_node_replicas;
     over_node_bound += m.node_bound > 0 ? m.max_gpu_load / m.node_bound : 1.0;
   }
-  const double layers = topology.num_layers;
-  total.balancedness = balancedness / layers;
-  total.node_balancedness = node_balancedness / layers;
-  total.max_load_over_bound = over_bound / layers;
-  total.max_over_mean = over_mean / layers;
-  total.max_load_over_node_bound = over_node_bound / layers;
+  if (counted == 0) return total;  // a placement without layers
+  const double n = counted;
+  total.balancedness = balancedness / n;
+  total.node_balancedness = node_balancedness / n;
+  total.max_load_over_bound = over_bound / n;
+  total.max_over_mean = over_mean / n;
+  total.max_load_over_node_bound = over_node_bound / n;
   return total;
 }
 

@@ -23,8 +23,12 @@ struct LayerMetrics {
   std::uint32_t cross_node_replicas = 0;  // replicas off their expert's main node
 };
 
+// Over the layers that carry load: a layer whose loads are all zero (a dense model's leading
+// layers, a layer nothing was routed to) has nothing to balance or send, so it is left out of
+// every field but num_layers. When no layer has load, every layer counts.
 struct Metrics {
   std::uint32_t num_layers = 0;
+  std::uint32_t loaded_layers = 0;  // layers with a nonzero total load
   std::uint32_t max_replicas = 0;
   std::uint64_t duplicate_pairs = 0;
   std::uint64_t cross_node_replicas = 0;

@@ -203,7 +203,8 @@ func (p *Placement) Log2Phy() ([]int32, error) {
 	return out, err
 }
 
-// Balancedness is the mean over layers of mean GPU load / max GPU load under loads.
+// Balancedness is the mean, over the layers with load, of mean GPU load / max GPU load under
+// loads.
 func (p *Placement) Balancedness(loads []float64) (float64, error) {
 	metrics := capi.NewEplb_metrics()
 	defer capi.DeleteEplb_metrics(metrics)

@@ -28,6 +28,7 @@ eplb_status eplb_metrics_compute(const eplb_placement* placement, const double* 
     eplb_metrics result{};
     result.struct_size = sizeof(result);
     result.num_layers = m.num_layers;
+    result.loaded_layers = m.loaded_layers;
     result.max_replicas = m.max_replicas;
     result.duplicate_pairs = m.duplicate_pairs;
     result.balancedness = m.balancedness;

@@ -23,7 +23,7 @@ from cli_support import (
 
 REPORT_KEYS = {"algorithm", "policy", "num_layers", "num_logical_experts", "num_physical_experts",
                "num_gpus", "num_nodes", "num_groups", "plan_seconds", "summary", "layers"}
-SUMMARY_KEYS = {"balancedness", "min_balancedness", "node_balancedness", "max_over_mean",
+SUMMARY_KEYS = {"layers", "loaded_layers", "balancedness", "min_balancedness", "node_balancedness", "max_over_mean",
                 "max_load_over_bound", "worst_max_load_over_bound", "duplicate_pairs",
                 "max_replicas"}
 LAYER_KEYS = {"layer", "total_load", "mean_gpu_load", "max_gpu_load", "lower_bound",
@@ -341,6 +341,32 @@ def test_report_of_trivial_plan_matches_independent_metrics(eplb, readme_counts)
         assert close(got["max_gpu_load"], want["max_gpu_load"])
         assert close(got["lower_bound"], want["lower_bound"])
         assert got["max_replicas"] == max(replica_counts(row, 12)) == 2
+
+
+def test_idle_layers_are_left_out_of_the_summary(eplb, workdir):
+    """SGLang's load files start with the dense layers' all-zero rows: they have nothing to
+    balance, so the summary averages over the other layers (and says how many it left out)."""
+    zeros = [0] * 12
+    counts = workdir.counts([zeros, README_WEIGHTS[0], zeros, README_WEIGHTS[1]])
+    result = ok(eplb("plan", "--counts", counts, *README_ARGS, "--algorithm", "deepseek",
+                     "--report"))
+    report = json.loads(result.stdout)
+    phy2log = plan_map(eplb, workdir, counts, *README_ARGS, "--algorithm", "deepseek")
+    busy = [layer_metrics(phy2log[i], README_WEIGHTS[i // 2], 8, 2) for i in (1, 3)]
+    summary = report["summary"]
+    assert (summary["layers"], summary["loaded_layers"]) == (4, 2)
+    mean = lambda key: sum(m[key] for m in busy) / 2  # noqa: E731
+    for key in ("balancedness", "node_balancedness", "max_load_over_bound", "max_over_mean"):
+        assert close(summary[key], mean(key)), key
+    assert close(summary["min_balancedness"], min(m["balancedness"] for m in busy))
+    assert summary["duplicate_pairs"] == sum(m["duplicate_gpus"] for m in busy)
+    text = ok(eplb("plan", "--counts", counts, *README_ARGS, "--algorithm", "deepseek")).stdout
+    assert "layers without load (left out above)" in text
+    assert f"{summary['balancedness']:.4f}" in text
+    # Without idle layers the line is not there.
+    busy_only = workdir.counts([README_WEIGHTS[0], README_WEIGHTS[1]])
+    text = ok(eplb("plan", "--counts", busy_only, *README_ARGS)).stdout
+    assert "without load" not in text
 
 
 # --- The readable summary -----------------------------------------------------------------------

@@ -131,23 +131,80 @@ TEST(Metrics, LowerBoundNeverExceedsTheExactOptimum) {
   }
 }
 
-TEST(Metrics, ZeroLoadLayerIsPerfectlyBalanced) {
+TEST(Metrics, LayersWithoutLoadAreLeftOutOfTheAggregates) {
   Topology t;
   t.num_layers = 2;
   t.num_logical = 4;
-  t.num_physical = 4;
+  t.num_physical = 6;
   t.num_gpus = 2;
-  const Placement p = Placement::from_phy2log(t, {0, 1, 2, 3, 3, 2, 1, 0});
+  // Layer 0 (no load) would add a duplicate pair on GPU 0 and 3 replicas if it counted.
+  const Placement p = Placement::from_phy2log(t, {0, 0, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1});
   const std::vector<double> loads = {0, 0, 0, 0, 1, 2, 3, 4};
-  const Metrics m = compute_metrics(p, loads);
   const LayerMetrics zero = compute_layer_metrics(p, 0, std::span(loads).subspan(0, 4));
   EXPECT_EQ(zero.balancedness, 1.0);
   EXPECT_EQ(zero.lower_bound, 0.0);
   EXPECT_EQ(zero.max_load_over_bound, 1.0);
-  // Layer 1: GPU loads 4+3=7 and 2+1=3, mean 5.
-  EXPECT_DOUBLE_EQ(m.balancedness, (1.0 + 5.0 / 7.0) / 2);
-  EXPECT_DOUBLE_EQ(m.min_balancedness, 5.0 / 7.0);
-  EXPECT_DOUBLE_EQ(m.max_over_mean, (1.0 + 7.0 / 5.0) / 2);
+  EXPECT_EQ(zero.duplicate_gpus, 1U);
+  const Metrics m = compute_metrics(p, loads);
+  EXPECT_EQ(m.num_layers, 2U);
+  EXPECT_EQ(m.loaded_layers, 1U);
+  // Layer 1 alone: GPU loads 1/2 + 2/2 + 3 = 4.5 and 4 + 1/2 + 2/2 = 5.5, mean 5.
+  EXPECT_DOUBLE_EQ(m.balancedness, 5.0 / 5.5);
+  EXPECT_DOUBLE_EQ(m.min_balancedness, 5.0 / 5.5);
+  EXPECT_DOUBLE_EQ(m.max_over_mean, 5.5 / 5.0);
+  EXPECT_EQ(m.duplicate_pairs, 0U);
+  EXPECT_EQ(m.max_replicas, 2U);
+
+  // Without any load, every layer counts.
+  const Metrics idle = compute_metrics(p, std::vector<double>(8, 0.0));
+  EXPECT_EQ(idle.loaded_layers, 0U);
+  EXPECT_EQ(idle.balancedness, 1.0);
+  EXPECT_EQ(idle.duplicate_pairs, 1U);
+  EXPECT_EQ(idle.max_replicas, 3U);
+}
+
+// Property: idle layers anywhere in a placement leave every aggregate as it is without them.
+TEST(Metrics, IdleLayersChangeNothingButTheLayerCount) {
+  std::mt19937_64 rng(17);
+  for (int trial = 0; trial < 200; ++trial) {
+    Topology busy = test::random_topology(rng, trial % 2 == 0);
+    busy.num_layers = 1 + trial % 3;
+    Topology padded = busy;
+    padded.num_layers = busy.num_layers + 1 + trial % 2;
+    std::vector<std::uint8_t> idle(padded.num_layers, 0);
+    for (std::uint32_t layer = busy.num_layers; layer < padded.num_layers; ++layer) idle[layer] = 1;
+    std::shuffle(idle.begin(), idle.end(), rng);
+    Topology one_layer = busy;
+    one_layer.num_layers = 1;
+    std::vector<std::int32_t> busy_map, padded_map;
+    std::vector<double> busy_loads, padded_loads;
+    for (std::uint32_t layer = 0; layer < padded.num_layers; ++layer) {
+      const auto map = random_map(rng, busy);
+      const auto w = idle[layer] ? std::vector<double>(busy.num_logical, 0.0)
+                                 : test::random_tie_free_loads(rng, one_layer);
+      padded_map.insert(padded_map.end(), map.begin(), map.end());
+      padded_loads.insert(padded_loads.end(), w.begin(), w.end());
+      if (!idle[layer]) {
+        busy_map.insert(busy_map.end(), map.begin(), map.end());
+        busy_loads.insert(busy_loads.end(), w.begin(), w.end());
+      }
+    }
+    const Metrics a = compute_metrics(Placement::from_phy2log(busy, busy_map), busy_loads);
+    const Metrics b = compute_metrics(Placement::from_phy2log(padded, padded_map), padded_loads);
+    ASSERT_EQ(b.num_layers, padded.num_layers);
+    ASSERT_EQ(a.loaded_layers, busy.num_layers);
+    ASSERT_EQ(b.loaded_layers, busy.num_layers);
+    ASSERT_DOUBLE_EQ(a.balancedness, b.balancedness);
+    ASSERT_DOUBLE_EQ(a.min_balancedness, b.min_balancedness);
+    ASSERT_DOUBLE_EQ(a.node_balancedness, b.node_balancedness);
+    ASSERT_DOUBLE_EQ(a.max_load_over_bound, b.max_load_over_bound);
+    ASSERT_DOUBLE_EQ(a.worst_max_load_over_bound, b.worst_max_load_over_bound);
+    ASSERT_DOUBLE_EQ(a.max_over_mean, b.max_over_mean);
+    ASSERT_DOUBLE_EQ(a.max_load_over_node_bound, b.max_load_over_node_bound);
+    ASSERT_EQ(a.duplicate_pairs, b.duplicate_pairs);
+    ASSERT_EQ(a.cross_node_replicas, b.cross_node_replicas);
+    ASSERT_EQ(a.max_replicas, b.max_replicas);
+  }
 }
 
 }  // namespace

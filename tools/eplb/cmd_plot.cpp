@@ -7,7 +7,6 @@
 #include <string>
 
 #include "eplb/atomic_file.hpp"
-#include "eplb/cli_checks.hpp"
 #include "eplb/commands.hpp"
 #include "eplb/placement_io.hpp"
 #include "eplb/svg_plot.hpp"
@@ -16,14 +15,6 @@
 namespace eplb_cli {
 
 namespace {
-
-struct PlotArgs {
-  std::string file;
-  std::string out;
-  std::string counts;
-  int layer = -1;
-  TopologyArgs topology;
-};
 
 // "Before": no balancing at all, every expert once, in contiguous blocks of experts per GPU
 // (expert e on GPU e * G / E), the layout of a deployment without EPLB.
@@ -59,18 +50,24 @@ std::string short_name(const std::string& path) {
   return clipped(std::filesystem::path(path).filename().string(), 48);
 }
 
-// Mean over layers of mean / max GPU load; an idle layer counts as balanced (as eplb_metrics).
+// Mean over the layers with load of mean / max GPU load (as eplb_metrics: an idle layer has
+// nothing to balance; 1 when no layer has load).
 double balancedness(const std::vector<double>& gpu_loads, std::size_t layers, std::size_t gpus) {
   double sum = 0;
+  std::size_t loaded = 0;
   for (std::size_t l = 0; l < layers; ++l) {
     const auto begin = gpu_loads.begin() + static_cast<std::ptrdiff_t>(l * gpus);
     const double max = *std::max_element(begin, begin + static_cast<std::ptrdiff_t>(gpus));
+    if (max <= 0) continue;
     double total = 0;
     for (auto it = begin; it != begin + static_cast<std::ptrdiff_t>(gpus); ++it) total += *it;
-    sum += max > 0 ? total / static_cast<double>(gpus) / max : 1.0;
+    sum += total / static_cast<double>(gpus) / max;
+    ++loaded;
   }
-  return sum / static_cast<double>(layers);
+  return loaded == 0 ? 1.0 : sum / static_cast<double>(loaded);
 }
+
+}  // namespace
 
 void run_plot(const PlotArgs& args) {
   if (std::filesystem::path(args.out).extension() != ".svg") {
@@ -144,48 +141,6 @@ void run_plot(const PlotArgs& args) {
             << " GPUs, balancedness " << fixed(data.balancedness_before, 4)
             << " before (no replication) -> " << fixed(data.balancedness_after, 4) << " after ("
             << algorithm << ")\n";
-}
-
-}  // namespace
-
-void register_plot_command(CLI::App& app) {
-  auto args = std::make_shared<PlotArgs>();
-  auto* command = app.add_subcommand(
-      "plot", "Draw an SVG of per-GPU load: heat maps (layers x GPUs) and bars, before and after");
-  command->footer(
-      "FILE is a snapshot written with its load statistics (eplb plan --out x.eplb), or any "
-      "placement file plus --counts. 'Before' is the layout without balancing: every expert once, "
-      "in contiguous blocks per GPU.");
-  command->add_option("FILE", args->file, "Placement file (.eplb, SGLang or vLLM-Ascend JSON)")
-      ->required();
-  command->add_option("--out", args->out, "SVG file to write")->required()->type_name("x.svg");
-  command
-      ->add_option("--layer", args->layer,
-                   "Bars for this MoE layer (default: summed over layers); marked in the heat "
-                   "maps")
-      ->check(whole_number(0))
-      ->type_name("N");
-  command
-      ->add_option("--counts", args->counts,
-                   "Load file (SGLang's logical_count JSON) if FILE carries no statistics")
-      ->type_name("FILE");
-  command->add_option("--gpus", args->topology.gpus, "GPUs (to read SGLang's map)")
-      ->check(whole_number(1))
-      ->type_name("G");
-  command->add_option("--nodes", args->topology.nodes, "Nodes (to read a JSON map; default 1)")
-      ->check(whole_number(1))
-      ->type_name("N");
-  command
-      ->add_option("--experts", args->topology.experts,
-                   "Logical experts (to read a JSON map; default: largest id + 1)")
-      ->check(whole_number(1))
-      ->type_name("E");
-  command
-      ->add_option("--dense-layers", args->topology.dense_layers,
-                   "Dense rows of SGLang's map (and of the load file) before the MoE layers")
-      ->check(whole_number(0))
-      ->type_name("K");
-  command->callback([args] { run_plot(*args); });
 }
 
 }  // namespace eplb_cli

@@ -6,6 +6,8 @@ namespace eplb_cli {
 
 nlohmann::json metrics_json(const eplb_metrics& m) {
   return {
+      {"layers", m.num_layers},
+      {"loaded_layers", m.loaded_layers},
       {"balancedness", m.balancedness},
       {"min_balancedness", m.min_balancedness},
       {"node_balancedness", m.node_balancedness},

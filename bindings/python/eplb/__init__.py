@@ -134,8 +134,8 @@ class _Handle:
 class Metrics:
     """Balance metrics of a placement under a load matrix (eplb_metrics as attributes)."""
 
-    _FIELDS = ("num_layers", "max_replicas", "duplicate_pairs", "balancedness", "min_balancedness",
-               "node_balancedness", "max_load_over_bound", "worst_max_load_over_bound",
+    _FIELDS = ("num_layers", "loaded_layers", "max_replicas", "duplicate_pairs", "balancedness",
+               "min_balancedness", "node_balancedness", "max_load_over_bound", "worst_max_load_over_bound",
                "max_over_mean", "max_load_over_node_bound", "cross_node_replicas")
 
     def __init__(self, native):

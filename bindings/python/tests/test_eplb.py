@@ -154,6 +154,18 @@ def test_snapshot_round_trip(tmp_path):
     assert again.metrics(WEIGHT).balancedness == pytest.approx(placement.metrics(WEIGHT).balancedness)
 
 
+def test_metrics_leave_idle_layers_out():
+    # A dense model's leading layers carry no load: the means are over the other layers.
+    planner = eplb.Planner(3, 12, 16, 8, num_nodes=2, num_groups=4)
+    loads = [[0] * 12] + WEIGHT
+    placement = planner.plan(loads)
+    metrics = placement.metrics(loads)
+    assert (metrics.num_layers, metrics.loaded_layers) == (3, 2)
+    gpu = np.asarray(placement.gpu_loads(loads)).reshape(3, 8)[1:]
+    expected = np.mean(gpu.mean(axis=1) / gpu.max(axis=1))
+    assert metrics.balancedness == pytest.approx(expected)
+
+
 def test_sglang_json_round_trip():
     placement = eplb.Planner(2, 12, 16, 8).plan(WEIGHT)
     text = placement.to_sglang_json(num_dense_layers=1)

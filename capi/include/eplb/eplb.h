@@ -28,12 +28,12 @@
  *   the co-activation tracker (the header as released: packaging/abi/eplb-0.1.0.h).
  * - 0.1.1: affinity-aware planning (eplb_planner_options.affinity*, eplb_planner_plan_tracked),
  *   eplb_algorithm_default, statistics snapshots (eplb_snapshot_save_statistics*,
- *   eplb_snapshot_get_tracker,
- *   eplb_snapshot_options.tracker),
+ *   eplb_snapshot_get_tracker, eplb_snapshot_options.tracker),
  *   eplb_tracker_get_options / get_layer_counts, eplb_metrics_relaxed_bound, the workload
  *   simulator (eplb_workload_*), migration (eplb_migration_*), per-batch balancing (eplb_split_*,
  *   eplb_shared_expert_waterfill), the GPU kernels (eplb_device_*, eplb_kernel_*) and NCCL
- *   (eplb_nccl_version, eplb_comm_*, eplb_token_exchange_*).
+ *   (eplb_nccl_version, eplb_comm_*, eplb_token_exchange_*); eplb_metrics.loaded_layers, and
+ *   eplb_metrics leaves layers without load out of its means and counts.
  */
 #ifndef EPLB_EPLB_H
 #define EPLB_EPLB_H
@@ -739,12 +739,15 @@ typedef struct eplb_layer_metrics {
                                    placement's node contents onto GPUs does better */
 } eplb_layer_metrics;
 
-/* Metrics over all layers. */
+/* Metrics over the layers that carry load. A layer whose loads are all zero (a dense model's
+ * leading layers, a layer nothing was routed to) has nothing to balance or send, so it is left out
+ * of every field but num_layers and loaded_layers; when no layer has load, every layer counts.
+ * (0.1.0 averaged over all layers, counting an idle layer as perfectly balanced.) */
 typedef struct eplb_metrics {
   uint32_t struct_size; /* in: sizeof(eplb_metrics) */
   uint32_t num_layers;
   uint32_t max_replicas;            /* most replicas of one expert in any layer */
-  uint32_t reserved0;               /* 0 */
+  uint32_t loaded_layers;           /* layers with a nonzero total load (0.1.1; 0 in 0.1.0) */
   uint64_t duplicate_pairs;         /* (layer, GPU) pairs holding two replicas of one expert */
   double balancedness;              /* mean over layers of the layer balancedness */
   double min_balancedness;          /* worst layer */

@@ -578,8 +578,8 @@ extern void _wrap_eplb_metrics_num_layers_set_capi_cb5f82e9032c643b(uintptr_t ar
 extern swig_intgo _wrap_eplb_metrics_num_layers_get_capi_cb5f82e9032c643b(uintptr_t arg1);
 extern void _wrap_eplb_metrics_max_replicas_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_metrics_max_replicas_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_metrics_reserved0_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_metrics_reserved0_get_capi_cb5f82e9032c643b(uintptr_t arg1);
+extern void _wrap_eplb_metrics_loaded_layers_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_metrics_loaded_layers_get_capi_cb5f82e9032c643b(uintptr_t arg1);
 extern void _wrap_eplb_metrics_duplicate_pairs_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_91 arg2);
 extern swig_type_92 _wrap_eplb_metrics_duplicate_pairs_get_capi_cb5f82e9032c643b(uintptr_t arg1);
 extern void _wrap_eplb_metrics_balancedness_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
@@ -3811,16 +3811,16 @@ func (arg1 SwigcptrEplb_metrics) GetMax_replicas() (_swig_ret uint) {
 	return swig_r
 }
 
-func (arg1 SwigcptrEplb_metrics) SetReserved0(arg2 uint) {
+func (arg1 SwigcptrEplb_metrics) SetLoaded_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_reserved0_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_metrics_loaded_layers_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
-func (arg1 SwigcptrEplb_metrics) GetReserved0() (_swig_ret uint) {
+func (arg1 SwigcptrEplb_metrics) GetLoaded_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_metrics_reserved0_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_metrics_loaded_layers_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
@@ -3961,8 +3961,8 @@ type Eplb_metrics interface {
 	GetNum_layers() (_swig_ret uint)
 	SetMax_replicas(arg2 uint)
 	GetMax_replicas() (_swig_ret uint)
-	SetReserved0(arg2 uint)
-	GetReserved0() (_swig_ret uint)
+	SetLoaded_layers(arg2 uint)
+	GetLoaded_layers() (_swig_ret uint)
 	SetDuplicate_pairs(arg2 uint64)
 	GetDuplicate_pairs() (_swig_ret uint64)
 	SetBalancedness(arg2 float64)

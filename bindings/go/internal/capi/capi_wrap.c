@@ -4268,26 +4268,26 @@ intgo _wrap_eplb_metrics_max_replicas_get_capi_cb5f82e9032c643b(struct eplb_metr
 }
 
 
-void _wrap_eplb_metrics_reserved0_set_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_loaded_layers_set_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
   arg1 = *(struct eplb_metrics **)&_swig_go_0; 
   arg2 = (uint32_t)_swig_go_1; 
   
-  if (arg1) (arg1)->reserved0 = arg2;
+  if (arg1) (arg1)->loaded_layers = arg2;
   
 }
 
 
-intgo _wrap_eplb_metrics_reserved0_get_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_loaded_layers_get_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
   
   arg1 = *(struct eplb_metrics **)&_swig_go_0; 
   
-  result = (uint32_t) ((arg1)->reserved0);
+  result = (uint32_t) ((arg1)->loaded_layers);
   _swig_go_result = result; 
   return _swig_go_result;
 }

@@ -523,7 +523,7 @@ pub struct eplb_metrics {
     pub struct_size: u32,
     pub num_layers: u32,
     pub max_replicas: u32,
-    pub reserved0: u32,
+    pub loaded_layers: u32,
     pub duplicate_pairs: u64,
     pub balancedness: f64,
     pub min_balancedness: f64,
