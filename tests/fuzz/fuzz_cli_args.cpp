@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "eplb/commands.hpp"
+#include "eplb/command_line.hpp"
 
 namespace {
 
@@ -36,17 +36,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<char*> argv;
   for (std::string& argument : arguments) argv.push_back(argument.data());
 
-  // As main() builds it (tools/eplb/main.cpp); keep the list in step with it.
+  // As main() builds it (tools/eplb/main.cpp).
   CLI::App app{"eplb", "eplb"};
   app.set_version_flag("--version", "eplb fuzz");
   app.require_subcommand(1);
-  eplb_cli::register_plan_command(app);
-  eplb_cli::register_demo_command(app);
-  eplb_cli::register_algorithms_command(app);
-  eplb_cli::register_inspect_command(app);
-  eplb_cli::register_convert_command(app);
-  eplb_cli::register_plot_command(app);
-  eplb_cli::register_record_command(app);
+  eplb_cli::add_commands(app);
   // Stop once every option is parsed, converted and checked, before any command runs. (The
   // commands' own callbacks must stay: they own the variables their options write to, so
   // replacing them frees those variables, a use after free this target found in its first

@@ -9,30 +9,25 @@
 
 namespace eplb_cli {
 
-void register_algorithms_command(CLI::App& app) {
-  auto* command = app.add_subcommand("algorithms", "List the placement algorithms");
-  auto json = std::make_shared<bool>(false);
-  command->add_flag("--json", *json, "Print JSON instead of a table");
-  command->callback([json] {
-    const uint32_t default_id = default_algorithm();
-    if (*json) {
-      nlohmann::json list = nlohmann::json::array();
-      for (uint32_t id = 1; id <= eplb_algorithm_count(); ++id) {
-        list.push_back({{"id", id},
-                        {"name", eplb_algorithm_name(id)},
-                        {"description", eplb_algorithm_description(id)},
-                        {"default", id == default_id}});
-      }
-      std::cout << nlohmann::json{{"algorithms", list}}.dump(2) << '\n';
-      return;
-    }
-    Table table({"name", "description"});
+void run_algorithms(const AlgorithmsArgs& args) {
+  const uint32_t default_id = default_algorithm();
+  if (args.json) {
+    nlohmann::json list = nlohmann::json::array();
     for (uint32_t id = 1; id <= eplb_algorithm_count(); ++id) {
-      table.add_row({std::string(eplb_algorithm_name(id)) + (id == default_id ? " (default)" : ""),
-                     eplb_algorithm_description(id)});
+      list.push_back({{"id", id},
+                      {"name", eplb_algorithm_name(id)},
+                      {"description", eplb_algorithm_description(id)},
+                      {"default", id == default_id}});
     }
-    table.print(std::cout);
-  });
+    std::cout << nlohmann::json{{"algorithms", list}}.dump(2) << '\n';
+    return;
+  }
+  Table table({"name", "description"});
+  for (uint32_t id = 1; id <= eplb_algorithm_count(); ++id) {
+    table.add_row({std::string(eplb_algorithm_name(id)) + (id == default_id ? " (default)" : ""),
+                   eplb_algorithm_description(id)});
+  }
+  table.print(std::cout);
 }
 
 }  // namespace eplb_cli

@@ -3,23 +3,11 @@
 #include <memory>
 #include <string>
 
-#include "eplb/cli_checks.hpp"
 #include "eplb/commands.hpp"
 #include "eplb/load_file.hpp"
 #include "eplb/placement_io.hpp"
 
 namespace eplb_cli {
-
-namespace {
-
-struct ConvertArgs {
-  std::string in;
-  std::string out;
-  std::string to;
-  std::string counts;
-  std::string label;
-  TopologyArgs topology;
-};
 
 void run_convert(const ConvertArgs& args) {
   const PlacementFormat target = output_format(args.out, args.to);
@@ -75,50 +63,6 @@ void run_convert(const ConvertArgs& args) {
                 << " (pass them again when reading it)\n";
     }
   }
-}
-
-}  // namespace
-
-void register_convert_command(CLI::App& app) {
-  auto args = std::make_shared<ConvertArgs>();
-  auto* command = app.add_subcommand(
-      "convert", "Convert a placement between .eplb snapshots, SGLang's map and vLLM-Ascend's map");
-  command->footer(
-      "Input formats are recognised by content: an .eplb snapshot, or JSON with "
-      "physical_to_logical_map (SGLang) or layer_list (vLLM-Ascend). The output format is --to, "
-      "or the extension (.eplb = snapshot, .json = SGLang).");
-  command->add_option("IN", args->in, "Placement file to read")->required();
-  command->add_option("OUT", args->out, "File to write (atomically)")->required();
-  command->add_option("--to", args->to, "Output format: eplb, sglang or vllm-ascend")
-      ->check(CLI::IsMember({"eplb", "sglang", "vllm-ascend"}))
-      ->type_name("FORMAT");
-  command
-      ->add_option("--gpus", args->topology.gpus,
-                   "GPUs the slots are split over (required to read SGLang's map)")
-      ->check(whole_number(1))
-      ->type_name("G");
-  command
-      ->add_option("--nodes", args->topology.nodes, "Nodes (JSON maps do not record it; default 1)")
-      ->check(whole_number(1))
-      ->type_name("N");
-  command
-      ->add_option("--experts", args->topology.experts,
-                   "Logical experts (default: one more than the largest id)")
-      ->check(whole_number(1))
-      ->type_name("E");
-  command
-      ->add_option("--dense-layers", args->topology.dense_layers,
-                   "SGLang rows before the first MoE layer: skipped when reading, written as "
-                   "trivial rows (DeepSeek-V3: 3, for a placement of its 58 MoE layers; one "
-                   "planned from SGLang's 61-row load file already has them)")
-      ->check(whole_number(0))
-      ->type_name("K");
-  command
-      ->add_option("--counts", args->counts,
-                   "Store this load file (SGLang's logical_count) in the .eplb snapshot")
-      ->type_name("FILE");
-  command->add_option("--label", args->label, "Label of the .eplb snapshot")->type_name("TEXT");
-  command->callback([args] { run_convert(*args); });
 }
 
 }  // namespace eplb_cli

@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "eplb/cli_checks.hpp"
 #include "eplb/commands.hpp"
 #include "eplb/demo_dispatch.hpp"
 #include "eplb/library.hpp"
@@ -21,11 +20,6 @@
 namespace eplb_cli {
 
 namespace {
-
-struct DemoArgs {
-  std::uint64_t seed = 1;
-  bool json = false;
-};
 
 constexpr std::uint32_t kNodes = 4;
 constexpr std::uint32_t kGpus = 32;
@@ -179,6 +173,8 @@ std::vector<TrafficRow> run_traffic(std::uint64_t seed) {
   return rows;
 }
 
+}  // namespace
+
 void run_demo(const DemoArgs& args) {
   WorkloadSpec spec;
   spec.seed = args.seed;
@@ -290,20 +286,6 @@ void run_demo(const DemoArgs& args) {
                "tokens of its expert,\nminimising the busiest GPU, and eplb_split_rank_quotas cuts "
                "it into each GPU's share of its own tokens;\nnode-aware sends each token to the "
                "fewest nodes (the traffic metric's rule).\n";
-}
-
-}  // namespace
-
-void register_demo_command(CLI::App& app) {
-  auto args = std::make_shared<DemoArgs>();
-  auto* command = app.add_subcommand(
-      "demo", "Plan an embedded DeepSeek-V3-shaped workload with every algorithm and compare");
-  command->add_option("--seed", args->seed, "Seed of the synthetic workload")
-      ->capture_default_str()
-      ->check(whole_number(0, std::numeric_limits<std::int64_t>::max()))
-      ->type_name("S");
-  command->add_flag("--json", args->json, "Print JSON instead of a table");
-  command->callback([args] { run_demo(*args); });
 }
 
 }  // namespace eplb_cli

@@ -11,7 +11,6 @@
 #include <tuple>
 #include <vector>
 
-#include "eplb/cli_checks.hpp"
 #include "eplb/commands.hpp"
 #include "eplb/library.hpp"
 #include "eplb/report.hpp"
@@ -21,13 +20,6 @@
 namespace eplb_cli {
 
 namespace {
-
-struct InspectArgs {
-  std::string file;
-  std::optional<std::uint32_t> layer;
-  bool json = false;
-  bool pairs = false;  // --pairs: every layer's co-activation triangle in the JSON
-};
 
 struct SnapshotDeleter {
   void operator()(eplb_snapshot* s) const { eplb_snapshot_destroy(s); }
@@ -260,6 +252,10 @@ void print_text(const std::string& path, const Loaded& s, std::optional<std::uin
   metrics.add_row({"(layer, GPU) pairs with a duplicate", std::to_string(m.duplicate_pairs)});
   metrics.add_row({"replicas off their expert's main node", std::to_string(m.cross_node_replicas)});
   metrics.add_row({"most replicas of one expert", std::to_string(m.max_replicas)});
+  if (m.loaded_layers < m.num_layers) {
+    metrics.add_row(
+        {"layers without load (left out above)", std::to_string(m.num_layers - m.loaded_layers)});
+  }
   metrics.print(std::cout);
 
   const auto loads = gpu_loads(s, layer);
@@ -344,6 +340,8 @@ void print_json(const std::string& path, const Loaded& s, std::optional<std::uin
   std::cout << document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
 }
 
+}  // namespace
+
 void run_inspect(const InspectArgs& args) {
   const Loaded snapshot = load(args.file);
   if (args.layer) {
@@ -366,29 +364,6 @@ void run_inspect(const InspectArgs& args) {
   } else {
     print_text(args.file, snapshot, args.layer);
   }
-}
-
-}  // namespace
-
-void register_inspect_command(CLI::App& app) {
-  auto args = std::make_shared<InspectArgs>();
-  auto* command = app.add_subcommand(
-      "inspect",
-      "Show what an .eplb snapshot holds: shape, topology, algorithm, provenance, "
-      "metrics and per-GPU loads under its stored statistics");
-  command->add_option("file", args->file, "The snapshot (.eplb)")->required()->type_name("FILE");
-  command
-      ->add_option("--layer", args->layer,
-                   "Show the GPU loads of this layer (0-based) instead of the sum over layers")
-      ->check(whole_number(0))
-      ->type_name("N");
-  auto* json = command->add_flag("--json", args->json, "Print one JSON document instead of text");
-  command
-      ->add_flag("--pairs", args->pairs,
-                 "With --json: every layer's co-activation counts (packed upper triangle, "
-                 "pair (a, b) at a*(2E-a-1)/2 + b-a-1) under statistics.coactivation")
-      ->needs(json);
-  command->callback([args] { run_inspect(*args); });
 }
 
 }  // namespace eplb_cli

@@ -1,13 +1,12 @@
 // eplb plan: a placement from SGLang's expert load file.
 #include <algorithm>
-#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
 
 #include "eplb/atomic_file.hpp"
-#include "eplb/cli_checks.hpp"
 #include "eplb/commands.hpp"
+#include "eplb/input_file.hpp"
 #include "eplb/library.hpp"
 #include "eplb/load_file.hpp"
 #include "eplb/placement_json.hpp"
@@ -18,25 +17,6 @@
 namespace eplb_cli {
 
 namespace {
-
-struct PlanArgs {
-  std::vector<std::string> counts;
-  std::string stats;  // a snapshot with co-activation statistics (eplb record), instead of counts
-  bool robust = false;
-  uint32_t replicas = 0;
-  uint32_t gpus = 0;
-  uint32_t nodes = 1;
-  uint32_t groups = 1;
-  std::string algorithm = "default";
-  std::string out;
-  std::string label;          // stored in an .eplb --out
-  uint32_t dense_layers = 0;  // SGLang rows before the MoE layers in --out
-  uint32_t cross_node_budget = 0;
-  uint32_t threads = 1;
-  bool affinity = false;      // --stats only: lower nodes touched per token
-  double min_balance = 0.99;  // --affinity: balancedness >= this x the balance-only plan's
-  bool report = false;
-};
 
 // Nodes touched per token over a tracker's sampled rows (all layers, weighted by rows).
 struct Traffic {
@@ -85,6 +65,10 @@ void print_summary(const eplb_placement* placement, const std::vector<double>& l
   table.add_row({"(layer, GPU) pairs with a duplicate", std::to_string(m.duplicate_pairs)});
   table.add_row({"replicas off their expert's main node", std::to_string(m.cross_node_replicas)});
   table.add_row({"most replicas of one expert", std::to_string(m.max_replicas)});
+  if (m.loaded_layers < m.num_layers) {
+    table.add_row(
+        {"layers without load (left out above)", std::to_string(m.num_layers - m.loaded_layers)});
+  }
   if (traffic != nullptr && traffic->rows > 0) {
     table.add_row(
         {"nodes touched per token (sampled rows; bound 1)", fixed(traffic->nodes_touched, 4)});
@@ -96,9 +80,7 @@ void print_summary(const eplb_placement* placement, const std::vector<double>& l
   if (!args.out.empty()) std::cout << "\nWrote " << args.out << '\n';
 }
 
-bool is_snapshot_path(const std::string& path) {
-  return std::filesystem::path(path).extension() == ".eplb";
-}
+bool is_snapshot_path(const std::string& path) { return has_extension(path, ".eplb"); }
 
 // A snapshot with the loads the plan was judged on (summed over windows and files).
 void write_snapshot(const std::string& path, const eplb_placement* placement,
@@ -140,10 +122,11 @@ void check_algorithm_options(const PlanArgs& args, uint32_t algorithm, std::size
   }
 }
 
+}  // namespace
+
 void run_plan(const PlanArgs& args) {
   if (!args.out.empty()) {
-    const auto extension = std::filesystem::path(args.out).extension();
-    if (extension != ".json" && extension != ".eplb") {
+    if (!has_extension(args.out, ".json") && !has_extension(args.out, ".eplb")) {
       throw InputError("--out " + args.out +
                        ": unsupported output format (use a .json file for SGLang's "
                        "physical_to_logical_map or an .eplb file for a libeplb snapshot)");
@@ -279,93 +262,6 @@ void run_plan(const PlanArgs& args) {
   } else {
     print_summary(placement.get(), matrix.loads, args, stats_tracker ? &traffic : nullptr);
   }
-}
-
-}  // namespace
-
-void register_plan_command(CLI::App& app) {
-  auto args = std::make_shared<PlanArgs>();
-  auto* command = app.add_subcommand(
-      "plan",
-      "Plan a placement from expert loads: SGLang's logical_count JSON (--counts) or a "
-      "statistics snapshot of 'eplb record' (--stats)");
-  command
-      ->add_option("--counts", args->counts,
-                   "Load file: JSON object with logical_count as [layers][experts] or "
-                   "[steps][layers][experts]; repeat for several files. Steps and files are "
-                   "summed, or are the windows of --robust")
-      ->take_all()
-      ->allow_extra_args(true)
-      ->type_name("FILE...");
-  command
-      ->add_option("--stats", args->stats,
-                   "Plan from the loads of a statistics snapshot ('eplb record') instead of "
-                   "--counts; an .eplb --out keeps its co-activation statistics")
-      ->type_name("FILE.eplb");
-  command->add_flag("--robust", args->robust,
-                    "Plan for the mean over windows (steps, files) of each window's busiest GPU "
-                    "instead of the busiest GPU of their sum (balanced algorithms)");
-  command->add_option("--replicas", args->replicas, "Physical expert slots per layer (R)")
-      ->required()
-      ->check(whole_number(1))
-      ->type_name("R");
-  command->add_option("--gpus", args->gpus, "GPUs in the expert-parallel group")
-      ->required()
-      ->check(whole_number(1))
-      ->type_name("G");
-  command->add_option("--nodes", args->nodes, "Nodes (GPUs are split evenly)")
-      ->capture_default_str()
-      ->check(whole_number(1))
-      ->type_name("N");
-  command->add_option("--groups", args->groups, "Expert groups (DeepSeek-V3: 8)")
-      ->capture_default_str()
-      ->check(whole_number(1))
-      ->type_name("K");
-  command->add_option("--algorithm", args->algorithm, "Placement algorithm (see 'eplb algorithms')")
-      ->default_str(default_algorithm_name())
-      ->type_name("NAME");
-  command
-      ->add_option("--out", args->out,
-                   "Write the placement: x.json = SGLang's physical_to_logical_map, x.eplb = a "
-                   "libeplb snapshot with the load statistics (see 'eplb inspect')")
-      ->type_name("FILE");
-  command->add_option("--label", args->label, "A label stored in an .eplb snapshot (UTF-8)")
-      ->type_name("TEXT");
-  command
-      ->add_option("--dense-layers", args->dense_layers,
-                   "With --out FILE.json: trivial rows written before the MoE layers, so that rows "
-                   "equal the model's hidden layers, for an input of MoE layers only (DeepSeek-V3: "
-                   "3 on 58 rows; SGLang's own logical_count files already have the 61)")
-      ->capture_default_str()
-      ->check(whole_number(0))
-      ->type_name("K");
-  command
-      ->add_option("--cross-node-budget", args->cross_node_budget,
-                   "balanced-relaxed (required there): replicas per layer allowed off their "
-                   "expert group's node")
-      ->check(whole_number(0))
-      ->type_name("N");
-  command
-      ->add_option("--threads", args->threads,
-                   "Threads to split layers across (the plan does not depend on it)")
-      ->capture_default_str()
-      ->check(whole_number(1, 256))
-      ->type_name("N");
-  auto* affinity =
-      command->add_flag("--affinity", args->affinity,
-                        "With --stats: keep experts that tokens pick together on one node (fewer "
-                        "nodes touched per token), within --min-balance of the balance-only plan; "
-                        "any algorithm");
-  command
-      ->add_option("--min-balance", args->min_balance,
-                   "--affinity: keep balancedness >= this x that of the balance-only plan")
-      ->capture_default_str()
-      ->check(real_number(0.01, 1.0))
-      ->needs(affinity)
-      ->type_name("X");
-  command->add_flag("--report,--json", args->report,
-                    "Print a JSON report (metrics per layer and in total, planning time)");
-  command->callback([args] { run_plan(*args); });
 }
 
 }  // namespace eplb_cli

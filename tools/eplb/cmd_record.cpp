@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <limits>
@@ -14,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "eplb/cli_checks.hpp"
 #include "eplb/commands.hpp"
 #include "eplb/input_file.hpp"
 #include "eplb/library.hpp"
@@ -23,24 +21,6 @@
 namespace eplb_cli {
 
 namespace {
-
-struct RecordArgs {
-  std::vector<std::string> traces;
-  std::uint32_t experts = 0;
-  std::uint32_t layers = 0;  // 0: the largest layer seen + 1
-  std::uint32_t top_k = 0;   // 0: the widest row seen
-  std::string window = "cumulative";
-  std::uint32_t window_batches = 64;
-  double decay = 0.99;
-  std::uint32_t batch_tokens = 256;
-  std::uint32_t samples = 4096;
-  std::uint64_t seed = 0;
-  std::string out;
-  std::string label;
-  bool json = false;
-  bool window_batches_given = false;  // set from the command line, checked against --window
-  bool decay_given = false;
-};
 
 // Every row of every file, in file order.
 struct Rows {
@@ -151,6 +131,8 @@ std::uint32_t window_of(const std::string& name) {
   throw InputError("--window " + name + ": unknown (use cumulative, sliding or decay)");
 }
 
+}  // namespace
+
 void run_record(const RecordArgs& args) {
   const std::uint32_t window = window_of(args.window);
   if (args.window_batches_given && window != EPLB_WINDOW_SLIDING) {
@@ -160,7 +142,7 @@ void run_record(const RecordArgs& args) {
   if (args.decay_given && window != EPLB_WINDOW_DECAY) {
     throw InputError("--decay applies to --window decay (--window is " + args.window + ")");
   }
-  if (std::filesystem::path(args.out).extension() != ".eplb") {
+  if (!has_extension(args.out, ".eplb")) {
     throw InputError("--out " + args.out +
                      ": record writes a statistics snapshot; name it FILE.eplb");
   }
@@ -247,83 +229,6 @@ void run_record(const RecordArgs& args) {
               << window_text(window) << ", up to " << options.reservoir_capacity
               << " sampled rows per layer\nWrote " << args.out << '\n';
   }
-}
-
-}  // namespace
-
-void register_record_command(CLI::App& app) {
-  auto args = std::make_shared<RecordArgs>();
-  auto* command = app.add_subcommand(
-      "record",
-      "Record expert load and co-activation statistics from top-k routing traces (JSON lines) "
-      "into a statistics snapshot (.eplb) for 'eplb plan --stats'");
-  command
-      ->add_option("--trace", args->traces,
-                   "Trace file: JSON lines, one object per token and layer with \"layer\" and "
-                   "\"experts\" (a list of expert ids, -1 = masked); other keys are ignored. "
-                   "Repeat or list several files")
-      ->required()
-      ->take_all()
-      ->type_name("FILE...");
-  command->add_option("--experts", args->experts, "Logical experts per layer (E)")
-      ->required()
-      ->check(whole_number(1))
-      ->type_name("E");
-  command
-      ->add_option("--layers", args->layers,
-                   "MoE layers (default: the largest layer in the traces + 1); a larger layer "
-                   "is an error")
-      ->check(whole_number(1))
-      ->type_name("L");
-  command
-      ->add_option("--top-k", args->top_k,
-                   "Slots per token (default: the widest row seen; shorter rows are padded "
-                   "with -1)")
-      ->check(whole_number(1, 1024))
-      ->type_name("K");
-  command
-      ->add_option("--window", args->window,
-                   "What the statistics remember: cumulative (everything), sliding (the last "
-                   "--window-batches batches) or decay (older batches weigh --decay less each)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"cumulative", "sliding", "decay"}).description(""))
-      ->type_name("KIND");
-  auto* window_batches =
-      command
-          ->add_option("--window-batches", args->window_batches, "sliding: batches kept per layer")
-          ->capture_default_str()
-          ->check(whole_number(1, 1 << 20))
-          ->type_name("W");
-  auto* decay =
-      command->add_option("--decay", args->decay, "decay: weight factor per batch, in (0, 1]")
-          ->capture_default_str()
-          ->check(real_number(0, 1))
-          ->type_name("D");
-  command
-      ->add_option("--batch-tokens", args->batch_tokens,
-                   "Rows of a layer per batch (what windows count), in file order")
-      ->capture_default_str()
-      ->check(whole_number(1, 1 << 30))
-      ->type_name("N");
-  command->add_option("--samples", args->samples, "Sampled top-k rows kept per layer (0 = none)")
-      ->capture_default_str()
-      ->check(whole_number(0))
-      ->type_name("N");
-  command->add_option("--seed", args->seed, "Seed of the row sampler")
-      ->capture_default_str()
-      ->check(whole_number(0, std::numeric_limits<std::int64_t>::max()))
-      ->type_name("S");
-  command->add_option("--out", args->out, "The statistics snapshot to write (.eplb)")
-      ->required()
-      ->type_name("FILE");
-  command->add_option("--label", args->label, "A label stored in the snapshot (UTF-8)")
-      ->type_name("TEXT");
-  command->add_flag("--json", args->json, "Print a JSON summary instead of text");
-  command->callback([args, window_batches, decay] {
-    args->window_batches_given = window_batches->count() > 0;
-    args->decay_given = decay->count() > 0;
-    run_record(*args);
-  });
 }
 
 }  // namespace eplb_cli

@@ -19,6 +19,10 @@ constexpr std::string_view kSnapshotMagic =
 
 }  // namespace
 
+bool has_extension(const std::string& path, const char* extension) {
+  return std::filesystem::path(path).extension() == extension;
+}
+
 std::ifstream open_input(const std::string& path, const std::string& context) {
   std::error_code error;
   if (std::filesystem::is_directory(path, error)) {

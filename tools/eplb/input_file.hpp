@@ -15,4 +15,7 @@ namespace eplb_cli {
 // anything else, including a file that cannot be read.
 [[nodiscard]] bool starts_like_snapshot(const std::string& path);
 
+// True when `path`'s file name ends in `extension` (with its dot: ".eplb", ".json").
+[[nodiscard]] bool has_extension(const std::string& path, const char* extension);
+
 }  // namespace eplb_cli

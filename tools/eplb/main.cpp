@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "eplb/cli_error.hpp"
-#include "eplb/commands.hpp"
+#include "eplb/command_line.hpp"
 #include "eplb/eplb.h"
 
 namespace {
@@ -91,13 +91,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   // An option given twice takes its last value, as in most command-line tools.
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  eplb_cli::register_plan_command(app);
-  eplb_cli::register_demo_command(app);
-  eplb_cli::register_algorithms_command(app);
-  eplb_cli::register_inspect_command(app);
-  eplb_cli::register_convert_command(app);
-  eplb_cli::register_plot_command(app);
-  eplb_cli::register_record_command(app);
+  eplb_cli::add_commands(app);
   // Set after the commands, which would otherwise inherit it.
   app.footer("Run 'eplb COMMAND --help' for the options of a command.");
   try {

@@ -2,7 +2,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -42,10 +41,6 @@ std::string read_text(const std::string& path) {
   text << in.rdbuf();
   if (in.bad()) throw InputError("cannot read '" + path + "'");
   return text.str();
-}
-
-bool has_extension(const std::string& path, const char* extension) {
-  return std::filesystem::path(path).extension() == extension;
 }
 
 void require_agrees(std::uint32_t given, std::uint32_t stored, const char* option,
