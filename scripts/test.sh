@@ -42,14 +42,19 @@ fi
 
 phase "AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
 # -O1 with line tables only: what sanitizers need for their reports, and the build costs about a
-# third less than -O2 -g on CI's two cores. UBSan's vptr check (dynamic types of polymorphic
-# objects; libeplb has a handful, and ASan catches the use-after-free behind most bad casts) is
-# left out: it costs about 15 % of this build's compile time, most of it in the JSON and CLI
-# templates.
+# third less than -O2 -g on CI's two cores. Four UBSan checks are left out here (the fuzzers'
+# clang build keeps all of them): vptr (dynamic types of polymorphic objects; ASan catches the
+# use-after-free behind most bad casts), and null, alignment and pointer-overflow, which put a
+# check and a static record at nearly every member access and pointer step of the JSON and CLI
+# templates: without them a CLI file compiles in 13 s instead of 23 s and each ASan process
+# starts faster (a third of the relocations). A null dereference still stops under ASan (SEGV
+# with a stack), an access that wraps past an object is still out of bounds, and the binary
+# formats are read with memcpy. (EPLB_NO_SANITIZE passes them after -fsanitize; before it, as
+# this script once did, -fsanitize=undefined turns them back on.)
 "$root/scripts/build.sh" "$root/build-asan" -DEPLB_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -fno-sanitize=vptr" \
-  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" \
-  -DEPLB_SANITIZE=address,undefined -DEPLB_WITH_CUDA=OFF -DEPLB_BUILD_BENCH=OFF
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+  -DEPLB_SANITIZE=address,undefined -DEPLB_NO_SANITIZE=vptr,null,alignment,pointer-overflow \
+  -DEPLB_WITH_CUDA=OFF -DEPLB_BUILD_BENCH=OFF
 # The fuzzers' clang build runs alongside: the suite spends much of its time in one long test
 # (cli.pytest drives the CLI under ASan), so a core is mostly free.
 fuzz_build_log=$(mktemp)
@@ -70,7 +75,12 @@ rm -f "$fuzz_build_log"
 phase "ThreadSanitizer: the concurrency tests"
 # Only libeplb and the concurrency tests, in their own build directory. Not -Werror: GCC 12 warns
 # falsely (-Wstringop-overflow) on TSan-instrumented code; the two builds above enforce warnings.
-cmake -S "$root" -B "$root/build-tsan" -DPython3_EXECUTABLE=/usr/bin/python3 -DEPLB_WERROR=OFF \
+tsan_generator=()
+if [[ ! -f $root/build-tsan/CMakeCache.txt ]] && command -v ninja >/dev/null; then
+  tsan_generator=(-G Ninja)
+fi
+cmake -S "$root" -B "$root/build-tsan" "${tsan_generator[@]}" -DPython3_EXECUTABLE=/usr/bin/python3 \
+  -DEPLB_WERROR=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DEPLB_SANITIZE=thread -DEPLB_WITH_CUDA=OFF \
   -DEPLB_BUILD_BENCH=OFF >/dev/null
