@@ -55,8 +55,14 @@ json parse(std::string_view text, const char* format) {
   try {
     return json::parse(text.data(), text.data() + text.size());
   } catch (const json::exception& error) {
-    // parse_error, and out_of_range for a number too large for a double (1e400).
-    corrupt("not a valid JSON document (", format, "): ", error.what());
+    // parse_error, and out_of_range for a number too large for a double (1e400). The library's
+    // "[json.exception.parse_error.101] " tag means nothing to a caller: left out.
+    std::string_view what = error.what();
+    if (const auto tag_end = what.find("] ");
+        what.rfind("[json.", 0) == 0 && tag_end != what.npos) {
+      what.remove_prefix(tag_end + 2);
+    }
+    corrupt("not a valid JSON document (", format, "): ", what);
   }
 }
 

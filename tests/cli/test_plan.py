@@ -372,6 +372,23 @@ def test_idle_layers_are_left_out_of_the_summary(eplb, workdir):
 # --- The readable summary -----------------------------------------------------------------------
 
 
+def test_summary_counts_in_the_singular(eplb, workdir):
+    counts = workdir.counts([[3, 5]])
+    text = ok(eplb("plan", "--counts", counts, "--replicas", "2", "--gpus", "1")).stdout
+    assert "Planned 1 layer x 2 experts onto 2 slots per layer (1 GPU in 1 node, 2 per GPU)" in text
+
+
+def test_summary_says_why_a_hierarchical_algorithm_planned_globally(eplb, readme_counts):
+    for algorithm in ("balanced-hierarchical", "deepseek"):
+        text = ok(eplb("plan", "--counts", readme_counts, "--replicas", "16", "--gpus", "8",
+                       "--nodes", "2", "--groups", "1", "--algorithm", algorithm)).stdout
+        assert f"with {algorithm} (global)" in text
+        assert "needs --groups to be a multiple of --nodes (here 1 and 2)" in text
+    text = ok(eplb("plan", "--counts", readme_counts, *README_ARGS, "--algorithm",
+                   "balanced-hierarchical")).stdout
+    assert "(hierarchical)" in text and "Planned globally" not in text
+
+
 def test_summary_without_report(eplb, readme_counts, readme_report):
     result = ok(eplb("plan", "--counts", readme_counts, *README_ARGS, "--algorithm", "deepseek"))
     text = result.stdout

@@ -130,6 +130,7 @@ def test_plan_stats_errors(eplb, workdir):
 
 @pytest.mark.parametrize("line, fragments", [
     ("not json", ["t.jsonl:2:", "not valid JSON"]),
+    ('{"layer": 0, "experts": [1e400]}', ["t.jsonl:2:", "number overflow parsing '1e400'"]),
     ("[1, 2]", ["t.jsonl:2:", "not a JSON object"]),
     ('{"experts": [1]}', ["t.jsonl:2:", '"layer"']),
     ('{"layer": -1, "experts": [1]}', ["t.jsonl:2:", '"layer" is -1']),
@@ -146,6 +147,7 @@ def test_bad_lines_name_file_and_line(eplb, workdir, line, fragments):
     result = eplb("record", "--trace", trace, "--experts", 8, "--layers", 4, "--top-k", 2,
                   "--out", workdir / "s.eplb")
     assert_error(result, 2, *fragments)
+    assert "json.exception" not in result.stderr
     assert not (workdir / "s.eplb").exists()
 
 

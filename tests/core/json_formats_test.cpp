@@ -209,7 +209,8 @@ TEST(JsonFormats, MalformedSglangMaps) {
   const std::vector<BadCase> cases = {
       {"empty input", "", corrupt, "not a valid JSON document (SGLang placement map)"},
       {"truncated", R"({"physical_to_logical_map": [[0, 1])", corrupt, "not a valid JSON"},
-      {"huge number", R"({"physical_to_logical_map": [[1e400]]})", corrupt, "not a valid JSON"},
+      {"huge number", R"({"physical_to_logical_map": [[1e400]]})", corrupt,
+       "not a valid JSON document (SGLang placement map): number overflow parsing '1e400'"},
       {"not an object", "[[0, 1]]", corrupt,
        "expected a JSON object with the single key physical_to_logical_map, found an array"},
       {"extra key", R"({"physical_to_logical_map": [[0, 1]], "logical_count": [[1, 2]]})", corrupt,

@@ -220,11 +220,13 @@ void print_text(const std::string& path, const Loaded& s, std::optional<std::uin
     print_statistics_text(summarise(s.tracker.get()));
     return;
   }
-  std::cout << "Shape:      " << i.num_layers << " MoE layers x " << i.num_logical_experts
-            << " logical experts, " << i.num_physical_experts << " slots per layer\n";
-  std::cout << "Topology:   " << i.num_gpus << " GPUs in " << i.num_nodes << " nodes ("
-            << s.placement_info.slots_per_gpu << " slots per GPU), " << i.num_groups
-            << " expert groups\n";
+  std::cout << "Shape:      " << counted(i.num_layers, "MoE layer") << " x "
+            << counted(i.num_logical_experts, "logical expert") << ", "
+            << counted(i.num_physical_experts, "slot") << " per layer\n";
+  std::cout << "Topology:   " << counted(i.num_gpus, "GPU") << " in "
+            << counted(i.num_nodes, "node") << " ("
+            << counted(s.placement_info.slots_per_gpu, "slot") << " per GPU), "
+            << counted(i.num_groups, "expert group") << "\n";
   std::cout << "Algorithm:  " << algorithm_text(i.algorithm) << " ("
             << (s.placement_info.hierarchical != 0 ? "hierarchical" : "global") << "), planned in "
             << fixed(i.plan_seconds * 1e3, 3) << " ms; at most " << s.placement_info.log2phy_width

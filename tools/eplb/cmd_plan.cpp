@@ -48,12 +48,23 @@ void print_summary(const eplb_placement* placement, const std::vector<double>& l
                    const PlanArgs& args, const Traffic* traffic) {
   const auto info = info_of(placement);
   const auto m = metrics_of(placement, loads);
-  std::cout << "Planned " << info.num_layers << " layers x " << info.num_logical_experts
-            << " experts onto " << info.num_physical_experts << " slots per layer ("
-            << info.num_gpus << " GPUs in " << info.num_nodes << " nodes, " << info.slots_per_gpu
-            << " per GPU) with " << algorithm_name(info.algorithm) << " ("
+  std::cout << "Planned " << counted(info.num_layers, "layer") << " x "
+            << counted(info.num_logical_experts, "expert") << " onto "
+            << counted(info.num_physical_experts, "slot") << " per layer ("
+            << counted(info.num_gpus, "GPU") << " in " << counted(info.num_nodes, "node") << ", "
+            << info.slots_per_gpu << " per GPU) with " << algorithm_name(info.algorithm) << " ("
             << (info.hierarchical != 0 ? "hierarchical" : "global") << ") in "
             << fixed(info.plan_seconds * 1e3, 3) << " ms\n\n";
+  const std::string name = algorithm_name(info.algorithm);
+  const bool keeps_groups_on_nodes =
+      name == "deepseek" || name == "balanced-hierarchical" || name == "balanced-relaxed";
+  if (keeps_groups_on_nodes && info.hierarchical == 0 && info.num_nodes > 1) {
+    // Asked for locality and did not get it: say why rather than leave it to "(global)".
+    std::cout << "Planned globally: " << name
+              << " keeps whole expert groups on a node, which needs --groups to be a multiple "
+                 "of --nodes (here "
+              << info.num_groups << " and " << info.num_nodes << ")\n\n";
+  }
   Table table({"metric", "value"});
   table.add_row({"GPU balancedness (mean/max, mean over layers)", fixed(m.balancedness, 4)});
   table.add_row({"worst layer balancedness", fixed(m.min_balancedness, 4)});

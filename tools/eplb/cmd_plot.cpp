@@ -137,10 +137,10 @@ void run_plot(const PlotArgs& args) {
       "Drawn by eplb plot, libeplb " +
           std::string(eplb_version_string()) + "."};
   write_file_atomically(args.out, render_plot_svg(data));
-  std::cout << "Wrote " << args.out << ": " << info.num_layers << " layers x " << info.num_gpus
-            << " GPUs, balancedness " << fixed(data.balancedness_before, 4)
-            << " before (no replication) -> " << fixed(data.balancedness_after, 4) << " after ("
-            << algorithm << ")\n";
+  std::cout << "Wrote " << args.out << ": " << counted(info.num_layers, "layer") << " x "
+            << counted(info.num_gpus, "GPU") << ", balancedness "
+            << fixed(data.balancedness_before, 4) << " before (no replication) -> "
+            << fixed(data.balancedness_after, 4) << " after (" << algorithm << ")\n";
 }
 
 }  // namespace eplb_cli

@@ -13,9 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "eplb/cli_error.hpp"
 #include "eplb/commands.hpp"
 #include "eplb/input_file.hpp"
 #include "eplb/library.hpp"
+#include "eplb/table.hpp"
 #include "eplb/tracker_handle.hpp"
 
 namespace eplb_cli {
@@ -76,8 +78,9 @@ void read_trace(const std::string& path, const RecordArgs& args, Rows& rows, Pro
     nlohmann::json object;
     try {
       object = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& error) {
-      throw InputError(where(path, line) + "not valid JSON (" + error.what() + ")");
+    } catch (const nlohmann::json::exception& error) {
+      // parse_error, and out_of_range for a number too large for a double (1e400).
+      throw InputError(where(path, line) + "not valid JSON (" + json_error_text(error) + ")");
     }
     if (!object.is_object()) throw InputError(where(path, line) + "not a JSON object");
     const auto layer = object.find("layer");
@@ -223,11 +226,12 @@ void run_record(const RecordArgs& args) {
     };
     std::cout << document.dump(2) << '\n';
   } else {
-    std::cout << "Recorded " << total << " rows from " << args.traces.size()
-              << " file(s): " << options.num_layers << " layers x " << options.num_logical_experts
-              << " experts, top-" << k << " (" << padded << " rows padded with -1), window "
-              << window_text(window) << ", up to " << options.reservoir_capacity
-              << " sampled rows per layer\nWrote " << args.out << '\n';
+    std::cout << "Recorded " << counted(total, "row") << " from "
+              << counted(args.traces.size(), "file") << ": " << counted(options.num_layers, "layer")
+              << " x " << counted(options.num_logical_experts, "expert") << ", top-" << k << " ("
+              << counted(padded, "row") << " padded with -1), window " << window_text(window)
+              << ", up to " << options.reservoir_capacity << " sampled rows per layer\nWrote "
+              << args.out << '\n';
   }
 }
 

@@ -76,7 +76,7 @@ LoadMatrix parse_logical_count(const std::string& text, const std::string& sourc
     document = json::parse(text);
   } catch (const json::exception& error) {
     // parse_error, and out_of_range for a number too large for a double (1e400).
-    bad(source, std::string("invalid JSON: ") + error.what());
+    bad(source, "invalid JSON: " + json_error_text(error));
   }
   if (!document.is_object()) {
     bad(source, std::string("expected a JSON object with a 'logical_count' key, found ") +

@@ -8,8 +8,10 @@
 #include <sstream>
 
 #include "eplb/atomic_file.hpp"
+#include "eplb/cli_error.hpp"
 #include "eplb/input_file.hpp"
 #include "eplb/placement_json.hpp"
+#include "eplb/table.hpp"
 
 namespace eplb_cli {
 
@@ -90,7 +92,8 @@ PlacementFile read_json_map(const std::string& path, const TopologyArgs& args) {
   try {
     document = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& error) {
-    throw InputError(path + ": neither an .eplb snapshot nor valid JSON: " + error.what());
+    throw InputError(path +
+                     ": neither an .eplb snapshot nor valid JSON: " + json_error_text(error));
   }
   const bool object = document.is_object();
   PlacementFile file;
@@ -199,12 +202,10 @@ Loads read_sglang_loads(const std::string& path) {
 }
 
 std::string shape_text(const eplb_placement_info& info) {
-  std::ostringstream text;
-  text << info.num_layers << " MoE layer" << (info.num_layers == 1 ? "" : "s") << " x "
-       << info.num_logical_experts << " experts, " << info.num_physical_experts << " slots on "
-       << info.num_gpus << " GPU" << (info.num_gpus == 1 ? "" : "s") << " in " << info.num_nodes
-       << " node" << (info.num_nodes == 1 ? "" : "s");
-  return text.str();
+  return counted(info.num_layers, "MoE layer") + " x " +
+         counted(info.num_logical_experts, "expert") + ", " +
+         counted(info.num_physical_experts, "slot") + " on " + counted(info.num_gpus, "GPU") +
+         " in " + counted(info.num_nodes, "node");
 }
 
 }  // namespace eplb_cli

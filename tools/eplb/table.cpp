@@ -63,4 +63,8 @@ std::string fixed(double value, int decimals) {
   return text.str();
 }
 
+std::string counted(std::uint64_t count, const std::string& noun) {
+  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
+}
+
 }  // namespace eplb_cli

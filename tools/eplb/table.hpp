@@ -1,6 +1,7 @@
 // A plain-text table with aligned columns: text columns left-aligned, numbers right-aligned.
 #pragma once
 
+#include <cstdint>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -20,5 +21,9 @@ class Table {
 
 // Fixed-point formatting: fixed(0.93456, 4) == "0.9346".
 [[nodiscard]] std::string fixed(double value, int decimals);
+
+// A count and its noun, plural unless the count is 1: counted(1, "node") == "1 node",
+// counted(4, "node") == "4 nodes". Nouns with an irregular plural are not asked for.
+[[nodiscard]] std::string counted(std::uint64_t count, const std::string& noun);
 
 }  // namespace eplb_cli
