@@ -2,10 +2,11 @@
 // Mixture-of-Experts serving.
 //
 // Failed calls return an *Error holding the C status and the library's message (read inside the
-// same cgo call). Handles are released by Close, or by a finalizer when forgotten. Slices go in
-// and out; C never keeps a Go pointer. Placement and Snapshot are immutable and safe for
-// concurrent use; Planner and Tracker serialise their calls with a mutex (the C objects need
-// one caller at a time), so they are safe too.
+// same cgo call). Handles are released by Close, or by a finalizer when forgotten; a closed
+// handle returns ErrClosed. Slices go in and out; C never keeps a Go pointer. Every type is safe
+// for concurrent use, Close included: a Placement is immutable and read under a shared lock
+// (Close waits for the calls in progress), Planner and Tracker serialise their calls with a mutex
+// (the C objects need one caller at a time).
 package eplb
 
 import (
@@ -54,7 +55,13 @@ func Version() string { return capi.Eplb_version_string() }
 // CheckVersion fails when the loaded libeplb is incompatible with the header of this package.
 func CheckVersion() error {
 	runtimeVersion, header := int(capi.Eplb_version_number()), int(capi.EPLB_VERSION_NUMBER)
-	if runtimeVersion/100 != header/100 || runtimeVersion < header {
+	// One SONAME holds major.minor while the major is 0, the major after: within it the ABI only
+	// grows, so the library must be at least as new as this package's header.
+	sameABI := runtimeVersion/10000 == header/10000
+	if header/10000 == 0 {
+		sameABI = runtimeVersion/100 == header/100
+	}
+	if !sameABI || runtimeVersion < header {
 		return fmt.Errorf("eplb: libeplb %d is loaded but this package needs %d", runtimeVersion, header)
 	}
 	return nil
@@ -146,10 +153,10 @@ func (p *Planner) Close() error {
 
 // Placement is an immutable expert placement for all layers.
 type Placement struct {
+	mu     sync.RWMutex // read-held by every call, write-held by Close
 	handle uintptr
 	// Shape and topology.
 	Layers, LogicalExperts, PhysicalExperts, Nodes, GPUs, Log2PhyWidth int
-	closeOnce                                                          sync.Once
 }
 
 func newPlacement(handle uintptr) (*Placement, error) {
@@ -157,7 +164,7 @@ func newPlacement(handle uintptr) (*Placement, error) {
 	runtime.SetFinalizer(p, (*Placement).Close)
 	info := capi.NewEplb_placement_info()
 	defer capi.DeleteEplb_placement_info(info)
-	if err := capi.Eplb_placement_get_info(p.raw(), info); err != nil {
+	if err := capi.Eplb_placement_get_info(capi.SwigcptrEplb_placement(handle), info); err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -167,7 +174,17 @@ func newPlacement(handle uintptr) (*Placement, error) {
 	return p, nil
 }
 
-func (p *Placement) raw() capi.Eplb_placement { return capi.SwigcptrEplb_placement(p.handle) }
+// use calls f with the C placement under the read lock, or returns ErrClosed.
+func (p *Placement) use(f func(capi.Eplb_placement) error) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.handle == 0 {
+		return ErrClosed
+	}
+	err := f(capi.SwigcptrEplb_placement(p.handle))
+	runtime.KeepAlive(p)
+	return err
+}
 
 // PlacementFromPhy2Log builds a placement from a [layers][physical experts] map.
 func PlacementFromPhy2Log(layers, logicalExperts, physicalExperts, nodes, gpus uint32, phy2log []int32) (*Placement, error) {
@@ -182,24 +199,23 @@ func PlacementFromPhy2Log(layers, logicalExperts, physicalExperts, nodes, gpus u
 // Phy2Log returns [layers][physical experts]: the logical expert held by each slot.
 func (p *Placement) Phy2Log() ([]int32, error) {
 	out := make([]int32, p.Layers*p.PhysicalExperts)
-	err := capi.Eplb_placement_get_phy2log(p.raw(), out)
-	runtime.KeepAlive(p)
+	err := p.use(func(raw capi.Eplb_placement) error { return capi.Eplb_placement_get_phy2log(raw, out) })
 	return out, err
 }
 
 // ReplicaCounts returns [layers][logical experts]: the replicas of each expert.
 func (p *Placement) ReplicaCounts() ([]int32, error) {
 	out := make([]int32, p.Layers*p.LogicalExperts)
-	err := capi.Eplb_placement_get_replica_counts(p.raw(), out)
-	runtime.KeepAlive(p)
+	err := p.use(func(raw capi.Eplb_placement) error {
+		return capi.Eplb_placement_get_replica_counts(raw, out)
+	})
 	return out, err
 }
 
 // Log2Phy returns [layers][logical experts][Log2PhyWidth]: each replica's slot, -1 padded.
 func (p *Placement) Log2Phy() ([]int32, error) {
 	out := make([]int32, p.Layers*p.LogicalExperts*p.Log2PhyWidth)
-	err := capi.Eplb_placement_get_log2phy(p.raw(), out)
-	runtime.KeepAlive(p)
+	err := p.use(func(raw capi.Eplb_placement) error { return capi.Eplb_placement_get_log2phy(raw, out) })
 	return out, err
 }
 
@@ -208,8 +224,9 @@ func (p *Placement) Log2Phy() ([]int32, error) {
 func (p *Placement) Balancedness(loads []float64) (float64, error) {
 	metrics := capi.NewEplb_metrics()
 	defer capi.DeleteEplb_metrics(metrics)
-	err := capi.Eplb_metrics_compute(p.raw(), loads, metrics)
-	runtime.KeepAlive(p)
+	err := p.use(func(raw capi.Eplb_placement) error {
+		return capi.Eplb_metrics_compute(raw, loads, metrics)
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -219,25 +236,28 @@ func (p *Placement) Balancedness(loads []float64) (float64, error) {
 // GPULoads returns [layers][GPUs]: each GPU's load under loads.
 func (p *Placement) GPULoads(loads []float64) ([]float64, error) {
 	out := make([]float64, p.Layers*p.GPUs)
-	err := capi.Eplb_metrics_gpu_loads(p.raw(), loads, out)
-	runtime.KeepAlive(p)
+	err := p.use(func(raw capi.Eplb_placement) error { return capi.Eplb_metrics_gpu_loads(raw, loads, out) })
 	return out, err
 }
 
 // Save writes the placement to an .eplb snapshot atomically; loads (may be nil) are stored with
 // it, label may be "".
 func (p *Placement) Save(path string, loads []float64, label string) error {
-	err := capi.Eplb_go_snapshot_save(p.raw(), loads, label, path)
-	runtime.KeepAlive(p)
-	return err
+	return p.use(func(raw capi.Eplb_placement) error {
+		return capi.Eplb_go_snapshot_save(raw, loads, label, path)
+	})
 }
 
-// Close releases the placement. Safe to call twice; not while other goroutines use it.
+// Close releases the placement once the calls in progress return; later calls return
+// ErrClosed. Safe to call twice and from any goroutine.
 func (p *Placement) Close() error {
-	p.closeOnce.Do(func() {
-		capi.Eplb_placement_destroy(p.raw())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.handle != 0 {
+		capi.Eplb_placement_destroy(capi.SwigcptrEplb_placement(p.handle))
+		p.handle = 0
 		runtime.SetFinalizer(p, nil)
-	})
+	}
 	return nil
 }
 

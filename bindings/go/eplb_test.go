@@ -220,3 +220,49 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	placement.Close()
 }
+
+// A placement closed while other goroutines read it (a serving loop swapping in a new plan):
+// the readers finish their call or get ErrClosed, never freed memory (go test -race runs this).
+func TestCloseWhileInUse(t *testing.T) {
+	planner, err := NewPlanner(readme("deepseek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer planner.Close()
+	for round := 0; round < 20; round++ {
+		placement, err := planner.Plan(weight)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 100; i++ {
+					got, err := placement.Phy2Log()
+					if err == ErrClosed {
+						return
+					}
+					if err != nil || !reflect.DeepEqual(got, wantPhy2Log) {
+						errs <- errors.New("reader: wrong phy2log or error")
+						return
+					}
+				}
+			}()
+		}
+		placement.Close()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if _, err := placement.GPULoads(weight); err != ErrClosed {
+			t.Fatalf("GPULoads after Close: %v, want ErrClosed", err)
+		}
+		if err := placement.Save(filepath.Join(t.TempDir(), "p.eplb"), nil, ""); err != ErrClosed {
+			t.Fatalf("Save after Close: %v, want ErrClosed", err)
+		}
+	}
+}

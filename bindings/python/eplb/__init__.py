@@ -6,6 +6,9 @@ passed as they are; outputs are written straight into new numpy arrays). Failed 
 `eplb.Error` subclass carrying the C status and the library's message. The GIL is released while
 the library plans, records and reads or writes files.
 
+Handles are safe to close from any thread: a call already running on one keeps the native object
+alive until it returns, and later calls raise ValueError.
+
     import eplb
     planner = eplb.Planner(num_layers=2, num_logical_experts=12, num_physical_experts=16,
                            num_gpus=8, num_nodes=2, num_groups=4, algorithm="deepseek")
@@ -42,7 +45,8 @@ __all__ = [
     "IOError", "CorruptError", "TruncatedError", "UnsupportedVersionError", "NoDeviceError",
     "DeviceError", "NoNcclError", "NcclError",
     "Planner", "Placement", "Tracker", "Snapshot", "Metrics",
-    "algorithms", "rebalance_experts", "load_snapshot", "save_snapshot", "version",
+    "algorithms", "rebalance_experts", "load_snapshot", "save_snapshot", "snapshot_bytes",
+    "loads_from_sglang_json", "version",
     "HEADER_VERSION", "WINDOW_CUMULATIVE", "WINDOW_SLIDING", "WINDOW_DECAY",
 ]
 
@@ -84,21 +88,63 @@ def algorithms():
 
 
 def _algorithm_id(algorithm):
+    if algorithm is None:
+        return _capi.EPLB_ALGORITHM_DEFAULT
     if isinstance(algorithm, str):
         return _capi.eplb_algorithm_from_name(algorithm)
     return int(algorithm)
 
 
-def _as_f64(array, name):
-    """A C-contiguous float64 view of `array` (no copy when it already is one)."""
+def _invalid(message):
+    return InvalidArgumentError(_capi.EPLB_ERR_INVALID_ARGUMENT, message)
+
+
+def _as_f64(array, name, shape=None):
+    """A C-contiguous float64 view of `array` (no copy when it already is one). With `shape`
+    (None entries match any size), a different shape is an error: the C API sees only the
+    length, and a transposed matrix of the right size would be read as nonsense."""
     result = np.ascontiguousarray(array, dtype=np.float64)
     if result.ndim == 0:
-        raise InvalidArgumentError(_capi.EPLB_ERR_INVALID_ARGUMENT, f"{name} must be an array")
+        raise _invalid(f"{name} must be an array")
+    if shape is not None and (result.ndim != len(shape) or any(
+            want is not None and got != want for got, want in zip(result.shape, shape))):
+        expected = "(" + ", ".join("any" if n is None else str(n) for n in shape) + ")"
+        raise _invalid(f"{name} has shape {result.shape}, expected {expected}")
     return result
 
 
-def _as_i32(array):
-    return np.ascontiguousarray(array, dtype=np.int32)
+_INT32 = np.iinfo(np.int32)
+
+
+def _as_i32(array, name):
+    """A C-contiguous int32 view of integer ids. Floats and values outside int32 are errors, not
+    truncated or wrapped into other (valid) ids."""
+    values = np.asarray(array)
+    if values.size == 0:
+        return np.ascontiguousarray(values, dtype=np.int32)
+    if values.dtype.kind not in "iu":
+        raise _invalid(f"{name} must hold integers, got dtype {values.dtype}")
+    if values.dtype.itemsize >= 4 and values.dtype != np.int32:
+        low, high = values.min(), values.max()
+        if low < _INT32.min or high > _INT32.max:
+            bad = low if low < _INT32.min else high
+            raise _invalid(f"{name} holds {bad}, outside int32")
+    return np.ascontiguousarray(values, dtype=np.int32)
+
+
+class _Native:
+    """One native object: destroyed when the last reference goes. SWIG accepts it wherever the
+    raw pointer goes (it reads `this`), and a call in progress holds a reference, so closing a
+    handle in another thread cannot free the object under that call."""
+
+    __slots__ = ("this", "_destroy")
+
+    def __init__(self, pointer, destroy):
+        self.this = pointer
+        self._destroy = destroy
+
+    def __del__(self):
+        self._destroy(self.this)
 
 
 class _Handle:
@@ -107,16 +153,12 @@ class _Handle:
     _destroy = None
 
     def __init__(self, handle):
-        self._handle = handle
+        self._handle = _Native(handle, type(self)._destroy)
 
     def close(self):
-        """Releases the native object now. Further use raises ValueError."""
-        handle, self._handle = getattr(self, "_handle", None), None
-        if handle is not None:
-            type(self)._destroy(handle)
-
-    def __del__(self):
-        self.close()
+        """Releases the native object now, or when a call running in another thread returns.
+        Further use raises ValueError."""
+        self._handle = None
 
     def __enter__(self):
         return self
@@ -135,8 +177,9 @@ class Metrics:
     """Balance metrics of a placement under a load matrix (eplb_metrics as attributes)."""
 
     _FIELDS = ("num_layers", "loaded_layers", "max_replicas", "duplicate_pairs", "balancedness",
-               "min_balancedness", "node_balancedness", "max_load_over_bound", "worst_max_load_over_bound",
-               "max_over_mean", "max_load_over_node_bound", "cross_node_replicas")
+               "min_balancedness", "node_balancedness", "max_load_over_bound",
+               "worst_max_load_over_bound", "max_over_mean", "max_load_over_node_bound",
+               "cross_node_replicas")
 
     def __init__(self, native):
         for field in self._FIELDS:
@@ -166,11 +209,12 @@ class Placement(_Handle):
         self.algorithm = _capi.eplb_algorithm_name(info.algorithm) if info.algorithm else None
         self.hierarchical = bool(info.hierarchical)
         self.plan_seconds = info.plan_seconds
+        self._load_shape = (self.num_layers, self.num_logical_experts)
 
     @classmethod
     def from_phy2log(cls, phy2log, num_logical_experts, num_nodes, num_gpus):
         """Builds a placement from a [layers][physical experts] map (e.g. SGLang's)."""
-        phy2log = _as_i32(phy2log)
+        phy2log = _as_i32(phy2log, "phy2log")
         if phy2log.ndim != 2:
             raise InvalidArgumentError(_capi.EPLB_ERR_INVALID_ARGUMENT,
                                        f"phy2log must be 2-D, got shape {phy2log.shape}")
@@ -218,13 +262,13 @@ class Placement(_Handle):
     def metrics(self, loads):
         """Metrics of this placement under `loads` [layers][logical experts]."""
         native = _capi.eplb_metrics()
-        _capi.eplb_metrics_compute(self._h, _as_f64(loads, "loads"), native)
+        _capi.eplb_metrics_compute(self._h, _as_f64(loads, "loads", self._load_shape), native)
         return Metrics(native)
 
     def gpu_loads(self, loads):
         """float64 [layers][gpus]: each GPU's load under `loads`."""
         out = np.empty((self.num_layers, self.num_gpus), dtype=np.float64)
-        _capi.eplb_metrics_gpu_loads(self._h, _as_f64(loads, "loads"), out)
+        _capi.eplb_metrics_gpu_loads(self._h, _as_f64(loads, "loads", self._load_shape), out)
         return out
 
     def save(self, path, loads=None, label=None, compression_level=None):
@@ -246,8 +290,9 @@ class Planner(_Handle):
     _destroy = staticmethod(_capi.eplb_planner_destroy)
 
     def __init__(self, num_layers, num_logical_experts, num_physical_experts, num_gpus,
-                 num_nodes=1, num_groups=1, algorithm="balanced", cross_node_budget=0,
-                 num_threads=1):
+                 num_nodes=1, num_groups=1, algorithm=None, cross_node_budget=0, num_threads=1):
+        """`algorithm`: a name from eplb.algorithms() or an id; None is the library's default
+        (as in every other binding)."""
         options = _capi.eplb_planner_options()
         options.algorithm = _algorithm_id(algorithm)
         options.num_layers = num_layers
@@ -258,28 +303,22 @@ class Planner(_Handle):
         options.num_gpus = num_gpus
         options.cross_node_budget = cross_node_budget
         options.num_threads = num_threads
+        self._shape = (num_layers, num_logical_experts)
         self._lock = threading.Lock()
         super().__init__(_capi.eplb_planner_create(options))
 
     def plan(self, loads):
         """A new Placement for `loads`, float64 [layers][logical experts] (the GIL is released
         while planning)."""
-        loads = _as_f64(loads, "loads")
+        loads = _as_f64(loads, "loads", self._shape)
         with self._lock:
             return Placement(_capi.eplb_planner_plan(self._h, loads))
 
     def plan_windows(self, loads):
         """One Placement robust over windows: `loads` is [windows][layers][logical experts]."""
-        loads = _as_f64(loads, "loads")
+        loads = _as_f64(loads, "loads", (None,) + self._shape)
         with self._lock:
             return Placement(_capi.eplb_planner_plan_windows(self._h, loads))
-
-    def close(self):
-        lock = getattr(self, "_lock", None)
-        if lock is None:
-            return super().close()
-        with lock:
-            return super().close()
 
 
 class Tracker(_Handle):
@@ -296,6 +335,8 @@ class Tracker(_Handle):
         options.num_layers = num_layers
         options.num_logical_experts = num_logical_experts
         options.top_k = top_k
+        if isinstance(window, str) and window not in _WINDOWS:
+            raise _invalid(f"window {window!r} is unknown (use one of {', '.join(_WINDOWS)})")
         options.window = _WINDOWS[window] if isinstance(window, str) else int(window)
         if window_batches is not None:
             options.window_batches = window_batches
@@ -312,7 +353,7 @@ class Tracker(_Handle):
 
     def record(self, layer, topk_ids):
         """Records one batch of `layer`: int32 [tokens][top_k] logical ids, -1 masked."""
-        ids = _as_i32(topk_ids)
+        ids = _as_i32(topk_ids, "topk_ids")
         if ids.ndim == 1 and ids.size == 0:
             ids = ids.reshape(0, self.top_k)
         with self._lock:
@@ -321,11 +362,18 @@ class Tracker(_Handle):
     def record_physical(self, placement, layer, topk_ids):
         """As record, with physical slot ids of `placement`."""
         with self._lock:
-            _capi.eplb_tracker_record_physical(self._h, placement._h, layer, _as_i32(topk_ids))
+            _capi.eplb_tracker_record_physical(self._h, placement._h, layer,
+                                               _as_i32(topk_ids, "topk_ids"))
 
     def merge(self, other):
-        """Adds `other`'s statistics into this tracker."""
-        with self._lock:
+        """Adds `other`'s statistics into this tracker (both are locked, so `other` may still be
+        recording in another thread)."""
+        if other is self:
+            with self._lock:
+                _capi.eplb_tracker_merge(self._h, other._h)
+            return
+        first, second = sorted((self, other), key=id)
+        with first._lock, second._lock:
             _capi.eplb_tracker_merge(self._h, other._h)
 
     def reset(self):
@@ -376,7 +424,7 @@ class Snapshot(_Handle):
 
     @classmethod
     def from_bytes(cls, data):
-        """Reads a snapshot from bytes (e.g. Placement.to_snapshot_bytes())."""
+        """Reads a snapshot from bytes (e.g. eplb.snapshot_bytes(placement))."""
         return cls(_capi.eplb_snapshot_load_from_buffer(data))
 
     def placement(self):
@@ -416,7 +464,7 @@ def _snapshot_options(placement, loads, label, compression_level):
     if compression_level is not None:
         options.compression_level = compression_level
     if loads is not None:
-        loads = _as_f64(loads, "loads")
+        loads = _as_f64(loads, "loads", (placement.num_layers, placement.num_logical_experts))
         keep.append(loads)
         options.set_loads(loads)
     if label is not None:

@@ -236,3 +236,87 @@ def test_version_and_closed_handles():
     planner.close()
     with pytest.raises(ValueError, match="closed"):
         planner.plan([[1, 2, 3, 4]])
+
+
+def test_closing_a_handle_while_another_thread_uses_it_is_safe():
+    # Closing drops the handle's reference; a call already in C keeps the object alive until it
+    # returns, and later calls raise ValueError instead of touching freed memory.
+    ids = np.random.default_rng(3).integers(0, 64, size=(4096, 8), dtype=np.int32)
+    loads = np.random.default_rng(4).lognormal(size=(4, 64))
+    for _ in range(20):
+        tracker = eplb.Tracker(1, 64, 8)
+        placement = eplb.Planner(4, 64, 80, 16, num_nodes=2).plan(loads)
+        outcomes = []
+
+        def use(work):
+            try:
+                for _ in range(200):
+                    work()
+                outcomes.append("finished")
+            except ValueError as error:
+                outcomes.append(str(error))
+
+        threads = [threading.Thread(target=use, args=(lambda: tracker.record(0, ids),)),
+                   threading.Thread(target=use, args=(lambda: placement.metrics(loads),)),
+                   threading.Thread(target=use, args=(lambda: placement.log2phy,))]
+        for thread in threads:
+            thread.start()
+        tracker.close()
+        placement.close()
+        for thread in threads:
+            thread.join()
+        assert all(o == "finished" or "is closed" in o for o in outcomes), outcomes
+
+
+def test_arrays_of_the_wrong_shape_or_type_are_errors():
+    planner = eplb.Planner(2, 12, 16, 8, num_nodes=2, num_groups=4)
+    weight = np.array(WEIGHT, float)
+    with pytest.raises(eplb.InvalidArgumentError, match=r"shape \(12, 2\), expected \(2, 12\)"):
+        planner.plan(weight.T)  # the right size, but transposed: no longer read as nonsense
+    with pytest.raises(eplb.InvalidArgumentError, match=r"expected \(any, 2, 12\)"):
+        planner.plan_windows(weight)
+    placement = planner.plan(weight)
+    with pytest.raises(eplb.InvalidArgumentError, match="shape"):
+        placement.metrics(weight.ravel())
+    with pytest.raises(eplb.InvalidArgumentError, match="shape"):
+        placement.gpu_loads(weight[:1])
+    with pytest.raises(eplb.InvalidArgumentError, match="shape"):
+        eplb.snapshot_bytes(placement, loads=weight.T)
+    assert planner.plan_windows([weight, weight]).num_layers == 2
+
+    tracker = eplb.Tracker(1, 8, 2)
+    with pytest.raises(eplb.InvalidArgumentError, match="integers, got dtype float64"):
+        tracker.record(0, [[0.9, 3.7], [1.2, 2.99]])  # was truncated to experts 0, 3, 1, 2
+    with pytest.raises(eplb.InvalidArgumentError, match="4294967297, outside int32"):
+        tracker.record(0, np.array([[2**32 + 1, 3]], np.int64))  # was wrapped to expert 1
+    tracker.record(0, np.array([[1, 3], [-1, 2]], np.int64))  # int64 ids in range are fine
+    assert tracker.loads().tolist() == [[0, 1, 1, 1, 0, 0, 0, 0]]
+    with pytest.raises(eplb.InvalidArgumentError, match="'slidng' is unknown"):
+        eplb.Tracker(1, 8, 2, window="slidng")
+
+
+def test_merge_locks_both_trackers():
+    ids = np.random.default_rng(5).integers(0, 16, size=(256, 4), dtype=np.int32)
+    total, source = eplb.Tracker(1, 16, 4), eplb.Tracker(1, 16, 4)
+    recorded = threading.Event()
+
+    def record():
+        for _ in range(100):
+            source.record(0, ids)
+        recorded.set()
+
+    thread = threading.Thread(target=record)
+    thread.start()
+    while not recorded.is_set():
+        scratch = eplb.Tracker(1, 16, 4)
+        scratch.merge(source)  # reads `source` while it records: must see whole batches
+        assert scratch.loads().sum() % ids.size == 0
+    thread.join()
+    total.merge(source)
+    total.merge(total)
+    assert total.loads().sum() == 2 * 100 * ids.size
+
+
+def test_planner_default_is_the_librarys():
+    placement = eplb.Planner(2, 12, 16, 8).plan(WEIGHT)
+    assert placement.algorithm == capi.eplb_algorithm_name(capi.eplb_algorithm_default())

@@ -134,7 +134,14 @@ pub fn check_version() -> Result<()> {
     // SAFETY: no arguments.
     let runtime = unsafe { sys::eplb_version_number() };
     let header = sys::EPLB_VERSION_NUMBER;
-    if runtime / 100 != header / 100 || runtime < header {
+    // One SONAME holds major.minor while the major is 0, the major after: within it the ABI only
+    // grows, so the library must be at least as new as the header.
+    let same_abi = if header / 10000 == 0 {
+        runtime / 100 == header / 100
+    } else {
+        runtime / 10000 == header / 10000
+    };
+    if !same_abi || runtime < header {
         return Err(Error {
             status: Status::UnsupportedVersion,
             message: format!("libeplb {runtime} is loaded but the bindings need {header}"),
@@ -179,7 +186,17 @@ impl Algorithm {
             sys::EPLB_ALGORITHM_BALANCED => Algorithm::Balanced,
             sys::EPLB_ALGORITHM_BALANCED_HIERARCHICAL => Algorithm::BalancedHierarchical,
             sys::EPLB_ALGORITHM_BALANCED_RELAXED => Algorithm::BalancedRelaxed,
-            _ => Algorithm::Default,
+            // A newer library's algorithm this crate has no variant for: planning with another
+            // one instead would be a silent substitution.
+            other => {
+                return Err(Error {
+                    status: Status::InvalidArgument,
+                    message: format!(
+                        "algorithm '{name}' (id {other}) is newer than these bindings; \
+                         update the eplb crate to use it"
+                    ),
+                })
+            }
         })
     }
 }

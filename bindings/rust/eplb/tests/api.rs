@@ -83,6 +83,13 @@ fn errors_carry_status_and_message() {
         Algorithm::from_name("balanced-relaxed").unwrap(),
         Algorithm::BalancedRelaxed
     );
+    // Every algorithm the loaded library lists has its own variant (none maps to Default).
+    // SAFETY: no arguments; names are static NUL-terminated strings for ids 1..=count.
+    for id in 1..=unsafe { eplb::sys::eplb_algorithm_count() } {
+        let name = unsafe { std::ffi::CStr::from_ptr(eplb::sys::eplb_algorithm_name(id)) };
+        let algorithm = Algorithm::from_name(name.to_str().unwrap()).unwrap();
+        assert_ne!(algorithm, Algorithm::Default, "{name:?}");
+    }
 }
 
 #[test]
