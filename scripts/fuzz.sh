@@ -30,7 +30,11 @@ if ! command -v clang++ >/dev/null; then
 fi
 
 echo "== building the fuzzers in $build" >&2
-CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DEPLB_BUILD_FUZZERS=ON \
+generator=()
+if [[ ! -f $build/CMakeCache.txt ]] && command -v ninja >/dev/null; then
+  generator=(-G Ninja)
+fi
+CC=clang CXX=clang++ cmake -S "$root" -B "$build" "${generator[@]}" -DEPLB_BUILD_FUZZERS=ON \
   -DEPLB_BUILD_TESTS=OFF -DEPLB_BUILD_BENCH=OFF -DEPLB_WITH_CUDA=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" >/dev/null

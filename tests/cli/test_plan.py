@@ -23,9 +23,9 @@ from cli_support import (
 
 REPORT_KEYS = {"algorithm", "policy", "num_layers", "num_logical_experts", "num_physical_experts",
                "num_gpus", "num_nodes", "num_groups", "plan_seconds", "summary", "layers"}
-SUMMARY_KEYS = {"layers", "loaded_layers", "balancedness", "min_balancedness", "node_balancedness", "max_over_mean",
-                "max_load_over_bound", "worst_max_load_over_bound", "duplicate_pairs",
-                "max_replicas"}
+SUMMARY_KEYS = {"layers", "loaded_layers", "balancedness", "min_balancedness",
+                "node_balancedness", "max_over_mean", "max_load_over_bound",
+                "worst_max_load_over_bound", "duplicate_pairs", "max_replicas"}
 LAYER_KEYS = {"layer", "total_load", "mean_gpu_load", "max_gpu_load", "lower_bound",
               "balancedness", "node_balancedness", "max_load_over_bound", "duplicate_gpus",
               "max_replicas"}
