@@ -75,14 +75,21 @@ static int eplb_py_get_buffer(PyObject* object, Py_buffer* view, Py_ssize_t item
   $1 = (eplb_status)value;
 }
 
-/* ---- input arrays: any C-contiguous buffer, no copy ----------------------------------------- */
+/* ---- input arrays: any C-contiguous buffer, no copy; None passes (NULL, 0), which the C API
+ * accepts where the header says so (e.g. eplb_planner_plan_tracked's loads) and refuses with a
+ * message elsewhere ---------------------------------------------------------------------------- */
 %define EPLB_IN_BUFFER(CTYPE, ITEMSIZE, FORMATS)
 %typemap(in) (const CTYPE* INPUT_BUFFER, size_t INPUT_LEN) (Py_buffer view, int have_view = 0),
              (const CTYPE*, size_t) (Py_buffer view, int have_view = 0) {
-  if (eplb_py_get_buffer($input, &view, ITEMSIZE, FORMATS, 0, "$1_name") != 0) SWIG_fail;
-  have_view = 1;
-  $1 = ($1_ltype)view.buf;
-  $2 = (size_t)(view.len / ITEMSIZE);
+  if ($input == Py_None) {
+    $1 = NULL;
+    $2 = 0;
+  } else {
+    if (eplb_py_get_buffer($input, &view, ITEMSIZE, FORMATS, 0, "$1_name") != 0) SWIG_fail;
+    have_view = 1;
+    $1 = ($1_ltype)view.buf;
+    $2 = (size_t)(view.len / ITEMSIZE);
+  }
 }
 %typemap(freearg) (const CTYPE* INPUT_BUFFER, size_t INPUT_LEN), (const CTYPE*, size_t) {
   if (have_view$argnum) PyBuffer_Release(&view$argnum);
@@ -192,7 +199,8 @@ EPLB_OUT_BUFFER(int32_t, 4, "il")
 }
 %apply uint32_t* OUTPUT { uint32_t* out_algorithm, uint32_t* out_num_layers, uint32_t* out_num_experts };
 %apply size_t* OUTPUT { size_t* out_rows };
-%apply double* OUTPUT { double* out_mean, double* out_optimum };
+%apply double* OUTPUT { double* out_mean, double* out_optimum, double* out_bound };
+%apply uint64_t* OUTPUT { uint64_t* out_batches, uint64_t* out_tokens };
 
 /* Trivial getters keep the GIL (releasing it costs more than the call). */
 %nothread eplb_status_string;
@@ -235,6 +243,11 @@ EPLB_SIZED_STRUCT(eplb_layer_metrics)
 EPLB_OPTIONS_STRUCT(eplb_planner_options)
 EPLB_OPTIONS_STRUCT(eplb_tracker_options)
 EPLB_OPTIONS_STRUCT(eplb_snapshot_options)
+EPLB_OPTIONS_STRUCT(eplb_workload_options)
+EPLB_OPTIONS_STRUCT(eplb_migration_options)
+EPLB_OPTIONS_STRUCT(eplb_token_exchange_options)
+EPLB_SIZED_STRUCT(eplb_migration_summary)
+EPLB_SIZED_STRUCT(eplb_device_tables_info)
 
 /* Pointer fields of eplb_snapshot_options are set from Python buffers that the caller keeps
  * alive until the save returns (eplb.save_snapshot does). */

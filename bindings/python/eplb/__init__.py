@@ -46,7 +46,7 @@ __all__ = [
     "DeviceError", "NoNcclError", "NcclError",
     "Planner", "Placement", "Tracker", "Snapshot", "Metrics",
     "algorithms", "rebalance_experts", "load_snapshot", "save_snapshot", "snapshot_bytes",
-    "loads_from_sglang_json", "version",
+    "save_statistics", "statistics_bytes", "loads_from_sglang_json", "version",
     "HEADER_VERSION", "WINDOW_CUMULATIVE", "WINDOW_SLIDING", "WINDOW_DECAY",
 ]
 
@@ -271,9 +271,10 @@ class Placement(_Handle):
         _capi.eplb_metrics_gpu_loads(self._h, _as_f64(loads, "loads", self._load_shape), out)
         return out
 
-    def save(self, path, loads=None, label=None, compression_level=None):
+    def save(self, path, loads=None, label=None, compression_level=None, tracker=None):
         """Writes this placement to an .eplb snapshot file atomically (see save_snapshot)."""
-        save_snapshot(path, self, loads=loads, label=label, compression_level=compression_level)
+        save_snapshot(path, self, loads=loads, label=label, compression_level=compression_level,
+                      tracker=tracker)
 
     def __repr__(self):
         return (f"Placement(layers={self.num_layers}, logical={self.num_logical_experts}, "
@@ -290,9 +291,12 @@ class Planner(_Handle):
     _destroy = staticmethod(_capi.eplb_planner_destroy)
 
     def __init__(self, num_layers, num_logical_experts, num_physical_experts, num_gpus,
-                 num_nodes=1, num_groups=1, algorithm=None, cross_node_budget=0, num_threads=1):
+                 num_nodes=1, num_groups=1, algorithm=None, cross_node_budget=0, num_threads=1,
+                 affinity=False, affinity_min_balance=None):
         """`algorithm`: a name from eplb.algorithms() or an id; None is the library's default
-        (as in every other binding)."""
+        (as in every other binding). `affinity`: plan_tracked also keeps experts that tokens
+        pick together on one node, with balancedness >= `affinity_min_balance` (default 0.99)
+        x the balance-only plan's; plan() then refuses (it has no co-activation statistics)."""
         options = _capi.eplb_planner_options()
         options.algorithm = _algorithm_id(algorithm)
         options.num_layers = num_layers
@@ -303,6 +307,9 @@ class Planner(_Handle):
         options.num_gpus = num_gpus
         options.cross_node_budget = cross_node_budget
         options.num_threads = num_threads
+        options.affinity = 1 if affinity else 0
+        if affinity_min_balance is not None:
+            options.affinity_min_balance = affinity_min_balance
         self._shape = (num_layers, num_logical_experts)
         self._lock = threading.Lock()
         super().__init__(_capi.eplb_planner_create(options))
@@ -320,6 +327,15 @@ class Planner(_Handle):
         with self._lock:
             return Placement(_capi.eplb_planner_plan_windows(self._h, loads))
 
+    def plan_tracked(self, tracker, loads=None):
+        """A new Placement from a Tracker's statistics: `loads` (as plan) or, when None, the
+        tracker's current loads; with affinity=True, also its co-activation samples. The tracker
+        is locked meanwhile."""
+        if loads is not None:
+            loads = _as_f64(loads, "loads", self._shape)
+        with self._lock, tracker._lock:
+            return Placement(_capi.eplb_planner_plan_tracked(self._h, loads, tracker._h))
+
 
 class Tracker(_Handle):
     """Per-layer expert load and co-activation statistics recorded from top-k routing.
@@ -331,6 +347,9 @@ class Tracker(_Handle):
 
     def __init__(self, num_layers, num_logical_experts, top_k, window="cumulative",
                  window_batches=None, decay=None, reservoir_capacity=None, seed=0):
+        """`window`: "cumulative", "sliding" (the last `window_batches` batches) or "decay"
+        (older batches weigh `decay` less each); `reservoir_capacity` sampled top-k rows are kept
+        per layer (for affinity planning) with the sampler seeded by `seed`."""
         options = _capi.eplb_tracker_options()
         options.num_layers = num_layers
         options.num_logical_experts = num_logical_experts
@@ -350,6 +369,42 @@ class Tracker(_Handle):
         self.top_k = top_k
         self._lock = threading.Lock()
         super().__init__(_capi.eplb_tracker_create(options))
+
+    @classmethod
+    def _adopt(cls, handle):
+        """Wraps a tracker handle the caller owns (e.g. from a snapshot)."""
+        tracker = cls.__new__(cls)
+        _Handle.__init__(tracker, handle)
+        tracker._lock = threading.Lock()
+        options = tracker.options()
+        tracker.num_layers = options["num_layers"]
+        tracker.num_logical_experts = options["num_logical_experts"]
+        tracker.top_k = options["top_k"]
+        return tracker
+
+    def options(self):
+        """The tracker's options as a dict: window as its name, window_batches only for a
+        sliding window and decay only for a decaying one (None otherwise)."""
+        native = _capi.eplb_tracker_options()
+        _capi.eplb_tracker_get_options(self._h, native)
+        names = {value: name for name, value in _WINDOWS.items()}
+        window = names.get(native.window, native.window)
+        return {"num_layers": native.num_layers,
+                "num_logical_experts": native.num_logical_experts, "top_k": native.top_k,
+                "window": window,
+                "window_batches": native.window_batches if window == "sliding" else None,
+                "decay": native.decay if window == "decay" else None,
+                "reservoir_capacity": native.reservoir_capacity, "seed": native.seed}
+
+    def layer_counts(self, layer):
+        """(batches, tokens) recorded into `layer` since creation or reset: record calls, and
+        tokens with a valid slot that its sampler saw (0 without a reservoir)."""
+        with self._lock:
+            return tuple(int(n) for n in _capi.eplb_tracker_get_layer_counts(self._h, layer))
+
+    def save(self, path, label=None, compression_level=None):
+        """Writes a statistics snapshot (save_statistics) of this tracker to `path`."""
+        save_statistics(path, self, label=label, compression_level=compression_level)
 
     def record(self, layer, topk_ids):
         """Records one batch of `layer`: int32 [tokens][top_k] logical ids, -1 masked."""
@@ -440,6 +495,13 @@ class Snapshot(_Handle):
         _capi.eplb_snapshot_get_loads(self._h, out)
         return out
 
+    def tracker(self):
+        """A new Tracker equal to the stored co-activation statistics (recording into it
+        continues exactly as the saved one would), or None when the snapshot has none."""
+        if not self.info["has_coactivation"]:
+            return None
+        return Tracker._adopt(_capi.eplb_snapshot_get_tracker(self._h))
+
     @staticmethod
     def inspect(path):
         """What a snapshot file holds, from its header only, as a dict."""
@@ -458,7 +520,7 @@ def _info_dict(info):
     return result
 
 
-def _snapshot_options(placement, loads, label, compression_level):
+def _snapshot_options(placement, loads, label, compression_level, tracker=None):
     options = _capi.eplb_snapshot_options()
     keep = []
     if compression_level is not None:
@@ -467,6 +529,10 @@ def _snapshot_options(placement, loads, label, compression_level):
         loads = _as_f64(loads, "loads", (placement.num_layers, placement.num_logical_experts))
         keep.append(loads)
         options.set_loads(loads)
+    if tracker is not None:
+        handle = tracker._h
+        keep.append(handle)
+        options.tracker = handle.this
     if label is not None:
         encoded = label.encode("utf-8")
         keep.append(encoded)
@@ -474,20 +540,66 @@ def _snapshot_options(placement, loads, label, compression_level):
     return options, keep
 
 
-def save_snapshot(path, placement, loads=None, label=None, compression_level=None):
-    """Writes `placement` (plus optional `loads` statistics and a `label`) to `path` atomically
-    (temporary file, fsync, rename): a crash leaves the previous file intact."""
-    options, keep = _snapshot_options(placement, loads, label, compression_level)
-    _capi.eplb_snapshot_save(placement._h, options, os.fspath(path))
+def save_snapshot(path, placement, loads=None, label=None, compression_level=None,
+                  tracker=None):
+    """Writes `placement` (plus optional `loads` statistics, a Tracker's co-activation
+    statistics and a `label`) to `path` atomically (temporary file, fsync, rename): a crash
+    leaves the previous file intact."""
+    options, keep = _snapshot_options(placement, loads, label, compression_level, tracker)
+    with _locked(tracker):
+        _capi.eplb_snapshot_save(placement._h, options, os.fspath(path))
     del keep
 
 
-def snapshot_bytes(placement, loads=None, label=None, compression_level=None):
-    """The .eplb snapshot of `placement` as bytes."""
-    options, keep = _snapshot_options(placement, loads, label, compression_level)
-    data = _capi.eplb_snapshot_save_to_buffer(placement._h, options)
+def snapshot_bytes(placement, loads=None, label=None, compression_level=None, tracker=None):
+    """The .eplb snapshot of `placement` as bytes (arguments as save_snapshot)."""
+    options, keep = _snapshot_options(placement, loads, label, compression_level, tracker)
+    with _locked(tracker):
+        data = _capi.eplb_snapshot_save_to_buffer(placement._h, options)
     del keep
     return data
+
+
+def _statistics_options(label, compression_level):
+    options = _capi.eplb_snapshot_options()
+    keep = []
+    if compression_level is not None:
+        options.compression_level = compression_level
+    if label is not None:
+        encoded = label.encode("utf-8")
+        keep.append(encoded)
+        options.set_label(encoded)
+    return options, keep
+
+
+def save_statistics(path, tracker, label=None, compression_level=None):
+    """Writes a statistics snapshot of `tracker` (its whole state: recording into the tracker
+    loaded back with load_snapshot(path).tracker() continues exactly) to `path` atomically."""
+    options, keep = _statistics_options(label, compression_level)
+    with tracker._lock:
+        _capi.eplb_snapshot_save_statistics(tracker._h, options, os.fspath(path))
+    del keep
+
+
+def statistics_bytes(tracker, label=None, compression_level=None):
+    """The statistics snapshot of `tracker` as bytes."""
+    options, keep = _statistics_options(label, compression_level)
+    with tracker._lock:
+        data = _capi.eplb_snapshot_save_statistics_to_buffer(tracker._h, options)
+    del keep
+    return data
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _locked(tracker):
+    return tracker._lock if tracker is not None else _NoLock()
 
 
 def load_snapshot(path):

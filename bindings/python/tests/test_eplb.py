@@ -320,3 +320,58 @@ def test_merge_locks_both_trackers():
 def test_planner_default_is_the_librarys():
     placement = eplb.Planner(2, 12, 16, 8).plan(WEIGHT)
     assert placement.algorithm == capi.eplb_algorithm_name(capi.eplb_algorithm_default())
+
+
+def test_statistics_snapshots_and_affinity_planning(tmp_path):
+    # A tracker saved with its whole state, loaded back, continues exactly as the original; a
+    # placement snapshot can carry the same statistics; affinity plans come from a tracker.
+    rng = np.random.default_rng(8)
+    batches = [rng.integers(0, 16, size=(64, 4), dtype=np.int32) for _ in range(6)]
+    tracker = eplb.Tracker(2, 16, 4, window="sliding", window_batches=3, reservoir_capacity=32,
+                           seed=5)
+    for ids in batches[:3]:
+        tracker.record(0, ids)
+        tracker.record(1, ids[::-1])
+    assert tracker.layer_counts(0) == (3, 192)
+    assert tracker.options()["window"] == "sliding" and tracker.options()["window_batches"] == 3
+    tracker.save(tmp_path / "stats.eplb", label="warm-up")
+    with eplb.load_snapshot(tmp_path / "stats.eplb") as snapshot:
+        assert snapshot.info["has_coactivation"] == 1 and snapshot.info["label"] == "warm-up"
+        restored = snapshot.tracker()
+    assert eplb.Snapshot.from_bytes(eplb.statistics_bytes(tracker)).tracker().options() == \
+        tracker.options()
+    for ids in batches[3:]:
+        for t in (tracker, restored):
+            t.record(0, ids)
+            t.record(1, ids[::-1])
+    np.testing.assert_array_equal(restored.loads(), tracker.loads())
+    np.testing.assert_array_equal(restored.coactivation(1), tracker.coactivation(1))
+    np.testing.assert_array_equal(restored.samples(0), tracker.samples(0))
+
+    planner = eplb.Planner(2, 16, 20, 4, num_nodes=2)
+    balance_only = planner.plan_tracked(tracker)
+    np.testing.assert_array_equal(balance_only.phy2log, planner.plan(tracker.loads()).phy2log)
+    affinity = eplb.Planner(2, 16, 20, 4, num_nodes=2, affinity=True, affinity_min_balance=0.9)
+    placed = affinity.plan_tracked(tracker)
+    assert placed.metrics(tracker.loads()).balancedness >= \
+        0.9 * balance_only.metrics(tracker.loads()).balancedness - 1e-12
+    with pytest.raises(eplb.InvalidArgumentError, match="affinity"):
+        affinity.plan(tracker.loads())  # affinity needs the tracker's statistics
+
+    placed.save(tmp_path / "plan.eplb", loads=tracker.loads(), tracker=tracker)
+    with eplb.load_snapshot(tmp_path / "plan.eplb") as snapshot:
+        np.testing.assert_array_equal(snapshot.tracker().loads(), tracker.loads())
+        np.testing.assert_array_equal(snapshot.placement().phy2log, placed.phy2log)
+    assert eplb.Snapshot.from_bytes(eplb.snapshot_bytes(placed)).tracker() is None
+
+
+def test_raw_capi_outputs_and_structs():
+    # Output scalars come back as return values, and every struct with struct_size is sized.
+    placement = eplb.Planner(2, 12, 16, 8, num_nodes=2, num_groups=4).plan(WEIGHT)
+    loads = np.array(WEIGHT, float)
+    bound = capi.eplb_metrics_relaxed_bound(placement._h, loads[0], 2)
+    assert isinstance(bound, float) and bound > 0
+    for struct in (capi.eplb_migration_summary(), capi.eplb_migration_options(),
+                   capi.eplb_workload_options(), capi.eplb_device_tables_info(),
+                   capi.eplb_token_exchange_options()):
+        assert struct.struct_size > 0
