@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"eplb/internal/capi"
 )
@@ -219,18 +220,44 @@ func (p *Placement) Log2Phy() ([]int32, error) {
 	return out, err
 }
 
-// Balancedness is the mean, over the layers with load, of mean GPU load / max GPU load under
-// loads.
-func (p *Placement) Balancedness(loads []float64) (float64, error) {
-	metrics := capi.NewEplb_metrics()
-	defer capi.DeleteEplb_metrics(metrics)
+// Metrics are a placement's balance under a load matrix (eplb_metrics): over the layers that
+// carry load (LoadedLayers of Layers), see the C header for each field.
+type Metrics struct {
+	Layers, LoadedLayers, MaxReplicas       int
+	DuplicatePairs, CrossNodeReplicas       uint64
+	Balancedness, MinBalancedness           float64
+	NodeBalancedness, MaxOverMean           float64
+	MaxLoadOverBound, WorstMaxLoadOverBound float64
+	MaxLoadOverNodeBound                    float64
+}
+
+// Metrics computes the placement's metrics under loads, [layers][logical experts] row-major.
+func (p *Placement) Metrics(loads []float64) (Metrics, error) {
+	native := capi.NewEplb_metrics()
+	defer capi.DeleteEplb_metrics(native)
 	err := p.use(func(raw capi.Eplb_placement) error {
-		return capi.Eplb_metrics_compute(raw, loads, metrics)
+		return capi.Eplb_metrics_compute(raw, loads, native)
 	})
 	if err != nil {
-		return 0, err
+		return Metrics{}, err
 	}
-	return metrics.GetBalancedness(), nil
+	return Metrics{
+		Layers: int(native.GetNum_layers()), LoadedLayers: int(native.GetLoaded_layers()),
+		MaxReplicas: int(native.GetMax_replicas()), DuplicatePairs: uint64(native.GetDuplicate_pairs()),
+		CrossNodeReplicas: uint64(native.GetCross_node_replicas()),
+		Balancedness:      native.GetBalancedness(), MinBalancedness: native.GetMin_balancedness(),
+		NodeBalancedness: native.GetNode_balancedness(), MaxOverMean: native.GetMax_over_mean(),
+		MaxLoadOverBound:      native.GetMax_load_over_bound(),
+		WorstMaxLoadOverBound: native.GetWorst_max_load_over_bound(),
+		MaxLoadOverNodeBound:  native.GetMax_load_over_node_bound(),
+	}, nil
+}
+
+// Balancedness is the mean, over the layers with load, of mean GPU load / max GPU load under
+// loads (Metrics(loads).Balancedness).
+func (p *Placement) Balancedness(loads []float64) (float64, error) {
+	metrics, err := p.Metrics(loads)
+	return metrics.Balancedness, err
 }
 
 // GPULoads returns [layers][GPUs]: each GPU's load under loads.
@@ -296,7 +323,10 @@ type Tracker struct {
 	mu                    sync.Mutex
 	handle                uintptr
 	layers, experts, topK int
+	order                 uint64 // creation order: Merge locks two trackers in it
 }
+
+var trackersCreated atomic.Uint64
 
 // NewTracker creates an empty tracker.
 func NewTracker(o TrackerOptions) (*Tracker, error) {
@@ -325,7 +355,8 @@ func NewTracker(o TrackerOptions) (*Tracker, error) {
 	if err := capi.Eplb_tracker_create(options, &handle); err != nil {
 		return nil, err
 	}
-	t := &Tracker{handle: handle, layers: int(o.Layers), experts: int(o.LogicalExperts), topK: int(o.TopK)}
+	t := &Tracker{handle: handle, layers: int(o.Layers), experts: int(o.LogicalExperts), topK: int(o.TopK),
+		order: trackersCreated.Add(1)}
 	runtime.SetFinalizer(t, (*Tracker).Close)
 	return t, nil
 }
@@ -343,6 +374,67 @@ func (t *Tracker) Record(layer int, topkIDs []int32) error {
 	}
 	return capi.Eplb_tracker_record(capi.SwigcptrEplb_tracker(t.handle), uint(layer), topkIDs,
 		int64(len(topkIDs)/t.topK), uint(t.topK))
+}
+
+// RecordPhysical records one batch of layer with physical slot ids of placement.
+func (t *Tracker) RecordPhysical(placement *Placement, layer int, topkIDs []int32) error {
+	if len(topkIDs)%t.topK != 0 {
+		return &Error{Status: StatusInvalidArgument,
+			Message: fmt.Sprintf("topk_ids length %d is not a multiple of top_k %d", len(topkIDs), t.topK)}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.handle == 0 {
+		return ErrClosed
+	}
+	return placement.use(func(raw capi.Eplb_placement) error {
+		return capi.Eplb_tracker_record_physical(capi.SwigcptrEplb_tracker(t.handle), raw, uint(layer),
+			topkIDs, int64(len(topkIDs)/t.topK), uint(t.topK))
+	})
+}
+
+// Merge adds other's statistics into t (both are locked, so other may still be recording).
+func (t *Tracker) Merge(other *Tracker) error {
+	first, second := t, other
+	if t != other {
+		// One order for every pair, so two goroutines merging each way cannot deadlock.
+		if t.order > other.order {
+			first, second = other, t
+		}
+		first.mu.Lock()
+		defer first.mu.Unlock()
+		second.mu.Lock()
+		defer second.mu.Unlock()
+	} else {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+	}
+	if t.handle == 0 || other.handle == 0 {
+		return ErrClosed
+	}
+	return capi.Eplb_tracker_merge(capi.SwigcptrEplb_tracker(t.handle), capi.SwigcptrEplb_tracker(other.handle))
+}
+
+// Reset forgets all statistics.
+func (t *Tracker) Reset() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.handle == 0 {
+		return ErrClosed
+	}
+	return capi.Eplb_tracker_reset(capi.SwigcptrEplb_tracker(t.handle))
+}
+
+// Coactivation returns one layer's pair counts as a packed upper triangle: pair (a, b), a < b,
+// at a*(2E-a-1)/2 + b-a-1.
+func (t *Tracker) Coactivation(layer int) ([]float64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.handle == 0 {
+		return nil, ErrClosed
+	}
+	out := make([]float64, t.experts*(t.experts-1)/2)
+	return out, capi.Eplb_tracker_get_coactivation(capi.SwigcptrEplb_tracker(t.handle), uint(layer), out)
 }
 
 // Loads returns [layers][logical experts] at current weights, ready for Planner.Plan.

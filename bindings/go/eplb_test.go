@@ -266,3 +266,71 @@ func TestCloseWhileInUse(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricsAndTrackerOperations(t *testing.T) {
+	planner, _ := NewPlanner(readme("deepseek"))
+	defer planner.Close()
+	placement, err := planner.Plan(weight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer placement.Close()
+	// An idle first layer is left out of the means (LoadedLayers 1).
+	idle := append(make([]float64, 12), weight[12:]...)
+	metrics, err := placement.Metrics(idle)
+	if err != nil || metrics.Layers != 2 || metrics.LoadedLayers != 1 {
+		t.Fatalf("metrics = %+v, %v", metrics, err)
+	}
+	gpu, _ := placement.GPULoads(idle)
+	mean, max := 0.0, 0.0
+	for _, v := range gpu[8:] {
+		mean += v / 8
+		if v > max {
+			max = v
+		}
+	}
+	if d := metrics.Balancedness - mean/max; d > 1e-12 || d < -1e-12 {
+		t.Fatalf("balancedness %v, want %v (layer 1 alone)", metrics.Balancedness, mean/max)
+	}
+
+	// Coactivation against a brute force; Merge and Reset; RecordPhysical folds slots to experts.
+	a, _ := NewTracker(TrackerOptions{Layers: 2, LogicalExperts: 12, TopK: 2})
+	b, _ := NewTracker(TrackerOptions{Layers: 2, LogicalExperts: 12, TopK: 2})
+	defer a.Close()
+	defer b.Close()
+	ids := []int32{0, 5, 5, 11, 3, -1, 0, 5}
+	if err := a.Record(0, ids); err != nil {
+		t.Fatal(err)
+	}
+	pairs, _ := a.Coactivation(0)
+	at := func(x, y int) int { return x*(2*12-x-1)/2 + y - x - 1 }
+	for i, v := range pairs {
+		want := 0.0
+		switch i {
+		case at(0, 5):
+			want = 2
+		case at(5, 11):
+			want = 1
+		}
+		if v != want {
+			t.Fatalf("pair index %d = %v, want %v", i, v, want)
+		}
+	}
+	slots := []int32{12, 0} // physical slots: the experts wantPhy2Log puts there
+	if err := b.RecordPhysical(placement, 1, slots); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Merge(b); err != nil {
+		t.Fatal(err)
+	}
+	loads, _ := a.Loads()
+	if loads[12+int(wantPhy2Log[16+12])] != 1 || loads[12+int(wantPhy2Log[16+0])] != 1 || loads[5] != 3 {
+		t.Fatalf("merged loads %v", loads)
+	}
+	if err := a.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if loads, _ := a.Loads(); loads[5] != 0 {
+		t.Fatalf("loads after Reset %v", loads)
+	}
+}
