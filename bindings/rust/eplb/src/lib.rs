@@ -214,6 +214,12 @@ pub struct PlannerOptions {
     pub num_gpus: u32,
     pub cross_node_budget: u32,
     pub num_threads: u32,
+    /// [`Planner::plan_tracked`] also keeps experts that tokens pick together on one node;
+    /// [`Planner::plan`] then refuses (it has no co-activation statistics).
+    pub affinity: bool,
+    /// With `affinity`: balancedness stays >= this x the balance-only plan's; 0 = the default
+    /// (0.99).
+    pub affinity_min_balance: f64,
 }
 
 /// Turns load matrices into placements (`eplb_planner`).
@@ -238,6 +244,10 @@ impl Planner {
         raw_options.num_gpus = options.num_gpus;
         raw_options.cross_node_budget = options.cross_node_budget;
         raw_options.num_threads = options.num_threads;
+        raw_options.affinity = u32::from(options.affinity);
+        if options.affinity_min_balance != 0.0 {
+            raw_options.affinity_min_balance = options.affinity_min_balance;
+        }
         if options.num_groups != 0 {
             raw_options.num_groups = options.num_groups;
         }
@@ -255,6 +265,18 @@ impl Planner {
         let mut out = ptr::null_mut();
         // SAFETY: the slice is valid for its length; the library does not keep it.
         check(unsafe { sys::eplb_planner_plan(self.raw, loads.as_ptr(), loads.len(), &mut out) })?;
+        Ok(Placement { raw: out })
+    }
+
+    /// Plans from a tracker's statistics: `loads`, or the tracker's current loads when `None`;
+    /// with [`PlannerOptions::affinity`], also its sampled top-k rows.
+    pub fn plan_tracked(&mut self, tracker: &Tracker, loads: Option<&[f64]>) -> Result<Placement> {
+        let (data, len) = loads.map_or((ptr::null(), 0), |l| (l.as_ptr(), l.len()));
+        let mut out = ptr::null_mut();
+        // SAFETY: valid handles; the slice (or NULL, 0) is valid; the tracker is only read.
+        check(unsafe {
+            sys::eplb_planner_plan_tracked(self.raw, data, len, tracker.raw, &mut out)
+        })?;
         Ok(Placement { raw: out })
     }
 
@@ -516,6 +538,20 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// A new tracker equal to the stored co-activation statistics (recording into it continues
+    /// exactly as the saved one would), or `None` when the snapshot holds none.
+    pub fn tracker(&self) -> Result<Option<Tracker>> {
+        if self.info()?.has_coactivation == 0 {
+            return Ok(None);
+        }
+        let mut raw = ptr::null_mut();
+        // SAFETY: valid handle and output pointer; the new tracker is owned here.
+        check(unsafe { sys::eplb_snapshot_get_tracker(self.raw, &mut raw) })?;
+        Tracker::adopt(raw).map(Some)
+    }
+}
+
 impl Drop for Snapshot {
     fn drop(&mut self) {
         // SAFETY: owned handle, released once.
@@ -579,6 +615,119 @@ impl Tracker {
             num_logical_experts,
             top_k,
         })
+    }
+
+    /// A tracker from options set in full (`eplb_tracker_options`, e.g. to change the
+    /// reservoir's capacity or seed); `struct_size` is set here.
+    pub fn with_options(mut options: sys::eplb_tracker_options) -> Result<Tracker> {
+        options.struct_size = std::mem::size_of::<sys::eplb_tracker_options>() as u32;
+        let mut raw = ptr::null_mut();
+        // SAFETY: valid options and output pointer.
+        check(unsafe { sys::eplb_tracker_create(&options, &mut raw) })?;
+        Tracker::adopt(raw)
+    }
+
+    /// Default options for `num_layers` x `num_logical_experts`, top-`top_k`
+    /// (`eplb_tracker_options_init`), to adjust and pass to [`Tracker::with_options`].
+    pub fn default_options(
+        num_layers: u32,
+        num_logical_experts: u32,
+        top_k: u32,
+    ) -> sys::eplb_tracker_options {
+        // SAFETY: init fills the struct.
+        let mut options: sys::eplb_tracker_options = unsafe { std::mem::zeroed() };
+        unsafe { sys::eplb_tracker_options_init(&mut options) };
+        options.num_layers = num_layers;
+        options.num_logical_experts = num_logical_experts;
+        options.top_k = top_k;
+        options
+    }
+
+    /// Takes ownership of a tracker handle (destroyed on drop, also on error).
+    fn adopt(raw: *mut sys::eplb_tracker) -> Result<Tracker> {
+        let mut tracker = Tracker {
+            raw,
+            num_layers: 0,
+            num_logical_experts: 0,
+            top_k: 0,
+        };
+        let options = tracker.options()?;
+        tracker.num_layers = options.num_layers;
+        tracker.num_logical_experts = options.num_logical_experts;
+        tracker.top_k = options.top_k;
+        Ok(tracker)
+    }
+
+    /// The tracker's options (`eplb_tracker_get_options`).
+    pub fn options(&self) -> Result<sys::eplb_tracker_options> {
+        // SAFETY: zeroed plain-data struct with struct_size set.
+        let mut options: sys::eplb_tracker_options = unsafe { std::mem::zeroed() };
+        options.struct_size = std::mem::size_of::<sys::eplb_tracker_options>() as u32;
+        check(unsafe { sys::eplb_tracker_get_options(self.raw, &mut options) })?;
+        Ok(options)
+    }
+
+    /// Records one batch of `layer` with physical slot ids of `placement`.
+    pub fn record_physical(
+        &mut self,
+        placement: &Placement,
+        layer: u32,
+        topk_ids: &[i32],
+    ) -> Result<()> {
+        let top_k = self.top_k as usize;
+        if topk_ids.len() % top_k != 0 {
+            return Err(invalid(format!(
+                "topk_ids length {} is not a multiple of top_k {top_k}",
+                topk_ids.len()
+            )));
+        }
+        // SAFETY: valid handles; the slice is valid for its length.
+        check(unsafe {
+            sys::eplb_tracker_record_physical(
+                self.raw,
+                placement.raw,
+                layer,
+                topk_ids.as_ptr(),
+                topk_ids.len() / top_k,
+                self.top_k,
+            )
+        })
+    }
+
+    /// One layer's sampled top-k rows, `[rows][top_k]` row-major.
+    pub fn samples(&self, layer: u32) -> Result<Vec<i32>> {
+        let mut rows = 0usize;
+        // SAFETY: size query (NULL, 0) then a buffer of rows * top_k elements.
+        check(unsafe {
+            sys::eplb_tracker_get_samples(self.raw, layer, ptr::null_mut(), 0, &mut rows)
+        })?;
+        let mut out = vec![0i32; rows * self.top_k as usize];
+        if rows > 0 {
+            check(unsafe {
+                sys::eplb_tracker_get_samples(
+                    self.raw,
+                    layer,
+                    out.as_mut_ptr(),
+                    out.len(),
+                    &mut rows,
+                )
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// Writes a statistics snapshot (the whole state; [`Snapshot::tracker`] resumes it) to
+    /// `path` atomically, with an optional `label`.
+    pub fn save(&self, path: impl AsRef<Path>, label: Option<&str>) -> Result<()> {
+        let c_path = path_string(path.as_ref())?;
+        let c_label = label.map(|l| c_string(l, "label")).transpose()?;
+        // SAFETY: init fills the struct; the label outlives the call.
+        let mut options: sys::eplb_snapshot_options = unsafe { std::mem::zeroed() };
+        unsafe { sys::eplb_snapshot_options_init(&mut options) };
+        if let Some(label) = &c_label {
+            options.label = label.as_ptr();
+        }
+        check(unsafe { sys::eplb_snapshot_save_statistics(self.raw, &options, c_path.as_ptr()) })
     }
 
     /// Records one batch of `layer`: `topk_ids` is `[tokens][top_k]` logical ids, -1 masked.

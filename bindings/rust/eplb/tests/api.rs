@@ -187,3 +187,78 @@ fn placements_are_shared_across_threads_and_planners_move_between_them() {
     let results: Vec<f64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert!(results.windows(2).all(|w| w[0] == w[1]));
 }
+
+#[test]
+fn statistics_snapshots_affinity_and_physical_ids() {
+    // A small deterministic routing: 64 tokens of top-4 over 16 experts, two layers.
+    let ids: Vec<i32> = (0..256)
+        .map(|i| ((i * 7 + i / 4 * 3) % 16) as i32)
+        .collect();
+    let mut options = Tracker::default_options(2, 16, 4);
+    options.reservoir_capacity = 32;
+    options.seed = 9;
+    let mut tracker = Tracker::with_options(options).unwrap();
+    tracker.record(0, &ids).unwrap();
+    tracker.record(1, &ids[..128]).unwrap();
+    assert_eq!(tracker.samples(0).unwrap().len(), 32 * 4);
+    assert_eq!(tracker.options().unwrap().reservoir_capacity, 32);
+
+    let dir = std::env::temp_dir().join(format!("eplb-rust-stats-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("stats.eplb");
+    tracker.save(&path, Some("warm-up")).unwrap();
+    let snapshot = Snapshot::load(&path).unwrap();
+    assert_eq!(snapshot.label().unwrap(), "warm-up");
+    let mut restored = snapshot.tracker().unwrap().unwrap();
+    // Recording on continues exactly as in the original (loads, pairs and samples).
+    tracker.record(1, &ids[128..]).unwrap();
+    restored.record(1, &ids[128..]).unwrap();
+    assert_eq!(restored.loads().unwrap(), tracker.loads().unwrap());
+    assert_eq!(
+        restored.coactivation(1).unwrap(),
+        tracker.coactivation(1).unwrap()
+    );
+    assert_eq!(restored.samples(1).unwrap(), tracker.samples(1).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // plan_tracked without affinity is plan on the tracker's loads; with it, the balance floor.
+    let shape = PlannerOptions {
+        num_layers: 2,
+        num_logical_experts: 16,
+        num_physical_experts: 20,
+        num_nodes: 2,
+        num_gpus: 4,
+        ..Default::default()
+    };
+    let loads = tracker.loads().unwrap();
+    let mut planner = Planner::new(&shape).unwrap();
+    let balance_only = planner.plan_tracked(&tracker, None).unwrap();
+    assert_eq!(
+        balance_only.phy2log().unwrap(),
+        planner.plan(&loads).unwrap().phy2log().unwrap()
+    );
+    let mut affinity = Planner::new(&PlannerOptions {
+        affinity: true,
+        affinity_min_balance: 0.9,
+        ..shape
+    })
+    .unwrap();
+    let placed = affinity.plan_tracked(&tracker, Some(&loads)).unwrap();
+    assert!(
+        placed.metrics(&loads).unwrap().balancedness
+            >= 0.9 * balance_only.metrics(&loads).unwrap().balancedness - 1e-12
+    );
+    assert_eq!(
+        affinity.plan(&loads).err().unwrap().status,
+        Status::InvalidArgument
+    );
+
+    // Physical slot ids fold to the experts the placement puts there.
+    let mut physical = Tracker::new(2, 16, 1, Window::Cumulative).unwrap();
+    let phy2log = placed.phy2log().unwrap();
+    physical.record_physical(&placed, 1, &[0, 19]).unwrap();
+    let folded = physical.loads().unwrap();
+    assert_eq!(folded[16 + phy2log[20] as usize], 1.0);
+    assert_eq!(folded[16 + phy2log[20 + 19] as usize], 1.0);
+    assert_eq!(folded.iter().sum::<f64>(), 2.0);
+}
