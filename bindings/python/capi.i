@@ -105,7 +105,13 @@ EPLB_IN_BUFFER(char, 1, "Bbc")
   (const double* weights, size_t weights_len), (const double* costs, size_t costs_len)
 };
 %apply (const int32_t* INPUT_BUFFER, size_t INPUT_LEN) {
-  (const int32_t* phy2log, size_t phy2log_len), (const int32_t* ids, size_t ids_len)
+  (const int32_t* phy2log, size_t phy2log_len), (const int32_t* ids, size_t ids_len),
+  (const int32_t* counts, size_t counts_len), (const int32_t* counts_by_node, size_t counts_len),
+  (const int32_t* quotas, size_t quotas_len), (const int32_t* rank_counts, size_t rank_counts_len)
+};
+%apply (const double* INPUT_BUFFER, size_t INPUT_LEN) {
+  (const double* gpu_weights, size_t gpu_weights_len),
+  (const double* gpu_extra_load, size_t gpu_extra_load_len)
 };
 %apply (const void* INPUT_BUFFER, size_t INPUT_LEN) { (const void* data, size_t size) };
 %apply (const char* INPUT_BUFFER, size_t INPUT_LEN) { (const char* json, size_t json_len) };
@@ -163,7 +169,9 @@ EPLB_IN_BUFFER(char, 1, "Bbc")
 %typemap(freearg) (CTYPE* OUTPUT_BUFFER, size_t OUTPUT_LEN) {
   if (have_view$argnum) PyBuffer_Release(&view$argnum);
 }
-%apply (CTYPE* OUTPUT_BUFFER, size_t OUTPUT_LEN) { (CTYPE* out, size_t out_len) };
+%apply (CTYPE* OUTPUT_BUFFER, size_t OUTPUT_LEN) {
+  (CTYPE* out, size_t out_len), (CTYPE* out_quotas, size_t out_quotas_len)
+};
 %enddef
 EPLB_OUT_BUFFER(double, 8, "d")
 EPLB_OUT_BUFFER(int32_t, 4, "il")
@@ -201,6 +209,9 @@ EPLB_OUT_BUFFER(int32_t, 4, "il")
 %apply size_t* OUTPUT { size_t* out_rows };
 %apply double* OUTPUT { double* out_mean, double* out_optimum, double* out_bound };
 %apply uint64_t* OUTPUT { uint64_t* out_batches, uint64_t* out_tokens };
+%apply int64_t* OUTPUT { int64_t* out_cross_node_tokens };
+%apply int32_t* OUTPUT { int32_t* out_count, int32_t* out_version };
+%apply double* OUTPUT { double* out_max_load };
 
 /* Trivial getters keep the GIL (releasing it costs more than the call). */
 %nothread eplb_status_string;
@@ -281,5 +292,50 @@ def _loads_from_address(address, num_layers, num_experts):
 void _buffer_free_address(uintptr_t address) { eplb_buffer_free((void*)address); }
 %}
 
+/* The split solvers: Python sees eplb_py_split_solve* (below) under their names. */
+%ignore eplb_split_solve;
+%ignore eplb_split_solve_by_node;
+%rename(eplb_split_solve) eplb_py_split_solve;
+%rename(eplb_split_solve_by_node) eplb_py_split_solve_by_node;
+%ignore eplb_py_gpu_len;
+
 #define EPLB_API
 %include "eplb/eplb.h"
+
+/* The split solvers take two per-GPU arrays with one length; from Python each comes with its own
+ * (None for NULL) and the shorter is passed, so a short array is refused by the library's length
+ * check instead of being read past its end. */
+%inline %{
+static size_t eplb_py_gpu_len(const double* a, size_t a_len, const double* b, size_t b_len) {
+  if (a == NULL) return b_len;
+  if (b == NULL) return a_len;
+  return a_len < b_len ? a_len : b_len;
+}
+eplb_status eplb_py_split_solve(eplb_split_workspace* workspace, const eplb_placement* placement,
+                                uint32_t layer, const int32_t* counts, size_t counts_len,
+                                const double* gpu_weights, size_t gpu_weights_len,
+                                const double* gpu_extra_load, size_t gpu_extra_load_len,
+                                int32_t* out_quotas, size_t out_quotas_len,
+                                double* out_max_load) {
+  return eplb_split_solve(workspace, placement, layer, counts, counts_len, gpu_weights,
+                          gpu_extra_load,
+                          eplb_py_gpu_len(gpu_weights, gpu_weights_len, gpu_extra_load,
+                                          gpu_extra_load_len),
+                          out_quotas, out_quotas_len, out_max_load);
+}
+eplb_status eplb_py_split_solve_by_node(eplb_split_workspace* workspace,
+                                        const eplb_placement* placement, uint32_t layer,
+                                        const int32_t* counts_by_node, size_t counts_len,
+                                        const double* gpu_weights, size_t gpu_weights_len,
+                                        const double* gpu_extra_load, size_t gpu_extra_load_len,
+                                        double slack, int32_t* out_quotas, size_t out_quotas_len,
+                                        double* out_max_load, int64_t* out_cross_node_tokens) {
+  return eplb_split_solve_by_node(workspace, placement, layer, counts_by_node, counts_len,
+                                  gpu_weights, gpu_extra_load,
+                                  eplb_py_gpu_len(gpu_weights, gpu_weights_len, gpu_extra_load,
+                                                  gpu_extra_load_len),
+                                  slack, out_quotas, out_quotas_len, out_max_load,
+                                  out_cross_node_tokens);
+}
+%}
+

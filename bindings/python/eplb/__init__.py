@@ -44,7 +44,7 @@ __all__ = [
     "Error", "InvalidArgumentError", "OutOfMemoryError", "BufferTooSmallError", "InternalError",
     "IOError", "CorruptError", "TruncatedError", "UnsupportedVersionError", "NoDeviceError",
     "DeviceError", "NoNcclError", "NcclError",
-    "Planner", "Placement", "Tracker", "Snapshot", "Metrics",
+    "Planner", "Placement", "Tracker", "Snapshot", "Metrics", "SplitSolver", "split_rank_quotas",
     "algorithms", "rebalance_experts", "load_snapshot", "save_snapshot", "snapshot_bytes",
     "save_statistics", "statistics_bytes", "loads_from_sglang_json", "version",
     "HEADER_VERSION", "WINDOW_CUMULATIVE", "WINDOW_SLIDING", "WINDOW_DECAY",
@@ -459,6 +459,75 @@ class Tracker(_Handle):
             if rows:
                 _capi.eplb_tracker_get_samples(self._h, layer, out)
         return out
+
+
+def _as_i32_shaped(array, name, shape):
+    ids = _as_i32(array, name)
+    if ids.shape != shape:
+        raise _invalid(f"{name} has shape {ids.shape}, expected {shape}")
+    return ids
+
+
+def _per_gpu(array, name, placement):
+    return None if array is None else _as_f64(array, name, (placement.num_gpus,))
+
+
+class SplitSolver(_Handle):
+    """Per-batch balancing on the CPU: splits each expert's tokens of one batch over its
+    replicas so that the busiest GPU's load is minimal, exactly and in integers
+    (eplb_split_solve). Holds scratch memory reused between solves; calls are serialised with a
+    lock (use one solver per thread to solve concurrently)."""
+
+    _destroy = staticmethod(_capi.eplb_split_workspace_destroy)
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        super().__init__(_capi.eplb_split_workspace_create())
+
+    def solve(self, placement, layer, counts, gpu_weights=None, gpu_extra_load=None):
+        """(quotas, max_load) for this batch's `counts`, int [logical experts] tokens per expert:
+        quotas int32 [physical experts] are the tokens each slot of `layer` takes (over an
+        expert's replicas they sum to its count); max_load is the busiest GPU's load, where GPU
+        g's load is gpu_weights[g] * (gpu_extra_load[g] + its tokens) (defaults 1 and 0)."""
+        counts = _as_i32_shaped(counts, "counts", (placement.num_logical_experts,))
+        weights = _per_gpu(gpu_weights, "gpu_weights", placement)
+        extra = _per_gpu(gpu_extra_load, "gpu_extra_load", placement)
+        quotas = np.empty(placement.num_physical_experts, dtype=np.int32)
+        with self._lock:
+            max_load = _capi.eplb_split_solve(self._h, placement._h, layer, counts, weights, extra,
+                                              quotas)
+        return quotas, max_load
+
+    def solve_by_node(self, placement, layer, counts_by_node, slack=0.0, gpu_weights=None,
+                      gpu_extra_load=None):
+        """(quotas, max_load, cross_node_tokens) for tokens known by the node they come from:
+        `counts_by_node` int [logical experts][nodes]. The busiest GPU stays within
+        (1 + slack) x solve's optimum and, under that, as few tokens as possible are served off
+        their node; quotas int32 [physical experts][nodes]."""
+        shape = (placement.num_logical_experts, placement.num_nodes)
+        counts = _as_i32_shaped(counts_by_node, "counts_by_node", shape)
+        weights = _per_gpu(gpu_weights, "gpu_weights", placement)
+        extra = _per_gpu(gpu_extra_load, "gpu_extra_load", placement)
+        quotas = np.empty((placement.num_physical_experts, placement.num_nodes), dtype=np.int32)
+        with self._lock:
+            max_load, cross = _capi.eplb_split_solve_by_node(
+                self._h, placement._h, layer, counts, weights, extra, float(slack), quotas)
+        return quotas, max_load, int(cross)
+
+
+def split_rank_quotas(placement, layer, quotas, rank_counts, rank):
+    """Rank `rank`'s share of a batch-wide split (eplb_split_rank_quotas): `quotas` int32
+    [physical experts] from SplitSolver.solve on the counts summed over ranks, `rank_counts` int
+    [ranks][logical experts] each rank's tokens per expert; int32 [physical experts]."""
+    quotas = _as_i32_shaped(quotas, "quotas", (placement.num_physical_experts,))
+    rank_counts = _as_i32(rank_counts, "rank_counts")
+    if rank_counts.ndim != 2 or rank_counts.shape[1] != placement.num_logical_experts:
+        raise _invalid(f"rank_counts has shape {rank_counts.shape}, expected "
+                       f"(ranks, {placement.num_logical_experts})")
+    out = np.empty(placement.num_physical_experts, dtype=np.int32)
+    _capi.eplb_split_rank_quotas(placement._h, layer, quotas, rank_counts, rank_counts.shape[0],
+                                 rank, out)
+    return out
 
 
 class Snapshot(_Handle):

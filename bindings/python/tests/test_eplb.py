@@ -375,3 +375,66 @@ def test_raw_capi_outputs_and_structs():
                    capi.eplb_workload_options(), capi.eplb_device_tables_info(),
                    capi.eplb_token_exchange_options()):
         assert struct.struct_size > 0
+
+
+def _splits(count, parts):
+    """Every way to split `count` tokens over `parts` replicas."""
+    if parts == 1:
+        yield (count,)
+        return
+    for first in range(count + 1):
+        for rest in _splits(count - first, parts - 1):
+            yield (first,) + rest
+
+
+def test_split_solver_matches_a_brute_force():
+    rng = np.random.default_rng(12)
+    solver = eplb.SplitSolver()
+    for trial in range(40):
+        gpus = 2 + trial % 2
+        placement = eplb.Planner(1, 4, 3 * gpus, gpus).plan(rng.integers(1, 9, size=(1, 4)))
+        phy2log = placement.phy2log[0]
+        counts = rng.integers(0, 6, size=4).astype(np.int32)
+        weights = rng.uniform(0.5, 2.0, size=gpus) if trial % 3 == 0 else None
+        quotas, max_load = solver.solve(placement, 0, counts, gpu_weights=weights)
+        w = np.ones(gpus) if weights is None else weights
+        gpu_of = np.arange(len(phy2log)) // 3
+
+        def busiest(q):
+            return max(w[g] * q[gpu_of == g].sum() for g in range(gpus))
+
+        for e in range(4):
+            assert quotas[phy2log == e].sum() == counts[e]
+        assert (quotas >= 0).all() and busiest(quotas) == pytest.approx(max_load)
+        slots = [np.flatnonzero(phy2log == e) for e in range(4)]
+        best = np.inf
+        for choice in itertools.product(*(_splits(int(counts[e]), len(slots[e]))
+                                          for e in range(4))):
+            q = np.zeros(len(phy2log))
+            for e, split in enumerate(choice):
+                q[slots[e]] = split
+            best = min(best, busiest(q))
+        assert max_load == pytest.approx(best), (trial, phy2log, counts)
+    with pytest.raises(eplb.InvalidArgumentError, match=r"gpu_weights has shape \(1,\)"):
+        solver.solve(placement, 0, counts, gpu_weights=[1.0])
+    with pytest.raises(eplb.InvalidArgumentError, match="count"):
+        solver.solve(placement, 0, [-1, 0, 0, 0])
+
+
+def test_split_by_node_and_rank_quotas_keep_every_count():
+    placement = eplb.Planner(1, 8, 16, 4, num_nodes=2).plan([[9, 1, 4, 4, 2, 7, 3, 1]])
+    counts_by_node = np.array([[5, 4], [1, 0], [2, 2], [0, 4], [1, 1], [3, 4], [2, 1], [0, 1]])
+    solver = eplb.SplitSolver()
+    quotas, max_load, cross = solver.solve_by_node(placement, 0, counts_by_node)
+    phy2log = placement.phy2log[0]
+    for e in range(8):
+        np.testing.assert_array_equal(quotas[phy2log == e].sum(axis=0), counts_by_node[e])
+    assert max_load == pytest.approx(solver.solve(placement, 0, counts_by_node.sum(axis=1))[1])
+    # Each rank's share of a batch-wide split: the shares add up to the split.
+    total, _ = solver.solve(placement, 0, counts_by_node.sum(axis=1))
+    rank_counts = np.array([counts_by_node[:, 0], counts_by_node[:, 1]])
+    shares = [eplb.split_rank_quotas(placement, 0, total, rank_counts, r) for r in range(2)]
+    np.testing.assert_array_equal(shares[0] + shares[1], total)
+    for r in range(2):
+        for e in range(8):
+            assert shares[r][phy2log == e].sum() == rank_counts[r][e]
