@@ -209,9 +209,10 @@ EPLB_OUT_BUFFER(int32_t, 4, "il")
 %apply size_t* OUTPUT { size_t* out_rows };
 %apply double* OUTPUT { double* out_mean, double* out_optimum, double* out_bound };
 %apply uint64_t* OUTPUT { uint64_t* out_batches, uint64_t* out_tokens };
-%apply int64_t* OUTPUT { int64_t* out_cross_node_tokens };
 %apply int32_t* OUTPUT { int32_t* out_count, int32_t* out_version };
-%apply double* OUTPUT { double* out_max_load };
+/* Only the Python wrappers' names below: the GPU split kernels' out_max_load is device memory. */
+%apply double* OUTPUT { double* py_out_max_load };
+%apply int64_t* OUTPUT { int64_t* py_out_cross_node_tokens };
 
 /* Trivial getters keep the GIL (releasing it costs more than the call). */
 %nothread eplb_status_string;
@@ -303,25 +304,25 @@ void _buffer_free_address(uintptr_t address) { eplb_buffer_free((void*)address);
 %include "eplb/eplb.h"
 
 /* The split solvers take two per-GPU arrays with one length; from Python each comes with its own
- * (None for NULL) and the shorter is passed, so a short array is refused by the library's length
- * check instead of being read past its end. */
+ * (None for NULL). Lengths that differ pass SIZE_MAX, which the library refuses (gpu_len must be
+ * num_gpus), so no array is read past its end or silently cut short. */
 %inline %{
 static size_t eplb_py_gpu_len(const double* a, size_t a_len, const double* b, size_t b_len) {
   if (a == NULL) return b_len;
   if (b == NULL) return a_len;
-  return a_len < b_len ? a_len : b_len;
+  return a_len == b_len ? a_len : SIZE_MAX;
 }
 eplb_status eplb_py_split_solve(eplb_split_workspace* workspace, const eplb_placement* placement,
                                 uint32_t layer, const int32_t* counts, size_t counts_len,
                                 const double* gpu_weights, size_t gpu_weights_len,
                                 const double* gpu_extra_load, size_t gpu_extra_load_len,
                                 int32_t* out_quotas, size_t out_quotas_len,
-                                double* out_max_load) {
+                                double* py_out_max_load) {
   return eplb_split_solve(workspace, placement, layer, counts, counts_len, gpu_weights,
                           gpu_extra_load,
                           eplb_py_gpu_len(gpu_weights, gpu_weights_len, gpu_extra_load,
                                           gpu_extra_load_len),
-                          out_quotas, out_quotas_len, out_max_load);
+                          out_quotas, out_quotas_len, py_out_max_load);
 }
 eplb_status eplb_py_split_solve_by_node(eplb_split_workspace* workspace,
                                         const eplb_placement* placement, uint32_t layer,
@@ -329,13 +330,14 @@ eplb_status eplb_py_split_solve_by_node(eplb_split_workspace* workspace,
                                         const double* gpu_weights, size_t gpu_weights_len,
                                         const double* gpu_extra_load, size_t gpu_extra_load_len,
                                         double slack, int32_t* out_quotas, size_t out_quotas_len,
-                                        double* out_max_load, int64_t* out_cross_node_tokens) {
+                                        double* py_out_max_load,
+                                        int64_t* py_out_cross_node_tokens) {
   return eplb_split_solve_by_node(workspace, placement, layer, counts_by_node, counts_len,
                                   gpu_weights, gpu_extra_load,
                                   eplb_py_gpu_len(gpu_weights, gpu_weights_len, gpu_extra_load,
                                                   gpu_extra_load_len),
-                                  slack, out_quotas, out_quotas_len, out_max_load,
-                                  out_cross_node_tokens);
+                                  slack, out_quotas, out_quotas_len, py_out_max_load,
+                                  py_out_cross_node_tokens);
 }
 %}
 

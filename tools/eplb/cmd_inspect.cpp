@@ -230,7 +230,7 @@ void print_text(const std::string& path, const Loaded& s, std::optional<std::uin
   std::cout << "Algorithm:  " << algorithm_text(i.algorithm) << " ("
             << (s.placement_info.hierarchical != 0 ? "hierarchical" : "global") << "), planned in "
             << fixed(i.plan_seconds * 1e3, 3) << " ms; at most " << s.placement_info.log2phy_width
-            << " replicas of one expert\n";
+            << " replicas of one expert in a layer\n";
   std::cout << "Statistics: "
             << (i.has_loads != 0 ? "load statistics stored" : "no load statistics") << "; "
             << (i.has_coactivation != 0 ? "co-activation statistics stored"
@@ -244,7 +244,8 @@ void print_text(const std::string& path, const Loaded& s, std::optional<std::uin
   const auto m = metrics_of(s.placement.get(), s.loads);
   std::cout << "\nMetrics under the stored loads:\n";
   Table metrics({"metric", "value"});
-  metrics.add_row({"GPU balancedness (mean/max, mean over layers)", fixed(m.balancedness, 4)});
+  metrics.add_row(
+      {"GPU balancedness (mean/max, mean over layers with load)", fixed(m.balancedness, 4)});
   metrics.add_row({"worst layer balancedness", fixed(m.min_balancedness, 4)});
   metrics.add_row({"node balancedness", fixed(m.node_balancedness, 4)});
   metrics.add_row({"max / mean GPU load", fixed(m.max_over_mean, 4)});
@@ -254,7 +255,7 @@ void print_text(const std::string& path, const Loaded& s, std::optional<std::uin
   metrics.add_row({"(layer, GPU) pairs with a duplicate", std::to_string(m.duplicate_pairs)});
   metrics.add_row({"replicas off their expert's main node", std::to_string(m.cross_node_replicas)});
   metrics.add_row({"most replicas of one expert", std::to_string(m.max_replicas)});
-  if (m.loaded_layers < m.num_layers) {
+  if (m.loaded_layers > 0 && m.loaded_layers < m.num_layers) {
     metrics.add_row(
         {"layers without load (left out above)", std::to_string(m.num_layers - m.loaded_layers)});
   }

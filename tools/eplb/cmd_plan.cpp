@@ -66,7 +66,8 @@ void print_summary(const eplb_placement* placement, const std::vector<double>& l
               << info.num_groups << " and " << info.num_nodes << ")\n\n";
   }
   Table table({"metric", "value"});
-  table.add_row({"GPU balancedness (mean/max, mean over layers)", fixed(m.balancedness, 4)});
+  table.add_row(
+      {"GPU balancedness (mean/max, mean over layers with load)", fixed(m.balancedness, 4)});
   table.add_row({"worst layer balancedness", fixed(m.min_balancedness, 4)});
   table.add_row({"node balancedness", fixed(m.node_balancedness, 4)});
   table.add_row({"max / mean GPU load", fixed(m.max_over_mean, 4)});
@@ -76,7 +77,7 @@ void print_summary(const eplb_placement* placement, const std::vector<double>& l
   table.add_row({"(layer, GPU) pairs with a duplicate", std::to_string(m.duplicate_pairs)});
   table.add_row({"replicas off their expert's main node", std::to_string(m.cross_node_replicas)});
   table.add_row({"most replicas of one expert", std::to_string(m.max_replicas)});
-  if (m.loaded_layers < m.num_layers) {
+  if (m.loaded_layers > 0 && m.loaded_layers < m.num_layers) {
     table.add_row(
         {"layers without load (left out above)", std::to_string(m.num_layers - m.loaded_layers)});
   }

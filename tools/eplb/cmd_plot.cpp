@@ -131,8 +131,8 @@ void run_plot(const PlotArgs& args) {
   data.balancedness_after = metrics.balancedness;
   data.layer = args.layer;
   data.footer = {
-      "Balancedness: mean / max GPU load, averaged over layers. A GPU's load: its experts' "
-      "loads, each split evenly over the expert's replicas.",
+      "Balancedness: mean / max GPU load, averaged over layers with load. A GPU's load: its "
+      "experts' loads, each split evenly over the expert's replicas.",
       "Before: each expert once, experts in contiguous blocks per GPU (no balancing).  "
       "Drawn by eplb plot, libeplb " +
           std::string(eplb_version_string()) + "."};

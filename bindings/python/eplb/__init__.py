@@ -168,9 +168,10 @@ class _Handle:
 
     @property
     def _h(self):
-        if self._handle is None:
+        handle = self._handle  # read once: close() may run in another thread meanwhile
+        if handle is None:
             raise ValueError(f"{type(self).__name__} is closed")
-        return self._handle
+        return handle
 
 
 class Metrics:
@@ -386,7 +387,8 @@ class Tracker(_Handle):
         """The tracker's options as a dict: window as its name, window_batches only for a
         sliding window and decay only for a decaying one (None otherwise)."""
         native = _capi.eplb_tracker_options()
-        _capi.eplb_tracker_get_options(self._h, native)
+        with self._lock:
+            _capi.eplb_tracker_get_options(self._h, native)
         names = {value: name for name, value in _WINDOWS.items()}
         window = names.get(native.window, native.window)
         return {"num_layers": native.num_layers,

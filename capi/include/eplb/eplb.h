@@ -746,18 +746,19 @@ typedef struct eplb_layer_metrics {
 typedef struct eplb_metrics {
   uint32_t struct_size; /* in: sizeof(eplb_metrics) */
   uint32_t num_layers;
-  uint32_t max_replicas;            /* most replicas of one expert in any layer */
-  uint32_t loaded_layers;           /* layers with a nonzero total load (0.1.1; 0 in 0.1.0) */
-  uint64_t duplicate_pairs;         /* (layer, GPU) pairs holding two replicas of one expert */
-  double balancedness;              /* mean over layers of the layer balancedness */
+  uint32_t max_replicas;    /* most replicas of one expert in a layer counted */
+  uint32_t loaded_layers;   /* layers with a nonzero total load (0.1.1; 0 in 0.1.0) */
+  uint64_t duplicate_pairs; /* (layer, GPU) pairs holding two replicas of one expert */
+  /* Means, worst and sums below are over the layers counted (those with load; all without). */
+  double balancedness;              /* mean of the layer balancedness */
   double min_balancedness;          /* worst layer */
-  double node_balancedness;         /* mean over layers */
-  double max_load_over_bound;       /* mean over layers of max_gpu_load / lower_bound */
-  double worst_max_load_over_bound; /* largest over layers */
-  double max_over_mean;             /* mean over layers of max_gpu_load / mean_gpu_load */
-  double max_load_over_node_bound;  /* mean over layers of max_gpu_load / node_bound (1 when the
-                                       bound is 0): how close GPUs are to the node ceiling */
-  uint64_t cross_node_replicas;     /* sum over layers of eplb_layer_metrics.cross_node_replicas */
+  double node_balancedness;         /* mean */
+  double max_load_over_bound;       /* mean of max_gpu_load / lower_bound */
+  double worst_max_load_over_bound; /* largest */
+  double max_over_mean;             /* mean of max_gpu_load / mean_gpu_load */
+  double max_load_over_node_bound;  /* mean of max_gpu_load / node_bound (1 when the bound is 0):
+                                       how close GPUs are to the node ceiling */
+  uint64_t cross_node_replicas;     /* sum of eplb_layer_metrics.cross_node_replicas */
 } eplb_metrics;
 
 /* Computes the metrics of `placement` under `loads`, double [num_layers][num_logical_experts]
@@ -935,7 +936,7 @@ typedef struct eplb_migration_summary {
   uint64_t full_migration_experts; /* transfers to reach the relabeled new plan */
   uint64_t same_gpu_rule_experts;  /* transfers without relabeling (vLLM's rule) */
   uint64_t naive_experts;          /* a full reload: num_layers * num_physical_experts */
-  double old_balancedness;         /* mean over layers under `loads` (0 without loads) */
+  double old_balancedness;         /* eplb_metrics.balancedness under `loads` (0 without) */
   double target_balancedness;      /* of where the schedule ends */
   double new_balancedness;         /* of the new plan */
   double gain;                     /* target_balancedness - old_balancedness */

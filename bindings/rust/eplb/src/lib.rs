@@ -181,6 +181,7 @@ impl Algorithm {
         // SAFETY: valid NUL-terminated string and output pointer.
         check(unsafe { sys::eplb_algorithm_from_name(c_name.as_ptr(), &mut raw) })?;
         Ok(match raw {
+            sys::EPLB_ALGORITHM_DEFAULT => Algorithm::Default,
             sys::EPLB_ALGORITHM_DEEPSEEK => Algorithm::Deepseek,
             sys::EPLB_ALGORITHM_TRIVIAL => Algorithm::Trivial,
             sys::EPLB_ALGORITHM_BALANCED => Algorithm::Balanced,

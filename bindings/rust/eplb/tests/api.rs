@@ -83,6 +83,7 @@ fn errors_carry_status_and_message() {
         Algorithm::from_name("balanced-relaxed").unwrap(),
         Algorithm::BalancedRelaxed
     );
+    assert_eq!(Algorithm::from_name("default").unwrap(), Algorithm::Default);
     // Every algorithm the loaded library lists has its own variant (none maps to Default).
     // SAFETY: no arguments; names are static NUL-terminated strings for ids 1..=count.
     for id in 1..=unsafe { eplb::sys::eplb_algorithm_count() } {
