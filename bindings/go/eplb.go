@@ -361,11 +361,19 @@ func NewTracker(o TrackerOptions) (*Tracker, error) {
 	return t, nil
 }
 
-// Record records one batch of layer: topkIDs is [tokens][top_k] logical ids, -1 masked.
-func (t *Tracker) Record(layer int, topkIDs []int32) error {
+// checkRows refuses a batch that is not whole [tokens][top_k] rows.
+func (t *Tracker) checkRows(topkIDs []int32) error {
 	if len(topkIDs)%t.topK != 0 {
 		return &Error{Status: StatusInvalidArgument,
 			Message: fmt.Sprintf("topk_ids length %d is not a multiple of top_k %d", len(topkIDs), t.topK)}
+	}
+	return nil
+}
+
+// Record records one batch of layer: topkIDs is [tokens][top_k] logical ids, -1 masked.
+func (t *Tracker) Record(layer int, topkIDs []int32) error {
+	if err := t.checkRows(topkIDs); err != nil {
+		return err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -378,9 +386,8 @@ func (t *Tracker) Record(layer int, topkIDs []int32) error {
 
 // RecordPhysical records one batch of layer with physical slot ids of placement.
 func (t *Tracker) RecordPhysical(placement *Placement, layer int, topkIDs []int32) error {
-	if len(topkIDs)%t.topK != 0 {
-		return &Error{Status: StatusInvalidArgument,
-			Message: fmt.Sprintf("topk_ids length %d is not a multiple of top_k %d", len(topkIDs), t.topK)}
+	if err := t.checkRows(topkIDs); err != nil {
+		return err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -675,13 +675,7 @@ impl Tracker {
         layer: u32,
         topk_ids: &[i32],
     ) -> Result<()> {
-        let top_k = self.top_k as usize;
-        if topk_ids.len() % top_k != 0 {
-            return Err(invalid(format!(
-                "topk_ids length {} is not a multiple of top_k {top_k}",
-                topk_ids.len()
-            )));
-        }
+        let tokens = self.tokens(topk_ids)?;
         // SAFETY: valid handles; the slice is valid for its length.
         check(unsafe {
             sys::eplb_tracker_record_physical(
@@ -689,7 +683,7 @@ impl Tracker {
                 placement.raw,
                 layer,
                 topk_ids.as_ptr(),
-                topk_ids.len() / top_k,
+                tokens,
                 self.top_k,
             )
         })
@@ -731,8 +725,8 @@ impl Tracker {
         check(unsafe { sys::eplb_snapshot_save_statistics(self.raw, &options, c_path.as_ptr()) })
     }
 
-    /// Records one batch of `layer`: `topk_ids` is `[tokens][top_k]` logical ids, -1 masked.
-    pub fn record(&mut self, layer: u32, topk_ids: &[i32]) -> Result<()> {
+    /// The tokens of a batch of whole `[tokens][top_k]` rows, or an error.
+    fn tokens(&self, topk_ids: &[i32]) -> Result<usize> {
         let top_k = self.top_k as usize;
         if topk_ids.len() % top_k != 0 {
             return Err(invalid(format!(
@@ -740,15 +734,15 @@ impl Tracker {
                 topk_ids.len()
             )));
         }
+        Ok(topk_ids.len() / top_k)
+    }
+
+    /// Records one batch of `layer`: `topk_ids` is `[tokens][top_k]` logical ids, -1 masked.
+    pub fn record(&mut self, layer: u32, topk_ids: &[i32]) -> Result<()> {
+        let tokens = self.tokens(topk_ids)?;
         // SAFETY: the slice is valid for its length.
         check(unsafe {
-            sys::eplb_tracker_record(
-                self.raw,
-                layer,
-                topk_ids.as_ptr(),
-                topk_ids.len() / top_k,
-                self.top_k,
-            )
+            sys::eplb_tracker_record(self.raw, layer, topk_ids.as_ptr(), tokens, self.top_k)
         })
     }
 
