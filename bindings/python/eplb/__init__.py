@@ -18,6 +18,7 @@ alive until it returns, and later calls raise ValueError.
 For DeepSeek's EPLB signature see `eplb.rebalance_experts`.
 """
 
+import contextlib
 import os
 import threading
 
@@ -631,22 +632,10 @@ def snapshot_bytes(placement, loads=None, label=None, compression_level=None, tr
     return data
 
 
-def _statistics_options(label, compression_level):
-    options = _capi.eplb_snapshot_options()
-    keep = []
-    if compression_level is not None:
-        options.compression_level = compression_level
-    if label is not None:
-        encoded = label.encode("utf-8")
-        keep.append(encoded)
-        options.set_label(encoded)
-    return options, keep
-
-
 def save_statistics(path, tracker, label=None, compression_level=None):
     """Writes a statistics snapshot of `tracker` (its whole state: recording into the tracker
     loaded back with load_snapshot(path).tracker() continues exactly) to `path` atomically."""
-    options, keep = _statistics_options(label, compression_level)
+    options, keep = _snapshot_options(None, None, label, compression_level)
     with tracker._lock:
         _capi.eplb_snapshot_save_statistics(tracker._h, options, os.fspath(path))
     del keep
@@ -654,23 +643,15 @@ def save_statistics(path, tracker, label=None, compression_level=None):
 
 def statistics_bytes(tracker, label=None, compression_level=None):
     """The statistics snapshot of `tracker` as bytes."""
-    options, keep = _statistics_options(label, compression_level)
+    options, keep = _snapshot_options(None, None, label, compression_level)
     with tracker._lock:
         data = _capi.eplb_snapshot_save_statistics_to_buffer(tracker._h, options)
     del keep
     return data
 
 
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _locked(tracker):
-    return tracker._lock if tracker is not None else _NoLock()
+    return tracker._lock if tracker is not None else contextlib.nullcontext()
 
 
 def load_snapshot(path):

@@ -113,6 +113,18 @@ fn c_string(value: &str, what: &str) -> Result<CString> {
     CString::new(value).map_err(|_| invalid(format!("{what} contains a NUL byte: {value:?}")))
 }
 
+/// Default snapshot options (`eplb_snapshot_options_init`) with `label`, which must outlive
+/// their use.
+fn snapshot_options(label: Option<&CString>) -> sys::eplb_snapshot_options {
+    // SAFETY: init fills a zeroed struct of the right size.
+    let mut options: sys::eplb_snapshot_options = unsafe { std::mem::zeroed() };
+    unsafe { sys::eplb_snapshot_options_init(&mut options) };
+    if let Some(label) = label {
+        options.label = label.as_ptr();
+    }
+    options
+}
+
 fn path_string(path: &Path) -> Result<CString> {
     let text = path
         .to_str()
@@ -431,16 +443,12 @@ impl Placement {
     ) -> Result<()> {
         let c_path = path_string(path.as_ref())?;
         let c_label = label.map(|l| c_string(l, "label")).transpose()?;
-        // SAFETY: init fills the struct; the pointers stay valid during the call.
-        let mut options: sys::eplb_snapshot_options = unsafe { std::mem::zeroed() };
-        unsafe { sys::eplb_snapshot_options_init(&mut options) };
+        let mut options = snapshot_options(c_label.as_ref());
         if let Some(loads) = loads {
             options.loads = loads.as_ptr();
             options.loads_len = loads.len();
         }
-        if let Some(label) = &c_label {
-            options.label = label.as_ptr();
-        }
+        // SAFETY: the loads and label stay valid during the call.
         check(unsafe { sys::eplb_snapshot_save(self.raw, &options, c_path.as_ptr()) })
     }
 
@@ -716,12 +724,8 @@ impl Tracker {
     pub fn save(&self, path: impl AsRef<Path>, label: Option<&str>) -> Result<()> {
         let c_path = path_string(path.as_ref())?;
         let c_label = label.map(|l| c_string(l, "label")).transpose()?;
-        // SAFETY: init fills the struct; the label outlives the call.
-        let mut options: sys::eplb_snapshot_options = unsafe { std::mem::zeroed() };
-        unsafe { sys::eplb_snapshot_options_init(&mut options) };
-        if let Some(label) = &c_label {
-            options.label = label.as_ptr();
-        }
+        let options = snapshot_options(c_label.as_ref());
+        // SAFETY: the label outlives the call.
         check(unsafe { sys::eplb_snapshot_save_statistics(self.raw, &options, c_path.as_ptr()) })
     }
 
