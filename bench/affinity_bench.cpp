@@ -31,6 +31,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deepseek_recordings.hpp"
 #include "eplb/eplb.h"
 #include "eplb/table.hpp"
 #include "workload_simulator.hpp"
@@ -292,10 +293,8 @@ int main(int argc, char** argv) {
   const std::vector<Layout> deepseek_layouts = {{"4x8 R=288", 4, 32, 288},
                                                 {"8x8 R=320", 8, 64, 320}};
   cases.emplace_back(simulated(16, 7), deepseek_layouts);
-  const char* shared = std::getenv("EPLB_SHARED");
   const std::filesystem::path dir =
-      std::filesystem::path(shared != nullptr ? shared : EPLB_SHARED_DEFAULT) /
-      "data/real/mixtral-8x7b-routing-traces";
+      eplb_bench::shared_dir() / "data/real/mixtral-8x7b-routing-traces";
   Workload mix;
   if (mixtral(dir, mix)) {
     cases.emplace_back(std::move(mix),

@@ -22,17 +22,18 @@
 #include <utility>
 #include <vector>
 
+#include "deepseek_recordings.hpp"
 #include "eplb/eplb.h"
 #include "eplb/library.hpp"
-#include "eplb/load_file.hpp"
 #include "eplb/table.hpp"
 
 namespace {
 
 using eplb_cli::fixed;
 
-constexpr std::uint32_t kLayers = 58, kExperts = 256, kGroups = 8, kFirstMoeRow = 3;
-constexpr const char* kRealDir = "data/real/sglang-deepseek-v3-ep-stats";
+constexpr std::uint32_t kLayers = eplb_bench::kDeepSeekMoeLayers;
+constexpr std::uint32_t kExperts = eplb_bench::kDeepSeekExperts;
+constexpr std::uint32_t kGroups = eplb_bench::kDeepSeekGroups;
 constexpr std::uint64_t kBytesPerExpert = 44'000'000;  // DeepSeek-V3 expert in FP8
 constexpr double kBudgetFraction = 0.25;
 
@@ -51,27 +52,10 @@ struct MigrationDeleter {
 };
 using MigrationPtr = std::unique_ptr<eplb_migration, MigrationDeleter>;
 
-std::filesystem::path shared_dir() {
-  const char* env = std::getenv("EPLB_SHARED");
-  return env != nullptr && *env != '\0' ? env : EPLB_SHARED_DEFAULT;
-}
-
 std::vector<Workload> workloads() {
-  const auto dir = shared_dir() / kRealDir;
   std::vector<Workload> out;
-  if (!std::filesystem::is_directory(dir)) return out;
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().extension() == ".json") files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  for (const auto& file : files) {
-    const auto matrix = eplb_cli::read_logical_count_file(file.string());
-    if (matrix.num_experts != kExperts || matrix.num_layers < kFirstMoeRow + kLayers) {
-      throw eplb_cli::InputError(file.string() + ": not a DeepSeek-V3 recording");
-    }
-    const auto begin = matrix.loads.begin() + std::ptrdiff_t{kFirstMoeRow} * kExperts;
-    out.push_back({file.stem().string(), {begin, begin + std::ptrdiff_t{kLayers} * kExperts}});
+  for (const auto& file : eplb_bench::deepseek_recording_files()) {
+    out.push_back({file.stem().string(), eplb_bench::deepseek_moe_rows(file)});
   }
   return out;
 }
@@ -133,7 +117,7 @@ int main(int argc, char** argv) {
     auto sets = workloads();
     if (quick && sets.size() > 4) sets.resize(4);
     if (sets.size() < 2) {
-      std::cout << "eplb_bench_migration: " << (shared_dir() / kRealDir).string()
+      std::cout << "eplb_bench_migration: " << eplb_bench::deepseek_recordings_dir().string()
                 << " not found or holds fewer than two recordings (set EPLB_SHARED); skipped\n";
       return 0;
     }

@@ -32,21 +32,19 @@
 #include <string_view>
 #include <vector>
 
+#include "deepseek_recordings.hpp"
 #include "eplb/eplb.h"
 #include "eplb/library.hpp"
-#include "eplb/load_file.hpp"
 #include "eplb/synthetic_workload.hpp"
 
 namespace {
 
-constexpr std::uint32_t kLayers = 58;
-constexpr std::uint32_t kExperts = 256;
-constexpr std::uint32_t kGroups = 8;
-// DeepSeek-V3 has 61 layers; the first three are dense and recorded as all-zero rows.
-constexpr std::uint32_t kFirstMoeRow = 3;
+constexpr std::uint32_t kLayers = eplb_bench::kDeepSeekMoeLayers;
+constexpr std::uint32_t kExperts = eplb_bench::kDeepSeekExperts;
+constexpr std::uint32_t kGroups = eplb_bench::kDeepSeekGroups;
 constexpr int kRepetitions = 5;
 constexpr const char* kDefaultMinTime = "--benchmark_min_time=0.2";
-constexpr const char* kRealFile = "data/real/sglang-deepseek-v3-ep-stats/prefill_in1024.json";
+constexpr const char* kRealFile = "prefill_in1024.json";
 // balanced-relaxed runs with this many off-node replicas per layer (named "balanced-relaxed-b32"):
 // with the default budget 0 it would be balanced-hierarchical.
 constexpr std::uint32_t kRelaxedBudget = 32;
@@ -81,27 +79,17 @@ struct Workload {
 
 // The real recording's MoE rows, or nothing (with a message on stderr) when the file is absent.
 std::unique_ptr<Workload> real_workload() {
-  const char* env = std::getenv("EPLB_SHARED");
-  const std::filesystem::path shared = env != nullptr && *env != '\0' ? env : EPLB_SHARED_DEFAULT;
-  const std::filesystem::path path = shared / kRealFile;
+  const std::filesystem::path path = eplb_bench::deepseek_recordings_dir() / kRealFile;
   if (!std::filesystem::exists(path)) {
     std::cerr << "eplb_bench_plan: " << path.string()
               << " not found (set EPLB_SHARED to the shared directory); skipping the real-data "
                  "benchmarks\n";
     return nullptr;
   }
-  const auto matrix = eplb_cli::read_logical_count_file(path.string());
-  if (matrix.num_experts != kExperts || matrix.num_layers < kFirstMoeRow + kLayers) {
-    throw eplb_cli::InputError(
-        path.string() + ": expected at least " + std::to_string(kFirstMoeRow + kLayers) +
-        " rows of " + std::to_string(kExperts) + " experts, got " +
-        std::to_string(matrix.num_layers) + " x " + std::to_string(matrix.num_experts));
-  }
   auto workload = std::make_unique<Workload>();
   workload->name = "real";
   workload->num_layers = kLayers;
-  const auto begin = matrix.loads.begin() + std::ptrdiff_t{kFirstMoeRow} * kExperts;
-  workload->loads.assign(begin, begin + std::ptrdiff_t{kLayers} * kExperts);
+  workload->loads = eplb_bench::deepseek_moe_rows(path);
   return workload;
 }
 

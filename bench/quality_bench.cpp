@@ -40,9 +40,9 @@
 #include <string_view>
 #include <vector>
 
+#include "deepseek_recordings.hpp"
 #include "eplb/eplb.h"
 #include "eplb/library.hpp"
-#include "eplb/load_file.hpp"
 #include "eplb/synthetic_workload.hpp"
 #include "eplb/table.hpp"
 
@@ -51,12 +51,11 @@ namespace {
 using eplb_cli::fixed;
 using nlohmann::json;
 
-constexpr std::uint32_t kLayers = 58;
-constexpr std::uint32_t kExperts = 256;
-constexpr std::uint32_t kGroups = 8;
+constexpr std::uint32_t kLayers = eplb_bench::kDeepSeekMoeLayers;
+constexpr std::uint32_t kExperts = eplb_bench::kDeepSeekExperts;
+constexpr std::uint32_t kGroups = eplb_bench::kDeepSeekGroups;
 // DeepSeek-V3 has 61 layers; the first three are dense and recorded as all-zero rows.
-constexpr std::uint32_t kFirstMoeRow = 3;
-constexpr const char* kRealDir = "data/real/sglang-deepseek-v3-ep-stats";
+constexpr std::uint32_t kFirstMoeRow = eplb_bench::kDeepSeekFirstMoeRow;
 // A libeplb layer counts as "below DeepSeek" when its busiest GPU is heavier by more than this
 // relative amount (the two plans may sum the same loads in a different order).
 constexpr double kTolerance = 1e-9;
@@ -85,26 +84,9 @@ struct LoadSet {
   std::vector<double> loads;  // [kLayers][kExperts]
 };
 
-std::filesystem::path shared_dir() {
-  const char* env = std::getenv("EPLB_SHARED");
-  return env != nullptr && *env != '\0' ? env : EPLB_SHARED_DEFAULT;
-}
-
-std::vector<double> moe_rows(const std::filesystem::path& path) {
-  const auto matrix = eplb_cli::read_logical_count_file(path.string());
-  if (matrix.num_experts != kExperts || matrix.num_layers < kFirstMoeRow + kLayers) {
-    throw eplb_cli::InputError(
-        path.string() + ": expected at least " + std::to_string(kFirstMoeRow + kLayers) +
-        " rows of " + std::to_string(kExperts) + " experts, got " +
-        std::to_string(matrix.num_layers) + " x " + std::to_string(matrix.num_experts));
-  }
-  const auto begin = matrix.loads.begin() + std::ptrdiff_t{kFirstMoeRow} * kExperts;
-  return {begin, begin + std::ptrdiff_t{kLayers} * kExperts};
-}
-
 // Every recording in the shared directory, sorted by name; empty (with a message) when absent.
 std::vector<LoadSet> real_sets() {
-  const auto dir = shared_dir() / kRealDir;
+  const auto dir = eplb_bench::deepseek_recordings_dir();
   std::vector<LoadSet> sets;
   if (!std::filesystem::is_directory(dir)) {
     std::cerr << "eplb_bench_quality: " << dir.string()
@@ -112,13 +94,8 @@ std::vector<LoadSet> real_sets() {
                  "load sets only\n";
     return sets;
   }
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().extension() == ".json") files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  for (const auto& file : files) {
-    sets.push_back({file.stem().string(), true, moe_rows(file)});
+  for (const auto& file : eplb_bench::deepseek_recording_files()) {
+    sets.push_back({file.stem().string(), true, eplb_bench::deepseek_moe_rows(file)});
   }
   return sets;
 }
@@ -1366,8 +1343,9 @@ int main(int argc, char** argv) {
     } else if (arg == "--help" || arg == "-h") {
       std::cout << "usage: eplb_bench_quality [--json]\n"
                    "Planner quality against DeepSeek's EPLB; --json prints one JSON document "
-                   "instead of the tables.\nReal recordings: $EPLB_SHARED/"
-                << kRealDir << " (default " << EPLB_SHARED_DEFAULT << ")\n";
+                   "instead of the tables.\nReal recordings: "
+                << eplb_bench::deepseek_recordings_dir().string()
+                << " (the shared directory is $EPLB_SHARED when set)\n";
       return 0;
     } else {
       std::cerr << "eplb_bench_quality: unknown argument '" << arg << "' (try --help)\n";

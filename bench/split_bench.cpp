@@ -36,22 +36,20 @@
 #include <string>
 #include <vector>
 
+#include "deepseek_recordings.hpp"
 #include "eplb/eplb.h"
-#include "eplb/load_file.hpp"
 #include "eplb/table.hpp"
 
 namespace {
 
-constexpr std::uint32_t kLayers = 58;
-constexpr std::uint32_t kFirstMoeRow = 3;
-constexpr std::uint32_t kExperts = 256;
-constexpr std::uint32_t kGroups = 8;
+constexpr std::uint32_t kLayers = eplb_bench::kDeepSeekMoeLayers;
+constexpr std::uint32_t kExperts = eplb_bench::kDeepSeekExperts;
+constexpr std::uint32_t kGroups = eplb_bench::kDeepSeekGroups;
 constexpr std::uint32_t kGpus = 32;
 constexpr std::uint32_t kNodes = 4;
 constexpr std::uint32_t kSlots = 288;
 constexpr std::uint32_t kPerGpu = kSlots / kGpus;
 constexpr std::uint32_t kTopK = 8;
-constexpr const char* kRealDir = "data/real/sglang-deepseek-v3-ep-stats";
 const std::vector<std::uint32_t> kBatchSizes{128, 1024, 8192};
 const std::vector<std::string> kPolicies{
     "static",   "round-robin",      "hash",          "split",       "waterfill",
@@ -63,20 +61,6 @@ void check(eplb_status status, const char* what) {
   if (status != EPLB_OK) {
     throw std::runtime_error(std::string(what) + ": " + eplb_last_error_message());
   }
-}
-
-std::filesystem::path shared_dir() {
-  const char* env = std::getenv("EPLB_SHARED");
-  return env != nullptr && *env != '\0' ? env : EPLB_SHARED_DEFAULT;
-}
-
-std::vector<double> moe_rows(const std::filesystem::path& path) {
-  const auto m = eplb_cli::read_logical_count_file(path.string());
-  if (m.num_experts != kExperts || m.num_layers < kFirstMoeRow + kLayers) {
-    throw std::runtime_error(path.string() + ": not a DeepSeek-V3 recording");
-  }
-  const auto begin = m.loads.begin() + std::ptrdiff_t{kFirstMoeRow} * kExperts;
-  return {begin, begin + std::ptrdiff_t{kLayers} * kExperts};
 }
 
 std::uint64_t mix(std::uint64_t x) {  // splitmix64
@@ -244,18 +228,14 @@ int main(int argc, char** argv) try {
     if (flag == "--batches") batches = static_cast<std::uint32_t>(value);
     if (flag == "--seed") seed = value;
   }
-  const auto dir = shared_dir() / kRealDir;
-  if (!std::filesystem::is_directory(dir)) {
-    std::cerr << "eplb_bench_split: " << dir << " not found (set EPLB_SHARED)\n";
+  const auto files = eplb_bench::deepseek_recording_files();
+  if (files.empty()) {
+    std::cerr << "eplb_bench_split: " << eplb_bench::deepseek_recordings_dir().string()
+              << " not found (set EPLB_SHARED)\n";
     return 0;
   }
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().extension() == ".json") files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
   std::vector<std::vector<double>> loads;
-  for (const auto& f : files) loads.push_back(moe_rows(f));
+  for (const auto& f : files) loads.push_back(eplb_bench::deepseek_moe_rows(f));
   pairs = std::min<std::uint32_t>(pairs, static_cast<std::uint32_t>(files.size()));
 
   eplb_planner_options options;
