@@ -192,9 +192,7 @@ fn placements_are_shared_across_threads_and_planners_move_between_them() {
 #[test]
 fn statistics_snapshots_affinity_and_physical_ids() {
     // A small deterministic routing: 64 tokens of top-4 over 16 experts, two layers.
-    let ids: Vec<i32> = (0..256)
-        .map(|i| ((i * 7 + i / 4 * 3) % 16) as i32)
-        .collect();
+    let ids: Vec<i32> = (0..256i32).map(|i| (i * 7 + i / 4 * 3) % 16).collect();
     let mut options = Tracker::default_options(2, 16, 4);
     options.reservoir_capacity = 32;
     options.seed = 9;

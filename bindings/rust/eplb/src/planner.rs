@@ -1,0 +1,159 @@
+//! Planners: load matrices to placements (header sections "algorithms" and "planner").
+use std::ptr;
+
+use crate::{c_string, check, sys, Error, Placement, Result, Status, Tracker};
+
+/// Placement algorithms (`eplb_algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    #[default]
+    Default,
+    Deepseek,
+    Trivial,
+    Balanced,
+    BalancedHierarchical,
+    BalancedRelaxed,
+}
+
+impl Algorithm {
+    fn raw(self) -> u32 {
+        match self {
+            Algorithm::Default => sys::EPLB_ALGORITHM_DEFAULT,
+            Algorithm::Deepseek => sys::EPLB_ALGORITHM_DEEPSEEK,
+            Algorithm::Trivial => sys::EPLB_ALGORITHM_TRIVIAL,
+            Algorithm::Balanced => sys::EPLB_ALGORITHM_BALANCED,
+            Algorithm::BalancedHierarchical => sys::EPLB_ALGORITHM_BALANCED_HIERARCHICAL,
+            Algorithm::BalancedRelaxed => sys::EPLB_ALGORITHM_BALANCED_RELAXED,
+        }
+    }
+
+    /// Looks an algorithm up by its C name ("deepseek", "balanced-relaxed", ...).
+    pub fn from_name(name: &str) -> Result<Algorithm> {
+        let c_name = c_string(name, "algorithm name")?;
+        let mut raw = 0u32;
+        // SAFETY: valid NUL-terminated string and output pointer.
+        check(unsafe { sys::eplb_algorithm_from_name(c_name.as_ptr(), &mut raw) })?;
+        Ok(match raw {
+            sys::EPLB_ALGORITHM_DEFAULT => Algorithm::Default,
+            sys::EPLB_ALGORITHM_DEEPSEEK => Algorithm::Deepseek,
+            sys::EPLB_ALGORITHM_TRIVIAL => Algorithm::Trivial,
+            sys::EPLB_ALGORITHM_BALANCED => Algorithm::Balanced,
+            sys::EPLB_ALGORITHM_BALANCED_HIERARCHICAL => Algorithm::BalancedHierarchical,
+            sys::EPLB_ALGORITHM_BALANCED_RELAXED => Algorithm::BalancedRelaxed,
+            // A newer library's algorithm this crate has no variant for: planning with another
+            // one instead would be a silent substitution.
+            other => {
+                return Err(Error {
+                    status: Status::InvalidArgument,
+                    message: format!(
+                        "algorithm '{name}' (id {other}) is newer than these bindings; \
+                         update the eplb crate to use it"
+                    ),
+                })
+            }
+        })
+    }
+}
+
+/// Model shape, topology and algorithm of a [`Planner`] (`eplb_planner_options`). Zero fields
+/// take the C defaults where the header has one.
+#[derive(Debug, Clone, Default)]
+pub struct PlannerOptions {
+    pub algorithm: Algorithm,
+    pub num_layers: u32,
+    pub num_logical_experts: u32,
+    pub num_physical_experts: u32,
+    pub num_groups: u32,
+    pub num_nodes: u32,
+    pub num_gpus: u32,
+    pub cross_node_budget: u32,
+    pub num_threads: u32,
+    /// [`Planner::plan_tracked`] also keeps experts that tokens pick together on one node;
+    /// [`Planner::plan`] then refuses (it has no co-activation statistics).
+    pub affinity: bool,
+    /// With `affinity`: balancedness stays >= this x the balance-only plan's; 0 = the default
+    /// (0.99).
+    pub affinity_min_balance: f64,
+}
+
+/// Turns load matrices into placements (`eplb_planner`).
+pub struct Planner {
+    raw: *mut sys::eplb_planner,
+}
+
+// SAFETY: the planner has no thread affinity, and every call into it takes &mut self.
+unsafe impl Send for Planner {}
+unsafe impl Sync for Planner {}
+
+impl Planner {
+    /// Validates the options and creates a planner.
+    pub fn new(options: &PlannerOptions) -> Result<Planner> {
+        // SAFETY: the init function fills a zeroed struct of the right size.
+        let mut raw_options: sys::eplb_planner_options = unsafe { std::mem::zeroed() };
+        unsafe { sys::eplb_planner_options_init(&mut raw_options) };
+        raw_options.algorithm = options.algorithm.raw();
+        raw_options.num_layers = options.num_layers;
+        raw_options.num_logical_experts = options.num_logical_experts;
+        raw_options.num_physical_experts = options.num_physical_experts;
+        raw_options.num_gpus = options.num_gpus;
+        raw_options.cross_node_budget = options.cross_node_budget;
+        raw_options.num_threads = options.num_threads;
+        raw_options.affinity = u32::from(options.affinity);
+        if options.affinity_min_balance != 0.0 {
+            raw_options.affinity_min_balance = options.affinity_min_balance;
+        }
+        if options.num_groups != 0 {
+            raw_options.num_groups = options.num_groups;
+        }
+        if options.num_nodes != 0 {
+            raw_options.num_nodes = options.num_nodes;
+        }
+        let mut raw = ptr::null_mut();
+        // SAFETY: valid options and output pointer.
+        check(unsafe { sys::eplb_planner_create(&raw_options, &mut raw) })?;
+        Ok(Planner { raw })
+    }
+
+    /// Plans a placement from `loads`, `[layers][logical experts]` row-major.
+    pub fn plan(&mut self, loads: &[f64]) -> Result<Placement> {
+        let mut out = ptr::null_mut();
+        // SAFETY: the slice is valid for its length; the library does not keep it.
+        check(unsafe { sys::eplb_planner_plan(self.raw, loads.as_ptr(), loads.len(), &mut out) })?;
+        Ok(Placement { raw: out })
+    }
+
+    /// Plans from a tracker's statistics: `loads`, or the tracker's current loads when `None`;
+    /// with [`PlannerOptions::affinity`], also its sampled top-k rows.
+    pub fn plan_tracked(&mut self, tracker: &Tracker, loads: Option<&[f64]>) -> Result<Placement> {
+        let (data, len) = loads.map_or((ptr::null(), 0), |l| (l.as_ptr(), l.len()));
+        let mut out = ptr::null_mut();
+        // SAFETY: valid handles; the slice (or NULL, 0) is valid; the tracker is only read.
+        check(unsafe {
+            sys::eplb_planner_plan_tracked(self.raw, data, len, tracker.raw, &mut out)
+        })?;
+        Ok(Placement { raw: out })
+    }
+
+    /// Plans one placement robust over `num_windows` load matrices laid out back to back.
+    pub fn plan_windows(&mut self, loads: &[f64], num_windows: usize) -> Result<Placement> {
+        let mut out = ptr::null_mut();
+        // SAFETY: as plan.
+        check(unsafe {
+            sys::eplb_planner_plan_windows(
+                self.raw,
+                loads.as_ptr(),
+                num_windows,
+                loads.len(),
+                &mut out,
+            )
+        })?;
+        Ok(Placement { raw: out })
+    }
+}
+
+impl Drop for Planner {
+    fn drop(&mut self) {
+        // SAFETY: owned handle, released once.
+        unsafe { sys::eplb_planner_destroy(self.raw) }
+    }
+}
