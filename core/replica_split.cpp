@@ -60,6 +60,36 @@ double water_level(std::vector<std::int32_t>& gpus, std::span<const double> load
 
 }  // namespace
 
+std::int64_t gpu_token_room(double weight, double base, double bound, bool strict,
+                            std::int64_t cap) {
+  const auto fits = [&](std::int64_t n) {
+    const double load = weight * (base + static_cast<double>(n));
+    return strict ? load < bound : load <= bound;
+  };
+  if (!fits(0)) return -1;
+  if (fits(cap)) return cap;
+  // fits() is monotone in n (rounding is), true at 0 and false at cap. The real-valued estimate
+  // is almost always the answer or next to it; otherwise bisect with fits(lo) and !fits(hi).
+  std::int64_t lo = 0;
+  std::int64_t hi = cap;
+  const double guess = std::floor(bound / weight - base);
+  if (guess > 0.0 && guess < static_cast<double>(cap)) {
+    const auto g = static_cast<std::int64_t>(guess);
+    if (fits(g)) {
+      if (!fits(g + 1)) return g;
+      lo = g + 1;
+    } else {
+      if (fits(g - 1)) return g - 1;
+      hi = g - 1;
+    }
+  }
+  while (hi - lo > 1) {
+    const std::int64_t mid = lo + (hi - lo) / 2;
+    (fits(mid) ? lo : hi) = mid;
+  }
+  return lo;
+}
+
 void split_gpu_loads(const Topology& topology, std::span<const std::int32_t> quotas,
                      const SplitGpuTerms& terms, std::span<double> gpu_loads) {
   validate_terms(topology, terms);
@@ -151,12 +181,8 @@ bool SplitWorkspace::feasible(double bound, bool strict) {
     cap_[static_cast<std::size_t>(source_edge_[i])] = expert_cap_[i];
   }
   for (std::size_t g = 0; g < gpus; ++g) {
-    const double t = bound / weight_[g] - base_[g];
-    const double tol = 1e-9 * std::max(1.0, std::abs(bound / weight_[g]));
-    const double c = strict ? std::ceil(t - tol) - 1.0 : std::floor(t + tol);
-    if (c < 0.0) return false;
-    const std::int64_t cap =
-        c >= static_cast<double>(split_total_) ? split_total_ : static_cast<std::int64_t>(c);
+    const std::int64_t cap = gpu_token_room(weight_[g], base_[g], bound, strict, split_total_);
+    if (cap < 0) return false;
     cap_[static_cast<std::size_t>(gpu_edge_[g])] = cap;
     room += cap;
   }
@@ -321,14 +347,17 @@ SplitResult SplitWorkspace::solve(const Placement& placement, std::size_t layer,
     add_edge(gpu_node0_ + static_cast<std::int32_t>(g), sink_, 0);
   }
 
+  // Loads as base + (the GPU's split tokens, summed exactly): the expression gpu_token_room
+  // bounds, so the load a check admitted is the load reported.
   auto take_flow = [&] {
+    gpu_flow_.assign(gpus, 0);
     for (std::size_t s = 0; s < slots; ++s) {
-      if (slot_edge_[s] >= 0) best_flow_[s] = cap_[static_cast<std::size_t>(slot_edge_[s]) ^ 1U];
+      if (slot_edge_[s] < 0) continue;
+      best_flow_[s] = cap_[static_cast<std::size_t>(slot_edge_[s]) ^ 1U];
+      gpu_flow_[t.gpu_of_slot(static_cast<std::uint32_t>(s))] += best_flow_[s];
     }
-    heur_load_.assign(base_.begin(), base_.end());
-    for (std::size_t s = 0; s < slots; ++s) {
-      heur_load_[t.gpu_of_slot(static_cast<std::uint32_t>(s))] +=
-          static_cast<double>(best_flow_[s]);
+    for (std::size_t g = 0; g < gpus; ++g) {
+      heur_load_[g] = base_[g] + static_cast<double>(gpu_flow_[g]);
     }
     return weighted_max(heur_load_);
   };

@@ -68,7 +68,15 @@ class SplitWorkspace {
   std::vector<std::int64_t> heur_quota_;
   std::vector<std::int32_t> order_, gpus_;
   std::vector<std::int64_t> best_flow_;  // [R] flow of the best feasible check
+  std::vector<std::int64_t> gpu_flow_;   // [G] split tokens on each GPU under best_flow_
 };
+
+// The most tokens n in [0, cap] a GPU of weight `weight` and fixed load `base` can take with its
+// load weight * (base + n) <= bound (< bound when `strict`), evaluated exactly as the solvers
+// compute loads (so a load the solver reached is never excluded or admitted by rounding at any
+// magnitude); -1 when not even n = 0 fits.
+std::int64_t gpu_token_room(double weight, double base, double bound, bool strict,
+                            std::int64_t cap);
 
 // The load of every GPU (weight * (extra + tokens)) for given quotas; a helper for tests and
 // benches. `gpu_loads` has num_gpus entries.

@@ -199,11 +199,8 @@ NodeSplitResult NodeSplitWorkspace::solve(const Placement& placement, std::size_
   for (std::size_t g = 0; g < gpus; ++g) {
     const double w = terms.weights.empty() ? 1.0 : terms.weights[g];
     // The plain solver's capacity rule (non-strict), so the optimum itself stays feasible.
-    const double room = bound / w - base[g];
-    const double c = std::floor(room + 1e-9 * std::max(1.0, std::abs(bound / w)));
-    const std::int64_t cap = c <= 0.0                                ? 0
-                             : c >= static_cast<double>(split_total) ? split_total
-                                                                     : static_cast<std::int64_t>(c);
+    const std::int64_t cap =
+        std::max<std::int64_t>(0, gpu_token_room(w, base[g], bound, false, split_total));
     add_edge(gpu0 + static_cast<std::int32_t>(g), sink_, cap, 0);
   }
 
@@ -217,21 +214,21 @@ NodeSplitResult NodeSplitWorkspace::solve(const Placement& placement, std::size_
   }
   EPLB_ASSERT(routed == split_total);  // the plain optimum is feasible under the bound
 
-  std::vector<double> load(base);
+  std::vector<std::int64_t> gpu_flow(gpus, 0);
   for (std::size_t s = 0; s < slots; ++s) {
     for (std::size_t n = 0; n < nodes; ++n) {
       const std::int32_t e = slot_edge[s * nodes + n];
       if (e < 0) continue;
       const std::int64_t flow = cap_[static_cast<std::size_t>(e) ^ 1U];  // the reverse edge
       quotas_by_node[s * nodes + n] = static_cast<std::int32_t>(flow);
-      load[t.gpu_of_slot(static_cast<std::uint32_t>(s))] += static_cast<double>(flow);
+      gpu_flow[t.gpu_of_slot(static_cast<std::uint32_t>(s))] += flow;
       if (n != node_of_slot(s)) result.cross_node += flow;
     }
   }
   result.cross_node += result.fixed_cross;
-  for (std::size_t g = 0; g < gpus; ++g) {
+  for (std::size_t g = 0; g < gpus; ++g) {  // the load expression the capacities bounded
     const double w = terms.weights.empty() ? 1.0 : terms.weights[g];
-    result.max_load = std::max(result.max_load, w * load[g]);
+    result.max_load = std::max(result.max_load, w * (base[g] + static_cast<double>(gpu_flow[g])));
   }
   return result;
 }

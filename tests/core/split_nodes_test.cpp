@@ -160,6 +160,33 @@ TEST(SplitByNode, LocalReplicasTakeLocalTokensWhenBalanceAllows) {
   EXPECT_EQ(quotas, (std::vector<std::int32_t>{10, 0, 5, 0, 0, 10, 0, 5}));
 }
 
+// Layer totals past 2^31 tokens: the split stays at the plain optimum with slack 0, and every
+// (expert, node) count is placed.
+TEST(SplitByNode, KeepsThePlainOptimumForCountsNearInt32Max) {
+  std::mt19937 rng(77);
+  NodeSplitWorkspace ws;
+  for (int trial = 0; trial < 60; ++trial) {
+    const Placement p = eplb::test::random_split_placement(rng, 6, 2, 2, 2);
+    const Topology& t = p.topology();
+    std::vector<std::int32_t> counts(t.num_logical * t.num_nodes);
+    for (auto& c : counts) c = static_cast<std::int32_t>(rng() % (1U << 30));
+    std::vector<std::int32_t> quotas(t.num_physical * t.num_nodes);
+    const auto r = ws.solve(p, 0, counts, {}, 0.0, quotas);
+    EXPECT_EQ(r.max_load, r.optimum) << "trial " << trial;
+    const auto row = p.phy2log_layer(0);
+    std::vector<std::int64_t> sums(counts.size(), 0);
+    std::vector<std::int64_t> gpu(t.num_gpus, 0);
+    for (std::uint32_t s = 0; s < t.num_physical; ++s) {
+      for (std::uint32_t n = 0; n < t.num_nodes; ++n) {
+        sums[static_cast<std::size_t>(row[s]) * t.num_nodes + n] += quotas[s * t.num_nodes + n];
+        gpu[t.gpu_of_slot(s)] += quotas[s * t.num_nodes + n];
+      }
+    }
+    for (std::size_t i = 0; i < counts.size(); ++i) EXPECT_EQ(sums[i], counts[i]) << i;
+    EXPECT_EQ(static_cast<double>(*std::max_element(gpu.begin(), gpu.end())), r.max_load);
+  }
+}
+
 TEST(SplitByNode, BadInputIsNamed) {
   std::mt19937 rng(1);
   const Placement p = eplb::test::random_split_placement(rng, 3, 2, 1, 2);

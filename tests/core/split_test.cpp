@@ -165,6 +165,81 @@ TEST(SplitSolver, MatchesHallOptimumOnMediumInstances) {
   }
 }
 
+// Batches whose layer total passes 2^31 tokens: the capacity rule once allowed a relative
+// rounding slack of 1e-9, a whole token at 1e9, and missed the optimum by one or two tokens.
+TEST(SplitSolver, ExactForCountsNearInt32Max) {
+  Topology t;
+  t.num_layers = 1;
+  t.num_logical = 4;
+  t.num_nodes = 1;
+  t.num_gpus = 3;
+  t.num_physical = 6;
+  const Placement reported = Placement::from_phy2log(t, {0, 1, 0, 2, 1, 3});
+  SplitWorkspace ws;
+  std::vector<std::int32_t> quotas(6);
+  for (const auto& counts : std::vector<std::vector<std::int32_t>>{
+           {528212163, 796964132, 833703267, 854169749},
+           std::vector<std::int32_t>(4, std::numeric_limits<std::int32_t>::max())}) {
+    const auto r = ws.solve(reported, 0, counts, {}, quotas);
+    expect_valid(reported, counts, quotas, {}, {}, r);
+    EXPECT_EQ(r.max_load, hall_optimum(reported, counts, {}));
+  }
+
+  std::mt19937 rng(31);
+  for (int trial = 0; trial < 200; ++trial) {
+    const std::uint32_t gpus = 3 + static_cast<std::uint32_t>(rng()) % 4;
+    const std::uint32_t experts = 4 + static_cast<std::uint32_t>(rng()) % 9;
+    const std::uint32_t per_gpu = (experts + gpus - 1) / gpus + 1;
+    const Placement p = random_placement(rng, experts, gpus, per_gpu);
+    std::vector<std::int32_t> counts(experts);
+    std::uniform_int_distribution<std::int32_t> big(0, std::numeric_limits<std::int32_t>::max());
+    for (auto& c : counts) c = big(rng);
+    std::vector<double> extra;
+    if (trial % 2 == 0) {
+      for (std::uint32_t g = 0; g < gpus; ++g) extra.push_back(static_cast<double>(big(rng)));
+    }
+    std::vector<std::int32_t> out(p.topology().num_physical);
+    const auto r = ws.solve(p, 0, counts, SplitGpuTerms{{}, extra}, out);
+    expect_valid(p, counts, out, {}, extra, r);
+    EXPECT_EQ(r.max_load, hall_optimum(p, counts, extra)) << "trial " << trial;
+  }
+}
+
+// gpu_token_room against its definition, evaluated one n at a time around the answer, at every
+// magnitude from a few tokens to 2^50, for both the strict and the non-strict rule.
+TEST(SplitSolver, GpuTokenRoomIsTheLargestFittingCount) {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  for (int trial = 0; trial < 20000; ++trial) {
+    const double scale = std::ldexp(1.0, static_cast<int>(rng() % 51));
+    const double weight = trial % 3 == 0 ? 1.0 : 0.25 + 4.0 * unit(rng);
+    const double base = trial % 2 == 0 ? std::floor(scale * unit(rng)) : scale * unit(rng);
+    const bool strict = trial % 4 < 2;
+    const auto cap = static_cast<std::int64_t>(2 * scale) + 1;
+    // Bounds that are reachable loads (the solver's case) and arbitrary ones.
+    const double n_target = std::floor(scale * unit(rng));
+    const double bound =
+        trial % 5 < 3 ? weight * (base + n_target) : weight * (base + scale * unit(rng));
+    const auto fits = [&](std::int64_t n) {
+      const double load = weight * (base + static_cast<double>(n));
+      return strict ? load < bound : load <= bound;
+    };
+    const std::int64_t room = eplb::gpu_token_room(weight, base, bound, strict, cap);
+    if (room < 0) {
+      EXPECT_FALSE(fits(0)) << "trial " << trial;
+      continue;
+    }
+    ASSERT_LE(room, cap);
+    EXPECT_TRUE(fits(room)) << "trial " << trial;
+    if (room < cap) {
+      EXPECT_FALSE(fits(room + 1)) << "trial " << trial << ": " << room;
+    }
+    if (!strict && trial % 5 < 3) {
+      EXPECT_GE(room, static_cast<std::int64_t>(n_target)) << "a reachable load was excluded";
+    }
+  }
+}
+
 TEST(SplitSolver, SkipsWhenNoExpertIsReplicated) {
   std::mt19937 rng(1);
   const Placement p = random_placement(rng, 8, 4, 2);

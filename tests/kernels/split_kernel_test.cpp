@@ -200,6 +200,33 @@ TEST(SplitKernelCpu, EqualsTheCoreOptimumOnRandomInstances) {
   EXPECT_EQ(checked, 400);
 }
 
+// Layer totals past 2^31 tokens (counts up to INT32_MAX): still the exact optimum.
+TEST(SplitKernelCpu, EqualsTheCoreOptimumForCountsNearInt32Max) {
+  std::mt19937 rng(92);
+  std::uniform_int_distribution<std::int32_t> big(0, std::numeric_limits<std::int32_t>::max());
+  for (int trial = 0; trial < 100; ++trial) {
+    const std::uint32_t gpus = 2 + static_cast<std::uint32_t>(rng() % 6);
+    const std::uint32_t spg = 2 + static_cast<std::uint32_t>(rng() % 3);
+    const std::uint32_t experts = gpus * spg - static_cast<std::uint32_t>(rng() % gpus);
+    const Instance in = random_instance(rng, 1, experts, gpus, spg);
+    Placement p;
+    make_placement(p, in.layers, in.experts, in.slots, in.gpus, in.phy2log);
+    Tables tables;
+    ASSERT_EQ(eplb_split_tables_create(p.p, 0, 0, EPLB_SPLIT_TABLES_HOST_ONLY, nullptr, &tables.t),
+              EPLB_OK)
+        << eplb_last_error_message();
+    std::vector<std::int32_t> counts(experts);
+    for (auto& c : counts) c = big(rng);
+    std::vector<double> x;
+    if (trial % 2 == 1) {
+      for (std::uint32_t g = 0; g < gpus; ++g) x.push_back(static_cast<double>(big(rng)));
+    }
+    const Result r = solve_cpu(tables, 0, counts, {}, x, in.slots);
+    EXPECT_EQ(check_quotas(in, 0, counts, {}, x, r.quotas), r.max_load) << "trial " << trial;
+    EXPECT_EQ(r.max_load, core_optimum(p, 0, counts, {}, x, in.slots, gpus)) << "trial " << trial;
+  }
+}
+
 TEST(SplitKernelCpu, EqualsTheCoreOptimumOnTheDeepSeekShape) {
   // 256 experts, 288 slots on 32 GPUs (9 each), batches of 8192 tokens x top-8.
   std::mt19937 rng(7);
