@@ -503,12 +503,18 @@ void check_same_shape(const Topology& a, const Topology& b) {
   check("num_nodes", a.num_nodes, b.num_nodes);
 }
 
-void check_options(const MigrationOptions& options) {
+void check_options(const MigrationOptions& options, const Topology& topology) {
   if (static_cast<std::uint32_t>(options.relabel) > 3) {
     fail_invalid("options->relabel (", static_cast<std::uint32_t>(options.relabel),
                  ") is not an eplb_migration_relabel value (0..3)");
   }
   if (options.bytes_per_expert == 0) fail_invalid("options->bytes_per_expert is 0");
+  // Every byte count is at most a full reload's, slots x bytes_per_expert: it must fit.
+  const std::uint64_t slots = std::uint64_t{topology.num_layers} * topology.num_physical;
+  if (options.bytes_per_expert > std::numeric_limits<std::uint64_t>::max() / slots) {
+    fail_invalid("options->bytes_per_expert (", options.bytes_per_expert, ") x the ", slots,
+                 " slots of all layers overflows a 64-bit byte count");
+  }
   if (!std::isfinite(options.min_gain)) {
     fail_invalid("options->min_gain (", options.min_gain, ") is not finite");
   }
@@ -721,7 +727,7 @@ MigrationPlan MigrationPlan::make(const Placement& old_placement, const Placemen
                                   std::span<const double> loads, const MigrationOptions& options) {
   const Topology topology = old_placement.topology();
   check_same_shape(topology, new_placement.topology());
-  check_options(options);
+  check_options(options, topology);
   const bool with_loads = !loads.empty();
   if (with_loads) validate_loads(loads, topology, "loads");
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <random>
@@ -555,6 +556,14 @@ TEST(BadInput, NamesTheOffendingValue) {
   MigrationOptions options;
   options.bytes_per_expert = 0;
   expect_error([&] { (void)MigrationPlan::make(a, a, {}, options); }, "bytes_per_expert");
+  // 2 layers x 8 slots: byte counts up to 16 x bytes_per_expert must fit in 64 bits.
+  options.bytes_per_expert = std::numeric_limits<std::uint64_t>::max() / 16 + 1;
+  expect_error([&] { (void)MigrationPlan::make(a, a, {}, options); },
+               "bytes_per_expert (1152921504606846976) x the 16 slots");
+  options.bytes_per_expert = std::numeric_limits<std::uint64_t>::max() / 16;
+  const auto largest = MigrationPlan::make(a, random_placement(rng, t), {}, options);
+  EXPECT_EQ(largest.summary().moved_bytes,
+            largest.summary().moved_experts * options.bytes_per_expert);
   options = {};
   options.relabel = static_cast<MigrationRelabel>(7);
   expect_error([&] { (void)MigrationPlan::make(a, a, {}, options); }, "relabel (7)");

@@ -887,8 +887,9 @@ typedef struct eplb_migration_options {
                                  * the new plan */
   uint32_t max_layers_per_step; /* 0 (default): no limit; else at most this many layers a step */
   uint32_t reserved0;           /* 0 */
-  double min_gain;              /* worth-it gate: predicted balancedness gain at least this;
-                                 * default 0.005 */
+  double min_gain;              /* worth-it gate (with loads): apply when something moves, the
+                                 * predicted balancedness gain is > 0 and at least this;
+                                 * default 0.005. Without loads: when something moves */
   double min_gain_per_gib;      /* ... and at least this gain per GiB moved; default 0 */
 } eplb_migration_options;
 
@@ -905,7 +906,8 @@ EPLB_API void eplb_migration_options_init(eplb_migration_options* options);
  * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer (loads NULL with loads_len > 0), placements of
  * different shape (layers, experts, slots, GPUs, nodes; the message names the field),
  * loads_len != num_layers * num_logical_experts, a negative or non-finite load, a bad option
- * (relabel > 3, bytes_per_expert 0, reserved0 != 0, non-finite min_gain, negative
+ * (relabel > 3, bytes_per_expert 0 or so large that num_layers x num_physical_experts x
+ * bytes_per_expert overflows 64 bits, reserved0 != 0, non-finite min_gain, negative
  * min_gain_per_gib) or struct_size. EPLB_ERR_OUT_OF_MEMORY: allocation failure. */
 EPLB_API eplb_status eplb_migration_plan(const eplb_placement* old_placement,
                                          const eplb_placement* new_placement, const double* loads,
@@ -962,7 +964,7 @@ typedef struct eplb_migration_transfer {
 } eplb_migration_transfer;
 
 /* Selects every step in eplb_migration_get_transfers. */
-#define EPLB_MIGRATION_ALL_STEPS UINT32_MAX
+#define EPLB_MIGRATION_ALL_STEPS 0xFFFFFFFFu /* UINT32_MAX, spelled for binding generators */
 
 /* Copies the transfers of `step` (or of every step with EPLB_MIGRATION_ALL_STEPS), ordered by
  * step, layer, destination slot, into `out` (capacity out_len) and writes their number to
@@ -982,8 +984,11 @@ EPLB_API eplb_status eplb_migration_copy_transfers(const eplb_migration* migrati
                                                    size_t* out_count);
 
 /* Copies the relabeling: uint32 [num_layers][num_gpus], the GPU each GPU of the new plan moved to.
- * Thread-safe. EPLB_ERR_INVALID_ARGUMENT: a NULL pointer. EPLB_ERR_BUFFER_TOO_SMALL: out_len
- * below num_layers * num_gpus. */
+ * With EPLB_MIGRATION_RELABEL_REPACK_IN_NODE this is the relabeling before the repack's
+ * exchanges of replicas between GPUs of a node, so target GPU map[g] holds new GPU g's experts
+ * up to those exchanges (eplb_migration_get_target gives the exact result). Thread-safe.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer. EPLB_ERR_BUFFER_TOO_SMALL: out_len below num_layers *
+ * num_gpus. */
 EPLB_API eplb_status eplb_migration_get_gpu_map(const eplb_migration* migration, uint32_t* out,
                                                 size_t out_len);
 
@@ -1090,7 +1095,8 @@ EPLB_API eplb_status eplb_split_rank_quotas(const eplb_placement* placement, uin
  * NULL if unknown), or every GPU with EPLB_WATERFILL_ANY_GPU. Tokens with fewer candidates choose
  * first (then in token order); each takes the candidate with the smallest weighted load after
  * taking it, ties to its source GPU, then the lowest GPU id. `gpu_loads` double [gpu_len ==
- * num_gpus], in/out: the tokens each GPU already has (NULL: counted from topk_slots), plus the
+ * num_gpus], in/out: the work each GPU already has (NULL: one per valid (token, slot) entry of
+ * topk_slots on the slot's GPU, so a token with two slots on one GPU counts twice), plus the
  * shared tokens assigned. `gpu_weights` as in eplb_split_solve (NULL: all 1). Writes `out_topk`
  * int32 [num_tokens][top_k + 1]: each input row followed by the shared expert's slot
  * num_physical_experts + g of the chosen GPU g, or -1 for a token without any valid entry
@@ -1791,7 +1797,8 @@ EPLB_API eplb_status eplb_kernel_shared_waterfill_workspace_size(const eplb_plac
  * slot s on GPU s / (P / G). Device arrays: `topk_slots` int32 [num_tokens][top_k] (physical
  * slots, -1 = unused; the kernel also ignores slots outside [0, P)), `source_gpu` int32
  * [num_tokens] or NULL, `gpu_weights` double [G] or NULL (all 1), `gpu_loads` double [G] or NULL
- * (the tokens each GPU already has; NULL: counted from topk_slots), `out_topk` int32
+ * (the work each GPU already has; NULL: one per valid entry of topk_slots, as
+ * eplb_shared_expert_waterfill counts it), `out_topk` int32
  * [num_tokens][top_k + 1]: each input row, then slot P + g of the chosen GPU g (as
  * eplb_shared_expert_waterfill), or -1 for a token without a valid slot; `out_gpu_loads` double
  * [G] or NULL: gpu_loads plus the shared tokens given to each GPU (may alias gpu_loads).
