@@ -12,10 +12,15 @@
  *     status and eplb_last_error_message(), read inside the same native call;
  *   - the GIL is released around every C call (`-threads`) except trivial getters.
  * Options and info structs get a constructor that sets struct_size (see EPLB_SIZED_STRUCT).
+ * Functions whose arrays carry no length in C (the shared-expert waterfill, the kernels' CPU
+ * references) are replaced by eplb_py_* wrappers under the same names that take every array with
+ * its length and check it before the library reads anything.
  */
 %module(package="eplb", threads="1") capi
 
 %{
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "eplb/eplb.h"
@@ -30,6 +35,22 @@ static void eplb_py_raise(eplb_status status, const char* message) {
   if (error == NULL) return;
   PyErr_SetObject((PyObject*)Py_TYPE(error), error);
   Py_DECREF(error);
+}
+
+/* A refusal by the binding's own wrappers (a length the C function does not take, checked before
+ * the call): the message the status typemap raises instead of eplb_last_error_message(). Set and
+ * read by one thread within one wrapper call; empty otherwise. */
+static _Thread_local char eplb_py_message[256];
+
+static eplb_status eplb_py_refuse(const char* what, size_t got, size_t want, const char* unit) {
+  snprintf(eplb_py_message, sizeof eplb_py_message, "%s has %zu %s, expected %zu", what, got,
+           unit, want);
+  return EPLB_ERR_INVALID_ARGUMENT;
+}
+
+/* a * b, or SIZE_MAX when it overflows (no buffer has that size, so a length check fails). */
+static size_t eplb_py_mul(size_t a, size_t b) {
+  return (b != 0 && a > SIZE_MAX / b) ? SIZE_MAX : a * b;
 }
 
 /* Fills `view` from a C-contiguous buffer of `itemsize`-byte items of one of `formats`
@@ -63,7 +84,8 @@ static int eplb_py_get_buffer(PyObject* object, Py_buffer* view, Py_ssize_t item
 /* ---- statuses ------------------------------------------------------------------------------ */
 %typemap(out) eplb_status {
   if ($1 != EPLB_OK) {
-    eplb_py_raise($1, eplb_last_error_message());
+    eplb_py_raise($1, eplb_py_message[0] != 0 ? eplb_py_message : eplb_last_error_message());
+    eplb_py_message[0] = 0;
     SWIG_fail;
   }
   $result = SWIG_Py_Void();
@@ -175,6 +197,105 @@ EPLB_IN_BUFFER(char, 1, "Bbc")
 %enddef
 EPLB_OUT_BUFFER(double, 8, "d")
 EPLB_OUT_BUFFER(int32_t, 4, "il")
+EPLB_OUT_BUFFER(uint32_t, 4, "I")
+/* The binding's own wrappers (below) name their buffers py_*: the GPU functions with the C
+ * names take device memory, which no Python buffer is. */
+%apply (const int32_t* INPUT_BUFFER, size_t INPUT_LEN) {
+  (const int32_t* py_source_gpu, size_t py_source_gpu_len)
+};
+%apply (double* OUTPUT_BUFFER, size_t OUTPUT_LEN) {
+  (double* py_gpu_loads, size_t py_gpu_loads_len)
+};
+%apply (int32_t* OUTPUT_BUFFER, size_t OUTPUT_LEN) {
+  (int32_t* py_out_topk, size_t py_out_topk_len)
+};
+%apply (const int32_t* MATRIX, size_t ROWS, uint32_t WIDTH) {
+  (const int32_t* py_topk_slots, size_t py_num_tokens, uint32_t py_top_k)
+};
+
+EPLB_OUT_BUFFER(uint8_t, 1, "B?")
+%apply (int32_t* OUTPUT_BUFFER, size_t OUTPUT_LEN) {
+  (int32_t* py_tokens_per_expert, size_t py_tokens_per_expert_len),
+  (int32_t* py_tokens_per_rank, size_t py_tokens_per_rank_len),
+  (int32_t* py_tokens_per_node, size_t py_tokens_per_node_len),
+  (int32_t* py_send_offsets, size_t py_send_offsets_len),
+  (int32_t* py_sorted_ids, size_t py_sorted_ids_len),
+  (int32_t* py_block_experts, size_t py_block_experts_len),
+  (int32_t* py_expert_offsets, size_t py_expert_offsets_len),
+  (int32_t* py_inverse, size_t py_inverse_len),
+  (int32_t* py_total_padded, size_t py_total_padded_len)
+};
+%apply (uint8_t* OUTPUT_BUFFER, size_t OUTPUT_LEN) {
+  (uint8_t* py_is_token_in_rank, size_t py_is_token_in_rank_len)
+};
+%apply (const int32_t* MATRIX, size_t ROWS, uint32_t WIDTH) {
+  (const int32_t* py_topk_ids, size_t py_num_tokens, uint32_t py_top_k),
+  (const int32_t* py_inverse_rows, size_t py_num_tokens, uint32_t py_top_k)
+};
+/* float32 weights (named: the header's (const float*, size_t) pairs are device memory). */
+%typemap(in) (const float* py_weights, size_t py_weights_len) (Py_buffer view, int have_view = 0) {
+  if (eplb_py_get_buffer($input, &view, 4, "f", 0, "weights") != 0) SWIG_fail;
+  have_view = 1;
+  $1 = (float*)view.buf;
+  $2 = (size_t)(view.len / 4);
+}
+%typemap(freearg) (const float* py_weights, size_t py_weights_len) {
+  if (have_view$argnum) PyBuffer_Release(&view$argnum);
+}
+/* Token rows of any element type (the row dtype is a separate argument): C-contiguous bytes. */
+%typemap(in) (const void* py_rows, size_t py_rows_bytes) (Py_buffer view, int have_view = 0),
+             (void* py_out_rows, size_t py_out_rows_bytes) (Py_buffer view, int have_view = 0) {
+  int writable = strcmp("$1_name", "py_out_rows") == 0;
+  int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
+  if (PyObject_GetBuffer($input, &view, flags) != 0) {
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous%s buffer (e.g. a numpy array), "
+                 "got %s", writable ? "output" : "rows", writable ? " writable" : "",
+                 Py_TYPE($input)->tp_name);
+    SWIG_fail;
+  }
+  have_view = 1;
+  $1 = view.buf;
+  $2 = (size_t)view.len;
+}
+%typemap(freearg) (const void* py_rows, size_t py_rows_bytes),
+                  (void* py_out_rows, size_t py_out_rows_bytes) {
+  if (have_view$argnum) PyBuffer_Release(&view$argnum);
+}
+
+/* Migration transfers (eight uint32 fields, no padding) into a caller's uint32 buffer of
+ * [count][8] (numpy: view it with eplb.TRANSFER_DTYPE); None is the size query (NULL, 0). */
+%typemap(in) (eplb_migration_transfer* out, size_t out_len) (Py_buffer view, int have_view = 0) {
+  if ($input == Py_None) {
+    $1 = NULL;
+    $2 = 0;
+  } else {
+    if (eplb_py_get_buffer($input, &view, 4, "I", 1, "out") != 0) SWIG_fail;
+    have_view = 1;
+    if (view.len % (Py_ssize_t)sizeof(eplb_migration_transfer) != 0) {
+      PyErr_Format(PyExc_ValueError, "out holds %zd uint32, not a whole number of transfers "
+                   "(%zu each)", view.len / 4, sizeof(eplb_migration_transfer) / 4);
+      SWIG_fail;
+    }
+    $1 = (eplb_migration_transfer*)view.buf;
+    $2 = (size_t)view.len / sizeof(eplb_migration_transfer);
+  }
+}
+%typemap(freearg) (eplb_migration_transfer* out, size_t out_len) {
+  if (have_view$argnum) PyBuffer_Release(&view$argnum);
+}
+/* The library-owned copy comes back as bytes (the same layout) and is freed at once. */
+%typemap(in, numinputs=0) (eplb_migration_transfer** out_transfers, size_t* out_count)
+    (eplb_migration_transfer* transfers = NULL, size_t count = 0) {
+  $1 = &transfers;
+  $2 = &count;
+}
+%typemap(argout) (eplb_migration_transfer** out_transfers, size_t* out_count) {
+  $result = SWIG_Python_AppendOutput($result, PyBytes_FromStringAndSize(
+      (const char*)*$1, (Py_ssize_t)(*$2 * sizeof(eplb_migration_transfer))));
+}
+%typemap(freearg) (eplb_migration_transfer** out_transfers, size_t* out_count)
+    "eplb_buffer_free(transfers$argnum);"
 
 /* ---- outputs returned to Python -------------------------------------------------------------- */
 /* Any handle written through `T**` comes back as a SWIG pointer owned by the caller. */
@@ -206,7 +327,9 @@ EPLB_OUT_BUFFER(int32_t, 4, "il")
   $result = SWIG_Python_AppendOutput($result, PyLong_FromVoidPtr(*$1));
 }
 %apply uint32_t* OUTPUT { uint32_t* out_algorithm, uint32_t* out_num_layers, uint32_t* out_num_experts };
-%apply size_t* OUTPUT { size_t* out_rows };
+%apply size_t* OUTPUT {
+  size_t* out_rows, size_t* out_count, size_t* out_capacity, size_t* out_bytes
+};
 %apply double* OUTPUT { double* out_mean, double* out_optimum, double* out_bound };
 %apply uint64_t* OUTPUT { uint64_t* out_batches, uint64_t* out_tokens };
 %apply int32_t* OUTPUT { int32_t* out_count, int32_t* out_version };
@@ -226,6 +349,8 @@ EPLB_OUT_BUFFER(int32_t, 4, "il")
 %nothread eplb_planner_options_init;
 %nothread eplb_tracker_options_init;
 %nothread eplb_snapshot_options_init;
+%nothread eplb_migration_options_init;
+%nothread eplb_workload_options_init;
 %nothread eplb_buffer_free;
 
 /* Options and info structs: the constructor sets struct_size (and defaults, where the header has
@@ -299,6 +424,20 @@ void _buffer_free_address(uintptr_t address) { eplb_buffer_free((void*)address);
 %rename(eplb_split_solve) eplb_py_split_solve;
 %rename(eplb_split_solve_by_node) eplb_py_split_solve_by_node;
 %ignore eplb_py_gpu_len;
+%ignore eplb_shared_expert_waterfill;
+%rename(eplb_shared_expert_waterfill) eplb_py_shared_expert_waterfill;
+/* The kernels' CPU references take output arrays without lengths: Python sees wrappers that take
+ * each array with its length, check them, and bring their own scratch workspace. */
+%ignore eplb_kernel_dispatch_layout_cpu;
+%ignore eplb_kernel_expert_sort_cpu;
+%ignore eplb_kernel_permute_cpu;
+%ignore eplb_kernel_unpermute_cpu;
+%rename(eplb_kernel_dispatch_layout_cpu) eplb_py_kernel_dispatch_layout_cpu;
+%rename(eplb_kernel_expert_sort_cpu) eplb_py_kernel_expert_sort_cpu;
+%rename(eplb_kernel_permute_cpu) eplb_py_kernel_permute_cpu;
+%rename(eplb_kernel_unpermute_cpu) eplb_py_kernel_unpermute_cpu;
+%ignore eplb_py_mul;
+%ignore eplb_py_row_bytes;
 
 #define EPLB_API
 %include "eplb/eplb.h"
@@ -339,5 +478,177 @@ eplb_status eplb_py_split_solve_by_node(eplb_split_workspace* workspace,
                                   slack, out_quotas, out_quotas_len, py_out_max_load,
                                   py_out_cross_node_tokens);
 }
-%}
+/* The waterfill's source_gpu (num_tokens entries in C) and its two per-GPU arrays (one gpu_len
+ * in C) come with their own lengths from Python; the wrapper checks them before the library reads
+ * anything. */
+eplb_status eplb_py_shared_expert_waterfill(const eplb_placement* placement,
+                                            const int32_t* py_topk_slots, size_t py_num_tokens,
+                                            uint32_t py_top_k, const int32_t* py_source_gpu,
+                                            size_t py_source_gpu_len, const double* gpu_weights,
+                                            size_t gpu_weights_len, double* py_gpu_loads,
+                                            size_t py_gpu_loads_len, uint32_t flags,
+                                            int32_t* py_out_topk, size_t py_out_topk_len) {
+  if (py_source_gpu != NULL && py_source_gpu_len != py_num_tokens) {
+    return eplb_py_refuse("source_gpu", py_source_gpu_len, py_num_tokens, "entries");
+  }
+  if (gpu_weights != NULL && py_gpu_loads != NULL && gpu_weights_len != py_gpu_loads_len) {
+    return eplb_py_refuse("gpu_loads", py_gpu_loads_len, gpu_weights_len, "entries");
+  }
+  const size_t gpu_len = gpu_weights != NULL ? gpu_weights_len : py_gpu_loads_len;
+  return eplb_shared_expert_waterfill(placement, py_topk_slots, py_num_tokens, py_top_k,
+                                      py_source_gpu, gpu_weights, py_gpu_loads, gpu_len, flags,
+                                      py_out_topk, py_out_topk_len);
+}
 
+/* Dispatch layout of one batch on the CPU: topk_ids [tokens][top_k] physical ids; outputs
+ * tokens_per_expert [num_physical_experts], tokens_per_rank [num_ranks], tokens_per_node
+ * [num_nodes], is_token_in_rank uint8 [tokens][num_ranks], send_offsets [tokens][num_ranks] or
+ * None. */
+eplb_status eplb_py_kernel_dispatch_layout_cpu(
+    const int32_t* py_topk_ids, size_t py_num_tokens, uint32_t py_top_k,
+    uint32_t num_physical_experts, uint32_t num_ranks, uint32_t num_nodes,
+    int32_t* py_tokens_per_expert, size_t py_tokens_per_expert_len, int32_t* py_tokens_per_rank,
+    size_t py_tokens_per_rank_len, int32_t* py_tokens_per_node, size_t py_tokens_per_node_len,
+    uint8_t* py_is_token_in_rank, size_t py_is_token_in_rank_len, int32_t* py_send_offsets,
+    size_t py_send_offsets_len) {
+  size_t workspace_size = 0;
+  eplb_status status = eplb_kernel_dispatch_layout_workspace_size(
+      py_num_tokens, py_top_k, num_physical_experts, num_ranks, num_nodes, &workspace_size);
+  if (status != EPLB_OK) return status; /* checks top_k, the topology and the size limits */
+  const size_t per_rank = eplb_py_mul(py_num_tokens, num_ranks);
+  if (py_tokens_per_expert_len != num_physical_experts) {
+    return eplb_py_refuse("tokens_per_expert", py_tokens_per_expert_len, num_physical_experts,
+                          "entries");
+  }
+  if (py_tokens_per_rank_len != num_ranks) {
+    return eplb_py_refuse("tokens_per_rank", py_tokens_per_rank_len, num_ranks, "entries");
+  }
+  if (py_tokens_per_node_len != num_nodes) {
+    return eplb_py_refuse("tokens_per_node", py_tokens_per_node_len, num_nodes, "entries");
+  }
+  if (py_is_token_in_rank_len != per_rank) {
+    return eplb_py_refuse("is_token_in_rank", py_is_token_in_rank_len, per_rank, "entries");
+  }
+  if (py_send_offsets != NULL && py_send_offsets_len != per_rank) {
+    return eplb_py_refuse("send_offsets", py_send_offsets_len, per_rank, "entries");
+  }
+  void* workspace = workspace_size != 0 ? malloc(workspace_size) : NULL;
+  if (workspace_size != 0 && workspace == NULL) {
+    snprintf(eplb_py_message, sizeof eplb_py_message, "workspace of %zu bytes", workspace_size);
+    return EPLB_ERR_OUT_OF_MEMORY;
+  }
+  /* An empty output array is passed as NULL, as the header allows for length 0. */
+  status = eplb_kernel_dispatch_layout_cpu(
+      py_topk_ids, py_num_tokens, py_top_k, num_physical_experts, num_ranks, num_nodes,
+      py_tokens_per_expert, py_tokens_per_rank, py_tokens_per_node,
+      per_rank != 0 ? py_is_token_in_rank : NULL, per_rank != 0 ? py_send_offsets : NULL,
+      workspace, workspace_size, NULL);
+  free(workspace);
+  return status;
+}
+
+/* Expert sort on the CPU: capacity is the length of sorted_ids; block_experts [capacity /
+ * block_size], expert_offsets [num_experts + 1], inverse [tokens][top_k], total_padded [1]. */
+eplb_status eplb_py_kernel_expert_sort_cpu(
+    const int32_t* py_topk_ids, size_t py_num_tokens, uint32_t py_top_k, uint32_t num_experts,
+    uint32_t block_size, int32_t* py_sorted_ids, size_t py_sorted_ids_len,
+    int32_t* py_block_experts, size_t py_block_experts_len, int32_t* py_expert_offsets,
+    size_t py_expert_offsets_len, int32_t* py_inverse, size_t py_inverse_len,
+    int32_t* py_total_padded, size_t py_total_padded_len) {
+  size_t minimum = 0, workspace_size = 0;
+  eplb_status status = eplb_kernel_expert_sort_capacity(py_num_tokens, py_top_k, num_experts,
+                                                        block_size, &minimum);
+  if (status != EPLB_OK) return status; /* checks top_k, num_experts, block_size, the limits */
+  status = eplb_kernel_expert_sort_workspace_size(py_num_tokens, py_top_k, num_experts,
+                                                  &workspace_size);
+  if (status != EPLB_OK) return status;
+  /* A capacity below the minimum or not a multiple of block_size is the library's to refuse. */
+  if (py_sorted_ids_len % block_size == 0 &&
+      py_block_experts_len != py_sorted_ids_len / block_size) {
+    return eplb_py_refuse("block_experts", py_block_experts_len, py_sorted_ids_len / block_size,
+                          "entries");
+  }
+  if (py_expert_offsets_len != (size_t)num_experts + 1) {
+    return eplb_py_refuse("expert_offsets", py_expert_offsets_len, (size_t)num_experts + 1,
+                          "entries");
+  }
+  const size_t pairs = eplb_py_mul(py_num_tokens, py_top_k);
+  if (py_inverse_len != pairs) return eplb_py_refuse("inverse", py_inverse_len, pairs, "entries");
+  if (py_total_padded_len != 1) {
+    return eplb_py_refuse("total_padded", py_total_padded_len, 1, "entries");
+  }
+  void* workspace = workspace_size != 0 ? malloc(workspace_size) : NULL;
+  if (workspace_size != 0 && workspace == NULL) {
+    snprintf(eplb_py_message, sizeof eplb_py_message, "workspace of %zu bytes", workspace_size);
+    return EPLB_ERR_OUT_OF_MEMORY;
+  }
+  status = eplb_kernel_expert_sort_cpu(
+      py_topk_ids, py_num_tokens, py_top_k, num_experts, block_size, py_sorted_ids_len,
+      py_sorted_ids_len != 0 ? py_sorted_ids : NULL,
+      py_block_experts_len != 0 ? py_block_experts : NULL, py_expert_offsets,
+      pairs != 0 ? py_inverse : NULL, py_total_padded, workspace, workspace_size, NULL);
+  free(workspace);
+  return status;
+}
+
+/* Bytes of one row of `hidden` elements of `dtype`, or 0 for a dtype or hidden the library
+ * refuses (it checks them first, before reading any array). */
+static size_t eplb_py_row_bytes(uint32_t dtype, size_t hidden) {
+  if (dtype > EPLB_ROW_DTYPE_BFLOAT16 || hidden == 0 || hidden % 8 != 0) return 0;
+  return eplb_py_mul(hidden, dtype == EPLB_ROW_DTYPE_FLOAT32 ? 4 : 2);
+}
+
+/* Permute on the CPU: rows [tokens][hidden] of `dtype`, inverse [tokens][top_k] (tokens and top_k
+ * from its shape), out [output_rows][hidden] (output_rows from its size). */
+eplb_status eplb_py_kernel_permute_cpu(const void* py_rows, size_t py_rows_bytes, uint32_t dtype,
+                                       size_t hidden, const int32_t* py_inverse_rows,
+                                       size_t py_num_tokens, uint32_t py_top_k,
+                                       void* py_out_rows, size_t py_out_rows_bytes) {
+  const size_t row = eplb_py_row_bytes(dtype, hidden);
+  if (row == 0) { /* the library names the bad dtype or hidden */
+    return eplb_kernel_permute_cpu(NULL, dtype, py_num_tokens, py_top_k, hidden, NULL, 0, NULL,
+                                   NULL);
+  }
+  const size_t input_bytes = eplb_py_mul(py_num_tokens, row);
+  if (py_rows_bytes != input_bytes) {
+    return eplb_py_refuse("input", py_rows_bytes, input_bytes, "bytes");
+  }
+  if (py_out_rows_bytes % row != 0) {
+    return eplb_py_refuse("output", py_out_rows_bytes, py_out_rows_bytes / row * row, "bytes");
+  }
+  const size_t output_rows = py_out_rows_bytes / row;
+  return eplb_kernel_permute_cpu(py_num_tokens != 0 ? py_rows : NULL, dtype, py_num_tokens,
+                                 py_top_k, hidden, py_num_tokens != 0 ? py_inverse_rows : NULL,
+                                 output_rows, output_rows != 0 ? py_out_rows : NULL, NULL);
+}
+
+/* Unpermute on the CPU: rows [permuted_rows][hidden] (permuted_rows from its size), inverse
+ * [tokens][top_k], weights float32 [tokens][top_k], out [tokens][hidden]. */
+eplb_status eplb_py_kernel_unpermute_cpu(const void* py_rows, size_t py_rows_bytes,
+                                         uint32_t dtype, size_t hidden,
+                                         const int32_t* py_inverse_rows, size_t py_num_tokens,
+                                         uint32_t py_top_k, const float* py_weights,
+                                         size_t py_weights_len, void* py_out_rows,
+                                         size_t py_out_rows_bytes) {
+  const size_t row = eplb_py_row_bytes(dtype, hidden);
+  if (row == 0) {
+    return eplb_kernel_unpermute_cpu(NULL, dtype, py_num_tokens, py_top_k, hidden, NULL, NULL, 0,
+                                     NULL, NULL);
+  }
+  if (py_rows_bytes % row != 0) {
+    return eplb_py_refuse("permuted", py_rows_bytes, py_rows_bytes / row * row, "bytes");
+  }
+  const size_t pairs = eplb_py_mul(py_num_tokens, py_top_k);
+  if (py_weights_len != pairs) return eplb_py_refuse("weights", py_weights_len, pairs, "entries");
+  const size_t output_bytes = eplb_py_mul(py_num_tokens, row);
+  if (py_out_rows_bytes != output_bytes) {
+    return eplb_py_refuse("output", py_out_rows_bytes, output_bytes, "bytes");
+  }
+  const size_t permuted_rows = py_rows_bytes / row;
+  const int any = py_num_tokens != 0;
+  return eplb_kernel_unpermute_cpu(permuted_rows != 0 ? py_rows : NULL, dtype, py_num_tokens,
+                                   py_top_k, hidden, any ? py_inverse_rows : NULL,
+                                   any ? py_weights : NULL, permuted_rows,
+                                   any ? py_out_rows : NULL, NULL);
+}
+%}

@@ -15,7 +15,10 @@ alive until it returns, and later calls raise ValueError.
     placement = planner.plan(weight)
     placement.phy2log          # int32 [layers][physical experts]
 
-For DeepSeek's EPLB signature see `eplb.rebalance_experts`.
+For DeepSeek's EPLB signature see `eplb.rebalance_experts`. Moving weights from one placement
+to the next: `eplb.plan_migration(old, new, loads)` (a `Migration`: summary, transfers, step
+placements). Per-batch balancing on the CPU: `SplitSolver`, `shared_expert_waterfill`. Simulated
+routing: `Workload`. The dispatch kernels' CPU references: `eplb.kernels`.
 """
 
 import contextlib
@@ -49,6 +52,9 @@ __all__ = [
     "algorithms", "rebalance_experts", "load_snapshot", "save_snapshot", "snapshot_bytes",
     "save_statistics", "statistics_bytes", "loads_from_sglang_json", "version",
     "HEADER_VERSION", "WINDOW_CUMULATIVE", "WINDOW_SLIDING", "WINDOW_DECAY",
+    "LayerMetrics", "shared_expert_waterfill",
+    "Migration", "MigrationSummary", "plan_migration", "RELABEL_MODES", "TRANSFER_DTYPE",
+    "TRANSFER_SAME_GPU", "TRANSFER_INTRA_NODE", "TRANSFER_CROSS_NODE", "Workload", "kernels",
 ]
 
 #: EPLB_VERSION_NUMBER of the header this module was generated from.
@@ -133,6 +139,28 @@ def _as_i32(array, name):
     return np.ascontiguousarray(values, dtype=np.int32)
 
 
+def _unsigned(value, name, bits=32):
+    """An int in [0, 2^bits) for a uint32_t or uint64_t parameter (SWIG would raise OverflowError
+    or TypeError instead of eplb.InvalidArgumentError)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise _invalid(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if not 0 <= value < 1 << bits:
+        raise _invalid(f"{name} ({value}) must be in [0, {(1 << bits) - 1}]")
+    return value
+
+
+def _real(value, name):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise _invalid(f"{name} must be a number, got {value!r}") from None
+
+
+def _layer(layer):
+    return _unsigned(layer, "layer")  # the library checks it against num_layers
+
+
 class _Native:
     """One native object: destroyed when the last reference goes. SWIG accepts it wherever the
     raw pointer goes (it reads `this`), and a call in progress holds a reference, so closing a
@@ -188,7 +216,16 @@ class Metrics:
             setattr(self, field, getattr(native, field))
 
     def __repr__(self):
-        return "Metrics(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS) + ")"
+        return (type(self).__name__ + "(" +
+                ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS) + ")")
+
+
+class LayerMetrics(Metrics):
+    """Balance metrics of one layer (eplb_layer_metrics as attributes)."""
+
+    _FIELDS = ("duplicate_gpus", "max_replicas", "cross_node_replicas", "total_load",
+               "mean_gpu_load", "max_gpu_load", "lower_bound", "balancedness",
+               "node_balancedness", "max_load_over_bound", "node_bound")
 
 
 class Placement(_Handle):
@@ -266,6 +303,39 @@ class Placement(_Handle):
         native = _capi.eplb_metrics()
         _capi.eplb_metrics_compute(self._h, _as_f64(loads, "loads", self._load_shape), native)
         return Metrics(native)
+
+    def _layer_loads(self, layer_loads):
+        return _as_f64(layer_loads, "layer_loads", (self.num_logical_experts,))
+
+    def layer_metrics(self, layer, layer_loads):
+        """LayerMetrics of `layer` under its loads, float64 [logical experts]."""
+        native = _capi.eplb_layer_metrics()
+        _capi.eplb_metrics_compute_layer(self._h, _layer(layer), self._layer_loads(layer_loads),
+                                         native)
+        return LayerMetrics(native)
+
+    def exact_optimum(self, layer_loads):
+        """The smallest busiest-GPU load any placement on this topology can reach for one layer's
+        loads (float64 [logical experts]), or None when the instance is too large to solve
+        exactly (the library solves one slot per GPU, or two with at most 16 slots per layer)."""
+        optimum = _capi.eplb_metrics_exact_optimum(self._h, self._layer_loads(layer_loads))
+        return None if optimum < 0 else optimum
+
+    def relaxed_bound(self, layer_loads, cross_node_budget=0):
+        """A lower bound on the busiest GPU's load of any balanced-relaxed plan of one layer's
+        loads on this topology with at most `cross_node_budget` replicas off their group's node
+        (never below the global bound, LayerMetrics.lower_bound)."""
+        return _capi.eplb_metrics_relaxed_bound(self._h, self._layer_loads(layer_loads),
+                                                _unsigned(cross_node_budget, "cross_node_budget"))
+
+    def nodes_touched(self, layer, rows):
+        """The mean number of distinct nodes a token of `layer` is served from (1 at best):
+        `rows` int [tokens][top_k] logical ids, -1 masked (e.g. Tracker.samples(layer)); rows
+        with no valid id are left out, 0.0 when none is left."""
+        rows = _as_i32(rows, "rows")
+        if rows.ndim != 2:
+            raise _invalid(f"rows must be 2-D [tokens][top_k], got shape {rows.shape}")
+        return _capi.eplb_metrics_nodes_touched(self._h, _layer(layer), rows)
 
     def gpu_loads(self, loads):
         """float64 [layers][gpus]: each GPU's load under `loads`."""
@@ -533,6 +603,43 @@ def split_rank_quotas(placement, layer, quotas, rank_counts, rank):
     return out
 
 
+def shared_expert_waterfill(placement, topk_slots, source_gpu=None, gpu_weights=None,
+                            gpu_loads=None, any_gpu=False):
+    """Gives each token's shared-expert work to one GPU, deterministically, least loaded first
+    (eplb_shared_expert_waterfill). `topk_slots` int [tokens][top_k]: the physical slots each
+    token is dispatched to, -1 unused. A token's candidates are the GPUs of its slots plus its
+    source GPU (`source_gpu` int [tokens], optional), or every GPU with any_gpu=True; tokens with
+    fewer candidates choose first (then in token order), each taking the candidate whose
+    weighted load after taking it is smallest (ties to its source GPU, then the lowest id).
+    `gpu_loads` float64 [gpus]: what each GPU already has (None: one per entry of topk_slots);
+    `gpu_weights` float64 [gpus] as in SplitSolver.solve. Only the placement's topology matters.
+
+    Returns (topk, loads): topk int32 [tokens][top_k + 1], each input row followed by the shared
+    expert's slot num_physical_experts + g of the chosen GPU g (-1 for a token with no valid
+    entry); loads float64 [gpus], the GPU loads including the shared tokens (a new array;
+    `gpu_loads` is not modified)."""
+    slots = _as_i32(topk_slots, "topk_slots")
+    if slots.ndim != 2:
+        raise _invalid(f"topk_slots must be 2-D [tokens][top_k], got shape {slots.shape}")
+    tokens, top_k = slots.shape
+    source = None if source_gpu is None else _as_i32_shaped(source_gpu, "source_gpu", (tokens,))
+    weights = _per_gpu(gpu_weights, "gpu_weights", placement)
+    loads = None
+    if gpu_loads is not None:
+        loads = np.array(_as_f64(gpu_loads, "gpu_loads", (placement.num_gpus,)), copy=True)
+    out = np.empty((tokens, top_k + 1), dtype=np.int32)
+    flags = _capi.EPLB_WATERFILL_ANY_GPU if any_gpu else 0
+    _capi.eplb_shared_expert_waterfill(placement._h, slots, source, weights, loads, flags, out)
+    if loads is None:
+        # The library counted one token per valid entry; the same count, plus what it assigned
+        # (every value is checked by now).
+        entries = slots[slots >= 0] // placement.slots_per_gpu
+        shared = out[:, top_k][out[:, top_k] >= 0] - placement.num_physical_experts
+        loads = (np.bincount(entries, minlength=placement.num_gpus) +
+                 np.bincount(shared, minlength=placement.num_gpus)).astype(np.float64)
+    return out, loads
+
+
 class Snapshot(_Handle):
     """A loaded .eplb snapshot: placement, provenance and optional load statistics."""
 
@@ -667,3 +774,15 @@ def loads_from_sglang_json(text):
 
 
 from ._deepseek import rebalance_experts  # noqa: E402  (needs the names above)
+from ._migration import (  # noqa: E402
+    RELABEL_MODES,
+    TRANSFER_CROSS_NODE,
+    TRANSFER_DTYPE,
+    TRANSFER_INTRA_NODE,
+    TRANSFER_SAME_GPU,
+    Migration,
+    MigrationSummary,
+    plan_migration,
+)
+from ._workload import Workload  # noqa: E402
+from . import kernels  # noqa: E402  (eplb.kernels: the CPU references)
