@@ -78,6 +78,9 @@ static int eplb_py_get_buffer(PyObject* object, Py_buffer* view, Py_ssize_t item
 }
 %}
 
+/* int64_t is `long` on the LP64 targets libeplb supports (x86-64 and aarch64 Linux): SWIG must
+ * agree, or int64_t* arguments are passed as `long long*` (a C warning; the same 64 bits). */
+#define SWIGWORDSIZE64
 %include <stdint.i>
 %include <typemaps.i>
 
