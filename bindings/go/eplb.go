@@ -2,16 +2,26 @@
 // Mixture-of-Experts serving.
 //
 // Failed calls return an *Error holding the C status and the library's message (read inside the
-// same cgo call). Handles are released by Close, or by a finalizer when forgotten; a closed
-// handle returns ErrClosed. Slices go in and out; C never keeps a Go pointer. Every type is safe
-// for concurrent use, Close included: a Placement is immutable and read under a shared lock
-// (Close waits for the calls in progress), Planner and Tracker serialise their calls with a mutex
-// (the C objects need one caller at a time).
+// same cgo call); arguments the C call cannot check (slice lengths it is not given, indices that
+// would not fit its uint32_t) are checked first and refused with the status the library uses,
+// StatusInvalidArgument. Handles are released by Close, or by a finalizer when forgotten; a
+// closed handle returns ErrClosed. Slices go in and out; C never keeps a Go pointer, and buffers
+// the library allocates are copied into Go memory and freed before a call returns. Every type is
+// safe for concurrent use, Close included: Placement, Migration and Snapshot are immutable and
+// read under a shared lock (Close waits for the calls in progress); Planner, Tracker,
+// SplitWorkspace and Workload serialise their calls with a mutex (the C objects need one caller
+// at a time).
+//
+// Files: eplb.go (errors, planners, placements, trackers), migration.go (PlanMigration),
+// interop.go (SGLang and vLLM-Ascend JSON), snapshot.go (snapshots in files and bytes, tracker
+// statistics), split.go (per-batch replica split and shared-expert waterfill on the CPU),
+// metrics.go (exact optimum, relaxed bound, nodes touched), workload.go (routing simulator).
 package eplb
 
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -37,6 +47,19 @@ const (
 	StatusNoNccl             = 11
 	StatusNccl               = 12
 )
+
+// invalidArgument is a Go-side check failing before the C call, with the C status it would get.
+func invalidArgument(format string, args ...any) error {
+	return &Error{Status: StatusInvalidArgument, Message: "eplb: " + fmt.Sprintf(format, args...)}
+}
+
+// checkIndex refuses an index outside [0, n): a Go int would be truncated to C's uint32_t.
+func checkIndex(name string, value, n int) error {
+	if value < 0 || value >= n {
+		return invalidArgument("%s (%d) must be in [0, %d)", name, value, n)
+	}
+	return nil
+}
 
 // StatusOf returns the C status of err (an *Error, possibly wrapped), or 0.
 func StatusOf(err error) int {
@@ -70,18 +93,23 @@ func CheckVersion() error {
 
 // AlgorithmID looks an algorithm up by name ("deepseek", "balanced", ...).
 func AlgorithmID(name string) (uint32, error) {
-	var id uint
+	var id uint32
 	err := capi.Eplb_algorithm_from_name(name, &id)
-	return uint32(id), err
+	return id, err
 }
 
 // PlannerOptions are the model shape, topology and algorithm of a Planner. Zero Groups and
-// Nodes mean 1; an empty Algorithm means the library default.
+// Nodes mean 1; an empty Algorithm means the library default. Affinity makes PlanTracked keep
+// experts that tokens pick together on one node while the plan's balancedness stays at least
+// AffinityMinBalance (0 means the library default, 0.99) times the balance-only plan's; Plan then
+// refuses.
 type PlannerOptions struct {
 	Algorithm                               string
 	Layers, LogicalExperts, PhysicalExperts uint32
 	Groups, Nodes, GPUs                     uint32
 	CrossNodeBudget, Threads                uint32
+	Affinity                                bool
+	AffinityMinBalance                      float64
 }
 
 // Planner turns load matrices into placements.
@@ -115,6 +143,12 @@ func NewPlanner(o PlannerOptions) (*Planner, error) {
 	if o.Nodes != 0 {
 		options.SetNum_nodes(uint(o.Nodes))
 	}
+	if o.Affinity {
+		options.SetAffinity(1)
+	}
+	if o.AffinityMinBalance != 0 {
+		options.SetAffinity_min_balance(o.AffinityMinBalance)
+	}
 	var handle uintptr
 	if err := capi.Eplb_planner_create(options, &handle); err != nil {
 		return nil, err
@@ -140,6 +174,56 @@ func (p *Planner) Plan(loads []float64) (*Placement, error) {
 	return newPlacement(out)
 }
 
+// PlanWindows plans one placement from several load matrices, loads [windows][layers][logical
+// experts] row-major: the balanced algorithms minimise the mean over windows of each window's
+// busiest GPU, the others plan on the sum.
+func (p *Planner) PlanWindows(loads []float64, windows int) (*Placement, error) {
+	if windows <= 0 {
+		return nil, invalidArgument("windows (%d) must be positive", windows)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.handle == 0 {
+		return nil, ErrClosed
+	}
+	var out uintptr
+	err := capi.Eplb_go_planner_plan_windows(capi.SwigcptrEplb_planner(p.handle), loads, int64(windows), &out)
+	runtime.KeepAlive(p)
+	if err != nil {
+		return nil, err
+	}
+	return newPlacement(out)
+}
+
+// PlanTracked plans from a tracker's statistics: loads ([layers][logical experts]) or, when loads
+// is nil, the tracker's current loads. With PlannerOptions.Affinity the plan also lowers the
+// nodes each sampled token touches; without it this is Plan on those loads. The tracker is
+// locked (not recorded into) during the call.
+func (p *Planner) PlanTracked(loads []float64, tracker *Tracker) (*Placement, error) {
+	if tracker == nil {
+		return nil, invalidArgument("tracker is nil")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.handle == 0 {
+		return nil, ErrClosed
+	}
+	tracker.mu.Lock()
+	defer tracker.mu.Unlock()
+	if tracker.handle == 0 {
+		return nil, ErrClosed
+	}
+	var out uintptr
+	err := capi.Eplb_planner_plan_tracked(capi.SwigcptrEplb_planner(p.handle), loads,
+		capi.SwigcptrEplb_tracker(tracker.handle), &out)
+	runtime.KeepAlive(p)
+	runtime.KeepAlive(tracker)
+	if err != nil {
+		return nil, err
+	}
+	return newPlacement(out)
+}
+
 // Close releases the planner; later calls return ErrClosed. Safe to call twice.
 func (p *Planner) Close() error {
 	p.mu.Lock()
@@ -156,12 +240,13 @@ func (p *Planner) Close() error {
 type Placement struct {
 	mu     sync.RWMutex // read-held by every call, write-held by Close
 	handle uintptr
+	order  uint64 // creation order: calls on two placements lock them in it
 	// Shape and topology.
 	Layers, LogicalExperts, PhysicalExperts, Nodes, GPUs, Log2PhyWidth int
 }
 
 func newPlacement(handle uintptr) (*Placement, error) {
-	p := &Placement{handle: handle}
+	p := &Placement{handle: handle, order: placementsCreated.Add(1)}
 	runtime.SetFinalizer(p, (*Placement).Close)
 	info := capi.NewEplb_placement_info()
 	defer capi.DeleteEplb_placement_info(info)
@@ -175,8 +260,14 @@ func newPlacement(handle uintptr) (*Placement, error) {
 	return p, nil
 }
 
-// use calls f with the C placement under the read lock, or returns ErrClosed.
+var placementsCreated atomic.Uint64
+
+// use calls f with the C placement under the read lock, or returns ErrClosed (also for a nil
+// placement's methods, so that no call panics).
 func (p *Placement) use(f func(capi.Eplb_placement) error) error {
+	if p == nil {
+		return invalidArgument("placement is nil")
+	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.handle == 0 {
@@ -310,12 +401,16 @@ func LoadSnapshot(path string) (*Placement, string, error) {
 }
 
 // TrackerOptions configure a Tracker. Window is "cumulative" (default), "sliding" (the last
-// WindowBatches batches) or "decay" (factor Decay per batch).
+// WindowBatches batches) or "decay" (factor Decay per batch). ReservoirCapacity is the number of
+// top-k rows sampled per layer (for Samples, NodesTouched and affinity planning): 0 means the
+// library default (4096), a negative value none. Seed seeds the sampling.
 type TrackerOptions struct {
 	Layers, LogicalExperts, TopK uint32
 	Window                       string
 	WindowBatches                uint32
 	Decay                        float64
+	ReservoirCapacity            int
+	Seed                         uint64
 }
 
 // Tracker records per-layer expert load and co-activation from top-k routing.
@@ -351,6 +446,15 @@ func NewTracker(o TrackerOptions) (*Tracker, error) {
 	default:
 		return nil, &Error{Status: StatusInvalidArgument, Message: fmt.Sprintf("unknown window %q", o.Window)}
 	}
+	switch {
+	case o.ReservoirCapacity < 0:
+		options.SetReservoir_capacity(0)
+	case o.ReservoirCapacity > math.MaxUint32:
+		return nil, invalidArgument("ReservoirCapacity (%d) does not fit in 32 bits", o.ReservoirCapacity)
+	case o.ReservoirCapacity > 0:
+		options.SetReservoir_capacity(uint(o.ReservoirCapacity))
+	}
+	options.SetSeed(o.Seed)
 	var handle uintptr
 	if err := capi.Eplb_tracker_create(options, &handle); err != nil {
 		return nil, err
@@ -453,6 +557,31 @@ func (t *Tracker) Loads() ([]float64, error) {
 	}
 	out := make([]float64, t.layers*t.experts)
 	return out, capi.Eplb_tracker_get_loads(capi.SwigcptrEplb_tracker(t.handle), out)
+}
+
+// Samples returns one layer's sampled top-k rows, [rows][top_k] logical ids as recorded (a
+// uniform sample of at most ReservoirCapacity rows), ready for Placement.NodesTouched.
+func (t *Tracker) Samples(layer int) ([]int32, error) {
+	if err := checkIndex("layer", layer, t.layers); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.handle == 0 {
+		return nil, ErrClosed
+	}
+	raw := capi.SwigcptrEplb_tracker(t.handle)
+	var rows int64
+	if err := capi.Eplb_tracker_get_samples(raw, uint(layer), nil, &rows); err != nil {
+		return nil, err
+	}
+	out := make([]int32, int(rows)*t.topK)
+	err := capi.Eplb_tracker_get_samples(raw, uint(layer), out, &rows)
+	runtime.KeepAlive(t)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Close releases the tracker. Safe to call twice.

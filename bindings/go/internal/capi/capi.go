@@ -32,118 +32,118 @@ typedef _goslice_ swig_type_2;
 typedef _gostring_ swig_type_3;
 typedef _gostring_ swig_type_4;
 typedef _gostring_ swig_type_5;
-typedef _gostring_ swig_type_6;
+typedef _goslice_ swig_type_6;
 typedef _gostring_ swig_type_7;
 typedef _gostring_ swig_type_8;
 typedef _gostring_ swig_type_9;
 typedef _gostring_ swig_type_10;
 typedef _gostring_ swig_type_11;
 typedef _gostring_ swig_type_12;
-typedef _goslice_ swig_type_13;
-typedef _gostring_ swig_type_14;
-typedef _goslice_ swig_type_15;
-typedef _gostring_ swig_type_16;
+typedef _gostring_ swig_type_13;
+typedef _goslice_ swig_type_14;
+typedef long long swig_type_15;
+typedef _goslice_ swig_type_16;
 typedef _goslice_ swig_type_17;
 typedef _gostring_ swig_type_18;
-typedef _goslice_ swig_type_19;
+typedef _gostring_ swig_type_19;
 typedef _gostring_ swig_type_20;
 typedef _gostring_ swig_type_21;
-typedef _goslice_ swig_type_22;
+typedef _gostring_ swig_type_22;
 typedef _gostring_ swig_type_23;
-typedef long long swig_type_24;
-typedef long long swig_type_25;
-typedef long long swig_type_26;
-typedef long long swig_type_27;
-typedef long long swig_type_28;
-typedef long long swig_type_29;
-typedef long long swig_type_30;
-typedef long long swig_type_31;
-typedef _gostring_ swig_type_32;
+typedef _gostring_ swig_type_24;
+typedef _gostring_ swig_type_25;
+typedef _goslice_ swig_type_26;
+typedef _gostring_ swig_type_27;
+typedef _goslice_ swig_type_28;
+typedef _gostring_ swig_type_29;
+typedef _goslice_ swig_type_30;
+typedef _gostring_ swig_type_31;
+typedef _goslice_ swig_type_32;
 typedef _gostring_ swig_type_33;
 typedef _gostring_ swig_type_34;
-typedef _gostring_ swig_type_35;
+typedef _goslice_ swig_type_35;
 typedef _gostring_ swig_type_36;
-typedef _gostring_ swig_type_37;
-typedef _gostring_ swig_type_38;
-typedef _gostring_ swig_type_39;
-typedef _gostring_ swig_type_40;
-typedef _gostring_ swig_type_41;
+typedef long long swig_type_37;
+typedef long long swig_type_38;
+typedef long long swig_type_39;
+typedef long long swig_type_40;
+typedef long long swig_type_41;
 typedef long long swig_type_42;
-typedef _gostring_ swig_type_43;
-typedef _gostring_ swig_type_44;
+typedef long long swig_type_43;
+typedef long long swig_type_44;
 typedef _gostring_ swig_type_45;
 typedef _gostring_ swig_type_46;
 typedef _gostring_ swig_type_47;
-typedef _goslice_ swig_type_48;
+typedef _gostring_ swig_type_48;
 typedef _gostring_ swig_type_49;
 typedef _gostring_ swig_type_50;
 typedef _gostring_ swig_type_51;
 typedef _gostring_ swig_type_52;
 typedef _gostring_ swig_type_53;
 typedef _gostring_ swig_type_54;
-typedef _gostring_ swig_type_55;
-typedef long long swig_type_56;
+typedef _goslice_ swig_type_55;
+typedef _gostring_ swig_type_56;
 typedef _gostring_ swig_type_57;
 typedef _gostring_ swig_type_58;
 typedef _gostring_ swig_type_59;
-typedef long long swig_type_60;
-typedef _gostring_ swig_type_61;
+typedef _gostring_ swig_type_60;
+typedef _goslice_ swig_type_61;
 typedef _gostring_ swig_type_62;
-typedef long long swig_type_63;
-typedef long long swig_type_64;
-typedef long long swig_type_65;
+typedef _gostring_ swig_type_63;
+typedef _gostring_ swig_type_64;
+typedef _gostring_ swig_type_65;
 typedef _gostring_ swig_type_66;
 typedef _gostring_ swig_type_67;
 typedef _goslice_ swig_type_68;
-typedef long long swig_type_69;
+typedef _gostring_ swig_type_69;
 typedef _gostring_ swig_type_70;
 typedef _goslice_ swig_type_71;
-typedef long long swig_type_72;
-typedef _gostring_ swig_type_73;
-typedef _gostring_ swig_type_74;
-typedef _gostring_ swig_type_75;
-typedef _goslice_ swig_type_76;
+typedef _gostring_ swig_type_72;
+typedef _goslice_ swig_type_73;
+typedef long long swig_type_74;
+typedef long long swig_type_75;
+typedef _gostring_ swig_type_76;
 typedef _gostring_ swig_type_77;
 typedef _goslice_ swig_type_78;
-typedef _gostring_ swig_type_79;
-typedef _goslice_ swig_type_80;
-typedef _gostring_ swig_type_81;
-typedef _goslice_ swig_type_82;
-typedef long long swig_type_83;
-typedef long long swig_type_84;
+typedef long long swig_type_79;
+typedef _gostring_ swig_type_80;
+typedef _goslice_ swig_type_81;
+typedef long long swig_type_82;
+typedef _gostring_ swig_type_83;
+typedef _gostring_ swig_type_84;
 typedef _gostring_ swig_type_85;
-typedef _gostring_ swig_type_86;
-typedef long long swig_type_87;
+typedef _goslice_ swig_type_86;
+typedef _gostring_ swig_type_87;
 typedef _goslice_ swig_type_88;
 typedef _gostring_ swig_type_89;
-typedef _gostring_ swig_type_90;
-typedef long long swig_type_91;
-typedef long long swig_type_92;
+typedef _goslice_ swig_type_90;
+typedef _gostring_ swig_type_91;
+typedef _goslice_ swig_type_92;
 typedef long long swig_type_93;
 typedef long long swig_type_94;
 typedef _gostring_ swig_type_95;
-typedef _goslice_ swig_type_96;
-typedef _gostring_ swig_type_97;
+typedef _gostring_ swig_type_96;
+typedef long long swig_type_97;
 typedef _goslice_ swig_type_98;
 typedef _gostring_ swig_type_99;
-typedef _goslice_ swig_type_100;
-typedef _goslice_ swig_type_101;
-typedef _gostring_ swig_type_102;
-typedef _goslice_ swig_type_103;
-typedef _gostring_ swig_type_104;
-typedef _goslice_ swig_type_105;
-typedef _gostring_ swig_type_106;
-typedef _goslice_ swig_type_107;
-typedef long long swig_type_108;
-typedef long long swig_type_109;
-typedef long long swig_type_110;
-typedef long long swig_type_111;
-typedef long long swig_type_112;
-typedef long long swig_type_113;
-typedef long long swig_type_114;
-typedef _gostring_ swig_type_115;
-typedef _goslice_ swig_type_116;
-typedef long long swig_type_117;
+typedef _gostring_ swig_type_100;
+typedef long long swig_type_101;
+typedef long long swig_type_102;
+typedef long long swig_type_103;
+typedef long long swig_type_104;
+typedef _gostring_ swig_type_105;
+typedef _goslice_ swig_type_106;
+typedef _gostring_ swig_type_107;
+typedef _goslice_ swig_type_108;
+typedef _gostring_ swig_type_109;
+typedef _goslice_ swig_type_110;
+typedef _goslice_ swig_type_111;
+typedef _gostring_ swig_type_112;
+typedef _goslice_ swig_type_113;
+typedef _gostring_ swig_type_114;
+typedef _goslice_ swig_type_115;
+typedef _gostring_ swig_type_116;
+typedef _goslice_ swig_type_117;
 typedef long long swig_type_118;
 typedef long long swig_type_119;
 typedef long long swig_type_120;
@@ -151,8 +151,8 @@ typedef long long swig_type_121;
 typedef long long swig_type_122;
 typedef long long swig_type_123;
 typedef long long swig_type_124;
-typedef long long swig_type_125;
-typedef long long swig_type_126;
+typedef _gostring_ swig_type_125;
+typedef _goslice_ swig_type_126;
 typedef long long swig_type_127;
 typedef long long swig_type_128;
 typedef long long swig_type_129;
@@ -167,663 +167,700 @@ typedef long long swig_type_137;
 typedef long long swig_type_138;
 typedef long long swig_type_139;
 typedef long long swig_type_140;
-typedef _gostring_ swig_type_141;
-typedef _gostring_ swig_type_142;
+typedef long long swig_type_141;
+typedef long long swig_type_142;
 typedef long long swig_type_143;
-typedef _gostring_ swig_type_144;
-typedef _gostring_ swig_type_145;
+typedef long long swig_type_144;
+typedef long long swig_type_145;
 typedef long long swig_type_146;
-typedef _gostring_ swig_type_147;
-typedef _gostring_ swig_type_148;
-typedef _gostring_ swig_type_149;
-typedef _gostring_ swig_type_150;
-typedef long long swig_type_151;
-typedef long long swig_type_152;
-typedef long long swig_type_153;
+typedef long long swig_type_147;
+typedef long long swig_type_148;
+typedef long long swig_type_149;
+typedef long long swig_type_150;
+typedef _gostring_ swig_type_151;
+typedef _gostring_ swig_type_152;
+typedef _goslice_ swig_type_153;
 typedef _gostring_ swig_type_154;
-typedef long long swig_type_155;
-typedef long long swig_type_156;
-typedef long long swig_type_157;
+typedef _gostring_ swig_type_155;
+typedef _goslice_ swig_type_156;
+typedef _gostring_ swig_type_157;
 typedef _gostring_ swig_type_158;
-typedef long long swig_type_159;
-typedef long long swig_type_160;
-typedef long long swig_type_161;
-typedef _gostring_ swig_type_162;
-typedef long long swig_type_163;
+typedef _gostring_ swig_type_159;
+typedef _gostring_ swig_type_160;
+typedef _goslice_ swig_type_161;
+typedef _goslice_ swig_type_162;
+typedef _goslice_ swig_type_163;
 typedef long long swig_type_164;
-typedef long long swig_type_165;
+typedef _goslice_ swig_type_165;
 typedef _gostring_ swig_type_166;
-typedef _gostring_ swig_type_167;
-typedef _gostring_ swig_type_168;
-typedef long long swig_type_169;
-typedef _gostring_ swig_type_170;
-typedef long long swig_type_171;
+typedef _goslice_ swig_type_167;
+typedef _goslice_ swig_type_168;
+typedef _goslice_ swig_type_169;
+typedef long long swig_type_170;
+typedef _goslice_ swig_type_171;
 typedef _gostring_ swig_type_172;
-typedef _gostring_ swig_type_173;
-typedef _gostring_ swig_type_174;
-typedef _gostring_ swig_type_175;
+typedef _goslice_ swig_type_173;
+typedef _goslice_ swig_type_174;
+typedef _goslice_ swig_type_175;
 typedef _gostring_ swig_type_176;
-typedef long long swig_type_177;
-typedef _gostring_ swig_type_178;
-typedef long long swig_type_179;
-typedef long long swig_type_180;
-typedef _gostring_ swig_type_181;
+typedef _goslice_ swig_type_177;
+typedef long long swig_type_178;
+typedef _goslice_ swig_type_179;
+typedef _goslice_ swig_type_180;
+typedef _goslice_ swig_type_181;
 typedef long long swig_type_182;
-typedef long long swig_type_183;
+typedef _goslice_ swig_type_183;
 typedef _gostring_ swig_type_184;
-typedef _goslice_ swig_type_185;
-typedef long long swig_type_186;
+typedef _gostring_ swig_type_185;
+typedef _gostring_ swig_type_186;
 typedef long long swig_type_187;
-typedef long long swig_type_188;
-typedef _gostring_ swig_type_189;
-typedef _goslice_ swig_type_190;
-typedef long long swig_type_191;
-typedef long long swig_type_192;
-typedef long long swig_type_193;
+typedef _gostring_ swig_type_188;
+typedef long long swig_type_189;
+typedef _gostring_ swig_type_190;
+typedef _gostring_ swig_type_191;
+typedef _gostring_ swig_type_192;
+typedef _gostring_ swig_type_193;
 typedef _gostring_ swig_type_194;
 typedef long long swig_type_195;
-typedef long long swig_type_196;
-typedef _gostring_ swig_type_197;
+typedef _gostring_ swig_type_196;
+typedef long long swig_type_197;
 typedef long long swig_type_198;
-typedef long long swig_type_199;
-typedef _gostring_ swig_type_200;
-typedef _goslice_ swig_type_201;
-typedef long long swig_type_202;
-typedef long long swig_type_203;
+typedef _gostring_ swig_type_199;
+typedef long long swig_type_200;
+typedef long long swig_type_201;
+typedef _gostring_ swig_type_202;
+typedef _goslice_ swig_type_203;
 typedef long long swig_type_204;
 typedef long long swig_type_205;
-typedef _gostring_ swig_type_206;
-typedef _goslice_ swig_type_207;
-typedef long long swig_type_208;
+typedef long long swig_type_206;
+typedef _gostring_ swig_type_207;
+typedef _goslice_ swig_type_208;
 typedef long long swig_type_209;
 typedef long long swig_type_210;
 typedef long long swig_type_211;
 typedef _gostring_ swig_type_212;
 typedef long long swig_type_213;
 typedef long long swig_type_214;
-typedef long long swig_type_215;
+typedef _gostring_ swig_type_215;
 typedef long long swig_type_216;
-typedef _gostring_ swig_type_217;
-typedef long long swig_type_218;
-typedef long long swig_type_219;
+typedef long long swig_type_217;
+typedef _gostring_ swig_type_218;
+typedef _goslice_ swig_type_219;
 typedef long long swig_type_220;
 typedef long long swig_type_221;
-typedef _gostring_ swig_type_222;
+typedef long long swig_type_222;
 typedef long long swig_type_223;
-typedef long long swig_type_224;
-typedef long long swig_type_225;
+typedef _gostring_ swig_type_224;
+typedef _goslice_ swig_type_225;
 typedef long long swig_type_226;
-typedef _gostring_ swig_type_227;
+typedef long long swig_type_227;
 typedef long long swig_type_228;
 typedef long long swig_type_229;
-typedef long long swig_type_230;
+typedef _gostring_ swig_type_230;
 typedef long long swig_type_231;
-typedef _gostring_ swig_type_232;
-typedef _gostring_ swig_type_233;
+typedef long long swig_type_232;
+typedef long long swig_type_233;
 typedef long long swig_type_234;
-typedef long long swig_type_235;
-typedef _gostring_ swig_type_236;
-typedef _gostring_ swig_type_237;
-typedef _goslice_ swig_type_238;
-typedef _gostring_ swig_type_239;
-typedef long long swig_type_240;
-typedef _gostring_ swig_type_241;
+typedef _gostring_ swig_type_235;
+typedef long long swig_type_236;
+typedef long long swig_type_237;
+typedef long long swig_type_238;
+typedef long long swig_type_239;
+typedef _gostring_ swig_type_240;
+typedef long long swig_type_241;
 typedef long long swig_type_242;
-typedef _gostring_ swig_type_243;
+typedef long long swig_type_243;
 typedef long long swig_type_244;
-typedef long long swig_type_245;
-typedef _gostring_ swig_type_246;
+typedef _gostring_ swig_type_245;
+typedef long long swig_type_246;
 typedef long long swig_type_247;
 typedef long long swig_type_248;
-typedef _gostring_ swig_type_249;
+typedef long long swig_type_249;
 typedef _gostring_ swig_type_250;
 typedef _gostring_ swig_type_251;
 typedef long long swig_type_252;
-typedef _gostring_ swig_type_253;
-typedef long long swig_type_254;
+typedef long long swig_type_253;
+typedef _gostring_ swig_type_254;
 typedef _gostring_ swig_type_255;
-typedef _gostring_ swig_type_256;
+typedef _goslice_ swig_type_256;
 typedef _gostring_ swig_type_257;
 typedef long long swig_type_258;
 typedef _gostring_ swig_type_259;
 typedef long long swig_type_260;
 typedef _gostring_ swig_type_261;
 typedef long long swig_type_262;
-typedef _gostring_ swig_type_263;
-typedef long long swig_type_264;
+typedef long long swig_type_263;
+typedef _gostring_ swig_type_264;
 typedef long long swig_type_265;
-typedef _gostring_ swig_type_266;
-typedef long long swig_type_267;
-typedef long long swig_type_268;
-typedef long long swig_type_269;
+typedef long long swig_type_266;
+typedef _gostring_ swig_type_267;
+typedef _gostring_ swig_type_268;
+typedef _gostring_ swig_type_269;
 typedef long long swig_type_270;
-typedef long long swig_type_271;
+typedef _gostring_ swig_type_271;
 typedef long long swig_type_272;
 typedef _gostring_ swig_type_273;
 typedef _gostring_ swig_type_274;
-typedef long long swig_type_275;
-typedef long long swig_type_276;
-typedef _gostring_ swig_type_277;
+typedef _gostring_ swig_type_275;
+typedef _goslice_ swig_type_276;
+typedef _goslice_ swig_type_277;
 typedef long long swig_type_278;
-extern void _wrap_Swig_free_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern uintptr_t _wrap_Swig_malloc_capi_cb5f82e9032c643b(swig_intgo arg1);
-extern swig_type_1 _wrap_eplb_go_snapshot_save_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_2 arg2, swig_type_3 arg3, swig_type_4 arg4);
-extern swig_intgo _wrap_EPLB_VERSION_NUMBER_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_OK_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ERR_INTERNAL_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ERR_IO_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ERR_CORRUPT_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ERR_TRUNCATED_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ERR_NO_DEVICE_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ERR_DEVICE_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ERR_NO_NCCL_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ERR_NCCL_capi_cb5f82e9032c643b(void);
-extern swig_type_5 _wrap_eplb_last_error_message_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_eplb_version_number_capi_cb5f82e9032c643b(void);
-extern swig_type_6 _wrap_eplb_version_string_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_eplb_algorithm_count_capi_cb5f82e9032c643b(void);
-extern swig_type_7 _wrap_eplb_algorithm_name_capi_cb5f82e9032c643b(swig_intgo arg1);
-extern swig_type_8 _wrap_eplb_algorithm_description_capi_cb5f82e9032c643b(swig_intgo arg1);
-extern swig_intgo _wrap_eplb_algorithm_default_capi_cb5f82e9032c643b(void);
-extern swig_type_9 _wrap_eplb_algorithm_from_name_capi_cb5f82e9032c643b(swig_type_10 arg1, swig_voidp arg2);
-extern void _wrap_eplb_placement_info_struct_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_struct_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_num_layers_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_num_layers_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_num_logical_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_num_physical_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_num_nodes_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_num_nodes_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_num_gpus_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_num_gpus_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_num_groups_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_num_groups_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_slots_per_gpu_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_log2phy_width_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_log2phy_width_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_algorithm_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_algorithm_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_hierarchical_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_hierarchical_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_reserved0_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_reserved0_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_plan_seconds_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_placement_info_plan_seconds_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_placement_info_capi_cb5f82e9032c643b(void);
-extern void _wrap_delete_eplb_placement_info_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_11 _wrap_eplb_placement_get_info_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_12 _wrap_eplb_placement_get_phy2log_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_13 arg2);
-extern swig_type_14 _wrap_eplb_placement_get_replica_counts_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_15 arg2);
-extern swig_type_16 _wrap_eplb_placement_get_log2phy_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_17 arg2);
-extern swig_type_18 _wrap_eplb_placement_create_from_phy2log_capi_cb5f82e9032c643b(swig_intgo arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_type_19 arg6, swig_voidp arg7);
-extern void _wrap_eplb_placement_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_struct_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_struct_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_algorithm_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_algorithm_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_num_layers_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_num_layers_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_num_logical_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_num_physical_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_num_groups_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_num_groups_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_num_nodes_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_num_nodes_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_num_gpus_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_num_gpus_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_cross_node_budget_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_num_threads_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_num_threads_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_affinity_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_affinity_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_reserved0_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_reserved0_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_affinity_min_balance_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_planner_options_affinity_min_balance_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_planner_options_capi_cb5f82e9032c643b(void);
-extern void _wrap_delete_eplb_planner_options_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_init_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_20 _wrap_eplb_planner_create_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2);
-extern void _wrap_eplb_planner_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_21 _wrap_eplb_planner_plan_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_22 arg2, swig_voidp arg3);
-extern swig_type_23 _wrap_eplb_planner_plan_windows_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_type_24 arg3, swig_type_25 arg4, swig_voidp arg5);
-extern void _wrap_eplb_snapshot_options_struct_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_options_struct_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_options_compression_level_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_options_compression_level_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_options_loads_len_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_26 arg2);
-extern swig_type_27 _wrap_eplb_snapshot_options_loads_len_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_options_tracker_set_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2);
-extern uintptr_t _wrap_eplb_snapshot_options_tracker_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_snapshot_options_capi_cb5f82e9032c643b(void);
-extern void _wrap_delete_eplb_snapshot_options_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_options_init_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_struct_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_struct_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_format_major_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_format_major_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_format_minor_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_format_minor_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_num_layers_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_num_layers_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_num_nodes_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_num_gpus_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_num_groups_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_num_groups_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_algorithm_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_algorithm_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_has_loads_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_has_loads_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_has_coactivation_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_28 arg2);
-extern swig_type_29 _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_file_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_30 arg2);
-extern swig_type_31 _wrap_eplb_snapshot_info_file_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_plan_seconds_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_snapshot_info_plan_seconds_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_balancedness_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_snapshot_info_balancedness_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_library_version_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_32 arg2);
-extern swig_type_33 _wrap_eplb_snapshot_info_library_version_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_label_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_34 arg2);
-extern swig_type_35 _wrap_eplb_snapshot_info_label_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_snapshot_info_capi_cb5f82e9032c643b(void);
-extern void _wrap_delete_eplb_snapshot_info_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_36 _wrap_eplb_snapshot_save_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_type_37 arg3);
-extern swig_type_38 _wrap_eplb_snapshot_save_to_buffer_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
-extern void _wrap_eplb_buffer_free_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_39 _wrap_eplb_snapshot_load_capi_cb5f82e9032c643b(swig_type_40 arg1, swig_voidp arg2);
-extern swig_type_41 _wrap_eplb_snapshot_load_from_buffer_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_42 arg2, swig_voidp arg3);
-extern swig_type_43 _wrap_eplb_snapshot_inspect_capi_cb5f82e9032c643b(swig_type_44 arg1, uintptr_t arg2);
-extern swig_type_45 _wrap_eplb_snapshot_get_info_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_46 _wrap_eplb_snapshot_get_placement_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_47 _wrap_eplb_snapshot_get_loads_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_48 arg2);
-extern void _wrap_eplb_snapshot_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_49 _wrap_eplb_snapshot_save_statistics_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_type_50 arg3);
-extern swig_type_51 _wrap_eplb_snapshot_save_statistics_to_buffer_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
-extern swig_type_52 _wrap_eplb_snapshot_get_tracker_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_53 _wrap_eplb_placement_to_sglang_json_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
-extern swig_type_54 _wrap_eplb_placement_from_sglang_json_capi_cb5f82e9032c643b(swig_type_55 arg1, swig_type_56 arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_voidp arg7);
-extern swig_type_57 _wrap_eplb_placement_to_vllm_ascend_json_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3);
-extern swig_type_58 _wrap_eplb_placement_from_vllm_ascend_json_capi_cb5f82e9032c643b(swig_type_59 arg1, swig_type_60 arg2, swig_intgo arg3, swig_intgo arg4, swig_voidp arg5);
-extern swig_type_61 _wrap_eplb_loads_from_sglang_json_capi_cb5f82e9032c643b(swig_type_62 arg1, swig_type_63 arg2, swig_voidp arg3, swig_voidp arg4, swig_voidp arg5);
-extern swig_intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_WINDOW_SLIDING_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_WINDOW_DECAY_capi_cb5f82e9032c643b(void);
-extern void _wrap_eplb_tracker_options_struct_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_struct_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_num_layers_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_num_layers_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_num_logical_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_top_k_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_top_k_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_window_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_window_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_window_batches_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_window_batches_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_decay_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_tracker_options_decay_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_reserved0_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_reserved0_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_seed_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_64 arg2);
-extern swig_type_65 _wrap_eplb_tracker_options_seed_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_tracker_options_capi_cb5f82e9032c643b(void);
-extern void _wrap_delete_eplb_tracker_options_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_init_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_66 _wrap_eplb_tracker_create_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2);
-extern void _wrap_eplb_tracker_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_67 _wrap_eplb_tracker_record_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_68 arg3, swig_type_69 arg4, swig_intgo arg5);
-extern swig_type_70 _wrap_eplb_tracker_record_physical_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_71 arg4, swig_type_72 arg5, swig_intgo arg6);
-extern swig_type_73 _wrap_eplb_tracker_merge_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_74 _wrap_eplb_tracker_reset_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_75 _wrap_eplb_tracker_get_loads_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_76 arg2);
-extern swig_type_77 _wrap_eplb_tracker_get_coactivation_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_78 arg3);
-extern swig_type_79 _wrap_eplb_tracker_get_samples_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_80 arg3, swig_voidp arg4);
-extern swig_type_81 _wrap_eplb_planner_plan_tracked_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_82 arg2, uintptr_t arg3, swig_voidp arg4);
-extern void _wrap_eplb_workload_options_struct_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_struct_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_num_layers_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_num_layers_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_num_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_num_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_top_k_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_top_k_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_num_groups_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_num_groups_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_topk_groups_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_topk_groups_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_num_topics_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_num_topics_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_topic_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_topic_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_sigma_min_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_workload_options_sigma_min_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_sigma_max_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_workload_options_sigma_max_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_topic_zipf_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_workload_options_topic_zipf_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_boost_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_workload_options_boost_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_topic_persistence_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_workload_options_topic_persistence_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_drift_rho_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_workload_options_drift_rho_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_noise_scale_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_workload_options_noise_scale_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_seed_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_83 arg2);
-extern swig_type_84 _wrap_eplb_workload_options_seed_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_workload_options_capi_cb5f82e9032c643b(void);
-extern void _wrap_delete_eplb_workload_options_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_init_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_85 _wrap_eplb_workload_create_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2);
-extern void _wrap_eplb_workload_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_86 _wrap_eplb_workload_next_batch_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_87 arg2, swig_type_88 arg3);
-extern swig_type_89 _wrap_eplb_tracker_get_options_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_90 _wrap_eplb_tracker_get_layer_counts_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
-extern void _wrap_eplb_layer_metrics_struct_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_layer_metrics_struct_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_max_replicas_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_total_load_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_total_load_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_lower_bound_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_lower_bound_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_balancedness_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_balancedness_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_node_balancedness_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_node_balancedness_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_node_bound_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_node_bound_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_layer_metrics_capi_cb5f82e9032c643b(void);
-extern void _wrap_delete_eplb_layer_metrics_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_metrics_struct_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_metrics_struct_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_metrics_num_layers_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_metrics_num_layers_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_metrics_max_replicas_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_metrics_max_replicas_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_metrics_loaded_layers_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_metrics_loaded_layers_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_metrics_duplicate_pairs_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_91 arg2);
-extern swig_type_92 _wrap_eplb_metrics_duplicate_pairs_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_metrics_balancedness_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_metrics_balancedness_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_metrics_min_balancedness_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_metrics_min_balancedness_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_metrics_node_balancedness_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_metrics_node_balancedness_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_metrics_max_load_over_bound_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_metrics_max_load_over_bound_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_metrics_max_over_mean_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_metrics_max_over_mean_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_metrics_cross_node_replicas_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_93 arg2);
-extern swig_type_94 _wrap_eplb_metrics_cross_node_replicas_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_metrics_capi_cb5f82e9032c643b(void);
-extern void _wrap_delete_eplb_metrics_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_95 _wrap_eplb_metrics_compute_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_96 arg2, uintptr_t arg3);
-extern swig_type_97 _wrap_eplb_metrics_compute_layer_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_98 arg3, uintptr_t arg4);
-extern swig_type_99 _wrap_eplb_metrics_gpu_loads_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_100 arg2, swig_type_101 arg3);
-extern swig_type_102 _wrap_eplb_metrics_exact_optimum_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_103 arg2, swig_voidp arg3);
-extern swig_type_104 _wrap_eplb_metrics_relaxed_bound_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_105 arg2, swig_intgo arg3, swig_voidp arg4);
-extern swig_type_106 _wrap_eplb_metrics_nodes_touched_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_107 arg3, swig_type_108 arg4, swig_intgo arg5, swig_voidp arg6);
-extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_cb5f82e9032c643b(void);
-extern void _wrap_eplb_migration_options_struct_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_options_struct_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_relabel_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_options_relabel_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_bytes_per_expert_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_109 arg2);
-extern swig_type_110 _wrap_eplb_migration_options_bytes_per_expert_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_111 arg2);
-extern swig_type_112 _wrap_eplb_migration_options_max_bytes_per_step_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_max_total_bytes_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_113 arg2);
-extern swig_type_114 _wrap_eplb_migration_options_max_total_bytes_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_max_layers_per_step_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_reserved0_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_options_reserved0_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_min_gain_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_migration_options_min_gain_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_migration_options_capi_cb5f82e9032c643b(void);
-extern void _wrap_delete_eplb_migration_options_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_init_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_115 _wrap_eplb_migration_plan_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_type_116 arg3, uintptr_t arg4, uintptr_t arg5);
-extern void _wrap_eplb_migration_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_struct_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_summary_struct_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_num_steps_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_summary_num_steps_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_complete_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_summary_complete_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_worth_it_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_summary_worth_it_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_has_loads_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_summary_has_loads_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_max_staging_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_moved_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_117 arg2);
-extern swig_type_118 _wrap_eplb_migration_summary_moved_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_119 arg2);
-extern swig_type_120 _wrap_eplb_migration_summary_same_gpu_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_intra_node_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_121 arg2);
-extern swig_type_122 _wrap_eplb_migration_summary_intra_node_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_cross_node_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_123 arg2);
-extern swig_type_124 _wrap_eplb_migration_summary_cross_node_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_moved_bytes_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_125 arg2);
-extern swig_type_126 _wrap_eplb_migration_summary_moved_bytes_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_127 arg2);
-extern swig_type_128 _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_129 arg2);
-extern swig_type_130 _wrap_eplb_migration_summary_intra_node_bytes_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_131 arg2);
-extern swig_type_132 _wrap_eplb_migration_summary_cross_node_bytes_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_max_step_bytes_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_133 arg2);
-extern swig_type_134 _wrap_eplb_migration_summary_max_step_bytes_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_full_migration_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_135 arg2);
-extern swig_type_136 _wrap_eplb_migration_summary_full_migration_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_137 arg2);
-extern swig_type_138 _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_naive_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_139 arg2);
-extern swig_type_140 _wrap_eplb_migration_summary_naive_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_old_balancedness_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_migration_summary_old_balancedness_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_target_balancedness_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_migration_summary_target_balancedness_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_new_balancedness_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_migration_summary_new_balancedness_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_gain_set_capi_cb5f82e9032c643b(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_migration_summary_gain_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_migration_summary_capi_cb5f82e9032c643b(void);
-extern void _wrap_delete_eplb_migration_summary_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_141 _wrap_eplb_migration_get_summary_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2);
-extern void _wrap_eplb_migration_transfer_step_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_step_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_transfer_layer_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_layer_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_transfer_expert_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_expert_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_transfer_src_slot_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_src_slot_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_transfer_dst_slot_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_transfer_src_gpu_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_transfer_dst_gpu_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_migration_transfer_kind_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_kind_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_migration_transfer_capi_cb5f82e9032c643b(void);
-extern void _wrap_delete_eplb_migration_transfer_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_142 _wrap_eplb_migration_get_transfers_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3, swig_type_143 arg4, swig_voidp arg5);
-extern swig_type_144 _wrap_eplb_migration_copy_transfers_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3, swig_voidp arg4);
-extern swig_type_145 _wrap_eplb_migration_get_gpu_map_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_type_146 arg3);
-extern swig_type_147 _wrap_eplb_migration_get_target_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_148 _wrap_eplb_migration_get_step_placement_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
-extern swig_type_149 _wrap_eplb_split_workspace_create_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_split_workspace_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_150 _wrap_eplb_split_solve_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_voidp arg4, swig_type_151 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_152 arg8, swig_voidp arg9, swig_type_153 arg10, swig_voidp arg11);
-extern swig_type_154 _wrap_eplb_split_solve_by_node_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_voidp arg4, swig_type_155 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_156 arg8, double arg9, swig_voidp arg10, swig_type_157 arg11, swig_voidp arg12, swig_voidp arg13);
-extern swig_type_158 _wrap_eplb_split_rank_quotas_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_type_159 arg4, swig_voidp arg5, swig_type_160 arg6, swig_intgo arg7, swig_intgo arg8, swig_voidp arg9, swig_type_161 arg10);
-extern swig_type_162 _wrap_eplb_shared_expert_waterfill_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_type_163 arg3, swig_intgo arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, swig_type_164 arg8, swig_intgo arg9, swig_voidp arg10, swig_type_165 arg11);
-extern swig_type_166 _wrap_eplb_device_count_capi_cb5f82e9032c643b(swig_voidp arg1);
-extern swig_intgo _wrap_EPLB_COMM_INT32_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_COMM_INT64_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_COMM_UINT64_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_COMM_FLOAT32_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_COMM_FLOAT64_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_COMM_SUM_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_COMM_MAX_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_COMM_MIN_capi_cb5f82e9032c643b(void);
-extern swig_type_167 _wrap_eplb_nccl_version_capi_cb5f82e9032c643b(swig_voidp arg1);
-extern swig_type_168 _wrap_eplb_comm_get_unique_id_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_169 arg2);
-extern swig_type_170 _wrap_eplb_comm_create_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_171 arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
-extern swig_type_172 _wrap_eplb_comm_adopt_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2);
-extern void _wrap_eplb_comm_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_173 _wrap_eplb_comm_get_rank_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_174 _wrap_eplb_comm_get_size_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_175 _wrap_eplb_comm_allreduce_tracker_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
-extern swig_type_176 _wrap_eplb_comm_allreduce_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_type_177 arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
-extern swig_type_178 _wrap_eplb_migration_execute_step_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_voidp arg4, swig_type_179 arg5, swig_voidp arg6, swig_intgo arg7, uintptr_t arg8, swig_type_180 arg9, uintptr_t arg10);
-extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_cb5f82e9032c643b(void);
-extern swig_type_181 _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_cb5f82e9032c643b(swig_type_182 arg1, swig_type_183 arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_voidp arg6);
-extern swig_type_184 _wrap_eplb_kernel_dispatch_layout_capi_cb5f82e9032c643b(swig_type_185 arg1, swig_type_186 arg2, swig_type_187 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_188 arg13, uintptr_t arg14);
-extern swig_type_189 _wrap_eplb_kernel_dispatch_layout_cpu_capi_cb5f82e9032c643b(swig_type_190 arg1, swig_type_191 arg2, swig_type_192 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_193 arg13, uintptr_t arg14);
-extern swig_type_194 _wrap_eplb_kernel_expert_sort_capacity_capi_cb5f82e9032c643b(swig_type_195 arg1, swig_type_196 arg2, swig_intgo arg3, swig_intgo arg4, swig_voidp arg5);
-extern swig_type_197 _wrap_eplb_kernel_expert_sort_workspace_size_capi_cb5f82e9032c643b(swig_type_198 arg1, swig_type_199 arg2, swig_intgo arg3, swig_voidp arg4);
-extern swig_type_200 _wrap_eplb_kernel_expert_sort_capi_cb5f82e9032c643b(swig_type_201 arg1, swig_type_202 arg2, swig_type_203 arg3, swig_intgo arg4, swig_intgo arg5, swig_type_204 arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_205 arg13, uintptr_t arg14);
-extern swig_type_206 _wrap_eplb_kernel_expert_sort_cpu_capi_cb5f82e9032c643b(swig_type_207 arg1, swig_type_208 arg2, swig_type_209 arg3, swig_intgo arg4, swig_intgo arg5, swig_type_210 arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_211 arg13, uintptr_t arg14);
-extern swig_type_212 _wrap_eplb_kernel_permute_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_213 arg3, swig_type_214 arg4, swig_type_215 arg5, swig_voidp arg6, swig_type_216 arg7, uintptr_t arg8, uintptr_t arg9);
-extern swig_type_217 _wrap_eplb_kernel_permute_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_218 arg3, swig_type_219 arg4, swig_type_220 arg5, swig_voidp arg6, swig_type_221 arg7, uintptr_t arg8, uintptr_t arg9);
-extern swig_type_222 _wrap_eplb_kernel_unpermute_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_223 arg3, swig_type_224 arg4, swig_type_225 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_226 arg8, uintptr_t arg9, uintptr_t arg10);
-extern swig_type_227 _wrap_eplb_kernel_unpermute_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_228 arg3, swig_type_229 arg4, swig_type_230 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_231 arg8, uintptr_t arg9, uintptr_t arg10);
-extern swig_intgo _wrap_EPLB_IDS_INT32_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_IDS_INT64_capi_cb5f82e9032c643b(void);
-extern swig_type_232 _wrap_eplb_device_tables_create_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
-extern swig_type_233 _wrap_eplb_device_tables_update_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
-extern void _wrap_eplb_device_tables_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_struct_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_struct_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_num_layers_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_num_layers_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_num_logical_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_num_logical_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_num_physical_experts_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_num_physical_experts_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_max_replicas_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_max_replicas_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_num_nodes_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_num_nodes_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_num_gpus_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_num_gpus_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_slots_per_gpu_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_slots_per_gpu_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_gpus_per_node_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_gpus_per_node_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_gpu_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_gpu_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_flags_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_flags_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_device_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_device_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_device_bytes_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_234 arg2);
-extern swig_type_235 _wrap_eplb_device_tables_info_device_bytes_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_device_tables_info_capi_cb5f82e9032c643b(void);
-extern void _wrap_delete_eplb_device_tables_info_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_236 _wrap_eplb_device_tables_get_info_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_237 _wrap_eplb_device_tables_get_static_map_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_238 arg2);
-extern swig_type_239 _wrap_eplb_kernel_record_load_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_240 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, uintptr_t arg10);
-extern swig_type_241 _wrap_eplb_kernel_record_load_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_242 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, uintptr_t arg10);
-extern swig_intgo _wrap_EPLB_MAP_STATIC_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_MAP_HASH_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_MAP_NODE_AWARE_capi_cb5f82e9032c643b(void);
-extern swig_intgo _wrap_EPLB_MAP_QUOTA_capi_cb5f82e9032c643b(void);
-extern swig_type_243 _wrap_eplb_kernel_map_record_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_244 arg4, swig_voidp arg5, uintptr_t arg6, swig_intgo arg7, swig_type_245 arg8, swig_intgo arg9, swig_voidp arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
-extern swig_type_246 _wrap_eplb_kernel_map_record_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_247 arg4, swig_voidp arg5, uintptr_t arg6, swig_intgo arg7, swig_type_248 arg8, swig_intgo arg9, swig_voidp arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
-extern swig_type_249 _wrap_eplb_kernel_fold_counts_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3, uintptr_t arg4);
-extern swig_type_250 _wrap_eplb_kernel_fold_counts_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3, uintptr_t arg4);
-extern swig_type_251 _wrap_eplb_kernel_coactivation_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_252 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, swig_intgo arg10, swig_intgo arg11, swig_intgo arg12, swig_voidp arg13, uintptr_t arg14);
-extern swig_type_253 _wrap_eplb_kernel_coactivation_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_type_254 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, swig_intgo arg10, swig_intgo arg11, swig_intgo arg12, swig_voidp arg13, uintptr_t arg14);
-extern swig_type_255 _wrap_eplb_split_tables_create_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
-extern void _wrap_eplb_split_tables_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_256 _wrap_eplb_kernel_split_solve_workspace_size_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_257 _wrap_eplb_kernel_split_solve_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, uintptr_t arg8, swig_type_258 arg9, uintptr_t arg10);
-extern swig_type_259 _wrap_eplb_kernel_split_solve_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, uintptr_t arg8, swig_type_260 arg9, uintptr_t arg10);
-extern swig_type_261 _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_262 arg2, swig_voidp arg3);
-extern swig_type_263 _wrap_eplb_kernel_shared_waterfill_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_type_264 arg3, swig_intgo arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_265 arg12, uintptr_t arg13);
-extern swig_type_266 _wrap_eplb_kernel_shared_waterfill_cpu_capi_cb5f82e9032c643b(uintptr_t arg1, swig_voidp arg2, swig_type_267 arg3, swig_intgo arg4, swig_voidp arg5, swig_voidp arg6, swig_voidp arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_268 arg12, uintptr_t arg13);
-extern void _wrap_eplb_token_exchange_options_struct_size_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_token_exchange_options_slots_per_rank_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_top_k_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_token_exchange_options_top_k_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_out_dtype_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_row_bytes_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_269 arg2);
-extern swig_type_270 _wrap_eplb_token_exchange_options_row_bytes_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_hidden_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_271 arg2);
-extern swig_type_272 _wrap_eplb_token_exchange_options_hidden_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_max_tokens_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_capacity_set_capi_cb5f82e9032c643b(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_token_exchange_options_capacity_get_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_token_exchange_options_capi_cb5f82e9032c643b(void);
-extern void _wrap_delete_eplb_token_exchange_options_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_init_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_273 _wrap_eplb_token_exchange_create_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
-extern void _wrap_eplb_token_exchange_destroy_capi_cb5f82e9032c643b(uintptr_t arg1);
-extern swig_type_274 _wrap_eplb_token_exchange_dispatch_capi_cb5f82e9032c643b(uintptr_t arg1, swig_type_275 arg2, swig_voidp arg3, swig_voidp arg4, uintptr_t arg5, uintptr_t arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_type_276 arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
-extern swig_type_277 _wrap_eplb_token_exchange_combine_capi_cb5f82e9032c643b(uintptr_t arg1, uintptr_t arg2, swig_type_278 arg3, uintptr_t arg4, uintptr_t arg5);
+typedef _gostring_ swig_type_279;
+typedef _goslice_ swig_type_280;
+typedef _goslice_ swig_type_281;
+typedef long long swig_type_282;
+typedef _gostring_ swig_type_283;
+typedef long long swig_type_284;
+typedef _gostring_ swig_type_285;
+typedef _goslice_ swig_type_286;
+typedef long long swig_type_287;
+typedef _goslice_ swig_type_288;
+typedef _goslice_ swig_type_289;
+typedef _goslice_ swig_type_290;
+typedef long long swig_type_291;
+typedef _gostring_ swig_type_292;
+typedef _goslice_ swig_type_293;
+typedef long long swig_type_294;
+typedef _goslice_ swig_type_295;
+typedef _goslice_ swig_type_296;
+typedef _goslice_ swig_type_297;
+typedef long long swig_type_298;
+typedef long long swig_type_299;
+typedef long long swig_type_300;
+typedef long long swig_type_301;
+typedef long long swig_type_302;
+typedef _gostring_ swig_type_303;
+typedef _gostring_ swig_type_304;
+typedef long long swig_type_305;
+typedef _goslice_ swig_type_306;
+typedef long long swig_type_307;
+typedef _gostring_ swig_type_308;
+typedef long long swig_type_309;
+extern void _wrap_Swig_free_capi_8df650dd416fa051(uintptr_t arg1);
+extern uintptr_t _wrap_Swig_malloc_capi_8df650dd416fa051(swig_intgo arg1);
+extern swig_type_1 _wrap_eplb_go_snapshot_save_capi_8df650dd416fa051(uintptr_t arg1, swig_type_2 arg2, swig_type_3 arg3, swig_type_4 arg4);
+extern swig_type_5 _wrap_eplb_go_snapshot_save_to_buffer_capi_8df650dd416fa051(uintptr_t arg1, swig_type_6 arg2, swig_type_7 arg3, swig_voidp arg4, swig_voidp arg5);
+extern swig_type_8 _wrap_eplb_go_snapshot_save_statistics_capi_8df650dd416fa051(uintptr_t arg1, swig_type_9 arg2, swig_type_10 arg3);
+extern swig_type_11 _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_8df650dd416fa051(uintptr_t arg1, swig_type_12 arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_13 _wrap_eplb_go_planner_plan_windows_capi_8df650dd416fa051(uintptr_t arg1, swig_type_14 arg2, swig_type_15 arg3, swig_voidp arg4);
+extern void _wrap_eplb_go_copy_bytes_capi_8df650dd416fa051(uintptr_t arg1, swig_type_16 arg2);
+extern void _wrap_eplb_go_copy_doubles_capi_8df650dd416fa051(uintptr_t arg1, swig_type_17 arg2);
+extern swig_intgo _wrap_EPLB_VERSION_NUMBER_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_OK_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ERR_INTERNAL_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ERR_IO_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ERR_CORRUPT_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ERR_TRUNCATED_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ERR_NO_DEVICE_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ERR_DEVICE_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ERR_NO_NCCL_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ERR_NCCL_capi_8df650dd416fa051(void);
+extern swig_type_18 _wrap_eplb_last_error_message_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_eplb_version_number_capi_8df650dd416fa051(void);
+extern swig_type_19 _wrap_eplb_version_string_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_eplb_algorithm_count_capi_8df650dd416fa051(void);
+extern swig_type_20 _wrap_eplb_algorithm_name_capi_8df650dd416fa051(swig_intgo arg1);
+extern swig_type_21 _wrap_eplb_algorithm_description_capi_8df650dd416fa051(swig_intgo arg1);
+extern swig_intgo _wrap_eplb_algorithm_default_capi_8df650dd416fa051(void);
+extern swig_type_22 _wrap_eplb_algorithm_from_name_capi_8df650dd416fa051(swig_type_23 arg1, swig_voidp arg2);
+extern void _wrap_eplb_placement_info_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_num_layers_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_num_layers_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_num_logical_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_num_physical_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_num_nodes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_num_nodes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_num_gpus_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_num_gpus_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_num_groups_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_num_groups_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_slots_per_gpu_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_log2phy_width_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_log2phy_width_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_algorithm_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_algorithm_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_hierarchical_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_hierarchical_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_reserved0_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_reserved0_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_plan_seconds_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_placement_info_plan_seconds_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_placement_info_capi_8df650dd416fa051(void);
+extern void _wrap_delete_eplb_placement_info_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_24 _wrap_eplb_placement_get_info_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_25 _wrap_eplb_placement_get_phy2log_capi_8df650dd416fa051(uintptr_t arg1, swig_type_26 arg2);
+extern swig_type_27 _wrap_eplb_placement_get_replica_counts_capi_8df650dd416fa051(uintptr_t arg1, swig_type_28 arg2);
+extern swig_type_29 _wrap_eplb_placement_get_log2phy_capi_8df650dd416fa051(uintptr_t arg1, swig_type_30 arg2);
+extern swig_type_31 _wrap_eplb_placement_create_from_phy2log_capi_8df650dd416fa051(swig_intgo arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_type_32 arg6, swig_voidp arg7);
+extern void _wrap_eplb_placement_destroy_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_algorithm_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_algorithm_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_num_layers_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_num_layers_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_num_logical_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_num_physical_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_num_groups_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_num_groups_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_num_nodes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_num_nodes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_num_gpus_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_num_gpus_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_cross_node_budget_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_num_threads_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_num_threads_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_affinity_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_affinity_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_reserved0_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_reserved0_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_affinity_min_balance_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_planner_options_affinity_min_balance_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_planner_options_capi_8df650dd416fa051(void);
+extern void _wrap_delete_eplb_planner_options_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_init_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_33 _wrap_eplb_planner_create_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
+extern void _wrap_eplb_planner_destroy_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_34 _wrap_eplb_planner_plan_capi_8df650dd416fa051(uintptr_t arg1, swig_type_35 arg2, swig_voidp arg3);
+extern swig_type_36 _wrap_eplb_planner_plan_windows_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2, swig_type_37 arg3, swig_type_38 arg4, swig_voidp arg5);
+extern void _wrap_eplb_snapshot_options_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_options_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_options_compression_level_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_options_compression_level_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_options_loads_len_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_39 arg2);
+extern swig_type_40 _wrap_eplb_snapshot_options_loads_len_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_options_tracker_set_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
+extern uintptr_t _wrap_eplb_snapshot_options_tracker_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_snapshot_options_capi_8df650dd416fa051(void);
+extern void _wrap_delete_eplb_snapshot_options_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_options_init_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_format_major_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_format_major_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_format_minor_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_format_minor_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_num_layers_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_num_layers_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_num_nodes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_num_gpus_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_num_groups_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_num_groups_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_algorithm_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_algorithm_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_has_loads_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_has_loads_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_has_coactivation_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_41 arg2);
+extern swig_type_42 _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_file_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_43 arg2);
+extern swig_type_44 _wrap_eplb_snapshot_info_file_size_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_plan_seconds_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_snapshot_info_plan_seconds_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_balancedness_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_snapshot_info_balancedness_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_library_version_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_45 arg2);
+extern swig_type_46 _wrap_eplb_snapshot_info_library_version_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_label_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_47 arg2);
+extern swig_type_48 _wrap_eplb_snapshot_info_label_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_snapshot_info_capi_8df650dd416fa051(void);
+extern void _wrap_delete_eplb_snapshot_info_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_49 _wrap_eplb_snapshot_save_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_type_50 arg3);
+extern swig_type_51 _wrap_eplb_snapshot_save_to_buffer_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
+extern void _wrap_eplb_buffer_free_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_52 _wrap_eplb_snapshot_load_capi_8df650dd416fa051(swig_type_53 arg1, swig_voidp arg2);
+extern swig_type_54 _wrap_eplb_snapshot_load_from_buffer_capi_8df650dd416fa051(swig_type_55 arg1, swig_voidp arg2);
+extern swig_type_56 _wrap_eplb_snapshot_inspect_capi_8df650dd416fa051(swig_type_57 arg1, uintptr_t arg2);
+extern swig_type_58 _wrap_eplb_snapshot_get_info_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_59 _wrap_eplb_snapshot_get_placement_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_60 _wrap_eplb_snapshot_get_loads_capi_8df650dd416fa051(uintptr_t arg1, swig_type_61 arg2);
+extern void _wrap_eplb_snapshot_destroy_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_62 _wrap_eplb_snapshot_save_statistics_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_type_63 arg3);
+extern swig_type_64 _wrap_eplb_snapshot_save_statistics_to_buffer_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_65 _wrap_eplb_snapshot_get_tracker_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_66 _wrap_eplb_placement_to_sglang_json_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_67 _wrap_eplb_placement_from_sglang_json_capi_8df650dd416fa051(swig_type_68 arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_voidp arg6);
+extern swig_type_69 _wrap_eplb_placement_to_vllm_ascend_json_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3);
+extern swig_type_70 _wrap_eplb_placement_from_vllm_ascend_json_capi_8df650dd416fa051(swig_type_71 arg1, swig_intgo arg2, swig_intgo arg3, swig_voidp arg4);
+extern swig_type_72 _wrap_eplb_loads_from_sglang_json_capi_8df650dd416fa051(swig_type_73 arg1, swig_voidp arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_WINDOW_SLIDING_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_WINDOW_DECAY_capi_8df650dd416fa051(void);
+extern void _wrap_eplb_tracker_options_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_num_layers_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_num_layers_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_num_logical_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_top_k_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_top_k_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_window_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_window_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_window_batches_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_window_batches_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_decay_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_tracker_options_decay_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_reserved0_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_reserved0_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_seed_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_74 arg2);
+extern swig_type_75 _wrap_eplb_tracker_options_seed_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_tracker_options_capi_8df650dd416fa051(void);
+extern void _wrap_delete_eplb_tracker_options_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_init_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_76 _wrap_eplb_tracker_create_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
+extern void _wrap_eplb_tracker_destroy_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_77 _wrap_eplb_tracker_record_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_78 arg3, swig_type_79 arg4, swig_intgo arg5);
+extern swig_type_80 _wrap_eplb_tracker_record_physical_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_81 arg4, swig_type_82 arg5, swig_intgo arg6);
+extern swig_type_83 _wrap_eplb_tracker_merge_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_84 _wrap_eplb_tracker_reset_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_85 _wrap_eplb_tracker_get_loads_capi_8df650dd416fa051(uintptr_t arg1, swig_type_86 arg2);
+extern swig_type_87 _wrap_eplb_tracker_get_coactivation_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_88 arg3);
+extern swig_type_89 _wrap_eplb_tracker_get_samples_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_90 arg3, swig_voidp arg4);
+extern swig_type_91 _wrap_eplb_planner_plan_tracked_capi_8df650dd416fa051(uintptr_t arg1, swig_type_92 arg2, uintptr_t arg3, swig_voidp arg4);
+extern void _wrap_eplb_workload_options_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_num_layers_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_num_layers_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_num_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_num_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_top_k_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_top_k_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_num_groups_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_num_groups_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_topk_groups_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_topk_groups_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_num_topics_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_num_topics_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_topic_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_topic_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_sigma_min_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_workload_options_sigma_min_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_sigma_max_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_workload_options_sigma_max_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_topic_zipf_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_workload_options_topic_zipf_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_boost_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_workload_options_boost_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_topic_persistence_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_workload_options_topic_persistence_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_drift_rho_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_workload_options_drift_rho_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_noise_scale_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_workload_options_noise_scale_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_seed_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_93 arg2);
+extern swig_type_94 _wrap_eplb_workload_options_seed_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_workload_options_capi_8df650dd416fa051(void);
+extern void _wrap_delete_eplb_workload_options_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_init_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_95 _wrap_eplb_workload_create_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
+extern void _wrap_eplb_workload_destroy_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_96 _wrap_eplb_workload_next_batch_capi_8df650dd416fa051(uintptr_t arg1, swig_type_97 arg2, swig_type_98 arg3);
+extern swig_type_99 _wrap_eplb_tracker_get_options_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_100 _wrap_eplb_tracker_get_layer_counts_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
+extern void _wrap_eplb_layer_metrics_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_layer_metrics_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_max_replicas_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_total_load_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_total_load_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_lower_bound_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_lower_bound_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_balancedness_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_balancedness_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_node_balancedness_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_node_balancedness_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_node_bound_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_node_bound_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_layer_metrics_capi_8df650dd416fa051(void);
+extern void _wrap_delete_eplb_layer_metrics_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_metrics_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_metrics_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_metrics_num_layers_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_metrics_num_layers_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_metrics_max_replicas_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_metrics_max_replicas_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_metrics_loaded_layers_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_metrics_loaded_layers_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_metrics_duplicate_pairs_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_101 arg2);
+extern swig_type_102 _wrap_eplb_metrics_duplicate_pairs_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_metrics_balancedness_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_metrics_balancedness_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_metrics_min_balancedness_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_metrics_min_balancedness_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_metrics_node_balancedness_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_metrics_node_balancedness_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_metrics_max_load_over_bound_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_metrics_max_load_over_bound_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_metrics_max_over_mean_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_metrics_max_over_mean_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_metrics_cross_node_replicas_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_103 arg2);
+extern swig_type_104 _wrap_eplb_metrics_cross_node_replicas_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_metrics_capi_8df650dd416fa051(void);
+extern void _wrap_delete_eplb_metrics_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_105 _wrap_eplb_metrics_compute_capi_8df650dd416fa051(uintptr_t arg1, swig_type_106 arg2, uintptr_t arg3);
+extern swig_type_107 _wrap_eplb_metrics_compute_layer_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_108 arg3, uintptr_t arg4);
+extern swig_type_109 _wrap_eplb_metrics_gpu_loads_capi_8df650dd416fa051(uintptr_t arg1, swig_type_110 arg2, swig_type_111 arg3);
+extern swig_type_112 _wrap_eplb_metrics_exact_optimum_capi_8df650dd416fa051(uintptr_t arg1, swig_type_113 arg2, swig_voidp arg3);
+extern swig_type_114 _wrap_eplb_metrics_relaxed_bound_capi_8df650dd416fa051(uintptr_t arg1, swig_type_115 arg2, swig_intgo arg3, swig_voidp arg4);
+extern swig_type_116 _wrap_eplb_metrics_nodes_touched_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_117 arg3, swig_type_118 arg4, swig_intgo arg5, swig_voidp arg6);
+extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_8df650dd416fa051(void);
+extern void _wrap_eplb_migration_options_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_options_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_relabel_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_options_relabel_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_bytes_per_expert_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_119 arg2);
+extern swig_type_120 _wrap_eplb_migration_options_bytes_per_expert_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_121 arg2);
+extern swig_type_122 _wrap_eplb_migration_options_max_bytes_per_step_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_max_total_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_123 arg2);
+extern swig_type_124 _wrap_eplb_migration_options_max_total_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_max_layers_per_step_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_reserved0_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_options_reserved0_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_min_gain_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_migration_options_min_gain_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_migration_options_capi_8df650dd416fa051(void);
+extern void _wrap_delete_eplb_migration_options_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_init_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_125 _wrap_eplb_migration_plan_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_type_126 arg3, uintptr_t arg4, swig_voidp arg5);
+extern void _wrap_eplb_migration_destroy_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_summary_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_num_steps_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_summary_num_steps_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_complete_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_summary_complete_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_worth_it_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_summary_worth_it_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_has_loads_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_summary_has_loads_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_max_staging_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_moved_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_127 arg2);
+extern swig_type_128 _wrap_eplb_migration_summary_moved_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_129 arg2);
+extern swig_type_130 _wrap_eplb_migration_summary_same_gpu_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_intra_node_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_131 arg2);
+extern swig_type_132 _wrap_eplb_migration_summary_intra_node_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_cross_node_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_133 arg2);
+extern swig_type_134 _wrap_eplb_migration_summary_cross_node_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_moved_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_135 arg2);
+extern swig_type_136 _wrap_eplb_migration_summary_moved_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_137 arg2);
+extern swig_type_138 _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_139 arg2);
+extern swig_type_140 _wrap_eplb_migration_summary_intra_node_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_141 arg2);
+extern swig_type_142 _wrap_eplb_migration_summary_cross_node_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_max_step_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_143 arg2);
+extern swig_type_144 _wrap_eplb_migration_summary_max_step_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_full_migration_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_145 arg2);
+extern swig_type_146 _wrap_eplb_migration_summary_full_migration_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_147 arg2);
+extern swig_type_148 _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_naive_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_149 arg2);
+extern swig_type_150 _wrap_eplb_migration_summary_naive_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_old_balancedness_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_migration_summary_old_balancedness_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_target_balancedness_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_migration_summary_target_balancedness_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_new_balancedness_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_migration_summary_new_balancedness_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_gain_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_migration_summary_gain_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_migration_summary_capi_8df650dd416fa051(void);
+extern void _wrap_delete_eplb_migration_summary_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_151 _wrap_eplb_migration_get_summary_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
+extern void _wrap_eplb_migration_transfer_step_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_step_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_transfer_layer_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_layer_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_transfer_expert_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_expert_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_transfer_src_slot_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_src_slot_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_transfer_dst_slot_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_transfer_src_gpu_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_transfer_dst_gpu_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_transfer_kind_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_kind_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_migration_transfer_capi_8df650dd416fa051(void);
+extern void _wrap_delete_eplb_migration_transfer_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_152 _wrap_eplb_migration_get_transfers_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_153 arg3, swig_voidp arg4);
+extern swig_type_154 _wrap_eplb_migration_copy_transfers_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3, swig_voidp arg4);
+extern swig_type_155 _wrap_eplb_migration_get_gpu_map_capi_8df650dd416fa051(uintptr_t arg1, swig_type_156 arg2);
+extern swig_type_157 _wrap_eplb_migration_get_target_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_158 _wrap_eplb_migration_get_step_placement_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
+extern swig_type_159 _wrap_eplb_split_workspace_create_capi_8df650dd416fa051(swig_voidp arg1);
+extern void _wrap_eplb_split_workspace_destroy_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_160 _wrap_eplb_split_solve_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_161 arg4, swig_type_162 arg5, swig_type_163 arg6, swig_type_164 arg7, swig_type_165 arg8, swig_voidp arg9);
+extern swig_type_166 _wrap_eplb_split_solve_by_node_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_167 arg4, swig_type_168 arg5, swig_type_169 arg6, swig_type_170 arg7, double arg8, swig_type_171 arg9, swig_voidp arg10, swig_voidp arg11);
+extern swig_type_172 _wrap_eplb_split_rank_quotas_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_173 arg3, swig_type_174 arg4, swig_intgo arg5, swig_intgo arg6, swig_type_175 arg7);
+extern swig_type_176 _wrap_eplb_shared_expert_waterfill_capi_8df650dd416fa051(uintptr_t arg1, swig_type_177 arg2, swig_type_178 arg3, swig_intgo arg4, swig_type_179 arg5, swig_type_180 arg6, swig_type_181 arg7, swig_type_182 arg8, swig_intgo arg9, swig_type_183 arg10);
+extern swig_type_184 _wrap_eplb_device_count_capi_8df650dd416fa051(swig_voidp arg1);
+extern swig_intgo _wrap_EPLB_COMM_INT32_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_COMM_INT64_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_COMM_UINT64_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_COMM_FLOAT32_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_COMM_FLOAT64_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_COMM_SUM_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_COMM_MAX_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_COMM_MIN_capi_8df650dd416fa051(void);
+extern swig_type_185 _wrap_eplb_nccl_version_capi_8df650dd416fa051(swig_voidp arg1);
+extern swig_type_186 _wrap_eplb_comm_get_unique_id_capi_8df650dd416fa051(uintptr_t arg1, swig_type_187 arg2);
+extern swig_type_188 _wrap_eplb_comm_create_capi_8df650dd416fa051(uintptr_t arg1, swig_type_189 arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
+extern swig_type_190 _wrap_eplb_comm_adopt_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
+extern void _wrap_eplb_comm_destroy_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_191 _wrap_eplb_comm_get_rank_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_192 _wrap_eplb_comm_get_size_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_193 _wrap_eplb_comm_allreduce_tracker_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
+extern swig_type_194 _wrap_eplb_comm_allreduce_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_type_195 arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
+extern swig_type_196 _wrap_eplb_migration_execute_step_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_voidp arg4, swig_type_197 arg5, swig_voidp arg6, swig_intgo arg7, uintptr_t arg8, swig_type_198 arg9, uintptr_t arg10);
+extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_8df650dd416fa051(void);
+extern swig_type_199 _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_8df650dd416fa051(swig_type_200 arg1, swig_type_201 arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_voidp arg6);
+extern swig_type_202 _wrap_eplb_kernel_dispatch_layout_capi_8df650dd416fa051(swig_type_203 arg1, swig_type_204 arg2, swig_type_205 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_206 arg13, uintptr_t arg14);
+extern swig_type_207 _wrap_eplb_kernel_dispatch_layout_cpu_capi_8df650dd416fa051(swig_type_208 arg1, swig_type_209 arg2, swig_type_210 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_211 arg13, uintptr_t arg14);
+extern swig_type_212 _wrap_eplb_kernel_expert_sort_capacity_capi_8df650dd416fa051(swig_type_213 arg1, swig_type_214 arg2, swig_intgo arg3, swig_intgo arg4, swig_voidp arg5);
+extern swig_type_215 _wrap_eplb_kernel_expert_sort_workspace_size_capi_8df650dd416fa051(swig_type_216 arg1, swig_type_217 arg2, swig_intgo arg3, swig_voidp arg4);
+extern swig_type_218 _wrap_eplb_kernel_expert_sort_capi_8df650dd416fa051(swig_type_219 arg1, swig_type_220 arg2, swig_type_221 arg3, swig_intgo arg4, swig_intgo arg5, swig_type_222 arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_223 arg13, uintptr_t arg14);
+extern swig_type_224 _wrap_eplb_kernel_expert_sort_cpu_capi_8df650dd416fa051(swig_type_225 arg1, swig_type_226 arg2, swig_type_227 arg3, swig_intgo arg4, swig_intgo arg5, swig_type_228 arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_229 arg13, uintptr_t arg14);
+extern swig_type_230 _wrap_eplb_kernel_permute_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_231 arg3, swig_type_232 arg4, swig_type_233 arg5, swig_voidp arg6, swig_type_234 arg7, uintptr_t arg8, uintptr_t arg9);
+extern swig_type_235 _wrap_eplb_kernel_permute_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_236 arg3, swig_type_237 arg4, swig_type_238 arg5, swig_voidp arg6, swig_type_239 arg7, uintptr_t arg8, uintptr_t arg9);
+extern swig_type_240 _wrap_eplb_kernel_unpermute_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_241 arg3, swig_type_242 arg4, swig_type_243 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_244 arg8, uintptr_t arg9, uintptr_t arg10);
+extern swig_type_245 _wrap_eplb_kernel_unpermute_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_246 arg3, swig_type_247 arg4, swig_type_248 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_249 arg8, uintptr_t arg9, uintptr_t arg10);
+extern swig_intgo _wrap_EPLB_IDS_INT32_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_IDS_INT64_capi_8df650dd416fa051(void);
+extern swig_type_250 _wrap_eplb_device_tables_create_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
+extern swig_type_251 _wrap_eplb_device_tables_update_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
+extern void _wrap_eplb_device_tables_destroy_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_device_tables_info_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_device_tables_info_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_device_tables_info_num_layers_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_device_tables_info_num_layers_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_device_tables_info_num_logical_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_device_tables_info_num_logical_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_device_tables_info_num_physical_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_device_tables_info_num_physical_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_device_tables_info_max_replicas_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_device_tables_info_max_replicas_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_device_tables_info_num_nodes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_device_tables_info_num_nodes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_device_tables_info_num_gpus_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_device_tables_info_num_gpus_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_device_tables_info_slots_per_gpu_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_device_tables_info_slots_per_gpu_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_device_tables_info_gpus_per_node_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_device_tables_info_gpus_per_node_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_device_tables_info_gpu_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_device_tables_info_gpu_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_device_tables_info_flags_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_device_tables_info_flags_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_device_tables_info_device_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_device_tables_info_device_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_device_tables_info_device_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_252 arg2);
+extern swig_type_253 _wrap_eplb_device_tables_info_device_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_device_tables_info_capi_8df650dd416fa051(void);
+extern void _wrap_delete_eplb_device_tables_info_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_254 _wrap_eplb_device_tables_get_info_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_255 _wrap_eplb_device_tables_get_static_map_capi_8df650dd416fa051(uintptr_t arg1, swig_type_256 arg2);
+extern swig_type_257 _wrap_eplb_kernel_record_load_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_258 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, uintptr_t arg10);
+extern swig_type_259 _wrap_eplb_kernel_record_load_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_260 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, uintptr_t arg10);
+extern swig_intgo _wrap_EPLB_MAP_STATIC_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_MAP_HASH_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_MAP_NODE_AWARE_capi_8df650dd416fa051(void);
+extern swig_intgo _wrap_EPLB_MAP_QUOTA_capi_8df650dd416fa051(void);
+extern swig_type_261 _wrap_eplb_kernel_map_record_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_262 arg4, swig_voidp arg5, uintptr_t arg6, swig_intgo arg7, swig_type_263 arg8, swig_intgo arg9, swig_voidp arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
+extern swig_type_264 _wrap_eplb_kernel_map_record_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_265 arg4, swig_voidp arg5, uintptr_t arg6, swig_intgo arg7, swig_type_266 arg8, swig_intgo arg9, swig_voidp arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
+extern swig_type_267 _wrap_eplb_kernel_fold_counts_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3, uintptr_t arg4);
+extern swig_type_268 _wrap_eplb_kernel_fold_counts_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3, uintptr_t arg4);
+extern swig_type_269 _wrap_eplb_kernel_coactivation_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_270 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, swig_intgo arg10, swig_intgo arg11, swig_intgo arg12, swig_voidp arg13, uintptr_t arg14);
+extern swig_type_271 _wrap_eplb_kernel_coactivation_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_272 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, swig_intgo arg10, swig_intgo arg11, swig_intgo arg12, swig_voidp arg13, uintptr_t arg14);
+extern swig_type_273 _wrap_eplb_split_tables_create_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
+extern void _wrap_eplb_split_tables_destroy_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_274 _wrap_eplb_kernel_split_solve_workspace_size_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_275 _wrap_eplb_kernel_split_solve_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_type_276 arg4, swig_type_277 arg5, swig_voidp arg6, swig_voidp arg7, uintptr_t arg8, swig_type_278 arg9, uintptr_t arg10);
+extern swig_type_279 _wrap_eplb_kernel_split_solve_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_type_280 arg4, swig_type_281 arg5, swig_voidp arg6, swig_voidp arg7, uintptr_t arg8, swig_type_282 arg9, uintptr_t arg10);
+extern swig_type_283 _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_8df650dd416fa051(uintptr_t arg1, swig_type_284 arg2, swig_voidp arg3);
+extern swig_type_285 _wrap_eplb_kernel_shared_waterfill_capi_8df650dd416fa051(uintptr_t arg1, swig_type_286 arg2, swig_type_287 arg3, swig_intgo arg4, swig_type_288 arg5, swig_type_289 arg6, swig_type_290 arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_291 arg12, uintptr_t arg13);
+extern swig_type_292 _wrap_eplb_kernel_shared_waterfill_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_type_293 arg2, swig_type_294 arg3, swig_intgo arg4, swig_type_295 arg5, swig_type_296 arg6, swig_type_297 arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_298 arg12, uintptr_t arg13);
+extern void _wrap_eplb_token_exchange_options_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_token_exchange_options_slots_per_rank_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_top_k_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_token_exchange_options_top_k_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_out_dtype_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_row_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_299 arg2);
+extern swig_type_300 _wrap_eplb_token_exchange_options_row_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_hidden_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_301 arg2);
+extern swig_type_302 _wrap_eplb_token_exchange_options_hidden_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_max_tokens_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_capacity_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_token_exchange_options_capacity_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_token_exchange_options_capi_8df650dd416fa051(void);
+extern void _wrap_delete_eplb_token_exchange_options_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_init_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_303 _wrap_eplb_token_exchange_create_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
+extern void _wrap_eplb_token_exchange_destroy_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_304 _wrap_eplb_token_exchange_dispatch_capi_8df650dd416fa051(uintptr_t arg1, swig_type_305 arg2, swig_type_306 arg3, swig_voidp arg4, uintptr_t arg5, uintptr_t arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_type_307 arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
+extern swig_type_308 _wrap_eplb_token_exchange_combine_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_type_309 arg3, uintptr_t arg4, uintptr_t arg5);
 #undef intgo
 */
 import "C"
@@ -878,13 +915,13 @@ func swigCopyString(s string) string {
 
 func Swig_free(arg1 uintptr) {
 	_swig_i_0 := arg1
-	C._wrap_Swig_free_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_Swig_free_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 func Swig_malloc(arg1 int) (_swig_ret uintptr) {
 	var swig_r uintptr
 	_swig_i_0 := arg1
-	swig_r = (uintptr)(C._wrap_Swig_malloc_capi_cb5f82e9032c643b(C.swig_intgo(_swig_i_0)))
+	swig_r = (uintptr)(C._wrap_Swig_malloc_capi_8df650dd416fa051(C.swig_intgo(_swig_i_0)))
 	return swig_r
 }
 
@@ -894,7 +931,7 @@ func Eplb_go_snapshot_save(arg1 Eplb_placement, arg2 []float64, arg3 string, arg
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_go_snapshot_save_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_2)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_3)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_4)(unsafe.Pointer(&_swig_i_3)))
+	swig_r_p := C._wrap_eplb_go_snapshot_save_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_2)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_3)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_4)(unsafe.Pointer(&_swig_i_3)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -924,13 +961,157 @@ func Eplb_go_snapshot_save(arg1 Eplb_placement, arg2 []float64, arg3 string, arg
 	return swig_r_1
 }
 
+func Eplb_go_snapshot_save_to_buffer(arg1 Eplb_placement, arg2 []float64, arg3 string, arg4 *uintptr, arg5 *int64) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	_swig_i_4 := arg5
+	swig_r_p := C._wrap_eplb_go_snapshot_save_to_buffer_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_6)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_7)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3), C.swig_voidp(_swig_i_4))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg3
+	}
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
+func Eplb_go_snapshot_save_statistics(arg1 Eplb_tracker, arg2 string, arg3 string) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	swig_r_p := C._wrap_eplb_go_snapshot_save_statistics_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_9)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_10)(unsafe.Pointer(&_swig_i_2)))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg3
+	}
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
+func Eplb_go_snapshot_save_statistics_to_buffer(arg1 Eplb_tracker, arg2 string, arg3 *uintptr, arg4 *int64) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	swig_r_p := C._wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_12)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
+func Eplb_go_planner_plan_windows(arg1 Eplb_planner, arg2 []float64, arg3 int64, arg4 *uintptr) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	swig_r_p := C._wrap_eplb_go_planner_plan_windows_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_14)(unsafe.Pointer(&_swig_i_1)), C.swig_type_15(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
+func Eplb_go_copy_bytes(arg1 uintptr, arg2 []byte) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_go_copy_bytes_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_16)(unsafe.Pointer(&_swig_i_1)))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+}
+
+func Eplb_go_copy_doubles(arg1 uintptr, arg2 []float64) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_go_copy_doubles_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_17)(unsafe.Pointer(&_swig_i_1)))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+}
+
 const EPLB_VERSION_MAJOR int = 0
 const EPLB_VERSION_MINOR int = 1
 const EPLB_VERSION_PATCH int = 1
 
 func _swig_getEPLB_VERSION_NUMBER() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_VERSION_NUMBER_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_VERSION_NUMBER_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -942,7 +1123,7 @@ type Eplb_status int
 
 func _swig_getEPLB_OK() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_OK_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_OK_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -950,7 +1131,7 @@ var EPLB_OK int = _swig_getEPLB_OK()
 
 func _swig_getEPLB_ERR_INVALID_ARGUMENT() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_INVALID_ARGUMENT_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ERR_INVALID_ARGUMENT_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -958,7 +1139,7 @@ var EPLB_ERR_INVALID_ARGUMENT int = _swig_getEPLB_ERR_INVALID_ARGUMENT()
 
 func _swig_getEPLB_ERR_OUT_OF_MEMORY() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_OUT_OF_MEMORY_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ERR_OUT_OF_MEMORY_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -966,7 +1147,7 @@ var EPLB_ERR_OUT_OF_MEMORY int = _swig_getEPLB_ERR_OUT_OF_MEMORY()
 
 func _swig_getEPLB_ERR_BUFFER_TOO_SMALL() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -974,7 +1155,7 @@ var EPLB_ERR_BUFFER_TOO_SMALL int = _swig_getEPLB_ERR_BUFFER_TOO_SMALL()
 
 func _swig_getEPLB_ERR_INTERNAL() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_INTERNAL_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ERR_INTERNAL_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -982,7 +1163,7 @@ var EPLB_ERR_INTERNAL int = _swig_getEPLB_ERR_INTERNAL()
 
 func _swig_getEPLB_ERR_IO() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_IO_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ERR_IO_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -990,7 +1171,7 @@ var EPLB_ERR_IO int = _swig_getEPLB_ERR_IO()
 
 func _swig_getEPLB_ERR_CORRUPT() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_CORRUPT_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ERR_CORRUPT_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -998,7 +1179,7 @@ var EPLB_ERR_CORRUPT int = _swig_getEPLB_ERR_CORRUPT()
 
 func _swig_getEPLB_ERR_TRUNCATED() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_TRUNCATED_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ERR_TRUNCATED_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -1006,7 +1187,7 @@ var EPLB_ERR_TRUNCATED int = _swig_getEPLB_ERR_TRUNCATED()
 
 func _swig_getEPLB_ERR_UNSUPPORTED_VERSION() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -1014,7 +1195,7 @@ var EPLB_ERR_UNSUPPORTED_VERSION int = _swig_getEPLB_ERR_UNSUPPORTED_VERSION()
 
 func _swig_getEPLB_ERR_NO_DEVICE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_NO_DEVICE_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ERR_NO_DEVICE_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -1022,7 +1203,7 @@ var EPLB_ERR_NO_DEVICE int = _swig_getEPLB_ERR_NO_DEVICE()
 
 func _swig_getEPLB_ERR_DEVICE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_DEVICE_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ERR_DEVICE_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -1030,7 +1211,7 @@ var EPLB_ERR_DEVICE int = _swig_getEPLB_ERR_DEVICE()
 
 func _swig_getEPLB_ERR_NO_NCCL() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_NO_NCCL_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ERR_NO_NCCL_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -1038,7 +1219,7 @@ var EPLB_ERR_NO_NCCL int = _swig_getEPLB_ERR_NO_NCCL()
 
 func _swig_getEPLB_ERR_NCCL() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_NCCL_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ERR_NCCL_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -1046,7 +1227,7 @@ var EPLB_ERR_NCCL int = _swig_getEPLB_ERR_NCCL()
 
 func Eplb_last_error_message() (_swig_ret string) {
 	var swig_r string
-	swig_r_p := C._wrap_eplb_last_error_message_capi_cb5f82e9032c643b()
+	swig_r_p := C._wrap_eplb_last_error_message_capi_8df650dd416fa051()
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
 	swig_r_1 = swigCopyString(swig_r)
@@ -1055,13 +1236,13 @@ func Eplb_last_error_message() (_swig_ret string) {
 
 func Eplb_version_number() (_swig_ret uint) {
 	var swig_r uint
-	swig_r = (uint)(C._wrap_eplb_version_number_capi_cb5f82e9032c643b())
+	swig_r = (uint)(C._wrap_eplb_version_number_capi_8df650dd416fa051())
 	return swig_r
 }
 
 func Eplb_version_string() (_swig_ret string) {
 	var swig_r string
-	swig_r_p := C._wrap_eplb_version_string_capi_cb5f82e9032c643b()
+	swig_r_p := C._wrap_eplb_version_string_capi_8df650dd416fa051()
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
 	swig_r_1 = swigCopyString(swig_r)
@@ -1072,7 +1253,7 @@ type Eplb_algorithm int
 
 func _swig_getEPLB_ALGORITHM_DEFAULT() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ALGORITHM_DEFAULT_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ALGORITHM_DEFAULT_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -1080,7 +1261,7 @@ var EPLB_ALGORITHM_DEFAULT int = _swig_getEPLB_ALGORITHM_DEFAULT()
 
 func _swig_getEPLB_ALGORITHM_DEEPSEEK() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ALGORITHM_DEEPSEEK_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ALGORITHM_DEEPSEEK_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -1088,7 +1269,7 @@ var EPLB_ALGORITHM_DEEPSEEK int = _swig_getEPLB_ALGORITHM_DEEPSEEK()
 
 func _swig_getEPLB_ALGORITHM_TRIVIAL() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ALGORITHM_TRIVIAL_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ALGORITHM_TRIVIAL_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -1096,7 +1277,7 @@ var EPLB_ALGORITHM_TRIVIAL int = _swig_getEPLB_ALGORITHM_TRIVIAL()
 
 func _swig_getEPLB_ALGORITHM_BALANCED() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ALGORITHM_BALANCED_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ALGORITHM_BALANCED_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -1104,7 +1285,7 @@ var EPLB_ALGORITHM_BALANCED int = _swig_getEPLB_ALGORITHM_BALANCED()
 
 func _swig_getEPLB_ALGORITHM_BALANCED_HIERARCHICAL() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -1112,7 +1293,7 @@ var EPLB_ALGORITHM_BALANCED_HIERARCHICAL int = _swig_getEPLB_ALGORITHM_BALANCED_
 
 func _swig_getEPLB_ALGORITHM_BALANCED_RELAXED() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -1120,14 +1301,14 @@ var EPLB_ALGORITHM_BALANCED_RELAXED int = _swig_getEPLB_ALGORITHM_BALANCED_RELAX
 
 func Eplb_algorithm_count() (_swig_ret uint) {
 	var swig_r uint
-	swig_r = (uint)(C._wrap_eplb_algorithm_count_capi_cb5f82e9032c643b())
+	swig_r = (uint)(C._wrap_eplb_algorithm_count_capi_8df650dd416fa051())
 	return swig_r
 }
 
 func Eplb_algorithm_name(arg1 uint) (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_eplb_algorithm_name_capi_cb5f82e9032c643b(C.swig_intgo(_swig_i_0))
+	swig_r_p := C._wrap_eplb_algorithm_name_capi_8df650dd416fa051(C.swig_intgo(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
 	swig_r_1 = swigCopyString(swig_r)
@@ -1137,7 +1318,7 @@ func Eplb_algorithm_name(arg1 uint) (_swig_ret string) {
 func Eplb_algorithm_description(arg1 uint) (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_eplb_algorithm_description_capi_cb5f82e9032c643b(C.swig_intgo(_swig_i_0))
+	swig_r_p := C._wrap_eplb_algorithm_description_capi_8df650dd416fa051(C.swig_intgo(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
 	swig_r_1 = swigCopyString(swig_r)
@@ -1146,15 +1327,15 @@ func Eplb_algorithm_description(arg1 uint) (_swig_ret string) {
 
 func Eplb_algorithm_default() (_swig_ret uint) {
 	var swig_r uint
-	swig_r = (uint)(C._wrap_eplb_algorithm_default_capi_cb5f82e9032c643b())
+	swig_r = (uint)(C._wrap_eplb_algorithm_default_capi_8df650dd416fa051())
 	return swig_r
 }
 
-func Eplb_algorithm_from_name(arg1 string, arg2 *uint) (_swig_ret error) {
+func Eplb_algorithm_from_name(arg1 string, arg2 *uint32) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_algorithm_from_name_capi_cb5f82e9032c643b(*(*C.swig_type_10)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_algorithm_from_name_capi_8df650dd416fa051(*(*C.swig_type_23)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -1190,181 +1371,181 @@ func (p SwigcptrEplb_placement_info) SwigIsEplb_placement_info() {
 func (arg1 SwigcptrEplb_placement_info) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_struct_size_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_struct_size_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_struct_size_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_struct_size_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetNum_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_num_layers_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_num_layers_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetNum_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_num_layers_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_num_layers_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetNum_logical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_num_logical_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_num_logical_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetNum_logical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_num_logical_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_num_logical_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetNum_physical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_num_physical_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_num_physical_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetNum_physical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_num_physical_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_num_physical_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetNum_nodes(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_num_nodes_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_num_nodes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetNum_nodes() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_num_nodes_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_num_nodes_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetNum_gpus(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_num_gpus_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_num_gpus_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetNum_gpus() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_num_gpus_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_num_gpus_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetNum_groups(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_num_groups_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_num_groups_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetNum_groups() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_num_groups_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_num_groups_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetSlots_per_gpu(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_slots_per_gpu_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_slots_per_gpu_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetSlots_per_gpu() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_slots_per_gpu_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_slots_per_gpu_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetLog2phy_width(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_log2phy_width_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_log2phy_width_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetLog2phy_width() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_log2phy_width_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_log2phy_width_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetAlgorithm(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_algorithm_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_algorithm_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetAlgorithm() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_algorithm_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_algorithm_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetHierarchical(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_hierarchical_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_hierarchical_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetHierarchical() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_hierarchical_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_hierarchical_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetReserved0(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_reserved0_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_reserved0_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetReserved0() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_reserved0_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_reserved0_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetPlan_seconds(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_plan_seconds_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_placement_info_plan_seconds_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetPlan_seconds() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_placement_info_plan_seconds_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_placement_info_plan_seconds_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_placement_info() (_swig_ret Eplb_placement_info) {
 	var swig_r Eplb_placement_info
-	swig_r = (Eplb_placement_info)(SwigcptrEplb_placement_info(C._wrap_new_eplb_placement_info_capi_cb5f82e9032c643b()))
+	swig_r = (Eplb_placement_info)(SwigcptrEplb_placement_info(C._wrap_new_eplb_placement_info_capi_8df650dd416fa051()))
 	return swig_r
 }
 
 func DeleteEplb_placement_info(arg1 Eplb_placement_info) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_placement_info_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_placement_info_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_placement_info interface {
@@ -1402,7 +1583,7 @@ func Eplb_placement_get_info(arg1 Eplb_placement, arg2 Eplb_placement_info) (_sw
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_placement_get_info_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_placement_get_info_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -1427,7 +1608,7 @@ func Eplb_placement_get_phy2log(arg1 Eplb_placement, arg2 []int32) (_swig_ret er
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_placement_get_phy2log_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_13)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_placement_get_phy2log_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_26)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -1455,7 +1636,7 @@ func Eplb_placement_get_replica_counts(arg1 Eplb_placement, arg2 []int32) (_swig
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_placement_get_replica_counts_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_15)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_placement_get_replica_counts_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_28)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -1483,7 +1664,7 @@ func Eplb_placement_get_log2phy(arg1 Eplb_placement, arg2 []int32) (_swig_ret er
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_placement_get_log2phy_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_17)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_placement_get_log2phy_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_30)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -1516,7 +1697,7 @@ func Eplb_placement_create_from_phy2log(arg1 uint, arg2 uint, arg3 uint, arg4 ui
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
-	swig_r_p := C._wrap_eplb_placement_create_from_phy2log_capi_cb5f82e9032c643b(C.swig_intgo(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), *(*C.swig_type_19)(unsafe.Pointer(&_swig_i_5)), C.swig_voidp(_swig_i_6))
+	swig_r_p := C._wrap_eplb_placement_create_from_phy2log_capi_8df650dd416fa051(C.swig_intgo(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), *(*C.swig_type_32)(unsafe.Pointer(&_swig_i_5)), C.swig_voidp(_swig_i_6))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg6
@@ -1542,7 +1723,7 @@ func Eplb_placement_create_from_phy2log(arg1 uint, arg2 uint, arg3 uint, arg4 ui
 
 func Eplb_placement_destroy(arg1 Eplb_placement) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_placement_destroy_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_placement_destroy_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type SwigcptrEplb_planner_options uintptr
@@ -1557,181 +1738,181 @@ func (p SwigcptrEplb_planner_options) SwigIsEplb_planner_options() {
 func (arg1 SwigcptrEplb_planner_options) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_struct_size_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_struct_size_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_struct_size_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_struct_size_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetAlgorithm(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_algorithm_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_algorithm_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetAlgorithm() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_algorithm_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_algorithm_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetNum_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_num_layers_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_num_layers_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetNum_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_num_layers_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_num_layers_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetNum_logical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_num_logical_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_num_logical_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetNum_logical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_num_logical_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_num_logical_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetNum_physical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_num_physical_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_num_physical_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetNum_physical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_num_physical_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_num_physical_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetNum_groups(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_num_groups_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_num_groups_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetNum_groups() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_num_groups_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_num_groups_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetNum_nodes(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_num_nodes_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_num_nodes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetNum_nodes() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_num_nodes_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_num_nodes_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetNum_gpus(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_num_gpus_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_num_gpus_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetNum_gpus() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_num_gpus_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_num_gpus_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetCross_node_budget(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_cross_node_budget_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_cross_node_budget_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetCross_node_budget() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_cross_node_budget_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_cross_node_budget_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetNum_threads(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_num_threads_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_num_threads_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetNum_threads() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_num_threads_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_num_threads_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetAffinity(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_affinity_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_affinity_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetAffinity() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_affinity_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_affinity_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetReserved0(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_reserved0_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_reserved0_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetReserved0() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_reserved0_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_reserved0_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetAffinity_min_balance(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_affinity_min_balance_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_planner_options_affinity_min_balance_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetAffinity_min_balance() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_planner_options_affinity_min_balance_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_planner_options_affinity_min_balance_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_planner_options() (_swig_ret Eplb_planner_options) {
 	var swig_r Eplb_planner_options
-	swig_r = (Eplb_planner_options)(SwigcptrEplb_planner_options(C._wrap_new_eplb_planner_options_capi_cb5f82e9032c643b()))
+	swig_r = (Eplb_planner_options)(SwigcptrEplb_planner_options(C._wrap_new_eplb_planner_options_capi_8df650dd416fa051()))
 	return swig_r
 }
 
 func DeleteEplb_planner_options(arg1 Eplb_planner_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_planner_options_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_planner_options_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_planner_options interface {
@@ -1767,14 +1948,14 @@ type Eplb_planner_options interface {
 
 func Eplb_planner_options_init(arg1 Eplb_planner_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_planner_options_init_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_planner_options_init_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_planner_create(arg1 Eplb_planner_options, arg2 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_planner_create_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_planner_create_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -1797,7 +1978,7 @@ func Eplb_planner_create(arg1 Eplb_planner_options, arg2 *uintptr) (_swig_ret er
 
 func Eplb_planner_destroy(arg1 Eplb_planner) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_planner_destroy_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_planner_destroy_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_planner_plan(arg1 Eplb_planner, arg2 []float64, arg3 *uintptr) (_swig_ret error) {
@@ -1805,7 +1986,7 @@ func Eplb_planner_plan(arg1 Eplb_planner, arg2 []float64, arg3 *uintptr) (_swig_
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_planner_plan_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_22)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2))
+	swig_r_p := C._wrap_eplb_planner_plan_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_35)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -1836,7 +2017,7 @@ func Eplb_planner_plan_windows(arg1 Eplb_planner, arg2 *float64, arg3 int64, arg
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_planner_plan_windows_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_type_24(_swig_i_2), C.swig_type_25(_swig_i_3), C.swig_voidp(_swig_i_4))
+	swig_r_p := C._wrap_eplb_planner_plan_windows_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_type_37(_swig_i_2), C.swig_type_38(_swig_i_3), C.swig_voidp(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -1872,64 +2053,64 @@ func (p SwigcptrEplb_snapshot_options) SwigIsEplb_snapshot_options() {
 func (arg1 SwigcptrEplb_snapshot_options) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_options_struct_size_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_options_struct_size_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_options_struct_size_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_options_struct_size_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) SetCompression_level(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_options_compression_level_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_options_compression_level_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) GetCompression_level() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_options_compression_level_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_options_compression_level_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) SetLoads_len(arg2 int64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_options_loads_len_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_26(_swig_i_1))
+	C._wrap_eplb_snapshot_options_loads_len_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_39(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) GetLoads_len() (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := arg1
-	swig_r = (int64)(C._wrap_eplb_snapshot_options_loads_len_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (int64)(C._wrap_eplb_snapshot_options_loads_len_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) SetTracker(arg2 Struct_SS_eplb_tracker) {
 	_swig_i_0 := arg1
 	_swig_i_1 := getSwigcptr(arg2)
-	C._wrap_eplb_snapshot_options_tracker_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	C._wrap_eplb_snapshot_options_tracker_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) GetTracker() (_swig_ret Struct_SS_eplb_tracker) {
 	var swig_r Struct_SS_eplb_tracker
 	_swig_i_0 := arg1
-	swig_r = (Struct_SS_eplb_tracker)(SwigcptrStruct_SS_eplb_tracker(C._wrap_eplb_snapshot_options_tracker_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))))
+	swig_r = (Struct_SS_eplb_tracker)(SwigcptrStruct_SS_eplb_tracker(C._wrap_eplb_snapshot_options_tracker_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))))
 	return swig_r
 }
 
 func NewEplb_snapshot_options() (_swig_ret Eplb_snapshot_options) {
 	var swig_r Eplb_snapshot_options
-	swig_r = (Eplb_snapshot_options)(SwigcptrEplb_snapshot_options(C._wrap_new_eplb_snapshot_options_capi_cb5f82e9032c643b()))
+	swig_r = (Eplb_snapshot_options)(SwigcptrEplb_snapshot_options(C._wrap_new_eplb_snapshot_options_capi_8df650dd416fa051()))
 	return swig_r
 }
 
 func DeleteEplb_snapshot_options(arg1 Eplb_snapshot_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_snapshot_options_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_snapshot_options_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_snapshot_options interface {
@@ -1947,7 +2128,7 @@ type Eplb_snapshot_options interface {
 
 func Eplb_snapshot_options_init(arg1 Eplb_snapshot_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_snapshot_options_init_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_snapshot_options_init_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type SwigcptrEplb_snapshot_info uintptr
@@ -1962,215 +2143,215 @@ func (p SwigcptrEplb_snapshot_info) SwigIsEplb_snapshot_info() {
 func (arg1 SwigcptrEplb_snapshot_info) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_struct_size_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_struct_size_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_struct_size_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_struct_size_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetFormat_major(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_format_major_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_format_major_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetFormat_major() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_format_major_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_format_major_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetFormat_minor(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_format_minor_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_format_minor_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetFormat_minor() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_format_minor_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_format_minor_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetNum_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_num_layers_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_num_layers_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetNum_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_layers_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_layers_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetNum_logical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_num_logical_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_num_logical_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetNum_logical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_logical_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_logical_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetNum_physical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_num_physical_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_num_physical_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetNum_physical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_physical_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_physical_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetNum_nodes(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_num_nodes_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_num_nodes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetNum_nodes() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_nodes_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_nodes_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetNum_gpus(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_num_gpus_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_num_gpus_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetNum_gpus() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_gpus_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_gpus_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetNum_groups(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_num_groups_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_num_groups_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetNum_groups() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_groups_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_groups_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetAlgorithm(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_algorithm_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_algorithm_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetAlgorithm() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_algorithm_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_algorithm_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetHas_loads(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_has_loads_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_has_loads_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetHas_loads() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_has_loads_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_has_loads_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetHas_coactivation(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_has_coactivation_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_has_coactivation_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetHas_coactivation() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_has_coactivation_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_has_coactivation_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetCreated_unix_seconds(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_created_unix_seconds_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_28(_swig_i_1))
+	C._wrap_eplb_snapshot_info_created_unix_seconds_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_41(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetCreated_unix_seconds() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_snapshot_info_created_unix_seconds_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_snapshot_info_created_unix_seconds_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetFile_size(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_file_size_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_30(_swig_i_1))
+	C._wrap_eplb_snapshot_info_file_size_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_43(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetFile_size() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_snapshot_info_file_size_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_snapshot_info_file_size_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetPlan_seconds(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_plan_seconds_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_snapshot_info_plan_seconds_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetPlan_seconds() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_snapshot_info_plan_seconds_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_snapshot_info_plan_seconds_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetBalancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_balancedness_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_snapshot_info_balancedness_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetBalancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_snapshot_info_balancedness_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_snapshot_info_balancedness_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetLibrary_version(arg2 string) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_library_version_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_32)(unsafe.Pointer(&_swig_i_1)))
+	C._wrap_eplb_snapshot_info_library_version_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_45)(unsafe.Pointer(&_swig_i_1)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -2179,7 +2360,7 @@ func (arg1 SwigcptrEplb_snapshot_info) SetLibrary_version(arg2 string) {
 func (arg1 SwigcptrEplb_snapshot_info) GetLibrary_version() (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_eplb_snapshot_info_library_version_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	swig_r_p := C._wrap_eplb_snapshot_info_library_version_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
 	swig_r_1 = swigCopyString(swig_r)
@@ -2189,7 +2370,7 @@ func (arg1 SwigcptrEplb_snapshot_info) GetLibrary_version() (_swig_ret string) {
 func (arg1 SwigcptrEplb_snapshot_info) SetLabel(arg2 string) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_label_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_34)(unsafe.Pointer(&_swig_i_1)))
+	C._wrap_eplb_snapshot_info_label_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_47)(unsafe.Pointer(&_swig_i_1)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -2198,7 +2379,7 @@ func (arg1 SwigcptrEplb_snapshot_info) SetLabel(arg2 string) {
 func (arg1 SwigcptrEplb_snapshot_info) GetLabel() (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_eplb_snapshot_info_label_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	swig_r_p := C._wrap_eplb_snapshot_info_label_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
 	swig_r_1 = swigCopyString(swig_r)
@@ -2207,13 +2388,13 @@ func (arg1 SwigcptrEplb_snapshot_info) GetLabel() (_swig_ret string) {
 
 func NewEplb_snapshot_info() (_swig_ret Eplb_snapshot_info) {
 	var swig_r Eplb_snapshot_info
-	swig_r = (Eplb_snapshot_info)(SwigcptrEplb_snapshot_info(C._wrap_new_eplb_snapshot_info_capi_cb5f82e9032c643b()))
+	swig_r = (Eplb_snapshot_info)(SwigcptrEplb_snapshot_info(C._wrap_new_eplb_snapshot_info_capi_8df650dd416fa051()))
 	return swig_r
 }
 
 func DeleteEplb_snapshot_info(arg1 Eplb_snapshot_info) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_snapshot_info_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_snapshot_info_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_snapshot_info interface {
@@ -2262,7 +2443,7 @@ func Eplb_snapshot_save(arg1 Eplb_placement, arg2 Eplb_snapshot_options, arg3 st
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_snapshot_save_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_37)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_snapshot_save_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_50)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -2292,7 +2473,7 @@ func Eplb_snapshot_save_to_buffer(arg1 Eplb_placement, arg2 Eplb_snapshot_option
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_snapshot_save_to_buffer_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_snapshot_save_to_buffer_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2315,14 +2496,14 @@ func Eplb_snapshot_save_to_buffer(arg1 Eplb_placement, arg2 Eplb_snapshot_option
 
 func Eplb_buffer_free(arg1 uintptr) {
 	_swig_i_0 := arg1
-	C._wrap_eplb_buffer_free_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_buffer_free_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_snapshot_load(arg1 string, arg2 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_snapshot_load_capi_cb5f82e9032c643b(*(*C.swig_type_40)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_load_capi_8df650dd416fa051(*(*C.swig_type_53)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2346,13 +2527,15 @@ func Eplb_snapshot_load(arg1 string, arg2 *uintptr) (_swig_ret error) {
 	return swig_r_1
 }
 
-func Eplb_snapshot_load_from_buffer(arg1 uintptr, arg2 int64, arg3 *uintptr) (_swig_ret error) {
+func Eplb_snapshot_load_from_buffer(arg1 []byte, arg2 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_snapshot_load_from_buffer_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_42(_swig_i_1), C.swig_voidp(_swig_i_2))
+	swig_r_p := C._wrap_eplb_snapshot_load_from_buffer_capi_8df650dd416fa051(*(*C.swig_type_55)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg1
+	}
 	var swig_r_1 error
 
 	{
@@ -2376,7 +2559,7 @@ func Eplb_snapshot_inspect(arg1 string, arg2 Eplb_snapshot_info) (_swig_ret erro
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_snapshot_inspect_capi_cb5f82e9032c643b(*(*C.swig_type_44)(unsafe.Pointer(&_swig_i_0)), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_inspect_capi_8df650dd416fa051(*(*C.swig_type_57)(unsafe.Pointer(&_swig_i_0)), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2404,7 +2587,7 @@ func Eplb_snapshot_get_info(arg1 Eplb_snapshot, arg2 Eplb_snapshot_info) (_swig_
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_snapshot_get_info_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_get_info_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2429,7 +2612,7 @@ func Eplb_snapshot_get_placement(arg1 Eplb_snapshot, arg2 *uintptr) (_swig_ret e
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_snapshot_get_placement_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_get_placement_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2454,7 +2637,7 @@ func Eplb_snapshot_get_loads(arg1 Eplb_snapshot, arg2 []float64) (_swig_ret erro
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_snapshot_get_loads_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_48)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_snapshot_get_loads_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_61)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -2480,7 +2663,7 @@ func Eplb_snapshot_get_loads(arg1 Eplb_snapshot, arg2 []float64) (_swig_ret erro
 
 func Eplb_snapshot_destroy(arg1 Eplb_snapshot) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_snapshot_destroy_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_snapshot_destroy_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_snapshot_save_statistics(arg1 Struct_SS_eplb_tracker, arg2 Eplb_snapshot_options, arg3 string) (_swig_ret error) {
@@ -2488,7 +2671,7 @@ func Eplb_snapshot_save_statistics(arg1 Struct_SS_eplb_tracker, arg2 Eplb_snapsh
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_snapshot_save_statistics_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_50)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_snapshot_save_statistics_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_63)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -2518,7 +2701,7 @@ func Eplb_snapshot_save_statistics_to_buffer(arg1 Struct_SS_eplb_tracker, arg2 E
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_snapshot_save_statistics_to_buffer_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_snapshot_save_statistics_to_buffer_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2539,11 +2722,11 @@ func Eplb_snapshot_save_statistics_to_buffer(arg1 Struct_SS_eplb_tracker, arg2 E
 	return swig_r_1
 }
 
-func Eplb_snapshot_get_tracker(arg1 Eplb_snapshot, arg2 Struct_SS_eplb_tracker) (_swig_ret error) {
+func Eplb_snapshot_get_tracker(arg1 Eplb_snapshot, arg2 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_snapshot_get_tracker_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	_swig_i_1 := arg2
+	swig_r_p := C._wrap_eplb_snapshot_get_tracker_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2564,13 +2747,13 @@ func Eplb_snapshot_get_tracker(arg1 Eplb_snapshot, arg2 Struct_SS_eplb_tracker) 
 	return swig_r_1
 }
 
-func Eplb_placement_to_sglang_json(arg1 Eplb_placement, arg2 uint, arg3 *string, arg4 *int64) (_swig_ret error) {
+func Eplb_placement_to_sglang_json(arg1 Eplb_placement, arg2 uint, arg3 *uintptr, arg4 *int64) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_placement_to_sglang_json_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_placement_to_sglang_json_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2591,7 +2774,7 @@ func Eplb_placement_to_sglang_json(arg1 Eplb_placement, arg2 uint, arg3 *string,
 	return swig_r_1
 }
 
-func Eplb_placement_from_sglang_json(arg1 string, arg2 int64, arg3 uint, arg4 uint, arg5 uint, arg6 uint, arg7 *uintptr) (_swig_ret error) {
+func Eplb_placement_from_sglang_json(arg1 []byte, arg2 uint, arg3 uint, arg4 uint, arg5 uint, arg6 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
@@ -2599,8 +2782,7 @@ func Eplb_placement_from_sglang_json(arg1 string, arg2 int64, arg3 uint, arg4 ui
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	swig_r_p := C._wrap_eplb_placement_from_sglang_json_capi_cb5f82e9032c643b(*(*C.swig_type_55)(unsafe.Pointer(&_swig_i_0)), C.swig_type_56(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_voidp(_swig_i_6))
+	swig_r_p := C._wrap_eplb_placement_from_sglang_json_capi_8df650dd416fa051(*(*C.swig_type_68)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2624,12 +2806,12 @@ func Eplb_placement_from_sglang_json(arg1 string, arg2 int64, arg3 uint, arg4 ui
 	return swig_r_1
 }
 
-func Eplb_placement_to_vllm_ascend_json(arg1 Eplb_placement, arg2 *string, arg3 *int64) (_swig_ret error) {
+func Eplb_placement_to_vllm_ascend_json(arg1 Eplb_placement, arg2 *uintptr, arg3 *int64) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_placement_to_vllm_ascend_json_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2))
+	swig_r_p := C._wrap_eplb_placement_to_vllm_ascend_json_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2650,14 +2832,13 @@ func Eplb_placement_to_vllm_ascend_json(arg1 Eplb_placement, arg2 *string, arg3 
 	return swig_r_1
 }
 
-func Eplb_placement_from_vllm_ascend_json(arg1 string, arg2 int64, arg3 uint, arg4 uint, arg5 *uintptr) (_swig_ret error) {
+func Eplb_placement_from_vllm_ascend_json(arg1 []byte, arg2 uint, arg3 uint, arg4 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_placement_from_vllm_ascend_json_capi_cb5f82e9032c643b(*(*C.swig_type_59)(unsafe.Pointer(&_swig_i_0)), C.swig_type_60(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4))
+	swig_r_p := C._wrap_eplb_placement_from_vllm_ascend_json_capi_8df650dd416fa051(*(*C.swig_type_71)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2681,14 +2862,13 @@ func Eplb_placement_from_vllm_ascend_json(arg1 string, arg2 int64, arg3 uint, ar
 	return swig_r_1
 }
 
-func Eplb_loads_from_sglang_json(arg1 string, arg2 int64, arg3 **float64, arg4 *uint, arg5 *uint) (_swig_ret error) {
+func Eplb_loads_from_sglang_json(arg1 []byte, arg2 *uintptr, arg3 *uint32, arg4 *uint32) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_loads_from_sglang_json_capi_cb5f82e9032c643b(*(*C.swig_type_62)(unsafe.Pointer(&_swig_i_0)), C.swig_type_63(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_voidp(_swig_i_4))
+	swig_r_p := C._wrap_eplb_loads_from_sglang_json_capi_8df650dd416fa051(*(*C.swig_type_73)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2716,7 +2896,7 @@ type Eplb_window int
 
 func _swig_getEPLB_WINDOW_CUMULATIVE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_WINDOW_CUMULATIVE_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_WINDOW_CUMULATIVE_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -2724,7 +2904,7 @@ var EPLB_WINDOW_CUMULATIVE int = _swig_getEPLB_WINDOW_CUMULATIVE()
 
 func _swig_getEPLB_WINDOW_SLIDING() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_WINDOW_SLIDING_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_WINDOW_SLIDING_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -2732,7 +2912,7 @@ var EPLB_WINDOW_SLIDING int = _swig_getEPLB_WINDOW_SLIDING()
 
 func _swig_getEPLB_WINDOW_DECAY() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_WINDOW_DECAY_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_WINDOW_DECAY_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -2750,142 +2930,142 @@ func (p SwigcptrEplb_tracker_options) SwigIsEplb_tracker_options() {
 func (arg1 SwigcptrEplb_tracker_options) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_struct_size_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_struct_size_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_struct_size_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_struct_size_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetNum_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_num_layers_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_num_layers_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetNum_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_num_layers_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_num_layers_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetNum_logical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_num_logical_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_num_logical_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetNum_logical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_num_logical_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_num_logical_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetTop_k(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_top_k_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_top_k_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetTop_k() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_top_k_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_top_k_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetWindow(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_window_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_window_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetWindow() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_window_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_window_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetWindow_batches(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_window_batches_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_window_batches_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetWindow_batches() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_window_batches_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_window_batches_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetDecay(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_decay_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_tracker_options_decay_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetDecay() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_tracker_options_decay_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_tracker_options_decay_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetReservoir_capacity(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_reservoir_capacity_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_reservoir_capacity_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetReservoir_capacity() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_reservoir_capacity_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_reservoir_capacity_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetReserved0(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_reserved0_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_reserved0_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetReserved0() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_reserved0_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_reserved0_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetSeed(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_seed_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_64(_swig_i_1))
+	C._wrap_eplb_tracker_options_seed_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_74(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetSeed() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_tracker_options_seed_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_tracker_options_seed_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_tracker_options() (_swig_ret Eplb_tracker_options) {
 	var swig_r Eplb_tracker_options
-	swig_r = (Eplb_tracker_options)(SwigcptrEplb_tracker_options(C._wrap_new_eplb_tracker_options_capi_cb5f82e9032c643b()))
+	swig_r = (Eplb_tracker_options)(SwigcptrEplb_tracker_options(C._wrap_new_eplb_tracker_options_capi_8df650dd416fa051()))
 	return swig_r
 }
 
 func DeleteEplb_tracker_options(arg1 Eplb_tracker_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_tracker_options_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_tracker_options_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_tracker_options interface {
@@ -2915,14 +3095,14 @@ type Eplb_tracker_options interface {
 
 func Eplb_tracker_options_init(arg1 Eplb_tracker_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_tracker_options_init_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_tracker_options_init_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_tracker_create(arg1 Eplb_tracker_options, arg2 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_tracker_create_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_tracker_create_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2945,7 +3125,7 @@ func Eplb_tracker_create(arg1 Eplb_tracker_options, arg2 *uintptr) (_swig_ret er
 
 func Eplb_tracker_destroy(arg1 Eplb_tracker) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_tracker_destroy_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_tracker_destroy_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_tracker_record(arg1 Eplb_tracker, arg2 uint, arg3 []int32, arg4 int64, arg5 uint) (_swig_ret error) {
@@ -2955,7 +3135,7 @@ func Eplb_tracker_record(arg1 Eplb_tracker, arg2 uint, arg3 []int32, arg4 int64,
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_tracker_record_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_68)(unsafe.Pointer(&_swig_i_2)), C.swig_type_69(_swig_i_3), C.swig_intgo(_swig_i_4))
+	swig_r_p := C._wrap_eplb_tracker_record_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_78)(unsafe.Pointer(&_swig_i_2)), C.swig_type_79(_swig_i_3), C.swig_intgo(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -2987,7 +3167,7 @@ func Eplb_tracker_record_physical(arg1 Eplb_tracker, arg2 Eplb_placement, arg3 u
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_tracker_record_physical_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_71)(unsafe.Pointer(&_swig_i_3)), C.swig_type_72(_swig_i_4), C.swig_intgo(_swig_i_5))
+	swig_r_p := C._wrap_eplb_tracker_record_physical_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_81)(unsafe.Pointer(&_swig_i_3)), C.swig_type_82(_swig_i_4), C.swig_intgo(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
@@ -3015,7 +3195,7 @@ func Eplb_tracker_merge(arg1 Eplb_tracker, arg2 Eplb_tracker) (_swig_ret error) 
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_tracker_merge_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_tracker_merge_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -3039,7 +3219,7 @@ func Eplb_tracker_merge(arg1 Eplb_tracker, arg2 Eplb_tracker) (_swig_ret error) 
 func Eplb_tracker_reset(arg1 Eplb_tracker) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r_p := C._wrap_eplb_tracker_reset_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	swig_r_p := C._wrap_eplb_tracker_reset_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -3064,7 +3244,7 @@ func Eplb_tracker_get_loads(arg1 Eplb_tracker, arg2 []float64) (_swig_ret error)
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_tracker_get_loads_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_76)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_tracker_get_loads_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_86)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -3093,7 +3273,7 @@ func Eplb_tracker_get_coactivation(arg1 Eplb_tracker, arg2 uint, arg3 []float64)
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_tracker_get_coactivation_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_78)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_tracker_get_coactivation_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_88)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3123,7 +3303,7 @@ func Eplb_tracker_get_samples(arg1 Eplb_tracker, arg2 uint, arg3 []int32, arg4 *
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_tracker_get_samples_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_80)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_tracker_get_samples_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_90)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3153,7 +3333,7 @@ func Eplb_planner_plan_tracked(arg1 Eplb_planner, arg2 []float64, arg3 Eplb_trac
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_planner_plan_tracked_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_82)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_planner_plan_tracked_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_92)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -3189,220 +3369,220 @@ func (p SwigcptrEplb_workload_options) SwigIsEplb_workload_options() {
 func (arg1 SwigcptrEplb_workload_options) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_struct_size_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_struct_size_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_struct_size_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_struct_size_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetNum_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_num_layers_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_num_layers_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetNum_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_num_layers_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_num_layers_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetNum_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_num_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_num_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetNum_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_num_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_num_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetTop_k(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_top_k_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_top_k_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetTop_k() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_top_k_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_top_k_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetNum_groups(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_num_groups_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_num_groups_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetNum_groups() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_num_groups_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_num_groups_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetTopk_groups(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_topk_groups_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_topk_groups_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetTopk_groups() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_topk_groups_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_topk_groups_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetNum_topics(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_num_topics_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_num_topics_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetNum_topics() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_num_topics_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_num_topics_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetTopic_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_topic_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_topic_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetTopic_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_topic_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_topic_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetSigma_min(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_sigma_min_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_workload_options_sigma_min_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetSigma_min() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_workload_options_sigma_min_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_workload_options_sigma_min_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetSigma_max(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_sigma_max_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_workload_options_sigma_max_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetSigma_max() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_workload_options_sigma_max_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_workload_options_sigma_max_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetTopic_zipf(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_topic_zipf_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_workload_options_topic_zipf_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetTopic_zipf() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_workload_options_topic_zipf_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_workload_options_topic_zipf_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetBoost(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_boost_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_workload_options_boost_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetBoost() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_workload_options_boost_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_workload_options_boost_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetTopic_persistence(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_topic_persistence_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_workload_options_topic_persistence_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetTopic_persistence() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_workload_options_topic_persistence_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_workload_options_topic_persistence_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetDrift_rho(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_drift_rho_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_workload_options_drift_rho_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetDrift_rho() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_workload_options_drift_rho_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_workload_options_drift_rho_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetNoise_scale(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_noise_scale_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_workload_options_noise_scale_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetNoise_scale() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_workload_options_noise_scale_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_workload_options_noise_scale_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetSeed(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_seed_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_83(_swig_i_1))
+	C._wrap_eplb_workload_options_seed_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_93(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetSeed() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_workload_options_seed_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_workload_options_seed_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_workload_options() (_swig_ret Eplb_workload_options) {
 	var swig_r Eplb_workload_options
-	swig_r = (Eplb_workload_options)(SwigcptrEplb_workload_options(C._wrap_new_eplb_workload_options_capi_cb5f82e9032c643b()))
+	swig_r = (Eplb_workload_options)(SwigcptrEplb_workload_options(C._wrap_new_eplb_workload_options_capi_8df650dd416fa051()))
 	return swig_r
 }
 
 func DeleteEplb_workload_options(arg1 Eplb_workload_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_workload_options_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_workload_options_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_workload_options interface {
@@ -3444,14 +3624,14 @@ type Eplb_workload_options interface {
 
 func Eplb_workload_options_init(arg1 Eplb_workload_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_workload_options_init_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_workload_options_init_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
-func Eplb_workload_create(arg1 Eplb_workload_options, arg2 Eplb_workload) (_swig_ret error) {
+func Eplb_workload_create(arg1 Eplb_workload_options, arg2 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_workload_create_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	_swig_i_1 := arg2
+	swig_r_p := C._wrap_eplb_workload_create_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -3474,7 +3654,7 @@ func Eplb_workload_create(arg1 Eplb_workload_options, arg2 Eplb_workload) (_swig
 
 func Eplb_workload_destroy(arg1 Eplb_workload) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_workload_destroy_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_workload_destroy_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_workload_next_batch(arg1 Eplb_workload, arg2 int64, arg3 []int32) (_swig_ret error) {
@@ -3482,7 +3662,7 @@ func Eplb_workload_next_batch(arg1 Eplb_workload, arg2 int64, arg3 []int32) (_sw
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_workload_next_batch_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_87(_swig_i_1), *(*C.swig_type_88)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_workload_next_batch_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_97(_swig_i_1), *(*C.swig_type_98)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3510,7 +3690,7 @@ func Eplb_tracker_get_options(arg1 Eplb_tracker, arg2 Eplb_tracker_options) (_sw
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_tracker_get_options_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_tracker_get_options_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -3537,7 +3717,7 @@ func Eplb_tracker_get_layer_counts(arg1 Eplb_tracker, arg2 uint, arg3 *uint64, a
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_tracker_get_layer_counts_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_tracker_get_layer_counts_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -3570,168 +3750,168 @@ func (p SwigcptrEplb_layer_metrics) SwigIsEplb_layer_metrics() {
 func (arg1 SwigcptrEplb_layer_metrics) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_struct_size_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_layer_metrics_struct_size_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_layer_metrics_struct_size_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_layer_metrics_struct_size_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetDuplicate_gpus(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_duplicate_gpus_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_layer_metrics_duplicate_gpus_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetDuplicate_gpus() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_layer_metrics_duplicate_gpus_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_layer_metrics_duplicate_gpus_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetMax_replicas(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_max_replicas_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_layer_metrics_max_replicas_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetMax_replicas() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_layer_metrics_max_replicas_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_layer_metrics_max_replicas_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetCross_node_replicas(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_cross_node_replicas_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_layer_metrics_cross_node_replicas_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetCross_node_replicas() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_layer_metrics_cross_node_replicas_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_layer_metrics_cross_node_replicas_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetTotal_load(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_total_load_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_total_load_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetTotal_load() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_total_load_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_total_load_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetMean_gpu_load(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_mean_gpu_load_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_mean_gpu_load_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetMean_gpu_load() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_mean_gpu_load_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_mean_gpu_load_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetMax_gpu_load(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_max_gpu_load_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_max_gpu_load_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetMax_gpu_load() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_max_gpu_load_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_max_gpu_load_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetLower_bound(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_lower_bound_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_lower_bound_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetLower_bound() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_lower_bound_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_lower_bound_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetBalancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_balancedness_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_balancedness_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetBalancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_balancedness_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_balancedness_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetNode_balancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_node_balancedness_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_node_balancedness_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetNode_balancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_node_balancedness_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_node_balancedness_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetMax_load_over_bound(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_max_load_over_bound_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_max_load_over_bound_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetMax_load_over_bound() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_max_load_over_bound_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_max_load_over_bound_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetNode_bound(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_node_bound_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_node_bound_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetNode_bound() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_node_bound_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_node_bound_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_layer_metrics() (_swig_ret Eplb_layer_metrics) {
 	var swig_r Eplb_layer_metrics
-	swig_r = (Eplb_layer_metrics)(SwigcptrEplb_layer_metrics(C._wrap_new_eplb_layer_metrics_capi_cb5f82e9032c643b()))
+	swig_r = (Eplb_layer_metrics)(SwigcptrEplb_layer_metrics(C._wrap_new_eplb_layer_metrics_capi_8df650dd416fa051()))
 	return swig_r
 }
 
 func DeleteEplb_layer_metrics(arg1 Eplb_layer_metrics) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_layer_metrics_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_layer_metrics_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_layer_metrics interface {
@@ -3775,181 +3955,181 @@ func (p SwigcptrEplb_metrics) SwigIsEplb_metrics() {
 func (arg1 SwigcptrEplb_metrics) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_struct_size_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_metrics_struct_size_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_metrics_struct_size_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_metrics_struct_size_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetNum_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_num_layers_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_metrics_num_layers_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetNum_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_metrics_num_layers_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_metrics_num_layers_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetMax_replicas(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_max_replicas_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_metrics_max_replicas_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetMax_replicas() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_metrics_max_replicas_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_metrics_max_replicas_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetLoaded_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_loaded_layers_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_metrics_loaded_layers_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetLoaded_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_metrics_loaded_layers_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_metrics_loaded_layers_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetDuplicate_pairs(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_duplicate_pairs_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_91(_swig_i_1))
+	C._wrap_eplb_metrics_duplicate_pairs_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_101(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetDuplicate_pairs() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_metrics_duplicate_pairs_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_metrics_duplicate_pairs_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetBalancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_balancedness_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_metrics_balancedness_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetBalancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_metrics_balancedness_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_metrics_balancedness_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetMin_balancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_min_balancedness_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_metrics_min_balancedness_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetMin_balancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_metrics_min_balancedness_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_metrics_min_balancedness_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetNode_balancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_node_balancedness_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_metrics_node_balancedness_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetNode_balancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_metrics_node_balancedness_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_metrics_node_balancedness_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetMax_load_over_bound(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_max_load_over_bound_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_metrics_max_load_over_bound_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetMax_load_over_bound() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_metrics_max_load_over_bound_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_metrics_max_load_over_bound_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetWorst_max_load_over_bound(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_worst_max_load_over_bound_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_metrics_worst_max_load_over_bound_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetWorst_max_load_over_bound() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_metrics_worst_max_load_over_bound_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_metrics_worst_max_load_over_bound_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetMax_over_mean(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_max_over_mean_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_metrics_max_over_mean_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetMax_over_mean() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_metrics_max_over_mean_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_metrics_max_over_mean_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetMax_load_over_node_bound(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_max_load_over_node_bound_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_metrics_max_load_over_node_bound_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetMax_load_over_node_bound() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_metrics_max_load_over_node_bound_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_metrics_max_load_over_node_bound_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetCross_node_replicas(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_cross_node_replicas_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_93(_swig_i_1))
+	C._wrap_eplb_metrics_cross_node_replicas_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_103(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetCross_node_replicas() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_metrics_cross_node_replicas_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_metrics_cross_node_replicas_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_metrics() (_swig_ret Eplb_metrics) {
 	var swig_r Eplb_metrics
-	swig_r = (Eplb_metrics)(SwigcptrEplb_metrics(C._wrap_new_eplb_metrics_capi_cb5f82e9032c643b()))
+	swig_r = (Eplb_metrics)(SwigcptrEplb_metrics(C._wrap_new_eplb_metrics_capi_8df650dd416fa051()))
 	return swig_r
 }
 
 func DeleteEplb_metrics(arg1 Eplb_metrics) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_metrics_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_metrics_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_metrics interface {
@@ -3988,7 +4168,7 @@ func Eplb_metrics_compute(arg1 Eplb_placement, arg2 []float64, arg3 Eplb_metrics
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
-	swig_r_p := C._wrap_eplb_metrics_compute_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_96)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2))
+	swig_r_p := C._wrap_eplb_metrics_compute_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_106)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4018,7 +4198,7 @@ func Eplb_metrics_compute_layer(arg1 Eplb_placement, arg2 uint, arg3 []float64, 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := getSwigcptr(arg4)
-	swig_r_p := C._wrap_eplb_metrics_compute_layer_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_98)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3))
+	swig_r_p := C._wrap_eplb_metrics_compute_layer_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_108)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4047,7 +4227,7 @@ func Eplb_metrics_gpu_loads(arg1 Eplb_placement, arg2 []float64, arg3 []float64)
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_metrics_gpu_loads_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_100)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_101)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_metrics_gpu_loads_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_110)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_111)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4079,7 +4259,7 @@ func Eplb_metrics_exact_optimum(arg1 Eplb_placement, arg2 []float64, arg3 *float
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_metrics_exact_optimum_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_103)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2))
+	swig_r_p := C._wrap_eplb_metrics_exact_optimum_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_113)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4109,7 +4289,7 @@ func Eplb_metrics_relaxed_bound(arg1 Eplb_placement, arg2 []float64, arg3 uint, 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_metrics_relaxed_bound_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_105)(unsafe.Pointer(&_swig_i_1)), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_metrics_relaxed_bound_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_115)(unsafe.Pointer(&_swig_i_1)), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4141,7 +4321,7 @@ func Eplb_metrics_nodes_touched(arg1 Eplb_placement, arg2 uint, arg3 []int32, ar
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_metrics_nodes_touched_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_107)(unsafe.Pointer(&_swig_i_2)), C.swig_type_108(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
+	swig_r_p := C._wrap_eplb_metrics_nodes_touched_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_117)(unsafe.Pointer(&_swig_i_2)), C.swig_type_118(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4169,7 +4349,7 @@ type Eplb_migration_relabel int
 
 func _swig_getEPLB_MIGRATION_RELABEL_NODES_AND_GPUS() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -4177,7 +4357,7 @@ var EPLB_MIGRATION_RELABEL_NODES_AND_GPUS int = _swig_getEPLB_MIGRATION_RELABEL_
 
 func _swig_getEPLB_MIGRATION_RELABEL_GPUS_IN_NODE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -4185,7 +4365,7 @@ var EPLB_MIGRATION_RELABEL_GPUS_IN_NODE int = _swig_getEPLB_MIGRATION_RELABEL_GP
 
 func _swig_getEPLB_MIGRATION_RELABEL_NONE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_NONE_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_NONE_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -4193,7 +4373,7 @@ var EPLB_MIGRATION_RELABEL_NONE int = _swig_getEPLB_MIGRATION_RELABEL_NONE()
 
 func _swig_getEPLB_MIGRATION_RELABEL_REPACK_IN_NODE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -4203,7 +4383,7 @@ type Eplb_transfer_kind int
 
 func _swig_getEPLB_TRANSFER_SAME_GPU() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_TRANSFER_SAME_GPU_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_TRANSFER_SAME_GPU_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -4211,7 +4391,7 @@ var EPLB_TRANSFER_SAME_GPU int = _swig_getEPLB_TRANSFER_SAME_GPU()
 
 func _swig_getEPLB_TRANSFER_INTRA_NODE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_TRANSFER_INTRA_NODE_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_TRANSFER_INTRA_NODE_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -4219,7 +4399,7 @@ var EPLB_TRANSFER_INTRA_NODE int = _swig_getEPLB_TRANSFER_INTRA_NODE()
 
 func _swig_getEPLB_TRANSFER_CROSS_NODE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_TRANSFER_CROSS_NODE_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_TRANSFER_CROSS_NODE_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -4237,129 +4417,129 @@ func (p SwigcptrEplb_migration_options) SwigIsEplb_migration_options() {
 func (arg1 SwigcptrEplb_migration_options) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_struct_size_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_options_struct_size_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_options_struct_size_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_options_struct_size_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetRelabel(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_relabel_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_options_relabel_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetRelabel() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_options_relabel_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_options_relabel_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetBytes_per_expert(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_bytes_per_expert_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_109(_swig_i_1))
+	C._wrap_eplb_migration_options_bytes_per_expert_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_119(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetBytes_per_expert() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_options_bytes_per_expert_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_options_bytes_per_expert_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetMax_bytes_per_step(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_max_bytes_per_step_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_111(_swig_i_1))
+	C._wrap_eplb_migration_options_max_bytes_per_step_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_121(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMax_bytes_per_step() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_options_max_bytes_per_step_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_options_max_bytes_per_step_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetMax_total_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_max_total_bytes_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_113(_swig_i_1))
+	C._wrap_eplb_migration_options_max_total_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_123(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMax_total_bytes() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_options_max_total_bytes_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_options_max_total_bytes_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetMax_layers_per_step(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_max_layers_per_step_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_options_max_layers_per_step_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMax_layers_per_step() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_options_max_layers_per_step_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_options_max_layers_per_step_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetReserved0(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_reserved0_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_options_reserved0_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetReserved0() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_options_reserved0_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_options_reserved0_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetMin_gain(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_min_gain_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_migration_options_min_gain_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMin_gain() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_migration_options_min_gain_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_migration_options_min_gain_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetMin_gain_per_gib(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_min_gain_per_gib_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_migration_options_min_gain_per_gib_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMin_gain_per_gib() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_migration_options_min_gain_per_gib_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_migration_options_min_gain_per_gib_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_migration_options() (_swig_ret Eplb_migration_options) {
 	var swig_r Eplb_migration_options
-	swig_r = (Eplb_migration_options)(SwigcptrEplb_migration_options(C._wrap_new_eplb_migration_options_capi_cb5f82e9032c643b()))
+	swig_r = (Eplb_migration_options)(SwigcptrEplb_migration_options(C._wrap_new_eplb_migration_options_capi_8df650dd416fa051()))
 	return swig_r
 }
 
 func DeleteEplb_migration_options(arg1 Eplb_migration_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_migration_options_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_migration_options_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_migration_options interface {
@@ -4387,17 +4567,17 @@ type Eplb_migration_options interface {
 
 func Eplb_migration_options_init(arg1 Eplb_migration_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_migration_options_init_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_migration_options_init_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
-func Eplb_migration_plan(arg1 Eplb_placement, arg2 Eplb_placement, arg3 []float64, arg4 Eplb_migration_options, arg5 Eplb_migration) (_swig_ret error) {
+func Eplb_migration_plan(arg1 Eplb_placement, arg2 Eplb_placement, arg3 []float64, arg4 Eplb_migration_options, arg5 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
 	_swig_i_3 := getSwigcptr(arg4)
-	_swig_i_4 := getSwigcptr(arg5)
-	swig_r_p := C._wrap_eplb_migration_plan_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_116)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3), C.uintptr_t(_swig_i_4))
+	_swig_i_4 := arg5
+	swig_r_p := C._wrap_eplb_migration_plan_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_126)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3), C.swig_voidp(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4423,7 +4603,7 @@ func Eplb_migration_plan(arg1 Eplb_placement, arg2 Eplb_placement, arg3 []float6
 
 func Eplb_migration_destroy(arg1 Eplb_migration) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_migration_destroy_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_migration_destroy_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type SwigcptrEplb_migration_summary uintptr
@@ -4438,298 +4618,298 @@ func (p SwigcptrEplb_migration_summary) SwigIsEplb_migration_summary() {
 func (arg1 SwigcptrEplb_migration_summary) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_struct_size_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_summary_struct_size_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_summary_struct_size_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_summary_struct_size_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetNum_steps(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_num_steps_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_summary_num_steps_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetNum_steps() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_summary_num_steps_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_summary_num_steps_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetComplete(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_complete_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_summary_complete_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetComplete() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_summary_complete_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_summary_complete_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetWorth_it(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_worth_it_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_summary_worth_it_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetWorth_it() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_summary_worth_it_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_summary_worth_it_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetHas_loads(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_has_loads_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_summary_has_loads_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetHas_loads() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_summary_has_loads_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_summary_has_loads_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetMax_staging_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_max_staging_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_summary_max_staging_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMax_staging_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_summary_max_staging_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_summary_max_staging_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetMoved_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_moved_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_117(_swig_i_1))
+	C._wrap_eplb_migration_summary_moved_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_127(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMoved_experts() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_moved_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_moved_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetSame_gpu_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_same_gpu_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_119(_swig_i_1))
+	C._wrap_eplb_migration_summary_same_gpu_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_129(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_experts() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_same_gpu_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_same_gpu_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetIntra_node_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_intra_node_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_121(_swig_i_1))
+	C._wrap_eplb_migration_summary_intra_node_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_131(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_experts() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_intra_node_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_intra_node_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetCross_node_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_cross_node_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_123(_swig_i_1))
+	C._wrap_eplb_migration_summary_cross_node_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_133(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetCross_node_experts() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_cross_node_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_cross_node_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetMoved_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_moved_bytes_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_125(_swig_i_1))
+	C._wrap_eplb_migration_summary_moved_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_135(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMoved_bytes() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_moved_bytes_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_moved_bytes_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetSame_gpu_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_same_gpu_bytes_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_127(_swig_i_1))
+	C._wrap_eplb_migration_summary_same_gpu_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_137(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_bytes() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_same_gpu_bytes_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_same_gpu_bytes_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetIntra_node_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_intra_node_bytes_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_129(_swig_i_1))
+	C._wrap_eplb_migration_summary_intra_node_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_139(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_bytes() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_intra_node_bytes_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_intra_node_bytes_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetCross_node_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_cross_node_bytes_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_131(_swig_i_1))
+	C._wrap_eplb_migration_summary_cross_node_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_141(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetCross_node_bytes() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_cross_node_bytes_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_cross_node_bytes_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetMax_step_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_max_step_bytes_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_133(_swig_i_1))
+	C._wrap_eplb_migration_summary_max_step_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_143(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMax_step_bytes() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_max_step_bytes_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_max_step_bytes_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetFull_migration_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_full_migration_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_135(_swig_i_1))
+	C._wrap_eplb_migration_summary_full_migration_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_145(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetFull_migration_experts() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_full_migration_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_full_migration_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetSame_gpu_rule_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_137(_swig_i_1))
+	C._wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_147(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_rule_experts() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetNaive_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_naive_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_139(_swig_i_1))
+	C._wrap_eplb_migration_summary_naive_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_149(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetNaive_experts() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_naive_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_naive_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetOld_balancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_old_balancedness_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_migration_summary_old_balancedness_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetOld_balancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_migration_summary_old_balancedness_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_migration_summary_old_balancedness_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetTarget_balancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_target_balancedness_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_migration_summary_target_balancedness_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetTarget_balancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_migration_summary_target_balancedness_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_migration_summary_target_balancedness_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetNew_balancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_new_balancedness_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_migration_summary_new_balancedness_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetNew_balancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_migration_summary_new_balancedness_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_migration_summary_new_balancedness_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetGain(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_gain_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_migration_summary_gain_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetGain() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_migration_summary_gain_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_migration_summary_gain_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_migration_summary() (_swig_ret Eplb_migration_summary) {
 	var swig_r Eplb_migration_summary
-	swig_r = (Eplb_migration_summary)(SwigcptrEplb_migration_summary(C._wrap_new_eplb_migration_summary_capi_cb5f82e9032c643b()))
+	swig_r = (Eplb_migration_summary)(SwigcptrEplb_migration_summary(C._wrap_new_eplb_migration_summary_capi_8df650dd416fa051()))
 	return swig_r
 }
 
 func DeleteEplb_migration_summary(arg1 Eplb_migration_summary) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_migration_summary_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_migration_summary_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_migration_summary interface {
@@ -4785,7 +4965,7 @@ func Eplb_migration_get_summary(arg1 Eplb_migration, arg2 Eplb_migration_summary
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_migration_get_summary_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_migration_get_summary_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -4818,116 +4998,116 @@ func (p SwigcptrEplb_migration_transfer) SwigIsEplb_migration_transfer() {
 func (arg1 SwigcptrEplb_migration_transfer) SetStep(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_step_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_step_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetStep() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_step_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_step_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) SetLayer(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_layer_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_layer_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetLayer() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_layer_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_layer_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) SetExpert(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_expert_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_expert_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetExpert() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_expert_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_expert_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) SetSrc_slot(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_src_slot_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_src_slot_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetSrc_slot() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_src_slot_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_src_slot_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) SetDst_slot(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_dst_slot_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_dst_slot_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetDst_slot() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_dst_slot_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_dst_slot_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) SetSrc_gpu(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_src_gpu_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_src_gpu_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetSrc_gpu() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_src_gpu_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_src_gpu_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) SetDst_gpu(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_dst_gpu_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_dst_gpu_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetDst_gpu() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_dst_gpu_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_dst_gpu_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) SetKind(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_kind_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_kind_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetKind() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_kind_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_kind_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_migration_transfer() (_swig_ret Eplb_migration_transfer) {
 	var swig_r Eplb_migration_transfer
-	swig_r = (Eplb_migration_transfer)(SwigcptrEplb_migration_transfer(C._wrap_new_eplb_migration_transfer_capi_cb5f82e9032c643b()))
+	swig_r = (Eplb_migration_transfer)(SwigcptrEplb_migration_transfer(C._wrap_new_eplb_migration_transfer_capi_8df650dd416fa051()))
 	return swig_r
 }
 
 func DeleteEplb_migration_transfer(arg1 Eplb_migration_transfer) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_migration_transfer_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_migration_transfer_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_migration_transfer interface {
@@ -4951,15 +5131,19 @@ type Eplb_migration_transfer interface {
 	GetKind() (_swig_ret uint)
 }
 
-func Eplb_migration_get_transfers(arg1 Eplb_migration, arg2 uint, arg3 Eplb_migration_transfer, arg4 int64, arg5 *int64) (_swig_ret error) {
+const EPLB_MIGRATION_ALL_STEPS uint = 0xFFFFFFFF
+
+func Eplb_migration_get_transfers(arg1 Eplb_migration, arg2 uint, arg3 []uint32, arg4 *int64) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	_swig_i_2 := getSwigcptr(arg3)
+	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_migration_get_transfers_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_type_143(_swig_i_3), C.swig_voidp(_swig_i_4))
+	swig_r_p := C._wrap_eplb_migration_get_transfers_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_153)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg3
+	}
 	var swig_r_1 error
 
 	{
@@ -4985,7 +5169,7 @@ func Eplb_migration_copy_transfers(arg1 Eplb_migration, arg2 uint, arg3 Eplb_mig
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_migration_copy_transfers_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_migration_copy_transfers_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5006,13 +5190,15 @@ func Eplb_migration_copy_transfers(arg1 Eplb_migration, arg2 uint, arg3 Eplb_mig
 	return swig_r_1
 }
 
-func Eplb_migration_get_gpu_map(arg1 Eplb_migration, arg2 *uint, arg3 int64) (_swig_ret error) {
+func Eplb_migration_get_gpu_map(arg1 Eplb_migration, arg2 []uint32) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_migration_get_gpu_map_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_type_146(_swig_i_2))
+	swig_r_p := C._wrap_eplb_migration_get_gpu_map_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_156)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
 	var swig_r_1 error
 
 	{
@@ -5036,7 +5222,7 @@ func Eplb_migration_get_target(arg1 Eplb_migration, arg2 *uintptr) (_swig_ret er
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_migration_get_target_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_migration_get_target_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5062,7 +5248,7 @@ func Eplb_migration_get_step_placement(arg1 Eplb_migration, arg2 uint, arg3 *uin
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_migration_get_step_placement_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2))
+	swig_r_p := C._wrap_eplb_migration_get_step_placement_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5083,10 +5269,10 @@ func Eplb_migration_get_step_placement(arg1 Eplb_migration, arg2 uint, arg3 *uin
 	return swig_r_1
 }
 
-func Eplb_split_workspace_create(arg1 Eplb_split_workspace) (_swig_ret error) {
+func Eplb_split_workspace_create(arg1 *uintptr) (_swig_ret error) {
 	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	swig_r_p := C._wrap_eplb_split_workspace_create_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	_swig_i_0 := arg1
+	swig_r_p := C._wrap_eplb_split_workspace_create_capi_8df650dd416fa051(C.swig_voidp(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5109,10 +5295,10 @@ func Eplb_split_workspace_create(arg1 Eplb_split_workspace) (_swig_ret error) {
 
 func Eplb_split_workspace_destroy(arg1 Eplb_split_workspace) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_split_workspace_destroy_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_split_workspace_destroy_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
-func Eplb_split_solve(arg1 Eplb_split_workspace, arg2 Eplb_placement, arg3 uint, arg4 *int, arg5 int64, arg6 *float64, arg7 *float64, arg8 int64, arg9 *int, arg10 int64, arg11 *float64) (_swig_ret error) {
+func Eplb_split_solve(arg1 Eplb_split_workspace, arg2 Eplb_placement, arg3 uint, arg4 []int32, arg5 []float64, arg6 []float64, arg7 int64, arg8 []int32, arg9 *float64) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
@@ -5123,10 +5309,20 @@ func Eplb_split_solve(arg1 Eplb_split_workspace, arg2 Eplb_placement, arg3 uint,
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	_swig_i_10 := arg11
-	swig_r_p := C._wrap_eplb_split_solve_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_type_151(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_152(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_type_153(_swig_i_9), C.swig_voidp(_swig_i_10))
+	swig_r_p := C._wrap_eplb_split_solve_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_161)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_162)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_163)(unsafe.Pointer(&_swig_i_5)), C.swig_type_164(_swig_i_6), *(*C.swig_type_165)(unsafe.Pointer(&_swig_i_7)), C.swig_voidp(_swig_i_8))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg4
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg5
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg6
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg8
+	}
 	var swig_r_1 error
 
 	{
@@ -5146,7 +5342,7 @@ func Eplb_split_solve(arg1 Eplb_split_workspace, arg2 Eplb_placement, arg3 uint,
 	return swig_r_1
 }
 
-func Eplb_split_solve_by_node(arg1 Eplb_split_workspace, arg2 Eplb_placement, arg3 uint, arg4 *int, arg5 int64, arg6 *float64, arg7 *float64, arg8 int64, arg9 float64, arg10 *int, arg11 int64, arg12 *float64, arg13 *int64) (_swig_ret error) {
+func Eplb_split_solve_by_node(arg1 Eplb_split_workspace, arg2 Eplb_placement, arg3 uint, arg4 []int32, arg5 []float64, arg6 []float64, arg7 int64, arg8 float64, arg9 []int32, arg10 *float64, arg11 *int64) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
@@ -5159,10 +5355,20 @@ func Eplb_split_solve_by_node(arg1 Eplb_split_workspace, arg2 Eplb_placement, ar
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
 	_swig_i_10 := arg11
-	_swig_i_11 := arg12
-	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_split_solve_by_node_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_type_155(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_156(_swig_i_7), C.double(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_type_157(_swig_i_10), C.swig_voidp(_swig_i_11), C.swig_voidp(_swig_i_12))
+	swig_r_p := C._wrap_eplb_split_solve_by_node_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_167)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_168)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_169)(unsafe.Pointer(&_swig_i_5)), C.swig_type_170(_swig_i_6), C.double(_swig_i_7), *(*C.swig_type_171)(unsafe.Pointer(&_swig_i_8)), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg4
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg5
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg6
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg9
+	}
 	var swig_r_1 error
 
 	{
@@ -5182,7 +5388,7 @@ func Eplb_split_solve_by_node(arg1 Eplb_split_workspace, arg2 Eplb_placement, ar
 	return swig_r_1
 }
 
-func Eplb_split_rank_quotas(arg1 Eplb_placement, arg2 uint, arg3 *int, arg4 int64, arg5 *int, arg6 int64, arg7 uint, arg8 uint, arg9 *int, arg10 int64) (_swig_ret error) {
+func Eplb_split_rank_quotas(arg1 Eplb_placement, arg2 uint, arg3 []int32, arg4 []int32, arg5 uint, arg6 uint, arg7 []int32) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
@@ -5191,11 +5397,17 @@ func Eplb_split_rank_quotas(arg1 Eplb_placement, arg2 uint, arg3 *int, arg4 int6
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_split_rank_quotas_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_type_159(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_type_160(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_type_161(_swig_i_9))
+	swig_r_p := C._wrap_eplb_split_rank_quotas_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_173)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_174)(unsafe.Pointer(&_swig_i_3)), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), *(*C.swig_type_175)(unsafe.Pointer(&_swig_i_6)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg3
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg4
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg7
+	}
 	var swig_r_1 error
 
 	{
@@ -5217,7 +5429,7 @@ func Eplb_split_rank_quotas(arg1 Eplb_placement, arg2 uint, arg3 *int, arg4 int6
 
 const EPLB_WATERFILL_ANY_GPU uint = 1
 
-func Eplb_shared_expert_waterfill(arg1 Eplb_placement, arg2 *int, arg3 int64, arg4 uint, arg5 *int, arg6 *float64, arg7 *float64, arg8 int64, arg9 uint, arg10 *int, arg11 int64) (_swig_ret error) {
+func Eplb_shared_expert_waterfill(arg1 Eplb_placement, arg2 []int32, arg3 int64, arg4 uint, arg5 []int32, arg6 []float64, arg7 []float64, arg8 int64, arg9 uint, arg10 []int32) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
@@ -5229,9 +5441,23 @@ func Eplb_shared_expert_waterfill(arg1 Eplb_placement, arg2 *int, arg3 int64, ar
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	_swig_i_10 := arg11
-	swig_r_p := C._wrap_eplb_shared_expert_waterfill_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_type_163(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_164(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_type_165(_swig_i_10))
+	swig_r_p := C._wrap_eplb_shared_expert_waterfill_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_177)(unsafe.Pointer(&_swig_i_1)), C.swig_type_178(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_179)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_180)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_181)(unsafe.Pointer(&_swig_i_6)), C.swig_type_182(_swig_i_7), C.swig_intgo(_swig_i_8), *(*C.swig_type_183)(unsafe.Pointer(&_swig_i_9)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg5
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg6
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg7
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg10
+	}
 	var swig_r_1 error
 
 	{
@@ -5254,7 +5480,7 @@ func Eplb_shared_expert_waterfill(arg1 Eplb_placement, arg2 *int, arg3 int64, ar
 func Eplb_device_count(arg1 *int) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_eplb_device_count_capi_cb5f82e9032c643b(C.swig_voidp(_swig_i_0))
+	swig_r_p := C._wrap_eplb_device_count_capi_8df650dd416fa051(C.swig_voidp(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5281,7 +5507,7 @@ type Eplb_comm_dtype int
 
 func _swig_getEPLB_COMM_INT32() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_INT32_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_COMM_INT32_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -5289,7 +5515,7 @@ var EPLB_COMM_INT32 int = _swig_getEPLB_COMM_INT32()
 
 func _swig_getEPLB_COMM_INT64() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_INT64_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_COMM_INT64_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -5297,7 +5523,7 @@ var EPLB_COMM_INT64 int = _swig_getEPLB_COMM_INT64()
 
 func _swig_getEPLB_COMM_UINT64() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_UINT64_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_COMM_UINT64_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -5305,7 +5531,7 @@ var EPLB_COMM_UINT64 int = _swig_getEPLB_COMM_UINT64()
 
 func _swig_getEPLB_COMM_FLOAT32() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_FLOAT32_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_COMM_FLOAT32_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -5313,7 +5539,7 @@ var EPLB_COMM_FLOAT32 int = _swig_getEPLB_COMM_FLOAT32()
 
 func _swig_getEPLB_COMM_FLOAT64() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_FLOAT64_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_COMM_FLOAT64_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -5323,7 +5549,7 @@ type Eplb_comm_op int
 
 func _swig_getEPLB_COMM_SUM() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_SUM_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_COMM_SUM_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -5331,7 +5557,7 @@ var EPLB_COMM_SUM int = _swig_getEPLB_COMM_SUM()
 
 func _swig_getEPLB_COMM_MAX() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_MAX_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_COMM_MAX_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -5339,7 +5565,7 @@ var EPLB_COMM_MAX int = _swig_getEPLB_COMM_MAX()
 
 func _swig_getEPLB_COMM_MIN() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_MIN_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_COMM_MIN_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -5348,7 +5574,7 @@ var EPLB_COMM_MIN int = _swig_getEPLB_COMM_MIN()
 func Eplb_nccl_version(arg1 *int) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_eplb_nccl_version_capi_cb5f82e9032c643b(C.swig_voidp(_swig_i_0))
+	swig_r_p := C._wrap_eplb_nccl_version_capi_8df650dd416fa051(C.swig_voidp(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5373,7 +5599,7 @@ func Eplb_comm_get_unique_id(arg1 uintptr, arg2 int64) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_comm_get_unique_id_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_169(_swig_i_1))
+	swig_r_p := C._wrap_eplb_comm_get_unique_id_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_187(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5402,7 +5628,7 @@ func Eplb_comm_create(arg1 uintptr, arg2 int64, arg3 int, arg4 int, arg5 int, ar
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := getSwigcptr(arg6)
-	swig_r_p := C._wrap_eplb_comm_create_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_171(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5))
+	swig_r_p := C._wrap_eplb_comm_create_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_189(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5427,7 +5653,7 @@ func Eplb_comm_adopt(arg1 uintptr, arg2 Eplb_comm) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_comm_adopt_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_comm_adopt_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5450,14 +5676,14 @@ func Eplb_comm_adopt(arg1 uintptr, arg2 Eplb_comm) (_swig_ret error) {
 
 func Eplb_comm_destroy(arg1 Eplb_comm) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_comm_destroy_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_comm_destroy_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_comm_get_rank(arg1 Eplb_comm, arg2 *int) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_comm_get_rank_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_comm_get_rank_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5482,7 +5708,7 @@ func Eplb_comm_get_size(arg1 Eplb_comm, arg2 *int) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_comm_get_size_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_comm_get_size_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5508,7 +5734,7 @@ func Eplb_comm_allreduce_tracker(arg1 Eplb_comm, arg2 Eplb_tracker, arg3 Eplb_tr
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := getSwigcptr(arg3)
-	swig_r_p := C._wrap_eplb_comm_allreduce_tracker_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2))
+	swig_r_p := C._wrap_eplb_comm_allreduce_tracker_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5537,7 +5763,7 @@ func Eplb_comm_allreduce(arg1 Eplb_comm, arg2 uintptr, arg3 int64, arg4 uint, ar
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_comm_allreduce_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_177(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5))
+	swig_r_p := C._wrap_eplb_comm_allreduce_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_195(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5570,7 +5796,7 @@ func Eplb_migration_execute_step(arg1 Eplb_migration, arg2 Eplb_comm, arg3 uint,
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_migration_execute_step_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_type_179(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_intgo(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_180(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_migration_execute_step_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_type_197(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_intgo(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_198(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5595,7 +5821,7 @@ type Eplb_row_dtype int
 
 func _swig_getEPLB_ROW_DTYPE_FLOAT32() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ROW_DTYPE_FLOAT32_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ROW_DTYPE_FLOAT32_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -5603,7 +5829,7 @@ var EPLB_ROW_DTYPE_FLOAT32 int = _swig_getEPLB_ROW_DTYPE_FLOAT32()
 
 func _swig_getEPLB_ROW_DTYPE_FLOAT16() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ROW_DTYPE_FLOAT16_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ROW_DTYPE_FLOAT16_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -5611,7 +5837,7 @@ var EPLB_ROW_DTYPE_FLOAT16 int = _swig_getEPLB_ROW_DTYPE_FLOAT16()
 
 func _swig_getEPLB_ROW_DTYPE_BFLOAT16() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -5625,7 +5851,7 @@ func Eplb_kernel_dispatch_layout_workspace_size(arg1 int64, arg2 int64, arg3 uin
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_workspace_size_capi_cb5f82e9032c643b(C.swig_type_182(_swig_i_0), C.swig_type_183(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
+	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_workspace_size_capi_8df650dd416fa051(C.swig_type_200(_swig_i_0), C.swig_type_201(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5662,7 +5888,7 @@ func Eplb_kernel_dispatch_layout(arg1 []int32, arg2 int64, arg3 int64, arg4 uint
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_capi_cb5f82e9032c643b(*(*C.swig_type_185)(unsafe.Pointer(&_swig_i_0)), C.swig_type_186(_swig_i_1), C.swig_type_187(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_188(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_capi_8df650dd416fa051(*(*C.swig_type_203)(unsafe.Pointer(&_swig_i_0)), C.swig_type_204(_swig_i_1), C.swig_type_205(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_206(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -5702,7 +5928,7 @@ func Eplb_kernel_dispatch_layout_cpu(arg1 []int32, arg2 int64, arg3 int64, arg4 
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_cpu_capi_cb5f82e9032c643b(*(*C.swig_type_190)(unsafe.Pointer(&_swig_i_0)), C.swig_type_191(_swig_i_1), C.swig_type_192(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_193(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_cpu_capi_8df650dd416fa051(*(*C.swig_type_208)(unsafe.Pointer(&_swig_i_0)), C.swig_type_209(_swig_i_1), C.swig_type_210(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_211(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -5733,7 +5959,7 @@ func Eplb_kernel_expert_sort_capacity(arg1 int64, arg2 int64, arg3 uint, arg4 ui
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_capacity_capi_cb5f82e9032c643b(C.swig_type_195(_swig_i_0), C.swig_type_196(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4))
+	swig_r_p := C._wrap_eplb_kernel_expert_sort_capacity_capi_8df650dd416fa051(C.swig_type_213(_swig_i_0), C.swig_type_214(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5760,7 +5986,7 @@ func Eplb_kernel_expert_sort_workspace_size(arg1 int64, arg2 int64, arg3 uint, a
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_workspace_size_capi_cb5f82e9032c643b(C.swig_type_198(_swig_i_0), C.swig_type_199(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_kernel_expert_sort_workspace_size_capi_8df650dd416fa051(C.swig_type_216(_swig_i_0), C.swig_type_217(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5797,7 +6023,7 @@ func Eplb_kernel_expert_sort(arg1 []int32, arg2 int64, arg3 int64, arg4 uint, ar
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_capi_cb5f82e9032c643b(*(*C.swig_type_201)(unsafe.Pointer(&_swig_i_0)), C.swig_type_202(_swig_i_1), C.swig_type_203(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_type_204(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_205(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_expert_sort_capi_8df650dd416fa051(*(*C.swig_type_219)(unsafe.Pointer(&_swig_i_0)), C.swig_type_220(_swig_i_1), C.swig_type_221(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_type_222(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_223(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -5837,7 +6063,7 @@ func Eplb_kernel_expert_sort_cpu(arg1 []int32, arg2 int64, arg3 int64, arg4 uint
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_cpu_capi_cb5f82e9032c643b(*(*C.swig_type_207)(unsafe.Pointer(&_swig_i_0)), C.swig_type_208(_swig_i_1), C.swig_type_209(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_type_210(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_211(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_expert_sort_cpu_capi_8df650dd416fa051(*(*C.swig_type_225)(unsafe.Pointer(&_swig_i_0)), C.swig_type_226(_swig_i_1), C.swig_type_227(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_type_228(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_229(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -5872,7 +6098,7 @@ func Eplb_kernel_permute(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, arg5 i
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
-	swig_r_p := C._wrap_eplb_kernel_permute_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_213(_swig_i_2), C.swig_type_214(_swig_i_3), C.swig_type_215(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_type_216(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8))
+	swig_r_p := C._wrap_eplb_kernel_permute_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_231(_swig_i_2), C.swig_type_232(_swig_i_3), C.swig_type_233(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_type_234(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5904,7 +6130,7 @@ func Eplb_kernel_permute_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, ar
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
-	swig_r_p := C._wrap_eplb_kernel_permute_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_218(_swig_i_2), C.swig_type_219(_swig_i_3), C.swig_type_220(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_type_221(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8))
+	swig_r_p := C._wrap_eplb_kernel_permute_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_236(_swig_i_2), C.swig_type_237(_swig_i_3), C.swig_type_238(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_type_239(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5937,7 +6163,7 @@ func Eplb_kernel_unpermute(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, arg5
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_unpermute_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_223(_swig_i_2), C.swig_type_224(_swig_i_3), C.swig_type_225(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_226(_swig_i_7), C.uintptr_t(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_unpermute_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_241(_swig_i_2), C.swig_type_242(_swig_i_3), C.swig_type_243(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_244(_swig_i_7), C.uintptr_t(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5970,7 +6196,7 @@ func Eplb_kernel_unpermute_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, 
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_unpermute_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_228(_swig_i_2), C.swig_type_229(_swig_i_3), C.swig_type_230(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_231(_swig_i_7), C.uintptr_t(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_unpermute_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_246(_swig_i_2), C.swig_type_247(_swig_i_3), C.swig_type_248(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_249(_swig_i_7), C.uintptr_t(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5995,7 +6221,7 @@ type Eplb_id_type int
 
 func _swig_getEPLB_IDS_INT32() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_IDS_INT32_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_IDS_INT32_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -6003,7 +6229,7 @@ var EPLB_IDS_INT32 int = _swig_getEPLB_IDS_INT32()
 
 func _swig_getEPLB_IDS_INT64() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_IDS_INT64_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_IDS_INT64_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -6019,7 +6245,7 @@ func Eplb_device_tables_create(arg1 Eplb_placement, arg2 uint, arg3 uint, arg4 u
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := getSwigcptr(arg6)
-	swig_r_p := C._wrap_eplb_device_tables_create_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.uintptr_t(_swig_i_4), C.uintptr_t(_swig_i_5))
+	swig_r_p := C._wrap_eplb_device_tables_create_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.uintptr_t(_swig_i_4), C.uintptr_t(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6045,7 +6271,7 @@ func Eplb_device_tables_update(arg1 Eplb_device_tables, arg2 Eplb_placement, arg
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_device_tables_update_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2))
+	swig_r_p := C._wrap_eplb_device_tables_update_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6068,7 +6294,7 @@ func Eplb_device_tables_update(arg1 Eplb_device_tables, arg2 Eplb_placement, arg
 
 func Eplb_device_tables_destroy(arg1 Eplb_device_tables) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_device_tables_destroy_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_device_tables_destroy_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type SwigcptrEplb_device_tables_info uintptr
@@ -6083,181 +6309,181 @@ func (p SwigcptrEplb_device_tables_info) SwigIsEplb_device_tables_info() {
 func (arg1 SwigcptrEplb_device_tables_info) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_struct_size_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_device_tables_info_struct_size_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_struct_size_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_device_tables_info_struct_size_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) SetNum_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_num_layers_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_device_tables_info_num_layers_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) GetNum_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_num_layers_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_device_tables_info_num_layers_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) SetNum_logical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_num_logical_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_device_tables_info_num_logical_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) GetNum_logical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_num_logical_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_device_tables_info_num_logical_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) SetNum_physical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_num_physical_experts_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_device_tables_info_num_physical_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) GetNum_physical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_num_physical_experts_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_device_tables_info_num_physical_experts_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) SetMax_replicas(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_max_replicas_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_device_tables_info_max_replicas_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) GetMax_replicas() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_max_replicas_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_device_tables_info_max_replicas_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) SetNum_nodes(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_num_nodes_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_device_tables_info_num_nodes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) GetNum_nodes() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_num_nodes_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_device_tables_info_num_nodes_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) SetNum_gpus(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_num_gpus_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_device_tables_info_num_gpus_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) GetNum_gpus() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_num_gpus_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_device_tables_info_num_gpus_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) SetSlots_per_gpu(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_slots_per_gpu_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_device_tables_info_slots_per_gpu_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) GetSlots_per_gpu() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_slots_per_gpu_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_device_tables_info_slots_per_gpu_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) SetGpus_per_node(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_gpus_per_node_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_device_tables_info_gpus_per_node_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) GetGpus_per_node() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_gpus_per_node_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_device_tables_info_gpus_per_node_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) SetGpu(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_gpu_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_device_tables_info_gpu_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) GetGpu() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_gpu_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_device_tables_info_gpu_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) SetFlags(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_flags_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_device_tables_info_flags_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) GetFlags() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_flags_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_device_tables_info_flags_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) SetDevice(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_device_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_device_tables_info_device_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) GetDevice() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_eplb_device_tables_info_device_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_eplb_device_tables_info_device_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) SetDevice_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_device_bytes_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_234(_swig_i_1))
+	C._wrap_eplb_device_tables_info_device_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_252(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) GetDevice_bytes() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_device_tables_info_device_bytes_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_device_tables_info_device_bytes_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_device_tables_info() (_swig_ret Eplb_device_tables_info) {
 	var swig_r Eplb_device_tables_info
-	swig_r = (Eplb_device_tables_info)(SwigcptrEplb_device_tables_info(C._wrap_new_eplb_device_tables_info_capi_cb5f82e9032c643b()))
+	swig_r = (Eplb_device_tables_info)(SwigcptrEplb_device_tables_info(C._wrap_new_eplb_device_tables_info_capi_8df650dd416fa051()))
 	return swig_r
 }
 
 func DeleteEplb_device_tables_info(arg1 Eplb_device_tables_info) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_device_tables_info_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_device_tables_info_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_device_tables_info interface {
@@ -6295,7 +6521,7 @@ func Eplb_device_tables_get_info(arg1 Eplb_device_tables, arg2 Eplb_device_table
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_device_tables_get_info_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_device_tables_get_info_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6320,7 +6546,7 @@ func Eplb_device_tables_get_static_map(arg1 Eplb_device_tables, arg2 []int32) (_
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_device_tables_get_static_map_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), *(*C.swig_type_238)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_device_tables_get_static_map_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_256)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -6356,7 +6582,7 @@ func Eplb_kernel_record_load(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint, arg
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_record_load_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_240(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_record_load_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_258(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6389,7 +6615,7 @@ func Eplb_kernel_record_load_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint,
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_record_load_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_242(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_record_load_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_260(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6414,7 +6640,7 @@ type Eplb_map_mode int
 
 func _swig_getEPLB_MAP_STATIC() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MAP_STATIC_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_MAP_STATIC_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -6422,7 +6648,7 @@ var EPLB_MAP_STATIC int = _swig_getEPLB_MAP_STATIC()
 
 func _swig_getEPLB_MAP_ROUND_ROBIN() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MAP_ROUND_ROBIN_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_MAP_ROUND_ROBIN_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -6430,7 +6656,7 @@ var EPLB_MAP_ROUND_ROBIN int = _swig_getEPLB_MAP_ROUND_ROBIN()
 
 func _swig_getEPLB_MAP_HASH() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MAP_HASH_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_MAP_HASH_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -6438,7 +6664,7 @@ var EPLB_MAP_HASH int = _swig_getEPLB_MAP_HASH()
 
 func _swig_getEPLB_MAP_NODE_AWARE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MAP_NODE_AWARE_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_MAP_NODE_AWARE_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -6446,7 +6672,7 @@ var EPLB_MAP_NODE_AWARE int = _swig_getEPLB_MAP_NODE_AWARE()
 
 func _swig_getEPLB_MAP_QUOTA() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MAP_QUOTA_capi_cb5f82e9032c643b())
+	swig_r = (int)(C._wrap_EPLB_MAP_QUOTA_capi_8df650dd416fa051())
 	return swig_r
 }
 
@@ -6467,7 +6693,7 @@ func Eplb_kernel_map_record(arg1 Eplb_device_tables, arg2 uint, arg3 uint, arg4 
 	_swig_i_10 := arg11
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_map_record_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_type_244(_swig_i_3), C.swig_voidp(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_type_245(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
+	swig_r_p := C._wrap_eplb_kernel_map_record_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_type_262(_swig_i_3), C.swig_voidp(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_type_263(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6503,7 +6729,7 @@ func Eplb_kernel_map_record_cpu(arg1 Eplb_device_tables, arg2 uint, arg3 uint, a
 	_swig_i_10 := arg11
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_map_record_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_type_247(_swig_i_3), C.swig_voidp(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_type_248(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
+	swig_r_p := C._wrap_eplb_kernel_map_record_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_type_265(_swig_i_3), C.swig_voidp(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_type_266(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6530,7 +6756,7 @@ func Eplb_kernel_fold_counts(arg1 Eplb_device_tables, arg2 *int64, arg3 *int64, 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_kernel_fold_counts_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2), C.uintptr_t(_swig_i_3))
+	swig_r_p := C._wrap_eplb_kernel_fold_counts_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2), C.uintptr_t(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6557,7 +6783,7 @@ func Eplb_kernel_fold_counts_cpu(arg1 Eplb_device_tables, arg2 *int64, arg3 *int
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_kernel_fold_counts_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2), C.uintptr_t(_swig_i_3))
+	swig_r_p := C._wrap_eplb_kernel_fold_counts_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2), C.uintptr_t(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6594,7 +6820,7 @@ func Eplb_kernel_coactivation(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint, ar
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_coactivation_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_252(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_intgo(_swig_i_9), C.swig_intgo(_swig_i_10), C.swig_intgo(_swig_i_11), C.swig_voidp(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_coactivation_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_270(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_intgo(_swig_i_9), C.swig_intgo(_swig_i_10), C.swig_intgo(_swig_i_11), C.swig_voidp(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6631,7 +6857,7 @@ func Eplb_kernel_coactivation_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_coactivation_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_254(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_intgo(_swig_i_9), C.swig_intgo(_swig_i_10), C.swig_intgo(_swig_i_11), C.swig_voidp(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_coactivation_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_272(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_intgo(_swig_i_9), C.swig_intgo(_swig_i_10), C.swig_intgo(_swig_i_11), C.swig_voidp(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6662,7 +6888,7 @@ func Eplb_split_tables_create(arg1 Eplb_placement, arg2 uint, arg3 uint, arg4 ui
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := getSwigcptr(arg6)
-	swig_r_p := C._wrap_eplb_split_tables_create_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.uintptr_t(_swig_i_4), C.uintptr_t(_swig_i_5))
+	swig_r_p := C._wrap_eplb_split_tables_create_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.uintptr_t(_swig_i_4), C.uintptr_t(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6685,14 +6911,14 @@ func Eplb_split_tables_create(arg1 Eplb_placement, arg2 uint, arg3 uint, arg4 ui
 
 func Eplb_split_tables_destroy(arg1 Eplb_split_tables) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_split_tables_destroy_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_split_tables_destroy_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_kernel_split_solve_workspace_size(arg1 Eplb_split_tables, arg2 *int64) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_kernel_split_solve_workspace_size_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_kernel_split_solve_workspace_size_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6713,7 +6939,7 @@ func Eplb_kernel_split_solve_workspace_size(arg1 Eplb_split_tables, arg2 *int64)
 	return swig_r_1
 }
 
-func Eplb_kernel_split_solve(arg1 Eplb_split_tables, arg2 uint, arg3 *int, arg4 *float64, arg5 *float64, arg6 *int, arg7 *float64, arg8 uintptr, arg9 int64, arg10 uintptr) (_swig_ret error) {
+func Eplb_kernel_split_solve(arg1 Eplb_split_tables, arg2 uint, arg3 *int, arg4 []float64, arg5 []float64, arg6 *int, arg7 *float64, arg8 uintptr, arg9 int64, arg10 uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
@@ -6725,8 +6951,14 @@ func Eplb_kernel_split_solve(arg1 Eplb_split_tables, arg2 uint, arg3 *int, arg4 
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_split_solve_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_258(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_split_solve_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), *(*C.swig_type_276)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_277)(unsafe.Pointer(&_swig_i_4)), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_278(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg4
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg5
+	}
 	var swig_r_1 error
 
 	{
@@ -6746,7 +6978,7 @@ func Eplb_kernel_split_solve(arg1 Eplb_split_tables, arg2 uint, arg3 *int, arg4 
 	return swig_r_1
 }
 
-func Eplb_kernel_split_solve_cpu(arg1 Eplb_split_tables, arg2 uint, arg3 *int, arg4 *float64, arg5 *float64, arg6 *int, arg7 *float64, arg8 uintptr, arg9 int64, arg10 uintptr) (_swig_ret error) {
+func Eplb_kernel_split_solve_cpu(arg1 Eplb_split_tables, arg2 uint, arg3 *int, arg4 []float64, arg5 []float64, arg6 *int, arg7 *float64, arg8 uintptr, arg9 int64, arg10 uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
@@ -6758,8 +6990,14 @@ func Eplb_kernel_split_solve_cpu(arg1 Eplb_split_tables, arg2 uint, arg3 *int, a
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_split_solve_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_260(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_split_solve_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), *(*C.swig_type_280)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_281)(unsafe.Pointer(&_swig_i_4)), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_282(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg4
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg5
+	}
 	var swig_r_1 error
 
 	{
@@ -6784,7 +7022,7 @@ func Eplb_kernel_shared_waterfill_workspace_size(arg1 Eplb_placement, arg2 int64
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_workspace_size_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_262(_swig_i_1), C.swig_voidp(_swig_i_2))
+	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_workspace_size_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_284(_swig_i_1), C.swig_voidp(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6805,7 +7043,7 @@ func Eplb_kernel_shared_waterfill_workspace_size(arg1 Eplb_placement, arg2 int64
 	return swig_r_1
 }
 
-func Eplb_kernel_shared_waterfill(arg1 Eplb_placement, arg2 *int, arg3 int64, arg4 uint, arg5 *int, arg6 *float64, arg7 *float64, arg8 uint, arg9 *int, arg10 *float64, arg11 uintptr, arg12 int64, arg13 uintptr) (_swig_ret error) {
+func Eplb_kernel_shared_waterfill(arg1 Eplb_placement, arg2 []int32, arg3 int64, arg4 uint, arg5 []int32, arg6 []float64, arg7 []float64, arg8 uint, arg9 *int, arg10 *float64, arg11 uintptr, arg12 int64, arg13 uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
@@ -6820,8 +7058,20 @@ func Eplb_kernel_shared_waterfill(arg1 Eplb_placement, arg2 *int, arg3 int64, ar
 	_swig_i_10 := arg11
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_type_264(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.uintptr_t(_swig_i_10), C.swig_type_265(_swig_i_11), C.uintptr_t(_swig_i_12))
+	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_286)(unsafe.Pointer(&_swig_i_1)), C.swig_type_287(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_288)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_289)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_290)(unsafe.Pointer(&_swig_i_6)), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.uintptr_t(_swig_i_10), C.swig_type_291(_swig_i_11), C.uintptr_t(_swig_i_12))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg5
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg6
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg7
+	}
 	var swig_r_1 error
 
 	{
@@ -6841,7 +7091,7 @@ func Eplb_kernel_shared_waterfill(arg1 Eplb_placement, arg2 *int, arg3 int64, ar
 	return swig_r_1
 }
 
-func Eplb_kernel_shared_waterfill_cpu(arg1 Eplb_placement, arg2 *int, arg3 int64, arg4 uint, arg5 *int, arg6 *float64, arg7 *float64, arg8 uint, arg9 *int, arg10 *float64, arg11 uintptr, arg12 int64, arg13 uintptr) (_swig_ret error) {
+func Eplb_kernel_shared_waterfill_cpu(arg1 Eplb_placement, arg2 []int32, arg3 int64, arg4 uint, arg5 []int32, arg6 []float64, arg7 []float64, arg8 uint, arg9 *int, arg10 *float64, arg11 uintptr, arg12 int64, arg13 uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
@@ -6856,8 +7106,20 @@ func Eplb_kernel_shared_waterfill_cpu(arg1 Eplb_placement, arg2 *int, arg3 int64
 	_swig_i_10 := arg11
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_cpu_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_type_267(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.uintptr_t(_swig_i_10), C.swig_type_268(_swig_i_11), C.uintptr_t(_swig_i_12))
+	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_293)(unsafe.Pointer(&_swig_i_1)), C.swig_type_294(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_295)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_296)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_297)(unsafe.Pointer(&_swig_i_6)), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.uintptr_t(_swig_i_10), C.swig_type_298(_swig_i_11), C.uintptr_t(_swig_i_12))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg5
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg6
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg7
+	}
 	var swig_r_1 error
 
 	{
@@ -6889,116 +7151,116 @@ func (p SwigcptrEplb_token_exchange_options) SwigIsEplb_token_exchange_options()
 func (arg1 SwigcptrEplb_token_exchange_options) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_struct_size_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_token_exchange_options_struct_size_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_token_exchange_options_struct_size_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_token_exchange_options_struct_size_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) SetSlots_per_rank(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_slots_per_rank_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_token_exchange_options_slots_per_rank_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) GetSlots_per_rank() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_token_exchange_options_slots_per_rank_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_token_exchange_options_slots_per_rank_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) SetTop_k(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_top_k_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_token_exchange_options_top_k_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) GetTop_k() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_token_exchange_options_top_k_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_token_exchange_options_top_k_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) SetOut_dtype(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_out_dtype_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_token_exchange_options_out_dtype_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) GetOut_dtype() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_token_exchange_options_out_dtype_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_token_exchange_options_out_dtype_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) SetRow_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_row_bytes_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_269(_swig_i_1))
+	C._wrap_eplb_token_exchange_options_row_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_299(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) GetRow_bytes() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_token_exchange_options_row_bytes_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_token_exchange_options_row_bytes_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) SetHidden(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_hidden_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_271(_swig_i_1))
+	C._wrap_eplb_token_exchange_options_hidden_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_301(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) GetHidden() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_token_exchange_options_hidden_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_token_exchange_options_hidden_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) SetMax_tokens(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_max_tokens_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_token_exchange_options_max_tokens_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) GetMax_tokens() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_token_exchange_options_max_tokens_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_token_exchange_options_max_tokens_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) SetCapacity(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_capacity_set_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_token_exchange_options_capacity_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) GetCapacity() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_token_exchange_options_capacity_get_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_token_exchange_options_capacity_get_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_token_exchange_options() (_swig_ret Eplb_token_exchange_options) {
 	var swig_r Eplb_token_exchange_options
-	swig_r = (Eplb_token_exchange_options)(SwigcptrEplb_token_exchange_options(C._wrap_new_eplb_token_exchange_options_capi_cb5f82e9032c643b()))
+	swig_r = (Eplb_token_exchange_options)(SwigcptrEplb_token_exchange_options(C._wrap_new_eplb_token_exchange_options_capi_8df650dd416fa051()))
 	return swig_r
 }
 
 func DeleteEplb_token_exchange_options(arg1 Eplb_token_exchange_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_token_exchange_options_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_token_exchange_options_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_token_exchange_options interface {
@@ -7024,7 +7286,7 @@ type Eplb_token_exchange_options interface {
 
 func Eplb_token_exchange_options_init(arg1 Eplb_token_exchange_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_token_exchange_options_init_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_token_exchange_options_init_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_token_exchange_create(arg1 Eplb_comm, arg2 Eplb_token_exchange_options, arg3 Eplb_token_exchange) (_swig_ret error) {
@@ -7032,7 +7294,7 @@ func Eplb_token_exchange_create(arg1 Eplb_comm, arg2 Eplb_token_exchange_options
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := getSwigcptr(arg3)
-	swig_r_p := C._wrap_eplb_token_exchange_create_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2))
+	swig_r_p := C._wrap_eplb_token_exchange_create_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -7055,10 +7317,10 @@ func Eplb_token_exchange_create(arg1 Eplb_comm, arg2 Eplb_token_exchange_options
 
 func Eplb_token_exchange_destroy(arg1 Eplb_token_exchange) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_token_exchange_destroy_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_token_exchange_destroy_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
-func Eplb_token_exchange_dispatch(arg1 Eplb_token_exchange, arg2 int64, arg3 *int, arg4 *float32, arg5 uintptr, arg6 uintptr, arg7 *int, arg8 *float32, arg9 *int, arg10 uint64, arg11 *int, arg12 *uint64, arg13 uintptr) (_swig_ret error) {
+func Eplb_token_exchange_dispatch(arg1 Eplb_token_exchange, arg2 int64, arg3 []int32, arg4 *float32, arg5 uintptr, arg6 uintptr, arg7 *int, arg8 *float32, arg9 *int, arg10 uint64, arg11 *int, arg12 *uint64, arg13 uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
@@ -7073,8 +7335,11 @@ func Eplb_token_exchange_dispatch(arg1 Eplb_token_exchange, arg2 int64, arg3 *in
 	_swig_i_10 := arg11
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_token_exchange_dispatch_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.swig_type_275(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3), C.uintptr_t(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_type_276(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
+	swig_r_p := C._wrap_eplb_token_exchange_dispatch_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_305(_swig_i_1), *(*C.swig_type_306)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3), C.uintptr_t(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_type_307(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg3
+	}
 	var swig_r_1 error
 
 	{
@@ -7101,7 +7366,7 @@ func Eplb_token_exchange_combine(arg1 Eplb_token_exchange, arg2 uintptr, arg3 ui
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_token_exchange_combine_capi_cb5f82e9032c643b(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_278(_swig_i_2), C.uintptr_t(_swig_i_3), C.uintptr_t(_swig_i_4))
+	swig_r_p := C._wrap_eplb_token_exchange_combine_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_309(_swig_i_2), C.uintptr_t(_swig_i_3), C.uintptr_t(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 

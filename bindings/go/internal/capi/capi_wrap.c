@@ -189,6 +189,15 @@ static void* Swig_malloc(int c) {
 #include <stdint.h>		// Use the C99 official header
 
 
+#define SWIGWORDSIZE64
+#ifndef LONG_MAX
+#include <limits.h>
+#endif
+#if (__WORDSIZE == 32) || (LONG_MAX == INT_MAX)
+# error "SWIG wrapped code invalid in 32 bit architecture, regenerate code using -DSWIGWORDSIZE32"
+#endif
+
+
 eplb_status eplb_go_snapshot_save(const eplb_placement* placement, const double* loads,
                                   size_t loads_len, const char* label, const char* path) {
   eplb_snapshot_options options;
@@ -199,6 +208,52 @@ eplb_status eplb_go_snapshot_save(const eplb_placement* placement, const double*
   }
   if (label != NULL && label[0] != '\0') options.label = label;
   return eplb_snapshot_save(placement, &options, path);
+}
+
+/* As eplb_snapshot_save, into a library-owned buffer (eplb_buffer_free). */
+eplb_status eplb_go_snapshot_save_to_buffer(const eplb_placement* placement, const double* loads,
+                                            size_t loads_len, const char* label,
+                                            void** out_buffer, size_t* out_size) {
+  eplb_snapshot_options options;
+  eplb_snapshot_options_init(&options);
+  if (loads_len > 0) {
+    options.loads = loads;
+    options.loads_len = loads_len;
+  }
+  if (label != NULL && label[0] != '\0') options.label = label;
+  return eplb_snapshot_save_to_buffer(placement, &options, out_buffer, out_size);
+}
+
+/* eplb_snapshot_save_statistics(_to_buffer) with the label as an argument (NULL or "": none). */
+eplb_status eplb_go_snapshot_save_statistics(const eplb_tracker* tracker, const char* label,
+                                             const char* path) {
+  eplb_snapshot_options options;
+  eplb_snapshot_options_init(&options);
+  if (label != NULL && label[0] != '\0') options.label = label;
+  return eplb_snapshot_save_statistics(tracker, &options, path);
+}
+eplb_status eplb_go_snapshot_save_statistics_to_buffer(const eplb_tracker* tracker,
+                                                       const char* label, void** out_buffer,
+                                                       size_t* out_size) {
+  eplb_snapshot_options options;
+  eplb_snapshot_options_init(&options);
+  if (label != NULL && label[0] != '\0') options.label = label;
+  return eplb_snapshot_save_statistics_to_buffer(tracker, &options, out_buffer, out_size);
+}
+
+/* eplb_planner_plan_windows with its loads and their length side by side (the slice typemap). */
+eplb_status eplb_go_planner_plan_windows(eplb_planner* planner, const double* loads,
+                                         size_t loads_len, size_t num_windows,
+                                         eplb_placement** out_placement) {
+  return eplb_planner_plan_windows(planner, loads, num_windows, loads_len, out_placement);
+}
+
+/* Copy a library-owned buffer into Go memory (the caller knows its size). */
+void eplb_go_copy_bytes(const void* source, char* out_bytes, size_t out_bytes_len) {
+  if (source != NULL && out_bytes_len > 0) memcpy(out_bytes, source, out_bytes_len);
+}
+void eplb_go_copy_doubles(const void* source, double* out, size_t out_len) {
+  if (source != NULL && out_len > 0) memcpy(out, source, out_len * sizeof(double));
 }
 
 SWIGINTERN struct eplb_placement_info *new_eplb_placement_info(void){
@@ -224,11 +279,16 @@ SWIGINTERN struct eplb_metrics *new_eplb_metrics(void){
     if (value != NULL) value->struct_size = (uint32_t)sizeof(eplb_metrics);
     return value;
   }
+SWIGINTERN struct eplb_migration_summary *new_eplb_migration_summary(void){
+    eplb_migration_summary* value = (eplb_migration_summary*)calloc(1, sizeof(eplb_migration_summary));
+    if (value != NULL) value->struct_size = (uint32_t)sizeof(eplb_migration_summary);
+    return value;
+  }
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_cb5f82e9032c643b(void *_swig_go_0) {
+void _wrap_Swig_free_capi_8df650dd416fa051(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -238,7 +298,7 @@ void _wrap_Swig_free_capi_cb5f82e9032c643b(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_cb5f82e9032c643b(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_8df650dd416fa051(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -251,7 +311,7 @@ void *_wrap_Swig_malloc_capi_cb5f82e9032c643b(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, _gostring_ _swig_go_3) {
+_gostring_ _wrap_eplb_go_snapshot_save_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, _gostring_ _swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -294,7 +354,183 @@ _gostring_ _wrap_eplb_go_snapshot_save_capi_cb5f82e9032c643b(eplb_placement *_sw
 }
 
 
-intgo _wrap_EPLB_VERSION_NUMBER_capi_cb5f82e9032c643b() {
+_gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, void **_swig_go_3, long long *_swig_go_4) {
+  eplb_placement *arg1 = (eplb_placement *) 0 ;
+  double *arg2 = (double *) 0 ;
+  size_t arg3 ;
+  char *arg4 = (char *) 0 ;
+  void **arg5 = (void **) 0 ;
+  size_t *arg6 = (size_t *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_placement **)&_swig_go_0; 
+  
+  arg2 = (double *)_swig_go_1.array;
+  arg3 = (size_t)_swig_go_1.len;
+  
+  
+  arg4 = (char *)malloc(_swig_go_2.n + 1);
+  memcpy(arg4, _swig_go_2.p, _swig_go_2.n);
+  arg4[_swig_go_2.n] = '\0';
+  
+  arg5 = (void **)_swig_go_3; 
+  arg6 = *(size_t **)&_swig_go_4; 
+  
+  result = (eplb_status)eplb_go_snapshot_save_to_buffer((eplb_placement const *)arg1,(double const *)arg2,arg3,(char const *)arg4,arg5,arg6);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  free(arg4); 
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
+  eplb_tracker *arg1 = (eplb_tracker *) 0 ;
+  char *arg2 = (char *) 0 ;
+  char *arg3 = (char *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_tracker **)&_swig_go_0; 
+  
+  arg2 = (char *)malloc(_swig_go_1.n + 1);
+  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
+  arg2[_swig_go_1.n] = '\0';
+  
+  
+  arg3 = (char *)malloc(_swig_go_2.n + 1);
+  memcpy(arg3, _swig_go_2.p, _swig_go_2.n);
+  arg3[_swig_go_2.n] = '\0';
+  
+  
+  result = (eplb_status)eplb_go_snapshot_save_statistics((eplb_tracker const *)arg1,(char const *)arg2,(char const *)arg3);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  free(arg2); 
+  free(arg3); 
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+  eplb_tracker *arg1 = (eplb_tracker *) 0 ;
+  char *arg2 = (char *) 0 ;
+  void **arg3 = (void **) 0 ;
+  size_t *arg4 = (size_t *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_tracker **)&_swig_go_0; 
+  
+  arg2 = (char *)malloc(_swig_go_1.n + 1);
+  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
+  arg2[_swig_go_1.n] = '\0';
+  
+  arg3 = (void **)_swig_go_2; 
+  arg4 = *(size_t **)&_swig_go_3; 
+  
+  result = (eplb_status)eplb_go_snapshot_save_statistics_to_buffer((eplb_tracker const *)arg1,(char const *)arg2,arg3,arg4);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  free(arg2); 
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_go_planner_plan_windows_capi_8df650dd416fa051(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, eplb_placement **_swig_go_3) {
+  eplb_planner *arg1 = (eplb_planner *) 0 ;
+  double *arg2 = (double *) 0 ;
+  size_t arg3 ;
+  size_t arg4 ;
+  eplb_placement **arg5 = (eplb_placement **) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_planner **)&_swig_go_0; 
+  
+  arg2 = (double *)_swig_go_1.array;
+  arg3 = (size_t)_swig_go_1.len;
+  
+  arg4 = (size_t)_swig_go_2; 
+  arg5 = (eplb_placement **)_swig_go_3; 
+  
+  result = (eplb_status)eplb_go_planner_plan_windows(arg1,(double const *)arg2,arg3,arg4,arg5);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_go_copy_bytes_capi_8df650dd416fa051(void *_swig_go_0, _goslice_ _swig_go_1) {
+  void *arg1 = (void *) 0 ;
+  char *arg2 = (char *) 0 ;
+  size_t arg3 ;
+  
+  arg1 = *(void **)&_swig_go_0; 
+  
+  arg2 = (char *)_swig_go_1.array;
+  arg3 = (size_t)_swig_go_1.len;
+  
+  
+  eplb_go_copy_bytes((void const *)arg1,arg2,arg3);
+  
+}
+
+
+void _wrap_eplb_go_copy_doubles_capi_8df650dd416fa051(void *_swig_go_0, _goslice_ _swig_go_1) {
+  void *arg1 = (void *) 0 ;
+  double *arg2 = (double *) 0 ;
+  size_t arg3 ;
+  
+  arg1 = *(void **)&_swig_go_0; 
+  
+  arg2 = (double *)_swig_go_1.array;
+  arg3 = (size_t)_swig_go_1.len;
+  
+  
+  eplb_go_copy_doubles((void const *)arg1,arg2,arg3);
+  
+}
+
+
+intgo _wrap_EPLB_VERSION_NUMBER_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -305,7 +541,7 @@ intgo _wrap_EPLB_VERSION_NUMBER_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_OK_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_OK_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -317,7 +553,7 @@ intgo _wrap_EPLB_OK_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -329,7 +565,7 @@ intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -341,7 +577,7 @@ intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -353,7 +589,7 @@ intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ERR_INTERNAL_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ERR_INTERNAL_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -365,7 +601,7 @@ intgo _wrap_EPLB_ERR_INTERNAL_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ERR_IO_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ERR_IO_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -377,7 +613,7 @@ intgo _wrap_EPLB_ERR_IO_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ERR_CORRUPT_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ERR_CORRUPT_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -389,7 +625,7 @@ intgo _wrap_EPLB_ERR_CORRUPT_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ERR_TRUNCATED_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ERR_TRUNCATED_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -401,7 +637,7 @@ intgo _wrap_EPLB_ERR_TRUNCATED_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -413,7 +649,7 @@ intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ERR_NO_DEVICE_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ERR_NO_DEVICE_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -425,7 +661,7 @@ intgo _wrap_EPLB_ERR_NO_DEVICE_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ERR_DEVICE_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ERR_DEVICE_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -437,7 +673,7 @@ intgo _wrap_EPLB_ERR_DEVICE_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ERR_NO_NCCL_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ERR_NO_NCCL_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -449,7 +685,7 @@ intgo _wrap_EPLB_ERR_NO_NCCL_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ERR_NCCL_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ERR_NCCL_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -461,7 +697,7 @@ intgo _wrap_EPLB_ERR_NCCL_capi_cb5f82e9032c643b() {
 }
 
 
-_gostring_ _wrap_eplb_last_error_message_capi_cb5f82e9032c643b() {
+_gostring_ _wrap_eplb_last_error_message_capi_8df650dd416fa051() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -472,7 +708,7 @@ _gostring_ _wrap_eplb_last_error_message_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_eplb_version_number_capi_cb5f82e9032c643b() {
+intgo _wrap_eplb_version_number_capi_8df650dd416fa051() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -483,7 +719,7 @@ intgo _wrap_eplb_version_number_capi_cb5f82e9032c643b() {
 }
 
 
-_gostring_ _wrap_eplb_version_string_capi_cb5f82e9032c643b() {
+_gostring_ _wrap_eplb_version_string_capi_8df650dd416fa051() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -494,7 +730,7 @@ _gostring_ _wrap_eplb_version_string_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -506,7 +742,7 @@ intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -518,7 +754,7 @@ intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -530,7 +766,7 @@ intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -542,7 +778,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -554,7 +790,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -566,7 +802,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_eplb_algorithm_count_capi_cb5f82e9032c643b() {
+intgo _wrap_eplb_algorithm_count_capi_8df650dd416fa051() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -577,7 +813,7 @@ intgo _wrap_eplb_algorithm_count_capi_cb5f82e9032c643b() {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_name_capi_cb5f82e9032c643b(intgo _swig_go_0) {
+_gostring_ _wrap_eplb_algorithm_name_capi_8df650dd416fa051(intgo _swig_go_0) {
   uint32_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -590,7 +826,7 @@ _gostring_ _wrap_eplb_algorithm_name_capi_cb5f82e9032c643b(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_description_capi_cb5f82e9032c643b(intgo _swig_go_0) {
+_gostring_ _wrap_eplb_algorithm_description_capi_8df650dd416fa051(intgo _swig_go_0) {
   uint32_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -603,7 +839,7 @@ _gostring_ _wrap_eplb_algorithm_description_capi_cb5f82e9032c643b(intgo _swig_go
 }
 
 
-intgo _wrap_eplb_algorithm_default_capi_cb5f82e9032c643b() {
+intgo _wrap_eplb_algorithm_default_capi_8df650dd416fa051() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -614,7 +850,7 @@ intgo _wrap_eplb_algorithm_default_capi_cb5f82e9032c643b() {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_from_name_capi_cb5f82e9032c643b(_gostring_ _swig_go_0, intgo *_swig_go_1) {
+_gostring_ _wrap_eplb_algorithm_from_name_capi_8df650dd416fa051(_gostring_ _swig_go_0, int *_swig_go_1) {
   char *arg1 = (char *) 0 ;
   uint32_t *arg2 = (uint32_t *) 0 ;
   eplb_status result;
@@ -625,7 +861,9 @@ _gostring_ _wrap_eplb_algorithm_from_name_capi_cb5f82e9032c643b(_gostring_ _swig
   memcpy(arg1, _swig_go_0.p, _swig_go_0.n);
   arg1[_swig_go_0.n] = '\0';
   
-  arg2 = *(uint32_t **)&_swig_go_1; 
+  
+  arg2 = (uint32_t *)_swig_go_1;
+  
   
   result = (eplb_status)eplb_algorithm_from_name((char const *)arg1,arg2);
   
@@ -644,7 +882,7 @@ _gostring_ _wrap_eplb_algorithm_from_name_capi_cb5f82e9032c643b(_gostring_ _swig
 }
 
 
-void _wrap_eplb_placement_info_struct_size_set_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_struct_size_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -656,7 +894,7 @@ void _wrap_eplb_placement_info_struct_size_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-intgo _wrap_eplb_placement_info_struct_size_get_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_struct_size_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -669,7 +907,7 @@ intgo _wrap_eplb_placement_info_struct_size_get_capi_cb5f82e9032c643b(struct epl
 }
 
 
-void _wrap_eplb_placement_info_num_layers_set_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_layers_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -681,7 +919,7 @@ void _wrap_eplb_placement_info_num_layers_set_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-intgo _wrap_eplb_placement_info_num_layers_get_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_layers_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -694,7 +932,7 @@ intgo _wrap_eplb_placement_info_num_layers_get_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-void _wrap_eplb_placement_info_num_logical_experts_set_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_logical_experts_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -706,7 +944,7 @@ void _wrap_eplb_placement_info_num_logical_experts_set_capi_cb5f82e9032c643b(str
 }
 
 
-intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -719,7 +957,7 @@ intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_cb5f82e9032c643b(st
 }
 
 
-void _wrap_eplb_placement_info_num_physical_experts_set_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_physical_experts_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -731,7 +969,7 @@ void _wrap_eplb_placement_info_num_physical_experts_set_capi_cb5f82e9032c643b(st
 }
 
 
-intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -744,7 +982,7 @@ intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_cb5f82e9032c643b(s
 }
 
 
-void _wrap_eplb_placement_info_num_nodes_set_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_nodes_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -756,7 +994,7 @@ void _wrap_eplb_placement_info_num_nodes_set_capi_cb5f82e9032c643b(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_num_nodes_get_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_nodes_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -769,7 +1007,7 @@ intgo _wrap_eplb_placement_info_num_nodes_get_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_num_gpus_set_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_gpus_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -781,7 +1019,7 @@ void _wrap_eplb_placement_info_num_gpus_set_capi_cb5f82e9032c643b(struct eplb_pl
 }
 
 
-intgo _wrap_eplb_placement_info_num_gpus_get_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_gpus_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -794,7 +1032,7 @@ intgo _wrap_eplb_placement_info_num_gpus_get_capi_cb5f82e9032c643b(struct eplb_p
 }
 
 
-void _wrap_eplb_placement_info_num_groups_set_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_groups_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -806,7 +1044,7 @@ void _wrap_eplb_placement_info_num_groups_set_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-intgo _wrap_eplb_placement_info_num_groups_get_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_groups_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -819,7 +1057,7 @@ intgo _wrap_eplb_placement_info_num_groups_get_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-void _wrap_eplb_placement_info_slots_per_gpu_set_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_slots_per_gpu_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -831,7 +1069,7 @@ void _wrap_eplb_placement_info_slots_per_gpu_set_capi_cb5f82e9032c643b(struct ep
 }
 
 
-intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -844,7 +1082,7 @@ intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_cb5f82e9032c643b(struct e
 }
 
 
-void _wrap_eplb_placement_info_log2phy_width_set_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_log2phy_width_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -856,7 +1094,7 @@ void _wrap_eplb_placement_info_log2phy_width_set_capi_cb5f82e9032c643b(struct ep
 }
 
 
-intgo _wrap_eplb_placement_info_log2phy_width_get_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_log2phy_width_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -869,7 +1107,7 @@ intgo _wrap_eplb_placement_info_log2phy_width_get_capi_cb5f82e9032c643b(struct e
 }
 
 
-void _wrap_eplb_placement_info_algorithm_set_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_algorithm_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -881,7 +1119,7 @@ void _wrap_eplb_placement_info_algorithm_set_capi_cb5f82e9032c643b(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_algorithm_get_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_algorithm_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -894,7 +1132,7 @@ intgo _wrap_eplb_placement_info_algorithm_get_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_hierarchical_set_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_hierarchical_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -906,7 +1144,7 @@ void _wrap_eplb_placement_info_hierarchical_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-intgo _wrap_eplb_placement_info_hierarchical_get_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_hierarchical_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -919,7 +1157,7 @@ intgo _wrap_eplb_placement_info_hierarchical_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_placement_info_reserved0_set_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_reserved0_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -931,7 +1169,7 @@ void _wrap_eplb_placement_info_reserved0_set_capi_cb5f82e9032c643b(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_reserved0_get_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_reserved0_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -944,7 +1182,7 @@ intgo _wrap_eplb_placement_info_reserved0_get_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_plan_seconds_set_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_placement_info_plan_seconds_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, double _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   double arg2 ;
   
@@ -956,7 +1194,7 @@ void _wrap_eplb_placement_info_plan_seconds_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-double _wrap_eplb_placement_info_plan_seconds_get_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0) {
+double _wrap_eplb_placement_info_plan_seconds_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -969,7 +1207,7 @@ double _wrap_eplb_placement_info_plan_seconds_get_capi_cb5f82e9032c643b(struct e
 }
 
 
-struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_cb5f82e9032c643b() {
+struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_8df650dd416fa051() {
   struct eplb_placement_info *result = 0 ;
   struct eplb_placement_info *_swig_go_result;
   
@@ -980,7 +1218,7 @@ struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_cb5f82e9032c643b(
 }
 
 
-void _wrap_delete_eplb_placement_info_capi_cb5f82e9032c643b(struct eplb_placement_info *_swig_go_0) {
+void _wrap_delete_eplb_placement_info_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   
   arg1 = *(struct eplb_placement_info **)&_swig_go_0; 
@@ -990,7 +1228,7 @@ void _wrap_delete_eplb_placement_info_capi_cb5f82e9032c643b(struct eplb_placemen
 }
 
 
-_gostring_ _wrap_eplb_placement_get_info_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, struct eplb_placement_info *_swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_info_capi_8df650dd416fa051(eplb_placement *_swig_go_0, struct eplb_placement_info *_swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_placement_info *arg2 = (eplb_placement_info *) 0 ;
   eplb_status result;
@@ -1015,7 +1253,7 @@ _gostring_ _wrap_eplb_placement_get_info_capi_cb5f82e9032c643b(eplb_placement *_
 }
 
 
-_gostring_ _wrap_eplb_placement_get_phy2log_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_phy2log_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1044,7 +1282,7 @@ _gostring_ _wrap_eplb_placement_get_phy2log_capi_cb5f82e9032c643b(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_placement_get_replica_counts_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_replica_counts_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1073,7 +1311,7 @@ _gostring_ _wrap_eplb_placement_get_replica_counts_capi_cb5f82e9032c643b(eplb_pl
 }
 
 
-_gostring_ _wrap_eplb_placement_get_log2phy_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_log2phy_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1102,7 +1340,7 @@ _gostring_ _wrap_eplb_placement_get_log2phy_capi_cb5f82e9032c643b(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_placement_create_from_phy2log_capi_cb5f82e9032c643b(intgo _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, eplb_placement **_swig_go_6) {
+_gostring_ _wrap_eplb_placement_create_from_phy2log_capi_8df650dd416fa051(intgo _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, eplb_placement **_swig_go_6) {
   uint32_t arg1 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -1141,7 +1379,7 @@ _gostring_ _wrap_eplb_placement_create_from_phy2log_capi_cb5f82e9032c643b(intgo 
 }
 
 
-void _wrap_eplb_placement_destroy_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0) {
+void _wrap_eplb_placement_destroy_capi_8df650dd416fa051(eplb_placement *_swig_go_0) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   
   arg1 = *(eplb_placement **)&_swig_go_0; 
@@ -1151,7 +1389,7 @@ void _wrap_eplb_placement_destroy_capi_cb5f82e9032c643b(eplb_placement *_swig_go
 }
 
 
-void _wrap_eplb_planner_options_struct_size_set_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_struct_size_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1163,7 +1401,7 @@ void _wrap_eplb_planner_options_struct_size_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-intgo _wrap_eplb_planner_options_struct_size_get_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_struct_size_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1176,7 +1414,7 @@ intgo _wrap_eplb_planner_options_struct_size_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_planner_options_algorithm_set_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_algorithm_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1188,7 +1426,7 @@ void _wrap_eplb_planner_options_algorithm_set_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_algorithm_get_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_algorithm_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1201,7 +1439,7 @@ intgo _wrap_eplb_planner_options_algorithm_get_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_num_layers_set_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_layers_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1213,7 +1451,7 @@ void _wrap_eplb_planner_options_num_layers_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-intgo _wrap_eplb_planner_options_num_layers_get_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_layers_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1226,7 +1464,7 @@ intgo _wrap_eplb_planner_options_num_layers_get_capi_cb5f82e9032c643b(struct epl
 }
 
 
-void _wrap_eplb_planner_options_num_logical_experts_set_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_logical_experts_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1238,7 +1476,7 @@ void _wrap_eplb_planner_options_num_logical_experts_set_capi_cb5f82e9032c643b(st
 }
 
 
-intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1251,7 +1489,7 @@ intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_cb5f82e9032c643b(s
 }
 
 
-void _wrap_eplb_planner_options_num_physical_experts_set_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_physical_experts_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1263,7 +1501,7 @@ void _wrap_eplb_planner_options_num_physical_experts_set_capi_cb5f82e9032c643b(s
 }
 
 
-intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1276,7 +1514,7 @@ intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_cb5f82e9032c643b(
 }
 
 
-void _wrap_eplb_planner_options_num_groups_set_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_groups_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1288,7 +1526,7 @@ void _wrap_eplb_planner_options_num_groups_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-intgo _wrap_eplb_planner_options_num_groups_get_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_groups_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1301,7 +1539,7 @@ intgo _wrap_eplb_planner_options_num_groups_get_capi_cb5f82e9032c643b(struct epl
 }
 
 
-void _wrap_eplb_planner_options_num_nodes_set_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_nodes_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1313,7 +1551,7 @@ void _wrap_eplb_planner_options_num_nodes_set_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_num_nodes_get_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_nodes_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1326,7 +1564,7 @@ intgo _wrap_eplb_planner_options_num_nodes_get_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_num_gpus_set_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_gpus_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1338,7 +1576,7 @@ void _wrap_eplb_planner_options_num_gpus_set_capi_cb5f82e9032c643b(struct eplb_p
 }
 
 
-intgo _wrap_eplb_planner_options_num_gpus_get_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_gpus_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1351,7 +1589,7 @@ intgo _wrap_eplb_planner_options_num_gpus_get_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-void _wrap_eplb_planner_options_cross_node_budget_set_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_cross_node_budget_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1363,7 +1601,7 @@ void _wrap_eplb_planner_options_cross_node_budget_set_capi_cb5f82e9032c643b(stru
 }
 
 
-intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1376,7 +1614,7 @@ intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_cb5f82e9032c643b(str
 }
 
 
-void _wrap_eplb_planner_options_num_threads_set_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_threads_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1388,7 +1626,7 @@ void _wrap_eplb_planner_options_num_threads_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-intgo _wrap_eplb_planner_options_num_threads_get_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_threads_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1401,7 +1639,7 @@ intgo _wrap_eplb_planner_options_num_threads_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_planner_options_affinity_set_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_affinity_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1413,7 +1651,7 @@ void _wrap_eplb_planner_options_affinity_set_capi_cb5f82e9032c643b(struct eplb_p
 }
 
 
-intgo _wrap_eplb_planner_options_affinity_get_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_affinity_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1426,7 +1664,7 @@ intgo _wrap_eplb_planner_options_affinity_get_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-void _wrap_eplb_planner_options_reserved0_set_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_reserved0_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1438,7 +1676,7 @@ void _wrap_eplb_planner_options_reserved0_set_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_reserved0_get_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_reserved0_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1451,7 +1689,7 @@ intgo _wrap_eplb_planner_options_reserved0_get_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_affinity_min_balance_set_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_planner_options_affinity_min_balance_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, double _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   double arg2 ;
   
@@ -1463,7 +1701,7 @@ void _wrap_eplb_planner_options_affinity_min_balance_set_capi_cb5f82e9032c643b(s
 }
 
 
-double _wrap_eplb_planner_options_affinity_min_balance_get_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0) {
+double _wrap_eplb_planner_options_affinity_min_balance_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -1476,7 +1714,7 @@ double _wrap_eplb_planner_options_affinity_min_balance_get_capi_cb5f82e9032c643b
 }
 
 
-struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_cb5f82e9032c643b() {
+struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_8df650dd416fa051() {
   struct eplb_planner_options *result = 0 ;
   struct eplb_planner_options *_swig_go_result;
   
@@ -1487,7 +1725,7 @@ struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_cb5f82e9032c643
 }
 
 
-void _wrap_delete_eplb_planner_options_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0) {
+void _wrap_delete_eplb_planner_options_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   
   arg1 = *(struct eplb_planner_options **)&_swig_go_0; 
@@ -1497,7 +1735,7 @@ void _wrap_delete_eplb_planner_options_capi_cb5f82e9032c643b(struct eplb_planner
 }
 
 
-void _wrap_eplb_planner_options_init_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0) {
+void _wrap_eplb_planner_options_init_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
   eplb_planner_options *arg1 = (eplb_planner_options *) 0 ;
   
   arg1 = *(eplb_planner_options **)&_swig_go_0; 
@@ -1507,7 +1745,7 @@ void _wrap_eplb_planner_options_init_capi_cb5f82e9032c643b(struct eplb_planner_o
 }
 
 
-_gostring_ _wrap_eplb_planner_create_capi_cb5f82e9032c643b(struct eplb_planner_options *_swig_go_0, eplb_planner **_swig_go_1) {
+_gostring_ _wrap_eplb_planner_create_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, eplb_planner **_swig_go_1) {
   eplb_planner_options *arg1 = (eplb_planner_options *) 0 ;
   eplb_planner **arg2 = (eplb_planner **) 0 ;
   eplb_status result;
@@ -1532,7 +1770,7 @@ _gostring_ _wrap_eplb_planner_create_capi_cb5f82e9032c643b(struct eplb_planner_o
 }
 
 
-void _wrap_eplb_planner_destroy_capi_cb5f82e9032c643b(eplb_planner *_swig_go_0) {
+void _wrap_eplb_planner_destroy_capi_8df650dd416fa051(eplb_planner *_swig_go_0) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   
   arg1 = *(eplb_planner **)&_swig_go_0; 
@@ -1542,7 +1780,7 @@ void _wrap_eplb_planner_destroy_capi_cb5f82e9032c643b(eplb_planner *_swig_go_0) 
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_capi_cb5f82e9032c643b(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement **_swig_go_2) {
+_gostring_ _wrap_eplb_planner_plan_capi_8df650dd416fa051(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement **_swig_go_2) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -1573,7 +1811,7 @@ _gostring_ _wrap_eplb_planner_plan_capi_cb5f82e9032c643b(eplb_planner *_swig_go_
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_windows_capi_cb5f82e9032c643b(eplb_planner *_swig_go_0, double *_swig_go_1, long long _swig_go_2, long long _swig_go_3, eplb_placement **_swig_go_4) {
+_gostring_ _wrap_eplb_planner_plan_windows_capi_8df650dd416fa051(eplb_planner *_swig_go_0, double *_swig_go_1, long long _swig_go_2, long long _swig_go_3, eplb_placement **_swig_go_4) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -1604,7 +1842,7 @@ _gostring_ _wrap_eplb_planner_plan_windows_capi_cb5f82e9032c643b(eplb_planner *_
 }
 
 
-void _wrap_eplb_snapshot_options_struct_size_set_capi_cb5f82e9032c643b(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_options_struct_size_set_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1616,7 +1854,7 @@ void _wrap_eplb_snapshot_options_struct_size_set_capi_cb5f82e9032c643b(struct ep
 }
 
 
-intgo _wrap_eplb_snapshot_options_struct_size_get_capi_cb5f82e9032c643b(struct eplb_snapshot_options *_swig_go_0) {
+intgo _wrap_eplb_snapshot_options_struct_size_get_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1629,7 +1867,7 @@ intgo _wrap_eplb_snapshot_options_struct_size_get_capi_cb5f82e9032c643b(struct e
 }
 
 
-void _wrap_eplb_snapshot_options_compression_level_set_capi_cb5f82e9032c643b(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_options_compression_level_set_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1641,7 +1879,7 @@ void _wrap_eplb_snapshot_options_compression_level_set_capi_cb5f82e9032c643b(str
 }
 
 
-intgo _wrap_eplb_snapshot_options_compression_level_get_capi_cb5f82e9032c643b(struct eplb_snapshot_options *_swig_go_0) {
+intgo _wrap_eplb_snapshot_options_compression_level_get_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1654,7 +1892,7 @@ intgo _wrap_eplb_snapshot_options_compression_level_get_capi_cb5f82e9032c643b(st
 }
 
 
-void _wrap_eplb_snapshot_options_loads_len_set_capi_cb5f82e9032c643b(struct eplb_snapshot_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_options_loads_len_set_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   size_t arg2 ;
   
@@ -1666,7 +1904,7 @@ void _wrap_eplb_snapshot_options_loads_len_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-long long _wrap_eplb_snapshot_options_loads_len_get_capi_cb5f82e9032c643b(struct eplb_snapshot_options *_swig_go_0) {
+long long _wrap_eplb_snapshot_options_loads_len_get_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -1679,7 +1917,7 @@ long long _wrap_eplb_snapshot_options_loads_len_get_capi_cb5f82e9032c643b(struct
 }
 
 
-void _wrap_eplb_snapshot_options_tracker_set_capi_cb5f82e9032c643b(struct eplb_snapshot_options *_swig_go_0, struct eplb_tracker *_swig_go_1) {
+void _wrap_eplb_snapshot_options_tracker_set_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0, struct eplb_tracker *_swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   struct eplb_tracker *arg2 = (struct eplb_tracker *) 0 ;
   
@@ -1691,7 +1929,7 @@ void _wrap_eplb_snapshot_options_tracker_set_capi_cb5f82e9032c643b(struct eplb_s
 }
 
 
-struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_cb5f82e9032c643b(struct eplb_snapshot_options *_swig_go_0) {
+struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   struct eplb_tracker *result = 0 ;
   struct eplb_tracker *_swig_go_result;
@@ -1704,7 +1942,7 @@ struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_cb5f82e9032c64
 }
 
 
-struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_cb5f82e9032c643b() {
+struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_8df650dd416fa051() {
   struct eplb_snapshot_options *result = 0 ;
   struct eplb_snapshot_options *_swig_go_result;
   
@@ -1715,7 +1953,7 @@ struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_cb5f82e9032c6
 }
 
 
-void _wrap_delete_eplb_snapshot_options_capi_cb5f82e9032c643b(struct eplb_snapshot_options *_swig_go_0) {
+void _wrap_delete_eplb_snapshot_options_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   
   arg1 = *(struct eplb_snapshot_options **)&_swig_go_0; 
@@ -1725,7 +1963,7 @@ void _wrap_delete_eplb_snapshot_options_capi_cb5f82e9032c643b(struct eplb_snapsh
 }
 
 
-void _wrap_eplb_snapshot_options_init_capi_cb5f82e9032c643b(struct eplb_snapshot_options *_swig_go_0) {
+void _wrap_eplb_snapshot_options_init_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0) {
   eplb_snapshot_options *arg1 = (eplb_snapshot_options *) 0 ;
   
   arg1 = *(eplb_snapshot_options **)&_swig_go_0; 
@@ -1735,7 +1973,7 @@ void _wrap_eplb_snapshot_options_init_capi_cb5f82e9032c643b(struct eplb_snapshot
 }
 
 
-void _wrap_eplb_snapshot_info_struct_size_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_struct_size_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1747,7 +1985,7 @@ void _wrap_eplb_snapshot_info_struct_size_set_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-intgo _wrap_eplb_snapshot_info_struct_size_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_struct_size_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1760,7 +1998,7 @@ intgo _wrap_eplb_snapshot_info_struct_size_get_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-void _wrap_eplb_snapshot_info_format_major_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_format_major_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1772,7 +2010,7 @@ void _wrap_eplb_snapshot_info_format_major_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-intgo _wrap_eplb_snapshot_info_format_major_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_format_major_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1785,7 +2023,7 @@ intgo _wrap_eplb_snapshot_info_format_major_get_capi_cb5f82e9032c643b(struct epl
 }
 
 
-void _wrap_eplb_snapshot_info_format_minor_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_format_minor_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1797,7 +2035,7 @@ void _wrap_eplb_snapshot_info_format_minor_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-intgo _wrap_eplb_snapshot_info_format_minor_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_format_minor_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1810,7 +2048,7 @@ intgo _wrap_eplb_snapshot_info_format_minor_get_capi_cb5f82e9032c643b(struct epl
 }
 
 
-void _wrap_eplb_snapshot_info_num_layers_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_layers_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1822,7 +2060,7 @@ void _wrap_eplb_snapshot_info_num_layers_set_capi_cb5f82e9032c643b(struct eplb_s
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_layers_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_layers_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1835,7 +2073,7 @@ intgo _wrap_eplb_snapshot_info_num_layers_get_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1847,7 +2085,7 @@ void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_cb5f82e9032c643b(stru
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1860,7 +2098,7 @@ intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_cb5f82e9032c643b(str
 }
 
 
-void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1872,7 +2110,7 @@ void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_cb5f82e9032c643b(str
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1885,7 +2123,7 @@ intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_cb5f82e9032c643b(st
 }
 
 
-void _wrap_eplb_snapshot_info_num_nodes_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_nodes_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1897,7 +2135,7 @@ void _wrap_eplb_snapshot_info_num_nodes_set_capi_cb5f82e9032c643b(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1910,7 +2148,7 @@ intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_cb5f82e9032c643b(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_num_gpus_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_gpus_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1922,7 +2160,7 @@ void _wrap_eplb_snapshot_info_num_gpus_set_capi_cb5f82e9032c643b(struct eplb_sna
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1935,7 +2173,7 @@ intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_cb5f82e9032c643b(struct eplb_sn
 }
 
 
-void _wrap_eplb_snapshot_info_num_groups_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_groups_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1947,7 +2185,7 @@ void _wrap_eplb_snapshot_info_num_groups_set_capi_cb5f82e9032c643b(struct eplb_s
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_groups_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_groups_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1960,7 +2198,7 @@ intgo _wrap_eplb_snapshot_info_num_groups_get_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-void _wrap_eplb_snapshot_info_algorithm_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_algorithm_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1972,7 +2210,7 @@ void _wrap_eplb_snapshot_info_algorithm_set_capi_cb5f82e9032c643b(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_algorithm_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_algorithm_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1985,7 +2223,7 @@ intgo _wrap_eplb_snapshot_info_algorithm_get_capi_cb5f82e9032c643b(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_has_loads_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_has_loads_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1997,7 +2235,7 @@ void _wrap_eplb_snapshot_info_has_loads_set_capi_cb5f82e9032c643b(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_has_loads_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_has_loads_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2010,7 +2248,7 @@ intgo _wrap_eplb_snapshot_info_has_loads_get_capi_cb5f82e9032c643b(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_has_coactivation_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_has_coactivation_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2022,7 +2260,7 @@ void _wrap_eplb_snapshot_info_has_coactivation_set_capi_cb5f82e9032c643b(struct 
 }
 
 
-intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2035,7 +2273,7 @@ intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_cb5f82e9032c643b(struct
 }
 
 
-void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t arg2 ;
   
@@ -2047,7 +2285,7 @@ void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_cb5f82e9032c643b(str
 }
 
 
-long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2060,7 +2298,7 @@ long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_cb5f82e9032c643
 }
 
 
-void _wrap_eplb_snapshot_info_file_size_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_info_file_size_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t arg2 ;
   
@@ -2072,7 +2310,7 @@ void _wrap_eplb_snapshot_info_file_size_set_capi_cb5f82e9032c643b(struct eplb_sn
 }
 
 
-long long _wrap_eplb_snapshot_info_file_size_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+long long _wrap_eplb_snapshot_info_file_size_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2085,7 +2323,7 @@ long long _wrap_eplb_snapshot_info_file_size_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_plan_seconds_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_snapshot_info_plan_seconds_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double arg2 ;
   
@@ -2097,7 +2335,7 @@ void _wrap_eplb_snapshot_info_plan_seconds_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-double _wrap_eplb_snapshot_info_plan_seconds_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+double _wrap_eplb_snapshot_info_plan_seconds_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -2110,7 +2348,7 @@ double _wrap_eplb_snapshot_info_plan_seconds_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_balancedness_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_snapshot_info_balancedness_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double arg2 ;
   
@@ -2122,7 +2360,7 @@ void _wrap_eplb_snapshot_info_balancedness_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-double _wrap_eplb_snapshot_info_balancedness_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+double _wrap_eplb_snapshot_info_balancedness_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -2135,7 +2373,7 @@ double _wrap_eplb_snapshot_info_balancedness_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_library_version_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_eplb_snapshot_info_library_version_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *arg2 ;
   
@@ -2159,7 +2397,7 @@ void _wrap_eplb_snapshot_info_library_version_set_capi_cb5f82e9032c643b(struct e
 }
 
 
-_gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+_gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -2172,7 +2410,7 @@ _gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_cb5f82e9032c643b(st
 }
 
 
-void _wrap_eplb_snapshot_info_label_set_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_eplb_snapshot_info_label_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *arg2 ;
   
@@ -2196,7 +2434,7 @@ void _wrap_eplb_snapshot_info_label_set_capi_cb5f82e9032c643b(struct eplb_snapsh
 }
 
 
-_gostring_ _wrap_eplb_snapshot_info_label_get_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+_gostring_ _wrap_eplb_snapshot_info_label_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -2209,7 +2447,7 @@ _gostring_ _wrap_eplb_snapshot_info_label_get_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_cb5f82e9032c643b() {
+struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_8df650dd416fa051() {
   struct eplb_snapshot_info *result = 0 ;
   struct eplb_snapshot_info *_swig_go_result;
   
@@ -2220,7 +2458,7 @@ struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_cb5f82e9032c643b() 
 }
 
 
-void _wrap_delete_eplb_snapshot_info_capi_cb5f82e9032c643b(struct eplb_snapshot_info *_swig_go_0) {
+void _wrap_delete_eplb_snapshot_info_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   
   arg1 = *(struct eplb_snapshot_info **)&_swig_go_0; 
@@ -2230,7 +2468,7 @@ void _wrap_delete_eplb_snapshot_info_capi_cb5f82e9032c643b(struct eplb_snapshot_
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_snapshot_save_capi_8df650dd416fa051(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -2262,7 +2500,7 @@ _gostring_ _wrap_eplb_snapshot_save_capi_cb5f82e9032c643b(eplb_placement *_swig_
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_8df650dd416fa051(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -2272,7 +2510,7 @@ _gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_cb5f82e9032c643b(eplb_placeme
   
   arg1 = *(eplb_placement **)&_swig_go_0; 
   arg2 = *(eplb_snapshot_options **)&_swig_go_1; 
-  arg3 = *(void ***)&_swig_go_2; 
+  arg3 = (void **)_swig_go_2; 
   arg4 = *(size_t **)&_swig_go_3; 
   
   result = (eplb_status)eplb_snapshot_save_to_buffer((eplb_placement const *)arg1,(struct eplb_snapshot_options const *)arg2,arg3,arg4);
@@ -2291,7 +2529,7 @@ _gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_cb5f82e9032c643b(eplb_placeme
 }
 
 
-void _wrap_eplb_buffer_free_capi_cb5f82e9032c643b(void *_swig_go_0) {
+void _wrap_eplb_buffer_free_capi_8df650dd416fa051(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -2301,7 +2539,7 @@ void _wrap_eplb_buffer_free_capi_cb5f82e9032c643b(void *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_snapshot_load_capi_cb5f82e9032c643b(_gostring_ _swig_go_0, eplb_snapshot **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_load_capi_8df650dd416fa051(_gostring_ _swig_go_0, eplb_snapshot **_swig_go_1) {
   char *arg1 = (char *) 0 ;
   eplb_snapshot **arg2 = (eplb_snapshot **) 0 ;
   eplb_status result;
@@ -2331,16 +2569,18 @@ _gostring_ _wrap_eplb_snapshot_load_capi_cb5f82e9032c643b(_gostring_ _swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_cb5f82e9032c643b(void *_swig_go_0, long long _swig_go_1, eplb_snapshot **_swig_go_2) {
+_gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_8df650dd416fa051(_goslice_ _swig_go_0, eplb_snapshot **_swig_go_1) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   eplb_snapshot **arg3 = (eplb_snapshot **) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
   
-  arg1 = *(void **)&_swig_go_0; 
-  arg2 = (size_t)_swig_go_1; 
-  arg3 = (eplb_snapshot **)_swig_go_2; 
+  
+  arg1 = (void *)_swig_go_0.array;
+  arg2 = (size_t)_swig_go_0.len;
+  
+  arg3 = (eplb_snapshot **)_swig_go_1; 
   
   result = (eplb_status)eplb_snapshot_load_from_buffer((void const *)arg1,arg2,arg3);
   
@@ -2358,7 +2598,7 @@ _gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_cb5f82e9032c643b(void *_swi
 }
 
 
-_gostring_ _wrap_eplb_snapshot_inspect_capi_cb5f82e9032c643b(_gostring_ _swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_inspect_capi_8df650dd416fa051(_gostring_ _swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
   char *arg1 = (char *) 0 ;
   eplb_snapshot_info *arg2 = (eplb_snapshot_info *) 0 ;
   eplb_status result;
@@ -2388,7 +2628,7 @@ _gostring_ _wrap_eplb_snapshot_inspect_capi_cb5f82e9032c643b(_gostring_ _swig_go
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_info_capi_cb5f82e9032c643b(eplb_snapshot *_swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_info_capi_8df650dd416fa051(eplb_snapshot *_swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   eplb_snapshot_info *arg2 = (eplb_snapshot_info *) 0 ;
   eplb_status result;
@@ -2413,7 +2653,7 @@ _gostring_ _wrap_eplb_snapshot_get_info_capi_cb5f82e9032c643b(eplb_snapshot *_sw
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_placement_capi_cb5f82e9032c643b(eplb_snapshot *_swig_go_0, eplb_placement **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_placement_capi_8df650dd416fa051(eplb_snapshot *_swig_go_0, eplb_placement **_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   eplb_placement **arg2 = (eplb_placement **) 0 ;
   eplb_status result;
@@ -2438,7 +2678,7 @@ _gostring_ _wrap_eplb_snapshot_get_placement_capi_cb5f82e9032c643b(eplb_snapshot
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_loads_capi_cb5f82e9032c643b(eplb_snapshot *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_loads_capi_8df650dd416fa051(eplb_snapshot *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -2467,7 +2707,7 @@ _gostring_ _wrap_eplb_snapshot_get_loads_capi_cb5f82e9032c643b(eplb_snapshot *_s
 }
 
 
-void _wrap_eplb_snapshot_destroy_capi_cb5f82e9032c643b(eplb_snapshot *_swig_go_0) {
+void _wrap_eplb_snapshot_destroy_capi_8df650dd416fa051(eplb_snapshot *_swig_go_0) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   
   arg1 = *(eplb_snapshot **)&_swig_go_0; 
@@ -2477,7 +2717,7 @@ void _wrap_eplb_snapshot_destroy_capi_cb5f82e9032c643b(eplb_snapshot *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_statistics_capi_cb5f82e9032c643b(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_snapshot_save_statistics_capi_8df650dd416fa051(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
   struct eplb_tracker *arg1 = (struct eplb_tracker *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -2509,7 +2749,7 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_cb5f82e9032c643b(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_8df650dd416fa051(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   struct eplb_tracker *arg1 = (struct eplb_tracker *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -2519,7 +2759,7 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_cb5f82e9032c643b(s
   
   arg1 = *(struct eplb_tracker **)&_swig_go_0; 
   arg2 = *(eplb_snapshot_options **)&_swig_go_1; 
-  arg3 = *(void ***)&_swig_go_2; 
+  arg3 = (void **)_swig_go_2; 
   arg4 = *(size_t **)&_swig_go_3; 
   
   result = (eplb_status)eplb_snapshot_save_statistics_to_buffer((struct eplb_tracker const *)arg1,(struct eplb_snapshot_options const *)arg2,arg3,arg4);
@@ -2538,14 +2778,14 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_cb5f82e9032c643b(s
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_tracker_capi_cb5f82e9032c643b(eplb_snapshot *_swig_go_0, struct eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_tracker_capi_8df650dd416fa051(eplb_snapshot *_swig_go_0, struct eplb_tracker **_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   struct eplb_tracker **arg2 = (struct eplb_tracker **) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
   
   arg1 = *(eplb_snapshot **)&_swig_go_0; 
-  arg2 = *(struct eplb_tracker ***)&_swig_go_1; 
+  arg2 = (struct eplb_tracker **)_swig_go_1; 
   
   result = (eplb_status)eplb_snapshot_get_tracker((eplb_snapshot const *)arg1,arg2);
   
@@ -2563,7 +2803,7 @@ _gostring_ _wrap_eplb_snapshot_get_tracker_capi_cb5f82e9032c643b(eplb_snapshot *
 }
 
 
-_gostring_ _wrap_eplb_placement_to_sglang_json_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo _swig_go_1, _gostring_* _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_placement_to_sglang_json_capi_8df650dd416fa051(eplb_placement *_swig_go_0, intgo _swig_go_1, char **_swig_go_2, long long *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   char **arg3 = (char **) 0 ;
@@ -2573,7 +2813,7 @@ _gostring_ _wrap_eplb_placement_to_sglang_json_capi_cb5f82e9032c643b(eplb_placem
   
   arg1 = *(eplb_placement **)&_swig_go_0; 
   arg2 = (uint32_t)_swig_go_1; 
-  arg3 = *(char ***)&_swig_go_2; 
+  arg3 = (char **)_swig_go_2; 
   arg4 = *(size_t **)&_swig_go_3; 
   
   result = (eplb_status)eplb_placement_to_sglang_json((eplb_placement const *)arg1,arg2,arg3,arg4);
@@ -2592,7 +2832,7 @@ _gostring_ _wrap_eplb_placement_to_sglang_json_capi_cb5f82e9032c643b(eplb_placem
 }
 
 
-_gostring_ _wrap_eplb_placement_from_sglang_json_capi_cb5f82e9032c643b(_gostring_ _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, eplb_placement **_swig_go_6) {
+_gostring_ _wrap_eplb_placement_from_sglang_json_capi_8df650dd416fa051(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_placement **_swig_go_5) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -2604,16 +2844,14 @@ _gostring_ _wrap_eplb_placement_from_sglang_json_capi_cb5f82e9032c643b(_gostring
   _gostring_ _swig_go_result;
   
   
-  arg1 = (char *)malloc(_swig_go_0.n + 1);
-  memcpy(arg1, _swig_go_0.p, _swig_go_0.n);
-  arg1[_swig_go_0.n] = '\0';
+  arg1 = (char *)_swig_go_0.array;
+  arg2 = (size_t)_swig_go_0.len;
   
-  arg2 = (size_t)_swig_go_1; 
-  arg3 = (uint32_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = (uint32_t)_swig_go_4; 
-  arg6 = (uint32_t)_swig_go_5; 
-  arg7 = (eplb_placement **)_swig_go_6; 
+  arg3 = (uint32_t)_swig_go_1; 
+  arg4 = (uint32_t)_swig_go_2; 
+  arg5 = (uint32_t)_swig_go_3; 
+  arg6 = (uint32_t)_swig_go_4; 
+  arg7 = (eplb_placement **)_swig_go_5; 
   
   result = (eplb_status)eplb_placement_from_sglang_json((char const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7);
   
@@ -2627,12 +2865,11 @@ _gostring_ _wrap_eplb_placement_from_sglang_json_capi_cb5f82e9032c643b(_gostring
     _swig_go_result = Swig_AllocateString(text, (size_t)length);
   }
   
-  free(arg1); 
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, _gostring_* _swig_go_1, long long *_swig_go_2) {
+_gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_8df650dd416fa051(eplb_placement *_swig_go_0, char **_swig_go_1, long long *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   char **arg2 = (char **) 0 ;
   size_t *arg3 = (size_t *) 0 ;
@@ -2640,7 +2877,7 @@ _gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_cb5f82e9032c643b(eplb_p
   _gostring_ _swig_go_result;
   
   arg1 = *(eplb_placement **)&_swig_go_0; 
-  arg2 = *(char ***)&_swig_go_1; 
+  arg2 = (char **)_swig_go_1; 
   arg3 = *(size_t **)&_swig_go_2; 
   
   result = (eplb_status)eplb_placement_to_vllm_ascend_json((eplb_placement const *)arg1,arg2,arg3);
@@ -2659,7 +2896,7 @@ _gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_cb5f82e9032c643b(eplb_p
 }
 
 
-_gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_cb5f82e9032c643b(_gostring_ _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, eplb_placement **_swig_go_4) {
+_gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_8df650dd416fa051(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, eplb_placement **_swig_go_3) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -2669,14 +2906,12 @@ _gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_cb5f82e9032c643b(_gos
   _gostring_ _swig_go_result;
   
   
-  arg1 = (char *)malloc(_swig_go_0.n + 1);
-  memcpy(arg1, _swig_go_0.p, _swig_go_0.n);
-  arg1[_swig_go_0.n] = '\0';
+  arg1 = (char *)_swig_go_0.array;
+  arg2 = (size_t)_swig_go_0.len;
   
-  arg2 = (size_t)_swig_go_1; 
-  arg3 = (uint32_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = (eplb_placement **)_swig_go_4; 
+  arg3 = (uint32_t)_swig_go_1; 
+  arg4 = (uint32_t)_swig_go_2; 
+  arg5 = (eplb_placement **)_swig_go_3; 
   
   result = (eplb_status)eplb_placement_from_vllm_ascend_json((char const *)arg1,arg2,arg3,arg4,arg5);
   
@@ -2690,12 +2925,11 @@ _gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_cb5f82e9032c643b(_gos
     _swig_go_result = Swig_AllocateString(text, (size_t)length);
   }
   
-  free(arg1); 
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_loads_from_sglang_json_capi_cb5f82e9032c643b(_gostring_ _swig_go_0, long long _swig_go_1, double **_swig_go_2, intgo *_swig_go_3, intgo *_swig_go_4) {
+_gostring_ _wrap_eplb_loads_from_sglang_json_capi_8df650dd416fa051(_goslice_ _swig_go_0, double **_swig_go_1, int *_swig_go_2, int *_swig_go_3) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   double **arg3 = (double **) 0 ;
@@ -2705,14 +2939,16 @@ _gostring_ _wrap_eplb_loads_from_sglang_json_capi_cb5f82e9032c643b(_gostring_ _s
   _gostring_ _swig_go_result;
   
   
-  arg1 = (char *)malloc(_swig_go_0.n + 1);
-  memcpy(arg1, _swig_go_0.p, _swig_go_0.n);
-  arg1[_swig_go_0.n] = '\0';
+  arg1 = (char *)_swig_go_0.array;
+  arg2 = (size_t)_swig_go_0.len;
   
-  arg2 = (size_t)_swig_go_1; 
-  arg3 = *(double ***)&_swig_go_2; 
-  arg4 = *(uint32_t **)&_swig_go_3; 
-  arg5 = *(uint32_t **)&_swig_go_4; 
+  arg3 = (double **)_swig_go_1; 
+  
+  arg4 = (uint32_t *)_swig_go_2;
+  
+  
+  arg5 = (uint32_t *)_swig_go_3;
+  
   
   result = (eplb_status)eplb_loads_from_sglang_json((char const *)arg1,arg2,arg3,arg4,arg5);
   
@@ -2726,12 +2962,11 @@ _gostring_ _wrap_eplb_loads_from_sglang_json_capi_cb5f82e9032c643b(_gostring_ _s
     _swig_go_result = Swig_AllocateString(text, (size_t)length);
   }
   
-  free(arg1); 
   return _swig_go_result;
 }
 
 
-intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -2743,7 +2978,7 @@ intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_WINDOW_SLIDING_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_WINDOW_SLIDING_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -2755,7 +2990,7 @@ intgo _wrap_EPLB_WINDOW_SLIDING_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_WINDOW_DECAY_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_WINDOW_DECAY_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -2767,7 +3002,7 @@ intgo _wrap_EPLB_WINDOW_DECAY_capi_cb5f82e9032c643b() {
 }
 
 
-void _wrap_eplb_tracker_options_struct_size_set_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_struct_size_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2779,7 +3014,7 @@ void _wrap_eplb_tracker_options_struct_size_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-intgo _wrap_eplb_tracker_options_struct_size_get_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_struct_size_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2792,7 +3027,7 @@ intgo _wrap_eplb_tracker_options_struct_size_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_tracker_options_num_layers_set_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_num_layers_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2804,7 +3039,7 @@ void _wrap_eplb_tracker_options_num_layers_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-intgo _wrap_eplb_tracker_options_num_layers_get_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_num_layers_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2817,7 +3052,7 @@ intgo _wrap_eplb_tracker_options_num_layers_get_capi_cb5f82e9032c643b(struct epl
 }
 
 
-void _wrap_eplb_tracker_options_num_logical_experts_set_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_num_logical_experts_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2829,7 +3064,7 @@ void _wrap_eplb_tracker_options_num_logical_experts_set_capi_cb5f82e9032c643b(st
 }
 
 
-intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2842,7 +3077,7 @@ intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_cb5f82e9032c643b(s
 }
 
 
-void _wrap_eplb_tracker_options_top_k_set_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_top_k_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2854,7 +3089,7 @@ void _wrap_eplb_tracker_options_top_k_set_capi_cb5f82e9032c643b(struct eplb_trac
 }
 
 
-intgo _wrap_eplb_tracker_options_top_k_get_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_top_k_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2867,7 +3102,7 @@ intgo _wrap_eplb_tracker_options_top_k_get_capi_cb5f82e9032c643b(struct eplb_tra
 }
 
 
-void _wrap_eplb_tracker_options_window_set_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_window_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2879,7 +3114,7 @@ void _wrap_eplb_tracker_options_window_set_capi_cb5f82e9032c643b(struct eplb_tra
 }
 
 
-intgo _wrap_eplb_tracker_options_window_get_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_window_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2892,7 +3127,7 @@ intgo _wrap_eplb_tracker_options_window_get_capi_cb5f82e9032c643b(struct eplb_tr
 }
 
 
-void _wrap_eplb_tracker_options_window_batches_set_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_window_batches_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2904,7 +3139,7 @@ void _wrap_eplb_tracker_options_window_batches_set_capi_cb5f82e9032c643b(struct 
 }
 
 
-intgo _wrap_eplb_tracker_options_window_batches_get_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_window_batches_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2917,7 +3152,7 @@ intgo _wrap_eplb_tracker_options_window_batches_get_capi_cb5f82e9032c643b(struct
 }
 
 
-void _wrap_eplb_tracker_options_decay_set_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_tracker_options_decay_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, double _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   double arg2 ;
   
@@ -2929,7 +3164,7 @@ void _wrap_eplb_tracker_options_decay_set_capi_cb5f82e9032c643b(struct eplb_trac
 }
 
 
-double _wrap_eplb_tracker_options_decay_get_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0) {
+double _wrap_eplb_tracker_options_decay_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -2942,7 +3177,7 @@ double _wrap_eplb_tracker_options_decay_get_capi_cb5f82e9032c643b(struct eplb_tr
 }
 
 
-void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2954,7 +3189,7 @@ void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_cb5f82e9032c643b(str
 }
 
 
-intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2967,7 +3202,7 @@ intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_cb5f82e9032c643b(st
 }
 
 
-void _wrap_eplb_tracker_options_reserved0_set_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_reserved0_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2979,7 +3214,7 @@ void _wrap_eplb_tracker_options_reserved0_set_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-intgo _wrap_eplb_tracker_options_reserved0_get_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_reserved0_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2992,7 +3227,7 @@ intgo _wrap_eplb_tracker_options_reserved0_get_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-void _wrap_eplb_tracker_options_seed_set_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_tracker_options_seed_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint64_t arg2 ;
   
@@ -3004,7 +3239,7 @@ void _wrap_eplb_tracker_options_seed_set_capi_cb5f82e9032c643b(struct eplb_track
 }
 
 
-long long _wrap_eplb_tracker_options_seed_get_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0) {
+long long _wrap_eplb_tracker_options_seed_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -3017,7 +3252,7 @@ long long _wrap_eplb_tracker_options_seed_get_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_cb5f82e9032c643b() {
+struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_8df650dd416fa051() {
   struct eplb_tracker_options *result = 0 ;
   struct eplb_tracker_options *_swig_go_result;
   
@@ -3028,7 +3263,7 @@ struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_cb5f82e9032c643
 }
 
 
-void _wrap_delete_eplb_tracker_options_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0) {
+void _wrap_delete_eplb_tracker_options_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   
   arg1 = *(struct eplb_tracker_options **)&_swig_go_0; 
@@ -3038,7 +3273,7 @@ void _wrap_delete_eplb_tracker_options_capi_cb5f82e9032c643b(struct eplb_tracker
 }
 
 
-void _wrap_eplb_tracker_options_init_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0) {
+void _wrap_eplb_tracker_options_init_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
   eplb_tracker_options *arg1 = (eplb_tracker_options *) 0 ;
   
   arg1 = *(eplb_tracker_options **)&_swig_go_0; 
@@ -3048,7 +3283,7 @@ void _wrap_eplb_tracker_options_init_capi_cb5f82e9032c643b(struct eplb_tracker_o
 }
 
 
-_gostring_ _wrap_eplb_tracker_create_capi_cb5f82e9032c643b(struct eplb_tracker_options *_swig_go_0, eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_create_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, eplb_tracker **_swig_go_1) {
   eplb_tracker_options *arg1 = (eplb_tracker_options *) 0 ;
   eplb_tracker **arg2 = (eplb_tracker **) 0 ;
   eplb_status result;
@@ -3073,7 +3308,7 @@ _gostring_ _wrap_eplb_tracker_create_capi_cb5f82e9032c643b(struct eplb_tracker_o
 }
 
 
-void _wrap_eplb_tracker_destroy_capi_cb5f82e9032c643b(eplb_tracker *_swig_go_0) {
+void _wrap_eplb_tracker_destroy_capi_8df650dd416fa051(eplb_tracker *_swig_go_0) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   
   arg1 = *(eplb_tracker **)&_swig_go_0; 
@@ -3083,7 +3318,7 @@ void _wrap_eplb_tracker_destroy_capi_cb5f82e9032c643b(eplb_tracker *_swig_go_0) 
 }
 
 
-_gostring_ _wrap_eplb_tracker_record_capi_cb5f82e9032c643b(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4) {
+_gostring_ _wrap_eplb_tracker_record_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -3114,7 +3349,7 @@ _gostring_ _wrap_eplb_tracker_record_capi_cb5f82e9032c643b(eplb_tracker *_swig_g
 }
 
 
-_gostring_ _wrap_eplb_tracker_record_physical_capi_cb5f82e9032c643b(eplb_tracker *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4, intgo _swig_go_5) {
+_gostring_ _wrap_eplb_tracker_record_physical_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4, intgo _swig_go_5) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -3147,7 +3382,7 @@ _gostring_ _wrap_eplb_tracker_record_physical_capi_cb5f82e9032c643b(eplb_tracker
 }
 
 
-_gostring_ _wrap_eplb_tracker_merge_capi_cb5f82e9032c643b(eplb_tracker *_swig_go_0, eplb_tracker *_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_merge_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, eplb_tracker *_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker *arg2 = (eplb_tracker *) 0 ;
   eplb_status result;
@@ -3172,7 +3407,7 @@ _gostring_ _wrap_eplb_tracker_merge_capi_cb5f82e9032c643b(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_reset_capi_cb5f82e9032c643b(eplb_tracker *_swig_go_0) {
+_gostring_ _wrap_eplb_tracker_reset_capi_8df650dd416fa051(eplb_tracker *_swig_go_0) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -3195,7 +3430,7 @@ _gostring_ _wrap_eplb_tracker_reset_capi_cb5f82e9032c643b(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_loads_capi_cb5f82e9032c643b(eplb_tracker *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_tracker_get_loads_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -3224,7 +3459,7 @@ _gostring_ _wrap_eplb_tracker_get_loads_capi_cb5f82e9032c643b(eplb_tracker *_swi
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_coactivation_capi_cb5f82e9032c643b(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_tracker_get_coactivation_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   double *arg3 = (double *) 0 ;
@@ -3255,7 +3490,7 @@ _gostring_ _wrap_eplb_tracker_get_coactivation_capi_cb5f82e9032c643b(eplb_tracke
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_samples_capi_cb5f82e9032c643b(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_tracker_get_samples_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -3288,7 +3523,7 @@ _gostring_ _wrap_eplb_tracker_get_samples_capi_cb5f82e9032c643b(eplb_tracker *_s
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_tracked_capi_cb5f82e9032c643b(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_tracker *_swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_planner_plan_tracked_capi_8df650dd416fa051(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_tracker *_swig_go_2, eplb_placement **_swig_go_3) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -3321,7 +3556,7 @@ _gostring_ _wrap_eplb_planner_plan_tracked_capi_cb5f82e9032c643b(eplb_planner *_
 }
 
 
-void _wrap_eplb_workload_options_struct_size_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_struct_size_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3333,7 +3568,7 @@ void _wrap_eplb_workload_options_struct_size_set_capi_cb5f82e9032c643b(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_struct_size_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_struct_size_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3346,7 +3581,7 @@ intgo _wrap_eplb_workload_options_struct_size_get_capi_cb5f82e9032c643b(struct e
 }
 
 
-void _wrap_eplb_workload_options_num_layers_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_layers_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3358,7 +3593,7 @@ void _wrap_eplb_workload_options_num_layers_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_layers_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_layers_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3371,7 +3606,7 @@ intgo _wrap_eplb_workload_options_num_layers_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_workload_options_num_experts_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_experts_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3383,7 +3618,7 @@ void _wrap_eplb_workload_options_num_experts_set_capi_cb5f82e9032c643b(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_num_experts_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_experts_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3396,7 +3631,7 @@ intgo _wrap_eplb_workload_options_num_experts_get_capi_cb5f82e9032c643b(struct e
 }
 
 
-void _wrap_eplb_workload_options_top_k_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_top_k_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3408,7 +3643,7 @@ void _wrap_eplb_workload_options_top_k_set_capi_cb5f82e9032c643b(struct eplb_wor
 }
 
 
-intgo _wrap_eplb_workload_options_top_k_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_top_k_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3421,7 +3656,7 @@ intgo _wrap_eplb_workload_options_top_k_get_capi_cb5f82e9032c643b(struct eplb_wo
 }
 
 
-void _wrap_eplb_workload_options_num_groups_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_groups_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3433,7 +3668,7 @@ void _wrap_eplb_workload_options_num_groups_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_groups_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_groups_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3446,7 +3681,7 @@ intgo _wrap_eplb_workload_options_num_groups_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topk_groups_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_topk_groups_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3458,7 +3693,7 @@ void _wrap_eplb_workload_options_topk_groups_set_capi_cb5f82e9032c643b(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_topk_groups_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_topk_groups_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3471,7 +3706,7 @@ intgo _wrap_eplb_workload_options_topk_groups_get_capi_cb5f82e9032c643b(struct e
 }
 
 
-void _wrap_eplb_workload_options_num_topics_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_topics_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3483,7 +3718,7 @@ void _wrap_eplb_workload_options_num_topics_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_topics_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_topics_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3496,7 +3731,7 @@ intgo _wrap_eplb_workload_options_num_topics_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topic_experts_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_topic_experts_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3508,7 +3743,7 @@ void _wrap_eplb_workload_options_topic_experts_set_capi_cb5f82e9032c643b(struct 
 }
 
 
-intgo _wrap_eplb_workload_options_topic_experts_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_topic_experts_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3521,7 +3756,7 @@ intgo _wrap_eplb_workload_options_topic_experts_get_capi_cb5f82e9032c643b(struct
 }
 
 
-void _wrap_eplb_workload_options_sigma_min_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_sigma_min_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -3533,7 +3768,7 @@ void _wrap_eplb_workload_options_sigma_min_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_sigma_min_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_sigma_min_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3546,7 +3781,7 @@ double _wrap_eplb_workload_options_sigma_min_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_workload_options_sigma_max_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_sigma_max_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -3558,7 +3793,7 @@ void _wrap_eplb_workload_options_sigma_max_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_sigma_max_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_sigma_max_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3571,7 +3806,7 @@ double _wrap_eplb_workload_options_sigma_max_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topic_zipf_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_topic_zipf_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -3583,7 +3818,7 @@ void _wrap_eplb_workload_options_topic_zipf_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-double _wrap_eplb_workload_options_topic_zipf_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_topic_zipf_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3596,7 +3831,7 @@ double _wrap_eplb_workload_options_topic_zipf_get_capi_cb5f82e9032c643b(struct e
 }
 
 
-void _wrap_eplb_workload_options_boost_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_boost_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -3608,7 +3843,7 @@ void _wrap_eplb_workload_options_boost_set_capi_cb5f82e9032c643b(struct eplb_wor
 }
 
 
-double _wrap_eplb_workload_options_boost_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_boost_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3621,7 +3856,7 @@ double _wrap_eplb_workload_options_boost_get_capi_cb5f82e9032c643b(struct eplb_w
 }
 
 
-void _wrap_eplb_workload_options_topic_persistence_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_topic_persistence_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -3633,7 +3868,7 @@ void _wrap_eplb_workload_options_topic_persistence_set_capi_cb5f82e9032c643b(str
 }
 
 
-double _wrap_eplb_workload_options_topic_persistence_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_topic_persistence_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3646,7 +3881,7 @@ double _wrap_eplb_workload_options_topic_persistence_get_capi_cb5f82e9032c643b(s
 }
 
 
-void _wrap_eplb_workload_options_drift_rho_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_drift_rho_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -3658,7 +3893,7 @@ void _wrap_eplb_workload_options_drift_rho_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_drift_rho_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_drift_rho_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3671,7 +3906,7 @@ double _wrap_eplb_workload_options_drift_rho_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_workload_options_noise_scale_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_noise_scale_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -3683,7 +3918,7 @@ void _wrap_eplb_workload_options_noise_scale_set_capi_cb5f82e9032c643b(struct ep
 }
 
 
-double _wrap_eplb_workload_options_noise_scale_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_noise_scale_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3696,7 +3931,7 @@ double _wrap_eplb_workload_options_noise_scale_get_capi_cb5f82e9032c643b(struct 
 }
 
 
-void _wrap_eplb_workload_options_seed_set_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_workload_options_seed_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint64_t arg2 ;
   
@@ -3708,7 +3943,7 @@ void _wrap_eplb_workload_options_seed_set_capi_cb5f82e9032c643b(struct eplb_work
 }
 
 
-long long _wrap_eplb_workload_options_seed_get_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+long long _wrap_eplb_workload_options_seed_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -3721,7 +3956,7 @@ long long _wrap_eplb_workload_options_seed_get_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_cb5f82e9032c643b() {
+struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_8df650dd416fa051() {
   struct eplb_workload_options *result = 0 ;
   struct eplb_workload_options *_swig_go_result;
   
@@ -3732,7 +3967,7 @@ struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_cb5f82e9032c6
 }
 
 
-void _wrap_delete_eplb_workload_options_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+void _wrap_delete_eplb_workload_options_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   
   arg1 = *(struct eplb_workload_options **)&_swig_go_0; 
@@ -3742,7 +3977,7 @@ void _wrap_delete_eplb_workload_options_capi_cb5f82e9032c643b(struct eplb_worklo
 }
 
 
-void _wrap_eplb_workload_options_init_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0) {
+void _wrap_eplb_workload_options_init_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
   eplb_workload_options *arg1 = (eplb_workload_options *) 0 ;
   
   arg1 = *(eplb_workload_options **)&_swig_go_0; 
@@ -3752,14 +3987,14 @@ void _wrap_eplb_workload_options_init_capi_cb5f82e9032c643b(struct eplb_workload
 }
 
 
-_gostring_ _wrap_eplb_workload_create_capi_cb5f82e9032c643b(struct eplb_workload_options *_swig_go_0, eplb_workload **_swig_go_1) {
+_gostring_ _wrap_eplb_workload_create_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, eplb_workload **_swig_go_1) {
   eplb_workload_options *arg1 = (eplb_workload_options *) 0 ;
   eplb_workload **arg2 = (eplb_workload **) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
   
   arg1 = *(eplb_workload_options **)&_swig_go_0; 
-  arg2 = *(eplb_workload ***)&_swig_go_1; 
+  arg2 = (eplb_workload **)_swig_go_1; 
   
   result = (eplb_status)eplb_workload_create((struct eplb_workload_options const *)arg1,arg2);
   
@@ -3777,7 +4012,7 @@ _gostring_ _wrap_eplb_workload_create_capi_cb5f82e9032c643b(struct eplb_workload
 }
 
 
-void _wrap_eplb_workload_destroy_capi_cb5f82e9032c643b(eplb_workload *_swig_go_0) {
+void _wrap_eplb_workload_destroy_capi_8df650dd416fa051(eplb_workload *_swig_go_0) {
   eplb_workload *arg1 = (eplb_workload *) 0 ;
   
   arg1 = *(eplb_workload **)&_swig_go_0; 
@@ -3787,7 +4022,7 @@ void _wrap_eplb_workload_destroy_capi_cb5f82e9032c643b(eplb_workload *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_workload_next_batch_capi_cb5f82e9032c643b(eplb_workload *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_workload_next_batch_capi_8df650dd416fa051(eplb_workload *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
   eplb_workload *arg1 = (eplb_workload *) 0 ;
   size_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -3818,7 +4053,7 @@ _gostring_ _wrap_eplb_workload_next_batch_capi_cb5f82e9032c643b(eplb_workload *_
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_options_capi_cb5f82e9032c643b(eplb_tracker *_swig_go_0, struct eplb_tracker_options *_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_get_options_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, struct eplb_tracker_options *_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker_options *arg2 = (eplb_tracker_options *) 0 ;
   eplb_status result;
@@ -3843,7 +4078,7 @@ _gostring_ _wrap_eplb_tracker_get_options_capi_cb5f82e9032c643b(eplb_tracker *_s
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_layer_counts_capi_cb5f82e9032c643b(eplb_tracker *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_tracker_get_layer_counts_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   uint64_t *arg3 = (uint64_t *) 0 ;
@@ -3872,7 +4107,7 @@ _gostring_ _wrap_eplb_tracker_get_layer_counts_capi_cb5f82e9032c643b(eplb_tracke
 }
 
 
-void _wrap_eplb_layer_metrics_struct_size_set_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_struct_size_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -3884,7 +4119,7 @@ void _wrap_eplb_layer_metrics_struct_size_set_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-intgo _wrap_eplb_layer_metrics_struct_size_get_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_struct_size_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3897,7 +4132,7 @@ intgo _wrap_eplb_layer_metrics_struct_size_get_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -3909,7 +4144,7 @@ void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_cb5f82e9032c643b(struct ep
 }
 
 
-intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3922,7 +4157,7 @@ intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_cb5f82e9032c643b(struct e
 }
 
 
-void _wrap_eplb_layer_metrics_max_replicas_set_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_replicas_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -3934,7 +4169,7 @@ void _wrap_eplb_layer_metrics_max_replicas_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3947,7 +4182,7 @@ intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_cb5f82e9032c643b(struct epl
 }
 
 
-void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -3959,7 +4194,7 @@ void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_cb5f82e9032c643b(stru
 }
 
 
-intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3972,7 +4207,7 @@ intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_cb5f82e9032c643b(str
 }
 
 
-void _wrap_eplb_layer_metrics_total_load_set_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_total_load_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -3984,7 +4219,7 @@ void _wrap_eplb_layer_metrics_total_load_set_capi_cb5f82e9032c643b(struct eplb_l
 }
 
 
-double _wrap_eplb_layer_metrics_total_load_get_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_total_load_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -3997,7 +4232,7 @@ double _wrap_eplb_layer_metrics_total_load_get_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4009,7 +4244,7 @@ void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4022,7 +4257,7 @@ double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_cb5f82e9032c643b(struct e
 }
 
 
-void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4034,7 +4269,7 @@ void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4047,7 +4282,7 @@ double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_layer_metrics_lower_bound_set_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_lower_bound_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4059,7 +4294,7 @@ void _wrap_eplb_layer_metrics_lower_bound_set_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-double _wrap_eplb_layer_metrics_lower_bound_get_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_lower_bound_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4072,7 +4307,7 @@ double _wrap_eplb_layer_metrics_lower_bound_get_capi_cb5f82e9032c643b(struct epl
 }
 
 
-void _wrap_eplb_layer_metrics_balancedness_set_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_balancedness_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4084,7 +4319,7 @@ void _wrap_eplb_layer_metrics_balancedness_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-double _wrap_eplb_layer_metrics_balancedness_get_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_balancedness_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4097,7 +4332,7 @@ double _wrap_eplb_layer_metrics_balancedness_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_layer_metrics_node_balancedness_set_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_node_balancedness_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4109,7 +4344,7 @@ void _wrap_eplb_layer_metrics_node_balancedness_set_capi_cb5f82e9032c643b(struct
 }
 
 
-double _wrap_eplb_layer_metrics_node_balancedness_get_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_node_balancedness_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4122,7 +4357,7 @@ double _wrap_eplb_layer_metrics_node_balancedness_get_capi_cb5f82e9032c643b(stru
 }
 
 
-void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4134,7 +4369,7 @@ void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_cb5f82e9032c643b(stru
 }
 
 
-double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4147,7 +4382,7 @@ double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_cb5f82e9032c643b(st
 }
 
 
-void _wrap_eplb_layer_metrics_node_bound_set_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_node_bound_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4159,7 +4394,7 @@ void _wrap_eplb_layer_metrics_node_bound_set_capi_cb5f82e9032c643b(struct eplb_l
 }
 
 
-double _wrap_eplb_layer_metrics_node_bound_get_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_node_bound_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4172,7 +4407,7 @@ double _wrap_eplb_layer_metrics_node_bound_get_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_cb5f82e9032c643b() {
+struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_8df650dd416fa051() {
   struct eplb_layer_metrics *result = 0 ;
   struct eplb_layer_metrics *_swig_go_result;
   
@@ -4183,7 +4418,7 @@ struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_cb5f82e9032c643b() 
 }
 
 
-void _wrap_delete_eplb_layer_metrics_capi_cb5f82e9032c643b(struct eplb_layer_metrics *_swig_go_0) {
+void _wrap_delete_eplb_layer_metrics_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   
   arg1 = *(struct eplb_layer_metrics **)&_swig_go_0; 
@@ -4193,7 +4428,7 @@ void _wrap_delete_eplb_layer_metrics_capi_cb5f82e9032c643b(struct eplb_layer_met
 }
 
 
-void _wrap_eplb_metrics_struct_size_set_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_struct_size_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4205,7 +4440,7 @@ void _wrap_eplb_metrics_struct_size_set_capi_cb5f82e9032c643b(struct eplb_metric
 }
 
 
-intgo _wrap_eplb_metrics_struct_size_get_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_struct_size_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4218,7 +4453,7 @@ intgo _wrap_eplb_metrics_struct_size_get_capi_cb5f82e9032c643b(struct eplb_metri
 }
 
 
-void _wrap_eplb_metrics_num_layers_set_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_num_layers_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4230,7 +4465,7 @@ void _wrap_eplb_metrics_num_layers_set_capi_cb5f82e9032c643b(struct eplb_metrics
 }
 
 
-intgo _wrap_eplb_metrics_num_layers_get_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_num_layers_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4243,7 +4478,7 @@ intgo _wrap_eplb_metrics_num_layers_get_capi_cb5f82e9032c643b(struct eplb_metric
 }
 
 
-void _wrap_eplb_metrics_max_replicas_set_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_max_replicas_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4255,7 +4490,7 @@ void _wrap_eplb_metrics_max_replicas_set_capi_cb5f82e9032c643b(struct eplb_metri
 }
 
 
-intgo _wrap_eplb_metrics_max_replicas_get_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_max_replicas_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4268,7 +4503,7 @@ intgo _wrap_eplb_metrics_max_replicas_get_capi_cb5f82e9032c643b(struct eplb_metr
 }
 
 
-void _wrap_eplb_metrics_loaded_layers_set_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_loaded_layers_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4280,7 +4515,7 @@ void _wrap_eplb_metrics_loaded_layers_set_capi_cb5f82e9032c643b(struct eplb_metr
 }
 
 
-intgo _wrap_eplb_metrics_loaded_layers_get_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_loaded_layers_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4293,7 +4528,7 @@ intgo _wrap_eplb_metrics_loaded_layers_get_capi_cb5f82e9032c643b(struct eplb_met
 }
 
 
-void _wrap_eplb_metrics_duplicate_pairs_set_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_metrics_duplicate_pairs_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t arg2 ;
   
@@ -4305,7 +4540,7 @@ void _wrap_eplb_metrics_duplicate_pairs_set_capi_cb5f82e9032c643b(struct eplb_me
 }
 
 
-long long _wrap_eplb_metrics_duplicate_pairs_get_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
+long long _wrap_eplb_metrics_duplicate_pairs_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4318,7 +4553,7 @@ long long _wrap_eplb_metrics_duplicate_pairs_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_metrics_balancedness_set_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_balancedness_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -4330,7 +4565,7 @@ void _wrap_eplb_metrics_balancedness_set_capi_cb5f82e9032c643b(struct eplb_metri
 }
 
 
-double _wrap_eplb_metrics_balancedness_get_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_balancedness_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4343,7 +4578,7 @@ double _wrap_eplb_metrics_balancedness_get_capi_cb5f82e9032c643b(struct eplb_met
 }
 
 
-void _wrap_eplb_metrics_min_balancedness_set_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_min_balancedness_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -4355,7 +4590,7 @@ void _wrap_eplb_metrics_min_balancedness_set_capi_cb5f82e9032c643b(struct eplb_m
 }
 
 
-double _wrap_eplb_metrics_min_balancedness_get_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_min_balancedness_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4368,7 +4603,7 @@ double _wrap_eplb_metrics_min_balancedness_get_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-void _wrap_eplb_metrics_node_balancedness_set_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_node_balancedness_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -4380,7 +4615,7 @@ void _wrap_eplb_metrics_node_balancedness_set_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-double _wrap_eplb_metrics_node_balancedness_get_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_node_balancedness_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4393,7 +4628,7 @@ double _wrap_eplb_metrics_node_balancedness_get_capi_cb5f82e9032c643b(struct epl
 }
 
 
-void _wrap_eplb_metrics_max_load_over_bound_set_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_load_over_bound_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -4405,7 +4640,7 @@ void _wrap_eplb_metrics_max_load_over_bound_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-double _wrap_eplb_metrics_max_load_over_bound_get_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_load_over_bound_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4418,7 +4653,7 @@ double _wrap_eplb_metrics_max_load_over_bound_get_capi_cb5f82e9032c643b(struct e
 }
 
 
-void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -4430,7 +4665,7 @@ void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_cb5f82e9032c643b(stru
 }
 
 
-double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4443,7 +4678,7 @@ double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_cb5f82e9032c643b(st
 }
 
 
-void _wrap_eplb_metrics_max_over_mean_set_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_over_mean_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -4455,7 +4690,7 @@ void _wrap_eplb_metrics_max_over_mean_set_capi_cb5f82e9032c643b(struct eplb_metr
 }
 
 
-double _wrap_eplb_metrics_max_over_mean_get_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_over_mean_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4468,7 +4703,7 @@ double _wrap_eplb_metrics_max_over_mean_get_capi_cb5f82e9032c643b(struct eplb_me
 }
 
 
-void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -4480,7 +4715,7 @@ void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_cb5f82e9032c643b(struc
 }
 
 
-double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4493,7 +4728,7 @@ double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_cb5f82e9032c643b(str
 }
 
 
-void _wrap_eplb_metrics_cross_node_replicas_set_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_metrics_cross_node_replicas_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t arg2 ;
   
@@ -4505,7 +4740,7 @@ void _wrap_eplb_metrics_cross_node_replicas_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-long long _wrap_eplb_metrics_cross_node_replicas_get_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
+long long _wrap_eplb_metrics_cross_node_replicas_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4518,7 +4753,7 @@ long long _wrap_eplb_metrics_cross_node_replicas_get_capi_cb5f82e9032c643b(struc
 }
 
 
-struct eplb_metrics *_wrap_new_eplb_metrics_capi_cb5f82e9032c643b() {
+struct eplb_metrics *_wrap_new_eplb_metrics_capi_8df650dd416fa051() {
   struct eplb_metrics *result = 0 ;
   struct eplb_metrics *_swig_go_result;
   
@@ -4529,7 +4764,7 @@ struct eplb_metrics *_wrap_new_eplb_metrics_capi_cb5f82e9032c643b() {
 }
 
 
-void _wrap_delete_eplb_metrics_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_go_0) {
+void _wrap_delete_eplb_metrics_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   
   arg1 = *(struct eplb_metrics **)&_swig_go_0; 
@@ -4539,7 +4774,7 @@ void _wrap_delete_eplb_metrics_capi_cb5f82e9032c643b(struct eplb_metrics *_swig_
 }
 
 
-_gostring_ _wrap_eplb_metrics_compute_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, struct eplb_metrics *_swig_go_2) {
+_gostring_ _wrap_eplb_metrics_compute_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, struct eplb_metrics *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -4570,7 +4805,7 @@ _gostring_ _wrap_eplb_metrics_compute_capi_cb5f82e9032c643b(eplb_placement *_swi
 }
 
 
-_gostring_ _wrap_eplb_metrics_compute_layer_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, struct eplb_layer_metrics *_swig_go_3) {
+_gostring_ _wrap_eplb_metrics_compute_layer_capi_8df650dd416fa051(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, struct eplb_layer_metrics *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   double *arg3 = (double *) 0 ;
@@ -4603,7 +4838,7 @@ _gostring_ _wrap_eplb_metrics_compute_layer_capi_cb5f82e9032c643b(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_gpu_loads_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_metrics_gpu_loads_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -4638,7 +4873,7 @@ _gostring_ _wrap_eplb_metrics_gpu_loads_capi_cb5f82e9032c643b(eplb_placement *_s
 }
 
 
-_gostring_ _wrap_eplb_metrics_exact_optimum_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, double *_swig_go_2) {
+_gostring_ _wrap_eplb_metrics_exact_optimum_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, double *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -4669,7 +4904,7 @@ _gostring_ _wrap_eplb_metrics_exact_optimum_capi_cb5f82e9032c643b(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_relaxed_bound_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, intgo _swig_go_2, double *_swig_go_3) {
+_gostring_ _wrap_eplb_metrics_relaxed_bound_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, intgo _swig_go_2, double *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -4702,7 +4937,7 @@ _gostring_ _wrap_eplb_metrics_relaxed_bound_capi_cb5f82e9032c643b(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_nodes_touched_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4, double *_swig_go_5) {
+_gostring_ _wrap_eplb_metrics_nodes_touched_capi_8df650dd416fa051(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4, double *_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -4735,7 +4970,7 @@ _gostring_ _wrap_eplb_metrics_nodes_touched_capi_cb5f82e9032c643b(eplb_placement
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -4747,7 +4982,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -4759,7 +4994,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -4771,7 +5006,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -4783,7 +5018,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -4795,7 +5030,7 @@ intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -4807,7 +5042,7 @@ intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -4819,7 +5054,7 @@ intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_cb5f82e9032c643b() {
 }
 
 
-void _wrap_eplb_migration_options_struct_size_set_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_struct_size_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4831,7 +5066,7 @@ void _wrap_eplb_migration_options_struct_size_set_capi_cb5f82e9032c643b(struct e
 }
 
 
-intgo _wrap_eplb_migration_options_struct_size_get_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_struct_size_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4844,7 +5079,7 @@ intgo _wrap_eplb_migration_options_struct_size_get_capi_cb5f82e9032c643b(struct 
 }
 
 
-void _wrap_eplb_migration_options_relabel_set_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_relabel_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4856,7 +5091,7 @@ void _wrap_eplb_migration_options_relabel_set_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-intgo _wrap_eplb_migration_options_relabel_get_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_relabel_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4869,7 +5104,7 @@ intgo _wrap_eplb_migration_options_relabel_get_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-void _wrap_eplb_migration_options_bytes_per_expert_set_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_bytes_per_expert_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -4881,7 +5116,7 @@ void _wrap_eplb_migration_options_bytes_per_expert_set_capi_cb5f82e9032c643b(str
 }
 
 
-long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4894,7 +5129,7 @@ long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_cb5f82e9032c643
 }
 
 
-void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -4906,7 +5141,7 @@ void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_cb5f82e9032c643b(s
 }
 
 
-long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4919,7 +5154,7 @@ long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_cb5f82e9032c6
 }
 
 
-void _wrap_eplb_migration_options_max_total_bytes_set_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_max_total_bytes_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -4931,7 +5166,7 @@ void _wrap_eplb_migration_options_max_total_bytes_set_capi_cb5f82e9032c643b(stru
 }
 
 
-long long _wrap_eplb_migration_options_max_total_bytes_get_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_max_total_bytes_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4944,7 +5179,7 @@ long long _wrap_eplb_migration_options_max_total_bytes_get_capi_cb5f82e9032c643b
 }
 
 
-void _wrap_eplb_migration_options_max_layers_per_step_set_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_max_layers_per_step_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4956,7 +5191,7 @@ void _wrap_eplb_migration_options_max_layers_per_step_set_capi_cb5f82e9032c643b(
 }
 
 
-intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4969,7 +5204,7 @@ intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_cb5f82e9032c643b
 }
 
 
-void _wrap_eplb_migration_options_reserved0_set_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_reserved0_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4981,7 +5216,7 @@ void _wrap_eplb_migration_options_reserved0_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-intgo _wrap_eplb_migration_options_reserved0_get_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_reserved0_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4994,7 +5229,7 @@ intgo _wrap_eplb_migration_options_reserved0_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_migration_options_min_gain_set_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_options_min_gain_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double arg2 ;
   
@@ -5006,7 +5241,7 @@ void _wrap_eplb_migration_options_min_gain_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-double _wrap_eplb_migration_options_min_gain_get_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0) {
+double _wrap_eplb_migration_options_min_gain_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -5019,7 +5254,7 @@ double _wrap_eplb_migration_options_min_gain_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double arg2 ;
   
@@ -5031,7 +5266,7 @@ void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_cb5f82e9032c643b(str
 }
 
 
-double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0) {
+double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -5044,7 +5279,7 @@ double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_cb5f82e9032c643b(s
 }
 
 
-struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_cb5f82e9032c643b() {
+struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_8df650dd416fa051() {
   struct eplb_migration_options *result = 0 ;
   struct eplb_migration_options *_swig_go_result;
   
@@ -5055,7 +5290,7 @@ struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_cb5f82e9032
 }
 
 
-void _wrap_delete_eplb_migration_options_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0) {
+void _wrap_delete_eplb_migration_options_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   
   arg1 = *(struct eplb_migration_options **)&_swig_go_0; 
@@ -5065,7 +5300,7 @@ void _wrap_delete_eplb_migration_options_capi_cb5f82e9032c643b(struct eplb_migra
 }
 
 
-void _wrap_eplb_migration_options_init_capi_cb5f82e9032c643b(struct eplb_migration_options *_swig_go_0) {
+void _wrap_eplb_migration_options_init_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
   eplb_migration_options *arg1 = (eplb_migration_options *) 0 ;
   
   arg1 = *(eplb_migration_options **)&_swig_go_0; 
@@ -5075,7 +5310,7 @@ void _wrap_eplb_migration_options_init_capi_cb5f82e9032c643b(struct eplb_migrati
 }
 
 
-_gostring_ _wrap_eplb_migration_plan_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, eplb_placement *_swig_go_1, _goslice_ _swig_go_2, struct eplb_migration_options *_swig_go_3, eplb_migration **_swig_go_4) {
+_gostring_ _wrap_eplb_migration_plan_capi_8df650dd416fa051(eplb_placement *_swig_go_0, eplb_placement *_swig_go_1, _goslice_ _swig_go_2, struct eplb_migration_options *_swig_go_3, eplb_migration **_swig_go_4) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   double *arg3 = (double *) 0 ;
@@ -5092,7 +5327,7 @@ _gostring_ _wrap_eplb_migration_plan_capi_cb5f82e9032c643b(eplb_placement *_swig
   arg4 = (size_t)_swig_go_2.len;
   
   arg5 = *(eplb_migration_options **)&_swig_go_3; 
-  arg6 = *(eplb_migration ***)&_swig_go_4; 
+  arg6 = (eplb_migration **)_swig_go_4; 
   
   result = (eplb_status)eplb_migration_plan((eplb_placement const *)arg1,(eplb_placement const *)arg2,(double const *)arg3,arg4,(struct eplb_migration_options const *)arg5,arg6);
   
@@ -5110,7 +5345,7 @@ _gostring_ _wrap_eplb_migration_plan_capi_cb5f82e9032c643b(eplb_placement *_swig
 }
 
 
-void _wrap_eplb_migration_destroy_capi_cb5f82e9032c643b(eplb_migration *_swig_go_0) {
+void _wrap_eplb_migration_destroy_capi_8df650dd416fa051(eplb_migration *_swig_go_0) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   
   arg1 = *(eplb_migration **)&_swig_go_0; 
@@ -5120,7 +5355,7 @@ void _wrap_eplb_migration_destroy_capi_cb5f82e9032c643b(eplb_migration *_swig_go
 }
 
 
-void _wrap_eplb_migration_summary_struct_size_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_struct_size_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5132,7 +5367,7 @@ void _wrap_eplb_migration_summary_struct_size_set_capi_cb5f82e9032c643b(struct e
 }
 
 
-intgo _wrap_eplb_migration_summary_struct_size_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_struct_size_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5145,7 +5380,7 @@ intgo _wrap_eplb_migration_summary_struct_size_get_capi_cb5f82e9032c643b(struct 
 }
 
 
-void _wrap_eplb_migration_summary_num_steps_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_num_steps_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5157,7 +5392,7 @@ void _wrap_eplb_migration_summary_num_steps_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-intgo _wrap_eplb_migration_summary_num_steps_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_num_steps_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5170,7 +5405,7 @@ intgo _wrap_eplb_migration_summary_num_steps_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_migration_summary_complete_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_complete_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5182,7 +5417,7 @@ void _wrap_eplb_migration_summary_complete_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_summary_complete_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_complete_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5195,7 +5430,7 @@ intgo _wrap_eplb_migration_summary_complete_get_capi_cb5f82e9032c643b(struct epl
 }
 
 
-void _wrap_eplb_migration_summary_worth_it_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_worth_it_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5207,7 +5442,7 @@ void _wrap_eplb_migration_summary_worth_it_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_summary_worth_it_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_worth_it_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5220,7 +5455,7 @@ intgo _wrap_eplb_migration_summary_worth_it_get_capi_cb5f82e9032c643b(struct epl
 }
 
 
-void _wrap_eplb_migration_summary_has_loads_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_has_loads_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5232,7 +5467,7 @@ void _wrap_eplb_migration_summary_has_loads_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-intgo _wrap_eplb_migration_summary_has_loads_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_has_loads_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5245,7 +5480,7 @@ intgo _wrap_eplb_migration_summary_has_loads_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_migration_summary_max_staging_experts_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_max_staging_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5257,7 +5492,7 @@ void _wrap_eplb_migration_summary_max_staging_experts_set_capi_cb5f82e9032c643b(
 }
 
 
-intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5270,7 +5505,7 @@ intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_cb5f82e9032c643b
 }
 
 
-void _wrap_eplb_migration_summary_moved_experts_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_moved_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5282,7 +5517,7 @@ void _wrap_eplb_migration_summary_moved_experts_set_capi_cb5f82e9032c643b(struct
 }
 
 
-long long _wrap_eplb_migration_summary_moved_experts_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_moved_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5295,7 +5530,7 @@ long long _wrap_eplb_migration_summary_moved_experts_get_capi_cb5f82e9032c643b(s
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5307,7 +5542,7 @@ void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_cb5f82e9032c643b(str
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5320,7 +5555,7 @@ long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_cb5f82e9032c643
 }
 
 
-void _wrap_eplb_migration_summary_intra_node_experts_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_intra_node_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5332,7 +5567,7 @@ void _wrap_eplb_migration_summary_intra_node_experts_set_capi_cb5f82e9032c643b(s
 }
 
 
-long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5345,7 +5580,7 @@ long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_cb5f82e9032c6
 }
 
 
-void _wrap_eplb_migration_summary_cross_node_experts_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_cross_node_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5357,7 +5592,7 @@ void _wrap_eplb_migration_summary_cross_node_experts_set_capi_cb5f82e9032c643b(s
 }
 
 
-long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5370,7 +5605,7 @@ long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_cb5f82e9032c6
 }
 
 
-void _wrap_eplb_migration_summary_moved_bytes_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_moved_bytes_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5382,7 +5617,7 @@ void _wrap_eplb_migration_summary_moved_bytes_set_capi_cb5f82e9032c643b(struct e
 }
 
 
-long long _wrap_eplb_migration_summary_moved_bytes_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_moved_bytes_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5395,7 +5630,7 @@ long long _wrap_eplb_migration_summary_moved_bytes_get_capi_cb5f82e9032c643b(str
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5407,7 +5642,7 @@ void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_cb5f82e9032c643b(struc
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5420,7 +5655,7 @@ long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_cb5f82e9032c643b(
 }
 
 
-void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5432,7 +5667,7 @@ void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_cb5f82e9032c643b(str
 }
 
 
-long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5445,7 +5680,7 @@ long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_cb5f82e9032c643
 }
 
 
-void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5457,7 +5692,7 @@ void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_cb5f82e9032c643b(str
 }
 
 
-long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5470,7 +5705,7 @@ long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_cb5f82e9032c643
 }
 
 
-void _wrap_eplb_migration_summary_max_step_bytes_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_max_step_bytes_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5482,7 +5717,7 @@ void _wrap_eplb_migration_summary_max_step_bytes_set_capi_cb5f82e9032c643b(struc
 }
 
 
-long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5495,7 +5730,7 @@ long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_cb5f82e9032c643b(
 }
 
 
-void _wrap_eplb_migration_summary_full_migration_experts_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_full_migration_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5507,7 +5742,7 @@ void _wrap_eplb_migration_summary_full_migration_experts_set_capi_cb5f82e9032c64
 }
 
 
-long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5520,7 +5755,7 @@ long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_cb5f82e90
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5532,7 +5767,7 @@ void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_cb5f82e9032c643
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5545,7 +5780,7 @@ long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_cb5f82e903
 }
 
 
-void _wrap_eplb_migration_summary_naive_experts_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_naive_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5557,7 +5792,7 @@ void _wrap_eplb_migration_summary_naive_experts_set_capi_cb5f82e9032c643b(struct
 }
 
 
-long long _wrap_eplb_migration_summary_naive_experts_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_naive_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5570,7 +5805,7 @@ long long _wrap_eplb_migration_summary_naive_experts_get_capi_cb5f82e9032c643b(s
 }
 
 
-void _wrap_eplb_migration_summary_old_balancedness_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_old_balancedness_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -5582,7 +5817,7 @@ void _wrap_eplb_migration_summary_old_balancedness_set_capi_cb5f82e9032c643b(str
 }
 
 
-double _wrap_eplb_migration_summary_old_balancedness_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_old_balancedness_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -5595,7 +5830,7 @@ double _wrap_eplb_migration_summary_old_balancedness_get_capi_cb5f82e9032c643b(s
 }
 
 
-void _wrap_eplb_migration_summary_target_balancedness_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_target_balancedness_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -5607,7 +5842,7 @@ void _wrap_eplb_migration_summary_target_balancedness_set_capi_cb5f82e9032c643b(
 }
 
 
-double _wrap_eplb_migration_summary_target_balancedness_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_target_balancedness_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -5620,7 +5855,7 @@ double _wrap_eplb_migration_summary_target_balancedness_get_capi_cb5f82e9032c643
 }
 
 
-void _wrap_eplb_migration_summary_new_balancedness_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_new_balancedness_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -5632,7 +5867,7 @@ void _wrap_eplb_migration_summary_new_balancedness_set_capi_cb5f82e9032c643b(str
 }
 
 
-double _wrap_eplb_migration_summary_new_balancedness_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_new_balancedness_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -5645,7 +5880,7 @@ double _wrap_eplb_migration_summary_new_balancedness_get_capi_cb5f82e9032c643b(s
 }
 
 
-void _wrap_eplb_migration_summary_gain_set_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_gain_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -5657,7 +5892,7 @@ void _wrap_eplb_migration_summary_gain_set_capi_cb5f82e9032c643b(struct eplb_mig
 }
 
 
-double _wrap_eplb_migration_summary_gain_get_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_gain_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -5670,18 +5905,18 @@ double _wrap_eplb_migration_summary_gain_get_capi_cb5f82e9032c643b(struct eplb_m
 }
 
 
-struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_cb5f82e9032c643b() {
+struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_8df650dd416fa051() {
   struct eplb_migration_summary *result = 0 ;
   struct eplb_migration_summary *_swig_go_result;
   
   
-  result = (struct eplb_migration_summary *)calloc(1, sizeof(struct eplb_migration_summary));
+  result = (struct eplb_migration_summary *)new_eplb_migration_summary();
   *(struct eplb_migration_summary **)&_swig_go_result = (struct eplb_migration_summary *)result; 
   return _swig_go_result;
 }
 
 
-void _wrap_delete_eplb_migration_summary_capi_cb5f82e9032c643b(struct eplb_migration_summary *_swig_go_0) {
+void _wrap_delete_eplb_migration_summary_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   
   arg1 = *(struct eplb_migration_summary **)&_swig_go_0; 
@@ -5691,7 +5926,7 @@ void _wrap_delete_eplb_migration_summary_capi_cb5f82e9032c643b(struct eplb_migra
 }
 
 
-_gostring_ _wrap_eplb_migration_get_summary_capi_cb5f82e9032c643b(eplb_migration *_swig_go_0, struct eplb_migration_summary *_swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_summary_capi_8df650dd416fa051(eplb_migration *_swig_go_0, struct eplb_migration_summary *_swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_migration_summary *arg2 = (eplb_migration_summary *) 0 ;
   eplb_status result;
@@ -5716,7 +5951,7 @@ _gostring_ _wrap_eplb_migration_get_summary_capi_cb5f82e9032c643b(eplb_migration
 }
 
 
-void _wrap_eplb_migration_transfer_step_set_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_step_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -5728,7 +5963,7 @@ void _wrap_eplb_migration_transfer_step_set_capi_cb5f82e9032c643b(struct eplb_mi
 }
 
 
-intgo _wrap_eplb_migration_transfer_step_get_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_step_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5741,7 +5976,7 @@ intgo _wrap_eplb_migration_transfer_step_get_capi_cb5f82e9032c643b(struct eplb_m
 }
 
 
-void _wrap_eplb_migration_transfer_layer_set_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_layer_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -5753,7 +5988,7 @@ void _wrap_eplb_migration_transfer_layer_set_capi_cb5f82e9032c643b(struct eplb_m
 }
 
 
-intgo _wrap_eplb_migration_transfer_layer_get_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_layer_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5766,7 +6001,7 @@ intgo _wrap_eplb_migration_transfer_layer_get_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-void _wrap_eplb_migration_transfer_expert_set_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_expert_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -5778,7 +6013,7 @@ void _wrap_eplb_migration_transfer_expert_set_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-intgo _wrap_eplb_migration_transfer_expert_get_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_expert_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5791,7 +6026,7 @@ intgo _wrap_eplb_migration_transfer_expert_get_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-void _wrap_eplb_migration_transfer_src_slot_set_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_src_slot_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -5803,7 +6038,7 @@ void _wrap_eplb_migration_transfer_src_slot_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-intgo _wrap_eplb_migration_transfer_src_slot_get_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_src_slot_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5816,7 +6051,7 @@ intgo _wrap_eplb_migration_transfer_src_slot_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_migration_transfer_dst_slot_set_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_dst_slot_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -5828,7 +6063,7 @@ void _wrap_eplb_migration_transfer_dst_slot_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5841,7 +6076,7 @@ intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_migration_transfer_src_gpu_set_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_src_gpu_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -5853,7 +6088,7 @@ void _wrap_eplb_migration_transfer_src_gpu_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5866,7 +6101,7 @@ intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_cb5f82e9032c643b(struct epl
 }
 
 
-void _wrap_eplb_migration_transfer_dst_gpu_set_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_dst_gpu_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -5878,7 +6113,7 @@ void _wrap_eplb_migration_transfer_dst_gpu_set_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5891,7 +6126,7 @@ intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_cb5f82e9032c643b(struct epl
 }
 
 
-void _wrap_eplb_migration_transfer_kind_set_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_kind_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -5903,7 +6138,7 @@ void _wrap_eplb_migration_transfer_kind_set_capi_cb5f82e9032c643b(struct eplb_mi
 }
 
 
-intgo _wrap_eplb_migration_transfer_kind_get_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_kind_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5916,7 +6151,7 @@ intgo _wrap_eplb_migration_transfer_kind_get_capi_cb5f82e9032c643b(struct eplb_m
 }
 
 
-struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_cb5f82e9032c643b() {
+struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_8df650dd416fa051() {
   struct eplb_migration_transfer *result = 0 ;
   struct eplb_migration_transfer *_swig_go_result;
   
@@ -5927,7 +6162,7 @@ struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_cb5f82e90
 }
 
 
-void _wrap_delete_eplb_migration_transfer_capi_cb5f82e9032c643b(struct eplb_migration_transfer *_swig_go_0) {
+void _wrap_delete_eplb_migration_transfer_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   
   arg1 = *(struct eplb_migration_transfer **)&_swig_go_0; 
@@ -5937,7 +6172,7 @@ void _wrap_delete_eplb_migration_transfer_capi_cb5f82e9032c643b(struct eplb_migr
 }
 
 
-_gostring_ _wrap_eplb_migration_get_transfers_capi_cb5f82e9032c643b(eplb_migration *_swig_go_0, intgo _swig_go_1, struct eplb_migration_transfer *_swig_go_2, long long _swig_go_3, long long *_swig_go_4) {
+_gostring_ _wrap_eplb_migration_get_transfers_capi_8df650dd416fa051(eplb_migration *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_migration_transfer *arg3 = (eplb_migration_transfer *) 0 ;
@@ -5948,9 +6183,11 @@ _gostring_ _wrap_eplb_migration_get_transfers_capi_cb5f82e9032c643b(eplb_migrati
   
   arg1 = *(eplb_migration **)&_swig_go_0; 
   arg2 = (uint32_t)_swig_go_1; 
-  arg3 = *(eplb_migration_transfer **)&_swig_go_2; 
-  arg4 = (size_t)_swig_go_3; 
-  arg5 = *(size_t **)&_swig_go_4; 
+  
+  arg3 = (eplb_migration_transfer *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len / (sizeof(eplb_migration_transfer) / sizeof(uint32_t));
+  
+  arg5 = *(size_t **)&_swig_go_3; 
   
   result = (eplb_status)eplb_migration_get_transfers((eplb_migration const *)arg1,arg2,arg3,arg4,arg5);
   
@@ -5968,7 +6205,7 @@ _gostring_ _wrap_eplb_migration_get_transfers_capi_cb5f82e9032c643b(eplb_migrati
 }
 
 
-_gostring_ _wrap_eplb_migration_copy_transfers_capi_cb5f82e9032c643b(eplb_migration *_swig_go_0, intgo _swig_go_1, struct eplb_migration_transfer **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_migration_copy_transfers_capi_8df650dd416fa051(eplb_migration *_swig_go_0, intgo _swig_go_1, struct eplb_migration_transfer **_swig_go_2, long long *_swig_go_3) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_migration_transfer **arg3 = (eplb_migration_transfer **) 0 ;
@@ -5997,7 +6234,7 @@ _gostring_ _wrap_eplb_migration_copy_transfers_capi_cb5f82e9032c643b(eplb_migrat
 }
 
 
-_gostring_ _wrap_eplb_migration_get_gpu_map_capi_cb5f82e9032c643b(eplb_migration *_swig_go_0, intgo *_swig_go_1, long long _swig_go_2) {
+_gostring_ _wrap_eplb_migration_get_gpu_map_capi_8df650dd416fa051(eplb_migration *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t *arg2 = (uint32_t *) 0 ;
   size_t arg3 ;
@@ -6005,8 +6242,10 @@ _gostring_ _wrap_eplb_migration_get_gpu_map_capi_cb5f82e9032c643b(eplb_migration
   _gostring_ _swig_go_result;
   
   arg1 = *(eplb_migration **)&_swig_go_0; 
-  arg2 = *(uint32_t **)&_swig_go_1; 
-  arg3 = (size_t)_swig_go_2; 
+  
+  arg2 = (uint32_t *)_swig_go_1.array;
+  arg3 = (size_t)_swig_go_1.len;
+  
   
   result = (eplb_status)eplb_migration_get_gpu_map((eplb_migration const *)arg1,arg2,arg3);
   
@@ -6024,7 +6263,7 @@ _gostring_ _wrap_eplb_migration_get_gpu_map_capi_cb5f82e9032c643b(eplb_migration
 }
 
 
-_gostring_ _wrap_eplb_migration_get_target_capi_cb5f82e9032c643b(eplb_migration *_swig_go_0, eplb_placement **_swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_target_capi_8df650dd416fa051(eplb_migration *_swig_go_0, eplb_placement **_swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_placement **arg2 = (eplb_placement **) 0 ;
   eplb_status result;
@@ -6049,7 +6288,7 @@ _gostring_ _wrap_eplb_migration_get_target_capi_cb5f82e9032c643b(eplb_migration 
 }
 
 
-_gostring_ _wrap_eplb_migration_get_step_placement_capi_cb5f82e9032c643b(eplb_migration *_swig_go_0, intgo _swig_go_1, eplb_placement **_swig_go_2) {
+_gostring_ _wrap_eplb_migration_get_step_placement_capi_8df650dd416fa051(eplb_migration *_swig_go_0, intgo _swig_go_1, eplb_placement **_swig_go_2) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_placement **arg3 = (eplb_placement **) 0 ;
@@ -6076,12 +6315,12 @@ _gostring_ _wrap_eplb_migration_get_step_placement_capi_cb5f82e9032c643b(eplb_mi
 }
 
 
-_gostring_ _wrap_eplb_split_workspace_create_capi_cb5f82e9032c643b(eplb_split_workspace **_swig_go_0) {
+_gostring_ _wrap_eplb_split_workspace_create_capi_8df650dd416fa051(eplb_split_workspace **_swig_go_0) {
   eplb_split_workspace **arg1 = (eplb_split_workspace **) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
   
-  arg1 = *(eplb_split_workspace ***)&_swig_go_0; 
+  arg1 = (eplb_split_workspace **)_swig_go_0; 
   
   result = (eplb_status)eplb_split_workspace_create(arg1);
   
@@ -6099,7 +6338,7 @@ _gostring_ _wrap_eplb_split_workspace_create_capi_cb5f82e9032c643b(eplb_split_wo
 }
 
 
-void _wrap_eplb_split_workspace_destroy_capi_cb5f82e9032c643b(eplb_split_workspace *_swig_go_0) {
+void _wrap_eplb_split_workspace_destroy_capi_8df650dd416fa051(eplb_split_workspace *_swig_go_0) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   
   arg1 = *(eplb_split_workspace **)&_swig_go_0; 
@@ -6109,7 +6348,7 @@ void _wrap_eplb_split_workspace_destroy_capi_cb5f82e9032c643b(eplb_split_workspa
 }
 
 
-_gostring_ _wrap_eplb_split_solve_capi_cb5f82e9032c643b(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, intgo *_swig_go_3, long long _swig_go_4, double *_swig_go_5, double *_swig_go_6, long long _swig_go_7, intgo *_swig_go_8, long long _swig_go_9, double *_swig_go_10) {
+_gostring_ _wrap_eplb_split_solve_capi_8df650dd416fa051(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, _goslice_ _swig_go_7, double *_swig_go_8) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -6127,14 +6366,22 @@ _gostring_ _wrap_eplb_split_solve_capi_cb5f82e9032c643b(eplb_split_workspace *_s
   arg1 = *(eplb_split_workspace **)&_swig_go_0; 
   arg2 = *(eplb_placement **)&_swig_go_1; 
   arg3 = (uint32_t)_swig_go_2; 
-  arg4 = *(int32_t **)&_swig_go_3; 
-  arg5 = (size_t)_swig_go_4; 
-  arg6 = *(double **)&_swig_go_5; 
-  arg7 = *(double **)&_swig_go_6; 
-  arg8 = (size_t)_swig_go_7; 
-  arg9 = *(int32_t **)&_swig_go_8; 
-  arg10 = (size_t)_swig_go_9; 
-  arg11 = *(double **)&_swig_go_10; 
+  
+  arg4 = (int32_t *)_swig_go_3.array;
+  arg5 = (size_t)_swig_go_3.len;
+  
+  
+  arg6 = (double *)_swig_go_4.array;
+  
+  
+  arg7 = (double *)_swig_go_5.array;
+  
+  arg8 = (size_t)_swig_go_6; 
+  
+  arg9 = (int32_t *)_swig_go_7.array;
+  arg10 = (size_t)_swig_go_7.len;
+  
+  arg11 = *(double **)&_swig_go_8; 
   
   result = (eplb_status)eplb_split_solve(arg1,(eplb_placement const *)arg2,arg3,(int const *)arg4,arg5,(double const *)arg6,(double const *)arg7,arg8,arg9,arg10,arg11);
   
@@ -6152,7 +6399,7 @@ _gostring_ _wrap_eplb_split_solve_capi_cb5f82e9032c643b(eplb_split_workspace *_s
 }
 
 
-_gostring_ _wrap_eplb_split_solve_by_node_capi_cb5f82e9032c643b(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, intgo *_swig_go_3, long long _swig_go_4, double *_swig_go_5, double *_swig_go_6, long long _swig_go_7, double _swig_go_8, intgo *_swig_go_9, long long _swig_go_10, double *_swig_go_11, long long *_swig_go_12) {
+_gostring_ _wrap_eplb_split_solve_by_node_capi_8df650dd416fa051(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, double _swig_go_7, _goslice_ _swig_go_8, double *_swig_go_9, long long *_swig_go_10) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -6172,16 +6419,24 @@ _gostring_ _wrap_eplb_split_solve_by_node_capi_cb5f82e9032c643b(eplb_split_works
   arg1 = *(eplb_split_workspace **)&_swig_go_0; 
   arg2 = *(eplb_placement **)&_swig_go_1; 
   arg3 = (uint32_t)_swig_go_2; 
-  arg4 = *(int32_t **)&_swig_go_3; 
-  arg5 = (size_t)_swig_go_4; 
-  arg6 = *(double **)&_swig_go_5; 
-  arg7 = *(double **)&_swig_go_6; 
-  arg8 = (size_t)_swig_go_7; 
-  arg9 = (double)_swig_go_8; 
-  arg10 = *(int32_t **)&_swig_go_9; 
-  arg11 = (size_t)_swig_go_10; 
-  arg12 = *(double **)&_swig_go_11; 
-  arg13 = *(int64_t **)&_swig_go_12; 
+  
+  arg4 = (int32_t *)_swig_go_3.array;
+  arg5 = (size_t)_swig_go_3.len;
+  
+  
+  arg6 = (double *)_swig_go_4.array;
+  
+  
+  arg7 = (double *)_swig_go_5.array;
+  
+  arg8 = (size_t)_swig_go_6; 
+  arg9 = (double)_swig_go_7; 
+  
+  arg10 = (int32_t *)_swig_go_8.array;
+  arg11 = (size_t)_swig_go_8.len;
+  
+  arg12 = *(double **)&_swig_go_9; 
+  arg13 = *(int64_t **)&_swig_go_10; 
   
   result = (eplb_status)eplb_split_solve_by_node(arg1,(eplb_placement const *)arg2,arg3,(int const *)arg4,arg5,(double const *)arg6,(double const *)arg7,arg8,arg9,arg10,arg11,arg12,arg13);
   
@@ -6199,7 +6454,7 @@ _gostring_ _wrap_eplb_split_solve_by_node_capi_cb5f82e9032c643b(eplb_split_works
 }
 
 
-_gostring_ _wrap_eplb_split_rank_quotas_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, long long _swig_go_3, intgo *_swig_go_4, long long _swig_go_5, intgo _swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, long long _swig_go_9) {
+_gostring_ _wrap_eplb_split_rank_quotas_capi_8df650dd416fa051(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -6215,14 +6470,20 @@ _gostring_ _wrap_eplb_split_rank_quotas_capi_cb5f82e9032c643b(eplb_placement *_s
   
   arg1 = *(eplb_placement **)&_swig_go_0; 
   arg2 = (uint32_t)_swig_go_1; 
-  arg3 = *(int32_t **)&_swig_go_2; 
-  arg4 = (size_t)_swig_go_3; 
-  arg5 = *(int32_t **)&_swig_go_4; 
-  arg6 = (size_t)_swig_go_5; 
-  arg7 = (uint32_t)_swig_go_6; 
-  arg8 = (uint32_t)_swig_go_7; 
-  arg9 = *(int32_t **)&_swig_go_8; 
-  arg10 = (size_t)_swig_go_9; 
+  
+  arg3 = (int32_t *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  
+  arg5 = (int32_t *)_swig_go_3.array;
+  arg6 = (size_t)_swig_go_3.len;
+  
+  arg7 = (uint32_t)_swig_go_4; 
+  arg8 = (uint32_t)_swig_go_5; 
+  
+  arg9 = (int32_t *)_swig_go_6.array;
+  arg10 = (size_t)_swig_go_6.len;
+  
   
   result = (eplb_status)eplb_split_rank_quotas((eplb_placement const *)arg1,arg2,(int const *)arg3,arg4,(int const *)arg5,arg6,arg7,arg8,arg9,arg10);
   
@@ -6240,7 +6501,7 @@ _gostring_ _wrap_eplb_split_rank_quotas_capi_cb5f82e9032c643b(eplb_placement *_s
 }
 
 
-_gostring_ _wrap_eplb_shared_expert_waterfill_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo *_swig_go_4, double *_swig_go_5, double *_swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long _swig_go_10) {
+_gostring_ _wrap_eplb_shared_expert_waterfill_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, long long _swig_go_7, intgo _swig_go_8, _goslice_ _swig_go_9) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -6256,16 +6517,22 @@ _gostring_ _wrap_eplb_shared_expert_waterfill_capi_cb5f82e9032c643b(eplb_placeme
   _gostring_ _swig_go_result;
   
   arg1 = *(eplb_placement **)&_swig_go_0; 
-  arg2 = *(int32_t **)&_swig_go_1; 
+  arg2 = (int32_t *)_swig_go_1.array; 
   arg3 = (size_t)_swig_go_2; 
   arg4 = (uint32_t)_swig_go_3; 
-  arg5 = *(int32_t **)&_swig_go_4; 
-  arg6 = *(double **)&_swig_go_5; 
-  arg7 = *(double **)&_swig_go_6; 
+  arg5 = (int32_t *)_swig_go_4.array; 
+  
+  arg6 = (double *)_swig_go_5.array;
+  
+  
+  arg7 = (double *)_swig_go_6.array;
+  
   arg8 = (size_t)_swig_go_7; 
   arg9 = (uint32_t)_swig_go_8; 
-  arg10 = *(int32_t **)&_swig_go_9; 
-  arg11 = (size_t)_swig_go_10; 
+  
+  arg10 = (int32_t *)_swig_go_9.array;
+  arg11 = (size_t)_swig_go_9.len;
+  
   
   result = (eplb_status)eplb_shared_expert_waterfill((eplb_placement const *)arg1,(int const *)arg2,arg3,arg4,(int const *)arg5,(double const *)arg6,arg7,arg8,arg9,arg10,arg11);
   
@@ -6283,7 +6550,7 @@ _gostring_ _wrap_eplb_shared_expert_waterfill_capi_cb5f82e9032c643b(eplb_placeme
 }
 
 
-_gostring_ _wrap_eplb_device_count_capi_cb5f82e9032c643b(intgo *_swig_go_0) {
+_gostring_ _wrap_eplb_device_count_capi_8df650dd416fa051(intgo *_swig_go_0) {
   int32_t *arg1 = (int32_t *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -6306,7 +6573,7 @@ _gostring_ _wrap_eplb_device_count_capi_cb5f82e9032c643b(intgo *_swig_go_0) {
 }
 
 
-intgo _wrap_EPLB_COMM_INT32_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_COMM_INT32_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -6318,7 +6585,7 @@ intgo _wrap_EPLB_COMM_INT32_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_COMM_INT64_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_COMM_INT64_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -6330,7 +6597,7 @@ intgo _wrap_EPLB_COMM_INT64_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_COMM_UINT64_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_COMM_UINT64_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -6342,7 +6609,7 @@ intgo _wrap_EPLB_COMM_UINT64_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_COMM_FLOAT32_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_COMM_FLOAT32_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -6354,7 +6621,7 @@ intgo _wrap_EPLB_COMM_FLOAT32_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_COMM_FLOAT64_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_COMM_FLOAT64_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -6366,7 +6633,7 @@ intgo _wrap_EPLB_COMM_FLOAT64_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_COMM_SUM_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_COMM_SUM_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -6378,7 +6645,7 @@ intgo _wrap_EPLB_COMM_SUM_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_COMM_MAX_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_COMM_MAX_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -6390,7 +6657,7 @@ intgo _wrap_EPLB_COMM_MAX_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_COMM_MIN_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_COMM_MIN_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -6402,7 +6669,7 @@ intgo _wrap_EPLB_COMM_MIN_capi_cb5f82e9032c643b() {
 }
 
 
-_gostring_ _wrap_eplb_nccl_version_capi_cb5f82e9032c643b(intgo *_swig_go_0) {
+_gostring_ _wrap_eplb_nccl_version_capi_8df650dd416fa051(intgo *_swig_go_0) {
   int32_t *arg1 = (int32_t *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -6425,7 +6692,7 @@ _gostring_ _wrap_eplb_nccl_version_capi_cb5f82e9032c643b(intgo *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_comm_get_unique_id_capi_cb5f82e9032c643b(void *_swig_go_0, long long _swig_go_1) {
+_gostring_ _wrap_eplb_comm_get_unique_id_capi_8df650dd416fa051(void *_swig_go_0, long long _swig_go_1) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   eplb_status result;
@@ -6450,7 +6717,7 @@ _gostring_ _wrap_eplb_comm_get_unique_id_capi_cb5f82e9032c643b(void *_swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_comm_create_capi_cb5f82e9032c643b(void *_swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_comm **_swig_go_5) {
+_gostring_ _wrap_eplb_comm_create_capi_8df650dd416fa051(void *_swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_comm **_swig_go_5) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   int32_t arg3 ;
@@ -6483,7 +6750,7 @@ _gostring_ _wrap_eplb_comm_create_capi_cb5f82e9032c643b(void *_swig_go_0, long l
 }
 
 
-_gostring_ _wrap_eplb_comm_adopt_capi_cb5f82e9032c643b(void *_swig_go_0, eplb_comm **_swig_go_1) {
+_gostring_ _wrap_eplb_comm_adopt_capi_8df650dd416fa051(void *_swig_go_0, eplb_comm **_swig_go_1) {
   void *arg1 = (void *) 0 ;
   eplb_comm **arg2 = (eplb_comm **) 0 ;
   eplb_status result;
@@ -6508,7 +6775,7 @@ _gostring_ _wrap_eplb_comm_adopt_capi_cb5f82e9032c643b(void *_swig_go_0, eplb_co
 }
 
 
-void _wrap_eplb_comm_destroy_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0) {
+void _wrap_eplb_comm_destroy_capi_8df650dd416fa051(eplb_comm *_swig_go_0) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   
   arg1 = *(eplb_comm **)&_swig_go_0; 
@@ -6518,7 +6785,7 @@ void _wrap_eplb_comm_destroy_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_comm_get_rank_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
+_gostring_ _wrap_eplb_comm_get_rank_capi_8df650dd416fa051(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   eplb_status result;
@@ -6543,7 +6810,7 @@ _gostring_ _wrap_eplb_comm_get_rank_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_comm_get_size_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
+_gostring_ _wrap_eplb_comm_get_size_capi_8df650dd416fa051(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   eplb_status result;
@@ -6568,7 +6835,7 @@ _gostring_ _wrap_eplb_comm_get_size_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_comm_allreduce_tracker_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0, eplb_tracker *_swig_go_1, eplb_tracker *_swig_go_2) {
+_gostring_ _wrap_eplb_comm_allreduce_tracker_capi_8df650dd416fa051(eplb_comm *_swig_go_0, eplb_tracker *_swig_go_1, eplb_tracker *_swig_go_2) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   eplb_tracker *arg2 = (eplb_tracker *) 0 ;
   eplb_tracker *arg3 = (eplb_tracker *) 0 ;
@@ -6595,7 +6862,7 @@ _gostring_ _wrap_eplb_comm_allreduce_tracker_capi_cb5f82e9032c643b(eplb_comm *_s
 }
 
 
-_gostring_ _wrap_eplb_comm_allreduce_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0, void *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+_gostring_ _wrap_eplb_comm_allreduce_capi_8df650dd416fa051(eplb_comm *_swig_go_0, void *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -6628,7 +6895,7 @@ _gostring_ _wrap_eplb_comm_allreduce_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_migration_execute_step_capi_cb5f82e9032c643b(eplb_migration *_swig_go_0, eplb_comm *_swig_go_1, intgo _swig_go_2, void **_swig_go_3, long long _swig_go_4, long long *_swig_go_5, intgo _swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_migration_execute_step_capi_8df650dd416fa051(eplb_migration *_swig_go_0, eplb_comm *_swig_go_1, intgo _swig_go_2, void **_swig_go_3, long long _swig_go_4, long long *_swig_go_5, intgo _swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_comm *arg2 = (eplb_comm *) 0 ;
   uint32_t arg3 ;
@@ -6653,7 +6920,7 @@ _gostring_ _wrap_eplb_migration_execute_step_capi_cb5f82e9032c643b(eplb_migratio
   arg9 = (uint64_t)_swig_go_8; 
   arg10 = *(void **)&_swig_go_9; 
   
-  result = (eplb_status)eplb_migration_execute_step((eplb_migration const *)arg1,arg2,arg3,(void *const *)arg4,arg5,(unsigned long long const *)arg6,arg7,arg8,arg9,arg10);
+  result = (eplb_status)eplb_migration_execute_step((eplb_migration const *)arg1,arg2,arg3,(void *const *)arg4,arg5,(unsigned long const *)arg6,arg7,arg8,arg9,arg10);
   
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
@@ -6669,7 +6936,7 @@ _gostring_ _wrap_eplb_migration_execute_step_capi_cb5f82e9032c643b(eplb_migratio
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -6681,7 +6948,7 @@ intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -6693,7 +6960,7 @@ intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -6705,7 +6972,7 @@ intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_cb5f82e9032c643b() {
 }
 
 
-_gostring_ _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_cb5f82e9032c643b(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long *_swig_go_5) {
+_gostring_ _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_8df650dd416fa051(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long *_swig_go_5) {
   size_t arg1 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -6738,7 +7005,7 @@ _gostring_ _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_cb5f82e9032c643
 }
 
 
-_gostring_ _wrap_eplb_kernel_dispatch_layout_capi_cb5f82e9032c643b(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_dispatch_layout_capi_8df650dd416fa051(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
   int32_t *arg1 = (int32_t *) 0 ;
   size_t arg2 ;
   size_t arg3 ;
@@ -6787,7 +7054,7 @@ _gostring_ _wrap_eplb_kernel_dispatch_layout_capi_cb5f82e9032c643b(_goslice_ _sw
 }
 
 
-_gostring_ _wrap_eplb_kernel_dispatch_layout_cpu_capi_cb5f82e9032c643b(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_dispatch_layout_cpu_capi_8df650dd416fa051(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
   int32_t *arg1 = (int32_t *) 0 ;
   size_t arg2 ;
   size_t arg3 ;
@@ -6836,7 +7103,7 @@ _gostring_ _wrap_eplb_kernel_dispatch_layout_cpu_capi_cb5f82e9032c643b(_goslice_
 }
 
 
-_gostring_ _wrap_eplb_kernel_expert_sort_capacity_capi_cb5f82e9032c643b(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, long long *_swig_go_4) {
+_gostring_ _wrap_eplb_kernel_expert_sort_capacity_capi_8df650dd416fa051(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, long long *_swig_go_4) {
   size_t arg1 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -6867,7 +7134,7 @@ _gostring_ _wrap_eplb_kernel_expert_sort_capacity_capi_cb5f82e9032c643b(long lon
 }
 
 
-_gostring_ _wrap_eplb_kernel_expert_sort_workspace_size_capi_cb5f82e9032c643b(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_kernel_expert_sort_workspace_size_capi_8df650dd416fa051(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, long long *_swig_go_3) {
   size_t arg1 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -6896,7 +7163,7 @@ _gostring_ _wrap_eplb_kernel_expert_sort_workspace_size_capi_cb5f82e9032c643b(lo
 }
 
 
-_gostring_ _wrap_eplb_kernel_expert_sort_capi_cb5f82e9032c643b(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_expert_sort_capi_8df650dd416fa051(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
   int32_t *arg1 = (int32_t *) 0 ;
   size_t arg2 ;
   size_t arg3 ;
@@ -6945,7 +7212,7 @@ _gostring_ _wrap_eplb_kernel_expert_sort_capi_cb5f82e9032c643b(_goslice_ _swig_g
 }
 
 
-_gostring_ _wrap_eplb_kernel_expert_sort_cpu_capi_cb5f82e9032c643b(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_expert_sort_cpu_capi_8df650dd416fa051(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
   int32_t *arg1 = (int32_t *) 0 ;
   size_t arg2 ;
   size_t arg3 ;
@@ -6994,7 +7261,7 @@ _gostring_ _wrap_eplb_kernel_expert_sort_cpu_capi_cb5f82e9032c643b(_goslice_ _sw
 }
 
 
-_gostring_ _wrap_eplb_kernel_permute_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
+_gostring_ _wrap_eplb_kernel_permute_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -7033,7 +7300,7 @@ _gostring_ _wrap_eplb_kernel_permute_capi_cb5f82e9032c643b(void *_swig_go_0, int
 }
 
 
-_gostring_ _wrap_eplb_kernel_permute_cpu_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
+_gostring_ _wrap_eplb_kernel_permute_cpu_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -7072,7 +7339,7 @@ _gostring_ _wrap_eplb_kernel_permute_cpu_capi_cb5f82e9032c643b(void *_swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_kernel_unpermute_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_unpermute_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -7113,7 +7380,7 @@ _gostring_ _wrap_eplb_kernel_unpermute_capi_cb5f82e9032c643b(void *_swig_go_0, i
 }
 
 
-_gostring_ _wrap_eplb_kernel_unpermute_cpu_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_unpermute_cpu_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -7154,7 +7421,7 @@ _gostring_ _wrap_eplb_kernel_unpermute_cpu_capi_cb5f82e9032c643b(void *_swig_go_
 }
 
 
-intgo _wrap_EPLB_IDS_INT32_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_IDS_INT32_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -7166,7 +7433,7 @@ intgo _wrap_EPLB_IDS_INT32_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_IDS_INT64_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_IDS_INT64_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -7178,7 +7445,7 @@ intgo _wrap_EPLB_IDS_INT64_capi_cb5f82e9032c643b() {
 }
 
 
-_gostring_ _wrap_eplb_device_tables_create_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_device_tables **_swig_go_5) {
+_gostring_ _wrap_eplb_device_tables_create_capi_8df650dd416fa051(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_device_tables **_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -7211,7 +7478,7 @@ _gostring_ _wrap_eplb_device_tables_create_capi_cb5f82e9032c643b(eplb_placement 
 }
 
 
-_gostring_ _wrap_eplb_device_tables_update_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0, eplb_placement *_swig_go_1, void *_swig_go_2) {
+_gostring_ _wrap_eplb_device_tables_update_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0, eplb_placement *_swig_go_1, void *_swig_go_2) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -7238,7 +7505,7 @@ _gostring_ _wrap_eplb_device_tables_update_capi_cb5f82e9032c643b(eplb_device_tab
 }
 
 
-void _wrap_eplb_device_tables_destroy_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0) {
+void _wrap_eplb_device_tables_destroy_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   
   arg1 = *(eplb_device_tables **)&_swig_go_0; 
@@ -7248,7 +7515,7 @@ void _wrap_eplb_device_tables_destroy_capi_cb5f82e9032c643b(eplb_device_tables *
 }
 
 
-void _wrap_eplb_device_tables_info_struct_size_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_struct_size_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7260,7 +7527,7 @@ void _wrap_eplb_device_tables_info_struct_size_set_capi_cb5f82e9032c643b(struct 
 }
 
 
-intgo _wrap_eplb_device_tables_info_struct_size_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_struct_size_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7273,7 +7540,7 @@ intgo _wrap_eplb_device_tables_info_struct_size_get_capi_cb5f82e9032c643b(struct
 }
 
 
-void _wrap_eplb_device_tables_info_num_layers_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_num_layers_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7285,7 +7552,7 @@ void _wrap_eplb_device_tables_info_num_layers_set_capi_cb5f82e9032c643b(struct e
 }
 
 
-intgo _wrap_eplb_device_tables_info_num_layers_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_num_layers_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7298,7 +7565,7 @@ intgo _wrap_eplb_device_tables_info_num_layers_get_capi_cb5f82e9032c643b(struct 
 }
 
 
-void _wrap_eplb_device_tables_info_num_logical_experts_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_num_logical_experts_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7310,7 +7577,7 @@ void _wrap_eplb_device_tables_info_num_logical_experts_set_capi_cb5f82e9032c643b
 }
 
 
-intgo _wrap_eplb_device_tables_info_num_logical_experts_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_num_logical_experts_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7323,7 +7590,7 @@ intgo _wrap_eplb_device_tables_info_num_logical_experts_get_capi_cb5f82e9032c643
 }
 
 
-void _wrap_eplb_device_tables_info_num_physical_experts_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_num_physical_experts_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7335,7 +7602,7 @@ void _wrap_eplb_device_tables_info_num_physical_experts_set_capi_cb5f82e9032c643
 }
 
 
-intgo _wrap_eplb_device_tables_info_num_physical_experts_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_num_physical_experts_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7348,7 +7615,7 @@ intgo _wrap_eplb_device_tables_info_num_physical_experts_get_capi_cb5f82e9032c64
 }
 
 
-void _wrap_eplb_device_tables_info_max_replicas_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_max_replicas_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7360,7 +7627,7 @@ void _wrap_eplb_device_tables_info_max_replicas_set_capi_cb5f82e9032c643b(struct
 }
 
 
-intgo _wrap_eplb_device_tables_info_max_replicas_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_max_replicas_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7373,7 +7640,7 @@ intgo _wrap_eplb_device_tables_info_max_replicas_get_capi_cb5f82e9032c643b(struc
 }
 
 
-void _wrap_eplb_device_tables_info_num_nodes_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_num_nodes_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7385,7 +7652,7 @@ void _wrap_eplb_device_tables_info_num_nodes_set_capi_cb5f82e9032c643b(struct ep
 }
 
 
-intgo _wrap_eplb_device_tables_info_num_nodes_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_num_nodes_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7398,7 +7665,7 @@ intgo _wrap_eplb_device_tables_info_num_nodes_get_capi_cb5f82e9032c643b(struct e
 }
 
 
-void _wrap_eplb_device_tables_info_num_gpus_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_num_gpus_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7410,7 +7677,7 @@ void _wrap_eplb_device_tables_info_num_gpus_set_capi_cb5f82e9032c643b(struct epl
 }
 
 
-intgo _wrap_eplb_device_tables_info_num_gpus_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_num_gpus_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7423,7 +7690,7 @@ intgo _wrap_eplb_device_tables_info_num_gpus_get_capi_cb5f82e9032c643b(struct ep
 }
 
 
-void _wrap_eplb_device_tables_info_slots_per_gpu_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_slots_per_gpu_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7435,7 +7702,7 @@ void _wrap_eplb_device_tables_info_slots_per_gpu_set_capi_cb5f82e9032c643b(struc
 }
 
 
-intgo _wrap_eplb_device_tables_info_slots_per_gpu_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_slots_per_gpu_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7448,7 +7715,7 @@ intgo _wrap_eplb_device_tables_info_slots_per_gpu_get_capi_cb5f82e9032c643b(stru
 }
 
 
-void _wrap_eplb_device_tables_info_gpus_per_node_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_gpus_per_node_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7460,7 +7727,7 @@ void _wrap_eplb_device_tables_info_gpus_per_node_set_capi_cb5f82e9032c643b(struc
 }
 
 
-intgo _wrap_eplb_device_tables_info_gpus_per_node_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_gpus_per_node_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7473,7 +7740,7 @@ intgo _wrap_eplb_device_tables_info_gpus_per_node_get_capi_cb5f82e9032c643b(stru
 }
 
 
-void _wrap_eplb_device_tables_info_gpu_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_gpu_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7485,7 +7752,7 @@ void _wrap_eplb_device_tables_info_gpu_set_capi_cb5f82e9032c643b(struct eplb_dev
 }
 
 
-intgo _wrap_eplb_device_tables_info_gpu_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_gpu_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7498,7 +7765,7 @@ intgo _wrap_eplb_device_tables_info_gpu_get_capi_cb5f82e9032c643b(struct eplb_de
 }
 
 
-void _wrap_eplb_device_tables_info_flags_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_flags_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7510,7 +7777,7 @@ void _wrap_eplb_device_tables_info_flags_set_capi_cb5f82e9032c643b(struct eplb_d
 }
 
 
-intgo _wrap_eplb_device_tables_info_flags_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_flags_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7523,7 +7790,7 @@ intgo _wrap_eplb_device_tables_info_flags_get_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-void _wrap_eplb_device_tables_info_device_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_device_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   int32_t arg2 ;
   
@@ -7535,7 +7802,7 @@ void _wrap_eplb_device_tables_info_device_set_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-intgo _wrap_eplb_device_tables_info_device_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_device_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -7548,7 +7815,7 @@ intgo _wrap_eplb_device_tables_info_device_get_capi_cb5f82e9032c643b(struct eplb
 }
 
 
-void _wrap_eplb_device_tables_info_device_bytes_set_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_device_tables_info_device_bytes_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint64_t arg2 ;
   
@@ -7560,7 +7827,7 @@ void _wrap_eplb_device_tables_info_device_bytes_set_capi_cb5f82e9032c643b(struct
 }
 
 
-long long _wrap_eplb_device_tables_info_device_bytes_get_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+long long _wrap_eplb_device_tables_info_device_bytes_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -7573,7 +7840,7 @@ long long _wrap_eplb_device_tables_info_device_bytes_get_capi_cb5f82e9032c643b(s
 }
 
 
-struct eplb_device_tables_info *_wrap_new_eplb_device_tables_info_capi_cb5f82e9032c643b() {
+struct eplb_device_tables_info *_wrap_new_eplb_device_tables_info_capi_8df650dd416fa051() {
   struct eplb_device_tables_info *result = 0 ;
   struct eplb_device_tables_info *_swig_go_result;
   
@@ -7584,7 +7851,7 @@ struct eplb_device_tables_info *_wrap_new_eplb_device_tables_info_capi_cb5f82e90
 }
 
 
-void _wrap_delete_eplb_device_tables_info_capi_cb5f82e9032c643b(struct eplb_device_tables_info *_swig_go_0) {
+void _wrap_delete_eplb_device_tables_info_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   
   arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
@@ -7594,7 +7861,7 @@ void _wrap_delete_eplb_device_tables_info_capi_cb5f82e9032c643b(struct eplb_devi
 }
 
 
-_gostring_ _wrap_eplb_device_tables_get_info_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0, struct eplb_device_tables_info *_swig_go_1) {
+_gostring_ _wrap_eplb_device_tables_get_info_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0, struct eplb_device_tables_info *_swig_go_1) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   eplb_device_tables_info *arg2 = (eplb_device_tables_info *) 0 ;
   eplb_status result;
@@ -7619,7 +7886,7 @@ _gostring_ _wrap_eplb_device_tables_get_info_capi_cb5f82e9032c643b(eplb_device_t
 }
 
 
-_gostring_ _wrap_eplb_device_tables_get_static_map_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_device_tables_get_static_map_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -7648,7 +7915,7 @@ _gostring_ _wrap_eplb_device_tables_get_static_map_capi_cb5f82e9032c643b(eplb_de
 }
 
 
-_gostring_ _wrap_eplb_kernel_record_load_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_record_load_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -7689,7 +7956,7 @@ _gostring_ _wrap_eplb_kernel_record_load_capi_cb5f82e9032c643b(void *_swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_kernel_record_load_cpu_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_record_load_cpu_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -7730,7 +7997,7 @@ _gostring_ _wrap_eplb_kernel_record_load_cpu_capi_cb5f82e9032c643b(void *_swig_g
 }
 
 
-intgo _wrap_EPLB_MAP_STATIC_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_MAP_STATIC_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -7742,7 +8009,7 @@ intgo _wrap_EPLB_MAP_STATIC_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -7754,7 +8021,7 @@ intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_MAP_HASH_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_MAP_HASH_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -7766,7 +8033,7 @@ intgo _wrap_EPLB_MAP_HASH_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_MAP_NODE_AWARE_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_MAP_NODE_AWARE_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -7778,7 +8045,7 @@ intgo _wrap_EPLB_MAP_NODE_AWARE_capi_cb5f82e9032c643b() {
 }
 
 
-intgo _wrap_EPLB_MAP_QUOTA_capi_cb5f82e9032c643b() {
+intgo _wrap_EPLB_MAP_QUOTA_capi_8df650dd416fa051() {
   int result;
   intgo _swig_go_result;
   
@@ -7790,7 +8057,7 @@ intgo _wrap_EPLB_MAP_QUOTA_capi_cb5f82e9032c643b() {
 }
 
 
-_gostring_ _wrap_eplb_kernel_map_record_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
+_gostring_ _wrap_eplb_kernel_map_record_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -7837,7 +8104,7 @@ _gostring_ _wrap_eplb_kernel_map_record_capi_cb5f82e9032c643b(eplb_device_tables
 }
 
 
-_gostring_ _wrap_eplb_kernel_map_record_cpu_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
+_gostring_ _wrap_eplb_kernel_map_record_cpu_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -7884,7 +8151,7 @@ _gostring_ _wrap_eplb_kernel_map_record_cpu_capi_cb5f82e9032c643b(eplb_device_ta
 }
 
 
-_gostring_ _wrap_eplb_kernel_fold_counts_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
+_gostring_ _wrap_eplb_kernel_fold_counts_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   int64_t *arg2 = (int64_t *) 0 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -7897,7 +8164,7 @@ _gostring_ _wrap_eplb_kernel_fold_counts_capi_cb5f82e9032c643b(eplb_device_table
   arg3 = *(int64_t **)&_swig_go_2; 
   arg4 = *(void **)&_swig_go_3; 
   
-  result = (eplb_status)eplb_kernel_fold_counts((eplb_device_tables const *)arg1,(long long const *)arg2,arg3,arg4);
+  result = (eplb_status)eplb_kernel_fold_counts((eplb_device_tables const *)arg1,(long const *)arg2,arg3,arg4);
   
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
@@ -7913,7 +8180,7 @@ _gostring_ _wrap_eplb_kernel_fold_counts_capi_cb5f82e9032c643b(eplb_device_table
 }
 
 
-_gostring_ _wrap_eplb_kernel_fold_counts_cpu_capi_cb5f82e9032c643b(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
+_gostring_ _wrap_eplb_kernel_fold_counts_cpu_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   int64_t *arg2 = (int64_t *) 0 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -7926,7 +8193,7 @@ _gostring_ _wrap_eplb_kernel_fold_counts_cpu_capi_cb5f82e9032c643b(eplb_device_t
   arg3 = *(int64_t **)&_swig_go_2; 
   arg4 = *(void **)&_swig_go_3; 
   
-  result = (eplb_status)eplb_kernel_fold_counts_cpu((eplb_device_tables const *)arg1,(long long const *)arg2,arg3,arg4);
+  result = (eplb_status)eplb_kernel_fold_counts_cpu((eplb_device_tables const *)arg1,(long const *)arg2,arg3,arg4);
   
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
@@ -7942,7 +8209,7 @@ _gostring_ _wrap_eplb_kernel_fold_counts_cpu_capi_cb5f82e9032c643b(eplb_device_t
 }
 
 
-_gostring_ _wrap_eplb_kernel_coactivation_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_coactivation_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -7991,7 +8258,7 @@ _gostring_ _wrap_eplb_kernel_coactivation_capi_cb5f82e9032c643b(void *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_kernel_coactivation_cpu_capi_cb5f82e9032c643b(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_coactivation_cpu_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -8040,7 +8307,7 @@ _gostring_ _wrap_eplb_kernel_coactivation_cpu_capi_cb5f82e9032c643b(void *_swig_
 }
 
 
-_gostring_ _wrap_eplb_split_tables_create_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_split_tables **_swig_go_5) {
+_gostring_ _wrap_eplb_split_tables_create_capi_8df650dd416fa051(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_split_tables **_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -8073,7 +8340,7 @@ _gostring_ _wrap_eplb_split_tables_create_capi_cb5f82e9032c643b(eplb_placement *
 }
 
 
-void _wrap_eplb_split_tables_destroy_capi_cb5f82e9032c643b(eplb_split_tables *_swig_go_0) {
+void _wrap_eplb_split_tables_destroy_capi_8df650dd416fa051(eplb_split_tables *_swig_go_0) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   
   arg1 = *(eplb_split_tables **)&_swig_go_0; 
@@ -8083,7 +8350,7 @@ void _wrap_eplb_split_tables_destroy_capi_cb5f82e9032c643b(eplb_split_tables *_s
 }
 
 
-_gostring_ _wrap_eplb_kernel_split_solve_workspace_size_capi_cb5f82e9032c643b(eplb_split_tables *_swig_go_0, long long *_swig_go_1) {
+_gostring_ _wrap_eplb_kernel_split_solve_workspace_size_capi_8df650dd416fa051(eplb_split_tables *_swig_go_0, long long *_swig_go_1) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   size_t *arg2 = (size_t *) 0 ;
   eplb_status result;
@@ -8108,7 +8375,7 @@ _gostring_ _wrap_eplb_kernel_split_solve_workspace_size_capi_cb5f82e9032c643b(ep
 }
 
 
-_gostring_ _wrap_eplb_kernel_split_solve_capi_cb5f82e9032c643b(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, double *_swig_go_3, double *_swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_split_solve_capi_8df650dd416fa051(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -8125,8 +8392,12 @@ _gostring_ _wrap_eplb_kernel_split_solve_capi_cb5f82e9032c643b(eplb_split_tables
   arg1 = *(eplb_split_tables **)&_swig_go_0; 
   arg2 = (uint32_t)_swig_go_1; 
   arg3 = *(int32_t **)&_swig_go_2; 
-  arg4 = *(double **)&_swig_go_3; 
-  arg5 = *(double **)&_swig_go_4; 
+  
+  arg4 = (double *)_swig_go_3.array;
+  
+  
+  arg5 = (double *)_swig_go_4.array;
+  
   arg6 = *(int32_t **)&_swig_go_5; 
   arg7 = *(double **)&_swig_go_6; 
   arg8 = *(void **)&_swig_go_7; 
@@ -8149,7 +8420,7 @@ _gostring_ _wrap_eplb_kernel_split_solve_capi_cb5f82e9032c643b(eplb_split_tables
 }
 
 
-_gostring_ _wrap_eplb_kernel_split_solve_cpu_capi_cb5f82e9032c643b(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, double *_swig_go_3, double *_swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_split_solve_cpu_capi_8df650dd416fa051(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -8166,8 +8437,12 @@ _gostring_ _wrap_eplb_kernel_split_solve_cpu_capi_cb5f82e9032c643b(eplb_split_ta
   arg1 = *(eplb_split_tables **)&_swig_go_0; 
   arg2 = (uint32_t)_swig_go_1; 
   arg3 = *(int32_t **)&_swig_go_2; 
-  arg4 = *(double **)&_swig_go_3; 
-  arg5 = *(double **)&_swig_go_4; 
+  
+  arg4 = (double *)_swig_go_3.array;
+  
+  
+  arg5 = (double *)_swig_go_4.array;
+  
   arg6 = *(int32_t **)&_swig_go_5; 
   arg7 = *(double **)&_swig_go_6; 
   arg8 = *(void **)&_swig_go_7; 
@@ -8190,7 +8465,7 @@ _gostring_ _wrap_eplb_kernel_split_solve_cpu_capi_cb5f82e9032c643b(eplb_split_ta
 }
 
 
-_gostring_ _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, long long _swig_go_1, long long *_swig_go_2) {
+_gostring_ _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_8df650dd416fa051(eplb_placement *_swig_go_0, long long _swig_go_1, long long *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   size_t arg2 ;
   size_t *arg3 = (size_t *) 0 ;
@@ -8217,7 +8492,7 @@ _gostring_ _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_cb5f82e9032c64
 }
 
 
-_gostring_ _wrap_eplb_kernel_shared_waterfill_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo *_swig_go_4, double *_swig_go_5, double *_swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
+_gostring_ _wrap_eplb_kernel_shared_waterfill_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -8235,12 +8510,16 @@ _gostring_ _wrap_eplb_kernel_shared_waterfill_capi_cb5f82e9032c643b(eplb_placeme
   _gostring_ _swig_go_result;
   
   arg1 = *(eplb_placement **)&_swig_go_0; 
-  arg2 = *(int32_t **)&_swig_go_1; 
+  arg2 = (int32_t *)_swig_go_1.array; 
   arg3 = (size_t)_swig_go_2; 
   arg4 = (uint32_t)_swig_go_3; 
-  arg5 = *(int32_t **)&_swig_go_4; 
-  arg6 = *(double **)&_swig_go_5; 
-  arg7 = *(double **)&_swig_go_6; 
+  arg5 = (int32_t *)_swig_go_4.array; 
+  
+  arg6 = (double *)_swig_go_5.array;
+  
+  
+  arg7 = (double *)_swig_go_6.array;
+  
   arg8 = (uint32_t)_swig_go_7; 
   arg9 = *(int32_t **)&_swig_go_8; 
   arg10 = *(double **)&_swig_go_9; 
@@ -8264,7 +8543,7 @@ _gostring_ _wrap_eplb_kernel_shared_waterfill_capi_cb5f82e9032c643b(eplb_placeme
 }
 
 
-_gostring_ _wrap_eplb_kernel_shared_waterfill_cpu_capi_cb5f82e9032c643b(eplb_placement *_swig_go_0, intgo *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo *_swig_go_4, double *_swig_go_5, double *_swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
+_gostring_ _wrap_eplb_kernel_shared_waterfill_cpu_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -8282,12 +8561,16 @@ _gostring_ _wrap_eplb_kernel_shared_waterfill_cpu_capi_cb5f82e9032c643b(eplb_pla
   _gostring_ _swig_go_result;
   
   arg1 = *(eplb_placement **)&_swig_go_0; 
-  arg2 = *(int32_t **)&_swig_go_1; 
+  arg2 = (int32_t *)_swig_go_1.array; 
   arg3 = (size_t)_swig_go_2; 
   arg4 = (uint32_t)_swig_go_3; 
-  arg5 = *(int32_t **)&_swig_go_4; 
-  arg6 = *(double **)&_swig_go_5; 
-  arg7 = *(double **)&_swig_go_6; 
+  arg5 = (int32_t *)_swig_go_4.array; 
+  
+  arg6 = (double *)_swig_go_5.array;
+  
+  
+  arg7 = (double *)_swig_go_6.array;
+  
   arg8 = (uint32_t)_swig_go_7; 
   arg9 = *(int32_t **)&_swig_go_8; 
   arg10 = *(double **)&_swig_go_9; 
@@ -8311,7 +8594,7 @@ _gostring_ _wrap_eplb_kernel_shared_waterfill_cpu_capi_cb5f82e9032c643b(eplb_pla
 }
 
 
-void _wrap_eplb_token_exchange_options_struct_size_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_struct_size_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -8323,7 +8606,7 @@ void _wrap_eplb_token_exchange_options_struct_size_set_capi_cb5f82e9032c643b(str
 }
 
 
-intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8336,7 +8619,7 @@ intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_cb5f82e9032c643b(st
 }
 
 
-void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -8348,7 +8631,7 @@ void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_cb5f82e9032c643b(
 }
 
 
-intgo _wrap_eplb_token_exchange_options_slots_per_rank_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_slots_per_rank_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8361,7 +8644,7 @@ intgo _wrap_eplb_token_exchange_options_slots_per_rank_get_capi_cb5f82e9032c643b
 }
 
 
-void _wrap_eplb_token_exchange_options_top_k_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_top_k_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -8373,7 +8656,7 @@ void _wrap_eplb_token_exchange_options_top_k_set_capi_cb5f82e9032c643b(struct ep
 }
 
 
-intgo _wrap_eplb_token_exchange_options_top_k_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_top_k_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8386,7 +8669,7 @@ intgo _wrap_eplb_token_exchange_options_top_k_get_capi_cb5f82e9032c643b(struct e
 }
 
 
-void _wrap_eplb_token_exchange_options_out_dtype_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_out_dtype_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -8398,7 +8681,7 @@ void _wrap_eplb_token_exchange_options_out_dtype_set_capi_cb5f82e9032c643b(struc
 }
 
 
-intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8411,7 +8694,7 @@ intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_cb5f82e9032c643b(stru
 }
 
 
-void _wrap_eplb_token_exchange_options_row_bytes_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_token_exchange_options_row_bytes_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint64_t arg2 ;
   
@@ -8423,7 +8706,7 @@ void _wrap_eplb_token_exchange_options_row_bytes_set_capi_cb5f82e9032c643b(struc
 }
 
 
-long long _wrap_eplb_token_exchange_options_row_bytes_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+long long _wrap_eplb_token_exchange_options_row_bytes_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -8436,7 +8719,7 @@ long long _wrap_eplb_token_exchange_options_row_bytes_get_capi_cb5f82e9032c643b(
 }
 
 
-void _wrap_eplb_token_exchange_options_hidden_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_token_exchange_options_hidden_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint64_t arg2 ;
   
@@ -8448,7 +8731,7 @@ void _wrap_eplb_token_exchange_options_hidden_set_capi_cb5f82e9032c643b(struct e
 }
 
 
-long long _wrap_eplb_token_exchange_options_hidden_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+long long _wrap_eplb_token_exchange_options_hidden_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -8461,7 +8744,7 @@ long long _wrap_eplb_token_exchange_options_hidden_get_capi_cb5f82e9032c643b(str
 }
 
 
-void _wrap_eplb_token_exchange_options_max_tokens_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_max_tokens_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -8473,7 +8756,7 @@ void _wrap_eplb_token_exchange_options_max_tokens_set_capi_cb5f82e9032c643b(stru
 }
 
 
-intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8486,7 +8769,7 @@ intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_cb5f82e9032c643b(str
 }
 
 
-void _wrap_eplb_token_exchange_options_capacity_set_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_capacity_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -8498,7 +8781,7 @@ void _wrap_eplb_token_exchange_options_capacity_set_capi_cb5f82e9032c643b(struct
 }
 
 
-intgo _wrap_eplb_token_exchange_options_capacity_get_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_capacity_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8511,7 +8794,7 @@ intgo _wrap_eplb_token_exchange_options_capacity_get_capi_cb5f82e9032c643b(struc
 }
 
 
-struct eplb_token_exchange_options *_wrap_new_eplb_token_exchange_options_capi_cb5f82e9032c643b() {
+struct eplb_token_exchange_options *_wrap_new_eplb_token_exchange_options_capi_8df650dd416fa051() {
   struct eplb_token_exchange_options *result = 0 ;
   struct eplb_token_exchange_options *_swig_go_result;
   
@@ -8522,7 +8805,7 @@ struct eplb_token_exchange_options *_wrap_new_eplb_token_exchange_options_capi_c
 }
 
 
-void _wrap_delete_eplb_token_exchange_options_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+void _wrap_delete_eplb_token_exchange_options_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   
   arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
@@ -8532,7 +8815,7 @@ void _wrap_delete_eplb_token_exchange_options_capi_cb5f82e9032c643b(struct eplb_
 }
 
 
-void _wrap_eplb_token_exchange_options_init_capi_cb5f82e9032c643b(struct eplb_token_exchange_options *_swig_go_0) {
+void _wrap_eplb_token_exchange_options_init_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
   eplb_token_exchange_options *arg1 = (eplb_token_exchange_options *) 0 ;
   
   arg1 = *(eplb_token_exchange_options **)&_swig_go_0; 
@@ -8542,7 +8825,7 @@ void _wrap_eplb_token_exchange_options_init_capi_cb5f82e9032c643b(struct eplb_to
 }
 
 
-_gostring_ _wrap_eplb_token_exchange_create_capi_cb5f82e9032c643b(eplb_comm *_swig_go_0, struct eplb_token_exchange_options *_swig_go_1, eplb_token_exchange **_swig_go_2) {
+_gostring_ _wrap_eplb_token_exchange_create_capi_8df650dd416fa051(eplb_comm *_swig_go_0, struct eplb_token_exchange_options *_swig_go_1, eplb_token_exchange **_swig_go_2) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   eplb_token_exchange_options *arg2 = (eplb_token_exchange_options *) 0 ;
   eplb_token_exchange **arg3 = (eplb_token_exchange **) 0 ;
@@ -8569,7 +8852,7 @@ _gostring_ _wrap_eplb_token_exchange_create_capi_cb5f82e9032c643b(eplb_comm *_sw
 }
 
 
-void _wrap_eplb_token_exchange_destroy_capi_cb5f82e9032c643b(eplb_token_exchange *_swig_go_0) {
+void _wrap_eplb_token_exchange_destroy_capi_8df650dd416fa051(eplb_token_exchange *_swig_go_0) {
   eplb_token_exchange *arg1 = (eplb_token_exchange *) 0 ;
   
   arg1 = *(eplb_token_exchange **)&_swig_go_0; 
@@ -8579,7 +8862,7 @@ void _wrap_eplb_token_exchange_destroy_capi_cb5f82e9032c643b(eplb_token_exchange
 }
 
 
-_gostring_ _wrap_eplb_token_exchange_dispatch_capi_cb5f82e9032c643b(eplb_token_exchange *_swig_go_0, long long _swig_go_1, intgo *_swig_go_2, float *_swig_go_3, void *_swig_go_4, void *_swig_go_5, intgo *_swig_go_6, float *_swig_go_7, intgo *_swig_go_8, long long _swig_go_9, intgo *_swig_go_10, long long *_swig_go_11, void *_swig_go_12) {
+_gostring_ _wrap_eplb_token_exchange_dispatch_capi_8df650dd416fa051(eplb_token_exchange *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, float *_swig_go_3, void *_swig_go_4, void *_swig_go_5, intgo *_swig_go_6, float *_swig_go_7, intgo *_swig_go_8, long long _swig_go_9, intgo *_swig_go_10, long long *_swig_go_11, void *_swig_go_12) {
   eplb_token_exchange *arg1 = (eplb_token_exchange *) 0 ;
   size_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -8598,7 +8881,7 @@ _gostring_ _wrap_eplb_token_exchange_dispatch_capi_cb5f82e9032c643b(eplb_token_e
   
   arg1 = *(eplb_token_exchange **)&_swig_go_0; 
   arg2 = (size_t)_swig_go_1; 
-  arg3 = *(int32_t **)&_swig_go_2; 
+  arg3 = (int32_t *)_swig_go_2.array; 
   arg4 = *(float **)&_swig_go_3; 
   arg5 = *(void **)&_swig_go_4; 
   arg6 = *(void **)&_swig_go_5; 
@@ -8626,7 +8909,7 @@ _gostring_ _wrap_eplb_token_exchange_dispatch_capi_cb5f82e9032c643b(eplb_token_e
 }
 
 
-_gostring_ _wrap_eplb_token_exchange_combine_capi_cb5f82e9032c643b(eplb_token_exchange *_swig_go_0, void *_swig_go_1, long long _swig_go_2, void *_swig_go_3, void *_swig_go_4) {
+_gostring_ _wrap_eplb_token_exchange_combine_capi_8df650dd416fa051(eplb_token_exchange *_swig_go_0, void *_swig_go_1, long long _swig_go_2, void *_swig_go_3, void *_swig_go_4) {
   eplb_token_exchange *arg1 = (eplb_token_exchange *) 0 ;
   void *arg2 = (void *) 0 ;
   uint64_t arg3 ;

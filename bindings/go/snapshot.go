@@ -1,0 +1,198 @@
+package eplb
+
+import (
+	"runtime"
+	"sync"
+
+	"eplb/internal/capi"
+)
+
+// SnapshotInfo is what a snapshot holds (eplb_snapshot_info). A statistics snapshot (no
+// placement) has PhysicalExperts = Nodes = GPUs = Groups = 0 and HasCoactivation.
+type SnapshotInfo struct {
+	FormatMajor, FormatMinor                int
+	Layers, LogicalExperts, PhysicalExperts int
+	Nodes, GPUs, Groups                     int
+	Algorithm                               uint32 // 0 if imported
+	HasLoads, HasCoactivation               bool
+	CreatedUnixSeconds, FileSize            uint64
+	PlanSeconds                             float64
+	Balancedness                            float64 // under the stored loads; -1 if none stored
+	LibraryVersion, Label                   string
+}
+
+func snapshotInfo(n capi.Eplb_snapshot_info) SnapshotInfo {
+	return SnapshotInfo{
+		FormatMajor: int(n.GetFormat_major()), FormatMinor: int(n.GetFormat_minor()),
+		Layers: int(n.GetNum_layers()), LogicalExperts: int(n.GetNum_logical_experts()),
+		PhysicalExperts: int(n.GetNum_physical_experts()), Nodes: int(n.GetNum_nodes()),
+		GPUs: int(n.GetNum_gpus()), Groups: int(n.GetNum_groups()), Algorithm: uint32(n.GetAlgorithm()),
+		HasLoads: n.GetHas_loads() != 0, HasCoactivation: n.GetHas_coactivation() != 0,
+		CreatedUnixSeconds: uint64(n.GetCreated_unix_seconds()), FileSize: uint64(n.GetFile_size()),
+		PlanSeconds: n.GetPlan_seconds(), Balancedness: n.GetBalancedness(),
+		LibraryVersion: n.GetLibrary_version(), Label: n.GetLabel(),
+	}
+}
+
+// InspectSnapshot reads what a snapshot file holds from its header and small sections, without
+// decoding the placement or statistics.
+func InspectSnapshot(path string) (SnapshotInfo, error) {
+	native := capi.NewEplb_snapshot_info()
+	defer capi.DeleteEplb_snapshot_info(native)
+	if err := capi.Eplb_snapshot_inspect(path, native); err != nil {
+		return SnapshotInfo{}, err
+	}
+	return snapshotInfo(native), nil
+}
+
+// Snapshot is a loaded and validated snapshot: a placement, its loads and co-activation
+// statistics, or statistics alone. Immutable; calls may run concurrently, Close waits for them.
+type Snapshot struct {
+	mu     sync.RWMutex
+	handle uintptr
+	Info   SnapshotInfo
+}
+
+func newSnapshot(handle uintptr) (*Snapshot, error) {
+	s := &Snapshot{handle: handle}
+	runtime.SetFinalizer(s, (*Snapshot).Close)
+	native := capi.NewEplb_snapshot_info()
+	defer capi.DeleteEplb_snapshot_info(native)
+	if err := capi.Eplb_snapshot_get_info(capi.SwigcptrEplb_snapshot(handle), native); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.Info = snapshotInfo(native)
+	return s, nil
+}
+
+// OpenSnapshot reads and validates a whole snapshot file.
+func OpenSnapshot(path string) (*Snapshot, error) {
+	var handle uintptr
+	if err := capi.Eplb_snapshot_load(path, &handle); err != nil {
+		return nil, err
+	}
+	return newSnapshot(handle)
+}
+
+// SnapshotFromBuffer reads and validates snapshot bytes (e.g. Placement.SaveToBuffer's).
+func SnapshotFromBuffer(data []byte) (*Snapshot, error) {
+	var handle uintptr
+	if err := capi.Eplb_snapshot_load_from_buffer(data, &handle); err != nil {
+		return nil, err
+	}
+	return newSnapshot(handle)
+}
+
+func (s *Snapshot) use(f func(capi.Eplb_snapshot) error) error {
+	if s == nil {
+		return invalidArgument("snapshot is nil")
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.handle == 0 {
+		return ErrClosed
+	}
+	err := f(capi.SwigcptrEplb_snapshot(s.handle))
+	runtime.KeepAlive(s)
+	return err
+}
+
+// Placement returns a new placement equal to the stored one (an error for a statistics
+// snapshot).
+func (s *Snapshot) Placement() (*Placement, error) {
+	var out uintptr
+	if err := s.use(func(raw capi.Eplb_snapshot) error { return capi.Eplb_snapshot_get_placement(raw, &out) }); err != nil {
+		return nil, err
+	}
+	return newPlacement(out)
+}
+
+// Loads returns the stored load statistics, [layers][logical experts] (an error when
+// Info.HasLoads is false).
+func (s *Snapshot) Loads() ([]float64, error) {
+	if s == nil {
+		return nil, invalidArgument("snapshot is nil")
+	}
+	out := make([]float64, s.Info.Layers*s.Info.LogicalExperts)
+	if err := s.use(func(raw capi.Eplb_snapshot) error { return capi.Eplb_snapshot_get_loads(raw, out) }); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Tracker returns a new tracker equal to the stored statistics (recording into it continues
+// exactly as the saved tracker would); an error when Info.HasCoactivation is false.
+func (s *Snapshot) Tracker() (*Tracker, error) {
+	var handle uintptr
+	if err := s.use(func(raw capi.Eplb_snapshot) error { return capi.Eplb_snapshot_get_tracker(raw, &handle) }); err != nil {
+		return nil, err
+	}
+	t := &Tracker{handle: handle, order: trackersCreated.Add(1)}
+	runtime.SetFinalizer(t, (*Tracker).Close)
+	options := capi.NewEplb_tracker_options()
+	defer capi.DeleteEplb_tracker_options(options)
+	capi.Eplb_tracker_options_init(options)
+	if err := capi.Eplb_tracker_get_options(capi.SwigcptrEplb_tracker(handle), options); err != nil {
+		t.Close()
+		return nil, err
+	}
+	t.layers, t.experts = int(options.GetNum_layers()), int(options.GetNum_logical_experts())
+	t.topK = int(options.GetTop_k())
+	return t, nil
+}
+
+// Close releases the snapshot once the calls in progress return. Safe to call twice.
+func (s *Snapshot) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handle != 0 {
+		capi.Eplb_snapshot_destroy(capi.SwigcptrEplb_snapshot(s.handle))
+		s.handle = 0
+		runtime.SetFinalizer(s, nil)
+	}
+	return nil
+}
+
+// SaveStatistics writes the tracker's whole state (enough to resume recording exactly) to a
+// statistics snapshot at path, atomically; label may be "".
+func (t *Tracker) SaveStatistics(path, label string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.handle == 0 {
+		return ErrClosed
+	}
+	err := capi.Eplb_go_snapshot_save_statistics(capi.SwigcptrEplb_tracker(t.handle), label, path)
+	runtime.KeepAlive(t)
+	return err
+}
+
+// StatisticsToBuffer is SaveStatistics into bytes (read back with SnapshotFromBuffer).
+func (t *Tracker) StatisticsToBuffer(label string) ([]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.handle == 0 {
+		return nil, ErrClosed
+	}
+	var buffer uintptr
+	var n int64
+	err := capi.Eplb_go_snapshot_save_statistics_to_buffer(capi.SwigcptrEplb_tracker(t.handle), label, &buffer, &n)
+	runtime.KeepAlive(t)
+	if err != nil {
+		return nil, err
+	}
+	return takeBytes(buffer, n), nil
+}
+
+// SaveToBuffer returns the placement as .eplb snapshot bytes (what Save writes to a file);
+// loads (may be nil) are stored with it, label may be "".
+func (p *Placement) SaveToBuffer(loads []float64, label string) ([]byte, error) {
+	var buffer uintptr
+	var n int64
+	if err := p.use(func(raw capi.Eplb_placement) error {
+		return capi.Eplb_go_snapshot_save_to_buffer(raw, loads, label, &buffer, &n)
+	}); err != nil {
+		return nil, err
+	}
+	return takeBytes(buffer, n), nil
+}
