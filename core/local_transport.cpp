@@ -1,6 +1,7 @@
 #include "local_transport.hpp"
 
 #include <cstring>
+#include <utility>
 
 #include "error.hpp"
 
@@ -31,28 +32,51 @@ LocalTransportHub::Mailbox& LocalTransportHub::mailbox(std::uint32_t from, std::
   return *mailboxes_[std::size_t{from} * num_ranks_ + to];
 }
 
-// Sends copy eagerly, so a send never blocks and posting order cannot deadlock.
-void LocalTransportHub::Endpoint::send(std::uint32_t peer, std::span<const std::byte> data) {
-  Mailbox& box = hub_.mailbox(rank_, peer);
-  {
-    std::lock_guard lock(box.mutex);
-    box.messages.emplace_back(data.begin(), data.end());
+std::size_t LocalTransportHub::undelivered() const {
+  std::size_t count = 0;
+  for (const auto& box : mailboxes_) {
+    const std::lock_guard lock(box->mutex);
+    count += box->messages.size();
   }
-  box.ready.notify_all();
+  for (const auto& endpoint : endpoints_) count += endpoint->pending();
+  return count;
+}
+
+// Posting only checks the peer (as NCCL does); the data moves in wait().
+void LocalTransportHub::Endpoint::send(std::uint32_t peer, std::span<const std::byte> data) {
+  static_cast<void>(hub_.mailbox(rank_, peer));
+  sends_.emplace_back(peer, data);
 }
 
 void LocalTransportHub::Endpoint::recv(std::uint32_t peer, std::span<std::byte> data) {
-  Mailbox& box = hub_.mailbox(peer, rank_);
-  std::unique_lock lock(box.mutex);
-  box.ready.wait(lock, [&] { return !box.messages.empty(); });
-  std::vector<std::byte> message = std::move(box.messages.front());
-  box.messages.pop_front();
-  lock.unlock();
-  if (message.size() != data.size()) {
-    fail(Errc::internal, "rank ", rank_, " expected ", data.size(), " bytes from rank ", peer,
-         " but the next message has ", message.size());
+  static_cast<void>(hub_.mailbox(peer, rank_));
+  recvs_.emplace_back(peer, data);
+}
+
+void LocalTransportHub::Endpoint::wait() {
+  const auto sends = std::exchange(sends_, {});
+  const auto recvs = std::exchange(recvs_, {});
+  for (const auto& [peer, data] : sends) {
+    Mailbox& box = hub_.mailbox(rank_, peer);
+    {
+      const std::lock_guard lock(box.mutex);
+      box.messages.emplace_back(data.begin(), data.end());
+    }
+    box.ready.notify_all();
   }
-  if (!message.empty()) std::memcpy(data.data(), message.data(), message.size());
+  for (const auto& [peer, data] : recvs) {
+    Mailbox& box = hub_.mailbox(peer, rank_);
+    std::unique_lock lock(box.mutex);
+    box.ready.wait(lock, [&] { return !box.messages.empty(); });
+    std::vector<std::byte> message = std::move(box.messages.front());
+    box.messages.pop_front();
+    lock.unlock();
+    if (message.size() != data.size()) {
+      fail(Errc::internal, "rank ", rank_, " expected ", data.size(), " bytes from rank ", peer,
+           " but the next message has ", message.size());
+    }
+    if (!message.empty()) std::memcpy(data.data(), message.data(), message.size());
+  }
 }
 
 }  // namespace eplb

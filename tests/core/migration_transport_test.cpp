@@ -79,6 +79,7 @@ void run_threads(const MigrationPlan& plan, std::vector<Rank>& ranks, std::size_
       };
       run_migration_step(ops, slot, mine.staging, bytes, hub.endpoint(rank));
     });
+    EXPECT_EQ(hub.undelivered(), 0U) << "step " << step << ": an unmatched send or receive";
     expect_weights(ranks, plan.placement_after_step(step), bytes, "after a step");
   }
 }
@@ -117,6 +118,27 @@ TEST(LocalTransport, StagingTooSmallIsAnError) {
   EXPECT_THROW(run_migration_step(ops, slot, staging, 8, hub.endpoint(0)), Error);
   EXPECT_THROW((void)rank_step_ops(plan, 0, 2), Error);
   EXPECT_THROW((void)hub.endpoint(2), Error);
+}
+
+// Like an NCCL group, nothing moves before wait(): a send's data is read at wait() and a
+// receive's buffer is written at wait(), so step logic that relied on eager copies fails here.
+TEST(LocalTransport, DataMovesAtWaitLikeAnNcclGroup) {
+  LocalTransportHub hub(2);
+  std::vector<std::byte> sent(4, std::byte{1}), received(4, std::byte{9});
+  hub.endpoint(1).recv(0, received);
+  hub.endpoint(0).send(1, sent);
+  EXPECT_EQ(hub.undelivered(), 2U);  // posted, not waited for
+  sent.assign(4, std::byte{2});      // changed after posting: NCCL would send this
+  hub.endpoint(0).wait();
+  EXPECT_EQ(received, std::vector<std::byte>(4, std::byte{9})) << "written before wait()";
+  hub.endpoint(1).wait();
+  EXPECT_EQ(received, std::vector<std::byte>(4, std::byte{2}));
+  EXPECT_EQ(hub.undelivered(), 0U);
+
+  hub.endpoint(1).send(0, sent);  // never received
+  hub.endpoint(1).wait();
+  EXPECT_EQ(hub.undelivered(), 1U);
+  EXPECT_THROW(hub.endpoint(0).send(2, sent), Error);  // a bad peer fails when posted
 }
 
 }  // namespace

@@ -202,6 +202,7 @@ std::vector<std::vector<RankResult>> run_rounds(const TokenExchangeShape& base,
   for (const auto& e : errors) {
     if (e) std::rethrow_exception(e);
   }
+  EXPECT_EQ(hub.undelivered(), 0U) << "a message was sent but never received";
   return results;
 }
 
