@@ -176,6 +176,10 @@ struct Communicator::Impl {
         throw;
       }
     }
+    // Poll for the all-reduce first: a copy into pageable host memory returns only when it is
+    // done, so issued behind an all-reduce whose peer died it would block forever instead of
+    // reporting the communicator's error.
+    wait_stream();
     kernels::check_cuda(cudaMemcpyAsync(data, staging, bytes, cudaMemcpyDeviceToHost, stream),
                         "cudaMemcpyAsync from the staging buffer");
     wait_stream();
@@ -257,9 +261,11 @@ class NcclTransport final : public MigrationTransport {
   }
   void copy(std::span<std::byte> to, std::span<const std::byte> from) override {
     EPLB_ASSERT(!in_group_ && to.size() == from.size());
+    // Default: the addresses were checked to be device-accessible, which includes managed and
+    // mapped pinned host memory, for which DeviceToDevice would be the wrong kind.
     kernels::check_cuda(
-        cudaMemcpyAsync(to.data(), from.data(), from.size(), cudaMemcpyDeviceToDevice, stream_),
-        "cudaMemcpyAsync (device to device)");
+        cudaMemcpyAsync(to.data(), from.data(), from.size(), cudaMemcpyDefault, stream_),
+        "cudaMemcpyAsync (slot to slot)");
   }
 
  private:
@@ -298,9 +304,13 @@ std::unique_ptr<Communicator> Communicator::create(const UniqueId& id, int num_r
   ncclUniqueId nccl_id{};
   std::memcpy(&nccl_id, id.data(), sizeof(nccl_id));
   ncclComm_t comm = nullptr;
-  check(nccl, nccl.CommInitRank(&comm, num_ranks, nccl_id, rank), "ncclCommInitRank");
+  const ncclResult_t init = nccl.CommInitRank(&comm, num_ranks, nccl_id, rank);
+  // NCCL_COMM_BLOCKING=0 makes initialisation non-blocking: ncclInProgress, and the communicator
+  // is ours (released by ~Impl on any failure below) once NCCL has written it.
+  if (init != ncclInProgress) check(nccl, init, "ncclCommInitRank");
   impl->comm = comm;
   impl->owned = true;
+  if (init == ncclInProgress) impl->wait_enqueued();  // until initialised, or its error
   impl->query_shape();
   return std::unique_ptr<Communicator>(new Communicator(std::move(impl)));
 }
@@ -313,7 +323,9 @@ std::unique_ptr<Communicator> Communicator::adopt(void* nccl_comm) {
   impl->nccl = &nccl;
   impl->comm = static_cast<ncclComm_t>(nccl_comm);
   impl->owned = false;
-  kernels::check_cuda(cudaGetDevice(&impl->device), "cudaGetDevice");
+  // The communicator's own device (not the thread's current one, which may differ): the host
+  // all-reduces allocate their staging buffer and stream there.
+  check(nccl, nccl.CommCuDevice(impl->comm, &impl->device), "ncclCommCuDevice");
   impl->query_shape();
   return std::unique_ptr<Communicator>(new Communicator(std::move(impl)));
 }
@@ -336,6 +348,7 @@ void Communicator::allreduce(void* data, std::size_t count, DataType type, Reduc
                              void* stream) {
   if (count == 0) return;
   require_device_pointer(data, "data");
+  kernels::require_current_device(impl_->device, "the communicator's device");
   impl_->check_async();
   // Non-blocking communicator: return once the all-reduce is on the stream, so that the caller's
   // later work on it is ordered after it.

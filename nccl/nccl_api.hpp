@@ -59,6 +59,7 @@ struct NcclApi {
   ncclResult_t (*CommAbort)(ncclComm_t) = nullptr;
   ncclResult_t (*CommCount)(ncclComm_t, int*) = nullptr;
   ncclResult_t (*CommUserRank)(ncclComm_t, int*) = nullptr;
+  ncclResult_t (*CommCuDevice)(ncclComm_t, int*) = nullptr;
   ncclResult_t (*CommGetAsyncError)(ncclComm_t, ncclResult_t*) = nullptr;
   ncclResult_t (*AllReduce)(const void*, void*, std::size_t, ncclDataType_t, ncclRedOp_t,
                             ncclComm_t, ncclStream_t) = nullptr;
@@ -67,6 +68,9 @@ struct NcclApi {
   ncclResult_t (*Recv)(void*, std::size_t, ncclDataType_t, int, ncclComm_t, ncclStream_t) = nullptr;
   ncclResult_t (*GroupStart)() = nullptr;
   ncclResult_t (*GroupEnd)() = nullptr;
+  // Optional (NCCL >= 2.13; nullptr before): the calling thread's last error in words, which
+  // check() appends to NCCL's generic error string.
+  const char* (*GetLastError)(ncclComm_t) = nullptr;
 };
 
 // The library path to load: $EPLB_NCCL_LIBRARY when set and not empty, else "libnccl.so.2" (the

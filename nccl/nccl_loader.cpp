@@ -33,7 +33,7 @@ void resolve(void* library, const std::string& path, const char* name, Function&
   if (symbol == nullptr) {
     const char* reason = dlerror();
     fail(Errc::no_nccl, "NCCL library \"", path, "\" lacks the symbol ", name, ": ",
-         reason != nullptr ? reason : "not found", " (libeplb needs NCCL 2.x)");
+         reason != nullptr ? reason : "not found", " (libeplb needs NCCL 2.7 or later)");
   }
   out = reinterpret_cast<Function>(symbol);  // NOLINT: dlsym's documented use
 }
@@ -57,12 +57,16 @@ std::unique_ptr<NcclApi> load(const std::string& path) {
     resolve(library, path, "ncclCommAbort", nccl->CommAbort);
     resolve(library, path, "ncclCommCount", nccl->CommCount);
     resolve(library, path, "ncclCommUserRank", nccl->CommUserRank);
+    resolve(library, path, "ncclCommCuDevice", nccl->CommCuDevice);
     resolve(library, path, "ncclCommGetAsyncError", nccl->CommGetAsyncError);
     resolve(library, path, "ncclAllReduce", nccl->AllReduce);
     resolve(library, path, "ncclSend", nccl->Send);
     resolve(library, path, "ncclRecv", nccl->Recv);
     resolve(library, path, "ncclGroupStart", nccl->GroupStart);
     resolve(library, path, "ncclGroupEnd", nccl->GroupEnd);
+    dlerror();
+    nccl->GetLastError =  // NOLINT: dlsym's documented use
+        reinterpret_cast<const char* (*)(ncclComm_t)>(dlsym(library, "ncclGetLastError"));
   } catch (...) {
     dlclose(library);  // nothing of it is in use yet
     throw;
@@ -101,8 +105,10 @@ const NcclApi& api() {
 void check(const NcclApi& nccl, ncclResult_t result, const char* what) {
   if (result == ncclSuccess) return;
   const char* text = nccl.GetErrorString != nullptr ? nccl.GetErrorString(result) : nullptr;
+  const char* detail = nccl.GetLastError != nullptr ? nccl.GetLastError(nullptr) : nullptr;
   fail(Errc::nccl, what, " failed: ", text != nullptr ? text : "unknown NCCL error",
-       " (ncclResult_t ", static_cast<int>(result), ")");
+       " (ncclResult_t ", static_cast<int>(result), ")",
+       detail != nullptr && *detail != '\0' ? ": " : "", detail != nullptr ? detail : "");
 }
 
 bool check_enqueue(const NcclApi& nccl, ncclResult_t result, const char* what) {

@@ -74,6 +74,29 @@ TEST(NcclLoader, DefaultPathLoadsNcclWhenInstalled) {
   }
 }
 
+// check(): NCCL's generic error string, the result code and, where NCCL has ncclGetLastError
+// (2.13+), its detailed text.
+TEST(NcclLoader, ErrorsCarryNcclsDetailWhenItHasOne) {
+  nccl::NcclApi fake;
+  fake.GetErrorString = [](nccl::ncclResult_t) { return "invalid usage"; };
+  const auto message_of = [&](nccl::ncclResult_t result) -> std::string {
+    try {
+      nccl::check(fake, result, "ncclSend");
+    } catch (const Error& error) {
+      EXPECT_EQ(error.code(), Errc::nccl);
+      return error.what();
+    }
+    return "no error";
+  };
+  EXPECT_EQ(message_of(nccl::ncclSuccess), "no error");
+  EXPECT_EQ(message_of(nccl::ncclInvalidUsage), "ncclSend failed: invalid usage (ncclResult_t 5)");
+  fake.GetLastError = [](nccl::ncclComm_t) { return "peer 3 is not in the group"; };
+  EXPECT_EQ(message_of(nccl::ncclInvalidUsage),
+            "ncclSend failed: invalid usage (ncclResult_t 5): peer 3 is not in the group");
+  fake.GetLastError = [](nccl::ncclComm_t) { return ""; };
+  EXPECT_EQ(message_of(nccl::ncclInvalidUsage), "ncclSend failed: invalid usage (ncclResult_t 5)");
+}
+
 // --- the step logic, multi-tensor, over the CPU transport ----------------------------------------
 
 using eplb::test::random_placement;
@@ -155,6 +178,7 @@ TEST(NcclExecutorLogic, MultiTensorExpertsReachTheirNewSlotsOverThreads) {
         run_migration_step(rank_step_ops(plan, step, rank), weights, ranks[rank].staging,
                            hub.endpoint(rank));
       });
+      EXPECT_EQ(hub.undelivered(), 0U) << "step " << step << ": an unmatched send or receive";
       expect_holds(ranks, plan.placement_after_step(step), sizes);
     }
     expect_holds(ranks, plan.target(), sizes);
@@ -405,6 +429,66 @@ TEST(NcclCommunicator, TransportSendsToSelfOnOneGpu) {
   cudaFree(a);
   cudaFree(b);
   cudaFree(c);
+  cudaStreamDestroy(stream);
+}
+
+// The executor's own step logic over NCCL on one GPU: a rank that sends two multi-tensor experts
+// to itself (grouped ncclSend/ncclRecv into staging), copies a third through staging, and
+// commits all three, against the same ops over the CPU transport on host memory.
+TEST(NcclCommunicator, MigrationStepSendsToSelfOnOneGpu) {
+  std::string why;
+  if (!have_gpu_and_nccl(why)) GTEST_SKIP() << "no GPU or NCCL: " << why;
+  const auto comm = nccl::Communicator::create(nccl::make_unique_id(), 1, 0, 0);
+  RankStepOps ops;
+  ops.sends = {{0, 0, 0}, {0, 0, 1}};               // slots 0 and 1 to self
+  ops.recvs = {{0, 0}, {0, 1}};                     // into staging 0 and 1, in send order
+  ops.copies = {{0, 2, 2}};                         // slot 2 through staging 2
+  ops.commits = {{0, 0, 1}, {1, 0, 2}, {2, 0, 0}};  // a rotation: 0 -> 1 -> 2 -> 0
+  ops.staging_slots = 3;
+  const std::vector<std::size_t> sizes = {1000, 24};
+  constexpr std::size_t kSlots = 3, kExpert = 1024;
+  std::vector<std::byte> host(kSlots * kExpert);
+  for (std::size_t i = 0; i < host.size(); ++i) host[i] = static_cast<std::byte>(i * 7 + i / 997);
+  const auto tensors = [&sizes](std::byte* base) {
+    ExpertTensors weights;
+    weights.tensor_bytes = sizes;
+    weights.address = [base, &sizes](std::uint32_t, std::uint32_t slot, std::uint32_t t) {
+      return base + slot * kExpert + (t == 0 ? 0 : sizes[0]);
+    };
+    return weights;
+  };
+
+  // The oracle: one rank over the CPU transport.
+  std::vector<std::byte> expected = host, host_staging(kSlots * kExpert);
+  LocalTransportHub hub(1);
+  run_migration_step(ops, tensors(expected.data()), host_staging, hub.endpoint(0));
+  ASSERT_EQ(hub.undelivered(), 0U);
+
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  void* weights = nullptr;
+  void* staging = nullptr;
+  ASSERT_EQ(cudaMalloc(&weights, host.size()), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&staging, kSlots * kExpert), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(weights, host.data(), host.size(), cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_EQ(cudaMemset(staging, 0xee, kSlots * kExpert), cudaSuccess);
+  {
+    const auto transport = comm->transport(stream);
+    run_migration_step(ops, tensors(static_cast<std::byte*>(weights)),
+                       std::span(static_cast<std::byte*>(staging), kSlots * kExpert), *transport);
+  }
+  comm->synchronize(stream);
+  std::vector<std::byte> got(host.size());
+  ASSERT_EQ(cudaMemcpy(got.data(), weights, got.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+  for (std::size_t slot = 0; slot < kSlots; ++slot) {
+    // Only the tensors' bytes move (1024 bytes a slot, the first 1024 = 1000 + 24 of them).
+    EXPECT_TRUE(std::equal(got.begin() + slot * kExpert, got.begin() + slot * kExpert + 1024,
+                           expected.begin() + slot * kExpert))
+        << "slot " << slot;
+  }
+  EXPECT_EQ(expected[1 * kExpert], host[0]) << "the oracle rotated slot 0 into slot 1";
+  cudaFree(weights);
+  cudaFree(staging);
   cudaStreamDestroy(stream);
 }
 #endif

@@ -873,14 +873,17 @@ typedef struct eplb_migration_options {
   uint32_t struct_size;         /* sizeof(eplb_migration_options) */
   uint32_t relabel;             /* eplb_migration_relabel; default NODES_AND_GPUS */
   uint64_t bytes_per_expert;    /* bytes of one expert's weights, > 0; default 1 (counts experts) */
-  uint64_t max_bytes_per_step;  /* 0 (default): no limit. A step that swaps experts along a
-                                 * cycle (each the only replica) moves the whole cycle at once and
-                                 * may exceed it alone in its step */
-  uint64_t max_total_bytes;     /* 0 (default): migrate completely. Otherwise stop before the
-                                 * first change that would exceed it in each layer; the schedule
+  uint64_t max_bytes_per_step;  /* 0 (default): no limit. A step holds at least one expert (or
+                                 * one cycle), even when that alone exceeds it: a step that swaps
+                                 * experts along a cycle (each the only replica) moves the whole
+                                 * cycle at once */
+  uint64_t max_total_bytes;     /* 0 (default): migrate completely. Otherwise a budget for the
+                                 * whole schedule, all layers together (moved_bytes never exceeds
+                                 * it): changes are taken in order (layer by layer; with loads,
+                                 * most balancedness gain per byte first) and a layer whose next
+                                 * change would exceed what is left takes no more; the schedule
                                  * then ends at a partial placement (summary.complete = 0). With
-                                 * loads, the changes with most balancedness gain per byte go
-                                 * first, and a greedy rebalance of the old placement within the
+                                 * loads, a greedy rebalance of the old placement within the
                                  * budget (moves onto other GPUs' slots; same node only for
                                  * hierarchical plans) competes: the one with more predicted
                                  * gain is scheduled, so the target may not be on the way to
@@ -1151,8 +1154,9 @@ EPLB_API eplb_status eplb_device_count(int32_t* out_count);
  * bad arguments, first loads NCCL (once per path; a path that failed is tried again on the next
  * call, so the variable may be set or fixed at any time before the first successful load):
  * - EPLB_ERR_NO_NCCL: the library cannot be loaded or lacks a needed symbol (the message names
- *   the path and dlerror's reason), it is not NCCL 2.x, or this libeplb was built without NCCL
- *   support (EPLB_WITH_NCCL or EPLB_WITH_CUDA off at build time: then always this status).
+ *   the path and dlerror's reason), it is older than NCCL 2.7, or this libeplb was built
+ *   without NCCL support (EPLB_WITH_NCCL or EPLB_WITH_CUDA off at build time: then always this
+ *   status).
  * - EPLB_ERR_NO_DEVICE: no NVIDIA driver or GPU (functions that need a device).
  * - EPLB_ERR_NCCL: an NCCL call failed, or the communicator has an asynchronous error (a peer
  *   died, a network error); the message names the call and NCCL's error string.
@@ -1198,8 +1202,9 @@ EPLB_API eplb_status eplb_comm_get_unique_id(void* out_id, size_t out_len);
 /* Creates the communicator of rank `rank` in a group of `nranks` (ncclCommInitRank) from the
  * unique id's bytes (unique_id_len must be EPLB_COMM_UNIQUE_ID_BYTES), on CUDA device `device`
  * (-1: the calling thread's current device; the thread's current device is left as it was).
- * Collective: blocks until every rank has called it. In the migration executor, rank r is GPU r
- * of the placements. On success *out_comm is owned by the caller (eplb_comm_destroy).
+ * Collective: blocks until every rank has called it (also with NCCL_COMM_BLOCKING=0: it polls
+ * until the communicator is initialised). In the migration executor, rank r is GPU r of the
+ * placements. On success *out_comm is owned by the caller (eplb_comm_destroy).
  * EPLB_ERR_INVALID_ARGUMENT: unique_id or out_comm NULL, unique_id_len wrong, nranks <= 0, rank
  * outside [0, nranks), device < -1 or not below the device count. EPLB_ERR_NO_NCCL.
  * EPLB_ERR_NO_DEVICE: no driver or GPU. EPLB_ERR_NCCL: ncclCommInitRank failed. */
@@ -1209,12 +1214,14 @@ EPLB_API eplb_status eplb_comm_create(const void* unique_id, size_t unique_id_le
 /* Wraps the caller's existing communicator `nccl_comm` (an ncclComm_t) without taking it over:
  * eplb_comm_destroy does not destroy it, and it must outlive the eplb_comm. It must come from the
  * same libnccl that libeplb loads (see above: normally the libnccl.so.2 already in the process).
- * Its device is taken to be the calling thread's current device. A non-blocking communicator
- * (ncclConfig_t blocking = 0) works: where NCCL answers ncclInProgress (ncclAllReduce,
+ * Its device is the one NCCL reports for it (ncclCommCuDevice), whatever the calling thread's
+ * current device. A non-blocking communicator (ncclConfig_t blocking = 0) works once it has
+ * finished initialising (ncclCommGetAsyncError no longer ncclInProgress): where NCCL answers
+ * ncclInProgress (ncclAllReduce,
  * ncclSend, ncclRecv, ncclGroupEnd), libeplb polls ncclCommGetAsyncError until the operation is
  * enqueued before it returns or enqueues more work, so stream order holds. *out_comm is owned by
  * the caller (eplb_comm_destroy). EPLB_ERR_INVALID_ARGUMENT: a NULL pointer. EPLB_ERR_NO_NCCL,
- * EPLB_ERR_NO_DEVICE, EPLB_ERR_NCCL (querying its rank and size failed). */
+ * EPLB_ERR_NO_DEVICE, EPLB_ERR_NCCL (querying its rank, size and device failed). */
 EPLB_API eplb_status eplb_comm_adopt(void* nccl_comm, eplb_comm** out_comm);
 
 /* Releases a communicator and its staging buffer. One made by eplb_comm_create is destroyed
@@ -1255,7 +1262,8 @@ EPLB_API eplb_status eplb_comm_allreduce_tracker(eplb_comm* comm, const eplb_tra
  * counts of a GPU recorder, summed over ranks before folding them into a tracker. Asynchronous:
  * enqueued on the stream, not waited for; the buffer must not change until the stream reaches it.
  * count 0 is a no-op. Collective. EPLB_ERR_INVALID_ARGUMENT: comm NULL, data NULL with count > 0,
- * an unknown dtype or op, data not device memory. EPLB_ERR_NO_DEVICE, EPLB_ERR_NCCL. */
+ * an unknown dtype or op, data not device memory, the calling thread's current device not the
+ * communicator's. EPLB_ERR_NO_DEVICE, EPLB_ERR_NCCL. */
 EPLB_API eplb_status eplb_comm_allreduce(eplb_comm* comm, void* data, size_t count, uint32_t dtype,
                                          uint32_t op, void* stream);
 
@@ -1268,7 +1276,8 @@ EPLB_API eplb_status eplb_comm_allreduce(eplb_comm* comm, void* data, size_t cou
  * rank * slots_per_gpu + s). Only the entries of slots the step reads or writes are used (and
  * must be device memory); the others may be NULL. `staging` is device memory of staging_bytes,
  * at least summary.max_staging_experts * sum(tensor_bytes) (a staged expert is its tensors back
- * to back); it may be NULL with staging_bytes 0 when this rank receives nothing.
+ * to back); it may be NULL with staging_bytes 0 when this rank stages nothing in the step (no
+ * receives and no same-GPU moves: both pass through staging).
  * The step is enqueued as: cudaMemcpyAsync of same-GPU sources into staging; one
  * ncclGroupStart/ncclGroupEnd holding an ncclSend per tensor of every expert this rank sends
  * (from the weights as they are before the step) and an ncclRecv per tensor of every expert it
@@ -1283,7 +1292,8 @@ EPLB_API eplb_status eplb_comm_allreduce(eplb_comm* comm, void* data, size_t cou
  * EPLB_ERR_INVALID_ARGUMENT: migration, comm, tensor_bytes or slot_tensors NULL; step out of
  * range; num_tensors 0 or a tensor_bytes entry 0; slot_tensors_len wrong; staging NULL with
  * staging_bytes > 0; staging too small for the step; a used address NULL or not device memory
- * (the message names the tensor, layer and slot); the communicator's size differs from num_gpus.
+ * (the message names the tensor, layer and slot); the communicator's size differs from num_gpus;
+ * the calling thread's current device is not the communicator's.
  * EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE, EPLB_ERR_NCCL. Nothing is enqueued when an argument is
  * bad. */
 EPLB_API eplb_status eplb_migration_execute_step(const eplb_migration* migration, eplb_comm* comm,
@@ -1513,8 +1523,9 @@ typedef struct eplb_device_tables eplb_device_tables;
 
 /* Builds the tables of `placement` for rank `gpu` (0 <= gpu < num_gpus) and, unless
  * EPLB_DEVICE_TABLES_HOST_ONLY, allocates one device buffer on the CUDA device current on the
- * calling thread and uploads them with cudaMemcpyAsync on `stream` (from library-owned pageable
- * memory, so the call returns once the data is staged; do not call it during graph capture).
+ * calling thread, uploads them with cudaMemcpyAsync on `stream` and waits for that stream
+ * (cudaStreamSynchronize: a setup call), so the tables are ready for kernels on any stream when
+ * it returns; do not call it during graph capture.
  * `max_replicas` is the log2phy row capacity: 0 = the placement's log2phy width; pass the
  * largest width later placements may have so that eplb_device_tables_update can reuse the
  * buffer. The placement is only read during the call. Owned by the caller.
