@@ -35,6 +35,15 @@ int device_count() {
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
     cudaGetLastError();  // discovery errors are sticky in the runtime's last-error slot
+    // "Insufficient driver" is also what a machine without a driver gets: tell an old driver
+    // (it reports a CUDA version) from none.
+    int driver = 0;
+    if (status == cudaErrorInsufficientDriver && cudaDriverGetVersion(&driver) == cudaSuccess &&
+        driver > 0 && driver < CUDART_VERSION) {
+      fail(Errc::no_device, "no usable CUDA device: the NVIDIA driver supports CUDA ",
+           driver / 1000, ".", driver % 1000 / 10, ", libeplb's CUDA runtime needs ",
+           CUDART_VERSION / 1000, ".", CUDART_VERSION % 1000 / 10, " (update the driver)");
+    }
     fail(Errc::no_device, "no CUDA device: cudaGetDeviceCount failed: ", cudaGetErrorString(status),
          " (no NVIDIA driver or GPU on this machine?)");
   }

@@ -68,5 +68,8 @@ void coactivation_gpu(const CoactivationArgs& args, void* stream);
 void* tables_device_alloc(std::size_t bytes, int* device_id);
 void tables_device_free(void* pointer) noexcept;
 void tables_device_upload(void* device, const void* host, std::size_t bytes, void* stream);
+// Waits for `stream` (cudaStreamSynchronize): creation only, so the first tables are in place
+// for kernels on any stream.
+void tables_device_wait(void* stream);
 
 }  // namespace eplb::kernels

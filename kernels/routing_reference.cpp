@@ -48,6 +48,7 @@ DeviceTables::DeviceTables(const Placement& placement, std::uint32_t gpu,
   device_ = tables_device_alloc(bytes, &device_id_);
   try {
     upload(stream);
+    tables_device_wait(stream);  // create is a setup call: its tables are ready for any stream
   } catch (...) {
     tables_device_free(device_);
     throw;

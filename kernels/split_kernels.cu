@@ -398,7 +398,9 @@ std::int32_t* upload_split_tables(const std::vector<std::int32_t>& packed, void*
 }
 
 void free_split_tables(std::int32_t* device_tables) noexcept {
-  if (device_tables != nullptr) static_cast<void>(cudaFree(device_tables));
+  if (device_tables == nullptr) return;
+  static_cast<void>(cudaFree(device_tables));
+  static_cast<void>(cudaGetLastError());  // as tables_device_free: not the next launch's error
 }
 
 }  // namespace eplb::kernels

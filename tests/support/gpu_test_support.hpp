@@ -7,6 +7,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <string_view>
 #include <vector>
 
 #include "eplb/eplb.h"
@@ -26,16 +28,31 @@ inline bool have_gpu() {
 
 }  // namespace eplb::test
 
-// Skips the calling test where libeplb finds no CUDA device; fails it on any other error.
-#define SKIP_WITHOUT_GPU()                                                \
-  do {                                                                    \
-    std::int32_t count_ = 0;                                              \
-    const eplb_status status_ = eplb_device_count(&count_);               \
-    if (status_ == EPLB_ERR_NO_DEVICE) {                                  \
-      GTEST_SKIP() << "no CUDA device (" << eplb_last_error_message()     \
-                   << "): GPU-vs-CPU parity not checked on this machine"; \
-    }                                                                     \
-    ASSERT_EQ(status_, EPLB_OK) << eplb_last_error_message();             \
+namespace eplb::test {
+// EPLB_REQUIRE_GPU=1 (scripts/gpu-check.sh sets it): a machine meant to have a GPU fails the
+// parity tests instead of skipping them when libeplb cannot use it (e.g. a driver older than
+// libeplb's CUDA runtime, which reports like no driver at all).
+inline bool gpu_required() {
+  const char* value = std::getenv("EPLB_REQUIRE_GPU");  // NOLINT(concurrency-mt-unsafe)
+  return value != nullptr && std::string_view(value) == "1";
+}
+}  // namespace eplb::test
+
+// Skips the calling test where libeplb finds no CUDA device (fails it instead when
+// EPLB_REQUIRE_GPU=1); fails it on any other error.
+#define SKIP_WITHOUT_GPU()                                                       \
+  do {                                                                           \
+    std::int32_t count_ = 0;                                                     \
+    const eplb_status status_ = eplb_device_count(&count_);                      \
+    if (status_ == EPLB_ERR_NO_DEVICE) {                                         \
+      if (eplb::test::gpu_required()) {                                          \
+        FAIL() << "EPLB_REQUIRE_GPU=1 but libeplb finds no usable CUDA device: " \
+               << eplb_last_error_message();                                     \
+      }                                                                          \
+      GTEST_SKIP() << "no CUDA device (" << eplb_last_error_message()            \
+                   << "): GPU-vs-CPU parity not checked on this machine";        \
+    }                                                                            \
+    ASSERT_EQ(status_, EPLB_OK) << eplb_last_error_message();                    \
   } while (false)
 
 #if EPLB_TEST_WITH_CUDA
