@@ -60,10 +60,10 @@ double water_level(std::vector<std::int32_t>& gpus, std::span<const double> load
 
 }  // namespace
 
-std::int64_t gpu_token_room(double weight, double base, double bound, bool strict,
-                            std::int64_t cap) {
+std::int64_t gpu_token_room(double weight, double extra, std::int64_t fixed, double bound,
+                            bool strict, std::int64_t cap) {
   const auto fits = [&](std::int64_t n) {
-    const double load = weight * (base + static_cast<double>(n));
+    const double load = split_gpu_load(weight, extra, fixed + n);
     return strict ? load < bound : load <= bound;
   };
   if (!fits(0)) return -1;
@@ -72,7 +72,7 @@ std::int64_t gpu_token_room(double weight, double base, double bound, bool stric
   // is almost always the answer or next to it; otherwise bisect with fits(lo) and !fits(hi).
   std::int64_t lo = 0;
   std::int64_t hi = cap;
-  const double guess = std::floor(bound / weight - base);
+  const double guess = std::floor(bound / weight - extra - static_cast<double>(fixed));
   if (guess > 0.0 && guess < static_cast<double>(cap)) {
     const auto g = static_cast<std::int64_t>(guess);
     if (fits(g)) {
@@ -99,13 +99,14 @@ void split_gpu_loads(const Topology& topology, std::span<const std::int32_t> quo
   if (gpu_loads.size() != topology.num_gpus) {
     fail_invalid("gpu_loads has ", gpu_loads.size(), " entries, expected ", topology.num_gpus);
   }
-  for (std::size_t g = 0; g < gpu_loads.size(); ++g) {
-    gpu_loads[g] = terms.extra.empty() ? 0.0 : terms.extra[g];
-  }
+  std::vector<std::int64_t> tokens(gpu_loads.size(), 0);
   for (std::size_t s = 0; s < quotas.size(); ++s) {
-    gpu_loads[topology.gpu_of_slot(static_cast<std::uint32_t>(s))] += quotas[s];
+    tokens[topology.gpu_of_slot(static_cast<std::uint32_t>(s))] += quotas[s];
   }
-  for (std::size_t g = 0; g < gpu_loads.size(); ++g) gpu_loads[g] *= weight_of(terms, g);
+  for (std::size_t g = 0; g < gpu_loads.size(); ++g) {
+    gpu_loads[g] =
+        split_gpu_load(weight_of(terms, g), terms.extra.empty() ? 0.0 : terms.extra[g], tokens[g]);
+  }
 }
 
 void SplitWorkspace::add_edge(std::int32_t from, std::int32_t to, std::int64_t capacity) {
@@ -181,7 +182,8 @@ bool SplitWorkspace::feasible(double bound, bool strict) {
     cap_[static_cast<std::size_t>(source_edge_[i])] = expert_cap_[i];
   }
   for (std::size_t g = 0; g < gpus; ++g) {
-    const std::int64_t cap = gpu_token_room(weight_[g], base_[g], bound, strict, split_total_);
+    const std::int64_t cap =
+        gpu_token_room(weight_[g], extra_[g], fixed_[g], bound, strict, split_total_);
     if (cap < 0) return false;
     cap_[static_cast<std::size_t>(gpu_edge_[g])] = cap;
     room += cap;
@@ -217,10 +219,11 @@ SplitResult SplitWorkspace::solve(const Placement& placement, std::size_t layer,
   const auto replicas = placement.replica_counts_layer(layer);
 
   weight_.resize(gpus);
-  base_.resize(gpus);
+  extra_.resize(gpus);
+  fixed_.assign(gpus, 0);
   for (std::size_t g = 0; g < gpus; ++g) {
     weight_[g] = weight_of(terms, g);
-    base_[g] = terms.extra.empty() ? 0.0 : terms.extra[g];
+    extra_[g] = terms.extra.empty() ? 0.0 : terms.extra[g];
   }
   split_experts_.clear();
   expert_node_.assign(experts, -1);
@@ -229,7 +232,7 @@ SplitResult SplitWorkspace::solve(const Placement& placement, std::size_t layer,
     const auto e = static_cast<std::size_t>(row[s]);
     if (replicas[e] == 1) {
       quotas[s] = counts[e];
-      base_[t.gpu_of_slot(static_cast<std::uint32_t>(s))] += counts[e];
+      fixed_[t.gpu_of_slot(static_cast<std::uint32_t>(s))] += counts[e];
     } else {
       quotas[s] = 0;
       if (counts[e] > 0 && expert_node_[e] < 0) {
@@ -240,15 +243,26 @@ SplitResult SplitWorkspace::solve(const Placement& placement, std::size_t layer,
     }
   }
 
+  base_.resize(gpus);
+  for (std::size_t g = 0; g < gpus; ++g) base_[g] = extra_[g] + static_cast<double>(fixed_[g]);
   auto weighted_max = [&](std::span<const double> tokens) {
     double worst = 0.0;
     for (std::size_t g = 0; g < gpus; ++g) worst = std::max(worst, weight_[g] * tokens[g]);
     return worst;
   };
+  // The reported load: split_gpu_load over each GPU's split tokens `flow`.
+  auto max_load_of = [&](std::span<const std::int64_t> flow) {
+    double worst = 0.0;
+    for (std::size_t g = 0; g < gpus; ++g) {
+      worst = std::max(worst, split_gpu_load(weight_[g], extra_[g], fixed_[g] + flow[g]));
+    }
+    return worst;
+  };
 
   SplitResult result;
   if (split_experts_.empty()) {  // nothing to split: the placement decides everything
-    result.max_load = result.heuristic_load = weighted_max(base_);
+    gpu_flow_.assign(gpus, 0);
+    result.max_load = result.heuristic_load = max_load_of(gpu_flow_);
     return result;
   }
 
@@ -302,9 +316,13 @@ SplitResult SplitWorkspace::solve(const Placement& placement, std::size_t layer,
       --left;
     }
   }
-  double hi = weighted_max(heur_load_);
-  result.heuristic_load = hi;
   best_flow_.assign(heur_quota_.begin(), heur_quota_.end());
+  gpu_flow_.assign(gpus, 0);
+  for (std::size_t s = 0; s < slots; ++s) {
+    gpu_flow_[t.gpu_of_slot(static_cast<std::uint32_t>(s))] += best_flow_[s];
+  }
+  double hi = max_load_of(gpu_flow_);  // as every later check and the result evaluate it
+  result.heuristic_load = hi;
 
   // Lower bound: the fractional level over all GPUs, and the fixed loads.
   gpus_.resize(gpus);
@@ -347,8 +365,7 @@ SplitResult SplitWorkspace::solve(const Placement& placement, std::size_t layer,
     add_edge(gpu_node0_ + static_cast<std::int32_t>(g), sink_, 0);
   }
 
-  // Loads as base + (the GPU's split tokens, summed exactly): the expression gpu_token_room
-  // bounds, so the load a check admitted is the load reported.
+  // The expression gpu_token_room bounds, so the load a check admitted is the load reported.
   auto take_flow = [&] {
     gpu_flow_.assign(gpus, 0);
     for (std::size_t s = 0; s < slots; ++s) {
@@ -356,10 +373,7 @@ SplitResult SplitWorkspace::solve(const Placement& placement, std::size_t layer,
       best_flow_[s] = cap_[static_cast<std::size_t>(slot_edge_[s]) ^ 1U];
       gpu_flow_[t.gpu_of_slot(static_cast<std::uint32_t>(s))] += best_flow_[s];
     }
-    for (std::size_t g = 0; g < gpus; ++g) {
-      heur_load_[g] = base_[g] + static_cast<double>(gpu_flow_[g]);
-    }
-    return weighted_max(heur_load_);
+    return max_load_of(gpu_flow_);
   };
 
   // Bisection until each GPU has at most one candidate value (a multiple of its weight) left in

@@ -47,7 +47,9 @@ class SplitWorkspace {
 
   // Problem (rebuilt per solve, capacity kept).
   std::vector<double> weight_;               // [G]
-  std::vector<double> base_;                 // [G] extra + single-replica tokens
+  std::vector<double> extra_;                // [G] the caller's extra load
+  std::vector<std::int64_t> fixed_;          // [G] single-replica tokens
+  std::vector<double> base_;                 // [G] extra + fixed (heuristics and bounds only)
   std::vector<std::int32_t> split_experts_;  // experts with >= 2 replicas and count > 0
   std::vector<std::int32_t> expert_node_;    // [E] node index or -1
   std::int64_t split_total_ = 0;
@@ -71,12 +73,19 @@ class SplitWorkspace {
   std::vector<std::int64_t> gpu_flow_;   // [G] split tokens on each GPU under best_flow_
 };
 
-// The most tokens n in [0, cap] a GPU of weight `weight` and fixed load `base` can take with its
-// load weight * (base + n) <= bound (< bound when `strict`), evaluated exactly as the solvers
-// compute loads (so a load the solver reached is never excluded or admitted by rounding at any
-// magnitude); -1 when not even n = 0 fits.
-std::int64_t gpu_token_room(double weight, double base, double bound, bool strict,
-                            std::int64_t cap);
+// A GPU's load as the split solvers compute, bound and report it: weight * (extra + tokens), its
+// tokens (single-replica and split) summed in integers first, so that every path agrees to the
+// bit with fractional extra loads too.
+inline double split_gpu_load(double weight, double extra, std::int64_t tokens) {
+  return weight * (extra + static_cast<double>(tokens));
+}
+
+// The most tokens n in [0, cap] a GPU already holding `fixed` tokens can take with
+// split_gpu_load(weight, extra, fixed + n) <= bound (< bound when `strict`): decided by evaluating
+// that expression itself, so a load a solver reached is never excluded or admitted by rounding,
+// at any magnitude; -1 when not even n = 0 fits.
+std::int64_t gpu_token_room(double weight, double extra, std::int64_t fixed, double bound,
+                            bool strict, std::int64_t cap);
 
 // The load of every GPU (weight * (extra + tokens)) for given quotas; a helper for tests and
 // benches. `gpu_loads` has num_gpus entries.

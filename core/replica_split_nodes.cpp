@@ -145,8 +145,8 @@ NodeSplitResult NodeSplitWorkspace::solve(const Placement& placement, std::size_
   };
 
   // Single-replica experts have no choice: their slot takes every token, from every node.
-  std::vector<double> base(gpus, 0.0);
-  for (std::size_t g = 0; g < gpus; ++g) base[g] = terms.extra.empty() ? 0.0 : terms.extra[g];
+  std::vector<std::int64_t> fixed(gpus, 0);
+  const auto extra = [&](std::size_t g) { return terms.extra.empty() ? 0.0 : terms.extra[g]; };
   std::fill(quotas_by_node.begin(), quotas_by_node.end(), 0);
   std::vector<std::int32_t> pair_node;  // flow node of (split expert, source node), or -1
   pair_node.assign(experts * nodes, -1);
@@ -160,7 +160,7 @@ NodeSplitResult NodeSplitWorkspace::solve(const Placement& placement, std::size_
         quotas_by_node[s * nodes + n] = c;
         if (n != node_of_slot(s)) result.fixed_cross += c;
       }
-      base[t.gpu_of_slot(static_cast<std::uint32_t>(s))] += counts_[e];
+      fixed[t.gpu_of_slot(static_cast<std::uint32_t>(s))] += counts_[e];
       continue;
     }
     for (std::size_t n = 0; n < nodes; ++n) {
@@ -200,7 +200,7 @@ NodeSplitResult NodeSplitWorkspace::solve(const Placement& placement, std::size_
     const double w = terms.weights.empty() ? 1.0 : terms.weights[g];
     // The plain solver's capacity rule (non-strict), so the optimum itself stays feasible.
     const std::int64_t cap =
-        std::max<std::int64_t>(0, gpu_token_room(w, base[g], bound, false, split_total));
+        std::max<std::int64_t>(0, gpu_token_room(w, extra(g), fixed[g], bound, false, split_total));
     add_edge(gpu0 + static_cast<std::int32_t>(g), sink_, cap, 0);
   }
 
@@ -228,7 +228,8 @@ NodeSplitResult NodeSplitWorkspace::solve(const Placement& placement, std::size_
   result.cross_node += result.fixed_cross;
   for (std::size_t g = 0; g < gpus; ++g) {  // the load expression the capacities bounded
     const double w = terms.weights.empty() ? 1.0 : terms.weights[g];
-    result.max_load = std::max(result.max_load, w * (base[g] + static_cast<double>(gpu_flow[g])));
+    result.max_load =
+        std::max(result.max_load, split_gpu_load(w, extra(g), fixed[g] + gpu_flow[g]));
   }
   return result;
 }

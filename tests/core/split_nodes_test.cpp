@@ -187,6 +187,40 @@ TEST(SplitByNode, KeepsThePlainOptimumForCountsNearInt32Max) {
   }
 }
 
+// Slack 0 keeps the plain optimum feasible with fractional extra loads: the plain solver once
+// reported its warm start's load summed token by token, an ulp above the same quotas' load as
+// the capacities evaluate it, and this instance then failed with an internal error.
+TEST(SplitByNode, SlackZeroWorksWithFractionalExtras) {
+  Topology t;
+  t.num_layers = 1;
+  t.num_logical = 2;
+  t.num_nodes = 1;
+  t.num_gpus = 2;
+  t.num_physical = 4;
+  const Placement p = Placement::from_phy2log(t, {0, 1, 0, 1});
+  const std::vector<double> extra = {44.95164645641865, 7.111797459386915};
+  std::vector<std::int32_t> quotas(4);
+  const std::vector<std::int32_t> reported = {43, 33};
+  NodeSplitWorkspace ws;
+  const auto r =
+      ws.solve(p, 0, reported, SplitGpuTerms{.weights = {}, .extra = extra}, 0.0, quotas);
+  EXPECT_EQ(r.max_load, r.optimum);
+
+  std::mt19937 rng(8);
+  std::uniform_real_distribution<double> frac(0.0, 60.0);
+  for (int trial = 0; trial < 3000; ++trial) {
+    const Placement q = eplb::test::random_split_placement(rng, 3, 1 + trial % 2, 2, 2);
+    const Topology& qt = q.topology();
+    std::vector<std::int32_t> counts(qt.num_logical * qt.num_nodes);
+    for (auto& c : counts) c = static_cast<std::int32_t>(rng() % 50);
+    std::vector<double> x(qt.num_gpus);
+    for (auto& v : x) v = frac(rng);
+    std::vector<std::int32_t> out(qt.num_physical * qt.num_nodes);
+    const auto got = ws.solve(q, 0, counts, SplitGpuTerms{.weights = {}, .extra = x}, 0.0, out);
+    EXPECT_EQ(got.max_load, got.optimum) << "trial " << trial;
+  }
+}
+
 TEST(SplitByNode, BadInputIsNamed) {
   std::mt19937 rng(1);
   const Placement p = eplb::test::random_split_placement(rng, 3, 2, 1, 2);

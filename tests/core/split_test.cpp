@@ -213,18 +213,20 @@ TEST(SplitSolver, GpuTokenRoomIsTheLargestFittingCount) {
   for (int trial = 0; trial < 20000; ++trial) {
     const double scale = std::ldexp(1.0, static_cast<int>(rng() % 51));
     const double weight = trial % 3 == 0 ? 1.0 : 0.25 + 4.0 * unit(rng);
-    const double base = trial % 2 == 0 ? std::floor(scale * unit(rng)) : scale * unit(rng);
+    const double extra = trial % 2 == 0 ? 0.0 : scale * unit(rng);
+    const auto fixed = static_cast<std::int64_t>(std::floor(scale * unit(rng)));
     const bool strict = trial % 4 < 2;
     const auto cap = static_cast<std::int64_t>(2 * scale) + 1;
     // Bounds that are reachable loads (the solver's case) and arbitrary ones.
-    const double n_target = std::floor(scale * unit(rng));
-    const double bound =
-        trial % 5 < 3 ? weight * (base + n_target) : weight * (base + scale * unit(rng));
+    const auto n_target = static_cast<std::int64_t>(std::floor(scale * unit(rng)));
+    const double bound = trial % 5 < 3
+                             ? eplb::split_gpu_load(weight, extra, fixed + n_target)
+                             : weight * (extra + static_cast<double>(fixed) + scale * unit(rng));
     const auto fits = [&](std::int64_t n) {
-      const double load = weight * (base + static_cast<double>(n));
+      const double load = eplb::split_gpu_load(weight, extra, fixed + n);
       return strict ? load < bound : load <= bound;
     };
-    const std::int64_t room = eplb::gpu_token_room(weight, base, bound, strict, cap);
+    const std::int64_t room = eplb::gpu_token_room(weight, extra, fixed, bound, strict, cap);
     if (room < 0) {
       EXPECT_FALSE(fits(0)) << "trial " << trial;
       continue;
@@ -235,8 +237,35 @@ TEST(SplitSolver, GpuTokenRoomIsTheLargestFittingCount) {
       EXPECT_FALSE(fits(room + 1)) << "trial " << trial << ": " << room;
     }
     if (!strict && trial % 5 < 3) {
-      EXPECT_GE(room, static_cast<std::int64_t>(n_target)) << "a reachable load was excluded";
+      EXPECT_GE(room, std::min(cap, n_target)) << "a reachable load was excluded";
     }
+  }
+}
+
+// Fractional extra loads: the reported max load is exactly the load of the reported quotas (as
+// split_gpu_loads computes it), whichever path found it (the warm start or a flow check).
+TEST(SplitSolver, ReportsTheQuotasLoadExactlyWithFractionalExtras) {
+  std::mt19937 rng(404);
+  std::uniform_real_distribution<double> frac(0.0, 50.0);
+  SplitWorkspace ws;
+  for (int trial = 0; trial < 2000; ++trial) {
+    const std::uint32_t gpus = 2 + static_cast<std::uint32_t>(rng()) % 3;
+    const std::uint32_t experts = 2 + static_cast<std::uint32_t>(rng()) % 4;
+    const std::uint32_t per_gpu = (experts + gpus - 1) / gpus + 1;
+    const Placement p = random_placement(rng, experts, gpus, per_gpu);
+    std::vector<std::int32_t> counts(experts);
+    for (auto& c : counts) c = static_cast<std::int32_t>(rng() % 60);
+    std::vector<double> extra(gpus);
+    for (auto& x : extra) x = frac(rng);
+    std::vector<double> w;
+    if (trial % 2 == 1) {
+      for (std::uint32_t g = 0; g < gpus; ++g) w.push_back(0.5 + 0.25 * static_cast<double>(rng() % 5));
+    }
+    std::vector<std::int32_t> quotas(p.topology().num_physical);
+    const auto r = ws.solve(p, 0, counts, SplitGpuTerms{w, extra}, quotas);
+    std::vector<double> loads(gpus);
+    eplb::split_gpu_loads(p.topology(), quotas, SplitGpuTerms{w, extra}, loads);
+    EXPECT_EQ(r.max_load, *std::max_element(loads.begin(), loads.end())) << "trial " << trial;
   }
 }
 
