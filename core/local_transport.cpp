@@ -1,6 +1,7 @@
 #include "local_transport.hpp"
 
 #include <cstring>
+#include <functional>
 #include <utility>
 
 #include "error.hpp"
@@ -56,6 +57,19 @@ void LocalTransportHub::Endpoint::recv(std::uint32_t peer, std::span<std::byte> 
 void LocalTransportHub::Endpoint::wait() {
   const auto sends = std::exchange(sends_, {});
   const auto recvs = std::exchange(recvs_, {});
+  const auto overlap = [](std::span<const std::byte> a, std::span<const std::byte> b) {
+    const std::less<const std::byte*> before;
+    return !a.empty() && !b.empty() && before(a.data(), b.data() + b.size()) &&
+           before(b.data(), a.data() + a.size());
+  };
+  for (const auto& [to, sent] : sends) {
+    for (const auto& [from, received] : recvs) {
+      if (overlap(sent, received)) {
+        fail(Errc::internal, "rank ", rank_, " posted a receive from rank ", from,
+             " into memory it also sends to rank ", to, " in the same group");
+      }
+    }
+  }
   for (const auto& [peer, data] : sends) {
     Mailbox& box = hub_.mailbox(rank_, peer);
     {

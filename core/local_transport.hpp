@@ -26,7 +26,8 @@ class LocalTransportHub {
   // (invalid_argument) for a rank out of range.
   MigrationTransport& endpoint(std::uint32_t rank);
   // Messages sent but never received, plus operations posted but not waited for, over all ranks:
-  // 0 after a correct exchange (NCCL would hang on an unmatched send).
+  // 0 after a correct exchange (NCCL would hang on an unmatched send). Call it once the ranks'
+  // threads are done (it reads their endpoints).
   [[nodiscard]] std::size_t undelivered() const;
 
  private:
@@ -41,7 +42,9 @@ class LocalTransportHub {
     void send(std::uint32_t peer, std::span<const std::byte> data) override;
     void recv(std::uint32_t peer, std::span<std::byte> data) override;
     // Delivers every posted send (never blocks), then completes the posted receives in order
-    // (blocks until each message has arrived): no posting order can deadlock.
+    // (blocks until each message has arrived): no posting order can deadlock. A receive buffer
+    // that overlaps a send buffer of the same group is Error(internal): undefined under NCCL,
+    // whatever this transport would do with it.
     void wait() override;
     [[nodiscard]] std::size_t pending() const { return sends_.size() + recvs_.size(); }
 

@@ -343,10 +343,9 @@ void* tables_device_alloc(std::size_t bytes, int* device_id) {
 }
 
 void tables_device_free(void* pointer) noexcept {
-  static_cast<void>(cudaFree(pointer));
   // A failed free (a destructor cannot report it) must not stay in this thread's last-error
   // slot, where check_launch would blame the next, healthy launch for it.
-  static_cast<void>(cudaGetLastError());
+  if (cudaFree(pointer) != cudaSuccess) static_cast<void>(cudaGetLastError());
 }
 
 void tables_device_upload(void* device, const void* host, std::size_t bytes, void* stream) {

@@ -399,8 +399,8 @@ std::int32_t* upload_split_tables(const std::vector<std::int32_t>& packed, void*
 
 void free_split_tables(std::int32_t* device_tables) noexcept {
   if (device_tables == nullptr) return;
-  static_cast<void>(cudaFree(device_tables));
-  static_cast<void>(cudaGetLastError());  // as tables_device_free: not the next launch's error
+  // As tables_device_free: a failed free is not the next launch's error.
+  if (cudaFree(device_tables) != cudaSuccess) static_cast<void>(cudaGetLastError());
 }
 
 }  // namespace eplb::kernels

@@ -83,7 +83,7 @@ void execute_migration_step(Communicator& comm, const MigrationPlan& plan, std::
                  topology.num_gpus, " GPUs (rank r must be GPU r)");
   }
   // The copies and commits go to the current device's stream: it must be the communicator's.
-  kernels::require_current_device(comm.device(), "the communicator's device");
+  kernels::require_current_device(comm.device(), "the communicator's buffers");
   const RankStepOps ops = rank_step_ops(plan, step, static_cast<std::uint32_t>(comm.rank()));
   // Every address the step touches must be device memory: checked before anything is enqueued.
   if (ops.staging_slots > 0) Communicator::require_device_pointer(staging.data(), "staging");

@@ -348,7 +348,7 @@ void Communicator::allreduce(void* data, std::size_t count, DataType type, Reduc
                              void* stream) {
   if (count == 0) return;
   require_device_pointer(data, "data");
-  kernels::require_current_device(impl_->device, "the communicator's device");
+  kernels::require_current_device(impl_->device, "the communicator's buffers");
   impl_->check_async();
   // Non-blocking communicator: return once the all-reduce is on the stream, so that the caller's
   // later work on it is ordered after it.

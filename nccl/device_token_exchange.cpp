@@ -103,7 +103,7 @@ struct DeviceTokenExchange::Impl {
   }
 
   void require_current() const {
-    kernels::require_current_device(comm->device(), "the communicator's device");
+    kernels::require_current_device(comm->device(), "the communicator's buffers");
   }
 };
 
@@ -125,7 +125,7 @@ std::unique_ptr<DeviceTokenExchange> DeviceTokenExchange::create(Communicator& c
   try {
     s.validate();
     bytes = TokenExchangeBuffers::bytes(s);
-    kernels::require_current_device(comm.device(), "the communicator's device");
+    kernels::require_current_device(comm.device(), "the communicator's buffers");
   } catch (const Error& e) {
     local = e;
   }

@@ -68,9 +68,6 @@ struct NcclApi {
   ncclResult_t (*Recv)(void*, std::size_t, ncclDataType_t, int, ncclComm_t, ncclStream_t) = nullptr;
   ncclResult_t (*GroupStart)() = nullptr;
   ncclResult_t (*GroupEnd)() = nullptr;
-  // Optional (NCCL >= 2.13; nullptr before): the calling thread's last error in words, which
-  // check() appends to NCCL's generic error string.
-  const char* (*GetLastError)(ncclComm_t) = nullptr;
 };
 
 // The library path to load: $EPLB_NCCL_LIBRARY when set and not empty, else "libnccl.so.2" (the

@@ -64,9 +64,6 @@ std::unique_ptr<NcclApi> load(const std::string& path) {
     resolve(library, path, "ncclRecv", nccl->Recv);
     resolve(library, path, "ncclGroupStart", nccl->GroupStart);
     resolve(library, path, "ncclGroupEnd", nccl->GroupEnd);
-    dlerror();
-    nccl->GetLastError =  // NOLINT: dlsym's documented use
-        reinterpret_cast<const char* (*)(ncclComm_t)>(dlsym(library, "ncclGetLastError"));
   } catch (...) {
     dlclose(library);  // nothing of it is in use yet
     throw;
@@ -104,11 +101,12 @@ const NcclApi& api() {
 
 void check(const NcclApi& nccl, ncclResult_t result, const char* what) {
   if (result == ncclSuccess) return;
+  // NCCL's detailed text (ncclGetLastError) is a process-wide buffer of its last warning, from
+  // any thread or communicator, never cleared: not appended here, since it may describe another
+  // failure. NCCL_DEBUG=WARN prints each warning as it happens.
   const char* text = nccl.GetErrorString != nullptr ? nccl.GetErrorString(result) : nullptr;
-  const char* detail = nccl.GetLastError != nullptr ? nccl.GetLastError(nullptr) : nullptr;
   fail(Errc::nccl, what, " failed: ", text != nullptr ? text : "unknown NCCL error",
-       " (ncclResult_t ", static_cast<int>(result), ")",
-       detail != nullptr && *detail != '\0' ? ": " : "", detail != nullptr ? detail : "");
+       " (ncclResult_t ", static_cast<int>(result), "; NCCL_DEBUG=WARN prints NCCL's reason)");
 }
 
 bool check_enqueue(const NcclApi& nccl, ncclResult_t result, const char* what) {

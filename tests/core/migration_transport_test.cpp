@@ -139,6 +139,13 @@ TEST(LocalTransport, DataMovesAtWaitLikeAnNcclGroup) {
   hub.endpoint(1).wait();
   EXPECT_EQ(hub.undelivered(), 1U);
   EXPECT_THROW(hub.endpoint(0).send(2, sent), Error);  // a bad peer fails when posted
+
+  // A receive into memory the same group sends from is undefined under NCCL: refused.
+  LocalTransportHub self(1);
+  std::vector<std::byte> both(8, std::byte{3});
+  self.endpoint(0).send(0, std::span(both).first(6));
+  self.endpoint(0).recv(0, std::span(both).last(4));
+  EXPECT_THROW(self.endpoint(0).wait(), Error);
 }
 
 }  // namespace

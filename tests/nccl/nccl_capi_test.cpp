@@ -12,16 +12,13 @@
 #include <vector>
 
 #include "eplb/eplb.h"
+#include "support/gpu_test_support.hpp"
 #include "support/scoped_env.hpp"
 #include "support/token_exchange_options.hpp"
 
-#if EPLB_TEST_WITH_CUDA
-#include <cuda_runtime_api.h>
-#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
-#endif
-
 namespace {
 
+using eplb::test::have_gpu;
 using eplb::test::ScopedEnv;
 
 // NCCL loads (default path) and the build has NCCL support.
@@ -31,11 +28,6 @@ bool nccl_loads(std::string& why) {
   if (eplb_nccl_version(&version) == EPLB_OK) return true;
   why = eplb_last_error_message();
   return false;
-}
-
-bool have_gpu() {
-  int32_t count = 0;
-  return eplb_device_count(&count) == EPLB_OK && count > 0;
 }
 
 TEST(NcclCapi, MissingLibraryIsNoNcclNamingThePath) {
@@ -168,7 +160,10 @@ TEST(NcclCapi, TokenExchangeOptionsAreCheckedBeforeTheCommunicator) {
 class OneRank : public testing::Test {
  protected:
   void SetUp() override {
-    if (!have_gpu()) GTEST_SKIP() << "no GPU: the NCCL execution paths were not run";
+    if (!have_gpu()) {
+      if (eplb::test::gpu_required()) FAIL() << "EPLB_REQUIRE_GPU=1 but libeplb finds no GPU";
+      GTEST_SKIP() << "no GPU: the NCCL execution paths were not run";
+    }
     std::string why;
     if (!nccl_loads(why)) GTEST_SKIP() << "NCCL does not load here: " << why;
     unsigned char id[EPLB_COMM_UNIQUE_ID_BYTES];

@@ -7,11 +7,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
-#include <string_view>
 #include <vector>
 
 #include "eplb/eplb.h"
+#include "support/gpu_required.hpp"
 
 #if EPLB_TEST_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -26,16 +25,6 @@ inline bool have_gpu() {
   return eplb_device_count(&count) == EPLB_OK && count > 0;
 }
 
-}  // namespace eplb::test
-
-namespace eplb::test {
-// EPLB_REQUIRE_GPU=1 (scripts/gpu-check.sh sets it): a machine meant to have a GPU fails the
-// parity tests instead of skipping them when libeplb cannot use it (e.g. a driver older than
-// libeplb's CUDA runtime, which reports like no driver at all).
-inline bool gpu_required() {
-  const char* value = std::getenv("EPLB_REQUIRE_GPU");  // NOLINT(concurrency-mt-unsafe)
-  return value != nullptr && std::string_view(value) == "1";
-}
 }  // namespace eplb::test
 
 // Skips the calling test where libeplb finds no CUDA device (fails it instead when
