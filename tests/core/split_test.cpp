@@ -259,7 +259,8 @@ TEST(SplitSolver, ReportsTheQuotasLoadExactlyWithFractionalExtras) {
     for (auto& x : extra) x = frac(rng);
     std::vector<double> w;
     if (trial % 2 == 1) {
-      for (std::uint32_t g = 0; g < gpus; ++g) w.push_back(0.5 + 0.25 * static_cast<double>(rng() % 5));
+      for (std::uint32_t g = 0; g < gpus; ++g)
+        w.push_back(0.5 + 0.25 * static_cast<double>(rng() % 5));
     }
     std::vector<std::int32_t> quotas(p.topology().num_physical);
     const auto r = ws.solve(p, 0, counts, SplitGpuTerms{w, extra}, quotas);
