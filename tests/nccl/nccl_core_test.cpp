@@ -372,6 +372,19 @@ bool have_gpu_and_nccl(std::string& why) {
   }
   return true;
 }
+
+// Skips the calling test without a GPU or NCCL; without a GPU it fails instead when
+// EPLB_REQUIRE_GPU=1 (a missing NCCL stays a skip).
+#define SKIP_WITHOUT_GPU_AND_NCCL()                                               \
+  do {                                                                            \
+    std::string why_;                                                             \
+    if (!have_gpu_and_nccl(why_)) {                                               \
+      if (eplb::test::gpu_required() && why_.find("NCCL") == std::string::npos) { \
+        FAIL() << "EPLB_REQUIRE_GPU=1 but libeplb finds no GPU: " << why_;        \
+      }                                                                           \
+      GTEST_SKIP() << "no GPU or NCCL: " << why_;                                 \
+    }                                                                             \
+  } while (false)
 #endif
 
 TEST(NcclCommunicator, CreationWithoutGpuIsNoDeviceOrNccl) {
@@ -394,13 +407,7 @@ TEST(NcclCommunicator, CreationWithoutGpuIsNoDeviceOrNccl) {
 // NCCL supports send/recv to self: one rank exchanges bytes with itself through the transport
 // the executor uses (grouped ncclSend/ncclRecv, then a device copy).
 TEST(NcclCommunicator, TransportSendsToSelfOnOneGpu) {
-  std::string why;
-  if (!have_gpu_and_nccl(why)) {
-    if (eplb::test::gpu_required() && why.find("NCCL") == std::string::npos) {
-      FAIL() << "EPLB_REQUIRE_GPU=1 but libeplb finds no GPU: " << why;
-    }
-    GTEST_SKIP() << "no GPU or NCCL: " << why;
-  }
+  SKIP_WITHOUT_GPU_AND_NCCL();
   const auto comm = nccl::Communicator::create(nccl::make_unique_id(), 1, 0, 0);
   ASSERT_EQ(comm->size(), 1);
   cudaStream_t stream = nullptr;
@@ -441,13 +448,7 @@ TEST(NcclCommunicator, TransportSendsToSelfOnOneGpu) {
 // to itself (grouped ncclSend/ncclRecv into staging), copies a third through staging, and
 // commits all three, against the same ops over the CPU transport on host memory.
 TEST(NcclCommunicator, MigrationStepSendsToSelfOnOneGpu) {
-  std::string why;
-  if (!have_gpu_and_nccl(why)) {
-    if (eplb::test::gpu_required() && why.find("NCCL") == std::string::npos) {
-      FAIL() << "EPLB_REQUIRE_GPU=1 but libeplb finds no GPU: " << why;
-    }
-    GTEST_SKIP() << "no GPU or NCCL: " << why;
-  }
+  SKIP_WITHOUT_GPU_AND_NCCL();
   const auto comm = nccl::Communicator::create(nccl::make_unique_id(), 1, 0, 0);
   RankStepOps ops;
   ops.sends = {{0, 0, 0}, {0, 0, 1}};               // slots 0 and 1 to self

@@ -1,27 +1,13 @@
 //! Tests of the safe crate against DeepSeek's published README example and brute-force oracles.
+mod common;
+
+use common::{readme_options, WEIGHT};
 use eplb::{Algorithm, Placement, Planner, PlannerOptions, Snapshot, Status, Tracker, Window};
 
-const WEIGHT: [f64; 24] = [
-    90., 132., 40., 61., 104., 165., 39., 4., 73., 56., 183., 86., //
-    20., 107., 104., 64., 19., 197., 187., 157., 172., 86., 16., 27.,
-];
 const PHY2LOG: [i32; 32] = [
     5, 6, 5, 7, 8, 4, 3, 4, 10, 9, 10, 2, 0, 1, 11, 1, //
     7, 10, 6, 8, 6, 11, 8, 9, 2, 4, 5, 1, 5, 0, 3, 1,
 ];
-
-fn readme_options(algorithm: Algorithm) -> PlannerOptions {
-    PlannerOptions {
-        algorithm,
-        num_layers: 2,
-        num_logical_experts: 12,
-        num_physical_experts: 16,
-        num_groups: 4,
-        num_nodes: 2,
-        num_gpus: 8,
-        ..Default::default()
-    }
-}
 
 #[test]
 fn deepseek_reproduces_the_readme_example() {

@@ -1,29 +1,8 @@
 //! JSON import/export and snapshot bytes, checked against documents written and read in Rust.
-use eplb::{
-    loads_from_sglang_json, Algorithm, Placement, Planner, PlannerOptions, Snapshot, Status,
-    Tracker, Window,
-};
+mod common;
 
-const WEIGHT: [f64; 24] = [
-    90., 132., 40., 61., 104., 165., 39., 4., 73., 56., 183., 86., //
-    20., 107., 104., 64., 19., 197., 187., 157., 172., 86., 16., 27.,
-];
-
-fn readme_placement() -> Placement {
-    Planner::new(&PlannerOptions {
-        algorithm: Algorithm::Deepseek,
-        num_layers: 2,
-        num_logical_experts: 12,
-        num_physical_experts: 16,
-        num_groups: 4,
-        num_nodes: 2,
-        num_gpus: 8,
-        ..Default::default()
-    })
-    .unwrap()
-    .plan(&WEIGHT)
-    .unwrap()
-}
+use common::{readme_placement, WEIGHT};
+use eplb::{loads_from_sglang_json, Placement, Snapshot, Status, Tracker, Window};
 
 /// Every integer of a JSON text, in order (the documents hold no other numbers).
 fn integers(json: &str) -> Vec<i64> {

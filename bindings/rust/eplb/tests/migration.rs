@@ -3,15 +3,14 @@
 //! target; the summary's counts are recounted from the transfers.
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+mod common;
+
+use common::{readme_placement, WEIGHT};
 use eplb::{
     Algorithm, Migration, MigrationOptions, Placement, Planner, PlannerOptions, Relabel, Status,
     TransferKind, Workload, WorkloadOptions,
 };
 
-const WEIGHT: [f64; 24] = [
-    90., 132., 40., 61., 104., 165., 39., 4., 73., 56., 183., 86., //
-    20., 107., 104., 64., 19., 197., 187., 157., 172., 86., 16., 27.,
-];
 const GIB: f64 = (1u64 << 30) as f64;
 
 /// The README's shape: 2 layers, 12 experts, 16 slots on 8 GPUs in 2 nodes.
@@ -19,19 +18,7 @@ fn readme_pair() -> (Placement, Placement) {
     // Old: slot p holds expert p % 12 (no GPU holds an expert twice).
     let trivial: Vec<i32> = (0..32).map(|i| (i % 16) % 12).collect();
     let old = Placement::from_phy2log(2, 12, 16, 2, 8, &trivial).unwrap();
-    let new = Planner::new(&PlannerOptions {
-        algorithm: Algorithm::Deepseek,
-        num_layers: 2,
-        num_logical_experts: 12,
-        num_physical_experts: 16,
-        num_groups: 4,
-        num_nodes: 2,
-        num_gpus: 8,
-        ..Default::default()
-    })
-    .unwrap()
-    .plan(&WEIGHT)
-    .unwrap();
+    let new = readme_placement();
     (old, new)
 }
 
