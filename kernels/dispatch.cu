@@ -15,6 +15,7 @@
 #include "cuda_check.hpp"
 #include "device.hpp"
 #include "dispatch.hpp"
+#include "dispatch_rules.hpp"
 #include "row_vector.cuh"
 #include "warp.cuh"
 
@@ -133,9 +134,10 @@ __global__ void layout_count_kernel(const int32_t* __restrict__ ids, int num_tok
     unsigned mask = 0;
     if (valid) {
       for (int k = 0; k < top_k; ++k) {
-        const int id = row[k];
-        if (id < 0 || id >= num_experts) continue;
-        const int offset = id / experts_per_rank - r0;
+        const int rank = slot_rank(row[k], static_cast<uint32_t>(num_ranks),
+                                   static_cast<uint32_t>(experts_per_rank));
+        if (rank < 0) continue;
+        const int offset = rank - r0;
         if (offset >= 0 && offset < 32) mask |= 1u << offset;
       }
     }
@@ -155,9 +157,10 @@ __global__ void layout_count_kernel(const int32_t* __restrict__ ids, int num_tok
     unsigned mask = 0;
     if (valid) {
       for (int k = 0; k < top_k; ++k) {
-        const int id = row[k];
-        if (id < 0 || id >= num_experts) continue;
-        const int offset = id / experts_per_rank / ranks_per_node - n0;
+        const int rank = slot_rank(row[k], static_cast<uint32_t>(num_ranks),
+                                   static_cast<uint32_t>(experts_per_rank));
+        if (rank < 0) continue;
+        const int offset = rank / ranks_per_node - n0;
         if (offset >= 0 && offset < 32) mask |= 1u << offset;
       }
     }

@@ -13,6 +13,7 @@
 #include "argument_checks.hpp"
 #include "device.hpp"
 #include "dispatch.hpp"
+#include "dispatch_rules.hpp"
 
 namespace eplb::kernels {
 
@@ -216,11 +217,11 @@ void dispatch_layout_cpu(const LayoutArgs& a) {
     std::fill(in_node.begin(), in_node.end(), uint8_t{0});
     for (size_t k = 0; k < a.top_k; ++k) {
       const int32_t id = a.topk_ids[t * a.top_k + k];
-      if (id < 0 || static_cast<uint32_t>(id) >= a.num_experts) continue;  // masked or invalid
-      ++per_expert[static_cast<size_t>(id)];
-      const size_t rank = static_cast<size_t>(id) / experts_per_rank;
-      in_rank[rank] = 1;
-      in_node[rank / ranks_per_node] = 1;
+      const int32_t rank = slot_rank(id, a.num_ranks, static_cast<uint32_t>(experts_per_rank));
+      if (rank < 0) continue;  // masked or invalid
+      if (static_cast<uint32_t>(id) < a.num_experts) ++per_expert[static_cast<size_t>(id)];
+      in_rank[static_cast<size_t>(rank)] = 1;
+      in_node[static_cast<size_t>(rank) / ranks_per_node] = 1;
     }
     for (size_t r = 0; r < a.num_ranks; ++r) {
       a.is_token_in_rank[t * a.num_ranks + r] = in_rank[r];

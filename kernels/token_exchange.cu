@@ -8,6 +8,7 @@
 
 #include "cuda_check.hpp"
 #include "device.hpp"
+#include "dispatch_rules.hpp"
 #include "row_vector.cuh"
 #include "token_exchange.hpp"
 #include "warp.cuh"
@@ -94,11 +95,9 @@ __global__ void token_pack_kernel(ExchangeGeometry g, const int32_t* __restrict_
         to[v] = from[v];
       for (int j = static_cast<int>(threadIdx.x); j < top_k; j += blockDim.x) {
         const int32_t slot = topk_slots[t * top_k + j];
-        const bool here =
-            slot >= 0 && static_cast<uint32_t>(slot) / g.slots_per_rank == static_cast<uint32_t>(r);
+        const bool here = slot_rank(slot, g.num_ranks, g.slots_per_rank) == r;
         const size_t at = static_cast<size_t>(row) * top_k + j;
-        send_slots[at] =
-            here ? static_cast<int32_t>(static_cast<uint32_t>(slot) % g.slots_per_rank) : -1;
+        send_slots[at] = here ? slot_local(slot, g.num_ranks, g.slots_per_rank) : -1;
         send_weights[at] = here ? topk_weights[t * top_k + j] : 0.0f;
       }
     }

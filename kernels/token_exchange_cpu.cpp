@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "dispatch_rules.hpp"
 #include "token_exchange.hpp"
 
 namespace eplb::kernels {
@@ -66,9 +67,8 @@ void token_pack_cpu(const TokenPackArgs& a) {
                   static_cast<const std::byte*>(a.rows) + t * a.row_bytes, a.row_bytes);
       for (size_t j = 0; j < k; ++j) {
         const int32_t slot = a.topk_slots[t * k + j];
-        const bool here = slot >= 0 && static_cast<uint32_t>(slot) / g.slots_per_rank == r;
-        a.send_slots[at * k + j] =
-            here ? static_cast<int32_t>(static_cast<uint32_t>(slot) % g.slots_per_rank) : -1;
+        const bool here = slot_rank(slot, g.num_ranks, g.slots_per_rank) == static_cast<int32_t>(r);
+        a.send_slots[at * k + j] = here ? slot_local(slot, g.num_ranks, g.slots_per_rank) : -1;
         a.send_weights[at * k + j] = here ? a.topk_weights[t * k + j] : 0.0F;
       }
     }

@@ -108,8 +108,9 @@ class CpuTokenExchangeDevice final : public TokenExchangeDevice {
 // One dispatch's inputs (this rank's tokens) and receive arrays.
 struct DispatchRequest {
   std::size_t num_tokens = 0;                // <= shape.max_tokens
-  const std::int32_t* topk_slots = nullptr;  // [num_tokens][top_k]; -1 and ids >= num_ranks *
-                                             // slots_per_rank are not dispatched
+  const std::int32_t* topk_slots = nullptr;  // [num_tokens][top_k]; slots_per_rank * num_ranks
+                                             // + r is the shared expert on rank r (local slot
+                                             // slots_per_rank); -1 and ids beyond are not sent
   const float* topk_weights = nullptr;       // [num_tokens][top_k]
   const void* rows = nullptr;                // [num_tokens][row_bytes], 16-byte aligned
   void* recv_rows = nullptr;                 // [recv_capacity][row_bytes], 16-byte aligned

@@ -27,7 +27,8 @@ struct Routing {
 };
 
 // Distinct experts per token drawn from [0, experts) (or with repeats), with some masked (-1)
-// slots, fully masked tokens and invalid ids (>= experts, < -1) mixed in.
+// slots, fully masked tokens, shared-expert slots (experts + rank) and invalid ids (beyond those,
+// < -1) mixed in.
 Routing random_routing(std::mt19937& rng, size_t tokens, size_t top_k, uint32_t experts,
                        bool skewed = false) {
   Routing r{tokens, top_k, std::vector<int32_t>(tokens * top_k)};
@@ -42,7 +43,9 @@ Routing random_routing(std::mt19937& rng, size_t tokens, size_t top_k, uint32_t 
       if (padding_token || roll < 0.03)
         id = -1;
       else if (roll < 0.04)
-        id = static_cast<int32_t>(experts) + 3;
+        id = static_cast<int32_t>(experts) + 3;  // a shared-expert slot (rank 3) or invalid
+      else if (roll < 0.045)
+        id = static_cast<int32_t>(experts) + static_cast<int32_t>(t % 4);  // shared, ranks 0-3
       else if (roll < 0.05)
         id = -7;
       r.ids[t * top_k + k] = id;
@@ -75,25 +78,26 @@ Layout brute_force_layout(const Routing& r, uint32_t experts, uint32_t ranks, ui
   for (uint32_t e = 0; e < experts; ++e) {
     for (int32_t id : r.ids) l.per_expert[e] += id == static_cast<int32_t>(e) ? 1 : 0;
   }
-  const auto touches = [&](size_t t, uint32_t first_expert, uint32_t last_expert) {
+  // Whether token t has an entry on a rank in [first_rank, last_rank): a physical slot in the
+  // ranks' range, or the shared expert's slot experts + rank (eplb_shared_expert_waterfill's).
+  const auto touches = [&](size_t t, uint32_t first_rank, uint32_t last_rank) {
     for (size_t k = 0; k < r.top_k; ++k) {
-      const int32_t id = r.ids[t * r.top_k + k];
-      if (valid_id(id, experts) && static_cast<uint32_t>(id) >= first_expert &&
-          static_cast<uint32_t>(id) < last_expert) {
-        return true;
-      }
+      const int64_t id = r.ids[t * r.top_k + k];
+      const bool physical = id >= int64_t{first_rank} * per_rank_experts &&
+                            id < int64_t{last_rank} * per_rank_experts;
+      const bool shared = id >= int64_t{experts} + first_rank && id < int64_t{experts} + last_rank;
+      if (physical || shared) return true;
     }
     return false;
   };
   for (size_t t = 0; t < r.tokens; ++t) {
     for (uint32_t rank = 0; rank < ranks; ++rank) {
-      const bool in = touches(t, rank * per_rank_experts, (rank + 1) * per_rank_experts);
+      const bool in = touches(t, rank, rank + 1);
       l.in_rank[t * ranks + rank] = in ? 1 : 0;
       l.per_rank[rank] += in ? 1 : 0;
     }
     for (uint32_t node = 0; node < nodes; ++node) {
-      const uint32_t span = per_node_ranks * per_rank_experts;
-      l.per_node[node] += touches(t, node * span, (node + 1) * span) ? 1 : 0;
+      l.per_node[node] += touches(t, node * per_node_ranks, (node + 1) * per_node_ranks) ? 1 : 0;
     }
   }
   // The packed send buffer, built row by row: rank-major, tokens in order.
@@ -149,6 +153,24 @@ TEST(Layout, HandExample) {
   EXPECT_EQ(l.in_rank, (std::vector<uint8_t>{1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1}));
   // Rank 0 rows [0, 1), rank 1 [1, 2), rank 3 [2, 4): token 1 then token 2.
   EXPECT_EQ(l.offsets, (std::vector<int32_t>{0, -1, -1, -1, -1, 1, -1, 2, -1, -1, -1, 3}));
+}
+
+// eplb_shared_expert_waterfill's rows (top-k + 1): slot 8 + r is the shared expert on rank r. It
+// sends the token to that rank like any slot there, and is no physical expert's entry.
+TEST(Layout, SharedExpertSlotsGoToTheirRank) {
+  // 8 experts on 4 ranks in 2 nodes; 3 tokens, top-2 + the shared slot.
+  const Routing r{3, 3, {0, 1, 8 + 2, 2, 7, 8 + 3, -1, 6, 8 + 0}};
+  const Layout l = cpu_layout(r, 8, 4, 2);
+  EXPECT_EQ(l.per_expert, (std::vector<int32_t>{1, 1, 1, 0, 0, 0, 1, 1}));
+  // Token 0: ranks 0 and 2 (shared); token 1: ranks 1 and 3 (its shared slot is on rank 3
+  // already); token 2: ranks 3 and 0 (shared).
+  EXPECT_EQ(l.in_rank, (std::vector<uint8_t>{1, 0, 1, 0, 0, 1, 0, 1, 1, 0, 0, 1}));
+  EXPECT_EQ(l.per_rank, (std::vector<int32_t>{2, 1, 1, 2}));
+  EXPECT_EQ(l.per_node, (std::vector<int32_t>{3, 3}));
+  expect_same_layout(l, brute_force_layout(r, 8, 4, 2));
+  // 8 + 4 is no rank's shared slot: left out like any invalid id.
+  const Layout beyond = cpu_layout(Routing{1, 2, {1, 8 + 4}}, 8, 4, 2);
+  EXPECT_EQ(beyond.in_rank, (std::vector<uint8_t>{1, 0, 0, 0}));
 }
 
 struct Topology {

@@ -73,8 +73,9 @@ RankInput random_input(std::mt19937_64& rng, const TokenExchangeShape& shape, st
   for (std::size_t t = 0; t < tokens; ++t) {
     std::vector<std::int32_t> row;
     while (row.size() < shape.top_k) {
-      // Some masked entries and some ids beyond the slots, which are not dispatched either.
-      std::int32_t s = static_cast<std::int32_t>(rng() % (num_slots + 3)) - 1;
+      // Some masked entries, shared-expert slots (num_slots + rank, as the waterfill appends)
+      // and ids beyond those, which are not dispatched.
+      std::int32_t s = static_cast<std::int32_t>(rng() % (num_slots + shape.num_ranks + 3)) - 1;
       if (s >= 0 && std::find(row.begin(), row.end(), s) != row.end()) continue;
       row.push_back(s);
     }
@@ -85,9 +86,20 @@ RankInput random_input(std::mt19937_64& rng, const TokenExchangeShape& shape, st
   return in;
 }
 
+// Slots as the header states them: physical slot s on rank s / slots_per_rank (local slot
+// s % slots_per_rank); the shared expert's slot num_slots + r on rank r (local slot
+// slots_per_rank); anything else on no rank.
 bool on_rank(const TokenExchangeShape& shape, std::int32_t slot, std::uint32_t rank) {
-  return slot >= 0 && static_cast<std::uint32_t>(slot) / shape.slots_per_rank == rank &&
-         rank < shape.num_ranks;
+  const std::int64_t num_slots = std::int64_t{shape.num_ranks} * shape.slots_per_rank;
+  if (slot < 0 || rank >= shape.num_ranks) return false;
+  return slot < num_slots ? static_cast<std::uint32_t>(slot) / shape.slots_per_rank == rank
+                          : slot == num_slots + rank;
+}
+
+std::int32_t local_slot(const TokenExchangeShape& shape, std::int32_t slot) {
+  const std::int64_t num_slots = std::int64_t{shape.num_ranks} * shape.slots_per_rank;
+  return slot < num_slots ? slot % static_cast<std::int32_t>(shape.slots_per_rank)
+                          : static_cast<std::int32_t>(shape.slots_per_rank);
 }
 
 struct RankResult {
@@ -170,7 +182,10 @@ std::vector<std::vector<RankResult>> run_rounds(const TokenExchangeShape& base,
               for (std::size_t j = 0; j < k; ++j) {
                 const std::int32_t local = recv_slots[i * k + j];
                 if (local < 0) continue;
-                const auto slot = static_cast<std::int32_t>(r * shape.slots_per_rank) + local;
+                // Local slot slots_per_rank is the shared expert, global id num_slots + r.
+                const auto slot = local == static_cast<std::int32_t>(shape.slots_per_rank)
+                                      ? static_cast<std::int32_t>(ranks * shape.slots_per_rank + r)
+                                      : static_cast<std::int32_t>(r * shape.slots_per_rank) + local;
                 sum += recv_weights[i * k + j] * expert(slot, result.rows[i * hidden + h]);
               }
               const std::size_t at = i * hidden + h;
@@ -260,8 +275,7 @@ void expect_matches_oracle(const TokenExchangeShape& shape, const std::vector<Ra
         for (std::uint32_t j = 0; j < k; ++j) {
           const std::int32_t slot = inputs[s].slots[t * k + j];
           const bool here = on_rank(shape, slot, d);
-          EXPECT_EQ(got.slots[at * k + j],
-                    here ? slot % static_cast<std::int32_t>(shape.slots_per_rank) : -1);
+          EXPECT_EQ(got.slots[at * k + j], here ? local_slot(shape, slot) : -1);
           EXPECT_EQ(got.weights[at * k + j], here ? inputs[s].weights[t * k + j] : 0.0F);
         }
       }
@@ -295,8 +309,9 @@ void expect_matches_oracle(const TokenExchangeShape& shape, const std::vector<Ra
         double oracle = 0.0, magnitude = 1.0;  // the error scales with the terms, not the sum
         for (std::uint32_t j = 0; j < k; ++j) {
           const std::int32_t slot = in.slots[t * k + j];
-          if (slot < 0 || slot >= static_cast<std::int32_t>(ranks * shape.slots_per_rank)) continue;
-          const std::uint32_t d = static_cast<std::uint32_t>(slot) / shape.slots_per_rank;
+          std::uint32_t d = 0;
+          while (d < ranks && !on_rank(shape, slot, d)) ++d;
+          if (d == ranks) continue;  // masked or dispatched nowhere
           if (!std::binary_search(sent[d].begin(), sent[d].end(), t)) continue;  // dropped
           const double term = double{in.weights[t * k + j]} * expert(slot, in.rows[t * hidden + h]);
           oracle += term;

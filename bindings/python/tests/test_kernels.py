@@ -11,7 +11,9 @@ from eplb import capi, kernels
 
 def layout_oracle(ids, experts, ranks, nodes):
     valid = (ids >= 0) & (ids < experts)
-    rank = np.where(valid, ids // (experts // ranks), -1)
+    # experts + r is the shared expert's slot on rank r (eplb.shared_expert_waterfill's rows).
+    shared = (ids >= experts) & (ids < experts + ranks)
+    rank = np.where(valid, ids // (experts // ranks), np.where(shared, ids - experts, -1))
     in_rank = np.array([[(rank[t] == r).any() for r in range(ranks)] for t in range(len(ids))],
                        dtype=bool).reshape(len(ids), ranks)
     per_node = ranks // nodes
@@ -30,8 +32,9 @@ def test_dispatch_layout_matches_numpy():
         ranks = nodes * int(rng.integers(1, 4))
         experts = ranks * int(rng.integers(1, 5))
         tokens, top_k = int(rng.integers(0, 300)), int(rng.integers(1, 9))
-        # Masked (-1) and out-of-range ids are ignored, not errors.
-        ids = rng.integers(-1, experts + 2, size=(tokens, top_k)).astype(np.int32)
+        # Masked (-1) and out-of-range ids are ignored, not errors; experts + r is rank r's
+        # shared-expert slot.
+        ids = rng.integers(-1, experts + ranks + 2, size=(tokens, top_k)).astype(np.int32)
         got = kernels.dispatch_layout(ids, experts, ranks, nodes)
         want = layout_oracle(ids, experts, ranks, nodes)
         for field, value in zip(got._fields, want):

@@ -1103,7 +1103,9 @@ EPLB_API eplb_status eplb_split_rank_quotas(const eplb_placement* placement, uin
  * shared tokens assigned. `gpu_weights` as in eplb_split_solve (NULL: all 1). Writes `out_topk`
  * int32 [num_tokens][top_k + 1]: each input row followed by the shared expert's slot
  * num_physical_experts + g of the chosen GPU g, or -1 for a token without any valid entry
- * (padding). The slots of the placement's layer do not matter, only its topology. Thread-safe.
+ * (padding); eplb_kernel_dispatch_layout and eplb_token_exchange_dispatch send a token to GPU g
+ * for that slot. The slots of the placement's layer do not matter, only its topology.
+ * Thread-safe.
  * EPLB_ERR_INVALID_ARGUMENT: placement, topk_slots (with num_tokens > 0) or out_topk NULL;
  * top_k == 0; an unknown flag; out_topk_len != num_tokens * (top_k + 1); gpu_len != num_gpus
  * with a non-NULL per-GPU array; a slot outside [-1, num_physical_experts), a source GPU, load or
@@ -1343,7 +1345,10 @@ EPLB_API eplb_status eplb_kernel_dispatch_layout_workspace_size(size_t num_token
                                                                 size_t* out_bytes);
 
 /* Dispatch layout of one batch (DeepEP's get_dispatch_layout plus per-node counts and send
- * offsets). topk_ids: int32 [num_tokens][top_k] physical ids. Outputs (device memory, overwritten
+ * offsets). topk_ids: int32 [num_tokens][top_k] physical ids; an id num_physical_experts + r
+ * (r < num_ranks) is the shared expert's slot on rank r, as eplb_shared_expert_waterfill appends
+ * it (pass its rows with top_k + 1): it sends the token to rank r like any slot there and is no
+ * physical expert's entry; -1 and other ids are left out. Outputs (device memory, overwritten
  * entirely):
  * - tokens_per_expert [num_physical_experts]: (token, slot) entries per physical expert;
  * - tokens_per_rank [num_ranks]: tokens with at least one entry on the rank (a token counts once
@@ -1413,7 +1418,9 @@ EPLB_API eplb_status eplb_kernel_expert_sort_workspace_size(size_t num_tokens, s
  * capacity: at least eplb_kernel_expert_sort_capacity(...) and a multiple of block_size.
  * workspace: at least eplb_kernel_expert_sort_workspace_size bytes, 4-byte aligned (used as int32
  * arrays), no initialisation needed.
- * Three kernels (count, prefix, scatter). Ids outside [0, num_experts) are left out.
+ * Three kernels (count, prefix, scatter). Ids outside [0, num_experts) are left out (on a rank
+ * of a token exchange, pass num_experts = slots_per_rank + 1 so that the shared expert's local
+ * slot slots_per_rank gets its own segment).
  * EPLB_ERR_INVALID_ARGUMENT: a NULL array, top_k 0, num_experts not in [1, 8192], block_size
  * not in [1, 65536], capacity too small or not a multiple of block_size, workspace_size too
  * small, a workspace that is not 4-byte aligned, a size over the limits, or an array that is not
@@ -1934,7 +1941,9 @@ EPLB_API void eplb_token_exchange_destroy(eplb_token_exchange* exchange);
  * aligned), all device memory. Writes, in device memory, the tokens this rank receives, ordered
  * by source rank and then by the source's token order: recv_rows [recv_capacity][row_bytes]
  * (16-byte aligned), recv_local_slots [recv_capacity][top_k] (the local slot of each of the
- * token's slots that is on this rank, else -1), recv_weights [recv_capacity][top_k] (the
+ * token's slots that is on this rank, else -1; a shared-expert slot num_ranks * slots_per_rank +
+ * r from eplb_shared_expert_waterfill arrives on rank r as local slot slots_per_rank),
+ * recv_weights [recv_capacity][top_k] (the
  * weight, or 0 where the slot is -1), recv_counts [num_ranks] (tokens from each source) and, if
  * not NULL, dropped [1] (tokens over capacity, padded variant; 0 for exact). *out_recv_rows
  * (host) is the number of receive rows in use: the tokens received (exact) or num_ranks *
