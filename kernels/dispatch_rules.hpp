@@ -21,7 +21,7 @@ EPLB_DISPATCH_HD int32_t slot_rank(int32_t slot, uint32_t num_ranks, uint32_t sl
   if (slot < 0) return -1;
   const uint64_t s = static_cast<uint32_t>(slot);
   const uint64_t physical = static_cast<uint64_t>(num_ranks) * slots_per_rank;
-  if (s < physical) return static_cast<int32_t>(s / slots_per_rank);
+  if (s < physical) return static_cast<int32_t>(static_cast<uint32_t>(s) / slots_per_rank);
   if (s - physical < num_ranks) return static_cast<int32_t>(s - physical);
   return -1;
 }
@@ -31,7 +31,7 @@ EPLB_DISPATCH_HD int32_t slot_local(int32_t slot, uint32_t num_ranks, uint32_t s
   if (slot < 0) return -1;
   const uint64_t s = static_cast<uint32_t>(slot);
   const uint64_t physical = static_cast<uint64_t>(num_ranks) * slots_per_rank;
-  if (s < physical) return static_cast<int32_t>(s % slots_per_rank);
+  if (s < physical) return static_cast<int32_t>(static_cast<uint32_t>(s) % slots_per_rank);
   if (s - physical < num_ranks) return static_cast<int32_t>(slots_per_rank);
   return -1;
 }

@@ -41,13 +41,13 @@ struct ExchangeGeometry {
 
 struct TokenPackArgs {
   ExchangeGeometry geometry;
-  const int32_t* topk_slots = nullptr;  // [num_tokens][top_k] physical slots
+  const int32_t* topk_slots = nullptr;  // [num_tokens][top_k] slots (dispatch_rules.hpp)
   const float* topk_weights = nullptr;  // [num_tokens][top_k]
   const void* rows = nullptr;           // [num_tokens][row_bytes], 16-byte aligned
   size_t row_bytes = 0;                 // a multiple of 16
   uint32_t recv_capacity = 0;           // this rank's receive rows, the count message's last entry
   void* send_rows = nullptr;            // [send rows][row_bytes]
-  int32_t* send_slots = nullptr;        // [send rows][top_k]: slot % slots_per_rank or -1
+  int32_t* send_slots = nullptr;        // [send rows][top_k]: slot_local on the rank, or -1
   float* send_weights = nullptr;        // [send rows][top_k]: the weight or 0
   int32_t* count_message = nullptr;     // [num_ranks + 1]: tokens sent to each rank, recv_capacity
   int32_t* dropped = nullptr;           // [1] or NULL: tokens beyond capacity (padded)

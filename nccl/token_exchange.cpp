@@ -77,10 +77,13 @@ void TokenExchangeShape::validate() const {
   }
   if (rank >= num_ranks)
     fail_invalid("rank (", rank, ") must be below num_ranks (", num_ranks, ")");
+  // slots_per_rank + 1 local slots (the shared expert's last) must stay sortable on a rank.
   if (slots_per_rank == 0 ||
-      std::uint64_t{slots_per_rank} * num_ranks > kernels::kMaxPhysicalExperts) {
-    fail_invalid("slots_per_rank (", slots_per_rank, ") must be >= 1 with num_ranks x ",
-                 "slots_per_rank <= ", kernels::kMaxPhysicalExperts);
+      std::uint64_t{slots_per_rank} * num_ranks > kernels::kMaxPhysicalExperts ||
+      slots_per_rank >= kernels::kMaxPhysicalExperts) {
+    fail_invalid("slots_per_rank (", slots_per_rank, ") must be in [1, ",
+                 kernels::kMaxPhysicalExperts - 1,
+                 "] with num_ranks x slots_per_rank <= ", kernels::kMaxPhysicalExperts);
   }
   if (top_k == 0) fail_invalid("top_k (0) must be >= 1");
   if (row_bytes == 0 || row_bytes % 16 != 0 || row_bytes > kInt32Max) {

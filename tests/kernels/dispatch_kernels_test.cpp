@@ -44,9 +44,9 @@ Routing random_routing(std::mt19937& rng, size_t tokens, size_t top_k, uint32_t 
         id = -1;
       else if (roll < 0.04)
         id = static_cast<int32_t>(experts) + 3;  // a shared-expert slot (rank 3) or invalid
-      else if (roll < 0.045)
-        id = static_cast<int32_t>(experts) + static_cast<int32_t>(t % 4);  // shared, ranks 0-3
-      else if (roll < 0.05)
+      else if (roll < 0.05)  // the shared expert's slot of a rank up to 1024, or beyond them all
+        id = static_cast<int32_t>(experts) + static_cast<int32_t>(rng() % 1025);
+      else if (roll < 0.055)
         id = -7;
       r.ids[t * top_k + k] = id;
     }
@@ -171,6 +171,41 @@ TEST(Layout, SharedExpertSlotsGoToTheirRank) {
   // 8 + 4 is no rank's shared slot: left out like any invalid id.
   const Layout beyond = cpu_layout(Routing{1, 2, {1, 8 + 4}}, 8, 4, 2);
   EXPECT_EQ(beyond.in_rank, (std::vector<uint8_t>{1, 0, 0, 0}));
+}
+
+// End to end: eplb_shared_expert_waterfill's rows, passed to the layout as they are, send each
+// token to the GPU the waterfill chose for its shared expert (and to its routed slots' GPUs).
+TEST(Layout, SendsEachTokenToItsWaterfillGpu) {
+  constexpr uint32_t kExperts = 16, kGpus = 8, kNodes = 2, kTopK = 3;
+  std::vector<int32_t> phy2log(kExperts);
+  for (uint32_t s = 0; s < kExperts; ++s) phy2log[s] = static_cast<int32_t>(s);
+  eplb_placement* placement = nullptr;
+  ASSERT_EQ(eplb_placement_create_from_phy2log(1, kExperts, kExperts, kNodes, kGpus, phy2log.data(),
+                                               phy2log.size(), &placement),
+            EPLB_OK)
+      << eplb_last_error_message();
+  std::mt19937 rng(12);
+  const Routing routed = random_routing(rng, 200, kTopK, kExperts);
+  std::vector<int32_t> slots = routed.ids;  // the waterfill accepts -1 and [0, experts) only
+  for (auto& id : slots) id = id >= 0 && id < static_cast<int32_t>(kExperts) ? id : -1;
+  Routing with_shared{routed.tokens, kTopK + 1, std::vector<int32_t>(routed.tokens * (kTopK + 1))};
+  ASSERT_EQ(eplb_shared_expert_waterfill(placement, slots.data(), routed.tokens, kTopK, nullptr,
+                                         nullptr, nullptr, 0, EPLB_WATERFILL_ANY_GPU,
+                                         with_shared.ids.data(), with_shared.ids.size()),
+            EPLB_OK)
+      << eplb_last_error_message();
+  eplb_placement_destroy(placement);
+  const Layout l = cpu_layout(with_shared, kExperts, kGpus, kNodes);
+  expect_same_layout(l, brute_force_layout(with_shared, kExperts, kGpus, kNodes));
+  size_t shared_tokens = 0;
+  for (size_t t = 0; t < routed.tokens; ++t) {
+    const int32_t shared = with_shared.ids[t * (kTopK + 1) + kTopK];
+    if (shared < 0) continue;  // a token without any routed slot
+    ++shared_tokens;
+    const auto gpu = static_cast<size_t>(shared) - kExperts;
+    EXPECT_EQ(l.in_rank[t * kGpus + gpu], 1) << "token " << t << " shared on GPU " << gpu;
+  }
+  EXPECT_GT(shared_tokens, routed.tokens / 2);
 }
 
 struct Topology {

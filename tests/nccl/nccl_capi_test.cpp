@@ -129,6 +129,8 @@ TEST(NcclCapi, TokenExchangeOptionsAreCheckedBeforeTheCommunicator) {
       {"hidden (0)", [](eplb_token_exchange_options& o) { o.hidden = 0; }},
       {"top_k (0)", [](eplb_token_exchange_options& o) { o.top_k = 0; }},
       {"slots_per_rank (0)", [](eplb_token_exchange_options& o) { o.slots_per_rank = 0; }},
+      // One rank of 8192 slots: its 8193 local slots (the shared expert's last) are not sortable.
+      {"slots_per_rank (8192)", [](eplb_token_exchange_options& o) { o.slots_per_rank = 8192; }},
       {"max_tokens (0)", [](eplb_token_exchange_options& o) { o.max_tokens = 0; }},
       {"out_dtype (3)", [](eplb_token_exchange_options& o) { o.out_dtype = 3; }},
       {"struct_size (4)", [](eplb_token_exchange_options& o) { o.struct_size = 4; }},

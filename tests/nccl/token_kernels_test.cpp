@@ -60,7 +60,8 @@ TEST(TokenKernels, PackCountsAndCombineMatchTheCpuReferenceBitForBit) {
     }
     const uint32_t experts = ranks * slots;
     std::vector<int32_t> ids(tokens * k);
-    for (auto& id : ids) id = static_cast<int32_t>(rng() % (experts + 2)) - 1;
+    // Masked and invalid ids, physical slots, and the shared expert's slots experts + r.
+    for (auto& id : ids) id = static_cast<int32_t>(rng() % (experts + ranks + 3)) - 2;
     std::vector<float> weights(tokens * k);
     for (auto& w : weights) w = static_cast<float>(rng() % 1000) / 7.0F;
     std::vector<uint8_t> rows(tokens * row_bytes);

@@ -2,7 +2,8 @@
 bit, as the GPU kernels, for callers without a GPU who test their own dispatch. They work on
 PHYSICAL expert ids: expert p lives on rank p // (num_physical_experts // num_ranks), rank r on
 node r // (num_ranks // num_nodes); ids outside [0, num_physical_experts) (-1 for a masked slot)
-are ignored."""
+are ignored, except that dispatch_layout reads num_physical_experts + r (r < num_ranks) as the
+shared expert's slot on rank r, as shared_expert_waterfill appends it."""
 
 import collections
 

@@ -1312,8 +1312,10 @@ EPLB_API eplb_status eplb_migration_execute_step(const eplb_migration* migration
 /* These work on PHYSICAL expert ids (after the logical → physical mapping) with the topology
  * given as scalars: physical expert p lives on rank p / (num_physical_experts / num_ranks), and
  * rank r on node r / (num_ranks / num_nodes). An id outside [0, num_physical_experts) — -1 for a
- * masked slot, or any invalid value — is ignored everywhere (it is not an error: a kernel cannot
- * report one without a host synchronisation). Each GPU function has a CPU reference `_cpu` with
+ * masked slot, or any invalid value — is ignored (it is not an error: a kernel cannot report one
+ * without a host synchronisation), except that eplb_kernel_dispatch_layout and the token
+ * exchange read num_physical_experts + r (r < num_ranks) as the shared expert's slot on rank r,
+ * as eplb_shared_expert_waterfill appends it. Each GPU function has a CPU reference `_cpu` with
  * the same parameters on host memory (stream ignored) and the same validation, so a bad argument
  * returns the same status with and without a GPU. The GPU functions check, in this order:
  * host-checkable arguments (EPLB_ERR_INVALID_ARGUMENT naming the value), a usable device
@@ -1879,8 +1881,9 @@ EPLB_API eplb_status eplb_kernel_shared_waterfill_cpu(
  * received, and the outputs go back and are summed per token. The rules of the NCCL section
  * hold (loading, statuses, threading, streams, current device); in addition:
  * - Slots are physical: slot s lives on rank s / slots_per_rank, as local slot
- *   s % slots_per_rank (e.g. the output of eplb_kernel_map_record). Entries of -1, and ids at or
- *   beyond num_ranks * slots_per_rank, are not dispatched.
+ *   s % slots_per_rank (e.g. the output of eplb_kernel_map_record); the shared expert's slot
+ *   num_ranks * slots_per_rank + r (eplb_shared_expert_waterfill's) lives on rank r as local slot
+ *   slots_per_rank. Entries of -1, and ids beyond those, are not dispatched.
  * - Exact variant (capacity 0): blocks travel with their exact sizes. A dispatch reads the count
  *   matrix on the host (a host synchronisation: not capturable in a CUDA graph), and if any rank's
  *   receive buffer is too small every rank's call fails alike with EPLB_ERR_BUFFER_TOO_SMALL
@@ -1899,7 +1902,7 @@ typedef struct eplb_token_exchange eplb_token_exchange;
 
 typedef struct eplb_token_exchange_options {
   uint32_t struct_size;    /* sizeof(eplb_token_exchange_options) */
-  uint32_t slots_per_rank; /* physical expert slots per rank, >= 1 (no default); num_ranks *
+  uint32_t slots_per_rank; /* physical expert slots per rank, 1..8191 (no default); num_ranks *
                               slots_per_rank <= 8192 */
   uint32_t top_k;          /* slots per token, >= 1 (no default) */
   uint32_t out_dtype;      /* eplb_row_dtype of expert outputs and combined rows; default
