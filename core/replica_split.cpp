@@ -259,10 +259,19 @@ SplitResult SplitWorkspace::solve(const Placement& placement, std::size_t layer,
     return worst;
   };
 
+  // Sums best_flow_ per GPU into gpu_flow_ and returns the load every check and the result use.
+  auto load_of_best_flow = [&] {
+    gpu_flow_.assign(gpus, 0);
+    for (std::size_t s = 0; s < best_flow_.size(); ++s) {
+      gpu_flow_[t.gpu_of_slot(static_cast<std::uint32_t>(s))] += best_flow_[s];
+    }
+    return max_load_of(gpu_flow_);
+  };
+
   SplitResult result;
   if (split_experts_.empty()) {  // nothing to split: the placement decides everything
-    gpu_flow_.assign(gpus, 0);
-    result.max_load = result.heuristic_load = max_load_of(gpu_flow_);
+    best_flow_.clear();
+    result.max_load = result.heuristic_load = load_of_best_flow();
     return result;
   }
 
@@ -317,11 +326,7 @@ SplitResult SplitWorkspace::solve(const Placement& placement, std::size_t layer,
     }
   }
   best_flow_.assign(heur_quota_.begin(), heur_quota_.end());
-  gpu_flow_.assign(gpus, 0);
-  for (std::size_t s = 0; s < slots; ++s) {
-    gpu_flow_[t.gpu_of_slot(static_cast<std::uint32_t>(s))] += best_flow_[s];
-  }
-  double hi = max_load_of(gpu_flow_);  // as every later check and the result evaluate it
+  double hi = load_of_best_flow();
   result.heuristic_load = hi;
 
   // Lower bound: the fractional level over all GPUs, and the fixed loads.
@@ -366,14 +371,12 @@ SplitResult SplitWorkspace::solve(const Placement& placement, std::size_t layer,
   }
 
   // The expression gpu_token_room bounds, so the load a check admitted is the load reported.
+  // (Slots of unsplit experts keep the warm start's 0.)
   auto take_flow = [&] {
-    gpu_flow_.assign(gpus, 0);
     for (std::size_t s = 0; s < slots; ++s) {
-      if (slot_edge_[s] < 0) continue;
-      best_flow_[s] = cap_[static_cast<std::size_t>(slot_edge_[s]) ^ 1U];
-      gpu_flow_[t.gpu_of_slot(static_cast<std::uint32_t>(s))] += best_flow_[s];
+      if (slot_edge_[s] >= 0) best_flow_[s] = cap_[static_cast<std::size_t>(slot_edge_[s]) ^ 1U];
     }
-    return max_load_of(gpu_flow_);
+    return load_of_best_flow();
   };
 
   // Bisection until each GPU has at most one candidate value (a multiple of its weight) left in

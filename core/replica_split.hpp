@@ -39,6 +39,12 @@ class SplitWorkspace {
                     std::span<const std::int32_t> counts, const SplitGpuTerms& terms,
                     std::span<std::int32_t> quotas);
 
+  // The last solve's GPU terms and single-replica tokens, each [num_gpus]: GPU g's load is
+  // split_gpu_load(gpu_weights()[g], gpu_extra()[g], fixed_tokens()[g] + its split tokens).
+  [[nodiscard]] std::span<const double> gpu_weights() const { return weight_; }
+  [[nodiscard]] std::span<const double> gpu_extra() const { return extra_; }
+  [[nodiscard]] std::span<const std::int64_t> fixed_tokens() const { return fixed_; }
+
  private:
   bool feasible(double bound, bool strict);
   std::int64_t max_flow();

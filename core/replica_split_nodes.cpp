@@ -144,12 +144,14 @@ NodeSplitResult NodeSplitWorkspace::solve(const Placement& placement, std::size_
     return static_cast<std::size_t>(t.node_of_gpu(t.gpu_of_slot(static_cast<std::uint32_t>(s))));
   };
 
+  // The plain solve's GPU terms and single-replica tokens per GPU (same placement and counts).
+  const auto weight = plain_.gpu_weights();
+  const auto extra = plain_.gpu_extra();
+  const auto fixed = plain_.fixed_tokens();
+
   // Single-replica experts have no choice: their slot takes every token, from every node.
-  std::vector<std::int64_t> fixed(gpus, 0);
-  const auto extra = [&](std::size_t g) { return terms.extra.empty() ? 0.0 : terms.extra[g]; };
   std::fill(quotas_by_node.begin(), quotas_by_node.end(), 0);
-  std::vector<std::int32_t> pair_node;  // flow node of (split expert, source node), or -1
-  pair_node.assign(experts * nodes, -1);
+  pair_node_.assign(experts * nodes, -1);
   std::int32_t next_node = 1;  // 0 = source
   std::int64_t split_total = 0;
   for (std::size_t s = 0; s < slots; ++s) {
@@ -160,12 +162,11 @@ NodeSplitResult NodeSplitWorkspace::solve(const Placement& placement, std::size_
         quotas_by_node[s * nodes + n] = c;
         if (n != node_of_slot(s)) result.fixed_cross += c;
       }
-      fixed[t.gpu_of_slot(static_cast<std::uint32_t>(s))] += counts_[e];
       continue;
     }
     for (std::size_t n = 0; n < nodes; ++n) {
-      if (counts_by_node[e * nodes + n] > 0 && pair_node[e * nodes + n] < 0) {
-        pair_node[e * nodes + n] = next_node++;
+      if (counts_by_node[e * nodes + n] > 0 && pair_node_[e * nodes + n] < 0) {
+        pair_node_[e * nodes + n] = next_node++;
         split_total += counts_by_node[e * nodes + n];
       }
     }
@@ -182,25 +183,24 @@ NodeSplitResult NodeSplitWorkspace::solve(const Placement& placement, std::size_
   cap_.clear();
   cost_.clear();
   next_.clear();
-  std::vector<std::int32_t> slot_edge(slots * nodes, -1);
-  for (std::size_t i = 0; i < pair_node.size(); ++i) {
-    if (pair_node[i] >= 0) add_edge(source_, pair_node[i], counts_by_node[i], 0);
+  slot_edge_.assign(slots * nodes, -1);
+  for (std::size_t i = 0; i < pair_node_.size(); ++i) {
+    if (pair_node_[i] >= 0) add_edge(source_, pair_node_[i], counts_by_node[i], 0);
   }
   for (std::size_t s = 0; s < slots; ++s) {
     const auto e = static_cast<std::size_t>(row[s]);
     if (replicas[e] == 1) continue;
     const auto g = static_cast<std::int32_t>(t.gpu_of_slot(static_cast<std::uint32_t>(s)));
     for (std::size_t n = 0; n < nodes; ++n) {
-      if (pair_node[e * nodes + n] < 0) continue;
-      slot_edge[s * nodes + n] = static_cast<std::int32_t>(to_.size());
-      add_edge(pair_node[e * nodes + n], gpu0 + g, split_total, n == node_of_slot(s) ? 0 : 1);
+      if (pair_node_[e * nodes + n] < 0) continue;
+      slot_edge_[s * nodes + n] = static_cast<std::int32_t>(to_.size());
+      add_edge(pair_node_[e * nodes + n], gpu0 + g, split_total, n == node_of_slot(s) ? 0 : 1);
     }
   }
   for (std::size_t g = 0; g < gpus; ++g) {
-    const double w = terms.weights.empty() ? 1.0 : terms.weights[g];
     // The plain solver's capacity rule (non-strict), so the optimum itself stays feasible.
-    const std::int64_t cap =
-        std::max<std::int64_t>(0, gpu_token_room(w, extra(g), fixed[g], bound, false, split_total));
+    const std::int64_t cap = std::max<std::int64_t>(
+        0, gpu_token_room(weight[g], extra[g], fixed[g], bound, false, split_total));
     add_edge(gpu0 + static_cast<std::int32_t>(g), sink_, cap, 0);
   }
 
@@ -214,22 +214,21 @@ NodeSplitResult NodeSplitWorkspace::solve(const Placement& placement, std::size_
   }
   EPLB_ASSERT(routed == split_total);  // the plain optimum is feasible under the bound
 
-  std::vector<std::int64_t> gpu_flow(gpus, 0);
+  gpu_flow_.assign(gpus, 0);
   for (std::size_t s = 0; s < slots; ++s) {
     for (std::size_t n = 0; n < nodes; ++n) {
-      const std::int32_t e = slot_edge[s * nodes + n];
+      const std::int32_t e = slot_edge_[s * nodes + n];
       if (e < 0) continue;
       const std::int64_t flow = cap_[static_cast<std::size_t>(e) ^ 1U];  // the reverse edge
       quotas_by_node[s * nodes + n] = static_cast<std::int32_t>(flow);
-      gpu_flow[t.gpu_of_slot(static_cast<std::uint32_t>(s))] += flow;
+      gpu_flow_[t.gpu_of_slot(static_cast<std::uint32_t>(s))] += flow;
       if (n != node_of_slot(s)) result.cross_node += flow;
     }
   }
   result.cross_node += result.fixed_cross;
   for (std::size_t g = 0; g < gpus; ++g) {  // the load expression the capacities bounded
-    const double w = terms.weights.empty() ? 1.0 : terms.weights[g];
     result.max_load =
-        std::max(result.max_load, split_gpu_load(w, extra(g), fixed[g] + gpu_flow[g]));
+        std::max(result.max_load, split_gpu_load(weight[g], extra[g], fixed[g] + gpu_flow_[g]));
   }
   return result;
 }

@@ -42,6 +42,9 @@ class NodeSplitWorkspace {
 
   SplitWorkspace plain_;
   std::vector<std::int32_t> counts_, plain_quotas_;
+  std::vector<std::int32_t> pair_node_;  // [E][N] flow node of (split expert, source node), or -1
+  std::vector<std::int32_t> slot_edge_;  // [R][N] edge of (slot, source node), or -1
+  std::vector<std::int64_t> gpu_flow_;   // [G] split tokens routed to each GPU
   // Min-cost flow graph (primal-dual: Dijkstra on reduced costs, then blocking flows).
   std::int32_t num_nodes_ = 0, source_ = 0, sink_ = 0;
   std::vector<std::int32_t> head_, next_, to_, cost_, level_, iter_, queue_;

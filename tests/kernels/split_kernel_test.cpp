@@ -32,6 +32,16 @@ struct Tables {
   ~Tables() { eplb_split_tables_destroy(t); }
 };
 
+// Creates host-only tables of `count` layers from `first` (0: every layer from `first`).
+::testing::AssertionResult host_tables(const Placement& p, std::uint32_t first, std::uint32_t count,
+                                       Tables& out) {
+  if (eplb_split_tables_create(p.p, first, count, EPLB_SPLIT_TABLES_HOST_ONLY, nullptr, &out.t) ==
+      EPLB_OK) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << eplb_last_error_message();
+}
+
 struct Instance {
   std::uint32_t layers = 1;
   std::uint32_t experts = 0;
@@ -165,9 +175,7 @@ TEST(SplitKernelCpu, EqualsTheCoreOptimumOnRandomInstances) {
     Placement p;
     make_placement(p, in.layers, in.experts, in.slots, in.gpus, in.phy2log);
     Tables tables;
-    ASSERT_EQ(eplb_split_tables_create(p.p, 0, 0, EPLB_SPLIT_TABLES_HOST_ONLY, nullptr, &tables.t),
-              EPLB_OK)
-        << eplb_last_error_message();
+    ASSERT_TRUE(host_tables(p, 0, 0, tables));
     const std::uint32_t layer = static_cast<std::uint32_t>(trial % 2);
     const auto counts = random_counts(rng, experts, trial);
     std::vector<double> w;
@@ -212,9 +220,7 @@ TEST(SplitKernelCpu, EqualsTheCoreOptimumForCountsNearInt32Max) {
     Placement p;
     make_placement(p, in.layers, in.experts, in.slots, in.gpus, in.phy2log);
     Tables tables;
-    ASSERT_EQ(eplb_split_tables_create(p.p, 0, 0, EPLB_SPLIT_TABLES_HOST_ONLY, nullptr, &tables.t),
-              EPLB_OK)
-        << eplb_last_error_message();
+    ASSERT_TRUE(host_tables(p, 0, 0, tables));
     std::vector<std::int32_t> counts(experts);
     for (auto& c : counts) c = big(rng);
     std::vector<double> x;
@@ -235,8 +241,7 @@ TEST(SplitKernelCpu, EqualsTheCoreOptimumOnTheDeepSeekShape) {
     Placement p;
     make_placement(p, 1, 256, 288, 32, in.phy2log, 4);
     Tables tables;
-    ASSERT_EQ(eplb_split_tables_create(p.p, 0, 1, EPLB_SPLIT_TABLES_HOST_ONLY, nullptr, &tables.t),
-              EPLB_OK);
+    ASSERT_TRUE(host_tables(p, 0, 1, tables));
     std::vector<double> weight(256);
     for (auto& v : weight)
       v = std::exp(std::normal_distribution<double>(0.0, trial % 2 ? 1.0 : 0.3)(rng));
@@ -287,8 +292,7 @@ TEST(SplitKernelCpu, EqualsABruteForceOnTinyInstances) {
     Placement p;
     make_placement(p, 1, in.experts, in.slots, in.gpus, in.phy2log);
     Tables tables;
-    ASSERT_EQ(eplb_split_tables_create(p.p, 0, 1, EPLB_SPLIT_TABLES_HOST_ONLY, nullptr, &tables.t),
-              EPLB_OK);
+    ASSERT_TRUE(host_tables(p, 0, 1, tables));
     std::vector<std::int32_t> counts(experts);
     for (auto& c : counts) c = static_cast<std::int32_t>(rng() % 5);
     std::vector<double> w{1.0, 1.0, 1.0};
@@ -306,8 +310,7 @@ TEST(SplitKernelCpu, WithoutMultiGpuExpertsCopiesTheCounts) {
   Placement p;
   make_placement(p, 1, 5, 6, 2, phy2log);
   Tables tables;
-  ASSERT_EQ(eplb_split_tables_create(p.p, 0, 1, EPLB_SPLIT_TABLES_HOST_ONLY, nullptr, &tables.t),
-            EPLB_OK);
+  ASSERT_TRUE(host_tables(p, 0, 1, tables));
   const std::vector<std::int32_t> counts{5, 7, 1, 2, 3};
   const Result r = solve_cpu(tables, 0, counts, {}, {}, 6);
   EXPECT_EQ(r.quotas, (std::vector<std::int32_t>{5, 7, 0, 1, 2, 3}));
@@ -321,10 +324,8 @@ TEST(SplitKernelCpu, IsDeterministicAndTheLayerSetDoesNotMatter) {
   make_placement(p, 4, 64, 80, 16, in.phy2log, 2);
   Tables all;
   Tables one;
-  ASSERT_EQ(eplb_split_tables_create(p.p, 0, 0, EPLB_SPLIT_TABLES_HOST_ONLY, nullptr, &all.t),
-            EPLB_OK);
-  ASSERT_EQ(eplb_split_tables_create(p.p, 2, 1, EPLB_SPLIT_TABLES_HOST_ONLY, nullptr, &one.t),
-            EPLB_OK);
+  ASSERT_TRUE(host_tables(p, 0, 0, all));
+  ASSERT_TRUE(host_tables(p, 2, 1, one));
   for (int trial = 0; trial < 20; ++trial) {
     const auto counts = random_counts(rng, 64, trial);
     const Result a = solve_cpu(all, 2, counts, {}, {}, 80);
@@ -341,8 +342,7 @@ TEST(SplitKernelCpu, RejectsBadInputWithoutWritingOutputs) {
   Placement p;
   make_placement(p, 1, 4, 6, 2, phy2log);
   Tables tables;
-  ASSERT_EQ(eplb_split_tables_create(p.p, 0, 1, EPLB_SPLIT_TABLES_HOST_ONLY, nullptr, &tables.t),
-            EPLB_OK);
+  ASSERT_TRUE(host_tables(p, 0, 1, tables));
   size_t bytes = 0;
   ASSERT_EQ(eplb_kernel_split_solve_workspace_size(tables.t, &bytes), EPLB_OK);
   EXPECT_GT(bytes, 0u);
@@ -401,8 +401,7 @@ TEST(SplitKernelParity, GpuEqualsCpuBitForBit) {
     make_placement(p, 2, experts, in.slots, gpus, in.phy2log);
     Tables host;
     Tables device;
-    ASSERT_EQ(eplb_split_tables_create(p.p, 0, 0, EPLB_SPLIT_TABLES_HOST_ONLY, nullptr, &host.t),
-              EPLB_OK);
+    ASSERT_TRUE(host_tables(p, 0, 0, host));
     ASSERT_EQ(eplb_split_tables_create(p.p, 0, 0, 0, nullptr, &device.t), EPLB_OK)
         << eplb_last_error_message();
     const auto counts = random_counts(rng, experts, trial);
@@ -444,8 +443,7 @@ TEST(SplitKernelParity, ReplaysFromACudaGraph) {
   make_placement(p, 1, 256, 288, 32, in.phy2log, 4);
   Tables host;
   Tables device;
-  ASSERT_EQ(eplb_split_tables_create(p.p, 0, 1, EPLB_SPLIT_TABLES_HOST_ONLY, nullptr, &host.t),
-            EPLB_OK);
+  ASSERT_TRUE(host_tables(p, 0, 1, host));
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
   ASSERT_EQ(eplb_split_tables_create(p.p, 0, 1, 0, stream, &device.t), EPLB_OK);
