@@ -103,6 +103,10 @@ class FileSource final : public ByteSource {
     if (::fstat(fd_, &status) != 0) fail_io("read");
     if (S_ISDIR(status.st_mode))
       fail(Errc::io, "cannot read '", path, "': ", std::strerror(EISDIR));
+    if (!S_ISREG(status.st_mode)) {  // a pipe or a device: no size, no pread; read it whole
+      read_stream();
+      return;
+    }
     size_ = status.st_size > 0 ? static_cast<std::uint64_t>(status.st_size) : 0;
   }
   ~FileSource() override {
@@ -112,6 +116,9 @@ class FileSource final : public ByteSource {
   [[nodiscard]] std::span<const std::byte> read(std::uint64_t offset, std::size_t length,
                                                 std::vector<std::byte>& scratch) const override {
     EPLB_ASSERT(offset <= size_ && length <= size_ - offset);
+    if (streamed_) {
+      return std::span<const std::byte>(stream_).subspan(static_cast<std::size_t>(offset), length);
+    }
     scratch.resize(length);
     std::size_t done = 0;
     while (done < length) {
@@ -136,8 +143,34 @@ class FileSource final : public ByteSource {
     fail(Errc::io, "cannot ", step, " '", name(), "': ", std::strerror(error));
   }
 
+  // Reads the stream to its end into stream_, or only its first bytes when they are not the
+  // snapshot magic (the parser then says so: a stream that never ends is not read forever).
+  void read_stream() {
+    streamed_ = true;
+    constexpr std::size_t kChunk = std::size_t{1} << 16;
+    for (;;) {
+      if (stream_.size() >= format::kMagic.size() &&
+          std::memcmp(stream_.data(), format::kMagic.data(), format::kMagic.size()) != 0) {
+        break;
+      }
+      const std::size_t used = stream_.size();
+      stream_.resize(used + kChunk);
+      const ssize_t n = ::read(fd_, stream_.data() + used, kChunk);
+      if (n < 0) {
+        stream_.resize(used);
+        if (errno == EINTR) continue;
+        fail_io("read");
+      }
+      stream_.resize(used + static_cast<std::size_t>(n));
+      if (n == 0) break;
+    }
+    size_ = stream_.size();
+  }
+
   int fd_ = -1;
   std::uint64_t size_ = 0;
+  bool streamed_ = false;
+  std::vector<std::byte> stream_;  // the whole content of a pipe or device (streamed_)
 };
 
 struct Entry {

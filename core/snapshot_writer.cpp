@@ -287,16 +287,22 @@ std::vector<std::byte> encode_statistics_snapshot(const Tracker& tracker,
   return serialise(sections, options, options.required_features | format::kFeatureStatisticsOnly);
 }
 
+namespace {
+
+void write_or_fail(const std::string& path, const std::vector<std::byte>& bytes) {
+  if (const auto failure = write_file_atomically(path, bytes)) fail(Errc::io, failure->message());
+}
+
+}  // namespace
+
 void save_statistics_snapshot(const Tracker& tracker, const SnapshotWriteOptions& options,
                               const std::string& path) {
-  const std::vector<std::byte> bytes = encode_statistics_snapshot(tracker, options);
-  write_file_atomically(path, bytes);
+  write_or_fail(path, encode_statistics_snapshot(tracker, options));
 }
 
 void save_snapshot(const Placement& placement, const SnapshotWriteOptions& options,
                    const std::string& path) {
-  const std::vector<std::byte> bytes = encode_snapshot(placement, options);
-  write_file_atomically(path, bytes);
+  write_or_fail(path, encode_snapshot(placement, options));
 }
 
 }  // namespace eplb

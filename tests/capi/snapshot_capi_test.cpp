@@ -5,6 +5,7 @@
 // and no temporary file is left).
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -640,6 +641,86 @@ TEST(SnapshotCapi, ReadOnlyDirectory) {
   EXPECT_TRUE(contains(message(), path)) << message();
   EXPECT_TRUE(contains(message(), "Permission denied")) << message();
   std::filesystem::permissions(dir.file("locked"), std::filesystem::perms(0755));
+}
+
+// A pipe has no size and no pread: load reads it to its end (the same snapshot as the file), and
+// save writes straight into it (nothing to replace).
+TEST(SnapshotCapi, LoadsFromAndSavesIntoAFifo) {
+  const auto placement = readme_placement();
+  const TempDir dir("fifo");
+  const auto options = options_with_loads("fifo");
+  const std::string path = dir.file("plan.eplb");
+  ASSERT_EQ(eplb_snapshot_save(placement.get(), &options, path.c_str()), EPLB_OK) << message();
+  const std::string bytes = read_text(path);
+
+  const std::string in = dir.file("in.fifo");
+  ASSERT_EQ(::mkfifo(in.c_str(), 0600), 0);
+  std::thread writer([&] {
+    std::ofstream fifo(in, std::ios::binary);
+    fifo.write(bytes.data(), 5);  // in two writes, so that a reader sees a short first read
+    fifo.flush();
+    fifo.write(bytes.data() + 5, static_cast<std::streamsize>(bytes.size() - 5));
+  });
+  eplb_snapshot* raw = nullptr;
+  const eplb_status loaded = eplb_snapshot_load(in.c_str(), &raw);
+  writer.join();
+  ASSERT_EQ(loaded, EPLB_OK) << message();
+  const SnapshotPtr snapshot(raw);
+  EXPECT_EQ(phy2log_of(placement_of(snapshot.get()).get()), kPhy2log);
+  EXPECT_STREQ(snapshot_info(snapshot.get()).label, "fifo");
+
+  const std::string out = dir.file("out.fifo");
+  ASSERT_EQ(::mkfifo(out.c_str(), 0600), 0);
+  std::string received;
+  std::thread reader([&] {
+    std::ifstream fifo(out, std::ios::binary);
+    received.assign(std::istreambuf_iterator<char>(fifo), std::istreambuf_iterator<char>());
+  });
+  const eplb_status saved = eplb_snapshot_save(placement.get(), &options, out.c_str());
+  reader.join();
+  ASSERT_EQ(saved, EPLB_OK) << message();
+  ASSERT_GT(received.size(), 8U);
+  eplb_snapshot* again = nullptr;
+  ASSERT_EQ(eplb_snapshot_load_from_buffer(received.data(), received.size(), &again), EPLB_OK)
+      << message();
+  eplb_snapshot_destroy(again);
+}
+
+// A stream that is not a snapshot is refused after its first bytes, not read forever.
+TEST(SnapshotCapi, AnEndlessStreamThatIsNoSnapshotIsRefused) {
+  eplb_snapshot* raw = nullptr;
+  EXPECT_EQ(eplb_snapshot_load("/dev/zero", &raw), EPLB_ERR_CORRUPT);
+  EXPECT_EQ(raw, nullptr);
+  EXPECT_TRUE(contains(message(), "not a libeplb snapshot")) << message();
+}
+
+// Saving to a symbolic link replaces the file it points to (keeping its permissions) and keeps
+// the link; a dangling link gets its target created.
+TEST(SnapshotCapi, SavesThroughSymbolicLinks) {
+  const auto placement = readme_placement();
+  const TempDir dir("links");
+  const std::string target = dir.file("target.eplb");
+  { std::ofstream(target) << "old\n"; }
+  std::filesystem::permissions(target, std::filesystem::perms(0640));
+  const std::string link = dir.file("link.eplb");
+  std::filesystem::create_symlink("target.eplb", link);
+  ASSERT_EQ(eplb_snapshot_save(placement.get(), nullptr, link.c_str()), EPLB_OK) << message();
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_EQ(read_text(target).substr(0, 5),
+            "\x89"
+            "EPLB");
+  EXPECT_EQ(std::filesystem::status(target).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms(0640));
+
+  const std::string dangling = dir.file("dangling.eplb");
+  std::filesystem::create_symlink("made.eplb", dangling);
+  ASSERT_EQ(eplb_snapshot_save(placement.get(), nullptr, dangling.c_str()), EPLB_OK) << message();
+  EXPECT_TRUE(std::filesystem::is_symlink(dangling));
+  eplb_snapshot* raw = nullptr;
+  ASSERT_EQ(eplb_snapshot_load(dir.file("made.eplb").c_str(), &raw), EPLB_OK) << message();
+  eplb_snapshot_destroy(raw);
+  EXPECT_EQ(dir.listing(),
+            (std::vector<std::string>{"dangling.eplb", "link.eplb", "made.eplb", "target.eplb"}));
 }
 
 }  // namespace
