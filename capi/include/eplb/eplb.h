@@ -370,7 +370,10 @@ typedef struct eplb_snapshot_info {
 
 /* Writes `placement` (and the options' statistics and label) to `path` atomically: a temporary
  * file in the same directory, fsync, rename over `path`, fsync of the directory. A crash or a
- * full disk leaves the previous file intact. `options` may be NULL (defaults).
+ * full disk leaves the previous file intact. A `path` that is a symbolic link is written through
+ * (the file it points to is replaced, the link stays); one that is a pipe or a device (e.g.
+ * /dev/stdout) is written to directly. A replaced file keeps its permissions; a new one gets
+ * 0666 minus the umask. `options` may be NULL (defaults).
  * EPLB_ERR_INVALID_ARGUMENT: NULL placement or path, bad options (struct_size, loads_len not
  * num_layers * num_logical_experts, a bad load, a label over 255 bytes, a compression level
  * outside 1..19). EPLB_ERR_IO: the message names the path and the system's reason. */
@@ -387,7 +390,8 @@ EPLB_API eplb_status eplb_snapshot_save_to_buffer(const eplb_placement* placemen
 EPLB_API void eplb_buffer_free(void* buffer);
 
 /* Reads and validates a whole snapshot file (every size checked before allocation, every
- * checksum, the placement's consistency). The snapshot is owned by the caller.
+ * checksum, the placement's consistency). A pipe or a device is read to its end (or refused after
+ * its first bytes when they are not a snapshot's). The snapshot is owned by the caller.
  * EPLB_ERR_IO (cannot open or read), EPLB_ERR_TRUNCATED, EPLB_ERR_CORRUPT,
  * EPLB_ERR_UNSUPPORTED_VERSION, EPLB_ERR_INVALID_ARGUMENT (NULL), EPLB_ERR_OUT_OF_MEMORY. */
 EPLB_API eplb_status eplb_snapshot_load(const char* path, eplb_snapshot** out_snapshot);
