@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <new>
 #include <utility>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -342,7 +343,13 @@ Tracker::Tracker(const TrackerOptions& options) : options_(options) {
                       checked_mul(options_.num_layers, sizeof(std::uint32_t), "tracker window"),
                       "tracker window");
   }
-  reset();
+  try {
+    reset();
+  } catch (const std::bad_alloc&) {
+    fail(Errc::out_of_memory, "cannot allocate the statistics of num_layers (", options_.num_layers,
+         ") x num_logical_experts (", options_.num_experts, "): at least ", statistics_bytes,
+         " bytes");
+  }
 }
 
 std::uint64_t Tracker::layer_seed(std::uint32_t layer) const {
