@@ -94,7 +94,7 @@ mode_t new_file_mode() {
 }  // namespace
 
 std::string FileWriteFailure::message() const {
-  if (path.empty()) return "cannot " + step + " a file with an empty path";
+  if (path.empty()) return "cannot " + step + " '': the path is empty";
   return "cannot " + step + " '" + path + "': " + std::strerror(error);
 }
 
