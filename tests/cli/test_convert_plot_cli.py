@@ -69,7 +69,7 @@ def test_sglang_to_vllm_ascend_and_back(eplb, workdir, readme_map):
     vllm = workdir / "map.vllm.json"
     result = ok(eplb("convert", readme_map, vllm, "--to", "vllm-ascend", *TOPOLOGY))
     assert "SGLang map" in result.stdout and "vLLM-Ascend map" in result.stdout
-    assert "2 MoE layers x 12 experts, 16 slots on 8 GPUs in 2 nodes" in result.stdout
+    assert "2 layers x 12 experts, 16 slots on 8 GPUs in 2 nodes" in result.stdout
     assert vllm_rows(vllm) == README_PHY2LOG
     document = json.loads(vllm.read_text())
     assert document["layer_list"][0]["device_list"][0]["device_expert"] == [5, 6]
@@ -238,7 +238,9 @@ def test_snapshot_topology_must_agree(eplb, workdir, readme_snapshot):
     assert_error(eplb("convert", readme_snapshot, workdir / "o.json", "--nodes", "1"), 2,
                  "--nodes 1 disagrees")
     assert_error(eplb("convert", readme_snapshot, workdir / "o.json", "--to", "vllm-ascend",
-                      "--dense-layers", "3"), 2, "--dense-layers applies to SGLang maps only")
+                      "--dense-layers", "3"), 2, "--dense-layers 3", "no MoE layer would be left")
+    assert_error(eplb("convert", readme_snapshot, workdir / "o.eplb", "--dense-layers", "1"), 2,
+                 "--dense-layers applies to SGLang maps")
 
 
 def test_counts_must_match_the_placement(eplb, workdir, readme_map):
@@ -361,7 +363,7 @@ def test_plot_errors(eplb, workdir, readme_map, readme_snapshot, readme_counts):
                  "carries no load statistics", "--counts")
     assert_error(eplb("plot", readme_snapshot, "--out", workdir / "x.png"), 2, ".svg")
     assert_error(eplb("plot", readme_snapshot, "--layer", "2", "--out", workdir / "x.svg"), 2,
-                 "--layer 2 is out of range", "2 MoE layers")
+                 "--layer 2 is out of range", "2 layers")
     wrong = workdir.counts([[1] * 11, [1] * 11], name="wrong.json")
     assert_error(eplb("plot", readme_map, *TOPOLOGY, "--counts", wrong, "--out",
                       workdir / "x.svg"), 2, "2 layers x 11 experts")

@@ -241,13 +241,13 @@ def test_bad_counts_options(eplb, readme_counts, option, value):
 
 def test_replicas_not_a_multiple_of_gpus(eplb, readme_counts):
     usage_error(eplb("plan", "--counts", readme_counts, "--replicas", "18", "--gpus", "8"),
-                "num_physical_experts", "num_gpus", "18", "8", str(readme_counts))
+                "--replicas (18) must be a multiple of --gpus (8)")
 
 
 def test_gpus_not_a_multiple_of_nodes(eplb, readme_counts):
     usage_error(eplb("plan", "--counts", readme_counts, "--replicas", "16", "--gpus", "8",
                      "--nodes", "3"),
-                "num_gpus", "num_nodes", "8", "3")
+                "--gpus (8) must be a multiple of --nodes (3)")
 
 
 def test_experts_not_a_multiple_of_groups(eplb, readme_counts):
@@ -293,7 +293,7 @@ def test_unexpected_positional_argument(eplb, readme_counts):
 # --- --out --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["plan.txt", "plan.csv", "plan", "plan.json.bak", "plan.JSON"])
+@pytest.mark.parametrize("name", ["plan.txt", "plan.csv", "plan", "plan.json.bak", "plan.jsonl"])
 def test_out_with_unsupported_extension(eplb, workdir, readme_counts, name):
     before = workdir.listing()
     out = workdir / name
@@ -345,7 +345,7 @@ def test_bad_input_leaves_no_output_file(eplb, workdir):
 def test_bad_topology_leaves_existing_output_untouched(eplb, workdir, readme_counts):
     out = workdir.write_text("plan.json", "previous\n")
     usage_error(eplb("plan", "--counts", readme_counts, "--replicas", "18", "--gpus", "8",
-                     "--out", out), "num_gpus")
+                     "--out", out), "--gpus (8)")
     assert out.read_text() == "previous\n"
     assert workdir.listing() == ["plan.json", "readme.json"]
 

@@ -158,7 +158,8 @@ def test_bad_options(eplb, workdir):
     assert_error(eplb(*base, "--out", out, "--window", "x"), 2, "--window: x not in")
     assert_error(eplb(*base, "--out", out, "--window", "decay", "--decay", 1.5), 2,
                  "--decay: 1.5 is outside")
-    assert_error(eplb(*base, "--out", out, "--window", "decay", "--decay", 0), 2, "decay (0)")
+    assert_error(eplb(*base, "--out", out, "--window", "decay", "--decay", 0), 2,
+                 "--decay: 0 is outside (0, 1]")
     # Options of another window are errors, not ignored.
     assert_error(eplb(*base, "--out", out, "--decay", 0.5), 2,
                  "--decay applies to --window decay (--window is cumulative)")

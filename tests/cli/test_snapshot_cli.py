@@ -128,7 +128,7 @@ def test_plan_writes_a_snapshot_that_inspect_shows(eplb, workdir, readme_counts)
     text = ok(eplb("inspect", out)).stdout
     assert f"Snapshot {out}: format 1.2, {out.stat().st_size} bytes" in text
     assert 'label "readme \u2713"' in text
-    assert "2 MoE layers x 12 logical experts, 16 slots per layer" in text
+    assert "2 layers x 12 logical experts, 16 slots per layer" in text
     assert "8 GPUs in 2 nodes (2 slots per GPU), 4 expert groups" in text
     assert "deepseek (hierarchical)" in text
     assert "load statistics stored" in text
@@ -226,7 +226,7 @@ def test_snapshot_without_statistics(eplb, workdir, library):
     assert doc["algorithm"] == "imported" and doc["algorithm_id"] == 0
     text = ok(eplb("inspect", out)).stdout
     assert "no load statistics" in text
-    assert "imported (global)" in text
+    assert "none (imported map)" in text
     usage_error(eplb("inspect", out, "--layer", "0"), "--layer 0", "no load statistics")
 
 
@@ -270,7 +270,7 @@ def test_label_limits(eplb, workdir, readme_counts):
     assert inspect_json(eplb, out)["label"] == "y" * 255
 
 
-@pytest.mark.parametrize("name", ["plan.EPLB", "plan.eplb.bak", "plan.snapshot"])
+@pytest.mark.parametrize("name", ["plan.eplb.bak", "plan.snapshot", "plan.eplbx"])
 def test_other_extensions_are_rejected(eplb, workdir, readme_counts, name):
     out = workdir / name
     usage_error(eplb("plan", "--counts", readme_counts, *README_ARGS, "--out", out), str(out),
@@ -313,7 +313,7 @@ def test_bad_topology_leaves_an_existing_snapshot_untouched(eplb, workdir, readm
     out = plan_snapshot(eplb, workdir, readme_counts, *README_ARGS)
     before = out.read_bytes()
     usage_error(eplb("plan", "--counts", readme_counts, "--replicas", "18", "--gpus", "8",
-                     "--out", out), "num_gpus")
+                     "--out", out), "--gpus (8)")
     assert out.read_bytes() == before
 
 
@@ -333,8 +333,12 @@ def test_inspect_needs_a_file(eplb):
     usage_error(eplb("inspect"), "file")
 
 
-def test_inspect_a_json_file(eplb, readme_counts):
-    usage_error(eplb("inspect", readme_counts), str(readme_counts), "not a libeplb snapshot")
+def test_inspect_a_json_file(eplb, workdir, readme_counts):
+    # A .json file gets a hint at what to do with it; another name the library's reason.
+    usage_error(eplb("inspect", readme_counts), str(readme_counts), "not an .eplb snapshot",
+                "eplb convert")
+    other = workdir.write_text("notes.txt", readme_counts.read_text())
+    usage_error(eplb("inspect", other), str(other), "not a libeplb snapshot", "corrupt data")
 
 
 def test_inspect_truncated_files(eplb, workdir, readme_counts):

@@ -1,5 +1,6 @@
-// Writing a file so that readers only ever see the old or the new complete content: a temporary
-// file in the same directory, flushed and fsync'ed, then renamed over the destination.
+// Writing the CLI's output files atomically, with the library's own writer (core/atomic_file.hpp:
+// readers see the old or the new complete file; links are written through; pipes and devices such
+// as /dev/stdout are written to directly).
 #pragma once
 
 #include <string>

@@ -2,65 +2,72 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "eplb/commands.hpp"
 #include "eplb/load_file.hpp"
 #include "eplb/placement_io.hpp"
+#include "eplb/table.hpp"
 
 namespace eplb_cli {
 
 void run_convert(const ConvertArgs& args) {
   const PlacementFormat target = output_format(args.out, args.to);
   PlacementFile file = read_placement_file(args.in, args.topology);
-  if (args.topology.dense_layers != 0 && file.format != PlacementFormat::sglang &&
-      target != PlacementFormat::sglang) {
-    throw InputError("--dense-layers applies to SGLang maps only (reading " +
-                     std::string(describe(file.format)) + ", writing " + describe(target) + ")");
+  const std::uint32_t dense = args.topology.dense_layers;
+  // --dense-layers: the rows an SGLang map has before its MoE layers, or, writing vLLM-Ascend's
+  // map (MoE layers only), the dense layers' rows to drop from a plan of SGLang's logical_count.
+  const bool strip_dense = dense != 0 && target == PlacementFormat::vllm_ascend &&
+                           file.format != PlacementFormat::sglang;
+  if (dense != 0 && file.format != PlacementFormat::sglang && target != PlacementFormat::sglang &&
+      !strip_dense) {
+    throw InputError(
+        "--dense-layers applies to SGLang maps, and to vLLM-Ascend maps written "
+        "from a plan with the dense layers' rows (reading " +
+        std::string(describe(file.format)) + ", writing " + describe(target) + ")");
   }
-  const auto info = info_of(file.placement.get());
   if (!args.counts.empty() || !args.label.empty()) {
     if (target != PlacementFormat::snapshot) {
       throw InputError(std::string(args.counts.empty() ? "--label" : "--counts") +
                        " goes into .eplb snapshots only, not into a " + describe(target));
     }
   }
+  const auto source_info = info_of(file.placement.get());
   if (!args.counts.empty()) {
-    Loads loads = read_sglang_loads(args.counts);
-    if (loads.num_layers != info.num_layers || loads.num_experts != info.num_logical_experts) {
-      throw InputError(args.counts + ": " + std::to_string(loads.num_layers) + " layers x " +
-                       std::to_string(loads.num_experts) + " experts, but " + args.in + " has " +
-                       std::to_string(info.num_layers) + " x " +
-                       std::to_string(info.num_logical_experts));
-    }
-    file.loads = std::move(loads.values);
+    file.loads = loads_for_placement(read_sglang_loads(args.counts), source_info, dense,
+                                     args.counts, args.in);
   }
-  if (target == PlacementFormat::sglang && args.topology.dense_layers != 0 && !file.loads.empty()) {
-    require_no_dense_rows(file.loads, info.num_logical_experts, args.topology.dense_layers,
-                          args.in);
+  if (strip_dense)
+    file.placement = drop_dense_layers(file.placement.get(), file.loads, dense, args.in);
+  const auto info = info_of(file.placement.get());
+  if (target == PlacementFormat::sglang && dense != 0 && !file.loads.empty()) {
+    require_no_dense_rows(file.loads, info.num_logical_experts, dense, args.in);
   }
   const std::string label = args.label.empty() ? file.label : args.label;
   write_placement_file(args.out, target, file.placement.get(), file.loads, label,
-                       args.topology.dense_layers);
+                       file.tracker.get(), dense);
 
-  std::cout << "Converted " << args.in << " (" << describe(file.format) << ": " << shape_text(info)
-            << ") to " << args.out << " (" << describe(target);
-  if (target == PlacementFormat::sglang && args.topology.dense_layers != 0) {
-    std::cout << ", " << info.num_layers + args.topology.dense_layers << " rows with "
-              << args.topology.dense_layers << " dense";
+  std::cout << "Converted " << args.in << " (" << describe(file.format) << ": "
+            << shape_text(source_info) << ") to " << args.out << " (" << describe(target);
+  if (target == PlacementFormat::sglang && dense != 0) {
+    std::cout << ", " << info.num_layers + dense << " rows with " << dense << " dense";
   }
+  if (strip_dense) std::cout << ", without the " << counted(dense, "dense layer");
   std::cout << ")\n";
   // Say what the target cannot hold, so nobody expects it back.
   if (target != PlacementFormat::snapshot) {
-    std::string dropped;
-    if (!file.loads.empty()) dropped += "the load statistics, ";
-    if (info.algorithm != 0) dropped += "the algorithm, ";
-    if (info.num_groups > 1) dropped += "the expert groups, ";
-    if (info.num_nodes > 1) dropped += "the node count, ";
-    if (target == PlacementFormat::sglang) dropped += "the GPU count, ";
+    std::vector<std::string> dropped;
+    if (!file.loads.empty()) dropped.emplace_back("the load statistics");
+    if (file.tracker) dropped.emplace_back("the co-activation statistics");
+    if (info.algorithm != 0) dropped.emplace_back("the algorithm");
+    if (info.num_groups > 1) dropped.emplace_back("the expert groups");
+    if (info.num_nodes > 1) dropped.emplace_back("the node count");
+    if (target == PlacementFormat::sglang) dropped.emplace_back("the GPU count");
     if (!dropped.empty()) {
-      dropped.resize(dropped.size() - 2);
-      std::cout << "Not recorded in a " << describe(target) << ": " << dropped
-                << " (pass them again when reading it)\n";
+      std::string list;
+      for (const auto& item : dropped) list += (list.empty() ? "" : ", ") + item;
+      std::cout << "Not recorded in a " << describe(target) << ": " << list << " (pass "
+                << (dropped.size() == 1 ? "it" : "them") << " again when reading it)\n";
     }
   }
 }

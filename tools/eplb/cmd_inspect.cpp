@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "eplb/commands.hpp"
+#include "eplb/input_file.hpp"
 #include "eplb/library.hpp"
 #include "eplb/report.hpp"
 #include "eplb/table.hpp"
@@ -38,6 +39,13 @@ Loaded load(const std::string& path) {
   eplb_snapshot* raw = nullptr;
   const eplb_status status = eplb_snapshot_load(path.c_str(), &raw);
   if (status == EPLB_ERR_OUT_OF_MEMORY || status == EPLB_ERR_INTERNAL) check(status, "");
+  if (status == EPLB_ERR_IO) throw InputError(eplb_last_error_message());  // names path, reason
+  if (status == EPLB_ERR_CORRUPT && has_extension(path, ".json")) {
+    throw InputError(path +
+                     " is not an .eplb snapshot: inspect shows snapshots; turn a placement map "
+                     "into one with 'eplb convert " +
+                     path + " OUT.eplb --gpus G', or plan from a load file with 'eplb plan'");
+  }
   if (status != EPLB_OK) {
     throw InputError(std::string(eplb_last_error_message()) + " [" + eplb_status_string(status) +
                      "]");
@@ -220,17 +228,21 @@ void print_text(const std::string& path, const Loaded& s, std::optional<std::uin
     print_statistics_text(summarise(s.tracker.get()));
     return;
   }
-  std::cout << "Shape:      " << counted(i.num_layers, "MoE layer") << " x "
+  std::cout << "Shape:      " << counted(i.num_layers, "layer") << " x "
             << counted(i.num_logical_experts, "logical expert") << ", "
             << counted(i.num_physical_experts, "slot") << " per layer\n";
   std::cout << "Topology:   " << counted(i.num_gpus, "GPU") << " in "
             << counted(i.num_nodes, "node") << " ("
             << counted(s.placement_info.slots_per_gpu, "slot") << " per GPU), "
             << counted(i.num_groups, "expert group") << "\n";
-  std::cout << "Algorithm:  " << algorithm_text(i.algorithm) << " ("
-            << (s.placement_info.hierarchical != 0 ? "hierarchical" : "global") << "), planned in "
-            << fixed(i.plan_seconds * 1e3, 3) << " ms; at most " << s.placement_info.log2phy_width
-            << " replicas of one expert in a layer\n";
+  if (i.algorithm == 0) {  // converted from a JSON map: nothing was planned here
+    std::cout << "Algorithm:  none (imported map); at most ";
+  } else {
+    std::cout << "Algorithm:  " << algorithm_text(i.algorithm) << " ("
+              << (s.placement_info.hierarchical != 0 ? "hierarchical" : "global")
+              << "), planned in " << fixed(i.plan_seconds * 1e3, 3) << " ms; at most ";
+  }
+  std::cout << s.placement_info.log2phy_width << " replicas of one expert in a layer\n";
   std::cout << "Statistics: "
             << (i.has_loads != 0 ? "load statistics stored" : "no load statistics") << "; "
             << (i.has_coactivation != 0 ? "co-activation statistics stored"
@@ -243,22 +255,7 @@ void print_text(const std::string& path, const Loaded& s, std::optional<std::uin
   }
   const auto m = metrics_of(s.placement.get(), s.loads);
   std::cout << "\nMetrics under the stored loads:\n";
-  Table metrics({"metric", "value"});
-  metrics.add_row(
-      {"GPU balancedness (mean/max, mean over layers with load)", fixed(m.balancedness, 4)});
-  metrics.add_row({"worst layer balancedness", fixed(m.min_balancedness, 4)});
-  metrics.add_row({"node balancedness", fixed(m.node_balancedness, 4)});
-  metrics.add_row({"max / mean GPU load", fixed(m.max_over_mean, 4)});
-  metrics.add_row({"max GPU load / lower bound", fixed(m.max_load_over_bound, 4)});
-  metrics.add_row({"worst layer max / lower bound", fixed(m.worst_max_load_over_bound, 4)});
-  metrics.add_row({"max GPU load / node ceiling", fixed(m.max_load_over_node_bound, 4)});
-  metrics.add_row({"(layer, GPU) pairs with a duplicate", std::to_string(m.duplicate_pairs)});
-  metrics.add_row({"replicas off their expert's main node", std::to_string(m.cross_node_replicas)});
-  metrics.add_row({"most replicas of one expert", std::to_string(m.max_replicas)});
-  if (m.loaded_layers > 0 && m.loaded_layers < m.num_layers) {
-    metrics.add_row(
-        {"layers without load (left out above)", std::to_string(m.num_layers - m.loaded_layers)});
-  }
+  Table metrics = metrics_table(m);
   metrics.print(std::cout);
 
   const auto loads = gpu_loads(s, layer);

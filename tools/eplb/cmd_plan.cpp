@@ -44,10 +44,12 @@ double sampled_nodes_touched(const eplb_placement* placement, const eplb_tracker
   return total == 0 ? 0.0 : sum / static_cast<double>(total);
 }
 
+// `from`: where the loads came from and how they were combined.
 void print_summary(const eplb_placement* placement, const std::vector<double>& loads,
-                   const PlanArgs& args, const Traffic* traffic) {
+                   const PlanArgs& args, const Traffic* traffic, const std::string& from) {
   const auto info = info_of(placement);
   const auto m = metrics_of(placement, loads);
+  std::cout << "Loads from " << from << "\n";
   std::cout << "Planned " << counted(info.num_layers, "layer") << " x "
             << counted(info.num_logical_experts, "expert") << " onto "
             << counted(info.num_physical_experts, "slot") << " per layer ("
@@ -65,22 +67,7 @@ void print_summary(const eplb_placement* placement, const std::vector<double>& l
                  "of --nodes (here "
               << info.num_groups << " and " << info.num_nodes << ")\n\n";
   }
-  Table table({"metric", "value"});
-  table.add_row(
-      {"GPU balancedness (mean/max, mean over layers with load)", fixed(m.balancedness, 4)});
-  table.add_row({"worst layer balancedness", fixed(m.min_balancedness, 4)});
-  table.add_row({"node balancedness", fixed(m.node_balancedness, 4)});
-  table.add_row({"max / mean GPU load", fixed(m.max_over_mean, 4)});
-  table.add_row({"max GPU load / lower bound", fixed(m.max_load_over_bound, 4)});
-  table.add_row({"worst layer max / lower bound", fixed(m.worst_max_load_over_bound, 4)});
-  table.add_row({"max GPU load / node ceiling", fixed(m.max_load_over_node_bound, 4)});
-  table.add_row({"(layer, GPU) pairs with a duplicate", std::to_string(m.duplicate_pairs)});
-  table.add_row({"replicas off their expert's main node", std::to_string(m.cross_node_replicas)});
-  table.add_row({"most replicas of one expert", std::to_string(m.max_replicas)});
-  if (m.loaded_layers > 0 && m.loaded_layers < m.num_layers) {
-    table.add_row(
-        {"layers without load (left out above)", std::to_string(m.num_layers - m.loaded_layers)});
-  }
+  Table table = metrics_table(m);
   if (traffic != nullptr && traffic->rows > 0) {
     table.add_row(
         {"nodes touched per token (sampled rows; bound 1)", fixed(traffic->nodes_touched, 4)});
@@ -114,15 +101,7 @@ void check_algorithm_options(const PlanArgs& args, uint32_t algorithm, std::size
   const bool balanced = algorithm == EPLB_ALGORITHM_BALANCED ||
                         algorithm == EPLB_ALGORITHM_BALANCED_HIERARCHICAL ||
                         algorithm == EPLB_ALGORITHM_BALANCED_RELAXED;
-  if (algorithm == EPLB_ALGORITHM_BALANCED_RELAXED && args.cross_node_budget == 0) {
-    throw InputError(
-        "balanced-relaxed needs --cross-node-budget N > 0, the replicas per layer it may place "
-        "off their expert group's node (with 0 it is balanced-hierarchical)");
-  }
-  if (algorithm != EPLB_ALGORITHM_BALANCED_RELAXED && args.cross_node_budget > 0) {
-    throw InputError("--cross-node-budget applies to balanced-relaxed only (--algorithm is " +
-                     name + ")");
-  }
+  // (--cross-node-budget against the algorithm is checked with the arguments, command_line.cpp.)
   if (args.robust && !balanced) {
     throw InputError("--robust applies to balanced, balanced-hierarchical and balanced-relaxed (" +
                      name + " would plan on the sum of the windows)");
@@ -146,10 +125,6 @@ void run_plan(const PlanArgs& args) {
   }
   if (!args.label.empty() && !is_snapshot_path(args.out)) {
     throw InputError("--label applies to snapshots only: write one with --out FILE.eplb");
-  }
-  if (args.label.size() > 255) {
-    throw InputError("--label is " + std::to_string(args.label.size()) +
-                     " bytes long; at most 255 are allowed");
   }
   if (args.counts.empty() == args.stats.empty()) {
     throw InputError(args.stats.empty()
@@ -272,7 +247,14 @@ void run_plan(const PlanArgs& args) {
     }
     std::cout << report.dump(2) << '\n';
   } else {
-    print_summary(placement.get(), matrix.loads, args, stats_tracker ? &traffic : nullptr);
+    std::string from = sources;
+    if (args.robust) {
+      from += ", planned for the peak of each of " + counted(num_windows, "window") +
+              " (--robust); the metrics below are for their sum";
+    } else if (files.size() > 1) {
+      from += " (" + args.counts.front() + " ...), summed";
+    }
+    print_summary(placement.get(), matrix.loads, args, stats_tracker ? &traffic : nullptr, from);
   }
 }
 

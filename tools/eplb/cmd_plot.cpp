@@ -79,19 +79,8 @@ void run_plot(const PlotArgs& args) {
   std::vector<double> loads = std::move(file.loads);
   std::string source = short_name(args.file);
   if (!args.counts.empty()) {
-    Loads counts = read_sglang_loads(args.counts);
-    // A load file of all hidden layers (SGLang records dense layers as zero rows): drop them.
-    const std::uint32_t skip = args.topology.dense_layers;
-    if (counts.num_experts != info.num_logical_experts ||
-        (counts.num_layers != info.num_layers && counts.num_layers != info.num_layers + skip)) {
-      throw InputError(args.counts + ": " + std::to_string(counts.num_layers) + " layers x " +
-                       std::to_string(counts.num_experts) + " experts, but " + args.file + " has " +
-                       std::to_string(info.num_layers) + " x " +
-                       std::to_string(info.num_logical_experts));
-    }
-    const std::size_t offset =
-        counts.num_layers == info.num_layers ? 0 : std::size_t{skip} * counts.num_experts;
-    loads.assign(counts.values.begin() + static_cast<std::ptrdiff_t>(offset), counts.values.end());
+    loads = loads_for_placement(read_sglang_loads(args.counts), info, args.topology.dense_layers,
+                                args.counts, args.file);
     source += " with loads from " + short_name(args.counts);
   }
   if (loads.empty()) {
@@ -101,7 +90,7 @@ void run_plot(const PlotArgs& args) {
   }
   if (args.layer >= 0 && static_cast<std::uint32_t>(args.layer) >= info.num_layers) {
     throw InputError("--layer " + std::to_string(args.layer) + " is out of range: " + args.file +
-                     " has " + std::to_string(info.num_layers) + " MoE layers (0.." +
+                     " has " + std::to_string(info.num_layers) + " layers (0.." +
                      std::to_string(info.num_layers - 1) + ")");
   }
 
@@ -115,7 +104,7 @@ void run_plot(const PlotArgs& args) {
   PlotData data;
   data.title = info.algorithm == 0 ? "Expert placement: imported map"
                                    : "Expert placement: " + algorithm + " algorithm";
-  // "plan.eplb "label" · 58 MoE layers x 256 experts, 288 slots on 32 GPUs in 4 nodes"
+  // "plan.eplb "label" · 58 layers x 256 experts, 288 slots on 32 GPUs in 4 nodes"
   data.subtitle = source;
   if (!file.label.empty())
     data.subtitle += " \xe2\x80\x9c" + clipped(file.label, 60) + "\xe2\x80\x9d";

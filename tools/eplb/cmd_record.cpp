@@ -65,14 +65,15 @@ std::string where(const std::string& path, std::size_t line) {
 }
 
 void read_trace(const std::string& path, const RecordArgs& args, Rows& rows, Progress& progress) {
-  if (starts_like_snapshot(path)) {
-    throw InputError("--trace " + path + " is an .eplb snapshot, not a JSON-lines trace");
-  }
   std::ifstream in = open_input(path, "--trace: ");
   std::string text;
   std::size_t line = 0;
   while (std::getline(in, text)) {
     ++line;
+    // Sniffed from the first line itself, so that a pipe is read once.
+    if (line == 1 && starts_like_snapshot(text)) {
+      throw InputError("--trace " + path + " is an .eplb snapshot, not a JSON-lines trace");
+    }
     progress.tick("reading " + path, line);
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines
     nlohmann::json object;
@@ -111,7 +112,11 @@ void read_trace(const std::string& path, const RecordArgs& args, Rows& rows, Pro
     }
     for (std::size_t s = 0; s < experts->size(); ++s) {
       const auto& id = (*experts)[s];
-      if (!id.is_number_integer() || id.get<std::int64_t>() < -1 ||
+      if (!id.is_number_integer()) {
+        throw InputError(where(path, line) + "expert id " + id.dump() + " (slot " +
+                         std::to_string(s) + ") is not an integer");
+      }
+      if (id.get<std::int64_t>() < -1 ||
           id.get<std::int64_t>() >= static_cast<std::int64_t>(args.experts)) {
         throw InputError(where(path, line) + "expert id " + id.dump() + " (slot " +
                          std::to_string(s) + ") is outside 0.." + std::to_string(args.experts - 1) +
@@ -149,13 +154,17 @@ void run_record(const RecordArgs& args) {
     throw InputError("--out " + args.out +
                      ": record writes a statistics snapshot; name it FILE.eplb");
   }
-  if (args.label.size() > 255) {
-    throw InputError("--label is " + std::to_string(args.label.size()) +
-                     " bytes long; at most 255 are allowed");
-  }
   Rows rows;
   Progress progress;
-  for (const auto& path : args.traces) read_trace(path, args, rows, progress);
+  for (std::size_t f = 0; f < args.traces.size(); ++f) {
+    for (std::size_t g = 0; g < f; ++g) {
+      if (args.traces[g] == args.traces[f]) {
+        throw InputError("--trace " + args.traces[f] +
+                         " is given twice (its rows would be counted twice)");
+      }
+    }
+    read_trace(args.traces[f], args, rows, progress);
+  }
   progress.finish();
   if (rows.layer.empty()) {
     throw InputError("--trace: no rows in " + std::to_string(args.traces.size()) +

@@ -3,9 +3,13 @@
 #include "eplb/command_line.hpp"
 
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
 
 #include "eplb/cli_checks.hpp"
 #include "eplb/commands.hpp"
@@ -15,33 +19,137 @@ namespace eplb_cli {
 
 namespace {
 
+// A usage error found once the command line is parsed: main() reports it as it does CLI11's own
+// (exit status 2, with the command's --help), before the command reads any file.
+[[noreturn]] void usage_error(const std::string& message) { throw CLI::ValidationError(message); }
+
+// A file name: not empty (an empty --out is not "no --out"), and for an option not an option's
+// name (a file named like one is passed as ./--x), so that `--out --json` does not write a file
+// "--json". An argument (IN, OUT) may start with dashes: it can only follow "--".
+CLI::Validator file_name(bool is_argument = false) {
+  return CLI::Validator(
+      [is_argument](const std::string& text) -> std::string {
+        if (text.empty()) return "the FILE name is empty";
+        if (!is_argument && text.rfind("--", 0) == 0) {
+          return "'" + text + "' looks like an option, not a FILE (write ./" + text +
+                 " for a file of that name)";
+        }
+        return "";
+      },
+      "", "file name");
+}
+
+// A number in (0, 1].
+CLI::Validator fraction() {
+  return CLI::Validator(
+      [](const std::string& text) -> std::string {
+        double value = 0;
+        const char* end = text.data() + text.size();
+        const auto [stop, error] = std::from_chars(text.data(), end, value);
+        if (error != std::errc() || stop != end || text.empty() || !(value == value)) {
+          return "'" + text + "' is not a number";
+        }
+        if (!(value > 0 && value <= 1)) return text + " is outside (0, 1]";
+        return "";
+      },
+      "", "number");
+}
+
+// An option taking one or more files, after one flag or over repeated ones (--counts a b
+// --counts c). With CLI11's default of at least one value it would take the next word whatever
+// it is (`--counts --gpus 8` read a file named "--gpus"); with no minimum it takes only words
+// that are not options, and require_files() then reports a flag given no file.
+CLI::Option* add_files_option(CLI::App& command, const std::string& name,
+                              std::vector<std::string>& files, const std::string& description) {
+  return command.add_option(name, files, description)
+      ->expected(0, -1)
+      ->take_all()
+      ->allow_extra_args(true)
+      ->check(file_name())
+      ->type_name("FILE");
+}
+
+void require_files(const CLI::Option& option) {
+  for (const std::string& result : option.results()) {
+    if (result.empty()) usage_error(option.get_name() + " needs at least one FILE");
+  }
+}
+
+// An input or output file given as an argument (IN, OUT): named so in --help and in "IN is
+// required", with no type name after it.
+CLI::Option* add_file_argument(CLI::App& command, const std::string& name, std::string& file,
+                               const std::string& description) {
+  return command.add_option(name, file, description)
+      ->required()
+      ->check(file_name(/*is_argument=*/true))
+      ->type_name("");
+}
+
+// The snapshot format's limit, checked before any file is read.
+void check_label(const std::string& label) {
+  if (label.size() > 255) {
+    usage_error("--label is " + std::to_string(label.size()) +
+                " bytes long; at most 255 are allowed");
+  }
+}
+
+// Checks of plan's options among themselves, which the library would otherwise report in its
+// own terms (num_physical_experts, num_gpus) after reading the load files.
+void check_plan_args(const PlanArgs& args) {
+  if (args.replicas % args.gpus != 0) {
+    usage_error("--replicas (" + std::to_string(args.replicas) +
+                ") must be a multiple of --gpus (" + std::to_string(args.gpus) +
+                "), so that every GPU holds the same number of slots");
+  }
+  if (args.gpus % args.nodes != 0) {
+    usage_error("--gpus (" + std::to_string(args.gpus) + ") must be a multiple of --nodes (" +
+                std::to_string(args.nodes) + "), so that every node holds the same number of GPUs");
+  }
+  check_label(args.label);
+  // An unknown --algorithm is run_plan's to report (with the known names).
+  std::uint32_t algorithm = 0;
+  if (eplb_algorithm_from_name(args.algorithm.c_str(), &algorithm) != EPLB_OK) return;
+  if (algorithm == EPLB_ALGORITHM_DEFAULT) algorithm = default_algorithm();
+  if (algorithm == EPLB_ALGORITHM_BALANCED_RELAXED && args.cross_node_budget == 0) {
+    usage_error(
+        "balanced-relaxed needs --cross-node-budget N > 0, the replicas per layer it may place "
+        "off their expert group's node (with 0 it is balanced-hierarchical)");
+  }
+  if (algorithm != EPLB_ALGORITHM_BALANCED_RELAXED && args.cross_node_budget > 0) {
+    usage_error("--cross-node-budget applies to balanced-relaxed only (--algorithm is " +
+                algorithm_name(algorithm) + ")");
+  }
+}
+
 void add_plan_command(CLI::App& app) {
   auto args = std::make_shared<PlanArgs>();
   auto* command = app.add_subcommand(
       "plan",
       "Plan a placement from expert loads: SGLang's logical_count JSON (--counts) or a "
       "statistics snapshot of 'eplb record' (--stats)");
-  command
-      ->add_option("--counts", args->counts,
-                   "Load file: JSON object with logical_count as [layers][experts] or "
-                   "[steps][layers][experts]; repeat for several files. Steps and files are "
-                   "summed, or are the windows of --robust")
-      ->take_all()
-      ->allow_extra_args(true)
-      ->type_name("FILE...");
+  auto* counts = add_files_option(
+      *command, "--counts", args->counts,
+      "Load file: JSON object with logical_count as [layers][experts] or [steps][layers][experts]; "
+      "list or repeat for several files. Steps and files are summed, or are the windows of "
+      "--robust");
   command
       ->add_option("--stats", args->stats,
-                   "Plan from the loads of a statistics snapshot ('eplb record') instead of "
-                   "--counts; an .eplb --out keeps its co-activation statistics")
-      ->type_name("FILE.eplb");
+                   "Plan from the loads of a statistics snapshot (.eplb, 'eplb record') instead "
+                   "of --counts; an .eplb --out keeps its co-activation statistics")
+      ->check(file_name())
+      ->type_name("FILE");
   command->add_flag("--robust", args->robust,
                     "Plan for the mean over windows (steps, files) of each window's busiest GPU "
                     "instead of the busiest GPU of their sum (balanced algorithms)");
-  command->add_option("--replicas", args->replicas, "Physical expert slots per layer (R)")
+  command
+      ->add_option("--replicas", args->replicas,
+                   "Physical expert slots per layer, a multiple of --gpus and at least the "
+                   "number of experts")
       ->required()
       ->check(whole_number(1))
       ->type_name("R");
-  command->add_option("--gpus", args->gpus, "GPUs in the expert-parallel group")
+  command
+      ->add_option("--gpus", args->gpus, "GPUs in the expert-parallel group, a multiple of --nodes")
       ->required()
       ->check(whole_number(1))
       ->type_name("G");
@@ -60,8 +168,11 @@ void add_plan_command(CLI::App& app) {
       ->add_option("--out", args->out,
                    "Write the placement: x.json = SGLang's physical_to_logical_map, x.eplb = a "
                    "libeplb snapshot with the load statistics (see 'eplb inspect')")
+      ->check(file_name())
       ->type_name("FILE");
-  command->add_option("--label", args->label, "A label stored in an .eplb snapshot (UTF-8)")
+  command
+      ->add_option("--label", args->label,
+                   "A label stored in an .eplb snapshot (UTF-8, at most 255 bytes)")
       ->type_name("TEXT");
   command
       ->add_option("--dense-layers", args->dense_layers,
@@ -73,31 +184,40 @@ void add_plan_command(CLI::App& app) {
       ->type_name("K");
   command
       ->add_option("--cross-node-budget", args->cross_node_budget,
-                   "balanced-relaxed (required there): replicas per layer allowed off their "
-                   "expert group's node")
+                   "balanced-relaxed only, and required there: replicas per layer allowed off "
+                   "their expert group's node")
+      ->capture_default_str()
       ->check(whole_number(0))
       ->type_name("N");
   command
       ->add_option("--threads", args->threads,
-                   "Threads to split layers across (the plan does not depend on it)")
+                   "Threads to split layers across, at most 256 (the plan does not depend on it)")
       ->capture_default_str()
       ->check(whole_number(1, 256))
       ->type_name("N");
-  auto* affinity =
-      command->add_flag("--affinity", args->affinity,
-                        "With --stats: keep experts that tokens pick together on one node (fewer "
-                        "nodes touched per token), within --min-balance of the balance-only plan; "
-                        "any algorithm");
-  command
-      ->add_option("--min-balance", args->min_balance,
-                   "--affinity: keep balancedness >= this x that of the balance-only plan")
-      ->capture_default_str()
-      ->check(real_number(0.01, 1.0))
-      ->needs(affinity)
-      ->type_name("X");
+  command->add_flag("--affinity", args->affinity,
+                    "With --stats: keep experts that tokens pick together on one node (fewer "
+                    "nodes touched per token), within --min-balance of the balance-only plan; "
+                    "any algorithm");
+  // Checked in the callback rather than with needs(), whose "Needs: --affinity" in --help pushes
+  // the description out of its column.
+  auto* min_balance =
+      command
+          ->add_option("--min-balance", args->min_balance,
+                       "With --affinity: keep balancedness >= this x that of the balance-only "
+                       "plan, in [0.01, 1]")
+          ->capture_default_str()
+          ->check(real_number(0.01, 1.0))
+          ->type_name("X");
   command->add_flag("--report,--json", args->report,
                     "Print a JSON report (metrics per layer and in total, planning time)");
-  command->callback([args] { run_plan(*args); });
+  command->callback([args, counts, min_balance] {
+    require_files(*counts);
+    if (min_balance->count() > 0 && !args->affinity)
+      usage_error("--min-balance requires --affinity");
+    check_plan_args(*args);
+    run_plan(*args);
+  });
 }
 
 void add_demo_command(CLI::App& app) {
@@ -125,19 +245,21 @@ void add_inspect_command(CLI::App& app) {
       "inspect",
       "Show what an .eplb snapshot holds: shape, topology, algorithm, provenance, "
       "metrics and per-GPU loads under its stored statistics");
-  command->add_option("file", args->file, "The snapshot (.eplb)")->required()->type_name("FILE");
+  add_file_argument(*command, "FILE", args->file, "The snapshot file to show (.eplb)");
   command
       ->add_option("--layer", args->layer,
-                   "Show the GPU loads of this layer (0-based) instead of the sum over layers")
+                   "Show the GPU loads of this layer, 0-based (default: summed over layers)")
       ->check(whole_number(0))
       ->type_name("N");
-  auto* json = command->add_flag("--json", args->json, "Print one JSON document instead of text");
-  command
-      ->add_flag("--pairs", args->pairs,
-                 "With --json: every layer's co-activation counts (packed upper triangle, "
-                 "pair (a, b) at a*(2E-a-1)/2 + b-a-1) under statistics.coactivation")
-      ->needs(json);
-  command->callback([args] { run_inspect(*args); });
+  command->add_flag("--json", args->json, "Print one JSON document instead of text");
+  auto* pairs = command->add_flag(
+      "--pairs", args->pairs,
+      "With --json: every layer's co-activation counts (packed upper triangle, pair (a, b) at "
+      "a*(2E-a-1)/2 + b-a-1) under statistics.coactivation");
+  command->callback([args, pairs] {
+    if (pairs->count() > 0 && !args->json) usage_error("--pairs requires --json");
+    run_inspect(*args);
+  });
 }
 
 void add_convert_command(CLI::App& app) {
@@ -147,39 +269,57 @@ void add_convert_command(CLI::App& app) {
   command->footer(
       "Input formats are recognised by content: an .eplb snapshot, or JSON with "
       "physical_to_logical_map (SGLang) or layer_list (vLLM-Ascend). The output format is --to, "
-      "or the extension (.eplb = snapshot, .json = SGLang).");
-  command->add_option("IN", args->in, "Placement file to read")->required();
-  command->add_option("OUT", args->out, "File to write (atomically)")->required();
-  command->add_option("--to", args->to, "Output format: eplb, sglang or vllm-ascend")
-      ->check(CLI::IsMember({"eplb", "sglang", "vllm-ascend"}))
+      "or the extension (.eplb = snapshot, .json = SGLang). The topology options must agree with "
+      "a snapshot; JSON maps need them.");
+  add_file_argument(*command, "IN", args->in,
+                    "The placement file to read (.eplb, SGLang or vLLM-Ascend JSON)");
+  add_file_argument(*command, "OUT", args->out, "The file to write (atomically)");
+  command
+      ->add_option("--to", args->to,
+                   "Output format: eplb, sglang or vllm-ascend (default: from OUT's extension)")
+      ->check(CLI::IsMember({"eplb", "sglang", "vllm-ascend"}).description(""))
       ->type_name("FORMAT");
   command
       ->add_option("--gpus", args->topology.gpus,
-                   "GPUs the slots are split over (required to read SGLang's map)")
+                   "GPUs the slots are split over (default: from the file; required to read "
+                   "SGLang's map)")
       ->check(whole_number(1))
       ->type_name("G");
   command
-      ->add_option("--nodes", args->topology.nodes, "Nodes (JSON maps do not record it; default 1)")
+      ->add_option("--nodes", args->topology.nodes,
+                   "Nodes (default: from a snapshot; 1 for JSON maps, which do not record it)")
       ->check(whole_number(1))
       ->type_name("N");
   command
       ->add_option("--experts", args->topology.experts,
-                   "Logical experts (default: one more than the largest id)")
+                   "Logical experts (default: from a snapshot; for JSON maps one more than the "
+                   "largest id)")
       ->check(whole_number(1))
       ->type_name("E");
   command
       ->add_option("--dense-layers", args->topology.dense_layers,
                    "SGLang rows before the first MoE layer: skipped when reading, written as "
                    "trivial rows (DeepSeek-V3: 3, for a placement of its 58 MoE layers; one "
-                   "planned from SGLang's 61-row load file already has them)")
+                   "planned from SGLang's 61-row load file already has them). Writing "
+                   "vLLM-Ascend's map (MoE layers only) from such a plan: its first K layers, "
+                   "which must have no load, are left out. With --counts: a load file with K "
+                   "more rows has them dropped")
+      ->capture_default_str()
       ->check(whole_number(0))
       ->type_name("K");
   command
       ->add_option("--counts", args->counts,
                    "Store this load file (SGLang's logical_count) in the .eplb snapshot")
+      ->check(file_name())
       ->type_name("FILE");
-  command->add_option("--label", args->label, "Label of the .eplb snapshot")->type_name("TEXT");
-  command->callback([args] { run_convert(*args); });
+  command
+      ->add_option("--label", args->label,
+                   "Label of the .eplb snapshot (UTF-8, at most 255 bytes; default: IN's)")
+      ->type_name("TEXT");
+  command->callback([args] {
+    check_label(args->label);
+    run_convert(*args);
+  });
 }
 
 void add_plot_command(CLI::App& app) {
@@ -190,33 +330,42 @@ void add_plot_command(CLI::App& app) {
       "FILE is a snapshot written with its load statistics (eplb plan --out x.eplb), or any "
       "placement file plus --counts. 'Before' is the layout without balancing: every expert once, "
       "in contiguous blocks per GPU.");
-  command->add_option("FILE", args->file, "Placement file (.eplb, SGLang or vLLM-Ascend JSON)")
-      ->required();
-  command->add_option("--out", args->out, "SVG file to write")->required()->type_name("x.svg");
+  add_file_argument(*command, "FILE", args->file,
+                    "The placement file to draw (.eplb, SGLang or vLLM-Ascend JSON)");
+  command->add_option("--out", args->out, "The SVG file to write (.svg)")
+      ->required()
+      ->check(file_name())
+      ->type_name("FILE");
   command
       ->add_option("--layer", args->layer,
-                   "Bars for this MoE layer (default: summed over layers); marked in the heat "
-                   "maps")
+                   "Bars for this MoE layer, 0-based, marked in the heat maps (default: summed "
+                   "over layers)")
       ->check(whole_number(0))
       ->type_name("N");
   command
       ->add_option("--counts", args->counts,
                    "Load file (SGLang's logical_count JSON) if FILE carries no statistics")
+      ->check(file_name())
       ->type_name("FILE");
-  command->add_option("--gpus", args->topology.gpus, "GPUs (to read SGLang's map)")
+  command
+      ->add_option("--gpus", args->topology.gpus,
+                   "GPUs (default: from the file; required to read SGLang's map)")
       ->check(whole_number(1))
       ->type_name("G");
-  command->add_option("--nodes", args->topology.nodes, "Nodes (to read a JSON map; default 1)")
+  command
+      ->add_option("--nodes", args->topology.nodes,
+                   "Nodes (default: from a snapshot; 1 for JSON maps, which do not record it)")
       ->check(whole_number(1))
       ->type_name("N");
   command
       ->add_option("--experts", args->topology.experts,
-                   "Logical experts (to read a JSON map; default: largest id + 1)")
+                   "Logical experts (default: from a snapshot; for JSON maps the largest id + 1)")
       ->check(whole_number(1))
       ->type_name("E");
   command
       ->add_option("--dense-layers", args->topology.dense_layers,
                    "Dense rows of SGLang's map (and of the load file) before the MoE layers")
+      ->capture_default_str()
       ->check(whole_number(0))
       ->type_name("K");
   command->callback([args] { run_plot(*args); });
@@ -228,15 +377,13 @@ void add_record_command(CLI::App& app) {
       "record",
       "Record expert load and co-activation statistics from top-k routing traces (JSON lines) "
       "into a statistics snapshot (.eplb) for 'eplb plan --stats'");
-  command
-      ->add_option("--trace", args->traces,
-                   "Trace file: JSON lines, one object per token and layer with \"layer\" and "
-                   "\"experts\" (a list of expert ids, -1 = masked); other keys are ignored. "
-                   "Repeat or list several files")
-      ->required()
-      ->take_all()
-      ->type_name("FILE...");
-  command->add_option("--experts", args->experts, "Logical experts per layer (E)")
+  auto* traces = add_files_option(
+      *command, "--trace", args->traces,
+      "Trace file: JSON lines, one object per token and layer with \"layer\" and \"experts\" (a "
+      "list of expert ids, -1 = masked); other keys are ignored. List or repeat for several "
+      "files");
+  traces->required();
+  command->add_option("--experts", args->experts, "Logical experts per layer")
       ->required()
       ->check(whole_number(1))
       ->type_name("E");
@@ -248,8 +395,8 @@ void add_record_command(CLI::App& app) {
       ->type_name("L");
   command
       ->add_option("--top-k", args->top_k,
-                   "Slots per token (default: the widest row seen; shorter rows are padded "
-                   "with -1)")
+                   "Slots per token, at most 1024 (default: the widest row seen; shorter rows are "
+                   "padded with -1)")
       ->check(whole_number(1, 1024))
       ->type_name("K");
   command
@@ -259,20 +406,21 @@ void add_record_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"cumulative", "sliding", "decay"}).description(""))
       ->type_name("KIND");
-  auto* window_batches =
-      command
-          ->add_option("--window-batches", args->window_batches, "sliding: batches kept per layer")
-          ->capture_default_str()
-          ->check(whole_number(1, 1 << 20))
-          ->type_name("W");
+  auto* window_batches = command
+                             ->add_option("--window-batches", args->window_batches,
+                                          "sliding: batches kept per layer, at most 1048576 (2^20)")
+                             ->capture_default_str()
+                             ->check(whole_number(1, 1 << 20))
+                             ->type_name("W");
   auto* decay =
       command->add_option("--decay", args->decay, "decay: weight factor per batch, in (0, 1]")
           ->capture_default_str()
-          ->check(real_number(0, 1))
+          ->check(fraction())
           ->type_name("D");
   command
       ->add_option("--batch-tokens", args->batch_tokens,
-                   "Rows of a layer per batch (what windows count), in file order")
+                   "Rows of a layer per batch (what windows count), in file order, at most "
+                   "1073741824 (2^30)")
       ->capture_default_str()
       ->check(whole_number(1, 1 << 30))
       ->type_name("N");
@@ -286,11 +434,16 @@ void add_record_command(CLI::App& app) {
       ->type_name("S");
   command->add_option("--out", args->out, "The statistics snapshot to write (.eplb)")
       ->required()
+      ->check(file_name())
       ->type_name("FILE");
-  command->add_option("--label", args->label, "A label stored in the snapshot (UTF-8)")
+  command
+      ->add_option("--label", args->label,
+                   "A label stored in the snapshot (UTF-8, at most 255 bytes)")
       ->type_name("TEXT");
   command->add_flag("--json", args->json, "Print a JSON summary instead of text");
-  command->callback([args, window_batches, decay] {
+  command->callback([args, traces, window_batches, decay] {
+    require_files(*traces);
+    check_label(args->label);
     args->window_batches_given = window_batches->count() > 0;
     args->decay_given = decay->count() > 0;
     run_record(*args);

@@ -1,9 +1,11 @@
 #include "eplb/input_file.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <string_view>
+#include <sstream>
 #include <system_error>
 
 #include "eplb/cli_error.hpp"
@@ -17,10 +19,19 @@ constexpr std::string_view kSnapshotMagic =
     "\x89"
     "EPLB";
 
+// How eplb_snapshot_load_from_buffer names its source in messages.
+constexpr std::string_view kBufferPrefix = "snapshot buffer: ";
+
 }  // namespace
 
 bool has_extension(const std::string& path, const char* extension) {
-  return std::filesystem::path(path).extension() == extension;
+  const std::string actual = std::filesystem::path(path).extension().string();
+  const std::string_view wanted(extension);
+  return actual.size() == wanted.size() &&
+         std::equal(actual.begin(), actual.end(), wanted.begin(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) ==
+                  std::tolower(static_cast<unsigned char>(b));
+         });
 }
 
 std::ifstream open_input(const std::string& path, const std::string& context) {
@@ -33,10 +44,24 @@ std::ifstream open_input(const std::string& path, const std::string& context) {
   return in;
 }
 
-bool starts_like_snapshot(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string head(kSnapshotMagic.size(), '\0');
-  return in.read(head.data(), static_cast<std::streamsize>(head.size())) && head == kSnapshotMagic;
+std::string read_input(const std::string& path, const std::string& context) {
+  std::ifstream in = open_input(path, context);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw InputError(context + "cannot read '" + path + "'");
+  return text.str();
+}
+
+bool starts_like_snapshot(std::string_view bytes) { return bytes.starts_with(kSnapshotMagic); }
+
+eplb_status load_snapshot_bytes(const std::string& bytes, eplb_snapshot** out, std::string& error) {
+  const eplb_status status = eplb_snapshot_load_from_buffer(bytes.data(), bytes.size(), out);
+  if (status != EPLB_OK) {
+    std::string_view message = eplb_last_error_message();
+    if (message.starts_with(kBufferPrefix)) message.remove_prefix(kBufferPrefix.size());
+    error = message;
+  }
+  return status;
 }
 
 }  // namespace eplb_cli

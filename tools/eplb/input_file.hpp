@@ -1,9 +1,13 @@
-// Opening the CLI's input files, with messages that say why one cannot be read and what kind of
-// file it is when it is the wrong kind.
+// Reading the CLI's input files, each exactly once (so that a pipe, a FIFO or `<(...)` works like
+// a file), with messages that say why one cannot be read and what kind of file it is when it is
+// the wrong kind.
 #pragma once
+
+#include <eplb/eplb.h>
 
 #include <fstream>
 #include <string>
+#include <string_view>
 
 namespace eplb_cli {
 
@@ -11,11 +15,18 @@ namespace eplb_cli {
 // file or directory" (errno's text) prefixed by `context` (e.g. "--trace ").
 [[nodiscard]] std::ifstream open_input(const std::string& path, const std::string& context);
 
-// True when the file starts with the .eplb snapshot magic (docs/SNAPSHOT_FORMAT.md); false for
-// anything else, including a file that cannot be read.
-[[nodiscard]] bool starts_like_snapshot(const std::string& path);
+// The whole content of `path` (open_input's errors, and InputError when reading fails).
+[[nodiscard]] std::string read_input(const std::string& path, const std::string& context);
 
-// True when `path`'s file name ends in `extension` (with its dot: ".eplb", ".json").
+// True when `bytes` start with the .eplb snapshot magic (docs/SNAPSHOT_FORMAT.md).
+[[nodiscard]] bool starts_like_snapshot(std::string_view bytes);
+
+// Decodes a snapshot from `bytes`, the content of `path`. On failure returns the status, with
+// `error` set to the library's message (naming no buffer: the caller names the path).
+[[nodiscard]] eplb_status load_snapshot_bytes(const std::string& bytes, eplb_snapshot** out,
+                                              std::string& error);
+
+// True when `path`'s file name ends in `extension` (with its dot: ".eplb", ".json"), in any case.
 [[nodiscard]] bool has_extension(const std::string& path, const char* extension);
 
 }  // namespace eplb_cli

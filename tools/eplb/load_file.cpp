@@ -1,12 +1,9 @@
 #include "eplb/load_file.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstddef>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -148,19 +145,16 @@ void require_no_dense_rows(const std::vector<double>& loads, std::uint32_t num_e
 }
 
 LoadMatrix read_logical_count_file(const std::string& path) {
-  if (starts_like_snapshot(path)) {
+  const std::string text = read_input(path, "");
+  if (starts_like_snapshot(text)) {
     throw InputError(path +
                      " is an .eplb snapshot, not a JSON load file: plan from the "
                      "statistics of 'eplb record' with --stats");
   }
-  std::ifstream in = open_input(path, "");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw Failure("cannot read '" + path + "'");
-  if (text.str().find_first_not_of(" \t\r\n") == std::string::npos) {
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
     throw InputError(path + " is empty: expected a JSON object with logical_count");
   }
-  return parse_logical_count(text.str(), path);
+  return parse_logical_count(text, path);
 }
 
 }  // namespace eplb_cli

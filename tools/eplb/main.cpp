@@ -2,6 +2,7 @@
 // (one line on stderr naming the problem), 1 on any other failure.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <cstddef>
 #include <exception>
 #include <iostream>
@@ -35,8 +36,8 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-// The closest long option of `command` to `word` ("--count" -> "--counts"), or "" when none is
-// within two edits.
+// The closest long option of `command` to `word` ("--count" -> "--counts", "-gpus" -> "--gpus"),
+// or "" when none is within two edits.
 std::string closest_option(const CLI::App& command, const std::string& word) {
   std::string best;
   std::size_t best_distance = 3;
@@ -52,33 +53,72 @@ std::string closest_option(const CLI::App& command, const std::string& word) {
   return best;
 }
 
-// A usage error's message: CLI11's, or a plainer one for an unknown command or option.
-std::string usage_message(CLI::App& app, const CLI::ParseError& error) {
-  std::string message = error.what();
+// Whether a word CLI11 left over reads as an option ("--bogus", "-r", "-x=1"): a dash and a
+// letter, not a negative number or "-" (standard input).
+bool looks_like_option(const std::string& word) {
+  if (word.size() < 2 || word[0] != '-') return false;
+  const char next = word[1];
+  return next != '.' && (next < '0' || next > '9');
+}
+
+// "FILE is required" for a missing argument (not an option), with what the argument is.
+std::string required_argument_message(const CLI::App& command, const std::string& message) {
+  for (const CLI::Option* option : command.get_options()) {
+    if (!option->get_positional() || message != option->get_name() + " is required") continue;
+    std::string description = option->get_description();
+    if (!description.empty()) description[0] = static_cast<char>(std::tolower(description[0]));
+    return description.empty() ? message : message + ": " + description;
+  }
+  return message;
+}
+
+// A usage error: its message (CLI11's, or a plainer one for an unknown command or option) and
+// the command whose --help to point at.
+struct Usage {
+  std::string message;
+  std::string help = "eplb --help";
+};
+
+Usage usage_of(CLI::App& app, const CLI::ParseError& error) {
+  const std::string message = error.what();
+  // Words before the command: "eplb --bogus", "eplb -x plan", "eplb frobnicate".
+  const std::vector<std::string> left = app.remaining();
+  if (!left.empty() && looks_like_option(left.front())) {
+    return {"unknown option '" + left.front().substr(0, left.front().find('=')) + "' for 'eplb'"};
+  }
   const std::vector<CLI::App*> chosen = app.get_subcommands();
+  if (!chosen.empty() && !left.empty()) {
+    return {"unexpected argument '" + left.front() + "' before the command '" +
+            chosen.front()->get_name() + "'"};
+  }
   if (chosen.empty()) {
-    // "eplb frobnicate" and "eplb --bogus" fail as "A subcommand is required": name the word.
-    const std::vector<std::string> left = app.remaining();
+    // These fail as "A subcommand is required": name the word.
     if (!left.empty()) {
-      if (left.front().rfind('-', 0) == 0) return "unknown option '" + left.front() + "'";
       std::string known;
       for (const CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
         known += (known.empty() ? "" : ", ") + command->get_name();
       }
-      return "unknown command '" + left.front() + "' (known: " + known + ")";
+      return {"unknown command '" + left.front() + "' (known: " + known + ")"};
     }
-    return message.empty() ? "bad usage" : message;
+    return {message.empty() ? "bad usage" : message};
   }
-  // "eplb plan --count f" fails as "The following arguments were not expected: f --count".
+  // "eplb plan --count f" fails as "The following arguments were not expected: f --count", and
+  // "eplb plan -r 16 ..." as "--replicas is required" (CLI11 checks that first): an unknown
+  // option is the likelier mistake, so it is the one named.
   const CLI::App& command = *chosen.front();
+  const std::string help = "eplb " + command.get_name() + " --help";
   for (const std::string& word : command.remaining()) {
-    if (word.rfind("--", 0) != 0) continue;
+    if (!looks_like_option(word)) continue;
     const std::string name = word.substr(0, word.find('='));
     const std::string near = closest_option(command, name);
-    return "unknown option '" + name + "' for 'eplb " + command.get_name() + "'" +
-           (near.empty() ? "" : " (did you mean '" + near + "'?)");
+    return {"unknown option '" + name + "' for 'eplb " + command.get_name() + "'" +
+                (near.empty() ? "" : " (did you mean '" + near + "'?)"),
+            help};
   }
-  return message.empty() ? "bad usage" : message;
+  if (dynamic_cast<const CLI::RequiredError*>(&error) != nullptr) {
+    return {required_argument_message(command, message), help};
+  }
+  return {message.empty() ? "bad usage" : message, help};
 }
 
 }  // namespace
@@ -102,10 +142,8 @@ int main(int argc, char** argv) {
     return eplb_cli::kExitOk;
   } catch (const CLI::ParseError& error) {
     if (error.get_exit_code() == 0) return app.exit(error);  // --help, --version
-    const std::vector<CLI::App*> chosen = app.get_subcommands();
-    const std::string help =
-        chosen.empty() ? "eplb --help" : "eplb " + chosen.front()->get_name() + " --help";
-    return report(usage_message(app, error) + " (see '" + help + "')", eplb_cli::kExitUsage);
+    const Usage usage = usage_of(app, error);
+    return report(usage.message + " (see '" + usage.help + "')", eplb_cli::kExitUsage);
   } catch (const eplb_cli::InputError& error) {
     return report(error.what(), eplb_cli::kExitUsage);
   } catch (const eplb_cli::Failure& error) {

@@ -1,11 +1,7 @@
 #include "eplb/placement_io.hpp"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "eplb/atomic_file.hpp"
 #include "eplb/cli_error.hpp"
@@ -37,14 +33,6 @@ void check_input(eplb_status status, const std::string& path) {
   throw InputError(message);
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in = open_input(path, "");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw InputError("cannot read '" + path + "'");
-  return text.str();
-}
-
 void require_agrees(std::uint32_t given, std::uint32_t stored, const char* option,
                     const std::string& path, const char* what) {
   if (given != 0 && given != stored) {
@@ -53,9 +41,16 @@ void require_agrees(std::uint32_t given, std::uint32_t stored, const char* optio
   }
 }
 
-PlacementFile read_snapshot(const std::string& path, const TopologyArgs& args) {
+// `bytes`: the content of `path`.
+PlacementFile read_snapshot(const std::string& path, const std::string& bytes,
+                            const TopologyArgs& args) {
   eplb_snapshot* raw = nullptr;
-  check_input(eplb_snapshot_load(path.c_str(), &raw), path);
+  std::string error;
+  const eplb_status status = load_snapshot_bytes(bytes, &raw, error);
+  if (status == EPLB_ERR_OUT_OF_MEMORY || status == EPLB_ERR_INTERNAL) {
+    throw Failure(path + ": " + error + " [" + eplb_status_string(status) + "]");
+  }
+  if (status != EPLB_OK) throw InputError(path + ": " + error);
   const OwnedSnapshot snapshot(raw);
   eplb_snapshot_info info{};
   info.struct_size = sizeof(info);
@@ -74,6 +69,11 @@ PlacementFile read_snapshot(const std::string& path, const TopologyArgs& args) {
           path + ": ");
   }
   file.label = info.label;
+  if (info.has_coactivation != 0) {
+    eplb_tracker* tracker = nullptr;
+    check(eplb_snapshot_get_tracker(snapshot.get(), &tracker), path + ": ");
+    file.tracker.reset(tracker);
+  }
   return file;
 }
 
@@ -86,8 +86,9 @@ std::string keys_of(const nlohmann::json& document) {
   return keys.empty() ? "none" : keys;
 }
 
-PlacementFile read_json_map(const std::string& path, const TopologyArgs& args) {
-  const std::string text = read_text(path);
+// `text`: the content of `path`.
+PlacementFile read_json_map(const std::string& path, const std::string& text,
+                            const TopologyArgs& args) {
   nlohmann::json document;
   try {
     document = nlohmann::json::parse(text);
@@ -146,10 +147,11 @@ const char* describe(PlacementFormat format) {
 }
 
 PlacementFile read_placement_file(const std::string& path, const TopologyArgs& args) {
-  if (has_extension(path, ".eplb") || starts_like_snapshot(path)) {
-    return read_snapshot(path, args);
+  const std::string bytes = read_input(path, "");
+  if (has_extension(path, ".eplb") || starts_like_snapshot(bytes)) {
+    return read_snapshot(path, bytes, args);
   }
-  return read_json_map(path, args);
+  return read_json_map(path, bytes, args);
 }
 
 PlacementFormat output_format(const std::string& path, const std::string& to) {
@@ -168,7 +170,8 @@ PlacementFormat output_format(const std::string& path, const std::string& to) {
 
 void write_placement_file(const std::string& path, PlacementFormat format,
                           const eplb_placement* placement, const std::vector<double>& loads,
-                          const std::string& label, std::uint32_t dense_layers) {
+                          const std::string& label, const eplb_tracker* tracker,
+                          std::uint32_t dense_layers) {
   switch (format) {
     case PlacementFormat::snapshot: {
       eplb_snapshot_options options;
@@ -176,6 +179,7 @@ void write_placement_file(const std::string& path, PlacementFormat format,
       options.loads = loads.empty() ? nullptr : loads.data();
       options.loads_len = loads.size();
       options.label = label.empty() ? nullptr : label.c_str();
+      options.tracker = tracker;
       check(eplb_snapshot_save(placement, &options, path.c_str()), "cannot write snapshot: ");
       return;
     }
@@ -189,7 +193,7 @@ void write_placement_file(const std::string& path, PlacementFormat format,
 }
 
 Loads read_sglang_loads(const std::string& path) {
-  const std::string text = read_text(path);
+  const std::string text = read_input(path, "");
   double* values = nullptr;
   Loads loads;
   check_input(eplb_loads_from_sglang_json(text.data(), text.size(), &values, &loads.num_layers,
@@ -201,11 +205,69 @@ Loads read_sglang_loads(const std::string& path) {
   return loads;
 }
 
+PlacementPtr drop_dense_layers(const eplb_placement* placement, std::vector<double>& loads,
+                               std::uint32_t dense_layers, const std::string& path) {
+  const auto info = info_of(placement);
+  if (dense_layers >= info.num_layers) {
+    throw InputError("--dense-layers " + std::to_string(dense_layers) + ": " + path + " has " +
+                     counted(info.num_layers, "layer") + ", so no MoE layer would be left");
+  }
+  const std::size_t experts = info.num_logical_experts;
+  const std::size_t slots = info.num_physical_experts;
+  const std::size_t dropped = std::size_t{dense_layers} * experts;
+  if (!loads.empty()) {
+    for (std::size_t i = 0; i < dropped; ++i) {
+      if (loads[i] != 0) {
+        throw InputError("--dense-layers " + std::to_string(dense_layers) + ": layer " +
+                         std::to_string(i / experts) + " of " + path + " has load (expert " +
+                         std::to_string(i % experts) + "), so it is not a dense layer");
+      }
+    }
+    loads.erase(loads.begin(), loads.begin() + static_cast<std::ptrdiff_t>(dropped));
+  }
+  std::vector<std::int32_t> phy2log(std::size_t{info.num_layers} * slots);
+  check(eplb_placement_get_phy2log(placement, phy2log.data(), phy2log.size()), path + ": ");
+  eplb_placement* kept = nullptr;
+  const std::size_t first = std::size_t{dense_layers} * slots;
+  check(eplb_placement_create_from_phy2log(info.num_layers - dense_layers, info.num_logical_experts,
+                                           info.num_physical_experts, info.num_nodes, info.num_gpus,
+                                           phy2log.data() + first, phy2log.size() - first, &kept),
+        path + ": ");
+  return PlacementPtr(kept);
+}
+
+std::vector<double> loads_for_placement(Loads counts, const eplb_placement_info& placement,
+                                        std::uint32_t dense_layers, const std::string& counts_path,
+                                        const std::string& placement_path) {
+  const std::uint32_t layers = placement.num_layers;
+  if (counts.num_experts != placement.num_logical_experts ||
+      (counts.num_layers != layers && counts.num_layers != layers + dense_layers)) {
+    throw InputError(
+        counts_path + ": " + std::to_string(counts.num_layers) + " layers x " +
+        std::to_string(counts.num_experts) + " experts, but " + placement_path + " has " +
+        std::to_string(layers) + " x " + std::to_string(placement.num_logical_experts) +
+        (dense_layers == 0
+             ? std::string()
+             : " (and --dense-layers " + std::to_string(dense_layers) + " rows before them)"));
+  }
+  if (counts.num_layers == layers) return std::move(counts.values);
+  const std::size_t dropped = std::size_t{dense_layers} * counts.num_experts;
+  for (std::size_t i = 0; i < dropped; ++i) {
+    if (counts.values[i] != 0) {
+      throw InputError(counts_path + ": row " + std::to_string(i / counts.num_experts) +
+                       " has load, but --dense-layers " + std::to_string(dense_layers) +
+                       " says the first rows are dense layers");
+    }
+  }
+  counts.values.erase(counts.values.begin(),
+                      counts.values.begin() + static_cast<std::ptrdiff_t>(dropped));
+  return std::move(counts.values);
+}
+
 std::string shape_text(const eplb_placement_info& info) {
-  return counted(info.num_layers, "MoE layer") + " x " +
-         counted(info.num_logical_experts, "expert") + ", " +
-         counted(info.num_physical_experts, "slot") + " on " + counted(info.num_gpus, "GPU") +
-         " in " + counted(info.num_nodes, "node");
+  return counted(info.num_layers, "layer") + " x " + counted(info.num_logical_experts, "expert") +
+         ", " + counted(info.num_physical_experts, "slot") + " on " +
+         counted(info.num_gpus, "GPU") + " in " + counted(info.num_nodes, "node");
 }
 
 }  // namespace eplb_cli

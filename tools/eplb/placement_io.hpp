@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "eplb/library.hpp"
+#include "eplb/tracker_handle.hpp"
 
 namespace eplb_cli {
 
@@ -28,6 +29,7 @@ struct PlacementFile {
   PlacementPtr placement;
   std::vector<double> loads;  // [layers][experts] from a snapshot with statistics, else empty
   std::string label;          // a snapshot's label
+  TrackerPtr tracker;         // a snapshot's co-activation statistics, else null
 };
 
 // Reads `path`: a snapshot if its name ends in .eplb or its content starts with the snapshot
@@ -39,10 +41,20 @@ struct PlacementFile {
 // (.eplb, .json = SGLang). Throws InputError.
 [[nodiscard]] PlacementFormat output_format(const std::string& path, const std::string& to);
 
-// Writes atomically. `loads` (may be empty) and `label` go into snapshots only.
+// Writes atomically. `loads` (may be empty), `label` and `tracker` (may be null: co-activation
+// statistics) go into snapshots only.
 void write_placement_file(const std::string& path, PlacementFormat format,
                           const eplb_placement* placement, const std::vector<double>& loads,
-                          const std::string& label, std::uint32_t dense_layers);
+                          const std::string& label, const eplb_tracker* tracker,
+                          std::uint32_t dense_layers);
+
+// The placement without its first `dense_layers` layers (a plan from SGLang's logical_count,
+// which has rows for the dense layers, written for a format that has MoE layers only). Throws
+// InputError when the placement has no more layers than that, or `loads` (if any) shows load in
+// a dropped layer; `loads` loses the same rows.
+[[nodiscard]] PlacementPtr drop_dense_layers(const eplb_placement* placement,
+                                             std::vector<double>& loads, std::uint32_t dense_layers,
+                                             const std::string& path);
 
 // SGLang's load file through the C API, summed over steps: [layers][experts].
 struct Loads {
@@ -51,6 +63,15 @@ struct Loads {
   std::vector<double> values;
 };
 [[nodiscard]] Loads read_sglang_loads(const std::string& path);
+
+// `counts` as loads of `placement` ([layers][experts], read from `counts_path`): as many rows as
+// the placement has MoE layers, or `dense_layers` more (SGLang records dense layers as rows; they
+// must be zero and are dropped). Throws InputError naming both files otherwise.
+[[nodiscard]] std::vector<double> loads_for_placement(Loads counts,
+                                                      const eplb_placement_info& placement,
+                                                      std::uint32_t dense_layers,
+                                                      const std::string& counts_path,
+                                                      const std::string& placement_path);
 
 // "58 MoE layers x 256 experts, 288 slots on 32 GPUs in 4 nodes".
 [[nodiscard]] std::string shape_text(const eplb_placement_info& info);

@@ -1,6 +1,7 @@
 #include "eplb/report.hpp"
 
 #include "eplb/library.hpp"
+#include "eplb/table.hpp"
 
 namespace eplb_cli {
 
@@ -65,6 +66,29 @@ nlohmann::json plan_report(const eplb_placement* placement, const std::vector<do
       {"summary", metrics_json(metrics_of(placement, loads))},
       {"layers", std::move(layers)},
   };
+}
+
+Table metrics_table(const eplb_metrics& m) {
+  Table table({"metric", "value"});
+  table.add_row(
+      {"GPU balancedness (mean/max, mean over layers with load)", fixed(m.balancedness, 4)});
+  table.add_row({"worst layer balancedness", fixed(m.min_balancedness, 4)});
+  table.add_row({"node balancedness", fixed(m.node_balancedness, 4)});
+  table.add_row({"max / mean GPU load", fixed(m.max_over_mean, 4)});
+  table.add_row({"max GPU load / lower bound", fixed(m.max_load_over_bound, 4)});
+  table.add_row({"worst layer max / lower bound", fixed(m.worst_max_load_over_bound, 4)});
+  table.add_row({"max GPU load / node ceiling", fixed(m.max_load_over_node_bound, 4)});
+  table.add_row({"(layer, GPU) pairs with a duplicate", std::to_string(m.duplicate_pairs)});
+  table.add_row({"replicas off their expert's main node", std::to_string(m.cross_node_replicas)});
+  table.add_row({"most replicas of one expert", std::to_string(m.max_replicas)});
+  if (m.loaded_layers == 0) {
+    table.add_row({"layers without load (every layer: the metrics above say nothing)",
+                   std::to_string(m.num_layers)});
+  } else if (m.loaded_layers < m.num_layers) {
+    table.add_row(
+        {"layers without load (left out above)", std::to_string(m.num_layers - m.loaded_layers)});
+  }
+  return table;
 }
 
 }  // namespace eplb_cli

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "eplb/eplb.h"
+#include "eplb/table.hpp"
 
 namespace eplb_cli {
 
@@ -13,5 +14,9 @@ namespace eplb_cli {
 
 // The summary metrics as a JSON object (shared by `plan --report` and `demo --json`).
 [[nodiscard]] nlohmann::json metrics_json(const eplb_metrics& metrics);
+
+// The summary metrics as a text table (shared by `plan` and `inspect`), with a row saying how
+// many layers had no load, or that none had (every metric is then 1 by definition).
+[[nodiscard]] Table metrics_table(const eplb_metrics& metrics);
 
 }  // namespace eplb_cli

@@ -5,18 +5,18 @@
 namespace eplb_cli {
 
 TrackerPtr load_tracker_from_snapshot(const std::string& path, const std::string& option) {
-  if (!starts_like_snapshot(path)) {
-    static_cast<void>(open_input(path, option + ": "));  // names a missing file or a directory
+  const std::string bytes = read_input(path, option + ": ");
+  if (!starts_like_snapshot(bytes)) {
     throw InputError(option + " " + path +
                      " is not an .eplb snapshot (plan from a JSON load file with --counts; "
                      "write statistics with 'eplb record')");
   }
   eplb_snapshot* snapshot = nullptr;
-  const eplb_status status = eplb_snapshot_load(path.c_str(), &snapshot);
+  std::string error;
+  const eplb_status status = load_snapshot_bytes(bytes, &snapshot, error);
   if (status == EPLB_ERR_OUT_OF_MEMORY || status == EPLB_ERR_INTERNAL) check(status, "");
   if (status != EPLB_OK) {
-    throw InputError(option + " " + path + ": " + eplb_last_error_message() + " [" +
-                     eplb_status_string(status) + "]");
+    throw InputError(option + " " + path + ": " + error + " [" + eplb_status_string(status) + "]");
   }
   eplb_tracker* tracker = nullptr;
   const eplb_status got = eplb_snapshot_get_tracker(snapshot, &tracker);
