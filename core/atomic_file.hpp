@@ -4,9 +4,11 @@
 //
 // What a user of `cp` or a shell redirect expects also holds:
 // - a destination that is a symbolic link (or a chain of them, even dangling) is written through:
-//   the file it points to is replaced and the link stays;
-// - a destination that exists and is not a regular file (a pipe, /dev/stdout, a terminal) is
-//   written to directly, since it cannot be replaced;
+//   the file it points to is replaced and the link stays; a link the kernel would not follow
+//   (fs.protected_symlinks: another user's link in /tmp) is refused, as a shell's `>` is;
+// - /dev/stdout, /dev/stderr, /dev/fd/N and /proc/self/fd/N are written to that descriptor
+//   (keeping a redirect's offset and append mode); a destination that exists and is not a regular
+//   file (a pipe, a terminal) is written to directly, since it cannot be replaced;
 // - a replaced file keeps its permissions; a new one gets 0666 minus the process's umask.
 //
 // Dependency-free (no library types), so that the eplb CLI compiles the same writer.

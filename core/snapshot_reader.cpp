@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -97,7 +98,7 @@ class MemorySource final : public ByteSource {
 class FileSource final : public ByteSource {
  public:
   explicit FileSource(const std::string& path) : ByteSource(path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd_ < 0) fail_io("open");
     struct stat status {};
     if (::fstat(fd_, &status) != 0) fail_io("read");
@@ -143,25 +144,38 @@ class FileSource final : public ByteSource {
     fail(Errc::io, "cannot ", step, " '", name(), "': ", std::strerror(error));
   }
 
-  // Reads the stream to its end into stream_, or only its first bytes when they are not the
-  // snapshot magic (the parser then says so: a stream that never ends is not read forever).
+  // Reads the stream into stream_: up to the file size its header states (plus one byte, so that
+  // trailing data is still reported), or only its first bytes when they are not the snapshot
+  // magic (the parser then says so). An endless or hostile stream is not read forever.
   void read_stream() {
     streamed_ = true;
     constexpr std::size_t kChunk = std::size_t{1} << 16;
+    constexpr std::uint64_t kMaxStreamBytes = std::uint64_t{1} << 32;
+    std::uint64_t wanted = std::numeric_limits<std::uint64_t>::max();
     for (;;) {
-      if (stream_.size() >= format::kMagic.size() &&
-          std::memcmp(stream_.data(), format::kMagic.data(), format::kMagic.size()) != 0) {
-        break;
+      const std::size_t have = stream_.size();
+      const std::size_t compared = std::min(have, format::kMagic.size());
+      if (compared > 0 && std::memcmp(stream_.data(), format::kMagic.data(), compared) != 0) break;
+      if (have >= format::header::file_size + sizeof(std::uint64_t) &&
+          wanted == std::numeric_limits<std::uint64_t>::max()) {
+        const auto stated = format::load<std::uint64_t>(stream_.data() + format::header::file_size);
+        if (stated > kMaxStreamBytes) {
+          fail(Errc::io, "cannot read '", name(), "': its header states ", stated,
+               " bytes, more than the ", kMaxStreamBytes,
+               " a pipe or device is read into memory for; copy it to a regular file");
+        }
+        wanted = stated + 1;
       }
-      const std::size_t used = stream_.size();
-      stream_.resize(used + kChunk);
-      const ssize_t n = ::read(fd_, stream_.data() + used, kChunk);
+      if (have >= wanted) break;
+      const auto room = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, wanted - have));
+      stream_.resize(have + room);
+      const ssize_t n = ::read(fd_, stream_.data() + have, room);
       if (n < 0) {
-        stream_.resize(used);
+        stream_.resize(have);
         if (errno == EINTR) continue;
         fail_io("read");
       }
-      stream_.resize(used + static_cast<std::size_t>(n));
+      stream_.resize(have + static_cast<std::size_t>(n));
       if (n == 0) break;
     }
     size_ = stream_.size();

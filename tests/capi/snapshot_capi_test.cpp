@@ -3,6 +3,7 @@
 // the getters, every error status with its message, outputs untouched on failure, and atomic
 // writes (a missing directory, a full disk simulated with RLIMIT_FSIZE: the old file survives
 // and no temporary file is left).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -721,6 +722,88 @@ TEST(SnapshotCapi, SavesThroughSymbolicLinks) {
   eplb_snapshot_destroy(raw);
   EXPECT_EQ(dir.listing(),
             (std::vector<std::string>{"dangling.eplb", "link.eplb", "made.eplb", "target.eplb"}));
+}
+
+// /dev/fd/N names this process's descriptor: the snapshot goes into it, after what the
+// descriptor already holds (an append-mode redirect keeps its earlier content).
+TEST(SnapshotCapi, SavesIntoAnOpenDescriptor) {
+  const auto placement = readme_placement();
+  void* expected = nullptr;
+  size_t expected_size = 0;
+  ASSERT_EQ(eplb_snapshot_save_to_buffer(placement.get(), nullptr, &expected, &expected_size),
+            EPLB_OK);
+  const std::unique_ptr<void, BufferDeleter> owned(expected);
+  const std::string bytes(static_cast<const char*>(expected), expected_size);
+
+  const TempDir dir("descriptor");
+  const std::string log = dir.file("log");
+  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "header\n", 7), 7);
+  const std::string name = "/dev/fd/" + std::to_string(fd);
+  // (The creation time may tick between the two saves: compare all but the header.)
+  ASSERT_EQ(eplb_snapshot_save(placement.get(), nullptr, name.c_str()), EPLB_OK) << message();
+  ::close(fd);
+  const std::string written = read_text(log);
+  ASSERT_EQ(written.size(), 7 + bytes.size());
+  EXPECT_EQ(written.substr(0, 7), "header\n");
+  eplb_snapshot* raw = nullptr;
+  ASSERT_EQ(eplb_snapshot_load_from_buffer(written.data() + 7, bytes.size(), &raw), EPLB_OK)
+      << message();
+  const SnapshotPtr snapshot(raw);
+  EXPECT_EQ(phy2log_of(placement_of(snapshot.get()).get()), kPhy2log);
+  EXPECT_EQ(dir.listing(), std::vector<std::string>{"log"});
+}
+
+// A short stream that is no snapshot is refused at once, while its writer still holds it open;
+// one whose header states an absurd size is refused without reading it.
+TEST(SnapshotCapi, StreamsAreJudgedByTheirFirstBytes) {
+  int pipe_fds[2] = {-1, -1};
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  ASSERT_EQ(::write(pipe_fds[1], "err\n", 4), 4);  // and the write end stays open
+  const std::string name = "/dev/fd/" + std::to_string(pipe_fds[0]);
+  eplb_snapshot* raw = nullptr;
+  EXPECT_EQ(eplb_snapshot_load(name.c_str(), &raw), EPLB_ERR_CORRUPT);
+  EXPECT_TRUE(contains(message(), "not a libeplb snapshot")) << message();
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  std::string header(64, '\0');
+  const unsigned char magic[8] = {0x89, 'E', 'P', 'L', 'B', '\r', '\n', 0x1a};
+  std::memcpy(header.data(), magic, 8);
+  const std::uint64_t huge = std::uint64_t{1} << 50;
+  std::memcpy(header.data() + 32, &huge, 8);  // the file_size field (little-endian host)
+  ASSERT_EQ(::write(pipe_fds[1], header.data(), header.size()), 64);
+  const std::string second = "/dev/fd/" + std::to_string(pipe_fds[0]);
+  EXPECT_EQ(eplb_snapshot_load(second.c_str(), &raw), EPLB_ERR_IO);
+  EXPECT_TRUE(contains(message(), "states 1125899906842624 bytes")) << message();
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+}
+
+// fs.protected_symlinks: another user's link in a sticky, world-writable directory is not
+// followed (the kernel refuses it; following it by hand would let that user aim the write).
+TEST(SnapshotCapi, RefusesAnotherUsersLinkInAStickyDirectory) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a link another owner";
+  const auto placement = readme_placement();
+  const TempDir dir("sticky");
+  const std::string shared = dir.file("shared");
+  std::filesystem::create_directory(shared);
+  ASSERT_EQ(::chmod(shared.c_str(), 01777), 0);
+  const std::string victim = dir.file("victim.eplb");
+  { std::ofstream(victim) << "keep\n"; }
+  const std::string link = shared + "/plan.eplb";
+  std::filesystem::create_symlink(victim, link);
+  ASSERT_EQ(::lchown(link.c_str(), 4242, 4242), 0);
+  EXPECT_EQ(eplb_snapshot_save(placement.get(), nullptr, link.c_str()), EPLB_ERR_IO);
+  EXPECT_TRUE(contains(message(), link)) << message();
+  EXPECT_EQ(read_text(victim), "keep\n");
+  // The same link as our own is followed.
+  std::filesystem::remove(link);
+  std::filesystem::create_symlink(victim, link);
+  EXPECT_EQ(eplb_snapshot_save(placement.get(), nullptr, link.c_str()), EPLB_OK) << message();
+  EXPECT_EQ(read_text(victim).substr(1, 4), "EPLB");
 }
 
 }  // namespace

@@ -215,6 +215,25 @@ def test_vllm_ascend_map_without_the_dense_layers(eplb, workdir):
     assert not (workdir / "x.json").exists()
 
 
+def test_dense_layers_are_only_dropped_from_a_plan(eplb, workdir):
+    counts = workdir.counts([[0] * 12, *README_WEIGHTS])
+    plan = workdir / "plan.eplb"
+    ok(eplb("plan", "--counts", counts, *README_ARGS, "--out", plan))
+    vllm_map = workdir / "map.json"
+    ok(eplb("convert", plan, vllm_map, "--to", "vllm-ascend"))
+    # A vLLM-Ascend map has MoE layers only: --dense-layers does not apply to it.
+    assert_error(eplb("convert", vllm_map, workdir / "again.json", "--to", "vllm-ascend",
+                      "--dense-layers", 1), 2, "--dense-layers applies to SGLang maps")
+    # Without loads, a dropped layer must have the trivial placement (a dense layer's).
+    bare = workdir / "bare.eplb"
+    ok(eplb("convert", vllm_map, bare))
+    ok(eplb("convert", bare, workdir / "moe.json", "--to", "vllm-ascend", "--dense-layers", 1))
+    assert json.loads((workdir / "moe.json").read_text())["moe_layer_count"] == 2
+    assert_error(eplb("convert", bare, workdir / "x.json", "--to", "vllm-ascend",
+                      "--dense-layers", 2), 2, "layer 1", "not the trivial placement")
+    assert not (workdir / "x.json").exists()
+
+
 def test_convert_counts_with_the_dense_rows_of_an_sglang_map(eplb, workdir, readme_counts):
     sglang_map = workdir / "map.json"
     ok(eplb("plan", "--counts", readme_counts, *README_ARGS, "--out", sglang_map,
@@ -273,3 +292,33 @@ def test_a_trace_given_twice_is_refused(eplb, workdir):
     assert_error(eplb("record", "--trace", trace, trace, "--experts", 6,
                       "--out", workdir / "s.eplb"), 2, "given twice")
     assert not (workdir / "s.eplb").exists()
+
+
+# --- options that need what the file does not hold ------------------------------------------------
+
+
+def test_affinity_needs_sampled_rows(eplb, workdir):
+    stats = workdir / "stats.eplb"
+    ok(eplb("record", "--trace", workdir.write_text("t.jsonl", TRACE), "--experts", 6,
+            "--samples", 0, "--out", stats))
+    assert_error(eplb("plan", "--stats", stats, "--replicas", 8, "--gpus", 4, "--nodes", 2,
+                      "--affinity"), 2, str(stats), "--samples 0", "--samples N > 0")
+
+
+def test_inspect_pairs_needs_coactivation_statistics(eplb, workdir, readme_counts):
+    plan = workdir / "plan.eplb"
+    ok(eplb("plan", "--counts", readme_counts, *README_ARGS, "--out", plan))
+    assert_error(eplb("inspect", plan, "--json", "--pairs"), 2, "--pairs", str(plan),
+                 "no co-activation statistics")
+
+
+def test_plan_report_names_its_inputs_and_output(eplb, workdir, readme_counts):
+    other = workdir.counts(README_WEIGHTS, name="other.json")
+    out = workdir / "map.json"
+    report = json.loads(ok(eplb("plan", "--counts", readme_counts, other, *README_ARGS,
+                                "--out", out, "--report")).stdout)
+    assert report["inputs"] == [str(readme_counts), str(other)]
+    assert report["out"] == str(out)
+    alone = json.loads(ok(eplb("plan", "--counts", readme_counts, *README_ARGS,
+                               "--report")).stdout)
+    assert alone["inputs"] == [str(readme_counts)] and alone["out"] is None

@@ -18,7 +18,7 @@ void run_convert(const ConvertArgs& args) {
   // --dense-layers: the rows an SGLang map has before its MoE layers, or, writing vLLM-Ascend's
   // map (MoE layers only), the dense layers' rows to drop from a plan of SGLang's logical_count.
   const bool strip_dense = dense != 0 && target == PlacementFormat::vllm_ascend &&
-                           file.format != PlacementFormat::sglang;
+                           file.format == PlacementFormat::snapshot;
   if (dense != 0 && file.format != PlacementFormat::sglang && target != PlacementFormat::sglang &&
       !strip_dense) {
     throw InputError(

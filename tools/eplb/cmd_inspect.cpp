@@ -359,6 +359,11 @@ void run_inspect(const InspectArgs& args) {
                        std::to_string(snapshot.info.num_layers - 1) + ")");
     }
   }
+  if (args.pairs && !snapshot.tracker) {
+    throw InputError("--pairs: " + args.file +
+                     " holds no co-activation statistics (write them with 'eplb record', or plan "
+                     "with --stats into an .eplb snapshot)");
+  }
   if (args.json) {
     print_json(args.file, snapshot, args.layer, args.pairs);
   } else {

@@ -200,6 +200,11 @@ void run_plan(const PlanArgs& args) {
         "--affinity needs co-activation statistics: plan from --stats FILE.eplb "
         "(written by 'eplb record')");
   }
+  if (args.affinity && tracker_options_of(stats_tracker.get()).reservoir_capacity == 0) {
+    throw InputError("--affinity needs sampled token rows, but " + args.stats +
+                     " was recorded without them (eplb record --samples 0): record again with "
+                     "--samples N > 0");
+  }
   PlacementPtr placement;
   Traffic traffic;
   if (stats_tracker) {
@@ -236,6 +241,8 @@ void run_plan(const PlanArgs& args) {
   }
   if (args.report) {
     auto report = plan_report(placement.get(), matrix.loads);
+    report["inputs"] = !args.stats.empty() ? std::vector<std::string>{args.stats} : args.counts;
+    report["out"] = args.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(args.out);
     report["windows"] = num_windows;
     report["robust"] = args.robust;
     if (stats_tracker) {

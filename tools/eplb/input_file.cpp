@@ -1,11 +1,13 @@
 #include "eplb/input_file.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <sstream>
 #include <system_error>
 
 #include "eplb/cli_error.hpp"
@@ -45,11 +47,28 @@ std::ifstream open_input(const std::string& path, const std::string& context) {
 }
 
 std::string read_input(const std::string& path, const std::string& context) {
-  std::ifstream in = open_input(path, context);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw InputError(context + "cannot read '" + path + "'");
-  return text.str();
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) {
+    throw InputError(context + "cannot read '" + path + "': it is a directory");
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) throw InputError(context + "cannot open '" + path + "': " + std::strerror(errno));
+  std::string text;
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n > 0) {
+      text.append(buffer, static_cast<std::size_t>(n));
+    } else if (n == 0) {
+      break;
+    } else if (errno != EINTR) {  // the system failed, not the input: exit status 1
+      const int read_error = errno;
+      ::close(fd);
+      throw Failure(context + "cannot read '" + path + "': " + std::strerror(read_error));
+    }
+  }
+  ::close(fd);
+  return text;
 }
 
 bool starts_like_snapshot(std::string_view bytes) { return bytes.starts_with(kSnapshotMagic); }

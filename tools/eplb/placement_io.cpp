@@ -227,6 +227,17 @@ PlacementPtr drop_dense_layers(const eplb_placement* placement, std::vector<doub
   }
   std::vector<std::int32_t> phy2log(std::size_t{info.num_layers} * slots);
   check(eplb_placement_get_phy2log(placement, phy2log.data(), phy2log.size()), path + ": ");
+  if (loads.empty()) {  // no loads to tell: a dense layer has the trivial placement
+    for (std::size_t i = 0; i < std::size_t{dense_layers} * slots; ++i) {
+      if (static_cast<std::size_t>(phy2log[i]) != (i % slots) % experts) {
+        throw InputError("--dense-layers " + std::to_string(dense_layers) + ": layer " +
+                         std::to_string(i / slots) + " of " + path +
+                         " is not the trivial placement of a dense layer (slot " +
+                         std::to_string(i % slots) + " holds expert " + std::to_string(phy2log[i]) +
+                         ")");
+      }
+    }
+  }
   eplb_placement* kept = nullptr;
   const std::size_t first = std::size_t{dense_layers} * slots;
   check(eplb_placement_create_from_phy2log(info.num_layers - dense_layers, info.num_logical_experts,

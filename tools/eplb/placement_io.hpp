@@ -50,8 +50,9 @@ void write_placement_file(const std::string& path, PlacementFormat format,
 
 // The placement without its first `dense_layers` layers (a plan from SGLang's logical_count,
 // which has rows for the dense layers, written for a format that has MoE layers only). Throws
-// InputError when the placement has no more layers than that, or `loads` (if any) shows load in
-// a dropped layer; `loads` loses the same rows.
+// InputError when the placement has no more layers than that, or a dropped layer is not dense:
+// it has load in `loads`, or (without loads) not the trivial placement. `loads` loses the same
+// rows.
 [[nodiscard]] PlacementPtr drop_dense_layers(const eplb_placement* placement,
                                              std::vector<double>& loads, std::uint32_t dense_layers,
                                              const std::string& path);
