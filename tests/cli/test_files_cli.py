@@ -322,3 +322,19 @@ def test_plan_report_names_its_inputs_and_output(eplb, workdir, readme_counts):
     alone = json.loads(ok(eplb("plan", "--counts", readme_counts, *README_ARGS,
                                "--report")).stdout)
     assert alone["inputs"] == [str(readme_counts)] and alone["out"] is None
+
+
+def test_convert_and_plot_print_json_summaries(eplb, workdir, readme_counts):
+    plan = workdir / "plan.eplb"
+    ok(eplb("plan", "--counts", readme_counts, *README_ARGS, "--out", plan))
+    summary = json.loads(ok(eplb("convert", plan, workdir / "map.json", "--json")).stdout)
+    assert summary["in"] == str(plan) and summary["out"] == str(workdir / "map.json")
+    assert (summary["in_format"], summary["out_format"]) == ("eplb", "sglang")
+    assert summary["num_layers"] == 2 and summary["num_gpus"] == 8
+    # What an SGLang map cannot hold, as keys.
+    assert {"loads", "algorithm", "num_nodes", "num_gpus"} <= set(summary["not_recorded"])
+    plot = json.loads(ok(eplb("plot", plan, "--out", workdir / "p.svg", "--json")).stdout)
+    text = ok(eplb("plot", plan, "--out", workdir / "q.svg")).stdout
+    assert f"{plot['balancedness_after']:.4f} after" in text
+    assert f"{plot['balancedness_before']:.4f} before" in text
+    assert plot["num_layers"] == 2 and plot["layer"] is None

@@ -1,7 +1,9 @@
 // eplb convert: between .eplb snapshots, SGLang's placement map and vLLM-Ascend's expert map.
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eplb/commands.hpp"
@@ -10,6 +12,23 @@
 #include "eplb/table.hpp"
 
 namespace eplb_cli {
+
+namespace {
+
+// The name --to takes for a format.
+const char* format_name(PlacementFormat format) {
+  switch (format) {
+    case PlacementFormat::snapshot:
+      return "eplb";
+    case PlacementFormat::sglang:
+      return "sglang";
+    case PlacementFormat::vllm_ascend:
+      return "vllm-ascend";
+  }
+  return "?";
+}
+
+}  // namespace
 
 void run_convert(const ConvertArgs& args) {
   const PlacementFormat target = output_format(args.out, args.to);
@@ -47,6 +66,36 @@ void run_convert(const ConvertArgs& args) {
   write_placement_file(args.out, target, file.placement.get(), file.loads, label,
                        file.tracker.get(), dense);
 
+  // Say what the target cannot hold, so nobody expects it back.
+  std::vector<std::pair<std::string, std::string>> dropped;  // (JSON key, text)
+  if (target != PlacementFormat::snapshot) {
+    if (!file.loads.empty()) dropped.emplace_back("loads", "the load statistics");
+    if (file.tracker) dropped.emplace_back("coactivation", "the co-activation statistics");
+    if (info.algorithm != 0) dropped.emplace_back("algorithm", "the algorithm");
+    if (info.num_groups > 1) dropped.emplace_back("num_groups", "the expert groups");
+    if (info.num_nodes > 1) dropped.emplace_back("num_nodes", "the node count");
+    if (target == PlacementFormat::sglang) dropped.emplace_back("num_gpus", "the GPU count");
+  }
+  if (args.json) {
+    std::vector<std::string> not_recorded;
+    for (const auto& item : dropped) not_recorded.push_back(item.first);
+    const nlohmann::json document = {
+        {"in", args.in},
+        {"in_format", format_name(file.format)},
+        {"out", args.out},
+        {"out_format", format_name(target)},
+        {"num_layers", info.num_layers},
+        {"num_logical_experts", info.num_logical_experts},
+        {"num_physical_experts", info.num_physical_experts},
+        {"num_gpus", info.num_gpus},
+        {"num_nodes", info.num_nodes},
+        {"dense_layers_dropped", strip_dense ? dense : 0},
+        {"sglang_dense_rows", target == PlacementFormat::sglang ? dense : 0},
+        {"not_recorded", not_recorded},
+    };
+    std::cout << document.dump(2) << '\n';
+    return;
+  }
   std::cout << "Converted " << args.in << " (" << describe(file.format) << ": "
             << shape_text(source_info) << ") to " << args.out << " (" << describe(target);
   if (target == PlacementFormat::sglang && dense != 0) {
@@ -54,21 +103,11 @@ void run_convert(const ConvertArgs& args) {
   }
   if (strip_dense) std::cout << ", without the " << counted(dense, "dense layer");
   std::cout << ")\n";
-  // Say what the target cannot hold, so nobody expects it back.
-  if (target != PlacementFormat::snapshot) {
-    std::vector<std::string> dropped;
-    if (!file.loads.empty()) dropped.emplace_back("the load statistics");
-    if (file.tracker) dropped.emplace_back("the co-activation statistics");
-    if (info.algorithm != 0) dropped.emplace_back("the algorithm");
-    if (info.num_groups > 1) dropped.emplace_back("the expert groups");
-    if (info.num_nodes > 1) dropped.emplace_back("the node count");
-    if (target == PlacementFormat::sglang) dropped.emplace_back("the GPU count");
-    if (!dropped.empty()) {
-      std::string list;
-      for (const auto& item : dropped) list += (list.empty() ? "" : ", ") + item;
-      std::cout << "Not recorded in a " << describe(target) << ": " << list << " (pass "
-                << (dropped.size() == 1 ? "it" : "them") << " again when reading it)\n";
-    }
+  if (!dropped.empty()) {
+    std::string list;
+    for (const auto& item : dropped) list += (list.empty() ? "" : ", ") + item.second;
+    std::cout << "Not recorded in a " << describe(target) << ": " << list << " (pass "
+              << (dropped.size() == 1 ? "it" : "them") << " again when reading it)\n";
   }
 }
 

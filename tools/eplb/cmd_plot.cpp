@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "eplb/atomic_file.hpp"
@@ -126,6 +127,21 @@ void run_plot(const PlotArgs& args) {
       "Drawn by eplb plot, libeplb " +
           std::string(eplb_version_string()) + "."};
   write_file_atomically(args.out, render_plot_svg(data));
+  if (args.json) {
+    const nlohmann::json document = {
+        {"in", args.file},
+        {"counts", args.counts.empty() ? nlohmann::json(nullptr) : nlohmann::json(args.counts)},
+        {"out", args.out},
+        {"num_layers", info.num_layers},
+        {"num_gpus", info.num_gpus},
+        {"layer", args.layer < 0 ? nlohmann::json(nullptr) : nlohmann::json(args.layer)},
+        {"algorithm", info.algorithm == 0 ? "imported" : algorithm},
+        {"balancedness_before", data.balancedness_before},
+        {"balancedness_after", data.balancedness_after},
+    };
+    std::cout << document.dump(2) << '\n';
+    return;
+  }
   std::cout << "Wrote " << args.out << ": " << counted(info.num_layers, "layer") << " x "
             << counted(info.num_gpus, "GPU") << ", balancedness "
             << fixed(data.balancedness_before, 4) << " before (no replication) -> "

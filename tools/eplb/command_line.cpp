@@ -316,6 +316,7 @@ void add_convert_command(CLI::App& app) {
       ->add_option("--label", args->label,
                    "Label of the .eplb snapshot (UTF-8, at most 255 bytes; default: IN's)")
       ->type_name("TEXT");
+  command->add_flag("--json", args->json, "Print a JSON summary instead of text");
   command->callback([args] {
     check_label(args->label);
     run_convert(*args);
@@ -368,6 +369,7 @@ void add_plot_command(CLI::App& app) {
       ->capture_default_str()
       ->check(whole_number(0))
       ->type_name("K");
+  command->add_flag("--json", args->json, "Print a JSON summary instead of text");
   command->callback([args] { run_plot(*args); });
 }
 

@@ -63,6 +63,7 @@ struct ConvertArgs {
   std::string counts;
   std::string label;
   TopologyArgs topology;
+  bool json = false;
 };
 void run_convert(const ConvertArgs& args);
 
@@ -73,6 +74,7 @@ struct PlotArgs {
   std::string counts;
   int layer = -1;
   TopologyArgs topology;
+  bool json = false;
 };
 void run_plot(const PlotArgs& args);
 
