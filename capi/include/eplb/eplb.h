@@ -371,9 +371,11 @@ typedef struct eplb_snapshot_info {
 /* Writes `placement` (and the options' statistics and label) to `path` atomically: a temporary
  * file in the same directory, fsync, rename over `path`, fsync of the directory. A crash or a
  * full disk leaves the previous file intact. A `path` that is a symbolic link is written through
- * (the file it points to is replaced, the link stays); one that is a pipe or a device (e.g.
- * /dev/stdout) is written to directly. A replaced file keeps its permissions; a new one gets
- * 0666 minus the umask. `options` may be NULL (defaults).
+ * (the file it points to is replaced, the link stays), unless the kernel would refuse to follow
+ * it (fs.protected_symlinks: another user's link in /tmp; EPLB_ERR_IO). /dev/stdout, /dev/fd/N
+ * and the like are written to that descriptor (keeping a redirect's append mode); a pipe or a
+ * device is written to directly. A replaced file keeps its permissions; a new one gets 0666
+ * minus the umask. `options` may be NULL (defaults).
  * EPLB_ERR_INVALID_ARGUMENT: NULL placement or path, bad options (struct_size, loads_len not
  * num_layers * num_logical_experts, a bad load, a label over 255 bytes, a compression level
  * outside 1..19). EPLB_ERR_IO: the message names the path and the system's reason. */
