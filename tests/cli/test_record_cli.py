@@ -164,7 +164,8 @@ def test_bad_options(eplb, workdir):
     assert_error(eplb(*base, "--out", out, "--decay", 0.5), 2,
                  "--decay applies to --window decay (--window is cumulative)")
     assert_error(eplb(*base, "--out", out, "--window", "decay", "--window-batches", 4), 2,
-                 "--window-batches applies to --window sliding")
+                 "--window-batches applies to --window sliding",
+                 "(see 'eplb record --help')")  # a usage error points at the command's help
     # record writes a snapshot: a .json name is refused, and a snapshot is not a trace.
     assert_error(eplb(*base, "--out", workdir / "s.json"), 2, "name it FILE.eplb")
     assert not (workdir / "s.json").exists()

@@ -143,13 +143,7 @@ std::uint32_t window_of(const std::string& name) {
 
 void run_record(const RecordArgs& args) {
   const std::uint32_t window = window_of(args.window);
-  if (args.window_batches_given && window != EPLB_WINDOW_SLIDING) {
-    throw InputError("--window-batches applies to --window sliding (--window is " + args.window +
-                     ")");
-  }
-  if (args.decay_given && window != EPLB_WINDOW_DECAY) {
-    throw InputError("--decay applies to --window decay (--window is " + args.window + ")");
-  }
+  // (--window-batches and --decay against --window: checked with the arguments.)
   if (!has_extension(args.out, ".eplb")) {
     throw InputError("--out " + args.out +
                      ": record writes a statistics snapshot; name it FILE.eplb");

@@ -446,8 +446,14 @@ void add_record_command(CLI::App& app) {
   command->callback([args, traces, window_batches, decay] {
     require_files(*traces);
     check_label(args->label);
-    args->window_batches_given = window_batches->count() > 0;
-    args->decay_given = decay->count() > 0;
+    // Options of another window are usage errors (before any trace is read).
+    if (window_batches->count() > 0 && args->window != "sliding") {
+      usage_error("--window-batches applies to --window sliding (--window is " + args->window +
+                  ")");
+    }
+    if (decay->count() > 0 && args->window != "decay") {
+      usage_error("--decay applies to --window decay (--window is " + args->window + ")");
+    }
     run_record(*args);
   });
 }

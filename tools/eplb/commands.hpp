@@ -93,8 +93,6 @@ struct RecordArgs {
   std::string out;
   std::string label;
   bool json = false;
-  bool window_batches_given = false;  // set from the command line, checked against --window
-  bool decay_given = false;
 };
 void run_record(const RecordArgs& args);
 
