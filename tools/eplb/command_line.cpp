@@ -262,6 +262,33 @@ void add_inspect_command(CLI::App& app) {
   });
 }
 
+// The topology options of commands that read placement files (JSON maps do not record it);
+// `dense_help` says what --dense-layers does for the command.
+void add_topology_options(CLI::App& command, TopologyArgs& topology,
+                          const std::string& dense_help) {
+  command
+      .add_option("--gpus", topology.gpus,
+                  "GPUs the slots are split over (default: from the file; required to read "
+                  "SGLang's map)")
+      ->check(whole_number(1))
+      ->type_name("G");
+  command
+      .add_option("--nodes", topology.nodes,
+                  "Nodes (default: from a snapshot; 1 for JSON maps, which do not record it)")
+      ->check(whole_number(1))
+      ->type_name("N");
+  command
+      .add_option("--experts", topology.experts,
+                  "Logical experts (default: from a snapshot; for JSON maps one more than the "
+                  "largest id)")
+      ->check(whole_number(1))
+      ->type_name("E");
+  command.add_option("--dense-layers", topology.dense_layers, dense_help)
+      ->capture_default_str()
+      ->check(whole_number(0))
+      ->type_name("K");
+}
+
 void add_convert_command(CLI::App& app) {
   auto args = std::make_shared<ConvertArgs>();
   auto* command = app.add_subcommand(
@@ -279,34 +306,13 @@ void add_convert_command(CLI::App& app) {
                    "Output format: eplb, sglang or vllm-ascend (default: from OUT's extension)")
       ->check(CLI::IsMember({"eplb", "sglang", "vllm-ascend"}).description(""))
       ->type_name("FORMAT");
-  command
-      ->add_option("--gpus", args->topology.gpus,
-                   "GPUs the slots are split over (default: from the file; required to read "
-                   "SGLang's map)")
-      ->check(whole_number(1))
-      ->type_name("G");
-  command
-      ->add_option("--nodes", args->topology.nodes,
-                   "Nodes (default: from a snapshot; 1 for JSON maps, which do not record it)")
-      ->check(whole_number(1))
-      ->type_name("N");
-  command
-      ->add_option("--experts", args->topology.experts,
-                   "Logical experts (default: from a snapshot; for JSON maps one more than the "
-                   "largest id)")
-      ->check(whole_number(1))
-      ->type_name("E");
-  command
-      ->add_option("--dense-layers", args->topology.dense_layers,
-                   "SGLang rows before the first MoE layer: skipped when reading, written as "
-                   "trivial rows (DeepSeek-V3: 3, for a placement of its 58 MoE layers; one "
-                   "planned from SGLang's 61-row load file already has them). Writing "
-                   "vLLM-Ascend's map (MoE layers only) from such a plan: its first K layers, "
-                   "which must have no load, are left out. With --counts: a load file with K "
-                   "more rows has them dropped")
-      ->capture_default_str()
-      ->check(whole_number(0))
-      ->type_name("K");
+  add_topology_options(*command, args->topology,
+                       "SGLang rows before the first MoE layer: skipped when reading, written as "
+                       "trivial rows (DeepSeek-V3: 3, for a placement of its 58 MoE layers; one "
+                       "planned from SGLang's 61-row load file already has them). Writing "
+                       "vLLM-Ascend's map (MoE layers only) from such a plan: its first K layers, "
+                       "which must have no load, are left out. With --counts: a load file with K "
+                       "more rows has them dropped");
   command
       ->add_option("--counts", args->counts,
                    "Store this load file (SGLang's logical_count) in the .eplb snapshot")
@@ -348,27 +354,8 @@ void add_plot_command(CLI::App& app) {
                    "Load file (SGLang's logical_count JSON) if FILE carries no statistics")
       ->check(file_name())
       ->type_name("FILE");
-  command
-      ->add_option("--gpus", args->topology.gpus,
-                   "GPUs (default: from the file; required to read SGLang's map)")
-      ->check(whole_number(1))
-      ->type_name("G");
-  command
-      ->add_option("--nodes", args->topology.nodes,
-                   "Nodes (default: from a snapshot; 1 for JSON maps, which do not record it)")
-      ->check(whole_number(1))
-      ->type_name("N");
-  command
-      ->add_option("--experts", args->topology.experts,
-                   "Logical experts (default: from a snapshot; for JSON maps the largest id + 1)")
-      ->check(whole_number(1))
-      ->type_name("E");
-  command
-      ->add_option("--dense-layers", args->topology.dense_layers,
-                   "Dense rows of SGLang's map (and of the load file) before the MoE layers")
-      ->capture_default_str()
-      ->check(whole_number(0))
-      ->type_name("K");
+  add_topology_options(*command, args->topology,
+                       "Dense rows of SGLang's map (and of the load file) before the MoE layers");
   command->add_flag("--json", args->json, "Print a JSON summary instead of text");
   command->callback([args] { run_plot(*args); });
 }
