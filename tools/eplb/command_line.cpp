@@ -345,8 +345,8 @@ void add_plot_command(CLI::App& app) {
       ->type_name("FILE");
   command
       ->add_option("--layer", args->layer,
-                   "Bars for this MoE layer, 0-based, marked in the heat maps (default: summed "
-                   "over layers)")
+                   "Bars for this layer (0-based, counting every layer of the placement), marked "
+                   "in the heat maps (default: summed over layers)")
       ->check(whole_number(0))
       ->type_name("N");
   command
