@@ -7,7 +7,8 @@ passed as they are; outputs are written straight into new numpy arrays). Failed 
 the library plans, records and reads or writes files.
 
 Handles are safe to close from any thread: a call already running on one keeps the native object
-alive until it returns, and later calls raise ValueError.
+alive until it returns, and later calls raise ValueError. Their shapes are read-only attributes.
+Placement, Tracker, Planner and SplitSolver copy and pickle exactly; the other handles refuse.
 
     import eplb
     planner = eplb.Planner(num_layers=2, num_logical_experts=12, num_physical_experts=16,
@@ -22,6 +23,7 @@ routing: `Workload`. The dispatch kernels' CPU references: `eplb.kernels`.
 """
 
 import contextlib
+import operator
 import os
 import threading
 
@@ -35,7 +37,7 @@ from ._errors import (
     Error,
     InternalError,
     InvalidArgumentError,
-    IOError,
+    InvalidTypeError,
     NcclError,
     NoDeviceError,
     NoNcclError,
@@ -43,11 +45,13 @@ from ._errors import (
     TruncatedError,
     UnsupportedVersionError,
 )
+from ._errors import IOError  # noqa: F401,A004 (eplb.IOError; see __all__)
 
 __all__ = [
-    "Error", "InvalidArgumentError", "OutOfMemoryError", "BufferTooSmallError", "InternalError",
-    "IOError", "CorruptError", "TruncatedError", "UnsupportedVersionError", "NoDeviceError",
-    "DeviceError", "NoNcclError", "NcclError",
+    # IOError is left out (it would shadow the builtin): eplb.IOError, a subclass of OSError.
+    "Error", "InvalidArgumentError", "InvalidTypeError", "OutOfMemoryError",
+    "BufferTooSmallError", "InternalError", "CorruptError", "TruncatedError",
+    "UnsupportedVersionError", "NoDeviceError", "DeviceError", "NoNcclError", "NcclError",
     "Planner", "Placement", "Tracker", "Snapshot", "Metrics", "SplitSolver", "split_rank_quotas",
     "algorithms", "rebalance_experts", "load_snapshot", "save_snapshot", "snapshot_bytes",
     "save_statistics", "statistics_bytes", "loads_from_sglang_json", "version",
@@ -81,6 +85,7 @@ WINDOW_CUMULATIVE = _capi.EPLB_WINDOW_CUMULATIVE
 WINDOW_SLIDING = _capi.EPLB_WINDOW_SLIDING
 WINDOW_DECAY = _capi.EPLB_WINDOW_DECAY
 _WINDOWS = {"cumulative": WINDOW_CUMULATIVE, "sliding": WINDOW_SLIDING, "decay": WINDOW_DECAY}
+_WINDOW_NAMES = {value: name for name, value in _WINDOWS.items()}
 
 
 def version():
@@ -99,18 +104,42 @@ def _algorithm_id(algorithm):
         return _capi.EPLB_ALGORITHM_DEFAULT
     if isinstance(algorithm, str):
         return _capi.eplb_algorithm_from_name(algorithm)
-    return int(algorithm)
+    return _unsigned(algorithm, "algorithm")  # an id: the library checks its range
 
 
 def _invalid(message):
     return InvalidArgumentError(_capi.EPLB_ERR_INVALID_ARGUMENT, message)
 
 
+def _wrong_type(message):
+    return InvalidTypeError(_capi.EPLB_ERR_INVALID_ARGUMENT, message)
+
+
+def _expect(value, cls, name):
+    """`value` when it is a `cls` (a handle class), else InvalidTypeError naming the argument
+    (instead of an AttributeError or SWIG's TypeError from deeper down)."""
+    if not isinstance(value, cls):
+        raise _wrong_type(f"{name} must be an eplb.{cls.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _array(array, name):
+    try:
+        return np.asarray(array)
+    except (TypeError, ValueError) as error:  # e.g. ragged nested lists
+        raise _invalid(f"{name} is not an array: {error}") from None
+
+
 def _as_f64(array, name, shape=None):
     """A C-contiguous float64 view of `array` (no copy when it already is one). With `shape`
     (None entries match any size), a different shape is an error: the C API sees only the
-    length, and a transposed matrix of the right size would be read as nonsense."""
-    result = np.ascontiguousarray(array, dtype=np.float64)
+    length, and a transposed matrix of the right size would be read as nonsense. Only integer
+    and real dtypes convert: complex (its imaginary part would be dropped), bool, object (None
+    would read as NaN) and strings are refused."""
+    values = _array(array, name)
+    if values.dtype.kind not in "fiu":
+        raise _wrong_type(f"{name} must hold real numbers, got dtype {values.dtype}")
+    result = np.ascontiguousarray(values, dtype=np.float64)
     if result.ndim == 0:
         raise _invalid(f"{name} must be an array")
     if shape is not None and (result.ndim != len(shape) or any(
@@ -126,11 +155,11 @@ _INT32 = np.iinfo(np.int32)
 def _as_i32(array, name):
     """A C-contiguous int32 view of integer ids. Floats and values outside int32 are errors, not
     truncated or wrapped into other (valid) ids."""
-    values = np.asarray(array)
+    values = _array(array, name)
     if values.size == 0:
         return np.ascontiguousarray(values, dtype=np.int32)
     if values.dtype.kind not in "iu":
-        raise _invalid(f"{name} must hold integers, got dtype {values.dtype}")
+        raise _wrong_type(f"{name} must hold integers, got dtype {values.dtype}")
     if values.dtype.itemsize >= 4 and values.dtype != np.int32:
         low, high = values.min(), values.max()
         if low < _INT32.min or high > _INT32.max:
@@ -140,21 +169,46 @@ def _as_i32(array, name):
 
 
 def _unsigned(value, name, bits=32):
-    """An int in [0, 2^bits) for a uint32_t or uint64_t parameter (SWIG would raise OverflowError
-    or TypeError instead of eplb.InvalidArgumentError)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise _invalid(f"{name} must be an integer, got {value!r}")
-    value = int(value)
+    """An int in [0, 2^bits) for a uint32_t or uint64_t parameter, from anything with
+    __index__ (numpy integers too): InvalidTypeError for a bool or a non-integer,
+    InvalidArgumentError for a value out of range (SWIG would raise TypeError or OverflowError
+    naming its own wrapper instead)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise _wrong_type(f"{name} must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise _wrong_type(f"{name} must be an integer, got {value!r}") from None
     if not 0 <= value < 1 << bits:
         raise _invalid(f"{name} ({value}) must be in [0, {(1 << bits) - 1}]")
     return value
 
 
 def _real(value, name):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise _invalid(f"{name} must be a number, got {value!r}") from None
+    """A float for a double parameter; the library checks its range."""
+    if not isinstance(value, (str, bytes, bool, complex, np.bool_, np.complexfloating)):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    raise _wrong_type(f"{name} must be a real number, got {value!r}")
+
+
+def _json_bytes(text, name):
+    """A JSON document given as str or bytes, as UTF-8 bytes."""
+    if isinstance(text, str):
+        return text.encode("utf-8")
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return bytes(text)
+    raise _wrong_type(f"{name} must be a str or bytes, got {type(text).__name__}")
+
+
+def _as_rows(array, name):
+    """int32 [rows][top_k] ids: a C-contiguous 2-D array (see _as_i32)."""
+    rows = _as_i32(array, name)
+    if rows.ndim != 2:
+        raise _invalid(f"{name} must be 2-D [tokens][top_k], got shape {rows.shape}")
+    return rows
 
 
 def _layer(layer):
@@ -173,7 +227,12 @@ class _Native:
         self._destroy = destroy
 
     def __del__(self):
-        self._destroy(self.this)
+        destroy = getattr(self, "_destroy", None)  # unset when __init__ did not run
+        if destroy is not None:
+            destroy(self.this)
+
+    def __reduce__(self):  # a copy would destroy the same object twice
+        raise TypeError("cannot copy or pickle a native libeplb handle")
 
 
 class _Handle:
@@ -195,12 +254,23 @@ class _Handle:
     def __exit__(self, *exc):
         self.close()
 
+    def __reduce__(self):
+        # copy.copy, copy.deepcopy and pickle all land here; the classes that can be recreated
+        # exactly (Placement, Tracker, Planner, SplitSolver) override it.
+        raise TypeError(f"cannot copy or pickle an eplb.{type(self).__name__}")
+
     @property
     def _h(self):
         handle = self._handle  # read once: close() may run in another thread meanwhile
         if handle is None:
             raise ValueError(f"{type(self).__name__} is closed")
         return handle
+
+
+def _field(name, doc):
+    """A read-only attribute: `name` in self._fields, read from the C object when it was
+    created (the object never changes it). Assigning raises AttributeError."""
+    return property(lambda self: self._fields[name], doc=doc)
 
 
 class Metrics:
@@ -228,26 +298,41 @@ class LayerMetrics(Metrics):
                "node_balancedness", "max_load_over_bound", "node_bound")
 
 
+_PLACEMENT_SHAPE = ("num_layers", "num_logical_experts", "num_physical_experts", "num_nodes",
+                    "num_gpus")
+
+
 class Placement(_Handle):
-    """An immutable expert placement for all layers; safe to share between threads."""
+    """An immutable expert placement for all layers; safe to share between threads.
+
+    Placements compare equal when they have the same shape (layers, logical and physical
+    experts, nodes, GPUs) and the same phy2log, whatever planned them; they are unhashable.
+    copy.copy, copy.deepcopy and pickle make an exact, independent copy (through the snapshot
+    format, as snapshot_bytes)."""
 
     _destroy = staticmethod(_capi.eplb_placement_destroy)
+
+    num_layers = _field("num_layers", "MoE layers (rows).")
+    num_logical_experts = _field("num_logical_experts", "Logical experts per layer (E).")
+    num_physical_experts = _field("num_physical_experts", "Slots per layer over all GPUs (R).")
+    num_nodes = _field("num_nodes", "Nodes.")
+    num_gpus = _field("num_gpus", "GPUs.")
+    num_groups = _field("num_groups", "Expert groups the planner was given (1 if none).")
+    slots_per_gpu = _field("slots_per_gpu", "num_physical_experts // num_gpus.")
+    log2phy_width = _field("log2phy_width", "The most replicas of any expert in any layer.")
+    algorithm = _field("algorithm", "The algorithm's name, None for an imported placement.")
+    hierarchical = _field("hierarchical", "Whether replicas were kept on their group's node.")
+    plan_seconds = _field("plan_seconds", "Wall time of planning (0 for an imported one).")
 
     def __init__(self, handle):
         super().__init__(handle)
         info = _capi.eplb_placement_info()
         _capi.eplb_placement_get_info(handle, info)
-        self.num_layers = info.num_layers
-        self.num_logical_experts = info.num_logical_experts
-        self.num_physical_experts = info.num_physical_experts
-        self.num_nodes = info.num_nodes
-        self.num_gpus = info.num_gpus
-        self.num_groups = info.num_groups
-        self.slots_per_gpu = info.slots_per_gpu
-        self.log2phy_width = info.log2phy_width
-        self.algorithm = _capi.eplb_algorithm_name(info.algorithm) if info.algorithm else None
-        self.hierarchical = bool(info.hierarchical)
-        self.plan_seconds = info.plan_seconds
+        self._fields = {name: getattr(info, name) for name in _PLACEMENT_SHAPE + (
+            "num_groups", "slots_per_gpu", "log2phy_width", "plan_seconds")}
+        self._fields["algorithm"] = (_capi.eplb_algorithm_name(info.algorithm)
+                                     if info.algorithm else None)
+        self._fields["hierarchical"] = bool(info.hierarchical)
         self._load_shape = (self.num_layers, self.num_logical_experts)
 
     @classmethod
@@ -255,22 +340,33 @@ class Placement(_Handle):
         """Builds a placement from a [layers][physical experts] map (e.g. SGLang's)."""
         phy2log = _as_i32(phy2log, "phy2log")
         if phy2log.ndim != 2:
-            raise InvalidArgumentError(_capi.EPLB_ERR_INVALID_ARGUMENT,
-                                       f"phy2log must be 2-D, got shape {phy2log.shape}")
+            raise _invalid(f"phy2log must be 2-D, got shape {phy2log.shape}")
         return cls(_capi.eplb_placement_create_from_phy2log(
-            phy2log.shape[0], num_logical_experts, phy2log.shape[1], num_nodes, num_gpus, phy2log))
+            phy2log.shape[0], _unsigned(num_logical_experts, "num_logical_experts"),
+            phy2log.shape[1], _unsigned(num_nodes, "num_nodes"), _unsigned(num_gpus, "num_gpus"),
+            phy2log))
 
     @classmethod
     def from_sglang_json(cls, text, num_nodes, num_gpus, num_logical_experts=0,
                          num_dense_layers=0):
         """Reads SGLang's {"physical_to_logical_map": ...} document (str or bytes)."""
-        data = text.encode() if isinstance(text, str) else bytes(text)
-        return cls(_capi.eplb_placement_from_sglang_json(data, num_logical_experts, num_nodes,
-                                                         num_gpus, num_dense_layers))
+        return cls(_capi.eplb_placement_from_sglang_json(
+            _json_bytes(text, "text"), _unsigned(num_logical_experts, "num_logical_experts"),
+            _unsigned(num_nodes, "num_nodes"), _unsigned(num_gpus, "num_gpus"),
+            _unsigned(num_dense_layers, "num_dense_layers")))
+
+    @classmethod
+    def from_vllm_ascend_json(cls, text, num_nodes, num_logical_experts=0):
+        """Reads vLLM-Ascend's expert map document (str or bytes) for `num_nodes` nodes; the
+        GPUs are its devices. num_logical_experts 0: one more than the largest id."""
+        return cls(_capi.eplb_placement_from_vllm_ascend_json(
+            _json_bytes(text, "text"), _unsigned(num_logical_experts, "num_logical_experts"),
+            _unsigned(num_nodes, "num_nodes")))
 
     def to_sglang_json(self, num_dense_layers=0):
         """SGLang's placement document, `num_dense_layers` trivial rows first."""
-        return _capi.eplb_placement_to_sglang_json(self._h, num_dense_layers)
+        return _capi.eplb_placement_to_sglang_json(
+            self._h, _unsigned(num_dense_layers, "num_dense_layers"))
 
     def to_vllm_ascend_json(self):
         """vLLM-Ascend's expert map document."""
@@ -332,10 +428,7 @@ class Placement(_Handle):
         """The mean number of distinct nodes a token of `layer` is served from (1 at best):
         `rows` int [tokens][top_k] logical ids, -1 masked (e.g. Tracker.samples(layer)); rows
         with no valid id are left out, 0.0 when none is left."""
-        rows = _as_i32(rows, "rows")
-        if rows.ndim != 2:
-            raise _invalid(f"rows must be 2-D [tokens][top_k], got shape {rows.shape}")
-        return _capi.eplb_metrics_nodes_touched(self._h, _layer(layer), rows)
+        return _capi.eplb_metrics_nodes_touched(self._h, _layer(layer), _as_rows(rows, "rows"))
 
     def gpu_loads(self, loads):
         """float64 [layers][gpus]: each GPU's load under `loads`."""
@@ -348,19 +441,57 @@ class Placement(_Handle):
         save_snapshot(path, self, loads=loads, label=label, compression_level=compression_level,
                       tracker=tracker)
 
+    def __eq__(self, other):
+        if not isinstance(other, Placement):
+            return NotImplemented
+        return other is self or (
+            all(self._fields[name] == other._fields[name] for name in _PLACEMENT_SHAPE)
+            and np.array_equal(self.phy2log, other.phy2log))
+
+    __hash__ = None
+
+    def __reduce__(self):
+        return _placement_from_bytes, (snapshot_bytes(self),)
+
     def __repr__(self):
+        if self._handle is None:
+            return "Placement(closed)"
         return (f"Placement(layers={self.num_layers}, logical={self.num_logical_experts}, "
                 f"physical={self.num_physical_experts}, gpus={self.num_gpus}, "
                 f"nodes={self.num_nodes}, algorithm={self.algorithm!r})")
+
+
+def _placement_from_bytes(data):
+    """Placement.__reduce__'s reconstructor (a module-level name, as pickle requires)."""
+    with Snapshot.from_bytes(data) as snapshot:
+        return snapshot.placement()
+
+
+_PLANNER_COUNTS = ("num_layers", "num_logical_experts", "num_physical_experts", "num_gpus",
+                   "num_nodes", "num_groups")
 
 
 class Planner(_Handle):
     """Turns load matrices into placements for one model shape, topology and algorithm.
 
     The C planner is used by one thread at a time; this class serialises calls with a lock, so
-    sharing one Planner between threads is safe (use one per thread to plan concurrently)."""
+    sharing one Planner between threads is safe (use one per thread to plan concurrently).
+    Its options are read-only attributes (algorithm by name); copy.copy, copy.deepcopy and
+    pickle make a new planner with the same options (a planner has no other state)."""
 
     _destroy = staticmethod(_capi.eplb_planner_destroy)
+
+    num_layers = _field("num_layers", "MoE layers per plan.")
+    num_logical_experts = _field("num_logical_experts", "Logical experts per layer (E).")
+    num_physical_experts = _field("num_physical_experts", "Slots per layer over all GPUs (R).")
+    num_gpus = _field("num_gpus", "GPUs.")
+    num_nodes = _field("num_nodes", "Nodes.")
+    num_groups = _field("num_groups", "Expert groups.")
+    algorithm = _field("algorithm", "The algorithm's name (the library's default resolved).")
+    cross_node_budget = _field("cross_node_budget", "balanced-relaxed's cross-node budget.")
+    num_threads = _field("num_threads", "Threads the layers are split across.")
+    affinity = _field("affinity", "Whether plan_tracked also keeps co-activated experts together.")
+    affinity_min_balance = _field("affinity_min_balance", "Affinity's balancedness floor.")
 
     def __init__(self, num_layers, num_logical_experts, num_physical_experts, num_gpus,
                  num_nodes=1, num_groups=1, algorithm=None, cross_node_budget=0, num_threads=1,
@@ -369,22 +500,22 @@ class Planner(_Handle):
         (as in every other binding). `affinity`: plan_tracked also keeps experts that tokens
         pick together on one node, with balancedness >= `affinity_min_balance` (default 0.99)
         x the balance-only plan's; plan() then refuses (it has no co-activation statistics)."""
+        given = dict(locals())
         options = _capi.eplb_planner_options()
         options.algorithm = _algorithm_id(algorithm)
-        options.num_layers = num_layers
-        options.num_logical_experts = num_logical_experts
-        options.num_physical_experts = num_physical_experts
-        options.num_groups = num_groups
-        options.num_nodes = num_nodes
-        options.num_gpus = num_gpus
-        options.cross_node_budget = cross_node_budget
-        options.num_threads = num_threads
+        for name in _PLANNER_COUNTS + ("cross_node_budget", "num_threads"):
+            setattr(options, name, _unsigned(given[name], name))
         options.affinity = 1 if affinity else 0
         if affinity_min_balance is not None:
-            options.affinity_min_balance = affinity_min_balance
-        self._shape = (num_layers, num_logical_experts)
+            options.affinity_min_balance = _real(affinity_min_balance, "affinity_min_balance")
         self._lock = threading.Lock()
         super().__init__(_capi.eplb_planner_create(options))
+        self._fields = {name: getattr(options, name) for name in _PLANNER_COUNTS + (
+            "cross_node_budget", "num_threads", "affinity_min_balance")}
+        self._fields["algorithm"] = _capi.eplb_algorithm_name(
+            options.algorithm or _capi.eplb_algorithm_default())
+        self._fields["affinity"] = bool(options.affinity)
+        self._shape = (self.num_layers, self.num_logical_experts)
 
     def plan(self, loads):
         """A new Placement for `loads`, float64 [layers][logical experts] (the GIL is released
@@ -403,55 +534,83 @@ class Planner(_Handle):
         """A new Placement from a Tracker's statistics: `loads` (as plan) or, when None, the
         tracker's current loads; with affinity=True, also its co-activation samples. The tracker
         is locked meanwhile."""
+        _expect(tracker, Tracker, "tracker")
         if loads is not None:
             loads = _as_f64(loads, "loads", self._shape)
         with self._lock, tracker._lock:
             return Placement(_capi.eplb_planner_plan_tracked(self._h, loads, tracker._h))
+
+    def __reduce__(self):
+        return type(self), tuple(self._fields[name] for name in _PLANNER_COUNTS + (
+            "algorithm", "cross_node_budget", "num_threads", "affinity", "affinity_min_balance"))
+
+    def __repr__(self):
+        if self._handle is None:
+            return "Planner(closed)"
+        affinity = f", affinity_min_balance={self.affinity_min_balance}" if self.affinity else ""
+        return (f"Planner(layers={self.num_layers}, logical={self.num_logical_experts}, "
+                f"physical={self.num_physical_experts}, gpus={self.num_gpus}, "
+                f"nodes={self.num_nodes}, groups={self.num_groups}, "
+                f"algorithm={self.algorithm!r}{affinity})")
 
 
 class Tracker(_Handle):
     """Per-layer expert load and co-activation statistics recorded from top-k routing.
 
     Calls are serialised with a lock (the C tracker is not synchronised); for throughput use one
-    tracker per thread and merge them before planning."""
+    tracker per thread and merge them before planning. copy.copy, copy.deepcopy and pickle make
+    an exact, independent copy (through a statistics snapshot, as statistics_bytes): recording
+    into it continues as the original would."""
 
     _destroy = staticmethod(_capi.eplb_tracker_destroy)
+
+    num_layers = _field("num_layers", "MoE layers.")
+    num_logical_experts = _field("num_logical_experts", "Logical experts per layer (E).")
+    top_k = _field("top_k", "Slots per token.")
 
     def __init__(self, num_layers, num_logical_experts, top_k, window="cumulative",
                  window_batches=None, decay=None, reservoir_capacity=None, seed=0):
         """`window`: "cumulative", "sliding" (the last `window_batches` batches) or "decay"
         (older batches weigh `decay` less each); `reservoir_capacity` sampled top-k rows are kept
-        per layer (for affinity planning) with the sampler seeded by `seed`."""
+        per layer (for affinity planning) with the sampler seeded by `seed`. window_batches
+        with another window than "sliding", or decay with another than "decay", is an
+        InvalidArgumentError (the library would ignore it)."""
         options = _capi.eplb_tracker_options()
-        options.num_layers = num_layers
-        options.num_logical_experts = num_logical_experts
-        options.top_k = top_k
+        options.num_layers = _unsigned(num_layers, "num_layers")
+        options.num_logical_experts = _unsigned(num_logical_experts, "num_logical_experts")
+        options.top_k = _unsigned(top_k, "top_k")
         if isinstance(window, str) and window not in _WINDOWS:
             raise _invalid(f"window {window!r} is unknown (use one of {', '.join(_WINDOWS)})")
-        options.window = _WINDOWS[window] if isinstance(window, str) else int(window)
+        if isinstance(window, str):
+            options.window = _WINDOWS[window]
+        else:
+            options.window = _unsigned(window, "window")  # an id: the library checks its range
+        window_name = _WINDOW_NAMES.get(options.window, options.window)
         if window_batches is not None:
-            options.window_batches = window_batches
+            if options.window != WINDOW_SLIDING:
+                raise _invalid(f"window_batches ({window_batches!r}) applies to window "
+                               f"'sliding' only, not {window_name!r}")
+            options.window_batches = _unsigned(window_batches, "window_batches")
         if decay is not None:
-            options.decay = decay
+            if options.window != WINDOW_DECAY:
+                raise _invalid(f"decay ({decay!r}) applies to window 'decay' only, not "
+                               f"{window_name!r}")
+            options.decay = _real(decay, "decay")
         if reservoir_capacity is not None:
-            options.reservoir_capacity = reservoir_capacity
-        options.seed = seed
-        self.num_layers = num_layers
-        self.num_logical_experts = num_logical_experts
-        self.top_k = top_k
+            options.reservoir_capacity = _unsigned(reservoir_capacity, "reservoir_capacity")
+        options.seed = _unsigned(seed, "seed", 64)
+        self._wrap(_capi.eplb_tracker_create(options))
+
+    def _wrap(self, handle):
+        _Handle.__init__(self, handle)
         self._lock = threading.Lock()
-        super().__init__(_capi.eplb_tracker_create(options))
+        self._fields = self.options()  # the shape, and the window for repr
 
     @classmethod
     def _adopt(cls, handle):
         """Wraps a tracker handle the caller owns (e.g. from a snapshot)."""
         tracker = cls.__new__(cls)
-        _Handle.__init__(tracker, handle)
-        tracker._lock = threading.Lock()
-        options = tracker.options()
-        tracker.num_layers = options["num_layers"]
-        tracker.num_logical_experts = options["num_logical_experts"]
-        tracker.top_k = options["top_k"]
+        tracker._wrap(handle)
         return tracker
 
     def options(self):
@@ -460,8 +619,7 @@ class Tracker(_Handle):
         native = _capi.eplb_tracker_options()
         with self._lock:
             _capi.eplb_tracker_get_options(self._h, native)
-        names = {value: name for name, value in _WINDOWS.items()}
-        window = names.get(native.window, native.window)
+        window = _WINDOW_NAMES.get(native.window, native.window)
         return {"num_layers": native.num_layers,
                 "num_logical_experts": native.num_logical_experts, "top_k": native.top_k,
                 "window": window,
@@ -472,6 +630,7 @@ class Tracker(_Handle):
     def layer_counts(self, layer):
         """(batches, tokens) recorded into `layer` since creation or reset: record calls, and
         tokens with a valid slot that its sampler saw (0 without a reservoir)."""
+        layer = _layer(layer)
         with self._lock:
             return tuple(int(n) for n in _capi.eplb_tracker_get_layer_counts(self._h, layer))
 
@@ -479,23 +638,29 @@ class Tracker(_Handle):
         """Writes a statistics snapshot (save_statistics) of this tracker to `path`."""
         save_statistics(path, self, label=label, compression_level=compression_level)
 
-    def record(self, layer, topk_ids):
-        """Records one batch of `layer`: int32 [tokens][top_k] logical ids, -1 masked."""
+    def _batch(self, topk_ids):
         ids = _as_i32(topk_ids, "topk_ids")
         if ids.ndim == 1 and ids.size == 0:
             ids = ids.reshape(0, self.top_k)
+        return _as_rows(ids, "topk_ids")
+
+    def record(self, layer, topk_ids):
+        """Records one batch of `layer`: int32 [tokens][top_k] logical ids, -1 masked."""
+        layer, ids = _layer(layer), self._batch(topk_ids)
         with self._lock:
             _capi.eplb_tracker_record(self._h, layer, ids)
 
     def record_physical(self, placement, layer, topk_ids):
         """As record, with physical slot ids of `placement`."""
+        _expect(placement, Placement, "placement")
+        layer, ids = _layer(layer), self._batch(topk_ids)
         with self._lock:
-            _capi.eplb_tracker_record_physical(self._h, placement._h, layer,
-                                               _as_i32(topk_ids, "topk_ids"))
+            _capi.eplb_tracker_record_physical(self._h, placement._h, layer, ids)
 
     def merge(self, other):
         """Adds `other`'s statistics into this tracker (both are locked, so `other` may still be
         recording in another thread)."""
+        _expect(other, Tracker, "other")
         if other is self:
             with self._lock:
                 _capi.eplb_tracker_merge(self._h, other._h)
@@ -518,7 +683,7 @@ class Tracker(_Handle):
 
     def coactivation(self, layer):
         """float64 [E*(E-1)/2]: one layer's pair counts as a packed upper triangle."""
-        e = self.num_logical_experts
+        layer, e = _layer(layer), self.num_logical_experts
         out = np.empty(e * (e - 1) // 2, dtype=np.float64)
         with self._lock:
             _capi.eplb_tracker_get_coactivation(self._h, layer, out)
@@ -526,12 +691,31 @@ class Tracker(_Handle):
 
     def samples(self, layer):
         """int32 [rows][top_k]: one layer's sampled top-k rows."""
+        layer = _layer(layer)
         with self._lock:
             rows = _capi.eplb_tracker_get_samples(self._h, layer, None)
             out = np.empty((rows, self.top_k), dtype=np.int32)
             if rows:
                 _capi.eplb_tracker_get_samples(self._h, layer, out)
         return out
+
+    def __reduce__(self):
+        return _tracker_from_bytes, (statistics_bytes(self),)
+
+    def __repr__(self):
+        if self._handle is None:
+            return "Tracker(closed)"
+        fields = self._fields
+        extra = "".join(f", {name}={fields[name]!r}" for name in ("window_batches", "decay")
+                        if fields[name] is not None)
+        return (f"Tracker(layers={self.num_layers}, logical={self.num_logical_experts}, "
+                f"top_k={self.top_k}, window={fields['window']!r}{extra})")
+
+
+def _tracker_from_bytes(data):
+    """Tracker.__reduce__'s reconstructor."""
+    with Snapshot.from_bytes(data) as snapshot:
+        return snapshot.tracker()
 
 
 def _as_i32_shaped(array, name, shape):
@@ -562,6 +746,8 @@ class SplitSolver(_Handle):
         quotas int32 [physical experts] are the tokens each slot of `layer` takes (over an
         expert's replicas they sum to its count); max_load is the busiest GPU's load, where GPU
         g's load is gpu_weights[g] * (gpu_extra_load[g] + its tokens) (defaults 1 and 0)."""
+        _expect(placement, Placement, "placement")
+        layer = _layer(layer)
         counts = _as_i32_shaped(counts, "counts", (placement.num_logical_experts,))
         weights = _per_gpu(gpu_weights, "gpu_weights", placement)
         extra = _per_gpu(gpu_extra_load, "gpu_extra_load", placement)
@@ -577,6 +763,8 @@ class SplitSolver(_Handle):
         `counts_by_node` int [logical experts][nodes]. The busiest GPU stays within
         (1 + slack) x solve's optimum and, under that, as few tokens as possible are served off
         their node; quotas int32 [physical experts][nodes]."""
+        _expect(placement, Placement, "placement")
+        layer, slack = _layer(layer), _real(slack, "slack")
         shape = (placement.num_logical_experts, placement.num_nodes)
         counts = _as_i32_shaped(counts_by_node, "counts_by_node", shape)
         weights = _per_gpu(gpu_weights, "gpu_weights", placement)
@@ -584,14 +772,22 @@ class SplitSolver(_Handle):
         quotas = np.empty((placement.num_physical_experts, placement.num_nodes), dtype=np.int32)
         with self._lock:
             max_load, cross = _capi.eplb_split_solve_by_node(
-                self._h, placement._h, layer, counts, weights, extra, float(slack), quotas)
+                self._h, placement._h, layer, counts, weights, extra, slack, quotas)
         return quotas, max_load, int(cross)
+
+    def __reduce__(self):
+        return type(self), ()  # only scratch memory: a new solver solves the same
+
+    def __repr__(self):
+        return "SplitSolver(closed)" if self._handle is None else "SplitSolver()"
 
 
 def split_rank_quotas(placement, layer, quotas, rank_counts, rank):
     """Rank `rank`'s share of a batch-wide split (eplb_split_rank_quotas): `quotas` int32
     [physical experts] from SplitSolver.solve on the counts summed over ranks, `rank_counts` int
     [ranks][logical experts] each rank's tokens per expert; int32 [physical experts]."""
+    _expect(placement, Placement, "placement")
+    layer, rank = _layer(layer), _unsigned(rank, "rank")
     quotas = _as_i32_shaped(quotas, "quotas", (placement.num_physical_experts,))
     rank_counts = _as_i32(rank_counts, "rank_counts")
     if rank_counts.ndim != 2 or rank_counts.shape[1] != placement.num_logical_experts:
@@ -618,9 +814,8 @@ def shared_expert_waterfill(placement, topk_slots, source_gpu=None, gpu_weights=
     expert's slot num_physical_experts + g of the chosen GPU g (-1 for a token with no valid
     entry); loads float64 [gpus], the GPU loads including the shared tokens (a new array;
     `gpu_loads` is not modified)."""
-    slots = _as_i32(topk_slots, "topk_slots")
-    if slots.ndim != 2:
-        raise _invalid(f"topk_slots must be 2-D [tokens][top_k], got shape {slots.shape}")
+    _expect(placement, Placement, "placement")
+    slots = _as_rows(topk_slots, "topk_slots")
     tokens, top_k = slots.shape
     source = None if source_gpu is None else _as_i32_shaped(source_gpu, "source_gpu", (tokens,))
     weights = _per_gpu(gpu_weights, "gpu_weights", placement)
@@ -649,7 +844,12 @@ class Snapshot(_Handle):
         super().__init__(handle)
         info = _capi.eplb_snapshot_info()
         _capi.eplb_snapshot_get_info(handle, info)
-        self.info = _info_dict(info)
+        self._info = _info_dict(info)
+
+    @property
+    def info(self):
+        """What the snapshot holds, as a dict (a new one: see Snapshot.inspect)."""
+        return dict(self._info)
 
     @classmethod
     def load(cls, path):
@@ -667,9 +867,9 @@ class Snapshot(_Handle):
 
     def loads(self):
         """The stored load statistics [layers][logical experts], or None."""
-        if not self.info["has_loads"]:
+        if not self._info["has_loads"]:
             return None
-        out = np.empty((self.info["num_layers"], self.info["num_logical_experts"]),
+        out = np.empty((self._info["num_layers"], self._info["num_logical_experts"]),
                        dtype=np.float64)
         _capi.eplb_snapshot_get_loads(self._h, out)
         return out
@@ -677,16 +877,28 @@ class Snapshot(_Handle):
     def tracker(self):
         """A new Tracker equal to the stored co-activation statistics (recording into it
         continues exactly as the saved one would), or None when the snapshot has none."""
-        if not self.info["has_coactivation"]:
+        if not self._info["has_coactivation"]:
             return None
         return Tracker._adopt(_capi.eplb_snapshot_get_tracker(self._h))
 
     @staticmethod
     def inspect(path):
-        """What a snapshot file holds, from its header only, as a dict."""
+        """What a snapshot file holds, from its header only, as a dict: the shape, the
+        algorithm's name (None if imported), has_loads and has_coactivation (bools), provenance
+        (created_unix_seconds, file_size, plan_seconds, balancedness, library_version, label)
+        and the format version."""
         info = _capi.eplb_snapshot_info()
         _capi.eplb_snapshot_inspect(os.fspath(path), info)
         return _info_dict(info)
+
+    def __repr__(self):
+        if self._handle is None:
+            return "Snapshot(closed)"
+        info = self._info
+        return (f"Snapshot(layers={info['num_layers']}, logical={info['num_logical_experts']}, "
+                f"physical={info['num_physical_experts']}, algorithm={info['algorithm']!r}, "
+                f"has_loads={info['has_loads']}, has_coactivation={info['has_coactivation']}, "
+                f"label={info['label']!r})")
 
 
 def _info_dict(info):
@@ -696,24 +908,39 @@ def _info_dict(info):
               "plan_seconds", "balancedness", "library_version", "label")
     result = {field: getattr(info, field) for field in fields}
     result["algorithm"] = _capi.eplb_algorithm_name(info.algorithm) if info.algorithm else None
+    result["has_loads"] = bool(info.has_loads)
+    result["has_coactivation"] = bool(info.has_coactivation)
     return result
+
+
+def _label(label):
+    """A label as the NUL-terminated UTF-8 the C API reads (a str; the library checks its
+    length)."""
+    if not isinstance(label, str):
+        raise _wrong_type(f"label must be a str, got {type(label).__name__}")
+    if "\0" in label:
+        raise _invalid(f"label {label!r} contains a NUL character (it would end the label)")
+    try:
+        return label.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise _invalid(f"label {label!r} is not valid Unicode: {error}") from None
 
 
 def _snapshot_options(placement, loads, label, compression_level, tracker=None):
     options = _capi.eplb_snapshot_options()
     keep = []
     if compression_level is not None:
-        options.compression_level = compression_level
+        options.compression_level = _unsigned(compression_level, "compression_level")
     if loads is not None:
         loads = _as_f64(loads, "loads", (placement.num_layers, placement.num_logical_experts))
         keep.append(loads)
         options.set_loads(loads)
     if tracker is not None:
-        handle = tracker._h
+        handle = _expect(tracker, Tracker, "tracker")._h
         keep.append(handle)
         options.tracker = handle.this
     if label is not None:
-        encoded = label.encode("utf-8")
+        encoded = _label(label)
         keep.append(encoded)
         options.set_label(encoded)
     return options, keep
@@ -724,6 +951,7 @@ def save_snapshot(path, placement, loads=None, label=None, compression_level=Non
     """Writes `placement` (plus optional `loads` statistics, a Tracker's co-activation
     statistics and a `label`) to `path` atomically (temporary file, fsync, rename): a crash
     leaves the previous file intact."""
+    _expect(placement, Placement, "placement")
     options, keep = _snapshot_options(placement, loads, label, compression_level, tracker)
     with _locked(tracker):
         _capi.eplb_snapshot_save(placement._h, options, os.fspath(path))
@@ -732,6 +960,7 @@ def save_snapshot(path, placement, loads=None, label=None, compression_level=Non
 
 def snapshot_bytes(placement, loads=None, label=None, compression_level=None, tracker=None):
     """The .eplb snapshot of `placement` as bytes (arguments as save_snapshot)."""
+    _expect(placement, Placement, "placement")
     options, keep = _snapshot_options(placement, loads, label, compression_level, tracker)
     with _locked(tracker):
         data = _capi.eplb_snapshot_save_to_buffer(placement._h, options)
@@ -742,6 +971,7 @@ def snapshot_bytes(placement, loads=None, label=None, compression_level=None, tr
 def save_statistics(path, tracker, label=None, compression_level=None):
     """Writes a statistics snapshot of `tracker` (its whole state: recording into the tracker
     loaded back with load_snapshot(path).tracker() continues exactly) to `path` atomically."""
+    _expect(tracker, Tracker, "tracker")
     options, keep = _snapshot_options(None, None, label, compression_level)
     with tracker._lock:
         _capi.eplb_snapshot_save_statistics(tracker._h, options, os.fspath(path))
@@ -750,6 +980,7 @@ def save_statistics(path, tracker, label=None, compression_level=None):
 
 def statistics_bytes(tracker, label=None, compression_level=None):
     """The statistics snapshot of `tracker` as bytes."""
+    _expect(tracker, Tracker, "tracker")
     options, keep = _snapshot_options(None, None, label, compression_level)
     with tracker._lock:
         data = _capi.eplb_snapshot_save_statistics_to_buffer(tracker._h, options)
@@ -768,8 +999,7 @@ def load_snapshot(path):
 
 def loads_from_sglang_json(text):
     """Reads SGLang's {"logical_count": ...} document; float64 [layers][experts]."""
-    data = text.encode() if isinstance(text, str) else bytes(text)
-    address, layers, experts = _capi.eplb_loads_from_sglang_json(data)
+    address, layers, experts = _capi.eplb_loads_from_sglang_json(_json_bytes(text, "text"))
     return _capi._loads_from_address(address, layers, experts)
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import Planner
+from . import Planner, _as_f64, _invalid, _unsigned
 
 
 def _is_torch(value):
@@ -30,13 +30,18 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus,
         device = weight.device
         loads = weight.detach().to("cpu", torch.float64).numpy()
     else:
-        loads = np.asarray(weight, dtype=np.float64)
+        loads = _as_f64(weight, "weight")
     if loads.ndim != 2:
-        raise ValueError(f"weight must be 2-D [layers, experts], got shape {loads.shape}")
+        raise _invalid(f"weight must be 2-D [layers, experts], got shape {loads.shape}")
     layers, experts = loads.shape
+    # Checked here so that an error names DeepSeek's argument, not the planner option.
+    sizes = {name: _unsigned(value, name) for name, value in (
+        ("num_replicas", num_replicas), ("num_groups", num_groups), ("num_nodes", num_nodes),
+        ("num_gpus", num_gpus))}
     with Planner(num_layers=layers, num_logical_experts=experts,
-                 num_physical_experts=num_replicas, num_gpus=num_gpus, num_nodes=num_nodes,
-                 num_groups=num_groups, algorithm=algorithm, num_threads=num_threads) as planner:
+                 num_physical_experts=sizes["num_replicas"], num_gpus=sizes["num_gpus"],
+                 num_nodes=sizes["num_nodes"], num_groups=sizes["num_groups"],
+                 algorithm=algorithm, num_threads=num_threads) as planner:
         placement = planner.plan(loads)
     with placement:
         phy2log = placement.phy2log.astype(np.int64)

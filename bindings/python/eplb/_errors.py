@@ -1,4 +1,5 @@
-"""Exceptions raised by libeplb calls: one eplb.Error subclass per C status."""
+"""Exceptions raised by libeplb calls: one eplb.Error subclass per C status, plus InvalidTypeError
+for arguments of the wrong type."""
 
 
 class Error(Exception):
@@ -20,6 +21,13 @@ class InvalidArgumentError(Error, ValueError):
     """EPLB_ERR_INVALID_ARGUMENT: a NULL, zero, out-of-range or inconsistent argument."""
 
 
+class InvalidTypeError(InvalidArgumentError, TypeError):
+    """An argument of the wrong type, refused by the binding before any C call: a float or str
+    where an integer goes, complex, bool or object arrays where numbers go, None where a
+    Placement or Tracker goes. Both an InvalidArgumentError (status EPLB_ERR_INVALID_ARGUMENT)
+    and a TypeError, as numpy's AxisError is both a ValueError and an IndexError."""
+
+
 class OutOfMemoryError(Error, MemoryError):
     """EPLB_ERR_OUT_OF_MEMORY."""
 
@@ -33,7 +41,12 @@ class InternalError(Error, RuntimeError):
 
 
 class IOError(Error, OSError):  # noqa: A001 (named after the C status)
-    """EPLB_ERR_IO: a file could not be opened, read, written or renamed."""
+    """EPLB_ERR_IO: a file could not be opened, read, written or renamed.
+
+    A subclass of the builtin OSError, so `except OSError` catches it. The library reports the
+    path and the reason (e.g. "No such file or directory") in the message only: errno, strerror
+    and filename are None. Named after the C status, it is left out of `from eplb import *`
+    (where it would shadow Python's IOError, an alias of OSError): write `eplb.IOError`."""
 
 
 class CorruptError(Error, ValueError):

@@ -5,7 +5,7 @@ import collections
 
 import numpy as np
 
-from . import Placement, _as_f64, _capi, _Handle, _invalid, _real, _unsigned
+from . import Placement, _as_f64, _capi, _expect, _field, _Handle, _invalid, _real, _unsigned
 
 #: Relabel modes of plan_migration, by name (eplb_migration_relabel).
 RELABEL_MODES = {
@@ -59,12 +59,20 @@ class Migration(_Handle):
 
     _destroy = staticmethod(_capi.eplb_migration_destroy)
 
+    num_layers = _field("num_layers", "MoE layers.")
+    num_logical_experts = _field("num_logical_experts", "Logical experts per layer (E).")
+    num_physical_experts = _field("num_physical_experts", "Slots per layer over all GPUs (R).")
+    num_nodes = _field("num_nodes", "Nodes.")
+    num_gpus = _field("num_gpus", "GPUs.")
+    slots_per_gpu = _field("slots_per_gpu", "num_physical_experts // num_gpus.")
+    num_steps = _field("num_steps", "Steps of the schedule.")
+
     def __init__(self, handle, placement):
         super().__init__(handle)
-        for name in ("num_layers", "num_logical_experts", "num_physical_experts", "num_nodes",
-                     "num_gpus", "slots_per_gpu"):
-            setattr(self, name, getattr(placement, name))
-        self.num_steps = self.summary().num_steps
+        self._fields = {name: getattr(placement, name) for name in (
+            "num_layers", "num_logical_experts", "num_physical_experts", "num_nodes", "num_gpus",
+            "slots_per_gpu")}
+        self._fields["num_steps"] = self.summary().num_steps
 
     def summary(self):
         """The MigrationSummary of this plan."""
@@ -136,6 +144,8 @@ def plan_migration(old, new, loads=None, relabel="nodes_and_gpus", bytes_per_exp
     a partial placement), `max_layers_per_step` (0: no limit). The worth-it gate: `min_gain`
     (default 0.005) and `min_gain_per_gib` (default 0) of predicted balancedness gain. The GIL is
     released while planning."""
+    _expect(old, Placement, "old")
+    _expect(new, Placement, "new")
     options = _capi.eplb_migration_options()
     options.relabel = _relabel_id(relabel)
     for name, value, bits in (("bytes_per_expert", bytes_per_expert, 64),

@@ -4,7 +4,7 @@ import threading
 
 import numpy as np
 
-from . import _capi, _Handle, _invalid, _real, _unsigned
+from . import _capi, _field, _Handle, _invalid, _real, _unsigned
 
 _COUNTS = ("num_layers", "num_experts", "top_k", "num_groups", "topk_groups", "num_topics",
            "topic_experts")
@@ -20,6 +20,10 @@ class Workload(_Handle):
     thread at a time)."""
 
     _destroy = staticmethod(_capi.eplb_workload_destroy)
+
+    num_layers = _field("num_layers", "Layers per batch.")
+    num_experts = _field("num_experts", "Logical experts per layer.")
+    top_k = _field("top_k", "Experts per token.")
 
     def __init__(self, num_layers=None, num_experts=None, top_k=None, num_groups=None,
                  topk_groups=None, num_topics=None, topic_experts=None, sigma_min=None,
@@ -42,9 +46,8 @@ class Workload(_Handle):
             options.seed = _unsigned(seed, "seed", 64)
         self._lock = threading.Lock()
         super().__init__(_capi.eplb_workload_create(options))
-        self.num_layers = options.num_layers
-        self.num_experts = options.num_experts
-        self.top_k = options.top_k
+        self._fields = {name: getattr(options, name)
+                        for name in ("num_layers", "num_experts", "top_k")}
 
     def next_batch(self, num_tokens):
         """The next batch: int32 [layers][num_tokens][top_k] logical expert ids (distinct within
