@@ -27,6 +27,7 @@
 //! [`Workload`] are only `Send` (one thread at a time each, as the header says).
 use std::ffi::{CStr, CString};
 use std::fmt;
+use std::os::raw::c_char;
 use std::path::Path;
 
 pub use eplb_sys as sys;
@@ -65,8 +66,11 @@ pub struct Error {
     pub message: String,
 }
 
-/// The C API's status codes (`eplb_status`), except `EPLB_OK`.
+/// The C API's status codes (`eplb_status`), except `EPLB_OK`. `Display` prints the library's
+/// text for the status (`eplb_status_string`); [`Status::code`] is the C value. New statuses may
+/// be added: a `match` needs a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Status {
     InvalidArgument,
     OutOfMemory,
@@ -106,11 +110,49 @@ impl Status {
             other => Status::Other(other),
         }
     }
+
+    /// The C `eplb_status` value (`EPLB_ERR_INVALID_ARGUMENT` is 1, ...).
+    pub fn code(self) -> u32 {
+        match self {
+            Status::InvalidArgument => sys::EPLB_ERR_INVALID_ARGUMENT,
+            Status::OutOfMemory => sys::EPLB_ERR_OUT_OF_MEMORY,
+            Status::BufferTooSmall => sys::EPLB_ERR_BUFFER_TOO_SMALL,
+            Status::Internal => sys::EPLB_ERR_INTERNAL,
+            Status::Io => sys::EPLB_ERR_IO,
+            Status::Corrupt => sys::EPLB_ERR_CORRUPT,
+            Status::Truncated => sys::EPLB_ERR_TRUNCATED,
+            Status::UnsupportedVersion => sys::EPLB_ERR_UNSUPPORTED_VERSION,
+            Status::NoDevice => sys::EPLB_ERR_NO_DEVICE,
+            Status::Device => sys::EPLB_ERR_DEVICE,
+            Status::NoNccl => sys::EPLB_ERR_NO_NCCL,
+            Status::Nccl => sys::EPLB_ERR_NCCL,
+            Status::Other(code) => code,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    /// The loaded library's text for the status ("invalid argument", ...); an unknown one also
+    /// shows its code.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // SAFETY: static NUL-terminated text, never NULL (also for unknown values).
+        let text = unsafe { CStr::from_ptr(sys::eplb_status_string(self.code())) };
+        f.write_str(&text.to_string_lossy())?;
+        if let Status::Other(code) = self {
+            write!(f, " (status {code})")?;
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for Error {
+    /// `<status>: <message>`, e.g. `invalid argument: num_gpus (0) must be at least 1`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}: {}", self.status, self.message)
+        if self.message.is_empty() {
+            write!(f, "{}", self.status)
+        } else {
+            write!(f, "{}: {}", self.status, self.message)
+        }
     }
 }
 
@@ -187,11 +229,31 @@ fn snapshot_options(label: Option<&CString>) -> sys::eplb_snapshot_options {
     options
 }
 
+/// A path as C sees it: its bytes on Unix (any file name but one with a NUL byte), its UTF-8
+/// text elsewhere.
 fn path_string(path: &Path) -> Result<CString> {
-    let text = path
+    #[cfg(unix)]
+    let bytes = {
+        use std::os::unix::ffi::OsStrExt;
+        path.as_os_str().as_bytes()
+    };
+    #[cfg(not(unix))]
+    let bytes = path
         .to_str()
-        .ok_or_else(|| invalid(format!("path is not UTF-8: {path:?}")))?;
-    c_string(text, "path")
+        .ok_or_else(|| invalid(format!("path is not UTF-8: {path:?}")))?
+        .as_bytes();
+    CString::new(bytes).map_err(|_| invalid(format!("path contains a NUL byte: {path:?}")))
+}
+
+/// The text of a fixed-size C char array (`eplb_snapshot_info::label`, ...): up to its first NUL,
+/// or the whole array when it has none, never past its end.
+fn fixed_c_string(chars: &[c_char]) -> String {
+    let bytes: Vec<u8> = chars
+        .iter()
+        .map(|&c| u8::from_ne_bytes(c.to_ne_bytes()))
+        .collect();
+    let text = CStr::from_bytes_until_nul(&bytes).map_or(&bytes[..], CStr::to_bytes);
+    String::from_utf8_lossy(text).into_owned()
 }
 
 /// The version of the libeplb actually loaded (`eplb_version_string`).
@@ -222,4 +284,33 @@ pub fn check_version() -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chars(bytes: &[u8]) -> Vec<c_char> {
+        bytes
+            .iter()
+            .map(|&b| c_char::from_ne_bytes(b.to_ne_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn fixed_c_string_stops_at_the_array_end() {
+        assert_eq!(fixed_c_string(&chars(b"abc\0def\0")), "abc");
+        assert_eq!(fixed_c_string(&chars(b"\0abc")), "");
+        // No terminator: the whole array and not a byte more.
+        assert_eq!(fixed_c_string(&chars(b"abcd")), "abcd");
+        assert_eq!(fixed_c_string(&[]), "");
+        assert_eq!(fixed_c_string(&chars(b"\xffx\0")), "\u{fffd}x");
+    }
+
+    #[test]
+    fn nul_in_a_path_is_refused() {
+        let error = path_string(Path::new("dir/a\0b")).err().unwrap();
+        assert_eq!(error.status, Status::InvalidArgument);
+        assert!(error.message.contains("a\\0b"), "{error}");
+    }
 }

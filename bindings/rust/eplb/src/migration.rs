@@ -1,5 +1,6 @@
 //! Migration plans: moving expert weights from one placement to the next (header section
 //! "migration"). Executing a step over NCCL is not wrapped.
+use std::fmt;
 use std::ptr;
 
 use crate::{check, invalid, sys, Error, Placement, Result, Status};
@@ -309,6 +310,22 @@ impl Migration {
         // SAFETY: valid handle and output pointer; the new placement is owned here.
         check(unsafe { sys::eplb_migration_get_step_placement(self.raw, step, &mut raw) })?;
         Ok(Placement { raw })
+    }
+}
+
+impl fmt::Debug for Migration {
+    /// Shape and what the plan moves, e.g. `Migration { num_layers: 2, num_gpus: 8, num_steps: 1, .. }`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("Migration");
+        out.field("num_layers", &self.num_layers)
+            .field("num_gpus", &self.num_gpus);
+        if let Ok(summary) = self.summary() {
+            out.field("num_steps", &summary.num_steps)
+                .field("moved_experts", &summary.moved_experts)
+                .field("complete", &summary.complete)
+                .field("worth_it", &summary.worth_it);
+        }
+        out.finish_non_exhaustive()
     }
 }
 

@@ -1,4 +1,5 @@
 //! Placements: phy2log, replicas, metrics and snapshot files (header section "placement").
+use std::fmt;
 use std::path::Path;
 use std::ptr;
 
@@ -155,6 +156,26 @@ impl Placement {
             sys::eplb_snapshot_save_to_buffer(self.raw, &options, &mut data, &mut size)
         })?;
         Ok(LibraryBuffer(data).bytes(size).to_vec())
+    }
+}
+
+impl fmt::Debug for Placement {
+    /// Shape and topology, e.g. `Placement { num_layers: 2, num_logical_experts: 12, .. }`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("Placement");
+        match self.info() {
+            Ok(info) => out
+                .field("num_layers", &info.num_layers)
+                .field("num_logical_experts", &info.num_logical_experts)
+                .field("num_physical_experts", &info.num_physical_experts)
+                .field("num_nodes", &info.num_nodes)
+                .field("num_gpus", &info.num_gpus)
+                .field("num_groups", &info.num_groups)
+                .finish_non_exhaustive(),
+            Err(error) => out
+                .field("error", &error.to_string())
+                .finish_non_exhaustive(),
+        }
     }
 }
 

@@ -1,10 +1,13 @@
 //! Planners: load matrices to placements (header sections "algorithms" and "planner").
+use std::fmt;
 use std::ptr;
 
 use crate::{c_string, check, sys, Error, Placement, Result, Status, Tracker};
 
-/// Placement algorithms (`eplb_algorithm`).
+/// Placement algorithms (`eplb_algorithm`). New algorithms may be added: a `match` needs a
+/// wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Algorithm {
     #[default]
     Default,
@@ -79,6 +82,8 @@ pub struct PlannerOptions {
 /// Turns load matrices into placements (`eplb_planner`).
 pub struct Planner {
     raw: *mut sys::eplb_planner,
+    /// The options it was created with, C defaults filled in (for `Debug`).
+    options: PlannerOptions,
 }
 
 // SAFETY: the planner has no thread affinity, and every call into it takes &mut self.
@@ -111,7 +116,15 @@ impl Planner {
         let mut raw = ptr::null_mut();
         // SAFETY: valid options and output pointer.
         check(unsafe { sys::eplb_planner_create(&raw_options, &mut raw) })?;
-        Ok(Planner { raw })
+        Ok(Planner {
+            raw,
+            options: PlannerOptions {
+                num_groups: raw_options.num_groups,
+                num_nodes: raw_options.num_nodes,
+                affinity_min_balance: raw_options.affinity_min_balance,
+                ..options.clone()
+            },
+        })
     }
 
     /// Plans a placement from `loads`, `[layers][logical experts]` row-major.
@@ -148,6 +161,24 @@ impl Planner {
             )
         })?;
         Ok(Placement { raw: out })
+    }
+}
+
+impl fmt::Debug for Planner {
+    /// The algorithm, shape and topology, e.g. `Planner { algorithm: Deepseek, num_layers: 2, .. }`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.options;
+        f.debug_struct("Planner")
+            .field("algorithm", &o.algorithm)
+            .field("num_layers", &o.num_layers)
+            .field("num_logical_experts", &o.num_logical_experts)
+            .field("num_physical_experts", &o.num_physical_experts)
+            .field("num_groups", &o.num_groups)
+            .field("num_nodes", &o.num_nodes)
+            .field("num_gpus", &o.num_gpus)
+            .field("cross_node_budget", &o.cross_node_budget)
+            .field("affinity", &o.affinity)
+            .finish_non_exhaustive()
     }
 }
 

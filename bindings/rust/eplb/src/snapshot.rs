@@ -1,9 +1,9 @@
 //! Snapshots: `.eplb` files and bytes read back (header section "snapshots").
-use std::ffi::CStr;
+use std::fmt;
 use std::path::Path;
 use std::ptr;
 
-use crate::{check, path_string, sys, Placement, Result, Tracker};
+use crate::{check, fixed_c_string, path_string, sys, Placement, Result, Tracker};
 
 /// A loaded `.eplb` snapshot (`eplb_snapshot`): immutable, shareable across threads.
 pub struct Snapshot {
@@ -58,11 +58,12 @@ impl Snapshot {
 
     /// The label the snapshot was saved with ("" if none).
     pub fn label(&self) -> Result<String> {
-        let info = self.info()?;
-        // SAFETY: the library NUL-terminates the label.
-        Ok(unsafe { CStr::from_ptr(info.label.as_ptr()) }
-            .to_string_lossy()
-            .into_owned())
+        Ok(fixed_c_string(&self.info()?.label))
+    }
+
+    /// The version of the libeplb that wrote the snapshot ("0.1.1", ...).
+    pub fn library_version(&self) -> Result<String> {
+        Ok(fixed_c_string(&self.info()?.library_version))
     }
 
     /// A new placement equal to the stored one.
@@ -97,6 +98,28 @@ impl Snapshot {
         // SAFETY: valid handle and output pointer; the new tracker is owned here.
         check(unsafe { sys::eplb_snapshot_get_tracker(self.raw, &mut raw) })?;
         Tracker::adopt(raw).map(Some)
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    /// Shape, contents and label, e.g. `Snapshot { num_layers: 2, num_logical_experts: 12, .. }`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("Snapshot");
+        match self.info() {
+            Ok(info) => out
+                .field("num_layers", &info.num_layers)
+                .field("num_logical_experts", &info.num_logical_experts)
+                .field("num_physical_experts", &info.num_physical_experts)
+                .field("num_nodes", &info.num_nodes)
+                .field("num_gpus", &info.num_gpus)
+                .field("has_loads", &(info.has_loads != 0))
+                .field("has_coactivation", &(info.has_coactivation != 0))
+                .field("label", &fixed_c_string(&info.label))
+                .finish_non_exhaustive(),
+            Err(error) => out
+                .field("error", &error.to_string())
+                .finish_non_exhaustive(),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Per-batch balancing on the CPU: the replica split and the shared-expert waterfill (header
 //! section "per-batch balancing"). The GPU kernels are not wrapped.
+use std::fmt;
 use std::ptr;
 
 use crate::{check, invalid, sys, Placement, Result};
@@ -64,6 +65,13 @@ pub struct SplitSolver {
 
 // SAFETY: the workspace has no thread affinity; every call into it takes &mut self.
 unsafe impl Send for SplitSolver {}
+
+impl fmt::Debug for SplitSolver {
+    /// `SplitSolver { .. }`: a workspace has no shape of its own (it fits each solve's).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SplitSolver").finish_non_exhaustive()
+    }
+}
 
 impl SplitSolver {
     /// Creates a workspace.

@@ -1,4 +1,5 @@
 //! Trackers: load and co-activation statistics recorded online (header section "tracker").
+use std::fmt;
 use std::path::Path;
 use std::ptr;
 
@@ -241,6 +242,31 @@ impl Tracker {
             sys::eplb_tracker_get_coactivation(self.raw, layer, out.as_mut_ptr(), out.len())
         })?;
         Ok(out)
+    }
+}
+
+impl fmt::Debug for Tracker {
+    /// Shape and options, e.g. `Tracker { num_layers: 2, num_logical_experts: 16, top_k: 4, .. }`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("Tracker");
+        out.field("num_layers", &self.num_layers)
+            .field("num_logical_experts", &self.num_logical_experts)
+            .field("top_k", &self.top_k);
+        if let Ok(options) = self.options() {
+            let window = match options.window {
+                sys::EPLB_WINDOW_CUMULATIVE => Some(Window::Cumulative),
+                sys::EPLB_WINDOW_SLIDING => Some(Window::Sliding(options.window_batches)),
+                sys::EPLB_WINDOW_DECAY => Some(Window::Decay(options.decay)),
+                _ => None,
+            };
+            match window {
+                Some(window) => out.field("window", &window),
+                None => out.field("window", &options.window),
+            };
+            out.field("reservoir_capacity", &options.reservoir_capacity)
+                .field("seed", &options.seed);
+        }
+        out.finish_non_exhaustive()
     }
 }
 

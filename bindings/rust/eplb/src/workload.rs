@@ -1,5 +1,6 @@
 //! The workload simulator: synthetic top-k routing for demos, tests and benchmarks (header
 //! section "workload simulator").
+use std::fmt;
 use std::ptr;
 
 use crate::{check, invalid, sys, Result};
@@ -67,8 +68,8 @@ impl Default for WorkloadOptions {
 /// API allows one thread at a time per simulator (every call takes `&mut self`).
 pub struct Workload {
     raw: *mut sys::eplb_workload,
-    num_layers: u32,
-    top_k: u32,
+    /// The options it was created with (shape for batches, `Debug`).
+    options: WorkloadOptions,
 }
 
 // SAFETY: the simulator has no thread affinity; every call into it takes &mut self.
@@ -100,8 +101,7 @@ impl Workload {
         check(unsafe { sys::eplb_workload_create(&raw, &mut handle) })?;
         Ok(Workload {
             raw: handle,
-            num_layers: options.num_layers,
-            top_k: options.top_k,
+            options: options.clone(),
         })
     }
 
@@ -109,8 +109,8 @@ impl Workload {
     /// distinct within a row (each layer's rows are the input of [`crate::Tracker::record`]).
     /// Drifts the popularity afterwards.
     pub fn next_batch(&mut self, num_tokens: usize) -> Result<Vec<i32>> {
-        let len = (self.num_layers as usize)
-            .checked_mul(self.top_k as usize)
+        let len = (self.options.num_layers as usize)
+            .checked_mul(self.options.top_k as usize)
             .and_then(|n| n.checked_mul(num_tokens))
             .ok_or_else(|| invalid(format!("a batch of {num_tokens} tokens overflows")))?;
         let mut out = vec![0i32; len];
@@ -119,6 +119,21 @@ impl Workload {
             sys::eplb_workload_next_batch(self.raw, num_tokens, out.as_mut_ptr(), out.len())
         })?;
         Ok(out)
+    }
+}
+
+impl fmt::Debug for Workload {
+    /// Shape and seed, e.g. `Workload { num_layers: 2, num_experts: 64, top_k: 8, .. }`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.options;
+        f.debug_struct("Workload")
+            .field("num_layers", &o.num_layers)
+            .field("num_experts", &o.num_experts)
+            .field("top_k", &o.top_k)
+            .field("num_groups", &o.num_groups)
+            .field("num_topics", &o.num_topics)
+            .field("seed", &o.seed)
+            .finish_non_exhaustive()
     }
 }
 

@@ -2,7 +2,10 @@
 mod common;
 
 use common::{readme_options, WEIGHT};
-use eplb::{Algorithm, Placement, Planner, PlannerOptions, Snapshot, Status, Tracker, Window};
+use eplb::{
+    Algorithm, Migration, MigrationOptions, Placement, Planner, PlannerOptions, Snapshot,
+    SplitSolver, Status, Tracker, Window, Workload, WorkloadOptions,
+};
 
 const PHY2LOG: [i32; 32] = [
     5, 6, 5, 7, 8, 4, 3, 4, 10, 9, 10, 2, 0, 1, 11, 1, //
@@ -246,4 +249,191 @@ fn statistics_snapshots_affinity_and_physical_ids() {
     assert_eq!(folded[16 + phy2log[20] as usize], 1.0);
     assert_eq!(folded[16 + phy2log[20 + 19] as usize], 1.0);
     assert_eq!(folded.iter().sum::<f64>(), 2.0);
+}
+
+#[cfg(unix)]
+#[test]
+fn paths_are_bytes_not_text() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::env::temp_dir().join(format!("eplb-rust-paths-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A file name that is not UTF-8 (Linux file names are bytes).
+    let path = dir.join(OsStr::from_bytes(b"plan-\xff\xfe.eplb"));
+    let placement = common::readme_placement();
+    placement.save(&path, Some(&WEIGHT), Some("bytes")).unwrap();
+    assert!(path.exists());
+    assert_eq!(Snapshot::inspect(&path).unwrap().num_layers, 2);
+    let snapshot = Snapshot::load(&path).unwrap();
+    assert_eq!(snapshot.label().unwrap(), "bytes");
+    assert_eq!(
+        snapshot.placement().unwrap().phy2log().unwrap(),
+        placement.phy2log().unwrap()
+    );
+    let stats = dir.join(OsStr::from_bytes(b"stats-\x80.eplb"));
+    let tracker = Tracker::new(2, 12, 2, Window::Cumulative).unwrap();
+    tracker.save(&stats, None).unwrap();
+    assert!(Snapshot::load(&stats).unwrap().tracker().unwrap().is_some());
+    // A NUL byte cannot reach C: refused here, naming the path.
+    let error = Snapshot::load(dir.join("a\0b.eplb")).err().unwrap();
+    assert_eq!(error.status, Status::InvalidArgument, "{error}");
+    assert!(error.message.contains("a\\0b.eplb"), "{error}");
+    let error = placement.save(dir.join("c\0d"), None, None).err().unwrap();
+    assert_eq!(error.status, Status::InvalidArgument, "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn handles_print_their_shape() {
+    let planner = Planner::new(&readme_options(Algorithm::Deepseek)).unwrap();
+    let text = format!("{planner:?}");
+    for field in [
+        "algorithm: Deepseek",
+        "num_layers: 2",
+        "num_logical_experts: 12",
+        "num_physical_experts: 16",
+        "num_groups: 4",
+        "num_nodes: 2",
+        "num_gpus: 8",
+    ] {
+        assert!(text.contains(field), "{text}");
+    }
+    // C defaults are shown as resolved.
+    let text = format!(
+        "{:?}",
+        Planner::new(&PlannerOptions {
+            num_layers: 1,
+            num_logical_experts: 4,
+            num_physical_experts: 4,
+            num_gpus: 2,
+            ..Default::default()
+        })
+        .unwrap()
+    );
+    assert!(text.contains("num_nodes: 1"), "{text}");
+
+    let placement = common::readme_placement();
+    let text = format!("{placement:?}");
+    for field in [
+        "num_layers: 2",
+        "num_logical_experts: 12",
+        "num_physical_experts: 16",
+        "num_nodes: 2",
+        "num_gpus: 8",
+    ] {
+        assert!(text.contains(field), "{text}");
+    }
+    assert!(!text.contains("0x"), "{text}");
+
+    let bytes = placement
+        .to_snapshot_bytes(Some(&WEIGHT), Some("dbg"))
+        .unwrap();
+    let snapshot = Snapshot::from_bytes(&bytes).unwrap();
+    let text = format!("{snapshot:?}");
+    for field in [
+        "num_layers: 2",
+        "num_physical_experts: 16",
+        "num_gpus: 8",
+        "has_loads: true",
+        "label: \"dbg\"",
+    ] {
+        assert!(text.contains(field), "{text}");
+    }
+    assert_eq!(snapshot.library_version().unwrap(), eplb::version());
+
+    let mut options = Tracker::default_options(2, 16, 4);
+    options.reservoir_capacity = 32;
+    options.seed = 9;
+    let text = format!("{:?}", Tracker::with_options(options).unwrap());
+    for field in [
+        "num_layers: 2",
+        "num_logical_experts: 16",
+        "top_k: 4",
+        "reservoir_capacity: 32",
+        "seed: 9",
+    ] {
+        assert!(text.contains(field), "{text}");
+    }
+    let text = format!("{:?}", Tracker::new(1, 6, 2, Window::Sliding(7)).unwrap());
+    assert!(text.contains("window: Sliding(7)"), "{text}");
+
+    let balanced = Planner::new(&readme_options(Algorithm::Balanced))
+        .unwrap()
+        .plan(&WEIGHT)
+        .unwrap();
+    let migration =
+        Migration::plan(&placement, &balanced, None, &MigrationOptions::default()).unwrap();
+    let text = format!("{migration:?}");
+    let steps = migration.summary().unwrap().num_steps;
+    for field in [
+        "num_layers: 2".to_string(),
+        "num_gpus: 8".to_string(),
+        format!("num_steps: {steps}"),
+    ] {
+        assert!(text.contains(&field), "{text}");
+    }
+
+    assert_eq!(
+        format!("{:?}", SplitSolver::new().unwrap()),
+        "SplitSolver { .. }"
+    );
+
+    let workload = Workload::new(&WorkloadOptions {
+        num_layers: 3,
+        num_experts: 20,
+        top_k: 5,
+        num_groups: 1,
+        topk_groups: 0,
+        seed: 11,
+        ..Default::default()
+    })
+    .unwrap();
+    let text = format!("{workload:?}");
+    for field in ["num_layers: 3", "num_experts: 20", "top_k: 5", "seed: 11"] {
+        assert!(text.contains(field), "{text}");
+    }
+}
+
+#[test]
+fn status_displays_the_c_name_and_code() {
+    assert_eq!(
+        Status::InvalidArgument.code(),
+        eplb::sys::EPLB_ERR_INVALID_ARGUMENT
+    );
+    assert_eq!(Status::Nccl.code(), 12);
+    assert_eq!(Status::Other(999).code(), 999);
+    assert_eq!(Status::InvalidArgument.to_string(), "invalid argument");
+    assert_eq!(Status::Io.to_string(), "input/output error");
+    assert_eq!(
+        Status::Other(999).to_string(),
+        "unknown status (status 999)"
+    );
+    // Every known status shows the library's text for its code.
+    for status in [
+        Status::InvalidArgument,
+        Status::OutOfMemory,
+        Status::BufferTooSmall,
+        Status::Internal,
+        Status::Io,
+        Status::Corrupt,
+        Status::Truncated,
+        Status::UnsupportedVersion,
+        Status::NoDevice,
+        Status::Device,
+        Status::NoNccl,
+        Status::Nccl,
+    ] {
+        // SAFETY: static text, never NULL.
+        let text =
+            unsafe { std::ffi::CStr::from_ptr(eplb::sys::eplb_status_string(status.code())) };
+        assert_eq!(status.to_string(), text.to_str().unwrap());
+        assert_ne!(status.to_string(), "unknown status");
+    }
+
+    let mut options = readme_options(Algorithm::Balanced);
+    options.num_physical_experts = 15;
+    let error = Planner::new(&options).err().unwrap();
+    let text = error.to_string();
+    assert!(text.starts_with("invalid argument: "), "{text}");
+    assert!(text.ends_with(&error.message), "{text}");
 }
