@@ -2,10 +2,13 @@
 // Mixture-of-Experts serving.
 //
 // Failed calls return an *Error holding the C status and the library's message (read inside the
-// same cgo call); arguments the C call cannot check (slice lengths it is not given, indices that
-// would not fit its uint32_t) are checked first and refused with the status the library uses,
-// StatusInvalidArgument. Handles are released by Close, or by a finalizer when forgotten; a
-// closed handle returns ErrClosed. Slices go in and out; C never keeps a Go pointer, and buffers
+// same cgo call); errors.Is(err, ErrInvalidArgument), ErrIO, ... test the status. Arguments the C
+// call cannot check (slice lengths it is not given, indices that would not fit its uint32_t,
+// strings with a NUL byte, which C would cut there) are checked first and refused with the
+// status the library uses, StatusInvalidArgument. No call panics: a nil handle (receiver or
+// argument) is an invalid argument too. Handles are released by Close, or by a finalizer when
+// forgotten; a closed handle, or a zero value not made by this package, returns ErrClosed. A
+// failed call returns nil slices. Slices go in and out; C never keeps a Go pointer, and buffers
 // the library allocates are copied into Go memory and freed before a call returns. Every type is
 // safe for concurrent use, Close included: Placement, Migration and Snapshot are immutable and
 // read under a shared lock (Close waits for the calls in progress); Planner, Tracker,
@@ -19,21 +22,59 @@
 package eplb
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"eplb/internal/capi"
 )
 
-// Error is a failed libeplb call: Status is the C eplb_status, Message names the bad value.
-type Error = capi.Error
+// Error is a failed libeplb call, or an argument refused before the C call with the status C
+// would give it. Status is the C eplb_status (see Status for its name); Message names the bad
+// value. errors.Is(err, ErrInvalidArgument) (or the sentinel of another status) tests the status.
+type Error struct {
+	Status  int
+	Message string
+}
 
-// C status codes (eplb_status; checked against the header in the tests).
+// Error returns the message, or the status's name when the message is empty.
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return "eplb: " + Status(e.Status).String()
+	}
+	return e.Message
+}
+
+// Is reports whether target is an *Error without a message (such as ErrInvalidArgument and the
+// other status sentinels) of e's status.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Message == "" && t.Status == e.Status
+}
+
+// check turns an error of the generated package into an *Error: every C call's result goes
+// through it, so that errors.Is and errors.As see this package's type.
+func check(err error) error {
+	var e *capi.Error
+	if errors.As(err, &e) {
+		return &Error{Status: e.Status, Message: e.Message}
+	}
+	return err
+}
+
+// Status is a C status code (eplb_status); String returns the C library's name of it
+// (eplb_status_string).
+type Status int
+
+// C status codes (eplb_status; checked against the header in the tests). They are untyped
+// constants, so that they compare with Error.Status and StatusOf as well as with a Status.
 const (
+	StatusOK                 = 0
 	StatusInvalidArgument    = 1
 	StatusOutOfMemory        = 2
 	StatusBufferTooSmall     = 3
@@ -46,6 +87,50 @@ const (
 	StatusDevice             = 10
 	StatusNoNccl             = 11
 	StatusNccl               = 12
+)
+
+// statusNames are eplb_status_string's texts (the generated package does not wrap it; checked
+// against capi/src/errors.cpp in the tests).
+var statusNames = [...]string{
+	StatusOK:                 "ok",
+	StatusInvalidArgument:    "invalid argument",
+	StatusOutOfMemory:        "out of memory",
+	StatusBufferTooSmall:     "buffer too small",
+	StatusInternal:           "internal error",
+	StatusIO:                 "input/output error",
+	StatusCorrupt:            "corrupt data",
+	StatusTruncated:          "truncated data",
+	StatusUnsupportedVersion: "unsupported version",
+	StatusNoDevice:           "no CUDA device",
+	StatusDevice:             "CUDA error",
+	StatusNoNccl:             "NCCL not available",
+	StatusNccl:               "NCCL error",
+}
+
+// String returns the C library's text for s ("invalid argument", ...), or "unknown status N"
+// for a value this package does not know.
+func (s Status) String() string {
+	if s >= 0 && int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return fmt.Sprintf("unknown status %d", int(s))
+}
+
+// Sentinels of the C statuses, for errors.Is: errors.Is(err, ErrIO) holds for every *Error of
+// status StatusIO, whatever its message.
+var (
+	ErrInvalidArgument    error = &Error{Status: StatusInvalidArgument}
+	ErrOutOfMemory        error = &Error{Status: StatusOutOfMemory}
+	ErrBufferTooSmall     error = &Error{Status: StatusBufferTooSmall}
+	ErrInternal           error = &Error{Status: StatusInternal}
+	ErrIO                 error = &Error{Status: StatusIO}
+	ErrCorrupt            error = &Error{Status: StatusCorrupt}
+	ErrTruncated          error = &Error{Status: StatusTruncated}
+	ErrUnsupportedVersion error = &Error{Status: StatusUnsupportedVersion}
+	ErrNoDevice           error = &Error{Status: StatusNoDevice}
+	ErrDevice             error = &Error{Status: StatusDevice}
+	ErrNoNccl             error = &Error{Status: StatusNoNccl}
+	ErrNccl               error = &Error{Status: StatusNccl}
 )
 
 // invalidArgument is a Go-side check failing before the C call, with the C status it would get.
@@ -61,6 +146,22 @@ func checkIndex(name string, value, n int) error {
 	return nil
 }
 
+// checkString refuses a string with a NUL byte: C would read it only up to the NUL.
+func checkString(name, value string) error {
+	if i := strings.IndexByte(value, 0); i >= 0 {
+		return invalidArgument("%s %q contains a NUL byte at offset %d", name, value, i)
+	}
+	return nil
+}
+
+// checkJSON refuses JSON text with a NUL byte (never valid JSON; the C parser would stop there).
+func checkJSON(json []byte) error {
+	if i := bytes.IndexByte(json, 0); i >= 0 {
+		return invalidArgument("json contains a NUL byte at offset %d", i)
+	}
+	return nil
+}
+
 // StatusOf returns the C status of err (an *Error, possibly wrapped), or 0.
 func StatusOf(err error) int {
 	var e *Error
@@ -70,7 +171,8 @@ func StatusOf(err error) int {
 	return 0
 }
 
-// ErrClosed is returned when a closed handle is used.
+// ErrClosed is returned when a closed handle, or a zero value never created by this package, is
+// used (a nil handle is an invalid argument instead).
 var ErrClosed = errors.New("eplb: use of a closed handle")
 
 // Version is the version string of the libeplb actually loaded.
@@ -93,9 +195,14 @@ func CheckVersion() error {
 
 // AlgorithmID looks an algorithm up by name ("deepseek", "balanced", ...).
 func AlgorithmID(name string) (uint32, error) {
+	if err := checkString("name", name); err != nil {
+		return 0, err
+	}
 	var id uint32
-	err := capi.Eplb_algorithm_from_name(name, &id)
-	return id, err
+	if err := check(capi.Eplb_algorithm_from_name(name, &id)); err != nil {
+		return 0, err
+	}
+	return id, nil
 }
 
 // PlannerOptions are the model shape, topology and algorithm of a Planner. Zero Groups and
@@ -125,6 +232,9 @@ func NewPlanner(o PlannerOptions) (*Planner, error) {
 	defer capi.DeleteEplb_planner_options(options)
 	capi.Eplb_planner_options_init(options)
 	if o.Algorithm != "" {
+		if err := checkString("Algorithm", o.Algorithm); err != nil {
+			return nil, err
+		}
 		id, err := AlgorithmID(o.Algorithm)
 		if err != nil {
 			return nil, err
@@ -150,7 +260,7 @@ func NewPlanner(o PlannerOptions) (*Planner, error) {
 		options.SetAffinity_min_balance(o.AffinityMinBalance)
 	}
 	var handle uintptr
-	if err := capi.Eplb_planner_create(options, &handle); err != nil {
+	if err := check(capi.Eplb_planner_create(options, &handle)); err != nil {
 		return nil, err
 	}
 	p := &Planner{handle: handle, layers: int(o.Layers), experts: int(o.LogicalExperts)}
@@ -158,17 +268,28 @@ func NewPlanner(o PlannerOptions) (*Planner, error) {
 	return p, nil
 }
 
-// Plan plans a placement for loads, [layers][logical experts] row-major.
-func (p *Planner) Plan(loads []float64) (*Placement, error) {
+// use calls f with the C planner under the mutex; an invalid argument for a nil planner,
+// ErrClosed for a closed or zero-value one.
+func (p *Planner) use(f func(capi.Eplb_planner) error) error {
+	if p == nil {
+		return invalidArgument("planner is nil")
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.handle == 0 {
-		return nil, ErrClosed
+		return ErrClosed
 	}
-	var out uintptr
-	err := capi.Eplb_planner_plan(capi.SwigcptrEplb_planner(p.handle), loads, &out)
+	err := f(capi.SwigcptrEplb_planner(p.handle))
 	runtime.KeepAlive(p)
-	if err != nil {
+	return err
+}
+
+// Plan plans a placement for loads, [layers][logical experts] row-major.
+func (p *Planner) Plan(loads []float64) (*Placement, error) {
+	var out uintptr
+	if err := p.use(func(raw capi.Eplb_planner) error {
+		return check(capi.Eplb_planner_plan(raw, loads, &out))
+	}); err != nil {
 		return nil, err
 	}
 	return newPlacement(out)
@@ -178,18 +299,13 @@ func (p *Planner) Plan(loads []float64) (*Placement, error) {
 // experts] row-major: the balanced algorithms minimise the mean over windows of each window's
 // busiest GPU, the others plan on the sum.
 func (p *Planner) PlanWindows(loads []float64, windows int) (*Placement, error) {
-	if windows <= 0 {
-		return nil, invalidArgument("windows (%d) must be positive", windows)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.handle == 0 {
-		return nil, ErrClosed
-	}
 	var out uintptr
-	err := capi.Eplb_go_planner_plan_windows(capi.SwigcptrEplb_planner(p.handle), loads, int64(windows), &out)
-	runtime.KeepAlive(p)
-	if err != nil {
+	if err := p.use(func(raw capi.Eplb_planner) error {
+		if windows <= 0 {
+			return invalidArgument("windows (%d) must be positive", windows)
+		}
+		return check(capi.Eplb_go_planner_plan_windows(raw, loads, int64(windows), &out))
+	}); err != nil {
 		return nil, err
 	}
 	return newPlacement(out)
@@ -203,29 +319,23 @@ func (p *Planner) PlanTracked(loads []float64, tracker *Tracker) (*Placement, er
 	if tracker == nil {
 		return nil, invalidArgument("tracker is nil")
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.handle == 0 {
-		return nil, ErrClosed
-	}
-	tracker.mu.Lock()
-	defer tracker.mu.Unlock()
-	if tracker.handle == 0 {
-		return nil, ErrClosed
-	}
 	var out uintptr
-	err := capi.Eplb_planner_plan_tracked(capi.SwigcptrEplb_planner(p.handle), loads,
-		capi.SwigcptrEplb_tracker(tracker.handle), &out)
-	runtime.KeepAlive(p)
-	runtime.KeepAlive(tracker)
-	if err != nil {
+	if err := p.use(func(raw capi.Eplb_planner) error {
+		return tracker.use(func(rawTracker capi.Eplb_tracker) error {
+			return check(capi.Eplb_planner_plan_tracked(raw, loads, rawTracker, &out))
+		})
+	}); err != nil {
 		return nil, err
 	}
 	return newPlacement(out)
 }
 
-// Close releases the planner; later calls return ErrClosed. Safe to call twice.
+// Close releases the planner; later calls return ErrClosed. Safe to call twice, and on a nil
+// planner (it does nothing).
 func (p *Planner) Close() error {
+	if p == nil {
+		return nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.handle != 0 {
@@ -243,6 +353,13 @@ type Placement struct {
 	order  uint64 // creation order: calls on two placements lock them in it
 	// Shape and topology.
 	Layers, LogicalExperts, PhysicalExperts, Nodes, GPUs, Log2PhyWidth int
+	// shape holds the same values for this package's own use: the exported fields can be
+	// changed by a caller, and output sizes and index checks must not follow.
+	shape placementShape
+}
+
+type placementShape struct {
+	layers, logical, physical, nodes, gpus, width int
 }
 
 func newPlacement(handle uintptr) (*Placement, error) {
@@ -250,20 +367,22 @@ func newPlacement(handle uintptr) (*Placement, error) {
 	runtime.SetFinalizer(p, (*Placement).Close)
 	info := capi.NewEplb_placement_info()
 	defer capi.DeleteEplb_placement_info(info)
-	if err := capi.Eplb_placement_get_info(capi.SwigcptrEplb_placement(handle), info); err != nil {
+	if err := check(capi.Eplb_placement_get_info(capi.SwigcptrEplb_placement(handle), info)); err != nil {
 		p.Close()
 		return nil, err
 	}
-	p.Layers, p.LogicalExperts = int(info.GetNum_layers()), int(info.GetNum_logical_experts())
-	p.PhysicalExperts, p.Nodes = int(info.GetNum_physical_experts()), int(info.GetNum_nodes())
-	p.GPUs, p.Log2PhyWidth = int(info.GetNum_gpus()), int(info.GetLog2phy_width())
+	p.shape = placementShape{layers: int(info.GetNum_layers()), logical: int(info.GetNum_logical_experts()),
+		physical: int(info.GetNum_physical_experts()), nodes: int(info.GetNum_nodes()),
+		gpus: int(info.GetNum_gpus()), width: int(info.GetLog2phy_width())}
+	p.Layers, p.LogicalExperts, p.PhysicalExperts = p.shape.layers, p.shape.logical, p.shape.physical
+	p.Nodes, p.GPUs, p.Log2PhyWidth = p.shape.nodes, p.shape.gpus, p.shape.width
 	return p, nil
 }
 
 var placementsCreated atomic.Uint64
 
-// use calls f with the C placement under the read lock, or returns ErrClosed (also for a nil
-// placement's methods, so that no call panics).
+// use calls f with the C placement under the read lock; an invalid argument for a nil
+// placement, ErrClosed for a closed or zero-value one.
 func (p *Placement) use(f func(capi.Eplb_placement) error) error {
 	if p == nil {
 		return invalidArgument("placement is nil")
@@ -281,8 +400,8 @@ func (p *Placement) use(f func(capi.Eplb_placement) error) error {
 // PlacementFromPhy2Log builds a placement from a [layers][physical experts] map.
 func PlacementFromPhy2Log(layers, logicalExperts, physicalExperts, nodes, gpus uint32, phy2log []int32) (*Placement, error) {
 	var out uintptr
-	if err := capi.Eplb_placement_create_from_phy2log(uint(layers), uint(logicalExperts),
-		uint(physicalExperts), uint(nodes), uint(gpus), phy2log, &out); err != nil {
+	if err := check(capi.Eplb_placement_create_from_phy2log(uint(layers), uint(logicalExperts),
+		uint(physicalExperts), uint(nodes), uint(gpus), phy2log, &out)); err != nil {
 		return nil, err
 	}
 	return newPlacement(out)
@@ -290,25 +409,38 @@ func PlacementFromPhy2Log(layers, logicalExperts, physicalExperts, nodes, gpus u
 
 // Phy2Log returns [layers][physical experts]: the logical expert held by each slot.
 func (p *Placement) Phy2Log() ([]int32, error) {
-	out := make([]int32, p.Layers*p.PhysicalExperts)
-	err := p.use(func(raw capi.Eplb_placement) error { return capi.Eplb_placement_get_phy2log(raw, out) })
-	return out, err
+	var out []int32
+	if err := p.use(func(raw capi.Eplb_placement) error {
+		out = make([]int32, p.shape.layers*p.shape.physical)
+		return check(capi.Eplb_placement_get_phy2log(raw, out))
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ReplicaCounts returns [layers][logical experts]: the replicas of each expert.
 func (p *Placement) ReplicaCounts() ([]int32, error) {
-	out := make([]int32, p.Layers*p.LogicalExperts)
-	err := p.use(func(raw capi.Eplb_placement) error {
-		return capi.Eplb_placement_get_replica_counts(raw, out)
-	})
-	return out, err
+	var out []int32
+	if err := p.use(func(raw capi.Eplb_placement) error {
+		out = make([]int32, p.shape.layers*p.shape.logical)
+		return check(capi.Eplb_placement_get_replica_counts(raw, out))
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Log2Phy returns [layers][logical experts][Log2PhyWidth]: each replica's slot, -1 padded.
 func (p *Placement) Log2Phy() ([]int32, error) {
-	out := make([]int32, p.Layers*p.LogicalExperts*p.Log2PhyWidth)
-	err := p.use(func(raw capi.Eplb_placement) error { return capi.Eplb_placement_get_log2phy(raw, out) })
-	return out, err
+	var out []int32
+	if err := p.use(func(raw capi.Eplb_placement) error {
+		out = make([]int32, p.shape.layers*p.shape.logical*p.shape.width)
+		return check(capi.Eplb_placement_get_log2phy(raw, out))
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Metrics are a placement's balance under a load matrix (eplb_metrics): over the layers that
@@ -326,10 +458,9 @@ type Metrics struct {
 func (p *Placement) Metrics(loads []float64) (Metrics, error) {
 	native := capi.NewEplb_metrics()
 	defer capi.DeleteEplb_metrics(native)
-	err := p.use(func(raw capi.Eplb_placement) error {
-		return capi.Eplb_metrics_compute(raw, loads, native)
-	})
-	if err != nil {
+	if err := p.use(func(raw capi.Eplb_placement) error {
+		return check(capi.Eplb_metrics_compute(raw, loads, native))
+	}); err != nil {
 		return Metrics{}, err
 	}
 	return Metrics{
@@ -348,27 +479,44 @@ func (p *Placement) Metrics(loads []float64) (Metrics, error) {
 // loads (Metrics(loads).Balancedness).
 func (p *Placement) Balancedness(loads []float64) (float64, error) {
 	metrics, err := p.Metrics(loads)
-	return metrics.Balancedness, err
+	if err != nil {
+		return 0, err
+	}
+	return metrics.Balancedness, nil
 }
 
 // GPULoads returns [layers][GPUs]: each GPU's load under loads.
 func (p *Placement) GPULoads(loads []float64) ([]float64, error) {
-	out := make([]float64, p.Layers*p.GPUs)
-	err := p.use(func(raw capi.Eplb_placement) error { return capi.Eplb_metrics_gpu_loads(raw, loads, out) })
-	return out, err
+	var out []float64
+	if err := p.use(func(raw capi.Eplb_placement) error {
+		out = make([]float64, p.shape.layers*p.shape.gpus)
+		return check(capi.Eplb_metrics_gpu_loads(raw, loads, out))
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Save writes the placement to an .eplb snapshot atomically; loads (may be nil) are stored with
-// it, label may be "".
+// it, label may be "". Neither path nor label may contain a NUL byte.
 func (p *Placement) Save(path string, loads []float64, label string) error {
 	return p.use(func(raw capi.Eplb_placement) error {
-		return capi.Eplb_go_snapshot_save(raw, loads, label, path)
+		if err := checkString("path", path); err != nil {
+			return err
+		}
+		if err := checkString("label", label); err != nil {
+			return err
+		}
+		return check(capi.Eplb_go_snapshot_save(raw, loads, label, path))
 	})
 }
 
 // Close releases the placement once the calls in progress return; later calls return
-// ErrClosed. Safe to call twice and from any goroutine.
+// ErrClosed. Safe to call twice, from any goroutine, and on a nil placement (it does nothing).
 func (p *Placement) Close() error {
+	if p == nil {
+		return nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.handle != 0 {
@@ -381,23 +529,29 @@ func (p *Placement) Close() error {
 
 // LoadSnapshot reads and validates an .eplb file and returns its placement and label.
 func LoadSnapshot(path string) (*Placement, string, error) {
+	if err := checkString("path", path); err != nil {
+		return nil, "", err
+	}
 	var handle uintptr
-	if err := capi.Eplb_snapshot_load(path, &handle); err != nil {
+	if err := check(capi.Eplb_snapshot_load(path, &handle)); err != nil {
 		return nil, "", err
 	}
 	snapshot := capi.SwigcptrEplb_snapshot(handle)
 	defer capi.Eplb_snapshot_destroy(snapshot)
 	info := capi.NewEplb_snapshot_info()
 	defer capi.DeleteEplb_snapshot_info(info)
-	if err := capi.Eplb_snapshot_get_info(snapshot, info); err != nil {
+	if err := check(capi.Eplb_snapshot_get_info(snapshot, info)); err != nil {
 		return nil, "", err
 	}
 	var out uintptr
-	if err := capi.Eplb_snapshot_get_placement(snapshot, &out); err != nil {
+	if err := check(capi.Eplb_snapshot_get_placement(snapshot, &out)); err != nil {
 		return nil, "", err
 	}
 	placement, err := newPlacement(out)
-	return placement, info.GetLabel(), err
+	if err != nil {
+		return nil, "", err
+	}
+	return placement, info.GetLabel(), nil
 }
 
 // TrackerOptions configure a Tracker. Window is "cumulative" (default), "sliding" (the last
@@ -444,7 +598,7 @@ func NewTracker(o TrackerOptions) (*Tracker, error) {
 			options.SetDecay(o.Decay)
 		}
 	default:
-		return nil, &Error{Status: StatusInvalidArgument, Message: fmt.Sprintf("unknown window %q", o.Window)}
+		return nil, invalidArgument("unknown window %q", o.Window)
 	}
 	switch {
 	case o.ReservoirCapacity < 0:
@@ -456,7 +610,7 @@ func NewTracker(o TrackerOptions) (*Tracker, error) {
 	}
 	options.SetSeed(o.Seed)
 	var handle uintptr
-	if err := capi.Eplb_tracker_create(options, &handle); err != nil {
+	if err := check(capi.Eplb_tracker_create(options, &handle)); err != nil {
 		return nil, err
 	}
 	t := &Tracker{handle: handle, layers: int(o.Layers), experts: int(o.LogicalExperts), topK: int(o.TopK),
@@ -465,47 +619,71 @@ func NewTracker(o TrackerOptions) (*Tracker, error) {
 	return t, nil
 }
 
-// checkRows refuses a batch that is not whole [tokens][top_k] rows.
-func (t *Tracker) checkRows(topkIDs []int32) error {
+// use calls f with the C tracker under the mutex; an invalid argument for a nil tracker,
+// ErrClosed for a closed or zero-value one.
+func (t *Tracker) use(f func(capi.Eplb_tracker) error) error {
+	if t == nil {
+		return invalidArgument("tracker is nil")
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.handle == 0 {
+		return ErrClosed
+	}
+	err := f(capi.SwigcptrEplb_tracker(t.handle))
+	runtime.KeepAlive(t)
+	return err
+}
+
+// checkBatch refuses a layer outside the tracker (C would truncate it to 32 bits) and a batch
+// that is not whole [tokens][top_k] rows. Called on an open tracker (topK > 0).
+func (t *Tracker) checkBatch(layer int, topkIDs []int32) error {
+	if err := checkIndex("layer", layer, t.layers); err != nil {
+		return err
+	}
 	if len(topkIDs)%t.topK != 0 {
-		return &Error{Status: StatusInvalidArgument,
-			Message: fmt.Sprintf("topk_ids length %d is not a multiple of top_k %d", len(topkIDs), t.topK)}
+		return invalidArgument("topk_ids length %d is not a multiple of top_k %d", len(topkIDs), t.topK)
 	}
 	return nil
 }
 
 // Record records one batch of layer: topkIDs is [tokens][top_k] logical ids, -1 masked.
 func (t *Tracker) Record(layer int, topkIDs []int32) error {
-	if err := t.checkRows(topkIDs); err != nil {
-		return err
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.handle == 0 {
-		return ErrClosed
-	}
-	return capi.Eplb_tracker_record(capi.SwigcptrEplb_tracker(t.handle), uint(layer), topkIDs,
-		int64(len(topkIDs)/t.topK), uint(t.topK))
+	return t.use(func(raw capi.Eplb_tracker) error {
+		if err := t.checkBatch(layer, topkIDs); err != nil {
+			return err
+		}
+		return check(capi.Eplb_tracker_record(raw, uint(layer), topkIDs, int64(len(topkIDs)/t.topK), uint(t.topK)))
+	})
 }
 
 // RecordPhysical records one batch of layer with physical slot ids of placement.
 func (t *Tracker) RecordPhysical(placement *Placement, layer int, topkIDs []int32) error {
-	if err := t.checkRows(topkIDs); err != nil {
-		return err
+	if placement == nil {
+		return invalidArgument("placement is nil")
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.handle == 0 {
-		return ErrClosed
-	}
-	return placement.use(func(raw capi.Eplb_placement) error {
-		return capi.Eplb_tracker_record_physical(capi.SwigcptrEplb_tracker(t.handle), raw, uint(layer),
-			topkIDs, int64(len(topkIDs)/t.topK), uint(t.topK))
+	return t.use(func(raw capi.Eplb_tracker) error {
+		return placement.use(func(rawPlacement capi.Eplb_placement) error {
+			if err := t.checkBatch(layer, topkIDs); err != nil {
+				return err
+			}
+			return check(capi.Eplb_tracker_record_physical(raw, rawPlacement, uint(layer), topkIDs,
+				int64(len(topkIDs)/t.topK), uint(t.topK)))
+		})
 	})
 }
 
 // Merge adds other's statistics into t (both are locked, so other may still be recording).
 func (t *Tracker) Merge(other *Tracker) error {
+	if t == nil {
+		return invalidArgument("tracker is nil")
+	}
+	if other == nil {
+		return invalidArgument("other is nil")
+	}
+	if t.order == 0 || other.order == 0 {
+		return ErrClosed // a zero value, never created (and without a place in the lock order)
+	}
 	first, second := t, other
 	if t != other {
 		// One order for every pair, so two goroutines merging each way cannot deadlock.
@@ -523,69 +701,70 @@ func (t *Tracker) Merge(other *Tracker) error {
 	if t.handle == 0 || other.handle == 0 {
 		return ErrClosed
 	}
-	return capi.Eplb_tracker_merge(capi.SwigcptrEplb_tracker(t.handle), capi.SwigcptrEplb_tracker(other.handle))
+	err := check(capi.Eplb_tracker_merge(capi.SwigcptrEplb_tracker(t.handle), capi.SwigcptrEplb_tracker(other.handle)))
+	runtime.KeepAlive(t)
+	runtime.KeepAlive(other)
+	return err
 }
 
 // Reset forgets all statistics.
 func (t *Tracker) Reset() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.handle == 0 {
-		return ErrClosed
-	}
-	return capi.Eplb_tracker_reset(capi.SwigcptrEplb_tracker(t.handle))
+	return t.use(func(raw capi.Eplb_tracker) error { return check(capi.Eplb_tracker_reset(raw)) })
 }
 
 // Coactivation returns one layer's pair counts as a packed upper triangle: pair (a, b), a < b,
 // at a*(2E-a-1)/2 + b-a-1.
 func (t *Tracker) Coactivation(layer int) ([]float64, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.handle == 0 {
-		return nil, ErrClosed
-	}
-	out := make([]float64, t.experts*(t.experts-1)/2)
-	return out, capi.Eplb_tracker_get_coactivation(capi.SwigcptrEplb_tracker(t.handle), uint(layer), out)
-}
-
-// Loads returns [layers][logical experts] at current weights, ready for Planner.Plan.
-func (t *Tracker) Loads() ([]float64, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.handle == 0 {
-		return nil, ErrClosed
-	}
-	out := make([]float64, t.layers*t.experts)
-	return out, capi.Eplb_tracker_get_loads(capi.SwigcptrEplb_tracker(t.handle), out)
-}
-
-// Samples returns one layer's sampled top-k rows, [rows][top_k] logical ids as recorded (a
-// uniform sample of at most ReservoirCapacity rows), ready for Placement.NodesTouched.
-func (t *Tracker) Samples(layer int) ([]int32, error) {
-	if err := checkIndex("layer", layer, t.layers); err != nil {
-		return nil, err
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.handle == 0 {
-		return nil, ErrClosed
-	}
-	raw := capi.SwigcptrEplb_tracker(t.handle)
-	var rows int64
-	if err := capi.Eplb_tracker_get_samples(raw, uint(layer), nil, &rows); err != nil {
-		return nil, err
-	}
-	out := make([]int32, int(rows)*t.topK)
-	err := capi.Eplb_tracker_get_samples(raw, uint(layer), out, &rows)
-	runtime.KeepAlive(t)
-	if err != nil {
+	var out []float64
+	if err := t.use(func(raw capi.Eplb_tracker) error {
+		if err := checkIndex("layer", layer, t.layers); err != nil {
+			return err
+		}
+		out = make([]float64, t.experts*(t.experts-1)/2)
+		return check(capi.Eplb_tracker_get_coactivation(raw, uint(layer), out))
+	}); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// Close releases the tracker. Safe to call twice.
+// Loads returns [layers][logical experts] at current weights, ready for Planner.Plan.
+func (t *Tracker) Loads() ([]float64, error) {
+	var out []float64
+	if err := t.use(func(raw capi.Eplb_tracker) error {
+		out = make([]float64, t.layers*t.experts)
+		return check(capi.Eplb_tracker_get_loads(raw, out))
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Samples returns one layer's sampled top-k rows, [rows][top_k] logical ids as recorded (a
+// uniform sample of at most ReservoirCapacity rows), ready for Placement.NodesTouched.
+func (t *Tracker) Samples(layer int) ([]int32, error) {
+	var out []int32
+	if err := t.use(func(raw capi.Eplb_tracker) error {
+		if err := checkIndex("layer", layer, t.layers); err != nil {
+			return err
+		}
+		var rows int64
+		if err := check(capi.Eplb_tracker_get_samples(raw, uint(layer), nil, &rows)); err != nil {
+			return err
+		}
+		out = make([]int32, int(rows)*t.topK)
+		return check(capi.Eplb_tracker_get_samples(raw, uint(layer), out, &rows))
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Close releases the tracker. Safe to call twice, and on a nil tracker (it does nothing).
 func (t *Tracker) Close() error {
+	if t == nil {
+		return nil
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.handle != 0 {

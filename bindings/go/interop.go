@@ -19,7 +19,7 @@ func (p *Placement) SGLangJSON(denseLayers uint32) ([]byte, error) {
 	var buffer uintptr
 	var n int64
 	if err := p.use(func(raw capi.Eplb_placement) error {
-		return capi.Eplb_placement_to_sglang_json(raw, uint(denseLayers), &buffer, &n)
+		return check(capi.Eplb_placement_to_sglang_json(raw, uint(denseLayers), &buffer, &n))
 	}); err != nil {
 		return nil, err
 	}
@@ -27,11 +27,15 @@ func (p *Placement) SGLangJSON(denseLayers uint32) ([]byte, error) {
 }
 
 // PlacementFromSGLangJSON reads SGLang's placement file for nodes nodes and gpus GPUs, skipping
-// the first denseLayers rows. logicalExperts 0 means one more than the largest id.
+// the first denseLayers rows. logicalExperts 0 means one more than the largest id. JSON text
+// with a NUL byte is refused.
 func PlacementFromSGLangJSON(json []byte, logicalExperts, nodes, gpus, denseLayers uint32) (*Placement, error) {
+	if err := checkJSON(json); err != nil {
+		return nil, err
+	}
 	var out uintptr
-	if err := capi.Eplb_placement_from_sglang_json(json, uint(logicalExperts), uint(nodes), uint(gpus),
-		uint(denseLayers), &out); err != nil {
+	if err := check(capi.Eplb_placement_from_sglang_json(json, uint(logicalExperts), uint(nodes), uint(gpus),
+		uint(denseLayers), &out)); err != nil {
 		return nil, err
 	}
 	return newPlacement(out)
@@ -42,7 +46,7 @@ func (p *Placement) VLLMAscendJSON() ([]byte, error) {
 	var buffer uintptr
 	var n int64
 	if err := p.use(func(raw capi.Eplb_placement) error {
-		return capi.Eplb_placement_to_vllm_ascend_json(raw, &buffer, &n)
+		return check(capi.Eplb_placement_to_vllm_ascend_json(raw, &buffer, &n))
 	}); err != nil {
 		return nil, err
 	}
@@ -50,10 +54,14 @@ func (p *Placement) VLLMAscendJSON() ([]byte, error) {
 }
 
 // PlacementFromVLLMAscendJSON reads vLLM-Ascend's expert map file for nodes nodes (the GPUs are
-// its devices). logicalExperts 0 means one more than the largest id.
+// its devices). logicalExperts 0 means one more than the largest id. JSON text with a NUL byte
+// is refused.
 func PlacementFromVLLMAscendJSON(json []byte, logicalExperts, nodes uint32) (*Placement, error) {
+	if err := checkJSON(json); err != nil {
+		return nil, err
+	}
 	var out uintptr
-	if err := capi.Eplb_placement_from_vllm_ascend_json(json, uint(logicalExperts), uint(nodes), &out); err != nil {
+	if err := check(capi.Eplb_placement_from_vllm_ascend_json(json, uint(logicalExperts), uint(nodes), &out)); err != nil {
 		return nil, err
 	}
 	return newPlacement(out)
@@ -61,10 +69,14 @@ func PlacementFromVLLMAscendJSON(json []byte, logicalExperts, nodes uint32) (*Pl
 
 // LoadsFromSGLangJSON reads SGLang's expert load file ({"logical_count": [layers][experts]} or
 // [steps][layers][experts], steps summed) and returns the loads, [layers][experts] row-major.
+// JSON text with a NUL byte is refused.
 func LoadsFromSGLangJSON(json []byte) (loads []float64, layers, experts int, err error) {
+	if err := checkJSON(json); err != nil {
+		return nil, 0, 0, err
+	}
 	var buffer uintptr
 	var nl, ne uint32
-	if err := capi.Eplb_loads_from_sglang_json(json, &buffer, &nl, &ne); err != nil {
+	if err := check(capi.Eplb_loads_from_sglang_json(json, &buffer, &nl, &ne)); err != nil {
 		return nil, 0, 0, err
 	}
 	defer capi.Eplb_buffer_free(buffer)

@@ -10,7 +10,7 @@ import (
 // with more than 16 slots per layer).
 func (p *Placement) ExactOptimum(layerLoads []float64) (optimum float64, ok bool, err error) {
 	err = p.use(func(raw capi.Eplb_placement) error {
-		return capi.Eplb_metrics_exact_optimum(raw, layerLoads, &optimum)
+		return check(capi.Eplb_metrics_exact_optimum(raw, layerLoads, &optimum))
 	})
 	if err != nil {
 		return 0, false, err
@@ -22,31 +22,32 @@ func (p *Placement) ExactOptimum(layerLoads []float64) (optimum float64, ok bool
 // of one layer's loads with crossNodeBudget off-node replicas can reach on this topology.
 func (p *Placement) RelaxedBound(layerLoads []float64, crossNodeBudget uint32) (float64, error) {
 	var bound float64
-	err := p.use(func(raw capi.Eplb_placement) error {
-		return capi.Eplb_metrics_relaxed_bound(raw, layerLoads, uint(crossNodeBudget), &bound)
-	})
-	return bound, err
+	if err := p.use(func(raw capi.Eplb_placement) error {
+		return check(capi.Eplb_metrics_relaxed_bound(raw, layerLoads, uint(crossNodeBudget), &bound))
+	}); err != nil {
+		return 0, err
+	}
+	return bound, nil
 }
 
 // NodesTouched returns the mean number of nodes a token of layer is served from, over the rows
 // of rows ([rows][topK] logical ids, -1 masked, e.g. Tracker.Samples) with a valid id, by the
 // node-aware replica choice of the C header (eplb_metrics_nodes_touched).
 func (p *Placement) NodesTouched(layer int, rows []int32, topK int) (float64, error) {
-	if p == nil {
-		return 0, invalidArgument("placement is nil")
-	}
-	if err := checkIndex("layer", layer, p.Layers); err != nil {
+	var mean float64
+	if err := p.use(func(raw capi.Eplb_placement) error {
+		if err := checkIndex("layer", layer, p.shape.layers); err != nil {
+			return err
+		}
+		if topK <= 0 || topK > 1<<31 {
+			return invalidArgument("topK (%d) must be positive", topK)
+		}
+		if len(rows)%topK != 0 {
+			return invalidArgument("rows length %d is not a multiple of topK %d", len(rows), topK)
+		}
+		return check(capi.Eplb_metrics_nodes_touched(raw, uint(layer), rows, int64(len(rows)/topK), uint(topK), &mean))
+	}); err != nil {
 		return 0, err
 	}
-	if topK <= 0 || topK > 1<<31 {
-		return 0, invalidArgument("topK (%d) must be positive", topK)
-	}
-	if len(rows)%topK != 0 {
-		return 0, invalidArgument("rows length %d is not a multiple of topK %d", len(rows), topK)
-	}
-	var mean float64
-	err := p.use(func(raw capi.Eplb_placement) error {
-		return capi.Eplb_metrics_nodes_touched(raw, uint(layer), rows, int64(len(rows)/topK), uint(topK), &mean)
-	})
-	return mean, err
+	return mean, nil
 }

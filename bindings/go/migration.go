@@ -59,11 +59,16 @@ func DefaultMigrationOptions() MigrationOptions {
 type TransferKind uint32
 
 const (
-	TransferSameGPU   TransferKind = 0
+	// TransferSameGPU: the source slot is on the destination's GPU (EPLB_TRANSFER_SAME_GPU).
+	TransferSameGPU TransferKind = 0
+	// TransferIntraNode: the source is another GPU of the destination's node
+	// (EPLB_TRANSFER_INTRA_NODE).
 	TransferIntraNode TransferKind = 1
+	// TransferCrossNode: the source is a GPU of another node (EPLB_TRANSFER_CROSS_NODE).
 	TransferCrossNode TransferKind = 2
 )
 
+// String returns "same-gpu", "intra-node" or "cross-node" (TransferKind(N) for other values).
 func (k TransferKind) String() string {
 	switch k {
 	case TransferSameGPU:
@@ -113,14 +118,21 @@ type Migration struct {
 	handle uintptr
 	// Shape of the placements and number of steps.
 	Layers, GPUs, Steps int
+	layers, gpus        int // Layers and GPUs for this package's own use (a caller may change those)
 }
 
 // usePair calls f with both C placements under their read locks, taken in creation order: one
 // order for every pair, so calls locking two placements each way round while a Close waits on
 // one of them cannot deadlock.
 func usePair(a, b *Placement, f func(ra, rb capi.Eplb_placement) error) error {
-	if a == nil || b == nil {
-		return invalidArgument("placement is nil")
+	if a == nil {
+		return invalidArgument("old is nil")
+	}
+	if b == nil {
+		return invalidArgument("new is nil")
+	}
+	if a.order == 0 || b.order == 0 {
+		return ErrClosed // a zero value, never created (and without a place in the lock order)
 	}
 	if a == b {
 		return a.use(func(raw capi.Eplb_placement) error { return f(raw, raw) })
@@ -153,11 +165,12 @@ func PlanMigration(old, new *Placement, loads []float64, opts MigrationOptions) 
 	native.SetMin_gain_per_gib(opts.MinGainPerGiB)
 	var handle uintptr
 	if err := usePair(old, new, func(rawOld, rawNew capi.Eplb_placement) error {
-		return capi.Eplb_migration_plan(rawOld, rawNew, loads, native, &handle)
+		return check(capi.Eplb_migration_plan(rawOld, rawNew, loads, native, &handle))
 	}); err != nil {
 		return nil, err
 	}
-	m := &Migration{handle: handle, Layers: old.Layers, GPUs: old.GPUs}
+	m := &Migration{handle: handle, Layers: old.shape.layers, GPUs: old.shape.gpus,
+		layers: old.shape.layers, gpus: old.shape.gpus}
 	runtime.SetFinalizer(m, (*Migration).Close)
 	summary, err := m.Summary()
 	if err != nil {
@@ -168,7 +181,8 @@ func PlanMigration(old, new *Placement, loads []float64, opts MigrationOptions) 
 	return m, nil
 }
 
-// use calls f with the C migration under the read lock, or returns ErrClosed.
+// use calls f with the C migration under the read lock; an invalid argument for a nil
+// migration, ErrClosed for a closed or zero-value one.
 func (m *Migration) use(f func(capi.Eplb_migration) error) error {
 	if m == nil {
 		return invalidArgument("migration is nil")
@@ -188,7 +202,7 @@ func (m *Migration) Summary() (MigrationSummary, error) {
 	native := capi.NewEplb_migration_summary()
 	defer capi.DeleteEplb_migration_summary(native)
 	if err := m.use(func(raw capi.Eplb_migration) error {
-		return capi.Eplb_migration_get_summary(raw, native)
+		return check(capi.Eplb_migration_get_summary(raw, native))
 	}); err != nil {
 		return MigrationSummary{}, err
 	}
@@ -226,18 +240,18 @@ const transferWords = 8
 // Transfers returns the transfers of step (or of every step with AllSteps), ordered by step,
 // layer and destination slot.
 func (m *Migration) Transfers(step int) ([]MigrationTransfer, error) {
-	cstep, err := cStep(step)
-	if err != nil {
-		return nil, err
-	}
 	var words []uint32
 	if err := m.use(func(raw capi.Eplb_migration) error {
+		cstep, err := cStep(step)
+		if err != nil {
+			return err
+		}
 		var count int64
-		if err := capi.Eplb_migration_get_transfers(raw, cstep, nil, &count); err != nil {
+		if err := check(capi.Eplb_migration_get_transfers(raw, cstep, nil, &count)); err != nil {
 			return err
 		}
 		words = make([]uint32, count*transferWords)
-		return capi.Eplb_migration_get_transfers(raw, cstep, words, &count)
+		return check(capi.Eplb_migration_get_transfers(raw, cstep, words, &count))
 	}); err != nil {
 		return nil, err
 	}
@@ -253,19 +267,23 @@ func (m *Migration) Transfers(step int) ([]MigrationTransfer, error) {
 
 // GPUMap returns the relabeling, [layers][GPUs]: the GPU each GPU of the new plan moved to.
 func (m *Migration) GPUMap() ([]uint32, error) {
-	if m == nil {
-		return nil, invalidArgument("migration is nil")
+	var out []uint32
+	if err := m.use(func(raw capi.Eplb_migration) error {
+		out = make([]uint32, m.layers*m.gpus)
+		return check(capi.Eplb_migration_get_gpu_map(raw, out))
+	}); err != nil {
+		return nil, err
 	}
-	out := make([]uint32, m.Layers*m.GPUs)
-	err := m.use(func(raw capi.Eplb_migration) error { return capi.Eplb_migration_get_gpu_map(raw, out) })
-	return out, err
+	return out, nil
 }
 
 // Target returns the placement to serve once the schedule is done: the relabeled new plan, or
 // the partial placement when MaxTotalBytes cut the schedule.
 func (m *Migration) Target() (*Placement, error) {
 	var out uintptr
-	if err := m.use(func(raw capi.Eplb_migration) error { return capi.Eplb_migration_get_target(raw, &out) }); err != nil {
+	if err := m.use(func(raw capi.Eplb_migration) error {
+		return check(capi.Eplb_migration_get_target(raw, &out))
+	}); err != nil {
 		return nil, err
 	}
 	return newPlacement(out)
@@ -274,12 +292,12 @@ func (m *Migration) Target() (*Placement, error) {
 // StepPlacement returns the placement in force after step (0-based) has been committed; every
 // expert has a replica in it.
 func (m *Migration) StepPlacement(step int) (*Placement, error) {
-	if step < 0 || step >= math.MaxUint32 {
-		return nil, invalidArgument("step (%d) must be in [0, steps)", step)
-	}
 	var out uintptr
 	if err := m.use(func(raw capi.Eplb_migration) error {
-		return capi.Eplb_migration_get_step_placement(raw, uint(step), &out)
+		if step < 0 || step >= math.MaxUint32 {
+			return invalidArgument("step (%d) must be in [0, steps)", step)
+		}
+		return check(capi.Eplb_migration_get_step_placement(raw, uint(step), &out))
 	}); err != nil {
 		return nil, err
 	}
@@ -287,8 +305,11 @@ func (m *Migration) StepPlacement(step int) (*Placement, error) {
 }
 
 // Close releases the migration once the calls in progress return; later calls return
-// ErrClosed. Safe to call twice and from any goroutine.
+// ErrClosed. Safe to call twice, from any goroutine, and on a nil migration (it does nothing).
 func (m *Migration) Close() error {
+	if m == nil {
+		return nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.handle != 0 {

@@ -37,9 +37,12 @@ func snapshotInfo(n capi.Eplb_snapshot_info) SnapshotInfo {
 // InspectSnapshot reads what a snapshot file holds from its header and small sections, without
 // decoding the placement or statistics.
 func InspectSnapshot(path string) (SnapshotInfo, error) {
+	if err := checkString("path", path); err != nil {
+		return SnapshotInfo{}, err
+	}
 	native := capi.NewEplb_snapshot_info()
 	defer capi.DeleteEplb_snapshot_info(native)
-	if err := capi.Eplb_snapshot_inspect(path, native); err != nil {
+	if err := check(capi.Eplb_snapshot_inspect(path, native)); err != nil {
 		return SnapshotInfo{}, err
 	}
 	return snapshotInfo(native), nil
@@ -51,6 +54,7 @@ type Snapshot struct {
 	mu     sync.RWMutex
 	handle uintptr
 	Info   SnapshotInfo
+	loads  int // the length of Loads (Info may be changed by a caller)
 }
 
 func newSnapshot(handle uintptr) (*Snapshot, error) {
@@ -58,18 +62,22 @@ func newSnapshot(handle uintptr) (*Snapshot, error) {
 	runtime.SetFinalizer(s, (*Snapshot).Close)
 	native := capi.NewEplb_snapshot_info()
 	defer capi.DeleteEplb_snapshot_info(native)
-	if err := capi.Eplb_snapshot_get_info(capi.SwigcptrEplb_snapshot(handle), native); err != nil {
+	if err := check(capi.Eplb_snapshot_get_info(capi.SwigcptrEplb_snapshot(handle), native)); err != nil {
 		s.Close()
 		return nil, err
 	}
 	s.Info = snapshotInfo(native)
+	s.loads = s.Info.Layers * s.Info.LogicalExperts
 	return s, nil
 }
 
 // OpenSnapshot reads and validates a whole snapshot file.
 func OpenSnapshot(path string) (*Snapshot, error) {
+	if err := checkString("path", path); err != nil {
+		return nil, err
+	}
 	var handle uintptr
-	if err := capi.Eplb_snapshot_load(path, &handle); err != nil {
+	if err := check(capi.Eplb_snapshot_load(path, &handle)); err != nil {
 		return nil, err
 	}
 	return newSnapshot(handle)
@@ -78,12 +86,14 @@ func OpenSnapshot(path string) (*Snapshot, error) {
 // SnapshotFromBuffer reads and validates snapshot bytes (e.g. Placement.SaveToBuffer's).
 func SnapshotFromBuffer(data []byte) (*Snapshot, error) {
 	var handle uintptr
-	if err := capi.Eplb_snapshot_load_from_buffer(data, &handle); err != nil {
+	if err := check(capi.Eplb_snapshot_load_from_buffer(data, &handle)); err != nil {
 		return nil, err
 	}
 	return newSnapshot(handle)
 }
 
+// use calls f with the C snapshot under the read lock; an invalid argument for a nil snapshot,
+// ErrClosed for a closed or zero-value one.
 func (s *Snapshot) use(f func(capi.Eplb_snapshot) error) error {
 	if s == nil {
 		return invalidArgument("snapshot is nil")
@@ -102,7 +112,9 @@ func (s *Snapshot) use(f func(capi.Eplb_snapshot) error) error {
 // snapshot).
 func (s *Snapshot) Placement() (*Placement, error) {
 	var out uintptr
-	if err := s.use(func(raw capi.Eplb_snapshot) error { return capi.Eplb_snapshot_get_placement(raw, &out) }); err != nil {
+	if err := s.use(func(raw capi.Eplb_snapshot) error {
+		return check(capi.Eplb_snapshot_get_placement(raw, &out))
+	}); err != nil {
 		return nil, err
 	}
 	return newPlacement(out)
@@ -111,11 +123,11 @@ func (s *Snapshot) Placement() (*Placement, error) {
 // Loads returns the stored load statistics, [layers][logical experts] (an error when
 // Info.HasLoads is false).
 func (s *Snapshot) Loads() ([]float64, error) {
-	if s == nil {
-		return nil, invalidArgument("snapshot is nil")
-	}
-	out := make([]float64, s.Info.Layers*s.Info.LogicalExperts)
-	if err := s.use(func(raw capi.Eplb_snapshot) error { return capi.Eplb_snapshot_get_loads(raw, out) }); err != nil {
+	var out []float64
+	if err := s.use(func(raw capi.Eplb_snapshot) error {
+		out = make([]float64, s.loads)
+		return check(capi.Eplb_snapshot_get_loads(raw, out))
+	}); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -125,7 +137,9 @@ func (s *Snapshot) Loads() ([]float64, error) {
 // exactly as the saved tracker would); an error when Info.HasCoactivation is false.
 func (s *Snapshot) Tracker() (*Tracker, error) {
 	var handle uintptr
-	if err := s.use(func(raw capi.Eplb_snapshot) error { return capi.Eplb_snapshot_get_tracker(raw, &handle) }); err != nil {
+	if err := s.use(func(raw capi.Eplb_snapshot) error {
+		return check(capi.Eplb_snapshot_get_tracker(raw, &handle))
+	}); err != nil {
 		return nil, err
 	}
 	t := &Tracker{handle: handle, order: trackersCreated.Add(1)}
@@ -133,7 +147,7 @@ func (s *Snapshot) Tracker() (*Tracker, error) {
 	options := capi.NewEplb_tracker_options()
 	defer capi.DeleteEplb_tracker_options(options)
 	capi.Eplb_tracker_options_init(options)
-	if err := capi.Eplb_tracker_get_options(capi.SwigcptrEplb_tracker(handle), options); err != nil {
+	if err := check(capi.Eplb_tracker_get_options(capi.SwigcptrEplb_tracker(handle), options)); err != nil {
 		t.Close()
 		return nil, err
 	}
@@ -142,8 +156,12 @@ func (s *Snapshot) Tracker() (*Tracker, error) {
 	return t, nil
 }
 
-// Close releases the snapshot once the calls in progress return. Safe to call twice.
+// Close releases the snapshot once the calls in progress return. Safe to call twice, and on a
+// nil snapshot (it does nothing).
 func (s *Snapshot) Close() error {
+	if s == nil {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.handle != 0 {
@@ -155,42 +173,44 @@ func (s *Snapshot) Close() error {
 }
 
 // SaveStatistics writes the tracker's whole state (enough to resume recording exactly) to a
-// statistics snapshot at path, atomically; label may be "".
+// statistics snapshot at path, atomically; label may be "". Neither may contain a NUL byte.
 func (t *Tracker) SaveStatistics(path, label string) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.handle == 0 {
-		return ErrClosed
-	}
-	err := capi.Eplb_go_snapshot_save_statistics(capi.SwigcptrEplb_tracker(t.handle), label, path)
-	runtime.KeepAlive(t)
-	return err
+	return t.use(func(raw capi.Eplb_tracker) error {
+		if err := checkString("path", path); err != nil {
+			return err
+		}
+		if err := checkString("label", label); err != nil {
+			return err
+		}
+		return check(capi.Eplb_go_snapshot_save_statistics(raw, label, path))
+	})
 }
 
 // StatisticsToBuffer is SaveStatistics into bytes (read back with SnapshotFromBuffer).
 func (t *Tracker) StatisticsToBuffer(label string) ([]byte, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.handle == 0 {
-		return nil, ErrClosed
-	}
 	var buffer uintptr
 	var n int64
-	err := capi.Eplb_go_snapshot_save_statistics_to_buffer(capi.SwigcptrEplb_tracker(t.handle), label, &buffer, &n)
-	runtime.KeepAlive(t)
-	if err != nil {
+	if err := t.use(func(raw capi.Eplb_tracker) error {
+		if err := checkString("label", label); err != nil {
+			return err
+		}
+		return check(capi.Eplb_go_snapshot_save_statistics_to_buffer(raw, label, &buffer, &n))
+	}); err != nil {
 		return nil, err
 	}
 	return takeBytes(buffer, n), nil
 }
 
 // SaveToBuffer returns the placement as .eplb snapshot bytes (what Save writes to a file);
-// loads (may be nil) are stored with it, label may be "".
+// loads (may be nil) are stored with it, label may be "" (and may not contain a NUL byte).
 func (p *Placement) SaveToBuffer(loads []float64, label string) ([]byte, error) {
 	var buffer uintptr
 	var n int64
 	if err := p.use(func(raw capi.Eplb_placement) error {
-		return capi.Eplb_go_snapshot_save_to_buffer(raw, loads, label, &buffer, &n)
+		if err := checkString("label", label); err != nil {
+			return err
+		}
+		return check(capi.Eplb_go_snapshot_save_to_buffer(raw, loads, label, &buffer, &n))
 	}); err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ type SplitWorkspace struct {
 // NewSplitWorkspace creates a workspace.
 func NewSplitWorkspace() (*SplitWorkspace, error) {
 	var handle uintptr
-	if err := capi.Eplb_split_workspace_create(&handle); err != nil {
+	if err := check(capi.Eplb_split_workspace_create(&handle)); err != nil {
 		return nil, err
 	}
 	w := &SplitWorkspace{handle: handle}
@@ -42,7 +42,8 @@ func (w *SplitWorkspace) Close() error {
 	return nil
 }
 
-// use calls f with the C workspace (NULL for a nil w) under the mutex, or returns ErrClosed.
+// use calls f with the C workspace (NULL for a nil w) under the mutex, or returns ErrClosed for a
+// closed or zero-value workspace.
 func (w *SplitWorkspace) use(f func(capi.Eplb_split_workspace) error) error {
 	if w == nil {
 		return f(capi.SwigcptrEplb_split_workspace(0))
@@ -78,18 +79,19 @@ func (w *SplitWorkspace) Solve(p *Placement, layer int, counts []int32, gpuWeigh
 	if p == nil {
 		return nil, 0, invalidArgument("placement is nil")
 	}
-	if err := checkIndex("layer", layer, p.Layers); err != nil {
-		return nil, 0, err
-	}
-	n, err := gpuLen("gpuWeights", gpuWeights, "gpuExtraLoad", gpuExtraLoad)
-	if err != nil {
-		return nil, 0, err
-	}
-	quotas := make([]int32, p.PhysicalExperts)
+	var quotas []int32
 	var maxLoad float64
-	err = w.use(func(ws capi.Eplb_split_workspace) error {
+	err := w.use(func(ws capi.Eplb_split_workspace) error {
 		return p.use(func(raw capi.Eplb_placement) error {
-			return capi.Eplb_split_solve(ws, raw, uint(layer), counts, gpuWeights, gpuExtraLoad, n, quotas, &maxLoad)
+			if err := checkIndex("layer", layer, p.shape.layers); err != nil {
+				return err
+			}
+			n, err := gpuLen("gpuWeights", gpuWeights, "gpuExtraLoad", gpuExtraLoad)
+			if err != nil {
+				return err
+			}
+			quotas = make([]int32, p.shape.physical)
+			return check(capi.Eplb_split_solve(ws, raw, uint(layer), counts, gpuWeights, gpuExtraLoad, n, quotas, &maxLoad))
 		})
 	})
 	if err != nil {
@@ -107,20 +109,21 @@ func (w *SplitWorkspace) SolveByNode(p *Placement, layer int, countsByNode []int
 	if p == nil {
 		return nil, 0, 0, invalidArgument("placement is nil")
 	}
-	if err := checkIndex("layer", layer, p.Layers); err != nil {
-		return nil, 0, 0, err
-	}
-	n, err := gpuLen("gpuWeights", gpuWeights, "gpuExtraLoad", gpuExtraLoad)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	quotas := make([]int32, p.PhysicalExperts*p.Nodes)
+	var quotas []int32
 	var maxLoad float64
 	var crossNode int64
-	err = w.use(func(ws capi.Eplb_split_workspace) error {
+	err := w.use(func(ws capi.Eplb_split_workspace) error {
 		return p.use(func(raw capi.Eplb_placement) error {
-			return capi.Eplb_split_solve_by_node(ws, raw, uint(layer), countsByNode, gpuWeights, gpuExtraLoad, n,
-				slack, quotas, &maxLoad, &crossNode)
+			if err := checkIndex("layer", layer, p.shape.layers); err != nil {
+				return err
+			}
+			n, err := gpuLen("gpuWeights", gpuWeights, "gpuExtraLoad", gpuExtraLoad)
+			if err != nil {
+				return err
+			}
+			quotas = make([]int32, p.shape.physical*p.shape.nodes)
+			return check(capi.Eplb_split_solve_by_node(ws, raw, uint(layer), countsByNode, gpuWeights, gpuExtraLoad, n,
+				slack, quotas, &maxLoad, &crossNode))
 		})
 	})
 	if err != nil {
@@ -134,21 +137,19 @@ func (w *SplitWorkspace) SolveByNode(p *Placement, layer int, countsByNode []int
 // counts summed over ranks), rankCounts [ranks][logical experts] each rank's entries per expert.
 // Fed to every rank's quota mode, the shares make each slot take exactly its batch-wide quota.
 func (p *Placement) SplitRankQuotas(layer int, quotas, rankCounts []int32, ranks, rank int) ([]int32, error) {
-	if p == nil {
-		return nil, invalidArgument("placement is nil")
-	}
-	if err := checkIndex("layer", layer, p.Layers); err != nil {
-		return nil, err
-	}
-	if ranks <= 0 || ranks > math.MaxUint32 {
-		return nil, invalidArgument("ranks (%d) must be in [1, 2^32)", ranks)
-	}
-	if err := checkIndex("rank", rank, ranks); err != nil {
-		return nil, err
-	}
-	out := make([]int32, p.PhysicalExperts)
+	var out []int32
 	err := p.use(func(raw capi.Eplb_placement) error {
-		return capi.Eplb_split_rank_quotas(raw, uint(layer), quotas, rankCounts, uint(ranks), uint(rank), out)
+		if err := checkIndex("layer", layer, p.shape.layers); err != nil {
+			return err
+		}
+		if ranks <= 0 || ranks > math.MaxUint32 {
+			return invalidArgument("ranks (%d) must be in [1, 2^32)", ranks)
+		}
+		if err := checkIndex("rank", rank, ranks); err != nil {
+			return err
+		}
+		out = make([]int32, p.shape.physical)
+		return check(capi.Eplb_split_rank_quotas(raw, uint(layer), quotas, rankCounts, uint(ranks), uint(rank), out))
 	})
 	if err != nil {
 		return nil, err
@@ -171,31 +172,29 @@ type WaterfillOptions struct {
 // followed by the shared expert's slot PhysicalExperts + g of the chosen GPU g (-1 for a token
 // without a valid entry). Only the placement's topology matters.
 func (p *Placement) SharedExpertWaterfill(topkSlots []int32, topK int, o WaterfillOptions) ([]int32, error) {
-	if p == nil {
-		return nil, invalidArgument("placement is nil")
-	}
-	if topK <= 0 || topK >= math.MaxUint32 {
-		return nil, invalidArgument("topK (%d) must be positive", topK)
-	}
-	if len(topkSlots)%topK != 0 {
-		return nil, invalidArgument("topkSlots length %d is not a multiple of topK %d", len(topkSlots), topK)
-	}
-	tokens := len(topkSlots) / topK
-	if o.SourceGPU != nil && len(o.SourceGPU) != tokens {
-		return nil, invalidArgument("SourceGPU has %d entries, want one per token (%d)", len(o.SourceGPU), tokens)
-	}
-	n, err := gpuLen("GPUWeights", o.GPUWeights, "GPULoads", o.GPULoads)
-	if err != nil {
-		return nil, err
-	}
-	var flags uint
-	if o.AnyGPU {
-		flags |= capi.EPLB_WATERFILL_ANY_GPU
-	}
-	out := make([]int32, tokens*(topK+1))
-	err = p.use(func(raw capi.Eplb_placement) error {
-		return capi.Eplb_shared_expert_waterfill(raw, topkSlots, int64(tokens), uint(topK), o.SourceGPU,
-			o.GPUWeights, o.GPULoads, n, flags, out)
+	var out []int32
+	err := p.use(func(raw capi.Eplb_placement) error {
+		if topK <= 0 || topK >= math.MaxUint32 {
+			return invalidArgument("topK (%d) must be positive", topK)
+		}
+		if len(topkSlots)%topK != 0 {
+			return invalidArgument("topkSlots length %d is not a multiple of topK %d", len(topkSlots), topK)
+		}
+		tokens := len(topkSlots) / topK
+		if o.SourceGPU != nil && len(o.SourceGPU) != tokens {
+			return invalidArgument("SourceGPU has %d entries, want one per token (%d)", len(o.SourceGPU), tokens)
+		}
+		n, err := gpuLen("GPUWeights", o.GPUWeights, "GPULoads", o.GPULoads)
+		if err != nil {
+			return err
+		}
+		var flags uint
+		if o.AnyGPU {
+			flags |= capi.EPLB_WATERFILL_ANY_GPU
+		}
+		out = make([]int32, tokens*(topK+1))
+		return check(capi.Eplb_shared_expert_waterfill(raw, topkSlots, int64(tokens), uint(topK), o.SourceGPU,
+			o.GPUWeights, o.GPULoads, n, flags, out))
 	})
 	if err != nil {
 		return nil, err

@@ -65,7 +65,7 @@ func NewWorkload(o WorkloadOptions) (*Workload, error) {
 	n.SetNoise_scale(o.NoiseScale)
 	n.SetSeed(o.Seed)
 	var handle uintptr
-	if err := capi.Eplb_workload_create(n, &handle); err != nil {
+	if err := check(capi.Eplb_workload_create(n, &handle)); err != nil {
 		return nil, err
 	}
 	w := &Workload{handle: handle, layers: int(o.Layers), experts: int(o.Experts), topK: int(o.TopK)}
@@ -75,18 +75,24 @@ func NewWorkload(o WorkloadOptions) (*Workload, error) {
 
 // NextBatch generates the next batch of tokens tokens: [layers][tokens][top_k] logical ids
 // (distinct within a row), e.g. the input of Tracker.Record per layer. Drifts the popularity
-// afterwards.
+// afterwards. tokens must be in [1, math.MaxInt32 / (layers * top_k)]: a batch holds at most
+// 2^31 - 1 ids (larger counts are an invalid argument).
 func (w *Workload) NextBatch(tokens int) ([]int32, error) {
-	if tokens <= 0 || tokens > math.MaxInt32/(w.layers*w.topK) {
-		return nil, invalidArgument("tokens (%d) must be positive, with fewer than 2^31 ids a batch", tokens)
+	if w == nil {
+		return nil, invalidArgument("workload is nil")
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.handle == 0 {
 		return nil, ErrClosed
 	}
+	// layers and top_k are uint32 values of a created simulator, both >= 1: no overflow, no zero.
+	if idsPerToken := uint64(w.layers) * uint64(w.topK); tokens <= 0 || uint64(tokens) > math.MaxInt32/idsPerToken {
+		return nil, invalidArgument("tokens (%d) must be in [1, %d]: at most 2^31 - 1 ids a batch", tokens,
+			math.MaxInt32/idsPerToken)
+	}
 	out := make([]int32, w.layers*tokens*w.topK)
-	err := capi.Eplb_workload_next_batch(capi.SwigcptrEplb_workload(w.handle), int64(tokens), out)
+	err := check(capi.Eplb_workload_next_batch(capi.SwigcptrEplb_workload(w.handle), int64(tokens), out))
 	runtime.KeepAlive(w)
 	if err != nil {
 		return nil, err
@@ -94,8 +100,11 @@ func (w *Workload) NextBatch(tokens int) ([]int32, error) {
 	return out, nil
 }
 
-// Close releases the simulator. Safe to call twice.
+// Close releases the simulator. Safe to call twice, and on a nil workload (it does nothing).
 func (w *Workload) Close() error {
+	if w == nil {
+		return nil
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.handle != 0 {
