@@ -52,6 +52,11 @@ std::string quoted(const std::string& key) {
 }
 
 json parse(std::string_view text, const char* format) {
+  // nlohmann's lexer ends the input at a NUL byte, so "{...}\0garbage" would parse: JSON text
+  // has no NUL outside a string (and inside one it must be escaped), so any NUL is an error.
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
+    corrupt("not a valid JSON document (", format, "): a NUL byte at offset ", nul);
+  }
   try {
     return json::parse(text.data(), text.data() + text.size());
   } catch (const json::exception& error) {

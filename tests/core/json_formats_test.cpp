@@ -209,6 +209,10 @@ TEST(JsonFormats, MalformedSglangMaps) {
   const std::vector<BadCase> cases = {
       {"empty input", "", corrupt, "not a valid JSON document (SGLang placement map)"},
       {"truncated", R"({"physical_to_logical_map": [[0, 1])", corrupt, "not a valid JSON"},
+      // nlohmann's lexer would stop at the NUL and accept the document before it.
+      {"NUL after the document",
+       std::string(R"({"physical_to_logical_map": [[0, 1]]})") + std::string(1, '\0') + "junk",
+       corrupt, "a NUL byte at offset 37"},
       {"huge number", R"({"physical_to_logical_map": [[1e400]]})", corrupt,
        "not a valid JSON document (SGLang placement map): number overflow parsing '1e400'"},
       {"not an object", "[[0, 1]]", corrupt,
