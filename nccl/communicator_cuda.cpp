@@ -108,11 +108,27 @@ struct Communicator::Impl {
     }
     if (owned && comm != nullptr) {
       // ncclCommDestroy waits for outstanding work and can hang on a communicator with an
-      // asynchronous error (a dead peer); abort those.
-      ncclResult_t async = ncclSuccess;
-      const bool broken = nccl->CommGetAsyncError(comm, &async) != ncclSuccess ||
-                          (async != ncclSuccess && async != ncclInProgress);
-      static_cast<void>(broken ? nccl->CommAbort(comm) : nccl->CommDestroy(comm));
+      // asynchronous error (a dead peer); abort those. A healthy one is finalized first where
+      // NCCL has ncclCommFinalize (2.14+; newer releases expect it before destroy), waiting
+      // while a non-blocking communicator reports ncclInProgress; an error on the way aborts.
+      const auto broken = [this] {
+        ncclResult_t async = ncclSuccess;
+        return nccl->CommGetAsyncError(comm, &async) != ncclSuccess ||
+               (async != ncclSuccess && async != ncclInProgress);
+      };
+      const auto in_progress = [this] {
+        ncclResult_t async = ncclSuccess;
+        return nccl->CommGetAsyncError(comm, &async) == ncclSuccess && async == ncclInProgress;
+      };
+      bool abort = broken();
+      if (!abort && nccl->CommFinalize != nullptr) {
+        const ncclResult_t finalized = nccl->CommFinalize(comm);
+        if (finalized == ncclInProgress) {
+          while (in_progress()) std::this_thread::yield();
+        }
+        abort = (finalized != ncclSuccess && finalized != ncclInProgress) || broken();
+      }
+      static_cast<void>(abort ? nccl->CommAbort(comm) : nccl->CommDestroy(comm));
     }
   }
 

@@ -57,6 +57,9 @@ struct NcclApi {
   ncclResult_t (*CommInitRank)(ncclComm_t*, int, ncclUniqueId, int) = nullptr;
   ncclResult_t (*CommDestroy)(ncclComm_t) = nullptr;
   ncclResult_t (*CommAbort)(ncclComm_t) = nullptr;
+  // NCCL 2.14 and later (null before): flushes a communicator's work before ncclCommDestroy,
+  // which newer releases expect to have been called.
+  ncclResult_t (*CommFinalize)(ncclComm_t) = nullptr;
   ncclResult_t (*CommCount)(ncclComm_t, int*) = nullptr;
   ncclResult_t (*CommUserRank)(ncclComm_t, int*) = nullptr;
   ncclResult_t (*CommCuDevice)(ncclComm_t, int*) = nullptr;

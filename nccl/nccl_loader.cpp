@@ -64,6 +64,9 @@ std::unique_ptr<NcclApi> load(const std::string& path) {
     resolve(library, path, "ncclRecv", nccl->Recv);
     resolve(library, path, "ncclGroupStart", nccl->GroupStart);
     resolve(library, path, "ncclGroupEnd", nccl->GroupEnd);
+    // Optional: absent before NCCL 2.14.
+    nccl->CommFinalize = reinterpret_cast<decltype(nccl->CommFinalize)>(  // NOLINT: dlsym
+        dlsym(library, "ncclCommFinalize"));
   } catch (...) {
     dlclose(library);  // nothing of it is in use yet
     throw;
