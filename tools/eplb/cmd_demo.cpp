@@ -12,6 +12,7 @@
 #include "eplb/commands.hpp"
 #include "eplb/demo_dispatch.hpp"
 #include "eplb/library.hpp"
+#include "eplb/progress.hpp"
 #include "eplb/report.hpp"
 #include "eplb/synthetic_workload.hpp"
 #include "eplb/table.hpp"
@@ -180,10 +181,12 @@ void run_demo(const DemoArgs& args) {
   spec.seed = args.seed;
   const std::vector<double> loads = synthetic_loads(spec);
 
+  Progress progress;
   std::vector<Row> rows;
   rows.push_back(run("no replication", EPLB_ALGORITHM_TRIVIAL, spec.num_experts, spec.num_groups,
                      spec, loads));
   for (std::uint32_t id = 1; id <= eplb_algorithm_count(); ++id) {
+    progress.show("demo: planning with " + algorithm_name(id));
     const std::uint32_t budget = id == EPLB_ALGORITHM_BALANCED_RELAXED ? kCrossNodeBudget : 0;
     rows.push_back(run(algorithm_name(id), id, kReplicas, spec.num_groups, spec, loads, budget));
     // DeepSeek's global policy has no separate name (balanced's is `balanced`): show it too.
@@ -192,8 +195,11 @@ void run_demo(const DemoArgs& args) {
     }
   }
 
+  progress.show("demo: affinity-aware plans and cross-node traffic");
   const std::vector<TrafficRow> traffic = run_traffic(args.seed);
+  progress.show("demo: per-batch dispatch");
   const DispatchDemo dispatch = run_dispatch_demo(args.seed);
+  progress.finish();
 
   if (args.json) {
     nlohmann::json out = {{"workload",

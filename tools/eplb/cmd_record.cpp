@@ -1,9 +1,7 @@
 // eplb record: co-activation statistics from top-k routing traces (JSON lines, one object per
 // token and layer with `layer` and `experts`, as in the Mixtral traces; other keys ignored) into
 // a statistics snapshot, through the tracker of the C API.
-#include <unistd.h>
 
-#include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <iostream>
@@ -17,6 +15,7 @@
 #include "eplb/commands.hpp"
 #include "eplb/input_file.hpp"
 #include "eplb/library.hpp"
+#include "eplb/progress.hpp"
 #include "eplb/table.hpp"
 #include "eplb/tracker_handle.hpp"
 
@@ -33,33 +32,6 @@ struct Rows {
   std::uint32_t max_layer = 0;
 };
 
-// Progress on stderr, when it is a terminal and the work has taken more than a second.
-class Progress {
- public:
-  Progress() : tty_(::isatty(STDERR_FILENO) != 0), start_(Clock::now()), last_(start_) {}
-  void tick(const std::string& what, std::size_t done) {
-    if (!tty_ || (done & 0xfff) != 0) return;
-    const auto now = Clock::now();
-    if (now - start_ < std::chrono::seconds(1) || now - last_ < std::chrono::milliseconds(200)) {
-      return;
-    }
-    last_ = now;
-    shown_ = true;
-    std::cerr << "\r" << what << ": " << done << " lines" << std::flush;
-  }
-  void finish() {
-    if (shown_) std::cerr << "\r\033[K" << std::flush;
-    shown_ = false;
-  }
-
- private:
-  using Clock = std::chrono::steady_clock;
-  bool tty_;
-  bool shown_ = false;
-  Clock::time_point start_;
-  Clock::time_point last_;
-};
-
 std::string where(const std::string& path, std::size_t line) {
   return path + ":" + std::to_string(line) + ": ";
 }
@@ -74,7 +46,8 @@ void read_trace(const std::string& path, const RecordArgs& args, Rows& rows, Pro
     if (line == 1 && starts_like_snapshot(text)) {
       throw InputError("--trace " + path + " is an .eplb snapshot, not a JSON-lines trace");
     }
-    progress.tick("reading " + path, line);
+    if ((line & 0xfff) == 0)
+      progress.show("reading " + path + ": " + std::to_string(line) + " lines");
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines
     nlohmann::json object;
     try {
