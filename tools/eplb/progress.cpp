@@ -2,16 +2,31 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 
 namespace eplb_cli {
 
-Progress::Progress() : tty_(::isatty(STDERR_FILENO) != 0), start_(Clock::now()), last_(start_) {}
+namespace {
+
+// How long work runs before progress shows: a second, or EPLB_PROGRESS_DELAY_MS (for tests).
+std::chrono::milliseconds delay() {
+  const char* text = std::getenv("EPLB_PROGRESS_DELAY_MS");
+  if (text == nullptr || *text == '\0') return std::chrono::seconds(1);
+  char* end = nullptr;
+  const long value = std::strtol(text, &end, 10);
+  return *end == '\0' && value >= 0 ? std::chrono::milliseconds(value) : std::chrono::seconds(1);
+}
+
+}  // namespace
+
+Progress::Progress()
+    : tty_(::isatty(STDERR_FILENO) != 0), delay_(delay()), start_(Clock::now()), last_(start_) {}
 
 void Progress::show(const std::string& text) {
   if (!tty_) return;
   const auto now = Clock::now();
-  if (now - start_ < std::chrono::seconds(1) || now - last_ < std::chrono::milliseconds(200)) {
+  if (now - start_ < delay_ || (shown_ && now - last_ < std::chrono::milliseconds(200))) {
     return;
   }
   last_ = now;

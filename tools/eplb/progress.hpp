@@ -1,5 +1,6 @@
-// Progress on stderr for work that takes more than a second, only when stderr is a terminal
-// (never in pipes, logs or tests): one line, rewritten in place, erased when the work is done.
+// Progress on stderr for work that takes more than a second (EPLB_PROGRESS_DELAY_MS overrides
+// it, for tests), only when stderr is a terminal (never in pipes or logs): one line, rewritten in
+// place, erased when the work is done.
 #pragma once
 
 #include <chrono>
@@ -24,6 +25,7 @@ class Progress {
   using Clock = std::chrono::steady_clock;
   bool tty_;
   bool shown_ = false;
+  std::chrono::milliseconds delay_;
   Clock::time_point start_;
   Clock::time_point last_;
 };
