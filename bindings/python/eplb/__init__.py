@@ -442,13 +442,26 @@ class Placement(_Handle):
                       tracker=tracker)
 
     def __eq__(self, other):
+        """Same shape and same phy2log (a placement never changes). A closed placement equals
+        only itself, so `p in some_list` never raises."""
         if not isinstance(other, Placement):
             return NotImplemented
-        return other is self or (
-            all(self._fields[name] == other._fields[name] for name in _PLACEMENT_SHAPE)
-            and np.array_equal(self.phy2log, other.phy2log))
+        if other is self:
+            return True
+        if self._handle is None or other._handle is None:
+            return False
+        return (all(self._fields[name] == other._fields[name] for name in _PLACEMENT_SHAPE)
+                and np.array_equal(self.phy2log, other.phy2log))
 
-    __hash__ = None
+    def __hash__(self):
+        """Consistent with ==: the shape and phy2log, computed once (a placement never changes),
+        so placements work as dict keys, in sets and with functools caches."""
+        cached = self.__dict__.get("_value_hash")
+        if cached is None:
+            shape = tuple(self._fields[name] for name in _PLACEMENT_SHAPE)
+            cached = hash((shape, self.phy2log.tobytes()))  # a closed placement raises here
+            self.__dict__["_value_hash"] = cached
+        return cached
 
     def __reduce__(self):
         return _placement_from_bytes, (snapshot_bytes(self),)

@@ -187,8 +187,15 @@ def test_placement_equality_is_shape_and_phy2log():
     assert eplb.Placement.from_phy2log(swapped, 12, 2, 8) != placement
     assert eplb.Placement.from_phy2log(PHY2LOG, 12, 1, 8) != placement  # another topology
     assert placement != PHY2LOG and placement != None  # noqa: E711
-    with pytest.raises(TypeError, match="unhashable"):
-        hash(placement)
+    # Hashable consistently with ==: equal placements are one dict key and one set member.
+    assert hash(imported) == hash(placement)
+    assert len({placement, imported, eplb.Placement.from_phy2log(swapped, 12, 2, 8)}) == 2
+    assert {placement: "plan"}[imported] == "plan"
+    # A closed placement equals only itself, and membership tests do not raise.
+    closed = eplb.Placement.from_phy2log(PHY2LOG, 12, 2, 8)
+    closed.close()
+    assert closed == closed and closed != placement and placement != closed
+    assert closed not in [placement] and placement in [closed, placement]
 
 
 @pytest.mark.parametrize("duplicate", [copy.copy, copy.deepcopy,
