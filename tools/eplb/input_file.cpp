@@ -24,6 +24,14 @@ constexpr std::string_view kSnapshotMagic =
 // How eplb_snapshot_load_from_buffer names its source in messages.
 constexpr std::string_view kBufferPrefix = "snapshot buffer: ";
 
+// Throws InputError when `path` names a directory (which opens, but cannot be read as a file).
+void refuse_directory(const std::string& path, const std::string& context) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) {
+    throw InputError(context + "cannot read '" + path + "': it is a directory");
+  }
+}
+
 }  // namespace
 
 bool has_extension(const std::string& path, const char* extension) {
@@ -37,20 +45,14 @@ bool has_extension(const std::string& path, const char* extension) {
 }
 
 std::ifstream open_input(const std::string& path, const std::string& context) {
-  std::error_code error;
-  if (std::filesystem::is_directory(path, error)) {
-    throw InputError(context + "cannot read '" + path + "': it is a directory");
-  }
+  refuse_directory(path, context);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(context + "cannot open '" + path + "': " + std::strerror(errno));
   return in;
 }
 
 std::string read_input(const std::string& path, const std::string& context) {
-  std::error_code error;
-  if (std::filesystem::is_directory(path, error)) {
-    throw InputError(context + "cannot read '" + path + "': it is a directory");
-  }
+  refuse_directory(path, context);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) throw InputError(context + "cannot open '" + path + "': " + std::strerror(errno));
   std::string text;
