@@ -3,12 +3,14 @@
 // against recording everything into one tracker, the reservoir's uniformity, masks and errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <random>
 #include <set>
 #include <string>
@@ -17,6 +19,7 @@
 #include "error.hpp"
 #include "placement.hpp"
 #include "tracker.hpp"
+#include "tracker_state.hpp"
 
 namespace eplb {
 namespace {
@@ -438,6 +441,79 @@ TEST(Tracker, PhysicalIdsFoldToLogical) {
     std::vector<double> after(4);
     phys.layer_loads(0, after);
     EXPECT_EQ(before, after);
+  }
+}
+
+// Physical ids through the fast path (top-8 batches large enough for per-batch scratch, and
+// every sliding batch): the whole state (counts, window ring, reservoir rows and RNG) equals that
+// of a tracker given the ids folded by hand, in every window, with masked slots and two replicas
+// of one expert in a token; a bad id anywhere, also past the first 65535-token chunk, is named and
+// nothing of its batch is recorded.
+TEST(Tracker, PhysicalTopEightBatchesEqualTheFoldedLogicalOnes) {
+  constexpr std::uint32_t kLayers = 2, kExperts = 16, kSlots = 24;
+  const Topology topo{.num_layers = kLayers,
+                      .num_logical = kExperts,
+                      .num_physical = kSlots,
+                      .num_nodes = 1,
+                      .num_gpus = 4,
+                      .num_groups = 1};
+  std::mt19937_64 rng(41);
+  std::vector<std::int32_t> phy2log;
+  for (std::uint32_t l = 0; l < kLayers; ++l) {
+    std::vector<std::int32_t> row(kSlots);
+    for (std::uint32_t p = 0; p < kSlots; ++p) row[p] = static_cast<std::int32_t>(p % kExperts);
+    std::shuffle(row.begin(), row.end(), rng);
+    phy2log.insert(phy2log.end(), row.begin(), row.end());
+  }
+  const auto placement = Placement::from_phy2log(topo, phy2log);
+  const auto fold = [&](std::uint32_t layer, std::vector<std::int32_t> ids) {
+    for (auto& v : ids) {
+      if (v >= 0) v = placement.phy2log_layer(layer)[static_cast<std::size_t>(v)];
+    }
+    return ids;
+  };
+  for (const TrackerWindow w :
+       {TrackerWindow::cumulative, TrackerWindow::sliding, TrackerWindow::decay}) {
+    Tracker phys(options(kLayers, kExperts, 8, w)), logical(options(kLayers, kExperts, 8, w));
+    for (int n = 0; n < 12; ++n) {
+      const auto layer = static_cast<std::uint32_t>(n % kLayers);
+      // Mostly distinct slots per token (the common case), some masked, some repeated experts.
+      Batch b{layer, 1 + static_cast<std::size_t>(rng() % 300), {}};
+      for (std::size_t t = 0; t < b.tokens; ++t) {
+        std::vector<std::int32_t> row(kSlots);
+        std::iota(row.begin(), row.end(), 0);
+        std::shuffle(row.begin(), row.end(), rng);
+        for (std::uint32_t s = 0; s < 8; ++s) b.ids.push_back(rng() % 16 == 0 ? -1 : row[s]);
+      }
+      phys.record_physical(placement, layer, b.ids, b.tokens, 8);
+      logical.record(layer, fold(layer, b.ids), b.tokens, 8);
+      ASSERT_EQ(encode_tracker_state(phys), encode_tracker_state(logical))
+          << "window " << static_cast<int>(w) << ", batch " << n << " of " << b.tokens;
+    }
+    // A bad id at the start, middle or end of a batch, also past the first 65535-token chunk.
+    const std::vector<std::byte> before = encode_tracker_state(phys);
+    for (const std::size_t tokens : {std::size_t{200}, std::size_t{70000}}) {
+      for (const std::size_t at : {std::size_t{0}, tokens * 4 + 3, tokens * 8 - 1}) {
+        for (const std::int32_t value :
+             {-2, static_cast<std::int32_t>(kSlots), std::numeric_limits<std::int32_t>::max()}) {
+          std::vector<std::int32_t> ids(tokens * 8);
+          for (std::size_t i = 0; i < ids.size(); ++i) {
+            ids[i] = static_cast<std::int32_t>((i % 8) * 3);
+          }
+          ids[at] = value;
+          try {
+            phys.record_physical(placement, 1, ids, tokens, 8);
+            FAIL() << "no error for " << value << " at " << at;
+          } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(cat("physical id ", value, " at layer 1, token ",
+                                                     at / 8, ", slot ", at % 8)),
+                      std::string::npos)
+                << e.what();
+          }
+          ASSERT_EQ(encode_tracker_state(phys), before) << "window " << static_cast<int>(w);
+        }
+      }
+    }
   }
 }
 
