@@ -11,9 +11,13 @@
 #include <memory>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "eplb/eplb.h"
 #include "support/capi_placement.hpp"
@@ -783,6 +787,90 @@ TEST(StructSize, SmallerOutputStructsAreRejectedAndUntouched) {
     EXPECT_NE(std::string(eplb_last_error_message()).find("struct_size (8)"), std::string::npos)
         << eplb_last_error_message();
   }
+}
+
+// Memory the caller owns up to the end of a page, followed by a page that faults on any access:
+// a struct placed at the end shows whether the library reads or writes past struct_size's cap.
+class GuardedPage {
+ public:
+  GuardedPage() {
+    page_ = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    void* m = mmap(nullptr, 2 * page_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) throw std::runtime_error("mmap failed");
+    base_ = static_cast<unsigned char*>(m);
+    if (mprotect(base_ + page_, page_, PROT_NONE) != 0) throw std::runtime_error("mprotect");
+  }
+  GuardedPage(const GuardedPage&) = delete;
+  GuardedPage& operator=(const GuardedPage&) = delete;
+  ~GuardedPage() { munmap(base_, 2 * page_); }
+  // `bytes` filled with `fill`, ending where the faulting page begins.
+  unsigned char* tail(std::size_t bytes, unsigned char fill) {
+    unsigned char* at = base_ + page_ - bytes;
+    std::memset(at, fill, bytes);
+    return at;
+  }
+
+ private:
+  std::size_t page_ = 0;
+  unsigned char* base_ = nullptr;
+};
+
+// An uninitialised struct_size (above 4096, the documented cap) is refused before the library
+// reads or writes past the fields it knows: options filled with garbage, and output structs whose
+// memory ends right after the struct, never crash and are not written; the message says the
+// struct looks uninitialised and how to set it.
+TEST(StructSize, ImplausibleSizesAreRefusedBeforeTouchingMemory) {
+  GuardedPage guard;
+  const auto message = [] { return std::string(eplb_last_error_message()); };
+  for (const uint32_t size : {4097U, 0x10000U, 0xABABABABU, 0xFFFFFFFFU}) {
+    // Options: a struct at the end of the caller's memory, every field garbage.
+    auto* options =
+        reinterpret_cast<eplb_planner_options*>(guard.tail(sizeof(eplb_planner_options), 0xAB));
+    options->struct_size = size;
+    eplb_planner* planner = nullptr;
+    EXPECT_EQ(eplb_planner_create(options, &planner), EPLB_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(planner, nullptr);
+    EXPECT_NE(message().find("options->struct_size (" + std::to_string(size) + ")"),
+              std::string::npos)
+        << message();
+    EXPECT_NE(message().find("looks uninitialised"), std::string::npos) << message();
+    EXPECT_NE(message().find("_init"), std::string::npos) << message();
+
+    // Output: nothing is written, and the library stays within the caller's memory.
+    const PlannerPtr good = make_planner(readme_shape());
+    const PlacementPtr p = plan(good.get(), kReadmeLoads);
+    auto* info =
+        reinterpret_cast<eplb_placement_info*>(guard.tail(sizeof(eplb_placement_info), 0x5C));
+    info->struct_size = size;
+    std::vector<unsigned char> before(sizeof(eplb_placement_info));
+    std::memcpy(before.data(), info, before.size());
+    EXPECT_EQ(eplb_placement_get_info(p.get(), info), EPLB_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(std::memcmp(info, before.data(), before.size()), 0);
+    EXPECT_NE(message().find("out_info->struct_size (" + std::to_string(size) + ")"),
+              std::string::npos)
+        << message();
+    EXPECT_NE(message().find("sizeof"), std::string::npos) << message();
+  }
+  // The cap itself is a valid size: the whole 4096 bytes are the caller's, the tail is zeroed.
+  const PlannerPtr planner = make_planner(readme_shape());
+  const PlacementPtr p = plan(planner.get(), kReadmeLoads);
+  unsigned char* buffer = guard.tail(4096, 0xCD);
+  const uint32_t cap = 4096;
+  std::memcpy(buffer, &cap, sizeof(cap));
+  ASSERT_EQ(eplb_placement_get_info(p.get(), reinterpret_cast<eplb_placement_info*>(buffer)),
+            EPLB_OK)
+      << eplb_last_error_message();
+  for (std::size_t i = sizeof(eplb_placement_info); i < cap; ++i) {
+    ASSERT_EQ(buffer[i], 0) << "byte " << i;
+  }
+  // A garbage tail on an input struct whose size is plausible: named by its first non-zero byte.
+  auto* options = reinterpret_cast<eplb_planner_options*>(guard.tail(256, 0));
+  eplb_planner_options_init(options);
+  options->struct_size = 256;
+  reinterpret_cast<unsigned char*>(options)[200] = 9;
+  eplb_planner* raw = nullptr;
+  EXPECT_EQ(eplb_planner_create(options, &raw), EPLB_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(message().find("byte 200 is not zero"), std::string::npos) << message();
 }
 
 // Random shapes and loads through the ABI: every placement is structurally sound and its metrics

@@ -13,9 +13,16 @@
  *   loads are double. The library never keeps a caller's pointer after a call returns.
  * - Handles returned through an `out_*` parameter are owned by the caller and released with the
  *   matching `_destroy`, which accepts NULL.
- * - Options structs start with `struct_size`; initialise them with their `_init` function. The
- *   library reads only the fields the caller's `struct_size` covers (older callers get defaults
- *   for newer fields); a larger size is accepted only if the bytes it does not know are zero.
+ * - Structs start with `struct_size`, between the size of the struct's first release and 4096
+ *   (no libeplb struct will ever be larger; a bigger value is refused as an uninitialised struct
+ *   before anything past the known fields is read or written).
+ *   Options (input) structs: initialise them with their `_init` function. The library reads only
+ *   the fields the caller's `struct_size` covers (older callers get defaults for newer fields); a
+ *   larger size is accepted only if the bytes it does not know are zero.
+ *   Output structs (info, metrics, summaries): set `struct_size = sizeof(the struct)` before the
+ *   call. The library writes the fields it knows within that size, zeroes the bytes from its own
+ *   size up to `struct_size` (fields a newer header added read 0 from an older library) and
+ *   keeps `struct_size` as set. So `struct_size` must never exceed the memory the caller owns.
  * - Threading: functions taking a `const` handle may run concurrently on the same handle; a
  *   function taking a non-const handle needs the caller to serialise calls on that handle.
  *   Different handles are independent. There is no global initialisation.
