@@ -56,6 +56,12 @@ Planner::Planner(const Topology& topology, const PlannerSettings& settings)
     fail_invalid("cross_node_budget (", settings.cross_node_budget,
                  ") exceeds num_physical_experts (", topology_.num_physical, ")");
   }
+  if (settings.cross_node_budget > 0 && algorithm_ != Algorithm::balanced_relaxed) {
+    fail_invalid("cross_node_budget (", settings.cross_node_budget,
+                 ") applies only to balanced-relaxed; algorithm ", settings.algorithm, " (",
+                 find_algorithm(static_cast<std::uint32_t>(algorithm_))->name,
+                 ") would ignore it: set it to 0 or use balanced-relaxed");
+  }
   if (settings.affinity) {
     if (!(settings.affinity_min_balance > 0.0 && settings.affinity_min_balance <= 1.0)) {
       fail_invalid("affinity_min_balance (", settings.affinity_min_balance, ") must be in (0, 1]");

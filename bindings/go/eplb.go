@@ -209,7 +209,8 @@ func AlgorithmID(name string) (uint32, error) {
 // Nodes mean 1; an empty Algorithm means the library default. Affinity makes PlanTracked keep
 // experts that tokens pick together on one node while the plan's balancedness stays at least
 // AffinityMinBalance (0 means the library default, 0.99) times the balance-only plan's; Plan then
-// refuses.
+// refuses. CrossNodeBudget is balanced-relaxed's (replicas per layer off their group's node);
+// every other algorithm refuses a non-zero one.
 type PlannerOptions struct {
 	Algorithm                               string
 	Layers, LogicalExperts, PhysicalExperts uint32

@@ -209,6 +209,23 @@ TEST(PlannerCreate, InvalidOptions) {
       {"groups above INT32_MAX",
        [](auto& o) { o.num_groups = kAboveInt32; },
        {"num_groups", "2147483648"}},
+      // A budget only balanced-relaxed uses: any other algorithm (the default too) would ignore
+      // it silently.
+      {"budget with deepseek",
+       [](auto& o) { o.cross_node_budget = 2; },
+       {"cross_node_budget (2)", "balanced-relaxed", "algorithm 1 (deepseek)"}},
+      {"budget with the default",
+       [](auto& o) {
+         o.algorithm = EPLB_ALGORITHM_DEFAULT;
+         o.cross_node_budget = 4;
+       },
+       {"cross_node_budget (4)", "algorithm 0 (balanced)"}},
+      {"budget with balanced-hierarchical",
+       [](auto& o) {
+         o.algorithm = EPLB_ALGORITHM_BALANCED_HIERARCHICAL;
+         o.cross_node_budget = 1;
+       },
+       {"cross_node_budget (1)", "balanced-hierarchical"}},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);
@@ -665,6 +682,74 @@ TEST(LastError, EachFailureReplacesTheMessageAndSuccessClearsIt) {
   ASSERT_EQ(eplb_planner_create(&o, &planner), EPLB_OK);
   EXPECT_STREQ(eplb_last_error_message(), "");
   eplb_planner_destroy(planner);
+}
+
+// eplb.h: calls that return no status leave the thread's message as it is, so a caller can
+// release everything on its error path and print the message afterwards.
+TEST(LastError, CallsWithoutAStatusLeaveTheMessage) {
+  // Live handles of every kind the CPU can make, to release after the failure.
+  const PlannerPtr planner = make_planner(readme_options());
+  eplb_placement* placement = make_placement().release();
+  eplb_placement* other = make_placement().release();
+  eplb_tracker_options to;
+  eplb_tracker_options_init(&to);
+  to.num_layers = 2;
+  to.num_logical_experts = 12;
+  to.top_k = 2;
+  eplb_tracker* tracker = nullptr;
+  ASSERT_EQ(eplb_tracker_create(&to, &tracker), EPLB_OK) << eplb_last_error_message();
+  void* buffer = nullptr;
+  size_t size = 0;
+  ASSERT_EQ(eplb_snapshot_save_to_buffer(placement, nullptr, &buffer, &size), EPLB_OK);
+  eplb_snapshot* snapshot = nullptr;
+  ASSERT_EQ(eplb_snapshot_load_from_buffer(buffer, size, &snapshot), EPLB_OK);
+  eplb_migration_options mo;
+  eplb_migration_options_init(&mo);
+  eplb_migration* migration = nullptr;
+  ASSERT_EQ(eplb_migration_plan(placement, other, kLoads.data(), kLoads.size(), &mo, &migration),
+            EPLB_OK)
+      << eplb_last_error_message();
+  eplb_split_workspace* workspace = nullptr;
+  ASSERT_EQ(eplb_split_workspace_create(&workspace), EPLB_OK);
+  eplb_workload_options wo;
+  eplb_workload_options_init(&wo);
+  eplb_workload* workload = nullptr;
+  ASSERT_EQ(eplb_workload_create(&wo, &workload), EPLB_OK) << eplb_last_error_message();
+
+  eplb_planner_options o = readme_options();
+  o.num_nodes = 3;
+  eplb_planner* failed = nullptr;
+  ASSERT_TRUE(invalid(eplb_planner_create(&o, &failed), {"num_nodes (3)"}));
+  const std::string message = eplb_last_error_message();
+
+  eplb_placement_destroy(placement);
+  eplb_placement_destroy(other);
+  eplb_tracker_destroy(tracker);
+  eplb_buffer_free(buffer);
+  eplb_snapshot_destroy(snapshot);
+  eplb_migration_destroy(migration);
+  eplb_split_workspace_destroy(workspace);
+  eplb_workload_destroy(workload);
+  eplb_planner_destroy(nullptr);
+  eplb_comm_destroy(nullptr);
+  eplb_device_tables_destroy(nullptr);
+  eplb_split_tables_destroy(nullptr);
+  eplb_token_exchange_destroy(nullptr);
+  eplb_planner_options_init(&o);
+  eplb_tracker_options_init(&to);
+  eplb_migration_options_init(&mo);
+  eplb_snapshot_options so;
+  eplb_snapshot_options_init(&so);
+  eplb_token_exchange_options xo;
+  eplb_token_exchange_options_init(&xo);
+  EXPECT_STREQ(eplb_status_string(EPLB_ERR_IO), "input/output error");
+  EXPECT_EQ(eplb_version_number(), static_cast<uint32_t>(EPLB_VERSION_NUMBER));
+  EXPECT_NE(eplb_version_string(), nullptr);
+  EXPECT_GE(eplb_algorithm_count(), 1U);
+  EXPECT_NE(eplb_algorithm_name(1), nullptr);
+  EXPECT_NE(eplb_algorithm_description(1), nullptr);
+  EXPECT_NE(eplb_algorithm_default(), 0U);
+  EXPECT_EQ(eplb_last_error_message(), message);
 }
 
 }  // namespace

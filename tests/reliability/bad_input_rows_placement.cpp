@@ -99,6 +99,7 @@ std::vector<Row> placement_and_snapshot_rows() {
     {"fewer slots than experts", kInvalid, {"num_physical_experts (8)", "12"}, [](World& w) { return planner_create_with([](auto& o) { o.num_logical_experts = 12; }, w); }},
     {"a count above INT32_MAX", kInvalid, {"num_layers", "4294967295"}, [](World& w) { return planner_create_with([](auto& o) { o.num_layers = UINT32_MAX; }, w); }},
     {"cross_node_budget above slots", kInvalid, {"cross_node_budget", "9"}, [](World& w) { return planner_create_with([](auto& o) { o.algorithm = EPLB_ALGORITHM_BALANCED_RELAXED; o.cross_node_budget = 9; }, w); }},
+    {"cross_node_budget without balanced-relaxed", kInvalid, {"cross_node_budget (2)", "applies only to balanced-relaxed"}, [](World& w) { return planner_create_with([](auto& o) { o.algorithm = EPLB_ALGORITHM_BALANCED; o.cross_node_budget = 2; }, w); }},
     {"257 threads", kInvalid, {"num_threads", "257"}, [](World& w) { return planner_create_with([](auto& o) { o.num_threads = 257; }, w); }},
     {"affinity 2", kInvalid, {"affinity (2)", "0 or 1"}, [](World& w) { return planner_create_with([](auto& o) { o.affinity = 2; }, w); }},
     {"reserved0 1", kInvalid, {"reserved0 (1)", "must be 0"}, [](World& w) { return planner_create_with([](auto& o) { o.reserved0 = 1; }, w); }},

@@ -501,7 +501,8 @@ class Planner(_Handle):
     num_nodes = _field("num_nodes", "Nodes.")
     num_groups = _field("num_groups", "Expert groups.")
     algorithm = _field("algorithm", "The algorithm's name (the library's default resolved).")
-    cross_node_budget = _field("cross_node_budget", "balanced-relaxed's cross-node budget.")
+    cross_node_budget = _field("cross_node_budget", "balanced-relaxed's cross-node budget (other "
+                               "algorithms refuse a non-zero one).")
     num_threads = _field("num_threads", "Threads the layers are split across.")
     affinity = _field("affinity", "Whether plan_tracked also keeps co-activated experts together.")
     affinity_min_balance = _field("affinity_min_balance", "Affinity's balancedness floor.")

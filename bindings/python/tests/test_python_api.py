@@ -77,12 +77,15 @@ def test_shape_attributes_are_read_only_and_match_the_c_info():
 
 def test_planner_exposes_its_options():
     planner = eplb.Planner(np.int64(2), 12, 16, 8, num_nodes=2, num_groups=4,
-                           cross_node_budget=3, affinity=True, affinity_min_balance=0.95)
+                           algorithm="balanced-relaxed", cross_node_budget=3, affinity=True,
+                           affinity_min_balance=0.95)
     assert (planner.num_layers, planner.num_logical_experts, planner.num_physical_experts,
             planner.num_gpus, planner.num_nodes, planner.num_groups) == (2, 12, 16, 8, 2, 4)
     assert (planner.cross_node_budget, planner.num_threads, planner.affinity,
             planner.affinity_min_balance) == (3, 1, True, 0.95)
-    assert planner.algorithm == capi.eplb_algorithm_name(capi.eplb_algorithm_default())
+    assert planner.algorithm == "balanced-relaxed"
+    default = eplb.Planner(2, 12, 16, 8)
+    assert default.algorithm == capi.eplb_algorithm_name(capi.eplb_algorithm_default())
     with pytest.raises(AttributeError, match="num_gpus"):
         planner.num_gpus = 4
 
@@ -283,7 +286,8 @@ def integer_calls():
         ("num_layers", lambda v: eplb.Planner(v, 12, 16, 8)),
         ("num_physical_experts", lambda v: eplb.Planner(2, 12, v, 8)),
         ("num_groups", lambda v: eplb.Planner(2, 12, 16, 8, num_groups=v)),
-        ("cross_node_budget", lambda v: eplb.Planner(2, 12, 16, 8, cross_node_budget=v)),
+        ("cross_node_budget", lambda v: eplb.Planner(2, 12, 16, 8, algorithm="balanced-relaxed",
+                                                     cross_node_budget=v)),
         ("num_threads", lambda v: eplb.Planner(2, 12, 16, 8, num_threads=v)),
         ("algorithm", lambda v: eplb.Planner(2, 12, 16, 8, algorithm=v)),
         ("num_layers", lambda v: eplb.Tracker(v, 12, 4)),

@@ -7,10 +7,13 @@
  * ---------------------------------------------------------------------------
  * - Fallible functions return an `eplb_status`; outputs are the last parameters and are written
  *   only on EPLB_OK. On failure `eplb_last_error_message()` holds a message naming the offending
- *   argument and value, for the calling thread, until that thread's next libeplb call.
+ *   argument and value, for the calling thread, until that thread's next call that returns a
+ *   status (see eplb_last_error_message).
  * - No C++ exception, abort or signal ever leaves the library because of bad input.
  * - Arrays are row-major with explicit lengths in elements (never bytes). Ids are int32_t,
- *   loads are double. The library never keeps a caller's pointer after a call returns.
+ *   loads are double. The library never keeps a caller's pointer after a call returns. The GPU
+ *   kernels and their CPU references are the exception to explicit lengths: device pointers carry
+ *   none, so each array's size follows from the shape arguments, as each kernel's comment says.
  * - Handles returned through an `out_*` parameter are owned by the caller and released with the
  *   matching `_destroy`, which accepts NULL.
  * - Structs start with `struct_size`, between the size of the struct's first release and 4096
@@ -111,9 +114,13 @@ typedef enum {
 EPLB_API const char* eplb_status_string(eplb_status status);
 
 /* The detailed message of the calling thread's most recent failed call, or "" if its most recent
- * call succeeded. Never NULL. The pointer stays valid until the thread's next libeplb call; copy
- * it before calling again. Bindings must read it in the same native call as the failing function
- * (Go moves goroutines between threads between two cgo calls). */
+ * call that returns an eplb_status succeeded. Never NULL. Calls that return no status (the
+ * _destroy and _init functions, eplb_buffer_free, eplb_status_string, the version and algorithm
+ * name functions) leave it as it is, so `cleanup: destroy everything, then print the message`
+ * works; any call returning a status replaces or clears it. The pointer stays valid until the
+ * thread's next call that returns a status; copy it before calling one. Bindings must read it in
+ * the same native call as the failing function (Go moves goroutines between threads between two
+ * cgo calls). */
 EPLB_API const char* eplb_last_error_message(void);
 
 /* ============================================================================================ */
@@ -264,7 +271,8 @@ typedef struct eplb_planner_options {
   uint32_t num_nodes;            /* nodes; num_gpus must be a multiple; default 1 */
   uint32_t num_gpus;             /* GPUs in the expert-parallel group (no default) */
   uint32_t cross_node_budget;    /* balanced-relaxed: replicas per layer allowed outside their
-                                    group's node, <= num_physical_experts; default 0 */
+                                    group's node, <= num_physical_experts; default 0 (other
+                                    algorithms refuse any other value) */
   uint32_t num_threads;          /* threads to split layers across, 1..256; 0 or 1 = the caller's
                                     thread only. The plan does not depend on it. Default 1 */
   /* Fields below were added in 0.1.1; a caller built against 0.1.0 gets their defaults. */
@@ -283,7 +291,8 @@ EPLB_API void eplb_planner_options_init(eplb_planner_options* options);
 /* Validates the options and creates a planner.
  * EPLB_ERR_INVALID_ARGUMENT: options or out_planner is NULL; bad struct_size; an unknown
  * algorithm; a zero count; E % num_groups != 0; R % num_gpus != 0; num_gpus % num_nodes != 0;
- * R < E; a count above INT32_MAX; cross_node_budget > R; num_threads > 256. The message names
+ * R < E; a count above INT32_MAX; cross_node_budget > R, or > 0 with another algorithm than
+ * balanced-relaxed; num_threads > 256. The message names
  * the field and value.
  * EPLB_ERR_OUT_OF_MEMORY: allocation failure or an array size overflowing size_t. */
 EPLB_API eplb_status eplb_planner_create(const eplb_planner_options* options,
@@ -343,7 +352,10 @@ typedef struct eplb_snapshot_options {
      struct_size and store no statistics). */
   const struct eplb_tracker* tracker; /* optional: co-activation statistics stored with the
                                          placement (its shape must match), or NULL; only read
-                                         during the call */
+                                         during the call. Its loads are not the snapshot's
+                                         `loads`: without `loads` the file stores no metrics
+                                         (for metrics of the tracked load, pass
+                                         eplb_tracker_get_loads' output as `loads`) */
 } eplb_snapshot_options;
 
 /* Sets struct_size and the defaults. NULL is a no-op. */
@@ -587,8 +599,10 @@ EPLB_API eplb_status eplb_tracker_record(eplb_tracker* tracker, uint32_t layer,
 
 /* As eplb_tracker_record, with physical slot ids in [0, num_physical_experts) of `placement`
  * (or -1), as a dispatch after logical-to-physical mapping sees them; each is folded to the
- * logical expert its slot holds. The placement must have the tracker's num_layers and
- * num_logical_experts; it is only read during the call.
+ * logical expert its slot holds. Pass the placement the ids were mapped with (during a
+ * migration, the step placement in force); any placement of the same shape is accepted, and
+ * another one folds the ids to the wrong experts without an error. The placement must have the
+ * tracker's num_layers and num_logical_experts; it is only read during the call.
  * EPLB_ERR_INVALID_ARGUMENT: as eplb_tracker_record (the message says "physical id"), placement
  * NULL, or a placement of another shape. */
 EPLB_API eplb_status eplb_tracker_record_physical(eplb_tracker* tracker,
@@ -629,7 +643,8 @@ EPLB_API eplb_status eplb_tracker_get_coactivation(const eplb_tracker* tracker, 
  * Size query: with out == NULL and out_len == 0 only *out_rows is written. At most
  * reservoir_capacity rows.
  * EPLB_ERR_INVALID_ARGUMENT: tracker or out_rows NULL, out NULL with out_len > 0, layer >=
- * num_layers. EPLB_ERR_BUFFER_TOO_SMALL: out_len < rows * top_k (the message gives the size). */
+ * num_layers. EPLB_ERR_BUFFER_TOO_SMALL: out_len < rows * top_k (the message gives the size;
+ * *out_rows is left as it was: ask with the size query first). */
 EPLB_API eplb_status eplb_tracker_get_samples(const eplb_tracker* tracker, uint32_t layer,
                                               int32_t* out, size_t out_len, size_t* out_rows);
 
@@ -1010,6 +1025,9 @@ EPLB_API eplb_status eplb_migration_get_gpu_map(const eplb_migration* migration,
 
 /* The placement to serve once the schedule is done: the relabeled new plan (same metrics as the
  * new plan, replica ranks kept), or the partial placement when a total budget cut the schedule.
+ * After the migration this, not the new plan given to eplb_migration_plan, describes the weights
+ * on the GPUs: serve it, record physical ids with it, and save it as the placement the next start
+ * loads (its phy2log differs from the new plan's wherever the relabeling moved something).
  * *out_placement is a new handle owned by the caller (eplb_placement_destroy). Thread-safe.
  * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer. */
 EPLB_API eplb_status eplb_migration_get_target(const eplb_migration* migration,
@@ -1550,7 +1568,9 @@ typedef struct eplb_device_tables eplb_device_tables;
  * it returns; do not call it during graph capture.
  * `max_replicas` is the log2phy row capacity: 0 = the placement's log2phy width; pass the
  * largest width later placements may have so that eplb_device_tables_update can reuse the
- * buffer. The placement is only read during the call. Owned by the caller.
+ * buffer. No placement of the shape has more than num_physical_experts - num_logical_experts + 1
+ * replicas of one expert, so that value always suffices (the tables then hold L x E x that many
+ * int32). The placement is only read during the call. Owned by the caller.
  * EPLB_ERR_INVALID_ARGUMENT: placement or out_tables NULL, gpu >= num_gpus, an unknown flag,
  * max_replicas below the placement's width or above num_physical_experts.
  * EPLB_ERR_NO_DEVICE (device tables without a GPU). EPLB_ERR_DEVICE (allocation or copy failed).

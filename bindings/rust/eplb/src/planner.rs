@@ -69,6 +69,8 @@ pub struct PlannerOptions {
     pub num_groups: u32,
     pub num_nodes: u32,
     pub num_gpus: u32,
+    /// `balanced-relaxed`: replicas per layer allowed off their group's node; every other
+    /// algorithm refuses a non-zero budget.
     pub cross_node_budget: u32,
     pub num_threads: u32,
     /// [`Planner::plan_tracked`] also keeps experts that tokens pick together on one node;
