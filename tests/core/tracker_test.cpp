@@ -306,9 +306,37 @@ TEST(Tracker, MergeWithItselfDoublesCounts) {
 
 TEST(Tracker, MergeRejectsDifferentOptions) {
   Tracker a(options(1, 4, 2));
-  EXPECT_THROW(a.merge(Tracker(options(2, 4, 2))), Error);
-  EXPECT_THROW(a.merge(Tracker(options(1, 5, 2))), Error);
-  EXPECT_THROW(a.merge(Tracker(options(1, 4, 2, TrackerWindow::decay))), Error);
+  // The message names exactly what differs, this tracker's value first.
+  const auto message = [&a](const TrackerOptions& o) {
+    try {
+      a.merge(Tracker(o));
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string prefix = "trackers differ in shape or window (this one vs the other): ";
+  EXPECT_EQ(message(options(2, 4, 2)), prefix + "num_layers 1 vs 2");
+  EXPECT_EQ(message(options(1, 5, 2)), prefix + "num_logical_experts 4 vs 5");
+  EXPECT_EQ(message(options(2, 4, 3)), prefix + "num_layers 1 vs 2, top_k 2 vs 3");
+  // Another window: its parameter is not a difference (decay 0.8 is never compared here).
+  EXPECT_EQ(message(options(1, 4, 2, TrackerWindow::decay)), prefix + "window cumulative vs decay");
+  auto capacity = options(1, 4, 2);
+  capacity.reservoir_capacity = 5;
+  EXPECT_EQ(message(capacity), prefix + "reservoir_capacity 64 vs 5");
+  Tracker sliding(options(1, 4, 2, TrackerWindow::sliding));
+  auto longer = options(1, 4, 2, TrackerWindow::sliding);
+  longer.window_batches = 4;
+  EXPECT_THROW(
+      {
+        try {
+          sliding.merge(Tracker(longer));
+        } catch (const Error& e) {
+          EXPECT_EQ(std::string(e.what()), prefix + "window_batches 3 vs 4");
+          throw;
+        }
+      },
+      Error);
   auto other_seed = options(1, 4, 2);
   other_seed.seed = 99;
   EXPECT_NO_THROW(a.merge(Tracker(other_seed)));
