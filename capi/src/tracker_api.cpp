@@ -61,6 +61,14 @@ eplb_status eplb_tracker_create(const eplb_tracker_options* options, eplb_tracke
 
 void eplb_tracker_destroy(eplb_tracker* tracker) { delete tracker; }  // NOLINT: owning C handle
 
+eplb_status eplb_tracker_clone(const eplb_tracker* tracker, eplb_tracker** out_tracker) {
+  return eplb::capi::guard([&] {
+    eplb::capi::require_not_null(tracker, "tracker");
+    eplb::capi::require_not_null(out_tracker, "out_tracker");
+    *out_tracker = std::make_unique<eplb_tracker>(eplb::Tracker(tracker->value)).release();
+  });
+}
+
 eplb_status eplb_tracker_record(eplb_tracker* tracker, uint32_t layer, const int32_t* topk_ids,
                                 size_t num_tokens, uint32_t top_k) {
   return eplb::capi::guard([&] {

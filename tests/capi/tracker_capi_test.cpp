@@ -321,6 +321,73 @@ TEST(TrackerCapi, SlidingAndDecayWindows) {
   EXPECT_EQ(triangle(decayed.get(), 0, 3), (std::vector<double>{0.25, 1, 0.5}));
 }
 
+// Everything a tracker exposes, layer by layer: loads, the co-activation triangle, the reservoir.
+struct TrackerView {
+  std::vector<double> loads;
+  std::vector<std::vector<double>> pairs;
+  std::vector<std::vector<int32_t>> samples;
+  bool operator==(const TrackerView&) const = default;
+};
+
+TrackerView view_of(const eplb_tracker* t, uint32_t layers, uint32_t e, uint32_t k) {
+  TrackerView v;
+  v.loads.resize(static_cast<size_t>(layers) * e);
+  EXPECT_EQ(eplb_tracker_get_loads(t, v.loads.data(), v.loads.size()), EPLB_OK);
+  for (uint32_t l = 0; l < layers; ++l) {
+    v.pairs.push_back(triangle(t, l, e));
+    size_t rows = 0;
+    EXPECT_EQ(eplb_tracker_get_samples(t, l, nullptr, 0, &rows), EPLB_OK);
+    std::vector<int32_t> sample(rows * k);
+    EXPECT_EQ(eplb_tracker_get_samples(t, l, sample.data(), sample.size(), &rows), EPLB_OK);
+    v.samples.push_back(std::move(sample));
+  }
+  return v;
+}
+
+// A clone has the whole state: equal now, equal after the same further batches (counts, window
+// and the reservoir's RNG), independent of the original (which is destroyed first).
+TEST(TrackerCapi, CloneHasTheWholeStateAndIsIndependent) {
+  constexpr uint32_t kLayers = 2, kE = 9, kK = 3;
+  for (const uint32_t window : {EPLB_WINDOW_CUMULATIVE, EPLB_WINDOW_SLIDING, EPLB_WINDOW_DECAY}) {
+    SCOPED_TRACE(window);
+    std::mt19937_64 rng(window + 17);
+    auto o = make_options(kLayers, kE, kK);
+    o.window = window;
+    o.window_batches = 3;
+    o.decay = 0.7;
+    o.reservoir_capacity = 20;
+    auto original = make_tracker(o);
+    auto twin = make_tracker(o);  // records everything the original and then the clone record
+    const auto record_both = [&](eplb_tracker* a, eplb_tracker* b, size_t tokens) {
+      const uint32_t layer = static_cast<uint32_t>(rng() % kLayers);
+      const auto ids = random_ids(rng, tokens, kK, kE);
+      ASSERT_EQ(eplb_tracker_record(a, layer, ids.data(), tokens, kK), EPLB_OK);
+      ASSERT_EQ(eplb_tracker_record(b, layer, ids.data(), tokens, kK), EPLB_OK);
+    };
+    for (int n = 0; n < 8; ++n) record_both(original.get(), twin.get(), 1 + rng() % 30);
+
+    eplb_tracker* raw = nullptr;
+    ASSERT_EQ(eplb_tracker_clone(original.get(), &raw), EPLB_OK) << eplb_last_error_message();
+    auto clone = TrackerPtr(raw);
+    EXPECT_EQ(view_of(clone.get(), kLayers, kE, kK), view_of(original.get(), kLayers, kE, kK));
+    eplb_tracker_options got;
+    got.struct_size = sizeof(got);
+    ASSERT_EQ(eplb_tracker_get_options(clone.get(), &got), EPLB_OK);
+    EXPECT_EQ(got.window, window);
+    EXPECT_EQ(got.reservoir_capacity, 20U);
+
+    // The clone goes on without its original.
+    const TrackerView original_before = view_of(original.get(), kLayers, kE, kK);
+    for (int n = 0; n < 8; ++n) record_both(clone.get(), twin.get(), 1 + rng() % 30);
+    EXPECT_EQ(view_of(original.get(), kLayers, kE, kK), original_before);
+    original.reset();
+    EXPECT_EQ(view_of(clone.get(), kLayers, kE, kK), view_of(twin.get(), kLayers, kE, kK));
+  }
+  eplb_tracker* out = nullptr;
+  expect_error(eplb_tracker_clone(nullptr, &out), EPLB_ERR_INVALID_ARGUMENT, "tracker is NULL");
+  EXPECT_EQ(out, nullptr);
+}
+
 // The documented threading model: one tracker per thread, merged afterwards, equals one tracker
 // recording everything.
 TEST(TrackerCapi, PerThreadTrackersMergedEqualOneTracker) {

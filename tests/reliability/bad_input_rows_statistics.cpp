@@ -35,6 +35,10 @@ std::vector<Row> statistics_and_migration_rows() {
     {"statistics beyond size_t", EPLB_ERR_OUT_OF_MEMORY, {"num_layers (2147483647)", "num_logical_experts (2147483647)", "overflow size_t"}, [](World&) { return tracker_create_with([](auto& o) { o.num_layers = INT32_MAX; o.num_logical_experts = INT32_MAX; }); }},
   }, {}, {}},
   {"eplb_tracker_destroy", {}, "NULL is a no-op", [](World&) { eplb_tracker_destroy(nullptr); return true; }},
+  {"eplb_tracker_clone", {
+    {"NULL tracker", kInvalid, {"tracker", "NULL"}, [](World&) { eplb_tracker* out = nullptr; return eplb_tracker_clone(nullptr, &out); }},
+    {"NULL out_tracker", kInvalid, {"out_tracker", "NULL"}, [](World& w) { return eplb_tracker_clone(w.tracker, nullptr); }},
+  }, {}, {}},
   {"eplb_tracker_record", {
     {"NULL tracker", kInvalid, {"tracker", "NULL"}, [](World& w) { return eplb_tracker_record(nullptr, 0, w.topk.data(), 3, World::kTopK); }},
     {"NULL ids with tokens", kInvalid, {"topk_ids", "NULL"}, [](World& w) { return eplb_tracker_record(w.tracker, 0, nullptr, 3, World::kTopK); }},

@@ -39,7 +39,7 @@
  * - 0.1.1: affinity-aware planning (eplb_planner_options.affinity*, eplb_planner_plan_tracked),
  *   eplb_algorithm_default, statistics snapshots (eplb_snapshot_save_statistics*,
  *   eplb_snapshot_get_tracker, eplb_snapshot_options.tracker),
- *   eplb_tracker_get_options / get_layer_counts, eplb_metrics_relaxed_bound, the workload
+ *   eplb_tracker_get_options / get_layer_counts / clone, eplb_metrics_relaxed_bound, the workload
  *   simulator (eplb_workload_*), migration (eplb_migration_*), per-batch balancing (eplb_split_*,
  *   eplb_shared_expert_waterfill), the GPU kernels (eplb_device_*, eplb_kernel_*) and NCCL
  *   (eplb_nccl_version, eplb_comm_*, eplb_token_exchange_*); eplb_metrics.loaded_layers, and
@@ -585,6 +585,14 @@ EPLB_API eplb_status eplb_tracker_create(const eplb_tracker_options* options,
 
 /* Releases a tracker. NULL is a no-op. */
 EPLB_API void eplb_tracker_destroy(eplb_tracker* tracker);
+
+/* A new tracker with `tracker`'s whole state (options, counts, window, reservoir rows and RNG),
+ * owned by the caller: recording the same batches into both gives the same statistics. E.g.
+ * plan in the background from a clone (eplb_planner_plan_tracked) while serving keeps recording
+ * into the original. `tracker` is only read, so clones may be taken concurrently with other
+ * const calls on it, not with a record, merge or reset. Since 0.1.1.
+ * EPLB_ERR_INVALID_ARGUMENT: tracker or out_tracker is NULL. EPLB_ERR_OUT_OF_MEMORY. */
+EPLB_API eplb_status eplb_tracker_clone(const eplb_tracker* tracker, eplb_tracker** out_tracker);
 
 /* Records one batch of `layer`: `topk_ids` holds int32 [num_tokens][top_k] logical expert ids
  * in [0, E), or -1 for a masked slot. num_tokens may be 0 (an empty batch still advances the

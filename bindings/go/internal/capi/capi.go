@@ -104,56 +104,56 @@ typedef long long swig_type_74;
 typedef long long swig_type_75;
 typedef _gostring_ swig_type_76;
 typedef _gostring_ swig_type_77;
-typedef _goslice_ swig_type_78;
-typedef long long swig_type_79;
-typedef _gostring_ swig_type_80;
-typedef _goslice_ swig_type_81;
-typedef long long swig_type_82;
-typedef _gostring_ swig_type_83;
+typedef _gostring_ swig_type_78;
+typedef _goslice_ swig_type_79;
+typedef long long swig_type_80;
+typedef _gostring_ swig_type_81;
+typedef _goslice_ swig_type_82;
+typedef long long swig_type_83;
 typedef _gostring_ swig_type_84;
 typedef _gostring_ swig_type_85;
-typedef _goslice_ swig_type_86;
-typedef _gostring_ swig_type_87;
-typedef _goslice_ swig_type_88;
-typedef _gostring_ swig_type_89;
-typedef _goslice_ swig_type_90;
-typedef _gostring_ swig_type_91;
-typedef _goslice_ swig_type_92;
-typedef long long swig_type_93;
+typedef _gostring_ swig_type_86;
+typedef _goslice_ swig_type_87;
+typedef _gostring_ swig_type_88;
+typedef _goslice_ swig_type_89;
+typedef _gostring_ swig_type_90;
+typedef _goslice_ swig_type_91;
+typedef _gostring_ swig_type_92;
+typedef _goslice_ swig_type_93;
 typedef long long swig_type_94;
-typedef _gostring_ swig_type_95;
+typedef long long swig_type_95;
 typedef _gostring_ swig_type_96;
-typedef long long swig_type_97;
-typedef _goslice_ swig_type_98;
-typedef _gostring_ swig_type_99;
+typedef _gostring_ swig_type_97;
+typedef long long swig_type_98;
+typedef _goslice_ swig_type_99;
 typedef _gostring_ swig_type_100;
-typedef long long swig_type_101;
+typedef _gostring_ swig_type_101;
 typedef long long swig_type_102;
 typedef long long swig_type_103;
 typedef long long swig_type_104;
-typedef _gostring_ swig_type_105;
-typedef _goslice_ swig_type_106;
-typedef _gostring_ swig_type_107;
-typedef _goslice_ swig_type_108;
-typedef _gostring_ swig_type_109;
-typedef _goslice_ swig_type_110;
+typedef long long swig_type_105;
+typedef _gostring_ swig_type_106;
+typedef _goslice_ swig_type_107;
+typedef _gostring_ swig_type_108;
+typedef _goslice_ swig_type_109;
+typedef _gostring_ swig_type_110;
 typedef _goslice_ swig_type_111;
-typedef _gostring_ swig_type_112;
-typedef _goslice_ swig_type_113;
-typedef _gostring_ swig_type_114;
-typedef _goslice_ swig_type_115;
-typedef _gostring_ swig_type_116;
-typedef _goslice_ swig_type_117;
-typedef long long swig_type_118;
+typedef _goslice_ swig_type_112;
+typedef _gostring_ swig_type_113;
+typedef _goslice_ swig_type_114;
+typedef _gostring_ swig_type_115;
+typedef _goslice_ swig_type_116;
+typedef _gostring_ swig_type_117;
+typedef _goslice_ swig_type_118;
 typedef long long swig_type_119;
 typedef long long swig_type_120;
 typedef long long swig_type_121;
 typedef long long swig_type_122;
 typedef long long swig_type_123;
 typedef long long swig_type_124;
-typedef _gostring_ swig_type_125;
-typedef _goslice_ swig_type_126;
-typedef long long swig_type_127;
+typedef long long swig_type_125;
+typedef _gostring_ swig_type_126;
+typedef _goslice_ swig_type_127;
 typedef long long swig_type_128;
 typedef long long swig_type_129;
 typedef long long swig_type_130;
@@ -177,165 +177,166 @@ typedef long long swig_type_147;
 typedef long long swig_type_148;
 typedef long long swig_type_149;
 typedef long long swig_type_150;
-typedef _gostring_ swig_type_151;
+typedef long long swig_type_151;
 typedef _gostring_ swig_type_152;
-typedef _goslice_ swig_type_153;
-typedef _gostring_ swig_type_154;
+typedef _gostring_ swig_type_153;
+typedef _goslice_ swig_type_154;
 typedef _gostring_ swig_type_155;
-typedef _goslice_ swig_type_156;
-typedef _gostring_ swig_type_157;
+typedef _gostring_ swig_type_156;
+typedef _goslice_ swig_type_157;
 typedef _gostring_ swig_type_158;
 typedef _gostring_ swig_type_159;
 typedef _gostring_ swig_type_160;
-typedef _goslice_ swig_type_161;
+typedef _gostring_ swig_type_161;
 typedef _goslice_ swig_type_162;
 typedef _goslice_ swig_type_163;
-typedef long long swig_type_164;
-typedef _goslice_ swig_type_165;
-typedef _gostring_ swig_type_166;
-typedef _goslice_ swig_type_167;
+typedef _goslice_ swig_type_164;
+typedef long long swig_type_165;
+typedef _goslice_ swig_type_166;
+typedef _gostring_ swig_type_167;
 typedef _goslice_ swig_type_168;
 typedef _goslice_ swig_type_169;
-typedef long long swig_type_170;
-typedef _goslice_ swig_type_171;
-typedef _gostring_ swig_type_172;
-typedef _goslice_ swig_type_173;
+typedef _goslice_ swig_type_170;
+typedef long long swig_type_171;
+typedef _goslice_ swig_type_172;
+typedef _gostring_ swig_type_173;
 typedef _goslice_ swig_type_174;
 typedef _goslice_ swig_type_175;
-typedef _gostring_ swig_type_176;
-typedef _goslice_ swig_type_177;
-typedef long long swig_type_178;
-typedef _goslice_ swig_type_179;
+typedef _goslice_ swig_type_176;
+typedef _gostring_ swig_type_177;
+typedef _goslice_ swig_type_178;
+typedef long long swig_type_179;
 typedef _goslice_ swig_type_180;
 typedef _goslice_ swig_type_181;
-typedef long long swig_type_182;
-typedef _goslice_ swig_type_183;
-typedef _gostring_ swig_type_184;
+typedef _goslice_ swig_type_182;
+typedef long long swig_type_183;
+typedef _goslice_ swig_type_184;
 typedef _gostring_ swig_type_185;
 typedef _gostring_ swig_type_186;
-typedef long long swig_type_187;
-typedef _gostring_ swig_type_188;
-typedef long long swig_type_189;
-typedef _gostring_ swig_type_190;
+typedef _gostring_ swig_type_187;
+typedef long long swig_type_188;
+typedef _gostring_ swig_type_189;
+typedef long long swig_type_190;
 typedef _gostring_ swig_type_191;
 typedef _gostring_ swig_type_192;
 typedef _gostring_ swig_type_193;
 typedef _gostring_ swig_type_194;
-typedef long long swig_type_195;
-typedef _gostring_ swig_type_196;
-typedef long long swig_type_197;
+typedef _gostring_ swig_type_195;
+typedef long long swig_type_196;
+typedef _gostring_ swig_type_197;
 typedef long long swig_type_198;
-typedef _gostring_ swig_type_199;
-typedef long long swig_type_200;
+typedef long long swig_type_199;
+typedef _gostring_ swig_type_200;
 typedef long long swig_type_201;
-typedef _gostring_ swig_type_202;
-typedef _goslice_ swig_type_203;
-typedef long long swig_type_204;
+typedef long long swig_type_202;
+typedef _gostring_ swig_type_203;
+typedef _goslice_ swig_type_204;
 typedef long long swig_type_205;
 typedef long long swig_type_206;
-typedef _gostring_ swig_type_207;
-typedef _goslice_ swig_type_208;
-typedef long long swig_type_209;
+typedef long long swig_type_207;
+typedef _gostring_ swig_type_208;
+typedef _goslice_ swig_type_209;
 typedef long long swig_type_210;
 typedef long long swig_type_211;
-typedef _gostring_ swig_type_212;
-typedef long long swig_type_213;
+typedef long long swig_type_212;
+typedef _gostring_ swig_type_213;
 typedef long long swig_type_214;
-typedef _gostring_ swig_type_215;
-typedef long long swig_type_216;
+typedef long long swig_type_215;
+typedef _gostring_ swig_type_216;
 typedef long long swig_type_217;
-typedef _gostring_ swig_type_218;
-typedef _goslice_ swig_type_219;
-typedef long long swig_type_220;
+typedef long long swig_type_218;
+typedef _gostring_ swig_type_219;
+typedef _goslice_ swig_type_220;
 typedef long long swig_type_221;
 typedef long long swig_type_222;
 typedef long long swig_type_223;
-typedef _gostring_ swig_type_224;
-typedef _goslice_ swig_type_225;
-typedef long long swig_type_226;
+typedef long long swig_type_224;
+typedef _gostring_ swig_type_225;
+typedef _goslice_ swig_type_226;
 typedef long long swig_type_227;
 typedef long long swig_type_228;
 typedef long long swig_type_229;
-typedef _gostring_ swig_type_230;
-typedef long long swig_type_231;
+typedef long long swig_type_230;
+typedef _gostring_ swig_type_231;
 typedef long long swig_type_232;
 typedef long long swig_type_233;
 typedef long long swig_type_234;
-typedef _gostring_ swig_type_235;
-typedef long long swig_type_236;
+typedef long long swig_type_235;
+typedef _gostring_ swig_type_236;
 typedef long long swig_type_237;
 typedef long long swig_type_238;
 typedef long long swig_type_239;
-typedef _gostring_ swig_type_240;
-typedef long long swig_type_241;
+typedef long long swig_type_240;
+typedef _gostring_ swig_type_241;
 typedef long long swig_type_242;
 typedef long long swig_type_243;
 typedef long long swig_type_244;
-typedef _gostring_ swig_type_245;
-typedef long long swig_type_246;
+typedef long long swig_type_245;
+typedef _gostring_ swig_type_246;
 typedef long long swig_type_247;
 typedef long long swig_type_248;
 typedef long long swig_type_249;
-typedef _gostring_ swig_type_250;
+typedef long long swig_type_250;
 typedef _gostring_ swig_type_251;
-typedef long long swig_type_252;
+typedef _gostring_ swig_type_252;
 typedef long long swig_type_253;
-typedef _gostring_ swig_type_254;
+typedef long long swig_type_254;
 typedef _gostring_ swig_type_255;
-typedef _goslice_ swig_type_256;
-typedef _gostring_ swig_type_257;
-typedef long long swig_type_258;
-typedef _gostring_ swig_type_259;
-typedef long long swig_type_260;
-typedef _gostring_ swig_type_261;
-typedef long long swig_type_262;
+typedef _gostring_ swig_type_256;
+typedef _goslice_ swig_type_257;
+typedef _gostring_ swig_type_258;
+typedef long long swig_type_259;
+typedef _gostring_ swig_type_260;
+typedef long long swig_type_261;
+typedef _gostring_ swig_type_262;
 typedef long long swig_type_263;
-typedef _gostring_ swig_type_264;
-typedef long long swig_type_265;
+typedef long long swig_type_264;
+typedef _gostring_ swig_type_265;
 typedef long long swig_type_266;
-typedef _gostring_ swig_type_267;
+typedef long long swig_type_267;
 typedef _gostring_ swig_type_268;
 typedef _gostring_ swig_type_269;
-typedef long long swig_type_270;
-typedef _gostring_ swig_type_271;
-typedef long long swig_type_272;
-typedef _gostring_ swig_type_273;
+typedef _gostring_ swig_type_270;
+typedef long long swig_type_271;
+typedef _gostring_ swig_type_272;
+typedef long long swig_type_273;
 typedef _gostring_ swig_type_274;
 typedef _gostring_ swig_type_275;
-typedef _goslice_ swig_type_276;
+typedef _gostring_ swig_type_276;
 typedef _goslice_ swig_type_277;
-typedef long long swig_type_278;
-typedef _gostring_ swig_type_279;
-typedef _goslice_ swig_type_280;
+typedef _goslice_ swig_type_278;
+typedef long long swig_type_279;
+typedef _gostring_ swig_type_280;
 typedef _goslice_ swig_type_281;
-typedef long long swig_type_282;
-typedef _gostring_ swig_type_283;
-typedef long long swig_type_284;
-typedef _gostring_ swig_type_285;
-typedef _goslice_ swig_type_286;
-typedef long long swig_type_287;
-typedef _goslice_ swig_type_288;
+typedef _goslice_ swig_type_282;
+typedef long long swig_type_283;
+typedef _gostring_ swig_type_284;
+typedef long long swig_type_285;
+typedef _gostring_ swig_type_286;
+typedef _goslice_ swig_type_287;
+typedef long long swig_type_288;
 typedef _goslice_ swig_type_289;
 typedef _goslice_ swig_type_290;
-typedef long long swig_type_291;
-typedef _gostring_ swig_type_292;
-typedef _goslice_ swig_type_293;
-typedef long long swig_type_294;
-typedef _goslice_ swig_type_295;
+typedef _goslice_ swig_type_291;
+typedef long long swig_type_292;
+typedef _gostring_ swig_type_293;
+typedef _goslice_ swig_type_294;
+typedef long long swig_type_295;
 typedef _goslice_ swig_type_296;
 typedef _goslice_ swig_type_297;
-typedef long long swig_type_298;
+typedef _goslice_ swig_type_298;
 typedef long long swig_type_299;
 typedef long long swig_type_300;
 typedef long long swig_type_301;
 typedef long long swig_type_302;
-typedef _gostring_ swig_type_303;
+typedef long long swig_type_303;
 typedef _gostring_ swig_type_304;
-typedef long long swig_type_305;
-typedef _goslice_ swig_type_306;
-typedef long long swig_type_307;
-typedef _gostring_ swig_type_308;
-typedef long long swig_type_309;
+typedef _gostring_ swig_type_305;
+typedef long long swig_type_306;
+typedef _goslice_ swig_type_307;
+typedef long long swig_type_308;
+typedef _gostring_ swig_type_309;
+typedef long long swig_type_310;
 extern void _wrap_Swig_free_capi_8df650dd416fa051(uintptr_t arg1);
 extern uintptr_t _wrap_Swig_malloc_capi_8df650dd416fa051(swig_intgo arg1);
 extern swig_type_1 _wrap_eplb_go_snapshot_save_capi_8df650dd416fa051(uintptr_t arg1, swig_type_2 arg2, swig_type_3 arg3, swig_type_4 arg4);
@@ -535,14 +536,15 @@ extern void _wrap_delete_eplb_tracker_options_capi_8df650dd416fa051(uintptr_t ar
 extern void _wrap_eplb_tracker_options_init_capi_8df650dd416fa051(uintptr_t arg1);
 extern swig_type_76 _wrap_eplb_tracker_create_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
 extern void _wrap_eplb_tracker_destroy_capi_8df650dd416fa051(uintptr_t arg1);
-extern swig_type_77 _wrap_eplb_tracker_record_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_78 arg3, swig_type_79 arg4, swig_intgo arg5);
-extern swig_type_80 _wrap_eplb_tracker_record_physical_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_81 arg4, swig_type_82 arg5, swig_intgo arg6);
-extern swig_type_83 _wrap_eplb_tracker_merge_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_84 _wrap_eplb_tracker_reset_capi_8df650dd416fa051(uintptr_t arg1);
-extern swig_type_85 _wrap_eplb_tracker_get_loads_capi_8df650dd416fa051(uintptr_t arg1, swig_type_86 arg2);
-extern swig_type_87 _wrap_eplb_tracker_get_coactivation_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_88 arg3);
-extern swig_type_89 _wrap_eplb_tracker_get_samples_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_90 arg3, swig_voidp arg4);
-extern swig_type_91 _wrap_eplb_planner_plan_tracked_capi_8df650dd416fa051(uintptr_t arg1, swig_type_92 arg2, uintptr_t arg3, swig_voidp arg4);
+extern swig_type_77 _wrap_eplb_tracker_clone_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_78 _wrap_eplb_tracker_record_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_79 arg3, swig_type_80 arg4, swig_intgo arg5);
+extern swig_type_81 _wrap_eplb_tracker_record_physical_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_82 arg4, swig_type_83 arg5, swig_intgo arg6);
+extern swig_type_84 _wrap_eplb_tracker_merge_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_85 _wrap_eplb_tracker_reset_capi_8df650dd416fa051(uintptr_t arg1);
+extern swig_type_86 _wrap_eplb_tracker_get_loads_capi_8df650dd416fa051(uintptr_t arg1, swig_type_87 arg2);
+extern swig_type_88 _wrap_eplb_tracker_get_coactivation_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_89 arg3);
+extern swig_type_90 _wrap_eplb_tracker_get_samples_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_91 arg3, swig_voidp arg4);
+extern swig_type_92 _wrap_eplb_planner_plan_tracked_capi_8df650dd416fa051(uintptr_t arg1, swig_type_93 arg2, uintptr_t arg3, swig_voidp arg4);
 extern void _wrap_eplb_workload_options_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_workload_options_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_workload_options_num_layers_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
@@ -573,16 +575,16 @@ extern void _wrap_eplb_workload_options_drift_rho_set_capi_8df650dd416fa051(uint
 extern double _wrap_eplb_workload_options_drift_rho_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_workload_options_noise_scale_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_workload_options_noise_scale_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_seed_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_93 arg2);
-extern swig_type_94 _wrap_eplb_workload_options_seed_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_seed_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_94 arg2);
+extern swig_type_95 _wrap_eplb_workload_options_seed_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_workload_options_capi_8df650dd416fa051(void);
 extern void _wrap_delete_eplb_workload_options_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_workload_options_init_capi_8df650dd416fa051(uintptr_t arg1);
-extern swig_type_95 _wrap_eplb_workload_create_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_96 _wrap_eplb_workload_create_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
 extern void _wrap_eplb_workload_destroy_capi_8df650dd416fa051(uintptr_t arg1);
-extern swig_type_96 _wrap_eplb_workload_next_batch_capi_8df650dd416fa051(uintptr_t arg1, swig_type_97 arg2, swig_type_98 arg3);
-extern swig_type_99 _wrap_eplb_tracker_get_options_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_100 _wrap_eplb_tracker_get_layer_counts_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_97 _wrap_eplb_workload_next_batch_capi_8df650dd416fa051(uintptr_t arg1, swig_type_98 arg2, swig_type_99 arg3);
+extern swig_type_100 _wrap_eplb_tracker_get_options_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_101 _wrap_eplb_tracker_get_layer_counts_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
 extern void _wrap_eplb_layer_metrics_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_layer_metrics_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
@@ -617,8 +619,8 @@ extern void _wrap_eplb_metrics_max_replicas_set_capi_8df650dd416fa051(uintptr_t 
 extern swig_intgo _wrap_eplb_metrics_max_replicas_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_metrics_loaded_layers_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_metrics_loaded_layers_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_metrics_duplicate_pairs_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_101 arg2);
-extern swig_type_102 _wrap_eplb_metrics_duplicate_pairs_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_metrics_duplicate_pairs_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_102 arg2);
+extern swig_type_103 _wrap_eplb_metrics_duplicate_pairs_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_metrics_balancedness_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_metrics_balancedness_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_metrics_min_balancedness_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
@@ -633,16 +635,16 @@ extern void _wrap_eplb_metrics_max_over_mean_set_capi_8df650dd416fa051(uintptr_t
 extern double _wrap_eplb_metrics_max_over_mean_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_metrics_cross_node_replicas_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_103 arg2);
-extern swig_type_104 _wrap_eplb_metrics_cross_node_replicas_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_metrics_cross_node_replicas_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_104 arg2);
+extern swig_type_105 _wrap_eplb_metrics_cross_node_replicas_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_metrics_capi_8df650dd416fa051(void);
 extern void _wrap_delete_eplb_metrics_capi_8df650dd416fa051(uintptr_t arg1);
-extern swig_type_105 _wrap_eplb_metrics_compute_capi_8df650dd416fa051(uintptr_t arg1, swig_type_106 arg2, uintptr_t arg3);
-extern swig_type_107 _wrap_eplb_metrics_compute_layer_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_108 arg3, uintptr_t arg4);
-extern swig_type_109 _wrap_eplb_metrics_gpu_loads_capi_8df650dd416fa051(uintptr_t arg1, swig_type_110 arg2, swig_type_111 arg3);
-extern swig_type_112 _wrap_eplb_metrics_exact_optimum_capi_8df650dd416fa051(uintptr_t arg1, swig_type_113 arg2, swig_voidp arg3);
-extern swig_type_114 _wrap_eplb_metrics_relaxed_bound_capi_8df650dd416fa051(uintptr_t arg1, swig_type_115 arg2, swig_intgo arg3, swig_voidp arg4);
-extern swig_type_116 _wrap_eplb_metrics_nodes_touched_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_117 arg3, swig_type_118 arg4, swig_intgo arg5, swig_voidp arg6);
+extern swig_type_106 _wrap_eplb_metrics_compute_capi_8df650dd416fa051(uintptr_t arg1, swig_type_107 arg2, uintptr_t arg3);
+extern swig_type_108 _wrap_eplb_metrics_compute_layer_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_109 arg3, uintptr_t arg4);
+extern swig_type_110 _wrap_eplb_metrics_gpu_loads_capi_8df650dd416fa051(uintptr_t arg1, swig_type_111 arg2, swig_type_112 arg3);
+extern swig_type_113 _wrap_eplb_metrics_exact_optimum_capi_8df650dd416fa051(uintptr_t arg1, swig_type_114 arg2, swig_voidp arg3);
+extern swig_type_115 _wrap_eplb_metrics_relaxed_bound_capi_8df650dd416fa051(uintptr_t arg1, swig_type_116 arg2, swig_intgo arg3, swig_voidp arg4);
+extern swig_type_117 _wrap_eplb_metrics_nodes_touched_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_118 arg3, swig_type_119 arg4, swig_intgo arg5, swig_voidp arg6);
 extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_8df650dd416fa051(void);
 extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_8df650dd416fa051(void);
 extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_8df650dd416fa051(void);
@@ -654,12 +656,12 @@ extern void _wrap_eplb_migration_options_struct_size_set_capi_8df650dd416fa051(u
 extern swig_intgo _wrap_eplb_migration_options_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_migration_options_relabel_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_migration_options_relabel_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_bytes_per_expert_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_119 arg2);
-extern swig_type_120 _wrap_eplb_migration_options_bytes_per_expert_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_121 arg2);
-extern swig_type_122 _wrap_eplb_migration_options_max_bytes_per_step_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_max_total_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_123 arg2);
-extern swig_type_124 _wrap_eplb_migration_options_max_total_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_bytes_per_expert_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_120 arg2);
+extern swig_type_121 _wrap_eplb_migration_options_bytes_per_expert_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_122 arg2);
+extern swig_type_123 _wrap_eplb_migration_options_max_bytes_per_step_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_max_total_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_124 arg2);
+extern swig_type_125 _wrap_eplb_migration_options_max_total_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_migration_options_max_layers_per_step_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_migration_options_reserved0_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
@@ -671,7 +673,7 @@ extern double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_8df650dd416
 extern uintptr_t _wrap_new_eplb_migration_options_capi_8df650dd416fa051(void);
 extern void _wrap_delete_eplb_migration_options_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_migration_options_init_capi_8df650dd416fa051(uintptr_t arg1);
-extern swig_type_125 _wrap_eplb_migration_plan_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_type_126 arg3, uintptr_t arg4, swig_voidp arg5);
+extern swig_type_126 _wrap_eplb_migration_plan_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_type_127 arg3, uintptr_t arg4, swig_voidp arg5);
 extern void _wrap_eplb_migration_destroy_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_migration_summary_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_migration_summary_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
@@ -685,30 +687,30 @@ extern void _wrap_eplb_migration_summary_has_loads_set_capi_8df650dd416fa051(uin
 extern swig_intgo _wrap_eplb_migration_summary_has_loads_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_migration_summary_max_staging_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_moved_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_127 arg2);
-extern swig_type_128 _wrap_eplb_migration_summary_moved_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_129 arg2);
-extern swig_type_130 _wrap_eplb_migration_summary_same_gpu_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_intra_node_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_131 arg2);
-extern swig_type_132 _wrap_eplb_migration_summary_intra_node_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_cross_node_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_133 arg2);
-extern swig_type_134 _wrap_eplb_migration_summary_cross_node_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_moved_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_135 arg2);
-extern swig_type_136 _wrap_eplb_migration_summary_moved_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_137 arg2);
-extern swig_type_138 _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_139 arg2);
-extern swig_type_140 _wrap_eplb_migration_summary_intra_node_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_141 arg2);
-extern swig_type_142 _wrap_eplb_migration_summary_cross_node_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_max_step_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_143 arg2);
-extern swig_type_144 _wrap_eplb_migration_summary_max_step_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_full_migration_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_145 arg2);
-extern swig_type_146 _wrap_eplb_migration_summary_full_migration_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_147 arg2);
-extern swig_type_148 _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_naive_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_149 arg2);
-extern swig_type_150 _wrap_eplb_migration_summary_naive_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_moved_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_128 arg2);
+extern swig_type_129 _wrap_eplb_migration_summary_moved_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_130 arg2);
+extern swig_type_131 _wrap_eplb_migration_summary_same_gpu_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_intra_node_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_132 arg2);
+extern swig_type_133 _wrap_eplb_migration_summary_intra_node_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_cross_node_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_134 arg2);
+extern swig_type_135 _wrap_eplb_migration_summary_cross_node_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_moved_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_136 arg2);
+extern swig_type_137 _wrap_eplb_migration_summary_moved_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_138 arg2);
+extern swig_type_139 _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_140 arg2);
+extern swig_type_141 _wrap_eplb_migration_summary_intra_node_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_142 arg2);
+extern swig_type_143 _wrap_eplb_migration_summary_cross_node_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_max_step_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_144 arg2);
+extern swig_type_145 _wrap_eplb_migration_summary_max_step_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_full_migration_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_146 arg2);
+extern swig_type_147 _wrap_eplb_migration_summary_full_migration_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_148 arg2);
+extern swig_type_149 _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_naive_experts_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_150 arg2);
+extern swig_type_151 _wrap_eplb_migration_summary_naive_experts_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_migration_summary_old_balancedness_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_migration_summary_old_balancedness_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_migration_summary_target_balancedness_set_capi_8df650dd416fa051(uintptr_t arg1, double arg2);
@@ -719,7 +721,7 @@ extern void _wrap_eplb_migration_summary_gain_set_capi_8df650dd416fa051(uintptr_
 extern double _wrap_eplb_migration_summary_gain_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_migration_summary_capi_8df650dd416fa051(void);
 extern void _wrap_delete_eplb_migration_summary_capi_8df650dd416fa051(uintptr_t arg1);
-extern swig_type_151 _wrap_eplb_migration_get_summary_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_152 _wrap_eplb_migration_get_summary_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
 extern void _wrap_eplb_migration_transfer_step_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_migration_transfer_step_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_migration_transfer_layer_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
@@ -738,18 +740,18 @@ extern void _wrap_eplb_migration_transfer_kind_set_capi_8df650dd416fa051(uintptr
 extern swig_intgo _wrap_eplb_migration_transfer_kind_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_migration_transfer_capi_8df650dd416fa051(void);
 extern void _wrap_delete_eplb_migration_transfer_capi_8df650dd416fa051(uintptr_t arg1);
-extern swig_type_152 _wrap_eplb_migration_get_transfers_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_153 arg3, swig_voidp arg4);
-extern swig_type_154 _wrap_eplb_migration_copy_transfers_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3, swig_voidp arg4);
-extern swig_type_155 _wrap_eplb_migration_get_gpu_map_capi_8df650dd416fa051(uintptr_t arg1, swig_type_156 arg2);
-extern swig_type_157 _wrap_eplb_migration_get_target_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_158 _wrap_eplb_migration_get_step_placement_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
-extern swig_type_159 _wrap_eplb_split_workspace_create_capi_8df650dd416fa051(swig_voidp arg1);
+extern swig_type_153 _wrap_eplb_migration_get_transfers_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_154 arg3, swig_voidp arg4);
+extern swig_type_155 _wrap_eplb_migration_copy_transfers_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3, swig_voidp arg4);
+extern swig_type_156 _wrap_eplb_migration_get_gpu_map_capi_8df650dd416fa051(uintptr_t arg1, swig_type_157 arg2);
+extern swig_type_158 _wrap_eplb_migration_get_target_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_159 _wrap_eplb_migration_get_step_placement_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
+extern swig_type_160 _wrap_eplb_split_workspace_create_capi_8df650dd416fa051(swig_voidp arg1);
 extern void _wrap_eplb_split_workspace_destroy_capi_8df650dd416fa051(uintptr_t arg1);
-extern swig_type_160 _wrap_eplb_split_solve_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_161 arg4, swig_type_162 arg5, swig_type_163 arg6, swig_type_164 arg7, swig_type_165 arg8, swig_voidp arg9);
-extern swig_type_166 _wrap_eplb_split_solve_by_node_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_167 arg4, swig_type_168 arg5, swig_type_169 arg6, swig_type_170 arg7, double arg8, swig_type_171 arg9, swig_voidp arg10, swig_voidp arg11);
-extern swig_type_172 _wrap_eplb_split_rank_quotas_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_173 arg3, swig_type_174 arg4, swig_intgo arg5, swig_intgo arg6, swig_type_175 arg7);
-extern swig_type_176 _wrap_eplb_shared_expert_waterfill_capi_8df650dd416fa051(uintptr_t arg1, swig_type_177 arg2, swig_type_178 arg3, swig_intgo arg4, swig_type_179 arg5, swig_type_180 arg6, swig_type_181 arg7, swig_type_182 arg8, swig_intgo arg9, swig_type_183 arg10);
-extern swig_type_184 _wrap_eplb_device_count_capi_8df650dd416fa051(swig_voidp arg1);
+extern swig_type_161 _wrap_eplb_split_solve_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_162 arg4, swig_type_163 arg5, swig_type_164 arg6, swig_type_165 arg7, swig_type_166 arg8, swig_voidp arg9);
+extern swig_type_167 _wrap_eplb_split_solve_by_node_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_168 arg4, swig_type_169 arg5, swig_type_170 arg6, swig_type_171 arg7, double arg8, swig_type_172 arg9, swig_voidp arg10, swig_voidp arg11);
+extern swig_type_173 _wrap_eplb_split_rank_quotas_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_174 arg3, swig_type_175 arg4, swig_intgo arg5, swig_intgo arg6, swig_type_176 arg7);
+extern swig_type_177 _wrap_eplb_shared_expert_waterfill_capi_8df650dd416fa051(uintptr_t arg1, swig_type_178 arg2, swig_type_179 arg3, swig_intgo arg4, swig_type_180 arg5, swig_type_181 arg6, swig_type_182 arg7, swig_type_183 arg8, swig_intgo arg9, swig_type_184 arg10);
+extern swig_type_185 _wrap_eplb_device_count_capi_8df650dd416fa051(swig_voidp arg1);
 extern swig_intgo _wrap_EPLB_COMM_INT32_capi_8df650dd416fa051(void);
 extern swig_intgo _wrap_EPLB_COMM_INT64_capi_8df650dd416fa051(void);
 extern swig_intgo _wrap_EPLB_COMM_UINT64_capi_8df650dd416fa051(void);
@@ -758,34 +760,34 @@ extern swig_intgo _wrap_EPLB_COMM_FLOAT64_capi_8df650dd416fa051(void);
 extern swig_intgo _wrap_EPLB_COMM_SUM_capi_8df650dd416fa051(void);
 extern swig_intgo _wrap_EPLB_COMM_MAX_capi_8df650dd416fa051(void);
 extern swig_intgo _wrap_EPLB_COMM_MIN_capi_8df650dd416fa051(void);
-extern swig_type_185 _wrap_eplb_nccl_version_capi_8df650dd416fa051(swig_voidp arg1);
-extern swig_type_186 _wrap_eplb_comm_get_unique_id_capi_8df650dd416fa051(uintptr_t arg1, swig_type_187 arg2);
-extern swig_type_188 _wrap_eplb_comm_create_capi_8df650dd416fa051(uintptr_t arg1, swig_type_189 arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
-extern swig_type_190 _wrap_eplb_comm_adopt_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_186 _wrap_eplb_nccl_version_capi_8df650dd416fa051(swig_voidp arg1);
+extern swig_type_187 _wrap_eplb_comm_get_unique_id_capi_8df650dd416fa051(uintptr_t arg1, swig_type_188 arg2);
+extern swig_type_189 _wrap_eplb_comm_create_capi_8df650dd416fa051(uintptr_t arg1, swig_type_190 arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
+extern swig_type_191 _wrap_eplb_comm_adopt_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
 extern void _wrap_eplb_comm_destroy_capi_8df650dd416fa051(uintptr_t arg1);
-extern swig_type_191 _wrap_eplb_comm_get_rank_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_192 _wrap_eplb_comm_get_size_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_193 _wrap_eplb_comm_allreduce_tracker_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
-extern swig_type_194 _wrap_eplb_comm_allreduce_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_type_195 arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
-extern swig_type_196 _wrap_eplb_migration_execute_step_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_voidp arg4, swig_type_197 arg5, swig_voidp arg6, swig_intgo arg7, uintptr_t arg8, swig_type_198 arg9, uintptr_t arg10);
+extern swig_type_192 _wrap_eplb_comm_get_rank_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_193 _wrap_eplb_comm_get_size_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_194 _wrap_eplb_comm_allreduce_tracker_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
+extern swig_type_195 _wrap_eplb_comm_allreduce_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_type_196 arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
+extern swig_type_197 _wrap_eplb_migration_execute_step_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_voidp arg4, swig_type_198 arg5, swig_voidp arg6, swig_intgo arg7, uintptr_t arg8, swig_type_199 arg9, uintptr_t arg10);
 extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_8df650dd416fa051(void);
 extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_8df650dd416fa051(void);
 extern swig_intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_8df650dd416fa051(void);
-extern swig_type_199 _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_8df650dd416fa051(swig_type_200 arg1, swig_type_201 arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_voidp arg6);
-extern swig_type_202 _wrap_eplb_kernel_dispatch_layout_capi_8df650dd416fa051(swig_type_203 arg1, swig_type_204 arg2, swig_type_205 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_206 arg13, uintptr_t arg14);
-extern swig_type_207 _wrap_eplb_kernel_dispatch_layout_cpu_capi_8df650dd416fa051(swig_type_208 arg1, swig_type_209 arg2, swig_type_210 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_211 arg13, uintptr_t arg14);
-extern swig_type_212 _wrap_eplb_kernel_expert_sort_capacity_capi_8df650dd416fa051(swig_type_213 arg1, swig_type_214 arg2, swig_intgo arg3, swig_intgo arg4, swig_voidp arg5);
-extern swig_type_215 _wrap_eplb_kernel_expert_sort_workspace_size_capi_8df650dd416fa051(swig_type_216 arg1, swig_type_217 arg2, swig_intgo arg3, swig_voidp arg4);
-extern swig_type_218 _wrap_eplb_kernel_expert_sort_capi_8df650dd416fa051(swig_type_219 arg1, swig_type_220 arg2, swig_type_221 arg3, swig_intgo arg4, swig_intgo arg5, swig_type_222 arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_223 arg13, uintptr_t arg14);
-extern swig_type_224 _wrap_eplb_kernel_expert_sort_cpu_capi_8df650dd416fa051(swig_type_225 arg1, swig_type_226 arg2, swig_type_227 arg3, swig_intgo arg4, swig_intgo arg5, swig_type_228 arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_229 arg13, uintptr_t arg14);
-extern swig_type_230 _wrap_eplb_kernel_permute_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_231 arg3, swig_type_232 arg4, swig_type_233 arg5, swig_voidp arg6, swig_type_234 arg7, uintptr_t arg8, uintptr_t arg9);
-extern swig_type_235 _wrap_eplb_kernel_permute_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_236 arg3, swig_type_237 arg4, swig_type_238 arg5, swig_voidp arg6, swig_type_239 arg7, uintptr_t arg8, uintptr_t arg9);
-extern swig_type_240 _wrap_eplb_kernel_unpermute_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_241 arg3, swig_type_242 arg4, swig_type_243 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_244 arg8, uintptr_t arg9, uintptr_t arg10);
-extern swig_type_245 _wrap_eplb_kernel_unpermute_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_246 arg3, swig_type_247 arg4, swig_type_248 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_249 arg8, uintptr_t arg9, uintptr_t arg10);
+extern swig_type_200 _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_8df650dd416fa051(swig_type_201 arg1, swig_type_202 arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_voidp arg6);
+extern swig_type_203 _wrap_eplb_kernel_dispatch_layout_capi_8df650dd416fa051(swig_type_204 arg1, swig_type_205 arg2, swig_type_206 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_207 arg13, uintptr_t arg14);
+extern swig_type_208 _wrap_eplb_kernel_dispatch_layout_cpu_capi_8df650dd416fa051(swig_type_209 arg1, swig_type_210 arg2, swig_type_211 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_212 arg13, uintptr_t arg14);
+extern swig_type_213 _wrap_eplb_kernel_expert_sort_capacity_capi_8df650dd416fa051(swig_type_214 arg1, swig_type_215 arg2, swig_intgo arg3, swig_intgo arg4, swig_voidp arg5);
+extern swig_type_216 _wrap_eplb_kernel_expert_sort_workspace_size_capi_8df650dd416fa051(swig_type_217 arg1, swig_type_218 arg2, swig_intgo arg3, swig_voidp arg4);
+extern swig_type_219 _wrap_eplb_kernel_expert_sort_capi_8df650dd416fa051(swig_type_220 arg1, swig_type_221 arg2, swig_type_222 arg3, swig_intgo arg4, swig_intgo arg5, swig_type_223 arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_224 arg13, uintptr_t arg14);
+extern swig_type_225 _wrap_eplb_kernel_expert_sort_cpu_capi_8df650dd416fa051(swig_type_226 arg1, swig_type_227 arg2, swig_type_228 arg3, swig_intgo arg4, swig_intgo arg5, swig_type_229 arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_230 arg13, uintptr_t arg14);
+extern swig_type_231 _wrap_eplb_kernel_permute_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_232 arg3, swig_type_233 arg4, swig_type_234 arg5, swig_voidp arg6, swig_type_235 arg7, uintptr_t arg8, uintptr_t arg9);
+extern swig_type_236 _wrap_eplb_kernel_permute_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_237 arg3, swig_type_238 arg4, swig_type_239 arg5, swig_voidp arg6, swig_type_240 arg7, uintptr_t arg8, uintptr_t arg9);
+extern swig_type_241 _wrap_eplb_kernel_unpermute_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_242 arg3, swig_type_243 arg4, swig_type_244 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_245 arg8, uintptr_t arg9, uintptr_t arg10);
+extern swig_type_246 _wrap_eplb_kernel_unpermute_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_247 arg3, swig_type_248 arg4, swig_type_249 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_250 arg8, uintptr_t arg9, uintptr_t arg10);
 extern swig_intgo _wrap_EPLB_IDS_INT32_capi_8df650dd416fa051(void);
 extern swig_intgo _wrap_EPLB_IDS_INT64_capi_8df650dd416fa051(void);
-extern swig_type_250 _wrap_eplb_device_tables_create_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
-extern swig_type_251 _wrap_eplb_device_tables_update_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
+extern swig_type_251 _wrap_eplb_device_tables_create_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
+extern swig_type_252 _wrap_eplb_device_tables_update_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
 extern void _wrap_eplb_device_tables_destroy_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_device_tables_info_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_device_tables_info_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
@@ -811,33 +813,33 @@ extern void _wrap_eplb_device_tables_info_flags_set_capi_8df650dd416fa051(uintpt
 extern swig_intgo _wrap_eplb_device_tables_info_flags_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_device_tables_info_device_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_device_tables_info_device_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_device_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_252 arg2);
-extern swig_type_253 _wrap_eplb_device_tables_info_device_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_device_tables_info_device_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_253 arg2);
+extern swig_type_254 _wrap_eplb_device_tables_info_device_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_device_tables_info_capi_8df650dd416fa051(void);
 extern void _wrap_delete_eplb_device_tables_info_capi_8df650dd416fa051(uintptr_t arg1);
-extern swig_type_254 _wrap_eplb_device_tables_get_info_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_255 _wrap_eplb_device_tables_get_static_map_capi_8df650dd416fa051(uintptr_t arg1, swig_type_256 arg2);
-extern swig_type_257 _wrap_eplb_kernel_record_load_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_258 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, uintptr_t arg10);
-extern swig_type_259 _wrap_eplb_kernel_record_load_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_260 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, uintptr_t arg10);
+extern swig_type_255 _wrap_eplb_device_tables_get_info_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_256 _wrap_eplb_device_tables_get_static_map_capi_8df650dd416fa051(uintptr_t arg1, swig_type_257 arg2);
+extern swig_type_258 _wrap_eplb_kernel_record_load_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_259 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, uintptr_t arg10);
+extern swig_type_260 _wrap_eplb_kernel_record_load_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_261 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, uintptr_t arg10);
 extern swig_intgo _wrap_EPLB_MAP_STATIC_capi_8df650dd416fa051(void);
 extern swig_intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_8df650dd416fa051(void);
 extern swig_intgo _wrap_EPLB_MAP_HASH_capi_8df650dd416fa051(void);
 extern swig_intgo _wrap_EPLB_MAP_NODE_AWARE_capi_8df650dd416fa051(void);
 extern swig_intgo _wrap_EPLB_MAP_QUOTA_capi_8df650dd416fa051(void);
-extern swig_type_261 _wrap_eplb_kernel_map_record_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_262 arg4, swig_voidp arg5, uintptr_t arg6, swig_intgo arg7, swig_type_263 arg8, swig_intgo arg9, swig_voidp arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
-extern swig_type_264 _wrap_eplb_kernel_map_record_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_265 arg4, swig_voidp arg5, uintptr_t arg6, swig_intgo arg7, swig_type_266 arg8, swig_intgo arg9, swig_voidp arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
-extern swig_type_267 _wrap_eplb_kernel_fold_counts_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3, uintptr_t arg4);
-extern swig_type_268 _wrap_eplb_kernel_fold_counts_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3, uintptr_t arg4);
-extern swig_type_269 _wrap_eplb_kernel_coactivation_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_270 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, swig_intgo arg10, swig_intgo arg11, swig_intgo arg12, swig_voidp arg13, uintptr_t arg14);
-extern swig_type_271 _wrap_eplb_kernel_coactivation_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_272 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, swig_intgo arg10, swig_intgo arg11, swig_intgo arg12, swig_voidp arg13, uintptr_t arg14);
-extern swig_type_273 _wrap_eplb_split_tables_create_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
+extern swig_type_262 _wrap_eplb_kernel_map_record_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_263 arg4, swig_voidp arg5, uintptr_t arg6, swig_intgo arg7, swig_type_264 arg8, swig_intgo arg9, swig_voidp arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
+extern swig_type_265 _wrap_eplb_kernel_map_record_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_266 arg4, swig_voidp arg5, uintptr_t arg6, swig_intgo arg7, swig_type_267 arg8, swig_intgo arg9, swig_voidp arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
+extern swig_type_268 _wrap_eplb_kernel_fold_counts_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3, uintptr_t arg4);
+extern swig_type_269 _wrap_eplb_kernel_fold_counts_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3, uintptr_t arg4);
+extern swig_type_270 _wrap_eplb_kernel_coactivation_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_271 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, swig_intgo arg10, swig_intgo arg11, swig_intgo arg12, swig_voidp arg13, uintptr_t arg14);
+extern swig_type_272 _wrap_eplb_kernel_coactivation_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_type_273 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, swig_intgo arg10, swig_intgo arg11, swig_intgo arg12, swig_voidp arg13, uintptr_t arg14);
+extern swig_type_274 _wrap_eplb_split_tables_create_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
 extern void _wrap_eplb_split_tables_destroy_capi_8df650dd416fa051(uintptr_t arg1);
-extern swig_type_274 _wrap_eplb_kernel_split_solve_workspace_size_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_275 _wrap_eplb_kernel_split_solve_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_type_276 arg4, swig_type_277 arg5, swig_voidp arg6, swig_voidp arg7, uintptr_t arg8, swig_type_278 arg9, uintptr_t arg10);
-extern swig_type_279 _wrap_eplb_kernel_split_solve_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_type_280 arg4, swig_type_281 arg5, swig_voidp arg6, swig_voidp arg7, uintptr_t arg8, swig_type_282 arg9, uintptr_t arg10);
-extern swig_type_283 _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_8df650dd416fa051(uintptr_t arg1, swig_type_284 arg2, swig_voidp arg3);
-extern swig_type_285 _wrap_eplb_kernel_shared_waterfill_capi_8df650dd416fa051(uintptr_t arg1, swig_type_286 arg2, swig_type_287 arg3, swig_intgo arg4, swig_type_288 arg5, swig_type_289 arg6, swig_type_290 arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_291 arg12, uintptr_t arg13);
-extern swig_type_292 _wrap_eplb_kernel_shared_waterfill_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_type_293 arg2, swig_type_294 arg3, swig_intgo arg4, swig_type_295 arg5, swig_type_296 arg6, swig_type_297 arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_298 arg12, uintptr_t arg13);
+extern swig_type_275 _wrap_eplb_kernel_split_solve_workspace_size_capi_8df650dd416fa051(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_276 _wrap_eplb_kernel_split_solve_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_type_277 arg4, swig_type_278 arg5, swig_voidp arg6, swig_voidp arg7, uintptr_t arg8, swig_type_279 arg9, uintptr_t arg10);
+extern swig_type_280 _wrap_eplb_kernel_split_solve_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_type_281 arg4, swig_type_282 arg5, swig_voidp arg6, swig_voidp arg7, uintptr_t arg8, swig_type_283 arg9, uintptr_t arg10);
+extern swig_type_284 _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_8df650dd416fa051(uintptr_t arg1, swig_type_285 arg2, swig_voidp arg3);
+extern swig_type_286 _wrap_eplb_kernel_shared_waterfill_capi_8df650dd416fa051(uintptr_t arg1, swig_type_287 arg2, swig_type_288 arg3, swig_intgo arg4, swig_type_289 arg5, swig_type_290 arg6, swig_type_291 arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_292 arg12, uintptr_t arg13);
+extern swig_type_293 _wrap_eplb_kernel_shared_waterfill_cpu_capi_8df650dd416fa051(uintptr_t arg1, swig_type_294 arg2, swig_type_295 arg3, swig_intgo arg4, swig_type_296 arg5, swig_type_297 arg6, swig_type_298 arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_299 arg12, uintptr_t arg13);
 extern void _wrap_eplb_token_exchange_options_struct_size_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
@@ -846,10 +848,10 @@ extern void _wrap_eplb_token_exchange_options_top_k_set_capi_8df650dd416fa051(ui
 extern swig_intgo _wrap_eplb_token_exchange_options_top_k_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_token_exchange_options_out_dtype_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_row_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_299 arg2);
-extern swig_type_300 _wrap_eplb_token_exchange_options_row_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_hidden_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_301 arg2);
-extern swig_type_302 _wrap_eplb_token_exchange_options_hidden_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_row_bytes_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_300 arg2);
+extern swig_type_301 _wrap_eplb_token_exchange_options_row_bytes_get_capi_8df650dd416fa051(uintptr_t arg1);
+extern void _wrap_eplb_token_exchange_options_hidden_set_capi_8df650dd416fa051(uintptr_t arg1, swig_type_302 arg2);
+extern swig_type_303 _wrap_eplb_token_exchange_options_hidden_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_token_exchange_options_max_tokens_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_token_exchange_options_capacity_set_capi_8df650dd416fa051(uintptr_t arg1, swig_intgo arg2);
@@ -857,10 +859,10 @@ extern swig_intgo _wrap_eplb_token_exchange_options_capacity_get_capi_8df650dd41
 extern uintptr_t _wrap_new_eplb_token_exchange_options_capi_8df650dd416fa051(void);
 extern void _wrap_delete_eplb_token_exchange_options_capi_8df650dd416fa051(uintptr_t arg1);
 extern void _wrap_eplb_token_exchange_options_init_capi_8df650dd416fa051(uintptr_t arg1);
-extern swig_type_303 _wrap_eplb_token_exchange_create_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
+extern swig_type_304 _wrap_eplb_token_exchange_create_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
 extern void _wrap_eplb_token_exchange_destroy_capi_8df650dd416fa051(uintptr_t arg1);
-extern swig_type_304 _wrap_eplb_token_exchange_dispatch_capi_8df650dd416fa051(uintptr_t arg1, swig_type_305 arg2, swig_type_306 arg3, swig_voidp arg4, uintptr_t arg5, uintptr_t arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_type_307 arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
-extern swig_type_308 _wrap_eplb_token_exchange_combine_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_type_309 arg3, uintptr_t arg4, uintptr_t arg5);
+extern swig_type_305 _wrap_eplb_token_exchange_dispatch_capi_8df650dd416fa051(uintptr_t arg1, swig_type_306 arg2, swig_type_307 arg3, swig_voidp arg4, uintptr_t arg5, uintptr_t arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_type_308 arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
+extern swig_type_309 _wrap_eplb_token_exchange_combine_capi_8df650dd416fa051(uintptr_t arg1, uintptr_t arg2, swig_type_310 arg3, uintptr_t arg4, uintptr_t arg5);
 #undef intgo
 */
 import "C"
@@ -3128,6 +3130,31 @@ func Eplb_tracker_destroy(arg1 Eplb_tracker) {
 	C._wrap_eplb_tracker_destroy_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0))
 }
 
+func Eplb_tracker_clone(arg1 Eplb_tracker, arg2 *uintptr) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	swig_r_p := C._wrap_eplb_tracker_clone_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
 func Eplb_tracker_record(arg1 Eplb_tracker, arg2 uint, arg3 []int32, arg4 int64, arg5 uint) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
@@ -3135,7 +3162,7 @@ func Eplb_tracker_record(arg1 Eplb_tracker, arg2 uint, arg3 []int32, arg4 int64,
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_tracker_record_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_78)(unsafe.Pointer(&_swig_i_2)), C.swig_type_79(_swig_i_3), C.swig_intgo(_swig_i_4))
+	swig_r_p := C._wrap_eplb_tracker_record_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_79)(unsafe.Pointer(&_swig_i_2)), C.swig_type_80(_swig_i_3), C.swig_intgo(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3167,7 +3194,7 @@ func Eplb_tracker_record_physical(arg1 Eplb_tracker, arg2 Eplb_placement, arg3 u
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_tracker_record_physical_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_81)(unsafe.Pointer(&_swig_i_3)), C.swig_type_82(_swig_i_4), C.swig_intgo(_swig_i_5))
+	swig_r_p := C._wrap_eplb_tracker_record_physical_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_82)(unsafe.Pointer(&_swig_i_3)), C.swig_type_83(_swig_i_4), C.swig_intgo(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
@@ -3244,7 +3271,7 @@ func Eplb_tracker_get_loads(arg1 Eplb_tracker, arg2 []float64) (_swig_ret error)
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_tracker_get_loads_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_86)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_tracker_get_loads_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_87)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -3273,7 +3300,7 @@ func Eplb_tracker_get_coactivation(arg1 Eplb_tracker, arg2 uint, arg3 []float64)
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_tracker_get_coactivation_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_88)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_tracker_get_coactivation_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_89)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3303,7 +3330,7 @@ func Eplb_tracker_get_samples(arg1 Eplb_tracker, arg2 uint, arg3 []int32, arg4 *
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_tracker_get_samples_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_90)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_tracker_get_samples_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_91)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3333,7 +3360,7 @@ func Eplb_planner_plan_tracked(arg1 Eplb_planner, arg2 []float64, arg3 Eplb_trac
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_planner_plan_tracked_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_92)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_planner_plan_tracked_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_93)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -3564,7 +3591,7 @@ func (arg1 SwigcptrEplb_workload_options) GetNoise_scale() (_swig_ret float64) {
 func (arg1 SwigcptrEplb_workload_options) SetSeed(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_seed_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_93(_swig_i_1))
+	C._wrap_eplb_workload_options_seed_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_94(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetSeed() (_swig_ret uint64) {
@@ -3662,7 +3689,7 @@ func Eplb_workload_next_batch(arg1 Eplb_workload, arg2 int64, arg3 []int32) (_sw
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_workload_next_batch_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_97(_swig_i_1), *(*C.swig_type_98)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_workload_next_batch_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_98(_swig_i_1), *(*C.swig_type_99)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4007,7 +4034,7 @@ func (arg1 SwigcptrEplb_metrics) GetLoaded_layers() (_swig_ret uint) {
 func (arg1 SwigcptrEplb_metrics) SetDuplicate_pairs(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_duplicate_pairs_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_101(_swig_i_1))
+	C._wrap_eplb_metrics_duplicate_pairs_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_102(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetDuplicate_pairs() (_swig_ret uint64) {
@@ -4111,7 +4138,7 @@ func (arg1 SwigcptrEplb_metrics) GetMax_load_over_node_bound() (_swig_ret float6
 func (arg1 SwigcptrEplb_metrics) SetCross_node_replicas(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_cross_node_replicas_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_103(_swig_i_1))
+	C._wrap_eplb_metrics_cross_node_replicas_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_104(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetCross_node_replicas() (_swig_ret uint64) {
@@ -4168,7 +4195,7 @@ func Eplb_metrics_compute(arg1 Eplb_placement, arg2 []float64, arg3 Eplb_metrics
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
-	swig_r_p := C._wrap_eplb_metrics_compute_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_106)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2))
+	swig_r_p := C._wrap_eplb_metrics_compute_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_107)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4198,7 +4225,7 @@ func Eplb_metrics_compute_layer(arg1 Eplb_placement, arg2 uint, arg3 []float64, 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := getSwigcptr(arg4)
-	swig_r_p := C._wrap_eplb_metrics_compute_layer_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_108)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3))
+	swig_r_p := C._wrap_eplb_metrics_compute_layer_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_109)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4227,7 +4254,7 @@ func Eplb_metrics_gpu_loads(arg1 Eplb_placement, arg2 []float64, arg3 []float64)
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_metrics_gpu_loads_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_110)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_111)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_metrics_gpu_loads_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_111)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_112)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4259,7 +4286,7 @@ func Eplb_metrics_exact_optimum(arg1 Eplb_placement, arg2 []float64, arg3 *float
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_metrics_exact_optimum_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_113)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2))
+	swig_r_p := C._wrap_eplb_metrics_exact_optimum_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_114)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4289,7 +4316,7 @@ func Eplb_metrics_relaxed_bound(arg1 Eplb_placement, arg2 []float64, arg3 uint, 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_metrics_relaxed_bound_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_115)(unsafe.Pointer(&_swig_i_1)), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_metrics_relaxed_bound_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_116)(unsafe.Pointer(&_swig_i_1)), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4321,7 +4348,7 @@ func Eplb_metrics_nodes_touched(arg1 Eplb_placement, arg2 uint, arg3 []int32, ar
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_metrics_nodes_touched_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_117)(unsafe.Pointer(&_swig_i_2)), C.swig_type_118(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
+	swig_r_p := C._wrap_eplb_metrics_nodes_touched_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_118)(unsafe.Pointer(&_swig_i_2)), C.swig_type_119(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4443,7 +4470,7 @@ func (arg1 SwigcptrEplb_migration_options) GetRelabel() (_swig_ret uint) {
 func (arg1 SwigcptrEplb_migration_options) SetBytes_per_expert(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_bytes_per_expert_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_119(_swig_i_1))
+	C._wrap_eplb_migration_options_bytes_per_expert_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_120(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetBytes_per_expert() (_swig_ret uint64) {
@@ -4456,7 +4483,7 @@ func (arg1 SwigcptrEplb_migration_options) GetBytes_per_expert() (_swig_ret uint
 func (arg1 SwigcptrEplb_migration_options) SetMax_bytes_per_step(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_max_bytes_per_step_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_121(_swig_i_1))
+	C._wrap_eplb_migration_options_max_bytes_per_step_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_122(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMax_bytes_per_step() (_swig_ret uint64) {
@@ -4469,7 +4496,7 @@ func (arg1 SwigcptrEplb_migration_options) GetMax_bytes_per_step() (_swig_ret ui
 func (arg1 SwigcptrEplb_migration_options) SetMax_total_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_max_total_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_123(_swig_i_1))
+	C._wrap_eplb_migration_options_max_total_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_124(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMax_total_bytes() (_swig_ret uint64) {
@@ -4577,7 +4604,7 @@ func Eplb_migration_plan(arg1 Eplb_placement, arg2 Eplb_placement, arg3 []float6
 	_swig_i_2 := arg3
 	_swig_i_3 := getSwigcptr(arg4)
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_migration_plan_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_126)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3), C.swig_voidp(_swig_i_4))
+	swig_r_p := C._wrap_eplb_migration_plan_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_127)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3), C.swig_voidp(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4696,7 +4723,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetMax_staging_experts() (_swig_ret u
 func (arg1 SwigcptrEplb_migration_summary) SetMoved_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_moved_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_127(_swig_i_1))
+	C._wrap_eplb_migration_summary_moved_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_128(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMoved_experts() (_swig_ret uint64) {
@@ -4709,7 +4736,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetMoved_experts() (_swig_ret uint64)
 func (arg1 SwigcptrEplb_migration_summary) SetSame_gpu_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_same_gpu_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_129(_swig_i_1))
+	C._wrap_eplb_migration_summary_same_gpu_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_130(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_experts() (_swig_ret uint64) {
@@ -4722,7 +4749,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_experts() (_swig_ret uint
 func (arg1 SwigcptrEplb_migration_summary) SetIntra_node_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_intra_node_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_131(_swig_i_1))
+	C._wrap_eplb_migration_summary_intra_node_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_132(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_experts() (_swig_ret uint64) {
@@ -4735,7 +4762,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_experts() (_swig_ret ui
 func (arg1 SwigcptrEplb_migration_summary) SetCross_node_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_cross_node_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_133(_swig_i_1))
+	C._wrap_eplb_migration_summary_cross_node_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_134(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetCross_node_experts() (_swig_ret uint64) {
@@ -4748,7 +4775,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetCross_node_experts() (_swig_ret ui
 func (arg1 SwigcptrEplb_migration_summary) SetMoved_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_moved_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_135(_swig_i_1))
+	C._wrap_eplb_migration_summary_moved_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_136(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMoved_bytes() (_swig_ret uint64) {
@@ -4761,7 +4788,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetMoved_bytes() (_swig_ret uint64) {
 func (arg1 SwigcptrEplb_migration_summary) SetSame_gpu_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_same_gpu_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_137(_swig_i_1))
+	C._wrap_eplb_migration_summary_same_gpu_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_138(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_bytes() (_swig_ret uint64) {
@@ -4774,7 +4801,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_bytes() (_swig_ret uint64
 func (arg1 SwigcptrEplb_migration_summary) SetIntra_node_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_intra_node_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_139(_swig_i_1))
+	C._wrap_eplb_migration_summary_intra_node_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_140(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_bytes() (_swig_ret uint64) {
@@ -4787,7 +4814,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_bytes() (_swig_ret uint
 func (arg1 SwigcptrEplb_migration_summary) SetCross_node_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_cross_node_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_141(_swig_i_1))
+	C._wrap_eplb_migration_summary_cross_node_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_142(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetCross_node_bytes() (_swig_ret uint64) {
@@ -4800,7 +4827,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetCross_node_bytes() (_swig_ret uint
 func (arg1 SwigcptrEplb_migration_summary) SetMax_step_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_max_step_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_143(_swig_i_1))
+	C._wrap_eplb_migration_summary_max_step_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_144(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMax_step_bytes() (_swig_ret uint64) {
@@ -4813,7 +4840,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetMax_step_bytes() (_swig_ret uint64
 func (arg1 SwigcptrEplb_migration_summary) SetFull_migration_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_full_migration_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_145(_swig_i_1))
+	C._wrap_eplb_migration_summary_full_migration_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_146(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetFull_migration_experts() (_swig_ret uint64) {
@@ -4826,7 +4853,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetFull_migration_experts() (_swig_re
 func (arg1 SwigcptrEplb_migration_summary) SetSame_gpu_rule_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_147(_swig_i_1))
+	C._wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_148(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_rule_experts() (_swig_ret uint64) {
@@ -4839,7 +4866,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_rule_experts() (_swig_ret
 func (arg1 SwigcptrEplb_migration_summary) SetNaive_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_naive_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_149(_swig_i_1))
+	C._wrap_eplb_migration_summary_naive_experts_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_150(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetNaive_experts() (_swig_ret uint64) {
@@ -5139,7 +5166,7 @@ func Eplb_migration_get_transfers(arg1 Eplb_migration, arg2 uint, arg3 []uint32,
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_migration_get_transfers_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_153)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_migration_get_transfers_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_154)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -5194,7 +5221,7 @@ func Eplb_migration_get_gpu_map(arg1 Eplb_migration, arg2 []uint32) (_swig_ret e
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_migration_get_gpu_map_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_156)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_migration_get_gpu_map_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_157)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -5309,7 +5336,7 @@ func Eplb_split_solve(arg1 Eplb_split_workspace, arg2 Eplb_placement, arg3 uint,
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
-	swig_r_p := C._wrap_eplb_split_solve_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_161)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_162)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_163)(unsafe.Pointer(&_swig_i_5)), C.swig_type_164(_swig_i_6), *(*C.swig_type_165)(unsafe.Pointer(&_swig_i_7)), C.swig_voidp(_swig_i_8))
+	swig_r_p := C._wrap_eplb_split_solve_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_162)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_163)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_164)(unsafe.Pointer(&_swig_i_5)), C.swig_type_165(_swig_i_6), *(*C.swig_type_166)(unsafe.Pointer(&_swig_i_7)), C.swig_voidp(_swig_i_8))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
@@ -5355,7 +5382,7 @@ func Eplb_split_solve_by_node(arg1 Eplb_split_workspace, arg2 Eplb_placement, ar
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
 	_swig_i_10 := arg11
-	swig_r_p := C._wrap_eplb_split_solve_by_node_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_167)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_168)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_169)(unsafe.Pointer(&_swig_i_5)), C.swig_type_170(_swig_i_6), C.double(_swig_i_7), *(*C.swig_type_171)(unsafe.Pointer(&_swig_i_8)), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10))
+	swig_r_p := C._wrap_eplb_split_solve_by_node_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_168)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_169)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_170)(unsafe.Pointer(&_swig_i_5)), C.swig_type_171(_swig_i_6), C.double(_swig_i_7), *(*C.swig_type_172)(unsafe.Pointer(&_swig_i_8)), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
@@ -5397,7 +5424,7 @@ func Eplb_split_rank_quotas(arg1 Eplb_placement, arg2 uint, arg3 []int32, arg4 [
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
-	swig_r_p := C._wrap_eplb_split_rank_quotas_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_173)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_174)(unsafe.Pointer(&_swig_i_3)), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), *(*C.swig_type_175)(unsafe.Pointer(&_swig_i_6)))
+	swig_r_p := C._wrap_eplb_split_rank_quotas_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_174)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_175)(unsafe.Pointer(&_swig_i_3)), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), *(*C.swig_type_176)(unsafe.Pointer(&_swig_i_6)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -5441,7 +5468,7 @@ func Eplb_shared_expert_waterfill(arg1 Eplb_placement, arg2 []int32, arg3 int64,
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_shared_expert_waterfill_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_177)(unsafe.Pointer(&_swig_i_1)), C.swig_type_178(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_179)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_180)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_181)(unsafe.Pointer(&_swig_i_6)), C.swig_type_182(_swig_i_7), C.swig_intgo(_swig_i_8), *(*C.swig_type_183)(unsafe.Pointer(&_swig_i_9)))
+	swig_r_p := C._wrap_eplb_shared_expert_waterfill_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_178)(unsafe.Pointer(&_swig_i_1)), C.swig_type_179(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_180)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_181)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_182)(unsafe.Pointer(&_swig_i_6)), C.swig_type_183(_swig_i_7), C.swig_intgo(_swig_i_8), *(*C.swig_type_184)(unsafe.Pointer(&_swig_i_9)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -5599,7 +5626,7 @@ func Eplb_comm_get_unique_id(arg1 uintptr, arg2 int64) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_comm_get_unique_id_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_187(_swig_i_1))
+	swig_r_p := C._wrap_eplb_comm_get_unique_id_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_188(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5628,7 +5655,7 @@ func Eplb_comm_create(arg1 uintptr, arg2 int64, arg3 int, arg4 int, arg5 int, ar
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := getSwigcptr(arg6)
-	swig_r_p := C._wrap_eplb_comm_create_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_189(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5))
+	swig_r_p := C._wrap_eplb_comm_create_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_190(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5763,7 +5790,7 @@ func Eplb_comm_allreduce(arg1 Eplb_comm, arg2 uintptr, arg3 int64, arg4 uint, ar
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_comm_allreduce_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_195(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5))
+	swig_r_p := C._wrap_eplb_comm_allreduce_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_196(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5796,7 +5823,7 @@ func Eplb_migration_execute_step(arg1 Eplb_migration, arg2 Eplb_comm, arg3 uint,
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_migration_execute_step_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_type_197(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_intgo(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_198(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_migration_execute_step_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_type_198(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_intgo(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_199(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5851,7 +5878,7 @@ func Eplb_kernel_dispatch_layout_workspace_size(arg1 int64, arg2 int64, arg3 uin
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_workspace_size_capi_8df650dd416fa051(C.swig_type_200(_swig_i_0), C.swig_type_201(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
+	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_workspace_size_capi_8df650dd416fa051(C.swig_type_201(_swig_i_0), C.swig_type_202(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5888,7 +5915,7 @@ func Eplb_kernel_dispatch_layout(arg1 []int32, arg2 int64, arg3 int64, arg4 uint
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_capi_8df650dd416fa051(*(*C.swig_type_203)(unsafe.Pointer(&_swig_i_0)), C.swig_type_204(_swig_i_1), C.swig_type_205(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_206(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_capi_8df650dd416fa051(*(*C.swig_type_204)(unsafe.Pointer(&_swig_i_0)), C.swig_type_205(_swig_i_1), C.swig_type_206(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_207(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -5928,7 +5955,7 @@ func Eplb_kernel_dispatch_layout_cpu(arg1 []int32, arg2 int64, arg3 int64, arg4 
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_cpu_capi_8df650dd416fa051(*(*C.swig_type_208)(unsafe.Pointer(&_swig_i_0)), C.swig_type_209(_swig_i_1), C.swig_type_210(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_211(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_cpu_capi_8df650dd416fa051(*(*C.swig_type_209)(unsafe.Pointer(&_swig_i_0)), C.swig_type_210(_swig_i_1), C.swig_type_211(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_212(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -5959,7 +5986,7 @@ func Eplb_kernel_expert_sort_capacity(arg1 int64, arg2 int64, arg3 uint, arg4 ui
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_capacity_capi_8df650dd416fa051(C.swig_type_213(_swig_i_0), C.swig_type_214(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4))
+	swig_r_p := C._wrap_eplb_kernel_expert_sort_capacity_capi_8df650dd416fa051(C.swig_type_214(_swig_i_0), C.swig_type_215(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5986,7 +6013,7 @@ func Eplb_kernel_expert_sort_workspace_size(arg1 int64, arg2 int64, arg3 uint, a
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_workspace_size_capi_8df650dd416fa051(C.swig_type_216(_swig_i_0), C.swig_type_217(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_kernel_expert_sort_workspace_size_capi_8df650dd416fa051(C.swig_type_217(_swig_i_0), C.swig_type_218(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6023,7 +6050,7 @@ func Eplb_kernel_expert_sort(arg1 []int32, arg2 int64, arg3 int64, arg4 uint, ar
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_capi_8df650dd416fa051(*(*C.swig_type_219)(unsafe.Pointer(&_swig_i_0)), C.swig_type_220(_swig_i_1), C.swig_type_221(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_type_222(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_223(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_expert_sort_capi_8df650dd416fa051(*(*C.swig_type_220)(unsafe.Pointer(&_swig_i_0)), C.swig_type_221(_swig_i_1), C.swig_type_222(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_type_223(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_224(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -6063,7 +6090,7 @@ func Eplb_kernel_expert_sort_cpu(arg1 []int32, arg2 int64, arg3 int64, arg4 uint
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_cpu_capi_8df650dd416fa051(*(*C.swig_type_225)(unsafe.Pointer(&_swig_i_0)), C.swig_type_226(_swig_i_1), C.swig_type_227(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_type_228(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_229(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_expert_sort_cpu_capi_8df650dd416fa051(*(*C.swig_type_226)(unsafe.Pointer(&_swig_i_0)), C.swig_type_227(_swig_i_1), C.swig_type_228(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_type_229(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_230(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -6098,7 +6125,7 @@ func Eplb_kernel_permute(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, arg5 i
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
-	swig_r_p := C._wrap_eplb_kernel_permute_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_231(_swig_i_2), C.swig_type_232(_swig_i_3), C.swig_type_233(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_type_234(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8))
+	swig_r_p := C._wrap_eplb_kernel_permute_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_232(_swig_i_2), C.swig_type_233(_swig_i_3), C.swig_type_234(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_type_235(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6130,7 +6157,7 @@ func Eplb_kernel_permute_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, ar
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
-	swig_r_p := C._wrap_eplb_kernel_permute_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_236(_swig_i_2), C.swig_type_237(_swig_i_3), C.swig_type_238(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_type_239(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8))
+	swig_r_p := C._wrap_eplb_kernel_permute_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_237(_swig_i_2), C.swig_type_238(_swig_i_3), C.swig_type_239(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_type_240(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6163,7 +6190,7 @@ func Eplb_kernel_unpermute(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, arg5
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_unpermute_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_241(_swig_i_2), C.swig_type_242(_swig_i_3), C.swig_type_243(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_244(_swig_i_7), C.uintptr_t(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_unpermute_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_242(_swig_i_2), C.swig_type_243(_swig_i_3), C.swig_type_244(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_245(_swig_i_7), C.uintptr_t(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6196,7 +6223,7 @@ func Eplb_kernel_unpermute_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, 
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_unpermute_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_246(_swig_i_2), C.swig_type_247(_swig_i_3), C.swig_type_248(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_249(_swig_i_7), C.uintptr_t(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_unpermute_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_247(_swig_i_2), C.swig_type_248(_swig_i_3), C.swig_type_249(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_250(_swig_i_7), C.uintptr_t(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6465,7 +6492,7 @@ func (arg1 SwigcptrEplb_device_tables_info) GetDevice() (_swig_ret int) {
 func (arg1 SwigcptrEplb_device_tables_info) SetDevice_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_device_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_252(_swig_i_1))
+	C._wrap_eplb_device_tables_info_device_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_253(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_device_tables_info) GetDevice_bytes() (_swig_ret uint64) {
@@ -6546,7 +6573,7 @@ func Eplb_device_tables_get_static_map(arg1 Eplb_device_tables, arg2 []int32) (_
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_device_tables_get_static_map_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_256)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_device_tables_get_static_map_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_257)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -6582,7 +6609,7 @@ func Eplb_kernel_record_load(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint, arg
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_record_load_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_258(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_record_load_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_259(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6615,7 +6642,7 @@ func Eplb_kernel_record_load_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint,
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_record_load_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_260(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_record_load_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_261(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6693,7 +6720,7 @@ func Eplb_kernel_map_record(arg1 Eplb_device_tables, arg2 uint, arg3 uint, arg4 
 	_swig_i_10 := arg11
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_map_record_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_type_262(_swig_i_3), C.swig_voidp(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_type_263(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
+	swig_r_p := C._wrap_eplb_kernel_map_record_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_type_263(_swig_i_3), C.swig_voidp(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_type_264(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6729,7 +6756,7 @@ func Eplb_kernel_map_record_cpu(arg1 Eplb_device_tables, arg2 uint, arg3 uint, a
 	_swig_i_10 := arg11
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_map_record_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_type_265(_swig_i_3), C.swig_voidp(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_type_266(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
+	swig_r_p := C._wrap_eplb_kernel_map_record_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_type_266(_swig_i_3), C.swig_voidp(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_type_267(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6820,7 +6847,7 @@ func Eplb_kernel_coactivation(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint, ar
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_coactivation_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_270(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_intgo(_swig_i_9), C.swig_intgo(_swig_i_10), C.swig_intgo(_swig_i_11), C.swig_voidp(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_coactivation_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_271(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_intgo(_swig_i_9), C.swig_intgo(_swig_i_10), C.swig_intgo(_swig_i_11), C.swig_voidp(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6857,7 +6884,7 @@ func Eplb_kernel_coactivation_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
 	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_coactivation_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_272(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_intgo(_swig_i_9), C.swig_intgo(_swig_i_10), C.swig_intgo(_swig_i_11), C.swig_voidp(_swig_i_12), C.uintptr_t(_swig_i_13))
+	swig_r_p := C._wrap_eplb_kernel_coactivation_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_273(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_intgo(_swig_i_9), C.swig_intgo(_swig_i_10), C.swig_intgo(_swig_i_11), C.swig_voidp(_swig_i_12), C.uintptr_t(_swig_i_13))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6951,7 +6978,7 @@ func Eplb_kernel_split_solve(arg1 Eplb_split_tables, arg2 uint, arg3 *int, arg4 
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_split_solve_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), *(*C.swig_type_276)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_277)(unsafe.Pointer(&_swig_i_4)), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_278(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_split_solve_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), *(*C.swig_type_277)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_278)(unsafe.Pointer(&_swig_i_4)), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_279(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
@@ -6990,7 +7017,7 @@ func Eplb_kernel_split_solve_cpu(arg1 Eplb_split_tables, arg2 uint, arg3 *int, a
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_split_solve_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), *(*C.swig_type_280)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_281)(unsafe.Pointer(&_swig_i_4)), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_282(_swig_i_8), C.uintptr_t(_swig_i_9))
+	swig_r_p := C._wrap_eplb_kernel_split_solve_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), *(*C.swig_type_281)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_282)(unsafe.Pointer(&_swig_i_4)), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_283(_swig_i_8), C.uintptr_t(_swig_i_9))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
@@ -7022,7 +7049,7 @@ func Eplb_kernel_shared_waterfill_workspace_size(arg1 Eplb_placement, arg2 int64
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_workspace_size_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_284(_swig_i_1), C.swig_voidp(_swig_i_2))
+	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_workspace_size_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_285(_swig_i_1), C.swig_voidp(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -7058,7 +7085,7 @@ func Eplb_kernel_shared_waterfill(arg1 Eplb_placement, arg2 []int32, arg3 int64,
 	_swig_i_10 := arg11
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_286)(unsafe.Pointer(&_swig_i_1)), C.swig_type_287(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_288)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_289)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_290)(unsafe.Pointer(&_swig_i_6)), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.uintptr_t(_swig_i_10), C.swig_type_291(_swig_i_11), C.uintptr_t(_swig_i_12))
+	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_287)(unsafe.Pointer(&_swig_i_1)), C.swig_type_288(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_289)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_290)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_291)(unsafe.Pointer(&_swig_i_6)), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.uintptr_t(_swig_i_10), C.swig_type_292(_swig_i_11), C.uintptr_t(_swig_i_12))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -7106,7 +7133,7 @@ func Eplb_kernel_shared_waterfill_cpu(arg1 Eplb_placement, arg2 []int32, arg3 in
 	_swig_i_10 := arg11
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_293)(unsafe.Pointer(&_swig_i_1)), C.swig_type_294(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_295)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_296)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_297)(unsafe.Pointer(&_swig_i_6)), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.uintptr_t(_swig_i_10), C.swig_type_298(_swig_i_11), C.uintptr_t(_swig_i_12))
+	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_cpu_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), *(*C.swig_type_294)(unsafe.Pointer(&_swig_i_1)), C.swig_type_295(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_296)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_297)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_298)(unsafe.Pointer(&_swig_i_6)), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.uintptr_t(_swig_i_10), C.swig_type_299(_swig_i_11), C.uintptr_t(_swig_i_12))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -7203,7 +7230,7 @@ func (arg1 SwigcptrEplb_token_exchange_options) GetOut_dtype() (_swig_ret uint) 
 func (arg1 SwigcptrEplb_token_exchange_options) SetRow_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_row_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_299(_swig_i_1))
+	C._wrap_eplb_token_exchange_options_row_bytes_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_300(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) GetRow_bytes() (_swig_ret uint64) {
@@ -7216,7 +7243,7 @@ func (arg1 SwigcptrEplb_token_exchange_options) GetRow_bytes() (_swig_ret uint64
 func (arg1 SwigcptrEplb_token_exchange_options) SetHidden(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_hidden_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_301(_swig_i_1))
+	C._wrap_eplb_token_exchange_options_hidden_set_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_302(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_token_exchange_options) GetHidden() (_swig_ret uint64) {
@@ -7335,7 +7362,7 @@ func Eplb_token_exchange_dispatch(arg1 Eplb_token_exchange, arg2 int64, arg3 []i
 	_swig_i_10 := arg11
 	_swig_i_11 := arg12
 	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_token_exchange_dispatch_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_305(_swig_i_1), *(*C.swig_type_306)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3), C.uintptr_t(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_type_307(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
+	swig_r_p := C._wrap_eplb_token_exchange_dispatch_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.swig_type_306(_swig_i_1), *(*C.swig_type_307)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3), C.uintptr_t(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_type_308(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -7366,7 +7393,7 @@ func Eplb_token_exchange_combine(arg1 Eplb_token_exchange, arg2 uintptr, arg3 ui
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_token_exchange_combine_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_309(_swig_i_2), C.uintptr_t(_swig_i_3), C.uintptr_t(_swig_i_4))
+	swig_r_p := C._wrap_eplb_token_exchange_combine_capi_8df650dd416fa051(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_310(_swig_i_2), C.uintptr_t(_swig_i_3), C.uintptr_t(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 

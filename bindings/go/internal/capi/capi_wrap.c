@@ -3318,6 +3318,31 @@ void _wrap_eplb_tracker_destroy_capi_8df650dd416fa051(eplb_tracker *_swig_go_0) 
 }
 
 
+_gostring_ _wrap_eplb_tracker_clone_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, eplb_tracker **_swig_go_1) {
+  eplb_tracker *arg1 = (eplb_tracker *) 0 ;
+  eplb_tracker **arg2 = (eplb_tracker **) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_tracker **)&_swig_go_0; 
+  arg2 = (eplb_tracker **)_swig_go_1; 
+  
+  result = (eplb_status)eplb_tracker_clone((eplb_tracker const *)arg1,arg2);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    char text[1100];
+    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
+    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+  }
+  
+  return _swig_go_result;
+}
+
+
 _gostring_ _wrap_eplb_tracker_record_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;

@@ -385,6 +385,12 @@ extern "C" {
     pub fn eplb_tracker_destroy(tracker: *mut eplb_tracker);
 }
 extern "C" {
+    pub fn eplb_tracker_clone(
+        tracker: *const eplb_tracker,
+        out_tracker: *mut *mut eplb_tracker,
+    ) -> eplb_status;
+}
+extern "C" {
     pub fn eplb_tracker_record(
         tracker: *mut eplb_tracker,
         layer: u32,
