@@ -761,6 +761,27 @@ func (t *Tracker) Samples(layer int) ([]int32, error) {
 	return out, nil
 }
 
+// Clone returns a new, independent tracker with t's whole state (options, counts, window,
+// sampled rows and the sampler's RNG): recording the same batches into both gives the same
+// statistics. E.g. plan from a clone in another goroutine while serving keeps recording into t.
+// Closing either one leaves the other usable.
+func (t *Tracker) Clone() (*Tracker, error) {
+	var clone *Tracker
+	if err := t.use(func(raw capi.Eplb_tracker) error {
+		var handle uintptr
+		if err := check(capi.Eplb_tracker_clone(raw, &handle)); err != nil {
+			return err
+		}
+		clone = &Tracker{handle: handle, layers: t.layers, experts: t.experts, topK: t.topK,
+			order: trackersCreated.Add(1)}
+		runtime.SetFinalizer(clone, (*Tracker).Close)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return clone, nil
+}
+
 // Close releases the tracker. Safe to call twice, and on a nil tracker (it does nothing).
 func (t *Tracker) Close() error {
 	if t == nil {

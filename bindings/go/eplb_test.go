@@ -156,6 +156,93 @@ func TestTrackerMatchesBruteForce(t *testing.T) {
 	}
 }
 
+// trackerState is what a tracker's getters return: loads, then each layer's co-activation and
+// samples.
+func trackerState(t *testing.T, tracker *Tracker, layers int) []any {
+	t.Helper()
+	loads, err := tracker.Loads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := []any{loads}
+	for layer := 0; layer < layers; layer++ {
+		pairs, err := tracker.Coactivation(layer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samples, err := tracker.Samples(layer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state = append(state, pairs, samples)
+	}
+	return state
+}
+
+// A clone has the whole state, RNG included: the same further batches into the clone and into a
+// tracker that recorded all the original did give equal statistics, in every window. Recording
+// into the clone leaves the original as it was, and closing the original leaves the clone usable.
+func TestTrackerCloneHasTheWholeStateAndIsIndependent(t *testing.T) {
+	state := uint64(3)
+	batch := func() []int32 {
+		ids := make([]int32, 48*4)
+		for i := range ids {
+			state = state*6364136223846793005 + 1442695040888963407
+			ids[i] = int32(state>>33%17) - 1
+		}
+		return ids
+	}
+	for _, o := range []TrackerOptions{
+		{Window: "cumulative"}, {Window: "sliding", WindowBatches: 3}, {Window: "decay", Decay: 0.5},
+	} {
+		o.Layers, o.LogicalExperts, o.TopK, o.ReservoirCapacity, o.Seed = 2, 16, 4, 8, 5
+		original, err := NewTracker(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		twin, _ := NewTracker(o)
+		defer twin.Close()
+		for i := 0; i < 6; i++ {
+			ids := batch()
+			if original.Record(i%2, ids) != nil || twin.Record(i%2, ids) != nil {
+				t.Fatal("record failed")
+			}
+		}
+		clone, err := original.Clone()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer clone.Close()
+		before := trackerState(t, original, 2)
+		if got := trackerState(t, clone, 2); !reflect.DeepEqual(got, before) || len(before[2].([]int32)) != 8*4 {
+			t.Fatalf("%s: clone %v, original %v", o.Window, got, before)
+		}
+		for i := 0; i < 6; i++ {
+			ids := batch()
+			if clone.Record(i%2, ids) != nil || twin.Record(i%2, ids) != nil {
+				t.Fatal("record failed")
+			}
+		}
+		if got, want := trackerState(t, clone, 2), trackerState(t, twin, 2); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: clone after more batches %v, want %v", o.Window, got, want)
+		}
+		if got := trackerState(t, original, 2); !reflect.DeepEqual(got, before) {
+			t.Fatalf("%s: original changed by recording into the clone: %v, was %v", o.Window, got, before)
+		}
+		original.Close()
+		if _, err := original.Clone(); err != ErrClosed {
+			t.Fatalf("Clone of a closed tracker: %v, want ErrClosed", err)
+		}
+		ids := batch()
+		if clone.Record(0, ids) != nil || twin.Record(0, ids) != nil {
+			t.Fatal("record failed")
+		}
+		if got, want := trackerState(t, clone, 2), trackerState(t, twin, 2); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: clone after closing the original %v, want %v", o.Window, got, want)
+		}
+	}
+}
+
 // Many goroutines: one shared placement read concurrently, one shared planner and tracker
 // (serialised by their mutex), and per-goroutine planners; errors stay with their goroutine.
 func TestConcurrentUse(t *testing.T) {

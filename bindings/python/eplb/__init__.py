@@ -572,9 +572,10 @@ class Tracker(_Handle):
     """Per-layer expert load and co-activation statistics recorded from top-k routing.
 
     Calls are serialised with a lock (the C tracker is not synchronised); for throughput use one
-    tracker per thread and merge them before planning. copy.copy, copy.deepcopy and pickle make
-    an exact, independent copy (through a statistics snapshot, as statistics_bytes): recording
-    into it continues as the original would."""
+    tracker per thread and merge them before planning. clone(), copy.copy and copy.deepcopy make
+    an exact, independent copy of the whole state (eplb_tracker_clone); pickle does too, through
+    a statistics snapshot (as statistics_bytes). Recording into a copy continues as the original
+    would."""
 
     _destroy = staticmethod(_capi.eplb_tracker_destroy)
 
@@ -712,6 +713,21 @@ class Tracker(_Handle):
             if rows:
                 _capi.eplb_tracker_get_samples(self._h, layer, out)
         return out
+
+    def clone(self):
+        """A new, independent Tracker with this one's whole state (options, counts, window,
+        sampled rows and the sampler's RNG): recording the same batches into both gives the
+        same statistics. E.g. plan from a clone in another thread while serving keeps recording
+        into this one. Closing either leaves the other usable."""
+        with self._lock:
+            handle = _capi.eplb_tracker_clone(self._h)
+        return Tracker._adopt(handle)
+
+    def __copy__(self):
+        return self.clone()
+
+    def __deepcopy__(self, memo):
+        return self.clone()
 
     def __reduce__(self):
         return _tracker_from_bytes, (statistics_bytes(self),)

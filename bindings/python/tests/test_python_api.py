@@ -225,6 +225,62 @@ def test_tracker_copies_are_exact_and_independent(duplicate):
     np.testing.assert_array_equal(twin.coactivation(0), tracker.coactivation(0))
 
 
+@pytest.mark.parametrize("window", [{"window": "cumulative"},
+                                    {"window": "sliding", "window_batches": 3},
+                                    {"window": "decay", "decay": 0.5}])
+def test_tracker_clone_has_the_whole_state_and_is_independent(window, monkeypatch):
+    rng = np.random.default_rng(7)
+    batches = [(i % 2, rng.integers(-1, 16, size=(48, 4)).astype(np.int32)) for i in range(12)]
+    options = dict(window, reservoir_capacity=8, seed=5)  # a small reservoir: the RNG decides
+    tracker, twin = eplb.Tracker(2, 16, 4, **options), eplb.Tracker(2, 16, 4, **options)
+    for layer, ids in batches[:6]:
+        tracker.record(layer, ids)
+        twin.record(layer, ids)
+    clone = tracker.clone()
+    assert type(clone) is eplb.Tracker and clone._handle is not tracker._handle
+    assert clone.options() == tracker.options() and repr(clone) == repr(tracker)
+    for layer in (0, 1):
+        assert clone.layer_counts(layer) == tracker.layer_counts(layer)
+        np.testing.assert_array_equal(clone.coactivation(layer), tracker.coactivation(layer))
+        np.testing.assert_array_equal(clone.samples(layer), tracker.samples(layer))
+    np.testing.assert_array_equal(clone.loads(), tracker.loads())
+    assert clone.samples(1).shape == (8, 4)  # a full reservoir
+    before = (tracker.layer_counts(1), tracker.loads(), tracker.coactivation(1),
+              tracker.samples(1))
+    # The same further batches into the clone and into a tracker that recorded all the original
+    # did give the same statistics: the window and the sampler's RNG state were copied.
+    for layer, ids in batches[6:]:
+        clone.record(layer, ids)
+        twin.record(layer, ids)
+    for layer in (0, 1):
+        assert clone.layer_counts(layer) == twin.layer_counts(layer)
+        np.testing.assert_array_equal(clone.coactivation(layer), twin.coactivation(layer))
+        np.testing.assert_array_equal(clone.samples(layer), twin.samples(layer))
+    np.testing.assert_array_equal(clone.loads(), twin.loads())
+    # Recording into the clone left the original as it was.
+    assert tracker.layer_counts(1)[0] == 3 and tracker.layer_counts(1) == before[0]
+    for old, now in zip(before[1:], (tracker.loads(), tracker.coactivation(1),
+                                     tracker.samples(1))):
+        np.testing.assert_array_equal(now, old)
+    # copy.copy and copy.deepcopy clone (no statistics snapshot); pickle still goes through one.
+    monkeypatch.setattr(eplb, "statistics_bytes", None)
+    for duplicate in (copy.copy, copy.deepcopy):
+        copied = duplicate(clone)
+        assert copied._handle is not clone._handle
+        np.testing.assert_array_equal(copied.samples(0), clone.samples(0))
+    with pytest.raises(TypeError):
+        pickle.dumps(clone)
+    monkeypatch.undo()
+    # The clone owns its native object: closing the original leaves it usable.
+    tracker.close()
+    clone.record(0, batches[0][1])
+    twin.record(0, batches[0][1])
+    np.testing.assert_array_equal(clone.loads(), twin.loads())
+    np.testing.assert_array_equal(clone.samples(0), twin.samples(0))
+    with pytest.raises(ValueError, match="closed"):
+        tracker.clone()
+
+
 def test_planner_and_solver_copies_plan_the_same():
     planner = eplb.Planner(2, 12, 16, 8, num_nodes=2, num_groups=4, algorithm="deepseek")
     for twin in (copy.copy(planner), copy.deepcopy(planner), pickle.loads(pickle.dumps(planner))):

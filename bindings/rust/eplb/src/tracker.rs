@@ -106,6 +106,24 @@ impl Tracker {
         Ok(tracker)
     }
 
+    /// A new, independent tracker with this one's whole state (`eplb_tracker_clone`): options,
+    /// counts, window, sampled rows and the sampler's RNG, so recording the same batches into
+    /// both gives the same statistics. E.g. plan from a clone on another thread while serving
+    /// keeps recording into this one; either may be dropped first. Not [`Clone`], since it can
+    /// fail (out of memory).
+    pub fn try_clone(&self) -> Result<Tracker> {
+        let mut raw = ptr::null_mut();
+        // SAFETY: valid handle, only read (allowed concurrently with the other &self calls);
+        // valid output pointer.
+        check(unsafe { sys::eplb_tracker_clone(self.raw, &mut raw) })?;
+        Ok(Tracker {
+            raw,
+            num_layers: self.num_layers,
+            num_logical_experts: self.num_logical_experts,
+            top_k: self.top_k,
+        })
+    }
+
     /// The tracker's options (`eplb_tracker_get_options`).
     pub fn options(&self) -> Result<sys::eplb_tracker_options> {
         // SAFETY: zeroed plain-data struct with struct_size set.

@@ -251,6 +251,95 @@ fn statistics_snapshots_affinity_and_physical_ids() {
     assert_eq!(folded.iter().sum::<f64>(), 2.0);
 }
 
+/// Each layer's co-activation and samples.
+type LayerState = Vec<(Vec<f64>, Vec<i32>)>;
+
+/// Loads, then each layer's (co-activation, samples).
+fn tracker_state(tracker: &Tracker, layers: u32) -> (Vec<f64>, LayerState) {
+    let per_layer = (0..layers)
+        .map(|layer| {
+            (
+                tracker.coactivation(layer).unwrap(),
+                tracker.samples(layer).unwrap(),
+            )
+        })
+        .collect();
+    (tracker.loads().unwrap(), per_layer)
+}
+
+#[test]
+fn try_clone_copies_the_whole_state_and_is_independent() {
+    let mut state = 3u64;
+    let mut batch = move || -> Vec<i32> {
+        (0..48 * 4)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 33) % 17) as i32 - 1
+            })
+            .collect()
+    };
+    for window in [Window::Cumulative, Window::Sliding(3), Window::Decay(0.5)] {
+        let mut options = Tracker::default_options(2, 16, 4);
+        options.reservoir_capacity = 8; // a small reservoir: the RNG picks the rows kept
+        options.seed = 5;
+        match window {
+            Window::Cumulative => {}
+            Window::Sliding(n) => {
+                options.window = eplb::sys::EPLB_WINDOW_SLIDING;
+                options.window_batches = n;
+            }
+            Window::Decay(d) => {
+                options.window = eplb::sys::EPLB_WINDOW_DECAY;
+                options.decay = d;
+            }
+        }
+        let mut original = Tracker::with_options(options).unwrap();
+        let mut twin = Tracker::with_options(options).unwrap();
+        for i in 0..6 {
+            let ids = batch();
+            original.record(i % 2, &ids).unwrap();
+            twin.record(i % 2, &ids).unwrap();
+        }
+        let mut clone = original.try_clone().unwrap();
+        let before = tracker_state(&original, 2);
+        assert_eq!(before.1[1].1.len(), 8 * 4, "{window:?}");
+        assert_eq!(tracker_state(&clone, 2), before, "{window:?}");
+        assert_eq!(format!("{clone:?}"), format!("{original:?}"));
+        for layer in 0..2 {
+            assert_eq!(
+                clone.layer_counts(layer).unwrap(),
+                original.layer_counts(layer).unwrap()
+            );
+        }
+        // The same further batches into the clone and into a tracker that recorded all the
+        // original did give equal statistics: the window and the RNG state were copied.
+        for i in 0..6 {
+            let ids = batch();
+            clone.record(i % 2, &ids).unwrap();
+            twin.record(i % 2, &ids).unwrap();
+        }
+        assert_eq!(
+            tracker_state(&clone, 2),
+            tracker_state(&twin, 2),
+            "{window:?}"
+        );
+        // Recording into the clone left the original as it was.
+        assert_eq!(tracker_state(&original, 2), before, "{window:?}");
+        // The clone owns its handle: dropping the original leaves it usable.
+        drop(original);
+        let ids = batch();
+        clone.record(0, &ids).unwrap();
+        twin.record(0, &ids).unwrap();
+        assert_eq!(
+            tracker_state(&clone, 2),
+            tracker_state(&twin, 2),
+            "{window:?}"
+        );
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn paths_are_bytes_not_text() {
