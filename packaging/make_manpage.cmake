@@ -36,7 +36,8 @@ eplb \\- expert-parallel load balancing for Mixture-of-Experts serving
 .I COMMAND
 [\\fIOPTIONS\\fR]
 .SH DESCRIPTION
-The command-line face of libeplb: plans expert placements, inspects, converts and plots them.
+The command-line face of libeplb: plans expert placements and the weight migrations between them,
+records routing statistics, and inspects, converts and plots placements.
 Commands: ${command_list}.
 Exit status: 0 on success, 2 on bad usage or bad input (one line on stderr naming the problem),
 1 on any other failure.

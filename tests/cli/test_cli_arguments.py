@@ -11,7 +11,7 @@ import pytest
 
 from cli_support import README_ARGS, README_WEIGHTS, usage_error
 
-COMMANDS = ["plan", "demo", "algorithms", "inspect", "convert", "plot", "record"]
+COMMANDS = ["plan", "demo", "algorithms", "inspect", "convert", "plot", "migrate", "record"]
 TRACE = '{"layer": 0, "experts": [1, 2]}\n'
 LONG_LABEL = "y" * 300
 

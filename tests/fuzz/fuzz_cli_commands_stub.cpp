@@ -12,6 +12,7 @@ void run_algorithms(const AlgorithmsArgs&) { std::abort(); }
 void run_inspect(const InspectArgs&) { std::abort(); }
 void run_convert(const ConvertArgs&) { std::abort(); }
 void run_plot(const PlotArgs&) { std::abort(); }
+void run_migrate(const MigrateArgs&) { std::abort(); }
 void run_record(const RecordArgs&) { std::abort(); }
 
 }  // namespace eplb_cli

@@ -360,6 +360,87 @@ void add_plot_command(CLI::App& app) {
   command->callback([args] { run_plot(*args); });
 }
 
+void add_migrate_command(CLI::App& app) {
+  auto args = std::make_shared<MigrateArgs>();
+  auto* command = app.add_subcommand(
+      "migrate",
+      "Plan the weight migration from one placement to another: what moves (experts, bytes, "
+      "within and across nodes), in how many steps, the balance gained, whether it is worth it, "
+      "and the placement to serve afterwards");
+  command->footer(
+      "The new plan is relabeled (nodes, GPUs and slots trade places) so that experts stay where "
+      "they are: the GPUs then hold --out's placement, not NEW's. Loads (for the gain and the "
+      "order of the steps) come from --counts, else NEW's or OLD's snapshot statistics. SIZE is "
+      "bytes, or a number with a unit: kB, MB, GB (powers of 1000) or KiB, MiB, GiB (of 1024).");
+  add_file_argument(*command, "OLD", args->old_file,
+                    "What the GPUs hold now (.eplb, SGLang or vLLM-Ascend JSON)");
+  add_file_argument(*command, "NEW", args->new_file, "The new plan (same formats)");
+  command
+      ->add_option("--counts", args->counts,
+                   "Load file (SGLang's logical_count JSON) to predict the gain with")
+      ->check(file_name())
+      ->type_name("FILE");
+  add_topology_options(*command, args->topology,
+                       "Dense rows of SGLang's maps (and of the load file) before the MoE layers");
+  auto* bytes_per_expert =
+      command
+          ->add_option("--bytes-per-expert", args->bytes_per_expert,
+                       "Bytes of one expert's weights, e.g. 44MB (DeepSeek-V3 in FP8; default: "
+                       "count experts only)")
+          ->transform(CLI::AsSizeValue(true).description(""))
+          ->type_name("SIZE");
+  command
+      ->add_option("--relabel", args->relabel,
+                   "How the new plan may be relabeled: nodes-and-gpus (the default), "
+                   "gpus-in-node, none (vLLM's rule) or repack-in-node (also trades replicas "
+                   "between GPUs of a node when loads are known)")
+      ->check(CLI::IsMember({"nodes-and-gpus", "gpus-in-node", "none", "repack-in-node"})
+                  .description(""))
+      ->type_name("MODE");
+  auto* per_step = command
+                       ->add_option("--max-bytes-per-step", args->max_bytes_per_step,
+                                    "Bytes one step may move, all GPUs together (default: no "
+                                    "limit; a step holds at least one expert or swap cycle)")
+                       ->transform(CLI::AsSizeValue(true).description(""))
+                       ->type_name("SIZE");
+  auto* total = command
+                    ->add_option("--max-total-bytes", args->max_total_bytes,
+                                 "Bytes the whole migration may move (default: no limit): the "
+                                 "most useful changes first, ending at a partial placement")
+                    ->transform(CLI::AsSizeValue(true).description(""))
+                    ->type_name("SIZE");
+  command
+      ->add_option("--max-layers-per-step", args->max_layers_per_step,
+                   "Layers one step may touch (default: no limit)")
+      ->check(whole_number(1))
+      ->type_name("N");
+  command
+      ->add_option("--min-gain", args->min_gain,
+                   "Worth it when the predicted balancedness gain is at least this")
+      ->capture_default_str()
+      ->check(real_number(0, 1))
+      ->type_name("X");
+  command
+      ->add_option("--out", args->out,
+                   "Write the placement the GPUs hold afterwards (.eplb, or .json for SGLang's "
+                   "map), atomically")
+      ->check(file_name())
+      ->type_name("FILE");
+  command->add_flag("--steps", args->steps, "Also print one row per step");
+  command->add_flag("--json", args->json, "Print JSON instead of text");
+  command->callback([args, bytes_per_expert, per_step, total] {
+    for (auto* budget : {per_step, total}) {
+      if (budget->count() > 0 && bytes_per_expert->count() == 0) {
+        usage_error(budget->get_name() + " needs --bytes-per-expert (the size of one expert)");
+      }
+    }
+    if (bytes_per_expert->count() > 0 && args->bytes_per_expert == 0) {
+      usage_error("--bytes-per-expert must be above 0");
+    }
+    run_migrate(*args);
+  });
+}
+
 void add_record_command(CLI::App& app) {
   auto args = std::make_shared<RecordArgs>();
   auto* command = app.add_subcommand(
@@ -454,6 +535,7 @@ void add_commands(CLI::App& app) {
   add_inspect_command(app);
   add_convert_command(app);
   add_plot_command(app);
+  add_migrate_command(app);
   add_record_command(app);
 }
 

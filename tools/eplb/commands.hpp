@@ -78,6 +78,24 @@ struct PlotArgs {
 };
 void run_plot(const PlotArgs& args);
 
+// eplb migrate: the weight migration from one placement to another.
+struct MigrateArgs {
+  std::string old_file;  // what the GPUs hold now
+  std::string new_file;  // the new plan
+  std::string counts;    // loads (SGLang's logical_count), else a snapshot's statistics
+  TopologyArgs topology;
+  std::string relabel = "nodes-and-gpus";
+  std::uint64_t bytes_per_expert = 0;  // 0: count experts
+  std::uint64_t max_bytes_per_step = 0;
+  std::uint64_t max_total_bytes = 0;
+  std::uint32_t max_layers_per_step = 0;
+  double min_gain = 0.005;
+  std::string out;     // the target placement
+  bool steps = false;  // a table of the steps
+  bool json = false;
+};
+void run_migrate(const MigrateArgs& args);
+
 // eplb record: statistics from routing traces.
 struct RecordArgs {
   std::vector<std::string> traces;

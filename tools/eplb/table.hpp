@@ -26,4 +26,7 @@ class Table {
 // counted(4, "node") == "4 nodes". Nouns with an irregular plural are not asked for.
 [[nodiscard]] std::string counted(std::uint64_t count, const std::string& noun);
 
+// A byte count in decimal units with three significant digits: "512 B", "44.0 MB", "735 GB".
+[[nodiscard]] std::string byte_size_text(std::uint64_t bytes);
+
 }  // namespace eplb_cli

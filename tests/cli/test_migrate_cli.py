@@ -1,0 +1,152 @@
+"""`eplb migrate`: the weight migration between two placements, checked against what the files
+say, recomputed here: a transfer for every slot whose expert changes, the same-GPU rule counted
+from the GPUs' multisets, the target holding the new plan's GPUs (as multisets) with its metrics,
+budgets respected, and the step table adding up."""
+
+import collections
+import json
+
+import pytest
+
+from cli_support import (README_ARGS, README_WEIGHTS, assert_error, assert_no_crash, close,
+                         layer_metrics, usage_error)
+
+GPUS, NODES, SLOTS = 8, 2, 16
+PER_GPU = SLOTS // GPUS
+OTHER_WEIGHTS = [list(reversed(row)) for row in README_WEIGHTS]
+
+
+def ok(result):
+    assert result.returncode == 0, f"exit {result.returncode}\nstderr: {result.stderr}"
+    assert result.stderr == ""
+    return result
+
+
+def rows_of(path):
+    return json.loads(path.read_text())["physical_to_logical_map"]
+
+
+def gpu_multisets(row):
+    return [collections.Counter(row[g * PER_GPU:(g + 1) * PER_GPU]) for g in range(GPUS)]
+
+
+@pytest.fixture
+def plans(eplb, workdir):
+    """OLD planned on the README weights, NEW on the reversed ones; both as .eplb and as SGLang."""
+    paths = {}
+    for name, weights in [("old", README_WEIGHTS), ("new", OTHER_WEIGHTS)]:
+        counts = workdir.counts(weights, name=f"{name}_counts.json")
+        ok(eplb("plan", "--counts", counts, *README_ARGS, "--out", workdir / f"{name}.eplb"))
+        ok(eplb("convert", workdir / f"{name}.eplb", workdir / f"{name}.json"))
+        paths[name] = workdir / f"{name}.eplb"
+        paths[name + "_json"] = workdir / f"{name}.json"
+        paths[name + "_counts"] = counts
+    return paths
+
+
+def test_counts_match_the_files(eplb, workdir, plans):
+    target = workdir / "target.json"
+    result = ok(eplb("migrate", plans["old"], plans["new"], "--bytes-per-expert", "44MB",
+                     "--steps", "--max-layers-per-step", "1", "--out", target, "--json"))
+    report = json.loads(result.stdout)
+    summary = report["summary"]
+    old, new, after = rows_of(plans["old_json"]), rows_of(plans["new_json"]), rows_of(target)
+    assert report["bytes_per_expert"] == 44_000_000
+    assert report["loads_from"].startswith(str(plans["new"]))
+    assert summary["complete"] and summary["has_loads"]
+
+    # One transfer per slot whose expert changes; the target holds NEW's GPUs, relabeled.
+    changed = sum(a != b for o, t in zip(old, after) for a, b in zip(o, t))
+    assert summary["moved_experts"] == changed > 0
+    for new_row, target_row in zip(new, after):
+        key = lambda counter: sorted(counter.items())
+        assert sorted(map(key, gpu_multisets(new_row))) == sorted(map(key, gpu_multisets(target_row)))
+    # vLLM's rule: each GPU keeps what it already holds of its new experts, nothing else.
+    rule = sum(sum((n - o).values()) for o_row, n_row in zip(old, new)
+               for o, n in zip(gpu_multisets(o_row), gpu_multisets(n_row)))
+    assert summary["same_gpu_rule_experts"] == rule
+    assert summary["full_migration_experts"] == summary["moved_experts"] <= rule
+    assert summary["naive_experts"] == len(old) * SLOTS
+    kinds = ("same_gpu", "intra_node", "cross_node")
+    assert sum(summary[f"{k}_experts"] for k in kinds) == summary["moved_experts"]
+    for k in kinds + ("moved",):
+        assert summary[f"{k}_bytes"] == summary[f"{k}_experts"] * 44_000_000
+
+    # Balance: the target has the new plan's metrics under NEW's loads (a pure relabeling).
+    for row_new, row_target, loads in zip(new, after, OTHER_WEIGHTS):
+        assert close(layer_metrics(row_target, loads, GPUS, NODES)["balancedness"],
+                     layer_metrics(row_new, loads, GPUS, NODES)["balancedness"])
+    assert close(summary["target_balancedness"], summary["new_balancedness"])
+
+    # Steps: one layer each (--max-layers-per-step 1), adding up to the summary.
+    steps = report["steps"]
+    assert len(steps) == summary["num_steps"]
+    assert all(len(step["layers"]) <= 1 for step in steps)
+    for k in kinds + ("moved",):
+        assert sum(step[f"{k}_experts"] for step in steps) == summary[f"{k}_experts"]
+    assert max(step["moved_bytes"] for step in steps) == summary["max_step_bytes"]
+
+
+def test_text_report_and_the_json_formats(eplb, workdir, plans):
+    # SGLang maps need the topology; the load file gives the gain.
+    result = ok(eplb("migrate", plans["old_json"], plans["new_json"], "--gpus", "8", "--nodes",
+                     "2", "--counts", plans["new_counts"], "--bytes-per-expert", "1MiB",
+                     "--steps", "--out", workdir / "target.eplb"))
+    text = result.stdout
+    for fragment in ["Migration ", "Loads from " + str(plans["new_counts"]),
+                     "1.05 MB per expert", "this migration", "within a node", "across nodes",
+                     "keep-on-same-GPU rule (vLLM)", "full reload", "100.0 %", "Balancedness ",
+                     "Worth it: ", "step  layers", "Wrote " + str(workdir / "target.eplb")]:
+        assert fragment in text, f"{fragment!r} not in:\n{text}"
+    # The .eplb target keeps the topology and the loads the gain was predicted with.
+    info = json.loads(ok(eplb("inspect", workdir / "target.eplb", "--json")).stdout)
+    assert (info["num_gpus"], info["num_nodes"], info["has_loads"]) == (8, 2, True)
+
+
+def test_nothing_to_move(eplb, plans):
+    report = json.loads(ok(eplb("migrate", plans["old"], plans["old"], "--json")).stdout)
+    summary = report["summary"]
+    assert summary["moved_experts"] == 0 and summary["num_steps"] == 0
+    assert not summary["worth_it"]
+    assert report["steps"] == []
+    text = ok(eplb("migrate", plans["old"], plans["old"])).stdout
+    assert "Nothing moves" in text and "Worth it: no" in text
+
+
+def test_a_total_budget_ends_at_a_partial_placement(eplb, workdir, plans):
+    full = json.loads(ok(eplb("migrate", plans["old"], plans["new"], "--json")).stdout)["summary"]
+    budget = full["moved_experts"] // 2
+    report = json.loads(ok(eplb("migrate", plans["old"], plans["new"], "--bytes-per-expert",
+                                "1KiB", "--max-total-bytes", f"{budget}KiB",
+                                "--max-bytes-per-step", "2KiB", "--json",
+                                "--out", workdir / "partial.json")).stdout)
+    summary = report["summary"]
+    assert summary["moved_bytes"] <= budget * 1024
+    assert not summary["complete"]
+    assert summary["full_migration_experts"] == full["moved_experts"]
+    # Steps hold at most two experts, except a step that swaps along a cycle.
+    old, partial = rows_of(plans["old_json"]), rows_of(workdir / "partial.json")
+    assert summary["moved_experts"] == sum(a != b for o, p in zip(old, partial)
+                                           for a, b in zip(o, p))
+    text = ok(eplb("migrate", plans["old"], plans["new"], "--bytes-per-expert", "1KiB",
+                   "--max-total-bytes", f"{budget}KiB")).stdout
+    assert "cut the schedule" in text and "the whole re-plan" in text
+
+
+def test_errors(eplb, workdir, plans):
+    usage_error(eplb("migrate", plans["old"], plans["new"], "--max-total-bytes", "1GB"),
+                "--max-total-bytes needs --bytes-per-expert")
+    usage_error(eplb("migrate", plans["old"], plans["new"], "--bytes-per-expert", "0"),
+                "--bytes-per-expert must be above 0")
+    usage_error(eplb("migrate", plans["old"], plans["new"], "--bytes-per-expert", "12XB"),
+                "--bytes-per-expert")
+    usage_error(eplb("migrate", plans["old"], plans["new"], "--relabel", "sideways"),
+                "--relabel")
+    other = workdir.counts(README_WEIGHTS, name="other.json")
+    ok(eplb("plan", "--counts", other, "--replicas", "24", "--groups", "4", "--nodes", "2",
+            "--gpus", "8", "--out", workdir / "wider.eplb"))
+    assert_error(eplb("migrate", plans["old"], workdir / "wider.eplb"), 2,
+                 "num_physical_experts (24)", "(16)")
+    missing = eplb("migrate", plans["old"], workdir / "missing.eplb")
+    assert_no_crash(missing)
+    assert_error(missing, 2, "missing.eplb")

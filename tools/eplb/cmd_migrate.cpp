@@ -1,0 +1,278 @@
+// eplb migrate: what moving the GPUs' expert weights from one placement to another costs (experts
+// and bytes, within a GPU, a node or across nodes, next to a full reload and to keeping only what
+// stays on its GPU), in how many steps, what it gains in balance, whether it is worth it, and the
+// placement the GPUs hold afterwards (--out).
+#include <algorithm>
+#include <cstdint>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "eplb/commands.hpp"
+#include "eplb/input_file.hpp"
+#include "eplb/library.hpp"
+#include "eplb/placement_io.hpp"
+#include "eplb/table.hpp"
+
+namespace eplb_cli {
+
+namespace {
+
+struct MigrationDeleter {
+  void operator()(eplb_migration* m) const { eplb_migration_destroy(m); }
+};
+using MigrationPtr = std::unique_ptr<eplb_migration, MigrationDeleter>;
+
+struct BufferDeleter {
+  void operator()(void* p) const { eplb_buffer_free(p); }
+};
+
+// What one step moves.
+struct StepTotals {
+  std::uint64_t experts = 0, same_gpu = 0, intra_node = 0, cross_node = 0;
+  std::vector<std::uint32_t> layers;  // distinct, ascending
+};
+
+std::vector<StepTotals> step_totals(const eplb_migration* migration, std::uint32_t num_steps) {
+  eplb_migration_transfer* raw = nullptr;
+  std::size_t count = 0;
+  check(eplb_migration_copy_transfers(migration, EPLB_MIGRATION_ALL_STEPS, &raw, &count), "");
+  const std::unique_ptr<void, BufferDeleter> owned(raw);
+  std::vector<StepTotals> steps(num_steps);
+  for (std::size_t i = 0; i < count; ++i) {
+    const eplb_migration_transfer& t = raw[i];
+    StepTotals& s = steps.at(t.step);
+    ++s.experts;
+    s.same_gpu += t.kind == EPLB_TRANSFER_SAME_GPU ? 1 : 0;
+    s.intra_node += t.kind == EPLB_TRANSFER_INTRA_NODE ? 1 : 0;
+    s.cross_node += t.kind == EPLB_TRANSFER_CROSS_NODE ? 1 : 0;
+    if (s.layers.empty() || s.layers.back() != t.layer) s.layers.push_back(t.layer);
+  }
+  for (StepTotals& s : steps) {
+    std::sort(s.layers.begin(), s.layers.end());
+    s.layers.erase(std::unique(s.layers.begin(), s.layers.end()), s.layers.end());
+  }
+  return steps;
+}
+
+std::uint32_t relabel_id(const std::string& name) {
+  static const std::map<std::string, std::uint32_t> kIds = {
+      {"nodes-and-gpus", EPLB_MIGRATION_RELABEL_NODES_AND_GPUS},
+      {"gpus-in-node", EPLB_MIGRATION_RELABEL_GPUS_IN_NODE},
+      {"none", EPLB_MIGRATION_RELABEL_NONE},
+      {"repack-in-node", EPLB_MIGRATION_RELABEL_REPACK_IN_NODE}};
+  return kIds.at(name);
+}
+
+// "12.5 %" of `part` in `whole` (whole > 0).
+std::string percent(std::uint64_t part, std::uint64_t whole) {
+  return fixed(100.0 * static_cast<double>(part) / static_cast<double>(whole), 1) + " %";
+}
+
+// "0-3", "5", "0-1, 4": layer numbers as ranges.
+std::string layer_ranges(const std::vector<std::uint32_t>& layers) {
+  std::string text;
+  for (std::size_t i = 0; i < layers.size();) {
+    std::size_t j = i;
+    while (j + 1 < layers.size() && layers[j + 1] == layers[j] + 1) ++j;
+    text += (text.empty() ? "" : ", ") + std::to_string(layers[i]);
+    if (j > i) text += "-" + std::to_string(layers[j]);
+    i = j + 1;
+  }
+  return text.empty() ? "-" : text;
+}
+
+nlohmann::json summary_json(const eplb_migration_summary& s) {
+  nlohmann::json j = {
+      {"num_steps", s.num_steps},
+      {"complete", s.complete != 0},
+      {"worth_it", s.worth_it != 0},
+      {"has_loads", s.has_loads != 0},
+      {"max_staging_experts", s.max_staging_experts},
+      {"moved_experts", s.moved_experts},
+      {"same_gpu_experts", s.same_gpu_experts},
+      {"intra_node_experts", s.intra_node_experts},
+      {"cross_node_experts", s.cross_node_experts},
+      {"moved_bytes", s.moved_bytes},
+      {"same_gpu_bytes", s.same_gpu_bytes},
+      {"intra_node_bytes", s.intra_node_bytes},
+      {"cross_node_bytes", s.cross_node_bytes},
+      {"max_step_bytes", s.max_step_bytes},
+      {"full_migration_experts", s.full_migration_experts},
+      {"same_gpu_rule_experts", s.same_gpu_rule_experts},
+      {"naive_experts", s.naive_experts},
+  };
+  if (s.has_loads != 0) {
+    j["old_balancedness"] = s.old_balancedness;
+    j["target_balancedness"] = s.target_balancedness;
+    j["new_balancedness"] = s.new_balancedness;
+    j["gain"] = s.gain;
+  }
+  return j;
+}
+
+}  // namespace
+
+void run_migrate(const MigrateArgs& args) {
+  PlacementFile old_file = read_placement_file(args.old_file, args.topology);
+  PlacementFile new_file = read_placement_file(args.new_file, args.topology);
+  const auto info = info_of(new_file.placement.get());
+
+  // The measured load: --counts, else the new plan's statistics, else the old placement's.
+  std::vector<double> loads;
+  std::string loads_from;
+  if (!args.counts.empty()) {
+    loads = loads_for_placement(read_sglang_loads(args.counts), info, args.topology.dense_layers,
+                                args.counts, args.new_file);
+    loads_from = args.counts;
+  } else if (!new_file.loads.empty()) {
+    loads = std::move(new_file.loads);
+    loads_from = args.new_file + " (its statistics)";
+  } else if (!old_file.loads.empty()) {
+    loads = std::move(old_file.loads);
+    loads_from = args.old_file + " (its statistics)";
+  }
+
+  eplb_migration_options options;
+  eplb_migration_options_init(&options);
+  options.relabel = relabel_id(args.relabel);
+  options.bytes_per_expert = args.bytes_per_expert == 0 ? 1 : args.bytes_per_expert;
+  options.max_bytes_per_step = args.max_bytes_per_step;
+  options.max_total_bytes = args.max_total_bytes;
+  options.max_layers_per_step = args.max_layers_per_step;
+  options.min_gain = args.min_gain;
+  eplb_migration* raw = nullptr;
+  check(eplb_migration_plan(old_file.placement.get(), new_file.placement.get(),
+                            loads.empty() ? nullptr : loads.data(), loads.size(), &options, &raw),
+        args.old_file + " -> " + args.new_file + ": ");
+  const MigrationPtr migration(raw);
+  eplb_migration_summary s{};
+  s.struct_size = sizeof(s);
+  check(eplb_migration_get_summary(migration.get(), &s), "");
+  const std::vector<StepTotals> steps = step_totals(migration.get(), s.num_steps);
+
+  PlacementPtr target;
+  if (!args.out.empty()) {
+    eplb_placement* placement = nullptr;
+    check(eplb_migration_get_target(migration.get(), &placement), "");
+    target.reset(placement);
+    write_placement_file(args.out, output_format(args.out, ""), target.get(), loads, new_file.label,
+                         nullptr, args.topology.dense_layers);
+  }
+
+  const bool counts_bytes = args.bytes_per_expert != 0;
+  if (args.json) {
+    nlohmann::json step_list = nlohmann::json::array();
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      step_list.push_back({{"step", i},
+                           {"layers", steps[i].layers},
+                           {"moved_experts", steps[i].experts},
+                           {"same_gpu_experts", steps[i].same_gpu},
+                           {"intra_node_experts", steps[i].intra_node},
+                           {"cross_node_experts", steps[i].cross_node},
+                           {"moved_bytes", steps[i].experts * options.bytes_per_expert}});
+    }
+    const nlohmann::json document = {
+        {"old", args.old_file},
+        {"new", args.new_file},
+        {"loads_from", loads.empty() ? nlohmann::json(nullptr) : nlohmann::json(loads_from)},
+        {"num_layers", info.num_layers},
+        {"num_gpus", info.num_gpus},
+        {"num_nodes", info.num_nodes},
+        {"bytes_per_expert", options.bytes_per_expert},
+        {"relabel", args.relabel},
+        {"summary", summary_json(s)},
+        {"steps", step_list},
+        {"out", args.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(args.out)},
+    };
+    std::cout << document.dump(2) << '\n';
+    return;
+  }
+
+  std::cout << "Migration " << args.old_file << " -> " << args.new_file << " (" << shape_text(info)
+            << ")\n";
+  std::cout << "Loads from "
+            << (loads.empty() ? "nowhere (no --counts, no statistics)" : loads_from) << "; "
+            << (counts_bytes ? byte_size_text(args.bytes_per_expert) + " per expert"
+                             : std::string("experts counted (no --bytes-per-expert)"))
+            << "; relabel " << args.relabel << "\n\n";
+  const auto bytes = [&](std::uint64_t experts) {
+    return counts_bytes ? byte_size_text(experts * args.bytes_per_expert) : std::string("-");
+  };
+  Table table({"transfers", "experts", "bytes", "of a full reload"});
+  table.add_row({"this migration", std::to_string(s.moved_experts), bytes(s.moved_experts),
+                 percent(s.moved_experts, s.naive_experts)});
+  table.add_row(
+      {"  within a GPU", std::to_string(s.same_gpu_experts), bytes(s.same_gpu_experts), ""});
+  table.add_row(
+      {"  within a node", std::to_string(s.intra_node_experts), bytes(s.intra_node_experts), ""});
+  table.add_row(
+      {"  across nodes", std::to_string(s.cross_node_experts), bytes(s.cross_node_experts), ""});
+  if (s.complete == 0) {
+    table.add_row({"the whole re-plan", std::to_string(s.full_migration_experts),
+                   bytes(s.full_migration_experts),
+                   percent(s.full_migration_experts, s.naive_experts)});
+  }
+  table.add_row({"keep-on-same-GPU rule (vLLM)", std::to_string(s.same_gpu_rule_experts),
+                 bytes(s.same_gpu_rule_experts),
+                 percent(s.same_gpu_rule_experts, s.naive_experts)});
+  table.add_row(
+      {"full reload", std::to_string(s.naive_experts), bytes(s.naive_experts), "100.0 %"});
+  table.print(std::cout);
+
+  std::cout << "\n";
+  if (s.num_steps == 0) {
+    std::cout << "Nothing moves: every expert is already where the new plan wants it\n";
+  } else {
+    std::cout << counted(s.num_steps, "step") << " (the largest: "
+              << (counts_bytes ? byte_size_text(s.max_step_bytes)
+                               : counted(s.max_step_bytes, "expert"))
+              << "); staging buffer: " << counted(s.max_staging_experts, "expert");
+    if (counts_bytes) {
+      std::cout << " ("
+                << byte_size_text(std::uint64_t{s.max_staging_experts} * args.bytes_per_expert)
+                << ")";
+    }
+    std::cout << " per GPU and step\n";
+  }
+  if (s.complete == 0) {
+    std::cout << "--max-total-bytes cut the schedule: it ends at a partial placement, not at "
+              << args.new_file << "\n";
+  }
+  if (s.has_loads != 0) {
+    std::cout << "Balancedness " << fixed(s.old_balancedness, 4) << " -> "
+              << fixed(s.target_balancedness, 4)
+              << " (the new plan: " << fixed(s.new_balancedness, 4) << "), gain "
+              << (s.gain >= 0 ? "+" : "") << fixed(s.gain, 4) << "\n";
+    std::cout << "Worth it: " << (s.worth_it != 0 ? "yes" : "no") << " (predicted gain "
+              << fixed(s.gain, 4) << ", --min-gain " << fixed(args.min_gain, 4) << ")\n";
+  } else {
+    std::cout << "Worth it: " << (s.worth_it != 0 ? "yes" : "no")
+              << " (without loads the gain is not predicted: pass --counts FILE)\n";
+  }
+
+  if (args.steps && s.num_steps > 0) {
+    std::cout << "\n";
+    Table step_table(
+        {"step", "layers", "experts", "within GPU", "within node", "across nodes", "bytes"});
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      const StepTotals& t = steps[i];
+      step_table.add_row({std::to_string(i), layer_ranges(t.layers), std::to_string(t.experts),
+                          std::to_string(t.same_gpu), std::to_string(t.intra_node),
+                          std::to_string(t.cross_node), bytes(t.experts)});
+    }
+    step_table.print(std::cout);
+  }
+  if (!args.out.empty()) {
+    std::cout << "\nWrote " << args.out
+              << ": the placement the GPUs hold after the migration. Serve and save it, not "
+              << args.new_file
+              << " (the migration relabels the new plan's nodes, GPUs and slots so that experts "
+                 "stay in place)\n";
+  }
+}
+
+}  // namespace eplb_cli
