@@ -71,13 +71,12 @@ eplb::SnapshotWriteOptions read_statistics_options(const eplb_snapshot_options* 
   return result;
 }
 
+// Checked before any work (eplb_snapshot_inspect reads the file): the bounds write_struct
+// enforces when the info is written.
 void require_info_size(const eplb_snapshot_info* out_info) {
   eplb::capi::require_not_null(out_info, "out_info");
-  if (out_info->struct_size < kInfoV1Size) {
-    eplb::fail_invalid("out_info->struct_size (", out_info->struct_size,
-                       ") is smaller than the smallest version (", kInfoV1Size,
-                       "); set it to sizeof before the call");
-  }
+  eplb::capi::check_size_bounds(out_info->struct_size, kInfoV1Size, "out_info",
+                                "set it to sizeof before the call");
 }
 
 template <std::size_t N>

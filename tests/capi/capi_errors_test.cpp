@@ -715,6 +715,17 @@ TEST(LastError, CallsWithoutAStatusLeaveTheMessage) {
   eplb_workload_options_init(&wo);
   eplb_workload* workload = nullptr;
   ASSERT_EQ(eplb_workload_create(&wo, &workload), EPLB_OK) << eplb_last_error_message();
+  // Host-only tables work without a GPU; a CUDA build's destroy paths run on them too.
+  eplb_device_tables* device_tables = nullptr;
+  ASSERT_EQ(eplb_device_tables_create(placement, 0, 0, EPLB_DEVICE_TABLES_HOST_ONLY, nullptr,
+                                      &device_tables),
+            EPLB_OK)
+      << eplb_last_error_message();
+  eplb_split_tables* split_tables = nullptr;
+  ASSERT_EQ(eplb_split_tables_create(placement, 0, 0, EPLB_SPLIT_TABLES_HOST_ONLY, nullptr,
+                                     &split_tables),
+            EPLB_OK)
+      << eplb_last_error_message();
 
   eplb_planner_options o = readme_options();
   o.num_nodes = 3;
@@ -730,6 +741,8 @@ TEST(LastError, CallsWithoutAStatusLeaveTheMessage) {
   eplb_migration_destroy(migration);
   eplb_split_workspace_destroy(workspace);
   eplb_workload_destroy(workload);
+  eplb_device_tables_destroy(device_tables);
+  eplb_split_tables_destroy(split_tables);
   eplb_planner_destroy(nullptr);
   eplb_comm_destroy(nullptr);
   eplb_device_tables_destroy(nullptr);
@@ -742,6 +755,7 @@ TEST(LastError, CallsWithoutAStatusLeaveTheMessage) {
   eplb_snapshot_options_init(&so);
   eplb_token_exchange_options xo;
   eplb_token_exchange_options_init(&xo);
+  eplb_workload_options_init(&wo);
   EXPECT_STREQ(eplb_status_string(EPLB_ERR_IO), "input/output error");
   EXPECT_EQ(eplb_version_number(), static_cast<uint32_t>(EPLB_VERSION_NUMBER));
   EXPECT_NE(eplb_version_string(), nullptr);

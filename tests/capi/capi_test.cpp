@@ -850,6 +850,16 @@ TEST(StructSize, ImplausibleSizesAreRefusedBeforeTouchingMemory) {
               std::string::npos)
         << message();
     EXPECT_NE(message().find("sizeof"), std::string::npos) << message();
+
+    // eplb_snapshot_inspect says so before it reads any file (not an I/O error for a bad path).
+    auto* snapshot_info =
+        reinterpret_cast<eplb_snapshot_info*>(guard.tail(sizeof(eplb_snapshot_info), 0x5C));
+    snapshot_info->struct_size = size;
+    EXPECT_EQ(eplb_snapshot_inspect("/nonexistent/x.eplb", snapshot_info),
+              EPLB_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(message().find("out_info->struct_size (" + std::to_string(size) + ")"),
+              std::string::npos)
+        << message();
   }
   // The cap itself is a valid size: the whole 4096 bytes are the caller's, the tail is zeroed.
   const PlannerPtr planner = make_planner(readme_shape());

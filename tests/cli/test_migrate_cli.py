@@ -133,7 +133,65 @@ def test_a_total_budget_ends_at_a_partial_placement(eplb, workdir, plans):
     assert "cut the schedule" in text and "the whole re-plan" in text
 
 
+def test_budget_below_the_smallest_change_moves_nothing(eplb, workdir, plans):
+    result = ok(eplb("migrate", plans["old"], plans["new"], "--bytes-per-expert", "1KB",
+                     "--max-total-bytes", "1", "--out", workdir / "same.json"))
+    assert "Nothing moves: --max-total-bytes is below the smallest change" in result.stdout
+    assert "every expert is already where" not in result.stdout
+    assert "the placement the GPUs hold now" in result.stdout
+    assert rows_of(workdir / "same.json") == rows_of(plans["old_json"])
+
+
+def test_json_without_bytes_has_no_byte_fields(eplb, plans):
+    report = json.loads(ok(eplb("migrate", plans["old"], plans["new"], "--json")).stdout)
+    assert report["bytes_per_expert"] is None
+    assert not any(key.endswith("_bytes") for key in report["summary"])
+    assert all("moved_bytes" not in step for step in report["steps"])
+    assert report["summary"]["max_step_experts"] == max(s["moved_experts"] for s in report["steps"])
+
+
+def test_dense_rows(eplb, workdir):
+    """Plans of SGLang's load files carry the dense layers' all-zero rows: they never move, the
+    report says the full reload counts them, and --dense-layers may not add them twice."""
+    paths = []
+    for name, weights in [("old", README_WEIGHTS), ("new", OTHER_WEIGHTS)]:
+        counts = workdir.counts([[0] * 12] + weights, name=f"{name}_dense.json")
+        ok(eplb("plan", "--counts", counts, *README_ARGS, "--out", workdir / f"{name}_d.eplb"))
+        paths.append(workdir / f"{name}_d.eplb")
+    report = json.loads(ok(eplb("migrate", *paths, "--json")).stdout)
+    assert report["layers_without_load"] == 1 and report["num_layers"] == 3
+    assert "1 layer without load" in ok(eplb("migrate", *paths)).stdout
+    usage_error(eplb("migrate", *paths, "--dense-layers", "1", "--out", workdir / "t.json"),
+                "already has the dense layers' rows")
+    usage_error(eplb("migrate", *paths, "--dense-layers", "1"), "nothing here uses it")
+    # Without them, SGLang's map gets the dense row it expects.
+    old, new = plans_without_dense(eplb, workdir)
+    ok(eplb("migrate", old, new, "--dense-layers", "1", "--out", workdir / "t.json"))
+    rows = rows_of(workdir / "t.json")
+    assert len(rows) == 3 and rows[0] == list(range(12)) + list(range(4))
+
+
+def plans_without_dense(eplb, workdir):
+    paths = []
+    for name, weights in [("old", README_WEIGHTS), ("new", OTHER_WEIGHTS)]:
+        counts = workdir.counts(weights, name=f"{name}_plain.json")
+        ok(eplb("plan", "--counts", counts, *README_ARGS, "--out", workdir / f"{name}_p.eplb"))
+        paths.append(workdir / f"{name}_p.eplb")
+    return paths
+
+
 def test_errors(eplb, workdir, plans):
+    usage_error(eplb("migrate", plans["old"], plans["new"], "--bytes-per-expert", "1KB",
+                     "--max-total-bytes", "-1000"), "--max-total-bytes", "negative")
+    usage_error(eplb("migrate", plans["old"], plans["new"], "--bytes-per-expert", "-5"),
+                "negative")
+    usage_error(eplb("migrate", plans["old"], plans["new"], "--out", workdir / "x.txt"),
+                "name it .eplb")
+    assert not (workdir / "x.txt").exists()
+    usage_error(eplb("migrate", plans["old"], plans["new"], "--counts", plans["old"]),
+                "is an .eplb snapshot, not a JSON load file")
+    usage_error(eplb("migrate", plans["old_json"], plans["new"], "--gpus", "8"),
+                "num_nodes", "pass --nodes")
     usage_error(eplb("migrate", plans["old"], plans["new"], "--max-total-bytes", "1GB"),
                 "--max-total-bytes needs --bytes-per-expert")
     usage_error(eplb("migrate", plans["old"], plans["new"], "--bytes-per-expert", "0"),

@@ -14,6 +14,7 @@
 #include "eplb/commands.hpp"
 #include "eplb/input_file.hpp"
 #include "eplb/library.hpp"
+#include "eplb/load_file.hpp"
 #include "eplb/placement_io.hpp"
 #include "eplb/table.hpp"
 
@@ -85,7 +86,8 @@ std::string layer_ranges(const std::vector<std::uint32_t>& layers) {
   return text.empty() ? "-" : text;
 }
 
-nlohmann::json summary_json(const eplb_migration_summary& s) {
+// The summary as JSON; the byte fields only when the bytes of an expert are known.
+nlohmann::json summary_json(const eplb_migration_summary& s, bool with_bytes) {
   nlohmann::json j = {
       {"num_steps", s.num_steps},
       {"complete", s.complete != 0},
@@ -96,15 +98,19 @@ nlohmann::json summary_json(const eplb_migration_summary& s) {
       {"same_gpu_experts", s.same_gpu_experts},
       {"intra_node_experts", s.intra_node_experts},
       {"cross_node_experts", s.cross_node_experts},
-      {"moved_bytes", s.moved_bytes},
-      {"same_gpu_bytes", s.same_gpu_bytes},
-      {"intra_node_bytes", s.intra_node_bytes},
-      {"cross_node_bytes", s.cross_node_bytes},
-      {"max_step_bytes", s.max_step_bytes},
       {"full_migration_experts", s.full_migration_experts},
       {"same_gpu_rule_experts", s.same_gpu_rule_experts},
       {"naive_experts", s.naive_experts},
   };
+  if (with_bytes) {
+    j["moved_bytes"] = s.moved_bytes;
+    j["same_gpu_bytes"] = s.same_gpu_bytes;
+    j["intra_node_bytes"] = s.intra_node_bytes;
+    j["cross_node_bytes"] = s.cross_node_bytes;
+    j["max_step_bytes"] = s.max_step_bytes;
+  } else {
+    j["max_step_experts"] = s.max_step_bytes;  // bytes_per_expert 1: bytes count experts
+  }
   if (s.has_loads != 0) {
     j["old_balancedness"] = s.old_balancedness;
     j["target_balancedness"] = s.target_balancedness;
@@ -114,19 +120,55 @@ nlohmann::json summary_json(const eplb_migration_summary& s) {
   return j;
 }
 
+// Layers whose loads are all zero (dense layers' rows of SGLang's files): nothing moves there,
+// yet a full reload counts them.
+std::uint32_t layers_without_load(const std::vector<double>& loads, std::uint32_t experts) {
+  std::uint32_t count = 0;
+  for (std::size_t at = 0; at + experts <= loads.size(); at += experts) {
+    count += std::all_of(loads.begin() + static_cast<std::ptrdiff_t>(at),
+                         loads.begin() + static_cast<std::ptrdiff_t>(at + experts),
+                         [](double v) { return v == 0; })
+                 ? 1
+                 : 0;
+  }
+  return count;
+}
+
+// --out's format, from its extension: an .eplb snapshot or SGLang's map.
+PlacementFormat out_format(const std::string& path) {
+  if (has_extension(path, ".eplb")) return PlacementFormat::snapshot;
+  if (has_extension(path, ".json")) return PlacementFormat::sglang;
+  throw InputError("--out " + path +
+                   ": name it .eplb (a snapshot, with the loads) or .json (SGLang's map); "
+                   "'eplb convert' turns either into vLLM-Ascend's map");
+}
+
 }  // namespace
 
 void run_migrate(const MigrateArgs& args) {
+  const bool has_out = !args.out.empty();
+  const PlacementFormat target_format = has_out ? out_format(args.out) : PlacementFormat::snapshot;
   PlacementFile old_file = read_placement_file(args.old_file, args.topology);
   PlacementFile new_file = read_placement_file(args.new_file, args.topology);
   const auto info = info_of(new_file.placement.get());
+  const std::uint32_t dense = args.topology.dense_layers;
+  const bool json_input =
+      old_file.format != PlacementFormat::snapshot || new_file.format != PlacementFormat::snapshot;
+  const bool sglang_in =
+      old_file.format == PlacementFormat::sglang || new_file.format == PlacementFormat::sglang;
+  const bool sglang_out = has_out && target_format == PlacementFormat::sglang;
+  if (dense != 0 && !sglang_in && !sglang_out && args.counts.empty()) {
+    throw InputError(
+        "--dense-layers applies to SGLang maps (read, or written with --out x.json) and to a "
+        "--counts file with the dense layers' rows; nothing here uses it");
+  }
 
   // The measured load: --counts, else the new plan's statistics, else the old placement's.
   std::vector<double> loads;
   std::string loads_from;
   if (!args.counts.empty()) {
-    loads = loads_for_placement(read_sglang_loads(args.counts), info, args.topology.dense_layers,
-                                args.counts, args.new_file);
+    loads = loads_for_placement(read_sglang_loads(args.counts), info, dense, args.counts,
+                                args.new_file);
     loads_from = args.counts;
   } else if (!new_file.loads.empty()) {
     loads = std::move(new_file.loads);
@@ -134,6 +176,11 @@ void run_migrate(const MigrateArgs& args) {
   } else if (!old_file.loads.empty()) {
     loads = std::move(old_file.loads);
     loads_from = args.old_file + " (its statistics)";
+  }
+  // Writing SGLang's map adds `dense` trivial rows: refuse plans that already have them (as
+  // eplb convert does).
+  if (sglang_out && dense != 0 && !sglang_in && !loads.empty()) {
+    require_no_dense_rows(loads, info.num_logical_experts, dense, args.new_file);
   }
 
   eplb_migration_options options;
@@ -145,46 +192,62 @@ void run_migrate(const MigrateArgs& args) {
   options.max_layers_per_step = args.max_layers_per_step;
   options.min_gain = args.min_gain;
   eplb_migration* raw = nullptr;
-  check(eplb_migration_plan(old_file.placement.get(), new_file.placement.get(),
-                            loads.empty() ? nullptr : loads.data(), loads.size(), &options, &raw),
-        args.old_file + " -> " + args.new_file + ": ");
+  const eplb_status status =
+      eplb_migration_plan(old_file.placement.get(), new_file.placement.get(),
+                          loads.empty() ? nullptr : loads.data(), loads.size(), &options, &raw);
+  if (status == EPLB_ERR_INVALID_ARGUMENT) {
+    const std::string message = eplb_last_error_message();
+    std::string hint;
+    if (json_input && message.find("num_nodes") != std::string::npos) {
+      hint = " (JSON maps do not record their nodes: pass --nodes)";
+    } else if (message.find("num_layers") != std::string::npos) {
+      hint = " (one side has the dense layers' rows? SGLang's maps: --dense-layers K)";
+    }
+    throw InputError(args.old_file + " -> " + args.new_file + ": " + message + hint);
+  }
+  check(status, args.old_file + " -> " + args.new_file + ": ");
   const MigrationPtr migration(raw);
   eplb_migration_summary s{};
   s.struct_size = sizeof(s);
   check(eplb_migration_get_summary(migration.get(), &s), "");
   const std::vector<StepTotals> steps = step_totals(migration.get(), s.num_steps);
+  const std::uint32_t idle_layers =
+      loads.empty() ? 0 : layers_without_load(loads, info.num_logical_experts);
 
-  PlacementPtr target;
-  if (!args.out.empty()) {
+  if (has_out) {
     eplb_placement* placement = nullptr;
     check(eplb_migration_get_target(migration.get(), &placement), "");
-    target.reset(placement);
-    write_placement_file(args.out, output_format(args.out, ""), target.get(), loads, new_file.label,
-                         nullptr, args.topology.dense_layers);
+    const PlacementPtr target(placement);
+    write_placement_file(args.out, target_format, target.get(), loads, new_file.label, nullptr,
+                         dense);
   }
 
-  const bool counts_bytes = args.bytes_per_expert != 0;
+  const bool with_bytes = args.bytes_per_expert != 0;
+  const bool repack_ignored =
+      options.relabel == EPLB_MIGRATION_RELABEL_REPACK_IN_NODE && loads.empty();
   if (args.json) {
     nlohmann::json step_list = nlohmann::json::array();
     for (std::size_t i = 0; i < steps.size(); ++i) {
-      step_list.push_back({{"step", i},
-                           {"layers", steps[i].layers},
-                           {"moved_experts", steps[i].experts},
-                           {"same_gpu_experts", steps[i].same_gpu},
-                           {"intra_node_experts", steps[i].intra_node},
-                           {"cross_node_experts", steps[i].cross_node},
-                           {"moved_bytes", steps[i].experts * options.bytes_per_expert}});
+      nlohmann::json step = {{"step", i},
+                             {"layers", steps[i].layers},
+                             {"moved_experts", steps[i].experts},
+                             {"same_gpu_experts", steps[i].same_gpu},
+                             {"intra_node_experts", steps[i].intra_node},
+                             {"cross_node_experts", steps[i].cross_node}};
+      if (with_bytes) step["moved_bytes"] = steps[i].experts * args.bytes_per_expert;
+      step_list.push_back(step);
     }
     const nlohmann::json document = {
         {"old", args.old_file},
         {"new", args.new_file},
         {"loads_from", loads.empty() ? nlohmann::json(nullptr) : nlohmann::json(loads_from)},
         {"num_layers", info.num_layers},
+        {"layers_without_load", idle_layers},
         {"num_gpus", info.num_gpus},
         {"num_nodes", info.num_nodes},
-        {"bytes_per_expert", options.bytes_per_expert},
-        {"relabel", args.relabel},
-        {"summary", summary_json(s)},
+        {"bytes_per_expert", with_bytes ? nlohmann::json(args.bytes_per_expert) : nullptr},
+        {"relabel", repack_ignored ? "nodes-and-gpus" : args.relabel},
+        {"summary", summary_json(s, with_bytes)},
         {"steps", step_list},
         {"out", args.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(args.out)},
     };
@@ -196,11 +259,12 @@ void run_migrate(const MigrateArgs& args) {
             << ")\n";
   std::cout << "Loads from "
             << (loads.empty() ? "nowhere (no --counts, no statistics)" : loads_from) << "; "
-            << (counts_bytes ? byte_size_text(args.bytes_per_expert) + " per expert"
-                             : std::string("experts counted (no --bytes-per-expert)"))
-            << "; relabel " << args.relabel << "\n\n";
+            << (with_bytes ? byte_size_text(args.bytes_per_expert) + " per expert"
+                           : std::string("experts counted (no --bytes-per-expert)"))
+            << "; relabel " << args.relabel
+            << (repack_ignored ? " (without loads: as nodes-and-gpus)" : "") << "\n\n";
   const auto bytes = [&](std::uint64_t experts) {
-    return counts_bytes ? byte_size_text(experts * args.bytes_per_expert) : std::string("-");
+    return with_bytes ? byte_size_text(experts * args.bytes_per_expert) : std::string("-");
   };
   Table table({"transfers", "experts", "bytes", "of a full reload"});
   table.add_row({"this migration", std::to_string(s.moved_experts), bytes(s.moved_experts),
@@ -222,25 +286,37 @@ void run_migrate(const MigrateArgs& args) {
   table.add_row(
       {"full reload", std::to_string(s.naive_experts), bytes(s.naive_experts), "100.0 %"});
   table.print(std::cout);
+  if (idle_layers > 0) {
+    std::cout << "(" << counted(idle_layers, "layer") << " without load, e.g. dense layers' rows: "
+              << "nothing moves there, yet the full reload counts "
+              << (idle_layers == 1 ? "it" : "them") << ")\n";
+  }
 
   std::cout << "\n";
-  if (s.num_steps == 0) {
-    std::cout << "Nothing moves: every expert is already where the new plan wants it\n";
+  if (s.moved_experts == 0) {
+    std::cout << (s.complete != 0
+                      ? "Nothing moves: every expert is already where the new plan wants it\n"
+                      : "Nothing moves: --max-total-bytes is below the smallest change (one "
+                        "expert, or a cycle of experts swapping places)\n");
   } else {
     std::cout << counted(s.num_steps, "step") << " (the largest: "
-              << (counts_bytes ? byte_size_text(s.max_step_bytes)
-                               : counted(s.max_step_bytes, "expert"))
+              << (with_bytes ? byte_size_text(s.max_step_bytes)
+                             : counted(s.max_step_bytes, "expert"))
               << "); staging buffer: " << counted(s.max_staging_experts, "expert");
-    if (counts_bytes) {
+    if (with_bytes) {
       std::cout << " ("
                 << byte_size_text(std::uint64_t{s.max_staging_experts} * args.bytes_per_expert)
                 << ")";
     }
     std::cout << " per GPU and step\n";
-  }
-  if (s.complete == 0) {
-    std::cout << "--max-total-bytes cut the schedule: it ends at a partial placement, not at "
-              << args.new_file << "\n";
+    if (args.max_bytes_per_step != 0 && s.max_step_bytes > args.max_bytes_per_step) {
+      std::cout << "Some steps exceed --max-bytes-per-step: a step holds at least one expert, "
+                   "and experts swapping places along a cycle move together\n";
+    }
+    if (s.complete == 0) {
+      std::cout << "--max-total-bytes cut the schedule: it ends at a partial placement, not at "
+                << args.new_file << "\n";
+    }
   }
   if (s.has_loads != 0) {
     std::cout << "Balancedness " << fixed(s.old_balancedness, 4) << " -> "
@@ -267,11 +343,18 @@ void run_migrate(const MigrateArgs& args) {
     step_table.print(std::cout);
   }
   if (!args.out.empty()) {
-    std::cout << "\nWrote " << args.out
-              << ": the placement the GPUs hold after the migration. Serve and save it, not "
-              << args.new_file
-              << " (the migration relabels the new plan's nodes, GPUs and slots so that experts "
-                 "stay in place)\n";
+    std::cout << "\nWrote " << args.out;
+    if (s.moved_experts == 0 && s.complete == 0) {
+      std::cout << ": the placement the GPUs hold now (nothing fits the budget)\n";
+    } else if (s.complete == 0) {
+      std::cout << ": the partial placement the GPUs hold after this migration; serve and save "
+                   "it\n";
+    } else {
+      std::cout << ": the placement the GPUs hold after the migration. Serve and save it, not "
+                << args.new_file
+                << " (the migration relabels the new plan's nodes, GPUs and slots so that "
+                   "experts stay in place)\n";
+    }
   }
 }
 

@@ -39,6 +39,18 @@ CLI::Validator file_name(bool is_argument = false) {
       "", "file name");
 }
 
+// A byte size for CLI::AsSizeValue, refused when negative (AsSizeValue would wrap "-1" around
+// to 2^64 - 1).
+CLI::Validator unsigned_size() {
+  return CLI::Validator(
+      [](const std::string& text) -> std::string {
+        const std::size_t first = text.find_first_not_of(" \t");
+        if (first != std::string::npos && text[first] == '-') return text + " is negative";
+        return "";
+      },
+      "", "size");
+}
+
 // A number in (0, 1].
 CLI::Validator fraction() {
   return CLI::Validator(
@@ -387,6 +399,7 @@ void add_migrate_command(CLI::App& app) {
           ->add_option("--bytes-per-expert", args->bytes_per_expert,
                        "Bytes of one expert's weights, e.g. 44MB (DeepSeek-V3 in FP8; default: "
                        "count experts only)")
+          ->check(unsigned_size())
           ->transform(CLI::AsSizeValue(true).description(""))
           ->type_name("SIZE");
   command
@@ -401,12 +414,14 @@ void add_migrate_command(CLI::App& app) {
                        ->add_option("--max-bytes-per-step", args->max_bytes_per_step,
                                     "Bytes one step may move, all GPUs together (default: no "
                                     "limit; a step holds at least one expert or swap cycle)")
+                       ->check(unsigned_size())
                        ->transform(CLI::AsSizeValue(true).description(""))
                        ->type_name("SIZE");
   auto* total = command
                     ->add_option("--max-total-bytes", args->max_total_bytes,
                                  "Bytes the whole migration may move (default: no limit): the "
                                  "most useful changes first, ending at a partial placement")
+                    ->check(unsigned_size())
                     ->transform(CLI::AsSizeValue(true).description(""))
                     ->type_name("SIZE");
   command

@@ -194,6 +194,11 @@ void write_placement_file(const std::string& path, PlacementFormat format,
 
 Loads read_sglang_loads(const std::string& path) {
   const std::string text = read_input(path, "");
+  if (starts_like_snapshot(text)) {
+    throw InputError("--counts " + path +
+                     " is an .eplb snapshot, not a JSON load file (SGLang's logical_count); a "
+                     "snapshot's own statistics are used without --counts");
+  }
   double* values = nullptr;
   Loads loads;
   check_input(eplb_loads_from_sglang_json(text.data(), text.size(), &values, &loads.num_layers,
