@@ -101,8 +101,14 @@ struct Communicator::Impl {
     if (staging != nullptr || stream != nullptr) {
       try {
         const DeviceScope scope(device);
-        if (stream != nullptr) static_cast<void>(cudaStreamDestroy(stream));
-        if (staging != nullptr) static_cast<void>(cudaFree(staging));
+        // Failures are cleared from the runtime's last-error slot, so that they are not blamed
+        // on the caller's next launch (as kernels/routing.cu does).
+        if (stream != nullptr && cudaStreamDestroy(stream) != cudaSuccess) {
+          static_cast<void>(cudaGetLastError());
+        }
+        if (staging != nullptr && cudaFree(staging) != cudaSuccess) {
+          static_cast<void>(cudaGetLastError());
+        }
       } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor reports nothing
       }
     }

@@ -73,8 +73,14 @@ struct DeviceTokenExchange::Impl {
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
   ~Impl() {
-    if (memory != nullptr) static_cast<void>(cudaFree(memory));
-    if (pinned != nullptr) static_cast<void>(cudaFreeHost(pinned));
+    // A failed free is cleared from the runtime's last-error slot, so that it is not blamed on
+    // the caller's next launch (as kernels/routing.cu does).
+    if (memory != nullptr && cudaFree(memory) != cudaSuccess) {
+      static_cast<void>(cudaGetLastError());
+    }
+    if (pinned != nullptr && cudaFreeHost(pinned) != cudaSuccess) {
+      static_cast<void>(cudaGetLastError());
+    }
   }
 
   // The buffers, zeroed once (so a padded slab's unused rows never carry stale or uninitialised
