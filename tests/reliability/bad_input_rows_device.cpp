@@ -33,6 +33,7 @@ std::vector<Row> device_rows() {
   {"eplb_device_tables_get_info", {
     {"NULL tables", kInvalid, {"tables", "NULL"}, [](World&) { eplb_device_tables_info i{}; i.struct_size = sizeof(i); return eplb_device_tables_get_info(nullptr, &i); }},
     {"struct_size 0", kInvalid, {"struct_size (0)"}, [](World& w) { return with_host_tables(w, [](eplb_device_tables* t) { eplb_device_tables_info i{}; return eplb_device_tables_get_info(t, &i); }); }},
+    {"struct_size above 4096", kInvalid, {"struct_size (5000)", "looks uninitialised"}, [](World& w) { return with_host_tables(w, [](eplb_device_tables* t) { eplb_device_tables_info i{}; i.struct_size = 5000; return eplb_device_tables_get_info(t, &i); }); }},
   }, {}, {}},
   {"eplb_device_tables_get_static_map", {
     {"NULL out", kInvalid, {"out", "NULL"}, [](World& w) { return with_host_tables(w, [](eplb_device_tables* t) { return eplb_device_tables_get_static_map(t, nullptr, 8); }); }},
@@ -181,6 +182,7 @@ std::vector<Row> device_rows() {
     {"max_tokens 0", kInvalid, {"max_tokens (0)"}, [](World&) { auto o = eplb::test::small_token_exchange_options(); o.max_tokens = 0; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
     {"slots_per_rank 9000", kInvalid, {"slots_per_rank (9000)"}, [](World&) { auto o = eplb::test::small_token_exchange_options(); o.slots_per_rank = 9000; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
     {"struct_size 8", kInvalid, {"struct_size (8)"}, [](World&) { auto o = eplb::test::small_token_exchange_options(); o.struct_size = 8; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
+    {"struct_size above 4096", kInvalid, {"struct_size (5000)", "looks uninitialised"}, [](World&) { auto o = eplb::test::small_token_exchange_options(); o.struct_size = 5000; eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
     {"NULL comm", kInvalid, {"comm", "NULL"}, [](World&) { const auto o = eplb::test::small_token_exchange_options(); eplb_token_exchange* x = nullptr; return eplb_token_exchange_create(nullptr, &o, &x); }},
   }, {}, {}},
   {"eplb_token_exchange_destroy", {}, "NULL is a no-op", [](World&) { eplb_token_exchange_destroy(nullptr); return true; }},
