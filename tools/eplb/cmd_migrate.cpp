@@ -27,10 +27,6 @@ struct MigrationDeleter {
 };
 using MigrationPtr = std::unique_ptr<eplb_migration, MigrationDeleter>;
 
-struct BufferDeleter {
-  void operator()(void* p) const { eplb_buffer_free(p); }
-};
-
 // What one step moves.
 struct StepTotals {
   std::uint64_t experts = 0, same_gpu = 0, intra_node = 0, cross_node = 0;
@@ -41,7 +37,7 @@ std::vector<StepTotals> step_totals(const eplb_migration* migration, std::uint32
   eplb_migration_transfer* raw = nullptr;
   std::size_t count = 0;
   check(eplb_migration_copy_transfers(migration, EPLB_MIGRATION_ALL_STEPS, &raw, &count), "");
-  const std::unique_ptr<void, BufferDeleter> owned(raw);
+  const std::unique_ptr<eplb_migration_transfer, LibraryBufferFree> owned(raw);
   std::vector<StepTotals> steps(num_steps);
   for (std::size_t i = 0; i < count; ++i) {
     const eplb_migration_transfer& t = raw[i];

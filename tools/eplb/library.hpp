@@ -22,6 +22,12 @@ struct PlacementDeleter {
 using PlannerPtr = std::unique_ptr<eplb_planner, PlannerDeleter>;
 using PlacementPtr = std::unique_ptr<eplb_placement, PlacementDeleter>;
 
+// Frees a buffer the library allocated (eplb_buffer_free), whatever its element type:
+// std::unique_ptr<double, LibraryBufferFree>.
+struct LibraryBufferFree {
+  void operator()(void* buffer) const { eplb_buffer_free(buffer); }
+};
+
 // Throws if `status` is not EPLB_OK; `context` prefixes the library's message.
 inline void check(eplb_status status, const std::string& context) {
   if (status == EPLB_OK) return;

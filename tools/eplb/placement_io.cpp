@@ -18,10 +18,6 @@ struct SnapshotClose {
 };
 using OwnedSnapshot = std::unique_ptr<eplb_snapshot, SnapshotClose>;
 
-struct BufferFree {
-  void operator()(double* buffer) const { eplb_buffer_free(buffer); }
-};
-
 // Bad input files end the command with exit status 2; only allocation failures and library bugs
 // are failures of the tool itself.
 void check_input(eplb_status status, const std::string& path) {
@@ -204,7 +200,7 @@ Loads read_sglang_loads(const std::string& path) {
   check_input(eplb_loads_from_sglang_json(text.data(), text.size(), &values, &loads.num_layers,
                                           &loads.num_experts),
               path);
-  const std::unique_ptr<double, BufferFree> owned(values);
+  const std::unique_ptr<double, LibraryBufferFree> owned(values);
   loads.values.assign(values,
                       values + static_cast<std::size_t>(loads.num_layers) * loads.num_experts);
   return loads;

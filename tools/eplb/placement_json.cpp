@@ -8,17 +8,13 @@ namespace eplb_cli {
 
 namespace {
 
-struct BufferFree {
-  void operator()(char* buffer) const { eplb_buffer_free(buffer); }
-};
-
 // Runs a C API writer and takes its malloc'ed string.
 template <typename Write>
 std::string take_text(const Write& write, const std::string& context) {
   char* text = nullptr;
   std::size_t len = 0;
   check(write(&text, &len), context);
-  const std::unique_ptr<char, BufferFree> owned(text);
+  const std::unique_ptr<char, LibraryBufferFree> owned(text);
   return {text, len};
 }
 
