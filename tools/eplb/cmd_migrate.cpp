@@ -2,7 +2,6 @@
 // and bytes, within a GPU, a node or across nodes, next to a full reload and to keeping only what
 // stays on its GPU), in how many steps, what it gains in balance, whether it is worth it, and the
 // placement the GPUs hold afterwards (--out).
-#include <algorithm>
 #include <cstdint>
 #include <iostream>
 #include <map>
@@ -33,6 +32,9 @@ struct StepTotals {
   std::vector<std::uint32_t> layers;  // distinct, ascending
 };
 
+// Transfers come ordered by step, then layer (eplb_migration_get_transfers), so each step's
+// layers arrive ascending and a repeat is always the last one seen.
+
 std::vector<StepTotals> step_totals(const eplb_migration* migration, std::uint32_t num_steps) {
   eplb_migration_transfer* raw = nullptr;
   std::size_t count = 0;
@@ -47,10 +49,6 @@ std::vector<StepTotals> step_totals(const eplb_migration* migration, std::uint32
     s.intra_node += t.kind == EPLB_TRANSFER_INTRA_NODE ? 1 : 0;
     s.cross_node += t.kind == EPLB_TRANSFER_CROSS_NODE ? 1 : 0;
     if (s.layers.empty() || s.layers.back() != t.layer) s.layers.push_back(t.layer);
-  }
-  for (StepTotals& s : steps) {
-    std::sort(s.layers.begin(), s.layers.end());
-    s.layers.erase(std::unique(s.layers.begin(), s.layers.end()), s.layers.end());
   }
   return steps;
 }
@@ -114,20 +112,6 @@ nlohmann::json summary_json(const eplb_migration_summary& s, bool with_bytes) {
     j["gain"] = s.gain;
   }
   return j;
-}
-
-// Layers whose loads are all zero (dense layers' rows of SGLang's files): nothing moves there,
-// yet a full reload counts them.
-std::uint32_t layers_without_load(const std::vector<double>& loads, std::uint32_t experts) {
-  std::uint32_t count = 0;
-  for (std::size_t at = 0; at + experts <= loads.size(); at += experts) {
-    count += std::all_of(loads.begin() + static_cast<std::ptrdiff_t>(at),
-                         loads.begin() + static_cast<std::ptrdiff_t>(at + experts),
-                         [](double v) { return v == 0; })
-                 ? 1
-                 : 0;
-  }
-  return count;
 }
 
 // --out's format, from its extension: an .eplb snapshot or SGLang's map.
@@ -207,8 +191,11 @@ void run_migrate(const MigrateArgs& args) {
   s.struct_size = sizeof(s);
   check(eplb_migration_get_summary(migration.get(), &s), "");
   const std::vector<StepTotals> steps = step_totals(migration.get(), s.num_steps);
+  // Layers without load (the dense layers' rows of SGLang's files): nothing moves there, yet a
+  // full reload counts them.
   const std::uint32_t idle_layers =
-      loads.empty() ? 0 : layers_without_load(loads, info.num_logical_experts);
+      loads.empty() ? 0
+                    : info.num_layers - metrics_of(new_file.placement.get(), loads).loaded_layers;
 
   if (has_out) {
     eplb_placement* placement = nullptr;
