@@ -822,14 +822,16 @@ class GuardedPage {
 TEST(StructSize, ImplausibleSizesAreRefusedBeforeTouchingMemory) {
   GuardedPage guard;
   const auto message = [] { return std::string(eplb_last_error_message()); };
+  const PlannerPtr planner = make_planner(readme_shape());
+  const PlacementPtr p = plan(planner.get(), kReadmeLoads);
   for (const uint32_t size : {4097U, 0x10000U, 0xABABABABU, 0xFFFFFFFFU}) {
     // Options: a struct at the end of the caller's memory, every field garbage.
     auto* options =
         reinterpret_cast<eplb_planner_options*>(guard.tail(sizeof(eplb_planner_options), 0xAB));
     options->struct_size = size;
-    eplb_planner* planner = nullptr;
-    EXPECT_EQ(eplb_planner_create(options, &planner), EPLB_ERR_INVALID_ARGUMENT);
-    EXPECT_EQ(planner, nullptr);
+    eplb_planner* refused = nullptr;
+    EXPECT_EQ(eplb_planner_create(options, &refused), EPLB_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(refused, nullptr);
     EXPECT_NE(message().find("options->struct_size (" + std::to_string(size) + ")"),
               std::string::npos)
         << message();
@@ -837,8 +839,6 @@ TEST(StructSize, ImplausibleSizesAreRefusedBeforeTouchingMemory) {
     EXPECT_NE(message().find("_init"), std::string::npos) << message();
 
     // Output: nothing is written, and the library stays within the caller's memory.
-    const PlannerPtr good = make_planner(readme_shape());
-    const PlacementPtr p = plan(good.get(), kReadmeLoads);
     auto* info =
         reinterpret_cast<eplb_placement_info*>(guard.tail(sizeof(eplb_placement_info), 0x5C));
     info->struct_size = size;
@@ -862,8 +862,6 @@ TEST(StructSize, ImplausibleSizesAreRefusedBeforeTouchingMemory) {
         << message();
   }
   // The cap itself is a valid size: the whole 4096 bytes are the caller's, the tail is zeroed.
-  const PlannerPtr planner = make_planner(readme_shape());
-  const PlacementPtr p = plan(planner.get(), kReadmeLoads);
   unsigned char* buffer = guard.tail(4096, 0xCD);
   const uint32_t cap = 4096;
   std::memcpy(buffer, &cap, sizeof(cap));
