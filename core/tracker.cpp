@@ -6,6 +6,7 @@
 #include <limits>
 #include <new>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -635,28 +636,25 @@ void Tracker::merge(const Tracker& other) {
   }
   const TrackerOptions& a = options_;
   const TrackerOptions& b = other.options_;
-  if (a.num_layers != b.num_layers || a.num_experts != b.num_experts || a.top_k != b.top_k ||
-      a.window != b.window || a.reservoir_capacity != b.reservoir_capacity ||
-      (a.window == TrackerWindow::sliding && a.window_batches != b.window_batches) ||
-      (a.window == TrackerWindow::decay && a.decay != b.decay)) {
-    // Name only what differs (and a window's parameter only when both use that window).
-    std::string differences;
-    const auto differ = [&differences](const char* field, const auto& x, const auto& y) {
-      if (x == y) return;
-      differences += cat(differences.empty() ? "" : ", ", field, " ", x, " vs ", y);
-    };
-    differ("num_layers", a.num_layers, b.num_layers);
-    differ("num_logical_experts", a.num_experts, b.num_experts);
-    differ("top_k", a.top_k, b.top_k);
-    differ("window", std::string_view(window_name(a.window)),
-           std::string_view(window_name(b.window)));
-    if (a.window == b.window && a.window == TrackerWindow::sliding) {
-      differ("window_batches", a.window_batches, b.window_batches);
-    }
-    if (a.window == b.window && a.window == TrackerWindow::decay) {
-      differ("decay", a.decay, b.decay);
-    }
-    differ("reservoir_capacity", a.reservoir_capacity, b.reservoir_capacity);
+  // Everything that differs (a window's parameter only when both use that window), named.
+  std::string differences;
+  const auto differ = [&differences](const char* field, const auto& x, const auto& y) {
+    if (x == y) return;
+    differences += cat(differences.empty() ? "" : ", ", field, " ", x, " vs ", y);
+  };
+  differ("num_layers", a.num_layers, b.num_layers);
+  differ("num_logical_experts", a.num_experts, b.num_experts);
+  differ("top_k", a.top_k, b.top_k);
+  differ("window", std::string_view(window_name(a.window)),
+         std::string_view(window_name(b.window)));
+  if (a.window == b.window && a.window == TrackerWindow::sliding) {
+    differ("window_batches", a.window_batches, b.window_batches);
+  }
+  if (a.window == b.window && a.window == TrackerWindow::decay) {
+    differ("decay", a.decay, b.decay);
+  }
+  differ("reservoir_capacity", a.reservoir_capacity, b.reservoir_capacity);
+  if (!differences.empty()) {
     fail_invalid("trackers differ in shape or window (this one vs the other): ", differences);
   }
   const std::uint32_t w = a.window_batches;
