@@ -15,7 +15,8 @@
 //! metrics, bounds and the SGLang / vLLM-Ascend JSON formats), snapshots ([`Snapshot`], files or
 //! bytes), trackers ([`Tracker`]), migration plans ([`Migration`]), per-batch balancing on the
 //! CPU ([`SplitSolver`], [`split_rank_quotas`], [`shared_expert_waterfill`]) and the workload
-//! simulator ([`Workload`]). GPU kernels and NCCL are only in [`sys`].
+//! simulator ([`Workload`]). GPU kernels and NCCL are only in [`sys`]; the handles' `as_raw()`
+//! passes a safe [`Placement`], [`Tracker`], [`Migration`] or [`Snapshot`] to them.
 //!
 //! Every fallible call returns [`Result`]; an [`Error`] carries the C status and the library's
 //! message naming the offending value (read on the same thread right after the failing call).
@@ -24,7 +25,40 @@
 //! `Send + Sync`; [`Planner`] and [`Tracker`] are `Send + Sync` because every call that mutates
 //! them takes `&mut self` (the C API needs callers to serialise those calls, which the borrow
 //! checker does), and their `&self` getters may run concurrently in C; [`SplitSolver`] and
-//! [`Workload`] are only `Send` (one thread at a time each, as the header says).
+//! [`Workload`] are only `Send` (one thread at a time each, as the header says):
+//!
+//! ```compile_fail
+//! fn shared<T: Sync>(_: &T) {}
+//! shared(&eplb::SplitSolver::new()?); // one solver per thread
+//! # Ok::<(), eplb::Error>(())
+//! ```
+//! ```compile_fail
+//! fn shared<T: Sync>(_: &T) {}
+//! shared(&eplb::Workload::new(&Default::default())?); // one simulator per thread
+//! # Ok::<(), eplb::Error>(())
+//! ```
+//!
+//! What the library reports comes back as Rust values ([`PlacementInfo`], [`Metrics`],
+//! [`LayerMetrics`], [`SnapshotInfo`], [`MigrationSummary`], ...); options are Rust structs
+//! whose `Default` is the library's (`*_options_init`). The C structs stay in [`sys`].
+//!
+//! Linking: `eplb-sys` finds libeplb in `EPLB_LIB_DIR`, else through `pkg-config eplb`. The
+//! rpath this crate's build script adds reaches only its own tests (Cargo passes a dependency's
+//! link arguments to no one else), so a binary that runs against a libeplb outside the system
+//! paths needs its own, or it stops at startup with "libeplb.so.0.1: cannot open shared object
+//! file". Either depend on `eplb-sys` too (Cargo gives its `DEP_EPLB_LIBDIR` only to direct
+//! dependents) with this `build.rs` (as `examples/rust` does):
+//!
+//! ```ignore
+//! // build.rs (examples/rust/build.rs, run by its CTest test)
+//! fn main() {
+//!     if let Ok(dir) = std::env::var("DEP_EPLB_LIBDIR") {
+//!         println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{dir}");
+//!     }
+//! }
+//! ```
+//!
+//! or build with `RUSTFLAGS="-C link-arg=-Wl,-rpath,$EPLB_LIB_DIR"`.
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::os::raw::c_char;
@@ -43,18 +77,18 @@ mod tracker;
 mod workload;
 
 pub use interop::{loads_from_sglang_json, LoadMatrix};
-pub use metrics::LayerMetrics;
+pub use metrics::{LayerMetrics, Metrics};
 pub use migration::{
     Migration, MigrationOptions, MigrationSummary, Relabel, Transfer, TransferKind,
 };
-pub use placement::{Metrics, Placement, PlacementInfo};
+pub use placement::{Placement, PlacementInfo};
 pub use planner::{Algorithm, Planner, PlannerOptions};
-pub use snapshot::{Snapshot, SnapshotInfo};
+pub use snapshot::{Snapshot, SnapshotInfo, SnapshotOptions};
 pub use split::{
     shared_expert_waterfill, split_rank_quotas, GpuTerms, NodeSplit, Split, SplitSolver,
     WaterfillOptions,
 };
-pub use tracker::{Tracker, Window};
+pub use tracker::{Tracker, TrackerOptions, Window};
 pub use workload::{Workload, WorkloadOptions};
 
 /// A failed libeplb call: the C status and the library's message.
@@ -183,6 +217,21 @@ fn invalid(message: String) -> Error {
     }
 }
 
+/// `len` zeroed elements for an output buffer whose size the caller chose: an allocation that
+/// fails is `Status::OutOfMemory` naming `what`, not an abort.
+fn zeroed_vec<T: Clone + Default>(len: usize, what: &str) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(len).map_err(|_| Error {
+        status: Status::OutOfMemory,
+        message: format!(
+            "{what}: cannot allocate {len} elements of {} bytes",
+            std::mem::size_of::<T>()
+        ),
+    })?;
+    out.resize(len, T::default());
+    Ok(out)
+}
+
 fn c_string(value: &str, what: &str) -> Result<CString> {
     CString::new(value).map_err(|_| invalid(format!("{what} contains a NUL byte: {value:?}")))
 }
@@ -215,18 +264,6 @@ fn library_string(buffer: LibraryBuffer, len: usize) -> Result<String> {
         status: Status::Internal,
         message: format!("libeplb returned text that is not UTF-8: {e}"),
     })
-}
-
-/// Default snapshot options (`eplb_snapshot_options_init`) with `label`, which must outlive
-/// their use.
-fn snapshot_options(label: Option<&CString>) -> sys::eplb_snapshot_options {
-    // SAFETY: init fills a zeroed struct of the right size.
-    let mut options: sys::eplb_snapshot_options = unsafe { std::mem::zeroed() };
-    unsafe { sys::eplb_snapshot_options_init(&mut options) };
-    if let Some(label) = label {
-        options.label = label.as_ptr();
-    }
-    options
 }
 
 /// A path as C sees it: its bytes on Unix (any file name but one with a NUL byte), its UTF-8

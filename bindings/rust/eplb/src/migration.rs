@@ -91,6 +91,7 @@ impl MigrationOptions {
 /// What a plan moves and predicts (`eplb_migration_summary`). Experts count transfers; bytes
 /// are experts x `bytes_per_expert`. Balancedness fields are 0 unless `has_loads`.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct MigrationSummary {
     /// Steps of the schedule (0 if nothing moves).
     pub num_steps: u32,
@@ -190,6 +191,13 @@ unsafe impl Send for Migration {}
 unsafe impl Sync for Migration {}
 
 impl Migration {
+    /// The C handle, for the [`sys`](crate::sys) functions this crate does not wrap
+    /// (`eplb_migration_execute_step` over NCCL). It stays owned by `self`: valid while `self`
+    /// lives, never to be destroyed, and only for functions taking a `const eplb_migration*`.
+    pub fn as_raw(&self) -> *const sys::eplb_migration {
+        self.raw
+    }
+
     /// Plans the migration from `old` (what the GPUs hold now) to `new`. `loads`
     /// `[layers][logical experts]`, when given, orders the most useful changes first and lets
     /// the summary predict balancedness. The plan copies what it needs from its arguments.

@@ -3,12 +3,53 @@ use std::fmt;
 use std::path::Path;
 use std::ptr;
 
-use crate::{c_string, check, path_string, snapshot_options, sys, LibraryBuffer, Result};
+use crate::{check, path_string, sys, Algorithm, LibraryBuffer, Result, SnapshotOptions};
 
-/// Shape and provenance of a placement (`eplb_placement_info`).
-pub type PlacementInfo = sys::eplb_placement_info;
-/// Metrics of a placement under a load matrix (`eplb_metrics`).
-pub type Metrics = sys::eplb_metrics;
+/// Shape, topology and provenance of a placement (`eplb_placement_info`). Slot p of a layer
+/// lives on GPU p / `slots_per_gpu`; GPU g on node g / (`num_gpus` / `num_nodes`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PlacementInfo {
+    /// MoE layers (rows).
+    pub num_layers: u32,
+    /// E: logical experts per layer.
+    pub num_logical_experts: u32,
+    /// R: physical slots per layer, summed over all GPUs.
+    pub num_physical_experts: u32,
+    pub num_nodes: u32,
+    pub num_gpus: u32,
+    /// Expert groups the planner was given (1 if none).
+    pub num_groups: u32,
+    /// R / `num_gpus`.
+    pub slots_per_gpu: u32,
+    /// X: the most replicas of any expert in any layer (the width of [`Placement::log2phy`]).
+    pub log2phy_width: u32,
+    /// The algorithm that made it (`Default` resolved to the concrete one); `None` when it was
+    /// imported from a map ([`Placement::from_phy2log`], the JSON formats).
+    pub algorithm: Option<Algorithm>,
+    /// Replicas were kept on their group's node.
+    pub hierarchical: bool,
+    /// Wall time the planner spent, in seconds (0 for imported placements).
+    pub plan_seconds: f64,
+}
+
+impl PlacementInfo {
+    fn from_raw(raw: &sys::eplb_placement_info) -> PlacementInfo {
+        PlacementInfo {
+            num_layers: raw.num_layers,
+            num_logical_experts: raw.num_logical_experts,
+            num_physical_experts: raw.num_physical_experts,
+            num_nodes: raw.num_nodes,
+            num_gpus: raw.num_gpus,
+            num_groups: raw.num_groups,
+            slots_per_gpu: raw.slots_per_gpu,
+            log2phy_width: raw.log2phy_width,
+            algorithm: Algorithm::provenance(raw.algorithm),
+            hierarchical: raw.hierarchical != 0,
+            plan_seconds: raw.plan_seconds,
+        }
+    }
+}
 
 /// An immutable expert placement for all layers (`eplb_placement`); share it across threads.
 pub struct Placement {
@@ -20,6 +61,13 @@ unsafe impl Send for Placement {}
 unsafe impl Sync for Placement {}
 
 impl Placement {
+    /// The C handle, for the [`sys`](crate::sys) functions this crate does not wrap (the
+    /// device tables, the GPU kernels). It stays owned by `self`: valid while `self` lives,
+    /// never to be destroyed, and only for functions taking a `const eplb_placement*`.
+    pub fn as_raw(&self) -> *const sys::eplb_placement {
+        self.raw
+    }
+
     /// Builds a placement from a phy2log map `[layers][physical experts]`.
     pub fn from_phy2log(
         num_layers: u32,
@@ -49,10 +97,10 @@ impl Placement {
     /// Shape, topology and provenance.
     pub fn info(&self) -> Result<PlacementInfo> {
         // SAFETY: zeroed plain-data struct with struct_size set.
-        let mut info: PlacementInfo = unsafe { std::mem::zeroed() };
-        info.struct_size = std::mem::size_of::<PlacementInfo>() as u32;
+        let mut info: sys::eplb_placement_info = unsafe { std::mem::zeroed() };
+        info.struct_size = std::mem::size_of::<sys::eplb_placement_info>() as u32;
         check(unsafe { sys::eplb_placement_get_info(self.raw, &mut info) })?;
-        Ok(info)
+        Ok(PlacementInfo::from_raw(&info))
     }
 
     fn copy_i32(
@@ -93,68 +141,53 @@ impl Placement {
         self.copy_i32(len, sys::eplb_placement_get_log2phy)
     }
 
-    /// Balance metrics under `loads` `[layers][logical experts]`.
-    pub fn metrics(&self, loads: &[f64]) -> Result<Metrics> {
-        // SAFETY: zeroed plain-data struct with struct_size set; the slice is valid.
-        let mut metrics: Metrics = unsafe { std::mem::zeroed() };
-        metrics.struct_size = std::mem::size_of::<Metrics>() as u32;
-        check(unsafe {
-            sys::eplb_metrics_compute(self.raw, loads.as_ptr(), loads.len(), &mut metrics)
-        })?;
-        Ok(metrics)
-    }
-
-    /// `[layers][gpus]`: each GPU's load under `loads`.
-    pub fn gpu_loads(&self, loads: &[f64]) -> Result<Vec<f64>> {
-        let info = self.info()?;
-        let mut out = vec![0.0; info.num_layers as usize * info.num_gpus as usize];
-        // SAFETY: both slices are valid for their lengths.
-        check(unsafe {
-            sys::eplb_metrics_gpu_loads(
-                self.raw,
-                loads.as_ptr(),
-                loads.len(),
-                out.as_mut_ptr(),
-                out.len(),
-            )
-        })?;
-        Ok(out)
-    }
-
-    /// Writes this placement to an `.eplb` snapshot at `path` atomically, with optional load
-    /// statistics and label.
+    /// Writes this placement to an `.eplb` snapshot at `path` atomically (a crash or a full
+    /// disk leaves the previous file intact), with optional load statistics
+    /// `[layers][logical experts]` (stored, and used for the stored metrics) and label.
+    /// [`Placement::save_with`] also stores a tracker or sets the compression level.
     pub fn save(
         &self,
         path: impl AsRef<Path>,
         loads: Option<&[f64]>,
         label: Option<&str>,
     ) -> Result<()> {
-        let c_path = path_string(path.as_ref())?;
-        let c_label = label.map(|l| c_string(l, "label")).transpose()?;
-        let mut options = snapshot_options(c_label.as_ref());
-        if let Some(loads) = loads {
-            options.loads = loads.as_ptr();
-            options.loads_len = loads.len();
-        }
-        // SAFETY: the loads and label stay valid during the call.
-        check(unsafe { sys::eplb_snapshot_save(self.raw, &options, c_path.as_ptr()) })
+        self.save_with(
+            path,
+            &SnapshotOptions {
+                loads,
+                label,
+                ..SnapshotOptions::default()
+            },
+        )
     }
 
-    /// The `.eplb` snapshot [`Placement::save`] would write, as bytes ([`Snapshot::from_bytes`](crate::Snapshot::from_bytes)
-    /// reads them back).
+    /// [`Placement::save`] with every option of the snapshot.
+    pub fn save_with(&self, path: impl AsRef<Path>, options: &SnapshotOptions<'_>) -> Result<()> {
+        let c_path = path_string(path.as_ref())?;
+        let c_label = options.c_label()?;
+        let raw = options.raw(c_label.as_ref());
+        // SAFETY: the loads, label and tracker stay valid during the call.
+        check(unsafe { sys::eplb_snapshot_save(self.raw, &raw, c_path.as_ptr()) })
+    }
+
+    /// The `.eplb` snapshot [`Placement::save`] would write, as bytes
+    /// ([`Snapshot::from_bytes`](crate::Snapshot::from_bytes) reads them back).
     pub fn to_snapshot_bytes(&self, loads: Option<&[f64]>, label: Option<&str>) -> Result<Vec<u8>> {
-        let c_label = label.map(|l| c_string(l, "label")).transpose()?;
-        let mut options = snapshot_options(c_label.as_ref());
-        if let Some(loads) = loads {
-            options.loads = loads.as_ptr();
-            options.loads_len = loads.len();
-        }
+        self.to_snapshot_bytes_with(&SnapshotOptions {
+            loads,
+            label,
+            ..SnapshotOptions::default()
+        })
+    }
+
+    /// The `.eplb` snapshot [`Placement::save_with`] would write, as bytes.
+    pub fn to_snapshot_bytes_with(&self, options: &SnapshotOptions<'_>) -> Result<Vec<u8>> {
+        let c_label = options.c_label()?;
+        let raw = options.raw(c_label.as_ref());
         let (mut data, mut size) = (ptr::null_mut(), 0usize);
-        // SAFETY: the loads and label stay valid during the call; the buffer is copied, then
-        // freed.
-        check(unsafe {
-            sys::eplb_snapshot_save_to_buffer(self.raw, &options, &mut data, &mut size)
-        })?;
+        // SAFETY: the loads, label and tracker stay valid during the call; the buffer is copied,
+        // then freed.
+        check(unsafe { sys::eplb_snapshot_save_to_buffer(self.raw, &raw, &mut data, &mut size) })?;
         Ok(LibraryBuffer(data).bytes(size).to_vec())
     }
 }

@@ -1,25 +1,38 @@
 //! Planners: load matrices to placements (header sections "algorithms" and "planner").
+use std::ffi::CStr;
 use std::fmt;
 use std::ptr;
+use std::str::FromStr;
 
-use crate::{c_string, check, sys, Error, Placement, Result, Status, Tracker};
+use crate::{c_string, check, sys, Error, Placement, Result, Tracker};
 
 /// Placement algorithms (`eplb_algorithm`). New algorithms may be added: a `match` needs a
-/// wildcard arm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// wildcard arm. `Display` prints the C name ("balanced-relaxed"); `FromStr` (and
+/// [`Algorithm::from_name`]) reads it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Algorithm {
+    /// The library's recommended planner for this version (today [`Algorithm::Balanced`]).
     #[default]
     Default,
+    /// DeepSeek's hierarchical EPLB (`rebalance_experts`), reproduced exactly.
     Deepseek,
+    /// No balancing: physical slot p holds logical expert p % E.
     Trivial,
+    /// libeplb's planner, replicas anywhere (global policy).
     Balanced,
+    /// `Balanced` under DeepSeek's locality: whole expert groups per node.
     BalancedHierarchical,
+    /// `BalancedHierarchical` plus up to [`PlannerOptions::cross_node_budget`] replicas per
+    /// layer off their group's node.
     BalancedRelaxed,
+    /// An algorithm id of a newer libeplb that these bindings have no variant for; passed to C
+    /// as is (so planning with it uses exactly that algorithm).
+    Other(u32),
 }
 
 impl Algorithm {
-    fn raw(self) -> u32 {
+    pub(crate) fn raw(self) -> u32 {
         match self {
             Algorithm::Default => sys::EPLB_ALGORITHM_DEFAULT,
             Algorithm::Deepseek => sys::EPLB_ALGORITHM_DEEPSEEK,
@@ -27,57 +40,100 @@ impl Algorithm {
             Algorithm::Balanced => sys::EPLB_ALGORITHM_BALANCED,
             Algorithm::BalancedHierarchical => sys::EPLB_ALGORITHM_BALANCED_HIERARCHICAL,
             Algorithm::BalancedRelaxed => sys::EPLB_ALGORITHM_BALANCED_RELAXED,
+            Algorithm::Other(id) => id,
         }
     }
 
-    /// Looks an algorithm up by its C name ("deepseek", "balanced-relaxed", ...).
-    pub fn from_name(name: &str) -> Result<Algorithm> {
-        let c_name = c_string(name, "algorithm name")?;
-        let mut raw = 0u32;
-        // SAFETY: valid NUL-terminated string and output pointer.
-        check(unsafe { sys::eplb_algorithm_from_name(c_name.as_ptr(), &mut raw) })?;
-        Ok(match raw {
+    /// The variant of a C algorithm id (`Other` for an id this crate does not know).
+    pub(crate) fn from_raw(raw: u32) -> Algorithm {
+        match raw {
             sys::EPLB_ALGORITHM_DEFAULT => Algorithm::Default,
             sys::EPLB_ALGORITHM_DEEPSEEK => Algorithm::Deepseek,
             sys::EPLB_ALGORITHM_TRIVIAL => Algorithm::Trivial,
             sys::EPLB_ALGORITHM_BALANCED => Algorithm::Balanced,
             sys::EPLB_ALGORITHM_BALANCED_HIERARCHICAL => Algorithm::BalancedHierarchical,
             sys::EPLB_ALGORITHM_BALANCED_RELAXED => Algorithm::BalancedRelaxed,
-            // A newer library's algorithm this crate has no variant for: planning with another
-            // one instead would be a silent substitution.
-            other => {
-                return Err(Error {
-                    status: Status::InvalidArgument,
-                    message: format!(
-                        "algorithm '{name}' (id {other}) is newer than these bindings; \
-                         update the eplb crate to use it"
-                    ),
-                })
-            }
-        })
+            other => Algorithm::Other(other),
+        }
+    }
+
+    /// A placement's provenance: `None` for id 0 (imported from a map), else the algorithm.
+    pub(crate) fn provenance(raw: u32) -> Option<Algorithm> {
+        (raw != sys::EPLB_ALGORITHM_DEFAULT).then(|| Algorithm::from_raw(raw))
+    }
+
+    /// Looks an algorithm up by its C name ("deepseek", "balanced-relaxed", "default", ...;
+    /// case-sensitive). An unknown name is `Status::InvalidArgument`, its message listing the
+    /// known names.
+    pub fn from_name(name: &str) -> Result<Algorithm> {
+        let c_name = c_string(name, "algorithm name")?;
+        let mut raw = 0u32;
+        // SAFETY: valid NUL-terminated string and output pointer.
+        check(unsafe { sys::eplb_algorithm_from_name(c_name.as_ptr(), &mut raw) })?;
+        Ok(Algorithm::from_raw(raw))
+    }
+
+    /// The C name ("deepseek", "default", ...), or `None` for an id the loaded library does not
+    /// know.
+    pub fn name(self) -> Option<&'static str> {
+        // SAFETY: static NUL-terminated text or NULL.
+        let name = unsafe { sys::eplb_algorithm_name(self.raw()) };
+        if name.is_null() {
+            return None;
+        }
+        // SAFETY: non-NULL static NUL-terminated text (ASCII).
+        unsafe { CStr::from_ptr(name) }.to_str().ok()
+    }
+}
+
+impl fmt::Display for Algorithm {
+    /// The C name ("balanced-relaxed"), or `algorithm <id>` for an id the library does not know.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "algorithm {}", self.raw()),
+        }
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = Error;
+
+    /// As [`Algorithm::from_name`].
+    fn from_str(name: &str) -> Result<Algorithm> {
+        Algorithm::from_name(name)
     }
 }
 
 /// Model shape, topology and algorithm of a [`Planner`] (`eplb_planner_options`). Zero fields
-/// take the C defaults where the header has one.
-#[derive(Debug, Clone, Default)]
+/// take the C defaults where the header has one (`num_groups`, `num_nodes`: 1;
+/// `affinity_min_balance`: 0.99).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PlannerOptions {
     pub algorithm: Algorithm,
+    /// MoE layers per plan, >= 1.
     pub num_layers: u32,
+    /// E >= 1, a multiple of `num_groups`.
     pub num_logical_experts: u32,
+    /// R >= E: slots per layer over all GPUs, a multiple of `num_gpus`.
     pub num_physical_experts: u32,
+    /// Expert groups (DeepSeek-V3: 8); 0 = 1.
     pub num_groups: u32,
+    /// Nodes; `num_gpus` must be a multiple; 0 = 1.
     pub num_nodes: u32,
+    /// GPUs in the expert-parallel group, >= 1.
     pub num_gpus: u32,
-    /// `balanced-relaxed`: replicas per layer allowed off their group's node; every other
+    /// `balanced-relaxed`: replicas per layer allowed off their group's node, <= R; every other
     /// algorithm refuses a non-zero budget.
     pub cross_node_budget: u32,
+    /// Threads to split layers across, 0..=256 (0 or 1: the caller's thread only); the plan
+    /// does not depend on it.
     pub num_threads: u32,
     /// [`Planner::plan_tracked`] also keeps experts that tokens pick together on one node;
     /// [`Planner::plan`] then refuses (it has no co-activation statistics).
     pub affinity: bool,
-    /// With `affinity`: balancedness stays >= this x the balance-only plan's; 0 = the default
-    /// (0.99).
+    /// With `affinity`: balancedness stays >= this x the balance-only plan's, in (0, 1]; 0 = the
+    /// default (0.99).
     pub affinity_min_balance: f64,
 }
 

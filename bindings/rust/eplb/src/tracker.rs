@@ -1,20 +1,146 @@
 //! Trackers: load and co-activation statistics recorded online (header section "tracker").
+use std::ffi::CString;
 use std::fmt;
 use std::path::Path;
 use std::ptr;
 
 use crate::{
-    c_string, check, invalid, path_string, snapshot_options, sys, LibraryBuffer, Placement, Result,
+    c_string, check, invalid, path_string, snapshot, sys, Error, LibraryBuffer, Placement, Result,
+    Status,
 };
 
-/// How a [`Tracker`] forgets (`eplb_window`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How a [`Tracker`] forgets (`eplb_window`). A *batch* is one [`Tracker::record`] call for
+/// one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Window {
+    /// Everything since creation or the last reset; exact counts.
+    #[default]
     Cumulative,
-    /// The last `n` batches of each layer.
+    /// The last `n` batches of each layer (`n` >= 1; the C default is 64); exact counts. Memory
+    /// `n` x (E + E(E-1)/2) x 4 bytes per layer.
     Sliding(u32),
-    /// Statistics multiplied by the factor before each batch.
+    /// Before each batch of a layer its statistics are multiplied by this factor, in (0, 1]
+    /// (the C default is 0.99), so a batch b batches old weighs factor^b.
     Decay(f64),
+}
+
+impl Window {
+    /// The C triple (window, window_batches, decay), other fields at their `defaults`.
+    fn raw(self, defaults: &sys::eplb_tracker_options) -> (u32, u32, f64) {
+        match self {
+            Window::Cumulative => (
+                sys::EPLB_WINDOW_CUMULATIVE,
+                defaults.window_batches,
+                defaults.decay,
+            ),
+            Window::Sliding(batches) => (sys::EPLB_WINDOW_SLIDING, batches, defaults.decay),
+            Window::Decay(decay) => (sys::EPLB_WINDOW_DECAY, defaults.window_batches, decay),
+        }
+    }
+
+    /// The window of C options, or an error for a window kind newer than these bindings.
+    fn from_raw(raw: &sys::eplb_tracker_options) -> Result<Window> {
+        match raw.window {
+            sys::EPLB_WINDOW_CUMULATIVE => Ok(Window::Cumulative),
+            sys::EPLB_WINDOW_SLIDING => Ok(Window::Sliding(raw.window_batches)),
+            sys::EPLB_WINDOW_DECAY => Ok(Window::Decay(raw.decay)),
+            other => Err(Error {
+                status: Status::UnsupportedVersion,
+                message: format!(
+                    "tracker window {other} is newer than these bindings; update the eplb crate"
+                ),
+            }),
+        }
+    }
+}
+
+/// Shape, window, reservoir and seed of a [`Tracker`] (`eplb_tracker_options`). `Default` is
+/// the library's defaults (`eplb_tracker_options_init`): the shape fields are 0 and must be set
+/// (see [`TrackerOptions::new`]), window [`Window::Cumulative`], reservoir 4096 rows, seed 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackerOptions {
+    /// MoE layers, >= 1.
+    pub num_layers: u32,
+    /// E: logical experts per layer, >= 1.
+    pub num_logical_experts: u32,
+    /// Slots per token, 1..=1024.
+    pub top_k: u32,
+    /// How the statistics forget.
+    pub window: Window,
+    /// Top-k rows sampled per layer (the input of [`Placement::nodes_touched`] and of
+    /// affinity-aware planning); 0 = none.
+    pub reservoir_capacity: u32,
+    /// Seed of the reservoir's RNG (the only option two merged trackers may differ in).
+    pub seed: u64,
+}
+
+impl Default for TrackerOptions {
+    fn default() -> Self {
+        let raw = raw_default_options();
+        TrackerOptions {
+            num_layers: raw.num_layers,
+            num_logical_experts: raw.num_logical_experts,
+            top_k: raw.top_k,
+            // The defaults of `eplb_tracker_options_init` are always a known window.
+            window: Window::from_raw(&raw).unwrap_or_default(),
+            reservoir_capacity: raw.reservoir_capacity,
+            seed: raw.seed,
+        }
+    }
+}
+
+impl TrackerOptions {
+    /// The defaults for `num_layers` x `num_logical_experts` experts, top-`top_k`.
+    pub fn new(num_layers: u32, num_logical_experts: u32, top_k: u32) -> TrackerOptions {
+        TrackerOptions {
+            num_layers,
+            num_logical_experts,
+            top_k,
+            ..TrackerOptions::default()
+        }
+    }
+
+    fn raw(&self) -> sys::eplb_tracker_options {
+        let mut raw = raw_default_options();
+        let (window, window_batches, decay) = self.window.raw(&raw);
+        raw.num_layers = self.num_layers;
+        raw.num_logical_experts = self.num_logical_experts;
+        raw.top_k = self.top_k;
+        raw.window = window;
+        raw.window_batches = window_batches;
+        raw.decay = decay;
+        raw.reservoir_capacity = self.reservoir_capacity;
+        raw.seed = self.seed;
+        raw
+    }
+
+    fn from_raw(raw: &sys::eplb_tracker_options) -> Result<TrackerOptions> {
+        Ok(TrackerOptions {
+            num_layers: raw.num_layers,
+            num_logical_experts: raw.num_logical_experts,
+            top_k: raw.top_k,
+            window: Window::from_raw(raw)?,
+            reservoir_capacity: raw.reservoir_capacity,
+            seed: raw.seed,
+        })
+    }
+}
+
+/// Snapshot options of a statistics snapshot: the defaults with `label`, which must outlive
+/// their use.
+fn statistics_options(label: Option<&CString>) -> sys::eplb_snapshot_options {
+    let mut options = snapshot::raw_default_options();
+    if let Some(label) = label {
+        options.label = label.as_ptr();
+    }
+    options
+}
+
+fn raw_default_options() -> sys::eplb_tracker_options {
+    // SAFETY: init fills a zeroed plain-data struct, struct_size included.
+    let mut raw: sys::eplb_tracker_options = unsafe { std::mem::zeroed() };
+    unsafe { sys::eplb_tracker_options_init(&mut raw) };
+    raw
 }
 
 /// Per-layer expert load and co-activation statistics from top-k routing (`eplb_tracker`).
@@ -31,64 +157,47 @@ unsafe impl Send for Tracker {}
 unsafe impl Sync for Tracker {}
 
 impl Tracker {
-    /// A tracker for `num_layers` layers of `num_logical_experts` experts and `top_k` slots.
+    /// A tracker for `num_layers` layers of `num_logical_experts` experts and `top_k` slots,
+    /// with the other options at their defaults.
     pub fn new(
         num_layers: u32,
         num_logical_experts: u32,
         top_k: u32,
         window: Window,
     ) -> Result<Tracker> {
-        // SAFETY: init fills the struct.
-        let mut options: sys::eplb_tracker_options = unsafe { std::mem::zeroed() };
-        unsafe { sys::eplb_tracker_options_init(&mut options) };
-        options.num_layers = num_layers;
-        options.num_logical_experts = num_logical_experts;
-        options.top_k = top_k;
-        match window {
-            Window::Cumulative => options.window = sys::EPLB_WINDOW_CUMULATIVE,
-            Window::Sliding(batches) => {
-                options.window = sys::EPLB_WINDOW_SLIDING;
-                options.window_batches = batches;
-            }
-            Window::Decay(decay) => {
-                options.window = sys::EPLB_WINDOW_DECAY;
-                options.decay = decay;
-            }
-        }
-        let mut raw = ptr::null_mut();
-        check(unsafe { sys::eplb_tracker_create(&options, &mut raw) })?;
-        Ok(Tracker {
-            raw,
-            num_layers,
-            num_logical_experts,
-            top_k,
+        Tracker::with_options(&TrackerOptions {
+            window,
+            ..TrackerOptions::new(num_layers, num_logical_experts, top_k)
         })
     }
 
-    /// A tracker from options set in full (`eplb_tracker_options`, e.g. to change the
-    /// reservoir's capacity or seed); `struct_size` is set here.
-    pub fn with_options(mut options: sys::eplb_tracker_options) -> Result<Tracker> {
-        options.struct_size = std::mem::size_of::<sys::eplb_tracker_options>() as u32;
+    /// A tracker from options set in full (e.g. to change the reservoir's capacity or seed).
+    pub fn with_options(options: &TrackerOptions) -> Result<Tracker> {
+        let raw_options = options.raw();
         let mut raw = ptr::null_mut();
         // SAFETY: valid options and output pointer.
-        check(unsafe { sys::eplb_tracker_create(&options, &mut raw) })?;
-        Tracker::adopt(raw)
+        check(unsafe { sys::eplb_tracker_create(&raw_options, &mut raw) })?;
+        Ok(Tracker {
+            raw,
+            num_layers: options.num_layers,
+            num_logical_experts: options.num_logical_experts,
+            top_k: options.top_k,
+        })
     }
 
-    /// Default options for `num_layers` x `num_logical_experts`, top-`top_k`
-    /// (`eplb_tracker_options_init`), to adjust and pass to [`Tracker::with_options`].
-    pub fn default_options(
-        num_layers: u32,
-        num_logical_experts: u32,
-        top_k: u32,
-    ) -> sys::eplb_tracker_options {
-        // SAFETY: init fills the struct.
-        let mut options: sys::eplb_tracker_options = unsafe { std::mem::zeroed() };
-        unsafe { sys::eplb_tracker_options_init(&mut options) };
-        options.num_layers = num_layers;
-        options.num_logical_experts = num_logical_experts;
-        options.top_k = top_k;
-        options
+    /// The C handle, for the [`sys`](crate::sys) functions this crate does not wrap (e.g.
+    /// `eplb_comm_allreduce_tracker`'s `local`). It stays owned by `self`: valid while `self`
+    /// lives, never to be destroyed, and only for functions taking a `const eplb_tracker*`.
+    pub fn as_raw(&self) -> *const sys::eplb_tracker {
+        self.raw
+    }
+
+    /// The C handle for a function that changes the tracker (e.g.
+    /// `eplb_comm_allreduce_tracker`'s `out_sum`). As [`Tracker::as_raw`]; the exclusive borrow
+    /// is what the C API asks of such calls, so use the pointer before `self` is used again.
+    /// The function must keep the tracker's shape (layers, experts, top_k).
+    pub fn as_raw_mut(&mut self) -> *mut sys::eplb_tracker {
+        self.raw
     }
 
     /// Takes ownership of a tracker handle (destroyed on drop, also on error).
@@ -99,7 +208,8 @@ impl Tracker {
             num_logical_experts: 0,
             top_k: 0,
         };
-        let options = tracker.options()?;
+        // The raw options: the shape is needed even for a window newer than these bindings.
+        let options = tracker.raw_options()?;
         tracker.num_layers = options.num_layers;
         tracker.num_logical_experts = options.num_logical_experts;
         tracker.top_k = options.top_k;
@@ -124,11 +234,15 @@ impl Tracker {
         })
     }
 
-    /// The tracker's options (`eplb_tracker_get_options`).
-    pub fn options(&self) -> Result<sys::eplb_tracker_options> {
-        // SAFETY: zeroed plain-data struct with struct_size set.
-        let mut options: sys::eplb_tracker_options = unsafe { std::mem::zeroed() };
-        options.struct_size = std::mem::size_of::<sys::eplb_tracker_options>() as u32;
+    /// The tracker's options (also of one restored from a snapshot). `UnsupportedVersion` for a
+    /// window kind newer than these bindings.
+    pub fn options(&self) -> Result<TrackerOptions> {
+        TrackerOptions::from_raw(&self.raw_options()?)
+    }
+
+    fn raw_options(&self) -> Result<sys::eplb_tracker_options> {
+        let mut options = raw_default_options();
+        // SAFETY: valid handle; output struct with struct_size set.
         check(unsafe { sys::eplb_tracker_get_options(self.raw, &mut options) })?;
         Ok(options)
     }
@@ -176,12 +290,14 @@ impl Tracker {
         Ok(out)
     }
 
-    /// Writes a statistics snapshot (the whole state; [`Snapshot::tracker`](crate::Snapshot::tracker) resumes it) to
-    /// `path` atomically, with an optional `label`.
+    /// Writes a statistics snapshot (the whole state, no placement;
+    /// [`Snapshot::tracker`](crate::Snapshot::tracker) resumes it) to `path` atomically, with an
+    /// optional `label`. To store statistics with a placement, see
+    /// [`SnapshotOptions::tracker`](crate::SnapshotOptions::tracker).
     pub fn save(&self, path: impl AsRef<Path>, label: Option<&str>) -> Result<()> {
         let c_path = path_string(path.as_ref())?;
         let c_label = label.map(|l| c_string(l, "label")).transpose()?;
-        let options = snapshot_options(c_label.as_ref());
+        let options = statistics_options(c_label.as_ref());
         // SAFETY: the label outlives the call.
         check(unsafe { sys::eplb_snapshot_save_statistics(self.raw, &options, c_path.as_ptr()) })
     }
@@ -189,7 +305,7 @@ impl Tracker {
     /// The statistics snapshot [`Tracker::save`] would write, as bytes.
     pub fn to_snapshot_bytes(&self, label: Option<&str>) -> Result<Vec<u8>> {
         let c_label = label.map(|l| c_string(l, "label")).transpose()?;
-        let options = snapshot_options(c_label.as_ref());
+        let options = statistics_options(c_label.as_ref());
         let (mut data, mut size) = (ptr::null_mut(), 0usize);
         // SAFETY: the label outlives the call; the buffer is copied, then freed.
         check(unsafe {
@@ -270,16 +386,10 @@ impl fmt::Debug for Tracker {
         out.field("num_layers", &self.num_layers)
             .field("num_logical_experts", &self.num_logical_experts)
             .field("top_k", &self.top_k);
-        if let Ok(options) = self.options() {
-            let window = match options.window {
-                sys::EPLB_WINDOW_CUMULATIVE => Some(Window::Cumulative),
-                sys::EPLB_WINDOW_SLIDING => Some(Window::Sliding(options.window_batches)),
-                sys::EPLB_WINDOW_DECAY => Some(Window::Decay(options.decay)),
-                _ => None,
-            };
-            match window {
-                Some(window) => out.field("window", &window),
-                None => out.field("window", &options.window),
+        if let Ok(options) = self.raw_options() {
+            match Window::from_raw(&options) {
+                Ok(window) => out.field("window", &window),
+                Err(_) => out.field("window", &options.window),
             };
             out.field("reservoir_capacity", &options.reservoir_capacity)
                 .field("seed", &options.seed);

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::ptr;
 
-use crate::{check, invalid, sys, Result};
+use crate::{check, invalid, sys, zeroed_vec, Result};
 
 /// Shape and statistics of a [`Workload`] (`eplb_workload_options`). `Default` is the library's
 /// defaults (`eplb_workload_options_init`).
@@ -113,7 +113,7 @@ impl Workload {
             .checked_mul(self.options.top_k as usize)
             .and_then(|n| n.checked_mul(num_tokens))
             .ok_or_else(|| invalid(format!("a batch of {num_tokens} tokens overflows")))?;
-        let mut out = vec![0i32; len];
+        let mut out = zeroed_vec(len, &format!("a batch of {num_tokens} tokens"))?;
         // SAFETY: the buffer holds out.len() elements.
         check(unsafe {
             sys::eplb_workload_next_batch(self.raw, num_tokens, out.as_mut_ptr(), out.len())

@@ -4,7 +4,7 @@ mod common;
 use common::{readme_options, WEIGHT};
 use eplb::{
     Algorithm, Migration, MigrationOptions, Placement, Planner, PlannerOptions, Snapshot,
-    SplitSolver, Status, Tracker, Window, Workload, WorkloadOptions,
+    SplitSolver, Status, Tracker, TrackerOptions, Window, Workload, WorkloadOptions,
 };
 
 const PHY2LOG: [i32; 32] = [
@@ -182,14 +182,16 @@ fn placements_are_shared_across_threads_and_planners_move_between_them() {
 fn statistics_snapshots_affinity_and_physical_ids() {
     // A small deterministic routing: 64 tokens of top-4 over 16 experts, two layers.
     let ids: Vec<i32> = (0..256i32).map(|i| (i * 7 + i / 4 * 3) % 16).collect();
-    let mut options = Tracker::default_options(2, 16, 4);
-    options.reservoir_capacity = 32;
-    options.seed = 9;
-    let mut tracker = Tracker::with_options(options).unwrap();
+    let options = TrackerOptions {
+        reservoir_capacity: 32,
+        seed: 9,
+        ..TrackerOptions::new(2, 16, 4)
+    };
+    let mut tracker = Tracker::with_options(&options).unwrap();
     tracker.record(0, &ids).unwrap();
     tracker.record(1, &ids[..128]).unwrap();
     assert_eq!(tracker.samples(0).unwrap().len(), 32 * 4);
-    assert_eq!(tracker.options().unwrap().reservoir_capacity, 32);
+    assert_eq!(tracker.options().unwrap(), options);
 
     let dir = std::env::temp_dir().join(format!("eplb-rust-stats-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -281,22 +283,14 @@ fn try_clone_copies_the_whole_state_and_is_independent() {
             .collect()
     };
     for window in [Window::Cumulative, Window::Sliding(3), Window::Decay(0.5)] {
-        let mut options = Tracker::default_options(2, 16, 4);
-        options.reservoir_capacity = 8; // a small reservoir: the RNG picks the rows kept
-        options.seed = 5;
-        match window {
-            Window::Cumulative => {}
-            Window::Sliding(n) => {
-                options.window = eplb::sys::EPLB_WINDOW_SLIDING;
-                options.window_batches = n;
-            }
-            Window::Decay(d) => {
-                options.window = eplb::sys::EPLB_WINDOW_DECAY;
-                options.decay = d;
-            }
-        }
-        let mut original = Tracker::with_options(options).unwrap();
-        let mut twin = Tracker::with_options(options).unwrap();
+        let options = TrackerOptions {
+            window,
+            reservoir_capacity: 8, // a small reservoir: the RNG picks the rows kept
+            seed: 5,
+            ..TrackerOptions::new(2, 16, 4)
+        };
+        let mut original = Tracker::with_options(&options).unwrap();
+        let mut twin = Tracker::with_options(&options).unwrap();
         for i in 0..6 {
             let ids = batch();
             original.record(i % 2, &ids).unwrap();
@@ -430,10 +424,12 @@ fn handles_print_their_shape() {
     }
     assert_eq!(snapshot.library_version().unwrap(), eplb::version());
 
-    let mut options = Tracker::default_options(2, 16, 4);
-    options.reservoir_capacity = 32;
-    options.seed = 9;
-    let text = format!("{:?}", Tracker::with_options(options).unwrap());
+    let options = TrackerOptions {
+        reservoir_capacity: 32,
+        seed: 9,
+        ..TrackerOptions::new(2, 16, 4)
+    };
+    let text = format!("{:?}", Tracker::with_options(&options).unwrap());
     for field in [
         "num_layers: 2",
         "num_logical_experts: 16",

@@ -145,7 +145,7 @@ fn snapshot_bytes_round_trip() {
     let info = Snapshot::inspect(&path).unwrap();
     assert_eq!(info.file_size, bytes.len() as u64);
     assert_eq!((info.num_layers, info.num_physical_experts), (2, 16));
-    assert_eq!(info.has_loads, 1);
+    assert!(info.has_loads);
     std::fs::remove_dir_all(&dir).unwrap();
     // Cut short: refused with a status, not a crash.
     let error = Snapshot::from_bytes(&bytes[..bytes.len() / 2])
