@@ -7,6 +7,7 @@
  *   - (const double*|const int32_t*|const char*|const void*, size_t) pairs take any C-contiguous
  *     buffer of the right item type (numpy arrays, bytes) without a copy;
  *   - (double*|int32_t*, size_t) pairs are caller buffers, written in place (None: NULL, 0);
+ *   - `const char* path` takes str, bytes or os.PathLike (os.fsencode; a NUL is refused);
  *   - `T** out_x` handles are returned; `uint32_t*|size_t*|double* out_x` scalars are returned;
  *   - an eplb_status other than EPLB_OK raises eplb.Error (a subclass per status) carrying the
  *     status and eplb_last_error_message(), read inside the same native call;
@@ -140,6 +141,15 @@ EPLB_IN_BUFFER(char, 1, "Bbc")
 };
 %apply (const void* INPUT_BUFFER, size_t INPUT_LEN) { (const void* data, size_t size) };
 %apply (const char* INPUT_BUFFER, size_t INPUT_LEN) { (const char* json, size_t json_len) };
+
+/* File paths: str, bytes or os.PathLike, encoded as os.fsencode does (so any path the OS can
+ * name, non-UTF-8 ones included); an embedded NUL is a ValueError, not a path cut short there
+ * (SWIG's own char* conversion cut "a.eplb\0x" to "a.eplb" and refused bytes). */
+%typemap(in) const char* path (PyObject* encoded = NULL) {
+  if (!PyUnicode_FSConverter($input, &encoded)) SWIG_fail;
+  $1 = PyBytes_AS_STRING(encoded);
+}
+%typemap(freearg) const char* path "Py_XDECREF(encoded$argnum);"
 
 /* [rows][top_k] int32 matrices: the row count and width come from the array's shape. */
 %typemap(in) (const int32_t* MATRIX, size_t ROWS, uint32_t WIDTH) (Py_buffer view, int have_view = 0) {

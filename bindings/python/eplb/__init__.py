@@ -103,6 +103,8 @@ def _algorithm_id(algorithm):
     if algorithm is None:
         return _capi.EPLB_ALGORITHM_DEFAULT
     if isinstance(algorithm, str):
+        if "\0" in algorithm:  # C would read the name up to the NUL: "deepseek\0x" as deepseek
+            raise _invalid(f"algorithm {algorithm!r} contains a NUL character")
         return _capi.eplb_algorithm_from_name(algorithm)
     return _unsigned(algorithm, "algorithm")  # an id: the library checks its range
 
@@ -203,6 +205,19 @@ def _json_bytes(text, name):
     raise _wrong_type(f"{name} must be a str or bytes, got {type(text).__name__}")
 
 
+def _path(path):
+    """A file path for the C API: str, bytes or os.PathLike (bytes and non-UTF-8 names reach the
+    OS as os.fsencode gives them). A NUL would end the path early in C: refused, as open() does."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise _wrong_type(f"path must be a str, bytes or os.PathLike, got "
+                          f"{type(path).__name__}") from None
+    if ("\0" if isinstance(path, str) else b"\0") in path:
+        raise _invalid(f"path {path!r} contains a NUL character")
+    return path
+
+
 def _as_rows(array, name):
     """int32 [rows][top_k] ids: a C-contiguous 2-D array (see _as_i32)."""
     rows = _as_i32(array, name)
@@ -235,12 +250,21 @@ class _Native:
         raise TypeError("cannot copy or pickle a native libeplb handle")
 
 
+_SWIG_POINTER = type(_capi.eplb_planner_options().this)  # what the raw module returns
+
+
 class _Handle:
     """Owns one C handle; close() (or the context manager, or garbage collection) releases it."""
 
     _destroy = None
+    _made_by = "the package's functions"  # named when a caller passes something else
 
     def __init__(self, handle):
+        if not isinstance(handle, _SWIG_POINTER):
+            # e.g. eplb.Placement(phy2log) or eplb.Snapshot(path): SWIG refused it naming its
+            # wrapper, and the half-made handle's destructor printed a second TypeError.
+            raise _wrong_type(f"eplb.{type(self).__name__} is not constructed directly (got "
+                              f"{type(handle).__name__}): use {self._made_by}")
         self._handle = _Native(handle, type(self)._destroy)
 
     def close(self):
@@ -306,11 +330,14 @@ class Placement(_Handle):
     """An immutable expert placement for all layers; safe to share between threads.
 
     Placements compare equal when they have the same shape (layers, logical and physical
-    experts, nodes, GPUs) and the same phy2log, whatever planned them; they are unhashable.
-    copy.copy, copy.deepcopy and pickle make an exact, independent copy (through the snapshot
-    format, as snapshot_bytes)."""
+    experts, nodes, GPUs) and the same phy2log, whatever planned them, and hash consistently
+    (dict keys, sets). copy.copy, copy.deepcopy and pickle make an exact, independent copy
+    (through the snapshot format, as snapshot_bytes). Made by Planner.plan, the from_*
+    classmethods, Snapshot.placement and Migration.target/step_placement."""
 
     _destroy = staticmethod(_capi.eplb_placement_destroy)
+    _made_by = ("Planner.plan, Placement.from_phy2log, Placement.from_sglang_json, "
+                "Placement.from_vllm_ascend_json or Snapshot.placement")
 
     num_layers = _field("num_layers", "MoE layers (rows).")
     num_logical_experts = _field("num_logical_experts", "Logical experts per layer (E).")
@@ -513,7 +540,9 @@ class Planner(_Handle):
         """`algorithm`: a name from eplb.algorithms() or an id; None is the library's default
         (as in every other binding). `affinity`: plan_tracked also keeps experts that tokens
         pick together on one node, with balancedness >= `affinity_min_balance` (default 0.99)
-        x the balance-only plan's; plan() then refuses (it has no co-activation statistics)."""
+        x the balance-only plan's; plan() then refuses (it has no co-activation statistics).
+        affinity_min_balance without affinity is an InvalidArgumentError (the library would
+        ignore it)."""
         given = dict(locals())
         options = _capi.eplb_planner_options()
         options.algorithm = _algorithm_id(algorithm)
@@ -521,6 +550,9 @@ class Planner(_Handle):
             setattr(options, name, _unsigned(given[name], name))
         options.affinity = 1 if affinity else 0
         if affinity_min_balance is not None:
+            if not affinity:
+                raise _invalid(f"affinity_min_balance ({affinity_min_balance!r}) applies with "
+                               "affinity=True only")
             options.affinity_min_balance = _real(affinity_min_balance, "affinity_min_balance")
         self._lock = threading.Lock()
         super().__init__(_capi.eplb_planner_create(options))
@@ -555,8 +587,10 @@ class Planner(_Handle):
             return Placement(_capi.eplb_planner_plan_tracked(self._h, loads, tracker._h))
 
     def __reduce__(self):
-        return type(self), tuple(self._fields[name] for name in _PLANNER_COUNTS + (
-            "algorithm", "cross_node_budget", "num_threads", "affinity", "affinity_min_balance"))
+        fields = self._fields
+        return type(self), tuple(fields[name] for name in _PLANNER_COUNTS + (
+            "algorithm", "cross_node_budget", "num_threads", "affinity")) + (
+                fields["affinity_min_balance"] if fields["affinity"] else None,)
 
     def __repr__(self):
         if self._handle is None:
@@ -866,9 +900,11 @@ def shared_expert_waterfill(placement, topk_slots, source_gpu=None, gpu_weights=
 
 
 class Snapshot(_Handle):
-    """A loaded .eplb snapshot: placement, provenance and optional load statistics."""
+    """A loaded .eplb snapshot: placement, provenance and optional load statistics. Made by
+    eplb.load_snapshot(path) (Snapshot.load) or Snapshot.from_bytes(data)."""
 
     _destroy = staticmethod(_capi.eplb_snapshot_destroy)
+    _made_by = "eplb.load_snapshot(path) or eplb.Snapshot.from_bytes(data)"
 
     def __init__(self, handle):
         super().__init__(handle)
@@ -884,12 +920,20 @@ class Snapshot(_Handle):
     @classmethod
     def load(cls, path):
         """Reads and validates a snapshot file (the GIL is released while reading)."""
-        return cls(_capi.eplb_snapshot_load(os.fspath(path)))
+        return cls(_capi.eplb_snapshot_load(_path(path)))
 
     @classmethod
     def from_bytes(cls, data):
-        """Reads a snapshot from bytes (e.g. eplb.snapshot_bytes(placement))."""
-        return cls(_capi.eplb_snapshot_load_from_buffer(data))
+        """Reads a snapshot from bytes (e.g. eplb.snapshot_bytes(placement)) or any other
+        bytes-like object (bytearray, memoryview, mmap, a numpy array)."""
+        try:
+            view = memoryview(data)  # None was read as zero bytes; a str, refused naming SWIG
+        except TypeError:
+            raise _wrong_type(f"data must be bytes-like (bytes, bytearray, memoryview, a numpy "
+                              f"array), got {type(data).__name__}") from None
+        if not view.c_contiguous:
+            view = memoryview(view.tobytes())
+        return cls(_capi.eplb_snapshot_load_from_buffer(view.cast("B")))
 
     def placement(self):
         """A new Placement equal to the stored one."""
@@ -918,7 +962,7 @@ class Snapshot(_Handle):
         (created_unix_seconds, file_size, plan_seconds, balancedness, library_version, label)
         and the format version."""
         info = _capi.eplb_snapshot_info()
-        _capi.eplb_snapshot_inspect(os.fspath(path), info)
+        _capi.eplb_snapshot_inspect(_path(path), info)
         return _info_dict(info)
 
     def __repr__(self):
@@ -984,7 +1028,7 @@ def save_snapshot(path, placement, loads=None, label=None, compression_level=Non
     _expect(placement, Placement, "placement")
     options, keep = _snapshot_options(placement, loads, label, compression_level, tracker)
     with _locked(tracker):
-        _capi.eplb_snapshot_save(placement._h, options, os.fspath(path))
+        _capi.eplb_snapshot_save(placement._h, options, _path(path))
     del keep
 
 
@@ -1004,7 +1048,7 @@ def save_statistics(path, tracker, label=None, compression_level=None):
     _expect(tracker, Tracker, "tracker")
     options, keep = _snapshot_options(None, None, label, compression_level)
     with tracker._lock:
-        _capi.eplb_snapshot_save_statistics(tracker._h, options, os.fspath(path))
+        _capi.eplb_snapshot_save_statistics(tracker._h, options, _path(path))
     del keep
 
 

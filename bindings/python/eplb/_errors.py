@@ -16,6 +16,12 @@ class Error(Exception):
     def __str__(self):
         return self.message
 
+    def __reduce__(self):
+        # BaseException pickles self.args, (message,) alone, which __init__ cannot take back: an
+        # eplb error raised in a worker process (multiprocessing, ProcessPoolExecutor) broke the
+        # pool instead of reaching the caller. __dict__ keeps notes and other attributes.
+        return type(self), (self.status, self.message), self.__dict__
+
 
 class InvalidArgumentError(Error, ValueError):
     """EPLB_ERR_INVALID_ARGUMENT: a NULL, zero, out-of-range or inconsistent argument."""

@@ -58,6 +58,7 @@ class Migration(_Handle):
     to share between threads; close() (or the context manager) releases it."""
 
     _destroy = staticmethod(_capi.eplb_migration_destroy)
+    _made_by = "eplb.plan_migration(old, new)"
 
     num_layers = _field("num_layers", "MoE layers.")
     num_logical_experts = _field("num_logical_experts", "Logical experts per layer (E).")

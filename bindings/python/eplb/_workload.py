@@ -65,5 +65,7 @@ class Workload(_Handle):
         return out
 
     def __repr__(self):
+        if self._handle is None:
+            return "Workload(closed)"
         return (f"Workload(layers={self.num_layers}, experts={self.num_experts}, "
                 f"top_k={self.top_k})")

@@ -9,7 +9,7 @@ import collections
 
 import numpy as np
 
-from . import _as_i32, _capi, _invalid, _unsigned
+from . import _array, _as_i32, _capi, _invalid, _unsigned, _wrong_type
 
 DispatchLayout = collections.namedtuple(
     "DispatchLayout",
@@ -94,15 +94,15 @@ def _row_dtype(rows, row_dtype):
     if row_dtype is None:
         name = rows.dtype.name
         if name not in _ROW_DTYPES:
-            raise _invalid(f"rows have dtype {rows.dtype}; pass float32 or float16 rows, or "
-                           "row_dtype='bfloat16' with 2-byte items")
+            raise _wrong_type(f"rows have dtype {rows.dtype}; pass float32 or float16 rows, "
+                              "or row_dtype='bfloat16' with 2-byte items")
         row_dtype = name
     if row_dtype not in _ROW_DTYPES:
         raise _invalid(f"row_dtype {row_dtype!r} is unknown (use one of {', '.join(_ROW_DTYPES)})")
     code, size = _ROW_DTYPES[row_dtype]
     if rows.dtype.itemsize != size:
-        raise _invalid(f"row_dtype {row_dtype} needs {size}-byte items, rows have dtype "
-                       f"{rows.dtype}")
+        raise _wrong_type(f"row_dtype {row_dtype} needs {size}-byte items, rows have dtype "
+                          f"{rows.dtype}")
     return code
 
 
@@ -117,7 +117,7 @@ def _aligned_empty(shape, dtype):
 
 
 def _rows(rows, name):
-    rows = np.asarray(rows)
+    rows = _array(rows, name)
     if rows.ndim != 2:
         raise _invalid(f"{name} must be 2-D [rows][hidden], got shape {rows.shape}")
     if not rows.flags.c_contiguous or rows.ctypes.data % 16:
@@ -153,11 +153,11 @@ def unpermute(permuted, inverse, weights, row_dtype=None):
     permuted = _rows(permuted, "permuted")
     code = _row_dtype(permuted, row_dtype)
     inverse = _topk(inverse, "inverse")
-    weights = np.asarray(weights)
+    weights = _array(weights, "weights")
     if weights.shape != inverse.shape:
         raise _invalid(f"weights has shape {weights.shape}, expected {inverse.shape} (inverse's)")
     if weights.dtype.kind not in "fiu":
-        raise _invalid(f"weights must be real numbers, got dtype {weights.dtype}")
+        raise _wrong_type(f"weights must be real numbers, got dtype {weights.dtype}")
     weights = np.ascontiguousarray(weights, dtype=np.float32)
     out = _aligned_empty((inverse.shape[0], permuted.shape[1]), permuted.dtype)
     _capi.eplb_kernel_unpermute_cpu(permuted, code, permuted.shape[1], inverse, weights, out)

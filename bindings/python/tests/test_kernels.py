@@ -206,3 +206,21 @@ def test_kernel_bad_input_raises_with_the_c_status():
     assert "dtype (7)" in info.value.message
     with pytest.raises(TypeError):  # read-only output
         capi.eplb_kernel_permute_cpu(rows, 0, 8, ids, bytes(256))
+
+
+def test_kernel_inputs_of_the_wrong_dtype_are_type_errors():
+    ids = np.zeros((4, 2), dtype=np.int32)
+    rows = np.zeros((4, 8), dtype=np.float32)
+    cases = [
+        (lambda: kernels.permute(rows > 0, ids, 8), "bool"),
+        (lambda: kernels.permute(rows.astype(np.float64), ids, 8), "float64"),
+        (lambda: kernels.permute(rows, ids, 8, row_dtype="bfloat16"), "2-byte"),
+        (lambda: kernels.unpermute(rows, ids, np.ones((4, 2), complex)), "complex"),
+        (lambda: kernels.unpermute(rows, ids, np.ones((4, 2), bool)), "bool"),
+    ]
+    for call, part in cases:
+        with pytest.raises(eplb.InvalidTypeError) as info:  # also a TypeError, as elsewhere
+            call()
+        assert part in info.value.message, (part, info.value.message)
+    with pytest.raises(eplb.InvalidArgumentError, match="weights"):  # was numpy's ValueError
+        kernels.unpermute(rows, ids, [[1.0], [1.0, 2.0]])

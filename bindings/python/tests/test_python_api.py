@@ -7,6 +7,7 @@ import contextlib
 import copy
 import gc
 import json
+import os
 import pickle
 import sys
 
@@ -120,6 +121,17 @@ def test_tracker_options_the_window_uses_are_kept():
     assert eplb.Tracker(2, 16, 4, window="decay", decay=0.5).options()["decay"] == 0.5
     with refused(eplb.InvalidArgumentError, "window_batches", "'cumulative'"):
         eplb.Tracker(2, 16, 4, window=capi.EPLB_WINDOW_CUMULATIVE, window_batches=3)
+
+
+def test_planner_affinity_min_balance_without_affinity_is_refused():
+    # The library ignores it without affinity; it was accepted and reported by the attribute.
+    with refused(eplb.InvalidArgumentError, "affinity_min_balance (0.5)", "affinity=True"):
+        eplb.Planner(2, 12, 16, 8, affinity_min_balance=0.5)
+    for planner in (eplb.Planner(2, 12, 16, 8),
+                    eplb.Planner(2, 12, 16, 8, affinity=True, affinity_min_balance=0.9)):
+        twin = pickle.loads(pickle.dumps(planner))  # the copy passes the option only with affinity
+        assert repr(twin) == repr(planner)
+        assert twin.affinity_min_balance == planner.affinity_min_balance
 
 
 # ---- 4: labels ---------------------------------------------------------------------------------
@@ -461,6 +473,9 @@ def test_reprs_name_the_shape_and_say_closed():
     tracker = eplb.Tracker(2, 12, 4, window="sliding", window_batches=5)
     snapshot = eplb.Snapshot.from_bytes(eplb.snapshot_bytes(placement, loads=WEIGHT, label="w"))
     solver = eplb.SplitSolver()
+    workload = eplb.Workload(num_layers=2, num_experts=12, top_k=4)
+    migration = eplb.plan_migration(placement, placement)
+    assert repr(workload) == "Workload(layers=2, experts=12, top_k=4)"
     assert repr(planner) == ("Planner(layers=2, logical=12, physical=16, gpus=8, nodes=2, "
                              "groups=4, algorithm='deepseek')")
     assert repr(tracker) == ("Tracker(layers=2, logical=12, top_k=4, window='sliding', "
@@ -468,7 +483,7 @@ def test_reprs_name_the_shape_and_say_closed():
     assert repr(snapshot) == ("Snapshot(layers=2, logical=12, physical=16, algorithm='deepseek', "
                               "has_loads=True, has_coactivation=False, label='w')")
     assert repr(solver) == "SplitSolver()"
-    for handle in (placement, planner, tracker, snapshot, solver):
+    for handle in (placement, planner, tracker, snapshot, solver, workload, migration):
         handle.close()
         assert repr(handle) == f"{type(handle).__name__}(closed)"
 
@@ -506,3 +521,76 @@ def test_vllm_ascend_json_round_trip():
                                '{"device_id": 5, "device_expert": [2, 0]}')
     with pytest.raises(eplb.CorruptError):
         eplb.Placement.from_vllm_ascend_json(wrong_id, 1)
+
+
+# ---- 10: paths, errors across processes, what handles are made from --------------------------
+
+def test_paths_are_os_paths_and_a_nul_is_refused_not_cut(tmp_path):
+    placement = deepseek_plan()
+    tracker = eplb.Tracker(2, 12, 4)
+    # bytes and non-UTF-8 names reach the OS as they are (SWIG refused both with a TypeError
+    # naming its wrapper).
+    name = bytes(tmp_path) + b"/caf\xe9.eplb"
+    placement.save(name, loads=WEIGHT)
+    assert eplb.load_snapshot(os.fsdecode(name)).placement() == placement
+    assert eplb.Snapshot.inspect(name)["has_loads"] is True
+    tracker.save(bytes(tmp_path) + b"/stats.eplb")
+    assert eplb.load_snapshot(tmp_path / "stats.eplb").tracker().options() == tracker.options()
+    # A NUL ended the path in C: save("x.eplb\0.bak") wrote x.eplb, load read it.
+    calls = [lambda p: placement.save(p), lambda p: tracker.save(p),
+             lambda p: eplb.save_statistics(p, tracker), eplb.load_snapshot,
+             eplb.Snapshot.inspect]
+    for call in calls:
+        for path in (str(tmp_path / "x.eplb") + "\0.bak", bytes(tmp_path) + b"/x.eplb\0.bak"):
+            with refused(eplb.InvalidArgumentError, "NUL", "x.eplb"):
+                call(path)
+        with refused(TypeError, "path", "NoneType"):
+            call(None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["caf\udce9.eplb", "stats.eplb"]
+
+
+def test_an_algorithm_name_with_a_nul_is_refused_not_cut():
+    with refused(eplb.InvalidArgumentError, "algorithm", "NUL"):
+        eplb.Planner(2, 12, 16, 8, algorithm="deepseek\0balanced")  # was planned as deepseek
+
+
+def test_errors_survive_pickling_as_process_pools_send_them():
+    with pytest.raises(eplb.InvalidArgumentError) as info:
+        eplb.Planner(2, 12, 16, 8).plan(np.full((2, 12), np.nan))
+    raised = info.value
+    raised.add_note("while planning")
+    made = [cls(cls.status if cls.status > 0 else 9, "m") for cls in (
+        eplb.Error, eplb.InvalidTypeError, eplb.IOError, eplb.TruncatedError)]
+    for error in [raised] + made:
+        # Error.__init__ needs (status, message) but BaseException pickled (message,): the
+        # unpickling TypeError broke a ProcessPoolExecutor instead of reaching the caller.
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error)
+        assert (back.status, back.message, str(back)) == (error.status, error.message, str(error))
+        assert getattr(back, "__notes__", None) == getattr(error, "__notes__", None)
+    assert pickle.loads(pickle.dumps(raised)).status == capi.EPLB_ERR_INVALID_ARGUMENT
+
+
+def test_handles_are_made_by_the_package_not_from_other_objects(monkeypatch):
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    cases = [(lambda: eplb.Placement(np.array(PHY2LOG)), "ndarray", "Placement.from_phy2log"),
+             (lambda: eplb.Placement(None), "NoneType", "Planner.plan"),
+             (lambda: eplb.Snapshot("plan.eplb"), "str", "eplb.load_snapshot"),
+             (lambda: eplb.Migration(None, None), "NoneType", "eplb.plan_migration")]
+    for call, got, hint in cases:
+        with refused(TypeError, "not constructed directly", got, hint):
+            call()
+    gc.collect()
+    assert unraisable == []  # no second TypeError from a half-made handle's destructor
+
+
+def test_snapshot_from_bytes_takes_bytes_like_objects_only():
+    placement = deepseek_plan()
+    data = eplb.snapshot_bytes(placement)
+    strided = np.frombuffer(bytes(b for byte in data for b in (byte, 0)), np.uint8)[::2]
+    for like in (bytearray(data), memoryview(data), np.frombuffer(data, np.uint8), strided):
+        assert eplb.Snapshot.from_bytes(like).placement() == placement
+    for bad in (None, data.decode("latin-1"), 5):  # None was read as an empty buffer
+        with refused(TypeError, "data", "bytes-like", type(bad).__name__):
+            eplb.Snapshot.from_bytes(bad)
