@@ -2,30 +2,36 @@
 // Mixture-of-Experts serving.
 //
 // Failed calls return an *Error holding the C status and the library's message (read inside the
-// same cgo call); errors.Is(err, ErrInvalidArgument), ErrIO, ... test the status. Arguments the C
-// call cannot check (slice lengths it is not given, indices that would not fit its uint32_t,
-// strings with a NUL byte, which C would cut there) are checked first and refused with the
-// status the library uses, StatusInvalidArgument. No call panics: a nil handle (receiver or
-// argument) is an invalid argument too. Handles are released by Close, or by a finalizer when
-// forgotten; a closed handle, or a zero value not made by this package, returns ErrClosed. A
-// failed call returns nil slices. Slices go in and out; C never keeps a Go pointer, and buffers
-// the library allocates are copied into Go memory and freed before a call returns. Every type is
+// same cgo call); errors.Is(err, ErrInvalidArgument), ErrIO, ... test the status, and
+// errors.Is(err, fs.ErrNotExist) holds when a snapshot file (or the directory to save one in)
+// does not exist. Arguments the C call cannot check (slice lengths it is not given, indices that
+// would not fit its uint32_t, strings with a NUL byte, which C would cut there) are checked first
+// and refused with the status the library uses, StatusInvalidArgument. No call panics: a nil
+// handle (receiver or argument) is an invalid argument too. Handles are released by Close, or by
+// a finalizer when forgotten; a closed handle, or a zero value not made by this package, returns
+// ErrClosed. A failed call returns nil slices. Slices go in and out; an optional one (loads,
+// per-GPU weights, ...) is absent when nil or empty. C never keeps a Go pointer, and buffers the
+// library allocates are copied into Go memory and freed before a call returns. Every type is
 // safe for concurrent use, Close included: Placement, Migration and Snapshot are immutable and
 // read under a shared lock (Close waits for the calls in progress); Planner, Tracker,
 // SplitWorkspace and Workload serialise their calls with a mutex (the C objects need one caller
-// at a time).
+// at a time). Calls cannot be cancelled: a context's deadline can only be checked between them.
 //
 // Files: eplb.go (errors, planners, placements, trackers), migration.go (PlanMigration),
 // interop.go (SGLang and vLLM-Ascend JSON), snapshot.go (snapshots in files and bytes, tracker
 // statistics), split.go (per-batch replica split and shared-expert waterfill on the CPU),
-// metrics.go (exact optimum, relaxed bound, nodes touched), workload.go (routing simulator).
+// metrics.go (layer metrics, exact optimum, relaxed bound, nodes touched), workload.go (routing
+// simulator).
 package eplb
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -40,15 +46,23 @@ import (
 type Error struct {
 	Status  int
 	Message string
+	// cause is what Go sees of an I/O failure (the *fs.PathError of a file that does not exist),
+	// for errors.Is(err, fs.ErrNotExist); nil otherwise.
+	cause error
 }
 
-// Error returns the message, or the status's name when the message is empty.
+// Error returns "eplb: " and the message, or the status's name when the message is empty.
 func (e *Error) Error() string {
 	if e.Message == "" {
 		return "eplb: " + Status(e.Status).String()
 	}
-	return e.Message
+	return "eplb: " + e.Message
 }
+
+// Unwrap returns the underlying Go error of an I/O failure, if known: a snapshot file (or the
+// directory to save one in) that does not exist gives an *fs.PathError, so that
+// errors.Is(err, fs.ErrNotExist) holds. Nil for every other failure.
+func (e *Error) Unwrap() error { return e.cause }
 
 // Is reports whether target is an *Error without a message (such as ErrInvalidArgument and the
 // other status sentinels) of e's status.
@@ -135,7 +149,29 @@ var (
 
 // invalidArgument is a Go-side check failing before the C call, with the C status it would get.
 func invalidArgument(format string, args ...any) error {
-	return &Error{Status: StatusInvalidArgument, Message: "eplb: " + fmt.Sprintf(format, args...)}
+	return &Error{Status: StatusInvalidArgument, Message: fmt.Sprintf(format, args...)}
+}
+
+// optional returns nil for an empty slice: an optional array is absent when nil or empty (C tells
+// a NULL pointer from an empty array, and refuses the latter where it takes the former).
+func optional[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// withPathCause adds to err, a failed I/O call on path, the error Go gets for path when it does
+// not exist (for errors.Is(err, fs.ErrNotExist)). The C library reports only "I/O error" and a
+// message; a stat after the failure tells "absent" from "unreadable" or "corrupt".
+func withPathCause(err error, path string) error {
+	var e *Error
+	if errors.As(err, &e) && e.Status == StatusIO {
+		if _, statErr := os.Stat(path); errors.Is(statErr, fs.ErrNotExist) {
+			e.cause = statErr
+		}
+	}
+	return err
 }
 
 // checkIndex refuses an index outside [0, n): a Go int would be truncated to C's uint32_t.
@@ -178,9 +214,13 @@ var ErrClosed = errors.New("eplb: use of a closed handle")
 // Version is the version string of the libeplb actually loaded.
 func Version() string { return capi.Eplb_version_string() }
 
-// CheckVersion fails when the loaded libeplb is incompatible with the header of this package.
+// CheckVersion fails, with an *Error of status StatusUnsupportedVersion, when the loaded libeplb
+// is incompatible with the header of this package.
 func CheckVersion() error {
-	runtimeVersion, header := int(capi.Eplb_version_number()), int(capi.EPLB_VERSION_NUMBER)
+	return checkVersion(int(capi.Eplb_version_number()), int(capi.EPLB_VERSION_NUMBER))
+}
+
+func checkVersion(runtimeVersion, header int) error {
 	// One SONAME holds major.minor while the major is 0, the major after: within it the ABI only
 	// grows, so the library must be at least as new as this package's header.
 	sameABI := runtimeVersion/10000 == header/10000
@@ -188,7 +228,8 @@ func CheckVersion() error {
 		sameABI = runtimeVersion/100 == header/100
 	}
 	if !sameABI || runtimeVersion < header {
-		return fmt.Errorf("eplb: libeplb %d is loaded but this package needs %d", runtimeVersion, header)
+		return &Error{Status: StatusUnsupportedVersion,
+			Message: fmt.Sprintf("libeplb %d is loaded but this package needs %d", runtimeVersion, header)}
 	}
 	return nil
 }
@@ -203,6 +244,16 @@ func AlgorithmID(name string) (uint32, error) {
 		return 0, err
 	}
 	return id, nil
+}
+
+// AlgorithmName returns the name of an algorithm id (as AlgorithmID takes it, and as
+// SnapshotInfo.Algorithm holds it): "default" for 0, "deepseek", "balanced", ...
+func AlgorithmName(id uint32) (string, error) {
+	name := capi.Eplb_algorithm_name(uint(id))
+	if name == "" {
+		return "", invalidArgument("algorithm id %d is unknown (known: 0..%d)", id, capi.Eplb_algorithm_count())
+	}
+	return name, nil
 }
 
 // PlannerOptions are the model shape, topology and algorithm of a Planner. Zero Groups and
@@ -313,8 +364,8 @@ func (p *Planner) PlanWindows(loads []float64, windows int) (*Placement, error) 
 }
 
 // PlanTracked plans from a tracker's statistics: loads ([layers][logical experts]) or, when loads
-// is nil, the tracker's current loads. With PlannerOptions.Affinity the plan also lowers the
-// nodes each sampled token touches; without it this is Plan on those loads. The tracker is
+// is nil or empty, the tracker's current loads. With PlannerOptions.Affinity the plan also lowers
+// the nodes each sampled token touches; without it this is Plan on those loads. The tracker is
 // locked (not recorded into) during the call.
 func (p *Planner) PlanTracked(loads []float64, tracker *Tracker) (*Placement, error) {
 	if tracker == nil {
@@ -323,7 +374,7 @@ func (p *Planner) PlanTracked(loads []float64, tracker *Tracker) (*Placement, er
 	var out uintptr
 	if err := p.use(func(raw capi.Eplb_planner) error {
 		return tracker.use(func(rawTracker capi.Eplb_tracker) error {
-			return check(capi.Eplb_planner_plan_tracked(raw, loads, rawTracker, &out))
+			return check(capi.Eplb_planner_plan_tracked(raw, optional(loads), rawTracker, &out))
 		})
 	}); err != nil {
 		return nil, err
@@ -331,8 +382,9 @@ func (p *Planner) PlanTracked(loads []float64, tracker *Tracker) (*Placement, er
 	return newPlacement(out)
 }
 
-// Close releases the planner; later calls return ErrClosed. Safe to call twice, and on a nil
-// planner (it does nothing).
+// Close releases the planner once the call in progress (a plan may take seconds) returns; later
+// calls return ErrClosed. Safe to call twice, from any goroutine, and on a nil planner (it does
+// nothing).
 func (p *Planner) Close() error {
 	if p == nil {
 		return nil
@@ -498,8 +550,9 @@ func (p *Placement) GPULoads(loads []float64) ([]float64, error) {
 	return out, nil
 }
 
-// Save writes the placement to an .eplb snapshot atomically; loads (may be nil) are stored with
-// it, label may be "". Neither path nor label may contain a NUL byte.
+// Save writes the placement to an .eplb snapshot atomically; loads (may be nil or empty) are
+// stored with it, label may be "". Neither path nor label may contain a NUL byte. When the
+// directory does not exist, errors.Is(err, fs.ErrNotExist) holds.
 func (p *Placement) Save(path string, loads []float64, label string) error {
 	return p.use(func(raw capi.Eplb_placement) error {
 		if err := checkString("path", path); err != nil {
@@ -508,7 +561,8 @@ func (p *Placement) Save(path string, loads []float64, label string) error {
 		if err := checkString("label", label); err != nil {
 			return err
 		}
-		return check(capi.Eplb_go_snapshot_save(raw, loads, label, path))
+		err := check(capi.Eplb_go_snapshot_save(raw, optional(loads), label, path))
+		return withPathCause(err, filepath.Dir(path))
 	})
 }
 
@@ -528,14 +582,15 @@ func (p *Placement) Close() error {
 	return nil
 }
 
-// LoadSnapshot reads and validates an .eplb file and returns its placement and label.
+// LoadSnapshot reads and validates an .eplb file and returns its placement and label. When the
+// file does not exist, errors.Is(err, fs.ErrNotExist) holds (and errors.Is(err, ErrIO)).
 func LoadSnapshot(path string) (*Placement, string, error) {
 	if err := checkString("path", path); err != nil {
 		return nil, "", err
 	}
 	var handle uintptr
 	if err := check(capi.Eplb_snapshot_load(path, &handle)); err != nil {
-		return nil, "", err
+		return nil, "", withPathCause(err, path)
 	}
 	snapshot := capi.SwigcptrEplb_snapshot(handle)
 	defer capi.Eplb_snapshot_destroy(snapshot)
@@ -556,9 +611,10 @@ func LoadSnapshot(path string) (*Placement, string, error) {
 }
 
 // TrackerOptions configure a Tracker. Window is "cumulative" (default), "sliding" (the last
-// WindowBatches batches) or "decay" (factor Decay per batch). ReservoirCapacity is the number of
-// top-k rows sampled per layer (for Samples, NodesTouched and affinity planning): 0 means the
-// library default (4096), a negative value none. Seed seeds the sampling.
+// WindowBatches batches; 0 means the library default, 64) or "decay" (factor Decay per batch, in
+// (0, 1]; 0 means the library default, 0.99). ReservoirCapacity is the number of top-k rows
+// sampled per layer (for Samples, NodesTouched and affinity planning): 0 means the library
+// default (4096), a negative value none. Seed seeds the sampling.
 type TrackerOptions struct {
 	Layers, LogicalExperts, TopK uint32
 	Window                       string
@@ -568,7 +624,9 @@ type TrackerOptions struct {
 	Seed                         uint64
 }
 
-// Tracker records per-layer expert load and co-activation from top-k routing.
+// Tracker records per-layer expert load and co-activation from top-k routing. Its calls are
+// serialised: to record from many goroutines without contention, give each its own tracker (same
+// options) and Merge them into one before planning.
 type Tracker struct {
 	mu                    sync.Mutex
 	handle                uintptr
@@ -761,6 +819,61 @@ func (t *Tracker) Samples(layer int) ([]int32, error) {
 	return out, nil
 }
 
+// Options returns the tracker's options as NewTracker takes them to make an equal one (e.g. the
+// TopK of a tracker from Snapshot.Tracker): ReservoirCapacity is -1 for a tracker that samples
+// nothing, and WindowBatches and Decay are 0 unless the window uses them.
+func (t *Tracker) Options() (TrackerOptions, error) {
+	options := capi.NewEplb_tracker_options()
+	defer capi.DeleteEplb_tracker_options(options)
+	capi.Eplb_tracker_options_init(options)
+	if err := t.use(func(raw capi.Eplb_tracker) error {
+		return check(capi.Eplb_tracker_get_options(raw, options))
+	}); err != nil {
+		return TrackerOptions{}, err
+	}
+	o := TrackerOptions{Layers: uint32(options.GetNum_layers()),
+		LogicalExperts: uint32(options.GetNum_logical_experts()), TopK: uint32(options.GetTop_k()),
+		WindowBatches: uint32(options.GetWindow_batches()), Decay: options.GetDecay(),
+		ReservoirCapacity: int(options.GetReservoir_capacity()), Seed: options.GetSeed()}
+	switch window := options.GetWindow(); window {
+	case uint(capi.EPLB_WINDOW_CUMULATIVE):
+		o.Window = "cumulative"
+	case uint(capi.EPLB_WINDOW_SLIDING):
+		o.Window = "sliding"
+	case uint(capi.EPLB_WINDOW_DECAY):
+		o.Window = "decay"
+	default: // a window of a newer library
+		o.Window = fmt.Sprintf("window %d", window)
+	}
+	// The library keeps the unused one's default (or, loaded from a snapshot, 0 and 1).
+	if o.Window != "sliding" {
+		o.WindowBatches = 0
+	}
+	if o.Window != "decay" {
+		o.Decay = 0
+	}
+	if o.ReservoirCapacity == 0 {
+		o.ReservoirCapacity = -1
+	}
+	return o, nil
+}
+
+// LayerCounts returns how much layer has recorded since creation or Reset: the batches (Record
+// calls; after a Merge, the larger of the two) and the tokens with at least one valid id that its
+// sampler saw (0 without sampling).
+func (t *Tracker) LayerCounts(layer int) (batches, tokens uint64, err error) {
+	err = t.use(func(raw capi.Eplb_tracker) error {
+		if err := checkIndex("layer", layer, t.layers); err != nil {
+			return err
+		}
+		return check(capi.Eplb_tracker_get_layer_counts(raw, uint(layer), &batches, &tokens))
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return batches, tokens, nil
+}
+
 // Clone returns a new, independent tracker with t's whole state (options, counts, window,
 // sampled rows and the sampler's RNG): recording the same batches into both gives the same
 // statistics. E.g. plan from a clone in another goroutine while serving keeps recording into t.
@@ -782,7 +895,8 @@ func (t *Tracker) Clone() (*Tracker, error) {
 	return clone, nil
 }
 
-// Close releases the tracker. Safe to call twice, and on a nil tracker (it does nothing).
+// Close releases the tracker once the call in progress returns; later calls return ErrClosed.
+// Safe to call twice, from any goroutine, and on a nil tracker (it does nothing).
 func (t *Tracker) Close() error {
 	if t == nil {
 		return nil

@@ -4,6 +4,37 @@ import (
 	"eplb/internal/capi"
 )
 
+// LayerMetrics are one layer's balance under its loads (eplb_layer_metrics; see the C header for
+// each field).
+type LayerMetrics struct {
+	DuplicateGPUs, MaxReplicas, CrossNodeReplicas  int
+	TotalLoad, MeanGPULoad, MaxGPULoad, LowerBound float64
+	Balancedness, NodeBalancedness                 float64
+	MaxLoadOverBound, NodeBound                    float64
+}
+
+// LayerMetrics computes the metrics of layer under layerLoads, its [logical experts] loads.
+func (p *Placement) LayerMetrics(layer int, layerLoads []float64) (LayerMetrics, error) {
+	native := capi.NewEplb_layer_metrics()
+	defer capi.DeleteEplb_layer_metrics(native)
+	if err := p.use(func(raw capi.Eplb_placement) error {
+		if err := checkIndex("layer", layer, p.shape.layers); err != nil {
+			return err
+		}
+		return check(capi.Eplb_metrics_compute_layer(raw, uint(layer), layerLoads, native))
+	}); err != nil {
+		return LayerMetrics{}, err
+	}
+	return LayerMetrics{
+		DuplicateGPUs: int(native.GetDuplicate_gpus()), MaxReplicas: int(native.GetMax_replicas()),
+		CrossNodeReplicas: int(native.GetCross_node_replicas()),
+		TotalLoad:         native.GetTotal_load(), MeanGPULoad: native.GetMean_gpu_load(),
+		MaxGPULoad: native.GetMax_gpu_load(), LowerBound: native.GetLower_bound(),
+		Balancedness: native.GetBalancedness(), NodeBalancedness: native.GetNode_balancedness(),
+		MaxLoadOverBound: native.GetMax_load_over_bound(), NodeBound: native.GetNode_bound(),
+	}, nil
+}
+
 // ExactOptimum returns the smallest possible busiest-GPU load of one layer's loads on the
 // placement's topology (any replica counts, no two replicas of one expert on a GPU), with ok
 // false when the instance is too large to solve exactly (more than two slots per GPU, or two

@@ -26,6 +26,22 @@ const (
 	RelabelRepackInNode MigrationRelabel = 3
 )
 
+// String returns the mode's name as the Python binding spells it ("nodes_and_gpus",
+// "gpus_in_node", "none", "repack_in_node"; MigrationRelabel(N) for other values).
+func (r MigrationRelabel) String() string {
+	switch r {
+	case RelabelNodesAndGPUs:
+		return "nodes_and_gpus"
+	case RelabelGPUsInNode:
+		return "gpus_in_node"
+	case RelabelNone:
+		return "none"
+	case RelabelRepackInNode:
+		return "repack_in_node"
+	}
+	return fmt.Sprintf("MigrationRelabel(%d)", uint32(r))
+}
+
 // MigrationOptions configure PlanMigration (eplb_migration_options). Fields are used as given:
 // start from DefaultMigrationOptions. Zero budgets mean no limit.
 type MigrationOptions struct {
@@ -149,9 +165,9 @@ func usePair(a, b *Placement, f func(ra, rb capi.Eplb_placement) error) error {
 }
 
 // PlanMigration plans the migration from old (what the GPUs hold now) to new (a new plan).
-// loads ([layers][logical experts], or nil) is the measured load: with it the schedule moves the
-// most useful changes first and the summary predicts balancedness. The placements may be closed
-// afterwards: the migration keeps what it needs.
+// loads ([layers][logical experts], or nil or empty) is the measured load: with it the schedule
+// moves the most useful changes first and the summary predicts balancedness. The placements may
+// be closed afterwards: the migration keeps what it needs.
 func PlanMigration(old, new *Placement, loads []float64, opts MigrationOptions) (*Migration, error) {
 	native := capi.NewEplb_migration_options()
 	defer capi.DeleteEplb_migration_options(native)
@@ -165,7 +181,7 @@ func PlanMigration(old, new *Placement, loads []float64, opts MigrationOptions) 
 	native.SetMin_gain_per_gib(opts.MinGainPerGiB)
 	var handle uintptr
 	if err := usePair(old, new, func(rawOld, rawNew capi.Eplb_placement) error {
-		return check(capi.Eplb_migration_plan(rawOld, rawNew, loads, native, &handle))
+		return check(capi.Eplb_migration_plan(rawOld, rawNew, optional(loads), native, &handle))
 	}); err != nil {
 		return nil, err
 	}

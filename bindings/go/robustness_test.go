@@ -309,7 +309,7 @@ func TestErrorsIs(t *testing.T) {
 	if got := (&Error{Status: StatusIO}).Error(); got != "eplb: input/output error" {
 		t.Errorf("Error() without a message = %q", got)
 	}
-	if got := (&Error{Status: StatusIO, Message: "x: no such file"}).Error(); got != "x: no such file" {
+	if got := (&Error{Status: StatusIO, Message: "x: no such file"}).Error(); got != "eplb: x: no such file" {
 		t.Errorf("Error() with a message = %q", got)
 	}
 	for status, value := range map[int]int{StatusOK: capi.EPLB_OK, StatusInvalidArgument: capi.EPLB_ERR_INVALID_ARGUMENT,

@@ -1,6 +1,7 @@
 package eplb
 
 import (
+	"path/filepath"
 	"runtime"
 	"sync"
 
@@ -35,7 +36,8 @@ func snapshotInfo(n capi.Eplb_snapshot_info) SnapshotInfo {
 }
 
 // InspectSnapshot reads what a snapshot file holds from its header and small sections, without
-// decoding the placement or statistics.
+// decoding the placement or statistics. When the file does not exist, errors.Is(err,
+// fs.ErrNotExist) holds.
 func InspectSnapshot(path string) (SnapshotInfo, error) {
 	if err := checkString("path", path); err != nil {
 		return SnapshotInfo{}, err
@@ -43,7 +45,7 @@ func InspectSnapshot(path string) (SnapshotInfo, error) {
 	native := capi.NewEplb_snapshot_info()
 	defer capi.DeleteEplb_snapshot_info(native)
 	if err := check(capi.Eplb_snapshot_inspect(path, native)); err != nil {
-		return SnapshotInfo{}, err
+		return SnapshotInfo{}, withPathCause(err, path)
 	}
 	return snapshotInfo(native), nil
 }
@@ -71,14 +73,15 @@ func newSnapshot(handle uintptr) (*Snapshot, error) {
 	return s, nil
 }
 
-// OpenSnapshot reads and validates a whole snapshot file.
+// OpenSnapshot reads and validates a whole snapshot file. When the file does not exist,
+// errors.Is(err, fs.ErrNotExist) holds.
 func OpenSnapshot(path string) (*Snapshot, error) {
 	if err := checkString("path", path); err != nil {
 		return nil, err
 	}
 	var handle uintptr
 	if err := check(capi.Eplb_snapshot_load(path, &handle)); err != nil {
-		return nil, err
+		return nil, withPathCause(err, path)
 	}
 	return newSnapshot(handle)
 }
@@ -156,8 +159,8 @@ func (s *Snapshot) Tracker() (*Tracker, error) {
 	return t, nil
 }
 
-// Close releases the snapshot once the calls in progress return. Safe to call twice, and on a
-// nil snapshot (it does nothing).
+// Close releases the snapshot once the calls in progress return; later calls return ErrClosed.
+// Safe to call twice, from any goroutine, and on a nil snapshot (it does nothing).
 func (s *Snapshot) Close() error {
 	if s == nil {
 		return nil
@@ -173,7 +176,8 @@ func (s *Snapshot) Close() error {
 }
 
 // SaveStatistics writes the tracker's whole state (enough to resume recording exactly) to a
-// statistics snapshot at path, atomically; label may be "". Neither may contain a NUL byte.
+// statistics snapshot at path, atomically; label may be "". Neither may contain a NUL byte. When
+// the directory does not exist, errors.Is(err, fs.ErrNotExist) holds.
 func (t *Tracker) SaveStatistics(path, label string) error {
 	return t.use(func(raw capi.Eplb_tracker) error {
 		if err := checkString("path", path); err != nil {
@@ -182,7 +186,8 @@ func (t *Tracker) SaveStatistics(path, label string) error {
 		if err := checkString("label", label); err != nil {
 			return err
 		}
-		return check(capi.Eplb_go_snapshot_save_statistics(raw, label, path))
+		err := check(capi.Eplb_go_snapshot_save_statistics(raw, label, path))
+		return withPathCause(err, filepath.Dir(path))
 	})
 }
 
@@ -202,7 +207,7 @@ func (t *Tracker) StatisticsToBuffer(label string) ([]byte, error) {
 }
 
 // SaveToBuffer returns the placement as .eplb snapshot bytes (what Save writes to a file);
-// loads (may be nil) are stored with it, label may be "" (and may not contain a NUL byte).
+// loads (may be nil or empty) are stored with it, label may be "" (and may not contain a NUL byte).
 func (p *Placement) SaveToBuffer(loads []float64, label string) ([]byte, error) {
 	var buffer uintptr
 	var n int64
@@ -210,7 +215,7 @@ func (p *Placement) SaveToBuffer(loads []float64, label string) ([]byte, error) 
 		if err := checkString("label", label); err != nil {
 			return err
 		}
-		return check(capi.Eplb_go_snapshot_save_to_buffer(raw, loads, label, &buffer, &n))
+		return check(capi.Eplb_go_snapshot_save_to_buffer(raw, optional(loads), label, &buffer, &n))
 	}); err != nil {
 		return nil, err
 	}

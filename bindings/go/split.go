@@ -27,7 +27,8 @@ func NewSplitWorkspace() (*SplitWorkspace, error) {
 	return w, nil
 }
 
-// Close releases the workspace. Safe to call twice.
+// Close releases the workspace once the call in progress returns; later calls return ErrClosed.
+// Safe to call twice, from any goroutine, and on a nil workspace (it does nothing).
 func (w *SplitWorkspace) Close() error {
 	if w == nil {
 		return nil
@@ -58,8 +59,8 @@ func (w *SplitWorkspace) use(f func(capi.Eplb_split_workspace) error) error {
 	return err
 }
 
-// gpuLen is the common length of the per-GPU arrays a and b that are not nil (C takes one length
-// for both and cannot check the arrays themselves).
+// gpuLen is the common length of the per-GPU arrays a and b that are given (C takes one length
+// for both and cannot check the arrays themselves); pass them through optional first.
 func gpuLen(nameA string, a []float64, nameB string, b []float64) (int64, error) {
 	if a != nil && b != nil && len(a) != len(b) {
 		return 0, invalidArgument("%s has %d entries but %s has %d", nameA, len(a), nameB, len(b))
@@ -72,10 +73,12 @@ func gpuLen(nameA string, a []float64, nameB string, b []float64) (int64, error)
 
 // Solve splits this batch's tokens of each logical expert of layer over its replicas so that
 // the busiest GPU's weighted load is minimal (exact, in integers). counts has one entry per
-// logical expert; gpuWeights (nil: all 1) and gpuExtraLoad (nil: all 0) one per GPU. Returns
+// logical expert; gpuWeights (nil or empty: all 1) and gpuExtraLoad (nil or empty: all 0) one
+// per GPU. Returns
 // the tokens each slot of the layer takes (summing over an expert's replicas to its count) and
 // the busiest GPU's weighted load.
 func (w *SplitWorkspace) Solve(p *Placement, layer int, counts []int32, gpuWeights, gpuExtraLoad []float64) ([]int32, float64, error) {
+	gpuWeights, gpuExtraLoad = optional(gpuWeights), optional(gpuExtraLoad)
 	if p == nil {
 		return nil, 0, invalidArgument("placement is nil")
 	}
@@ -106,6 +109,7 @@ func (w *SplitWorkspace) Solve(p *Placement, layer int, counts []int32, gpuWeigh
 // Returns quotas [physical experts][nodes] (the tokens from node n that slot r takes), the
 // busiest GPU's weighted load and the tokens served off their node.
 func (w *SplitWorkspace) SolveByNode(p *Placement, layer int, countsByNode []int32, gpuWeights, gpuExtraLoad []float64, slack float64) ([]int32, float64, int64, error) {
+	gpuWeights, gpuExtraLoad = optional(gpuWeights), optional(gpuExtraLoad)
 	if p == nil {
 		return nil, 0, 0, invalidArgument("placement is nil")
 	}
@@ -157,7 +161,7 @@ func (p *Placement) SplitRankQuotas(layer int, quotas, rankCounts []int32, ranks
 	return out, nil
 }
 
-// WaterfillOptions are the optional inputs of SharedExpertWaterfill.
+// WaterfillOptions are the optional inputs of SharedExpertWaterfill (an empty slice is nil).
 type WaterfillOptions struct {
 	SourceGPU  []int32   // [tokens]: each token's source GPU, or nil if unknown
 	GPUWeights []float64 // [GPUs]: nil means all 1
@@ -172,6 +176,7 @@ type WaterfillOptions struct {
 // followed by the shared expert's slot PhysicalExperts + g of the chosen GPU g (-1 for a token
 // without a valid entry). Only the placement's topology matters.
 func (p *Placement) SharedExpertWaterfill(topkSlots []int32, topK int, o WaterfillOptions) ([]int32, error) {
+	o.SourceGPU, o.GPUWeights, o.GPULoads = optional(o.SourceGPU), optional(o.GPUWeights), optional(o.GPULoads)
 	var out []int32
 	err := p.use(func(raw capi.Eplb_placement) error {
 		if topK <= 0 || topK >= math.MaxUint32 {

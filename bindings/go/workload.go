@@ -100,7 +100,8 @@ func (w *Workload) NextBatch(tokens int) ([]int32, error) {
 	return out, nil
 }
 
-// Close releases the simulator. Safe to call twice, and on a nil workload (it does nothing).
+// Close releases the simulator once the call in progress returns; later calls return ErrClosed.
+// Safe to call twice, from any goroutine, and on a nil workload (it does nothing).
 func (w *Workload) Close() error {
 	if w == nil {
 		return nil

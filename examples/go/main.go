@@ -4,7 +4,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log"
 	"math"
 	"math/rand"
@@ -52,12 +54,17 @@ func main() {
 	defer planner.Close()
 	// readme-snippet:end
 
-	// Startup: a restarted server serves the last saved placement right away.
+	// Startup: a restarted server serves the last saved placement right away. A missing snapshot
+	// is the first start; an unreadable or corrupt one is reported, and the server starts anyway.
 	placement, label, err := eplb.LoadSnapshot(path)
 	if err == nil {
 		fmt.Printf("startup: loaded %s (%s)\n", path, label)
 	} else {
-		fmt.Printf("startup: no snapshot yet (%v); planning from uniform load\n", err)
+		if errors.Is(err, fs.ErrNotExist) {
+			fmt.Printf("startup: no snapshot yet at %s; planning from uniform load\n", path)
+		} else {
+			fmt.Printf("startup: cannot use the snapshot (%v); planning from uniform load\n", err)
+		}
 		uniform := make([]float64, layers*experts)
 		for i := range uniform {
 			uniform[i] = 1
@@ -66,6 +73,7 @@ func main() {
 			log.Fatal(err)
 		}
 	}
+	defer func() { placement.Close() }() // the placement being served when main returns
 
 	tracker, err := eplb.NewTracker(eplb.TrackerOptions{Layers: layers, LogicalExperts: experts,
 		TopK: topK, Window: "sliding", WindowBatches: 100})
@@ -109,6 +117,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer restarted.Close()
 	a, _ := restarted.Phy2Log()
 	b, _ := placement.Phy2Log()
 	for i := range a {

@@ -41,18 +41,29 @@ func statusError(status int, message string) error {
 }
 %}
 
-/* Status results: the C wrapper returns "" or "<status>:<message>". */
+/* Status results: the C wrapper returns "" or "<status>:<message>", the whole message (a path in
+ * it may be PATH_MAX long, and the reason comes after the path); only the status when the copy
+ * cannot be allocated. */
 %typemap(gotype) eplb_status "error"
 %typemap(imtype) eplb_status "string"
 %typemap(out) eplb_status %{
   if ($1 == EPLB_OK) {
     $result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)$1, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    $result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)$1);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      $result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      $result.p = text;
+      $result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
 %}
 %typemap(goout) eplb_status %{

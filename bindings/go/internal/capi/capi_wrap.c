@@ -288,7 +288,7 @@ SWIGINTERN struct eplb_migration_summary *new_eplb_migration_summary(void){
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_8df650dd416fa051(void *_swig_go_0) {
+void _wrap_Swig_free_capi_13ae45bd82df07c9(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -298,7 +298,7 @@ void _wrap_Swig_free_capi_8df650dd416fa051(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_8df650dd416fa051(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_13ae45bd82df07c9(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -311,7 +311,7 @@ void *_wrap_Swig_malloc_capi_8df650dd416fa051(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, _gostring_ _swig_go_3) {
+_gostring_ _wrap_eplb_go_snapshot_save_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, _gostring_ _swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -341,11 +341,20 @@ _gostring_ _wrap_eplb_go_snapshot_save_capi_8df650dd416fa051(eplb_placement *_sw
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   free(arg4); 
@@ -354,7 +363,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_capi_8df650dd416fa051(eplb_placement *_sw
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, void **_swig_go_3, long long *_swig_go_4) {
+_gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, void **_swig_go_3, long long *_swig_go_4) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -382,11 +391,20 @@ _gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_8df650dd416fa051(eplb_plac
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   free(arg4); 
@@ -394,7 +412,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_8df650dd416fa051(eplb_plac
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -418,11 +436,20 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_8df650dd416fa051(eplb_tra
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   free(arg2); 
@@ -431,7 +458,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_8df650dd416fa051(eplb_tra
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   char *arg2 = (char *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -453,11 +480,20 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_8df650dd416fa05
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   free(arg2); 
@@ -465,7 +501,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_8df650dd416fa05
 }
 
 
-_gostring_ _wrap_eplb_go_planner_plan_windows_capi_8df650dd416fa051(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_go_planner_plan_windows_capi_13ae45bd82df07c9(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, eplb_placement **_swig_go_3) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -487,18 +523,27 @@ _gostring_ _wrap_eplb_go_planner_plan_windows_capi_8df650dd416fa051(eplb_planner
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_go_copy_bytes_capi_8df650dd416fa051(void *_swig_go_0, _goslice_ _swig_go_1) {
+void _wrap_eplb_go_copy_bytes_capi_13ae45bd82df07c9(void *_swig_go_0, _goslice_ _swig_go_1) {
   void *arg1 = (void *) 0 ;
   char *arg2 = (char *) 0 ;
   size_t arg3 ;
@@ -514,7 +559,7 @@ void _wrap_eplb_go_copy_bytes_capi_8df650dd416fa051(void *_swig_go_0, _goslice_ 
 }
 
 
-void _wrap_eplb_go_copy_doubles_capi_8df650dd416fa051(void *_swig_go_0, _goslice_ _swig_go_1) {
+void _wrap_eplb_go_copy_doubles_capi_13ae45bd82df07c9(void *_swig_go_0, _goslice_ _swig_go_1) {
   void *arg1 = (void *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -530,7 +575,7 @@ void _wrap_eplb_go_copy_doubles_capi_8df650dd416fa051(void *_swig_go_0, _goslice
 }
 
 
-intgo _wrap_EPLB_VERSION_NUMBER_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_VERSION_NUMBER_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -541,7 +586,7 @@ intgo _wrap_EPLB_VERSION_NUMBER_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_OK_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_OK_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -553,7 +598,7 @@ intgo _wrap_EPLB_OK_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -565,7 +610,7 @@ intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -577,7 +622,7 @@ intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -589,7 +634,7 @@ intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ERR_INTERNAL_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ERR_INTERNAL_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -601,7 +646,7 @@ intgo _wrap_EPLB_ERR_INTERNAL_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ERR_IO_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ERR_IO_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -613,7 +658,7 @@ intgo _wrap_EPLB_ERR_IO_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ERR_CORRUPT_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ERR_CORRUPT_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -625,7 +670,7 @@ intgo _wrap_EPLB_ERR_CORRUPT_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ERR_TRUNCATED_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ERR_TRUNCATED_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -637,7 +682,7 @@ intgo _wrap_EPLB_ERR_TRUNCATED_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -649,7 +694,7 @@ intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ERR_NO_DEVICE_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ERR_NO_DEVICE_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -661,7 +706,7 @@ intgo _wrap_EPLB_ERR_NO_DEVICE_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ERR_DEVICE_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ERR_DEVICE_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -673,7 +718,7 @@ intgo _wrap_EPLB_ERR_DEVICE_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ERR_NO_NCCL_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ERR_NO_NCCL_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -685,7 +730,7 @@ intgo _wrap_EPLB_ERR_NO_NCCL_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ERR_NCCL_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ERR_NCCL_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -697,7 +742,7 @@ intgo _wrap_EPLB_ERR_NCCL_capi_8df650dd416fa051() {
 }
 
 
-_gostring_ _wrap_eplb_last_error_message_capi_8df650dd416fa051() {
+_gostring_ _wrap_eplb_last_error_message_capi_13ae45bd82df07c9() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -708,7 +753,7 @@ _gostring_ _wrap_eplb_last_error_message_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_eplb_version_number_capi_8df650dd416fa051() {
+intgo _wrap_eplb_version_number_capi_13ae45bd82df07c9() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -719,7 +764,7 @@ intgo _wrap_eplb_version_number_capi_8df650dd416fa051() {
 }
 
 
-_gostring_ _wrap_eplb_version_string_capi_8df650dd416fa051() {
+_gostring_ _wrap_eplb_version_string_capi_13ae45bd82df07c9() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -730,7 +775,7 @@ _gostring_ _wrap_eplb_version_string_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -742,7 +787,7 @@ intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -754,7 +799,7 @@ intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -766,7 +811,7 @@ intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -778,7 +823,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -790,7 +835,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -802,7 +847,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_eplb_algorithm_count_capi_8df650dd416fa051() {
+intgo _wrap_eplb_algorithm_count_capi_13ae45bd82df07c9() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -813,7 +858,7 @@ intgo _wrap_eplb_algorithm_count_capi_8df650dd416fa051() {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_name_capi_8df650dd416fa051(intgo _swig_go_0) {
+_gostring_ _wrap_eplb_algorithm_name_capi_13ae45bd82df07c9(intgo _swig_go_0) {
   uint32_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -826,7 +871,7 @@ _gostring_ _wrap_eplb_algorithm_name_capi_8df650dd416fa051(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_description_capi_8df650dd416fa051(intgo _swig_go_0) {
+_gostring_ _wrap_eplb_algorithm_description_capi_13ae45bd82df07c9(intgo _swig_go_0) {
   uint32_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -839,7 +884,7 @@ _gostring_ _wrap_eplb_algorithm_description_capi_8df650dd416fa051(intgo _swig_go
 }
 
 
-intgo _wrap_eplb_algorithm_default_capi_8df650dd416fa051() {
+intgo _wrap_eplb_algorithm_default_capi_13ae45bd82df07c9() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -850,7 +895,7 @@ intgo _wrap_eplb_algorithm_default_capi_8df650dd416fa051() {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_from_name_capi_8df650dd416fa051(_gostring_ _swig_go_0, int *_swig_go_1) {
+_gostring_ _wrap_eplb_algorithm_from_name_capi_13ae45bd82df07c9(_gostring_ _swig_go_0, int *_swig_go_1) {
   char *arg1 = (char *) 0 ;
   uint32_t *arg2 = (uint32_t *) 0 ;
   eplb_status result;
@@ -870,11 +915,20 @@ _gostring_ _wrap_eplb_algorithm_from_name_capi_8df650dd416fa051(_gostring_ _swig
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   free(arg1); 
@@ -882,7 +936,7 @@ _gostring_ _wrap_eplb_algorithm_from_name_capi_8df650dd416fa051(_gostring_ _swig
 }
 
 
-void _wrap_eplb_placement_info_struct_size_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_struct_size_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -894,7 +948,7 @@ void _wrap_eplb_placement_info_struct_size_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-intgo _wrap_eplb_placement_info_struct_size_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_struct_size_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -907,7 +961,7 @@ intgo _wrap_eplb_placement_info_struct_size_get_capi_8df650dd416fa051(struct epl
 }
 
 
-void _wrap_eplb_placement_info_num_layers_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_layers_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -919,7 +973,7 @@ void _wrap_eplb_placement_info_num_layers_set_capi_8df650dd416fa051(struct eplb_
 }
 
 
-intgo _wrap_eplb_placement_info_num_layers_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_layers_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -932,7 +986,7 @@ intgo _wrap_eplb_placement_info_num_layers_get_capi_8df650dd416fa051(struct eplb
 }
 
 
-void _wrap_eplb_placement_info_num_logical_experts_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_logical_experts_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -944,7 +998,7 @@ void _wrap_eplb_placement_info_num_logical_experts_set_capi_8df650dd416fa051(str
 }
 
 
-intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -957,7 +1011,7 @@ intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_8df650dd416fa051(st
 }
 
 
-void _wrap_eplb_placement_info_num_physical_experts_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_physical_experts_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -969,7 +1023,7 @@ void _wrap_eplb_placement_info_num_physical_experts_set_capi_8df650dd416fa051(st
 }
 
 
-intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -982,7 +1036,7 @@ intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_8df650dd416fa051(s
 }
 
 
-void _wrap_eplb_placement_info_num_nodes_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_nodes_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -994,7 +1048,7 @@ void _wrap_eplb_placement_info_num_nodes_set_capi_8df650dd416fa051(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_num_nodes_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_nodes_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1007,7 +1061,7 @@ intgo _wrap_eplb_placement_info_num_nodes_get_capi_8df650dd416fa051(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_num_gpus_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_gpus_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1019,7 +1073,7 @@ void _wrap_eplb_placement_info_num_gpus_set_capi_8df650dd416fa051(struct eplb_pl
 }
 
 
-intgo _wrap_eplb_placement_info_num_gpus_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_gpus_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1032,7 +1086,7 @@ intgo _wrap_eplb_placement_info_num_gpus_get_capi_8df650dd416fa051(struct eplb_p
 }
 
 
-void _wrap_eplb_placement_info_num_groups_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_groups_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1044,7 +1098,7 @@ void _wrap_eplb_placement_info_num_groups_set_capi_8df650dd416fa051(struct eplb_
 }
 
 
-intgo _wrap_eplb_placement_info_num_groups_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_groups_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1057,7 +1111,7 @@ intgo _wrap_eplb_placement_info_num_groups_get_capi_8df650dd416fa051(struct eplb
 }
 
 
-void _wrap_eplb_placement_info_slots_per_gpu_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_slots_per_gpu_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1069,7 +1123,7 @@ void _wrap_eplb_placement_info_slots_per_gpu_set_capi_8df650dd416fa051(struct ep
 }
 
 
-intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1082,7 +1136,7 @@ intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_8df650dd416fa051(struct e
 }
 
 
-void _wrap_eplb_placement_info_log2phy_width_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_log2phy_width_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1094,7 +1148,7 @@ void _wrap_eplb_placement_info_log2phy_width_set_capi_8df650dd416fa051(struct ep
 }
 
 
-intgo _wrap_eplb_placement_info_log2phy_width_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_log2phy_width_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1107,7 +1161,7 @@ intgo _wrap_eplb_placement_info_log2phy_width_get_capi_8df650dd416fa051(struct e
 }
 
 
-void _wrap_eplb_placement_info_algorithm_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_algorithm_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1119,7 +1173,7 @@ void _wrap_eplb_placement_info_algorithm_set_capi_8df650dd416fa051(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_algorithm_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_algorithm_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1132,7 +1186,7 @@ intgo _wrap_eplb_placement_info_algorithm_get_capi_8df650dd416fa051(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_hierarchical_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_hierarchical_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1144,7 +1198,7 @@ void _wrap_eplb_placement_info_hierarchical_set_capi_8df650dd416fa051(struct epl
 }
 
 
-intgo _wrap_eplb_placement_info_hierarchical_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_hierarchical_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1157,7 +1211,7 @@ intgo _wrap_eplb_placement_info_hierarchical_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_placement_info_reserved0_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_reserved0_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1169,7 +1223,7 @@ void _wrap_eplb_placement_info_reserved0_set_capi_8df650dd416fa051(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_reserved0_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_reserved0_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1182,7 +1236,7 @@ intgo _wrap_eplb_placement_info_reserved0_get_capi_8df650dd416fa051(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_plan_seconds_set_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_placement_info_plan_seconds_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, double _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   double arg2 ;
   
@@ -1194,7 +1248,7 @@ void _wrap_eplb_placement_info_plan_seconds_set_capi_8df650dd416fa051(struct epl
 }
 
 
-double _wrap_eplb_placement_info_plan_seconds_get_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
+double _wrap_eplb_placement_info_plan_seconds_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -1207,7 +1261,7 @@ double _wrap_eplb_placement_info_plan_seconds_get_capi_8df650dd416fa051(struct e
 }
 
 
-struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_8df650dd416fa051() {
+struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_13ae45bd82df07c9() {
   struct eplb_placement_info *result = 0 ;
   struct eplb_placement_info *_swig_go_result;
   
@@ -1218,7 +1272,7 @@ struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_8df650dd416fa051(
 }
 
 
-void _wrap_delete_eplb_placement_info_capi_8df650dd416fa051(struct eplb_placement_info *_swig_go_0) {
+void _wrap_delete_eplb_placement_info_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   
   arg1 = *(struct eplb_placement_info **)&_swig_go_0; 
@@ -1228,7 +1282,7 @@ void _wrap_delete_eplb_placement_info_capi_8df650dd416fa051(struct eplb_placemen
 }
 
 
-_gostring_ _wrap_eplb_placement_get_info_capi_8df650dd416fa051(eplb_placement *_swig_go_0, struct eplb_placement_info *_swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_info_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, struct eplb_placement_info *_swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_placement_info *arg2 = (eplb_placement_info *) 0 ;
   eplb_status result;
@@ -1242,18 +1296,27 @@ _gostring_ _wrap_eplb_placement_get_info_capi_8df650dd416fa051(eplb_placement *_
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_placement_get_phy2log_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_phy2log_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1271,18 +1334,27 @@ _gostring_ _wrap_eplb_placement_get_phy2log_capi_8df650dd416fa051(eplb_placement
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_placement_get_replica_counts_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_replica_counts_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1300,18 +1372,27 @@ _gostring_ _wrap_eplb_placement_get_replica_counts_capi_8df650dd416fa051(eplb_pl
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_placement_get_log2phy_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_log2phy_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1329,18 +1410,27 @@ _gostring_ _wrap_eplb_placement_get_log2phy_capi_8df650dd416fa051(eplb_placement
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_placement_create_from_phy2log_capi_8df650dd416fa051(intgo _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, eplb_placement **_swig_go_6) {
+_gostring_ _wrap_eplb_placement_create_from_phy2log_capi_13ae45bd82df07c9(intgo _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, eplb_placement **_swig_go_6) {
   uint32_t arg1 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -1368,18 +1458,27 @@ _gostring_ _wrap_eplb_placement_create_from_phy2log_capi_8df650dd416fa051(intgo 
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_placement_destroy_capi_8df650dd416fa051(eplb_placement *_swig_go_0) {
+void _wrap_eplb_placement_destroy_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   
   arg1 = *(eplb_placement **)&_swig_go_0; 
@@ -1389,7 +1488,7 @@ void _wrap_eplb_placement_destroy_capi_8df650dd416fa051(eplb_placement *_swig_go
 }
 
 
-void _wrap_eplb_planner_options_struct_size_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_struct_size_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1401,7 +1500,7 @@ void _wrap_eplb_planner_options_struct_size_set_capi_8df650dd416fa051(struct epl
 }
 
 
-intgo _wrap_eplb_planner_options_struct_size_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_struct_size_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1414,7 +1513,7 @@ intgo _wrap_eplb_planner_options_struct_size_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_planner_options_algorithm_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_algorithm_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1426,7 +1525,7 @@ void _wrap_eplb_planner_options_algorithm_set_capi_8df650dd416fa051(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_algorithm_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_algorithm_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1439,7 +1538,7 @@ intgo _wrap_eplb_planner_options_algorithm_get_capi_8df650dd416fa051(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_num_layers_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_layers_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1451,7 +1550,7 @@ void _wrap_eplb_planner_options_num_layers_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-intgo _wrap_eplb_planner_options_num_layers_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_layers_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1464,7 +1563,7 @@ intgo _wrap_eplb_planner_options_num_layers_get_capi_8df650dd416fa051(struct epl
 }
 
 
-void _wrap_eplb_planner_options_num_logical_experts_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_logical_experts_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1476,7 +1575,7 @@ void _wrap_eplb_planner_options_num_logical_experts_set_capi_8df650dd416fa051(st
 }
 
 
-intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1489,7 +1588,7 @@ intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_8df650dd416fa051(s
 }
 
 
-void _wrap_eplb_planner_options_num_physical_experts_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_physical_experts_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1501,7 +1600,7 @@ void _wrap_eplb_planner_options_num_physical_experts_set_capi_8df650dd416fa051(s
 }
 
 
-intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1514,7 +1613,7 @@ intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_8df650dd416fa051(
 }
 
 
-void _wrap_eplb_planner_options_num_groups_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_groups_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1526,7 +1625,7 @@ void _wrap_eplb_planner_options_num_groups_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-intgo _wrap_eplb_planner_options_num_groups_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_groups_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1539,7 +1638,7 @@ intgo _wrap_eplb_planner_options_num_groups_get_capi_8df650dd416fa051(struct epl
 }
 
 
-void _wrap_eplb_planner_options_num_nodes_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_nodes_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1551,7 +1650,7 @@ void _wrap_eplb_planner_options_num_nodes_set_capi_8df650dd416fa051(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_num_nodes_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_nodes_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1564,7 +1663,7 @@ intgo _wrap_eplb_planner_options_num_nodes_get_capi_8df650dd416fa051(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_num_gpus_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_gpus_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1576,7 +1675,7 @@ void _wrap_eplb_planner_options_num_gpus_set_capi_8df650dd416fa051(struct eplb_p
 }
 
 
-intgo _wrap_eplb_planner_options_num_gpus_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_gpus_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1589,7 +1688,7 @@ intgo _wrap_eplb_planner_options_num_gpus_get_capi_8df650dd416fa051(struct eplb_
 }
 
 
-void _wrap_eplb_planner_options_cross_node_budget_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_cross_node_budget_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1601,7 +1700,7 @@ void _wrap_eplb_planner_options_cross_node_budget_set_capi_8df650dd416fa051(stru
 }
 
 
-intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1614,7 +1713,7 @@ intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_8df650dd416fa051(str
 }
 
 
-void _wrap_eplb_planner_options_num_threads_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_threads_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1626,7 +1725,7 @@ void _wrap_eplb_planner_options_num_threads_set_capi_8df650dd416fa051(struct epl
 }
 
 
-intgo _wrap_eplb_planner_options_num_threads_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_threads_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1639,7 +1738,7 @@ intgo _wrap_eplb_planner_options_num_threads_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_planner_options_affinity_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_affinity_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1651,7 +1750,7 @@ void _wrap_eplb_planner_options_affinity_set_capi_8df650dd416fa051(struct eplb_p
 }
 
 
-intgo _wrap_eplb_planner_options_affinity_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_affinity_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1664,7 +1763,7 @@ intgo _wrap_eplb_planner_options_affinity_get_capi_8df650dd416fa051(struct eplb_
 }
 
 
-void _wrap_eplb_planner_options_reserved0_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_reserved0_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1676,7 +1775,7 @@ void _wrap_eplb_planner_options_reserved0_set_capi_8df650dd416fa051(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_reserved0_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_reserved0_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1689,7 +1788,7 @@ intgo _wrap_eplb_planner_options_reserved0_get_capi_8df650dd416fa051(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_affinity_min_balance_set_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_planner_options_affinity_min_balance_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, double _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   double arg2 ;
   
@@ -1701,7 +1800,7 @@ void _wrap_eplb_planner_options_affinity_min_balance_set_capi_8df650dd416fa051(s
 }
 
 
-double _wrap_eplb_planner_options_affinity_min_balance_get_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
+double _wrap_eplb_planner_options_affinity_min_balance_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -1714,7 +1813,7 @@ double _wrap_eplb_planner_options_affinity_min_balance_get_capi_8df650dd416fa051
 }
 
 
-struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_8df650dd416fa051() {
+struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_13ae45bd82df07c9() {
   struct eplb_planner_options *result = 0 ;
   struct eplb_planner_options *_swig_go_result;
   
@@ -1725,7 +1824,7 @@ struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_8df650dd416fa05
 }
 
 
-void _wrap_delete_eplb_planner_options_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
+void _wrap_delete_eplb_planner_options_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   
   arg1 = *(struct eplb_planner_options **)&_swig_go_0; 
@@ -1735,7 +1834,7 @@ void _wrap_delete_eplb_planner_options_capi_8df650dd416fa051(struct eplb_planner
 }
 
 
-void _wrap_eplb_planner_options_init_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0) {
+void _wrap_eplb_planner_options_init_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
   eplb_planner_options *arg1 = (eplb_planner_options *) 0 ;
   
   arg1 = *(eplb_planner_options **)&_swig_go_0; 
@@ -1745,7 +1844,7 @@ void _wrap_eplb_planner_options_init_capi_8df650dd416fa051(struct eplb_planner_o
 }
 
 
-_gostring_ _wrap_eplb_planner_create_capi_8df650dd416fa051(struct eplb_planner_options *_swig_go_0, eplb_planner **_swig_go_1) {
+_gostring_ _wrap_eplb_planner_create_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, eplb_planner **_swig_go_1) {
   eplb_planner_options *arg1 = (eplb_planner_options *) 0 ;
   eplb_planner **arg2 = (eplb_planner **) 0 ;
   eplb_status result;
@@ -1759,18 +1858,27 @@ _gostring_ _wrap_eplb_planner_create_capi_8df650dd416fa051(struct eplb_planner_o
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_planner_destroy_capi_8df650dd416fa051(eplb_planner *_swig_go_0) {
+void _wrap_eplb_planner_destroy_capi_13ae45bd82df07c9(eplb_planner *_swig_go_0) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   
   arg1 = *(eplb_planner **)&_swig_go_0; 
@@ -1780,7 +1888,7 @@ void _wrap_eplb_planner_destroy_capi_8df650dd416fa051(eplb_planner *_swig_go_0) 
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_capi_8df650dd416fa051(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement **_swig_go_2) {
+_gostring_ _wrap_eplb_planner_plan_capi_13ae45bd82df07c9(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement **_swig_go_2) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -1800,18 +1908,27 @@ _gostring_ _wrap_eplb_planner_plan_capi_8df650dd416fa051(eplb_planner *_swig_go_
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_windows_capi_8df650dd416fa051(eplb_planner *_swig_go_0, double *_swig_go_1, long long _swig_go_2, long long _swig_go_3, eplb_placement **_swig_go_4) {
+_gostring_ _wrap_eplb_planner_plan_windows_capi_13ae45bd82df07c9(eplb_planner *_swig_go_0, double *_swig_go_1, long long _swig_go_2, long long _swig_go_3, eplb_placement **_swig_go_4) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -1831,18 +1948,27 @@ _gostring_ _wrap_eplb_planner_plan_windows_capi_8df650dd416fa051(eplb_planner *_
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_snapshot_options_struct_size_set_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_options_struct_size_set_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1854,7 +1980,7 @@ void _wrap_eplb_snapshot_options_struct_size_set_capi_8df650dd416fa051(struct ep
 }
 
 
-intgo _wrap_eplb_snapshot_options_struct_size_get_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0) {
+intgo _wrap_eplb_snapshot_options_struct_size_get_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1867,7 +1993,7 @@ intgo _wrap_eplb_snapshot_options_struct_size_get_capi_8df650dd416fa051(struct e
 }
 
 
-void _wrap_eplb_snapshot_options_compression_level_set_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_options_compression_level_set_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1879,7 +2005,7 @@ void _wrap_eplb_snapshot_options_compression_level_set_capi_8df650dd416fa051(str
 }
 
 
-intgo _wrap_eplb_snapshot_options_compression_level_get_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0) {
+intgo _wrap_eplb_snapshot_options_compression_level_get_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1892,7 +2018,7 @@ intgo _wrap_eplb_snapshot_options_compression_level_get_capi_8df650dd416fa051(st
 }
 
 
-void _wrap_eplb_snapshot_options_loads_len_set_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_options_loads_len_set_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   size_t arg2 ;
   
@@ -1904,7 +2030,7 @@ void _wrap_eplb_snapshot_options_loads_len_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-long long _wrap_eplb_snapshot_options_loads_len_get_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0) {
+long long _wrap_eplb_snapshot_options_loads_len_get_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -1917,7 +2043,7 @@ long long _wrap_eplb_snapshot_options_loads_len_get_capi_8df650dd416fa051(struct
 }
 
 
-void _wrap_eplb_snapshot_options_tracker_set_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0, struct eplb_tracker *_swig_go_1) {
+void _wrap_eplb_snapshot_options_tracker_set_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0, struct eplb_tracker *_swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   struct eplb_tracker *arg2 = (struct eplb_tracker *) 0 ;
   
@@ -1929,7 +2055,7 @@ void _wrap_eplb_snapshot_options_tracker_set_capi_8df650dd416fa051(struct eplb_s
 }
 
 
-struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0) {
+struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   struct eplb_tracker *result = 0 ;
   struct eplb_tracker *_swig_go_result;
@@ -1942,7 +2068,7 @@ struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_8df650dd416fa0
 }
 
 
-struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_8df650dd416fa051() {
+struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_13ae45bd82df07c9() {
   struct eplb_snapshot_options *result = 0 ;
   struct eplb_snapshot_options *_swig_go_result;
   
@@ -1953,7 +2079,7 @@ struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_8df650dd416fa
 }
 
 
-void _wrap_delete_eplb_snapshot_options_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0) {
+void _wrap_delete_eplb_snapshot_options_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   
   arg1 = *(struct eplb_snapshot_options **)&_swig_go_0; 
@@ -1963,7 +2089,7 @@ void _wrap_delete_eplb_snapshot_options_capi_8df650dd416fa051(struct eplb_snapsh
 }
 
 
-void _wrap_eplb_snapshot_options_init_capi_8df650dd416fa051(struct eplb_snapshot_options *_swig_go_0) {
+void _wrap_eplb_snapshot_options_init_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0) {
   eplb_snapshot_options *arg1 = (eplb_snapshot_options *) 0 ;
   
   arg1 = *(eplb_snapshot_options **)&_swig_go_0; 
@@ -1973,7 +2099,7 @@ void _wrap_eplb_snapshot_options_init_capi_8df650dd416fa051(struct eplb_snapshot
 }
 
 
-void _wrap_eplb_snapshot_info_struct_size_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_struct_size_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1985,7 +2111,7 @@ void _wrap_eplb_snapshot_info_struct_size_set_capi_8df650dd416fa051(struct eplb_
 }
 
 
-intgo _wrap_eplb_snapshot_info_struct_size_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_struct_size_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1998,7 +2124,7 @@ intgo _wrap_eplb_snapshot_info_struct_size_get_capi_8df650dd416fa051(struct eplb
 }
 
 
-void _wrap_eplb_snapshot_info_format_major_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_format_major_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2010,7 +2136,7 @@ void _wrap_eplb_snapshot_info_format_major_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-intgo _wrap_eplb_snapshot_info_format_major_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_format_major_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2023,7 +2149,7 @@ intgo _wrap_eplb_snapshot_info_format_major_get_capi_8df650dd416fa051(struct epl
 }
 
 
-void _wrap_eplb_snapshot_info_format_minor_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_format_minor_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2035,7 +2161,7 @@ void _wrap_eplb_snapshot_info_format_minor_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-intgo _wrap_eplb_snapshot_info_format_minor_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_format_minor_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2048,7 +2174,7 @@ intgo _wrap_eplb_snapshot_info_format_minor_get_capi_8df650dd416fa051(struct epl
 }
 
 
-void _wrap_eplb_snapshot_info_num_layers_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_layers_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2060,7 +2186,7 @@ void _wrap_eplb_snapshot_info_num_layers_set_capi_8df650dd416fa051(struct eplb_s
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_layers_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_layers_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2073,7 +2199,7 @@ intgo _wrap_eplb_snapshot_info_num_layers_get_capi_8df650dd416fa051(struct eplb_
 }
 
 
-void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2085,7 +2211,7 @@ void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_8df650dd416fa051(stru
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2098,7 +2224,7 @@ intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_8df650dd416fa051(str
 }
 
 
-void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2110,7 +2236,7 @@ void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_8df650dd416fa051(str
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2123,7 +2249,7 @@ intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_8df650dd416fa051(st
 }
 
 
-void _wrap_eplb_snapshot_info_num_nodes_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_nodes_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2135,7 +2261,7 @@ void _wrap_eplb_snapshot_info_num_nodes_set_capi_8df650dd416fa051(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2148,7 +2274,7 @@ intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_8df650dd416fa051(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_num_gpus_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_gpus_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2160,7 +2286,7 @@ void _wrap_eplb_snapshot_info_num_gpus_set_capi_8df650dd416fa051(struct eplb_sna
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2173,7 +2299,7 @@ intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_8df650dd416fa051(struct eplb_sn
 }
 
 
-void _wrap_eplb_snapshot_info_num_groups_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_groups_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2185,7 +2311,7 @@ void _wrap_eplb_snapshot_info_num_groups_set_capi_8df650dd416fa051(struct eplb_s
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_groups_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_groups_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2198,7 +2324,7 @@ intgo _wrap_eplb_snapshot_info_num_groups_get_capi_8df650dd416fa051(struct eplb_
 }
 
 
-void _wrap_eplb_snapshot_info_algorithm_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_algorithm_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2210,7 +2336,7 @@ void _wrap_eplb_snapshot_info_algorithm_set_capi_8df650dd416fa051(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_algorithm_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_algorithm_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2223,7 +2349,7 @@ intgo _wrap_eplb_snapshot_info_algorithm_get_capi_8df650dd416fa051(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_has_loads_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_has_loads_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2235,7 +2361,7 @@ void _wrap_eplb_snapshot_info_has_loads_set_capi_8df650dd416fa051(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_has_loads_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_has_loads_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2248,7 +2374,7 @@ intgo _wrap_eplb_snapshot_info_has_loads_get_capi_8df650dd416fa051(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_has_coactivation_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_has_coactivation_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2260,7 +2386,7 @@ void _wrap_eplb_snapshot_info_has_coactivation_set_capi_8df650dd416fa051(struct 
 }
 
 
-intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2273,7 +2399,7 @@ intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_8df650dd416fa051(struct
 }
 
 
-void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t arg2 ;
   
@@ -2285,7 +2411,7 @@ void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_8df650dd416fa051(str
 }
 
 
-long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2298,7 +2424,7 @@ long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_8df650dd416fa05
 }
 
 
-void _wrap_eplb_snapshot_info_file_size_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_info_file_size_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t arg2 ;
   
@@ -2310,7 +2436,7 @@ void _wrap_eplb_snapshot_info_file_size_set_capi_8df650dd416fa051(struct eplb_sn
 }
 
 
-long long _wrap_eplb_snapshot_info_file_size_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+long long _wrap_eplb_snapshot_info_file_size_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2323,7 +2449,7 @@ long long _wrap_eplb_snapshot_info_file_size_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_plan_seconds_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_snapshot_info_plan_seconds_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double arg2 ;
   
@@ -2335,7 +2461,7 @@ void _wrap_eplb_snapshot_info_plan_seconds_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-double _wrap_eplb_snapshot_info_plan_seconds_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+double _wrap_eplb_snapshot_info_plan_seconds_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -2348,7 +2474,7 @@ double _wrap_eplb_snapshot_info_plan_seconds_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_balancedness_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_snapshot_info_balancedness_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double arg2 ;
   
@@ -2360,7 +2486,7 @@ void _wrap_eplb_snapshot_info_balancedness_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-double _wrap_eplb_snapshot_info_balancedness_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+double _wrap_eplb_snapshot_info_balancedness_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -2373,7 +2499,7 @@ double _wrap_eplb_snapshot_info_balancedness_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_library_version_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_eplb_snapshot_info_library_version_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *arg2 ;
   
@@ -2397,7 +2523,7 @@ void _wrap_eplb_snapshot_info_library_version_set_capi_8df650dd416fa051(struct e
 }
 
 
-_gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+_gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -2410,7 +2536,7 @@ _gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_8df650dd416fa051(st
 }
 
 
-void _wrap_eplb_snapshot_info_label_set_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_eplb_snapshot_info_label_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *arg2 ;
   
@@ -2434,7 +2560,7 @@ void _wrap_eplb_snapshot_info_label_set_capi_8df650dd416fa051(struct eplb_snapsh
 }
 
 
-_gostring_ _wrap_eplb_snapshot_info_label_get_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+_gostring_ _wrap_eplb_snapshot_info_label_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -2447,7 +2573,7 @@ _gostring_ _wrap_eplb_snapshot_info_label_get_capi_8df650dd416fa051(struct eplb_
 }
 
 
-struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_8df650dd416fa051() {
+struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_13ae45bd82df07c9() {
   struct eplb_snapshot_info *result = 0 ;
   struct eplb_snapshot_info *_swig_go_result;
   
@@ -2458,7 +2584,7 @@ struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_8df650dd416fa051() 
 }
 
 
-void _wrap_delete_eplb_snapshot_info_capi_8df650dd416fa051(struct eplb_snapshot_info *_swig_go_0) {
+void _wrap_delete_eplb_snapshot_info_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   
   arg1 = *(struct eplb_snapshot_info **)&_swig_go_0; 
@@ -2468,7 +2594,7 @@ void _wrap_delete_eplb_snapshot_info_capi_8df650dd416fa051(struct eplb_snapshot_
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_capi_8df650dd416fa051(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_snapshot_save_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -2488,11 +2614,20 @@ _gostring_ _wrap_eplb_snapshot_save_capi_8df650dd416fa051(eplb_placement *_swig_
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   free(arg3); 
@@ -2500,7 +2635,7 @@ _gostring_ _wrap_eplb_snapshot_save_capi_8df650dd416fa051(eplb_placement *_swig_
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_8df650dd416fa051(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -2518,18 +2653,27 @@ _gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_8df650dd416fa051(eplb_placeme
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_buffer_free_capi_8df650dd416fa051(void *_swig_go_0) {
+void _wrap_eplb_buffer_free_capi_13ae45bd82df07c9(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -2539,7 +2683,7 @@ void _wrap_eplb_buffer_free_capi_8df650dd416fa051(void *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_snapshot_load_capi_8df650dd416fa051(_gostring_ _swig_go_0, eplb_snapshot **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_load_capi_13ae45bd82df07c9(_gostring_ _swig_go_0, eplb_snapshot **_swig_go_1) {
   char *arg1 = (char *) 0 ;
   eplb_snapshot **arg2 = (eplb_snapshot **) 0 ;
   eplb_status result;
@@ -2557,11 +2701,20 @@ _gostring_ _wrap_eplb_snapshot_load_capi_8df650dd416fa051(_gostring_ _swig_go_0,
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   free(arg1); 
@@ -2569,7 +2722,7 @@ _gostring_ _wrap_eplb_snapshot_load_capi_8df650dd416fa051(_gostring_ _swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_8df650dd416fa051(_goslice_ _swig_go_0, eplb_snapshot **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, eplb_snapshot **_swig_go_1) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   eplb_snapshot **arg3 = (eplb_snapshot **) 0 ;
@@ -2587,18 +2740,27 @@ _gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_8df650dd416fa051(_goslice_ 
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_snapshot_inspect_capi_8df650dd416fa051(_gostring_ _swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_inspect_capi_13ae45bd82df07c9(_gostring_ _swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
   char *arg1 = (char *) 0 ;
   eplb_snapshot_info *arg2 = (eplb_snapshot_info *) 0 ;
   eplb_status result;
@@ -2616,11 +2778,20 @@ _gostring_ _wrap_eplb_snapshot_inspect_capi_8df650dd416fa051(_gostring_ _swig_go
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   free(arg1); 
@@ -2628,7 +2799,7 @@ _gostring_ _wrap_eplb_snapshot_inspect_capi_8df650dd416fa051(_gostring_ _swig_go
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_info_capi_8df650dd416fa051(eplb_snapshot *_swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_info_capi_13ae45bd82df07c9(eplb_snapshot *_swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   eplb_snapshot_info *arg2 = (eplb_snapshot_info *) 0 ;
   eplb_status result;
@@ -2642,18 +2813,27 @@ _gostring_ _wrap_eplb_snapshot_get_info_capi_8df650dd416fa051(eplb_snapshot *_sw
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_placement_capi_8df650dd416fa051(eplb_snapshot *_swig_go_0, eplb_placement **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_placement_capi_13ae45bd82df07c9(eplb_snapshot *_swig_go_0, eplb_placement **_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   eplb_placement **arg2 = (eplb_placement **) 0 ;
   eplb_status result;
@@ -2667,18 +2847,27 @@ _gostring_ _wrap_eplb_snapshot_get_placement_capi_8df650dd416fa051(eplb_snapshot
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_loads_capi_8df650dd416fa051(eplb_snapshot *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_loads_capi_13ae45bd82df07c9(eplb_snapshot *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -2696,18 +2885,27 @@ _gostring_ _wrap_eplb_snapshot_get_loads_capi_8df650dd416fa051(eplb_snapshot *_s
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_snapshot_destroy_capi_8df650dd416fa051(eplb_snapshot *_swig_go_0) {
+void _wrap_eplb_snapshot_destroy_capi_13ae45bd82df07c9(eplb_snapshot *_swig_go_0) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   
   arg1 = *(eplb_snapshot **)&_swig_go_0; 
@@ -2717,7 +2915,7 @@ void _wrap_eplb_snapshot_destroy_capi_8df650dd416fa051(eplb_snapshot *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_statistics_capi_8df650dd416fa051(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_snapshot_save_statistics_capi_13ae45bd82df07c9(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
   struct eplb_tracker *arg1 = (struct eplb_tracker *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -2737,11 +2935,20 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_capi_8df650dd416fa051(struct eplb
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   free(arg3); 
@@ -2749,7 +2956,7 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_capi_8df650dd416fa051(struct eplb
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_8df650dd416fa051(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_13ae45bd82df07c9(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   struct eplb_tracker *arg1 = (struct eplb_tracker *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -2767,18 +2974,27 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_8df650dd416fa051(s
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_tracker_capi_8df650dd416fa051(eplb_snapshot *_swig_go_0, struct eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_tracker_capi_13ae45bd82df07c9(eplb_snapshot *_swig_go_0, struct eplb_tracker **_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   struct eplb_tracker **arg2 = (struct eplb_tracker **) 0 ;
   eplb_status result;
@@ -2792,18 +3008,27 @@ _gostring_ _wrap_eplb_snapshot_get_tracker_capi_8df650dd416fa051(eplb_snapshot *
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_placement_to_sglang_json_capi_8df650dd416fa051(eplb_placement *_swig_go_0, intgo _swig_go_1, char **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_placement_to_sglang_json_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, intgo _swig_go_1, char **_swig_go_2, long long *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   char **arg3 = (char **) 0 ;
@@ -2821,18 +3046,27 @@ _gostring_ _wrap_eplb_placement_to_sglang_json_capi_8df650dd416fa051(eplb_placem
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_placement_from_sglang_json_capi_8df650dd416fa051(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_placement **_swig_go_5) {
+_gostring_ _wrap_eplb_placement_from_sglang_json_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_placement **_swig_go_5) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -2858,18 +3092,27 @@ _gostring_ _wrap_eplb_placement_from_sglang_json_capi_8df650dd416fa051(_goslice_
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_8df650dd416fa051(eplb_placement *_swig_go_0, char **_swig_go_1, long long *_swig_go_2) {
+_gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, char **_swig_go_1, long long *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   char **arg2 = (char **) 0 ;
   size_t *arg3 = (size_t *) 0 ;
@@ -2885,18 +3128,27 @@ _gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_8df650dd416fa051(eplb_p
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_8df650dd416fa051(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, eplb_placement **_swig_go_3) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -2918,18 +3170,27 @@ _gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_8df650dd416fa051(_gos
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_loads_from_sglang_json_capi_8df650dd416fa051(_goslice_ _swig_go_0, double **_swig_go_1, int *_swig_go_2, int *_swig_go_3) {
+_gostring_ _wrap_eplb_loads_from_sglang_json_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, double **_swig_go_1, int *_swig_go_2, int *_swig_go_3) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   double **arg3 = (double **) 0 ;
@@ -2955,18 +3216,27 @@ _gostring_ _wrap_eplb_loads_from_sglang_json_capi_8df650dd416fa051(_goslice_ _sw
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -2978,7 +3248,7 @@ intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_WINDOW_SLIDING_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_WINDOW_SLIDING_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -2990,7 +3260,7 @@ intgo _wrap_EPLB_WINDOW_SLIDING_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_WINDOW_DECAY_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_WINDOW_DECAY_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -3002,7 +3272,7 @@ intgo _wrap_EPLB_WINDOW_DECAY_capi_8df650dd416fa051() {
 }
 
 
-void _wrap_eplb_tracker_options_struct_size_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_struct_size_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3014,7 +3284,7 @@ void _wrap_eplb_tracker_options_struct_size_set_capi_8df650dd416fa051(struct epl
 }
 
 
-intgo _wrap_eplb_tracker_options_struct_size_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_struct_size_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3027,7 +3297,7 @@ intgo _wrap_eplb_tracker_options_struct_size_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_tracker_options_num_layers_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_num_layers_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3039,7 +3309,7 @@ void _wrap_eplb_tracker_options_num_layers_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-intgo _wrap_eplb_tracker_options_num_layers_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_num_layers_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3052,7 +3322,7 @@ intgo _wrap_eplb_tracker_options_num_layers_get_capi_8df650dd416fa051(struct epl
 }
 
 
-void _wrap_eplb_tracker_options_num_logical_experts_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_num_logical_experts_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3064,7 +3334,7 @@ void _wrap_eplb_tracker_options_num_logical_experts_set_capi_8df650dd416fa051(st
 }
 
 
-intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3077,7 +3347,7 @@ intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_8df650dd416fa051(s
 }
 
 
-void _wrap_eplb_tracker_options_top_k_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_top_k_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3089,7 +3359,7 @@ void _wrap_eplb_tracker_options_top_k_set_capi_8df650dd416fa051(struct eplb_trac
 }
 
 
-intgo _wrap_eplb_tracker_options_top_k_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_top_k_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3102,7 +3372,7 @@ intgo _wrap_eplb_tracker_options_top_k_get_capi_8df650dd416fa051(struct eplb_tra
 }
 
 
-void _wrap_eplb_tracker_options_window_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_window_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3114,7 +3384,7 @@ void _wrap_eplb_tracker_options_window_set_capi_8df650dd416fa051(struct eplb_tra
 }
 
 
-intgo _wrap_eplb_tracker_options_window_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_window_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3127,7 +3397,7 @@ intgo _wrap_eplb_tracker_options_window_get_capi_8df650dd416fa051(struct eplb_tr
 }
 
 
-void _wrap_eplb_tracker_options_window_batches_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_window_batches_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3139,7 +3409,7 @@ void _wrap_eplb_tracker_options_window_batches_set_capi_8df650dd416fa051(struct 
 }
 
 
-intgo _wrap_eplb_tracker_options_window_batches_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_window_batches_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3152,7 +3422,7 @@ intgo _wrap_eplb_tracker_options_window_batches_get_capi_8df650dd416fa051(struct
 }
 
 
-void _wrap_eplb_tracker_options_decay_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_tracker_options_decay_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, double _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   double arg2 ;
   
@@ -3164,7 +3434,7 @@ void _wrap_eplb_tracker_options_decay_set_capi_8df650dd416fa051(struct eplb_trac
 }
 
 
-double _wrap_eplb_tracker_options_decay_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
+double _wrap_eplb_tracker_options_decay_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3177,7 +3447,7 @@ double _wrap_eplb_tracker_options_decay_get_capi_8df650dd416fa051(struct eplb_tr
 }
 
 
-void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3189,7 +3459,7 @@ void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_8df650dd416fa051(str
 }
 
 
-intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3202,7 +3472,7 @@ intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_8df650dd416fa051(st
 }
 
 
-void _wrap_eplb_tracker_options_reserved0_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_reserved0_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3214,7 +3484,7 @@ void _wrap_eplb_tracker_options_reserved0_set_capi_8df650dd416fa051(struct eplb_
 }
 
 
-intgo _wrap_eplb_tracker_options_reserved0_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_reserved0_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3227,7 +3497,7 @@ intgo _wrap_eplb_tracker_options_reserved0_get_capi_8df650dd416fa051(struct eplb
 }
 
 
-void _wrap_eplb_tracker_options_seed_set_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_tracker_options_seed_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint64_t arg2 ;
   
@@ -3239,7 +3509,7 @@ void _wrap_eplb_tracker_options_seed_set_capi_8df650dd416fa051(struct eplb_track
 }
 
 
-long long _wrap_eplb_tracker_options_seed_get_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
+long long _wrap_eplb_tracker_options_seed_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -3252,7 +3522,7 @@ long long _wrap_eplb_tracker_options_seed_get_capi_8df650dd416fa051(struct eplb_
 }
 
 
-struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_8df650dd416fa051() {
+struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_13ae45bd82df07c9() {
   struct eplb_tracker_options *result = 0 ;
   struct eplb_tracker_options *_swig_go_result;
   
@@ -3263,7 +3533,7 @@ struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_8df650dd416fa05
 }
 
 
-void _wrap_delete_eplb_tracker_options_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
+void _wrap_delete_eplb_tracker_options_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   
   arg1 = *(struct eplb_tracker_options **)&_swig_go_0; 
@@ -3273,7 +3543,7 @@ void _wrap_delete_eplb_tracker_options_capi_8df650dd416fa051(struct eplb_tracker
 }
 
 
-void _wrap_eplb_tracker_options_init_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0) {
+void _wrap_eplb_tracker_options_init_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
   eplb_tracker_options *arg1 = (eplb_tracker_options *) 0 ;
   
   arg1 = *(eplb_tracker_options **)&_swig_go_0; 
@@ -3283,7 +3553,7 @@ void _wrap_eplb_tracker_options_init_capi_8df650dd416fa051(struct eplb_tracker_o
 }
 
 
-_gostring_ _wrap_eplb_tracker_create_capi_8df650dd416fa051(struct eplb_tracker_options *_swig_go_0, eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_create_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, eplb_tracker **_swig_go_1) {
   eplb_tracker_options *arg1 = (eplb_tracker_options *) 0 ;
   eplb_tracker **arg2 = (eplb_tracker **) 0 ;
   eplb_status result;
@@ -3297,18 +3567,27 @@ _gostring_ _wrap_eplb_tracker_create_capi_8df650dd416fa051(struct eplb_tracker_o
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_tracker_destroy_capi_8df650dd416fa051(eplb_tracker *_swig_go_0) {
+void _wrap_eplb_tracker_destroy_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   
   arg1 = *(eplb_tracker **)&_swig_go_0; 
@@ -3318,7 +3597,7 @@ void _wrap_eplb_tracker_destroy_capi_8df650dd416fa051(eplb_tracker *_swig_go_0) 
 }
 
 
-_gostring_ _wrap_eplb_tracker_clone_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_clone_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, eplb_tracker **_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker **arg2 = (eplb_tracker **) 0 ;
   eplb_status result;
@@ -3332,18 +3611,27 @@ _gostring_ _wrap_eplb_tracker_clone_capi_8df650dd416fa051(eplb_tracker *_swig_go
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_tracker_record_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4) {
+_gostring_ _wrap_eplb_tracker_record_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -3363,18 +3651,27 @@ _gostring_ _wrap_eplb_tracker_record_capi_8df650dd416fa051(eplb_tracker *_swig_g
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_tracker_record_physical_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4, intgo _swig_go_5) {
+_gostring_ _wrap_eplb_tracker_record_physical_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4, intgo _swig_go_5) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -3396,18 +3693,27 @@ _gostring_ _wrap_eplb_tracker_record_physical_capi_8df650dd416fa051(eplb_tracker
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_tracker_merge_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, eplb_tracker *_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_merge_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, eplb_tracker *_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker *arg2 = (eplb_tracker *) 0 ;
   eplb_status result;
@@ -3421,18 +3727,27 @@ _gostring_ _wrap_eplb_tracker_merge_capi_8df650dd416fa051(eplb_tracker *_swig_go
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_tracker_reset_capi_8df650dd416fa051(eplb_tracker *_swig_go_0) {
+_gostring_ _wrap_eplb_tracker_reset_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -3444,18 +3759,27 @@ _gostring_ _wrap_eplb_tracker_reset_capi_8df650dd416fa051(eplb_tracker *_swig_go
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_loads_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_tracker_get_loads_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -3473,18 +3797,27 @@ _gostring_ _wrap_eplb_tracker_get_loads_capi_8df650dd416fa051(eplb_tracker *_swi
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_coactivation_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_tracker_get_coactivation_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   double *arg3 = (double *) 0 ;
@@ -3504,18 +3837,27 @@ _gostring_ _wrap_eplb_tracker_get_coactivation_capi_8df650dd416fa051(eplb_tracke
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_samples_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_tracker_get_samples_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -3537,18 +3879,27 @@ _gostring_ _wrap_eplb_tracker_get_samples_capi_8df650dd416fa051(eplb_tracker *_s
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_tracked_capi_8df650dd416fa051(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_tracker *_swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_planner_plan_tracked_capi_13ae45bd82df07c9(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_tracker *_swig_go_2, eplb_placement **_swig_go_3) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -3570,18 +3921,27 @@ _gostring_ _wrap_eplb_planner_plan_tracked_capi_8df650dd416fa051(eplb_planner *_
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_workload_options_struct_size_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_struct_size_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3593,7 +3953,7 @@ void _wrap_eplb_workload_options_struct_size_set_capi_8df650dd416fa051(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_struct_size_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_struct_size_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3606,7 +3966,7 @@ intgo _wrap_eplb_workload_options_struct_size_get_capi_8df650dd416fa051(struct e
 }
 
 
-void _wrap_eplb_workload_options_num_layers_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_layers_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3618,7 +3978,7 @@ void _wrap_eplb_workload_options_num_layers_set_capi_8df650dd416fa051(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_layers_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_layers_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3631,7 +3991,7 @@ intgo _wrap_eplb_workload_options_num_layers_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_workload_options_num_experts_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_experts_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3643,7 +4003,7 @@ void _wrap_eplb_workload_options_num_experts_set_capi_8df650dd416fa051(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_num_experts_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_experts_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3656,7 +4016,7 @@ intgo _wrap_eplb_workload_options_num_experts_get_capi_8df650dd416fa051(struct e
 }
 
 
-void _wrap_eplb_workload_options_top_k_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_top_k_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3668,7 +4028,7 @@ void _wrap_eplb_workload_options_top_k_set_capi_8df650dd416fa051(struct eplb_wor
 }
 
 
-intgo _wrap_eplb_workload_options_top_k_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_top_k_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3681,7 +4041,7 @@ intgo _wrap_eplb_workload_options_top_k_get_capi_8df650dd416fa051(struct eplb_wo
 }
 
 
-void _wrap_eplb_workload_options_num_groups_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_groups_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3693,7 +4053,7 @@ void _wrap_eplb_workload_options_num_groups_set_capi_8df650dd416fa051(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_groups_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_groups_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3706,7 +4066,7 @@ intgo _wrap_eplb_workload_options_num_groups_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topk_groups_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_topk_groups_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3718,7 +4078,7 @@ void _wrap_eplb_workload_options_topk_groups_set_capi_8df650dd416fa051(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_topk_groups_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_topk_groups_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3731,7 +4091,7 @@ intgo _wrap_eplb_workload_options_topk_groups_get_capi_8df650dd416fa051(struct e
 }
 
 
-void _wrap_eplb_workload_options_num_topics_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_topics_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3743,7 +4103,7 @@ void _wrap_eplb_workload_options_num_topics_set_capi_8df650dd416fa051(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_topics_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_topics_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3756,7 +4116,7 @@ intgo _wrap_eplb_workload_options_num_topics_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topic_experts_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_topic_experts_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3768,7 +4128,7 @@ void _wrap_eplb_workload_options_topic_experts_set_capi_8df650dd416fa051(struct 
 }
 
 
-intgo _wrap_eplb_workload_options_topic_experts_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_topic_experts_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3781,7 +4141,7 @@ intgo _wrap_eplb_workload_options_topic_experts_get_capi_8df650dd416fa051(struct
 }
 
 
-void _wrap_eplb_workload_options_sigma_min_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_sigma_min_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -3793,7 +4153,7 @@ void _wrap_eplb_workload_options_sigma_min_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_sigma_min_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_sigma_min_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3806,7 +4166,7 @@ double _wrap_eplb_workload_options_sigma_min_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_workload_options_sigma_max_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_sigma_max_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -3818,7 +4178,7 @@ void _wrap_eplb_workload_options_sigma_max_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_sigma_max_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_sigma_max_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3831,7 +4191,7 @@ double _wrap_eplb_workload_options_sigma_max_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topic_zipf_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_topic_zipf_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -3843,7 +4203,7 @@ void _wrap_eplb_workload_options_topic_zipf_set_capi_8df650dd416fa051(struct epl
 }
 
 
-double _wrap_eplb_workload_options_topic_zipf_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_topic_zipf_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3856,7 +4216,7 @@ double _wrap_eplb_workload_options_topic_zipf_get_capi_8df650dd416fa051(struct e
 }
 
 
-void _wrap_eplb_workload_options_boost_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_boost_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -3868,7 +4228,7 @@ void _wrap_eplb_workload_options_boost_set_capi_8df650dd416fa051(struct eplb_wor
 }
 
 
-double _wrap_eplb_workload_options_boost_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_boost_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3881,7 +4241,7 @@ double _wrap_eplb_workload_options_boost_get_capi_8df650dd416fa051(struct eplb_w
 }
 
 
-void _wrap_eplb_workload_options_topic_persistence_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_topic_persistence_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -3893,7 +4253,7 @@ void _wrap_eplb_workload_options_topic_persistence_set_capi_8df650dd416fa051(str
 }
 
 
-double _wrap_eplb_workload_options_topic_persistence_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_topic_persistence_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3906,7 +4266,7 @@ double _wrap_eplb_workload_options_topic_persistence_get_capi_8df650dd416fa051(s
 }
 
 
-void _wrap_eplb_workload_options_drift_rho_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_drift_rho_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -3918,7 +4278,7 @@ void _wrap_eplb_workload_options_drift_rho_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_drift_rho_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_drift_rho_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3931,7 +4291,7 @@ double _wrap_eplb_workload_options_drift_rho_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_workload_options_noise_scale_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_noise_scale_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -3943,7 +4303,7 @@ void _wrap_eplb_workload_options_noise_scale_set_capi_8df650dd416fa051(struct ep
 }
 
 
-double _wrap_eplb_workload_options_noise_scale_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_noise_scale_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3956,7 +4316,7 @@ double _wrap_eplb_workload_options_noise_scale_get_capi_8df650dd416fa051(struct 
 }
 
 
-void _wrap_eplb_workload_options_seed_set_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_workload_options_seed_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint64_t arg2 ;
   
@@ -3968,7 +4328,7 @@ void _wrap_eplb_workload_options_seed_set_capi_8df650dd416fa051(struct eplb_work
 }
 
 
-long long _wrap_eplb_workload_options_seed_get_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+long long _wrap_eplb_workload_options_seed_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -3981,7 +4341,7 @@ long long _wrap_eplb_workload_options_seed_get_capi_8df650dd416fa051(struct eplb
 }
 
 
-struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_8df650dd416fa051() {
+struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_13ae45bd82df07c9() {
   struct eplb_workload_options *result = 0 ;
   struct eplb_workload_options *_swig_go_result;
   
@@ -3992,7 +4352,7 @@ struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_8df650dd416fa
 }
 
 
-void _wrap_delete_eplb_workload_options_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+void _wrap_delete_eplb_workload_options_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   
   arg1 = *(struct eplb_workload_options **)&_swig_go_0; 
@@ -4002,7 +4362,7 @@ void _wrap_delete_eplb_workload_options_capi_8df650dd416fa051(struct eplb_worklo
 }
 
 
-void _wrap_eplb_workload_options_init_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0) {
+void _wrap_eplb_workload_options_init_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
   eplb_workload_options *arg1 = (eplb_workload_options *) 0 ;
   
   arg1 = *(eplb_workload_options **)&_swig_go_0; 
@@ -4012,7 +4372,7 @@ void _wrap_eplb_workload_options_init_capi_8df650dd416fa051(struct eplb_workload
 }
 
 
-_gostring_ _wrap_eplb_workload_create_capi_8df650dd416fa051(struct eplb_workload_options *_swig_go_0, eplb_workload **_swig_go_1) {
+_gostring_ _wrap_eplb_workload_create_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, eplb_workload **_swig_go_1) {
   eplb_workload_options *arg1 = (eplb_workload_options *) 0 ;
   eplb_workload **arg2 = (eplb_workload **) 0 ;
   eplb_status result;
@@ -4026,18 +4386,27 @@ _gostring_ _wrap_eplb_workload_create_capi_8df650dd416fa051(struct eplb_workload
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_workload_destroy_capi_8df650dd416fa051(eplb_workload *_swig_go_0) {
+void _wrap_eplb_workload_destroy_capi_13ae45bd82df07c9(eplb_workload *_swig_go_0) {
   eplb_workload *arg1 = (eplb_workload *) 0 ;
   
   arg1 = *(eplb_workload **)&_swig_go_0; 
@@ -4047,7 +4416,7 @@ void _wrap_eplb_workload_destroy_capi_8df650dd416fa051(eplb_workload *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_workload_next_batch_capi_8df650dd416fa051(eplb_workload *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_workload_next_batch_capi_13ae45bd82df07c9(eplb_workload *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
   eplb_workload *arg1 = (eplb_workload *) 0 ;
   size_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -4067,18 +4436,27 @@ _gostring_ _wrap_eplb_workload_next_batch_capi_8df650dd416fa051(eplb_workload *_
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_options_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, struct eplb_tracker_options *_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_get_options_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, struct eplb_tracker_options *_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker_options *arg2 = (eplb_tracker_options *) 0 ;
   eplb_status result;
@@ -4092,18 +4470,27 @@ _gostring_ _wrap_eplb_tracker_get_options_capi_8df650dd416fa051(eplb_tracker *_s
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_layer_counts_capi_8df650dd416fa051(eplb_tracker *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_tracker_get_layer_counts_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   uint64_t *arg3 = (uint64_t *) 0 ;
@@ -4121,18 +4508,27 @@ _gostring_ _wrap_eplb_tracker_get_layer_counts_capi_8df650dd416fa051(eplb_tracke
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_layer_metrics_struct_size_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_struct_size_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4144,7 +4540,7 @@ void _wrap_eplb_layer_metrics_struct_size_set_capi_8df650dd416fa051(struct eplb_
 }
 
 
-intgo _wrap_eplb_layer_metrics_struct_size_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_struct_size_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4157,7 +4553,7 @@ intgo _wrap_eplb_layer_metrics_struct_size_get_capi_8df650dd416fa051(struct eplb
 }
 
 
-void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4169,7 +4565,7 @@ void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_8df650dd416fa051(struct ep
 }
 
 
-intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4182,7 +4578,7 @@ intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_8df650dd416fa051(struct e
 }
 
 
-void _wrap_eplb_layer_metrics_max_replicas_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_replicas_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4194,7 +4590,7 @@ void _wrap_eplb_layer_metrics_max_replicas_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4207,7 +4603,7 @@ intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_8df650dd416fa051(struct epl
 }
 
 
-void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4219,7 +4615,7 @@ void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_8df650dd416fa051(stru
 }
 
 
-intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4232,7 +4628,7 @@ intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_8df650dd416fa051(str
 }
 
 
-void _wrap_eplb_layer_metrics_total_load_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_total_load_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4244,7 +4640,7 @@ void _wrap_eplb_layer_metrics_total_load_set_capi_8df650dd416fa051(struct eplb_l
 }
 
 
-double _wrap_eplb_layer_metrics_total_load_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_total_load_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4257,7 +4653,7 @@ double _wrap_eplb_layer_metrics_total_load_get_capi_8df650dd416fa051(struct eplb
 }
 
 
-void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4269,7 +4665,7 @@ void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_8df650dd416fa051(struct epl
 }
 
 
-double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4282,7 +4678,7 @@ double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_8df650dd416fa051(struct e
 }
 
 
-void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4294,7 +4690,7 @@ void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4307,7 +4703,7 @@ double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_layer_metrics_lower_bound_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_lower_bound_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4319,7 +4715,7 @@ void _wrap_eplb_layer_metrics_lower_bound_set_capi_8df650dd416fa051(struct eplb_
 }
 
 
-double _wrap_eplb_layer_metrics_lower_bound_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_lower_bound_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4332,7 +4728,7 @@ double _wrap_eplb_layer_metrics_lower_bound_get_capi_8df650dd416fa051(struct epl
 }
 
 
-void _wrap_eplb_layer_metrics_balancedness_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_balancedness_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4344,7 +4740,7 @@ void _wrap_eplb_layer_metrics_balancedness_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-double _wrap_eplb_layer_metrics_balancedness_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_balancedness_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4357,7 +4753,7 @@ double _wrap_eplb_layer_metrics_balancedness_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_layer_metrics_node_balancedness_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_node_balancedness_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4369,7 +4765,7 @@ void _wrap_eplb_layer_metrics_node_balancedness_set_capi_8df650dd416fa051(struct
 }
 
 
-double _wrap_eplb_layer_metrics_node_balancedness_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_node_balancedness_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4382,7 +4778,7 @@ double _wrap_eplb_layer_metrics_node_balancedness_get_capi_8df650dd416fa051(stru
 }
 
 
-void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4394,7 +4790,7 @@ void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_8df650dd416fa051(stru
 }
 
 
-double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4407,7 +4803,7 @@ double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_8df650dd416fa051(st
 }
 
 
-void _wrap_eplb_layer_metrics_node_bound_set_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_node_bound_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4419,7 +4815,7 @@ void _wrap_eplb_layer_metrics_node_bound_set_capi_8df650dd416fa051(struct eplb_l
 }
 
 
-double _wrap_eplb_layer_metrics_node_bound_get_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_node_bound_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4432,7 +4828,7 @@ double _wrap_eplb_layer_metrics_node_bound_get_capi_8df650dd416fa051(struct eplb
 }
 
 
-struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_8df650dd416fa051() {
+struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_13ae45bd82df07c9() {
   struct eplb_layer_metrics *result = 0 ;
   struct eplb_layer_metrics *_swig_go_result;
   
@@ -4443,7 +4839,7 @@ struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_8df650dd416fa051() 
 }
 
 
-void _wrap_delete_eplb_layer_metrics_capi_8df650dd416fa051(struct eplb_layer_metrics *_swig_go_0) {
+void _wrap_delete_eplb_layer_metrics_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   
   arg1 = *(struct eplb_layer_metrics **)&_swig_go_0; 
@@ -4453,7 +4849,7 @@ void _wrap_delete_eplb_layer_metrics_capi_8df650dd416fa051(struct eplb_layer_met
 }
 
 
-void _wrap_eplb_metrics_struct_size_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_struct_size_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4465,7 +4861,7 @@ void _wrap_eplb_metrics_struct_size_set_capi_8df650dd416fa051(struct eplb_metric
 }
 
 
-intgo _wrap_eplb_metrics_struct_size_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_struct_size_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4478,7 +4874,7 @@ intgo _wrap_eplb_metrics_struct_size_get_capi_8df650dd416fa051(struct eplb_metri
 }
 
 
-void _wrap_eplb_metrics_num_layers_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_num_layers_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4490,7 +4886,7 @@ void _wrap_eplb_metrics_num_layers_set_capi_8df650dd416fa051(struct eplb_metrics
 }
 
 
-intgo _wrap_eplb_metrics_num_layers_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_num_layers_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4503,7 +4899,7 @@ intgo _wrap_eplb_metrics_num_layers_get_capi_8df650dd416fa051(struct eplb_metric
 }
 
 
-void _wrap_eplb_metrics_max_replicas_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_max_replicas_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4515,7 +4911,7 @@ void _wrap_eplb_metrics_max_replicas_set_capi_8df650dd416fa051(struct eplb_metri
 }
 
 
-intgo _wrap_eplb_metrics_max_replicas_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_max_replicas_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4528,7 +4924,7 @@ intgo _wrap_eplb_metrics_max_replicas_get_capi_8df650dd416fa051(struct eplb_metr
 }
 
 
-void _wrap_eplb_metrics_loaded_layers_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_loaded_layers_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4540,7 +4936,7 @@ void _wrap_eplb_metrics_loaded_layers_set_capi_8df650dd416fa051(struct eplb_metr
 }
 
 
-intgo _wrap_eplb_metrics_loaded_layers_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_loaded_layers_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4553,7 +4949,7 @@ intgo _wrap_eplb_metrics_loaded_layers_get_capi_8df650dd416fa051(struct eplb_met
 }
 
 
-void _wrap_eplb_metrics_duplicate_pairs_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_metrics_duplicate_pairs_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t arg2 ;
   
@@ -4565,7 +4961,7 @@ void _wrap_eplb_metrics_duplicate_pairs_set_capi_8df650dd416fa051(struct eplb_me
 }
 
 
-long long _wrap_eplb_metrics_duplicate_pairs_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
+long long _wrap_eplb_metrics_duplicate_pairs_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4578,7 +4974,7 @@ long long _wrap_eplb_metrics_duplicate_pairs_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_metrics_balancedness_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_balancedness_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -4590,7 +4986,7 @@ void _wrap_eplb_metrics_balancedness_set_capi_8df650dd416fa051(struct eplb_metri
 }
 
 
-double _wrap_eplb_metrics_balancedness_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_balancedness_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4603,7 +4999,7 @@ double _wrap_eplb_metrics_balancedness_get_capi_8df650dd416fa051(struct eplb_met
 }
 
 
-void _wrap_eplb_metrics_min_balancedness_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_min_balancedness_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -4615,7 +5011,7 @@ void _wrap_eplb_metrics_min_balancedness_set_capi_8df650dd416fa051(struct eplb_m
 }
 
 
-double _wrap_eplb_metrics_min_balancedness_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_min_balancedness_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4628,7 +5024,7 @@ double _wrap_eplb_metrics_min_balancedness_get_capi_8df650dd416fa051(struct eplb
 }
 
 
-void _wrap_eplb_metrics_node_balancedness_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_node_balancedness_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -4640,7 +5036,7 @@ void _wrap_eplb_metrics_node_balancedness_set_capi_8df650dd416fa051(struct eplb_
 }
 
 
-double _wrap_eplb_metrics_node_balancedness_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_node_balancedness_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4653,7 +5049,7 @@ double _wrap_eplb_metrics_node_balancedness_get_capi_8df650dd416fa051(struct epl
 }
 
 
-void _wrap_eplb_metrics_max_load_over_bound_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_load_over_bound_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -4665,7 +5061,7 @@ void _wrap_eplb_metrics_max_load_over_bound_set_capi_8df650dd416fa051(struct epl
 }
 
 
-double _wrap_eplb_metrics_max_load_over_bound_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_load_over_bound_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4678,7 +5074,7 @@ double _wrap_eplb_metrics_max_load_over_bound_get_capi_8df650dd416fa051(struct e
 }
 
 
-void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -4690,7 +5086,7 @@ void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_8df650dd416fa051(stru
 }
 
 
-double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4703,7 +5099,7 @@ double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_8df650dd416fa051(st
 }
 
 
-void _wrap_eplb_metrics_max_over_mean_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_over_mean_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -4715,7 +5111,7 @@ void _wrap_eplb_metrics_max_over_mean_set_capi_8df650dd416fa051(struct eplb_metr
 }
 
 
-double _wrap_eplb_metrics_max_over_mean_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_over_mean_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4728,7 +5124,7 @@ double _wrap_eplb_metrics_max_over_mean_get_capi_8df650dd416fa051(struct eplb_me
 }
 
 
-void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -4740,7 +5136,7 @@ void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_8df650dd416fa051(struc
 }
 
 
-double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4753,7 +5149,7 @@ double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_8df650dd416fa051(str
 }
 
 
-void _wrap_eplb_metrics_cross_node_replicas_set_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_metrics_cross_node_replicas_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t arg2 ;
   
@@ -4765,7 +5161,7 @@ void _wrap_eplb_metrics_cross_node_replicas_set_capi_8df650dd416fa051(struct epl
 }
 
 
-long long _wrap_eplb_metrics_cross_node_replicas_get_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
+long long _wrap_eplb_metrics_cross_node_replicas_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4778,7 +5174,7 @@ long long _wrap_eplb_metrics_cross_node_replicas_get_capi_8df650dd416fa051(struc
 }
 
 
-struct eplb_metrics *_wrap_new_eplb_metrics_capi_8df650dd416fa051() {
+struct eplb_metrics *_wrap_new_eplb_metrics_capi_13ae45bd82df07c9() {
   struct eplb_metrics *result = 0 ;
   struct eplb_metrics *_swig_go_result;
   
@@ -4789,7 +5185,7 @@ struct eplb_metrics *_wrap_new_eplb_metrics_capi_8df650dd416fa051() {
 }
 
 
-void _wrap_delete_eplb_metrics_capi_8df650dd416fa051(struct eplb_metrics *_swig_go_0) {
+void _wrap_delete_eplb_metrics_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   
   arg1 = *(struct eplb_metrics **)&_swig_go_0; 
@@ -4799,7 +5195,7 @@ void _wrap_delete_eplb_metrics_capi_8df650dd416fa051(struct eplb_metrics *_swig_
 }
 
 
-_gostring_ _wrap_eplb_metrics_compute_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, struct eplb_metrics *_swig_go_2) {
+_gostring_ _wrap_eplb_metrics_compute_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, struct eplb_metrics *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -4819,18 +5215,27 @@ _gostring_ _wrap_eplb_metrics_compute_capi_8df650dd416fa051(eplb_placement *_swi
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_metrics_compute_layer_capi_8df650dd416fa051(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, struct eplb_layer_metrics *_swig_go_3) {
+_gostring_ _wrap_eplb_metrics_compute_layer_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, struct eplb_layer_metrics *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   double *arg3 = (double *) 0 ;
@@ -4852,18 +5257,27 @@ _gostring_ _wrap_eplb_metrics_compute_layer_capi_8df650dd416fa051(eplb_placement
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_metrics_gpu_loads_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_metrics_gpu_loads_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -4887,18 +5301,27 @@ _gostring_ _wrap_eplb_metrics_gpu_loads_capi_8df650dd416fa051(eplb_placement *_s
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_metrics_exact_optimum_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, double *_swig_go_2) {
+_gostring_ _wrap_eplb_metrics_exact_optimum_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, double *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -4918,18 +5341,27 @@ _gostring_ _wrap_eplb_metrics_exact_optimum_capi_8df650dd416fa051(eplb_placement
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_metrics_relaxed_bound_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, intgo _swig_go_2, double *_swig_go_3) {
+_gostring_ _wrap_eplb_metrics_relaxed_bound_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, intgo _swig_go_2, double *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -4951,18 +5383,27 @@ _gostring_ _wrap_eplb_metrics_relaxed_bound_capi_8df650dd416fa051(eplb_placement
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_metrics_nodes_touched_capi_8df650dd416fa051(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4, double *_swig_go_5) {
+_gostring_ _wrap_eplb_metrics_nodes_touched_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4, double *_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -4984,18 +5425,27 @@ _gostring_ _wrap_eplb_metrics_nodes_touched_capi_8df650dd416fa051(eplb_placement
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -5007,7 +5457,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -5019,7 +5469,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -5031,7 +5481,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -5043,7 +5493,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -5055,7 +5505,7 @@ intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -5067,7 +5517,7 @@ intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -5079,7 +5529,7 @@ intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_8df650dd416fa051() {
 }
 
 
-void _wrap_eplb_migration_options_struct_size_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_struct_size_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5091,7 +5541,7 @@ void _wrap_eplb_migration_options_struct_size_set_capi_8df650dd416fa051(struct e
 }
 
 
-intgo _wrap_eplb_migration_options_struct_size_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_struct_size_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5104,7 +5554,7 @@ intgo _wrap_eplb_migration_options_struct_size_get_capi_8df650dd416fa051(struct 
 }
 
 
-void _wrap_eplb_migration_options_relabel_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_relabel_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5116,7 +5566,7 @@ void _wrap_eplb_migration_options_relabel_set_capi_8df650dd416fa051(struct eplb_
 }
 
 
-intgo _wrap_eplb_migration_options_relabel_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_relabel_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5129,7 +5579,7 @@ intgo _wrap_eplb_migration_options_relabel_get_capi_8df650dd416fa051(struct eplb
 }
 
 
-void _wrap_eplb_migration_options_bytes_per_expert_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_bytes_per_expert_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -5141,7 +5591,7 @@ void _wrap_eplb_migration_options_bytes_per_expert_set_capi_8df650dd416fa051(str
 }
 
 
-long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5154,7 +5604,7 @@ long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_8df650dd416fa05
 }
 
 
-void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -5166,7 +5616,7 @@ void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_8df650dd416fa051(s
 }
 
 
-long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5179,7 +5629,7 @@ long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_8df650dd416fa
 }
 
 
-void _wrap_eplb_migration_options_max_total_bytes_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_max_total_bytes_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -5191,7 +5641,7 @@ void _wrap_eplb_migration_options_max_total_bytes_set_capi_8df650dd416fa051(stru
 }
 
 
-long long _wrap_eplb_migration_options_max_total_bytes_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_max_total_bytes_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5204,7 +5654,7 @@ long long _wrap_eplb_migration_options_max_total_bytes_get_capi_8df650dd416fa051
 }
 
 
-void _wrap_eplb_migration_options_max_layers_per_step_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_max_layers_per_step_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5216,7 +5666,7 @@ void _wrap_eplb_migration_options_max_layers_per_step_set_capi_8df650dd416fa051(
 }
 
 
-intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5229,7 +5679,7 @@ intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_8df650dd416fa051
 }
 
 
-void _wrap_eplb_migration_options_reserved0_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_reserved0_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5241,7 +5691,7 @@ void _wrap_eplb_migration_options_reserved0_set_capi_8df650dd416fa051(struct epl
 }
 
 
-intgo _wrap_eplb_migration_options_reserved0_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_reserved0_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5254,7 +5704,7 @@ intgo _wrap_eplb_migration_options_reserved0_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_migration_options_min_gain_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_options_min_gain_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double arg2 ;
   
@@ -5266,7 +5716,7 @@ void _wrap_eplb_migration_options_min_gain_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-double _wrap_eplb_migration_options_min_gain_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
+double _wrap_eplb_migration_options_min_gain_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -5279,7 +5729,7 @@ double _wrap_eplb_migration_options_min_gain_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double arg2 ;
   
@@ -5291,7 +5741,7 @@ void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_8df650dd416fa051(str
 }
 
 
-double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
+double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -5304,7 +5754,7 @@ double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_8df650dd416fa051(s
 }
 
 
-struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_8df650dd416fa051() {
+struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_13ae45bd82df07c9() {
   struct eplb_migration_options *result = 0 ;
   struct eplb_migration_options *_swig_go_result;
   
@@ -5315,7 +5765,7 @@ struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_8df650dd416
 }
 
 
-void _wrap_delete_eplb_migration_options_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
+void _wrap_delete_eplb_migration_options_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   
   arg1 = *(struct eplb_migration_options **)&_swig_go_0; 
@@ -5325,7 +5775,7 @@ void _wrap_delete_eplb_migration_options_capi_8df650dd416fa051(struct eplb_migra
 }
 
 
-void _wrap_eplb_migration_options_init_capi_8df650dd416fa051(struct eplb_migration_options *_swig_go_0) {
+void _wrap_eplb_migration_options_init_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
   eplb_migration_options *arg1 = (eplb_migration_options *) 0 ;
   
   arg1 = *(eplb_migration_options **)&_swig_go_0; 
@@ -5335,7 +5785,7 @@ void _wrap_eplb_migration_options_init_capi_8df650dd416fa051(struct eplb_migrati
 }
 
 
-_gostring_ _wrap_eplb_migration_plan_capi_8df650dd416fa051(eplb_placement *_swig_go_0, eplb_placement *_swig_go_1, _goslice_ _swig_go_2, struct eplb_migration_options *_swig_go_3, eplb_migration **_swig_go_4) {
+_gostring_ _wrap_eplb_migration_plan_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, eplb_placement *_swig_go_1, _goslice_ _swig_go_2, struct eplb_migration_options *_swig_go_3, eplb_migration **_swig_go_4) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   double *arg3 = (double *) 0 ;
@@ -5359,18 +5809,27 @@ _gostring_ _wrap_eplb_migration_plan_capi_8df650dd416fa051(eplb_placement *_swig
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_migration_destroy_capi_8df650dd416fa051(eplb_migration *_swig_go_0) {
+void _wrap_eplb_migration_destroy_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   
   arg1 = *(eplb_migration **)&_swig_go_0; 
@@ -5380,7 +5839,7 @@ void _wrap_eplb_migration_destroy_capi_8df650dd416fa051(eplb_migration *_swig_go
 }
 
 
-void _wrap_eplb_migration_summary_struct_size_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_struct_size_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5392,7 +5851,7 @@ void _wrap_eplb_migration_summary_struct_size_set_capi_8df650dd416fa051(struct e
 }
 
 
-intgo _wrap_eplb_migration_summary_struct_size_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_struct_size_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5405,7 +5864,7 @@ intgo _wrap_eplb_migration_summary_struct_size_get_capi_8df650dd416fa051(struct 
 }
 
 
-void _wrap_eplb_migration_summary_num_steps_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_num_steps_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5417,7 +5876,7 @@ void _wrap_eplb_migration_summary_num_steps_set_capi_8df650dd416fa051(struct epl
 }
 
 
-intgo _wrap_eplb_migration_summary_num_steps_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_num_steps_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5430,7 +5889,7 @@ intgo _wrap_eplb_migration_summary_num_steps_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_migration_summary_complete_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_complete_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5442,7 +5901,7 @@ void _wrap_eplb_migration_summary_complete_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_summary_complete_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_complete_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5455,7 +5914,7 @@ intgo _wrap_eplb_migration_summary_complete_get_capi_8df650dd416fa051(struct epl
 }
 
 
-void _wrap_eplb_migration_summary_worth_it_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_worth_it_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5467,7 +5926,7 @@ void _wrap_eplb_migration_summary_worth_it_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_summary_worth_it_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_worth_it_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5480,7 +5939,7 @@ intgo _wrap_eplb_migration_summary_worth_it_get_capi_8df650dd416fa051(struct epl
 }
 
 
-void _wrap_eplb_migration_summary_has_loads_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_has_loads_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5492,7 +5951,7 @@ void _wrap_eplb_migration_summary_has_loads_set_capi_8df650dd416fa051(struct epl
 }
 
 
-intgo _wrap_eplb_migration_summary_has_loads_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_has_loads_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5505,7 +5964,7 @@ intgo _wrap_eplb_migration_summary_has_loads_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_migration_summary_max_staging_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_max_staging_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5517,7 +5976,7 @@ void _wrap_eplb_migration_summary_max_staging_experts_set_capi_8df650dd416fa051(
 }
 
 
-intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5530,7 +5989,7 @@ intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_8df650dd416fa051
 }
 
 
-void _wrap_eplb_migration_summary_moved_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_moved_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5542,7 +6001,7 @@ void _wrap_eplb_migration_summary_moved_experts_set_capi_8df650dd416fa051(struct
 }
 
 
-long long _wrap_eplb_migration_summary_moved_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_moved_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5555,7 +6014,7 @@ long long _wrap_eplb_migration_summary_moved_experts_get_capi_8df650dd416fa051(s
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5567,7 +6026,7 @@ void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_8df650dd416fa051(str
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5580,7 +6039,7 @@ long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_8df650dd416fa05
 }
 
 
-void _wrap_eplb_migration_summary_intra_node_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_intra_node_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5592,7 +6051,7 @@ void _wrap_eplb_migration_summary_intra_node_experts_set_capi_8df650dd416fa051(s
 }
 
 
-long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5605,7 +6064,7 @@ long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_8df650dd416fa
 }
 
 
-void _wrap_eplb_migration_summary_cross_node_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_cross_node_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5617,7 +6076,7 @@ void _wrap_eplb_migration_summary_cross_node_experts_set_capi_8df650dd416fa051(s
 }
 
 
-long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5630,7 +6089,7 @@ long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_8df650dd416fa
 }
 
 
-void _wrap_eplb_migration_summary_moved_bytes_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_moved_bytes_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5642,7 +6101,7 @@ void _wrap_eplb_migration_summary_moved_bytes_set_capi_8df650dd416fa051(struct e
 }
 
 
-long long _wrap_eplb_migration_summary_moved_bytes_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_moved_bytes_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5655,7 +6114,7 @@ long long _wrap_eplb_migration_summary_moved_bytes_get_capi_8df650dd416fa051(str
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5667,7 +6126,7 @@ void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_8df650dd416fa051(struc
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5680,7 +6139,7 @@ long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_8df650dd416fa051(
 }
 
 
-void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5692,7 +6151,7 @@ void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_8df650dd416fa051(str
 }
 
 
-long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5705,7 +6164,7 @@ long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_8df650dd416fa05
 }
 
 
-void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5717,7 +6176,7 @@ void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_8df650dd416fa051(str
 }
 
 
-long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5730,7 +6189,7 @@ long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_8df650dd416fa05
 }
 
 
-void _wrap_eplb_migration_summary_max_step_bytes_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_max_step_bytes_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5742,7 +6201,7 @@ void _wrap_eplb_migration_summary_max_step_bytes_set_capi_8df650dd416fa051(struc
 }
 
 
-long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5755,7 +6214,7 @@ long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_8df650dd416fa051(
 }
 
 
-void _wrap_eplb_migration_summary_full_migration_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_full_migration_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5767,7 +6226,7 @@ void _wrap_eplb_migration_summary_full_migration_experts_set_capi_8df650dd416fa0
 }
 
 
-long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5780,7 +6239,7 @@ long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_8df650dd4
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5792,7 +6251,7 @@ void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_8df650dd416fa05
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5805,7 +6264,7 @@ long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_8df650dd41
 }
 
 
-void _wrap_eplb_migration_summary_naive_experts_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_naive_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -5817,7 +6276,7 @@ void _wrap_eplb_migration_summary_naive_experts_set_capi_8df650dd416fa051(struct
 }
 
 
-long long _wrap_eplb_migration_summary_naive_experts_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_naive_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5830,7 +6289,7 @@ long long _wrap_eplb_migration_summary_naive_experts_get_capi_8df650dd416fa051(s
 }
 
 
-void _wrap_eplb_migration_summary_old_balancedness_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_old_balancedness_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -5842,7 +6301,7 @@ void _wrap_eplb_migration_summary_old_balancedness_set_capi_8df650dd416fa051(str
 }
 
 
-double _wrap_eplb_migration_summary_old_balancedness_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_old_balancedness_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -5855,7 +6314,7 @@ double _wrap_eplb_migration_summary_old_balancedness_get_capi_8df650dd416fa051(s
 }
 
 
-void _wrap_eplb_migration_summary_target_balancedness_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_target_balancedness_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -5867,7 +6326,7 @@ void _wrap_eplb_migration_summary_target_balancedness_set_capi_8df650dd416fa051(
 }
 
 
-double _wrap_eplb_migration_summary_target_balancedness_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_target_balancedness_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -5880,7 +6339,7 @@ double _wrap_eplb_migration_summary_target_balancedness_get_capi_8df650dd416fa05
 }
 
 
-void _wrap_eplb_migration_summary_new_balancedness_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_new_balancedness_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -5892,7 +6351,7 @@ void _wrap_eplb_migration_summary_new_balancedness_set_capi_8df650dd416fa051(str
 }
 
 
-double _wrap_eplb_migration_summary_new_balancedness_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_new_balancedness_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -5905,7 +6364,7 @@ double _wrap_eplb_migration_summary_new_balancedness_get_capi_8df650dd416fa051(s
 }
 
 
-void _wrap_eplb_migration_summary_gain_set_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_gain_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -5917,7 +6376,7 @@ void _wrap_eplb_migration_summary_gain_set_capi_8df650dd416fa051(struct eplb_mig
 }
 
 
-double _wrap_eplb_migration_summary_gain_get_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_gain_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -5930,7 +6389,7 @@ double _wrap_eplb_migration_summary_gain_get_capi_8df650dd416fa051(struct eplb_m
 }
 
 
-struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_8df650dd416fa051() {
+struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_13ae45bd82df07c9() {
   struct eplb_migration_summary *result = 0 ;
   struct eplb_migration_summary *_swig_go_result;
   
@@ -5941,7 +6400,7 @@ struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_8df650dd416
 }
 
 
-void _wrap_delete_eplb_migration_summary_capi_8df650dd416fa051(struct eplb_migration_summary *_swig_go_0) {
+void _wrap_delete_eplb_migration_summary_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   
   arg1 = *(struct eplb_migration_summary **)&_swig_go_0; 
@@ -5951,7 +6410,7 @@ void _wrap_delete_eplb_migration_summary_capi_8df650dd416fa051(struct eplb_migra
 }
 
 
-_gostring_ _wrap_eplb_migration_get_summary_capi_8df650dd416fa051(eplb_migration *_swig_go_0, struct eplb_migration_summary *_swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_summary_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0, struct eplb_migration_summary *_swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_migration_summary *arg2 = (eplb_migration_summary *) 0 ;
   eplb_status result;
@@ -5965,18 +6424,27 @@ _gostring_ _wrap_eplb_migration_get_summary_capi_8df650dd416fa051(eplb_migration
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_migration_transfer_step_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_step_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -5988,7 +6456,7 @@ void _wrap_eplb_migration_transfer_step_set_capi_8df650dd416fa051(struct eplb_mi
 }
 
 
-intgo _wrap_eplb_migration_transfer_step_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_step_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6001,7 +6469,7 @@ intgo _wrap_eplb_migration_transfer_step_get_capi_8df650dd416fa051(struct eplb_m
 }
 
 
-void _wrap_eplb_migration_transfer_layer_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_layer_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6013,7 +6481,7 @@ void _wrap_eplb_migration_transfer_layer_set_capi_8df650dd416fa051(struct eplb_m
 }
 
 
-intgo _wrap_eplb_migration_transfer_layer_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_layer_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6026,7 +6494,7 @@ intgo _wrap_eplb_migration_transfer_layer_get_capi_8df650dd416fa051(struct eplb_
 }
 
 
-void _wrap_eplb_migration_transfer_expert_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_expert_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6038,7 +6506,7 @@ void _wrap_eplb_migration_transfer_expert_set_capi_8df650dd416fa051(struct eplb_
 }
 
 
-intgo _wrap_eplb_migration_transfer_expert_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_expert_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6051,7 +6519,7 @@ intgo _wrap_eplb_migration_transfer_expert_get_capi_8df650dd416fa051(struct eplb
 }
 
 
-void _wrap_eplb_migration_transfer_src_slot_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_src_slot_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6063,7 +6531,7 @@ void _wrap_eplb_migration_transfer_src_slot_set_capi_8df650dd416fa051(struct epl
 }
 
 
-intgo _wrap_eplb_migration_transfer_src_slot_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_src_slot_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6076,7 +6544,7 @@ intgo _wrap_eplb_migration_transfer_src_slot_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_migration_transfer_dst_slot_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_dst_slot_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6088,7 +6556,7 @@ void _wrap_eplb_migration_transfer_dst_slot_set_capi_8df650dd416fa051(struct epl
 }
 
 
-intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6101,7 +6569,7 @@ intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_migration_transfer_src_gpu_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_src_gpu_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6113,7 +6581,7 @@ void _wrap_eplb_migration_transfer_src_gpu_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6126,7 +6594,7 @@ intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_8df650dd416fa051(struct epl
 }
 
 
-void _wrap_eplb_migration_transfer_dst_gpu_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_dst_gpu_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6138,7 +6606,7 @@ void _wrap_eplb_migration_transfer_dst_gpu_set_capi_8df650dd416fa051(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6151,7 +6619,7 @@ intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_8df650dd416fa051(struct epl
 }
 
 
-void _wrap_eplb_migration_transfer_kind_set_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_kind_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6163,7 +6631,7 @@ void _wrap_eplb_migration_transfer_kind_set_capi_8df650dd416fa051(struct eplb_mi
 }
 
 
-intgo _wrap_eplb_migration_transfer_kind_get_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_kind_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6176,7 +6644,7 @@ intgo _wrap_eplb_migration_transfer_kind_get_capi_8df650dd416fa051(struct eplb_m
 }
 
 
-struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_8df650dd416fa051() {
+struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_13ae45bd82df07c9() {
   struct eplb_migration_transfer *result = 0 ;
   struct eplb_migration_transfer *_swig_go_result;
   
@@ -6187,7 +6655,7 @@ struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_8df650dd4
 }
 
 
-void _wrap_delete_eplb_migration_transfer_capi_8df650dd416fa051(struct eplb_migration_transfer *_swig_go_0) {
+void _wrap_delete_eplb_migration_transfer_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   
   arg1 = *(struct eplb_migration_transfer **)&_swig_go_0; 
@@ -6197,7 +6665,7 @@ void _wrap_delete_eplb_migration_transfer_capi_8df650dd416fa051(struct eplb_migr
 }
 
 
-_gostring_ _wrap_eplb_migration_get_transfers_capi_8df650dd416fa051(eplb_migration *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_migration_get_transfers_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_migration_transfer *arg3 = (eplb_migration_transfer *) 0 ;
@@ -6219,18 +6687,27 @@ _gostring_ _wrap_eplb_migration_get_transfers_capi_8df650dd416fa051(eplb_migrati
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_migration_copy_transfers_capi_8df650dd416fa051(eplb_migration *_swig_go_0, intgo _swig_go_1, struct eplb_migration_transfer **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_migration_copy_transfers_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0, intgo _swig_go_1, struct eplb_migration_transfer **_swig_go_2, long long *_swig_go_3) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_migration_transfer **arg3 = (eplb_migration_transfer **) 0 ;
@@ -6248,18 +6725,27 @@ _gostring_ _wrap_eplb_migration_copy_transfers_capi_8df650dd416fa051(eplb_migrat
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_migration_get_gpu_map_capi_8df650dd416fa051(eplb_migration *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_gpu_map_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t *arg2 = (uint32_t *) 0 ;
   size_t arg3 ;
@@ -6277,18 +6763,27 @@ _gostring_ _wrap_eplb_migration_get_gpu_map_capi_8df650dd416fa051(eplb_migration
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_migration_get_target_capi_8df650dd416fa051(eplb_migration *_swig_go_0, eplb_placement **_swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_target_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0, eplb_placement **_swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_placement **arg2 = (eplb_placement **) 0 ;
   eplb_status result;
@@ -6302,18 +6797,27 @@ _gostring_ _wrap_eplb_migration_get_target_capi_8df650dd416fa051(eplb_migration 
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_migration_get_step_placement_capi_8df650dd416fa051(eplb_migration *_swig_go_0, intgo _swig_go_1, eplb_placement **_swig_go_2) {
+_gostring_ _wrap_eplb_migration_get_step_placement_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0, intgo _swig_go_1, eplb_placement **_swig_go_2) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_placement **arg3 = (eplb_placement **) 0 ;
@@ -6329,18 +6833,27 @@ _gostring_ _wrap_eplb_migration_get_step_placement_capi_8df650dd416fa051(eplb_mi
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_split_workspace_create_capi_8df650dd416fa051(eplb_split_workspace **_swig_go_0) {
+_gostring_ _wrap_eplb_split_workspace_create_capi_13ae45bd82df07c9(eplb_split_workspace **_swig_go_0) {
   eplb_split_workspace **arg1 = (eplb_split_workspace **) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -6352,18 +6865,27 @@ _gostring_ _wrap_eplb_split_workspace_create_capi_8df650dd416fa051(eplb_split_wo
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_split_workspace_destroy_capi_8df650dd416fa051(eplb_split_workspace *_swig_go_0) {
+void _wrap_eplb_split_workspace_destroy_capi_13ae45bd82df07c9(eplb_split_workspace *_swig_go_0) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   
   arg1 = *(eplb_split_workspace **)&_swig_go_0; 
@@ -6373,7 +6895,7 @@ void _wrap_eplb_split_workspace_destroy_capi_8df650dd416fa051(eplb_split_workspa
 }
 
 
-_gostring_ _wrap_eplb_split_solve_capi_8df650dd416fa051(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, _goslice_ _swig_go_7, double *_swig_go_8) {
+_gostring_ _wrap_eplb_split_solve_capi_13ae45bd82df07c9(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, _goslice_ _swig_go_7, double *_swig_go_8) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -6413,18 +6935,27 @@ _gostring_ _wrap_eplb_split_solve_capi_8df650dd416fa051(eplb_split_workspace *_s
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_split_solve_by_node_capi_8df650dd416fa051(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, double _swig_go_7, _goslice_ _swig_go_8, double *_swig_go_9, long long *_swig_go_10) {
+_gostring_ _wrap_eplb_split_solve_by_node_capi_13ae45bd82df07c9(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, double _swig_go_7, _goslice_ _swig_go_8, double *_swig_go_9, long long *_swig_go_10) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -6468,18 +6999,27 @@ _gostring_ _wrap_eplb_split_solve_by_node_capi_8df650dd416fa051(eplb_split_works
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_split_rank_quotas_capi_8df650dd416fa051(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6) {
+_gostring_ _wrap_eplb_split_rank_quotas_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -6515,18 +7055,27 @@ _gostring_ _wrap_eplb_split_rank_quotas_capi_8df650dd416fa051(eplb_placement *_s
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_shared_expert_waterfill_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, long long _swig_go_7, intgo _swig_go_8, _goslice_ _swig_go_9) {
+_gostring_ _wrap_eplb_shared_expert_waterfill_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, long long _swig_go_7, intgo _swig_go_8, _goslice_ _swig_go_9) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -6564,18 +7113,27 @@ _gostring_ _wrap_eplb_shared_expert_waterfill_capi_8df650dd416fa051(eplb_placeme
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_device_count_capi_8df650dd416fa051(intgo *_swig_go_0) {
+_gostring_ _wrap_eplb_device_count_capi_13ae45bd82df07c9(intgo *_swig_go_0) {
   int32_t *arg1 = (int32_t *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -6587,18 +7145,27 @@ _gostring_ _wrap_eplb_device_count_capi_8df650dd416fa051(intgo *_swig_go_0) {
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-intgo _wrap_EPLB_COMM_INT32_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_COMM_INT32_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -6610,7 +7177,7 @@ intgo _wrap_EPLB_COMM_INT32_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_COMM_INT64_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_COMM_INT64_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -6622,7 +7189,7 @@ intgo _wrap_EPLB_COMM_INT64_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_COMM_UINT64_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_COMM_UINT64_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -6634,7 +7201,7 @@ intgo _wrap_EPLB_COMM_UINT64_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_COMM_FLOAT32_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_COMM_FLOAT32_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -6646,7 +7213,7 @@ intgo _wrap_EPLB_COMM_FLOAT32_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_COMM_FLOAT64_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_COMM_FLOAT64_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -6658,7 +7225,7 @@ intgo _wrap_EPLB_COMM_FLOAT64_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_COMM_SUM_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_COMM_SUM_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -6670,7 +7237,7 @@ intgo _wrap_EPLB_COMM_SUM_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_COMM_MAX_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_COMM_MAX_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -6682,7 +7249,7 @@ intgo _wrap_EPLB_COMM_MAX_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_COMM_MIN_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_COMM_MIN_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -6694,7 +7261,7 @@ intgo _wrap_EPLB_COMM_MIN_capi_8df650dd416fa051() {
 }
 
 
-_gostring_ _wrap_eplb_nccl_version_capi_8df650dd416fa051(intgo *_swig_go_0) {
+_gostring_ _wrap_eplb_nccl_version_capi_13ae45bd82df07c9(intgo *_swig_go_0) {
   int32_t *arg1 = (int32_t *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -6706,18 +7273,27 @@ _gostring_ _wrap_eplb_nccl_version_capi_8df650dd416fa051(intgo *_swig_go_0) {
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_comm_get_unique_id_capi_8df650dd416fa051(void *_swig_go_0, long long _swig_go_1) {
+_gostring_ _wrap_eplb_comm_get_unique_id_capi_13ae45bd82df07c9(void *_swig_go_0, long long _swig_go_1) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   eplb_status result;
@@ -6731,18 +7307,27 @@ _gostring_ _wrap_eplb_comm_get_unique_id_capi_8df650dd416fa051(void *_swig_go_0,
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_comm_create_capi_8df650dd416fa051(void *_swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_comm **_swig_go_5) {
+_gostring_ _wrap_eplb_comm_create_capi_13ae45bd82df07c9(void *_swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_comm **_swig_go_5) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   int32_t arg3 ;
@@ -6764,18 +7349,27 @@ _gostring_ _wrap_eplb_comm_create_capi_8df650dd416fa051(void *_swig_go_0, long l
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_comm_adopt_capi_8df650dd416fa051(void *_swig_go_0, eplb_comm **_swig_go_1) {
+_gostring_ _wrap_eplb_comm_adopt_capi_13ae45bd82df07c9(void *_swig_go_0, eplb_comm **_swig_go_1) {
   void *arg1 = (void *) 0 ;
   eplb_comm **arg2 = (eplb_comm **) 0 ;
   eplb_status result;
@@ -6789,18 +7383,27 @@ _gostring_ _wrap_eplb_comm_adopt_capi_8df650dd416fa051(void *_swig_go_0, eplb_co
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_comm_destroy_capi_8df650dd416fa051(eplb_comm *_swig_go_0) {
+void _wrap_eplb_comm_destroy_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   
   arg1 = *(eplb_comm **)&_swig_go_0; 
@@ -6810,7 +7413,7 @@ void _wrap_eplb_comm_destroy_capi_8df650dd416fa051(eplb_comm *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_comm_get_rank_capi_8df650dd416fa051(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
+_gostring_ _wrap_eplb_comm_get_rank_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   eplb_status result;
@@ -6824,18 +7427,27 @@ _gostring_ _wrap_eplb_comm_get_rank_capi_8df650dd416fa051(eplb_comm *_swig_go_0,
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_comm_get_size_capi_8df650dd416fa051(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
+_gostring_ _wrap_eplb_comm_get_size_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   eplb_status result;
@@ -6849,18 +7461,27 @@ _gostring_ _wrap_eplb_comm_get_size_capi_8df650dd416fa051(eplb_comm *_swig_go_0,
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_comm_allreduce_tracker_capi_8df650dd416fa051(eplb_comm *_swig_go_0, eplb_tracker *_swig_go_1, eplb_tracker *_swig_go_2) {
+_gostring_ _wrap_eplb_comm_allreduce_tracker_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0, eplb_tracker *_swig_go_1, eplb_tracker *_swig_go_2) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   eplb_tracker *arg2 = (eplb_tracker *) 0 ;
   eplb_tracker *arg3 = (eplb_tracker *) 0 ;
@@ -6876,18 +7497,27 @@ _gostring_ _wrap_eplb_comm_allreduce_tracker_capi_8df650dd416fa051(eplb_comm *_s
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_comm_allreduce_capi_8df650dd416fa051(eplb_comm *_swig_go_0, void *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+_gostring_ _wrap_eplb_comm_allreduce_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0, void *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -6909,18 +7539,27 @@ _gostring_ _wrap_eplb_comm_allreduce_capi_8df650dd416fa051(eplb_comm *_swig_go_0
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_migration_execute_step_capi_8df650dd416fa051(eplb_migration *_swig_go_0, eplb_comm *_swig_go_1, intgo _swig_go_2, void **_swig_go_3, long long _swig_go_4, long long *_swig_go_5, intgo _swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_migration_execute_step_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0, eplb_comm *_swig_go_1, intgo _swig_go_2, void **_swig_go_3, long long _swig_go_4, long long *_swig_go_5, intgo _swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_comm *arg2 = (eplb_comm *) 0 ;
   uint32_t arg3 ;
@@ -6950,18 +7589,27 @@ _gostring_ _wrap_eplb_migration_execute_step_capi_8df650dd416fa051(eplb_migratio
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -6973,7 +7621,7 @@ intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -6985,7 +7633,7 @@ intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -6997,7 +7645,7 @@ intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_8df650dd416fa051() {
 }
 
 
-_gostring_ _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_8df650dd416fa051(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long *_swig_go_5) {
+_gostring_ _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_13ae45bd82df07c9(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long *_swig_go_5) {
   size_t arg1 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -7019,18 +7667,27 @@ _gostring_ _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_8df650dd416fa05
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_dispatch_layout_capi_8df650dd416fa051(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_dispatch_layout_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
   int32_t *arg1 = (int32_t *) 0 ;
   size_t arg2 ;
   size_t arg3 ;
@@ -7068,18 +7725,27 @@ _gostring_ _wrap_eplb_kernel_dispatch_layout_capi_8df650dd416fa051(_goslice_ _sw
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_dispatch_layout_cpu_capi_8df650dd416fa051(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_dispatch_layout_cpu_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
   int32_t *arg1 = (int32_t *) 0 ;
   size_t arg2 ;
   size_t arg3 ;
@@ -7117,18 +7783,27 @@ _gostring_ _wrap_eplb_kernel_dispatch_layout_cpu_capi_8df650dd416fa051(_goslice_
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_expert_sort_capacity_capi_8df650dd416fa051(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, long long *_swig_go_4) {
+_gostring_ _wrap_eplb_kernel_expert_sort_capacity_capi_13ae45bd82df07c9(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, long long *_swig_go_4) {
   size_t arg1 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -7148,18 +7823,27 @@ _gostring_ _wrap_eplb_kernel_expert_sort_capacity_capi_8df650dd416fa051(long lon
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_expert_sort_workspace_size_capi_8df650dd416fa051(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_kernel_expert_sort_workspace_size_capi_13ae45bd82df07c9(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, long long *_swig_go_3) {
   size_t arg1 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -7177,18 +7861,27 @@ _gostring_ _wrap_eplb_kernel_expert_sort_workspace_size_capi_8df650dd416fa051(lo
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_expert_sort_capi_8df650dd416fa051(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_expert_sort_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
   int32_t *arg1 = (int32_t *) 0 ;
   size_t arg2 ;
   size_t arg3 ;
@@ -7226,18 +7919,27 @@ _gostring_ _wrap_eplb_kernel_expert_sort_capi_8df650dd416fa051(_goslice_ _swig_g
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_expert_sort_cpu_capi_8df650dd416fa051(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_expert_sort_cpu_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
   int32_t *arg1 = (int32_t *) 0 ;
   size_t arg2 ;
   size_t arg3 ;
@@ -7275,18 +7977,27 @@ _gostring_ _wrap_eplb_kernel_expert_sort_cpu_capi_8df650dd416fa051(_goslice_ _sw
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_permute_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
+_gostring_ _wrap_eplb_kernel_permute_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -7314,18 +8025,27 @@ _gostring_ _wrap_eplb_kernel_permute_capi_8df650dd416fa051(void *_swig_go_0, int
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_permute_cpu_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
+_gostring_ _wrap_eplb_kernel_permute_cpu_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -7353,18 +8073,27 @@ _gostring_ _wrap_eplb_kernel_permute_cpu_capi_8df650dd416fa051(void *_swig_go_0,
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_unpermute_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_unpermute_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -7394,18 +8123,27 @@ _gostring_ _wrap_eplb_kernel_unpermute_capi_8df650dd416fa051(void *_swig_go_0, i
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_unpermute_cpu_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_unpermute_cpu_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -7435,18 +8173,27 @@ _gostring_ _wrap_eplb_kernel_unpermute_cpu_capi_8df650dd416fa051(void *_swig_go_
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-intgo _wrap_EPLB_IDS_INT32_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_IDS_INT32_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -7458,7 +8205,7 @@ intgo _wrap_EPLB_IDS_INT32_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_IDS_INT64_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_IDS_INT64_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -7470,7 +8217,7 @@ intgo _wrap_EPLB_IDS_INT64_capi_8df650dd416fa051() {
 }
 
 
-_gostring_ _wrap_eplb_device_tables_create_capi_8df650dd416fa051(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_device_tables **_swig_go_5) {
+_gostring_ _wrap_eplb_device_tables_create_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_device_tables **_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -7492,18 +8239,27 @@ _gostring_ _wrap_eplb_device_tables_create_capi_8df650dd416fa051(eplb_placement 
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_device_tables_update_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0, eplb_placement *_swig_go_1, void *_swig_go_2) {
+_gostring_ _wrap_eplb_device_tables_update_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0, eplb_placement *_swig_go_1, void *_swig_go_2) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -7519,18 +8275,27 @@ _gostring_ _wrap_eplb_device_tables_update_capi_8df650dd416fa051(eplb_device_tab
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_device_tables_destroy_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0) {
+void _wrap_eplb_device_tables_destroy_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   
   arg1 = *(eplb_device_tables **)&_swig_go_0; 
@@ -7540,7 +8305,7 @@ void _wrap_eplb_device_tables_destroy_capi_8df650dd416fa051(eplb_device_tables *
 }
 
 
-void _wrap_eplb_device_tables_info_struct_size_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_struct_size_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7552,7 +8317,7 @@ void _wrap_eplb_device_tables_info_struct_size_set_capi_8df650dd416fa051(struct 
 }
 
 
-intgo _wrap_eplb_device_tables_info_struct_size_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_struct_size_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7565,7 +8330,7 @@ intgo _wrap_eplb_device_tables_info_struct_size_get_capi_8df650dd416fa051(struct
 }
 
 
-void _wrap_eplb_device_tables_info_num_layers_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_num_layers_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7577,7 +8342,7 @@ void _wrap_eplb_device_tables_info_num_layers_set_capi_8df650dd416fa051(struct e
 }
 
 
-intgo _wrap_eplb_device_tables_info_num_layers_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_num_layers_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7590,7 +8355,7 @@ intgo _wrap_eplb_device_tables_info_num_layers_get_capi_8df650dd416fa051(struct 
 }
 
 
-void _wrap_eplb_device_tables_info_num_logical_experts_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_num_logical_experts_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7602,7 +8367,7 @@ void _wrap_eplb_device_tables_info_num_logical_experts_set_capi_8df650dd416fa051
 }
 
 
-intgo _wrap_eplb_device_tables_info_num_logical_experts_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_num_logical_experts_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7615,7 +8380,7 @@ intgo _wrap_eplb_device_tables_info_num_logical_experts_get_capi_8df650dd416fa05
 }
 
 
-void _wrap_eplb_device_tables_info_num_physical_experts_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_num_physical_experts_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7627,7 +8392,7 @@ void _wrap_eplb_device_tables_info_num_physical_experts_set_capi_8df650dd416fa05
 }
 
 
-intgo _wrap_eplb_device_tables_info_num_physical_experts_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_num_physical_experts_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7640,7 +8405,7 @@ intgo _wrap_eplb_device_tables_info_num_physical_experts_get_capi_8df650dd416fa0
 }
 
 
-void _wrap_eplb_device_tables_info_max_replicas_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_max_replicas_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7652,7 +8417,7 @@ void _wrap_eplb_device_tables_info_max_replicas_set_capi_8df650dd416fa051(struct
 }
 
 
-intgo _wrap_eplb_device_tables_info_max_replicas_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_max_replicas_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7665,7 +8430,7 @@ intgo _wrap_eplb_device_tables_info_max_replicas_get_capi_8df650dd416fa051(struc
 }
 
 
-void _wrap_eplb_device_tables_info_num_nodes_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_num_nodes_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7677,7 +8442,7 @@ void _wrap_eplb_device_tables_info_num_nodes_set_capi_8df650dd416fa051(struct ep
 }
 
 
-intgo _wrap_eplb_device_tables_info_num_nodes_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_num_nodes_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7690,7 +8455,7 @@ intgo _wrap_eplb_device_tables_info_num_nodes_get_capi_8df650dd416fa051(struct e
 }
 
 
-void _wrap_eplb_device_tables_info_num_gpus_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_num_gpus_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7702,7 +8467,7 @@ void _wrap_eplb_device_tables_info_num_gpus_set_capi_8df650dd416fa051(struct epl
 }
 
 
-intgo _wrap_eplb_device_tables_info_num_gpus_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_num_gpus_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7715,7 +8480,7 @@ intgo _wrap_eplb_device_tables_info_num_gpus_get_capi_8df650dd416fa051(struct ep
 }
 
 
-void _wrap_eplb_device_tables_info_slots_per_gpu_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_slots_per_gpu_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7727,7 +8492,7 @@ void _wrap_eplb_device_tables_info_slots_per_gpu_set_capi_8df650dd416fa051(struc
 }
 
 
-intgo _wrap_eplb_device_tables_info_slots_per_gpu_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_slots_per_gpu_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7740,7 +8505,7 @@ intgo _wrap_eplb_device_tables_info_slots_per_gpu_get_capi_8df650dd416fa051(stru
 }
 
 
-void _wrap_eplb_device_tables_info_gpus_per_node_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_gpus_per_node_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7752,7 +8517,7 @@ void _wrap_eplb_device_tables_info_gpus_per_node_set_capi_8df650dd416fa051(struc
 }
 
 
-intgo _wrap_eplb_device_tables_info_gpus_per_node_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_gpus_per_node_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7765,7 +8530,7 @@ intgo _wrap_eplb_device_tables_info_gpus_per_node_get_capi_8df650dd416fa051(stru
 }
 
 
-void _wrap_eplb_device_tables_info_gpu_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_gpu_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7777,7 +8542,7 @@ void _wrap_eplb_device_tables_info_gpu_set_capi_8df650dd416fa051(struct eplb_dev
 }
 
 
-intgo _wrap_eplb_device_tables_info_gpu_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_gpu_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7790,7 +8555,7 @@ intgo _wrap_eplb_device_tables_info_gpu_get_capi_8df650dd416fa051(struct eplb_de
 }
 
 
-void _wrap_eplb_device_tables_info_flags_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_flags_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -7802,7 +8567,7 @@ void _wrap_eplb_device_tables_info_flags_set_capi_8df650dd416fa051(struct eplb_d
 }
 
 
-intgo _wrap_eplb_device_tables_info_flags_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_flags_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7815,7 +8580,7 @@ intgo _wrap_eplb_device_tables_info_flags_get_capi_8df650dd416fa051(struct eplb_
 }
 
 
-void _wrap_eplb_device_tables_info_device_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_device_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   int32_t arg2 ;
   
@@ -7827,7 +8592,7 @@ void _wrap_eplb_device_tables_info_device_set_capi_8df650dd416fa051(struct eplb_
 }
 
 
-intgo _wrap_eplb_device_tables_info_device_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_device_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -7840,7 +8605,7 @@ intgo _wrap_eplb_device_tables_info_device_get_capi_8df650dd416fa051(struct eplb
 }
 
 
-void _wrap_eplb_device_tables_info_device_bytes_set_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_device_tables_info_device_bytes_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint64_t arg2 ;
   
@@ -7852,7 +8617,7 @@ void _wrap_eplb_device_tables_info_device_bytes_set_capi_8df650dd416fa051(struct
 }
 
 
-long long _wrap_eplb_device_tables_info_device_bytes_get_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
+long long _wrap_eplb_device_tables_info_device_bytes_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -7865,7 +8630,7 @@ long long _wrap_eplb_device_tables_info_device_bytes_get_capi_8df650dd416fa051(s
 }
 
 
-struct eplb_device_tables_info *_wrap_new_eplb_device_tables_info_capi_8df650dd416fa051() {
+struct eplb_device_tables_info *_wrap_new_eplb_device_tables_info_capi_13ae45bd82df07c9() {
   struct eplb_device_tables_info *result = 0 ;
   struct eplb_device_tables_info *_swig_go_result;
   
@@ -7876,7 +8641,7 @@ struct eplb_device_tables_info *_wrap_new_eplb_device_tables_info_capi_8df650dd4
 }
 
 
-void _wrap_delete_eplb_device_tables_info_capi_8df650dd416fa051(struct eplb_device_tables_info *_swig_go_0) {
+void _wrap_delete_eplb_device_tables_info_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   
   arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
@@ -7886,7 +8651,7 @@ void _wrap_delete_eplb_device_tables_info_capi_8df650dd416fa051(struct eplb_devi
 }
 
 
-_gostring_ _wrap_eplb_device_tables_get_info_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0, struct eplb_device_tables_info *_swig_go_1) {
+_gostring_ _wrap_eplb_device_tables_get_info_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0, struct eplb_device_tables_info *_swig_go_1) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   eplb_device_tables_info *arg2 = (eplb_device_tables_info *) 0 ;
   eplb_status result;
@@ -7900,18 +8665,27 @@ _gostring_ _wrap_eplb_device_tables_get_info_capi_8df650dd416fa051(eplb_device_t
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_device_tables_get_static_map_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_device_tables_get_static_map_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -7929,18 +8703,27 @@ _gostring_ _wrap_eplb_device_tables_get_static_map_capi_8df650dd416fa051(eplb_de
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_record_load_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_record_load_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -7970,18 +8753,27 @@ _gostring_ _wrap_eplb_kernel_record_load_capi_8df650dd416fa051(void *_swig_go_0,
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_record_load_cpu_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_record_load_cpu_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -8011,18 +8803,27 @@ _gostring_ _wrap_eplb_kernel_record_load_cpu_capi_8df650dd416fa051(void *_swig_g
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-intgo _wrap_EPLB_MAP_STATIC_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_MAP_STATIC_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -8034,7 +8835,7 @@ intgo _wrap_EPLB_MAP_STATIC_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -8046,7 +8847,7 @@ intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_MAP_HASH_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_MAP_HASH_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -8058,7 +8859,7 @@ intgo _wrap_EPLB_MAP_HASH_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_MAP_NODE_AWARE_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_MAP_NODE_AWARE_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -8070,7 +8871,7 @@ intgo _wrap_EPLB_MAP_NODE_AWARE_capi_8df650dd416fa051() {
 }
 
 
-intgo _wrap_EPLB_MAP_QUOTA_capi_8df650dd416fa051() {
+intgo _wrap_EPLB_MAP_QUOTA_capi_13ae45bd82df07c9() {
   int result;
   intgo _swig_go_result;
   
@@ -8082,7 +8883,7 @@ intgo _wrap_EPLB_MAP_QUOTA_capi_8df650dd416fa051() {
 }
 
 
-_gostring_ _wrap_eplb_kernel_map_record_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
+_gostring_ _wrap_eplb_kernel_map_record_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -8118,18 +8919,27 @@ _gostring_ _wrap_eplb_kernel_map_record_capi_8df650dd416fa051(eplb_device_tables
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_map_record_cpu_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
+_gostring_ _wrap_eplb_kernel_map_record_cpu_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -8165,18 +8975,27 @@ _gostring_ _wrap_eplb_kernel_map_record_cpu_capi_8df650dd416fa051(eplb_device_ta
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_fold_counts_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
+_gostring_ _wrap_eplb_kernel_fold_counts_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   int64_t *arg2 = (int64_t *) 0 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -8194,18 +9013,27 @@ _gostring_ _wrap_eplb_kernel_fold_counts_capi_8df650dd416fa051(eplb_device_table
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_fold_counts_cpu_capi_8df650dd416fa051(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
+_gostring_ _wrap_eplb_kernel_fold_counts_cpu_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   int64_t *arg2 = (int64_t *) 0 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -8223,18 +9051,27 @@ _gostring_ _wrap_eplb_kernel_fold_counts_cpu_capi_8df650dd416fa051(eplb_device_t
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_coactivation_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_coactivation_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -8272,18 +9109,27 @@ _gostring_ _wrap_eplb_kernel_coactivation_capi_8df650dd416fa051(void *_swig_go_0
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_coactivation_cpu_capi_8df650dd416fa051(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_coactivation_cpu_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -8321,18 +9167,27 @@ _gostring_ _wrap_eplb_kernel_coactivation_cpu_capi_8df650dd416fa051(void *_swig_
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_split_tables_create_capi_8df650dd416fa051(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_split_tables **_swig_go_5) {
+_gostring_ _wrap_eplb_split_tables_create_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_split_tables **_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -8354,18 +9209,27 @@ _gostring_ _wrap_eplb_split_tables_create_capi_8df650dd416fa051(eplb_placement *
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_split_tables_destroy_capi_8df650dd416fa051(eplb_split_tables *_swig_go_0) {
+void _wrap_eplb_split_tables_destroy_capi_13ae45bd82df07c9(eplb_split_tables *_swig_go_0) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   
   arg1 = *(eplb_split_tables **)&_swig_go_0; 
@@ -8375,7 +9239,7 @@ void _wrap_eplb_split_tables_destroy_capi_8df650dd416fa051(eplb_split_tables *_s
 }
 
 
-_gostring_ _wrap_eplb_kernel_split_solve_workspace_size_capi_8df650dd416fa051(eplb_split_tables *_swig_go_0, long long *_swig_go_1) {
+_gostring_ _wrap_eplb_kernel_split_solve_workspace_size_capi_13ae45bd82df07c9(eplb_split_tables *_swig_go_0, long long *_swig_go_1) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   size_t *arg2 = (size_t *) 0 ;
   eplb_status result;
@@ -8389,18 +9253,27 @@ _gostring_ _wrap_eplb_kernel_split_solve_workspace_size_capi_8df650dd416fa051(ep
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_split_solve_capi_8df650dd416fa051(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_split_solve_capi_13ae45bd82df07c9(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -8434,18 +9307,27 @@ _gostring_ _wrap_eplb_kernel_split_solve_capi_8df650dd416fa051(eplb_split_tables
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_split_solve_cpu_capi_8df650dd416fa051(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_split_solve_cpu_capi_13ae45bd82df07c9(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -8479,18 +9361,27 @@ _gostring_ _wrap_eplb_kernel_split_solve_cpu_capi_8df650dd416fa051(eplb_split_ta
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_8df650dd416fa051(eplb_placement *_swig_go_0, long long _swig_go_1, long long *_swig_go_2) {
+_gostring_ _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, long long _swig_go_1, long long *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   size_t arg2 ;
   size_t *arg3 = (size_t *) 0 ;
@@ -8506,18 +9397,27 @@ _gostring_ _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_8df650dd416fa0
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_shared_waterfill_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
+_gostring_ _wrap_eplb_kernel_shared_waterfill_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -8557,18 +9457,27 @@ _gostring_ _wrap_eplb_kernel_shared_waterfill_capi_8df650dd416fa051(eplb_placeme
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_kernel_shared_waterfill_cpu_capi_8df650dd416fa051(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
+_gostring_ _wrap_eplb_kernel_shared_waterfill_cpu_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -8608,18 +9517,27 @@ _gostring_ _wrap_eplb_kernel_shared_waterfill_cpu_capi_8df650dd416fa051(eplb_pla
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_token_exchange_options_struct_size_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_struct_size_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -8631,7 +9549,7 @@ void _wrap_eplb_token_exchange_options_struct_size_set_capi_8df650dd416fa051(str
 }
 
 
-intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8644,7 +9562,7 @@ intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_8df650dd416fa051(st
 }
 
 
-void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -8656,7 +9574,7 @@ void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_8df650dd416fa051(
 }
 
 
-intgo _wrap_eplb_token_exchange_options_slots_per_rank_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_slots_per_rank_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8669,7 +9587,7 @@ intgo _wrap_eplb_token_exchange_options_slots_per_rank_get_capi_8df650dd416fa051
 }
 
 
-void _wrap_eplb_token_exchange_options_top_k_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_top_k_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -8681,7 +9599,7 @@ void _wrap_eplb_token_exchange_options_top_k_set_capi_8df650dd416fa051(struct ep
 }
 
 
-intgo _wrap_eplb_token_exchange_options_top_k_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_top_k_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8694,7 +9612,7 @@ intgo _wrap_eplb_token_exchange_options_top_k_get_capi_8df650dd416fa051(struct e
 }
 
 
-void _wrap_eplb_token_exchange_options_out_dtype_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_out_dtype_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -8706,7 +9624,7 @@ void _wrap_eplb_token_exchange_options_out_dtype_set_capi_8df650dd416fa051(struc
 }
 
 
-intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8719,7 +9637,7 @@ intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_8df650dd416fa051(stru
 }
 
 
-void _wrap_eplb_token_exchange_options_row_bytes_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_token_exchange_options_row_bytes_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint64_t arg2 ;
   
@@ -8731,7 +9649,7 @@ void _wrap_eplb_token_exchange_options_row_bytes_set_capi_8df650dd416fa051(struc
 }
 
 
-long long _wrap_eplb_token_exchange_options_row_bytes_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
+long long _wrap_eplb_token_exchange_options_row_bytes_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -8744,7 +9662,7 @@ long long _wrap_eplb_token_exchange_options_row_bytes_get_capi_8df650dd416fa051(
 }
 
 
-void _wrap_eplb_token_exchange_options_hidden_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_token_exchange_options_hidden_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint64_t arg2 ;
   
@@ -8756,7 +9674,7 @@ void _wrap_eplb_token_exchange_options_hidden_set_capi_8df650dd416fa051(struct e
 }
 
 
-long long _wrap_eplb_token_exchange_options_hidden_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
+long long _wrap_eplb_token_exchange_options_hidden_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -8769,7 +9687,7 @@ long long _wrap_eplb_token_exchange_options_hidden_get_capi_8df650dd416fa051(str
 }
 
 
-void _wrap_eplb_token_exchange_options_max_tokens_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_max_tokens_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -8781,7 +9699,7 @@ void _wrap_eplb_token_exchange_options_max_tokens_set_capi_8df650dd416fa051(stru
 }
 
 
-intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8794,7 +9712,7 @@ intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_8df650dd416fa051(str
 }
 
 
-void _wrap_eplb_token_exchange_options_capacity_set_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_capacity_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -8806,7 +9724,7 @@ void _wrap_eplb_token_exchange_options_capacity_set_capi_8df650dd416fa051(struct
 }
 
 
-intgo _wrap_eplb_token_exchange_options_capacity_get_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_capacity_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8819,7 +9737,7 @@ intgo _wrap_eplb_token_exchange_options_capacity_get_capi_8df650dd416fa051(struc
 }
 
 
-struct eplb_token_exchange_options *_wrap_new_eplb_token_exchange_options_capi_8df650dd416fa051() {
+struct eplb_token_exchange_options *_wrap_new_eplb_token_exchange_options_capi_13ae45bd82df07c9() {
   struct eplb_token_exchange_options *result = 0 ;
   struct eplb_token_exchange_options *_swig_go_result;
   
@@ -8830,7 +9748,7 @@ struct eplb_token_exchange_options *_wrap_new_eplb_token_exchange_options_capi_8
 }
 
 
-void _wrap_delete_eplb_token_exchange_options_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
+void _wrap_delete_eplb_token_exchange_options_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   
   arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
@@ -8840,7 +9758,7 @@ void _wrap_delete_eplb_token_exchange_options_capi_8df650dd416fa051(struct eplb_
 }
 
 
-void _wrap_eplb_token_exchange_options_init_capi_8df650dd416fa051(struct eplb_token_exchange_options *_swig_go_0) {
+void _wrap_eplb_token_exchange_options_init_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
   eplb_token_exchange_options *arg1 = (eplb_token_exchange_options *) 0 ;
   
   arg1 = *(eplb_token_exchange_options **)&_swig_go_0; 
@@ -8850,7 +9768,7 @@ void _wrap_eplb_token_exchange_options_init_capi_8df650dd416fa051(struct eplb_to
 }
 
 
-_gostring_ _wrap_eplb_token_exchange_create_capi_8df650dd416fa051(eplb_comm *_swig_go_0, struct eplb_token_exchange_options *_swig_go_1, eplb_token_exchange **_swig_go_2) {
+_gostring_ _wrap_eplb_token_exchange_create_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0, struct eplb_token_exchange_options *_swig_go_1, eplb_token_exchange **_swig_go_2) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   eplb_token_exchange_options *arg2 = (eplb_token_exchange_options *) 0 ;
   eplb_token_exchange **arg3 = (eplb_token_exchange **) 0 ;
@@ -8866,18 +9784,27 @@ _gostring_ _wrap_eplb_token_exchange_create_capi_8df650dd416fa051(eplb_comm *_sw
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-void _wrap_eplb_token_exchange_destroy_capi_8df650dd416fa051(eplb_token_exchange *_swig_go_0) {
+void _wrap_eplb_token_exchange_destroy_capi_13ae45bd82df07c9(eplb_token_exchange *_swig_go_0) {
   eplb_token_exchange *arg1 = (eplb_token_exchange *) 0 ;
   
   arg1 = *(eplb_token_exchange **)&_swig_go_0; 
@@ -8887,7 +9814,7 @@ void _wrap_eplb_token_exchange_destroy_capi_8df650dd416fa051(eplb_token_exchange
 }
 
 
-_gostring_ _wrap_eplb_token_exchange_dispatch_capi_8df650dd416fa051(eplb_token_exchange *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, float *_swig_go_3, void *_swig_go_4, void *_swig_go_5, intgo *_swig_go_6, float *_swig_go_7, intgo *_swig_go_8, long long _swig_go_9, intgo *_swig_go_10, long long *_swig_go_11, void *_swig_go_12) {
+_gostring_ _wrap_eplb_token_exchange_dispatch_capi_13ae45bd82df07c9(eplb_token_exchange *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, float *_swig_go_3, void *_swig_go_4, void *_swig_go_5, intgo *_swig_go_6, float *_swig_go_7, intgo *_swig_go_8, long long _swig_go_9, intgo *_swig_go_10, long long *_swig_go_11, void *_swig_go_12) {
   eplb_token_exchange *arg1 = (eplb_token_exchange *) 0 ;
   size_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -8923,18 +9850,27 @@ _gostring_ _wrap_eplb_token_exchange_dispatch_capi_8df650dd416fa051(eplb_token_e
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_token_exchange_combine_capi_8df650dd416fa051(eplb_token_exchange *_swig_go_0, void *_swig_go_1, long long _swig_go_2, void *_swig_go_3, void *_swig_go_4) {
+_gostring_ _wrap_eplb_token_exchange_combine_capi_13ae45bd82df07c9(eplb_token_exchange *_swig_go_0, void *_swig_go_1, long long _swig_go_2, void *_swig_go_3, void *_swig_go_4) {
   eplb_token_exchange *arg1 = (eplb_token_exchange *) 0 ;
   void *arg2 = (void *) 0 ;
   uint64_t arg3 ;
@@ -8954,11 +9890,20 @@ _gostring_ _wrap_eplb_token_exchange_combine_capi_8df650dd416fa051(eplb_token_ex
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
   } else {
-    char text[1100];
-    int length = snprintf(text, sizeof text, "%d:%s", (int)result, eplb_last_error_message());
-    if (length < 0) length = 0;
-    if ((size_t)length >= sizeof text) length = (int)sizeof text - 1;
-    _swig_go_result = Swig_AllocateString(text, (size_t)length);
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
   }
   
   return _swig_go_result;
