@@ -537,7 +537,11 @@ SnapshotInfo read_info(const ByteSource& source, const Layout& layout, ZSTD_DCtx
   info.has_coactivation = layout.find(SectionType::coactivation).has_value();
   info.has_placement = !layout.statistics_only;
   read_provenance(source, layout, context, info);
-  if (layout.statistics_only) return info;
+  if (layout.statistics_only) {
+    info.topology.num_nodes = 0;  // no placement: only num_layers and num_logical get set
+    info.topology.num_groups = 0;
+    return info;
+  }
 
   const auto shape =
       read_record(source, *layout.find(SectionType::shape), context, format::kShapeSize);

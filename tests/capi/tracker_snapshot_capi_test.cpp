@@ -119,7 +119,12 @@ TEST(TrackerSnapshotCapi, StatisticsSnapshotsRoundTrip) {
     EXPECT_EQ(info.format_minor, uint32_t{EPLB_SNAPSHOT_FORMAT_MINOR});
     EXPECT_EQ(info.num_layers, 3U);
     EXPECT_EQ(info.num_logical_experts, 6U);
+    // No placement: the header's zeros, not the topology defaults (1 node, 1 group).
     EXPECT_EQ(info.num_physical_experts, 0U);
+    EXPECT_EQ(info.num_nodes, 0U);
+    EXPECT_EQ(info.num_gpus, 0U);
+    EXPECT_EQ(info.num_groups, 0U);
+    EXPECT_EQ(info.algorithm, 0U);
     EXPECT_EQ(info.has_coactivation, 1U);
     EXPECT_EQ(info.has_loads, 0U);
     EXPECT_STREQ(info.label, "stats");
@@ -144,6 +149,8 @@ TEST(TrackerSnapshotCapi, FilesAndPlacementSnapshots) {
   ASSERT_EQ(eplb_snapshot_inspect(path.c_str(), &info), EPLB_OK) << eplb_last_error_message();
   EXPECT_EQ(info.num_layers, 2U);
   EXPECT_EQ(info.num_physical_experts, 0U);
+  EXPECT_EQ(info.num_nodes, 0U);
+  EXPECT_EQ(info.num_groups, 0U);
   eplb_snapshot* raw = nullptr;
   ASSERT_EQ(eplb_snapshot_load(path.c_str(), &raw), EPLB_OK);
   SnapshotPtr snapshot(raw);
