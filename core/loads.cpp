@@ -1,6 +1,8 @@
 #include "loads.hpp"
 
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #include "error.hpp"
 
@@ -8,7 +10,18 @@ namespace eplb {
 
 namespace {
 
+// Every GPU's and node's load is part of its layer's total: a finite total keeps them, the mean
+// and the balancedness finite (finite loads near DBL_MAX can add up to infinity).
+void check_layer_total(double total, std::size_t layer, const char* name, const char* what) {
+  if (!std::isfinite(total)) {
+    fail_invalid(name, ": the loads of layer ", layer, what,
+                 " add up to more than the largest double (", std::numeric_limits<double>::max(),
+                 "); scale them down");
+  }
+}
+
 void check_values(std::span<const double> row, std::size_t layer, const char* name) {
+  double total = 0;
   for (std::size_t expert = 0; expert < row.size(); ++expert) {
     const double value = row[expert];
     if (std::isnan(value)) fail_invalid(name, "[", layer, "][", expert, "] is NaN");
@@ -16,7 +29,9 @@ void check_values(std::span<const double> row, std::size_t layer, const char* na
       fail_invalid(name, "[", layer, "][", expert, "] = ", value, " is infinite");
     }
     if (value < 0) fail_invalid(name, "[", layer, "][", expert, "] = ", value, " is negative");
+    total += value;
   }
+  check_layer_total(total, layer, name, "");
 }
 
 }  // namespace
@@ -43,18 +58,27 @@ void validate_window_loads(std::span<const double> loads, std::size_t num_window
                  ") * num_layers (", topology.num_layers, ") * num_logical_experts (",
                  topology.num_logical, ") = ", expected);
   }
+  // Robust planning adds the windows up (their sum is the plan's load): each layer's total over
+  // every window must stay finite.
+  std::vector<double> layer_totals(topology.num_layers, 0.0);
   for (std::size_t window = 0; window < num_windows; ++window) {
     const auto matrix = loads.subspan(window * per_window, per_window);
     for (std::size_t i = 0; i < per_window; ++i) {
       const double value = matrix[i];
-      if (std::isfinite(value) && value >= 0) continue;
       const std::size_t layer = i / topology.num_logical;
+      if (std::isfinite(value) && value >= 0) {
+        layer_totals[layer] += value;
+        continue;
+      }
       const std::size_t expert = i % topology.num_logical;
       fail_invalid(name, "[", window, "][", layer, "][", expert, "] = ", value,
                    std::isnan(value) ? " is NaN"
                    : value < 0       ? " is negative"
                                      : " is infinite");
     }
+  }
+  for (std::size_t layer = 0; layer < topology.num_layers; ++layer) {
+    check_layer_total(layer_totals[layer], layer, name, " over all windows");
   }
 }
 

@@ -353,6 +353,58 @@ TEST(PlannerPlan, LoadsAboveFloatMaxForDeepseek) {
   }
 }
 
+// Finite loads whose layer total is infinite would make every GPU sum, the mean and the
+// balancedness inf or NaN: refused by every call that takes a load matrix, naming the layer.
+TEST(PlannerPlan, LoadsWhoseLayerTotalOverflowsAreRefused) {
+  std::vector<double> loads = kLoads;
+  loads[12 + 2] = 1e308;
+  loads[12 + 9] = 1e308;  // each finite, layer 1 adds up to inf
+  const std::vector<std::string> fragments = {"layer 1", "largest double"};
+  for (uint32_t algorithm : {uint32_t{EPLB_ALGORITHM_TRIVIAL}, uint32_t{EPLB_ALGORITHM_BALANCED}}) {
+    SCOPED_TRACE("algorithm " + std::to_string(algorithm));
+    const PlannerPtr planner = make_planner(readme_options(algorithm));
+    eplb_placement* out = sentinel<eplb_placement>();
+    EXPECT_TRUE(
+        invalid(eplb_planner_plan(planner.get(), loads.data(), loads.size(), &out), fragments));
+    EXPECT_EQ(out, sentinel<eplb_placement>());
+  }
+  // Windows: each window's layer is finite (1e308), their sum over two windows is not.
+  {
+    std::vector<double> one = kLoads;
+    one[12 + 2] = 1e308;
+    std::vector<double> windows = one;
+    windows.insert(windows.end(), one.begin(), one.end());
+    const PlannerPtr planner = make_planner(readme_options(EPLB_ALGORITHM_BALANCED));
+    eplb_placement* out = sentinel<eplb_placement>();
+    EXPECT_TRUE(
+        invalid(eplb_planner_plan_windows(planner.get(), windows.data(), 2, windows.size(), &out),
+                {"layer 1", "over all windows", "largest double"}));
+    EXPECT_EQ(out, sentinel<eplb_placement>());
+    ASSERT_EQ(eplb_planner_plan_windows(planner.get(), one.data(), 1, one.size(), &out), EPLB_OK)
+        << eplb_last_error_message();
+    eplb_placement_destroy(out);
+  }
+  const PlacementPtr p = make_placement();
+  eplb_metrics metrics{};
+  metrics.struct_size = sizeof(metrics);
+  EXPECT_TRUE(
+      invalid(eplb_metrics_compute(p.get(), loads.data(), loads.size(), &metrics), fragments));
+  std::vector<double> gpu_loads(2 * 8);
+  EXPECT_TRUE(invalid(eplb_metrics_gpu_loads(p.get(), loads.data(), loads.size(), gpu_loads.data(),
+                                             gpu_loads.size()),
+                      fragments));
+  eplb_layer_metrics layer{};
+  layer.struct_size = sizeof(layer);
+  EXPECT_TRUE(invalid(eplb_metrics_compute_layer(p.get(), 1, loads.data() + 12, 12, &layer),
+                      {"largest double"}));
+  // The largest finite total is fine: every figure stays finite.
+  std::vector<double> large = kLoads;
+  large[12 + 2] = 1e308;
+  ASSERT_EQ(eplb_metrics_compute(p.get(), large.data(), large.size(), &metrics), EPLB_OK)
+      << eplb_last_error_message();
+  EXPECT_TRUE(std::isfinite(metrics.balancedness)) << metrics.balancedness;
+}
+
 // ----------------------------------------------------------------------------------------------
 // Placement getters
 // ----------------------------------------------------------------------------------------------

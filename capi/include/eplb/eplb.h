@@ -302,12 +302,14 @@ EPLB_API eplb_status eplb_planner_create(const eplb_planner_options* options,
 EPLB_API void eplb_planner_destroy(eplb_planner* planner);
 
 /* Plans a placement from `loads`, double [num_layers][num_logical_experts]: the load (e.g. token
- * count) of each logical expert in each layer, finite and >= 0. A layer whose loads are all zero
- * (e.g. a dense layer) gets the trivial placement. The new placement is owned by the caller.
+ * count) of each logical expert in each layer, finite and >= 0, each layer's total finite too. A
+ * layer whose loads are all zero (e.g. a dense layer) gets the trivial placement. The new
+ * placement is owned by the caller.
  * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer; loads_len != num_layers * num_logical_experts; a
  * negative, NaN or infinite load, or (deepseek) one above FLT_MAX (the message names layer,
- * expert and value); options.affinity is set (affinity needs statistics: use
- * eplb_planner_plan_tracked). EPLB_ERR_OUT_OF_MEMORY. Not concurrently on the same planner. */
+ * expert and value); a layer whose loads add up to more than DBL_MAX; options.affinity is set
+ * (affinity needs statistics: use eplb_planner_plan_tracked). EPLB_ERR_OUT_OF_MEMORY. Not
+ * concurrently on the same planner. */
 EPLB_API eplb_status eplb_planner_plan(eplb_planner* planner, const double* loads, size_t loads_len,
                                        eplb_placement** out_placement);
 
@@ -320,7 +322,8 @@ EPLB_API eplb_status eplb_planner_plan(eplb_planner* planner, const double* load
  * all zero gets the trivial placement. With one window this is eplb_planner_plan.
  * EPLB_ERR_INVALID_ARGUMENT: as eplb_planner_plan, num_windows == 0, or loads_len !=
  * num_windows * num_layers * num_logical_experts (the message names window, layer and expert of
- * a bad value). EPLB_ERR_OUT_OF_MEMORY. Not concurrently on the same planner. */
+ * a bad value), a layer whose loads over all windows add up to more than DBL_MAX.
+ * EPLB_ERR_OUT_OF_MEMORY. Not concurrently on the same planner. */
 EPLB_API eplb_status eplb_planner_plan_windows(eplb_planner* planner, const double* loads,
                                                size_t num_windows, size_t loads_len,
                                                eplb_placement** out_placement);
@@ -800,8 +803,9 @@ typedef struct eplb_metrics {
 /* Computes the metrics of `placement` under `loads`, double [num_layers][num_logical_experts]
  * with the placement's shape (the load it was planned on, or any other). The caller sets
  * out_metrics->struct_size. Thread-safe for concurrent calls on one placement.
- * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, bad struct_size, loads_len mismatch, or a negative,
- * NaN or infinite load. */
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, bad struct_size, loads_len mismatch, a negative,
+ * NaN or infinite load, or a layer whose loads add up to more than DBL_MAX (its GPU loads and
+ * balancedness would not be finite). */
 EPLB_API eplb_status eplb_metrics_compute(const eplb_placement* placement, const double* loads,
                                           size_t loads_len, eplb_metrics* out_metrics);
 
