@@ -340,14 +340,22 @@ Tracker::Tracker(const TrackerOptions& options) : options_(options) {
   for (std::size_t a = 0; a < num_experts_; ++a) {
     row_base_[a] = a * (2 * num_experts_ - a - 1) / 2 - a - 1;
   }
+  std::size_t window_bytes = 0;
   if (options_.window == TrackerWindow::sliding) {
-    (void)checked_mul(checked_mul(delta_size(), options_.window_batches, "tracker window"),
-                      checked_mul(options_.num_layers, sizeof(std::uint32_t), "tracker window"),
-                      "tracker window");
+    window_bytes =
+        checked_mul(checked_mul(delta_size(), options_.window_batches, "tracker window"),
+                    checked_mul(options_.num_layers, sizeof(std::uint32_t), "tracker window"),
+                    "tracker window");
   }
   try {
     reset();
   } catch (const std::bad_alloc&) {
+    if (window_bytes > 0) {
+      fail(Errc::out_of_memory, "cannot allocate the sliding window of window_batches (",
+           options_.window_batches, ") batches of num_layers (", options_.num_layers,
+           ") x num_logical_experts (", options_.num_experts, "): ", window_bytes,
+           " bytes besides ", statistics_bytes, " for the statistics; lower window_batches");
+    }
     fail(Errc::out_of_memory, "cannot allocate the statistics of num_layers (", options_.num_layers,
          ") x num_logical_experts (", options_.num_experts, "): at least ", statistics_bytes,
          " bytes");
@@ -470,6 +478,8 @@ void Tracker::record_ids(std::uint32_t layer, std::span<const std::int32_t> ids,
   const auto limit = static_cast<std::uint32_t>(num_experts_);
   const std::size_t pairs_per_token = static_cast<std::size_t>(k) * (k - 1) / 2;
   std::size_t empty = 0;
+  // Before anything is counted, so that running out of memory records nothing of the batch.
+  if (options_.reservoir_capacity > 0 && num_tokens > 0) reserve_reservoir(layer, l);
   // Small batches (fewer pair increments than pairs) add straight into the totals after a
   // validation pass. Larger ones, and every sliding batch, count into per-batch uint32 scratch
   // (the ids validated in the same pass: a bad id only throws the scratch away), committed with
@@ -576,6 +586,24 @@ void Tracker::commit_scratch(Layer& l, bool first_chunk) {
   }
 }
 
+// The reservoir's whole capacity, reserved on the first batch that still fills it, not at
+// creation: a tracker decoded from a snapshot allocates only what the file holds, and one that
+// never records keeps nothing.
+void Tracker::reserve_reservoir(std::uint32_t layer, Layer& l) {
+  const std::uint64_t capacity = options_.reservoir_capacity;
+  if (l.seen >= capacity) return;  // full: rows are only replaced
+  const std::size_t values = checked_mul(capacity, options_.top_k, "reservoir");
+  if (l.sample.capacity() >= values) return;
+  try {
+    l.sample.reserve(values);
+  } catch (const std::bad_alloc&) {
+    fail(Errc::out_of_memory, "layer ", layer, ": cannot allocate the reservoir of ",
+         "reservoir_capacity (", capacity, ") rows x top_k (", options_.top_k,
+         ") ids: ", values * sizeof(std::int32_t),
+         " bytes; lower reservoir_capacity (0 keeps no samples)");
+  }
+}
+
 // Algorithm R keeps the n-th token (n > capacity) with probability capacity / n, independently of
 // every other token, in a uniformly chosen slot. Drawing that per token costs a random number
 // each; instead the kept tokens are found by skipping ahead: within a block of tokens numbered
@@ -601,9 +629,6 @@ void Tracker::sample_batch(Layer& l, const std::int32_t* ids, std::size_t num_to
   const auto row_of = [&](std::size_t i) { return ids + (empty > 0 ? valid_rows[i] : i) * k; };
   std::size_t i = 0;
   for (; i < valid && l.seen < capacity; ++i, ++l.seen) {
-    // Reserved on first use, not at creation: a tracker decoded from a snapshot allocates
-    // only what the file holds.
-    if (l.sample.capacity() == 0) l.sample.reserve(static_cast<std::size_t>(capacity) * k);
     const std::int32_t* row = row_of(i);
     l.sample.insert(l.sample.end(), row, row + k);
   }

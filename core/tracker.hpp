@@ -145,6 +145,7 @@ class Tracker {
   // Adds the per-batch scratch counts to the layer's window and zeroes them.
   void commit_scratch(Layer& l, bool first_chunk);
   // `empty`: how many of the rows have no valid slot.
+  void reserve_reservoir(std::uint32_t layer, Layer& l);
   void sample_batch(Layer& l, const std::int32_t* ids, std::size_t num_tokens, std::size_t empty);
   void renormalise(Layer& l) const;
   // Decay: ages the layer's statistics by one batch (not before its first).

@@ -299,6 +299,44 @@ TEST(TrackerCapi, EveryErrorHasItsStatusAndMessage) {
                "trackers differ");
 }
 
+// Sanitizer allocators abort on a request this large instead of failing it.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitizedAllocator = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kSanitizedAllocator = true;
+#else
+constexpr bool kSanitizedAllocator = false;
+#endif
+#else
+constexpr bool kSanitizedAllocator = false;
+#endif
+
+// A reservoir too large for the machine (2^32 - 1 rows of 1024 ids: 16 TiB) fails the first
+// record with a message naming reservoir_capacity, and records nothing of that batch.
+TEST(TrackerCapi, ReservoirTooLargeForMemoryRecordsNothing) {
+  if (kSanitizedAllocator) GTEST_SKIP() << "the sanitizer's allocator aborts on a 16 TiB request";
+  constexpr uint32_t kE = 1024, kK = 1024;
+  auto o = make_options(1, kE, kK);
+  o.reservoir_capacity = UINT32_MAX;
+  auto t = make_tracker(o);
+  ASSERT_NE(t, nullptr);
+  std::vector<int32_t> ids(kK);
+  for (uint32_t s = 0; s < kK; ++s) ids[s] = static_cast<int32_t>(s);
+  const eplb_status status = eplb_tracker_record(t.get(), 0, ids.data(), 1, kK);
+  if (status == EPLB_OK) GTEST_SKIP() << "this machine granted 16 TiB of address space";
+  expect_error(status, EPLB_ERR_OUT_OF_MEMORY, "reservoir_capacity (4294967295)");
+  expect_error(status, EPLB_ERR_OUT_OF_MEMORY, "top_k (1024)");
+  std::vector<double> loads(kE, -1.0);
+  ASSERT_EQ(eplb_tracker_get_loads(t.get(), loads.data(), loads.size()), EPLB_OK);
+  EXPECT_EQ(loads, std::vector<double>(kE, 0.0));
+  uint64_t batches = 1, tokens = 1;
+  ASSERT_EQ(eplb_tracker_get_layer_counts(t.get(), 0, &batches, &tokens), EPLB_OK)
+      << eplb_last_error_message();
+  EXPECT_EQ(batches, 0U);
+  EXPECT_EQ(tokens, 0U);
+}
+
 TEST(TrackerCapi, SlidingAndDecayWindows) {
   auto o = make_options(1, 3, 2);
   o.window = EPLB_WINDOW_SLIDING;

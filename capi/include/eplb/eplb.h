@@ -569,7 +569,9 @@ typedef struct eplb_tracker_options {
   uint32_t window_batches;      /* sliding: W >= 1; default 64 (ignored by other windows) */
   double decay;                 /* decay: factor per batch in (0, 1]; default 0.99 (ignored by
                                    other windows) */
-  uint32_t reservoir_capacity;  /* rows sampled per layer; 0 = none; default 4096 */
+  uint32_t reservoir_capacity;  /* rows sampled per layer; 0 = none; default 4096. A layer's
+                                   reservoir (reservoir_capacity x top_k int32) is allocated by
+                                   its first recorded batch */
   uint32_t reserved0;           /* 0 */
   uint64_t seed;                /* reservoir RNG seed; default 0 */
 } eplb_tracker_options;
@@ -603,7 +605,10 @@ EPLB_API eplb_status eplb_tracker_clone(const eplb_tracker* tracker, eplb_tracke
  * nothing. Not concurrently with any other call on the same tracker.
  * EPLB_ERR_INVALID_ARGUMENT: tracker NULL; topk_ids NULL with num_tokens > 0; layer >=
  * num_layers; top_k differs from the tracker's; an id outside [-1, E) (the message names layer,
- * token, slot and value); more than 2^32-1 slots in one batch of a sliding window. */
+ * token, slot and value); more than 2^32-1 slots in one batch of a sliding window.
+ * EPLB_ERR_OUT_OF_MEMORY: the layer's reservoir (on its first batch) or the batch's scratch
+ * cannot be allocated; the message names reservoir_capacity and top_k when it is the reservoir,
+ * and nothing of the batch is recorded. */
 EPLB_API eplb_status eplb_tracker_record(eplb_tracker* tracker, uint32_t layer,
                                          const int32_t* topk_ids, size_t num_tokens,
                                          uint32_t top_k);
