@@ -99,10 +99,10 @@ fi
 cargo=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
 if [[ -x $cargo ]]; then
   step "Rust example (bindings/rust) finding libeplb through pkg-config"
-  # The link search path comes from pkg-config (eplb-sys/build.rs); the rpath of a binary that
-  # does not depend on eplb-sys directly is the binary's own business: RUSTFLAGS here.
+  # The link search path comes from pkg-config (eplb-sys/build.rs); the rpath from the example's
+  # own build.rs, which reads the directory eplb-sys found (DEP_EPLB_LIBDIR): no RUSTFLAGS.
   CARGO_TARGET_DIR=$work/cargo-target CARGO_HOME=$work/cargo-home \
-    RUSTFLAGS="-C link-arg=-Wl,-rpath,$libdir" "$cargo" build --offline --quiet --manifest-path "$root/examples/rust/Cargo.toml" ||
+    "$cargo" build --offline --quiet --manifest-path "$root/examples/rust/Cargo.toml" ||
     fail "building the Rust example against the install"
   uses_lib_from "$work/cargo-target/debug/eplb-serving-loop" "$prefix"
   mkdir -p "$work/rust"
