@@ -167,3 +167,28 @@ def layer_metrics(row, loads, num_gpus, num_nodes):
 
 def close(a, b):
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def stderr_on_a_terminal(args, env):
+    """Runs `args` with stderr on a pseudo-terminal (stdout discarded); returns the exit status
+    and every byte written to the terminal."""
+    import os
+    import pty
+    import subprocess
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([str(a) for a in args], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=follower, env=env)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    status = process.wait(timeout=120)
+    os.close(leader)
+    return status, seen

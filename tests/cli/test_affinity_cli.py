@@ -7,8 +7,9 @@ affinity plan must not be worse; errors are checked too.
 
 import json
 import random
+import re
 
-from cli_support import assert_error
+from cli_support import assert_error, stderr_on_a_terminal
 
 
 def write_trace(path, layers=4, experts=8, tokens=600, seed=3):
@@ -84,6 +85,28 @@ def test_affinity_lowers_nodes_touched(eplb, workdir):
     mean = sum(nodes_touched(phy2log[layer], [r["experts"] for r in lines if r["layer"] == layer],
                              8) for layer in range(4)) / 4
     assert abs(mean - traffic["nodes_touched_per_token"]) < 1e-9
+
+
+def test_planning_progress_on_a_terminal_only(eplb, eplb_path, workdir):
+    """A plan (seconds with --affinity on a whole model) shows what it does and the seconds so far
+    on a terminal, erased at the end, and nothing in a pipe. EPLB_PROGRESS_DELAY_MS=0 shows it at
+    once, so the test does not depend on speed."""
+    import os
+    import subprocess
+
+    trace = workdir.path / "trace.jsonl"
+    write_trace(trace)
+    stats = workdir.path / "stats.eplb"
+    assert eplb("record", "--trace", trace, "--experts", 8, "--out", stats).returncode == 0
+    args = [eplb_path, "plan", "--stats", stats, "--replicas", 16, "--gpus", 8, "--nodes", 2,
+            "--affinity", "--threads", 2]
+    env = dict(os.environ, EPLB_PROGRESS_DELAY_MS="0")
+    status, seen = stderr_on_a_terminal(args, env)
+    assert status == 0
+    assert re.search(rb"planning 4 layers with --affinity on 2 threads: \d+\.\d s", seen), seen
+    assert seen.endswith(b"\r\x1b[K"), seen[-40:]  # the line is erased at the end
+    piped = subprocess.run([str(a) for a in args], capture_output=True, env=env, check=True)
+    assert piped.stderr == b""
 
 
 def test_affinity_errors(eplb, workdir, readme_counts):

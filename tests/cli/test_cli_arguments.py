@@ -305,7 +305,7 @@ def test_every_valued_option_states_its_default(eplb, command):
     ("plot", "--experts E", "default: from a snapshot"),
     ("plot", "--dense-layers K=0", ""),
     ("inspect", "--layer N", "default: summed over layers"),
-    ("plan", "--threads N=1", "at most 256"),
+    ("plan", "--threads N", "default: this machine's cores"),
     ("plan", "--min-balance X=0.99", "[0.01, 1]"),
     ("plan", "--cross-node-budget N=0", "balanced-relaxed"),
     ("record", "--window-batches W=64", "at most 1048576"),

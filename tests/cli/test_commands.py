@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import algorithm_args, usage_error
+from cli_support import algorithm_args, stderr_on_a_terminal, usage_error
 
 HEADER = Path(__file__).resolve().parents[2] / "capi" / "include" / "eplb" / "eplb.h"
 
@@ -176,25 +176,11 @@ def test_progress_shows_on_a_terminal_only(eplb_path):
     """Progress goes to stderr when it is a terminal (and is erased at the end), never into a
     pipe. EPLB_PROGRESS_DELAY_MS=0 shows it at once, so the test does not depend on speed."""
     import os
-    import pty
     import subprocess
 
     env = dict(os.environ, EPLB_PROGRESS_DELAY_MS="0")
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([eplb_path, "demo"], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=follower, env=env)
-    os.close(follower)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    assert process.wait(timeout=120) == 0
-    os.close(leader)
+    status, seen = stderr_on_a_terminal([eplb_path, "demo"], env)
+    assert status == 0
     assert b"demo: planning with" in seen
     assert seen.endswith(b"\r\x1b[K"), seen[-40:]  # the line is erased at the end
     piped = subprocess.run([eplb_path, "demo"], capture_output=True, env=env, check=True)

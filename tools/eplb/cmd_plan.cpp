@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "eplb/atomic_file.hpp"
@@ -10,6 +11,7 @@
 #include "eplb/library.hpp"
 #include "eplb/load_file.hpp"
 #include "eplb/placement_json.hpp"
+#include "eplb/progress.hpp"
 #include "eplb/report.hpp"
 #include "eplb/table.hpp"
 #include "eplb/tracker_handle.hpp"
@@ -207,6 +209,11 @@ void run_plan(const PlanArgs& args) {
   }
   PlacementPtr placement;
   Traffic traffic;
+  // Affinity-aware plans of a whole model take seconds: say so on a terminal.
+  std::optional<ProgressWhile> planning(std::in_place,
+                                        "planning " + counted(matrix.num_layers, "layer") +
+                                            (args.affinity ? " with --affinity" : "") + " on " +
+                                            counted(args.threads, "thread") + ":");
   if (stats_tracker) {
     // Plan with the statistics (affinity needs their sampled rows) and measure the traffic.
     const auto plan_tracked = [&](eplb_planner* p) {
@@ -233,6 +240,7 @@ void run_plan(const PlanArgs& args) {
     placement = args.robust ? plan_windows(planner.get(), windows, num_windows, sources + ": ")
                             : plan(planner.get(), matrix.loads, sources + ": ");
   }
+  planning.reset();
 
   if (is_snapshot_path(args.out)) {
     write_snapshot(args.out, placement.get(), matrix.loads, args.label, stats_tracker.get());

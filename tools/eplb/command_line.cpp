@@ -3,12 +3,14 @@
 #include "eplb/command_line.hpp"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "eplb/cli_checks.hpp"
@@ -201,11 +203,13 @@ void add_plan_command(CLI::App& app) {
       ->capture_default_str()
       ->check(whole_number(0))
       ->type_name("N");
+  // The plan does not depend on the thread count, so the whole machine is the default.
+  args->threads = std::clamp(std::thread::hardware_concurrency(), 1U, 256U);
   command
       ->add_option("--threads", args->threads,
-                   "Threads to split layers across, at most 256 (the plan does not depend on it)")
-      ->capture_default_str()
-      ->check(whole_number(1, 256))
+                   "Threads to split layers across, at most 256; default: this machine's cores "
+                   "(the plan does not depend on it)")
+      ->check(whole_number(1, 256))  // no default in --help: the man page must not vary by host
       ->type_name("N");
   command->add_flag("--affinity", args->affinity,
                     "With --stats: keep experts that tokens pick together on one node (fewer "

@@ -26,7 +26,7 @@ struct PlanArgs {
   std::string label;               // stored in an .eplb --out
   std::uint32_t dense_layers = 0;  // SGLang rows before the MoE layers in --out
   std::uint32_t cross_node_budget = 0;
-  std::uint32_t threads = 1;
+  std::uint32_t threads = 1;  // the command line sets this machine's cores as the default
   bool affinity = false;      // --stats only: lower nodes touched per token
   double min_balance = 0.99;  // --affinity: balancedness >= this x the balance-only plan's
   bool report = false;

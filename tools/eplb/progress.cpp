@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <utility>
 
 namespace eplb_cli {
 
@@ -37,6 +39,31 @@ void Progress::show(const std::string& text) {
 void Progress::finish() {
   if (shown_) std::cerr << "\r\033[K" << std::flush;
   shown_ = false;
+}
+
+ProgressWhile::ProgressWhile(std::string text) {
+  if (!progress_.active()) return;
+  const auto start = std::chrono::steady_clock::now();
+  ticker_ = std::thread([this, text = std::move(text), start] {
+    std::unique_lock lock(mutex_);
+    do {  // at least once: with no delay (EPLB_PROGRESS_DELAY_MS=0) even a short call shows
+      const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+      char seconds[32];
+      std::snprintf(seconds, sizeof(seconds), " %.1f s", elapsed.count());
+      progress_.show(text + seconds);
+    } while (!wake_.wait_for(lock, std::chrono::milliseconds(200), [this] { return done_; }));
+    progress_.finish();
+  });
+}
+
+ProgressWhile::~ProgressWhile() {
+  if (!ticker_.joinable()) return;
+  {
+    const std::lock_guard lock(mutex_);
+    done_ = true;
+  }
+  wake_.notify_one();
+  ticker_.join();
 }
 
 }  // namespace eplb_cli

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <string>
+#include <thread>
 
 namespace eplb_cli {
 
@@ -20,6 +23,8 @@ class Progress {
   void show(const std::string& text);
   // Erases the line, if one was shown.
   void finish();
+  // Whether anything can show (stderr is a terminal).
+  [[nodiscard]] bool active() const { return tty_; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -28,6 +33,24 @@ class Progress {
   std::chrono::milliseconds delay_;
   Clock::time_point start_;
   Clock::time_point last_;
+};
+
+// Progress for one long call that reports none of its own (a plan): "TEXT 2.4 s", the seconds
+// counted by a thread five times a second while the object lives, erased when it goes. Nothing
+// runs unless stderr is a terminal.
+class ProgressWhile {
+ public:
+  explicit ProgressWhile(std::string text);
+  ProgressWhile(const ProgressWhile&) = delete;
+  ProgressWhile& operator=(const ProgressWhile&) = delete;
+  ~ProgressWhile();
+
+ private:
+  Progress progress_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool done_ = false;
+  std::thread ticker_;
 };
 
 }  // namespace eplb_cli
