@@ -126,6 +126,8 @@ def _expect(value, cls, name):
 
 
 def _array(array, name):
+    if np.ma.is_masked(array):  # np.asarray would drop the mask and read the hidden values
+        raise _invalid(f"{name} has masked values: fill them first (e.g. .filled(0))")
     try:
         return np.asarray(array)
     except (TypeError, ValueError) as error:  # e.g. ragged nested lists
@@ -156,7 +158,10 @@ _INT32 = np.iinfo(np.int32)
 
 def _as_i32(array, name):
     """A C-contiguous int32 view of integer ids. Floats and values outside int32 are errors, not
-    truncated or wrapped into other (valid) ids."""
+    truncated or wrapped into other (valid) ids. A masked array's masked slots are -1, the
+    library's masked id."""
+    if isinstance(array, np.ma.MaskedArray) and array.dtype.kind in "iu":
+        array = array.astype(np.int64).filled(-1)
     values = _array(array, name)
     if values.size == 0:
         return np.ascontiguousarray(values, dtype=np.int32)

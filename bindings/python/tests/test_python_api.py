@@ -432,6 +432,25 @@ def test_ids_of_the_wrong_dimensionality_are_invalid_arguments():
     assert tracker.layer_counts(0) == (1, 0)
 
 
+def test_masked_ids_are_masked_slots_and_masked_loads_are_refused():
+    """np.asarray drops a mask: the hidden values would be recorded or planned silently."""
+    hidden = np.array([[0, 1, 2, 3], [4, 5, 6, 7]], np.int32)
+    mask = np.array([[False, True, False, False], [False, False, False, True]])
+    masked = eplb.Tracker(2, 12, 4)
+    masked.record(0, np.ma.masked_array(hidden, mask))
+    filled = eplb.Tracker(2, 12, 4)
+    filled.record(0, np.where(mask, -1, hidden))
+    assert np.array_equal(masked.loads(), filled.loads())
+    assert masked.loads()[0, 1] == 0 and masked.loads()[0, 0] == 1
+    loads = np.ma.masked_array(np.array(WEIGHT, float), np.zeros((2, 12), bool))
+    loads[1, 3] = np.ma.masked
+    with refused(eplb.InvalidArgumentError, "loads", "masked"):
+        eplb.Planner(2, 12, 16, 8).plan(loads)
+    # A masked array without masked values is its data.
+    plain = np.ma.masked_array(np.array(WEIGHT, float))
+    assert eplb.Planner(2, 12, 16, 8).plan(plain) == eplb.Planner(2, 12, 16, 8).plan(WEIGHT)
+
+
 def test_wrong_objects_for_handles_are_type_errors_naming_the_argument(tmp_path):
     placement = deepseek_plan()
     planner = eplb.Planner(2, 12, 16, 8)
