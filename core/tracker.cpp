@@ -700,6 +700,15 @@ void Tracker::merge(const Tracker& other) {
       }
     }
   }
+  // The merged reservoirs first: they allocate, so running out of memory changes nothing.
+  std::vector<MergedSample> samples(a.num_layers);
+  if (a.reservoir_capacity > 0) {
+    for (std::uint32_t layer = 0; layer < a.num_layers; ++layer) {
+      if (other.layers_[layer].seen > 0) {
+        samples[layer] = merged_sample(layers_[layer], other.layers_[layer]);
+      }
+    }
+  }
   for (std::uint32_t layer = 0; layer < a.num_layers; ++layer) {
     Layer& d = layers_[layer];
     const Layer& s = other.layers_[layer];
@@ -725,39 +734,46 @@ void Tracker::merge(const Tracker& other) {
     }
     d.batches = std::max(d.batches, s.batches);
     if (a.reservoir_capacity > 0 && s.seen > 0) {
-      // A uniform sample of the union: draw min(capacity, n1 + n2) rows, each from the side with
-      // probability proportional to its not-yet-drawn population, taking a uniformly chosen
-      // unused row of that side's sample (itself uniform over its population).
-      const std::uint32_t k = a.top_k;
-      std::vector<std::int32_t> left = std::move(d.sample);
-      std::vector<std::int32_t> right = s.sample;
-      std::uint64_t rows_left = left.size() / k;
-      std::uint64_t rows_right = right.size() / k;
-      std::uint64_t pop_left = d.seen;
-      std::uint64_t pop_right = s.seen;
-      const std::uint64_t draws =
-          std::min<std::uint64_t>(a.reservoir_capacity, pop_left + pop_right);
-      std::vector<std::int32_t> merged;
-      merged.reserve(draws * k);
-      for (std::uint64_t n = 0; n < draws; ++n) {
-        const bool from_left = uniform_below(d.rng_state, pop_left + pop_right) < pop_left;
-        std::vector<std::int32_t>& side = from_left ? left : right;
-        std::uint64_t& rows = from_left ? rows_left : rows_right;
-        EPLB_ASSERT(rows > 0);
-        const std::uint64_t pick = uniform_below(d.rng_state, rows);
-        merged.insert(merged.end(), side.begin() + static_cast<std::ptrdiff_t>(pick * k),
-                      side.begin() + static_cast<std::ptrdiff_t>((pick + 1) * k));
-        // Remove the picked row by moving the last one into its place.
-        std::copy(side.begin() + static_cast<std::ptrdiff_t>((rows - 1) * k),
-                  side.begin() + static_cast<std::ptrdiff_t>(rows * k),
-                  side.begin() + static_cast<std::ptrdiff_t>(pick * k));
-        --rows;
-        --(from_left ? pop_left : pop_right);
-      }
-      d.sample = std::move(merged);
+      d.sample.swap(samples[layer].rows);
+      d.rng_state = samples[layer].rng_state;
       d.seen += s.seen;
     }
   }
+}
+
+// A uniform sample of the union of two layers' histories: draw min(capacity, n1 + n2) rows, each
+// from the side with probability proportional to its not-yet-drawn population, taking a
+// uniformly chosen unused row of that side's sample (itself uniform over its population). Drawn
+// with `d`'s RNG, whose next state is returned with the rows; neither layer changes.
+Tracker::MergedSample Tracker::merged_sample(const Layer& d, const Layer& s) const {
+  const std::uint32_t k = options_.top_k;
+  MergedSample result{{}, d.rng_state};
+  std::vector<std::int32_t> left = d.sample;
+  std::vector<std::int32_t> right = s.sample;
+  std::uint64_t rows_left = left.size() / k;
+  std::uint64_t rows_right = right.size() / k;
+  std::uint64_t pop_left = d.seen;
+  std::uint64_t pop_right = s.seen;
+  const std::uint64_t draws =
+      std::min<std::uint64_t>(options_.reservoir_capacity, pop_left + pop_right);
+  std::vector<std::int32_t>& merged = result.rows;
+  merged.reserve(draws * k);
+  for (std::uint64_t n = 0; n < draws; ++n) {
+    const bool from_left = uniform_below(result.rng_state, pop_left + pop_right) < pop_left;
+    std::vector<std::int32_t>& side = from_left ? left : right;
+    std::uint64_t& rows = from_left ? rows_left : rows_right;
+    EPLB_ASSERT(rows > 0);
+    const std::uint64_t pick = uniform_below(result.rng_state, rows);
+    merged.insert(merged.end(), side.begin() + static_cast<std::ptrdiff_t>(pick * k),
+                  side.begin() + static_cast<std::ptrdiff_t>((pick + 1) * k));
+    // Remove the picked row by moving the last one into its place.
+    std::copy(side.begin() + static_cast<std::ptrdiff_t>((rows - 1) * k),
+              side.begin() + static_cast<std::ptrdiff_t>(rows * k),
+              side.begin() + static_cast<std::ptrdiff_t>(pick * k));
+    --rows;
+    --(from_left ? pop_left : pop_right);
+  }
+  return result;
 }
 
 void Tracker::layer_loads(std::uint32_t layer, std::span<double> out) const {

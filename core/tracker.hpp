@@ -145,6 +145,11 @@ class Tracker {
   // Adds the per-batch scratch counts to the layer's window and zeroes them.
   void commit_scratch(Layer& l, bool first_chunk);
   // `empty`: how many of the rows have no valid slot.
+  struct MergedSample {
+    std::vector<std::int32_t> rows;
+    std::uint64_t rng_state = 0;
+  };
+  [[nodiscard]] MergedSample merged_sample(const Layer& d, const Layer& s) const;
   void reserve_reservoir(std::uint32_t layer, Layer& l);
   void sample_batch(Layer& l, const std::int32_t* ids, std::size_t num_tokens, std::size_t empty);
   void renormalise(Layer& l) const;
