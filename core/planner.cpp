@@ -85,20 +85,27 @@ void Planner::for_each_layer(PlanOne&& plan_one) {
     return;
   }
   std::vector<std::exception_ptr> errors(threads);
-  std::vector<std::thread> pool;
-  pool.reserve(threads);
-  for (std::size_t t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      try {
-        for (std::size_t layer = layers * t / threads; layer < layers * (t + 1) / threads;
-             ++layer) {
-          plan_one(layer, workers_[t]);
-        }
-      } catch (...) {
-        errors[t] = std::current_exception();
+  const auto plan_share = [&](std::size_t t) {
+    try {
+      for (std::size_t layer = layers * t / threads; layer < layers * (t + 1) / threads; ++layer) {
+        plan_one(layer, workers_[t]);
       }
-    });
+    } catch (...) {
+      errors[t] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(threads - 1);
+  // The calling thread plans the last share. A thread the system refuses (a process or cgroup
+  // limit) is not an error: its share is planned here, in turn.
+  for (std::size_t t = 0; t + 1 < threads; ++t) {
+    try {
+      pool.emplace_back(plan_share, t);
+    } catch (const std::system_error&) {
+      plan_share(t);
+    }
   }
+  plan_share(threads - 1);
   for (auto& thread : pool) thread.join();
   for (const auto& error : errors) {
     if (error) std::rethrow_exception(error);
