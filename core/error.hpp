@@ -2,9 +2,11 @@
 // nothing else in the library needs to know about statuses.
 #pragma once
 
+#include <charconv>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace eplb {
@@ -33,12 +35,29 @@ class Error : public std::runtime_error {
   Errc code_;
 };
 
+namespace detail {
+
+// Writes a floating-point value in its shortest form that reads back exactly ("0.99", "1e+39"),
+// not as 17 significant digits ("0.98999999999999999"); anything else as streamed. C++17: the
+// CUDA kernels include this header.
+template <typename Part>
+void put(std::ostringstream& out, Part&& part) {
+  if constexpr (std::is_floating_point_v<std::decay_t<Part>>) {
+    char text[64];
+    const auto result = std::to_chars(text, text + sizeof(text), part);
+    out.write(text, result.ptr - text);
+  } else {
+    out << std::forward<Part>(part);
+  }
+}
+
+}  // namespace detail
+
 // Concatenates anything streamable into one string: cat("num_gpus (", g, ") must be ...").
 template <typename... Parts>
 [[nodiscard]] std::string cat(Parts&&... parts) {
   std::ostringstream out;
-  out.precision(17);
-  (out << ... << std::forward<Parts>(parts));
+  (detail::put(out, std::forward<Parts>(parts)), ...);
   return out.str();
 }
 

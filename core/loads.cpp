@@ -1,7 +1,6 @@
 #include "loads.hpp"
 
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include "error.hpp"
@@ -10,13 +9,12 @@ namespace eplb {
 
 namespace {
 
-// Every GPU's and node's load is part of its layer's total: a finite total keeps them, the mean
-// and the balancedness finite (finite loads near DBL_MAX can add up to infinity).
+// Every GPU's and node's load is part of its layer's total: a bounded total keeps them, their
+// squares, the mean and the balancedness finite (finite loads near DBL_MAX add up to infinity).
 void check_layer_total(double total, std::size_t layer, const char* name, const char* what) {
-  if (!std::isfinite(total)) {
-    fail_invalid(name, ": the loads of layer ", layer, what,
-                 " add up to more than the largest double (", std::numeric_limits<double>::max(),
-                 "); scale them down");
+  if (!(total <= kMaxLayerTotal)) {
+    fail_invalid(name, ": the loads of layer ", layer, what, " add up to ", total,
+                 ", above 1e150 (the most libeplb plans and measures); scale them down");
   }
 }
 

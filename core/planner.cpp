@@ -16,11 +16,22 @@ namespace {
 constexpr std::uint32_t kMaxThreads = 256;
 
 void require_float32_range(std::span<const double> loads, std::uint32_t num_logical) {
+  double total = 0;
   for (std::size_t i = 0; i < loads.size(); ++i) {
     if (loads[i] > static_cast<double>(FLT_MAX)) {
       fail_invalid("loads[", i / num_logical, "][", i % num_logical, "] = ", loads[i],
                    " exceeds FLT_MAX; the deepseek algorithm computes in float32 like the "
                    "reference");
+    }
+    total += loads[i];
+    if ((i + 1) % num_logical == 0) {
+      // Its sums of groups and packs are float32 too; half of FLT_MAX leaves room for rounding.
+      if (total > static_cast<double>(FLT_MAX) / 2) {
+        fail_invalid("the loads of layer ", i / num_logical, " add up to ", total,
+                     ", above FLT_MAX / 2; the deepseek algorithm sums them in float32 like the "
+                     "reference");
+      }
+      total = 0;
     }
   }
 }

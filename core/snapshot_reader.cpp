@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "error.hpp"
+#include "loads.hpp"
 #include "snapshot.hpp"
 #include "tracker_state.hpp"
 
@@ -672,10 +673,19 @@ class SnapshotReader {
     if (const auto& entry = layout.find(SectionType::loads)) {
       loads = read_array<double>(source, *entry, context.get(),
                                  product(source, {t.num_layers, t.num_logical}));
+      double total = 0;  // of the layer: as every call that takes loads, at most kMaxLayerTotal
       for (std::size_t i = 0; i < loads.size(); ++i) {
         if (!std::isfinite(loads[i]) || loads[i] < 0) {
           source.fail_with(Errc::corrupt, "section loads: loads[", i / t.num_logical, "][",
                            i % t.num_logical, "] = ", loads[i], " is not a finite load >= 0");
+        }
+        total += loads[i];
+        if ((i + 1) % t.num_logical == 0) {
+          if (total > kMaxLayerTotal) {
+            source.fail_with(Errc::corrupt, "section loads: the loads of layer ", i / t.num_logical,
+                             " add up to ", total, ", above 1e150");
+          }
+          total = 0;
         }
       }
     }

@@ -334,10 +334,11 @@ TEST(PlannerPlan, LoadsAboveFloatMaxForDeepseek) {
     EXPECT_EQ(out, sentinel<eplb_placement>());
     if (out != sentinel<eplb_placement>()) eplb_placement_destroy(out);
   }
-  // FLT_MAX itself is fine, and the trivial algorithm does not compute in float32.
+  // A quarter of FLT_MAX is fine (a layer may add up to FLT_MAX / 2), and the trivial algorithm
+  // does not compute in float32.
   {
     std::vector<double> ok = kLoads;
-    ok[3] = static_cast<double>(FLT_MAX);
+    ok[3] = static_cast<double>(FLT_MAX) / 4;
     const PlannerPtr planner = make_planner(readme_options());
     eplb_placement* out = nullptr;
     EXPECT_EQ(eplb_planner_plan(planner.get(), ok.data(), ok.size(), &out), EPLB_OK)
@@ -354,12 +355,13 @@ TEST(PlannerPlan, LoadsAboveFloatMaxForDeepseek) {
 }
 
 // Finite loads whose layer total is infinite would make every GPU sum, the mean and the
-// balancedness inf or NaN: refused by every call that takes a load matrix, naming the layer.
+// balancedness inf or NaN: a layer total above 1e150 (whose square would overflow) is refused
+// by every call that takes a load matrix, naming the layer. Deepseek sums in float32: FLT_MAX/2.
 TEST(PlannerPlan, LoadsWhoseLayerTotalOverflowsAreRefused) {
   std::vector<double> loads = kLoads;
   loads[12 + 2] = 1e308;
   loads[12 + 9] = 1e308;  // each finite, layer 1 adds up to inf
-  const std::vector<std::string> fragments = {"layer 1", "largest double"};
+  const std::vector<std::string> fragments = {"layer 1", "above 1e150"};
   for (uint32_t algorithm : {uint32_t{EPLB_ALGORITHM_TRIVIAL}, uint32_t{EPLB_ALGORITHM_BALANCED}}) {
     SCOPED_TRACE("algorithm " + std::to_string(algorithm));
     const PlannerPtr planner = make_planner(readme_options(algorithm));
@@ -368,21 +370,32 @@ TEST(PlannerPlan, LoadsWhoseLayerTotalOverflowsAreRefused) {
         invalid(eplb_planner_plan(planner.get(), loads.data(), loads.size(), &out), fragments));
     EXPECT_EQ(out, sentinel<eplb_placement>());
   }
-  // Windows: each window's layer is finite (1e308), their sum over two windows is not.
+  // Windows: each window's layer total is accepted (1e150), their sum over two windows is not.
   {
     std::vector<double> one = kLoads;
-    one[12 + 2] = 1e308;
+    one[12 + 2] = 1e150 - 1e140;
     std::vector<double> windows = one;
     windows.insert(windows.end(), one.begin(), one.end());
     const PlannerPtr planner = make_planner(readme_options(EPLB_ALGORITHM_BALANCED));
     eplb_placement* out = sentinel<eplb_placement>();
     EXPECT_TRUE(
         invalid(eplb_planner_plan_windows(planner.get(), windows.data(), 2, windows.size(), &out),
-                {"layer 1", "over all windows", "largest double"}));
+                {"layer 1", "over all windows", "above 1e150"}));
     EXPECT_EQ(out, sentinel<eplb_placement>());
     ASSERT_EQ(eplb_planner_plan_windows(planner.get(), one.data(), 1, one.size(), &out), EPLB_OK)
         << eplb_last_error_message();
     eplb_placement_destroy(out);
+  }
+  // Deepseek: each load below FLT_MAX, their float32 sum is not.
+  {
+    std::vector<double> floats = kLoads;
+    floats[12 + 2] = static_cast<double>(FLT_MAX) * 0.3;
+    floats[12 + 9] = static_cast<double>(FLT_MAX) * 0.3;
+    const PlannerPtr planner = make_planner(readme_options(EPLB_ALGORITHM_DEEPSEEK));
+    eplb_placement* out = sentinel<eplb_placement>();
+    EXPECT_TRUE(invalid(eplb_planner_plan(planner.get(), floats.data(), floats.size(), &out),
+                        {"layer 1", "FLT_MAX / 2", "float32"}));
+    EXPECT_EQ(out, sentinel<eplb_placement>());
   }
   const PlacementPtr p = make_placement();
   eplb_metrics metrics{};
@@ -396,10 +409,10 @@ TEST(PlannerPlan, LoadsWhoseLayerTotalOverflowsAreRefused) {
   eplb_layer_metrics layer{};
   layer.struct_size = sizeof(layer);
   EXPECT_TRUE(invalid(eplb_metrics_compute_layer(p.get(), 1, loads.data() + 12, 12, &layer),
-                      {"largest double"}));
-  // The largest finite total is fine: every figure stays finite.
+                      {"above 1e150"}));
+  // Totals up to 1e150 are fine: every figure stays finite.
   std::vector<double> large = kLoads;
-  large[12 + 2] = 1e308;
+  large[12 + 2] = 1e149;
   ASSERT_EQ(eplb_metrics_compute(p.get(), large.data(), large.size(), &metrics), EPLB_OK)
       << eplb_last_error_message();
   EXPECT_TRUE(std::isfinite(metrics.balancedness)) << metrics.balancedness;
@@ -562,9 +575,9 @@ TEST(Metrics, BadLoadValues) {
                                                    loads.data() + layer * 12, 12, &lm),
                         layer_fragments));
   }
-  // Values beyond FLT_MAX are fine for metrics (double precision).
+  // Values beyond FLT_MAX are fine for metrics (double precision), up to a layer total of 1e150.
   std::vector<double> big = kLoads;
-  big[0] = 1e300;
+  big[0] = 1e149;
   eplb_metrics m;
   m.struct_size = sizeof(m);
   EXPECT_EQ(eplb_metrics_compute(p.get(), big.data(), big.size(), &m), EPLB_OK)

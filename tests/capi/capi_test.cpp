@@ -537,7 +537,7 @@ TEST(Trivial, SlotHoldsExpertModuloE) {
   const PlannerPtr planner = make_planner(s);
   std::vector<double> loads(18);
   for (size_t i = 0; i < loads.size(); ++i) loads[i] = static_cast<double>(i * i % 7);
-  loads[3] = 1e300;  // beyond float32: allowed for the trivial algorithm
+  loads[3] = 1e100;  // beyond float32: allowed for the trivial algorithm (up to 1e150 a layer)
   const PlacementPtr p = plan(planner.get(), loads);
   ASSERT_NE(p, nullptr);
   const std::vector<int32_t> map = phy2log_of(p.get());
@@ -954,6 +954,46 @@ TEST(Properties, RandomShapesAndLoads) {
     EXPECT_EQ(gpu_loads_of(imported.get(), loads), gpu_loads_of(p.get(), loads));
     check_structure(imported.get());
     if (HasFatalFailure() || HasNonfatalFailure()) return;  // one trace is enough
+  }
+}
+
+// Scaling every load by a power of two is exact in floating point, so no algorithm may change
+// its plan: loads near the largest accepted layer total (1e150; deepseek: FLT_MAX / 2) and tiny
+// ones plan like ordinary counts. Catches sums or squares that overflow inside a planner, and
+// absolute tolerances that only suit loads of a certain size.
+TEST(Properties, PlansDoNotDependOnTheScaleOfTheLoads) {
+  std::mt19937_64 rng(77);
+  Shape s;
+  s.layers = 3;
+  s.experts = 24;
+  s.groups = 4;
+  s.nodes = 2;
+  s.gpus = 8;
+  s.physical = 32;
+  std::vector<double> loads(static_cast<size_t>(s.layers) * s.experts);
+  for (double& v : loads) v = std::floor(std::exponential_distribution<double>(0.01)(rng));
+  for (uint32_t algorithm = 1; algorithm < eplb_algorithm_count(); ++algorithm) {
+    s.algorithm = algorithm;
+    const PlannerPtr planner = make_planner(s);
+    ASSERT_NE(planner, nullptr);
+    const PlacementPtr reference = plan(planner.get(), loads);
+    ASSERT_NE(reference, nullptr);
+    // 2^480 * (a total of a few thousand) stays under 1e150; deepseek is float32 throughout.
+    const int exponent = algorithm == EPLB_ALGORITHM_DEEPSEEK ? 100 : 480;
+    for (const int e : {exponent, -exponent}) {
+      SCOPED_TRACE(::testing::Message() << "algorithm " << algorithm << ", loads x 2^" << e);
+      std::vector<double> scaled = loads;
+      for (double& v : scaled) v = std::ldexp(v, e);
+      const PlacementPtr p = plan(planner.get(), scaled);
+      ASSERT_NE(p, nullptr);
+      EXPECT_EQ(phy2log_of(p.get()), phy2log_of(reference.get()));
+      EXPECT_EQ(counts_of(p.get()), counts_of(reference.get()));
+      eplb_metrics m{}, r{};
+      m.struct_size = r.struct_size = sizeof(eplb_metrics);
+      ASSERT_EQ(eplb_metrics_compute(p.get(), scaled.data(), scaled.size(), &m), EPLB_OK);
+      ASSERT_EQ(eplb_metrics_compute(reference.get(), loads.data(), loads.size(), &r), EPLB_OK);
+      EXPECT_EQ(m.balancedness, r.balancedness);
+    }
   }
 }
 

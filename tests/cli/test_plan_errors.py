@@ -93,9 +93,13 @@ def test_number_overflowing_a_double_is_bad_input(eplb, workdir):
 def test_load_above_float32_range_with_deepseek(eplb, workdir):
     # The deepseek algorithm computes in float32 like the reference: the library refuses, and
     # the CLI names the file, the layer/expert and the value.
-    path = workdir.counts([[1, 2, 3, 4], [1, 2, 1e300, 4]])
+    path = workdir.counts([[1, 2, 3, 4], [1, 2, 1e39, 4]])
     usage_error(eplb("plan", "--counts", path, *SMALL, "--algorithm", "deepseek"),
-                str(path), "[1][2]", "1e+300", "FLT_MAX")
+                str(path), "[1][2]", "1e+39", "FLT_MAX")
+    # Every layer adds up to at most 1e150 (any algorithm).
+    path = workdir.counts([[1, 2, 3, 4], [1, 2, 1e151, 4]])
+    usage_error(eplb("plan", "--counts", path, *SMALL, "--algorithm", "balanced"),
+                str(path), "layer 1", "above 1e150")
 
 
 @pytest.mark.parametrize("document,found", [

@@ -118,6 +118,7 @@ std::vector<Row> placement_and_snapshot_rows() {
     {"loads_len SIZE_MAX", kInvalid, {"loads has " + std::to_string(kSizeMax)}, [](World& w) { return plan_with(w.loads, kSizeMax, w); }},
     {"negative load", kInvalid, {"loads[1][2]", "-1", "negative"}, [](World& w) { return plan_with(loads_with(w, 6, -1), kMatrixLen, w); }},
     {"NaN load", kInvalid, {"loads[0][1]", "NaN"}, [](World& w) { return plan_with(loads_with(w, 1, kNaN), kMatrixLen, w); }},
+    {"layer total above 1e150", kInvalid, {"layer 0", "above 1e150"}, [](World& w) { return plan_with(loads_with(w, 1, 1e151), kMatrixLen, w); }},
     {"infinite load", kInvalid, {"loads[1][3]", "infinite"}, [](World& w) { return plan_with(loads_with(w, 7, kInf), kMatrixLen, w); }},
     {"-infinite load", kInvalid, {"loads[0][0]", "-inf"}, [](World& w) { return plan_with(loads_with(w, 0, -kInf), kMatrixLen, w); }},
     {"planner with affinity", kInvalid, {"affinity", "eplb_planner_plan_tracked"}, [](World& w) { eplb_placement* o = sentinel<eplb_placement>(); const eplb_status s = eplb_planner_plan(w.affinity_planner, w.loads.data(), kMatrixLen, &o); if (o != sentinel<eplb_placement>()) ADD_FAILURE() << "plan wrote its output"; return s; }},

@@ -119,6 +119,7 @@ std::vector<Row> statistics_and_migration_rows() {
     {"loads_len SIZE_MAX", kInvalid, {"loads has " + std::to_string(kSizeMax)}, [](World& w) { return metrics_with(w, w.loads, kSizeMax); }},
     {"negative load", kInvalid, {"loads[1][1]", "-3"}, [](World& w) { return metrics_with(w, loads_with(w, 5, -3), kMatrixLen); }},
     {"NaN load", kInvalid, {"loads[0][2]", "NaN"}, [](World& w) { return metrics_with(w, loads_with(w, 2, kNaN), kMatrixLen); }},
+    {"layer total above 1e150", kInvalid, {"layer 0", "above 1e150"}, [](World& w) { return metrics_with(w, loads_with(w, 2, 1e151), kMatrixLen); }},
     {"infinite load", kInvalid, {"loads[0][0]", "infinite"}, [](World& w) { return metrics_with(w, loads_with(w, 0, kInf), kMatrixLen); }},
   }, {}, {}},
   {"eplb_metrics_compute_layer", {
@@ -203,6 +204,7 @@ std::vector<Row> statistics_and_migration_rows() {
     {"loads_len SIZE_MAX", kInvalid, {"loads has " + std::to_string(kSizeMax)}, [](World& w) { return migrate_with(w, w.moved, w.loads, kSizeMax); }},
     {"negative load", kInvalid, {"loads[1][2]", "-1"}, [](World& w) { return migrate_with(w, w.moved, loads_with(w, 6, -1), kMatrixLen); }},
     {"NaN load", kInvalid, {"loads[0][1]", "NaN"}, [](World& w) { return migrate_with(w, w.moved, loads_with(w, 1, kNaN), kMatrixLen); }},
+    {"layer total above 1e150", kInvalid, {"layer 0", "above 1e150"}, [](World& w) { return migrate_with(w, w.moved, loads_with(w, 1, 1e151), kMatrixLen); }},
     {"infinite load", kInvalid, {"loads[1][3]", "infinite"}, [](World& w) { return migrate_with(w, w.moved, loads_with(w, 7, kInf), kMatrixLen); }},
     {"new placement of another shape", kInvalid, {"new_placement num_layers (1)", "old_placement's (2)"}, [](World& w) { return migrate_with(w, w.other_shape, {}, 0); }},
     {"new placement on another node count", kInvalid, {"new_placement num_nodes (1)", "old_placement's (2)"}, [](World& w) { return migrate_to_nodes(w, 1); }},

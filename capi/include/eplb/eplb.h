@@ -302,12 +302,13 @@ EPLB_API eplb_status eplb_planner_create(const eplb_planner_options* options,
 EPLB_API void eplb_planner_destroy(eplb_planner* planner);
 
 /* Plans a placement from `loads`, double [num_layers][num_logical_experts]: the load (e.g. token
- * count) of each logical expert in each layer, finite and >= 0, each layer's total finite too. A
+ * count) of each logical expert in each layer, finite and >= 0; each layer's total at most 1e150
+ * (the limit of every call that takes loads; deepseek: FLT_MAX / 2, it sums in float32). A
  * layer whose loads are all zero (e.g. a dense layer) gets the trivial placement. The new
  * placement is owned by the caller.
  * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer; loads_len != num_layers * num_logical_experts; a
  * negative, NaN or infinite load, or (deepseek) one above FLT_MAX (the message names layer,
- * expert and value); a layer whose loads add up to more than DBL_MAX; options.affinity is set
+ * expert and value); a layer whose loads add up to more than that; options.affinity is set
  * (affinity needs statistics: use eplb_planner_plan_tracked). EPLB_ERR_OUT_OF_MEMORY. Not
  * concurrently on the same planner. */
 EPLB_API eplb_status eplb_planner_plan(eplb_planner* planner, const double* loads, size_t loads_len,
@@ -322,7 +323,7 @@ EPLB_API eplb_status eplb_planner_plan(eplb_planner* planner, const double* load
  * all zero gets the trivial placement. With one window this is eplb_planner_plan.
  * EPLB_ERR_INVALID_ARGUMENT: as eplb_planner_plan, num_windows == 0, or loads_len !=
  * num_windows * num_layers * num_logical_experts (the message names window, layer and expert of
- * a bad value), a layer whose loads over all windows add up to more than DBL_MAX.
+ * a bad value), a layer whose loads over all windows add up to more than 1e150.
  * EPLB_ERR_OUT_OF_MEMORY. Not concurrently on the same planner. */
 EPLB_API eplb_status eplb_planner_plan_windows(eplb_planner* planner, const double* loads,
                                                size_t num_windows, size_t loads_len,
@@ -809,8 +810,8 @@ typedef struct eplb_metrics {
  * with the placement's shape (the load it was planned on, or any other). The caller sets
  * out_metrics->struct_size. Thread-safe for concurrent calls on one placement.
  * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, bad struct_size, loads_len mismatch, a negative,
- * NaN or infinite load, or a layer whose loads add up to more than DBL_MAX (its GPU loads and
- * balancedness would not be finite). */
+ * NaN or infinite load, or a layer whose loads add up to more than 1e150 (the planners' limit;
+ * beyond it GPU loads and their squares need not be finite). */
 EPLB_API eplb_status eplb_metrics_compute(const eplb_placement* placement, const double* loads,
                                           size_t loads_len, eplb_metrics* out_metrics);
 
@@ -832,8 +833,8 @@ EPLB_API eplb_status eplb_metrics_gpu_loads(const eplb_placement* placement, con
  * 16 slots per layer. Writes -1 to *out_optimum when it is not. Compare with
  * eplb_layer_metrics.max_gpu_load to see how far a plan is from optimal. Costs up to a few
  * milliseconds per layer. Thread-safe.
- * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, layer_loads_len != num_logical_experts, or a
- * negative, NaN or infinite load. */
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, layer_loads_len != num_logical_experts, a
+ * negative, NaN or infinite load, or loads that add up to more than 1e150. */
 EPLB_API eplb_status eplb_metrics_exact_optimum(const eplb_placement* placement,
                                                 const double* layer_loads, size_t layer_loads_len,
                                                 double* out_optimum);
@@ -848,8 +849,8 @@ EPLB_API eplb_status eplb_metrics_exact_optimum(const eplb_placement* placement,
  * Where it is above the global bound, no relaxed plan with that budget can reach the global
  * policy's balance: mean GPU load / this bound caps the layer's balancedness. Topologies without
  * locality (one node, or num_groups % num_nodes != 0) get the global bound. Thread-safe.
- * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, layer_loads_len != num_logical_experts, or a
- * negative, NaN or infinite load. */
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer, layer_loads_len != num_logical_experts, a
+ * negative, NaN or infinite load, or loads that add up to more than 1e150. */
 EPLB_API eplb_status eplb_metrics_relaxed_bound(const eplb_placement* placement,
                                                 const double* layer_loads, size_t layer_loads_len,
                                                 uint32_t cross_node_budget, double* out_bound);
@@ -953,7 +954,8 @@ EPLB_API void eplb_migration_options_init(eplb_migration_options* options);
  * plan owned by the caller (eplb_migration_destroy). Thread-safe (reads its inputs only).
  * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer (loads NULL with loads_len > 0), placements of
  * different shape (layers, experts, slots, GPUs, nodes; the message names the field),
- * loads_len != num_layers * num_logical_experts, a negative or non-finite load, a bad option
+ * loads_len != num_layers * num_logical_experts, a negative or non-finite load, a layer whose
+ * loads add up to more than 1e150, a bad option
  * (relabel > 3, bytes_per_expert 0 or so large that num_layers x num_physical_experts x
  * bytes_per_expert overflows 64 bits, reserved0 != 0, non-finite min_gain, negative
  * min_gain_per_gib) or struct_size. EPLB_ERR_OUT_OF_MEMORY: allocation failure. */

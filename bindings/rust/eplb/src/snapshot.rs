@@ -79,9 +79,9 @@ unsafe impl Sync for Snapshot {}
 
 /// What a snapshot holds (`eplb_snapshot_info`), read from its header and small sections. A
 /// statistics snapshot ([`Tracker::save`]: co-activation statistics, no placement) has
-/// `num_physical_experts` and `num_gpus` 0 ([`SnapshotInfo::has_placement`] is false),
-/// `algorithm` `None`, `has_loads` false and `has_coactivation` true; its `num_layers` and
-/// `num_logical_experts` are the tracker's (its `num_nodes` and `num_groups` mean nothing).
+/// `num_physical_experts`, `num_nodes`, `num_gpus` and `num_groups` 0
+/// ([`SnapshotInfo::has_placement`] is false), `algorithm` `None`, `has_loads` false and
+/// `has_coactivation` true; its `num_layers` and `num_logical_experts` are the tracker's.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SnapshotInfo {
