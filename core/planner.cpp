@@ -73,6 +73,12 @@ Planner::Planner(const Topology& topology, const PlannerSettings& settings)
                  find_algorithm(static_cast<std::uint32_t>(algorithm_))->name,
                  ") would ignore it: set it to 0 or use balanced-relaxed");
   }
+  if (!settings.affinity &&
+      settings.affinity_min_balance != PlannerSettings{}.affinity_min_balance) {
+    fail_invalid("affinity_min_balance (", settings.affinity_min_balance,
+                 ") applies only with affinity = 1: set affinity, or leave it at its default (",
+                 PlannerSettings{}.affinity_min_balance, ")");
+  }
   if (settings.affinity) {
     if (!(settings.affinity_min_balance > 0.0 && settings.affinity_min_balance <= 1.0)) {
       fail_invalid("affinity_min_balance (", settings.affinity_min_balance, ") must be in (0, 1]");

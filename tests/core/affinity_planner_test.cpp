@@ -224,6 +224,7 @@ TEST(AffinityPlanner, TinyLayersMatchBruteForceOptimum) {
     Planner planner(t, s);
     const Placement improved = planner.plan_tracked(loads, tracker);
     s.affinity = false;
+    s.affinity_min_balance = PlannerSettings{}.affinity_min_balance;
     const Placement base = Planner(t, s).plan_tracked(loads, tracker);
     const double cap = max_gpu_load(t, loads, base.phy2log_layer(0)) / 0.9 * (1 + 1e-9);
     const auto rows = tracker.samples(0);

@@ -108,6 +108,7 @@ std::vector<Row> placement_and_snapshot_rows() {
     {"affinity_min_balance 0", kInvalid, {"affinity_min_balance (0)", "(0, 1]"}, [](World& w) { return planner_create_with([](auto& o) { o.affinity = 1; o.affinity_min_balance = 0; }, w); }},
     {"affinity_min_balance NaN", kInvalid, {"affinity_min_balance (nan)", "(0, 1]"}, [](World& w) { return planner_create_with([](auto& o) { o.affinity = 1; o.affinity_min_balance = kNaN; }, w); }},
     {"affinity_min_balance 1.5", kInvalid, {"affinity_min_balance (1.5)", "(0, 1]"}, [](World& w) { return planner_create_with([](auto& o) { o.affinity = 1; o.affinity_min_balance = 1.5; }, w); }},
+    {"affinity_min_balance without affinity", kInvalid, {"affinity_min_balance (0.5)", "applies only with affinity = 1", "default (0.99)"}, [](World& w) { return planner_create_with([](auto& o) { o.affinity_min_balance = 0.5; }, w); }},
   }, {}, {}},
   {"eplb_planner_destroy", {}, "NULL is a no-op", [](World&) { eplb_planner_destroy(nullptr); return true; }},
   {"eplb_planner_plan", {

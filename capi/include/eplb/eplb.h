@@ -281,7 +281,8 @@ typedef struct eplb_planner_options {
                                   eplb_planner_plan then refuses. 0 or 1; default 0 */
   uint32_t reserved0;          /* 0 */
   double affinity_min_balance; /* affinity: the plan's balancedness stays >= this x that of the
-                                  balance-only plan of the same algorithm; (0, 1]; default 0.99 */
+                                  balance-only plan of the same algorithm; (0, 1]; default 0.99
+                                  (without affinity it must stay 0.99) */
 } eplb_planner_options;
 
 /* Sets struct_size and every default; fields without a default are 0 and must be set.
@@ -292,7 +293,8 @@ EPLB_API void eplb_planner_options_init(eplb_planner_options* options);
  * EPLB_ERR_INVALID_ARGUMENT: options or out_planner is NULL; bad struct_size; an unknown
  * algorithm; a zero count; E % num_groups != 0; R % num_gpus != 0; num_gpus % num_nodes != 0;
  * R < E; a count above INT32_MAX; cross_node_budget > R, or > 0 with another algorithm than
- * balanced-relaxed; num_threads > 256. The message names
+ * balanced-relaxed; num_threads > 256; affinity_min_balance outside (0, 1] with affinity, or
+ * not its default without. The message names
  * the field and value.
  * EPLB_ERR_OUT_OF_MEMORY: allocation failure or an array size overflowing size_t. */
 EPLB_API eplb_status eplb_planner_create(const eplb_planner_options* options,
