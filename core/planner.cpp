@@ -2,6 +2,7 @@
 
 #include <cfloat>
 #include <exception>
+#include <system_error>
 #include <thread>
 #include <vector>
 
