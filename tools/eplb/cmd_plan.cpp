@@ -210,10 +210,10 @@ void run_plan(const PlanArgs& args) {
   PlacementPtr placement;
   Traffic traffic;
   // Affinity-aware plans of a whole model take seconds: say so on a terminal.
-  std::optional<ProgressWhile> planning(std::in_place,
-                                        "planning " + counted(matrix.num_layers, "layer") +
-                                            (args.affinity ? " with --affinity" : "") + " on " +
-                                            counted(args.threads, "thread") + ":");
+  std::optional<ProgressWhile> planning(
+      std::in_place, "planning " + counted(matrix.num_layers, "layer") +
+                         (args.affinity ? " with --affinity" : "") + " on " +
+                         counted(std::min(args.threads, matrix.num_layers), "thread") + ":");
   if (stats_tracker) {
     // Plan with the statistics (affinity needs their sampled rows) and measure the traffic.
     const auto plan_tracked = [&](eplb_planner* p) {

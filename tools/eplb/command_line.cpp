@@ -2,6 +2,7 @@
 // includes CLI11, whose header alone costs seconds of compile time per file.
 #include "eplb/command_line.hpp"
 
+#include <sched.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <charconv>
@@ -20,6 +21,17 @@
 namespace eplb_cli {
 
 namespace {
+
+// The cores this process may run on (its CPU affinity, as taskset and container runtimes set it),
+// or the machine's when that cannot be read.
+unsigned usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0) {
+    return static_cast<unsigned>(CPU_COUNT(&set));
+  }
+  return std::thread::hardware_concurrency();
+}
 
 // A usage error found once the command line is parsed: main() reports it as it does CLI11's own
 // (exit status 2, with the command's --help), before the command reads any file.
@@ -203,8 +215,9 @@ void add_plan_command(CLI::App& app) {
       ->capture_default_str()
       ->check(whole_number(0))
       ->type_name("N");
-  // The plan does not depend on the thread count, so the whole machine is the default.
-  args->threads = std::clamp(std::thread::hardware_concurrency(), 1U, 256U);
+  // The plan does not depend on the thread count, so every core this process may use is the
+  // default.
+  args->threads = std::clamp(usable_cores(), 1U, 256U);
   command
       ->add_option("--threads", args->threads,
                    "Threads to split layers across, at most 256; default: this machine's cores "

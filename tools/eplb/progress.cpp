@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <system_error>
 #include <utility>
 
 namespace eplb_cli {
@@ -44,16 +45,20 @@ void Progress::finish() {
 ProgressWhile::ProgressWhile(std::string text) {
   if (!progress_.active()) return;
   const auto start = std::chrono::steady_clock::now();
-  ticker_ = std::thread([this, text = std::move(text), start] {
-    std::unique_lock lock(mutex_);
-    do {  // at least once: with no delay (EPLB_PROGRESS_DELAY_MS=0) even a short call shows
-      const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-      char seconds[32];
-      std::snprintf(seconds, sizeof(seconds), " %.1f s", elapsed.count());
-      progress_.show(text + seconds);
-    } while (!wake_.wait_for(lock, std::chrono::milliseconds(200), [this] { return done_; }));
-    progress_.finish();
-  });
+  try {
+    ticker_ = std::thread([this, text = std::move(text), start] {
+      std::unique_lock lock(mutex_);
+      do {  // at least once: with no delay (EPLB_PROGRESS_DELAY_MS=0) even a short call shows
+        const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+        char seconds[32];
+        std::snprintf(seconds, sizeof(seconds), " %.1f s", elapsed.count());
+        progress_.show(text + seconds);
+      } while (!wake_.wait_for(lock, std::chrono::milliseconds(200), [this] { return done_; }));
+      progress_.finish();
+    });
+  } catch (const std::system_error&) {
+    // No thread for progress: the work goes on without it.
+  }
 }
 
 ProgressWhile::~ProgressWhile() {
