@@ -156,11 +156,11 @@ def _as_f64(array, name, shape=None):
 _INT32 = np.iinfo(np.int32)
 
 
-def _as_i32(array, name):
+def _as_i32(array, name, masked_ids=False):
     """A C-contiguous int32 view of integer ids. Floats and values outside int32 are errors, not
-    truncated or wrapped into other (valid) ids. A masked array's masked slots are -1, the
-    library's masked id."""
-    if isinstance(array, np.ma.MaskedArray) and array.dtype.kind in "iu":
+    truncated or wrapped into other (valid) ids. With `masked_ids` (top-k ids) a masked array's
+    masked slots are -1, the library's masked id; elsewhere masked values are refused."""
+    if masked_ids and isinstance(array, np.ma.MaskedArray) and array.dtype.kind in "iu":
         array = array.astype(np.int64).filled(-1)
     values = _array(array, name)
     if values.size == 0:
@@ -224,8 +224,8 @@ def _path(path):
 
 
 def _as_rows(array, name):
-    """int32 [rows][top_k] ids: a C-contiguous 2-D array (see _as_i32)."""
-    rows = _as_i32(array, name)
+    """int32 [rows][top_k] ids, masked slots -1: a C-contiguous 2-D array (see _as_i32)."""
+    rows = _as_i32(array, name, masked_ids=True)
     if rows.ndim != 2:
         raise _invalid(f"{name} must be 2-D [tokens][top_k], got shape {rows.shape}")
     return rows
@@ -693,7 +693,7 @@ class Tracker(_Handle):
         save_statistics(path, self, label=label, compression_level=compression_level)
 
     def _batch(self, topk_ids):
-        ids = _as_i32(topk_ids, "topk_ids")
+        ids = _as_i32(topk_ids, "topk_ids", masked_ids=True)
         if ids.ndim == 1 and ids.size == 0:
             ids = ids.reshape(0, self.top_k)
         return _as_rows(ids, "topk_ids")

@@ -37,7 +37,7 @@ _ROW_DTYPES = {"float32": (_capi.EPLB_ROW_DTYPE_FLOAT32, 4),
 
 
 def _topk(topk_ids, name="topk_ids"):
-    ids = _as_i32(topk_ids, name)
+    ids = _as_i32(topk_ids, name, masked_ids=True)
     if ids.ndim != 2:
         raise _invalid(f"{name} must be 2-D [tokens][top_k], got shape {ids.shape}")
     return ids

@@ -446,6 +446,11 @@ def test_masked_ids_are_masked_slots_and_masked_loads_are_refused():
     loads[1, 3] = np.ma.masked
     with refused(eplb.InvalidArgumentError, "loads", "masked"):
         eplb.Planner(2, 12, 16, 8).plan(loads)
+    # Ids that are not top-k slots (phy2log) have no masked value to stand for.
+    phy2log = np.ma.masked_array(np.array(PHY2LOG, np.int32), np.zeros_like(PHY2LOG, bool))
+    phy2log[0, 0] = np.ma.masked
+    with refused(eplb.InvalidArgumentError, "phy2log", "masked"):
+        eplb.Placement.from_phy2log(phy2log, 12, 2, 8)
     # A masked array without masked values is its data.
     plain = np.ma.masked_array(np.array(WEIGHT, float))
     assert eplb.Planner(2, 12, 16, 8).plan(plain) == eplb.Planner(2, 12, 16, 8).plan(WEIGHT)

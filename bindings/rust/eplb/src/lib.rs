@@ -27,12 +27,12 @@
 //! checker does), and their `&self` getters may run concurrently in C; [`SplitSolver`] and
 //! [`Workload`] are only `Send` (one thread at a time each, as the header says):
 //!
-//! ```compile_fail
+//! ```compile_fail,E0277
 //! fn shared<T: Sync>(_: &T) {}
 //! shared(&eplb::SplitSolver::new()?); // one solver per thread
 //! # Ok::<(), eplb::Error>(())
 //! ```
-//! ```compile_fail
+//! ```compile_fail,E0277
 //! fn shared<T: Sync>(_: &T) {}
 //! shared(&eplb::Workload::new(&Default::default())?); // one simulator per thread
 //! # Ok::<(), eplb::Error>(())
