@@ -318,6 +318,17 @@ class Metrics:
         return (type(self).__name__ + "(" +
                 ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS) + ")")
 
+    def _values(self):
+        return tuple(getattr(self, f) for f in self._FIELDS)
+
+    def __eq__(self, other):
+        """Field by field, between metrics of the same kind (compare two plans' figures)."""
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None  # the attributes can be reassigned
+
 
 class LayerMetrics(Metrics):
     """Balance metrics of one layer (eplb_layer_metrics as attributes)."""

@@ -432,6 +432,18 @@ def test_ids_of_the_wrong_dimensionality_are_invalid_arguments():
     assert tracker.layer_counts(0) == (1, 0)
 
 
+def test_metrics_compare_field_by_field():
+    placement = deepseek_plan()
+    a, b = placement.metrics(WEIGHT), placement.metrics(np.array(WEIGHT, float))
+    assert a == b and not a != b
+    other = placement.metrics(np.array(WEIGHT, float)[::-1].copy())
+    assert a != other
+    assert placement.layer_metrics(0, WEIGHT[0]) == placement.layer_metrics(0, WEIGHT[0])
+    assert a != placement.layer_metrics(0, WEIGHT[0])  # another kind of metrics
+    b.balancedness = 0.5
+    assert a != b
+
+
 def test_masked_ids_are_masked_slots_and_masked_loads_are_refused():
     """np.asarray drops a mask: the hidden values would be recorded or planned silently."""
     hidden = np.array([[0, 1, 2, 3], [4, 5, 6, 7]], np.int32)
