@@ -31,7 +31,6 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -552,18 +551,10 @@ func (p *Placement) GPULoads(loads []float64) ([]float64, error) {
 
 // Save writes the placement to an .eplb snapshot atomically; loads (may be nil or empty) are
 // stored with it, label may be "". Neither path nor label may contain a NUL byte. When the
-// directory does not exist, errors.Is(err, fs.ErrNotExist) holds.
+// directory does not exist, errors.Is(err, fs.ErrNotExist) holds. SaveWith also stores a
+// tracker's statistics or sets the compression level.
 func (p *Placement) Save(path string, loads []float64, label string) error {
-	return p.use(func(raw capi.Eplb_placement) error {
-		if err := checkString("path", path); err != nil {
-			return err
-		}
-		if err := checkString("label", label); err != nil {
-			return err
-		}
-		err := check(capi.Eplb_go_snapshot_save(raw, optional(loads), label, path))
-		return withPathCause(err, filepath.Dir(path))
-	})
+	return p.SaveWith(path, SnapshotOptions{Loads: loads, Label: label})
 }
 
 // Close releases the placement once the calls in progress return; later calls return

@@ -147,6 +147,13 @@ func TestNoPanicOnNilOrZeroHandles(t *testing.T) {
 		"RecordPhysical(zero)": func() error {
 			return tracker.RecordPhysical(zeroPlacement, 0, []int32{0, 1})
 		},
+		"SaveWith(zero tracker)": func() error {
+			return placement.SaveWith(filepath.Join(t.TempDir(), "z.eplb"), SnapshotOptions{Tracker: zeroTracker})
+		},
+		"SaveToBufferWith(zero tracker)": func() error {
+			_, err := placement.SaveToBufferWith(SnapshotOptions{Tracker: zeroTracker})
+			return err
+		},
 		"PlanMigration(nil, p)":     func() error { _, err := PlanMigration(nil, placement, nil, opts); return err },
 		"PlanMigration(p, nil)":     func() error { _, err := PlanMigration(placement, nil, nil, opts); return err },
 		"PlanMigration(zero, p)":    func() error { _, err := PlanMigration(zeroPlacement, placement, nil, opts); return err },
@@ -241,6 +248,12 @@ func TestStringsWithNUL(t *testing.T) {
 		{"label", func() error { return tracker.SaveStatistics(cut, withNUL("x")) }},
 		{"label", func() error { _, err := tracker.StatisticsToBuffer(withNUL("x")); return err }},
 		{"label", func() error { _, err := placement.SaveToBuffer(nil, withNUL("x")); return err }},
+		{"path", func() error { return placement.SaveWith(withNUL(cut), SnapshotOptions{Tracker: tracker}) }},
+		{"label", func() error { return placement.SaveWith(cut, SnapshotOptions{Label: withNUL("x")}) }},
+		{"label", func() error {
+			_, err := placement.SaveToBufferWith(SnapshotOptions{Label: withNUL("x"), Tracker: tracker})
+			return err
+		}},
 	} {
 		if err := c.call(); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), c.argument+" ") ||
 			!strings.Contains(err.Error(), "NUL") {

@@ -1,6 +1,7 @@
 package eplb
 
 import (
+	"math"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -206,18 +207,81 @@ func (t *Tracker) StatisticsToBuffer(label string) ([]byte, error) {
 	return takeBytes(buffer, n), nil
 }
 
-// SaveToBuffer returns the placement as .eplb snapshot bytes (what Save writes to a file);
-// loads (may be nil or empty) are stored with it, label may be "" (and may not contain a NUL byte).
-func (p *Placement) SaveToBuffer(loads []float64, label string) ([]byte, error) {
-	var buffer uintptr
-	var n int64
-	if err := p.use(func(raw capi.Eplb_placement) error {
-		if err := checkString("label", label); err != nil {
+// SnapshotOptions is what a placement snapshot stores besides the placement
+// (eplb_snapshot_options) and how it is compressed. The zero value stores the placement alone at
+// the library's default level.
+type SnapshotOptions struct {
+	// Loads, [layers][logical experts] (nil or empty: none), are stored with the placement and
+	// give the snapshot's metrics.
+	Loads []float64
+	// Label is a user label of at most 255 bytes without a NUL byte ("" for none).
+	Label string
+	// Tracker's co-activation statistics (its shape must match the placement's) are stored too
+	// and read back with Snapshot.Tracker; nil for none. Its loads are not Loads: without Loads the
+	// snapshot stores no metrics (pass Tracker.Loads for those of the tracked load). The tracker
+	// is locked (not recorded into) during the call.
+	Tracker *Tracker
+	// CompressionLevel is the zstd level, 1..19; 0 means the library default (3).
+	CompressionLevel int
+}
+
+// useForSnapshot calls f with the C placement and o's C tracker (NULL when o.Tracker is nil)
+// under their locks, once the options pass the checks C cannot make (a NUL in the label, a level
+// that would not fit C's uint32_t). The tracker is locked before the placement, as in
+// Tracker.RecordPhysical: with one order, a save and a RecordPhysical on the same pair cannot
+// deadlock while a Close waits on the placement (a waiting writer blocks new readers).
+func (p *Placement) useForSnapshot(o SnapshotOptions, f func(capi.Eplb_placement, capi.Eplb_tracker) error) error {
+	if p == nil {
+		return invalidArgument("placement is nil")
+	}
+	withPlacement := func(tracker capi.Eplb_tracker) error {
+		return p.use(func(raw capi.Eplb_placement) error {
+			if err := checkString("label", o.Label); err != nil {
+				return err
+			}
+			if o.CompressionLevel < 0 || o.CompressionLevel > math.MaxUint32 {
+				return invalidArgument("compression_level (%d) must be in 1..19, or 0 for the default", o.CompressionLevel)
+			}
+			return f(raw, tracker)
+		})
+	}
+	if o.Tracker == nil {
+		return withPlacement(capi.SwigcptrEplb_tracker(0))
+	}
+	return o.Tracker.use(withPlacement)
+}
+
+// SaveWith writes the placement and what o holds (loads, label, a tracker's statistics) to an
+// .eplb snapshot at path, atomically, at o's compression level. path may not contain a NUL byte.
+// When the directory does not exist, errors.Is(err, fs.ErrNotExist) holds; a closed tracker in o
+// gives ErrClosed.
+func (p *Placement) SaveWith(path string, o SnapshotOptions) error {
+	return p.useForSnapshot(o, func(raw capi.Eplb_placement, tracker capi.Eplb_tracker) error {
+		if err := checkString("path", path); err != nil {
 			return err
 		}
-		return check(capi.Eplb_go_snapshot_save_to_buffer(raw, optional(loads), label, &buffer, &n))
+		err := check(capi.Eplb_go_snapshot_save(raw, optional(o.Loads), o.Label, tracker,
+			uint(o.CompressionLevel), path))
+		return withPathCause(err, filepath.Dir(path))
+	})
+}
+
+// SaveToBufferWith is SaveWith into bytes (read back with SnapshotFromBuffer).
+func (p *Placement) SaveToBufferWith(o SnapshotOptions) ([]byte, error) {
+	var buffer uintptr
+	var n int64
+	if err := p.useForSnapshot(o, func(raw capi.Eplb_placement, tracker capi.Eplb_tracker) error {
+		return check(capi.Eplb_go_snapshot_save_to_buffer(raw, optional(o.Loads), o.Label, tracker,
+			uint(o.CompressionLevel), &buffer, &n))
 	}); err != nil {
 		return nil, err
 	}
 	return takeBytes(buffer, n), nil
+}
+
+// SaveToBuffer returns the placement as .eplb snapshot bytes (what Save writes to a file);
+// loads (may be nil or empty) are stored with it, label may be "" (and may not contain a NUL byte).
+// SaveToBufferWith also stores a tracker's statistics or sets the compression level.
+func (p *Placement) SaveToBuffer(loads []float64, label string) ([]byte, error) {
+	return p.SaveToBufferWith(SnapshotOptions{Loads: loads, Label: label})
 }

@@ -185,13 +185,18 @@ EPLB_SIZED_STRUCT(eplb_metrics)
 EPLB_SIZED_STRUCT(eplb_layer_metrics)
 EPLB_SIZED_STRUCT(eplb_migration_summary)
 
-/* eplb_snapshot_options holds pointers, which cgo forbids filling with Go memory: this helper
- * takes the loads slice and the label as call arguments and builds the options in C. */
+/* eplb_snapshot_options holds pointers, which cgo forbids filling with Go memory: these helpers
+ * take the loads slice, the label, the tracker handle and the compression level as call
+ * arguments and build the options in C. */
 %ignore eplb_snapshot_options::loads;
 %ignore eplb_snapshot_options::label;
-%inline %{
-eplb_status eplb_go_snapshot_save(const eplb_placement* placement, const double* loads,
-                                  size_t loads_len, const char* label, const char* path) {
+%{
+/* The options of eplb_go_snapshot_save(_to_buffer): empty loads, a NULL or "" label and a NULL
+ * tracker are none, a compression level of 0 is the library default. */
+static eplb_snapshot_options eplb_go_snapshot_options(const double* loads, size_t loads_len,
+                                                      const char* label,
+                                                      const eplb_tracker* tracker,
+                                                      uint32_t compression_level) {
   eplb_snapshot_options options;
   eplb_snapshot_options_init(&options);
   if (loads_len > 0) {
@@ -199,20 +204,28 @@ eplb_status eplb_go_snapshot_save(const eplb_placement* placement, const double*
     options.loads_len = loads_len;
   }
   if (label != NULL && label[0] != '\0') options.label = label;
+  options.tracker = tracker;
+  if (compression_level != 0) options.compression_level = compression_level;
+  return options;
+}
+%}
+%inline %{
+eplb_status eplb_go_snapshot_save(const eplb_placement* placement, const double* loads,
+                                  size_t loads_len, const char* label, const eplb_tracker* tracker,
+                                  uint32_t compression_level, const char* path) {
+  eplb_snapshot_options options =
+      eplb_go_snapshot_options(loads, loads_len, label, tracker, compression_level);
   return eplb_snapshot_save(placement, &options, path);
 }
 
 /* As eplb_snapshot_save, into a library-owned buffer (eplb_buffer_free). */
 eplb_status eplb_go_snapshot_save_to_buffer(const eplb_placement* placement, const double* loads,
                                             size_t loads_len, const char* label,
-                                            void** out_buffer, size_t* out_size) {
-  eplb_snapshot_options options;
-  eplb_snapshot_options_init(&options);
-  if (loads_len > 0) {
-    options.loads = loads;
-    options.loads_len = loads_len;
-  }
-  if (label != NULL && label[0] != '\0') options.label = label;
+                                            const eplb_tracker* tracker,
+                                            uint32_t compression_level, void** out_buffer,
+                                            size_t* out_size) {
+  eplb_snapshot_options options =
+      eplb_go_snapshot_options(loads, loads_len, label, tracker, compression_level);
   return eplb_snapshot_save_to_buffer(placement, &options, out_buffer, out_size);
 }
 

@@ -198,8 +198,12 @@ static void* Swig_malloc(int c) {
 #endif
 
 
-eplb_status eplb_go_snapshot_save(const eplb_placement* placement, const double* loads,
-                                  size_t loads_len, const char* label, const char* path) {
+/* The options of eplb_go_snapshot_save(_to_buffer): empty loads, a NULL or "" label and a NULL
+ * tracker are none, a compression level of 0 is the library default. */
+static eplb_snapshot_options eplb_go_snapshot_options(const double* loads, size_t loads_len,
+                                                      const char* label,
+                                                      const eplb_tracker* tracker,
+                                                      uint32_t compression_level) {
   eplb_snapshot_options options;
   eplb_snapshot_options_init(&options);
   if (loads_len > 0) {
@@ -207,20 +211,28 @@ eplb_status eplb_go_snapshot_save(const eplb_placement* placement, const double*
     options.loads_len = loads_len;
   }
   if (label != NULL && label[0] != '\0') options.label = label;
+  options.tracker = tracker;
+  if (compression_level != 0) options.compression_level = compression_level;
+  return options;
+}
+
+
+eplb_status eplb_go_snapshot_save(const eplb_placement* placement, const double* loads,
+                                  size_t loads_len, const char* label, const eplb_tracker* tracker,
+                                  uint32_t compression_level, const char* path) {
+  eplb_snapshot_options options =
+      eplb_go_snapshot_options(loads, loads_len, label, tracker, compression_level);
   return eplb_snapshot_save(placement, &options, path);
 }
 
 /* As eplb_snapshot_save, into a library-owned buffer (eplb_buffer_free). */
 eplb_status eplb_go_snapshot_save_to_buffer(const eplb_placement* placement, const double* loads,
                                             size_t loads_len, const char* label,
-                                            void** out_buffer, size_t* out_size) {
-  eplb_snapshot_options options;
-  eplb_snapshot_options_init(&options);
-  if (loads_len > 0) {
-    options.loads = loads;
-    options.loads_len = loads_len;
-  }
-  if (label != NULL && label[0] != '\0') options.label = label;
+                                            const eplb_tracker* tracker,
+                                            uint32_t compression_level, void** out_buffer,
+                                            size_t* out_size) {
+  eplb_snapshot_options options =
+      eplb_go_snapshot_options(loads, loads_len, label, tracker, compression_level);
   return eplb_snapshot_save_to_buffer(placement, &options, out_buffer, out_size);
 }
 
@@ -288,7 +300,7 @@ SWIGINTERN struct eplb_migration_summary *new_eplb_migration_summary(void){
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_13ae45bd82df07c9(void *_swig_go_0) {
+void _wrap_Swig_free_capi_6c958c9b533e0bae(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -298,7 +310,7 @@ void _wrap_Swig_free_capi_13ae45bd82df07c9(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_13ae45bd82df07c9(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_6c958c9b533e0bae(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -311,12 +323,14 @@ void *_wrap_Swig_malloc_capi_13ae45bd82df07c9(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, _gostring_ _swig_go_3) {
+_gostring_ _wrap_eplb_go_snapshot_save_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, _gostring_ _swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
   char *arg4 = (char *) 0 ;
-  char *arg5 = (char *) 0 ;
+  eplb_tracker *arg5 = (eplb_tracker *) 0 ;
+  uint32_t arg6 ;
+  char *arg7 = (char *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
   
@@ -330,13 +344,15 @@ _gostring_ _wrap_eplb_go_snapshot_save_capi_13ae45bd82df07c9(eplb_placement *_sw
   memcpy(arg4, _swig_go_2.p, _swig_go_2.n);
   arg4[_swig_go_2.n] = '\0';
   
+  arg5 = *(eplb_tracker **)&_swig_go_3; 
+  arg6 = (uint32_t)_swig_go_4; 
   
-  arg5 = (char *)malloc(_swig_go_3.n + 1);
-  memcpy(arg5, _swig_go_3.p, _swig_go_3.n);
-  arg5[_swig_go_3.n] = '\0';
+  arg7 = (char *)malloc(_swig_go_5.n + 1);
+  memcpy(arg7, _swig_go_5.p, _swig_go_5.n);
+  arg7[_swig_go_5.n] = '\0';
   
   
-  result = (eplb_status)eplb_go_snapshot_save((eplb_placement const *)arg1,(double const *)arg2,arg3,(char const *)arg4,(char const *)arg5);
+  result = (eplb_status)eplb_go_snapshot_save((eplb_placement const *)arg1,(double const *)arg2,arg3,(char const *)arg4,(eplb_tracker const *)arg5,arg6,(char const *)arg7);
   
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
@@ -358,18 +374,20 @@ _gostring_ _wrap_eplb_go_snapshot_save_capi_13ae45bd82df07c9(eplb_placement *_sw
   }
   
   free(arg4); 
-  free(arg5); 
+  free(arg7); 
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, void **_swig_go_3, long long *_swig_go_4) {
+_gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, void **_swig_go_5, long long *_swig_go_6) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
   char *arg4 = (char *) 0 ;
-  void **arg5 = (void **) 0 ;
-  size_t *arg6 = (size_t *) 0 ;
+  eplb_tracker *arg5 = (eplb_tracker *) 0 ;
+  uint32_t arg6 ;
+  void **arg7 = (void **) 0 ;
+  size_t *arg8 = (size_t *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
   
@@ -383,10 +401,12 @@ _gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_13ae45bd82df07c9(eplb_plac
   memcpy(arg4, _swig_go_2.p, _swig_go_2.n);
   arg4[_swig_go_2.n] = '\0';
   
-  arg5 = (void **)_swig_go_3; 
-  arg6 = *(size_t **)&_swig_go_4; 
+  arg5 = *(eplb_tracker **)&_swig_go_3; 
+  arg6 = (uint32_t)_swig_go_4; 
+  arg7 = (void **)_swig_go_5; 
+  arg8 = *(size_t **)&_swig_go_6; 
   
-  result = (eplb_status)eplb_go_snapshot_save_to_buffer((eplb_placement const *)arg1,(double const *)arg2,arg3,(char const *)arg4,arg5,arg6);
+  result = (eplb_status)eplb_go_snapshot_save_to_buffer((eplb_placement const *)arg1,(double const *)arg2,arg3,(char const *)arg4,(eplb_tracker const *)arg5,arg6,arg7,arg8);
   
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
@@ -412,7 +432,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_13ae45bd82df07c9(eplb_plac
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -458,7 +478,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_13ae45bd82df07c9(eplb_tra
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   char *arg2 = (char *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -501,7 +521,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_13ae45bd82df07c
 }
 
 
-_gostring_ _wrap_eplb_go_planner_plan_windows_capi_13ae45bd82df07c9(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_go_planner_plan_windows_capi_6c958c9b533e0bae(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, eplb_placement **_swig_go_3) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -543,7 +563,7 @@ _gostring_ _wrap_eplb_go_planner_plan_windows_capi_13ae45bd82df07c9(eplb_planner
 }
 
 
-void _wrap_eplb_go_copy_bytes_capi_13ae45bd82df07c9(void *_swig_go_0, _goslice_ _swig_go_1) {
+void _wrap_eplb_go_copy_bytes_capi_6c958c9b533e0bae(void *_swig_go_0, _goslice_ _swig_go_1) {
   void *arg1 = (void *) 0 ;
   char *arg2 = (char *) 0 ;
   size_t arg3 ;
@@ -559,7 +579,7 @@ void _wrap_eplb_go_copy_bytes_capi_13ae45bd82df07c9(void *_swig_go_0, _goslice_ 
 }
 
 
-void _wrap_eplb_go_copy_doubles_capi_13ae45bd82df07c9(void *_swig_go_0, _goslice_ _swig_go_1) {
+void _wrap_eplb_go_copy_doubles_capi_6c958c9b533e0bae(void *_swig_go_0, _goslice_ _swig_go_1) {
   void *arg1 = (void *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -575,7 +595,7 @@ void _wrap_eplb_go_copy_doubles_capi_13ae45bd82df07c9(void *_swig_go_0, _goslice
 }
 
 
-intgo _wrap_EPLB_VERSION_NUMBER_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_VERSION_NUMBER_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -586,7 +606,7 @@ intgo _wrap_EPLB_VERSION_NUMBER_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_OK_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_OK_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -598,7 +618,7 @@ intgo _wrap_EPLB_OK_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -610,7 +630,7 @@ intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -622,7 +642,7 @@ intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -634,7 +654,7 @@ intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ERR_INTERNAL_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ERR_INTERNAL_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -646,7 +666,7 @@ intgo _wrap_EPLB_ERR_INTERNAL_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ERR_IO_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ERR_IO_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -658,7 +678,7 @@ intgo _wrap_EPLB_ERR_IO_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ERR_CORRUPT_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ERR_CORRUPT_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -670,7 +690,7 @@ intgo _wrap_EPLB_ERR_CORRUPT_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ERR_TRUNCATED_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ERR_TRUNCATED_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -682,7 +702,7 @@ intgo _wrap_EPLB_ERR_TRUNCATED_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -694,7 +714,7 @@ intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ERR_NO_DEVICE_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ERR_NO_DEVICE_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -706,7 +726,7 @@ intgo _wrap_EPLB_ERR_NO_DEVICE_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ERR_DEVICE_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ERR_DEVICE_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -718,7 +738,7 @@ intgo _wrap_EPLB_ERR_DEVICE_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ERR_NO_NCCL_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ERR_NO_NCCL_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -730,7 +750,7 @@ intgo _wrap_EPLB_ERR_NO_NCCL_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ERR_NCCL_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ERR_NCCL_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -742,7 +762,7 @@ intgo _wrap_EPLB_ERR_NCCL_capi_13ae45bd82df07c9() {
 }
 
 
-_gostring_ _wrap_eplb_last_error_message_capi_13ae45bd82df07c9() {
+_gostring_ _wrap_eplb_last_error_message_capi_6c958c9b533e0bae() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -753,7 +773,7 @@ _gostring_ _wrap_eplb_last_error_message_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_eplb_version_number_capi_13ae45bd82df07c9() {
+intgo _wrap_eplb_version_number_capi_6c958c9b533e0bae() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -764,7 +784,7 @@ intgo _wrap_eplb_version_number_capi_13ae45bd82df07c9() {
 }
 
 
-_gostring_ _wrap_eplb_version_string_capi_13ae45bd82df07c9() {
+_gostring_ _wrap_eplb_version_string_capi_6c958c9b533e0bae() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -775,7 +795,7 @@ _gostring_ _wrap_eplb_version_string_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -787,7 +807,7 @@ intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -799,7 +819,7 @@ intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -811,7 +831,7 @@ intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -823,7 +843,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -835,7 +855,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -847,7 +867,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_eplb_algorithm_count_capi_13ae45bd82df07c9() {
+intgo _wrap_eplb_algorithm_count_capi_6c958c9b533e0bae() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -858,7 +878,7 @@ intgo _wrap_eplb_algorithm_count_capi_13ae45bd82df07c9() {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_name_capi_13ae45bd82df07c9(intgo _swig_go_0) {
+_gostring_ _wrap_eplb_algorithm_name_capi_6c958c9b533e0bae(intgo _swig_go_0) {
   uint32_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -871,7 +891,7 @@ _gostring_ _wrap_eplb_algorithm_name_capi_13ae45bd82df07c9(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_description_capi_13ae45bd82df07c9(intgo _swig_go_0) {
+_gostring_ _wrap_eplb_algorithm_description_capi_6c958c9b533e0bae(intgo _swig_go_0) {
   uint32_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -884,7 +904,7 @@ _gostring_ _wrap_eplb_algorithm_description_capi_13ae45bd82df07c9(intgo _swig_go
 }
 
 
-intgo _wrap_eplb_algorithm_default_capi_13ae45bd82df07c9() {
+intgo _wrap_eplb_algorithm_default_capi_6c958c9b533e0bae() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -895,7 +915,7 @@ intgo _wrap_eplb_algorithm_default_capi_13ae45bd82df07c9() {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_from_name_capi_13ae45bd82df07c9(_gostring_ _swig_go_0, int *_swig_go_1) {
+_gostring_ _wrap_eplb_algorithm_from_name_capi_6c958c9b533e0bae(_gostring_ _swig_go_0, int *_swig_go_1) {
   char *arg1 = (char *) 0 ;
   uint32_t *arg2 = (uint32_t *) 0 ;
   eplb_status result;
@@ -936,7 +956,7 @@ _gostring_ _wrap_eplb_algorithm_from_name_capi_13ae45bd82df07c9(_gostring_ _swig
 }
 
 
-void _wrap_eplb_placement_info_struct_size_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_struct_size_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -948,7 +968,7 @@ void _wrap_eplb_placement_info_struct_size_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-intgo _wrap_eplb_placement_info_struct_size_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_struct_size_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -961,7 +981,7 @@ intgo _wrap_eplb_placement_info_struct_size_get_capi_13ae45bd82df07c9(struct epl
 }
 
 
-void _wrap_eplb_placement_info_num_layers_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_layers_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -973,7 +993,7 @@ void _wrap_eplb_placement_info_num_layers_set_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-intgo _wrap_eplb_placement_info_num_layers_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_layers_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -986,7 +1006,7 @@ intgo _wrap_eplb_placement_info_num_layers_get_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-void _wrap_eplb_placement_info_num_logical_experts_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_logical_experts_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -998,7 +1018,7 @@ void _wrap_eplb_placement_info_num_logical_experts_set_capi_13ae45bd82df07c9(str
 }
 
 
-intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1011,7 +1031,7 @@ intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_13ae45bd82df07c9(st
 }
 
 
-void _wrap_eplb_placement_info_num_physical_experts_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_physical_experts_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1023,7 +1043,7 @@ void _wrap_eplb_placement_info_num_physical_experts_set_capi_13ae45bd82df07c9(st
 }
 
 
-intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1036,7 +1056,7 @@ intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_13ae45bd82df07c9(s
 }
 
 
-void _wrap_eplb_placement_info_num_nodes_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_nodes_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1048,7 +1068,7 @@ void _wrap_eplb_placement_info_num_nodes_set_capi_13ae45bd82df07c9(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_num_nodes_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_nodes_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1061,7 +1081,7 @@ intgo _wrap_eplb_placement_info_num_nodes_get_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_num_gpus_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_gpus_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1073,7 +1093,7 @@ void _wrap_eplb_placement_info_num_gpus_set_capi_13ae45bd82df07c9(struct eplb_pl
 }
 
 
-intgo _wrap_eplb_placement_info_num_gpus_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_gpus_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1086,7 +1106,7 @@ intgo _wrap_eplb_placement_info_num_gpus_get_capi_13ae45bd82df07c9(struct eplb_p
 }
 
 
-void _wrap_eplb_placement_info_num_groups_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_groups_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1098,7 +1118,7 @@ void _wrap_eplb_placement_info_num_groups_set_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-intgo _wrap_eplb_placement_info_num_groups_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_groups_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1111,7 +1131,7 @@ intgo _wrap_eplb_placement_info_num_groups_get_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-void _wrap_eplb_placement_info_slots_per_gpu_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_slots_per_gpu_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1123,7 +1143,7 @@ void _wrap_eplb_placement_info_slots_per_gpu_set_capi_13ae45bd82df07c9(struct ep
 }
 
 
-intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1136,7 +1156,7 @@ intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_13ae45bd82df07c9(struct e
 }
 
 
-void _wrap_eplb_placement_info_log2phy_width_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_log2phy_width_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1148,7 +1168,7 @@ void _wrap_eplb_placement_info_log2phy_width_set_capi_13ae45bd82df07c9(struct ep
 }
 
 
-intgo _wrap_eplb_placement_info_log2phy_width_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_log2phy_width_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1161,7 +1181,7 @@ intgo _wrap_eplb_placement_info_log2phy_width_get_capi_13ae45bd82df07c9(struct e
 }
 
 
-void _wrap_eplb_placement_info_algorithm_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_algorithm_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1173,7 +1193,7 @@ void _wrap_eplb_placement_info_algorithm_set_capi_13ae45bd82df07c9(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_algorithm_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_algorithm_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1186,7 +1206,7 @@ intgo _wrap_eplb_placement_info_algorithm_get_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_hierarchical_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_hierarchical_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1198,7 +1218,7 @@ void _wrap_eplb_placement_info_hierarchical_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-intgo _wrap_eplb_placement_info_hierarchical_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_hierarchical_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1211,7 +1231,7 @@ intgo _wrap_eplb_placement_info_hierarchical_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_placement_info_reserved0_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_reserved0_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1223,7 +1243,7 @@ void _wrap_eplb_placement_info_reserved0_set_capi_13ae45bd82df07c9(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_reserved0_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_reserved0_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1236,7 +1256,7 @@ intgo _wrap_eplb_placement_info_reserved0_get_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_plan_seconds_set_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_placement_info_plan_seconds_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, double _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   double arg2 ;
   
@@ -1248,7 +1268,7 @@ void _wrap_eplb_placement_info_plan_seconds_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-double _wrap_eplb_placement_info_plan_seconds_get_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
+double _wrap_eplb_placement_info_plan_seconds_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -1261,7 +1281,7 @@ double _wrap_eplb_placement_info_plan_seconds_get_capi_13ae45bd82df07c9(struct e
 }
 
 
-struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_13ae45bd82df07c9() {
+struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_6c958c9b533e0bae() {
   struct eplb_placement_info *result = 0 ;
   struct eplb_placement_info *_swig_go_result;
   
@@ -1272,7 +1292,7 @@ struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_13ae45bd82df07c9(
 }
 
 
-void _wrap_delete_eplb_placement_info_capi_13ae45bd82df07c9(struct eplb_placement_info *_swig_go_0) {
+void _wrap_delete_eplb_placement_info_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   
   arg1 = *(struct eplb_placement_info **)&_swig_go_0; 
@@ -1282,7 +1302,7 @@ void _wrap_delete_eplb_placement_info_capi_13ae45bd82df07c9(struct eplb_placemen
 }
 
 
-_gostring_ _wrap_eplb_placement_get_info_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, struct eplb_placement_info *_swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_info_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, struct eplb_placement_info *_swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_placement_info *arg2 = (eplb_placement_info *) 0 ;
   eplb_status result;
@@ -1316,7 +1336,7 @@ _gostring_ _wrap_eplb_placement_get_info_capi_13ae45bd82df07c9(eplb_placement *_
 }
 
 
-_gostring_ _wrap_eplb_placement_get_phy2log_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_phy2log_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1354,7 +1374,7 @@ _gostring_ _wrap_eplb_placement_get_phy2log_capi_13ae45bd82df07c9(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_placement_get_replica_counts_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_replica_counts_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1392,7 +1412,7 @@ _gostring_ _wrap_eplb_placement_get_replica_counts_capi_13ae45bd82df07c9(eplb_pl
 }
 
 
-_gostring_ _wrap_eplb_placement_get_log2phy_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_log2phy_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1430,7 +1450,7 @@ _gostring_ _wrap_eplb_placement_get_log2phy_capi_13ae45bd82df07c9(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_placement_create_from_phy2log_capi_13ae45bd82df07c9(intgo _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, eplb_placement **_swig_go_6) {
+_gostring_ _wrap_eplb_placement_create_from_phy2log_capi_6c958c9b533e0bae(intgo _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, eplb_placement **_swig_go_6) {
   uint32_t arg1 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -1478,7 +1498,7 @@ _gostring_ _wrap_eplb_placement_create_from_phy2log_capi_13ae45bd82df07c9(intgo 
 }
 
 
-void _wrap_eplb_placement_destroy_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0) {
+void _wrap_eplb_placement_destroy_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   
   arg1 = *(eplb_placement **)&_swig_go_0; 
@@ -1488,7 +1508,7 @@ void _wrap_eplb_placement_destroy_capi_13ae45bd82df07c9(eplb_placement *_swig_go
 }
 
 
-void _wrap_eplb_planner_options_struct_size_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_struct_size_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1500,7 +1520,7 @@ void _wrap_eplb_planner_options_struct_size_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-intgo _wrap_eplb_planner_options_struct_size_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_struct_size_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1513,7 +1533,7 @@ intgo _wrap_eplb_planner_options_struct_size_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_planner_options_algorithm_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_algorithm_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1525,7 +1545,7 @@ void _wrap_eplb_planner_options_algorithm_set_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_algorithm_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_algorithm_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1538,7 +1558,7 @@ intgo _wrap_eplb_planner_options_algorithm_get_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_num_layers_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_layers_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1550,7 +1570,7 @@ void _wrap_eplb_planner_options_num_layers_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-intgo _wrap_eplb_planner_options_num_layers_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_layers_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1563,7 +1583,7 @@ intgo _wrap_eplb_planner_options_num_layers_get_capi_13ae45bd82df07c9(struct epl
 }
 
 
-void _wrap_eplb_planner_options_num_logical_experts_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_logical_experts_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1575,7 +1595,7 @@ void _wrap_eplb_planner_options_num_logical_experts_set_capi_13ae45bd82df07c9(st
 }
 
 
-intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1588,7 +1608,7 @@ intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_13ae45bd82df07c9(s
 }
 
 
-void _wrap_eplb_planner_options_num_physical_experts_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_physical_experts_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1600,7 +1620,7 @@ void _wrap_eplb_planner_options_num_physical_experts_set_capi_13ae45bd82df07c9(s
 }
 
 
-intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1613,7 +1633,7 @@ intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_13ae45bd82df07c9(
 }
 
 
-void _wrap_eplb_planner_options_num_groups_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_groups_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1625,7 +1645,7 @@ void _wrap_eplb_planner_options_num_groups_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-intgo _wrap_eplb_planner_options_num_groups_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_groups_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1638,7 +1658,7 @@ intgo _wrap_eplb_planner_options_num_groups_get_capi_13ae45bd82df07c9(struct epl
 }
 
 
-void _wrap_eplb_planner_options_num_nodes_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_nodes_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1650,7 +1670,7 @@ void _wrap_eplb_planner_options_num_nodes_set_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_num_nodes_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_nodes_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1663,7 +1683,7 @@ intgo _wrap_eplb_planner_options_num_nodes_get_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_num_gpus_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_gpus_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1675,7 +1695,7 @@ void _wrap_eplb_planner_options_num_gpus_set_capi_13ae45bd82df07c9(struct eplb_p
 }
 
 
-intgo _wrap_eplb_planner_options_num_gpus_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_gpus_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1688,7 +1708,7 @@ intgo _wrap_eplb_planner_options_num_gpus_get_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-void _wrap_eplb_planner_options_cross_node_budget_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_cross_node_budget_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1700,7 +1720,7 @@ void _wrap_eplb_planner_options_cross_node_budget_set_capi_13ae45bd82df07c9(stru
 }
 
 
-intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1713,7 +1733,7 @@ intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_13ae45bd82df07c9(str
 }
 
 
-void _wrap_eplb_planner_options_num_threads_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_threads_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1725,7 +1745,7 @@ void _wrap_eplb_planner_options_num_threads_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-intgo _wrap_eplb_planner_options_num_threads_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_threads_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1738,7 +1758,7 @@ intgo _wrap_eplb_planner_options_num_threads_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_planner_options_affinity_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_affinity_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1750,7 +1770,7 @@ void _wrap_eplb_planner_options_affinity_set_capi_13ae45bd82df07c9(struct eplb_p
 }
 
 
-intgo _wrap_eplb_planner_options_affinity_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_affinity_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1763,7 +1783,7 @@ intgo _wrap_eplb_planner_options_affinity_get_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-void _wrap_eplb_planner_options_reserved0_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_reserved0_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1775,7 +1795,7 @@ void _wrap_eplb_planner_options_reserved0_set_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_reserved0_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_reserved0_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1788,7 +1808,7 @@ intgo _wrap_eplb_planner_options_reserved0_get_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_affinity_min_balance_set_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_planner_options_affinity_min_balance_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, double _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   double arg2 ;
   
@@ -1800,7 +1820,7 @@ void _wrap_eplb_planner_options_affinity_min_balance_set_capi_13ae45bd82df07c9(s
 }
 
 
-double _wrap_eplb_planner_options_affinity_min_balance_get_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
+double _wrap_eplb_planner_options_affinity_min_balance_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -1813,7 +1833,7 @@ double _wrap_eplb_planner_options_affinity_min_balance_get_capi_13ae45bd82df07c9
 }
 
 
-struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_13ae45bd82df07c9() {
+struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_6c958c9b533e0bae() {
   struct eplb_planner_options *result = 0 ;
   struct eplb_planner_options *_swig_go_result;
   
@@ -1824,7 +1844,7 @@ struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_13ae45bd82df07c
 }
 
 
-void _wrap_delete_eplb_planner_options_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
+void _wrap_delete_eplb_planner_options_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   
   arg1 = *(struct eplb_planner_options **)&_swig_go_0; 
@@ -1834,7 +1854,7 @@ void _wrap_delete_eplb_planner_options_capi_13ae45bd82df07c9(struct eplb_planner
 }
 
 
-void _wrap_eplb_planner_options_init_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0) {
+void _wrap_eplb_planner_options_init_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
   eplb_planner_options *arg1 = (eplb_planner_options *) 0 ;
   
   arg1 = *(eplb_planner_options **)&_swig_go_0; 
@@ -1844,7 +1864,7 @@ void _wrap_eplb_planner_options_init_capi_13ae45bd82df07c9(struct eplb_planner_o
 }
 
 
-_gostring_ _wrap_eplb_planner_create_capi_13ae45bd82df07c9(struct eplb_planner_options *_swig_go_0, eplb_planner **_swig_go_1) {
+_gostring_ _wrap_eplb_planner_create_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, eplb_planner **_swig_go_1) {
   eplb_planner_options *arg1 = (eplb_planner_options *) 0 ;
   eplb_planner **arg2 = (eplb_planner **) 0 ;
   eplb_status result;
@@ -1878,7 +1898,7 @@ _gostring_ _wrap_eplb_planner_create_capi_13ae45bd82df07c9(struct eplb_planner_o
 }
 
 
-void _wrap_eplb_planner_destroy_capi_13ae45bd82df07c9(eplb_planner *_swig_go_0) {
+void _wrap_eplb_planner_destroy_capi_6c958c9b533e0bae(eplb_planner *_swig_go_0) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   
   arg1 = *(eplb_planner **)&_swig_go_0; 
@@ -1888,7 +1908,7 @@ void _wrap_eplb_planner_destroy_capi_13ae45bd82df07c9(eplb_planner *_swig_go_0) 
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_capi_13ae45bd82df07c9(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement **_swig_go_2) {
+_gostring_ _wrap_eplb_planner_plan_capi_6c958c9b533e0bae(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement **_swig_go_2) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -1928,7 +1948,7 @@ _gostring_ _wrap_eplb_planner_plan_capi_13ae45bd82df07c9(eplb_planner *_swig_go_
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_windows_capi_13ae45bd82df07c9(eplb_planner *_swig_go_0, double *_swig_go_1, long long _swig_go_2, long long _swig_go_3, eplb_placement **_swig_go_4) {
+_gostring_ _wrap_eplb_planner_plan_windows_capi_6c958c9b533e0bae(eplb_planner *_swig_go_0, double *_swig_go_1, long long _swig_go_2, long long _swig_go_3, eplb_placement **_swig_go_4) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -1968,7 +1988,7 @@ _gostring_ _wrap_eplb_planner_plan_windows_capi_13ae45bd82df07c9(eplb_planner *_
 }
 
 
-void _wrap_eplb_snapshot_options_struct_size_set_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_options_struct_size_set_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1980,7 +2000,7 @@ void _wrap_eplb_snapshot_options_struct_size_set_capi_13ae45bd82df07c9(struct ep
 }
 
 
-intgo _wrap_eplb_snapshot_options_struct_size_get_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0) {
+intgo _wrap_eplb_snapshot_options_struct_size_get_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1993,7 +2013,7 @@ intgo _wrap_eplb_snapshot_options_struct_size_get_capi_13ae45bd82df07c9(struct e
 }
 
 
-void _wrap_eplb_snapshot_options_compression_level_set_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_options_compression_level_set_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2005,7 +2025,7 @@ void _wrap_eplb_snapshot_options_compression_level_set_capi_13ae45bd82df07c9(str
 }
 
 
-intgo _wrap_eplb_snapshot_options_compression_level_get_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0) {
+intgo _wrap_eplb_snapshot_options_compression_level_get_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2018,7 +2038,7 @@ intgo _wrap_eplb_snapshot_options_compression_level_get_capi_13ae45bd82df07c9(st
 }
 
 
-void _wrap_eplb_snapshot_options_loads_len_set_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_options_loads_len_set_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   size_t arg2 ;
   
@@ -2030,7 +2050,7 @@ void _wrap_eplb_snapshot_options_loads_len_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-long long _wrap_eplb_snapshot_options_loads_len_get_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0) {
+long long _wrap_eplb_snapshot_options_loads_len_get_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -2043,7 +2063,7 @@ long long _wrap_eplb_snapshot_options_loads_len_get_capi_13ae45bd82df07c9(struct
 }
 
 
-void _wrap_eplb_snapshot_options_tracker_set_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0, struct eplb_tracker *_swig_go_1) {
+void _wrap_eplb_snapshot_options_tracker_set_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0, struct eplb_tracker *_swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   struct eplb_tracker *arg2 = (struct eplb_tracker *) 0 ;
   
@@ -2055,7 +2075,7 @@ void _wrap_eplb_snapshot_options_tracker_set_capi_13ae45bd82df07c9(struct eplb_s
 }
 
 
-struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0) {
+struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   struct eplb_tracker *result = 0 ;
   struct eplb_tracker *_swig_go_result;
@@ -2068,7 +2088,7 @@ struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_13ae45bd82df07
 }
 
 
-struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_13ae45bd82df07c9() {
+struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_6c958c9b533e0bae() {
   struct eplb_snapshot_options *result = 0 ;
   struct eplb_snapshot_options *_swig_go_result;
   
@@ -2079,7 +2099,7 @@ struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_13ae45bd82df0
 }
 
 
-void _wrap_delete_eplb_snapshot_options_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0) {
+void _wrap_delete_eplb_snapshot_options_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   
   arg1 = *(struct eplb_snapshot_options **)&_swig_go_0; 
@@ -2089,7 +2109,7 @@ void _wrap_delete_eplb_snapshot_options_capi_13ae45bd82df07c9(struct eplb_snapsh
 }
 
 
-void _wrap_eplb_snapshot_options_init_capi_13ae45bd82df07c9(struct eplb_snapshot_options *_swig_go_0) {
+void _wrap_eplb_snapshot_options_init_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0) {
   eplb_snapshot_options *arg1 = (eplb_snapshot_options *) 0 ;
   
   arg1 = *(eplb_snapshot_options **)&_swig_go_0; 
@@ -2099,7 +2119,7 @@ void _wrap_eplb_snapshot_options_init_capi_13ae45bd82df07c9(struct eplb_snapshot
 }
 
 
-void _wrap_eplb_snapshot_info_struct_size_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_struct_size_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2111,7 +2131,7 @@ void _wrap_eplb_snapshot_info_struct_size_set_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-intgo _wrap_eplb_snapshot_info_struct_size_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_struct_size_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2124,7 +2144,7 @@ intgo _wrap_eplb_snapshot_info_struct_size_get_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-void _wrap_eplb_snapshot_info_format_major_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_format_major_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2136,7 +2156,7 @@ void _wrap_eplb_snapshot_info_format_major_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-intgo _wrap_eplb_snapshot_info_format_major_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_format_major_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2149,7 +2169,7 @@ intgo _wrap_eplb_snapshot_info_format_major_get_capi_13ae45bd82df07c9(struct epl
 }
 
 
-void _wrap_eplb_snapshot_info_format_minor_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_format_minor_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2161,7 +2181,7 @@ void _wrap_eplb_snapshot_info_format_minor_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-intgo _wrap_eplb_snapshot_info_format_minor_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_format_minor_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2174,7 +2194,7 @@ intgo _wrap_eplb_snapshot_info_format_minor_get_capi_13ae45bd82df07c9(struct epl
 }
 
 
-void _wrap_eplb_snapshot_info_num_layers_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_layers_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2186,7 +2206,7 @@ void _wrap_eplb_snapshot_info_num_layers_set_capi_13ae45bd82df07c9(struct eplb_s
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_layers_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_layers_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2199,7 +2219,7 @@ intgo _wrap_eplb_snapshot_info_num_layers_get_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2211,7 +2231,7 @@ void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_13ae45bd82df07c9(stru
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2224,7 +2244,7 @@ intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_13ae45bd82df07c9(str
 }
 
 
-void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2236,7 +2256,7 @@ void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_13ae45bd82df07c9(str
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2249,7 +2269,7 @@ intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_13ae45bd82df07c9(st
 }
 
 
-void _wrap_eplb_snapshot_info_num_nodes_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_nodes_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2261,7 +2281,7 @@ void _wrap_eplb_snapshot_info_num_nodes_set_capi_13ae45bd82df07c9(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2274,7 +2294,7 @@ intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_13ae45bd82df07c9(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_num_gpus_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_gpus_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2286,7 +2306,7 @@ void _wrap_eplb_snapshot_info_num_gpus_set_capi_13ae45bd82df07c9(struct eplb_sna
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2299,7 +2319,7 @@ intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_13ae45bd82df07c9(struct eplb_sn
 }
 
 
-void _wrap_eplb_snapshot_info_num_groups_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_groups_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2311,7 +2331,7 @@ void _wrap_eplb_snapshot_info_num_groups_set_capi_13ae45bd82df07c9(struct eplb_s
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_groups_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_groups_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2324,7 +2344,7 @@ intgo _wrap_eplb_snapshot_info_num_groups_get_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-void _wrap_eplb_snapshot_info_algorithm_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_algorithm_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2336,7 +2356,7 @@ void _wrap_eplb_snapshot_info_algorithm_set_capi_13ae45bd82df07c9(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_algorithm_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_algorithm_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2349,7 +2369,7 @@ intgo _wrap_eplb_snapshot_info_algorithm_get_capi_13ae45bd82df07c9(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_has_loads_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_has_loads_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2361,7 +2381,7 @@ void _wrap_eplb_snapshot_info_has_loads_set_capi_13ae45bd82df07c9(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_has_loads_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_has_loads_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2374,7 +2394,7 @@ intgo _wrap_eplb_snapshot_info_has_loads_get_capi_13ae45bd82df07c9(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_has_coactivation_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_has_coactivation_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2386,7 +2406,7 @@ void _wrap_eplb_snapshot_info_has_coactivation_set_capi_13ae45bd82df07c9(struct 
 }
 
 
-intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2399,7 +2419,7 @@ intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_13ae45bd82df07c9(struct
 }
 
 
-void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t arg2 ;
   
@@ -2411,7 +2431,7 @@ void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_13ae45bd82df07c9(str
 }
 
 
-long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2424,7 +2444,7 @@ long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_13ae45bd82df07c
 }
 
 
-void _wrap_eplb_snapshot_info_file_size_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_info_file_size_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t arg2 ;
   
@@ -2436,7 +2456,7 @@ void _wrap_eplb_snapshot_info_file_size_set_capi_13ae45bd82df07c9(struct eplb_sn
 }
 
 
-long long _wrap_eplb_snapshot_info_file_size_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+long long _wrap_eplb_snapshot_info_file_size_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2449,7 +2469,7 @@ long long _wrap_eplb_snapshot_info_file_size_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_plan_seconds_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_snapshot_info_plan_seconds_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double arg2 ;
   
@@ -2461,7 +2481,7 @@ void _wrap_eplb_snapshot_info_plan_seconds_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-double _wrap_eplb_snapshot_info_plan_seconds_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+double _wrap_eplb_snapshot_info_plan_seconds_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -2474,7 +2494,7 @@ double _wrap_eplb_snapshot_info_plan_seconds_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_balancedness_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_snapshot_info_balancedness_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double arg2 ;
   
@@ -2486,7 +2506,7 @@ void _wrap_eplb_snapshot_info_balancedness_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-double _wrap_eplb_snapshot_info_balancedness_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+double _wrap_eplb_snapshot_info_balancedness_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -2499,7 +2519,7 @@ double _wrap_eplb_snapshot_info_balancedness_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_library_version_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_eplb_snapshot_info_library_version_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *arg2 ;
   
@@ -2523,7 +2543,7 @@ void _wrap_eplb_snapshot_info_library_version_set_capi_13ae45bd82df07c9(struct e
 }
 
 
-_gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+_gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -2536,7 +2556,7 @@ _gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_13ae45bd82df07c9(st
 }
 
 
-void _wrap_eplb_snapshot_info_label_set_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_eplb_snapshot_info_label_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *arg2 ;
   
@@ -2560,7 +2580,7 @@ void _wrap_eplb_snapshot_info_label_set_capi_13ae45bd82df07c9(struct eplb_snapsh
 }
 
 
-_gostring_ _wrap_eplb_snapshot_info_label_get_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+_gostring_ _wrap_eplb_snapshot_info_label_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -2573,7 +2593,7 @@ _gostring_ _wrap_eplb_snapshot_info_label_get_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_13ae45bd82df07c9() {
+struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_6c958c9b533e0bae() {
   struct eplb_snapshot_info *result = 0 ;
   struct eplb_snapshot_info *_swig_go_result;
   
@@ -2584,7 +2604,7 @@ struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_13ae45bd82df07c9() 
 }
 
 
-void _wrap_delete_eplb_snapshot_info_capi_13ae45bd82df07c9(struct eplb_snapshot_info *_swig_go_0) {
+void _wrap_delete_eplb_snapshot_info_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   
   arg1 = *(struct eplb_snapshot_info **)&_swig_go_0; 
@@ -2594,7 +2614,7 @@ void _wrap_delete_eplb_snapshot_info_capi_13ae45bd82df07c9(struct eplb_snapshot_
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_snapshot_save_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -2635,7 +2655,7 @@ _gostring_ _wrap_eplb_snapshot_save_capi_13ae45bd82df07c9(eplb_placement *_swig_
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -2673,7 +2693,7 @@ _gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_13ae45bd82df07c9(eplb_placeme
 }
 
 
-void _wrap_eplb_buffer_free_capi_13ae45bd82df07c9(void *_swig_go_0) {
+void _wrap_eplb_buffer_free_capi_6c958c9b533e0bae(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -2683,7 +2703,7 @@ void _wrap_eplb_buffer_free_capi_13ae45bd82df07c9(void *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_snapshot_load_capi_13ae45bd82df07c9(_gostring_ _swig_go_0, eplb_snapshot **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_load_capi_6c958c9b533e0bae(_gostring_ _swig_go_0, eplb_snapshot **_swig_go_1) {
   char *arg1 = (char *) 0 ;
   eplb_snapshot **arg2 = (eplb_snapshot **) 0 ;
   eplb_status result;
@@ -2722,7 +2742,7 @@ _gostring_ _wrap_eplb_snapshot_load_capi_13ae45bd82df07c9(_gostring_ _swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, eplb_snapshot **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, eplb_snapshot **_swig_go_1) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   eplb_snapshot **arg3 = (eplb_snapshot **) 0 ;
@@ -2760,7 +2780,7 @@ _gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_13ae45bd82df07c9(_goslice_ 
 }
 
 
-_gostring_ _wrap_eplb_snapshot_inspect_capi_13ae45bd82df07c9(_gostring_ _swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_inspect_capi_6c958c9b533e0bae(_gostring_ _swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
   char *arg1 = (char *) 0 ;
   eplb_snapshot_info *arg2 = (eplb_snapshot_info *) 0 ;
   eplb_status result;
@@ -2799,7 +2819,7 @@ _gostring_ _wrap_eplb_snapshot_inspect_capi_13ae45bd82df07c9(_gostring_ _swig_go
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_info_capi_13ae45bd82df07c9(eplb_snapshot *_swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_info_capi_6c958c9b533e0bae(eplb_snapshot *_swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   eplb_snapshot_info *arg2 = (eplb_snapshot_info *) 0 ;
   eplb_status result;
@@ -2833,7 +2853,7 @@ _gostring_ _wrap_eplb_snapshot_get_info_capi_13ae45bd82df07c9(eplb_snapshot *_sw
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_placement_capi_13ae45bd82df07c9(eplb_snapshot *_swig_go_0, eplb_placement **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_placement_capi_6c958c9b533e0bae(eplb_snapshot *_swig_go_0, eplb_placement **_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   eplb_placement **arg2 = (eplb_placement **) 0 ;
   eplb_status result;
@@ -2867,7 +2887,7 @@ _gostring_ _wrap_eplb_snapshot_get_placement_capi_13ae45bd82df07c9(eplb_snapshot
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_loads_capi_13ae45bd82df07c9(eplb_snapshot *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_loads_capi_6c958c9b533e0bae(eplb_snapshot *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -2905,7 +2925,7 @@ _gostring_ _wrap_eplb_snapshot_get_loads_capi_13ae45bd82df07c9(eplb_snapshot *_s
 }
 
 
-void _wrap_eplb_snapshot_destroy_capi_13ae45bd82df07c9(eplb_snapshot *_swig_go_0) {
+void _wrap_eplb_snapshot_destroy_capi_6c958c9b533e0bae(eplb_snapshot *_swig_go_0) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   
   arg1 = *(eplb_snapshot **)&_swig_go_0; 
@@ -2915,7 +2935,7 @@ void _wrap_eplb_snapshot_destroy_capi_13ae45bd82df07c9(eplb_snapshot *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_statistics_capi_13ae45bd82df07c9(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_snapshot_save_statistics_capi_6c958c9b533e0bae(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
   struct eplb_tracker *arg1 = (struct eplb_tracker *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -2956,7 +2976,7 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_13ae45bd82df07c9(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_6c958c9b533e0bae(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   struct eplb_tracker *arg1 = (struct eplb_tracker *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -2994,7 +3014,7 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_13ae45bd82df07c9(s
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_tracker_capi_13ae45bd82df07c9(eplb_snapshot *_swig_go_0, struct eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_tracker_capi_6c958c9b533e0bae(eplb_snapshot *_swig_go_0, struct eplb_tracker **_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   struct eplb_tracker **arg2 = (struct eplb_tracker **) 0 ;
   eplb_status result;
@@ -3028,7 +3048,7 @@ _gostring_ _wrap_eplb_snapshot_get_tracker_capi_13ae45bd82df07c9(eplb_snapshot *
 }
 
 
-_gostring_ _wrap_eplb_placement_to_sglang_json_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, intgo _swig_go_1, char **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_placement_to_sglang_json_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, intgo _swig_go_1, char **_swig_go_2, long long *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   char **arg3 = (char **) 0 ;
@@ -3066,7 +3086,7 @@ _gostring_ _wrap_eplb_placement_to_sglang_json_capi_13ae45bd82df07c9(eplb_placem
 }
 
 
-_gostring_ _wrap_eplb_placement_from_sglang_json_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_placement **_swig_go_5) {
+_gostring_ _wrap_eplb_placement_from_sglang_json_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_placement **_swig_go_5) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -3112,7 +3132,7 @@ _gostring_ _wrap_eplb_placement_from_sglang_json_capi_13ae45bd82df07c9(_goslice_
 }
 
 
-_gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, char **_swig_go_1, long long *_swig_go_2) {
+_gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, char **_swig_go_1, long long *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   char **arg2 = (char **) 0 ;
   size_t *arg3 = (size_t *) 0 ;
@@ -3148,7 +3168,7 @@ _gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_13ae45bd82df07c9(eplb_p
 }
 
 
-_gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, eplb_placement **_swig_go_3) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -3190,7 +3210,7 @@ _gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_13ae45bd82df07c9(_gos
 }
 
 
-_gostring_ _wrap_eplb_loads_from_sglang_json_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, double **_swig_go_1, int *_swig_go_2, int *_swig_go_3) {
+_gostring_ _wrap_eplb_loads_from_sglang_json_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, double **_swig_go_1, int *_swig_go_2, int *_swig_go_3) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   double **arg3 = (double **) 0 ;
@@ -3236,7 +3256,7 @@ _gostring_ _wrap_eplb_loads_from_sglang_json_capi_13ae45bd82df07c9(_goslice_ _sw
 }
 
 
-intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -3248,7 +3268,7 @@ intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_WINDOW_SLIDING_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_WINDOW_SLIDING_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -3260,7 +3280,7 @@ intgo _wrap_EPLB_WINDOW_SLIDING_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_WINDOW_DECAY_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_WINDOW_DECAY_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -3272,7 +3292,7 @@ intgo _wrap_EPLB_WINDOW_DECAY_capi_13ae45bd82df07c9() {
 }
 
 
-void _wrap_eplb_tracker_options_struct_size_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_struct_size_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3284,7 +3304,7 @@ void _wrap_eplb_tracker_options_struct_size_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-intgo _wrap_eplb_tracker_options_struct_size_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_struct_size_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3297,7 +3317,7 @@ intgo _wrap_eplb_tracker_options_struct_size_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_tracker_options_num_layers_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_num_layers_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3309,7 +3329,7 @@ void _wrap_eplb_tracker_options_num_layers_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-intgo _wrap_eplb_tracker_options_num_layers_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_num_layers_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3322,7 +3342,7 @@ intgo _wrap_eplb_tracker_options_num_layers_get_capi_13ae45bd82df07c9(struct epl
 }
 
 
-void _wrap_eplb_tracker_options_num_logical_experts_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_num_logical_experts_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3334,7 +3354,7 @@ void _wrap_eplb_tracker_options_num_logical_experts_set_capi_13ae45bd82df07c9(st
 }
 
 
-intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3347,7 +3367,7 @@ intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_13ae45bd82df07c9(s
 }
 
 
-void _wrap_eplb_tracker_options_top_k_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_top_k_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3359,7 +3379,7 @@ void _wrap_eplb_tracker_options_top_k_set_capi_13ae45bd82df07c9(struct eplb_trac
 }
 
 
-intgo _wrap_eplb_tracker_options_top_k_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_top_k_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3372,7 +3392,7 @@ intgo _wrap_eplb_tracker_options_top_k_get_capi_13ae45bd82df07c9(struct eplb_tra
 }
 
 
-void _wrap_eplb_tracker_options_window_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_window_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3384,7 +3404,7 @@ void _wrap_eplb_tracker_options_window_set_capi_13ae45bd82df07c9(struct eplb_tra
 }
 
 
-intgo _wrap_eplb_tracker_options_window_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_window_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3397,7 +3417,7 @@ intgo _wrap_eplb_tracker_options_window_get_capi_13ae45bd82df07c9(struct eplb_tr
 }
 
 
-void _wrap_eplb_tracker_options_window_batches_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_window_batches_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3409,7 +3429,7 @@ void _wrap_eplb_tracker_options_window_batches_set_capi_13ae45bd82df07c9(struct 
 }
 
 
-intgo _wrap_eplb_tracker_options_window_batches_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_window_batches_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3422,7 +3442,7 @@ intgo _wrap_eplb_tracker_options_window_batches_get_capi_13ae45bd82df07c9(struct
 }
 
 
-void _wrap_eplb_tracker_options_decay_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_tracker_options_decay_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, double _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   double arg2 ;
   
@@ -3434,7 +3454,7 @@ void _wrap_eplb_tracker_options_decay_set_capi_13ae45bd82df07c9(struct eplb_trac
 }
 
 
-double _wrap_eplb_tracker_options_decay_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
+double _wrap_eplb_tracker_options_decay_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3447,7 +3467,7 @@ double _wrap_eplb_tracker_options_decay_get_capi_13ae45bd82df07c9(struct eplb_tr
 }
 
 
-void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3459,7 +3479,7 @@ void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_13ae45bd82df07c9(str
 }
 
 
-intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3472,7 +3492,7 @@ intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_13ae45bd82df07c9(st
 }
 
 
-void _wrap_eplb_tracker_options_reserved0_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_reserved0_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3484,7 +3504,7 @@ void _wrap_eplb_tracker_options_reserved0_set_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-intgo _wrap_eplb_tracker_options_reserved0_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_reserved0_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3497,7 +3517,7 @@ intgo _wrap_eplb_tracker_options_reserved0_get_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-void _wrap_eplb_tracker_options_seed_set_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_tracker_options_seed_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint64_t arg2 ;
   
@@ -3509,7 +3529,7 @@ void _wrap_eplb_tracker_options_seed_set_capi_13ae45bd82df07c9(struct eplb_track
 }
 
 
-long long _wrap_eplb_tracker_options_seed_get_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
+long long _wrap_eplb_tracker_options_seed_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -3522,7 +3542,7 @@ long long _wrap_eplb_tracker_options_seed_get_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_13ae45bd82df07c9() {
+struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_6c958c9b533e0bae() {
   struct eplb_tracker_options *result = 0 ;
   struct eplb_tracker_options *_swig_go_result;
   
@@ -3533,7 +3553,7 @@ struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_13ae45bd82df07c
 }
 
 
-void _wrap_delete_eplb_tracker_options_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
+void _wrap_delete_eplb_tracker_options_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   
   arg1 = *(struct eplb_tracker_options **)&_swig_go_0; 
@@ -3543,7 +3563,7 @@ void _wrap_delete_eplb_tracker_options_capi_13ae45bd82df07c9(struct eplb_tracker
 }
 
 
-void _wrap_eplb_tracker_options_init_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0) {
+void _wrap_eplb_tracker_options_init_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
   eplb_tracker_options *arg1 = (eplb_tracker_options *) 0 ;
   
   arg1 = *(eplb_tracker_options **)&_swig_go_0; 
@@ -3553,7 +3573,7 @@ void _wrap_eplb_tracker_options_init_capi_13ae45bd82df07c9(struct eplb_tracker_o
 }
 
 
-_gostring_ _wrap_eplb_tracker_create_capi_13ae45bd82df07c9(struct eplb_tracker_options *_swig_go_0, eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_create_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, eplb_tracker **_swig_go_1) {
   eplb_tracker_options *arg1 = (eplb_tracker_options *) 0 ;
   eplb_tracker **arg2 = (eplb_tracker **) 0 ;
   eplb_status result;
@@ -3587,7 +3607,7 @@ _gostring_ _wrap_eplb_tracker_create_capi_13ae45bd82df07c9(struct eplb_tracker_o
 }
 
 
-void _wrap_eplb_tracker_destroy_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0) {
+void _wrap_eplb_tracker_destroy_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   
   arg1 = *(eplb_tracker **)&_swig_go_0; 
@@ -3597,7 +3617,7 @@ void _wrap_eplb_tracker_destroy_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0) 
 }
 
 
-_gostring_ _wrap_eplb_tracker_clone_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_clone_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, eplb_tracker **_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker **arg2 = (eplb_tracker **) 0 ;
   eplb_status result;
@@ -3631,7 +3651,7 @@ _gostring_ _wrap_eplb_tracker_clone_capi_13ae45bd82df07c9(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_record_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4) {
+_gostring_ _wrap_eplb_tracker_record_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -3671,7 +3691,7 @@ _gostring_ _wrap_eplb_tracker_record_capi_13ae45bd82df07c9(eplb_tracker *_swig_g
 }
 
 
-_gostring_ _wrap_eplb_tracker_record_physical_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4, intgo _swig_go_5) {
+_gostring_ _wrap_eplb_tracker_record_physical_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4, intgo _swig_go_5) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -3713,7 +3733,7 @@ _gostring_ _wrap_eplb_tracker_record_physical_capi_13ae45bd82df07c9(eplb_tracker
 }
 
 
-_gostring_ _wrap_eplb_tracker_merge_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, eplb_tracker *_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_merge_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, eplb_tracker *_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker *arg2 = (eplb_tracker *) 0 ;
   eplb_status result;
@@ -3747,7 +3767,7 @@ _gostring_ _wrap_eplb_tracker_merge_capi_13ae45bd82df07c9(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_reset_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0) {
+_gostring_ _wrap_eplb_tracker_reset_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -3779,7 +3799,7 @@ _gostring_ _wrap_eplb_tracker_reset_capi_13ae45bd82df07c9(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_loads_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_tracker_get_loads_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -3817,7 +3837,7 @@ _gostring_ _wrap_eplb_tracker_get_loads_capi_13ae45bd82df07c9(eplb_tracker *_swi
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_coactivation_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_tracker_get_coactivation_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   double *arg3 = (double *) 0 ;
@@ -3857,7 +3877,7 @@ _gostring_ _wrap_eplb_tracker_get_coactivation_capi_13ae45bd82df07c9(eplb_tracke
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_samples_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_tracker_get_samples_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -3899,7 +3919,7 @@ _gostring_ _wrap_eplb_tracker_get_samples_capi_13ae45bd82df07c9(eplb_tracker *_s
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_tracked_capi_13ae45bd82df07c9(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_tracker *_swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_planner_plan_tracked_capi_6c958c9b533e0bae(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_tracker *_swig_go_2, eplb_placement **_swig_go_3) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -3941,7 +3961,7 @@ _gostring_ _wrap_eplb_planner_plan_tracked_capi_13ae45bd82df07c9(eplb_planner *_
 }
 
 
-void _wrap_eplb_workload_options_struct_size_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_struct_size_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3953,7 +3973,7 @@ void _wrap_eplb_workload_options_struct_size_set_capi_13ae45bd82df07c9(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_struct_size_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_struct_size_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3966,7 +3986,7 @@ intgo _wrap_eplb_workload_options_struct_size_get_capi_13ae45bd82df07c9(struct e
 }
 
 
-void _wrap_eplb_workload_options_num_layers_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_layers_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3978,7 +3998,7 @@ void _wrap_eplb_workload_options_num_layers_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_layers_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_layers_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3991,7 +4011,7 @@ intgo _wrap_eplb_workload_options_num_layers_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_workload_options_num_experts_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_experts_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4003,7 +4023,7 @@ void _wrap_eplb_workload_options_num_experts_set_capi_13ae45bd82df07c9(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_num_experts_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_experts_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4016,7 +4036,7 @@ intgo _wrap_eplb_workload_options_num_experts_get_capi_13ae45bd82df07c9(struct e
 }
 
 
-void _wrap_eplb_workload_options_top_k_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_top_k_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4028,7 +4048,7 @@ void _wrap_eplb_workload_options_top_k_set_capi_13ae45bd82df07c9(struct eplb_wor
 }
 
 
-intgo _wrap_eplb_workload_options_top_k_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_top_k_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4041,7 +4061,7 @@ intgo _wrap_eplb_workload_options_top_k_get_capi_13ae45bd82df07c9(struct eplb_wo
 }
 
 
-void _wrap_eplb_workload_options_num_groups_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_groups_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4053,7 +4073,7 @@ void _wrap_eplb_workload_options_num_groups_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_groups_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_groups_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4066,7 +4086,7 @@ intgo _wrap_eplb_workload_options_num_groups_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topk_groups_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_topk_groups_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4078,7 +4098,7 @@ void _wrap_eplb_workload_options_topk_groups_set_capi_13ae45bd82df07c9(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_topk_groups_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_topk_groups_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4091,7 +4111,7 @@ intgo _wrap_eplb_workload_options_topk_groups_get_capi_13ae45bd82df07c9(struct e
 }
 
 
-void _wrap_eplb_workload_options_num_topics_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_topics_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4103,7 +4123,7 @@ void _wrap_eplb_workload_options_num_topics_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_topics_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_topics_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4116,7 +4136,7 @@ intgo _wrap_eplb_workload_options_num_topics_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topic_experts_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_topic_experts_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4128,7 +4148,7 @@ void _wrap_eplb_workload_options_topic_experts_set_capi_13ae45bd82df07c9(struct 
 }
 
 
-intgo _wrap_eplb_workload_options_topic_experts_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_topic_experts_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4141,7 +4161,7 @@ intgo _wrap_eplb_workload_options_topic_experts_get_capi_13ae45bd82df07c9(struct
 }
 
 
-void _wrap_eplb_workload_options_sigma_min_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_sigma_min_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4153,7 +4173,7 @@ void _wrap_eplb_workload_options_sigma_min_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_sigma_min_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_sigma_min_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4166,7 +4186,7 @@ double _wrap_eplb_workload_options_sigma_min_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_workload_options_sigma_max_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_sigma_max_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4178,7 +4198,7 @@ void _wrap_eplb_workload_options_sigma_max_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_sigma_max_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_sigma_max_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4191,7 +4211,7 @@ double _wrap_eplb_workload_options_sigma_max_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topic_zipf_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_topic_zipf_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4203,7 +4223,7 @@ void _wrap_eplb_workload_options_topic_zipf_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-double _wrap_eplb_workload_options_topic_zipf_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_topic_zipf_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4216,7 +4236,7 @@ double _wrap_eplb_workload_options_topic_zipf_get_capi_13ae45bd82df07c9(struct e
 }
 
 
-void _wrap_eplb_workload_options_boost_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_boost_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4228,7 +4248,7 @@ void _wrap_eplb_workload_options_boost_set_capi_13ae45bd82df07c9(struct eplb_wor
 }
 
 
-double _wrap_eplb_workload_options_boost_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_boost_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4241,7 +4261,7 @@ double _wrap_eplb_workload_options_boost_get_capi_13ae45bd82df07c9(struct eplb_w
 }
 
 
-void _wrap_eplb_workload_options_topic_persistence_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_topic_persistence_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4253,7 +4273,7 @@ void _wrap_eplb_workload_options_topic_persistence_set_capi_13ae45bd82df07c9(str
 }
 
 
-double _wrap_eplb_workload_options_topic_persistence_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_topic_persistence_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4266,7 +4286,7 @@ double _wrap_eplb_workload_options_topic_persistence_get_capi_13ae45bd82df07c9(s
 }
 
 
-void _wrap_eplb_workload_options_drift_rho_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_drift_rho_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4278,7 +4298,7 @@ void _wrap_eplb_workload_options_drift_rho_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_drift_rho_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_drift_rho_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4291,7 +4311,7 @@ double _wrap_eplb_workload_options_drift_rho_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_workload_options_noise_scale_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_noise_scale_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4303,7 +4323,7 @@ void _wrap_eplb_workload_options_noise_scale_set_capi_13ae45bd82df07c9(struct ep
 }
 
 
-double _wrap_eplb_workload_options_noise_scale_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_noise_scale_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4316,7 +4336,7 @@ double _wrap_eplb_workload_options_noise_scale_get_capi_13ae45bd82df07c9(struct 
 }
 
 
-void _wrap_eplb_workload_options_seed_set_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_workload_options_seed_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint64_t arg2 ;
   
@@ -4328,7 +4348,7 @@ void _wrap_eplb_workload_options_seed_set_capi_13ae45bd82df07c9(struct eplb_work
 }
 
 
-long long _wrap_eplb_workload_options_seed_get_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+long long _wrap_eplb_workload_options_seed_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4341,7 +4361,7 @@ long long _wrap_eplb_workload_options_seed_get_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_13ae45bd82df07c9() {
+struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_6c958c9b533e0bae() {
   struct eplb_workload_options *result = 0 ;
   struct eplb_workload_options *_swig_go_result;
   
@@ -4352,7 +4372,7 @@ struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_13ae45bd82df0
 }
 
 
-void _wrap_delete_eplb_workload_options_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+void _wrap_delete_eplb_workload_options_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   
   arg1 = *(struct eplb_workload_options **)&_swig_go_0; 
@@ -4362,7 +4382,7 @@ void _wrap_delete_eplb_workload_options_capi_13ae45bd82df07c9(struct eplb_worklo
 }
 
 
-void _wrap_eplb_workload_options_init_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0) {
+void _wrap_eplb_workload_options_init_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
   eplb_workload_options *arg1 = (eplb_workload_options *) 0 ;
   
   arg1 = *(eplb_workload_options **)&_swig_go_0; 
@@ -4372,7 +4392,7 @@ void _wrap_eplb_workload_options_init_capi_13ae45bd82df07c9(struct eplb_workload
 }
 
 
-_gostring_ _wrap_eplb_workload_create_capi_13ae45bd82df07c9(struct eplb_workload_options *_swig_go_0, eplb_workload **_swig_go_1) {
+_gostring_ _wrap_eplb_workload_create_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, eplb_workload **_swig_go_1) {
   eplb_workload_options *arg1 = (eplb_workload_options *) 0 ;
   eplb_workload **arg2 = (eplb_workload **) 0 ;
   eplb_status result;
@@ -4406,7 +4426,7 @@ _gostring_ _wrap_eplb_workload_create_capi_13ae45bd82df07c9(struct eplb_workload
 }
 
 
-void _wrap_eplb_workload_destroy_capi_13ae45bd82df07c9(eplb_workload *_swig_go_0) {
+void _wrap_eplb_workload_destroy_capi_6c958c9b533e0bae(eplb_workload *_swig_go_0) {
   eplb_workload *arg1 = (eplb_workload *) 0 ;
   
   arg1 = *(eplb_workload **)&_swig_go_0; 
@@ -4416,7 +4436,7 @@ void _wrap_eplb_workload_destroy_capi_13ae45bd82df07c9(eplb_workload *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_workload_next_batch_capi_13ae45bd82df07c9(eplb_workload *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_workload_next_batch_capi_6c958c9b533e0bae(eplb_workload *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
   eplb_workload *arg1 = (eplb_workload *) 0 ;
   size_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -4456,7 +4476,7 @@ _gostring_ _wrap_eplb_workload_next_batch_capi_13ae45bd82df07c9(eplb_workload *_
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_options_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, struct eplb_tracker_options *_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_get_options_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, struct eplb_tracker_options *_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker_options *arg2 = (eplb_tracker_options *) 0 ;
   eplb_status result;
@@ -4490,7 +4510,7 @@ _gostring_ _wrap_eplb_tracker_get_options_capi_13ae45bd82df07c9(eplb_tracker *_s
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_layer_counts_capi_13ae45bd82df07c9(eplb_tracker *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_tracker_get_layer_counts_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   uint64_t *arg3 = (uint64_t *) 0 ;
@@ -4528,7 +4548,7 @@ _gostring_ _wrap_eplb_tracker_get_layer_counts_capi_13ae45bd82df07c9(eplb_tracke
 }
 
 
-void _wrap_eplb_layer_metrics_struct_size_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_struct_size_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4540,7 +4560,7 @@ void _wrap_eplb_layer_metrics_struct_size_set_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-intgo _wrap_eplb_layer_metrics_struct_size_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_struct_size_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4553,7 +4573,7 @@ intgo _wrap_eplb_layer_metrics_struct_size_get_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4565,7 +4585,7 @@ void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_13ae45bd82df07c9(struct ep
 }
 
 
-intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4578,7 +4598,7 @@ intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_13ae45bd82df07c9(struct e
 }
 
 
-void _wrap_eplb_layer_metrics_max_replicas_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_replicas_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4590,7 +4610,7 @@ void _wrap_eplb_layer_metrics_max_replicas_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4603,7 +4623,7 @@ intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_13ae45bd82df07c9(struct epl
 }
 
 
-void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4615,7 +4635,7 @@ void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_13ae45bd82df07c9(stru
 }
 
 
-intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4628,7 +4648,7 @@ intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_13ae45bd82df07c9(str
 }
 
 
-void _wrap_eplb_layer_metrics_total_load_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_total_load_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4640,7 +4660,7 @@ void _wrap_eplb_layer_metrics_total_load_set_capi_13ae45bd82df07c9(struct eplb_l
 }
 
 
-double _wrap_eplb_layer_metrics_total_load_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_total_load_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4653,7 +4673,7 @@ double _wrap_eplb_layer_metrics_total_load_get_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4665,7 +4685,7 @@ void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4678,7 +4698,7 @@ double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_13ae45bd82df07c9(struct e
 }
 
 
-void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4690,7 +4710,7 @@ void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4703,7 +4723,7 @@ double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_layer_metrics_lower_bound_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_lower_bound_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4715,7 +4735,7 @@ void _wrap_eplb_layer_metrics_lower_bound_set_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-double _wrap_eplb_layer_metrics_lower_bound_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_lower_bound_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4728,7 +4748,7 @@ double _wrap_eplb_layer_metrics_lower_bound_get_capi_13ae45bd82df07c9(struct epl
 }
 
 
-void _wrap_eplb_layer_metrics_balancedness_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_balancedness_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4740,7 +4760,7 @@ void _wrap_eplb_layer_metrics_balancedness_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-double _wrap_eplb_layer_metrics_balancedness_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_balancedness_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4753,7 +4773,7 @@ double _wrap_eplb_layer_metrics_balancedness_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_layer_metrics_node_balancedness_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_node_balancedness_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4765,7 +4785,7 @@ void _wrap_eplb_layer_metrics_node_balancedness_set_capi_13ae45bd82df07c9(struct
 }
 
 
-double _wrap_eplb_layer_metrics_node_balancedness_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_node_balancedness_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4778,7 +4798,7 @@ double _wrap_eplb_layer_metrics_node_balancedness_get_capi_13ae45bd82df07c9(stru
 }
 
 
-void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4790,7 +4810,7 @@ void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_13ae45bd82df07c9(stru
 }
 
 
-double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4803,7 +4823,7 @@ double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_13ae45bd82df07c9(st
 }
 
 
-void _wrap_eplb_layer_metrics_node_bound_set_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_node_bound_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4815,7 +4835,7 @@ void _wrap_eplb_layer_metrics_node_bound_set_capi_13ae45bd82df07c9(struct eplb_l
 }
 
 
-double _wrap_eplb_layer_metrics_node_bound_get_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_node_bound_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4828,7 +4848,7 @@ double _wrap_eplb_layer_metrics_node_bound_get_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_13ae45bd82df07c9() {
+struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_6c958c9b533e0bae() {
   struct eplb_layer_metrics *result = 0 ;
   struct eplb_layer_metrics *_swig_go_result;
   
@@ -4839,7 +4859,7 @@ struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_13ae45bd82df07c9() 
 }
 
 
-void _wrap_delete_eplb_layer_metrics_capi_13ae45bd82df07c9(struct eplb_layer_metrics *_swig_go_0) {
+void _wrap_delete_eplb_layer_metrics_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   
   arg1 = *(struct eplb_layer_metrics **)&_swig_go_0; 
@@ -4849,7 +4869,7 @@ void _wrap_delete_eplb_layer_metrics_capi_13ae45bd82df07c9(struct eplb_layer_met
 }
 
 
-void _wrap_eplb_metrics_struct_size_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_struct_size_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4861,7 +4881,7 @@ void _wrap_eplb_metrics_struct_size_set_capi_13ae45bd82df07c9(struct eplb_metric
 }
 
 
-intgo _wrap_eplb_metrics_struct_size_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_struct_size_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4874,7 +4894,7 @@ intgo _wrap_eplb_metrics_struct_size_get_capi_13ae45bd82df07c9(struct eplb_metri
 }
 
 
-void _wrap_eplb_metrics_num_layers_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_num_layers_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4886,7 +4906,7 @@ void _wrap_eplb_metrics_num_layers_set_capi_13ae45bd82df07c9(struct eplb_metrics
 }
 
 
-intgo _wrap_eplb_metrics_num_layers_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_num_layers_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4899,7 +4919,7 @@ intgo _wrap_eplb_metrics_num_layers_get_capi_13ae45bd82df07c9(struct eplb_metric
 }
 
 
-void _wrap_eplb_metrics_max_replicas_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_max_replicas_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4911,7 +4931,7 @@ void _wrap_eplb_metrics_max_replicas_set_capi_13ae45bd82df07c9(struct eplb_metri
 }
 
 
-intgo _wrap_eplb_metrics_max_replicas_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_max_replicas_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4924,7 +4944,7 @@ intgo _wrap_eplb_metrics_max_replicas_get_capi_13ae45bd82df07c9(struct eplb_metr
 }
 
 
-void _wrap_eplb_metrics_loaded_layers_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_loaded_layers_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4936,7 +4956,7 @@ void _wrap_eplb_metrics_loaded_layers_set_capi_13ae45bd82df07c9(struct eplb_metr
 }
 
 
-intgo _wrap_eplb_metrics_loaded_layers_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_loaded_layers_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4949,7 +4969,7 @@ intgo _wrap_eplb_metrics_loaded_layers_get_capi_13ae45bd82df07c9(struct eplb_met
 }
 
 
-void _wrap_eplb_metrics_duplicate_pairs_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_metrics_duplicate_pairs_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t arg2 ;
   
@@ -4961,7 +4981,7 @@ void _wrap_eplb_metrics_duplicate_pairs_set_capi_13ae45bd82df07c9(struct eplb_me
 }
 
 
-long long _wrap_eplb_metrics_duplicate_pairs_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
+long long _wrap_eplb_metrics_duplicate_pairs_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4974,7 +4994,7 @@ long long _wrap_eplb_metrics_duplicate_pairs_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_metrics_balancedness_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_balancedness_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -4986,7 +5006,7 @@ void _wrap_eplb_metrics_balancedness_set_capi_13ae45bd82df07c9(struct eplb_metri
 }
 
 
-double _wrap_eplb_metrics_balancedness_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_balancedness_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4999,7 +5019,7 @@ double _wrap_eplb_metrics_balancedness_get_capi_13ae45bd82df07c9(struct eplb_met
 }
 
 
-void _wrap_eplb_metrics_min_balancedness_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_min_balancedness_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5011,7 +5031,7 @@ void _wrap_eplb_metrics_min_balancedness_set_capi_13ae45bd82df07c9(struct eplb_m
 }
 
 
-double _wrap_eplb_metrics_min_balancedness_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_min_balancedness_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5024,7 +5044,7 @@ double _wrap_eplb_metrics_min_balancedness_get_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-void _wrap_eplb_metrics_node_balancedness_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_node_balancedness_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5036,7 +5056,7 @@ void _wrap_eplb_metrics_node_balancedness_set_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-double _wrap_eplb_metrics_node_balancedness_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_node_balancedness_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5049,7 +5069,7 @@ double _wrap_eplb_metrics_node_balancedness_get_capi_13ae45bd82df07c9(struct epl
 }
 
 
-void _wrap_eplb_metrics_max_load_over_bound_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_load_over_bound_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5061,7 +5081,7 @@ void _wrap_eplb_metrics_max_load_over_bound_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-double _wrap_eplb_metrics_max_load_over_bound_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_load_over_bound_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5074,7 +5094,7 @@ double _wrap_eplb_metrics_max_load_over_bound_get_capi_13ae45bd82df07c9(struct e
 }
 
 
-void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5086,7 +5106,7 @@ void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_13ae45bd82df07c9(stru
 }
 
 
-double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5099,7 +5119,7 @@ double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_13ae45bd82df07c9(st
 }
 
 
-void _wrap_eplb_metrics_max_over_mean_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_over_mean_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5111,7 +5131,7 @@ void _wrap_eplb_metrics_max_over_mean_set_capi_13ae45bd82df07c9(struct eplb_metr
 }
 
 
-double _wrap_eplb_metrics_max_over_mean_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_over_mean_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5124,7 +5144,7 @@ double _wrap_eplb_metrics_max_over_mean_get_capi_13ae45bd82df07c9(struct eplb_me
 }
 
 
-void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5136,7 +5156,7 @@ void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_13ae45bd82df07c9(struc
 }
 
 
-double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5149,7 +5169,7 @@ double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_13ae45bd82df07c9(str
 }
 
 
-void _wrap_eplb_metrics_cross_node_replicas_set_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_metrics_cross_node_replicas_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t arg2 ;
   
@@ -5161,7 +5181,7 @@ void _wrap_eplb_metrics_cross_node_replicas_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-long long _wrap_eplb_metrics_cross_node_replicas_get_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
+long long _wrap_eplb_metrics_cross_node_replicas_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5174,7 +5194,7 @@ long long _wrap_eplb_metrics_cross_node_replicas_get_capi_13ae45bd82df07c9(struc
 }
 
 
-struct eplb_metrics *_wrap_new_eplb_metrics_capi_13ae45bd82df07c9() {
+struct eplb_metrics *_wrap_new_eplb_metrics_capi_6c958c9b533e0bae() {
   struct eplb_metrics *result = 0 ;
   struct eplb_metrics *_swig_go_result;
   
@@ -5185,7 +5205,7 @@ struct eplb_metrics *_wrap_new_eplb_metrics_capi_13ae45bd82df07c9() {
 }
 
 
-void _wrap_delete_eplb_metrics_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_go_0) {
+void _wrap_delete_eplb_metrics_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   
   arg1 = *(struct eplb_metrics **)&_swig_go_0; 
@@ -5195,7 +5215,7 @@ void _wrap_delete_eplb_metrics_capi_13ae45bd82df07c9(struct eplb_metrics *_swig_
 }
 
 
-_gostring_ _wrap_eplb_metrics_compute_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, struct eplb_metrics *_swig_go_2) {
+_gostring_ _wrap_eplb_metrics_compute_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, struct eplb_metrics *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5235,7 +5255,7 @@ _gostring_ _wrap_eplb_metrics_compute_capi_13ae45bd82df07c9(eplb_placement *_swi
 }
 
 
-_gostring_ _wrap_eplb_metrics_compute_layer_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, struct eplb_layer_metrics *_swig_go_3) {
+_gostring_ _wrap_eplb_metrics_compute_layer_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, struct eplb_layer_metrics *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   double *arg3 = (double *) 0 ;
@@ -5277,7 +5297,7 @@ _gostring_ _wrap_eplb_metrics_compute_layer_capi_13ae45bd82df07c9(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_gpu_loads_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_metrics_gpu_loads_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5321,7 +5341,7 @@ _gostring_ _wrap_eplb_metrics_gpu_loads_capi_13ae45bd82df07c9(eplb_placement *_s
 }
 
 
-_gostring_ _wrap_eplb_metrics_exact_optimum_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, double *_swig_go_2) {
+_gostring_ _wrap_eplb_metrics_exact_optimum_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, double *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5361,7 +5381,7 @@ _gostring_ _wrap_eplb_metrics_exact_optimum_capi_13ae45bd82df07c9(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_relaxed_bound_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, intgo _swig_go_2, double *_swig_go_3) {
+_gostring_ _wrap_eplb_metrics_relaxed_bound_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, intgo _swig_go_2, double *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5403,7 +5423,7 @@ _gostring_ _wrap_eplb_metrics_relaxed_bound_capi_13ae45bd82df07c9(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_nodes_touched_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4, double *_swig_go_5) {
+_gostring_ _wrap_eplb_metrics_nodes_touched_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4, double *_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -5445,7 +5465,7 @@ _gostring_ _wrap_eplb_metrics_nodes_touched_capi_13ae45bd82df07c9(eplb_placement
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -5457,7 +5477,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -5469,7 +5489,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -5481,7 +5501,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -5493,7 +5513,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -5505,7 +5525,7 @@ intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -5517,7 +5537,7 @@ intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -5529,7 +5549,7 @@ intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_13ae45bd82df07c9() {
 }
 
 
-void _wrap_eplb_migration_options_struct_size_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_struct_size_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5541,7 +5561,7 @@ void _wrap_eplb_migration_options_struct_size_set_capi_13ae45bd82df07c9(struct e
 }
 
 
-intgo _wrap_eplb_migration_options_struct_size_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_struct_size_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5554,7 +5574,7 @@ intgo _wrap_eplb_migration_options_struct_size_get_capi_13ae45bd82df07c9(struct 
 }
 
 
-void _wrap_eplb_migration_options_relabel_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_relabel_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5566,7 +5586,7 @@ void _wrap_eplb_migration_options_relabel_set_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-intgo _wrap_eplb_migration_options_relabel_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_relabel_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5579,7 +5599,7 @@ intgo _wrap_eplb_migration_options_relabel_get_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-void _wrap_eplb_migration_options_bytes_per_expert_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_bytes_per_expert_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -5591,7 +5611,7 @@ void _wrap_eplb_migration_options_bytes_per_expert_set_capi_13ae45bd82df07c9(str
 }
 
 
-long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5604,7 +5624,7 @@ long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_13ae45bd82df07c
 }
 
 
-void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -5616,7 +5636,7 @@ void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_13ae45bd82df07c9(s
 }
 
 
-long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5629,7 +5649,7 @@ long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_13ae45bd82df0
 }
 
 
-void _wrap_eplb_migration_options_max_total_bytes_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_max_total_bytes_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -5641,7 +5661,7 @@ void _wrap_eplb_migration_options_max_total_bytes_set_capi_13ae45bd82df07c9(stru
 }
 
 
-long long _wrap_eplb_migration_options_max_total_bytes_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_max_total_bytes_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5654,7 +5674,7 @@ long long _wrap_eplb_migration_options_max_total_bytes_get_capi_13ae45bd82df07c9
 }
 
 
-void _wrap_eplb_migration_options_max_layers_per_step_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_max_layers_per_step_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5666,7 +5686,7 @@ void _wrap_eplb_migration_options_max_layers_per_step_set_capi_13ae45bd82df07c9(
 }
 
 
-intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5679,7 +5699,7 @@ intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_13ae45bd82df07c9
 }
 
 
-void _wrap_eplb_migration_options_reserved0_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_reserved0_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5691,7 +5711,7 @@ void _wrap_eplb_migration_options_reserved0_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-intgo _wrap_eplb_migration_options_reserved0_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_reserved0_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5704,7 +5724,7 @@ intgo _wrap_eplb_migration_options_reserved0_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_migration_options_min_gain_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_options_min_gain_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double arg2 ;
   
@@ -5716,7 +5736,7 @@ void _wrap_eplb_migration_options_min_gain_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-double _wrap_eplb_migration_options_min_gain_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
+double _wrap_eplb_migration_options_min_gain_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -5729,7 +5749,7 @@ double _wrap_eplb_migration_options_min_gain_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double arg2 ;
   
@@ -5741,7 +5761,7 @@ void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_13ae45bd82df07c9(str
 }
 
 
-double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
+double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -5754,7 +5774,7 @@ double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_13ae45bd82df07c9(s
 }
 
 
-struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_13ae45bd82df07c9() {
+struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_6c958c9b533e0bae() {
   struct eplb_migration_options *result = 0 ;
   struct eplb_migration_options *_swig_go_result;
   
@@ -5765,7 +5785,7 @@ struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_13ae45bd82d
 }
 
 
-void _wrap_delete_eplb_migration_options_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
+void _wrap_delete_eplb_migration_options_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   
   arg1 = *(struct eplb_migration_options **)&_swig_go_0; 
@@ -5775,7 +5795,7 @@ void _wrap_delete_eplb_migration_options_capi_13ae45bd82df07c9(struct eplb_migra
 }
 
 
-void _wrap_eplb_migration_options_init_capi_13ae45bd82df07c9(struct eplb_migration_options *_swig_go_0) {
+void _wrap_eplb_migration_options_init_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
   eplb_migration_options *arg1 = (eplb_migration_options *) 0 ;
   
   arg1 = *(eplb_migration_options **)&_swig_go_0; 
@@ -5785,7 +5805,7 @@ void _wrap_eplb_migration_options_init_capi_13ae45bd82df07c9(struct eplb_migrati
 }
 
 
-_gostring_ _wrap_eplb_migration_plan_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, eplb_placement *_swig_go_1, _goslice_ _swig_go_2, struct eplb_migration_options *_swig_go_3, eplb_migration **_swig_go_4) {
+_gostring_ _wrap_eplb_migration_plan_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, eplb_placement *_swig_go_1, _goslice_ _swig_go_2, struct eplb_migration_options *_swig_go_3, eplb_migration **_swig_go_4) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   double *arg3 = (double *) 0 ;
@@ -5829,7 +5849,7 @@ _gostring_ _wrap_eplb_migration_plan_capi_13ae45bd82df07c9(eplb_placement *_swig
 }
 
 
-void _wrap_eplb_migration_destroy_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0) {
+void _wrap_eplb_migration_destroy_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   
   arg1 = *(eplb_migration **)&_swig_go_0; 
@@ -5839,7 +5859,7 @@ void _wrap_eplb_migration_destroy_capi_13ae45bd82df07c9(eplb_migration *_swig_go
 }
 
 
-void _wrap_eplb_migration_summary_struct_size_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_struct_size_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5851,7 +5871,7 @@ void _wrap_eplb_migration_summary_struct_size_set_capi_13ae45bd82df07c9(struct e
 }
 
 
-intgo _wrap_eplb_migration_summary_struct_size_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_struct_size_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5864,7 +5884,7 @@ intgo _wrap_eplb_migration_summary_struct_size_get_capi_13ae45bd82df07c9(struct 
 }
 
 
-void _wrap_eplb_migration_summary_num_steps_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_num_steps_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5876,7 +5896,7 @@ void _wrap_eplb_migration_summary_num_steps_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-intgo _wrap_eplb_migration_summary_num_steps_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_num_steps_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5889,7 +5909,7 @@ intgo _wrap_eplb_migration_summary_num_steps_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_migration_summary_complete_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_complete_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5901,7 +5921,7 @@ void _wrap_eplb_migration_summary_complete_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_summary_complete_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_complete_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5914,7 +5934,7 @@ intgo _wrap_eplb_migration_summary_complete_get_capi_13ae45bd82df07c9(struct epl
 }
 
 
-void _wrap_eplb_migration_summary_worth_it_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_worth_it_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5926,7 +5946,7 @@ void _wrap_eplb_migration_summary_worth_it_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_summary_worth_it_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_worth_it_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5939,7 +5959,7 @@ intgo _wrap_eplb_migration_summary_worth_it_get_capi_13ae45bd82df07c9(struct epl
 }
 
 
-void _wrap_eplb_migration_summary_has_loads_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_has_loads_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5951,7 +5971,7 @@ void _wrap_eplb_migration_summary_has_loads_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-intgo _wrap_eplb_migration_summary_has_loads_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_has_loads_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5964,7 +5984,7 @@ intgo _wrap_eplb_migration_summary_has_loads_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_migration_summary_max_staging_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_max_staging_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5976,7 +5996,7 @@ void _wrap_eplb_migration_summary_max_staging_experts_set_capi_13ae45bd82df07c9(
 }
 
 
-intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5989,7 +6009,7 @@ intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_13ae45bd82df07c9
 }
 
 
-void _wrap_eplb_migration_summary_moved_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_moved_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6001,7 +6021,7 @@ void _wrap_eplb_migration_summary_moved_experts_set_capi_13ae45bd82df07c9(struct
 }
 
 
-long long _wrap_eplb_migration_summary_moved_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_moved_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6014,7 +6034,7 @@ long long _wrap_eplb_migration_summary_moved_experts_get_capi_13ae45bd82df07c9(s
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6026,7 +6046,7 @@ void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_13ae45bd82df07c9(str
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6039,7 +6059,7 @@ long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_13ae45bd82df07c
 }
 
 
-void _wrap_eplb_migration_summary_intra_node_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_intra_node_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6051,7 +6071,7 @@ void _wrap_eplb_migration_summary_intra_node_experts_set_capi_13ae45bd82df07c9(s
 }
 
 
-long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6064,7 +6084,7 @@ long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_13ae45bd82df0
 }
 
 
-void _wrap_eplb_migration_summary_cross_node_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_cross_node_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6076,7 +6096,7 @@ void _wrap_eplb_migration_summary_cross_node_experts_set_capi_13ae45bd82df07c9(s
 }
 
 
-long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6089,7 +6109,7 @@ long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_13ae45bd82df0
 }
 
 
-void _wrap_eplb_migration_summary_moved_bytes_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_moved_bytes_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6101,7 +6121,7 @@ void _wrap_eplb_migration_summary_moved_bytes_set_capi_13ae45bd82df07c9(struct e
 }
 
 
-long long _wrap_eplb_migration_summary_moved_bytes_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_moved_bytes_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6114,7 +6134,7 @@ long long _wrap_eplb_migration_summary_moved_bytes_get_capi_13ae45bd82df07c9(str
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6126,7 +6146,7 @@ void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_13ae45bd82df07c9(struc
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6139,7 +6159,7 @@ long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_13ae45bd82df07c9(
 }
 
 
-void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6151,7 +6171,7 @@ void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_13ae45bd82df07c9(str
 }
 
 
-long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6164,7 +6184,7 @@ long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_13ae45bd82df07c
 }
 
 
-void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6176,7 +6196,7 @@ void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_13ae45bd82df07c9(str
 }
 
 
-long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6189,7 +6209,7 @@ long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_13ae45bd82df07c
 }
 
 
-void _wrap_eplb_migration_summary_max_step_bytes_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_max_step_bytes_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6201,7 +6221,7 @@ void _wrap_eplb_migration_summary_max_step_bytes_set_capi_13ae45bd82df07c9(struc
 }
 
 
-long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6214,7 +6234,7 @@ long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_13ae45bd82df07c9(
 }
 
 
-void _wrap_eplb_migration_summary_full_migration_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_full_migration_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6226,7 +6246,7 @@ void _wrap_eplb_migration_summary_full_migration_experts_set_capi_13ae45bd82df07
 }
 
 
-long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6239,7 +6259,7 @@ long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_13ae45bd8
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6251,7 +6271,7 @@ void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_13ae45bd82df07c
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6264,7 +6284,7 @@ long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_13ae45bd82
 }
 
 
-void _wrap_eplb_migration_summary_naive_experts_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_naive_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6276,7 +6296,7 @@ void _wrap_eplb_migration_summary_naive_experts_set_capi_13ae45bd82df07c9(struct
 }
 
 
-long long _wrap_eplb_migration_summary_naive_experts_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_naive_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6289,7 +6309,7 @@ long long _wrap_eplb_migration_summary_naive_experts_get_capi_13ae45bd82df07c9(s
 }
 
 
-void _wrap_eplb_migration_summary_old_balancedness_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_old_balancedness_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6301,7 +6321,7 @@ void _wrap_eplb_migration_summary_old_balancedness_set_capi_13ae45bd82df07c9(str
 }
 
 
-double _wrap_eplb_migration_summary_old_balancedness_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_old_balancedness_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6314,7 +6334,7 @@ double _wrap_eplb_migration_summary_old_balancedness_get_capi_13ae45bd82df07c9(s
 }
 
 
-void _wrap_eplb_migration_summary_target_balancedness_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_target_balancedness_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6326,7 +6346,7 @@ void _wrap_eplb_migration_summary_target_balancedness_set_capi_13ae45bd82df07c9(
 }
 
 
-double _wrap_eplb_migration_summary_target_balancedness_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_target_balancedness_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6339,7 +6359,7 @@ double _wrap_eplb_migration_summary_target_balancedness_get_capi_13ae45bd82df07c
 }
 
 
-void _wrap_eplb_migration_summary_new_balancedness_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_new_balancedness_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6351,7 +6371,7 @@ void _wrap_eplb_migration_summary_new_balancedness_set_capi_13ae45bd82df07c9(str
 }
 
 
-double _wrap_eplb_migration_summary_new_balancedness_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_new_balancedness_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6364,7 +6384,7 @@ double _wrap_eplb_migration_summary_new_balancedness_get_capi_13ae45bd82df07c9(s
 }
 
 
-void _wrap_eplb_migration_summary_gain_set_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_gain_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6376,7 +6396,7 @@ void _wrap_eplb_migration_summary_gain_set_capi_13ae45bd82df07c9(struct eplb_mig
 }
 
 
-double _wrap_eplb_migration_summary_gain_get_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_gain_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6389,7 +6409,7 @@ double _wrap_eplb_migration_summary_gain_get_capi_13ae45bd82df07c9(struct eplb_m
 }
 
 
-struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_13ae45bd82df07c9() {
+struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_6c958c9b533e0bae() {
   struct eplb_migration_summary *result = 0 ;
   struct eplb_migration_summary *_swig_go_result;
   
@@ -6400,7 +6420,7 @@ struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_13ae45bd82d
 }
 
 
-void _wrap_delete_eplb_migration_summary_capi_13ae45bd82df07c9(struct eplb_migration_summary *_swig_go_0) {
+void _wrap_delete_eplb_migration_summary_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   
   arg1 = *(struct eplb_migration_summary **)&_swig_go_0; 
@@ -6410,7 +6430,7 @@ void _wrap_delete_eplb_migration_summary_capi_13ae45bd82df07c9(struct eplb_migra
 }
 
 
-_gostring_ _wrap_eplb_migration_get_summary_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0, struct eplb_migration_summary *_swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_summary_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0, struct eplb_migration_summary *_swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_migration_summary *arg2 = (eplb_migration_summary *) 0 ;
   eplb_status result;
@@ -6444,7 +6464,7 @@ _gostring_ _wrap_eplb_migration_get_summary_capi_13ae45bd82df07c9(eplb_migration
 }
 
 
-void _wrap_eplb_migration_transfer_step_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_step_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6456,7 +6476,7 @@ void _wrap_eplb_migration_transfer_step_set_capi_13ae45bd82df07c9(struct eplb_mi
 }
 
 
-intgo _wrap_eplb_migration_transfer_step_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_step_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6469,7 +6489,7 @@ intgo _wrap_eplb_migration_transfer_step_get_capi_13ae45bd82df07c9(struct eplb_m
 }
 
 
-void _wrap_eplb_migration_transfer_layer_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_layer_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6481,7 +6501,7 @@ void _wrap_eplb_migration_transfer_layer_set_capi_13ae45bd82df07c9(struct eplb_m
 }
 
 
-intgo _wrap_eplb_migration_transfer_layer_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_layer_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6494,7 +6514,7 @@ intgo _wrap_eplb_migration_transfer_layer_get_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-void _wrap_eplb_migration_transfer_expert_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_expert_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6506,7 +6526,7 @@ void _wrap_eplb_migration_transfer_expert_set_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-intgo _wrap_eplb_migration_transfer_expert_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_expert_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6519,7 +6539,7 @@ intgo _wrap_eplb_migration_transfer_expert_get_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-void _wrap_eplb_migration_transfer_src_slot_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_src_slot_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6531,7 +6551,7 @@ void _wrap_eplb_migration_transfer_src_slot_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-intgo _wrap_eplb_migration_transfer_src_slot_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_src_slot_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6544,7 +6564,7 @@ intgo _wrap_eplb_migration_transfer_src_slot_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_migration_transfer_dst_slot_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_dst_slot_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6556,7 +6576,7 @@ void _wrap_eplb_migration_transfer_dst_slot_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6569,7 +6589,7 @@ intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_migration_transfer_src_gpu_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_src_gpu_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6581,7 +6601,7 @@ void _wrap_eplb_migration_transfer_src_gpu_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6594,7 +6614,7 @@ intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_13ae45bd82df07c9(struct epl
 }
 
 
-void _wrap_eplb_migration_transfer_dst_gpu_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_dst_gpu_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6606,7 +6626,7 @@ void _wrap_eplb_migration_transfer_dst_gpu_set_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6619,7 +6639,7 @@ intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_13ae45bd82df07c9(struct epl
 }
 
 
-void _wrap_eplb_migration_transfer_kind_set_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_kind_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6631,7 +6651,7 @@ void _wrap_eplb_migration_transfer_kind_set_capi_13ae45bd82df07c9(struct eplb_mi
 }
 
 
-intgo _wrap_eplb_migration_transfer_kind_get_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_kind_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6644,7 +6664,7 @@ intgo _wrap_eplb_migration_transfer_kind_get_capi_13ae45bd82df07c9(struct eplb_m
 }
 
 
-struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_13ae45bd82df07c9() {
+struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_6c958c9b533e0bae() {
   struct eplb_migration_transfer *result = 0 ;
   struct eplb_migration_transfer *_swig_go_result;
   
@@ -6655,7 +6675,7 @@ struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_13ae45bd8
 }
 
 
-void _wrap_delete_eplb_migration_transfer_capi_13ae45bd82df07c9(struct eplb_migration_transfer *_swig_go_0) {
+void _wrap_delete_eplb_migration_transfer_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   
   arg1 = *(struct eplb_migration_transfer **)&_swig_go_0; 
@@ -6665,7 +6685,7 @@ void _wrap_delete_eplb_migration_transfer_capi_13ae45bd82df07c9(struct eplb_migr
 }
 
 
-_gostring_ _wrap_eplb_migration_get_transfers_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_migration_get_transfers_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_migration_transfer *arg3 = (eplb_migration_transfer *) 0 ;
@@ -6707,7 +6727,7 @@ _gostring_ _wrap_eplb_migration_get_transfers_capi_13ae45bd82df07c9(eplb_migrati
 }
 
 
-_gostring_ _wrap_eplb_migration_copy_transfers_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0, intgo _swig_go_1, struct eplb_migration_transfer **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_migration_copy_transfers_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0, intgo _swig_go_1, struct eplb_migration_transfer **_swig_go_2, long long *_swig_go_3) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_migration_transfer **arg3 = (eplb_migration_transfer **) 0 ;
@@ -6745,7 +6765,7 @@ _gostring_ _wrap_eplb_migration_copy_transfers_capi_13ae45bd82df07c9(eplb_migrat
 }
 
 
-_gostring_ _wrap_eplb_migration_get_gpu_map_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_gpu_map_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t *arg2 = (uint32_t *) 0 ;
   size_t arg3 ;
@@ -6783,7 +6803,7 @@ _gostring_ _wrap_eplb_migration_get_gpu_map_capi_13ae45bd82df07c9(eplb_migration
 }
 
 
-_gostring_ _wrap_eplb_migration_get_target_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0, eplb_placement **_swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_target_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0, eplb_placement **_swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_placement **arg2 = (eplb_placement **) 0 ;
   eplb_status result;
@@ -6817,7 +6837,7 @@ _gostring_ _wrap_eplb_migration_get_target_capi_13ae45bd82df07c9(eplb_migration 
 }
 
 
-_gostring_ _wrap_eplb_migration_get_step_placement_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0, intgo _swig_go_1, eplb_placement **_swig_go_2) {
+_gostring_ _wrap_eplb_migration_get_step_placement_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0, intgo _swig_go_1, eplb_placement **_swig_go_2) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_placement **arg3 = (eplb_placement **) 0 ;
@@ -6853,7 +6873,7 @@ _gostring_ _wrap_eplb_migration_get_step_placement_capi_13ae45bd82df07c9(eplb_mi
 }
 
 
-_gostring_ _wrap_eplb_split_workspace_create_capi_13ae45bd82df07c9(eplb_split_workspace **_swig_go_0) {
+_gostring_ _wrap_eplb_split_workspace_create_capi_6c958c9b533e0bae(eplb_split_workspace **_swig_go_0) {
   eplb_split_workspace **arg1 = (eplb_split_workspace **) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -6885,7 +6905,7 @@ _gostring_ _wrap_eplb_split_workspace_create_capi_13ae45bd82df07c9(eplb_split_wo
 }
 
 
-void _wrap_eplb_split_workspace_destroy_capi_13ae45bd82df07c9(eplb_split_workspace *_swig_go_0) {
+void _wrap_eplb_split_workspace_destroy_capi_6c958c9b533e0bae(eplb_split_workspace *_swig_go_0) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   
   arg1 = *(eplb_split_workspace **)&_swig_go_0; 
@@ -6895,7 +6915,7 @@ void _wrap_eplb_split_workspace_destroy_capi_13ae45bd82df07c9(eplb_split_workspa
 }
 
 
-_gostring_ _wrap_eplb_split_solve_capi_13ae45bd82df07c9(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, _goslice_ _swig_go_7, double *_swig_go_8) {
+_gostring_ _wrap_eplb_split_solve_capi_6c958c9b533e0bae(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, _goslice_ _swig_go_7, double *_swig_go_8) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -6955,7 +6975,7 @@ _gostring_ _wrap_eplb_split_solve_capi_13ae45bd82df07c9(eplb_split_workspace *_s
 }
 
 
-_gostring_ _wrap_eplb_split_solve_by_node_capi_13ae45bd82df07c9(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, double _swig_go_7, _goslice_ _swig_go_8, double *_swig_go_9, long long *_swig_go_10) {
+_gostring_ _wrap_eplb_split_solve_by_node_capi_6c958c9b533e0bae(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, double _swig_go_7, _goslice_ _swig_go_8, double *_swig_go_9, long long *_swig_go_10) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -7019,7 +7039,7 @@ _gostring_ _wrap_eplb_split_solve_by_node_capi_13ae45bd82df07c9(eplb_split_works
 }
 
 
-_gostring_ _wrap_eplb_split_rank_quotas_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6) {
+_gostring_ _wrap_eplb_split_rank_quotas_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -7075,7 +7095,7 @@ _gostring_ _wrap_eplb_split_rank_quotas_capi_13ae45bd82df07c9(eplb_placement *_s
 }
 
 
-_gostring_ _wrap_eplb_shared_expert_waterfill_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, long long _swig_go_7, intgo _swig_go_8, _goslice_ _swig_go_9) {
+_gostring_ _wrap_eplb_shared_expert_waterfill_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, long long _swig_go_7, intgo _swig_go_8, _goslice_ _swig_go_9) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -7133,7 +7153,7 @@ _gostring_ _wrap_eplb_shared_expert_waterfill_capi_13ae45bd82df07c9(eplb_placeme
 }
 
 
-_gostring_ _wrap_eplb_device_count_capi_13ae45bd82df07c9(intgo *_swig_go_0) {
+_gostring_ _wrap_eplb_device_count_capi_6c958c9b533e0bae(intgo *_swig_go_0) {
   int32_t *arg1 = (int32_t *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -7165,7 +7185,7 @@ _gostring_ _wrap_eplb_device_count_capi_13ae45bd82df07c9(intgo *_swig_go_0) {
 }
 
 
-intgo _wrap_EPLB_COMM_INT32_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_COMM_INT32_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -7177,7 +7197,7 @@ intgo _wrap_EPLB_COMM_INT32_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_COMM_INT64_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_COMM_INT64_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -7189,7 +7209,7 @@ intgo _wrap_EPLB_COMM_INT64_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_COMM_UINT64_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_COMM_UINT64_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -7201,7 +7221,7 @@ intgo _wrap_EPLB_COMM_UINT64_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_COMM_FLOAT32_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_COMM_FLOAT32_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -7213,7 +7233,7 @@ intgo _wrap_EPLB_COMM_FLOAT32_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_COMM_FLOAT64_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_COMM_FLOAT64_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -7225,7 +7245,7 @@ intgo _wrap_EPLB_COMM_FLOAT64_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_COMM_SUM_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_COMM_SUM_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -7237,7 +7257,7 @@ intgo _wrap_EPLB_COMM_SUM_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_COMM_MAX_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_COMM_MAX_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -7249,7 +7269,7 @@ intgo _wrap_EPLB_COMM_MAX_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_COMM_MIN_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_COMM_MIN_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -7261,7 +7281,7 @@ intgo _wrap_EPLB_COMM_MIN_capi_13ae45bd82df07c9() {
 }
 
 
-_gostring_ _wrap_eplb_nccl_version_capi_13ae45bd82df07c9(intgo *_swig_go_0) {
+_gostring_ _wrap_eplb_nccl_version_capi_6c958c9b533e0bae(intgo *_swig_go_0) {
   int32_t *arg1 = (int32_t *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -7293,7 +7313,7 @@ _gostring_ _wrap_eplb_nccl_version_capi_13ae45bd82df07c9(intgo *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_comm_get_unique_id_capi_13ae45bd82df07c9(void *_swig_go_0, long long _swig_go_1) {
+_gostring_ _wrap_eplb_comm_get_unique_id_capi_6c958c9b533e0bae(void *_swig_go_0, long long _swig_go_1) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   eplb_status result;
@@ -7327,7 +7347,7 @@ _gostring_ _wrap_eplb_comm_get_unique_id_capi_13ae45bd82df07c9(void *_swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_comm_create_capi_13ae45bd82df07c9(void *_swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_comm **_swig_go_5) {
+_gostring_ _wrap_eplb_comm_create_capi_6c958c9b533e0bae(void *_swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_comm **_swig_go_5) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   int32_t arg3 ;
@@ -7369,7 +7389,7 @@ _gostring_ _wrap_eplb_comm_create_capi_13ae45bd82df07c9(void *_swig_go_0, long l
 }
 
 
-_gostring_ _wrap_eplb_comm_adopt_capi_13ae45bd82df07c9(void *_swig_go_0, eplb_comm **_swig_go_1) {
+_gostring_ _wrap_eplb_comm_adopt_capi_6c958c9b533e0bae(void *_swig_go_0, eplb_comm **_swig_go_1) {
   void *arg1 = (void *) 0 ;
   eplb_comm **arg2 = (eplb_comm **) 0 ;
   eplb_status result;
@@ -7403,7 +7423,7 @@ _gostring_ _wrap_eplb_comm_adopt_capi_13ae45bd82df07c9(void *_swig_go_0, eplb_co
 }
 
 
-void _wrap_eplb_comm_destroy_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0) {
+void _wrap_eplb_comm_destroy_capi_6c958c9b533e0bae(eplb_comm *_swig_go_0) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   
   arg1 = *(eplb_comm **)&_swig_go_0; 
@@ -7413,7 +7433,7 @@ void _wrap_eplb_comm_destroy_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_comm_get_rank_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
+_gostring_ _wrap_eplb_comm_get_rank_capi_6c958c9b533e0bae(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   eplb_status result;
@@ -7447,7 +7467,7 @@ _gostring_ _wrap_eplb_comm_get_rank_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_comm_get_size_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
+_gostring_ _wrap_eplb_comm_get_size_capi_6c958c9b533e0bae(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   eplb_status result;
@@ -7481,7 +7501,7 @@ _gostring_ _wrap_eplb_comm_get_size_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_comm_allreduce_tracker_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0, eplb_tracker *_swig_go_1, eplb_tracker *_swig_go_2) {
+_gostring_ _wrap_eplb_comm_allreduce_tracker_capi_6c958c9b533e0bae(eplb_comm *_swig_go_0, eplb_tracker *_swig_go_1, eplb_tracker *_swig_go_2) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   eplb_tracker *arg2 = (eplb_tracker *) 0 ;
   eplb_tracker *arg3 = (eplb_tracker *) 0 ;
@@ -7517,7 +7537,7 @@ _gostring_ _wrap_eplb_comm_allreduce_tracker_capi_13ae45bd82df07c9(eplb_comm *_s
 }
 
 
-_gostring_ _wrap_eplb_comm_allreduce_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0, void *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+_gostring_ _wrap_eplb_comm_allreduce_capi_6c958c9b533e0bae(eplb_comm *_swig_go_0, void *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -7559,7 +7579,7 @@ _gostring_ _wrap_eplb_comm_allreduce_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_migration_execute_step_capi_13ae45bd82df07c9(eplb_migration *_swig_go_0, eplb_comm *_swig_go_1, intgo _swig_go_2, void **_swig_go_3, long long _swig_go_4, long long *_swig_go_5, intgo _swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_migration_execute_step_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0, eplb_comm *_swig_go_1, intgo _swig_go_2, void **_swig_go_3, long long _swig_go_4, long long *_swig_go_5, intgo _swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_comm *arg2 = (eplb_comm *) 0 ;
   uint32_t arg3 ;
@@ -7609,7 +7629,7 @@ _gostring_ _wrap_eplb_migration_execute_step_capi_13ae45bd82df07c9(eplb_migratio
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -7621,7 +7641,7 @@ intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -7633,7 +7653,7 @@ intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -7645,7 +7665,7 @@ intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_13ae45bd82df07c9() {
 }
 
 
-_gostring_ _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_13ae45bd82df07c9(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long *_swig_go_5) {
+_gostring_ _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_6c958c9b533e0bae(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long *_swig_go_5) {
   size_t arg1 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -7687,7 +7707,7 @@ _gostring_ _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_13ae45bd82df07c
 }
 
 
-_gostring_ _wrap_eplb_kernel_dispatch_layout_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_dispatch_layout_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
   int32_t *arg1 = (int32_t *) 0 ;
   size_t arg2 ;
   size_t arg3 ;
@@ -7745,7 +7765,7 @@ _gostring_ _wrap_eplb_kernel_dispatch_layout_capi_13ae45bd82df07c9(_goslice_ _sw
 }
 
 
-_gostring_ _wrap_eplb_kernel_dispatch_layout_cpu_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_dispatch_layout_cpu_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
   int32_t *arg1 = (int32_t *) 0 ;
   size_t arg2 ;
   size_t arg3 ;
@@ -7803,7 +7823,7 @@ _gostring_ _wrap_eplb_kernel_dispatch_layout_cpu_capi_13ae45bd82df07c9(_goslice_
 }
 
 
-_gostring_ _wrap_eplb_kernel_expert_sort_capacity_capi_13ae45bd82df07c9(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, long long *_swig_go_4) {
+_gostring_ _wrap_eplb_kernel_expert_sort_capacity_capi_6c958c9b533e0bae(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, long long *_swig_go_4) {
   size_t arg1 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -7843,7 +7863,7 @@ _gostring_ _wrap_eplb_kernel_expert_sort_capacity_capi_13ae45bd82df07c9(long lon
 }
 
 
-_gostring_ _wrap_eplb_kernel_expert_sort_workspace_size_capi_13ae45bd82df07c9(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_kernel_expert_sort_workspace_size_capi_6c958c9b533e0bae(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, long long *_swig_go_3) {
   size_t arg1 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -7881,7 +7901,7 @@ _gostring_ _wrap_eplb_kernel_expert_sort_workspace_size_capi_13ae45bd82df07c9(lo
 }
 
 
-_gostring_ _wrap_eplb_kernel_expert_sort_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_expert_sort_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
   int32_t *arg1 = (int32_t *) 0 ;
   size_t arg2 ;
   size_t arg3 ;
@@ -7939,7 +7959,7 @@ _gostring_ _wrap_eplb_kernel_expert_sort_capi_13ae45bd82df07c9(_goslice_ _swig_g
 }
 
 
-_gostring_ _wrap_eplb_kernel_expert_sort_cpu_capi_13ae45bd82df07c9(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_expert_sort_cpu_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
   int32_t *arg1 = (int32_t *) 0 ;
   size_t arg2 ;
   size_t arg3 ;
@@ -7997,7 +8017,7 @@ _gostring_ _wrap_eplb_kernel_expert_sort_cpu_capi_13ae45bd82df07c9(_goslice_ _sw
 }
 
 
-_gostring_ _wrap_eplb_kernel_permute_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
+_gostring_ _wrap_eplb_kernel_permute_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -8045,7 +8065,7 @@ _gostring_ _wrap_eplb_kernel_permute_capi_13ae45bd82df07c9(void *_swig_go_0, int
 }
 
 
-_gostring_ _wrap_eplb_kernel_permute_cpu_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
+_gostring_ _wrap_eplb_kernel_permute_cpu_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -8093,7 +8113,7 @@ _gostring_ _wrap_eplb_kernel_permute_cpu_capi_13ae45bd82df07c9(void *_swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_kernel_unpermute_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_unpermute_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -8143,7 +8163,7 @@ _gostring_ _wrap_eplb_kernel_unpermute_capi_13ae45bd82df07c9(void *_swig_go_0, i
 }
 
 
-_gostring_ _wrap_eplb_kernel_unpermute_cpu_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_unpermute_cpu_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -8193,7 +8213,7 @@ _gostring_ _wrap_eplb_kernel_unpermute_cpu_capi_13ae45bd82df07c9(void *_swig_go_
 }
 
 
-intgo _wrap_EPLB_IDS_INT32_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_IDS_INT32_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -8205,7 +8225,7 @@ intgo _wrap_EPLB_IDS_INT32_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_IDS_INT64_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_IDS_INT64_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -8217,7 +8237,7 @@ intgo _wrap_EPLB_IDS_INT64_capi_13ae45bd82df07c9() {
 }
 
 
-_gostring_ _wrap_eplb_device_tables_create_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_device_tables **_swig_go_5) {
+_gostring_ _wrap_eplb_device_tables_create_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_device_tables **_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -8259,7 +8279,7 @@ _gostring_ _wrap_eplb_device_tables_create_capi_13ae45bd82df07c9(eplb_placement 
 }
 
 
-_gostring_ _wrap_eplb_device_tables_update_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0, eplb_placement *_swig_go_1, void *_swig_go_2) {
+_gostring_ _wrap_eplb_device_tables_update_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0, eplb_placement *_swig_go_1, void *_swig_go_2) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -8295,7 +8315,7 @@ _gostring_ _wrap_eplb_device_tables_update_capi_13ae45bd82df07c9(eplb_device_tab
 }
 
 
-void _wrap_eplb_device_tables_destroy_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0) {
+void _wrap_eplb_device_tables_destroy_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   
   arg1 = *(eplb_device_tables **)&_swig_go_0; 
@@ -8305,7 +8325,7 @@ void _wrap_eplb_device_tables_destroy_capi_13ae45bd82df07c9(eplb_device_tables *
 }
 
 
-void _wrap_eplb_device_tables_info_struct_size_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_struct_size_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -8317,7 +8337,7 @@ void _wrap_eplb_device_tables_info_struct_size_set_capi_13ae45bd82df07c9(struct 
 }
 
 
-intgo _wrap_eplb_device_tables_info_struct_size_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_struct_size_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8330,7 +8350,7 @@ intgo _wrap_eplb_device_tables_info_struct_size_get_capi_13ae45bd82df07c9(struct
 }
 
 
-void _wrap_eplb_device_tables_info_num_layers_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_num_layers_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -8342,7 +8362,7 @@ void _wrap_eplb_device_tables_info_num_layers_set_capi_13ae45bd82df07c9(struct e
 }
 
 
-intgo _wrap_eplb_device_tables_info_num_layers_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_num_layers_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8355,7 +8375,7 @@ intgo _wrap_eplb_device_tables_info_num_layers_get_capi_13ae45bd82df07c9(struct 
 }
 
 
-void _wrap_eplb_device_tables_info_num_logical_experts_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_num_logical_experts_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -8367,7 +8387,7 @@ void _wrap_eplb_device_tables_info_num_logical_experts_set_capi_13ae45bd82df07c9
 }
 
 
-intgo _wrap_eplb_device_tables_info_num_logical_experts_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_num_logical_experts_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8380,7 +8400,7 @@ intgo _wrap_eplb_device_tables_info_num_logical_experts_get_capi_13ae45bd82df07c
 }
 
 
-void _wrap_eplb_device_tables_info_num_physical_experts_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_num_physical_experts_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -8392,7 +8412,7 @@ void _wrap_eplb_device_tables_info_num_physical_experts_set_capi_13ae45bd82df07c
 }
 
 
-intgo _wrap_eplb_device_tables_info_num_physical_experts_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_num_physical_experts_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8405,7 +8425,7 @@ intgo _wrap_eplb_device_tables_info_num_physical_experts_get_capi_13ae45bd82df07
 }
 
 
-void _wrap_eplb_device_tables_info_max_replicas_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_max_replicas_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -8417,7 +8437,7 @@ void _wrap_eplb_device_tables_info_max_replicas_set_capi_13ae45bd82df07c9(struct
 }
 
 
-intgo _wrap_eplb_device_tables_info_max_replicas_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_max_replicas_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8430,7 +8450,7 @@ intgo _wrap_eplb_device_tables_info_max_replicas_get_capi_13ae45bd82df07c9(struc
 }
 
 
-void _wrap_eplb_device_tables_info_num_nodes_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_num_nodes_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -8442,7 +8462,7 @@ void _wrap_eplb_device_tables_info_num_nodes_set_capi_13ae45bd82df07c9(struct ep
 }
 
 
-intgo _wrap_eplb_device_tables_info_num_nodes_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_num_nodes_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8455,7 +8475,7 @@ intgo _wrap_eplb_device_tables_info_num_nodes_get_capi_13ae45bd82df07c9(struct e
 }
 
 
-void _wrap_eplb_device_tables_info_num_gpus_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_num_gpus_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -8467,7 +8487,7 @@ void _wrap_eplb_device_tables_info_num_gpus_set_capi_13ae45bd82df07c9(struct epl
 }
 
 
-intgo _wrap_eplb_device_tables_info_num_gpus_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_num_gpus_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8480,7 +8500,7 @@ intgo _wrap_eplb_device_tables_info_num_gpus_get_capi_13ae45bd82df07c9(struct ep
 }
 
 
-void _wrap_eplb_device_tables_info_slots_per_gpu_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_slots_per_gpu_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -8492,7 +8512,7 @@ void _wrap_eplb_device_tables_info_slots_per_gpu_set_capi_13ae45bd82df07c9(struc
 }
 
 
-intgo _wrap_eplb_device_tables_info_slots_per_gpu_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_slots_per_gpu_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8505,7 +8525,7 @@ intgo _wrap_eplb_device_tables_info_slots_per_gpu_get_capi_13ae45bd82df07c9(stru
 }
 
 
-void _wrap_eplb_device_tables_info_gpus_per_node_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_gpus_per_node_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -8517,7 +8537,7 @@ void _wrap_eplb_device_tables_info_gpus_per_node_set_capi_13ae45bd82df07c9(struc
 }
 
 
-intgo _wrap_eplb_device_tables_info_gpus_per_node_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_gpus_per_node_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8530,7 +8550,7 @@ intgo _wrap_eplb_device_tables_info_gpus_per_node_get_capi_13ae45bd82df07c9(stru
 }
 
 
-void _wrap_eplb_device_tables_info_gpu_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_gpu_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -8542,7 +8562,7 @@ void _wrap_eplb_device_tables_info_gpu_set_capi_13ae45bd82df07c9(struct eplb_dev
 }
 
 
-intgo _wrap_eplb_device_tables_info_gpu_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_gpu_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8555,7 +8575,7 @@ intgo _wrap_eplb_device_tables_info_gpu_get_capi_13ae45bd82df07c9(struct eplb_de
 }
 
 
-void _wrap_eplb_device_tables_info_flags_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_flags_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t arg2 ;
   
@@ -8567,7 +8587,7 @@ void _wrap_eplb_device_tables_info_flags_set_capi_13ae45bd82df07c9(struct eplb_d
 }
 
 
-intgo _wrap_eplb_device_tables_info_flags_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_flags_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -8580,7 +8600,7 @@ intgo _wrap_eplb_device_tables_info_flags_get_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-void _wrap_eplb_device_tables_info_device_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_device_tables_info_device_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   int32_t arg2 ;
   
@@ -8592,7 +8612,7 @@ void _wrap_eplb_device_tables_info_device_set_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-intgo _wrap_eplb_device_tables_info_device_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
+intgo _wrap_eplb_device_tables_info_device_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -8605,7 +8625,7 @@ intgo _wrap_eplb_device_tables_info_device_get_capi_13ae45bd82df07c9(struct eplb
 }
 
 
-void _wrap_eplb_device_tables_info_device_bytes_set_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_device_tables_info_device_bytes_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint64_t arg2 ;
   
@@ -8617,7 +8637,7 @@ void _wrap_eplb_device_tables_info_device_bytes_set_capi_13ae45bd82df07c9(struct
 }
 
 
-long long _wrap_eplb_device_tables_info_device_bytes_get_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
+long long _wrap_eplb_device_tables_info_device_bytes_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -8630,7 +8650,7 @@ long long _wrap_eplb_device_tables_info_device_bytes_get_capi_13ae45bd82df07c9(s
 }
 
 
-struct eplb_device_tables_info *_wrap_new_eplb_device_tables_info_capi_13ae45bd82df07c9() {
+struct eplb_device_tables_info *_wrap_new_eplb_device_tables_info_capi_6c958c9b533e0bae() {
   struct eplb_device_tables_info *result = 0 ;
   struct eplb_device_tables_info *_swig_go_result;
   
@@ -8641,7 +8661,7 @@ struct eplb_device_tables_info *_wrap_new_eplb_device_tables_info_capi_13ae45bd8
 }
 
 
-void _wrap_delete_eplb_device_tables_info_capi_13ae45bd82df07c9(struct eplb_device_tables_info *_swig_go_0) {
+void _wrap_delete_eplb_device_tables_info_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
   struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
   
   arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
@@ -8651,7 +8671,7 @@ void _wrap_delete_eplb_device_tables_info_capi_13ae45bd82df07c9(struct eplb_devi
 }
 
 
-_gostring_ _wrap_eplb_device_tables_get_info_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0, struct eplb_device_tables_info *_swig_go_1) {
+_gostring_ _wrap_eplb_device_tables_get_info_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0, struct eplb_device_tables_info *_swig_go_1) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   eplb_device_tables_info *arg2 = (eplb_device_tables_info *) 0 ;
   eplb_status result;
@@ -8685,7 +8705,7 @@ _gostring_ _wrap_eplb_device_tables_get_info_capi_13ae45bd82df07c9(eplb_device_t
 }
 
 
-_gostring_ _wrap_eplb_device_tables_get_static_map_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_device_tables_get_static_map_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -8723,7 +8743,7 @@ _gostring_ _wrap_eplb_device_tables_get_static_map_capi_13ae45bd82df07c9(eplb_de
 }
 
 
-_gostring_ _wrap_eplb_kernel_record_load_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_record_load_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -8773,7 +8793,7 @@ _gostring_ _wrap_eplb_kernel_record_load_capi_13ae45bd82df07c9(void *_swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_kernel_record_load_cpu_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_record_load_cpu_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -8823,7 +8843,7 @@ _gostring_ _wrap_eplb_kernel_record_load_cpu_capi_13ae45bd82df07c9(void *_swig_g
 }
 
 
-intgo _wrap_EPLB_MAP_STATIC_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_MAP_STATIC_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -8835,7 +8855,7 @@ intgo _wrap_EPLB_MAP_STATIC_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -8847,7 +8867,7 @@ intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_MAP_HASH_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_MAP_HASH_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -8859,7 +8879,7 @@ intgo _wrap_EPLB_MAP_HASH_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_MAP_NODE_AWARE_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_MAP_NODE_AWARE_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -8871,7 +8891,7 @@ intgo _wrap_EPLB_MAP_NODE_AWARE_capi_13ae45bd82df07c9() {
 }
 
 
-intgo _wrap_EPLB_MAP_QUOTA_capi_13ae45bd82df07c9() {
+intgo _wrap_EPLB_MAP_QUOTA_capi_6c958c9b533e0bae() {
   int result;
   intgo _swig_go_result;
   
@@ -8883,7 +8903,7 @@ intgo _wrap_EPLB_MAP_QUOTA_capi_13ae45bd82df07c9() {
 }
 
 
-_gostring_ _wrap_eplb_kernel_map_record_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
+_gostring_ _wrap_eplb_kernel_map_record_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -8939,7 +8959,7 @@ _gostring_ _wrap_eplb_kernel_map_record_capi_13ae45bd82df07c9(eplb_device_tables
 }
 
 
-_gostring_ _wrap_eplb_kernel_map_record_cpu_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
+_gostring_ _wrap_eplb_kernel_map_record_cpu_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -8995,7 +9015,7 @@ _gostring_ _wrap_eplb_kernel_map_record_cpu_capi_13ae45bd82df07c9(eplb_device_ta
 }
 
 
-_gostring_ _wrap_eplb_kernel_fold_counts_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
+_gostring_ _wrap_eplb_kernel_fold_counts_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   int64_t *arg2 = (int64_t *) 0 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -9033,7 +9053,7 @@ _gostring_ _wrap_eplb_kernel_fold_counts_capi_13ae45bd82df07c9(eplb_device_table
 }
 
 
-_gostring_ _wrap_eplb_kernel_fold_counts_cpu_capi_13ae45bd82df07c9(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
+_gostring_ _wrap_eplb_kernel_fold_counts_cpu_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
   eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
   int64_t *arg2 = (int64_t *) 0 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -9071,7 +9091,7 @@ _gostring_ _wrap_eplb_kernel_fold_counts_cpu_capi_13ae45bd82df07c9(eplb_device_t
 }
 
 
-_gostring_ _wrap_eplb_kernel_coactivation_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_coactivation_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -9129,7 +9149,7 @@ _gostring_ _wrap_eplb_kernel_coactivation_capi_13ae45bd82df07c9(void *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_kernel_coactivation_cpu_capi_13ae45bd82df07c9(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
+_gostring_ _wrap_eplb_kernel_coactivation_cpu_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
   void *arg1 = (void *) 0 ;
   uint32_t arg2 ;
   size_t arg3 ;
@@ -9187,7 +9207,7 @@ _gostring_ _wrap_eplb_kernel_coactivation_cpu_capi_13ae45bd82df07c9(void *_swig_
 }
 
 
-_gostring_ _wrap_eplb_split_tables_create_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_split_tables **_swig_go_5) {
+_gostring_ _wrap_eplb_split_tables_create_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_split_tables **_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -9229,7 +9249,7 @@ _gostring_ _wrap_eplb_split_tables_create_capi_13ae45bd82df07c9(eplb_placement *
 }
 
 
-void _wrap_eplb_split_tables_destroy_capi_13ae45bd82df07c9(eplb_split_tables *_swig_go_0) {
+void _wrap_eplb_split_tables_destroy_capi_6c958c9b533e0bae(eplb_split_tables *_swig_go_0) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   
   arg1 = *(eplb_split_tables **)&_swig_go_0; 
@@ -9239,7 +9259,7 @@ void _wrap_eplb_split_tables_destroy_capi_13ae45bd82df07c9(eplb_split_tables *_s
 }
 
 
-_gostring_ _wrap_eplb_kernel_split_solve_workspace_size_capi_13ae45bd82df07c9(eplb_split_tables *_swig_go_0, long long *_swig_go_1) {
+_gostring_ _wrap_eplb_kernel_split_solve_workspace_size_capi_6c958c9b533e0bae(eplb_split_tables *_swig_go_0, long long *_swig_go_1) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   size_t *arg2 = (size_t *) 0 ;
   eplb_status result;
@@ -9273,7 +9293,7 @@ _gostring_ _wrap_eplb_kernel_split_solve_workspace_size_capi_13ae45bd82df07c9(ep
 }
 
 
-_gostring_ _wrap_eplb_kernel_split_solve_capi_13ae45bd82df07c9(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_split_solve_capi_6c958c9b533e0bae(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -9327,7 +9347,7 @@ _gostring_ _wrap_eplb_kernel_split_solve_capi_13ae45bd82df07c9(eplb_split_tables
 }
 
 
-_gostring_ _wrap_eplb_kernel_split_solve_cpu_capi_13ae45bd82df07c9(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
+_gostring_ _wrap_eplb_kernel_split_solve_cpu_capi_6c958c9b533e0bae(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -9381,7 +9401,7 @@ _gostring_ _wrap_eplb_kernel_split_solve_cpu_capi_13ae45bd82df07c9(eplb_split_ta
 }
 
 
-_gostring_ _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, long long _swig_go_1, long long *_swig_go_2) {
+_gostring_ _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, long long _swig_go_1, long long *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   size_t arg2 ;
   size_t *arg3 = (size_t *) 0 ;
@@ -9417,7 +9437,7 @@ _gostring_ _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_13ae45bd82df07
 }
 
 
-_gostring_ _wrap_eplb_kernel_shared_waterfill_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
+_gostring_ _wrap_eplb_kernel_shared_waterfill_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -9477,7 +9497,7 @@ _gostring_ _wrap_eplb_kernel_shared_waterfill_capi_13ae45bd82df07c9(eplb_placeme
 }
 
 
-_gostring_ _wrap_eplb_kernel_shared_waterfill_cpu_capi_13ae45bd82df07c9(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
+_gostring_ _wrap_eplb_kernel_shared_waterfill_cpu_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -9537,7 +9557,7 @@ _gostring_ _wrap_eplb_kernel_shared_waterfill_cpu_capi_13ae45bd82df07c9(eplb_pla
 }
 
 
-void _wrap_eplb_token_exchange_options_struct_size_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_struct_size_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -9549,7 +9569,7 @@ void _wrap_eplb_token_exchange_options_struct_size_set_capi_13ae45bd82df07c9(str
 }
 
 
-intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -9562,7 +9582,7 @@ intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_13ae45bd82df07c9(st
 }
 
 
-void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -9574,7 +9594,7 @@ void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_13ae45bd82df07c9(
 }
 
 
-intgo _wrap_eplb_token_exchange_options_slots_per_rank_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_slots_per_rank_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -9587,7 +9607,7 @@ intgo _wrap_eplb_token_exchange_options_slots_per_rank_get_capi_13ae45bd82df07c9
 }
 
 
-void _wrap_eplb_token_exchange_options_top_k_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_top_k_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -9599,7 +9619,7 @@ void _wrap_eplb_token_exchange_options_top_k_set_capi_13ae45bd82df07c9(struct ep
 }
 
 
-intgo _wrap_eplb_token_exchange_options_top_k_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_top_k_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -9612,7 +9632,7 @@ intgo _wrap_eplb_token_exchange_options_top_k_get_capi_13ae45bd82df07c9(struct e
 }
 
 
-void _wrap_eplb_token_exchange_options_out_dtype_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_out_dtype_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -9624,7 +9644,7 @@ void _wrap_eplb_token_exchange_options_out_dtype_set_capi_13ae45bd82df07c9(struc
 }
 
 
-intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -9637,7 +9657,7 @@ intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_13ae45bd82df07c9(stru
 }
 
 
-void _wrap_eplb_token_exchange_options_row_bytes_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_token_exchange_options_row_bytes_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint64_t arg2 ;
   
@@ -9649,7 +9669,7 @@ void _wrap_eplb_token_exchange_options_row_bytes_set_capi_13ae45bd82df07c9(struc
 }
 
 
-long long _wrap_eplb_token_exchange_options_row_bytes_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
+long long _wrap_eplb_token_exchange_options_row_bytes_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -9662,7 +9682,7 @@ long long _wrap_eplb_token_exchange_options_row_bytes_get_capi_13ae45bd82df07c9(
 }
 
 
-void _wrap_eplb_token_exchange_options_hidden_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_token_exchange_options_hidden_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint64_t arg2 ;
   
@@ -9674,7 +9694,7 @@ void _wrap_eplb_token_exchange_options_hidden_set_capi_13ae45bd82df07c9(struct e
 }
 
 
-long long _wrap_eplb_token_exchange_options_hidden_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
+long long _wrap_eplb_token_exchange_options_hidden_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -9687,7 +9707,7 @@ long long _wrap_eplb_token_exchange_options_hidden_get_capi_13ae45bd82df07c9(str
 }
 
 
-void _wrap_eplb_token_exchange_options_max_tokens_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_max_tokens_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -9699,7 +9719,7 @@ void _wrap_eplb_token_exchange_options_max_tokens_set_capi_13ae45bd82df07c9(stru
 }
 
 
-intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -9712,7 +9732,7 @@ intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_13ae45bd82df07c9(str
 }
 
 
-void _wrap_eplb_token_exchange_options_capacity_set_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_token_exchange_options_capacity_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t arg2 ;
   
@@ -9724,7 +9744,7 @@ void _wrap_eplb_token_exchange_options_capacity_set_capi_13ae45bd82df07c9(struct
 }
 
 
-intgo _wrap_eplb_token_exchange_options_capacity_get_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
+intgo _wrap_eplb_token_exchange_options_capacity_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -9737,7 +9757,7 @@ intgo _wrap_eplb_token_exchange_options_capacity_get_capi_13ae45bd82df07c9(struc
 }
 
 
-struct eplb_token_exchange_options *_wrap_new_eplb_token_exchange_options_capi_13ae45bd82df07c9() {
+struct eplb_token_exchange_options *_wrap_new_eplb_token_exchange_options_capi_6c958c9b533e0bae() {
   struct eplb_token_exchange_options *result = 0 ;
   struct eplb_token_exchange_options *_swig_go_result;
   
@@ -9748,7 +9768,7 @@ struct eplb_token_exchange_options *_wrap_new_eplb_token_exchange_options_capi_1
 }
 
 
-void _wrap_delete_eplb_token_exchange_options_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
+void _wrap_delete_eplb_token_exchange_options_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
   struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
   
   arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
@@ -9758,7 +9778,7 @@ void _wrap_delete_eplb_token_exchange_options_capi_13ae45bd82df07c9(struct eplb_
 }
 
 
-void _wrap_eplb_token_exchange_options_init_capi_13ae45bd82df07c9(struct eplb_token_exchange_options *_swig_go_0) {
+void _wrap_eplb_token_exchange_options_init_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
   eplb_token_exchange_options *arg1 = (eplb_token_exchange_options *) 0 ;
   
   arg1 = *(eplb_token_exchange_options **)&_swig_go_0; 
@@ -9768,7 +9788,7 @@ void _wrap_eplb_token_exchange_options_init_capi_13ae45bd82df07c9(struct eplb_to
 }
 
 
-_gostring_ _wrap_eplb_token_exchange_create_capi_13ae45bd82df07c9(eplb_comm *_swig_go_0, struct eplb_token_exchange_options *_swig_go_1, eplb_token_exchange **_swig_go_2) {
+_gostring_ _wrap_eplb_token_exchange_create_capi_6c958c9b533e0bae(eplb_comm *_swig_go_0, struct eplb_token_exchange_options *_swig_go_1, eplb_token_exchange **_swig_go_2) {
   eplb_comm *arg1 = (eplb_comm *) 0 ;
   eplb_token_exchange_options *arg2 = (eplb_token_exchange_options *) 0 ;
   eplb_token_exchange **arg3 = (eplb_token_exchange **) 0 ;
@@ -9804,7 +9824,7 @@ _gostring_ _wrap_eplb_token_exchange_create_capi_13ae45bd82df07c9(eplb_comm *_sw
 }
 
 
-void _wrap_eplb_token_exchange_destroy_capi_13ae45bd82df07c9(eplb_token_exchange *_swig_go_0) {
+void _wrap_eplb_token_exchange_destroy_capi_6c958c9b533e0bae(eplb_token_exchange *_swig_go_0) {
   eplb_token_exchange *arg1 = (eplb_token_exchange *) 0 ;
   
   arg1 = *(eplb_token_exchange **)&_swig_go_0; 
@@ -9814,7 +9834,7 @@ void _wrap_eplb_token_exchange_destroy_capi_13ae45bd82df07c9(eplb_token_exchange
 }
 
 
-_gostring_ _wrap_eplb_token_exchange_dispatch_capi_13ae45bd82df07c9(eplb_token_exchange *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, float *_swig_go_3, void *_swig_go_4, void *_swig_go_5, intgo *_swig_go_6, float *_swig_go_7, intgo *_swig_go_8, long long _swig_go_9, intgo *_swig_go_10, long long *_swig_go_11, void *_swig_go_12) {
+_gostring_ _wrap_eplb_token_exchange_dispatch_capi_6c958c9b533e0bae(eplb_token_exchange *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, float *_swig_go_3, void *_swig_go_4, void *_swig_go_5, intgo *_swig_go_6, float *_swig_go_7, intgo *_swig_go_8, long long _swig_go_9, intgo *_swig_go_10, long long *_swig_go_11, void *_swig_go_12) {
   eplb_token_exchange *arg1 = (eplb_token_exchange *) 0 ;
   size_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -9870,7 +9890,7 @@ _gostring_ _wrap_eplb_token_exchange_dispatch_capi_13ae45bd82df07c9(eplb_token_e
 }
 
 
-_gostring_ _wrap_eplb_token_exchange_combine_capi_13ae45bd82df07c9(eplb_token_exchange *_swig_go_0, void *_swig_go_1, long long _swig_go_2, void *_swig_go_3, void *_swig_go_4) {
+_gostring_ _wrap_eplb_token_exchange_combine_capi_6c958c9b533e0bae(eplb_token_exchange *_swig_go_0, void *_swig_go_1, long long _swig_go_2, void *_swig_go_3, void *_swig_go_4) {
   eplb_token_exchange *arg1 = (eplb_token_exchange *) 0 ;
   void *arg2 = (void *) 0 ;
   uint64_t arg3 ;
