@@ -212,657 +212,432 @@ typedef _goslice_ swig_type_182;
 typedef long long swig_type_183;
 typedef _goslice_ swig_type_184;
 typedef _gostring_ swig_type_185;
-typedef _gostring_ swig_type_186;
-typedef _gostring_ swig_type_187;
-typedef long long swig_type_188;
-typedef _gostring_ swig_type_189;
-typedef long long swig_type_190;
-typedef _gostring_ swig_type_191;
-typedef _gostring_ swig_type_192;
-typedef _gostring_ swig_type_193;
-typedef _gostring_ swig_type_194;
-typedef _gostring_ swig_type_195;
-typedef long long swig_type_196;
-typedef _gostring_ swig_type_197;
-typedef long long swig_type_198;
-typedef long long swig_type_199;
-typedef _gostring_ swig_type_200;
-typedef long long swig_type_201;
-typedef long long swig_type_202;
-typedef _gostring_ swig_type_203;
-typedef _goslice_ swig_type_204;
-typedef long long swig_type_205;
-typedef long long swig_type_206;
-typedef long long swig_type_207;
-typedef _gostring_ swig_type_208;
-typedef _goslice_ swig_type_209;
-typedef long long swig_type_210;
-typedef long long swig_type_211;
-typedef long long swig_type_212;
-typedef _gostring_ swig_type_213;
-typedef long long swig_type_214;
-typedef long long swig_type_215;
-typedef _gostring_ swig_type_216;
-typedef long long swig_type_217;
-typedef long long swig_type_218;
-typedef _gostring_ swig_type_219;
-typedef _goslice_ swig_type_220;
-typedef long long swig_type_221;
-typedef long long swig_type_222;
-typedef long long swig_type_223;
-typedef long long swig_type_224;
-typedef _gostring_ swig_type_225;
-typedef _goslice_ swig_type_226;
-typedef long long swig_type_227;
-typedef long long swig_type_228;
-typedef long long swig_type_229;
-typedef long long swig_type_230;
-typedef _gostring_ swig_type_231;
-typedef long long swig_type_232;
-typedef long long swig_type_233;
-typedef long long swig_type_234;
-typedef long long swig_type_235;
-typedef _gostring_ swig_type_236;
-typedef long long swig_type_237;
-typedef long long swig_type_238;
-typedef long long swig_type_239;
-typedef long long swig_type_240;
-typedef _gostring_ swig_type_241;
-typedef long long swig_type_242;
-typedef long long swig_type_243;
-typedef long long swig_type_244;
-typedef long long swig_type_245;
-typedef _gostring_ swig_type_246;
-typedef long long swig_type_247;
-typedef long long swig_type_248;
-typedef long long swig_type_249;
-typedef long long swig_type_250;
-typedef _gostring_ swig_type_251;
-typedef _gostring_ swig_type_252;
-typedef long long swig_type_253;
-typedef long long swig_type_254;
-typedef _gostring_ swig_type_255;
-typedef _gostring_ swig_type_256;
-typedef _goslice_ swig_type_257;
-typedef _gostring_ swig_type_258;
-typedef long long swig_type_259;
-typedef _gostring_ swig_type_260;
-typedef long long swig_type_261;
-typedef _gostring_ swig_type_262;
-typedef long long swig_type_263;
-typedef long long swig_type_264;
-typedef _gostring_ swig_type_265;
-typedef long long swig_type_266;
-typedef long long swig_type_267;
-typedef _gostring_ swig_type_268;
-typedef _gostring_ swig_type_269;
-typedef _gostring_ swig_type_270;
-typedef long long swig_type_271;
-typedef _gostring_ swig_type_272;
-typedef long long swig_type_273;
-typedef _gostring_ swig_type_274;
-typedef _gostring_ swig_type_275;
-typedef _gostring_ swig_type_276;
-typedef _goslice_ swig_type_277;
-typedef _goslice_ swig_type_278;
-typedef long long swig_type_279;
-typedef _gostring_ swig_type_280;
-typedef _goslice_ swig_type_281;
-typedef _goslice_ swig_type_282;
-typedef long long swig_type_283;
-typedef _gostring_ swig_type_284;
-typedef long long swig_type_285;
-typedef _gostring_ swig_type_286;
-typedef _goslice_ swig_type_287;
-typedef long long swig_type_288;
-typedef _goslice_ swig_type_289;
-typedef _goslice_ swig_type_290;
-typedef _goslice_ swig_type_291;
-typedef long long swig_type_292;
-typedef _gostring_ swig_type_293;
-typedef _goslice_ swig_type_294;
-typedef long long swig_type_295;
-typedef _goslice_ swig_type_296;
-typedef _goslice_ swig_type_297;
-typedef _goslice_ swig_type_298;
-typedef long long swig_type_299;
-typedef long long swig_type_300;
-typedef long long swig_type_301;
-typedef long long swig_type_302;
-typedef long long swig_type_303;
-typedef _gostring_ swig_type_304;
-typedef _gostring_ swig_type_305;
-typedef long long swig_type_306;
-typedef _goslice_ swig_type_307;
-typedef long long swig_type_308;
-typedef _gostring_ swig_type_309;
-typedef long long swig_type_310;
-extern void _wrap_Swig_free_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern uintptr_t _wrap_Swig_malloc_capi_6c958c9b533e0bae(swig_intgo arg1);
-extern swig_type_1 _wrap_eplb_go_snapshot_save_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_2 arg2, swig_type_3 arg3, uintptr_t arg4, swig_intgo arg5, swig_type_4 arg6);
-extern swig_type_5 _wrap_eplb_go_snapshot_save_to_buffer_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_6 arg2, swig_type_7 arg3, uintptr_t arg4, swig_intgo arg5, swig_voidp arg6, swig_voidp arg7);
-extern swig_type_8 _wrap_eplb_go_snapshot_save_statistics_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_9 arg2, swig_type_10 arg3);
-extern swig_type_11 _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_12 arg2, swig_voidp arg3, swig_voidp arg4);
-extern swig_type_13 _wrap_eplb_go_planner_plan_windows_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_14 arg2, swig_type_15 arg3, swig_voidp arg4);
-extern void _wrap_eplb_go_copy_bytes_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_16 arg2);
-extern void _wrap_eplb_go_copy_doubles_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_17 arg2);
-extern swig_intgo _wrap_EPLB_VERSION_NUMBER_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_OK_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ERR_INTERNAL_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ERR_IO_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ERR_CORRUPT_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ERR_TRUNCATED_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ERR_NO_DEVICE_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ERR_DEVICE_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ERR_NO_NCCL_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ERR_NCCL_capi_6c958c9b533e0bae(void);
-extern swig_type_18 _wrap_eplb_last_error_message_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_eplb_version_number_capi_6c958c9b533e0bae(void);
-extern swig_type_19 _wrap_eplb_version_string_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_eplb_algorithm_count_capi_6c958c9b533e0bae(void);
-extern swig_type_20 _wrap_eplb_algorithm_name_capi_6c958c9b533e0bae(swig_intgo arg1);
-extern swig_type_21 _wrap_eplb_algorithm_description_capi_6c958c9b533e0bae(swig_intgo arg1);
-extern swig_intgo _wrap_eplb_algorithm_default_capi_6c958c9b533e0bae(void);
-extern swig_type_22 _wrap_eplb_algorithm_from_name_capi_6c958c9b533e0bae(swig_type_23 arg1, swig_voidp arg2);
-extern void _wrap_eplb_placement_info_struct_size_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_struct_size_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_num_layers_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_num_layers_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_num_logical_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_num_physical_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_num_nodes_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_num_nodes_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_num_gpus_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_num_gpus_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_num_groups_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_num_groups_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_slots_per_gpu_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_log2phy_width_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_log2phy_width_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_algorithm_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_algorithm_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_hierarchical_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_hierarchical_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_reserved0_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_placement_info_reserved0_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_placement_info_plan_seconds_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_placement_info_plan_seconds_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_placement_info_capi_6c958c9b533e0bae(void);
-extern void _wrap_delete_eplb_placement_info_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_24 _wrap_eplb_placement_get_info_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_25 _wrap_eplb_placement_get_phy2log_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_26 arg2);
-extern swig_type_27 _wrap_eplb_placement_get_replica_counts_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_28 arg2);
-extern swig_type_29 _wrap_eplb_placement_get_log2phy_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_30 arg2);
-extern swig_type_31 _wrap_eplb_placement_create_from_phy2log_capi_6c958c9b533e0bae(swig_intgo arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_type_32 arg6, swig_voidp arg7);
-extern void _wrap_eplb_placement_destroy_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_struct_size_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_struct_size_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_algorithm_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_algorithm_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_num_layers_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_num_layers_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_num_logical_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_num_physical_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_num_groups_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_num_groups_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_num_nodes_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_num_nodes_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_num_gpus_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_num_gpus_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_cross_node_budget_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_num_threads_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_num_threads_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_affinity_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_affinity_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_reserved0_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_planner_options_reserved0_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_affinity_min_balance_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_planner_options_affinity_min_balance_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_planner_options_capi_6c958c9b533e0bae(void);
-extern void _wrap_delete_eplb_planner_options_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_planner_options_init_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_33 _wrap_eplb_planner_create_capi_6c958c9b533e0bae(uintptr_t arg1, swig_voidp arg2);
-extern void _wrap_eplb_planner_destroy_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_34 _wrap_eplb_planner_plan_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_35 arg2, swig_voidp arg3);
-extern swig_type_36 _wrap_eplb_planner_plan_windows_capi_6c958c9b533e0bae(uintptr_t arg1, swig_voidp arg2, swig_type_37 arg3, swig_type_38 arg4, swig_voidp arg5);
-extern void _wrap_eplb_snapshot_options_struct_size_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_options_struct_size_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_options_compression_level_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_options_compression_level_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_options_loads_len_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_39 arg2);
-extern swig_type_40 _wrap_eplb_snapshot_options_loads_len_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_options_tracker_set_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2);
-extern uintptr_t _wrap_eplb_snapshot_options_tracker_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_snapshot_options_capi_6c958c9b533e0bae(void);
-extern void _wrap_delete_eplb_snapshot_options_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_options_init_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_struct_size_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_struct_size_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_format_major_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_format_major_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_format_minor_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_format_minor_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_num_layers_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_num_layers_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_num_nodes_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_num_gpus_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_num_groups_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_num_groups_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_algorithm_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_algorithm_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_has_loads_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_has_loads_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_has_coactivation_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_41 arg2);
-extern swig_type_42 _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_file_size_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_43 arg2);
-extern swig_type_44 _wrap_eplb_snapshot_info_file_size_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_plan_seconds_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_snapshot_info_plan_seconds_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_balancedness_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_snapshot_info_balancedness_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_library_version_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_45 arg2);
-extern swig_type_46 _wrap_eplb_snapshot_info_library_version_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_label_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_47 arg2);
-extern swig_type_48 _wrap_eplb_snapshot_info_label_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_snapshot_info_capi_6c958c9b533e0bae(void);
-extern void _wrap_delete_eplb_snapshot_info_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_49 _wrap_eplb_snapshot_save_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2, swig_type_50 arg3);
-extern swig_type_51 _wrap_eplb_snapshot_save_to_buffer_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
-extern void _wrap_eplb_buffer_free_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_52 _wrap_eplb_snapshot_load_capi_6c958c9b533e0bae(swig_type_53 arg1, swig_voidp arg2);
-extern swig_type_54 _wrap_eplb_snapshot_load_from_buffer_capi_6c958c9b533e0bae(swig_type_55 arg1, swig_voidp arg2);
-extern swig_type_56 _wrap_eplb_snapshot_inspect_capi_6c958c9b533e0bae(swig_type_57 arg1, uintptr_t arg2);
-extern swig_type_58 _wrap_eplb_snapshot_get_info_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_59 _wrap_eplb_snapshot_get_placement_capi_6c958c9b533e0bae(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_60 _wrap_eplb_snapshot_get_loads_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_61 arg2);
-extern void _wrap_eplb_snapshot_destroy_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_62 _wrap_eplb_snapshot_save_statistics_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2, swig_type_63 arg3);
-extern swig_type_64 _wrap_eplb_snapshot_save_statistics_to_buffer_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
-extern swig_type_65 _wrap_eplb_snapshot_get_tracker_capi_6c958c9b533e0bae(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_66 _wrap_eplb_placement_to_sglang_json_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
-extern swig_type_67 _wrap_eplb_placement_from_sglang_json_capi_6c958c9b533e0bae(swig_type_68 arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_voidp arg6);
-extern swig_type_69 _wrap_eplb_placement_to_vllm_ascend_json_capi_6c958c9b533e0bae(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3);
-extern swig_type_70 _wrap_eplb_placement_from_vllm_ascend_json_capi_6c958c9b533e0bae(swig_type_71 arg1, swig_intgo arg2, swig_intgo arg3, swig_voidp arg4);
-extern swig_type_72 _wrap_eplb_loads_from_sglang_json_capi_6c958c9b533e0bae(swig_type_73 arg1, swig_voidp arg2, swig_voidp arg3, swig_voidp arg4);
-extern swig_intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_WINDOW_SLIDING_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_WINDOW_DECAY_capi_6c958c9b533e0bae(void);
-extern void _wrap_eplb_tracker_options_struct_size_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_struct_size_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_num_layers_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_num_layers_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_num_logical_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_top_k_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_top_k_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_window_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_window_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_window_batches_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_window_batches_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_decay_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_tracker_options_decay_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_reserved0_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_tracker_options_reserved0_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_seed_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_74 arg2);
-extern swig_type_75 _wrap_eplb_tracker_options_seed_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_tracker_options_capi_6c958c9b533e0bae(void);
-extern void _wrap_delete_eplb_tracker_options_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_init_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_76 _wrap_eplb_tracker_create_capi_6c958c9b533e0bae(uintptr_t arg1, swig_voidp arg2);
-extern void _wrap_eplb_tracker_destroy_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_77 _wrap_eplb_tracker_clone_capi_6c958c9b533e0bae(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_78 _wrap_eplb_tracker_record_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_type_79 arg3, swig_type_80 arg4, swig_intgo arg5);
-extern swig_type_81 _wrap_eplb_tracker_record_physical_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_82 arg4, swig_type_83 arg5, swig_intgo arg6);
-extern swig_type_84 _wrap_eplb_tracker_merge_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_85 _wrap_eplb_tracker_reset_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_86 _wrap_eplb_tracker_get_loads_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_87 arg2);
-extern swig_type_88 _wrap_eplb_tracker_get_coactivation_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_type_89 arg3);
-extern swig_type_90 _wrap_eplb_tracker_get_samples_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_type_91 arg3, swig_voidp arg4);
-extern swig_type_92 _wrap_eplb_planner_plan_tracked_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_93 arg2, uintptr_t arg3, swig_voidp arg4);
-extern void _wrap_eplb_workload_options_struct_size_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_struct_size_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_num_layers_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_num_layers_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_num_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_num_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_top_k_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_top_k_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_num_groups_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_num_groups_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_topk_groups_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_topk_groups_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_num_topics_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_num_topics_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_topic_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_workload_options_topic_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_sigma_min_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_workload_options_sigma_min_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_sigma_max_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_workload_options_sigma_max_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_topic_zipf_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_workload_options_topic_zipf_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_boost_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_workload_options_boost_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_topic_persistence_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_workload_options_topic_persistence_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_drift_rho_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_workload_options_drift_rho_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_noise_scale_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_workload_options_noise_scale_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_seed_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_94 arg2);
-extern swig_type_95 _wrap_eplb_workload_options_seed_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_workload_options_capi_6c958c9b533e0bae(void);
-extern void _wrap_delete_eplb_workload_options_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_init_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_96 _wrap_eplb_workload_create_capi_6c958c9b533e0bae(uintptr_t arg1, swig_voidp arg2);
-extern void _wrap_eplb_workload_destroy_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_97 _wrap_eplb_workload_next_batch_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_98 arg2, swig_type_99 arg3);
-extern swig_type_100 _wrap_eplb_tracker_get_options_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_101 _wrap_eplb_tracker_get_layer_counts_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
-extern void _wrap_eplb_layer_metrics_struct_size_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_layer_metrics_struct_size_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_max_replicas_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_total_load_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_total_load_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_lower_bound_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_lower_bound_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_balancedness_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_balancedness_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_node_balancedness_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_node_balancedness_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_layer_metrics_node_bound_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_layer_metrics_node_bound_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_layer_metrics_capi_6c958c9b533e0bae(void);
-extern void _wrap_delete_eplb_layer_metrics_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_metrics_struct_size_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_metrics_struct_size_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_metrics_num_layers_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_metrics_num_layers_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_metrics_max_replicas_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_metrics_max_replicas_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_metrics_loaded_layers_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_metrics_loaded_layers_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_metrics_duplicate_pairs_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_102 arg2);
-extern swig_type_103 _wrap_eplb_metrics_duplicate_pairs_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_metrics_balancedness_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_metrics_balancedness_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_metrics_min_balancedness_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_metrics_min_balancedness_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_metrics_node_balancedness_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_metrics_node_balancedness_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_metrics_max_load_over_bound_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_metrics_max_load_over_bound_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_metrics_max_over_mean_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_metrics_max_over_mean_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_metrics_cross_node_replicas_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_104 arg2);
-extern swig_type_105 _wrap_eplb_metrics_cross_node_replicas_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_metrics_capi_6c958c9b533e0bae(void);
-extern void _wrap_delete_eplb_metrics_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_106 _wrap_eplb_metrics_compute_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_107 arg2, uintptr_t arg3);
-extern swig_type_108 _wrap_eplb_metrics_compute_layer_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_type_109 arg3, uintptr_t arg4);
-extern swig_type_110 _wrap_eplb_metrics_gpu_loads_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_111 arg2, swig_type_112 arg3);
-extern swig_type_113 _wrap_eplb_metrics_exact_optimum_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_114 arg2, swig_voidp arg3);
-extern swig_type_115 _wrap_eplb_metrics_relaxed_bound_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_116 arg2, swig_intgo arg3, swig_voidp arg4);
-extern swig_type_117 _wrap_eplb_metrics_nodes_touched_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_type_118 arg3, swig_type_119 arg4, swig_intgo arg5, swig_voidp arg6);
-extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_6c958c9b533e0bae(void);
-extern void _wrap_eplb_migration_options_struct_size_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_options_struct_size_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_relabel_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_options_relabel_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_bytes_per_expert_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_120 arg2);
-extern swig_type_121 _wrap_eplb_migration_options_bytes_per_expert_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_122 arg2);
-extern swig_type_123 _wrap_eplb_migration_options_max_bytes_per_step_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_max_total_bytes_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_124 arg2);
-extern swig_type_125 _wrap_eplb_migration_options_max_total_bytes_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_max_layers_per_step_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_reserved0_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_options_reserved0_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_min_gain_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_migration_options_min_gain_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_migration_options_capi_6c958c9b533e0bae(void);
-extern void _wrap_delete_eplb_migration_options_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_init_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_126 _wrap_eplb_migration_plan_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2, swig_type_127 arg3, uintptr_t arg4, swig_voidp arg5);
-extern void _wrap_eplb_migration_destroy_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_struct_size_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_summary_struct_size_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_num_steps_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_summary_num_steps_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_complete_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_summary_complete_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_worth_it_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_summary_worth_it_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_has_loads_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_summary_has_loads_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_max_staging_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_moved_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_128 arg2);
-extern swig_type_129 _wrap_eplb_migration_summary_moved_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_130 arg2);
-extern swig_type_131 _wrap_eplb_migration_summary_same_gpu_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_intra_node_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_132 arg2);
-extern swig_type_133 _wrap_eplb_migration_summary_intra_node_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_cross_node_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_134 arg2);
-extern swig_type_135 _wrap_eplb_migration_summary_cross_node_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_moved_bytes_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_136 arg2);
-extern swig_type_137 _wrap_eplb_migration_summary_moved_bytes_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_138 arg2);
-extern swig_type_139 _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_140 arg2);
-extern swig_type_141 _wrap_eplb_migration_summary_intra_node_bytes_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_142 arg2);
-extern swig_type_143 _wrap_eplb_migration_summary_cross_node_bytes_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_max_step_bytes_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_144 arg2);
-extern swig_type_145 _wrap_eplb_migration_summary_max_step_bytes_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_full_migration_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_146 arg2);
-extern swig_type_147 _wrap_eplb_migration_summary_full_migration_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_148 arg2);
-extern swig_type_149 _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_naive_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_150 arg2);
-extern swig_type_151 _wrap_eplb_migration_summary_naive_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_old_balancedness_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_migration_summary_old_balancedness_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_target_balancedness_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_migration_summary_target_balancedness_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_new_balancedness_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_migration_summary_new_balancedness_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_gain_set_capi_6c958c9b533e0bae(uintptr_t arg1, double arg2);
-extern double _wrap_eplb_migration_summary_gain_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_migration_summary_capi_6c958c9b533e0bae(void);
-extern void _wrap_delete_eplb_migration_summary_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_152 _wrap_eplb_migration_get_summary_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2);
-extern void _wrap_eplb_migration_transfer_step_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_step_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_transfer_layer_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_layer_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_transfer_expert_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_expert_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_transfer_src_slot_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_src_slot_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_transfer_dst_slot_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_transfer_src_gpu_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_transfer_dst_gpu_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_migration_transfer_kind_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_migration_transfer_kind_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_migration_transfer_capi_6c958c9b533e0bae(void);
-extern void _wrap_delete_eplb_migration_transfer_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_153 _wrap_eplb_migration_get_transfers_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_type_154 arg3, swig_voidp arg4);
-extern swig_type_155 _wrap_eplb_migration_copy_transfers_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3, swig_voidp arg4);
-extern swig_type_156 _wrap_eplb_migration_get_gpu_map_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_157 arg2);
-extern swig_type_158 _wrap_eplb_migration_get_target_capi_6c958c9b533e0bae(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_159 _wrap_eplb_migration_get_step_placement_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
-extern swig_type_160 _wrap_eplb_split_workspace_create_capi_6c958c9b533e0bae(swig_voidp arg1);
-extern void _wrap_eplb_split_workspace_destroy_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_161 _wrap_eplb_split_solve_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_162 arg4, swig_type_163 arg5, swig_type_164 arg6, swig_type_165 arg7, swig_type_166 arg8, swig_voidp arg9);
-extern swig_type_167 _wrap_eplb_split_solve_by_node_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_168 arg4, swig_type_169 arg5, swig_type_170 arg6, swig_type_171 arg7, double arg8, swig_type_172 arg9, swig_voidp arg10, swig_voidp arg11);
-extern swig_type_173 _wrap_eplb_split_rank_quotas_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_type_174 arg3, swig_type_175 arg4, swig_intgo arg5, swig_intgo arg6, swig_type_176 arg7);
-extern swig_type_177 _wrap_eplb_shared_expert_waterfill_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_178 arg2, swig_type_179 arg3, swig_intgo arg4, swig_type_180 arg5, swig_type_181 arg6, swig_type_182 arg7, swig_type_183 arg8, swig_intgo arg9, swig_type_184 arg10);
-extern swig_type_185 _wrap_eplb_device_count_capi_6c958c9b533e0bae(swig_voidp arg1);
-extern swig_intgo _wrap_EPLB_COMM_INT32_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_COMM_INT64_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_COMM_UINT64_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_COMM_FLOAT32_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_COMM_FLOAT64_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_COMM_SUM_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_COMM_MAX_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_COMM_MIN_capi_6c958c9b533e0bae(void);
-extern swig_type_186 _wrap_eplb_nccl_version_capi_6c958c9b533e0bae(swig_voidp arg1);
-extern swig_type_187 _wrap_eplb_comm_get_unique_id_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_188 arg2);
-extern swig_type_189 _wrap_eplb_comm_create_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_190 arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
-extern swig_type_191 _wrap_eplb_comm_adopt_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2);
-extern void _wrap_eplb_comm_destroy_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_192 _wrap_eplb_comm_get_rank_capi_6c958c9b533e0bae(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_193 _wrap_eplb_comm_get_size_capi_6c958c9b533e0bae(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_194 _wrap_eplb_comm_allreduce_tracker_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
-extern swig_type_195 _wrap_eplb_comm_allreduce_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2, swig_type_196 arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
-extern swig_type_197 _wrap_eplb_migration_execute_step_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_voidp arg4, swig_type_198 arg5, swig_voidp arg6, swig_intgo arg7, uintptr_t arg8, swig_type_199 arg9, uintptr_t arg10);
-extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_6c958c9b533e0bae(void);
-extern swig_type_200 _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_6c958c9b533e0bae(swig_type_201 arg1, swig_type_202 arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_voidp arg6);
-extern swig_type_203 _wrap_eplb_kernel_dispatch_layout_capi_6c958c9b533e0bae(swig_type_204 arg1, swig_type_205 arg2, swig_type_206 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_207 arg13, uintptr_t arg14);
-extern swig_type_208 _wrap_eplb_kernel_dispatch_layout_cpu_capi_6c958c9b533e0bae(swig_type_209 arg1, swig_type_210 arg2, swig_type_211 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_212 arg13, uintptr_t arg14);
-extern swig_type_213 _wrap_eplb_kernel_expert_sort_capacity_capi_6c958c9b533e0bae(swig_type_214 arg1, swig_type_215 arg2, swig_intgo arg3, swig_intgo arg4, swig_voidp arg5);
-extern swig_type_216 _wrap_eplb_kernel_expert_sort_workspace_size_capi_6c958c9b533e0bae(swig_type_217 arg1, swig_type_218 arg2, swig_intgo arg3, swig_voidp arg4);
-extern swig_type_219 _wrap_eplb_kernel_expert_sort_capi_6c958c9b533e0bae(swig_type_220 arg1, swig_type_221 arg2, swig_type_222 arg3, swig_intgo arg4, swig_intgo arg5, swig_type_223 arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_224 arg13, uintptr_t arg14);
-extern swig_type_225 _wrap_eplb_kernel_expert_sort_cpu_capi_6c958c9b533e0bae(swig_type_226 arg1, swig_type_227 arg2, swig_type_228 arg3, swig_intgo arg4, swig_intgo arg5, swig_type_229 arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_voidp arg10, swig_voidp arg11, uintptr_t arg12, swig_type_230 arg13, uintptr_t arg14);
-extern swig_type_231 _wrap_eplb_kernel_permute_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_type_232 arg3, swig_type_233 arg4, swig_type_234 arg5, swig_voidp arg6, swig_type_235 arg7, uintptr_t arg8, uintptr_t arg9);
-extern swig_type_236 _wrap_eplb_kernel_permute_cpu_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_type_237 arg3, swig_type_238 arg4, swig_type_239 arg5, swig_voidp arg6, swig_type_240 arg7, uintptr_t arg8, uintptr_t arg9);
-extern swig_type_241 _wrap_eplb_kernel_unpermute_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_type_242 arg3, swig_type_243 arg4, swig_type_244 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_245 arg8, uintptr_t arg9, uintptr_t arg10);
-extern swig_type_246 _wrap_eplb_kernel_unpermute_cpu_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_type_247 arg3, swig_type_248 arg4, swig_type_249 arg5, swig_voidp arg6, swig_voidp arg7, swig_type_250 arg8, uintptr_t arg9, uintptr_t arg10);
-extern swig_intgo _wrap_EPLB_IDS_INT32_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_IDS_INT64_capi_6c958c9b533e0bae(void);
-extern swig_type_251 _wrap_eplb_device_tables_create_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
-extern swig_type_252 _wrap_eplb_device_tables_update_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
-extern void _wrap_eplb_device_tables_destroy_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_struct_size_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_struct_size_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_num_layers_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_num_layers_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_num_logical_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_num_logical_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_num_physical_experts_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_num_physical_experts_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_max_replicas_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_max_replicas_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_num_nodes_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_num_nodes_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_num_gpus_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_num_gpus_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_slots_per_gpu_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_slots_per_gpu_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_gpus_per_node_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_gpus_per_node_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_gpu_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_gpu_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_flags_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_flags_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_device_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_device_tables_info_device_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_device_tables_info_device_bytes_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_253 arg2);
-extern swig_type_254 _wrap_eplb_device_tables_info_device_bytes_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_device_tables_info_capi_6c958c9b533e0bae(void);
-extern void _wrap_delete_eplb_device_tables_info_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_255 _wrap_eplb_device_tables_get_info_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_256 _wrap_eplb_device_tables_get_static_map_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_257 arg2);
-extern swig_type_258 _wrap_eplb_kernel_record_load_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_type_259 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, uintptr_t arg10);
-extern swig_type_260 _wrap_eplb_kernel_record_load_cpu_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_type_261 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, uintptr_t arg10);
-extern swig_intgo _wrap_EPLB_MAP_STATIC_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_MAP_HASH_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_MAP_NODE_AWARE_capi_6c958c9b533e0bae(void);
-extern swig_intgo _wrap_EPLB_MAP_QUOTA_capi_6c958c9b533e0bae(void);
-extern swig_type_262 _wrap_eplb_kernel_map_record_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_263 arg4, swig_voidp arg5, uintptr_t arg6, swig_intgo arg7, swig_type_264 arg8, swig_intgo arg9, swig_voidp arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
-extern swig_type_265 _wrap_eplb_kernel_map_record_cpu_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_266 arg4, swig_voidp arg5, uintptr_t arg6, swig_intgo arg7, swig_type_267 arg8, swig_intgo arg9, swig_voidp arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
-extern swig_type_268 _wrap_eplb_kernel_fold_counts_capi_6c958c9b533e0bae(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3, uintptr_t arg4);
-extern swig_type_269 _wrap_eplb_kernel_fold_counts_cpu_capi_6c958c9b533e0bae(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3, uintptr_t arg4);
-extern swig_type_270 _wrap_eplb_kernel_coactivation_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_type_271 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, swig_intgo arg10, swig_intgo arg11, swig_intgo arg12, swig_voidp arg13, uintptr_t arg14);
-extern swig_type_272 _wrap_eplb_kernel_coactivation_cpu_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_type_273 arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, swig_voidp arg8, swig_voidp arg9, swig_intgo arg10, swig_intgo arg11, swig_intgo arg12, swig_voidp arg13, uintptr_t arg14);
-extern swig_type_274 _wrap_eplb_split_tables_create_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
-extern void _wrap_eplb_split_tables_destroy_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_275 _wrap_eplb_kernel_split_solve_workspace_size_capi_6c958c9b533e0bae(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_276 _wrap_eplb_kernel_split_solve_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_type_277 arg4, swig_type_278 arg5, swig_voidp arg6, swig_voidp arg7, uintptr_t arg8, swig_type_279 arg9, uintptr_t arg10);
-extern swig_type_280 _wrap_eplb_kernel_split_solve_cpu_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_type_281 arg4, swig_type_282 arg5, swig_voidp arg6, swig_voidp arg7, uintptr_t arg8, swig_type_283 arg9, uintptr_t arg10);
-extern swig_type_284 _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_285 arg2, swig_voidp arg3);
-extern swig_type_286 _wrap_eplb_kernel_shared_waterfill_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_287 arg2, swig_type_288 arg3, swig_intgo arg4, swig_type_289 arg5, swig_type_290 arg6, swig_type_291 arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_292 arg12, uintptr_t arg13);
-extern swig_type_293 _wrap_eplb_kernel_shared_waterfill_cpu_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_294 arg2, swig_type_295 arg3, swig_intgo arg4, swig_type_296 arg5, swig_type_297 arg6, swig_type_298 arg7, swig_intgo arg8, swig_voidp arg9, swig_voidp arg10, uintptr_t arg11, swig_type_299 arg12, uintptr_t arg13);
-extern void _wrap_eplb_token_exchange_options_struct_size_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_token_exchange_options_slots_per_rank_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_top_k_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_token_exchange_options_top_k_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_out_dtype_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_row_bytes_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_300 arg2);
-extern swig_type_301 _wrap_eplb_token_exchange_options_row_bytes_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_hidden_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_302 arg2);
-extern swig_type_303 _wrap_eplb_token_exchange_options_hidden_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_max_tokens_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_capacity_set_capi_6c958c9b533e0bae(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_eplb_token_exchange_options_capacity_get_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern uintptr_t _wrap_new_eplb_token_exchange_options_capi_6c958c9b533e0bae(void);
-extern void _wrap_delete_eplb_token_exchange_options_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern void _wrap_eplb_token_exchange_options_init_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_304 _wrap_eplb_token_exchange_create_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
-extern void _wrap_eplb_token_exchange_destroy_capi_6c958c9b533e0bae(uintptr_t arg1);
-extern swig_type_305 _wrap_eplb_token_exchange_dispatch_capi_6c958c9b533e0bae(uintptr_t arg1, swig_type_306 arg2, swig_type_307 arg3, swig_voidp arg4, uintptr_t arg5, uintptr_t arg6, swig_voidp arg7, swig_voidp arg8, swig_voidp arg9, swig_type_308 arg10, swig_voidp arg11, swig_voidp arg12, uintptr_t arg13);
-extern swig_type_309 _wrap_eplb_token_exchange_combine_capi_6c958c9b533e0bae(uintptr_t arg1, uintptr_t arg2, swig_type_310 arg3, uintptr_t arg4, uintptr_t arg5);
+extern void _wrap_Swig_free_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern uintptr_t _wrap_Swig_malloc_capi_6142e65e50bcbd23(swig_intgo arg1);
+extern swig_type_1 _wrap_eplb_go_snapshot_save_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_2 arg2, swig_type_3 arg3, uintptr_t arg4, swig_intgo arg5, swig_type_4 arg6);
+extern swig_type_5 _wrap_eplb_go_snapshot_save_to_buffer_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_6 arg2, swig_type_7 arg3, uintptr_t arg4, swig_intgo arg5, swig_voidp arg6, swig_voidp arg7);
+extern swig_type_8 _wrap_eplb_go_snapshot_save_statistics_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_9 arg2, swig_type_10 arg3);
+extern swig_type_11 _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_12 arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_13 _wrap_eplb_go_planner_plan_windows_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_14 arg2, swig_type_15 arg3, swig_voidp arg4);
+extern void _wrap_eplb_go_copy_bytes_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_16 arg2);
+extern void _wrap_eplb_go_copy_doubles_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_17 arg2);
+extern swig_intgo _wrap_EPLB_VERSION_NUMBER_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_OK_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ERR_INTERNAL_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ERR_IO_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ERR_CORRUPT_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ERR_TRUNCATED_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ERR_NO_DEVICE_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ERR_DEVICE_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ERR_NO_NCCL_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ERR_NCCL_capi_6142e65e50bcbd23(void);
+extern swig_type_18 _wrap_eplb_last_error_message_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_eplb_version_number_capi_6142e65e50bcbd23(void);
+extern swig_type_19 _wrap_eplb_version_string_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_eplb_algorithm_count_capi_6142e65e50bcbd23(void);
+extern swig_type_20 _wrap_eplb_algorithm_name_capi_6142e65e50bcbd23(swig_intgo arg1);
+extern swig_type_21 _wrap_eplb_algorithm_description_capi_6142e65e50bcbd23(swig_intgo arg1);
+extern swig_intgo _wrap_eplb_algorithm_default_capi_6142e65e50bcbd23(void);
+extern swig_type_22 _wrap_eplb_algorithm_from_name_capi_6142e65e50bcbd23(swig_type_23 arg1, swig_voidp arg2);
+extern void _wrap_eplb_placement_info_struct_size_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_struct_size_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_num_layers_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_num_layers_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_num_logical_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_num_physical_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_num_nodes_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_num_nodes_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_num_gpus_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_num_gpus_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_num_groups_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_num_groups_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_slots_per_gpu_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_log2phy_width_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_log2phy_width_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_algorithm_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_algorithm_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_hierarchical_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_hierarchical_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_reserved0_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_placement_info_reserved0_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_placement_info_plan_seconds_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_placement_info_plan_seconds_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_placement_info_capi_6142e65e50bcbd23(void);
+extern void _wrap_delete_eplb_placement_info_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_24 _wrap_eplb_placement_get_info_capi_6142e65e50bcbd23(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_25 _wrap_eplb_placement_get_phy2log_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_26 arg2);
+extern swig_type_27 _wrap_eplb_placement_get_replica_counts_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_28 arg2);
+extern swig_type_29 _wrap_eplb_placement_get_log2phy_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_30 arg2);
+extern swig_type_31 _wrap_eplb_placement_create_from_phy2log_capi_6142e65e50bcbd23(swig_intgo arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_type_32 arg6, swig_voidp arg7);
+extern void _wrap_eplb_placement_destroy_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_struct_size_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_struct_size_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_algorithm_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_algorithm_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_num_layers_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_num_layers_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_num_logical_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_num_physical_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_num_groups_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_num_groups_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_num_nodes_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_num_nodes_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_num_gpus_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_num_gpus_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_cross_node_budget_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_num_threads_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_num_threads_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_affinity_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_affinity_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_reserved0_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_planner_options_reserved0_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_affinity_min_balance_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_planner_options_affinity_min_balance_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_planner_options_capi_6142e65e50bcbd23(void);
+extern void _wrap_delete_eplb_planner_options_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_planner_options_init_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_33 _wrap_eplb_planner_create_capi_6142e65e50bcbd23(uintptr_t arg1, swig_voidp arg2);
+extern void _wrap_eplb_planner_destroy_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_34 _wrap_eplb_planner_plan_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_35 arg2, swig_voidp arg3);
+extern swig_type_36 _wrap_eplb_planner_plan_windows_capi_6142e65e50bcbd23(uintptr_t arg1, swig_voidp arg2, swig_type_37 arg3, swig_type_38 arg4, swig_voidp arg5);
+extern void _wrap_eplb_snapshot_options_struct_size_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_options_struct_size_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_options_compression_level_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_options_compression_level_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_options_loads_len_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_39 arg2);
+extern swig_type_40 _wrap_eplb_snapshot_options_loads_len_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_options_tracker_set_capi_6142e65e50bcbd23(uintptr_t arg1, uintptr_t arg2);
+extern uintptr_t _wrap_eplb_snapshot_options_tracker_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_snapshot_options_capi_6142e65e50bcbd23(void);
+extern void _wrap_delete_eplb_snapshot_options_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_options_init_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_struct_size_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_struct_size_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_format_major_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_format_major_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_format_minor_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_format_minor_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_num_layers_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_num_layers_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_num_nodes_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_num_gpus_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_num_groups_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_num_groups_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_algorithm_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_algorithm_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_has_loads_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_has_loads_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_has_coactivation_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_41 arg2);
+extern swig_type_42 _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_file_size_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_43 arg2);
+extern swig_type_44 _wrap_eplb_snapshot_info_file_size_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_plan_seconds_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_snapshot_info_plan_seconds_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_balancedness_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_snapshot_info_balancedness_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_library_version_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_45 arg2);
+extern swig_type_46 _wrap_eplb_snapshot_info_library_version_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_label_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_47 arg2);
+extern swig_type_48 _wrap_eplb_snapshot_info_label_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_snapshot_info_capi_6142e65e50bcbd23(void);
+extern void _wrap_delete_eplb_snapshot_info_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_49 _wrap_eplb_snapshot_save_capi_6142e65e50bcbd23(uintptr_t arg1, uintptr_t arg2, swig_type_50 arg3);
+extern swig_type_51 _wrap_eplb_snapshot_save_to_buffer_capi_6142e65e50bcbd23(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
+extern void _wrap_eplb_buffer_free_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_52 _wrap_eplb_snapshot_load_capi_6142e65e50bcbd23(swig_type_53 arg1, swig_voidp arg2);
+extern swig_type_54 _wrap_eplb_snapshot_load_from_buffer_capi_6142e65e50bcbd23(swig_type_55 arg1, swig_voidp arg2);
+extern swig_type_56 _wrap_eplb_snapshot_inspect_capi_6142e65e50bcbd23(swig_type_57 arg1, uintptr_t arg2);
+extern swig_type_58 _wrap_eplb_snapshot_get_info_capi_6142e65e50bcbd23(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_59 _wrap_eplb_snapshot_get_placement_capi_6142e65e50bcbd23(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_60 _wrap_eplb_snapshot_get_loads_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_61 arg2);
+extern void _wrap_eplb_snapshot_destroy_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_62 _wrap_eplb_snapshot_save_statistics_capi_6142e65e50bcbd23(uintptr_t arg1, uintptr_t arg2, swig_type_63 arg3);
+extern swig_type_64 _wrap_eplb_snapshot_save_statistics_to_buffer_capi_6142e65e50bcbd23(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_65 _wrap_eplb_snapshot_get_tracker_capi_6142e65e50bcbd23(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_66 _wrap_eplb_placement_to_sglang_json_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_67 _wrap_eplb_placement_from_sglang_json_capi_6142e65e50bcbd23(swig_type_68 arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_voidp arg6);
+extern swig_type_69 _wrap_eplb_placement_to_vllm_ascend_json_capi_6142e65e50bcbd23(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3);
+extern swig_type_70 _wrap_eplb_placement_from_vllm_ascend_json_capi_6142e65e50bcbd23(swig_type_71 arg1, swig_intgo arg2, swig_intgo arg3, swig_voidp arg4);
+extern swig_type_72 _wrap_eplb_loads_from_sglang_json_capi_6142e65e50bcbd23(swig_type_73 arg1, swig_voidp arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_WINDOW_SLIDING_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_WINDOW_DECAY_capi_6142e65e50bcbd23(void);
+extern void _wrap_eplb_tracker_options_struct_size_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_struct_size_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_num_layers_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_num_layers_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_num_logical_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_top_k_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_top_k_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_window_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_window_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_window_batches_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_window_batches_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_decay_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_tracker_options_decay_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_reserved0_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_tracker_options_reserved0_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_seed_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_74 arg2);
+extern swig_type_75 _wrap_eplb_tracker_options_seed_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_tracker_options_capi_6142e65e50bcbd23(void);
+extern void _wrap_delete_eplb_tracker_options_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_init_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_76 _wrap_eplb_tracker_create_capi_6142e65e50bcbd23(uintptr_t arg1, swig_voidp arg2);
+extern void _wrap_eplb_tracker_destroy_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_77 _wrap_eplb_tracker_clone_capi_6142e65e50bcbd23(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_78 _wrap_eplb_tracker_record_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2, swig_type_79 arg3, swig_type_80 arg4, swig_intgo arg5);
+extern swig_type_81 _wrap_eplb_tracker_record_physical_capi_6142e65e50bcbd23(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_82 arg4, swig_type_83 arg5, swig_intgo arg6);
+extern swig_type_84 _wrap_eplb_tracker_merge_capi_6142e65e50bcbd23(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_85 _wrap_eplb_tracker_reset_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_86 _wrap_eplb_tracker_get_loads_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_87 arg2);
+extern swig_type_88 _wrap_eplb_tracker_get_coactivation_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2, swig_type_89 arg3);
+extern swig_type_90 _wrap_eplb_tracker_get_samples_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2, swig_type_91 arg3, swig_voidp arg4);
+extern swig_type_92 _wrap_eplb_planner_plan_tracked_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_93 arg2, uintptr_t arg3, swig_voidp arg4);
+extern void _wrap_eplb_workload_options_struct_size_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_struct_size_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_num_layers_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_num_layers_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_num_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_num_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_top_k_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_top_k_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_num_groups_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_num_groups_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_topk_groups_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_topk_groups_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_num_topics_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_num_topics_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_topic_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_workload_options_topic_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_sigma_min_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_workload_options_sigma_min_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_sigma_max_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_workload_options_sigma_max_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_topic_zipf_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_workload_options_topic_zipf_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_boost_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_workload_options_boost_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_topic_persistence_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_workload_options_topic_persistence_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_drift_rho_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_workload_options_drift_rho_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_noise_scale_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_workload_options_noise_scale_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_seed_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_94 arg2);
+extern swig_type_95 _wrap_eplb_workload_options_seed_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_workload_options_capi_6142e65e50bcbd23(void);
+extern void _wrap_delete_eplb_workload_options_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_init_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_96 _wrap_eplb_workload_create_capi_6142e65e50bcbd23(uintptr_t arg1, swig_voidp arg2);
+extern void _wrap_eplb_workload_destroy_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_97 _wrap_eplb_workload_next_batch_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_98 arg2, swig_type_99 arg3);
+extern swig_type_100 _wrap_eplb_tracker_get_options_capi_6142e65e50bcbd23(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_101 _wrap_eplb_tracker_get_layer_counts_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
+extern void _wrap_eplb_layer_metrics_struct_size_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_layer_metrics_struct_size_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_max_replicas_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_total_load_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_total_load_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_lower_bound_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_lower_bound_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_balancedness_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_balancedness_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_node_balancedness_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_node_balancedness_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_layer_metrics_node_bound_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_layer_metrics_node_bound_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_layer_metrics_capi_6142e65e50bcbd23(void);
+extern void _wrap_delete_eplb_layer_metrics_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_metrics_struct_size_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_metrics_struct_size_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_metrics_num_layers_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_metrics_num_layers_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_metrics_max_replicas_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_metrics_max_replicas_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_metrics_loaded_layers_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_metrics_loaded_layers_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_metrics_duplicate_pairs_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_102 arg2);
+extern swig_type_103 _wrap_eplb_metrics_duplicate_pairs_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_metrics_balancedness_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_metrics_balancedness_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_metrics_min_balancedness_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_metrics_min_balancedness_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_metrics_node_balancedness_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_metrics_node_balancedness_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_metrics_max_load_over_bound_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_metrics_max_load_over_bound_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_metrics_max_over_mean_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_metrics_max_over_mean_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_metrics_cross_node_replicas_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_104 arg2);
+extern swig_type_105 _wrap_eplb_metrics_cross_node_replicas_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_metrics_capi_6142e65e50bcbd23(void);
+extern void _wrap_delete_eplb_metrics_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_106 _wrap_eplb_metrics_compute_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_107 arg2, uintptr_t arg3);
+extern swig_type_108 _wrap_eplb_metrics_compute_layer_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2, swig_type_109 arg3, uintptr_t arg4);
+extern swig_type_110 _wrap_eplb_metrics_gpu_loads_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_111 arg2, swig_type_112 arg3);
+extern swig_type_113 _wrap_eplb_metrics_exact_optimum_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_114 arg2, swig_voidp arg3);
+extern swig_type_115 _wrap_eplb_metrics_relaxed_bound_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_116 arg2, swig_intgo arg3, swig_voidp arg4);
+extern swig_type_117 _wrap_eplb_metrics_nodes_touched_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2, swig_type_118 arg3, swig_type_119 arg4, swig_intgo arg5, swig_voidp arg6);
+extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_6142e65e50bcbd23(void);
+extern void _wrap_eplb_migration_options_struct_size_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_options_struct_size_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_relabel_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_options_relabel_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_bytes_per_expert_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_120 arg2);
+extern swig_type_121 _wrap_eplb_migration_options_bytes_per_expert_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_122 arg2);
+extern swig_type_123 _wrap_eplb_migration_options_max_bytes_per_step_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_max_total_bytes_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_124 arg2);
+extern swig_type_125 _wrap_eplb_migration_options_max_total_bytes_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_max_layers_per_step_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_reserved0_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_options_reserved0_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_min_gain_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_migration_options_min_gain_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_migration_options_capi_6142e65e50bcbd23(void);
+extern void _wrap_delete_eplb_migration_options_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_init_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_126 _wrap_eplb_migration_plan_capi_6142e65e50bcbd23(uintptr_t arg1, uintptr_t arg2, swig_type_127 arg3, uintptr_t arg4, swig_voidp arg5);
+extern void _wrap_eplb_migration_destroy_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_struct_size_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_summary_struct_size_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_num_steps_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_summary_num_steps_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_complete_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_summary_complete_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_worth_it_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_summary_worth_it_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_has_loads_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_summary_has_loads_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_max_staging_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_moved_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_128 arg2);
+extern swig_type_129 _wrap_eplb_migration_summary_moved_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_130 arg2);
+extern swig_type_131 _wrap_eplb_migration_summary_same_gpu_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_intra_node_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_132 arg2);
+extern swig_type_133 _wrap_eplb_migration_summary_intra_node_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_cross_node_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_134 arg2);
+extern swig_type_135 _wrap_eplb_migration_summary_cross_node_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_moved_bytes_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_136 arg2);
+extern swig_type_137 _wrap_eplb_migration_summary_moved_bytes_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_138 arg2);
+extern swig_type_139 _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_140 arg2);
+extern swig_type_141 _wrap_eplb_migration_summary_intra_node_bytes_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_142 arg2);
+extern swig_type_143 _wrap_eplb_migration_summary_cross_node_bytes_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_max_step_bytes_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_144 arg2);
+extern swig_type_145 _wrap_eplb_migration_summary_max_step_bytes_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_full_migration_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_146 arg2);
+extern swig_type_147 _wrap_eplb_migration_summary_full_migration_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_148 arg2);
+extern swig_type_149 _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_naive_experts_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_150 arg2);
+extern swig_type_151 _wrap_eplb_migration_summary_naive_experts_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_old_balancedness_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_migration_summary_old_balancedness_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_target_balancedness_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_migration_summary_target_balancedness_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_new_balancedness_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_migration_summary_new_balancedness_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_gain_set_capi_6142e65e50bcbd23(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_migration_summary_gain_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_migration_summary_capi_6142e65e50bcbd23(void);
+extern void _wrap_delete_eplb_migration_summary_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_152 _wrap_eplb_migration_get_summary_capi_6142e65e50bcbd23(uintptr_t arg1, uintptr_t arg2);
+extern void _wrap_eplb_migration_transfer_step_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_step_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_transfer_layer_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_layer_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_transfer_expert_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_expert_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_transfer_src_slot_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_src_slot_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_transfer_dst_slot_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_transfer_src_gpu_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_transfer_dst_gpu_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern void _wrap_eplb_migration_transfer_kind_set_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_migration_transfer_kind_get_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_migration_transfer_capi_6142e65e50bcbd23(void);
+extern void _wrap_delete_eplb_migration_transfer_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_153 _wrap_eplb_migration_get_transfers_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2, swig_type_154 arg3, swig_voidp arg4);
+extern swig_type_155 _wrap_eplb_migration_copy_transfers_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3, swig_voidp arg4);
+extern swig_type_156 _wrap_eplb_migration_get_gpu_map_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_157 arg2);
+extern swig_type_158 _wrap_eplb_migration_get_target_capi_6142e65e50bcbd23(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_159 _wrap_eplb_migration_get_step_placement_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
+extern swig_type_160 _wrap_eplb_split_workspace_create_capi_6142e65e50bcbd23(swig_voidp arg1);
+extern void _wrap_eplb_split_workspace_destroy_capi_6142e65e50bcbd23(uintptr_t arg1);
+extern swig_type_161 _wrap_eplb_split_solve_capi_6142e65e50bcbd23(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_162 arg4, swig_type_163 arg5, swig_type_164 arg6, swig_type_165 arg7, swig_type_166 arg8, swig_voidp arg9);
+extern swig_type_167 _wrap_eplb_split_solve_by_node_capi_6142e65e50bcbd23(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_168 arg4, swig_type_169 arg5, swig_type_170 arg6, swig_type_171 arg7, double arg8, swig_type_172 arg9, swig_voidp arg10, swig_voidp arg11);
+extern swig_type_173 _wrap_eplb_split_rank_quotas_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2, swig_type_174 arg3, swig_type_175 arg4, swig_intgo arg5, swig_intgo arg6, swig_type_176 arg7);
+extern swig_type_177 _wrap_eplb_shared_expert_waterfill_capi_6142e65e50bcbd23(uintptr_t arg1, swig_type_178 arg2, swig_type_179 arg3, swig_intgo arg4, swig_type_180 arg5, swig_type_181 arg6, swig_type_182 arg7, swig_type_183 arg8, swig_intgo arg9, swig_type_184 arg10);
+extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_IDS_INT32_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_IDS_INT64_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_MAP_STATIC_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_MAP_HASH_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_MAP_NODE_AWARE_capi_6142e65e50bcbd23(void);
+extern swig_intgo _wrap_EPLB_MAP_QUOTA_capi_6142e65e50bcbd23(void);
+extern swig_type_185 _wrap_eplb_split_tables_create_capi_6142e65e50bcbd23(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
+extern void _wrap_eplb_split_tables_destroy_capi_6142e65e50bcbd23(uintptr_t arg1);
 #undef intgo
 */
 import "C"
@@ -917,13 +692,13 @@ func swigCopyString(s string) string {
 
 func Swig_free(arg1 uintptr) {
 	_swig_i_0 := arg1
-	C._wrap_Swig_free_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_Swig_free_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 func Swig_malloc(arg1 int) (_swig_ret uintptr) {
 	var swig_r uintptr
 	_swig_i_0 := arg1
-	swig_r = (uintptr)(C._wrap_Swig_malloc_capi_6c958c9b533e0bae(C.swig_intgo(_swig_i_0)))
+	swig_r = (uintptr)(C._wrap_Swig_malloc_capi_6142e65e50bcbd23(C.swig_intgo(_swig_i_0)))
 	return swig_r
 }
 
@@ -935,7 +710,7 @@ func Eplb_go_snapshot_save(arg1 Eplb_placement, arg2 []float64, arg3 string, arg
 	_swig_i_3 := getSwigcptr(arg4)
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_go_snapshot_save_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_2)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_3)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3), C.swig_intgo(_swig_i_4), *(*C.swig_type_4)(unsafe.Pointer(&_swig_i_5)))
+	swig_r_p := C._wrap_eplb_go_snapshot_save_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_2)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_3)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3), C.swig_intgo(_swig_i_4), *(*C.swig_type_4)(unsafe.Pointer(&_swig_i_5)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -974,7 +749,7 @@ func Eplb_go_snapshot_save_to_buffer(arg1 Eplb_placement, arg2 []float64, arg3 s
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
-	swig_r_p := C._wrap_eplb_go_snapshot_save_to_buffer_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_6)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_7)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6))
+	swig_r_p := C._wrap_eplb_go_snapshot_save_to_buffer_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_6)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_7)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -1006,7 +781,7 @@ func Eplb_go_snapshot_save_statistics(arg1 Eplb_tracker, arg2 string, arg3 strin
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_go_snapshot_save_statistics_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_9)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_10)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_go_snapshot_save_statistics_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_9)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_10)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -1039,7 +814,7 @@ func Eplb_go_snapshot_save_statistics_to_buffer(arg1 Eplb_tracker, arg2 string, 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_12)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_12)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -1069,7 +844,7 @@ func Eplb_go_planner_plan_windows(arg1 Eplb_planner, arg2 []float64, arg3 int64,
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_go_planner_plan_windows_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_14)(unsafe.Pointer(&_swig_i_1)), C.swig_type_15(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_go_planner_plan_windows_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_14)(unsafe.Pointer(&_swig_i_1)), C.swig_type_15(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -1096,7 +871,7 @@ func Eplb_go_planner_plan_windows(arg1 Eplb_planner, arg2 []float64, arg3 int64,
 func Eplb_go_copy_bytes(arg1 uintptr, arg2 []byte) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_go_copy_bytes_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_16)(unsafe.Pointer(&_swig_i_1)))
+	C._wrap_eplb_go_copy_bytes_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_16)(unsafe.Pointer(&_swig_i_1)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1105,7 +880,7 @@ func Eplb_go_copy_bytes(arg1 uintptr, arg2 []byte) {
 func Eplb_go_copy_doubles(arg1 uintptr, arg2 []float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_go_copy_doubles_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_17)(unsafe.Pointer(&_swig_i_1)))
+	C._wrap_eplb_go_copy_doubles_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_17)(unsafe.Pointer(&_swig_i_1)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1117,7 +892,7 @@ const EPLB_VERSION_PATCH int = 1
 
 func _swig_getEPLB_VERSION_NUMBER() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_VERSION_NUMBER_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_VERSION_NUMBER_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1129,7 +904,7 @@ type Eplb_status int
 
 func _swig_getEPLB_OK() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_OK_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_OK_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1137,7 +912,7 @@ var EPLB_OK int = _swig_getEPLB_OK()
 
 func _swig_getEPLB_ERR_INVALID_ARGUMENT() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_INVALID_ARGUMENT_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ERR_INVALID_ARGUMENT_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1145,7 +920,7 @@ var EPLB_ERR_INVALID_ARGUMENT int = _swig_getEPLB_ERR_INVALID_ARGUMENT()
 
 func _swig_getEPLB_ERR_OUT_OF_MEMORY() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_OUT_OF_MEMORY_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ERR_OUT_OF_MEMORY_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1153,7 +928,7 @@ var EPLB_ERR_OUT_OF_MEMORY int = _swig_getEPLB_ERR_OUT_OF_MEMORY()
 
 func _swig_getEPLB_ERR_BUFFER_TOO_SMALL() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1161,7 +936,7 @@ var EPLB_ERR_BUFFER_TOO_SMALL int = _swig_getEPLB_ERR_BUFFER_TOO_SMALL()
 
 func _swig_getEPLB_ERR_INTERNAL() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_INTERNAL_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ERR_INTERNAL_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1169,7 +944,7 @@ var EPLB_ERR_INTERNAL int = _swig_getEPLB_ERR_INTERNAL()
 
 func _swig_getEPLB_ERR_IO() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_IO_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ERR_IO_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1177,7 +952,7 @@ var EPLB_ERR_IO int = _swig_getEPLB_ERR_IO()
 
 func _swig_getEPLB_ERR_CORRUPT() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_CORRUPT_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ERR_CORRUPT_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1185,7 +960,7 @@ var EPLB_ERR_CORRUPT int = _swig_getEPLB_ERR_CORRUPT()
 
 func _swig_getEPLB_ERR_TRUNCATED() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_TRUNCATED_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ERR_TRUNCATED_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1193,7 +968,7 @@ var EPLB_ERR_TRUNCATED int = _swig_getEPLB_ERR_TRUNCATED()
 
 func _swig_getEPLB_ERR_UNSUPPORTED_VERSION() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1201,7 +976,7 @@ var EPLB_ERR_UNSUPPORTED_VERSION int = _swig_getEPLB_ERR_UNSUPPORTED_VERSION()
 
 func _swig_getEPLB_ERR_NO_DEVICE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_NO_DEVICE_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ERR_NO_DEVICE_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1209,7 +984,7 @@ var EPLB_ERR_NO_DEVICE int = _swig_getEPLB_ERR_NO_DEVICE()
 
 func _swig_getEPLB_ERR_DEVICE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_DEVICE_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ERR_DEVICE_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1217,7 +992,7 @@ var EPLB_ERR_DEVICE int = _swig_getEPLB_ERR_DEVICE()
 
 func _swig_getEPLB_ERR_NO_NCCL() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_NO_NCCL_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ERR_NO_NCCL_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1225,7 +1000,7 @@ var EPLB_ERR_NO_NCCL int = _swig_getEPLB_ERR_NO_NCCL()
 
 func _swig_getEPLB_ERR_NCCL() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ERR_NCCL_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ERR_NCCL_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1233,7 +1008,7 @@ var EPLB_ERR_NCCL int = _swig_getEPLB_ERR_NCCL()
 
 func Eplb_last_error_message() (_swig_ret string) {
 	var swig_r string
-	swig_r_p := C._wrap_eplb_last_error_message_capi_6c958c9b533e0bae()
+	swig_r_p := C._wrap_eplb_last_error_message_capi_6142e65e50bcbd23()
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
 	swig_r_1 = swigCopyString(swig_r)
@@ -1242,13 +1017,13 @@ func Eplb_last_error_message() (_swig_ret string) {
 
 func Eplb_version_number() (_swig_ret uint) {
 	var swig_r uint
-	swig_r = (uint)(C._wrap_eplb_version_number_capi_6c958c9b533e0bae())
+	swig_r = (uint)(C._wrap_eplb_version_number_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
 func Eplb_version_string() (_swig_ret string) {
 	var swig_r string
-	swig_r_p := C._wrap_eplb_version_string_capi_6c958c9b533e0bae()
+	swig_r_p := C._wrap_eplb_version_string_capi_6142e65e50bcbd23()
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
 	swig_r_1 = swigCopyString(swig_r)
@@ -1259,7 +1034,7 @@ type Eplb_algorithm int
 
 func _swig_getEPLB_ALGORITHM_DEFAULT() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ALGORITHM_DEFAULT_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ALGORITHM_DEFAULT_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1267,7 +1042,7 @@ var EPLB_ALGORITHM_DEFAULT int = _swig_getEPLB_ALGORITHM_DEFAULT()
 
 func _swig_getEPLB_ALGORITHM_DEEPSEEK() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ALGORITHM_DEEPSEEK_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ALGORITHM_DEEPSEEK_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1275,7 +1050,7 @@ var EPLB_ALGORITHM_DEEPSEEK int = _swig_getEPLB_ALGORITHM_DEEPSEEK()
 
 func _swig_getEPLB_ALGORITHM_TRIVIAL() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ALGORITHM_TRIVIAL_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ALGORITHM_TRIVIAL_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1283,7 +1058,7 @@ var EPLB_ALGORITHM_TRIVIAL int = _swig_getEPLB_ALGORITHM_TRIVIAL()
 
 func _swig_getEPLB_ALGORITHM_BALANCED() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ALGORITHM_BALANCED_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ALGORITHM_BALANCED_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1291,7 +1066,7 @@ var EPLB_ALGORITHM_BALANCED int = _swig_getEPLB_ALGORITHM_BALANCED()
 
 func _swig_getEPLB_ALGORITHM_BALANCED_HIERARCHICAL() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1299,7 +1074,7 @@ var EPLB_ALGORITHM_BALANCED_HIERARCHICAL int = _swig_getEPLB_ALGORITHM_BALANCED_
 
 func _swig_getEPLB_ALGORITHM_BALANCED_RELAXED() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1307,14 +1082,14 @@ var EPLB_ALGORITHM_BALANCED_RELAXED int = _swig_getEPLB_ALGORITHM_BALANCED_RELAX
 
 func Eplb_algorithm_count() (_swig_ret uint) {
 	var swig_r uint
-	swig_r = (uint)(C._wrap_eplb_algorithm_count_capi_6c958c9b533e0bae())
+	swig_r = (uint)(C._wrap_eplb_algorithm_count_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
 func Eplb_algorithm_name(arg1 uint) (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_eplb_algorithm_name_capi_6c958c9b533e0bae(C.swig_intgo(_swig_i_0))
+	swig_r_p := C._wrap_eplb_algorithm_name_capi_6142e65e50bcbd23(C.swig_intgo(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
 	swig_r_1 = swigCopyString(swig_r)
@@ -1324,7 +1099,7 @@ func Eplb_algorithm_name(arg1 uint) (_swig_ret string) {
 func Eplb_algorithm_description(arg1 uint) (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_eplb_algorithm_description_capi_6c958c9b533e0bae(C.swig_intgo(_swig_i_0))
+	swig_r_p := C._wrap_eplb_algorithm_description_capi_6142e65e50bcbd23(C.swig_intgo(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
 	swig_r_1 = swigCopyString(swig_r)
@@ -1333,7 +1108,7 @@ func Eplb_algorithm_description(arg1 uint) (_swig_ret string) {
 
 func Eplb_algorithm_default() (_swig_ret uint) {
 	var swig_r uint
-	swig_r = (uint)(C._wrap_eplb_algorithm_default_capi_6c958c9b533e0bae())
+	swig_r = (uint)(C._wrap_eplb_algorithm_default_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -1341,7 +1116,7 @@ func Eplb_algorithm_from_name(arg1 string, arg2 *uint32) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_algorithm_from_name_capi_6c958c9b533e0bae(*(*C.swig_type_23)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_algorithm_from_name_capi_6142e65e50bcbd23(*(*C.swig_type_23)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -1377,181 +1152,181 @@ func (p SwigcptrEplb_placement_info) SwigIsEplb_placement_info() {
 func (arg1 SwigcptrEplb_placement_info) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_struct_size_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_struct_size_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_struct_size_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_struct_size_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetNum_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_num_layers_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_num_layers_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetNum_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_num_layers_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_num_layers_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetNum_logical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_num_logical_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_num_logical_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetNum_logical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_num_logical_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_num_logical_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetNum_physical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_num_physical_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_num_physical_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetNum_physical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_num_physical_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_num_physical_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetNum_nodes(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_num_nodes_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_num_nodes_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetNum_nodes() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_num_nodes_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_num_nodes_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetNum_gpus(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_num_gpus_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_num_gpus_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetNum_gpus() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_num_gpus_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_num_gpus_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetNum_groups(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_num_groups_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_num_groups_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetNum_groups() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_num_groups_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_num_groups_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetSlots_per_gpu(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_slots_per_gpu_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_slots_per_gpu_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetSlots_per_gpu() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_slots_per_gpu_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_slots_per_gpu_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetLog2phy_width(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_log2phy_width_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_log2phy_width_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetLog2phy_width() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_log2phy_width_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_log2phy_width_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetAlgorithm(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_algorithm_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_algorithm_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetAlgorithm() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_algorithm_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_algorithm_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetHierarchical(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_hierarchical_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_hierarchical_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetHierarchical() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_hierarchical_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_hierarchical_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetReserved0(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_reserved0_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_placement_info_reserved0_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetReserved0() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_placement_info_reserved0_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_placement_info_reserved0_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_placement_info) SetPlan_seconds(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_placement_info_plan_seconds_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_placement_info_plan_seconds_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_placement_info) GetPlan_seconds() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_placement_info_plan_seconds_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_placement_info_plan_seconds_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_placement_info() (_swig_ret Eplb_placement_info) {
 	var swig_r Eplb_placement_info
-	swig_r = (Eplb_placement_info)(SwigcptrEplb_placement_info(C._wrap_new_eplb_placement_info_capi_6c958c9b533e0bae()))
+	swig_r = (Eplb_placement_info)(SwigcptrEplb_placement_info(C._wrap_new_eplb_placement_info_capi_6142e65e50bcbd23()))
 	return swig_r
 }
 
 func DeleteEplb_placement_info(arg1 Eplb_placement_info) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_placement_info_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_placement_info_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_placement_info interface {
@@ -1589,7 +1364,7 @@ func Eplb_placement_get_info(arg1 Eplb_placement, arg2 Eplb_placement_info) (_sw
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_placement_get_info_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_placement_get_info_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -1614,7 +1389,7 @@ func Eplb_placement_get_phy2log(arg1 Eplb_placement, arg2 []int32) (_swig_ret er
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_placement_get_phy2log_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_26)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_placement_get_phy2log_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_26)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -1642,7 +1417,7 @@ func Eplb_placement_get_replica_counts(arg1 Eplb_placement, arg2 []int32) (_swig
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_placement_get_replica_counts_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_28)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_placement_get_replica_counts_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_28)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -1670,7 +1445,7 @@ func Eplb_placement_get_log2phy(arg1 Eplb_placement, arg2 []int32) (_swig_ret er
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_placement_get_log2phy_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_30)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_placement_get_log2phy_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_30)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -1703,7 +1478,7 @@ func Eplb_placement_create_from_phy2log(arg1 uint, arg2 uint, arg3 uint, arg4 ui
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
-	swig_r_p := C._wrap_eplb_placement_create_from_phy2log_capi_6c958c9b533e0bae(C.swig_intgo(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), *(*C.swig_type_32)(unsafe.Pointer(&_swig_i_5)), C.swig_voidp(_swig_i_6))
+	swig_r_p := C._wrap_eplb_placement_create_from_phy2log_capi_6142e65e50bcbd23(C.swig_intgo(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), *(*C.swig_type_32)(unsafe.Pointer(&_swig_i_5)), C.swig_voidp(_swig_i_6))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg6
@@ -1729,7 +1504,7 @@ func Eplb_placement_create_from_phy2log(arg1 uint, arg2 uint, arg3 uint, arg4 ui
 
 func Eplb_placement_destroy(arg1 Eplb_placement) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_placement_destroy_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_placement_destroy_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 type SwigcptrEplb_planner_options uintptr
@@ -1744,181 +1519,181 @@ func (p SwigcptrEplb_planner_options) SwigIsEplb_planner_options() {
 func (arg1 SwigcptrEplb_planner_options) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_struct_size_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_struct_size_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_struct_size_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_struct_size_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetAlgorithm(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_algorithm_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_algorithm_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetAlgorithm() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_algorithm_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_algorithm_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetNum_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_num_layers_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_num_layers_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetNum_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_num_layers_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_num_layers_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetNum_logical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_num_logical_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_num_logical_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetNum_logical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_num_logical_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_num_logical_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetNum_physical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_num_physical_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_num_physical_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetNum_physical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_num_physical_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_num_physical_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetNum_groups(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_num_groups_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_num_groups_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetNum_groups() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_num_groups_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_num_groups_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetNum_nodes(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_num_nodes_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_num_nodes_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetNum_nodes() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_num_nodes_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_num_nodes_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetNum_gpus(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_num_gpus_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_num_gpus_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetNum_gpus() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_num_gpus_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_num_gpus_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetCross_node_budget(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_cross_node_budget_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_cross_node_budget_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetCross_node_budget() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_cross_node_budget_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_cross_node_budget_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetNum_threads(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_num_threads_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_num_threads_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetNum_threads() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_num_threads_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_num_threads_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetAffinity(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_affinity_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_affinity_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetAffinity() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_affinity_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_affinity_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetReserved0(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_reserved0_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_planner_options_reserved0_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetReserved0() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_planner_options_reserved0_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_planner_options_reserved0_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_planner_options) SetAffinity_min_balance(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_planner_options_affinity_min_balance_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_planner_options_affinity_min_balance_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_planner_options) GetAffinity_min_balance() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_planner_options_affinity_min_balance_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_planner_options_affinity_min_balance_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_planner_options() (_swig_ret Eplb_planner_options) {
 	var swig_r Eplb_planner_options
-	swig_r = (Eplb_planner_options)(SwigcptrEplb_planner_options(C._wrap_new_eplb_planner_options_capi_6c958c9b533e0bae()))
+	swig_r = (Eplb_planner_options)(SwigcptrEplb_planner_options(C._wrap_new_eplb_planner_options_capi_6142e65e50bcbd23()))
 	return swig_r
 }
 
 func DeleteEplb_planner_options(arg1 Eplb_planner_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_planner_options_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_planner_options_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_planner_options interface {
@@ -1954,14 +1729,14 @@ type Eplb_planner_options interface {
 
 func Eplb_planner_options_init(arg1 Eplb_planner_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_planner_options_init_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_planner_options_init_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_planner_create(arg1 Eplb_planner_options, arg2 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_planner_create_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_planner_create_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -1984,7 +1759,7 @@ func Eplb_planner_create(arg1 Eplb_planner_options, arg2 *uintptr) (_swig_ret er
 
 func Eplb_planner_destroy(arg1 Eplb_planner) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_planner_destroy_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_planner_destroy_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_planner_plan(arg1 Eplb_planner, arg2 []float64, arg3 *uintptr) (_swig_ret error) {
@@ -1992,7 +1767,7 @@ func Eplb_planner_plan(arg1 Eplb_planner, arg2 []float64, arg3 *uintptr) (_swig_
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_planner_plan_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_35)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2))
+	swig_r_p := C._wrap_eplb_planner_plan_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_35)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -2023,7 +1798,7 @@ func Eplb_planner_plan_windows(arg1 Eplb_planner, arg2 *float64, arg3 int64, arg
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_planner_plan_windows_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_type_37(_swig_i_2), C.swig_type_38(_swig_i_3), C.swig_voidp(_swig_i_4))
+	swig_r_p := C._wrap_eplb_planner_plan_windows_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_type_37(_swig_i_2), C.swig_type_38(_swig_i_3), C.swig_voidp(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2059,64 +1834,64 @@ func (p SwigcptrEplb_snapshot_options) SwigIsEplb_snapshot_options() {
 func (arg1 SwigcptrEplb_snapshot_options) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_options_struct_size_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_options_struct_size_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_options_struct_size_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_options_struct_size_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) SetCompression_level(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_options_compression_level_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_options_compression_level_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) GetCompression_level() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_options_compression_level_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_options_compression_level_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) SetLoads_len(arg2 int64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_options_loads_len_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_39(_swig_i_1))
+	C._wrap_eplb_snapshot_options_loads_len_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_39(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) GetLoads_len() (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := arg1
-	swig_r = (int64)(C._wrap_eplb_snapshot_options_loads_len_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (int64)(C._wrap_eplb_snapshot_options_loads_len_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) SetTracker(arg2 Struct_SS_eplb_tracker) {
 	_swig_i_0 := arg1
 	_swig_i_1 := getSwigcptr(arg2)
-	C._wrap_eplb_snapshot_options_tracker_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	C._wrap_eplb_snapshot_options_tracker_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) GetTracker() (_swig_ret Struct_SS_eplb_tracker) {
 	var swig_r Struct_SS_eplb_tracker
 	_swig_i_0 := arg1
-	swig_r = (Struct_SS_eplb_tracker)(SwigcptrStruct_SS_eplb_tracker(C._wrap_eplb_snapshot_options_tracker_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))))
+	swig_r = (Struct_SS_eplb_tracker)(SwigcptrStruct_SS_eplb_tracker(C._wrap_eplb_snapshot_options_tracker_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))))
 	return swig_r
 }
 
 func NewEplb_snapshot_options() (_swig_ret Eplb_snapshot_options) {
 	var swig_r Eplb_snapshot_options
-	swig_r = (Eplb_snapshot_options)(SwigcptrEplb_snapshot_options(C._wrap_new_eplb_snapshot_options_capi_6c958c9b533e0bae()))
+	swig_r = (Eplb_snapshot_options)(SwigcptrEplb_snapshot_options(C._wrap_new_eplb_snapshot_options_capi_6142e65e50bcbd23()))
 	return swig_r
 }
 
 func DeleteEplb_snapshot_options(arg1 Eplb_snapshot_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_snapshot_options_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_snapshot_options_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_snapshot_options interface {
@@ -2134,7 +1909,7 @@ type Eplb_snapshot_options interface {
 
 func Eplb_snapshot_options_init(arg1 Eplb_snapshot_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_snapshot_options_init_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_snapshot_options_init_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 type SwigcptrEplb_snapshot_info uintptr
@@ -2149,215 +1924,215 @@ func (p SwigcptrEplb_snapshot_info) SwigIsEplb_snapshot_info() {
 func (arg1 SwigcptrEplb_snapshot_info) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_struct_size_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_struct_size_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_struct_size_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_struct_size_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetFormat_major(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_format_major_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_format_major_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetFormat_major() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_format_major_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_format_major_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetFormat_minor(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_format_minor_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_format_minor_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetFormat_minor() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_format_minor_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_format_minor_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetNum_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_num_layers_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_num_layers_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetNum_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_layers_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_layers_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetNum_logical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_num_logical_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_num_logical_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetNum_logical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_logical_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_logical_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetNum_physical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_num_physical_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_num_physical_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetNum_physical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_physical_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_physical_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetNum_nodes(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_num_nodes_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_num_nodes_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetNum_nodes() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_nodes_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_nodes_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetNum_gpus(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_num_gpus_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_num_gpus_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetNum_gpus() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_gpus_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_gpus_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetNum_groups(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_num_groups_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_num_groups_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetNum_groups() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_groups_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_num_groups_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetAlgorithm(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_algorithm_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_algorithm_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetAlgorithm() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_algorithm_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_algorithm_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetHas_loads(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_has_loads_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_has_loads_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetHas_loads() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_has_loads_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_has_loads_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetHas_coactivation(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_has_coactivation_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_snapshot_info_has_coactivation_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetHas_coactivation() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_snapshot_info_has_coactivation_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_snapshot_info_has_coactivation_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetCreated_unix_seconds(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_created_unix_seconds_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_41(_swig_i_1))
+	C._wrap_eplb_snapshot_info_created_unix_seconds_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_41(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetCreated_unix_seconds() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_snapshot_info_created_unix_seconds_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_snapshot_info_created_unix_seconds_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetFile_size(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_file_size_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_43(_swig_i_1))
+	C._wrap_eplb_snapshot_info_file_size_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_43(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetFile_size() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_snapshot_info_file_size_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_snapshot_info_file_size_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetPlan_seconds(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_plan_seconds_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_snapshot_info_plan_seconds_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetPlan_seconds() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_snapshot_info_plan_seconds_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_snapshot_info_plan_seconds_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetBalancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_balancedness_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_snapshot_info_balancedness_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetBalancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_snapshot_info_balancedness_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_snapshot_info_balancedness_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) SetLibrary_version(arg2 string) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_library_version_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_45)(unsafe.Pointer(&_swig_i_1)))
+	C._wrap_eplb_snapshot_info_library_version_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_45)(unsafe.Pointer(&_swig_i_1)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -2366,7 +2141,7 @@ func (arg1 SwigcptrEplb_snapshot_info) SetLibrary_version(arg2 string) {
 func (arg1 SwigcptrEplb_snapshot_info) GetLibrary_version() (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_eplb_snapshot_info_library_version_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	swig_r_p := C._wrap_eplb_snapshot_info_library_version_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
 	swig_r_1 = swigCopyString(swig_r)
@@ -2376,7 +2151,7 @@ func (arg1 SwigcptrEplb_snapshot_info) GetLibrary_version() (_swig_ret string) {
 func (arg1 SwigcptrEplb_snapshot_info) SetLabel(arg2 string) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_label_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_47)(unsafe.Pointer(&_swig_i_1)))
+	C._wrap_eplb_snapshot_info_label_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_47)(unsafe.Pointer(&_swig_i_1)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -2385,7 +2160,7 @@ func (arg1 SwigcptrEplb_snapshot_info) SetLabel(arg2 string) {
 func (arg1 SwigcptrEplb_snapshot_info) GetLabel() (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_eplb_snapshot_info_label_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	swig_r_p := C._wrap_eplb_snapshot_info_label_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
 	swig_r_1 = swigCopyString(swig_r)
@@ -2394,13 +2169,13 @@ func (arg1 SwigcptrEplb_snapshot_info) GetLabel() (_swig_ret string) {
 
 func NewEplb_snapshot_info() (_swig_ret Eplb_snapshot_info) {
 	var swig_r Eplb_snapshot_info
-	swig_r = (Eplb_snapshot_info)(SwigcptrEplb_snapshot_info(C._wrap_new_eplb_snapshot_info_capi_6c958c9b533e0bae()))
+	swig_r = (Eplb_snapshot_info)(SwigcptrEplb_snapshot_info(C._wrap_new_eplb_snapshot_info_capi_6142e65e50bcbd23()))
 	return swig_r
 }
 
 func DeleteEplb_snapshot_info(arg1 Eplb_snapshot_info) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_snapshot_info_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_snapshot_info_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_snapshot_info interface {
@@ -2449,7 +2224,7 @@ func Eplb_snapshot_save(arg1 Eplb_placement, arg2 Eplb_snapshot_options, arg3 st
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_snapshot_save_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_50)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_snapshot_save_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_50)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -2479,7 +2254,7 @@ func Eplb_snapshot_save_to_buffer(arg1 Eplb_placement, arg2 Eplb_snapshot_option
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_snapshot_save_to_buffer_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_snapshot_save_to_buffer_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2502,14 +2277,14 @@ func Eplb_snapshot_save_to_buffer(arg1 Eplb_placement, arg2 Eplb_snapshot_option
 
 func Eplb_buffer_free(arg1 uintptr) {
 	_swig_i_0 := arg1
-	C._wrap_eplb_buffer_free_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_buffer_free_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_snapshot_load(arg1 string, arg2 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_snapshot_load_capi_6c958c9b533e0bae(*(*C.swig_type_53)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_load_capi_6142e65e50bcbd23(*(*C.swig_type_53)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2537,7 +2312,7 @@ func Eplb_snapshot_load_from_buffer(arg1 []byte, arg2 *uintptr) (_swig_ret error
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_snapshot_load_from_buffer_capi_6c958c9b533e0bae(*(*C.swig_type_55)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_load_from_buffer_capi_6142e65e50bcbd23(*(*C.swig_type_55)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2565,7 +2340,7 @@ func Eplb_snapshot_inspect(arg1 string, arg2 Eplb_snapshot_info) (_swig_ret erro
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_snapshot_inspect_capi_6c958c9b533e0bae(*(*C.swig_type_57)(unsafe.Pointer(&_swig_i_0)), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_inspect_capi_6142e65e50bcbd23(*(*C.swig_type_57)(unsafe.Pointer(&_swig_i_0)), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2593,7 +2368,7 @@ func Eplb_snapshot_get_info(arg1 Eplb_snapshot, arg2 Eplb_snapshot_info) (_swig_
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_snapshot_get_info_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_get_info_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2618,7 +2393,7 @@ func Eplb_snapshot_get_placement(arg1 Eplb_snapshot, arg2 *uintptr) (_swig_ret e
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_snapshot_get_placement_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_get_placement_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2643,7 +2418,7 @@ func Eplb_snapshot_get_loads(arg1 Eplb_snapshot, arg2 []float64) (_swig_ret erro
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_snapshot_get_loads_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_61)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_snapshot_get_loads_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_61)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -2669,7 +2444,7 @@ func Eplb_snapshot_get_loads(arg1 Eplb_snapshot, arg2 []float64) (_swig_ret erro
 
 func Eplb_snapshot_destroy(arg1 Eplb_snapshot) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_snapshot_destroy_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_snapshot_destroy_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_snapshot_save_statistics(arg1 Struct_SS_eplb_tracker, arg2 Eplb_snapshot_options, arg3 string) (_swig_ret error) {
@@ -2677,7 +2452,7 @@ func Eplb_snapshot_save_statistics(arg1 Struct_SS_eplb_tracker, arg2 Eplb_snapsh
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_snapshot_save_statistics_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_63)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_snapshot_save_statistics_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_63)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -2707,7 +2482,7 @@ func Eplb_snapshot_save_statistics_to_buffer(arg1 Struct_SS_eplb_tracker, arg2 E
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_snapshot_save_statistics_to_buffer_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_snapshot_save_statistics_to_buffer_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2732,7 +2507,7 @@ func Eplb_snapshot_get_tracker(arg1 Eplb_snapshot, arg2 *uintptr) (_swig_ret err
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_snapshot_get_tracker_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_get_tracker_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2759,7 +2534,7 @@ func Eplb_placement_to_sglang_json(arg1 Eplb_placement, arg2 uint, arg3 *uintptr
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_placement_to_sglang_json_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_placement_to_sglang_json_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2788,7 +2563,7 @@ func Eplb_placement_from_sglang_json(arg1 []byte, arg2 uint, arg3 uint, arg4 uin
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_placement_from_sglang_json_capi_6c958c9b533e0bae(*(*C.swig_type_68)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
+	swig_r_p := C._wrap_eplb_placement_from_sglang_json_capi_6142e65e50bcbd23(*(*C.swig_type_68)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2817,7 +2592,7 @@ func Eplb_placement_to_vllm_ascend_json(arg1 Eplb_placement, arg2 *uintptr, arg3
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_placement_to_vllm_ascend_json_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2))
+	swig_r_p := C._wrap_eplb_placement_to_vllm_ascend_json_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -2844,7 +2619,7 @@ func Eplb_placement_from_vllm_ascend_json(arg1 []byte, arg2 uint, arg3 uint, arg
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_placement_from_vllm_ascend_json_capi_6c958c9b533e0bae(*(*C.swig_type_71)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_placement_from_vllm_ascend_json_capi_6142e65e50bcbd23(*(*C.swig_type_71)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2874,7 +2649,7 @@ func Eplb_loads_from_sglang_json(arg1 []byte, arg2 *uintptr, arg3 *uint32, arg4 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_loads_from_sglang_json_capi_6c958c9b533e0bae(*(*C.swig_type_73)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_loads_from_sglang_json_capi_6142e65e50bcbd23(*(*C.swig_type_73)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2902,7 +2677,7 @@ type Eplb_window int
 
 func _swig_getEPLB_WINDOW_CUMULATIVE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_WINDOW_CUMULATIVE_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_WINDOW_CUMULATIVE_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -2910,7 +2685,7 @@ var EPLB_WINDOW_CUMULATIVE int = _swig_getEPLB_WINDOW_CUMULATIVE()
 
 func _swig_getEPLB_WINDOW_SLIDING() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_WINDOW_SLIDING_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_WINDOW_SLIDING_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -2918,7 +2693,7 @@ var EPLB_WINDOW_SLIDING int = _swig_getEPLB_WINDOW_SLIDING()
 
 func _swig_getEPLB_WINDOW_DECAY() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_WINDOW_DECAY_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_WINDOW_DECAY_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -2936,142 +2711,142 @@ func (p SwigcptrEplb_tracker_options) SwigIsEplb_tracker_options() {
 func (arg1 SwigcptrEplb_tracker_options) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_struct_size_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_struct_size_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_struct_size_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_struct_size_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetNum_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_num_layers_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_num_layers_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetNum_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_num_layers_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_num_layers_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetNum_logical_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_num_logical_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_num_logical_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetNum_logical_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_num_logical_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_num_logical_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetTop_k(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_top_k_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_top_k_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetTop_k() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_top_k_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_top_k_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetWindow(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_window_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_window_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetWindow() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_window_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_window_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetWindow_batches(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_window_batches_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_window_batches_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetWindow_batches() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_window_batches_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_window_batches_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetDecay(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_decay_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_tracker_options_decay_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetDecay() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_tracker_options_decay_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_tracker_options_decay_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetReservoir_capacity(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_reservoir_capacity_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_reservoir_capacity_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetReservoir_capacity() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_reservoir_capacity_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_reservoir_capacity_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetReserved0(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_reserved0_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_tracker_options_reserved0_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetReserved0() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_tracker_options_reserved0_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_tracker_options_reserved0_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_tracker_options) SetSeed(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_seed_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_74(_swig_i_1))
+	C._wrap_eplb_tracker_options_seed_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_74(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetSeed() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_tracker_options_seed_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_tracker_options_seed_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_tracker_options() (_swig_ret Eplb_tracker_options) {
 	var swig_r Eplb_tracker_options
-	swig_r = (Eplb_tracker_options)(SwigcptrEplb_tracker_options(C._wrap_new_eplb_tracker_options_capi_6c958c9b533e0bae()))
+	swig_r = (Eplb_tracker_options)(SwigcptrEplb_tracker_options(C._wrap_new_eplb_tracker_options_capi_6142e65e50bcbd23()))
 	return swig_r
 }
 
 func DeleteEplb_tracker_options(arg1 Eplb_tracker_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_tracker_options_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_tracker_options_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_tracker_options interface {
@@ -3101,14 +2876,14 @@ type Eplb_tracker_options interface {
 
 func Eplb_tracker_options_init(arg1 Eplb_tracker_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_tracker_options_init_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_tracker_options_init_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_tracker_create(arg1 Eplb_tracker_options, arg2 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_tracker_create_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_tracker_create_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -3131,14 +2906,14 @@ func Eplb_tracker_create(arg1 Eplb_tracker_options, arg2 *uintptr) (_swig_ret er
 
 func Eplb_tracker_destroy(arg1 Eplb_tracker) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_tracker_destroy_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_tracker_destroy_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_tracker_clone(arg1 Eplb_tracker, arg2 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_tracker_clone_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_tracker_clone_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -3166,7 +2941,7 @@ func Eplb_tracker_record(arg1 Eplb_tracker, arg2 uint, arg3 []int32, arg4 int64,
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_tracker_record_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_79)(unsafe.Pointer(&_swig_i_2)), C.swig_type_80(_swig_i_3), C.swig_intgo(_swig_i_4))
+	swig_r_p := C._wrap_eplb_tracker_record_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_79)(unsafe.Pointer(&_swig_i_2)), C.swig_type_80(_swig_i_3), C.swig_intgo(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3198,7 +2973,7 @@ func Eplb_tracker_record_physical(arg1 Eplb_tracker, arg2 Eplb_placement, arg3 u
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_tracker_record_physical_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_82)(unsafe.Pointer(&_swig_i_3)), C.swig_type_83(_swig_i_4), C.swig_intgo(_swig_i_5))
+	swig_r_p := C._wrap_eplb_tracker_record_physical_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_82)(unsafe.Pointer(&_swig_i_3)), C.swig_type_83(_swig_i_4), C.swig_intgo(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
@@ -3226,7 +3001,7 @@ func Eplb_tracker_merge(arg1 Eplb_tracker, arg2 Eplb_tracker) (_swig_ret error) 
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_tracker_merge_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_tracker_merge_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -3250,7 +3025,7 @@ func Eplb_tracker_merge(arg1 Eplb_tracker, arg2 Eplb_tracker) (_swig_ret error) 
 func Eplb_tracker_reset(arg1 Eplb_tracker) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r_p := C._wrap_eplb_tracker_reset_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	swig_r_p := C._wrap_eplb_tracker_reset_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -3275,7 +3050,7 @@ func Eplb_tracker_get_loads(arg1 Eplb_tracker, arg2 []float64) (_swig_ret error)
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_tracker_get_loads_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_87)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_tracker_get_loads_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_87)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -3304,7 +3079,7 @@ func Eplb_tracker_get_coactivation(arg1 Eplb_tracker, arg2 uint, arg3 []float64)
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_tracker_get_coactivation_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_89)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_tracker_get_coactivation_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_89)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3334,7 +3109,7 @@ func Eplb_tracker_get_samples(arg1 Eplb_tracker, arg2 uint, arg3 []int32, arg4 *
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_tracker_get_samples_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_91)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_tracker_get_samples_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_91)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3364,7 +3139,7 @@ func Eplb_planner_plan_tracked(arg1 Eplb_planner, arg2 []float64, arg3 Eplb_trac
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_planner_plan_tracked_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_93)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_planner_plan_tracked_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_93)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -3400,220 +3175,220 @@ func (p SwigcptrEplb_workload_options) SwigIsEplb_workload_options() {
 func (arg1 SwigcptrEplb_workload_options) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_struct_size_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_struct_size_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_struct_size_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_struct_size_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetNum_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_num_layers_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_num_layers_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetNum_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_num_layers_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_num_layers_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetNum_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_num_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_num_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetNum_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_num_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_num_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetTop_k(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_top_k_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_top_k_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetTop_k() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_top_k_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_top_k_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetNum_groups(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_num_groups_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_num_groups_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetNum_groups() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_num_groups_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_num_groups_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetTopk_groups(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_topk_groups_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_topk_groups_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetTopk_groups() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_topk_groups_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_topk_groups_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetNum_topics(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_num_topics_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_num_topics_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetNum_topics() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_num_topics_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_num_topics_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetTopic_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_topic_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_workload_options_topic_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetTopic_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_workload_options_topic_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_workload_options_topic_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetSigma_min(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_sigma_min_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_workload_options_sigma_min_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetSigma_min() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_workload_options_sigma_min_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_workload_options_sigma_min_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetSigma_max(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_sigma_max_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_workload_options_sigma_max_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetSigma_max() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_workload_options_sigma_max_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_workload_options_sigma_max_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetTopic_zipf(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_topic_zipf_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_workload_options_topic_zipf_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetTopic_zipf() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_workload_options_topic_zipf_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_workload_options_topic_zipf_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetBoost(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_boost_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_workload_options_boost_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetBoost() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_workload_options_boost_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_workload_options_boost_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetTopic_persistence(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_topic_persistence_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_workload_options_topic_persistence_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetTopic_persistence() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_workload_options_topic_persistence_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_workload_options_topic_persistence_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetDrift_rho(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_drift_rho_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_workload_options_drift_rho_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetDrift_rho() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_workload_options_drift_rho_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_workload_options_drift_rho_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetNoise_scale(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_noise_scale_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_workload_options_noise_scale_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetNoise_scale() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_workload_options_noise_scale_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_workload_options_noise_scale_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_workload_options) SetSeed(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_seed_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_94(_swig_i_1))
+	C._wrap_eplb_workload_options_seed_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_94(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetSeed() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_workload_options_seed_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_workload_options_seed_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_workload_options() (_swig_ret Eplb_workload_options) {
 	var swig_r Eplb_workload_options
-	swig_r = (Eplb_workload_options)(SwigcptrEplb_workload_options(C._wrap_new_eplb_workload_options_capi_6c958c9b533e0bae()))
+	swig_r = (Eplb_workload_options)(SwigcptrEplb_workload_options(C._wrap_new_eplb_workload_options_capi_6142e65e50bcbd23()))
 	return swig_r
 }
 
 func DeleteEplb_workload_options(arg1 Eplb_workload_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_workload_options_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_workload_options_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_workload_options interface {
@@ -3655,14 +3430,14 @@ type Eplb_workload_options interface {
 
 func Eplb_workload_options_init(arg1 Eplb_workload_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_workload_options_init_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_workload_options_init_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_workload_create(arg1 Eplb_workload_options, arg2 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_workload_create_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_workload_create_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -3685,7 +3460,7 @@ func Eplb_workload_create(arg1 Eplb_workload_options, arg2 *uintptr) (_swig_ret 
 
 func Eplb_workload_destroy(arg1 Eplb_workload) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_workload_destroy_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_workload_destroy_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_workload_next_batch(arg1 Eplb_workload, arg2 int64, arg3 []int32) (_swig_ret error) {
@@ -3693,7 +3468,7 @@ func Eplb_workload_next_batch(arg1 Eplb_workload, arg2 int64, arg3 []int32) (_sw
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_workload_next_batch_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_98(_swig_i_1), *(*C.swig_type_99)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_workload_next_batch_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_98(_swig_i_1), *(*C.swig_type_99)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3721,7 +3496,7 @@ func Eplb_tracker_get_options(arg1 Eplb_tracker, arg2 Eplb_tracker_options) (_sw
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_tracker_get_options_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_tracker_get_options_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -3748,7 +3523,7 @@ func Eplb_tracker_get_layer_counts(arg1 Eplb_tracker, arg2 uint, arg3 *uint64, a
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_tracker_get_layer_counts_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_tracker_get_layer_counts_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -3781,168 +3556,168 @@ func (p SwigcptrEplb_layer_metrics) SwigIsEplb_layer_metrics() {
 func (arg1 SwigcptrEplb_layer_metrics) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_struct_size_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_layer_metrics_struct_size_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_layer_metrics_struct_size_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_layer_metrics_struct_size_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetDuplicate_gpus(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_duplicate_gpus_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_layer_metrics_duplicate_gpus_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetDuplicate_gpus() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_layer_metrics_duplicate_gpus_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_layer_metrics_duplicate_gpus_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetMax_replicas(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_max_replicas_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_layer_metrics_max_replicas_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetMax_replicas() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_layer_metrics_max_replicas_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_layer_metrics_max_replicas_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetCross_node_replicas(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_cross_node_replicas_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_layer_metrics_cross_node_replicas_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetCross_node_replicas() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_layer_metrics_cross_node_replicas_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_layer_metrics_cross_node_replicas_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetTotal_load(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_total_load_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_total_load_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetTotal_load() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_total_load_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_total_load_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetMean_gpu_load(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_mean_gpu_load_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_mean_gpu_load_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetMean_gpu_load() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_mean_gpu_load_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_mean_gpu_load_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetMax_gpu_load(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_max_gpu_load_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_max_gpu_load_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetMax_gpu_load() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_max_gpu_load_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_max_gpu_load_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetLower_bound(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_lower_bound_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_lower_bound_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetLower_bound() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_lower_bound_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_lower_bound_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetBalancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_balancedness_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_balancedness_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetBalancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_balancedness_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_balancedness_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetNode_balancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_node_balancedness_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_node_balancedness_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetNode_balancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_node_balancedness_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_node_balancedness_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetMax_load_over_bound(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_max_load_over_bound_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_max_load_over_bound_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetMax_load_over_bound() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_max_load_over_bound_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_max_load_over_bound_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) SetNode_bound(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_layer_metrics_node_bound_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_layer_metrics_node_bound_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_layer_metrics) GetNode_bound() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_layer_metrics_node_bound_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_layer_metrics_node_bound_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_layer_metrics() (_swig_ret Eplb_layer_metrics) {
 	var swig_r Eplb_layer_metrics
-	swig_r = (Eplb_layer_metrics)(SwigcptrEplb_layer_metrics(C._wrap_new_eplb_layer_metrics_capi_6c958c9b533e0bae()))
+	swig_r = (Eplb_layer_metrics)(SwigcptrEplb_layer_metrics(C._wrap_new_eplb_layer_metrics_capi_6142e65e50bcbd23()))
 	return swig_r
 }
 
 func DeleteEplb_layer_metrics(arg1 Eplb_layer_metrics) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_layer_metrics_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_layer_metrics_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_layer_metrics interface {
@@ -3986,181 +3761,181 @@ func (p SwigcptrEplb_metrics) SwigIsEplb_metrics() {
 func (arg1 SwigcptrEplb_metrics) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_struct_size_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_metrics_struct_size_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_metrics_struct_size_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_metrics_struct_size_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetNum_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_num_layers_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_metrics_num_layers_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetNum_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_metrics_num_layers_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_metrics_num_layers_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetMax_replicas(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_max_replicas_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_metrics_max_replicas_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetMax_replicas() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_metrics_max_replicas_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_metrics_max_replicas_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetLoaded_layers(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_loaded_layers_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_metrics_loaded_layers_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetLoaded_layers() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_metrics_loaded_layers_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_metrics_loaded_layers_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetDuplicate_pairs(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_duplicate_pairs_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_102(_swig_i_1))
+	C._wrap_eplb_metrics_duplicate_pairs_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_102(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetDuplicate_pairs() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_metrics_duplicate_pairs_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_metrics_duplicate_pairs_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetBalancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_balancedness_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_metrics_balancedness_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetBalancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_metrics_balancedness_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_metrics_balancedness_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetMin_balancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_min_balancedness_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_metrics_min_balancedness_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetMin_balancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_metrics_min_balancedness_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_metrics_min_balancedness_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetNode_balancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_node_balancedness_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_metrics_node_balancedness_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetNode_balancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_metrics_node_balancedness_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_metrics_node_balancedness_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetMax_load_over_bound(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_max_load_over_bound_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_metrics_max_load_over_bound_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetMax_load_over_bound() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_metrics_max_load_over_bound_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_metrics_max_load_over_bound_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetWorst_max_load_over_bound(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_worst_max_load_over_bound_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_metrics_worst_max_load_over_bound_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetWorst_max_load_over_bound() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_metrics_worst_max_load_over_bound_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_metrics_worst_max_load_over_bound_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetMax_over_mean(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_max_over_mean_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_metrics_max_over_mean_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetMax_over_mean() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_metrics_max_over_mean_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_metrics_max_over_mean_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetMax_load_over_node_bound(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_max_load_over_node_bound_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_metrics_max_load_over_node_bound_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetMax_load_over_node_bound() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_metrics_max_load_over_node_bound_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_metrics_max_load_over_node_bound_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_metrics) SetCross_node_replicas(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_cross_node_replicas_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_104(_swig_i_1))
+	C._wrap_eplb_metrics_cross_node_replicas_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_104(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetCross_node_replicas() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_metrics_cross_node_replicas_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_metrics_cross_node_replicas_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_metrics() (_swig_ret Eplb_metrics) {
 	var swig_r Eplb_metrics
-	swig_r = (Eplb_metrics)(SwigcptrEplb_metrics(C._wrap_new_eplb_metrics_capi_6c958c9b533e0bae()))
+	swig_r = (Eplb_metrics)(SwigcptrEplb_metrics(C._wrap_new_eplb_metrics_capi_6142e65e50bcbd23()))
 	return swig_r
 }
 
 func DeleteEplb_metrics(arg1 Eplb_metrics) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_metrics_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_metrics_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_metrics interface {
@@ -4199,7 +3974,7 @@ func Eplb_metrics_compute(arg1 Eplb_placement, arg2 []float64, arg3 Eplb_metrics
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
-	swig_r_p := C._wrap_eplb_metrics_compute_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_107)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2))
+	swig_r_p := C._wrap_eplb_metrics_compute_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_107)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4229,7 +4004,7 @@ func Eplb_metrics_compute_layer(arg1 Eplb_placement, arg2 uint, arg3 []float64, 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := getSwigcptr(arg4)
-	swig_r_p := C._wrap_eplb_metrics_compute_layer_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_109)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3))
+	swig_r_p := C._wrap_eplb_metrics_compute_layer_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_109)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4258,7 +4033,7 @@ func Eplb_metrics_gpu_loads(arg1 Eplb_placement, arg2 []float64, arg3 []float64)
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_metrics_gpu_loads_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_111)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_112)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_metrics_gpu_loads_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_111)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_112)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4290,7 +4065,7 @@ func Eplb_metrics_exact_optimum(arg1 Eplb_placement, arg2 []float64, arg3 *float
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_metrics_exact_optimum_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_114)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2))
+	swig_r_p := C._wrap_eplb_metrics_exact_optimum_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_114)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4320,7 +4095,7 @@ func Eplb_metrics_relaxed_bound(arg1 Eplb_placement, arg2 []float64, arg3 uint, 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_metrics_relaxed_bound_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_116)(unsafe.Pointer(&_swig_i_1)), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_metrics_relaxed_bound_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_116)(unsafe.Pointer(&_swig_i_1)), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4352,7 +4127,7 @@ func Eplb_metrics_nodes_touched(arg1 Eplb_placement, arg2 uint, arg3 []int32, ar
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_metrics_nodes_touched_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_118)(unsafe.Pointer(&_swig_i_2)), C.swig_type_119(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
+	swig_r_p := C._wrap_eplb_metrics_nodes_touched_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_118)(unsafe.Pointer(&_swig_i_2)), C.swig_type_119(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4380,7 +4155,7 @@ type Eplb_migration_relabel int
 
 func _swig_getEPLB_MIGRATION_RELABEL_NODES_AND_GPUS() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -4388,7 +4163,7 @@ var EPLB_MIGRATION_RELABEL_NODES_AND_GPUS int = _swig_getEPLB_MIGRATION_RELABEL_
 
 func _swig_getEPLB_MIGRATION_RELABEL_GPUS_IN_NODE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -4396,7 +4171,7 @@ var EPLB_MIGRATION_RELABEL_GPUS_IN_NODE int = _swig_getEPLB_MIGRATION_RELABEL_GP
 
 func _swig_getEPLB_MIGRATION_RELABEL_NONE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_NONE_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_NONE_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -4404,7 +4179,7 @@ var EPLB_MIGRATION_RELABEL_NONE int = _swig_getEPLB_MIGRATION_RELABEL_NONE()
 
 func _swig_getEPLB_MIGRATION_RELABEL_REPACK_IN_NODE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -4414,7 +4189,7 @@ type Eplb_transfer_kind int
 
 func _swig_getEPLB_TRANSFER_SAME_GPU() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_TRANSFER_SAME_GPU_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_TRANSFER_SAME_GPU_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -4422,7 +4197,7 @@ var EPLB_TRANSFER_SAME_GPU int = _swig_getEPLB_TRANSFER_SAME_GPU()
 
 func _swig_getEPLB_TRANSFER_INTRA_NODE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_TRANSFER_INTRA_NODE_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_TRANSFER_INTRA_NODE_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -4430,7 +4205,7 @@ var EPLB_TRANSFER_INTRA_NODE int = _swig_getEPLB_TRANSFER_INTRA_NODE()
 
 func _swig_getEPLB_TRANSFER_CROSS_NODE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_TRANSFER_CROSS_NODE_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_TRANSFER_CROSS_NODE_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -4448,129 +4223,129 @@ func (p SwigcptrEplb_migration_options) SwigIsEplb_migration_options() {
 func (arg1 SwigcptrEplb_migration_options) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_struct_size_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_options_struct_size_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_options_struct_size_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_options_struct_size_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetRelabel(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_relabel_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_options_relabel_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetRelabel() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_options_relabel_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_options_relabel_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetBytes_per_expert(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_bytes_per_expert_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_120(_swig_i_1))
+	C._wrap_eplb_migration_options_bytes_per_expert_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_120(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetBytes_per_expert() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_options_bytes_per_expert_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_options_bytes_per_expert_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetMax_bytes_per_step(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_max_bytes_per_step_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_122(_swig_i_1))
+	C._wrap_eplb_migration_options_max_bytes_per_step_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_122(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMax_bytes_per_step() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_options_max_bytes_per_step_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_options_max_bytes_per_step_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetMax_total_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_max_total_bytes_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_124(_swig_i_1))
+	C._wrap_eplb_migration_options_max_total_bytes_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_124(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMax_total_bytes() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_options_max_total_bytes_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_options_max_total_bytes_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetMax_layers_per_step(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_max_layers_per_step_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_options_max_layers_per_step_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMax_layers_per_step() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_options_max_layers_per_step_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_options_max_layers_per_step_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetReserved0(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_reserved0_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_options_reserved0_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetReserved0() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_options_reserved0_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_options_reserved0_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetMin_gain(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_min_gain_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_migration_options_min_gain_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMin_gain() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_migration_options_min_gain_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_migration_options_min_gain_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_options) SetMin_gain_per_gib(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_min_gain_per_gib_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_migration_options_min_gain_per_gib_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMin_gain_per_gib() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_migration_options_min_gain_per_gib_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_migration_options_min_gain_per_gib_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_migration_options() (_swig_ret Eplb_migration_options) {
 	var swig_r Eplb_migration_options
-	swig_r = (Eplb_migration_options)(SwigcptrEplb_migration_options(C._wrap_new_eplb_migration_options_capi_6c958c9b533e0bae()))
+	swig_r = (Eplb_migration_options)(SwigcptrEplb_migration_options(C._wrap_new_eplb_migration_options_capi_6142e65e50bcbd23()))
 	return swig_r
 }
 
 func DeleteEplb_migration_options(arg1 Eplb_migration_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_migration_options_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_migration_options_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_migration_options interface {
@@ -4598,7 +4373,7 @@ type Eplb_migration_options interface {
 
 func Eplb_migration_options_init(arg1 Eplb_migration_options) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_migration_options_init_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_migration_options_init_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_migration_plan(arg1 Eplb_placement, arg2 Eplb_placement, arg3 []float64, arg4 Eplb_migration_options, arg5 *uintptr) (_swig_ret error) {
@@ -4608,7 +4383,7 @@ func Eplb_migration_plan(arg1 Eplb_placement, arg2 Eplb_placement, arg3 []float6
 	_swig_i_2 := arg3
 	_swig_i_3 := getSwigcptr(arg4)
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_migration_plan_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_127)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3), C.swig_voidp(_swig_i_4))
+	swig_r_p := C._wrap_eplb_migration_plan_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_127)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3), C.swig_voidp(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4634,7 +4409,7 @@ func Eplb_migration_plan(arg1 Eplb_placement, arg2 Eplb_placement, arg3 []float6
 
 func Eplb_migration_destroy(arg1 Eplb_migration) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_migration_destroy_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_migration_destroy_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 type SwigcptrEplb_migration_summary uintptr
@@ -4649,298 +4424,298 @@ func (p SwigcptrEplb_migration_summary) SwigIsEplb_migration_summary() {
 func (arg1 SwigcptrEplb_migration_summary) SetStruct_size(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_struct_size_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_summary_struct_size_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetStruct_size() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_summary_struct_size_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_summary_struct_size_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetNum_steps(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_num_steps_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_summary_num_steps_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetNum_steps() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_summary_num_steps_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_summary_num_steps_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetComplete(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_complete_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_summary_complete_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetComplete() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_summary_complete_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_summary_complete_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetWorth_it(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_worth_it_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_summary_worth_it_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetWorth_it() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_summary_worth_it_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_summary_worth_it_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetHas_loads(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_has_loads_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_summary_has_loads_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetHas_loads() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_summary_has_loads_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_summary_has_loads_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetMax_staging_experts(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_max_staging_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_summary_max_staging_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMax_staging_experts() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_summary_max_staging_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_summary_max_staging_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetMoved_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_moved_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_128(_swig_i_1))
+	C._wrap_eplb_migration_summary_moved_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_128(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMoved_experts() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_moved_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_moved_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetSame_gpu_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_same_gpu_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_130(_swig_i_1))
+	C._wrap_eplb_migration_summary_same_gpu_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_130(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_experts() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_same_gpu_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_same_gpu_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetIntra_node_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_intra_node_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_132(_swig_i_1))
+	C._wrap_eplb_migration_summary_intra_node_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_132(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_experts() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_intra_node_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_intra_node_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetCross_node_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_cross_node_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_134(_swig_i_1))
+	C._wrap_eplb_migration_summary_cross_node_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_134(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetCross_node_experts() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_cross_node_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_cross_node_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetMoved_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_moved_bytes_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_136(_swig_i_1))
+	C._wrap_eplb_migration_summary_moved_bytes_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_136(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMoved_bytes() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_moved_bytes_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_moved_bytes_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetSame_gpu_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_same_gpu_bytes_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_138(_swig_i_1))
+	C._wrap_eplb_migration_summary_same_gpu_bytes_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_138(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_bytes() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_same_gpu_bytes_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_same_gpu_bytes_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetIntra_node_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_intra_node_bytes_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_140(_swig_i_1))
+	C._wrap_eplb_migration_summary_intra_node_bytes_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_140(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_bytes() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_intra_node_bytes_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_intra_node_bytes_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetCross_node_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_cross_node_bytes_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_142(_swig_i_1))
+	C._wrap_eplb_migration_summary_cross_node_bytes_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_142(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetCross_node_bytes() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_cross_node_bytes_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_cross_node_bytes_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetMax_step_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_max_step_bytes_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_144(_swig_i_1))
+	C._wrap_eplb_migration_summary_max_step_bytes_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_144(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMax_step_bytes() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_max_step_bytes_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_max_step_bytes_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetFull_migration_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_full_migration_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_146(_swig_i_1))
+	C._wrap_eplb_migration_summary_full_migration_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_146(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetFull_migration_experts() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_full_migration_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_full_migration_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetSame_gpu_rule_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_148(_swig_i_1))
+	C._wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_148(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_rule_experts() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetNaive_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_naive_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_150(_swig_i_1))
+	C._wrap_eplb_migration_summary_naive_experts_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_type_150(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetNaive_experts() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_migration_summary_naive_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_eplb_migration_summary_naive_experts_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetOld_balancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_old_balancedness_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_migration_summary_old_balancedness_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetOld_balancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_migration_summary_old_balancedness_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_migration_summary_old_balancedness_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetTarget_balancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_target_balancedness_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_migration_summary_target_balancedness_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetTarget_balancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_migration_summary_target_balancedness_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_migration_summary_target_balancedness_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetNew_balancedness(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_new_balancedness_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_migration_summary_new_balancedness_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetNew_balancedness() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_migration_summary_new_balancedness_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_migration_summary_new_balancedness_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_summary) SetGain(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_gain_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_eplb_migration_summary_gain_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetGain() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_eplb_migration_summary_gain_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_eplb_migration_summary_gain_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_migration_summary() (_swig_ret Eplb_migration_summary) {
 	var swig_r Eplb_migration_summary
-	swig_r = (Eplb_migration_summary)(SwigcptrEplb_migration_summary(C._wrap_new_eplb_migration_summary_capi_6c958c9b533e0bae()))
+	swig_r = (Eplb_migration_summary)(SwigcptrEplb_migration_summary(C._wrap_new_eplb_migration_summary_capi_6142e65e50bcbd23()))
 	return swig_r
 }
 
 func DeleteEplb_migration_summary(arg1 Eplb_migration_summary) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_migration_summary_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_migration_summary_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_migration_summary interface {
@@ -4996,7 +4771,7 @@ func Eplb_migration_get_summary(arg1 Eplb_migration, arg2 Eplb_migration_summary
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_migration_get_summary_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_migration_get_summary_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5029,116 +4804,116 @@ func (p SwigcptrEplb_migration_transfer) SwigIsEplb_migration_transfer() {
 func (arg1 SwigcptrEplb_migration_transfer) SetStep(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_step_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_step_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetStep() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_step_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_step_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) SetLayer(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_layer_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_layer_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetLayer() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_layer_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_layer_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) SetExpert(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_expert_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_expert_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetExpert() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_expert_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_expert_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) SetSrc_slot(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_src_slot_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_src_slot_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetSrc_slot() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_src_slot_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_src_slot_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) SetDst_slot(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_dst_slot_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_dst_slot_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetDst_slot() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_dst_slot_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_dst_slot_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) SetSrc_gpu(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_src_gpu_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_src_gpu_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetSrc_gpu() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_src_gpu_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_src_gpu_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) SetDst_gpu(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_dst_gpu_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_dst_gpu_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetDst_gpu() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_dst_gpu_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_dst_gpu_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) SetKind(arg2 uint) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_transfer_kind_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_eplb_migration_transfer_kind_set_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_transfer) GetKind() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_migration_transfer_kind_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_eplb_migration_transfer_kind_get_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewEplb_migration_transfer() (_swig_ret Eplb_migration_transfer) {
 	var swig_r Eplb_migration_transfer
-	swig_r = (Eplb_migration_transfer)(SwigcptrEplb_migration_transfer(C._wrap_new_eplb_migration_transfer_capi_6c958c9b533e0bae()))
+	swig_r = (Eplb_migration_transfer)(SwigcptrEplb_migration_transfer(C._wrap_new_eplb_migration_transfer_capi_6142e65e50bcbd23()))
 	return swig_r
 }
 
 func DeleteEplb_migration_transfer(arg1 Eplb_migration_transfer) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_migration_transfer_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_eplb_migration_transfer_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 type Eplb_migration_transfer interface {
@@ -5170,7 +4945,7 @@ func Eplb_migration_get_transfers(arg1 Eplb_migration, arg2 uint, arg3 []uint32,
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_migration_get_transfers_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_154)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_migration_get_transfers_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_154)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -5200,7 +4975,7 @@ func Eplb_migration_copy_transfers(arg1 Eplb_migration, arg2 uint, arg3 Eplb_mig
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_migration_copy_transfers_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_migration_copy_transfers_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5225,7 +5000,7 @@ func Eplb_migration_get_gpu_map(arg1 Eplb_migration, arg2 []uint32) (_swig_ret e
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_migration_get_gpu_map_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_157)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_migration_get_gpu_map_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_157)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -5253,7 +5028,7 @@ func Eplb_migration_get_target(arg1 Eplb_migration, arg2 *uintptr) (_swig_ret er
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_migration_get_target_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_migration_get_target_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5279,7 +5054,7 @@ func Eplb_migration_get_step_placement(arg1 Eplb_migration, arg2 uint, arg3 *uin
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_migration_get_step_placement_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2))
+	swig_r_p := C._wrap_eplb_migration_get_step_placement_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5303,7 +5078,7 @@ func Eplb_migration_get_step_placement(arg1 Eplb_migration, arg2 uint, arg3 *uin
 func Eplb_split_workspace_create(arg1 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_eplb_split_workspace_create_capi_6c958c9b533e0bae(C.swig_voidp(_swig_i_0))
+	swig_r_p := C._wrap_eplb_split_workspace_create_capi_6142e65e50bcbd23(C.swig_voidp(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -5326,7 +5101,7 @@ func Eplb_split_workspace_create(arg1 *uintptr) (_swig_ret error) {
 
 func Eplb_split_workspace_destroy(arg1 Eplb_split_workspace) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_split_workspace_destroy_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
+	C._wrap_eplb_split_workspace_destroy_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 func Eplb_split_solve(arg1 Eplb_split_workspace, arg2 Eplb_placement, arg3 uint, arg4 []int32, arg5 []float64, arg6 []float64, arg7 int64, arg8 []int32, arg9 *float64) (_swig_ret error) {
@@ -5340,7 +5115,7 @@ func Eplb_split_solve(arg1 Eplb_split_workspace, arg2 Eplb_placement, arg3 uint,
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
-	swig_r_p := C._wrap_eplb_split_solve_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_162)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_163)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_164)(unsafe.Pointer(&_swig_i_5)), C.swig_type_165(_swig_i_6), *(*C.swig_type_166)(unsafe.Pointer(&_swig_i_7)), C.swig_voidp(_swig_i_8))
+	swig_r_p := C._wrap_eplb_split_solve_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_162)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_163)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_164)(unsafe.Pointer(&_swig_i_5)), C.swig_type_165(_swig_i_6), *(*C.swig_type_166)(unsafe.Pointer(&_swig_i_7)), C.swig_voidp(_swig_i_8))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
@@ -5386,7 +5161,7 @@ func Eplb_split_solve_by_node(arg1 Eplb_split_workspace, arg2 Eplb_placement, ar
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
 	_swig_i_10 := arg11
-	swig_r_p := C._wrap_eplb_split_solve_by_node_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_168)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_169)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_170)(unsafe.Pointer(&_swig_i_5)), C.swig_type_171(_swig_i_6), C.double(_swig_i_7), *(*C.swig_type_172)(unsafe.Pointer(&_swig_i_8)), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10))
+	swig_r_p := C._wrap_eplb_split_solve_by_node_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_168)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_169)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_170)(unsafe.Pointer(&_swig_i_5)), C.swig_type_171(_swig_i_6), C.double(_swig_i_7), *(*C.swig_type_172)(unsafe.Pointer(&_swig_i_8)), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
@@ -5428,7 +5203,7 @@ func Eplb_split_rank_quotas(arg1 Eplb_placement, arg2 uint, arg3 []int32, arg4 [
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
-	swig_r_p := C._wrap_eplb_split_rank_quotas_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_174)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_175)(unsafe.Pointer(&_swig_i_3)), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), *(*C.swig_type_176)(unsafe.Pointer(&_swig_i_6)))
+	swig_r_p := C._wrap_eplb_split_rank_quotas_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_174)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_175)(unsafe.Pointer(&_swig_i_3)), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), *(*C.swig_type_176)(unsafe.Pointer(&_swig_i_6)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -5472,7 +5247,7 @@ func Eplb_shared_expert_waterfill(arg1 Eplb_placement, arg2 []int32, arg3 int64,
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_shared_expert_waterfill_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_178)(unsafe.Pointer(&_swig_i_1)), C.swig_type_179(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_180)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_181)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_182)(unsafe.Pointer(&_swig_i_6)), C.swig_type_183(_swig_i_7), C.swig_intgo(_swig_i_8), *(*C.swig_type_184)(unsafe.Pointer(&_swig_i_9)))
+	swig_r_p := C._wrap_eplb_shared_expert_waterfill_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), *(*C.swig_type_178)(unsafe.Pointer(&_swig_i_1)), C.swig_type_179(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_180)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_181)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_182)(unsafe.Pointer(&_swig_i_6)), C.swig_type_183(_swig_i_7), C.swig_intgo(_swig_i_8), *(*C.swig_type_184)(unsafe.Pointer(&_swig_i_9)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -5508,351 +5283,13 @@ func Eplb_shared_expert_waterfill(arg1 Eplb_placement, arg2 []int32, arg3 int64,
 	return swig_r_1
 }
 
-func Eplb_device_count(arg1 *int) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	swig_r_p := C._wrap_eplb_device_count_capi_6c958c9b533e0bae(C.swig_voidp(_swig_i_0))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
 const EPLB_COMM_UNIQUE_ID_BYTES int = 128
-
-type Eplb_comm_dtype int
-
-func _swig_getEPLB_COMM_INT32() (_swig_ret int) {
-	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_INT32_capi_6c958c9b533e0bae())
-	return swig_r
-}
-
-var EPLB_COMM_INT32 int = _swig_getEPLB_COMM_INT32()
-
-func _swig_getEPLB_COMM_INT64() (_swig_ret int) {
-	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_INT64_capi_6c958c9b533e0bae())
-	return swig_r
-}
-
-var EPLB_COMM_INT64 int = _swig_getEPLB_COMM_INT64()
-
-func _swig_getEPLB_COMM_UINT64() (_swig_ret int) {
-	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_UINT64_capi_6c958c9b533e0bae())
-	return swig_r
-}
-
-var EPLB_COMM_UINT64 int = _swig_getEPLB_COMM_UINT64()
-
-func _swig_getEPLB_COMM_FLOAT32() (_swig_ret int) {
-	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_FLOAT32_capi_6c958c9b533e0bae())
-	return swig_r
-}
-
-var EPLB_COMM_FLOAT32 int = _swig_getEPLB_COMM_FLOAT32()
-
-func _swig_getEPLB_COMM_FLOAT64() (_swig_ret int) {
-	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_FLOAT64_capi_6c958c9b533e0bae())
-	return swig_r
-}
-
-var EPLB_COMM_FLOAT64 int = _swig_getEPLB_COMM_FLOAT64()
-
-type Eplb_comm_op int
-
-func _swig_getEPLB_COMM_SUM() (_swig_ret int) {
-	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_SUM_capi_6c958c9b533e0bae())
-	return swig_r
-}
-
-var EPLB_COMM_SUM int = _swig_getEPLB_COMM_SUM()
-
-func _swig_getEPLB_COMM_MAX() (_swig_ret int) {
-	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_MAX_capi_6c958c9b533e0bae())
-	return swig_r
-}
-
-var EPLB_COMM_MAX int = _swig_getEPLB_COMM_MAX()
-
-func _swig_getEPLB_COMM_MIN() (_swig_ret int) {
-	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_COMM_MIN_capi_6c958c9b533e0bae())
-	return swig_r
-}
-
-var EPLB_COMM_MIN int = _swig_getEPLB_COMM_MIN()
-
-func Eplb_nccl_version(arg1 *int) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	swig_r_p := C._wrap_eplb_nccl_version_capi_6c958c9b533e0bae(C.swig_voidp(_swig_i_0))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_comm_get_unique_id(arg1 uintptr, arg2 int64) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_comm_get_unique_id_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_188(_swig_i_1))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_comm_create(arg1 uintptr, arg2 int64, arg3 int, arg4 int, arg5 int, arg6 Eplb_comm) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := getSwigcptr(arg6)
-	swig_r_p := C._wrap_eplb_comm_create_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_190(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_comm_adopt(arg1 uintptr, arg2 Eplb_comm) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_comm_adopt_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_comm_destroy(arg1 Eplb_comm) {
-	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_comm_destroy_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
-}
-
-func Eplb_comm_get_rank(arg1 Eplb_comm, arg2 *int) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_comm_get_rank_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_comm_get_size(arg1 Eplb_comm, arg2 *int) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_comm_get_size_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_comm_allreduce_tracker(arg1 Eplb_comm, arg2 Eplb_tracker, arg3 Eplb_tracker) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := getSwigcptr(arg2)
-	_swig_i_2 := getSwigcptr(arg3)
-	swig_r_p := C._wrap_eplb_comm_allreduce_tracker_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_comm_allreduce(arg1 Eplb_comm, arg2 uintptr, arg3 int64, arg4 uint, arg5 uint, arg6 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_comm_allreduce_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_196(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_migration_execute_step(arg1 Eplb_migration, arg2 Eplb_comm, arg3 uint, arg4 *uintptr, arg5 int64, arg6 *uint64, arg7 uint, arg8 uintptr, arg9 uint64, arg10 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := getSwigcptr(arg2)
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_migration_execute_step_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_type_198(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_intgo(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_199(_swig_i_8), C.uintptr_t(_swig_i_9))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
 
 type Eplb_row_dtype int
 
 func _swig_getEPLB_ROW_DTYPE_FLOAT32() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ROW_DTYPE_FLOAT32_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ROW_DTYPE_FLOAT32_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -5860,7 +5297,7 @@ var EPLB_ROW_DTYPE_FLOAT32 int = _swig_getEPLB_ROW_DTYPE_FLOAT32()
 
 func _swig_getEPLB_ROW_DTYPE_FLOAT16() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ROW_DTYPE_FLOAT16_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ROW_DTYPE_FLOAT16_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -5868,391 +5305,17 @@ var EPLB_ROW_DTYPE_FLOAT16 int = _swig_getEPLB_ROW_DTYPE_FLOAT16()
 
 func _swig_getEPLB_ROW_DTYPE_BFLOAT16() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
 var EPLB_ROW_DTYPE_BFLOAT16 int = _swig_getEPLB_ROW_DTYPE_BFLOAT16()
 
-func Eplb_kernel_dispatch_layout_workspace_size(arg1 int64, arg2 int64, arg3 uint, arg4 uint, arg5 uint, arg6 *int64) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_workspace_size_capi_6c958c9b533e0bae(C.swig_type_201(_swig_i_0), C.swig_type_202(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_dispatch_layout(arg1 []int32, arg2 int64, arg3 int64, arg4 uint, arg5 uint, arg6 uint, arg7 *int, arg8 *int, arg9 *int, arg10 *byte, arg11 *int, arg12 uintptr, arg13 int64, arg14 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	_swig_i_10 := arg11
-	_swig_i_11 := arg12
-	_swig_i_12 := arg13
-	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_capi_6c958c9b533e0bae(*(*C.swig_type_204)(unsafe.Pointer(&_swig_i_0)), C.swig_type_205(_swig_i_1), C.swig_type_206(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_207(_swig_i_12), C.uintptr_t(_swig_i_13))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	if Swig_escape_always_false {
-		Swig_escape_val = arg1
-	}
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_dispatch_layout_cpu(arg1 []int32, arg2 int64, arg3 int64, arg4 uint, arg5 uint, arg6 uint, arg7 *int, arg8 *int, arg9 *int, arg10 *byte, arg11 *int, arg12 uintptr, arg13 int64, arg14 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	_swig_i_10 := arg11
-	_swig_i_11 := arg12
-	_swig_i_12 := arg13
-	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_dispatch_layout_cpu_capi_6c958c9b533e0bae(*(*C.swig_type_209)(unsafe.Pointer(&_swig_i_0)), C.swig_type_210(_swig_i_1), C.swig_type_211(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_212(_swig_i_12), C.uintptr_t(_swig_i_13))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	if Swig_escape_always_false {
-		Swig_escape_val = arg1
-	}
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_expert_sort_capacity(arg1 int64, arg2 int64, arg3 uint, arg4 uint, arg5 *int64) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_capacity_capi_6c958c9b533e0bae(C.swig_type_214(_swig_i_0), C.swig_type_215(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_expert_sort_workspace_size(arg1 int64, arg2 int64, arg3 uint, arg4 *int64) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_workspace_size_capi_6c958c9b533e0bae(C.swig_type_217(_swig_i_0), C.swig_type_218(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_expert_sort(arg1 []int32, arg2 int64, arg3 int64, arg4 uint, arg5 uint, arg6 int64, arg7 *int, arg8 *int, arg9 *int, arg10 *int, arg11 *int, arg12 uintptr, arg13 int64, arg14 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	_swig_i_10 := arg11
-	_swig_i_11 := arg12
-	_swig_i_12 := arg13
-	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_capi_6c958c9b533e0bae(*(*C.swig_type_220)(unsafe.Pointer(&_swig_i_0)), C.swig_type_221(_swig_i_1), C.swig_type_222(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_type_223(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_224(_swig_i_12), C.uintptr_t(_swig_i_13))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	if Swig_escape_always_false {
-		Swig_escape_val = arg1
-	}
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_expert_sort_cpu(arg1 []int32, arg2 int64, arg3 int64, arg4 uint, arg5 uint, arg6 int64, arg7 *int, arg8 *int, arg9 *int, arg10 *int, arg11 *int, arg12 uintptr, arg13 int64, arg14 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	_swig_i_10 := arg11
-	_swig_i_11 := arg12
-	_swig_i_12 := arg13
-	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_expert_sort_cpu_capi_6c958c9b533e0bae(*(*C.swig_type_226)(unsafe.Pointer(&_swig_i_0)), C.swig_type_227(_swig_i_1), C.swig_type_228(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_type_229(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.uintptr_t(_swig_i_11), C.swig_type_230(_swig_i_12), C.uintptr_t(_swig_i_13))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	if Swig_escape_always_false {
-		Swig_escape_val = arg1
-	}
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_permute(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, arg5 int64, arg6 *int, arg7 int64, arg8 uintptr, arg9 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	swig_r_p := C._wrap_eplb_kernel_permute_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_232(_swig_i_2), C.swig_type_233(_swig_i_3), C.swig_type_234(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_type_235(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_permute_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, arg5 int64, arg6 *int, arg7 int64, arg8 uintptr, arg9 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	swig_r_p := C._wrap_eplb_kernel_permute_cpu_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_237(_swig_i_2), C.swig_type_238(_swig_i_3), C.swig_type_239(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_type_240(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_unpermute(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, arg5 int64, arg6 *int, arg7 *float32, arg8 int64, arg9 uintptr, arg10 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_unpermute_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_242(_swig_i_2), C.swig_type_243(_swig_i_3), C.swig_type_244(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_245(_swig_i_7), C.uintptr_t(_swig_i_8), C.uintptr_t(_swig_i_9))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_unpermute_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 int64, arg5 int64, arg6 *int, arg7 *float32, arg8 int64, arg9 uintptr, arg10 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_unpermute_cpu_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_247(_swig_i_2), C.swig_type_248(_swig_i_3), C.swig_type_249(_swig_i_4), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_type_250(_swig_i_7), C.uintptr_t(_swig_i_8), C.uintptr_t(_swig_i_9))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
 type Eplb_id_type int
 
 func _swig_getEPLB_IDS_INT32() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_IDS_INT32_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_IDS_INT32_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -6260,7 +5323,7 @@ var EPLB_IDS_INT32 int = _swig_getEPLB_IDS_INT32()
 
 func _swig_getEPLB_IDS_INT64() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_IDS_INT64_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_IDS_INT64_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -6268,410 +5331,11 @@ var EPLB_IDS_INT64 int = _swig_getEPLB_IDS_INT64()
 
 const EPLB_DEVICE_TABLES_HOST_ONLY uint = 1
 
-func Eplb_device_tables_create(arg1 Eplb_placement, arg2 uint, arg3 uint, arg4 uint, arg5 uintptr, arg6 Eplb_device_tables) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := getSwigcptr(arg6)
-	swig_r_p := C._wrap_eplb_device_tables_create_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.uintptr_t(_swig_i_4), C.uintptr_t(_swig_i_5))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_device_tables_update(arg1 Eplb_device_tables, arg2 Eplb_placement, arg3 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := getSwigcptr(arg2)
-	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_device_tables_update_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_device_tables_destroy(arg1 Eplb_device_tables) {
-	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_device_tables_destroy_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
-}
-
-type SwigcptrEplb_device_tables_info uintptr
-
-func (p SwigcptrEplb_device_tables_info) Swigcptr() uintptr {
-	return (uintptr)(p)
-}
-
-func (p SwigcptrEplb_device_tables_info) SwigIsEplb_device_tables_info() {
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) SetStruct_size(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_struct_size_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) GetStruct_size() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_struct_size_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) SetNum_layers(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_num_layers_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) GetNum_layers() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_num_layers_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) SetNum_logical_experts(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_num_logical_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) GetNum_logical_experts() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_num_logical_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) SetNum_physical_experts(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_num_physical_experts_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) GetNum_physical_experts() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_num_physical_experts_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) SetMax_replicas(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_max_replicas_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) GetMax_replicas() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_max_replicas_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) SetNum_nodes(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_num_nodes_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) GetNum_nodes() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_num_nodes_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) SetNum_gpus(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_num_gpus_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) GetNum_gpus() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_num_gpus_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) SetSlots_per_gpu(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_slots_per_gpu_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) GetSlots_per_gpu() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_slots_per_gpu_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) SetGpus_per_node(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_gpus_per_node_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) GetGpus_per_node() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_gpus_per_node_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) SetGpu(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_gpu_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) GetGpu() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_gpu_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) SetFlags(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_flags_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) GetFlags() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_device_tables_info_flags_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) SetDevice(arg2 int) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_device_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) GetDevice() (_swig_ret int) {
-	var swig_r int
-	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_eplb_device_tables_info_device_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) SetDevice_bytes(arg2 uint64) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_device_tables_info_device_bytes_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_253(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_device_tables_info) GetDevice_bytes() (_swig_ret uint64) {
-	var swig_r uint64
-	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_device_tables_info_device_bytes_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func NewEplb_device_tables_info() (_swig_ret Eplb_device_tables_info) {
-	var swig_r Eplb_device_tables_info
-	swig_r = (Eplb_device_tables_info)(SwigcptrEplb_device_tables_info(C._wrap_new_eplb_device_tables_info_capi_6c958c9b533e0bae()))
-	return swig_r
-}
-
-func DeleteEplb_device_tables_info(arg1 Eplb_device_tables_info) {
-	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_device_tables_info_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
-}
-
-type Eplb_device_tables_info interface {
-	Swigcptr() uintptr
-	SwigIsEplb_device_tables_info()
-	SetStruct_size(arg2 uint)
-	GetStruct_size() (_swig_ret uint)
-	SetNum_layers(arg2 uint)
-	GetNum_layers() (_swig_ret uint)
-	SetNum_logical_experts(arg2 uint)
-	GetNum_logical_experts() (_swig_ret uint)
-	SetNum_physical_experts(arg2 uint)
-	GetNum_physical_experts() (_swig_ret uint)
-	SetMax_replicas(arg2 uint)
-	GetMax_replicas() (_swig_ret uint)
-	SetNum_nodes(arg2 uint)
-	GetNum_nodes() (_swig_ret uint)
-	SetNum_gpus(arg2 uint)
-	GetNum_gpus() (_swig_ret uint)
-	SetSlots_per_gpu(arg2 uint)
-	GetSlots_per_gpu() (_swig_ret uint)
-	SetGpus_per_node(arg2 uint)
-	GetGpus_per_node() (_swig_ret uint)
-	SetGpu(arg2 uint)
-	GetGpu() (_swig_ret uint)
-	SetFlags(arg2 uint)
-	GetFlags() (_swig_ret uint)
-	SetDevice(arg2 int)
-	GetDevice() (_swig_ret int)
-	SetDevice_bytes(arg2 uint64)
-	GetDevice_bytes() (_swig_ret uint64)
-}
-
-func Eplb_device_tables_get_info(arg1 Eplb_device_tables, arg2 Eplb_device_tables_info) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_device_tables_get_info_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_device_tables_get_static_map(arg1 Eplb_device_tables, arg2 []int32) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_device_tables_get_static_map_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_257)(unsafe.Pointer(&_swig_i_1)))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	if Swig_escape_always_false {
-		Swig_escape_val = arg2
-	}
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_record_load(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint, arg5 uint, arg6 uint, arg7 uint, arg8 *int, arg9 *int64, arg10 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_record_load_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_259(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.uintptr_t(_swig_i_9))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_record_load_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint, arg5 uint, arg6 uint, arg7 uint, arg8 *int, arg9 *int64, arg10 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_record_load_cpu_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_261(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.uintptr_t(_swig_i_9))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
 type Eplb_map_mode int
 
 func _swig_getEPLB_MAP_STATIC() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MAP_STATIC_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_MAP_STATIC_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -6679,7 +5343,7 @@ var EPLB_MAP_STATIC int = _swig_getEPLB_MAP_STATIC()
 
 func _swig_getEPLB_MAP_ROUND_ROBIN() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MAP_ROUND_ROBIN_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_MAP_ROUND_ROBIN_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -6687,7 +5351,7 @@ var EPLB_MAP_ROUND_ROBIN int = _swig_getEPLB_MAP_ROUND_ROBIN()
 
 func _swig_getEPLB_MAP_HASH() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MAP_HASH_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_MAP_HASH_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -6695,7 +5359,7 @@ var EPLB_MAP_HASH int = _swig_getEPLB_MAP_HASH()
 
 func _swig_getEPLB_MAP_NODE_AWARE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MAP_NODE_AWARE_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_MAP_NODE_AWARE_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
@@ -6703,211 +5367,11 @@ var EPLB_MAP_NODE_AWARE int = _swig_getEPLB_MAP_NODE_AWARE()
 
 func _swig_getEPLB_MAP_QUOTA() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_EPLB_MAP_QUOTA_capi_6c958c9b533e0bae())
+	swig_r = (int)(C._wrap_EPLB_MAP_QUOTA_capi_6142e65e50bcbd23())
 	return swig_r
 }
 
 var EPLB_MAP_QUOTA int = _swig_getEPLB_MAP_QUOTA()
-
-func Eplb_kernel_map_record(arg1 Eplb_device_tables, arg2 uint, arg3 uint, arg4 uint64, arg5 *int, arg6 uintptr, arg7 uint, arg8 int64, arg9 uint, arg10 *int, arg11 *int64, arg12 *int, arg13 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	_swig_i_10 := arg11
-	_swig_i_11 := arg12
-	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_map_record_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_type_263(_swig_i_3), C.swig_voidp(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_type_264(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_map_record_cpu(arg1 Eplb_device_tables, arg2 uint, arg3 uint, arg4 uint64, arg5 *int, arg6 uintptr, arg7 uint, arg8 int64, arg9 uint, arg10 *int, arg11 *int64, arg12 *int, arg13 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	_swig_i_10 := arg11
-	_swig_i_11 := arg12
-	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_map_record_cpu_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_type_266(_swig_i_3), C.swig_voidp(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_type_267(_swig_i_7), C.swig_intgo(_swig_i_8), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_fold_counts(arg1 Eplb_device_tables, arg2 *int64, arg3 *int64, arg4 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_kernel_fold_counts_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2), C.uintptr_t(_swig_i_3))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_fold_counts_cpu(arg1 Eplb_device_tables, arg2 *int64, arg3 *int64, arg4 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_kernel_fold_counts_cpu_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2), C.uintptr_t(_swig_i_3))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_coactivation(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint, arg5 uint, arg6 uint, arg7 uint, arg8 *int, arg9 *int64, arg10 uint, arg11 uint, arg12 uint, arg13 *int, arg14 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	_swig_i_10 := arg11
-	_swig_i_11 := arg12
-	_swig_i_12 := arg13
-	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_coactivation_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_271(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_intgo(_swig_i_9), C.swig_intgo(_swig_i_10), C.swig_intgo(_swig_i_11), C.swig_voidp(_swig_i_12), C.uintptr_t(_swig_i_13))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_coactivation_cpu(arg1 uintptr, arg2 uint, arg3 int64, arg4 uint, arg5 uint, arg6 uint, arg7 uint, arg8 *int, arg9 *int64, arg10 uint, arg11 uint, arg12 uint, arg13 *int, arg14 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	_swig_i_10 := arg11
-	_swig_i_11 := arg12
-	_swig_i_12 := arg13
-	_swig_i_13 := arg14
-	swig_r_p := C._wrap_eplb_kernel_coactivation_cpu_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_273(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_intgo(_swig_i_9), C.swig_intgo(_swig_i_10), C.swig_intgo(_swig_i_11), C.swig_voidp(_swig_i_12), C.uintptr_t(_swig_i_13))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
 
 const EPLB_SPLIT_TABLES_HOST_ONLY uint = 1
 
@@ -6919,7 +5383,7 @@ func Eplb_split_tables_create(arg1 Eplb_placement, arg2 uint, arg3 uint, arg4 ui
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := getSwigcptr(arg6)
-	swig_r_p := C._wrap_eplb_split_tables_create_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.uintptr_t(_swig_i_4), C.uintptr_t(_swig_i_5))
+	swig_r_p := C._wrap_eplb_split_tables_create_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.uintptr_t(_swig_i_4), C.uintptr_t(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 error
 
@@ -6942,480 +5406,7 @@ func Eplb_split_tables_create(arg1 Eplb_placement, arg2 uint, arg3 uint, arg4 ui
 
 func Eplb_split_tables_destroy(arg1 Eplb_split_tables) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_split_tables_destroy_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
-}
-
-func Eplb_kernel_split_solve_workspace_size(arg1 Eplb_split_tables, arg2 *int64) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_kernel_split_solve_workspace_size_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_split_solve(arg1 Eplb_split_tables, arg2 uint, arg3 *int, arg4 []float64, arg5 []float64, arg6 *int, arg7 *float64, arg8 uintptr, arg9 int64, arg10 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_split_solve_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), *(*C.swig_type_277)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_278)(unsafe.Pointer(&_swig_i_4)), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_279(_swig_i_8), C.uintptr_t(_swig_i_9))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	if Swig_escape_always_false {
-		Swig_escape_val = arg4
-	}
-	if Swig_escape_always_false {
-		Swig_escape_val = arg5
-	}
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_split_solve_cpu(arg1 Eplb_split_tables, arg2 uint, arg3 *int, arg4 []float64, arg5 []float64, arg6 *int, arg7 *float64, arg8 uintptr, arg9 int64, arg10 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_kernel_split_solve_cpu_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), *(*C.swig_type_281)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_282)(unsafe.Pointer(&_swig_i_4)), C.swig_voidp(_swig_i_5), C.swig_voidp(_swig_i_6), C.uintptr_t(_swig_i_7), C.swig_type_283(_swig_i_8), C.uintptr_t(_swig_i_9))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	if Swig_escape_always_false {
-		Swig_escape_val = arg4
-	}
-	if Swig_escape_always_false {
-		Swig_escape_val = arg5
-	}
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_shared_waterfill_workspace_size(arg1 Eplb_placement, arg2 int64, arg3 *int64) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_workspace_size_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_285(_swig_i_1), C.swig_voidp(_swig_i_2))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_shared_waterfill(arg1 Eplb_placement, arg2 []int32, arg3 int64, arg4 uint, arg5 []int32, arg6 []float64, arg7 []float64, arg8 uint, arg9 *int, arg10 *float64, arg11 uintptr, arg12 int64, arg13 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	_swig_i_10 := arg11
-	_swig_i_11 := arg12
-	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_287)(unsafe.Pointer(&_swig_i_1)), C.swig_type_288(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_289)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_290)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_291)(unsafe.Pointer(&_swig_i_6)), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.uintptr_t(_swig_i_10), C.swig_type_292(_swig_i_11), C.uintptr_t(_swig_i_12))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	if Swig_escape_always_false {
-		Swig_escape_val = arg2
-	}
-	if Swig_escape_always_false {
-		Swig_escape_val = arg5
-	}
-	if Swig_escape_always_false {
-		Swig_escape_val = arg6
-	}
-	if Swig_escape_always_false {
-		Swig_escape_val = arg7
-	}
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_kernel_shared_waterfill_cpu(arg1 Eplb_placement, arg2 []int32, arg3 int64, arg4 uint, arg5 []int32, arg6 []float64, arg7 []float64, arg8 uint, arg9 *int, arg10 *float64, arg11 uintptr, arg12 int64, arg13 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	_swig_i_10 := arg11
-	_swig_i_11 := arg12
-	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_kernel_shared_waterfill_cpu_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), *(*C.swig_type_294)(unsafe.Pointer(&_swig_i_1)), C.swig_type_295(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_296)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_297)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_298)(unsafe.Pointer(&_swig_i_6)), C.swig_intgo(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_voidp(_swig_i_9), C.uintptr_t(_swig_i_10), C.swig_type_299(_swig_i_11), C.uintptr_t(_swig_i_12))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	if Swig_escape_always_false {
-		Swig_escape_val = arg2
-	}
-	if Swig_escape_always_false {
-		Swig_escape_val = arg5
-	}
-	if Swig_escape_always_false {
-		Swig_escape_val = arg6
-	}
-	if Swig_escape_always_false {
-		Swig_escape_val = arg7
-	}
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-type SwigcptrEplb_token_exchange_options uintptr
-
-func (p SwigcptrEplb_token_exchange_options) Swigcptr() uintptr {
-	return (uintptr)(p)
-}
-
-func (p SwigcptrEplb_token_exchange_options) SwigIsEplb_token_exchange_options() {
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) SetStruct_size(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_struct_size_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) GetStruct_size() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_token_exchange_options_struct_size_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) SetSlots_per_rank(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_slots_per_rank_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) GetSlots_per_rank() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_token_exchange_options_slots_per_rank_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) SetTop_k(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_top_k_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) GetTop_k() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_token_exchange_options_top_k_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) SetOut_dtype(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_out_dtype_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) GetOut_dtype() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_token_exchange_options_out_dtype_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) SetRow_bytes(arg2 uint64) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_row_bytes_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_300(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) GetRow_bytes() (_swig_ret uint64) {
-	var swig_r uint64
-	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_token_exchange_options_row_bytes_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) SetHidden(arg2 uint64) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_hidden_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_302(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) GetHidden() (_swig_ret uint64) {
-	var swig_r uint64
-	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_eplb_token_exchange_options_hidden_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) SetMax_tokens(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_max_tokens_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) GetMax_tokens() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_token_exchange_options_max_tokens_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) SetCapacity(arg2 uint) {
-	_swig_i_0 := arg1
-	_swig_i_1 := arg2
-	C._wrap_eplb_token_exchange_options_capacity_set_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
-}
-
-func (arg1 SwigcptrEplb_token_exchange_options) GetCapacity() (_swig_ret uint) {
-	var swig_r uint
-	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_eplb_token_exchange_options_capacity_get_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0)))
-	return swig_r
-}
-
-func NewEplb_token_exchange_options() (_swig_ret Eplb_token_exchange_options) {
-	var swig_r Eplb_token_exchange_options
-	swig_r = (Eplb_token_exchange_options)(SwigcptrEplb_token_exchange_options(C._wrap_new_eplb_token_exchange_options_capi_6c958c9b533e0bae()))
-	return swig_r
-}
-
-func DeleteEplb_token_exchange_options(arg1 Eplb_token_exchange_options) {
-	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_eplb_token_exchange_options_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
-}
-
-type Eplb_token_exchange_options interface {
-	Swigcptr() uintptr
-	SwigIsEplb_token_exchange_options()
-	SetStruct_size(arg2 uint)
-	GetStruct_size() (_swig_ret uint)
-	SetSlots_per_rank(arg2 uint)
-	GetSlots_per_rank() (_swig_ret uint)
-	SetTop_k(arg2 uint)
-	GetTop_k() (_swig_ret uint)
-	SetOut_dtype(arg2 uint)
-	GetOut_dtype() (_swig_ret uint)
-	SetRow_bytes(arg2 uint64)
-	GetRow_bytes() (_swig_ret uint64)
-	SetHidden(arg2 uint64)
-	GetHidden() (_swig_ret uint64)
-	SetMax_tokens(arg2 uint)
-	GetMax_tokens() (_swig_ret uint)
-	SetCapacity(arg2 uint)
-	GetCapacity() (_swig_ret uint)
-}
-
-func Eplb_token_exchange_options_init(arg1 Eplb_token_exchange_options) {
-	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_token_exchange_options_init_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
-}
-
-func Eplb_token_exchange_create(arg1 Eplb_comm, arg2 Eplb_token_exchange_options, arg3 Eplb_token_exchange) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := getSwigcptr(arg2)
-	_swig_i_2 := getSwigcptr(arg3)
-	swig_r_p := C._wrap_eplb_token_exchange_create_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_token_exchange_destroy(arg1 Eplb_token_exchange) {
-	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_eplb_token_exchange_destroy_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0))
-}
-
-func Eplb_token_exchange_dispatch(arg1 Eplb_token_exchange, arg2 int64, arg3 []int32, arg4 *float32, arg5 uintptr, arg6 uintptr, arg7 *int, arg8 *float32, arg9 *int, arg10 uint64, arg11 *int, arg12 *uint64, arg13 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	_swig_i_5 := arg6
-	_swig_i_6 := arg7
-	_swig_i_7 := arg8
-	_swig_i_8 := arg9
-	_swig_i_9 := arg10
-	_swig_i_10 := arg11
-	_swig_i_11 := arg12
-	_swig_i_12 := arg13
-	swig_r_p := C._wrap_eplb_token_exchange_dispatch_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.swig_type_306(_swig_i_1), *(*C.swig_type_307)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3), C.uintptr_t(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_voidp(_swig_i_6), C.swig_voidp(_swig_i_7), C.swig_voidp(_swig_i_8), C.swig_type_308(_swig_i_9), C.swig_voidp(_swig_i_10), C.swig_voidp(_swig_i_11), C.uintptr_t(_swig_i_12))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	if Swig_escape_always_false {
-		Swig_escape_val = arg3
-	}
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
-}
-
-func Eplb_token_exchange_combine(arg1 Eplb_token_exchange, arg2 uintptr, arg3 uint64, arg4 uintptr, arg5 uintptr) (_swig_ret error) {
-	var swig_r string
-	_swig_i_0 := getSwigcptr(arg1)
-	_swig_i_1 := arg2
-	_swig_i_2 := arg3
-	_swig_i_3 := arg4
-	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_token_exchange_combine_capi_6c958c9b533e0bae(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_310(_swig_i_2), C.uintptr_t(_swig_i_3), C.uintptr_t(_swig_i_4))
-	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
-	var swig_r_1 error
-
-	{
-		text := swigCopyString(swig_r)
-		if text == "" {
-			swig_r_1 = nil
-		} else {
-			status := 0
-			i := 0
-			for ; i < len(text) && text[i] != ':'; i++ {
-				status = status*10 + int(text[i]-'0')
-			}
-			swig_r_1 = statusError(status, text[i+1:])
-		}
-	}
-
-	return swig_r_1
+	C._wrap_eplb_split_tables_destroy_capi_6142e65e50bcbd23(C.uintptr_t(_swig_i_0))
 }
 
 type SwigcptrEplb_migration uintptr
@@ -7472,30 +5463,12 @@ func (p SwigcptrEplb_split_workspace) Swigcptr() uintptr {
 	return uintptr(p)
 }
 
-type SwigcptrEplb_token_exchange uintptr
-type Eplb_token_exchange interface {
-	Swigcptr() uintptr
-}
-
-func (p SwigcptrEplb_token_exchange) Swigcptr() uintptr {
-	return uintptr(p)
-}
-
 type SwigcptrEplb_planner uintptr
 type Eplb_planner interface {
 	Swigcptr() uintptr
 }
 
 func (p SwigcptrEplb_planner) Swigcptr() uintptr {
-	return uintptr(p)
-}
-
-type SwigcptrEplb_device_tables uintptr
-type Eplb_device_tables interface {
-	Swigcptr() uintptr
-}
-
-func (p SwigcptrEplb_device_tables) Swigcptr() uintptr {
 	return uintptr(p)
 }
 
@@ -7514,14 +5487,5 @@ type Eplb_split_tables interface {
 }
 
 func (p SwigcptrEplb_split_tables) Swigcptr() uintptr {
-	return uintptr(p)
-}
-
-type SwigcptrEplb_comm uintptr
-type Eplb_comm interface {
-	Swigcptr() uintptr
-}
-
-func (p SwigcptrEplb_comm) Swigcptr() uintptr {
 	return uintptr(p)
 }

@@ -262,5 +262,12 @@ void eplb_go_copy_doubles(const void* source, double* out, size_t out_len) {
 }
 %}
 
+/* The GPU entry points (kernels, device tables, the NCCL communicator, the token exchange and
+ * the migration executor) take device pointers and int32_t arrays that SWIG would map to Go's
+ * 8-byte int. No Go wrapper uses them, so they are not generated: a Go program that drives GPUs
+ * calls them through cgo itself. */
+%rename("$ignore", regexmatch$name="^eplb_(kernel|device|comm|nccl|token)_") "";
+%ignore eplb_migration_execute_step;
+
 #define EPLB_API
 %include "eplb/eplb.h"

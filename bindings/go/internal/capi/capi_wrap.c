@@ -300,7 +300,7 @@ SWIGINTERN struct eplb_migration_summary *new_eplb_migration_summary(void){
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_6c958c9b533e0bae(void *_swig_go_0) {
+void _wrap_Swig_free_capi_6142e65e50bcbd23(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -310,7 +310,7 @@ void _wrap_Swig_free_capi_6c958c9b533e0bae(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_6c958c9b533e0bae(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_6142e65e50bcbd23(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -323,7 +323,7 @@ void *_wrap_Swig_malloc_capi_6c958c9b533e0bae(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, _gostring_ _swig_go_5) {
+_gostring_ _wrap_eplb_go_snapshot_save_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, _gostring_ _swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -379,7 +379,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_capi_6c958c9b533e0bae(eplb_placement *_sw
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, void **_swig_go_5, long long *_swig_go_6) {
+_gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, void **_swig_go_5, long long *_swig_go_6) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -432,7 +432,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_6c958c9b533e0bae(eplb_plac
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -478,7 +478,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_6c958c9b533e0bae(eplb_tra
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   char *arg2 = (char *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -521,7 +521,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_6c958c9b533e0ba
 }
 
 
-_gostring_ _wrap_eplb_go_planner_plan_windows_capi_6c958c9b533e0bae(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_go_planner_plan_windows_capi_6142e65e50bcbd23(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, eplb_placement **_swig_go_3) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -563,7 +563,7 @@ _gostring_ _wrap_eplb_go_planner_plan_windows_capi_6c958c9b533e0bae(eplb_planner
 }
 
 
-void _wrap_eplb_go_copy_bytes_capi_6c958c9b533e0bae(void *_swig_go_0, _goslice_ _swig_go_1) {
+void _wrap_eplb_go_copy_bytes_capi_6142e65e50bcbd23(void *_swig_go_0, _goslice_ _swig_go_1) {
   void *arg1 = (void *) 0 ;
   char *arg2 = (char *) 0 ;
   size_t arg3 ;
@@ -579,7 +579,7 @@ void _wrap_eplb_go_copy_bytes_capi_6c958c9b533e0bae(void *_swig_go_0, _goslice_ 
 }
 
 
-void _wrap_eplb_go_copy_doubles_capi_6c958c9b533e0bae(void *_swig_go_0, _goslice_ _swig_go_1) {
+void _wrap_eplb_go_copy_doubles_capi_6142e65e50bcbd23(void *_swig_go_0, _goslice_ _swig_go_1) {
   void *arg1 = (void *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -595,7 +595,7 @@ void _wrap_eplb_go_copy_doubles_capi_6c958c9b533e0bae(void *_swig_go_0, _goslice
 }
 
 
-intgo _wrap_EPLB_VERSION_NUMBER_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_VERSION_NUMBER_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -606,7 +606,7 @@ intgo _wrap_EPLB_VERSION_NUMBER_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_OK_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_OK_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -618,7 +618,7 @@ intgo _wrap_EPLB_OK_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -630,7 +630,7 @@ intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -642,7 +642,7 @@ intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -654,7 +654,7 @@ intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ERR_INTERNAL_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ERR_INTERNAL_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -666,7 +666,7 @@ intgo _wrap_EPLB_ERR_INTERNAL_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ERR_IO_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ERR_IO_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -678,7 +678,7 @@ intgo _wrap_EPLB_ERR_IO_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ERR_CORRUPT_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ERR_CORRUPT_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -690,7 +690,7 @@ intgo _wrap_EPLB_ERR_CORRUPT_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ERR_TRUNCATED_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ERR_TRUNCATED_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -702,7 +702,7 @@ intgo _wrap_EPLB_ERR_TRUNCATED_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -714,7 +714,7 @@ intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ERR_NO_DEVICE_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ERR_NO_DEVICE_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -726,7 +726,7 @@ intgo _wrap_EPLB_ERR_NO_DEVICE_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ERR_DEVICE_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ERR_DEVICE_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -738,7 +738,7 @@ intgo _wrap_EPLB_ERR_DEVICE_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ERR_NO_NCCL_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ERR_NO_NCCL_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -750,7 +750,7 @@ intgo _wrap_EPLB_ERR_NO_NCCL_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ERR_NCCL_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ERR_NCCL_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -762,7 +762,7 @@ intgo _wrap_EPLB_ERR_NCCL_capi_6c958c9b533e0bae() {
 }
 
 
-_gostring_ _wrap_eplb_last_error_message_capi_6c958c9b533e0bae() {
+_gostring_ _wrap_eplb_last_error_message_capi_6142e65e50bcbd23() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -773,7 +773,7 @@ _gostring_ _wrap_eplb_last_error_message_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_eplb_version_number_capi_6c958c9b533e0bae() {
+intgo _wrap_eplb_version_number_capi_6142e65e50bcbd23() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -784,7 +784,7 @@ intgo _wrap_eplb_version_number_capi_6c958c9b533e0bae() {
 }
 
 
-_gostring_ _wrap_eplb_version_string_capi_6c958c9b533e0bae() {
+_gostring_ _wrap_eplb_version_string_capi_6142e65e50bcbd23() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -795,7 +795,7 @@ _gostring_ _wrap_eplb_version_string_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -807,7 +807,7 @@ intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -819,7 +819,7 @@ intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -831,7 +831,7 @@ intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -843,7 +843,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -855,7 +855,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -867,7 +867,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_eplb_algorithm_count_capi_6c958c9b533e0bae() {
+intgo _wrap_eplb_algorithm_count_capi_6142e65e50bcbd23() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -878,7 +878,7 @@ intgo _wrap_eplb_algorithm_count_capi_6c958c9b533e0bae() {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_name_capi_6c958c9b533e0bae(intgo _swig_go_0) {
+_gostring_ _wrap_eplb_algorithm_name_capi_6142e65e50bcbd23(intgo _swig_go_0) {
   uint32_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -891,7 +891,7 @@ _gostring_ _wrap_eplb_algorithm_name_capi_6c958c9b533e0bae(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_description_capi_6c958c9b533e0bae(intgo _swig_go_0) {
+_gostring_ _wrap_eplb_algorithm_description_capi_6142e65e50bcbd23(intgo _swig_go_0) {
   uint32_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -904,7 +904,7 @@ _gostring_ _wrap_eplb_algorithm_description_capi_6c958c9b533e0bae(intgo _swig_go
 }
 
 
-intgo _wrap_eplb_algorithm_default_capi_6c958c9b533e0bae() {
+intgo _wrap_eplb_algorithm_default_capi_6142e65e50bcbd23() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -915,7 +915,7 @@ intgo _wrap_eplb_algorithm_default_capi_6c958c9b533e0bae() {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_from_name_capi_6c958c9b533e0bae(_gostring_ _swig_go_0, int *_swig_go_1) {
+_gostring_ _wrap_eplb_algorithm_from_name_capi_6142e65e50bcbd23(_gostring_ _swig_go_0, int *_swig_go_1) {
   char *arg1 = (char *) 0 ;
   uint32_t *arg2 = (uint32_t *) 0 ;
   eplb_status result;
@@ -956,7 +956,7 @@ _gostring_ _wrap_eplb_algorithm_from_name_capi_6c958c9b533e0bae(_gostring_ _swig
 }
 
 
-void _wrap_eplb_placement_info_struct_size_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_struct_size_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -968,7 +968,7 @@ void _wrap_eplb_placement_info_struct_size_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-intgo _wrap_eplb_placement_info_struct_size_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_struct_size_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -981,7 +981,7 @@ intgo _wrap_eplb_placement_info_struct_size_get_capi_6c958c9b533e0bae(struct epl
 }
 
 
-void _wrap_eplb_placement_info_num_layers_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_layers_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -993,7 +993,7 @@ void _wrap_eplb_placement_info_num_layers_set_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-intgo _wrap_eplb_placement_info_num_layers_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_layers_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1006,7 +1006,7 @@ intgo _wrap_eplb_placement_info_num_layers_get_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-void _wrap_eplb_placement_info_num_logical_experts_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_logical_experts_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1018,7 +1018,7 @@ void _wrap_eplb_placement_info_num_logical_experts_set_capi_6c958c9b533e0bae(str
 }
 
 
-intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1031,7 +1031,7 @@ intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_6c958c9b533e0bae(st
 }
 
 
-void _wrap_eplb_placement_info_num_physical_experts_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_physical_experts_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1043,7 +1043,7 @@ void _wrap_eplb_placement_info_num_physical_experts_set_capi_6c958c9b533e0bae(st
 }
 
 
-intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1056,7 +1056,7 @@ intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_6c958c9b533e0bae(s
 }
 
 
-void _wrap_eplb_placement_info_num_nodes_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_nodes_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1068,7 +1068,7 @@ void _wrap_eplb_placement_info_num_nodes_set_capi_6c958c9b533e0bae(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_num_nodes_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_nodes_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1081,7 +1081,7 @@ intgo _wrap_eplb_placement_info_num_nodes_get_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_num_gpus_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_gpus_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1093,7 +1093,7 @@ void _wrap_eplb_placement_info_num_gpus_set_capi_6c958c9b533e0bae(struct eplb_pl
 }
 
 
-intgo _wrap_eplb_placement_info_num_gpus_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_gpus_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1106,7 +1106,7 @@ intgo _wrap_eplb_placement_info_num_gpus_get_capi_6c958c9b533e0bae(struct eplb_p
 }
 
 
-void _wrap_eplb_placement_info_num_groups_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_groups_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1118,7 +1118,7 @@ void _wrap_eplb_placement_info_num_groups_set_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-intgo _wrap_eplb_placement_info_num_groups_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_groups_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1131,7 +1131,7 @@ intgo _wrap_eplb_placement_info_num_groups_get_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-void _wrap_eplb_placement_info_slots_per_gpu_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_slots_per_gpu_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1143,7 +1143,7 @@ void _wrap_eplb_placement_info_slots_per_gpu_set_capi_6c958c9b533e0bae(struct ep
 }
 
 
-intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1156,7 +1156,7 @@ intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_6c958c9b533e0bae(struct e
 }
 
 
-void _wrap_eplb_placement_info_log2phy_width_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_log2phy_width_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1168,7 +1168,7 @@ void _wrap_eplb_placement_info_log2phy_width_set_capi_6c958c9b533e0bae(struct ep
 }
 
 
-intgo _wrap_eplb_placement_info_log2phy_width_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_log2phy_width_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1181,7 +1181,7 @@ intgo _wrap_eplb_placement_info_log2phy_width_get_capi_6c958c9b533e0bae(struct e
 }
 
 
-void _wrap_eplb_placement_info_algorithm_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_algorithm_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1193,7 +1193,7 @@ void _wrap_eplb_placement_info_algorithm_set_capi_6c958c9b533e0bae(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_algorithm_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_algorithm_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1206,7 +1206,7 @@ intgo _wrap_eplb_placement_info_algorithm_get_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_hierarchical_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_hierarchical_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1218,7 +1218,7 @@ void _wrap_eplb_placement_info_hierarchical_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-intgo _wrap_eplb_placement_info_hierarchical_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_hierarchical_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1231,7 +1231,7 @@ intgo _wrap_eplb_placement_info_hierarchical_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_placement_info_reserved0_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_reserved0_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1243,7 +1243,7 @@ void _wrap_eplb_placement_info_reserved0_set_capi_6c958c9b533e0bae(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_reserved0_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_reserved0_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1256,7 +1256,7 @@ intgo _wrap_eplb_placement_info_reserved0_get_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_plan_seconds_set_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_placement_info_plan_seconds_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, double _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   double arg2 ;
   
@@ -1268,7 +1268,7 @@ void _wrap_eplb_placement_info_plan_seconds_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-double _wrap_eplb_placement_info_plan_seconds_get_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
+double _wrap_eplb_placement_info_plan_seconds_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -1281,7 +1281,7 @@ double _wrap_eplb_placement_info_plan_seconds_get_capi_6c958c9b533e0bae(struct e
 }
 
 
-struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_6c958c9b533e0bae() {
+struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_6142e65e50bcbd23() {
   struct eplb_placement_info *result = 0 ;
   struct eplb_placement_info *_swig_go_result;
   
@@ -1292,7 +1292,7 @@ struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_6c958c9b533e0bae(
 }
 
 
-void _wrap_delete_eplb_placement_info_capi_6c958c9b533e0bae(struct eplb_placement_info *_swig_go_0) {
+void _wrap_delete_eplb_placement_info_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   
   arg1 = *(struct eplb_placement_info **)&_swig_go_0; 
@@ -1302,7 +1302,7 @@ void _wrap_delete_eplb_placement_info_capi_6c958c9b533e0bae(struct eplb_placemen
 }
 
 
-_gostring_ _wrap_eplb_placement_get_info_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, struct eplb_placement_info *_swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_info_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, struct eplb_placement_info *_swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_placement_info *arg2 = (eplb_placement_info *) 0 ;
   eplb_status result;
@@ -1336,7 +1336,7 @@ _gostring_ _wrap_eplb_placement_get_info_capi_6c958c9b533e0bae(eplb_placement *_
 }
 
 
-_gostring_ _wrap_eplb_placement_get_phy2log_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_phy2log_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1374,7 +1374,7 @@ _gostring_ _wrap_eplb_placement_get_phy2log_capi_6c958c9b533e0bae(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_placement_get_replica_counts_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_replica_counts_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1412,7 +1412,7 @@ _gostring_ _wrap_eplb_placement_get_replica_counts_capi_6c958c9b533e0bae(eplb_pl
 }
 
 
-_gostring_ _wrap_eplb_placement_get_log2phy_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_log2phy_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1450,7 +1450,7 @@ _gostring_ _wrap_eplb_placement_get_log2phy_capi_6c958c9b533e0bae(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_placement_create_from_phy2log_capi_6c958c9b533e0bae(intgo _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, eplb_placement **_swig_go_6) {
+_gostring_ _wrap_eplb_placement_create_from_phy2log_capi_6142e65e50bcbd23(intgo _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, eplb_placement **_swig_go_6) {
   uint32_t arg1 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -1498,7 +1498,7 @@ _gostring_ _wrap_eplb_placement_create_from_phy2log_capi_6c958c9b533e0bae(intgo 
 }
 
 
-void _wrap_eplb_placement_destroy_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0) {
+void _wrap_eplb_placement_destroy_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   
   arg1 = *(eplb_placement **)&_swig_go_0; 
@@ -1508,7 +1508,7 @@ void _wrap_eplb_placement_destroy_capi_6c958c9b533e0bae(eplb_placement *_swig_go
 }
 
 
-void _wrap_eplb_planner_options_struct_size_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_struct_size_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1520,7 +1520,7 @@ void _wrap_eplb_planner_options_struct_size_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-intgo _wrap_eplb_planner_options_struct_size_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_struct_size_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1533,7 +1533,7 @@ intgo _wrap_eplb_planner_options_struct_size_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_planner_options_algorithm_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_algorithm_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1545,7 +1545,7 @@ void _wrap_eplb_planner_options_algorithm_set_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_algorithm_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_algorithm_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1558,7 +1558,7 @@ intgo _wrap_eplb_planner_options_algorithm_get_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_num_layers_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_layers_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1570,7 +1570,7 @@ void _wrap_eplb_planner_options_num_layers_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-intgo _wrap_eplb_planner_options_num_layers_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_layers_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1583,7 +1583,7 @@ intgo _wrap_eplb_planner_options_num_layers_get_capi_6c958c9b533e0bae(struct epl
 }
 
 
-void _wrap_eplb_planner_options_num_logical_experts_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_logical_experts_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1595,7 +1595,7 @@ void _wrap_eplb_planner_options_num_logical_experts_set_capi_6c958c9b533e0bae(st
 }
 
 
-intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1608,7 +1608,7 @@ intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_6c958c9b533e0bae(s
 }
 
 
-void _wrap_eplb_planner_options_num_physical_experts_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_physical_experts_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1620,7 +1620,7 @@ void _wrap_eplb_planner_options_num_physical_experts_set_capi_6c958c9b533e0bae(s
 }
 
 
-intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1633,7 +1633,7 @@ intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_6c958c9b533e0bae(
 }
 
 
-void _wrap_eplb_planner_options_num_groups_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_groups_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1645,7 +1645,7 @@ void _wrap_eplb_planner_options_num_groups_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-intgo _wrap_eplb_planner_options_num_groups_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_groups_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1658,7 +1658,7 @@ intgo _wrap_eplb_planner_options_num_groups_get_capi_6c958c9b533e0bae(struct epl
 }
 
 
-void _wrap_eplb_planner_options_num_nodes_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_nodes_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1670,7 +1670,7 @@ void _wrap_eplb_planner_options_num_nodes_set_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_num_nodes_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_nodes_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1683,7 +1683,7 @@ intgo _wrap_eplb_planner_options_num_nodes_get_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_num_gpus_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_gpus_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1695,7 +1695,7 @@ void _wrap_eplb_planner_options_num_gpus_set_capi_6c958c9b533e0bae(struct eplb_p
 }
 
 
-intgo _wrap_eplb_planner_options_num_gpus_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_gpus_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1708,7 +1708,7 @@ intgo _wrap_eplb_planner_options_num_gpus_get_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-void _wrap_eplb_planner_options_cross_node_budget_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_cross_node_budget_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1720,7 +1720,7 @@ void _wrap_eplb_planner_options_cross_node_budget_set_capi_6c958c9b533e0bae(stru
 }
 
 
-intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1733,7 +1733,7 @@ intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_6c958c9b533e0bae(str
 }
 
 
-void _wrap_eplb_planner_options_num_threads_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_threads_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1745,7 +1745,7 @@ void _wrap_eplb_planner_options_num_threads_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-intgo _wrap_eplb_planner_options_num_threads_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_threads_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1758,7 +1758,7 @@ intgo _wrap_eplb_planner_options_num_threads_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_planner_options_affinity_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_affinity_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1770,7 +1770,7 @@ void _wrap_eplb_planner_options_affinity_set_capi_6c958c9b533e0bae(struct eplb_p
 }
 
 
-intgo _wrap_eplb_planner_options_affinity_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_affinity_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1783,7 +1783,7 @@ intgo _wrap_eplb_planner_options_affinity_get_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-void _wrap_eplb_planner_options_reserved0_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_reserved0_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1795,7 +1795,7 @@ void _wrap_eplb_planner_options_reserved0_set_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_reserved0_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_reserved0_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1808,7 +1808,7 @@ intgo _wrap_eplb_planner_options_reserved0_get_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_affinity_min_balance_set_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_planner_options_affinity_min_balance_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, double _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   double arg2 ;
   
@@ -1820,7 +1820,7 @@ void _wrap_eplb_planner_options_affinity_min_balance_set_capi_6c958c9b533e0bae(s
 }
 
 
-double _wrap_eplb_planner_options_affinity_min_balance_get_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
+double _wrap_eplb_planner_options_affinity_min_balance_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -1833,7 +1833,7 @@ double _wrap_eplb_planner_options_affinity_min_balance_get_capi_6c958c9b533e0bae
 }
 
 
-struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_6c958c9b533e0bae() {
+struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_6142e65e50bcbd23() {
   struct eplb_planner_options *result = 0 ;
   struct eplb_planner_options *_swig_go_result;
   
@@ -1844,7 +1844,7 @@ struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_6c958c9b533e0ba
 }
 
 
-void _wrap_delete_eplb_planner_options_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
+void _wrap_delete_eplb_planner_options_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   
   arg1 = *(struct eplb_planner_options **)&_swig_go_0; 
@@ -1854,7 +1854,7 @@ void _wrap_delete_eplb_planner_options_capi_6c958c9b533e0bae(struct eplb_planner
 }
 
 
-void _wrap_eplb_planner_options_init_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0) {
+void _wrap_eplb_planner_options_init_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
   eplb_planner_options *arg1 = (eplb_planner_options *) 0 ;
   
   arg1 = *(eplb_planner_options **)&_swig_go_0; 
@@ -1864,7 +1864,7 @@ void _wrap_eplb_planner_options_init_capi_6c958c9b533e0bae(struct eplb_planner_o
 }
 
 
-_gostring_ _wrap_eplb_planner_create_capi_6c958c9b533e0bae(struct eplb_planner_options *_swig_go_0, eplb_planner **_swig_go_1) {
+_gostring_ _wrap_eplb_planner_create_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, eplb_planner **_swig_go_1) {
   eplb_planner_options *arg1 = (eplb_planner_options *) 0 ;
   eplb_planner **arg2 = (eplb_planner **) 0 ;
   eplb_status result;
@@ -1898,7 +1898,7 @@ _gostring_ _wrap_eplb_planner_create_capi_6c958c9b533e0bae(struct eplb_planner_o
 }
 
 
-void _wrap_eplb_planner_destroy_capi_6c958c9b533e0bae(eplb_planner *_swig_go_0) {
+void _wrap_eplb_planner_destroy_capi_6142e65e50bcbd23(eplb_planner *_swig_go_0) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   
   arg1 = *(eplb_planner **)&_swig_go_0; 
@@ -1908,7 +1908,7 @@ void _wrap_eplb_planner_destroy_capi_6c958c9b533e0bae(eplb_planner *_swig_go_0) 
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_capi_6c958c9b533e0bae(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement **_swig_go_2) {
+_gostring_ _wrap_eplb_planner_plan_capi_6142e65e50bcbd23(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement **_swig_go_2) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -1948,7 +1948,7 @@ _gostring_ _wrap_eplb_planner_plan_capi_6c958c9b533e0bae(eplb_planner *_swig_go_
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_windows_capi_6c958c9b533e0bae(eplb_planner *_swig_go_0, double *_swig_go_1, long long _swig_go_2, long long _swig_go_3, eplb_placement **_swig_go_4) {
+_gostring_ _wrap_eplb_planner_plan_windows_capi_6142e65e50bcbd23(eplb_planner *_swig_go_0, double *_swig_go_1, long long _swig_go_2, long long _swig_go_3, eplb_placement **_swig_go_4) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -1988,7 +1988,7 @@ _gostring_ _wrap_eplb_planner_plan_windows_capi_6c958c9b533e0bae(eplb_planner *_
 }
 
 
-void _wrap_eplb_snapshot_options_struct_size_set_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_options_struct_size_set_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2000,7 +2000,7 @@ void _wrap_eplb_snapshot_options_struct_size_set_capi_6c958c9b533e0bae(struct ep
 }
 
 
-intgo _wrap_eplb_snapshot_options_struct_size_get_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0) {
+intgo _wrap_eplb_snapshot_options_struct_size_get_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2013,7 +2013,7 @@ intgo _wrap_eplb_snapshot_options_struct_size_get_capi_6c958c9b533e0bae(struct e
 }
 
 
-void _wrap_eplb_snapshot_options_compression_level_set_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_options_compression_level_set_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2025,7 +2025,7 @@ void _wrap_eplb_snapshot_options_compression_level_set_capi_6c958c9b533e0bae(str
 }
 
 
-intgo _wrap_eplb_snapshot_options_compression_level_get_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0) {
+intgo _wrap_eplb_snapshot_options_compression_level_get_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2038,7 +2038,7 @@ intgo _wrap_eplb_snapshot_options_compression_level_get_capi_6c958c9b533e0bae(st
 }
 
 
-void _wrap_eplb_snapshot_options_loads_len_set_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_options_loads_len_set_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   size_t arg2 ;
   
@@ -2050,7 +2050,7 @@ void _wrap_eplb_snapshot_options_loads_len_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-long long _wrap_eplb_snapshot_options_loads_len_get_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0) {
+long long _wrap_eplb_snapshot_options_loads_len_get_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -2063,7 +2063,7 @@ long long _wrap_eplb_snapshot_options_loads_len_get_capi_6c958c9b533e0bae(struct
 }
 
 
-void _wrap_eplb_snapshot_options_tracker_set_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0, struct eplb_tracker *_swig_go_1) {
+void _wrap_eplb_snapshot_options_tracker_set_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0, struct eplb_tracker *_swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   struct eplb_tracker *arg2 = (struct eplb_tracker *) 0 ;
   
@@ -2075,7 +2075,7 @@ void _wrap_eplb_snapshot_options_tracker_set_capi_6c958c9b533e0bae(struct eplb_s
 }
 
 
-struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0) {
+struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   struct eplb_tracker *result = 0 ;
   struct eplb_tracker *_swig_go_result;
@@ -2088,7 +2088,7 @@ struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_6c958c9b533e0b
 }
 
 
-struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_6c958c9b533e0bae() {
+struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_6142e65e50bcbd23() {
   struct eplb_snapshot_options *result = 0 ;
   struct eplb_snapshot_options *_swig_go_result;
   
@@ -2099,7 +2099,7 @@ struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_6c958c9b533e0
 }
 
 
-void _wrap_delete_eplb_snapshot_options_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0) {
+void _wrap_delete_eplb_snapshot_options_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   
   arg1 = *(struct eplb_snapshot_options **)&_swig_go_0; 
@@ -2109,7 +2109,7 @@ void _wrap_delete_eplb_snapshot_options_capi_6c958c9b533e0bae(struct eplb_snapsh
 }
 
 
-void _wrap_eplb_snapshot_options_init_capi_6c958c9b533e0bae(struct eplb_snapshot_options *_swig_go_0) {
+void _wrap_eplb_snapshot_options_init_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0) {
   eplb_snapshot_options *arg1 = (eplb_snapshot_options *) 0 ;
   
   arg1 = *(eplb_snapshot_options **)&_swig_go_0; 
@@ -2119,7 +2119,7 @@ void _wrap_eplb_snapshot_options_init_capi_6c958c9b533e0bae(struct eplb_snapshot
 }
 
 
-void _wrap_eplb_snapshot_info_struct_size_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_struct_size_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2131,7 +2131,7 @@ void _wrap_eplb_snapshot_info_struct_size_set_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-intgo _wrap_eplb_snapshot_info_struct_size_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_struct_size_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2144,7 +2144,7 @@ intgo _wrap_eplb_snapshot_info_struct_size_get_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-void _wrap_eplb_snapshot_info_format_major_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_format_major_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2156,7 +2156,7 @@ void _wrap_eplb_snapshot_info_format_major_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-intgo _wrap_eplb_snapshot_info_format_major_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_format_major_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2169,7 +2169,7 @@ intgo _wrap_eplb_snapshot_info_format_major_get_capi_6c958c9b533e0bae(struct epl
 }
 
 
-void _wrap_eplb_snapshot_info_format_minor_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_format_minor_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2181,7 +2181,7 @@ void _wrap_eplb_snapshot_info_format_minor_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-intgo _wrap_eplb_snapshot_info_format_minor_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_format_minor_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2194,7 +2194,7 @@ intgo _wrap_eplb_snapshot_info_format_minor_get_capi_6c958c9b533e0bae(struct epl
 }
 
 
-void _wrap_eplb_snapshot_info_num_layers_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_layers_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2206,7 +2206,7 @@ void _wrap_eplb_snapshot_info_num_layers_set_capi_6c958c9b533e0bae(struct eplb_s
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_layers_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_layers_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2219,7 +2219,7 @@ intgo _wrap_eplb_snapshot_info_num_layers_get_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2231,7 +2231,7 @@ void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_6c958c9b533e0bae(stru
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2244,7 +2244,7 @@ intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_6c958c9b533e0bae(str
 }
 
 
-void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2256,7 +2256,7 @@ void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_6c958c9b533e0bae(str
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2269,7 +2269,7 @@ intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_6c958c9b533e0bae(st
 }
 
 
-void _wrap_eplb_snapshot_info_num_nodes_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_nodes_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2281,7 +2281,7 @@ void _wrap_eplb_snapshot_info_num_nodes_set_capi_6c958c9b533e0bae(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2294,7 +2294,7 @@ intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_6c958c9b533e0bae(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_num_gpus_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_gpus_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2306,7 +2306,7 @@ void _wrap_eplb_snapshot_info_num_gpus_set_capi_6c958c9b533e0bae(struct eplb_sna
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2319,7 +2319,7 @@ intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_6c958c9b533e0bae(struct eplb_sn
 }
 
 
-void _wrap_eplb_snapshot_info_num_groups_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_groups_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2331,7 +2331,7 @@ void _wrap_eplb_snapshot_info_num_groups_set_capi_6c958c9b533e0bae(struct eplb_s
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_groups_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_groups_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2344,7 +2344,7 @@ intgo _wrap_eplb_snapshot_info_num_groups_get_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-void _wrap_eplb_snapshot_info_algorithm_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_algorithm_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2356,7 +2356,7 @@ void _wrap_eplb_snapshot_info_algorithm_set_capi_6c958c9b533e0bae(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_algorithm_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_algorithm_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2369,7 +2369,7 @@ intgo _wrap_eplb_snapshot_info_algorithm_get_capi_6c958c9b533e0bae(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_has_loads_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_has_loads_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2381,7 +2381,7 @@ void _wrap_eplb_snapshot_info_has_loads_set_capi_6c958c9b533e0bae(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_has_loads_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_has_loads_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2394,7 +2394,7 @@ intgo _wrap_eplb_snapshot_info_has_loads_get_capi_6c958c9b533e0bae(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_has_coactivation_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_has_coactivation_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2406,7 +2406,7 @@ void _wrap_eplb_snapshot_info_has_coactivation_set_capi_6c958c9b533e0bae(struct 
 }
 
 
-intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2419,7 +2419,7 @@ intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_6c958c9b533e0bae(struct
 }
 
 
-void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t arg2 ;
   
@@ -2431,7 +2431,7 @@ void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_6c958c9b533e0bae(str
 }
 
 
-long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2444,7 +2444,7 @@ long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_6c958c9b533e0ba
 }
 
 
-void _wrap_eplb_snapshot_info_file_size_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_info_file_size_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t arg2 ;
   
@@ -2456,7 +2456,7 @@ void _wrap_eplb_snapshot_info_file_size_set_capi_6c958c9b533e0bae(struct eplb_sn
 }
 
 
-long long _wrap_eplb_snapshot_info_file_size_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+long long _wrap_eplb_snapshot_info_file_size_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2469,7 +2469,7 @@ long long _wrap_eplb_snapshot_info_file_size_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_plan_seconds_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_snapshot_info_plan_seconds_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double arg2 ;
   
@@ -2481,7 +2481,7 @@ void _wrap_eplb_snapshot_info_plan_seconds_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-double _wrap_eplb_snapshot_info_plan_seconds_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+double _wrap_eplb_snapshot_info_plan_seconds_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -2494,7 +2494,7 @@ double _wrap_eplb_snapshot_info_plan_seconds_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_balancedness_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_snapshot_info_balancedness_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double arg2 ;
   
@@ -2506,7 +2506,7 @@ void _wrap_eplb_snapshot_info_balancedness_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-double _wrap_eplb_snapshot_info_balancedness_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+double _wrap_eplb_snapshot_info_balancedness_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -2519,7 +2519,7 @@ double _wrap_eplb_snapshot_info_balancedness_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_library_version_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_eplb_snapshot_info_library_version_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *arg2 ;
   
@@ -2543,7 +2543,7 @@ void _wrap_eplb_snapshot_info_library_version_set_capi_6c958c9b533e0bae(struct e
 }
 
 
-_gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+_gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -2556,7 +2556,7 @@ _gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_6c958c9b533e0bae(st
 }
 
 
-void _wrap_eplb_snapshot_info_label_set_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_eplb_snapshot_info_label_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *arg2 ;
   
@@ -2580,7 +2580,7 @@ void _wrap_eplb_snapshot_info_label_set_capi_6c958c9b533e0bae(struct eplb_snapsh
 }
 
 
-_gostring_ _wrap_eplb_snapshot_info_label_get_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+_gostring_ _wrap_eplb_snapshot_info_label_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -2593,7 +2593,7 @@ _gostring_ _wrap_eplb_snapshot_info_label_get_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_6c958c9b533e0bae() {
+struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_6142e65e50bcbd23() {
   struct eplb_snapshot_info *result = 0 ;
   struct eplb_snapshot_info *_swig_go_result;
   
@@ -2604,7 +2604,7 @@ struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_6c958c9b533e0bae() 
 }
 
 
-void _wrap_delete_eplb_snapshot_info_capi_6c958c9b533e0bae(struct eplb_snapshot_info *_swig_go_0) {
+void _wrap_delete_eplb_snapshot_info_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   
   arg1 = *(struct eplb_snapshot_info **)&_swig_go_0; 
@@ -2614,7 +2614,7 @@ void _wrap_delete_eplb_snapshot_info_capi_6c958c9b533e0bae(struct eplb_snapshot_
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_snapshot_save_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -2655,7 +2655,7 @@ _gostring_ _wrap_eplb_snapshot_save_capi_6c958c9b533e0bae(eplb_placement *_swig_
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -2693,7 +2693,7 @@ _gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_6c958c9b533e0bae(eplb_placeme
 }
 
 
-void _wrap_eplb_buffer_free_capi_6c958c9b533e0bae(void *_swig_go_0) {
+void _wrap_eplb_buffer_free_capi_6142e65e50bcbd23(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -2703,7 +2703,7 @@ void _wrap_eplb_buffer_free_capi_6c958c9b533e0bae(void *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_snapshot_load_capi_6c958c9b533e0bae(_gostring_ _swig_go_0, eplb_snapshot **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_load_capi_6142e65e50bcbd23(_gostring_ _swig_go_0, eplb_snapshot **_swig_go_1) {
   char *arg1 = (char *) 0 ;
   eplb_snapshot **arg2 = (eplb_snapshot **) 0 ;
   eplb_status result;
@@ -2742,7 +2742,7 @@ _gostring_ _wrap_eplb_snapshot_load_capi_6c958c9b533e0bae(_gostring_ _swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, eplb_snapshot **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_6142e65e50bcbd23(_goslice_ _swig_go_0, eplb_snapshot **_swig_go_1) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   eplb_snapshot **arg3 = (eplb_snapshot **) 0 ;
@@ -2780,7 +2780,7 @@ _gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_6c958c9b533e0bae(_goslice_ 
 }
 
 
-_gostring_ _wrap_eplb_snapshot_inspect_capi_6c958c9b533e0bae(_gostring_ _swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_inspect_capi_6142e65e50bcbd23(_gostring_ _swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
   char *arg1 = (char *) 0 ;
   eplb_snapshot_info *arg2 = (eplb_snapshot_info *) 0 ;
   eplb_status result;
@@ -2819,7 +2819,7 @@ _gostring_ _wrap_eplb_snapshot_inspect_capi_6c958c9b533e0bae(_gostring_ _swig_go
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_info_capi_6c958c9b533e0bae(eplb_snapshot *_swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_info_capi_6142e65e50bcbd23(eplb_snapshot *_swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   eplb_snapshot_info *arg2 = (eplb_snapshot_info *) 0 ;
   eplb_status result;
@@ -2853,7 +2853,7 @@ _gostring_ _wrap_eplb_snapshot_get_info_capi_6c958c9b533e0bae(eplb_snapshot *_sw
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_placement_capi_6c958c9b533e0bae(eplb_snapshot *_swig_go_0, eplb_placement **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_placement_capi_6142e65e50bcbd23(eplb_snapshot *_swig_go_0, eplb_placement **_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   eplb_placement **arg2 = (eplb_placement **) 0 ;
   eplb_status result;
@@ -2887,7 +2887,7 @@ _gostring_ _wrap_eplb_snapshot_get_placement_capi_6c958c9b533e0bae(eplb_snapshot
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_loads_capi_6c958c9b533e0bae(eplb_snapshot *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_loads_capi_6142e65e50bcbd23(eplb_snapshot *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -2925,7 +2925,7 @@ _gostring_ _wrap_eplb_snapshot_get_loads_capi_6c958c9b533e0bae(eplb_snapshot *_s
 }
 
 
-void _wrap_eplb_snapshot_destroy_capi_6c958c9b533e0bae(eplb_snapshot *_swig_go_0) {
+void _wrap_eplb_snapshot_destroy_capi_6142e65e50bcbd23(eplb_snapshot *_swig_go_0) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   
   arg1 = *(eplb_snapshot **)&_swig_go_0; 
@@ -2935,7 +2935,7 @@ void _wrap_eplb_snapshot_destroy_capi_6c958c9b533e0bae(eplb_snapshot *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_statistics_capi_6c958c9b533e0bae(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_snapshot_save_statistics_capi_6142e65e50bcbd23(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
   struct eplb_tracker *arg1 = (struct eplb_tracker *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -2976,7 +2976,7 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_6c958c9b533e0bae(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_6142e65e50bcbd23(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   struct eplb_tracker *arg1 = (struct eplb_tracker *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -3014,7 +3014,7 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_6c958c9b533e0bae(s
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_tracker_capi_6c958c9b533e0bae(eplb_snapshot *_swig_go_0, struct eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_tracker_capi_6142e65e50bcbd23(eplb_snapshot *_swig_go_0, struct eplb_tracker **_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   struct eplb_tracker **arg2 = (struct eplb_tracker **) 0 ;
   eplb_status result;
@@ -3048,7 +3048,7 @@ _gostring_ _wrap_eplb_snapshot_get_tracker_capi_6c958c9b533e0bae(eplb_snapshot *
 }
 
 
-_gostring_ _wrap_eplb_placement_to_sglang_json_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, intgo _swig_go_1, char **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_placement_to_sglang_json_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, intgo _swig_go_1, char **_swig_go_2, long long *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   char **arg3 = (char **) 0 ;
@@ -3086,7 +3086,7 @@ _gostring_ _wrap_eplb_placement_to_sglang_json_capi_6c958c9b533e0bae(eplb_placem
 }
 
 
-_gostring_ _wrap_eplb_placement_from_sglang_json_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_placement **_swig_go_5) {
+_gostring_ _wrap_eplb_placement_from_sglang_json_capi_6142e65e50bcbd23(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_placement **_swig_go_5) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -3132,7 +3132,7 @@ _gostring_ _wrap_eplb_placement_from_sglang_json_capi_6c958c9b533e0bae(_goslice_
 }
 
 
-_gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, char **_swig_go_1, long long *_swig_go_2) {
+_gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, char **_swig_go_1, long long *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   char **arg2 = (char **) 0 ;
   size_t *arg3 = (size_t *) 0 ;
@@ -3168,7 +3168,7 @@ _gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_6c958c9b533e0bae(eplb_p
 }
 
 
-_gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_6142e65e50bcbd23(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, eplb_placement **_swig_go_3) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -3210,7 +3210,7 @@ _gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_6c958c9b533e0bae(_gos
 }
 
 
-_gostring_ _wrap_eplb_loads_from_sglang_json_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, double **_swig_go_1, int *_swig_go_2, int *_swig_go_3) {
+_gostring_ _wrap_eplb_loads_from_sglang_json_capi_6142e65e50bcbd23(_goslice_ _swig_go_0, double **_swig_go_1, int *_swig_go_2, int *_swig_go_3) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   double **arg3 = (double **) 0 ;
@@ -3256,7 +3256,7 @@ _gostring_ _wrap_eplb_loads_from_sglang_json_capi_6c958c9b533e0bae(_goslice_ _sw
 }
 
 
-intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -3268,7 +3268,7 @@ intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_WINDOW_SLIDING_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_WINDOW_SLIDING_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -3280,7 +3280,7 @@ intgo _wrap_EPLB_WINDOW_SLIDING_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_WINDOW_DECAY_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_WINDOW_DECAY_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -3292,7 +3292,7 @@ intgo _wrap_EPLB_WINDOW_DECAY_capi_6c958c9b533e0bae() {
 }
 
 
-void _wrap_eplb_tracker_options_struct_size_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_struct_size_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3304,7 +3304,7 @@ void _wrap_eplb_tracker_options_struct_size_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-intgo _wrap_eplb_tracker_options_struct_size_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_struct_size_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3317,7 +3317,7 @@ intgo _wrap_eplb_tracker_options_struct_size_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_tracker_options_num_layers_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_num_layers_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3329,7 +3329,7 @@ void _wrap_eplb_tracker_options_num_layers_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-intgo _wrap_eplb_tracker_options_num_layers_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_num_layers_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3342,7 +3342,7 @@ intgo _wrap_eplb_tracker_options_num_layers_get_capi_6c958c9b533e0bae(struct epl
 }
 
 
-void _wrap_eplb_tracker_options_num_logical_experts_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_num_logical_experts_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3354,7 +3354,7 @@ void _wrap_eplb_tracker_options_num_logical_experts_set_capi_6c958c9b533e0bae(st
 }
 
 
-intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3367,7 +3367,7 @@ intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_6c958c9b533e0bae(s
 }
 
 
-void _wrap_eplb_tracker_options_top_k_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_top_k_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3379,7 +3379,7 @@ void _wrap_eplb_tracker_options_top_k_set_capi_6c958c9b533e0bae(struct eplb_trac
 }
 
 
-intgo _wrap_eplb_tracker_options_top_k_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_top_k_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3392,7 +3392,7 @@ intgo _wrap_eplb_tracker_options_top_k_get_capi_6c958c9b533e0bae(struct eplb_tra
 }
 
 
-void _wrap_eplb_tracker_options_window_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_window_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3404,7 +3404,7 @@ void _wrap_eplb_tracker_options_window_set_capi_6c958c9b533e0bae(struct eplb_tra
 }
 
 
-intgo _wrap_eplb_tracker_options_window_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_window_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3417,7 +3417,7 @@ intgo _wrap_eplb_tracker_options_window_get_capi_6c958c9b533e0bae(struct eplb_tr
 }
 
 
-void _wrap_eplb_tracker_options_window_batches_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_window_batches_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3429,7 +3429,7 @@ void _wrap_eplb_tracker_options_window_batches_set_capi_6c958c9b533e0bae(struct 
 }
 
 
-intgo _wrap_eplb_tracker_options_window_batches_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_window_batches_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3442,7 +3442,7 @@ intgo _wrap_eplb_tracker_options_window_batches_get_capi_6c958c9b533e0bae(struct
 }
 
 
-void _wrap_eplb_tracker_options_decay_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_tracker_options_decay_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, double _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   double arg2 ;
   
@@ -3454,7 +3454,7 @@ void _wrap_eplb_tracker_options_decay_set_capi_6c958c9b533e0bae(struct eplb_trac
 }
 
 
-double _wrap_eplb_tracker_options_decay_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
+double _wrap_eplb_tracker_options_decay_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3467,7 +3467,7 @@ double _wrap_eplb_tracker_options_decay_get_capi_6c958c9b533e0bae(struct eplb_tr
 }
 
 
-void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3479,7 +3479,7 @@ void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_6c958c9b533e0bae(str
 }
 
 
-intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3492,7 +3492,7 @@ intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_6c958c9b533e0bae(st
 }
 
 
-void _wrap_eplb_tracker_options_reserved0_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_reserved0_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3504,7 +3504,7 @@ void _wrap_eplb_tracker_options_reserved0_set_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-intgo _wrap_eplb_tracker_options_reserved0_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_reserved0_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3517,7 +3517,7 @@ intgo _wrap_eplb_tracker_options_reserved0_get_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-void _wrap_eplb_tracker_options_seed_set_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_tracker_options_seed_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint64_t arg2 ;
   
@@ -3529,7 +3529,7 @@ void _wrap_eplb_tracker_options_seed_set_capi_6c958c9b533e0bae(struct eplb_track
 }
 
 
-long long _wrap_eplb_tracker_options_seed_get_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
+long long _wrap_eplb_tracker_options_seed_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -3542,7 +3542,7 @@ long long _wrap_eplb_tracker_options_seed_get_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_6c958c9b533e0bae() {
+struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_6142e65e50bcbd23() {
   struct eplb_tracker_options *result = 0 ;
   struct eplb_tracker_options *_swig_go_result;
   
@@ -3553,7 +3553,7 @@ struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_6c958c9b533e0ba
 }
 
 
-void _wrap_delete_eplb_tracker_options_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
+void _wrap_delete_eplb_tracker_options_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   
   arg1 = *(struct eplb_tracker_options **)&_swig_go_0; 
@@ -3563,7 +3563,7 @@ void _wrap_delete_eplb_tracker_options_capi_6c958c9b533e0bae(struct eplb_tracker
 }
 
 
-void _wrap_eplb_tracker_options_init_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0) {
+void _wrap_eplb_tracker_options_init_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
   eplb_tracker_options *arg1 = (eplb_tracker_options *) 0 ;
   
   arg1 = *(eplb_tracker_options **)&_swig_go_0; 
@@ -3573,7 +3573,7 @@ void _wrap_eplb_tracker_options_init_capi_6c958c9b533e0bae(struct eplb_tracker_o
 }
 
 
-_gostring_ _wrap_eplb_tracker_create_capi_6c958c9b533e0bae(struct eplb_tracker_options *_swig_go_0, eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_create_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, eplb_tracker **_swig_go_1) {
   eplb_tracker_options *arg1 = (eplb_tracker_options *) 0 ;
   eplb_tracker **arg2 = (eplb_tracker **) 0 ;
   eplb_status result;
@@ -3607,7 +3607,7 @@ _gostring_ _wrap_eplb_tracker_create_capi_6c958c9b533e0bae(struct eplb_tracker_o
 }
 
 
-void _wrap_eplb_tracker_destroy_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0) {
+void _wrap_eplb_tracker_destroy_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   
   arg1 = *(eplb_tracker **)&_swig_go_0; 
@@ -3617,7 +3617,7 @@ void _wrap_eplb_tracker_destroy_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0) 
 }
 
 
-_gostring_ _wrap_eplb_tracker_clone_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_clone_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, eplb_tracker **_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker **arg2 = (eplb_tracker **) 0 ;
   eplb_status result;
@@ -3651,7 +3651,7 @@ _gostring_ _wrap_eplb_tracker_clone_capi_6c958c9b533e0bae(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_record_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4) {
+_gostring_ _wrap_eplb_tracker_record_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -3691,7 +3691,7 @@ _gostring_ _wrap_eplb_tracker_record_capi_6c958c9b533e0bae(eplb_tracker *_swig_g
 }
 
 
-_gostring_ _wrap_eplb_tracker_record_physical_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4, intgo _swig_go_5) {
+_gostring_ _wrap_eplb_tracker_record_physical_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4, intgo _swig_go_5) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -3733,7 +3733,7 @@ _gostring_ _wrap_eplb_tracker_record_physical_capi_6c958c9b533e0bae(eplb_tracker
 }
 
 
-_gostring_ _wrap_eplb_tracker_merge_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, eplb_tracker *_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_merge_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, eplb_tracker *_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker *arg2 = (eplb_tracker *) 0 ;
   eplb_status result;
@@ -3767,7 +3767,7 @@ _gostring_ _wrap_eplb_tracker_merge_capi_6c958c9b533e0bae(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_reset_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0) {
+_gostring_ _wrap_eplb_tracker_reset_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -3799,7 +3799,7 @@ _gostring_ _wrap_eplb_tracker_reset_capi_6c958c9b533e0bae(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_loads_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_tracker_get_loads_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -3837,7 +3837,7 @@ _gostring_ _wrap_eplb_tracker_get_loads_capi_6c958c9b533e0bae(eplb_tracker *_swi
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_coactivation_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_tracker_get_coactivation_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   double *arg3 = (double *) 0 ;
@@ -3877,7 +3877,7 @@ _gostring_ _wrap_eplb_tracker_get_coactivation_capi_6c958c9b533e0bae(eplb_tracke
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_samples_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_tracker_get_samples_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -3919,7 +3919,7 @@ _gostring_ _wrap_eplb_tracker_get_samples_capi_6c958c9b533e0bae(eplb_tracker *_s
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_tracked_capi_6c958c9b533e0bae(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_tracker *_swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_planner_plan_tracked_capi_6142e65e50bcbd23(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_tracker *_swig_go_2, eplb_placement **_swig_go_3) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -3961,7 +3961,7 @@ _gostring_ _wrap_eplb_planner_plan_tracked_capi_6c958c9b533e0bae(eplb_planner *_
 }
 
 
-void _wrap_eplb_workload_options_struct_size_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_struct_size_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3973,7 +3973,7 @@ void _wrap_eplb_workload_options_struct_size_set_capi_6c958c9b533e0bae(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_struct_size_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_struct_size_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3986,7 +3986,7 @@ intgo _wrap_eplb_workload_options_struct_size_get_capi_6c958c9b533e0bae(struct e
 }
 
 
-void _wrap_eplb_workload_options_num_layers_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_layers_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3998,7 +3998,7 @@ void _wrap_eplb_workload_options_num_layers_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_layers_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_layers_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4011,7 +4011,7 @@ intgo _wrap_eplb_workload_options_num_layers_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_workload_options_num_experts_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_experts_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4023,7 +4023,7 @@ void _wrap_eplb_workload_options_num_experts_set_capi_6c958c9b533e0bae(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_num_experts_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_experts_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4036,7 +4036,7 @@ intgo _wrap_eplb_workload_options_num_experts_get_capi_6c958c9b533e0bae(struct e
 }
 
 
-void _wrap_eplb_workload_options_top_k_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_top_k_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4048,7 +4048,7 @@ void _wrap_eplb_workload_options_top_k_set_capi_6c958c9b533e0bae(struct eplb_wor
 }
 
 
-intgo _wrap_eplb_workload_options_top_k_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_top_k_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4061,7 +4061,7 @@ intgo _wrap_eplb_workload_options_top_k_get_capi_6c958c9b533e0bae(struct eplb_wo
 }
 
 
-void _wrap_eplb_workload_options_num_groups_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_groups_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4073,7 +4073,7 @@ void _wrap_eplb_workload_options_num_groups_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_groups_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_groups_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4086,7 +4086,7 @@ intgo _wrap_eplb_workload_options_num_groups_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topk_groups_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_topk_groups_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4098,7 +4098,7 @@ void _wrap_eplb_workload_options_topk_groups_set_capi_6c958c9b533e0bae(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_topk_groups_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_topk_groups_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4111,7 +4111,7 @@ intgo _wrap_eplb_workload_options_topk_groups_get_capi_6c958c9b533e0bae(struct e
 }
 
 
-void _wrap_eplb_workload_options_num_topics_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_topics_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4123,7 +4123,7 @@ void _wrap_eplb_workload_options_num_topics_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_topics_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_topics_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4136,7 +4136,7 @@ intgo _wrap_eplb_workload_options_num_topics_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topic_experts_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_topic_experts_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4148,7 +4148,7 @@ void _wrap_eplb_workload_options_topic_experts_set_capi_6c958c9b533e0bae(struct 
 }
 
 
-intgo _wrap_eplb_workload_options_topic_experts_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_topic_experts_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4161,7 +4161,7 @@ intgo _wrap_eplb_workload_options_topic_experts_get_capi_6c958c9b533e0bae(struct
 }
 
 
-void _wrap_eplb_workload_options_sigma_min_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_sigma_min_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4173,7 +4173,7 @@ void _wrap_eplb_workload_options_sigma_min_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_sigma_min_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_sigma_min_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4186,7 +4186,7 @@ double _wrap_eplb_workload_options_sigma_min_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_workload_options_sigma_max_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_sigma_max_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4198,7 +4198,7 @@ void _wrap_eplb_workload_options_sigma_max_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_sigma_max_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_sigma_max_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4211,7 +4211,7 @@ double _wrap_eplb_workload_options_sigma_max_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topic_zipf_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_topic_zipf_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4223,7 +4223,7 @@ void _wrap_eplb_workload_options_topic_zipf_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-double _wrap_eplb_workload_options_topic_zipf_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_topic_zipf_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4236,7 +4236,7 @@ double _wrap_eplb_workload_options_topic_zipf_get_capi_6c958c9b533e0bae(struct e
 }
 
 
-void _wrap_eplb_workload_options_boost_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_boost_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4248,7 +4248,7 @@ void _wrap_eplb_workload_options_boost_set_capi_6c958c9b533e0bae(struct eplb_wor
 }
 
 
-double _wrap_eplb_workload_options_boost_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_boost_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4261,7 +4261,7 @@ double _wrap_eplb_workload_options_boost_get_capi_6c958c9b533e0bae(struct eplb_w
 }
 
 
-void _wrap_eplb_workload_options_topic_persistence_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_topic_persistence_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4273,7 +4273,7 @@ void _wrap_eplb_workload_options_topic_persistence_set_capi_6c958c9b533e0bae(str
 }
 
 
-double _wrap_eplb_workload_options_topic_persistence_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_topic_persistence_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4286,7 +4286,7 @@ double _wrap_eplb_workload_options_topic_persistence_get_capi_6c958c9b533e0bae(s
 }
 
 
-void _wrap_eplb_workload_options_drift_rho_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_drift_rho_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4298,7 +4298,7 @@ void _wrap_eplb_workload_options_drift_rho_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_drift_rho_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_drift_rho_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4311,7 +4311,7 @@ double _wrap_eplb_workload_options_drift_rho_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_workload_options_noise_scale_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_noise_scale_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4323,7 +4323,7 @@ void _wrap_eplb_workload_options_noise_scale_set_capi_6c958c9b533e0bae(struct ep
 }
 
 
-double _wrap_eplb_workload_options_noise_scale_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_noise_scale_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4336,7 +4336,7 @@ double _wrap_eplb_workload_options_noise_scale_get_capi_6c958c9b533e0bae(struct 
 }
 
 
-void _wrap_eplb_workload_options_seed_set_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_workload_options_seed_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint64_t arg2 ;
   
@@ -4348,7 +4348,7 @@ void _wrap_eplb_workload_options_seed_set_capi_6c958c9b533e0bae(struct eplb_work
 }
 
 
-long long _wrap_eplb_workload_options_seed_get_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+long long _wrap_eplb_workload_options_seed_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4361,7 +4361,7 @@ long long _wrap_eplb_workload_options_seed_get_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_6c958c9b533e0bae() {
+struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_6142e65e50bcbd23() {
   struct eplb_workload_options *result = 0 ;
   struct eplb_workload_options *_swig_go_result;
   
@@ -4372,7 +4372,7 @@ struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_6c958c9b533e0
 }
 
 
-void _wrap_delete_eplb_workload_options_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+void _wrap_delete_eplb_workload_options_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   
   arg1 = *(struct eplb_workload_options **)&_swig_go_0; 
@@ -4382,7 +4382,7 @@ void _wrap_delete_eplb_workload_options_capi_6c958c9b533e0bae(struct eplb_worklo
 }
 
 
-void _wrap_eplb_workload_options_init_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0) {
+void _wrap_eplb_workload_options_init_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
   eplb_workload_options *arg1 = (eplb_workload_options *) 0 ;
   
   arg1 = *(eplb_workload_options **)&_swig_go_0; 
@@ -4392,7 +4392,7 @@ void _wrap_eplb_workload_options_init_capi_6c958c9b533e0bae(struct eplb_workload
 }
 
 
-_gostring_ _wrap_eplb_workload_create_capi_6c958c9b533e0bae(struct eplb_workload_options *_swig_go_0, eplb_workload **_swig_go_1) {
+_gostring_ _wrap_eplb_workload_create_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, eplb_workload **_swig_go_1) {
   eplb_workload_options *arg1 = (eplb_workload_options *) 0 ;
   eplb_workload **arg2 = (eplb_workload **) 0 ;
   eplb_status result;
@@ -4426,7 +4426,7 @@ _gostring_ _wrap_eplb_workload_create_capi_6c958c9b533e0bae(struct eplb_workload
 }
 
 
-void _wrap_eplb_workload_destroy_capi_6c958c9b533e0bae(eplb_workload *_swig_go_0) {
+void _wrap_eplb_workload_destroy_capi_6142e65e50bcbd23(eplb_workload *_swig_go_0) {
   eplb_workload *arg1 = (eplb_workload *) 0 ;
   
   arg1 = *(eplb_workload **)&_swig_go_0; 
@@ -4436,7 +4436,7 @@ void _wrap_eplb_workload_destroy_capi_6c958c9b533e0bae(eplb_workload *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_workload_next_batch_capi_6c958c9b533e0bae(eplb_workload *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_workload_next_batch_capi_6142e65e50bcbd23(eplb_workload *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
   eplb_workload *arg1 = (eplb_workload *) 0 ;
   size_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -4476,7 +4476,7 @@ _gostring_ _wrap_eplb_workload_next_batch_capi_6c958c9b533e0bae(eplb_workload *_
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_options_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, struct eplb_tracker_options *_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_get_options_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, struct eplb_tracker_options *_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker_options *arg2 = (eplb_tracker_options *) 0 ;
   eplb_status result;
@@ -4510,7 +4510,7 @@ _gostring_ _wrap_eplb_tracker_get_options_capi_6c958c9b533e0bae(eplb_tracker *_s
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_layer_counts_capi_6c958c9b533e0bae(eplb_tracker *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_tracker_get_layer_counts_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   uint64_t *arg3 = (uint64_t *) 0 ;
@@ -4548,7 +4548,7 @@ _gostring_ _wrap_eplb_tracker_get_layer_counts_capi_6c958c9b533e0bae(eplb_tracke
 }
 
 
-void _wrap_eplb_layer_metrics_struct_size_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_struct_size_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4560,7 +4560,7 @@ void _wrap_eplb_layer_metrics_struct_size_set_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-intgo _wrap_eplb_layer_metrics_struct_size_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_struct_size_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4573,7 +4573,7 @@ intgo _wrap_eplb_layer_metrics_struct_size_get_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4585,7 +4585,7 @@ void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_6c958c9b533e0bae(struct ep
 }
 
 
-intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4598,7 +4598,7 @@ intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_6c958c9b533e0bae(struct e
 }
 
 
-void _wrap_eplb_layer_metrics_max_replicas_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_replicas_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4610,7 +4610,7 @@ void _wrap_eplb_layer_metrics_max_replicas_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4623,7 +4623,7 @@ intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_6c958c9b533e0bae(struct epl
 }
 
 
-void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4635,7 +4635,7 @@ void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_6c958c9b533e0bae(stru
 }
 
 
-intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4648,7 +4648,7 @@ intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_6c958c9b533e0bae(str
 }
 
 
-void _wrap_eplb_layer_metrics_total_load_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_total_load_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4660,7 +4660,7 @@ void _wrap_eplb_layer_metrics_total_load_set_capi_6c958c9b533e0bae(struct eplb_l
 }
 
 
-double _wrap_eplb_layer_metrics_total_load_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_total_load_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4673,7 +4673,7 @@ double _wrap_eplb_layer_metrics_total_load_get_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4685,7 +4685,7 @@ void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4698,7 +4698,7 @@ double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_6c958c9b533e0bae(struct e
 }
 
 
-void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4710,7 +4710,7 @@ void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4723,7 +4723,7 @@ double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_layer_metrics_lower_bound_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_lower_bound_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4735,7 +4735,7 @@ void _wrap_eplb_layer_metrics_lower_bound_set_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-double _wrap_eplb_layer_metrics_lower_bound_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_lower_bound_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4748,7 +4748,7 @@ double _wrap_eplb_layer_metrics_lower_bound_get_capi_6c958c9b533e0bae(struct epl
 }
 
 
-void _wrap_eplb_layer_metrics_balancedness_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_balancedness_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4760,7 +4760,7 @@ void _wrap_eplb_layer_metrics_balancedness_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-double _wrap_eplb_layer_metrics_balancedness_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_balancedness_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4773,7 +4773,7 @@ double _wrap_eplb_layer_metrics_balancedness_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_layer_metrics_node_balancedness_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_node_balancedness_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4785,7 +4785,7 @@ void _wrap_eplb_layer_metrics_node_balancedness_set_capi_6c958c9b533e0bae(struct
 }
 
 
-double _wrap_eplb_layer_metrics_node_balancedness_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_node_balancedness_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4798,7 +4798,7 @@ double _wrap_eplb_layer_metrics_node_balancedness_get_capi_6c958c9b533e0bae(stru
 }
 
 
-void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4810,7 +4810,7 @@ void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_6c958c9b533e0bae(stru
 }
 
 
-double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4823,7 +4823,7 @@ double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_6c958c9b533e0bae(st
 }
 
 
-void _wrap_eplb_layer_metrics_node_bound_set_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_node_bound_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4835,7 +4835,7 @@ void _wrap_eplb_layer_metrics_node_bound_set_capi_6c958c9b533e0bae(struct eplb_l
 }
 
 
-double _wrap_eplb_layer_metrics_node_bound_get_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_node_bound_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4848,7 +4848,7 @@ double _wrap_eplb_layer_metrics_node_bound_get_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_6c958c9b533e0bae() {
+struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_6142e65e50bcbd23() {
   struct eplb_layer_metrics *result = 0 ;
   struct eplb_layer_metrics *_swig_go_result;
   
@@ -4859,7 +4859,7 @@ struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_6c958c9b533e0bae() 
 }
 
 
-void _wrap_delete_eplb_layer_metrics_capi_6c958c9b533e0bae(struct eplb_layer_metrics *_swig_go_0) {
+void _wrap_delete_eplb_layer_metrics_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   
   arg1 = *(struct eplb_layer_metrics **)&_swig_go_0; 
@@ -4869,7 +4869,7 @@ void _wrap_delete_eplb_layer_metrics_capi_6c958c9b533e0bae(struct eplb_layer_met
 }
 
 
-void _wrap_eplb_metrics_struct_size_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_struct_size_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4881,7 +4881,7 @@ void _wrap_eplb_metrics_struct_size_set_capi_6c958c9b533e0bae(struct eplb_metric
 }
 
 
-intgo _wrap_eplb_metrics_struct_size_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_struct_size_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4894,7 +4894,7 @@ intgo _wrap_eplb_metrics_struct_size_get_capi_6c958c9b533e0bae(struct eplb_metri
 }
 
 
-void _wrap_eplb_metrics_num_layers_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_num_layers_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4906,7 +4906,7 @@ void _wrap_eplb_metrics_num_layers_set_capi_6c958c9b533e0bae(struct eplb_metrics
 }
 
 
-intgo _wrap_eplb_metrics_num_layers_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_num_layers_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4919,7 +4919,7 @@ intgo _wrap_eplb_metrics_num_layers_get_capi_6c958c9b533e0bae(struct eplb_metric
 }
 
 
-void _wrap_eplb_metrics_max_replicas_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_max_replicas_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4931,7 +4931,7 @@ void _wrap_eplb_metrics_max_replicas_set_capi_6c958c9b533e0bae(struct eplb_metri
 }
 
 
-intgo _wrap_eplb_metrics_max_replicas_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_max_replicas_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4944,7 +4944,7 @@ intgo _wrap_eplb_metrics_max_replicas_get_capi_6c958c9b533e0bae(struct eplb_metr
 }
 
 
-void _wrap_eplb_metrics_loaded_layers_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_loaded_layers_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4956,7 +4956,7 @@ void _wrap_eplb_metrics_loaded_layers_set_capi_6c958c9b533e0bae(struct eplb_metr
 }
 
 
-intgo _wrap_eplb_metrics_loaded_layers_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_loaded_layers_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4969,7 +4969,7 @@ intgo _wrap_eplb_metrics_loaded_layers_get_capi_6c958c9b533e0bae(struct eplb_met
 }
 
 
-void _wrap_eplb_metrics_duplicate_pairs_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_metrics_duplicate_pairs_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t arg2 ;
   
@@ -4981,7 +4981,7 @@ void _wrap_eplb_metrics_duplicate_pairs_set_capi_6c958c9b533e0bae(struct eplb_me
 }
 
 
-long long _wrap_eplb_metrics_duplicate_pairs_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
+long long _wrap_eplb_metrics_duplicate_pairs_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4994,7 +4994,7 @@ long long _wrap_eplb_metrics_duplicate_pairs_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_metrics_balancedness_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_balancedness_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5006,7 +5006,7 @@ void _wrap_eplb_metrics_balancedness_set_capi_6c958c9b533e0bae(struct eplb_metri
 }
 
 
-double _wrap_eplb_metrics_balancedness_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_balancedness_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5019,7 +5019,7 @@ double _wrap_eplb_metrics_balancedness_get_capi_6c958c9b533e0bae(struct eplb_met
 }
 
 
-void _wrap_eplb_metrics_min_balancedness_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_min_balancedness_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5031,7 +5031,7 @@ void _wrap_eplb_metrics_min_balancedness_set_capi_6c958c9b533e0bae(struct eplb_m
 }
 
 
-double _wrap_eplb_metrics_min_balancedness_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_min_balancedness_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5044,7 +5044,7 @@ double _wrap_eplb_metrics_min_balancedness_get_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-void _wrap_eplb_metrics_node_balancedness_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_node_balancedness_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5056,7 +5056,7 @@ void _wrap_eplb_metrics_node_balancedness_set_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-double _wrap_eplb_metrics_node_balancedness_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_node_balancedness_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5069,7 +5069,7 @@ double _wrap_eplb_metrics_node_balancedness_get_capi_6c958c9b533e0bae(struct epl
 }
 
 
-void _wrap_eplb_metrics_max_load_over_bound_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_load_over_bound_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5081,7 +5081,7 @@ void _wrap_eplb_metrics_max_load_over_bound_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-double _wrap_eplb_metrics_max_load_over_bound_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_load_over_bound_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5094,7 +5094,7 @@ double _wrap_eplb_metrics_max_load_over_bound_get_capi_6c958c9b533e0bae(struct e
 }
 
 
-void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5106,7 +5106,7 @@ void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_6c958c9b533e0bae(stru
 }
 
 
-double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5119,7 +5119,7 @@ double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_6c958c9b533e0bae(st
 }
 
 
-void _wrap_eplb_metrics_max_over_mean_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_over_mean_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5131,7 +5131,7 @@ void _wrap_eplb_metrics_max_over_mean_set_capi_6c958c9b533e0bae(struct eplb_metr
 }
 
 
-double _wrap_eplb_metrics_max_over_mean_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_over_mean_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5144,7 +5144,7 @@ double _wrap_eplb_metrics_max_over_mean_get_capi_6c958c9b533e0bae(struct eplb_me
 }
 
 
-void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5156,7 +5156,7 @@ void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_6c958c9b533e0bae(struc
 }
 
 
-double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5169,7 +5169,7 @@ double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_6c958c9b533e0bae(str
 }
 
 
-void _wrap_eplb_metrics_cross_node_replicas_set_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_metrics_cross_node_replicas_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t arg2 ;
   
@@ -5181,7 +5181,7 @@ void _wrap_eplb_metrics_cross_node_replicas_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-long long _wrap_eplb_metrics_cross_node_replicas_get_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
+long long _wrap_eplb_metrics_cross_node_replicas_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5194,7 +5194,7 @@ long long _wrap_eplb_metrics_cross_node_replicas_get_capi_6c958c9b533e0bae(struc
 }
 
 
-struct eplb_metrics *_wrap_new_eplb_metrics_capi_6c958c9b533e0bae() {
+struct eplb_metrics *_wrap_new_eplb_metrics_capi_6142e65e50bcbd23() {
   struct eplb_metrics *result = 0 ;
   struct eplb_metrics *_swig_go_result;
   
@@ -5205,7 +5205,7 @@ struct eplb_metrics *_wrap_new_eplb_metrics_capi_6c958c9b533e0bae() {
 }
 
 
-void _wrap_delete_eplb_metrics_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_go_0) {
+void _wrap_delete_eplb_metrics_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   
   arg1 = *(struct eplb_metrics **)&_swig_go_0; 
@@ -5215,7 +5215,7 @@ void _wrap_delete_eplb_metrics_capi_6c958c9b533e0bae(struct eplb_metrics *_swig_
 }
 
 
-_gostring_ _wrap_eplb_metrics_compute_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, struct eplb_metrics *_swig_go_2) {
+_gostring_ _wrap_eplb_metrics_compute_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, struct eplb_metrics *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5255,7 +5255,7 @@ _gostring_ _wrap_eplb_metrics_compute_capi_6c958c9b533e0bae(eplb_placement *_swi
 }
 
 
-_gostring_ _wrap_eplb_metrics_compute_layer_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, struct eplb_layer_metrics *_swig_go_3) {
+_gostring_ _wrap_eplb_metrics_compute_layer_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, struct eplb_layer_metrics *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   double *arg3 = (double *) 0 ;
@@ -5297,7 +5297,7 @@ _gostring_ _wrap_eplb_metrics_compute_layer_capi_6c958c9b533e0bae(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_gpu_loads_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_metrics_gpu_loads_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5341,7 +5341,7 @@ _gostring_ _wrap_eplb_metrics_gpu_loads_capi_6c958c9b533e0bae(eplb_placement *_s
 }
 
 
-_gostring_ _wrap_eplb_metrics_exact_optimum_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, double *_swig_go_2) {
+_gostring_ _wrap_eplb_metrics_exact_optimum_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, double *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5381,7 +5381,7 @@ _gostring_ _wrap_eplb_metrics_exact_optimum_capi_6c958c9b533e0bae(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_relaxed_bound_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, intgo _swig_go_2, double *_swig_go_3) {
+_gostring_ _wrap_eplb_metrics_relaxed_bound_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, intgo _swig_go_2, double *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5423,7 +5423,7 @@ _gostring_ _wrap_eplb_metrics_relaxed_bound_capi_6c958c9b533e0bae(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_nodes_touched_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4, double *_swig_go_5) {
+_gostring_ _wrap_eplb_metrics_nodes_touched_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4, double *_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -5465,7 +5465,7 @@ _gostring_ _wrap_eplb_metrics_nodes_touched_capi_6c958c9b533e0bae(eplb_placement
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -5477,7 +5477,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -5489,7 +5489,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -5501,7 +5501,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -5513,7 +5513,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -5525,7 +5525,7 @@ intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -5537,7 +5537,7 @@ intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -5549,7 +5549,7 @@ intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_6c958c9b533e0bae() {
 }
 
 
-void _wrap_eplb_migration_options_struct_size_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_struct_size_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5561,7 +5561,7 @@ void _wrap_eplb_migration_options_struct_size_set_capi_6c958c9b533e0bae(struct e
 }
 
 
-intgo _wrap_eplb_migration_options_struct_size_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_struct_size_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5574,7 +5574,7 @@ intgo _wrap_eplb_migration_options_struct_size_get_capi_6c958c9b533e0bae(struct 
 }
 
 
-void _wrap_eplb_migration_options_relabel_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_relabel_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5586,7 +5586,7 @@ void _wrap_eplb_migration_options_relabel_set_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-intgo _wrap_eplb_migration_options_relabel_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_relabel_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5599,7 +5599,7 @@ intgo _wrap_eplb_migration_options_relabel_get_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-void _wrap_eplb_migration_options_bytes_per_expert_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_bytes_per_expert_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -5611,7 +5611,7 @@ void _wrap_eplb_migration_options_bytes_per_expert_set_capi_6c958c9b533e0bae(str
 }
 
 
-long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5624,7 +5624,7 @@ long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_6c958c9b533e0ba
 }
 
 
-void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -5636,7 +5636,7 @@ void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_6c958c9b533e0bae(s
 }
 
 
-long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5649,7 +5649,7 @@ long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_6c958c9b533e0
 }
 
 
-void _wrap_eplb_migration_options_max_total_bytes_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_max_total_bytes_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -5661,7 +5661,7 @@ void _wrap_eplb_migration_options_max_total_bytes_set_capi_6c958c9b533e0bae(stru
 }
 
 
-long long _wrap_eplb_migration_options_max_total_bytes_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_max_total_bytes_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5674,7 +5674,7 @@ long long _wrap_eplb_migration_options_max_total_bytes_get_capi_6c958c9b533e0bae
 }
 
 
-void _wrap_eplb_migration_options_max_layers_per_step_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_max_layers_per_step_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5686,7 +5686,7 @@ void _wrap_eplb_migration_options_max_layers_per_step_set_capi_6c958c9b533e0bae(
 }
 
 
-intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5699,7 +5699,7 @@ intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_6c958c9b533e0bae
 }
 
 
-void _wrap_eplb_migration_options_reserved0_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_reserved0_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5711,7 +5711,7 @@ void _wrap_eplb_migration_options_reserved0_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-intgo _wrap_eplb_migration_options_reserved0_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_reserved0_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5724,7 +5724,7 @@ intgo _wrap_eplb_migration_options_reserved0_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_migration_options_min_gain_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_options_min_gain_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double arg2 ;
   
@@ -5736,7 +5736,7 @@ void _wrap_eplb_migration_options_min_gain_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-double _wrap_eplb_migration_options_min_gain_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
+double _wrap_eplb_migration_options_min_gain_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -5749,7 +5749,7 @@ double _wrap_eplb_migration_options_min_gain_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double arg2 ;
   
@@ -5761,7 +5761,7 @@ void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_6c958c9b533e0bae(str
 }
 
 
-double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
+double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -5774,7 +5774,7 @@ double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_6c958c9b533e0bae(s
 }
 
 
-struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_6c958c9b533e0bae() {
+struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_6142e65e50bcbd23() {
   struct eplb_migration_options *result = 0 ;
   struct eplb_migration_options *_swig_go_result;
   
@@ -5785,7 +5785,7 @@ struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_6c958c9b533
 }
 
 
-void _wrap_delete_eplb_migration_options_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
+void _wrap_delete_eplb_migration_options_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   
   arg1 = *(struct eplb_migration_options **)&_swig_go_0; 
@@ -5795,7 +5795,7 @@ void _wrap_delete_eplb_migration_options_capi_6c958c9b533e0bae(struct eplb_migra
 }
 
 
-void _wrap_eplb_migration_options_init_capi_6c958c9b533e0bae(struct eplb_migration_options *_swig_go_0) {
+void _wrap_eplb_migration_options_init_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
   eplb_migration_options *arg1 = (eplb_migration_options *) 0 ;
   
   arg1 = *(eplb_migration_options **)&_swig_go_0; 
@@ -5805,7 +5805,7 @@ void _wrap_eplb_migration_options_init_capi_6c958c9b533e0bae(struct eplb_migrati
 }
 
 
-_gostring_ _wrap_eplb_migration_plan_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, eplb_placement *_swig_go_1, _goslice_ _swig_go_2, struct eplb_migration_options *_swig_go_3, eplb_migration **_swig_go_4) {
+_gostring_ _wrap_eplb_migration_plan_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, eplb_placement *_swig_go_1, _goslice_ _swig_go_2, struct eplb_migration_options *_swig_go_3, eplb_migration **_swig_go_4) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   double *arg3 = (double *) 0 ;
@@ -5849,7 +5849,7 @@ _gostring_ _wrap_eplb_migration_plan_capi_6c958c9b533e0bae(eplb_placement *_swig
 }
 
 
-void _wrap_eplb_migration_destroy_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0) {
+void _wrap_eplb_migration_destroy_capi_6142e65e50bcbd23(eplb_migration *_swig_go_0) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   
   arg1 = *(eplb_migration **)&_swig_go_0; 
@@ -5859,7 +5859,7 @@ void _wrap_eplb_migration_destroy_capi_6c958c9b533e0bae(eplb_migration *_swig_go
 }
 
 
-void _wrap_eplb_migration_summary_struct_size_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_struct_size_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5871,7 +5871,7 @@ void _wrap_eplb_migration_summary_struct_size_set_capi_6c958c9b533e0bae(struct e
 }
 
 
-intgo _wrap_eplb_migration_summary_struct_size_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_struct_size_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5884,7 +5884,7 @@ intgo _wrap_eplb_migration_summary_struct_size_get_capi_6c958c9b533e0bae(struct 
 }
 
 
-void _wrap_eplb_migration_summary_num_steps_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_num_steps_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5896,7 +5896,7 @@ void _wrap_eplb_migration_summary_num_steps_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-intgo _wrap_eplb_migration_summary_num_steps_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_num_steps_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5909,7 +5909,7 @@ intgo _wrap_eplb_migration_summary_num_steps_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_migration_summary_complete_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_complete_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5921,7 +5921,7 @@ void _wrap_eplb_migration_summary_complete_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_summary_complete_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_complete_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5934,7 +5934,7 @@ intgo _wrap_eplb_migration_summary_complete_get_capi_6c958c9b533e0bae(struct epl
 }
 
 
-void _wrap_eplb_migration_summary_worth_it_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_worth_it_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5946,7 +5946,7 @@ void _wrap_eplb_migration_summary_worth_it_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_summary_worth_it_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_worth_it_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5959,7 +5959,7 @@ intgo _wrap_eplb_migration_summary_worth_it_get_capi_6c958c9b533e0bae(struct epl
 }
 
 
-void _wrap_eplb_migration_summary_has_loads_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_has_loads_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5971,7 +5971,7 @@ void _wrap_eplb_migration_summary_has_loads_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-intgo _wrap_eplb_migration_summary_has_loads_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_has_loads_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5984,7 +5984,7 @@ intgo _wrap_eplb_migration_summary_has_loads_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_migration_summary_max_staging_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_max_staging_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5996,7 +5996,7 @@ void _wrap_eplb_migration_summary_max_staging_experts_set_capi_6c958c9b533e0bae(
 }
 
 
-intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6009,7 +6009,7 @@ intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_6c958c9b533e0bae
 }
 
 
-void _wrap_eplb_migration_summary_moved_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_moved_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6021,7 +6021,7 @@ void _wrap_eplb_migration_summary_moved_experts_set_capi_6c958c9b533e0bae(struct
 }
 
 
-long long _wrap_eplb_migration_summary_moved_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_moved_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6034,7 +6034,7 @@ long long _wrap_eplb_migration_summary_moved_experts_get_capi_6c958c9b533e0bae(s
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6046,7 +6046,7 @@ void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_6c958c9b533e0bae(str
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6059,7 +6059,7 @@ long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_6c958c9b533e0ba
 }
 
 
-void _wrap_eplb_migration_summary_intra_node_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_intra_node_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6071,7 +6071,7 @@ void _wrap_eplb_migration_summary_intra_node_experts_set_capi_6c958c9b533e0bae(s
 }
 
 
-long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6084,7 +6084,7 @@ long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_6c958c9b533e0
 }
 
 
-void _wrap_eplb_migration_summary_cross_node_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_cross_node_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6096,7 +6096,7 @@ void _wrap_eplb_migration_summary_cross_node_experts_set_capi_6c958c9b533e0bae(s
 }
 
 
-long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6109,7 +6109,7 @@ long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_6c958c9b533e0
 }
 
 
-void _wrap_eplb_migration_summary_moved_bytes_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_moved_bytes_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6121,7 +6121,7 @@ void _wrap_eplb_migration_summary_moved_bytes_set_capi_6c958c9b533e0bae(struct e
 }
 
 
-long long _wrap_eplb_migration_summary_moved_bytes_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_moved_bytes_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6134,7 +6134,7 @@ long long _wrap_eplb_migration_summary_moved_bytes_get_capi_6c958c9b533e0bae(str
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6146,7 +6146,7 @@ void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_6c958c9b533e0bae(struc
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6159,7 +6159,7 @@ long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_6c958c9b533e0bae(
 }
 
 
-void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6171,7 +6171,7 @@ void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_6c958c9b533e0bae(str
 }
 
 
-long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6184,7 +6184,7 @@ long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_6c958c9b533e0ba
 }
 
 
-void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6196,7 +6196,7 @@ void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_6c958c9b533e0bae(str
 }
 
 
-long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6209,7 +6209,7 @@ long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_6c958c9b533e0ba
 }
 
 
-void _wrap_eplb_migration_summary_max_step_bytes_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_max_step_bytes_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6221,7 +6221,7 @@ void _wrap_eplb_migration_summary_max_step_bytes_set_capi_6c958c9b533e0bae(struc
 }
 
 
-long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6234,7 +6234,7 @@ long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_6c958c9b533e0bae(
 }
 
 
-void _wrap_eplb_migration_summary_full_migration_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_full_migration_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6246,7 +6246,7 @@ void _wrap_eplb_migration_summary_full_migration_experts_set_capi_6c958c9b533e0b
 }
 
 
-long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6259,7 +6259,7 @@ long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_6c958c9b5
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6271,7 +6271,7 @@ void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_6c958c9b533e0ba
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6284,7 +6284,7 @@ long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_6c958c9b53
 }
 
 
-void _wrap_eplb_migration_summary_naive_experts_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_naive_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6296,7 +6296,7 @@ void _wrap_eplb_migration_summary_naive_experts_set_capi_6c958c9b533e0bae(struct
 }
 
 
-long long _wrap_eplb_migration_summary_naive_experts_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_naive_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6309,7 +6309,7 @@ long long _wrap_eplb_migration_summary_naive_experts_get_capi_6c958c9b533e0bae(s
 }
 
 
-void _wrap_eplb_migration_summary_old_balancedness_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_old_balancedness_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6321,7 +6321,7 @@ void _wrap_eplb_migration_summary_old_balancedness_set_capi_6c958c9b533e0bae(str
 }
 
 
-double _wrap_eplb_migration_summary_old_balancedness_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_old_balancedness_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6334,7 +6334,7 @@ double _wrap_eplb_migration_summary_old_balancedness_get_capi_6c958c9b533e0bae(s
 }
 
 
-void _wrap_eplb_migration_summary_target_balancedness_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_target_balancedness_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6346,7 +6346,7 @@ void _wrap_eplb_migration_summary_target_balancedness_set_capi_6c958c9b533e0bae(
 }
 
 
-double _wrap_eplb_migration_summary_target_balancedness_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_target_balancedness_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6359,7 +6359,7 @@ double _wrap_eplb_migration_summary_target_balancedness_get_capi_6c958c9b533e0ba
 }
 
 
-void _wrap_eplb_migration_summary_new_balancedness_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_new_balancedness_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6371,7 +6371,7 @@ void _wrap_eplb_migration_summary_new_balancedness_set_capi_6c958c9b533e0bae(str
 }
 
 
-double _wrap_eplb_migration_summary_new_balancedness_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_new_balancedness_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6384,7 +6384,7 @@ double _wrap_eplb_migration_summary_new_balancedness_get_capi_6c958c9b533e0bae(s
 }
 
 
-void _wrap_eplb_migration_summary_gain_set_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_gain_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6396,7 +6396,7 @@ void _wrap_eplb_migration_summary_gain_set_capi_6c958c9b533e0bae(struct eplb_mig
 }
 
 
-double _wrap_eplb_migration_summary_gain_get_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_gain_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6409,7 +6409,7 @@ double _wrap_eplb_migration_summary_gain_get_capi_6c958c9b533e0bae(struct eplb_m
 }
 
 
-struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_6c958c9b533e0bae() {
+struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_6142e65e50bcbd23() {
   struct eplb_migration_summary *result = 0 ;
   struct eplb_migration_summary *_swig_go_result;
   
@@ -6420,7 +6420,7 @@ struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_6c958c9b533
 }
 
 
-void _wrap_delete_eplb_migration_summary_capi_6c958c9b533e0bae(struct eplb_migration_summary *_swig_go_0) {
+void _wrap_delete_eplb_migration_summary_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   
   arg1 = *(struct eplb_migration_summary **)&_swig_go_0; 
@@ -6430,7 +6430,7 @@ void _wrap_delete_eplb_migration_summary_capi_6c958c9b533e0bae(struct eplb_migra
 }
 
 
-_gostring_ _wrap_eplb_migration_get_summary_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0, struct eplb_migration_summary *_swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_summary_capi_6142e65e50bcbd23(eplb_migration *_swig_go_0, struct eplb_migration_summary *_swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_migration_summary *arg2 = (eplb_migration_summary *) 0 ;
   eplb_status result;
@@ -6464,7 +6464,7 @@ _gostring_ _wrap_eplb_migration_get_summary_capi_6c958c9b533e0bae(eplb_migration
 }
 
 
-void _wrap_eplb_migration_transfer_step_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_step_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6476,7 +6476,7 @@ void _wrap_eplb_migration_transfer_step_set_capi_6c958c9b533e0bae(struct eplb_mi
 }
 
 
-intgo _wrap_eplb_migration_transfer_step_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_step_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6489,7 +6489,7 @@ intgo _wrap_eplb_migration_transfer_step_get_capi_6c958c9b533e0bae(struct eplb_m
 }
 
 
-void _wrap_eplb_migration_transfer_layer_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_layer_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6501,7 +6501,7 @@ void _wrap_eplb_migration_transfer_layer_set_capi_6c958c9b533e0bae(struct eplb_m
 }
 
 
-intgo _wrap_eplb_migration_transfer_layer_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_layer_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6514,7 +6514,7 @@ intgo _wrap_eplb_migration_transfer_layer_get_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-void _wrap_eplb_migration_transfer_expert_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_expert_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6526,7 +6526,7 @@ void _wrap_eplb_migration_transfer_expert_set_capi_6c958c9b533e0bae(struct eplb_
 }
 
 
-intgo _wrap_eplb_migration_transfer_expert_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_expert_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6539,7 +6539,7 @@ intgo _wrap_eplb_migration_transfer_expert_get_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-void _wrap_eplb_migration_transfer_src_slot_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_src_slot_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6551,7 +6551,7 @@ void _wrap_eplb_migration_transfer_src_slot_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-intgo _wrap_eplb_migration_transfer_src_slot_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_src_slot_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6564,7 +6564,7 @@ intgo _wrap_eplb_migration_transfer_src_slot_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_migration_transfer_dst_slot_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_dst_slot_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6576,7 +6576,7 @@ void _wrap_eplb_migration_transfer_dst_slot_set_capi_6c958c9b533e0bae(struct epl
 }
 
 
-intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6589,7 +6589,7 @@ intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_6c958c9b533e0bae(struct ep
 }
 
 
-void _wrap_eplb_migration_transfer_src_gpu_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_src_gpu_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6601,7 +6601,7 @@ void _wrap_eplb_migration_transfer_src_gpu_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6614,7 +6614,7 @@ intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_6c958c9b533e0bae(struct epl
 }
 
 
-void _wrap_eplb_migration_transfer_dst_gpu_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_dst_gpu_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6626,7 +6626,7 @@ void _wrap_eplb_migration_transfer_dst_gpu_set_capi_6c958c9b533e0bae(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6639,7 +6639,7 @@ intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_6c958c9b533e0bae(struct epl
 }
 
 
-void _wrap_eplb_migration_transfer_kind_set_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_kind_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6651,7 +6651,7 @@ void _wrap_eplb_migration_transfer_kind_set_capi_6c958c9b533e0bae(struct eplb_mi
 }
 
 
-intgo _wrap_eplb_migration_transfer_kind_get_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_kind_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6664,7 +6664,7 @@ intgo _wrap_eplb_migration_transfer_kind_get_capi_6c958c9b533e0bae(struct eplb_m
 }
 
 
-struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_6c958c9b533e0bae() {
+struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_6142e65e50bcbd23() {
   struct eplb_migration_transfer *result = 0 ;
   struct eplb_migration_transfer *_swig_go_result;
   
@@ -6675,7 +6675,7 @@ struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_6c958c9b5
 }
 
 
-void _wrap_delete_eplb_migration_transfer_capi_6c958c9b533e0bae(struct eplb_migration_transfer *_swig_go_0) {
+void _wrap_delete_eplb_migration_transfer_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   
   arg1 = *(struct eplb_migration_transfer **)&_swig_go_0; 
@@ -6685,7 +6685,7 @@ void _wrap_delete_eplb_migration_transfer_capi_6c958c9b533e0bae(struct eplb_migr
 }
 
 
-_gostring_ _wrap_eplb_migration_get_transfers_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_migration_get_transfers_capi_6142e65e50bcbd23(eplb_migration *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_migration_transfer *arg3 = (eplb_migration_transfer *) 0 ;
@@ -6727,7 +6727,7 @@ _gostring_ _wrap_eplb_migration_get_transfers_capi_6c958c9b533e0bae(eplb_migrati
 }
 
 
-_gostring_ _wrap_eplb_migration_copy_transfers_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0, intgo _swig_go_1, struct eplb_migration_transfer **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_migration_copy_transfers_capi_6142e65e50bcbd23(eplb_migration *_swig_go_0, intgo _swig_go_1, struct eplb_migration_transfer **_swig_go_2, long long *_swig_go_3) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_migration_transfer **arg3 = (eplb_migration_transfer **) 0 ;
@@ -6765,7 +6765,7 @@ _gostring_ _wrap_eplb_migration_copy_transfers_capi_6c958c9b533e0bae(eplb_migrat
 }
 
 
-_gostring_ _wrap_eplb_migration_get_gpu_map_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_gpu_map_capi_6142e65e50bcbd23(eplb_migration *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t *arg2 = (uint32_t *) 0 ;
   size_t arg3 ;
@@ -6803,7 +6803,7 @@ _gostring_ _wrap_eplb_migration_get_gpu_map_capi_6c958c9b533e0bae(eplb_migration
 }
 
 
-_gostring_ _wrap_eplb_migration_get_target_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0, eplb_placement **_swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_target_capi_6142e65e50bcbd23(eplb_migration *_swig_go_0, eplb_placement **_swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_placement **arg2 = (eplb_placement **) 0 ;
   eplb_status result;
@@ -6837,7 +6837,7 @@ _gostring_ _wrap_eplb_migration_get_target_capi_6c958c9b533e0bae(eplb_migration 
 }
 
 
-_gostring_ _wrap_eplb_migration_get_step_placement_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0, intgo _swig_go_1, eplb_placement **_swig_go_2) {
+_gostring_ _wrap_eplb_migration_get_step_placement_capi_6142e65e50bcbd23(eplb_migration *_swig_go_0, intgo _swig_go_1, eplb_placement **_swig_go_2) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_placement **arg3 = (eplb_placement **) 0 ;
@@ -6873,7 +6873,7 @@ _gostring_ _wrap_eplb_migration_get_step_placement_capi_6c958c9b533e0bae(eplb_mi
 }
 
 
-_gostring_ _wrap_eplb_split_workspace_create_capi_6c958c9b533e0bae(eplb_split_workspace **_swig_go_0) {
+_gostring_ _wrap_eplb_split_workspace_create_capi_6142e65e50bcbd23(eplb_split_workspace **_swig_go_0) {
   eplb_split_workspace **arg1 = (eplb_split_workspace **) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -6905,7 +6905,7 @@ _gostring_ _wrap_eplb_split_workspace_create_capi_6c958c9b533e0bae(eplb_split_wo
 }
 
 
-void _wrap_eplb_split_workspace_destroy_capi_6c958c9b533e0bae(eplb_split_workspace *_swig_go_0) {
+void _wrap_eplb_split_workspace_destroy_capi_6142e65e50bcbd23(eplb_split_workspace *_swig_go_0) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   
   arg1 = *(eplb_split_workspace **)&_swig_go_0; 
@@ -6915,7 +6915,7 @@ void _wrap_eplb_split_workspace_destroy_capi_6c958c9b533e0bae(eplb_split_workspa
 }
 
 
-_gostring_ _wrap_eplb_split_solve_capi_6c958c9b533e0bae(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, _goslice_ _swig_go_7, double *_swig_go_8) {
+_gostring_ _wrap_eplb_split_solve_capi_6142e65e50bcbd23(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, _goslice_ _swig_go_7, double *_swig_go_8) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -6975,7 +6975,7 @@ _gostring_ _wrap_eplb_split_solve_capi_6c958c9b533e0bae(eplb_split_workspace *_s
 }
 
 
-_gostring_ _wrap_eplb_split_solve_by_node_capi_6c958c9b533e0bae(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, double _swig_go_7, _goslice_ _swig_go_8, double *_swig_go_9, long long *_swig_go_10) {
+_gostring_ _wrap_eplb_split_solve_by_node_capi_6142e65e50bcbd23(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, double _swig_go_7, _goslice_ _swig_go_8, double *_swig_go_9, long long *_swig_go_10) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -7039,7 +7039,7 @@ _gostring_ _wrap_eplb_split_solve_by_node_capi_6c958c9b533e0bae(eplb_split_works
 }
 
 
-_gostring_ _wrap_eplb_split_rank_quotas_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6) {
+_gostring_ _wrap_eplb_split_rank_quotas_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -7095,7 +7095,7 @@ _gostring_ _wrap_eplb_split_rank_quotas_capi_6c958c9b533e0bae(eplb_placement *_s
 }
 
 
-_gostring_ _wrap_eplb_shared_expert_waterfill_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, long long _swig_go_7, intgo _swig_go_8, _goslice_ _swig_go_9) {
+_gostring_ _wrap_eplb_shared_expert_waterfill_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, long long _swig_go_7, intgo _swig_go_8, _goslice_ _swig_go_9) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -7153,483 +7153,7 @@ _gostring_ _wrap_eplb_shared_expert_waterfill_capi_6c958c9b533e0bae(eplb_placeme
 }
 
 
-_gostring_ _wrap_eplb_device_count_capi_6c958c9b533e0bae(intgo *_swig_go_0) {
-  int32_t *arg1 = (int32_t *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(int32_t **)&_swig_go_0; 
-  
-  result = (eplb_status)eplb_device_count(arg1);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-intgo _wrap_EPLB_COMM_INT32_capi_6c958c9b533e0bae() {
-  int result;
-  intgo _swig_go_result;
-  
-  
-  result = EPLB_COMM_INT32;
-  
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_EPLB_COMM_INT64_capi_6c958c9b533e0bae() {
-  int result;
-  intgo _swig_go_result;
-  
-  
-  result = EPLB_COMM_INT64;
-  
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_EPLB_COMM_UINT64_capi_6c958c9b533e0bae() {
-  int result;
-  intgo _swig_go_result;
-  
-  
-  result = EPLB_COMM_UINT64;
-  
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_EPLB_COMM_FLOAT32_capi_6c958c9b533e0bae() {
-  int result;
-  intgo _swig_go_result;
-  
-  
-  result = EPLB_COMM_FLOAT32;
-  
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_EPLB_COMM_FLOAT64_capi_6c958c9b533e0bae() {
-  int result;
-  intgo _swig_go_result;
-  
-  
-  result = EPLB_COMM_FLOAT64;
-  
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_EPLB_COMM_SUM_capi_6c958c9b533e0bae() {
-  int result;
-  intgo _swig_go_result;
-  
-  
-  result = EPLB_COMM_SUM;
-  
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_EPLB_COMM_MAX_capi_6c958c9b533e0bae() {
-  int result;
-  intgo _swig_go_result;
-  
-  
-  result = EPLB_COMM_MAX;
-  
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_EPLB_COMM_MIN_capi_6c958c9b533e0bae() {
-  int result;
-  intgo _swig_go_result;
-  
-  
-  result = EPLB_COMM_MIN;
-  
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_nccl_version_capi_6c958c9b533e0bae(intgo *_swig_go_0) {
-  int32_t *arg1 = (int32_t *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(int32_t **)&_swig_go_0; 
-  
-  result = (eplb_status)eplb_nccl_version(arg1);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_comm_get_unique_id_capi_6c958c9b533e0bae(void *_swig_go_0, long long _swig_go_1) {
-  void *arg1 = (void *) 0 ;
-  size_t arg2 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(void **)&_swig_go_0; 
-  arg2 = (size_t)_swig_go_1; 
-  
-  result = (eplb_status)eplb_comm_get_unique_id(arg1,arg2);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_comm_create_capi_6c958c9b533e0bae(void *_swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_comm **_swig_go_5) {
-  void *arg1 = (void *) 0 ;
-  size_t arg2 ;
-  int32_t arg3 ;
-  int32_t arg4 ;
-  int32_t arg5 ;
-  eplb_comm **arg6 = (eplb_comm **) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(void **)&_swig_go_0; 
-  arg2 = (size_t)_swig_go_1; 
-  arg3 = (int32_t)_swig_go_2; 
-  arg4 = (int32_t)_swig_go_3; 
-  arg5 = (int32_t)_swig_go_4; 
-  arg6 = *(eplb_comm ***)&_swig_go_5; 
-  
-  result = (eplb_status)eplb_comm_create((void const *)arg1,arg2,arg3,arg4,arg5,arg6);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_comm_adopt_capi_6c958c9b533e0bae(void *_swig_go_0, eplb_comm **_swig_go_1) {
-  void *arg1 = (void *) 0 ;
-  eplb_comm **arg2 = (eplb_comm **) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(void **)&_swig_go_0; 
-  arg2 = *(eplb_comm ***)&_swig_go_1; 
-  
-  result = (eplb_status)eplb_comm_adopt(arg1,arg2);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_comm_destroy_capi_6c958c9b533e0bae(eplb_comm *_swig_go_0) {
-  eplb_comm *arg1 = (eplb_comm *) 0 ;
-  
-  arg1 = *(eplb_comm **)&_swig_go_0; 
-  
-  eplb_comm_destroy(arg1);
-  
-}
-
-
-_gostring_ _wrap_eplb_comm_get_rank_capi_6c958c9b533e0bae(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
-  eplb_comm *arg1 = (eplb_comm *) 0 ;
-  int32_t *arg2 = (int32_t *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_comm **)&_swig_go_0; 
-  arg2 = *(int32_t **)&_swig_go_1; 
-  
-  result = (eplb_status)eplb_comm_get_rank((eplb_comm const *)arg1,arg2);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_comm_get_size_capi_6c958c9b533e0bae(eplb_comm *_swig_go_0, intgo *_swig_go_1) {
-  eplb_comm *arg1 = (eplb_comm *) 0 ;
-  int32_t *arg2 = (int32_t *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_comm **)&_swig_go_0; 
-  arg2 = *(int32_t **)&_swig_go_1; 
-  
-  result = (eplb_status)eplb_comm_get_size((eplb_comm const *)arg1,arg2);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_comm_allreduce_tracker_capi_6c958c9b533e0bae(eplb_comm *_swig_go_0, eplb_tracker *_swig_go_1, eplb_tracker *_swig_go_2) {
-  eplb_comm *arg1 = (eplb_comm *) 0 ;
-  eplb_tracker *arg2 = (eplb_tracker *) 0 ;
-  eplb_tracker *arg3 = (eplb_tracker *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_comm **)&_swig_go_0; 
-  arg2 = *(eplb_tracker **)&_swig_go_1; 
-  arg3 = *(eplb_tracker **)&_swig_go_2; 
-  
-  result = (eplb_status)eplb_comm_allreduce_tracker(arg1,(eplb_tracker const *)arg2,arg3);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_comm_allreduce_capi_6c958c9b533e0bae(eplb_comm *_swig_go_0, void *_swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
-  eplb_comm *arg1 = (eplb_comm *) 0 ;
-  void *arg2 = (void *) 0 ;
-  size_t arg3 ;
-  uint32_t arg4 ;
-  uint32_t arg5 ;
-  void *arg6 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_comm **)&_swig_go_0; 
-  arg2 = *(void **)&_swig_go_1; 
-  arg3 = (size_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = (uint32_t)_swig_go_4; 
-  arg6 = *(void **)&_swig_go_5; 
-  
-  result = (eplb_status)eplb_comm_allreduce(arg1,arg2,arg3,arg4,arg5,arg6);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_migration_execute_step_capi_6c958c9b533e0bae(eplb_migration *_swig_go_0, eplb_comm *_swig_go_1, intgo _swig_go_2, void **_swig_go_3, long long _swig_go_4, long long *_swig_go_5, intgo _swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
-  eplb_migration *arg1 = (eplb_migration *) 0 ;
-  eplb_comm *arg2 = (eplb_comm *) 0 ;
-  uint32_t arg3 ;
-  void **arg4 = (void **) 0 ;
-  size_t arg5 ;
-  uint64_t *arg6 = (uint64_t *) 0 ;
-  uint32_t arg7 ;
-  void *arg8 = (void *) 0 ;
-  uint64_t arg9 ;
-  void *arg10 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_migration **)&_swig_go_0; 
-  arg2 = *(eplb_comm **)&_swig_go_1; 
-  arg3 = (uint32_t)_swig_go_2; 
-  arg4 = *(void ***)&_swig_go_3; 
-  arg5 = (size_t)_swig_go_4; 
-  arg6 = *(uint64_t **)&_swig_go_5; 
-  arg7 = (uint32_t)_swig_go_6; 
-  arg8 = *(void **)&_swig_go_7; 
-  arg9 = (uint64_t)_swig_go_8; 
-  arg10 = *(void **)&_swig_go_9; 
-  
-  result = (eplb_status)eplb_migration_execute_step((eplb_migration const *)arg1,arg2,arg3,(void *const *)arg4,arg5,(unsigned long const *)arg6,arg7,arg8,arg9,arg10);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -7641,7 +7165,7 @@ intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -7653,7 +7177,7 @@ intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -7665,555 +7189,7 @@ intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_6c958c9b533e0bae() {
 }
 
 
-_gostring_ _wrap_eplb_kernel_dispatch_layout_workspace_size_capi_6c958c9b533e0bae(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long *_swig_go_5) {
-  size_t arg1 ;
-  size_t arg2 ;
-  uint32_t arg3 ;
-  uint32_t arg4 ;
-  uint32_t arg5 ;
-  size_t *arg6 = (size_t *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = (size_t)_swig_go_0; 
-  arg2 = (size_t)_swig_go_1; 
-  arg3 = (uint32_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = (uint32_t)_swig_go_4; 
-  arg6 = *(size_t **)&_swig_go_5; 
-  
-  result = (eplb_status)eplb_kernel_dispatch_layout_workspace_size(arg1,arg2,arg3,arg4,arg5,arg6);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_dispatch_layout_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
-  int32_t *arg1 = (int32_t *) 0 ;
-  size_t arg2 ;
-  size_t arg3 ;
-  uint32_t arg4 ;
-  uint32_t arg5 ;
-  uint32_t arg6 ;
-  int32_t *arg7 = (int32_t *) 0 ;
-  int32_t *arg8 = (int32_t *) 0 ;
-  int32_t *arg9 = (int32_t *) 0 ;
-  uint8_t *arg10 = (uint8_t *) 0 ;
-  int32_t *arg11 = (int32_t *) 0 ;
-  void *arg12 = (void *) 0 ;
-  size_t arg13 ;
-  void *arg14 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = (int32_t *)_swig_go_0.array; 
-  arg2 = (size_t)_swig_go_1; 
-  arg3 = (size_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = (uint32_t)_swig_go_4; 
-  arg6 = (uint32_t)_swig_go_5; 
-  arg7 = *(int32_t **)&_swig_go_6; 
-  arg8 = *(int32_t **)&_swig_go_7; 
-  arg9 = *(int32_t **)&_swig_go_8; 
-  arg10 = *(uint8_t **)&_swig_go_9; 
-  arg11 = *(int32_t **)&_swig_go_10; 
-  arg12 = *(void **)&_swig_go_11; 
-  arg13 = (size_t)_swig_go_12; 
-  arg14 = *(void **)&_swig_go_13; 
-  
-  result = (eplb_status)eplb_kernel_dispatch_layout((int const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,arg8,arg9,arg10,arg11,arg12,arg13,arg14);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_dispatch_layout_cpu_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, char *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
-  int32_t *arg1 = (int32_t *) 0 ;
-  size_t arg2 ;
-  size_t arg3 ;
-  uint32_t arg4 ;
-  uint32_t arg5 ;
-  uint32_t arg6 ;
-  int32_t *arg7 = (int32_t *) 0 ;
-  int32_t *arg8 = (int32_t *) 0 ;
-  int32_t *arg9 = (int32_t *) 0 ;
-  uint8_t *arg10 = (uint8_t *) 0 ;
-  int32_t *arg11 = (int32_t *) 0 ;
-  void *arg12 = (void *) 0 ;
-  size_t arg13 ;
-  void *arg14 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = (int32_t *)_swig_go_0.array; 
-  arg2 = (size_t)_swig_go_1; 
-  arg3 = (size_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = (uint32_t)_swig_go_4; 
-  arg6 = (uint32_t)_swig_go_5; 
-  arg7 = *(int32_t **)&_swig_go_6; 
-  arg8 = *(int32_t **)&_swig_go_7; 
-  arg9 = *(int32_t **)&_swig_go_8; 
-  arg10 = *(uint8_t **)&_swig_go_9; 
-  arg11 = *(int32_t **)&_swig_go_10; 
-  arg12 = *(void **)&_swig_go_11; 
-  arg13 = (size_t)_swig_go_12; 
-  arg14 = *(void **)&_swig_go_13; 
-  
-  result = (eplb_status)eplb_kernel_dispatch_layout_cpu((int const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,arg8,arg9,arg10,arg11,arg12,arg13,arg14);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_expert_sort_capacity_capi_6c958c9b533e0bae(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, long long *_swig_go_4) {
-  size_t arg1 ;
-  size_t arg2 ;
-  uint32_t arg3 ;
-  uint32_t arg4 ;
-  size_t *arg5 = (size_t *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = (size_t)_swig_go_0; 
-  arg2 = (size_t)_swig_go_1; 
-  arg3 = (uint32_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = *(size_t **)&_swig_go_4; 
-  
-  result = (eplb_status)eplb_kernel_expert_sort_capacity(arg1,arg2,arg3,arg4,arg5);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_expert_sort_workspace_size_capi_6c958c9b533e0bae(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, long long *_swig_go_3) {
-  size_t arg1 ;
-  size_t arg2 ;
-  uint32_t arg3 ;
-  size_t *arg4 = (size_t *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = (size_t)_swig_go_0; 
-  arg2 = (size_t)_swig_go_1; 
-  arg3 = (uint32_t)_swig_go_2; 
-  arg4 = *(size_t **)&_swig_go_3; 
-  
-  result = (eplb_status)eplb_kernel_expert_sort_workspace_size(arg1,arg2,arg3,arg4);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_expert_sort_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
-  int32_t *arg1 = (int32_t *) 0 ;
-  size_t arg2 ;
-  size_t arg3 ;
-  uint32_t arg4 ;
-  uint32_t arg5 ;
-  size_t arg6 ;
-  int32_t *arg7 = (int32_t *) 0 ;
-  int32_t *arg8 = (int32_t *) 0 ;
-  int32_t *arg9 = (int32_t *) 0 ;
-  int32_t *arg10 = (int32_t *) 0 ;
-  int32_t *arg11 = (int32_t *) 0 ;
-  void *arg12 = (void *) 0 ;
-  size_t arg13 ;
-  void *arg14 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = (int32_t *)_swig_go_0.array; 
-  arg2 = (size_t)_swig_go_1; 
-  arg3 = (size_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = (uint32_t)_swig_go_4; 
-  arg6 = (size_t)_swig_go_5; 
-  arg7 = *(int32_t **)&_swig_go_6; 
-  arg8 = *(int32_t **)&_swig_go_7; 
-  arg9 = *(int32_t **)&_swig_go_8; 
-  arg10 = *(int32_t **)&_swig_go_9; 
-  arg11 = *(int32_t **)&_swig_go_10; 
-  arg12 = *(void **)&_swig_go_11; 
-  arg13 = (size_t)_swig_go_12; 
-  arg14 = *(void **)&_swig_go_13; 
-  
-  result = (eplb_status)eplb_kernel_expert_sort((int const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,arg8,arg9,arg10,arg11,arg12,arg13,arg14);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_expert_sort_cpu_capi_6c958c9b533e0bae(_goslice_ _swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, long long _swig_go_5, intgo *_swig_go_6, intgo *_swig_go_7, intgo *_swig_go_8, intgo *_swig_go_9, intgo *_swig_go_10, void *_swig_go_11, long long _swig_go_12, void *_swig_go_13) {
-  int32_t *arg1 = (int32_t *) 0 ;
-  size_t arg2 ;
-  size_t arg3 ;
-  uint32_t arg4 ;
-  uint32_t arg5 ;
-  size_t arg6 ;
-  int32_t *arg7 = (int32_t *) 0 ;
-  int32_t *arg8 = (int32_t *) 0 ;
-  int32_t *arg9 = (int32_t *) 0 ;
-  int32_t *arg10 = (int32_t *) 0 ;
-  int32_t *arg11 = (int32_t *) 0 ;
-  void *arg12 = (void *) 0 ;
-  size_t arg13 ;
-  void *arg14 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = (int32_t *)_swig_go_0.array; 
-  arg2 = (size_t)_swig_go_1; 
-  arg3 = (size_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = (uint32_t)_swig_go_4; 
-  arg6 = (size_t)_swig_go_5; 
-  arg7 = *(int32_t **)&_swig_go_6; 
-  arg8 = *(int32_t **)&_swig_go_7; 
-  arg9 = *(int32_t **)&_swig_go_8; 
-  arg10 = *(int32_t **)&_swig_go_9; 
-  arg11 = *(int32_t **)&_swig_go_10; 
-  arg12 = *(void **)&_swig_go_11; 
-  arg13 = (size_t)_swig_go_12; 
-  arg14 = *(void **)&_swig_go_13; 
-  
-  result = (eplb_status)eplb_kernel_expert_sort_cpu((int const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,arg8,arg9,arg10,arg11,arg12,arg13,arg14);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_permute_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
-  void *arg1 = (void *) 0 ;
-  uint32_t arg2 ;
-  size_t arg3 ;
-  size_t arg4 ;
-  size_t arg5 ;
-  int32_t *arg6 = (int32_t *) 0 ;
-  size_t arg7 ;
-  void *arg8 = (void *) 0 ;
-  void *arg9 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(void **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  arg3 = (size_t)_swig_go_2; 
-  arg4 = (size_t)_swig_go_3; 
-  arg5 = (size_t)_swig_go_4; 
-  arg6 = *(int32_t **)&_swig_go_5; 
-  arg7 = (size_t)_swig_go_6; 
-  arg8 = *(void **)&_swig_go_7; 
-  arg9 = *(void **)&_swig_go_8; 
-  
-  result = (eplb_status)eplb_kernel_permute((void const *)arg1,arg2,arg3,arg4,arg5,(int const *)arg6,arg7,arg8,arg9);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_permute_cpu_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, long long _swig_go_6, void *_swig_go_7, void *_swig_go_8) {
-  void *arg1 = (void *) 0 ;
-  uint32_t arg2 ;
-  size_t arg3 ;
-  size_t arg4 ;
-  size_t arg5 ;
-  int32_t *arg6 = (int32_t *) 0 ;
-  size_t arg7 ;
-  void *arg8 = (void *) 0 ;
-  void *arg9 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(void **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  arg3 = (size_t)_swig_go_2; 
-  arg4 = (size_t)_swig_go_3; 
-  arg5 = (size_t)_swig_go_4; 
-  arg6 = *(int32_t **)&_swig_go_5; 
-  arg7 = (size_t)_swig_go_6; 
-  arg8 = *(void **)&_swig_go_7; 
-  arg9 = *(void **)&_swig_go_8; 
-  
-  result = (eplb_status)eplb_kernel_permute_cpu((void const *)arg1,arg2,arg3,arg4,arg5,(int const *)arg6,arg7,arg8,arg9);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_unpermute_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
-  void *arg1 = (void *) 0 ;
-  uint32_t arg2 ;
-  size_t arg3 ;
-  size_t arg4 ;
-  size_t arg5 ;
-  int32_t *arg6 = (int32_t *) 0 ;
-  float *arg7 = (float *) 0 ;
-  size_t arg8 ;
-  void *arg9 = (void *) 0 ;
-  void *arg10 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(void **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  arg3 = (size_t)_swig_go_2; 
-  arg4 = (size_t)_swig_go_3; 
-  arg5 = (size_t)_swig_go_4; 
-  arg6 = *(int32_t **)&_swig_go_5; 
-  arg7 = *(float **)&_swig_go_6; 
-  arg8 = (size_t)_swig_go_7; 
-  arg9 = *(void **)&_swig_go_8; 
-  arg10 = *(void **)&_swig_go_9; 
-  
-  result = (eplb_status)eplb_kernel_unpermute((void const *)arg1,arg2,arg3,arg4,arg5,(int const *)arg6,(float const *)arg7,arg8,arg9,arg10);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_unpermute_cpu_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, long long _swig_go_3, long long _swig_go_4, intgo *_swig_go_5, float *_swig_go_6, long long _swig_go_7, void *_swig_go_8, void *_swig_go_9) {
-  void *arg1 = (void *) 0 ;
-  uint32_t arg2 ;
-  size_t arg3 ;
-  size_t arg4 ;
-  size_t arg5 ;
-  int32_t *arg6 = (int32_t *) 0 ;
-  float *arg7 = (float *) 0 ;
-  size_t arg8 ;
-  void *arg9 = (void *) 0 ;
-  void *arg10 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(void **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  arg3 = (size_t)_swig_go_2; 
-  arg4 = (size_t)_swig_go_3; 
-  arg5 = (size_t)_swig_go_4; 
-  arg6 = *(int32_t **)&_swig_go_5; 
-  arg7 = *(float **)&_swig_go_6; 
-  arg8 = (size_t)_swig_go_7; 
-  arg9 = *(void **)&_swig_go_8; 
-  arg10 = *(void **)&_swig_go_9; 
-  
-  result = (eplb_status)eplb_kernel_unpermute_cpu((void const *)arg1,arg2,arg3,arg4,arg5,(int const *)arg6,(float const *)arg7,arg8,arg9,arg10);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-intgo _wrap_EPLB_IDS_INT32_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_IDS_INT32_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -8225,7 +7201,7 @@ intgo _wrap_EPLB_IDS_INT32_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_IDS_INT64_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_IDS_INT64_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -8237,613 +7213,7 @@ intgo _wrap_EPLB_IDS_INT64_capi_6c958c9b533e0bae() {
 }
 
 
-_gostring_ _wrap_eplb_device_tables_create_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_device_tables **_swig_go_5) {
-  eplb_placement *arg1 = (eplb_placement *) 0 ;
-  uint32_t arg2 ;
-  uint32_t arg3 ;
-  uint32_t arg4 ;
-  void *arg5 = (void *) 0 ;
-  eplb_device_tables **arg6 = (eplb_device_tables **) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_placement **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  arg3 = (uint32_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = *(void **)&_swig_go_4; 
-  arg6 = *(eplb_device_tables ***)&_swig_go_5; 
-  
-  result = (eplb_status)eplb_device_tables_create((eplb_placement const *)arg1,arg2,arg3,arg4,arg5,arg6);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_device_tables_update_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0, eplb_placement *_swig_go_1, void *_swig_go_2) {
-  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
-  eplb_placement *arg2 = (eplb_placement *) 0 ;
-  void *arg3 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_device_tables **)&_swig_go_0; 
-  arg2 = *(eplb_placement **)&_swig_go_1; 
-  arg3 = *(void **)&_swig_go_2; 
-  
-  result = (eplb_status)eplb_device_tables_update(arg1,(eplb_placement const *)arg2,arg3);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_device_tables_destroy_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0) {
-  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
-  
-  arg1 = *(eplb_device_tables **)&_swig_go_0; 
-  
-  eplb_device_tables_destroy(arg1);
-  
-}
-
-
-void _wrap_eplb_device_tables_info_struct_size_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->struct_size = arg2;
-  
-}
-
-
-intgo _wrap_eplb_device_tables_info_struct_size_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->struct_size);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_device_tables_info_num_layers_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->num_layers = arg2;
-  
-}
-
-
-intgo _wrap_eplb_device_tables_info_num_layers_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->num_layers);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_device_tables_info_num_logical_experts_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->num_logical_experts = arg2;
-  
-}
-
-
-intgo _wrap_eplb_device_tables_info_num_logical_experts_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->num_logical_experts);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_device_tables_info_num_physical_experts_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->num_physical_experts = arg2;
-  
-}
-
-
-intgo _wrap_eplb_device_tables_info_num_physical_experts_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->num_physical_experts);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_device_tables_info_max_replicas_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->max_replicas = arg2;
-  
-}
-
-
-intgo _wrap_eplb_device_tables_info_max_replicas_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->max_replicas);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_device_tables_info_num_nodes_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->num_nodes = arg2;
-  
-}
-
-
-intgo _wrap_eplb_device_tables_info_num_nodes_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->num_nodes);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_device_tables_info_num_gpus_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->num_gpus = arg2;
-  
-}
-
-
-intgo _wrap_eplb_device_tables_info_num_gpus_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->num_gpus);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_device_tables_info_slots_per_gpu_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->slots_per_gpu = arg2;
-  
-}
-
-
-intgo _wrap_eplb_device_tables_info_slots_per_gpu_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->slots_per_gpu);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_device_tables_info_gpus_per_node_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->gpus_per_node = arg2;
-  
-}
-
-
-intgo _wrap_eplb_device_tables_info_gpus_per_node_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->gpus_per_node);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_device_tables_info_gpu_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->gpu = arg2;
-  
-}
-
-
-intgo _wrap_eplb_device_tables_info_gpu_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->gpu);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_device_tables_info_flags_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->flags = arg2;
-  
-}
-
-
-intgo _wrap_eplb_device_tables_info_flags_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->flags);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_device_tables_info_device_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  int32_t arg2 ;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  arg2 = (int32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->device = arg2;
-  
-}
-
-
-intgo _wrap_eplb_device_tables_info_device_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  int32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  
-  result = (int32_t) ((arg1)->device);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_device_tables_info_device_bytes_set_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0, long long _swig_go_1) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint64_t arg2 ;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  arg2 = (uint64_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->device_bytes = arg2;
-  
-}
-
-
-long long _wrap_eplb_device_tables_info_device_bytes_get_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  uint64_t result;
-  long long _swig_go_result;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  
-  result = (uint64_t) ((arg1)->device_bytes);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-struct eplb_device_tables_info *_wrap_new_eplb_device_tables_info_capi_6c958c9b533e0bae() {
-  struct eplb_device_tables_info *result = 0 ;
-  struct eplb_device_tables_info *_swig_go_result;
-  
-  
-  result = (struct eplb_device_tables_info *)calloc(1, sizeof(struct eplb_device_tables_info));
-  *(struct eplb_device_tables_info **)&_swig_go_result = (struct eplb_device_tables_info *)result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_delete_eplb_device_tables_info_capi_6c958c9b533e0bae(struct eplb_device_tables_info *_swig_go_0) {
-  struct eplb_device_tables_info *arg1 = (struct eplb_device_tables_info *) 0 ;
-  
-  arg1 = *(struct eplb_device_tables_info **)&_swig_go_0; 
-  
-  free((char *) arg1);
-  
-}
-
-
-_gostring_ _wrap_eplb_device_tables_get_info_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0, struct eplb_device_tables_info *_swig_go_1) {
-  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
-  eplb_device_tables_info *arg2 = (eplb_device_tables_info *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_device_tables **)&_swig_go_0; 
-  arg2 = *(eplb_device_tables_info **)&_swig_go_1; 
-  
-  result = (eplb_status)eplb_device_tables_get_info((eplb_device_tables const *)arg1,arg2);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_device_tables_get_static_map_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0, _goslice_ _swig_go_1) {
-  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
-  int32_t *arg2 = (int32_t *) 0 ;
-  size_t arg3 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_device_tables **)&_swig_go_0; 
-  
-  arg2 = (int32_t *)_swig_go_1.array;
-  arg3 = (size_t)_swig_go_1.len;
-  
-  
-  result = (eplb_status)eplb_device_tables_get_static_map((eplb_device_tables const *)arg1,arg2,arg3);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_record_load_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
-  void *arg1 = (void *) 0 ;
-  uint32_t arg2 ;
-  size_t arg3 ;
-  uint32_t arg4 ;
-  uint32_t arg5 ;
-  uint32_t arg6 ;
-  uint32_t arg7 ;
-  int32_t *arg8 = (int32_t *) 0 ;
-  int64_t *arg9 = (int64_t *) 0 ;
-  void *arg10 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(void **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  arg3 = (size_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = (uint32_t)_swig_go_4; 
-  arg6 = (uint32_t)_swig_go_5; 
-  arg7 = (uint32_t)_swig_go_6; 
-  arg8 = *(int32_t **)&_swig_go_7; 
-  arg9 = *(int64_t **)&_swig_go_8; 
-  arg10 = *(void **)&_swig_go_9; 
-  
-  result = (eplb_status)eplb_kernel_record_load((void const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,(int const *)arg8,arg9,arg10);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_record_load_cpu_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, void *_swig_go_9) {
-  void *arg1 = (void *) 0 ;
-  uint32_t arg2 ;
-  size_t arg3 ;
-  uint32_t arg4 ;
-  uint32_t arg5 ;
-  uint32_t arg6 ;
-  uint32_t arg7 ;
-  int32_t *arg8 = (int32_t *) 0 ;
-  int64_t *arg9 = (int64_t *) 0 ;
-  void *arg10 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(void **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  arg3 = (size_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = (uint32_t)_swig_go_4; 
-  arg6 = (uint32_t)_swig_go_5; 
-  arg7 = (uint32_t)_swig_go_6; 
-  arg8 = *(int32_t **)&_swig_go_7; 
-  arg9 = *(int64_t **)&_swig_go_8; 
-  arg10 = *(void **)&_swig_go_9; 
-  
-  result = (eplb_status)eplb_kernel_record_load_cpu((void const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,(int const *)arg8,arg9,arg10);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-intgo _wrap_EPLB_MAP_STATIC_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_MAP_STATIC_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -8855,7 +7225,7 @@ intgo _wrap_EPLB_MAP_STATIC_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -8867,7 +7237,7 @@ intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_MAP_HASH_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_MAP_HASH_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -8879,7 +7249,7 @@ intgo _wrap_EPLB_MAP_HASH_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_MAP_NODE_AWARE_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_MAP_NODE_AWARE_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -8891,7 +7261,7 @@ intgo _wrap_EPLB_MAP_NODE_AWARE_capi_6c958c9b533e0bae() {
 }
 
 
-intgo _wrap_EPLB_MAP_QUOTA_capi_6c958c9b533e0bae() {
+intgo _wrap_EPLB_MAP_QUOTA_capi_6142e65e50bcbd23() {
   int result;
   intgo _swig_go_result;
   
@@ -8903,311 +7273,7 @@ intgo _wrap_EPLB_MAP_QUOTA_capi_6c958c9b533e0bae() {
 }
 
 
-_gostring_ _wrap_eplb_kernel_map_record_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
-  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
-  uint32_t arg2 ;
-  uint32_t arg3 ;
-  uint64_t arg4 ;
-  int32_t *arg5 = (int32_t *) 0 ;
-  void *arg6 = (void *) 0 ;
-  uint32_t arg7 ;
-  size_t arg8 ;
-  uint32_t arg9 ;
-  int32_t *arg10 = (int32_t *) 0 ;
-  int64_t *arg11 = (int64_t *) 0 ;
-  int32_t *arg12 = (int32_t *) 0 ;
-  void *arg13 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_device_tables **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  arg3 = (uint32_t)_swig_go_2; 
-  arg4 = (uint64_t)_swig_go_3; 
-  arg5 = *(int32_t **)&_swig_go_4; 
-  arg6 = *(void **)&_swig_go_5; 
-  arg7 = (uint32_t)_swig_go_6; 
-  arg8 = (size_t)_swig_go_7; 
-  arg9 = (uint32_t)_swig_go_8; 
-  arg10 = *(int32_t **)&_swig_go_9; 
-  arg11 = *(int64_t **)&_swig_go_10; 
-  arg12 = *(int32_t **)&_swig_go_11; 
-  arg13 = *(void **)&_swig_go_12; 
-  
-  result = (eplb_status)eplb_kernel_map_record((eplb_device_tables const *)arg1,arg2,arg3,arg4,(int const *)arg5,(void const *)arg6,arg7,arg8,arg9,(int const *)arg10,arg11,arg12,arg13);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_map_record_cpu_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long _swig_go_3, intgo *_swig_go_4, void *_swig_go_5, intgo _swig_go_6, long long _swig_go_7, intgo _swig_go_8, intgo *_swig_go_9, long long *_swig_go_10, intgo *_swig_go_11, void *_swig_go_12) {
-  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
-  uint32_t arg2 ;
-  uint32_t arg3 ;
-  uint64_t arg4 ;
-  int32_t *arg5 = (int32_t *) 0 ;
-  void *arg6 = (void *) 0 ;
-  uint32_t arg7 ;
-  size_t arg8 ;
-  uint32_t arg9 ;
-  int32_t *arg10 = (int32_t *) 0 ;
-  int64_t *arg11 = (int64_t *) 0 ;
-  int32_t *arg12 = (int32_t *) 0 ;
-  void *arg13 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_device_tables **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  arg3 = (uint32_t)_swig_go_2; 
-  arg4 = (uint64_t)_swig_go_3; 
-  arg5 = *(int32_t **)&_swig_go_4; 
-  arg6 = *(void **)&_swig_go_5; 
-  arg7 = (uint32_t)_swig_go_6; 
-  arg8 = (size_t)_swig_go_7; 
-  arg9 = (uint32_t)_swig_go_8; 
-  arg10 = *(int32_t **)&_swig_go_9; 
-  arg11 = *(int64_t **)&_swig_go_10; 
-  arg12 = *(int32_t **)&_swig_go_11; 
-  arg13 = *(void **)&_swig_go_12; 
-  
-  result = (eplb_status)eplb_kernel_map_record_cpu((eplb_device_tables const *)arg1,arg2,arg3,arg4,(int const *)arg5,(void const *)arg6,arg7,arg8,arg9,(int const *)arg10,arg11,arg12,arg13);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_fold_counts_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
-  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
-  int64_t *arg2 = (int64_t *) 0 ;
-  int64_t *arg3 = (int64_t *) 0 ;
-  void *arg4 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_device_tables **)&_swig_go_0; 
-  arg2 = *(int64_t **)&_swig_go_1; 
-  arg3 = *(int64_t **)&_swig_go_2; 
-  arg4 = *(void **)&_swig_go_3; 
-  
-  result = (eplb_status)eplb_kernel_fold_counts((eplb_device_tables const *)arg1,(long const *)arg2,arg3,arg4);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_fold_counts_cpu_capi_6c958c9b533e0bae(eplb_device_tables *_swig_go_0, long long *_swig_go_1, long long *_swig_go_2, void *_swig_go_3) {
-  eplb_device_tables *arg1 = (eplb_device_tables *) 0 ;
-  int64_t *arg2 = (int64_t *) 0 ;
-  int64_t *arg3 = (int64_t *) 0 ;
-  void *arg4 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_device_tables **)&_swig_go_0; 
-  arg2 = *(int64_t **)&_swig_go_1; 
-  arg3 = *(int64_t **)&_swig_go_2; 
-  arg4 = *(void **)&_swig_go_3; 
-  
-  result = (eplb_status)eplb_kernel_fold_counts_cpu((eplb_device_tables const *)arg1,(long const *)arg2,arg3,arg4);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_coactivation_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
-  void *arg1 = (void *) 0 ;
-  uint32_t arg2 ;
-  size_t arg3 ;
-  uint32_t arg4 ;
-  uint32_t arg5 ;
-  uint32_t arg6 ;
-  uint32_t arg7 ;
-  int32_t *arg8 = (int32_t *) 0 ;
-  int64_t *arg9 = (int64_t *) 0 ;
-  uint32_t arg10 ;
-  uint32_t arg11 ;
-  uint32_t arg12 ;
-  int32_t *arg13 = (int32_t *) 0 ;
-  void *arg14 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(void **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  arg3 = (size_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = (uint32_t)_swig_go_4; 
-  arg6 = (uint32_t)_swig_go_5; 
-  arg7 = (uint32_t)_swig_go_6; 
-  arg8 = *(int32_t **)&_swig_go_7; 
-  arg9 = *(int64_t **)&_swig_go_8; 
-  arg10 = (uint32_t)_swig_go_9; 
-  arg11 = (uint32_t)_swig_go_10; 
-  arg12 = (uint32_t)_swig_go_11; 
-  arg13 = *(int32_t **)&_swig_go_12; 
-  arg14 = *(void **)&_swig_go_13; 
-  
-  result = (eplb_status)eplb_kernel_coactivation((void const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,(int const *)arg8,arg9,arg10,arg11,arg12,arg13,arg14);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_coactivation_cpu_capi_6c958c9b533e0bae(void *_swig_go_0, intgo _swig_go_1, long long _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, intgo *_swig_go_7, long long *_swig_go_8, intgo _swig_go_9, intgo _swig_go_10, intgo _swig_go_11, intgo *_swig_go_12, void *_swig_go_13) {
-  void *arg1 = (void *) 0 ;
-  uint32_t arg2 ;
-  size_t arg3 ;
-  uint32_t arg4 ;
-  uint32_t arg5 ;
-  uint32_t arg6 ;
-  uint32_t arg7 ;
-  int32_t *arg8 = (int32_t *) 0 ;
-  int64_t *arg9 = (int64_t *) 0 ;
-  uint32_t arg10 ;
-  uint32_t arg11 ;
-  uint32_t arg12 ;
-  int32_t *arg13 = (int32_t *) 0 ;
-  void *arg14 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(void **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  arg3 = (size_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = (uint32_t)_swig_go_4; 
-  arg6 = (uint32_t)_swig_go_5; 
-  arg7 = (uint32_t)_swig_go_6; 
-  arg8 = *(int32_t **)&_swig_go_7; 
-  arg9 = *(int64_t **)&_swig_go_8; 
-  arg10 = (uint32_t)_swig_go_9; 
-  arg11 = (uint32_t)_swig_go_10; 
-  arg12 = (uint32_t)_swig_go_11; 
-  arg13 = *(int32_t **)&_swig_go_12; 
-  arg14 = *(void **)&_swig_go_13; 
-  
-  result = (eplb_status)eplb_kernel_coactivation_cpu((void const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7,(int const *)arg8,arg9,arg10,arg11,arg12,arg13,arg14);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_split_tables_create_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_split_tables **_swig_go_5) {
+_gostring_ _wrap_eplb_split_tables_create_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_split_tables **_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -9249,684 +7315,13 @@ _gostring_ _wrap_eplb_split_tables_create_capi_6c958c9b533e0bae(eplb_placement *
 }
 
 
-void _wrap_eplb_split_tables_destroy_capi_6c958c9b533e0bae(eplb_split_tables *_swig_go_0) {
+void _wrap_eplb_split_tables_destroy_capi_6142e65e50bcbd23(eplb_split_tables *_swig_go_0) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   
   arg1 = *(eplb_split_tables **)&_swig_go_0; 
   
   eplb_split_tables_destroy(arg1);
   
-}
-
-
-_gostring_ _wrap_eplb_kernel_split_solve_workspace_size_capi_6c958c9b533e0bae(eplb_split_tables *_swig_go_0, long long *_swig_go_1) {
-  eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
-  size_t *arg2 = (size_t *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_split_tables **)&_swig_go_0; 
-  arg2 = *(size_t **)&_swig_go_1; 
-  
-  result = (eplb_status)eplb_kernel_split_solve_workspace_size((eplb_split_tables const *)arg1,arg2);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_split_solve_capi_6c958c9b533e0bae(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
-  eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
-  uint32_t arg2 ;
-  int32_t *arg3 = (int32_t *) 0 ;
-  double *arg4 = (double *) 0 ;
-  double *arg5 = (double *) 0 ;
-  int32_t *arg6 = (int32_t *) 0 ;
-  double *arg7 = (double *) 0 ;
-  void *arg8 = (void *) 0 ;
-  size_t arg9 ;
-  void *arg10 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_split_tables **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  arg3 = *(int32_t **)&_swig_go_2; 
-  
-  arg4 = (double *)_swig_go_3.array;
-  
-  
-  arg5 = (double *)_swig_go_4.array;
-  
-  arg6 = *(int32_t **)&_swig_go_5; 
-  arg7 = *(double **)&_swig_go_6; 
-  arg8 = *(void **)&_swig_go_7; 
-  arg9 = (size_t)_swig_go_8; 
-  arg10 = *(void **)&_swig_go_9; 
-  
-  result = (eplb_status)eplb_kernel_split_solve((eplb_split_tables const *)arg1,arg2,(int const *)arg3,(double const *)arg4,(double const *)arg5,arg6,arg7,arg8,arg9,arg10);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_split_solve_cpu_capi_6c958c9b533e0bae(eplb_split_tables *_swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, intgo *_swig_go_5, double *_swig_go_6, void *_swig_go_7, long long _swig_go_8, void *_swig_go_9) {
-  eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
-  uint32_t arg2 ;
-  int32_t *arg3 = (int32_t *) 0 ;
-  double *arg4 = (double *) 0 ;
-  double *arg5 = (double *) 0 ;
-  int32_t *arg6 = (int32_t *) 0 ;
-  double *arg7 = (double *) 0 ;
-  void *arg8 = (void *) 0 ;
-  size_t arg9 ;
-  void *arg10 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_split_tables **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  arg3 = *(int32_t **)&_swig_go_2; 
-  
-  arg4 = (double *)_swig_go_3.array;
-  
-  
-  arg5 = (double *)_swig_go_4.array;
-  
-  arg6 = *(int32_t **)&_swig_go_5; 
-  arg7 = *(double **)&_swig_go_6; 
-  arg8 = *(void **)&_swig_go_7; 
-  arg9 = (size_t)_swig_go_8; 
-  arg10 = *(void **)&_swig_go_9; 
-  
-  result = (eplb_status)eplb_kernel_split_solve_cpu((eplb_split_tables const *)arg1,arg2,(int const *)arg3,(double const *)arg4,(double const *)arg5,arg6,arg7,arg8,arg9,arg10);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_shared_waterfill_workspace_size_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, long long _swig_go_1, long long *_swig_go_2) {
-  eplb_placement *arg1 = (eplb_placement *) 0 ;
-  size_t arg2 ;
-  size_t *arg3 = (size_t *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_placement **)&_swig_go_0; 
-  arg2 = (size_t)_swig_go_1; 
-  arg3 = *(size_t **)&_swig_go_2; 
-  
-  result = (eplb_status)eplb_kernel_shared_waterfill_workspace_size((eplb_placement const *)arg1,arg2,arg3);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_shared_waterfill_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
-  eplb_placement *arg1 = (eplb_placement *) 0 ;
-  int32_t *arg2 = (int32_t *) 0 ;
-  size_t arg3 ;
-  uint32_t arg4 ;
-  int32_t *arg5 = (int32_t *) 0 ;
-  double *arg6 = (double *) 0 ;
-  double *arg7 = (double *) 0 ;
-  uint32_t arg8 ;
-  int32_t *arg9 = (int32_t *) 0 ;
-  double *arg10 = (double *) 0 ;
-  void *arg11 = (void *) 0 ;
-  size_t arg12 ;
-  void *arg13 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_placement **)&_swig_go_0; 
-  arg2 = (int32_t *)_swig_go_1.array; 
-  arg3 = (size_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = (int32_t *)_swig_go_4.array; 
-  
-  arg6 = (double *)_swig_go_5.array;
-  
-  
-  arg7 = (double *)_swig_go_6.array;
-  
-  arg8 = (uint32_t)_swig_go_7; 
-  arg9 = *(int32_t **)&_swig_go_8; 
-  arg10 = *(double **)&_swig_go_9; 
-  arg11 = *(void **)&_swig_go_10; 
-  arg12 = (size_t)_swig_go_11; 
-  arg13 = *(void **)&_swig_go_12; 
-  
-  result = (eplb_status)eplb_kernel_shared_waterfill((eplb_placement const *)arg1,(int const *)arg2,arg3,arg4,(int const *)arg5,(double const *)arg6,(double const *)arg7,arg8,arg9,arg10,arg11,arg12,arg13);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_kernel_shared_waterfill_cpu_capi_6c958c9b533e0bae(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, intgo _swig_go_7, intgo *_swig_go_8, double *_swig_go_9, void *_swig_go_10, long long _swig_go_11, void *_swig_go_12) {
-  eplb_placement *arg1 = (eplb_placement *) 0 ;
-  int32_t *arg2 = (int32_t *) 0 ;
-  size_t arg3 ;
-  uint32_t arg4 ;
-  int32_t *arg5 = (int32_t *) 0 ;
-  double *arg6 = (double *) 0 ;
-  double *arg7 = (double *) 0 ;
-  uint32_t arg8 ;
-  int32_t *arg9 = (int32_t *) 0 ;
-  double *arg10 = (double *) 0 ;
-  void *arg11 = (void *) 0 ;
-  size_t arg12 ;
-  void *arg13 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_placement **)&_swig_go_0; 
-  arg2 = (int32_t *)_swig_go_1.array; 
-  arg3 = (size_t)_swig_go_2; 
-  arg4 = (uint32_t)_swig_go_3; 
-  arg5 = (int32_t *)_swig_go_4.array; 
-  
-  arg6 = (double *)_swig_go_5.array;
-  
-  
-  arg7 = (double *)_swig_go_6.array;
-  
-  arg8 = (uint32_t)_swig_go_7; 
-  arg9 = *(int32_t **)&_swig_go_8; 
-  arg10 = *(double **)&_swig_go_9; 
-  arg11 = *(void **)&_swig_go_10; 
-  arg12 = (size_t)_swig_go_11; 
-  arg13 = *(void **)&_swig_go_12; 
-  
-  result = (eplb_status)eplb_kernel_shared_waterfill_cpu((eplb_placement const *)arg1,(int const *)arg2,arg3,arg4,(int const *)arg5,(double const *)arg6,(double const *)arg7,arg8,arg9,arg10,arg11,arg12,arg13);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_token_exchange_options_struct_size_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->struct_size = arg2;
-  
-}
-
-
-intgo _wrap_eplb_token_exchange_options_struct_size_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->struct_size);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_token_exchange_options_slots_per_rank_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->slots_per_rank = arg2;
-  
-}
-
-
-intgo _wrap_eplb_token_exchange_options_slots_per_rank_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->slots_per_rank);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_token_exchange_options_top_k_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->top_k = arg2;
-  
-}
-
-
-intgo _wrap_eplb_token_exchange_options_top_k_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->top_k);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_token_exchange_options_out_dtype_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->out_dtype = arg2;
-  
-}
-
-
-intgo _wrap_eplb_token_exchange_options_out_dtype_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->out_dtype);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_token_exchange_options_row_bytes_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint64_t arg2 ;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  arg2 = (uint64_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->row_bytes = arg2;
-  
-}
-
-
-long long _wrap_eplb_token_exchange_options_row_bytes_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint64_t result;
-  long long _swig_go_result;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  
-  result = (uint64_t) ((arg1)->row_bytes);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_token_exchange_options_hidden_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, long long _swig_go_1) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint64_t arg2 ;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  arg2 = (uint64_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->hidden = arg2;
-  
-}
-
-
-long long _wrap_eplb_token_exchange_options_hidden_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint64_t result;
-  long long _swig_go_result;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  
-  result = (uint64_t) ((arg1)->hidden);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_token_exchange_options_max_tokens_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->max_tokens = arg2;
-  
-}
-
-
-intgo _wrap_eplb_token_exchange_options_max_tokens_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->max_tokens);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_token_exchange_options_capacity_set_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0, intgo _swig_go_1) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint32_t arg2 ;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  arg2 = (uint32_t)_swig_go_1; 
-  
-  if (arg1) (arg1)->capacity = arg2;
-  
-}
-
-
-intgo _wrap_eplb_token_exchange_options_capacity_get_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  uint32_t result;
-  intgo _swig_go_result;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  
-  result = (uint32_t) ((arg1)->capacity);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-struct eplb_token_exchange_options *_wrap_new_eplb_token_exchange_options_capi_6c958c9b533e0bae() {
-  struct eplb_token_exchange_options *result = 0 ;
-  struct eplb_token_exchange_options *_swig_go_result;
-  
-  
-  result = (struct eplb_token_exchange_options *)calloc(1, sizeof(struct eplb_token_exchange_options));
-  *(struct eplb_token_exchange_options **)&_swig_go_result = (struct eplb_token_exchange_options *)result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_delete_eplb_token_exchange_options_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
-  struct eplb_token_exchange_options *arg1 = (struct eplb_token_exchange_options *) 0 ;
-  
-  arg1 = *(struct eplb_token_exchange_options **)&_swig_go_0; 
-  
-  free((char *) arg1);
-  
-}
-
-
-void _wrap_eplb_token_exchange_options_init_capi_6c958c9b533e0bae(struct eplb_token_exchange_options *_swig_go_0) {
-  eplb_token_exchange_options *arg1 = (eplb_token_exchange_options *) 0 ;
-  
-  arg1 = *(eplb_token_exchange_options **)&_swig_go_0; 
-  
-  eplb_token_exchange_options_init(arg1);
-  
-}
-
-
-_gostring_ _wrap_eplb_token_exchange_create_capi_6c958c9b533e0bae(eplb_comm *_swig_go_0, struct eplb_token_exchange_options *_swig_go_1, eplb_token_exchange **_swig_go_2) {
-  eplb_comm *arg1 = (eplb_comm *) 0 ;
-  eplb_token_exchange_options *arg2 = (eplb_token_exchange_options *) 0 ;
-  eplb_token_exchange **arg3 = (eplb_token_exchange **) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_comm **)&_swig_go_0; 
-  arg2 = *(eplb_token_exchange_options **)&_swig_go_1; 
-  arg3 = *(eplb_token_exchange ***)&_swig_go_2; 
-  
-  result = (eplb_status)eplb_token_exchange_create(arg1,(struct eplb_token_exchange_options const *)arg2,arg3);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-void _wrap_eplb_token_exchange_destroy_capi_6c958c9b533e0bae(eplb_token_exchange *_swig_go_0) {
-  eplb_token_exchange *arg1 = (eplb_token_exchange *) 0 ;
-  
-  arg1 = *(eplb_token_exchange **)&_swig_go_0; 
-  
-  eplb_token_exchange_destroy(arg1);
-  
-}
-
-
-_gostring_ _wrap_eplb_token_exchange_dispatch_capi_6c958c9b533e0bae(eplb_token_exchange *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, float *_swig_go_3, void *_swig_go_4, void *_swig_go_5, intgo *_swig_go_6, float *_swig_go_7, intgo *_swig_go_8, long long _swig_go_9, intgo *_swig_go_10, long long *_swig_go_11, void *_swig_go_12) {
-  eplb_token_exchange *arg1 = (eplb_token_exchange *) 0 ;
-  size_t arg2 ;
-  int32_t *arg3 = (int32_t *) 0 ;
-  float *arg4 = (float *) 0 ;
-  void *arg5 = (void *) 0 ;
-  void *arg6 = (void *) 0 ;
-  int32_t *arg7 = (int32_t *) 0 ;
-  float *arg8 = (float *) 0 ;
-  int32_t *arg9 = (int32_t *) 0 ;
-  uint64_t arg10 ;
-  int32_t *arg11 = (int32_t *) 0 ;
-  uint64_t *arg12 = (uint64_t *) 0 ;
-  void *arg13 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_token_exchange **)&_swig_go_0; 
-  arg2 = (size_t)_swig_go_1; 
-  arg3 = (int32_t *)_swig_go_2.array; 
-  arg4 = *(float **)&_swig_go_3; 
-  arg5 = *(void **)&_swig_go_4; 
-  arg6 = *(void **)&_swig_go_5; 
-  arg7 = *(int32_t **)&_swig_go_6; 
-  arg8 = *(float **)&_swig_go_7; 
-  arg9 = *(int32_t **)&_swig_go_8; 
-  arg10 = (uint64_t)_swig_go_9; 
-  arg11 = *(int32_t **)&_swig_go_10; 
-  arg12 = *(uint64_t **)&_swig_go_11; 
-  arg13 = *(void **)&_swig_go_12; 
-  
-  result = (eplb_status)eplb_token_exchange_dispatch(arg1,arg2,(int const *)arg3,(float const *)arg4,(void const *)arg5,arg6,arg7,arg8,arg9,arg10,arg11,arg12,arg13);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_eplb_token_exchange_combine_capi_6c958c9b533e0bae(eplb_token_exchange *_swig_go_0, void *_swig_go_1, long long _swig_go_2, void *_swig_go_3, void *_swig_go_4) {
-  eplb_token_exchange *arg1 = (eplb_token_exchange *) 0 ;
-  void *arg2 = (void *) 0 ;
-  uint64_t arg3 ;
-  void *arg4 = (void *) 0 ;
-  void *arg5 = (void *) 0 ;
-  eplb_status result;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(eplb_token_exchange **)&_swig_go_0; 
-  arg2 = *(void **)&_swig_go_1; 
-  arg3 = (uint64_t)_swig_go_2; 
-  arg4 = *(void **)&_swig_go_3; 
-  arg5 = *(void **)&_swig_go_4; 
-  
-  result = (eplb_status)eplb_token_exchange_combine(arg1,(void const *)arg2,arg3,arg4,arg5);
-  
-  if (result == EPLB_OK) {
-    _swig_go_result = Swig_AllocateString("", 0);
-  } else {
-    const char* message = eplb_last_error_message();
-    size_t message_length = strlen(message);
-    char prefix[16];
-    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
-    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
-    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
-    if (text == NULL) {
-      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
-    } else {
-      memcpy(text, prefix, (size_t)prefix_length);
-      memcpy(text + prefix_length, message, message_length);
-      _swig_go_result.p = text;
-      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
-    }
-  }
-  
-  return _swig_go_result;
 }
 
 
