@@ -176,35 +176,64 @@ func (s *Snapshot) Close() error {
 	return nil
 }
 
+// StatisticsOptions is how a statistics snapshot is labelled and compressed. The zero value has
+// no label and the library's default level.
+type StatisticsOptions struct {
+	// Label is a user label of at most 255 bytes without a NUL byte ("" for none).
+	Label string
+	// CompressionLevel is the zstd level, 1..19; 0 means the library default (3).
+	CompressionLevel int
+}
+
 // SaveStatistics writes the tracker's whole state (enough to resume recording exactly) to a
 // statistics snapshot at path, atomically; label may be "". Neither may contain a NUL byte. When
 // the directory does not exist, errors.Is(err, fs.ErrNotExist) holds.
 func (t *Tracker) SaveStatistics(path, label string) error {
-	return t.use(func(raw capi.Eplb_tracker) error {
+	return t.SaveStatisticsWith(path, StatisticsOptions{Label: label})
+}
+
+// SaveStatisticsWith is SaveStatistics with o's label and compression level.
+func (t *Tracker) SaveStatisticsWith(path string, o StatisticsOptions) error {
+	return t.useForStatistics(o, func(raw capi.Eplb_tracker) error {
 		if err := checkString("path", path); err != nil {
 			return err
 		}
-		if err := checkString("label", label); err != nil {
-			return err
-		}
-		err := check(capi.Eplb_go_snapshot_save_statistics(raw, label, path))
+		err := check(capi.Eplb_go_snapshot_save_statistics(raw, o.Label,
+			uint(o.CompressionLevel), path))
 		return withPathCause(err, filepath.Dir(path))
 	})
 }
 
 // StatisticsToBuffer is SaveStatistics into bytes (read back with SnapshotFromBuffer).
 func (t *Tracker) StatisticsToBuffer(label string) ([]byte, error) {
+	return t.StatisticsToBufferWith(StatisticsOptions{Label: label})
+}
+
+// StatisticsToBufferWith is SaveStatisticsWith into bytes.
+func (t *Tracker) StatisticsToBufferWith(o StatisticsOptions) ([]byte, error) {
 	var buffer uintptr
 	var n int64
-	if err := t.use(func(raw capi.Eplb_tracker) error {
-		if err := checkString("label", label); err != nil {
-			return err
-		}
-		return check(capi.Eplb_go_snapshot_save_statistics_to_buffer(raw, label, &buffer, &n))
+	if err := t.useForStatistics(o, func(raw capi.Eplb_tracker) error {
+		return check(capi.Eplb_go_snapshot_save_statistics_to_buffer(raw, o.Label,
+			uint(o.CompressionLevel), &buffer, &n))
 	}); err != nil {
 		return nil, err
 	}
 	return takeBytes(buffer, n), nil
+}
+
+// useForStatistics calls f with the C tracker under its lock once o passes the checks C cannot
+// make (a NUL in the label, a level that would not fit C's uint32_t).
+func (t *Tracker) useForStatistics(o StatisticsOptions, f func(capi.Eplb_tracker) error) error {
+	return t.use(func(raw capi.Eplb_tracker) error {
+		if err := checkString("label", o.Label); err != nil {
+			return err
+		}
+		if o.CompressionLevel < 0 || o.CompressionLevel > math.MaxUint32 {
+			return invalidArgument("compression_level (%d) must be in 1..19, or 0 for the default", o.CompressionLevel)
+		}
+		return f(raw)
+	})
 }
 
 // SnapshotOptions is what a placement snapshot stores besides the placement

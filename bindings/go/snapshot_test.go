@@ -428,3 +428,53 @@ func TestSaveWithTrackerWhileRecording(t *testing.T) {
 	}
 	tracker.Close()
 }
+
+func TestStatisticsCompressionLevel(t *testing.T) {
+	tracker := recordedTracker(t)
+	defer tracker.Close()
+	for _, level := range []int{0, 1, 19} {
+		o := StatisticsOptions{Label: "stats", CompressionLevel: level}
+		data, err := tracker.StatisticsToBufferWith(o)
+		if err != nil {
+			t.Fatalf("level %d: %v", level, err)
+		}
+		path := filepath.Join(t.TempDir(), "stats.eplb")
+		if err := tracker.SaveStatisticsWith(path, o); err != nil {
+			t.Fatalf("level %d: %v", level, err)
+		}
+		fromFile, err := OpenSnapshot(path)
+		if err != nil {
+			t.Fatalf("level %d: %v", level, err)
+		}
+		fromBytes, err := SnapshotFromBuffer(data)
+		if err != nil {
+			t.Fatalf("level %d: %v", level, err)
+		}
+		for _, s := range []*Snapshot{fromFile, fromBytes} {
+			if s.Info.Label != "stats" {
+				t.Errorf("level %d: label %q", level, s.Info.Label)
+			}
+			restored, err := s.Tracker()
+			if err != nil {
+				t.Fatal(err)
+			}
+			requireEqualTrackers(t, tracker, restored, 2)
+			restored.Close()
+			s.Close()
+		}
+	}
+	for _, level := range []int{-1, 20, math.MaxUint32 + 1} {
+		o := StatisticsOptions{CompressionLevel: level}
+		_, err := tracker.StatisticsToBufferWith(o)
+		path := filepath.Join(t.TempDir(), "bad.eplb")
+		errFile := tracker.SaveStatisticsWith(path, o)
+		for _, err := range []error{err, errFile} {
+			if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "compression_level") {
+				t.Errorf("level %d: %v, want an invalid argument naming compression_level", level, err)
+			}
+		}
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Errorf("level %d: %s was written", level, path)
+		}
+	}
+}

@@ -229,20 +229,20 @@ eplb_status eplb_go_snapshot_save_to_buffer(const eplb_placement* placement, con
   return eplb_snapshot_save_to_buffer(placement, &options, out_buffer, out_size);
 }
 
-/* eplb_snapshot_save_statistics(_to_buffer) with the label as an argument (NULL or "": none). */
+/* eplb_snapshot_save_statistics(_to_buffer) with the label (NULL or "": none) and the
+ * compression level (0: the library default) as arguments. */
 eplb_status eplb_go_snapshot_save_statistics(const eplb_tracker* tracker, const char* label,
-                                             const char* path) {
-  eplb_snapshot_options options;
-  eplb_snapshot_options_init(&options);
-  if (label != NULL && label[0] != '\0') options.label = label;
+                                             uint32_t compression_level, const char* path) {
+  eplb_snapshot_options options =
+      eplb_go_snapshot_options(NULL, 0, label, NULL, compression_level);
   return eplb_snapshot_save_statistics(tracker, &options, path);
 }
 eplb_status eplb_go_snapshot_save_statistics_to_buffer(const eplb_tracker* tracker,
-                                                       const char* label, void** out_buffer,
-                                                       size_t* out_size) {
-  eplb_snapshot_options options;
-  eplb_snapshot_options_init(&options);
-  if (label != NULL && label[0] != '\0') options.label = label;
+                                                       const char* label,
+                                                       uint32_t compression_level,
+                                                       void** out_buffer, size_t* out_size) {
+  eplb_snapshot_options options =
+      eplb_go_snapshot_options(NULL, 0, label, NULL, compression_level);
   return eplb_snapshot_save_statistics_to_buffer(tracker, &options, out_buffer, out_size);
 }
 

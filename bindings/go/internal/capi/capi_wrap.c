@@ -236,20 +236,20 @@ eplb_status eplb_go_snapshot_save_to_buffer(const eplb_placement* placement, con
   return eplb_snapshot_save_to_buffer(placement, &options, out_buffer, out_size);
 }
 
-/* eplb_snapshot_save_statistics(_to_buffer) with the label as an argument (NULL or "": none). */
+/* eplb_snapshot_save_statistics(_to_buffer) with the label (NULL or "": none) and the
+ * compression level (0: the library default) as arguments. */
 eplb_status eplb_go_snapshot_save_statistics(const eplb_tracker* tracker, const char* label,
-                                             const char* path) {
-  eplb_snapshot_options options;
-  eplb_snapshot_options_init(&options);
-  if (label != NULL && label[0] != '\0') options.label = label;
+                                             uint32_t compression_level, const char* path) {
+  eplb_snapshot_options options =
+      eplb_go_snapshot_options(NULL, 0, label, NULL, compression_level);
   return eplb_snapshot_save_statistics(tracker, &options, path);
 }
 eplb_status eplb_go_snapshot_save_statistics_to_buffer(const eplb_tracker* tracker,
-                                                       const char* label, void** out_buffer,
-                                                       size_t* out_size) {
-  eplb_snapshot_options options;
-  eplb_snapshot_options_init(&options);
-  if (label != NULL && label[0] != '\0') options.label = label;
+                                                       const char* label,
+                                                       uint32_t compression_level,
+                                                       void** out_buffer, size_t* out_size) {
+  eplb_snapshot_options options =
+      eplb_go_snapshot_options(NULL, 0, label, NULL, compression_level);
   return eplb_snapshot_save_statistics_to_buffer(tracker, &options, out_buffer, out_size);
 }
 
@@ -300,7 +300,7 @@ SWIGINTERN struct eplb_migration_summary *new_eplb_migration_summary(void){
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_6142e65e50bcbd23(void *_swig_go_0) {
+void _wrap_Swig_free_capi_ddc88417da1096f3(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -310,7 +310,7 @@ void _wrap_Swig_free_capi_6142e65e50bcbd23(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_6142e65e50bcbd23(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_ddc88417da1096f3(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -323,7 +323,7 @@ void *_wrap_Swig_malloc_capi_6142e65e50bcbd23(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, _gostring_ _swig_go_5) {
+_gostring_ _wrap_eplb_go_snapshot_save_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, _gostring_ _swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -379,7 +379,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_capi_6142e65e50bcbd23(eplb_placement *_sw
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, void **_swig_go_5, long long *_swig_go_6) {
+_gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, void **_swig_go_5, long long *_swig_go_6) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -432,10 +432,11 @@ _gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_6142e65e50bcbd23(eplb_plac
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, intgo _swig_go_2, _gostring_ _swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   char *arg2 = (char *) 0 ;
-  char *arg3 = (char *) 0 ;
+  uint32_t arg3 ;
+  char *arg4 = (char *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
   
@@ -445,13 +446,14 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_6142e65e50bcbd23(eplb_tra
   memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
   arg2[_swig_go_1.n] = '\0';
   
+  arg3 = (uint32_t)_swig_go_2; 
   
-  arg3 = (char *)malloc(_swig_go_2.n + 1);
-  memcpy(arg3, _swig_go_2.p, _swig_go_2.n);
-  arg3[_swig_go_2.n] = '\0';
+  arg4 = (char *)malloc(_swig_go_3.n + 1);
+  memcpy(arg4, _swig_go_3.p, _swig_go_3.n);
+  arg4[_swig_go_3.n] = '\0';
   
   
-  result = (eplb_status)eplb_go_snapshot_save_statistics((eplb_tracker const *)arg1,(char const *)arg2,(char const *)arg3);
+  result = (eplb_status)eplb_go_snapshot_save_statistics((eplb_tracker const *)arg1,(char const *)arg2,arg3,(char const *)arg4);
   
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
@@ -473,16 +475,17 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_6142e65e50bcbd23(eplb_tra
   }
   
   free(arg2); 
-  free(arg3); 
+  free(arg4); 
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, intgo _swig_go_2, void **_swig_go_3, long long *_swig_go_4) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   char *arg2 = (char *) 0 ;
-  void **arg3 = (void **) 0 ;
-  size_t *arg4 = (size_t *) 0 ;
+  uint32_t arg3 ;
+  void **arg4 = (void **) 0 ;
+  size_t *arg5 = (size_t *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
   
@@ -492,10 +495,11 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_6142e65e50bcbd2
   memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
   arg2[_swig_go_1.n] = '\0';
   
-  arg3 = (void **)_swig_go_2; 
-  arg4 = *(size_t **)&_swig_go_3; 
+  arg3 = (uint32_t)_swig_go_2; 
+  arg4 = (void **)_swig_go_3; 
+  arg5 = *(size_t **)&_swig_go_4; 
   
-  result = (eplb_status)eplb_go_snapshot_save_statistics_to_buffer((eplb_tracker const *)arg1,(char const *)arg2,arg3,arg4);
+  result = (eplb_status)eplb_go_snapshot_save_statistics_to_buffer((eplb_tracker const *)arg1,(char const *)arg2,arg3,arg4,arg5);
   
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);
@@ -521,7 +525,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_6142e65e50bcbd2
 }
 
 
-_gostring_ _wrap_eplb_go_planner_plan_windows_capi_6142e65e50bcbd23(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_go_planner_plan_windows_capi_ddc88417da1096f3(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, eplb_placement **_swig_go_3) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -563,7 +567,7 @@ _gostring_ _wrap_eplb_go_planner_plan_windows_capi_6142e65e50bcbd23(eplb_planner
 }
 
 
-void _wrap_eplb_go_copy_bytes_capi_6142e65e50bcbd23(void *_swig_go_0, _goslice_ _swig_go_1) {
+void _wrap_eplb_go_copy_bytes_capi_ddc88417da1096f3(void *_swig_go_0, _goslice_ _swig_go_1) {
   void *arg1 = (void *) 0 ;
   char *arg2 = (char *) 0 ;
   size_t arg3 ;
@@ -579,7 +583,7 @@ void _wrap_eplb_go_copy_bytes_capi_6142e65e50bcbd23(void *_swig_go_0, _goslice_ 
 }
 
 
-void _wrap_eplb_go_copy_doubles_capi_6142e65e50bcbd23(void *_swig_go_0, _goslice_ _swig_go_1) {
+void _wrap_eplb_go_copy_doubles_capi_ddc88417da1096f3(void *_swig_go_0, _goslice_ _swig_go_1) {
   void *arg1 = (void *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -595,7 +599,7 @@ void _wrap_eplb_go_copy_doubles_capi_6142e65e50bcbd23(void *_swig_go_0, _goslice
 }
 
 
-intgo _wrap_EPLB_VERSION_NUMBER_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_VERSION_NUMBER_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -606,7 +610,7 @@ intgo _wrap_EPLB_VERSION_NUMBER_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_OK_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_OK_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -618,7 +622,7 @@ intgo _wrap_EPLB_OK_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -630,7 +634,7 @@ intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -642,7 +646,7 @@ intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -654,7 +658,7 @@ intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ERR_INTERNAL_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ERR_INTERNAL_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -666,7 +670,7 @@ intgo _wrap_EPLB_ERR_INTERNAL_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ERR_IO_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ERR_IO_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -678,7 +682,7 @@ intgo _wrap_EPLB_ERR_IO_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ERR_CORRUPT_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ERR_CORRUPT_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -690,7 +694,7 @@ intgo _wrap_EPLB_ERR_CORRUPT_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ERR_TRUNCATED_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ERR_TRUNCATED_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -702,7 +706,7 @@ intgo _wrap_EPLB_ERR_TRUNCATED_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -714,7 +718,7 @@ intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ERR_NO_DEVICE_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ERR_NO_DEVICE_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -726,7 +730,7 @@ intgo _wrap_EPLB_ERR_NO_DEVICE_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ERR_DEVICE_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ERR_DEVICE_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -738,7 +742,7 @@ intgo _wrap_EPLB_ERR_DEVICE_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ERR_NO_NCCL_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ERR_NO_NCCL_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -750,7 +754,7 @@ intgo _wrap_EPLB_ERR_NO_NCCL_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ERR_NCCL_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ERR_NCCL_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -762,7 +766,7 @@ intgo _wrap_EPLB_ERR_NCCL_capi_6142e65e50bcbd23() {
 }
 
 
-_gostring_ _wrap_eplb_last_error_message_capi_6142e65e50bcbd23() {
+_gostring_ _wrap_eplb_last_error_message_capi_ddc88417da1096f3() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -773,7 +777,7 @@ _gostring_ _wrap_eplb_last_error_message_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_eplb_version_number_capi_6142e65e50bcbd23() {
+intgo _wrap_eplb_version_number_capi_ddc88417da1096f3() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -784,7 +788,7 @@ intgo _wrap_eplb_version_number_capi_6142e65e50bcbd23() {
 }
 
 
-_gostring_ _wrap_eplb_version_string_capi_6142e65e50bcbd23() {
+_gostring_ _wrap_eplb_version_string_capi_ddc88417da1096f3() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -795,7 +799,7 @@ _gostring_ _wrap_eplb_version_string_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -807,7 +811,7 @@ intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -819,7 +823,7 @@ intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -831,7 +835,7 @@ intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -843,7 +847,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -855,7 +859,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -867,7 +871,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_eplb_algorithm_count_capi_6142e65e50bcbd23() {
+intgo _wrap_eplb_algorithm_count_capi_ddc88417da1096f3() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -878,7 +882,7 @@ intgo _wrap_eplb_algorithm_count_capi_6142e65e50bcbd23() {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_name_capi_6142e65e50bcbd23(intgo _swig_go_0) {
+_gostring_ _wrap_eplb_algorithm_name_capi_ddc88417da1096f3(intgo _swig_go_0) {
   uint32_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -891,7 +895,7 @@ _gostring_ _wrap_eplb_algorithm_name_capi_6142e65e50bcbd23(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_description_capi_6142e65e50bcbd23(intgo _swig_go_0) {
+_gostring_ _wrap_eplb_algorithm_description_capi_ddc88417da1096f3(intgo _swig_go_0) {
   uint32_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -904,7 +908,7 @@ _gostring_ _wrap_eplb_algorithm_description_capi_6142e65e50bcbd23(intgo _swig_go
 }
 
 
-intgo _wrap_eplb_algorithm_default_capi_6142e65e50bcbd23() {
+intgo _wrap_eplb_algorithm_default_capi_ddc88417da1096f3() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -915,7 +919,7 @@ intgo _wrap_eplb_algorithm_default_capi_6142e65e50bcbd23() {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_from_name_capi_6142e65e50bcbd23(_gostring_ _swig_go_0, int *_swig_go_1) {
+_gostring_ _wrap_eplb_algorithm_from_name_capi_ddc88417da1096f3(_gostring_ _swig_go_0, int *_swig_go_1) {
   char *arg1 = (char *) 0 ;
   uint32_t *arg2 = (uint32_t *) 0 ;
   eplb_status result;
@@ -956,7 +960,7 @@ _gostring_ _wrap_eplb_algorithm_from_name_capi_6142e65e50bcbd23(_gostring_ _swig
 }
 
 
-void _wrap_eplb_placement_info_struct_size_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_struct_size_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -968,7 +972,7 @@ void _wrap_eplb_placement_info_struct_size_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-intgo _wrap_eplb_placement_info_struct_size_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_struct_size_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -981,7 +985,7 @@ intgo _wrap_eplb_placement_info_struct_size_get_capi_6142e65e50bcbd23(struct epl
 }
 
 
-void _wrap_eplb_placement_info_num_layers_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_layers_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -993,7 +997,7 @@ void _wrap_eplb_placement_info_num_layers_set_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-intgo _wrap_eplb_placement_info_num_layers_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_layers_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1006,7 +1010,7 @@ intgo _wrap_eplb_placement_info_num_layers_get_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-void _wrap_eplb_placement_info_num_logical_experts_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_logical_experts_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1018,7 +1022,7 @@ void _wrap_eplb_placement_info_num_logical_experts_set_capi_6142e65e50bcbd23(str
 }
 
 
-intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1031,7 +1035,7 @@ intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_6142e65e50bcbd23(st
 }
 
 
-void _wrap_eplb_placement_info_num_physical_experts_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_physical_experts_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1043,7 +1047,7 @@ void _wrap_eplb_placement_info_num_physical_experts_set_capi_6142e65e50bcbd23(st
 }
 
 
-intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1056,7 +1060,7 @@ intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_6142e65e50bcbd23(s
 }
 
 
-void _wrap_eplb_placement_info_num_nodes_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_nodes_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1068,7 +1072,7 @@ void _wrap_eplb_placement_info_num_nodes_set_capi_6142e65e50bcbd23(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_num_nodes_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_nodes_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1081,7 +1085,7 @@ intgo _wrap_eplb_placement_info_num_nodes_get_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_num_gpus_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_gpus_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1093,7 +1097,7 @@ void _wrap_eplb_placement_info_num_gpus_set_capi_6142e65e50bcbd23(struct eplb_pl
 }
 
 
-intgo _wrap_eplb_placement_info_num_gpus_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_gpus_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1106,7 +1110,7 @@ intgo _wrap_eplb_placement_info_num_gpus_get_capi_6142e65e50bcbd23(struct eplb_p
 }
 
 
-void _wrap_eplb_placement_info_num_groups_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_groups_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1118,7 +1122,7 @@ void _wrap_eplb_placement_info_num_groups_set_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-intgo _wrap_eplb_placement_info_num_groups_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_groups_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1131,7 +1135,7 @@ intgo _wrap_eplb_placement_info_num_groups_get_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-void _wrap_eplb_placement_info_slots_per_gpu_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_slots_per_gpu_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1143,7 +1147,7 @@ void _wrap_eplb_placement_info_slots_per_gpu_set_capi_6142e65e50bcbd23(struct ep
 }
 
 
-intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1156,7 +1160,7 @@ intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_6142e65e50bcbd23(struct e
 }
 
 
-void _wrap_eplb_placement_info_log2phy_width_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_log2phy_width_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1168,7 +1172,7 @@ void _wrap_eplb_placement_info_log2phy_width_set_capi_6142e65e50bcbd23(struct ep
 }
 
 
-intgo _wrap_eplb_placement_info_log2phy_width_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_log2phy_width_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1181,7 +1185,7 @@ intgo _wrap_eplb_placement_info_log2phy_width_get_capi_6142e65e50bcbd23(struct e
 }
 
 
-void _wrap_eplb_placement_info_algorithm_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_algorithm_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1193,7 +1197,7 @@ void _wrap_eplb_placement_info_algorithm_set_capi_6142e65e50bcbd23(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_algorithm_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_algorithm_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1206,7 +1210,7 @@ intgo _wrap_eplb_placement_info_algorithm_get_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_hierarchical_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_hierarchical_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1218,7 +1222,7 @@ void _wrap_eplb_placement_info_hierarchical_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-intgo _wrap_eplb_placement_info_hierarchical_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_hierarchical_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1231,7 +1235,7 @@ intgo _wrap_eplb_placement_info_hierarchical_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_placement_info_reserved0_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_reserved0_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1243,7 +1247,7 @@ void _wrap_eplb_placement_info_reserved0_set_capi_6142e65e50bcbd23(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_reserved0_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_reserved0_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1256,7 +1260,7 @@ intgo _wrap_eplb_placement_info_reserved0_get_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_plan_seconds_set_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_placement_info_plan_seconds_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, double _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   double arg2 ;
   
@@ -1268,7 +1272,7 @@ void _wrap_eplb_placement_info_plan_seconds_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-double _wrap_eplb_placement_info_plan_seconds_get_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
+double _wrap_eplb_placement_info_plan_seconds_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -1281,7 +1285,7 @@ double _wrap_eplb_placement_info_plan_seconds_get_capi_6142e65e50bcbd23(struct e
 }
 
 
-struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_6142e65e50bcbd23() {
+struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_ddc88417da1096f3() {
   struct eplb_placement_info *result = 0 ;
   struct eplb_placement_info *_swig_go_result;
   
@@ -1292,7 +1296,7 @@ struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_6142e65e50bcbd23(
 }
 
 
-void _wrap_delete_eplb_placement_info_capi_6142e65e50bcbd23(struct eplb_placement_info *_swig_go_0) {
+void _wrap_delete_eplb_placement_info_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   
   arg1 = *(struct eplb_placement_info **)&_swig_go_0; 
@@ -1302,7 +1306,7 @@ void _wrap_delete_eplb_placement_info_capi_6142e65e50bcbd23(struct eplb_placemen
 }
 
 
-_gostring_ _wrap_eplb_placement_get_info_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, struct eplb_placement_info *_swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_info_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, struct eplb_placement_info *_swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_placement_info *arg2 = (eplb_placement_info *) 0 ;
   eplb_status result;
@@ -1336,7 +1340,7 @@ _gostring_ _wrap_eplb_placement_get_info_capi_6142e65e50bcbd23(eplb_placement *_
 }
 
 
-_gostring_ _wrap_eplb_placement_get_phy2log_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_phy2log_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1374,7 +1378,7 @@ _gostring_ _wrap_eplb_placement_get_phy2log_capi_6142e65e50bcbd23(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_placement_get_replica_counts_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_replica_counts_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1412,7 +1416,7 @@ _gostring_ _wrap_eplb_placement_get_replica_counts_capi_6142e65e50bcbd23(eplb_pl
 }
 
 
-_gostring_ _wrap_eplb_placement_get_log2phy_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_log2phy_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1450,7 +1454,7 @@ _gostring_ _wrap_eplb_placement_get_log2phy_capi_6142e65e50bcbd23(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_placement_create_from_phy2log_capi_6142e65e50bcbd23(intgo _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, eplb_placement **_swig_go_6) {
+_gostring_ _wrap_eplb_placement_create_from_phy2log_capi_ddc88417da1096f3(intgo _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, eplb_placement **_swig_go_6) {
   uint32_t arg1 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -1498,7 +1502,7 @@ _gostring_ _wrap_eplb_placement_create_from_phy2log_capi_6142e65e50bcbd23(intgo 
 }
 
 
-void _wrap_eplb_placement_destroy_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0) {
+void _wrap_eplb_placement_destroy_capi_ddc88417da1096f3(eplb_placement *_swig_go_0) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   
   arg1 = *(eplb_placement **)&_swig_go_0; 
@@ -1508,7 +1512,7 @@ void _wrap_eplb_placement_destroy_capi_6142e65e50bcbd23(eplb_placement *_swig_go
 }
 
 
-void _wrap_eplb_planner_options_struct_size_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_struct_size_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1520,7 +1524,7 @@ void _wrap_eplb_planner_options_struct_size_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-intgo _wrap_eplb_planner_options_struct_size_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_struct_size_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1533,7 +1537,7 @@ intgo _wrap_eplb_planner_options_struct_size_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_planner_options_algorithm_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_algorithm_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1545,7 +1549,7 @@ void _wrap_eplb_planner_options_algorithm_set_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_algorithm_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_algorithm_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1558,7 +1562,7 @@ intgo _wrap_eplb_planner_options_algorithm_get_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_num_layers_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_layers_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1570,7 +1574,7 @@ void _wrap_eplb_planner_options_num_layers_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-intgo _wrap_eplb_planner_options_num_layers_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_layers_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1583,7 +1587,7 @@ intgo _wrap_eplb_planner_options_num_layers_get_capi_6142e65e50bcbd23(struct epl
 }
 
 
-void _wrap_eplb_planner_options_num_logical_experts_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_logical_experts_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1595,7 +1599,7 @@ void _wrap_eplb_planner_options_num_logical_experts_set_capi_6142e65e50bcbd23(st
 }
 
 
-intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1608,7 +1612,7 @@ intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_6142e65e50bcbd23(s
 }
 
 
-void _wrap_eplb_planner_options_num_physical_experts_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_physical_experts_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1620,7 +1624,7 @@ void _wrap_eplb_planner_options_num_physical_experts_set_capi_6142e65e50bcbd23(s
 }
 
 
-intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1633,7 +1637,7 @@ intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_6142e65e50bcbd23(
 }
 
 
-void _wrap_eplb_planner_options_num_groups_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_groups_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1645,7 +1649,7 @@ void _wrap_eplb_planner_options_num_groups_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-intgo _wrap_eplb_planner_options_num_groups_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_groups_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1658,7 +1662,7 @@ intgo _wrap_eplb_planner_options_num_groups_get_capi_6142e65e50bcbd23(struct epl
 }
 
 
-void _wrap_eplb_planner_options_num_nodes_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_nodes_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1670,7 +1674,7 @@ void _wrap_eplb_planner_options_num_nodes_set_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_num_nodes_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_nodes_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1683,7 +1687,7 @@ intgo _wrap_eplb_planner_options_num_nodes_get_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_num_gpus_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_gpus_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1695,7 +1699,7 @@ void _wrap_eplb_planner_options_num_gpus_set_capi_6142e65e50bcbd23(struct eplb_p
 }
 
 
-intgo _wrap_eplb_planner_options_num_gpus_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_gpus_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1708,7 +1712,7 @@ intgo _wrap_eplb_planner_options_num_gpus_get_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-void _wrap_eplb_planner_options_cross_node_budget_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_cross_node_budget_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1720,7 +1724,7 @@ void _wrap_eplb_planner_options_cross_node_budget_set_capi_6142e65e50bcbd23(stru
 }
 
 
-intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1733,7 +1737,7 @@ intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_6142e65e50bcbd23(str
 }
 
 
-void _wrap_eplb_planner_options_num_threads_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_threads_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1745,7 +1749,7 @@ void _wrap_eplb_planner_options_num_threads_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-intgo _wrap_eplb_planner_options_num_threads_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_threads_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1758,7 +1762,7 @@ intgo _wrap_eplb_planner_options_num_threads_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_planner_options_affinity_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_affinity_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1770,7 +1774,7 @@ void _wrap_eplb_planner_options_affinity_set_capi_6142e65e50bcbd23(struct eplb_p
 }
 
 
-intgo _wrap_eplb_planner_options_affinity_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_affinity_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1783,7 +1787,7 @@ intgo _wrap_eplb_planner_options_affinity_get_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-void _wrap_eplb_planner_options_reserved0_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_reserved0_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1795,7 +1799,7 @@ void _wrap_eplb_planner_options_reserved0_set_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_reserved0_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_reserved0_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1808,7 +1812,7 @@ intgo _wrap_eplb_planner_options_reserved0_get_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_affinity_min_balance_set_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_planner_options_affinity_min_balance_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, double _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   double arg2 ;
   
@@ -1820,7 +1824,7 @@ void _wrap_eplb_planner_options_affinity_min_balance_set_capi_6142e65e50bcbd23(s
 }
 
 
-double _wrap_eplb_planner_options_affinity_min_balance_get_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
+double _wrap_eplb_planner_options_affinity_min_balance_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -1833,7 +1837,7 @@ double _wrap_eplb_planner_options_affinity_min_balance_get_capi_6142e65e50bcbd23
 }
 
 
-struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_6142e65e50bcbd23() {
+struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_ddc88417da1096f3() {
   struct eplb_planner_options *result = 0 ;
   struct eplb_planner_options *_swig_go_result;
   
@@ -1844,7 +1848,7 @@ struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_6142e65e50bcbd2
 }
 
 
-void _wrap_delete_eplb_planner_options_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
+void _wrap_delete_eplb_planner_options_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   
   arg1 = *(struct eplb_planner_options **)&_swig_go_0; 
@@ -1854,7 +1858,7 @@ void _wrap_delete_eplb_planner_options_capi_6142e65e50bcbd23(struct eplb_planner
 }
 
 
-void _wrap_eplb_planner_options_init_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0) {
+void _wrap_eplb_planner_options_init_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
   eplb_planner_options *arg1 = (eplb_planner_options *) 0 ;
   
   arg1 = *(eplb_planner_options **)&_swig_go_0; 
@@ -1864,7 +1868,7 @@ void _wrap_eplb_planner_options_init_capi_6142e65e50bcbd23(struct eplb_planner_o
 }
 
 
-_gostring_ _wrap_eplb_planner_create_capi_6142e65e50bcbd23(struct eplb_planner_options *_swig_go_0, eplb_planner **_swig_go_1) {
+_gostring_ _wrap_eplb_planner_create_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, eplb_planner **_swig_go_1) {
   eplb_planner_options *arg1 = (eplb_planner_options *) 0 ;
   eplb_planner **arg2 = (eplb_planner **) 0 ;
   eplb_status result;
@@ -1898,7 +1902,7 @@ _gostring_ _wrap_eplb_planner_create_capi_6142e65e50bcbd23(struct eplb_planner_o
 }
 
 
-void _wrap_eplb_planner_destroy_capi_6142e65e50bcbd23(eplb_planner *_swig_go_0) {
+void _wrap_eplb_planner_destroy_capi_ddc88417da1096f3(eplb_planner *_swig_go_0) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   
   arg1 = *(eplb_planner **)&_swig_go_0; 
@@ -1908,7 +1912,7 @@ void _wrap_eplb_planner_destroy_capi_6142e65e50bcbd23(eplb_planner *_swig_go_0) 
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_capi_6142e65e50bcbd23(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement **_swig_go_2) {
+_gostring_ _wrap_eplb_planner_plan_capi_ddc88417da1096f3(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement **_swig_go_2) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -1948,7 +1952,7 @@ _gostring_ _wrap_eplb_planner_plan_capi_6142e65e50bcbd23(eplb_planner *_swig_go_
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_windows_capi_6142e65e50bcbd23(eplb_planner *_swig_go_0, double *_swig_go_1, long long _swig_go_2, long long _swig_go_3, eplb_placement **_swig_go_4) {
+_gostring_ _wrap_eplb_planner_plan_windows_capi_ddc88417da1096f3(eplb_planner *_swig_go_0, double *_swig_go_1, long long _swig_go_2, long long _swig_go_3, eplb_placement **_swig_go_4) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -1988,7 +1992,7 @@ _gostring_ _wrap_eplb_planner_plan_windows_capi_6142e65e50bcbd23(eplb_planner *_
 }
 
 
-void _wrap_eplb_snapshot_options_struct_size_set_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_options_struct_size_set_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2000,7 +2004,7 @@ void _wrap_eplb_snapshot_options_struct_size_set_capi_6142e65e50bcbd23(struct ep
 }
 
 
-intgo _wrap_eplb_snapshot_options_struct_size_get_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0) {
+intgo _wrap_eplb_snapshot_options_struct_size_get_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2013,7 +2017,7 @@ intgo _wrap_eplb_snapshot_options_struct_size_get_capi_6142e65e50bcbd23(struct e
 }
 
 
-void _wrap_eplb_snapshot_options_compression_level_set_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_options_compression_level_set_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2025,7 +2029,7 @@ void _wrap_eplb_snapshot_options_compression_level_set_capi_6142e65e50bcbd23(str
 }
 
 
-intgo _wrap_eplb_snapshot_options_compression_level_get_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0) {
+intgo _wrap_eplb_snapshot_options_compression_level_get_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2038,7 +2042,7 @@ intgo _wrap_eplb_snapshot_options_compression_level_get_capi_6142e65e50bcbd23(st
 }
 
 
-void _wrap_eplb_snapshot_options_loads_len_set_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_options_loads_len_set_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   size_t arg2 ;
   
@@ -2050,7 +2054,7 @@ void _wrap_eplb_snapshot_options_loads_len_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-long long _wrap_eplb_snapshot_options_loads_len_get_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0) {
+long long _wrap_eplb_snapshot_options_loads_len_get_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -2063,7 +2067,7 @@ long long _wrap_eplb_snapshot_options_loads_len_get_capi_6142e65e50bcbd23(struct
 }
 
 
-void _wrap_eplb_snapshot_options_tracker_set_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0, struct eplb_tracker *_swig_go_1) {
+void _wrap_eplb_snapshot_options_tracker_set_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0, struct eplb_tracker *_swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   struct eplb_tracker *arg2 = (struct eplb_tracker *) 0 ;
   
@@ -2075,7 +2079,7 @@ void _wrap_eplb_snapshot_options_tracker_set_capi_6142e65e50bcbd23(struct eplb_s
 }
 
 
-struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0) {
+struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   struct eplb_tracker *result = 0 ;
   struct eplb_tracker *_swig_go_result;
@@ -2088,7 +2092,7 @@ struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_6142e65e50bcbd
 }
 
 
-struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_6142e65e50bcbd23() {
+struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_ddc88417da1096f3() {
   struct eplb_snapshot_options *result = 0 ;
   struct eplb_snapshot_options *_swig_go_result;
   
@@ -2099,7 +2103,7 @@ struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_6142e65e50bcb
 }
 
 
-void _wrap_delete_eplb_snapshot_options_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0) {
+void _wrap_delete_eplb_snapshot_options_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   
   arg1 = *(struct eplb_snapshot_options **)&_swig_go_0; 
@@ -2109,7 +2113,7 @@ void _wrap_delete_eplb_snapshot_options_capi_6142e65e50bcbd23(struct eplb_snapsh
 }
 
 
-void _wrap_eplb_snapshot_options_init_capi_6142e65e50bcbd23(struct eplb_snapshot_options *_swig_go_0) {
+void _wrap_eplb_snapshot_options_init_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0) {
   eplb_snapshot_options *arg1 = (eplb_snapshot_options *) 0 ;
   
   arg1 = *(eplb_snapshot_options **)&_swig_go_0; 
@@ -2119,7 +2123,7 @@ void _wrap_eplb_snapshot_options_init_capi_6142e65e50bcbd23(struct eplb_snapshot
 }
 
 
-void _wrap_eplb_snapshot_info_struct_size_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_struct_size_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2131,7 +2135,7 @@ void _wrap_eplb_snapshot_info_struct_size_set_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-intgo _wrap_eplb_snapshot_info_struct_size_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_struct_size_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2144,7 +2148,7 @@ intgo _wrap_eplb_snapshot_info_struct_size_get_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-void _wrap_eplb_snapshot_info_format_major_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_format_major_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2156,7 +2160,7 @@ void _wrap_eplb_snapshot_info_format_major_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-intgo _wrap_eplb_snapshot_info_format_major_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_format_major_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2169,7 +2173,7 @@ intgo _wrap_eplb_snapshot_info_format_major_get_capi_6142e65e50bcbd23(struct epl
 }
 
 
-void _wrap_eplb_snapshot_info_format_minor_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_format_minor_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2181,7 +2185,7 @@ void _wrap_eplb_snapshot_info_format_minor_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-intgo _wrap_eplb_snapshot_info_format_minor_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_format_minor_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2194,7 +2198,7 @@ intgo _wrap_eplb_snapshot_info_format_minor_get_capi_6142e65e50bcbd23(struct epl
 }
 
 
-void _wrap_eplb_snapshot_info_num_layers_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_layers_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2206,7 +2210,7 @@ void _wrap_eplb_snapshot_info_num_layers_set_capi_6142e65e50bcbd23(struct eplb_s
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_layers_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_layers_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2219,7 +2223,7 @@ intgo _wrap_eplb_snapshot_info_num_layers_get_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2231,7 +2235,7 @@ void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_6142e65e50bcbd23(stru
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2244,7 +2248,7 @@ intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_6142e65e50bcbd23(str
 }
 
 
-void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2256,7 +2260,7 @@ void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_6142e65e50bcbd23(str
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2269,7 +2273,7 @@ intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_6142e65e50bcbd23(st
 }
 
 
-void _wrap_eplb_snapshot_info_num_nodes_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_nodes_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2281,7 +2285,7 @@ void _wrap_eplb_snapshot_info_num_nodes_set_capi_6142e65e50bcbd23(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2294,7 +2298,7 @@ intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_6142e65e50bcbd23(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_num_gpus_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_gpus_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2306,7 +2310,7 @@ void _wrap_eplb_snapshot_info_num_gpus_set_capi_6142e65e50bcbd23(struct eplb_sna
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2319,7 +2323,7 @@ intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_6142e65e50bcbd23(struct eplb_sn
 }
 
 
-void _wrap_eplb_snapshot_info_num_groups_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_groups_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2331,7 +2335,7 @@ void _wrap_eplb_snapshot_info_num_groups_set_capi_6142e65e50bcbd23(struct eplb_s
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_groups_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_groups_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2344,7 +2348,7 @@ intgo _wrap_eplb_snapshot_info_num_groups_get_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-void _wrap_eplb_snapshot_info_algorithm_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_algorithm_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2356,7 +2360,7 @@ void _wrap_eplb_snapshot_info_algorithm_set_capi_6142e65e50bcbd23(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_algorithm_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_algorithm_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2369,7 +2373,7 @@ intgo _wrap_eplb_snapshot_info_algorithm_get_capi_6142e65e50bcbd23(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_has_loads_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_has_loads_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2381,7 +2385,7 @@ void _wrap_eplb_snapshot_info_has_loads_set_capi_6142e65e50bcbd23(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_has_loads_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_has_loads_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2394,7 +2398,7 @@ intgo _wrap_eplb_snapshot_info_has_loads_get_capi_6142e65e50bcbd23(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_has_coactivation_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_has_coactivation_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2406,7 +2410,7 @@ void _wrap_eplb_snapshot_info_has_coactivation_set_capi_6142e65e50bcbd23(struct 
 }
 
 
-intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2419,7 +2423,7 @@ intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_6142e65e50bcbd23(struct
 }
 
 
-void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t arg2 ;
   
@@ -2431,7 +2435,7 @@ void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_6142e65e50bcbd23(str
 }
 
 
-long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2444,7 +2448,7 @@ long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_6142e65e50bcbd2
 }
 
 
-void _wrap_eplb_snapshot_info_file_size_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_info_file_size_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t arg2 ;
   
@@ -2456,7 +2460,7 @@ void _wrap_eplb_snapshot_info_file_size_set_capi_6142e65e50bcbd23(struct eplb_sn
 }
 
 
-long long _wrap_eplb_snapshot_info_file_size_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+long long _wrap_eplb_snapshot_info_file_size_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2469,7 +2473,7 @@ long long _wrap_eplb_snapshot_info_file_size_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_plan_seconds_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_snapshot_info_plan_seconds_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double arg2 ;
   
@@ -2481,7 +2485,7 @@ void _wrap_eplb_snapshot_info_plan_seconds_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-double _wrap_eplb_snapshot_info_plan_seconds_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+double _wrap_eplb_snapshot_info_plan_seconds_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -2494,7 +2498,7 @@ double _wrap_eplb_snapshot_info_plan_seconds_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_balancedness_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_snapshot_info_balancedness_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double arg2 ;
   
@@ -2506,7 +2510,7 @@ void _wrap_eplb_snapshot_info_balancedness_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-double _wrap_eplb_snapshot_info_balancedness_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+double _wrap_eplb_snapshot_info_balancedness_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -2519,7 +2523,7 @@ double _wrap_eplb_snapshot_info_balancedness_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_library_version_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_eplb_snapshot_info_library_version_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *arg2 ;
   
@@ -2543,7 +2547,7 @@ void _wrap_eplb_snapshot_info_library_version_set_capi_6142e65e50bcbd23(struct e
 }
 
 
-_gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+_gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -2556,7 +2560,7 @@ _gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_6142e65e50bcbd23(st
 }
 
 
-void _wrap_eplb_snapshot_info_label_set_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_eplb_snapshot_info_label_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *arg2 ;
   
@@ -2580,7 +2584,7 @@ void _wrap_eplb_snapshot_info_label_set_capi_6142e65e50bcbd23(struct eplb_snapsh
 }
 
 
-_gostring_ _wrap_eplb_snapshot_info_label_get_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+_gostring_ _wrap_eplb_snapshot_info_label_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -2593,7 +2597,7 @@ _gostring_ _wrap_eplb_snapshot_info_label_get_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_6142e65e50bcbd23() {
+struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_ddc88417da1096f3() {
   struct eplb_snapshot_info *result = 0 ;
   struct eplb_snapshot_info *_swig_go_result;
   
@@ -2604,7 +2608,7 @@ struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_6142e65e50bcbd23() 
 }
 
 
-void _wrap_delete_eplb_snapshot_info_capi_6142e65e50bcbd23(struct eplb_snapshot_info *_swig_go_0) {
+void _wrap_delete_eplb_snapshot_info_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   
   arg1 = *(struct eplb_snapshot_info **)&_swig_go_0; 
@@ -2614,7 +2618,7 @@ void _wrap_delete_eplb_snapshot_info_capi_6142e65e50bcbd23(struct eplb_snapshot_
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_snapshot_save_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -2655,7 +2659,7 @@ _gostring_ _wrap_eplb_snapshot_save_capi_6142e65e50bcbd23(eplb_placement *_swig_
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -2693,7 +2697,7 @@ _gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_6142e65e50bcbd23(eplb_placeme
 }
 
 
-void _wrap_eplb_buffer_free_capi_6142e65e50bcbd23(void *_swig_go_0) {
+void _wrap_eplb_buffer_free_capi_ddc88417da1096f3(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -2703,7 +2707,7 @@ void _wrap_eplb_buffer_free_capi_6142e65e50bcbd23(void *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_snapshot_load_capi_6142e65e50bcbd23(_gostring_ _swig_go_0, eplb_snapshot **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_load_capi_ddc88417da1096f3(_gostring_ _swig_go_0, eplb_snapshot **_swig_go_1) {
   char *arg1 = (char *) 0 ;
   eplb_snapshot **arg2 = (eplb_snapshot **) 0 ;
   eplb_status result;
@@ -2742,7 +2746,7 @@ _gostring_ _wrap_eplb_snapshot_load_capi_6142e65e50bcbd23(_gostring_ _swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_6142e65e50bcbd23(_goslice_ _swig_go_0, eplb_snapshot **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_ddc88417da1096f3(_goslice_ _swig_go_0, eplb_snapshot **_swig_go_1) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   eplb_snapshot **arg3 = (eplb_snapshot **) 0 ;
@@ -2780,7 +2784,7 @@ _gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_6142e65e50bcbd23(_goslice_ 
 }
 
 
-_gostring_ _wrap_eplb_snapshot_inspect_capi_6142e65e50bcbd23(_gostring_ _swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_inspect_capi_ddc88417da1096f3(_gostring_ _swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
   char *arg1 = (char *) 0 ;
   eplb_snapshot_info *arg2 = (eplb_snapshot_info *) 0 ;
   eplb_status result;
@@ -2819,7 +2823,7 @@ _gostring_ _wrap_eplb_snapshot_inspect_capi_6142e65e50bcbd23(_gostring_ _swig_go
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_info_capi_6142e65e50bcbd23(eplb_snapshot *_swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_info_capi_ddc88417da1096f3(eplb_snapshot *_swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   eplb_snapshot_info *arg2 = (eplb_snapshot_info *) 0 ;
   eplb_status result;
@@ -2853,7 +2857,7 @@ _gostring_ _wrap_eplb_snapshot_get_info_capi_6142e65e50bcbd23(eplb_snapshot *_sw
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_placement_capi_6142e65e50bcbd23(eplb_snapshot *_swig_go_0, eplb_placement **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_placement_capi_ddc88417da1096f3(eplb_snapshot *_swig_go_0, eplb_placement **_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   eplb_placement **arg2 = (eplb_placement **) 0 ;
   eplb_status result;
@@ -2887,7 +2891,7 @@ _gostring_ _wrap_eplb_snapshot_get_placement_capi_6142e65e50bcbd23(eplb_snapshot
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_loads_capi_6142e65e50bcbd23(eplb_snapshot *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_loads_capi_ddc88417da1096f3(eplb_snapshot *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -2925,7 +2929,7 @@ _gostring_ _wrap_eplb_snapshot_get_loads_capi_6142e65e50bcbd23(eplb_snapshot *_s
 }
 
 
-void _wrap_eplb_snapshot_destroy_capi_6142e65e50bcbd23(eplb_snapshot *_swig_go_0) {
+void _wrap_eplb_snapshot_destroy_capi_ddc88417da1096f3(eplb_snapshot *_swig_go_0) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   
   arg1 = *(eplb_snapshot **)&_swig_go_0; 
@@ -2935,7 +2939,7 @@ void _wrap_eplb_snapshot_destroy_capi_6142e65e50bcbd23(eplb_snapshot *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_statistics_capi_6142e65e50bcbd23(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_snapshot_save_statistics_capi_ddc88417da1096f3(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
   struct eplb_tracker *arg1 = (struct eplb_tracker *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -2976,7 +2980,7 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_6142e65e50bcbd23(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_ddc88417da1096f3(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   struct eplb_tracker *arg1 = (struct eplb_tracker *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -3014,7 +3018,7 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_6142e65e50bcbd23(s
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_tracker_capi_6142e65e50bcbd23(eplb_snapshot *_swig_go_0, struct eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_tracker_capi_ddc88417da1096f3(eplb_snapshot *_swig_go_0, struct eplb_tracker **_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   struct eplb_tracker **arg2 = (struct eplb_tracker **) 0 ;
   eplb_status result;
@@ -3048,7 +3052,7 @@ _gostring_ _wrap_eplb_snapshot_get_tracker_capi_6142e65e50bcbd23(eplb_snapshot *
 }
 
 
-_gostring_ _wrap_eplb_placement_to_sglang_json_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, intgo _swig_go_1, char **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_placement_to_sglang_json_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, intgo _swig_go_1, char **_swig_go_2, long long *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   char **arg3 = (char **) 0 ;
@@ -3086,7 +3090,7 @@ _gostring_ _wrap_eplb_placement_to_sglang_json_capi_6142e65e50bcbd23(eplb_placem
 }
 
 
-_gostring_ _wrap_eplb_placement_from_sglang_json_capi_6142e65e50bcbd23(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_placement **_swig_go_5) {
+_gostring_ _wrap_eplb_placement_from_sglang_json_capi_ddc88417da1096f3(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_placement **_swig_go_5) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -3132,7 +3136,7 @@ _gostring_ _wrap_eplb_placement_from_sglang_json_capi_6142e65e50bcbd23(_goslice_
 }
 
 
-_gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, char **_swig_go_1, long long *_swig_go_2) {
+_gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, char **_swig_go_1, long long *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   char **arg2 = (char **) 0 ;
   size_t *arg3 = (size_t *) 0 ;
@@ -3168,7 +3172,7 @@ _gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_6142e65e50bcbd23(eplb_p
 }
 
 
-_gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_6142e65e50bcbd23(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_ddc88417da1096f3(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, eplb_placement **_swig_go_3) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -3210,7 +3214,7 @@ _gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_6142e65e50bcbd23(_gos
 }
 
 
-_gostring_ _wrap_eplb_loads_from_sglang_json_capi_6142e65e50bcbd23(_goslice_ _swig_go_0, double **_swig_go_1, int *_swig_go_2, int *_swig_go_3) {
+_gostring_ _wrap_eplb_loads_from_sglang_json_capi_ddc88417da1096f3(_goslice_ _swig_go_0, double **_swig_go_1, int *_swig_go_2, int *_swig_go_3) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   double **arg3 = (double **) 0 ;
@@ -3256,7 +3260,7 @@ _gostring_ _wrap_eplb_loads_from_sglang_json_capi_6142e65e50bcbd23(_goslice_ _sw
 }
 
 
-intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -3268,7 +3272,7 @@ intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_WINDOW_SLIDING_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_WINDOW_SLIDING_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -3280,7 +3284,7 @@ intgo _wrap_EPLB_WINDOW_SLIDING_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_WINDOW_DECAY_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_WINDOW_DECAY_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -3292,7 +3296,7 @@ intgo _wrap_EPLB_WINDOW_DECAY_capi_6142e65e50bcbd23() {
 }
 
 
-void _wrap_eplb_tracker_options_struct_size_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_struct_size_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3304,7 +3308,7 @@ void _wrap_eplb_tracker_options_struct_size_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-intgo _wrap_eplb_tracker_options_struct_size_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_struct_size_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3317,7 +3321,7 @@ intgo _wrap_eplb_tracker_options_struct_size_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_tracker_options_num_layers_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_num_layers_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3329,7 +3333,7 @@ void _wrap_eplb_tracker_options_num_layers_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-intgo _wrap_eplb_tracker_options_num_layers_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_num_layers_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3342,7 +3346,7 @@ intgo _wrap_eplb_tracker_options_num_layers_get_capi_6142e65e50bcbd23(struct epl
 }
 
 
-void _wrap_eplb_tracker_options_num_logical_experts_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_num_logical_experts_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3354,7 +3358,7 @@ void _wrap_eplb_tracker_options_num_logical_experts_set_capi_6142e65e50bcbd23(st
 }
 
 
-intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3367,7 +3371,7 @@ intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_6142e65e50bcbd23(s
 }
 
 
-void _wrap_eplb_tracker_options_top_k_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_top_k_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3379,7 +3383,7 @@ void _wrap_eplb_tracker_options_top_k_set_capi_6142e65e50bcbd23(struct eplb_trac
 }
 
 
-intgo _wrap_eplb_tracker_options_top_k_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_top_k_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3392,7 +3396,7 @@ intgo _wrap_eplb_tracker_options_top_k_get_capi_6142e65e50bcbd23(struct eplb_tra
 }
 
 
-void _wrap_eplb_tracker_options_window_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_window_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3404,7 +3408,7 @@ void _wrap_eplb_tracker_options_window_set_capi_6142e65e50bcbd23(struct eplb_tra
 }
 
 
-intgo _wrap_eplb_tracker_options_window_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_window_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3417,7 +3421,7 @@ intgo _wrap_eplb_tracker_options_window_get_capi_6142e65e50bcbd23(struct eplb_tr
 }
 
 
-void _wrap_eplb_tracker_options_window_batches_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_window_batches_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3429,7 +3433,7 @@ void _wrap_eplb_tracker_options_window_batches_set_capi_6142e65e50bcbd23(struct 
 }
 
 
-intgo _wrap_eplb_tracker_options_window_batches_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_window_batches_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3442,7 +3446,7 @@ intgo _wrap_eplb_tracker_options_window_batches_get_capi_6142e65e50bcbd23(struct
 }
 
 
-void _wrap_eplb_tracker_options_decay_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_tracker_options_decay_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, double _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   double arg2 ;
   
@@ -3454,7 +3458,7 @@ void _wrap_eplb_tracker_options_decay_set_capi_6142e65e50bcbd23(struct eplb_trac
 }
 
 
-double _wrap_eplb_tracker_options_decay_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
+double _wrap_eplb_tracker_options_decay_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3467,7 +3471,7 @@ double _wrap_eplb_tracker_options_decay_get_capi_6142e65e50bcbd23(struct eplb_tr
 }
 
 
-void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3479,7 +3483,7 @@ void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_6142e65e50bcbd23(str
 }
 
 
-intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3492,7 +3496,7 @@ intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_6142e65e50bcbd23(st
 }
 
 
-void _wrap_eplb_tracker_options_reserved0_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_reserved0_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3504,7 +3508,7 @@ void _wrap_eplb_tracker_options_reserved0_set_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-intgo _wrap_eplb_tracker_options_reserved0_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_reserved0_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3517,7 +3521,7 @@ intgo _wrap_eplb_tracker_options_reserved0_get_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-void _wrap_eplb_tracker_options_seed_set_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_tracker_options_seed_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint64_t arg2 ;
   
@@ -3529,7 +3533,7 @@ void _wrap_eplb_tracker_options_seed_set_capi_6142e65e50bcbd23(struct eplb_track
 }
 
 
-long long _wrap_eplb_tracker_options_seed_get_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
+long long _wrap_eplb_tracker_options_seed_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -3542,7 +3546,7 @@ long long _wrap_eplb_tracker_options_seed_get_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_6142e65e50bcbd23() {
+struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_ddc88417da1096f3() {
   struct eplb_tracker_options *result = 0 ;
   struct eplb_tracker_options *_swig_go_result;
   
@@ -3553,7 +3557,7 @@ struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_6142e65e50bcbd2
 }
 
 
-void _wrap_delete_eplb_tracker_options_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
+void _wrap_delete_eplb_tracker_options_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   
   arg1 = *(struct eplb_tracker_options **)&_swig_go_0; 
@@ -3563,7 +3567,7 @@ void _wrap_delete_eplb_tracker_options_capi_6142e65e50bcbd23(struct eplb_tracker
 }
 
 
-void _wrap_eplb_tracker_options_init_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0) {
+void _wrap_eplb_tracker_options_init_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
   eplb_tracker_options *arg1 = (eplb_tracker_options *) 0 ;
   
   arg1 = *(eplb_tracker_options **)&_swig_go_0; 
@@ -3573,7 +3577,7 @@ void _wrap_eplb_tracker_options_init_capi_6142e65e50bcbd23(struct eplb_tracker_o
 }
 
 
-_gostring_ _wrap_eplb_tracker_create_capi_6142e65e50bcbd23(struct eplb_tracker_options *_swig_go_0, eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_create_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, eplb_tracker **_swig_go_1) {
   eplb_tracker_options *arg1 = (eplb_tracker_options *) 0 ;
   eplb_tracker **arg2 = (eplb_tracker **) 0 ;
   eplb_status result;
@@ -3607,7 +3611,7 @@ _gostring_ _wrap_eplb_tracker_create_capi_6142e65e50bcbd23(struct eplb_tracker_o
 }
 
 
-void _wrap_eplb_tracker_destroy_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0) {
+void _wrap_eplb_tracker_destroy_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   
   arg1 = *(eplb_tracker **)&_swig_go_0; 
@@ -3617,7 +3621,7 @@ void _wrap_eplb_tracker_destroy_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0) 
 }
 
 
-_gostring_ _wrap_eplb_tracker_clone_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_clone_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, eplb_tracker **_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker **arg2 = (eplb_tracker **) 0 ;
   eplb_status result;
@@ -3651,7 +3655,7 @@ _gostring_ _wrap_eplb_tracker_clone_capi_6142e65e50bcbd23(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_record_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4) {
+_gostring_ _wrap_eplb_tracker_record_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -3691,7 +3695,7 @@ _gostring_ _wrap_eplb_tracker_record_capi_6142e65e50bcbd23(eplb_tracker *_swig_g
 }
 
 
-_gostring_ _wrap_eplb_tracker_record_physical_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4, intgo _swig_go_5) {
+_gostring_ _wrap_eplb_tracker_record_physical_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4, intgo _swig_go_5) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -3733,7 +3737,7 @@ _gostring_ _wrap_eplb_tracker_record_physical_capi_6142e65e50bcbd23(eplb_tracker
 }
 
 
-_gostring_ _wrap_eplb_tracker_merge_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, eplb_tracker *_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_merge_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, eplb_tracker *_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker *arg2 = (eplb_tracker *) 0 ;
   eplb_status result;
@@ -3767,7 +3771,7 @@ _gostring_ _wrap_eplb_tracker_merge_capi_6142e65e50bcbd23(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_reset_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0) {
+_gostring_ _wrap_eplb_tracker_reset_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -3799,7 +3803,7 @@ _gostring_ _wrap_eplb_tracker_reset_capi_6142e65e50bcbd23(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_loads_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_tracker_get_loads_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -3837,7 +3841,7 @@ _gostring_ _wrap_eplb_tracker_get_loads_capi_6142e65e50bcbd23(eplb_tracker *_swi
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_coactivation_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_tracker_get_coactivation_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   double *arg3 = (double *) 0 ;
@@ -3877,7 +3881,7 @@ _gostring_ _wrap_eplb_tracker_get_coactivation_capi_6142e65e50bcbd23(eplb_tracke
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_samples_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_tracker_get_samples_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -3919,7 +3923,7 @@ _gostring_ _wrap_eplb_tracker_get_samples_capi_6142e65e50bcbd23(eplb_tracker *_s
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_tracked_capi_6142e65e50bcbd23(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_tracker *_swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_planner_plan_tracked_capi_ddc88417da1096f3(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_tracker *_swig_go_2, eplb_placement **_swig_go_3) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -3961,7 +3965,7 @@ _gostring_ _wrap_eplb_planner_plan_tracked_capi_6142e65e50bcbd23(eplb_planner *_
 }
 
 
-void _wrap_eplb_workload_options_struct_size_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_struct_size_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3973,7 +3977,7 @@ void _wrap_eplb_workload_options_struct_size_set_capi_6142e65e50bcbd23(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_struct_size_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_struct_size_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3986,7 +3990,7 @@ intgo _wrap_eplb_workload_options_struct_size_get_capi_6142e65e50bcbd23(struct e
 }
 
 
-void _wrap_eplb_workload_options_num_layers_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_layers_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3998,7 +4002,7 @@ void _wrap_eplb_workload_options_num_layers_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_layers_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_layers_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4011,7 +4015,7 @@ intgo _wrap_eplb_workload_options_num_layers_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_workload_options_num_experts_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_experts_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4023,7 +4027,7 @@ void _wrap_eplb_workload_options_num_experts_set_capi_6142e65e50bcbd23(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_num_experts_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_experts_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4036,7 +4040,7 @@ intgo _wrap_eplb_workload_options_num_experts_get_capi_6142e65e50bcbd23(struct e
 }
 
 
-void _wrap_eplb_workload_options_top_k_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_top_k_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4048,7 +4052,7 @@ void _wrap_eplb_workload_options_top_k_set_capi_6142e65e50bcbd23(struct eplb_wor
 }
 
 
-intgo _wrap_eplb_workload_options_top_k_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_top_k_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4061,7 +4065,7 @@ intgo _wrap_eplb_workload_options_top_k_get_capi_6142e65e50bcbd23(struct eplb_wo
 }
 
 
-void _wrap_eplb_workload_options_num_groups_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_groups_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4073,7 +4077,7 @@ void _wrap_eplb_workload_options_num_groups_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_groups_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_groups_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4086,7 +4090,7 @@ intgo _wrap_eplb_workload_options_num_groups_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topk_groups_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_topk_groups_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4098,7 +4102,7 @@ void _wrap_eplb_workload_options_topk_groups_set_capi_6142e65e50bcbd23(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_topk_groups_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_topk_groups_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4111,7 +4115,7 @@ intgo _wrap_eplb_workload_options_topk_groups_get_capi_6142e65e50bcbd23(struct e
 }
 
 
-void _wrap_eplb_workload_options_num_topics_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_topics_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4123,7 +4127,7 @@ void _wrap_eplb_workload_options_num_topics_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_topics_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_topics_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4136,7 +4140,7 @@ intgo _wrap_eplb_workload_options_num_topics_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topic_experts_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_topic_experts_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4148,7 +4152,7 @@ void _wrap_eplb_workload_options_topic_experts_set_capi_6142e65e50bcbd23(struct 
 }
 
 
-intgo _wrap_eplb_workload_options_topic_experts_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_topic_experts_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4161,7 +4165,7 @@ intgo _wrap_eplb_workload_options_topic_experts_get_capi_6142e65e50bcbd23(struct
 }
 
 
-void _wrap_eplb_workload_options_sigma_min_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_sigma_min_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4173,7 +4177,7 @@ void _wrap_eplb_workload_options_sigma_min_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_sigma_min_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_sigma_min_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4186,7 +4190,7 @@ double _wrap_eplb_workload_options_sigma_min_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_workload_options_sigma_max_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_sigma_max_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4198,7 +4202,7 @@ void _wrap_eplb_workload_options_sigma_max_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_sigma_max_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_sigma_max_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4211,7 +4215,7 @@ double _wrap_eplb_workload_options_sigma_max_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topic_zipf_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_topic_zipf_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4223,7 +4227,7 @@ void _wrap_eplb_workload_options_topic_zipf_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-double _wrap_eplb_workload_options_topic_zipf_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_topic_zipf_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4236,7 +4240,7 @@ double _wrap_eplb_workload_options_topic_zipf_get_capi_6142e65e50bcbd23(struct e
 }
 
 
-void _wrap_eplb_workload_options_boost_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_boost_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4248,7 +4252,7 @@ void _wrap_eplb_workload_options_boost_set_capi_6142e65e50bcbd23(struct eplb_wor
 }
 
 
-double _wrap_eplb_workload_options_boost_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_boost_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4261,7 +4265,7 @@ double _wrap_eplb_workload_options_boost_get_capi_6142e65e50bcbd23(struct eplb_w
 }
 
 
-void _wrap_eplb_workload_options_topic_persistence_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_topic_persistence_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4273,7 +4277,7 @@ void _wrap_eplb_workload_options_topic_persistence_set_capi_6142e65e50bcbd23(str
 }
 
 
-double _wrap_eplb_workload_options_topic_persistence_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_topic_persistence_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4286,7 +4290,7 @@ double _wrap_eplb_workload_options_topic_persistence_get_capi_6142e65e50bcbd23(s
 }
 
 
-void _wrap_eplb_workload_options_drift_rho_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_drift_rho_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4298,7 +4302,7 @@ void _wrap_eplb_workload_options_drift_rho_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_drift_rho_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_drift_rho_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4311,7 +4315,7 @@ double _wrap_eplb_workload_options_drift_rho_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_workload_options_noise_scale_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_noise_scale_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4323,7 +4327,7 @@ void _wrap_eplb_workload_options_noise_scale_set_capi_6142e65e50bcbd23(struct ep
 }
 
 
-double _wrap_eplb_workload_options_noise_scale_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_noise_scale_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4336,7 +4340,7 @@ double _wrap_eplb_workload_options_noise_scale_get_capi_6142e65e50bcbd23(struct 
 }
 
 
-void _wrap_eplb_workload_options_seed_set_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_workload_options_seed_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint64_t arg2 ;
   
@@ -4348,7 +4352,7 @@ void _wrap_eplb_workload_options_seed_set_capi_6142e65e50bcbd23(struct eplb_work
 }
 
 
-long long _wrap_eplb_workload_options_seed_get_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+long long _wrap_eplb_workload_options_seed_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4361,7 +4365,7 @@ long long _wrap_eplb_workload_options_seed_get_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_6142e65e50bcbd23() {
+struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_ddc88417da1096f3() {
   struct eplb_workload_options *result = 0 ;
   struct eplb_workload_options *_swig_go_result;
   
@@ -4372,7 +4376,7 @@ struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_6142e65e50bcb
 }
 
 
-void _wrap_delete_eplb_workload_options_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+void _wrap_delete_eplb_workload_options_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   
   arg1 = *(struct eplb_workload_options **)&_swig_go_0; 
@@ -4382,7 +4386,7 @@ void _wrap_delete_eplb_workload_options_capi_6142e65e50bcbd23(struct eplb_worklo
 }
 
 
-void _wrap_eplb_workload_options_init_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0) {
+void _wrap_eplb_workload_options_init_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
   eplb_workload_options *arg1 = (eplb_workload_options *) 0 ;
   
   arg1 = *(eplb_workload_options **)&_swig_go_0; 
@@ -4392,7 +4396,7 @@ void _wrap_eplb_workload_options_init_capi_6142e65e50bcbd23(struct eplb_workload
 }
 
 
-_gostring_ _wrap_eplb_workload_create_capi_6142e65e50bcbd23(struct eplb_workload_options *_swig_go_0, eplb_workload **_swig_go_1) {
+_gostring_ _wrap_eplb_workload_create_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, eplb_workload **_swig_go_1) {
   eplb_workload_options *arg1 = (eplb_workload_options *) 0 ;
   eplb_workload **arg2 = (eplb_workload **) 0 ;
   eplb_status result;
@@ -4426,7 +4430,7 @@ _gostring_ _wrap_eplb_workload_create_capi_6142e65e50bcbd23(struct eplb_workload
 }
 
 
-void _wrap_eplb_workload_destroy_capi_6142e65e50bcbd23(eplb_workload *_swig_go_0) {
+void _wrap_eplb_workload_destroy_capi_ddc88417da1096f3(eplb_workload *_swig_go_0) {
   eplb_workload *arg1 = (eplb_workload *) 0 ;
   
   arg1 = *(eplb_workload **)&_swig_go_0; 
@@ -4436,7 +4440,7 @@ void _wrap_eplb_workload_destroy_capi_6142e65e50bcbd23(eplb_workload *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_workload_next_batch_capi_6142e65e50bcbd23(eplb_workload *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_workload_next_batch_capi_ddc88417da1096f3(eplb_workload *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
   eplb_workload *arg1 = (eplb_workload *) 0 ;
   size_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -4476,7 +4480,7 @@ _gostring_ _wrap_eplb_workload_next_batch_capi_6142e65e50bcbd23(eplb_workload *_
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_options_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, struct eplb_tracker_options *_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_get_options_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, struct eplb_tracker_options *_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker_options *arg2 = (eplb_tracker_options *) 0 ;
   eplb_status result;
@@ -4510,7 +4514,7 @@ _gostring_ _wrap_eplb_tracker_get_options_capi_6142e65e50bcbd23(eplb_tracker *_s
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_layer_counts_capi_6142e65e50bcbd23(eplb_tracker *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_tracker_get_layer_counts_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   uint64_t *arg3 = (uint64_t *) 0 ;
@@ -4548,7 +4552,7 @@ _gostring_ _wrap_eplb_tracker_get_layer_counts_capi_6142e65e50bcbd23(eplb_tracke
 }
 
 
-void _wrap_eplb_layer_metrics_struct_size_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_struct_size_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4560,7 +4564,7 @@ void _wrap_eplb_layer_metrics_struct_size_set_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-intgo _wrap_eplb_layer_metrics_struct_size_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_struct_size_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4573,7 +4577,7 @@ intgo _wrap_eplb_layer_metrics_struct_size_get_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4585,7 +4589,7 @@ void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_6142e65e50bcbd23(struct ep
 }
 
 
-intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4598,7 +4602,7 @@ intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_6142e65e50bcbd23(struct e
 }
 
 
-void _wrap_eplb_layer_metrics_max_replicas_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_replicas_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4610,7 +4614,7 @@ void _wrap_eplb_layer_metrics_max_replicas_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4623,7 +4627,7 @@ intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_6142e65e50bcbd23(struct epl
 }
 
 
-void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4635,7 +4639,7 @@ void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_6142e65e50bcbd23(stru
 }
 
 
-intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4648,7 +4652,7 @@ intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_6142e65e50bcbd23(str
 }
 
 
-void _wrap_eplb_layer_metrics_total_load_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_total_load_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4660,7 +4664,7 @@ void _wrap_eplb_layer_metrics_total_load_set_capi_6142e65e50bcbd23(struct eplb_l
 }
 
 
-double _wrap_eplb_layer_metrics_total_load_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_total_load_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4673,7 +4677,7 @@ double _wrap_eplb_layer_metrics_total_load_get_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4685,7 +4689,7 @@ void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4698,7 +4702,7 @@ double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_6142e65e50bcbd23(struct e
 }
 
 
-void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4710,7 +4714,7 @@ void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4723,7 +4727,7 @@ double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_layer_metrics_lower_bound_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_lower_bound_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4735,7 +4739,7 @@ void _wrap_eplb_layer_metrics_lower_bound_set_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-double _wrap_eplb_layer_metrics_lower_bound_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_lower_bound_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4748,7 +4752,7 @@ double _wrap_eplb_layer_metrics_lower_bound_get_capi_6142e65e50bcbd23(struct epl
 }
 
 
-void _wrap_eplb_layer_metrics_balancedness_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_balancedness_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4760,7 +4764,7 @@ void _wrap_eplb_layer_metrics_balancedness_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-double _wrap_eplb_layer_metrics_balancedness_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_balancedness_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4773,7 +4777,7 @@ double _wrap_eplb_layer_metrics_balancedness_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_layer_metrics_node_balancedness_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_node_balancedness_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4785,7 +4789,7 @@ void _wrap_eplb_layer_metrics_node_balancedness_set_capi_6142e65e50bcbd23(struct
 }
 
 
-double _wrap_eplb_layer_metrics_node_balancedness_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_node_balancedness_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4798,7 +4802,7 @@ double _wrap_eplb_layer_metrics_node_balancedness_get_capi_6142e65e50bcbd23(stru
 }
 
 
-void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4810,7 +4814,7 @@ void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_6142e65e50bcbd23(stru
 }
 
 
-double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4823,7 +4827,7 @@ double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_6142e65e50bcbd23(st
 }
 
 
-void _wrap_eplb_layer_metrics_node_bound_set_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_node_bound_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4835,7 +4839,7 @@ void _wrap_eplb_layer_metrics_node_bound_set_capi_6142e65e50bcbd23(struct eplb_l
 }
 
 
-double _wrap_eplb_layer_metrics_node_bound_get_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_node_bound_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4848,7 +4852,7 @@ double _wrap_eplb_layer_metrics_node_bound_get_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_6142e65e50bcbd23() {
+struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_ddc88417da1096f3() {
   struct eplb_layer_metrics *result = 0 ;
   struct eplb_layer_metrics *_swig_go_result;
   
@@ -4859,7 +4863,7 @@ struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_6142e65e50bcbd23() 
 }
 
 
-void _wrap_delete_eplb_layer_metrics_capi_6142e65e50bcbd23(struct eplb_layer_metrics *_swig_go_0) {
+void _wrap_delete_eplb_layer_metrics_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   
   arg1 = *(struct eplb_layer_metrics **)&_swig_go_0; 
@@ -4869,7 +4873,7 @@ void _wrap_delete_eplb_layer_metrics_capi_6142e65e50bcbd23(struct eplb_layer_met
 }
 
 
-void _wrap_eplb_metrics_struct_size_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_struct_size_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4881,7 +4885,7 @@ void _wrap_eplb_metrics_struct_size_set_capi_6142e65e50bcbd23(struct eplb_metric
 }
 
 
-intgo _wrap_eplb_metrics_struct_size_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_struct_size_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4894,7 +4898,7 @@ intgo _wrap_eplb_metrics_struct_size_get_capi_6142e65e50bcbd23(struct eplb_metri
 }
 
 
-void _wrap_eplb_metrics_num_layers_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_num_layers_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4906,7 +4910,7 @@ void _wrap_eplb_metrics_num_layers_set_capi_6142e65e50bcbd23(struct eplb_metrics
 }
 
 
-intgo _wrap_eplb_metrics_num_layers_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_num_layers_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4919,7 +4923,7 @@ intgo _wrap_eplb_metrics_num_layers_get_capi_6142e65e50bcbd23(struct eplb_metric
 }
 
 
-void _wrap_eplb_metrics_max_replicas_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_max_replicas_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4931,7 +4935,7 @@ void _wrap_eplb_metrics_max_replicas_set_capi_6142e65e50bcbd23(struct eplb_metri
 }
 
 
-intgo _wrap_eplb_metrics_max_replicas_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_max_replicas_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4944,7 +4948,7 @@ intgo _wrap_eplb_metrics_max_replicas_get_capi_6142e65e50bcbd23(struct eplb_metr
 }
 
 
-void _wrap_eplb_metrics_loaded_layers_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_loaded_layers_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4956,7 +4960,7 @@ void _wrap_eplb_metrics_loaded_layers_set_capi_6142e65e50bcbd23(struct eplb_metr
 }
 
 
-intgo _wrap_eplb_metrics_loaded_layers_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_loaded_layers_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4969,7 +4973,7 @@ intgo _wrap_eplb_metrics_loaded_layers_get_capi_6142e65e50bcbd23(struct eplb_met
 }
 
 
-void _wrap_eplb_metrics_duplicate_pairs_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_metrics_duplicate_pairs_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t arg2 ;
   
@@ -4981,7 +4985,7 @@ void _wrap_eplb_metrics_duplicate_pairs_set_capi_6142e65e50bcbd23(struct eplb_me
 }
 
 
-long long _wrap_eplb_metrics_duplicate_pairs_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
+long long _wrap_eplb_metrics_duplicate_pairs_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4994,7 +4998,7 @@ long long _wrap_eplb_metrics_duplicate_pairs_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_metrics_balancedness_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_balancedness_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5006,7 +5010,7 @@ void _wrap_eplb_metrics_balancedness_set_capi_6142e65e50bcbd23(struct eplb_metri
 }
 
 
-double _wrap_eplb_metrics_balancedness_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_balancedness_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5019,7 +5023,7 @@ double _wrap_eplb_metrics_balancedness_get_capi_6142e65e50bcbd23(struct eplb_met
 }
 
 
-void _wrap_eplb_metrics_min_balancedness_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_min_balancedness_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5031,7 +5035,7 @@ void _wrap_eplb_metrics_min_balancedness_set_capi_6142e65e50bcbd23(struct eplb_m
 }
 
 
-double _wrap_eplb_metrics_min_balancedness_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_min_balancedness_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5044,7 +5048,7 @@ double _wrap_eplb_metrics_min_balancedness_get_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-void _wrap_eplb_metrics_node_balancedness_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_node_balancedness_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5056,7 +5060,7 @@ void _wrap_eplb_metrics_node_balancedness_set_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-double _wrap_eplb_metrics_node_balancedness_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_node_balancedness_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5069,7 +5073,7 @@ double _wrap_eplb_metrics_node_balancedness_get_capi_6142e65e50bcbd23(struct epl
 }
 
 
-void _wrap_eplb_metrics_max_load_over_bound_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_load_over_bound_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5081,7 +5085,7 @@ void _wrap_eplb_metrics_max_load_over_bound_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-double _wrap_eplb_metrics_max_load_over_bound_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_load_over_bound_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5094,7 +5098,7 @@ double _wrap_eplb_metrics_max_load_over_bound_get_capi_6142e65e50bcbd23(struct e
 }
 
 
-void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5106,7 +5110,7 @@ void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_6142e65e50bcbd23(stru
 }
 
 
-double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5119,7 +5123,7 @@ double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_6142e65e50bcbd23(st
 }
 
 
-void _wrap_eplb_metrics_max_over_mean_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_over_mean_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5131,7 +5135,7 @@ void _wrap_eplb_metrics_max_over_mean_set_capi_6142e65e50bcbd23(struct eplb_metr
 }
 
 
-double _wrap_eplb_metrics_max_over_mean_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_over_mean_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5144,7 +5148,7 @@ double _wrap_eplb_metrics_max_over_mean_get_capi_6142e65e50bcbd23(struct eplb_me
 }
 
 
-void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5156,7 +5160,7 @@ void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_6142e65e50bcbd23(struc
 }
 
 
-double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5169,7 +5173,7 @@ double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_6142e65e50bcbd23(str
 }
 
 
-void _wrap_eplb_metrics_cross_node_replicas_set_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_metrics_cross_node_replicas_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t arg2 ;
   
@@ -5181,7 +5185,7 @@ void _wrap_eplb_metrics_cross_node_replicas_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-long long _wrap_eplb_metrics_cross_node_replicas_get_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
+long long _wrap_eplb_metrics_cross_node_replicas_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5194,7 +5198,7 @@ long long _wrap_eplb_metrics_cross_node_replicas_get_capi_6142e65e50bcbd23(struc
 }
 
 
-struct eplb_metrics *_wrap_new_eplb_metrics_capi_6142e65e50bcbd23() {
+struct eplb_metrics *_wrap_new_eplb_metrics_capi_ddc88417da1096f3() {
   struct eplb_metrics *result = 0 ;
   struct eplb_metrics *_swig_go_result;
   
@@ -5205,7 +5209,7 @@ struct eplb_metrics *_wrap_new_eplb_metrics_capi_6142e65e50bcbd23() {
 }
 
 
-void _wrap_delete_eplb_metrics_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_go_0) {
+void _wrap_delete_eplb_metrics_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   
   arg1 = *(struct eplb_metrics **)&_swig_go_0; 
@@ -5215,7 +5219,7 @@ void _wrap_delete_eplb_metrics_capi_6142e65e50bcbd23(struct eplb_metrics *_swig_
 }
 
 
-_gostring_ _wrap_eplb_metrics_compute_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, struct eplb_metrics *_swig_go_2) {
+_gostring_ _wrap_eplb_metrics_compute_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, struct eplb_metrics *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5255,7 +5259,7 @@ _gostring_ _wrap_eplb_metrics_compute_capi_6142e65e50bcbd23(eplb_placement *_swi
 }
 
 
-_gostring_ _wrap_eplb_metrics_compute_layer_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, struct eplb_layer_metrics *_swig_go_3) {
+_gostring_ _wrap_eplb_metrics_compute_layer_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, struct eplb_layer_metrics *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   double *arg3 = (double *) 0 ;
@@ -5297,7 +5301,7 @@ _gostring_ _wrap_eplb_metrics_compute_layer_capi_6142e65e50bcbd23(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_gpu_loads_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_metrics_gpu_loads_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5341,7 +5345,7 @@ _gostring_ _wrap_eplb_metrics_gpu_loads_capi_6142e65e50bcbd23(eplb_placement *_s
 }
 
 
-_gostring_ _wrap_eplb_metrics_exact_optimum_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, double *_swig_go_2) {
+_gostring_ _wrap_eplb_metrics_exact_optimum_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, double *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5381,7 +5385,7 @@ _gostring_ _wrap_eplb_metrics_exact_optimum_capi_6142e65e50bcbd23(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_relaxed_bound_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, intgo _swig_go_2, double *_swig_go_3) {
+_gostring_ _wrap_eplb_metrics_relaxed_bound_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, intgo _swig_go_2, double *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5423,7 +5427,7 @@ _gostring_ _wrap_eplb_metrics_relaxed_bound_capi_6142e65e50bcbd23(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_nodes_touched_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4, double *_swig_go_5) {
+_gostring_ _wrap_eplb_metrics_nodes_touched_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4, double *_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -5465,7 +5469,7 @@ _gostring_ _wrap_eplb_metrics_nodes_touched_capi_6142e65e50bcbd23(eplb_placement
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -5477,7 +5481,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -5489,7 +5493,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -5501,7 +5505,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -5513,7 +5517,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -5525,7 +5529,7 @@ intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -5537,7 +5541,7 @@ intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -5549,7 +5553,7 @@ intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_6142e65e50bcbd23() {
 }
 
 
-void _wrap_eplb_migration_options_struct_size_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_struct_size_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5561,7 +5565,7 @@ void _wrap_eplb_migration_options_struct_size_set_capi_6142e65e50bcbd23(struct e
 }
 
 
-intgo _wrap_eplb_migration_options_struct_size_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_struct_size_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5574,7 +5578,7 @@ intgo _wrap_eplb_migration_options_struct_size_get_capi_6142e65e50bcbd23(struct 
 }
 
 
-void _wrap_eplb_migration_options_relabel_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_relabel_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5586,7 +5590,7 @@ void _wrap_eplb_migration_options_relabel_set_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-intgo _wrap_eplb_migration_options_relabel_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_relabel_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5599,7 +5603,7 @@ intgo _wrap_eplb_migration_options_relabel_get_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-void _wrap_eplb_migration_options_bytes_per_expert_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_bytes_per_expert_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -5611,7 +5615,7 @@ void _wrap_eplb_migration_options_bytes_per_expert_set_capi_6142e65e50bcbd23(str
 }
 
 
-long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5624,7 +5628,7 @@ long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_6142e65e50bcbd2
 }
 
 
-void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -5636,7 +5640,7 @@ void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_6142e65e50bcbd23(s
 }
 
 
-long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5649,7 +5653,7 @@ long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_6142e65e50bcb
 }
 
 
-void _wrap_eplb_migration_options_max_total_bytes_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_max_total_bytes_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -5661,7 +5665,7 @@ void _wrap_eplb_migration_options_max_total_bytes_set_capi_6142e65e50bcbd23(stru
 }
 
 
-long long _wrap_eplb_migration_options_max_total_bytes_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_max_total_bytes_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5674,7 +5678,7 @@ long long _wrap_eplb_migration_options_max_total_bytes_get_capi_6142e65e50bcbd23
 }
 
 
-void _wrap_eplb_migration_options_max_layers_per_step_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_max_layers_per_step_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5686,7 +5690,7 @@ void _wrap_eplb_migration_options_max_layers_per_step_set_capi_6142e65e50bcbd23(
 }
 
 
-intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5699,7 +5703,7 @@ intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_6142e65e50bcbd23
 }
 
 
-void _wrap_eplb_migration_options_reserved0_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_reserved0_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5711,7 +5715,7 @@ void _wrap_eplb_migration_options_reserved0_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-intgo _wrap_eplb_migration_options_reserved0_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_reserved0_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5724,7 +5728,7 @@ intgo _wrap_eplb_migration_options_reserved0_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_migration_options_min_gain_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_options_min_gain_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double arg2 ;
   
@@ -5736,7 +5740,7 @@ void _wrap_eplb_migration_options_min_gain_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-double _wrap_eplb_migration_options_min_gain_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
+double _wrap_eplb_migration_options_min_gain_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -5749,7 +5753,7 @@ double _wrap_eplb_migration_options_min_gain_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double arg2 ;
   
@@ -5761,7 +5765,7 @@ void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_6142e65e50bcbd23(str
 }
 
 
-double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
+double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -5774,7 +5778,7 @@ double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_6142e65e50bcbd23(s
 }
 
 
-struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_6142e65e50bcbd23() {
+struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_ddc88417da1096f3() {
   struct eplb_migration_options *result = 0 ;
   struct eplb_migration_options *_swig_go_result;
   
@@ -5785,7 +5789,7 @@ struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_6142e65e50b
 }
 
 
-void _wrap_delete_eplb_migration_options_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
+void _wrap_delete_eplb_migration_options_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   
   arg1 = *(struct eplb_migration_options **)&_swig_go_0; 
@@ -5795,7 +5799,7 @@ void _wrap_delete_eplb_migration_options_capi_6142e65e50bcbd23(struct eplb_migra
 }
 
 
-void _wrap_eplb_migration_options_init_capi_6142e65e50bcbd23(struct eplb_migration_options *_swig_go_0) {
+void _wrap_eplb_migration_options_init_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
   eplb_migration_options *arg1 = (eplb_migration_options *) 0 ;
   
   arg1 = *(eplb_migration_options **)&_swig_go_0; 
@@ -5805,7 +5809,7 @@ void _wrap_eplb_migration_options_init_capi_6142e65e50bcbd23(struct eplb_migrati
 }
 
 
-_gostring_ _wrap_eplb_migration_plan_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, eplb_placement *_swig_go_1, _goslice_ _swig_go_2, struct eplb_migration_options *_swig_go_3, eplb_migration **_swig_go_4) {
+_gostring_ _wrap_eplb_migration_plan_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, eplb_placement *_swig_go_1, _goslice_ _swig_go_2, struct eplb_migration_options *_swig_go_3, eplb_migration **_swig_go_4) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   double *arg3 = (double *) 0 ;
@@ -5849,7 +5853,7 @@ _gostring_ _wrap_eplb_migration_plan_capi_6142e65e50bcbd23(eplb_placement *_swig
 }
 
 
-void _wrap_eplb_migration_destroy_capi_6142e65e50bcbd23(eplb_migration *_swig_go_0) {
+void _wrap_eplb_migration_destroy_capi_ddc88417da1096f3(eplb_migration *_swig_go_0) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   
   arg1 = *(eplb_migration **)&_swig_go_0; 
@@ -5859,7 +5863,7 @@ void _wrap_eplb_migration_destroy_capi_6142e65e50bcbd23(eplb_migration *_swig_go
 }
 
 
-void _wrap_eplb_migration_summary_struct_size_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_struct_size_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5871,7 +5875,7 @@ void _wrap_eplb_migration_summary_struct_size_set_capi_6142e65e50bcbd23(struct e
 }
 
 
-intgo _wrap_eplb_migration_summary_struct_size_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_struct_size_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5884,7 +5888,7 @@ intgo _wrap_eplb_migration_summary_struct_size_get_capi_6142e65e50bcbd23(struct 
 }
 
 
-void _wrap_eplb_migration_summary_num_steps_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_num_steps_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5896,7 +5900,7 @@ void _wrap_eplb_migration_summary_num_steps_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-intgo _wrap_eplb_migration_summary_num_steps_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_num_steps_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5909,7 +5913,7 @@ intgo _wrap_eplb_migration_summary_num_steps_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_migration_summary_complete_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_complete_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5921,7 +5925,7 @@ void _wrap_eplb_migration_summary_complete_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_summary_complete_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_complete_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5934,7 +5938,7 @@ intgo _wrap_eplb_migration_summary_complete_get_capi_6142e65e50bcbd23(struct epl
 }
 
 
-void _wrap_eplb_migration_summary_worth_it_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_worth_it_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5946,7 +5950,7 @@ void _wrap_eplb_migration_summary_worth_it_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_summary_worth_it_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_worth_it_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5959,7 +5963,7 @@ intgo _wrap_eplb_migration_summary_worth_it_get_capi_6142e65e50bcbd23(struct epl
 }
 
 
-void _wrap_eplb_migration_summary_has_loads_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_has_loads_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5971,7 +5975,7 @@ void _wrap_eplb_migration_summary_has_loads_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-intgo _wrap_eplb_migration_summary_has_loads_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_has_loads_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5984,7 +5988,7 @@ intgo _wrap_eplb_migration_summary_has_loads_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_migration_summary_max_staging_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_max_staging_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -5996,7 +6000,7 @@ void _wrap_eplb_migration_summary_max_staging_experts_set_capi_6142e65e50bcbd23(
 }
 
 
-intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6009,7 +6013,7 @@ intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_6142e65e50bcbd23
 }
 
 
-void _wrap_eplb_migration_summary_moved_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_moved_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6021,7 +6025,7 @@ void _wrap_eplb_migration_summary_moved_experts_set_capi_6142e65e50bcbd23(struct
 }
 
 
-long long _wrap_eplb_migration_summary_moved_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_moved_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6034,7 +6038,7 @@ long long _wrap_eplb_migration_summary_moved_experts_get_capi_6142e65e50bcbd23(s
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6046,7 +6050,7 @@ void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_6142e65e50bcbd23(str
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6059,7 +6063,7 @@ long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_6142e65e50bcbd2
 }
 
 
-void _wrap_eplb_migration_summary_intra_node_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_intra_node_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6071,7 +6075,7 @@ void _wrap_eplb_migration_summary_intra_node_experts_set_capi_6142e65e50bcbd23(s
 }
 
 
-long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6084,7 +6088,7 @@ long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_6142e65e50bcb
 }
 
 
-void _wrap_eplb_migration_summary_cross_node_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_cross_node_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6096,7 +6100,7 @@ void _wrap_eplb_migration_summary_cross_node_experts_set_capi_6142e65e50bcbd23(s
 }
 
 
-long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6109,7 +6113,7 @@ long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_6142e65e50bcb
 }
 
 
-void _wrap_eplb_migration_summary_moved_bytes_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_moved_bytes_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6121,7 +6125,7 @@ void _wrap_eplb_migration_summary_moved_bytes_set_capi_6142e65e50bcbd23(struct e
 }
 
 
-long long _wrap_eplb_migration_summary_moved_bytes_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_moved_bytes_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6134,7 +6138,7 @@ long long _wrap_eplb_migration_summary_moved_bytes_get_capi_6142e65e50bcbd23(str
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6146,7 +6150,7 @@ void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_6142e65e50bcbd23(struc
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6159,7 +6163,7 @@ long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_6142e65e50bcbd23(
 }
 
 
-void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6171,7 +6175,7 @@ void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_6142e65e50bcbd23(str
 }
 
 
-long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6184,7 +6188,7 @@ long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_6142e65e50bcbd2
 }
 
 
-void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6196,7 +6200,7 @@ void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_6142e65e50bcbd23(str
 }
 
 
-long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6209,7 +6213,7 @@ long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_6142e65e50bcbd2
 }
 
 
-void _wrap_eplb_migration_summary_max_step_bytes_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_max_step_bytes_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6221,7 +6225,7 @@ void _wrap_eplb_migration_summary_max_step_bytes_set_capi_6142e65e50bcbd23(struc
 }
 
 
-long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6234,7 +6238,7 @@ long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_6142e65e50bcbd23(
 }
 
 
-void _wrap_eplb_migration_summary_full_migration_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_full_migration_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6246,7 +6250,7 @@ void _wrap_eplb_migration_summary_full_migration_experts_set_capi_6142e65e50bcbd
 }
 
 
-long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6259,7 +6263,7 @@ long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_6142e65e5
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6271,7 +6275,7 @@ void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_6142e65e50bcbd2
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6284,7 +6288,7 @@ long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_6142e65e50
 }
 
 
-void _wrap_eplb_migration_summary_naive_experts_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_naive_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6296,7 +6300,7 @@ void _wrap_eplb_migration_summary_naive_experts_set_capi_6142e65e50bcbd23(struct
 }
 
 
-long long _wrap_eplb_migration_summary_naive_experts_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_naive_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6309,7 +6313,7 @@ long long _wrap_eplb_migration_summary_naive_experts_get_capi_6142e65e50bcbd23(s
 }
 
 
-void _wrap_eplb_migration_summary_old_balancedness_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_old_balancedness_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6321,7 +6325,7 @@ void _wrap_eplb_migration_summary_old_balancedness_set_capi_6142e65e50bcbd23(str
 }
 
 
-double _wrap_eplb_migration_summary_old_balancedness_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_old_balancedness_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6334,7 +6338,7 @@ double _wrap_eplb_migration_summary_old_balancedness_get_capi_6142e65e50bcbd23(s
 }
 
 
-void _wrap_eplb_migration_summary_target_balancedness_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_target_balancedness_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6346,7 +6350,7 @@ void _wrap_eplb_migration_summary_target_balancedness_set_capi_6142e65e50bcbd23(
 }
 
 
-double _wrap_eplb_migration_summary_target_balancedness_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_target_balancedness_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6359,7 +6363,7 @@ double _wrap_eplb_migration_summary_target_balancedness_get_capi_6142e65e50bcbd2
 }
 
 
-void _wrap_eplb_migration_summary_new_balancedness_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_new_balancedness_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6371,7 +6375,7 @@ void _wrap_eplb_migration_summary_new_balancedness_set_capi_6142e65e50bcbd23(str
 }
 
 
-double _wrap_eplb_migration_summary_new_balancedness_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_new_balancedness_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6384,7 +6388,7 @@ double _wrap_eplb_migration_summary_new_balancedness_get_capi_6142e65e50bcbd23(s
 }
 
 
-void _wrap_eplb_migration_summary_gain_set_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_gain_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6396,7 +6400,7 @@ void _wrap_eplb_migration_summary_gain_set_capi_6142e65e50bcbd23(struct eplb_mig
 }
 
 
-double _wrap_eplb_migration_summary_gain_get_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_gain_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6409,7 +6413,7 @@ double _wrap_eplb_migration_summary_gain_get_capi_6142e65e50bcbd23(struct eplb_m
 }
 
 
-struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_6142e65e50bcbd23() {
+struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_ddc88417da1096f3() {
   struct eplb_migration_summary *result = 0 ;
   struct eplb_migration_summary *_swig_go_result;
   
@@ -6420,7 +6424,7 @@ struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_6142e65e50b
 }
 
 
-void _wrap_delete_eplb_migration_summary_capi_6142e65e50bcbd23(struct eplb_migration_summary *_swig_go_0) {
+void _wrap_delete_eplb_migration_summary_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   
   arg1 = *(struct eplb_migration_summary **)&_swig_go_0; 
@@ -6430,7 +6434,7 @@ void _wrap_delete_eplb_migration_summary_capi_6142e65e50bcbd23(struct eplb_migra
 }
 
 
-_gostring_ _wrap_eplb_migration_get_summary_capi_6142e65e50bcbd23(eplb_migration *_swig_go_0, struct eplb_migration_summary *_swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_summary_capi_ddc88417da1096f3(eplb_migration *_swig_go_0, struct eplb_migration_summary *_swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_migration_summary *arg2 = (eplb_migration_summary *) 0 ;
   eplb_status result;
@@ -6464,7 +6468,7 @@ _gostring_ _wrap_eplb_migration_get_summary_capi_6142e65e50bcbd23(eplb_migration
 }
 
 
-void _wrap_eplb_migration_transfer_step_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_step_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6476,7 +6480,7 @@ void _wrap_eplb_migration_transfer_step_set_capi_6142e65e50bcbd23(struct eplb_mi
 }
 
 
-intgo _wrap_eplb_migration_transfer_step_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_step_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6489,7 +6493,7 @@ intgo _wrap_eplb_migration_transfer_step_get_capi_6142e65e50bcbd23(struct eplb_m
 }
 
 
-void _wrap_eplb_migration_transfer_layer_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_layer_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6501,7 +6505,7 @@ void _wrap_eplb_migration_transfer_layer_set_capi_6142e65e50bcbd23(struct eplb_m
 }
 
 
-intgo _wrap_eplb_migration_transfer_layer_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_layer_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6514,7 +6518,7 @@ intgo _wrap_eplb_migration_transfer_layer_get_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-void _wrap_eplb_migration_transfer_expert_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_expert_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6526,7 +6530,7 @@ void _wrap_eplb_migration_transfer_expert_set_capi_6142e65e50bcbd23(struct eplb_
 }
 
 
-intgo _wrap_eplb_migration_transfer_expert_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_expert_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6539,7 +6543,7 @@ intgo _wrap_eplb_migration_transfer_expert_get_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-void _wrap_eplb_migration_transfer_src_slot_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_src_slot_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6551,7 +6555,7 @@ void _wrap_eplb_migration_transfer_src_slot_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-intgo _wrap_eplb_migration_transfer_src_slot_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_src_slot_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6564,7 +6568,7 @@ intgo _wrap_eplb_migration_transfer_src_slot_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_migration_transfer_dst_slot_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_dst_slot_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6576,7 +6580,7 @@ void _wrap_eplb_migration_transfer_dst_slot_set_capi_6142e65e50bcbd23(struct epl
 }
 
 
-intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6589,7 +6593,7 @@ intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_6142e65e50bcbd23(struct ep
 }
 
 
-void _wrap_eplb_migration_transfer_src_gpu_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_src_gpu_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6601,7 +6605,7 @@ void _wrap_eplb_migration_transfer_src_gpu_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6614,7 +6618,7 @@ intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_6142e65e50bcbd23(struct epl
 }
 
 
-void _wrap_eplb_migration_transfer_dst_gpu_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_dst_gpu_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6626,7 +6630,7 @@ void _wrap_eplb_migration_transfer_dst_gpu_set_capi_6142e65e50bcbd23(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6639,7 +6643,7 @@ intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_6142e65e50bcbd23(struct epl
 }
 
 
-void _wrap_eplb_migration_transfer_kind_set_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_kind_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6651,7 +6655,7 @@ void _wrap_eplb_migration_transfer_kind_set_capi_6142e65e50bcbd23(struct eplb_mi
 }
 
 
-intgo _wrap_eplb_migration_transfer_kind_get_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_kind_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6664,7 +6668,7 @@ intgo _wrap_eplb_migration_transfer_kind_get_capi_6142e65e50bcbd23(struct eplb_m
 }
 
 
-struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_6142e65e50bcbd23() {
+struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_ddc88417da1096f3() {
   struct eplb_migration_transfer *result = 0 ;
   struct eplb_migration_transfer *_swig_go_result;
   
@@ -6675,7 +6679,7 @@ struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_6142e65e5
 }
 
 
-void _wrap_delete_eplb_migration_transfer_capi_6142e65e50bcbd23(struct eplb_migration_transfer *_swig_go_0) {
+void _wrap_delete_eplb_migration_transfer_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   
   arg1 = *(struct eplb_migration_transfer **)&_swig_go_0; 
@@ -6685,7 +6689,7 @@ void _wrap_delete_eplb_migration_transfer_capi_6142e65e50bcbd23(struct eplb_migr
 }
 
 
-_gostring_ _wrap_eplb_migration_get_transfers_capi_6142e65e50bcbd23(eplb_migration *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_migration_get_transfers_capi_ddc88417da1096f3(eplb_migration *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_migration_transfer *arg3 = (eplb_migration_transfer *) 0 ;
@@ -6727,7 +6731,7 @@ _gostring_ _wrap_eplb_migration_get_transfers_capi_6142e65e50bcbd23(eplb_migrati
 }
 
 
-_gostring_ _wrap_eplb_migration_copy_transfers_capi_6142e65e50bcbd23(eplb_migration *_swig_go_0, intgo _swig_go_1, struct eplb_migration_transfer **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_migration_copy_transfers_capi_ddc88417da1096f3(eplb_migration *_swig_go_0, intgo _swig_go_1, struct eplb_migration_transfer **_swig_go_2, long long *_swig_go_3) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_migration_transfer **arg3 = (eplb_migration_transfer **) 0 ;
@@ -6765,7 +6769,7 @@ _gostring_ _wrap_eplb_migration_copy_transfers_capi_6142e65e50bcbd23(eplb_migrat
 }
 
 
-_gostring_ _wrap_eplb_migration_get_gpu_map_capi_6142e65e50bcbd23(eplb_migration *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_gpu_map_capi_ddc88417da1096f3(eplb_migration *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t *arg2 = (uint32_t *) 0 ;
   size_t arg3 ;
@@ -6803,7 +6807,7 @@ _gostring_ _wrap_eplb_migration_get_gpu_map_capi_6142e65e50bcbd23(eplb_migration
 }
 
 
-_gostring_ _wrap_eplb_migration_get_target_capi_6142e65e50bcbd23(eplb_migration *_swig_go_0, eplb_placement **_swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_target_capi_ddc88417da1096f3(eplb_migration *_swig_go_0, eplb_placement **_swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_placement **arg2 = (eplb_placement **) 0 ;
   eplb_status result;
@@ -6837,7 +6841,7 @@ _gostring_ _wrap_eplb_migration_get_target_capi_6142e65e50bcbd23(eplb_migration 
 }
 
 
-_gostring_ _wrap_eplb_migration_get_step_placement_capi_6142e65e50bcbd23(eplb_migration *_swig_go_0, intgo _swig_go_1, eplb_placement **_swig_go_2) {
+_gostring_ _wrap_eplb_migration_get_step_placement_capi_ddc88417da1096f3(eplb_migration *_swig_go_0, intgo _swig_go_1, eplb_placement **_swig_go_2) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_placement **arg3 = (eplb_placement **) 0 ;
@@ -6873,7 +6877,7 @@ _gostring_ _wrap_eplb_migration_get_step_placement_capi_6142e65e50bcbd23(eplb_mi
 }
 
 
-_gostring_ _wrap_eplb_split_workspace_create_capi_6142e65e50bcbd23(eplb_split_workspace **_swig_go_0) {
+_gostring_ _wrap_eplb_split_workspace_create_capi_ddc88417da1096f3(eplb_split_workspace **_swig_go_0) {
   eplb_split_workspace **arg1 = (eplb_split_workspace **) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -6905,7 +6909,7 @@ _gostring_ _wrap_eplb_split_workspace_create_capi_6142e65e50bcbd23(eplb_split_wo
 }
 
 
-void _wrap_eplb_split_workspace_destroy_capi_6142e65e50bcbd23(eplb_split_workspace *_swig_go_0) {
+void _wrap_eplb_split_workspace_destroy_capi_ddc88417da1096f3(eplb_split_workspace *_swig_go_0) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   
   arg1 = *(eplb_split_workspace **)&_swig_go_0; 
@@ -6915,7 +6919,7 @@ void _wrap_eplb_split_workspace_destroy_capi_6142e65e50bcbd23(eplb_split_workspa
 }
 
 
-_gostring_ _wrap_eplb_split_solve_capi_6142e65e50bcbd23(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, _goslice_ _swig_go_7, double *_swig_go_8) {
+_gostring_ _wrap_eplb_split_solve_capi_ddc88417da1096f3(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, _goslice_ _swig_go_7, double *_swig_go_8) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -6975,7 +6979,7 @@ _gostring_ _wrap_eplb_split_solve_capi_6142e65e50bcbd23(eplb_split_workspace *_s
 }
 
 
-_gostring_ _wrap_eplb_split_solve_by_node_capi_6142e65e50bcbd23(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, double _swig_go_7, _goslice_ _swig_go_8, double *_swig_go_9, long long *_swig_go_10) {
+_gostring_ _wrap_eplb_split_solve_by_node_capi_ddc88417da1096f3(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, double _swig_go_7, _goslice_ _swig_go_8, double *_swig_go_9, long long *_swig_go_10) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -7039,7 +7043,7 @@ _gostring_ _wrap_eplb_split_solve_by_node_capi_6142e65e50bcbd23(eplb_split_works
 }
 
 
-_gostring_ _wrap_eplb_split_rank_quotas_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6) {
+_gostring_ _wrap_eplb_split_rank_quotas_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -7095,7 +7099,7 @@ _gostring_ _wrap_eplb_split_rank_quotas_capi_6142e65e50bcbd23(eplb_placement *_s
 }
 
 
-_gostring_ _wrap_eplb_shared_expert_waterfill_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, long long _swig_go_7, intgo _swig_go_8, _goslice_ _swig_go_9) {
+_gostring_ _wrap_eplb_shared_expert_waterfill_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, long long _swig_go_7, intgo _swig_go_8, _goslice_ _swig_go_9) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -7153,7 +7157,7 @@ _gostring_ _wrap_eplb_shared_expert_waterfill_capi_6142e65e50bcbd23(eplb_placeme
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -7165,7 +7169,7 @@ intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -7177,7 +7181,7 @@ intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -7189,7 +7193,7 @@ intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_IDS_INT32_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_IDS_INT32_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -7201,7 +7205,7 @@ intgo _wrap_EPLB_IDS_INT32_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_IDS_INT64_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_IDS_INT64_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -7213,7 +7217,7 @@ intgo _wrap_EPLB_IDS_INT64_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_MAP_STATIC_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_MAP_STATIC_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -7225,7 +7229,7 @@ intgo _wrap_EPLB_MAP_STATIC_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -7237,7 +7241,7 @@ intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_MAP_HASH_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_MAP_HASH_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -7249,7 +7253,7 @@ intgo _wrap_EPLB_MAP_HASH_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_MAP_NODE_AWARE_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_MAP_NODE_AWARE_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -7261,7 +7265,7 @@ intgo _wrap_EPLB_MAP_NODE_AWARE_capi_6142e65e50bcbd23() {
 }
 
 
-intgo _wrap_EPLB_MAP_QUOTA_capi_6142e65e50bcbd23() {
+intgo _wrap_EPLB_MAP_QUOTA_capi_ddc88417da1096f3() {
   int result;
   intgo _swig_go_result;
   
@@ -7273,7 +7277,7 @@ intgo _wrap_EPLB_MAP_QUOTA_capi_6142e65e50bcbd23() {
 }
 
 
-_gostring_ _wrap_eplb_split_tables_create_capi_6142e65e50bcbd23(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_split_tables **_swig_go_5) {
+_gostring_ _wrap_eplb_split_tables_create_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_split_tables **_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -7315,7 +7319,7 @@ _gostring_ _wrap_eplb_split_tables_create_capi_6142e65e50bcbd23(eplb_placement *
 }
 
 
-void _wrap_eplb_split_tables_destroy_capi_6142e65e50bcbd23(eplb_split_tables *_swig_go_0) {
+void _wrap_eplb_split_tables_destroy_capi_ddc88417da1096f3(eplb_split_tables *_swig_go_0) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   
   arg1 = *(eplb_split_tables **)&_swig_go_0; 
