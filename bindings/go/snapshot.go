@@ -222,15 +222,24 @@ func (t *Tracker) StatisticsToBufferWith(o StatisticsOptions) ([]byte, error) {
 	return takeBytes(buffer, n), nil
 }
 
+// checkLabelAndLevel makes the checks of a snapshot's options that C cannot: a NUL in the label,
+// a compression level that would not fit C's uint32_t (C checks 1..19 itself).
+func checkLabelAndLevel(label string, level int) error {
+	if err := checkString("label", label); err != nil {
+		return err
+	}
+	if level < 0 || level > math.MaxUint32 {
+		return invalidArgument("compression_level (%d) must be in 1..19, or 0 for the default", level)
+	}
+	return nil
+}
+
 // useForStatistics calls f with the C tracker under its lock once o passes the checks C cannot
 // make (a NUL in the label, a level that would not fit C's uint32_t).
 func (t *Tracker) useForStatistics(o StatisticsOptions, f func(capi.Eplb_tracker) error) error {
 	return t.use(func(raw capi.Eplb_tracker) error {
-		if err := checkString("label", o.Label); err != nil {
+		if err := checkLabelAndLevel(o.Label, o.CompressionLevel); err != nil {
 			return err
-		}
-		if o.CompressionLevel < 0 || o.CompressionLevel > math.MaxUint32 {
-			return invalidArgument("compression_level (%d) must be in 1..19, or 0 for the default", o.CompressionLevel)
 		}
 		return f(raw)
 	})
@@ -265,11 +274,8 @@ func (p *Placement) useForSnapshot(o SnapshotOptions, f func(capi.Eplb_placement
 	}
 	withPlacement := func(tracker capi.Eplb_tracker) error {
 		return p.use(func(raw capi.Eplb_placement) error {
-			if err := checkString("label", o.Label); err != nil {
+			if err := checkLabelAndLevel(o.Label, o.CompressionLevel); err != nil {
 				return err
-			}
-			if o.CompressionLevel < 0 || o.CompressionLevel > math.MaxUint32 {
-				return invalidArgument("compression_level (%d) must be in 1..19, or 0 for the default", o.CompressionLevel)
 			}
 			return f(raw, tracker)
 		})
