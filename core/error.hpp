@@ -24,6 +24,7 @@ enum class Errc {
   device,     // a CUDA call failed
   no_nccl,    // NCCL could not be loaded, or the build has no NCCL support
   nccl,       // an NCCL call failed
+  cancelled,  // a plan stopped because its PlanControl was cancelled
 };
 
 class Error : public std::runtime_error {

@@ -93,20 +93,37 @@ Planner::Planner(const Topology& topology, const PlannerSettings& settings)
   workers_.resize(std::min<std::uint32_t>(settings_.num_threads, topology_.num_layers));
 }
 
+void Planner::begin_plan(std::uint64_t passes) const {
+  if (!control_) return;
+  stop_if_cancelled();
+  control_->add_steps(passes * topology_.num_layers);
+}
+
+void Planner::stop_if_cancelled() const {
+  if (control_ && control_->cancelled()) {
+    fail(Errc::cancelled, "the plan was cancelled (its plan control was cancelled)");
+  }
+}
+
 template <typename PlanOne>
 void Planner::for_each_layer(PlanOne&& plan_one) {
   // Layers are independent, so the result does not depend on the number of threads.
   const std::size_t layers = topology_.num_layers;
   const std::size_t threads = workers_.size();
+  const auto plan_layer = [&](std::size_t layer, Worker& worker) {
+    stop_if_cancelled();
+    plan_one(layer, worker);
+    if (control_) control_->step_done();
+  };
   if (threads <= 1) {
-    for (std::size_t layer = 0; layer < layers; ++layer) plan_one(layer, workers_.front());
+    for (std::size_t layer = 0; layer < layers; ++layer) plan_layer(layer, workers_.front());
     return;
   }
   std::vector<std::exception_ptr> errors(threads);
   const auto plan_share = [&](std::size_t t) {
     try {
       for (std::size_t layer = layers * t / threads; layer < layers * (t + 1) / threads; ++layer) {
-        plan_one(layer, workers_[t]);
+        plan_layer(layer, workers_[t]);
       }
     } catch (...) {
       errors[t] = std::current_exception();
@@ -156,6 +173,7 @@ Placement Planner::plan(std::span<const double> loads) {
   }
   validate_loads(loads, topology_, "loads");
   if (algorithm_ == Algorithm::deepseek) require_float32_range(loads, topology_.num_logical);
+  begin_plan(1);
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::int32_t> phy2log(topology_.slot_count());
   std::vector<std::int32_t> replica_rank(topology_.slot_count());
@@ -183,11 +201,13 @@ Placement Planner::plan_tracked(std::span<const double> loads, const Tracker& st
         "affinity planning needs sampled top-k rows, but the tracker keeps none "
         "(reservoir_capacity = 0)");
   }
+  const bool improve = settings_.affinity && topology_.num_nodes > 1;
+  begin_plan(improve ? 2 : 1);
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::int32_t> phy2log(topology_.slot_count());
   std::vector<std::int32_t> replica_rank(topology_.slot_count());
   plan_slots(loads, phy2log, replica_rank);
-  if (settings_.affinity && topology_.num_nodes > 1) {
+  if (improve) {
     AffinitySettings affinity;
     affinity.scope = affinity_scope();
     affinity.cross_node_budget = settings_.cross_node_budget;
@@ -262,6 +282,7 @@ Placement Planner::plan_windows(std::span<const double> loads, std::size_t num_w
     }
     return plan(sum);
   }
+  begin_plan(1);
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::int32_t> phy2log(topology_.slot_count());
   std::vector<std::int32_t> replica_rank(topology_.slot_count());

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "balanced_planner.hpp"
 #include "deepseek_planner.hpp"
 #include "placement.hpp"
+#include "plan_control.hpp"
 #include "topology.hpp"
 #include "tracker.hpp"
 
@@ -46,6 +48,11 @@ class Planner {
   // the sum of the windows.
   [[nodiscard]] Placement plan_windows(std::span<const double> loads, std::size_t num_windows);
 
+  // Plans from now on report their progress to `control` and stop when it is cancelled
+  // (Error(cancelled), at the next layer boundary: the planner stays usable); nullptr detaches.
+  // The planner shares ownership, so the control outlives every plan that uses it.
+  void set_control(std::shared_ptr<PlanControl> control) { control_ = std::move(control); }
+
   [[nodiscard]] const Topology& topology() const { return topology_; }
   [[nodiscard]] Algorithm algorithm() const { return algorithm_; }
 
@@ -60,8 +67,14 @@ class Planner {
   void plan_slots(std::span<const double> loads, std::span<std::int32_t> phy2log,
                   std::span<std::int32_t> replica_rank);
   [[nodiscard]] AffinityScope affinity_scope() const;
+  // Announces a plan of `passes` passes over the layers to the control; throws Error(cancelled)
+  // when it is cancelled already.
+  void begin_plan(std::uint64_t passes) const;
+  // Throws Error(cancelled) when the control is cancelled.
+  void stop_if_cancelled() const;
   // Runs plan_one(layer, worker) for every layer, split into contiguous ranges over the
-  // workers' threads; rethrows the first error.
+  // workers' threads, counting each layer as a step of the control and stopping between layers
+  // when it is cancelled; rethrows the first error.
   template <typename PlanOne>
   void for_each_layer(PlanOne&& plan_one);
   [[nodiscard]] Placement finish(std::vector<std::int32_t> phy2log,
@@ -72,6 +85,7 @@ class Planner {
   Algorithm algorithm_;
   PlannerSettings settings_;
   std::vector<Worker> workers_;
+  std::shared_ptr<PlanControl> control_;
 };
 
 }  // namespace eplb

@@ -45,6 +45,8 @@ eplb_status status_of(Errc code) noexcept {
       return EPLB_ERR_NO_NCCL;
     case Errc::nccl:
       return EPLB_ERR_NCCL;
+    case Errc::cancelled:
+      return EPLB_ERR_CANCELLED;
   }
   return EPLB_ERR_INTERNAL;
 }
@@ -81,6 +83,8 @@ const char* eplb_status_string(eplb_status status) {
       return "NCCL not available";
     case EPLB_ERR_NCCL:
       return "NCCL error";
+    case EPLB_ERR_CANCELLED:
+      return "cancelled";
   }
   return "unknown status";
 }

@@ -2,10 +2,12 @@
 // can grow per-handle state without changing the C++ classes.
 #pragma once
 
+#include <memory>
 #include <utility>
 
 #include "../../core/migration_plan.hpp"
 #include "../../core/placement.hpp"
+#include "../../core/plan_control.hpp"
 #include "../../core/planner.hpp"
 #include "../../core/snapshot.hpp"
 #include "../../core/tracker.hpp"
@@ -18,6 +20,11 @@ struct eplb_placement {
 struct eplb_planner {
   explicit eplb_planner(eplb::Planner p) : value(std::move(p)) {}
   eplb::Planner value;
+};
+
+// Shared: planners it is attached to keep it alive (eplb_plan_control_destroy).
+struct eplb_plan_control {
+  std::shared_ptr<eplb::PlanControl> value = std::make_shared<eplb::PlanControl>();
 };
 
 struct eplb_snapshot {

@@ -104,9 +104,10 @@ TEST(StatusString, EveryStatusAndUnknownValues) {
   EXPECT_STREQ(eplb_status_string(EPLB_ERR_DEVICE), "CUDA error");
   EXPECT_STREQ(eplb_status_string(EPLB_ERR_NO_NCCL), "NCCL not available");
   EXPECT_STREQ(eplb_status_string(EPLB_ERR_NCCL), "NCCL error");
+  EXPECT_STREQ(eplb_status_string(EPLB_ERR_CANCELLED), "cancelled");
   // Values this version does not know (kept inside the enum's value range, 0..15, so the
   // conversion is well defined in C++).
-  for (int value : {13, 14, 15}) {
+  for (int value : {14, 15}) {
     const char* text = eplb_status_string(static_cast<eplb_status>(value));
     ASSERT_NE(text, nullptr);
     EXPECT_STREQ(text, "unknown status") << value;
@@ -124,6 +125,7 @@ TEST(StatusString, EveryStatusAndUnknownValues) {
   EXPECT_EQ(EPLB_ERR_DEVICE, 10);
   EXPECT_EQ(EPLB_ERR_NO_NCCL, 11);
   EXPECT_EQ(EPLB_ERR_NCCL, 12);
+  EXPECT_EQ(EPLB_ERR_CANCELLED, 13);
 }
 
 TEST(Destroy, NullIsANoOp) {

@@ -41,6 +41,7 @@ World::World() {
   require_ok(eplb_tracker_create(&one_layer, &one_layer_tracker));
   const eplb_workload_options wo = workload_options();
   require_ok(eplb_workload_create(&wo, &workload));
+  require_ok(eplb_plan_control_create(&control));
   const std::vector<int32_t> regrouped = {0, 2, 1, 3, 0, 2, 1, 3, 3, 2, 1, 0, 3, 2, 1, 0};
   require_ok(eplb_placement_create_from_phy2log(kLayers, kExperts, kSlots, kNodes, kGpus,
                                                 regrouped.data(), regrouped.size(), &moved));
@@ -88,6 +89,7 @@ World::~World() {
   eplb_migration_destroy(migration);
   eplb_placement_destroy(moved);
   eplb_workload_destroy(workload);
+  eplb_plan_control_destroy(control);
   eplb_snapshot_destroy(stats_snapshot);
   eplb_tracker_destroy(one_layer_tracker);
   eplb_tracker_destroy(bare_tracker);

@@ -133,6 +133,22 @@ std::vector<Row> placement_and_snapshot_rows() {
     {"loads_len of one window for two", kInvalid, {"loads has 8 values", "16"}, [](World& w) { return plan_windows_with(w.loads, 2, kMatrixLen, w); }},
     {"NaN load in window 1", kInvalid, {"loads[1][0][2]", "NaN"}, [](World& w) { std::vector<double> l = w.loads; l.insert(l.end(), w.loads.begin(), w.loads.end()); l[kMatrixLen + 2] = kNaN; return plan_windows_with(l, 2, 2 * kMatrixLen, w); }},
   }, {}, {}},
+  {"eplb_plan_control_create", {
+    {"NULL out_control", kInvalid, {"out_control", "NULL"}, [](World&) { return eplb_plan_control_create(nullptr); }},
+  }, {}, {}},
+  {"eplb_plan_control_destroy", {}, "NULL is a no-op", [](World&) { eplb_plan_control_destroy(nullptr); return true; }},
+  {"eplb_plan_control_cancel", {
+    {"NULL control", kInvalid, {"control", "NULL"}, [](World&) { return eplb_plan_control_cancel(nullptr); }},
+  }, {}, {}},
+  {"eplb_plan_control_get_progress", {
+    {"NULL control", kInvalid, {"control", "NULL"}, [](World&) { eplb_plan_progress p{}; p.struct_size = sizeof(p); return eplb_plan_control_get_progress(nullptr, &p); }},
+    {"NULL out_progress", kInvalid, {"out_progress", "NULL"}, [](World& w) { return eplb_plan_control_get_progress(w.control, nullptr); }},
+    {"struct_size 0", kInvalid, {"out_progress", "struct_size", "0"}, [](World& w) { eplb_plan_progress p{}; return eplb_plan_control_get_progress(w.control, &p); }},
+    {"struct_size above 4096", kInvalid, {"struct_size (5000)", "looks uninitialised"}, [](World& w) { eplb_plan_progress p{}; p.struct_size = 5000; return eplb_plan_control_get_progress(w.control, &p); }},
+  }, {}, {}},
+  {"eplb_planner_set_control", {
+    {"NULL planner", kInvalid, {"planner", "NULL"}, [](World& w) { return eplb_planner_set_control(nullptr, w.control); }},
+  }, {}, {}},
   {"eplb_snapshot_options_init", {}, "NULL is a no-op", [](World&) { eplb_snapshot_options_init(nullptr); return true; }},
   {"eplb_snapshot_save", {
     {"NULL placement", kInvalid, {"placement", "NULL"}, [](World& w) { return eplb_snapshot_save(nullptr, nullptr, (w.directory / "x.eplb").c_str()); }},

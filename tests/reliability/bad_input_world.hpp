@@ -53,6 +53,7 @@ struct World {
   eplb_placement* moved = nullptr;            // layer 0 regrouped: migrating to it moves experts
   eplb_migration* migration = nullptr;        // placement -> moved, with loads
   eplb_workload* workload = nullptr;          // 2 layers, 4 experts, top-2
+  eplb_plan_control* control = nullptr;       // not attached to any planner
   uint32_t migration_steps = 0;
   std::vector<unsigned char> snapshot_bytes;
   std::filesystem::path directory;

@@ -43,7 +43,9 @@
  *   simulator (eplb_workload_*), migration (eplb_migration_*), per-batch balancing (eplb_split_*,
  *   eplb_shared_expert_waterfill), the GPU kernels (eplb_device_*, eplb_kernel_*) and NCCL
  *   (eplb_nccl_version, eplb_comm_*, eplb_token_exchange_*); eplb_metrics.loaded_layers, and
- *   eplb_metrics leaves layers without load out of its means and counts.
+ *   eplb_metrics leaves layers without load out of its means and counts; cancelling plans and
+ *   watching their progress (eplb_plan_control_*, eplb_planner_set_control,
+ *   EPLB_ERR_CANCELLED).
  */
 #ifndef EPLB_EPLB_H
 #define EPLB_EPLB_H
@@ -106,7 +108,10 @@ typedef enum {
    * the library was built without NCCL support. */
   EPLB_ERR_NO_NCCL = 11,
   /* An NCCL call failed; the message names the call and NCCL's error string. */
-  EPLB_ERR_NCCL = 12
+  EPLB_ERR_NCCL = 12,
+  /* A plan stopped early because its plan control was cancelled (eplb_plan_control_cancel);
+   * nothing was returned and the planner stays usable. Since 0.1.1. */
+  EPLB_ERR_CANCELLED = 13
 } eplb_status;
 
 /* Static English text for a status ("ok", "invalid argument", ...); never NULL, also for values
@@ -311,7 +316,8 @@ EPLB_API void eplb_planner_destroy(eplb_planner* planner);
  * EPLB_ERR_INVALID_ARGUMENT: a NULL pointer; loads_len != num_layers * num_logical_experts; a
  * negative, NaN or infinite load, or (deepseek) one above FLT_MAX (the message names layer,
  * expert and value); a layer whose loads add up to more than that; options.affinity is set
- * (affinity needs statistics: use eplb_planner_plan_tracked). EPLB_ERR_OUT_OF_MEMORY. Not
+ * (affinity needs statistics: use eplb_planner_plan_tracked). EPLB_ERR_OUT_OF_MEMORY.
+ * EPLB_ERR_CANCELLED: the planner's plan control (eplb_planner_set_control) was cancelled. Not
  * concurrently on the same planner. */
 EPLB_API eplb_status eplb_planner_plan(eplb_planner* planner, const double* loads, size_t loads_len,
                                        eplb_placement** out_placement);
@@ -330,6 +336,61 @@ EPLB_API eplb_status eplb_planner_plan(eplb_planner* planner, const double* load
 EPLB_API eplb_status eplb_planner_plan_windows(eplb_planner* planner, const double* loads,
                                                size_t num_windows, size_t loads_len,
                                                eplb_placement** out_placement);
+
+/* ============================================================================================ */
+/* Section: plan control — cancel a plan from another thread and watch its progress             */
+/* ============================================================================================ */
+
+/* A plan of a whole model can take seconds (affinity planning on one core). A plan control lets
+ * any thread cancel the plans of the planners it is attached to and read how far they are, e.g. a
+ * server's deadline, a Go context or a progress bar. Attach it with eplb_planner_set_control.
+ * Progress is counted in steps: one per layer and pass (affinity planning makes two passes, the
+ * balance-only plan and the traffic improvement; every other plan one). A plan announces its
+ * steps when it starts (after its arguments are checked), so the steps of every plan that used
+ * the control add up. Cancelling is sticky: plans in progress stop at their next layer boundary
+ * (a layer takes milliseconds, an affinity layer up to about a tenth of a second on one core) and
+ * later plans stop before they start, all with EPLB_ERR_CANCELLED; use a new control for new
+ * work. Every plan control function is thread-safe and may run concurrently with any other call
+ * on the same control and with the plans that use it. Since 0.1.1. */
+struct eplb_plan_control;
+typedef struct eplb_plan_control eplb_plan_control;
+
+/* What eplb_plan_control_get_progress reports. Output struct (see the conventions). */
+typedef struct eplb_plan_progress {
+  uint32_t struct_size; /* in: sizeof(eplb_plan_progress) */
+  uint32_t cancelled;   /* 1 once eplb_plan_control_cancel was called, else 0 */
+  uint64_t steps_done;  /* steps finished by the plans that use the control */
+  uint64_t steps_total; /* steps announced by those plans; steps_done <= steps_total, equal when
+                           every plan finished (a failed or cancelled plan leaves a gap) */
+} eplb_plan_progress;
+
+/* Creates a plan control: not cancelled, no steps. Owned by the caller.
+ * EPLB_ERR_INVALID_ARGUMENT: out_control is NULL. EPLB_ERR_OUT_OF_MEMORY. */
+EPLB_API eplb_status eplb_plan_control_create(eplb_plan_control** out_control);
+
+/* Releases the caller's reference. The planners it is attached to keep it alive until they are
+ * destroyed or detach it, so destroying a control while a plan uses it is safe. NULL is a
+ * no-op. */
+EPLB_API void eplb_plan_control_destroy(eplb_plan_control* control);
+
+/* Cancels: every plan using the control stops at its next layer boundary with
+ * EPLB_ERR_CANCELLED, and so does every later one. Idempotent. Any thread, any time.
+ * EPLB_ERR_INVALID_ARGUMENT: control is NULL. */
+EPLB_API eplb_status eplb_plan_control_cancel(eplb_plan_control* control);
+
+/* Writes the progress and whether the control is cancelled to *out_progress. Any thread, any
+ * time; lock-free, cheap enough to poll.
+ * EPLB_ERR_INVALID_ARGUMENT: control or out_progress is NULL; bad struct_size. */
+EPLB_API eplb_status eplb_plan_control_get_progress(const eplb_plan_control* control,
+                                                    eplb_plan_progress* out_progress);
+
+/* Attaches `control` to the planner: its plans (eplb_planner_plan, _plan_windows and
+ * _plan_tracked) from now on count their steps in it and stop when it is cancelled. NULL
+ * detaches. The planner holds a reference to the control (see eplb_plan_control_destroy); one
+ * control may serve several planners, which then stop together. Not concurrently with a plan on
+ * the same planner.
+ * EPLB_ERR_INVALID_ARGUMENT: planner is NULL. */
+EPLB_API eplb_status eplb_planner_set_control(eplb_planner* planner, eplb_plan_control* control);
 
 /* ============================================================================================ */
 /* Section: snapshots — placements on disk (.eplb files)                                        */
@@ -682,8 +743,8 @@ EPLB_API eplb_status eplb_tracker_get_samples(const eplb_tracker* tracker, uint3
  * EPLB_ERR_INVALID_ARGUMENT: a NULL planner, tracker or out_placement; loads NULL with
  * loads_len > 0; the tracker's layers or experts differ from the planner's; bad loads (as
  * eplb_planner_plan); options.affinity with a tracker that keeps no samples
- * (reservoir_capacity 0). EPLB_ERR_OUT_OF_MEMORY. Not concurrently on the same planner; the
- * tracker must not be recorded into meanwhile. */
+ * (reservoir_capacity 0). EPLB_ERR_OUT_OF_MEMORY. EPLB_ERR_CANCELLED (as eplb_planner_plan).
+ * Not concurrently on the same planner; the tracker must not be recorded into meanwhile. */
 EPLB_API eplb_status eplb_planner_plan_tracked(eplb_planner* planner, const double* loads,
                                                size_t loads_len, const eplb_tracker* tracker,
                                                eplb_placement** out_placement);

@@ -69,99 +69,99 @@ typedef long long swig_type_39;
 typedef long long swig_type_40;
 typedef long long swig_type_41;
 typedef long long swig_type_42;
-typedef long long swig_type_43;
-typedef long long swig_type_44;
+typedef _gostring_ swig_type_43;
+typedef _gostring_ swig_type_44;
 typedef _gostring_ swig_type_45;
 typedef _gostring_ swig_type_46;
-typedef _gostring_ swig_type_47;
-typedef _gostring_ swig_type_48;
-typedef _gostring_ swig_type_49;
-typedef _gostring_ swig_type_50;
-typedef _gostring_ swig_type_51;
-typedef _gostring_ swig_type_52;
+typedef long long swig_type_47;
+typedef long long swig_type_48;
+typedef long long swig_type_49;
+typedef long long swig_type_50;
+typedef long long swig_type_51;
+typedef long long swig_type_52;
 typedef _gostring_ swig_type_53;
 typedef _gostring_ swig_type_54;
-typedef _goslice_ swig_type_55;
+typedef _gostring_ swig_type_55;
 typedef _gostring_ swig_type_56;
 typedef _gostring_ swig_type_57;
 typedef _gostring_ swig_type_58;
 typedef _gostring_ swig_type_59;
 typedef _gostring_ swig_type_60;
-typedef _goslice_ swig_type_61;
+typedef _gostring_ swig_type_61;
 typedef _gostring_ swig_type_62;
-typedef _gostring_ swig_type_63;
+typedef _goslice_ swig_type_63;
 typedef _gostring_ swig_type_64;
 typedef _gostring_ swig_type_65;
 typedef _gostring_ swig_type_66;
 typedef _gostring_ swig_type_67;
-typedef _goslice_ swig_type_68;
-typedef _gostring_ swig_type_69;
+typedef _gostring_ swig_type_68;
+typedef _goslice_ swig_type_69;
 typedef _gostring_ swig_type_70;
-typedef _goslice_ swig_type_71;
+typedef _gostring_ swig_type_71;
 typedef _gostring_ swig_type_72;
-typedef _goslice_ swig_type_73;
-typedef long long swig_type_74;
-typedef long long swig_type_75;
-typedef _gostring_ swig_type_76;
+typedef _gostring_ swig_type_73;
+typedef _gostring_ swig_type_74;
+typedef _gostring_ swig_type_75;
+typedef _goslice_ swig_type_76;
 typedef _gostring_ swig_type_77;
 typedef _gostring_ swig_type_78;
 typedef _goslice_ swig_type_79;
-typedef long long swig_type_80;
-typedef _gostring_ swig_type_81;
-typedef _goslice_ swig_type_82;
+typedef _gostring_ swig_type_80;
+typedef _goslice_ swig_type_81;
+typedef long long swig_type_82;
 typedef long long swig_type_83;
 typedef _gostring_ swig_type_84;
 typedef _gostring_ swig_type_85;
 typedef _gostring_ swig_type_86;
 typedef _goslice_ swig_type_87;
-typedef _gostring_ swig_type_88;
-typedef _goslice_ swig_type_89;
-typedef _gostring_ swig_type_90;
-typedef _goslice_ swig_type_91;
+typedef long long swig_type_88;
+typedef _gostring_ swig_type_89;
+typedef _goslice_ swig_type_90;
+typedef long long swig_type_91;
 typedef _gostring_ swig_type_92;
-typedef _goslice_ swig_type_93;
-typedef long long swig_type_94;
-typedef long long swig_type_95;
+typedef _gostring_ swig_type_93;
+typedef _gostring_ swig_type_94;
+typedef _goslice_ swig_type_95;
 typedef _gostring_ swig_type_96;
-typedef _gostring_ swig_type_97;
-typedef long long swig_type_98;
+typedef _goslice_ swig_type_97;
+typedef _gostring_ swig_type_98;
 typedef _goslice_ swig_type_99;
 typedef _gostring_ swig_type_100;
-typedef _gostring_ swig_type_101;
+typedef _goslice_ swig_type_101;
 typedef long long swig_type_102;
 typedef long long swig_type_103;
-typedef long long swig_type_104;
-typedef long long swig_type_105;
-typedef _gostring_ swig_type_106;
+typedef _gostring_ swig_type_104;
+typedef _gostring_ swig_type_105;
+typedef long long swig_type_106;
 typedef _goslice_ swig_type_107;
 typedef _gostring_ swig_type_108;
-typedef _goslice_ swig_type_109;
-typedef _gostring_ swig_type_110;
-typedef _goslice_ swig_type_111;
-typedef _goslice_ swig_type_112;
-typedef _gostring_ swig_type_113;
-typedef _goslice_ swig_type_114;
-typedef _gostring_ swig_type_115;
-typedef _goslice_ swig_type_116;
-typedef _gostring_ swig_type_117;
-typedef _goslice_ swig_type_118;
-typedef long long swig_type_119;
-typedef long long swig_type_120;
-typedef long long swig_type_121;
-typedef long long swig_type_122;
-typedef long long swig_type_123;
-typedef long long swig_type_124;
-typedef long long swig_type_125;
-typedef _gostring_ swig_type_126;
-typedef _goslice_ swig_type_127;
+typedef _gostring_ swig_type_109;
+typedef long long swig_type_110;
+typedef long long swig_type_111;
+typedef long long swig_type_112;
+typedef long long swig_type_113;
+typedef _gostring_ swig_type_114;
+typedef _goslice_ swig_type_115;
+typedef _gostring_ swig_type_116;
+typedef _goslice_ swig_type_117;
+typedef _gostring_ swig_type_118;
+typedef _goslice_ swig_type_119;
+typedef _goslice_ swig_type_120;
+typedef _gostring_ swig_type_121;
+typedef _goslice_ swig_type_122;
+typedef _gostring_ swig_type_123;
+typedef _goslice_ swig_type_124;
+typedef _gostring_ swig_type_125;
+typedef _goslice_ swig_type_126;
+typedef long long swig_type_127;
 typedef long long swig_type_128;
 typedef long long swig_type_129;
 typedef long long swig_type_130;
 typedef long long swig_type_131;
 typedef long long swig_type_132;
 typedef long long swig_type_133;
-typedef long long swig_type_134;
-typedef long long swig_type_135;
+typedef _gostring_ swig_type_134;
+typedef _goslice_ swig_type_135;
 typedef long long swig_type_136;
 typedef long long swig_type_137;
 typedef long long swig_type_138;
@@ -178,40 +178,48 @@ typedef long long swig_type_148;
 typedef long long swig_type_149;
 typedef long long swig_type_150;
 typedef long long swig_type_151;
-typedef _gostring_ swig_type_152;
-typedef _gostring_ swig_type_153;
-typedef _goslice_ swig_type_154;
-typedef _gostring_ swig_type_155;
-typedef _gostring_ swig_type_156;
-typedef _goslice_ swig_type_157;
-typedef _gostring_ swig_type_158;
-typedef _gostring_ swig_type_159;
+typedef long long swig_type_152;
+typedef long long swig_type_153;
+typedef long long swig_type_154;
+typedef long long swig_type_155;
+typedef long long swig_type_156;
+typedef long long swig_type_157;
+typedef long long swig_type_158;
+typedef long long swig_type_159;
 typedef _gostring_ swig_type_160;
 typedef _gostring_ swig_type_161;
 typedef _goslice_ swig_type_162;
-typedef _goslice_ swig_type_163;
-typedef _goslice_ swig_type_164;
-typedef long long swig_type_165;
-typedef _goslice_ swig_type_166;
+typedef _gostring_ swig_type_163;
+typedef _gostring_ swig_type_164;
+typedef _goslice_ swig_type_165;
+typedef _gostring_ swig_type_166;
 typedef _gostring_ swig_type_167;
-typedef _goslice_ swig_type_168;
-typedef _goslice_ swig_type_169;
+typedef _gostring_ swig_type_168;
+typedef _gostring_ swig_type_169;
 typedef _goslice_ swig_type_170;
-typedef long long swig_type_171;
+typedef _goslice_ swig_type_171;
 typedef _goslice_ swig_type_172;
-typedef _gostring_ swig_type_173;
+typedef long long swig_type_173;
 typedef _goslice_ swig_type_174;
-typedef _goslice_ swig_type_175;
+typedef _gostring_ swig_type_175;
 typedef _goslice_ swig_type_176;
-typedef _gostring_ swig_type_177;
+typedef _goslice_ swig_type_177;
 typedef _goslice_ swig_type_178;
 typedef long long swig_type_179;
 typedef _goslice_ swig_type_180;
-typedef _goslice_ swig_type_181;
+typedef _gostring_ swig_type_181;
 typedef _goslice_ swig_type_182;
-typedef long long swig_type_183;
+typedef _goslice_ swig_type_183;
 typedef _goslice_ swig_type_184;
 typedef _gostring_ swig_type_185;
+typedef _goslice_ swig_type_186;
+typedef long long swig_type_187;
+typedef _goslice_ swig_type_188;
+typedef _goslice_ swig_type_189;
+typedef _goslice_ swig_type_190;
+typedef long long swig_type_191;
+typedef _goslice_ swig_type_192;
+typedef _gostring_ swig_type_193;
 extern void _wrap_Swig_free_capi_ddc88417da1096f3(uintptr_t arg1);
 extern uintptr_t _wrap_Swig_malloc_capi_ddc88417da1096f3(swig_intgo arg1);
 extern swig_type_1 _wrap_eplb_go_snapshot_save_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_2 arg2, swig_type_3 arg3, uintptr_t arg4, swig_intgo arg5, swig_type_4 arg6);
@@ -235,6 +243,7 @@ extern swig_intgo _wrap_EPLB_ERR_NO_DEVICE_capi_ddc88417da1096f3(void);
 extern swig_intgo _wrap_EPLB_ERR_DEVICE_capi_ddc88417da1096f3(void);
 extern swig_intgo _wrap_EPLB_ERR_NO_NCCL_capi_ddc88417da1096f3(void);
 extern swig_intgo _wrap_EPLB_ERR_NCCL_capi_ddc88417da1096f3(void);
+extern swig_intgo _wrap_EPLB_ERR_CANCELLED_capi_ddc88417da1096f3(void);
 extern swig_type_18 _wrap_eplb_last_error_message_capi_ddc88417da1096f3(void);
 extern swig_intgo _wrap_eplb_version_number_capi_ddc88417da1096f3(void);
 extern swig_type_19 _wrap_eplb_version_string_capi_ddc88417da1096f3(void);
@@ -316,12 +325,27 @@ extern swig_type_33 _wrap_eplb_planner_create_capi_ddc88417da1096f3(uintptr_t ar
 extern void _wrap_eplb_planner_destroy_capi_ddc88417da1096f3(uintptr_t arg1);
 extern swig_type_34 _wrap_eplb_planner_plan_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_35 arg2, swig_voidp arg3);
 extern swig_type_36 _wrap_eplb_planner_plan_windows_capi_ddc88417da1096f3(uintptr_t arg1, swig_voidp arg2, swig_type_37 arg3, swig_type_38 arg4, swig_voidp arg5);
+extern void _wrap_eplb_plan_progress_struct_size_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_plan_progress_struct_size_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_plan_progress_cancelled_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_plan_progress_cancelled_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_plan_progress_steps_done_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_39 arg2);
+extern swig_type_40 _wrap_eplb_plan_progress_steps_done_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_plan_progress_steps_total_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_41 arg2);
+extern swig_type_42 _wrap_eplb_plan_progress_steps_total_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_plan_progress_capi_ddc88417da1096f3(void);
+extern void _wrap_delete_eplb_plan_progress_capi_ddc88417da1096f3(uintptr_t arg1);
+extern swig_type_43 _wrap_eplb_plan_control_create_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_plan_control_destroy_capi_ddc88417da1096f3(uintptr_t arg1);
+extern swig_type_44 _wrap_eplb_plan_control_cancel_capi_ddc88417da1096f3(uintptr_t arg1);
+extern swig_type_45 _wrap_eplb_plan_control_get_progress_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_46 _wrap_eplb_planner_set_control_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2);
 extern void _wrap_eplb_snapshot_options_struct_size_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_snapshot_options_struct_size_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_snapshot_options_compression_level_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_snapshot_options_compression_level_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_options_loads_len_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_39 arg2);
-extern swig_type_40 _wrap_eplb_snapshot_options_loads_len_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_options_loads_len_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_47 arg2);
+extern swig_type_48 _wrap_eplb_snapshot_options_loads_len_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_snapshot_options_tracker_set_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2);
 extern uintptr_t _wrap_eplb_snapshot_options_tracker_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_snapshot_options_capi_ddc88417da1096f3(void);
@@ -351,38 +375,38 @@ extern void _wrap_eplb_snapshot_info_has_loads_set_capi_ddc88417da1096f3(uintptr
 extern swig_intgo _wrap_eplb_snapshot_info_has_loads_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_snapshot_info_has_coactivation_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_41 arg2);
-extern swig_type_42 _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_file_size_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_43 arg2);
-extern swig_type_44 _wrap_eplb_snapshot_info_file_size_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_49 arg2);
+extern swig_type_50 _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_file_size_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_51 arg2);
+extern swig_type_52 _wrap_eplb_snapshot_info_file_size_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_snapshot_info_plan_seconds_set_capi_ddc88417da1096f3(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_snapshot_info_plan_seconds_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_snapshot_info_balancedness_set_capi_ddc88417da1096f3(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_snapshot_info_balancedness_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_library_version_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_45 arg2);
-extern swig_type_46 _wrap_eplb_snapshot_info_library_version_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_label_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_47 arg2);
-extern swig_type_48 _wrap_eplb_snapshot_info_label_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_library_version_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_53 arg2);
+extern swig_type_54 _wrap_eplb_snapshot_info_library_version_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_label_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_55 arg2);
+extern swig_type_56 _wrap_eplb_snapshot_info_label_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_snapshot_info_capi_ddc88417da1096f3(void);
 extern void _wrap_delete_eplb_snapshot_info_capi_ddc88417da1096f3(uintptr_t arg1);
-extern swig_type_49 _wrap_eplb_snapshot_save_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_type_50 arg3);
-extern swig_type_51 _wrap_eplb_snapshot_save_to_buffer_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_57 _wrap_eplb_snapshot_save_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_type_58 arg3);
+extern swig_type_59 _wrap_eplb_snapshot_save_to_buffer_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
 extern void _wrap_eplb_buffer_free_capi_ddc88417da1096f3(uintptr_t arg1);
-extern swig_type_52 _wrap_eplb_snapshot_load_capi_ddc88417da1096f3(swig_type_53 arg1, swig_voidp arg2);
-extern swig_type_54 _wrap_eplb_snapshot_load_from_buffer_capi_ddc88417da1096f3(swig_type_55 arg1, swig_voidp arg2);
-extern swig_type_56 _wrap_eplb_snapshot_inspect_capi_ddc88417da1096f3(swig_type_57 arg1, uintptr_t arg2);
-extern swig_type_58 _wrap_eplb_snapshot_get_info_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_59 _wrap_eplb_snapshot_get_placement_capi_ddc88417da1096f3(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_60 _wrap_eplb_snapshot_get_loads_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_61 arg2);
+extern swig_type_60 _wrap_eplb_snapshot_load_capi_ddc88417da1096f3(swig_type_61 arg1, swig_voidp arg2);
+extern swig_type_62 _wrap_eplb_snapshot_load_from_buffer_capi_ddc88417da1096f3(swig_type_63 arg1, swig_voidp arg2);
+extern swig_type_64 _wrap_eplb_snapshot_inspect_capi_ddc88417da1096f3(swig_type_65 arg1, uintptr_t arg2);
+extern swig_type_66 _wrap_eplb_snapshot_get_info_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_67 _wrap_eplb_snapshot_get_placement_capi_ddc88417da1096f3(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_68 _wrap_eplb_snapshot_get_loads_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_69 arg2);
 extern void _wrap_eplb_snapshot_destroy_capi_ddc88417da1096f3(uintptr_t arg1);
-extern swig_type_62 _wrap_eplb_snapshot_save_statistics_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_type_63 arg3);
-extern swig_type_64 _wrap_eplb_snapshot_save_statistics_to_buffer_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
-extern swig_type_65 _wrap_eplb_snapshot_get_tracker_capi_ddc88417da1096f3(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_66 _wrap_eplb_placement_to_sglang_json_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
-extern swig_type_67 _wrap_eplb_placement_from_sglang_json_capi_ddc88417da1096f3(swig_type_68 arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_voidp arg6);
-extern swig_type_69 _wrap_eplb_placement_to_vllm_ascend_json_capi_ddc88417da1096f3(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3);
-extern swig_type_70 _wrap_eplb_placement_from_vllm_ascend_json_capi_ddc88417da1096f3(swig_type_71 arg1, swig_intgo arg2, swig_intgo arg3, swig_voidp arg4);
-extern swig_type_72 _wrap_eplb_loads_from_sglang_json_capi_ddc88417da1096f3(swig_type_73 arg1, swig_voidp arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_70 _wrap_eplb_snapshot_save_statistics_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_type_71 arg3);
+extern swig_type_72 _wrap_eplb_snapshot_save_statistics_to_buffer_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_73 _wrap_eplb_snapshot_get_tracker_capi_ddc88417da1096f3(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_74 _wrap_eplb_placement_to_sglang_json_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_75 _wrap_eplb_placement_from_sglang_json_capi_ddc88417da1096f3(swig_type_76 arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_voidp arg6);
+extern swig_type_77 _wrap_eplb_placement_to_vllm_ascend_json_capi_ddc88417da1096f3(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3);
+extern swig_type_78 _wrap_eplb_placement_from_vllm_ascend_json_capi_ddc88417da1096f3(swig_type_79 arg1, swig_intgo arg2, swig_intgo arg3, swig_voidp arg4);
+extern swig_type_80 _wrap_eplb_loads_from_sglang_json_capi_ddc88417da1096f3(swig_type_81 arg1, swig_voidp arg2, swig_voidp arg3, swig_voidp arg4);
 extern swig_intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_ddc88417da1096f3(void);
 extern swig_intgo _wrap_EPLB_WINDOW_SLIDING_capi_ddc88417da1096f3(void);
 extern swig_intgo _wrap_EPLB_WINDOW_DECAY_capi_ddc88417da1096f3(void);
@@ -404,22 +428,22 @@ extern void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_ddc88417da109
 extern swig_intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_tracker_options_reserved0_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_tracker_options_reserved0_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_seed_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_74 arg2);
-extern swig_type_75 _wrap_eplb_tracker_options_seed_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_seed_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_82 arg2);
+extern swig_type_83 _wrap_eplb_tracker_options_seed_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_tracker_options_capi_ddc88417da1096f3(void);
 extern void _wrap_delete_eplb_tracker_options_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_tracker_options_init_capi_ddc88417da1096f3(uintptr_t arg1);
-extern swig_type_76 _wrap_eplb_tracker_create_capi_ddc88417da1096f3(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_84 _wrap_eplb_tracker_create_capi_ddc88417da1096f3(uintptr_t arg1, swig_voidp arg2);
 extern void _wrap_eplb_tracker_destroy_capi_ddc88417da1096f3(uintptr_t arg1);
-extern swig_type_77 _wrap_eplb_tracker_clone_capi_ddc88417da1096f3(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_78 _wrap_eplb_tracker_record_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_type_79 arg3, swig_type_80 arg4, swig_intgo arg5);
-extern swig_type_81 _wrap_eplb_tracker_record_physical_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_82 arg4, swig_type_83 arg5, swig_intgo arg6);
-extern swig_type_84 _wrap_eplb_tracker_merge_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_85 _wrap_eplb_tracker_reset_capi_ddc88417da1096f3(uintptr_t arg1);
-extern swig_type_86 _wrap_eplb_tracker_get_loads_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_87 arg2);
-extern swig_type_88 _wrap_eplb_tracker_get_coactivation_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_type_89 arg3);
-extern swig_type_90 _wrap_eplb_tracker_get_samples_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_type_91 arg3, swig_voidp arg4);
-extern swig_type_92 _wrap_eplb_planner_plan_tracked_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_93 arg2, uintptr_t arg3, swig_voidp arg4);
+extern swig_type_85 _wrap_eplb_tracker_clone_capi_ddc88417da1096f3(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_86 _wrap_eplb_tracker_record_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_type_87 arg3, swig_type_88 arg4, swig_intgo arg5);
+extern swig_type_89 _wrap_eplb_tracker_record_physical_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_90 arg4, swig_type_91 arg5, swig_intgo arg6);
+extern swig_type_92 _wrap_eplb_tracker_merge_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_93 _wrap_eplb_tracker_reset_capi_ddc88417da1096f3(uintptr_t arg1);
+extern swig_type_94 _wrap_eplb_tracker_get_loads_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_95 arg2);
+extern swig_type_96 _wrap_eplb_tracker_get_coactivation_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_type_97 arg3);
+extern swig_type_98 _wrap_eplb_tracker_get_samples_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_type_99 arg3, swig_voidp arg4);
+extern swig_type_100 _wrap_eplb_planner_plan_tracked_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_101 arg2, uintptr_t arg3, swig_voidp arg4);
 extern void _wrap_eplb_workload_options_struct_size_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_workload_options_struct_size_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_workload_options_num_layers_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
@@ -450,16 +474,16 @@ extern void _wrap_eplb_workload_options_drift_rho_set_capi_ddc88417da1096f3(uint
 extern double _wrap_eplb_workload_options_drift_rho_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_workload_options_noise_scale_set_capi_ddc88417da1096f3(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_workload_options_noise_scale_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_seed_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_94 arg2);
-extern swig_type_95 _wrap_eplb_workload_options_seed_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_seed_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_102 arg2);
+extern swig_type_103 _wrap_eplb_workload_options_seed_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_workload_options_capi_ddc88417da1096f3(void);
 extern void _wrap_delete_eplb_workload_options_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_workload_options_init_capi_ddc88417da1096f3(uintptr_t arg1);
-extern swig_type_96 _wrap_eplb_workload_create_capi_ddc88417da1096f3(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_104 _wrap_eplb_workload_create_capi_ddc88417da1096f3(uintptr_t arg1, swig_voidp arg2);
 extern void _wrap_eplb_workload_destroy_capi_ddc88417da1096f3(uintptr_t arg1);
-extern swig_type_97 _wrap_eplb_workload_next_batch_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_98 arg2, swig_type_99 arg3);
-extern swig_type_100 _wrap_eplb_tracker_get_options_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_101 _wrap_eplb_tracker_get_layer_counts_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_105 _wrap_eplb_workload_next_batch_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_106 arg2, swig_type_107 arg3);
+extern swig_type_108 _wrap_eplb_tracker_get_options_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_109 _wrap_eplb_tracker_get_layer_counts_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
 extern void _wrap_eplb_layer_metrics_struct_size_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_layer_metrics_struct_size_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
@@ -494,8 +518,8 @@ extern void _wrap_eplb_metrics_max_replicas_set_capi_ddc88417da1096f3(uintptr_t 
 extern swig_intgo _wrap_eplb_metrics_max_replicas_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_metrics_loaded_layers_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_metrics_loaded_layers_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_metrics_duplicate_pairs_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_102 arg2);
-extern swig_type_103 _wrap_eplb_metrics_duplicate_pairs_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_metrics_duplicate_pairs_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_110 arg2);
+extern swig_type_111 _wrap_eplb_metrics_duplicate_pairs_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_metrics_balancedness_set_capi_ddc88417da1096f3(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_metrics_balancedness_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_metrics_min_balancedness_set_capi_ddc88417da1096f3(uintptr_t arg1, double arg2);
@@ -510,16 +534,16 @@ extern void _wrap_eplb_metrics_max_over_mean_set_capi_ddc88417da1096f3(uintptr_t
 extern double _wrap_eplb_metrics_max_over_mean_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_ddc88417da1096f3(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_metrics_cross_node_replicas_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_104 arg2);
-extern swig_type_105 _wrap_eplb_metrics_cross_node_replicas_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_metrics_cross_node_replicas_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_112 arg2);
+extern swig_type_113 _wrap_eplb_metrics_cross_node_replicas_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_metrics_capi_ddc88417da1096f3(void);
 extern void _wrap_delete_eplb_metrics_capi_ddc88417da1096f3(uintptr_t arg1);
-extern swig_type_106 _wrap_eplb_metrics_compute_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_107 arg2, uintptr_t arg3);
-extern swig_type_108 _wrap_eplb_metrics_compute_layer_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_type_109 arg3, uintptr_t arg4);
-extern swig_type_110 _wrap_eplb_metrics_gpu_loads_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_111 arg2, swig_type_112 arg3);
-extern swig_type_113 _wrap_eplb_metrics_exact_optimum_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_114 arg2, swig_voidp arg3);
-extern swig_type_115 _wrap_eplb_metrics_relaxed_bound_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_116 arg2, swig_intgo arg3, swig_voidp arg4);
-extern swig_type_117 _wrap_eplb_metrics_nodes_touched_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_type_118 arg3, swig_type_119 arg4, swig_intgo arg5, swig_voidp arg6);
+extern swig_type_114 _wrap_eplb_metrics_compute_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_115 arg2, uintptr_t arg3);
+extern swig_type_116 _wrap_eplb_metrics_compute_layer_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_type_117 arg3, uintptr_t arg4);
+extern swig_type_118 _wrap_eplb_metrics_gpu_loads_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_119 arg2, swig_type_120 arg3);
+extern swig_type_121 _wrap_eplb_metrics_exact_optimum_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_122 arg2, swig_voidp arg3);
+extern swig_type_123 _wrap_eplb_metrics_relaxed_bound_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_124 arg2, swig_intgo arg3, swig_voidp arg4);
+extern swig_type_125 _wrap_eplb_metrics_nodes_touched_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_type_126 arg3, swig_type_127 arg4, swig_intgo arg5, swig_voidp arg6);
 extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_ddc88417da1096f3(void);
 extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_ddc88417da1096f3(void);
 extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_ddc88417da1096f3(void);
@@ -531,12 +555,12 @@ extern void _wrap_eplb_migration_options_struct_size_set_capi_ddc88417da1096f3(u
 extern swig_intgo _wrap_eplb_migration_options_struct_size_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_migration_options_relabel_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_migration_options_relabel_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_bytes_per_expert_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_120 arg2);
-extern swig_type_121 _wrap_eplb_migration_options_bytes_per_expert_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_122 arg2);
-extern swig_type_123 _wrap_eplb_migration_options_max_bytes_per_step_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_max_total_bytes_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_124 arg2);
-extern swig_type_125 _wrap_eplb_migration_options_max_total_bytes_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_bytes_per_expert_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_128 arg2);
+extern swig_type_129 _wrap_eplb_migration_options_bytes_per_expert_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_130 arg2);
+extern swig_type_131 _wrap_eplb_migration_options_max_bytes_per_step_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_max_total_bytes_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_132 arg2);
+extern swig_type_133 _wrap_eplb_migration_options_max_total_bytes_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_migration_options_max_layers_per_step_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_migration_options_reserved0_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
@@ -548,7 +572,7 @@ extern double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_ddc88417da1
 extern uintptr_t _wrap_new_eplb_migration_options_capi_ddc88417da1096f3(void);
 extern void _wrap_delete_eplb_migration_options_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_migration_options_init_capi_ddc88417da1096f3(uintptr_t arg1);
-extern swig_type_126 _wrap_eplb_migration_plan_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_type_127 arg3, uintptr_t arg4, swig_voidp arg5);
+extern swig_type_134 _wrap_eplb_migration_plan_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_type_135 arg3, uintptr_t arg4, swig_voidp arg5);
 extern void _wrap_eplb_migration_destroy_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_migration_summary_struct_size_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_migration_summary_struct_size_get_capi_ddc88417da1096f3(uintptr_t arg1);
@@ -562,30 +586,30 @@ extern void _wrap_eplb_migration_summary_has_loads_set_capi_ddc88417da1096f3(uin
 extern swig_intgo _wrap_eplb_migration_summary_has_loads_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_migration_summary_max_staging_experts_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_moved_experts_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_128 arg2);
-extern swig_type_129 _wrap_eplb_migration_summary_moved_experts_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_130 arg2);
-extern swig_type_131 _wrap_eplb_migration_summary_same_gpu_experts_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_intra_node_experts_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_132 arg2);
-extern swig_type_133 _wrap_eplb_migration_summary_intra_node_experts_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_cross_node_experts_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_134 arg2);
-extern swig_type_135 _wrap_eplb_migration_summary_cross_node_experts_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_moved_bytes_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_136 arg2);
-extern swig_type_137 _wrap_eplb_migration_summary_moved_bytes_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_138 arg2);
-extern swig_type_139 _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_140 arg2);
-extern swig_type_141 _wrap_eplb_migration_summary_intra_node_bytes_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_142 arg2);
-extern swig_type_143 _wrap_eplb_migration_summary_cross_node_bytes_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_max_step_bytes_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_144 arg2);
-extern swig_type_145 _wrap_eplb_migration_summary_max_step_bytes_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_full_migration_experts_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_146 arg2);
-extern swig_type_147 _wrap_eplb_migration_summary_full_migration_experts_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_148 arg2);
-extern swig_type_149 _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_ddc88417da1096f3(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_naive_experts_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_150 arg2);
-extern swig_type_151 _wrap_eplb_migration_summary_naive_experts_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_moved_experts_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_136 arg2);
+extern swig_type_137 _wrap_eplb_migration_summary_moved_experts_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_138 arg2);
+extern swig_type_139 _wrap_eplb_migration_summary_same_gpu_experts_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_intra_node_experts_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_140 arg2);
+extern swig_type_141 _wrap_eplb_migration_summary_intra_node_experts_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_cross_node_experts_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_142 arg2);
+extern swig_type_143 _wrap_eplb_migration_summary_cross_node_experts_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_moved_bytes_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_144 arg2);
+extern swig_type_145 _wrap_eplb_migration_summary_moved_bytes_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_146 arg2);
+extern swig_type_147 _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_148 arg2);
+extern swig_type_149 _wrap_eplb_migration_summary_intra_node_bytes_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_150 arg2);
+extern swig_type_151 _wrap_eplb_migration_summary_cross_node_bytes_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_max_step_bytes_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_152 arg2);
+extern swig_type_153 _wrap_eplb_migration_summary_max_step_bytes_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_full_migration_experts_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_154 arg2);
+extern swig_type_155 _wrap_eplb_migration_summary_full_migration_experts_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_156 arg2);
+extern swig_type_157 _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_ddc88417da1096f3(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_naive_experts_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_158 arg2);
+extern swig_type_159 _wrap_eplb_migration_summary_naive_experts_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_migration_summary_old_balancedness_set_capi_ddc88417da1096f3(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_migration_summary_old_balancedness_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_migration_summary_target_balancedness_set_capi_ddc88417da1096f3(uintptr_t arg1, double arg2);
@@ -596,7 +620,7 @@ extern void _wrap_eplb_migration_summary_gain_set_capi_ddc88417da1096f3(uintptr_
 extern double _wrap_eplb_migration_summary_gain_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_migration_summary_capi_ddc88417da1096f3(void);
 extern void _wrap_delete_eplb_migration_summary_capi_ddc88417da1096f3(uintptr_t arg1);
-extern swig_type_152 _wrap_eplb_migration_get_summary_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_160 _wrap_eplb_migration_get_summary_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2);
 extern void _wrap_eplb_migration_transfer_step_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_migration_transfer_step_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern void _wrap_eplb_migration_transfer_layer_set_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2);
@@ -615,17 +639,17 @@ extern void _wrap_eplb_migration_transfer_kind_set_capi_ddc88417da1096f3(uintptr
 extern swig_intgo _wrap_eplb_migration_transfer_kind_get_capi_ddc88417da1096f3(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_migration_transfer_capi_ddc88417da1096f3(void);
 extern void _wrap_delete_eplb_migration_transfer_capi_ddc88417da1096f3(uintptr_t arg1);
-extern swig_type_153 _wrap_eplb_migration_get_transfers_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_type_154 arg3, swig_voidp arg4);
-extern swig_type_155 _wrap_eplb_migration_copy_transfers_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3, swig_voidp arg4);
-extern swig_type_156 _wrap_eplb_migration_get_gpu_map_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_157 arg2);
-extern swig_type_158 _wrap_eplb_migration_get_target_capi_ddc88417da1096f3(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_159 _wrap_eplb_migration_get_step_placement_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
-extern swig_type_160 _wrap_eplb_split_workspace_create_capi_ddc88417da1096f3(swig_voidp arg1);
+extern swig_type_161 _wrap_eplb_migration_get_transfers_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_type_162 arg3, swig_voidp arg4);
+extern swig_type_163 _wrap_eplb_migration_copy_transfers_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3, swig_voidp arg4);
+extern swig_type_164 _wrap_eplb_migration_get_gpu_map_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_165 arg2);
+extern swig_type_166 _wrap_eplb_migration_get_target_capi_ddc88417da1096f3(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_167 _wrap_eplb_migration_get_step_placement_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
+extern swig_type_168 _wrap_eplb_split_workspace_create_capi_ddc88417da1096f3(swig_voidp arg1);
 extern void _wrap_eplb_split_workspace_destroy_capi_ddc88417da1096f3(uintptr_t arg1);
-extern swig_type_161 _wrap_eplb_split_solve_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_162 arg4, swig_type_163 arg5, swig_type_164 arg6, swig_type_165 arg7, swig_type_166 arg8, swig_voidp arg9);
-extern swig_type_167 _wrap_eplb_split_solve_by_node_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_168 arg4, swig_type_169 arg5, swig_type_170 arg6, swig_type_171 arg7, double arg8, swig_type_172 arg9, swig_voidp arg10, swig_voidp arg11);
-extern swig_type_173 _wrap_eplb_split_rank_quotas_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_type_174 arg3, swig_type_175 arg4, swig_intgo arg5, swig_intgo arg6, swig_type_176 arg7);
-extern swig_type_177 _wrap_eplb_shared_expert_waterfill_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_178 arg2, swig_type_179 arg3, swig_intgo arg4, swig_type_180 arg5, swig_type_181 arg6, swig_type_182 arg7, swig_type_183 arg8, swig_intgo arg9, swig_type_184 arg10);
+extern swig_type_169 _wrap_eplb_split_solve_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_170 arg4, swig_type_171 arg5, swig_type_172 arg6, swig_type_173 arg7, swig_type_174 arg8, swig_voidp arg9);
+extern swig_type_175 _wrap_eplb_split_solve_by_node_capi_ddc88417da1096f3(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_176 arg4, swig_type_177 arg5, swig_type_178 arg6, swig_type_179 arg7, double arg8, swig_type_180 arg9, swig_voidp arg10, swig_voidp arg11);
+extern swig_type_181 _wrap_eplb_split_rank_quotas_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_type_182 arg3, swig_type_183 arg4, swig_intgo arg5, swig_intgo arg6, swig_type_184 arg7);
+extern swig_type_185 _wrap_eplb_shared_expert_waterfill_capi_ddc88417da1096f3(uintptr_t arg1, swig_type_186 arg2, swig_type_187 arg3, swig_intgo arg4, swig_type_188 arg5, swig_type_189 arg6, swig_type_190 arg7, swig_type_191 arg8, swig_intgo arg9, swig_type_192 arg10);
 extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_ddc88417da1096f3(void);
 extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_ddc88417da1096f3(void);
 extern swig_intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_ddc88417da1096f3(void);
@@ -636,7 +660,7 @@ extern swig_intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_ddc88417da1096f3(void);
 extern swig_intgo _wrap_EPLB_MAP_HASH_capi_ddc88417da1096f3(void);
 extern swig_intgo _wrap_EPLB_MAP_NODE_AWARE_capi_ddc88417da1096f3(void);
 extern swig_intgo _wrap_EPLB_MAP_QUOTA_capi_ddc88417da1096f3(void);
-extern swig_type_185 _wrap_eplb_split_tables_create_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
+extern swig_type_193 _wrap_eplb_split_tables_create_capi_ddc88417da1096f3(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
 extern void _wrap_eplb_split_tables_destroy_capi_ddc88417da1096f3(uintptr_t arg1);
 #undef intgo
 */
@@ -1007,6 +1031,14 @@ func _swig_getEPLB_ERR_NCCL() (_swig_ret int) {
 }
 
 var EPLB_ERR_NCCL int = _swig_getEPLB_ERR_NCCL()
+
+func _swig_getEPLB_ERR_CANCELLED() (_swig_ret int) {
+	var swig_r int
+	swig_r = (int)(C._wrap_EPLB_ERR_CANCELLED_capi_ddc88417da1096f3())
+	return swig_r
+}
+
+var EPLB_ERR_CANCELLED int = _swig_getEPLB_ERR_CANCELLED()
 
 func Eplb_last_error_message() (_swig_ret string) {
 	var swig_r string
@@ -1821,6 +1853,194 @@ func Eplb_planner_plan_windows(arg1 Eplb_planner, arg2 *float64, arg3 int64, arg
 	return swig_r_1
 }
 
+type SwigcptrEplb_plan_progress uintptr
+
+func (p SwigcptrEplb_plan_progress) Swigcptr() uintptr {
+	return (uintptr)(p)
+}
+
+func (p SwigcptrEplb_plan_progress) SwigIsEplb_plan_progress() {
+}
+
+func (arg1 SwigcptrEplb_plan_progress) SetStruct_size(arg2 uint) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_plan_progress_struct_size_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_plan_progress) GetStruct_size() (_swig_ret uint) {
+	var swig_r uint
+	_swig_i_0 := arg1
+	swig_r = (uint)(C._wrap_eplb_plan_progress_struct_size_get_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrEplb_plan_progress) SetCancelled(arg2 uint) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_plan_progress_cancelled_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_plan_progress) GetCancelled() (_swig_ret uint) {
+	var swig_r uint
+	_swig_i_0 := arg1
+	swig_r = (uint)(C._wrap_eplb_plan_progress_cancelled_get_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrEplb_plan_progress) SetSteps_done(arg2 uint64) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_plan_progress_steps_done_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_39(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_plan_progress) GetSteps_done() (_swig_ret uint64) {
+	var swig_r uint64
+	_swig_i_0 := arg1
+	swig_r = (uint64)(C._wrap_eplb_plan_progress_steps_done_get_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrEplb_plan_progress) SetSteps_total(arg2 uint64) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_plan_progress_steps_total_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_41(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_plan_progress) GetSteps_total() (_swig_ret uint64) {
+	var swig_r uint64
+	_swig_i_0 := arg1
+	swig_r = (uint64)(C._wrap_eplb_plan_progress_steps_total_get_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func NewEplb_plan_progress() (_swig_ret Eplb_plan_progress) {
+	var swig_r Eplb_plan_progress
+	swig_r = (Eplb_plan_progress)(SwigcptrEplb_plan_progress(C._wrap_new_eplb_plan_progress_capi_ddc88417da1096f3()))
+	return swig_r
+}
+
+func DeleteEplb_plan_progress(arg1 Eplb_plan_progress) {
+	_swig_i_0 := getSwigcptr(arg1)
+	C._wrap_delete_eplb_plan_progress_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0))
+}
+
+type Eplb_plan_progress interface {
+	Swigcptr() uintptr
+	SwigIsEplb_plan_progress()
+	SetStruct_size(arg2 uint)
+	GetStruct_size() (_swig_ret uint)
+	SetCancelled(arg2 uint)
+	GetCancelled() (_swig_ret uint)
+	SetSteps_done(arg2 uint64)
+	GetSteps_done() (_swig_ret uint64)
+	SetSteps_total(arg2 uint64)
+	GetSteps_total() (_swig_ret uint64)
+}
+
+func Eplb_plan_control_create(arg1 Eplb_plan_control) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	swig_r_p := C._wrap_eplb_plan_control_create_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
+func Eplb_plan_control_destroy(arg1 Eplb_plan_control) {
+	_swig_i_0 := getSwigcptr(arg1)
+	C._wrap_eplb_plan_control_destroy_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0))
+}
+
+func Eplb_plan_control_cancel(arg1 Eplb_plan_control) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	swig_r_p := C._wrap_eplb_plan_control_cancel_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
+func Eplb_plan_control_get_progress(arg1 Eplb_plan_control, arg2 Eplb_plan_progress) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := getSwigcptr(arg2)
+	swig_r_p := C._wrap_eplb_plan_control_get_progress_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
+func Eplb_planner_set_control(arg1 Eplb_planner, arg2 Eplb_plan_control) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := getSwigcptr(arg2)
+	swig_r_p := C._wrap_eplb_planner_set_control_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
 const EPLB_SNAPSHOT_FORMAT_MAJOR int = 1
 const EPLB_SNAPSHOT_FORMAT_MINOR int = 2
 
@@ -1862,7 +2082,7 @@ func (arg1 SwigcptrEplb_snapshot_options) GetCompression_level() (_swig_ret uint
 func (arg1 SwigcptrEplb_snapshot_options) SetLoads_len(arg2 int64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_options_loads_len_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_39(_swig_i_1))
+	C._wrap_eplb_snapshot_options_loads_len_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_47(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) GetLoads_len() (_swig_ret int64) {
@@ -2082,7 +2302,7 @@ func (arg1 SwigcptrEplb_snapshot_info) GetHas_coactivation() (_swig_ret uint) {
 func (arg1 SwigcptrEplb_snapshot_info) SetCreated_unix_seconds(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_created_unix_seconds_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_41(_swig_i_1))
+	C._wrap_eplb_snapshot_info_created_unix_seconds_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_49(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetCreated_unix_seconds() (_swig_ret uint64) {
@@ -2095,7 +2315,7 @@ func (arg1 SwigcptrEplb_snapshot_info) GetCreated_unix_seconds() (_swig_ret uint
 func (arg1 SwigcptrEplb_snapshot_info) SetFile_size(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_file_size_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_43(_swig_i_1))
+	C._wrap_eplb_snapshot_info_file_size_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_51(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetFile_size() (_swig_ret uint64) {
@@ -2134,7 +2354,7 @@ func (arg1 SwigcptrEplb_snapshot_info) GetBalancedness() (_swig_ret float64) {
 func (arg1 SwigcptrEplb_snapshot_info) SetLibrary_version(arg2 string) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_library_version_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_45)(unsafe.Pointer(&_swig_i_1)))
+	C._wrap_eplb_snapshot_info_library_version_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_53)(unsafe.Pointer(&_swig_i_1)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -2153,7 +2373,7 @@ func (arg1 SwigcptrEplb_snapshot_info) GetLibrary_version() (_swig_ret string) {
 func (arg1 SwigcptrEplb_snapshot_info) SetLabel(arg2 string) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_label_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_47)(unsafe.Pointer(&_swig_i_1)))
+	C._wrap_eplb_snapshot_info_label_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_55)(unsafe.Pointer(&_swig_i_1)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -2226,7 +2446,7 @@ func Eplb_snapshot_save(arg1 Eplb_placement, arg2 Eplb_snapshot_options, arg3 st
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_snapshot_save_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_50)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_snapshot_save_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_58)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -2286,7 +2506,7 @@ func Eplb_snapshot_load(arg1 string, arg2 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_snapshot_load_capi_ddc88417da1096f3(*(*C.swig_type_53)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_load_capi_ddc88417da1096f3(*(*C.swig_type_61)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2314,7 +2534,7 @@ func Eplb_snapshot_load_from_buffer(arg1 []byte, arg2 *uintptr) (_swig_ret error
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_snapshot_load_from_buffer_capi_ddc88417da1096f3(*(*C.swig_type_55)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_load_from_buffer_capi_ddc88417da1096f3(*(*C.swig_type_63)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2342,7 +2562,7 @@ func Eplb_snapshot_inspect(arg1 string, arg2 Eplb_snapshot_info) (_swig_ret erro
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_snapshot_inspect_capi_ddc88417da1096f3(*(*C.swig_type_57)(unsafe.Pointer(&_swig_i_0)), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_inspect_capi_ddc88417da1096f3(*(*C.swig_type_65)(unsafe.Pointer(&_swig_i_0)), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2420,7 +2640,7 @@ func Eplb_snapshot_get_loads(arg1 Eplb_snapshot, arg2 []float64) (_swig_ret erro
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_snapshot_get_loads_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_61)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_snapshot_get_loads_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_69)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -2454,7 +2674,7 @@ func Eplb_snapshot_save_statistics(arg1 Struct_SS_eplb_tracker, arg2 Eplb_snapsh
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_snapshot_save_statistics_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_63)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_snapshot_save_statistics_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_71)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -2565,7 +2785,7 @@ func Eplb_placement_from_sglang_json(arg1 []byte, arg2 uint, arg3 uint, arg4 uin
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_placement_from_sglang_json_capi_ddc88417da1096f3(*(*C.swig_type_68)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
+	swig_r_p := C._wrap_eplb_placement_from_sglang_json_capi_ddc88417da1096f3(*(*C.swig_type_76)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2621,7 +2841,7 @@ func Eplb_placement_from_vllm_ascend_json(arg1 []byte, arg2 uint, arg3 uint, arg
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_placement_from_vllm_ascend_json_capi_ddc88417da1096f3(*(*C.swig_type_71)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_placement_from_vllm_ascend_json_capi_ddc88417da1096f3(*(*C.swig_type_79)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2651,7 +2871,7 @@ func Eplb_loads_from_sglang_json(arg1 []byte, arg2 *uintptr, arg3 *uint32, arg4 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_loads_from_sglang_json_capi_ddc88417da1096f3(*(*C.swig_type_73)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_loads_from_sglang_json_capi_ddc88417da1096f3(*(*C.swig_type_81)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2830,7 +3050,7 @@ func (arg1 SwigcptrEplb_tracker_options) GetReserved0() (_swig_ret uint) {
 func (arg1 SwigcptrEplb_tracker_options) SetSeed(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_seed_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_74(_swig_i_1))
+	C._wrap_eplb_tracker_options_seed_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_82(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetSeed() (_swig_ret uint64) {
@@ -2943,7 +3163,7 @@ func Eplb_tracker_record(arg1 Eplb_tracker, arg2 uint, arg3 []int32, arg4 int64,
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_tracker_record_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_79)(unsafe.Pointer(&_swig_i_2)), C.swig_type_80(_swig_i_3), C.swig_intgo(_swig_i_4))
+	swig_r_p := C._wrap_eplb_tracker_record_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_87)(unsafe.Pointer(&_swig_i_2)), C.swig_type_88(_swig_i_3), C.swig_intgo(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -2975,7 +3195,7 @@ func Eplb_tracker_record_physical(arg1 Eplb_tracker, arg2 Eplb_placement, arg3 u
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_tracker_record_physical_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_82)(unsafe.Pointer(&_swig_i_3)), C.swig_type_83(_swig_i_4), C.swig_intgo(_swig_i_5))
+	swig_r_p := C._wrap_eplb_tracker_record_physical_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_90)(unsafe.Pointer(&_swig_i_3)), C.swig_type_91(_swig_i_4), C.swig_intgo(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
@@ -3052,7 +3272,7 @@ func Eplb_tracker_get_loads(arg1 Eplb_tracker, arg2 []float64) (_swig_ret error)
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_tracker_get_loads_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_87)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_tracker_get_loads_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_95)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -3081,7 +3301,7 @@ func Eplb_tracker_get_coactivation(arg1 Eplb_tracker, arg2 uint, arg3 []float64)
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_tracker_get_coactivation_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_89)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_tracker_get_coactivation_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_97)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3111,7 +3331,7 @@ func Eplb_tracker_get_samples(arg1 Eplb_tracker, arg2 uint, arg3 []int32, arg4 *
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_tracker_get_samples_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_91)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_tracker_get_samples_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_99)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3141,7 +3361,7 @@ func Eplb_planner_plan_tracked(arg1 Eplb_planner, arg2 []float64, arg3 Eplb_trac
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_planner_plan_tracked_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_93)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_planner_plan_tracked_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_101)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -3372,7 +3592,7 @@ func (arg1 SwigcptrEplb_workload_options) GetNoise_scale() (_swig_ret float64) {
 func (arg1 SwigcptrEplb_workload_options) SetSeed(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_seed_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_94(_swig_i_1))
+	C._wrap_eplb_workload_options_seed_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_102(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetSeed() (_swig_ret uint64) {
@@ -3470,7 +3690,7 @@ func Eplb_workload_next_batch(arg1 Eplb_workload, arg2 int64, arg3 []int32) (_sw
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_workload_next_batch_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_98(_swig_i_1), *(*C.swig_type_99)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_workload_next_batch_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_106(_swig_i_1), *(*C.swig_type_107)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3815,7 +4035,7 @@ func (arg1 SwigcptrEplb_metrics) GetLoaded_layers() (_swig_ret uint) {
 func (arg1 SwigcptrEplb_metrics) SetDuplicate_pairs(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_duplicate_pairs_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_102(_swig_i_1))
+	C._wrap_eplb_metrics_duplicate_pairs_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_110(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetDuplicate_pairs() (_swig_ret uint64) {
@@ -3919,7 +4139,7 @@ func (arg1 SwigcptrEplb_metrics) GetMax_load_over_node_bound() (_swig_ret float6
 func (arg1 SwigcptrEplb_metrics) SetCross_node_replicas(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_cross_node_replicas_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_104(_swig_i_1))
+	C._wrap_eplb_metrics_cross_node_replicas_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_112(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetCross_node_replicas() (_swig_ret uint64) {
@@ -3976,7 +4196,7 @@ func Eplb_metrics_compute(arg1 Eplb_placement, arg2 []float64, arg3 Eplb_metrics
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
-	swig_r_p := C._wrap_eplb_metrics_compute_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_107)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2))
+	swig_r_p := C._wrap_eplb_metrics_compute_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_115)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4006,7 +4226,7 @@ func Eplb_metrics_compute_layer(arg1 Eplb_placement, arg2 uint, arg3 []float64, 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := getSwigcptr(arg4)
-	swig_r_p := C._wrap_eplb_metrics_compute_layer_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_109)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3))
+	swig_r_p := C._wrap_eplb_metrics_compute_layer_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_117)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4035,7 +4255,7 @@ func Eplb_metrics_gpu_loads(arg1 Eplb_placement, arg2 []float64, arg3 []float64)
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_metrics_gpu_loads_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_111)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_112)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_metrics_gpu_loads_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_119)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_120)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4067,7 +4287,7 @@ func Eplb_metrics_exact_optimum(arg1 Eplb_placement, arg2 []float64, arg3 *float
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_metrics_exact_optimum_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_114)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2))
+	swig_r_p := C._wrap_eplb_metrics_exact_optimum_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_122)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4097,7 +4317,7 @@ func Eplb_metrics_relaxed_bound(arg1 Eplb_placement, arg2 []float64, arg3 uint, 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_metrics_relaxed_bound_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_116)(unsafe.Pointer(&_swig_i_1)), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_metrics_relaxed_bound_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_124)(unsafe.Pointer(&_swig_i_1)), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4129,7 +4349,7 @@ func Eplb_metrics_nodes_touched(arg1 Eplb_placement, arg2 uint, arg3 []int32, ar
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_metrics_nodes_touched_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_118)(unsafe.Pointer(&_swig_i_2)), C.swig_type_119(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
+	swig_r_p := C._wrap_eplb_metrics_nodes_touched_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_126)(unsafe.Pointer(&_swig_i_2)), C.swig_type_127(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4251,7 +4471,7 @@ func (arg1 SwigcptrEplb_migration_options) GetRelabel() (_swig_ret uint) {
 func (arg1 SwigcptrEplb_migration_options) SetBytes_per_expert(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_bytes_per_expert_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_120(_swig_i_1))
+	C._wrap_eplb_migration_options_bytes_per_expert_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_128(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetBytes_per_expert() (_swig_ret uint64) {
@@ -4264,7 +4484,7 @@ func (arg1 SwigcptrEplb_migration_options) GetBytes_per_expert() (_swig_ret uint
 func (arg1 SwigcptrEplb_migration_options) SetMax_bytes_per_step(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_max_bytes_per_step_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_122(_swig_i_1))
+	C._wrap_eplb_migration_options_max_bytes_per_step_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_130(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMax_bytes_per_step() (_swig_ret uint64) {
@@ -4277,7 +4497,7 @@ func (arg1 SwigcptrEplb_migration_options) GetMax_bytes_per_step() (_swig_ret ui
 func (arg1 SwigcptrEplb_migration_options) SetMax_total_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_max_total_bytes_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_124(_swig_i_1))
+	C._wrap_eplb_migration_options_max_total_bytes_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_132(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMax_total_bytes() (_swig_ret uint64) {
@@ -4385,7 +4605,7 @@ func Eplb_migration_plan(arg1 Eplb_placement, arg2 Eplb_placement, arg3 []float6
 	_swig_i_2 := arg3
 	_swig_i_3 := getSwigcptr(arg4)
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_migration_plan_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_127)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3), C.swig_voidp(_swig_i_4))
+	swig_r_p := C._wrap_eplb_migration_plan_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_135)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3), C.swig_voidp(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4504,7 +4724,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetMax_staging_experts() (_swig_ret u
 func (arg1 SwigcptrEplb_migration_summary) SetMoved_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_moved_experts_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_128(_swig_i_1))
+	C._wrap_eplb_migration_summary_moved_experts_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_136(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMoved_experts() (_swig_ret uint64) {
@@ -4517,7 +4737,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetMoved_experts() (_swig_ret uint64)
 func (arg1 SwigcptrEplb_migration_summary) SetSame_gpu_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_same_gpu_experts_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_130(_swig_i_1))
+	C._wrap_eplb_migration_summary_same_gpu_experts_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_138(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_experts() (_swig_ret uint64) {
@@ -4530,7 +4750,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_experts() (_swig_ret uint
 func (arg1 SwigcptrEplb_migration_summary) SetIntra_node_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_intra_node_experts_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_132(_swig_i_1))
+	C._wrap_eplb_migration_summary_intra_node_experts_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_140(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_experts() (_swig_ret uint64) {
@@ -4543,7 +4763,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_experts() (_swig_ret ui
 func (arg1 SwigcptrEplb_migration_summary) SetCross_node_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_cross_node_experts_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_134(_swig_i_1))
+	C._wrap_eplb_migration_summary_cross_node_experts_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_142(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetCross_node_experts() (_swig_ret uint64) {
@@ -4556,7 +4776,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetCross_node_experts() (_swig_ret ui
 func (arg1 SwigcptrEplb_migration_summary) SetMoved_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_moved_bytes_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_136(_swig_i_1))
+	C._wrap_eplb_migration_summary_moved_bytes_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_144(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMoved_bytes() (_swig_ret uint64) {
@@ -4569,7 +4789,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetMoved_bytes() (_swig_ret uint64) {
 func (arg1 SwigcptrEplb_migration_summary) SetSame_gpu_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_same_gpu_bytes_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_138(_swig_i_1))
+	C._wrap_eplb_migration_summary_same_gpu_bytes_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_146(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_bytes() (_swig_ret uint64) {
@@ -4582,7 +4802,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_bytes() (_swig_ret uint64
 func (arg1 SwigcptrEplb_migration_summary) SetIntra_node_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_intra_node_bytes_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_140(_swig_i_1))
+	C._wrap_eplb_migration_summary_intra_node_bytes_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_148(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_bytes() (_swig_ret uint64) {
@@ -4595,7 +4815,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_bytes() (_swig_ret uint
 func (arg1 SwigcptrEplb_migration_summary) SetCross_node_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_cross_node_bytes_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_142(_swig_i_1))
+	C._wrap_eplb_migration_summary_cross_node_bytes_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_150(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetCross_node_bytes() (_swig_ret uint64) {
@@ -4608,7 +4828,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetCross_node_bytes() (_swig_ret uint
 func (arg1 SwigcptrEplb_migration_summary) SetMax_step_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_max_step_bytes_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_144(_swig_i_1))
+	C._wrap_eplb_migration_summary_max_step_bytes_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_152(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMax_step_bytes() (_swig_ret uint64) {
@@ -4621,7 +4841,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetMax_step_bytes() (_swig_ret uint64
 func (arg1 SwigcptrEplb_migration_summary) SetFull_migration_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_full_migration_experts_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_146(_swig_i_1))
+	C._wrap_eplb_migration_summary_full_migration_experts_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_154(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetFull_migration_experts() (_swig_ret uint64) {
@@ -4634,7 +4854,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetFull_migration_experts() (_swig_re
 func (arg1 SwigcptrEplb_migration_summary) SetSame_gpu_rule_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_148(_swig_i_1))
+	C._wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_156(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_rule_experts() (_swig_ret uint64) {
@@ -4647,7 +4867,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_rule_experts() (_swig_ret
 func (arg1 SwigcptrEplb_migration_summary) SetNaive_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_naive_experts_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_150(_swig_i_1))
+	C._wrap_eplb_migration_summary_naive_experts_set_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_type_158(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetNaive_experts() (_swig_ret uint64) {
@@ -4947,7 +5167,7 @@ func Eplb_migration_get_transfers(arg1 Eplb_migration, arg2 uint, arg3 []uint32,
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_migration_get_transfers_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_154)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_migration_get_transfers_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_162)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -5002,7 +5222,7 @@ func Eplb_migration_get_gpu_map(arg1 Eplb_migration, arg2 []uint32) (_swig_ret e
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_migration_get_gpu_map_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_157)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_migration_get_gpu_map_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_165)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -5117,7 +5337,7 @@ func Eplb_split_solve(arg1 Eplb_split_workspace, arg2 Eplb_placement, arg3 uint,
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
-	swig_r_p := C._wrap_eplb_split_solve_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_162)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_163)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_164)(unsafe.Pointer(&_swig_i_5)), C.swig_type_165(_swig_i_6), *(*C.swig_type_166)(unsafe.Pointer(&_swig_i_7)), C.swig_voidp(_swig_i_8))
+	swig_r_p := C._wrap_eplb_split_solve_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_170)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_171)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_172)(unsafe.Pointer(&_swig_i_5)), C.swig_type_173(_swig_i_6), *(*C.swig_type_174)(unsafe.Pointer(&_swig_i_7)), C.swig_voidp(_swig_i_8))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
@@ -5163,7 +5383,7 @@ func Eplb_split_solve_by_node(arg1 Eplb_split_workspace, arg2 Eplb_placement, ar
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
 	_swig_i_10 := arg11
-	swig_r_p := C._wrap_eplb_split_solve_by_node_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_168)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_169)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_170)(unsafe.Pointer(&_swig_i_5)), C.swig_type_171(_swig_i_6), C.double(_swig_i_7), *(*C.swig_type_172)(unsafe.Pointer(&_swig_i_8)), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10))
+	swig_r_p := C._wrap_eplb_split_solve_by_node_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_176)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_177)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_178)(unsafe.Pointer(&_swig_i_5)), C.swig_type_179(_swig_i_6), C.double(_swig_i_7), *(*C.swig_type_180)(unsafe.Pointer(&_swig_i_8)), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
@@ -5205,7 +5425,7 @@ func Eplb_split_rank_quotas(arg1 Eplb_placement, arg2 uint, arg3 []int32, arg4 [
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
-	swig_r_p := C._wrap_eplb_split_rank_quotas_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_174)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_175)(unsafe.Pointer(&_swig_i_3)), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), *(*C.swig_type_176)(unsafe.Pointer(&_swig_i_6)))
+	swig_r_p := C._wrap_eplb_split_rank_quotas_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_182)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_183)(unsafe.Pointer(&_swig_i_3)), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), *(*C.swig_type_184)(unsafe.Pointer(&_swig_i_6)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -5249,7 +5469,7 @@ func Eplb_shared_expert_waterfill(arg1 Eplb_placement, arg2 []int32, arg3 int64,
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_shared_expert_waterfill_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_178)(unsafe.Pointer(&_swig_i_1)), C.swig_type_179(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_180)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_181)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_182)(unsafe.Pointer(&_swig_i_6)), C.swig_type_183(_swig_i_7), C.swig_intgo(_swig_i_8), *(*C.swig_type_184)(unsafe.Pointer(&_swig_i_9)))
+	swig_r_p := C._wrap_eplb_shared_expert_waterfill_capi_ddc88417da1096f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_186)(unsafe.Pointer(&_swig_i_1)), C.swig_type_187(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_188)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_189)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_190)(unsafe.Pointer(&_swig_i_6)), C.swig_type_191(_swig_i_7), C.swig_intgo(_swig_i_8), *(*C.swig_type_192)(unsafe.Pointer(&_swig_i_9)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -5462,6 +5682,15 @@ type Eplb_split_workspace interface {
 }
 
 func (p SwigcptrEplb_split_workspace) Swigcptr() uintptr {
+	return uintptr(p)
+}
+
+type SwigcptrEplb_plan_control uintptr
+type Eplb_plan_control interface {
+	Swigcptr() uintptr
+}
+
+func (p SwigcptrEplb_plan_control) Swigcptr() uintptr {
 	return uintptr(p)
 }
 

@@ -766,6 +766,18 @@ intgo _wrap_EPLB_ERR_NCCL_capi_ddc88417da1096f3() {
 }
 
 
+intgo _wrap_EPLB_ERR_CANCELLED_capi_ddc88417da1096f3() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = EPLB_ERR_CANCELLED;
+  
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
 _gostring_ _wrap_eplb_last_error_message_capi_ddc88417da1096f3() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1968,6 +1980,269 @@ _gostring_ _wrap_eplb_planner_plan_windows_capi_ddc88417da1096f3(eplb_planner *_
   arg5 = (eplb_placement **)_swig_go_4; 
   
   result = (eplb_status)eplb_planner_plan_windows(arg1,(double const *)arg2,arg3,arg4,arg5);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
+  }
+  
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_plan_progress_struct_size_set_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_plan_progress **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->struct_size = arg2;
+  
+}
+
+
+intgo _wrap_eplb_plan_progress_struct_size_get_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0) {
+  struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_plan_progress **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->struct_size);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_plan_progress_cancelled_set_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_plan_progress **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->cancelled = arg2;
+  
+}
+
+
+intgo _wrap_eplb_plan_progress_cancelled_get_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0) {
+  struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_plan_progress **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->cancelled);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_plan_progress_steps_done_set_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0, long long _swig_go_1) {
+  struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
+  uint64_t arg2 ;
+  
+  arg1 = *(struct eplb_plan_progress **)&_swig_go_0; 
+  arg2 = (uint64_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->steps_done = arg2;
+  
+}
+
+
+long long _wrap_eplb_plan_progress_steps_done_get_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0) {
+  struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
+  uint64_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(struct eplb_plan_progress **)&_swig_go_0; 
+  
+  result = (uint64_t) ((arg1)->steps_done);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_plan_progress_steps_total_set_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0, long long _swig_go_1) {
+  struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
+  uint64_t arg2 ;
+  
+  arg1 = *(struct eplb_plan_progress **)&_swig_go_0; 
+  arg2 = (uint64_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->steps_total = arg2;
+  
+}
+
+
+long long _wrap_eplb_plan_progress_steps_total_get_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0) {
+  struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
+  uint64_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(struct eplb_plan_progress **)&_swig_go_0; 
+  
+  result = (uint64_t) ((arg1)->steps_total);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+struct eplb_plan_progress *_wrap_new_eplb_plan_progress_capi_ddc88417da1096f3() {
+  struct eplb_plan_progress *result = 0 ;
+  struct eplb_plan_progress *_swig_go_result;
+  
+  
+  result = (struct eplb_plan_progress *)calloc(1, sizeof(struct eplb_plan_progress));
+  *(struct eplb_plan_progress **)&_swig_go_result = (struct eplb_plan_progress *)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_delete_eplb_plan_progress_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0) {
+  struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
+  
+  arg1 = *(struct eplb_plan_progress **)&_swig_go_0; 
+  
+  free((char *) arg1);
+  
+}
+
+
+_gostring_ _wrap_eplb_plan_control_create_capi_ddc88417da1096f3(eplb_plan_control **_swig_go_0) {
+  eplb_plan_control **arg1 = (eplb_plan_control **) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_plan_control ***)&_swig_go_0; 
+  
+  result = (eplb_status)eplb_plan_control_create(arg1);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
+  }
+  
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_plan_control_destroy_capi_ddc88417da1096f3(eplb_plan_control *_swig_go_0) {
+  eplb_plan_control *arg1 = (eplb_plan_control *) 0 ;
+  
+  arg1 = *(eplb_plan_control **)&_swig_go_0; 
+  
+  eplb_plan_control_destroy(arg1);
+  
+}
+
+
+_gostring_ _wrap_eplb_plan_control_cancel_capi_ddc88417da1096f3(eplb_plan_control *_swig_go_0) {
+  eplb_plan_control *arg1 = (eplb_plan_control *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_plan_control **)&_swig_go_0; 
+  
+  result = (eplb_status)eplb_plan_control_cancel(arg1);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_plan_control_get_progress_capi_ddc88417da1096f3(eplb_plan_control *_swig_go_0, struct eplb_plan_progress *_swig_go_1) {
+  eplb_plan_control *arg1 = (eplb_plan_control *) 0 ;
+  eplb_plan_progress *arg2 = (eplb_plan_progress *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_plan_control **)&_swig_go_0; 
+  arg2 = *(eplb_plan_progress **)&_swig_go_1; 
+  
+  result = (eplb_status)eplb_plan_control_get_progress((eplb_plan_control const *)arg1,arg2);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
+  }
+  
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_eplb_planner_set_control_capi_ddc88417da1096f3(eplb_planner *_swig_go_0, eplb_plan_control *_swig_go_1) {
+  eplb_planner *arg1 = (eplb_planner *) 0 ;
+  eplb_plan_control *arg2 = (eplb_plan_control *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_planner **)&_swig_go_0; 
+  arg2 = *(eplb_plan_control **)&_swig_go_1; 
+  
+  result = (eplb_status)eplb_planner_set_control(arg1,arg2);
   
   if (result == EPLB_OK) {
     _swig_go_result = Swig_AllocateString("", 0);

@@ -32,6 +32,7 @@ pub const EPLB_ERR_NO_DEVICE: eplb_status = 9;
 pub const EPLB_ERR_DEVICE: eplb_status = 10;
 pub const EPLB_ERR_NO_NCCL: eplb_status = 11;
 pub const EPLB_ERR_NCCL: eplb_status = 12;
+pub const EPLB_ERR_CANCELLED: eplb_status = 13;
 pub type eplb_status = ::std::os::raw::c_uint;
 extern "C" {
     pub fn eplb_status_string(status: eplb_status) -> *const ::std::os::raw::c_char;
@@ -183,6 +184,40 @@ extern "C" {
         num_windows: usize,
         loads_len: usize,
         out_placement: *mut *mut eplb_placement,
+    ) -> eplb_status;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct eplb_plan_control {
+    _unused: [u8; 0],
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct eplb_plan_progress {
+    pub struct_size: u32,
+    pub cancelled: u32,
+    pub steps_done: u64,
+    pub steps_total: u64,
+}
+extern "C" {
+    pub fn eplb_plan_control_create(out_control: *mut *mut eplb_plan_control) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_plan_control_destroy(control: *mut eplb_plan_control);
+}
+extern "C" {
+    pub fn eplb_plan_control_cancel(control: *mut eplb_plan_control) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_plan_control_get_progress(
+        control: *const eplb_plan_control,
+        out_progress: *mut eplb_plan_progress,
+    ) -> eplb_status;
+}
+extern "C" {
+    pub fn eplb_planner_set_control(
+        planner: *mut eplb_planner,
+        control: *mut eplb_plan_control,
     ) -> eplb_status;
 }
 #[repr(C)]
