@@ -88,9 +88,9 @@ def test_affinity_lowers_nodes_touched(eplb, workdir):
 
 
 def test_planning_progress_on_a_terminal_only(eplb, eplb_path, workdir):
-    """A plan (seconds with --affinity on a whole model) shows what it does and the seconds so far
-    on a terminal, erased at the end, and nothing in a pipe. EPLB_PROGRESS_DELAY_MS=0 shows it at
-    once, so the test does not depend on speed."""
+    """A plan (seconds with --affinity on a whole model) shows what it does, the share of its
+    layers planned and the seconds so far on a terminal, erased at the end, and nothing in a pipe.
+    EPLB_PROGRESS_DELAY_MS=0 shows it at once, so the test does not depend on speed."""
     import os
     import subprocess
 
@@ -103,7 +103,9 @@ def test_planning_progress_on_a_terminal_only(eplb, eplb_path, workdir):
     env = dict(os.environ, EPLB_PROGRESS_DELAY_MS="0")
     status, seen = stderr_on_a_terminal(args, env)
     assert status == 0
-    assert re.search(rb"planning 4 layers with --affinity on 2 threads: \d+\.\d s", seen), seen
+    shown = re.findall(rb"planning 4 layers with --affinity on 2 threads: (\d+) % \d+\.\d s", seen)
+    assert shown, seen
+    assert all(0 <= int(percent) <= 100 for percent in shown), shown
     assert seen.endswith(b"\r\x1b[K"), seen[-40:]  # the line is erased at the end
     piped = subprocess.run([str(a) for a in args], capture_output=True, env=env, check=True)
     assert piped.stderr == b""

@@ -209,11 +209,16 @@ void run_plan(const PlanArgs& args) {
   }
   PlacementPtr placement;
   Traffic traffic;
-  // Affinity-aware plans of a whole model take seconds: say so on a terminal.
+  // Affinity-aware plans of a whole model take seconds: say so on a terminal, with how many of
+  // the layers are planned.
+  const PlanControlPtr control = make_plan_control();
+  check(eplb_planner_set_control(planner.get(), control.get()), "");
   std::optional<ProgressWhile> planning(
-      std::in_place, "planning " + counted(matrix.num_layers, "layer") +
-                         (args.affinity ? " with --affinity" : "") + " on " +
-                         counted(std::min(args.threads, matrix.num_layers), "thread") + ":");
+      std::in_place,
+      "planning " + counted(matrix.num_layers, "layer") +
+          (args.affinity ? " with --affinity" : "") + " on " +
+          counted(std::min(args.threads, matrix.num_layers), "thread") + ":",
+      [&control] { return percent_done(control.get()); });
   if (stats_tracker) {
     // Plan with the statistics (affinity needs their sampled rows) and measure the traffic.
     const auto plan_tracked = [&](eplb_planner* p) {
@@ -227,6 +232,7 @@ void run_plan(const PlanArgs& args) {
       options.affinity = 1;
       options.affinity_min_balance = args.min_balance;
       const auto affinity_planner = make_planner(options, "--affinity: ");
+      check(eplb_planner_set_control(affinity_planner.get(), control.get()), "");
       placement = plan_tracked(affinity_planner.get());
       const auto balance_only = plan_tracked(planner.get());
       std::size_t rows = 0;

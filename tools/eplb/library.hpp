@@ -19,8 +19,12 @@ struct PlannerDeleter {
 struct PlacementDeleter {
   void operator()(eplb_placement* p) const { eplb_placement_destroy(p); }
 };
+struct PlanControlDeleter {
+  void operator()(eplb_plan_control* c) const { eplb_plan_control_destroy(c); }
+};
 using PlannerPtr = std::unique_ptr<eplb_planner, PlannerDeleter>;
 using PlacementPtr = std::unique_ptr<eplb_placement, PlacementDeleter>;
+using PlanControlPtr = std::unique_ptr<eplb_plan_control, PlanControlDeleter>;
 
 // Frees a buffer the library allocated (eplb_buffer_free), whatever its element type:
 // std::unique_ptr<double, LibraryBufferFree>.
@@ -40,6 +44,22 @@ inline PlannerPtr make_planner(const eplb_planner_options& options, const std::s
   eplb_planner* planner = nullptr;
   check(eplb_planner_create(&options, &planner), context);
   return PlannerPtr(planner);
+}
+
+inline PlanControlPtr make_plan_control() {
+  eplb_plan_control* control = nullptr;
+  check(eplb_plan_control_create(&control), "");
+  return PlanControlPtr(control);
+}
+
+// How far the plans using `control` are, as "37 %" of their layer steps.
+inline std::string percent_done(const eplb_plan_control* control) {
+  eplb_plan_progress progress{};
+  progress.struct_size = sizeof(progress);
+  if (eplb_plan_control_get_progress(control, &progress) != EPLB_OK || progress.steps_total == 0) {
+    return "0 %";
+  }
+  return std::to_string(progress.steps_done * 100 / progress.steps_total) + " %";
 }
 
 inline PlacementPtr plan(eplb_planner* planner, const std::vector<double>& loads,

@@ -42,17 +42,17 @@ void Progress::finish() {
   shown_ = false;
 }
 
-ProgressWhile::ProgressWhile(std::string text) {
+ProgressWhile::ProgressWhile(std::string text, std::function<std::string()> detail) {
   if (!progress_.active()) return;
   const auto start = std::chrono::steady_clock::now();
   try {
-    ticker_ = std::thread([this, text = std::move(text), start] {
+    ticker_ = std::thread([this, text = std::move(text), detail = std::move(detail), start] {
       std::unique_lock lock(mutex_);
       do {  // at least once: with no delay (EPLB_PROGRESS_DELAY_MS=0) even a short call shows
         const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
         char seconds[32];
         std::snprintf(seconds, sizeof(seconds), " %.1f s", elapsed.count());
-        progress_.show(text + seconds);
+        progress_.show(text + (detail ? " " + detail() : std::string()) + seconds);
       } while (!wake_.wait_for(lock, std::chrono::milliseconds(200), [this] { return done_; }));
       progress_.finish();
     });

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -35,12 +36,13 @@ class Progress {
   Clock::time_point last_;
 };
 
-// Progress for one long call that reports none of its own (a plan): "TEXT 2.4 s", the seconds
-// counted by a thread five times a second while the object lives, erased when it goes. Nothing
-// runs unless stderr is a terminal.
+// Progress for one long call (a plan): "TEXT DETAIL 2.4 s", the seconds counted by a thread five
+// times a second while the object lives, erased when it goes; `detail` (optional, called from
+// that thread, so thread-safe) says how far the call is, e.g. "37 %". Nothing runs unless stderr
+// is a terminal.
 class ProgressWhile {
  public:
-  explicit ProgressWhile(std::string text);
+  explicit ProgressWhile(std::string text, std::function<std::string()> detail = {});
   ProgressWhile(const ProgressWhile&) = delete;
   ProgressWhile& operator=(const ProgressWhile&) = delete;
   ~ProgressWhile();
