@@ -1,5 +1,6 @@
 // Concurrency through the C ABI, with exact expected results and no timing: many threads
-// recording into their own trackers and merging them, planning on separate planners, reading one
+// recording into their own trackers and merging them, planning on separate planners (one plan
+// control watching and cancelling them all), reading one
 // shared placement and snapshot, keeping their own last-error messages, and saving snapshots to
 // one path while others load it (every load sees one complete version). scripts/test.sh runs
 // this file under ThreadSanitizer as well, which reports any data race inside libeplb.
@@ -242,6 +243,99 @@ TEST(Planner, SeparatePlannersPerThreadMatchTheSerialPlans) {
   });
   EXPECT_EQ(mismatches.load(), 0U);
   EXPECT_EQ(plans.load(), kThreads * kPlans);
+}
+
+// One plan control shared by planners on every thread (half of them splitting layers over
+// worker threads too), watched by threads polling its progress and cancelled by one of them
+// midway. No timing: every plan either returns the serial plan exactly or EPLB_ERR_CANCELLED,
+// none succeeds once the cancel is seen, and progress never shows more steps done than announced
+// nor goes back.
+TEST(PlanControl, WatchersAndACancellerRacePlansOnManyThreads) {
+  constexpr unsigned kPlans = 20;
+  const size_t map_size = 4 * 48;
+  std::vector<std::vector<int32_t>> expected;
+  {
+    const eplb_planner_options o = planner_options(EPLB_ALGORITHM_BALANCED, 1);
+    eplb_planner* planner = nullptr;
+    expect_ok(eplb_planner_create(&o, &planner));
+    for (unsigned p = 0; p < kPlans; ++p) {
+      const auto loads = skewed_loads(p, 4 * 32);
+      eplb_placement* placement = nullptr;
+      expect_ok(eplb_planner_plan(planner, loads.data(), loads.size(), &placement));
+      expected.push_back(phy2log_of(placement, map_size));
+      eplb_placement_destroy(placement);
+    }
+    eplb_planner_destroy(planner);
+  }
+  eplb_plan_control* control = nullptr;
+  expect_ok(eplb_plan_control_create(&control));
+  constexpr unsigned kPlanners = kThreads - 2;  // and two watchers, one of which cancels
+  std::atomic<unsigned> planners_done{0};
+  std::atomic<unsigned> wrong{0};
+  std::atomic<unsigned> cancelled{0};
+  run_threads(kThreads, [&](unsigned t) {
+    if (t >= kPlanners) {
+      uint64_t last_done = 0;
+      while (planners_done.load() < kPlanners) {
+        eplb_plan_progress progress{};
+        progress.struct_size = sizeof(progress);
+        if (eplb_plan_control_get_progress(control, &progress) != EPLB_OK ||
+            progress.steps_done > progress.steps_total || progress.steps_done < last_done) {
+          wrong.fetch_add(1);
+        }
+        last_done = progress.steps_done;
+        // Cancel once about a third of the plans' steps are done.
+        if (t == kPlanners && progress.steps_done >= kPlanners * kPlans * 4 / 3 &&
+            eplb_plan_control_cancel(control) != EPLB_OK) {
+          wrong.fetch_add(1);
+        }
+        std::this_thread::yield();
+      }
+      return;
+    }
+    const eplb_planner_options o = planner_options(EPLB_ALGORITHM_BALANCED, t % 2 == 0 ? 1 : 3);
+    eplb_planner* planner = nullptr;
+    if (eplb_planner_create(&o, &planner) != EPLB_OK ||
+        eplb_planner_set_control(planner, control) != EPLB_OK) {
+      wrong.fetch_add(1);
+    } else {
+      const auto cancel_seen = [&] {
+        eplb_plan_progress progress{};
+        progress.struct_size = sizeof(progress);
+        return eplb_plan_control_get_progress(control, &progress) == EPLB_OK &&
+               progress.cancelled == 1;
+      };
+      for (unsigned p = 0; p < kPlans; ++p) {
+        // Half way, wait for the cancel: it comes at a third of all steps, while other planners
+        // are still in their first half, and every second half is then cancelled.
+        if (p == kPlans / 2) {
+          while (!cancel_seen()) std::this_thread::yield();
+        }
+        const auto loads = skewed_loads(p, 4 * 32);
+        eplb_placement* placement = nullptr;
+        const bool cancel_seen_before = cancel_seen();
+        const eplb_status status =
+            eplb_planner_plan(planner, loads.data(), loads.size(), &placement);
+        if (status == EPLB_ERR_CANCELLED) {
+          cancelled.fetch_add(1);
+        } else if (status != EPLB_OK || cancel_seen_before ||
+                   phy2log_of(placement, map_size) != expected[p]) {
+          wrong.fetch_add(1);
+        }
+        eplb_placement_destroy(placement);
+      }
+    }
+    eplb_planner_destroy(planner);
+    planners_done.fetch_add(1);
+  });
+  EXPECT_EQ(wrong.load(), 0U);
+  eplb_plan_progress progress{};
+  progress.struct_size = sizeof(progress);
+  expect_ok(eplb_plan_control_get_progress(control, &progress));
+  EXPECT_EQ(progress.cancelled, 1U);
+  EXPECT_GE(cancelled.load(), kPlanners * (kPlans - kPlans / 2));
+  EXPECT_LE(progress.steps_done, progress.steps_total);
+  eplb_plan_control_destroy(control);
 }
 
 TEST(Placement, ThreadsReadOneSharedPlacementAndSnapshot) {
