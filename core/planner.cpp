@@ -95,13 +95,18 @@ Planner::Planner(const Topology& topology, const PlannerSettings& settings)
 
 void Planner::begin_plan(std::uint64_t passes) const {
   if (!control_) return;
-  stop_if_cancelled();
+  if (control_->cancelled()) {
+    fail(Errc::cancelled,
+         "the plan was not started: its plan control is cancelled (eplb_plan_control_cancel is "
+         "sticky; attach a new control for new plans)");
+  }
   control_->add_steps(passes * topology_.num_layers);
 }
 
-void Planner::stop_if_cancelled() const {
+void Planner::stop_if_cancelled(std::size_t layer) const {
   if (control_ && control_->cancelled()) {
-    fail(Errc::cancelled, "the plan was cancelled (its plan control was cancelled)");
+    fail(Errc::cancelled, "the plan was cancelled before layer ", layer, " of ",
+         topology_.num_layers, " (eplb_plan_control_cancel)");
   }
 }
 
@@ -111,7 +116,7 @@ void Planner::for_each_layer(PlanOne&& plan_one) {
   const std::size_t layers = topology_.num_layers;
   const std::size_t threads = workers_.size();
   const auto plan_layer = [&](std::size_t layer, Worker& worker) {
-    stop_if_cancelled();
+    stop_if_cancelled(layer);
     plan_one(layer, worker);
     if (control_) control_->step_done();
   };

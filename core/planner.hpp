@@ -70,8 +70,8 @@ class Planner {
   // Announces a plan of `passes` passes over the layers to the control; throws Error(cancelled)
   // when it is cancelled already.
   void begin_plan(std::uint64_t passes) const;
-  // Throws Error(cancelled) when the control is cancelled.
-  void stop_if_cancelled() const;
+  // Throws Error(cancelled), naming the layer about to be planned, when the control is cancelled.
+  void stop_if_cancelled(std::size_t layer) const;
   // Runs plan_one(layer, worker) for every layer, split into contiguous ranges over the
   // workers' threads, counting each layer as a step of the control and stopping between layers
   // when it is cancelled; rethrows the first error.

@@ -170,7 +170,7 @@ TEST(PlanControl, ACancelledControlStopsPlansBeforeTheyStart) {
   eplb_placement* out = sentinel;
   EXPECT_EQ(eplb_planner_plan(planner.get(), loads.data(), loads.size(), &out), EPLB_ERR_CANCELLED);
   EXPECT_EQ(out, sentinel);  // outputs are written only on success
-  EXPECT_NE(std::string(eplb_last_error_message()).find("cancelled"), std::string::npos)
+  EXPECT_NE(std::string(eplb_last_error_message()).find("not started"), std::string::npos)
       << eplb_last_error_message();
   EXPECT_STREQ(eplb_status_string(EPLB_ERR_CANCELLED), "cancelled");
   const auto progress = progress_of(control.get());
@@ -209,6 +209,9 @@ void expect_cancelled_mid_plan(const Shape& shape) {
   planning_done = true;
   watcher.join();
   EXPECT_EQ(status, EPLB_ERR_CANCELLED) << eplb_last_error_message();
+  EXPECT_NE(std::string(eplb_last_error_message()).find("cancelled before layer "),
+            std::string::npos)
+      << eplb_last_error_message();
   EXPECT_EQ(placement, nullptr);
   const auto progress = progress_of(control.get());
   EXPECT_EQ(progress.cancelled, 1u);
