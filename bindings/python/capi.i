@@ -365,6 +365,9 @@ EPLB_OUT_BUFFER(uint8_t, 1, "B?")
 %nothread eplb_migration_options_init;
 %nothread eplb_workload_options_init;
 %nothread eplb_buffer_free;
+/* Lock-free and called from other threads while a plan runs (which has released the GIL). */
+%nothread eplb_plan_control_cancel;
+%nothread eplb_plan_control_get_progress;
 
 /* Options and info structs: the constructor sets struct_size (and defaults, where the header has
  * an _init function). */
@@ -398,6 +401,7 @@ EPLB_OPTIONS_STRUCT(eplb_migration_options)
 EPLB_OPTIONS_STRUCT(eplb_token_exchange_options)
 EPLB_SIZED_STRUCT(eplb_migration_summary)
 EPLB_SIZED_STRUCT(eplb_device_tables_info)
+EPLB_SIZED_STRUCT(eplb_plan_progress)
 
 /* Pointer fields of eplb_snapshot_options are set from Python buffers that the caller keeps
  * alive until the save returns (eplb.save_snapshot does). */

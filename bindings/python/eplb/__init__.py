@@ -19,9 +19,11 @@ Placement, Tracker, Planner and SplitSolver copy and pickle exactly; the other h
 For DeepSeek's EPLB signature see `eplb.rebalance_experts`. Moving weights from one placement
 to the next: `eplb.plan_migration(old, new, loads)` (a `Migration`: summary, transfers, step
 placements). Per-batch balancing on the CPU: `SplitSolver`, `shared_expert_waterfill`. Simulated
-routing: `Workload`. The dispatch kernels' CPU references: `eplb.kernels`.
+routing: `Workload`. The dispatch kernels' CPU references: `eplb.kernels`. Cancelling a plan from
+another thread and watching its progress: `PlanControl` (`Planner(..., control=...)`).
 """
 
+import collections
 import contextlib
 import operator
 import os
@@ -32,6 +34,7 @@ import numpy as np
 from . import capi as _capi
 from ._errors import (
     BufferTooSmallError,
+    CancelledError,
     CorruptError,
     DeviceError,
     Error,
@@ -52,7 +55,8 @@ __all__ = [
     "Error", "InvalidArgumentError", "InvalidTypeError", "OutOfMemoryError",
     "BufferTooSmallError", "InternalError", "CorruptError", "TruncatedError",
     "UnsupportedVersionError", "NoDeviceError", "DeviceError", "NoNcclError", "NcclError",
-    "Planner", "Placement", "Tracker", "Snapshot", "Metrics", "SplitSolver", "split_rank_quotas",
+    "CancelledError", "Planner", "PlanControl", "PlanProgress", "Placement", "Tracker",
+    "Snapshot", "Metrics", "SplitSolver", "split_rank_quotas",
     "algorithms", "rebalance_experts", "load_snapshot", "save_snapshot", "snapshot_bytes",
     "save_statistics", "statistics_bytes", "loads_from_sglang_json", "version",
     "HEADER_VERSION", "WINDOW_CUMULATIVE", "WINDOW_SLIDING", "WINDOW_DECAY",
@@ -523,6 +527,63 @@ def _placement_from_bytes(data):
         return snapshot.placement()
 
 
+PlanProgress = collections.namedtuple("PlanProgress", ("steps_done", "steps_total", "cancelled"))
+PlanProgress.__doc__ = (
+    "How far the plans that use a PlanControl are (eplb_plan_progress; cancelled as a bool). "
+    "Steps are one per layer and pass (two per layer for an affinity plan_tracked, one for every "
+    "other plan), announced when a plan starts, so they add up over every plan that used the "
+    "control; steps_done <= steps_total, equal when every plan finished (a failed or cancelled "
+    "plan leaves a gap).")
+
+
+class PlanControl(_Handle):
+    """Cancels the plans of the planners it is attached to, from any thread, and reports their
+    progress (eplb_plan_control). Attach it with Planner(..., control=c) or planner.control = c;
+    one control may serve several planners, which then stop together.
+
+    cancel() is sticky: a plan in progress stops at its next layer boundary (milliseconds; an
+    affinity layer up to about a tenth of a second on one core) and raises eplb.CancelledError,
+    and so does every later plan with this control, before it starts; the planner stays usable
+    (detach the control or attach a new one to plan again). Planning releases the GIL, so
+    another Python thread can cancel or poll `progress` meanwhile (e.g. a deadline or a progress
+    bar). Every method is thread-safe. close() (or the context manager, or garbage collection)
+    releases this handle; the planners it is attached to keep the native control alive."""
+
+    _destroy = staticmethod(_capi.eplb_plan_control_destroy)
+
+    def __init__(self):
+        """A new control: not cancelled, no steps."""
+        super().__init__(_capi.eplb_plan_control_create())
+
+    def cancel(self):
+        """Cancels every plan using this control, now and later. Idempotent; any thread."""
+        _capi.eplb_plan_control_cancel(self._h)
+
+    @property
+    def progress(self):
+        """A PlanProgress (steps_done, steps_total, cancelled) read now: cheap enough to poll."""
+        native = _capi.eplb_plan_progress()
+        _capi.eplb_plan_control_get_progress(self._h, native)
+        return PlanProgress(native.steps_done, native.steps_total, bool(native.cancelled))
+
+    @property
+    def cancelled(self):
+        """Whether cancel() was called."""
+        return self.progress.cancelled
+
+    def __repr__(self):
+        if self._handle is None:
+            return "PlanControl(closed)"
+        done, total, cancelled = self.progress
+        return f"PlanControl(steps_done={done}, steps_total={total}, cancelled={cancelled})"
+
+
+def _check_control(control):
+    if control is not None and not isinstance(control, PlanControl):
+        raise _wrong_type(f"control must be an eplb.PlanControl or None, got "
+                          f"{type(control).__name__}")
+
+
 _PLANNER_COUNTS = ("num_layers", "num_logical_experts", "num_physical_experts", "num_gpus",
                    "num_nodes", "num_groups")
 
@@ -533,7 +594,9 @@ class Planner(_Handle):
     The C planner is used by one thread at a time; this class serialises calls with a lock, so
     sharing one Planner between threads is safe (use one per thread to plan concurrently).
     Its options are read-only attributes (algorithm by name); copy.copy, copy.deepcopy and
-    pickle make a new planner with the same options (a planner has no other state)."""
+    pickle make a new planner with the same options (a planner has no other state but its
+    control, which copies leave out). A PlanControl attached through `control` cancels its plans
+    from another thread (they raise CancelledError) and counts their progress."""
 
     _destroy = staticmethod(_capi.eplb_planner_destroy)
 
@@ -552,13 +615,14 @@ class Planner(_Handle):
 
     def __init__(self, num_layers, num_logical_experts, num_physical_experts, num_gpus,
                  num_nodes=1, num_groups=1, algorithm=None, cross_node_budget=0, num_threads=1,
-                 affinity=False, affinity_min_balance=None):
+                 affinity=False, affinity_min_balance=None, control=None):
         """`algorithm`: a name from eplb.algorithms() or an id; None is the library's default
         (as in every other binding). `affinity`: plan_tracked also keeps experts that tokens
         pick together on one node, with balancedness >= `affinity_min_balance` (default 0.99)
         x the balance-only plan's; plan() then refuses (it has no co-activation statistics).
         affinity_min_balance without affinity is an InvalidArgumentError (the library would
-        ignore it)."""
+        ignore it). `control`: a PlanControl to attach at once (see the control property)."""
+        _check_control(control)
         given = dict(locals())
         options = _capi.eplb_planner_options()
         options.algorithm = _algorithm_id(algorithm)
@@ -578,10 +642,36 @@ class Planner(_Handle):
             options.algorithm or _capi.eplb_algorithm_default())
         self._fields["affinity"] = bool(options.affinity)
         self._shape = (self.num_layers, self.num_logical_experts)
+        self._control = None
+        if control is not None:
+            self.control = control
+
+    @property
+    def control(self):
+        """The PlanControl attached to this planner, or None (the default).
+
+        Assigning a PlanControl attaches it: from then on plan, plan_windows and plan_tracked
+        count their steps in it and raise CancelledError once it is cancelled (a plan in
+        progress stops at its next layer boundary). None detaches it; the planner then plans as
+        a new one would, also after a cancelled plan. Anything else is an InvalidTypeError, and a
+        closed PlanControl a ValueError. Assigning waits for a plan in progress on this planner
+        to return (cancel it through its control to stop it sooner). The planner holds a
+        reference to the attached control, so `planner.control = eplb.PlanControl()` keeps it
+        alive, and closing the PlanControl's handle does not detach it."""
+        return self._control
+
+    @control.setter
+    def control(self, control):
+        _check_control(control)
+        with self._lock:
+            native = None if control is None else control._h
+            _capi.eplb_planner_set_control(self._h, native)
+            self._control = control
 
     def plan(self, loads):
         """A new Placement for `loads`, float64 [layers][logical experts] (the GIL is released
-        while planning)."""
+        while planning). Raises CancelledError when the attached control is cancelled, as do
+        plan_windows and plan_tracked."""
         loads = _as_f64(loads, "loads", self._shape)
         with self._lock:
             return Placement(_capi.eplb_planner_plan(self._h, loads))

@@ -83,6 +83,14 @@ class NcclError(Error, RuntimeError):
     """EPLB_ERR_NCCL: an NCCL call failed (the message names it)."""
 
 
+class CancelledError(Error):
+    """EPLB_ERR_CANCELLED: a plan stopped because the planner's PlanControl was cancelled (see
+    eplb.PlanControl); nothing was returned and the planner stays usable. Not a subclass of
+    asyncio's or concurrent.futures' CancelledError: a plan cancelled in an executor is the
+    plan's failure, which asyncio would otherwise turn into the cancellation of the awaiting
+    task."""
+
+
 _BY_STATUS = {
     1: InvalidArgumentError,
     2: OutOfMemoryError,
@@ -96,6 +104,7 @@ _BY_STATUS = {
     10: DeviceError,
     11: NoNcclError,
     12: NcclError,
+    13: CancelledError,
 }
 
 

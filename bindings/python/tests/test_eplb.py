@@ -41,6 +41,31 @@ def test_readme_snippet_rebalance_experts():
     assert phy2log.tolist() == PHY2LOG and logcnt.tolist() == LOGCNT
 
 
+def test_readme_snippet_plan_control_deadline():
+    # 600 layers take ~0.1 s to plan: a deadline of 0 s cancels before or during the plan.
+    planner = eplb.Planner(600, 256, 288, 32, num_nodes=4)
+    loads = np.random.default_rng(0).lognormal(0.0, 1.5, size=(600, 256))
+    seconds = 0.0
+    # readme-snippet:begin (README.md, Bindings; checked by the python_readme_snippets test)
+    control = eplb.PlanControl()  # planning releases the GIL: any thread may cancel
+    planner.control = control     # or eplb.Planner(..., control=control)
+    deadline = threading.Timer(seconds, control.cancel)
+    deadline.start()
+    try:
+        placement = planner.plan(loads)  # stops at its next layer once cancelled
+    except eplb.CancelledError:
+        placement = None  # keep the old plan; planner.control = None (or a new one) plans again
+    finally:
+        deadline.cancel()
+    print(control.progress)  # e.g. PlanProgress(steps_done=3, steps_total=600, cancelled=True)
+    # readme-snippet:end
+    assert placement is None
+    done, total, cancelled = control.progress
+    assert cancelled and (done < total or total == 0)  # total 0: cancelled before it started
+    planner.control = None
+    assert planner.plan(loads) == eplb.Planner(600, 256, 288, 32, num_nodes=4).plan(loads)
+
+
 def test_rebalance_experts_torch_in_torch_out():
     torch = pytest.importorskip("torch")
     phy2log, log2phy, logcnt = eplb.rebalance_experts(torch.tensor(WEIGHT), 16, 4, 2, 8)

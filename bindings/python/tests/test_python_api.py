@@ -313,7 +313,7 @@ def test_handles_that_cannot_be_copied_say_so_without_noise(monkeypatch):
     placement = deepseek_plan()
     snapshot = eplb.Snapshot.from_bytes(eplb.snapshot_bytes(placement))
     for handle in (eplb.plan_migration(placement, placement), eplb.Workload(), snapshot,
-                   placement._h):
+                   eplb.PlanControl(), placement._h):
         for duplicate in (copy.copy, copy.deepcopy, pickle.dumps):
             with pytest.raises(TypeError, match="copy or pickle"):
                 duplicate(handle)
@@ -511,6 +511,7 @@ def test_reprs_name_the_shape_and_say_closed():
     solver = eplb.SplitSolver()
     workload = eplb.Workload(num_layers=2, num_experts=12, top_k=4)
     migration = eplb.plan_migration(placement, placement)
+    control = eplb.PlanControl()
     assert repr(workload) == "Workload(layers=2, experts=12, top_k=4)"
     assert repr(planner) == ("Planner(layers=2, logical=12, physical=16, gpus=8, nodes=2, "
                              "groups=4, algorithm='deepseek')")
@@ -519,7 +520,7 @@ def test_reprs_name_the_shape_and_say_closed():
     assert repr(snapshot) == ("Snapshot(layers=2, logical=12, physical=16, algorithm='deepseek', "
                               "has_loads=True, has_coactivation=False, label='w')")
     assert repr(solver) == "SplitSolver()"
-    for handle in (placement, planner, tracker, snapshot, solver, workload, migration):
+    for handle in (placement, planner, tracker, snapshot, solver, workload, migration, control):
         handle.close()
         assert repr(handle) == f"{type(handle).__name__}(closed)"
 
@@ -596,7 +597,8 @@ def test_errors_survive_pickling_as_process_pools_send_them():
     raised = info.value
     raised.add_note("while planning")
     made = [cls(cls.status if cls.status > 0 else 9, "m") for cls in (
-        eplb.Error, eplb.InvalidTypeError, eplb.IOError, eplb.TruncatedError)]
+        eplb.Error, eplb.InvalidTypeError, eplb.IOError, eplb.TruncatedError,
+        eplb.CancelledError)]
     for error in [raised] + made:
         # Error.__init__ needs (status, message) but BaseException pickled (message,): the
         # unpickling TypeError broke a ProcessPoolExecutor instead of reaching the caller.
