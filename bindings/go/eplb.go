@@ -15,9 +15,13 @@
 // safe for concurrent use, Close included: Placement, Migration and Snapshot are immutable and
 // read under a shared lock (Close waits for the calls in progress); Planner, Tracker,
 // SplitWorkspace and Workload serialise their calls with a mutex (the C objects need one caller
-// at a time). Calls cannot be cancelled: a context's deadline can only be checked between them.
+// at a time), PlanControl's calls may run at any time. Plans can be cancelled: PlanContext,
+// PlanWindowsContext and PlanTrackedContext stop at the next layer boundary once their context is
+// done, and a PlanControl cancels the plans of the planners it is attached to and reports their
+// progress; no other call can be cancelled.
 //
-// Files: eplb.go (errors, planners, placements, trackers), migration.go (PlanMigration),
+// Files: eplb.go (errors, planners, placements, trackers), control.go (PlanControl and the
+// context variants of the plan methods), migration.go (PlanMigration),
 // interop.go (SGLang and vLLM-Ascend JSON), snapshot.go (snapshots in files and bytes, tracker
 // statistics), split.go (per-batch replica split and shared-expert waterfill on the CPU),
 // metrics.go (layer metrics, exact optimum, relaxed bound, nodes touched), workload.go (routing
@@ -26,6 +30,7 @@ package eplb
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -46,7 +51,8 @@ type Error struct {
 	Status  int
 	Message string
 	// cause is what Go sees of an I/O failure (the *fs.PathError of a file that does not exist),
-	// for errors.Is(err, fs.ErrNotExist); nil otherwise.
+	// for errors.Is(err, fs.ErrNotExist), or the context's error (ctx.Err()) of a plan its context
+	// stopped, for errors.Is(err, context.Canceled); nil otherwise.
 	cause error
 }
 
@@ -60,7 +66,9 @@ func (e *Error) Error() string {
 
 // Unwrap returns the underlying Go error of an I/O failure, if known: a snapshot file (or the
 // directory to save one in) that does not exist gives an *fs.PathError, so that
-// errors.Is(err, fs.ErrNotExist) holds. Nil for every other failure.
+// errors.Is(err, fs.ErrNotExist) holds. For a plan stopped by its context (PlanContext, ...) it
+// returns ctx.Err(), so that errors.Is(err, context.Canceled) or context.DeadlineExceeded holds.
+// Nil for every other failure.
 func (e *Error) Unwrap() error { return e.cause }
 
 // Is reports whether target is an *Error without a message (such as ErrInvalidArgument and the
@@ -100,6 +108,7 @@ const (
 	StatusDevice             = 10
 	StatusNoNccl             = 11
 	StatusNccl               = 12
+	StatusCancelled          = 13
 )
 
 // statusNames are eplb_status_string's texts (the generated package does not wrap it; checked
@@ -118,6 +127,7 @@ var statusNames = [...]string{
 	StatusDevice:             "CUDA error",
 	StatusNoNccl:             "NCCL not available",
 	StatusNccl:               "NCCL error",
+	StatusCancelled:          "cancelled",
 }
 
 // String returns the C library's text for s ("invalid argument", ...), or "unknown status N"
@@ -144,6 +154,9 @@ var (
 	ErrDevice             error = &Error{Status: StatusDevice}
 	ErrNoNccl             error = &Error{Status: StatusNoNccl}
 	ErrNccl               error = &Error{Status: StatusNccl}
+	// ErrCancelled: a plan was stopped by its context (PlanContext, ...) or by a PlanControl's
+	// Cancel. A plan stopped by its context also satisfies errors.Is(err, ctx.Err()).
+	ErrCancelled error = &Error{Status: StatusCancelled}
 )
 
 // invalidArgument is a Go-side check failing before the C call, with the C status it would get.
@@ -270,11 +283,14 @@ type PlannerOptions struct {
 	AffinityMinBalance                      float64
 }
 
-// Planner turns load matrices into placements.
+// Planner turns load matrices into placements. Its calls are serialised; PlanContext and the
+// other context variants stop a plan when their context is done, and SetControl attaches a
+// PlanControl that cancels plans and reports their progress from any goroutine.
 type Planner struct {
 	mu              sync.Mutex
 	handle          uintptr
 	layers, experts int
+	control         *PlanControl // attached with SetControl; nil when none
 }
 
 // NewPlanner validates the options and creates a planner.
@@ -335,50 +351,25 @@ func (p *Planner) use(f func(capi.Eplb_planner) error) error {
 	return err
 }
 
-// Plan plans a placement for loads, [layers][logical experts] row-major.
+// Plan plans a placement for loads, [layers][logical experts] row-major. PlanContext is Plan
+// with a context that can stop it.
 func (p *Planner) Plan(loads []float64) (*Placement, error) {
-	var out uintptr
-	if err := p.use(func(raw capi.Eplb_planner) error {
-		return check(capi.Eplb_planner_plan(raw, loads, &out))
-	}); err != nil {
-		return nil, err
-	}
-	return newPlacement(out)
+	return p.PlanContext(context.Background(), loads)
 }
 
 // PlanWindows plans one placement from several load matrices, loads [windows][layers][logical
 // experts] row-major: the balanced algorithms minimise the mean over windows of each window's
-// busiest GPU, the others plan on the sum.
+// busiest GPU, the others plan on the sum. PlanWindowsContext is PlanWindows with a context.
 func (p *Planner) PlanWindows(loads []float64, windows int) (*Placement, error) {
-	var out uintptr
-	if err := p.use(func(raw capi.Eplb_planner) error {
-		if windows <= 0 {
-			return invalidArgument("windows (%d) must be positive", windows)
-		}
-		return check(capi.Eplb_go_planner_plan_windows(raw, loads, int64(windows), &out))
-	}); err != nil {
-		return nil, err
-	}
-	return newPlacement(out)
+	return p.PlanWindowsContext(context.Background(), loads, windows)
 }
 
 // PlanTracked plans from a tracker's statistics: loads ([layers][logical experts]) or, when loads
 // is nil or empty, the tracker's current loads. With PlannerOptions.Affinity the plan also lowers
 // the nodes each sampled token touches; without it this is Plan on those loads. The tracker is
-// locked (not recorded into) during the call.
+// locked (not recorded into) during the call. PlanTrackedContext is PlanTracked with a context.
 func (p *Planner) PlanTracked(loads []float64, tracker *Tracker) (*Placement, error) {
-	if tracker == nil {
-		return nil, invalidArgument("tracker is nil")
-	}
-	var out uintptr
-	if err := p.use(func(raw capi.Eplb_planner) error {
-		return tracker.use(func(rawTracker capi.Eplb_tracker) error {
-			return check(capi.Eplb_planner_plan_tracked(raw, optional(loads), rawTracker, &out))
-		})
-	}); err != nil {
-		return nil, err
-	}
-	return newPlacement(out)
+	return p.PlanTrackedContext(context.Background(), loads, tracker)
 }
 
 // Close releases the planner once the call in progress (a plan may take seconds) returns; later
@@ -394,6 +385,10 @@ func (p *Planner) Close() error {
 		capi.Eplb_planner_destroy(capi.SwigcptrEplb_planner(p.handle))
 		p.handle = 0
 		runtime.SetFinalizer(p, nil)
+	}
+	if p.control != nil {
+		p.control.detach()
+		p.control = nil
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package eplb
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"go/ast"
@@ -55,14 +56,18 @@ func TestTrackerLayerRange(t *testing.T) {
 // handleTypes are the types whose methods TestNoPanicOnNilOrZeroHandles calls.
 var handleTypes = []reflect.Type{reflect.TypeOf(&Planner{}), reflect.TypeOf(&Placement{}),
 	reflect.TypeOf(&Tracker{}), reflect.TypeOf(&Migration{}), reflect.TypeOf(&Snapshot{}),
-	reflect.TypeOf(&SplitWorkspace{}), reflect.TypeOf(&Workload{})}
+	reflect.TypeOf(&SplitWorkspace{}), reflect.TypeOf(&Workload{}), reflect.TypeOf(&PlanControl{})}
 
 // zeroArgs returns the zero value of each parameter of method (receiver excluded), with the
-// handle parameters replaced by handle(type).
+// handle parameters replaced by handle(type) and a context.Context by context.Background() (a
+// nil one is checked in TestPlanContextArguments).
 func zeroArgs(method reflect.Type, handle func(reflect.Type) reflect.Value) []reflect.Value {
 	args := make([]reflect.Value, method.NumIn())
 	for i := range args {
 		args[i] = reflect.Zero(method.In(i))
+		if method.In(i) == reflect.TypeOf((*context.Context)(nil)).Elem() {
+			args[i] = reflect.ValueOf(context.Background())
+		}
 		for _, h := range handleTypes {
 			if method.In(i) == h {
 				args[i] = handle(h)
@@ -140,6 +145,7 @@ func TestNoPanicOnNilOrZeroHandles(t *testing.T) {
 	for name, call := range map[string]func() error{
 		"PlanTracked(nil)":    func() error { _, err := planner.PlanTracked(nil, nil); return err },
 		"PlanTracked(zero)":   func() error { _, err := planner.PlanTracked(nil, zeroTracker); return err },
+		"SetControl(zero)":    func() error { return planner.SetControl(&PlanControl{}) },
 		"Merge(nil)":          func() error { return tracker.Merge(nil) },
 		"Merge(zero)":         func() error { return tracker.Merge(zeroTracker) },
 		"zero.Merge(zero)":    func() error { return zeroTracker.Merge(&Tracker{}) },
@@ -330,7 +336,7 @@ func TestErrorsIs(t *testing.T) {
 		StatusInternal: capi.EPLB_ERR_INTERNAL, StatusIO: capi.EPLB_ERR_IO, StatusCorrupt: capi.EPLB_ERR_CORRUPT,
 		StatusTruncated: capi.EPLB_ERR_TRUNCATED, StatusUnsupportedVersion: capi.EPLB_ERR_UNSUPPORTED_VERSION,
 		StatusNoDevice: capi.EPLB_ERR_NO_DEVICE, StatusDevice: capi.EPLB_ERR_DEVICE,
-		StatusNoNccl: capi.EPLB_ERR_NO_NCCL, StatusNccl: capi.EPLB_ERR_NCCL} {
+		StatusNoNccl: capi.EPLB_ERR_NO_NCCL, StatusNccl: capi.EPLB_ERR_NCCL, StatusCancelled: capi.EPLB_ERR_CANCELLED} {
 		if status != value {
 			t.Errorf("status constant %d != header value %d", status, value)
 		}
@@ -353,7 +359,7 @@ func TestErrorsIs(t *testing.T) {
 		"ERR_INTERNAL": StatusInternal, "ERR_IO": StatusIO, "ERR_CORRUPT": StatusCorrupt,
 		"ERR_TRUNCATED": StatusTruncated, "ERR_UNSUPPORTED_VERSION": StatusUnsupportedVersion,
 		"ERR_NO_DEVICE": StatusNoDevice, "ERR_DEVICE": StatusDevice, "ERR_NO_NCCL": StatusNoNccl,
-		"ERR_NCCL": StatusNccl}
+		"ERR_NCCL": StatusNccl, "ERR_CANCELLED": StatusCancelled}
 	for _, c := range cases {
 		value, ok := values[c[1]]
 		if !ok || Status(value).String() != c[2] {

@@ -1,9 +1,11 @@
 // A serving loop with libeplb: simulated batches of top-k routing recorded into a tracker, a
-// re-plan every 50 batches saved as a snapshot, and a restart that loads the snapshot at startup.
+// re-plan every 50 batches (with a deadline) saved as a snapshot, and a restart that loads the
+// snapshot at startup.
 // Usage: serving-loop [directory for placement.eplb]
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"eplb"
 )
@@ -99,7 +102,13 @@ func main() {
 			}
 			before, _ := placement.Balancedness(loads)
 			// readme-snippet:begin
-			next, err := planner.Plan(loads)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			next, err := planner.PlanContext(ctx, loads)
+			cancel()
+			if errors.Is(err, context.DeadlineExceeded) {
+				fmt.Printf("batch %d: re-plan too slow, still serving the current placement\n", batch)
+				continue
+			}
 			if err != nil {
 				log.Fatal(err)
 			}

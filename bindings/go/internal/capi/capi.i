@@ -160,6 +160,7 @@ EPLB_GO_OUT_HANDLE(struct eplb_tracker)
 EPLB_GO_OUT_HANDLE(eplb_migration)
 EPLB_GO_OUT_HANDLE(eplb_split_workspace)
 EPLB_GO_OUT_HANDLE(eplb_workload)
+EPLB_GO_OUT_HANDLE(eplb_plan_control)
 
 /* Single int32 arrays whose length is given by other parameters (rows x top_k). */
 %typemap(gotype) const int32_t* topk_ids, const int32_t* rows, const int32_t* topk_slots,
@@ -184,6 +185,7 @@ EPLB_SIZED_STRUCT(eplb_snapshot_info)
 EPLB_SIZED_STRUCT(eplb_metrics)
 EPLB_SIZED_STRUCT(eplb_layer_metrics)
 EPLB_SIZED_STRUCT(eplb_migration_summary)
+EPLB_SIZED_STRUCT(eplb_plan_progress)
 
 /* eplb_snapshot_options holds pointers, which cgo forbids filling with Go memory: these helpers
  * take the loads slice, the label, the tracker handle and the compression level as call

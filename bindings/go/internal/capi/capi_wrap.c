@@ -273,6 +273,11 @@ SWIGINTERN struct eplb_placement_info *new_eplb_placement_info(void){
     if (value != NULL) value->struct_size = (uint32_t)sizeof(eplb_placement_info);
     return value;
   }
+SWIGINTERN struct eplb_plan_progress *new_eplb_plan_progress(void){
+    eplb_plan_progress* value = (eplb_plan_progress*)calloc(1, sizeof(eplb_plan_progress));
+    if (value != NULL) value->struct_size = (uint32_t)sizeof(eplb_plan_progress);
+    return value;
+  }
 
 #include <string.h>
 
@@ -300,7 +305,7 @@ SWIGINTERN struct eplb_migration_summary *new_eplb_migration_summary(void){
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_ddc88417da1096f3(void *_swig_go_0) {
+void _wrap_Swig_free_capi_fc896d6fd04db93d(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -310,7 +315,7 @@ void _wrap_Swig_free_capi_ddc88417da1096f3(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_ddc88417da1096f3(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_fc896d6fd04db93d(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -323,7 +328,7 @@ void *_wrap_Swig_malloc_capi_ddc88417da1096f3(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, _gostring_ _swig_go_5) {
+_gostring_ _wrap_eplb_go_snapshot_save_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, _gostring_ _swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -379,7 +384,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_capi_ddc88417da1096f3(eplb_placement *_sw
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, void **_swig_go_5, long long *_swig_go_6) {
+_gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, void **_swig_go_5, long long *_swig_go_6) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -432,7 +437,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_ddc88417da1096f3(eplb_plac
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, intgo _swig_go_2, _gostring_ _swig_go_3) {
+_gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, intgo _swig_go_2, _gostring_ _swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   char *arg2 = (char *) 0 ;
   uint32_t arg3 ;
@@ -480,7 +485,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_ddc88417da1096f3(eplb_tra
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, intgo _swig_go_2, void **_swig_go_3, long long *_swig_go_4) {
+_gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, intgo _swig_go_2, void **_swig_go_3, long long *_swig_go_4) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   char *arg2 = (char *) 0 ;
   uint32_t arg3 ;
@@ -525,7 +530,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_ddc88417da1096f
 }
 
 
-_gostring_ _wrap_eplb_go_planner_plan_windows_capi_ddc88417da1096f3(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_go_planner_plan_windows_capi_fc896d6fd04db93d(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, eplb_placement **_swig_go_3) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -567,7 +572,7 @@ _gostring_ _wrap_eplb_go_planner_plan_windows_capi_ddc88417da1096f3(eplb_planner
 }
 
 
-void _wrap_eplb_go_copy_bytes_capi_ddc88417da1096f3(void *_swig_go_0, _goslice_ _swig_go_1) {
+void _wrap_eplb_go_copy_bytes_capi_fc896d6fd04db93d(void *_swig_go_0, _goslice_ _swig_go_1) {
   void *arg1 = (void *) 0 ;
   char *arg2 = (char *) 0 ;
   size_t arg3 ;
@@ -583,7 +588,7 @@ void _wrap_eplb_go_copy_bytes_capi_ddc88417da1096f3(void *_swig_go_0, _goslice_ 
 }
 
 
-void _wrap_eplb_go_copy_doubles_capi_ddc88417da1096f3(void *_swig_go_0, _goslice_ _swig_go_1) {
+void _wrap_eplb_go_copy_doubles_capi_fc896d6fd04db93d(void *_swig_go_0, _goslice_ _swig_go_1) {
   void *arg1 = (void *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -599,7 +604,7 @@ void _wrap_eplb_go_copy_doubles_capi_ddc88417da1096f3(void *_swig_go_0, _goslice
 }
 
 
-intgo _wrap_EPLB_VERSION_NUMBER_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_VERSION_NUMBER_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -610,7 +615,7 @@ intgo _wrap_EPLB_VERSION_NUMBER_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_OK_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_OK_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -622,7 +627,7 @@ intgo _wrap_EPLB_OK_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -634,7 +639,7 @@ intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -646,7 +651,7 @@ intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -658,7 +663,7 @@ intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ERR_INTERNAL_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ERR_INTERNAL_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -670,7 +675,7 @@ intgo _wrap_EPLB_ERR_INTERNAL_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ERR_IO_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ERR_IO_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -682,7 +687,7 @@ intgo _wrap_EPLB_ERR_IO_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ERR_CORRUPT_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ERR_CORRUPT_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -694,7 +699,7 @@ intgo _wrap_EPLB_ERR_CORRUPT_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ERR_TRUNCATED_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ERR_TRUNCATED_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -706,7 +711,7 @@ intgo _wrap_EPLB_ERR_TRUNCATED_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -718,7 +723,7 @@ intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ERR_NO_DEVICE_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ERR_NO_DEVICE_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -730,7 +735,7 @@ intgo _wrap_EPLB_ERR_NO_DEVICE_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ERR_DEVICE_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ERR_DEVICE_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -742,7 +747,7 @@ intgo _wrap_EPLB_ERR_DEVICE_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ERR_NO_NCCL_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ERR_NO_NCCL_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -754,7 +759,7 @@ intgo _wrap_EPLB_ERR_NO_NCCL_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ERR_NCCL_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ERR_NCCL_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -766,7 +771,7 @@ intgo _wrap_EPLB_ERR_NCCL_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ERR_CANCELLED_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ERR_CANCELLED_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -778,7 +783,7 @@ intgo _wrap_EPLB_ERR_CANCELLED_capi_ddc88417da1096f3() {
 }
 
 
-_gostring_ _wrap_eplb_last_error_message_capi_ddc88417da1096f3() {
+_gostring_ _wrap_eplb_last_error_message_capi_fc896d6fd04db93d() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -789,7 +794,7 @@ _gostring_ _wrap_eplb_last_error_message_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_eplb_version_number_capi_ddc88417da1096f3() {
+intgo _wrap_eplb_version_number_capi_fc896d6fd04db93d() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -800,7 +805,7 @@ intgo _wrap_eplb_version_number_capi_ddc88417da1096f3() {
 }
 
 
-_gostring_ _wrap_eplb_version_string_capi_ddc88417da1096f3() {
+_gostring_ _wrap_eplb_version_string_capi_fc896d6fd04db93d() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -811,7 +816,7 @@ _gostring_ _wrap_eplb_version_string_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -823,7 +828,7 @@ intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -835,7 +840,7 @@ intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -847,7 +852,7 @@ intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -859,7 +864,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -871,7 +876,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -883,7 +888,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_eplb_algorithm_count_capi_ddc88417da1096f3() {
+intgo _wrap_eplb_algorithm_count_capi_fc896d6fd04db93d() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -894,7 +899,7 @@ intgo _wrap_eplb_algorithm_count_capi_ddc88417da1096f3() {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_name_capi_ddc88417da1096f3(intgo _swig_go_0) {
+_gostring_ _wrap_eplb_algorithm_name_capi_fc896d6fd04db93d(intgo _swig_go_0) {
   uint32_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -907,7 +912,7 @@ _gostring_ _wrap_eplb_algorithm_name_capi_ddc88417da1096f3(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_description_capi_ddc88417da1096f3(intgo _swig_go_0) {
+_gostring_ _wrap_eplb_algorithm_description_capi_fc896d6fd04db93d(intgo _swig_go_0) {
   uint32_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -920,7 +925,7 @@ _gostring_ _wrap_eplb_algorithm_description_capi_ddc88417da1096f3(intgo _swig_go
 }
 
 
-intgo _wrap_eplb_algorithm_default_capi_ddc88417da1096f3() {
+intgo _wrap_eplb_algorithm_default_capi_fc896d6fd04db93d() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -931,7 +936,7 @@ intgo _wrap_eplb_algorithm_default_capi_ddc88417da1096f3() {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_from_name_capi_ddc88417da1096f3(_gostring_ _swig_go_0, int *_swig_go_1) {
+_gostring_ _wrap_eplb_algorithm_from_name_capi_fc896d6fd04db93d(_gostring_ _swig_go_0, int *_swig_go_1) {
   char *arg1 = (char *) 0 ;
   uint32_t *arg2 = (uint32_t *) 0 ;
   eplb_status result;
@@ -972,7 +977,7 @@ _gostring_ _wrap_eplb_algorithm_from_name_capi_ddc88417da1096f3(_gostring_ _swig
 }
 
 
-void _wrap_eplb_placement_info_struct_size_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_struct_size_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -984,7 +989,7 @@ void _wrap_eplb_placement_info_struct_size_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-intgo _wrap_eplb_placement_info_struct_size_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_struct_size_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -997,7 +1002,7 @@ intgo _wrap_eplb_placement_info_struct_size_get_capi_ddc88417da1096f3(struct epl
 }
 
 
-void _wrap_eplb_placement_info_num_layers_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_layers_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1009,7 +1014,7 @@ void _wrap_eplb_placement_info_num_layers_set_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-intgo _wrap_eplb_placement_info_num_layers_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_layers_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1022,7 +1027,7 @@ intgo _wrap_eplb_placement_info_num_layers_get_capi_ddc88417da1096f3(struct eplb
 }
 
 
-void _wrap_eplb_placement_info_num_logical_experts_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_logical_experts_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1034,7 +1039,7 @@ void _wrap_eplb_placement_info_num_logical_experts_set_capi_ddc88417da1096f3(str
 }
 
 
-intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1047,7 +1052,7 @@ intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_ddc88417da1096f3(st
 }
 
 
-void _wrap_eplb_placement_info_num_physical_experts_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_physical_experts_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1059,7 +1064,7 @@ void _wrap_eplb_placement_info_num_physical_experts_set_capi_ddc88417da1096f3(st
 }
 
 
-intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1072,7 +1077,7 @@ intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_ddc88417da1096f3(s
 }
 
 
-void _wrap_eplb_placement_info_num_nodes_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_nodes_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1084,7 +1089,7 @@ void _wrap_eplb_placement_info_num_nodes_set_capi_ddc88417da1096f3(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_num_nodes_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_nodes_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1097,7 +1102,7 @@ intgo _wrap_eplb_placement_info_num_nodes_get_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_num_gpus_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_gpus_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1109,7 +1114,7 @@ void _wrap_eplb_placement_info_num_gpus_set_capi_ddc88417da1096f3(struct eplb_pl
 }
 
 
-intgo _wrap_eplb_placement_info_num_gpus_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_gpus_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1122,7 +1127,7 @@ intgo _wrap_eplb_placement_info_num_gpus_get_capi_ddc88417da1096f3(struct eplb_p
 }
 
 
-void _wrap_eplb_placement_info_num_groups_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_groups_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1134,7 +1139,7 @@ void _wrap_eplb_placement_info_num_groups_set_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-intgo _wrap_eplb_placement_info_num_groups_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_groups_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1147,7 +1152,7 @@ intgo _wrap_eplb_placement_info_num_groups_get_capi_ddc88417da1096f3(struct eplb
 }
 
 
-void _wrap_eplb_placement_info_slots_per_gpu_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_slots_per_gpu_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1159,7 +1164,7 @@ void _wrap_eplb_placement_info_slots_per_gpu_set_capi_ddc88417da1096f3(struct ep
 }
 
 
-intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1172,7 +1177,7 @@ intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_ddc88417da1096f3(struct e
 }
 
 
-void _wrap_eplb_placement_info_log2phy_width_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_log2phy_width_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1184,7 +1189,7 @@ void _wrap_eplb_placement_info_log2phy_width_set_capi_ddc88417da1096f3(struct ep
 }
 
 
-intgo _wrap_eplb_placement_info_log2phy_width_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_log2phy_width_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1197,7 +1202,7 @@ intgo _wrap_eplb_placement_info_log2phy_width_get_capi_ddc88417da1096f3(struct e
 }
 
 
-void _wrap_eplb_placement_info_algorithm_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_algorithm_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1209,7 +1214,7 @@ void _wrap_eplb_placement_info_algorithm_set_capi_ddc88417da1096f3(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_algorithm_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_algorithm_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1222,7 +1227,7 @@ intgo _wrap_eplb_placement_info_algorithm_get_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_hierarchical_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_hierarchical_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1234,7 +1239,7 @@ void _wrap_eplb_placement_info_hierarchical_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-intgo _wrap_eplb_placement_info_hierarchical_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_hierarchical_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1247,7 +1252,7 @@ intgo _wrap_eplb_placement_info_hierarchical_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_placement_info_reserved0_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_reserved0_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1259,7 +1264,7 @@ void _wrap_eplb_placement_info_reserved0_set_capi_ddc88417da1096f3(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_reserved0_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_reserved0_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1272,7 +1277,7 @@ intgo _wrap_eplb_placement_info_reserved0_get_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_plan_seconds_set_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_placement_info_plan_seconds_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, double _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   double arg2 ;
   
@@ -1284,7 +1289,7 @@ void _wrap_eplb_placement_info_plan_seconds_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-double _wrap_eplb_placement_info_plan_seconds_get_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
+double _wrap_eplb_placement_info_plan_seconds_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -1297,7 +1302,7 @@ double _wrap_eplb_placement_info_plan_seconds_get_capi_ddc88417da1096f3(struct e
 }
 
 
-struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_ddc88417da1096f3() {
+struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_fc896d6fd04db93d() {
   struct eplb_placement_info *result = 0 ;
   struct eplb_placement_info *_swig_go_result;
   
@@ -1308,7 +1313,7 @@ struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_ddc88417da1096f3(
 }
 
 
-void _wrap_delete_eplb_placement_info_capi_ddc88417da1096f3(struct eplb_placement_info *_swig_go_0) {
+void _wrap_delete_eplb_placement_info_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   
   arg1 = *(struct eplb_placement_info **)&_swig_go_0; 
@@ -1318,7 +1323,7 @@ void _wrap_delete_eplb_placement_info_capi_ddc88417da1096f3(struct eplb_placemen
 }
 
 
-_gostring_ _wrap_eplb_placement_get_info_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, struct eplb_placement_info *_swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_info_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, struct eplb_placement_info *_swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_placement_info *arg2 = (eplb_placement_info *) 0 ;
   eplb_status result;
@@ -1352,7 +1357,7 @@ _gostring_ _wrap_eplb_placement_get_info_capi_ddc88417da1096f3(eplb_placement *_
 }
 
 
-_gostring_ _wrap_eplb_placement_get_phy2log_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_phy2log_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1390,7 +1395,7 @@ _gostring_ _wrap_eplb_placement_get_phy2log_capi_ddc88417da1096f3(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_placement_get_replica_counts_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_replica_counts_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1428,7 +1433,7 @@ _gostring_ _wrap_eplb_placement_get_replica_counts_capi_ddc88417da1096f3(eplb_pl
 }
 
 
-_gostring_ _wrap_eplb_placement_get_log2phy_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_log2phy_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1466,7 +1471,7 @@ _gostring_ _wrap_eplb_placement_get_log2phy_capi_ddc88417da1096f3(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_placement_create_from_phy2log_capi_ddc88417da1096f3(intgo _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, eplb_placement **_swig_go_6) {
+_gostring_ _wrap_eplb_placement_create_from_phy2log_capi_fc896d6fd04db93d(intgo _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, eplb_placement **_swig_go_6) {
   uint32_t arg1 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -1514,7 +1519,7 @@ _gostring_ _wrap_eplb_placement_create_from_phy2log_capi_ddc88417da1096f3(intgo 
 }
 
 
-void _wrap_eplb_placement_destroy_capi_ddc88417da1096f3(eplb_placement *_swig_go_0) {
+void _wrap_eplb_placement_destroy_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   
   arg1 = *(eplb_placement **)&_swig_go_0; 
@@ -1524,7 +1529,7 @@ void _wrap_eplb_placement_destroy_capi_ddc88417da1096f3(eplb_placement *_swig_go
 }
 
 
-void _wrap_eplb_planner_options_struct_size_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_struct_size_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1536,7 +1541,7 @@ void _wrap_eplb_planner_options_struct_size_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-intgo _wrap_eplb_planner_options_struct_size_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_struct_size_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1549,7 +1554,7 @@ intgo _wrap_eplb_planner_options_struct_size_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_planner_options_algorithm_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_algorithm_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1561,7 +1566,7 @@ void _wrap_eplb_planner_options_algorithm_set_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_algorithm_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_algorithm_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1574,7 +1579,7 @@ intgo _wrap_eplb_planner_options_algorithm_get_capi_ddc88417da1096f3(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_num_layers_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_layers_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1586,7 +1591,7 @@ void _wrap_eplb_planner_options_num_layers_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-intgo _wrap_eplb_planner_options_num_layers_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_layers_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1599,7 +1604,7 @@ intgo _wrap_eplb_planner_options_num_layers_get_capi_ddc88417da1096f3(struct epl
 }
 
 
-void _wrap_eplb_planner_options_num_logical_experts_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_logical_experts_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1611,7 +1616,7 @@ void _wrap_eplb_planner_options_num_logical_experts_set_capi_ddc88417da1096f3(st
 }
 
 
-intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1624,7 +1629,7 @@ intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_ddc88417da1096f3(s
 }
 
 
-void _wrap_eplb_planner_options_num_physical_experts_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_physical_experts_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1636,7 +1641,7 @@ void _wrap_eplb_planner_options_num_physical_experts_set_capi_ddc88417da1096f3(s
 }
 
 
-intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1649,7 +1654,7 @@ intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_ddc88417da1096f3(
 }
 
 
-void _wrap_eplb_planner_options_num_groups_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_groups_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1661,7 +1666,7 @@ void _wrap_eplb_planner_options_num_groups_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-intgo _wrap_eplb_planner_options_num_groups_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_groups_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1674,7 +1679,7 @@ intgo _wrap_eplb_planner_options_num_groups_get_capi_ddc88417da1096f3(struct epl
 }
 
 
-void _wrap_eplb_planner_options_num_nodes_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_nodes_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1686,7 +1691,7 @@ void _wrap_eplb_planner_options_num_nodes_set_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_num_nodes_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_nodes_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1699,7 +1704,7 @@ intgo _wrap_eplb_planner_options_num_nodes_get_capi_ddc88417da1096f3(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_num_gpus_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_gpus_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1711,7 +1716,7 @@ void _wrap_eplb_planner_options_num_gpus_set_capi_ddc88417da1096f3(struct eplb_p
 }
 
 
-intgo _wrap_eplb_planner_options_num_gpus_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_gpus_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1724,7 +1729,7 @@ intgo _wrap_eplb_planner_options_num_gpus_get_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-void _wrap_eplb_planner_options_cross_node_budget_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_cross_node_budget_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1736,7 +1741,7 @@ void _wrap_eplb_planner_options_cross_node_budget_set_capi_ddc88417da1096f3(stru
 }
 
 
-intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1749,7 +1754,7 @@ intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_ddc88417da1096f3(str
 }
 
 
-void _wrap_eplb_planner_options_num_threads_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_threads_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1761,7 +1766,7 @@ void _wrap_eplb_planner_options_num_threads_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-intgo _wrap_eplb_planner_options_num_threads_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_threads_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1774,7 +1779,7 @@ intgo _wrap_eplb_planner_options_num_threads_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_planner_options_affinity_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_affinity_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1786,7 +1791,7 @@ void _wrap_eplb_planner_options_affinity_set_capi_ddc88417da1096f3(struct eplb_p
 }
 
 
-intgo _wrap_eplb_planner_options_affinity_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_affinity_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1799,7 +1804,7 @@ intgo _wrap_eplb_planner_options_affinity_get_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-void _wrap_eplb_planner_options_reserved0_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_reserved0_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1811,7 +1816,7 @@ void _wrap_eplb_planner_options_reserved0_set_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_reserved0_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_reserved0_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1824,7 +1829,7 @@ intgo _wrap_eplb_planner_options_reserved0_get_capi_ddc88417da1096f3(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_affinity_min_balance_set_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_planner_options_affinity_min_balance_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, double _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   double arg2 ;
   
@@ -1836,7 +1841,7 @@ void _wrap_eplb_planner_options_affinity_min_balance_set_capi_ddc88417da1096f3(s
 }
 
 
-double _wrap_eplb_planner_options_affinity_min_balance_get_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
+double _wrap_eplb_planner_options_affinity_min_balance_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -1849,7 +1854,7 @@ double _wrap_eplb_planner_options_affinity_min_balance_get_capi_ddc88417da1096f3
 }
 
 
-struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_ddc88417da1096f3() {
+struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_fc896d6fd04db93d() {
   struct eplb_planner_options *result = 0 ;
   struct eplb_planner_options *_swig_go_result;
   
@@ -1860,7 +1865,7 @@ struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_ddc88417da1096f
 }
 
 
-void _wrap_delete_eplb_planner_options_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
+void _wrap_delete_eplb_planner_options_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   
   arg1 = *(struct eplb_planner_options **)&_swig_go_0; 
@@ -1870,7 +1875,7 @@ void _wrap_delete_eplb_planner_options_capi_ddc88417da1096f3(struct eplb_planner
 }
 
 
-void _wrap_eplb_planner_options_init_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0) {
+void _wrap_eplb_planner_options_init_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
   eplb_planner_options *arg1 = (eplb_planner_options *) 0 ;
   
   arg1 = *(eplb_planner_options **)&_swig_go_0; 
@@ -1880,7 +1885,7 @@ void _wrap_eplb_planner_options_init_capi_ddc88417da1096f3(struct eplb_planner_o
 }
 
 
-_gostring_ _wrap_eplb_planner_create_capi_ddc88417da1096f3(struct eplb_planner_options *_swig_go_0, eplb_planner **_swig_go_1) {
+_gostring_ _wrap_eplb_planner_create_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, eplb_planner **_swig_go_1) {
   eplb_planner_options *arg1 = (eplb_planner_options *) 0 ;
   eplb_planner **arg2 = (eplb_planner **) 0 ;
   eplb_status result;
@@ -1914,7 +1919,7 @@ _gostring_ _wrap_eplb_planner_create_capi_ddc88417da1096f3(struct eplb_planner_o
 }
 
 
-void _wrap_eplb_planner_destroy_capi_ddc88417da1096f3(eplb_planner *_swig_go_0) {
+void _wrap_eplb_planner_destroy_capi_fc896d6fd04db93d(eplb_planner *_swig_go_0) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   
   arg1 = *(eplb_planner **)&_swig_go_0; 
@@ -1924,7 +1929,7 @@ void _wrap_eplb_planner_destroy_capi_ddc88417da1096f3(eplb_planner *_swig_go_0) 
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_capi_ddc88417da1096f3(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement **_swig_go_2) {
+_gostring_ _wrap_eplb_planner_plan_capi_fc896d6fd04db93d(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement **_swig_go_2) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -1964,7 +1969,7 @@ _gostring_ _wrap_eplb_planner_plan_capi_ddc88417da1096f3(eplb_planner *_swig_go_
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_windows_capi_ddc88417da1096f3(eplb_planner *_swig_go_0, double *_swig_go_1, long long _swig_go_2, long long _swig_go_3, eplb_placement **_swig_go_4) {
+_gostring_ _wrap_eplb_planner_plan_windows_capi_fc896d6fd04db93d(eplb_planner *_swig_go_0, double *_swig_go_1, long long _swig_go_2, long long _swig_go_3, eplb_placement **_swig_go_4) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -2004,7 +2009,7 @@ _gostring_ _wrap_eplb_planner_plan_windows_capi_ddc88417da1096f3(eplb_planner *_
 }
 
 
-void _wrap_eplb_plan_progress_struct_size_set_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_plan_progress_struct_size_set_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0, intgo _swig_go_1) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint32_t arg2 ;
   
@@ -2016,7 +2021,7 @@ void _wrap_eplb_plan_progress_struct_size_set_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-intgo _wrap_eplb_plan_progress_struct_size_get_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0) {
+intgo _wrap_eplb_plan_progress_struct_size_get_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2029,7 +2034,7 @@ intgo _wrap_eplb_plan_progress_struct_size_get_capi_ddc88417da1096f3(struct eplb
 }
 
 
-void _wrap_eplb_plan_progress_cancelled_set_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_plan_progress_cancelled_set_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0, intgo _swig_go_1) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint32_t arg2 ;
   
@@ -2041,7 +2046,7 @@ void _wrap_eplb_plan_progress_cancelled_set_capi_ddc88417da1096f3(struct eplb_pl
 }
 
 
-intgo _wrap_eplb_plan_progress_cancelled_get_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0) {
+intgo _wrap_eplb_plan_progress_cancelled_get_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2054,7 +2059,7 @@ intgo _wrap_eplb_plan_progress_cancelled_get_capi_ddc88417da1096f3(struct eplb_p
 }
 
 
-void _wrap_eplb_plan_progress_steps_done_set_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_plan_progress_steps_done_set_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0, long long _swig_go_1) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint64_t arg2 ;
   
@@ -2066,7 +2071,7 @@ void _wrap_eplb_plan_progress_steps_done_set_capi_ddc88417da1096f3(struct eplb_p
 }
 
 
-long long _wrap_eplb_plan_progress_steps_done_get_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0) {
+long long _wrap_eplb_plan_progress_steps_done_get_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2079,7 +2084,7 @@ long long _wrap_eplb_plan_progress_steps_done_get_capi_ddc88417da1096f3(struct e
 }
 
 
-void _wrap_eplb_plan_progress_steps_total_set_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_plan_progress_steps_total_set_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0, long long _swig_go_1) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint64_t arg2 ;
   
@@ -2091,7 +2096,7 @@ void _wrap_eplb_plan_progress_steps_total_set_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-long long _wrap_eplb_plan_progress_steps_total_get_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0) {
+long long _wrap_eplb_plan_progress_steps_total_get_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2104,18 +2109,18 @@ long long _wrap_eplb_plan_progress_steps_total_get_capi_ddc88417da1096f3(struct 
 }
 
 
-struct eplb_plan_progress *_wrap_new_eplb_plan_progress_capi_ddc88417da1096f3() {
+struct eplb_plan_progress *_wrap_new_eplb_plan_progress_capi_fc896d6fd04db93d() {
   struct eplb_plan_progress *result = 0 ;
   struct eplb_plan_progress *_swig_go_result;
   
   
-  result = (struct eplb_plan_progress *)calloc(1, sizeof(struct eplb_plan_progress));
+  result = (struct eplb_plan_progress *)new_eplb_plan_progress();
   *(struct eplb_plan_progress **)&_swig_go_result = (struct eplb_plan_progress *)result; 
   return _swig_go_result;
 }
 
 
-void _wrap_delete_eplb_plan_progress_capi_ddc88417da1096f3(struct eplb_plan_progress *_swig_go_0) {
+void _wrap_delete_eplb_plan_progress_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   
   arg1 = *(struct eplb_plan_progress **)&_swig_go_0; 
@@ -2125,12 +2130,12 @@ void _wrap_delete_eplb_plan_progress_capi_ddc88417da1096f3(struct eplb_plan_prog
 }
 
 
-_gostring_ _wrap_eplb_plan_control_create_capi_ddc88417da1096f3(eplb_plan_control **_swig_go_0) {
+_gostring_ _wrap_eplb_plan_control_create_capi_fc896d6fd04db93d(eplb_plan_control **_swig_go_0) {
   eplb_plan_control **arg1 = (eplb_plan_control **) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
   
-  arg1 = *(eplb_plan_control ***)&_swig_go_0; 
+  arg1 = (eplb_plan_control **)_swig_go_0; 
   
   result = (eplb_status)eplb_plan_control_create(arg1);
   
@@ -2157,7 +2162,7 @@ _gostring_ _wrap_eplb_plan_control_create_capi_ddc88417da1096f3(eplb_plan_contro
 }
 
 
-void _wrap_eplb_plan_control_destroy_capi_ddc88417da1096f3(eplb_plan_control *_swig_go_0) {
+void _wrap_eplb_plan_control_destroy_capi_fc896d6fd04db93d(eplb_plan_control *_swig_go_0) {
   eplb_plan_control *arg1 = (eplb_plan_control *) 0 ;
   
   arg1 = *(eplb_plan_control **)&_swig_go_0; 
@@ -2167,7 +2172,7 @@ void _wrap_eplb_plan_control_destroy_capi_ddc88417da1096f3(eplb_plan_control *_s
 }
 
 
-_gostring_ _wrap_eplb_plan_control_cancel_capi_ddc88417da1096f3(eplb_plan_control *_swig_go_0) {
+_gostring_ _wrap_eplb_plan_control_cancel_capi_fc896d6fd04db93d(eplb_plan_control *_swig_go_0) {
   eplb_plan_control *arg1 = (eplb_plan_control *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -2199,7 +2204,7 @@ _gostring_ _wrap_eplb_plan_control_cancel_capi_ddc88417da1096f3(eplb_plan_contro
 }
 
 
-_gostring_ _wrap_eplb_plan_control_get_progress_capi_ddc88417da1096f3(eplb_plan_control *_swig_go_0, struct eplb_plan_progress *_swig_go_1) {
+_gostring_ _wrap_eplb_plan_control_get_progress_capi_fc896d6fd04db93d(eplb_plan_control *_swig_go_0, struct eplb_plan_progress *_swig_go_1) {
   eplb_plan_control *arg1 = (eplb_plan_control *) 0 ;
   eplb_plan_progress *arg2 = (eplb_plan_progress *) 0 ;
   eplb_status result;
@@ -2233,7 +2238,7 @@ _gostring_ _wrap_eplb_plan_control_get_progress_capi_ddc88417da1096f3(eplb_plan_
 }
 
 
-_gostring_ _wrap_eplb_planner_set_control_capi_ddc88417da1096f3(eplb_planner *_swig_go_0, eplb_plan_control *_swig_go_1) {
+_gostring_ _wrap_eplb_planner_set_control_capi_fc896d6fd04db93d(eplb_planner *_swig_go_0, eplb_plan_control *_swig_go_1) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   eplb_plan_control *arg2 = (eplb_plan_control *) 0 ;
   eplb_status result;
@@ -2267,7 +2272,7 @@ _gostring_ _wrap_eplb_planner_set_control_capi_ddc88417da1096f3(eplb_planner *_s
 }
 
 
-void _wrap_eplb_snapshot_options_struct_size_set_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_options_struct_size_set_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2279,7 +2284,7 @@ void _wrap_eplb_snapshot_options_struct_size_set_capi_ddc88417da1096f3(struct ep
 }
 
 
-intgo _wrap_eplb_snapshot_options_struct_size_get_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0) {
+intgo _wrap_eplb_snapshot_options_struct_size_get_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2292,7 +2297,7 @@ intgo _wrap_eplb_snapshot_options_struct_size_get_capi_ddc88417da1096f3(struct e
 }
 
 
-void _wrap_eplb_snapshot_options_compression_level_set_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_options_compression_level_set_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2304,7 +2309,7 @@ void _wrap_eplb_snapshot_options_compression_level_set_capi_ddc88417da1096f3(str
 }
 
 
-intgo _wrap_eplb_snapshot_options_compression_level_get_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0) {
+intgo _wrap_eplb_snapshot_options_compression_level_get_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2317,7 +2322,7 @@ intgo _wrap_eplb_snapshot_options_compression_level_get_capi_ddc88417da1096f3(st
 }
 
 
-void _wrap_eplb_snapshot_options_loads_len_set_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_options_loads_len_set_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   size_t arg2 ;
   
@@ -2329,7 +2334,7 @@ void _wrap_eplb_snapshot_options_loads_len_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-long long _wrap_eplb_snapshot_options_loads_len_get_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0) {
+long long _wrap_eplb_snapshot_options_loads_len_get_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -2342,7 +2347,7 @@ long long _wrap_eplb_snapshot_options_loads_len_get_capi_ddc88417da1096f3(struct
 }
 
 
-void _wrap_eplb_snapshot_options_tracker_set_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0, struct eplb_tracker *_swig_go_1) {
+void _wrap_eplb_snapshot_options_tracker_set_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0, struct eplb_tracker *_swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   struct eplb_tracker *arg2 = (struct eplb_tracker *) 0 ;
   
@@ -2354,7 +2359,7 @@ void _wrap_eplb_snapshot_options_tracker_set_capi_ddc88417da1096f3(struct eplb_s
 }
 
 
-struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0) {
+struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   struct eplb_tracker *result = 0 ;
   struct eplb_tracker *_swig_go_result;
@@ -2367,7 +2372,7 @@ struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_ddc88417da1096
 }
 
 
-struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_ddc88417da1096f3() {
+struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_fc896d6fd04db93d() {
   struct eplb_snapshot_options *result = 0 ;
   struct eplb_snapshot_options *_swig_go_result;
   
@@ -2378,7 +2383,7 @@ struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_ddc88417da109
 }
 
 
-void _wrap_delete_eplb_snapshot_options_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0) {
+void _wrap_delete_eplb_snapshot_options_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   
   arg1 = *(struct eplb_snapshot_options **)&_swig_go_0; 
@@ -2388,7 +2393,7 @@ void _wrap_delete_eplb_snapshot_options_capi_ddc88417da1096f3(struct eplb_snapsh
 }
 
 
-void _wrap_eplb_snapshot_options_init_capi_ddc88417da1096f3(struct eplb_snapshot_options *_swig_go_0) {
+void _wrap_eplb_snapshot_options_init_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0) {
   eplb_snapshot_options *arg1 = (eplb_snapshot_options *) 0 ;
   
   arg1 = *(eplb_snapshot_options **)&_swig_go_0; 
@@ -2398,7 +2403,7 @@ void _wrap_eplb_snapshot_options_init_capi_ddc88417da1096f3(struct eplb_snapshot
 }
 
 
-void _wrap_eplb_snapshot_info_struct_size_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_struct_size_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2410,7 +2415,7 @@ void _wrap_eplb_snapshot_info_struct_size_set_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-intgo _wrap_eplb_snapshot_info_struct_size_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_struct_size_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2423,7 +2428,7 @@ intgo _wrap_eplb_snapshot_info_struct_size_get_capi_ddc88417da1096f3(struct eplb
 }
 
 
-void _wrap_eplb_snapshot_info_format_major_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_format_major_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2435,7 +2440,7 @@ void _wrap_eplb_snapshot_info_format_major_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-intgo _wrap_eplb_snapshot_info_format_major_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_format_major_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2448,7 +2453,7 @@ intgo _wrap_eplb_snapshot_info_format_major_get_capi_ddc88417da1096f3(struct epl
 }
 
 
-void _wrap_eplb_snapshot_info_format_minor_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_format_minor_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2460,7 +2465,7 @@ void _wrap_eplb_snapshot_info_format_minor_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-intgo _wrap_eplb_snapshot_info_format_minor_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_format_minor_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2473,7 +2478,7 @@ intgo _wrap_eplb_snapshot_info_format_minor_get_capi_ddc88417da1096f3(struct epl
 }
 
 
-void _wrap_eplb_snapshot_info_num_layers_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_layers_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2485,7 +2490,7 @@ void _wrap_eplb_snapshot_info_num_layers_set_capi_ddc88417da1096f3(struct eplb_s
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_layers_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_layers_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2498,7 +2503,7 @@ intgo _wrap_eplb_snapshot_info_num_layers_get_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2510,7 +2515,7 @@ void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_ddc88417da1096f3(stru
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2523,7 +2528,7 @@ intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_ddc88417da1096f3(str
 }
 
 
-void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2535,7 +2540,7 @@ void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_ddc88417da1096f3(str
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2548,7 +2553,7 @@ intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_ddc88417da1096f3(st
 }
 
 
-void _wrap_eplb_snapshot_info_num_nodes_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_nodes_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2560,7 +2565,7 @@ void _wrap_eplb_snapshot_info_num_nodes_set_capi_ddc88417da1096f3(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2573,7 +2578,7 @@ intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_ddc88417da1096f3(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_num_gpus_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_gpus_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2585,7 +2590,7 @@ void _wrap_eplb_snapshot_info_num_gpus_set_capi_ddc88417da1096f3(struct eplb_sna
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2598,7 +2603,7 @@ intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_ddc88417da1096f3(struct eplb_sn
 }
 
 
-void _wrap_eplb_snapshot_info_num_groups_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_groups_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2610,7 +2615,7 @@ void _wrap_eplb_snapshot_info_num_groups_set_capi_ddc88417da1096f3(struct eplb_s
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_groups_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_groups_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2623,7 +2628,7 @@ intgo _wrap_eplb_snapshot_info_num_groups_get_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-void _wrap_eplb_snapshot_info_algorithm_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_algorithm_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2635,7 +2640,7 @@ void _wrap_eplb_snapshot_info_algorithm_set_capi_ddc88417da1096f3(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_algorithm_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_algorithm_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2648,7 +2653,7 @@ intgo _wrap_eplb_snapshot_info_algorithm_get_capi_ddc88417da1096f3(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_has_loads_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_has_loads_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2660,7 +2665,7 @@ void _wrap_eplb_snapshot_info_has_loads_set_capi_ddc88417da1096f3(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_has_loads_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_has_loads_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2673,7 +2678,7 @@ intgo _wrap_eplb_snapshot_info_has_loads_get_capi_ddc88417da1096f3(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_has_coactivation_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_has_coactivation_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2685,7 +2690,7 @@ void _wrap_eplb_snapshot_info_has_coactivation_set_capi_ddc88417da1096f3(struct 
 }
 
 
-intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2698,7 +2703,7 @@ intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_ddc88417da1096f3(struct
 }
 
 
-void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t arg2 ;
   
@@ -2710,7 +2715,7 @@ void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_ddc88417da1096f3(str
 }
 
 
-long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2723,7 +2728,7 @@ long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_ddc88417da1096f
 }
 
 
-void _wrap_eplb_snapshot_info_file_size_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_info_file_size_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t arg2 ;
   
@@ -2735,7 +2740,7 @@ void _wrap_eplb_snapshot_info_file_size_set_capi_ddc88417da1096f3(struct eplb_sn
 }
 
 
-long long _wrap_eplb_snapshot_info_file_size_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+long long _wrap_eplb_snapshot_info_file_size_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2748,7 +2753,7 @@ long long _wrap_eplb_snapshot_info_file_size_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_plan_seconds_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_snapshot_info_plan_seconds_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double arg2 ;
   
@@ -2760,7 +2765,7 @@ void _wrap_eplb_snapshot_info_plan_seconds_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-double _wrap_eplb_snapshot_info_plan_seconds_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+double _wrap_eplb_snapshot_info_plan_seconds_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -2773,7 +2778,7 @@ double _wrap_eplb_snapshot_info_plan_seconds_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_balancedness_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_snapshot_info_balancedness_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double arg2 ;
   
@@ -2785,7 +2790,7 @@ void _wrap_eplb_snapshot_info_balancedness_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-double _wrap_eplb_snapshot_info_balancedness_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+double _wrap_eplb_snapshot_info_balancedness_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -2798,7 +2803,7 @@ double _wrap_eplb_snapshot_info_balancedness_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_library_version_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_eplb_snapshot_info_library_version_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *arg2 ;
   
@@ -2822,7 +2827,7 @@ void _wrap_eplb_snapshot_info_library_version_set_capi_ddc88417da1096f3(struct e
 }
 
 
-_gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+_gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -2835,7 +2840,7 @@ _gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_ddc88417da1096f3(st
 }
 
 
-void _wrap_eplb_snapshot_info_label_set_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_eplb_snapshot_info_label_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *arg2 ;
   
@@ -2859,7 +2864,7 @@ void _wrap_eplb_snapshot_info_label_set_capi_ddc88417da1096f3(struct eplb_snapsh
 }
 
 
-_gostring_ _wrap_eplb_snapshot_info_label_get_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+_gostring_ _wrap_eplb_snapshot_info_label_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -2872,7 +2877,7 @@ _gostring_ _wrap_eplb_snapshot_info_label_get_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_ddc88417da1096f3() {
+struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_fc896d6fd04db93d() {
   struct eplb_snapshot_info *result = 0 ;
   struct eplb_snapshot_info *_swig_go_result;
   
@@ -2883,7 +2888,7 @@ struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_ddc88417da1096f3() 
 }
 
 
-void _wrap_delete_eplb_snapshot_info_capi_ddc88417da1096f3(struct eplb_snapshot_info *_swig_go_0) {
+void _wrap_delete_eplb_snapshot_info_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   
   arg1 = *(struct eplb_snapshot_info **)&_swig_go_0; 
@@ -2893,7 +2898,7 @@ void _wrap_delete_eplb_snapshot_info_capi_ddc88417da1096f3(struct eplb_snapshot_
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_snapshot_save_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -2934,7 +2939,7 @@ _gostring_ _wrap_eplb_snapshot_save_capi_ddc88417da1096f3(eplb_placement *_swig_
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -2972,7 +2977,7 @@ _gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_ddc88417da1096f3(eplb_placeme
 }
 
 
-void _wrap_eplb_buffer_free_capi_ddc88417da1096f3(void *_swig_go_0) {
+void _wrap_eplb_buffer_free_capi_fc896d6fd04db93d(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -2982,7 +2987,7 @@ void _wrap_eplb_buffer_free_capi_ddc88417da1096f3(void *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_snapshot_load_capi_ddc88417da1096f3(_gostring_ _swig_go_0, eplb_snapshot **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_load_capi_fc896d6fd04db93d(_gostring_ _swig_go_0, eplb_snapshot **_swig_go_1) {
   char *arg1 = (char *) 0 ;
   eplb_snapshot **arg2 = (eplb_snapshot **) 0 ;
   eplb_status result;
@@ -3021,7 +3026,7 @@ _gostring_ _wrap_eplb_snapshot_load_capi_ddc88417da1096f3(_gostring_ _swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_ddc88417da1096f3(_goslice_ _swig_go_0, eplb_snapshot **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_fc896d6fd04db93d(_goslice_ _swig_go_0, eplb_snapshot **_swig_go_1) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   eplb_snapshot **arg3 = (eplb_snapshot **) 0 ;
@@ -3059,7 +3064,7 @@ _gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_ddc88417da1096f3(_goslice_ 
 }
 
 
-_gostring_ _wrap_eplb_snapshot_inspect_capi_ddc88417da1096f3(_gostring_ _swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_inspect_capi_fc896d6fd04db93d(_gostring_ _swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
   char *arg1 = (char *) 0 ;
   eplb_snapshot_info *arg2 = (eplb_snapshot_info *) 0 ;
   eplb_status result;
@@ -3098,7 +3103,7 @@ _gostring_ _wrap_eplb_snapshot_inspect_capi_ddc88417da1096f3(_gostring_ _swig_go
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_info_capi_ddc88417da1096f3(eplb_snapshot *_swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_info_capi_fc896d6fd04db93d(eplb_snapshot *_swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   eplb_snapshot_info *arg2 = (eplb_snapshot_info *) 0 ;
   eplb_status result;
@@ -3132,7 +3137,7 @@ _gostring_ _wrap_eplb_snapshot_get_info_capi_ddc88417da1096f3(eplb_snapshot *_sw
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_placement_capi_ddc88417da1096f3(eplb_snapshot *_swig_go_0, eplb_placement **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_placement_capi_fc896d6fd04db93d(eplb_snapshot *_swig_go_0, eplb_placement **_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   eplb_placement **arg2 = (eplb_placement **) 0 ;
   eplb_status result;
@@ -3166,7 +3171,7 @@ _gostring_ _wrap_eplb_snapshot_get_placement_capi_ddc88417da1096f3(eplb_snapshot
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_loads_capi_ddc88417da1096f3(eplb_snapshot *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_loads_capi_fc896d6fd04db93d(eplb_snapshot *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -3204,7 +3209,7 @@ _gostring_ _wrap_eplb_snapshot_get_loads_capi_ddc88417da1096f3(eplb_snapshot *_s
 }
 
 
-void _wrap_eplb_snapshot_destroy_capi_ddc88417da1096f3(eplb_snapshot *_swig_go_0) {
+void _wrap_eplb_snapshot_destroy_capi_fc896d6fd04db93d(eplb_snapshot *_swig_go_0) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   
   arg1 = *(eplb_snapshot **)&_swig_go_0; 
@@ -3214,7 +3219,7 @@ void _wrap_eplb_snapshot_destroy_capi_ddc88417da1096f3(eplb_snapshot *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_statistics_capi_ddc88417da1096f3(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_snapshot_save_statistics_capi_fc896d6fd04db93d(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
   struct eplb_tracker *arg1 = (struct eplb_tracker *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -3255,7 +3260,7 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_capi_ddc88417da1096f3(struct eplb
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_ddc88417da1096f3(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_fc896d6fd04db93d(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   struct eplb_tracker *arg1 = (struct eplb_tracker *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -3293,7 +3298,7 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_ddc88417da1096f3(s
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_tracker_capi_ddc88417da1096f3(eplb_snapshot *_swig_go_0, struct eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_tracker_capi_fc896d6fd04db93d(eplb_snapshot *_swig_go_0, struct eplb_tracker **_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   struct eplb_tracker **arg2 = (struct eplb_tracker **) 0 ;
   eplb_status result;
@@ -3327,7 +3332,7 @@ _gostring_ _wrap_eplb_snapshot_get_tracker_capi_ddc88417da1096f3(eplb_snapshot *
 }
 
 
-_gostring_ _wrap_eplb_placement_to_sglang_json_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, intgo _swig_go_1, char **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_placement_to_sglang_json_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, intgo _swig_go_1, char **_swig_go_2, long long *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   char **arg3 = (char **) 0 ;
@@ -3365,7 +3370,7 @@ _gostring_ _wrap_eplb_placement_to_sglang_json_capi_ddc88417da1096f3(eplb_placem
 }
 
 
-_gostring_ _wrap_eplb_placement_from_sglang_json_capi_ddc88417da1096f3(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_placement **_swig_go_5) {
+_gostring_ _wrap_eplb_placement_from_sglang_json_capi_fc896d6fd04db93d(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_placement **_swig_go_5) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -3411,7 +3416,7 @@ _gostring_ _wrap_eplb_placement_from_sglang_json_capi_ddc88417da1096f3(_goslice_
 }
 
 
-_gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, char **_swig_go_1, long long *_swig_go_2) {
+_gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, char **_swig_go_1, long long *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   char **arg2 = (char **) 0 ;
   size_t *arg3 = (size_t *) 0 ;
@@ -3447,7 +3452,7 @@ _gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_ddc88417da1096f3(eplb_p
 }
 
 
-_gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_ddc88417da1096f3(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_fc896d6fd04db93d(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, eplb_placement **_swig_go_3) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -3489,7 +3494,7 @@ _gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_ddc88417da1096f3(_gos
 }
 
 
-_gostring_ _wrap_eplb_loads_from_sglang_json_capi_ddc88417da1096f3(_goslice_ _swig_go_0, double **_swig_go_1, int *_swig_go_2, int *_swig_go_3) {
+_gostring_ _wrap_eplb_loads_from_sglang_json_capi_fc896d6fd04db93d(_goslice_ _swig_go_0, double **_swig_go_1, int *_swig_go_2, int *_swig_go_3) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   double **arg3 = (double **) 0 ;
@@ -3535,7 +3540,7 @@ _gostring_ _wrap_eplb_loads_from_sglang_json_capi_ddc88417da1096f3(_goslice_ _sw
 }
 
 
-intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -3547,7 +3552,7 @@ intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_WINDOW_SLIDING_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_WINDOW_SLIDING_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -3559,7 +3564,7 @@ intgo _wrap_EPLB_WINDOW_SLIDING_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_WINDOW_DECAY_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_WINDOW_DECAY_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -3571,7 +3576,7 @@ intgo _wrap_EPLB_WINDOW_DECAY_capi_ddc88417da1096f3() {
 }
 
 
-void _wrap_eplb_tracker_options_struct_size_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_struct_size_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3583,7 +3588,7 @@ void _wrap_eplb_tracker_options_struct_size_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-intgo _wrap_eplb_tracker_options_struct_size_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_struct_size_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3596,7 +3601,7 @@ intgo _wrap_eplb_tracker_options_struct_size_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_tracker_options_num_layers_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_num_layers_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3608,7 +3613,7 @@ void _wrap_eplb_tracker_options_num_layers_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-intgo _wrap_eplb_tracker_options_num_layers_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_num_layers_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3621,7 +3626,7 @@ intgo _wrap_eplb_tracker_options_num_layers_get_capi_ddc88417da1096f3(struct epl
 }
 
 
-void _wrap_eplb_tracker_options_num_logical_experts_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_num_logical_experts_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3633,7 +3638,7 @@ void _wrap_eplb_tracker_options_num_logical_experts_set_capi_ddc88417da1096f3(st
 }
 
 
-intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3646,7 +3651,7 @@ intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_ddc88417da1096f3(s
 }
 
 
-void _wrap_eplb_tracker_options_top_k_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_top_k_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3658,7 +3663,7 @@ void _wrap_eplb_tracker_options_top_k_set_capi_ddc88417da1096f3(struct eplb_trac
 }
 
 
-intgo _wrap_eplb_tracker_options_top_k_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_top_k_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3671,7 +3676,7 @@ intgo _wrap_eplb_tracker_options_top_k_get_capi_ddc88417da1096f3(struct eplb_tra
 }
 
 
-void _wrap_eplb_tracker_options_window_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_window_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3683,7 +3688,7 @@ void _wrap_eplb_tracker_options_window_set_capi_ddc88417da1096f3(struct eplb_tra
 }
 
 
-intgo _wrap_eplb_tracker_options_window_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_window_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3696,7 +3701,7 @@ intgo _wrap_eplb_tracker_options_window_get_capi_ddc88417da1096f3(struct eplb_tr
 }
 
 
-void _wrap_eplb_tracker_options_window_batches_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_window_batches_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3708,7 +3713,7 @@ void _wrap_eplb_tracker_options_window_batches_set_capi_ddc88417da1096f3(struct 
 }
 
 
-intgo _wrap_eplb_tracker_options_window_batches_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_window_batches_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3721,7 +3726,7 @@ intgo _wrap_eplb_tracker_options_window_batches_get_capi_ddc88417da1096f3(struct
 }
 
 
-void _wrap_eplb_tracker_options_decay_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_tracker_options_decay_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, double _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   double arg2 ;
   
@@ -3733,7 +3738,7 @@ void _wrap_eplb_tracker_options_decay_set_capi_ddc88417da1096f3(struct eplb_trac
 }
 
 
-double _wrap_eplb_tracker_options_decay_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
+double _wrap_eplb_tracker_options_decay_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -3746,7 +3751,7 @@ double _wrap_eplb_tracker_options_decay_get_capi_ddc88417da1096f3(struct eplb_tr
 }
 
 
-void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3758,7 +3763,7 @@ void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_ddc88417da1096f3(str
 }
 
 
-intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3771,7 +3776,7 @@ intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_ddc88417da1096f3(st
 }
 
 
-void _wrap_eplb_tracker_options_reserved0_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_reserved0_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3783,7 +3788,7 @@ void _wrap_eplb_tracker_options_reserved0_set_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-intgo _wrap_eplb_tracker_options_reserved0_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_reserved0_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3796,7 +3801,7 @@ intgo _wrap_eplb_tracker_options_reserved0_get_capi_ddc88417da1096f3(struct eplb
 }
 
 
-void _wrap_eplb_tracker_options_seed_set_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_tracker_options_seed_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint64_t arg2 ;
   
@@ -3808,7 +3813,7 @@ void _wrap_eplb_tracker_options_seed_set_capi_ddc88417da1096f3(struct eplb_track
 }
 
 
-long long _wrap_eplb_tracker_options_seed_get_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
+long long _wrap_eplb_tracker_options_seed_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -3821,7 +3826,7 @@ long long _wrap_eplb_tracker_options_seed_get_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_ddc88417da1096f3() {
+struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_fc896d6fd04db93d() {
   struct eplb_tracker_options *result = 0 ;
   struct eplb_tracker_options *_swig_go_result;
   
@@ -3832,7 +3837,7 @@ struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_ddc88417da1096f
 }
 
 
-void _wrap_delete_eplb_tracker_options_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
+void _wrap_delete_eplb_tracker_options_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   
   arg1 = *(struct eplb_tracker_options **)&_swig_go_0; 
@@ -3842,7 +3847,7 @@ void _wrap_delete_eplb_tracker_options_capi_ddc88417da1096f3(struct eplb_tracker
 }
 
 
-void _wrap_eplb_tracker_options_init_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0) {
+void _wrap_eplb_tracker_options_init_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
   eplb_tracker_options *arg1 = (eplb_tracker_options *) 0 ;
   
   arg1 = *(eplb_tracker_options **)&_swig_go_0; 
@@ -3852,7 +3857,7 @@ void _wrap_eplb_tracker_options_init_capi_ddc88417da1096f3(struct eplb_tracker_o
 }
 
 
-_gostring_ _wrap_eplb_tracker_create_capi_ddc88417da1096f3(struct eplb_tracker_options *_swig_go_0, eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_create_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, eplb_tracker **_swig_go_1) {
   eplb_tracker_options *arg1 = (eplb_tracker_options *) 0 ;
   eplb_tracker **arg2 = (eplb_tracker **) 0 ;
   eplb_status result;
@@ -3886,7 +3891,7 @@ _gostring_ _wrap_eplb_tracker_create_capi_ddc88417da1096f3(struct eplb_tracker_o
 }
 
 
-void _wrap_eplb_tracker_destroy_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0) {
+void _wrap_eplb_tracker_destroy_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   
   arg1 = *(eplb_tracker **)&_swig_go_0; 
@@ -3896,7 +3901,7 @@ void _wrap_eplb_tracker_destroy_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0) 
 }
 
 
-_gostring_ _wrap_eplb_tracker_clone_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_clone_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, eplb_tracker **_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker **arg2 = (eplb_tracker **) 0 ;
   eplb_status result;
@@ -3930,7 +3935,7 @@ _gostring_ _wrap_eplb_tracker_clone_capi_ddc88417da1096f3(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_record_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4) {
+_gostring_ _wrap_eplb_tracker_record_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -3970,7 +3975,7 @@ _gostring_ _wrap_eplb_tracker_record_capi_ddc88417da1096f3(eplb_tracker *_swig_g
 }
 
 
-_gostring_ _wrap_eplb_tracker_record_physical_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4, intgo _swig_go_5) {
+_gostring_ _wrap_eplb_tracker_record_physical_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4, intgo _swig_go_5) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -4012,7 +4017,7 @@ _gostring_ _wrap_eplb_tracker_record_physical_capi_ddc88417da1096f3(eplb_tracker
 }
 
 
-_gostring_ _wrap_eplb_tracker_merge_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, eplb_tracker *_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_merge_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, eplb_tracker *_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker *arg2 = (eplb_tracker *) 0 ;
   eplb_status result;
@@ -4046,7 +4051,7 @@ _gostring_ _wrap_eplb_tracker_merge_capi_ddc88417da1096f3(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_reset_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0) {
+_gostring_ _wrap_eplb_tracker_reset_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -4078,7 +4083,7 @@ _gostring_ _wrap_eplb_tracker_reset_capi_ddc88417da1096f3(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_loads_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_tracker_get_loads_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -4116,7 +4121,7 @@ _gostring_ _wrap_eplb_tracker_get_loads_capi_ddc88417da1096f3(eplb_tracker *_swi
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_coactivation_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_tracker_get_coactivation_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   double *arg3 = (double *) 0 ;
@@ -4156,7 +4161,7 @@ _gostring_ _wrap_eplb_tracker_get_coactivation_capi_ddc88417da1096f3(eplb_tracke
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_samples_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_tracker_get_samples_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -4198,7 +4203,7 @@ _gostring_ _wrap_eplb_tracker_get_samples_capi_ddc88417da1096f3(eplb_tracker *_s
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_tracked_capi_ddc88417da1096f3(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_tracker *_swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_planner_plan_tracked_capi_fc896d6fd04db93d(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_tracker *_swig_go_2, eplb_placement **_swig_go_3) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -4240,7 +4245,7 @@ _gostring_ _wrap_eplb_planner_plan_tracked_capi_ddc88417da1096f3(eplb_planner *_
 }
 
 
-void _wrap_eplb_workload_options_struct_size_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_struct_size_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4252,7 +4257,7 @@ void _wrap_eplb_workload_options_struct_size_set_capi_ddc88417da1096f3(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_struct_size_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_struct_size_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4265,7 +4270,7 @@ intgo _wrap_eplb_workload_options_struct_size_get_capi_ddc88417da1096f3(struct e
 }
 
 
-void _wrap_eplb_workload_options_num_layers_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_layers_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4277,7 +4282,7 @@ void _wrap_eplb_workload_options_num_layers_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_layers_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_layers_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4290,7 +4295,7 @@ intgo _wrap_eplb_workload_options_num_layers_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_workload_options_num_experts_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_experts_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4302,7 +4307,7 @@ void _wrap_eplb_workload_options_num_experts_set_capi_ddc88417da1096f3(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_num_experts_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_experts_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4315,7 +4320,7 @@ intgo _wrap_eplb_workload_options_num_experts_get_capi_ddc88417da1096f3(struct e
 }
 
 
-void _wrap_eplb_workload_options_top_k_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_top_k_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4327,7 +4332,7 @@ void _wrap_eplb_workload_options_top_k_set_capi_ddc88417da1096f3(struct eplb_wor
 }
 
 
-intgo _wrap_eplb_workload_options_top_k_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_top_k_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4340,7 +4345,7 @@ intgo _wrap_eplb_workload_options_top_k_get_capi_ddc88417da1096f3(struct eplb_wo
 }
 
 
-void _wrap_eplb_workload_options_num_groups_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_groups_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4352,7 +4357,7 @@ void _wrap_eplb_workload_options_num_groups_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_groups_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_groups_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4365,7 +4370,7 @@ intgo _wrap_eplb_workload_options_num_groups_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topk_groups_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_topk_groups_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4377,7 +4382,7 @@ void _wrap_eplb_workload_options_topk_groups_set_capi_ddc88417da1096f3(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_topk_groups_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_topk_groups_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4390,7 +4395,7 @@ intgo _wrap_eplb_workload_options_topk_groups_get_capi_ddc88417da1096f3(struct e
 }
 
 
-void _wrap_eplb_workload_options_num_topics_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_topics_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4402,7 +4407,7 @@ void _wrap_eplb_workload_options_num_topics_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_topics_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_topics_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4415,7 +4420,7 @@ intgo _wrap_eplb_workload_options_num_topics_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topic_experts_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_topic_experts_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4427,7 +4432,7 @@ void _wrap_eplb_workload_options_topic_experts_set_capi_ddc88417da1096f3(struct 
 }
 
 
-intgo _wrap_eplb_workload_options_topic_experts_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_topic_experts_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4440,7 +4445,7 @@ intgo _wrap_eplb_workload_options_topic_experts_get_capi_ddc88417da1096f3(struct
 }
 
 
-void _wrap_eplb_workload_options_sigma_min_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_sigma_min_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4452,7 +4457,7 @@ void _wrap_eplb_workload_options_sigma_min_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_sigma_min_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_sigma_min_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4465,7 +4470,7 @@ double _wrap_eplb_workload_options_sigma_min_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_workload_options_sigma_max_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_sigma_max_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4477,7 +4482,7 @@ void _wrap_eplb_workload_options_sigma_max_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_sigma_max_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_sigma_max_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4490,7 +4495,7 @@ double _wrap_eplb_workload_options_sigma_max_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topic_zipf_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_topic_zipf_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4502,7 +4507,7 @@ void _wrap_eplb_workload_options_topic_zipf_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-double _wrap_eplb_workload_options_topic_zipf_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_topic_zipf_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4515,7 +4520,7 @@ double _wrap_eplb_workload_options_topic_zipf_get_capi_ddc88417da1096f3(struct e
 }
 
 
-void _wrap_eplb_workload_options_boost_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_boost_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4527,7 +4532,7 @@ void _wrap_eplb_workload_options_boost_set_capi_ddc88417da1096f3(struct eplb_wor
 }
 
 
-double _wrap_eplb_workload_options_boost_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_boost_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4540,7 +4545,7 @@ double _wrap_eplb_workload_options_boost_get_capi_ddc88417da1096f3(struct eplb_w
 }
 
 
-void _wrap_eplb_workload_options_topic_persistence_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_topic_persistence_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4552,7 +4557,7 @@ void _wrap_eplb_workload_options_topic_persistence_set_capi_ddc88417da1096f3(str
 }
 
 
-double _wrap_eplb_workload_options_topic_persistence_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_topic_persistence_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4565,7 +4570,7 @@ double _wrap_eplb_workload_options_topic_persistence_get_capi_ddc88417da1096f3(s
 }
 
 
-void _wrap_eplb_workload_options_drift_rho_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_drift_rho_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4577,7 +4582,7 @@ void _wrap_eplb_workload_options_drift_rho_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_drift_rho_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_drift_rho_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4590,7 +4595,7 @@ double _wrap_eplb_workload_options_drift_rho_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_workload_options_noise_scale_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_noise_scale_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4602,7 +4607,7 @@ void _wrap_eplb_workload_options_noise_scale_set_capi_ddc88417da1096f3(struct ep
 }
 
 
-double _wrap_eplb_workload_options_noise_scale_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_noise_scale_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4615,7 +4620,7 @@ double _wrap_eplb_workload_options_noise_scale_get_capi_ddc88417da1096f3(struct 
 }
 
 
-void _wrap_eplb_workload_options_seed_set_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_workload_options_seed_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint64_t arg2 ;
   
@@ -4627,7 +4632,7 @@ void _wrap_eplb_workload_options_seed_set_capi_ddc88417da1096f3(struct eplb_work
 }
 
 
-long long _wrap_eplb_workload_options_seed_get_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+long long _wrap_eplb_workload_options_seed_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4640,7 +4645,7 @@ long long _wrap_eplb_workload_options_seed_get_capi_ddc88417da1096f3(struct eplb
 }
 
 
-struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_ddc88417da1096f3() {
+struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_fc896d6fd04db93d() {
   struct eplb_workload_options *result = 0 ;
   struct eplb_workload_options *_swig_go_result;
   
@@ -4651,7 +4656,7 @@ struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_ddc88417da109
 }
 
 
-void _wrap_delete_eplb_workload_options_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+void _wrap_delete_eplb_workload_options_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   
   arg1 = *(struct eplb_workload_options **)&_swig_go_0; 
@@ -4661,7 +4666,7 @@ void _wrap_delete_eplb_workload_options_capi_ddc88417da1096f3(struct eplb_worklo
 }
 
 
-void _wrap_eplb_workload_options_init_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0) {
+void _wrap_eplb_workload_options_init_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
   eplb_workload_options *arg1 = (eplb_workload_options *) 0 ;
   
   arg1 = *(eplb_workload_options **)&_swig_go_0; 
@@ -4671,7 +4676,7 @@ void _wrap_eplb_workload_options_init_capi_ddc88417da1096f3(struct eplb_workload
 }
 
 
-_gostring_ _wrap_eplb_workload_create_capi_ddc88417da1096f3(struct eplb_workload_options *_swig_go_0, eplb_workload **_swig_go_1) {
+_gostring_ _wrap_eplb_workload_create_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, eplb_workload **_swig_go_1) {
   eplb_workload_options *arg1 = (eplb_workload_options *) 0 ;
   eplb_workload **arg2 = (eplb_workload **) 0 ;
   eplb_status result;
@@ -4705,7 +4710,7 @@ _gostring_ _wrap_eplb_workload_create_capi_ddc88417da1096f3(struct eplb_workload
 }
 
 
-void _wrap_eplb_workload_destroy_capi_ddc88417da1096f3(eplb_workload *_swig_go_0) {
+void _wrap_eplb_workload_destroy_capi_fc896d6fd04db93d(eplb_workload *_swig_go_0) {
   eplb_workload *arg1 = (eplb_workload *) 0 ;
   
   arg1 = *(eplb_workload **)&_swig_go_0; 
@@ -4715,7 +4720,7 @@ void _wrap_eplb_workload_destroy_capi_ddc88417da1096f3(eplb_workload *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_workload_next_batch_capi_ddc88417da1096f3(eplb_workload *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_workload_next_batch_capi_fc896d6fd04db93d(eplb_workload *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
   eplb_workload *arg1 = (eplb_workload *) 0 ;
   size_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -4755,7 +4760,7 @@ _gostring_ _wrap_eplb_workload_next_batch_capi_ddc88417da1096f3(eplb_workload *_
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_options_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, struct eplb_tracker_options *_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_get_options_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, struct eplb_tracker_options *_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker_options *arg2 = (eplb_tracker_options *) 0 ;
   eplb_status result;
@@ -4789,7 +4794,7 @@ _gostring_ _wrap_eplb_tracker_get_options_capi_ddc88417da1096f3(eplb_tracker *_s
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_layer_counts_capi_ddc88417da1096f3(eplb_tracker *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_tracker_get_layer_counts_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   uint64_t *arg3 = (uint64_t *) 0 ;
@@ -4827,7 +4832,7 @@ _gostring_ _wrap_eplb_tracker_get_layer_counts_capi_ddc88417da1096f3(eplb_tracke
 }
 
 
-void _wrap_eplb_layer_metrics_struct_size_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_struct_size_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4839,7 +4844,7 @@ void _wrap_eplb_layer_metrics_struct_size_set_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-intgo _wrap_eplb_layer_metrics_struct_size_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_struct_size_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4852,7 +4857,7 @@ intgo _wrap_eplb_layer_metrics_struct_size_get_capi_ddc88417da1096f3(struct eplb
 }
 
 
-void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4864,7 +4869,7 @@ void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_ddc88417da1096f3(struct ep
 }
 
 
-intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4877,7 +4882,7 @@ intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_ddc88417da1096f3(struct e
 }
 
 
-void _wrap_eplb_layer_metrics_max_replicas_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_replicas_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4889,7 +4894,7 @@ void _wrap_eplb_layer_metrics_max_replicas_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4902,7 +4907,7 @@ intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_ddc88417da1096f3(struct epl
 }
 
 
-void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -4914,7 +4919,7 @@ void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_ddc88417da1096f3(stru
 }
 
 
-intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4927,7 +4932,7 @@ intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_ddc88417da1096f3(str
 }
 
 
-void _wrap_eplb_layer_metrics_total_load_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_total_load_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4939,7 +4944,7 @@ void _wrap_eplb_layer_metrics_total_load_set_capi_ddc88417da1096f3(struct eplb_l
 }
 
 
-double _wrap_eplb_layer_metrics_total_load_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_total_load_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4952,7 +4957,7 @@ double _wrap_eplb_layer_metrics_total_load_get_capi_ddc88417da1096f3(struct eplb
 }
 
 
-void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4964,7 +4969,7 @@ void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -4977,7 +4982,7 @@ double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_ddc88417da1096f3(struct e
 }
 
 
-void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -4989,7 +4994,7 @@ void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5002,7 +5007,7 @@ double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_layer_metrics_lower_bound_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_lower_bound_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -5014,7 +5019,7 @@ void _wrap_eplb_layer_metrics_lower_bound_set_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-double _wrap_eplb_layer_metrics_lower_bound_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_lower_bound_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5027,7 +5032,7 @@ double _wrap_eplb_layer_metrics_lower_bound_get_capi_ddc88417da1096f3(struct epl
 }
 
 
-void _wrap_eplb_layer_metrics_balancedness_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_balancedness_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -5039,7 +5044,7 @@ void _wrap_eplb_layer_metrics_balancedness_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-double _wrap_eplb_layer_metrics_balancedness_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_balancedness_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5052,7 +5057,7 @@ double _wrap_eplb_layer_metrics_balancedness_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_layer_metrics_node_balancedness_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_node_balancedness_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -5064,7 +5069,7 @@ void _wrap_eplb_layer_metrics_node_balancedness_set_capi_ddc88417da1096f3(struct
 }
 
 
-double _wrap_eplb_layer_metrics_node_balancedness_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_node_balancedness_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5077,7 +5082,7 @@ double _wrap_eplb_layer_metrics_node_balancedness_get_capi_ddc88417da1096f3(stru
 }
 
 
-void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -5089,7 +5094,7 @@ void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_ddc88417da1096f3(stru
 }
 
 
-double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5102,7 +5107,7 @@ double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_ddc88417da1096f3(st
 }
 
 
-void _wrap_eplb_layer_metrics_node_bound_set_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_node_bound_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -5114,7 +5119,7 @@ void _wrap_eplb_layer_metrics_node_bound_set_capi_ddc88417da1096f3(struct eplb_l
 }
 
 
-double _wrap_eplb_layer_metrics_node_bound_get_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_node_bound_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5127,7 +5132,7 @@ double _wrap_eplb_layer_metrics_node_bound_get_capi_ddc88417da1096f3(struct eplb
 }
 
 
-struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_ddc88417da1096f3() {
+struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_fc896d6fd04db93d() {
   struct eplb_layer_metrics *result = 0 ;
   struct eplb_layer_metrics *_swig_go_result;
   
@@ -5138,7 +5143,7 @@ struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_ddc88417da1096f3() 
 }
 
 
-void _wrap_delete_eplb_layer_metrics_capi_ddc88417da1096f3(struct eplb_layer_metrics *_swig_go_0) {
+void _wrap_delete_eplb_layer_metrics_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   
   arg1 = *(struct eplb_layer_metrics **)&_swig_go_0; 
@@ -5148,7 +5153,7 @@ void _wrap_delete_eplb_layer_metrics_capi_ddc88417da1096f3(struct eplb_layer_met
 }
 
 
-void _wrap_eplb_metrics_struct_size_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_struct_size_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -5160,7 +5165,7 @@ void _wrap_eplb_metrics_struct_size_set_capi_ddc88417da1096f3(struct eplb_metric
 }
 
 
-intgo _wrap_eplb_metrics_struct_size_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_struct_size_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5173,7 +5178,7 @@ intgo _wrap_eplb_metrics_struct_size_get_capi_ddc88417da1096f3(struct eplb_metri
 }
 
 
-void _wrap_eplb_metrics_num_layers_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_num_layers_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -5185,7 +5190,7 @@ void _wrap_eplb_metrics_num_layers_set_capi_ddc88417da1096f3(struct eplb_metrics
 }
 
 
-intgo _wrap_eplb_metrics_num_layers_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_num_layers_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5198,7 +5203,7 @@ intgo _wrap_eplb_metrics_num_layers_get_capi_ddc88417da1096f3(struct eplb_metric
 }
 
 
-void _wrap_eplb_metrics_max_replicas_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_max_replicas_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -5210,7 +5215,7 @@ void _wrap_eplb_metrics_max_replicas_set_capi_ddc88417da1096f3(struct eplb_metri
 }
 
 
-intgo _wrap_eplb_metrics_max_replicas_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_max_replicas_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5223,7 +5228,7 @@ intgo _wrap_eplb_metrics_max_replicas_get_capi_ddc88417da1096f3(struct eplb_metr
 }
 
 
-void _wrap_eplb_metrics_loaded_layers_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_loaded_layers_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -5235,7 +5240,7 @@ void _wrap_eplb_metrics_loaded_layers_set_capi_ddc88417da1096f3(struct eplb_metr
 }
 
 
-intgo _wrap_eplb_metrics_loaded_layers_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_loaded_layers_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5248,7 +5253,7 @@ intgo _wrap_eplb_metrics_loaded_layers_get_capi_ddc88417da1096f3(struct eplb_met
 }
 
 
-void _wrap_eplb_metrics_duplicate_pairs_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_metrics_duplicate_pairs_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t arg2 ;
   
@@ -5260,7 +5265,7 @@ void _wrap_eplb_metrics_duplicate_pairs_set_capi_ddc88417da1096f3(struct eplb_me
 }
 
 
-long long _wrap_eplb_metrics_duplicate_pairs_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
+long long _wrap_eplb_metrics_duplicate_pairs_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5273,7 +5278,7 @@ long long _wrap_eplb_metrics_duplicate_pairs_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_metrics_balancedness_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_balancedness_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5285,7 +5290,7 @@ void _wrap_eplb_metrics_balancedness_set_capi_ddc88417da1096f3(struct eplb_metri
 }
 
 
-double _wrap_eplb_metrics_balancedness_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_balancedness_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5298,7 +5303,7 @@ double _wrap_eplb_metrics_balancedness_get_capi_ddc88417da1096f3(struct eplb_met
 }
 
 
-void _wrap_eplb_metrics_min_balancedness_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_min_balancedness_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5310,7 +5315,7 @@ void _wrap_eplb_metrics_min_balancedness_set_capi_ddc88417da1096f3(struct eplb_m
 }
 
 
-double _wrap_eplb_metrics_min_balancedness_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_min_balancedness_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5323,7 +5328,7 @@ double _wrap_eplb_metrics_min_balancedness_get_capi_ddc88417da1096f3(struct eplb
 }
 
 
-void _wrap_eplb_metrics_node_balancedness_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_node_balancedness_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5335,7 +5340,7 @@ void _wrap_eplb_metrics_node_balancedness_set_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-double _wrap_eplb_metrics_node_balancedness_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_node_balancedness_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5348,7 +5353,7 @@ double _wrap_eplb_metrics_node_balancedness_get_capi_ddc88417da1096f3(struct epl
 }
 
 
-void _wrap_eplb_metrics_max_load_over_bound_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_load_over_bound_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5360,7 +5365,7 @@ void _wrap_eplb_metrics_max_load_over_bound_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-double _wrap_eplb_metrics_max_load_over_bound_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_load_over_bound_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5373,7 +5378,7 @@ double _wrap_eplb_metrics_max_load_over_bound_get_capi_ddc88417da1096f3(struct e
 }
 
 
-void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5385,7 +5390,7 @@ void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_ddc88417da1096f3(stru
 }
 
 
-double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5398,7 +5403,7 @@ double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_ddc88417da1096f3(st
 }
 
 
-void _wrap_eplb_metrics_max_over_mean_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_over_mean_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5410,7 +5415,7 @@ void _wrap_eplb_metrics_max_over_mean_set_capi_ddc88417da1096f3(struct eplb_metr
 }
 
 
-double _wrap_eplb_metrics_max_over_mean_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_over_mean_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5423,7 +5428,7 @@ double _wrap_eplb_metrics_max_over_mean_get_capi_ddc88417da1096f3(struct eplb_me
 }
 
 
-void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5435,7 +5440,7 @@ void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_ddc88417da1096f3(struc
 }
 
 
-double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5448,7 +5453,7 @@ double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_ddc88417da1096f3(str
 }
 
 
-void _wrap_eplb_metrics_cross_node_replicas_set_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_metrics_cross_node_replicas_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t arg2 ;
   
@@ -5460,7 +5465,7 @@ void _wrap_eplb_metrics_cross_node_replicas_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-long long _wrap_eplb_metrics_cross_node_replicas_get_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
+long long _wrap_eplb_metrics_cross_node_replicas_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5473,7 +5478,7 @@ long long _wrap_eplb_metrics_cross_node_replicas_get_capi_ddc88417da1096f3(struc
 }
 
 
-struct eplb_metrics *_wrap_new_eplb_metrics_capi_ddc88417da1096f3() {
+struct eplb_metrics *_wrap_new_eplb_metrics_capi_fc896d6fd04db93d() {
   struct eplb_metrics *result = 0 ;
   struct eplb_metrics *_swig_go_result;
   
@@ -5484,7 +5489,7 @@ struct eplb_metrics *_wrap_new_eplb_metrics_capi_ddc88417da1096f3() {
 }
 
 
-void _wrap_delete_eplb_metrics_capi_ddc88417da1096f3(struct eplb_metrics *_swig_go_0) {
+void _wrap_delete_eplb_metrics_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   
   arg1 = *(struct eplb_metrics **)&_swig_go_0; 
@@ -5494,7 +5499,7 @@ void _wrap_delete_eplb_metrics_capi_ddc88417da1096f3(struct eplb_metrics *_swig_
 }
 
 
-_gostring_ _wrap_eplb_metrics_compute_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, struct eplb_metrics *_swig_go_2) {
+_gostring_ _wrap_eplb_metrics_compute_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, struct eplb_metrics *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5534,7 +5539,7 @@ _gostring_ _wrap_eplb_metrics_compute_capi_ddc88417da1096f3(eplb_placement *_swi
 }
 
 
-_gostring_ _wrap_eplb_metrics_compute_layer_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, struct eplb_layer_metrics *_swig_go_3) {
+_gostring_ _wrap_eplb_metrics_compute_layer_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, struct eplb_layer_metrics *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   double *arg3 = (double *) 0 ;
@@ -5576,7 +5581,7 @@ _gostring_ _wrap_eplb_metrics_compute_layer_capi_ddc88417da1096f3(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_gpu_loads_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_metrics_gpu_loads_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5620,7 +5625,7 @@ _gostring_ _wrap_eplb_metrics_gpu_loads_capi_ddc88417da1096f3(eplb_placement *_s
 }
 
 
-_gostring_ _wrap_eplb_metrics_exact_optimum_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, double *_swig_go_2) {
+_gostring_ _wrap_eplb_metrics_exact_optimum_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, double *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5660,7 +5665,7 @@ _gostring_ _wrap_eplb_metrics_exact_optimum_capi_ddc88417da1096f3(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_relaxed_bound_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, intgo _swig_go_2, double *_swig_go_3) {
+_gostring_ _wrap_eplb_metrics_relaxed_bound_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, intgo _swig_go_2, double *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5702,7 +5707,7 @@ _gostring_ _wrap_eplb_metrics_relaxed_bound_capi_ddc88417da1096f3(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_nodes_touched_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4, double *_swig_go_5) {
+_gostring_ _wrap_eplb_metrics_nodes_touched_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4, double *_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -5744,7 +5749,7 @@ _gostring_ _wrap_eplb_metrics_nodes_touched_capi_ddc88417da1096f3(eplb_placement
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -5756,7 +5761,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -5768,7 +5773,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -5780,7 +5785,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -5792,7 +5797,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -5804,7 +5809,7 @@ intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -5816,7 +5821,7 @@ intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -5828,7 +5833,7 @@ intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_ddc88417da1096f3() {
 }
 
 
-void _wrap_eplb_migration_options_struct_size_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_struct_size_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5840,7 +5845,7 @@ void _wrap_eplb_migration_options_struct_size_set_capi_ddc88417da1096f3(struct e
 }
 
 
-intgo _wrap_eplb_migration_options_struct_size_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_struct_size_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5853,7 +5858,7 @@ intgo _wrap_eplb_migration_options_struct_size_get_capi_ddc88417da1096f3(struct 
 }
 
 
-void _wrap_eplb_migration_options_relabel_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_relabel_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5865,7 +5870,7 @@ void _wrap_eplb_migration_options_relabel_set_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-intgo _wrap_eplb_migration_options_relabel_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_relabel_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5878,7 +5883,7 @@ intgo _wrap_eplb_migration_options_relabel_get_capi_ddc88417da1096f3(struct eplb
 }
 
 
-void _wrap_eplb_migration_options_bytes_per_expert_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_bytes_per_expert_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -5890,7 +5895,7 @@ void _wrap_eplb_migration_options_bytes_per_expert_set_capi_ddc88417da1096f3(str
 }
 
 
-long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5903,7 +5908,7 @@ long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_ddc88417da1096f
 }
 
 
-void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -5915,7 +5920,7 @@ void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_ddc88417da1096f3(s
 }
 
 
-long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5928,7 +5933,7 @@ long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_ddc88417da109
 }
 
 
-void _wrap_eplb_migration_options_max_total_bytes_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_max_total_bytes_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -5940,7 +5945,7 @@ void _wrap_eplb_migration_options_max_total_bytes_set_capi_ddc88417da1096f3(stru
 }
 
 
-long long _wrap_eplb_migration_options_max_total_bytes_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_max_total_bytes_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5953,7 +5958,7 @@ long long _wrap_eplb_migration_options_max_total_bytes_get_capi_ddc88417da1096f3
 }
 
 
-void _wrap_eplb_migration_options_max_layers_per_step_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_max_layers_per_step_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5965,7 +5970,7 @@ void _wrap_eplb_migration_options_max_layers_per_step_set_capi_ddc88417da1096f3(
 }
 
 
-intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5978,7 +5983,7 @@ intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_ddc88417da1096f3
 }
 
 
-void _wrap_eplb_migration_options_reserved0_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_reserved0_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -5990,7 +5995,7 @@ void _wrap_eplb_migration_options_reserved0_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-intgo _wrap_eplb_migration_options_reserved0_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_reserved0_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6003,7 +6008,7 @@ intgo _wrap_eplb_migration_options_reserved0_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_migration_options_min_gain_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_options_min_gain_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double arg2 ;
   
@@ -6015,7 +6020,7 @@ void _wrap_eplb_migration_options_min_gain_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-double _wrap_eplb_migration_options_min_gain_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
+double _wrap_eplb_migration_options_min_gain_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -6028,7 +6033,7 @@ double _wrap_eplb_migration_options_min_gain_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double arg2 ;
   
@@ -6040,7 +6045,7 @@ void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_ddc88417da1096f3(str
 }
 
 
-double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
+double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -6053,7 +6058,7 @@ double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_ddc88417da1096f3(s
 }
 
 
-struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_ddc88417da1096f3() {
+struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_fc896d6fd04db93d() {
   struct eplb_migration_options *result = 0 ;
   struct eplb_migration_options *_swig_go_result;
   
@@ -6064,7 +6069,7 @@ struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_ddc88417da1
 }
 
 
-void _wrap_delete_eplb_migration_options_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
+void _wrap_delete_eplb_migration_options_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   
   arg1 = *(struct eplb_migration_options **)&_swig_go_0; 
@@ -6074,7 +6079,7 @@ void _wrap_delete_eplb_migration_options_capi_ddc88417da1096f3(struct eplb_migra
 }
 
 
-void _wrap_eplb_migration_options_init_capi_ddc88417da1096f3(struct eplb_migration_options *_swig_go_0) {
+void _wrap_eplb_migration_options_init_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
   eplb_migration_options *arg1 = (eplb_migration_options *) 0 ;
   
   arg1 = *(eplb_migration_options **)&_swig_go_0; 
@@ -6084,7 +6089,7 @@ void _wrap_eplb_migration_options_init_capi_ddc88417da1096f3(struct eplb_migrati
 }
 
 
-_gostring_ _wrap_eplb_migration_plan_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, eplb_placement *_swig_go_1, _goslice_ _swig_go_2, struct eplb_migration_options *_swig_go_3, eplb_migration **_swig_go_4) {
+_gostring_ _wrap_eplb_migration_plan_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, eplb_placement *_swig_go_1, _goslice_ _swig_go_2, struct eplb_migration_options *_swig_go_3, eplb_migration **_swig_go_4) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   double *arg3 = (double *) 0 ;
@@ -6128,7 +6133,7 @@ _gostring_ _wrap_eplb_migration_plan_capi_ddc88417da1096f3(eplb_placement *_swig
 }
 
 
-void _wrap_eplb_migration_destroy_capi_ddc88417da1096f3(eplb_migration *_swig_go_0) {
+void _wrap_eplb_migration_destroy_capi_fc896d6fd04db93d(eplb_migration *_swig_go_0) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   
   arg1 = *(eplb_migration **)&_swig_go_0; 
@@ -6138,7 +6143,7 @@ void _wrap_eplb_migration_destroy_capi_ddc88417da1096f3(eplb_migration *_swig_go
 }
 
 
-void _wrap_eplb_migration_summary_struct_size_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_struct_size_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -6150,7 +6155,7 @@ void _wrap_eplb_migration_summary_struct_size_set_capi_ddc88417da1096f3(struct e
 }
 
 
-intgo _wrap_eplb_migration_summary_struct_size_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_struct_size_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6163,7 +6168,7 @@ intgo _wrap_eplb_migration_summary_struct_size_get_capi_ddc88417da1096f3(struct 
 }
 
 
-void _wrap_eplb_migration_summary_num_steps_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_num_steps_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -6175,7 +6180,7 @@ void _wrap_eplb_migration_summary_num_steps_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-intgo _wrap_eplb_migration_summary_num_steps_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_num_steps_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6188,7 +6193,7 @@ intgo _wrap_eplb_migration_summary_num_steps_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_migration_summary_complete_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_complete_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -6200,7 +6205,7 @@ void _wrap_eplb_migration_summary_complete_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_summary_complete_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_complete_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6213,7 +6218,7 @@ intgo _wrap_eplb_migration_summary_complete_get_capi_ddc88417da1096f3(struct epl
 }
 
 
-void _wrap_eplb_migration_summary_worth_it_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_worth_it_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -6225,7 +6230,7 @@ void _wrap_eplb_migration_summary_worth_it_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_summary_worth_it_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_worth_it_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6238,7 +6243,7 @@ intgo _wrap_eplb_migration_summary_worth_it_get_capi_ddc88417da1096f3(struct epl
 }
 
 
-void _wrap_eplb_migration_summary_has_loads_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_has_loads_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -6250,7 +6255,7 @@ void _wrap_eplb_migration_summary_has_loads_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-intgo _wrap_eplb_migration_summary_has_loads_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_has_loads_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6263,7 +6268,7 @@ intgo _wrap_eplb_migration_summary_has_loads_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_migration_summary_max_staging_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_max_staging_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -6275,7 +6280,7 @@ void _wrap_eplb_migration_summary_max_staging_experts_set_capi_ddc88417da1096f3(
 }
 
 
-intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6288,7 +6293,7 @@ intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_ddc88417da1096f3
 }
 
 
-void _wrap_eplb_migration_summary_moved_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_moved_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6300,7 +6305,7 @@ void _wrap_eplb_migration_summary_moved_experts_set_capi_ddc88417da1096f3(struct
 }
 
 
-long long _wrap_eplb_migration_summary_moved_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_moved_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6313,7 +6318,7 @@ long long _wrap_eplb_migration_summary_moved_experts_get_capi_ddc88417da1096f3(s
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6325,7 +6330,7 @@ void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_ddc88417da1096f3(str
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6338,7 +6343,7 @@ long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_ddc88417da1096f
 }
 
 
-void _wrap_eplb_migration_summary_intra_node_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_intra_node_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6350,7 +6355,7 @@ void _wrap_eplb_migration_summary_intra_node_experts_set_capi_ddc88417da1096f3(s
 }
 
 
-long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6363,7 +6368,7 @@ long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_ddc88417da109
 }
 
 
-void _wrap_eplb_migration_summary_cross_node_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_cross_node_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6375,7 +6380,7 @@ void _wrap_eplb_migration_summary_cross_node_experts_set_capi_ddc88417da1096f3(s
 }
 
 
-long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6388,7 +6393,7 @@ long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_ddc88417da109
 }
 
 
-void _wrap_eplb_migration_summary_moved_bytes_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_moved_bytes_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6400,7 +6405,7 @@ void _wrap_eplb_migration_summary_moved_bytes_set_capi_ddc88417da1096f3(struct e
 }
 
 
-long long _wrap_eplb_migration_summary_moved_bytes_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_moved_bytes_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6413,7 +6418,7 @@ long long _wrap_eplb_migration_summary_moved_bytes_get_capi_ddc88417da1096f3(str
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6425,7 +6430,7 @@ void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_ddc88417da1096f3(struc
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6438,7 +6443,7 @@ long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_ddc88417da1096f3(
 }
 
 
-void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6450,7 +6455,7 @@ void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_ddc88417da1096f3(str
 }
 
 
-long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6463,7 +6468,7 @@ long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_ddc88417da1096f
 }
 
 
-void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6475,7 +6480,7 @@ void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_ddc88417da1096f3(str
 }
 
 
-long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6488,7 +6493,7 @@ long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_ddc88417da1096f
 }
 
 
-void _wrap_eplb_migration_summary_max_step_bytes_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_max_step_bytes_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6500,7 +6505,7 @@ void _wrap_eplb_migration_summary_max_step_bytes_set_capi_ddc88417da1096f3(struc
 }
 
 
-long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6513,7 +6518,7 @@ long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_ddc88417da1096f3(
 }
 
 
-void _wrap_eplb_migration_summary_full_migration_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_full_migration_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6525,7 +6530,7 @@ void _wrap_eplb_migration_summary_full_migration_experts_set_capi_ddc88417da1096
 }
 
 
-long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6538,7 +6543,7 @@ long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_ddc88417d
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6550,7 +6555,7 @@ void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_ddc88417da1096f
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6563,7 +6568,7 @@ long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_ddc88417da
 }
 
 
-void _wrap_eplb_migration_summary_naive_experts_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_naive_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6575,7 +6580,7 @@ void _wrap_eplb_migration_summary_naive_experts_set_capi_ddc88417da1096f3(struct
 }
 
 
-long long _wrap_eplb_migration_summary_naive_experts_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_naive_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6588,7 +6593,7 @@ long long _wrap_eplb_migration_summary_naive_experts_get_capi_ddc88417da1096f3(s
 }
 
 
-void _wrap_eplb_migration_summary_old_balancedness_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_old_balancedness_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6600,7 +6605,7 @@ void _wrap_eplb_migration_summary_old_balancedness_set_capi_ddc88417da1096f3(str
 }
 
 
-double _wrap_eplb_migration_summary_old_balancedness_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_old_balancedness_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6613,7 +6618,7 @@ double _wrap_eplb_migration_summary_old_balancedness_get_capi_ddc88417da1096f3(s
 }
 
 
-void _wrap_eplb_migration_summary_target_balancedness_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_target_balancedness_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6625,7 +6630,7 @@ void _wrap_eplb_migration_summary_target_balancedness_set_capi_ddc88417da1096f3(
 }
 
 
-double _wrap_eplb_migration_summary_target_balancedness_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_target_balancedness_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6638,7 +6643,7 @@ double _wrap_eplb_migration_summary_target_balancedness_get_capi_ddc88417da1096f
 }
 
 
-void _wrap_eplb_migration_summary_new_balancedness_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_new_balancedness_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6650,7 +6655,7 @@ void _wrap_eplb_migration_summary_new_balancedness_set_capi_ddc88417da1096f3(str
 }
 
 
-double _wrap_eplb_migration_summary_new_balancedness_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_new_balancedness_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6663,7 +6668,7 @@ double _wrap_eplb_migration_summary_new_balancedness_get_capi_ddc88417da1096f3(s
 }
 
 
-void _wrap_eplb_migration_summary_gain_set_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_gain_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6675,7 +6680,7 @@ void _wrap_eplb_migration_summary_gain_set_capi_ddc88417da1096f3(struct eplb_mig
 }
 
 
-double _wrap_eplb_migration_summary_gain_get_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_gain_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6688,7 +6693,7 @@ double _wrap_eplb_migration_summary_gain_get_capi_ddc88417da1096f3(struct eplb_m
 }
 
 
-struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_ddc88417da1096f3() {
+struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_fc896d6fd04db93d() {
   struct eplb_migration_summary *result = 0 ;
   struct eplb_migration_summary *_swig_go_result;
   
@@ -6699,7 +6704,7 @@ struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_ddc88417da1
 }
 
 
-void _wrap_delete_eplb_migration_summary_capi_ddc88417da1096f3(struct eplb_migration_summary *_swig_go_0) {
+void _wrap_delete_eplb_migration_summary_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   
   arg1 = *(struct eplb_migration_summary **)&_swig_go_0; 
@@ -6709,7 +6714,7 @@ void _wrap_delete_eplb_migration_summary_capi_ddc88417da1096f3(struct eplb_migra
 }
 
 
-_gostring_ _wrap_eplb_migration_get_summary_capi_ddc88417da1096f3(eplb_migration *_swig_go_0, struct eplb_migration_summary *_swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_summary_capi_fc896d6fd04db93d(eplb_migration *_swig_go_0, struct eplb_migration_summary *_swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_migration_summary *arg2 = (eplb_migration_summary *) 0 ;
   eplb_status result;
@@ -6743,7 +6748,7 @@ _gostring_ _wrap_eplb_migration_get_summary_capi_ddc88417da1096f3(eplb_migration
 }
 
 
-void _wrap_eplb_migration_transfer_step_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_step_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6755,7 +6760,7 @@ void _wrap_eplb_migration_transfer_step_set_capi_ddc88417da1096f3(struct eplb_mi
 }
 
 
-intgo _wrap_eplb_migration_transfer_step_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_step_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6768,7 +6773,7 @@ intgo _wrap_eplb_migration_transfer_step_get_capi_ddc88417da1096f3(struct eplb_m
 }
 
 
-void _wrap_eplb_migration_transfer_layer_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_layer_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6780,7 +6785,7 @@ void _wrap_eplb_migration_transfer_layer_set_capi_ddc88417da1096f3(struct eplb_m
 }
 
 
-intgo _wrap_eplb_migration_transfer_layer_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_layer_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6793,7 +6798,7 @@ intgo _wrap_eplb_migration_transfer_layer_get_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-void _wrap_eplb_migration_transfer_expert_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_expert_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6805,7 +6810,7 @@ void _wrap_eplb_migration_transfer_expert_set_capi_ddc88417da1096f3(struct eplb_
 }
 
 
-intgo _wrap_eplb_migration_transfer_expert_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_expert_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6818,7 +6823,7 @@ intgo _wrap_eplb_migration_transfer_expert_get_capi_ddc88417da1096f3(struct eplb
 }
 
 
-void _wrap_eplb_migration_transfer_src_slot_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_src_slot_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6830,7 +6835,7 @@ void _wrap_eplb_migration_transfer_src_slot_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-intgo _wrap_eplb_migration_transfer_src_slot_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_src_slot_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6843,7 +6848,7 @@ intgo _wrap_eplb_migration_transfer_src_slot_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_migration_transfer_dst_slot_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_dst_slot_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6855,7 +6860,7 @@ void _wrap_eplb_migration_transfer_dst_slot_set_capi_ddc88417da1096f3(struct epl
 }
 
 
-intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6868,7 +6873,7 @@ intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_ddc88417da1096f3(struct ep
 }
 
 
-void _wrap_eplb_migration_transfer_src_gpu_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_src_gpu_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6880,7 +6885,7 @@ void _wrap_eplb_migration_transfer_src_gpu_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6893,7 +6898,7 @@ intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_ddc88417da1096f3(struct epl
 }
 
 
-void _wrap_eplb_migration_transfer_dst_gpu_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_dst_gpu_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6905,7 +6910,7 @@ void _wrap_eplb_migration_transfer_dst_gpu_set_capi_ddc88417da1096f3(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6918,7 +6923,7 @@ intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_ddc88417da1096f3(struct epl
 }
 
 
-void _wrap_eplb_migration_transfer_kind_set_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_kind_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -6930,7 +6935,7 @@ void _wrap_eplb_migration_transfer_kind_set_capi_ddc88417da1096f3(struct eplb_mi
 }
 
 
-intgo _wrap_eplb_migration_transfer_kind_get_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_kind_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6943,7 +6948,7 @@ intgo _wrap_eplb_migration_transfer_kind_get_capi_ddc88417da1096f3(struct eplb_m
 }
 
 
-struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_ddc88417da1096f3() {
+struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_fc896d6fd04db93d() {
   struct eplb_migration_transfer *result = 0 ;
   struct eplb_migration_transfer *_swig_go_result;
   
@@ -6954,7 +6959,7 @@ struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_ddc88417d
 }
 
 
-void _wrap_delete_eplb_migration_transfer_capi_ddc88417da1096f3(struct eplb_migration_transfer *_swig_go_0) {
+void _wrap_delete_eplb_migration_transfer_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   
   arg1 = *(struct eplb_migration_transfer **)&_swig_go_0; 
@@ -6964,7 +6969,7 @@ void _wrap_delete_eplb_migration_transfer_capi_ddc88417da1096f3(struct eplb_migr
 }
 
 
-_gostring_ _wrap_eplb_migration_get_transfers_capi_ddc88417da1096f3(eplb_migration *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_migration_get_transfers_capi_fc896d6fd04db93d(eplb_migration *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_migration_transfer *arg3 = (eplb_migration_transfer *) 0 ;
@@ -7006,7 +7011,7 @@ _gostring_ _wrap_eplb_migration_get_transfers_capi_ddc88417da1096f3(eplb_migrati
 }
 
 
-_gostring_ _wrap_eplb_migration_copy_transfers_capi_ddc88417da1096f3(eplb_migration *_swig_go_0, intgo _swig_go_1, struct eplb_migration_transfer **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_migration_copy_transfers_capi_fc896d6fd04db93d(eplb_migration *_swig_go_0, intgo _swig_go_1, struct eplb_migration_transfer **_swig_go_2, long long *_swig_go_3) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_migration_transfer **arg3 = (eplb_migration_transfer **) 0 ;
@@ -7044,7 +7049,7 @@ _gostring_ _wrap_eplb_migration_copy_transfers_capi_ddc88417da1096f3(eplb_migrat
 }
 
 
-_gostring_ _wrap_eplb_migration_get_gpu_map_capi_ddc88417da1096f3(eplb_migration *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_gpu_map_capi_fc896d6fd04db93d(eplb_migration *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t *arg2 = (uint32_t *) 0 ;
   size_t arg3 ;
@@ -7082,7 +7087,7 @@ _gostring_ _wrap_eplb_migration_get_gpu_map_capi_ddc88417da1096f3(eplb_migration
 }
 
 
-_gostring_ _wrap_eplb_migration_get_target_capi_ddc88417da1096f3(eplb_migration *_swig_go_0, eplb_placement **_swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_target_capi_fc896d6fd04db93d(eplb_migration *_swig_go_0, eplb_placement **_swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_placement **arg2 = (eplb_placement **) 0 ;
   eplb_status result;
@@ -7116,7 +7121,7 @@ _gostring_ _wrap_eplb_migration_get_target_capi_ddc88417da1096f3(eplb_migration 
 }
 
 
-_gostring_ _wrap_eplb_migration_get_step_placement_capi_ddc88417da1096f3(eplb_migration *_swig_go_0, intgo _swig_go_1, eplb_placement **_swig_go_2) {
+_gostring_ _wrap_eplb_migration_get_step_placement_capi_fc896d6fd04db93d(eplb_migration *_swig_go_0, intgo _swig_go_1, eplb_placement **_swig_go_2) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_placement **arg3 = (eplb_placement **) 0 ;
@@ -7152,7 +7157,7 @@ _gostring_ _wrap_eplb_migration_get_step_placement_capi_ddc88417da1096f3(eplb_mi
 }
 
 
-_gostring_ _wrap_eplb_split_workspace_create_capi_ddc88417da1096f3(eplb_split_workspace **_swig_go_0) {
+_gostring_ _wrap_eplb_split_workspace_create_capi_fc896d6fd04db93d(eplb_split_workspace **_swig_go_0) {
   eplb_split_workspace **arg1 = (eplb_split_workspace **) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -7184,7 +7189,7 @@ _gostring_ _wrap_eplb_split_workspace_create_capi_ddc88417da1096f3(eplb_split_wo
 }
 
 
-void _wrap_eplb_split_workspace_destroy_capi_ddc88417da1096f3(eplb_split_workspace *_swig_go_0) {
+void _wrap_eplb_split_workspace_destroy_capi_fc896d6fd04db93d(eplb_split_workspace *_swig_go_0) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   
   arg1 = *(eplb_split_workspace **)&_swig_go_0; 
@@ -7194,7 +7199,7 @@ void _wrap_eplb_split_workspace_destroy_capi_ddc88417da1096f3(eplb_split_workspa
 }
 
 
-_gostring_ _wrap_eplb_split_solve_capi_ddc88417da1096f3(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, _goslice_ _swig_go_7, double *_swig_go_8) {
+_gostring_ _wrap_eplb_split_solve_capi_fc896d6fd04db93d(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, _goslice_ _swig_go_7, double *_swig_go_8) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -7254,7 +7259,7 @@ _gostring_ _wrap_eplb_split_solve_capi_ddc88417da1096f3(eplb_split_workspace *_s
 }
 
 
-_gostring_ _wrap_eplb_split_solve_by_node_capi_ddc88417da1096f3(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, double _swig_go_7, _goslice_ _swig_go_8, double *_swig_go_9, long long *_swig_go_10) {
+_gostring_ _wrap_eplb_split_solve_by_node_capi_fc896d6fd04db93d(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, double _swig_go_7, _goslice_ _swig_go_8, double *_swig_go_9, long long *_swig_go_10) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -7318,7 +7323,7 @@ _gostring_ _wrap_eplb_split_solve_by_node_capi_ddc88417da1096f3(eplb_split_works
 }
 
 
-_gostring_ _wrap_eplb_split_rank_quotas_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6) {
+_gostring_ _wrap_eplb_split_rank_quotas_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -7374,7 +7379,7 @@ _gostring_ _wrap_eplb_split_rank_quotas_capi_ddc88417da1096f3(eplb_placement *_s
 }
 
 
-_gostring_ _wrap_eplb_shared_expert_waterfill_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, long long _swig_go_7, intgo _swig_go_8, _goslice_ _swig_go_9) {
+_gostring_ _wrap_eplb_shared_expert_waterfill_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, long long _swig_go_7, intgo _swig_go_8, _goslice_ _swig_go_9) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -7432,7 +7437,7 @@ _gostring_ _wrap_eplb_shared_expert_waterfill_capi_ddc88417da1096f3(eplb_placeme
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -7444,7 +7449,7 @@ intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -7456,7 +7461,7 @@ intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -7468,7 +7473,7 @@ intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_IDS_INT32_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_IDS_INT32_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -7480,7 +7485,7 @@ intgo _wrap_EPLB_IDS_INT32_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_IDS_INT64_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_IDS_INT64_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -7492,7 +7497,7 @@ intgo _wrap_EPLB_IDS_INT64_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_MAP_STATIC_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_MAP_STATIC_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -7504,7 +7509,7 @@ intgo _wrap_EPLB_MAP_STATIC_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -7516,7 +7521,7 @@ intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_MAP_HASH_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_MAP_HASH_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -7528,7 +7533,7 @@ intgo _wrap_EPLB_MAP_HASH_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_MAP_NODE_AWARE_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_MAP_NODE_AWARE_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -7540,7 +7545,7 @@ intgo _wrap_EPLB_MAP_NODE_AWARE_capi_ddc88417da1096f3() {
 }
 
 
-intgo _wrap_EPLB_MAP_QUOTA_capi_ddc88417da1096f3() {
+intgo _wrap_EPLB_MAP_QUOTA_capi_fc896d6fd04db93d() {
   int result;
   intgo _swig_go_result;
   
@@ -7552,7 +7557,7 @@ intgo _wrap_EPLB_MAP_QUOTA_capi_ddc88417da1096f3() {
 }
 
 
-_gostring_ _wrap_eplb_split_tables_create_capi_ddc88417da1096f3(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_split_tables **_swig_go_5) {
+_gostring_ _wrap_eplb_split_tables_create_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_split_tables **_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -7594,7 +7599,7 @@ _gostring_ _wrap_eplb_split_tables_create_capi_ddc88417da1096f3(eplb_placement *
 }
 
 
-void _wrap_eplb_split_tables_destroy_capi_ddc88417da1096f3(eplb_split_tables *_swig_go_0) {
+void _wrap_eplb_split_tables_destroy_capi_fc896d6fd04db93d(eplb_split_tables *_swig_go_0) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   
   arg1 = *(eplb_split_tables **)&_swig_go_0; 
