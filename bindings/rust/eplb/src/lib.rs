@@ -11,7 +11,8 @@
 //! # Ok::<(), eplb::Error>(())
 //! ```
 //!
-//! Modules of the C API covered here: planners ([`Planner`]), placements ([`Placement`], with
+//! Modules of the C API covered here: planners ([`Planner`]), plan controls ([`PlanControl`]:
+//! cancel a plan from another thread, watch its progress), placements ([`Placement`], with
 //! metrics, bounds and the SGLang / vLLM-Ascend JSON formats), snapshots ([`Snapshot`], files or
 //! bytes), trackers ([`Tracker`]), migration plans ([`Migration`]), per-batch balancing on the
 //! CPU ([`SplitSolver`], [`split_rank_quotas`], [`shared_expert_waterfill`]) and the workload
@@ -24,7 +25,8 @@
 //! Threading follows the C API: [`Placement`], [`Snapshot`] and [`Migration`] are immutable and
 //! `Send + Sync`; [`Planner`] and [`Tracker`] are `Send + Sync` because every call that mutates
 //! them takes `&mut self` (the C API needs callers to serialise those calls, which the borrow
-//! checker does), and their `&self` getters may run concurrently in C; [`SplitSolver`] and
+//! checker does), and their `&self` getters may run concurrently in C; [`PlanControl`] is
+//! `Send + Sync` because every C function on it is thread-safe; [`SplitSolver`] and
 //! [`Workload`] are only `Send` (one thread at a time each, as the header says):
 //!
 //! ```compile_fail,E0277
@@ -70,6 +72,7 @@ mod interop;
 mod metrics;
 mod migration;
 mod placement;
+mod plan_control;
 mod planner;
 mod snapshot;
 mod split;
@@ -82,6 +85,7 @@ pub use migration::{
     Migration, MigrationOptions, MigrationSummary, Relabel, Transfer, TransferKind,
 };
 pub use placement::{Placement, PlacementInfo};
+pub use plan_control::{PlanControl, PlanProgress};
 pub use planner::{Algorithm, Planner, PlannerOptions};
 pub use snapshot::{Snapshot, SnapshotInfo, SnapshotOptions};
 pub use split::{
@@ -122,6 +126,9 @@ pub enum Status {
     NoNccl,
     /// An NCCL call failed.
     Nccl,
+    /// A plan stopped early because its [`PlanControl`] was cancelled; nothing was returned and
+    /// the planner stays usable.
+    Cancelled,
     /// A status this crate does not know (from a newer library).
     Other(u32),
 }
@@ -141,6 +148,7 @@ impl Status {
             sys::EPLB_ERR_DEVICE => Status::Device,
             sys::EPLB_ERR_NO_NCCL => Status::NoNccl,
             sys::EPLB_ERR_NCCL => Status::Nccl,
+            sys::EPLB_ERR_CANCELLED => Status::Cancelled,
             other => Status::Other(other),
         }
     }
@@ -160,6 +168,7 @@ impl Status {
             Status::Device => sys::EPLB_ERR_DEVICE,
             Status::NoNccl => sys::EPLB_ERR_NO_NCCL,
             Status::Nccl => sys::EPLB_ERR_NCCL,
+            Status::Cancelled => sys::EPLB_ERR_CANCELLED,
             Status::Other(code) => code,
         }
     }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::ptr;
 use std::str::FromStr;
 
-use crate::{c_string, check, sys, Error, Placement, Result, Tracker};
+use crate::{c_string, check, sys, Error, Placement, PlanControl, Result, Tracker};
 
 /// Placement algorithms (`eplb_algorithm`). New algorithms may be added: a `match` needs a
 /// wildcard arm. `Display` prints the C name ("balanced-relaxed"); `FromStr` (and
@@ -185,7 +185,22 @@ impl Planner {
         })
     }
 
-    /// Plans a placement from `loads`, `[layers][logical experts]` row-major.
+    /// Attaches `control` (`None` detaches): from now on the planner's plans ([`Planner::plan`],
+    /// [`Planner::plan_windows`], [`Planner::plan_tracked`]) count their steps in it and stop
+    /// with [`Status::Cancelled`](crate::Status::Cancelled) when it is cancelled, from any
+    /// thread (see [`PlanControl`]). The planner holds its own reference to the control, so the
+    /// `PlanControl` may be dropped while attached; attaching another replaces it. One control
+    /// may serve several planners. A control that is not cancelled does not change the plans.
+    pub fn set_control(&mut self, control: Option<&PlanControl>) -> Result<()> {
+        let raw = control.map_or(ptr::null_mut(), PlanControl::raw);
+        // SAFETY: a live planner (exclusively borrowed: not during a plan) and a live control or
+        // NULL; the library takes its own reference to the control.
+        check(unsafe { sys::eplb_planner_set_control(self.raw, raw) })
+    }
+
+    /// Plans a placement from `loads`, `[layers][logical experts]` row-major. With a control
+    /// attached ([`Planner::set_control`]) that is cancelled: `Status::Cancelled` (also for
+    /// [`Planner::plan_windows`] and [`Planner::plan_tracked`]).
     pub fn plan(&mut self, loads: &[f64]) -> Result<Placement> {
         let mut out = ptr::null_mut();
         // SAFETY: the slice is valid for its length; the library does not keep it.

@@ -3,8 +3,8 @@ mod common;
 
 use common::{readme_options, WEIGHT};
 use eplb::{
-    Algorithm, Migration, MigrationOptions, Placement, Planner, PlannerOptions, Snapshot,
-    SplitSolver, Status, Tracker, TrackerOptions, Window, Workload, WorkloadOptions,
+    Algorithm, Migration, MigrationOptions, Placement, PlanControl, Planner, PlannerOptions,
+    Snapshot, SplitSolver, Status, Tracker, TrackerOptions, Window, Workload, WorkloadOptions,
 };
 
 const PHY2LOG: [i32; 32] = [
@@ -152,6 +152,7 @@ fn placements_are_shared_across_threads_and_planners_move_between_them() {
     assert_send_sync::<Planner>();
     assert_send_sync::<Snapshot>();
     assert_send_sync::<Tracker>();
+    assert_send_sync::<PlanControl>();
     let placement = std::sync::Arc::new(
         Planner::new(&readme_options(Algorithm::Deepseek))
             .unwrap()
@@ -486,6 +487,9 @@ fn status_displays_the_c_name_and_code() {
         eplb::sys::EPLB_ERR_INVALID_ARGUMENT
     );
     assert_eq!(Status::Nccl.code(), 12);
+    assert_eq!(Status::Cancelled.code(), eplb::sys::EPLB_ERR_CANCELLED);
+    assert_eq!(Status::Cancelled.code(), 13);
+    assert_eq!(Status::Cancelled.to_string(), "cancelled");
     assert_eq!(Status::Other(999).code(), 999);
     assert_eq!(Status::InvalidArgument.to_string(), "invalid argument");
     assert_eq!(Status::Io.to_string(), "input/output error");
@@ -507,6 +511,7 @@ fn status_displays_the_c_name_and_code() {
         Status::Device,
         Status::NoNccl,
         Status::Nccl,
+        Status::Cancelled,
     ] {
         // SAFETY: static text, never NULL.
         let text =
