@@ -191,41 +191,53 @@ TEST(PlanControl, ACancelledControlStopsPlansBeforeTheyStart) {
 }
 
 // Cancels from a watcher thread once the first layer is done; the plan is long enough (hundreds
-// of layers) that it is still running then.
+// of layers, ~0.1 s) that it is normally still running then. A watcher the scheduler starves
+// until the plan has finished is no defect: that attempt is repeated (the plan must then be
+// complete and exact), and only five such attempts in a row fail the test.
 void expect_cancelled_mid_plan(const Shape& shape) {
-  const auto control = make_control();
   const auto planner = make_planner(shape);
-  ASSERT_EQ(eplb_planner_set_control(planner.get(), control.get()), EPLB_OK);
   const auto loads = skewed_loads(shape, 3);
-  std::atomic<bool> planning_done{false};
-  std::thread watcher([&] {
-    while (!planning_done.load() && progress_of(control.get()).steps_done == 0) {
-      std::this_thread::yield();
+  PlacementPtr fresh;
+  ASSERT_EQ(plan(make_planner(shape).get(), loads, &fresh), EPLB_OK);
+  constexpr int kAttempts = 5;
+  int attempt = 0;
+  for (; attempt < kAttempts; ++attempt) {
+    const auto control = make_control();
+    ASSERT_EQ(eplb_planner_set_control(planner.get(), control.get()), EPLB_OK);
+    std::atomic<bool> planning_done{false};
+    std::thread watcher([&] {
+      while (!planning_done.load() && progress_of(control.get()).steps_done == 0) {
+        std::this_thread::yield();
+      }
+      EXPECT_EQ(eplb_plan_control_cancel(control.get()), EPLB_OK);
+    });
+    PlacementPtr placement;
+    const eplb_status status = plan(planner.get(), loads, &placement);
+    const std::string message = eplb_last_error_message();  // before the next call clears it
+    planning_done = true;
+    watcher.join();
+    const auto progress = progress_of(control.get());
+    EXPECT_EQ(progress.cancelled, 1u);
+    EXPECT_EQ(progress.steps_total, shape.layers);
+    if (status == EPLB_OK) {  // finished before the watcher ran: complete and exact
+      EXPECT_EQ(progress.steps_done, shape.layers);
+      EXPECT_EQ(phy2log_of(placement.get()), phy2log_of(fresh.get()));
+      continue;
     }
-    EXPECT_EQ(eplb_plan_control_cancel(control.get()), EPLB_OK);
-  });
-  PlacementPtr placement;
-  const eplb_status status = plan(planner.get(), loads, &placement);
-  planning_done = true;
-  watcher.join();
-  EXPECT_EQ(status, EPLB_ERR_CANCELLED) << eplb_last_error_message();
-  EXPECT_NE(std::string(eplb_last_error_message()).find("cancelled before layer "),
-            std::string::npos)
-      << eplb_last_error_message();
-  EXPECT_EQ(placement, nullptr);
-  const auto progress = progress_of(control.get());
-  EXPECT_EQ(progress.cancelled, 1u);
-  EXPECT_EQ(progress.steps_total, shape.layers);
-  EXPECT_GE(progress.steps_done, 1u);
-  EXPECT_LT(progress.steps_done, progress.steps_total);
+    EXPECT_EQ(status, EPLB_ERR_CANCELLED) << message;
+    EXPECT_NE(message.find("cancelled before layer "), std::string::npos) << message;
+    EXPECT_EQ(placement, nullptr);
+    EXPECT_GE(progress.steps_done, 1u);
+    EXPECT_LT(progress.steps_done, progress.steps_total);
+    break;
+  }
+  EXPECT_LT(attempt, kAttempts) << "every plan finished before the watcher could cancel it";
 
   // The planner's scratch survived: with a fresh control it plans as a fresh planner does.
   const auto next = make_control();
   ASSERT_EQ(eplb_planner_set_control(planner.get(), next.get()), EPLB_OK);
   PlacementPtr again;
-  PlacementPtr fresh;
   ASSERT_EQ(plan(planner.get(), loads, &again), EPLB_OK) << eplb_last_error_message();
-  ASSERT_EQ(plan(make_planner(shape).get(), loads, &fresh), EPLB_OK);
   EXPECT_EQ(phy2log_of(again.get()), phy2log_of(fresh.get()));
   EXPECT_EQ(progress_of(next.get()).steps_done, shape.layers);
 }

@@ -332,7 +332,8 @@ EPLB_API eplb_status eplb_planner_plan(eplb_planner* planner, const double* load
  * EPLB_ERR_INVALID_ARGUMENT: as eplb_planner_plan, num_windows == 0, or loads_len !=
  * num_windows * num_layers * num_logical_experts (the message names window, layer and expert of
  * a bad value), a layer whose loads over all windows add up to more than 1e150.
- * EPLB_ERR_OUT_OF_MEMORY. Not concurrently on the same planner. */
+ * EPLB_ERR_OUT_OF_MEMORY. EPLB_ERR_CANCELLED (as eplb_planner_plan). Not concurrently on the
+ * same planner. */
 EPLB_API eplb_status eplb_planner_plan_windows(eplb_planner* planner, const double* loads,
                                                size_t num_windows, size_t loads_len,
                                                eplb_placement** out_placement);
@@ -344,14 +345,18 @@ EPLB_API eplb_status eplb_planner_plan_windows(eplb_planner* planner, const doub
 /* A plan of a whole model can take seconds (affinity planning on one core). A plan control lets
  * any thread cancel the plans of the planners it is attached to and read how far they are, e.g. a
  * server's deadline, a Go context or a progress bar. Attach it with eplb_planner_set_control.
- * Progress is counted in steps: one per layer and pass (affinity planning makes two passes, the
- * balance-only plan and the traffic improvement; every other plan one). A plan announces its
- * steps when it starts (after its arguments are checked), so the steps of every plan that used
- * the control add up. Cancelling is sticky: plans in progress stop at their next layer boundary
- * (a layer takes milliseconds, an affinity layer up to about a tenth of a second on one core) and
- * later plans stop before they start, all with EPLB_ERR_CANCELLED; use a new control for new
- * work. Every plan control function is thread-safe and may run concurrently with any other call
- * on the same control and with the plans that use it. Since 0.1.1. */
+ * Progress is counted in steps: one per layer and pass (affinity planning on more than one node
+ * makes two passes, the balance-only plan and the traffic improvement; every other plan one). A
+ * plan announces its steps when it starts (after its arguments are checked), so the steps of
+ * every plan that used the control add up. Cancelling is sticky: plans in progress stop at their
+ * next layer boundary (a layer takes milliseconds, an affinity layer up to about a tenth of a
+ * second on one core) and later plans stop before they start, all with EPLB_ERR_CANCELLED; use a
+ * new control for new work. A cancel that comes after a plan's last layer began does not fail
+ * that plan: it returns EPLB_OK and its placement, so a deadline check looks at the status, not
+ * at progress.cancelled. Every plan control function except eplb_plan_control_destroy is
+ * thread-safe and may run concurrently with any other call on the same control and with the
+ * plans that use it; destroy, like every _destroy, must not overlap another call on the same
+ * handle (plans using the control are unaffected). Since 0.1.1. */
 struct eplb_plan_control;
 typedef struct eplb_plan_control eplb_plan_control;
 
