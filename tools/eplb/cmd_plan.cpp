@@ -232,7 +232,9 @@ void run_plan(const PlanArgs& args) {
       options.affinity = 1;
       options.affinity_min_balance = args.min_balance;
       const auto affinity_planner = make_planner(options, "--affinity: ");
+      // The progress is the affinity plan's; the balance-only plan after it takes milliseconds.
       check(eplb_planner_set_control(affinity_planner.get(), control.get()), "");
+      check(eplb_planner_set_control(planner.get(), nullptr), "");
       placement = plan_tracked(affinity_planner.get());
       const auto balance_only = plan_tracked(planner.get());
       std::size_t rows = 0;
