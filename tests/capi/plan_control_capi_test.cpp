@@ -126,7 +126,7 @@ TEST(PlanControl, CountsOneStepPerLayerAndPassAcrossPlans) {
   EXPECT_EQ(progress.cancelled, 0u);
 }
 
-TEST(PlanControl, AffinityPlansMakeTwoPasses) {
+TEST(PlanControl, AffinityPlansOnSeveralNodesMakeTwoPasses) {
   const Shape shape{3, 32, 40, 4, 8, 2};
   eplb_tracker_options to;
   eplb_tracker_options_init(&to);
@@ -152,10 +152,20 @@ TEST(PlanControl, AffinityPlansMakeTwoPasses) {
   ASSERT_EQ(eplb_planner_plan_tracked(planner.get(), nullptr, 0, tracker, &raw), EPLB_OK)
       << eplb_last_error_message();
   eplb_placement_destroy(raw);
-  eplb_tracker_destroy(tracker);
-  const auto progress = progress_of(control.get());
+  auto progress = progress_of(control.get());
   EXPECT_EQ(progress.steps_done, 6u);
   EXPECT_EQ(progress.steps_total, 6u);
+
+  // On one node there is no traffic to improve: one pass.
+  const auto one_node = make_planner(Shape{3, 32, 40, 1, 8, 1}, EPLB_ALGORITHM_BALANCED, 1);
+  ASSERT_EQ(eplb_planner_set_control(one_node.get(), control.get()), EPLB_OK);
+  ASSERT_EQ(eplb_planner_plan_tracked(one_node.get(), nullptr, 0, tracker, &raw), EPLB_OK)
+      << eplb_last_error_message();
+  eplb_placement_destroy(raw);
+  eplb_tracker_destroy(tracker);
+  progress = progress_of(control.get());
+  EXPECT_EQ(progress.steps_done, 9u);
+  EXPECT_EQ(progress.steps_total, 9u);
 }
 
 TEST(PlanControl, ACancelledControlStopsPlansBeforeTheyStart) {

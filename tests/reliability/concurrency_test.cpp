@@ -14,6 +14,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "eplb/eplb.h"
@@ -196,6 +197,24 @@ std::vector<int32_t> phy2log_of(const eplb_placement* placement, size_t size) {
   return map;
 }
 
+// The oracle of the planner tests: the phy2log maps of `count` plans of skewed_loads(0..count-1)
+// on one planner of planner_options(algorithm, 1), planned one after another.
+std::vector<std::vector<int32_t>> serial_plans(uint32_t algorithm, unsigned count) {
+  const eplb_planner_options o = planner_options(algorithm, 1);
+  eplb_planner* planner = nullptr;
+  expect_ok(eplb_planner_create(&o, &planner));
+  std::vector<std::vector<int32_t>> maps;
+  for (unsigned p = 0; p < count; ++p) {
+    const auto loads = skewed_loads(p, 4 * 32);
+    eplb_placement* placement = nullptr;
+    expect_ok(eplb_planner_plan(planner, loads.data(), loads.size(), &placement));
+    maps.push_back(phy2log_of(placement, 4 * 48));
+    eplb_placement_destroy(placement);
+  }
+  eplb_planner_destroy(planner);
+  return maps;
+}
+
 TEST(Planner, SeparatePlannersPerThreadMatchTheSerialPlans) {
   const std::vector<uint32_t> algorithms = {EPLB_ALGORITHM_DEEPSEEK, EPLB_ALGORITHM_BALANCED,
                                             EPLB_ALGORITHM_BALANCED_HIERARCHICAL};
@@ -204,17 +223,7 @@ TEST(Planner, SeparatePlannersPerThreadMatchTheSerialPlans) {
   // Serial oracle: one plan per (algorithm, load seed).
   std::vector<std::vector<int32_t>> expected;
   for (uint32_t algorithm : algorithms) {
-    const eplb_planner_options o = planner_options(algorithm, 1);
-    eplb_planner* planner = nullptr;
-    expect_ok(eplb_planner_create(&o, &planner));
-    for (unsigned p = 0; p < kPlans; ++p) {
-      const auto loads = skewed_loads(p, 4 * 32);
-      eplb_placement* placement = nullptr;
-      expect_ok(eplb_planner_plan(planner, loads.data(), loads.size(), &placement));
-      expected.push_back(phy2log_of(placement, map_size));
-      eplb_placement_destroy(placement);
-    }
-    eplb_planner_destroy(planner);
+    for (auto& map : serial_plans(algorithm, kPlans)) expected.push_back(std::move(map));
   }
 
   std::atomic<unsigned> plans{0};
@@ -253,20 +262,7 @@ TEST(Planner, SeparatePlannersPerThreadMatchTheSerialPlans) {
 TEST(PlanControl, WatchersAndACancellerRacePlansOnManyThreads) {
   constexpr unsigned kPlans = 20;
   const size_t map_size = 4 * 48;
-  std::vector<std::vector<int32_t>> expected;
-  {
-    const eplb_planner_options o = planner_options(EPLB_ALGORITHM_BALANCED, 1);
-    eplb_planner* planner = nullptr;
-    expect_ok(eplb_planner_create(&o, &planner));
-    for (unsigned p = 0; p < kPlans; ++p) {
-      const auto loads = skewed_loads(p, 4 * 32);
-      eplb_placement* placement = nullptr;
-      expect_ok(eplb_planner_plan(planner, loads.data(), loads.size(), &placement));
-      expected.push_back(phy2log_of(placement, map_size));
-      eplb_placement_destroy(placement);
-    }
-    eplb_planner_destroy(planner);
-  }
+  const std::vector<std::vector<int32_t>> expected = serial_plans(EPLB_ALGORITHM_BALANCED, kPlans);
   eplb_plan_control* control = nullptr;
   expect_ok(eplb_plan_control_create(&control));
   constexpr unsigned kPlanners = kThreads - 2;  // and two watchers, one of which cancels
