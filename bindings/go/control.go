@@ -10,9 +10,10 @@ import (
 )
 
 // PlanProgress is how far the plans that use a PlanControl are, in steps: one per layer and pass
-// (an affinity PlanTracked makes two passes, every other plan one). A plan announces its steps
-// when it starts, so the steps of every plan that used the control add up; StepsDone <=
-// StepsTotal, equal when every plan finished (a failed or cancelled plan leaves a gap).
+// (an affinity PlanTracked on more than one node makes two passes, every other plan one). A plan
+// announces its steps when it starts, so the steps of every plan that used the control add up;
+// StepsDone <= StepsTotal, equal when every plan finished (a failed or cancelled plan leaves a
+// gap).
 type PlanProgress struct {
 	StepsDone, StepsTotal uint64
 	Cancelled             bool // Cancel was called
@@ -247,8 +248,11 @@ func (p *Planner) PlanWindowsContext(ctx context.Context, loads []float64, windo
 	})
 }
 
-// PlanTrackedContext is PlanTracked, stopped by ctx as PlanContext is (an affinity plan makes
-// two passes over the layers: its steps are two per layer).
+// PlanTrackedContext is PlanTracked, stopped by ctx as PlanContext is (an affinity plan on more
+// than one node makes two passes over the layers: its steps are two per layer). Once it holds the
+// planner it waits for the tracker (which another goroutine's Tracker call may hold) with a plain
+// lock: unlike the wait for the planner, that wait does not end when ctx is done; the plan then
+// stops once it has the tracker, before its first layer.
 func (p *Planner) PlanTrackedContext(ctx context.Context, loads []float64, tracker *Tracker) (*Placement, error) {
 	if tracker == nil {
 		return nil, invalidArgument("tracker is nil")
@@ -326,9 +330,9 @@ func (p *Planner) lockContext(ctx context.Context) error {
 
 // planWatched runs plan with a control of the call's own attached to the planner, which a
 // goroutine cancels once ctx is done; the planner's control, if any, adopts it for the call and is
-// re-attached afterwards. p.mu is held.
+// re-attached afterwards, also when plan panics. p.mu is held.
 func (p *Planner) planWatched(ctx context.Context, raw capi.Eplb_planner,
-	plan func(capi.Eplb_planner) (uintptr, error)) (uintptr, error) {
+	plan func(capi.Eplb_planner) (uintptr, error)) (out uintptr, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, notStarted(err)
 	}
@@ -357,13 +361,18 @@ func (p *Planner) planWatched(ctx context.Context, raw capi.Eplb_planner,
 		case <-stop:
 		}
 	}()
-	out, err := plan(raw)
-	close(stop)
-	<-stopped
-	if restoreErr := check(capi.Eplb_planner_set_control(raw, capi.SwigcptrEplb_plan_control(restore))); restoreErr != nil && err == nil {
-		capi.Eplb_placement_destroy(capi.SwigcptrEplb_placement(out))
-		return 0, restoreErr
-	}
+	// Deferred, so that however plan ends (a panic included) the watcher is gone before call is
+	// closed, and the planner has its own control back instead of call's.
+	defer func() {
+		close(stop)
+		<-stopped
+		restoreErr := check(capi.Eplb_planner_set_control(raw, capi.SwigcptrEplb_plan_control(restore)))
+		if restoreErr != nil && err == nil {
+			capi.Eplb_placement_destroy(capi.SwigcptrEplb_placement(out))
+			out, err = 0, restoreErr
+		}
+	}()
+	out, err = plan(raw)
 	var e *Error
 	if errors.As(err, &e) && e.Status == StatusCancelled {
 		if ctxErr := ctx.Err(); ctxErr != nil {

@@ -530,10 +530,10 @@ def _placement_from_bytes(data):
 PlanProgress = collections.namedtuple("PlanProgress", ("steps_done", "steps_total", "cancelled"))
 PlanProgress.__doc__ = (
     "How far the plans that use a PlanControl are (eplb_plan_progress; cancelled as a bool). "
-    "Steps are one per layer and pass (two per layer for an affinity plan_tracked, one for every "
-    "other plan), announced when a plan starts, so they add up over every plan that used the "
-    "control; steps_done <= steps_total, equal when every plan finished (a failed or cancelled "
-    "plan leaves a gap).")
+    "Steps are one per layer and pass (two per layer for an affinity plan_tracked on more than "
+    "one node, one for every other plan), announced when a plan starts, so they add up over every "
+    "plan that used the control; steps_done <= steps_total, equal when every plan finished (a "
+    "failed or cancelled plan leaves a gap).")
 
 
 class PlanControl(_Handle):

@@ -49,7 +49,7 @@ def test_progress_counts_one_step_per_layer_across_plans():
     assert control.progress == (14, 14, False)
 
 
-def test_affinity_plans_count_two_steps_per_layer():
+def test_affinity_plans_on_several_nodes_count_two_steps_per_layer():
     layers, experts, top_k = 3, 32, 4
     tracker = eplb.Tracker(layers, experts, top_k, reservoir_capacity=256)
     rng = np.random.default_rng(5)
@@ -60,6 +60,10 @@ def test_affinity_plans_count_two_steps_per_layer():
     planner.control = control
     planner.plan_tracked(tracker)
     assert control.progress == (6, 6, False)
+    # On one node there is no traffic to improve: one pass.
+    one_node = eplb.Planner(layers, experts, 40, 8, affinity=True, control=control)
+    one_node.plan_tracked(tracker)
+    assert control.progress == (9, 9, False)
 
 
 def test_a_cancelled_control_stops_the_next_plan_before_it_starts():
@@ -85,16 +89,17 @@ def test_a_cancelled_control_stops_the_next_plan_before_it_starts():
     assert planner.plan(loads) == eplb.Planner(4, 16, 16, 4).plan(loads)
 
 
-# 600 layers: the plan is still running when the watcher sees the first layer done.
+# 600 layers: the plan is normally still running when the watcher sees the first layer done.
 SHAPE = dict(num_layers=600, num_logical_experts=256, num_physical_experts=288, num_gpus=32,
              num_nodes=4)
+ATTEMPTS = 5
 
 
-@pytest.mark.parametrize("num_threads, then", [(1, "detach"), (3, "new control")])
-def test_another_thread_cancels_a_plan_in_progress(num_threads, then):
+def plan_cancelled_by_a_watcher(planner, loads):
+    """Plans with a new control that another thread cancels once the first layer is done; returns
+    the control and the placement, or None when the plan was cancelled."""
     control = eplb.PlanControl()
-    planner = eplb.Planner(**SHAPE, num_threads=num_threads, control=control)
-    loads = skewed_loads(600, 256, 3)
+    planner.control = control
     planning_done = threading.Event()
 
     def watch():  # runs only while the planning thread has released the GIL
@@ -105,19 +110,38 @@ def test_another_thread_cancels_a_plan_in_progress(num_threads, then):
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        with pytest.raises(eplb.CancelledError):
-            planner.plan(loads)
+        return control, planner.plan(loads)
+    except eplb.CancelledError:
+        return control, None
     finally:
         planning_done.set()
         watcher.join()
-    done, total, cancelled = control.progress
-    assert cancelled and total == 600 and 1 <= done < total
+
+
+@pytest.mark.parametrize("num_threads, then", [(1, "detach"), (3, "new control")])
+def test_another_thread_cancels_a_plan_in_progress(num_threads, then):
+    planner = eplb.Planner(**SHAPE, num_threads=num_threads)
+    loads = skewed_loads(600, 256, 3)
+    fresh = eplb.Planner(**SHAPE, num_threads=num_threads).plan(loads)
+
+    # A watcher the scheduler starves until the plan has finished is no defect: that attempt is
+    # repeated with a new control (its plan must be complete and exact), and only ATTEMPTS such
+    # attempts in a row fail the test.
+    for _ in range(ATTEMPTS):
+        control, placement = plan_cancelled_by_a_watcher(planner, loads)
+        done, total, cancelled = control.progress
+        assert cancelled and total == 600
+        if placement is None:
+            assert 1 <= done < total
+            break
+        assert done == total and placement == fresh  # finished before the watcher ran
+    else:
+        pytest.fail(f"all {ATTEMPTS} plans finished before the watcher could cancel them")
 
     # The planner survived: detached or with a new control, it plans as a new planner does.
     following = None if then == "detach" else eplb.PlanControl()
     planner.control = following
-    again = planner.plan(loads)
-    assert again == eplb.Planner(**SHAPE, num_threads=num_threads).plan(loads)
+    assert planner.plan(loads) == fresh
     if following is not None:
         assert following.progress == (600, 600, False)
     assert control.progress == (done, total, True)  # the detached control counts no more
