@@ -17,7 +17,10 @@
 //
 // The console shows only the median of each benchmark's repetitions, with counters in columns;
 // pass --benchmark_format=console (or json, csv) for Google Benchmark's own reporter with every
-// aggregate, or --benchmark_out=FILE to record them all. --benchmark_min_time defaults to 0.2 s
+// aggregate, or --benchmark_out=FILE to record them all. The `+control` benchmarks (hier_4x8_R288)
+// repeat `plan` and `plan_1layer` with a plan control attached (eplb_planner_set_control), whose
+// per-layer cancel check and step count must cost nothing measurable: compare each with the row
+// above it. --benchmark_min_time defaults to 0.2 s
 // per repetition here (the library's 0.5 s makes a run take minutes).
 #include <benchmark/benchmark.h>
 
@@ -120,7 +123,7 @@ bool flag_given(int argc, char** argv, std::string_view flag) {
 // call, moving to the next layer at each iteration. The counters give the quality of the plans
 // over the whole workload, so both forms must show the same (layers are planned independently).
 void bench_plan(benchmark::State& state, const Config& config, std::uint32_t algorithm,
-                const Workload* workload_ptr, std::uint32_t layers_per_call) {
+                const Workload* workload_ptr, std::uint32_t layers_per_call, bool controlled) {
   const Workload& workload = *workload_ptr;
   try {
     eplb_planner_options options;
@@ -134,6 +137,11 @@ void bench_plan(benchmark::State& state, const Config& config, std::uint32_t alg
     options.num_gpus = config.gpus;
     if (algorithm == EPLB_ALGORITHM_BALANCED_RELAXED) options.cross_node_budget = kRelaxedBudget;
     const auto planner = eplb_cli::make_planner(options, "eplb_planner_create: ");
+    const auto control = eplb_cli::make_plan_control();
+    if (controlled) {
+      eplb_cli::check(eplb_planner_set_control(planner.get(), control.get()),
+                      "eplb_planner_set_control: ");
+    }
 
     const std::size_t call_len = std::size_t{layers_per_call} * kExperts;
     const std::size_t calls = workload.num_layers / layers_per_call;
@@ -181,11 +189,15 @@ void bench_plan(benchmark::State& state, const Config& config, std::uint32_t alg
 void register_one(const std::string& name, const Config& config, std::uint32_t algorithm,
                   const Workload* workload, std::uint32_t layers_per_call,
                   benchmark::TimeUnit unit) {
-  benchmark::RegisterBenchmark(name.c_str(), bench_plan, config, algorithm, workload,
-                               layers_per_call)
-      ->Repetitions(kRepetitions)
-      ->ReportAggregatesOnly(true)
-      ->Unit(unit);
+  const bool with_control = config.name == std::string_view("hier_4x8_R288");
+  for (const bool controlled : {false, true}) {
+    if (controlled && !with_control) break;
+    benchmark::RegisterBenchmark((name + (controlled ? "+control" : "")).c_str(), bench_plan,
+                                 config, algorithm, workload, layers_per_call, controlled)
+        ->Repetitions(kRepetitions)
+        ->ReportAggregatesOnly(true)
+        ->Unit(unit);
+  }
 }
 
 void register_all(const std::vector<const Workload*>& workloads, const Workload& per_layer) {
