@@ -103,20 +103,20 @@ void Planner::begin_plan(std::uint64_t passes) const {
   control_->add_steps(passes * topology_.num_layers);
 }
 
-void Planner::stop_if_cancelled(std::size_t layer) const {
+void Planner::stop_if_cancelled(std::size_t layer, const char* pass) const {
   if (control_ && control_->cancelled()) {
     fail(Errc::cancelled, "the plan was cancelled before layer ", layer, " of ",
-         topology_.num_layers, " (eplb_plan_control_cancel)");
+         topology_.num_layers, pass, " (eplb_plan_control_cancel)");
   }
 }
 
 template <typename PlanOne>
-void Planner::for_each_layer(PlanOne&& plan_one) {
+void Planner::for_each_layer(PlanOne&& plan_one, const char* pass) {
   // Layers are independent, so the result does not depend on the number of threads.
   const std::size_t layers = topology_.num_layers;
   const std::size_t threads = workers_.size();
   const auto plan_layer = [&](std::size_t layer, Worker& worker) {
-    stop_if_cancelled(layer);
+    stop_if_cancelled(layer, pass);
     plan_one(layer, worker);
     if (control_) control_->step_done();
   };
@@ -219,14 +219,16 @@ Placement Planner::plan_tracked(std::span<const double> loads, const Tracker& st
     affinity.min_balance_ratio = settings_.affinity_min_balance;
     const std::size_t num_logical = topology_.num_logical;
     const std::size_t num_physical = topology_.num_physical;
-    for_each_layer([&](std::size_t layer, Worker& worker) {
-      const auto l = static_cast<std::uint32_t>(layer);
-      worker.affinity.improve_layer(
-          topology_, affinity, loads.subspan(layer * num_logical, num_logical), stats.samples(l),
-          stats.sample_rows(l), o.top_k,
-          std::span(phy2log).subspan(layer * num_physical, num_physical),
-          std::span(replica_rank).subspan(layer * num_physical, num_physical));
-    });
+    for_each_layer(
+        [&](std::size_t layer, Worker& worker) {
+          const auto l = static_cast<std::uint32_t>(layer);
+          worker.affinity.improve_layer(
+              topology_, affinity, loads.subspan(layer * num_logical, num_logical),
+              stats.samples(l), stats.sample_rows(l), o.top_k,
+              std::span(phy2log).subspan(layer * num_physical, num_physical),
+              std::span(replica_rank).subspan(layer * num_physical, num_physical));
+        },
+        " of its affinity pass");
   }
   return finish(std::move(phy2log), replica_rank, start);
 }

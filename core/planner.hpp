@@ -70,13 +70,14 @@ class Planner {
   // Announces a plan of `passes` passes over the layers to the control; throws Error(cancelled)
   // when it is cancelled already.
   void begin_plan(std::uint64_t passes) const;
-  // Throws Error(cancelled), naming the layer about to be planned, when the control is cancelled.
-  void stop_if_cancelled(std::size_t layer) const;
+  // Throws Error(cancelled), naming the layer about to be planned and `pass` (appended to "of N
+  // layers"; "" for the balance pass), when the control is cancelled.
+  void stop_if_cancelled(std::size_t layer, const char* pass) const;
   // Runs plan_one(layer, worker) for every layer, split into contiguous ranges over the
   // workers' threads, counting each layer as a step of the control and stopping between layers
   // when it is cancelled; rethrows the first error.
   template <typename PlanOne>
-  void for_each_layer(PlanOne&& plan_one);
+  void for_each_layer(PlanOne&& plan_one, const char* pass = "");
   [[nodiscard]] Placement finish(std::vector<std::int32_t> phy2log,
                                  std::span<const std::int32_t> replica_rank,
                                  std::chrono::steady_clock::time_point start) const;
