@@ -881,10 +881,18 @@ TEST(Parity, HostPointersAreRejectedBeforeLaunch) {
   const Routing r{2, 1, {0, 1}};
   int32_t e[2], rk[2], n[1];
   uint8_t in[4];
-  const eplb_status status = eplb_kernel_dispatch_layout(r.ids.data(), 2, 1, 2, 2, 1, e, rk, n, in,
-                                                         nullptr, nullptr, 0, nullptr);
+  // A workspace of the right size, so that every host-checkable argument passes and the first
+  // device-memory check (topk_ids) is what refuses the call.
+  size_t bytes = 0;
+  ASSERT_EQ(eplb_kernel_dispatch_layout_workspace_size(2, 1, 2, 2, 1, &bytes), EPLB_OK)
+      << eplb_last_error_message();
+  std::vector<int32_t> workspace((bytes + 3) / 4);
+  const eplb_status status =
+      eplb_kernel_dispatch_layout(r.ids.data(), 2, 1, 2, 2, 1, e, rk, n, in, nullptr,
+                                  workspace.data(), workspace.size() * 4, nullptr);
   EXPECT_EQ(status, EPLB_ERR_INVALID_ARGUMENT);
-  EXPECT_NE(std::string(eplb_last_error_message()).find("topk_ids"), std::string::npos);
+  EXPECT_NE(std::string(eplb_last_error_message()).find("topk_ids"), std::string::npos)
+      << eplb_last_error_message();
 }
 
 #else
