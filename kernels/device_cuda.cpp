@@ -54,10 +54,34 @@ int device_count() {
 
 void require_device() { static_cast<void>(device_count()); }
 
+namespace {
+
+// Puts the calling thread in relaxed stream-capture mode while it lives. The pointer checks run
+// while the caller may be capturing a CUDA graph (in global or thread-local mode, where a call
+// CUDA deems unsafe fails and invalidates the capture). cudaPointerGetAttributes is a pure query
+// and should be legal there; relaxed mode makes sure a driver that thinks otherwise cannot break
+// the caller's capture.
+class RelaxedCaptureScope {
+ public:
+  RelaxedCaptureScope() { cudaThreadExchangeStreamCaptureMode(&mode_); }
+  RelaxedCaptureScope(const RelaxedCaptureScope&) = delete;
+  RelaxedCaptureScope& operator=(const RelaxedCaptureScope&) = delete;
+  ~RelaxedCaptureScope() { cudaThreadExchangeStreamCaptureMode(&mode_); }
+
+ private:
+  cudaStreamCaptureMode mode_ = cudaStreamCaptureModeRelaxed;
+};
+
+}  // namespace
+
 void require_device_pointer(const void* pointer, const char* name) {
   if (pointer == nullptr) fail_invalid(name, " is NULL");
   cudaPointerAttributes attributes{};
-  const cudaError_t status = cudaPointerGetAttributes(&attributes, pointer);
+  cudaError_t status = cudaSuccess;
+  {
+    const RelaxedCaptureScope relaxed;
+    status = cudaPointerGetAttributes(&attributes, pointer);
+  }
   if (status != cudaSuccess) {
     cudaGetLastError();
     fail_invalid(name, " (", pointer,
