@@ -65,8 +65,10 @@ void validate_rows(RowDtype dtype, size_t hidden) {
   if (raw_dtype > static_cast<uint32_t>(RowDtype::bfloat16)) {
     fail_invalid("dtype (", raw_dtype, ") is not an eplb_row_dtype (0, 1 or 2)");
   }
-  if (hidden == 0 || hidden % 8 != 0) {
-    fail_invalid("hidden (", hidden, ") must be a positive multiple of 8");
+  // The GPU kernels' grids have one y-block per 128 or 256 vectors of 16 bytes (at most 65535
+  // blocks; 2^24 float32 elements are 32768 of them), and count vectors in int.
+  if (hidden == 0 || hidden % 8 != 0 || hidden > (size_t{1} << 24)) {
+    fail_invalid("hidden (", hidden, ") must be a positive multiple of 8, at most 2^24");
   }
 }
 

@@ -111,9 +111,11 @@ std::vector<Row> device_rows() {
   {"eplb_kernel_permute_cpu", {
     {"NULL inverse", kInvalid, {"inverse", "NULL"}, [](World&) { alignas(16) uint16_t in[64] = {}, out[64] = {}; return eplb_kernel_permute_cpu(in, EPLB_ROW_DTYPE_FLOAT16, 2, 1, 16, nullptr, 2, out, nullptr); }},
     {"misaligned output", kInvalid, {"output", "16-byte aligned"}, [](World&) { alignas(16) uint16_t in[64] = {}, out[72] = {}; const int32_t inv[2] = {0, 1}; return eplb_kernel_permute_cpu(in, EPLB_ROW_DTYPE_FLOAT16, 2, 1, 16, inv, 2, out + 1, nullptr); }},
+    {"hidden above 2^24", kInvalid, {"hidden (16777224)", "at most 2^24"}, [](World&) { alignas(16) uint16_t in[64] = {}, out[64] = {}; const int32_t inv[2] = {0, 1}; return eplb_kernel_permute_cpu(in, EPLB_ROW_DTYPE_FLOAT16, 2, 1, (size_t{1} << 24) + 8, inv, 2, out, nullptr); }},
   }, {}, {}},
   {"eplb_kernel_unpermute", {
     {"hidden 0", kInvalid, {"hidden (0)"}, [](World&) { alignas(16) float in[32] = {}, out[32] = {}; const int32_t inv[2] = {0, 1}; const float w[2] = {1, 1}; return eplb_kernel_unpermute(in, EPLB_ROW_DTYPE_FLOAT32, 2, 1, 0, inv, w, 2, out, nullptr); }},
+    {"hidden above 2^24", kInvalid, {"hidden (16777224)", "at most 2^24"}, [](World&) { alignas(16) float in[32] = {}, out[32] = {}; const int32_t inv[2] = {0, 1}; const float w[2] = {1, 1}; return eplb_kernel_unpermute(in, EPLB_ROW_DTYPE_FLOAT32, 2, 1, (size_t{1} << 24) + 8, inv, w, 2, out, nullptr); }},
   }, {}, {}},
   {"eplb_kernel_unpermute_cpu", {
     {"NULL weights", kInvalid, {"weights", "NULL"}, [](World&) { alignas(16) float in[32] = {}, out[32] = {}; const int32_t inv[2] = {0, 1}; return eplb_kernel_unpermute_cpu(in, EPLB_ROW_DTYPE_FLOAT32, 2, 1, 16, inv, nullptr, 2, out, nullptr); }},

@@ -1569,9 +1569,11 @@ EPLB_API eplb_status eplb_kernel_expert_sort_cpu(const int32_t* topk_ids, size_t
  * (output_rows = its capacity). Rows no pair maps to — the padding and everything from
  * *total_padded on — are NOT written (they keep whatever the buffer held; a grouped GEMM's
  * results for them are never read by eplb_kernel_unpermute). dtype: an eplb_row_dtype; the copy
- * is bit-exact, so the dtype only sets the row size. hidden: a positive multiple of 8; input and
- * output 16-byte aligned (rows move as 16-byte vectors). Each token row is read once.
- * EPLB_ERR_INVALID_ARGUMENT: a NULL array, unknown dtype, hidden 0 or not a multiple of 8, top_k
+ * is bit-exact, so the dtype only sets the row size. hidden: a positive multiple of 8, at most
+ * 2^24; input and output 16-byte aligned (rows move as 16-byte vectors). Each token row is read
+ * once.
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL array, unknown dtype, hidden 0, above 2^24 or not a multiple
+ * of 8, top_k
  * 0, a misaligned pointer, sizes over the limits, or an array that is not device memory.
  * EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE. */
 EPLB_API eplb_status eplb_kernel_permute(const void* input, uint32_t dtype, size_t num_tokens,
@@ -1592,7 +1594,8 @@ EPLB_API eplb_status eplb_kernel_permute_cpu(const void* input, uint32_t dtype, 
  * payload (and sign) may differ between GPU and CPU, for float32 output too (IEEE arithmetic
  * leaves the payload of a NaN result to the hardware). A token with no valid slot gets +0.
  * permuted [permuted_rows][hidden], weights float32 [num_tokens][top_k], output
- * [num_tokens][hidden]; hidden a positive multiple of 8; permuted and output 16-byte aligned.
+ * [num_tokens][hidden]; hidden a positive multiple of 8, at most 2^24; permuted and output
+ * 16-byte aligned.
  * EPLB_ERR_INVALID_ARGUMENT, EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE as eplb_kernel_permute. */
 EPLB_API eplb_status eplb_kernel_unpermute(const void* permuted, uint32_t dtype, size_t num_tokens,
                                            size_t top_k, size_t hidden, const int32_t* inverse,
