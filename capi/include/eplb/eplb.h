@@ -1566,16 +1566,16 @@ EPLB_API eplb_status eplb_kernel_expert_sort_cpu(const int32_t* topk_ids, size_t
 /* Permute: copies token t's row of `input` [num_tokens][hidden] to row inverse[t][k] of
  * `output` [output_rows][hidden] for every slot k with 0 <= inverse[t][k] < output_rows (others
  * are skipped), i.e. gathers tokens into the expert-contiguous order of eplb_kernel_expert_sort
- * (output_rows = its capacity). Rows no pair maps to — the padding and everything from
- * *total_padded on — are NOT written (they keep whatever the buffer held; a grouped GEMM's
- * results for them are never read by eplb_kernel_unpermute). dtype: an eplb_row_dtype; the copy
- * is bit-exact, so the dtype only sets the row size. hidden: a positive multiple of 8, at most
- * 2^24; input and output 16-byte aligned (rows move as 16-byte vectors). Each token row is read
- * once.
+ * (output_rows = its capacity). Two slots must not map to one row (expert_sort's inverse never
+ * does); if they do, the CPU keeps the last slot's row and the GPU an unspecified one. Rows no
+ * pair maps to — the padding and everything from *total_padded on — are NOT written (they keep
+ * whatever the buffer held; a grouped GEMM's results for them are never read by
+ * eplb_kernel_unpermute). dtype: an eplb_row_dtype; the copy is bit-exact, so the dtype only sets
+ * the row size. hidden: a positive multiple of 8, at most 2^24; input and output 16-byte aligned
+ * (rows move as 16-byte vectors). Each token row is read once.
  * EPLB_ERR_INVALID_ARGUMENT: a NULL array, unknown dtype, hidden 0, above 2^24 or not a multiple
- * of 8, top_k
- * 0, a misaligned pointer, sizes over the limits, or an array that is not device memory.
- * EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE. */
+ * of 8, top_k 0, a misaligned pointer, sizes over the limits, or an array that is not device
+ * memory. EPLB_ERR_NO_DEVICE, EPLB_ERR_DEVICE. */
 EPLB_API eplb_status eplb_kernel_permute(const void* input, uint32_t dtype, size_t num_tokens,
                                          size_t top_k, size_t hidden, const int32_t* inverse,
                                          size_t output_rows, void* output, void* stream);
