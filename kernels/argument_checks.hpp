@@ -11,10 +11,32 @@
 
 namespace eplb::kernels {
 
-// A NULL pointer is an error unless the array is empty.
+inline void require_aligned(const void* pointer, std::size_t alignment, const char* name,
+                            const char* reason) {
+  if (reinterpret_cast<std::uintptr_t>(pointer) % alignment != 0) {
+    fail_invalid(name, " (", pointer, ") is not ", alignment, "-byte aligned (", reason, ")");
+  }
+}
+
+// The kernels load and store every element whole: an array that is not aligned to its element
+// type would be a misaligned-address fault on the GPU (and undefined behaviour in the CPU
+// references), so the validation both share refuses it. NULL passes (checked separately).
+template <typename T>
+void require_element_aligned(const T* pointer, const char* name) {
+  if constexpr (alignof(T) > 1) {
+    if (reinterpret_cast<std::uintptr_t>(pointer) % alignof(T) != 0) {
+      fail_invalid(name, " (", static_cast<const void*>(pointer), ") is not ", alignof(T),
+                   "-byte aligned (its elements are ", sizeof(T), " bytes)");
+    }
+  }
+}
+
+// A NULL pointer is an error unless the array is empty; a non-NULL one must be aligned to its
+// elements.
 template <typename T>
 void require_array(const T* pointer, std::size_t length, const char* name) {
   if (length > 0 && pointer == nullptr) fail_invalid(name, " is NULL");
+  require_element_aligned(pointer, name);
 }
 
 // a * b, or an error naming the product when it exceeds int32 (the kernels index with 32-bit ids
@@ -30,9 +52,7 @@ inline std::size_t product_within_int32(std::size_t a, std::size_t b, const char
 
 // Token rows are loaded and stored as 16-byte vectors (row_vector.cuh).
 inline void require_aligned16(const void* pointer, const char* name) {
-  if (reinterpret_cast<std::uintptr_t>(pointer) % 16 != 0) {
-    fail_invalid(name, " (", pointer, ") is not 16-byte aligned (rows move as 16-byte vectors)");
-  }
+  require_aligned(pointer, 16, name, "rows move as 16-byte vectors");
 }
 
 }  // namespace eplb::kernels

@@ -30,10 +30,7 @@ void require_device_array(const void* pointer, size_t length, const char* name) 
 // The kernels use the workspace as int32 arrays: a misaligned one would be a misaligned address
 // on the GPU (checked here, in the shared validation, so the CPU reference rejects it too).
 void require_workspace_aligned(const void* workspace) {
-  if (reinterpret_cast<uintptr_t>(workspace) % alignof(int32_t) != 0) {
-    fail_invalid("workspace (", workspace, ") is not ", alignof(int32_t),
-                 "-byte aligned (the kernels use it as int32 arrays)");
-  }
+  require_aligned(workspace, alignof(int32_t), "workspace", "the kernels use it as int32 arrays");
 }
 
 void validate_topology(uint32_t num_experts, uint32_t num_ranks, uint32_t num_nodes) {
@@ -184,6 +181,7 @@ void validate_layout(const LayoutArgs& a) {
   require_array(a.tokens_per_rank, 1, "tokens_per_rank");
   require_array(a.tokens_per_node, 1, "tokens_per_node");
   require_array(a.is_token_in_rank, a.num_tokens, "is_token_in_rank");
+  require_element_aligned(a.send_offsets, "send_offsets");
   if (a.workspace_size < needed) {
     fail_invalid("workspace_size (", a.workspace_size, ") is less than the ", needed,
                  " bytes eplb_kernel_dispatch_layout_workspace_size reports");

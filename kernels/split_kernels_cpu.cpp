@@ -11,6 +11,7 @@
 
 #include "../core/error.hpp"
 #include "../core/topology.hpp"
+#include "argument_checks.hpp"
 #include "device.hpp"
 #include "split_kernels.hpp"
 #include "split_solver.hpp"
@@ -118,15 +119,18 @@ void validate_split_solve(const SplitSolveArgs& a) {
   }
   if (a.counts == nullptr) fail_invalid("counts is NULL");
   if (a.quotas == nullptr) fail_invalid("out_quotas is NULL");
+  require_element_aligned(a.counts, "counts");
+  require_element_aligned(a.quotas, "out_quotas");
+  require_element_aligned(a.gpu_weights, "gpu_weights");
+  require_element_aligned(a.gpu_extra, "gpu_extra_load");
+  require_element_aligned(a.max_load, "out_max_load");
   const std::size_t need = split_workspace_bytes(a.shape);
   if (a.workspace_bytes < need) {
     fail_invalid("workspace_bytes (", a.workspace_bytes, ") is below the required ", need,
                  " (eplb_kernel_split_solve_workspace_size)");
   }
   if (need > 0 && a.workspace == nullptr) fail_invalid("workspace is NULL");
-  if (reinterpret_cast<std::uintptr_t>(a.workspace) % 8 != 0) {
-    fail_invalid("workspace (", a.workspace, ") must be 8-byte aligned");
-  }
+  require_aligned(a.workspace, 8, "workspace", "the kernel keeps 8-byte values in it");
 }
 
 void split_solve_cpu(const SplitSolveArgs& a) {
@@ -188,6 +192,12 @@ void validate_shared_waterfill(const WaterfillKernelArgs& a) {
   if (a.top_k > 1024) fail_invalid("top_k (", a.top_k, ") must be at most 1024");
   if (a.num_tokens > 0 && a.topk_slots == nullptr) fail_invalid("topk_slots is NULL");
   if (a.num_tokens > 0 && a.out_topk == nullptr) fail_invalid("out_topk is NULL");
+  require_element_aligned(a.topk_slots, "topk_slots");
+  require_element_aligned(a.out_topk, "out_topk");
+  require_element_aligned(a.source_gpu, "source_gpu");
+  require_element_aligned(a.gpu_weights, "gpu_weights");
+  require_element_aligned(a.gpu_loads, "gpu_loads");
+  require_element_aligned(a.out_gpu_loads, "out_gpu_loads");
   if (a.num_tokens > static_cast<std::uint32_t>(std::numeric_limits<std::int32_t>::max())) {
     fail_invalid("num_tokens (", a.num_tokens, ") must be below 2^31");
   }
@@ -202,9 +212,7 @@ void validate_shared_waterfill(const WaterfillKernelArgs& a) {
                  " (eplb_kernel_shared_waterfill_workspace_size)");
   }
   if (a.workspace == nullptr) fail_invalid("workspace is NULL");
-  if (reinterpret_cast<std::uintptr_t>(a.workspace) % 8 != 0) {
-    fail_invalid("workspace (", a.workspace, ") must be 8-byte aligned");
-  }
+  require_aligned(a.workspace, 8, "workspace", "the kernel keeps 8-byte values in it");
 }
 
 void check_shared_waterfill_device_pointers(const WaterfillKernelArgs& a) {

@@ -212,16 +212,22 @@ std::uint64_t TokenExchange::dispatch(const DispatchRequest& q, TokenExchangeDev
     device.require_memory(q.topk_slots, "topk_slots");
     device.require_memory(q.topk_weights, "topk_weights");
     device.require_memory(q.rows, "rows");
+    kernels::require_element_aligned(q.topk_slots, "topk_slots");
+    kernels::require_element_aligned(q.topk_weights, "topk_weights");
     kernels::require_aligned16(q.rows, "rows");
   }
   if (q.recv_capacity > 0) {
     device.require_memory(q.recv_rows, "recv_rows");
     device.require_memory(q.recv_slots, "recv_local_slots");
     device.require_memory(q.recv_weights, "recv_weights");
+    kernels::require_element_aligned(q.recv_slots, "recv_local_slots");
+    kernels::require_element_aligned(q.recv_weights, "recv_weights");
     kernels::require_aligned16(q.recv_rows, "recv_rows");
   }
   device.require_memory(q.recv_counts, "recv_counts");
+  kernels::require_element_aligned(q.recv_counts, "recv_counts");
   if (q.dropped != nullptr) device.require_memory(q.dropped, "dropped");
+  kernels::require_element_aligned(q.dropped, "dropped");
 
   // 1-2: layout and pack.
   kernels::LayoutArgs layout;

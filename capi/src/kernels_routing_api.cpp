@@ -6,6 +6,7 @@
 #include <limits>
 #include <memory>
 
+#include "../../kernels/argument_checks.hpp"
 #include "../../kernels/device.hpp"
 #include "../../kernels/routing.hpp"
 #include "guard.hpp"
@@ -39,6 +40,9 @@ k::TopkIds topk_of(const void* ids, std::uint32_t id_type, std::size_t num_token
     fail_invalid("num_tokens (", num_tokens, ") * top_k (", top_k, ") must be below 2^31");
   }
   if (num_tokens > 0 && ids == nullptr) fail_invalid("topk_ids is NULL");
+  k::require_aligned(
+      ids, id_type == EPLB_IDS_INT64 ? 8 : 4, "topk_ids",
+      id_type == EPLB_IDS_INT64 ? "its int64 ids are 8 bytes" : "its int32 ids are 4 bytes");
   return k::TopkIds{ids, id_type == EPLB_IDS_INT64, num_tokens, top_k};
 }
 
@@ -79,6 +83,8 @@ k::RecordArgs record_args(const void* topk_ids, std::uint32_t id_type, std::size
   if (num_experts == 0) fail_invalid("num_experts (0) must be at least 1");
   check_layer(layer, num_layers);
   require_not_null(counts, "counts");
+  k::require_element_aligned(enable_flag, "enable_flag");
+  k::require_element_aligned(counts, "counts");
   a.num_experts = num_experts;
   a.layer = layer;
   a.enable_flag = enable_flag;
@@ -110,6 +116,10 @@ k::MapArgs map_args(const k::DeviceTables& tables, std::uint32_t layer, std::uin
   k::MapArgs a;
   a.topk = topk_of(topk_ids, id_type, num_tokens, top_k, k::max_top_k);
   if (num_tokens > 0) require_not_null(out_physical, "out_physical");
+  if (mode == k::map_quota) k::require_element_aligned(quotas, "quotas");
+  k::require_element_aligned(enable_flag, "enable_flag");
+  k::require_element_aligned(counts, "counts");
+  k::require_element_aligned(out_physical, "out_physical");
   a.layer = layer;
   a.mode = mode;
   a.seed = seed;
@@ -118,6 +128,13 @@ k::MapArgs map_args(const k::DeviceTables& tables, std::uint32_t layer, std::uin
   a.counts = counts;
   a.out = out_physical;
   return a;
+}
+
+void check_fold_arrays(const std::int64_t* physical_counts, const std::int64_t* logical_counts) {
+  require_not_null(physical_counts, "physical_counts");
+  require_not_null(logical_counts, "logical_counts");
+  k::require_element_aligned(physical_counts, "physical_counts");
+  k::require_element_aligned(logical_counts, "logical_counts");
 }
 
 k::CoactivationArgs coactivation_args(const void* topk_ids, std::uint32_t id_type,
@@ -140,6 +157,9 @@ k::CoactivationArgs coactivation_args(const void* topk_ids, std::uint32_t id_typ
                    ") > 0");
     }
   }
+  k::require_element_aligned(enable_flag, "enable_flag");
+  k::require_element_aligned(pair_counts, "pair_counts");
+  if (sample_capacity > 0) k::require_element_aligned(out_samples, "out_samples");
   a.num_experts = num_experts;
   a.layer = layer;
   a.enable_flag = enable_flag;
@@ -288,8 +308,7 @@ eplb_status eplb_kernel_fold_counts(const eplb_device_tables* tables,
                                     void* stream) {
   return guard([&] {
     const k::DeviceTables& d = device_tables(tables);
-    require_not_null(physical_counts, "physical_counts");
-    require_not_null(logical_counts, "logical_counts");
+    check_fold_arrays(physical_counts, logical_counts);
     require_device_arrays(
         {{physical_counts, "physical_counts"}, {logical_counts, "logical_counts"}});
 #if EPLB_HAVE_CUDA
@@ -306,8 +325,7 @@ eplb_status eplb_kernel_fold_counts_cpu(const eplb_device_tables* tables,
                                         void* /*stream*/) {
   return guard([&] {
     require_not_null(tables, "tables");
-    require_not_null(physical_counts, "physical_counts");
-    require_not_null(logical_counts, "logical_counts");
+    check_fold_arrays(physical_counts, logical_counts);
     k::fold_counts_cpu(tables->value.host(), physical_counts, logical_counts);
   });
 }

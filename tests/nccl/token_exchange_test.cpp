@@ -495,6 +495,28 @@ TEST(TokenExchange, BadArgumentsAreNamedBeforeAnyMessage) {
   bad = q;
   bad.recv_weights = nullptr;
   expect_invalid(bad, "recv_weights is NULL");
+  // Every id, weight and count array must be aligned to its elements (a GPU would fault).
+  const auto shifted = [](auto* p) {
+    return reinterpret_cast<decltype(p)>(reinterpret_cast<std::uintptr_t>(p) + 2);
+  };
+  bad = q;
+  bad.topk_slots = shifted(slots.data());
+  expect_invalid(bad, "topk_slots (");
+  bad = q;
+  bad.topk_weights = shifted(weights.data());
+  expect_invalid(bad, "topk_weights (");
+  bad = q;
+  bad.recv_slots = shifted(recv_slots.data());
+  expect_invalid(bad, "recv_local_slots (");
+  bad = q;
+  bad.recv_weights = shifted(recv_weights.data());
+  expect_invalid(bad, "recv_weights (");
+  bad = q;
+  bad.recv_counts = shifted(counts.data());
+  expect_invalid(bad, "recv_counts (");
+  bad = q;
+  bad.dropped = shifted(counts.data());
+  expect_invalid(bad, "dropped (");
   try {
     exchange.combine(rows.get(), 6, recv_rows.get(), device, hub.endpoint(0));
     ADD_FAILURE() << "combine before a dispatch";

@@ -43,10 +43,13 @@ std::vector<Row> device_rows() {
     {"NULL counts", kInvalid, {"counts", "NULL"}, [](World& w) { return eplb_kernel_record_load(w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, 4, 2, 0, nullptr, nullptr, nullptr); }},
     {"unknown id_type", kInvalid, {"id_type (2)"}, [](World& w) { int64_t c[8]; return eplb_kernel_record_load(w.topk.data(), 2, 3, World::kTopK, 4, 2, 0, nullptr, c, nullptr); }},
     {"layer == num_layers", kInvalid, {"layer (2)"}, [](World& w) { int64_t c[8]; return eplb_kernel_record_load(w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, 4, 2, 2, nullptr, c, nullptr); }},
+    {"counts at a 4-byte offset", kInvalid, {"counts", "8-byte aligned"}, [](World& w) { int64_t c[9]; return eplb_kernel_record_load(w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, 4, 2, 0, nullptr, misaligned(c, 4), nullptr); }},
   }, {}, {}},
   {"eplb_kernel_record_load_cpu", {
     {"NULL topk_ids with tokens", kInvalid, {"topk_ids", "NULL"}, [](World&) { int64_t c[8]; return eplb_kernel_record_load_cpu(nullptr, EPLB_IDS_INT32, 3, World::kTopK, 4, 2, 0, nullptr, c, nullptr); }},
     {"top_k 0", kInvalid, {"top_k (0)"}, [](World& w) { int64_t c[8]; return eplb_kernel_record_load_cpu(w.topk.data(), EPLB_IDS_INT32, 3, 0, 4, 2, 0, nullptr, c, nullptr); }},
+    {"int64 topk_ids at a 4-byte offset", kInvalid, {"topk_ids", "8-byte aligned"}, [](World&) { int64_t ids[7] = {}; int64_t c[8] = {}; const eplb_status s = eplb_kernel_record_load_cpu(misaligned(ids, 4), EPLB_IDS_INT64, 3, World::kTopK, 4, 2, 0, nullptr, c, nullptr); return c[0] == 0 ? s : EPLB_OK; }},
+    {"misaligned enable_flag", kInvalid, {"enable_flag", "4-byte aligned"}, [](World& w) { int32_t f[2] = {1, 1}; int64_t c[8]; return eplb_kernel_record_load_cpu(w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, 4, 2, 0, misaligned(f), c, nullptr); }},
   }, {}, {}},
   {"eplb_kernel_map_record", {
     {"NULL tables", kInvalid, {"tables", "NULL"}, [](World& w) { int32_t o[6]; return eplb_kernel_map_record(nullptr, 0, EPLB_MAP_STATIC, 0, nullptr, w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, nullptr, nullptr, o, nullptr); }},
@@ -57,6 +60,9 @@ std::vector<Row> device_rows() {
     {"quota without quotas", kInvalid, {"quotas", "NULL"}, [](World& w) { return with_host_tables(w, [&](eplb_device_tables* t) { int32_t o[6]; return eplb_kernel_map_record_cpu(t, 0, EPLB_MAP_QUOTA, 0, nullptr, w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, nullptr, nullptr, o, nullptr); }); }},
     {"layer == num_layers", kInvalid, {"layer (2)"}, [](World& w) { return with_host_tables(w, [&](eplb_device_tables* t) { int32_t o[6]; return eplb_kernel_map_record_cpu(t, 2, EPLB_MAP_STATIC, 0, nullptr, w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, nullptr, nullptr, o, nullptr); }); }},
     {"NULL out_physical", kInvalid, {"out_physical", "NULL"}, [](World& w) { return with_host_tables(w, [&](eplb_device_tables* t) { return eplb_kernel_map_record_cpu(t, 0, EPLB_MAP_STATIC, 0, nullptr, w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, nullptr, nullptr, nullptr, nullptr); }); }},
+    {"misaligned out_physical", kInvalid, {"out_physical", "4-byte aligned"}, [](World& w) { return with_host_tables(w, [&](eplb_device_tables* t) { int32_t o[7]; return eplb_kernel_map_record_cpu(t, 0, EPLB_MAP_STATIC, 0, nullptr, w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, nullptr, nullptr, misaligned(o), nullptr); }); }},
+    {"misaligned quotas", kInvalid, {"quotas", "4-byte aligned"}, [](World& w) { return with_host_tables(w, [&](eplb_device_tables* t) { int32_t q[17] = {}; int32_t o[6]; return eplb_kernel_map_record_cpu(t, 0, EPLB_MAP_QUOTA, 0, misaligned(q, 2), w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, nullptr, nullptr, o, nullptr); }); }},
+    {"counts at a 4-byte offset", kInvalid, {"counts", "8-byte aligned"}, [](World& w) { return with_host_tables(w, [&](eplb_device_tables* t) { int64_t c[17] = {}; int32_t o[6]; return eplb_kernel_map_record_cpu(t, 0, EPLB_MAP_STATIC, 0, nullptr, w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, nullptr, misaligned(c, 4), o, nullptr); }); }},
   }, {}, {}},
   {"eplb_kernel_fold_counts", {
     {"NULL tables", kInvalid, {"tables", "NULL"}, [](World&) { int64_t p[16] = {}; int64_t l[8] = {}; return eplb_kernel_fold_counts(nullptr, p, l, nullptr); }},
@@ -64,14 +70,17 @@ std::vector<Row> device_rows() {
   }, {}, {}},
   {"eplb_kernel_fold_counts_cpu", {
     {"NULL physical_counts", kInvalid, {"physical_counts", "NULL"}, [](World& w) { return with_host_tables(w, [](eplb_device_tables* t) { int64_t l[8]; return eplb_kernel_fold_counts_cpu(t, nullptr, l, nullptr); }); }},
+    {"logical_counts at a 4-byte offset", kInvalid, {"logical_counts", "8-byte aligned"}, [](World& w) { return with_host_tables(w, [](eplb_device_tables* t) { int64_t p[16] = {}; int64_t l[9]; return eplb_kernel_fold_counts_cpu(t, p, misaligned(l, 4), nullptr); }); }},
   }, {}, {}},
   {"eplb_kernel_coactivation", {
     {"top_k above 64", kInvalid, {"top_k (65)"}, [](World& w) { int64_t c[12]; return eplb_kernel_coactivation(w.topk.data(), EPLB_IDS_INT32, 1, 65, 4, 2, 0, nullptr, c, 0, 0, 0, nullptr, nullptr); }},
     {"samples without a stride", kInvalid, {"sample_stride (0)"}, [](World& w) { int32_t o[6]; return eplb_kernel_coactivation(w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, 4, 2, 0, nullptr, nullptr, 0, 0, 3, o, nullptr); }},
+    {"pair_counts at a 4-byte offset", kInvalid, {"pair_counts", "8-byte aligned"}, [](World& w) { int64_t c[13]; return eplb_kernel_coactivation(w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, 4, 2, 0, nullptr, misaligned(c, 4), 0, 0, 0, nullptr, nullptr); }},
   }, {}, {}},
   {"eplb_kernel_coactivation_cpu", {
     {"num_experts 0", kInvalid, {"num_experts (0)"}, [](World& w) { int64_t c[12]; return eplb_kernel_coactivation_cpu(w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, 0, 2, 0, nullptr, c, 0, 0, 0, nullptr, nullptr); }},
     {"samples without out_samples", kInvalid, {"out_samples", "NULL"}, [](World& w) { return eplb_kernel_coactivation_cpu(w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, 4, 2, 0, nullptr, nullptr, 1, 0, 3, nullptr, nullptr); }},
+    {"misaligned out_samples", kInvalid, {"out_samples", "4-byte aligned"}, [](World& w) { int32_t o[7]; return eplb_kernel_coactivation_cpu(w.topk.data(), EPLB_IDS_INT32, 3, World::kTopK, 4, 2, 0, nullptr, nullptr, 1, 0, 3, misaligned(o), nullptr); }},
   }, {}, {}},
   // Dispatch kernels (issue #7 items 4-5): host-checkable errors, so the status is the same with
   // and without a GPU (the GPU entry points check arguments before looking for a device).
@@ -82,10 +91,12 @@ std::vector<Row> device_rows() {
   {"eplb_kernel_dispatch_layout", {
     {"num_nodes 0", kInvalid, {"num_nodes (0)"}, [](World&) { int32_t ids[2] = {0, 1}, e[8], r[4], n[2]; uint8_t in[8]; return eplb_kernel_dispatch_layout(ids, 2, 1, 8, 4, 0, e, r, n, in, nullptr, nullptr, 0, nullptr); }},
     {"top_k 0", kInvalid, {"top_k (0)"}, [](World&) { int32_t ids[2] = {0, 1}, e[8], r[4], n[2]; uint8_t in[8]; return eplb_kernel_dispatch_layout(ids, 2, 0, 8, 4, 2, e, r, n, in, nullptr, nullptr, 0, nullptr); }},
+    {"misaligned topk_ids", kInvalid, {"topk_ids", "4-byte aligned"}, [](World&) { int32_t ids[3] = {0, 1, 2}, e[8], r[4], n[2]; uint8_t in[8]; alignas(4) unsigned char ws[256]; return eplb_kernel_dispatch_layout(misaligned(ids), 2, 1, 8, 4, 2, e, r, n, in, nullptr, ws, sizeof ws, nullptr); }},
   }, {}, {}},
   {"eplb_kernel_dispatch_layout_cpu", {
     {"NULL tokens_per_expert", kInvalid, {"tokens_per_expert", "NULL"}, [](World&) { int32_t ids[2] = {0, 1}, r[4], n[2]; uint8_t in[8]; unsigned char ws[256]; return eplb_kernel_dispatch_layout_cpu(ids, 2, 1, 8, 4, 2, nullptr, r, n, in, nullptr, ws, sizeof ws, nullptr); }},
     {"short workspace", kInvalid, {"workspace_size (0)"}, [](World&) { int32_t ids[2] = {0, 1}, e[8], r[4], n[2]; uint8_t in[8]; return eplb_kernel_dispatch_layout_cpu(ids, 2, 1, 8, 4, 2, e, r, n, in, nullptr, nullptr, 0, nullptr); }},
+    {"misaligned send_offsets", kInvalid, {"send_offsets", "4-byte aligned"}, [](World&) { int32_t ids[2] = {0, 1}, e[8], r[4], n[2], so[9]; uint8_t in[8]; alignas(4) unsigned char ws[256]; return eplb_kernel_dispatch_layout_cpu(ids, 2, 1, 8, 4, 2, e, r, n, in, misaligned(so), ws, sizeof ws, nullptr); }},
     {"misaligned workspace", kInvalid, {"workspace", "4-byte aligned"}, [](World&) { int32_t ids[2] = {0, 1}, e[8], r[4], n[2]; uint8_t in[8]; alignas(4) unsigned char ws[260]; return eplb_kernel_dispatch_layout_cpu(ids, 2, 1, 8, 4, 2, e, r, n, in, nullptr, ws + 1, 256, nullptr); }},
   }, {}, {}},
   {"eplb_kernel_expert_sort_capacity", {
@@ -102,6 +113,7 @@ std::vector<Row> device_rows() {
   }, {}, {}},
   {"eplb_kernel_expert_sort_cpu", {
     {"NULL inverse", kInvalid, {"inverse", "NULL"}, [](World&) { int32_t ids[8] = {0, 1, 2, 3, 4, 5, 6, 7}, s[128], b[8], o[9], t = 0; unsigned char ws[256]; return eplb_kernel_expert_sort_cpu(ids, 4, 2, 8, 16, 128, s, b, o, nullptr, &t, ws, sizeof ws, nullptr); }},
+    {"misaligned inverse", kInvalid, {"inverse", "4-byte aligned"}, [](World&) { int32_t ids[8] = {0, 1, 2, 3, 4, 5, 6, 7}, s[128], b[8], o[9], inv[9], t = 0; alignas(4) unsigned char ws[256]; return eplb_kernel_expert_sort_cpu(ids, 4, 2, 8, 16, 128, s, b, o, misaligned(inv), &t, ws, sizeof ws, nullptr); }},
     {"capacity not a multiple of block_size", kInvalid, {"capacity (130)"}, [](World&) { int32_t ids[8] = {0, 1, 2, 3, 4, 5, 6, 7}, s[130], b[8], o[9], inv[8], t = 0; unsigned char ws[256]; return eplb_kernel_expert_sort_cpu(ids, 4, 2, 8, 16, 130, s, b, o, inv, &t, ws, sizeof ws, nullptr); }},
   }, {}, {}},
   {"eplb_kernel_permute", {
@@ -111,6 +123,7 @@ std::vector<Row> device_rows() {
   {"eplb_kernel_permute_cpu", {
     {"NULL inverse", kInvalid, {"inverse", "NULL"}, [](World&) { alignas(16) uint16_t in[64] = {}, out[64] = {}; return eplb_kernel_permute_cpu(in, EPLB_ROW_DTYPE_FLOAT16, 2, 1, 16, nullptr, 2, out, nullptr); }},
     {"misaligned output", kInvalid, {"output", "16-byte aligned"}, [](World&) { alignas(16) uint16_t in[64] = {}, out[72] = {}; const int32_t inv[2] = {0, 1}; return eplb_kernel_permute_cpu(in, EPLB_ROW_DTYPE_FLOAT16, 2, 1, 16, inv, 2, out + 1, nullptr); }},
+    {"misaligned inverse", kInvalid, {"inverse", "4-byte aligned"}, [](World&) { alignas(16) uint16_t in[64] = {}, out[64] = {}; const int32_t inv[3] = {0, 1, 0}; return eplb_kernel_permute_cpu(in, EPLB_ROW_DTYPE_FLOAT16, 2, 1, 16, misaligned(inv), 2, out, nullptr); }},
     {"hidden above 2^24", kInvalid, {"hidden (16777224)", "at most 2^24"}, [](World&) { alignas(16) uint16_t in[64] = {}, out[64] = {}; const int32_t inv[2] = {0, 1}; return eplb_kernel_permute_cpu(in, EPLB_ROW_DTYPE_FLOAT16, 2, 1, (size_t{1} << 24) + 8, inv, 2, out, nullptr); }},
   }, {}, {}},
   {"eplb_kernel_unpermute", {
@@ -120,6 +133,7 @@ std::vector<Row> device_rows() {
   {"eplb_kernel_unpermute_cpu", {
     {"NULL weights", kInvalid, {"weights", "NULL"}, [](World&) { alignas(16) float in[32] = {}, out[32] = {}; const int32_t inv[2] = {0, 1}; return eplb_kernel_unpermute_cpu(in, EPLB_ROW_DTYPE_FLOAT32, 2, 1, 16, inv, nullptr, 2, out, nullptr); }},
     {"top_k 0", kInvalid, {"top_k (0)"}, [](World&) { alignas(16) float in[32] = {}, out[32] = {}; const int32_t inv[2] = {0, 1}; const float w[2] = {1, 1}; return eplb_kernel_unpermute_cpu(in, EPLB_ROW_DTYPE_FLOAT32, 2, 0, 16, inv, w, 2, out, nullptr); }},
+    {"misaligned weights", kInvalid, {"weights", "4-byte aligned"}, [](World&) { alignas(16) float in[32] = {}, out[32] = {}; const int32_t inv[2] = {0, 1}; const float w[3] = {1, 1, 1}; return eplb_kernel_unpermute_cpu(in, EPLB_ROW_DTYPE_FLOAT32, 2, 1, 16, inv, misaligned(w), 2, out, nullptr); }},
   }, {}, {}},
   // NCCL (issue #8): every bad input here is checked on the host before NCCL is loaded, so the
   // statuses are the same with or without NCCL, a GPU or NCCL support in the build.
@@ -219,6 +233,8 @@ std::vector<Row> device_rows() {
     {"workspace_bytes 0", kInvalid, {"workspace_bytes (0)"}, [](World& w) { return with_split_tables(w, [](eplb_split_tables* t) { const int32_t c[4] = {1, 2, 3, 4}; int32_t q[8]; return eplb_kernel_split_solve_cpu(t, 0, c, nullptr, nullptr, q, nullptr, nullptr, 0, nullptr); }); }},
     {"negative count", kInvalid, {"counts[2] = -1"}, [](World& w) { return with_split_tables(w, [](eplb_split_tables* t) { const int32_t c[4] = {1, 2, -1, 4}; int32_t q[8] = {}; uint64_t ws[64]; const eplb_status s = eplb_kernel_split_solve_cpu(t, 0, c, nullptr, nullptr, q, nullptr, ws, sizeof(ws), nullptr); return q[0] == 0 ? s : EPLB_OK; }); }},
     {"NaN weight", kInvalid, {"gpu_weights[1]", "nan"}, [](World& w) { return with_split_tables(w, [](eplb_split_tables* t) { const int32_t c[4] = {1, 2, 3, 4}; const double g[4] = {1, kNaN, 1, 1}; int32_t q[8]; uint64_t ws[64]; return eplb_kernel_split_solve_cpu(t, 0, c, g, nullptr, q, nullptr, ws, sizeof(ws), nullptr); }); }},
+    {"gpu_weights at a 4-byte offset", kInvalid, {"gpu_weights", "8-byte aligned"}, [](World& w) { return with_split_tables(w, [](eplb_split_tables* t) { const int32_t c[4] = {1, 2, 3, 4}; const double g[5] = {1, 1, 1, 1, 1}; int32_t q[8]; uint64_t ws[64]; return eplb_kernel_split_solve_cpu(t, 0, c, misaligned(g, 4), nullptr, q, nullptr, ws, sizeof(ws), nullptr); }); }},
+    {"misaligned counts", kInvalid, {"counts", "4-byte aligned"}, [](World& w) { return with_split_tables(w, [](eplb_split_tables* t) { const int32_t c[5] = {1, 2, 3, 4, 5}; int32_t q[8]; uint64_t ws[64]; return eplb_kernel_split_solve_cpu(t, 0, misaligned(c), nullptr, nullptr, q, nullptr, ws, sizeof(ws), nullptr); }); }},
   }, {}, {}},
   {"eplb_kernel_shared_waterfill_workspace_size", {
     {"NULL placement", kInvalid, {"placement", "NULL"}, [](World&) { size_t b = 0; return eplb_kernel_shared_waterfill_workspace_size(nullptr, 3, &b); }},
@@ -235,6 +251,8 @@ std::vector<Row> device_rows() {
     {"workspace_bytes one short", kInvalid, {"workspace_bytes"}, [](World& w) { int32_t o[9]; size_t b = 0; eplb_kernel_shared_waterfill_workspace_size(w.placement, 3, &b); return eplb_kernel_shared_waterfill_cpu(w.placement, w.topk.data(), 3, World::kTopK, nullptr, nullptr, nullptr, 0, o, nullptr, wf_ws(), b - 1, nullptr); }},
     {"slot out of range", kInvalid, {"topk_slots[1] = 8"}, [](World& w) { const int32_t t[2] = {0, 8}; int32_t o[3] = {7, 7, 7}; const eplb_status s = eplb_kernel_shared_waterfill_cpu(w.placement, t, 1, World::kTopK, nullptr, nullptr, nullptr, 0, o, nullptr, wf_ws(), kWfWsBytes, nullptr); return o[0] == 7 ? s : EPLB_OK; }},
     {"source GPU out of range", kInvalid, {"source_gpu[2] = 4"}, [](World& w) { const int32_t src[3] = {0, 1, 4}; int32_t o[9]; return eplb_kernel_shared_waterfill_cpu(w.placement, w.topk.data(), 3, World::kTopK, src, nullptr, nullptr, 0, o, nullptr, wf_ws(), kWfWsBytes, nullptr); }},
+    {"misaligned out_topk", kInvalid, {"out_topk", "4-byte aligned"}, [](World& w) { int32_t o[10]; return eplb_kernel_shared_waterfill_cpu(w.placement, w.topk.data(), 3, World::kTopK, nullptr, nullptr, nullptr, 0, misaligned(o), nullptr, wf_ws(), kWfWsBytes, nullptr); }},
+    {"gpu_loads at a 4-byte offset", kInvalid, {"gpu_loads", "8-byte aligned"}, [](World& w) { const double l[5] = {}; int32_t o[9]; return eplb_kernel_shared_waterfill_cpu(w.placement, w.topk.data(), 3, World::kTopK, nullptr, nullptr, misaligned(l, 4), 0, o, nullptr, wf_ws(), kWfWsBytes, nullptr); }},
     {"NULL topk_slots with tokens", kInvalid, {"topk_slots", "NULL"}, [](World& w) { int32_t o[9]; return eplb_kernel_shared_waterfill_cpu(w.placement, nullptr, 3, World::kTopK, nullptr, nullptr, nullptr, 0, o, nullptr, wf_ws(), kWfWsBytes, nullptr); }},
     {"negative load", kInvalid, {"gpu_loads[1] = -1"}, [](World& w) { const double l[4] = {0, -1, 0, 0}; int32_t o[9]; return eplb_kernel_shared_waterfill_cpu(w.placement, w.topk.data(), 3, World::kTopK, nullptr, nullptr, l, 0, o, nullptr, wf_ws(), kWfWsBytes, nullptr); }},
     {"NaN weight", kInvalid, {"gpu_weights[2]", "nan"}, [](World& w) { const double g[4] = {1, 1, kNaN, 1}; int32_t o[9]; return eplb_kernel_shared_waterfill_cpu(w.placement, w.topk.data(), 3, World::kTopK, nullptr, g, nullptr, 0, o, nullptr, wf_ws(), kWfWsBytes, nullptr); }},

@@ -27,6 +27,13 @@ T* sentinel() {
   return reinterpret_cast<T*>(&anchor);
 }
 
+// `p` moved `bytes` forward, still typed T: misaligned for its elements (a packed buffer, or an
+// offset that forgot the element size). Only the validation sees it: nothing reads or writes it.
+template <typename T>
+T* misaligned(T* p, std::uintptr_t bytes = 1) {
+  return reinterpret_cast<T*>(reinterpret_cast<std::uintptr_t>(p) + bytes);
+}
+
 // Valid objects every bad call starts from: 2 layers, 4 experts, 8 slots on 4 GPUs in 2 nodes.
 struct World {
   static constexpr uint32_t kLayers = 2;

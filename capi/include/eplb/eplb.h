@@ -1442,9 +1442,13 @@ EPLB_API eplb_status eplb_migration_execute_step(const eplb_migration* migration
  * enqueue their kernels (EPLB_ERR_DEVICE if a launch is refused). They allocate
  * nothing, never synchronise with the host, use no memset, and can be captured in a CUDA graph.
  * Integer outputs are bit-exact between GPU and CPU and deterministic. An array whose length is
- * 0 may be NULL. Limits: num_tokens * top_k and num_tokens * num_ranks below 2^31,
- * num_physical_experts <= 8192, num_ranks <= 1024 (per-block tables in shared memory).
- * Threading: the functions keep no state; concurrent calls on distinct outputs are fine. */
+ * 0 may be NULL. Every array must be aligned to its element type (int64 and double 8 bytes,
+ * int32 and float 4; token rows 16): a misaligned one is EPLB_ERR_INVALID_ARGUMENT naming it,
+ * where a kernel would fault. This applies to every GPU function of this header (kernels, split
+ * solver, waterfill, token exchange) and to their CPU references. Limits: num_tokens * top_k and
+ * num_tokens * num_ranks below 2^31, num_physical_experts <= 8192, num_ranks <= 1024 (per-block
+ * tables in shared memory). Threading: the functions keep no state; concurrent calls on distinct
+ * outputs are fine. */
 
 /* Element type of token rows for permute / unpermute. Passed as `uint32_t`; values are stable. */
 typedef enum {
