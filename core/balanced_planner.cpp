@@ -31,9 +31,10 @@ constexpr int kBisectionSteps = 12;
 // Candidate experts per node considered by each relaxed move.
 constexpr std::size_t kRelaxedCandidates = 16;
 // Blocks with at most this many experts also get the branch and bound over replica counts,
-// cut off after this many complete count vectors.
+// cut off after this many complete count vectors, or this many visited partial ones.
 constexpr std::size_t kSearchExperts = 16;
 constexpr std::size_t kSearchLeaves = 20000;
+constexpr std::size_t kSearchNodes = std::size_t{1} << 18;
 // Upward scan of bottleneck targets: 0.25 % steps, up to 60 % above the lower bound.
 constexpr double kScanStep = 2.5e-3;
 constexpr int kScanSteps = 190;
@@ -567,7 +568,9 @@ bool BalancedPlanner::search_counts(const Block& b, double peak,
   // Depth-first over experts in decreasing load, each given 1..cap replicas; a branch dies when
   // one of its replicas alone is at least the best peak found. Leaves are scored by a fast
   // packing estimate (exact pairing with two slots per GPU, greedy LPT otherwise); the best
-  // leaf's counts are returned for the full packer to polish. Bounded by kSearchLeaves leaves.
+  // leaf's counts are returned for the full packer to polish. Every branch it enters can be
+  // completed (the experts after it can take the slots left, at most cap each), and it stops
+  // after kSearchLeaves leaves or kSearchNodes visits, whichever comes first.
   const std::size_t n = b.experts.size();
   const std::uint32_t num_slots = b.num_gpus * b.slots_per_gpu;
   std::vector<std::int32_t> order(n);
@@ -577,22 +580,30 @@ bool BalancedPlanner::search_counts(const Block& b, double peak,
   });
   std::vector<std::int32_t> counts(n, 0);
   std::vector<std::pair<double, std::int32_t>> items;
-  std::vector<double> gpu(b.num_gpus);
+  // Greedy LPT: a min-heap of (load, gpu), so the least loaded GPU with a free slot (the lowest
+  // index among equal loads) takes the next replica; a full GPU leaves the heap.
+  std::vector<std::pair<double, std::uint32_t>> heap;
   std::vector<std::uint32_t> used(b.num_gpus);
+  const auto later = [](const auto& x, const auto& y) { return x > y; };
   double best = peak * (1 - kRelativeGain);
   bool found = false;
   std::size_t leaves = 0;
+  std::size_t visits = 0;
 
+  std::vector<std::pair<double, std::int32_t>> groups;  // (replica load, expert), one per expert
   const auto estimate = [&]() {
-    items.clear();
+    // The replicas in decreasing load (ties by expert): sort the experts, then repeat each.
+    groups.clear();
     for (std::size_t e = 0; e < n; ++e) {
-      for (std::int32_t c = 0; c < counts[e]; ++c) {
-        items.emplace_back(b.local[e] / counts[e], static_cast<std::int32_t>(e));
-      }
+      groups.emplace_back(b.local[e] / counts[e], static_cast<std::int32_t>(e));
     }
-    std::sort(items.begin(), items.end(), [](const auto& x, const auto& y) {
+    std::sort(groups.begin(), groups.end(), [](const auto& x, const auto& y) {
       return x.first > y.first || (x.first == y.first && x.second < y.second);
     });
+    items.clear();
+    for (const auto& group : groups) {
+      items.insert(items.end(), static_cast<std::size_t>(counts[group.second]), group);
+    }
     double worst = 0;
     if (b.slots_per_gpu == 2) {
       for (std::size_t k = 0; k < items.size() / 2; ++k) {
@@ -603,23 +614,26 @@ bool BalancedPlanner::search_counts(const Block& b, double peak,
       }
       return worst;
     }
-    std::fill(gpu.begin(), gpu.end(), 0.0);
+    heap.clear();
+    for (std::uint32_t g = 0; g < b.num_gpus; ++g) heap.emplace_back(0.0, g);  // a valid heap
     std::fill(used.begin(), used.end(), 0U);
     for (const auto& item : items) {
-      std::uint32_t target = b.num_gpus;
-      for (std::uint32_t g = 0; g < b.num_gpus; ++g) {
-        if (used[g] < b.slots_per_gpu && (target == b.num_gpus || gpu[g] < gpu[target])) target = g;
+      std::pop_heap(heap.begin(), heap.end(), later);
+      auto& [load, g] = heap.back();
+      load += item.first;
+      worst = std::max(worst, load);
+      if (++used[g] < b.slots_per_gpu) {
+        std::push_heap(heap.begin(), heap.end(), later);
+      } else {
+        heap.pop_back();
       }
-      gpu[target] += item.first;
-      ++used[target];
-      worst = std::max(worst, gpu[target]);
     }
     return worst;
   };
 
   const std::function<void(std::size_t, std::uint32_t)> visit = [&](std::size_t depth,
                                                                     std::uint32_t left) {
-    if (leaves >= kSearchLeaves) return;
+    if (leaves >= kSearchLeaves || ++visits > kSearchNodes) return;
     const auto e = static_cast<std::size_t>(order[depth]);
     const std::size_t after = n - depth - 1;
     if (after == 0) {
@@ -634,12 +648,14 @@ bool BalancedPlanner::search_counts(const Block& b, double peak,
       }
       return;
     }
-    // Fewest replicas that keep this expert's replica under the best peak; most that leave one
-    // slot for each expert still to place.
+    // Fewest replicas that keep this expert's replica under the best peak and leave the experts
+    // after it no more than cap slots each; most that leave one slot for each of them.
     const auto fewest = static_cast<std::uint32_t>(std::floor(b.local[e] / best)) + 1;
+    const std::uint64_t absorbed = std::uint64_t{b.cap} * after;
+    const auto least = static_cast<std::uint32_t>(left > absorbed ? left - absorbed : 1);
     const std::uint32_t most =
         std::min<std::uint32_t>(b.cap, left - static_cast<std::uint32_t>(after));
-    for (std::uint32_t c = std::max(1U, fewest); c <= most; ++c) {
+    for (std::uint32_t c = std::max({1U, fewest, least}); c <= most; ++c) {
       counts[e] = static_cast<std::int32_t>(c);
       visit(depth + 1, left - c);
     }

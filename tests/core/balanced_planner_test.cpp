@@ -274,6 +274,34 @@ TEST(BalancedPlanner, NeverWorseThanDeepseekAndNoAvoidableDuplicates) {
   RecordProperty("unavoidable_duplicate_blocks", kept_duplicates);
 }
 
+// Mixtral's 8 experts on up to 288 slots of 32 GPUs: a block this small gets the branch and bound
+// over replica counts, which once never returned here (it counted only the count vectors that
+// fit, and visited every split of 288 slots among 8 experts looking for one). Every plan must
+// come back and stay no busier than DeepSeek's.
+TEST(BalancedPlanner, FewExpertsOnManySlotsComeBackNoBusierThanDeepseek) {
+  std::mt19937_64 rng(29);
+  std::lognormal_distribution<double> skew(0.0, 1.0);
+  for (const std::uint32_t slots : {64U, 96U, 192U, 288U}) {
+    Topology t;
+    t.num_layers = 2;
+    t.num_logical = 8;
+    t.num_physical = slots;
+    t.num_gpus = 32;
+    t.num_nodes = 1;
+    t.num_groups = 1;
+    std::vector<double> loads(std::size_t{t.num_layers} * t.num_logical);
+    for (double& x : loads) x = 1000 * skew(rng);
+    const Placement p = plan_with(t, Algorithm::balanced, loads);
+    const Placement reference = plan_with(t, Algorithm::deepseek, loads);
+    for (std::uint32_t layer = 0; layer < t.num_layers; ++layer) {
+      const auto row = std::span(loads).subspan(layer * t.num_logical, t.num_logical);
+      EXPECT_LE(compute_layer_metrics(p, layer, row).max_gpu_load,
+                compute_layer_metrics(reference, layer, row).max_gpu_load * (1 + 1e-12))
+          << slots << " slots, layer " << layer;
+    }
+  }
+}
+
 TEST(BalancedPlanner, FallbackToDeepseekRemovesAvoidableDuplicates) {
   // Layer 24 of the Mixtral-8x7B gsm8k routing trace (real data), 16 slots on 4 GPUs. DeepSeek
   // reaches 124 with experts 7, 5 and 6 each twice on one GPU; the balanced search alone stops
