@@ -6,7 +6,8 @@
 // chunk) and 128 (a decode step); windows cumulative, sliding (W = 64) and decay (0.99); reservoir
 // 4096 rows; logical ids, and physical ids of a 288-slot placement on 4 nodes x 8 GPUs. Each time
 // is the median over --samples single calls, cycling through 16 pre-generated batches; the
-// tracker is warmed up with one full window first.
+// tracker is warmed up with one full window first. Then the memory a sliding window of W = 64
+// batches holds per layer, for each batch size (core::Tracker, the code libeplb.so runs).
 //
 // Usage: eplb_bench_tracker [--samples N]
 #include <algorithm>
@@ -20,6 +21,7 @@
 
 #include "eplb/eplb.h"
 #include "eplb/table.hpp"
+#include "tracker.hpp"
 #include "workload_simulator.hpp"
 
 namespace {
@@ -124,6 +126,22 @@ double time_record(std::uint32_t window, bool physical, std::size_t tokens, std:
   return median(us);
 }
 
+// Bytes of one layer's sliding window (W = 64) after a full window of `tokens`-token batches.
+std::size_t window_bytes(std::size_t tokens) {
+  eplb::TrackerOptions o;
+  o.num_layers = 1;
+  o.num_experts = kExperts;
+  o.top_k = kTopK;
+  o.window = eplb::TrackerWindow::sliding;
+  o.window_batches = 64;
+  eplb::Tracker tracker(o);
+  const auto batches = make_batches(tokens, 3);
+  for (std::size_t i = 0; i < o.window_batches; ++i) {
+    tracker.record(0, batches[i % batches.size()], tokens, kTopK);
+  }
+  return tracker.window_bytes();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -153,6 +171,17 @@ int main(int argc, char** argv) {
                    tokens == 8192 ? (us <= 100.0 ? "met" : "MISSED") : "-"});
   }
   table.print(std::cout);
+
+  std::cout << "\nsliding window W=64, memory per layer after 64 batches\n";
+  eplb_cli::Table memory({"tokens", "window KB", "if dense KB", "share"});
+  const double dense = 64.0 * (kExperts + kExperts * (kExperts - 1) / 2) * 4;
+  for (const std::size_t tokens : {std::size_t{32}, std::size_t{128}, std::size_t{512},
+                                   std::size_t{1024}, std::size_t{8192}}) {
+    const auto bytes = static_cast<double>(window_bytes(tokens));
+    memory.add_row({std::to_string(tokens), fixed(bytes / 1024, 0), fixed(dense / 1024, 0),
+                    fixed(bytes / dense, 2)});
+  }
+  memory.print(std::cout);
 
   // The nodes-touched metric over a full reservoir (4096 rows) of one layer.
   const auto rows = make_batches(4096, 2)[0];

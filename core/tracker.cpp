@@ -7,6 +7,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -22,6 +23,9 @@ constexpr std::uint32_t kMaxTopK = 1024;
 // Below this scale the decayed weights are folded back into the stored values, so that 1/scale
 // never overflows.
 constexpr double kMinScale = 1e-100;
+// Tokens counted per pass into the 16-bit pair scratch: a token adds at most 1 to a pair and k
+// to a load, so one chunk's counts fit it.
+constexpr std::size_t kScratchChunkTokens = std::numeric_limits<std::uint16_t>::max();
 
 std::uint64_t splitmix64(std::uint64_t& state) {
   std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
@@ -135,10 +139,11 @@ __attribute__((target("avx2"), always_inline)) inline __m256i exchange(__m256i v
   return _mm256_blend_epi32(_mm256_min_epi32(v, partner), _mm256_max_epi32(v, partner), Max);
 }
 
-// top_k = 8, counting with weight 1: per token, a bitonic network sorts the 8 ids in one AVX2
-// register, one mask test finds the rare token with a masked slot, a duplicate or a bad id (it
-// takes add_token), and the common token adds its 8 loads and 28 pairs without a branch.
-template <typename L, typename P>
+// top_k = 8, counting with weight 1 (or -1, modulo 2^64, to take a batch back out): per token, a
+// bitonic network sorts the 8 ids in one AVX2 register, one mask test finds the rare token with a
+// masked slot, a duplicate or a bad id (it takes add_token), and the common token adds its 8
+// loads and 28 pairs without a branch.
+template <typename L, typename P, bool Retire = false>
 __attribute__((target("avx2"))) BatchScan accumulate8_avx2(const std::int32_t* ids,
                                                            std::size_t num_tokens,
                                                            std::uint32_t limit,
@@ -150,6 +155,8 @@ __attribute__((target("avx2"))) BatchScan accumulate8_avx2(const std::int32_t* i
   const __m256i next = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0);
   const __m256i top = _mm256_set1_epi32(static_cast<std::int32_t>(limit - 1));
   alignas(32) std::uint32_t sorted[8];
+  constexpr L l1 = Retire ? static_cast<L>(-1) : L{1};  // unsigned: adding -1 subtracts 1
+  constexpr P p1 = Retire ? static_cast<P>(-1) : P{1};
   for (std::size_t t = 0; t < num_tokens; ++t) {
     const std::int32_t* in = ids + t * 8;
     __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in));
@@ -166,7 +173,7 @@ __attribute__((target("avx2"))) BatchScan accumulate8_avx2(const std::int32_t* i
                         _mm256_cmpeq_epi32(v, _mm256_permutevar8x32_epi32(v, next)));
     if (_mm256_movemask_ps(_mm256_castsi256_ps(odd)) != 0) [[unlikely]] {
       const TokenKind kind =
-          add_token<L, P>(in, 8, limit, row_base, load, pair, L{1}, P{1}, row.data());
+          add_token<L, P>(in, 8, limit, row_base, load, pair, l1, p1, row.data());
       scan.bad |= kind == TokenKind::bad;
       scan.empty += kind == TokenKind::empty ? 1 : 0;
       continue;
@@ -174,41 +181,45 @@ __attribute__((target("avx2"))) BatchScan accumulate8_avx2(const std::int32_t* i
     _mm256_store_si256(reinterpret_cast<__m256i*>(sorted), v);
     const std::size_t x0 = sorted[0], x1 = sorted[1], x2 = sorted[2], x3 = sorted[3];
     const std::size_t x4 = sorted[4], x5 = sorted[5], x6 = sorted[6], x7 = sorted[7];
-    load[x0] += 1, load[x1] += 1, load[x2] += 1, load[x3] += 1;
-    load[x4] += 1, load[x5] += 1, load[x6] += 1, load[x7] += 1;
+    load[x0] += l1, load[x1] += l1, load[x2] += l1, load[x3] += l1;
+    load[x4] += l1, load[x5] += l1, load[x6] += l1, load[x7] += l1;
     // Row a of the triangle, as an address: pair + row_base[a] wraps around for a = 0 (row_base
     // is unsigned), so it is formed as an integer; row(a)[b] is pair[pair_index(a, b)].
     const auto row_at = [pair, row_base](std::size_t a) {
       return reinterpret_cast<P*>(reinterpret_cast<std::uintptr_t>(pair) + row_base[a] * sizeof(P));
     };
     P* r = row_at(x0);
-    r[x1] += 1, r[x2] += 1, r[x3] += 1, r[x4] += 1, r[x5] += 1, r[x6] += 1, r[x7] += 1;
+    r[x1] += p1, r[x2] += p1, r[x3] += p1, r[x4] += p1, r[x5] += p1, r[x6] += p1, r[x7] += p1;
     r = row_at(x1);
-    r[x2] += 1, r[x3] += 1, r[x4] += 1, r[x5] += 1, r[x6] += 1, r[x7] += 1;
+    r[x2] += p1, r[x3] += p1, r[x4] += p1, r[x5] += p1, r[x6] += p1, r[x7] += p1;
     r = row_at(x2);
-    r[x3] += 1, r[x4] += 1, r[x5] += 1, r[x6] += 1, r[x7] += 1;
+    r[x3] += p1, r[x4] += p1, r[x5] += p1, r[x6] += p1, r[x7] += p1;
     r = row_at(x3);
-    r[x4] += 1, r[x5] += 1, r[x6] += 1, r[x7] += 1;
+    r[x4] += p1, r[x5] += p1, r[x6] += p1, r[x7] += p1;
     r = row_at(x4);
-    r[x5] += 1, r[x6] += 1, r[x7] += 1;
+    r[x5] += p1, r[x6] += p1, r[x7] += p1;
     r = row_at(x5);
-    r[x6] += 1, r[x7] += 1;
-    row_at(x6)[x7] += 1;
+    r[x6] += p1, r[x7] += p1;
+    row_at(x6)[x7] += p1;
   }
   return scan;
 }
 #endif
 
-// Counts a batch with weight 1 into `load` / `pair`, through the fastest kernel for top_k.
-template <typename L, typename P>
+// Counts a batch with weight 1 into `load` / `pair` (Retire: takes a counted batch back out, the
+// unsigned counts wrapping exactly), through the fastest kernel for top_k.
+template <typename L, typename P, bool Retire = false>
 BatchScan count_batch(const std::int32_t* ids, std::size_t num_tokens, std::uint32_t top_k,
                       std::uint32_t limit, const std::size_t* row_base, L* load, P* pair) {
+  static_assert(!Retire || (std::is_unsigned_v<L> && std::is_unsigned_v<P>));
 #ifdef EPLB_TRACKER_AVX2
   if (top_k == 8 && cpu_has_avx2()) {
-    return accumulate8_avx2<L, P>(ids, num_tokens, limit, row_base, load, pair);
+    return accumulate8_avx2<L, P, Retire>(ids, num_tokens, limit, row_base, load, pair);
   }
 #endif
-  return accumulate_generic<L, P>(ids, num_tokens, top_k, limit, row_base, load, pair, L{1}, P{1});
+  constexpr L l1 = Retire ? static_cast<L>(-1) : L{1};
+  constexpr P p1 = Retire ? static_cast<P>(-1) : P{1};
+  return accumulate_generic<L, P>(ids, num_tokens, top_k, limit, row_base, load, pair, l1, p1);
 }
 
 // total[i] += scratch[i], scratch[i] = 0: the cumulative commit, vectorised with AVX2 where the
@@ -340,21 +351,13 @@ Tracker::Tracker(const TrackerOptions& options) : options_(options) {
   for (std::size_t a = 0; a < num_experts_; ++a) {
     row_base_[a] = a * (2 * num_experts_ - a - 1) / 2 - a - 1;
   }
-  std::size_t window_bytes = 0;
-  if (options_.window == TrackerWindow::sliding) {
-    window_bytes =
-        checked_mul(checked_mul(delta_size(), options_.window_batches, "tracker window"),
-                    checked_mul(options_.num_layers, sizeof(std::uint32_t), "tracker window"),
-                    "tracker window");
-  }
   try {
-    reset();
+    reset();  // a sliding window's batches are allocated as they arrive
   } catch (const std::bad_alloc&) {
-    if (window_bytes > 0) {
+    if (options_.window == TrackerWindow::sliding) {
       fail(Errc::out_of_memory, "cannot allocate the sliding window of window_batches (",
-           options_.window_batches, ") batches of num_layers (", options_.num_layers,
-           ") x num_logical_experts (", options_.num_experts, "): ", window_bytes,
-           " bytes besides ", statistics_bytes, " for the statistics; lower window_batches");
+           options_.window_batches, ") batches x num_layers (", options_.num_layers, ") besides ",
+           statistics_bytes, " bytes for the statistics; lower window_batches");
     }
     fail(Errc::out_of_memory, "cannot allocate the statistics of num_layers (", options_.num_layers,
          ") x num_logical_experts (", options_.num_experts, "): at least ", statistics_bytes,
@@ -379,9 +382,7 @@ void Tracker::reset() {
       l.load_count.assign(num_experts_, 0);
       l.pair_count.assign(num_pairs_, 0);
     }
-    if (options_.window == TrackerWindow::sliding) {
-      l.ring.assign(delta_size() * options_.window_batches, 0);
-    }
+    if (options_.window == TrackerWindow::sliding) l.ring.resize(options_.window_batches);
     (void)checked_mul(options_.reservoir_capacity, options_.top_k, "reservoir");
     l.rng_state = layer_seed(i);
   }
@@ -480,15 +481,27 @@ void Tracker::record_ids(std::uint32_t layer, std::span<const std::int32_t> ids,
   std::size_t empty = 0;
   // Before anything is counted, so that running out of memory records nothing of the batch.
   if (options_.reservoir_capacity > 0 && num_tokens > 0) reserve_reservoir(layer, l);
-  // Small batches (fewer pair increments than pairs) add straight into the totals after a
-  // validation pass. Larger ones, and every sliding batch, count into per-batch uint32 scratch
-  // (the ids validated in the same pass: a bad id only throws the scratch away), committed with
-  // one vectorisable pass over the triangle.
-  const bool direct = options_.window != TrackerWindow::sliding &&
-                      (pairs_per_token == 0 || num_tokens <= num_pairs_ / pairs_per_token);
+  const bool sliding = options_.window == TrackerWindow::sliding;
+  const bool rows_delta = sliding && reserve_window_delta(layer, l, num_tokens);
+  // Small batches (fewer pair increments than pairs; in a sliding window, those that keep their
+  // rows) add straight into the totals after a validation pass. Larger ones count into per-batch
+  // uint32 scratch (the ids validated in the same pass: a bad id only throws the scratch away),
+  // committed with one vectorisable pass over the triangle.
+  const bool direct =
+      sliding ? rows_delta : pairs_per_token == 0 || num_tokens <= num_pairs_ / pairs_per_token;
   if (direct) {
     if (!checked) check_ids(layer, ids);
-    if (options_.window == TrackerWindow::cumulative) {
+    if (options_.window != TrackerWindow::decay) {
+      if (sliding) {
+        // The oldest batch leaves the totals, this one takes its slot with its rows.
+        if (l.batches > 0) l.ring_head = (l.ring_head + 1) % options_.window_batches;
+        WindowDelta& d = l.ring[l.ring_head];
+        retire(l, d);
+        d.rows.assign(ids.begin(), ids.end());  // reserved: cannot throw
+        d.tokens = num_tokens;
+        if (d.dense) std::vector<std::uint32_t>().swap(d.counts);
+        d.dense = false;
+      }
       empty = count_batch<std::uint64_t, std::uint64_t>(ids.data(), num_tokens, k, limit,
                                                         row_base_.data(), l.load_count.data(),
                                                         l.pair_count.data())
@@ -503,8 +516,7 @@ void Tracker::record_ids(std::uint32_t layer, std::span<const std::int32_t> ids,
   } else {
     if (load_scratch_.size() != num_experts_) load_scratch_.assign(num_experts_, 0);
     if (pair_scratch_.size() != num_pairs_) pair_scratch_.assign(num_pairs_, 0);
-    // A token adds at most 1 to a pair, k to a load: per chunk, the counts fit the scratch.
-    constexpr std::size_t chunk = std::numeric_limits<std::uint16_t>::max();
+    constexpr std::size_t chunk = kScratchChunkTokens;
     if (!checked && num_tokens > chunk) {
       check_ids(layer, ids);
       checked = true;
@@ -529,6 +541,49 @@ void Tracker::record_ids(std::uint32_t layer, std::span<const std::int32_t> ids,
   if (options_.reservoir_capacity > 0) sample_batch(l, ids.data(), num_tokens, empty);
 }
 
+bool Tracker::reserve_window_delta(std::uint32_t layer, Layer& l, std::size_t num_tokens) {
+  const std::size_t k = options_.top_k;
+  const bool rows = WindowDelta::keeps_rows(num_tokens, k, delta_size());
+  const std::uint32_t slot =
+      l.batches > 0 ? (l.ring_head + 1) % options_.window_batches : l.ring_head;
+  WindowDelta& d = l.ring[slot];
+  try {
+    if (rows) {
+      d.rows.reserve(num_tokens * k);
+    } else {
+      d.counts.resize(delta_size());
+    }
+  } catch (const std::bad_alloc&) {
+    fail(Errc::out_of_memory, "layer ", layer, ": cannot allocate this batch's sliding-window ",
+         "delta (", (rows ? num_tokens * k : delta_size()) * 4, " bytes)");
+  }
+  return rows;
+}
+
+void Tracker::retire(Layer& l, const WindowDelta& d) const {
+  std::uint64_t* load = l.load_count.data();
+  std::uint64_t* pair = l.pair_count.data();
+  if (!d.dense) {
+    static_cast<void>(count_batch<std::uint64_t, std::uint64_t, true>(
+        d.rows.data(), d.tokens, options_.top_k, static_cast<std::uint32_t>(num_experts_),
+        row_base_.data(), load, pair));
+    return;
+  }
+  for (std::size_t i = 0; i < num_experts_; ++i) load[i] -= d.counts[i];
+  for (std::size_t i = 0; i < num_pairs_; ++i) pair[i] -= d.counts[num_experts_ + i];
+}
+
+void Tracker::delta_counts(const WindowDelta& d, std::uint32_t* out) const {
+  if (d.dense) {
+    std::copy(d.counts.begin(), d.counts.end(), out);
+    return;
+  }
+  std::fill(out, out + delta_size(), 0U);
+  static_cast<void>(count_batch<std::uint32_t, std::uint32_t>(
+      d.rows.data(), d.tokens, options_.top_k, static_cast<std::uint32_t>(num_experts_),
+      row_base_.data(), out, out + num_experts_));
+}
+
 void Tracker::commit_scratch(Layer& l, bool first_chunk) {
   std::uint32_t* ls = load_scratch_.data();
   std::uint16_t* ps = pair_scratch_.data();
@@ -545,10 +600,18 @@ void Tracker::commit_scratch(Layer& l, bool first_chunk) {
       // The first chunk replaces the oldest delta of the ring, which leaves the totals; later
       // chunks of the same batch add to it.
       if (first_chunk && l.batches > 0) l.ring_head = (l.ring_head + 1) % options_.window_batches;
-      std::uint32_t* delta = l.ring.data() + static_cast<std::size_t>(l.ring_head) * delta_size();
-      std::uint32_t* pair_delta = delta + e;
+      WindowDelta& d = l.ring[l.ring_head];  // its counts hold e + p values (reserved)
       std::uint64_t* load = l.load_count.data();
       std::uint64_t* pair = l.pair_count.data();
+      std::uint32_t* delta = d.counts.data();
+      std::uint32_t* pair_delta = delta + e;
+      if (first_chunk && !d.dense) {
+        retire(l, d);  // a small batch's rows
+        std::vector<std::int32_t>().swap(d.rows);
+        d.tokens = 0;
+        d.dense = true;
+        std::fill(d.counts.begin(), d.counts.end(), 0U);
+      }
       if (first_chunk) {
         for (std::size_t i = 0; i < e; ++i) {
           load[i] = load[i] - delta[i] + ls[i];
@@ -683,20 +746,38 @@ void Tracker::merge(const Tracker& other) {
     fail_invalid("trackers differ in shape or window (this one vs the other): ", differences);
   }
   const std::uint32_t w = a.window_batches;
+  // The summed sliding windows, built (and checked to fit) before anything changes.
+  std::vector<std::vector<WindowDelta>> rings;
   if (a.window == TrackerWindow::sliding) {
-    // Check every summed delta fits before changing anything.
+    rings.resize(a.num_layers);
+    std::vector<std::uint32_t> dd(delta_size()), sd(delta_size());
     for (std::uint32_t layer = 0; layer < a.num_layers; ++layer) {
       const Layer& d = layers_[layer];
       const Layer& s = other.layers_[layer];
+      rings[layer].resize(w);
       for (std::uint32_t age = 0; age < w; ++age) {
-        const std::uint32_t* dd = d.ring.data() + ((d.ring_head + w - age) % w) * delta_size();
-        const std::uint32_t* sd = s.ring.data() + ((s.ring_head + w - age) % w) * delta_size();
+        const std::uint32_t slot = (d.ring_head + w - age) % w;
+        const WindowDelta& mine = d.ring[slot];
+        const WindowDelta& theirs = s.ring[(s.ring_head + w - age) % w];
+        WindowDelta& sum = rings[layer][slot];
+        if (!mine.dense && !theirs.dense) {  // two small batches: one batch of both their rows
+          sum.rows.reserve(mine.rows.size() + theirs.rows.size());
+          sum.rows.insert(sum.rows.end(), mine.rows.begin(), mine.rows.end());
+          sum.rows.insert(sum.rows.end(), theirs.rows.begin(), theirs.rows.end());
+          sum.tokens = mine.tokens + theirs.tokens;
+          continue;
+        }
+        delta_counts(mine, dd.data());
+        delta_counts(theirs, sd.data());
         for (std::size_t i = 0; i < delta_size(); ++i) {
           if (dd[i] > std::numeric_limits<std::uint32_t>::max() - sd[i]) {
             fail_invalid("merging overflows a sliding-window batch count of layer ", layer,
                          " (more than 2^32-1 in one batch)");
           }
+          dd[i] += sd[i];
         }
+        sum.dense = true;
+        sum.counts = dd;
       }
     }
   }
@@ -714,11 +795,7 @@ void Tracker::merge(const Tracker& other) {
     const Layer& s = other.layers_[layer];
     switch (a.window) {
       case TrackerWindow::sliding:
-        for (std::uint32_t age = 0; age < w; ++age) {
-          std::uint32_t* dd = d.ring.data() + ((d.ring_head + w - age) % w) * delta_size();
-          const std::uint32_t* sd = s.ring.data() + ((s.ring_head + w - age) % w) * delta_size();
-          for (std::size_t i = 0; i < delta_size(); ++i) dd[i] += sd[i];
-        }
+        d.ring.swap(rings[layer]);
         [[fallthrough]];
       case TrackerWindow::cumulative:
         for (std::size_t i = 0; i < num_experts_; ++i) d.load_count[i] += s.load_count[i];
@@ -822,6 +899,14 @@ std::uint64_t Tracker::batches(std::uint32_t layer) const {
   return layers_[layer].batches;
 }
 
+std::size_t Tracker::window_bytes() const {
+  std::size_t total = 0;
+  for (const Layer& l : layers_) {
+    for (const WindowDelta& d : l.ring) total += d.memory_bytes();
+  }
+  return total;
+}
+
 Tracker::Counters Tracker::counters() const {
   Counters out;
   const std::uint32_t w = options_.window == TrackerWindow::sliding ? options_.window_batches : 0;
@@ -834,9 +919,10 @@ Tracker::Counters Tracker::counters() const {
     }
     out.counts.insert(out.counts.end(), l.load_count.begin(), l.load_count.end());
     out.counts.insert(out.counts.end(), l.pair_count.begin(), l.pair_count.end());
+    std::vector<std::uint32_t> delta(w > 0 ? delta_size() : 0);
     for (std::uint32_t age = 0; age < w; ++age) {
-      const std::uint32_t* delta = l.ring.data() + ((l.ring_head + w - age) % w) * delta_size();
-      out.counts.insert(out.counts.end(), delta, delta + delta_size());
+      delta_counts(l.ring[(l.ring_head + w - age) % w], delta.data());
+      out.counts.insert(out.counts.end(), delta.begin(), delta.end());
     }
   }
   return out;
@@ -869,6 +955,17 @@ void Tracker::set_counters(const Counters& counters) {
       fail_invalid("counters weight ", i, " (", counters.weights[i], ") is negative or not finite");
     }
   }
+  // The new sliding windows, built before anything changes.
+  std::vector<std::vector<WindowDelta>> rings(ring > 0 ? layers : 0);
+  for (std::size_t layer = 0; layer < rings.size(); ++layer) {
+    const std::uint64_t* deltas =
+        counters.counts.data() + layer * per_layer_counts + num_experts_ + num_pairs_;
+    rings[layer].resize(w);
+    for (std::uint32_t age = 0; age < w; ++age) {
+      rings[layer][(layers_[layer].ring_head + w - age) % w].assign_counts(
+          deltas + std::size_t{age} * delta_size(), delta_size());  // each checked to fit above
+    }
+  }
   for (std::size_t layer = 0; layer < layers; ++layer) {
     Layer& l = layers_[layer];
     l.batches = counters.batches[layer];
@@ -882,13 +979,7 @@ void Tracker::set_counters(const Counters& counters) {
     const std::uint64_t* v = counters.counts.data() + layer * per_layer_counts;
     l.load_count.assign(v, v + num_experts_);
     l.pair_count.assign(v + num_experts_, v + num_experts_ + num_pairs_);
-    const std::uint64_t* deltas = v + num_experts_ + num_pairs_;
-    for (std::uint32_t age = 0; age < (ring > 0 ? w : 0); ++age) {
-      std::uint32_t* delta = l.ring.data() + ((l.ring_head + w - age) % w) * delta_size();
-      for (std::size_t i = 0; i < delta_size(); ++i) {
-        delta[i] = static_cast<std::uint32_t>(deltas[std::size_t{age} * delta_size() + i]);
-      }
-    }
+    if (ring > 0) l.ring.swap(rings[layer]);
   }
 }
 

@@ -12,9 +12,10 @@
 //   experts it lists; duplicates and masked slots (-1) add no pair. Pairs are stored as a packed
 //   upper triangle: pair (a, b) at index a*(2E-a-1)/2 + (b-a-1), E*(E-1)/2 entries per layer.
 // - Windows: cumulative (everything since creation or reset); sliding (the last W batches of
-//   each layer; a ring of W per-batch deltas, memory W*(E + E*(E-1)/2)*4 bytes per layer, and each
-//   batch also costs O(E^2) to retire the oldest delta); exponential decay (before each batch of
-//   a layer, that layer's statistics are multiplied by `decay`, lazily through a scale factor).
+//   each layer, a ring of W batches (window_delta.hpp): a small batch keeps its rows and leaves
+//   by being counted again, negatively; a large one keeps its E + E*(E-1)/2 counts and leaves by
+//   one O(E^2) pass); exponential decay (before each batch of a layer, that layer's statistics
+//   are multiplied by `decay`, lazily through a scale factor).
 // - Reservoir: Algorithm R over every token with at least one valid slot recorded since creation
 //   or reset, whatever the window: it is a uniform sample of the whole history, not of the window.
 //   The kept tokens are drawn by skipping ahead (same distribution as one draw per token).
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "placement.hpp"
+#include "window_delta.hpp"
 
 namespace eplb {
 
@@ -115,6 +117,8 @@ class Tracker {
   [[nodiscard]] std::uint64_t tokens_seen(std::uint32_t layer) const;
   // Batches recorded for a layer since creation or reset.
   [[nodiscard]] std::uint64_t batches(std::uint32_t layer) const;
+  // Heap bytes the sliding windows' deltas hold (0 for other windows).
+  [[nodiscard]] std::size_t window_bytes() const;
 
  private:
   friend class TrackerStateCodec;  // snapshots: the whole state as bytes and back
@@ -124,8 +128,8 @@ class Tracker {
     std::vector<std::uint64_t> load_count, pair_count;
     std::vector<double> load_weight, pair_weight;
     double scale = 1.0;  // decay: true value = stored * scale
-    // sliding: ring of W deltas, each [E + pairs], slot `ring_head` is the newest.
-    std::vector<std::uint32_t> ring;
+    // sliding: ring of W deltas, each over [E + pairs], slot `ring_head` is the newest.
+    std::vector<WindowDelta> ring;
     std::uint32_t ring_head = 0;
     std::uint64_t batches = 0;
     // reservoir
@@ -142,6 +146,14 @@ class Tracker {
   // Records a batch whose shape is checked; `checked`: its ids are known to be in [-1, E).
   void record_ids(std::uint32_t layer, std::span<const std::int32_t> ids, std::size_t num_tokens,
                   bool checked);
+  // Sliding: allocates what the batch's delta needs in the ring slot it will take (before
+  // anything is counted, so running out of memory records nothing); returns whether the batch
+  // keeps its rows (window_delta.hpp).
+  bool reserve_window_delta(std::uint32_t layer, Layer& l, std::size_t num_tokens);
+  // Sliding: takes a delta's batch out of the layer's totals.
+  void retire(Layer& l, const WindowDelta& d) const;
+  // Sliding: a delta's counts, dense [E + pairs].
+  void delta_counts(const WindowDelta& d, std::uint32_t* out) const;
   // Adds the per-batch scratch counts to the layer's window and zeroes them.
   void commit_scratch(Layer& l, bool first_chunk);
   // `empty`: how many of the rows have no valid slot.

@@ -128,7 +128,14 @@ class TrackerStateCodec {
         out.put_all<std::uint64_t>(l.load_count);
         out.put_all<std::uint64_t>(l.pair_count);
       }
-      if (o.window == TrackerWindow::sliding) out.put_all<std::uint32_t>(l.ring);
+      if (o.window == TrackerWindow::sliding) {
+        // The format keeps every delta dense (zstd packs the zeros of small batches).
+        std::vector<std::uint32_t> delta(tracker.delta_size());
+        for (const WindowDelta& d : l.ring) {
+          tracker.delta_counts(d, delta.data());
+          out.put_all<std::uint32_t>(delta);
+        }
+      }
       out.put_all<std::int32_t>(l.sample);
     }
     return out.take();
@@ -221,8 +228,13 @@ class TrackerStateCodec {
         check_pairs(layer, tracker.num_experts_, l.load_count.data(), l.pair_count.data());
       }
       if (sliding) {
-        l.ring = in.get_all<std::uint32_t>(l.ring.size(), "the sliding window");
-        check_ring(tracker, layer, l);
+        const std::size_t width = tracker.delta_size();
+        const std::vector<std::uint32_t> deltas =
+            in.get_all<std::uint32_t>(width * o.window_batches, "the sliding window");
+        check_ring(tracker, layer, l, deltas);
+        for (std::size_t d = 0; d < o.window_batches; ++d) {
+          l.ring[d].assign_counts(deltas.data() + d * width, width);
+        }
       }
       l.sample = in.get_all<std::int32_t>(static_cast<std::size_t>(rows) * o.top_k, "samples");
       for (std::size_t r = 0; r < rows; ++r) {
@@ -260,13 +272,14 @@ class TrackerStateCodec {
 
   // The totals of a sliding window are the sum of its ring's deltas, and each delta is itself
   // a consistent batch.
-  static void check_ring(const Tracker& tracker, std::uint32_t layer, const Tracker::Layer& l) {
+  static void check_ring(const Tracker& tracker, std::uint32_t layer, const Tracker::Layer& l,
+                         const std::vector<std::uint32_t>& ring) {
     const std::size_t e = tracker.num_experts_;
     const std::size_t width = tracker.delta_size();
     std::vector<std::uint64_t> sum(width, 0);
     std::vector<std::uint64_t> delta_load(e);
     for (std::size_t d = 0; d < tracker.options_.window_batches; ++d) {
-      const std::uint32_t* delta = l.ring.data() + d * width;
+      const std::uint32_t* delta = ring.data() + d * width;
       for (std::size_t i = 0; i < width; ++i) sum[i] += delta[i];
       for (std::size_t i = 0; i < e; ++i) delta_load[i] = delta[i];
       check_pairs(layer, e, delta_load.data(), delta + e);

@@ -224,6 +224,80 @@ TEST(Tracker, SlidingWindowEqualsLastWBatches) {
   }
 }
 
+// Batches of 0 to 70 tokens over 40 experts, top-6: the small ones keep sparse deltas, the large
+// ones dense (window_delta.hpp), interleaved in every order. The window, its merge (aligned by
+// age), its counters and its snapshot must all stay exact.
+TEST(Tracker, SlidingWindowMixesSparseAndDenseDeltasExactly) {
+  std::mt19937_64 rng(21);
+  constexpr std::uint32_t kE = 40, kK = 6;
+  for (const std::uint32_t w : {1U, 4U, 7U}) {
+    auto o = options(2, kE, kK, TrackerWindow::sliding);
+    o.window_batches = w;
+    Tracker all(o), left(o), right(o);
+    std::vector<std::vector<Batch>> history(2);
+    for (int n = 0; n < 40; ++n) {
+      const auto layer = static_cast<std::uint32_t>(rng() % 2);
+      // Mostly decode-sized, sometimes prefill-sized; each half goes to one part.
+      const std::size_t tokens = rng() % 3 == 0 ? 40 + rng() % 31 : rng() % 12;
+      const Batch b = random_batch(rng, layer, tokens, kE, kK);
+      all.record(layer, b.ids, b.tokens, kK);
+      const std::size_t half = tokens / 2;
+      left.record(layer, std::span(b.ids).first(half * kK), half, kK);
+      right.record(layer, std::span(b.ids).subspan(half * kK), tokens - half, kK);
+      history[layer].push_back(b);
+      for (std::uint32_t l = 0; l < 2; ++l) {
+        Oracle oracle(kE);
+        const auto& h = history[l];
+        for (std::size_t i = h.size() > w ? h.size() - w : 0; i < h.size(); ++i) {
+          oracle.add(h[i], kK);
+        }
+        expect_equal(all, l, oracle);
+        Tracker merged = left;
+        merged.merge(right);
+        expect_equal(merged, l, oracle);
+      }
+      // The counters and a snapshot carry the window exactly: recording on continues alike.
+      Tracker from_counters(o);
+      from_counters.set_counters(all.counters());
+      EXPECT_EQ(from_counters.counters().counts, all.counters().counts);
+      Tracker decoded = decode_tracker_state(encode_tracker_state(all));
+      EXPECT_EQ(encode_tracker_state(decoded), encode_tracker_state(all));
+      const Batch next = random_batch(rng, layer, rng() % 50, kE, kK);
+      for (Tracker* t : {&from_counters, &decoded}) t->record(layer, next.ids, next.tokens, kK);
+      Tracker ahead = all;
+      ahead.record(layer, next.ids, next.tokens, kK);
+      EXPECT_EQ(from_counters.counters().counts, ahead.counters().counts);
+      EXPECT_EQ(decoded.counters().counts, ahead.counters().counts);
+    }
+  }
+}
+
+// Decode-sized batches keep small deltas: DeepSeek-V3's layer shape, 128 tokens per batch, top-8.
+TEST(Tracker, SlidingWindowOfSmallBatchesKeepsTheirRowsNotTheirCounts) {
+  std::mt19937_64 rng(22);
+  constexpr std::uint32_t kE = 256, kK = 8, kW = 16;
+  auto o = options(1, kE, kK, TrackerWindow::sliding);
+  o.window_batches = kW;
+  Tracker tracker(o);
+  EXPECT_EQ(tracker.window_bytes(), 0U) << "nothing before the first batch";
+  for (std::uint32_t n = 0; n < kW; ++n) {
+    const Batch b = random_batch(rng, 0, 128, kE, kK);
+    tracker.record(0, b.ids, b.tokens, kK);
+  }
+  // 128 rows of 8 ids: 4 KB per batch instead of 132 KB of counts.
+  const std::size_t dense_delta = (kE + pair_count(kE)) * sizeof(std::uint32_t);
+  const std::size_t rows = 128 * kK * sizeof(std::int32_t);
+  EXPECT_EQ(tracker.window_bytes(), kW * rows);
+  // A prefill-sized batch takes counts in place of rows. A snapshot holds counts, which a
+  // decoded tracker keeps, except that the slots no batch has filled yet stay empty.
+  const Batch big = random_batch(rng, 0, 4096, kE, kK);
+  tracker.record(0, big.ids, big.tokens, kK);
+  EXPECT_EQ(tracker.window_bytes(), (kW - 1) * rows + dense_delta);
+  Tracker fresh(o);
+  fresh.record(0, big.ids, big.tokens, kK);
+  EXPECT_EQ(decode_tracker_state(encode_tracker_state(fresh)).window_bytes(), dense_delta);
+}
+
 TEST(Tracker, DecayEqualsGeometricSum) {
   std::mt19937_64 rng(3);
   constexpr std::uint32_t kE = 6, kK = 2;

@@ -620,9 +620,14 @@ typedef struct eplb_tracker eplb_tracker;
 typedef enum {
   /* Everything since creation or the last reset; exact counts. */
   EPLB_WINDOW_CUMULATIVE = 0,
-  /* The last `window_batches` batches of each layer; exact counts. Keeps one delta per batch:
-   * memory window_batches * (E + E*(E-1)/2) * 4 bytes per layer, and each batch costs an extra
-   * O(E^2) pass to retire the oldest. A batch may hold at most 2^32-1 slots. */
+  /* The last `window_batches` batches of each layer; exact counts. Keeps each batch, allocated
+   * as batches arrive: a small one (num_tokens * (top_k + top_k*(top_k-1)/2) at most half of
+   * E + E*(E-1)/2: up to 456 tokens for E = 256, top-8) as its rows, num_tokens * top_k * 4
+   * bytes, taken out of the window by counting them again; a larger one as its counts,
+   * (E + E*(E-1)/2) * 4 bytes, taken out by an extra O(E^2) pass. E.g. W = 64 batches of 128
+   * tokens, E = 256, top-8: 256 KB per layer (8.4 MB if every batch were large). A loaded
+   * statistics snapshot or an all-reduce holds the counts of every batch. A batch may hold at
+   * most 2^32-1 slots. */
   EPLB_WINDOW_SLIDING = 1,
   /* Exponential decay: before each batch of a layer, its statistics are multiplied by `decay`
    * (so a batch b batches old weighs decay^b). O(1) per batch (a scale factor). */
@@ -675,9 +680,9 @@ EPLB_API eplb_status eplb_tracker_clone(const eplb_tracker* tracker, eplb_tracke
  * EPLB_ERR_INVALID_ARGUMENT: tracker NULL; topk_ids NULL with num_tokens > 0; layer >=
  * num_layers; top_k differs from the tracker's; an id outside [-1, E) (the message names layer,
  * token, slot and value); more than 2^32-1 slots in one batch of a sliding window.
- * EPLB_ERR_OUT_OF_MEMORY: the layer's reservoir (on its first batch) or the batch's scratch
- * cannot be allocated; the message names reservoir_capacity and top_k when it is the reservoir,
- * and nothing of the batch is recorded. */
+ * EPLB_ERR_OUT_OF_MEMORY: the layer's reservoir (on its first batch), the batch's scratch or its
+ * sliding-window delta cannot be allocated; the message names reservoir_capacity and top_k when
+ * it is the reservoir, and nothing of the batch is recorded. */
 EPLB_API eplb_status eplb_tracker_record(eplb_tracker* tracker, uint32_t layer,
                                          const int32_t* topk_ids, size_t num_tokens,
                                          uint32_t top_k);
@@ -701,7 +706,8 @@ EPLB_API eplb_status eplb_tracker_record_physical(eplb_tracker* tracker,
  * becomes a uniform sample of both histories (weighted by the tokens each saw), drawn with
  * `dst`'s RNG. `src` is unchanged; dst == src is allowed (doubles the counts). Not concurrently
  * with other calls on `dst`; `src` may be read concurrently.
- * EPLB_ERR_INVALID_ARGUMENT: a NULL tracker, or options that differ in anything but the seed. */
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL tracker, or options that differ in anything but the seed.
+ * EPLB_ERR_OUT_OF_MEMORY (`dst` unchanged). */
 EPLB_API eplb_status eplb_tracker_merge(eplb_tracker* dst, const eplb_tracker* src);
 
 /* Forgets all statistics, windows and samples; the reservoir RNG restarts from the seed.
