@@ -4,7 +4,8 @@ A thin pythonic layer over the C API (the `eplb.capi` SWIG module). Arrays go in
 numpy arrays without copies where the C API allows (C-contiguous float64 loads and int32 ids are
 passed as they are; outputs are written straight into new numpy arrays). Failed calls raise an
 `eplb.Error` subclass carrying the C status and the library's message. The GIL is released while
-the library plans, records and reads or writes files.
+the library plans, records and reads or writes files. Ctrl-C (or any exception a signal handler
+raises) stops a plan running on the main thread at its next layer and reaches the caller at once.
 
 Handles are safe to close from any thread: a call already running on one keeps the native object
 alive until it returns, and later calls raise ValueError. Their shapes are read-only attributes.
@@ -23,6 +24,7 @@ routing: `Workload`. The dispatch kernels' CPU references: `eplb.kernels`. Cance
 another thread and watching its progress: `PlanControl` (`Planner(..., control=...)`).
 """
 
+import _thread
 import collections
 import contextlib
 import operator
@@ -546,8 +548,10 @@ class PlanControl(_Handle):
     and so does every later plan with this control, before it starts; the planner stays usable
     (detach the control or attach a new one to plan again). Planning releases the GIL, so
     another Python thread can cancel or poll `progress` meanwhile (e.g. a deadline or a progress
-    bar). Every method is thread-safe. close() (or the context manager, or garbage collection)
-    releases this handle; the planners it is attached to keep the native control alive."""
+    bar). Ctrl-C during a plan on the main thread cancels the attached control as cancel() would
+    (see Planner), so later plans with it raise CancelledError too. Every method is thread-safe.
+    close() (or the context manager, or garbage collection) releases this handle; the planners it
+    is attached to keep the native control alive."""
 
     _destroy = staticmethod(_capi.eplb_plan_control_destroy)
 
@@ -584,6 +588,73 @@ def _check_control(control):
                           f"{type(control).__name__}")
 
 
+class _PlanThread:
+    """One native plan run on a thread of its own while the main thread waits for it in an
+    interruptible lock acquire. Python runs signal handlers on the main thread between bytecodes
+    only, so a plan running on the main thread itself held Ctrl-C back until it returned."""
+
+    __slots__ = ("_call", "_claim", "_done", "_finished", "_result", "_error")
+
+    def __init__(self, call):
+        self._call = call
+        # Taken by the worker before it plans, or by an interrupted caller before the worker got
+        # to it: then the worker does nothing and there is no plan to wait for.
+        self._claim = _thread.allocate_lock()
+        self._done = _thread.allocate_lock()  # released by the worker when the plan returned
+        self._done.acquire()
+        # Set before _done is released: _stop must not wait for a release already consumed.
+        self._finished = False
+        self._result = self._error = None
+
+    def _work(self):
+        if not self._claim.acquire(False):
+            return
+        try:
+            self._result = self._call()
+        except BaseException as error:  # an eplb.Error, passed on to the caller unchanged
+            self._error = error
+        finally:
+            self._finished = True
+            self._done.release()
+
+    def run(self, cancel):
+        """call()'s result or exception. When an exception (KeyboardInterrupt) interrupts the
+        wait, a plan in progress is cancelled with cancel() and waited for before the exception
+        is re-raised; its result or error is dropped."""
+        try:
+            _thread.start_new_thread(self._work, ())
+            self._done.acquire()
+        except BaseException as error:
+            if not self._claim.acquire(False):  # the plan runs, or has just returned
+                self._stop(cancel)
+                raise
+            if not isinstance(error, RuntimeError):
+                raise  # interrupted before the worker began: there is no plan to stop
+        else:
+            error, self._error = self._error, None
+            if error is None:
+                return self._result
+            try:
+                raise error
+            finally:
+                del error  # its traceback references this frame
+        # No new thread (Python 3.12 refuses them in atexit handlers; a thread limit): plan on
+        # this thread, as other threads do.
+        return self._call()
+
+    def _stop(self, cancel):
+        # A plan cancelled stops at its next layer boundary: milliseconds, an affinity layer up
+        # to about a tenth of a second. A second Ctrl-C meanwhile must not end the wait: the
+        # caller would release the planner's lock while the plan still uses the planner. The
+        # exception re-raised is the first one.
+        while not self._finished:
+            try:
+                cancel()
+                self._done.acquire()
+            except BaseException:
+                pass
+
+
 _PLANNER_COUNTS = ("num_layers", "num_logical_experts", "num_physical_experts", "num_gpus",
                    "num_nodes", "num_groups")
 
@@ -596,7 +667,16 @@ class Planner(_Handle):
     Its options are read-only attributes (algorithm by name); copy.copy, copy.deepcopy and
     pickle make a new planner with the same options (a planner has no other state but its
     control, which copies leave out). A PlanControl attached through `control` cancels its plans
-    from another thread (they raise CancelledError) and counts their progress."""
+    from another thread (they raise CancelledError) and counts their progress.
+
+    Ctrl-C during a plan on the main thread stops it at its next layer boundary (milliseconds; an
+    affinity layer up to about a tenth of a second) and raises KeyboardInterrupt, as does any
+    other exception a signal handler raises then. The planner stays usable: without a
+    PlanControl it plans on as a new one would; an attached one is cancelled (sticky, as
+    control.cancel() would), so later plans raise CancelledError until it is replaced or
+    detached. For this a plan called on the main thread runs on a new thread while the main
+    thread waits (a thread start and two wake-ups: about 0.1 ms per plan, more when the CPUs
+    are oversubscribed); other threads plan directly."""
 
     _destroy = staticmethod(_capi.eplb_planner_destroy)
 
@@ -642,9 +722,7 @@ class Planner(_Handle):
             options.algorithm or _capi.eplb_algorithm_default())
         self._fields["affinity"] = bool(options.affinity)
         self._shape = (self.num_layers, self.num_logical_experts)
-        self._control = None
-        if control is not None:
-            self.control = control
+        self._attach(control)
 
     @property
     def control(self):
@@ -657,30 +735,56 @@ class Planner(_Handle):
         closed PlanControl a ValueError. Assigning waits for a plan in progress on this planner
         to return (cancel it through its control to stop it sooner). The planner holds a
         reference to the attached control, so `planner.control = eplb.PlanControl()` keeps it
-        alive, and closing the PlanControl's handle does not detach it."""
+        alive, and closing the PlanControl's handle does not detach it. Ctrl-C during a plan
+        cancels the attached control (see the class)."""
         return self._control
 
     @control.setter
     def control(self, control):
         _check_control(control)
         with self._lock:
-            native = None if control is None else control._h
-            _capi.eplb_planner_set_control(self._h, native)
-            self._control = control
+            self._attach(control)
+
+    def _attach(self, control):
+        """Attaches `control`, or for None a private control that only Ctrl-C cancels (see
+        _run). The caller holds self._lock, or is __init__."""
+        if control is None:
+            native = _Native(_capi.eplb_plan_control_create(), _capi.eplb_plan_control_destroy)
+        else:
+            native = control._h  # kept: a closed PlanControl's native control is still attached
+        _capi.eplb_planner_set_control(self._h, native)
+        self._control = control
+        self._attached = native
+        self._private_cancelled = False
+
+    def _cancel(self):
+        """What Ctrl-C during a plan does: cancels the attached control."""
+        self._private_cancelled = self._control is None  # set first: replaced by the next plan
+        _capi.eplb_plan_control_cancel(self._attached)
+
+    def _run(self, call):
+        """call() (a native plan): on the main thread on a worker thread, so that Ctrl-C
+        cancels it (see the class); elsewhere directly. The caller holds self._lock."""
+        if self._private_cancelled:  # an interrupted plan cancelled the private control
+            self._attach(None)
+        if threading.current_thread() is not threading.main_thread():
+            return call()
+        return _PlanThread(call).run(self._cancel)
 
     def plan(self, loads):
         """A new Placement for `loads`, float64 [layers][logical experts] (the GIL is released
-        while planning). Raises CancelledError when the attached control is cancelled, as do
-        plan_windows and plan_tracked."""
+        while planning). Raises CancelledError when the attached control is cancelled, and
+        KeyboardInterrupt at Ctrl-C on the main thread (see the class), as do plan_windows and
+        plan_tracked."""
         loads = _as_f64(loads, "loads", self._shape)
         with self._lock:
-            return Placement(_capi.eplb_planner_plan(self._h, loads))
+            return self._run(lambda: Placement(_capi.eplb_planner_plan(self._h, loads)))
 
     def plan_windows(self, loads):
         """One Placement robust over windows: `loads` is [windows][layers][logical experts]."""
         loads = _as_f64(loads, "loads", (None,) + self._shape)
         with self._lock:
-            return Placement(_capi.eplb_planner_plan_windows(self._h, loads))
+            return self._run(lambda: Placement(_capi.eplb_planner_plan_windows(self._h, loads)))
 
     def plan_tracked(self, tracker, loads=None):
         """A new Placement from a Tracker's statistics: `loads` (as plan) or, when None, the
@@ -690,7 +794,8 @@ class Planner(_Handle):
         if loads is not None:
             loads = _as_f64(loads, "loads", self._shape)
         with self._lock, tracker._lock:
-            return Placement(_capi.eplb_planner_plan_tracked(self._h, loads, tracker._h))
+            return self._run(lambda: Placement(
+                _capi.eplb_planner_plan_tracked(self._h, loads, tracker._h)))
 
     def __reduce__(self):
         fields = self._fields
