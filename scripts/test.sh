@@ -15,7 +15,8 @@ phase "format check"
 "$root/scripts/check-format.sh"
 
 phase "release build and tests"
-"$root/scripts/build.sh" "$root/build" -DEPLB_WERROR=ON
+# Tests and benchmarks ON explicitly: `build` may come from scripts/demo.sh, which turned them off.
+"$root/scripts/build.sh" "$root/build" -DEPLB_WERROR=ON -DEPLB_BUILD_TESTS=ON -DEPLB_BUILD_BENCH=ON
 ctest --test-dir "$root/build" --output-on-failure -j"$jobs"
 
 phase "install, package, and consumers built against the installed copy only"
