@@ -281,6 +281,36 @@ def test_missing_arguments_are_named(eplb, workdir, args, fragment):
     assert not message.startswith("file ")
 
 
+# A word no argument takes: the message says what the command takes instead of CLI11's "The
+# following argument was not expected" (or, with a required option missing, "--replicas is
+# required").
+@pytest.mark.parametrize("args,word,hint", [
+    (["plan", "logical_count.json", "--replicas", "16", "--gpus", "8"], "logical_count.json",
+     "plan takes its inputs as options: --counts FILE... or --stats FILE"),
+    (["plan", "logical_count.json"], "logical_count.json", "--counts FILE... or --stats FILE"),
+    (["record", "t.jsonl", "--experts", "3", "--out", "s.eplb"], "t.jsonl",
+     "record takes its inputs as options: --trace FILE..."),
+    (["demo", "3"], "3", "demo takes no arguments"),
+    (["algorithms", "list"], "list", "algorithms takes no arguments"),
+    (["inspect", "a.eplb", "b.eplb"], "b.eplb", "inspect takes one argument"),
+    (["convert", "a.eplb", "b.json", "c.json"], "c.json",
+     "convert takes two arguments, IN and OUT"),
+    (["plot", "a.eplb", "a.svg"], "a.svg", "plot takes one argument, FILE; the SVG is --out FILE"),
+    (["migrate", "old.eplb", "new.eplb", "serve.eplb"], "serve.eplb",
+     "migrate takes two arguments, OLD and NEW; the placement to serve afterwards is --out FILE"),
+])
+def test_unexpected_arguments_say_what_the_command_takes(eplb, workdir, args, word, hint):
+    message = refused(eplb, workdir, *args,
+                      fragments=[f"unexpected argument '{word}' for 'eplb {args[0]}'", hint,
+                                 f"see 'eplb {args[0]} --help'"])
+    assert "not expected" not in message and "is required" not in message
+
+
+def test_an_unknown_option_is_named_before_an_unexpected_argument(eplb, workdir):
+    refused(eplb, workdir, "plan", "x.json", "--count", "y.json", "--replicas", "16", "--gpus", "8",
+            fragments=["unknown option '--count'", "did you mean '--counts'?"])
+
+
 # --- 7. --help states defaults and limits ------------------------------------------------------
 
 

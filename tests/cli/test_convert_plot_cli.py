@@ -97,9 +97,14 @@ def test_dense_layers_round_trip(eplb, workdir, readme_counts):
     result = ok(eplb("convert", vllm, again, "--dense-layers", "3"))
     assert "5 rows with 3 dense" in result.stdout
     assert again.read_bytes() == plan.read_bytes()
-    # Reading the 5-row map without --dense-layers sees 5 MoE layers.
+    # Without --dense-layers, the 5-row map's trivial first rows are refused for vLLM-Ascend's
+    # map (MoE layers only); --dense-layers 0 keeps them as 5 MoE layers.
     five = workdir / "five.vllm.json"
-    ok(eplb("convert", plan, five, "--to", "vllm-ascend", "--gpus", "8"))
+    assert_error(eplb("convert", plan, five, "--to", "vllm-ascend", "--gpus", "8"), 2,
+                 "the first 3 layers have the trivial placement", "pass --dense-layers 3",
+                 "--dense-layers 0 to keep them")
+    assert not five.exists()
+    ok(eplb("convert", plan, five, "--to", "vllm-ascend", "--gpus", "8", "--dense-layers", "0"))
     assert len(vllm_rows(five)) == 5
 
 
@@ -115,6 +120,86 @@ def test_dense_layers_refused_on_a_plan_that_has_them(eplb, workdir):
     assert not out.exists()
     ok(eplb("convert", snapshot, out))
     assert len(sglang_rows(out)) == 3
+
+
+def test_vllm_ascend_refuses_leading_dense_rows_without_dense_layers(eplb, workdir):
+    # A plan of SGLang's logical_count keeps the dense layers' rows (no load, trivial placement);
+    # vLLM-Ascend's map holds MoE layers only, so writing them would shift every MoE layer.
+    zeros = [0] * 12
+    counts = workdir.counts([zeros, zeros, zeros, *README_WEIGHTS], "sglang.json")
+    snapshot = workdir / "p.eplb"
+    ok(eplb("plan", "--counts", counts, *README_DEEPSEEK, "--out", snapshot))
+    out = workdir / "expert_map.json"
+    message = assert_error(eplb("convert", snapshot, out, "--to", "vllm-ascend"), 2,
+                           "the first 3 layers have no load", "MoE layers only",
+                           "pass --dense-layers 3", "--dense-layers 0 to keep them")
+    assert str(snapshot) in message
+    assert not out.exists()
+    result = ok(eplb("convert", snapshot, out, "--to", "vllm-ascend", "--dense-layers", "3"))
+    assert "without the 3 dense layers" in result.stdout
+    assert vllm_rows(out) == README_PHY2LOG
+    ok(eplb("convert", snapshot, out, "--to", "vllm-ascend", "--dense-layers", "0"))
+    assert len(vllm_rows(out)) == 5
+
+    # Without loads (SGLang's map, a snapshot of it), the dense rows are told by their trivial
+    # placement.
+    sglang_map = workdir / "p.json"
+    ok(eplb("convert", snapshot, sglang_map))
+    bare = workdir / "bare.eplb"
+    ok(eplb("convert", sglang_map, bare, *TOPOLOGY))
+    for source, extra in ((sglang_map, TOPOLOGY), (bare, [])):
+        assert_error(eplb("convert", source, out, "--to", "vllm-ascend", *extra), 2,
+                     "the first 3 layers have the trivial placement", "pass --dense-layers 3")
+        ok(eplb("convert", source, out, "--to", "vllm-ascend", *extra, "--dense-layers", "3"))
+        assert vllm_rows(out) == README_PHY2LOG
+
+
+def test_vllm_ascend_keeps_maps_without_leading_dense_rows(eplb, workdir, readme_snapshot):
+    out = workdir / "expert_map.json"
+    # MoE layers only: nothing to refuse.
+    ok(eplb("convert", readme_snapshot, out, "--to", "vllm-ascend"))
+    assert vllm_rows(out) == README_PHY2LOG
+    # No layer has load, or every layer is trivial: a default placement, not a plan with dense
+    # rows before its MoE layers.
+    zeros = workdir.counts([[0] * 12] * 2, "zeros.json")
+    idle = workdir / "idle.eplb"
+    ok(eplb("plan", "--counts", zeros, *README_DEEPSEEK, "--out", idle))
+    ok(eplb("convert", idle, out, "--to", "vllm-ascend"))
+    assert vllm_rows(out) == [[slot % 12 for slot in range(16)]] * 2
+    # A layer without load after the first one is not a leading dense row.
+    middle = workdir.counts([README_WEIGHTS[0], [0] * 12, README_WEIGHTS[1]], "middle.json")
+    plan = workdir / "middle.eplb"
+    ok(eplb("plan", "--counts", middle, *README_DEEPSEEK, "--out", plan))
+    ok(eplb("convert", plan, out, "--to", "vllm-ascend"))
+    assert len(vllm_rows(out)) == 3
+
+
+def test_sglang_map_refuses_dense_layers_on_a_map_that_has_their_rows(eplb, workdir):
+    # vLLM-Ascend's map written with the dense rows kept (--dense-layers 0) has 3 + 2 layers;
+    # adding 3 dense rows for SGLang's map would make 8 rows for a model of 5.
+    zeros = [0] * 12
+    counts = workdir.counts([zeros, zeros, zeros, *README_WEIGHTS], "sglang.json")
+    snapshot = workdir / "p.eplb"
+    ok(eplb("plan", "--counts", counts, *README_DEEPSEEK, "--out", snapshot))
+    kept = workdir / "kept.vllm.json"
+    ok(eplb("convert", snapshot, kept, "--to", "vllm-ascend", "--dense-layers", "0"))
+    out = workdir / "sglang_map.json"
+    assert_error(eplb("convert", kept, out, "--dense-layers", "3"), 2,
+                 "the first 3 layers have the trivial placement",
+                 "the input already has them", "leave it out")
+    assert not out.exists()
+    ok(eplb("convert", kept, out))
+    assert len(sglang_rows(out)) == 5
+    # A snapshot of it, without loads: the same.
+    bare = workdir / "bare.eplb"
+    ok(eplb("convert", kept, bare))
+    assert_error(eplb("convert", bare, out, "--dense-layers", "3"), 2, "the input already has them")
+    # MoE layers only: the 3 rows are added.
+    moe = workdir / "moe.vllm.json"
+    ok(eplb("convert", snapshot, moe, "--to", "vllm-ascend", "--dense-layers", "3"))
+    result = ok(eplb("convert", moe, out, "--dense-layers", "3"))
+    assert "5 rows with 3 dense" in result.stdout
+    assert sglang_rows(out)[3:] == README_PHY2LOG
 
 
 def test_snapshot_round_trip(eplb, workdir, readme_map, readme_snapshot):

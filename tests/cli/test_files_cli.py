@@ -200,7 +200,7 @@ def test_vllm_ascend_map_without_the_dense_layers(eplb, workdir):
     plan = workdir / "plan.eplb"
     ok(eplb("plan", "--counts", counts, *README_ARGS, "--out", plan))
     full = workdir / "full.json"
-    ok(eplb("convert", plan, full, "--to", "vllm-ascend"))
+    ok(eplb("convert", plan, full, "--to", "vllm-ascend", "--dense-layers", 0))  # rows kept
     stripped = workdir / "moe.json"
     result = ok(eplb("convert", plan, stripped, "--to", "vllm-ascend", "--dense-layers", 2))
     assert "without the 2 dense layers" in result.stdout
@@ -220,7 +220,7 @@ def test_dense_layers_are_only_dropped_from_a_plan(eplb, workdir):
     plan = workdir / "plan.eplb"
     ok(eplb("plan", "--counts", counts, *README_ARGS, "--out", plan))
     vllm_map = workdir / "map.json"
-    ok(eplb("convert", plan, vllm_map, "--to", "vllm-ascend"))
+    ok(eplb("convert", plan, vllm_map, "--to", "vllm-ascend", "--dense-layers", 0))
     # A vLLM-Ascend map has MoE layers only: --dense-layers does not apply to it.
     assert_error(eplb("convert", vllm_map, workdir / "again.json", "--to", "vllm-ascend",
                       "--dense-layers", 1), 2, "--dense-layers applies to SGLang maps")

@@ -180,6 +180,81 @@ def plans_without_dense(eplb, workdir):
     return paths
 
 
+@pytest.mark.parametrize("size,expected", [
+    ("1", 1),
+    ("44000000", 44_000_000),
+    ("7B", 7),
+    ("44MB", 44_000_000),
+    ("44mb", 44_000_000),  # units in any case
+    ("44 MB", 44_000_000),
+    ("1kB", 1000),
+    ("1KB", 1000),
+    ("2TB", 2 * 10**12),
+    ("42MiB", 42 * 2**20),
+    ("42mib", 42 * 2**20),
+    ("1GiB", 2**30),
+    ("1TiB", 2**40),
+    ("1.5GB", 1_500_000_000),  # a fraction that comes to whole bytes
+    ("1.5GiB", 3 * 2**29),
+    ("0.5KiB", 512),
+    (".25MB", 250_000),
+    ("1.000kB", 1000),
+])
+def test_sizes(eplb, plans, size, expected):
+    report = json.loads(ok(eplb("migrate", plans["old"], plans["new"], "--bytes-per-expert", size,
+                                "--json")).stdout)
+    assert report["bytes_per_expert"] == expected
+
+
+GRAMMAR = ("a whole number of bytes, or a number with a unit in any case: kB, MB, GB, TB (powers "
+           "of 1000) or KiB, MiB, GiB, TiB (of 1024)")
+
+
+@pytest.mark.parametrize("size,fragments", [
+    ("-5MB", ["'-5MB' is negative", GRAMMAR]),
+    ("-5", ["'-5' is negative", GRAMMAR]),
+    ("44XB", ["'44XB' is not a SIZE", GRAMMAR]),
+    ("44M", ["'44M' is not a SIZE", GRAMMAR]),  # 10^6 or 2^20? Neither is guessed.
+    ("44Mi", ["'44Mi' is not a SIZE"]),
+    ("1EB", ["'1EB' is not a SIZE"]),
+    ("MB", ["'MB' is not a SIZE"]),
+    ("5.", ["'5.' is not a SIZE"]),
+    ("1e9", ["'1e9' is not a SIZE"]),
+    ("0x10", ["'0x10' is not a SIZE"]),
+    ("", ["'' is not a SIZE"]),
+    ("0.1KiB", ["'0.1KiB' is not a whole number of bytes"]),
+    ("1.5", ["'1.5' is not a whole number of bytes"]),
+    ("0.0000000000000000001TB", ["is not a whole number of bytes"]),
+    ("18446744073709551616", ["is too large (at most 18446744073709551615 bytes)"]),
+    ("99999999TB", ["'99999999TB' is too large"]),
+    ("0", ["--bytes-per-expert must be above 0"]),
+    ("0.0GB", ["--bytes-per-expert must be above 0"]),
+])
+def test_bad_sizes(eplb, plans, size, fragments):
+    message = usage_error(eplb("migrate", plans["old"], plans["new"], "--bytes-per-expert", size),
+                          "--bytes-per-expert", *fragments)
+    # Nothing of CLI11's size parser: "multiplied by mb factor", "converted to UINT", its units.
+    for internal in ("factor", "UINT", "Could not convert", "Allowed values", "{b,"):
+        assert internal not in message
+
+
+@pytest.mark.parametrize("option", ["--max-bytes-per-step", "--max-total-bytes"])
+def test_budgets_are_sizes(eplb, plans, option):
+    usage_error(eplb("migrate", plans["old"], plans["new"], "--bytes-per-expert", "1KB", option,
+                     "1.5kb!"), option, "'1.5kb!' is not a SIZE")
+    usage_error(eplb("migrate", plans["old"], plans["new"], "--bytes-per-expert", "1KB", option,
+                     "0KiB"), f"{option} must be above 0", "leave it out for no limit")
+    report = json.loads(ok(eplb("migrate", plans["old"], plans["new"], "--bytes-per-expert",
+                                "1KiB", option, "1.5MiB", "--json")).stdout)
+    assert report["bytes_per_expert"] == 1024
+
+
+def test_help_lists_the_units_it_takes(eplb):
+    text = " ".join(ok(eplb("migrate", "--help")).stdout.split())
+    assert GRAMMAR in text
+    assert "a fraction must come to whole bytes" in text
+
+
 def test_errors(eplb, workdir, plans):
     usage_error(eplb("migrate", plans["old"], plans["new"], "--bytes-per-expert", "1KB",
                      "--max-total-bytes", "-1000"), "--max-total-bytes", "negative")

@@ -71,3 +71,26 @@ def test_every_algorithm_on_deepseek_v3_prefill(eplb, workdir, prefill_in1024, a
             assert len(row) == 288 and set(row) == set(range(256)), (name, layer)
         for layer in range(3):
             assert phy2log[layer] == trivial_row(288, 256), (name, layer)
+
+
+def test_vllm_ascend_map_of_a_deepseek_v3_plan_needs_dense_layers(eplb, workdir, prefill_in1024):
+    # SGLang's logical_count has DeepSeek-V3's 61 rows, the first 3 dense (no load); vLLM-Ascend's
+    # map holds the 58 MoE layers only, so writing all 61 would shift every MoE layer by 3.
+    plan = workdir / "placement.eplb"
+    assert eplb("plan", "--counts", prefill_in1024, *DEEPSEEK_V3, "--out", plan).returncode == 0
+    expert_map = workdir / "expert_map.json"
+    result = eplb("convert", plan, expert_map, "--to", "vllm-ascend")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "the first 3 layers have no load" in result.stderr
+    assert "pass --dense-layers 3" in result.stderr
+    assert not expert_map.exists()
+    result = eplb("convert", plan, expert_map, "--to", "vllm-ascend", "--dense-layers", "3")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(expert_map.read_text())
+    assert document["moe_layer_count"] == 58 == len(document["layer_list"])
+    # Back to SGLang's map: the 58 MoE layers and the 3 dense rows make DeepSeek-V3's 61.
+    back = workdir / "back.json"
+    result = eplb("convert", expert_map, back, "--dense-layers", "3")
+    assert result.returncode == 0, result.stderr
+    assert "61 rows with 3 dense" in result.stdout
+    assert len(json.loads(back.read_text())["physical_to_logical_map"]) == 61

@@ -4,10 +4,13 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <limits>
+#include <numeric>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace eplb_cli {
@@ -48,6 +51,88 @@ inline CLI::Validator real_number(double min, double max) {
         return "";
       },
       "", "number");
+}
+
+// What a SIZE is, for --help and for the messages of byte_size().
+inline constexpr const char* kSizeGrammar =
+    "a whole number of bytes, or a number with a unit in any case: kB, MB, GB, TB (powers of "
+    "1000) or KiB, MiB, GiB, TiB (of 1024), e.g. 44MB or 1.5GiB";
+
+// A byte size (SIZE): digits, an optional fraction, an optional unit (kSizeGrammar; B is bytes).
+// A fraction must come to whole bytes (1.5GB, 0.5KiB; not 0.1KiB). `text` becomes the plain
+// number of bytes for CLI11 to read. Our own grammar rather than CLI::AsSizeValue, whose messages
+// speak of its internals ("18446744073709551611 multiplied by mb factor", "could not be converted
+// to UINT") and which takes units --help does not list (M, EB, Pi).
+inline CLI::Validator byte_size() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        const std::string_view whole_text = text;
+        if (!whole_text.empty() && whole_text.front() == '-') {
+          return "'" + text + "' is negative: a SIZE is " + kSizeGrammar;
+        }
+        const std::string malformed = "'" + text + "' is not a SIZE: expected " + kSizeGrammar;
+        const std::string too_large = "'" + text + "' is too large (at most " +
+                                      std::to_string(std::numeric_limits<std::uint64_t>::max()) +
+                                      " bytes)";
+        std::size_t at = 0;
+        const auto digits = [&] {
+          const std::size_t first = at;
+          while (at < whole_text.size() && std::isdigit(static_cast<unsigned char>(whole_text[at])))
+            ++at;
+          return whole_text.substr(first, at - first);
+        };
+        const std::string_view integer = digits();
+        std::string_view fraction;
+        if (at < whole_text.size() && whole_text[at] == '.') {
+          ++at;
+          fraction = digits();
+          if (fraction.empty()) return malformed;
+        }
+        if (integer.empty() && fraction.empty()) return malformed;
+        while (at < whole_text.size() && whole_text[at] == ' ') ++at;
+        std::string unit(whole_text.substr(at));
+        for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        std::uint64_t factor = 0;
+        if (unit.empty() || unit == "b") factor = 1;
+        if (unit == "kb") factor = 1000;
+        if (unit == "mb") factor = 1000 * 1000;
+        if (unit == "gb") factor = 1000 * 1000 * 1000;
+        if (unit == "tb") factor = std::uint64_t{1000} * 1000 * 1000 * 1000;
+        if (unit == "kib") factor = std::uint64_t{1} << 10;
+        if (unit == "mib") factor = std::uint64_t{1} << 20;
+        if (unit == "gib") factor = std::uint64_t{1} << 30;
+        if (unit == "tib") factor = std::uint64_t{1} << 40;
+        if (factor == 0) return malformed;
+
+        constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+        std::uint64_t units = 0;  // the integer part
+        if (!integer.empty()) {
+          const auto [stop, error] =
+              std::from_chars(integer.data(), integer.data() + integer.size(), units);
+          if (error != std::errc()) return too_large;
+        }
+        // The fraction's bytes, exactly: fraction / 10^digits x factor, reduced by their greatest
+        // common divisor so that nothing overflows (the result is below factor).
+        while (!fraction.empty() && fraction.back() == '0') fraction.remove_suffix(1);
+        std::uint64_t fraction_bytes = 0;
+        if (!fraction.empty()) {
+          // Units are at most 2^40 or 10^12: a longer fraction never comes to whole bytes.
+          if (fraction.size() > 18) return "'" + text + "' is not a whole number of bytes";
+          std::uint64_t numerator = 0;
+          std::from_chars(fraction.data(), fraction.data() + fraction.size(), numerator);
+          std::uint64_t denominator = 1;
+          for (std::size_t i = 0; i < fraction.size(); ++i) denominator *= 10;
+          const std::uint64_t common = std::gcd(denominator, factor);
+          if (numerator % (denominator / common) != 0) {
+            return "'" + text + "' is not a whole number of bytes";
+          }
+          fraction_bytes = numerator / (denominator / common) * (factor / common);
+        }
+        if (units > (kMax - fraction_bytes) / factor) return too_large;
+        text = std::to_string(units * factor + fraction_bytes);
+        return "";
+      },
+      "", "size");
 }
 
 }  // namespace eplb_cli

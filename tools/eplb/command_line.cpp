@@ -53,18 +53,6 @@ CLI::Validator file_name(bool is_argument = false) {
       "", "file name");
 }
 
-// A byte size for CLI::AsSizeValue, refused when negative (AsSizeValue would wrap "-1" around
-// to 2^64 - 1).
-CLI::Validator unsigned_size() {
-  return CLI::Validator(
-      [](const std::string& text) -> std::string {
-        const std::size_t first = text.find_first_not_of(" \t");
-        if (first != std::string::npos && text[first] == '-') return text + " is negative";
-        return "";
-      },
-      "", "size");
-}
-
 // A number in (0, 1].
 CLI::Validator fraction() {
   return CLI::Validator(
@@ -293,8 +281,9 @@ void add_inspect_command(CLI::App& app) {
 
 // The topology options of commands that read placement files (JSON maps do not record it);
 // `dense_help` says what --dense-layers does for the command.
-void add_topology_options(CLI::App& command, TopologyArgs& topology,
-                          const std::string& dense_help) {
+// Returns --dense-layers.
+CLI::Option* add_topology_options(CLI::App& command, TopologyArgs& topology,
+                                  const std::string& dense_help) {
   command
       .add_option("--gpus", topology.gpus,
                   "GPUs the slots are split over (default: from the file; required to read "
@@ -312,7 +301,7 @@ void add_topology_options(CLI::App& command, TopologyArgs& topology,
                   "largest id)")
       ->check(whole_number(1))
       ->type_name("E");
-  command.add_option("--dense-layers", topology.dense_layers, dense_help)
+  return command.add_option("--dense-layers", topology.dense_layers, dense_help)
       ->capture_default_str()
       ->check(whole_number(0))
       ->type_name("K");
@@ -335,13 +324,14 @@ void add_convert_command(CLI::App& app) {
                    "Output format: eplb, sglang or vllm-ascend (default: from OUT's extension)")
       ->check(CLI::IsMember({"eplb", "sglang", "vllm-ascend"}).description(""))
       ->type_name("FORMAT");
-  add_topology_options(*command, args->topology,
-                       "SGLang rows before the first MoE layer: skipped when reading, written as "
-                       "trivial rows (DeepSeek-V3: 3, for a placement of its 58 MoE layers; one "
-                       "planned from SGLang's 61-row load file already has them). Writing "
-                       "vLLM-Ascend's map (MoE layers only) from such a plan: its first K layers, "
-                       "which must have no load, are left out. With --counts: a load file with K "
-                       "more rows has them dropped");
+  auto* dense = add_topology_options(
+      *command, args->topology,
+      "SGLang rows before the first MoE layer: skipped when reading, written as trivial rows "
+      "(DeepSeek-V3: 3, for a placement of its 58 MoE layers; one planned from SGLang's 61-row "
+      "load file already has them). Writing vLLM-Ascend's map (MoE layers only) from such a "
+      "plan: its first K layers, which must have no load, are left out (needed when the first "
+      "layers look dense: no load, or the trivial placement; 0 keeps them). With --counts: a load "
+      "file with K more rows has them dropped");
   command
       ->add_option("--counts", args->counts,
                    "Store this load file (SGLang's logical_count) in the .eplb snapshot")
@@ -352,8 +342,9 @@ void add_convert_command(CLI::App& app) {
                    "Label of the .eplb snapshot (UTF-8, at most 255 bytes; default: IN's)")
       ->type_name("TEXT");
   command->add_flag("--json", args->json, "Print a JSON summary instead of text");
-  command->callback([args] {
+  command->callback([args, dense] {
     check_label(args->label);
+    args->dense_layers_given = dense->count() > 0;
     run_convert(*args);
   });
 }
@@ -399,8 +390,8 @@ void add_migrate_command(CLI::App& app) {
   command->footer(
       "The new plan is relabeled (nodes, GPUs and slots trade places) so that experts stay where "
       "they are: the GPUs then hold --out's placement, not NEW's. Loads (for the gain and the "
-      "order of the steps) come from --counts, else NEW's or OLD's snapshot statistics. SIZE is "
-      "bytes, or a number with a unit: kB, MB, GB (powers of 1000) or KiB, MiB, GiB (of 1024).");
+      "order of the steps) come from --counts, else NEW's or OLD's snapshot statistics. SIZE is " +
+      std::string(kSizeGrammar) + "; a fraction must come to whole bytes.");
   add_file_argument(*command, "OLD", args->old_file,
                     "What the GPUs hold now (.eplb, SGLang or vLLM-Ascend JSON)");
   add_file_argument(*command, "NEW", args->new_file, "The new plan (same formats)");
@@ -416,8 +407,7 @@ void add_migrate_command(CLI::App& app) {
           ->add_option("--bytes-per-expert", args->bytes_per_expert,
                        "Bytes of one expert's weights, e.g. 44MB (DeepSeek-V3 in FP8; default: "
                        "count experts only)")
-          ->check(unsigned_size())
-          ->transform(CLI::AsSizeValue(true).description(""))
+          ->transform(byte_size())
           ->type_name("SIZE");
   command
       ->add_option("--relabel", args->relabel,
@@ -431,15 +421,13 @@ void add_migrate_command(CLI::App& app) {
                        ->add_option("--max-bytes-per-step", args->max_bytes_per_step,
                                     "Bytes one step may move, all GPUs together (default: no "
                                     "limit; a step holds at least one expert or swap cycle)")
-                       ->check(unsigned_size())
-                       ->transform(CLI::AsSizeValue(true).description(""))
+                       ->transform(byte_size())
                        ->type_name("SIZE");
   auto* total = command
                     ->add_option("--max-total-bytes", args->max_total_bytes,
                                  "Bytes the whole migration may move (default: no limit): the "
                                  "most useful changes first, ending at a partial placement")
-                    ->check(unsigned_size())
-                    ->transform(CLI::AsSizeValue(true).description(""))
+                    ->transform(byte_size())
                     ->type_name("SIZE");
   command
       ->add_option("--max-layers-per-step", args->max_layers_per_step,
@@ -468,6 +456,11 @@ void add_migrate_command(CLI::App& app) {
     }
     if (bytes_per_expert->count() > 0 && args->bytes_per_expert == 0) {
       usage_error("--bytes-per-expert must be above 0");
+    }
+    for (auto* budget : {per_step, total}) {
+      if (budget->count() > 0 && budget->as<std::uint64_t>() == 0) {
+        usage_error(budget->get_name() + " must be above 0 (leave it out for no limit)");
+      }
     }
     run_migrate(*args);
   });
@@ -559,6 +552,23 @@ void add_record_command(CLI::App& app) {
 }
 
 }  // namespace
+
+std::string arguments_hint(const std::string& command) {
+  if (command == "plan") {
+    return "plan takes its inputs as options: --counts FILE... or --stats FILE";
+  }
+  if (command == "record") {
+    return "record takes its inputs as options: --trace FILE... (and writes --out FILE)";
+  }
+  if (command == "inspect") return "inspect takes one argument, the snapshot FILE";
+  if (command == "convert") return "convert takes two arguments, IN and OUT";
+  if (command == "plot") return "plot takes one argument, FILE; the SVG is --out FILE";
+  if (command == "migrate") {
+    return "migrate takes two arguments, OLD and NEW; the placement to serve afterwards is "
+           "--out FILE, a load file --counts FILE";
+  }
+  return command + " takes no arguments";  // demo, algorithms
+}
 
 void add_commands(CLI::App& app) {
   add_plan_command(app);

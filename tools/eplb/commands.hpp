@@ -63,6 +63,7 @@ struct ConvertArgs {
   std::string counts;
   std::string label;
   TopologyArgs topology;
+  bool dense_layers_given = false;  // --dense-layers on the command line, 0 included
   bool json = false;
 };
 void run_convert(const ConvertArgs& args);

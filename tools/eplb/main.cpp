@@ -115,6 +115,18 @@ Usage usage_of(CLI::App& app, const CLI::ParseError& error) {
                 (near.empty() ? "" : " (did you mean '" + near + "'?)"),
             help};
   }
+  // "eplb plan logical_count.json ...", "eplb inspect a.eplb b.eplb": a word no argument takes
+  // (CLI11 reports "The following argument was not expected", or "--replicas is required"
+  // first): say what the command takes instead. A bad value (a ValidationError) is the
+  // likelier cause of a stray word after it, and is reported as it is.
+  const bool extras_or_required = dynamic_cast<const CLI::ExtrasError*>(&error) != nullptr ||
+                                  dynamic_cast<const CLI::RequiredError*>(&error) != nullptr;
+  const std::vector<std::string> extra = command.remaining();  // none of them an option now
+  if (extras_or_required && !extra.empty()) {
+    return {"unexpected argument '" + extra.front() + "' for 'eplb " + command.get_name() +
+                "': " + eplb_cli::arguments_hint(command.get_name()),
+            help};
+  }
   if (dynamic_cast<const CLI::RequiredError*>(&error) != nullptr) {
     return {required_argument_message(command, message), help};
   }

@@ -1,5 +1,6 @@
 #include "eplb/placement_io.hpp"
 
+#include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -128,6 +129,24 @@ PlacementFile read_json_map(const std::string& path, const std::string& text,
   return file;
 }
 
+// phy2log of every layer: [layers][slots].
+std::vector<std::int32_t> phy2log_of(const eplb_placement* placement, const std::string& path) {
+  const auto info = info_of(placement);
+  std::vector<std::int32_t> phy2log(std::size_t{info.num_layers} * info.num_physical_experts);
+  check(eplb_placement_get_phy2log(placement, phy2log.data(), phy2log.size()), path + ": ");
+  return phy2log;
+}
+
+// The first slot of `layer` that does not hold the trivial placement of a dense layer (slot s
+// holds expert s mod E, what a plan gives a layer without load), or `slots` if none.
+std::size_t first_nontrivial_slot(const std::vector<std::int32_t>& phy2log, std::size_t layer,
+                                  std::size_t slots, std::size_t experts) {
+  for (std::size_t slot = 0; slot < slots; ++slot) {
+    if (static_cast<std::size_t>(phy2log[layer * slots + slot]) != slot % experts) return slot;
+  }
+  return slots;
+}
+
 }  // namespace
 
 const char* describe(PlacementFormat format) {
@@ -226,17 +245,16 @@ PlacementPtr drop_dense_layers(const eplb_placement* placement, std::vector<doub
     }
     loads.erase(loads.begin(), loads.begin() + static_cast<std::ptrdiff_t>(dropped));
   }
-  std::vector<std::int32_t> phy2log(std::size_t{info.num_layers} * slots);
-  check(eplb_placement_get_phy2log(placement, phy2log.data(), phy2log.size()), path + ": ");
+  const std::vector<std::int32_t> phy2log = phy2log_of(placement, path);
   if (loads.empty()) {  // no loads to tell: a dense layer has the trivial placement
-    for (std::size_t i = 0; i < std::size_t{dense_layers} * slots; ++i) {
-      if (static_cast<std::size_t>(phy2log[i]) != (i % slots) % experts) {
-        throw InputError("--dense-layers " + std::to_string(dense_layers) + ": layer " +
-                         std::to_string(i / slots) + " of " + path +
-                         " is not the trivial placement of a dense layer (slot " +
-                         std::to_string(i % slots) + " holds expert " + std::to_string(phy2log[i]) +
-                         ")");
-      }
+    for (std::size_t layer = 0; layer < dense_layers; ++layer) {
+      const std::size_t slot = first_nontrivial_slot(phy2log, layer, slots, experts);
+      if (slot == slots) continue;
+      throw InputError("--dense-layers " + std::to_string(dense_layers) + ": layer " +
+                       std::to_string(layer) + " of " + path +
+                       " is not the trivial placement of a dense layer (slot " +
+                       std::to_string(slot) + " holds expert " +
+                       std::to_string(phy2log[layer * slots + slot]) + ")");
     }
   }
   eplb_placement* kept = nullptr;
@@ -246,6 +264,24 @@ PlacementPtr drop_dense_layers(const eplb_placement* placement, std::vector<doub
                                            phy2log.data() + first, phy2log.size() - first, &kept),
         path + ": ");
   return PlacementPtr(kept);
+}
+
+std::uint32_t leading_dense_layers(const eplb_placement* placement,
+                                   const std::vector<double>& loads, const std::string& path) {
+  const auto info = info_of(placement);
+  const std::size_t experts = info.num_logical_experts;
+  const std::size_t slots = info.num_physical_experts;
+  std::vector<std::int32_t> phy2log;
+  if (loads.empty()) phy2log = phy2log_of(placement, path);
+  const auto looks_dense = [&](std::size_t layer) {
+    if (loads.empty()) return first_nontrivial_slot(phy2log, layer, slots, experts) == slots;
+    const auto row = loads.begin() + static_cast<std::ptrdiff_t>(layer * experts);
+    return std::all_of(row, row + static_cast<std::ptrdiff_t>(experts),
+                       [](double load) { return load == 0; });
+  };
+  std::uint32_t layer = 0;
+  while (layer < info.num_layers && looks_dense(layer)) ++layer;
+  return layer == info.num_layers ? 0 : layer;
 }
 
 std::vector<double> loads_for_placement(Loads counts, const eplb_placement_info& placement,

@@ -57,6 +57,16 @@ void write_placement_file(const std::string& path, PlacementFormat format,
                                              std::vector<double>& loads, std::uint32_t dense_layers,
                                              const std::string& path);
 
+// How many leading layers of `placement` look like the dense layers' rows of a plan made from
+// SGLang's logical_count (61 rows for DeepSeek-V3, the first 3 dense): layers without load in
+// `loads` ([layers][experts]), or, when `loads` is empty, layers with the trivial placement
+// (slot s holds expert s mod E) that a plan gives a layer without load. 0 unless some later
+// layer does not look so: a map whose every layer is trivial is a default placement, not a plan
+// with dense rows. `path` names the placement in messages.
+[[nodiscard]] std::uint32_t leading_dense_layers(const eplb_placement* placement,
+                                                 const std::vector<double>& loads,
+                                                 const std::string& path);
+
 // SGLang's load file through the C API, summed over steps: [layers][experts].
 struct Loads {
   std::uint32_t num_layers = 0;
