@@ -54,6 +54,12 @@ def test_report_on_deepseek_v3_prefill(eplb, prefill_in1024):
         assert entry["total_load"] == pytest.approx(sum(row)), layer
         assert 0 < entry["balancedness"] <= 1
         assert entry["max_load_over_bound"] >= 1 - 1e-12
+        assert entry["loaded"] == (sum(row) > 0), layer
+    # The summary covers the loaded layers (the 58 MoE layers): its sums add up theirs.
+    loaded = [entry for entry in report["layers"] if entry["loaded"]]
+    assert report["summary"]["loaded_layers"] == len(loaded) == 58
+    assert report["summary"]["cross_node_replicas"] == sum(
+        entry["cross_node_replicas"] for entry in loaded)
     # Replication helps: far better balanced than the no-replication reference point.
     assert report["summary"]["balancedness"] > 0.8
 

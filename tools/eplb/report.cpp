@@ -40,6 +40,9 @@ nlohmann::json plan_report(const eplb_placement* placement, const std::vector<do
     layers.push_back({
         {"exact_optimum", optimum >= 0 ? nlohmann::json(optimum) : nlohmann::json(nullptr)},
         {"layer", layer},
+        // The summary's means and sums cover the loaded layers only (a dense layer's row of a
+        // logical_count file has no load).
+        {"loaded", m.total_load > 0},
         {"total_load", m.total_load},
         {"mean_gpu_load", m.mean_gpu_load},
         {"max_gpu_load", m.max_gpu_load},
