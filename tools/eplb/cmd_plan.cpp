@@ -272,8 +272,8 @@ void run_plan(const PlanArgs& args) {
   } else {
     std::string from = sources;
     if (args.robust) {
-      from += ", planned for the peak of each of " + counted(num_windows, "window") +
-              " (--robust); the metrics below are for their sum";
+      from += ", planned for the mean over " + counted(num_windows, "window") +
+              " of each one's busiest GPU (--robust); the metrics below are for their sum";
     } else if (files.size() > 1) {
       from += " (" + args.counts.front() + " ...), summed";
     }
