@@ -17,15 +17,22 @@
 // a block is represented by its first slot's expert (the leader), and up to 20 greedy iterations
 // apply the best block swap between two nodes while its gain is positive.
 //
-// Usage: eplb_bench_affinity [--json]
+// With --stress it times affinity planning instead on shapes the real workloads do not reach:
+// routing without co-activation structure (each token's 8 distinct experts drawn independently,
+// Zipf(1.2) popularity), one layer, on few large nodes, many small GPUs, or dozens of replicas per
+// expert: the search finds little to gain there and must give up quickly.
+//
+// Usage: eplb_bench_affinity [--stress] [--json]
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -96,6 +103,34 @@ Workload simulated(std::uint32_t layers, std::uint64_t seed) {
       dst.insert(dst.end(), begin, begin + static_cast<std::ptrdiff_t>(kTokens * 8));
     }
   }
+  return w;
+}
+
+// One layer of 256 experts, top-8: tokens pick 8 distinct experts independently, with Zipf(1.2)
+// popularity (no co-activation structure); 8192 tokens plan, 4096 evaluate.
+Workload uncorrelated_zipf() {
+  constexpr std::uint32_t kExperts = 256, kTopK = 8;
+  Workload w{"uncorrelated Zipf(1.2)", 1, kExperts, kTopK, 1, {}, {}};
+  std::vector<double> weight(kExperts);
+  for (std::uint32_t e = 0; e < kExperts; ++e) weight[e] = 1.0 / std::pow(e + 1.0, 1.2);
+  std::mt19937_64 rng(5);
+  std::discrete_distribution<std::int32_t> pick(weight.begin(), weight.end());
+  const auto tokens = [&](std::size_t n) {
+    std::vector<std::int32_t> rows;
+    for (std::size_t t = 0; t < n; ++t) {
+      const std::size_t begin = rows.size();
+      while (rows.size() - begin < kTopK) {
+        const std::int32_t e = pick(rng);
+        if (std::find(rows.begin() + static_cast<std::ptrdiff_t>(begin), rows.end(), e) ==
+            rows.end()) {
+          rows.push_back(e);
+        }
+      }
+    }
+    return rows;
+  };
+  w.plan_rows = {tokens(8192)};
+  w.eval_rows = {tokens(4096)};
   return w;
 }
 
@@ -236,13 +271,13 @@ PlacementPtr leader_swap(const eplb_placement* base, const Workload& w, const La
 
 struct Row {
   std::string workload, layout, algorithm;
-  double base_nodes, affinity_nodes, seed_nodes;
-  double base_bal, affinity_bal, seed_bal;
+  double base_nodes = 0, affinity_nodes = 0, seed_nodes = 0;
+  double base_bal = 0, affinity_bal = 0, seed_bal = 0;
   double base_ms, affinity_ms;
 };
 
 Row run(const Workload& w, const Layout& layout, std::uint32_t algorithm, std::uint32_t budget,
-        const eplb_tracker* tracker, const std::vector<double>& loads) {
+        const eplb_tracker* tracker, const std::vector<double>& loads, bool leader_swap_too) {
   eplb_planner_options o;
   eplb_planner_options_init(&o);
   o.algorithm = algorithm;
@@ -271,13 +306,15 @@ Row run(const Workload& w, const Layout& layout, std::uint32_t algorithm, std::u
   if (budget > 0) row.algorithm += " b=" + std::to_string(budget);
   const auto base = plan(0, row.base_ms);
   const auto improved = plan(1, row.affinity_ms);
-  const auto seed = leader_swap(base.get(), w, layout);
   row.base_nodes = nodes_touched(base.get(), w);
   row.affinity_nodes = nodes_touched(improved.get(), w);
-  row.seed_nodes = nodes_touched(seed.get(), w);
   row.base_bal = balancedness(base.get(), loads);
   row.affinity_bal = balancedness(improved.get(), loads);
-  row.seed_bal = balancedness(seed.get(), loads);
+  if (leader_swap_too) {
+    const auto seed = leader_swap(base.get(), w, layout);
+    row.seed_nodes = nodes_touched(seed.get(), w);
+    row.seed_bal = balancedness(seed.get(), loads);
+  }
   return row;
 }
 
@@ -287,8 +324,64 @@ std::string percent(double now, double before) {
 
 }  // namespace
 
+// The --stress table: planning time per layer, then the nodes touched and balancedness.
+int stress(bool json) {
+  const Workload w = uncorrelated_zipf();
+  const TrackerPtr tracker = record(w);
+  std::vector<double> loads(w.experts);
+  check(eplb_tracker_get_loads(tracker.get(), loads.data(), loads.size()), "get_loads");
+  // nodes x GPUs per node, slots
+  const std::vector<Layout> layouts = {{"2x16 R=288", 2, 32, 288},  {"2x64 R=512", 2, 128, 512},
+                                       {"4x32 R=768", 4, 128, 768}, {"8x16 R=1536", 8, 128, 1536},
+                                       {"2x2 R=4352", 2, 4, 4352},  {"8x4 R=9216", 8, 32, 9216}};
+  std::vector<Row> rows;
+  for (const Layout& layout : layouts) {
+    rows.push_back(run(w, layout, EPLB_ALGORITHM_BALANCED, 0, tracker.get(), loads, false));
+    if (!json) std::cerr << "." << std::flush;
+  }
+  if (!json) std::cerr << "\n";
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const Row& r : rows) {
+      out.push_back(
+          {{"workload", r.workload},
+           {"layout", r.layout},
+           {"algorithm", r.algorithm},
+           {"plan_ms", {{"balance_only", r.base_ms}, {"affinity", r.affinity_ms}}},
+           {"nodes_touched", {{"balance_only", r.base_nodes}, {"affinity", r.affinity_nodes}}},
+           {"balancedness", {{"balance_only", r.base_bal}, {"affinity", r.affinity_bal}}}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "eplb_bench_affinity --stress, libeplb " << eplb_version_string()
+            << ": affinity planning time on one layer of " << w.name << " routing,\n"
+            << "256 experts, top-8, planned from 8192 tokens (balanced, min balance 0.99)\n\n";
+  eplb_cli::Table table({"layout", "ms base", "ms affinity", "nodes base", "nodes affinity",
+                         "change", "bal base", "bal affinity"});
+  for (const Row& r : rows) {
+    table.add_row({r.layout, fixed(r.base_ms, 1), fixed(r.affinity_ms, 1), fixed(r.base_nodes, 3),
+                   fixed(r.affinity_nodes, 3), percent(r.affinity_nodes, r.base_nodes),
+                   fixed(r.base_bal, 4), fixed(r.affinity_bal, 4)});
+  }
+  table.print(std::cout);
+  return 0;
+}
+
 int main(int argc, char** argv) {
-  const bool json = argc > 1 && std::string(argv[1]) == "--json";
+  bool json = false, stress_shapes = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--json") {
+      json = true;
+    } else if (arg == "--stress") {
+      stress_shapes = true;
+    } else {
+      std::cerr << "usage: eplb_bench_affinity [--stress] [--json]\n";
+      return arg == "--help" || arg == "-h" ? 0 : 2;
+    }
+  }
+  if (stress_shapes) return stress(json);
   std::vector<std::pair<Workload, std::vector<Layout>>> cases;
   const std::vector<Layout> deepseek_layouts = {{"4x8 R=288", 4, 32, 288},
                                                 {"8x8 R=320", 8, 64, 320}};
@@ -316,7 +409,7 @@ int main(int argc, char** argv) {
         algorithms.emplace_back(EPLB_ALGORITHM_BALANCED_RELAXED, 16);
       }
       for (const auto& [algorithm, budget] : algorithms) {
-        rows.push_back(run(w, layout, algorithm, budget, tracker.get(), loads));
+        rows.push_back(run(w, layout, algorithm, budget, tracker.get(), loads, true));
         if (!json) std::cerr << "." << std::flush;
       }
     }

@@ -4,6 +4,7 @@
 #include <array>
 #include <bit>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 
@@ -26,10 +27,43 @@ constexpr std::size_t kPairMoveCandidates = 40;
 // Large layers pack a node again (when a swap fits no other way) for this many best candidates
 // of each round of the first phase (the estimate phase may for every candidate).
 constexpr std::size_t kRepackCandidates = 256;
+// The estimate phase stops a round after this many swaps that lower the metric but fit on no
+// GPU of their nodes, even packed again or with a second swap (each costs a few packings), and
+// the layer after this many. Layers of the real-routing benchmark meet at most 123 in a round
+// and 770 in all; uncorrelated routing on skewed loads meets thousands in every round.
+constexpr std::uint32_t kMaxUnfitSwapsPerRound = 256;
+constexpr std::uint32_t kMaxUnfitSwapsPerLayer = 2048;
+// Swaps between a packed node's busiest GPU and the others, at most (a packing rarely leaves
+// more than a few GPUs over the bound).
+constexpr std::uint32_t kMaxRefineSteps = 16;
 // Relative slack on the balance bound, for rounding.
 constexpr double kCapSlack = 1e-12;
 // Second swaps tried per over-bound candidate of the estimate phase, best estimate first.
 constexpr std::size_t kCompensateTries = 8;
+
+// A set of integers below a bound, emptied in O(1): an element is in it while its mark equals
+// the current stamp.
+class StampedSet {
+ public:
+  // Empties the set and makes its elements range over [0, universe).
+  void reset(std::size_t universe) {
+    if (mark_.size() != universe) {
+      mark_.assign(universe, 0);
+      stamp_ = 0;
+    }
+    if (++stamp_ == 0) {  // wrapped: no stale mark may equal a new stamp
+      std::fill(mark_.begin(), mark_.end(), 0);
+      stamp_ = 1;
+    }
+  }
+  void insert(std::size_t i) { mark_[i] = stamp_; }
+  void erase(std::size_t i) { mark_[i] = 0; }
+  bool contains(std::size_t i) const { return mark_[i] == stamp_; }
+
+ private:
+  std::vector<std::uint32_t> mark_;
+  std::uint32_t stamp_ = 0;
+};
 
 // Sorts the best `limit` candidates (highest proxy, then lowest slots) to the front; returns how
 // many that is.
@@ -364,6 +398,8 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
     return gpu_holds(phy2log, per_gpu, gpu, static_cast<std::int32_t>(expert), except);
   };
   std::vector<char> used(num_slots, 0);
+  StampedSet on_v_gpu;  // landing: the experts on the GPU of the vacated slot
+  StampedSet placed;    // repack_node: (GPU of the node) x expert, what each GPU holds
   // Packs the node of slot `v` again, largest replica first onto its least loaded GPU without a
   // replica of the same expert, with `in` (rank `rank`) in place of v's replica (then, with
   // refine_repack, swaps replicas between its busiest GPU and the others). Returns whether the
@@ -372,6 +408,7 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
   std::vector<std::int32_t> items_e, items_r, placed_e, placed_r;
   std::vector<std::uint32_t> fill;
   std::vector<double> node_load;
+  std::vector<std::pair<double, std::uint32_t>> open_gpus, skipped_gpus;  // (load, GPU)
   bool refine_repack = false;  // polish an over-bound packing by swaps between its GPUs
   const auto repack_node = [&](std::uint32_t v, std::uint32_t in, std::int32_t rank, bool write) {
     const std::uint32_t first = v / slots_per_node * slots_per_node;
@@ -397,32 +434,48 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
     placed_r.assign(slots_per_node, -1);
     fill.assign(gpus, 0);
     node_load.assign(gpus, 0.0);
+    // The GPUs with a free slot, least loaded first (lowest index on ties): ascending order is
+    // a valid heap for this order.
+    open_gpus.clear();
+    for (std::uint32_t g = 0; g < gpus; ++g) open_gpus.emplace_back(0.0, g);
+    placed.reset(std::size_t{gpus} * experts_);
+    const auto holds_placed = [&](std::uint32_t g, std::int32_t e) {
+      return placed.contains(std::size_t{g} * experts_ + static_cast<std::size_t>(e));
+    };
     for (const std::uint32_t i : order) {
       const std::int32_t e = items_e[i];
       std::uint32_t pick = gpus;
-      for (std::uint32_t g = 0; g < gpus; ++g) {
-        if (fill[g] == per_gpu) continue;
-        bool twin = false;
-        for (std::uint32_t k = 0; k < fill[g]; ++k) twin = twin || placed_e[g * per_gpu + k] == e;
-        if (twin) continue;
-        if (pick == gpus || node_load[g] < node_load[pick]) pick = g;
+      skipped_gpus.clear();
+      while (!open_gpus.empty()) {
+        std::pop_heap(open_gpus.begin(), open_gpus.end(), std::greater<>());
+        const auto top = open_gpus.back();
+        open_gpus.pop_back();
+        if (!holds_placed(top.second, e)) {
+          pick = top.second;
+          break;
+        }
+        skipped_gpus.push_back(top);
+      }
+      for (const auto& g : skipped_gpus) {
+        open_gpus.push_back(g);
+        std::push_heap(open_gpus.begin(), open_gpus.end(), std::greater<>());
       }
       if (pick == gpus) return false;
       placed_e[pick * per_gpu + fill[pick]] = e;
       placed_r[pick * per_gpu + fill[pick]] = items_r[i];
+      placed.insert(std::size_t{pick} * experts_ + static_cast<std::size_t>(e));
       ++fill[pick];
       node_load[pick] += share[static_cast<std::size_t>(e)];
       if (!refine_repack && node_load[pick] > cap) return false;
+      if (fill[pick] < per_gpu) {
+        open_gpus.emplace_back(node_load[pick], pick);
+        std::push_heap(open_gpus.begin(), open_gpus.end(), std::greater<>());
+      }
     }
     if (refine_repack) {
-      // Pairwise swaps between the busiest GPU and the others while that lowers the pair's peak.
-      const auto on_gpu = [&](std::uint32_t g, std::int32_t e, std::uint32_t except) {
-        for (std::uint32_t k = g * per_gpu; k < (g + 1) * per_gpu; ++k) {
-          if (k != except && placed_e[k] == e) return true;
-        }
-        return false;
-      };
-      for (std::uint32_t step = 0; step < 4 * gpus; ++step) {
+      // Pairwise swaps between the busiest GPU and the others while that lowers the pair's peak
+      // (the two replicas differ: their loads do).
+      for (std::uint32_t step = 0; step < std::min(4 * gpus, kMaxRefineSteps); ++step) {
         std::uint32_t h = 0;
         for (std::uint32_t g = 1; g < gpus; ++g) {
           if (node_load[g] > node_load[h]) h = g;
@@ -438,7 +491,8 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
               const double d = si - share[static_cast<std::size_t>(placed_e[j])];
               if (d <= 0) continue;
               const double peak = std::max(node_load[h] - d, node_load[o] + d);
-              if (peak >= best_peak || on_gpu(o, placed_e[i], j) || on_gpu(h, placed_e[j], i)) {
+              if (peak >= best_peak || holds_placed(o, placed_e[i]) ||
+                  holds_placed(h, placed_e[j])) {
                 continue;
               }
               best_peak = peak;
@@ -452,6 +506,12 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
                          share[static_cast<std::size_t>(placed_e[best_j])];
         node_load[best_i / per_gpu] -= d;
         node_load[best_j / per_gpu] += d;
+        const std::size_t row_i = std::size_t{best_i / per_gpu} * experts_;
+        const std::size_t row_j = std::size_t{best_j / per_gpu} * experts_;
+        placed.erase(row_i + static_cast<std::size_t>(placed_e[best_i]));
+        placed.erase(row_j + static_cast<std::size_t>(placed_e[best_j]));
+        placed.insert(row_i + static_cast<std::size_t>(placed_e[best_j]));
+        placed.insert(row_j + static_cast<std::size_t>(placed_e[best_i]));
         std::swap(placed_e[best_i], placed_e[best_j]);
         std::swap(placed_r[best_i], placed_r[best_j]);
       }
@@ -465,6 +525,7 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
     }
     return true;
   };
+  std::vector<char> in_on_gpu;
   bool allow_repack = num_slots <= kPairMoveSlots;
   bool lock_used = true;  // three-way moves avoid slots already changed this round
   // Where expert `in` lands on the node of slot `v`, whose expert `out` leaves the node: `v`
@@ -476,6 +537,17 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
     const std::uint32_t gv = v / per_gpu;
     if (gpu_load[gv] - share[out] + share[in] <= cap && !holds(gv, in, v)) return v;
     const std::uint32_t first = v / slots_per_node * slots_per_node;
+    const std::uint32_t first_gpu = first / per_gpu;
+    // Which GPUs of the node hold `in`, and which experts v's GPU holds (c != out below, so
+    // v's own slot may count): one pass over the node instead of a GPU's slots per t.
+    in_on_gpu.assign(slots_per_node / per_gpu, 0);
+    for (std::uint32_t t = first; t < first + slots_per_node; ++t) {
+      if (phy2log[t] == static_cast<std::int32_t>(in)) in_on_gpu[t / per_gpu - first_gpu] = 1;
+    }
+    on_v_gpu.reset(experts_);
+    for (std::uint32_t t = gv * per_gpu; t < (gv + 1) * per_gpu; ++t) {
+      on_v_gpu.insert(static_cast<std::size_t>(phy2log[t]));
+    }
     std::uint32_t best = num_slots;
     double best_peak = 0;
     for (std::uint32_t t = first; t < first + slots_per_node; ++t) {
@@ -486,7 +558,7 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
       const double load_t = gpu_load[gt] - share[c] + share[in];
       const double peak = std::max(load_v, load_t);
       if (peak > cap || (best != num_slots && peak >= best_peak)) continue;
-      if (holds(gv, c, v) || holds(gt, in, t)) continue;
+      if (on_v_gpu.contains(c) || in_on_gpu[gt - first_gpu] != 0) continue;
       best = t;
       best_peak = peak;
     }
@@ -531,14 +603,25 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
 
   // Every swap of two replicas on different nodes that `rank(a, b, x, y, s1, s2, key)` keeps,
   // with the key it sets (highest first).
+  // Of several replicas of an expert on a node, only the lowest slot is listed: the others
+  // would leave the same experts on each node (landing may still use any slot).
+  std::vector<char> first_on_node(num_slots, 0);
+  StampedSet seen_on_node;
   const auto list_swaps = [&](std::vector<Candidate>& out, const auto& rank) {
     out.clear();
+    for (std::uint32_t s = 0; s < num_slots; ++s) {
+      if (s % slots_per_node == 0) seen_on_node.reset(experts_);
+      const auto e = static_cast<std::size_t>(phy2log[s]);
+      first_on_node[s] = seen_on_node.contains(e) ? 0 : 1;
+      seen_on_node.insert(e);
+    }
     for (std::uint32_t s1 = 0; s1 < num_slots; ++s1) {
+      if (first_on_node[s1] == 0) continue;
       const auto a = static_cast<std::uint32_t>(phy2log[s1]);
       const std::uint32_t x = s1 / slots_per_node;
       for (std::uint32_t s2 = (x + 1) * slots_per_node; s2 < num_slots; ++s2) {
         const auto b = static_cast<std::uint32_t>(phy2log[s2]);
-        if (a == b) continue;
+        if (a == b || first_on_node[s2] == 0) continue;
         double key = 0;
         if (rank(a, b, x, s2 / slots_per_node, s1, s2, key)) out.push_back({key, s1, s2});
       }
@@ -767,7 +850,9 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
     const double node_cap = cap * gpus_per_node;  // a node's load can never exceed this
     std::vector<double> node_total(nodes_);
     std::vector<Candidate> fixes;
-    std::uint64_t version = 1;  // changes with every change of the plan's slots
+    std::uint32_t unfit_in_layer = 0;
+    StampedSet seen_second, seen_fourth;  // compensate: experts whose slot was taken
+    std::uint64_t version = 1;            // changes with every change of the plan's slots
     // Each node's slots by their replica's load (rebuilt when the plan changes).
     std::vector<std::vector<std::pair<double, std::uint32_t>>> by_load(nodes_);
     std::uint64_t by_load_version = 0;
@@ -791,17 +876,26 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
       if (by_load_version != version) {
         for (std::uint32_t n = 0; n < nodes_; ++n) {
           by_load[n].clear();
+          seen_fourth.reset(experts_);
           for (std::uint32_t s = n * slots_per_node; s < (n + 1) * slots_per_node; ++s) {
-            by_load[n].emplace_back(share[static_cast<std::size_t>(phy2log[s])], s);
+            const auto e = static_cast<std::size_t>(phy2log[s]);
+            if (seen_fourth.contains(e)) continue;  // its lowest slot stands for the others
+            seen_fourth.insert(e);
+            by_load[n].emplace_back(share[e], s);
           }
           std::sort(by_load[n].begin(), by_load[n].end());
         }
         by_load_version = version;
       }
       fixes.clear();
+      // One slot per expert and node is tried (the lowest, which wins keep_best's ties; by_load
+      // holds those too): the others leave the same experts on each node.
+      seen_second.reset(experts_);
       for (std::uint32_t s3 = heavy * slots_per_node; s3 < (heavy + 1) * slots_per_node; ++s3) {
         if (s3 == s1 || s3 == s2) continue;
         const auto d = static_cast<std::size_t>(phy2log[s3]);
+        if (seen_second.contains(d)) continue;
+        seen_second.insert(d);
         for (std::uint32_t z = 0; z < nodes_; ++z) {
           if (z == heavy) continue;
           // The loads that fit, excess <= share[d] - share[f] <= room on z, widened for rounding
@@ -848,7 +942,10 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
       list_swaps(candidates_, by_estimate);
       const std::size_t keep = keep_best(candidates_, kCandidatesPerRound);
       std::uint32_t applied = 0;
-      for (std::size_t i = 0; i < keep; ++i) {
+      std::uint32_t misses = 0;  // swaps that lower the metric but do not fit
+      for (std::size_t i = 0;
+           i < keep && misses < kMaxUnfitSwapsPerRound && unfit_in_layer < kMaxUnfitSwapsPerLayer;
+           ++i) {
         const Candidate c = candidates_[i];
         const auto a = static_cast<std::uint32_t>(phy2log[c.s1]);
         const auto b = static_cast<std::uint32_t>(phy2log[c.s2]);
@@ -868,6 +965,9 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
           ++applied;
         } else if (compensate(c.s1, c.s2, delta)) {
           applied += 2;
+        } else {
+          ++misses;
+          ++unfit_in_layer;
         }
       }
       moves += applied;

@@ -22,7 +22,7 @@ type PlanProgress struct {
 // PlanControl cancels the plans of the planners it is attached to (Planner.SetControl) and
 // reports their progress, from any goroutine: a progress bar, an operator's "stop", one deadline
 // for several planners. Cancelling is sticky: plans in progress stop at their next layer boundary
-// (a layer takes milliseconds, an affinity layer up to about a tenth of a second on one core) and
+// (a layer takes milliseconds, an affinity layer up to about a second on one core) and
 // later plans stop before they start, all with an error satisfying errors.Is(err, ErrCancelled);
 // the planners stay usable, and new work needs a new control. One control may serve several
 // planners, which then stop together. The context variants of the plan methods (PlanContext,
@@ -217,7 +217,7 @@ func (p *Planner) SetControl(control *PlanControl) error {
 }
 
 // PlanContext is Plan, stopped by ctx: once ctx is done the plan stops at its next layer
-// boundary (a layer takes milliseconds, an affinity layer up to about a tenth of a second on one
+// boundary (a layer takes milliseconds, an affinity layer up to about a second on one
 // core) and returns an *Error of status StatusCancelled that satisfies both errors.Is(err,
 // ErrCancelled) and errors.Is(err, ctx.Err()) (context.Canceled or context.DeadlineExceeded).
 // It returns at once, without planning, when ctx is already done or becomes done while the call

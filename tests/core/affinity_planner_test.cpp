@@ -137,6 +137,28 @@ TEST(AffinityPlanner, DeepSeekShapedLayersKeepInvariants) {
   EXPECT_LT(after.mean, before.mean * 0.85) << before.mean << " -> " << after.mean;
 }
 
+// Several replicas of one expert on a node (4 to 6 per expert on average): the search
+// lists one slot per expert and node, lands through any slot of a node (three-way moves) and
+// packs nodes again; every shape keeps the invariants.
+TEST(AffinityPlanner, ManyReplicasPerNodeKeepInvariants) {
+  struct Shape {
+    std::uint32_t experts, slots, nodes, gpus;
+  };
+  for (const Shape& shape : {Shape{32, 128, 2, 16}, Shape{16, 64, 4, 16}, Shape{24, 96, 3, 12},
+                             Shape{64, 256, 2, 32}, Shape{16, 96, 2, 24}}) {
+    for (const std::uint64_t seed : {23, 24, 25}) {
+      SCOPED_TRACE(testing::Message()
+                   << shape.experts << " experts, " << shape.slots << " slots, " << shape.nodes
+                   << " nodes, " << shape.gpus << " GPUs, seed " << seed);
+      const Topology t = topology(2, shape.experts, shape.slots, shape.nodes, shape.gpus, 1);
+      const Recorded r = simulate(t, 4, 0, seed, 2048);
+      const Placement base = plan(t, Algorithm::balanced, false, r);
+      const Placement improved = plan(t, Algorithm::balanced, true, r);
+      expect_invariants(t, base, improved, r, 0.99);
+    }
+  }
+}
+
 TEST(AffinityPlanner, ReportedMetricEqualsTrafficMetric) {
   const Topology t = topology(1, 32, 48, 4, 8, 1);
   const Recorded r = simulate(t, 4, 0, 5, 2048);

@@ -544,7 +544,7 @@ class PlanControl(_Handle):
     one control may serve several planners, which then stop together.
 
     cancel() is sticky: a plan in progress stops at its next layer boundary (milliseconds; an
-    affinity layer up to about a tenth of a second on one core) and raises eplb.CancelledError,
+    affinity layer up to about a second on one core) and raises eplb.CancelledError,
     and so does every later plan with this control, before it starts; the planner stays usable
     (detach the control or attach a new one to plan again). Planning releases the GIL, so
     another Python thread can cancel or poll `progress` meanwhile (e.g. a deadline or a progress
@@ -644,9 +644,9 @@ class _PlanThread:
 
     def _stop(self, cancel):
         # A plan cancelled stops at its next layer boundary: milliseconds, an affinity layer up
-        # to about a tenth of a second. A second Ctrl-C meanwhile must not end the wait: the
-        # caller would release the planner's lock while the plan still uses the planner. The
-        # exception re-raised is the first one.
+        # to about a second. A second Ctrl-C meanwhile must not end the wait: the caller would
+        # release the planner's lock while the plan still uses the planner. The exception
+        # re-raised is the first one.
         while not self._finished:
             try:
                 cancel()
@@ -670,7 +670,7 @@ class Planner(_Handle):
     from another thread (they raise CancelledError) and counts their progress.
 
     Ctrl-C during a plan on the main thread stops it at its next layer boundary (milliseconds; an
-    affinity layer up to about a tenth of a second) and raises KeyboardInterrupt, as does any
+    affinity layer up to about a second) and raises KeyboardInterrupt, as does any
     other exception a signal handler raises then. The planner stays usable: without a
     PlanControl it plans on as a new one would; an attached one is cancelled (sticky, as
     control.cancel() would), so later plans raise CancelledError until it is replaced or

@@ -349,8 +349,8 @@ EPLB_API eplb_status eplb_planner_plan_windows(eplb_planner* planner, const doub
  * makes two passes, the balance-only plan and the traffic improvement; every other plan one). A
  * plan announces its steps when it starts (after its arguments are checked), so the steps of
  * every plan that used the control add up. Cancelling is sticky: plans in progress stop at their
- * next layer boundary (a layer takes milliseconds, an affinity layer up to about a tenth of a
- * second on one core) and later plans stop before they start, all with EPLB_ERR_CANCELLED; use a
+ * next layer boundary (a layer takes milliseconds, an affinity layer up to about a second on
+ * one core) and later plans stop before they start, all with EPLB_ERR_CANCELLED; use a
  * new control for new work. A cancel that comes after a plan's last layer began does not fail
  * that plan: it returns EPLB_OK and its placement, so a deadline check looks at the status, not
  * at progress.cancelled. Every plan control function except eplb_plan_control_destroy is
