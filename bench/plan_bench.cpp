@@ -20,7 +20,8 @@
 // aggregate, or --benchmark_out=FILE to record them all. The `+control` benchmarks (hier_4x8_R288)
 // repeat `plan` and `plan_1layer` with a plan control attached (eplb_planner_set_control), whose
 // per-layer cancel check and step count must cost nothing measurable: compare each with the row
-// above it. --benchmark_min_time defaults to 0.2 s
+// above it. The `plan_windows` benchmarks time robust planning (eplb_planner_plan_windows) of 4
+// synthetic layers over 4, 16 and 64 windows. --benchmark_min_time defaults to 0.2 s
 // per repetition here (the library's 0.5 s makes a run take minutes).
 #include <benchmark/benchmark.h>
 
@@ -186,6 +187,59 @@ void bench_plan(benchmark::State& state, const Config& config, std::uint32_t alg
   }
 }
 
+// Robust planning (eplb_planner_plan_windows, balanced) of kWindowLayers synthetic layers over
+// `windows` windows, each the synthetic workload of another seed: the time per call and the mean
+// over windows of each one's busiest GPU, against the mean load (what robust planning lowers).
+constexpr std::uint32_t kWindowLayers = 4;
+void bench_plan_windows(benchmark::State& state, const Config& config, std::uint32_t windows) {
+  try {
+    eplb_cli::WorkloadSpec spec;
+    spec.num_layers = kWindowLayers;
+    spec.num_experts = kExperts;
+    spec.num_groups = config.groups;
+    std::vector<double> loads;
+    for (std::uint32_t w = 0; w < windows; ++w) {
+      spec.seed = 1 + w;
+      const std::vector<double> window = eplb_cli::synthetic_loads(spec);
+      loads.insert(loads.end(), window.begin(), window.end());
+    }
+    eplb_planner_options options;
+    eplb_planner_options_init(&options);
+    options.algorithm = EPLB_ALGORITHM_BALANCED;
+    options.num_layers = kWindowLayers;
+    options.num_logical_experts = kExperts;
+    options.num_physical_experts = config.replicas;
+    options.num_groups = config.groups;
+    options.num_nodes = config.nodes;
+    options.num_gpus = config.gpus;
+    const auto planner = eplb_cli::make_planner(options, "eplb_planner_create: ");
+    eplb_cli::PlacementPtr placement;
+    for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the library idiom
+      eplb_placement* out = nullptr;
+      eplb_cli::check(
+          eplb_planner_plan_windows(planner.get(), loads.data(), windows, loads.size(), &out),
+          "eplb_planner_plan_windows: ");
+      placement.reset(out);
+    }
+    state.counters["layers/s"] = benchmark::Counter(
+        static_cast<double>(state.iterations()) * kWindowLayers, benchmark::Counter::kIsRate);
+    // Mean over windows and layers of the busiest GPU's load over the mean GPU load.
+    const std::size_t window_len = std::size_t{kWindowLayers} * kExperts;
+    double peak = 0;
+    for (std::uint32_t w = 0; w < windows; ++w) {
+      eplb_metrics metrics{};
+      metrics.struct_size = sizeof(metrics);
+      eplb_cli::check(eplb_metrics_compute(placement.get(), loads.data() + w * window_len,
+                                           window_len, &metrics),
+                      "eplb_metrics_compute: ");
+      peak += 1.0 / metrics.balancedness / windows;
+    }
+    state.counters["peak/mean"] = peak;
+  } catch (const std::exception& error) {
+    state.SkipWithError(error.what());
+  }
+}
+
 void register_one(const std::string& name, const Config& config, std::uint32_t algorithm,
                   const Workload* workload, std::uint32_t layers_per_call,
                   benchmark::TimeUnit unit) {
@@ -215,6 +269,19 @@ void register_all(const std::vector<const Workload*>& workloads, const Workload&
       register_one(
           "plan_1layer/" + per_layer.name + "/" + config.name + "/" + bench_name(algorithm), config,
           algorithm, &per_layer, 1, benchmark::kMicrosecond);
+    }
+  }
+  static constexpr Config kWindowConfigs[] = {{"global_32_R288", 288, 32, 4, 1},
+                                              {"global_128_R1024", 1024, 128, 16, 1}};
+  for (const Config& config : kWindowConfigs) {
+    for (const std::uint32_t windows : {4U, 16U, 64U}) {
+      benchmark::RegisterBenchmark(("plan_windows/synthetic/" + std::string(config.name) + "/W" +
+                                    std::to_string(windows) + "/balanced")
+                                       .c_str(),
+                                   bench_plan_windows, config, windows)
+          ->Repetitions(kRepetitions)
+          ->ReportAggregatesOnly(true)
+          ->Unit(benchmark::kMillisecond);
     }
   }
 }

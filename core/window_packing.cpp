@@ -1,6 +1,7 @@
 #include "window_packing.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "error.hpp"
 
@@ -10,6 +11,8 @@ namespace {
 
 constexpr double kRelativeGain = 1e-12;
 constexpr std::uint32_t kMaxSwapsPerGpu = 64;
+// Up to this many windows a swap's change is summed without trying to give up early.
+constexpr std::size_t kPlainSumWindows = 8;
 
 }  // namespace
 
@@ -51,6 +54,17 @@ void WindowPacker::rank_windows() {
     }
     top_[w] = top;
     ++busiest_count_[static_cast<std::size_t>(top[0])];
+  }
+  // The windows of each GPU's busiest, GPU by GPU (counting sort).
+  busiest_begin_.assign(std::size_t{num_gpus_} + 1, 0);
+  for (std::uint32_t g = 0; g < num_gpus_; ++g) {
+    busiest_begin_[g + 1] = busiest_begin_[g] + busiest_count_[g];
+  }
+  busiest_windows_.resize(windows_);
+  std::vector<std::uint32_t>& next = candidates_;  // free scratch until the step lists them
+  next.assign(busiest_begin_.begin(), busiest_begin_.end() - 1);
+  for (std::size_t w = 0; w < windows_; ++w) {
+    busiest_windows_[next[static_cast<std::size_t>(top_[w][0])]++] = static_cast<std::uint32_t>(w);
   }
 }
 
@@ -104,6 +118,10 @@ double WindowPacker::improve(std::span<const std::int32_t> replica_expert,
       return busiest_count_[x] > busiest_count_[y];
     });
     double best_delta = -total * kRelativeGain;
+    // Slack for the bound's rounding against the sum in window order: the same terms added in
+    // another order, each at most `total` in size.
+    const double margin =
+        4 * total * static_cast<double>(num_windows) * std::numeric_limits<double>::epsilon();
     std::size_t best_a = 0;
     std::size_t best_b = 0;
     std::uint32_t h = 0;
@@ -115,18 +133,52 @@ double WindowPacker::improve(std::span<const std::int32_t> replica_expert,
         const auto a = static_cast<std::size_t>(slot_replica[slot_a]);
         for (std::uint32_t g = 0; g < num_gpus; ++g) {
           if (g == h || holds(g, replica_expert[a])) continue;
+          // Only the windows whose busiest GPU is h or g can lose peak; every other window's
+          // change is >= 0. The sum of theirs bounds a swap's change from below and rejects
+          // most swaps (with slack for the order of the sum), unless it covers more than half
+          // the windows (it would cost about as much as the sum); the change itself is summed
+          // in window order and given up once past the last window that can lose peak.
+          const bool use_bound = 2 * (busiest_count_[h] + busiest_count_[g]) <= num_windows;
+          std::size_t last_negative = 0;
+          for (const std::uint32_t x : {h, g}) {
+            if (busiest_count_[x] > 0) {
+              last_negative =
+                  std::max<std::size_t>(last_negative, busiest_windows_[busiest_begin_[x + 1] - 1]);
+            }
+          }
           for (std::uint32_t j = 0; j < slots_per_gpu; ++j) {
             const std::size_t slot_b = std::size_t{g} * slots_per_gpu + j;
             const auto b = static_cast<std::size_t>(slot_replica[slot_b]);
             if (replica_expert[a] == replica_expert[b] || holds(h, replica_expert[b])) continue;
-            double delta = 0;
-            for (std::size_t w = 0; w < num_windows; ++w) {
+            const auto change = [&](std::size_t w) {
               const double d =
                   replica_loads[a * num_windows + w] - replica_loads[b * num_windows + w];
               const double new_h = gpu_load_[std::size_t{h} * num_windows + w] - d;
               const double new_g = gpu_load_[std::size_t{g} * num_windows + w] + d;
               const double peak = gpu_load_[static_cast<std::size_t>(top_[w][0]) * num_windows + w];
-              delta += std::max({new_h, new_g, other_peak(w, h, g)}) - peak;
+              return std::max({new_h, new_g, other_peak(w, h, g)}) - peak;
+            };
+            if (use_bound) {
+              double bound = 0;
+              for (const std::uint32_t x : {h, g}) {
+                for (std::uint32_t k = busiest_begin_[x]; k < busiest_begin_[x + 1]; ++k) {
+                  bound += change(busiest_windows_[k]);
+                }
+              }
+              if (bound >= best_delta + margin) continue;
+            }
+            double delta = 0;
+            std::size_t w = 0;
+            if (num_windows <= kPlainSumWindows) {
+              for (; w < num_windows; ++w) delta += change(w);
+            } else {
+              for (; w <= last_negative; ++w) delta += change(w);
+              bool worse = delta >= best_delta;
+              for (; w < num_windows && !worse; ++w) {
+                delta += change(w);
+                worse = delta >= best_delta;
+              }
+              if (worse) continue;
             }
             if (delta < best_delta) {
               best_delta = delta;

@@ -34,6 +34,8 @@ class WindowPacker {
   std::vector<std::uint16_t> copies_;             // [gpu][expert]
   std::vector<std::array<std::int32_t, 3>> top_;  // per window: its three busiest GPUs
   std::vector<std::uint32_t> busiest_count_;      // per GPU: windows where it is busiest
+  std::vector<std::uint32_t> busiest_begin_;      // per GPU: its first in busiest_windows_
+  std::vector<std::uint32_t> busiest_windows_;    // the windows, by their busiest GPU
   std::vector<std::uint32_t> candidates_;
 };
 
