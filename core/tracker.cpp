@@ -494,7 +494,7 @@ void Tracker::record_ids(std::uint32_t layer, std::span<const std::int32_t> ids,
     if (options_.window != TrackerWindow::decay) {
       if (sliding) {
         // The oldest batch leaves the totals, this one takes its slot with its rows.
-        if (l.batches > 0) l.ring_head = (l.ring_head + 1) % options_.window_batches;
+        l.ring_head = next_ring_slot(l);
         WindowDelta& d = l.ring[l.ring_head];
         retire(l, d);
         d.rows.assign(ids.begin(), ids.end());  // reserved: cannot throw
@@ -544,9 +544,7 @@ void Tracker::record_ids(std::uint32_t layer, std::span<const std::int32_t> ids,
 bool Tracker::reserve_window_delta(std::uint32_t layer, Layer& l, std::size_t num_tokens) {
   const std::size_t k = options_.top_k;
   const bool rows = WindowDelta::keeps_rows(num_tokens, k, delta_size());
-  const std::uint32_t slot =
-      l.batches > 0 ? (l.ring_head + 1) % options_.window_batches : l.ring_head;
-  WindowDelta& d = l.ring[slot];
+  WindowDelta& d = l.ring[next_ring_slot(l)];
   try {
     if (rows) {
       d.rows.reserve(num_tokens * k);
@@ -599,7 +597,7 @@ void Tracker::commit_scratch(Layer& l, bool first_chunk) {
     case TrackerWindow::sliding: {
       // The first chunk replaces the oldest delta of the ring, which leaves the totals; later
       // chunks of the same batch add to it.
-      if (first_chunk && l.batches > 0) l.ring_head = (l.ring_head + 1) % options_.window_batches;
+      if (first_chunk) l.ring_head = next_ring_slot(l);
       WindowDelta& d = l.ring[l.ring_head];  // its counts hold e + p values (reserved)
       std::uint64_t* load = l.load_count.data();
       std::uint64_t* pair = l.pair_count.data();

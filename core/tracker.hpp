@@ -168,6 +168,11 @@ class Tracker {
   // Decay: ages the layer's statistics by one batch (not before its first).
   void advance_decay(Layer& l) const;
   [[nodiscard]] std::size_t delta_size() const { return num_experts_ + num_pairs_; }
+  // Sliding: the ring slot a layer's next batch takes (the oldest; the first batch takes the
+  // head itself).
+  [[nodiscard]] std::uint32_t next_ring_slot(const Layer& l) const {
+    return l.batches > 0 ? (l.ring_head + 1) % options_.window_batches : l.ring_head;
+  }
   [[nodiscard]] std::uint64_t layer_seed(std::uint32_t layer) const;
 
   TrackerOptions options_;
