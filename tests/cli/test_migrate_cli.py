@@ -171,6 +171,25 @@ def test_dense_rows(eplb, workdir):
     assert len(rows) == 3 and rows[0] == list(range(12)) + list(range(4))
 
 
+def test_dense_rows_without_loads(eplb, workdir):
+    """Maps with no loads (vLLM-Ascend's) judge the dense layers' rows by their trivial
+    placement, as eplb convert does: --dense-layers may not add them twice."""
+    paths = []
+    for name, weights in [("old", README_WEIGHTS), ("new", OTHER_WEIGHTS)]:
+        counts = workdir.counts([[0] * 12] + weights, name=f"{name}_dense.json")
+        plan = workdir / f"{name}_d.eplb"
+        ok(eplb("plan", "--counts", counts, *README_ARGS, "--out", plan))
+        vllm = workdir / f"{name}_d_vllm.json"
+        ok(eplb("convert", plan, vllm, "--to", "vllm-ascend", "--dense-layers", "0"))
+        paths.append(vllm)
+    out = workdir / "t.json"
+    usage_error(eplb("migrate", *paths, "--gpus", "8", "--dense-layers", "1", "--out", out),
+                "the first layer has the trivial placement", "leave it out")
+    assert not out.exists()
+    ok(eplb("migrate", *paths, "--gpus", "8", "--out", out))
+    assert len(rows_of(out)) == 3
+
+
 def plans_without_dense(eplb, workdir):
     paths = []
     for name, weights in [("old", README_WEIGHTS), ("new", OTHER_WEIGHTS)]:

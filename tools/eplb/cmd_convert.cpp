@@ -28,17 +28,6 @@ const char* format_name(PlacementFormat format) {
   return "?";
 }
 
-// "p.eplb: the first 3 layers have no load, like the dense layers' rows of a plan from SGLang's
-// logical_count" (or "... the trivial placement ..." when judged without loads), for `layers`
-// leading layers found by leading_dense_layers().
-std::string dense_rows_text(const std::string& path, std::uint32_t layers, bool by_load) {
-  const std::string first =
-      layers == 1 ? "the first layer has" : "the first " + std::to_string(layers) + " layers have";
-  return path + ": " + first +
-         (by_load ? " no load" : " the trivial placement (slot s holds expert s mod E)") +
-         ", like the dense layers' rows of a plan from SGLang's logical_count";
-}
-
 // vLLM-Ascend's map holds MoE layers only, so the dense layers' rows of a plan made from
 // SGLang's logical_count (61 rows for DeepSeek-V3) would shift every MoE layer: without
 // --dense-layers, refuse an input whose leading layers look like them.
@@ -88,14 +77,7 @@ void run_convert(const ConvertArgs& args) {
   // Writing SGLang's map adds `dense` trivial rows: refuse a placement that has them already (a
   // plan of SGLang's 61-row logical_count, or vLLM-Ascend's map written from one with them kept).
   if (target == PlacementFormat::sglang && dense != 0 && file.format != PlacementFormat::sglang) {
-    if (!file.loads.empty()) {
-      require_no_dense_rows(file.loads, info.num_logical_experts, dense, args.in);
-    } else if (const std::uint32_t rows = leading_dense_layers(file.placement.get(), {}, args.in);
-               rows > 0) {
-      throw InputError(dense_rows_text(args.in, rows, false) +
-                       ": the input already has them, so --dense-layers " + std::to_string(dense) +
-                       " would add " + std::to_string(dense) + " more; leave it out");
-    }
+    require_no_dense_rows_in(file.placement.get(), file.loads, dense, args.in);
   }
   const std::string label = args.label.empty() ? file.label : args.label;
   write_placement_file(args.out, target, file.placement.get(), file.loads, label,

@@ -157,10 +157,10 @@ void run_migrate(const MigrateArgs& args) {
     loads = std::move(old_file.loads);
     loads_from = args.old_file + " (its statistics)";
   }
-  // Writing SGLang's map adds `dense` trivial rows: refuse plans that already have them (as
-  // eplb convert does).
-  if (sglang_out && dense != 0 && !sglang_in && !loads.empty()) {
-    require_no_dense_rows(loads, info.num_logical_experts, dense, args.new_file);
+  // Writing SGLang's map adds `dense` trivial rows: refuse plans that already have them, judged
+  // by the loads or, without loads, by trivial leading layers (as eplb convert does).
+  if (sglang_out && dense != 0 && !sglang_in) {
+    require_no_dense_rows_in(new_file.placement.get(), loads, dense, args.new_file);
   }
 
   eplb_migration_options options;

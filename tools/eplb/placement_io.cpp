@@ -7,6 +7,7 @@
 #include "eplb/atomic_file.hpp"
 #include "eplb/cli_error.hpp"
 #include "eplb/input_file.hpp"
+#include "eplb/load_file.hpp"
 #include "eplb/placement_json.hpp"
 #include "eplb/table.hpp"
 
@@ -264,6 +265,26 @@ PlacementPtr drop_dense_layers(const eplb_placement* placement, std::vector<doub
                                            phy2log.data() + first, phy2log.size() - first, &kept),
         path + ": ");
   return PlacementPtr(kept);
+}
+
+std::string dense_rows_text(const std::string& path, std::uint32_t layers, bool by_load) {
+  const std::string first =
+      layers == 1 ? "the first layer has" : "the first " + std::to_string(layers) + " layers have";
+  return path + ": " + first +
+         (by_load ? " no load" : " the trivial placement (slot s holds expert s mod E)") +
+         ", like the dense layers' rows of a plan from SGLang's logical_count";
+}
+
+void require_no_dense_rows_in(const eplb_placement* placement, const std::vector<double>& loads,
+                              std::uint32_t dense_layers, const std::string& path) {
+  if (!loads.empty()) {
+    require_no_dense_rows(loads, info_of(placement).num_logical_experts, dense_layers, path);
+  } else if (const std::uint32_t rows = leading_dense_layers(placement, {}, path); rows > 0) {
+    throw InputError(dense_rows_text(path, rows, false) +
+                     ": the input already has them, so --dense-layers " +
+                     std::to_string(dense_layers) + " would add " + std::to_string(dense_layers) +
+                     " more; leave it out");
+  }
 }
 
 std::uint32_t leading_dense_layers(const eplb_placement* placement,

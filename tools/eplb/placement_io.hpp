@@ -67,6 +67,18 @@ void write_placement_file(const std::string& path, PlacementFormat format,
                                                  const std::vector<double>& loads,
                                                  const std::string& path);
 
+// "p.eplb: the first 3 layers have no load, like the dense layers' rows of a plan from SGLang's
+// logical_count" (or "... the trivial placement ..." when judged without loads), for `layers`
+// leading layers found by leading_dense_layers().
+[[nodiscard]] std::string dense_rows_text(const std::string& path, std::uint32_t layers,
+                                          bool by_load);
+
+// Writing SGLang's map adds `dense_layers` trivial rows: throws InputError when `placement`
+// (named `path`) has them already: leading layers without load in `loads` or, when `loads` is
+// empty, with the trivial placement (leading_dense_layers).
+void require_no_dense_rows_in(const eplb_placement* placement, const std::vector<double>& loads,
+                              std::uint32_t dense_layers, const std::string& path);
+
 // SGLang's load file through the C API, summed over steps: [layers][experts].
 struct Loads {
   std::uint32_t num_layers = 0;
