@@ -120,6 +120,22 @@ bool flag_given(int argc, char** argv, std::string_view flag) {
   return false;
 }
 
+// A planner of `layers` DeepSeek-V3 layers on `config`'s layout.
+eplb_planner_options planner_options(const Config& config, std::uint32_t algorithm,
+                                     std::uint32_t layers) {
+  eplb_planner_options options;
+  eplb_planner_options_init(&options);
+  options.algorithm = algorithm;
+  options.num_layers = layers;
+  options.num_logical_experts = kExperts;
+  options.num_physical_experts = config.replicas;
+  options.num_groups = config.groups;
+  options.num_nodes = config.nodes;
+  options.num_gpus = config.gpus;
+  if (algorithm == EPLB_ALGORITHM_BALANCED_RELAXED) options.cross_node_budget = kRelaxedBudget;
+  return options;
+}
+
 // Plans `workload` in calls of `layers_per_call` layers: all of them at once, or one layer per
 // call, moving to the next layer at each iteration. The counters give the quality of the plans
 // over the whole workload, so both forms must show the same (layers are planned independently).
@@ -127,17 +143,8 @@ void bench_plan(benchmark::State& state, const Config& config, std::uint32_t alg
                 const Workload* workload_ptr, std::uint32_t layers_per_call, bool controlled) {
   const Workload& workload = *workload_ptr;
   try {
-    eplb_planner_options options;
-    eplb_planner_options_init(&options);
-    options.algorithm = algorithm;
-    options.num_layers = layers_per_call;
-    options.num_logical_experts = kExperts;
-    options.num_physical_experts = config.replicas;
-    options.num_groups = config.groups;
-    options.num_nodes = config.nodes;
-    options.num_gpus = config.gpus;
-    if (algorithm == EPLB_ALGORITHM_BALANCED_RELAXED) options.cross_node_budget = kRelaxedBudget;
-    const auto planner = eplb_cli::make_planner(options, "eplb_planner_create: ");
+    const auto planner = eplb_cli::make_planner(planner_options(config, algorithm, layers_per_call),
+                                                "eplb_planner_create: ");
     const auto control = eplb_cli::make_plan_control();
     if (controlled) {
       eplb_cli::check(eplb_planner_set_control(planner.get(), control.get()),
@@ -203,16 +210,8 @@ void bench_plan_windows(benchmark::State& state, const Config& config, std::uint
       const std::vector<double> window = eplb_cli::synthetic_loads(spec);
       loads.insert(loads.end(), window.begin(), window.end());
     }
-    eplb_planner_options options;
-    eplb_planner_options_init(&options);
-    options.algorithm = EPLB_ALGORITHM_BALANCED;
-    options.num_layers = kWindowLayers;
-    options.num_logical_experts = kExperts;
-    options.num_physical_experts = config.replicas;
-    options.num_groups = config.groups;
-    options.num_nodes = config.nodes;
-    options.num_gpus = config.gpus;
-    const auto planner = eplb_cli::make_planner(options, "eplb_planner_create: ");
+    const auto planner = eplb_cli::make_planner(
+        planner_options(config, EPLB_ALGORITHM_BALANCED, kWindowLayers), "eplb_planner_create: ");
     eplb_cli::PlacementPtr placement;
     for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the library idiom
       eplb_placement* out = nullptr;
