@@ -853,8 +853,14 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
     std::uint32_t unfit_in_layer = 0;
     StampedSet seen_second, seen_fourth;  // compensate: experts whose slot was taken
     std::uint64_t version = 1;            // changes with every change of the plan's slots
-    // Each node's slots by their replica's load (rebuilt when the plan changes).
-    std::vector<std::vector<std::pair<double, std::uint32_t>>> by_load(nodes_);
+    // Each node's experts by their replica's load, with their lowest two slots on the node (the
+    // second stands in when the first is one of the swap's own; rebuilt when the plan changes).
+    struct SlotsByLoad {
+      double load;
+      std::uint32_t slot, second;  // second: num_slots when the expert has one slot there
+    };
+    std::vector<std::vector<SlotsByLoad>> by_load(nodes_);
+    std::vector<std::uint32_t> entry_of(experts_);  // while building: the expert's entry
     std::uint64_t by_load_version = 0;
     // The swap of s1 and s2 lowers the metric by -delta but leaves its heavier node over the
     // bound: looks for a second swap between that node and another which takes enough load
@@ -875,21 +881,28 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
       const double excess = node_total[heavy] - node_cap;
       if (by_load_version != version) {
         for (std::uint32_t n = 0; n < nodes_; ++n) {
-          by_load[n].clear();
+          auto& list = by_load[n];
+          list.clear();
           seen_fourth.reset(experts_);
           for (std::uint32_t s = n * slots_per_node; s < (n + 1) * slots_per_node; ++s) {
             const auto e = static_cast<std::size_t>(phy2log[s]);
-            if (seen_fourth.contains(e)) continue;  // its lowest slot stands for the others
-            seen_fourth.insert(e);
-            by_load[n].emplace_back(share[e], s);
+            if (!seen_fourth.contains(e)) {
+              seen_fourth.insert(e);
+              entry_of[e] = static_cast<std::uint32_t>(list.size());
+              list.push_back({share[e], s, num_slots});
+            } else if (list[entry_of[e]].second == num_slots) {
+              list[entry_of[e]].second = s;
+            }
           }
-          std::sort(by_load[n].begin(), by_load[n].end());
+          std::sort(list.begin(), list.end(), [](const SlotsByLoad& l, const SlotsByLoad& r) {
+            return l.load < r.load || (l.load == r.load && l.slot < r.slot);
+          });
         }
         by_load_version = version;
       }
       fixes.clear();
-      // One slot per expert and node is tried (the lowest, which wins keep_best's ties; by_load
-      // holds those too): the others leave the same experts on each node.
+      // One slot per expert and node is tried (the lowest other than s1 and s2, which wins
+      // keep_best's ties): the others leave the same experts on each node.
       seen_second.reset(experts_);
       for (std::uint32_t s3 = heavy * slots_per_node; s3 < (heavy + 1) * slots_per_node; ++s3) {
         if (s3 == s1 || s3 == s2) continue;
@@ -903,11 +916,13 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
           const double room = node_cap - node_total[z];
           const double pad = 1e-9 * (std::abs(share[d]) + std::abs(room) + std::abs(excess));
           const auto& list = by_load[z];
-          auto it = std::lower_bound(list.begin(), list.end(),
-                                     std::make_pair(share[d] - room - pad, std::uint32_t{0}));
-          for (; it != list.end() && it->first <= share[d] - excess + pad; ++it) {
-            const std::uint32_t s4 = it->second;
-            if (s4 == s1 || s4 == s2) continue;
+          auto it = std::lower_bound(
+              list.begin(), list.end(), share[d] - room - pad,
+              [](const SlotsByLoad& entry, double load) { return entry.load < load; });
+          for (; it != list.end() && it->load <= share[d] - excess + pad; ++it) {
+            std::uint32_t s4 = it->slot;
+            if (s4 == s1 || s4 == s2) s4 = it->second;
+            if (s4 == num_slots || s4 == s1 || s4 == s2) continue;
             const auto f = static_cast<std::size_t>(phy2log[s4]);
             const double shift = share[d] - share[f];
             if (f == d || shift < excess || node_total[z] + shift > node_cap) continue;
@@ -938,7 +953,8 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
       key = -static_cast<double>(estimate);
       return estimate < 0;
     };
-    for (std::uint32_t round = 0; round < settings.max_rounds; ++round) {
+    for (std::uint32_t round = 0;
+         round < settings.max_rounds && unfit_in_layer < kMaxUnfitSwapsPerLayer; ++round) {
       list_swaps(candidates_, by_estimate);
       const std::size_t keep = keep_best(candidates_, kCandidatesPerRound);
       std::uint32_t applied = 0;

@@ -137,9 +137,9 @@ TEST(AffinityPlanner, DeepSeekShapedLayersKeepInvariants) {
   EXPECT_LT(after.mean, before.mean * 0.85) << before.mean << " -> " << after.mean;
 }
 
-// Several replicas of one expert on a node (4 to 6 per expert on average): the search
-// lists one slot per expert and node, lands through any slot of a node (three-way moves) and
-// packs nodes again; every shape keeps the invariants.
+// Several replicas of one expert on a node (4 to 6 per expert on average): the search lists one
+// slot per expert and node, lands through three-way moves within a node and packs nodes again;
+// every shape keeps the invariants.
 TEST(AffinityPlanner, ManyReplicasPerNodeKeepInvariants) {
   struct Shape {
     std::uint32_t experts, slots, nodes, gpus;
