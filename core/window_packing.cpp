@@ -11,7 +11,7 @@ namespace {
 
 constexpr double kRelativeGain = 1e-12;
 constexpr std::uint32_t kMaxSwapsPerGpu = 64;
-// Up to this many windows a swap's change is summed without trying to give up early.
+// Up to this many windows a swap's change is summed as it is, without a bound or an early exit.
 constexpr std::size_t kPlainSumWindows = 8;
 
 }  // namespace
@@ -138,7 +138,8 @@ double WindowPacker::improve(std::span<const std::int32_t> replica_expert,
           // most swaps (with slack for the order of the sum), unless it covers more than half
           // the windows (it would cost about as much as the sum); the change itself is summed
           // in window order and given up once past the last window that can lose peak.
-          const bool use_bound = 2 * (busiest_count_[h] + busiest_count_[g]) <= num_windows;
+          const bool use_bound = num_windows > kPlainSumWindows &&
+                                 2 * (busiest_count_[h] + busiest_count_[g]) <= num_windows;
           std::size_t last_negative = 0;
           for (const std::uint32_t x : {h, g}) {
             if (busiest_count_[x] > 0) {
