@@ -601,12 +601,12 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
     return p;
   };
 
-  // Every swap of two replicas on different nodes that `rank(a, b, x, y, s1, s2, key)` keeps,
-  // with the key it sets (highest first).
-  // Of several replicas of an expert on a node, only the lowest slot is listed: the others
-  // would leave the same experts on each node (landing may still use any slot).
   std::vector<char> first_on_node(num_slots, 0);
   StampedSet seen_on_node;
+  // Every swap of two replicas on different nodes that `rank(a, b, x, y, s1, s2, key)` keeps,
+  // with the key it sets (highest first). Of several replicas of an expert on a node, only the
+  // lowest slot is listed: the others would leave the same experts on each node (a three-way
+  // landing may still move the replica to another GPU of the node).
   const auto list_swaps = [&](std::vector<Candidate>& out, const auto& rank) {
     out.clear();
     for (std::uint32_t s = 0; s < num_slots; ++s) {
@@ -851,8 +851,9 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
     std::vector<double> node_total(nodes_);
     std::vector<Candidate> fixes;
     std::uint32_t unfit_in_layer = 0;
-    StampedSet seen_second, seen_fourth;  // compensate: experts whose slot was taken
-    std::uint64_t version = 1;            // changes with every change of the plan's slots
+    StampedSet tried_on_heavy;  // compensate: experts of the heavy node already tried
+    StampedSet listed_on_node;  // building by_load: experts of the node already listed
+    std::uint64_t version = 1;  // changes with every change of the plan's slots
     // Each node's experts by their replica's load, with their lowest two slots on the node (the
     // second stands in when the first is one of the swap's own; rebuilt when the plan changes).
     struct SlotsByLoad {
@@ -883,11 +884,11 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
         for (std::uint32_t n = 0; n < nodes_; ++n) {
           auto& list = by_load[n];
           list.clear();
-          seen_fourth.reset(experts_);
+          listed_on_node.reset(experts_);
           for (std::uint32_t s = n * slots_per_node; s < (n + 1) * slots_per_node; ++s) {
             const auto e = static_cast<std::size_t>(phy2log[s]);
-            if (!seen_fourth.contains(e)) {
-              seen_fourth.insert(e);
+            if (!listed_on_node.contains(e)) {
+              listed_on_node.insert(e);
               entry_of[e] = static_cast<std::uint32_t>(list.size());
               list.push_back({share[e], s, num_slots});
             } else if (list[entry_of[e]].second == num_slots) {
@@ -903,12 +904,12 @@ std::uint32_t AffinityPlanner::swap_replicas(const Topology& topology,
       fixes.clear();
       // One slot per expert and node is tried (the lowest other than s1 and s2, which wins
       // keep_best's ties): the others leave the same experts on each node.
-      seen_second.reset(experts_);
+      tried_on_heavy.reset(experts_);
       for (std::uint32_t s3 = heavy * slots_per_node; s3 < (heavy + 1) * slots_per_node; ++s3) {
         if (s3 == s1 || s3 == s2) continue;
         const auto d = static_cast<std::size_t>(phy2log[s3]);
-        if (seen_second.contains(d)) continue;
-        seen_second.insert(d);
+        if (tried_on_heavy.contains(d)) continue;
+        tried_on_heavy.insert(d);
         for (std::uint32_t z = 0; z < nodes_; ++z) {
           if (z == heavy) continue;
           // The loads that fit, excess <= share[d] - share[f] <= room on z, widened for rounding
