@@ -86,18 +86,27 @@ struct Group {
 // The evolving content of one layer: phy2log, replica counts and the slots of each expert.
 class LayerState {
  public:
-  LayerState(const Topology& topology, Row row)
+  // With `gpu_counts`, also the replicas of each expert on each GPU, where that table is small.
+  LayerState(const Topology& topology, Row row, bool gpu_counts = false)
       : topology_(topology),
         row_(row.begin(), row.end()),
         counts_(topology.num_logical, 0),
         slots_(topology.num_logical) {
+    const std::uint64_t cells = std::uint64_t{topology.num_logical} * topology.num_gpus;
+    if (gpu_counts && cells <= kMaxGpuCountCells) gpu_counts_.assign(cells, 0);
     for (std::uint32_t slot = 0; slot < row_.size(); ++slot) {
       const auto expert = static_cast<std::size_t>(row_[slot]);
       ++counts_[expert];
       slots_[expert].push_back(slot);
+      if (has_gpu_counts()) ++gpu_counts_[cell(row_[slot], slot)];
     }
   }
   [[nodiscard]] std::int32_t at(std::uint32_t slot) const { return row_[slot]; }
+  [[nodiscard]] bool has_gpu_counts() const { return !gpu_counts_.empty(); }
+  // Replicas of `expert` on `gpu` (needs has_gpu_counts()).
+  [[nodiscard]] std::uint32_t count_on(std::int32_t expert, std::uint32_t gpu) const {
+    return gpu_counts_[static_cast<std::size_t>(expert) * topology_.num_gpus + gpu];
+  }
   [[nodiscard]] std::int32_t count(std::int32_t expert) const {
     return counts_[static_cast<std::size_t>(expert)];
   }
@@ -117,6 +126,10 @@ class LayerState {
     ++counts_[static_cast<std::size_t>(change.expert)];
     slots_[static_cast<std::size_t>(change.expert)].push_back(change.slot);
     row_[change.slot] = change.expert;
+    if (has_gpu_counts()) {
+      --gpu_counts_[cell(old_expert, change.slot)];
+      ++gpu_counts_[cell(change.expert, change.slot)];
+    }
   }
   void gpu_loads(std::span<const double> loads, std::vector<double>& out) const {
     out.assign(topology_.num_gpus, 0.0);
@@ -127,10 +140,16 @@ class LayerState {
   }
 
  private:
+  static constexpr std::uint64_t kMaxGpuCountCells = std::uint64_t{1} << 22;  // 16 MiB
+  [[nodiscard]] std::size_t cell(std::int32_t expert, std::uint32_t slot) const {
+    return static_cast<std::size_t>(expert) * topology_.num_gpus + topology_.gpu_of_slot(slot);
+  }
+
   const Topology& topology_;
   std::vector<std::int32_t> row_;
   std::vector<std::int32_t> counts_;
   std::vector<std::vector<std::uint32_t>> slots_;
+  std::vector<std::uint32_t> gpu_counts_;  // [expert][gpu] when has_gpu_counts()
 };
 
 double max_of(const std::vector<double>& values) {
@@ -148,8 +167,14 @@ class ChangeScorer {
   ChangeScorer(const Topology& topology, std::span<const double> loads)
       : topology_(topology),
         loads_(loads),
+        gpu_of_(topology.num_physical),
         stamp_(topology.num_gpus, 0),
-        delta_(topology.num_gpus) {}
+        delta_(topology.num_gpus) {
+    for (std::uint32_t slot = 0; slot < topology.num_physical; ++slot) {
+      gpu_of_[slot] = topology.gpu_of_slot(slot);  // a table: no division on the hot path
+    }
+  }
+  [[nodiscard]] std::uint32_t gpu_of(std::uint32_t slot) const { return gpu_of_[slot]; }
 
   void refresh(const LayerState& state) {
     state.gpu_loads(loads_, gpu_loads_);
@@ -171,9 +196,67 @@ class ChangeScorer {
     const std::int32_t a = state.at(first.slot), b = first.expert;
     const double weight_a = loads_[static_cast<std::size_t>(a)] / state.count(a);
     const double weight_b = loads_[static_cast<std::size_t>(b)] / state.count(b);
-    add(topology_.gpu_of_slot(first.slot), weight_b - weight_a);
-    add(topology_.gpu_of_slot(second.slot), weight_a - weight_b);
+    add(gpu_of_[first.slot], weight_b - weight_a);
+    add(gpu_of_[second.slot], weight_a - weight_b);
     return finish();
+  }
+
+  // Sums, for every expert, the loads of the GPUs of its slots (for score_bounds).
+  void sum_expert_gpu_loads(const LayerState& state) {
+    expert_gpu_loads_.assign(topology_.num_logical, 0.0);
+    for (std::uint32_t slot = 0; slot < state.row().size(); ++slot) {
+      expert_gpu_loads_[static_cast<std::size_t>(state.at(slot))] += gpu_loads_[gpu_of_[slot]];
+    }
+  }
+
+  // Bounds, up to rounding, on score(state, change) in O(1) (needs state.has_gpu_counts() and
+  // sum_expert_gpu_loads): (a lower bound on the max GPU load, a lower bound on the change in
+  // the sum of squares). The max is at least the load after the change of the changed slot's
+  // GPU and of the busiest GPUs. The change in the sum of squares is sum(2 L d + d^2) over the
+  // GPUs, with L a GPU's load and d its change: the linear part follows from the experts' summed
+  // GPU loads, and only the changed slot's GPU keeps its d^2 (the other GPUs' d are differences
+  // of shares, small, and d^2 >= 0).
+  [[nodiscard]] std::pair<double, double> score_bounds(const LayerState& state,
+                                                       const Change& change) const {
+    const std::int32_t a = state.at(change.slot);
+    const std::int32_t b = change.expert;
+    const double load_a = loads_[static_cast<std::size_t>(a)];
+    const double load_b = loads_[static_cast<std::size_t>(b)];
+    const double count_a = state.count(a), count_b = state.count(b);
+    const double raise_a = load_a / (count_a - 1) - load_a / count_a;  // on a's other slots
+    const double lower_b = load_b / (count_b + 1) - load_b / count_b;  // on b's slots
+    const double slot_change = load_b / (count_b + 1) - load_a / count_a;
+    const std::uint32_t gpu = gpu_of_[change.slot];
+    const auto change_of = [&](std::uint32_t g) {
+      const double others_of_a = state.count_on(a, g) - (g == gpu ? 1.0 : 0.0);
+      return others_of_a * raise_a + state.count_on(b, g) * lower_b +
+             (g == gpu ? slot_change : 0.0);
+    };
+    const double at_gpu = gpu_loads_[gpu];
+    const double change_at_gpu = change_of(gpu);
+    double max_load = at_gpu + change_at_gpu;
+    for (std::size_t k = 0; k < std::min<std::size_t>(kBoundGpus, order_.size()); ++k) {
+      max_load = std::max(max_load, gpu_loads_[order_[k]] + change_of(order_[k]));
+    }
+    const double linear = raise_a * (expert_gpu_loads_[static_cast<std::size_t>(a)] - at_gpu) -
+                          load_a / count_a * at_gpu +
+                          lower_b * expert_gpu_loads_[static_cast<std::size_t>(b)] +
+                          load_b / (count_b + 1) * at_gpu;
+    return {max_load, 2 * linear + change_at_gpu * change_at_gpu};
+  }
+
+  // An upper bound on the gain (current max - max, -change in the sum of squares) of a single
+  // change, from score_bounds with room for rounding.
+  [[nodiscard]] std::pair<double, double> gain_upper_bound(const LayerState& state,
+                                                           const Change& change) const {
+    const auto [max_load, squares] = score_bounds(state, change);
+    const double current = current_max();
+    const double first = current - max_load + 1e-9 * current;
+    const double second =
+        -squares + 1e-9 * current * current * static_cast<double>(gpu_loads_.size());
+    // Loads so large that the squares overflow bound nothing.
+    const double inf = std::numeric_limits<double>::infinity();
+    return {std::isfinite(first) ? first : inf, std::isfinite(second) ? second : inf};
   }
 
   // (max GPU load, change in the sum of squares) after the change.
@@ -185,14 +268,13 @@ class ChangeScorer {
     const double load_a = loads_[static_cast<std::size_t>(a)];
     const double load_b = loads_[static_cast<std::size_t>(b)];
     const double count_a = state.count(a), count_b = state.count(b);
+    const double raise_a = load_a / (count_a - 1) - load_a / count_a;
     for (std::uint32_t slot : state.slots_of(a)) {
-      add(topology_.gpu_of_slot(slot),
-          slot == change.slot ? -load_a / count_a : load_a / (count_a - 1) - load_a / count_a);
+      add(gpu_of_[slot], slot == change.slot ? -load_a / count_a : raise_a);
     }
-    for (std::uint32_t slot : state.slots_of(b)) {
-      add(topology_.gpu_of_slot(slot), load_b / (count_b + 1) - load_b / count_b);
-    }
-    add(topology_.gpu_of_slot(change.slot), load_b / (count_b + 1));
+    const double lower_b = load_b / (count_b + 1) - load_b / count_b;
+    for (std::uint32_t slot : state.slots_of(b)) add(gpu_of_[slot], lower_b);
+    add(gpu_of_[change.slot], load_b / (count_b + 1));
     return finish();
   }
 
@@ -222,9 +304,13 @@ class ChangeScorer {
     delta_[gpu] += delta;
   }
 
+  static constexpr std::size_t kBoundGpus = 3;  // busiest GPUs in score_bounds' max
+
   const Topology& topology_;
   std::span<const double> loads_;
+  std::vector<std::uint32_t> gpu_of_;
   std::vector<double> gpu_loads_;
+  std::vector<double> expert_gpu_loads_;
   std::vector<std::uint32_t> order_;
   std::vector<std::uint64_t> stamp_;
   std::vector<double> delta_;
@@ -232,12 +318,25 @@ class ChangeScorer {
   std::uint64_t epoch_ = 0;
 };
 
+// Whether to bound changes (ChangeScorer::score_bounds) before scoring them: it pays where
+// experts have two or more replicas on average, since a score walks all of them; with about one
+// replica per expert a score costs no more than its bound.
+bool worth_bounding(const Topology& topology) {
+  return topology.num_physical >= 2 * std::uint64_t{topology.num_logical};
+}
+
+// Whether a change whose gain is at most `bound` (as ChangeScorer::gain_upper_bound, part by
+// part) may beat `best` (compared as pairs).
+bool may_beat(std::pair<double, double> bound, std::pair<double, double> best) {
+  return bound.first > best.first || (bound.first >= best.first && bound.second > best.second);
+}
+
 // Orders a layer's changes into groups, each leaving every expert with a replica. Appends the
 // ordered changes to `ordered` and the groups to `groups`.
 void order_layer(const Topology& topology, std::uint32_t layer, Row old_row,
                  std::span<const std::int32_t> target_row, std::span<const double> layer_loads,
                  std::vector<Change>& ordered, std::vector<Group>& groups) {
-  LayerState state(topology, old_row);
+  LayerState state(topology, old_row, !layer_loads.empty() && worth_bounding(topology));
   std::vector<Change> remaining;
   for (std::uint32_t slot = 0; slot < old_row.size(); ++slot) {
     if (old_row[slot] != target_row[slot]) remaining.push_back({slot, target_row[slot]});
@@ -279,8 +378,13 @@ void order_layer(const Topology& topology, std::uint32_t layer, Row old_row,
       for (std::size_t i = 0; i < remaining.size(); ++i) {
         swap_index.emplace(std::pair{state.at(remaining[i].slot), remaining[i].expert}, i);
       }
+      // Where worth_bounding, a single change is scored only if its score bounds show it may
+      // beat the best so far (which it must strictly, so the choice is the full scan's).
+      if (state.has_gpu_counts()) scorer.sum_expert_gpu_loads(state);
       for (std::size_t i = 0; i < remaining.size(); ++i) {
-        if (state.can_apply_alone(remaining[i])) {
+        if (state.can_apply_alone(remaining[i]) &&
+            (best == remaining.size() || !state.has_gpu_counts() ||
+             may_beat(scorer.gain_upper_bound(state, remaining[i]), best_gain))) {
           consider(scorer.score(state, remaining[i]), 1.0, i, remaining.size());
         }
         const auto match =
@@ -361,7 +465,7 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
                      std::span<const double> layer_loads, std::size_t max_changes,
                      bool same_node_only, std::vector<Change>& ordered,
                      std::vector<Group>& groups) {
-  LayerState state(topology, old_row);
+  LayerState state(topology, old_row, worth_bounding(topology));
   ChangeScorer scorer(topology, layer_loads);
   const std::uint32_t per_gpu = topology.slots_per_gpu();
   const auto num_slots = static_cast<std::uint32_t>(old_row.size());
@@ -369,6 +473,7 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
   double total = 0;
   for (double load : layer_loads) total += load;
   const auto gpu_holds = [&](std::uint32_t gpu, std::int32_t expert) {
+    if (state.has_gpu_counts()) return state.count_on(expert, gpu) > 0;
     for (std::uint32_t j = 0; j < per_gpu; ++j) {
       if (state.at(gpu * per_gpu + j) == expert) return true;
     }
@@ -380,6 +485,7 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
     scorer.refresh(state);
     const double current = scorer.current_max();
     if (current <= 0) break;
+    if (state.has_gpu_counts()) scorer.sum_expert_gpu_loads(state);
     const std::uint32_t busiest = scorer.busiest();
     std::pair<double, double> best_gain{0, 0};
     Change first{}, second{};
@@ -393,21 +499,58 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
         second = b;
       }
     };
-    for (std::uint32_t i = 0; i < per_gpu; ++i) {
-      const std::uint32_t s1 = busiest * per_gpu + i;
-      const std::int32_t x = state.at(s1);
-      for (std::uint32_t s = 0; s < num_slots; ++s) {
-        const std::uint32_t gpu = topology.gpu_of_slot(s);
-        if (gpu == busiest || used[s]) continue;
-        if (same_node_only && topology.node_of_gpu(gpu) != topology.node_of_gpu(busiest)) continue;
-        const std::int32_t y = state.at(s);
-        if (y == x || gpu_holds(gpu, x)) continue;
-        if (state.count(y) >= 2) consider(scorer.score(state, {s, x}), 1, {s, x}, {});
-        if (changes + 2 <= max_changes && !used[s1] && !gpu_holds(busiest, y)) {
-          consider(scorer.score_swap(state, {s1, y}, {s, x}), 2, {s1, y}, {s, x});
+    // Moves of expert x (on slot s1 of the busiest GPU) onto slot s: `visit(s1, s)` for each.
+    const auto for_each_move = [&](const auto& visit) {
+      for (std::uint32_t i = 0; i < per_gpu; ++i) {
+        const std::uint32_t s1 = busiest * per_gpu + i;
+        const std::int32_t x = state.at(s1);
+        for (std::uint32_t s = 0; s < num_slots; ++s) {
+          const std::uint32_t gpu = scorer.gpu_of(s);
+          if (gpu == busiest || used[s]) continue;
+          if (same_node_only && topology.node_of_gpu(gpu) != topology.node_of_gpu(busiest)) {
+            continue;
+          }
+          const std::int32_t y = state.at(s);
+          if (y == x || gpu_holds(gpu, x)) continue;
+          visit(s1, s);
         }
       }
+    };
+    // Single moves are bounded first (state.has_gpu_counts()), and the one with the highest
+    // bound is scored: the scan below skips every single move whose bound is below its gain,
+    // so it still takes the first of the best moves in its order.
+    std::pair<double, double> seed_gain{-std::numeric_limits<double>::infinity(), 0};
+    if (state.has_gpu_counts()) {
+      std::pair<double, double> top_bound{-std::numeric_limits<double>::infinity(), 0};
+      Change top{};
+      for_each_move([&](std::uint32_t s1, std::uint32_t s) {
+        if (state.count(state.at(s)) < 2) return;
+        const Change change{s, state.at(s1)};
+        const auto bound = scorer.gain_upper_bound(state, change);
+        if (bound > top_bound) {
+          top_bound = bound;
+          top = change;
+        }
+      });
+      if (top_bound.first > current * 1e-12) {
+        const auto score = scorer.score(state, top);
+        seed_gain = {current - score.first, -score.second};
+      }
     }
+    for_each_move([&](std::uint32_t s1, std::uint32_t s) {
+      const std::int32_t x = state.at(s1), y = state.at(s);
+      // Scored unless its gain bound shows it cannot lower the busiest GPU or beat the best.
+      if (state.count(y) >= 2 && (!state.has_gpu_counts() || [&] {
+            const auto bound = scorer.gain_upper_bound(state, {s, x});
+            return bound.first > current * 1e-12 && !(bound < seed_gain) &&
+                   (best_size == 0 || may_beat(bound, best_gain));
+          }())) {
+        consider(scorer.score(state, {s, x}), 1, {s, x}, {});
+      }
+      if (changes + 2 <= max_changes && !used[s1] && !gpu_holds(busiest, y)) {
+        consider(scorer.score_swap(state, {s1, y}, {s, x}), 2, {s1, y}, {s, x});
+      }
+    });
     if (best_size == 0) break;
     std::vector<double> gpu_loads;
     state.gpu_loads(layer_loads, gpu_loads);
@@ -825,11 +968,15 @@ MigrationPlan MigrationPlan::make(const Placement& old_placement, const Placemen
   if (with_loads && !selection.complete) {
     std::vector<std::vector<Change>> alt_ordered(layers);
     std::vector<std::vector<Group>> alt_groups(layers);
+    // No layer can use more changes than the whole budget holds.
+    const std::uint64_t budget_experts = options.max_total_bytes / bytes;
     for (std::uint32_t layer = 0; layer < layers; ++layer) {
+      const auto max_changes =
+          static_cast<std::size_t>(std::min<std::uint64_t>(ordered[layer].size(), budget_experts));
       rebalance_layer(topology, layer, old_placement.phy2log_layer(layer),
-                      loads.subspan(std::size_t{layer} * num_logical, num_logical),
-                      ordered[layer].size(), new_placement.provenance().hierarchical,
-                      alt_ordered[layer], alt_groups[layer]);
+                      loads.subspan(std::size_t{layer} * num_logical, num_logical), max_changes,
+                      new_placement.provenance().hierarchical, alt_ordered[layer],
+                      alt_groups[layer]);
     }
     auto alternative = select_groups(alt_groups, true, options.max_total_bytes, bytes);
     if (alternative.gain > selection.gain) {

@@ -404,8 +404,11 @@ TEST(Schedule, RelabelingNeverMovesMoreThanTheSameGpuRule) {
 
 TEST(Schedule, TotalBudgetStopsEarlyWithAServablePlacement) {
   std::mt19937_64 rng(9);
-  for (int trial = 0; trial < 20; ++trial) {
-    const Topology t = make_topology(5, 16, 24, 8, 2);
+  for (int trial = 0; trial < 30; ++trial) {
+    // A few replicas per expert, and many (where the planner bounds most moves instead of
+    // scoring them).
+    const Topology t =
+        trial % 3 == 2 ? make_topology(3, 6, 48, 8, 2) : make_topology(5, 16, 24, 8, 2);
     const Placement old = random_placement(rng, t);
     const Placement next = random_placement(rng, t);
     const auto loads = random_loads(rng, t);
@@ -489,8 +492,9 @@ TEST(Schedule, LoadAwareOrderPutsTheGainFirst) {
   // With a total budget of one expert, compare with every single legal move toward the new plan
   // by brute force.
   std::mt19937_64 rng(13);
-  for (int trial = 0; trial < 20; ++trial) {
-    const Topology t = make_topology(1, 8, 16, 4, 1);
+  for (int trial = 0; trial < 40; ++trial) {
+    // As above, a few replicas per expert and many.
+    const Topology t = trial % 2 ? make_topology(1, 5, 40, 8, 1) : make_topology(1, 8, 16, 4, 1);
     const Placement old = random_placement(rng, t);
     const Placement next = random_placement(rng, t);
     const auto loads = random_loads(rng, t);
