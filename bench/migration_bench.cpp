@@ -7,12 +7,17 @@
 // and a bounded-budget mode: the planner with max_total_bytes = 25 % of its full migration,
 // moving the changes with most balancedness gain per byte first, against the full re-plan's gain.
 //
-// Usage: eplb_bench_migration [--pairs] [--quick]   (--pairs also prints one row per workload
-// pair; --quick uses the first four recordings only)
+// With --stress it times the planner instead on synthetic layouts the recordings do not reach:
+// few experts with many replicas each (up to 64), where every change touches many GPUs, next to
+// DeepSeek-V3's own layout for reference.
+//
+// Usage: eplb_bench_migration [--pairs] [--quick] [--stress]   (--pairs also prints one row per
+// workload pair; --quick uses the first four recordings only)
 // The recordings are read from $EPLB_SHARED/data/real/sglang-deepseek-v3-ep-stats (default
 // <source>/../shared); without them the benchmark says so and exits 0.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -105,14 +110,98 @@ double median(std::vector<double> values) {
 
 std::string gb(double bytes) { return fixed(bytes / 1e9, 1); }
 
+struct StressShape {
+  const char* name;
+  std::uint32_t algorithm, experts, slots, gpus, nodes, groups;
+};
+
+// Zipf(1.2) loads over a rotated expert order: `shift` makes another workload's hot experts.
+std::vector<double> zipf_loads(std::uint32_t layers, std::uint32_t experts, std::uint32_t shift) {
+  std::vector<double> loads(std::size_t{layers} * experts);
+  for (std::uint32_t layer = 0; layer < layers; ++layer) {
+    for (std::uint32_t e = 0; e < experts; ++e) {
+      const std::uint32_t rank = (e * 7 + layer * 3 + shift) % experts;  // 7: coprime to the sizes
+      loads[std::size_t{layer} * experts + e] = 1e6 / std::pow(rank + 1.0, 1.2);
+    }
+  }
+  return loads;
+}
+
+// The --stress table: the plan made for one workload migrates to the plan for another (its
+// experts' popularity shifted by a third), with and without a budget of 25 % of the bytes.
+int stress() {
+  constexpr std::uint32_t kStressLayers = 4;
+  const StressShape shapes[] = {
+      {"DeepSeek-V3 256 on 288, 4x8", EPLB_ALGORITHM_BALANCED, 256, 288, 32, 4, 8},
+      {"256 on 1024, 1x32", EPLB_ALGORITHM_BALANCED, 256, 1024, 32, 1, 1},
+      {"256 on 4096, 1x32", EPLB_ALGORITHM_BALANCED, 256, 4096, 32, 1, 1},
+      {"32 on 1536, 1x128", EPLB_ALGORITHM_BALANCED, 32, 1536, 128, 1, 1},
+      {"32 on 2048, 8x16", EPLB_ALGORITHM_BALANCED, 32, 2048, 128, 8, 1},
+      {"8 on 512, 16x8", EPLB_ALGORITHM_BALANCED, 8, 512, 128, 16, 1}};
+  eplb_cli::Table table({"layout (experts on slots, nodes x GPUs)", "replicas/expert",
+                         "ms/layer full", "ms/layer budget", "moved", "full gain",
+                         "budget gain/full gain"});
+  for (const StressShape& shape : shapes) {
+    eplb_planner_options options;
+    eplb_planner_options_init(&options);
+    options.algorithm = shape.algorithm;
+    options.num_layers = kStressLayers;
+    options.num_logical_experts = shape.experts;
+    options.num_physical_experts = shape.slots;
+    options.num_groups = shape.groups;
+    options.num_nodes = shape.nodes;
+    options.num_gpus = shape.gpus;
+    auto planner = eplb_cli::make_planner(options, "eplb_planner_create: ");
+    const auto old_loads = zipf_loads(kStressLayers, shape.experts, 0);
+    const auto new_loads = zipf_loads(kStressLayers, shape.experts, shape.experts / 3);
+    const auto from = eplb_cli::plan(planner.get(), old_loads);
+    const auto to = eplb_cli::plan(planner.get(), new_loads);
+    eplb_migration_options migration;
+    eplb_migration_options_init(&migration);
+    const auto timed = [&](eplb_migration_options& o, double& ms) {
+      eplb_migration* raw = nullptr;
+      const auto start = std::chrono::steady_clock::now();
+      eplb_cli::check(
+          eplb_migration_plan(from.get(), to.get(), new_loads.data(), new_loads.size(), &o, &raw),
+          "eplb_migration_plan: ");
+      ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+               .count();
+      MigrationPtr owned(raw);
+      return summary_of(owned.get());
+    };
+    double full_ms = 0, budget_ms = 0;
+    const auto full = timed(migration, full_ms);
+    migration.max_total_bytes = std::max<std::uint64_t>(1, full.moved_bytes / 4);
+    const auto bounded = timed(migration, budget_ms);
+    table.add_row({shape.name, fixed(static_cast<double>(shape.slots) / shape.experts, 1),
+                   fixed(full_ms / kStressLayers, 1), fixed(budget_ms / kStressLayers, 1),
+                   std::to_string(full.moved_experts), fixed(full.gain, 4),
+                   full.gain > 1e-4 ? fixed(bounded.gain / full.gain, 3) : "-"});
+    std::cerr << "." << std::flush;
+  }
+  std::cerr << "\n";
+  std::cout << "eplb_bench_migration --stress, libeplb " << eplb_version_string()
+            << ": migration planning time, " << kStressLayers
+            << " layers of synthetic Zipf(1.2) loads, the plan for one load to the plan for the "
+               "load shifted by a third (with its loads); budget = 25 % of the full bytes\n\n";
+  table.print(std::cout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     bool print_pairs = false, quick = false;
     for (int i = 1; i < argc; ++i) {
-      print_pairs = print_pairs || std::string(argv[i]) == "--pairs";
-      quick = quick || std::string(argv[i]) == "--quick";
+      const std::string arg = argv[i];
+      if (arg == "--stress") return stress();
+      if (arg != "--pairs" && arg != "--quick") {
+        std::cerr << "usage: eplb_bench_migration [--pairs] [--quick] [--stress]\n";
+        return 2;
+      }
+      print_pairs = print_pairs || arg == "--pairs";
+      quick = quick || arg == "--quick";
     }
     auto sets = workloads();
     if (quick && sets.size() > 4) sets.resize(4);
