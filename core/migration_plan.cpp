@@ -214,8 +214,7 @@ class ChangeScorer {
   // the sum of squares). The max is at least the load after the change of the changed slot's
   // GPU and of the busiest GPUs. The change in the sum of squares is sum(2 L d + d^2) over the
   // GPUs, with L a GPU's load and d its change: the linear part follows from the experts' summed
-  // GPU loads, and only the changed slot's GPU keeps its d^2 (the other GPUs' d are differences
-  // of shares, small, and d^2 >= 0).
+  // GPU loads, and of the d^2 (all >= 0) only the changed slot's GPU's is kept.
   [[nodiscard]] std::pair<double, double> score_bounds(const LayerState& state,
                                                        const Change& change) const {
     const std::int32_t a = state.at(change.slot);
@@ -251,9 +250,17 @@ class ChangeScorer {
                                                            const Change& change) const {
     const auto [max_load, squares] = score_bounds(state, change);
     const double current = current_max();
-    const double first = current - max_load + 1e-9 * current;
-    const double second =
-        -squares + 1e-9 * current * current * static_cast<double>(gpu_loads_.size());
+    double first = current - max_load + 1e-9 * current;
+    // A change that leaves the busiest GPU alone keeps it in the max: its gain there is <= 0
+    // exactly, which lets the second part decide against a best that keeps the max too.
+    const std::uint32_t top = order_.front();
+    if (gpu_of_[change.slot] != top && state.count_on(state.at(change.slot), top) == 0 &&
+        state.count_on(change.expert, top) == 0) {
+      first = std::min(first, 0.0);
+    }
+    // The rounding room never below the smallest normal square (subnormal loads squared).
+    const double square_scale = std::max(current * current, std::numeric_limits<double>::min());
+    const double second = -squares + 1e-9 * square_scale * static_cast<double>(gpu_loads_.size());
     // Loads so large that the squares overflow bound nothing.
     const double inf = std::numeric_limits<double>::infinity();
     return {std::isfinite(first) ? first : inf, std::isfinite(second) ? second : inf};
@@ -332,11 +339,13 @@ bool may_beat(std::pair<double, double> bound, std::pair<double, double> best) {
 }
 
 // Orders a layer's changes into groups, each leaving every expert with a replica. Appends the
-// ordered changes to `ordered` and the groups to `groups`.
+// ordered changes to `ordered` and the groups to `groups`. `bound_changes`: bound single changes
+// before scoring them where worth_bounding (the same choices, faster).
 void order_layer(const Topology& topology, std::uint32_t layer, Row old_row,
                  std::span<const std::int32_t> target_row, std::span<const double> layer_loads,
-                 std::vector<Change>& ordered, std::vector<Group>& groups) {
-  LayerState state(topology, old_row, !layer_loads.empty() && worth_bounding(topology));
+                 bool bound_changes, std::vector<Change>& ordered, std::vector<Group>& groups) {
+  LayerState state(topology, old_row,
+                   bound_changes && !layer_loads.empty() && worth_bounding(topology));
   std::vector<Change> remaining;
   for (std::uint32_t slot = 0; slot < old_row.size(); ++slot) {
     if (old_row[slot] != target_row[slot]) remaining.push_back({slot, target_row[slot]});
@@ -378,7 +387,7 @@ void order_layer(const Topology& topology, std::uint32_t layer, Row old_row,
       for (std::size_t i = 0; i < remaining.size(); ++i) {
         swap_index.emplace(std::pair{state.at(remaining[i].slot), remaining[i].expert}, i);
       }
-      // Where worth_bounding, a single change is scored only if its score bounds show it may
+      // With the replica table, a single change is scored only if its score bounds show it may
       // beat the best so far (which it must strictly, so the choice is the full scan's).
       if (state.has_gpu_counts()) scorer.sum_expert_gpu_loads(state);
       for (std::size_t i = 0; i < remaining.size(); ++i) {
@@ -460,12 +469,12 @@ void order_layer(const Topology& topology, std::uint32_t layer, Row old_row,
 // slot of another GPU whose expert keeps another replica, or a trade of one of its experts with
 // an expert of another GPU (of the same node when `same_node_only`, for hierarchical plans). No
 // slot is written twice. Stops when no move lowers the busiest GPU or after `max_changes` slot
-// changes.
+// changes. `bound_changes` as for order_layer.
 void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
                      std::span<const double> layer_loads, std::size_t max_changes,
-                     bool same_node_only, std::vector<Change>& ordered,
+                     bool same_node_only, bool bound_changes, std::vector<Change>& ordered,
                      std::vector<Group>& groups) {
-  LayerState state(topology, old_row, worth_bounding(topology));
+  LayerState state(topology, old_row, bound_changes && worth_bounding(topology));
   ChangeScorer scorer(topology, layer_loads);
   const std::uint32_t per_gpu = topology.slots_per_gpu();
   const auto num_slots = static_cast<std::uint32_t>(old_row.size());
@@ -956,7 +965,7 @@ MigrationPlan MigrationPlan::make(const Placement& old_placement, const Placemen
                                  ? loads.subspan(std::size_t{layer} * num_logical, num_logical)
                                  : std::span<const double>();
     order_layer(topology, layer, old_placement.phy2log_layer(layer), relabeled.phy2log_layer(layer),
-                layer_loads, ordered[layer], groups[layer]);
+                layer_loads, options.bound_changes, ordered[layer], groups[layer]);
     full_changes += ordered[layer].size();
   }
 
@@ -975,8 +984,8 @@ MigrationPlan MigrationPlan::make(const Placement& old_placement, const Placemen
           static_cast<std::size_t>(std::min<std::uint64_t>(ordered[layer].size(), budget_experts));
       rebalance_layer(topology, layer, old_placement.phy2log_layer(layer),
                       loads.subspan(std::size_t{layer} * num_logical, num_logical), max_changes,
-                      new_placement.provenance().hierarchical, alt_ordered[layer],
-                      alt_groups[layer]);
+                      new_placement.provenance().hierarchical, options.bound_changes,
+                      alt_ordered[layer], alt_groups[layer]);
     }
     auto alternative = select_groups(alt_groups, true, options.max_total_bytes, bytes);
     if (alternative.gain > selection.gain) {

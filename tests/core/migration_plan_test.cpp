@@ -518,6 +518,61 @@ TEST(Schedule, LoadAwareOrderPutsTheGainFirst) {
   }
 }
 
+TEST(Schedule, BoundedScanChoosesExactlyAsTheFullScan) {
+  // Where experts have several replicas, single changes are bounded before they are scored (in
+  // the order and in the budget's rebalance). The choices must be the full scan's bit for bit:
+  // same transfers, steps and predicted gain, on loads with ties, zeros and tiny magnitudes.
+  struct Shape {
+    std::uint32_t experts, slots, gpus, nodes;
+  };
+  const Shape shapes[] = {
+      {3, 48, 8, 2}, {5, 40, 8, 1}, {4, 64, 16, 4}, {8, 96, 12, 3}, {2, 24, 6, 1}};
+  std::mt19937_64 rng(21);
+  int compared = 0;
+  for (const Shape& shape : shapes) {
+    const Topology t = make_topology(2, shape.experts, shape.slots, shape.gpus, shape.nodes);
+    for (int kind = 0; kind < 5; ++kind) {
+      for (int trial = 0; trial < 3; ++trial) {
+        const Placement old = random_placement(rng, t);
+        const Placement next = random_placement(rng, t);
+        std::vector<double> loads = random_loads(rng, t);
+        std::uniform_int_distribution<int> small(0, 3);
+        for (double& x : loads) {
+          if (kind == 1) x = small(rng);           // many ties
+          if (kind == 2) x = 7;                    // all equal
+          if (kind == 3) x *= 1e-160;              // squares below the normal range
+          if (kind == 4 && small(rng) < 2) x = 0;  // zeros mixed in
+        }
+        for (const bool budget : {false, true}) {
+          MigrationOptions options;
+          options.max_bytes_per_step = 3;
+          if (budget) {
+            options.max_total_bytes =
+                MigrationPlan::make(old, next, loads, options).summary().moved_bytes / 3 + 1;
+          }
+          const auto bounded = MigrationPlan::make(old, next, loads, options);
+          options.bound_changes = false;
+          const auto full = MigrationPlan::make(old, next, loads, options);
+          SCOPED_TRACE(testing::Message() << shape.experts << " on " << shape.slots << " kind "
+                                          << kind << " trial " << trial << " budget " << budget);
+          ASSERT_EQ(bounded.transfers().size(), full.transfers().size());
+          for (std::size_t i = 0; i < full.transfers().size(); ++i) {
+            const Transfer& a = bounded.transfers()[i];
+            const Transfer& b = full.transfers()[i];
+            EXPECT_TRUE(a.step == b.step && a.layer == b.layer && a.expert == b.expert &&
+                        a.src_slot == b.src_slot && a.dst_slot == b.dst_slot && a.kind == b.kind)
+                << "transfer " << i;
+          }
+          EXPECT_EQ(bounded.summary().num_steps, full.summary().num_steps);
+          EXPECT_EQ(bounded.summary().gain, full.summary().gain);
+          ++compared;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(compared, 150);
+}
+
 TEST(WorthIt, GateFollowsGainAndBytes) {
   std::mt19937_64 rng(17);
   const Topology t = make_topology(4, 16, 24, 8, 2);
