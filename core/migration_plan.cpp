@@ -4,9 +4,9 @@
 #include <cmath>
 #include <functional>
 #include <limits>
-#include <map>
 #include <queue>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 
 #include "assignment.hpp"
@@ -132,10 +132,18 @@ class LayerState {
     }
   }
   void gpu_loads(std::span<const double> loads, std::vector<double>& out) const {
+    // Each replica's share once per expert, then one pass over the slots in GPU order.
+    shares_.resize(counts_.size());
+    for (std::size_t e = 0; e < counts_.size(); ++e) {
+      shares_[e] = counts_[e] > 0 ? loads[e] / counts_[e] : 0.0;
+    }
     out.assign(topology_.num_gpus, 0.0);
-    for (std::uint32_t slot = 0; slot < row_.size(); ++slot) {
-      const auto expert = static_cast<std::size_t>(row_[slot]);
-      out[topology_.gpu_of_slot(slot)] += loads[expert] / counts_[expert];
+    const std::uint32_t per_gpu = topology_.slots_per_gpu();
+    for (std::uint32_t gpu = 0, slot = 0; gpu < topology_.num_gpus; ++gpu) {
+      double& load = out[gpu];
+      for (const std::uint32_t end = slot + per_gpu; slot < end; ++slot) {
+        load += shares_[static_cast<std::size_t>(row_[slot])];
+      }
     }
   }
 
@@ -150,6 +158,7 @@ class LayerState {
   std::vector<std::int32_t> counts_;
   std::vector<std::vector<std::uint32_t>> slots_;
   std::vector<std::uint32_t> gpu_counts_;  // [expert][gpu] when has_gpu_counts()
+  mutable std::vector<double> shares_;     // gpu_loads' scratch: load / replicas per expert
 };
 
 double max_of(const std::vector<double>& values) {
@@ -362,7 +371,11 @@ void order_layer(const Topology& topology, std::uint32_t layer, Row old_row,
   }
   const std::uint32_t base = static_cast<std::uint32_t>(ordered.size());
   std::vector<Change> group;
-  std::map<std::pair<std::int32_t, std::int32_t>, std::size_t> swap_index;  // (from, to) -> change
+  // (from, to) -> the first remaining change from expert `from` to expert `to`
+  std::unordered_map<std::uint64_t, std::size_t> swap_index;
+  const auto swap_key = [](std::int32_t from, std::int32_t to) {
+    return std::uint64_t{static_cast<std::uint32_t>(from)} << 32 | static_cast<std::uint32_t>(to);
+  };
   while (!remaining.empty()) {
     group.clear();
     std::size_t best = remaining.size(), partner = remaining.size();
@@ -384,8 +397,9 @@ void order_layer(const Topology& topology, std::uint32_t layer, Row old_row,
       // Trades of two experts between two slots (often the last replica of both) score as a
       // unit, so that they are not all left for the end.
       swap_index.clear();
+      swap_index.reserve(remaining.size());
       for (std::size_t i = 0; i < remaining.size(); ++i) {
-        swap_index.emplace(std::pair{state.at(remaining[i].slot), remaining[i].expert}, i);
+        swap_index.emplace(swap_key(state.at(remaining[i].slot), remaining[i].expert), i);
       }
       // With the replica table, a single change is scored only if its score bounds show it may
       // beat the best so far (which it must strictly, so the choice is the full scan's).
@@ -397,7 +411,7 @@ void order_layer(const Topology& topology, std::uint32_t layer, Row old_row,
           consider(scorer.score(state, remaining[i]), 1.0, i, remaining.size());
         }
         const auto match =
-            swap_index.find(std::pair{remaining[i].expert, state.at(remaining[i].slot)});
+            swap_index.find(swap_key(remaining[i].expert, state.at(remaining[i].slot)));
         if (match != swap_index.end() && match->second > i) {
           consider(scorer.score_swap(state, remaining[i], remaining[match->second]), 2.0, i,
                    match->second);
@@ -464,12 +478,19 @@ void order_layer(const Topology& topology, std::uint32_t layer, Row old_row,
   }
 }
 
+// The most (slot, slot) pairs the rebalance of one layer looks at (a second or two where moves
+// touch many GPUs): a DeepSeek-V3 layer (9 slots per GPU, 288 slots) would need 6 400 moves to
+// reach it, more than it has slots; layouts with very many slots per GPU (256 experts on 4096
+// slots, 128 per GPU) stop after 32 moves.
+constexpr std::uint64_t kMaxRebalancePairsPerLayer = std::uint64_t{1} << 25;
+
 // The alternative for a small budget: rebalance the old placement itself, one move at a time,
 // each the best for the busiest GPU per expert moved: a replica of one of its experts onto a
 // slot of another GPU whose expert keeps another replica, or a trade of one of its experts with
 // an expert of another GPU (of the same node when `same_node_only`, for hierarchical plans). No
-// slot is written twice. Stops when no move lowers the busiest GPU or after `max_changes` slot
-// changes. `bound_changes` as for order_layer.
+// slot is written twice. Stops when no move lowers the busiest GPU, after `max_changes` slot
+// changes, or before its work passes kMaxRebalancePairsPerLayer. `bound_changes` as for
+// order_layer.
 void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
                      std::span<const double> layer_loads, std::size_t max_changes,
                      bool same_node_only, bool bound_changes, std::vector<Change>& ordered,
@@ -490,7 +511,11 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
   };
   const auto base = static_cast<std::uint32_t>(ordered.size());
   std::size_t changes = 0;
-  while (changes < max_changes) {
+  // Each move looks at every (slot of the busiest GPU, other slot) pair, twice with the seed.
+  const std::uint64_t pairs_per_move = std::uint64_t{per_gpu} * num_slots * 2;
+  std::uint64_t pairs_seen = 0;
+  while (changes < max_changes && pairs_seen + pairs_per_move <= kMaxRebalancePairsPerLayer) {
+    pairs_seen += pairs_per_move;
     scorer.refresh(state);
     const double current = scorer.current_max();
     if (current <= 0) break;
