@@ -67,7 +67,7 @@ std::vector<Workload> workloads() {
 
 struct Result {
   eplb_migration_summary full{}, bounded{};
-  double plan_ms = 0;
+  double plan_ms = 0, bounded_plan_ms = 0;
 };
 
 eplb_migration_summary summary_of(const eplb_migration* m) {
@@ -77,29 +77,51 @@ eplb_migration_summary summary_of(const eplb_migration* m) {
   return s;
 }
 
-Result migrate(const eplb_placement* from, const eplb_placement* to,
-               const std::vector<double>& loads, std::uint32_t relabel) {
-  Result result;
-  eplb_migration_options options;
-  eplb_migration_options_init(&options);
-  options.bytes_per_expert = kBytesPerExpert;
-  options.relabel = relabel;
+// The summary of the migration plan from `from` to `to` under `options`, and its time in ms.
+eplb_migration_summary timed_plan(const eplb_placement* from, const eplb_placement* to,
+                                  const std::vector<double>& loads,
+                                  const eplb_migration_options& options, double& ms) {
   eplb_migration* raw = nullptr;
   const auto start = std::chrono::steady_clock::now();
   eplb_cli::check(eplb_migration_plan(from, to, loads.data(), loads.size(), &options, &raw),
                   "eplb_migration_plan: ");
-  result.plan_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  MigrationPtr full(raw);
-  result.full = summary_of(full.get());
+  ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const MigrationPtr owned(raw);
+  return summary_of(owned.get());
+}
+
+// The full migration, then the bounded one (kBudgetFraction of the full one's bytes).
+Result migrate(const eplb_placement* from, const eplb_placement* to,
+               const std::vector<double>& loads, std::uint32_t relabel,
+               std::uint64_t bytes_per_expert) {
+  Result result;
+  eplb_migration_options options;
+  eplb_migration_options_init(&options);
+  options.bytes_per_expert = bytes_per_expert;
+  options.relabel = relabel;
+  result.full = timed_plan(from, to, loads, options, result.plan_ms);
   options.max_total_bytes =
       static_cast<std::uint64_t>(static_cast<double>(result.full.moved_bytes) * kBudgetFraction);
   if (options.max_total_bytes == 0) options.max_total_bytes = 1;
-  eplb_cli::check(eplb_migration_plan(from, to, loads.data(), loads.size(), &options, &raw),
-                  "eplb_migration_plan: ");
-  MigrationPtr bounded(raw);
-  result.bounded = summary_of(bounded.get());
+  result.bounded = timed_plan(from, to, loads, options, result.bounded_plan_ms);
   return result;
+}
+
+// A planner for `layers` layers of `experts` experts on `slots` slots.
+eplb_cli::PlannerPtr make_planner_for(std::uint32_t algorithm, std::uint32_t layers,
+                                      std::uint32_t experts, std::uint32_t slots,
+                                      std::uint32_t groups, std::uint32_t nodes,
+                                      std::uint32_t gpus) {
+  eplb_planner_options options;
+  eplb_planner_options_init(&options);
+  options.algorithm = algorithm;
+  options.num_layers = layers;
+  options.num_logical_experts = experts;
+  options.num_physical_experts = slots;
+  options.num_groups = groups;
+  options.num_nodes = nodes;
+  options.num_gpus = gpus;
+  return eplb_cli::make_planner(options, "eplb_planner_create: ");
 }
 
 double median(std::vector<double> values) {
@@ -142,41 +164,19 @@ int stress() {
                          "ms/layer full", "ms/layer budget", "moved", "full gain",
                          "budget gain/full gain"});
   for (const StressShape& shape : shapes) {
-    eplb_planner_options options;
-    eplb_planner_options_init(&options);
-    options.algorithm = shape.algorithm;
-    options.num_layers = kStressLayers;
-    options.num_logical_experts = shape.experts;
-    options.num_physical_experts = shape.slots;
-    options.num_groups = shape.groups;
-    options.num_nodes = shape.nodes;
-    options.num_gpus = shape.gpus;
-    auto planner = eplb_cli::make_planner(options, "eplb_planner_create: ");
+    const auto planner = make_planner_for(shape.algorithm, kStressLayers, shape.experts,
+                                          shape.slots, shape.groups, shape.nodes, shape.gpus);
     const auto old_loads = zipf_loads(kStressLayers, shape.experts, 0);
     const auto new_loads = zipf_loads(kStressLayers, shape.experts, shape.experts / 3);
     const auto from = eplb_cli::plan(planner.get(), old_loads);
     const auto to = eplb_cli::plan(planner.get(), new_loads);
-    eplb_migration_options migration;
-    eplb_migration_options_init(&migration);
-    const auto timed = [&](eplb_migration_options& o, double& ms) {
-      eplb_migration* raw = nullptr;
-      const auto start = std::chrono::steady_clock::now();
-      eplb_cli::check(
-          eplb_migration_plan(from.get(), to.get(), new_loads.data(), new_loads.size(), &o, &raw),
-          "eplb_migration_plan: ");
-      ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-               .count();
-      MigrationPtr owned(raw);
-      return summary_of(owned.get());
-    };
-    double full_ms = 0, budget_ms = 0;
-    const auto full = timed(migration, full_ms);
-    migration.max_total_bytes = std::max<std::uint64_t>(1, full.moved_bytes / 4);
-    const auto bounded = timed(migration, budget_ms);
+    const Result r = migrate(from.get(), to.get(), new_loads, EPLB_MIGRATION_RELABEL_NODES_AND_GPUS,
+                             /*bytes_per_expert=*/1);
+    const auto& full = r.full;
     table.add_row({shape.name, fixed(static_cast<double>(shape.slots) / shape.experts, 1),
-                   fixed(full_ms / kStressLayers, 1), fixed(budget_ms / kStressLayers, 1),
+                   fixed(r.plan_ms / kStressLayers, 1), fixed(r.bounded_plan_ms / kStressLayers, 1),
                    std::to_string(full.moved_experts), fixed(full.gain, 4),
-                   full.gain > 1e-4 ? fixed(bounded.gain / full.gain, 3) : "-"});
+                   full.gain > 1e-4 ? fixed(r.bounded.gain / full.gain, 3) : "-"});
     std::cerr << "." << std::flush;
   }
   std::cerr << "\n";
@@ -224,16 +224,8 @@ int main(int argc, char** argv) {
                            "planner", "old bal", "new bal", "budget bal", "gain kept"});
     for (const Config& config : configs) {
       for (const std::uint32_t algorithm : algorithms) {
-        eplb_planner_options options;
-        eplb_planner_options_init(&options);
-        options.algorithm = algorithm;
-        options.num_layers = kLayers;
-        options.num_logical_experts = kExperts;
-        options.num_physical_experts = config.replicas;
-        options.num_groups = kGroups;
-        options.num_nodes = config.nodes;
-        options.num_gpus = config.gpus;
-        auto planner = eplb_cli::make_planner(options, "eplb_planner_create: ");
+        const auto planner = make_planner_for(algorithm, kLayers, kExperts, config.replicas,
+                                              kGroups, config.nodes, config.gpus);
         std::vector<eplb_cli::PlacementPtr> plans;
         for (const auto& set : sets) plans.push_back(eplb_cli::plan(planner.get(), set.loads));
         for (const auto& [mode, mode_name] : modes) {
@@ -245,7 +237,8 @@ int main(int argc, char** argv) {
           for (std::size_t a = 0; a < sets.size(); ++a) {
             for (std::size_t b = 0; b < sets.size(); ++b) {
               if (a == b) continue;
-              const Result r = migrate(plans[a].get(), plans[b].get(), sets[b].loads, mode);
+              const Result r =
+                  migrate(plans[a].get(), plans[b].get(), sets[b].loads, mode, kBytesPerExpert);
               ++count;
               times.push_back(r.plan_ms);
               naive += static_cast<double>(r.full.naive_experts) * kBytesPerExpert;
