@@ -487,14 +487,18 @@ constexpr std::uint64_t kMaxRebalancePairsPerLayer = std::uint64_t{1} << 25;
 // The alternative for a small budget: rebalance the old placement itself, one move at a time,
 // each the best for the busiest GPU per expert moved: a replica of one of its experts onto a
 // slot of another GPU whose expert keeps another replica, or a trade of one of its experts with
-// an expert of another GPU (of the same node when `same_node_only`, for hierarchical plans). No
-// slot is written twice. Stops when no move lowers the busiest GPU, after `max_changes` slot
-// changes, or before its work passes kMaxRebalancePairsPerLayer. `bound_changes` as for
-// order_layer.
+// an expert of another GPU (of the same node when `same_node_only`, for hierarchical plans, and
+// then a replica is copied only onto its group's node, `home_node`, so no replica leaves its
+// node). No slot is written twice. Stops when no move lowers the busiest GPU, when the busiest GPU
+// is at most `stop_at_max`, after `max_changes` slot changes, or before its work passes
+// kMaxRebalancePairsPerLayer. `bound_changes` as for order_layer.
 void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
                      std::span<const double> layer_loads, std::size_t max_changes,
                      bool same_node_only, bool bound_changes, std::vector<Change>& ordered,
-                     std::vector<Group>& groups) {
+                     std::vector<Group>& groups, double stop_at_max = -1.0,
+                     bool rewrite_slots = false) {
+  const std::vector<std::uint32_t> home_node =
+      same_node_only ? group_home_nodes(topology, old_row) : std::vector<std::uint32_t>{};
   LayerState state(topology, old_row, bound_changes && worth_bounding(topology));
   ChangeScorer scorer(topology, layer_loads);
   const std::uint32_t per_gpu = topology.slots_per_gpu();
@@ -509,6 +513,16 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
     }
     return false;
   };
+  // With `rewrite_slots` a slot may be written again, and a move costs the slots it changes
+  // from `old_row` that were not changed yet (writing a slot's old expert back earns one); a
+  // move that costs nothing or earns counts as half an expert per slot it earns back.
+  const auto slot_cost = [&](std::uint32_t slot, std::int32_t expert) {
+    return int{expert != old_row[slot]} - int{state.at(slot) != old_row[slot]};
+  };
+  const auto move_cost = [&](int changes_count, int cost) {
+    if (!rewrite_slots) return static_cast<double>(changes_count);
+    return cost > 0 ? static_cast<double>(cost) : std::ldexp(0.5, cost);
+  };
   const auto base = static_cast<std::uint32_t>(ordered.size());
   std::size_t changes = 0;
   // Each move looks at every (slot of the busiest GPU, other slot) pair, twice with the seed.
@@ -518,14 +532,20 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
     pairs_seen += pairs_per_move;
     scorer.refresh(state);
     const double current = scorer.current_max();
-    if (current <= 0) break;
+    if (current <= 0 || current <= stop_at_max) break;
     if (state.has_gpu_counts()) scorer.sum_expert_gpu_loads(state);
     const std::uint32_t busiest = scorer.busiest();
+    // A copy of x onto another GPU of the busiest's node (same_node_only) must stay home.
+    const auto may_copy = [&](std::int32_t x) {
+      return home_node.empty() ||
+             home_node[static_cast<std::size_t>(x)] == topology.node_of_gpu(busiest);
+    };
     std::pair<double, double> best_gain{0, 0};
     Change first{}, second{};
     int best_size = 0;
-    const auto consider = [&](std::pair<double, double> score, int size, Change a, Change b) {
-      const std::pair<double, double> gain{(current - score.first) / size, -score.second / size};
+    const auto consider = [&](std::pair<double, double> score, int size, double cost, Change a,
+                              Change b) {
+      const std::pair<double, double> gain{(current - score.first) / cost, -score.second / cost};
       if (gain.first > current * 1e-12 && (best_size == 0 || gain > best_gain)) {
         best_gain = gain;
         best_size = size;
@@ -540,7 +560,7 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
         const std::int32_t x = state.at(s1);
         for (std::uint32_t s = 0; s < num_slots; ++s) {
           const std::uint32_t gpu = scorer.gpu_of(s);
-          if (gpu == busiest || used[s]) continue;
+          if (gpu == busiest || (used[s] && !rewrite_slots)) continue;
           if (same_node_only && topology.node_of_gpu(gpu) != topology.node_of_gpu(busiest)) {
             continue;
           }
@@ -558,7 +578,7 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
       std::pair<double, double> top_bound{-std::numeric_limits<double>::infinity(), 0};
       Change top{};
       for_each_move([&](std::uint32_t s1, std::uint32_t s) {
-        if (state.count(state.at(s)) < 2) return;
+        if (state.count(state.at(s)) < 2 || !may_copy(state.at(s1))) return;
         const Change change{s, state.at(s1)};
         const auto bound = scorer.gain_upper_bound(state, change);
         if (bound > top_bound) {
@@ -574,15 +594,16 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
     for_each_move([&](std::uint32_t s1, std::uint32_t s) {
       const std::int32_t x = state.at(s1), y = state.at(s);
       // Scored unless its gain bound shows it cannot lower the busiest GPU or beat the best.
-      if (state.count(y) >= 2 && (!state.has_gpu_counts() || [&] {
+      if (state.count(y) >= 2 && may_copy(x) && (!state.has_gpu_counts() || [&] {
             const auto bound = scorer.gain_upper_bound(state, {s, x});
             return bound.first > current * 1e-12 && !(bound < seed_gain) &&
                    (best_size == 0 || may_beat(bound, best_gain));
           }())) {
-        consider(scorer.score(state, {s, x}), 1, {s, x}, {});
+        consider(scorer.score(state, {s, x}), 1, move_cost(1, slot_cost(s, x)), {s, x}, {});
       }
-      if (changes + 2 <= max_changes && !used[s1] && !gpu_holds(busiest, y)) {
-        consider(scorer.score_swap(state, {s1, y}, {s, x}), 2, {s1, y}, {s, x});
+      if (changes + 2 <= max_changes && (!used[s1] || rewrite_slots) && !gpu_holds(busiest, y)) {
+        consider(scorer.score_swap(state, {s1, y}, {s, x}), 2,
+                 move_cost(2, slot_cost(s1, y) + slot_cost(s, x)), {s1, y}, {s, x});
       }
     });
     if (best_size == 0) break;
@@ -898,6 +919,35 @@ std::uint64_t experts_kept(const Topology& topology, Row old_row, Row new_row,
         new_sorted.data() + b * per_gpu, old_sorted.data() + gpu_map[b] * per_gpu, per_gpu));
   }
   return kept;
+}
+
+std::vector<std::uint32_t> group_home_nodes(const Topology& topology, Row row) {
+  const std::uint32_t groups = topology.num_groups, nodes = topology.num_nodes;
+  const std::uint32_t per_group = topology.num_logical / groups;
+  std::vector<std::uint32_t> replicas(std::size_t{groups} * nodes, 0);
+  for (std::uint32_t slot = 0; slot < row.size(); ++slot) {
+    const auto group = static_cast<std::uint32_t>(row[slot]) / per_group;
+    ++replicas[std::size_t{group} * nodes + topology.node_of_gpu(topology.gpu_of_slot(slot))];
+  }
+  std::vector<std::uint32_t> home(topology.num_logical, 0);
+  for (std::uint32_t e = 0; e < topology.num_logical; ++e) {
+    const auto first = replicas.begin() + static_cast<std::ptrdiff_t>(e / per_group * nodes);
+    home[e] = static_cast<std::uint32_t>(std::max_element(first, first + nodes) - first);
+  }
+  return home;
+}
+
+bool rebalance_layer_toward(const Topology& topology, std::span<std::int32_t> row,
+                            std::span<const double> loads, double target_max, bool keep_locality) {
+  std::vector<Change> ordered;
+  std::vector<Group> groups;
+  // Slots may be rewritten (only the final row counts), which the bounded scan does not price.
+  rebalance_layer(topology, 0, row, loads, std::numeric_limits<std::size_t>::max(), keep_locality,
+                  /*bound_changes=*/false, ordered, groups, target_max, /*rewrite_slots=*/true);
+  for (const Change& change : ordered) row[change.slot] = change.expert;
+  std::vector<double> gpu_loads;
+  LayerState(topology, row).gpu_loads(loads, gpu_loads);
+  return max_of(gpu_loads) <= target_max;
 }
 
 MigrationPlan MigrationPlan::make(const Placement& old_placement, const Placement& new_placement,

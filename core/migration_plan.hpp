@@ -137,4 +137,20 @@ class MigrationPlan {
                                          std::span<const std::int32_t> new_row,
                                          std::span<const std::uint32_t> gpu_map);
 
+// For each expert, the node holding the most replicas of its group's experts in `row` (ties: the
+// lowest node): its group's node in a plan that keeps DeepSeek's locality.
+[[nodiscard]] std::vector<std::uint32_t> group_home_nodes(const Topology& topology,
+                                                          std::span<const std::int32_t> row);
+
+// The budgeted migration's rebalance (see MigrationOptions::max_total_bytes) on its own, for
+// one layer: rewrites `row` in place by greedy moves of the busiest GPU's experts (a replica
+// copied onto another GPU's slot whose expert keeps another replica, or a trade of two experts;
+// no slot written twice, no expert gains a second replica on a GPU), each the best for the
+// busiest GPU per expert moved, until the busiest GPU is at most `target_max` under `loads` or no
+// move lowers it. With `keep_locality` moves stay inside the busiest GPU's node and copy a replica
+// only onto its group's node (the node holding most of its group's replicas). Returns whether the
+// busiest GPU reached `target_max`.
+bool rebalance_layer_toward(const Topology& topology, std::span<std::int32_t> row,
+                            std::span<const double> loads, double target_max, bool keep_locality);
+
 }  // namespace eplb

@@ -186,6 +186,84 @@ Placement Planner::plan(std::span<const double> loads) {
   return finish(std::move(phy2log), replica_rank, start);
 }
 
+Placement Planner::plan_near(std::span<const double> loads, const Placement& current,
+                             double min_balance, NearReport* report) {
+  if (settings_.affinity) {
+    fail_invalid(
+        "plan_near does not plan for affinity (it needs co-activation statistics); create the "
+        "planner with affinity = 0");
+  }
+  validate_loads(loads, topology_, "loads");
+  if (algorithm_ == Algorithm::deepseek) require_float32_range(loads, topology_.num_logical);
+  const Topology& now = current.topology();
+  const auto check = [](const char* field, std::uint32_t value, std::uint32_t expected) {
+    if (value != expected) {
+      fail_invalid("the current placement's ", field, " (", value, ") differ from the planner's (",
+                   expected, ")");
+    }
+  };
+  check("num_layers", now.num_layers, topology_.num_layers);
+  check("num_logical_experts", now.num_logical, topology_.num_logical);
+  check("num_physical_experts", now.num_physical, topology_.num_physical);
+  check("num_gpus", now.num_gpus, topology_.num_gpus);
+  check("num_nodes", now.num_nodes, topology_.num_nodes);
+  if (!(min_balance > 0.0 && min_balance <= 1.0)) {
+    fail_invalid("min_balance (", min_balance, ") must be in (0, 1]");
+  }
+  begin_plan(2);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::int32_t> fresh(topology_.slot_count());
+  std::vector<std::int32_t> replica_rank(topology_.slot_count());
+  plan_slots(loads, fresh, replica_rank);
+  NearSettings near;
+  near.locality = near_locality();
+  near.cross_node_budget = settings_.cross_node_budget;
+  near.min_balance = min_balance;
+  std::vector<std::int32_t> phy2log(topology_.slot_count());
+  std::vector<NearOutcome> outcomes(topology_.num_layers);
+  const std::size_t num_logical = topology_.num_logical;
+  const std::size_t num_physical = topology_.num_physical;
+  for_each_layer(
+      [&](std::size_t layer, Worker&) {
+        const auto slots = [&](auto& v) {
+          return std::span(v).subspan(layer * num_physical, num_physical);
+        };
+        outcomes[layer] = plan_layer_near(topology_, near, current.phy2log_layer(layer),
+                                          loads.subspan(layer * num_logical, num_logical),
+                                          slots(fresh), slots(phy2log));
+        if (outcomes[layer] != NearOutcome::replanned) {
+          // Replica ranks in ascending slot order, as for imported maps.
+          std::vector<std::int32_t> next(num_logical, 0);
+          const auto map = slots(phy2log);
+          const auto rank = slots(replica_rank);
+          for (std::size_t s = 0; s < num_physical; ++s) {
+            rank[s] = next[static_cast<std::size_t>(map[s])]++;
+          }
+        }
+      },
+      " of its near pass");
+  if (report != nullptr) {
+    *report = NearReport{};
+    for (NearOutcome outcome : outcomes) {
+      ++(outcome == NearOutcome::kept         ? report->kept
+         : outcome == NearOutcome::rebalanced ? report->rebalanced
+                                              : report->replanned);
+    }
+  }
+  return finish(std::move(phy2log), replica_rank, start);
+}
+
+NearLocality Planner::near_locality() const {
+  switch (affinity_scope()) {
+    case AffinityScope::hierarchical:
+      return NearLocality::hierarchical;
+    case AffinityScope::relaxed:
+      return NearLocality::relaxed;
+    default:
+      return NearLocality::global;
+  }
+}
+
 Placement Planner::plan_tracked(std::span<const double> loads, const Tracker& stats) {
   const TrackerOptions& o = stats.options();
   if (o.num_layers != topology_.num_layers || o.num_experts != topology_.num_logical) {

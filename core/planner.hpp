@@ -10,6 +10,7 @@
 #include "algorithms.hpp"
 #include "balanced_planner.hpp"
 #include "deepseek_planner.hpp"
+#include "near_planner.hpp"
 #include "placement.hpp"
 #include "plan_control.hpp"
 #include "topology.hpp"
@@ -43,6 +44,18 @@ class Planner {
   // the balance reference). The tracker must have the planner's layers and experts.
   [[nodiscard]] Placement plan_tracked(std::span<const double> loads, const Tracker& stats);
 
+  // How many layers of a plan_near kept, rebalanced or re-planned their current layout.
+  struct NearReport {
+    std::uint32_t kept = 0, rebalanced = 0, replanned = 0;
+  };
+  // Plans from `loads` near `current` (what the GPUs hold now; same layers, experts, slots, GPUs
+  // and nodes as the planner, else Error(invalid_argument) naming the field): per layer, the
+  // planner's own plan sets the target (balancedness >= min_balance x its own, min_balance in
+  // (0, 1]) and plan_layer_near keeps, rebalances or replaces the current layer, under the
+  // algorithm's locality. Refuses with settings.affinity, like plan.
+  [[nodiscard]] Placement plan_near(std::span<const double> loads, const Placement& current,
+                                    double min_balance, NearReport* report = nullptr);
+
   // Plans from `num_windows` load matrices [windows][layers][E] (validated here): the balanced
   // algorithms minimise the mean over windows of each window's busiest GPU; the others plan on
   // the sum of the windows.
@@ -67,6 +80,8 @@ class Planner {
   void plan_slots(std::span<const double> loads, std::span<std::int32_t> phy2log,
                   std::span<std::int32_t> replica_rank);
   [[nodiscard]] AffinityScope affinity_scope() const;
+  // The locality plan_near keeps: the one the algorithm keeps on this topology.
+  [[nodiscard]] NearLocality near_locality() const;
   // Announces a plan of `passes` passes over the layers to the control; throws Error(cancelled)
   // when it is cancelled already.
   void begin_plan(std::uint64_t passes) const;

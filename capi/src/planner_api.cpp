@@ -22,6 +22,13 @@ eplb_planner_options default_options() {
   return options;
 }
 
+eplb_plan_near_options default_near_options() {
+  eplb_plan_near_options options{};
+  options.struct_size = sizeof(eplb_plan_near_options);
+  options.min_balance = eplb::NearSettings{}.min_balance;
+  return options;
+}
+
 }  // namespace
 
 extern "C" {
@@ -78,6 +85,47 @@ eplb_status eplb_planner_plan_windows(eplb_planner* planner, const double* loads
     eplb::capi::require_not_null(out_placement, "out_placement");
     auto placement = planner->value.plan_windows(std::span(loads, loads_len), num_windows);
     *out_placement = std::make_unique<eplb_placement>(std::move(placement)).release();
+  });
+}
+
+void eplb_plan_near_options_init(eplb_plan_near_options* options) {
+  if (options != nullptr) *options = default_near_options();
+}
+
+eplb_status eplb_planner_plan_near(eplb_planner* planner, const double* loads, size_t loads_len,
+                                   const eplb_placement* current,
+                                   const eplb_plan_near_options* options,
+                                   eplb_placement** out_placement,
+                                   eplb_plan_near_report* out_report) {
+  return eplb::capi::guard([&] {
+    eplb::capi::require_not_null(planner, "planner");
+    eplb::capi::require_not_null(loads, "loads");
+    eplb::capi::require_not_null(current, "current");
+    eplb::capi::require_not_null(out_placement, "out_placement");
+    const eplb_plan_near_options o =
+        options == nullptr ? default_near_options()
+                           : eplb::capi::read_struct(options, default_near_options(),
+                                                     sizeof(eplb_plan_near_options), "options");
+    if (o.reserved0 != 0) {
+      eplb::fail_invalid("options->reserved0 (", o.reserved0, ") must be 0");
+    }
+    if (out_report != nullptr) {
+      // Checked before planning, so a bad struct_size costs no plan.
+      eplb::capi::check_size_bounds(out_report->struct_size, sizeof(eplb_plan_near_report),
+                                    "out_report", "set it to sizeof before the call");
+    }
+    eplb::Planner::NearReport report;
+    auto placement = std::make_unique<eplb_placement>(planner->value.plan_near(
+        std::span(loads, loads_len), current->value, o.min_balance, &report));
+    if (out_report != nullptr) {
+      eplb_plan_near_report out{};
+      out.struct_size = sizeof(eplb_plan_near_report);
+      out.layers_kept = report.kept;
+      out.layers_rebalanced = report.rebalanced;
+      out.layers_replanned = report.replanned;
+      eplb::capi::write_struct(out_report, out, sizeof(eplb_plan_near_report), "out_report");
+    }
+    *out_placement = placement.release();
   });
 }
 

@@ -338,6 +338,57 @@ EPLB_API eplb_status eplb_planner_plan_windows(eplb_planner* planner, const doub
                                                size_t num_windows, size_t loads_len,
                                                eplb_placement** out_placement);
 
+/* Options of eplb_planner_plan_near. Since 0.1.1. */
+typedef struct eplb_plan_near_options {
+  uint32_t struct_size; /* sizeof(eplb_plan_near_options) */
+  uint32_t reserved0;   /* 0 */
+  double min_balance;   /* per layer, the plan's balancedness stays >= this x that of the
+                           planner's own plan of the loads; (0, 1]; default 0.998. 1 asks for a
+                           busiest GPU no higher than the planner's own plan */
+} eplb_plan_near_options;
+
+/* Sets struct_size and every default. NULL is a no-op. Thread-safe. Since 0.1.1. */
+EPLB_API void eplb_plan_near_options_init(eplb_plan_near_options* options);
+
+/* What eplb_planner_plan_near did with each layer; every layer is counted once. Since 0.1.1. */
+typedef struct eplb_plan_near_report {
+  uint32_t struct_size;       /* in: sizeof(eplb_plan_near_report) */
+  uint32_t layers_kept;       /* balanced enough already: the current layout, nothing moves */
+  uint32_t layers_rebalanced; /* the current layout with some replicas moved */
+  uint32_t layers_replanned;  /* the planner's own plan: rebalancing fell short of the target,
+                                 or the current layout breaks the algorithm's locality */
+} eplb_plan_near_report;
+
+/* Re-plans for `loads` near `current`, the placement the GPUs hold now (a "warm start"): a plan
+ * whose migration (eplb_migration_plan from `current`) moves few experts. A fresh plan of new
+ * loads usually shares few (GPU, expert) pairs with the old one, so even the best relabeling
+ * moves most of its slots; yet the old layout often needs only a few replicas moved to be about
+ * as balanced. Per layer, the planner's own plan of `loads` sets the target (a busiest GPU at
+ * most its own / min_balance, under even splitting of each expert's load over its replicas),
+ * then the layer is (1) kept as it is when it meets the target; else (2) rebalanced: replicas
+ * of the busiest GPU's experts copied onto other GPUs' slots whose expert keeps another replica,
+ * or traded with another GPU's expert, each time the move that lowers the busiest GPU most per
+ * expert moved, no slot written twice and no expert given a second replica on a GPU, until the
+ * target is met; else (3) replaced by the planner's own plan. The algorithm's locality holds:
+ * for hierarchical plans (balanced-hierarchical and hierarchical deepseek) moves stay inside a
+ * node and every replica on its group's node (the node holding most of the group's replicas in
+ * `current`); balanced-relaxed adds no replica off its group's node and keeps that count within
+ * cross_node_budget; a current layer that breaks this locality gets step (3). Deterministic for
+ * any num_threads. `options` may be NULL for the defaults; `out_report` may be NULL. The new
+ * placement is owned by the caller; `current` is only read. Plan controls see two passes per
+ * layer (the planner's own plan, then this one).
+ * EPLB_ERR_INVALID_ARGUMENT: a NULL planner, loads, current or out_placement; bad loads (as
+ * eplb_planner_plan); `current` of another shape than the planner's (num_layers,
+ * num_logical_experts, num_physical_experts, num_gpus or num_nodes; the message names it);
+ * min_balance outside (0, 1] or not a number; reserved0 != 0; a bad struct_size;
+ * options.affinity set on the planner. EPLB_ERR_OUT_OF_MEMORY. EPLB_ERR_CANCELLED (as
+ * eplb_planner_plan). Not concurrently on the same planner. Since 0.1.1. */
+EPLB_API eplb_status eplb_planner_plan_near(eplb_planner* planner, const double* loads,
+                                            size_t loads_len, const eplb_placement* current,
+                                            const eplb_plan_near_options* options,
+                                            eplb_placement** out_placement,
+                                            eplb_plan_near_report* out_report);
+
 /* ============================================================================================ */
 /* Section: plan control — cancel a plan from another thread and watch its progress             */
 /* ============================================================================================ */

@@ -65,22 +65,22 @@ typedef _goslice_ swig_type_35;
 typedef _gostring_ swig_type_36;
 typedef long long swig_type_37;
 typedef long long swig_type_38;
-typedef long long swig_type_39;
-typedef long long swig_type_40;
+typedef _gostring_ swig_type_39;
+typedef _goslice_ swig_type_40;
 typedef long long swig_type_41;
 typedef long long swig_type_42;
-typedef _gostring_ swig_type_43;
-typedef _gostring_ swig_type_44;
+typedef long long swig_type_43;
+typedef long long swig_type_44;
 typedef _gostring_ swig_type_45;
 typedef _gostring_ swig_type_46;
-typedef long long swig_type_47;
-typedef long long swig_type_48;
+typedef _gostring_ swig_type_47;
+typedef _gostring_ swig_type_48;
 typedef long long swig_type_49;
 typedef long long swig_type_50;
 typedef long long swig_type_51;
 typedef long long swig_type_52;
-typedef _gostring_ swig_type_53;
-typedef _gostring_ swig_type_54;
+typedef long long swig_type_53;
+typedef long long swig_type_54;
 typedef _gostring_ swig_type_55;
 typedef _gostring_ swig_type_56;
 typedef _gostring_ swig_type_57;
@@ -89,81 +89,81 @@ typedef _gostring_ swig_type_59;
 typedef _gostring_ swig_type_60;
 typedef _gostring_ swig_type_61;
 typedef _gostring_ swig_type_62;
-typedef _goslice_ swig_type_63;
+typedef _gostring_ swig_type_63;
 typedef _gostring_ swig_type_64;
-typedef _gostring_ swig_type_65;
+typedef _goslice_ swig_type_65;
 typedef _gostring_ swig_type_66;
 typedef _gostring_ swig_type_67;
 typedef _gostring_ swig_type_68;
-typedef _goslice_ swig_type_69;
+typedef _gostring_ swig_type_69;
 typedef _gostring_ swig_type_70;
-typedef _gostring_ swig_type_71;
+typedef _goslice_ swig_type_71;
 typedef _gostring_ swig_type_72;
 typedef _gostring_ swig_type_73;
 typedef _gostring_ swig_type_74;
 typedef _gostring_ swig_type_75;
-typedef _goslice_ swig_type_76;
+typedef _gostring_ swig_type_76;
 typedef _gostring_ swig_type_77;
-typedef _gostring_ swig_type_78;
-typedef _goslice_ swig_type_79;
+typedef _goslice_ swig_type_78;
+typedef _gostring_ swig_type_79;
 typedef _gostring_ swig_type_80;
 typedef _goslice_ swig_type_81;
-typedef long long swig_type_82;
-typedef long long swig_type_83;
-typedef _gostring_ swig_type_84;
-typedef _gostring_ swig_type_85;
+typedef _gostring_ swig_type_82;
+typedef _goslice_ swig_type_83;
+typedef long long swig_type_84;
+typedef long long swig_type_85;
 typedef _gostring_ swig_type_86;
-typedef _goslice_ swig_type_87;
-typedef long long swig_type_88;
-typedef _gostring_ swig_type_89;
-typedef _goslice_ swig_type_90;
-typedef long long swig_type_91;
-typedef _gostring_ swig_type_92;
-typedef _gostring_ swig_type_93;
+typedef _gostring_ swig_type_87;
+typedef _gostring_ swig_type_88;
+typedef _goslice_ swig_type_89;
+typedef long long swig_type_90;
+typedef _gostring_ swig_type_91;
+typedef _goslice_ swig_type_92;
+typedef long long swig_type_93;
 typedef _gostring_ swig_type_94;
-typedef _goslice_ swig_type_95;
+typedef _gostring_ swig_type_95;
 typedef _gostring_ swig_type_96;
 typedef _goslice_ swig_type_97;
 typedef _gostring_ swig_type_98;
 typedef _goslice_ swig_type_99;
 typedef _gostring_ swig_type_100;
 typedef _goslice_ swig_type_101;
-typedef long long swig_type_102;
-typedef long long swig_type_103;
-typedef _gostring_ swig_type_104;
-typedef _gostring_ swig_type_105;
-typedef long long swig_type_106;
-typedef _goslice_ swig_type_107;
-typedef _gostring_ swig_type_108;
-typedef _gostring_ swig_type_109;
-typedef long long swig_type_110;
-typedef long long swig_type_111;
+typedef _gostring_ swig_type_102;
+typedef _goslice_ swig_type_103;
+typedef long long swig_type_104;
+typedef long long swig_type_105;
+typedef _gostring_ swig_type_106;
+typedef _gostring_ swig_type_107;
+typedef long long swig_type_108;
+typedef _goslice_ swig_type_109;
+typedef _gostring_ swig_type_110;
+typedef _gostring_ swig_type_111;
 typedef long long swig_type_112;
 typedef long long swig_type_113;
-typedef _gostring_ swig_type_114;
-typedef _goslice_ swig_type_115;
+typedef long long swig_type_114;
+typedef long long swig_type_115;
 typedef _gostring_ swig_type_116;
 typedef _goslice_ swig_type_117;
 typedef _gostring_ swig_type_118;
 typedef _goslice_ swig_type_119;
-typedef _goslice_ swig_type_120;
-typedef _gostring_ swig_type_121;
+typedef _gostring_ swig_type_120;
+typedef _goslice_ swig_type_121;
 typedef _goslice_ swig_type_122;
 typedef _gostring_ swig_type_123;
 typedef _goslice_ swig_type_124;
 typedef _gostring_ swig_type_125;
 typedef _goslice_ swig_type_126;
-typedef long long swig_type_127;
-typedef long long swig_type_128;
+typedef _gostring_ swig_type_127;
+typedef _goslice_ swig_type_128;
 typedef long long swig_type_129;
 typedef long long swig_type_130;
 typedef long long swig_type_131;
 typedef long long swig_type_132;
 typedef long long swig_type_133;
-typedef _gostring_ swig_type_134;
-typedef _goslice_ swig_type_135;
-typedef long long swig_type_136;
-typedef long long swig_type_137;
+typedef long long swig_type_134;
+typedef long long swig_type_135;
+typedef _gostring_ swig_type_136;
+typedef _goslice_ swig_type_137;
 typedef long long swig_type_138;
 typedef long long swig_type_139;
 typedef long long swig_type_140;
@@ -186,40 +186,42 @@ typedef long long swig_type_156;
 typedef long long swig_type_157;
 typedef long long swig_type_158;
 typedef long long swig_type_159;
-typedef _gostring_ swig_type_160;
-typedef _gostring_ swig_type_161;
-typedef _goslice_ swig_type_162;
+typedef long long swig_type_160;
+typedef long long swig_type_161;
+typedef _gostring_ swig_type_162;
 typedef _gostring_ swig_type_163;
-typedef _gostring_ swig_type_164;
-typedef _goslice_ swig_type_165;
+typedef _goslice_ swig_type_164;
+typedef _gostring_ swig_type_165;
 typedef _gostring_ swig_type_166;
-typedef _gostring_ swig_type_167;
+typedef _goslice_ swig_type_167;
 typedef _gostring_ swig_type_168;
 typedef _gostring_ swig_type_169;
-typedef _goslice_ swig_type_170;
-typedef _goslice_ swig_type_171;
+typedef _gostring_ swig_type_170;
+typedef _gostring_ swig_type_171;
 typedef _goslice_ swig_type_172;
-typedef long long swig_type_173;
+typedef _goslice_ swig_type_173;
 typedef _goslice_ swig_type_174;
-typedef _gostring_ swig_type_175;
+typedef long long swig_type_175;
 typedef _goslice_ swig_type_176;
-typedef _goslice_ swig_type_177;
+typedef _gostring_ swig_type_177;
 typedef _goslice_ swig_type_178;
-typedef long long swig_type_179;
+typedef _goslice_ swig_type_179;
 typedef _goslice_ swig_type_180;
-typedef _gostring_ swig_type_181;
+typedef long long swig_type_181;
 typedef _goslice_ swig_type_182;
-typedef _goslice_ swig_type_183;
+typedef _gostring_ swig_type_183;
 typedef _goslice_ swig_type_184;
-typedef _gostring_ swig_type_185;
+typedef _goslice_ swig_type_185;
 typedef _goslice_ swig_type_186;
-typedef long long swig_type_187;
+typedef _gostring_ swig_type_187;
 typedef _goslice_ swig_type_188;
-typedef _goslice_ swig_type_189;
+typedef long long swig_type_189;
 typedef _goslice_ swig_type_190;
-typedef long long swig_type_191;
+typedef _goslice_ swig_type_191;
 typedef _goslice_ swig_type_192;
-typedef _gostring_ swig_type_193;
+typedef long long swig_type_193;
+typedef _goslice_ swig_type_194;
+typedef _gostring_ swig_type_195;
 extern void _wrap_Swig_free_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern uintptr_t _wrap_Swig_malloc_capi_fc896d6fd04db93d(swig_intgo arg1);
 extern swig_type_1 _wrap_eplb_go_snapshot_save_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_2 arg2, swig_type_3 arg3, uintptr_t arg4, swig_intgo arg5, swig_type_4 arg6);
@@ -325,27 +327,47 @@ extern swig_type_33 _wrap_eplb_planner_create_capi_fc896d6fd04db93d(uintptr_t ar
 extern void _wrap_eplb_planner_destroy_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern swig_type_34 _wrap_eplb_planner_plan_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_35 arg2, swig_voidp arg3);
 extern swig_type_36 _wrap_eplb_planner_plan_windows_capi_fc896d6fd04db93d(uintptr_t arg1, swig_voidp arg2, swig_type_37 arg3, swig_type_38 arg4, swig_voidp arg5);
+extern void _wrap_eplb_plan_near_options_struct_size_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_plan_near_options_struct_size_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_plan_near_options_reserved0_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_plan_near_options_reserved0_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_plan_near_options_min_balance_set_capi_fc896d6fd04db93d(uintptr_t arg1, double arg2);
+extern double _wrap_eplb_plan_near_options_min_balance_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_plan_near_options_capi_fc896d6fd04db93d(void);
+extern void _wrap_delete_eplb_plan_near_options_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_plan_near_options_init_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_plan_near_report_struct_size_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_plan_near_report_struct_size_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_plan_near_report_layers_kept_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_plan_near_report_layers_kept_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_plan_near_report_layers_rebalanced_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_plan_near_report_layers_rebalanced_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_plan_near_report_layers_replanned_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_plan_near_report_layers_replanned_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern uintptr_t _wrap_new_eplb_plan_near_report_capi_fc896d6fd04db93d(void);
+extern void _wrap_delete_eplb_plan_near_report_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern swig_type_39 _wrap_eplb_planner_plan_near_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_40 arg2, uintptr_t arg3, uintptr_t arg4, swig_voidp arg5, uintptr_t arg6);
 extern void _wrap_eplb_plan_progress_struct_size_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_plan_progress_struct_size_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_plan_progress_cancelled_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_plan_progress_cancelled_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_plan_progress_steps_done_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_39 arg2);
-extern swig_type_40 _wrap_eplb_plan_progress_steps_done_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_plan_progress_steps_total_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_41 arg2);
-extern swig_type_42 _wrap_eplb_plan_progress_steps_total_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_plan_progress_steps_done_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_41 arg2);
+extern swig_type_42 _wrap_eplb_plan_progress_steps_done_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_plan_progress_steps_total_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_43 arg2);
+extern swig_type_44 _wrap_eplb_plan_progress_steps_total_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_plan_progress_capi_fc896d6fd04db93d(void);
 extern void _wrap_delete_eplb_plan_progress_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_43 _wrap_eplb_plan_control_create_capi_fc896d6fd04db93d(swig_voidp arg1);
+extern swig_type_45 _wrap_eplb_plan_control_create_capi_fc896d6fd04db93d(swig_voidp arg1);
 extern void _wrap_eplb_plan_control_destroy_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_44 _wrap_eplb_plan_control_cancel_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_45 _wrap_eplb_plan_control_get_progress_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_46 _wrap_eplb_planner_set_control_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_46 _wrap_eplb_plan_control_cancel_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern swig_type_47 _wrap_eplb_plan_control_get_progress_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_48 _wrap_eplb_planner_set_control_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2);
 extern void _wrap_eplb_snapshot_options_struct_size_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_snapshot_options_struct_size_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_snapshot_options_compression_level_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_snapshot_options_compression_level_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_options_loads_len_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_47 arg2);
-extern swig_type_48 _wrap_eplb_snapshot_options_loads_len_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_options_loads_len_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_49 arg2);
+extern swig_type_50 _wrap_eplb_snapshot_options_loads_len_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_snapshot_options_tracker_set_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2);
 extern uintptr_t _wrap_eplb_snapshot_options_tracker_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_snapshot_options_capi_fc896d6fd04db93d(void);
@@ -375,38 +397,38 @@ extern void _wrap_eplb_snapshot_info_has_loads_set_capi_fc896d6fd04db93d(uintptr
 extern swig_intgo _wrap_eplb_snapshot_info_has_loads_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_snapshot_info_has_coactivation_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_49 arg2);
-extern swig_type_50 _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_file_size_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_51 arg2);
-extern swig_type_52 _wrap_eplb_snapshot_info_file_size_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_51 arg2);
+extern swig_type_52 _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_file_size_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_53 arg2);
+extern swig_type_54 _wrap_eplb_snapshot_info_file_size_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_snapshot_info_plan_seconds_set_capi_fc896d6fd04db93d(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_snapshot_info_plan_seconds_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_snapshot_info_balancedness_set_capi_fc896d6fd04db93d(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_snapshot_info_balancedness_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_library_version_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_53 arg2);
-extern swig_type_54 _wrap_eplb_snapshot_info_library_version_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_snapshot_info_label_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_55 arg2);
-extern swig_type_56 _wrap_eplb_snapshot_info_label_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_library_version_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_55 arg2);
+extern swig_type_56 _wrap_eplb_snapshot_info_library_version_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_snapshot_info_label_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_57 arg2);
+extern swig_type_58 _wrap_eplb_snapshot_info_label_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_snapshot_info_capi_fc896d6fd04db93d(void);
 extern void _wrap_delete_eplb_snapshot_info_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_57 _wrap_eplb_snapshot_save_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_type_58 arg3);
-extern swig_type_59 _wrap_eplb_snapshot_save_to_buffer_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_59 _wrap_eplb_snapshot_save_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_type_60 arg3);
+extern swig_type_61 _wrap_eplb_snapshot_save_to_buffer_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
 extern void _wrap_eplb_buffer_free_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_60 _wrap_eplb_snapshot_load_capi_fc896d6fd04db93d(swig_type_61 arg1, swig_voidp arg2);
-extern swig_type_62 _wrap_eplb_snapshot_load_from_buffer_capi_fc896d6fd04db93d(swig_type_63 arg1, swig_voidp arg2);
-extern swig_type_64 _wrap_eplb_snapshot_inspect_capi_fc896d6fd04db93d(swig_type_65 arg1, uintptr_t arg2);
-extern swig_type_66 _wrap_eplb_snapshot_get_info_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_67 _wrap_eplb_snapshot_get_placement_capi_fc896d6fd04db93d(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_68 _wrap_eplb_snapshot_get_loads_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_69 arg2);
+extern swig_type_62 _wrap_eplb_snapshot_load_capi_fc896d6fd04db93d(swig_type_63 arg1, swig_voidp arg2);
+extern swig_type_64 _wrap_eplb_snapshot_load_from_buffer_capi_fc896d6fd04db93d(swig_type_65 arg1, swig_voidp arg2);
+extern swig_type_66 _wrap_eplb_snapshot_inspect_capi_fc896d6fd04db93d(swig_type_67 arg1, uintptr_t arg2);
+extern swig_type_68 _wrap_eplb_snapshot_get_info_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_69 _wrap_eplb_snapshot_get_placement_capi_fc896d6fd04db93d(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_70 _wrap_eplb_snapshot_get_loads_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_71 arg2);
 extern void _wrap_eplb_snapshot_destroy_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_70 _wrap_eplb_snapshot_save_statistics_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_type_71 arg3);
-extern swig_type_72 _wrap_eplb_snapshot_save_statistics_to_buffer_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
-extern swig_type_73 _wrap_eplb_snapshot_get_tracker_capi_fc896d6fd04db93d(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_74 _wrap_eplb_placement_to_sglang_json_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
-extern swig_type_75 _wrap_eplb_placement_from_sglang_json_capi_fc896d6fd04db93d(swig_type_76 arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_voidp arg6);
-extern swig_type_77 _wrap_eplb_placement_to_vllm_ascend_json_capi_fc896d6fd04db93d(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3);
-extern swig_type_78 _wrap_eplb_placement_from_vllm_ascend_json_capi_fc896d6fd04db93d(swig_type_79 arg1, swig_intgo arg2, swig_intgo arg3, swig_voidp arg4);
-extern swig_type_80 _wrap_eplb_loads_from_sglang_json_capi_fc896d6fd04db93d(swig_type_81 arg1, swig_voidp arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_72 _wrap_eplb_snapshot_save_statistics_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_type_73 arg3);
+extern swig_type_74 _wrap_eplb_snapshot_save_statistics_to_buffer_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_75 _wrap_eplb_snapshot_get_tracker_capi_fc896d6fd04db93d(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_76 _wrap_eplb_placement_to_sglang_json_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_77 _wrap_eplb_placement_from_sglang_json_capi_fc896d6fd04db93d(swig_type_78 arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, swig_intgo arg5, swig_voidp arg6);
+extern swig_type_79 _wrap_eplb_placement_to_vllm_ascend_json_capi_fc896d6fd04db93d(uintptr_t arg1, swig_voidp arg2, swig_voidp arg3);
+extern swig_type_80 _wrap_eplb_placement_from_vllm_ascend_json_capi_fc896d6fd04db93d(swig_type_81 arg1, swig_intgo arg2, swig_intgo arg3, swig_voidp arg4);
+extern swig_type_82 _wrap_eplb_loads_from_sglang_json_capi_fc896d6fd04db93d(swig_type_83 arg1, swig_voidp arg2, swig_voidp arg3, swig_voidp arg4);
 extern swig_intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_fc896d6fd04db93d(void);
 extern swig_intgo _wrap_EPLB_WINDOW_SLIDING_capi_fc896d6fd04db93d(void);
 extern swig_intgo _wrap_EPLB_WINDOW_DECAY_capi_fc896d6fd04db93d(void);
@@ -428,22 +450,22 @@ extern void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_fc896d6fd04db
 extern swig_intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_tracker_options_reserved0_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_tracker_options_reserved0_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_tracker_options_seed_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_82 arg2);
-extern swig_type_83 _wrap_eplb_tracker_options_seed_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_tracker_options_seed_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_84 arg2);
+extern swig_type_85 _wrap_eplb_tracker_options_seed_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_tracker_options_capi_fc896d6fd04db93d(void);
 extern void _wrap_delete_eplb_tracker_options_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_tracker_options_init_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_84 _wrap_eplb_tracker_create_capi_fc896d6fd04db93d(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_86 _wrap_eplb_tracker_create_capi_fc896d6fd04db93d(uintptr_t arg1, swig_voidp arg2);
 extern void _wrap_eplb_tracker_destroy_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_85 _wrap_eplb_tracker_clone_capi_fc896d6fd04db93d(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_86 _wrap_eplb_tracker_record_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_type_87 arg3, swig_type_88 arg4, swig_intgo arg5);
-extern swig_type_89 _wrap_eplb_tracker_record_physical_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_90 arg4, swig_type_91 arg5, swig_intgo arg6);
-extern swig_type_92 _wrap_eplb_tracker_merge_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_93 _wrap_eplb_tracker_reset_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_94 _wrap_eplb_tracker_get_loads_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_95 arg2);
-extern swig_type_96 _wrap_eplb_tracker_get_coactivation_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_type_97 arg3);
-extern swig_type_98 _wrap_eplb_tracker_get_samples_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_type_99 arg3, swig_voidp arg4);
-extern swig_type_100 _wrap_eplb_planner_plan_tracked_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_101 arg2, uintptr_t arg3, swig_voidp arg4);
+extern swig_type_87 _wrap_eplb_tracker_clone_capi_fc896d6fd04db93d(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_88 _wrap_eplb_tracker_record_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_type_89 arg3, swig_type_90 arg4, swig_intgo arg5);
+extern swig_type_91 _wrap_eplb_tracker_record_physical_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_92 arg4, swig_type_93 arg5, swig_intgo arg6);
+extern swig_type_94 _wrap_eplb_tracker_merge_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_95 _wrap_eplb_tracker_reset_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern swig_type_96 _wrap_eplb_tracker_get_loads_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_97 arg2);
+extern swig_type_98 _wrap_eplb_tracker_get_coactivation_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_type_99 arg3);
+extern swig_type_100 _wrap_eplb_tracker_get_samples_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_type_101 arg3, swig_voidp arg4);
+extern swig_type_102 _wrap_eplb_planner_plan_tracked_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_103 arg2, uintptr_t arg3, swig_voidp arg4);
 extern void _wrap_eplb_workload_options_struct_size_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_workload_options_struct_size_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_workload_options_num_layers_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
@@ -474,16 +496,16 @@ extern void _wrap_eplb_workload_options_drift_rho_set_capi_fc896d6fd04db93d(uint
 extern double _wrap_eplb_workload_options_drift_rho_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_workload_options_noise_scale_set_capi_fc896d6fd04db93d(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_workload_options_noise_scale_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_workload_options_seed_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_102 arg2);
-extern swig_type_103 _wrap_eplb_workload_options_seed_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_workload_options_seed_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_104 arg2);
+extern swig_type_105 _wrap_eplb_workload_options_seed_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_workload_options_capi_fc896d6fd04db93d(void);
 extern void _wrap_delete_eplb_workload_options_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_workload_options_init_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_104 _wrap_eplb_workload_create_capi_fc896d6fd04db93d(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_106 _wrap_eplb_workload_create_capi_fc896d6fd04db93d(uintptr_t arg1, swig_voidp arg2);
 extern void _wrap_eplb_workload_destroy_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_105 _wrap_eplb_workload_next_batch_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_106 arg2, swig_type_107 arg3);
-extern swig_type_108 _wrap_eplb_tracker_get_options_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2);
-extern swig_type_109 _wrap_eplb_tracker_get_layer_counts_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_107 _wrap_eplb_workload_next_batch_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_108 arg2, swig_type_109 arg3);
+extern swig_type_110 _wrap_eplb_tracker_get_options_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_111 _wrap_eplb_tracker_get_layer_counts_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
 extern void _wrap_eplb_layer_metrics_struct_size_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_layer_metrics_struct_size_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
@@ -518,8 +540,8 @@ extern void _wrap_eplb_metrics_max_replicas_set_capi_fc896d6fd04db93d(uintptr_t 
 extern swig_intgo _wrap_eplb_metrics_max_replicas_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_metrics_loaded_layers_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_metrics_loaded_layers_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_metrics_duplicate_pairs_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_110 arg2);
-extern swig_type_111 _wrap_eplb_metrics_duplicate_pairs_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_metrics_duplicate_pairs_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_112 arg2);
+extern swig_type_113 _wrap_eplb_metrics_duplicate_pairs_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_metrics_balancedness_set_capi_fc896d6fd04db93d(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_metrics_balancedness_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_metrics_min_balancedness_set_capi_fc896d6fd04db93d(uintptr_t arg1, double arg2);
@@ -534,16 +556,16 @@ extern void _wrap_eplb_metrics_max_over_mean_set_capi_fc896d6fd04db93d(uintptr_t
 extern double _wrap_eplb_metrics_max_over_mean_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_fc896d6fd04db93d(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_metrics_cross_node_replicas_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_112 arg2);
-extern swig_type_113 _wrap_eplb_metrics_cross_node_replicas_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_metrics_cross_node_replicas_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_114 arg2);
+extern swig_type_115 _wrap_eplb_metrics_cross_node_replicas_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_metrics_capi_fc896d6fd04db93d(void);
 extern void _wrap_delete_eplb_metrics_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_114 _wrap_eplb_metrics_compute_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_115 arg2, uintptr_t arg3);
-extern swig_type_116 _wrap_eplb_metrics_compute_layer_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_type_117 arg3, uintptr_t arg4);
-extern swig_type_118 _wrap_eplb_metrics_gpu_loads_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_119 arg2, swig_type_120 arg3);
-extern swig_type_121 _wrap_eplb_metrics_exact_optimum_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_122 arg2, swig_voidp arg3);
-extern swig_type_123 _wrap_eplb_metrics_relaxed_bound_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_124 arg2, swig_intgo arg3, swig_voidp arg4);
-extern swig_type_125 _wrap_eplb_metrics_nodes_touched_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_type_126 arg3, swig_type_127 arg4, swig_intgo arg5, swig_voidp arg6);
+extern swig_type_116 _wrap_eplb_metrics_compute_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_117 arg2, uintptr_t arg3);
+extern swig_type_118 _wrap_eplb_metrics_compute_layer_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_type_119 arg3, uintptr_t arg4);
+extern swig_type_120 _wrap_eplb_metrics_gpu_loads_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_121 arg2, swig_type_122 arg3);
+extern swig_type_123 _wrap_eplb_metrics_exact_optimum_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_124 arg2, swig_voidp arg3);
+extern swig_type_125 _wrap_eplb_metrics_relaxed_bound_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_126 arg2, swig_intgo arg3, swig_voidp arg4);
+extern swig_type_127 _wrap_eplb_metrics_nodes_touched_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_type_128 arg3, swig_type_129 arg4, swig_intgo arg5, swig_voidp arg6);
 extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_fc896d6fd04db93d(void);
 extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_fc896d6fd04db93d(void);
 extern swig_intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_fc896d6fd04db93d(void);
@@ -555,12 +577,12 @@ extern void _wrap_eplb_migration_options_struct_size_set_capi_fc896d6fd04db93d(u
 extern swig_intgo _wrap_eplb_migration_options_struct_size_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_migration_options_relabel_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_migration_options_relabel_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_bytes_per_expert_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_128 arg2);
-extern swig_type_129 _wrap_eplb_migration_options_bytes_per_expert_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_130 arg2);
-extern swig_type_131 _wrap_eplb_migration_options_max_bytes_per_step_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_migration_options_max_total_bytes_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_132 arg2);
-extern swig_type_133 _wrap_eplb_migration_options_max_total_bytes_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_bytes_per_expert_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_130 arg2);
+extern swig_type_131 _wrap_eplb_migration_options_bytes_per_expert_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_132 arg2);
+extern swig_type_133 _wrap_eplb_migration_options_max_bytes_per_step_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_migration_options_max_total_bytes_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_134 arg2);
+extern swig_type_135 _wrap_eplb_migration_options_max_total_bytes_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_migration_options_max_layers_per_step_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_migration_options_reserved0_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
@@ -572,7 +594,7 @@ extern double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_fc896d6fd04
 extern uintptr_t _wrap_new_eplb_migration_options_capi_fc896d6fd04db93d(void);
 extern void _wrap_delete_eplb_migration_options_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_migration_options_init_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_134 _wrap_eplb_migration_plan_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_type_135 arg3, uintptr_t arg4, swig_voidp arg5);
+extern swig_type_136 _wrap_eplb_migration_plan_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_type_137 arg3, uintptr_t arg4, swig_voidp arg5);
 extern void _wrap_eplb_migration_destroy_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_migration_summary_struct_size_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_migration_summary_struct_size_get_capi_fc896d6fd04db93d(uintptr_t arg1);
@@ -586,30 +608,30 @@ extern void _wrap_eplb_migration_summary_has_loads_set_capi_fc896d6fd04db93d(uin
 extern swig_intgo _wrap_eplb_migration_summary_has_loads_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_migration_summary_max_staging_experts_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_moved_experts_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_136 arg2);
-extern swig_type_137 _wrap_eplb_migration_summary_moved_experts_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_138 arg2);
-extern swig_type_139 _wrap_eplb_migration_summary_same_gpu_experts_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_intra_node_experts_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_140 arg2);
-extern swig_type_141 _wrap_eplb_migration_summary_intra_node_experts_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_cross_node_experts_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_142 arg2);
-extern swig_type_143 _wrap_eplb_migration_summary_cross_node_experts_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_moved_bytes_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_144 arg2);
-extern swig_type_145 _wrap_eplb_migration_summary_moved_bytes_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_146 arg2);
-extern swig_type_147 _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_148 arg2);
-extern swig_type_149 _wrap_eplb_migration_summary_intra_node_bytes_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_150 arg2);
-extern swig_type_151 _wrap_eplb_migration_summary_cross_node_bytes_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_max_step_bytes_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_152 arg2);
-extern swig_type_153 _wrap_eplb_migration_summary_max_step_bytes_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_full_migration_experts_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_154 arg2);
-extern swig_type_155 _wrap_eplb_migration_summary_full_migration_experts_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_156 arg2);
-extern swig_type_157 _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern void _wrap_eplb_migration_summary_naive_experts_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_158 arg2);
-extern swig_type_159 _wrap_eplb_migration_summary_naive_experts_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_moved_experts_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_138 arg2);
+extern swig_type_139 _wrap_eplb_migration_summary_moved_experts_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_140 arg2);
+extern swig_type_141 _wrap_eplb_migration_summary_same_gpu_experts_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_intra_node_experts_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_142 arg2);
+extern swig_type_143 _wrap_eplb_migration_summary_intra_node_experts_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_cross_node_experts_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_144 arg2);
+extern swig_type_145 _wrap_eplb_migration_summary_cross_node_experts_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_moved_bytes_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_146 arg2);
+extern swig_type_147 _wrap_eplb_migration_summary_moved_bytes_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_148 arg2);
+extern swig_type_149 _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_150 arg2);
+extern swig_type_151 _wrap_eplb_migration_summary_intra_node_bytes_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_152 arg2);
+extern swig_type_153 _wrap_eplb_migration_summary_cross_node_bytes_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_max_step_bytes_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_154 arg2);
+extern swig_type_155 _wrap_eplb_migration_summary_max_step_bytes_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_full_migration_experts_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_156 arg2);
+extern swig_type_157 _wrap_eplb_migration_summary_full_migration_experts_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_158 arg2);
+extern swig_type_159 _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_fc896d6fd04db93d(uintptr_t arg1);
+extern void _wrap_eplb_migration_summary_naive_experts_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_160 arg2);
+extern swig_type_161 _wrap_eplb_migration_summary_naive_experts_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_migration_summary_old_balancedness_set_capi_fc896d6fd04db93d(uintptr_t arg1, double arg2);
 extern double _wrap_eplb_migration_summary_old_balancedness_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_migration_summary_target_balancedness_set_capi_fc896d6fd04db93d(uintptr_t arg1, double arg2);
@@ -620,7 +642,7 @@ extern void _wrap_eplb_migration_summary_gain_set_capi_fc896d6fd04db93d(uintptr_
 extern double _wrap_eplb_migration_summary_gain_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_migration_summary_capi_fc896d6fd04db93d(void);
 extern void _wrap_delete_eplb_migration_summary_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_160 _wrap_eplb_migration_get_summary_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2);
+extern swig_type_162 _wrap_eplb_migration_get_summary_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2);
 extern void _wrap_eplb_migration_transfer_step_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_migration_transfer_step_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern void _wrap_eplb_migration_transfer_layer_set_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2);
@@ -639,17 +661,17 @@ extern void _wrap_eplb_migration_transfer_kind_set_capi_fc896d6fd04db93d(uintptr
 extern swig_intgo _wrap_eplb_migration_transfer_kind_get_capi_fc896d6fd04db93d(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_migration_transfer_capi_fc896d6fd04db93d(void);
 extern void _wrap_delete_eplb_migration_transfer_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_161 _wrap_eplb_migration_get_transfers_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_type_162 arg3, swig_voidp arg4);
-extern swig_type_163 _wrap_eplb_migration_copy_transfers_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3, swig_voidp arg4);
-extern swig_type_164 _wrap_eplb_migration_get_gpu_map_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_165 arg2);
-extern swig_type_166 _wrap_eplb_migration_get_target_capi_fc896d6fd04db93d(uintptr_t arg1, swig_voidp arg2);
-extern swig_type_167 _wrap_eplb_migration_get_step_placement_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
-extern swig_type_168 _wrap_eplb_split_workspace_create_capi_fc896d6fd04db93d(swig_voidp arg1);
+extern swig_type_163 _wrap_eplb_migration_get_transfers_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_type_164 arg3, swig_voidp arg4);
+extern swig_type_165 _wrap_eplb_migration_copy_transfers_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3, swig_voidp arg4);
+extern swig_type_166 _wrap_eplb_migration_get_gpu_map_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_167 arg2);
+extern swig_type_168 _wrap_eplb_migration_get_target_capi_fc896d6fd04db93d(uintptr_t arg1, swig_voidp arg2);
+extern swig_type_169 _wrap_eplb_migration_get_step_placement_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
+extern swig_type_170 _wrap_eplb_split_workspace_create_capi_fc896d6fd04db93d(swig_voidp arg1);
 extern void _wrap_eplb_split_workspace_destroy_capi_fc896d6fd04db93d(uintptr_t arg1);
-extern swig_type_169 _wrap_eplb_split_solve_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_170 arg4, swig_type_171 arg5, swig_type_172 arg6, swig_type_173 arg7, swig_type_174 arg8, swig_voidp arg9);
-extern swig_type_175 _wrap_eplb_split_solve_by_node_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_176 arg4, swig_type_177 arg5, swig_type_178 arg6, swig_type_179 arg7, double arg8, swig_type_180 arg9, swig_voidp arg10, swig_voidp arg11);
-extern swig_type_181 _wrap_eplb_split_rank_quotas_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_type_182 arg3, swig_type_183 arg4, swig_intgo arg5, swig_intgo arg6, swig_type_184 arg7);
-extern swig_type_185 _wrap_eplb_shared_expert_waterfill_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_186 arg2, swig_type_187 arg3, swig_intgo arg4, swig_type_188 arg5, swig_type_189 arg6, swig_type_190 arg7, swig_type_191 arg8, swig_intgo arg9, swig_type_192 arg10);
+extern swig_type_171 _wrap_eplb_split_solve_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_172 arg4, swig_type_173 arg5, swig_type_174 arg6, swig_type_175 arg7, swig_type_176 arg8, swig_voidp arg9);
+extern swig_type_177 _wrap_eplb_split_solve_by_node_capi_fc896d6fd04db93d(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_178 arg4, swig_type_179 arg5, swig_type_180 arg6, swig_type_181 arg7, double arg8, swig_type_182 arg9, swig_voidp arg10, swig_voidp arg11);
+extern swig_type_183 _wrap_eplb_split_rank_quotas_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_type_184 arg3, swig_type_185 arg4, swig_intgo arg5, swig_intgo arg6, swig_type_186 arg7);
+extern swig_type_187 _wrap_eplb_shared_expert_waterfill_capi_fc896d6fd04db93d(uintptr_t arg1, swig_type_188 arg2, swig_type_189 arg3, swig_intgo arg4, swig_type_190 arg5, swig_type_191 arg6, swig_type_192 arg7, swig_type_193 arg8, swig_intgo arg9, swig_type_194 arg10);
 extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_fc896d6fd04db93d(void);
 extern swig_intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_fc896d6fd04db93d(void);
 extern swig_intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_fc896d6fd04db93d(void);
@@ -660,7 +682,7 @@ extern swig_intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_fc896d6fd04db93d(void);
 extern swig_intgo _wrap_EPLB_MAP_HASH_capi_fc896d6fd04db93d(void);
 extern swig_intgo _wrap_EPLB_MAP_NODE_AWARE_capi_fc896d6fd04db93d(void);
 extern swig_intgo _wrap_EPLB_MAP_QUOTA_capi_fc896d6fd04db93d(void);
-extern swig_type_193 _wrap_eplb_split_tables_create_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
+extern swig_type_195 _wrap_eplb_split_tables_create_capi_fc896d6fd04db93d(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
 extern void _wrap_eplb_split_tables_destroy_capi_fc896d6fd04db93d(uintptr_t arg1);
 #undef intgo
 */
@@ -1853,6 +1875,198 @@ func Eplb_planner_plan_windows(arg1 Eplb_planner, arg2 *float64, arg3 int64, arg
 	return swig_r_1
 }
 
+type SwigcptrEplb_plan_near_options uintptr
+
+func (p SwigcptrEplb_plan_near_options) Swigcptr() uintptr {
+	return (uintptr)(p)
+}
+
+func (p SwigcptrEplb_plan_near_options) SwigIsEplb_plan_near_options() {
+}
+
+func (arg1 SwigcptrEplb_plan_near_options) SetStruct_size(arg2 uint) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_plan_near_options_struct_size_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_plan_near_options) GetStruct_size() (_swig_ret uint) {
+	var swig_r uint
+	_swig_i_0 := arg1
+	swig_r = (uint)(C._wrap_eplb_plan_near_options_struct_size_get_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrEplb_plan_near_options) SetReserved0(arg2 uint) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_plan_near_options_reserved0_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_plan_near_options) GetReserved0() (_swig_ret uint) {
+	var swig_r uint
+	_swig_i_0 := arg1
+	swig_r = (uint)(C._wrap_eplb_plan_near_options_reserved0_get_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrEplb_plan_near_options) SetMin_balance(arg2 float64) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_plan_near_options_min_balance_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_plan_near_options) GetMin_balance() (_swig_ret float64) {
+	var swig_r float64
+	_swig_i_0 := arg1
+	swig_r = (float64)(C._wrap_eplb_plan_near_options_min_balance_get_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func NewEplb_plan_near_options() (_swig_ret Eplb_plan_near_options) {
+	var swig_r Eplb_plan_near_options
+	swig_r = (Eplb_plan_near_options)(SwigcptrEplb_plan_near_options(C._wrap_new_eplb_plan_near_options_capi_fc896d6fd04db93d()))
+	return swig_r
+}
+
+func DeleteEplb_plan_near_options(arg1 Eplb_plan_near_options) {
+	_swig_i_0 := getSwigcptr(arg1)
+	C._wrap_delete_eplb_plan_near_options_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0))
+}
+
+type Eplb_plan_near_options interface {
+	Swigcptr() uintptr
+	SwigIsEplb_plan_near_options()
+	SetStruct_size(arg2 uint)
+	GetStruct_size() (_swig_ret uint)
+	SetReserved0(arg2 uint)
+	GetReserved0() (_swig_ret uint)
+	SetMin_balance(arg2 float64)
+	GetMin_balance() (_swig_ret float64)
+}
+
+func Eplb_plan_near_options_init(arg1 Eplb_plan_near_options) {
+	_swig_i_0 := getSwigcptr(arg1)
+	C._wrap_eplb_plan_near_options_init_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0))
+}
+
+type SwigcptrEplb_plan_near_report uintptr
+
+func (p SwigcptrEplb_plan_near_report) Swigcptr() uintptr {
+	return (uintptr)(p)
+}
+
+func (p SwigcptrEplb_plan_near_report) SwigIsEplb_plan_near_report() {
+}
+
+func (arg1 SwigcptrEplb_plan_near_report) SetStruct_size(arg2 uint) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_plan_near_report_struct_size_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_plan_near_report) GetStruct_size() (_swig_ret uint) {
+	var swig_r uint
+	_swig_i_0 := arg1
+	swig_r = (uint)(C._wrap_eplb_plan_near_report_struct_size_get_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrEplb_plan_near_report) SetLayers_kept(arg2 uint) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_plan_near_report_layers_kept_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_plan_near_report) GetLayers_kept() (_swig_ret uint) {
+	var swig_r uint
+	_swig_i_0 := arg1
+	swig_r = (uint)(C._wrap_eplb_plan_near_report_layers_kept_get_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrEplb_plan_near_report) SetLayers_rebalanced(arg2 uint) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_plan_near_report_layers_rebalanced_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_plan_near_report) GetLayers_rebalanced() (_swig_ret uint) {
+	var swig_r uint
+	_swig_i_0 := arg1
+	swig_r = (uint)(C._wrap_eplb_plan_near_report_layers_rebalanced_get_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrEplb_plan_near_report) SetLayers_replanned(arg2 uint) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_plan_near_report_layers_replanned_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_plan_near_report) GetLayers_replanned() (_swig_ret uint) {
+	var swig_r uint
+	_swig_i_0 := arg1
+	swig_r = (uint)(C._wrap_eplb_plan_near_report_layers_replanned_get_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func NewEplb_plan_near_report() (_swig_ret Eplb_plan_near_report) {
+	var swig_r Eplb_plan_near_report
+	swig_r = (Eplb_plan_near_report)(SwigcptrEplb_plan_near_report(C._wrap_new_eplb_plan_near_report_capi_fc896d6fd04db93d()))
+	return swig_r
+}
+
+func DeleteEplb_plan_near_report(arg1 Eplb_plan_near_report) {
+	_swig_i_0 := getSwigcptr(arg1)
+	C._wrap_delete_eplb_plan_near_report_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0))
+}
+
+type Eplb_plan_near_report interface {
+	Swigcptr() uintptr
+	SwigIsEplb_plan_near_report()
+	SetStruct_size(arg2 uint)
+	GetStruct_size() (_swig_ret uint)
+	SetLayers_kept(arg2 uint)
+	GetLayers_kept() (_swig_ret uint)
+	SetLayers_rebalanced(arg2 uint)
+	GetLayers_rebalanced() (_swig_ret uint)
+	SetLayers_replanned(arg2 uint)
+	GetLayers_replanned() (_swig_ret uint)
+}
+
+func Eplb_planner_plan_near(arg1 Eplb_planner, arg2 []float64, arg3 Eplb_placement, arg4 Eplb_plan_near_options, arg5 *uintptr, arg6 Eplb_plan_near_report) (_swig_ret error) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := getSwigcptr(arg3)
+	_swig_i_3 := getSwigcptr(arg4)
+	_swig_i_4 := arg5
+	_swig_i_5 := getSwigcptr(arg6)
+	swig_r_p := C._wrap_eplb_planner_plan_near_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_40)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2), C.uintptr_t(_swig_i_3), C.swig_voidp(_swig_i_4), C.uintptr_t(_swig_i_5))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+	var swig_r_1 error
+
+	{
+		text := swigCopyString(swig_r)
+		if text == "" {
+			swig_r_1 = nil
+		} else {
+			status := 0
+			i := 0
+			for ; i < len(text) && text[i] != ':'; i++ {
+				status = status*10 + int(text[i]-'0')
+			}
+			swig_r_1 = statusError(status, text[i+1:])
+		}
+	}
+
+	return swig_r_1
+}
+
 type SwigcptrEplb_plan_progress uintptr
 
 func (p SwigcptrEplb_plan_progress) Swigcptr() uintptr {
@@ -1891,7 +2105,7 @@ func (arg1 SwigcptrEplb_plan_progress) GetCancelled() (_swig_ret uint) {
 func (arg1 SwigcptrEplb_plan_progress) SetSteps_done(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_plan_progress_steps_done_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_39(_swig_i_1))
+	C._wrap_eplb_plan_progress_steps_done_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_41(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_plan_progress) GetSteps_done() (_swig_ret uint64) {
@@ -1904,7 +2118,7 @@ func (arg1 SwigcptrEplb_plan_progress) GetSteps_done() (_swig_ret uint64) {
 func (arg1 SwigcptrEplb_plan_progress) SetSteps_total(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_plan_progress_steps_total_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_41(_swig_i_1))
+	C._wrap_eplb_plan_progress_steps_total_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_43(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_plan_progress) GetSteps_total() (_swig_ret uint64) {
@@ -2082,7 +2296,7 @@ func (arg1 SwigcptrEplb_snapshot_options) GetCompression_level() (_swig_ret uint
 func (arg1 SwigcptrEplb_snapshot_options) SetLoads_len(arg2 int64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_options_loads_len_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_47(_swig_i_1))
+	C._wrap_eplb_snapshot_options_loads_len_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_49(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_options) GetLoads_len() (_swig_ret int64) {
@@ -2302,7 +2516,7 @@ func (arg1 SwigcptrEplb_snapshot_info) GetHas_coactivation() (_swig_ret uint) {
 func (arg1 SwigcptrEplb_snapshot_info) SetCreated_unix_seconds(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_created_unix_seconds_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_49(_swig_i_1))
+	C._wrap_eplb_snapshot_info_created_unix_seconds_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_51(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetCreated_unix_seconds() (_swig_ret uint64) {
@@ -2315,7 +2529,7 @@ func (arg1 SwigcptrEplb_snapshot_info) GetCreated_unix_seconds() (_swig_ret uint
 func (arg1 SwigcptrEplb_snapshot_info) SetFile_size(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_file_size_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_51(_swig_i_1))
+	C._wrap_eplb_snapshot_info_file_size_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_53(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_snapshot_info) GetFile_size() (_swig_ret uint64) {
@@ -2354,7 +2568,7 @@ func (arg1 SwigcptrEplb_snapshot_info) GetBalancedness() (_swig_ret float64) {
 func (arg1 SwigcptrEplb_snapshot_info) SetLibrary_version(arg2 string) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_library_version_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_53)(unsafe.Pointer(&_swig_i_1)))
+	C._wrap_eplb_snapshot_info_library_version_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_55)(unsafe.Pointer(&_swig_i_1)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -2373,7 +2587,7 @@ func (arg1 SwigcptrEplb_snapshot_info) GetLibrary_version() (_swig_ret string) {
 func (arg1 SwigcptrEplb_snapshot_info) SetLabel(arg2 string) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_snapshot_info_label_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_55)(unsafe.Pointer(&_swig_i_1)))
+	C._wrap_eplb_snapshot_info_label_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_57)(unsafe.Pointer(&_swig_i_1)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -2446,7 +2660,7 @@ func Eplb_snapshot_save(arg1 Eplb_placement, arg2 Eplb_snapshot_options, arg3 st
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_snapshot_save_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_58)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_snapshot_save_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_60)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -2506,7 +2720,7 @@ func Eplb_snapshot_load(arg1 string, arg2 *uintptr) (_swig_ret error) {
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_snapshot_load_capi_fc896d6fd04db93d(*(*C.swig_type_61)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_load_capi_fc896d6fd04db93d(*(*C.swig_type_63)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2534,7 +2748,7 @@ func Eplb_snapshot_load_from_buffer(arg1 []byte, arg2 *uintptr) (_swig_ret error
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_snapshot_load_from_buffer_capi_fc896d6fd04db93d(*(*C.swig_type_63)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_load_from_buffer_capi_fc896d6fd04db93d(*(*C.swig_type_65)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2562,7 +2776,7 @@ func Eplb_snapshot_inspect(arg1 string, arg2 Eplb_snapshot_info) (_swig_ret erro
 	var swig_r string
 	_swig_i_0 := arg1
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r_p := C._wrap_eplb_snapshot_inspect_capi_fc896d6fd04db93d(*(*C.swig_type_65)(unsafe.Pointer(&_swig_i_0)), C.uintptr_t(_swig_i_1))
+	swig_r_p := C._wrap_eplb_snapshot_inspect_capi_fc896d6fd04db93d(*(*C.swig_type_67)(unsafe.Pointer(&_swig_i_0)), C.uintptr_t(_swig_i_1))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2640,7 +2854,7 @@ func Eplb_snapshot_get_loads(arg1 Eplb_snapshot, arg2 []float64) (_swig_ret erro
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_snapshot_get_loads_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_69)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_snapshot_get_loads_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_71)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -2674,7 +2888,7 @@ func Eplb_snapshot_save_statistics(arg1 Struct_SS_eplb_tracker, arg2 Eplb_snapsh
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_snapshot_save_statistics_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_71)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_snapshot_save_statistics_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_73)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -2785,7 +2999,7 @@ func Eplb_placement_from_sglang_json(arg1 []byte, arg2 uint, arg3 uint, arg4 uin
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_placement_from_sglang_json_capi_fc896d6fd04db93d(*(*C.swig_type_76)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
+	swig_r_p := C._wrap_eplb_placement_from_sglang_json_capi_fc896d6fd04db93d(*(*C.swig_type_78)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2841,7 +3055,7 @@ func Eplb_placement_from_vllm_ascend_json(arg1 []byte, arg2 uint, arg3 uint, arg
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_placement_from_vllm_ascend_json_capi_fc896d6fd04db93d(*(*C.swig_type_79)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_placement_from_vllm_ascend_json_capi_fc896d6fd04db93d(*(*C.swig_type_81)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -2871,7 +3085,7 @@ func Eplb_loads_from_sglang_json(arg1 []byte, arg2 *uintptr, arg3 *uint32, arg4 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_loads_from_sglang_json_capi_fc896d6fd04db93d(*(*C.swig_type_81)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_loads_from_sglang_json_capi_fc896d6fd04db93d(*(*C.swig_type_83)(unsafe.Pointer(&_swig_i_0)), C.swig_voidp(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
@@ -3050,7 +3264,7 @@ func (arg1 SwigcptrEplb_tracker_options) GetReserved0() (_swig_ret uint) {
 func (arg1 SwigcptrEplb_tracker_options) SetSeed(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_tracker_options_seed_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_82(_swig_i_1))
+	C._wrap_eplb_tracker_options_seed_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_84(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_tracker_options) GetSeed() (_swig_ret uint64) {
@@ -3163,7 +3377,7 @@ func Eplb_tracker_record(arg1 Eplb_tracker, arg2 uint, arg3 []int32, arg4 int64,
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_tracker_record_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_87)(unsafe.Pointer(&_swig_i_2)), C.swig_type_88(_swig_i_3), C.swig_intgo(_swig_i_4))
+	swig_r_p := C._wrap_eplb_tracker_record_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_89)(unsafe.Pointer(&_swig_i_2)), C.swig_type_90(_swig_i_3), C.swig_intgo(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3195,7 +3409,7 @@ func Eplb_tracker_record_physical(arg1 Eplb_tracker, arg2 Eplb_placement, arg3 u
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_tracker_record_physical_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_90)(unsafe.Pointer(&_swig_i_3)), C.swig_type_91(_swig_i_4), C.swig_intgo(_swig_i_5))
+	swig_r_p := C._wrap_eplb_tracker_record_physical_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_92)(unsafe.Pointer(&_swig_i_3)), C.swig_type_93(_swig_i_4), C.swig_intgo(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
@@ -3272,7 +3486,7 @@ func Eplb_tracker_get_loads(arg1 Eplb_tracker, arg2 []float64) (_swig_ret error)
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_tracker_get_loads_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_95)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_tracker_get_loads_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_97)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -3301,7 +3515,7 @@ func Eplb_tracker_get_coactivation(arg1 Eplb_tracker, arg2 uint, arg3 []float64)
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_tracker_get_coactivation_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_97)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_tracker_get_coactivation_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_99)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3331,7 +3545,7 @@ func Eplb_tracker_get_samples(arg1 Eplb_tracker, arg2 uint, arg3 []int32, arg4 *
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_tracker_get_samples_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_99)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_tracker_get_samples_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_101)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -3361,7 +3575,7 @@ func Eplb_planner_plan_tracked(arg1 Eplb_planner, arg2 []float64, arg3 Eplb_trac
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_planner_plan_tracked_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_101)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_planner_plan_tracked_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_103)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -3592,7 +3806,7 @@ func (arg1 SwigcptrEplb_workload_options) GetNoise_scale() (_swig_ret float64) {
 func (arg1 SwigcptrEplb_workload_options) SetSeed(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_workload_options_seed_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_102(_swig_i_1))
+	C._wrap_eplb_workload_options_seed_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_104(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_workload_options) GetSeed() (_swig_ret uint64) {
@@ -3690,7 +3904,7 @@ func Eplb_workload_next_batch(arg1 Eplb_workload, arg2 int64, arg3 []int32) (_sw
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_workload_next_batch_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_106(_swig_i_1), *(*C.swig_type_107)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_workload_next_batch_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_108(_swig_i_1), *(*C.swig_type_109)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4035,7 +4249,7 @@ func (arg1 SwigcptrEplb_metrics) GetLoaded_layers() (_swig_ret uint) {
 func (arg1 SwigcptrEplb_metrics) SetDuplicate_pairs(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_duplicate_pairs_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_110(_swig_i_1))
+	C._wrap_eplb_metrics_duplicate_pairs_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_112(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetDuplicate_pairs() (_swig_ret uint64) {
@@ -4139,7 +4353,7 @@ func (arg1 SwigcptrEplb_metrics) GetMax_load_over_node_bound() (_swig_ret float6
 func (arg1 SwigcptrEplb_metrics) SetCross_node_replicas(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_metrics_cross_node_replicas_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_112(_swig_i_1))
+	C._wrap_eplb_metrics_cross_node_replicas_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_114(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_metrics) GetCross_node_replicas() (_swig_ret uint64) {
@@ -4196,7 +4410,7 @@ func Eplb_metrics_compute(arg1 Eplb_placement, arg2 []float64, arg3 Eplb_metrics
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
-	swig_r_p := C._wrap_eplb_metrics_compute_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_115)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2))
+	swig_r_p := C._wrap_eplb_metrics_compute_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_117)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4226,7 +4440,7 @@ func Eplb_metrics_compute_layer(arg1 Eplb_placement, arg2 uint, arg3 []float64, 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := getSwigcptr(arg4)
-	swig_r_p := C._wrap_eplb_metrics_compute_layer_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_117)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3))
+	swig_r_p := C._wrap_eplb_metrics_compute_layer_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_119)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4255,7 +4469,7 @@ func Eplb_metrics_gpu_loads(arg1 Eplb_placement, arg2 []float64, arg3 []float64)
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_metrics_gpu_loads_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_119)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_120)(unsafe.Pointer(&_swig_i_2)))
+	swig_r_p := C._wrap_eplb_metrics_gpu_loads_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_121)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_122)(unsafe.Pointer(&_swig_i_2)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4287,7 +4501,7 @@ func Eplb_metrics_exact_optimum(arg1 Eplb_placement, arg2 []float64, arg3 *float
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r_p := C._wrap_eplb_metrics_exact_optimum_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_122)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2))
+	swig_r_p := C._wrap_eplb_metrics_exact_optimum_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_124)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4317,7 +4531,7 @@ func Eplb_metrics_relaxed_bound(arg1 Eplb_placement, arg2 []float64, arg3 uint, 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_metrics_relaxed_bound_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_124)(unsafe.Pointer(&_swig_i_1)), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_metrics_relaxed_bound_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_126)(unsafe.Pointer(&_swig_i_1)), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -4349,7 +4563,7 @@ func Eplb_metrics_nodes_touched(arg1 Eplb_placement, arg2 uint, arg3 []int32, ar
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r_p := C._wrap_eplb_metrics_nodes_touched_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_126)(unsafe.Pointer(&_swig_i_2)), C.swig_type_127(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
+	swig_r_p := C._wrap_eplb_metrics_nodes_touched_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_128)(unsafe.Pointer(&_swig_i_2)), C.swig_type_129(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_voidp(_swig_i_5))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4471,7 +4685,7 @@ func (arg1 SwigcptrEplb_migration_options) GetRelabel() (_swig_ret uint) {
 func (arg1 SwigcptrEplb_migration_options) SetBytes_per_expert(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_bytes_per_expert_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_128(_swig_i_1))
+	C._wrap_eplb_migration_options_bytes_per_expert_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_130(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetBytes_per_expert() (_swig_ret uint64) {
@@ -4484,7 +4698,7 @@ func (arg1 SwigcptrEplb_migration_options) GetBytes_per_expert() (_swig_ret uint
 func (arg1 SwigcptrEplb_migration_options) SetMax_bytes_per_step(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_max_bytes_per_step_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_130(_swig_i_1))
+	C._wrap_eplb_migration_options_max_bytes_per_step_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_132(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMax_bytes_per_step() (_swig_ret uint64) {
@@ -4497,7 +4711,7 @@ func (arg1 SwigcptrEplb_migration_options) GetMax_bytes_per_step() (_swig_ret ui
 func (arg1 SwigcptrEplb_migration_options) SetMax_total_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_options_max_total_bytes_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_132(_swig_i_1))
+	C._wrap_eplb_migration_options_max_total_bytes_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_134(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_options) GetMax_total_bytes() (_swig_ret uint64) {
@@ -4605,7 +4819,7 @@ func Eplb_migration_plan(arg1 Eplb_placement, arg2 Eplb_placement, arg3 []float6
 	_swig_i_2 := arg3
 	_swig_i_3 := getSwigcptr(arg4)
 	_swig_i_4 := arg5
-	swig_r_p := C._wrap_eplb_migration_plan_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_135)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3), C.swig_voidp(_swig_i_4))
+	swig_r_p := C._wrap_eplb_migration_plan_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), *(*C.swig_type_137)(unsafe.Pointer(&_swig_i_2)), C.uintptr_t(_swig_i_3), C.swig_voidp(_swig_i_4))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -4724,7 +4938,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetMax_staging_experts() (_swig_ret u
 func (arg1 SwigcptrEplb_migration_summary) SetMoved_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_moved_experts_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_136(_swig_i_1))
+	C._wrap_eplb_migration_summary_moved_experts_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_138(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMoved_experts() (_swig_ret uint64) {
@@ -4737,7 +4951,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetMoved_experts() (_swig_ret uint64)
 func (arg1 SwigcptrEplb_migration_summary) SetSame_gpu_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_same_gpu_experts_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_138(_swig_i_1))
+	C._wrap_eplb_migration_summary_same_gpu_experts_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_140(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_experts() (_swig_ret uint64) {
@@ -4750,7 +4964,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_experts() (_swig_ret uint
 func (arg1 SwigcptrEplb_migration_summary) SetIntra_node_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_intra_node_experts_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_140(_swig_i_1))
+	C._wrap_eplb_migration_summary_intra_node_experts_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_142(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_experts() (_swig_ret uint64) {
@@ -4763,7 +4977,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_experts() (_swig_ret ui
 func (arg1 SwigcptrEplb_migration_summary) SetCross_node_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_cross_node_experts_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_142(_swig_i_1))
+	C._wrap_eplb_migration_summary_cross_node_experts_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_144(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetCross_node_experts() (_swig_ret uint64) {
@@ -4776,7 +4990,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetCross_node_experts() (_swig_ret ui
 func (arg1 SwigcptrEplb_migration_summary) SetMoved_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_moved_bytes_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_144(_swig_i_1))
+	C._wrap_eplb_migration_summary_moved_bytes_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_146(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMoved_bytes() (_swig_ret uint64) {
@@ -4789,7 +5003,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetMoved_bytes() (_swig_ret uint64) {
 func (arg1 SwigcptrEplb_migration_summary) SetSame_gpu_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_same_gpu_bytes_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_146(_swig_i_1))
+	C._wrap_eplb_migration_summary_same_gpu_bytes_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_148(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_bytes() (_swig_ret uint64) {
@@ -4802,7 +5016,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_bytes() (_swig_ret uint64
 func (arg1 SwigcptrEplb_migration_summary) SetIntra_node_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_intra_node_bytes_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_148(_swig_i_1))
+	C._wrap_eplb_migration_summary_intra_node_bytes_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_150(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_bytes() (_swig_ret uint64) {
@@ -4815,7 +5029,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetIntra_node_bytes() (_swig_ret uint
 func (arg1 SwigcptrEplb_migration_summary) SetCross_node_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_cross_node_bytes_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_150(_swig_i_1))
+	C._wrap_eplb_migration_summary_cross_node_bytes_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_152(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetCross_node_bytes() (_swig_ret uint64) {
@@ -4828,7 +5042,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetCross_node_bytes() (_swig_ret uint
 func (arg1 SwigcptrEplb_migration_summary) SetMax_step_bytes(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_max_step_bytes_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_152(_swig_i_1))
+	C._wrap_eplb_migration_summary_max_step_bytes_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_154(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetMax_step_bytes() (_swig_ret uint64) {
@@ -4841,7 +5055,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetMax_step_bytes() (_swig_ret uint64
 func (arg1 SwigcptrEplb_migration_summary) SetFull_migration_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_full_migration_experts_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_154(_swig_i_1))
+	C._wrap_eplb_migration_summary_full_migration_experts_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_156(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetFull_migration_experts() (_swig_ret uint64) {
@@ -4854,7 +5068,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetFull_migration_experts() (_swig_re
 func (arg1 SwigcptrEplb_migration_summary) SetSame_gpu_rule_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_156(_swig_i_1))
+	C._wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_158(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_rule_experts() (_swig_ret uint64) {
@@ -4867,7 +5081,7 @@ func (arg1 SwigcptrEplb_migration_summary) GetSame_gpu_rule_experts() (_swig_ret
 func (arg1 SwigcptrEplb_migration_summary) SetNaive_experts(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_eplb_migration_summary_naive_experts_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_158(_swig_i_1))
+	C._wrap_eplb_migration_summary_naive_experts_set_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_type_160(_swig_i_1))
 }
 
 func (arg1 SwigcptrEplb_migration_summary) GetNaive_experts() (_swig_ret uint64) {
@@ -5167,7 +5381,7 @@ func Eplb_migration_get_transfers(arg1 Eplb_migration, arg2 uint, arg3 []uint32,
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r_p := C._wrap_eplb_migration_get_transfers_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_162)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
+	swig_r_p := C._wrap_eplb_migration_get_transfers_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_164)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -5222,7 +5436,7 @@ func Eplb_migration_get_gpu_map(arg1 Eplb_migration, arg2 []uint32) (_swig_ret e
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_eplb_migration_get_gpu_map_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_165)(unsafe.Pointer(&_swig_i_1)))
+	swig_r_p := C._wrap_eplb_migration_get_gpu_map_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_167)(unsafe.Pointer(&_swig_i_1)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
@@ -5337,7 +5551,7 @@ func Eplb_split_solve(arg1 Eplb_split_workspace, arg2 Eplb_placement, arg3 uint,
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
-	swig_r_p := C._wrap_eplb_split_solve_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_170)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_171)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_172)(unsafe.Pointer(&_swig_i_5)), C.swig_type_173(_swig_i_6), *(*C.swig_type_174)(unsafe.Pointer(&_swig_i_7)), C.swig_voidp(_swig_i_8))
+	swig_r_p := C._wrap_eplb_split_solve_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_172)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_173)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_174)(unsafe.Pointer(&_swig_i_5)), C.swig_type_175(_swig_i_6), *(*C.swig_type_176)(unsafe.Pointer(&_swig_i_7)), C.swig_voidp(_swig_i_8))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
@@ -5383,7 +5597,7 @@ func Eplb_split_solve_by_node(arg1 Eplb_split_workspace, arg2 Eplb_placement, ar
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
 	_swig_i_10 := arg11
-	swig_r_p := C._wrap_eplb_split_solve_by_node_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_176)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_177)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_178)(unsafe.Pointer(&_swig_i_5)), C.swig_type_179(_swig_i_6), C.double(_swig_i_7), *(*C.swig_type_180)(unsafe.Pointer(&_swig_i_8)), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10))
+	swig_r_p := C._wrap_eplb_split_solve_by_node_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_178)(unsafe.Pointer(&_swig_i_3)), *(*C.swig_type_179)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_180)(unsafe.Pointer(&_swig_i_5)), C.swig_type_181(_swig_i_6), C.double(_swig_i_7), *(*C.swig_type_182)(unsafe.Pointer(&_swig_i_8)), C.swig_voidp(_swig_i_9), C.swig_voidp(_swig_i_10))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
@@ -5425,7 +5639,7 @@ func Eplb_split_rank_quotas(arg1 Eplb_placement, arg2 uint, arg3 []int32, arg4 [
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
-	swig_r_p := C._wrap_eplb_split_rank_quotas_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_182)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_183)(unsafe.Pointer(&_swig_i_3)), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), *(*C.swig_type_184)(unsafe.Pointer(&_swig_i_6)))
+	swig_r_p := C._wrap_eplb_split_rank_quotas_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_184)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_185)(unsafe.Pointer(&_swig_i_3)), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), *(*C.swig_type_186)(unsafe.Pointer(&_swig_i_6)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
@@ -5469,7 +5683,7 @@ func Eplb_shared_expert_waterfill(arg1 Eplb_placement, arg2 []int32, arg3 int64,
 	_swig_i_7 := arg8
 	_swig_i_8 := arg9
 	_swig_i_9 := arg10
-	swig_r_p := C._wrap_eplb_shared_expert_waterfill_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_186)(unsafe.Pointer(&_swig_i_1)), C.swig_type_187(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_188)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_189)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_190)(unsafe.Pointer(&_swig_i_6)), C.swig_type_191(_swig_i_7), C.swig_intgo(_swig_i_8), *(*C.swig_type_192)(unsafe.Pointer(&_swig_i_9)))
+	swig_r_p := C._wrap_eplb_shared_expert_waterfill_capi_fc896d6fd04db93d(C.uintptr_t(_swig_i_0), *(*C.swig_type_188)(unsafe.Pointer(&_swig_i_1)), C.swig_type_189(_swig_i_2), C.swig_intgo(_swig_i_3), *(*C.swig_type_190)(unsafe.Pointer(&_swig_i_4)), *(*C.swig_type_191)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_192)(unsafe.Pointer(&_swig_i_6)), C.swig_type_193(_swig_i_7), C.swig_intgo(_swig_i_8), *(*C.swig_type_194)(unsafe.Pointer(&_swig_i_9)))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2

@@ -2009,6 +2009,279 @@ _gostring_ _wrap_eplb_planner_plan_windows_capi_fc896d6fd04db93d(eplb_planner *_
 }
 
 
+void _wrap_eplb_plan_near_options_struct_size_set_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_plan_near_options *arg1 = (struct eplb_plan_near_options *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_plan_near_options **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->struct_size = arg2;
+  
+}
+
+
+intgo _wrap_eplb_plan_near_options_struct_size_get_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0) {
+  struct eplb_plan_near_options *arg1 = (struct eplb_plan_near_options *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_plan_near_options **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->struct_size);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_plan_near_options_reserved0_set_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_plan_near_options *arg1 = (struct eplb_plan_near_options *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_plan_near_options **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->reserved0 = arg2;
+  
+}
+
+
+intgo _wrap_eplb_plan_near_options_reserved0_get_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0) {
+  struct eplb_plan_near_options *arg1 = (struct eplb_plan_near_options *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_plan_near_options **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->reserved0);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_plan_near_options_min_balance_set_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0, double _swig_go_1) {
+  struct eplb_plan_near_options *arg1 = (struct eplb_plan_near_options *) 0 ;
+  double arg2 ;
+  
+  arg1 = *(struct eplb_plan_near_options **)&_swig_go_0; 
+  arg2 = (double)_swig_go_1; 
+  
+  if (arg1) (arg1)->min_balance = arg2;
+  
+}
+
+
+double _wrap_eplb_plan_near_options_min_balance_get_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0) {
+  struct eplb_plan_near_options *arg1 = (struct eplb_plan_near_options *) 0 ;
+  double result;
+  double _swig_go_result;
+  
+  arg1 = *(struct eplb_plan_near_options **)&_swig_go_0; 
+  
+  result = (double) ((arg1)->min_balance);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+struct eplb_plan_near_options *_wrap_new_eplb_plan_near_options_capi_fc896d6fd04db93d() {
+  struct eplb_plan_near_options *result = 0 ;
+  struct eplb_plan_near_options *_swig_go_result;
+  
+  
+  result = (struct eplb_plan_near_options *)calloc(1, sizeof(struct eplb_plan_near_options));
+  *(struct eplb_plan_near_options **)&_swig_go_result = (struct eplb_plan_near_options *)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_delete_eplb_plan_near_options_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0) {
+  struct eplb_plan_near_options *arg1 = (struct eplb_plan_near_options *) 0 ;
+  
+  arg1 = *(struct eplb_plan_near_options **)&_swig_go_0; 
+  
+  free((char *) arg1);
+  
+}
+
+
+void _wrap_eplb_plan_near_options_init_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0) {
+  eplb_plan_near_options *arg1 = (eplb_plan_near_options *) 0 ;
+  
+  arg1 = *(eplb_plan_near_options **)&_swig_go_0; 
+  
+  eplb_plan_near_options_init(arg1);
+  
+}
+
+
+void _wrap_eplb_plan_near_report_struct_size_set_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_plan_near_report **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->struct_size = arg2;
+  
+}
+
+
+intgo _wrap_eplb_plan_near_report_struct_size_get_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0) {
+  struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_plan_near_report **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->struct_size);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_plan_near_report_layers_kept_set_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_plan_near_report **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->layers_kept = arg2;
+  
+}
+
+
+intgo _wrap_eplb_plan_near_report_layers_kept_get_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0) {
+  struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_plan_near_report **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->layers_kept);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_plan_near_report_layers_rebalanced_set_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_plan_near_report **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->layers_rebalanced = arg2;
+  
+}
+
+
+intgo _wrap_eplb_plan_near_report_layers_rebalanced_get_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0) {
+  struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_plan_near_report **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->layers_rebalanced);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_eplb_plan_near_report_layers_replanned_set_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_plan_near_report **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->layers_replanned = arg2;
+  
+}
+
+
+intgo _wrap_eplb_plan_near_report_layers_replanned_get_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0) {
+  struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_plan_near_report **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->layers_replanned);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+struct eplb_plan_near_report *_wrap_new_eplb_plan_near_report_capi_fc896d6fd04db93d() {
+  struct eplb_plan_near_report *result = 0 ;
+  struct eplb_plan_near_report *_swig_go_result;
+  
+  
+  result = (struct eplb_plan_near_report *)calloc(1, sizeof(struct eplb_plan_near_report));
+  *(struct eplb_plan_near_report **)&_swig_go_result = (struct eplb_plan_near_report *)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_delete_eplb_plan_near_report_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0) {
+  struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
+  
+  arg1 = *(struct eplb_plan_near_report **)&_swig_go_0; 
+  
+  free((char *) arg1);
+  
+}
+
+
+_gostring_ _wrap_eplb_planner_plan_near_capi_fc896d6fd04db93d(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement *_swig_go_2, struct eplb_plan_near_options *_swig_go_3, eplb_placement **_swig_go_4, struct eplb_plan_near_report *_swig_go_5) {
+  eplb_planner *arg1 = (eplb_planner *) 0 ;
+  double *arg2 = (double *) 0 ;
+  size_t arg3 ;
+  eplb_placement *arg4 = (eplb_placement *) 0 ;
+  eplb_plan_near_options *arg5 = (eplb_plan_near_options *) 0 ;
+  eplb_placement **arg6 = (eplb_placement **) 0 ;
+  eplb_plan_near_report *arg7 = (eplb_plan_near_report *) 0 ;
+  eplb_status result;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(eplb_planner **)&_swig_go_0; 
+  
+  arg2 = (double *)_swig_go_1.array;
+  arg3 = (size_t)_swig_go_1.len;
+  
+  arg4 = *(eplb_placement **)&_swig_go_2; 
+  arg5 = *(eplb_plan_near_options **)&_swig_go_3; 
+  arg6 = (eplb_placement **)_swig_go_4; 
+  arg7 = *(eplb_plan_near_report **)&_swig_go_5; 
+  
+  result = (eplb_status)eplb_planner_plan_near(arg1,(double const *)arg2,arg3,(eplb_placement const *)arg4,(struct eplb_plan_near_options const *)arg5,arg6,arg7);
+  
+  if (result == EPLB_OK) {
+    _swig_go_result = Swig_AllocateString("", 0);
+  } else {
+    const char* message = eplb_last_error_message();
+    size_t message_length = strlen(message);
+    char prefix[16];
+    int prefix_length = snprintf(prefix, sizeof prefix, "%d:", (int)result);
+    if (prefix_length < 0 || (size_t)prefix_length >= sizeof prefix) prefix_length = 0;
+    char* text = (char*)malloc((size_t)prefix_length + message_length + 1);
+    if (text == NULL) {
+      _swig_go_result = Swig_AllocateString(prefix, (size_t)prefix_length);
+    } else {
+      memcpy(text, prefix, (size_t)prefix_length);
+      memcpy(text + prefix_length, message, message_length);
+      _swig_go_result.p = text;
+      _swig_go_result.n = (intgo)((size_t)prefix_length + message_length);
+    }
+  }
+  
+  return _swig_go_result;
+}
+
+
 void _wrap_eplb_plan_progress_struct_size_set_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0, intgo _swig_go_1) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint32_t arg2 ;

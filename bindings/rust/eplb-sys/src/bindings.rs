@@ -188,6 +188,35 @@ extern "C" {
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
+pub struct eplb_plan_near_options {
+    pub struct_size: u32,
+    pub reserved0: u32,
+    pub min_balance: f64,
+}
+extern "C" {
+    pub fn eplb_plan_near_options_init(options: *mut eplb_plan_near_options);
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct eplb_plan_near_report {
+    pub struct_size: u32,
+    pub layers_kept: u32,
+    pub layers_rebalanced: u32,
+    pub layers_replanned: u32,
+}
+extern "C" {
+    pub fn eplb_planner_plan_near(
+        planner: *mut eplb_planner,
+        loads: *const f64,
+        loads_len: usize,
+        current: *const eplb_placement,
+        options: *const eplb_plan_near_options,
+        out_placement: *mut *mut eplb_placement,
+        out_report: *mut eplb_plan_near_report,
+    ) -> eplb_status;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
 pub struct eplb_plan_control {
     _unused: [u8; 0],
 }

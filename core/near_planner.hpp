@@ -1,0 +1,40 @@
+// Re-planning near the current placement ("warm start"): a server that re-plans for new loads
+// usually needs balance, not a new layout. Each layer keeps what the GPUs hold now and moves only
+// as many replicas as it takes to come within a tolerance of the planner's own plan.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "topology.hpp"
+
+namespace eplb {
+
+// Which placements a layer may move to: replicas anywhere, DeepSeek's locality (every replica on
+// its group's node), or that plus at most `cross_node_budget` replicas off their group's node.
+enum class NearLocality { global, hierarchical, relaxed };
+
+struct NearSettings {
+  NearLocality locality = NearLocality::global;
+  std::uint32_t cross_node_budget = 0;  // relaxed only
+  double min_balance = 0.998;           // (0, 1]: balancedness >= this x the fresh plan's
+};
+
+// What plan_layer_near did with a layer.
+enum class NearOutcome {
+  kept,        // the current layer was balanced enough already (or is the fresh plan)
+  rebalanced,  // the current layer with some replicas moved
+  replanned,   // the fresh plan: rebalancing fell short, or the current layer breaks the locality
+};
+
+// One layer. `fresh` is the planner's own plan of `loads`; the target is a busiest GPU of at most
+// fresh's / settings.min_balance (under even splitting of each expert's load over its replicas).
+// Writes to `out`: `current` when it meets the target; else `current` rebalanced until it does
+// (rebalance_layer_toward, inside nodes for the local policies); else `fresh`. A current layer
+// that breaks the locality (a replica off its group's node; relaxed: more than the budget) gets
+// `fresh`. `out` may not alias the inputs.
+NearOutcome plan_layer_near(const Topology& topology, const NearSettings& settings,
+                            std::span<const std::int32_t> current, std::span<const double> loads,
+                            std::span<const std::int32_t> fresh, std::span<std::int32_t> out);
+
+}  // namespace eplb

@@ -1,0 +1,294 @@
+// Re-planning near the current placement (Planner::plan_near): the target balance always holds,
+// layers are kept, rebalanced or replaced as reported, the algorithm's locality holds, no expert
+// gains a second replica on a GPU, and on small cases the moves are compared with the fewest
+// any placement meeting the target needs (every placement enumerated).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "balanced_planner.hpp"
+#include "error.hpp"
+#include "placement.hpp"
+#include "planner.hpp"
+#include "topology.hpp"
+
+namespace eplb {
+namespace {
+
+Topology topology_of(std::uint32_t layers, std::uint32_t experts, std::uint32_t slots,
+                     std::uint32_t gpus, std::uint32_t nodes, std::uint32_t groups) {
+  Topology t;
+  t.num_layers = layers;
+  t.num_logical = experts;
+  t.num_physical = slots;
+  t.num_gpus = gpus;
+  t.num_nodes = nodes;
+  t.num_groups = groups;
+  t.validate();
+  return t;
+}
+
+// Lognormal loads, a few experts idle.
+std::vector<double> random_loads(std::mt19937_64& rng, const Topology& t, double sigma) {
+  std::lognormal_distribution<double> draw(0.0, sigma);
+  std::bernoulli_distribution idle(0.05);
+  std::vector<double> loads(t.load_count());
+  for (double& load : loads) load = idle(rng) ? 0.0 : std::round(1000 * draw(rng));
+  return loads;
+}
+
+// Experts moved from `from` to `to`: per GPU, the slots whose expert (with multiplicity) the GPU
+// does not hold already (what the migration planner moves without relabeling).
+std::size_t moved_experts(const Topology& t, std::span<const std::int32_t> from,
+                          std::span<const std::int32_t> to) {
+  const std::uint32_t per_gpu = t.slots_per_gpu();
+  std::size_t moved = 0;
+  for (std::uint32_t gpu = 0; gpu < from.size() / per_gpu; ++gpu) {
+    std::vector<std::int32_t> a(from.begin() + gpu * per_gpu, from.begin() + (gpu + 1) * per_gpu);
+    std::vector<std::int32_t> b(to.begin() + gpu * per_gpu, to.begin() + (gpu + 1) * per_gpu);
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    std::vector<std::int32_t> kept;
+    std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(kept));
+    moved += per_gpu - kept.size();
+  }
+  return moved;
+}
+
+// The node holding the most replicas of each group in `row` (ties: lowest), computed here
+// independently of the planner.
+std::vector<std::uint32_t> home_of_groups(const Topology& t, std::span<const std::int32_t> row) {
+  const std::uint32_t per_group = t.num_logical / t.num_groups;
+  std::vector<std::vector<std::uint32_t>> count(t.num_groups,
+                                                std::vector<std::uint32_t>(t.num_nodes));
+  for (std::uint32_t s = 0; s < row.size(); ++s) {
+    ++count[static_cast<std::uint32_t>(row[s]) / per_group][t.node_of_gpu(t.gpu_of_slot(s))];
+  }
+  std::vector<std::uint32_t> home(t.num_groups);
+  for (std::uint32_t g = 0; g < t.num_groups; ++g) {
+    home[g] = static_cast<std::uint32_t>(std::max_element(count[g].begin(), count[g].end()) -
+                                         count[g].begin());
+  }
+  return home;
+}
+
+std::uint32_t off_home(const Topology& t, std::span<const std::int32_t> row,
+                       const std::vector<std::uint32_t>& home) {
+  const std::uint32_t per_group = t.num_logical / t.num_groups;
+  std::uint32_t off = 0;
+  for (std::uint32_t s = 0; s < row.size(); ++s) {
+    off += home[static_cast<std::uint32_t>(row[s]) / per_group] != t.node_of_gpu(t.gpu_of_slot(s));
+  }
+  return off;
+}
+
+std::uint32_t replicas_on(const Topology& t, std::span<const std::int32_t> row, std::uint32_t gpu,
+                          std::int32_t expert) {
+  const std::uint32_t per_gpu = t.slots_per_gpu();
+  return static_cast<std::uint32_t>(
+      std::count(row.begin() + gpu * per_gpu, row.begin() + (gpu + 1) * per_gpu, expert));
+}
+
+TEST(NearPlanner, KeepsAPlacementThatIsBalancedEnough) {
+  std::mt19937_64 rng(7);
+  const Topology t = topology_of(6, 32, 48, 8, 2, 4);
+  for (const auto algorithm :
+       {Algorithm::balanced, Algorithm::balanced_hierarchical, Algorithm::deepseek}) {
+    Planner planner(t, static_cast<std::uint32_t>(algorithm));
+    const auto loads = random_loads(rng, t, 1.0);
+    const Placement current = planner.plan(loads);
+    Planner::NearReport report;
+    const Placement near = planner.plan_near(loads, current, 0.998, &report);
+    EXPECT_EQ(report.kept, t.num_layers);
+    EXPECT_EQ(report.rebalanced + report.replanned, 0u);
+    EXPECT_TRUE(
+        std::equal(near.phy2log().begin(), near.phy2log().end(), current.phy2log().begin()));
+  }
+}
+
+struct Case {
+  Algorithm algorithm;
+  Topology topology;
+  std::uint32_t budget;
+};
+
+// Random shapes and algorithms; the current placement is the plan of other loads (or, for the
+// global policy, sometimes a random map: a server that imported its placement).
+TEST(NearPlanner, MeetsTheTargetKeepsLocalityAndReportsEveryLayer) {
+  std::mt19937_64 rng(2026);
+  const auto below = [&](std::uint32_t n) { return static_cast<std::uint32_t>(rng() % n); };
+  std::size_t moved_near = 0, moved_fresh = 0;
+  Planner::NearReport total;
+  for (int trial = 0; trial < 120; ++trial) {
+    const std::uint32_t nodes = 1u << below(3);             // 1, 2, 4
+    const std::uint32_t gpus = nodes * (1 + below(4));      // 1..4 per node
+    const std::uint32_t groups = nodes * (1 + below(2));    // a multiple of the nodes
+    const std::uint32_t experts = groups * (2 + below(4));  // 2..5 per group
+    const std::uint32_t slots = gpus * (experts / gpus + 1 + below(3));
+    const Topology t = topology_of(3, experts, slots, gpus, nodes, groups);
+    const Algorithm algorithms[] = {Algorithm::balanced, Algorithm::balanced_hierarchical,
+                                    Algorithm::balanced_relaxed, Algorithm::deepseek};
+    const Algorithm algorithm = algorithms[below(4)];
+    PlannerSettings settings;
+    settings.algorithm = static_cast<std::uint32_t>(algorithm);
+    if (algorithm == Algorithm::balanced_relaxed) settings.cross_node_budget = below(4);
+    const double min_balance = std::array{0.9, 0.99, 0.998, 1.0}[below(4)];
+    Planner planner(t, settings);
+    const auto old_loads = random_loads(rng, t, 1.2);
+    // The load drifts: each expert's new load is its old one times lognormal noise.
+    auto new_loads = random_loads(rng, t, 0.5);
+    for (std::size_t i = 0; i < new_loads.size(); ++i) new_loads[i] *= old_loads[i] / 1000;
+    Placement current = planner.plan(old_loads);
+    if (algorithm == Algorithm::balanced && rng() % 2 == 0) {
+      std::vector<std::int32_t> map(t.slot_count());
+      for (std::uint32_t l = 0; l < t.num_layers; ++l) {
+        for (std::uint32_t s = 0; s < slots; ++s) {
+          map[l * slots + s] = static_cast<std::int32_t>(s < experts ? s : below(experts));
+        }
+        std::shuffle(map.begin() + l * slots, map.begin() + (l + 1) * slots, rng);
+      }
+      current = Placement::from_phy2log(t, map);
+    }
+    Planner::NearReport report;
+    const Placement near = planner.plan_near(new_loads, current, min_balance, &report);
+    const Placement fresh = planner.plan(new_loads);
+    SCOPED_TRACE(::testing::Message()
+                 << "trial " << trial << ", algorithm " << static_cast<int>(algorithm) << ", "
+                 << experts << " on " << slots << ", " << gpus << " GPUs, " << nodes << " nodes");
+    EXPECT_EQ(report.kept + report.rebalanced + report.replanned, t.num_layers);
+    const bool local = algorithm != Algorithm::balanced && nodes > 1 && groups % nodes == 0;
+    std::uint32_t kept = 0, replanned = 0;
+    for (std::uint32_t l = 0; l < t.num_layers; ++l) {
+      const auto loads = std::span<const double>(new_loads).subspan(l * experts, experts);
+      const auto now = current.phy2log_layer(l), out = near.phy2log_layer(l),
+                 best = fresh.phy2log_layer(l);
+      const double target = max_gpu_load(t, loads, best) / min_balance;
+      EXPECT_LE(max_gpu_load(t, loads, out), target * (1 + 1e-12)) << "layer " << l;
+      const bool is_fresh = std::equal(out.begin(), out.end(), best.begin());
+      const bool is_current = std::equal(out.begin(), out.end(), now.begin());
+      if (is_current && max_gpu_load(t, loads, now) <= target) ++kept;
+      if (!is_current && is_fresh) ++replanned;
+      moved_near += moved_experts(t, now, out);
+      moved_fresh += moved_experts(t, now, best);
+      if (is_fresh) continue;
+      // A rebalanced (or kept) layer: no expert gains a second replica on a GPU, and the
+      // locality of the current layout holds.
+      for (std::uint32_t gpu = 0; gpu < gpus; ++gpu) {
+        for (std::int32_t e = 0; e < static_cast<std::int32_t>(experts); ++e) {
+          EXPECT_LE(replicas_on(t, out, gpu, e), std::max(1u, replicas_on(t, now, gpu, e)))
+              << "layer " << l << " GPU " << gpu << " expert " << e;
+        }
+      }
+      if (local) {
+        const auto home = home_of_groups(t, now);
+        const std::uint32_t allowed =
+            algorithm == Algorithm::balanced_relaxed ? settings.cross_node_budget : 0;
+        EXPECT_LE(off_home(t, out, home), std::max(allowed, 0u)) << "layer " << l;
+        EXPECT_EQ(home_of_groups(t, out), home) << "layer " << l;
+      }
+    }
+    // Layers that equal both the current and the fresh plan are counted as kept by the planner.
+    EXPECT_GE(report.kept, kept);
+    EXPECT_LE(report.replanned, replanned + report.kept - kept);
+    total.kept += report.kept;
+    total.rebalanced += report.rebalanced;
+    total.replanned += report.replanned;
+    // The plan does not depend on the number of threads.
+    settings.num_threads = 3;
+    Planner threaded(t, settings);
+    const Placement again = threaded.plan_near(new_loads, current, min_balance);
+    EXPECT_TRUE(std::equal(again.phy2log().begin(), again.phy2log().end(), near.phy2log().begin()));
+  }
+  // Every outcome occurs, and staying near moves far fewer experts than the fresh plans (about
+  // half on these small random shapes; a fifth on the real recordings, BENCHMARKS.md).
+  EXPECT_GT(total.kept, 0u);
+  EXPECT_GT(total.rebalanced, 0u);
+  EXPECT_GT(total.replanned, 0u);
+  EXPECT_LT(moved_near * 10, moved_fresh * 7) << moved_near << " vs " << moved_fresh;
+}
+
+// Every placement of 3 experts on 3 GPUs x 2 slots (each expert at least once) is scored: the
+// fewest experts any placement meeting the target moves is a lower bound on plan_near's, and the
+// greedy should reach it most of the time.
+TEST(NearPlanner, MovesCloseToTheFewestAnyPlacementNeeds) {
+  const Topology t = topology_of(1, 3, 6, 3, 1, 1);
+  std::vector<std::vector<std::int32_t>> all;
+  for (int code = 0; code < 729; ++code) {
+    std::vector<std::int32_t> row(6);
+    for (int s = 0, c = code; s < 6; ++s, c /= 3) row[static_cast<std::size_t>(s)] = c % 3;
+    if (std::count(row.begin(), row.end(), 0) && std::count(row.begin(), row.end(), 1) &&
+        std::count(row.begin(), row.end(), 2)) {
+      all.push_back(row);
+    }
+  }
+  std::mt19937_64 rng(11);
+  Planner planner(t, static_cast<std::uint32_t>(Algorithm::balanced));
+  int cases = 0, optimal = 0;
+  std::size_t sum_near = 0, sum_best = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const auto& now = all[rng() % all.size()];
+    const auto loads = random_loads(rng, t, 1.0);
+    const double min_balance = std::array{0.95, 0.99, 1.0}[rng() % 3];
+    const Placement current = Placement::from_phy2log(t, now);
+    Planner::NearReport report;
+    const Placement near = planner.plan_near(loads, current, min_balance, &report);
+    if (report.rebalanced != 1) continue;
+    const double target = max_gpu_load(t, loads, planner.plan(loads).phy2log()) / min_balance;
+    std::size_t best = now.size();
+    for (const auto& row : all) {
+      if (max_gpu_load(t, loads, row) <= target) best = std::min(best, moved_experts(t, now, row));
+    }
+    const std::size_t moved = moved_experts(t, now, near.phy2log());
+    EXPECT_GE(moved, best) << "trial " << trial;
+    ++cases;
+    optimal += moved == best;
+    sum_near += moved;
+    sum_best += best;
+  }
+  ASSERT_GT(cases, 50);
+  std::cout << "plan_near on " << cases << " rebalanced cases: optimal in " << optimal << ", moved "
+            << sum_near << " experts, the fewest possible " << sum_best << "\n";
+  EXPECT_GE(optimal * 10, cases * 7);
+  EXPECT_LE(sum_near * 10, sum_best * 13);
+}
+
+TEST(NearPlanner, RefusesBadArguments) {
+  const Topology t = topology_of(2, 8, 12, 4, 2, 2);
+  Planner planner(t, static_cast<std::uint32_t>(Algorithm::balanced));
+  std::vector<double> loads(t.load_count(), 1.0);
+  const Placement current = planner.plan(loads);
+  const auto message = [&](auto&& call) {
+    try {
+      call();
+    } catch (const Error& error) {
+      return std::string(error.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message([&] { (void)planner.plan_near(loads, current, 0.0); }).find("min_balance (0)"),
+            std::string::npos);
+  EXPECT_NE(message([&] { (void)planner.plan_near(loads, current, 1.5); }).find("(0, 1]"),
+            std::string::npos);
+  EXPECT_NE(
+      message([&] { (void)planner.plan_near(loads, current, std::nan("")); }).find("min_balance"),
+      std::string::npos);
+  const Topology other = topology_of(2, 8, 16, 4, 2, 2);
+  const Placement wrong = Planner(other, 3).plan(loads);
+  EXPECT_NE(message([&] {
+              (void)planner.plan_near(loads, wrong, 0.99);
+            }).find("num_physical_experts (16)"),
+            std::string::npos);
+  loads[3] = -1;
+  EXPECT_NE(message([&] { (void)planner.plan_near(loads, current, 0.99); }).find("-1"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace eplb
