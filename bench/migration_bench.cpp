@@ -41,6 +41,8 @@ constexpr std::uint32_t kExperts = eplb_bench::kDeepSeekExperts;
 constexpr std::uint32_t kGroups = eplb_bench::kDeepSeekGroups;
 constexpr std::uint64_t kBytesPerExpert = 44'000'000;  // DeepSeek-V3 expert in FP8
 constexpr double kBudgetFraction = 0.25;
+// min_balance of the near rows (eplb_planner_plan_near); 0.998 is its default.
+constexpr double kNearBalances[] = {0.995, 0.998, 0.999};
 
 struct Workload {
   std::string name;
@@ -122,6 +124,51 @@ eplb_cli::PlannerPtr make_planner_for(std::uint32_t algorithm, std::uint32_t lay
   options.num_nodes = nodes;
   options.num_gpus = gpus;
   return eplb_cli::make_planner(options, "eplb_planner_create: ");
+}
+
+// Slots of `to` whose expert is not already on the same GPU in `from` (vLLM's rule: no
+// relabeling; the experts a GPU keeps are counted with multiplicity).
+std::uint64_t same_gpu_rule_experts(const eplb_placement* from, const eplb_placement* to,
+                                    std::uint32_t slots, std::uint32_t gpus) {
+  const auto read = [&](const eplb_placement* p) {
+    std::vector<std::int32_t> map(std::size_t{kLayers} * slots);
+    eplb_cli::check(eplb_placement_get_phy2log(p, map.data(), map.size()),
+                    "eplb_placement_get_phy2log: ");
+    return map;
+  };
+  auto old_map = read(from), new_map = read(to);
+  const std::uint32_t per_gpu = slots / gpus;
+  std::uint64_t moved = 0;
+  for (std::size_t gpu = 0; gpu < std::size_t{kLayers} * gpus; ++gpu) {
+    const auto a = old_map.begin() + static_cast<std::ptrdiff_t>(gpu * per_gpu);
+    const auto b = new_map.begin() + static_cast<std::ptrdiff_t>(gpu * per_gpu);
+    std::sort(a, a + per_gpu);
+    std::sort(b, b + per_gpu);
+    std::vector<std::int32_t> kept;
+    std::set_intersection(a, a + per_gpu, b, b + per_gpu, std::back_inserter(kept));
+    moved += per_gpu - kept.size();
+  }
+  return moved;
+}
+
+// The placement eplb_planner_plan_near makes for `loads` from `current`; adds its report to
+// `report`.
+eplb_cli::PlacementPtr plan_near(eplb_planner* planner, const std::vector<double>& loads,
+                                 const eplb_placement* current, double min_balance,
+                                 eplb_plan_near_report& report) {
+  eplb_plan_near_options options;
+  eplb_plan_near_options_init(&options);
+  options.min_balance = min_balance;
+  eplb_plan_near_report one{};
+  one.struct_size = sizeof(one);
+  eplb_placement* placement = nullptr;
+  eplb_cli::check(eplb_planner_plan_near(planner, loads.data(), loads.size(), current, &options,
+                                         &placement, &one),
+                  "eplb_planner_plan_near: ");
+  report.layers_kept += one.layers_kept;
+  report.layers_rebalanced += one.layers_rebalanced;
+  report.layers_replanned += one.layers_replanned;
+  return eplb_cli::PlacementPtr(placement);
 }
 
 double median(std::vector<double> values) {
@@ -213,13 +260,24 @@ int main(int argc, char** argv) {
     const Config configs[] = {{"32 GPUs / 4 nodes, 288 slots", 32, 4, 288},
                               {"64 GPUs / 8 nodes, 320 slots", 64, 8, 320}};
     const std::uint32_t algorithms[] = {EPLB_ALGORITHM_DEEPSEEK, EPLB_ALGORITHM_BALANCED};
-    const std::pair<std::uint32_t, const char*> modes[] = {
-        {EPLB_MIGRATION_RELABEL_NODES_AND_GPUS, "relabel"},
-        {EPLB_MIGRATION_RELABEL_REPACK_IN_NODE, "repack"}};
+    // near: the GPUs' plan for A re-planned for B with eplb_planner_plan_near (min_balance
+    // below), then migrated with the default relabeling; vLLM's rule still moves to B's fresh plan.
+    struct Mode {
+      std::uint32_t relabel;
+      std::string name;
+      double near_balance;  // 0: migrate to the fresh plan
+    };
+    std::vector<Mode> modes = {{EPLB_MIGRATION_RELABEL_NODES_AND_GPUS, "relabel", 0},
+                               {EPLB_MIGRATION_RELABEL_REPACK_IN_NODE, "repack", 0}};
+    for (const double balance : kNearBalances) {
+      modes.push_back(
+          {EPLB_MIGRATION_RELABEL_NODES_AND_GPUS, "near " + fixed(balance, 3), balance});
+    }
     eplb_cli::Table summary({"config", "algorithm", "planner", "pairs", "naive GB", "vLLM rule GB",
                              "planner GB", "planner/vLLM", "intra-node GB", "cross-node GB",
                              "budget GB", "budget/full bytes", "old bal", "new bal", "budget bal",
-                             "budget gain/full gain (mean)", "(min)", "plan ms (median)"});
+                             "budget gain/full gain (mean)", "(min)", "plan ms (median)",
+                             "near layers kept/rebal/replan"});
     eplb_cli::Table pairs({"config", "algorithm", "planner", "from", "to", "naive", "vLLM rule",
                            "planner", "old bal", "new bal", "budget bal", "gain kept"});
     for (const Config& config : configs) {
@@ -228,7 +286,9 @@ int main(int argc, char** argv) {
                                               kGroups, config.nodes, config.gpus);
         std::vector<eplb_cli::PlacementPtr> plans;
         for (const auto& set : sets) plans.push_back(eplb_cli::plan(planner.get(), set.loads));
-        for (const auto& [mode, mode_name] : modes) {
+        for (const Mode& mode : modes) {
+          const std::string& mode_name = mode.name;
+          eplb_plan_near_report near_report{};
           double naive = 0, vllm = 0, ours = 0, intra = 0, cross = 0, budget = 0;
           double gain_sum = 0, gain_min = 1e9, bytes_ratio_sum = 0;
           double old_bal = 0, new_bal = 0, budget_bal = 0;
@@ -237,12 +297,21 @@ int main(int argc, char** argv) {
           for (std::size_t a = 0; a < sets.size(); ++a) {
             for (std::size_t b = 0; b < sets.size(); ++b) {
               if (a == b) continue;
+              eplb_cli::PlacementPtr near;
+              if (mode.near_balance > 0) {
+                near = plan_near(planner.get(), sets[b].loads, plans[a].get(), mode.near_balance,
+                                 near_report);
+              }
+              const eplb_placement* target = near ? near.get() : plans[b].get();
               const Result r =
-                  migrate(plans[a].get(), plans[b].get(), sets[b].loads, mode, kBytesPerExpert);
+                  migrate(plans[a].get(), target, sets[b].loads, mode.relabel, kBytesPerExpert);
+              // vLLM's rule moves to B's fresh plan, whatever the planner's target.
+              const std::uint64_t vllm_experts = same_gpu_rule_experts(
+                  plans[a].get(), plans[b].get(), config.replicas, config.gpus);
               ++count;
               times.push_back(r.plan_ms);
               naive += static_cast<double>(r.full.naive_experts) * kBytesPerExpert;
-              vllm += static_cast<double>(r.full.same_gpu_rule_experts) * kBytesPerExpert;
+              vllm += static_cast<double>(vllm_experts) * kBytesPerExpert;
               ours += static_cast<double>(r.full.moved_bytes);
               intra += static_cast<double>(r.full.intra_node_bytes + r.full.same_gpu_bytes);
               cross += static_cast<double>(r.full.cross_node_bytes);
@@ -265,21 +334,24 @@ int main(int argc, char** argv) {
               if (print_pairs) {
                 pairs.add_row({config.name, eplb_cli::algorithm_name(algorithm), mode_name,
                                sets[a].name, sets[b].name, std::to_string(r.full.naive_experts),
-                               std::to_string(r.full.same_gpu_rule_experts),
-                               std::to_string(r.full.moved_experts),
+                               std::to_string(vllm_experts), std::to_string(r.full.moved_experts),
                                fixed(r.full.old_balancedness, 4), fixed(r.full.new_balancedness, 4),
                                fixed(r.bounded.target_balancedness, 4), fixed(kept, 3)});
               }
             }
           }
           const double n = count;
-          summary.add_row({config.name, eplb_cli::algorithm_name(algorithm), mode_name,
-                           std::to_string(count), gb(naive / n), gb(vllm / n), gb(ours / n),
-                           fixed(ours / vllm, 3), gb(intra / n), gb(cross / n), gb(budget / n),
-                           fixed(bytes_ratio_sum / n, 3), fixed(old_bal / n, 4),
-                           fixed(new_bal / n, 4), fixed(budget_bal / n, 4),
-                           gain_pairs ? fixed(gain_sum / gain_pairs, 3) : "-",
-                           gain_pairs ? fixed(gain_min, 3) : "-", fixed(median(times), 1)});
+          summary.add_row(
+              {config.name, eplb_cli::algorithm_name(algorithm), mode_name, std::to_string(count),
+               gb(naive / n), gb(vllm / n), gb(ours / n), fixed(ours / vllm, 3), gb(intra / n),
+               gb(cross / n), gb(budget / n), fixed(bytes_ratio_sum / n, 3), fixed(old_bal / n, 4),
+               fixed(new_bal / n, 4), fixed(budget_bal / n, 4),
+               gain_pairs ? fixed(gain_sum / gain_pairs, 3) : "-",
+               gain_pairs ? fixed(gain_min, 3) : "-", fixed(median(times), 1),
+               mode.near_balance > 0 ? std::to_string(near_report.layers_kept) + "/" +
+                                           std::to_string(near_report.layers_rebalanced) + "/" +
+                                           std::to_string(near_report.layers_replanned)
+                                     : "-"});
         }
       }
     }
