@@ -10,6 +10,7 @@
 #include "eplb/input_file.hpp"
 #include "eplb/library.hpp"
 #include "eplb/load_file.hpp"
+#include "eplb/placement_io.hpp"
 #include "eplb/placement_json.hpp"
 #include "eplb/progress.hpp"
 #include "eplb/report.hpp"
@@ -79,6 +80,67 @@ void print_summary(const eplb_placement* placement, const std::vector<double>& l
   }
   table.print(std::cout);
   if (!args.out.empty()) std::cout << "\nWrote " << args.out << '\n';
+}
+
+// --near: the placement the GPUs hold, what plan_near did, and what moving to it costs.
+struct Near {
+  PlacementPtr current;  // read from args.near
+  eplb_plan_near_report report{};
+  double min_balance = 0;
+  std::uint64_t moved_experts = 0;        // the migration from current to the near plan
+  std::uint64_t fresh_moved_experts = 0;  // ... and to a fresh plan of the same loads
+  double fresh_balancedness = 0;
+
+  // Experts eplb_migration_plan moves from `current` to `target` (default relabeling).
+  [[nodiscard]] std::uint64_t moved_to(const eplb_placement* target,
+                                       const std::vector<double>& loads) const {
+    eplb_migration* raw = nullptr;
+    check(eplb_migration_plan(current.get(), target, loads.data(), loads.size(), nullptr, &raw),
+          "--near: ");
+    eplb_migration_summary summary{};
+    summary.struct_size = sizeof(summary);
+    const eplb_status status = eplb_migration_get_summary(raw, &summary);
+    eplb_migration_destroy(raw);
+    check(status, "--near: ");
+    return summary.moved_experts;
+  }
+
+  // Fills the moved experts and the fresh plan's balancedness.
+  void measure(eplb_planner* planner, const eplb_placement* near_plan,
+               const std::vector<double>& loads) {
+    const PlacementPtr fresh = plan(planner, loads, "--near: ");
+    fresh_balancedness = metrics_of(fresh.get(), loads).balancedness;
+    moved_experts = moved_to(near_plan, loads);
+    fresh_moved_experts = moved_to(fresh.get(), loads);
+  }
+};
+
+PlacementPtr plan_near(eplb_planner* planner, const std::vector<double>& loads, Near& near,
+                       const PlanArgs& args) {
+  eplb_plan_near_options options;
+  eplb_plan_near_options_init(&options);
+  if (args.min_balance > 0) options.min_balance = args.min_balance;
+  near.min_balance = options.min_balance;
+  near.report.struct_size = sizeof(near.report);
+  eplb_placement* raw = nullptr;
+  check(eplb_planner_plan_near(planner, loads.data(), loads.size(), near.current.get(), &options,
+                               &raw, &near.report),
+        "--near " + args.near + ": ");
+  return PlacementPtr(raw);
+}
+
+void print_near(const Near& near, const eplb_placement* placement, const std::vector<double>& loads,
+                const std::string& path) {
+  const auto& r = near.report;
+  std::cout << "\nNear " << path << " (--min-balance " << near.min_balance
+            << "), layers kept: " << r.layers_kept << ", rebalanced: " << r.layers_rebalanced
+            << ", re-planned: " << r.layers_replanned << "\n";
+  Table table({"", "this plan", "a fresh plan"});
+  table.add_row({"experts moved from it", std::to_string(near.moved_experts),
+                 std::to_string(near.fresh_moved_experts)});
+  table.add_row({"balancedness", fixed(metrics_of(placement, loads).balancedness, 4),
+                 fixed(near.fresh_balancedness, 4)});
+  table.print(std::cout);
 }
 
 bool is_snapshot_path(const std::string& path) { return has_extension(path, ".eplb"); }
@@ -219,7 +281,15 @@ void run_plan(const PlanArgs& args) {
           (args.affinity ? " with --affinity" : "") + " on " +
           counted(std::min(args.threads, matrix.num_layers), "thread") + ":",
       [&control] { return percent_done(control.get()); });
-  if (stats_tracker) {
+  Near near;
+  if (!args.near.empty()) {
+    TopologyArgs topology;
+    topology.nodes = args.nodes;
+    topology.gpus = args.gpus;
+    topology.experts = matrix.num_experts;
+    near.current = read_placement_file(args.near, topology).placement;
+  }
+  if (stats_tracker && !near.current) {
     // Plan with the statistics (affinity needs their sampled rows) and measure the traffic.
     const auto plan_tracked = [&](eplb_planner* p) {
       eplb_placement* raw = nullptr;
@@ -230,7 +300,7 @@ void run_plan(const PlanArgs& args) {
     };
     if (args.affinity) {
       options.affinity = 1;
-      options.affinity_min_balance = args.min_balance;
+      options.affinity_min_balance = args.min_balance > 0 ? args.min_balance : 0.99;
       const auto affinity_planner = make_planner(options, "--affinity: ");
       // The progress is the affinity plan's; the balance-only plan after it takes milliseconds.
       check(eplb_planner_set_control(affinity_planner.get(), control.get()), "");
@@ -244,11 +314,14 @@ void run_plan(const PlanArgs& args) {
     }
     traffic.nodes_touched =
         sampled_nodes_touched(placement.get(), stats_tracker.get(), &traffic.rows);
+  } else if (near.current) {
+    placement = plan_near(planner.get(), matrix.loads, near, args);
   } else {
     placement = args.robust ? plan_windows(planner.get(), windows, num_windows, sources + ": ")
                             : plan(planner.get(), matrix.loads, sources + ": ");
   }
   planning.reset();
+  if (near.current) near.measure(planner.get(), placement.get(), matrix.loads);
 
   if (is_snapshot_path(args.out)) {
     write_snapshot(args.out, placement.get(), matrix.loads, args.label, stats_tracker.get());
@@ -268,6 +341,17 @@ void run_plan(const PlanArgs& args) {
                            {"affinity", args.affinity}};
       if (args.affinity) report["traffic"]["balance_only_nodes_touched"] = traffic.balance_only;
     }
+    if (near.current) {
+      const auto& r = near.report;
+      report["near"] = {{"file", args.near},
+                        {"min_balance", near.min_balance},
+                        {"layers_kept", r.layers_kept},
+                        {"layers_rebalanced", r.layers_rebalanced},
+                        {"layers_replanned", r.layers_replanned},
+                        {"moved_experts", near.moved_experts},
+                        {"fresh_plan_moved_experts", near.fresh_moved_experts},
+                        {"fresh_plan_balancedness", near.fresh_balancedness}};
+    }
     std::cout << report.dump(2) << '\n';
   } else {
     std::string from = sources;
@@ -278,6 +362,7 @@ void run_plan(const PlanArgs& args) {
       from += " (" + args.counts.front() + " ...), summed";
     }
     print_summary(placement.get(), matrix.loads, args, stats_tracker ? &traffic : nullptr, from);
+    if (near.current) print_near(near, placement.get(), matrix.loads, args.near);
   }
 }
 

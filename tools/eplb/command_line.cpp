@@ -218,20 +218,32 @@ void add_plan_command(CLI::App& app) {
                     "any algorithm");
   // Checked in the callback rather than with needs(), whose "Needs: --affinity" in --help pushes
   // the description out of its column.
+  command
+      ->add_option("--near", args->near,
+                   "Re-plan near this placement, the one the GPUs hold now (.eplb snapshot or "
+                   "SGLang/vLLM-Ascend .json map): keep or rebalance each layer, moving few "
+                   "experts, within --min-balance of a fresh plan; prints the experts moved "
+                   "either way")
+      ->check(file_name())
+      ->type_name("FILE");
   auto* min_balance =
       command
           ->add_option("--min-balance", args->min_balance,
                        "With --affinity: keep balancedness >= this x that of the balance-only "
-                       "plan, in [0.01, 1]")
-          ->capture_default_str()
+                       "plan (default 0.99); with --near: >= this x that of a fresh plan, per "
+                       "layer (default 0.998). In [0.01, 1]")
           ->check(real_number(0.01, 1.0))
           ->type_name("X");
   command->add_flag("--report,--json", args->report,
                     "Print a JSON report (metrics per layer and in total, planning time)");
   command->callback([args, counts, min_balance] {
     require_files(*counts);
-    if (min_balance->count() > 0 && !args->affinity)
-      usage_error("--min-balance requires --affinity");
+    if (min_balance->count() > 0 && !args->affinity && args->near.empty())
+      usage_error("--min-balance requires --affinity or --near");
+    if (args->affinity && !args->near.empty())
+      usage_error("--near and --affinity are exclusive: a plan near a placement keeps its layout");
+    if (args->robust && !args->near.empty())
+      usage_error("--near and --robust are exclusive: a plan near a placement uses one load");
     check_plan_args(*args);
     run_plan(*args);
   });

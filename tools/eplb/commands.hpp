@@ -28,7 +28,10 @@ struct PlanArgs {
   std::uint32_t cross_node_budget = 0;
   std::uint32_t threads = 1;  // the command line sets this machine's cores as the default
   bool affinity = false;      // --stats only: lower nodes touched per token
-  double min_balance = 0.99;  // --affinity: balancedness >= this x the balance-only plan's
+  // --affinity: balancedness >= this x the balance-only plan's (default 0.99); --near: >= this x
+  // a fresh plan's (default 0.998, the library's); 0 = the default of the mode.
+  double min_balance = 0;
+  std::string near;  // a placement file: re-plan near it (eplb_planner_plan_near)
   bool report = false;
 };
 void run_plan(const PlanArgs& args);
