@@ -12,6 +12,7 @@
 int plan_snippet(const double* loads);
 int load_snippet(void);
 int control_snippet(eplb_planner* planner);
+int near_snippet(eplb_planner* planner, const eplb_placement* current, const double* new_loads);
 void broadcast_bytes(void* bytes, size_t size);
 
 struct step_buffers {
@@ -100,6 +101,34 @@ eplb_snapshot_destroy(snapshot);   /* the placement outlives its snapshot */
 if (placement == NULL) return 1;
 eplb_placement_destroy(placement);
 return 0;
+}
+
+/* A re-plan near the current placement for drifted loads, then its migration. */
+int near_snippet(eplb_planner* planner, const eplb_placement* current, const double* new_loads) {
+/* readme-snippet:begin */
+eplb_plan_near_options near;
+eplb_plan_near_options_init(&near);  /* min_balance 0.998: within 0.2 % of a fresh plan */
+eplb_plan_near_report report = {.struct_size = sizeof report};
+eplb_placement* next = NULL;
+eplb_migration* migration = NULL;
+eplb_status status = eplb_planner_plan_near(planner, new_loads, 58 * 256, current, &near, &next,
+                                            &report);  /* layers kept, rebalanced, re-planned */
+if (status == EPLB_OK) {
+  status = eplb_migration_plan(current, next, new_loads, 58 * 256, NULL, &migration);
+}
+/* ... run the migration (see NCCL below), then serve eplb_migration_get_target(migration) ... */
+/* readme-snippet:end */
+eplb_migration_summary summary = {.struct_size = sizeof summary};
+if (status == EPLB_OK) status = eplb_migration_get_summary(migration, &summary);
+printf("re-planned near: %u layers kept, %u rebalanced, %u re-planned; %llu experts move\n",
+       report.layers_kept, report.layers_rebalanced, report.layers_replanned,
+       (unsigned long long)summary.moved_experts);
+eplb_migration_destroy(migration);
+eplb_placement_destroy(next);
+return status == EPLB_OK &&
+               report.layers_kept + report.layers_rebalanced + report.layers_replanned == 58
+           ? 0
+           : 1;
 }
 
 /* A plan control, cancelled at once: the plan after it must say EPLB_ERR_CANCELLED. */
@@ -260,9 +289,13 @@ int main(void) {
     fprintf(stderr, "eplb: %s\n", eplb_last_error_message());
     return 1;
   }
-  eplb_placement_destroy(placement);
   if (load_snippet() != 0) return 1;
   printf("loaded placement.eplb\n");
+  static double drifted[58 * 256];
+  for (size_t i = 0; i < 58 * 256; ++i) drifted[i] = loads[i] * (double)(8 + (i * 31) % 5) / 10;
+  const int near = near_snippet(planner, placement, drifted);
+  eplb_placement_destroy(placement);
+  if (near != 0) return 1;
   const int cancelled = control_snippet(planner);
   eplb_planner_destroy(planner);
   if (cancelled != 0) return 1;
