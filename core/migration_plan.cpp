@@ -573,33 +573,41 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
     // Single moves are bounded first (state.has_gpu_counts()), and the one with the highest
     // bound is scored: the scan below skips every single move whose bound is below its gain,
     // so it still takes the first of the best moves in its order.
+    // Gains and their bounds are per unit of cost (1 per change without rewrites).
+    const auto per_cost = [](std::pair<double, double> gain, double cost) {
+      return std::pair<double, double>{gain.first / cost, gain.second / cost};
+    };
     std::pair<double, double> seed_gain{-std::numeric_limits<double>::infinity(), 0};
     if (state.has_gpu_counts()) {
       std::pair<double, double> top_bound{-std::numeric_limits<double>::infinity(), 0};
       Change top{};
+      double top_cost = 1;
       for_each_move([&](std::uint32_t s1, std::uint32_t s) {
         if (state.count(state.at(s)) < 2 || !may_copy(state.at(s1))) return;
         const Change change{s, state.at(s1)};
-        const auto bound = scorer.gain_upper_bound(state, change);
+        const double cost = move_cost(1, slot_cost(s, change.expert));
+        const auto bound = per_cost(scorer.gain_upper_bound(state, change), cost);
         if (bound > top_bound) {
           top_bound = bound;
           top = change;
+          top_cost = cost;
         }
       });
       if (top_bound.first > current * 1e-12) {
         const auto score = scorer.score(state, top);
-        seed_gain = {current - score.first, -score.second};
+        seed_gain = per_cost({current - score.first, -score.second}, top_cost);
       }
     }
     for_each_move([&](std::uint32_t s1, std::uint32_t s) {
       const std::int32_t x = state.at(s1), y = state.at(s);
+      const double cost = move_cost(1, slot_cost(s, x));
       // Scored unless its gain bound shows it cannot lower the busiest GPU or beat the best.
       if (state.count(y) >= 2 && may_copy(x) && (!state.has_gpu_counts() || [&] {
-            const auto bound = scorer.gain_upper_bound(state, {s, x});
+            const auto bound = per_cost(scorer.gain_upper_bound(state, {s, x}), cost);
             return bound.first > current * 1e-12 && !(bound < seed_gain) &&
                    (best_size == 0 || may_beat(bound, best_gain));
           }())) {
-        consider(scorer.score(state, {s, x}), 1, move_cost(1, slot_cost(s, x)), {s, x}, {});
+        consider(scorer.score(state, {s, x}), 1, cost, {s, x}, {});
       }
       if (changes + 2 <= max_changes && (!used[s1] || rewrite_slots) && !gpu_holds(busiest, y)) {
         consider(scorer.score_swap(state, {s1, y}, {s, x}), 2,
@@ -614,6 +622,9 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
     record.layer = layer;
     record.first = static_cast<std::uint32_t>(ordered.size()) - base;
     record.count = static_cast<std::uint32_t>(best_size);
+    // With rewrites, `changes` counts the slots that differ from the old row.
+    const int cost = slot_cost(first.slot, first.expert) +
+                     (best_size == 2 ? slot_cost(second.slot, second.expert) : 0);
     // Both changes of a trade are read before either is written (one step), so apply them
     // together; the replica counts do not change.
     state.apply(first);
@@ -624,7 +635,8 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
     }
     used[first.slot] = 1;
     if (best_size == 2) used[second.slot] = 1;
-    changes += static_cast<std::size_t>(best_size);
+    changes = rewrite_slots ? static_cast<std::size_t>(static_cast<std::ptrdiff_t>(changes) + cost)
+                            : changes + static_cast<std::size_t>(best_size);
     state.gpu_loads(layer_loads, gpu_loads);
     record.gain = balancedness_of(total, topology.num_gpus, max_of(gpu_loads)) -
                   balancedness_of(total, topology.num_gpus, max_before);
@@ -938,12 +950,13 @@ std::vector<std::uint32_t> group_home_nodes(const Topology& topology, Row row) {
 }
 
 bool rebalance_layer_toward(const Topology& topology, std::span<std::int32_t> row,
-                            std::span<const double> loads, double target_max, bool keep_locality) {
+                            std::span<const double> loads, double target_max, bool keep_locality,
+                            std::size_t max_changed_slots, bool bound_changes) {
   std::vector<Change> ordered;
   std::vector<Group> groups;
-  // Slots may be rewritten (only the final row counts), which the bounded scan does not price.
-  rebalance_layer(topology, 0, row, loads, std::numeric_limits<std::size_t>::max(), keep_locality,
-                  /*bound_changes=*/false, ordered, groups, target_max, /*rewrite_slots=*/true);
+  // Slots may be rewritten: only the final row counts.
+  rebalance_layer(topology, 0, row, loads, max_changed_slots, keep_locality, bound_changes, ordered,
+                  groups, target_max, /*rewrite_slots=*/true);
   for (const Change& change : ordered) row[change.slot] = change.expert;
   std::vector<double> gpu_loads;
   LayerState(topology, row).gpu_loads(loads, gpu_loads);

@@ -145,12 +145,16 @@ class MigrationPlan {
 // The budgeted migration's rebalance (see MigrationOptions::max_total_bytes) on its own, for
 // one layer: rewrites `row` in place by greedy moves of the busiest GPU's experts (a replica
 // copied onto another GPU's slot whose expert keeps another replica, or a trade of two experts;
-// no slot written twice, no expert gains a second replica on a GPU), each the best for the
-// busiest GPU per expert moved, until the busiest GPU is at most `target_max` under `loads` or no
-// move lowers it. With `keep_locality` moves stay inside the busiest GPU's node and copy a replica
-// only onto its group's node (the node holding most of its group's replicas). Returns whether the
-// busiest GPU reached `target_max`.
+// no expert gains a second replica on a GPU) until the busiest GPU is at most `target_max` under
+// `loads`, no move lowers it, or `max_changed_slots` slots differ from the original row. Each
+// move is the one that lowers the busiest GPU most per slot it newly changes from the original
+// row; a slot may be written again, and a move that changes no new slot or writes an original
+// expert back counts as half a slot per slot it earns back. With `keep_locality` moves stay inside
+// the busiest GPU's node and copy a replica only onto its group's node (group_home_nodes).
+// `bound_changes` as MigrationOptions::bound_changes (the same choices either way). Returns
+// whether the busiest GPU reached `target_max`.
 bool rebalance_layer_toward(const Topology& topology, std::span<std::int32_t> row,
-                            std::span<const double> loads, double target_max, bool keep_locality);
+                            std::span<const double> loads, double target_max, bool keep_locality,
+                            std::size_t max_changed_slots, bool bound_changes = true);
 
 }  // namespace eplb

@@ -32,9 +32,12 @@ enum class NearOutcome {
 // Writes to `out`: `current` when it meets the target; else `current` rebalanced until it does
 // (rebalance_layer_toward, inside nodes for the local policies); else `fresh`. A current layer
 // that breaks the locality (a replica off its group's node; relaxed: more than the budget) gets
-// `fresh`. `out` may not alias the inputs.
+// `fresh`. The rebalance gives up once it has changed as many slots as moving to `fresh` without
+// relabeling would. `out` may not alias the inputs. `bound_changes = false` scores every move
+// (the tests' reference; the same result).
 NearOutcome plan_layer_near(const Topology& topology, const NearSettings& settings,
                             std::span<const std::int32_t> current, std::span<const double> loads,
-                            std::span<const std::int32_t> fresh, std::span<std::int32_t> out);
+                            std::span<const std::int32_t> fresh, std::span<std::int32_t> out,
+                            bool bound_changes = true);
 
 }  // namespace eplb

@@ -15,6 +15,7 @@
 
 #include "balanced_planner.hpp"
 #include "error.hpp"
+#include "near_planner.hpp"
 #include "placement.hpp"
 #include "planner.hpp"
 #include "topology.hpp"
@@ -257,6 +258,41 @@ TEST(NearPlanner, MovesCloseToTheFewestAnyPlacementNeeds) {
             << sum_near << " experts, the fewest possible " << sum_best << "\n";
   EXPECT_GE(optimal * 10, cases * 7);
   EXPECT_LE(sum_near * 10, sum_best * 13);
+}
+
+// Where experts have two or more replicas, single moves are bounded before they are scored; the
+// choices must be exactly those of scoring every move. Loads with ties and zeros.
+TEST(NearPlanner, BoundedScanChoosesExactlyAsTheFullScan) {
+  std::mt19937_64 rng(99);
+  const auto below = [&](std::uint32_t n) { return static_cast<std::uint32_t>(rng() % n); };
+  int rebalanced = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    const std::uint32_t nodes = 1 + below(2);
+    const std::uint32_t gpus = nodes * (2 + below(6));
+    const std::uint32_t experts = 2 + below(16);
+    const std::uint32_t slots = gpus * ((2 * experts + gpus - 1) / gpus + below(4));
+    const Topology t = topology_of(1, experts, slots, gpus, nodes, 1);
+    std::vector<double> loads(experts);
+    for (double& load : loads) load = below(4) == 0 ? 0.0 : static_cast<double>(1 + below(5));
+    if (trial % 3 == 0) {
+      for (double& load : loads) load *= 1e-300;  // subnormal squares
+    }
+    std::vector<std::int32_t> current(slots), fresh(slots);
+    for (std::uint32_t s = 0; s < slots; ++s) {
+      current[s] = static_cast<std::int32_t>(s < experts ? s : below(experts));
+      fresh[s] = static_cast<std::int32_t>(s % experts);
+    }
+    std::shuffle(current.begin(), current.end(), rng);
+    NearSettings settings;
+    settings.min_balance = std::array{0.9, 0.99, 1.0}[below(3)];
+    std::vector<std::int32_t> bounded(slots), full(slots);
+    const NearOutcome a = plan_layer_near(t, settings, current, loads, fresh, bounded, true);
+    const NearOutcome b = plan_layer_near(t, settings, current, loads, fresh, full, false);
+    ASSERT_EQ(a, b) << "trial " << trial;
+    ASSERT_EQ(bounded, full) << "trial " << trial;
+    rebalanced += a == NearOutcome::rebalanced;
+  }
+  EXPECT_GT(rebalanced, 300);
 }
 
 TEST(NearPlanner, RefusesBadArguments) {
