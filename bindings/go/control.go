@@ -10,10 +10,10 @@ import (
 )
 
 // PlanProgress is how far the plans that use a PlanControl are, in steps: one per layer and pass
-// (an affinity PlanTracked on more than one node makes two passes, every other plan one). A plan
-// announces its steps when it starts, so the steps of every plan that used the control add up;
-// StepsDone <= StepsTotal, equal when every plan finished (a failed or cancelled plan leaves a
-// gap).
+// (PlanNear and an affinity PlanTracked on more than one node make two passes, every other plan
+// one). A plan announces its steps when it starts, so the steps of every plan that used the
+// control add up; StepsDone <= StepsTotal, equal when every plan finished (a failed or cancelled
+// plan leaves a gap).
 type PlanProgress struct {
 	StepsDone, StepsTotal uint64
 	Cancelled             bool // Cancel was called
@@ -264,6 +264,39 @@ func (p *Planner) PlanTrackedContext(ctx context.Context, loads []float64, track
 		})
 		return out, err
 	})
+}
+
+// PlanNearContext is PlanNear, stopped by ctx as PlanContext is (its steps are two per layer).
+// Once it holds the planner it waits for current's read lock (held against Close only) with a
+// plain lock, as PlanTrackedContext waits for its tracker.
+func (p *Planner) PlanNearContext(ctx context.Context, loads []float64, current *Placement,
+	options NearOptions) (*Placement, NearReport, error) {
+	if current == nil {
+		return nil, NearReport{}, invalidArgument("current is nil")
+	}
+	var report NearReport
+	placement, err := p.planContext(ctx, func(raw capi.Eplb_planner) (uintptr, error) {
+		nativeOptions := capi.NewEplb_plan_near_options()
+		defer capi.DeleteEplb_plan_near_options(nativeOptions)
+		capi.Eplb_plan_near_options_init(nativeOptions)
+		nativeOptions.SetMin_balance(options.MinBalance)
+		nativeReport := capi.NewEplb_plan_near_report()
+		defer capi.DeleteEplb_plan_near_report(nativeReport)
+		var out uintptr
+		err := current.use(func(rawCurrent capi.Eplb_placement) error {
+			return check(capi.Eplb_planner_plan_near(raw, loads, rawCurrent, nativeOptions, &out, nativeReport))
+		})
+		if err == nil {
+			report = NearReport{LayersKept: int(nativeReport.GetLayers_kept()),
+				LayersRebalanced: int(nativeReport.GetLayers_rebalanced()),
+				LayersReplanned:  int(nativeReport.GetLayers_replanned())}
+		}
+		return out, err
+	})
+	if err != nil {
+		return nil, NearReport{}, err
+	}
+	return placement, report, nil
 }
 
 // planContext runs plan (a C plan call returning the new placement's handle) on the planner

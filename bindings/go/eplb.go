@@ -16,9 +16,9 @@
 // read under a shared lock (Close waits for the calls in progress); Planner, Tracker,
 // SplitWorkspace and Workload serialise their calls with a mutex (the C objects need one caller
 // at a time), PlanControl's calls may run at any time. Plans can be cancelled: PlanContext,
-// PlanWindowsContext and PlanTrackedContext stop at the next layer boundary once their context is
-// done, and a PlanControl cancels the plans of the planners it is attached to and reports their
-// progress; no other call can be cancelled.
+// PlanWindowsContext, PlanTrackedContext and PlanNearContext stop at the next layer boundary once
+// their context is done, and a PlanControl cancels the plans of the planners it is attached to
+// and reports their progress; no other call can be cancelled.
 //
 // Files: eplb.go (errors, planners, placements, trackers), control.go (PlanControl and the
 // context variants of the plan methods), migration.go (PlanMigration),
@@ -370,6 +370,48 @@ func (p *Planner) PlanWindows(loads []float64, windows int) (*Placement, error) 
 // locked (not recorded into) during the call. PlanTrackedContext is PlanTracked with a context.
 func (p *Planner) PlanTracked(loads []float64, tracker *Tracker) (*Placement, error) {
 	return p.PlanTrackedContext(context.Background(), loads, tracker)
+}
+
+// NearOptions configure PlanNear (eplb_plan_near_options). Fields are used as given: start from
+// DefaultNearOptions.
+type NearOptions struct {
+	// MinBalance: per layer, the plan's balancedness stays at least this times that of the
+	// planner's own plan of the loads; in (0, 1] (default 0.998). 1 asks for a busiest GPU no
+	// higher than the planner's own plan's.
+	MinBalance float64
+}
+
+// DefaultNearOptions returns the library's defaults (eplb_plan_near_options_init).
+func DefaultNearOptions() NearOptions {
+	native := capi.NewEplb_plan_near_options()
+	defer capi.DeleteEplb_plan_near_options(native)
+	capi.Eplb_plan_near_options_init(native)
+	return NearOptions{MinBalance: native.GetMin_balance()}
+}
+
+// NearReport is what PlanNear did with each layer (eplb_plan_near_report); every layer is
+// counted once.
+type NearReport struct {
+	LayersKept       int // balanced enough already: the current layout, nothing moves
+	LayersRebalanced int // the current layout with some replicas moved
+	// LayersReplanned took the planner's own plan: rebalancing fell short of the target, or the
+	// current layout breaks the algorithm's locality.
+	LayersReplanned int
+}
+
+// PlanNear re-plans for loads ([layers][logical experts]) near current, the placement the GPUs
+// hold now, so that a migration from current (PlanMigration) moves few experts. Per layer the
+// planner's own plan of loads sets the target: the layer is kept as it is when its balancedness
+// is at least options.MinBalance times that plan's, else rebalanced by moving a few replicas,
+// else replaced by that plan's layer; the algorithm's locality holds (see
+// eplb_planner_plan_near). The report says which layers took which path. current is only read
+// (under its read lock, so it may be shared with other readers). An attached PlanControl counts
+// two steps per layer (the planner's own plan, then this one). Errors (StatusInvalidArgument): a
+// nil current; a current of another shape than the planner's (the message names the field, e.g.
+// "num_nodes (1)"); MinBalance outside (0, 1] or NaN; an affinity planner; bad loads as for
+// Plan. ErrClosed for a closed planner or current. PlanNearContext is PlanNear with a context.
+func (p *Planner) PlanNear(loads []float64, current *Placement, options NearOptions) (*Placement, NearReport, error) {
+	return p.PlanNearContext(context.Background(), loads, current, options)
 }
 
 // Close releases the planner once the call in progress (a plan may take seconds) returns; later

@@ -169,6 +169,14 @@ func TestNoPanicOnNilOrZeroHandles(t *testing.T) {
 		"Solve(zero)":               func() error { _, _, err := workspace.Solve(zeroPlacement, 0, nil, nil, nil); return err },
 		"SolveByNode(nil)":          func() error { _, _, _, err := workspace.SolveByNode(nil, 0, nil, nil, nil, 0); return err },
 		"SolveByNode(zero)":         func() error { _, _, _, err := workspace.SolveByNode(zeroPlacement, 0, nil, nil, nil, 0); return err },
+		"PlanNear(nil)": func() error {
+			_, _, err := planner.PlanNear(weight, nil, DefaultNearOptions())
+			return err
+		},
+		"PlanNear(zero)": func() error {
+			_, _, err := planner.PlanNear(weight, zeroPlacement, DefaultNearOptions())
+			return err
+		},
 	} {
 		panicked, err := func() (panicked any, err error) {
 			defer func() { panicked = recover() }()

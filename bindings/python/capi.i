@@ -364,6 +364,7 @@ EPLB_OUT_BUFFER(uint8_t, 1, "B?")
 %nothread eplb_snapshot_options_init;
 %nothread eplb_migration_options_init;
 %nothread eplb_workload_options_init;
+%nothread eplb_plan_near_options_init;
 %nothread eplb_buffer_free;
 /* Lock-free and called from other threads while a plan runs (which has released the GIL). */
 %nothread eplb_plan_control_cancel;
@@ -402,6 +403,8 @@ EPLB_OPTIONS_STRUCT(eplb_token_exchange_options)
 EPLB_SIZED_STRUCT(eplb_migration_summary)
 EPLB_SIZED_STRUCT(eplb_device_tables_info)
 EPLB_SIZED_STRUCT(eplb_plan_progress)
+EPLB_OPTIONS_STRUCT(eplb_plan_near_options)
+EPLB_SIZED_STRUCT(eplb_plan_near_report)
 
 /* Pointer fields of eplb_snapshot_options are set from Python buffers that the caller keeps
  * alive until the save returns (eplb.save_snapshot does). */

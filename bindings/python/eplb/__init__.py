@@ -22,6 +22,8 @@ to the next: `eplb.plan_migration(old, new, loads)` (a `Migration`: summary, tra
 placements). Per-batch balancing on the CPU: `SplitSolver`, `shared_expert_waterfill`. Simulated
 routing: `Workload`. The dispatch kernels' CPU references: `eplb.kernels`. Cancelling a plan from
 another thread and watching its progress: `PlanControl` (`Planner(..., control=...)`).
+Re-planning near the placement the GPUs hold, so that few experts move:
+`planner.plan_near(current, loads)`.
 """
 
 import _thread
@@ -57,8 +59,8 @@ __all__ = [
     "Error", "InvalidArgumentError", "InvalidTypeError", "OutOfMemoryError",
     "BufferTooSmallError", "InternalError", "CorruptError", "TruncatedError",
     "UnsupportedVersionError", "NoDeviceError", "DeviceError", "NoNcclError", "NcclError",
-    "CancelledError", "Planner", "PlanControl", "PlanProgress", "Placement", "Tracker",
-    "Snapshot", "Metrics", "SplitSolver", "split_rank_quotas",
+    "CancelledError", "Planner", "PlanControl", "PlanProgress", "NearReport", "Placement",
+    "Tracker", "Snapshot", "Metrics", "SplitSolver", "split_rank_quotas",
     "algorithms", "rebalance_experts", "load_snapshot", "save_snapshot", "snapshot_bytes",
     "save_statistics", "statistics_bytes", "loads_from_sglang_json", "version",
     "HEADER_VERSION", "WINDOW_CUMULATIVE", "WINDOW_SLIDING", "WINDOW_DECAY",
@@ -532,10 +534,20 @@ def _placement_from_bytes(data):
 PlanProgress = collections.namedtuple("PlanProgress", ("steps_done", "steps_total", "cancelled"))
 PlanProgress.__doc__ = (
     "How far the plans that use a PlanControl are (eplb_plan_progress; cancelled as a bool). "
-    "Steps are one per layer and pass (two per layer for an affinity plan_tracked on more than "
-    "one node, one for every other plan), announced when a plan starts, so they add up over every "
-    "plan that used the control; steps_done <= steps_total, equal when every plan finished (a "
-    "failed or cancelled plan leaves a gap).")
+    "Steps are one per layer and pass (two per layer for plan_near and for an affinity "
+    "plan_tracked on more than one node, one for every other plan), announced when a plan "
+    "starts, so they add up over every plan that used the control; steps_done <= steps_total, "
+    "equal when every plan finished (a failed or cancelled plan leaves a gap).")
+
+
+NearReport = collections.namedtuple(
+    "NearReport", ("layers_kept", "layers_rebalanced", "layers_replanned"))
+NearReport.__doc__ = (
+    "What Planner.plan_near did with each layer (eplb_plan_near_report); every layer is counted "
+    "once. layers_kept: balanced enough already, nothing moves; layers_rebalanced: the current "
+    "layout with some replicas moved; layers_replanned: the planner's own plan of the loads "
+    "(rebalancing fell short of the target, or the current layout breaks the algorithm's "
+    "locality).")
 
 
 class PlanControl(_Handle):
@@ -728,8 +740,8 @@ class Planner(_Handle):
     def control(self):
         """The PlanControl attached to this planner, or None (the default).
 
-        Assigning a PlanControl attaches it: from then on plan, plan_windows and plan_tracked
-        count their steps in it and raise CancelledError once it is cancelled (a plan in
+        Assigning a PlanControl attaches it: from then on plan, plan_windows, plan_tracked and
+        plan_near count their steps in it and raise CancelledError once it is cancelled (a plan in
         progress stops at its next layer boundary). None detaches it; the planner then plans as
         a new one would, also after a cancelled plan. Anything else is an InvalidTypeError, and a
         closed PlanControl a ValueError. Assigning waits for a plan in progress on this planner
@@ -774,8 +786,8 @@ class Planner(_Handle):
     def plan(self, loads):
         """A new Placement for `loads`, float64 [layers][logical experts] (the GIL is released
         while planning). Raises CancelledError when the attached control is cancelled, and
-        KeyboardInterrupt at Ctrl-C on the main thread (see the class), as do plan_windows and
-        plan_tracked."""
+        KeyboardInterrupt at Ctrl-C on the main thread (see the class), as do plan_windows,
+        plan_tracked and plan_near."""
         loads = _as_f64(loads, "loads", self._shape)
         with self._lock:
             return self._run(lambda: Placement(_capi.eplb_planner_plan(self._h, loads)))
@@ -796,6 +808,33 @@ class Planner(_Handle):
         with self._lock, tracker._lock:
             return self._run(lambda: Placement(
                 _capi.eplb_planner_plan_tracked(self._h, loads, tracker._h)))
+
+    def plan_near(self, current, loads, min_balance=None):
+        """(placement, report): a new Placement for `loads` (as plan) near Placement `current`,
+        the one the GPUs hold now, so that a migration from `current` (plan_migration) moves few
+        experts, and a NearReport of what happened to each layer.
+
+        Per layer, plan(loads)'s layer sets the target: the layer is kept as it is when its
+        balancedness is at least `min_balance` x that plan's, else rebalanced by moving a few
+        replicas, else replaced by that plan's layer; the algorithm's locality holds (see
+        eplb_planner_plan_near). `min_balance` in (0, 1]; None is the library's default, 0.998.
+        `current` is only read. The GIL is released while planning; an attached control counts
+        two passes per layer (plan's, then this one). Raises InvalidArgumentError for a
+        min_balance outside (0, 1] or NaN, for a `current` of another shape than the planner's
+        (the message names the field, e.g. "num_nodes (1)"), on an affinity planner, and for
+        bad loads as plan does; InvalidTypeError when `current` is not a Placement;
+        ValueError when it is closed; CancelledError and KeyboardInterrupt as plan."""
+        current_handle = _expect(current, Placement, "current")._h
+        loads = _as_f64(loads, "loads", self._shape)
+        options = _capi.eplb_plan_near_options()
+        if min_balance is not None:
+            options.min_balance = _real(min_balance, "min_balance")  # the library checks range
+        report = _capi.eplb_plan_near_report()
+        with self._lock:
+            placement = self._run(lambda: Placement(_capi.eplb_planner_plan_near(
+                self._h, loads, current_handle, options, report)))
+        return placement, NearReport(report.layers_kept, report.layers_rebalanced,
+                                     report.layers_replanned)
 
     def __reduce__(self):
         fields = self._fields

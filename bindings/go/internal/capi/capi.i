@@ -186,6 +186,7 @@ EPLB_SIZED_STRUCT(eplb_metrics)
 EPLB_SIZED_STRUCT(eplb_layer_metrics)
 EPLB_SIZED_STRUCT(eplb_migration_summary)
 EPLB_SIZED_STRUCT(eplb_plan_progress)
+EPLB_SIZED_STRUCT(eplb_plan_near_report)
 
 /* eplb_snapshot_options holds pointers, which cgo forbids filling with Go memory: these helpers
  * take the loads slice, the label, the tracker handle and the compression level as call

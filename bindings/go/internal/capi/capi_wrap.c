@@ -273,6 +273,11 @@ SWIGINTERN struct eplb_placement_info *new_eplb_placement_info(void){
     if (value != NULL) value->struct_size = (uint32_t)sizeof(eplb_placement_info);
     return value;
   }
+SWIGINTERN struct eplb_plan_near_report *new_eplb_plan_near_report(void){
+    eplb_plan_near_report* value = (eplb_plan_near_report*)calloc(1, sizeof(eplb_plan_near_report));
+    if (value != NULL) value->struct_size = (uint32_t)sizeof(eplb_plan_near_report);
+    return value;
+  }
 SWIGINTERN struct eplb_plan_progress *new_eplb_plan_progress(void){
     eplb_plan_progress* value = (eplb_plan_progress*)calloc(1, sizeof(eplb_plan_progress));
     if (value != NULL) value->struct_size = (uint32_t)sizeof(eplb_plan_progress);
@@ -305,7 +310,7 @@ SWIGINTERN struct eplb_migration_summary *new_eplb_migration_summary(void){
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_fc896d6fd04db93d(void *_swig_go_0) {
+void _wrap_Swig_free_capi_4357cafdea88b694(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -315,7 +320,7 @@ void _wrap_Swig_free_capi_fc896d6fd04db93d(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_fc896d6fd04db93d(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_4357cafdea88b694(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -328,7 +333,7 @@ void *_wrap_Swig_malloc_capi_fc896d6fd04db93d(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, _gostring_ _swig_go_5) {
+_gostring_ _wrap_eplb_go_snapshot_save_capi_4357cafdea88b694(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, _gostring_ _swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -384,7 +389,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_capi_fc896d6fd04db93d(eplb_placement *_sw
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, void **_swig_go_5, long long *_swig_go_6) {
+_gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_4357cafdea88b694(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _gostring_ _swig_go_2, eplb_tracker *_swig_go_3, intgo _swig_go_4, void **_swig_go_5, long long *_swig_go_6) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -437,7 +442,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_to_buffer_capi_fc896d6fd04db93d(eplb_plac
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, intgo _swig_go_2, _gostring_ _swig_go_3) {
+_gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_4357cafdea88b694(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, intgo _swig_go_2, _gostring_ _swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   char *arg2 = (char *) 0 ;
   uint32_t arg3 ;
@@ -485,7 +490,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_capi_fc896d6fd04db93d(eplb_tra
 }
 
 
-_gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, intgo _swig_go_2, void **_swig_go_3, long long *_swig_go_4) {
+_gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_4357cafdea88b694(eplb_tracker *_swig_go_0, _gostring_ _swig_go_1, intgo _swig_go_2, void **_swig_go_3, long long *_swig_go_4) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   char *arg2 = (char *) 0 ;
   uint32_t arg3 ;
@@ -530,7 +535,7 @@ _gostring_ _wrap_eplb_go_snapshot_save_statistics_to_buffer_capi_fc896d6fd04db93
 }
 
 
-_gostring_ _wrap_eplb_go_planner_plan_windows_capi_fc896d6fd04db93d(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_go_planner_plan_windows_capi_4357cafdea88b694(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, eplb_placement **_swig_go_3) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -572,7 +577,7 @@ _gostring_ _wrap_eplb_go_planner_plan_windows_capi_fc896d6fd04db93d(eplb_planner
 }
 
 
-void _wrap_eplb_go_copy_bytes_capi_fc896d6fd04db93d(void *_swig_go_0, _goslice_ _swig_go_1) {
+void _wrap_eplb_go_copy_bytes_capi_4357cafdea88b694(void *_swig_go_0, _goslice_ _swig_go_1) {
   void *arg1 = (void *) 0 ;
   char *arg2 = (char *) 0 ;
   size_t arg3 ;
@@ -588,7 +593,7 @@ void _wrap_eplb_go_copy_bytes_capi_fc896d6fd04db93d(void *_swig_go_0, _goslice_ 
 }
 
 
-void _wrap_eplb_go_copy_doubles_capi_fc896d6fd04db93d(void *_swig_go_0, _goslice_ _swig_go_1) {
+void _wrap_eplb_go_copy_doubles_capi_4357cafdea88b694(void *_swig_go_0, _goslice_ _swig_go_1) {
   void *arg1 = (void *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -604,7 +609,7 @@ void _wrap_eplb_go_copy_doubles_capi_fc896d6fd04db93d(void *_swig_go_0, _goslice
 }
 
 
-intgo _wrap_EPLB_VERSION_NUMBER_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_VERSION_NUMBER_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -615,7 +620,7 @@ intgo _wrap_EPLB_VERSION_NUMBER_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_OK_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_OK_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -627,7 +632,7 @@ intgo _wrap_EPLB_OK_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -639,7 +644,7 @@ intgo _wrap_EPLB_ERR_INVALID_ARGUMENT_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -651,7 +656,7 @@ intgo _wrap_EPLB_ERR_OUT_OF_MEMORY_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -663,7 +668,7 @@ intgo _wrap_EPLB_ERR_BUFFER_TOO_SMALL_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ERR_INTERNAL_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ERR_INTERNAL_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -675,7 +680,7 @@ intgo _wrap_EPLB_ERR_INTERNAL_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ERR_IO_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ERR_IO_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -687,7 +692,7 @@ intgo _wrap_EPLB_ERR_IO_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ERR_CORRUPT_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ERR_CORRUPT_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -699,7 +704,7 @@ intgo _wrap_EPLB_ERR_CORRUPT_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ERR_TRUNCATED_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ERR_TRUNCATED_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -711,7 +716,7 @@ intgo _wrap_EPLB_ERR_TRUNCATED_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -723,7 +728,7 @@ intgo _wrap_EPLB_ERR_UNSUPPORTED_VERSION_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ERR_NO_DEVICE_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ERR_NO_DEVICE_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -735,7 +740,7 @@ intgo _wrap_EPLB_ERR_NO_DEVICE_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ERR_DEVICE_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ERR_DEVICE_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -747,7 +752,7 @@ intgo _wrap_EPLB_ERR_DEVICE_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ERR_NO_NCCL_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ERR_NO_NCCL_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -759,7 +764,7 @@ intgo _wrap_EPLB_ERR_NO_NCCL_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ERR_NCCL_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ERR_NCCL_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -771,7 +776,7 @@ intgo _wrap_EPLB_ERR_NCCL_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ERR_CANCELLED_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ERR_CANCELLED_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -783,7 +788,7 @@ intgo _wrap_EPLB_ERR_CANCELLED_capi_fc896d6fd04db93d() {
 }
 
 
-_gostring_ _wrap_eplb_last_error_message_capi_fc896d6fd04db93d() {
+_gostring_ _wrap_eplb_last_error_message_capi_4357cafdea88b694() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -794,7 +799,7 @@ _gostring_ _wrap_eplb_last_error_message_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_eplb_version_number_capi_fc896d6fd04db93d() {
+intgo _wrap_eplb_version_number_capi_4357cafdea88b694() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -805,7 +810,7 @@ intgo _wrap_eplb_version_number_capi_fc896d6fd04db93d() {
 }
 
 
-_gostring_ _wrap_eplb_version_string_capi_fc896d6fd04db93d() {
+_gostring_ _wrap_eplb_version_string_capi_4357cafdea88b694() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -816,7 +821,7 @@ _gostring_ _wrap_eplb_version_string_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -828,7 +833,7 @@ intgo _wrap_EPLB_ALGORITHM_DEFAULT_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -840,7 +845,7 @@ intgo _wrap_EPLB_ALGORITHM_DEEPSEEK_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -852,7 +857,7 @@ intgo _wrap_EPLB_ALGORITHM_TRIVIAL_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -864,7 +869,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -876,7 +881,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_HIERARCHICAL_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -888,7 +893,7 @@ intgo _wrap_EPLB_ALGORITHM_BALANCED_RELAXED_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_eplb_algorithm_count_capi_fc896d6fd04db93d() {
+intgo _wrap_eplb_algorithm_count_capi_4357cafdea88b694() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -899,7 +904,7 @@ intgo _wrap_eplb_algorithm_count_capi_fc896d6fd04db93d() {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_name_capi_fc896d6fd04db93d(intgo _swig_go_0) {
+_gostring_ _wrap_eplb_algorithm_name_capi_4357cafdea88b694(intgo _swig_go_0) {
   uint32_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -912,7 +917,7 @@ _gostring_ _wrap_eplb_algorithm_name_capi_fc896d6fd04db93d(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_description_capi_fc896d6fd04db93d(intgo _swig_go_0) {
+_gostring_ _wrap_eplb_algorithm_description_capi_4357cafdea88b694(intgo _swig_go_0) {
   uint32_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -925,7 +930,7 @@ _gostring_ _wrap_eplb_algorithm_description_capi_fc896d6fd04db93d(intgo _swig_go
 }
 
 
-intgo _wrap_eplb_algorithm_default_capi_fc896d6fd04db93d() {
+intgo _wrap_eplb_algorithm_default_capi_4357cafdea88b694() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -936,7 +941,7 @@ intgo _wrap_eplb_algorithm_default_capi_fc896d6fd04db93d() {
 }
 
 
-_gostring_ _wrap_eplb_algorithm_from_name_capi_fc896d6fd04db93d(_gostring_ _swig_go_0, int *_swig_go_1) {
+_gostring_ _wrap_eplb_algorithm_from_name_capi_4357cafdea88b694(_gostring_ _swig_go_0, int *_swig_go_1) {
   char *arg1 = (char *) 0 ;
   uint32_t *arg2 = (uint32_t *) 0 ;
   eplb_status result;
@@ -977,7 +982,7 @@ _gostring_ _wrap_eplb_algorithm_from_name_capi_fc896d6fd04db93d(_gostring_ _swig
 }
 
 
-void _wrap_eplb_placement_info_struct_size_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_struct_size_set_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -989,7 +994,7 @@ void _wrap_eplb_placement_info_struct_size_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-intgo _wrap_eplb_placement_info_struct_size_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_struct_size_get_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1002,7 +1007,7 @@ intgo _wrap_eplb_placement_info_struct_size_get_capi_fc896d6fd04db93d(struct epl
 }
 
 
-void _wrap_eplb_placement_info_num_layers_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_layers_set_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1014,7 +1019,7 @@ void _wrap_eplb_placement_info_num_layers_set_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-intgo _wrap_eplb_placement_info_num_layers_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_layers_get_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1027,7 +1032,7 @@ intgo _wrap_eplb_placement_info_num_layers_get_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-void _wrap_eplb_placement_info_num_logical_experts_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_logical_experts_set_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1039,7 +1044,7 @@ void _wrap_eplb_placement_info_num_logical_experts_set_capi_fc896d6fd04db93d(str
 }
 
 
-intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1052,7 +1057,7 @@ intgo _wrap_eplb_placement_info_num_logical_experts_get_capi_fc896d6fd04db93d(st
 }
 
 
-void _wrap_eplb_placement_info_num_physical_experts_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_physical_experts_set_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1064,7 +1069,7 @@ void _wrap_eplb_placement_info_num_physical_experts_set_capi_fc896d6fd04db93d(st
 }
 
 
-intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1077,7 +1082,7 @@ intgo _wrap_eplb_placement_info_num_physical_experts_get_capi_fc896d6fd04db93d(s
 }
 
 
-void _wrap_eplb_placement_info_num_nodes_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_nodes_set_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1089,7 +1094,7 @@ void _wrap_eplb_placement_info_num_nodes_set_capi_fc896d6fd04db93d(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_num_nodes_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_nodes_get_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1102,7 +1107,7 @@ intgo _wrap_eplb_placement_info_num_nodes_get_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_num_gpus_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_gpus_set_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1114,7 +1119,7 @@ void _wrap_eplb_placement_info_num_gpus_set_capi_fc896d6fd04db93d(struct eplb_pl
 }
 
 
-intgo _wrap_eplb_placement_info_num_gpus_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_gpus_get_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1127,7 +1132,7 @@ intgo _wrap_eplb_placement_info_num_gpus_get_capi_fc896d6fd04db93d(struct eplb_p
 }
 
 
-void _wrap_eplb_placement_info_num_groups_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_num_groups_set_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1139,7 +1144,7 @@ void _wrap_eplb_placement_info_num_groups_set_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-intgo _wrap_eplb_placement_info_num_groups_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_num_groups_get_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1152,7 +1157,7 @@ intgo _wrap_eplb_placement_info_num_groups_get_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-void _wrap_eplb_placement_info_slots_per_gpu_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_slots_per_gpu_set_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1164,7 +1169,7 @@ void _wrap_eplb_placement_info_slots_per_gpu_set_capi_fc896d6fd04db93d(struct ep
 }
 
 
-intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1177,7 +1182,7 @@ intgo _wrap_eplb_placement_info_slots_per_gpu_get_capi_fc896d6fd04db93d(struct e
 }
 
 
-void _wrap_eplb_placement_info_log2phy_width_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_log2phy_width_set_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1189,7 +1194,7 @@ void _wrap_eplb_placement_info_log2phy_width_set_capi_fc896d6fd04db93d(struct ep
 }
 
 
-intgo _wrap_eplb_placement_info_log2phy_width_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_log2phy_width_get_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1202,7 +1207,7 @@ intgo _wrap_eplb_placement_info_log2phy_width_get_capi_fc896d6fd04db93d(struct e
 }
 
 
-void _wrap_eplb_placement_info_algorithm_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_algorithm_set_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1214,7 +1219,7 @@ void _wrap_eplb_placement_info_algorithm_set_capi_fc896d6fd04db93d(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_algorithm_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_algorithm_get_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1227,7 +1232,7 @@ intgo _wrap_eplb_placement_info_algorithm_get_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_hierarchical_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_hierarchical_set_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1239,7 +1244,7 @@ void _wrap_eplb_placement_info_hierarchical_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-intgo _wrap_eplb_placement_info_hierarchical_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_hierarchical_get_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1252,7 +1257,7 @@ intgo _wrap_eplb_placement_info_hierarchical_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_placement_info_reserved0_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_placement_info_reserved0_set_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t arg2 ;
   
@@ -1264,7 +1269,7 @@ void _wrap_eplb_placement_info_reserved0_set_capi_fc896d6fd04db93d(struct eplb_p
 }
 
 
-intgo _wrap_eplb_placement_info_reserved0_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
+intgo _wrap_eplb_placement_info_reserved0_get_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1277,7 +1282,7 @@ intgo _wrap_eplb_placement_info_reserved0_get_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-void _wrap_eplb_placement_info_plan_seconds_set_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_placement_info_plan_seconds_set_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0, double _swig_go_1) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   double arg2 ;
   
@@ -1289,7 +1294,7 @@ void _wrap_eplb_placement_info_plan_seconds_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-double _wrap_eplb_placement_info_plan_seconds_get_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
+double _wrap_eplb_placement_info_plan_seconds_get_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -1302,7 +1307,7 @@ double _wrap_eplb_placement_info_plan_seconds_get_capi_fc896d6fd04db93d(struct e
 }
 
 
-struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_fc896d6fd04db93d() {
+struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_4357cafdea88b694() {
   struct eplb_placement_info *result = 0 ;
   struct eplb_placement_info *_swig_go_result;
   
@@ -1313,7 +1318,7 @@ struct eplb_placement_info *_wrap_new_eplb_placement_info_capi_fc896d6fd04db93d(
 }
 
 
-void _wrap_delete_eplb_placement_info_capi_fc896d6fd04db93d(struct eplb_placement_info *_swig_go_0) {
+void _wrap_delete_eplb_placement_info_capi_4357cafdea88b694(struct eplb_placement_info *_swig_go_0) {
   struct eplb_placement_info *arg1 = (struct eplb_placement_info *) 0 ;
   
   arg1 = *(struct eplb_placement_info **)&_swig_go_0; 
@@ -1323,7 +1328,7 @@ void _wrap_delete_eplb_placement_info_capi_fc896d6fd04db93d(struct eplb_placemen
 }
 
 
-_gostring_ _wrap_eplb_placement_get_info_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, struct eplb_placement_info *_swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_info_capi_4357cafdea88b694(eplb_placement *_swig_go_0, struct eplb_placement_info *_swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_placement_info *arg2 = (eplb_placement_info *) 0 ;
   eplb_status result;
@@ -1357,7 +1362,7 @@ _gostring_ _wrap_eplb_placement_get_info_capi_fc896d6fd04db93d(eplb_placement *_
 }
 
 
-_gostring_ _wrap_eplb_placement_get_phy2log_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_phy2log_capi_4357cafdea88b694(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1395,7 +1400,7 @@ _gostring_ _wrap_eplb_placement_get_phy2log_capi_fc896d6fd04db93d(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_placement_get_replica_counts_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_replica_counts_capi_4357cafdea88b694(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1433,7 +1438,7 @@ _gostring_ _wrap_eplb_placement_get_replica_counts_capi_fc896d6fd04db93d(eplb_pl
 }
 
 
-_gostring_ _wrap_eplb_placement_get_log2phy_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_placement_get_log2phy_capi_4357cafdea88b694(eplb_placement *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -1471,7 +1476,7 @@ _gostring_ _wrap_eplb_placement_get_log2phy_capi_fc896d6fd04db93d(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_placement_create_from_phy2log_capi_fc896d6fd04db93d(intgo _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, eplb_placement **_swig_go_6) {
+_gostring_ _wrap_eplb_placement_create_from_phy2log_capi_4357cafdea88b694(intgo _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, eplb_placement **_swig_go_6) {
   uint32_t arg1 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -1519,7 +1524,7 @@ _gostring_ _wrap_eplb_placement_create_from_phy2log_capi_fc896d6fd04db93d(intgo 
 }
 
 
-void _wrap_eplb_placement_destroy_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0) {
+void _wrap_eplb_placement_destroy_capi_4357cafdea88b694(eplb_placement *_swig_go_0) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   
   arg1 = *(eplb_placement **)&_swig_go_0; 
@@ -1529,7 +1534,7 @@ void _wrap_eplb_placement_destroy_capi_fc896d6fd04db93d(eplb_placement *_swig_go
 }
 
 
-void _wrap_eplb_planner_options_struct_size_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_struct_size_set_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1541,7 +1546,7 @@ void _wrap_eplb_planner_options_struct_size_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-intgo _wrap_eplb_planner_options_struct_size_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_struct_size_get_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1554,7 +1559,7 @@ intgo _wrap_eplb_planner_options_struct_size_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_planner_options_algorithm_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_algorithm_set_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1566,7 +1571,7 @@ void _wrap_eplb_planner_options_algorithm_set_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_algorithm_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_algorithm_get_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1579,7 +1584,7 @@ intgo _wrap_eplb_planner_options_algorithm_get_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_num_layers_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_layers_set_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1591,7 +1596,7 @@ void _wrap_eplb_planner_options_num_layers_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-intgo _wrap_eplb_planner_options_num_layers_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_layers_get_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1604,7 +1609,7 @@ intgo _wrap_eplb_planner_options_num_layers_get_capi_fc896d6fd04db93d(struct epl
 }
 
 
-void _wrap_eplb_planner_options_num_logical_experts_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_logical_experts_set_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1616,7 +1621,7 @@ void _wrap_eplb_planner_options_num_logical_experts_set_capi_fc896d6fd04db93d(st
 }
 
 
-intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1629,7 +1634,7 @@ intgo _wrap_eplb_planner_options_num_logical_experts_get_capi_fc896d6fd04db93d(s
 }
 
 
-void _wrap_eplb_planner_options_num_physical_experts_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_physical_experts_set_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1641,7 +1646,7 @@ void _wrap_eplb_planner_options_num_physical_experts_set_capi_fc896d6fd04db93d(s
 }
 
 
-intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1654,7 +1659,7 @@ intgo _wrap_eplb_planner_options_num_physical_experts_get_capi_fc896d6fd04db93d(
 }
 
 
-void _wrap_eplb_planner_options_num_groups_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_groups_set_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1666,7 +1671,7 @@ void _wrap_eplb_planner_options_num_groups_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-intgo _wrap_eplb_planner_options_num_groups_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_groups_get_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1679,7 +1684,7 @@ intgo _wrap_eplb_planner_options_num_groups_get_capi_fc896d6fd04db93d(struct epl
 }
 
 
-void _wrap_eplb_planner_options_num_nodes_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_nodes_set_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1691,7 +1696,7 @@ void _wrap_eplb_planner_options_num_nodes_set_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_num_nodes_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_nodes_get_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1704,7 +1709,7 @@ intgo _wrap_eplb_planner_options_num_nodes_get_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_num_gpus_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_gpus_set_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1716,7 +1721,7 @@ void _wrap_eplb_planner_options_num_gpus_set_capi_fc896d6fd04db93d(struct eplb_p
 }
 
 
-intgo _wrap_eplb_planner_options_num_gpus_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_gpus_get_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1729,7 +1734,7 @@ intgo _wrap_eplb_planner_options_num_gpus_get_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-void _wrap_eplb_planner_options_cross_node_budget_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_cross_node_budget_set_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1741,7 +1746,7 @@ void _wrap_eplb_planner_options_cross_node_budget_set_capi_fc896d6fd04db93d(stru
 }
 
 
-intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1754,7 +1759,7 @@ intgo _wrap_eplb_planner_options_cross_node_budget_get_capi_fc896d6fd04db93d(str
 }
 
 
-void _wrap_eplb_planner_options_num_threads_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_num_threads_set_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1766,7 +1771,7 @@ void _wrap_eplb_planner_options_num_threads_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-intgo _wrap_eplb_planner_options_num_threads_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_num_threads_get_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1779,7 +1784,7 @@ intgo _wrap_eplb_planner_options_num_threads_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_planner_options_affinity_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_affinity_set_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1791,7 +1796,7 @@ void _wrap_eplb_planner_options_affinity_set_capi_fc896d6fd04db93d(struct eplb_p
 }
 
 
-intgo _wrap_eplb_planner_options_affinity_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_affinity_get_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1804,7 +1809,7 @@ intgo _wrap_eplb_planner_options_affinity_get_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-void _wrap_eplb_planner_options_reserved0_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_planner_options_reserved0_set_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t arg2 ;
   
@@ -1816,7 +1821,7 @@ void _wrap_eplb_planner_options_reserved0_set_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-intgo _wrap_eplb_planner_options_reserved0_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
+intgo _wrap_eplb_planner_options_reserved0_get_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -1829,7 +1834,7 @@ intgo _wrap_eplb_planner_options_reserved0_get_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-void _wrap_eplb_planner_options_affinity_min_balance_set_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_planner_options_affinity_min_balance_set_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0, double _swig_go_1) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   double arg2 ;
   
@@ -1841,7 +1846,7 @@ void _wrap_eplb_planner_options_affinity_min_balance_set_capi_fc896d6fd04db93d(s
 }
 
 
-double _wrap_eplb_planner_options_affinity_min_balance_get_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
+double _wrap_eplb_planner_options_affinity_min_balance_get_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -1854,7 +1859,7 @@ double _wrap_eplb_planner_options_affinity_min_balance_get_capi_fc896d6fd04db93d
 }
 
 
-struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_fc896d6fd04db93d() {
+struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_4357cafdea88b694() {
   struct eplb_planner_options *result = 0 ;
   struct eplb_planner_options *_swig_go_result;
   
@@ -1865,7 +1870,7 @@ struct eplb_planner_options *_wrap_new_eplb_planner_options_capi_fc896d6fd04db93
 }
 
 
-void _wrap_delete_eplb_planner_options_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
+void _wrap_delete_eplb_planner_options_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0) {
   struct eplb_planner_options *arg1 = (struct eplb_planner_options *) 0 ;
   
   arg1 = *(struct eplb_planner_options **)&_swig_go_0; 
@@ -1875,7 +1880,7 @@ void _wrap_delete_eplb_planner_options_capi_fc896d6fd04db93d(struct eplb_planner
 }
 
 
-void _wrap_eplb_planner_options_init_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0) {
+void _wrap_eplb_planner_options_init_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0) {
   eplb_planner_options *arg1 = (eplb_planner_options *) 0 ;
   
   arg1 = *(eplb_planner_options **)&_swig_go_0; 
@@ -1885,7 +1890,7 @@ void _wrap_eplb_planner_options_init_capi_fc896d6fd04db93d(struct eplb_planner_o
 }
 
 
-_gostring_ _wrap_eplb_planner_create_capi_fc896d6fd04db93d(struct eplb_planner_options *_swig_go_0, eplb_planner **_swig_go_1) {
+_gostring_ _wrap_eplb_planner_create_capi_4357cafdea88b694(struct eplb_planner_options *_swig_go_0, eplb_planner **_swig_go_1) {
   eplb_planner_options *arg1 = (eplb_planner_options *) 0 ;
   eplb_planner **arg2 = (eplb_planner **) 0 ;
   eplb_status result;
@@ -1919,7 +1924,7 @@ _gostring_ _wrap_eplb_planner_create_capi_fc896d6fd04db93d(struct eplb_planner_o
 }
 
 
-void _wrap_eplb_planner_destroy_capi_fc896d6fd04db93d(eplb_planner *_swig_go_0) {
+void _wrap_eplb_planner_destroy_capi_4357cafdea88b694(eplb_planner *_swig_go_0) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   
   arg1 = *(eplb_planner **)&_swig_go_0; 
@@ -1929,7 +1934,7 @@ void _wrap_eplb_planner_destroy_capi_fc896d6fd04db93d(eplb_planner *_swig_go_0) 
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_capi_fc896d6fd04db93d(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement **_swig_go_2) {
+_gostring_ _wrap_eplb_planner_plan_capi_4357cafdea88b694(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement **_swig_go_2) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -1969,7 +1974,7 @@ _gostring_ _wrap_eplb_planner_plan_capi_fc896d6fd04db93d(eplb_planner *_swig_go_
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_windows_capi_fc896d6fd04db93d(eplb_planner *_swig_go_0, double *_swig_go_1, long long _swig_go_2, long long _swig_go_3, eplb_placement **_swig_go_4) {
+_gostring_ _wrap_eplb_planner_plan_windows_capi_4357cafdea88b694(eplb_planner *_swig_go_0, double *_swig_go_1, long long _swig_go_2, long long _swig_go_3, eplb_placement **_swig_go_4) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -2009,7 +2014,7 @@ _gostring_ _wrap_eplb_planner_plan_windows_capi_fc896d6fd04db93d(eplb_planner *_
 }
 
 
-void _wrap_eplb_plan_near_options_struct_size_set_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_plan_near_options_struct_size_set_capi_4357cafdea88b694(struct eplb_plan_near_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_plan_near_options *arg1 = (struct eplb_plan_near_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2021,7 +2026,7 @@ void _wrap_eplb_plan_near_options_struct_size_set_capi_fc896d6fd04db93d(struct e
 }
 
 
-intgo _wrap_eplb_plan_near_options_struct_size_get_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0) {
+intgo _wrap_eplb_plan_near_options_struct_size_get_capi_4357cafdea88b694(struct eplb_plan_near_options *_swig_go_0) {
   struct eplb_plan_near_options *arg1 = (struct eplb_plan_near_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2034,7 +2039,7 @@ intgo _wrap_eplb_plan_near_options_struct_size_get_capi_fc896d6fd04db93d(struct 
 }
 
 
-void _wrap_eplb_plan_near_options_reserved0_set_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_plan_near_options_reserved0_set_capi_4357cafdea88b694(struct eplb_plan_near_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_plan_near_options *arg1 = (struct eplb_plan_near_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2046,7 +2051,7 @@ void _wrap_eplb_plan_near_options_reserved0_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-intgo _wrap_eplb_plan_near_options_reserved0_get_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0) {
+intgo _wrap_eplb_plan_near_options_reserved0_get_capi_4357cafdea88b694(struct eplb_plan_near_options *_swig_go_0) {
   struct eplb_plan_near_options *arg1 = (struct eplb_plan_near_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2059,7 +2064,7 @@ intgo _wrap_eplb_plan_near_options_reserved0_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_plan_near_options_min_balance_set_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_plan_near_options_min_balance_set_capi_4357cafdea88b694(struct eplb_plan_near_options *_swig_go_0, double _swig_go_1) {
   struct eplb_plan_near_options *arg1 = (struct eplb_plan_near_options *) 0 ;
   double arg2 ;
   
@@ -2071,7 +2076,7 @@ void _wrap_eplb_plan_near_options_min_balance_set_capi_fc896d6fd04db93d(struct e
 }
 
 
-double _wrap_eplb_plan_near_options_min_balance_get_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0) {
+double _wrap_eplb_plan_near_options_min_balance_get_capi_4357cafdea88b694(struct eplb_plan_near_options *_swig_go_0) {
   struct eplb_plan_near_options *arg1 = (struct eplb_plan_near_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -2084,7 +2089,7 @@ double _wrap_eplb_plan_near_options_min_balance_get_capi_fc896d6fd04db93d(struct
 }
 
 
-struct eplb_plan_near_options *_wrap_new_eplb_plan_near_options_capi_fc896d6fd04db93d() {
+struct eplb_plan_near_options *_wrap_new_eplb_plan_near_options_capi_4357cafdea88b694() {
   struct eplb_plan_near_options *result = 0 ;
   struct eplb_plan_near_options *_swig_go_result;
   
@@ -2095,7 +2100,7 @@ struct eplb_plan_near_options *_wrap_new_eplb_plan_near_options_capi_fc896d6fd04
 }
 
 
-void _wrap_delete_eplb_plan_near_options_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0) {
+void _wrap_delete_eplb_plan_near_options_capi_4357cafdea88b694(struct eplb_plan_near_options *_swig_go_0) {
   struct eplb_plan_near_options *arg1 = (struct eplb_plan_near_options *) 0 ;
   
   arg1 = *(struct eplb_plan_near_options **)&_swig_go_0; 
@@ -2105,7 +2110,7 @@ void _wrap_delete_eplb_plan_near_options_capi_fc896d6fd04db93d(struct eplb_plan_
 }
 
 
-void _wrap_eplb_plan_near_options_init_capi_fc896d6fd04db93d(struct eplb_plan_near_options *_swig_go_0) {
+void _wrap_eplb_plan_near_options_init_capi_4357cafdea88b694(struct eplb_plan_near_options *_swig_go_0) {
   eplb_plan_near_options *arg1 = (eplb_plan_near_options *) 0 ;
   
   arg1 = *(eplb_plan_near_options **)&_swig_go_0; 
@@ -2115,7 +2120,7 @@ void _wrap_eplb_plan_near_options_init_capi_fc896d6fd04db93d(struct eplb_plan_ne
 }
 
 
-void _wrap_eplb_plan_near_report_struct_size_set_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_plan_near_report_struct_size_set_capi_4357cafdea88b694(struct eplb_plan_near_report *_swig_go_0, intgo _swig_go_1) {
   struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
   uint32_t arg2 ;
   
@@ -2127,7 +2132,7 @@ void _wrap_eplb_plan_near_report_struct_size_set_capi_fc896d6fd04db93d(struct ep
 }
 
 
-intgo _wrap_eplb_plan_near_report_struct_size_get_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0) {
+intgo _wrap_eplb_plan_near_report_struct_size_get_capi_4357cafdea88b694(struct eplb_plan_near_report *_swig_go_0) {
   struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2140,7 +2145,7 @@ intgo _wrap_eplb_plan_near_report_struct_size_get_capi_fc896d6fd04db93d(struct e
 }
 
 
-void _wrap_eplb_plan_near_report_layers_kept_set_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_plan_near_report_layers_kept_set_capi_4357cafdea88b694(struct eplb_plan_near_report *_swig_go_0, intgo _swig_go_1) {
   struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
   uint32_t arg2 ;
   
@@ -2152,7 +2157,7 @@ void _wrap_eplb_plan_near_report_layers_kept_set_capi_fc896d6fd04db93d(struct ep
 }
 
 
-intgo _wrap_eplb_plan_near_report_layers_kept_get_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0) {
+intgo _wrap_eplb_plan_near_report_layers_kept_get_capi_4357cafdea88b694(struct eplb_plan_near_report *_swig_go_0) {
   struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2165,7 +2170,7 @@ intgo _wrap_eplb_plan_near_report_layers_kept_get_capi_fc896d6fd04db93d(struct e
 }
 
 
-void _wrap_eplb_plan_near_report_layers_rebalanced_set_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_plan_near_report_layers_rebalanced_set_capi_4357cafdea88b694(struct eplb_plan_near_report *_swig_go_0, intgo _swig_go_1) {
   struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
   uint32_t arg2 ;
   
@@ -2177,7 +2182,7 @@ void _wrap_eplb_plan_near_report_layers_rebalanced_set_capi_fc896d6fd04db93d(str
 }
 
 
-intgo _wrap_eplb_plan_near_report_layers_rebalanced_get_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0) {
+intgo _wrap_eplb_plan_near_report_layers_rebalanced_get_capi_4357cafdea88b694(struct eplb_plan_near_report *_swig_go_0) {
   struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2190,7 +2195,7 @@ intgo _wrap_eplb_plan_near_report_layers_rebalanced_get_capi_fc896d6fd04db93d(st
 }
 
 
-void _wrap_eplb_plan_near_report_layers_replanned_set_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_plan_near_report_layers_replanned_set_capi_4357cafdea88b694(struct eplb_plan_near_report *_swig_go_0, intgo _swig_go_1) {
   struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
   uint32_t arg2 ;
   
@@ -2202,7 +2207,7 @@ void _wrap_eplb_plan_near_report_layers_replanned_set_capi_fc896d6fd04db93d(stru
 }
 
 
-intgo _wrap_eplb_plan_near_report_layers_replanned_get_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0) {
+intgo _wrap_eplb_plan_near_report_layers_replanned_get_capi_4357cafdea88b694(struct eplb_plan_near_report *_swig_go_0) {
   struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2215,18 +2220,18 @@ intgo _wrap_eplb_plan_near_report_layers_replanned_get_capi_fc896d6fd04db93d(str
 }
 
 
-struct eplb_plan_near_report *_wrap_new_eplb_plan_near_report_capi_fc896d6fd04db93d() {
+struct eplb_plan_near_report *_wrap_new_eplb_plan_near_report_capi_4357cafdea88b694() {
   struct eplb_plan_near_report *result = 0 ;
   struct eplb_plan_near_report *_swig_go_result;
   
   
-  result = (struct eplb_plan_near_report *)calloc(1, sizeof(struct eplb_plan_near_report));
+  result = (struct eplb_plan_near_report *)new_eplb_plan_near_report();
   *(struct eplb_plan_near_report **)&_swig_go_result = (struct eplb_plan_near_report *)result; 
   return _swig_go_result;
 }
 
 
-void _wrap_delete_eplb_plan_near_report_capi_fc896d6fd04db93d(struct eplb_plan_near_report *_swig_go_0) {
+void _wrap_delete_eplb_plan_near_report_capi_4357cafdea88b694(struct eplb_plan_near_report *_swig_go_0) {
   struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
   
   arg1 = *(struct eplb_plan_near_report **)&_swig_go_0; 
@@ -2236,7 +2241,7 @@ void _wrap_delete_eplb_plan_near_report_capi_fc896d6fd04db93d(struct eplb_plan_n
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_near_capi_fc896d6fd04db93d(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement *_swig_go_2, struct eplb_plan_near_options *_swig_go_3, eplb_placement **_swig_go_4, struct eplb_plan_near_report *_swig_go_5) {
+_gostring_ _wrap_eplb_planner_plan_near_capi_4357cafdea88b694(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_placement *_swig_go_2, struct eplb_plan_near_options *_swig_go_3, eplb_placement **_swig_go_4, struct eplb_plan_near_report *_swig_go_5) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -2282,7 +2287,7 @@ _gostring_ _wrap_eplb_planner_plan_near_capi_fc896d6fd04db93d(eplb_planner *_swi
 }
 
 
-void _wrap_eplb_plan_progress_struct_size_set_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_plan_progress_struct_size_set_capi_4357cafdea88b694(struct eplb_plan_progress *_swig_go_0, intgo _swig_go_1) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint32_t arg2 ;
   
@@ -2294,7 +2299,7 @@ void _wrap_eplb_plan_progress_struct_size_set_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-intgo _wrap_eplb_plan_progress_struct_size_get_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0) {
+intgo _wrap_eplb_plan_progress_struct_size_get_capi_4357cafdea88b694(struct eplb_plan_progress *_swig_go_0) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2307,7 +2312,7 @@ intgo _wrap_eplb_plan_progress_struct_size_get_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-void _wrap_eplb_plan_progress_cancelled_set_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_plan_progress_cancelled_set_capi_4357cafdea88b694(struct eplb_plan_progress *_swig_go_0, intgo _swig_go_1) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint32_t arg2 ;
   
@@ -2319,7 +2324,7 @@ void _wrap_eplb_plan_progress_cancelled_set_capi_fc896d6fd04db93d(struct eplb_pl
 }
 
 
-intgo _wrap_eplb_plan_progress_cancelled_get_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0) {
+intgo _wrap_eplb_plan_progress_cancelled_get_capi_4357cafdea88b694(struct eplb_plan_progress *_swig_go_0) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2332,7 +2337,7 @@ intgo _wrap_eplb_plan_progress_cancelled_get_capi_fc896d6fd04db93d(struct eplb_p
 }
 
 
-void _wrap_eplb_plan_progress_steps_done_set_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_plan_progress_steps_done_set_capi_4357cafdea88b694(struct eplb_plan_progress *_swig_go_0, long long _swig_go_1) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint64_t arg2 ;
   
@@ -2344,7 +2349,7 @@ void _wrap_eplb_plan_progress_steps_done_set_capi_fc896d6fd04db93d(struct eplb_p
 }
 
 
-long long _wrap_eplb_plan_progress_steps_done_get_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0) {
+long long _wrap_eplb_plan_progress_steps_done_get_capi_4357cafdea88b694(struct eplb_plan_progress *_swig_go_0) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2357,7 +2362,7 @@ long long _wrap_eplb_plan_progress_steps_done_get_capi_fc896d6fd04db93d(struct e
 }
 
 
-void _wrap_eplb_plan_progress_steps_total_set_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_plan_progress_steps_total_set_capi_4357cafdea88b694(struct eplb_plan_progress *_swig_go_0, long long _swig_go_1) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint64_t arg2 ;
   
@@ -2369,7 +2374,7 @@ void _wrap_eplb_plan_progress_steps_total_set_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-long long _wrap_eplb_plan_progress_steps_total_get_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0) {
+long long _wrap_eplb_plan_progress_steps_total_get_capi_4357cafdea88b694(struct eplb_plan_progress *_swig_go_0) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -2382,7 +2387,7 @@ long long _wrap_eplb_plan_progress_steps_total_get_capi_fc896d6fd04db93d(struct 
 }
 
 
-struct eplb_plan_progress *_wrap_new_eplb_plan_progress_capi_fc896d6fd04db93d() {
+struct eplb_plan_progress *_wrap_new_eplb_plan_progress_capi_4357cafdea88b694() {
   struct eplb_plan_progress *result = 0 ;
   struct eplb_plan_progress *_swig_go_result;
   
@@ -2393,7 +2398,7 @@ struct eplb_plan_progress *_wrap_new_eplb_plan_progress_capi_fc896d6fd04db93d() 
 }
 
 
-void _wrap_delete_eplb_plan_progress_capi_fc896d6fd04db93d(struct eplb_plan_progress *_swig_go_0) {
+void _wrap_delete_eplb_plan_progress_capi_4357cafdea88b694(struct eplb_plan_progress *_swig_go_0) {
   struct eplb_plan_progress *arg1 = (struct eplb_plan_progress *) 0 ;
   
   arg1 = *(struct eplb_plan_progress **)&_swig_go_0; 
@@ -2403,7 +2408,7 @@ void _wrap_delete_eplb_plan_progress_capi_fc896d6fd04db93d(struct eplb_plan_prog
 }
 
 
-_gostring_ _wrap_eplb_plan_control_create_capi_fc896d6fd04db93d(eplb_plan_control **_swig_go_0) {
+_gostring_ _wrap_eplb_plan_control_create_capi_4357cafdea88b694(eplb_plan_control **_swig_go_0) {
   eplb_plan_control **arg1 = (eplb_plan_control **) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -2435,7 +2440,7 @@ _gostring_ _wrap_eplb_plan_control_create_capi_fc896d6fd04db93d(eplb_plan_contro
 }
 
 
-void _wrap_eplb_plan_control_destroy_capi_fc896d6fd04db93d(eplb_plan_control *_swig_go_0) {
+void _wrap_eplb_plan_control_destroy_capi_4357cafdea88b694(eplb_plan_control *_swig_go_0) {
   eplb_plan_control *arg1 = (eplb_plan_control *) 0 ;
   
   arg1 = *(eplb_plan_control **)&_swig_go_0; 
@@ -2445,7 +2450,7 @@ void _wrap_eplb_plan_control_destroy_capi_fc896d6fd04db93d(eplb_plan_control *_s
 }
 
 
-_gostring_ _wrap_eplb_plan_control_cancel_capi_fc896d6fd04db93d(eplb_plan_control *_swig_go_0) {
+_gostring_ _wrap_eplb_plan_control_cancel_capi_4357cafdea88b694(eplb_plan_control *_swig_go_0) {
   eplb_plan_control *arg1 = (eplb_plan_control *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -2477,7 +2482,7 @@ _gostring_ _wrap_eplb_plan_control_cancel_capi_fc896d6fd04db93d(eplb_plan_contro
 }
 
 
-_gostring_ _wrap_eplb_plan_control_get_progress_capi_fc896d6fd04db93d(eplb_plan_control *_swig_go_0, struct eplb_plan_progress *_swig_go_1) {
+_gostring_ _wrap_eplb_plan_control_get_progress_capi_4357cafdea88b694(eplb_plan_control *_swig_go_0, struct eplb_plan_progress *_swig_go_1) {
   eplb_plan_control *arg1 = (eplb_plan_control *) 0 ;
   eplb_plan_progress *arg2 = (eplb_plan_progress *) 0 ;
   eplb_status result;
@@ -2511,7 +2516,7 @@ _gostring_ _wrap_eplb_plan_control_get_progress_capi_fc896d6fd04db93d(eplb_plan_
 }
 
 
-_gostring_ _wrap_eplb_planner_set_control_capi_fc896d6fd04db93d(eplb_planner *_swig_go_0, eplb_plan_control *_swig_go_1) {
+_gostring_ _wrap_eplb_planner_set_control_capi_4357cafdea88b694(eplb_planner *_swig_go_0, eplb_plan_control *_swig_go_1) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   eplb_plan_control *arg2 = (eplb_plan_control *) 0 ;
   eplb_status result;
@@ -2545,7 +2550,7 @@ _gostring_ _wrap_eplb_planner_set_control_capi_fc896d6fd04db93d(eplb_planner *_s
 }
 
 
-void _wrap_eplb_snapshot_options_struct_size_set_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_options_struct_size_set_capi_4357cafdea88b694(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2557,7 +2562,7 @@ void _wrap_eplb_snapshot_options_struct_size_set_capi_fc896d6fd04db93d(struct ep
 }
 
 
-intgo _wrap_eplb_snapshot_options_struct_size_get_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0) {
+intgo _wrap_eplb_snapshot_options_struct_size_get_capi_4357cafdea88b694(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2570,7 +2575,7 @@ intgo _wrap_eplb_snapshot_options_struct_size_get_capi_fc896d6fd04db93d(struct e
 }
 
 
-void _wrap_eplb_snapshot_options_compression_level_set_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_options_compression_level_set_capi_4357cafdea88b694(struct eplb_snapshot_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t arg2 ;
   
@@ -2582,7 +2587,7 @@ void _wrap_eplb_snapshot_options_compression_level_set_capi_fc896d6fd04db93d(str
 }
 
 
-intgo _wrap_eplb_snapshot_options_compression_level_get_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0) {
+intgo _wrap_eplb_snapshot_options_compression_level_get_capi_4357cafdea88b694(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2595,7 +2600,7 @@ intgo _wrap_eplb_snapshot_options_compression_level_get_capi_fc896d6fd04db93d(st
 }
 
 
-void _wrap_eplb_snapshot_options_loads_len_set_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_options_loads_len_set_capi_4357cafdea88b694(struct eplb_snapshot_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   size_t arg2 ;
   
@@ -2607,7 +2612,7 @@ void _wrap_eplb_snapshot_options_loads_len_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-long long _wrap_eplb_snapshot_options_loads_len_get_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0) {
+long long _wrap_eplb_snapshot_options_loads_len_get_capi_4357cafdea88b694(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -2620,7 +2625,7 @@ long long _wrap_eplb_snapshot_options_loads_len_get_capi_fc896d6fd04db93d(struct
 }
 
 
-void _wrap_eplb_snapshot_options_tracker_set_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0, struct eplb_tracker *_swig_go_1) {
+void _wrap_eplb_snapshot_options_tracker_set_capi_4357cafdea88b694(struct eplb_snapshot_options *_swig_go_0, struct eplb_tracker *_swig_go_1) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   struct eplb_tracker *arg2 = (struct eplb_tracker *) 0 ;
   
@@ -2632,7 +2637,7 @@ void _wrap_eplb_snapshot_options_tracker_set_capi_fc896d6fd04db93d(struct eplb_s
 }
 
 
-struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0) {
+struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_4357cafdea88b694(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   struct eplb_tracker *result = 0 ;
   struct eplb_tracker *_swig_go_result;
@@ -2645,7 +2650,7 @@ struct eplb_tracker *_wrap_eplb_snapshot_options_tracker_get_capi_fc896d6fd04db9
 }
 
 
-struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_fc896d6fd04db93d() {
+struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_4357cafdea88b694() {
   struct eplb_snapshot_options *result = 0 ;
   struct eplb_snapshot_options *_swig_go_result;
   
@@ -2656,7 +2661,7 @@ struct eplb_snapshot_options *_wrap_new_eplb_snapshot_options_capi_fc896d6fd04db
 }
 
 
-void _wrap_delete_eplb_snapshot_options_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0) {
+void _wrap_delete_eplb_snapshot_options_capi_4357cafdea88b694(struct eplb_snapshot_options *_swig_go_0) {
   struct eplb_snapshot_options *arg1 = (struct eplb_snapshot_options *) 0 ;
   
   arg1 = *(struct eplb_snapshot_options **)&_swig_go_0; 
@@ -2666,7 +2671,7 @@ void _wrap_delete_eplb_snapshot_options_capi_fc896d6fd04db93d(struct eplb_snapsh
 }
 
 
-void _wrap_eplb_snapshot_options_init_capi_fc896d6fd04db93d(struct eplb_snapshot_options *_swig_go_0) {
+void _wrap_eplb_snapshot_options_init_capi_4357cafdea88b694(struct eplb_snapshot_options *_swig_go_0) {
   eplb_snapshot_options *arg1 = (eplb_snapshot_options *) 0 ;
   
   arg1 = *(eplb_snapshot_options **)&_swig_go_0; 
@@ -2676,7 +2681,7 @@ void _wrap_eplb_snapshot_options_init_capi_fc896d6fd04db93d(struct eplb_snapshot
 }
 
 
-void _wrap_eplb_snapshot_info_struct_size_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_struct_size_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2688,7 +2693,7 @@ void _wrap_eplb_snapshot_info_struct_size_set_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-intgo _wrap_eplb_snapshot_info_struct_size_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_struct_size_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2701,7 +2706,7 @@ intgo _wrap_eplb_snapshot_info_struct_size_get_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-void _wrap_eplb_snapshot_info_format_major_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_format_major_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2713,7 +2718,7 @@ void _wrap_eplb_snapshot_info_format_major_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-intgo _wrap_eplb_snapshot_info_format_major_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_format_major_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2726,7 +2731,7 @@ intgo _wrap_eplb_snapshot_info_format_major_get_capi_fc896d6fd04db93d(struct epl
 }
 
 
-void _wrap_eplb_snapshot_info_format_minor_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_format_minor_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2738,7 +2743,7 @@ void _wrap_eplb_snapshot_info_format_minor_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-intgo _wrap_eplb_snapshot_info_format_minor_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_format_minor_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2751,7 +2756,7 @@ intgo _wrap_eplb_snapshot_info_format_minor_get_capi_fc896d6fd04db93d(struct epl
 }
 
 
-void _wrap_eplb_snapshot_info_num_layers_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_layers_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2763,7 +2768,7 @@ void _wrap_eplb_snapshot_info_num_layers_set_capi_fc896d6fd04db93d(struct eplb_s
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_layers_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_layers_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2776,7 +2781,7 @@ intgo _wrap_eplb_snapshot_info_num_layers_get_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2788,7 +2793,7 @@ void _wrap_eplb_snapshot_info_num_logical_experts_set_capi_fc896d6fd04db93d(stru
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2801,7 +2806,7 @@ intgo _wrap_eplb_snapshot_info_num_logical_experts_get_capi_fc896d6fd04db93d(str
 }
 
 
-void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2813,7 +2818,7 @@ void _wrap_eplb_snapshot_info_num_physical_experts_set_capi_fc896d6fd04db93d(str
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2826,7 +2831,7 @@ intgo _wrap_eplb_snapshot_info_num_physical_experts_get_capi_fc896d6fd04db93d(st
 }
 
 
-void _wrap_eplb_snapshot_info_num_nodes_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_nodes_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2838,7 +2843,7 @@ void _wrap_eplb_snapshot_info_num_nodes_set_capi_fc896d6fd04db93d(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2851,7 +2856,7 @@ intgo _wrap_eplb_snapshot_info_num_nodes_get_capi_fc896d6fd04db93d(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_num_gpus_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_gpus_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2863,7 +2868,7 @@ void _wrap_eplb_snapshot_info_num_gpus_set_capi_fc896d6fd04db93d(struct eplb_sna
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2876,7 +2881,7 @@ intgo _wrap_eplb_snapshot_info_num_gpus_get_capi_fc896d6fd04db93d(struct eplb_sn
 }
 
 
-void _wrap_eplb_snapshot_info_num_groups_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_num_groups_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2888,7 +2893,7 @@ void _wrap_eplb_snapshot_info_num_groups_set_capi_fc896d6fd04db93d(struct eplb_s
 }
 
 
-intgo _wrap_eplb_snapshot_info_num_groups_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_num_groups_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2901,7 +2906,7 @@ intgo _wrap_eplb_snapshot_info_num_groups_get_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-void _wrap_eplb_snapshot_info_algorithm_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_algorithm_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2913,7 +2918,7 @@ void _wrap_eplb_snapshot_info_algorithm_set_capi_fc896d6fd04db93d(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_algorithm_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_algorithm_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2926,7 +2931,7 @@ intgo _wrap_eplb_snapshot_info_algorithm_get_capi_fc896d6fd04db93d(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_has_loads_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_has_loads_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2938,7 +2943,7 @@ void _wrap_eplb_snapshot_info_has_loads_set_capi_fc896d6fd04db93d(struct eplb_sn
 }
 
 
-intgo _wrap_eplb_snapshot_info_has_loads_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_has_loads_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2951,7 +2956,7 @@ intgo _wrap_eplb_snapshot_info_has_loads_get_capi_fc896d6fd04db93d(struct eplb_s
 }
 
 
-void _wrap_eplb_snapshot_info_has_coactivation_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_snapshot_info_has_coactivation_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, intgo _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t arg2 ;
   
@@ -2963,7 +2968,7 @@ void _wrap_eplb_snapshot_info_has_coactivation_set_capi_fc896d6fd04db93d(struct 
 }
 
 
-intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -2976,7 +2981,7 @@ intgo _wrap_eplb_snapshot_info_has_coactivation_get_capi_fc896d6fd04db93d(struct
 }
 
 
-void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t arg2 ;
   
@@ -2988,7 +2993,7 @@ void _wrap_eplb_snapshot_info_created_unix_seconds_set_capi_fc896d6fd04db93d(str
 }
 
 
-long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -3001,7 +3006,7 @@ long long _wrap_eplb_snapshot_info_created_unix_seconds_get_capi_fc896d6fd04db93
 }
 
 
-void _wrap_eplb_snapshot_info_file_size_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_snapshot_info_file_size_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, long long _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t arg2 ;
   
@@ -3013,7 +3018,7 @@ void _wrap_eplb_snapshot_info_file_size_set_capi_fc896d6fd04db93d(struct eplb_sn
 }
 
 
-long long _wrap_eplb_snapshot_info_file_size_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+long long _wrap_eplb_snapshot_info_file_size_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -3026,7 +3031,7 @@ long long _wrap_eplb_snapshot_info_file_size_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_plan_seconds_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_snapshot_info_plan_seconds_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double arg2 ;
   
@@ -3038,7 +3043,7 @@ void _wrap_eplb_snapshot_info_plan_seconds_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-double _wrap_eplb_snapshot_info_plan_seconds_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+double _wrap_eplb_snapshot_info_plan_seconds_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -3051,7 +3056,7 @@ double _wrap_eplb_snapshot_info_plan_seconds_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_balancedness_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_snapshot_info_balancedness_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, double _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double arg2 ;
   
@@ -3063,7 +3068,7 @@ void _wrap_eplb_snapshot_info_balancedness_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-double _wrap_eplb_snapshot_info_balancedness_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+double _wrap_eplb_snapshot_info_balancedness_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   double result;
   double _swig_go_result;
@@ -3076,7 +3081,7 @@ double _wrap_eplb_snapshot_info_balancedness_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_snapshot_info_library_version_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_eplb_snapshot_info_library_version_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *arg2 ;
   
@@ -3100,7 +3105,7 @@ void _wrap_eplb_snapshot_info_library_version_set_capi_fc896d6fd04db93d(struct e
 }
 
 
-_gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+_gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -3113,7 +3118,7 @@ _gostring_ _wrap_eplb_snapshot_info_library_version_get_capi_fc896d6fd04db93d(st
 }
 
 
-void _wrap_eplb_snapshot_info_label_set_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_eplb_snapshot_info_label_set_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0, _gostring_ _swig_go_1) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *arg2 ;
   
@@ -3137,7 +3142,7 @@ void _wrap_eplb_snapshot_info_label_set_capi_fc896d6fd04db93d(struct eplb_snapsh
 }
 
 
-_gostring_ _wrap_eplb_snapshot_info_label_get_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+_gostring_ _wrap_eplb_snapshot_info_label_get_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -3150,7 +3155,7 @@ _gostring_ _wrap_eplb_snapshot_info_label_get_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_fc896d6fd04db93d() {
+struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_4357cafdea88b694() {
   struct eplb_snapshot_info *result = 0 ;
   struct eplb_snapshot_info *_swig_go_result;
   
@@ -3161,7 +3166,7 @@ struct eplb_snapshot_info *_wrap_new_eplb_snapshot_info_capi_fc896d6fd04db93d() 
 }
 
 
-void _wrap_delete_eplb_snapshot_info_capi_fc896d6fd04db93d(struct eplb_snapshot_info *_swig_go_0) {
+void _wrap_delete_eplb_snapshot_info_capi_4357cafdea88b694(struct eplb_snapshot_info *_swig_go_0) {
   struct eplb_snapshot_info *arg1 = (struct eplb_snapshot_info *) 0 ;
   
   arg1 = *(struct eplb_snapshot_info **)&_swig_go_0; 
@@ -3171,7 +3176,7 @@ void _wrap_delete_eplb_snapshot_info_capi_fc896d6fd04db93d(struct eplb_snapshot_
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_snapshot_save_capi_4357cafdea88b694(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -3212,7 +3217,7 @@ _gostring_ _wrap_eplb_snapshot_save_capi_fc896d6fd04db93d(eplb_placement *_swig_
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_4357cafdea88b694(eplb_placement *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -3250,7 +3255,7 @@ _gostring_ _wrap_eplb_snapshot_save_to_buffer_capi_fc896d6fd04db93d(eplb_placeme
 }
 
 
-void _wrap_eplb_buffer_free_capi_fc896d6fd04db93d(void *_swig_go_0) {
+void _wrap_eplb_buffer_free_capi_4357cafdea88b694(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -3260,7 +3265,7 @@ void _wrap_eplb_buffer_free_capi_fc896d6fd04db93d(void *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_eplb_snapshot_load_capi_fc896d6fd04db93d(_gostring_ _swig_go_0, eplb_snapshot **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_load_capi_4357cafdea88b694(_gostring_ _swig_go_0, eplb_snapshot **_swig_go_1) {
   char *arg1 = (char *) 0 ;
   eplb_snapshot **arg2 = (eplb_snapshot **) 0 ;
   eplb_status result;
@@ -3299,7 +3304,7 @@ _gostring_ _wrap_eplb_snapshot_load_capi_fc896d6fd04db93d(_gostring_ _swig_go_0,
 }
 
 
-_gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_fc896d6fd04db93d(_goslice_ _swig_go_0, eplb_snapshot **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_4357cafdea88b694(_goslice_ _swig_go_0, eplb_snapshot **_swig_go_1) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   eplb_snapshot **arg3 = (eplb_snapshot **) 0 ;
@@ -3337,7 +3342,7 @@ _gostring_ _wrap_eplb_snapshot_load_from_buffer_capi_fc896d6fd04db93d(_goslice_ 
 }
 
 
-_gostring_ _wrap_eplb_snapshot_inspect_capi_fc896d6fd04db93d(_gostring_ _swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_inspect_capi_4357cafdea88b694(_gostring_ _swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
   char *arg1 = (char *) 0 ;
   eplb_snapshot_info *arg2 = (eplb_snapshot_info *) 0 ;
   eplb_status result;
@@ -3376,7 +3381,7 @@ _gostring_ _wrap_eplb_snapshot_inspect_capi_fc896d6fd04db93d(_gostring_ _swig_go
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_info_capi_fc896d6fd04db93d(eplb_snapshot *_swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_info_capi_4357cafdea88b694(eplb_snapshot *_swig_go_0, struct eplb_snapshot_info *_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   eplb_snapshot_info *arg2 = (eplb_snapshot_info *) 0 ;
   eplb_status result;
@@ -3410,7 +3415,7 @@ _gostring_ _wrap_eplb_snapshot_get_info_capi_fc896d6fd04db93d(eplb_snapshot *_sw
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_placement_capi_fc896d6fd04db93d(eplb_snapshot *_swig_go_0, eplb_placement **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_placement_capi_4357cafdea88b694(eplb_snapshot *_swig_go_0, eplb_placement **_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   eplb_placement **arg2 = (eplb_placement **) 0 ;
   eplb_status result;
@@ -3444,7 +3449,7 @@ _gostring_ _wrap_eplb_snapshot_get_placement_capi_fc896d6fd04db93d(eplb_snapshot
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_loads_capi_fc896d6fd04db93d(eplb_snapshot *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_loads_capi_4357cafdea88b694(eplb_snapshot *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -3482,7 +3487,7 @@ _gostring_ _wrap_eplb_snapshot_get_loads_capi_fc896d6fd04db93d(eplb_snapshot *_s
 }
 
 
-void _wrap_eplb_snapshot_destroy_capi_fc896d6fd04db93d(eplb_snapshot *_swig_go_0) {
+void _wrap_eplb_snapshot_destroy_capi_4357cafdea88b694(eplb_snapshot *_swig_go_0) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   
   arg1 = *(eplb_snapshot **)&_swig_go_0; 
@@ -3492,7 +3497,7 @@ void _wrap_eplb_snapshot_destroy_capi_fc896d6fd04db93d(eplb_snapshot *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_statistics_capi_fc896d6fd04db93d(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
+_gostring_ _wrap_eplb_snapshot_save_statistics_capi_4357cafdea88b694(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, _gostring_ _swig_go_2) {
   struct eplb_tracker *arg1 = (struct eplb_tracker *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -3533,7 +3538,7 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-_gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_fc896d6fd04db93d(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_4357cafdea88b694(struct eplb_tracker *_swig_go_0, struct eplb_snapshot_options *_swig_go_1, void **_swig_go_2, long long *_swig_go_3) {
   struct eplb_tracker *arg1 = (struct eplb_tracker *) 0 ;
   eplb_snapshot_options *arg2 = (eplb_snapshot_options *) 0 ;
   void **arg3 = (void **) 0 ;
@@ -3571,7 +3576,7 @@ _gostring_ _wrap_eplb_snapshot_save_statistics_to_buffer_capi_fc896d6fd04db93d(s
 }
 
 
-_gostring_ _wrap_eplb_snapshot_get_tracker_capi_fc896d6fd04db93d(eplb_snapshot *_swig_go_0, struct eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_snapshot_get_tracker_capi_4357cafdea88b694(eplb_snapshot *_swig_go_0, struct eplb_tracker **_swig_go_1) {
   eplb_snapshot *arg1 = (eplb_snapshot *) 0 ;
   struct eplb_tracker **arg2 = (struct eplb_tracker **) 0 ;
   eplb_status result;
@@ -3605,7 +3610,7 @@ _gostring_ _wrap_eplb_snapshot_get_tracker_capi_fc896d6fd04db93d(eplb_snapshot *
 }
 
 
-_gostring_ _wrap_eplb_placement_to_sglang_json_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, intgo _swig_go_1, char **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_placement_to_sglang_json_capi_4357cafdea88b694(eplb_placement *_swig_go_0, intgo _swig_go_1, char **_swig_go_2, long long *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   char **arg3 = (char **) 0 ;
@@ -3643,7 +3648,7 @@ _gostring_ _wrap_eplb_placement_to_sglang_json_capi_fc896d6fd04db93d(eplb_placem
 }
 
 
-_gostring_ _wrap_eplb_placement_from_sglang_json_capi_fc896d6fd04db93d(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_placement **_swig_go_5) {
+_gostring_ _wrap_eplb_placement_from_sglang_json_capi_4357cafdea88b694(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, eplb_placement **_swig_go_5) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -3689,7 +3694,7 @@ _gostring_ _wrap_eplb_placement_from_sglang_json_capi_fc896d6fd04db93d(_goslice_
 }
 
 
-_gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, char **_swig_go_1, long long *_swig_go_2) {
+_gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_4357cafdea88b694(eplb_placement *_swig_go_0, char **_swig_go_1, long long *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   char **arg2 = (char **) 0 ;
   size_t *arg3 = (size_t *) 0 ;
@@ -3725,7 +3730,7 @@ _gostring_ _wrap_eplb_placement_to_vllm_ascend_json_capi_fc896d6fd04db93d(eplb_p
 }
 
 
-_gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_fc896d6fd04db93d(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_4357cafdea88b694(_goslice_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, eplb_placement **_swig_go_3) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   uint32_t arg3 ;
@@ -3767,7 +3772,7 @@ _gostring_ _wrap_eplb_placement_from_vllm_ascend_json_capi_fc896d6fd04db93d(_gos
 }
 
 
-_gostring_ _wrap_eplb_loads_from_sglang_json_capi_fc896d6fd04db93d(_goslice_ _swig_go_0, double **_swig_go_1, int *_swig_go_2, int *_swig_go_3) {
+_gostring_ _wrap_eplb_loads_from_sglang_json_capi_4357cafdea88b694(_goslice_ _swig_go_0, double **_swig_go_1, int *_swig_go_2, int *_swig_go_3) {
   char *arg1 = (char *) 0 ;
   size_t arg2 ;
   double **arg3 = (double **) 0 ;
@@ -3813,7 +3818,7 @@ _gostring_ _wrap_eplb_loads_from_sglang_json_capi_fc896d6fd04db93d(_goslice_ _sw
 }
 
 
-intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -3825,7 +3830,7 @@ intgo _wrap_EPLB_WINDOW_CUMULATIVE_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_WINDOW_SLIDING_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_WINDOW_SLIDING_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -3837,7 +3842,7 @@ intgo _wrap_EPLB_WINDOW_SLIDING_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_WINDOW_DECAY_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_WINDOW_DECAY_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -3849,7 +3854,7 @@ intgo _wrap_EPLB_WINDOW_DECAY_capi_fc896d6fd04db93d() {
 }
 
 
-void _wrap_eplb_tracker_options_struct_size_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_struct_size_set_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3861,7 +3866,7 @@ void _wrap_eplb_tracker_options_struct_size_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-intgo _wrap_eplb_tracker_options_struct_size_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_struct_size_get_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3874,7 +3879,7 @@ intgo _wrap_eplb_tracker_options_struct_size_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_tracker_options_num_layers_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_num_layers_set_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3886,7 +3891,7 @@ void _wrap_eplb_tracker_options_num_layers_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-intgo _wrap_eplb_tracker_options_num_layers_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_num_layers_get_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3899,7 +3904,7 @@ intgo _wrap_eplb_tracker_options_num_layers_get_capi_fc896d6fd04db93d(struct epl
 }
 
 
-void _wrap_eplb_tracker_options_num_logical_experts_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_num_logical_experts_set_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3911,7 +3916,7 @@ void _wrap_eplb_tracker_options_num_logical_experts_set_capi_fc896d6fd04db93d(st
 }
 
 
-intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3924,7 +3929,7 @@ intgo _wrap_eplb_tracker_options_num_logical_experts_get_capi_fc896d6fd04db93d(s
 }
 
 
-void _wrap_eplb_tracker_options_top_k_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_top_k_set_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3936,7 +3941,7 @@ void _wrap_eplb_tracker_options_top_k_set_capi_fc896d6fd04db93d(struct eplb_trac
 }
 
 
-intgo _wrap_eplb_tracker_options_top_k_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_top_k_get_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3949,7 +3954,7 @@ intgo _wrap_eplb_tracker_options_top_k_get_capi_fc896d6fd04db93d(struct eplb_tra
 }
 
 
-void _wrap_eplb_tracker_options_window_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_window_set_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3961,7 +3966,7 @@ void _wrap_eplb_tracker_options_window_set_capi_fc896d6fd04db93d(struct eplb_tra
 }
 
 
-intgo _wrap_eplb_tracker_options_window_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_window_get_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3974,7 +3979,7 @@ intgo _wrap_eplb_tracker_options_window_get_capi_fc896d6fd04db93d(struct eplb_tr
 }
 
 
-void _wrap_eplb_tracker_options_window_batches_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_window_batches_set_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -3986,7 +3991,7 @@ void _wrap_eplb_tracker_options_window_batches_set_capi_fc896d6fd04db93d(struct 
 }
 
 
-intgo _wrap_eplb_tracker_options_window_batches_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_window_batches_get_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3999,7 +4004,7 @@ intgo _wrap_eplb_tracker_options_window_batches_get_capi_fc896d6fd04db93d(struct
 }
 
 
-void _wrap_eplb_tracker_options_decay_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_tracker_options_decay_set_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0, double _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   double arg2 ;
   
@@ -4011,7 +4016,7 @@ void _wrap_eplb_tracker_options_decay_set_capi_fc896d6fd04db93d(struct eplb_trac
 }
 
 
-double _wrap_eplb_tracker_options_decay_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
+double _wrap_eplb_tracker_options_decay_get_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4024,7 +4029,7 @@ double _wrap_eplb_tracker_options_decay_get_capi_fc896d6fd04db93d(struct eplb_tr
 }
 
 
-void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4036,7 +4041,7 @@ void _wrap_eplb_tracker_options_reservoir_capacity_set_capi_fc896d6fd04db93d(str
 }
 
 
-intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4049,7 +4054,7 @@ intgo _wrap_eplb_tracker_options_reservoir_capacity_get_capi_fc896d6fd04db93d(st
 }
 
 
-void _wrap_eplb_tracker_options_reserved0_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_tracker_options_reserved0_set_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4061,7 +4066,7 @@ void _wrap_eplb_tracker_options_reserved0_set_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-intgo _wrap_eplb_tracker_options_reserved0_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
+intgo _wrap_eplb_tracker_options_reserved0_get_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4074,7 +4079,7 @@ intgo _wrap_eplb_tracker_options_reserved0_get_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-void _wrap_eplb_tracker_options_seed_set_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_tracker_options_seed_set_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint64_t arg2 ;
   
@@ -4086,7 +4091,7 @@ void _wrap_eplb_tracker_options_seed_set_capi_fc896d6fd04db93d(struct eplb_track
 }
 
 
-long long _wrap_eplb_tracker_options_seed_get_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
+long long _wrap_eplb_tracker_options_seed_get_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4099,7 +4104,7 @@ long long _wrap_eplb_tracker_options_seed_get_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_fc896d6fd04db93d() {
+struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_4357cafdea88b694() {
   struct eplb_tracker_options *result = 0 ;
   struct eplb_tracker_options *_swig_go_result;
   
@@ -4110,7 +4115,7 @@ struct eplb_tracker_options *_wrap_new_eplb_tracker_options_capi_fc896d6fd04db93
 }
 
 
-void _wrap_delete_eplb_tracker_options_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
+void _wrap_delete_eplb_tracker_options_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0) {
   struct eplb_tracker_options *arg1 = (struct eplb_tracker_options *) 0 ;
   
   arg1 = *(struct eplb_tracker_options **)&_swig_go_0; 
@@ -4120,7 +4125,7 @@ void _wrap_delete_eplb_tracker_options_capi_fc896d6fd04db93d(struct eplb_tracker
 }
 
 
-void _wrap_eplb_tracker_options_init_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0) {
+void _wrap_eplb_tracker_options_init_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0) {
   eplb_tracker_options *arg1 = (eplb_tracker_options *) 0 ;
   
   arg1 = *(eplb_tracker_options **)&_swig_go_0; 
@@ -4130,7 +4135,7 @@ void _wrap_eplb_tracker_options_init_capi_fc896d6fd04db93d(struct eplb_tracker_o
 }
 
 
-_gostring_ _wrap_eplb_tracker_create_capi_fc896d6fd04db93d(struct eplb_tracker_options *_swig_go_0, eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_create_capi_4357cafdea88b694(struct eplb_tracker_options *_swig_go_0, eplb_tracker **_swig_go_1) {
   eplb_tracker_options *arg1 = (eplb_tracker_options *) 0 ;
   eplb_tracker **arg2 = (eplb_tracker **) 0 ;
   eplb_status result;
@@ -4164,7 +4169,7 @@ _gostring_ _wrap_eplb_tracker_create_capi_fc896d6fd04db93d(struct eplb_tracker_o
 }
 
 
-void _wrap_eplb_tracker_destroy_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0) {
+void _wrap_eplb_tracker_destroy_capi_4357cafdea88b694(eplb_tracker *_swig_go_0) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   
   arg1 = *(eplb_tracker **)&_swig_go_0; 
@@ -4174,7 +4179,7 @@ void _wrap_eplb_tracker_destroy_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0) 
 }
 
 
-_gostring_ _wrap_eplb_tracker_clone_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, eplb_tracker **_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_clone_capi_4357cafdea88b694(eplb_tracker *_swig_go_0, eplb_tracker **_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker **arg2 = (eplb_tracker **) 0 ;
   eplb_status result;
@@ -4208,7 +4213,7 @@ _gostring_ _wrap_eplb_tracker_clone_capi_fc896d6fd04db93d(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_record_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4) {
+_gostring_ _wrap_eplb_tracker_record_capi_4357cafdea88b694(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -4248,7 +4253,7 @@ _gostring_ _wrap_eplb_tracker_record_capi_fc896d6fd04db93d(eplb_tracker *_swig_g
 }
 
 
-_gostring_ _wrap_eplb_tracker_record_physical_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4, intgo _swig_go_5) {
+_gostring_ _wrap_eplb_tracker_record_physical_capi_4357cafdea88b694(eplb_tracker *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4, intgo _swig_go_5) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -4290,7 +4295,7 @@ _gostring_ _wrap_eplb_tracker_record_physical_capi_fc896d6fd04db93d(eplb_tracker
 }
 
 
-_gostring_ _wrap_eplb_tracker_merge_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, eplb_tracker *_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_merge_capi_4357cafdea88b694(eplb_tracker *_swig_go_0, eplb_tracker *_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker *arg2 = (eplb_tracker *) 0 ;
   eplb_status result;
@@ -4324,7 +4329,7 @@ _gostring_ _wrap_eplb_tracker_merge_capi_fc896d6fd04db93d(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_reset_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0) {
+_gostring_ _wrap_eplb_tracker_reset_capi_4357cafdea88b694(eplb_tracker *_swig_go_0) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -4356,7 +4361,7 @@ _gostring_ _wrap_eplb_tracker_reset_capi_fc896d6fd04db93d(eplb_tracker *_swig_go
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_loads_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_tracker_get_loads_capi_4357cafdea88b694(eplb_tracker *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -4394,7 +4399,7 @@ _gostring_ _wrap_eplb_tracker_get_loads_capi_fc896d6fd04db93d(eplb_tracker *_swi
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_coactivation_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_tracker_get_coactivation_capi_4357cafdea88b694(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   double *arg3 = (double *) 0 ;
@@ -4434,7 +4439,7 @@ _gostring_ _wrap_eplb_tracker_get_coactivation_capi_fc896d6fd04db93d(eplb_tracke
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_samples_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_tracker_get_samples_capi_4357cafdea88b694(eplb_tracker *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -4476,7 +4481,7 @@ _gostring_ _wrap_eplb_tracker_get_samples_capi_fc896d6fd04db93d(eplb_tracker *_s
 }
 
 
-_gostring_ _wrap_eplb_planner_plan_tracked_capi_fc896d6fd04db93d(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_tracker *_swig_go_2, eplb_placement **_swig_go_3) {
+_gostring_ _wrap_eplb_planner_plan_tracked_capi_4357cafdea88b694(eplb_planner *_swig_go_0, _goslice_ _swig_go_1, eplb_tracker *_swig_go_2, eplb_placement **_swig_go_3) {
   eplb_planner *arg1 = (eplb_planner *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -4518,7 +4523,7 @@ _gostring_ _wrap_eplb_planner_plan_tracked_capi_fc896d6fd04db93d(eplb_planner *_
 }
 
 
-void _wrap_eplb_workload_options_struct_size_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_struct_size_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4530,7 +4535,7 @@ void _wrap_eplb_workload_options_struct_size_set_capi_fc896d6fd04db93d(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_struct_size_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_struct_size_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4543,7 +4548,7 @@ intgo _wrap_eplb_workload_options_struct_size_get_capi_fc896d6fd04db93d(struct e
 }
 
 
-void _wrap_eplb_workload_options_num_layers_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_layers_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4555,7 +4560,7 @@ void _wrap_eplb_workload_options_num_layers_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_layers_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_layers_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4568,7 +4573,7 @@ intgo _wrap_eplb_workload_options_num_layers_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_workload_options_num_experts_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_experts_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4580,7 +4585,7 @@ void _wrap_eplb_workload_options_num_experts_set_capi_fc896d6fd04db93d(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_num_experts_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_experts_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4593,7 +4598,7 @@ intgo _wrap_eplb_workload_options_num_experts_get_capi_fc896d6fd04db93d(struct e
 }
 
 
-void _wrap_eplb_workload_options_top_k_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_top_k_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4605,7 +4610,7 @@ void _wrap_eplb_workload_options_top_k_set_capi_fc896d6fd04db93d(struct eplb_wor
 }
 
 
-intgo _wrap_eplb_workload_options_top_k_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_top_k_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4618,7 +4623,7 @@ intgo _wrap_eplb_workload_options_top_k_get_capi_fc896d6fd04db93d(struct eplb_wo
 }
 
 
-void _wrap_eplb_workload_options_num_groups_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_groups_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4630,7 +4635,7 @@ void _wrap_eplb_workload_options_num_groups_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_groups_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_groups_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4643,7 +4648,7 @@ intgo _wrap_eplb_workload_options_num_groups_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topk_groups_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_topk_groups_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4655,7 +4660,7 @@ void _wrap_eplb_workload_options_topk_groups_set_capi_fc896d6fd04db93d(struct ep
 }
 
 
-intgo _wrap_eplb_workload_options_topk_groups_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_topk_groups_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4668,7 +4673,7 @@ intgo _wrap_eplb_workload_options_topk_groups_get_capi_fc896d6fd04db93d(struct e
 }
 
 
-void _wrap_eplb_workload_options_num_topics_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_num_topics_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4680,7 +4685,7 @@ void _wrap_eplb_workload_options_num_topics_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-intgo _wrap_eplb_workload_options_num_topics_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_num_topics_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4693,7 +4698,7 @@ intgo _wrap_eplb_workload_options_num_topics_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topic_experts_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_workload_options_topic_experts_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t arg2 ;
   
@@ -4705,7 +4710,7 @@ void _wrap_eplb_workload_options_topic_experts_set_capi_fc896d6fd04db93d(struct 
 }
 
 
-intgo _wrap_eplb_workload_options_topic_experts_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+intgo _wrap_eplb_workload_options_topic_experts_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -4718,7 +4723,7 @@ intgo _wrap_eplb_workload_options_topic_experts_get_capi_fc896d6fd04db93d(struct
 }
 
 
-void _wrap_eplb_workload_options_sigma_min_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_sigma_min_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4730,7 +4735,7 @@ void _wrap_eplb_workload_options_sigma_min_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_sigma_min_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_sigma_min_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4743,7 +4748,7 @@ double _wrap_eplb_workload_options_sigma_min_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_workload_options_sigma_max_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_sigma_max_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4755,7 +4760,7 @@ void _wrap_eplb_workload_options_sigma_max_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_sigma_max_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_sigma_max_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4768,7 +4773,7 @@ double _wrap_eplb_workload_options_sigma_max_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_workload_options_topic_zipf_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_topic_zipf_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4780,7 +4785,7 @@ void _wrap_eplb_workload_options_topic_zipf_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-double _wrap_eplb_workload_options_topic_zipf_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_topic_zipf_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4793,7 +4798,7 @@ double _wrap_eplb_workload_options_topic_zipf_get_capi_fc896d6fd04db93d(struct e
 }
 
 
-void _wrap_eplb_workload_options_boost_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_boost_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4805,7 +4810,7 @@ void _wrap_eplb_workload_options_boost_set_capi_fc896d6fd04db93d(struct eplb_wor
 }
 
 
-double _wrap_eplb_workload_options_boost_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_boost_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4818,7 +4823,7 @@ double _wrap_eplb_workload_options_boost_get_capi_fc896d6fd04db93d(struct eplb_w
 }
 
 
-void _wrap_eplb_workload_options_topic_persistence_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_topic_persistence_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4830,7 +4835,7 @@ void _wrap_eplb_workload_options_topic_persistence_set_capi_fc896d6fd04db93d(str
 }
 
 
-double _wrap_eplb_workload_options_topic_persistence_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_topic_persistence_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4843,7 +4848,7 @@ double _wrap_eplb_workload_options_topic_persistence_get_capi_fc896d6fd04db93d(s
 }
 
 
-void _wrap_eplb_workload_options_drift_rho_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_drift_rho_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4855,7 +4860,7 @@ void _wrap_eplb_workload_options_drift_rho_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-double _wrap_eplb_workload_options_drift_rho_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_drift_rho_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4868,7 +4873,7 @@ double _wrap_eplb_workload_options_drift_rho_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_workload_options_noise_scale_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_workload_options_noise_scale_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, double _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double arg2 ;
   
@@ -4880,7 +4885,7 @@ void _wrap_eplb_workload_options_noise_scale_set_capi_fc896d6fd04db93d(struct ep
 }
 
 
-double _wrap_eplb_workload_options_noise_scale_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+double _wrap_eplb_workload_options_noise_scale_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -4893,7 +4898,7 @@ double _wrap_eplb_workload_options_noise_scale_get_capi_fc896d6fd04db93d(struct 
 }
 
 
-void _wrap_eplb_workload_options_seed_set_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_workload_options_seed_set_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint64_t arg2 ;
   
@@ -4905,7 +4910,7 @@ void _wrap_eplb_workload_options_seed_set_capi_fc896d6fd04db93d(struct eplb_work
 }
 
 
-long long _wrap_eplb_workload_options_seed_get_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+long long _wrap_eplb_workload_options_seed_get_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -4918,7 +4923,7 @@ long long _wrap_eplb_workload_options_seed_get_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_fc896d6fd04db93d() {
+struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_4357cafdea88b694() {
   struct eplb_workload_options *result = 0 ;
   struct eplb_workload_options *_swig_go_result;
   
@@ -4929,7 +4934,7 @@ struct eplb_workload_options *_wrap_new_eplb_workload_options_capi_fc896d6fd04db
 }
 
 
-void _wrap_delete_eplb_workload_options_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+void _wrap_delete_eplb_workload_options_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   struct eplb_workload_options *arg1 = (struct eplb_workload_options *) 0 ;
   
   arg1 = *(struct eplb_workload_options **)&_swig_go_0; 
@@ -4939,7 +4944,7 @@ void _wrap_delete_eplb_workload_options_capi_fc896d6fd04db93d(struct eplb_worklo
 }
 
 
-void _wrap_eplb_workload_options_init_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0) {
+void _wrap_eplb_workload_options_init_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0) {
   eplb_workload_options *arg1 = (eplb_workload_options *) 0 ;
   
   arg1 = *(eplb_workload_options **)&_swig_go_0; 
@@ -4949,7 +4954,7 @@ void _wrap_eplb_workload_options_init_capi_fc896d6fd04db93d(struct eplb_workload
 }
 
 
-_gostring_ _wrap_eplb_workload_create_capi_fc896d6fd04db93d(struct eplb_workload_options *_swig_go_0, eplb_workload **_swig_go_1) {
+_gostring_ _wrap_eplb_workload_create_capi_4357cafdea88b694(struct eplb_workload_options *_swig_go_0, eplb_workload **_swig_go_1) {
   eplb_workload_options *arg1 = (eplb_workload_options *) 0 ;
   eplb_workload **arg2 = (eplb_workload **) 0 ;
   eplb_status result;
@@ -4983,7 +4988,7 @@ _gostring_ _wrap_eplb_workload_create_capi_fc896d6fd04db93d(struct eplb_workload
 }
 
 
-void _wrap_eplb_workload_destroy_capi_fc896d6fd04db93d(eplb_workload *_swig_go_0) {
+void _wrap_eplb_workload_destroy_capi_4357cafdea88b694(eplb_workload *_swig_go_0) {
   eplb_workload *arg1 = (eplb_workload *) 0 ;
   
   arg1 = *(eplb_workload **)&_swig_go_0; 
@@ -4993,7 +4998,7 @@ void _wrap_eplb_workload_destroy_capi_fc896d6fd04db93d(eplb_workload *_swig_go_0
 }
 
 
-_gostring_ _wrap_eplb_workload_next_batch_capi_fc896d6fd04db93d(eplb_workload *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_workload_next_batch_capi_4357cafdea88b694(eplb_workload *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
   eplb_workload *arg1 = (eplb_workload *) 0 ;
   size_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -5033,7 +5038,7 @@ _gostring_ _wrap_eplb_workload_next_batch_capi_fc896d6fd04db93d(eplb_workload *_
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_options_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, struct eplb_tracker_options *_swig_go_1) {
+_gostring_ _wrap_eplb_tracker_get_options_capi_4357cafdea88b694(eplb_tracker *_swig_go_0, struct eplb_tracker_options *_swig_go_1) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   eplb_tracker_options *arg2 = (eplb_tracker_options *) 0 ;
   eplb_status result;
@@ -5067,7 +5072,7 @@ _gostring_ _wrap_eplb_tracker_get_options_capi_fc896d6fd04db93d(eplb_tracker *_s
 }
 
 
-_gostring_ _wrap_eplb_tracker_get_layer_counts_capi_fc896d6fd04db93d(eplb_tracker *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_tracker_get_layer_counts_capi_4357cafdea88b694(eplb_tracker *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2, long long *_swig_go_3) {
   eplb_tracker *arg1 = (eplb_tracker *) 0 ;
   uint32_t arg2 ;
   uint64_t *arg3 = (uint64_t *) 0 ;
@@ -5105,7 +5110,7 @@ _gostring_ _wrap_eplb_tracker_get_layer_counts_capi_fc896d6fd04db93d(eplb_tracke
 }
 
 
-void _wrap_eplb_layer_metrics_struct_size_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_struct_size_set_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -5117,7 +5122,7 @@ void _wrap_eplb_layer_metrics_struct_size_set_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-intgo _wrap_eplb_layer_metrics_struct_size_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_struct_size_get_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5130,7 +5135,7 @@ intgo _wrap_eplb_layer_metrics_struct_size_get_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -5142,7 +5147,7 @@ void _wrap_eplb_layer_metrics_duplicate_gpus_set_capi_fc896d6fd04db93d(struct ep
 }
 
 
-intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5155,7 +5160,7 @@ intgo _wrap_eplb_layer_metrics_duplicate_gpus_get_capi_fc896d6fd04db93d(struct e
 }
 
 
-void _wrap_eplb_layer_metrics_max_replicas_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_replicas_set_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -5167,7 +5172,7 @@ void _wrap_eplb_layer_metrics_max_replicas_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5180,7 +5185,7 @@ intgo _wrap_eplb_layer_metrics_max_replicas_get_capi_fc896d6fd04db93d(struct epl
 }
 
 
-void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -5192,7 +5197,7 @@ void _wrap_eplb_layer_metrics_cross_node_replicas_set_capi_fc896d6fd04db93d(stru
 }
 
 
-intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
+intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5205,7 +5210,7 @@ intgo _wrap_eplb_layer_metrics_cross_node_replicas_get_capi_fc896d6fd04db93d(str
 }
 
 
-void _wrap_eplb_layer_metrics_total_load_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_total_load_set_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -5217,7 +5222,7 @@ void _wrap_eplb_layer_metrics_total_load_set_capi_fc896d6fd04db93d(struct eplb_l
 }
 
 
-double _wrap_eplb_layer_metrics_total_load_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_total_load_get_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5230,7 +5235,7 @@ double _wrap_eplb_layer_metrics_total_load_get_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -5242,7 +5247,7 @@ void _wrap_eplb_layer_metrics_mean_gpu_load_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5255,7 +5260,7 @@ double _wrap_eplb_layer_metrics_mean_gpu_load_get_capi_fc896d6fd04db93d(struct e
 }
 
 
-void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -5267,7 +5272,7 @@ void _wrap_eplb_layer_metrics_max_gpu_load_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5280,7 +5285,7 @@ double _wrap_eplb_layer_metrics_max_gpu_load_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_layer_metrics_lower_bound_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_lower_bound_set_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -5292,7 +5297,7 @@ void _wrap_eplb_layer_metrics_lower_bound_set_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-double _wrap_eplb_layer_metrics_lower_bound_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_lower_bound_get_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5305,7 +5310,7 @@ double _wrap_eplb_layer_metrics_lower_bound_get_capi_fc896d6fd04db93d(struct epl
 }
 
 
-void _wrap_eplb_layer_metrics_balancedness_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_balancedness_set_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -5317,7 +5322,7 @@ void _wrap_eplb_layer_metrics_balancedness_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-double _wrap_eplb_layer_metrics_balancedness_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_balancedness_get_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5330,7 +5335,7 @@ double _wrap_eplb_layer_metrics_balancedness_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_layer_metrics_node_balancedness_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_node_balancedness_set_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -5342,7 +5347,7 @@ void _wrap_eplb_layer_metrics_node_balancedness_set_capi_fc896d6fd04db93d(struct
 }
 
 
-double _wrap_eplb_layer_metrics_node_balancedness_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_node_balancedness_get_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5355,7 +5360,7 @@ double _wrap_eplb_layer_metrics_node_balancedness_get_capi_fc896d6fd04db93d(stru
 }
 
 
-void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -5367,7 +5372,7 @@ void _wrap_eplb_layer_metrics_max_load_over_bound_set_capi_fc896d6fd04db93d(stru
 }
 
 
-double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5380,7 +5385,7 @@ double _wrap_eplb_layer_metrics_max_load_over_bound_get_capi_fc896d6fd04db93d(st
 }
 
 
-void _wrap_eplb_layer_metrics_node_bound_set_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_layer_metrics_node_bound_set_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double arg2 ;
   
@@ -5392,7 +5397,7 @@ void _wrap_eplb_layer_metrics_node_bound_set_capi_fc896d6fd04db93d(struct eplb_l
 }
 
 
-double _wrap_eplb_layer_metrics_node_bound_get_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
+double _wrap_eplb_layer_metrics_node_bound_get_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5405,7 +5410,7 @@ double _wrap_eplb_layer_metrics_node_bound_get_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_fc896d6fd04db93d() {
+struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_4357cafdea88b694() {
   struct eplb_layer_metrics *result = 0 ;
   struct eplb_layer_metrics *_swig_go_result;
   
@@ -5416,7 +5421,7 @@ struct eplb_layer_metrics *_wrap_new_eplb_layer_metrics_capi_fc896d6fd04db93d() 
 }
 
 
-void _wrap_delete_eplb_layer_metrics_capi_fc896d6fd04db93d(struct eplb_layer_metrics *_swig_go_0) {
+void _wrap_delete_eplb_layer_metrics_capi_4357cafdea88b694(struct eplb_layer_metrics *_swig_go_0) {
   struct eplb_layer_metrics *arg1 = (struct eplb_layer_metrics *) 0 ;
   
   arg1 = *(struct eplb_layer_metrics **)&_swig_go_0; 
@@ -5426,7 +5431,7 @@ void _wrap_delete_eplb_layer_metrics_capi_fc896d6fd04db93d(struct eplb_layer_met
 }
 
 
-void _wrap_eplb_metrics_struct_size_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_struct_size_set_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -5438,7 +5443,7 @@ void _wrap_eplb_metrics_struct_size_set_capi_fc896d6fd04db93d(struct eplb_metric
 }
 
 
-intgo _wrap_eplb_metrics_struct_size_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_struct_size_get_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5451,7 +5456,7 @@ intgo _wrap_eplb_metrics_struct_size_get_capi_fc896d6fd04db93d(struct eplb_metri
 }
 
 
-void _wrap_eplb_metrics_num_layers_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_num_layers_set_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -5463,7 +5468,7 @@ void _wrap_eplb_metrics_num_layers_set_capi_fc896d6fd04db93d(struct eplb_metrics
 }
 
 
-intgo _wrap_eplb_metrics_num_layers_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_num_layers_get_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5476,7 +5481,7 @@ intgo _wrap_eplb_metrics_num_layers_get_capi_fc896d6fd04db93d(struct eplb_metric
 }
 
 
-void _wrap_eplb_metrics_max_replicas_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_max_replicas_set_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -5488,7 +5493,7 @@ void _wrap_eplb_metrics_max_replicas_set_capi_fc896d6fd04db93d(struct eplb_metri
 }
 
 
-intgo _wrap_eplb_metrics_max_replicas_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_max_replicas_get_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5501,7 +5506,7 @@ intgo _wrap_eplb_metrics_max_replicas_get_capi_fc896d6fd04db93d(struct eplb_metr
 }
 
 
-void _wrap_eplb_metrics_loaded_layers_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_metrics_loaded_layers_set_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0, intgo _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t arg2 ;
   
@@ -5513,7 +5518,7 @@ void _wrap_eplb_metrics_loaded_layers_set_capi_fc896d6fd04db93d(struct eplb_metr
 }
 
 
-intgo _wrap_eplb_metrics_loaded_layers_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
+intgo _wrap_eplb_metrics_loaded_layers_get_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -5526,7 +5531,7 @@ intgo _wrap_eplb_metrics_loaded_layers_get_capi_fc896d6fd04db93d(struct eplb_met
 }
 
 
-void _wrap_eplb_metrics_duplicate_pairs_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_metrics_duplicate_pairs_set_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t arg2 ;
   
@@ -5538,7 +5543,7 @@ void _wrap_eplb_metrics_duplicate_pairs_set_capi_fc896d6fd04db93d(struct eplb_me
 }
 
 
-long long _wrap_eplb_metrics_duplicate_pairs_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
+long long _wrap_eplb_metrics_duplicate_pairs_get_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5551,7 +5556,7 @@ long long _wrap_eplb_metrics_duplicate_pairs_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_metrics_balancedness_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_balancedness_set_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5563,7 +5568,7 @@ void _wrap_eplb_metrics_balancedness_set_capi_fc896d6fd04db93d(struct eplb_metri
 }
 
 
-double _wrap_eplb_metrics_balancedness_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_balancedness_get_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5576,7 +5581,7 @@ double _wrap_eplb_metrics_balancedness_get_capi_fc896d6fd04db93d(struct eplb_met
 }
 
 
-void _wrap_eplb_metrics_min_balancedness_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_min_balancedness_set_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5588,7 +5593,7 @@ void _wrap_eplb_metrics_min_balancedness_set_capi_fc896d6fd04db93d(struct eplb_m
 }
 
 
-double _wrap_eplb_metrics_min_balancedness_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_min_balancedness_get_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5601,7 +5606,7 @@ double _wrap_eplb_metrics_min_balancedness_get_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-void _wrap_eplb_metrics_node_balancedness_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_node_balancedness_set_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5613,7 +5618,7 @@ void _wrap_eplb_metrics_node_balancedness_set_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-double _wrap_eplb_metrics_node_balancedness_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_node_balancedness_get_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5626,7 +5631,7 @@ double _wrap_eplb_metrics_node_balancedness_get_capi_fc896d6fd04db93d(struct epl
 }
 
 
-void _wrap_eplb_metrics_max_load_over_bound_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_load_over_bound_set_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5638,7 +5643,7 @@ void _wrap_eplb_metrics_max_load_over_bound_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-double _wrap_eplb_metrics_max_load_over_bound_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_load_over_bound_get_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5651,7 +5656,7 @@ double _wrap_eplb_metrics_max_load_over_bound_get_capi_fc896d6fd04db93d(struct e
 }
 
 
-void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5663,7 +5668,7 @@ void _wrap_eplb_metrics_worst_max_load_over_bound_set_capi_fc896d6fd04db93d(stru
 }
 
 
-double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5676,7 +5681,7 @@ double _wrap_eplb_metrics_worst_max_load_over_bound_get_capi_fc896d6fd04db93d(st
 }
 
 
-void _wrap_eplb_metrics_max_over_mean_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_over_mean_set_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5688,7 +5693,7 @@ void _wrap_eplb_metrics_max_over_mean_set_capi_fc896d6fd04db93d(struct eplb_metr
 }
 
 
-double _wrap_eplb_metrics_max_over_mean_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_over_mean_get_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5701,7 +5706,7 @@ double _wrap_eplb_metrics_max_over_mean_get_capi_fc896d6fd04db93d(struct eplb_me
 }
 
 
-void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0, double _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double arg2 ;
   
@@ -5713,7 +5718,7 @@ void _wrap_eplb_metrics_max_load_over_node_bound_set_capi_fc896d6fd04db93d(struc
 }
 
 
-double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
+double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   double result;
   double _swig_go_result;
@@ -5726,7 +5731,7 @@ double _wrap_eplb_metrics_max_load_over_node_bound_get_capi_fc896d6fd04db93d(str
 }
 
 
-void _wrap_eplb_metrics_cross_node_replicas_set_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_metrics_cross_node_replicas_set_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0, long long _swig_go_1) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t arg2 ;
   
@@ -5738,7 +5743,7 @@ void _wrap_eplb_metrics_cross_node_replicas_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-long long _wrap_eplb_metrics_cross_node_replicas_get_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
+long long _wrap_eplb_metrics_cross_node_replicas_get_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -5751,7 +5756,7 @@ long long _wrap_eplb_metrics_cross_node_replicas_get_capi_fc896d6fd04db93d(struc
 }
 
 
-struct eplb_metrics *_wrap_new_eplb_metrics_capi_fc896d6fd04db93d() {
+struct eplb_metrics *_wrap_new_eplb_metrics_capi_4357cafdea88b694() {
   struct eplb_metrics *result = 0 ;
   struct eplb_metrics *_swig_go_result;
   
@@ -5762,7 +5767,7 @@ struct eplb_metrics *_wrap_new_eplb_metrics_capi_fc896d6fd04db93d() {
 }
 
 
-void _wrap_delete_eplb_metrics_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_go_0) {
+void _wrap_delete_eplb_metrics_capi_4357cafdea88b694(struct eplb_metrics *_swig_go_0) {
   struct eplb_metrics *arg1 = (struct eplb_metrics *) 0 ;
   
   arg1 = *(struct eplb_metrics **)&_swig_go_0; 
@@ -5772,7 +5777,7 @@ void _wrap_delete_eplb_metrics_capi_fc896d6fd04db93d(struct eplb_metrics *_swig_
 }
 
 
-_gostring_ _wrap_eplb_metrics_compute_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, struct eplb_metrics *_swig_go_2) {
+_gostring_ _wrap_eplb_metrics_compute_capi_4357cafdea88b694(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, struct eplb_metrics *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5812,7 +5817,7 @@ _gostring_ _wrap_eplb_metrics_compute_capi_fc896d6fd04db93d(eplb_placement *_swi
 }
 
 
-_gostring_ _wrap_eplb_metrics_compute_layer_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, struct eplb_layer_metrics *_swig_go_3) {
+_gostring_ _wrap_eplb_metrics_compute_layer_capi_4357cafdea88b694(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, struct eplb_layer_metrics *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   double *arg3 = (double *) 0 ;
@@ -5854,7 +5859,7 @@ _gostring_ _wrap_eplb_metrics_compute_layer_capi_fc896d6fd04db93d(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_gpu_loads_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
+_gostring_ _wrap_eplb_metrics_gpu_loads_capi_4357cafdea88b694(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5898,7 +5903,7 @@ _gostring_ _wrap_eplb_metrics_gpu_loads_capi_fc896d6fd04db93d(eplb_placement *_s
 }
 
 
-_gostring_ _wrap_eplb_metrics_exact_optimum_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, double *_swig_go_2) {
+_gostring_ _wrap_eplb_metrics_exact_optimum_capi_4357cafdea88b694(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, double *_swig_go_2) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5938,7 +5943,7 @@ _gostring_ _wrap_eplb_metrics_exact_optimum_capi_fc896d6fd04db93d(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_relaxed_bound_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, intgo _swig_go_2, double *_swig_go_3) {
+_gostring_ _wrap_eplb_metrics_relaxed_bound_capi_4357cafdea88b694(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, intgo _swig_go_2, double *_swig_go_3) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   double *arg2 = (double *) 0 ;
   size_t arg3 ;
@@ -5980,7 +5985,7 @@ _gostring_ _wrap_eplb_metrics_relaxed_bound_capi_fc896d6fd04db93d(eplb_placement
 }
 
 
-_gostring_ _wrap_eplb_metrics_nodes_touched_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4, double *_swig_go_5) {
+_gostring_ _wrap_eplb_metrics_nodes_touched_capi_4357cafdea88b694(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long _swig_go_3, intgo _swig_go_4, double *_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -6022,7 +6027,7 @@ _gostring_ _wrap_eplb_metrics_nodes_touched_capi_fc896d6fd04db93d(eplb_placement
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -6034,7 +6039,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_NODES_AND_GPUS_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -6046,7 +6051,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_GPUS_IN_NODE_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -6058,7 +6063,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_NONE_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -6070,7 +6075,7 @@ intgo _wrap_EPLB_MIGRATION_RELABEL_REPACK_IN_NODE_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -6082,7 +6087,7 @@ intgo _wrap_EPLB_TRANSFER_SAME_GPU_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -6094,7 +6099,7 @@ intgo _wrap_EPLB_TRANSFER_INTRA_NODE_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -6106,7 +6111,7 @@ intgo _wrap_EPLB_TRANSFER_CROSS_NODE_capi_fc896d6fd04db93d() {
 }
 
 
-void _wrap_eplb_migration_options_struct_size_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_struct_size_set_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -6118,7 +6123,7 @@ void _wrap_eplb_migration_options_struct_size_set_capi_fc896d6fd04db93d(struct e
 }
 
 
-intgo _wrap_eplb_migration_options_struct_size_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_struct_size_get_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6131,7 +6136,7 @@ intgo _wrap_eplb_migration_options_struct_size_get_capi_fc896d6fd04db93d(struct 
 }
 
 
-void _wrap_eplb_migration_options_relabel_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_relabel_set_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -6143,7 +6148,7 @@ void _wrap_eplb_migration_options_relabel_set_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-intgo _wrap_eplb_migration_options_relabel_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_relabel_get_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6156,7 +6161,7 @@ intgo _wrap_eplb_migration_options_relabel_get_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-void _wrap_eplb_migration_options_bytes_per_expert_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_bytes_per_expert_set_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -6168,7 +6173,7 @@ void _wrap_eplb_migration_options_bytes_per_expert_set_capi_fc896d6fd04db93d(str
 }
 
 
-long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6181,7 +6186,7 @@ long long _wrap_eplb_migration_options_bytes_per_expert_get_capi_fc896d6fd04db93
 }
 
 
-void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -6193,7 +6198,7 @@ void _wrap_eplb_migration_options_max_bytes_per_step_set_capi_fc896d6fd04db93d(s
 }
 
 
-long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6206,7 +6211,7 @@ long long _wrap_eplb_migration_options_max_bytes_per_step_get_capi_fc896d6fd04db
 }
 
 
-void _wrap_eplb_migration_options_max_total_bytes_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_options_max_total_bytes_set_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t arg2 ;
   
@@ -6218,7 +6223,7 @@ void _wrap_eplb_migration_options_max_total_bytes_set_capi_fc896d6fd04db93d(stru
 }
 
 
-long long _wrap_eplb_migration_options_max_total_bytes_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
+long long _wrap_eplb_migration_options_max_total_bytes_get_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6231,7 +6236,7 @@ long long _wrap_eplb_migration_options_max_total_bytes_get_capi_fc896d6fd04db93d
 }
 
 
-void _wrap_eplb_migration_options_max_layers_per_step_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_max_layers_per_step_set_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -6243,7 +6248,7 @@ void _wrap_eplb_migration_options_max_layers_per_step_set_capi_fc896d6fd04db93d(
 }
 
 
-intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6256,7 +6261,7 @@ intgo _wrap_eplb_migration_options_max_layers_per_step_get_capi_fc896d6fd04db93d
 }
 
 
-void _wrap_eplb_migration_options_reserved0_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_options_reserved0_set_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t arg2 ;
   
@@ -6268,7 +6273,7 @@ void _wrap_eplb_migration_options_reserved0_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-intgo _wrap_eplb_migration_options_reserved0_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
+intgo _wrap_eplb_migration_options_reserved0_get_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6281,7 +6286,7 @@ intgo _wrap_eplb_migration_options_reserved0_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_migration_options_min_gain_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_options_min_gain_set_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double arg2 ;
   
@@ -6293,7 +6298,7 @@ void _wrap_eplb_migration_options_min_gain_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-double _wrap_eplb_migration_options_min_gain_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
+double _wrap_eplb_migration_options_min_gain_get_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -6306,7 +6311,7 @@ double _wrap_eplb_migration_options_min_gain_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double arg2 ;
   
@@ -6318,7 +6323,7 @@ void _wrap_eplb_migration_options_min_gain_per_gib_set_capi_fc896d6fd04db93d(str
 }
 
 
-double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
+double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   double result;
   double _swig_go_result;
@@ -6331,7 +6336,7 @@ double _wrap_eplb_migration_options_min_gain_per_gib_get_capi_fc896d6fd04db93d(s
 }
 
 
-struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_fc896d6fd04db93d() {
+struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_4357cafdea88b694() {
   struct eplb_migration_options *result = 0 ;
   struct eplb_migration_options *_swig_go_result;
   
@@ -6342,7 +6347,7 @@ struct eplb_migration_options *_wrap_new_eplb_migration_options_capi_fc896d6fd04
 }
 
 
-void _wrap_delete_eplb_migration_options_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
+void _wrap_delete_eplb_migration_options_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0) {
   struct eplb_migration_options *arg1 = (struct eplb_migration_options *) 0 ;
   
   arg1 = *(struct eplb_migration_options **)&_swig_go_0; 
@@ -6352,7 +6357,7 @@ void _wrap_delete_eplb_migration_options_capi_fc896d6fd04db93d(struct eplb_migra
 }
 
 
-void _wrap_eplb_migration_options_init_capi_fc896d6fd04db93d(struct eplb_migration_options *_swig_go_0) {
+void _wrap_eplb_migration_options_init_capi_4357cafdea88b694(struct eplb_migration_options *_swig_go_0) {
   eplb_migration_options *arg1 = (eplb_migration_options *) 0 ;
   
   arg1 = *(eplb_migration_options **)&_swig_go_0; 
@@ -6362,7 +6367,7 @@ void _wrap_eplb_migration_options_init_capi_fc896d6fd04db93d(struct eplb_migrati
 }
 
 
-_gostring_ _wrap_eplb_migration_plan_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, eplb_placement *_swig_go_1, _goslice_ _swig_go_2, struct eplb_migration_options *_swig_go_3, eplb_migration **_swig_go_4) {
+_gostring_ _wrap_eplb_migration_plan_capi_4357cafdea88b694(eplb_placement *_swig_go_0, eplb_placement *_swig_go_1, _goslice_ _swig_go_2, struct eplb_migration_options *_swig_go_3, eplb_migration **_swig_go_4) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   double *arg3 = (double *) 0 ;
@@ -6406,7 +6411,7 @@ _gostring_ _wrap_eplb_migration_plan_capi_fc896d6fd04db93d(eplb_placement *_swig
 }
 
 
-void _wrap_eplb_migration_destroy_capi_fc896d6fd04db93d(eplb_migration *_swig_go_0) {
+void _wrap_eplb_migration_destroy_capi_4357cafdea88b694(eplb_migration *_swig_go_0) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   
   arg1 = *(eplb_migration **)&_swig_go_0; 
@@ -6416,7 +6421,7 @@ void _wrap_eplb_migration_destroy_capi_fc896d6fd04db93d(eplb_migration *_swig_go
 }
 
 
-void _wrap_eplb_migration_summary_struct_size_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_struct_size_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -6428,7 +6433,7 @@ void _wrap_eplb_migration_summary_struct_size_set_capi_fc896d6fd04db93d(struct e
 }
 
 
-intgo _wrap_eplb_migration_summary_struct_size_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_struct_size_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6441,7 +6446,7 @@ intgo _wrap_eplb_migration_summary_struct_size_get_capi_fc896d6fd04db93d(struct 
 }
 
 
-void _wrap_eplb_migration_summary_num_steps_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_num_steps_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -6453,7 +6458,7 @@ void _wrap_eplb_migration_summary_num_steps_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-intgo _wrap_eplb_migration_summary_num_steps_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_num_steps_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6466,7 +6471,7 @@ intgo _wrap_eplb_migration_summary_num_steps_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_migration_summary_complete_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_complete_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -6478,7 +6483,7 @@ void _wrap_eplb_migration_summary_complete_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_summary_complete_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_complete_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6491,7 +6496,7 @@ intgo _wrap_eplb_migration_summary_complete_get_capi_fc896d6fd04db93d(struct epl
 }
 
 
-void _wrap_eplb_migration_summary_worth_it_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_worth_it_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -6503,7 +6508,7 @@ void _wrap_eplb_migration_summary_worth_it_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_summary_worth_it_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_worth_it_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6516,7 +6521,7 @@ intgo _wrap_eplb_migration_summary_worth_it_get_capi_fc896d6fd04db93d(struct epl
 }
 
 
-void _wrap_eplb_migration_summary_has_loads_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_has_loads_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -6528,7 +6533,7 @@ void _wrap_eplb_migration_summary_has_loads_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-intgo _wrap_eplb_migration_summary_has_loads_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_has_loads_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6541,7 +6546,7 @@ intgo _wrap_eplb_migration_summary_has_loads_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_migration_summary_max_staging_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_summary_max_staging_experts_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t arg2 ;
   
@@ -6553,7 +6558,7 @@ void _wrap_eplb_migration_summary_max_staging_experts_set_capi_fc896d6fd04db93d(
 }
 
 
-intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -6566,7 +6571,7 @@ intgo _wrap_eplb_migration_summary_max_staging_experts_get_capi_fc896d6fd04db93d
 }
 
 
-void _wrap_eplb_migration_summary_moved_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_moved_experts_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6578,7 +6583,7 @@ void _wrap_eplb_migration_summary_moved_experts_set_capi_fc896d6fd04db93d(struct
 }
 
 
-long long _wrap_eplb_migration_summary_moved_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_moved_experts_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6591,7 +6596,7 @@ long long _wrap_eplb_migration_summary_moved_experts_get_capi_fc896d6fd04db93d(s
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6603,7 +6608,7 @@ void _wrap_eplb_migration_summary_same_gpu_experts_set_capi_fc896d6fd04db93d(str
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6616,7 +6621,7 @@ long long _wrap_eplb_migration_summary_same_gpu_experts_get_capi_fc896d6fd04db93
 }
 
 
-void _wrap_eplb_migration_summary_intra_node_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_intra_node_experts_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6628,7 +6633,7 @@ void _wrap_eplb_migration_summary_intra_node_experts_set_capi_fc896d6fd04db93d(s
 }
 
 
-long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6641,7 +6646,7 @@ long long _wrap_eplb_migration_summary_intra_node_experts_get_capi_fc896d6fd04db
 }
 
 
-void _wrap_eplb_migration_summary_cross_node_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_cross_node_experts_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6653,7 +6658,7 @@ void _wrap_eplb_migration_summary_cross_node_experts_set_capi_fc896d6fd04db93d(s
 }
 
 
-long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6666,7 +6671,7 @@ long long _wrap_eplb_migration_summary_cross_node_experts_get_capi_fc896d6fd04db
 }
 
 
-void _wrap_eplb_migration_summary_moved_bytes_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_moved_bytes_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6678,7 +6683,7 @@ void _wrap_eplb_migration_summary_moved_bytes_set_capi_fc896d6fd04db93d(struct e
 }
 
 
-long long _wrap_eplb_migration_summary_moved_bytes_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_moved_bytes_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6691,7 +6696,7 @@ long long _wrap_eplb_migration_summary_moved_bytes_get_capi_fc896d6fd04db93d(str
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6703,7 +6708,7 @@ void _wrap_eplb_migration_summary_same_gpu_bytes_set_capi_fc896d6fd04db93d(struc
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6716,7 +6721,7 @@ long long _wrap_eplb_migration_summary_same_gpu_bytes_get_capi_fc896d6fd04db93d(
 }
 
 
-void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6728,7 +6733,7 @@ void _wrap_eplb_migration_summary_intra_node_bytes_set_capi_fc896d6fd04db93d(str
 }
 
 
-long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6741,7 +6746,7 @@ long long _wrap_eplb_migration_summary_intra_node_bytes_get_capi_fc896d6fd04db93
 }
 
 
-void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6753,7 +6758,7 @@ void _wrap_eplb_migration_summary_cross_node_bytes_set_capi_fc896d6fd04db93d(str
 }
 
 
-long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6766,7 +6771,7 @@ long long _wrap_eplb_migration_summary_cross_node_bytes_get_capi_fc896d6fd04db93
 }
 
 
-void _wrap_eplb_migration_summary_max_step_bytes_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_max_step_bytes_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6778,7 +6783,7 @@ void _wrap_eplb_migration_summary_max_step_bytes_set_capi_fc896d6fd04db93d(struc
 }
 
 
-long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6791,7 +6796,7 @@ long long _wrap_eplb_migration_summary_max_step_bytes_get_capi_fc896d6fd04db93d(
 }
 
 
-void _wrap_eplb_migration_summary_full_migration_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_full_migration_experts_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6803,7 +6808,7 @@ void _wrap_eplb_migration_summary_full_migration_experts_set_capi_fc896d6fd04db9
 }
 
 
-long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6816,7 +6821,7 @@ long long _wrap_eplb_migration_summary_full_migration_experts_get_capi_fc896d6fd
 }
 
 
-void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6828,7 +6833,7 @@ void _wrap_eplb_migration_summary_same_gpu_rule_experts_set_capi_fc896d6fd04db93
 }
 
 
-long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6841,7 +6846,7 @@ long long _wrap_eplb_migration_summary_same_gpu_rule_experts_get_capi_fc896d6fd0
 }
 
 
-void _wrap_eplb_migration_summary_naive_experts_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
+void _wrap_eplb_migration_summary_naive_experts_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, long long _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t arg2 ;
   
@@ -6853,7 +6858,7 @@ void _wrap_eplb_migration_summary_naive_experts_set_capi_fc896d6fd04db93d(struct
 }
 
 
-long long _wrap_eplb_migration_summary_naive_experts_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+long long _wrap_eplb_migration_summary_naive_experts_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -6866,7 +6871,7 @@ long long _wrap_eplb_migration_summary_naive_experts_get_capi_fc896d6fd04db93d(s
 }
 
 
-void _wrap_eplb_migration_summary_old_balancedness_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_old_balancedness_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6878,7 +6883,7 @@ void _wrap_eplb_migration_summary_old_balancedness_set_capi_fc896d6fd04db93d(str
 }
 
 
-double _wrap_eplb_migration_summary_old_balancedness_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_old_balancedness_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6891,7 +6896,7 @@ double _wrap_eplb_migration_summary_old_balancedness_get_capi_fc896d6fd04db93d(s
 }
 
 
-void _wrap_eplb_migration_summary_target_balancedness_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_target_balancedness_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6903,7 +6908,7 @@ void _wrap_eplb_migration_summary_target_balancedness_set_capi_fc896d6fd04db93d(
 }
 
 
-double _wrap_eplb_migration_summary_target_balancedness_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_target_balancedness_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6916,7 +6921,7 @@ double _wrap_eplb_migration_summary_target_balancedness_get_capi_fc896d6fd04db93
 }
 
 
-void _wrap_eplb_migration_summary_new_balancedness_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_new_balancedness_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6928,7 +6933,7 @@ void _wrap_eplb_migration_summary_new_balancedness_set_capi_fc896d6fd04db93d(str
 }
 
 
-double _wrap_eplb_migration_summary_new_balancedness_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_new_balancedness_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6941,7 +6946,7 @@ double _wrap_eplb_migration_summary_new_balancedness_get_capi_fc896d6fd04db93d(s
 }
 
 
-void _wrap_eplb_migration_summary_gain_set_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
+void _wrap_eplb_migration_summary_gain_set_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0, double _swig_go_1) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double arg2 ;
   
@@ -6953,7 +6958,7 @@ void _wrap_eplb_migration_summary_gain_set_capi_fc896d6fd04db93d(struct eplb_mig
 }
 
 
-double _wrap_eplb_migration_summary_gain_get_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+double _wrap_eplb_migration_summary_gain_get_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   double result;
   double _swig_go_result;
@@ -6966,7 +6971,7 @@ double _wrap_eplb_migration_summary_gain_get_capi_fc896d6fd04db93d(struct eplb_m
 }
 
 
-struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_fc896d6fd04db93d() {
+struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_4357cafdea88b694() {
   struct eplb_migration_summary *result = 0 ;
   struct eplb_migration_summary *_swig_go_result;
   
@@ -6977,7 +6982,7 @@ struct eplb_migration_summary *_wrap_new_eplb_migration_summary_capi_fc896d6fd04
 }
 
 
-void _wrap_delete_eplb_migration_summary_capi_fc896d6fd04db93d(struct eplb_migration_summary *_swig_go_0) {
+void _wrap_delete_eplb_migration_summary_capi_4357cafdea88b694(struct eplb_migration_summary *_swig_go_0) {
   struct eplb_migration_summary *arg1 = (struct eplb_migration_summary *) 0 ;
   
   arg1 = *(struct eplb_migration_summary **)&_swig_go_0; 
@@ -6987,7 +6992,7 @@ void _wrap_delete_eplb_migration_summary_capi_fc896d6fd04db93d(struct eplb_migra
 }
 
 
-_gostring_ _wrap_eplb_migration_get_summary_capi_fc896d6fd04db93d(eplb_migration *_swig_go_0, struct eplb_migration_summary *_swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_summary_capi_4357cafdea88b694(eplb_migration *_swig_go_0, struct eplb_migration_summary *_swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_migration_summary *arg2 = (eplb_migration_summary *) 0 ;
   eplb_status result;
@@ -7021,7 +7026,7 @@ _gostring_ _wrap_eplb_migration_get_summary_capi_fc896d6fd04db93d(eplb_migration
 }
 
 
-void _wrap_eplb_migration_transfer_step_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_step_set_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -7033,7 +7038,7 @@ void _wrap_eplb_migration_transfer_step_set_capi_fc896d6fd04db93d(struct eplb_mi
 }
 
 
-intgo _wrap_eplb_migration_transfer_step_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_step_get_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7046,7 +7051,7 @@ intgo _wrap_eplb_migration_transfer_step_get_capi_fc896d6fd04db93d(struct eplb_m
 }
 
 
-void _wrap_eplb_migration_transfer_layer_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_layer_set_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -7058,7 +7063,7 @@ void _wrap_eplb_migration_transfer_layer_set_capi_fc896d6fd04db93d(struct eplb_m
 }
 
 
-intgo _wrap_eplb_migration_transfer_layer_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_layer_get_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7071,7 +7076,7 @@ intgo _wrap_eplb_migration_transfer_layer_get_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-void _wrap_eplb_migration_transfer_expert_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_expert_set_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -7083,7 +7088,7 @@ void _wrap_eplb_migration_transfer_expert_set_capi_fc896d6fd04db93d(struct eplb_
 }
 
 
-intgo _wrap_eplb_migration_transfer_expert_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_expert_get_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7096,7 +7101,7 @@ intgo _wrap_eplb_migration_transfer_expert_get_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-void _wrap_eplb_migration_transfer_src_slot_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_src_slot_set_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -7108,7 +7113,7 @@ void _wrap_eplb_migration_transfer_src_slot_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-intgo _wrap_eplb_migration_transfer_src_slot_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_src_slot_get_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7121,7 +7126,7 @@ intgo _wrap_eplb_migration_transfer_src_slot_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_migration_transfer_dst_slot_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_dst_slot_set_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -7133,7 +7138,7 @@ void _wrap_eplb_migration_transfer_dst_slot_set_capi_fc896d6fd04db93d(struct epl
 }
 
 
-intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7146,7 +7151,7 @@ intgo _wrap_eplb_migration_transfer_dst_slot_get_capi_fc896d6fd04db93d(struct ep
 }
 
 
-void _wrap_eplb_migration_transfer_src_gpu_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_src_gpu_set_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -7158,7 +7163,7 @@ void _wrap_eplb_migration_transfer_src_gpu_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7171,7 +7176,7 @@ intgo _wrap_eplb_migration_transfer_src_gpu_get_capi_fc896d6fd04db93d(struct epl
 }
 
 
-void _wrap_eplb_migration_transfer_dst_gpu_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_dst_gpu_set_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -7183,7 +7188,7 @@ void _wrap_eplb_migration_transfer_dst_gpu_set_capi_fc896d6fd04db93d(struct eplb
 }
 
 
-intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7196,7 +7201,7 @@ intgo _wrap_eplb_migration_transfer_dst_gpu_get_capi_fc896d6fd04db93d(struct epl
 }
 
 
-void _wrap_eplb_migration_transfer_kind_set_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
+void _wrap_eplb_migration_transfer_kind_set_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0, intgo _swig_go_1) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t arg2 ;
   
@@ -7208,7 +7213,7 @@ void _wrap_eplb_migration_transfer_kind_set_capi_fc896d6fd04db93d(struct eplb_mi
 }
 
 
-intgo _wrap_eplb_migration_transfer_kind_get_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
+intgo _wrap_eplb_migration_transfer_kind_get_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -7221,7 +7226,7 @@ intgo _wrap_eplb_migration_transfer_kind_get_capi_fc896d6fd04db93d(struct eplb_m
 }
 
 
-struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_fc896d6fd04db93d() {
+struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_4357cafdea88b694() {
   struct eplb_migration_transfer *result = 0 ;
   struct eplb_migration_transfer *_swig_go_result;
   
@@ -7232,7 +7237,7 @@ struct eplb_migration_transfer *_wrap_new_eplb_migration_transfer_capi_fc896d6fd
 }
 
 
-void _wrap_delete_eplb_migration_transfer_capi_fc896d6fd04db93d(struct eplb_migration_transfer *_swig_go_0) {
+void _wrap_delete_eplb_migration_transfer_capi_4357cafdea88b694(struct eplb_migration_transfer *_swig_go_0) {
   struct eplb_migration_transfer *arg1 = (struct eplb_migration_transfer *) 0 ;
   
   arg1 = *(struct eplb_migration_transfer **)&_swig_go_0; 
@@ -7242,7 +7247,7 @@ void _wrap_delete_eplb_migration_transfer_capi_fc896d6fd04db93d(struct eplb_migr
 }
 
 
-_gostring_ _wrap_eplb_migration_get_transfers_capi_fc896d6fd04db93d(eplb_migration *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_migration_get_transfers_capi_4357cafdea88b694(eplb_migration *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, long long *_swig_go_3) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_migration_transfer *arg3 = (eplb_migration_transfer *) 0 ;
@@ -7284,7 +7289,7 @@ _gostring_ _wrap_eplb_migration_get_transfers_capi_fc896d6fd04db93d(eplb_migrati
 }
 
 
-_gostring_ _wrap_eplb_migration_copy_transfers_capi_fc896d6fd04db93d(eplb_migration *_swig_go_0, intgo _swig_go_1, struct eplb_migration_transfer **_swig_go_2, long long *_swig_go_3) {
+_gostring_ _wrap_eplb_migration_copy_transfers_capi_4357cafdea88b694(eplb_migration *_swig_go_0, intgo _swig_go_1, struct eplb_migration_transfer **_swig_go_2, long long *_swig_go_3) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_migration_transfer **arg3 = (eplb_migration_transfer **) 0 ;
@@ -7322,7 +7327,7 @@ _gostring_ _wrap_eplb_migration_copy_transfers_capi_fc896d6fd04db93d(eplb_migrat
 }
 
 
-_gostring_ _wrap_eplb_migration_get_gpu_map_capi_fc896d6fd04db93d(eplb_migration *_swig_go_0, _goslice_ _swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_gpu_map_capi_4357cafdea88b694(eplb_migration *_swig_go_0, _goslice_ _swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t *arg2 = (uint32_t *) 0 ;
   size_t arg3 ;
@@ -7360,7 +7365,7 @@ _gostring_ _wrap_eplb_migration_get_gpu_map_capi_fc896d6fd04db93d(eplb_migration
 }
 
 
-_gostring_ _wrap_eplb_migration_get_target_capi_fc896d6fd04db93d(eplb_migration *_swig_go_0, eplb_placement **_swig_go_1) {
+_gostring_ _wrap_eplb_migration_get_target_capi_4357cafdea88b694(eplb_migration *_swig_go_0, eplb_placement **_swig_go_1) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   eplb_placement **arg2 = (eplb_placement **) 0 ;
   eplb_status result;
@@ -7394,7 +7399,7 @@ _gostring_ _wrap_eplb_migration_get_target_capi_fc896d6fd04db93d(eplb_migration 
 }
 
 
-_gostring_ _wrap_eplb_migration_get_step_placement_capi_fc896d6fd04db93d(eplb_migration *_swig_go_0, intgo _swig_go_1, eplb_placement **_swig_go_2) {
+_gostring_ _wrap_eplb_migration_get_step_placement_capi_4357cafdea88b694(eplb_migration *_swig_go_0, intgo _swig_go_1, eplb_placement **_swig_go_2) {
   eplb_migration *arg1 = (eplb_migration *) 0 ;
   uint32_t arg2 ;
   eplb_placement **arg3 = (eplb_placement **) 0 ;
@@ -7430,7 +7435,7 @@ _gostring_ _wrap_eplb_migration_get_step_placement_capi_fc896d6fd04db93d(eplb_mi
 }
 
 
-_gostring_ _wrap_eplb_split_workspace_create_capi_fc896d6fd04db93d(eplb_split_workspace **_swig_go_0) {
+_gostring_ _wrap_eplb_split_workspace_create_capi_4357cafdea88b694(eplb_split_workspace **_swig_go_0) {
   eplb_split_workspace **arg1 = (eplb_split_workspace **) 0 ;
   eplb_status result;
   _gostring_ _swig_go_result;
@@ -7462,7 +7467,7 @@ _gostring_ _wrap_eplb_split_workspace_create_capi_fc896d6fd04db93d(eplb_split_wo
 }
 
 
-void _wrap_eplb_split_workspace_destroy_capi_fc896d6fd04db93d(eplb_split_workspace *_swig_go_0) {
+void _wrap_eplb_split_workspace_destroy_capi_4357cafdea88b694(eplb_split_workspace *_swig_go_0) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   
   arg1 = *(eplb_split_workspace **)&_swig_go_0; 
@@ -7472,7 +7477,7 @@ void _wrap_eplb_split_workspace_destroy_capi_fc896d6fd04db93d(eplb_split_workspa
 }
 
 
-_gostring_ _wrap_eplb_split_solve_capi_fc896d6fd04db93d(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, _goslice_ _swig_go_7, double *_swig_go_8) {
+_gostring_ _wrap_eplb_split_solve_capi_4357cafdea88b694(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, _goslice_ _swig_go_7, double *_swig_go_8) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -7532,7 +7537,7 @@ _gostring_ _wrap_eplb_split_solve_capi_fc896d6fd04db93d(eplb_split_workspace *_s
 }
 
 
-_gostring_ _wrap_eplb_split_solve_by_node_capi_fc896d6fd04db93d(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, double _swig_go_7, _goslice_ _swig_go_8, double *_swig_go_9, long long *_swig_go_10) {
+_gostring_ _wrap_eplb_split_solve_by_node_capi_4357cafdea88b694(eplb_split_workspace *_swig_go_0, eplb_placement *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, long long _swig_go_6, double _swig_go_7, _goslice_ _swig_go_8, double *_swig_go_9, long long *_swig_go_10) {
   eplb_split_workspace *arg1 = (eplb_split_workspace *) 0 ;
   eplb_placement *arg2 = (eplb_placement *) 0 ;
   uint32_t arg3 ;
@@ -7596,7 +7601,7 @@ _gostring_ _wrap_eplb_split_solve_by_node_capi_fc896d6fd04db93d(eplb_split_works
 }
 
 
-_gostring_ _wrap_eplb_split_rank_quotas_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6) {
+_gostring_ _wrap_eplb_split_rank_quotas_capi_4357cafdea88b694(eplb_placement *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -7652,7 +7657,7 @@ _gostring_ _wrap_eplb_split_rank_quotas_capi_fc896d6fd04db93d(eplb_placement *_s
 }
 
 
-_gostring_ _wrap_eplb_shared_expert_waterfill_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, long long _swig_go_7, intgo _swig_go_8, _goslice_ _swig_go_9) {
+_gostring_ _wrap_eplb_shared_expert_waterfill_capi_4357cafdea88b694(eplb_placement *_swig_go_0, _goslice_ _swig_go_1, long long _swig_go_2, intgo _swig_go_3, _goslice_ _swig_go_4, _goslice_ _swig_go_5, _goslice_ _swig_go_6, long long _swig_go_7, intgo _swig_go_8, _goslice_ _swig_go_9) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   size_t arg3 ;
@@ -7710,7 +7715,7 @@ _gostring_ _wrap_eplb_shared_expert_waterfill_capi_fc896d6fd04db93d(eplb_placeme
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -7722,7 +7727,7 @@ intgo _wrap_EPLB_ROW_DTYPE_FLOAT32_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -7734,7 +7739,7 @@ intgo _wrap_EPLB_ROW_DTYPE_FLOAT16_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -7746,7 +7751,7 @@ intgo _wrap_EPLB_ROW_DTYPE_BFLOAT16_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_IDS_INT32_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_IDS_INT32_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -7758,7 +7763,7 @@ intgo _wrap_EPLB_IDS_INT32_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_IDS_INT64_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_IDS_INT64_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -7770,7 +7775,7 @@ intgo _wrap_EPLB_IDS_INT64_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_MAP_STATIC_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_MAP_STATIC_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -7782,7 +7787,7 @@ intgo _wrap_EPLB_MAP_STATIC_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -7794,7 +7799,7 @@ intgo _wrap_EPLB_MAP_ROUND_ROBIN_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_MAP_HASH_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_MAP_HASH_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -7806,7 +7811,7 @@ intgo _wrap_EPLB_MAP_HASH_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_MAP_NODE_AWARE_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_MAP_NODE_AWARE_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -7818,7 +7823,7 @@ intgo _wrap_EPLB_MAP_NODE_AWARE_capi_fc896d6fd04db93d() {
 }
 
 
-intgo _wrap_EPLB_MAP_QUOTA_capi_fc896d6fd04db93d() {
+intgo _wrap_EPLB_MAP_QUOTA_capi_4357cafdea88b694() {
   int result;
   intgo _swig_go_result;
   
@@ -7830,7 +7835,7 @@ intgo _wrap_EPLB_MAP_QUOTA_capi_fc896d6fd04db93d() {
 }
 
 
-_gostring_ _wrap_eplb_split_tables_create_capi_fc896d6fd04db93d(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_split_tables **_swig_go_5) {
+_gostring_ _wrap_eplb_split_tables_create_capi_4357cafdea88b694(eplb_placement *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, void *_swig_go_4, eplb_split_tables **_swig_go_5) {
   eplb_placement *arg1 = (eplb_placement *) 0 ;
   uint32_t arg2 ;
   uint32_t arg3 ;
@@ -7872,7 +7877,7 @@ _gostring_ _wrap_eplb_split_tables_create_capi_fc896d6fd04db93d(eplb_placement *
 }
 
 
-void _wrap_eplb_split_tables_destroy_capi_fc896d6fd04db93d(eplb_split_tables *_swig_go_0) {
+void _wrap_eplb_split_tables_destroy_capi_4357cafdea88b694(eplb_split_tables *_swig_go_0) {
   eplb_split_tables *arg1 = (eplb_split_tables *) 0 ;
   
   arg1 = *(eplb_split_tables **)&_swig_go_0; 

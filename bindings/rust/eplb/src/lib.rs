@@ -11,7 +11,8 @@
 //! # Ok::<(), eplb::Error>(())
 //! ```
 //!
-//! Modules of the C API covered here: planners ([`Planner`]), plan controls ([`PlanControl`]:
+//! Modules of the C API covered here: planners ([`Planner`]; [`Planner::plan_near`] re-plans
+//! near the placement the GPUs hold, so that few experts move), plan controls ([`PlanControl`]:
 //! cancel a plan from another thread, watch its progress), placements ([`Placement`], with
 //! metrics, bounds and the SGLang / vLLM-Ascend JSON formats), snapshots ([`Snapshot`], files or
 //! bytes), trackers ([`Tracker`]), migration plans ([`Migration`]), per-batch balancing on the
@@ -86,7 +87,7 @@ pub use migration::{
 };
 pub use placement::{Placement, PlacementInfo};
 pub use plan_control::{PlanControl, PlanProgress};
-pub use planner::{Algorithm, Planner, PlannerOptions};
+pub use planner::{Algorithm, NearOptions, NearReport, Planner, PlannerOptions};
 pub use snapshot::{Snapshot, SnapshotInfo, SnapshotOptions};
 pub use split::{
     shared_expert_waterfill, split_rank_quotas, GpuTerms, NodeSplit, Split, SplitSolver,

@@ -9,8 +9,8 @@ use crate::{check, sys, Result};
 ///
 /// Progress is counted in steps: one per layer and pass. Affinity planning
 /// ([`Planner::plan_tracked`](crate::Planner::plan_tracked) with
-/// [`PlannerOptions::affinity`](crate::PlannerOptions::affinity)) on more than one node makes
-/// two passes, every other plan one. A plan announces its steps when it starts (after its
+/// [`PlannerOptions::affinity`](crate::PlannerOptions::affinity)) on more than one node and
+/// [`Planner::plan_near`](crate::Planner::plan_near) make two passes, every other plan one. A plan announces its steps when it starts (after its
 /// arguments are checked), so the steps of every plan that used the control add up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]

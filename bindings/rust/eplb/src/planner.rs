@@ -137,6 +137,45 @@ pub struct PlannerOptions {
     pub affinity_min_balance: f64,
 }
 
+/// Options of [`Planner::plan_near`] (`eplb_plan_near_options`). `Default` is the library's
+/// defaults (`eplb_plan_near_options_init`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NearOptions {
+    /// Per layer, the plan's balancedness stays >= this x that of the planner's own plan of the
+    /// loads; in (0, 1] (default 0.998). 1 asks for a busiest GPU no higher than the planner's
+    /// own plan's.
+    pub min_balance: f64,
+}
+
+impl Default for NearOptions {
+    fn default() -> Self {
+        NearOptions {
+            min_balance: raw_default_near_options().min_balance,
+        }
+    }
+}
+
+fn raw_default_near_options() -> sys::eplb_plan_near_options {
+    // SAFETY: init fills a zeroed plain-data struct, struct_size included.
+    let mut raw: sys::eplb_plan_near_options = unsafe { std::mem::zeroed() };
+    unsafe { sys::eplb_plan_near_options_init(&mut raw) };
+    raw
+}
+
+/// What [`Planner::plan_near`] did with each layer (`eplb_plan_near_report`); every layer is
+/// counted once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub struct NearReport {
+    /// Balanced enough already: the current layout, nothing moves.
+    pub layers_kept: u32,
+    /// The current layout with some replicas moved.
+    pub layers_rebalanced: u32,
+    /// The planner's own plan of the loads: rebalancing fell short of the target, or the
+    /// current layout breaks the algorithm's locality.
+    pub layers_replanned: u32,
+}
+
 /// Turns load matrices into placements (`eplb_planner`).
 pub struct Planner {
     raw: *mut sys::eplb_planner,
@@ -186,7 +225,7 @@ impl Planner {
     }
 
     /// Attaches `control` (`None` detaches): from now on the planner's plans ([`Planner::plan`],
-    /// [`Planner::plan_windows`], [`Planner::plan_tracked`]) count their steps in it and stop
+    /// [`Planner::plan_windows`], [`Planner::plan_tracked`], [`Planner::plan_near`]) count their steps in it and stop
     /// with [`Status::Cancelled`](crate::Status::Cancelled) when it is cancelled, from any
     /// thread (see [`PlanControl`]). The planner holds its own reference to the control, so the
     /// `PlanControl` may be dropped while attached; attaching another replaces it. One control
@@ -200,7 +239,7 @@ impl Planner {
 
     /// Plans a placement from `loads`, `[layers][logical experts]` row-major. With a control
     /// attached ([`Planner::set_control`]) that is cancelled: `Status::Cancelled` (also for
-    /// [`Planner::plan_windows`] and [`Planner::plan_tracked`]).
+    /// [`Planner::plan_windows`], [`Planner::plan_tracked`] and [`Planner::plan_near`]).
     pub fn plan(&mut self, loads: &[f64]) -> Result<Placement> {
         let mut out = ptr::null_mut();
         // SAFETY: the slice is valid for its length; the library does not keep it.
@@ -234,6 +273,56 @@ impl Planner {
             )
         })?;
         Ok(Placement { raw: out })
+    }
+
+    /// Re-plans for `loads` (`[layers][logical experts]`, as [`Planner::plan`]) near `current`,
+    /// the placement the GPUs hold now, so that a [`Migration`](crate::Migration) from `current`
+    /// moves few experts; returns the new placement and what happened to each layer.
+    ///
+    /// Per layer, the planner's own plan of `loads` sets the target: the layer is kept as it is
+    /// when its balancedness is at least [`NearOptions::min_balance`] x that plan's, else
+    /// rebalanced by moving a few replicas, else replaced by that plan's layer; the algorithm's
+    /// locality holds (see `eplb_planner_plan_near`). `current` is only read. An attached
+    /// control counts two steps per layer (the planner's own plan, then this one).
+    ///
+    /// Errors: [`Status::InvalidArgument`](crate::Status::InvalidArgument) for a `current` of
+    /// another shape than the planner's (the message names the field, e.g. `num_nodes (1)`),
+    /// `min_balance` outside (0, 1] or NaN, a planner with [`PlannerOptions::affinity`], and bad
+    /// loads as for [`Planner::plan`]; [`Status::Cancelled`](crate::Status::Cancelled) as
+    /// [`Planner::plan`].
+    pub fn plan_near(
+        &mut self,
+        loads: &[f64],
+        current: &Placement,
+        options: &NearOptions,
+    ) -> Result<(Placement, NearReport)> {
+        let mut raw_options = raw_default_near_options();
+        raw_options.min_balance = options.min_balance;
+        // SAFETY: a zeroed plain-data struct with struct_size set, for the library to fill.
+        let mut report: sys::eplb_plan_near_report = unsafe { std::mem::zeroed() };
+        report.struct_size = std::mem::size_of::<sys::eplb_plan_near_report>() as u32;
+        let mut out = ptr::null_mut();
+        // SAFETY: valid handles, options and output pointers; the slice is valid for its
+        // length and not retained; `current` is only read.
+        check(unsafe {
+            sys::eplb_planner_plan_near(
+                self.raw,
+                loads.as_ptr(),
+                loads.len(),
+                current.raw,
+                &raw_options,
+                &mut out,
+                &mut report,
+            )
+        })?;
+        Ok((
+            Placement { raw: out },
+            NearReport {
+                layers_kept: report.layers_kept,
+                layers_rebalanced: report.layers_rebalanced,
+                layers_replanned: report.layers_replanned,
+            },
+        ))
     }
 }
 
