@@ -497,8 +497,11 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
                      bool same_node_only, bool bound_changes, std::vector<Change>& ordered,
                      std::vector<Group>& groups, double stop_at_max = -1.0,
                      bool rewrite_slots = false) {
-  const std::vector<std::uint32_t> home_node =
-      same_node_only ? group_home_nodes(topology, old_row) : std::vector<std::uint32_t>{};
+  // (The budgeted migration keeps its moves as they were: its old placement may be of another
+  // policy than the new plan, with groups split across nodes.)
+  const std::vector<std::uint32_t> home_node = same_node_only && rewrite_slots
+                                                   ? group_home_nodes(topology, old_row)
+                                                   : std::vector<std::uint32_t>{};
   LayerState state(topology, old_row, bound_changes && worth_bounding(topology));
   ChangeScorer scorer(topology, layer_loads);
   const std::uint32_t per_gpu = topology.slots_per_gpu();
@@ -528,7 +531,15 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
   // Each move looks at every (slot of the busiest GPU, other slot) pair, twice with the seed.
   const std::uint64_t pairs_per_move = std::uint64_t{per_gpu} * num_slots * 2;
   std::uint64_t pairs_seen = 0;
-  while (changes < max_changes && pairs_seen + pairs_per_move <= kMaxRebalancePairsPerLayer) {
+  // Whether a move that newly changes `cost` slots fits: without rewrites a single change always
+  // does (the loop stops at max_changes), a trade needs two; with rewrites `changes` is the
+  // slots that differ from the old row, and a move that changes none costs nothing.
+  const auto fits = [&](int size, int cost) {
+    if (!rewrite_slots) return size == 1 || changes + 2 <= max_changes;
+    return changes + static_cast<std::size_t>(std::max(cost, 0)) <= max_changes;
+  };
+  while ((rewrite_slots ? changes <= max_changes : changes < max_changes) &&
+         pairs_seen + pairs_per_move <= kMaxRebalancePairsPerLayer) {
     pairs_seen += pairs_per_move;
     scorer.refresh(state);
     const double current = scorer.current_max();
@@ -585,6 +596,7 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
       for_each_move([&](std::uint32_t s1, std::uint32_t s) {
         if (state.count(state.at(s)) < 2 || !may_copy(state.at(s1))) return;
         const Change change{s, state.at(s1)};
+        if (!fits(1, slot_cost(s, change.expert))) return;
         const double cost = move_cost(1, slot_cost(s, change.expert));
         const auto bound = per_cost(scorer.gain_upper_bound(state, change), cost);
         if (bound > top_bound) {
@@ -602,16 +614,20 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
       const std::int32_t x = state.at(s1), y = state.at(s);
       const double cost = move_cost(1, slot_cost(s, x));
       // Scored unless its gain bound shows it cannot lower the busiest GPU or beat the best.
-      if (state.count(y) >= 2 && may_copy(x) && (!state.has_gpu_counts() || [&] {
+      if (state.count(y) >= 2 && may_copy(x) && fits(1, slot_cost(s, x)) &&
+          (!state.has_gpu_counts() || [&] {
             const auto bound = per_cost(scorer.gain_upper_bound(state, {s, x}), cost);
             return bound.first > current * 1e-12 && !(bound < seed_gain) &&
                    (best_size == 0 || may_beat(bound, best_gain));
           }())) {
         consider(scorer.score(state, {s, x}), 1, cost, {s, x}, {});
       }
-      if (changes + 2 <= max_changes && (!used[s1] || rewrite_slots) && !gpu_holds(busiest, y)) {
-        consider(scorer.score_swap(state, {s1, y}, {s, x}), 2,
-                 move_cost(2, slot_cost(s1, y) + slot_cost(s, x)), {s1, y}, {s, x});
+      if ((!used[s1] || rewrite_slots) && !gpu_holds(busiest, y)) {
+        const int trade_cost = slot_cost(s1, y) + slot_cost(s, x);
+        if (fits(2, trade_cost)) {
+          consider(scorer.score_swap(state, {s1, y}, {s, x}), 2, move_cost(2, trade_cost), {s1, y},
+                   {s, x});
+        }
       }
     });
     if (best_size == 0) break;

@@ -51,6 +51,30 @@ BalancedSettings balanced_settings(Algorithm algorithm, std::uint32_t budget) {
   return settings;
 }
 
+// Replica ranks for `map`, a layer of `current` with some slots changed: each expert's replicas
+// that stayed in their slot keep their order of `current` (so a kept layer keeps its ranks), and
+// the new ones follow in ascending slot order.
+void keep_replica_ranks(const Placement& current, std::size_t layer,
+                        std::span<const std::int32_t> map, std::span<std::int32_t> rank) {
+  const Topology& t = current.topology();
+  const std::size_t width = current.log2phy_width();
+  const auto log2phy =
+      current.log2phy().subspan(layer * t.num_logical * width, std::size_t{t.num_logical} * width);
+  std::vector<std::int32_t> next(t.num_logical, 0);
+  std::fill(rank.begin(), rank.end(), -1);
+  for (std::size_t e = 0; e < t.num_logical; ++e) {
+    for (std::size_t r = 0; r < width; ++r) {
+      const std::int32_t slot = log2phy[e * width + r];
+      if (slot >= 0 && map[static_cast<std::size_t>(slot)] == static_cast<std::int32_t>(e)) {
+        rank[static_cast<std::size_t>(slot)] = next[e]++;
+      }
+    }
+  }
+  for (std::size_t s = 0; s < map.size(); ++s) {
+    if (rank[s] < 0) rank[s] = next[static_cast<std::size_t>(map[s])]++;
+  }
+}
+
 }  // namespace
 
 Planner::Planner(const Topology& topology, const PlannerSettings& settings)
@@ -198,7 +222,7 @@ Placement Planner::plan_near(std::span<const double> loads, const Placement& cur
   const Topology& now = current.topology();
   const auto check = [](const char* field, std::uint32_t value, std::uint32_t expected) {
     if (value != expected) {
-      fail_invalid("the current placement's ", field, " (", value, ") differ from the planner's (",
+      fail_invalid("the current placement's ", field, " (", value, ") differs from the planner's (",
                    expected, ")");
     }
   };
@@ -232,13 +256,7 @@ Placement Planner::plan_near(std::span<const double> loads, const Placement& cur
                                           loads.subspan(layer * num_logical, num_logical),
                                           slots(fresh), slots(phy2log));
         if (outcomes[layer] != NearOutcome::replanned) {
-          // Replica ranks in ascending slot order, as for imported maps.
-          std::vector<std::int32_t> next(num_logical, 0);
-          const auto map = slots(phy2log);
-          const auto rank = slots(replica_rank);
-          for (std::size_t s = 0; s < num_physical; ++s) {
-            rank[s] = next[static_cast<std::size_t>(map[s])]++;
-          }
+          keep_replica_ranks(current, layer, slots(phy2log), slots(replica_rank));
         }
       },
       " of its near pass");

@@ -74,6 +74,18 @@ def test_the_same_loads_near_their_own_plan_move_nothing(eplb, workdir):
     assert report["near"]["min_balance"] == 1
 
 
+def test_near_reads_a_map_written_with_dense_layers(eplb, workdir):
+    counts = workdir.counts(loads(5))
+    ok(eplb("plan", "--counts", counts, *SHAPE, "--dense-layers", "3", "--out",
+            workdir.path / "now.json"))
+    report = json.loads(ok(eplb("plan", "--counts", counts, *SHAPE, "--dense-layers", "3",
+                                "--near", workdir.path / "now.json", "--out",
+                                workdir.path / "next.json", "--json")).stdout)
+    assert report["near"]["layers_kept"] == LAYERS
+    with open(workdir.path / "now.json") as a, open(workdir.path / "next.json") as b:
+        assert json.load(a) == json.load(b)
+
+
 def test_near_errors(eplb, workdir):
     counts = workdir.counts(loads(4))
     ok(eplb("plan", "--counts", counts, "--replicas", "64", "--gpus", "8", "--nodes", "2",
@@ -82,6 +94,8 @@ def test_near_errors(eplb, workdir):
                 "64")
     usage_error(eplb("plan", "--counts", counts, *SHAPE, "--near", workdir.path / "other.eplb",
                      "--robust"), "--near and --robust are exclusive")
+    usage_error(eplb("plan", "--counts", counts, *SHAPE, "--near", workdir.path / "other.eplb",
+                     "--affinity"), "--near and --affinity are exclusive")
     usage_error(eplb("plan", "--counts", counts, *SHAPE, "--min-balance", "0.9"),
                 "--min-balance requires --affinity or --near")
     usage_error(eplb("plan", "--counts", counts, *SHAPE, "--near", workdir.path / "missing.eplb"),

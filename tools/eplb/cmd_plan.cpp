@@ -287,6 +287,7 @@ void run_plan(const PlanArgs& args) {
     topology.nodes = args.nodes;
     topology.gpus = args.gpus;
     topology.experts = matrix.num_experts;
+    topology.dense_layers = args.dense_layers;  // a map written with --dense-layers has them
     near.current = read_placement_file(args.near, topology).placement;
   }
   if (stats_tracker && !near.current) {
@@ -316,6 +317,10 @@ void run_plan(const PlanArgs& args) {
         sampled_nodes_touched(placement.get(), stats_tracker.get(), &traffic.rows);
   } else if (near.current) {
     placement = plan_near(planner.get(), matrix.loads, near, args);
+    if (stats_tracker) {
+      traffic.nodes_touched =
+          sampled_nodes_touched(placement.get(), stats_tracker.get(), &traffic.rows);
+    }
   } else {
     placement = args.robust ? plan_windows(planner.get(), windows, num_windows, sources + ": ")
                             : plan(planner.get(), matrix.loads, sources + ": ");

@@ -368,8 +368,12 @@ typedef struct eplb_plan_near_report {
  * then the layer is (1) kept as it is when it meets the target; else (2) rebalanced: replicas
  * of the busiest GPU's experts copied onto other GPUs' slots whose expert keeps another replica,
  * or traded with another GPU's expert, each time the move that lowers the busiest GPU most per
- * expert moved, no slot written twice and no expert given a second replica on a GPU, until the
- * target is met; else (3) replaced by the planner's own plan. The algorithm's locality holds:
+ * slot it newly changes from `current` (a move that changes no new slot, or writes a slot's
+ * current expert back, is preferred), no expert given a second replica on a GPU, until the target
+ * is met; else (3) replaced by the planner's own plan, also when the rebalance would change as
+ * many slots as that plan (without relabeling). Kept and rebalanced layers keep `current`'s
+ * replica ranks for the replicas that stay in their slot (new replicas follow in ascending slot
+ * order), so a kept layer is `current`'s exactly. The algorithm's locality holds:
  * for hierarchical plans (balanced-hierarchical and hierarchical deepseek) moves stay inside a
  * node and every replica on its group's node (the node holding most of the group's replicas in
  * `current`); balanced-relaxed adds no replica off its group's node and keeps that count within
