@@ -209,7 +209,8 @@ int stress() {
       {"8 on 512, 16x8", EPLB_ALGORITHM_BALANCED, 8, 512, 128, 16, 1}};
   eplb_cli::Table table({"layout (experts on slots, nodes x GPUs)", "replicas/expert",
                          "ms/layer full", "ms/layer budget", "moved", "full gain",
-                         "budget gain/full gain"});
+                         "budget gain/full gain", "near ms/layer", "near moved",
+                         "near kept/rebal/replan"});
   for (const StressShape& shape : shapes) {
     const auto planner = make_planner_for(shape.algorithm, kStressLayers, shape.experts,
                                           shape.slots, shape.groups, shape.nodes, shape.gpus);
@@ -220,10 +221,23 @@ int stress() {
     const Result r = migrate(from.get(), to.get(), new_loads, EPLB_MIGRATION_RELABEL_NODES_AND_GPUS,
                              /*bytes_per_expert=*/1);
     const auto& full = r.full;
+    // plan_near from the old plan (its own fresh plan included in the time), then its migration.
+    eplb_plan_near_report near_report{};
+    const auto near_start = std::chrono::steady_clock::now();
+    const auto near = plan_near(planner.get(), new_loads, from.get(), 0.998, near_report);
+    const double near_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - near_start)
+            .count();
+    const Result to_near = migrate(from.get(), near.get(), new_loads,
+                                   EPLB_MIGRATION_RELABEL_NODES_AND_GPUS, /*bytes_per_expert=*/1);
     table.add_row({shape.name, fixed(static_cast<double>(shape.slots) / shape.experts, 1),
                    fixed(r.plan_ms / kStressLayers, 1), fixed(r.bounded_plan_ms / kStressLayers, 1),
                    std::to_string(full.moved_experts), fixed(full.gain, 4),
-                   full.gain > 1e-4 ? fixed(r.bounded.gain / full.gain, 3) : "-"});
+                   full.gain > 1e-4 ? fixed(r.bounded.gain / full.gain, 3) : "-",
+                   fixed(near_ms / kStressLayers, 1), std::to_string(to_near.full.moved_experts),
+                   std::to_string(near_report.layers_kept) + "/" +
+                       std::to_string(near_report.layers_rebalanced) + "/" +
+                       std::to_string(near_report.layers_replanned)});
     std::cerr << "." << std::flush;
   }
   std::cerr << "\n";
