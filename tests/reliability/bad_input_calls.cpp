@@ -201,6 +201,24 @@ eplb_status plan_windows_with(std::vector<double> loads, size_t windows, size_t 
   return status;
 }
 
+eplb_status plan_near_with(eplb_planner* planner, const std::vector<double>& loads, size_t len,
+                           const eplb_placement* current,
+                           const std::function<void(eplb_plan_near_options&)>& change,
+                           uint32_t report_size) {
+  eplb_plan_near_options options;
+  eplb_plan_near_options_init(&options);
+  if (change) change(options);
+  eplb_plan_near_report report{};
+  report.struct_size = report_size;
+  report.layers_kept = 77;
+  eplb_placement* out = sentinel<eplb_placement>();
+  const eplb_status status = eplb_planner_plan_near(planner, loads.empty() ? nullptr : loads.data(),
+                                                    len, current, &options, &out, &report);
+  if (out != sentinel<eplb_placement>()) ADD_FAILURE() << "plan_near wrote its placement";
+  if (report.layers_kept != 77) ADD_FAILURE() << "plan_near wrote its report";
+  return status;
+}
+
 eplb_status load_bytes(std::vector<unsigned char> bytes) {
   eplb_snapshot* out = sentinel<eplb_snapshot>();
   const eplb_status status = eplb_snapshot_load_from_buffer(bytes.data(), bytes.size(), &out);

@@ -169,6 +169,13 @@ eplb_status plan_with(std::vector<double> loads, size_t len, World& w);
 std::vector<double> loads_with(const World& w, size_t index, double value);
 
 eplb_status plan_windows_with(std::vector<double> loads, size_t windows, size_t len, World& w);
+// eplb_planner_plan_near with `change` applied to default options (or NULL options when
+// `options_null`) and a report whose struct_size is `report_size`; checks that neither output was
+// written.
+eplb_status plan_near_with(eplb_planner* planner, const std::vector<double>& loads, size_t len,
+                           const eplb_placement* current,
+                           const std::function<void(eplb_plan_near_options&)>& change,
+                           uint32_t report_size = sizeof(eplb_plan_near_report));
 
 eplb_status load_bytes(std::vector<unsigned char> bytes);
 
