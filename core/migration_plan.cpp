@@ -195,6 +195,20 @@ class ChangeScorer {
   }
   [[nodiscard]] double current_max() const { return gpu_loads_[order_.front()]; }
   [[nodiscard]] std::uint32_t busiest() const { return order_.front(); }
+  [[nodiscard]] const std::vector<std::uint32_t>& gpus_by_load() const { return order_; }
+  [[nodiscard]] double load_of(std::uint32_t gpu) const { return gpu_loads_[gpu]; }
+
+  // The change of sum over GPUs of max(0, load - target)^2 by the change last scored (score or
+  // score_swap): only the GPUs it touched change.
+  [[nodiscard]] double excess_change(double target) const {
+    double change = 0;
+    for (std::uint32_t gpu : touched_) {
+      const double before = std::max(0.0, gpu_loads_[gpu] - target);
+      const double after = std::max(0.0, gpu_loads_[gpu] + delta_[gpu] - target);
+      change += after * after - before * before;
+    }
+    return change;
+  }
 
   // (max GPU load, change in the sum of squares) after two changes that trade experts a and b
   // between two slots: replica counts stay, only the two GPUs change.
@@ -538,6 +552,7 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
     if (!rewrite_slots) return size == 1 || changes + 2 <= max_changes;
     return changes + static_cast<std::size_t>(std::max(cost, 0)) <= max_changes;
   };
+  bool excess_phase = false;
   while ((rewrite_slots ? changes <= max_changes : changes < max_changes) &&
          pairs_seen + pairs_per_move <= kMaxRebalancePairsPerLayer) {
     pairs_seen += pairs_per_move;
@@ -547,10 +562,11 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
     if (state.has_gpu_counts()) scorer.sum_expert_gpu_loads(state);
     const std::uint32_t busiest = scorer.busiest();
     // A copy of x onto another GPU of the busiest's node (same_node_only) must stay home.
-    const auto may_copy = [&](std::int32_t x) {
+    const auto may_copy_from = [&](std::int32_t x, std::uint32_t gpu) {
       return home_node.empty() ||
-             home_node[static_cast<std::size_t>(x)] == topology.node_of_gpu(busiest);
+             home_node[static_cast<std::size_t>(x)] == topology.node_of_gpu(gpu);
     };
+    const auto may_copy = [&](std::int32_t x) { return may_copy_from(x, busiest); };
     std::pair<double, double> best_gain{0, 0};
     Change first{}, second{};
     int best_size = 0;
@@ -584,52 +600,98 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
     // Single moves are bounded first (state.has_gpu_counts()), and the one with the highest
     // bound is scored: the scan below skips every single move whose bound is below its gain,
     // so it still takes the first of the best moves in its order.
-    // Gains and their bounds are per unit of cost (1 per change without rewrites).
-    const auto per_cost = [](std::pair<double, double> gain, double cost) {
-      return std::pair<double, double>{gain.first / cost, gain.second / cost};
-    };
-    std::pair<double, double> seed_gain{-std::numeric_limits<double>::infinity(), 0};
-    if (state.has_gpu_counts()) {
-      std::pair<double, double> top_bound{-std::numeric_limits<double>::infinity(), 0};
-      Change top{};
-      double top_cost = 1;
+    if (!excess_phase) {
+      // Gains and their bounds are per unit of cost (1 per change without rewrites).
+      const auto per_cost = [](std::pair<double, double> gain, double cost) {
+        return std::pair<double, double>{gain.first / cost, gain.second / cost};
+      };
+      std::pair<double, double> seed_gain{-std::numeric_limits<double>::infinity(), 0};
+      if (state.has_gpu_counts()) {
+        std::pair<double, double> top_bound{-std::numeric_limits<double>::infinity(), 0};
+        Change top{};
+        double top_cost = 1;
+        for_each_move([&](std::uint32_t s1, std::uint32_t s) {
+          if (state.count(state.at(s)) < 2 || !may_copy(state.at(s1))) return;
+          const Change change{s, state.at(s1)};
+          if (!fits(1, slot_cost(s, change.expert))) return;
+          const double cost = move_cost(1, slot_cost(s, change.expert));
+          const auto bound = per_cost(scorer.gain_upper_bound(state, change), cost);
+          if (bound > top_bound) {
+            top_bound = bound;
+            top = change;
+            top_cost = cost;
+          }
+        });
+        if (top_bound.first > current * 1e-12) {
+          const auto score = scorer.score(state, top);
+          seed_gain = per_cost({current - score.first, -score.second}, top_cost);
+        }
+      }
       for_each_move([&](std::uint32_t s1, std::uint32_t s) {
-        if (state.count(state.at(s)) < 2 || !may_copy(state.at(s1))) return;
-        const Change change{s, state.at(s1)};
-        if (!fits(1, slot_cost(s, change.expert))) return;
-        const double cost = move_cost(1, slot_cost(s, change.expert));
-        const auto bound = per_cost(scorer.gain_upper_bound(state, change), cost);
-        if (bound > top_bound) {
-          top_bound = bound;
-          top = change;
-          top_cost = cost;
+        const std::int32_t x = state.at(s1), y = state.at(s);
+        const double cost = move_cost(1, slot_cost(s, x));
+        // Scored unless its gain bound shows it cannot lower the busiest GPU or beat the best.
+        if (state.count(y) >= 2 && may_copy(x) && fits(1, slot_cost(s, x)) &&
+            (!state.has_gpu_counts() || [&] {
+              const auto bound = per_cost(scorer.gain_upper_bound(state, {s, x}), cost);
+              return bound.first > current * 1e-12 && !(bound < seed_gain) &&
+                     (best_size == 0 || may_beat(bound, best_gain));
+            }())) {
+          consider(scorer.score(state, {s, x}), 1, cost, {s, x}, {});
+        }
+        if ((!used[s1] || rewrite_slots) && !gpu_holds(busiest, y)) {
+          const int trade_cost = slot_cost(s1, y) + slot_cost(s, x);
+          if (fits(2, trade_cost)) {
+            consider(scorer.score_swap(state, {s1, y}, {s, x}), 2, move_cost(2, trade_cost),
+                     {s1, y}, {s, x});
+          }
         }
       });
-      if (top_bound.first > current * 1e-12) {
-        const auto score = scorer.score(state, top);
-        seed_gain = per_cost({current - score.first, -score.second}, top_cost);
-      }
     }
-    for_each_move([&](std::uint32_t s1, std::uint32_t s) {
-      const std::int32_t x = state.at(s1), y = state.at(s);
-      const double cost = move_cost(1, slot_cost(s, x));
-      // Scored unless its gain bound shows it cannot lower the busiest GPU or beat the best.
-      if (state.count(y) >= 2 && may_copy(x) && fits(1, slot_cost(s, x)) &&
-          (!state.has_gpu_counts() || [&] {
-            const auto bound = per_cost(scorer.gain_upper_bound(state, {s, x}), cost);
-            return bound.first > current * 1e-12 && !(bound < seed_gain) &&
-                   (best_size == 0 || may_beat(bound, best_gain));
-          }())) {
-        consider(scorer.score(state, {s, x}), 1, cost, {s, x}, {});
-      }
-      if ((!used[s1] || rewrite_slots) && !gpu_holds(busiest, y)) {
-        const int trade_cost = slot_cost(s1, y) + slot_cost(s, x);
-        if (fits(2, trade_cost)) {
-          consider(scorer.score_swap(state, {s1, y}, {s, x}), 2, move_cost(2, trade_cost), {s1, y},
-                   {s, x});
+    // Stuck: no move lowers the busiest GPU. With a target (plan_near), descend instead on the
+    // excess over it, sum of max(0, load - target)^2, by moves from every GPU above it; the excess
+    // falls strictly, so this ends, and at 0 every GPU meets the target.
+    if (best_size == 0 && rewrite_slots && stop_at_max > 0) excess_phase = true;
+    if (excess_phase) {
+      const double target = stop_at_max;
+      const double floor = 1e-12 * target * target;
+      double best_excess = 0;
+      const auto consider_excess = [&](int size, double cost, Change a, Change b) {
+        const double excess = scorer.excess_change(target);
+        if (excess < -floor && -excess / cost > best_excess) {
+          best_excess = -excess / cost;
+          best_size = size;
+          first = a;
+          second = b;
+        }
+      };
+      for (const std::uint32_t gpu : scorer.gpus_by_load()) {
+        if (scorer.load_of(gpu) <= target) break;
+        pairs_seen += std::uint64_t{per_gpu} * num_slots;
+        for (std::uint32_t i = 0; i < per_gpu; ++i) {
+          const std::uint32_t s1 = gpu * per_gpu + i;
+          const std::int32_t x = state.at(s1);
+          for (std::uint32_t s = 0; s < num_slots; ++s) {
+            const std::uint32_t other = scorer.gpu_of(s);
+            if (other == gpu) continue;
+            if (same_node_only && topology.node_of_gpu(other) != topology.node_of_gpu(gpu)) {
+              continue;
+            }
+            const std::int32_t y = state.at(s);
+            if (y == x || gpu_holds(other, x)) continue;
+            if (state.count(y) >= 2 && may_copy_from(x, gpu) && fits(1, slot_cost(s, x))) {
+              (void)scorer.score(state, {s, x});
+              consider_excess(1, move_cost(1, slot_cost(s, x)), {s, x}, {});
+            }
+            const int trade_cost = slot_cost(s1, y) + slot_cost(s, x);
+            if (!gpu_holds(gpu, y) && fits(2, trade_cost)) {
+              (void)scorer.score_swap(state, {s1, y}, {s, x});
+              consider_excess(2, move_cost(2, trade_cost), {s1, y}, {s, x});
+            }
+          }
         }
       }
-    });
+    }
     if (best_size == 0) break;
     std::vector<double> gpu_loads;
     state.gpu_loads(layer_loads, gpu_loads);

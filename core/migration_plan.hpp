@@ -150,9 +150,11 @@ class MigrationPlan {
 // move is the one that lowers the busiest GPU most per slot it newly changes from the original
 // row; a slot may be written again, and a move that changes no new slot or writes an original
 // expert back counts as half a slot per slot it earns back. With `keep_locality` moves stay inside
-// the busiest GPU's node and copy a replica only onto its group's node (group_home_nodes).
-// `bound_changes` as MigrationOptions::bound_changes (the same choices either way). Returns
-// whether the busiest GPU reached `target_max`.
+// the busiest GPU's node and copy a replica only onto its group's node (group_home_nodes). When
+// no move lowers the busiest GPU, the same moves from every GPU above `target_max` are taken
+// instead, each the one that lowers the excess, sum of max(0, load - target_max)^2, most per slot
+// newly changed, while one does. `bound_changes` as MigrationOptions::bound_changes (the same
+// choices either way). Returns whether the busiest GPU reached `target_max`.
 bool rebalance_layer_toward(const Topology& topology, std::span<std::int32_t> row,
                             std::span<const double> loads, double target_max, bool keep_locality,
                             std::size_t max_changed_slots, bool bound_changes = true);

@@ -369,8 +369,10 @@ typedef struct eplb_plan_near_report {
  * of the busiest GPU's experts copied onto other GPUs' slots whose expert keeps another replica,
  * or traded with another GPU's expert, each time the move that lowers the busiest GPU most per
  * slot it newly changes from `current` (a move that changes no new slot, or writes a slot's
- * current expert back, is preferred), no expert given a second replica on a GPU, until the target
- * is met; else (3) replaced by the planner's own plan, also when the rebalance would change as
+ * current expert back, is preferred), no expert given a second replica on a GPU, and when no
+ * such move lowers the busiest GPU, the same moves from every GPU above the target, each lowering
+ * the sum of squared excesses over the target most, until the target is met; else (3) replaced
+ * by the planner's own plan, also when the rebalance would change as
  * many slots as that plan (without relabeling). Kept and rebalanced layers keep `current`'s
  * replica ranks for the replicas that stay in their slot (new replicas follow in ascending slot
  * order), so a kept layer is `current`'s exactly. The algorithm's locality holds:
