@@ -1,7 +1,7 @@
 #include "near_planner.hpp"
 
 #include <algorithm>
-#include <iterator>
+#include <numeric>
 #include <vector>
 
 #include "balanced_planner.hpp"
@@ -20,26 +20,6 @@ std::uint32_t off_home_replicas(const Topology& topology, std::span<const std::i
     if (home[static_cast<std::size_t>(row[slot])] != node) ++off;
   }
   return off;
-}
-
-// Slots of `to` whose expert its GPU does not hold in `from` (with multiplicity): what moving to
-// `to` costs without relabeling.
-std::size_t moved_without_relabeling(const Topology& topology, std::span<const std::int32_t> from,
-                                     std::span<const std::int32_t> to) {
-  const std::uint32_t per_gpu = topology.slots_per_gpu();
-  std::vector<std::int32_t> a(per_gpu), b(per_gpu), kept;
-  std::size_t moved = 0;
-  for (std::uint32_t gpu = 0; gpu < topology.num_gpus; ++gpu) {
-    const std::size_t first = std::size_t{gpu} * per_gpu;
-    std::copy_n(from.begin() + static_cast<std::ptrdiff_t>(first), per_gpu, a.begin());
-    std::copy_n(to.begin() + static_cast<std::ptrdiff_t>(first), per_gpu, b.begin());
-    std::sort(a.begin(), a.end());
-    std::sort(b.begin(), b.end());
-    kept.clear();
-    std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(kept));
-    moved += per_gpu - kept.size();
-  }
-  return moved;
 }
 
 }  // namespace
@@ -66,7 +46,11 @@ NearOutcome plan_layer_near(const Topology& topology, const NearSettings& settin
   }
   std::copy(current.begin(), current.end(), out.begin());
   // A rebalance that changes as many slots as the fresh plan would is not worth finishing.
-  const std::size_t fresh_cost = moved_without_relabeling(topology, current, fresh);
+  // (Moving to `fresh` without relabeling: the slots whose expert their GPU lacks now.)
+  std::vector<std::uint32_t> same_gpus(topology.num_gpus);
+  std::iota(same_gpus.begin(), same_gpus.end(), 0u);
+  const std::size_t fresh_cost =
+      topology.num_physical - experts_kept(topology, current, fresh, same_gpus);
   if (rebalance_layer_toward(topology, out, loads, target, local, fresh_cost, bound_changes)) {
     return NearOutcome::rebalanced;
   }
