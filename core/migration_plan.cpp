@@ -198,6 +198,8 @@ class ChangeScorer {
   [[nodiscard]] const std::vector<std::uint32_t>& gpus_by_load() const { return order_; }
   [[nodiscard]] double load_of(std::uint32_t gpu) const { return gpu_loads_[gpu]; }
 
+  // The GPUs the change last scored (score or score_swap) touched.
+  [[nodiscard]] std::size_t touched_gpus() const { return touched_.size(); }
   // The change of sum over GPUs of max(0, load - target)^2 by the change last scored (score or
   // score_swap): only the GPUs it touched change.
   [[nodiscard]] double excess_change(double target) const {
@@ -498,6 +500,15 @@ void order_layer(const Topology& topology, std::uint32_t layer, Row old_row,
 // slots, 128 per GPU) stop after 32 moves.
 constexpr std::uint64_t kMaxRebalancePairsPerLayer = std::uint64_t{1} << 25;
 
+// The most work plan_near's excess descent does per layer, in GPUs touched by the moves it
+// scores, within the cap above. Each of its steps scores every move from every GPU above the
+// target, without bounds, and a move touches every GPU holding either expert, so on layouts
+// with many replicas per expert the descent used to fill the whole cap on a layer that then fell
+// back to the fresh plan anyway (2.6 s per layer for 32 experts on 1536 slots, 48 replicas
+// each). The most any layer of the 132 pairs of DeepSeek-V3 recordings needs is 4.6e7 (2^26 is
+// 6.7e7).
+constexpr std::uint64_t kMaxExcessWorkPerLayer = std::uint64_t{1} << 26;
+
 // The alternative for a small budget: rebalance the old placement itself, one move at a time,
 // each the best for the busiest GPU per expert moved: a replica of one of its experts onto a
 // slot of another GPU whose expert keeps another replica, or a trade of one of its experts with
@@ -505,7 +516,8 @@ constexpr std::uint64_t kMaxRebalancePairsPerLayer = std::uint64_t{1} << 25;
 // then a replica is copied only onto its group's node, `home_node`, so no replica leaves its
 // node). No slot is written twice. Stops when no move lowers the busiest GPU, when the busiest GPU
 // is at most `stop_at_max`, after `max_changes` slot changes, or before its work passes
-// kMaxRebalancePairsPerLayer. `bound_changes` as for order_layer.
+// kMaxRebalancePairsPerLayer (or, in plan_near's excess descent, kMaxExcessWorkPerLayer).
+// `bound_changes` as for order_layer.
 void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
                      std::span<const double> layer_loads, std::size_t max_changes,
                      bool same_node_only, bool bound_changes, std::vector<Change>& ordered,
@@ -553,6 +565,7 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
     return changes + static_cast<std::size_t>(std::max(cost, 0)) <= max_changes;
   };
   bool excess_phase = false;
+  std::uint64_t excess_work = 0;
   while ((rewrite_slots ? changes <= max_changes : changes < max_changes) &&
          pairs_seen + pairs_per_move <= kMaxRebalancePairsPerLayer) {
     pairs_seen += pairs_per_move;
@@ -656,7 +669,12 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
       const double target = stop_at_max;
       const double floor = 1e-12 * target * target;
       double best_excess = 0;
+      // Each scored move costs the GPUs it touches (all replicas of both experts for a copy, two
+      // for a trade); the descent stops, choosing nothing, once they pass the layer's budget.
+      bool within_budget = true;
       const auto consider_excess = [&](int size, double cost, Change a, Change b) {
+        excess_work += scorer.touched_gpus();
+        if (excess_work > kMaxExcessWorkPerLayer) within_budget = false;
         const double excess = scorer.excess_change(target);
         if (excess < -floor && -excess / cost > best_excess) {
           best_excess = -excess / cost;
@@ -666,12 +684,12 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
         }
       };
       for (const std::uint32_t gpu : scorer.gpus_by_load()) {
-        if (scorer.load_of(gpu) <= target) break;
+        if (scorer.load_of(gpu) <= target || !within_budget) break;
         pairs_seen += std::uint64_t{per_gpu} * num_slots;
-        for (std::uint32_t i = 0; i < per_gpu; ++i) {
+        for (std::uint32_t i = 0; i < per_gpu && within_budget; ++i) {
           const std::uint32_t s1 = gpu * per_gpu + i;
           const std::int32_t x = state.at(s1);
-          for (std::uint32_t s = 0; s < num_slots; ++s) {
+          for (std::uint32_t s = 0; s < num_slots && within_budget; ++s) {
             const std::uint32_t other = scorer.gpu_of(s);
             if (other == gpu) continue;
             if (same_node_only && topology.node_of_gpu(other) != topology.node_of_gpu(gpu)) {
@@ -691,6 +709,7 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
           }
         }
       }
+      if (!within_budget) break;
     }
     if (best_size == 0) break;
     std::vector<double> gpu_loads;
