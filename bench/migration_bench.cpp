@@ -167,6 +167,7 @@ eplb_cli::PlacementPtr plan_near(eplb_planner* planner, const std::vector<double
                   "eplb_planner_plan_near: ");
   report.layers_kept += one.layers_kept;
   report.layers_rebalanced += one.layers_rebalanced;
+  report.layers_partly_replanned += one.layers_partly_replanned;
   report.layers_replanned += one.layers_replanned;
   return eplb_cli::PlacementPtr(placement);
 }
@@ -210,7 +211,7 @@ int stress() {
   eplb_cli::Table table({"layout (experts on slots, nodes x GPUs)", "replicas/expert",
                          "ms/layer full", "ms/layer budget", "moved", "full gain",
                          "budget gain/full gain", "near ms/layer", "near moved",
-                         "near kept/rebal/replan"});
+                         "near kept/rebal/partly/replan"});
   for (const StressShape& shape : shapes) {
     const auto planner = make_planner_for(shape.algorithm, kStressLayers, shape.experts,
                                           shape.slots, shape.groups, shape.nodes, shape.gpus);
@@ -237,6 +238,7 @@ int stress() {
                    fixed(near_ms / kStressLayers, 1), std::to_string(to_near.full.moved_experts),
                    std::to_string(near_report.layers_kept) + "/" +
                        std::to_string(near_report.layers_rebalanced) + "/" +
+                       std::to_string(near_report.layers_partly_replanned) + "/" +
                        std::to_string(near_report.layers_replanned)});
     std::cerr << "." << std::flush;
   }
@@ -291,7 +293,7 @@ int main(int argc, char** argv) {
                              "planner GB", "planner/vLLM", "intra-node GB", "cross-node GB",
                              "budget GB", "budget/full bytes", "old bal", "new bal", "budget bal",
                              "budget gain/full gain (mean)", "(min)", "plan ms (median)",
-                             "near layers kept/rebal/replan"});
+                             "near layers kept/rebal/partly/replan"});
     eplb_cli::Table pairs({"config", "algorithm", "planner", "from", "to", "naive", "vLLM rule",
                            "planner", "old bal", "new bal", "budget bal", "gain kept"});
     for (const Config& config : configs) {
@@ -364,7 +366,8 @@ int main(int argc, char** argv) {
                gain_pairs ? fixed(gain_min, 3) : "-", fixed(median(times), 1),
                mode.near_balance > 0 ? std::to_string(near_report.layers_kept) + "/" +
                                            std::to_string(near_report.layers_rebalanced) + "/" +
-                                           std::to_string(near_report.layers_replanned)
+                                           std::to_string(near_report.layers_partly_replanned) +
+                                           "/" + std::to_string(near_report.layers_replanned)
                                      : "-"});
         }
       }

@@ -230,21 +230,27 @@ bool balanced_is_hierarchical(const Topology& topology, BalancedPolicy policy) {
          topology.num_groups % topology.num_nodes == 0;
 }
 
-double max_gpu_load(const Topology& topology, std::span<const double> loads,
-                    std::span<const std::int32_t> phy2log) {
+std::vector<double> gpu_loads_of(const Topology& topology, std::span<const double> loads,
+                                 std::span<const std::int32_t> phy2log) {
   std::vector<std::int32_t> counts(topology.num_logical, 0);
   for (std::int32_t e : phy2log) ++counts[static_cast<std::size_t>(e)];
   const std::uint32_t per_gpu = topology.slots_per_gpu();
-  double peak = 0;
+  std::vector<double> gpu_loads(topology.num_gpus, 0.0);
   for (std::uint32_t g = 0; g < topology.num_gpus; ++g) {
     double load = 0;
     for (std::uint32_t s = 0; s < per_gpu; ++s) {
       const auto e = static_cast<std::size_t>(phy2log[g * per_gpu + s]);
       load += loads[e] / counts[e];
     }
-    peak = std::max(peak, load);
+    gpu_loads[g] = load;
   }
-  return peak;
+  return gpu_loads;
+}
+
+double max_gpu_load(const Topology& topology, std::span<const double> loads,
+                    std::span<const std::int32_t> phy2log) {
+  const std::vector<double> gpu_loads = gpu_loads_of(topology, loads, phy2log);
+  return std::max(0.0, *std::max_element(gpu_loads.begin(), gpu_loads.end()));
 }
 
 double BalancedPlanner::pack_counts(std::span<const std::int32_t> experts,

@@ -106,6 +106,12 @@ class BalancedPlanner {
   std::vector<std::int32_t> counts_, fit_counts_, trial_counts_, alternative_, trial_block_;
 };
 
+// Each GPU's load of one layer's phy2log under even splitting of each expert's load over its
+// replicas.
+[[nodiscard]] std::vector<double> gpu_loads_of(const Topology& topology,
+                                               std::span<const double> loads,
+                                               std::span<const std::int32_t> phy2log);
+
 // The busiest GPU's load of one layer's phy2log under even splitting (shared with tests).
 [[nodiscard]] double max_gpu_load(const Topology& topology, std::span<const double> loads,
                                   std::span<const std::int32_t> phy2log);

@@ -1017,15 +1017,24 @@ std::vector<std::uint32_t> relabel_gpus(const Topology& topology, Row old_row, R
   return map;
 }
 
-std::uint64_t experts_kept(const Topology& topology, Row old_row, Row new_row,
-                           std::span<const std::uint32_t> gpu_map) {
+std::vector<std::uint32_t> experts_kept_per_gpu(const Topology& topology, Row old_row, Row new_row,
+                                                std::span<const std::uint32_t> gpu_map) {
   const auto old_sorted = sorted_gpu_contents(topology, old_row);
   const auto new_sorted = sorted_gpu_contents(topology, new_row);
   const std::size_t per_gpu = topology.slots_per_gpu();
-  std::uint64_t kept = 0;
+  std::vector<std::uint32_t> kept(topology.num_gpus);
   for (std::size_t b = 0; b < topology.num_gpus; ++b) {
-    kept += static_cast<std::uint64_t>(common_count(
+    kept[b] = static_cast<std::uint32_t>(common_count(
         new_sorted.data() + b * per_gpu, old_sorted.data() + gpu_map[b] * per_gpu, per_gpu));
+  }
+  return kept;
+}
+
+std::uint64_t experts_kept(const Topology& topology, Row old_row, Row new_row,
+                           std::span<const std::uint32_t> gpu_map) {
+  std::uint64_t kept = 0;
+  for (std::uint32_t on_gpu : experts_kept_per_gpu(topology, old_row, new_row, gpu_map)) {
+    kept += on_gpu;
   }
   return kept;
 }

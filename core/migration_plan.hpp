@@ -137,6 +137,11 @@ class MigrationPlan {
                                          std::span<const std::int32_t> new_row,
                                          std::span<const std::uint32_t> gpu_map);
 
+// The same, per GPU b of `new_row`.
+[[nodiscard]] std::vector<std::uint32_t> experts_kept_per_gpu(
+    const Topology& topology, std::span<const std::int32_t> old_row,
+    std::span<const std::int32_t> new_row, std::span<const std::uint32_t> gpu_map);
+
 // For each expert, the node holding the most replicas of its group's experts in `row` (ties: the
 // lowest node): its group's node in a plan that keeps DeepSeek's locality.
 [[nodiscard]] std::vector<std::uint32_t> group_home_nodes(const Topology& topology,

@@ -22,15 +22,21 @@ struct NearSettings {
 
 // What plan_layer_near did with a layer.
 enum class NearOutcome {
-  kept,        // the current layer was balanced enough already (or is the fresh plan)
-  rebalanced,  // the current layer with some replicas moved
-  replanned,   // the fresh plan: rebalancing fell short, or the current layer breaks the locality
+  kept,              // the current layer was balanced enough already (or is the fresh plan)
+  rebalanced,        // the current layer with some replicas moved
+  partly_replanned,  // local policies: some nodes rebalanced, the others the fresh plan's
+  replanned,         // the fresh plan: rebalancing fell short, or the layer breaks the locality
 };
 
 // One layer. `fresh` is the planner's own plan of `loads`; the target is a busiest GPU of at most
 // fresh's / settings.min_balance (under even splitting of each expert's load over its replicas).
 // Writes to `out`: `current` when it meets the target; else `current` rebalanced until it does
-// (rebalance_layer_toward, inside nodes for the local policies); else `fresh`. A current layer
+// (rebalance_layer_toward, inside nodes for the local policies); else, for the local policies,
+// the smallest sets of nodes that hold all replicas of their experts in both the rebalanced
+// layer and `fresh` relabeled (its nodes and GPUs permuted to keep the most experts on their
+// GPU): a set keeps the rebalanced content where all its GPUs meet the target and it keeps as
+// many experts on their GPU, and takes the fresh plan's otherwise (partly_replanned when both
+// kinds occur); else `fresh`. A current layer
 // that breaks the locality (a replica off its group's node; relaxed: more than the budget) gets
 // `fresh`. The rebalance gives up once it has changed as many slots as moving to `fresh` without
 // relabeling would. `out` may not alias the inputs. `bound_changes = false` scores every move

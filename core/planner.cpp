@@ -263,9 +263,10 @@ Placement Planner::plan_near(std::span<const double> loads, const Placement& cur
   if (report != nullptr) {
     *report = NearReport{};
     for (NearOutcome outcome : outcomes) {
-      ++(outcome == NearOutcome::kept         ? report->kept
-         : outcome == NearOutcome::rebalanced ? report->rebalanced
-                                              : report->replanned);
+      ++(outcome == NearOutcome::kept               ? report->kept
+         : outcome == NearOutcome::rebalanced       ? report->rebalanced
+         : outcome == NearOutcome::partly_replanned ? report->partly_replanned
+                                                    : report->replanned);
     }
   }
   return finish(std::move(phy2log), replica_rank, start);

@@ -46,7 +46,7 @@ class Planner {
 
   // How many layers of a plan_near kept, rebalanced or re-planned their current layout.
   struct NearReport {
-    std::uint32_t kept = 0, rebalanced = 0, replanned = 0;
+    std::uint32_t kept = 0, rebalanced = 0, partly_replanned = 0, replanned = 0;
   };
   // Plans from `loads` near `current` (what the GPUs hold now; same layers, experts, slots, GPUs
   // and nodes as the planner, else Error(invalid_argument) naming the field): per layer, the

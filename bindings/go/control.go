@@ -288,8 +288,9 @@ func (p *Planner) PlanNearContext(ctx context.Context, loads []float64, current 
 		})
 		if err == nil {
 			report = NearReport{LayersKept: int(nativeReport.GetLayers_kept()),
-				LayersRebalanced: int(nativeReport.GetLayers_rebalanced()),
-				LayersReplanned:  int(nativeReport.GetLayers_replanned())}
+				LayersRebalanced:      int(nativeReport.GetLayers_rebalanced()),
+				LayersReplanned:       int(nativeReport.GetLayers_replanned()),
+				LayersPartlyReplanned: int(nativeReport.GetLayers_partly_replanned())}
 		}
 		return out, err
 	})

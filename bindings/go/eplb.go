@@ -397,6 +397,9 @@ type NearReport struct {
 	// LayersReplanned took the planner's own plan: rebalancing fell short of the target, or the
 	// current layout breaks the algorithm's locality.
 	LayersReplanned int
+	// LayersPartlyReplanned (hierarchical and relaxed plans only) rebalanced some nodes and took
+	// the planner's own plan on the others, whose expert groups change nodes.
+	LayersPartlyReplanned int
 }
 
 // PlanNear re-plans for loads ([layers][logical experts]) near current, the placement the GPUs

@@ -10,6 +10,7 @@ namespace {
 
 // The 0.1 struct ended at num_threads.
 constexpr std::size_t kOptionsV1Size = offsetof(eplb_planner_options, affinity);
+constexpr std::size_t kNearReportV1Size = offsetof(eplb_plan_near_report, layers_partly_replanned);
 
 eplb_planner_options default_options() {
   eplb_planner_options options{};
@@ -111,8 +112,8 @@ eplb_status eplb_planner_plan_near(eplb_planner* planner, const double* loads, s
     }
     if (out_report != nullptr) {
       // Checked before planning, so a bad struct_size costs no plan.
-      eplb::capi::check_size_bounds(out_report->struct_size, sizeof(eplb_plan_near_report),
-                                    "out_report", "set it to sizeof before the call");
+      eplb::capi::check_size_bounds(out_report->struct_size, kNearReportV1Size, "out_report",
+                                    "set it to sizeof before the call");
     }
     eplb::Planner::NearReport report;
     auto placement = std::make_unique<eplb_placement>(planner->value.plan_near(
@@ -123,7 +124,8 @@ eplb_status eplb_planner_plan_near(eplb_planner* planner, const double* loads, s
       out.layers_kept = report.kept;
       out.layers_rebalanced = report.rebalanced;
       out.layers_replanned = report.replanned;
-      eplb::capi::write_struct(out_report, out, sizeof(eplb_plan_near_report), "out_report");
+      out.layers_partly_replanned = report.partly_replanned;
+      eplb::capi::write_struct(out_report, out, kNearReportV1Size, "out_report");
     }
     *out_placement = placement.release();
   });

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -106,7 +107,12 @@ TEST(PlanNearCapi, StaysBalancedAndMovesLessThanTheFreshPlan) {
           << eplb_last_error_message();
       ASSERT_EQ(eplb_planner_plan(planner.handle, loads.data(), loads.size(), &fresh.handle),
                 EPLB_OK);
-      EXPECT_EQ(report.layers_kept + report.layers_rebalanced + report.layers_replanned, kLayers);
+      EXPECT_EQ(report.layers_kept + report.layers_rebalanced + report.layers_replanned +
+                    report.layers_partly_replanned,
+                kLayers);
+      if (algorithm == EPLB_ALGORITHM_BALANCED) {
+        EXPECT_EQ(report.layers_partly_replanned, 0u);
+      }
       // Per layer the target holds, so the mean balancedness does too.
       EXPECT_GE(balancedness(near.handle, loads),
                 options.min_balance * balancedness(fresh.handle, loads) - 1e-12);
@@ -117,8 +123,9 @@ TEST(PlanNearCapi, StaysBalancedAndMovesLessThanTheFreshPlan) {
       moved_near += moved_experts(current.handle, near.handle, loads);
       moved_fresh += moved_experts(current.handle, fresh.handle, loads);
     }
-    // Measured: 0.44 of the fresh plan's experts (balanced), 0.55-0.69 where moves stay inside
-    // a node (a node the new load makes busier than the target forces a fresh layer).
+    // Measured: 0.44 of the fresh plan's experts (balanced), 0.51-0.56 where moves stay inside
+    // a node (a node the new load makes busier than the target re-plans the nodes it trades
+    // groups with; 0.55-0.69 when that re-planned the whole layer).
     EXPECT_LT(moved_near * 4, moved_fresh * 3)
         << "algorithm " << algorithm << ": " << moved_near << " vs " << moved_fresh;
     if (algorithm == EPLB_ALGORITHM_BALANCED) {
@@ -152,6 +159,18 @@ TEST(PlanNearCapi, DefaultsAndOptionalArguments) {
   EXPECT_EQ(report.layers_kept, kLayers);
   EXPECT_EQ(report.layers_rebalanced, 0u);
   EXPECT_EQ(report.layers_replanned, 0u);
+  EXPECT_EQ(report.layers_partly_replanned, 0u);
+  // A caller built before layers_partly_replanned: the fields it knows are written, no more.
+  eplb_plan_near_report first_version{};
+  first_version.struct_size = offsetof(eplb_plan_near_report, layers_partly_replanned);
+  first_version.layers_partly_replanned = 99;
+  Placement third;
+  ASSERT_EQ(eplb_planner_plan_near(planner.handle, loads.data(), loads.size(), current.handle,
+                                   nullptr, &third.handle, &first_version),
+            EPLB_OK)
+      << eplb_last_error_message();
+  EXPECT_EQ(first_version.layers_kept, kLayers);
+  EXPECT_EQ(first_version.layers_partly_replanned, 99u);
   eplb_plan_near_options_init(nullptr);  // no-op
 }
 

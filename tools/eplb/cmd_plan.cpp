@@ -134,6 +134,7 @@ void print_near(const Near& near, const eplb_placement* placement, const std::ve
   const auto& r = near.report;
   std::cout << "\nNear " << path << " (--min-balance " << near.min_balance
             << "), layers kept: " << r.layers_kept << ", rebalanced: " << r.layers_rebalanced
+            << ", partly re-planned: " << r.layers_partly_replanned
             << ", re-planned: " << r.layers_replanned << "\n";
   Table table({"", "this plan", "a fresh plan"});
   table.add_row({"experts moved from it", std::to_string(near.moved_experts),
@@ -352,6 +353,7 @@ void run_plan(const PlanArgs& args) {
                         {"min_balance", near.min_balance},
                         {"layers_kept", r.layers_kept},
                         {"layers_rebalanced", r.layers_rebalanced},
+                        {"layers_partly_replanned", r.layers_partly_replanned},
                         {"layers_replanned", r.layers_replanned},
                         {"moved_experts", near.moved_experts},
                         {"fresh_plan_moved_experts", near.fresh_moved_experts},

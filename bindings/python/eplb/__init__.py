@@ -541,13 +541,16 @@ PlanProgress.__doc__ = (
 
 
 NearReport = collections.namedtuple(
-    "NearReport", ("layers_kept", "layers_rebalanced", "layers_replanned"))
+    "NearReport",
+    ("layers_kept", "layers_rebalanced", "layers_replanned", "layers_partly_replanned"),
+    defaults=(0,))
 NearReport.__doc__ = (
     "What Planner.plan_near did with each layer (eplb_plan_near_report); every layer is counted "
     "once. layers_kept: balanced enough already, nothing moves; layers_rebalanced: the current "
     "layout with some replicas moved; layers_replanned: the planner's own plan of the loads "
     "(rebalancing fell short of the target, or the current layout breaks the algorithm's "
-    "locality).")
+    "locality); layers_partly_replanned (hierarchical and relaxed plans only): some nodes "
+    "rebalanced, the planner's own plan on the others, whose expert groups change nodes.")
 
 
 class PlanControl(_Handle):
@@ -834,7 +837,7 @@ class Planner(_Handle):
             placement = self._run(lambda: Placement(_capi.eplb_planner_plan_near(
                 self._h, loads, current_handle, options, report)))
         return placement, NearReport(report.layers_kept, report.layers_rebalanced,
-                                     report.layers_replanned)
+                                     report.layers_replanned, report.layers_partly_replanned)
 
     def __reduce__(self):
         fields = self._fields

@@ -344,6 +344,8 @@ extern void _wrap_eplb_plan_near_report_layers_rebalanced_set_capi_4357cafdea88b
 extern swig_intgo _wrap_eplb_plan_near_report_layers_rebalanced_get_capi_4357cafdea88b694(uintptr_t arg1);
 extern void _wrap_eplb_plan_near_report_layers_replanned_set_capi_4357cafdea88b694(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_eplb_plan_near_report_layers_replanned_get_capi_4357cafdea88b694(uintptr_t arg1);
+extern void _wrap_eplb_plan_near_report_layers_partly_replanned_set_capi_4357cafdea88b694(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_eplb_plan_near_report_layers_partly_replanned_get_capi_4357cafdea88b694(uintptr_t arg1);
 extern uintptr_t _wrap_new_eplb_plan_near_report_capi_4357cafdea88b694(void);
 extern void _wrap_delete_eplb_plan_near_report_capi_4357cafdea88b694(uintptr_t arg1);
 extern swig_type_39 _wrap_eplb_planner_plan_near_capi_4357cafdea88b694(uintptr_t arg1, swig_type_40 arg2, uintptr_t arg3, uintptr_t arg4, swig_voidp arg5, uintptr_t arg6);
@@ -2011,6 +2013,19 @@ func (arg1 SwigcptrEplb_plan_near_report) GetLayers_replanned() (_swig_ret uint)
 	return swig_r
 }
 
+func (arg1 SwigcptrEplb_plan_near_report) SetLayers_partly_replanned(arg2 uint) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_eplb_plan_near_report_layers_partly_replanned_set_capi_4357cafdea88b694(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrEplb_plan_near_report) GetLayers_partly_replanned() (_swig_ret uint) {
+	var swig_r uint
+	_swig_i_0 := arg1
+	swig_r = (uint)(C._wrap_eplb_plan_near_report_layers_partly_replanned_get_capi_4357cafdea88b694(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
 func NewEplb_plan_near_report() (_swig_ret Eplb_plan_near_report) {
 	var swig_r Eplb_plan_near_report
 	swig_r = (Eplb_plan_near_report)(SwigcptrEplb_plan_near_report(C._wrap_new_eplb_plan_near_report_capi_4357cafdea88b694()))
@@ -2033,6 +2048,8 @@ type Eplb_plan_near_report interface {
 	GetLayers_rebalanced() (_swig_ret uint)
 	SetLayers_replanned(arg2 uint)
 	GetLayers_replanned() (_swig_ret uint)
+	SetLayers_partly_replanned(arg2 uint)
+	GetLayers_partly_replanned() (_swig_ret uint)
 }
 
 func Eplb_planner_plan_near(arg1 Eplb_planner, arg2 []float64, arg3 Eplb_placement, arg4 Eplb_plan_near_options, arg5 *uintptr, arg6 Eplb_plan_near_report) (_swig_ret error) {

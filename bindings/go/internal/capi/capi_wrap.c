@@ -2220,6 +2220,31 @@ intgo _wrap_eplb_plan_near_report_layers_replanned_get_capi_4357cafdea88b694(str
 }
 
 
+void _wrap_eplb_plan_near_report_layers_partly_replanned_set_capi_4357cafdea88b694(struct eplb_plan_near_report *_swig_go_0, intgo _swig_go_1) {
+  struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
+  uint32_t arg2 ;
+  
+  arg1 = *(struct eplb_plan_near_report **)&_swig_go_0; 
+  arg2 = (uint32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->layers_partly_replanned = arg2;
+  
+}
+
+
+intgo _wrap_eplb_plan_near_report_layers_partly_replanned_get_capi_4357cafdea88b694(struct eplb_plan_near_report *_swig_go_0) {
+  struct eplb_plan_near_report *arg1 = (struct eplb_plan_near_report *) 0 ;
+  uint32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct eplb_plan_near_report **)&_swig_go_0; 
+  
+  result = (uint32_t) ((arg1)->layers_partly_replanned);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
 struct eplb_plan_near_report *_wrap_new_eplb_plan_near_report_capi_4357cafdea88b694() {
   struct eplb_plan_near_report *result = 0 ;
   struct eplb_plan_near_report *_swig_go_result;

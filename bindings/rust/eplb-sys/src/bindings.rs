@@ -203,6 +203,7 @@ pub struct eplb_plan_near_report {
     pub layers_kept: u32,
     pub layers_rebalanced: u32,
     pub layers_replanned: u32,
+    pub layers_partly_replanned: u32,
 }
 extern "C" {
     pub fn eplb_planner_plan_near(

@@ -174,6 +174,9 @@ pub struct NearReport {
     /// The planner's own plan of the loads: rebalancing fell short of the target, or the
     /// current layout breaks the algorithm's locality.
     pub layers_replanned: u32,
+    /// Hierarchical and relaxed plans only: some nodes rebalanced, the planner's own plan on the
+    /// others, whose expert groups change nodes.
+    pub layers_partly_replanned: u32,
 }
 
 /// Turns load matrices into placements (`eplb_planner`).
@@ -321,6 +324,7 @@ impl Planner {
                 layers_kept: report.layers_kept,
                 layers_rebalanced: report.layers_rebalanced,
                 layers_replanned: report.layers_replanned,
+                layers_partly_replanned: report.layers_partly_replanned,
             },
         ))
     }
