@@ -515,8 +515,9 @@ constexpr std::uint64_t kMaxExcessWorkPerLayer = std::uint64_t{1} << 26;
 // an expert of another GPU (of the same node when `same_node_only`, for hierarchical plans, and
 // then a replica is copied only onto its group's node, `home_node`, so no replica leaves its
 // node). No slot is written twice. Stops when no move lowers the busiest GPU, when the busiest GPU
-// is at most `stop_at_max`, after `max_changes` slot changes, or before its work passes
-// kMaxRebalancePairsPerLayer (or, in plan_near's excess descent, kMaxExcessWorkPerLayer).
+// is at most `stop_at_max`, after `max_changes` slot changes, before its pairs pass
+// kMaxRebalancePairsPerLayer, or (in plan_near's excess descent) once its work has passed
+// kMaxExcessWorkPerLayer.
 // `bound_changes` as for order_layer.
 void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
                      std::span<const double> layer_loads, std::size_t max_changes,

@@ -50,6 +50,21 @@ std::vector<std::uint32_t> node_sets(const Topology& topology, std::span<const s
   return parent;
 }
 
+// Whether each GPU holds the same experts (with multiplicity) in both rows.
+bool same_gpu_contents(const Topology& topology, std::span<const std::int32_t> a,
+                       std::span<const std::int32_t> b) {
+  const std::uint32_t per_gpu = topology.slots_per_gpu();
+  std::vector<std::int32_t> x(per_gpu), y(per_gpu);
+  for (std::uint32_t gpu = 0; gpu < topology.num_gpus; ++gpu) {
+    std::copy_n(a.begin() + std::ptrdiff_t{gpu} * per_gpu, per_gpu, x.begin());
+    std::copy_n(b.begin() + std::ptrdiff_t{gpu} * per_gpu, per_gpu, y.begin());
+    std::sort(x.begin(), x.end());
+    std::sort(y.begin(), y.end());
+    if (x != y) return false;
+  }
+  return true;
+}
+
 // Whether every expert keeps a replica and, under the relaxed locality, at most the budget are
 // off their group's node.
 bool keeps_locality(const Topology& topology, const NearSettings& settings,
@@ -67,7 +82,7 @@ bool keeps_locality(const Topology& topology, const NearSettings& settings,
 // (node_sets). Each set keeps `out`'s content where all its GPUs meet `target` and that keeps at
 // least as many experts on their GPU as the fresh plan's content, and takes the fresh plan's
 // otherwise. Returns whether the mix has sets of both kinds, keeps the locality and differs from
-// `fresh` (`out` is then the mix; else unchanged).
+// the relabeled fresh plan beyond slot order (`out` is then the mix; else unchanged).
 bool mix_node_sets(const Topology& topology, const NearSettings& settings,
                    std::span<const std::int32_t> current, std::span<const double> loads,
                    std::span<const std::int32_t> fresh, double target,
@@ -110,8 +125,10 @@ bool mix_node_sets(const Topology& topology, const NearSettings& settings,
                   mixed.begin() + std::ptrdiff_t{gpu} * per_gpu);
     }
   }
+  // (A mix whose GPUs hold what the relabeled fresh plan's do is that plan: its migration moves
+  // the same experts.)
   if (!any_rebalanced || !any_fresh || !keeps_locality(topology, settings, mixed) ||
-      std::equal(mixed.begin(), mixed.end(), fresh.begin())) {
+      same_gpu_contents(topology, mixed, relabeled)) {
     return false;
   }
   std::copy(mixed.begin(), mixed.end(), out.begin());

@@ -34,9 +34,10 @@ enum class NearOutcome {
 // (rebalance_layer_toward, inside nodes for the local policies); else, for the local policies,
 // the smallest sets of nodes that hold all replicas of their experts in both the rebalanced
 // layer and `fresh` relabeled (its nodes and GPUs permuted to keep the most experts on their
-// GPU): a set keeps the rebalanced content where all its GPUs meet the target and it keeps as
-// many experts on their GPU, and takes the fresh plan's otherwise (partly_replanned when both
-// kinds occur); else `fresh`. A current layer
+// GPU): a set keeps the rebalanced content where all its GPUs meet the target and it keeps at
+// least as many experts on their GPU, and takes the fresh plan's otherwise (partly_replanned
+// when both kinds occur and the GPUs do not hold just what the relabeled fresh plan's do); else
+// `fresh`. A current layer
 // that breaks the locality (a replica off its group's node; relaxed: more than the budget) gets
 // `fresh`. The rebalance gives up once it has changed as many slots as moving to `fresh` without
 // relabeling would. `out` may not alias the inputs. `bound_changes = false` scores every move

@@ -125,6 +125,10 @@ eplb_status eplb_planner_plan_near(eplb_planner* planner, const double* loads, s
       out.layers_rebalanced = report.rebalanced;
       out.layers_replanned = report.replanned;
       out.layers_partly_replanned = report.partly_replanned;
+      // A caller built before layers_partly_replanned still sees every layer counted once.
+      if (out_report->struct_size < sizeof(eplb_plan_near_report)) {
+        out.layers_replanned += report.partly_replanned;
+      }
       eplb::capi::write_struct(out_report, out, kNearReportV1Size, "out_report");
     }
     *out_placement = placement.release();

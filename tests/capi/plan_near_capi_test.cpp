@@ -174,6 +174,54 @@ TEST(PlanNearCapi, DefaultsAndOptionalArguments) {
   eplb_plan_near_options_init(nullptr);  // no-op
 }
 
+// The layout of NearPlanner.NodesThatStayBalancedKeepTheirExpertsWhenOthersAreReplanned (4 nodes
+// of 2 GPUs, one layer): nodes 0 and 1 keep their experts, nodes 2 and 3 must trade groups. A
+// caller built before layers_partly_replanned sees that layer as re-planned.
+TEST(PlanNearCapi, PartlyReplannedLayersAndCallersOfTheFirstVersion) {
+  eplb_planner_options options;
+  eplb_planner_options_init(&options);
+  options.algorithm = EPLB_ALGORITHM_BALANCED_HIERARCHICAL;
+  options.num_layers = 1;
+  options.num_logical_experts = 16;
+  options.num_physical_experts = 16;
+  options.num_groups = 8;
+  options.num_nodes = 4;
+  options.num_gpus = 8;
+  eplb_planner* planner = nullptr;
+  ASSERT_EQ(eplb_planner_create(&options, &planner), EPLB_OK) << eplb_last_error_message();
+  const std::vector<std::int32_t> held = {0, 2, 1, 3, 4, 6, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  Placement current;
+  ASSERT_EQ(eplb_placement_create_from_phy2log(1, 16, 16, 4, 8, held.data(), held.size(),
+                                               &current.handle),
+            EPLB_OK)
+      << eplb_last_error_message();
+  const std::vector<double> loads = {30, 26, 24, 20, 30, 26, 24, 20, 45, 45, 45, 45, 5, 5, 5, 5};
+  eplb_plan_near_options near_options;
+  eplb_plan_near_options_init(&near_options);
+  near_options.min_balance = 0.9;
+  eplb_plan_near_report full{};
+  full.struct_size = sizeof(full);
+  Placement a, b;
+  ASSERT_EQ(eplb_planner_plan_near(planner, loads.data(), loads.size(), current.handle,
+                                   &near_options, &a.handle, &full),
+            EPLB_OK);
+  EXPECT_EQ(full.layers_partly_replanned, 1u);
+  EXPECT_EQ(full.layers_kept + full.layers_rebalanced + full.layers_replanned, 0u);
+  std::vector<std::int32_t> row(16);
+  ASSERT_EQ(eplb_placement_get_phy2log(a.handle, row.data(), row.size()), EPLB_OK);
+  EXPECT_EQ(std::vector<std::int32_t>(row.begin(), row.begin() + 8),
+            std::vector<std::int32_t>(held.begin(), held.begin() + 8));
+  eplb_plan_near_report first_version{};
+  first_version.struct_size = offsetof(eplb_plan_near_report, layers_partly_replanned);
+  first_version.layers_partly_replanned = 99;
+  ASSERT_EQ(eplb_planner_plan_near(planner, loads.data(), loads.size(), current.handle,
+                                   &near_options, &b.handle, &first_version),
+            EPLB_OK);
+  EXPECT_EQ(first_version.layers_replanned, 1u);
+  EXPECT_EQ(first_version.layers_partly_replanned, 99u);  // not written
+  eplb_planner_destroy(planner);
+}
+
 TEST(PlanNearCapi, BadInputReturnsStatusNamingTheValue) {
   std::vector<double> loads(std::size_t{kLayers} * kExperts, 1.0);
   Planner planner(EPLB_ALGORITHM_BALANCED);

@@ -356,9 +356,11 @@ typedef struct eplb_plan_near_report {
   uint32_t layers_kept;       /* balanced enough already: the current layout, nothing moves */
   uint32_t layers_rebalanced; /* the current layout with some replicas moved */
   uint32_t layers_replanned;  /* the planner's own plan: rebalancing fell short of the target,
-                                 or the current layout breaks the algorithm's locality */
+                                 or the current layout breaks the algorithm's locality; with a
+                                 struct_size without the next field, partly re-planned layers
+                                 too, so every layer is still counted once */
   /* Since 0.1.1 (a struct_size without it is accepted): hierarchical and relaxed plans only,
-     some nodes rebalanced and the others the planner's own plan, see step (4) below */
+     some nodes rebalanced and the others the planner's own plan, step (3) below */
   uint32_t layers_partly_replanned;
 } eplb_plan_near_report;
 
@@ -374,20 +376,21 @@ typedef struct eplb_plan_near_report {
  * slot it newly changes from `current` (a move that changes no new slot, or writes a slot's
  * current expert back, is preferred), no expert given a second replica on a GPU, and when no
  * such move lowers the busiest GPU, the same moves from every GPU above the target, each lowering
- * the sum of squared excesses over the target most, until the target is met; else (3) replaced
- * by the planner's own plan, also when the rebalance would change as
- * many slots as that plan (without relabeling). The algorithm's locality holds:
- * for hierarchical plans (balanced-hierarchical and hierarchical deepseek) moves stay inside a
- * node and every replica on its group's node (the node holding most of the group's replicas in
- * `current`); balanced-relaxed adds no replica off its group's node and keeps that count within
- * cross_node_budget; a current layer that breaks this locality gets step (3). (4) For these
- * local policies, before step (3): the planner's own plan, its nodes and GPUs relabeled to keep
- * the most experts on their GPU (as eplb_migration_plan does), divides the nodes into the
- * smallest sets whose expert groups stay among their own nodes between the two layouts; each
- * set keeps the rebalanced layout where all its GPUs meet the target and it keeps at least as
- * many experts on their GPU, and takes the planner's plan otherwise (layers_partly_replanned
- * when some sets do each). Kept, rebalanced and partly re-planned layers keep `current`'s
- * replica ranks for the replicas that stay in their slot (new replicas follow in ascending slot
+ * the sum of squared excesses over the target most, until the target is met; else (3) for
+ * hierarchical and relaxed plans, partly re-planned: the planner's own plan, its nodes and GPUs
+ * relabeled to keep the most experts on their GPU (as eplb_migration_plan does), and the
+ * rebalanced layout divide the nodes into the smallest sets that hold every replica of their
+ * experts in both (nodes that trade expert groups among themselves); each set keeps the
+ * rebalanced layout where all its GPUs meet the target and it keeps at least as many experts on
+ * their GPU, and takes the planner's plan otherwise (layers_partly_replanned when some sets do
+ * each and the GPUs do not hold just what the planner's plan's do); else (4) replaced by the
+ * planner's own plan, also when the rebalance would change as many slots as that plan (without
+ * relabeling). The algorithm's locality holds: for hierarchical plans (balanced-hierarchical
+ * and hierarchical deepseek) moves stay inside a node and every replica on its group's node (the
+ * node holding most of the group's replicas); balanced-relaxed adds no replica off its group's
+ * node and keeps that count within cross_node_budget; a current layer that breaks this locality
+ * gets step (4). Kept, rebalanced and partly re-planned layers keep `current`'s replica ranks
+ * for the replicas that stay in their slot (new replicas follow in ascending slot
  * order), so a kept layer is `current`'s exactly. Deterministic for
  * any num_threads. `options` may be NULL for the defaults; `out_report` may be NULL. The new
  * placement is owned by the caller; `current` is only read. Plan controls see two passes per
