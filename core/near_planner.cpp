@@ -50,21 +50,6 @@ std::vector<std::uint32_t> node_sets(const Topology& topology, std::span<const s
   return parent;
 }
 
-// Whether each GPU holds the same experts (with multiplicity) in both rows.
-bool same_gpu_contents(const Topology& topology, std::span<const std::int32_t> a,
-                       std::span<const std::int32_t> b) {
-  const std::uint32_t per_gpu = topology.slots_per_gpu();
-  std::vector<std::int32_t> x(per_gpu), y(per_gpu);
-  for (std::uint32_t gpu = 0; gpu < topology.num_gpus; ++gpu) {
-    std::copy_n(a.begin() + std::ptrdiff_t{gpu} * per_gpu, per_gpu, x.begin());
-    std::copy_n(b.begin() + std::ptrdiff_t{gpu} * per_gpu, per_gpu, y.begin());
-    std::sort(x.begin(), x.end());
-    std::sort(y.begin(), y.end());
-    if (x != y) return false;
-  }
-  return true;
-}
-
 // Whether every expert keeps a replica and, under the relaxed locality, at most the budget are
 // off their group's node.
 bool keeps_locality(const Topology& topology, const NearSettings& settings,
@@ -82,11 +67,12 @@ bool keeps_locality(const Topology& topology, const NearSettings& settings,
 // (node_sets). Each set keeps `out`'s content where all its GPUs meet `target` and that keeps at
 // least as many experts on their GPU as the fresh plan's content, and takes the fresh plan's
 // otherwise. Returns whether the mix has sets of both kinds, keeps the locality and differs from
-// the relabeled fresh plan beyond slot order (`out` is then the mix; else unchanged).
+// the relabeled fresh plan beyond slot order (`out` is then the mix; else unchanged). `same_gpus`
+// is the identity GPU map.
 bool mix_node_sets(const Topology& topology, const NearSettings& settings,
                    std::span<const std::int32_t> current, std::span<const double> loads,
                    std::span<const std::int32_t> fresh, double target,
-                   std::span<std::int32_t> out) {
+                   std::span<const std::uint32_t> same_gpus, std::span<std::int32_t> out) {
   if (topology.num_nodes < 2) return false;
   const std::uint32_t per_gpu = topology.slots_per_gpu();
   const std::vector<std::uint32_t> gpu_map =
@@ -99,8 +85,6 @@ bool mix_node_sets(const Topology& topology, const NearSettings& settings,
   // Each set holds all replicas of its experts in both rows (even off their group's node under
   // the relaxed locality), so its GPUs' loads do not depend on the other sets' content.
   const std::vector<std::uint32_t> sets = node_sets(topology, out, relabeled);
-  std::vector<std::uint32_t> same_gpus(topology.num_gpus);
-  std::iota(same_gpus.begin(), same_gpus.end(), 0u);
   const auto kept_rebalanced = experts_kept_per_gpu(topology, current, out, same_gpus);
   const auto kept_fresh = experts_kept_per_gpu(topology, current, relabeled, same_gpus);
   const std::vector<double> gpu_loads = gpu_loads_of(topology, loads, out);
@@ -128,7 +112,7 @@ bool mix_node_sets(const Topology& topology, const NearSettings& settings,
   // (A mix whose GPUs hold what the relabeled fresh plan's do is that plan: its migration moves
   // the same experts.)
   if (!any_rebalanced || !any_fresh || !keeps_locality(topology, settings, mixed) ||
-      same_gpu_contents(topology, mixed, relabeled)) {
+      experts_kept(topology, relabeled, mixed, same_gpus) == topology.num_physical) {
     return false;
   }
   std::copy(mixed.begin(), mixed.end(), out.begin());
@@ -167,7 +151,7 @@ NearOutcome plan_layer_near(const Topology& topology, const NearSettings& settin
   if (rebalance_layer_toward(topology, out, loads, target, local, fresh_cost, bound_changes)) {
     return NearOutcome::rebalanced;
   }
-  if (local && mix_node_sets(topology, settings, current, loads, fresh, target, out)) {
+  if (local && mix_node_sets(topology, settings, current, loads, fresh, target, same_gpus, out)) {
     return NearOutcome::partly_replanned;
   }
   std::copy(fresh.begin(), fresh.end(), out.begin());
