@@ -81,6 +81,14 @@ def assert_error(result, code, *fragments):
     return message
 
 
+def is_sanitized(path):
+    """Whether the binary at `path` is built with a sanitizer (which needs far more address space
+    than an RLIMIT_AS test allows)."""
+    with open(path, "rb") as binary:
+        data = binary.read()
+    return any(marker in data for marker in (b"__asan_init", b"__tsan_init", b"__msan_init"))
+
+
 def usage_error(result, *fragments):
     return assert_error(result, 2, *fragments)
 

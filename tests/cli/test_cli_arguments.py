@@ -5,6 +5,7 @@ A usage error is exit status 2 with one line naming the flag and value (cli_supp
 and leaves no file behind: each test runs in its own directory and compares its listing.
 """
 
+import json
 import re
 
 import pytest
@@ -155,6 +156,24 @@ def test_negative_numbers_are_values_not_options(eplb, workdir, counts):
             fragments=["--threads: -1 is below 1"])
     refused(eplb, workdir, "record", "--trace", "t.jsonl", "--experts", "8", "--out", "s.eplb",
             "--window", "decay", "--decay", "-0.5", fragments=["--decay: -0.5 is outside (0, 1]"])
+
+
+def test_leading_zeros_are_decimal(eplb, workdir, counts, snapshot):
+    # CLI11 alone reads "010" as octal 8: whole numbers are normalised first.
+    report = json.loads(ok(eplb("plan", "--counts", counts, "--replicas", "016", "--groups", "04",
+                                "--nodes", "02", "--gpus", "08", "--json")).stdout)
+    assert (report["num_physical_experts"], report["num_gpus"], report["num_nodes"]) == (16, 8, 2)
+    assert json.loads(ok(eplb("demo", "--seed", "010", "--json")).stdout)["workload"]["seed"] == 10
+    listing = ok(eplb("inspect", snapshot, "--layer", "01")).stdout
+    assert "layer 1" in listing and "layer 8" not in listing, listing
+
+
+def test_a_number_out_of_double_range_says_so(eplb, workdir, counts, snapshot):
+    for value in ["1e-400", "1e400"]:
+        message = refused(eplb, workdir, "plan", "--counts", counts, *README_ARGS, "--near",
+                          snapshot, "--min-balance", value,
+                          fragments=[f"'{value}' is out of range"])
+        assert "not a number" not in message
 
 
 # --- 3. --decay is in (0, 1] ----------------------------------------------------------------------

@@ -319,9 +319,12 @@ def test_damaged_snapshots(eplb, workdir, readme_snapshot):
 
 def test_snapshot_topology_must_agree(eplb, workdir, readme_snapshot):
     assert_error(eplb("convert", readme_snapshot, workdir / "o.json", "--gpus", "4"), 2,
-                 "--gpus 4 disagrees", "8 GPUs")
+                 "--gpus 4 disagrees", "8 GPUs", "(pass --gpus 8)")
     assert_error(eplb("convert", readme_snapshot, workdir / "o.json", "--nodes", "1"), 2,
-                 "--nodes 1 disagrees")
+                 "--nodes 1 disagrees", "(pass --nodes 2)")
+    # --gpus is named first: with both wrong, it is the one to fix first.
+    assert_error(eplb("convert", readme_snapshot, workdir / "o.json", "--nodes", "1", "--gpus",
+                      "4"), 2, "--gpus 4 disagrees")
     assert_error(eplb("convert", readme_snapshot, workdir / "o.json", "--to", "vllm-ascend",
                       "--dense-layers", "3"), 2, "--dense-layers 3", "no MoE layer would be left")
     assert_error(eplb("convert", readme_snapshot, workdir / "o.eplb", "--dense-layers", "1"), 2,
@@ -454,6 +457,8 @@ def test_plot_errors(eplb, workdir, readme_map, readme_snapshot, readme_counts):
                       workdir / "x.svg"), 2, "2 layers x 11 experts")
     assert_error(eplb("plot", readme_map, "--counts", readme_counts, "--out", workdir / "x.svg"),
                  2, "--gpus")
+    assert_error(eplb("plot", readme_snapshot, "--dense-layers", "1", "--out", workdir / "x.svg"),
+                 2, "--dense-layers", "nothing here uses it")
     assert not (workdir / "x.svg").exists()
 
 

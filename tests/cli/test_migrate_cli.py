@@ -302,3 +302,20 @@ def test_errors(eplb, workdir, plans):
     missing = eplb("migrate", plans["old"], workdir / "missing.eplb")
     assert_no_crash(missing)
     assert_error(missing, 2, "missing.eplb")
+
+
+def test_min_gain_without_loads_is_refused(eplb, workdir, plans):
+    """Without loads the gain is not predicted, so a --min-gain the user asked for cannot be
+    judged: an error rather than "worth it: yes"."""
+    old, new = workdir / "old_noload.json", workdir / "new_noload.json"
+    ok(eplb("convert", plans["old"], old, "--to", "vllm-ascend"))
+    ok(eplb("convert", plans["new"], new, "--to", "vllm-ascend"))
+    out = workdir / "after.json"
+    usage_error(eplb("migrate", old, new, "--gpus", "8", "--nodes", "2", "--min-gain", "0.1",
+                     "--out", out), "--min-gain needs loads", "--counts")
+    assert not out.exists()
+    ok(eplb("migrate", old, new, "--gpus", "8", "--nodes", "2", "--min-gain", "0.1",
+            "--counts", plans["new_counts"]))
+    # Its default does not stand in the way.
+    assert "without loads the gain is not predicted" in ok(
+        eplb("migrate", old, new, "--gpus", "8", "--nodes", "2")).stdout

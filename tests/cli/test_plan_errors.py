@@ -6,7 +6,7 @@ import resource
 
 import pytest
 
-from cli_support import README_ARGS, failure, usage_error
+from cli_support import README_ARGS, failure, is_sanitized, usage_error
 
 # A valid topology for 2-D test matrices of 4 experts.
 SMALL = ["--replicas", "8", "--gpus", "4"]
@@ -365,14 +365,8 @@ def test_stdout_write_failure_is_a_failure(eplb, readme_counts):
                 "standard output")
 
 
-def _is_sanitized(path):
-    with open(path, "rb") as binary:
-        data = binary.read()
-    return any(marker in data for marker in (b"__asan_init", b"__tsan_init", b"__msan_init"))
-
-
 def test_out_of_memory_is_a_failure(eplb, eplb_path, readme_counts):
-    if _is_sanitized(eplb_path):
+    if is_sanitized(eplb_path):
         pytest.skip("sanitizers need more address space than this test allows")
     limit = 1 << 30
 

@@ -8,11 +8,12 @@ import itertools
 import json
 import os
 import random
+import resource
 from pathlib import Path
 
 import pytest
 
-from cli_support import assert_error, README_ARGS
+from cli_support import assert_error, is_sanitized, README_ARGS
 
 MIXTRAL = "real/mixtral-8x7b-routing-traces"
 
@@ -213,3 +214,45 @@ def test_real_mixtral_traces(eplb, workdir):
     expect_counts(recorded(eplb, out), brute_force(lines, 8), 8)
     result = eplb("plan", "--stats", out, "--replicas", 16, "--gpus", 4, "--nodes", 2)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_huge_sample_capacity_costs_only_the_rows_kept(eplb, eplb_path, workdir):
+    """--samples is a capacity: 2^31-1 rows of 8 ids would be 64 GB per layer, yet a short trace
+    keeps a few rows and every command on the snapshot sizes its memory by them (run under a
+    1 GB address-space limit)."""
+    if is_sanitized(eplb_path):
+        pytest.skip("sanitizers need more address space than this test allows")
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    rng = random.Random(3)
+    trace = workdir.write_text("t.jsonl", "\n".join(random_trace(rng, 4, 12, 30, 8)))
+    out = workdir / "big.eplb"
+    result = eplb("record", "--trace", trace, "--experts", 12, "--out", out,
+                  "--samples", str(2**31 - 1), preexec_fn=limit_memory)
+    assert result.returncode == 0, result.stderr
+    document = recorded(eplb, out)
+    assert document["statistics"]["reservoir_capacity"] == 2**31 - 1
+    kept = [0] * 4  # every row with a valid id is kept below capacity
+    for line in trace.read_text().splitlines():
+        row = json.loads(line)
+        kept[row["layer"]] += any(e >= 0 for e in row["experts"])
+    assert document["statistics"]["sampled_rows_per_layer"] == kept
+    for extra in [[], ["--affinity"]]:
+        result = eplb("plan", "--stats", out, *README_ARGS, *extra, "--json",
+                      preexec_fn=limit_memory)
+        assert result.returncode == 0, result.stderr
+
+
+def test_a_statistics_snapshot_is_not_a_placement(eplb, workdir):
+    trace = workdir.write_text("t.jsonl", '{"layer": 0, "experts": [1, 2]}\n')
+    stats = workdir / "s.eplb"
+    assert eplb("record", "--trace", trace, "--experts", 12, "--out", stats).returncode == 0
+    counts = workdir.counts([[1] * 12])
+    for args in [["plan", "--counts", counts, *README_ARGS, "--near", stats],
+                 ["convert", stats, workdir / "x.json", "--gpus", "8"],
+                 ["plot", stats, "--out", workdir / "x.svg", "--nodes", "2"]]:
+        message = assert_error(eplb(*args), 2, "holds no placement")
+        assert "disagrees" not in message
+    assert not (workdir / "x.json").exists() and not (workdir / "x.svg").exists()

@@ -270,6 +270,31 @@ def test_label_limits(eplb, workdir, readme_counts):
     assert inspect_json(eplb, out)["label"] == "y" * 255
 
 
+def test_inspect_escapes_control_characters_of_a_label(eplb, workdir, readme_counts):
+    """A label is the user's text: inspect prints it quoted with JSON's escapes, so a newline or
+    an escape sequence in it cannot forge lines or drive the terminal."""
+    out = workdir / "x.eplb"
+    label = 'a"b\n\x1b[31mRED\x07 \u2713'
+    ok(eplb("plan", "--counts", readme_counts, *README_ARGS, "--out", out, "--label", label))
+    text = ok(eplb("inspect", out)).stdout
+    assert 'label "a\\"b\\n\\u001b[31mRED\\u0007 \u2713"' in text, text
+    assert "\x1b" not in text and "\x07" not in text
+    assert inspect_json(eplb, out)["label"] == label
+
+
+def test_json_output_with_a_file_name_that_is_not_utf8(eplb, workdir, readme_counts):
+    """A path is bytes: --json prints such bytes as U+FFFD rather than failing after the file
+    was written."""
+    out = workdir / "o\udcff.eplb"  # a lone 0xff byte through the file system encoding
+    result = ok(eplb("plan", "--counts", readme_counts, *README_ARGS, "--out", out, "--json"))
+    assert json.loads(result.stdout)["out"] == str(out).replace("\udcff", "\ufffd")
+    assert out.exists()
+    svg = workdir / "p\udcff.svg"
+    result = ok(eplb("plot", out, "--out", svg, "--json"))
+    assert "\ufffd" in result.stdout and svg.exists()
+    json.loads(result.stdout)
+
+
 @pytest.mark.parametrize("name", ["plan.eplb.bak", "plan.snapshot", "plan.eplbx"])
 def test_other_extensions_are_rejected(eplb, workdir, readme_counts, name):
     out = workdir / name

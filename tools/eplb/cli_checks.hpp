@@ -16,7 +16,8 @@
 
 namespace eplb_cli {
 
-// A whole number in [min, max].
+// A whole number in [min, max], written back in plain decimal: use it with ->transform() (a
+// ->check() validator cannot change the text, and CLI11 reads "010" as octal 8).
 inline CLI::Validator whole_number(std::int64_t min,
                                    std::int64_t max = std::numeric_limits<std::int32_t>::max()) {
   return CLI::Validator(
@@ -30,6 +31,8 @@ inline CLI::Validator whole_number(std::int64_t min,
         }
         if (value < min) return text + " is below " + std::to_string(min);
         if (value > max) return text + " is above " + std::to_string(max);
+        // CLI11 reads the text again, and a leading 0 would make it octal ("010" is 8 there).
+        text = std::to_string(value);
         return "";
       },
       "", "whole number");
@@ -42,6 +45,9 @@ inline CLI::Validator real_number(double min, double max) {
         double value = 0;
         const char* end = text.data() + text.size();
         const auto [stop, error] = std::from_chars(text.data(), end, value);
+        if (error == std::errc::result_out_of_range && stop == end) {
+          return "'" + text + "' is out of range (too large or too small for a double)";
+        }
         if (error != std::errc() || stop != end || text.empty() || !(value == value)) {
           return "'" + text + "' is not a number";
         }

@@ -4,6 +4,7 @@
 
 #include "eplb/commands.hpp"
 #include "eplb/eplb.h"
+#include "eplb/json_output.hpp"
 #include "eplb/library.hpp"
 #include "eplb/table.hpp"
 
@@ -19,7 +20,7 @@ void run_algorithms(const AlgorithmsArgs& args) {
                       {"description", eplb_algorithm_description(id)},
                       {"default", id == default_id}});
     }
-    std::cout << nlohmann::json{{"algorithms", list}}.dump(2) << '\n';
+    print_json(nlohmann::json{{"algorithms", list}});
     return;
   }
   Table table({"name", "description"});

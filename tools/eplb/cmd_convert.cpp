@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "eplb/commands.hpp"
+#include "eplb/json_output.hpp"
 #include "eplb/load_file.hpp"
 #include "eplb/placement_io.hpp"
 #include "eplb/table.hpp"
@@ -110,7 +111,7 @@ void run_convert(const ConvertArgs& args) {
         {"sglang_dense_rows", target == PlacementFormat::sglang ? dense : 0},
         {"not_recorded", not_recorded},
     };
-    std::cout << document.dump(2) << '\n';
+    print_json(document);
     return;
   }
   std::cout << "Converted " << args.in << " (" << describe(file.format) << ": "

@@ -11,6 +11,7 @@
 
 #include "eplb/commands.hpp"
 #include "eplb/demo_dispatch.hpp"
+#include "eplb/json_output.hpp"
 #include "eplb/library.hpp"
 #include "eplb/progress.hpp"
 #include "eplb/report.hpp"
@@ -229,7 +230,7 @@ void run_demo(const DemoArgs& args) {
                                  {"max_over_mean", row.max_over_mean},
                                  {"nodes_touched", row.nodes_touched}});
     }
-    std::cout << out.dump(2) << '\n';
+    print_json(out);
     return;
   }
 

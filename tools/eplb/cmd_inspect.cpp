@@ -13,6 +13,7 @@
 
 #include "eplb/commands.hpp"
 #include "eplb/input_file.hpp"
+#include "eplb/json_output.hpp"
 #include "eplb/library.hpp"
 #include "eplb/report.hpp"
 #include "eplb/table.hpp"
@@ -221,7 +222,7 @@ void print_text(const std::string& path, const Loaded& s, std::optional<std::uin
             << i.file_size << " bytes\n";
   std::cout << "  written by libeplb " << i.library_version << " at "
             << utc_time(i.created_unix_seconds);
-  if (i.label[0] != '\0') std::cout << ", label \"" << i.label << "\"";
+  if (i.label[0] != '\0') std::cout << ", label " << quoted(i.label);
   std::cout << "\n";
   if (!s.placement) {
     std::cout << "Statistics snapshot (no placement; plan from it with 'eplb plan --stats')\n";
@@ -275,8 +276,8 @@ void print_text(const std::string& path, const Loaded& s, std::optional<std::uin
   table.print(std::cout);
 }
 
-void print_json(const std::string& path, const Loaded& s, std::optional<std::uint32_t> layer,
-                bool pairs) {
+void print_snapshot_json(const std::string& path, const Loaded& s,
+                         std::optional<std::uint32_t> layer, bool pairs) {
   const eplb_snapshot_info& i = s.info;
   const nlohmann::json statistics =
       s.tracker ? statistics_json(summarise(s.tracker.get()), s, pairs) : nlohmann::json(nullptr);
@@ -297,7 +298,7 @@ void print_json(const std::string& path, const Loaded& s, std::optional<std::uin
         {"has_coactivation", true},
         {"statistics", statistics},
     };
-    std::cout << document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    print_json(document);
     return;
   }
   nlohmann::json document = {
@@ -336,8 +337,7 @@ void print_json(const std::string& path, const Loaded& s, std::optional<std::uin
         {"loads", gpu_loads(s, layer)},
     };
   }
-  // The label is checked UTF-8, but be safe: replace anything invalid rather than throw.
-  std::cout << document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+  print_json(document);
 }
 
 }  // namespace
@@ -365,7 +365,7 @@ void run_inspect(const InspectArgs& args) {
                      "with --stats into an .eplb snapshot)");
   }
   if (args.json) {
-    print_json(args.file, snapshot, args.layer, args.pairs);
+    print_snapshot_json(args.file, snapshot, args.layer, args.pairs);
   } else {
     print_text(args.file, snapshot, args.layer);
   }

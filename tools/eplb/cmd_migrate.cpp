@@ -12,6 +12,7 @@
 
 #include "eplb/commands.hpp"
 #include "eplb/input_file.hpp"
+#include "eplb/json_output.hpp"
 #include "eplb/library.hpp"
 #include "eplb/load_file.hpp"
 #include "eplb/placement_io.hpp"
@@ -157,6 +158,11 @@ void run_migrate(const MigrateArgs& args) {
     loads = std::move(old_file.loads);
     loads_from = args.old_file + " (its statistics)";
   }
+  if (loads.empty() && args.min_gain_given) {
+    throw InputError(
+        "--min-gain needs loads to predict the gain: pass --counts FILE (or snapshots that "
+        "store statistics)");
+  }
   // Writing SGLang's map adds `dense` trivial rows: refuse plans that already have them, judged
   // by the loads or, without loads, by trivial leading layers (as eplb convert does).
   if (sglang_out && dense != 0 && !sglang_in) {
@@ -234,7 +240,7 @@ void run_migrate(const MigrateArgs& args) {
         {"steps", step_list},
         {"out", args.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(args.out)},
     };
-    std::cout << document.dump(2) << '\n';
+    print_json(document);
     return;
   }
 

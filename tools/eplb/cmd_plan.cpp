@@ -8,6 +8,7 @@
 #include "eplb/atomic_file.hpp"
 #include "eplb/commands.hpp"
 #include "eplb/input_file.hpp"
+#include "eplb/json_output.hpp"
 #include "eplb/library.hpp"
 #include "eplb/load_file.hpp"
 #include "eplb/placement_io.hpp"
@@ -33,11 +34,13 @@ double sampled_nodes_touched(const eplb_placement* placement, const eplb_tracker
   const auto o = tracker_options_of(tracker);
   double sum = 0;
   std::size_t total = 0;
-  std::vector<std::int32_t> rows(std::size_t{o.reservoir_capacity} * o.top_k);
+  std::vector<std::int32_t> rows;  // sized by the rows a layer holds, not reservoir_capacity
   for (std::uint32_t layer = 0; layer < o.num_layers; ++layer) {
     std::size_t n = 0;
-    check(eplb_tracker_get_samples(tracker, layer, rows.data(), rows.size(), &n), "");
+    check(eplb_tracker_get_samples(tracker, layer, nullptr, 0, &n), "");
     if (n == 0) continue;
+    rows.resize(n * o.top_k);
+    check(eplb_tracker_get_samples(tracker, layer, rows.data(), rows.size(), &n), "");
     double mean = 0;
     check(eplb_metrics_nodes_touched(placement, layer, rows.data(), n, o.top_k, &mean), "");
     sum += mean * static_cast<double>(n);
@@ -359,7 +362,7 @@ void run_plan(const PlanArgs& args) {
                         {"fresh_plan_moved_experts", near.fresh_moved_experts},
                         {"fresh_plan_balancedness", near.fresh_balancedness}};
     }
-    std::cout << report.dump(2) << '\n';
+    print_json(report);
   } else {
     std::string from = sources;
     if (args.robust) {

@@ -9,6 +9,7 @@
 
 #include "eplb/atomic_file.hpp"
 #include "eplb/commands.hpp"
+#include "eplb/json_output.hpp"
 #include "eplb/placement_io.hpp"
 #include "eplb/svg_plot.hpp"
 #include "eplb/table.hpp"
@@ -75,6 +76,12 @@ void run_plot(const PlotArgs& args) {
     throw InputError("--out " + args.out + ": plots are SVG files: name it .svg");
   }
   PlacementFile file = read_placement_file(args.file, args.topology);
+  if (args.topology.dense_layers != 0 && file.format != PlacementFormat::sglang &&
+      args.counts.empty()) {
+    throw InputError(
+        "--dense-layers applies to SGLang maps and to a --counts file with the dense layers' "
+        "rows; nothing here uses it");
+  }
   const eplb_placement* placement = file.placement.get();
   const auto info = info_of(placement);
   std::vector<double> loads = std::move(file.loads);
@@ -139,7 +146,7 @@ void run_plot(const PlotArgs& args) {
         {"balancedness_before", data.balancedness_before},
         {"balancedness_after", data.balancedness_after},
     };
-    std::cout << document.dump(2) << '\n';
+    print_json(document);
     return;
   }
   std::cout << "Wrote " << args.out << ": " << counted(info.num_layers, "layer") << " x "

@@ -14,6 +14,7 @@
 #include "eplb/cli_error.hpp"
 #include "eplb/commands.hpp"
 #include "eplb/input_file.hpp"
+#include "eplb/json_output.hpp"
 #include "eplb/library.hpp"
 #include "eplb/progress.hpp"
 #include "eplb/table.hpp"
@@ -158,8 +159,8 @@ void run_record(const RecordArgs& args) {
   std::size_t padded = 0;
   auto flush = [&](std::uint32_t layer) {
     auto& batch = pending[layer];
-    check(eplb_tracker_record(tracker.get(), layer, batch.data(), batch.size() / k, k),
-          "layer " + std::to_string(layer) + ": ");
+    // (The library's messages name the layer.)
+    check(eplb_tracker_record(tracker.get(), layer, batch.data(), batch.size() / k, k), "");
     batch.clear();
   };
   for (std::size_t r = 0; r < rows.layer.size(); ++r) {
@@ -200,7 +201,7 @@ void run_record(const RecordArgs& args) {
         {"reservoir_capacity", options.reservoir_capacity},
         {"rows_per_layer", tokens},
     };
-    std::cout << document.dump(2) << '\n';
+    print_json(document);
   } else {
     std::cout << "Recorded " << counted(total, "row") << " from "
               << counted(args.traces.size(), "file") << ": " << counted(options.num_layers, "layer")

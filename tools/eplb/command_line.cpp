@@ -160,20 +160,20 @@ void add_plan_command(CLI::App& app) {
                    "Physical expert slots per layer, a multiple of --gpus and at least the "
                    "number of experts")
       ->required()
-      ->check(whole_number(1))
+      ->transform(whole_number(1))
       ->type_name("R");
   command
       ->add_option("--gpus", args->gpus, "GPUs in the expert-parallel group, a multiple of --nodes")
       ->required()
-      ->check(whole_number(1))
+      ->transform(whole_number(1))
       ->type_name("G");
   command->add_option("--nodes", args->nodes, "Nodes (GPUs are split evenly)")
       ->capture_default_str()
-      ->check(whole_number(1))
+      ->transform(whole_number(1))
       ->type_name("N");
   command->add_option("--groups", args->groups, "Expert groups (DeepSeek-V3: 8)")
       ->capture_default_str()
-      ->check(whole_number(1))
+      ->transform(whole_number(1))
       ->type_name("K");
   command->add_option("--algorithm", args->algorithm, "Placement algorithm (see 'eplb algorithms')")
       ->default_str(default_algorithm_name())
@@ -194,14 +194,14 @@ void add_plan_command(CLI::App& app) {
                    "equal the model's hidden layers, for an input of MoE layers only (DeepSeek-V3: "
                    "3 on 58 rows; SGLang's own logical_count files already have the 61)")
       ->capture_default_str()
-      ->check(whole_number(0))
+      ->transform(whole_number(0))
       ->type_name("K");
   command
       ->add_option("--cross-node-budget", args->cross_node_budget,
                    "balanced-relaxed only, and required there: replicas per layer allowed off "
                    "their expert group's node")
       ->capture_default_str()
-      ->check(whole_number(0))
+      ->transform(whole_number(0))
       ->type_name("N");
   // The plan does not depend on the thread count, so every core this process may use is the
   // default.
@@ -210,7 +210,7 @@ void add_plan_command(CLI::App& app) {
       ->add_option("--threads", args->threads,
                    "Threads to split layers across, at most 256; default: this machine's cores "
                    "(the plan does not depend on it)")
-      ->check(whole_number(1, 256))  // no default in --help: the man page must not vary by host
+      ->transform(whole_number(1, 256))  // no default in --help: the man page must not vary by host
       ->type_name("N");
   command->add_flag("--affinity", args->affinity,
                     "With --stats: keep experts that tokens pick together on one node (fewer "
@@ -255,7 +255,7 @@ void add_demo_command(CLI::App& app) {
       "demo", "Plan an embedded DeepSeek-V3-shaped workload with every algorithm and compare");
   command->add_option("--seed", args->seed, "Seed of the synthetic workload")
       ->capture_default_str()
-      ->check(whole_number(0, std::numeric_limits<std::int64_t>::max()))
+      ->transform(whole_number(0, std::numeric_limits<std::int64_t>::max()))
       ->type_name("S");
   command->add_flag("--json", args->json, "Print JSON instead of a table");
   command->callback([args] { run_demo(*args); });
@@ -278,7 +278,7 @@ void add_inspect_command(CLI::App& app) {
   command
       ->add_option("--layer", args->layer,
                    "Show the GPU loads of this layer, 0-based (default: summed over layers)")
-      ->check(whole_number(0))
+      ->transform(whole_number(0))
       ->type_name("N");
   command->add_flag("--json", args->json, "Print one JSON document instead of text");
   auto* pairs = command->add_flag(
@@ -300,22 +300,22 @@ CLI::Option* add_topology_options(CLI::App& command, TopologyArgs& topology,
       .add_option("--gpus", topology.gpus,
                   "GPUs the slots are split over (default: from the file; required to read "
                   "SGLang's map)")
-      ->check(whole_number(1))
+      ->transform(whole_number(1))
       ->type_name("G");
   command
       .add_option("--nodes", topology.nodes,
                   "Nodes (default: from a snapshot; 1 for JSON maps, which do not record it)")
-      ->check(whole_number(1))
+      ->transform(whole_number(1))
       ->type_name("N");
   command
       .add_option("--experts", topology.experts,
                   "Logical experts (default: from a snapshot; for JSON maps one more than the "
                   "largest id)")
-      ->check(whole_number(1))
+      ->transform(whole_number(1))
       ->type_name("E");
   return command.add_option("--dense-layers", topology.dense_layers, dense_help)
       ->capture_default_str()
-      ->check(whole_number(0))
+      ->transform(whole_number(0))
       ->type_name("K");
 }
 
@@ -379,7 +379,7 @@ void add_plot_command(CLI::App& app) {
       ->add_option("--layer", args->layer,
                    "Bars for this layer (0-based, counting every layer of the placement), marked "
                    "in the heat maps (default: summed over layers)")
-      ->check(whole_number(0))
+      ->transform(whole_number(0))
       ->type_name("N");
   command
       ->add_option("--counts", args->counts,
@@ -444,14 +444,15 @@ void add_migrate_command(CLI::App& app) {
   command
       ->add_option("--max-layers-per-step", args->max_layers_per_step,
                    "Layers one step may touch (default: no limit)")
-      ->check(whole_number(1))
+      ->transform(whole_number(1))
       ->type_name("N");
-  command
-      ->add_option("--min-gain", args->min_gain,
-                   "Worth it when the predicted balancedness gain is at least this")
-      ->capture_default_str()
-      ->check(real_number(0, 1))
-      ->type_name("X");
+  auto* min_gain =
+      command
+          ->add_option("--min-gain", args->min_gain,
+                       "Worth it when the predicted balancedness gain is at least this")
+          ->capture_default_str()
+          ->check(real_number(0, 1))
+          ->type_name("X");
   command
       ->add_option("--out", args->out,
                    "Write the placement the GPUs hold afterwards (.eplb, or .json for SGLang's "
@@ -460,7 +461,8 @@ void add_migrate_command(CLI::App& app) {
       ->type_name("FILE");
   command->add_flag("--steps", args->steps, "Also print one row per step");
   command->add_flag("--json", args->json, "Print JSON instead of text");
-  command->callback([args, bytes_per_expert, per_step, total] {
+  command->callback([args, bytes_per_expert, per_step, total, min_gain] {
+    args->min_gain_given = min_gain->count() > 0;
     for (auto* budget : {per_step, total}) {
       if (budget->count() > 0 && bytes_per_expert->count() == 0) {
         usage_error(budget->get_name() + " needs --bytes-per-expert (the size of one expert)");
@@ -492,19 +494,19 @@ void add_record_command(CLI::App& app) {
   traces->required();
   command->add_option("--experts", args->experts, "Logical experts per layer")
       ->required()
-      ->check(whole_number(1))
+      ->transform(whole_number(1))
       ->type_name("E");
   command
       ->add_option("--layers", args->layers,
                    "MoE layers (default: the largest layer in the traces + 1); a larger layer "
                    "is an error")
-      ->check(whole_number(1))
+      ->transform(whole_number(1))
       ->type_name("L");
   command
       ->add_option("--top-k", args->top_k,
                    "Slots per token, at most 1024 (default: the widest row seen; shorter rows are "
                    "padded with -1)")
-      ->check(whole_number(1, 1024))
+      ->transform(whole_number(1, 1024))
       ->type_name("K");
   command
       ->add_option("--window", args->window,
@@ -517,7 +519,7 @@ void add_record_command(CLI::App& app) {
                              ->add_option("--window-batches", args->window_batches,
                                           "sliding: batches kept per layer, at most 1048576 (2^20)")
                              ->capture_default_str()
-                             ->check(whole_number(1, 1 << 20))
+                             ->transform(whole_number(1, 1 << 20))
                              ->type_name("W");
   auto* decay =
       command->add_option("--decay", args->decay, "decay: weight factor per batch, in (0, 1]")
@@ -529,15 +531,15 @@ void add_record_command(CLI::App& app) {
                    "Rows of a layer per batch (what windows count), in file order, at most "
                    "1073741824 (2^30)")
       ->capture_default_str()
-      ->check(whole_number(1, 1 << 30))
+      ->transform(whole_number(1, 1 << 30))
       ->type_name("N");
   command->add_option("--samples", args->samples, "Sampled top-k rows kept per layer (0 = none)")
       ->capture_default_str()
-      ->check(whole_number(0))
+      ->transform(whole_number(0))
       ->type_name("N");
   command->add_option("--seed", args->seed, "Seed of the row sampler")
       ->capture_default_str()
-      ->check(whole_number(0, std::numeric_limits<std::int64_t>::max()))
+      ->transform(whole_number(0, std::numeric_limits<std::int64_t>::max()))
       ->type_name("S");
   command->add_option("--out", args->out, "The statistics snapshot to write (.eplb)")
       ->required()

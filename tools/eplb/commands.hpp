@@ -94,8 +94,9 @@ struct MigrateArgs {
   std::uint64_t max_total_bytes = 0;
   std::uint32_t max_layers_per_step = 0;
   double min_gain = 0.005;
-  std::string out;     // the target placement
-  bool steps = false;  // a table of the steps
+  bool min_gain_given = false;  // --min-gain was on the command line
+  std::string out;              // the target placement
+  bool steps = false;           // a table of the steps
   bool json = false;
 };
 void run_migrate(const MigrateArgs& args);

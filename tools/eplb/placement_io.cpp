@@ -35,7 +35,8 @@ void require_agrees(std::uint32_t given, std::uint32_t stored, const char* optio
                     const std::string& path, const char* what) {
   if (given != 0 && given != stored) {
     throw InputError(std::string(option) + " " + std::to_string(given) + " disagrees with '" +
-                     path + "', which has " + std::to_string(stored) + " " + what);
+                     path + "', which has " + std::to_string(stored) + " " + what + " (pass " +
+                     option + " " + std::to_string(stored) + ")");
   }
 }
 
@@ -53,14 +54,16 @@ PlacementFile read_snapshot(const std::string& path, const std::string& bytes,
   eplb_snapshot_info info{};
   info.struct_size = sizeof(info);
   check(eplb_snapshot_get_info(snapshot.get(), &info), path + ": ");
-  require_agrees(args.nodes, info.num_nodes, "--nodes", path, "nodes");
-  require_agrees(args.gpus, info.num_gpus, "--gpus", path, "GPUs");
-  require_agrees(args.experts, info.num_logical_experts, "--experts", path, "logical experts");
+  // (A statistics snapshot says it holds no placement before its zero GPUs disagree with
+  // anything.)
   PlacementFile file;
   file.format = PlacementFormat::snapshot;
   eplb_placement* placement = nullptr;
   check(eplb_snapshot_get_placement(snapshot.get(), &placement), path + ": ");
   file.placement.reset(placement);
+  require_agrees(args.gpus, info.num_gpus, "--gpus", path, "GPUs");
+  require_agrees(args.nodes, info.num_nodes, "--nodes", path, "nodes");
+  require_agrees(args.experts, info.num_logical_experts, "--experts", path, "logical experts");
   if (info.has_loads != 0) {
     file.loads.resize(static_cast<std::size_t>(info.num_layers) * info.num_logical_experts);
     check(eplb_snapshot_get_loads(snapshot.get(), file.loads.data(), file.loads.size()),
