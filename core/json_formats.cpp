@@ -6,7 +6,10 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <span>
+#include <string>
+#include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "error.hpp"
 
@@ -57,8 +60,29 @@ json parse(std::string_view text, const char* format) {
   if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
     corrupt("not a valid JSON document (", format, "): a NUL byte at offset ", nul);
   }
+  // A key twice in one object (RFC 8259 leaves its meaning open; nlohmann keeps the last) is
+  // refused: which of two placement maps is meant cannot be guessed. The keys of each open object.
+  std::vector<std::unordered_set<std::string>> open_objects;
+  std::string duplicate;
+  const json::parser_callback_t track_keys = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      open_objects.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      open_objects.pop_back();
+    } else if (event == json::parse_event_t::key && duplicate.empty() &&
+               !open_objects.back().insert(parsed.get<std::string>()).second) {
+      duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
   try {
-    return json::parse(text.data(), text.data() + text.size());
+    json document = json::parse(text.data(), text.data() + text.size(), track_keys);
+    if (!duplicate.empty()) {
+      // (as_const: for a non-const string, ADL's std::quoted(std::string&) would win.)
+      corrupt("not a valid JSON document (", format, "): the key ",
+              quoted(std::as_const(duplicate)), " appears twice in one object");
+    }
+    return document;
   } catch (const json::exception& error) {
     // parse_error, and out_of_range for a number too large for a double (1e400). The library's
     // "[json.exception.parse_error.101] " tag means nothing to a caller: left out.
@@ -82,6 +106,7 @@ std::int32_t read_id(const json& value, const Where& where) {
     return static_cast<std::int32_t>(id);
   }
   if (value.is_number_integer()) {
+    if (value.get<std::int64_t>() == 0) return 0;  // -0, a JSON integer equal to 0
     corrupt(where(), " = ", value.get<std::int64_t>(), " is negative, not an expert id");
   }
   if (value.is_number_float()) corrupt(where(), " = ", value.dump(), " is not an integer");
@@ -93,6 +118,7 @@ template <typename Where>
 std::uint64_t read_count(const json& value, const Where& where) {
   if (value.is_number_unsigned()) return value.get<std::uint64_t>();
   if (value.is_number_integer()) {
+    if (value.get<std::int64_t>() == 0) return 0;  // -0
     corrupt(where(), " = ", value.get<std::int64_t>(), " is negative");
   }
   if (value.is_number_float()) corrupt(where(), " = ", value.dump(), " is not an integer");

@@ -1,6 +1,7 @@
 #include "metrics.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "error.hpp"
@@ -18,7 +19,12 @@ double mean_over_max(std::span<const double> values) {
     sum += v;
     peak = std::max(peak, v);
   }
-  return peak > 0 ? (sum / static_cast<double>(values.size())) / peak : 1.0;
+  if (!(peak > 0)) return 1.0;
+  const double mean = sum / static_cast<double>(values.size());
+  // Subnormal loads: the mean underflows (to 0 at worst) where sum / peak, in [1, size], cannot.
+  return mean >= std::numeric_limits<double>::min()
+             ? mean / peak
+             : (sum / peak) / static_cast<double>(values.size());
 }
 
 LayerMetrics layer_metrics_unchecked(const Placement& placement, std::size_t layer,
@@ -130,7 +136,9 @@ Metrics compute_metrics(const Placement& placement, std::span<const double> load
     balancedness += m.balancedness;
     node_balancedness += m.node_balancedness;
     over_bound += m.max_load_over_bound;
-    over_mean += m.mean_gpu_load > 0 ? m.max_gpu_load / m.mean_gpu_load : 1.0;
+    over_mean += m.mean_gpu_load >= std::numeric_limits<double>::min()
+                     ? m.max_gpu_load / m.mean_gpu_load
+                     : 1.0 / m.balancedness;  // (a subnormal mean: see mean_over_max)
     total.min_balancedness = std::min(total.min_balancedness, m.balancedness);
     total.worst_max_load_over_bound =
         std::max(total.worst_max_load_over_bound, m.max_load_over_bound);

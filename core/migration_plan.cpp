@@ -166,7 +166,10 @@ double max_of(const std::vector<double>& values) {
 }
 
 double balancedness_of(double total, std::uint32_t gpus, double max_load) {
-  return max_load > 0 ? total / gpus / max_load : 1.0;
+  if (!(max_load > 0)) return 1.0;
+  const double mean = total / gpus;
+  // (Subnormal loads: the mean underflows where total / max_load cannot.)
+  return mean >= std::numeric_limits<double>::min() ? mean / max_load : total / max_load / gpus;
 }
 
 // Scores single changes under the load model: the busiest GPU and the sum of squared GPU loads

@@ -1,6 +1,7 @@
 #include "rank_quotas.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include "error.hpp"
 
@@ -38,7 +39,8 @@ void rank_quotas(const Placement& placement, std::size_t layer,
   const auto replicas = placement.replica_counts_layer(layer);
   const std::size_t width = placement.log2phy_width();
   const auto log2phy = placement.log2phy().subspan(layer * experts * width, experts * width);
-  std::fill(out.begin(), out.end(), 0);
+  // Computed aside: an expert whose quotas do not add up fails the call with `out` untouched.
+  std::vector<std::int32_t> result(slots, 0);
   for (std::size_t e = 0; e < experts; ++e) {
     std::int64_t before = 0, total = 0;  // entries of lower ranks; of all ranks
     for (std::size_t g = 0; g < num_ranks; ++g) {
@@ -51,7 +53,7 @@ void rank_quotas(const Placement& placement, std::size_t layer,
       const auto s = static_cast<std::size_t>(log2phy[e * width + r]);
       const std::int64_t q_end = q_start + quotas[s];
       const std::int64_t overlap = std::min(q_end, own_end) - std::max(q_start, before);
-      out[s] = static_cast<std::int32_t>(std::max<std::int64_t>(overlap, 0));
+      result[s] = static_cast<std::int32_t>(std::max<std::int64_t>(overlap, 0));
       q_start = q_end;
     }
     if (q_start != total) {
@@ -59,6 +61,7 @@ void rank_quotas(const Placement& placement, std::size_t layer,
                    " of its entries");
     }
   }
+  std::copy(result.begin(), result.end(), out.begin());
 }
 
 }  // namespace eplb

@@ -313,6 +313,17 @@ SplitResult SplitWorkspace::solve(const Placement& placement, std::size_t layer,
       heur_load_[gi] += static_cast<double>(take);
       left -= take;
     }
+    // Rounding leaves fewer than |gpus| tokens; loads so large that the level cannot resolve a
+    // token (extra loads far above the counts) leave more: an even share each first, so the
+    // one-by-one loop below stays short.
+    if (left >= 2 * static_cast<std::int64_t>(gpus_.size())) {
+      const std::int64_t each = left / static_cast<std::int64_t>(gpus_.size());
+      for (const std::int32_t g : gpus_) {
+        heur_quota_[first_slot_on(g)] += each;
+        heur_load_[static_cast<std::size_t>(g)] += static_cast<double>(each);
+        left -= each;
+      }
+    }
     while (left > 0) {  // fewer than |gpus| tokens: one each to the least loaded after taking it
       std::int32_t best = gpus_.front();
       for (const std::int32_t g : gpus_) {
@@ -380,10 +391,12 @@ SplitResult SplitWorkspace::solve(const Placement& placement, std::size_t layer,
   };
 
   // Bisection until each GPU has at most one candidate value (a multiple of its weight) left in
-  // (lo, hi]; then strict checks walk hi down through the remaining candidates.
+  // (lo, hi], or no double lies between them (loads far above the counts, where a token is below
+  // their precision); then strict checks walk hi down through the remaining candidates.
   const double min_weight = *std::min_element(weight_.begin(), weight_.end());
   for (int i = 0; i < 200 && hi - lo >= min_weight * (1 - 1e-12); ++i) {
     const double mid = lo + (hi - lo) / 2;
+    if (!(mid > lo && mid < hi)) break;
     ++result.flow_checks;
     if (feasible(mid, false)) {
       hi = take_flow();

@@ -480,7 +480,7 @@ void Tracker::record_ids(std::uint32_t layer, std::span<const std::int32_t> ids,
   const std::size_t pairs_per_token = static_cast<std::size_t>(k) * (k - 1) / 2;
   std::size_t empty = 0;
   // Before anything is counted, so that running out of memory records nothing of the batch.
-  if (options_.reservoir_capacity > 0 && num_tokens > 0) reserve_reservoir(layer, l);
+  if (options_.reservoir_capacity > 0 && num_tokens > 0) reserve_reservoir(layer, l, num_tokens);
   const bool sliding = options_.window == TrackerWindow::sliding;
   const bool rows_delta = sliding && reserve_window_delta(layer, l, num_tokens);
   // Small batches (fewer pair increments than pairs; in a sliding window, those that keep their
@@ -647,30 +647,28 @@ void Tracker::commit_scratch(Layer& l, bool first_chunk) {
   }
 }
 
-// The reservoir's whole capacity, reserved on the first batch that still fills it, not at
-// creation: a tracker decoded from a snapshot allocates only what the file holds, and one that
-// never records keeps nothing.
-void Tracker::reserve_reservoir(std::uint32_t layer, Layer& l) {
+// Room for the rows this batch appends (a full reservoir only replaces rows), reserved before
+// anything is counted and grown geometrically up to the whole capacity: memory follows the rows
+// kept, not reservoir_capacity (a tracker with a huge capacity that sees few tokens stays small),
+// and a tracker decoded from a snapshot allocates only what the file holds.
+void Tracker::reserve_reservoir(std::uint32_t layer, Layer& l, std::size_t num_tokens) {
   const std::uint64_t capacity = options_.reservoir_capacity;
   if (l.seen >= capacity) return;  // full: rows are only replaced
-  const std::size_t values = checked_mul(capacity, options_.top_k, "reservoir");
-  if (l.sample.capacity() >= values) return;
+  const std::uint64_t rows = std::min<std::uint64_t>(capacity, l.seen + num_tokens);
+  const std::size_t needed = checked_mul(rows, options_.top_k, "reservoir");
+  if (l.sample.capacity() >= needed) return;
+  const std::size_t whole = checked_mul(capacity, options_.top_k, "reservoir");
+  const std::size_t values = std::min(whole, std::max(needed, 2 * l.sample.capacity()));
   try {
     l.sample.reserve(values);
   } catch (const std::bad_alloc&) {
-    fail(Errc::out_of_memory, "layer ", layer, ": cannot allocate the reservoir of ",
-         "reservoir_capacity (", capacity, ") rows x top_k (", options_.top_k,
-         ") ids: ", values * sizeof(std::int32_t),
+    fail(Errc::out_of_memory, "layer ", layer, ": cannot allocate ", values / options_.top_k,
+         " rows of the reservoir (reservoir_capacity ", capacity, ", top_k ", options_.top_k,
+         "): ", values * sizeof(std::int32_t),
          " bytes; lower reservoir_capacity (0 keeps no samples)");
   }
 }
 
-// Algorithm R keeps the n-th token (n > capacity) with probability capacity / n, independently of
-// every other token, in a uniformly chosen slot. Drawing that per token costs a random number
-// each; instead the kept tokens are found by skipping ahead: within a block of tokens numbered
-// first .. 2*first-1, candidates are a Bernoulli(capacity / first) process (geometric gaps, one
-// logarithm per candidate), each kept with probability first / n. The thinned process is exactly
-// Algorithm R's (up to floating point), with about 2 random numbers per kept token.
 void Tracker::sample_batch(Layer& l, const std::int32_t* ids, std::size_t num_tokens,
                            std::size_t empty) {
   const std::uint32_t k = options_.top_k;

@@ -162,7 +162,7 @@ class Tracker {
     std::uint64_t rng_state = 0;
   };
   [[nodiscard]] MergedSample merged_sample(const Layer& d, const Layer& s) const;
-  void reserve_reservoir(std::uint32_t layer, Layer& l);
+  void reserve_reservoir(std::uint32_t layer, Layer& l, std::size_t num_tokens);
   void sample_batch(Layer& l, const std::int32_t* ids, std::size_t num_tokens, std::size_t empty);
   void renormalise(Layer& l) const;
   // Decay: ages the layer's statistics by one batch (not before its first).

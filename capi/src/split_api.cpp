@@ -123,10 +123,10 @@ eplb_status eplb_split_rank_quotas(const eplb_placement* placement, uint32_t lay
     eplb::capi::require_not_null(quotas, "quotas");
     eplb::capi::require_not_null(rank_counts, "rank_counts");
     eplb::capi::require_not_null(out_quotas, "out_quotas");
-    std::vector<std::int32_t> out(out_quotas_len);
+    // (rank_quotas writes out_quotas only once every check has passed.)
     eplb::rank_quotas(placement->value, layer, std::span(quotas, quotas_len),
-                      std::span(rank_counts, rank_counts_len), num_ranks, rank, out);
-    std::copy(out.begin(), out.end(), out_quotas);
+                      std::span(rank_counts, rank_counts_len), num_ranks, rank,
+                      std::span(out_quotas, out_quotas_len));
   });
 }
 

@@ -164,6 +164,15 @@ TEST(JsonFormats, ExplicitExpertCountLargerThanLargestId) {
   }
 }
 
+// -0 is a JSON integer equal to 0 (RFC 8259's grammar allows the sign): expert 0, not a negative
+// id.
+TEST(JsonFormats, MinusZeroIsZero) {
+  const Placement p =
+      from_sglang_json(R"({"physical_to_logical_map": [[-0, 1, 1, 0]]})", 0, 1, 2, 0);
+  EXPECT_EQ(std::vector<std::int32_t>(p.phy2log().begin(), p.phy2log().end()),
+            (std::vector<std::int32_t>{0, 1, 1, 0}));
+}
+
 TEST(JsonFormats, LoadsTwoAndThreeDimensions) {
   const LoadMatrix two = loads_from_sglang_json(R"({"logical_count": [[1, 2.5], [0, 4]]})");
   EXPECT_EQ(two.num_layers, 2U);
@@ -217,6 +226,9 @@ TEST(JsonFormats, MalformedSglangMaps) {
        "not a valid JSON document (SGLang placement map): number overflow parsing '1e400'"},
       {"not an object", "[[0, 1]]", corrupt,
        "expected a JSON object with the single key physical_to_logical_map, found an array"},
+      {"the map twice",
+       R"({"physical_to_logical_map": [[0, 1]], "physical_to_logical_map": [[1, 0]]})", corrupt,
+       "the key 'physical_to_logical_map' appears twice in one object"},
       {"extra key", R"({"physical_to_logical_map": [[0, 1]], "logical_count": [[1, 2]]})", corrupt,
        "unexpected key 'logical_count': SGLang's placement file holds exactly one key"},
       {"long extra key",
@@ -370,6 +382,8 @@ TEST(JsonFormats, MalformedLoadFiles) {
       {"no key", R"({"counts": [[1]], "rank": 0})", corrupt,
        "no logical_count key (keys present: 'counts', 'rank')"},
       {"no key, empty", "{}", corrupt, "no logical_count key (keys present: none)"},
+      {"a key twice in a nested object", R"({"logical_count": [[1]], "meta": {"a": 1, "a": 2}})",
+       corrupt, "the key 'a' appears twice in one object"},
       {"not a list", R"({"logical_count": 3})", corrupt,
        "logical_count is a number, expected a list"},
       {"empty", R"({"logical_count": []})", corrupt, "logical_count is an empty list"},

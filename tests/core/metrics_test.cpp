@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -161,6 +162,28 @@ TEST(Metrics, LayersWithoutLoadAreLeftOutOfTheAggregates) {
   EXPECT_EQ(idle.balancedness, 1.0);
   EXPECT_EQ(idle.duplicate_pairs, 1U);
   EXPECT_EQ(idle.max_replicas, 3U);
+}
+
+// Loads so small that the mean GPU load underflows (subnormal doubles) are still loads: the
+// balancedness stays in (0, 1] and close to the exact ratio, never 0.
+TEST(Metrics, SubnormalLoadsKeepBalancednessInItsRange) {
+  Topology t;
+  t.num_layers = 1;
+  t.num_logical = 3;
+  t.num_physical = 4;
+  t.num_gpus = 4;
+  const Placement p = Placement::from_phy2log(t, {0, 1, 2, 2});
+  for (const double unit : {std::numeric_limits<double>::denorm_min(), 1e-320, 1e-310}) {
+    const std::vector<double> loads = {unit, 3 * unit, 0};
+    const LayerMetrics layer = compute_layer_metrics(p, 0, loads);
+    // GPU loads unit, 3 unit, 0, 0: mean unit, balancedness 1/3, max/mean 3.
+    EXPECT_NEAR(layer.balancedness, 1.0 / 3.0, 1e-3) << unit;
+    const Metrics m = compute_metrics(p, loads);
+    EXPECT_EQ(m.loaded_layers, 1U);
+    EXPECT_NEAR(m.balancedness, 1.0 / 3.0, 1e-3) << unit;
+    EXPECT_NEAR(m.min_balancedness, 1.0 / 3.0, 1e-3) << unit;
+    EXPECT_NEAR(m.max_over_mean, 3.0, 1e-2) << unit;
+  }
 }
 
 // Property: idle layers anywhere in a placement leave every aggregate as it is without them.

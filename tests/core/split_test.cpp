@@ -270,6 +270,40 @@ TEST(SplitSolver, ReportsTheQuotasLoadExactlyWithFractionalExtras) {
   }
 }
 
+// Extra loads far above the counts (a token below their precision): the solve still ends in a
+// few dozen flow checks with valid quotas, where the bisection used to spin through all 200
+// checks on (lo, hi) with no double between them and the warm start handed out billions of
+// tokens one at a time (seconds per call).
+TEST(SplitSolver, ExtraLoadsBeyondTokenPrecisionStayCheap) {
+  Topology t;
+  t.num_layers = 1;
+  t.num_logical = 8;
+  t.num_nodes = 1;
+  t.num_gpus = 12;
+  t.num_physical = 24;
+  const Placement p = Placement::from_phy2log(
+      t, {6, 4, 5, 2, 3, 2, 4, 0, 5, 1, 6, 7, 1, 1, 2, 2, 3, 7, 2, 6, 3, 2, 7, 4});
+  const std::vector<std::int32_t> counts(8, std::numeric_limits<std::int32_t>::max());
+  SplitWorkspace ws;
+  std::vector<std::int32_t> quotas(24);
+  for (const double big : {1e25, 1e100, 1e300}) {
+    const std::vector<double> extra{big, 0, 89, big, 38, big, 49, 0, 23, big, 0, 39};
+    const auto r = ws.solve(p, 0, counts, SplitGpuTerms{{}, extra}, quotas);
+    std::vector<std::int64_t> sum(8, 0);
+    for (std::uint32_t s = 0; s < 24; ++s) {
+      ASSERT_GE(quotas[s], 0);
+      sum[static_cast<std::size_t>(p.phy2log_layer(0)[s])] += quotas[s];
+    }
+    for (std::size_t e = 0; e < 8; ++e) EXPECT_EQ(sum[e], counts[e]) << "expert " << e;
+    std::vector<double> loads(12);
+    eplb::split_gpu_loads(t, quotas, SplitGpuTerms{{}, extra}, loads);
+    EXPECT_EQ(r.max_load, *std::max_element(loads.begin(), loads.end())) << big;
+    EXPECT_GE(r.max_load, big);
+    EXPECT_LE(r.max_load, r.heuristic_load) << big;
+    EXPECT_LE(r.flow_checks, 80U) << big;
+  }
+}
+
 TEST(SplitSolver, SkipsWhenNoExpertIsReplicated) {
   std::mt19937 rng(1);
   const Placement p = random_placement(rng, 8, 4, 2);

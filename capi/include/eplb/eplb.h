@@ -563,7 +563,8 @@ EPLB_API eplb_status eplb_snapshot_load_from_buffer(const void* data, size_t siz
                                                     eplb_snapshot** out_snapshot);
 
 /* Reads what a snapshot file holds from its header and small sections, without decoding the
- * placement or statistics. Errors as eplb_snapshot_load. */
+ * placement or statistics; a statistics snapshot (no placement) has its statistics decoded, for
+ * its shape (num_layers, num_logical_experts). Errors as eplb_snapshot_load. */
 EPLB_API eplb_status eplb_snapshot_inspect(const char* path, eplb_snapshot_info* out_info);
 
 /* Fills `*out_info` (caller sets struct_size). EPLB_ERR_INVALID_ARGUMENT on NULL or a bad
@@ -695,8 +696,9 @@ typedef enum {
    * bytes, taken out of the window by counting them again; a larger one as its counts,
    * (E + E*(E-1)/2) * 4 bytes, taken out by an extra O(E^2) pass. E.g. W = 64 batches of 128
    * tokens, E = 256, top-8: 256 KB per layer (8.4 MB if every batch were large). A loaded
-   * statistics snapshot or an all-reduce holds the counts of every batch. A batch may hold at
-   * most 2^32-1 slots. */
+   * statistics snapshot or an all-reduce holds the counts of every batch. An empty slot for each
+   * of the W batches of each layer is made at creation (about 64 bytes each: W = 10^6 is 64 MB per
+   * layer before any batch). A batch may hold at most 2^32-1 slots. */
   EPLB_WINDOW_SLIDING = 1,
   /* Exponential decay: before each batch of a layer, its statistics are multiplied by `decay`
    * (so a batch b batches old weighs decay^b). O(1) per batch (a scale factor). */
@@ -713,8 +715,8 @@ typedef struct eplb_tracker_options {
   double decay;                 /* decay: factor per batch in (0, 1]; default 0.99 (ignored by
                                    other windows) */
   uint32_t reservoir_capacity;  /* rows sampled per layer; 0 = none; default 4096. A layer's
-                                   reservoir (reservoir_capacity x top_k int32) is allocated by
-                                   its first recorded batch */
+                                   reservoir (up to reservoir_capacity x top_k int32) grows with
+                                   the rows it keeps */
   uint32_t reserved0;           /* 0 */
   uint64_t seed;                /* reservoir RNG seed; default 0 */
 } eplb_tracker_options;
@@ -749,7 +751,7 @@ EPLB_API eplb_status eplb_tracker_clone(const eplb_tracker* tracker, eplb_tracke
  * EPLB_ERR_INVALID_ARGUMENT: tracker NULL; topk_ids NULL with num_tokens > 0; layer >=
  * num_layers; top_k differs from the tracker's; an id outside [-1, E) (the message names layer,
  * token, slot and value); more than 2^32-1 slots in one batch of a sliding window.
- * EPLB_ERR_OUT_OF_MEMORY: the layer's reservoir (on its first batch), the batch's scratch or its
+ * EPLB_ERR_OUT_OF_MEMORY: the layer's reservoir (while it fills), the batch's scratch or its
  * sliding-window delta cannot be allocated; the message names reservoir_capacity and top_k when
  * it is the reservoir, and nothing of the batch is recorded. */
 EPLB_API eplb_status eplb_tracker_record(eplb_tracker* tracker, uint32_t layer,
@@ -1255,8 +1257,10 @@ EPLB_API eplb_status eplb_split_solve(eplb_split_workspace* workspace,
  * `gpu_weights`, `gpu_extra_load` and `gpu_len` as in eplb_split_solve.
  * EPLB_ERR_INVALID_ARGUMENT: placement, counts_by_node or out_quotas NULL; layer >= num_layers;
  * counts_len != num_logical_experts x num_nodes; out_quotas_len != num_physical_experts x
- * num_nodes; a negative count; a negative, NaN or infinite slack; a bad per-GPU term (the message
- * names it). EPLB_ERR_OUT_OF_MEMORY. Outputs are written only on success. */
+ * num_nodes; a negative count; an expert whose counts over the nodes add up to more than
+ * INT32_MAX (the balance is solved on the sums, as eplb_split_solve's int32 counts); a negative,
+ * NaN or infinite slack; a bad per-GPU term (the message names it). EPLB_ERR_OUT_OF_MEMORY.
+ * Outputs are written only on success. */
 EPLB_API eplb_status eplb_split_solve_by_node(
     eplb_split_workspace* workspace, const eplb_placement* placement, uint32_t layer,
     const int32_t* counts_by_node, size_t counts_len, const double* gpu_weights,
