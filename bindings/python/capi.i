@@ -13,9 +13,10 @@
  *     status and eplb_last_error_message(), read inside the same native call;
  *   - the GIL is released around every C call (`-threads`) except trivial getters.
  * Options and info structs get a constructor that sets struct_size (see EPLB_SIZED_STRUCT).
- * Functions whose arrays carry no length in C (the shared-expert waterfill, the kernels' CPU
- * references) are replaced by eplb_py_* wrappers under the same names that take every array with
- * its length and check it before the library reads anything.
+ * Functions whose arrays carry no length in C (the shared-expert waterfill, the dispatch kernels'
+ * CPU references) are replaced by eplb_py_* wrappers under the same names that take every array
+ * with its length and check it before the library reads anything; the routing and split kernels'
+ * CPU references are left out (see the %ignore list).
  */
 %module(package="eplb", threads="1") capi
 
@@ -31,7 +32,15 @@
 static void eplb_py_raise(eplb_status status, const char* message) {
   PyObject* module = PyImport_ImportModule("eplb._errors");
   if (module == NULL) return; /* ImportError is already set */
-  PyObject* error = PyObject_CallMethod(module, "_make_error", "is", (int)status, message);
+  /* Messages quote paths and documents byte for byte, which need not be UTF-8: such bytes read
+   * as \xff rather than raising UnicodeDecodeError in place of the library's error. */
+  PyObject* text = PyUnicode_DecodeUTF8(message, (Py_ssize_t)strlen(message), "backslashreplace");
+  if (text == NULL) {
+    Py_DECREF(module);
+    return;
+  }
+  PyObject* error = PyObject_CallMethod(module, "_make_error", "iO", (int)status, text);
+  Py_DECREF(text);
   Py_DECREF(module);
   if (error == NULL) return;
   PyErr_SetObject((PyObject*)Py_TYPE(error), error);
@@ -158,6 +167,13 @@ EPLB_IN_BUFFER(char, 1, "Bbc")
   if (view.ndim != 2) {
     PyErr_Format(PyExc_ValueError, "$1_name must be 2-D [tokens][top_k], got %d dimensions",
                  view.ndim);
+    SWIG_fail;
+  }
+  if ((unsigned long long)view.shape[1] > UINT32_MAX) {
+    char message[160];
+    snprintf(message, sizeof message, "$1_name has rows of %lld ids: top_k must fit a uint32",
+             (long long)view.shape[1]);
+    eplb_py_raise(EPLB_ERR_INVALID_ARGUMENT, message);
     SWIG_fail;
   }
   $1 = (int32_t*)view.buf;
@@ -456,6 +472,16 @@ void _buffer_free_address(uintptr_t address) { eplb_buffer_free((void*)address);
 %rename(eplb_kernel_expert_sort_cpu) eplb_py_kernel_expert_sort_cpu;
 %rename(eplb_kernel_permute_cpu) eplb_py_kernel_permute_cpu;
 %rename(eplb_kernel_unpermute_cpu) eplb_py_kernel_unpermute_cpu;
+/* The other CPU references (record, map and record, fold, co-activation, split, waterfill) take
+ * arrays whose lengths follow from their other arguments, unchecked: left out rather than let a
+ * Python caller over-read; eplb.Tracker, eplb.split_solve and eplb.shared_expert_waterfill are
+ * their checked equivalents. (The GPU entry points take device pointers, as in C.) */
+%ignore eplb_kernel_record_load_cpu;
+%ignore eplb_kernel_map_record_cpu;
+%ignore eplb_kernel_fold_counts_cpu;
+%ignore eplb_kernel_coactivation_cpu;
+%ignore eplb_kernel_split_solve_cpu;
+%ignore eplb_kernel_shared_waterfill_cpu;
 %ignore eplb_py_mul;
 %ignore eplb_py_row_bytes;
 

@@ -393,9 +393,10 @@ class Placement(_Handle):
         if phy2log.ndim != 2:
             raise _invalid(f"phy2log must be 2-D, got shape {phy2log.shape}")
         return cls(_capi.eplb_placement_create_from_phy2log(
-            phy2log.shape[0], _unsigned(num_logical_experts, "num_logical_experts"),
-            phy2log.shape[1], _unsigned(num_nodes, "num_nodes"), _unsigned(num_gpus, "num_gpus"),
-            phy2log))
+            _unsigned(phy2log.shape[0], "phy2log's rows (layers)"),
+            _unsigned(num_logical_experts, "num_logical_experts"),
+            _unsigned(phy2log.shape[1], "phy2log's columns (physical experts)"),
+            _unsigned(num_nodes, "num_nodes"), _unsigned(num_gpus, "num_gpus"), phy2log))
 
     @classmethod
     def from_sglang_json(cls, text, num_nodes, num_gpus, num_logical_experts=0,

@@ -120,6 +120,8 @@ def _rows(rows, name):
     rows = _array(rows, name)
     if rows.ndim != 2:
         raise _invalid(f"{name} must be 2-D [rows][hidden], got shape {rows.shape}")
+    if not rows.dtype.isnative:  # the kernels read this machine's byte order ('>f4' is float32)
+        rows = rows.astype(rows.dtype.newbyteorder("="))
     if not rows.flags.c_contiguous or rows.ctypes.data % 16:
         aligned = _aligned_empty(rows.shape, rows.dtype)
         aligned[...] = rows

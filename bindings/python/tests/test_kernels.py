@@ -151,6 +151,30 @@ def test_misaligned_and_strided_rows_are_copied_not_refused():
     assert (kernels.permute(np.asfortranarray(rows), inverse, 4) == want).all()
 
 
+@pytest.mark.parametrize("dtype", [">f4", ">f2"])
+def test_rows_in_the_other_byte_order_give_the_same_results(dtype):
+    """'>f4' is named float32 too: the kernels must read its values, not its bytes."""
+    rng = np.random.default_rng(7)
+    native = rng.standard_normal((5, 8)).astype(np.dtype(dtype).newbyteorder("="))
+    swapped = native.astype(dtype)
+    sort = kernels.expert_sort(rng.integers(0, 4, size=(5, 2)).astype(np.int32), 4, 1)
+    weights = rng.uniform(0, 1, size=(5, 2)).astype(np.float32)
+    for rows in (native, swapped):
+        permuted = kernels.permute(rows, sort.inverse, len(sort.sorted_ids))
+        assert (permuted == kernels.permute(native, sort.inverse, len(sort.sorted_ids))).all()
+        out = kernels.unpermute(permuted, sort.inverse, weights)
+        want = kernels.unpermute(kernels.permute(native, sort.inverse, len(sort.sorted_ids)),
+                                 sort.inverse, weights)
+        assert out.tobytes() == want.tobytes()
+
+
+def test_the_unchecked_cpu_references_are_left_out_of_the_low_level_module():
+    for name in ["record_load", "map_record", "fold_counts", "coactivation", "split_solve",
+                 "shared_waterfill"]:
+        assert not hasattr(capi, f"eplb_kernel_{name}_cpu"), name
+    assert hasattr(capi, "eplb_kernel_permute_cpu")  # a checked wrapper
+
+
 def test_kernel_bad_input_raises_with_the_c_status():
     invalid = capi.EPLB_ERR_INVALID_ARGUMENT
     ids = np.zeros((4, 2), dtype=np.int32)

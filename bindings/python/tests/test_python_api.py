@@ -586,6 +586,34 @@ def test_paths_are_os_paths_and_a_nul_is_refused_not_cut(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["caf\udce9.eplb", "stats.eplb"]
 
 
+def test_messages_that_quote_bytes_that_are_not_utf8_still_raise_the_librarys_error(tmp_path):
+    """The library quotes paths and documents byte for byte: such a message reaches Python as
+    the library's error, its bad bytes as \\xff, never as a UnicodeDecodeError."""
+    missing = bytes(tmp_path) + b"/\xff.eplb"
+    for call in (eplb.load_snapshot, eplb.Snapshot.inspect):
+        with refused(eplb.IOError, "\\xff.eplb"):
+            call(missing)
+        with refused(eplb.IOError, "\\xff.eplb"):
+            call(os.fsdecode(missing))
+    with refused(eplb.CorruptError):
+        eplb.loads_from_sglang_json(b"\xff\xfe")
+    with refused(eplb.CorruptError):
+        eplb.Placement.from_sglang_json(b'{"physical_to_logical_map": [[0, "\xff"]]}', 1, 1)
+
+
+def test_shapes_too_wide_for_the_c_types_are_invalid_arguments():
+    """A [tokens][top_k] matrix's width is a uint32 top_k, a map's rows and columns uint32 counts:
+    wider zero-size arrays are refused by name, not cut to 32 bits."""
+    tracker = eplb.Tracker(1, 4, 2)
+    with refused(eplb.InvalidArgumentError, "topk_ids", str(2**32 + 2)):
+        tracker.record(0, np.zeros((0, 2**32 + 2), np.int32))
+    assert tracker.layer_counts(0) == (0, 0)
+    with refused(eplb.InvalidArgumentError, "rows", str(2**32)):
+        deepseek_plan().nodes_touched(0, np.zeros((0, 2**32), np.int32))
+    with refused(eplb.InvalidArgumentError, "phy2log", str(2**33)):
+        eplb.Placement.from_phy2log(np.zeros((2**33, 0), np.int32), 1, 1, 1)
+
+
 def test_an_algorithm_name_with_a_nul_is_refused_not_cut():
     with refused(eplb.InvalidArgumentError, "algorithm", "NUL"):
         eplb.Planner(2, 12, 16, 8, algorithm="deepseek\0balanced")  # was planned as deepseek
