@@ -268,6 +268,30 @@ func AlgorithmName(id uint32) (string, error) {
 	return name, nil
 }
 
+// Algorithms returns the id of every algorithm the loaded library offers (1..count), in order;
+// 0, "default", is not among them: it stands for one (DefaultAlgorithm).
+func Algorithms() []uint32 {
+	count := uint32(capi.Eplb_algorithm_count())
+	ids := make([]uint32, 0, count)
+	for id := uint32(1); id <= count; id++ {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// AlgorithmDescription returns the one-line description of an algorithm id.
+func AlgorithmDescription(id uint32) (string, error) {
+	text := capi.Eplb_algorithm_description(uint(id))
+	if text == "" {
+		return "", invalidArgument("algorithm id %d is unknown (known: 0..%d)", id, capi.Eplb_algorithm_count())
+	}
+	return text, nil
+}
+
+// DefaultAlgorithm returns the id "default" (0) stands for in the loaded library (today
+// balanced's).
+func DefaultAlgorithm() uint32 { return uint32(capi.Eplb_algorithm_default()) }
+
 // PlannerOptions are the model shape, topology and algorithm of a Planner. Zero Groups and
 // Nodes mean 1; an empty Algorithm means the library default. Affinity makes PlanTracked keep
 // experts that tokens pick together on one node while the plan's balancedness stays at least

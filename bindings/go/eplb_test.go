@@ -101,6 +101,33 @@ func TestErrorsCarryStatusAndMessage(t *testing.T) {
 	}
 }
 
+func TestAlgorithmsAreListedDescribedAndDefaultResolves(t *testing.T) {
+	ids := Algorithms()
+	names := map[string]bool{}
+	for _, id := range ids {
+		name, err := AlgorithmName(id)
+		if err != nil || name == "default" {
+			t.Fatalf("algorithm %d: %q %v", id, name, err)
+		}
+		names[name] = true
+		if text, err := AlgorithmDescription(id); err != nil || text == "" {
+			t.Fatalf("algorithm %d (%s): description %q %v", id, name, text, err)
+		}
+	}
+	if !names["deepseek"] || !names["balanced-relaxed"] {
+		t.Fatalf("algorithms: %v", names)
+	}
+	if name, _ := AlgorithmName(DefaultAlgorithm()); name != "balanced" {
+		t.Fatalf("default is %q", name)
+	}
+	if text, _ := AlgorithmDescription(1); !strings.Contains(text, "DeepSeek") {
+		t.Fatalf("deepseek's description: %q", text)
+	}
+	if _, err := AlgorithmDescription(1 << 20); StatusOf(err) != StatusInvalidArgument {
+		t.Fatalf("unknown id: %v", err)
+	}
+}
+
 func TestSnapshotRoundTrip(t *testing.T) {
 	planner, _ := NewPlanner(readme("balanced"))
 	defer planner.Close()

@@ -84,6 +84,35 @@ impl Algorithm {
         // SAFETY: non-NULL static NUL-terminated text (ASCII).
         unsafe { CStr::from_ptr(name) }.to_str().ok()
     }
+
+    /// Every algorithm the loaded library offers, in id order (`eplb_algorithm_count`);
+    /// `Default` is not among them: it stands for one ([`Algorithm::resolved`]).
+    pub fn all() -> Vec<Algorithm> {
+        // SAFETY: no arguments.
+        let count = unsafe { sys::eplb_algorithm_count() };
+        (1..=count).map(Algorithm::from_raw).collect()
+    }
+
+    /// The one-line description, or `None` for an id the loaded library does not know.
+    pub fn description(self) -> Option<&'static str> {
+        // SAFETY: static NUL-terminated text or NULL.
+        let text = unsafe { sys::eplb_algorithm_description(self.raw()) };
+        if text.is_null() {
+            return None;
+        }
+        // SAFETY: non-NULL static NUL-terminated text.
+        unsafe { CStr::from_ptr(text) }.to_str().ok()
+    }
+
+    /// The algorithm `Default` stands for in the loaded library (`eplb_algorithm_default`,
+    /// today [`Algorithm::Balanced`]); any other variant is itself.
+    pub fn resolved(self) -> Algorithm {
+        match self {
+            // SAFETY: no arguments.
+            Algorithm::Default => Algorithm::from_raw(unsafe { sys::eplb_algorithm_default() }),
+            other => other,
+        }
+    }
 }
 
 impl fmt::Display for Algorithm {

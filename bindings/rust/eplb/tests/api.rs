@@ -83,6 +83,29 @@ fn errors_carry_status_and_message() {
 }
 
 #[test]
+fn algorithms_are_listed_described_and_default_resolves() {
+    let all = Algorithm::all();
+    // SAFETY: no arguments.
+    assert_eq!(all.len() as u32, unsafe {
+        eplb::sys::eplb_algorithm_count()
+    });
+    assert!(all.contains(&Algorithm::Deepseek) && all.contains(&Algorithm::BalancedRelaxed));
+    assert!(!all.contains(&Algorithm::Default));
+    for algorithm in &all {
+        let text = algorithm.description().unwrap();
+        assert!(!text.is_empty(), "{algorithm}");
+        assert_eq!(algorithm.resolved(), *algorithm);
+    }
+    assert!(Algorithm::Deepseek
+        .description()
+        .unwrap()
+        .contains("DeepSeek"));
+    assert_eq!(Algorithm::Default.resolved(), Algorithm::Balanced);
+    assert!(all.contains(&Algorithm::Default.resolved()));
+    assert_eq!(Algorithm::Other(1 << 20).description(), None);
+}
+
+#[test]
 fn snapshot_round_trip() {
     let dir = std::env::temp_dir().join(format!("eplb-rust-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
