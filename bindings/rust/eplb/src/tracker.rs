@@ -6,7 +6,7 @@ use std::ptr;
 
 use crate::{
     c_string, check, invalid, path_string, snapshot, sys, Error, LibraryBuffer, Placement, Result,
-    Status,
+    SnapshotOptions, Status,
 };
 
 /// How a [`Tracker`] forgets (`eplb_window`). A *batch* is one [`Tracker::record`] call for
@@ -310,6 +310,29 @@ impl Tracker {
         // SAFETY: the label outlives the call; the buffer is copied, then freed.
         check(unsafe {
             sys::eplb_snapshot_save_statistics_to_buffer(self.raw, &options, &mut data, &mut size)
+        })?;
+        Ok(LibraryBuffer(data).bytes(size).to_vec())
+    }
+
+    /// [`Tracker::save`] with options: the label and the zstd `compression_level` of
+    /// [`SnapshotOptions`]; its `loads` and `tracker` must be `None` (the loads are the
+    /// tracker's), else `Status::InvalidArgument`.
+    pub fn save_with(&self, path: impl AsRef<Path>, options: &SnapshotOptions<'_>) -> Result<()> {
+        let c_path = path_string(path.as_ref())?;
+        let c_label = options.c_label()?;
+        let raw = options.raw(c_label.as_ref());
+        // SAFETY: the label (and any loads or tracker the library refuses) outlive the call.
+        check(unsafe { sys::eplb_snapshot_save_statistics(self.raw, &raw, c_path.as_ptr()) })
+    }
+
+    /// The statistics snapshot [`Tracker::save_with`] would write, as bytes.
+    pub fn to_snapshot_bytes_with(&self, options: &SnapshotOptions<'_>) -> Result<Vec<u8>> {
+        let c_label = options.c_label()?;
+        let raw = options.raw(c_label.as_ref());
+        let (mut data, mut size) = (ptr::null_mut(), 0usize);
+        // SAFETY: the label outlives the call; the buffer is copied, then freed.
+        check(unsafe {
+            sys::eplb_snapshot_save_statistics_to_buffer(self.raw, &raw, &mut data, &mut size)
         })?;
         Ok(LibraryBuffer(data).bytes(size).to_vec())
     }

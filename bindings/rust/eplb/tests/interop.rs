@@ -2,7 +2,7 @@
 mod common;
 
 use common::{readme_placement, WEIGHT};
-use eplb::{loads_from_sglang_json, Placement, Snapshot, Status, Tracker, Window};
+use eplb::{loads_from_sglang_json, Placement, Snapshot, SnapshotOptions, Status, Tracker, Window};
 
 /// Every integer of a JSON text, in order (the documents hold no other numbers).
 fn integers(json: &str) -> Vec<i64> {
@@ -174,6 +174,42 @@ fn snapshot_bytes_round_trip() {
     );
     assert_eq!(
         tracker.layer_counts(1).err().unwrap().status,
+        Status::InvalidArgument
+    );
+
+    // With options: the label and the compression level; loads belong to the tracker.
+    let options = |level| SnapshotOptions {
+        label: Some("with options"),
+        compression_level: level,
+        ..SnapshotOptions::default()
+    };
+    for level in [1, 19] {
+        let bytes = tracker.to_snapshot_bytes_with(&options(level)).unwrap();
+        let snapshot = Snapshot::from_bytes(&bytes).unwrap();
+        assert_eq!(snapshot.label().unwrap(), "with options");
+        let restored = snapshot.tracker().unwrap().unwrap();
+        assert_eq!(restored.loads().unwrap(), tracker.loads().unwrap());
+    }
+    let path = std::env::temp_dir().join(format!("eplb-rust-stats-{}.eplb", std::process::id()));
+    tracker.save_with(&path, &options(3)).unwrap();
+    assert_eq!(
+        Snapshot::load(&path).unwrap().label().unwrap(),
+        "with options"
+    );
+    std::fs::remove_file(&path).unwrap();
+    let loads = [1.0; 4];
+    let with_loads = SnapshotOptions {
+        loads: Some(&loads),
+        ..SnapshotOptions::default()
+    };
+    let error = tracker.to_snapshot_bytes_with(&with_loads).err().unwrap();
+    assert_eq!(error.status, Status::InvalidArgument, "{error}");
+    assert_eq!(
+        tracker
+            .to_snapshot_bytes_with(&options(99))
+            .err()
+            .unwrap()
+            .status,
         Status::InvalidArgument
     );
 }
