@@ -751,9 +751,10 @@ EPLB_API eplb_status eplb_tracker_clone(const eplb_tracker* tracker, eplb_tracke
  * EPLB_ERR_INVALID_ARGUMENT: tracker NULL; topk_ids NULL with num_tokens > 0; layer >=
  * num_layers; top_k differs from the tracker's; an id outside [-1, E) (the message names layer,
  * token, slot and value); more than 2^32-1 slots in one batch of a sliding window.
- * EPLB_ERR_OUT_OF_MEMORY: the layer's reservoir (while it fills), the batch's scratch or its
- * sliding-window delta cannot be allocated; the message names reservoir_capacity and top_k when
- * it is the reservoir, and nothing of the batch is recorded. */
+ * EPLB_ERR_OUT_OF_MEMORY: num_tokens * top_k overflows size_t; or the layer's reservoir (while
+ * it fills), the batch's scratch or its sliding-window delta cannot be allocated (the message
+ * names reservoir_capacity and top_k when it is the reservoir); nothing of the batch is
+ * recorded. */
 EPLB_API eplb_status eplb_tracker_record(eplb_tracker* tracker, uint32_t layer,
                                          const int32_t* topk_ids, size_t num_tokens,
                                          uint32_t top_k);
@@ -765,7 +766,7 @@ EPLB_API eplb_status eplb_tracker_record(eplb_tracker* tracker, uint32_t layer,
  * another one folds the ids to the wrong experts without an error. The placement must have the
  * tracker's num_layers and num_logical_experts; it is only read during the call.
  * EPLB_ERR_INVALID_ARGUMENT: as eplb_tracker_record (the message says "physical id"), placement
- * NULL, or a placement of another shape. */
+ * NULL, or a placement of another shape. EPLB_ERR_OUT_OF_MEMORY: as eplb_tracker_record. */
 EPLB_API eplb_status eplb_tracker_record_physical(eplb_tracker* tracker,
                                                   const eplb_placement* placement, uint32_t layer,
                                                   const int32_t* topk_ids, size_t num_tokens,
@@ -1011,7 +1012,7 @@ EPLB_API eplb_status eplb_metrics_relaxed_bound(const eplb_placement* placement,
  * is 1. Thread-safe for concurrent calls on one placement.
  * EPLB_ERR_INVALID_ARGUMENT: placement or out_mean NULL, rows NULL with num_rows > 0, top_k == 0,
  * layer >= num_layers, an id outside [-1, num_logical_experts) (the message names row, slot and
- * value). */
+ * value). EPLB_ERR_OUT_OF_MEMORY: num_rows * top_k overflows size_t. */
 EPLB_API eplb_status eplb_metrics_nodes_touched(const eplb_placement* placement, uint32_t layer,
                                                 const int32_t* rows, size_t num_rows,
                                                 uint32_t top_k, double* out_mean);
