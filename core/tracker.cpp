@@ -669,6 +669,12 @@ void Tracker::reserve_reservoir(std::uint32_t layer, Layer& l, std::size_t num_t
   }
 }
 
+// Algorithm R keeps the n-th token (n > capacity) with probability capacity / n, independently of
+// every other token, in a uniformly chosen slot. Drawing that per token costs a random number
+// each; instead the kept tokens are found by skipping ahead: within a block of tokens numbered
+// first .. 2*first-1, candidates are a Bernoulli(capacity / first) process (geometric gaps, one
+// logarithm per candidate), each kept with probability first / n. The thinned process is exactly
+// Algorithm R's (up to floating point), with about 2 random numbers per kept token.
 void Tracker::sample_batch(Layer& l, const std::int32_t* ids, std::size_t num_tokens,
                            std::size_t empty) {
   const std::uint32_t k = options_.top_k;
