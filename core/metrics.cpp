@@ -19,12 +19,7 @@ double mean_over_max(std::span<const double> values) {
     sum += v;
     peak = std::max(peak, v);
   }
-  if (!(peak > 0)) return 1.0;
-  const double mean = sum / static_cast<double>(values.size());
-  // Subnormal loads: the mean underflows (to 0 at worst) where sum / peak, in [1, size], cannot.
-  return mean >= std::numeric_limits<double>::min()
-             ? mean / peak
-             : (sum / peak) / static_cast<double>(values.size());
+  return balancedness_of(sum, values.size(), peak);
 }
 
 LayerMetrics layer_metrics_unchecked(const Placement& placement, std::size_t layer,
@@ -80,6 +75,14 @@ LayerMetrics layer_metrics_unchecked(const Placement& placement, std::size_t lay
 }
 
 }  // namespace
+
+double balancedness_of(double total, std::size_t count, double max_load) {
+  if (!(max_load > 0)) return 1.0;
+  const double mean = total / static_cast<double>(count);
+  return mean >= std::numeric_limits<double>::min()
+             ? mean / max_load
+             : (total / max_load) / static_cast<double>(count);
+}
 
 void layer_gpu_loads(const Placement& placement, std::size_t layer,
                      std::span<const double> layer_loads, std::span<double> gpu_loads) {
@@ -138,7 +141,7 @@ Metrics compute_metrics(const Placement& placement, std::span<const double> load
     over_bound += m.max_load_over_bound;
     over_mean += m.mean_gpu_load >= std::numeric_limits<double>::min()
                      ? m.max_gpu_load / m.mean_gpu_load
-                     : 1.0 / m.balancedness;  // (a subnormal mean: see mean_over_max)
+                     : 1.0 / m.balancedness;  // (a subnormal mean: see balancedness_of)
     total.min_balancedness = std::min(total.min_balancedness, m.balancedness);
     total.worst_max_load_over_bound =
         std::max(total.worst_max_load_over_bound, m.max_load_over_bound);

@@ -41,6 +41,11 @@ struct Metrics {
   double max_load_over_node_bound = 1;
 };
 
+// Balancedness: the mean of `count` values summing to `total`, over their max `max_load`; 1 when
+// max_load is 0. Where the mean underflows (subnormal loads) total / max_load, in [1, count],
+// is divided by count instead, so the result stays in (0, 1].
+[[nodiscard]] double balancedness_of(double total, std::size_t count, double max_load);
+
 // Per-GPU loads of one layer; `gpu_loads` has num_gpus entries. Inputs are trusted (validated by
 // the caller).
 void layer_gpu_loads(const Placement& placement, std::size_t layer,

@@ -165,13 +165,6 @@ double max_of(const std::vector<double>& values) {
   return values.empty() ? 0.0 : *std::max_element(values.begin(), values.end());
 }
 
-double balancedness_of(double total, std::uint32_t gpus, double max_load) {
-  if (!(max_load > 0)) return 1.0;
-  const double mean = total / gpus;
-  // (Subnormal loads: the mean underflows where total / max_load cannot.)
-  return mean >= std::numeric_limits<double>::min() ? mean / max_load : total / max_load / gpus;
-}
-
 // Scores single changes under the load model: the busiest GPU and the sum of squared GPU loads
 // after the change, computed from the GPUs the change touches only.
 class ChangeScorer {

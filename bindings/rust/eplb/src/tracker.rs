@@ -1,12 +1,11 @@
 //! Trackers: load and co-activation statistics recorded online (header section "tracker").
-use std::ffi::CString;
 use std::fmt;
 use std::path::Path;
 use std::ptr;
 
 use crate::{
-    c_string, check, invalid, path_string, snapshot, sys, Error, LibraryBuffer, Placement, Result,
-    SnapshotOptions, Status,
+    check, invalid, path_string, sys, Error, LibraryBuffer, Placement, Result, SnapshotOptions,
+    Status,
 };
 
 /// How a [`Tracker`] forgets (`eplb_window`). A *batch* is one [`Tracker::record`] call for
@@ -128,14 +127,6 @@ impl TrackerOptions {
 
 /// Snapshot options of a statistics snapshot: the defaults with `label`, which must outlive
 /// their use.
-fn statistics_options(label: Option<&CString>) -> sys::eplb_snapshot_options {
-    let mut options = snapshot::raw_default_options();
-    if let Some(label) = label {
-        options.label = label.as_ptr();
-    }
-    options
-}
-
 fn raw_default_options() -> sys::eplb_tracker_options {
     // SAFETY: init fills a zeroed plain-data struct, struct_size included.
     let mut raw: sys::eplb_tracker_options = unsafe { std::mem::zeroed() };
@@ -295,23 +286,21 @@ impl Tracker {
     /// optional `label`. To store statistics with a placement, see
     /// [`SnapshotOptions::tracker`](crate::SnapshotOptions::tracker).
     pub fn save(&self, path: impl AsRef<Path>, label: Option<&str>) -> Result<()> {
-        let c_path = path_string(path.as_ref())?;
-        let c_label = label.map(|l| c_string(l, "label")).transpose()?;
-        let options = statistics_options(c_label.as_ref());
-        // SAFETY: the label outlives the call.
-        check(unsafe { sys::eplb_snapshot_save_statistics(self.raw, &options, c_path.as_ptr()) })
+        self.save_with(
+            path,
+            &SnapshotOptions {
+                label,
+                ..SnapshotOptions::default()
+            },
+        )
     }
 
     /// The statistics snapshot [`Tracker::save`] would write, as bytes.
     pub fn to_snapshot_bytes(&self, label: Option<&str>) -> Result<Vec<u8>> {
-        let c_label = label.map(|l| c_string(l, "label")).transpose()?;
-        let options = statistics_options(c_label.as_ref());
-        let (mut data, mut size) = (ptr::null_mut(), 0usize);
-        // SAFETY: the label outlives the call; the buffer is copied, then freed.
-        check(unsafe {
-            sys::eplb_snapshot_save_statistics_to_buffer(self.raw, &options, &mut data, &mut size)
-        })?;
-        Ok(LibraryBuffer(data).bytes(size).to_vec())
+        self.to_snapshot_bytes_with(&SnapshotOptions {
+            label,
+            ..SnapshotOptions::default()
+        })
     }
 
     /// [`Tracker::save`] with options: the label and the zstd `compression_level` of
