@@ -1,9 +1,11 @@
 #include "migration_plan.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <queue>
 #include <tuple>
 #include <unordered_map>
@@ -194,10 +196,10 @@ class ChangeScorer {
   [[nodiscard]] const std::vector<std::uint32_t>& gpus_by_load() const { return order_; }
   [[nodiscard]] double load_of(std::uint32_t gpu) const { return gpu_loads_[gpu]; }
 
-  // The GPUs the change last scored (score or score_swap) touched.
+  // The GPUs the change last scored or staged (score, score_swap or stage) touched.
   [[nodiscard]] std::size_t touched_gpus() const { return touched_.size(); }
-  // The change of sum over GPUs of max(0, load - target)^2 by the change last scored (score or
-  // score_swap): only the GPUs it touched change.
+  // The change of sum over GPUs of max(0, load - target)^2 by the change last scored or staged
+  // (score, score_swap or stage): only the GPUs it touched change.
   [[nodiscard]] double excess_change(double target) const {
     double change = 0;
     for (std::uint32_t gpu : touched_) {
@@ -220,6 +222,23 @@ class ChangeScorer {
     add(gpu_of_[first.slot], weight_b - weight_a);
     add(gpu_of_[second.slot], weight_a - weight_b);
     return finish();
+  }
+  // What excess_change would return after score_swap of a trade between slots of two different
+  // GPUs (the same sums in the same order), without its bookkeeping: it touches 2 GPUs.
+  [[nodiscard]] double swap_excess_change(const LayerState& state, const Change& first,
+                                          const Change& second, double target) const {
+    const std::int32_t a = state.at(first.slot), b = first.expert;
+    const double weight_a = loads_[static_cast<std::size_t>(a)] / state.count(a);
+    const double weight_b = loads_[static_cast<std::size_t>(b)] / state.count(b);
+    const auto change_at = [&](std::uint32_t gpu, double delta) {
+      const double before = std::max(0.0, gpu_loads_[gpu] - target);
+      const double after = std::max(0.0, gpu_loads_[gpu] + delta - target);
+      return after * after - before * before;
+    };
+    double change = 0;
+    change += change_at(gpu_of_[first.slot], weight_b - weight_a);
+    change += change_at(gpu_of_[second.slot], weight_a - weight_b);
+    return change;
   }
 
   // Sums, for every expert, the loads of the GPUs of its slots (for score_bounds).
@@ -289,6 +308,12 @@ class ChangeScorer {
 
   // (max GPU load, change in the sum of squares) after the change.
   std::pair<double, double> score(const LayerState& state, const Change& change) {
+    stage(state, change);
+    return finish();
+  }
+  // The GPU load changes of the change, for excess_change and touched_gpus only. They depend on
+  // the counts and slots of the slot's expert and the new one, and on the slot's GPU.
+  void stage(const LayerState& state, const Change& change) {
     ++epoch_;
     touched_.clear();
     const std::int32_t a = state.at(change.slot);
@@ -303,7 +328,6 @@ class ChangeScorer {
     const double lower_b = load_b / (count_b + 1) - load_b / count_b;
     for (std::uint32_t slot : state.slots_of(b)) add(gpu_of_[slot], lower_b);
     add(gpu_of_[change.slot], load_b / (count_b + 1));
-    return finish();
   }
 
  private:
@@ -344,6 +368,77 @@ class ChangeScorer {
   std::vector<double> delta_;
   std::vector<std::uint32_t> touched_;
   std::uint64_t epoch_ = 0;
+};
+
+// What plan_near's excess descent (rebalance_layer) knows of its copies' scores from earlier
+// steps. A copy of expert x onto slot s, over its expert y, changes the loads of the GPUs of x's
+// and y's slots (s's GPU among them) by amounts set by the replica counts of x and y: its excess
+// change stays exactly the same (the same doubles summed in the same order) until a step
+// changes the replicas of x or y or the load of one of those GPUs. A step changes the loads of
+// the GPUs that hold an expert it writes or overwrites (their shares change), and only those;
+// such a step stamps every expert on those GPUs (the written and overwritten experts among
+// them: each keeps a replica), and a score is kept while neither of its experts is stamped
+// after it.
+class CopyScoreCache {
+ public:
+  struct Score {
+    double excess_change = 0;
+    std::uint32_t touched_gpus = 0;
+  };
+  // Whether the table (an entry per expert and slot, 16 bytes each) is small enough to keep.
+  static bool fits(const Topology& topology) {
+    return std::uint64_t{topology.num_logical} * topology.num_physical <= kMaxEntries;
+  }
+  explicit CopyScoreCache(const Topology& topology)
+      : slots_(topology.num_physical),
+        per_gpu_(topology.slots_per_gpu()),
+        entries_(std::size_t{topology.num_logical} * topology.num_physical),
+        expert_stamp_(topology.num_logical, 0),
+        gpu_seen_(topology.num_gpus, 0) {}
+
+  // The score of copying `x` onto `slot`, if stored since the last step that changed it.
+  [[nodiscard]] const Score* find(const LayerState& state, std::int32_t x,
+                                  std::uint32_t slot) const {
+    const Entry& entry = entries_[index(x, slot)];
+    const std::uint32_t since = std::max(expert_stamp_[static_cast<std::size_t>(x)],
+                                         expert_stamp_[static_cast<std::size_t>(state.at(slot))]);
+    return entry.version != 0 && entry.version >= since ? &entry.score : nullptr;
+  }
+  void store(std::int32_t x, std::uint32_t slot, Score score) {
+    entries_[index(x, slot)] = {score, version_};
+  }
+  // After a step (already applied to `state`) that wrote or overwrote `experts`.
+  void forget(const LayerState& state, std::span<const std::int32_t> experts,
+              const ChangeScorer& scorer) {
+    ++version_;
+    for (const std::int32_t expert : experts) {
+      for (const std::uint32_t slot : state.slots_of(expert)) {
+        const std::uint32_t gpu = scorer.gpu_of(slot);
+        if (gpu_seen_[gpu] == version_) continue;
+        gpu_seen_[gpu] = version_;
+        for (std::uint32_t j = 0; j < per_gpu_; ++j) {
+          expert_stamp_[static_cast<std::size_t>(state.at(gpu * per_gpu_ + j))] = version_;
+        }
+      }
+    }
+  }
+
+ private:
+  static constexpr std::uint64_t kMaxEntries = std::uint64_t{1} << 21;  // 32 MiB
+  struct Entry {
+    Score score;
+    std::uint32_t version = 0;  // 0: never scored
+  };
+  [[nodiscard]] std::size_t index(std::int32_t x, std::uint32_t slot) const {
+    return static_cast<std::size_t>(x) * slots_ + slot;
+  }
+
+  std::size_t slots_;
+  std::uint32_t per_gpu_;
+  std::vector<Entry> entries_;
+  std::vector<std::uint32_t> expert_stamp_;  // the last step that changed a GPU of the expert
+  std::vector<std::uint32_t> gpu_seen_;      // forget's marks
+  std::uint32_t version_ = 1;
 };
 
 // Whether to bound changes (ChangeScorer::score_bounds) before scoring them: it pays where
@@ -513,8 +608,9 @@ constexpr std::uint64_t kMaxExcessWorkPerLayer = std::uint64_t{1} << 26;
 // node). No slot is written twice. Stops when no move lowers the busiest GPU, when the busiest GPU
 // is at most `stop_at_max`, after `max_changes` slot changes, before its pairs pass
 // kMaxRebalancePairsPerLayer, or (in plan_near's excess descent) once its work has passed
-// kMaxExcessWorkPerLayer.
-// `bound_changes` as for order_layer.
+// kMaxExcessWorkPerLayer (counted as if every score were computed, cached or not).
+// `bound_changes` as for order_layer, and also whether the excess descent keeps its copies'
+// scores between steps (CopyScoreCache; the same choices, faster).
 void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
                      std::span<const double> layer_loads, std::size_t max_changes,
                      bool same_node_only, bool bound_changes, std::vector<Change>& ordered,
@@ -532,13 +628,25 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
   std::vector<char> used(num_slots, 0);
   double total = 0;
   for (double load : layer_loads) total += load;
-  const auto gpu_holds = [&](std::uint32_t gpu, std::int32_t expert) {
-    if (state.has_gpu_counts()) return state.count_on(expert, gpu) > 0;
+  // Which experts the GPU that moves leave holds, and which GPUs hold the expert that moves (a
+  // mark each, set once per GPU and per expert of a scan: the state does not change during one).
+  std::vector<std::uint64_t> on_source(topology.num_logical, 0), on_gpu(topology.num_gpus, 0);
+  std::uint64_t source_mark = 0, expert_mark = 0;
+  const auto mark_source = [&](std::uint32_t gpu) {
+    ++source_mark;
     for (std::uint32_t j = 0; j < per_gpu; ++j) {
-      if (state.at(gpu * per_gpu + j) == expert) return true;
+      on_source[static_cast<std::size_t>(state.at(gpu * per_gpu + j))] = source_mark;
     }
-    return false;
   };
+  const auto source_holds = [&](std::int32_t expert) {
+    return on_source[static_cast<std::size_t>(expert)] == source_mark;
+  };
+  const auto mark_expert = [&](std::int32_t expert) {
+    ++expert_mark;
+    for (const std::uint32_t slot : state.slots_of(expert))
+      on_gpu[scorer.gpu_of(slot)] = expert_mark;
+  };
+  const auto holds_marked_expert = [&](std::uint32_t gpu) { return on_gpu[gpu] == expert_mark; };
   // With `rewrite_slots` a slot may be written again, and a move costs the slots it changes
   // from `old_row` that were not changed yet (writing a slot's old expert back earns one); a
   // move that costs nothing or earns counts as half an expert per slot it earns back.
@@ -563,6 +671,7 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
   };
   bool excess_phase = false;
   std::uint64_t excess_work = 0;
+  std::unique_ptr<CopyScoreCache> copy_scores;  // in the excess descent, where it fits
   while ((rewrite_slots ? changes <= max_changes : changes < max_changes) &&
          pairs_seen + pairs_per_move <= kMaxRebalancePairsPerLayer) {
     pairs_seen += pairs_per_move;
@@ -591,10 +700,14 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
       }
     };
     // Moves of expert x (on slot s1 of the busiest GPU) onto slot s: `visit(s1, s)` for each.
-    const auto for_each_move = [&](const auto& visit) {
+    // (This scan and its two visits are the planner's hot loop; inlined by force, as GCC 12
+    // makes out-of-line calls of them in a function this size, 17-25 % slower.)
+    const auto for_each_move = [&](const auto& visit) __attribute__((always_inline)) {
+      mark_source(busiest);
       for (std::uint32_t i = 0; i < per_gpu; ++i) {
         const std::uint32_t s1 = busiest * per_gpu + i;
         const std::int32_t x = state.at(s1);
+        mark_expert(x);
         for (std::uint32_t s = 0; s < num_slots; ++s) {
           const std::uint32_t gpu = scorer.gpu_of(s);
           if (gpu == busiest || (used[s] && !rewrite_slots)) continue;
@@ -602,7 +715,7 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
             continue;
           }
           const std::int32_t y = state.at(s);
-          if (y == x || gpu_holds(gpu, x)) continue;
+          if (y == x || holds_marked_expert(gpu)) continue;
           visit(s1, s);
         }
       }
@@ -620,7 +733,7 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
         std::pair<double, double> top_bound{-std::numeric_limits<double>::infinity(), 0};
         Change top{};
         double top_cost = 1;
-        for_each_move([&](std::uint32_t s1, std::uint32_t s) {
+        for_each_move([&](std::uint32_t s1, std::uint32_t s) __attribute__((always_inline)) {
           if (state.count(state.at(s)) < 2 || !may_copy(state.at(s1))) return;
           const Change change{s, state.at(s1)};
           if (!fits(1, slot_cost(s, change.expert))) return;
@@ -637,7 +750,7 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
           seed_gain = per_cost({current - score.first, -score.second}, top_cost);
         }
       }
-      for_each_move([&](std::uint32_t s1, std::uint32_t s) {
+      for_each_move([&](std::uint32_t s1, std::uint32_t s) __attribute__((always_inline)) {
         const std::int32_t x = state.at(s1), y = state.at(s);
         const double cost = move_cost(1, slot_cost(s, x));
         // Scored unless its gain bound shows it cannot lower the busiest GPU or beat the best.
@@ -649,7 +762,7 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
             }())) {
           consider(scorer.score(state, {s, x}), 1, cost, {s, x}, {});
         }
-        if ((!used[s1] || rewrite_slots) && !gpu_holds(busiest, y)) {
+        if ((!used[s1] || rewrite_slots) && !source_holds(y)) {
           const int trade_cost = slot_cost(s1, y) + slot_cost(s, x);
           if (fits(2, trade_cost)) {
             consider(scorer.score_swap(state, {s1, y}, {s, x}), 2, move_cost(2, trade_cost),
@@ -668,11 +781,14 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
       double best_excess = 0;
       // Each scored move costs the GPUs it touches (all replicas of both experts for a copy, two
       // for a trade); the descent stops, choosing nothing, once they pass the layer's budget.
+      // (A copy's score found in the cache counts as if scored again: the cache saves time,
+      // and the budget, and so the plan, stay as they were without it.)
       bool within_budget = true;
-      const auto consider_excess = [&](int size, double cost, Change a, Change b) {
-        excess_work += scorer.touched_gpus();
+      const auto consider_excess = [&](int size, double cost, CopyScoreCache::Score score, Change a,
+                                       Change b) {
+        excess_work += score.touched_gpus;
         if (excess_work > kMaxExcessWorkPerLayer) within_budget = false;
-        const double excess = scorer.excess_change(target);
+        const double excess = score.excess_change;
         if (excess < -floor && -excess / cost > best_excess) {
           best_excess = -excess / cost;
           best_size = size;
@@ -680,12 +796,17 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
           second = b;
         }
       };
+      if (!copy_scores && bound_changes && CopyScoreCache::fits(topology)) {
+        copy_scores = std::make_unique<CopyScoreCache>(topology);
+      }
       for (const std::uint32_t gpu : scorer.gpus_by_load()) {
         if (scorer.load_of(gpu) <= target || !within_budget) break;
         pairs_seen += std::uint64_t{per_gpu} * num_slots;
+        mark_source(gpu);
         for (std::uint32_t i = 0; i < per_gpu && within_budget; ++i) {
           const std::uint32_t s1 = gpu * per_gpu + i;
           const std::int32_t x = state.at(s1);
+          mark_expert(x);
           for (std::uint32_t s = 0; s < num_slots && within_budget; ++s) {
             const std::uint32_t other = scorer.gpu_of(s);
             if (other == gpu) continue;
@@ -693,15 +814,26 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
               continue;
             }
             const std::int32_t y = state.at(s);
-            if (y == x || gpu_holds(other, x)) continue;
+            if (y == x || holds_marked_expert(other)) continue;
             if (state.count(y) >= 2 && may_copy_from(x, gpu) && fits(1, slot_cost(s, x))) {
-              (void)scorer.score(state, {s, x});
-              consider_excess(1, move_cost(1, slot_cost(s, x)), {s, x}, {});
+              const CopyScoreCache::Score* known =
+                  copy_scores ? copy_scores->find(state, x, s) : nullptr;
+              CopyScoreCache::Score score;
+              if (known) {
+                score = *known;
+              } else {
+                scorer.stage(state, {s, x});
+                score = {scorer.excess_change(target),
+                         static_cast<std::uint32_t>(scorer.touched_gpus())};
+                if (copy_scores) copy_scores->store(x, s, score);
+              }
+              consider_excess(1, move_cost(1, slot_cost(s, x)), score, {s, x}, {});
             }
             const int trade_cost = slot_cost(s1, y) + slot_cost(s, x);
-            if (!gpu_holds(gpu, y) && fits(2, trade_cost)) {
-              (void)scorer.score_swap(state, {s1, y}, {s, x});
-              consider_excess(2, move_cost(2, trade_cost), {s1, y}, {s, x});
+            if (!source_holds(y) && fits(2, trade_cost)) {
+              consider_excess(2, move_cost(2, trade_cost),
+                              {scorer.swap_excess_change(state, {s1, y}, {s, x}, target), 2},
+                              {s1, y}, {s, x});
             }
           }
         }
@@ -721,11 +853,16 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
                      (best_size == 2 ? slot_cost(second.slot, second.expert) : 0);
     // Both changes of a trade are read before either is written (one step), so apply them
     // together; the replica counts do not change.
+    const std::array<std::int32_t, 4> written{state.at(first.slot), first.expert,
+                                              state.at(second.slot), second.expert};
     state.apply(first);
     ordered.push_back(first);
     if (best_size == 2) {
       state.apply(second);
       ordered.push_back(second);
+    }
+    if (copy_scores) {
+      copy_scores->forget(state, std::span(written).first(best_size == 2 ? 4 : 2), scorer);
     }
     used[first.slot] = 1;
     if (best_size == 2) used[second.slot] = 1;

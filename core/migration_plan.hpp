@@ -47,8 +47,9 @@ struct MigrationOptions {
   std::uint32_t max_layers_per_step = 0;  // 0: no limit
   double min_gain = 0.0;                  // worth-it gate: balancedness gain at least this
   double min_gain_per_gib = 0.0;          // ... and at least this gain per GiB moved
-  // Not in the C API: false scores every candidate change (the tests' reference for the
-  // bounded scan, which must choose exactly the same changes).
+  // Not in the C API: false scores every candidate change, afresh at every step (the tests'
+  // reference for the bounded scan and the cached scores, which must choose exactly the same
+  // changes).
   bool bound_changes = true;
 };
 

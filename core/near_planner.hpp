@@ -40,8 +40,8 @@ enum class NearOutcome {
 // `fresh`. A current layer
 // that breaks the locality (a replica off its group's node; relaxed: more than the budget) gets
 // `fresh`. The rebalance gives up once it has changed as many slots as moving to `fresh` without
-// relabeling would. `out` may not alias the inputs. `bound_changes = false` scores every move
-// (the tests' reference; the same result).
+// relabeling would. `out` may not alias the inputs. `bound_changes = false` scores every move,
+// afresh at every step (the tests' reference; the same result).
 NearOutcome plan_layer_near(const Topology& topology, const NearSettings& settings,
                             std::span<const std::int32_t> current, std::span<const double> loads,
                             std::span<const std::int32_t> fresh, std::span<std::int32_t> out,
