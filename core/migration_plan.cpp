@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <tuple>
 #include <unordered_map>
@@ -374,18 +375,19 @@ class ChangeScorer {
 // steps. A copy of expert x onto slot s, over its expert y, changes the loads of the GPUs of x's
 // and y's slots (s's GPU among them) by amounts set by the replica counts of x and y: its excess
 // change stays exactly the same (the same doubles summed in the same order) until a step
-// changes the replicas of x or y or the load of one of those GPUs. A step changes the loads of
-// the GPUs that hold an expert it writes or overwrites (their shares change), and only those;
-// such a step stamps every expert on those GPUs (the written and overwritten experts among
-// them: each keeps a replica), and a score is kept while neither of its experts is stamped
-// after it.
+// changes the replicas of x or y or the load of one of those GPUs. A step can change the loads
+// only of the GPUs that hold, after it, an expert it writes or overwrites (a copy changes those
+// experts' shares; a trade, only its two slots' GPUs); forget stamps every expert on those GPUs
+// (the written and overwritten experts among them: each keeps a replica), and a score is kept
+// while neither of its experts is stamped after it. The table is made per layer that reaches
+// the descent, up to 16 MiB.
 class CopyScoreCache {
  public:
   struct Score {
     double excess_change = 0;
     std::uint32_t touched_gpus = 0;
   };
-  // Whether the table (an entry per expert and slot, 16 bytes each) is small enough to keep.
+  // Whether the table (an entry per expert and slot, 16 bytes each) is small enough to make.
   static bool fits(const Topology& topology) {
     return std::uint64_t{topology.num_logical} * topology.num_physical <= kMaxEntries;
   }
@@ -397,15 +399,16 @@ class CopyScoreCache {
         gpu_seen_(topology.num_gpus, 0) {}
 
   // The score of copying `x` onto `slot`, if stored since the last step that changed it.
-  [[nodiscard]] const Score* find(const LayerState& state, std::int32_t x,
-                                  std::uint32_t slot) const {
+  [[nodiscard]] std::optional<Score> find(const LayerState& state, std::int32_t x,
+                                          std::uint32_t slot) const {
     const Entry& entry = entries_[index(x, slot)];
     const std::uint32_t since = std::max(expert_stamp_[static_cast<std::size_t>(x)],
                                          expert_stamp_[static_cast<std::size_t>(state.at(slot))]);
-    return entry.version != 0 && entry.version >= since ? &entry.score : nullptr;
+    if (entry.version == 0 || entry.version < since) return std::nullopt;
+    return Score{entry.excess_change, entry.touched_gpus};
   }
   void store(std::int32_t x, std::uint32_t slot, Score score) {
-    entries_[index(x, slot)] = {score, version_};
+    entries_[index(x, slot)] = {score.excess_change, score.touched_gpus, version_};
   }
   // After a step (already applied to `state`) that wrote or overwrote `experts`.
   void forget(const LayerState& state, std::span<const std::int32_t> experts,
@@ -424,11 +427,13 @@ class CopyScoreCache {
   }
 
  private:
-  static constexpr std::uint64_t kMaxEntries = std::uint64_t{1} << 21;  // 32 MiB
+  static constexpr std::uint64_t kMaxEntries = std::uint64_t{1} << 20;  // 256 experts x 4096
   struct Entry {
-    Score score;
+    double excess_change = 0;
+    std::uint32_t touched_gpus = 0;
     std::uint32_t version = 0;  // 0: never scored
   };
+  static_assert(sizeof(Entry) == 16);
   [[nodiscard]] std::size_t index(std::int32_t x, std::uint32_t slot) const {
     return static_cast<std::size_t>(x) * slots_ + slot;
   }
@@ -610,7 +615,7 @@ constexpr std::uint64_t kMaxExcessWorkPerLayer = std::uint64_t{1} << 26;
 // kMaxRebalancePairsPerLayer, or (in plan_near's excess descent) once its work has passed
 // kMaxExcessWorkPerLayer (counted as if every score were computed, cached or not).
 // `bound_changes` as for order_layer, and also whether the excess descent keeps its copies'
-// scores between steps (CopyScoreCache; the same choices, faster).
+// scores between steps (CopyScoreCache) and scores trades in place (the same choices, faster).
 void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
                      std::span<const double> layer_loads, std::size_t max_changes,
                      bool same_node_only, bool bound_changes, std::vector<Change>& ordered,
@@ -629,7 +634,8 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
   double total = 0;
   for (double load : layer_loads) total += load;
   // Which experts the GPU that moves leave holds, and which GPUs hold the expert that moves (a
-  // mark each, set once per GPU and per expert of a scan: the state does not change during one).
+  // mark each, set per source GPU and per source slot of a scan: the state does not change
+  // during one).
   std::vector<std::uint64_t> on_source(topology.num_logical, 0), on_gpu(topology.num_gpus, 0);
   std::uint64_t source_mark = 0, expert_mark = 0;
   const auto mark_source = [&](std::uint32_t gpu) {
@@ -816,8 +822,8 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
             const std::int32_t y = state.at(s);
             if (y == x || holds_marked_expert(other)) continue;
             if (state.count(y) >= 2 && may_copy_from(x, gpu) && fits(1, slot_cost(s, x))) {
-              const CopyScoreCache::Score* known =
-                  copy_scores ? copy_scores->find(state, x, s) : nullptr;
+              const std::optional<CopyScoreCache::Score> known =
+                  copy_scores ? copy_scores->find(state, x, s) : std::nullopt;
               CopyScoreCache::Score score;
               if (known) {
                 score = *known;
@@ -831,9 +837,15 @@ void rebalance_layer(const Topology& topology, std::uint32_t layer, Row old_row,
             }
             const int trade_cost = slot_cost(s1, y) + slot_cost(s, x);
             if (!source_holds(y) && fits(2, trade_cost)) {
-              consider_excess(2, move_cost(2, trade_cost),
-                              {scorer.swap_excess_change(state, {s1, y}, {s, x}, target), 2},
-                              {s1, y}, {s, x});
+              // (Without bound_changes, as scored before swap_excess_change: its reference.)
+              double excess = 0;
+              if (bound_changes) {
+                excess = scorer.swap_excess_change(state, {s1, y}, {s, x}, target);
+              } else {
+                (void)scorer.score_swap(state, {s1, y}, {s, x});
+                excess = scorer.excess_change(target);
+              }
+              consider_excess(2, move_cost(2, trade_cost), {excess, 2}, {s1, y}, {s, x});
             }
           }
         }

@@ -22,8 +22,8 @@ type PlanProgress struct {
 // PlanControl cancels the plans of the planners it is attached to (Planner.SetControl) and
 // reports their progress, from any goroutine: a progress bar, an operator's "stop", one deadline
 // for several planners. Cancelling is sticky: plans in progress stop at their next layer boundary
-// (a layer takes milliseconds, an affinity layer up to about a second on one core) and
-// later plans stop before they start, all with an error satisfying errors.Is(err, ErrCancelled);
+// (a layer takes milliseconds; an affinity layer, or a near layer where experts have dozens of
+// replicas, up to about a second on one core) and later plans stop before they start, all with an error satisfying errors.Is(err, ErrCancelled);
 // the planners stay usable, and new work needs a new control. One control may serve several
 // planners, which then stop together. The context variants of the plan methods (PlanContext,
 // ...) on a planner it is attached to count their steps in it and stop when it is cancelled too.
@@ -217,8 +217,8 @@ func (p *Planner) SetControl(control *PlanControl) error {
 }
 
 // PlanContext is Plan, stopped by ctx: once ctx is done the plan stops at its next layer
-// boundary (a layer takes milliseconds, an affinity layer up to about a second on one
-// core) and returns an *Error of status StatusCancelled that satisfies both errors.Is(err,
+// boundary (a layer takes milliseconds; an affinity layer, or a near layer where experts have
+// dozens of replicas, up to about a second on one core) and returns an *Error of status StatusCancelled that satisfies both errors.Is(err,
 // ErrCancelled) and errors.Is(err, ctx.Err()) (context.Canceled or context.DeadlineExceeded).
 // It returns at once, without planning, when ctx is already done or becomes done while the call
 // waits for another plan on the planner. A plan that finishes before it notices returns its

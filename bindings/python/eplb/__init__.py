@@ -560,7 +560,8 @@ class PlanControl(_Handle):
     one control may serve several planners, which then stop together.
 
     cancel() is sticky: a plan in progress stops at its next layer boundary (milliseconds; an
-    affinity layer up to about a second on one core) and raises eplb.CancelledError,
+    affinity layer, or a near layer where experts have dozens of replicas, up to about a
+    second on one core) and raises eplb.CancelledError,
     and so does every later plan with this control, before it starts; the planner stays usable
     (detach the control or attach a new one to plan again). Planning releases the GIL, so
     another Python thread can cancel or poll `progress` meanwhile (e.g. a deadline or a progress
@@ -686,7 +687,8 @@ class Planner(_Handle):
     from another thread (they raise CancelledError) and counts their progress.
 
     Ctrl-C during a plan on the main thread stops it at its next layer boundary (milliseconds; an
-    affinity layer up to about a second) and raises KeyboardInterrupt, as does any
+    affinity layer, or a near layer where experts have dozens of replicas, up to about a
+    second) and raises KeyboardInterrupt, as does any
     other exception a signal handler raises then. The planner stays usable: without a
     PlanControl it plans on as a new one would; an attached one is cancelled (sticky, as
     control.cancel() would), so later plans raise CancelledError until it is replaced or

@@ -418,14 +418,14 @@ EPLB_API eplb_status eplb_planner_plan_near(eplb_planner* planner, const double*
  * makes two passes, the balance-only plan and the traffic improvement; every other plan one). A
  * plan announces its steps when it starts (after its arguments are checked), so the steps of
  * every plan that used the control add up. Cancelling is sticky: plans in progress stop at their
- * next layer boundary (a layer takes milliseconds, an affinity layer up to about a second on
- * one core) and later plans stop before they start, all with EPLB_ERR_CANCELLED; use a
- * new control for new work. A cancel that comes after a plan's last layer began does not fail
- * that plan: it returns EPLB_OK and its placement, so a deadline check looks at the status, not
- * at progress.cancelled. Every plan control function except eplb_plan_control_destroy is
- * thread-safe and may run concurrently with any other call on the same control and with the
- * plans that use it; destroy, like every _destroy, must not overlap another call on the same
- * handle (plans using the control are unaffected). Since 0.1.1. */
+ * next layer boundary (a layer takes milliseconds; an affinity layer, or a plan_near layer
+ * where experts have dozens of replicas, up to about a second on one core) and later plans
+ * stop before they start, all with EPLB_ERR_CANCELLED; use a new control for new work. A cancel
+ * that comes after a plan's last layer began does not fail that plan: it returns EPLB_OK and its
+ * placement, so a deadline check looks at the status, not at progress.cancelled. Every plan control
+ * function except eplb_plan_control_destroy is thread-safe and may run concurrently with any other
+ * call on the same control and with the plans that use it; destroy, like every _destroy, must not
+ * overlap another call on the same handle (plans using the control are unaffected). Since 0.1.1. */
 struct eplb_plan_control;
 typedef struct eplb_plan_control eplb_plan_control;
 

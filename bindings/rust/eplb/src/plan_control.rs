@@ -29,7 +29,8 @@ pub struct PlanProgress {
 /// [`Planner::set_control`](crate::Planner::set_control).
 ///
 /// Cancelling is sticky: a plan in progress stops at its next layer boundary (a layer takes
-/// milliseconds, an affinity layer up to about a second on one core), and every
+/// milliseconds; an affinity layer, or a near layer where experts have dozens of replicas, up
+/// to about a second on one core), and every
 /// later plan stops before it starts, all with [`Status::Cancelled`](crate::Status::Cancelled);
 /// nothing is returned and the planners stay usable. Use a new control for new work.
 ///
