@@ -8,7 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libzstd-dev libxxhash-dev
   python3 python3-pytest python3-numpy
-  clang-format
+  clang clang-format libclang-rt-14-dev
   valgrind
   swig golang-go python3-dev bindgen python3-setuptools python3-wheel
   dpkg-dev python3-venv python3-pip

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (in build-fuzz/, instrumented with AddressSanitizer and
-# UndefinedBehaviorSanitizer), replays each target's committed seed corpus (tests/fuzz/corpus/),
-# then fuzzes each target for a bounded time.
+# every UndefinedBehaviorSanitizer check), replays each target's committed seed corpus
+# (tests/fuzz/corpus/), then fuzzes each target for a bounded time.
 #   scripts/fuzz.sh            20 s per target (scripts/test.sh passes EPLB_FUZZ_SECONDS, default 5)
 #   scripts/fuzz.sh 600        ten minutes per target (the longer runs RELIABILITY.md records)
 #   scripts/fuzz.sh 60 fuzz_cli_args   one target only
-#   scripts/fuzz.sh build      only build the targets (scripts/test.sh builds them in the
-#                              background while the sanitizer tests run)
-# EPLB_FUZZ_BUILD_DIR overrides the build directory (default build-fuzz/).
+#   scripts/fuzz.sh build      only build the targets
+# EPLB_FUZZ_BUILD_DIR overrides the build directory (default build-fuzz/). A directory already
+# configured with EPLB_BUILD_FUZZERS=ON keeps its configuration: scripts/test.sh runs the fuzzers
+# from its sanitizer build (build-asan/), which builds them too.
 # New interesting inputs go to build-fuzz/corpus/<target>/ (the committed corpus is not touched);
 # a crashing input is saved as build-fuzz/artifacts/<target>-crash-* and fails the script.
 # Copy small inputs worth keeping into tests/fuzz/corpus/<target>/ by hand.
@@ -30,14 +31,16 @@ if ! command -v clang++ >/dev/null; then
 fi
 
 echo "== building the fuzzers in $build" >&2
-generator=()
-if [[ ! -f $build/CMakeCache.txt ]] && command -v ninja >/dev/null; then
-  generator=(-G Ninja)
+if ! grep -qs '^EPLB_BUILD_FUZZERS:BOOL=ON$' "$build/CMakeCache.txt"; then
+  generator=()
+  if [[ ! -f $build/CMakeCache.txt ]] && command -v ninja >/dev/null; then
+    generator=(-G Ninja)
+  fi
+  CC=clang CXX=clang++ cmake -S "$root" -B "$build" "${generator[@]}" -DEPLB_BUILD_FUZZERS=ON \
+    -DEPLB_SANITIZE=address,undefined -DEPLB_BUILD_TESTS=OFF -DEPLB_BUILD_BENCH=OFF \
+    -DEPLB_WITH_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" >/dev/null
 fi
-CC=clang CXX=clang++ cmake -S "$root" -B "$build" "${generator[@]}" -DEPLB_BUILD_FUZZERS=ON \
-  -DEPLB_BUILD_TESTS=OFF -DEPLB_BUILD_BENCH=OFF -DEPLB_WITH_CUDA=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
-  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" >/dev/null
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}"
 if $build_only; then
   exit 0

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Quick start 2: install what is missing, build, and run every test: the format check, the
 # release build's suite, then the whole suite again under AddressSanitizer + UndefinedBehavior-
-# Sanitizer (a second build directory), and the fuzzers over their seed corpora for a bounded time
-# (scripts/fuzz.sh, when clang is installed; EPLB_FUZZ_SECONDS per target, default 5); valgrind
+# Sanitizer (a second build directory, with clang), and the fuzzers it also builds over their seed
+# corpora for a bounded time (scripts/fuzz.sh; EPLB_FUZZ_SECONDS per target, default 5); valgrind
 # memcheck on the C programs and ThreadSanitizer on the concurrency tests (RELIABILITY.md).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,37 +41,30 @@ else
   echo "skipped: valgrind not found" >&2
 fi
 
-phase "AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
-# -O1 with line tables only: what sanitizers need for their reports, and the build costs about a
-# third less than -O2 -g on CI's two cores. Four UBSan checks are left out here (the fuzzers'
-# clang build keeps all of them): vptr (dynamic types of polymorphic objects; ASan catches the
-# use-after-free behind most bad casts), and null, alignment and pointer-overflow, which put a
-# check and a static record at nearly every member access and pointer step of the JSON and CLI
-# templates: without them a CLI file compiles in 13 s instead of 23 s and each ASan process
-# starts faster (a third of the relocations). A null dereference still stops under ASan (SEGV
-# with a stack), an access that wraps past an object is still out of bounds, and the binary
-# formats are read with memcpy. (EPLB_NO_SANITIZE passes them after -fsanitize; before it, as
-# this script once did, -fsanitize=undefined turns them back on.)
-"$root/scripts/build.sh" "$root/build-asan" -DEPLB_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" \
-  -DEPLB_SANITIZE=address,undefined -DEPLB_NO_SANITIZE=vptr,null,alignment,pointer-overflow \
-  -DEPLB_WITH_CUDA=OFF -DEPLB_BUILD_BENCH=OFF
-# The fuzzers' clang build runs alongside: the suite spends much of its time in one long test
-# (cli.pytest drives the CLI under ASan), so a core is mostly free.
-fuzz_build_log=$(mktemp)
-fuzz_build_pid=
-if command -v clang++ >/dev/null; then
-  "$root/scripts/fuzz.sh" build >"$fuzz_build_log" 2>&1 &
-  fuzz_build_pid=$!
+phase "AddressSanitizer + UndefinedBehaviorSanitizer build and tests (clang; also the fuzzers)"
+# Clang, so that the same build serves the fuzzers (libFuzzer's coverage instrumentation on all but
+# the planners: core/CMakeLists.txt) and a second compiler checks every warning. -O1 with line
+# tables only: what sanitizers need for their reports, and the build costs about a third less
+# than -O2 -g on CI's two cores. Four UBSan checks are left out here (scripts/fuzz.sh's own build
+# keeps all of them): vptr (dynamic types of polymorphic objects; ASan catches the use-after-free
+# behind most bad casts), and null, alignment and pointer-overflow, which put a check and a static
+# record at nearly every member access and pointer step of the JSON and CLI templates: without
+# them a CLI file compiles in 12 s instead of 17 s. A null dereference still stops under ASan
+# (SEGV with a stack), an access that wraps past an object is still out of bounds, and the
+# binary formats are read with memcpy. (EPLB_NO_SANITIZE passes them after -fsanitize; before
+# it, -fsanitize=undefined would turn them back on.)
+# (A build-asan/ configured with another compiler, as before this build moved to clang, is redone.)
+if [[ -f $root/build-asan/CMakeCache.txt ]] &&
+  ! grep -qs '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++' "$root/build-asan/CMakeCache.txt"; then
+  rm -rf "$root/build-asan"
 fi
+CC=clang CXX=clang++ "$root/scripts/build.sh" "$root/build-asan" -DEPLB_WERROR=ON \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DEPLB_SANITIZE=address,undefined \
+  -DEPLB_NO_SANITIZE=vptr,null,alignment,pointer-overflow -DEPLB_BUILD_FUZZERS=ON \
+  -DEPLB_WITH_CUDA=OFF -DEPLB_BUILD_BENCH=OFF
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$root/build-asan" --output-on-failure -j"$jobs"
-if [[ -n $fuzz_build_pid ]] && ! wait "$fuzz_build_pid"; then
-  cat "$fuzz_build_log" >&2
-  echo "the fuzzers' build failed" >&2
-  exit 1
-fi
-rm -f "$fuzz_build_log"
 
 phase "ThreadSanitizer: the concurrency tests"
 # Only libeplb and the concurrency tests, in their own build directory. Not -Werror: GCC 12 warns
@@ -90,11 +83,7 @@ TSAN_OPTIONS=halt_on_error=1 ctest --test-dir "$root/build-tsan" -R '^concurrenc
   --output-on-failure -j"$jobs"
 
 phase "fuzzers: seed corpus replay and a bounded run per target"
-if command -v clang++ >/dev/null; then
-  # Already built above. Four targets: 20 s of fuzzing in all (scripts/fuzz.sh SECONDS runs them
-  # longer; RELIABILITY.md records the long runs).
-  "$root/scripts/fuzz.sh" "${EPLB_FUZZ_SECONDS:-5}"
-else
-  echo "skipped: clang++ not found (the libFuzzer targets need clang)" >&2
-fi
+# Built by the sanitizer build above. Four targets: 20 s of fuzzing in all (scripts/fuzz.sh
+# SECONDS runs them longer, in their own build; RELIABILITY.md records the long runs).
+EPLB_FUZZ_BUILD_DIR="$root/build-asan" "$root/scripts/fuzz.sh" "${EPLB_FUZZ_SECONDS:-5}"
 phase "done"

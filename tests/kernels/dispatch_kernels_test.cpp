@@ -477,9 +477,13 @@ TEST(Workspace, MisalignedWorkspaceIsRejected) {
 
 // --- permute / unpermute ------------------------------------------------------------------------
 
-// Independent conversions for the expectations: GCC's _Float16 (software, round to nearest even)
-// and bfloat16 by picking the nearer of the two neighbours in double.
+// Independent conversions for the expectations: the compiler's IEEE half (software, round to
+// nearest even) and bfloat16 by picking the nearer of the two neighbours in double.
+#if defined(__clang__) && __clang_major__ < 15
+typedef __fp16 Half;  // clang before 15 has _Float16 on AArch64 only; __fp16 is the same format
+#else
 __extension__ typedef _Float16 Half;  // GCC/Clang extension on x86-64 and AArch64
+#endif
 
 uint16_t expected_fp16(float x) {
   const auto h = static_cast<Half>(x);
