@@ -10,7 +10,8 @@
 # configured with EPLB_BUILD_FUZZERS=ON keeps its configuration: scripts/test.sh runs the fuzzers
 # from its sanitizer build (build-asan/), which builds them too.
 # New interesting inputs go to build-fuzz/corpus/<target>/ (the committed corpus is not touched);
-# a crashing input is saved as build-fuzz/artifacts/<target>-crash-* and fails the script.
+# a crashing input is saved as build-fuzz/artifacts/<target>-crash-* and fails the script (under
+# build-asan/ in scripts/test.sh).
 # Copy small inputs worth keeping into tests/fuzz/corpus/<target>/ by hand.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,7 +32,7 @@ if ! command -v clang++ >/dev/null; then
 fi
 
 echo "== building the fuzzers in $build" >&2
-if ! grep -qs '^EPLB_BUILD_FUZZERS:BOOL=ON$' "$build/CMakeCache.txt"; then
+if ! grep -qisE '^EPLB_BUILD_FUZZERS:BOOL=(ON|1|TRUE|YES|Y)$' "$build/CMakeCache.txt"; then
   generator=()
   if [[ ! -f $build/CMakeCache.txt ]] && command -v ninja >/dev/null; then
     generator=(-G Ninja)
@@ -52,6 +53,10 @@ mkdir -p "$build/artifacts"
 for target in "${targets[@]}"; do
   binary="$build/bin/$target"
   seeds="$root/tests/fuzz/corpus/$target"
+  if [[ ! -d $seeds ]]; then
+    echo "fuzz.sh: no seed corpus for $target (expected $seeds)" >&2
+    exit 1
+  fi
   work="$build/corpus/$target"
   mkdir -p "$work"
   options=(-artifact_prefix="$build/artifacts/$target-" -timeout=10 -rss_limit_mb=2048)
@@ -68,6 +73,6 @@ for target in "${targets[@]}"; do
   "$binary" "${options[@]}" -max_total_time="$seconds" -print_final_stats=1 "$work" "$seeds" \
     2>"$build/$target.log" || { tail -n 60 "$build/$target.log" >&2; exit 1; }
   executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$build/$target.log")
-  coverage=$(grep -o 'cov: [0-9]*' "$build/$target.log" | tail -n 1)
+  coverage=$(grep -o 'cov: [0-9]*' "$build/$target.log" | tail -n 1 || true)
   echo "$target: $executions executions in $seconds s, $coverage, corpus $(find "$work" -type f | wc -l) inputs" >&2
 done
