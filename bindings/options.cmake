@@ -2,7 +2,7 @@
 # skipped one says why in a STATUS message. Sanitizer and fuzzer builds skip them: CPython, cgo
 # and cargo binaries do not carry the sanitizer runtime that an instrumented libeplb needs.
 set(_eplb_bindings_ok ON)
-if(EPLB_SANITIZE OR EPLB_BUILD_FUZZERS)
+if(EPLB_SANITIZE)
   set(_eplb_bindings_ok OFF)
   message(STATUS "libeplb: bindings skipped in sanitizer/fuzzer builds")
 endif()
