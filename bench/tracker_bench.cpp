@@ -9,7 +9,14 @@
 // tracker is warmed up with one full window first. Then the memory a sliding window of W = 64
 // batches holds per layer, for each batch size (core::Tracker, the code libeplb.so runs).
 //
-// Usage: eplb_bench_tracker [--samples N]
+// --baseline LIB times another build's libeplb.so (dlopen'ed beside this one, e.g. one built from
+// an older commit) in the same run: the two record alternately, in blocks of 25 calls, so that a
+// shared machine's noise falls on both alike, and the table adds the baseline's median and the
+// ratio this build / baseline.
+//
+// Usage: eplb_bench_tracker [--samples N] [--baseline path/to/libeplb.so]
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -29,9 +36,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using eplb_cli::fixed;
 
-struct TrackerDeleter {
-  void operator()(eplb_tracker* t) const { eplb_tracker_destroy(t); }
-};
 struct PlacementDeleter {
   void operator()(eplb_placement* p) const { eplb_placement_destroy(p); }
 };
@@ -42,6 +46,55 @@ void check(eplb_status status, const char* what) {
               << "\n";
     std::exit(1);
   }
+}
+
+// The C functions a timed record uses: this build's, or a baseline library's.
+struct TrackerApi {
+  decltype(&eplb_placement_create_from_phy2log) placement_create = nullptr;
+  decltype(&eplb_placement_destroy) placement_destroy = nullptr;
+  decltype(&eplb_tracker_options_init) options_init = nullptr;
+  decltype(&eplb_tracker_create) create = nullptr;
+  decltype(&eplb_tracker_destroy) destroy = nullptr;
+  decltype(&eplb_tracker_record) record = nullptr;
+  decltype(&eplb_tracker_record_physical) record_physical = nullptr;
+  decltype(&eplb_last_error_message) last_error = nullptr;
+};
+
+TrackerApi this_build() {
+  return {eplb_placement_create_from_phy2log,
+          eplb_placement_destroy,
+          eplb_tracker_options_init,
+          eplb_tracker_create,
+          eplb_tracker_destroy,
+          eplb_tracker_record,
+          eplb_tracker_record_physical,
+          eplb_last_error_message};
+}
+
+// Another libeplb.so, loaded with its own symbols (RTLD_LOCAL). Exits with a message if it cannot.
+TrackerApi load_baseline(const std::string& path) {
+  void* library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (library == nullptr) {
+    std::cerr << "--baseline " << path << ": " << dlerror() << "\n";
+    std::exit(2);
+  }
+  const auto find = [&](auto& fn, const char* name) {
+    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(library, name));
+    if (fn == nullptr) {
+      std::cerr << "--baseline " << path << ": no " << name << " (not a libeplb.so?)\n";
+      std::exit(2);
+    }
+  };
+  TrackerApi api;
+  find(api.placement_create, "eplb_placement_create_from_phy2log");
+  find(api.placement_destroy, "eplb_placement_destroy");
+  find(api.options_init, "eplb_tracker_options_init");
+  find(api.create, "eplb_tracker_create");
+  find(api.destroy, "eplb_tracker_destroy");
+  find(api.record, "eplb_tracker_record");
+  find(api.record_physical, "eplb_tracker_record_physical");
+  find(api.last_error, "eplb_last_error_message");
+  return api;  // (the library stays loaded until exit)
 }
 
 double median(std::vector<double> v) {
@@ -66,15 +119,15 @@ std::vector<std::vector<std::int32_t>> make_batches(std::size_t tokens, std::uin
 }
 
 // A placement of kSlots slots: slot s holds s % 256 (the first 32 experts get a second replica,
-// on another node), so physical ids need folding.
-std::unique_ptr<eplb_placement, PlacementDeleter> make_placement() {
+// on another node), so physical ids need folding. Made by `api`'s library.
+eplb_placement* make_placement(const TrackerApi& api) {
   std::vector<std::int32_t> phy2log(kSlots);
   for (std::uint32_t s = 0; s < kSlots; ++s) phy2log[s] = static_cast<std::int32_t>(s % kExperts);
   eplb_placement* raw = nullptr;
-  check(eplb_placement_create_from_phy2log(1, kExperts, kSlots, kNodes, kGpus, phy2log.data(),
-                                           phy2log.size(), &raw),
+  check(api.placement_create(1, kExperts, kSlots, kNodes, kGpus, phy2log.data(), phy2log.size(),
+                             &raw),
         "placement");
-  return std::unique_ptr<eplb_placement, PlacementDeleter>(raw);
+  return raw;
 }
 
 // Physical ids: each logical id goes to its first slot, or to its replica for odd tokens.
@@ -91,39 +144,83 @@ std::vector<std::vector<std::int32_t>> to_physical(
   return out;
 }
 
-double time_record(std::uint32_t window, bool physical, std::size_t tokens, std::uint32_t reservoir,
-                   int samples, const eplb_placement* placement) {
-  eplb_tracker_options o;
-  eplb_tracker_options_init(&o);
-  o.num_layers = 1;
-  o.num_logical_experts = kExperts;
-  o.top_k = kTopK;
-  o.window = window;
-  o.window_batches = 64;
-  o.decay = 0.99;
-  o.reservoir_capacity = reservoir;
-  eplb_tracker* raw = nullptr;
-  check(eplb_tracker_create(&o, &raw), "tracker");
-  std::unique_ptr<eplb_tracker, TrackerDeleter> tracker(raw);
+// One library's tracker and placement, recording the shared batches.
+class TimedTracker {
+ public:
+  TimedTracker(const TrackerApi& api, std::uint32_t window, std::uint32_t reservoir)
+      : api_(api), placement_(make_placement(api)) {
+    eplb_tracker_options o;
+    api.options_init(&o);
+    o.num_layers = 1;
+    o.num_logical_experts = kExperts;
+    o.top_k = kTopK;
+    o.window = window;
+    o.window_batches = 64;
+    o.decay = 0.99;
+    o.reservoir_capacity = reservoir;
+    check(api.create(&o, &tracker_), "tracker");
+  }
+  TimedTracker(const TimedTracker&) = delete;
+  TimedTracker& operator=(const TimedTracker&) = delete;
+  ~TimedTracker() {
+    api_.destroy(tracker_);
+    api_.placement_destroy(placement_);
+  }
+
+  // Records one batch; returns the microseconds it took.
+  double record(const std::vector<std::int32_t>& batch, std::size_t tokens, bool physical) {
+    const auto start = Clock::now();
+    const eplb_status status =
+        physical ? api_.record_physical(tracker_, placement_, 0, batch.data(), tokens, kTopK)
+                 : api_.record(tracker_, 0, batch.data(), tokens, kTopK);
+    const double us = std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+    if (status != EPLB_OK) {
+      std::cerr << "record: " << api_.last_error() << "\n";
+      std::exit(1);
+    }
+    return us;
+  }
+
+ private:
+  TrackerApi api_;
+  eplb_placement* placement_;
+  eplb_tracker* tracker_ = nullptr;
+};
+
+// Median microseconds per record call for each library in `apis` (this build first), after a
+// warm-up of one window. With several, they take turns in blocks of calls (each block's first
+// few calls, while the caches refill with that tracker's counts, are not timed).
+std::vector<double> time_record(const std::vector<TrackerApi>& apis, std::uint32_t window,
+                                bool physical, std::size_t tokens, std::uint32_t reservoir,
+                                int samples) {
   auto batches = make_batches(tokens, 1);
   if (physical) batches = to_physical(batches);
-  auto record = [&](const std::vector<std::int32_t>& b) {
-    if (physical) {
-      check(eplb_tracker_record_physical(tracker.get(), placement, 0, b.data(), tokens, kTopK),
-            "record_physical");
-    } else {
-      check(eplb_tracker_record(tracker.get(), 0, b.data(), tokens, kTopK), "record");
-    }
-  };
-  for (int i = 0; i < 64; ++i) record(batches[static_cast<std::size_t>(i) % batches.size()]);
-  std::vector<double> us;
-  for (int i = 0; i < samples; ++i) {
-    const auto& b = batches[static_cast<std::size_t>(i) % batches.size()];
-    const auto start = Clock::now();
-    record(b);
-    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+  std::vector<std::unique_ptr<TimedTracker>> trackers;
+  for (const TrackerApi& api : apis) {
+    trackers.push_back(std::make_unique<TimedTracker>(api, window, reservoir));
   }
-  return median(us);
+  const auto batch = [&](int i) -> const std::vector<std::int32_t>& {
+    return batches[static_cast<std::size_t>(i) % batches.size()];
+  };
+  for (auto& t : trackers) {
+    for (int i = 0; i < 64; ++i) t->record(batch(i), tokens, physical);
+  }
+  const int block = apis.size() > 1 ? 25 : samples;
+  const int untimed = apis.size() > 1 ? 5 : 0;
+  std::vector<std::vector<double>> us(apis.size());
+  for (int done = 0; done < samples;) {
+    const int timed = std::min(block - untimed, samples - done);
+    for (std::size_t a = 0; a < trackers.size(); ++a) {
+      for (int i = 0; i < untimed; ++i) trackers[a]->record(batch(done + i), tokens, physical);
+      for (int i = 0; i < timed; ++i) {
+        us[a].push_back(trackers[a]->record(batch(done + i), tokens, physical));
+      }
+    }
+    done += timed;
+  }
+  std::vector<double> medians;
+  for (auto& u : us) medians.push_back(median(std::move(u)));
+  return medians;
 }
 
 // Bytes of one layer's sliding window (W = 64) after a full window of `tokens`-token batches.
@@ -146,29 +243,51 @@ std::size_t window_bytes(std::size_t tokens) {
 
 int main(int argc, char** argv) {
   int samples = 200;
+  std::string baseline;
   for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--samples" && i + 1 < argc) samples = std::atoi(argv[++i]);
+    const std::string arg = argv[i];
+    if (arg == "--samples" && i + 1 < argc) {
+      samples = std::atoi(argv[++i]);
+    } else if (arg == "--baseline" && i + 1 < argc) {
+      baseline = argv[++i];
+    } else {
+      std::cerr << "usage: eplb_bench_tracker [--samples N] [--baseline path/to/libeplb.so]\n";
+      return 2;
+    }
   }
-  const auto placement = make_placement();
+  if (samples < 1) {
+    std::cerr << "--samples " << samples << ": must be at least 1\n";
+    return 2;
+  }
+  std::vector<TrackerApi> apis = {this_build()};
+  if (!baseline.empty()) apis.push_back(load_baseline(baseline));
   std::cout << "libeplb " << eplb_version_string() << ": tracker record, 1 layer x " << kExperts
-            << " experts, top-" << kTopK << ", median of " << samples << " calls\n\n";
-  eplb_cli::Table table(
-      {"tokens", "ids", "window", "reservoir", "median us", "ns/token", "target <= 100 us"});
+            << " experts, top-" << kTopK << ", median of " << samples << " calls";
+  if (!baseline.empty()) std::cout << ", against " << baseline << " (turns of 20 timed calls each)";
+  std::cout << "\n\n";
+  std::vector<std::string> columns = {"tokens",    "ids",      "window",          "reservoir",
+                                      "median us", "ns/token", "target <= 100 us"};
+  if (!baseline.empty()) columns.insert(columns.end(), {"baseline us", "this / baseline"});
+  eplb_cli::Table table(columns);
   const char* window_names[] = {"cumulative", "sliding W=64", "decay 0.99"};
+  const auto add_row = [&](std::size_t tokens, bool physical, std::uint32_t window,
+                           std::uint32_t reservoir) {
+    const std::vector<double> us = time_record(apis, window, physical, tokens, reservoir, samples);
+    std::vector<std::string> row = {std::to_string(tokens),
+                                    physical ? "physical" : "logical",
+                                    window_names[window],
+                                    std::to_string(reservoir),
+                                    fixed(us[0], 1),
+                                    fixed(us[0] * 1000.0 / static_cast<double>(tokens), 1),
+                                    tokens == 8192 ? (us[0] <= 100.0 ? "met" : "MISSED") : "-"};
+    if (us.size() > 1) row.insert(row.end(), {fixed(us[1], 1), fixed(us[0] / us[1], 3)});
+    table.add_row(row);
+  };
   for (const std::size_t tokens : {std::size_t{8192}, std::size_t{128}}) {
     for (const bool physical : {false, true}) {
-      for (std::uint32_t window = 0; window < 3; ++window) {
-        const double us = time_record(window, physical, tokens, 4096, samples, placement.get());
-        table.add_row({std::to_string(tokens), physical ? "physical" : "logical",
-                       window_names[window], "4096", fixed(us, 1),
-                       fixed(us * 1000.0 / static_cast<double>(tokens), 1),
-                       tokens == 8192 ? (us <= 100.0 ? "met" : "MISSED") : "-"});
-      }
+      for (std::uint32_t window = 0; window < 3; ++window) add_row(tokens, physical, window, 4096);
     }
-    const double us = time_record(0, false, tokens, 0, samples, placement.get());
-    table.add_row({std::to_string(tokens), "logical", window_names[0], "0", fixed(us, 1),
-                   fixed(us * 1000.0 / static_cast<double>(tokens), 1),
-                   tokens == 8192 ? (us <= 100.0 ? "met" : "MISSED") : "-"});
+    add_row(tokens, false, 0, 0);
   }
   table.print(std::cout);
 
@@ -184,6 +303,7 @@ int main(int argc, char** argv) {
   memory.print(std::cout);
 
   // The nodes-touched metric over a full reservoir (4096 rows) of one layer.
+  const std::unique_ptr<eplb_placement, PlacementDeleter> placement(make_placement(this_build()));
   const auto rows = make_batches(4096, 2)[0];
   std::vector<double> us;
   double mean = 0;

@@ -15,6 +15,7 @@
 #endif
 
 #include "error.hpp"
+#include "slot_fold.hpp"
 
 namespace eplb {
 namespace {
@@ -139,24 +140,26 @@ __attribute__((target("avx2"), always_inline)) inline __m256i exchange(__m256i v
   return _mm256_blend_epi32(_mm256_min_epi32(v, partner), _mm256_max_epi32(v, partner), Max);
 }
 
-// top_k = 8, counting with weight 1 (or -1, modulo 2^64, to take a batch back out): per token, a
-// bitonic network sorts the 8 ids in one AVX2 register, one mask test finds the rare token with a
-// masked slot, a duplicate or a bad id (it takes add_token), and the common token adds its 8
-// loads and 28 pairs without a branch.
-template <typename L, typename P, bool Retire = false>
+// top_k = 8, counting with weight l1 (loads) / p1 (pairs): 1, or -1 modulo 2^64 to take a batch
+// back out, or a decay window's weight. Per token, a bitonic network sorts the 8 ids in one AVX2
+// register, one mask test finds the rare token with a masked slot, a duplicate or a bad id (it
+// takes add_token), and the common token adds its 8 loads and 28 pairs without a branch.
+// `Unit` is 1 or -1 for those two weights (immediate operands: the loop has no register to
+// spare), 0 for the weights given.
+template <typename L, typename P, int Unit>
 __attribute__((target("avx2"))) BatchScan accumulate8_avx2(const std::int32_t* ids,
                                                            std::size_t num_tokens,
                                                            std::uint32_t limit,
                                                            const std::size_t* row_base, L* load,
-                                                           P* pair) {
+                                                           P* pair, L w, P pw) {
+  const L l1 = Unit == 0 ? w : static_cast<L>(Unit);  // unsigned: adding -1 subtracts 1
+  const P p1 = Unit == 0 ? pw : static_cast<P>(Unit);
   std::array<std::int32_t, kMaxTopK> row{};
   BatchScan scan;
   const __m256i reverse = _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0);
   const __m256i next = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0);
   const __m256i top = _mm256_set1_epi32(static_cast<std::int32_t>(limit - 1));
   alignas(32) std::uint32_t sorted[8];
-  constexpr L l1 = Retire ? static_cast<L>(-1) : L{1};  // unsigned: adding -1 subtracts 1
-  constexpr P p1 = Retire ? static_cast<P>(-1) : P{1};
   for (std::size_t t = 0; t < num_tokens; ++t) {
     const std::int32_t* in = ids + t * 8;
     __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in));
@@ -206,99 +209,63 @@ __attribute__((target("avx2"))) BatchScan accumulate8_avx2(const std::int32_t* i
 }
 #endif
 
+// Adds a batch with weight w (loads) / pw (pairs) into `load` / `pair`, through the fastest
+// kernel for top_k (`Unit` as for accumulate8_avx2: 1 or -1 when those are the weights).
+template <typename L, typename P, int Unit = 0>
+BatchScan count_weighted(const std::int32_t* ids, std::size_t num_tokens, std::uint32_t top_k,
+                         std::uint32_t limit, const std::size_t* row_base, L* load, P* pair, L w,
+                         P pw) {
+#ifdef EPLB_TRACKER_AVX2
+  if (top_k == 8 && cpu_has_avx2()) {
+    return accumulate8_avx2<L, P, Unit>(ids, num_tokens, limit, row_base, load, pair, w, pw);
+  }
+#endif
+  return accumulate_generic<L, P>(ids, num_tokens, top_k, limit, row_base, load, pair, w, pw);
+}
+
 // Counts a batch with weight 1 into `load` / `pair` (Retire: takes a counted batch back out, the
-// unsigned counts wrapping exactly), through the fastest kernel for top_k.
+// unsigned counts wrapping exactly).
 template <typename L, typename P, bool Retire = false>
 BatchScan count_batch(const std::int32_t* ids, std::size_t num_tokens, std::uint32_t top_k,
                       std::uint32_t limit, const std::size_t* row_base, L* load, P* pair) {
   static_assert(!Retire || (std::is_unsigned_v<L> && std::is_unsigned_v<P>));
-#ifdef EPLB_TRACKER_AVX2
-  if (top_k == 8 && cpu_has_avx2()) {
-    return accumulate8_avx2<L, P, Retire>(ids, num_tokens, limit, row_base, load, pair);
-  }
-#endif
-  constexpr L l1 = Retire ? static_cast<L>(-1) : L{1};
+  constexpr L l1 = Retire ? static_cast<L>(-1) : L{1};  // unsigned: adding -1 subtracts 1
   constexpr P p1 = Retire ? static_cast<P>(-1) : P{1};
-  return accumulate_generic<L, P>(ids, num_tokens, top_k, limit, row_base, load, pair, l1, p1);
+  return count_weighted < L, P,
+         Retire ? -1 : 1 > (ids, num_tokens, top_k, limit, row_base, load, pair, l1, p1);
 }
 
-// total[i] += scratch[i], scratch[i] = 0: the cumulative commit, vectorised with AVX2 where the
-// CPU has it (the library is built for baseline x86-64).
-template <typename S>
-void add_and_clear(std::uint64_t* total, S* scratch, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) total[i] += std::exchange(scratch[i], S{0});
-}
+// body(i) for i in [0, n): the passes over a layer's counts (committing a batch's scratch,
+// retiring a window's delta), vectorised with AVX2 where the CPU has it (the library is built for
+// baseline x86-64; `body`, inlined into the AVX2 loop, is compiled for it there).
 #ifdef EPLB_TRACKER_AVX2
-template <typename S>
-__attribute__((target("avx2"))) void add_and_clear_avx2(std::uint64_t* total, S* scratch,
-                                                        std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) total[i] += std::exchange(scratch[i], S{0});
+template <typename Body>
+__attribute__((target("avx2"))) void for_each_count_avx2(std::size_t n, const Body& body) {
+  for (std::size_t i = 0; i < n; ++i) body(i);
 }
 #endif
-template <typename S>
-void commit_add(std::uint64_t* total, S* scratch, std::size_t n) {
+template <typename Body>
+void for_each_count(std::size_t n, const Body& body) {
 #ifdef EPLB_TRACKER_AVX2
   if (cpu_has_avx2()) {
-    add_and_clear_avx2<S>(total, scratch, n);
+    for_each_count_avx2(n, body);
     return;
   }
 #endif
-  add_and_clear<S>(total, scratch, n);
+  for (std::size_t i = 0; i < n; ++i) body(i);
+}
+
+// total[i] += scratch[i], scratch[i] = 0: the cumulative commit.
+template <typename S>
+void commit_add(std::uint64_t* total, S* scratch, std::size_t n) {
+  for_each_count(
+      n, [=](std::size_t i)
+             __attribute__((always_inline)) { total[i] += std::exchange(scratch[i], S{0}); });
 }
 
 // A double uniform in (0, 1].
 double uniform_open0(std::uint64_t& state) {
   return static_cast<double>((splitmix64(state) >> 11) + 1) * 0x1.0p-53;
-}
-
-// Folds physical slot ids to logical ids through `phy2log` (-1 stays -1). Returns false, leaving
-// `out` partly written, when an id is neither -1 nor in [0, slots): the caller then names it.
-bool fold_generic(const std::int32_t* ids, std::size_t n, const std::int32_t* phy2log,
-                  std::uint32_t slots, std::int32_t* out) {
-  bool bad = false;
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::int32_t v = ids[i];
-    bad |= v < -1 || (v >= 0 && static_cast<std::uint32_t>(v) >= slots);
-    out[i] = v >= 0 && static_cast<std::uint32_t>(v) < slots ? phy2log[v] : -1;
-  }
-  return !bad;
-}
-
-#ifdef EPLB_TRACKER_AVX2
-// fold_generic with 8 ids per step: a masked gather from the table (masked and bad ids read
-// nothing), and the bad-id test accumulated in one register.
-__attribute__((target("avx2"))) bool fold_avx2(const std::int32_t* ids, std::size_t n,
-                                               const std::int32_t* phy2log, std::uint32_t slots,
-                                               std::int32_t* out) {
-  const __m256i minus_one = _mm256_set1_epi32(-1);
-  const __m256i limit = _mm256_set1_epi32(static_cast<std::int32_t>(slots));
-  __m256i bad = _mm256_setzero_si256();
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ids + i));
-    const __m256i below = _mm256_cmpgt_epi32(minus_one, v);         // v < -1
-    const __m256i non_negative = _mm256_cmpgt_epi32(v, minus_one);  // v >= 0
-    const __m256i below_limit = _mm256_cmpgt_epi32(limit, v);       // v < slots
-    const __m256i in_range = _mm256_and_si256(non_negative, below_limit);
-    const __m256i above = _mm256_andnot_si256(below_limit, non_negative);  // v >= slots
-    bad = _mm256_or_si256(bad, _mm256_or_si256(below, above));
-    const __m256i mapped = _mm256_mask_i32gather_epi32(minus_one, phy2log, v, in_range, 4);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), mapped);
-  }
-  const bool tail_ok = fold_generic(ids + i, n - i, phy2log, slots, out + i);
-  return tail_ok && _mm256_testz_si256(bad, bad) != 0;
-}
-#endif
-
-bool fold_to_logical(const std::int32_t* ids, std::size_t n, const std::int32_t* phy2log,
-                     std::uint32_t slots, std::int32_t* out) {
-#ifdef EPLB_TRACKER_AVX2
-  if (cpu_has_avx2() &&
-      slots <= static_cast<std::uint32_t>(std::numeric_limits<std::int32_t>::max())) {
-    return fold_avx2(ids, n, phy2log, slots, out);
-  }
-#endif
-  return fold_generic(ids, n, phy2log, slots, out);
 }
 
 }  // namespace
@@ -447,7 +414,7 @@ void Tracker::record_physical(const Placement& placement, std::uint32_t layer,
   const auto phy2log = placement.phy2log_layer(layer);
   const auto slots = static_cast<std::uint32_t>(phy2log.size());
   scratch_.resize(ids.size());
-  if (!fold_to_logical(ids.data(), ids.size(), phy2log.data(), slots, scratch_.data())) {
+  if (!fold_slots(ids, phy2log, scratch_.data())) {
     for (std::size_t i = 0; i < ids.size(); ++i) {
       const std::int32_t v = ids[i];
       if (v != -1 && (v < 0 || static_cast<std::uint32_t>(v) >= slots)) {
@@ -509,8 +476,8 @@ void Tracker::record_ids(std::uint32_t layer, std::span<const std::int32_t> ids,
     } else {
       advance_decay(l);
       const double w = 1.0 / l.scale;
-      empty = accumulate_generic<double, double>(ids.data(), num_tokens, k, limit, row_base_.data(),
-                                                 l.load_weight.data(), l.pair_weight.data(), w, w)
+      empty = count_weighted<double, double>(ids.data(), num_tokens, k, limit, row_base_.data(),
+                                             l.load_weight.data(), l.pair_weight.data(), w, w)
                   .empty;
     }
   } else {
@@ -567,8 +534,12 @@ void Tracker::retire(Layer& l, const WindowDelta& d) const {
         row_base_.data(), load, pair));
     return;
   }
-  for (std::size_t i = 0; i < num_experts_; ++i) load[i] -= d.counts[i];
-  for (std::size_t i = 0; i < num_pairs_; ++i) pair[i] -= d.counts[num_experts_ + i];
+  const std::uint32_t* counts = d.counts.data();
+  for_each_count(
+      num_experts_, [=](std::size_t i) __attribute__((always_inline)) { load[i] -= counts[i]; });
+  const std::uint32_t* pair_counts = counts + num_experts_;
+  for_each_count(
+      num_pairs_, [=](std::size_t i) __attribute__((always_inline)) { pair[i] -= pair_counts[i]; });
 }
 
 void Tracker::delta_counts(const WindowDelta& d, std::uint32_t* out) const {
@@ -610,25 +581,26 @@ void Tracker::commit_scratch(Layer& l, bool first_chunk) {
         d.dense = true;
         std::fill(d.counts.begin(), d.counts.end(), 0U);
       }
-      if (first_chunk) {
-        for (std::size_t i = 0; i < e; ++i) {
-          load[i] = load[i] - delta[i] + ls[i];
-          delta[i] = std::exchange(ls[i], 0U);
+      // The oldest batch's delta is replaced (first chunk) or this batch's extended.
+      const auto commit = [first_chunk](auto* total, std::uint32_t* into, auto* scratch,
+                                        std::size_t n) {
+        using S = std::remove_pointer_t<decltype(scratch)>;
+        if (first_chunk) {
+          for_each_count(
+              n, [=](std::size_t i) __attribute__((always_inline)) {
+                total[i] = total[i] - into[i] + scratch[i];
+                into[i] = std::exchange(scratch[i], S{0});
+              });
+        } else {
+          for_each_count(
+              n, [=](std::size_t i) __attribute__((always_inline)) {
+                total[i] += scratch[i];
+                into[i] += std::exchange(scratch[i], S{0});
+              });
         }
-        for (std::size_t i = 0; i < p; ++i) {
-          pair[i] = pair[i] - pair_delta[i] + ps[i];
-          pair_delta[i] = std::exchange(ps[i], std::uint16_t{0});
-        }
-      } else {
-        for (std::size_t i = 0; i < e; ++i) {
-          load[i] += ls[i];
-          delta[i] += std::exchange(ls[i], 0U);
-        }
-        for (std::size_t i = 0; i < p; ++i) {
-          pair[i] += ps[i];
-          pair_delta[i] += std::exchange(ps[i], std::uint16_t{0});
-        }
-      }
+      };
+      commit(load, delta, ls, e);
+      commit(pair, pair_delta, ps, p);
       break;
     }
     case TrackerWindow::decay: {
@@ -636,12 +608,14 @@ void Tracker::commit_scratch(Layer& l, bool first_chunk) {
       const double w = 1.0 / l.scale;
       double* load = l.load_weight.data();
       double* pair = l.pair_weight.data();
-      for (std::size_t i = 0; i < e; ++i) {
-        load[i] += static_cast<double>(std::exchange(ls[i], 0U)) * w;
-      }
-      for (std::size_t i = 0; i < p; ++i) {
-        pair[i] += static_cast<double>(std::exchange(ps[i], std::uint16_t{0})) * w;
-      }
+      for_each_count(
+          e, [=](std::size_t i) __attribute__((always_inline)) {
+            load[i] += static_cast<double>(std::exchange(ls[i], 0U)) * w;
+          });
+      for_each_count(
+          p, [=](std::size_t i) __attribute__((always_inline)) {
+            pair[i] += static_cast<double>(std::exchange(ps[i], std::uint16_t{0})) * w;
+          });
       break;
     }
   }

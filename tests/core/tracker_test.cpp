@@ -319,6 +319,39 @@ TEST(Tracker, DecayEqualsGeometricSum) {
   }
 }
 
+// Top-8 batches take the vectorised kernel with the decay's weight, small ones (added straight
+// into the weights) and large ones (through the scratch) alike; tokens with masked or repeated
+// ids take the per-token path inside it.
+TEST(Tracker, DecayOfTopEightBatchesEqualsGeometricSum) {
+  std::mt19937_64 rng(31);
+  constexpr std::uint32_t kE = 64, kK = 8;
+  for (const double decay : {0.9, 0.5}) {
+    auto o = options(1, kE, kK, TrackerWindow::decay);
+    o.decay = decay;
+    Tracker tracker(o);
+    std::vector<Batch> history;
+    for (const std::size_t tokens : {std::size_t{1}, std::size_t{7}, std::size_t{60},
+                                     std::size_t{128}, std::size_t{900}, std::size_t{3}}) {
+      Batch b{0, tokens, {}};
+      for (std::size_t t = 0; t < tokens; ++t) {
+        std::vector<std::int32_t> row(kE);
+        std::iota(row.begin(), row.end(), 0);
+        std::shuffle(row.begin(), row.end(), rng);
+        if (t % 5 == 1) row[3] = -1;      // a masked slot
+        if (t % 7 == 2) row[6] = row[1];  // a repeated expert
+        b.ids.insert(b.ids.end(), row.begin(), row.begin() + kK);
+      }
+      tracker.record(0, b.ids, b.tokens, kK);
+      history.push_back(b);
+      Oracle oracle(kE);
+      for (std::size_t i = 0; i < history.size(); ++i) {
+        oracle.add(history[i], kK, std::pow(decay, static_cast<double>(history.size() - 1 - i)));
+      }
+      expect_equal(tracker, 0, oracle, 1e-12);
+    }
+  }
+}
+
 // ----- merge ----------------------------------------------------------------------------------
 
 TEST(Tracker, MergeEqualsOneTrackerForEveryWindow) {
