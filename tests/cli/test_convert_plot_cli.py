@@ -415,6 +415,25 @@ def test_plot_one_layer_from_json_and_counts(eplb, workdir, readme_map, readme_c
     scale = max(heights) / max(expected)
     for height, load in zip(heights, expected):
         assert height == pytest.approx(load * scale, abs=0.02)
+    # The summary gives that layer's balancedness next to the means over the layers.
+    unbalanced = [0.0] * 8
+    for expert, load in enumerate(README_WEIGHTS[1]):
+        unbalanced[expert * 8 // 12] += load
+    document = json.loads(ok(eplb("plot", readme_map, *TOPOLOGY, "--counts", readme_counts,
+                                  "--layer", "1", "--out", out, "--json")).stdout)
+    assert document["layer"] == 1
+    assert document["layer_balancedness_after"] == pytest.approx(
+        sum(expected) / 8 / max(expected))
+    assert document["layer_balancedness_before"] == pytest.approx(
+        sum(unbalanced) / 8 / max(unbalanced))
+    text = ok(eplb("plot", readme_map, *TOPOLOGY, "--counts", readme_counts, "--layer", "1",
+                   "--out", out)).stdout
+    assert (f"; layer 1: {document['layer_balancedness_before']:.4f} -> "
+            f"{document['layer_balancedness_after']:.4f}") in text
+    whole = json.loads(ok(eplb("plot", readme_map, *TOPOLOGY, "--counts", readme_counts,
+                               "--out", out, "--json")).stdout)
+    assert whole["layer_balancedness_after"] is None
+    assert whole["balancedness_after"] == document["balancedness_after"]
 
 
 def test_plot_with_dense_rows_in_map_and_counts(eplb, workdir):

@@ -358,12 +358,48 @@ def test_inspect_needs_a_file(eplb):
     usage_error(eplb("inspect"), "file")
 
 
-def test_inspect_a_json_file(eplb, workdir, readme_counts):
-    # A .json file gets a hint at what to do with it; another name the library's reason.
-    usage_error(eplb("inspect", readme_counts), str(readme_counts), "not an .eplb snapshot",
-                "eplb convert")
-    other = workdir.write_text("notes.txt", readme_counts.read_text())
+def suggested_command(message):
+    """The command a message suggests between quotes, as arguments after 'eplb'."""
+    command = message.split("'")[1].split()
+    assert command[0] == "eplb", message
+    return command[1:]
+
+
+def test_inspect_a_json_file_suggests_a_command_that_works(eplb, workdir, readme_counts):
+    # By content, whatever the name: each JSON file the other commands read gets the command that
+    # makes a snapshot of it, and that command (with its placeholders filled in) works.
+    snapshot = plan_snapshot(eplb, workdir, readme_counts, *README_ARGS)
+    sglang = workdir / "map.json"
+    ok(eplb("convert", snapshot, sglang))
+    vllm = workdir / "ascend.json"
+    ok(eplb("convert", snapshot, vllm, "--to", "vllm-ascend"))
+    fill = {"R": "16", "G": "8", "OUT.eplb": str(workdir / "made.eplb")}
+    for path, kind in [(readme_counts, "SGLang load file"), (sglang, "SGLang placement map"),
+                       (vllm, "vLLM-Ascend expert map")]:
+        for named in [path, workdir.write_text("notes.txt", path.read_text())]:
+            message = usage_error(eplb("inspect", named), str(named), "not an .eplb snapshot",
+                                  kind)
+            (workdir / "made.eplb").unlink(missing_ok=True)
+            ok(eplb(*[fill.get(arg, arg) for arg in suggested_command(message)]))
+            ok(eplb("inspect", workdir / "made.eplb"))
+    # Neither a snapshot nor JSON: the library's reason.
+    other = workdir.write_text("notes.txt", "layer,expert,count\n")
     usage_error(eplb("inspect", other), str(other), "not a libeplb snapshot", "corrupt data")
+
+
+def test_a_json_map_under_an_eplb_name_reads_by_content(eplb, workdir, readme_counts):
+    # convert --to sglang into a .eplb name writes SGLang's map there; the readers go by content.
+    snapshot = plan_snapshot(eplb, workdir, readme_counts, *README_ARGS)
+    misnamed = workdir / "map.eplb"
+    ok(eplb("convert", snapshot, misnamed, "--to", "sglang"))
+    assert misnamed.read_bytes().lstrip().startswith(b"{")
+    back = workdir / "back.eplb"
+    ok(eplb("convert", misnamed, back, "--gpus", "8", "--nodes", "2"))
+    ok(eplb("convert", back, workdir / "again.json"))
+    assert (json.loads((workdir / "again.json").read_text())["physical_to_logical_map"] ==
+            json.loads(misnamed.read_text())["physical_to_logical_map"])
+    ok(eplb("plot", misnamed, "--gpus", "8", "--nodes", "2", "--counts", readme_counts,
+            "--out", workdir / "heat.svg"))
 
 
 def test_inspect_truncated_files(eplb, workdir, readme_counts):

@@ -35,18 +35,36 @@ struct Loaded {
   TrackerPtr tracker;         // co-activation statistics, if stored
 };
 
+// When `path`, which is no snapshot, holds one of the JSON files the other commands read: says
+// which, and the command that makes a snapshot of it.
+void refuse_json(const std::string& path) {
+  const std::string bytes = read_input(path, "");
+  if (!starts_like_json(bytes)) return;
+  const nlohmann::json document = nlohmann::json::parse(bytes, nullptr, false);
+  if (!document.is_object()) return;
+  const std::string head = path + " is not an .eplb snapshot (inspect shows snapshots) but ";
+  if (document.contains("logical_count")) {
+    throw InputError(head +
+                     "an SGLang load file: plan a snapshot from it with 'eplb plan --counts " +
+                     path + " --replicas R --gpus G --out OUT.eplb'");
+  }
+  if (document.contains("physical_to_logical_map")) {
+    throw InputError(head + "an SGLang placement map: make a snapshot of it with 'eplb convert " +
+                     path + " OUT.eplb --gpus G' (its GPU count is not in the map)");
+  }
+  if (document.contains("layer_list") || document.contains("moe_layer_count")) {
+    throw InputError(head + "a vLLM-Ascend expert map: make a snapshot of it with 'eplb convert " +
+                     path + " OUT.eplb'");
+  }
+}
+
 // A damaged or unreadable file is bad input (exit 2); only the library failing is exit 1.
 Loaded load(const std::string& path) {
   eplb_snapshot* raw = nullptr;
   const eplb_status status = eplb_snapshot_load(path.c_str(), &raw);
   if (status == EPLB_ERR_OUT_OF_MEMORY || status == EPLB_ERR_INTERNAL) check(status, "");
   if (status == EPLB_ERR_IO) throw InputError(eplb_last_error_message());  // names path, reason
-  if (status == EPLB_ERR_CORRUPT && has_extension(path, ".json")) {
-    throw InputError(path +
-                     " is not an .eplb snapshot: inspect shows snapshots; turn a placement map "
-                     "into one with 'eplb convert " +
-                     path + " OUT.eplb --gpus G', or plan from a load file with 'eplb plan'");
-  }
+  if (status == EPLB_ERR_CORRUPT) refuse_json(path);
   if (status != EPLB_OK) {
     throw InputError(std::string(eplb_last_error_message()) + " [" + eplb_status_string(status) +
                      "]");

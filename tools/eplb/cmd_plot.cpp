@@ -5,6 +5,7 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "eplb/atomic_file.hpp"
@@ -134,6 +135,20 @@ void run_plot(const PlotArgs& args) {
       "Drawn by eplb plot, libeplb " +
           std::string(eplb_version_string()) + "."};
   write_file_atomically(args.out, render_plot_svg(data));
+  // With --layer, that layer's balancedness too (the totals stay the means over the layers).
+  std::optional<std::pair<double, double>> layer_balancedness;
+  if (args.layer >= 0) {
+    const auto slice = [&](const std::vector<double>& loads_by_layer) {
+      const auto begin = loads_by_layer.begin() + static_cast<std::ptrdiff_t>(args.layer) *
+                                                      static_cast<std::ptrdiff_t>(info.num_gpus);
+      return balancedness(std::vector<double>(begin, begin + info.num_gpus), 1, info.num_gpus);
+    };
+    layer_balancedness = {slice(data.before), slice(data.after)};
+  }
+  const auto or_null = [&](double std::pair<double, double>::*part) {
+    return layer_balancedness ? nlohmann::json((*layer_balancedness).*part)
+                              : nlohmann::json(nullptr);
+  };
   if (args.json) {
     const nlohmann::json document = {
         {"in", args.file},
@@ -145,6 +160,8 @@ void run_plot(const PlotArgs& args) {
         {"algorithm", info.algorithm == 0 ? "imported" : algorithm},
         {"balancedness_before", data.balancedness_before},
         {"balancedness_after", data.balancedness_after},
+        {"layer_balancedness_before", or_null(&std::pair<double, double>::first)},
+        {"layer_balancedness_after", or_null(&std::pair<double, double>::second)},
     };
     print_json(document);
     return;
@@ -152,7 +169,12 @@ void run_plot(const PlotArgs& args) {
   std::cout << "Wrote " << args.out << ": " << counted(info.num_layers, "layer") << " x "
             << counted(info.num_gpus, "GPU") << ", balancedness "
             << fixed(data.balancedness_before, 4) << " before (no replication) -> "
-            << fixed(data.balancedness_after, 4) << " after (" << algorithm << ")\n";
+            << fixed(data.balancedness_after, 4) << " after (" << algorithm << ")";
+  if (layer_balancedness) {
+    std::cout << "; layer " << args.layer << ": " << fixed(layer_balancedness->first, 4) << " -> "
+              << fixed(layer_balancedness->second, 4);
+  }
+  std::cout << "\n";
 }
 
 }  // namespace eplb_cli

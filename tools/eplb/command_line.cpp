@@ -378,7 +378,8 @@ void add_plot_command(CLI::App& app) {
   command
       ->add_option("--layer", args->layer,
                    "Bars for this layer (0-based, counting every layer of the placement), marked "
-                   "in the heat maps (default: summed over layers)")
+                   "in the heat maps, and its balancedness in the summary next to the means over "
+                   "the layers (default: bars summed over layers)")
       ->transform(whole_number(0))
       ->type_name("N");
   command

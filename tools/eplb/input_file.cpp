@@ -75,6 +75,11 @@ std::string read_input(const std::string& path, const std::string& context) {
 
 bool starts_like_snapshot(std::string_view bytes) { return bytes.starts_with(kSnapshotMagic); }
 
+bool starts_like_json(std::string_view bytes) {
+  const std::size_t first = bytes.find_first_not_of(" \t\r\n");
+  return first != std::string_view::npos && (bytes[first] == '{' || bytes[first] == '[');
+}
+
 eplb_status load_snapshot_bytes(const std::string& bytes, eplb_snapshot** out, std::string& error) {
   const eplb_status status = eplb_snapshot_load_from_buffer(bytes.data(), bytes.size(), out);
   if (status != EPLB_OK) {

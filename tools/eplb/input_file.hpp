@@ -21,6 +21,10 @@ namespace eplb_cli {
 // True when `bytes` start with the .eplb snapshot magic (docs/SNAPSHOT_FORMAT.md).
 [[nodiscard]] bool starts_like_snapshot(std::string_view bytes);
 
+// True when the first byte of `bytes` after JSON's whitespace opens an object or an array: a
+// JSON document (the SGLang and vLLM-Ascend files), whatever the file is named.
+[[nodiscard]] bool starts_like_json(std::string_view bytes);
+
 // Decodes a snapshot from `bytes`, the content of `path`. On failure returns the status, with
 // `error` set to the library's message (naming no buffer: the caller names the path).
 [[nodiscard]] eplb_status load_snapshot_bytes(const std::string& bytes, eplb_snapshot** out,

@@ -167,7 +167,9 @@ const char* describe(PlacementFormat format) {
 
 PlacementFile read_placement_file(const std::string& path, const TopologyArgs& args) {
   const std::string bytes = read_input(path, "");
-  if (has_extension(path, ".eplb") || starts_like_snapshot(bytes)) {
+  // By content: a JSON map written under an .eplb name (convert --to sglang) reads as one; a
+  // damaged .eplb file that is not JSON gets the snapshot reader's diagnosis.
+  if (starts_like_snapshot(bytes) || (has_extension(path, ".eplb") && !starts_like_json(bytes))) {
     return read_snapshot(path, bytes, args);
   }
   return read_json_map(path, bytes, args);
