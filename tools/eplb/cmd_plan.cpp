@@ -258,11 +258,14 @@ void run_plan(const PlanArgs& args) {
   options.num_gpus = args.gpus;
   options.cross_node_budget = args.cross_node_budget;
   options.num_threads = args.threads;
-  const auto planner = make_planner(
-      options, "cannot plan " + std::to_string(matrix.num_experts) + " experts from " + sources +
-                   " with --replicas " + std::to_string(args.replicas) + " --gpus " +
-                   std::to_string(args.gpus) + " --nodes " + std::to_string(args.nodes) +
-                   " --groups " + std::to_string(args.groups) + ": ");
+  // (Also the context of the plan's own errors: running out of memory names the options that
+  // sized it, not only the input file.)
+  const std::string plan_context =
+      "cannot plan " + counted(matrix.num_layers, "layer") + " of " +
+      std::to_string(matrix.num_experts) + " experts from " + sources + " with --replicas " +
+      std::to_string(args.replicas) + " --gpus " + std::to_string(args.gpus) + " --nodes " +
+      std::to_string(args.nodes) + " --groups " + std::to_string(args.groups) + ": ";
+  const auto planner = make_planner(options, plan_context);
   if (args.affinity && !stats_tracker) {
     throw InputError(
         "--affinity needs co-activation statistics: plan from --stats FILE.eplb "
@@ -300,7 +303,7 @@ void run_plan(const PlanArgs& args) {
       eplb_placement* raw = nullptr;
       check(eplb_planner_plan_tracked(p, matrix.loads.data(), matrix.loads.size(),
                                       stats_tracker.get(), &raw),
-            sources + ": ");
+            plan_context);
       return PlacementPtr(raw);
     };
     if (args.affinity) {
@@ -326,8 +329,8 @@ void run_plan(const PlanArgs& args) {
           sampled_nodes_touched(placement.get(), stats_tracker.get(), &traffic.rows);
     }
   } else {
-    placement = args.robust ? plan_windows(planner.get(), windows, num_windows, sources + ": ")
-                            : plan(planner.get(), matrix.loads, sources + ": ");
+    placement = args.robust ? plan_windows(planner.get(), windows, num_windows, plan_context)
+                            : plan(planner.get(), matrix.loads, plan_context);
   }
   planning.reset();
   if (near.current) near.measure(planner.get(), placement.get(), matrix.loads);
