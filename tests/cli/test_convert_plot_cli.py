@@ -108,6 +108,23 @@ def test_dense_layers_round_trip(eplb, workdir, readme_counts):
     assert len(vllm_rows(five)) == 5
 
 
+def test_dropping_dense_layers_still_lists_what_the_map_does_not_record(eplb, workdir):
+    # A snapshot planned from a load file with 3 idle leading rows (SGLang's 61-row files): the
+    # vLLM-Ascend map without them records neither the algorithm nor the groups nor the nodes.
+    counts = workdir.counts([[0] * 12] * 3 + README_WEIGHTS, name="dense_counts.json")
+    snapshot = workdir / "dense.eplb"
+    ok(eplb("plan", "--counts", counts, *README_DEEPSEEK, "--out", snapshot))
+    out = workdir / "moe_only.json"
+    summary = json.loads(ok(eplb("convert", snapshot, out, "--to", "vllm-ascend",
+                                 "--dense-layers", "3", "--json")).stdout)
+    assert summary["dense_layers_dropped"] == 3
+    assert set(summary["not_recorded"]) == {"loads", "algorithm", "num_groups", "num_nodes"}
+    text = ok(eplb("convert", snapshot, out, "--to", "vllm-ascend", "--dense-layers", "3")).stdout
+    assert ("Not recorded in a vLLM-Ascend map: the load statistics, the algorithm, the expert "
+            "groups, the node count") in text
+    assert vllm_rows(out) == README_PHY2LOG
+
+
 def test_dense_layers_refused_on_a_plan_that_has_them(eplb, workdir):
     # A snapshot planned from SGLang's own load file holds the dense rows (no load) already.
     zeros = [0] * 12

@@ -89,9 +89,10 @@ void run_convert(const ConvertArgs& args) {
   if (target != PlacementFormat::snapshot) {
     if (!file.loads.empty()) dropped.emplace_back("loads", "the load statistics");
     if (file.tracker) dropped.emplace_back("coactivation", "the co-activation statistics");
-    if (info.algorithm != 0) dropped.emplace_back("algorithm", "the algorithm");
-    if (info.num_groups > 1) dropped.emplace_back("num_groups", "the expert groups");
-    if (info.num_nodes > 1) dropped.emplace_back("num_nodes", "the node count");
+    // (Of the source: dropping dense layers rebuilds the placement without its provenance.)
+    if (source_info.algorithm != 0) dropped.emplace_back("algorithm", "the algorithm");
+    if (source_info.num_groups > 1) dropped.emplace_back("num_groups", "the expert groups");
+    if (source_info.num_nodes > 1) dropped.emplace_back("num_nodes", "the node count");
     if (target == PlacementFormat::sglang) dropped.emplace_back("num_gpus", "the GPU count");
   }
   if (args.json) {
