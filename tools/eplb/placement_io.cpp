@@ -201,7 +201,7 @@ void write_placement_file(const std::string& path, PlacementFormat format,
       options.loads_len = loads.size();
       options.label = label.empty() ? nullptr : label.c_str();
       options.tracker = tracker;
-      check(eplb_snapshot_save(placement, &options, path.c_str()), "cannot write snapshot: ");
+      check(eplb_snapshot_save(placement, &options, path.c_str()), "");
       return;
     }
     case PlacementFormat::sglang:
