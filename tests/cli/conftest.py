@@ -36,15 +36,17 @@ def eplb(eplb_path):
     """Runs `eplb ARGS...`; returns Result(returncode, stdout, stderr).
 
     Every call is checked for crashes (a signal, an uncaught exception, a sanitizer report), so a
-    test only has to check what it is about. Keyword arguments: cwd, stdout (a file object to
-    write stdout to instead of capturing it), preexec_fn, timeout.
+    test only has to check what it is about. Keyword arguments: cwd, stdin (a file object to read
+    standard input from; default: empty), stdout (a file object to write stdout to instead of
+    capturing it), preexec_fn, timeout.
     """
 
-    def run(*args, cwd=None, stdout=subprocess.PIPE, preexec_fn=None, timeout=60):
+    def run(*args, cwd=None, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, preexec_fn=None,
+            timeout=60):
         completed = subprocess.run(
             [eplb_path, *[str(a) for a in args]],
             cwd=cwd,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=stdout,
             stderr=subprocess.PIPE,
             preexec_fn=preexec_fn,

@@ -11,7 +11,7 @@ import os
 import stat
 import threading
 
-from cli_support import README_ARGS, README_WEIGHTS, assert_error
+from cli_support import README_ARGS, README_WEIGHTS, assert_error, usage_error
 
 
 def ok(result):
@@ -116,6 +116,20 @@ def test_inspect_and_plan_stats_read_a_snapshot_from_a_fifo(eplb, workdir):
     thread = feed_fifo(fifo2, stats.read_bytes())
     ok(eplb("plan", "--stats", fifo2, "--replicas", 8, "--gpus", 4))
     thread.join(5)
+
+
+def test_a_dash_is_a_file_name_and_the_error_points_at_dev_stdin(eplb, workdir, readme_counts):
+    # Inputs are files; '-' names one like any other, and when it is missing the message says
+    # how to read standard input, which then works.
+    usage_error(eplb("plan", "--counts", "-", *README_ARGS), "cannot open '-'", "/dev/stdin")
+    usage_error(eplb("record", "--trace", "-", "--experts", 6, "--out", workdir / "s.eplb"),
+                "--trace: cannot open '-'", "/dev/stdin")
+    with open(readme_counts, "rb") as counts:
+        result = eplb("plan", "--counts", "/dev/stdin", *README_ARGS, "--out",
+                      workdir / "from_stdin.json", stdin=counts)
+    ok(result)
+    ok(eplb("plan", "--counts", readme_counts, *README_ARGS, "--out", workdir / "from_file.json"))
+    assert (workdir / "from_stdin.json").read_text() == (workdir / "from_file.json").read_text()
 
 
 # --- outputs --------------------------------------------------------------------------------------

@@ -32,6 +32,14 @@ void refuse_directory(const std::string& path, const std::string& context) {
   }
 }
 
+// The message for a file that does not open (errno set by the failed open). Inputs are files:
+// '-' is one too, and the message says how to read standard input instead.
+std::string cannot_open(const std::string& path, const std::string& context) {
+  std::string message = context + "cannot open '" + path + "': " + std::strerror(errno);
+  if (path == "-") message += " (to read standard input, name it /dev/stdin)";
+  return message;
+}
+
 }  // namespace
 
 bool has_extension(const std::string& path, const char* extension) {
@@ -47,14 +55,14 @@ bool has_extension(const std::string& path, const char* extension) {
 std::ifstream open_input(const std::string& path, const std::string& context) {
   refuse_directory(path, context);
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(context + "cannot open '" + path + "': " + std::strerror(errno));
+  if (!in) throw InputError(cannot_open(path, context));
   return in;
 }
 
 std::string read_input(const std::string& path, const std::string& context) {
   refuse_directory(path, context);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) throw InputError(context + "cannot open '" + path + "': " + std::strerror(errno));
+  if (fd < 0) throw InputError(cannot_open(path, context));
   std::string text;
   char buffer[1 << 16];
   for (;;) {
