@@ -301,6 +301,18 @@ def test_missing_arguments_are_named(eplb, workdir, args, fragment):
     assert not message.startswith("file ")
 
 
+@pytest.mark.parametrize("args,fragment", [
+    (["demo", "--seed"], "--seed needs a value (S)"),
+    (["plan", "--counts", "x.json", "--gpus"], "--gpus needs a value (G)"),
+    (["record", "--trace", "t.jsonl", "--out", "s.eplb", "--window"],
+     "--window needs a value (KIND)"),
+])
+def test_an_option_without_its_value_is_named(eplb, workdir, args, fragment):
+    # Not CLI11's "--seed: 1 required S missing".
+    message = refused(eplb, workdir, *args, fragments=[fragment, f"see 'eplb {args[0]} --help'"])
+    assert "1 required" not in message
+
+
 # A word no argument takes: the message says what the command takes instead of CLI11's "The
 # following argument was not expected" (or, with a required option missing, "--replicas is
 # required").

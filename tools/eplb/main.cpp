@@ -7,6 +7,7 @@
 #include <exception>
 #include <iostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "eplb/cli_error.hpp"
@@ -129,6 +130,18 @@ Usage usage_of(CLI::App& app, const CLI::ParseError& error) {
   }
   if (dynamic_cast<const CLI::RequiredError*>(&error) != nullptr) {
     return {required_argument_message(command, message), help};
+  }
+  // "eplb demo --seed" fails as "--seed: 1 required S missing": say it plainly.
+  if (dynamic_cast<const CLI::ArgumentMismatch*>(&error) != nullptr) {
+    const std::size_t colon = message.find(": 1 required ");
+    if (colon != std::string::npos && message.ends_with(" missing")) {
+      const std::size_t type = colon + std::string_view(": 1 required ").size();
+      return {
+          message.substr(0, colon) + " needs a value (" +
+              message.substr(type, message.size() - std::string_view(" missing").size() - type) +
+              ")",
+          help};
+    }
   }
   return {message.empty() ? "bad usage" : message, help};
 }
