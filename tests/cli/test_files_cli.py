@@ -132,6 +132,23 @@ def test_a_dash_is_a_file_name_and_the_error_points_at_dev_stdin(eplb, workdir, 
     assert (workdir / "from_stdin.json").read_text() == (workdir / "from_file.json").read_text()
 
 
+def test_error_messages_are_one_line_of_valid_utf8(eplb, workdir):
+    # A file name is bytes (here an invalid UTF-8 byte and a newline), and a parser's message
+    # quotes the damaged document's bytes: both print escaped, on one line, as valid UTF-8.
+    odd = workdir.path / "x\udcffy\nz.json"  # surrogateescape: the raw byte 0xff
+    message = usage_error(eplb("plan", "--counts", odd, *README_ARGS), "x\\xffy\\nz.json",
+                          "No such file")
+    assert "\ufffd" not in message
+    damaged = workdir.path / "damaged.json"
+    damaged.write_bytes(b'{"logical_count": [[1, 2, \xff3]]}')
+    message = usage_error(eplb("plan", "--counts", damaged, *README_ARGS), "invalid JSON",
+                          "\\xff")
+    assert "\ufffd" not in message
+    # Valid UTF-8 prints as it is.
+    usage_error(eplb("plan", "--counts", workdir.path / "caf\u00e9.json", *README_ARGS),
+                "caf\u00e9.json")
+
+
 # --- outputs --------------------------------------------------------------------------------------
 
 

@@ -16,8 +16,64 @@
 
 namespace {
 
+// `message` as one line of valid UTF-8: a control character prints as \n, \t, \r or \xNN, and
+// so does each byte that is not part of a valid UTF-8 sequence (a file name is bytes, and a
+// parser's message may quote a damaged document's).
+std::string one_printable_line(std::string_view message) {
+  std::string line;
+  const auto escape = [&line](unsigned char byte) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    switch (byte) {
+      case '\n':
+        line += "\\n";
+        return;
+      case '\t':
+        line += "\\t";
+        return;
+      case '\r':
+        line += "\\r";
+        return;
+      default:
+        line += {'\\', 'x', kHex[byte >> 4], kHex[byte & 15]};
+    }
+  };
+  const auto continuation = [&](std::size_t at, unsigned char low, unsigned char high) {
+    if (at >= message.size()) return false;
+    const auto byte = static_cast<unsigned char>(message[at]);
+    return byte >= low && byte <= high;
+  };
+  for (std::size_t i = 0; i < message.size();) {
+    const auto byte = static_cast<unsigned char>(message[i]);
+    // The length of a valid sequence starting here (RFC 3629: no overlong forms, surrogates or
+    // code points past U+10FFFF), or 0.
+    std::size_t length = 0;
+    if (byte >= 0x20 && byte < 0x7f) {
+      length = 1;
+    } else if (byte >= 0xc2 && byte <= 0xdf) {
+      length = continuation(i + 1, 0x80, 0xbf) ? 2 : 0;
+    } else if (byte >= 0xe0 && byte <= 0xef) {
+      const unsigned char low = byte == 0xe0 ? 0xa0 : 0x80, high = byte == 0xed ? 0x9f : 0xbf;
+      length = continuation(i + 1, low, high) && continuation(i + 2, 0x80, 0xbf) ? 3 : 0;
+    } else if (byte >= 0xf0 && byte <= 0xf4) {
+      const unsigned char low = byte == 0xf0 ? 0x90 : 0x80, high = byte == 0xf4 ? 0x8f : 0xbf;
+      length = continuation(i + 1, low, high) && continuation(i + 2, 0x80, 0xbf) &&
+                       continuation(i + 3, 0x80, 0xbf)
+                   ? 4
+                   : 0;
+    }
+    if (length == 0) {
+      escape(byte);
+      ++i;
+    } else {
+      line.append(message.substr(i, length));
+      i += length;
+    }
+  }
+  return line;
+}
+
 int report(const std::string& message, int code) {
-  std::cerr << "eplb: error: " << message << '\n';
+  std::cerr << "eplb: error: " << one_printable_line(message) << '\n';
   return code;
 }
 
