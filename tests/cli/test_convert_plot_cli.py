@@ -463,6 +463,21 @@ def test_plot_with_dense_rows_in_map_and_counts(eplb, workdir):
     assert len(rects(parse_svg(out), "hm-cell")) == 2 * 2 * 2
 
 
+def test_counts_with_dense_rows_for_a_plan_without_them_suggest_dense_layers(eplb, workdir):
+    # A plan of the 2 MoE layers, and SGLang's counts with the dense layer's row first: the
+    # mismatch names the option that fixes it, which then works.
+    moe = workdir.counts([[5, 1, 1, 1], [1, 1, 1, 9]], name="moe_counts.json")
+    plan = workdir / "moe.eplb"
+    ok(eplb("plan", "--counts", moe, "--replicas", "6", "--gpus", "2", "--out", plan))
+    counts = workdir.counts([[0] * 4, [5, 1, 1, 1], [1, 1, 1, 9]], name="dense_counts.json")
+    out = workdir / "moe.svg"
+    assert_error(eplb("plot", plan, "--counts", counts, "--out", out), 2,
+                 "3 layers x 4 experts, but", "if its first row is a dense layer",
+                 "pass --dense-layers 1")
+    assert not out.exists()
+    ok(eplb("plot", plan, "--counts", counts, "--dense-layers", "1", "--out", out))
+
+
 def test_plot_large_deployment(eplb, workdir):
     # 61 layers x 64 experts on 32 GPUs in 4 nodes: every cell and bar is drawn.
     import random

@@ -322,7 +322,16 @@ std::vector<double> loads_for_placement(Loads counts, const eplb_placement_info&
         std::to_string(layers) + " x " + std::to_string(placement.num_logical_experts) +
         (dense_layers == 0
              ? std::string()
-             : " (and --dense-layers " + std::to_string(dense_layers) + " rows before them)"));
+             : " (and --dense-layers " + std::to_string(dense_layers) + " rows before them)") +
+        // SGLang's files have a row per layer, dense ones included (DeepSeek-V3: 3 of 61).
+        (dense_layers == 0 && counts.num_experts == placement.num_logical_experts &&
+                 counts.num_layers > layers
+             ? (counts.num_layers - layers == 1
+                    ? std::string(": if its first row is a dense layer")
+                    : ": if its first " + std::to_string(counts.num_layers - layers) +
+                          " rows are dense layers") +
+                   ", pass --dense-layers " + std::to_string(counts.num_layers - layers)
+             : std::string()));
   }
   if (counts.num_layers == layers) return std::move(counts.values);
   const std::size_t dropped = std::size_t{dense_layers} * counts.num_experts;
