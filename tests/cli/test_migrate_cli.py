@@ -282,8 +282,6 @@ def test_errors(eplb, workdir, plans):
     usage_error(eplb("migrate", plans["old"], plans["new"], "--out", workdir / "x.txt"),
                 "name it .eplb")
     assert not (workdir / "x.txt").exists()
-    usage_error(eplb("migrate", plans["old"], plans["new"], "--counts", plans["old"]),
-                "is an .eplb snapshot, not a JSON load file")
     usage_error(eplb("migrate", plans["old_json"], plans["new"], "--gpus", "8"),
                 "num_nodes", "pass --nodes")
     usage_error(eplb("migrate", plans["old"], plans["new"], "--max-total-bytes", "1GB"),

@@ -41,7 +41,14 @@ def test_snapshot_and_json_swapped(eplb, workdir):
     counts = workdir.write_text("c.json", '{"logical_count": [[1, 2, 3, 4]]}')
     snapshot = workdir / "p.eplb"
     assert eplb("plan", "--counts", counts, *SMALL, "--out", snapshot).returncode == 0
-    usage_error(eplb("plan", "--counts", snapshot, *SMALL), "is an .eplb snapshot", "--stats")
+    # --counts takes a snapshot's stored loads; one saved without them is refused.
+    assert eplb("plan", "--counts", snapshot, *SMALL).returncode == 0
+    sglang = workdir / "p.json"
+    assert eplb("convert", snapshot, sglang).returncode == 0
+    bare = workdir / "bare.eplb"
+    assert eplb("convert", sglang, bare, "--gpus", "2").returncode == 0
+    usage_error(eplb("plan", "--counts", bare, *SMALL), str(bare),
+                "is an .eplb snapshot without load statistics")
     usage_error(eplb("plan", "--stats", counts, *SMALL), "is not an .eplb snapshot", "--counts")
     usage_error(eplb("plan", "--stats", snapshot, *SMALL), "no co-activation statistics",
                 "eplb record")

@@ -387,6 +387,29 @@ def test_inspect_a_json_file_suggests_a_command_that_works(eplb, workdir, readme
     usage_error(eplb("inspect", other), str(other), "not a libeplb snapshot", "corrupt data")
 
 
+def test_a_snapshot_s_stored_loads_plan_like_its_load_file(eplb, workdir, readme_counts):
+    # --counts takes a snapshot's load statistics (a plan's, else its tracker's): re-planning a
+    # saved plan for another layout gives what its load file gives.
+    snapshot = plan_snapshot(eplb, workdir, readme_counts, *README_DEEPSEEK)
+    other = ["--replicas", "24", "--gpus", "12", "--nodes", "3"]
+    ok(eplb("plan", "--counts", snapshot, *other, "--out", workdir / "from_snapshot.json"))
+    ok(eplb("plan", "--counts", readme_counts, *other, "--out", workdir / "from_counts.json"))
+    assert ((workdir / "from_snapshot.json").read_text() ==
+            (workdir / "from_counts.json").read_text())
+    # A statistics snapshot: its tracker's loads, as --stats plans them.
+    trace = workdir.write_text("t.jsonl", "".join(
+        f'{{"layer": {t % 2}, "experts": [{t % 12}, {(5 * t + 1) % 12}]}}\n' for t in range(40)))
+    stats = workdir / "stats.eplb"
+    ok(eplb("record", "--trace", trace, "--experts", "12", "--out", stats))
+    ok(eplb("plan", "--counts", stats, *other, "--out", workdir / "counts_of_stats.json"))
+    ok(eplb("plan", "--stats", stats, *other, "--out", workdir / "stats_plan.json"))
+    assert ((workdir / "counts_of_stats.json").read_text() ==
+            (workdir / "stats_plan.json").read_text())
+    # migrate and plot read it too.
+    ok(eplb("plot", workdir / "from_counts.json", "--gpus", "12", "--counts", snapshot,
+            "--out", workdir / "p.svg"))
+
+
 def test_a_json_map_under_an_eplb_name_reads_by_content(eplb, workdir, readme_counts):
     # convert --to sglang into a .eplb name writes SGLang's map there; the readers go by content.
     snapshot = plan_snapshot(eplb, workdir, readme_counts, *README_ARGS)

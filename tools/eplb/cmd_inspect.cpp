@@ -23,10 +23,6 @@ namespace eplb_cli {
 
 namespace {
 
-struct SnapshotDeleter {
-  void operator()(eplb_snapshot* s) const { eplb_snapshot_destroy(s); }
-};
-
 struct Loaded {
   eplb_snapshot_info info{};
   PlacementPtr placement;
@@ -69,7 +65,7 @@ Loaded load(const std::string& path) {
     throw InputError(std::string(eplb_last_error_message()) + " [" + eplb_status_string(status) +
                      "]");
   }
-  const std::unique_ptr<eplb_snapshot, SnapshotDeleter> snapshot(raw);
+  const SnapshotPtr snapshot(raw);
   Loaded loaded;
   loaded.info.struct_size = sizeof(loaded.info);
   check(eplb_snapshot_get_info(snapshot.get(), &loaded.info), "");

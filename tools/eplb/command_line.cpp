@@ -143,9 +143,9 @@ void add_plan_command(CLI::App& app) {
       "statistics snapshot of 'eplb record' (--stats)");
   auto* counts = add_files_option(
       *command, "--counts", args->counts,
-      "Load file: JSON object with logical_count as [layers][experts] or [steps][layers][experts]; "
-      "list or repeat for several files. Steps and files are summed, or are the windows of "
-      "--robust");
+      "Load file: JSON object with logical_count as [layers][experts] or [steps][layers][experts], "
+      "or an .eplb snapshot's stored loads; list or repeat for several files. Steps and files are "
+      "summed, or are the windows of --robust");
   command
       ->add_option("--stats", args->stats,
                    "Plan from the loads of a statistics snapshot (.eplb, 'eplb record') instead "
@@ -346,7 +346,8 @@ void add_convert_command(CLI::App& app) {
       "file with K more rows has them dropped");
   command
       ->add_option("--counts", args->counts,
-                   "Store this load file (SGLang's logical_count) in the .eplb snapshot")
+                   "Store this load file (SGLang's logical_count, or an .eplb snapshot's stored "
+                   "loads) in the .eplb snapshot")
       ->check(file_name())
       ->type_name("FILE");
   command
@@ -384,7 +385,8 @@ void add_plot_command(CLI::App& app) {
       ->type_name("N");
   command
       ->add_option("--counts", args->counts,
-                   "Load file (SGLang's logical_count JSON) if FILE carries no statistics")
+                   "Load file (SGLang's logical_count JSON, or an .eplb snapshot's stored loads) "
+                   "if FILE carries no statistics")
       ->check(file_name())
       ->type_name("FILE");
   add_topology_options(*command, args->topology,
@@ -410,7 +412,8 @@ void add_migrate_command(CLI::App& app) {
   add_file_argument(*command, "NEW", args->new_file, "The new plan (same formats)");
   command
       ->add_option("--counts", args->counts,
-                   "Load file (SGLang's logical_count JSON) to predict the gain with")
+                   "Load file (SGLang's logical_count JSON, or an .eplb snapshot's stored loads) "
+                   "to predict the gain with")
       ->check(file_name())
       ->type_name("FILE");
   add_topology_options(*command, args->topology,

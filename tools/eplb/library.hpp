@@ -25,6 +25,10 @@ struct PlanControlDeleter {
 using PlannerPtr = std::unique_ptr<eplb_planner, PlannerDeleter>;
 using PlacementPtr = std::unique_ptr<eplb_placement, PlacementDeleter>;
 using PlanControlPtr = std::unique_ptr<eplb_plan_control, PlanControlDeleter>;
+struct SnapshotDeleter {
+  void operator()(eplb_snapshot* s) const { eplb_snapshot_destroy(s); }
+};
+using SnapshotPtr = std::unique_ptr<eplb_snapshot, SnapshotDeleter>;
 
 // Frees a buffer the library allocated (eplb_buffer_free), whatever its element type:
 // std::unique_ptr<double, LibraryBufferFree>.

@@ -10,6 +10,8 @@
 
 #include "eplb/cli_error.hpp"
 #include "eplb/input_file.hpp"
+#include "eplb/library.hpp"
+#include "eplb/tracker_handle.hpp"
 
 namespace eplb_cli {
 
@@ -144,13 +146,42 @@ void require_no_dense_rows(const std::vector<double>& loads, std::uint32_t num_e
   }
 }
 
+LoadMatrix read_snapshot_loads(const std::string& path, const std::string& bytes) {
+  eplb_snapshot* raw = nullptr;
+  std::string error;
+  const eplb_status status = load_snapshot_bytes(bytes, &raw, error);
+  if (status == EPLB_ERR_OUT_OF_MEMORY || status == EPLB_ERR_INTERNAL) {
+    throw Failure(path + ": " + error + " [" + eplb_status_string(status) + "]");
+  }
+  if (status != EPLB_OK) throw InputError(path + ": " + error);
+  const SnapshotPtr snapshot(raw);
+  eplb_snapshot_info info{};
+  info.struct_size = sizeof(info);
+  check(eplb_snapshot_get_info(snapshot.get(), &info), path + ": ");
+  LoadMatrix matrix;
+  matrix.num_layers = info.num_layers;
+  matrix.num_experts = info.num_logical_experts;
+  matrix.loads.resize(std::size_t{info.num_layers} * info.num_logical_experts);
+  if (info.has_loads != 0) {
+    check(eplb_snapshot_get_loads(snapshot.get(), matrix.loads.data(), matrix.loads.size()),
+          path + ": ");
+  } else if (info.has_coactivation != 0) {
+    eplb_tracker* tracker = nullptr;
+    check(eplb_snapshot_get_tracker(snapshot.get(), &tracker), path + ": ");
+    const TrackerPtr owned(tracker);
+    matrix.loads = tracker_loads(owned.get());
+  } else {
+    throw InputError(path +
+                     " is an .eplb snapshot without load statistics (it was saved without "
+                     "them): plan from its load file instead");
+  }
+  matrix.steps = matrix.loads;
+  return matrix;
+}
+
 LoadMatrix read_logical_count_file(const std::string& path) {
   const std::string text = read_input(path, "");
-  if (starts_like_snapshot(text)) {
-    throw InputError(path +
-                     " is an .eplb snapshot, not a JSON load file: plan from the "
-                     "statistics of 'eplb record' with --stats");
-  }
+  if (starts_like_snapshot(text)) return read_snapshot_loads(path, text);
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
     throw InputError(path + " is empty: expected a JSON object with logical_count");
   }

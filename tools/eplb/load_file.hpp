@@ -16,8 +16,14 @@ struct LoadMatrix {
   std::vector<double> steps;    // [steps][layers][experts] as recorded
 };
 
-// Throws InputError naming the file, key, indices and value of the first problem.
+// Throws InputError naming the file, key, indices and value of the first problem. An .eplb
+// snapshot gives the load statistics it stores (read_snapshot_loads).
 [[nodiscard]] LoadMatrix read_logical_count_file(const std::string& path);
+
+// The load statistics a snapshot stores (`bytes`, the content of `path`): a plan's loads, or else
+// its tracker's, so that re-planning a saved plan for another layout needs no JSON file. Throws
+// InputError for a damaged snapshot or one saved without either.
+[[nodiscard]] LoadMatrix read_snapshot_loads(const std::string& path, const std::string& bytes);
 
 // For --dense-layers K (K trivial rows written before the MoE layers of SGLang's map): throws
 // InputError when the first K layers of `loads` ([layers][num_experts]) have no load, i.e. the

@@ -15,11 +15,6 @@ namespace eplb_cli {
 
 namespace {
 
-struct SnapshotClose {
-  void operator()(eplb_snapshot* snapshot) const { eplb_snapshot_destroy(snapshot); }
-};
-using OwnedSnapshot = std::unique_ptr<eplb_snapshot, SnapshotClose>;
-
 // Bad input files end the command with exit status 2; only allocation failures and library bugs
 // are failures of the tool itself.
 void check_input(eplb_status status, const std::string& path) {
@@ -50,7 +45,7 @@ PlacementFile read_snapshot(const std::string& path, const std::string& bytes,
     throw Failure(path + ": " + error + " [" + eplb_status_string(status) + "]");
   }
   if (status != EPLB_OK) throw InputError(path + ": " + error);
-  const OwnedSnapshot snapshot(raw);
+  const SnapshotPtr snapshot(raw);
   eplb_snapshot_info info{};
   info.struct_size = sizeof(info);
   check(eplb_snapshot_get_info(snapshot.get(), &info), path + ": ");
@@ -216,9 +211,8 @@ void write_placement_file(const std::string& path, PlacementFormat format,
 Loads read_sglang_loads(const std::string& path) {
   const std::string text = read_input(path, "");
   if (starts_like_snapshot(text)) {
-    throw InputError("--counts " + path +
-                     " is an .eplb snapshot, not a JSON load file (SGLang's logical_count); a "
-                     "snapshot's own statistics are used without --counts");
+    LoadMatrix stored = read_snapshot_loads(path, text);
+    return {stored.num_layers, stored.num_experts, std::move(stored.loads)};
   }
   double* values = nullptr;
   Loads loads;

@@ -79,7 +79,8 @@ void write_placement_file(const std::string& path, PlacementFormat format,
 void require_no_dense_rows_in(const eplb_placement* placement, const std::vector<double>& loads,
                               std::uint32_t dense_layers, const std::string& path);
 
-// SGLang's load file through the C API, summed over steps: [layers][experts].
+// SGLang's load file through the C API, summed over steps: [layers][experts]; or the load
+// statistics an .eplb snapshot stores (read_snapshot_loads).
 struct Loads {
   std::uint32_t num_layers = 0;
   std::uint32_t num_experts = 0;
