@@ -298,6 +298,16 @@ TEST(Tracker, SlidingWindowOfSmallBatchesKeepsTheirRowsNotTheirCounts) {
   EXPECT_EQ(decode_tracker_state(encode_tracker_state(fresh)).window_bytes(), dense_delta);
 }
 
+// A decay tracker's layer 0 against the brute force: batch i of n weighs decay^(n - 1 - i).
+void expect_geometric_sum(const Tracker& tracker, const std::vector<Batch>& history, double decay) {
+  Oracle oracle(tracker.options().num_experts);
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    oracle.add(history[i], tracker.options().top_k,
+               std::pow(decay, static_cast<double>(history.size() - 1 - i)));
+  }
+  expect_equal(tracker, 0, oracle, 1e-12);
+}
+
 TEST(Tracker, DecayEqualsGeometricSum) {
   std::mt19937_64 rng(3);
   constexpr std::uint32_t kE = 6, kK = 2;
@@ -310,11 +320,7 @@ TEST(Tracker, DecayEqualsGeometricSum) {
       const Batch b = random_batch(rng, 0, 1 + rng() % 20, kE, kK);
       tracker.record(0, b.ids, b.tokens, kK);
       history.push_back(b);
-      Oracle oracle(kE);
-      for (std::size_t i = 0; i < history.size(); ++i) {
-        oracle.add(history[i], kK, std::pow(decay, static_cast<double>(history.size() - 1 - i)));
-      }
-      expect_equal(tracker, 0, oracle, 1e-12);
+      expect_geometric_sum(tracker, history, decay);
     }
   }
 }
@@ -343,11 +349,7 @@ TEST(Tracker, DecayOfTopEightBatchesEqualsGeometricSum) {
       }
       tracker.record(0, b.ids, b.tokens, kK);
       history.push_back(b);
-      Oracle oracle(kE);
-      for (std::size_t i = 0; i < history.size(); ++i) {
-        oracle.add(history[i], kK, std::pow(decay, static_cast<double>(history.size() - 1 - i)));
-      }
-      expect_equal(tracker, 0, oracle, 1e-12);
+      expect_geometric_sum(tracker, history, decay);
     }
   }
 }

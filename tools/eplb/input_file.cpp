@@ -98,4 +98,20 @@ eplb_status load_snapshot_bytes(const std::string& bytes, eplb_snapshot** out, s
   return status;
 }
 
+SnapshotPtr decode_snapshot(const std::string& path, const std::string& bytes,
+                            eplb_snapshot_info& info) {
+  eplb_snapshot* raw = nullptr;
+  std::string error;
+  const eplb_status status = load_snapshot_bytes(bytes, &raw, error);
+  if (status == EPLB_ERR_OUT_OF_MEMORY || status == EPLB_ERR_INTERNAL) {
+    throw Failure(path + ": " + error + " [" + eplb_status_string(status) + "]");
+  }
+  if (status != EPLB_OK) throw InputError(path + ": " + error);
+  SnapshotPtr snapshot(raw);
+  info = eplb_snapshot_info{};
+  info.struct_size = sizeof(info);
+  check(eplb_snapshot_get_info(snapshot.get(), &info), path + ": ");
+  return snapshot;
+}
+
 }  // namespace eplb_cli

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "eplb/library.hpp"
+
 namespace eplb_cli {
 
 // Opens `path` for reading, or throws InputError "'path': it is a directory" / "'path': No such
@@ -29,6 +31,11 @@ namespace eplb_cli {
 // `error` set to the library's message (naming no buffer: the caller names the path).
 [[nodiscard]] eplb_status load_snapshot_bytes(const std::string& bytes, eplb_snapshot** out,
                                               std::string& error);
+
+// Decodes the snapshot `bytes`, the content of `path`, and its info: InputError naming `path`
+// for a damaged or foreign file, Failure when the library runs out of memory or fails.
+[[nodiscard]] SnapshotPtr decode_snapshot(const std::string& path, const std::string& bytes,
+                                          eplb_snapshot_info& info);
 
 // True when `path`'s file name ends in `extension` (with its dot: ".eplb", ".json"), in any case.
 [[nodiscard]] bool has_extension(const std::string& path, const char* extension);

@@ -147,17 +147,8 @@ void require_no_dense_rows(const std::vector<double>& loads, std::uint32_t num_e
 }
 
 LoadMatrix read_snapshot_loads(const std::string& path, const std::string& bytes) {
-  eplb_snapshot* raw = nullptr;
-  std::string error;
-  const eplb_status status = load_snapshot_bytes(bytes, &raw, error);
-  if (status == EPLB_ERR_OUT_OF_MEMORY || status == EPLB_ERR_INTERNAL) {
-    throw Failure(path + ": " + error + " [" + eplb_status_string(status) + "]");
-  }
-  if (status != EPLB_OK) throw InputError(path + ": " + error);
-  const SnapshotPtr snapshot(raw);
   eplb_snapshot_info info{};
-  info.struct_size = sizeof(info);
-  check(eplb_snapshot_get_info(snapshot.get(), &info), path + ": ");
+  const SnapshotPtr snapshot = decode_snapshot(path, bytes, info);
   LoadMatrix matrix;
   matrix.num_layers = info.num_layers;
   matrix.num_experts = info.num_logical_experts;

@@ -38,17 +38,8 @@ void require_agrees(std::uint32_t given, std::uint32_t stored, const char* optio
 // `bytes`: the content of `path`.
 PlacementFile read_snapshot(const std::string& path, const std::string& bytes,
                             const TopologyArgs& args) {
-  eplb_snapshot* raw = nullptr;
-  std::string error;
-  const eplb_status status = load_snapshot_bytes(bytes, &raw, error);
-  if (status == EPLB_ERR_OUT_OF_MEMORY || status == EPLB_ERR_INTERNAL) {
-    throw Failure(path + ": " + error + " [" + eplb_status_string(status) + "]");
-  }
-  if (status != EPLB_OK) throw InputError(path + ": " + error);
-  const SnapshotPtr snapshot(raw);
   eplb_snapshot_info info{};
-  info.struct_size = sizeof(info);
-  check(eplb_snapshot_get_info(snapshot.get(), &info), path + ": ");
+  const SnapshotPtr snapshot = decode_snapshot(path, bytes, info);
   // (A statistics snapshot says it holds no placement before its zero GPUs disagree with
   // anything.)
   PlacementFile file;
