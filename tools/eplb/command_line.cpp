@@ -493,8 +493,8 @@ void add_record_command(CLI::App& app) {
   auto* traces = add_files_option(
       *command, "--trace", args->traces,
       "Trace file: JSON lines, one object per token and layer with \"layer\" and \"experts\" (a "
-      "list of expert ids, -1 = masked); other keys are ignored. List or repeat for several "
-      "files");
+      "list of expert ids, -1 = masked; an id listed twice counts twice as load, its pairs once); "
+      "other keys are ignored. List or repeat for several files");
   traces->required();
   command->add_option("--experts", args->experts, "Logical experts per layer")
       ->required()
