@@ -144,6 +144,9 @@ std::vector<std::vector<std::int32_t>> to_physical(
   return out;
 }
 
+// With --baseline: the calls of each library's turn, and how many of them are not timed.
+constexpr int kTurnCalls = 25, kTurnUntimed = 5;
+
 // One library's tracker and placement, recording the shared batches.
 class TimedTracker {
  public:
@@ -205,8 +208,8 @@ std::vector<double> time_record(const std::vector<TrackerApi>& apis, std::uint32
   for (auto& t : trackers) {
     for (int i = 0; i < 64; ++i) t->record(batch(i), tokens, physical);
   }
-  const int block = apis.size() > 1 ? 25 : samples;
-  const int untimed = apis.size() > 1 ? 5 : 0;
+  const int block = apis.size() > 1 ? kTurnCalls : samples;
+  const int untimed = apis.size() > 1 ? kTurnUntimed : 0;
   std::vector<std::vector<double>> us(apis.size());
   for (int done = 0; done < samples;) {
     const int timed = std::min(block - untimed, samples - done);
@@ -263,7 +266,10 @@ int main(int argc, char** argv) {
   if (!baseline.empty()) apis.push_back(load_baseline(baseline));
   std::cout << "libeplb " << eplb_version_string() << ": tracker record, 1 layer x " << kExperts
             << " experts, top-" << kTopK << ", median of " << samples << " calls";
-  if (!baseline.empty()) std::cout << ", against " << baseline << " (turns of 20 timed calls each)";
+  if (!baseline.empty()) {
+    std::cout << ", against " << baseline << " (turns of " << kTurnCalls - kTurnUntimed
+              << " timed calls each)";
+  }
   std::cout << "\n\n";
   std::vector<std::string> columns = {"tokens",    "ids",      "window",          "reservoir",
                                       "median us", "ns/token", "target <= 100 us"};

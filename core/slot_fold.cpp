@@ -12,11 +12,6 @@
 namespace eplb {
 namespace {
 
-// Slots one AVX-512 permute of two registers of 16-bit ids covers, and the most slots the
-// avx512 kernel takes (beyond that it does more work than the gathers: BENCHMARKS.md, Tracker).
-constexpr std::uint32_t kPermuteSlots = 64;
-constexpr std::uint32_t kMaxPermuteSlots = 1024;
-
 bool fold_scalar(const std::int32_t* ids, std::size_t n, const std::int32_t* phy2log,
                  std::uint32_t slots, std::int32_t* out) {
   bool bad = false;
@@ -29,6 +24,11 @@ bool fold_scalar(const std::int32_t* ids, std::size_t n, const std::int32_t* phy
 }
 
 #ifdef EPLB_FOLD_X86
+
+// Slots one AVX-512 permute of two registers of 16-bit ids covers, and the most slots the
+// avx512 kernel takes (beyond that it does more work than the gathers: BENCHMARKS.md, Tracker).
+constexpr std::uint32_t kPermuteSlots = 64;
+constexpr std::uint32_t kMaxPermuteSlots = 1024;
 
 // 8 ids per step: a masked gather from the table (masked and bad ids read nothing), and the
 // bad-id test accumulated in one register. Returns the ids it folded (a multiple of 8).
@@ -178,7 +178,9 @@ bool fold_slots_with(FoldKernel kernel, std::span<const std::int32_t> ids,
   std::size_t done = 0;
   bool bad = false;
 #ifdef EPLB_FOLD_X86
-  if (kernel == FoldKernel::avx512 && slots <= kMaxPermuteSlots) {
+  // The permute kernel takes whole steps of 32 ids (its table costs a pass over the slots); the
+  // gathers take what it leaves, then the scalar loop the last few.
+  if (kernel == FoldKernel::avx512 && slots <= kMaxPermuteSlots && n >= 32) {
     std::array<std::uint16_t, kMaxPermuteSlots> table{};
     bool fits = true;
     for (std::uint32_t s = 0; s < slots; ++s) {
@@ -186,15 +188,13 @@ bool fold_slots_with(FoldKernel kernel, std::span<const std::int32_t> ids,
       fits &= e >= 0 && e <= std::numeric_limits<std::uint16_t>::max();
       table[s] = static_cast<std::uint16_t>(e);
     }
-    if (fits) {
-      done = fold_avx512_chunks(in, n, table.data(), slots, out, bad);
-    } else {
-      kernel = FoldKernel::avx2;
-    }
-  } else if (kernel == FoldKernel::avx512) {
-    kernel = FoldKernel::avx2;
+    if (fits) done = fold_avx512_chunks(in, n, table.data(), slots, out, bad);
   }
-  if (kernel == FoldKernel::avx2) done = fold_avx2(in, n, phy2log.data(), slots, out, bad);
+  if (kernel != FoldKernel::scalar) {
+    bool bad_gathered = false;
+    done += fold_avx2(in + done, n - done, phy2log.data(), slots, out + done, bad_gathered);
+    bad |= bad_gathered;
+  }
 #else
   static_cast<void>(kernel);
 #endif

@@ -229,10 +229,10 @@ template <typename L, typename P, bool Retire = false>
 BatchScan count_batch(const std::int32_t* ids, std::size_t num_tokens, std::uint32_t top_k,
                       std::uint32_t limit, const std::size_t* row_base, L* load, P* pair) {
   static_assert(!Retire || (std::is_unsigned_v<L> && std::is_unsigned_v<P>));
-  constexpr L l1 = Retire ? static_cast<L>(-1) : L{1};  // unsigned: adding -1 subtracts 1
-  constexpr P p1 = Retire ? static_cast<P>(-1) : P{1};
-  return count_weighted < L, P,
-         Retire ? -1 : 1 > (ids, num_tokens, top_k, limit, row_base, load, pair, l1, p1);
+  constexpr int kUnit = Retire ? -1 : 1;
+  constexpr L l1 = static_cast<L>(kUnit);  // unsigned: adding -1 subtracts 1
+  constexpr P p1 = static_cast<P>(kUnit);
+  return count_weighted<L, P, kUnit>(ids, num_tokens, top_k, limit, row_base, load, pair, l1, p1);
 }
 
 // body(i) for i in [0, n): the passes over a layer's counts (committing a batch's scratch,

@@ -476,6 +476,12 @@ def test_counts_with_dense_rows_for_a_plan_without_them_suggest_dense_layers(epl
                  "pass --dense-layers 1")
     assert not out.exists()
     ok(eplb("plot", plan, "--counts", counts, "--dense-layers", "1", "--out", out))
+    # Not for an SGLang map, whose rows --dense-layers would drop too.
+    sglang = workdir / "moe.json"
+    ok(eplb("convert", plan, sglang))
+    message = assert_error(eplb("plot", sglang, "--gpus", "2", "--counts", counts, "--out", out),
+                           2, "3 layers x 4 experts, but")
+    assert "--dense-layers" not in message
 
 
 def test_plot_large_deployment(eplb, workdir):

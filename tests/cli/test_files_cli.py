@@ -117,6 +117,13 @@ def test_inspect_and_plan_stats_read_a_snapshot_from_a_fifo(eplb, workdir):
     ok(eplb("plan", "--stats", fifo2, "--replicas", 8, "--gpus", 4))
     thread.join(5)
 
+    # A load file through a FIFO: inspect reads it once, and says what it is (reading it again
+    # would wait for a writer that is gone).
+    fifo3 = workdir / "counts.fifo"
+    thread = feed_fifo(fifo3, b'{"logical_count": [[1, 2, 3, 4]]}')
+    usage_error(eplb("inspect", fifo3, timeout=20), "an SGLang load file", "eplb plan --counts")
+    thread.join(5)
+
 
 def test_a_dash_is_a_file_name_and_the_error_points_at_dev_stdin(eplb, workdir, readme_counts):
     # Inputs are files; '-' names one like any other, and when it is missing the message says
@@ -144,9 +151,13 @@ def test_error_messages_are_one_line_of_valid_utf8(eplb, workdir):
     message = usage_error(eplb("plan", "--counts", damaged, *README_ARGS), "invalid JSON",
                           "\\xff")
     assert "\ufffd" not in message
-    # Valid UTF-8 prints as it is.
+    # Valid UTF-8 prints as it is, but for the characters that hide or break lines (C1 controls,
+    # U+2028) and the backslash, which escapes.
     usage_error(eplb("plan", "--counts", workdir.path / "caf\u00e9.json", *README_ARGS),
                 "caf\u00e9.json")
+    message = usage_error(eplb("plan", "--counts", workdir.path / "a\u0085b\u2028c\\d.json",
+                               *README_ARGS), "a\\xc2\\x85b\\xe2\\x80\\xa8c\\\\d.json")
+    assert "\u0085" not in message and "\u2028" not in message
 
 
 # --- outputs --------------------------------------------------------------------------------------

@@ -101,8 +101,10 @@ def test_load_above_float32_range_with_deepseek(eplb, workdir):
     # The deepseek algorithm computes in float32 like the reference: the library refuses, and
     # the CLI names the file, the layer/expert and the value.
     path = workdir.counts([[1, 2, 3, 4], [1, 2, 1e39, 4]])
+    # The plan's own errors also name the options that sized it.
     usage_error(eplb("plan", "--counts", path, *SMALL, "--algorithm", "deepseek"),
-                str(path), "[1][2]", "1e+39", "FLT_MAX")
+                f"cannot plan 2 layers of 4 experts from {path} with --replicas 8 --gpus 4",
+                "[1][2]", "1e+39", "FLT_MAX")
     # Every layer adds up to at most 1e150 (any algorithm).
     path = workdir.counts([[1, 2, 3, 4], [1, 2, 1e151, 4]])
     usage_error(eplb("plan", "--counts", path, *SMALL, "--algorithm", "balanced"),

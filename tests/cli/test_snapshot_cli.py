@@ -351,7 +351,7 @@ def test_inspect_missing_file(eplb, workdir):
 
 
 def test_inspect_a_directory(eplb, workdir):
-    usage_error(eplb("inspect", workdir.path), str(workdir.path), "Is a directory")
+    usage_error(eplb("inspect", workdir.path), str(workdir.path), "is a directory")
 
 
 def test_inspect_needs_a_file(eplb):
@@ -405,9 +405,21 @@ def test_a_snapshot_s_stored_loads_plan_like_its_load_file(eplb, workdir, readme
     ok(eplb("plan", "--stats", stats, *other, "--out", workdir / "stats_plan.json"))
     assert ((workdir / "counts_of_stats.json").read_text() ==
             (workdir / "stats_plan.json").read_text())
-    # migrate and plot read it too.
+    # plot, migrate and convert read it too, as they read its load file.
     ok(eplb("plot", workdir / "from_counts.json", "--gpus", "12", "--counts", snapshot,
             "--out", workdir / "p.svg"))
+    balanced = plan_snapshot(eplb, workdir, readme_counts, *README_ARGS, name="balanced.eplb")
+    moved = [json.loads(ok(eplb("migrate", snapshot, balanced, "--counts", counts,
+                                "--bytes-per-expert", "1MB", "--json")).stdout)
+             for counts in (snapshot, readme_counts)]
+    assert moved[0]["summary"]["moved_experts"] > 0
+    assert moved[0]["loads_from"] == str(snapshot)
+    del moved[0]["loads_from"], moved[1]["loads_from"]
+    assert moved[0] == moved[1]
+    bare = workdir / "bare.eplb"
+    ok(eplb("convert", workdir / "from_counts.json", bare, "--gpus", "12", "--nodes", "3",
+            "--counts", snapshot))
+    assert inspect_json(eplb, bare)["has_loads"]
 
 
 def test_a_json_map_under_an_eplb_name_reads_by_content(eplb, workdir, readme_counts):

@@ -92,8 +92,8 @@ TEST(SlotFold, EveryKernelMatchesTheOracleOnRandomLayers) {
   std::mt19937_64 rng(7);
   // Slot counts at and around each 64-slot chunk the AVX-512 kernel instantiates, DeepSeek-V3's
   // 288, its 1024-slot limit and past it (gathers).
-  const std::uint32_t slot_counts[] = {1,   2,   31,  32,  63,   64,   65,   127,  128,
-                                       129, 255, 256, 288, 320,  448,  511,  512,  513,
+  const std::uint32_t slot_counts[] = {1,   2,   31,  32,  63,   64,   65,   127,  128, 129,
+                                       255, 256, 288, 320, 352,  384,  448,  511,  512, 513,
                                        700, 767, 768, 769, 1000, 1023, 1024, 1025, 4096};
   int kernels_ran = 0;
   for (const std::uint32_t slots : slot_counts) {

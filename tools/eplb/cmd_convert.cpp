@@ -65,8 +65,9 @@ void run_convert(const ConvertArgs& args) {
   }
   const auto source_info = info_of(file.placement.get());
   if (!args.counts.empty()) {
+    // (convert's --dense-layers is about the maps' rows, so it is not suggested for the counts.)
     file.loads = loads_for_placement(read_sglang_loads(args.counts), source_info, dense,
-                                     args.counts, args.in);
+                                     args.counts, args.in, false);
   }
   if (target == PlacementFormat::vllm_ascend && file.format != PlacementFormat::vllm_ascend &&
       !args.dense_layers_given) {

@@ -31,10 +31,9 @@ struct Loaded {
   TrackerPtr tracker;         // co-activation statistics, if stored
 };
 
-// When `path`, which is no snapshot, holds one of the JSON files the other commands read: says
-// which, and the command that makes a snapshot of it.
-void refuse_json(const std::string& path) {
-  const std::string bytes = read_input(path, "");
+// When `bytes` (the content of `path`, no snapshot) is one of the JSON files the other commands
+// read: says which, and the command that makes a snapshot of it.
+void refuse_json(const std::string& path, const std::string& bytes) {
   if (!starts_like_json(bytes)) return;
   const nlohmann::json document = nlohmann::json::parse(bytes, nullptr, false);
   if (!document.is_object()) return;
@@ -54,21 +53,13 @@ void refuse_json(const std::string& path) {
   }
 }
 
-// A damaged or unreadable file is bad input (exit 2); only the library failing is exit 1.
+// The file is read once (a pipe or a FIFO works). A damaged or unreadable file is bad input
+// (exit 2); only the library failing is exit 1.
 Loaded load(const std::string& path) {
-  eplb_snapshot* raw = nullptr;
-  const eplb_status status = eplb_snapshot_load(path.c_str(), &raw);
-  if (status == EPLB_ERR_OUT_OF_MEMORY || status == EPLB_ERR_INTERNAL) check(status, "");
-  if (status == EPLB_ERR_IO) throw InputError(eplb_last_error_message());  // names path, reason
-  if (status == EPLB_ERR_CORRUPT) refuse_json(path);
-  if (status != EPLB_OK) {
-    throw InputError(std::string(eplb_last_error_message()) + " [" + eplb_status_string(status) +
-                     "]");
-  }
-  const SnapshotPtr snapshot(raw);
+  const std::string bytes = read_input(path, "");
+  if (!starts_like_snapshot(bytes)) refuse_json(path, bytes);
   Loaded loaded;
-  loaded.info.struct_size = sizeof(loaded.info);
-  check(eplb_snapshot_get_info(snapshot.get(), &loaded.info), "");
+  const SnapshotPtr snapshot = decode_snapshot(path, bytes, loaded.info);
   if (loaded.info.has_coactivation != 0) {
     eplb_tracker* tracker = nullptr;
     check(eplb_snapshot_get_tracker(snapshot.get(), &tracker), "");

@@ -148,8 +148,9 @@ void run_migrate(const MigrateArgs& args) {
   std::vector<double> loads;
   std::string loads_from;
   if (!args.counts.empty()) {
+    // (--dense-layers also drops rows of SGLang maps, so it fixes the counts only without one.)
     loads = loads_for_placement(read_sglang_loads(args.counts), info, dense, args.counts,
-                                args.new_file);
+                                args.new_file, !sglang_in);
     loads_from = args.counts;
   } else if (!new_file.loads.empty()) {
     loads = std::move(new_file.loads);

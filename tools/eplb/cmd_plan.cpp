@@ -211,13 +211,7 @@ void run_plan(const PlanArgs& args) {
   std::vector<LoadMatrix> files;
   if (!args.stats.empty()) {
     stats_tracker = load_tracker_from_snapshot(args.stats, "--stats");
-    const auto o = tracker_options_of(stats_tracker.get());
-    LoadMatrix matrix;
-    matrix.num_layers = o.num_layers;
-    matrix.num_experts = o.num_logical_experts;
-    matrix.loads = tracker_loads(stats_tracker.get());
-    matrix.steps = matrix.loads;
-    files.push_back(std::move(matrix));
+    files.push_back(load_matrix_of(stats_tracker.get()));
   }
   // Every file's steps are windows of one recording; the plan is judged on their sum.
   for (const auto& path : args.counts) files.push_back(read_logical_count_file(path));

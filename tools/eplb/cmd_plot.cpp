@@ -88,8 +88,9 @@ void run_plot(const PlotArgs& args) {
   std::vector<double> loads = std::move(file.loads);
   std::string source = short_name(args.file);
   if (!args.counts.empty()) {
+    // (--dense-layers also drops rows of an SGLang map, so it fixes the counts only without one.)
     loads = loads_for_placement(read_sglang_loads(args.counts), info, args.topology.dense_layers,
-                                args.counts, args.file);
+                                args.counts, args.file, file.format != PlacementFormat::sglang);
     source += " with loads from " + short_name(args.counts);
   }
   if (loads.empty()) {
@@ -136,18 +137,18 @@ void run_plot(const PlotArgs& args) {
           std::string(eplb_version_string()) + "."};
   write_file_atomically(args.out, render_plot_svg(data));
   // With --layer, that layer's balancedness too (the totals stay the means over the layers).
-  std::optional<std::pair<double, double>> layer_balancedness;
+  std::optional<double> layer_before, layer_after;
   if (args.layer >= 0) {
     const auto slice = [&](const std::vector<double>& loads_by_layer) {
       const auto begin = loads_by_layer.begin() + static_cast<std::ptrdiff_t>(args.layer) *
                                                       static_cast<std::ptrdiff_t>(info.num_gpus);
       return balancedness(std::vector<double>(begin, begin + info.num_gpus), 1, info.num_gpus);
     };
-    layer_balancedness = {slice(data.before), slice(data.after)};
+    layer_before = slice(data.before);
+    layer_after = slice(data.after);
   }
-  const auto or_null = [&](double std::pair<double, double>::*part) {
-    return layer_balancedness ? nlohmann::json((*layer_balancedness).*part)
-                              : nlohmann::json(nullptr);
+  const auto or_null = [](std::optional<double> value) {
+    return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
   };
   if (args.json) {
     const nlohmann::json document = {
@@ -160,8 +161,8 @@ void run_plot(const PlotArgs& args) {
         {"algorithm", info.algorithm == 0 ? "imported" : algorithm},
         {"balancedness_before", data.balancedness_before},
         {"balancedness_after", data.balancedness_after},
-        {"layer_balancedness_before", or_null(&std::pair<double, double>::first)},
-        {"layer_balancedness_after", or_null(&std::pair<double, double>::second)},
+        {"layer_balancedness_before", or_null(layer_before)},
+        {"layer_balancedness_after", or_null(layer_after)},
     };
     print_json(document);
     return;
@@ -170,9 +171,9 @@ void run_plot(const PlotArgs& args) {
             << counted(info.num_gpus, "GPU") << ", balancedness "
             << fixed(data.balancedness_before, 4) << " before (no replication) -> "
             << fixed(data.balancedness_after, 4) << " after (" << algorithm << ")";
-  if (layer_balancedness) {
-    std::cout << "; layer " << args.layer << ": " << fixed(layer_balancedness->first, 4) << " -> "
-              << fixed(layer_balancedness->second, 4);
+  if (layer_before && layer_after) {
+    std::cout << "; layer " << args.layer << ": " << fixed(*layer_before, 4) << " -> "
+              << fixed(*layer_after, 4);
   }
   std::cout << "\n";
 }

@@ -106,7 +106,9 @@ SnapshotPtr decode_snapshot(const std::string& path, const std::string& bytes,
   if (status == EPLB_ERR_OUT_OF_MEMORY || status == EPLB_ERR_INTERNAL) {
     throw Failure(path + ": " + error + " [" + eplb_status_string(status) + "]");
   }
-  if (status != EPLB_OK) throw InputError(path + ": " + error);
+  if (status != EPLB_OK) {
+    throw InputError(path + ": " + error + " [" + eplb_status_string(status) + "]");
+  }
   SnapshotPtr snapshot(raw);
   info = eplb_snapshot_info{};
   info.struct_size = sizeof(info);

@@ -33,7 +33,8 @@ namespace eplb_cli {
                                               std::string& error);
 
 // Decodes the snapshot `bytes`, the content of `path`, and its info: InputError naming `path`
-// for a damaged or foreign file, Failure when the library runs out of memory or fails.
+// and the status ("[corrupt data]") for a damaged or foreign file, Failure when the library runs
+// out of memory or fails.
 [[nodiscard]] SnapshotPtr decode_snapshot(const std::string& path, const std::string& bytes,
                                           eplb_snapshot_info& info);
 

@@ -146,6 +146,16 @@ void require_no_dense_rows(const std::vector<double>& loads, std::uint32_t num_e
   }
 }
 
+LoadMatrix load_matrix_of(const eplb_tracker* tracker) {
+  const auto options = tracker_options_of(tracker);
+  LoadMatrix matrix;
+  matrix.num_layers = options.num_layers;
+  matrix.num_experts = options.num_logical_experts;
+  matrix.loads = tracker_loads(tracker);
+  matrix.steps = matrix.loads;
+  return matrix;
+}
+
 LoadMatrix read_snapshot_loads(const std::string& path, const std::string& bytes) {
   eplb_snapshot_info info{};
   const SnapshotPtr snapshot = decode_snapshot(path, bytes, info);
@@ -160,11 +170,11 @@ LoadMatrix read_snapshot_loads(const std::string& path, const std::string& bytes
     eplb_tracker* tracker = nullptr;
     check(eplb_snapshot_get_tracker(snapshot.get(), &tracker), path + ": ");
     const TrackerPtr owned(tracker);
-    matrix.loads = tracker_loads(owned.get());
+    return load_matrix_of(owned.get());
   } else {
     throw InputError(path +
                      " is an .eplb snapshot without load statistics (it was saved without "
-                     "them): plan from its load file instead");
+                     "them): pass its load file instead");
   }
   matrix.steps = matrix.loads;
   return matrix;

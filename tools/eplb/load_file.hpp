@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "eplb/eplb.h"
+
 namespace eplb_cli {
 
 struct LoadMatrix {
@@ -19,6 +21,9 @@ struct LoadMatrix {
 // Throws InputError naming the file, key, indices and value of the first problem. An .eplb
 // snapshot gives the load statistics it stores (read_snapshot_loads).
 [[nodiscard]] LoadMatrix read_logical_count_file(const std::string& path);
+
+// A tracker's loads, as one window.
+[[nodiscard]] LoadMatrix load_matrix_of(const eplb_tracker* tracker);
 
 // The load statistics a snapshot stores (`bytes`, the content of `path`): a plan's loads, or else
 // its tracker's, so that re-planning a saved plan for another layout needs no JSON file. Throws

@@ -16,9 +16,10 @@
 
 namespace {
 
-// `message` as one line of valid UTF-8: a control character prints as \n, \t, \r or \xNN, and
-// so does each byte that is not part of a valid UTF-8 sequence (a file name is bytes, and a
-// parser's message may quote a damaged document's).
+// `message` as one line of valid UTF-8 that reads back unambiguously: a control character (C0,
+// DEL, C1) or a line or paragraph separator prints as \n, \t, \r or \xNN per byte, and so does
+// each byte that is not part of a valid UTF-8 sequence (a file name is bytes, and a parser's
+// message may quote a damaged document's); a backslash prints as \\.
 std::string one_printable_line(std::string_view message) {
   std::string line;
   const auto escape = [&line](unsigned char byte) {
@@ -61,9 +62,20 @@ std::string one_printable_line(std::string_view message) {
                    ? 4
                    : 0;
     }
-    if (length == 0) {
+    // C1 controls (U+0080..U+009F) and U+2028 / U+2029 are valid but break or hide lines.
+    const auto next = [&](std::size_t k) { return static_cast<unsigned char>(message[i + k]); };
+    const bool hidden =
+        (length == 2 && byte == 0xc2 && next(1) <= 0x9f) ||
+        (length == 3 && byte == 0xe2 && next(1) == 0x80 && (next(2) == 0xa8 || next(2) == 0xa9));
+    if (byte == '\\') {
+      line += "\\\\";
+      ++i;
+    } else if (length == 0) {
       escape(byte);
       ++i;
+    } else if (hidden) {
+      for (std::size_t k = 0; k < length; ++k) escape(next(k));
+      i += length;
     } else {
       line.append(message.substr(i, length));
       i += length;

@@ -297,7 +297,8 @@ std::uint32_t leading_dense_layers(const eplb_placement* placement,
 
 std::vector<double> loads_for_placement(Loads counts, const eplb_placement_info& placement,
                                         std::uint32_t dense_layers, const std::string& counts_path,
-                                        const std::string& placement_path) {
+                                        const std::string& placement_path,
+                                        bool suggest_dense_layers) {
   const std::uint32_t layers = placement.num_layers;
   if (counts.num_experts != placement.num_logical_experts ||
       (counts.num_layers != layers && counts.num_layers != layers + dense_layers)) {
@@ -309,8 +310,8 @@ std::vector<double> loads_for_placement(Loads counts, const eplb_placement_info&
              ? std::string()
              : " (and --dense-layers " + std::to_string(dense_layers) + " rows before them)") +
         // SGLang's files have a row per layer, dense ones included (DeepSeek-V3: 3 of 61).
-        (dense_layers == 0 && counts.num_experts == placement.num_logical_experts &&
-                 counts.num_layers > layers
+        (suggest_dense_layers && dense_layers == 0 &&
+                 counts.num_experts == placement.num_logical_experts && counts.num_layers > layers
              ? (counts.num_layers - layers == 1
                     ? std::string(": if its first row is a dense layer")
                     : ": if its first " + std::to_string(counts.num_layers - layers) +

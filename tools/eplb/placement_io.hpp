@@ -90,12 +90,12 @@ struct Loads {
 
 // `counts` as loads of `placement` ([layers][experts], read from `counts_path`): as many rows as
 // the placement has MoE layers, or `dense_layers` more (SGLang records dense layers as rows; they
-// must be zero and are dropped). Throws InputError naming both files otherwise.
-[[nodiscard]] std::vector<double> loads_for_placement(Loads counts,
-                                                      const eplb_placement_info& placement,
-                                                      std::uint32_t dense_layers,
-                                                      const std::string& counts_path,
-                                                      const std::string& placement_path);
+// must be zero and are dropped). Throws InputError naming both files otherwise, and, with
+// `suggest_dense_layers` (the command would drop them from the counts alone), the --dense-layers
+// that matches the extra rows.
+[[nodiscard]] std::vector<double> loads_for_placement(
+    Loads counts, const eplb_placement_info& placement, std::uint32_t dense_layers,
+    const std::string& counts_path, const std::string& placement_path, bool suggest_dense_layers);
 
 // "58 MoE layers x 256 experts, 288 slots on 32 GPUs in 4 nodes".
 [[nodiscard]] std::string shape_text(const eplb_placement_info& info);
