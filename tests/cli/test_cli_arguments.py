@@ -445,3 +445,14 @@ def test_cross_node_budget_where_it_applies(eplb, workdir, counts):
             "--cross-node-budget", "2"))
     refused(eplb, workdir, "plan", "--counts", "missing.json", *README_ARGS, "--algorithm",
             "balanced-relaxed", fragments=["balanced-relaxed needs --cross-node-budget N > 0"])
+
+
+@pytest.mark.parametrize("command", [[], ["plan"], ["record"], ["migrate"]])
+def test_help_command_is_the_help_flag(eplb, command):
+    # "eplb help [COMMAND]" prints what "eplb [COMMAND] --help" prints.
+    assert ok(eplb("help", *command)).stdout == ok(eplb(*command, "--help")).stdout
+
+
+def test_help_command_errors(eplb):
+    usage_error(eplb("help", "frob"), "unknown command 'frob'", "known: plan", "see 'eplb --help'")
+    usage_error(eplb("help", "plan", "extra"), "help takes at most one command, not 'extra'")

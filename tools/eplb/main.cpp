@@ -226,9 +226,32 @@ int main(int argc, char** argv) {
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   eplb_cli::add_commands(app);
   // Set after the commands, which would otherwise inherit it.
-  app.footer("Run 'eplb COMMAND --help' for the options of a command.");
+  app.footer("Run 'eplb COMMAND --help' (or 'eplb help COMMAND') for the options of a command.");
+  // "eplb help [COMMAND]" is "eplb [COMMAND] --help".
+  std::vector<char*> words(argv, argv + argc);
+  char help_flag[] = "--help";
+  if (argc >= 2 && std::string_view(argv[1]) == "help") {
+    if (argc > 3) {
+      return report(
+          "help takes at most one command, not '" + std::string(argv[3]) + "' (see 'eplb --help')",
+          eplb_cli::kExitUsage);
+    }
+    std::string known;
+    bool found = argc == 2;
+    for (const CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+      known += (known.empty() ? "" : ", ") + command->get_name();
+      found = found || command->get_name() == argv[2];
+    }
+    if (!found) {
+      return report("unknown command '" + std::string(argv[2]) + "' (known: " + known +
+                        ") (see 'eplb --help')",
+                    eplb_cli::kExitUsage);
+    }
+    words.erase(words.begin() + 1);
+    words.push_back(help_flag);
+  }
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(words.size()), words.data());
     // Output that did not reach stdout (a full disk, a closed pipe) is a failure, not success.
     std::cout.flush();
     if (!std::cout) return report("cannot write to standard output", eplb_cli::kExitFailure);
