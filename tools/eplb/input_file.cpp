@@ -40,6 +40,18 @@ std::string cannot_open(const std::string& path, const std::string& context) {
   return message;
 }
 
+// Decodes a snapshot from `bytes`. On failure returns the status, with `error` set to the
+// library's message (naming no buffer: the caller names the path).
+eplb_status load_snapshot_bytes(const std::string& bytes, eplb_snapshot** out, std::string& error) {
+  const eplb_status status = eplb_snapshot_load_from_buffer(bytes.data(), bytes.size(), out);
+  if (status != EPLB_OK) {
+    std::string_view message = eplb_last_error_message();
+    if (message.starts_with(kBufferPrefix)) message.remove_prefix(kBufferPrefix.size());
+    error = message;
+  }
+  return status;
+}
+
 }  // namespace
 
 bool has_extension(const std::string& path, const char* extension) {
@@ -86,16 +98,6 @@ bool starts_like_snapshot(std::string_view bytes) { return bytes.starts_with(kSn
 bool starts_like_json(std::string_view bytes) {
   const std::size_t first = bytes.find_first_not_of(" \t\r\n");
   return first != std::string_view::npos && (bytes[first] == '{' || bytes[first] == '[');
-}
-
-eplb_status load_snapshot_bytes(const std::string& bytes, eplb_snapshot** out, std::string& error) {
-  const eplb_status status = eplb_snapshot_load_from_buffer(bytes.data(), bytes.size(), out);
-  if (status != EPLB_OK) {
-    std::string_view message = eplb_last_error_message();
-    if (message.starts_with(kBufferPrefix)) message.remove_prefix(kBufferPrefix.size());
-    error = message;
-  }
-  return status;
 }
 
 SnapshotPtr decode_snapshot(const std::string& path, const std::string& bytes,

@@ -27,11 +27,6 @@ namespace eplb_cli {
 // JSON document (the SGLang and vLLM-Ascend files), whatever the file is named.
 [[nodiscard]] bool starts_like_json(std::string_view bytes);
 
-// Decodes a snapshot from `bytes`, the content of `path`. On failure returns the status, with
-// `error` set to the library's message (naming no buffer: the caller names the path).
-[[nodiscard]] eplb_status load_snapshot_bytes(const std::string& bytes, eplb_snapshot** out,
-                                              std::string& error);
-
 // Decodes the snapshot `bytes`, the content of `path`, and its info: InputError naming `path`
 // and the status ("[corrupt data]") for a damaged or foreign file, Failure when the library runs
 // out of memory or fails.

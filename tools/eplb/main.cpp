@@ -148,6 +148,27 @@ struct Usage {
   std::string help = "eplb --help";
 };
 
+// The commands' names, in the order --help lists them.
+std::vector<std::string> command_names(CLI::App& app) {
+  std::vector<std::string> names;
+  for (const CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+    names.push_back(command->get_name());
+  }
+  return names;
+}
+
+bool is_command(CLI::App& app, const std::string& word) {
+  const std::vector<std::string> names = command_names(app);
+  return std::find(names.begin(), names.end(), word) != names.end();
+}
+
+// "unknown command 'frob' (known: plan, demo, ...)".
+std::string unknown_command(CLI::App& app, const std::string& word) {
+  std::string known;
+  for (const std::string& name : command_names(app)) known += (known.empty() ? "" : ", ") + name;
+  return "unknown command '" + word + "' (known: " + known + ")";
+}
+
 Usage usage_of(CLI::App& app, const CLI::ParseError& error) {
   const std::string message = error.what();
   // Words before the command: "eplb --bogus", "eplb -x plan", "eplb frobnicate".
@@ -163,11 +184,7 @@ Usage usage_of(CLI::App& app, const CLI::ParseError& error) {
   if (chosen.empty()) {
     // These fail as "A subcommand is required": name the word.
     if (!left.empty()) {
-      std::string known;
-      for (const CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
-        known += (known.empty() ? "" : ", ") + command->get_name();
-      }
-      return {"unknown command '" + left.front() + "' (known: " + known + ")"};
+      return {unknown_command(app, left.front())};
     }
     return {message.empty() ? "bad usage" : message};
   }
@@ -236,16 +253,8 @@ int main(int argc, char** argv) {
           "help takes at most one command, not '" + std::string(argv[3]) + "' (see 'eplb --help')",
           eplb_cli::kExitUsage);
     }
-    std::string known;
-    bool found = argc == 2;
-    for (const CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
-      known += (known.empty() ? "" : ", ") + command->get_name();
-      found = found || command->get_name() == argv[2];
-    }
-    if (!found) {
-      return report("unknown command '" + std::string(argv[2]) + "' (known: " + known +
-                        ") (see 'eplb --help')",
-                    eplb_cli::kExitUsage);
+    if (argc == 3 && !is_command(app, argv[2])) {
+      return report(unknown_command(app, argv[2]) + " (see 'eplb --help')", eplb_cli::kExitUsage);
     }
     words.erase(words.begin() + 1);
     words.push_back(help_flag);

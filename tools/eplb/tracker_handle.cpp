@@ -11,16 +11,10 @@ TrackerPtr load_tracker_from_snapshot(const std::string& path, const std::string
                      " is not an .eplb snapshot (plan from a JSON load file with --counts; "
                      "write statistics with 'eplb record')");
   }
-  eplb_snapshot* snapshot = nullptr;
-  std::string error;
-  const eplb_status status = load_snapshot_bytes(bytes, &snapshot, error);
-  if (status == EPLB_ERR_OUT_OF_MEMORY || status == EPLB_ERR_INTERNAL) check(status, "");
-  if (status != EPLB_OK) {
-    throw InputError(option + " " + path + ": " + error + " [" + eplb_status_string(status) + "]");
-  }
+  eplb_snapshot_info info{};
+  const SnapshotPtr snapshot = decode_snapshot(option + " " + path, bytes, info);
   eplb_tracker* tracker = nullptr;
-  const eplb_status got = eplb_snapshot_get_tracker(snapshot, &tracker);
-  eplb_snapshot_destroy(snapshot);
+  const eplb_status got = eplb_snapshot_get_tracker(snapshot.get(), &tracker);
   if (got == EPLB_ERR_INVALID_ARGUMENT) {
     throw InputError(option + " " + path +
                      ": the snapshot holds a placement but no co-activation statistics; write "
